@@ -1,0 +1,1 @@
+"""Values and rules, no I/O: money, the order, the request, the record, the policy."""

@@ -1,0 +1,114 @@
+"""Inbound facts: what carriers, warehouses and platforms report about a return.
+
+Each carries ``source`` and ``event_id`` (a webhook delivery id, a scan id) so that a repeat
+is recognised and does nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from returnflow.domain.model import ItemCondition, QcResult, coerce_enum
+from returnflow.errors import InvalidPayload
+
+__all__ = [
+    "CarrierStatus",
+    "CarrierUpdate",
+    "InboundEvent",
+    "ReceivedLine",
+    "WarehouseFinished",
+    "WarehouseReceipt",
+]
+
+
+def _check_text(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidPayload(attribute.name, value, "must be a non-empty string")
+
+
+def _to_status(value: object) -> CarrierStatus:
+    return coerce_enum(CarrierStatus, value, InvalidPayload)
+
+
+def _to_qc(value: object) -> QcResult:
+    return coerce_enum(QcResult, value, InvalidPayload)
+
+
+def _to_condition(value: object) -> ItemCondition | None:
+    return None if value is None else coerce_enum(ItemCondition, value, InvalidPayload)
+
+
+def _to_received(value: Iterable[ReceivedLine]) -> tuple[ReceivedLine, ...]:
+    return tuple(value)
+
+
+class CarrierStatus(str, enum.Enum):
+    """Carrier notifications (seed 002: RETURN_PICKED_UP, RTO)."""
+
+    PICKED_UP = "RETURN_PICKED_UP"
+    """The parcel was handed in or picked up: the first carrier scan."""
+    DELIVERED = "DELIVERED"
+    """The parcel reached the warehouse."""
+    RETURN_TO_ORIGIN = "RTO"
+    """The parcel is going back to the customer."""
+
+
+@attrs.frozen(kw_only=True)
+class CarrierUpdate:
+    shop: str = attrs.field(validator=_check_text)
+    return_id: str = attrs.field(validator=_check_text)
+    event_id: str = attrs.field(validator=_check_text)
+    status: CarrierStatus = attrs.field(converter=_to_status)
+    source: str = "carrier"
+    occurred_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ReceivedLine:
+    """Units of one return line received, with the warehouse's condition and QC result.
+
+    ``line_id`` is the return line id or the order line id.
+    """
+
+    line_id: str = attrs.field(validator=_check_text)
+    quantity: int
+    qc: QcResult = attrs.field(default=QcResult.PASS, converter=_to_qc)
+    condition: ItemCondition | None = attrs.field(default=None, converter=_to_condition)
+    note: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int):
+            raise InvalidPayload("quantity", self.quantity, "must be a whole number")
+        if self.quantity < 1:
+            raise InvalidPayload("quantity", self.quantity, "must be at least 1")
+
+
+@attrs.frozen(kw_only=True)
+class WarehouseReceipt:
+    shop: str = attrs.field(validator=_check_text)
+    return_id: str = attrs.field(validator=_check_text)
+    event_id: str = attrs.field(validator=_check_text)
+    lines: tuple[ReceivedLine, ...] = attrs.field(converter=_to_received)
+    source: str = "warehouse"
+
+    def __attrs_post_init__(self) -> None:
+        if not self.lines:
+            raise InvalidPayload("lines", self.lines, "a receipt has at least one line")
+
+
+@attrs.frozen(kw_only=True)
+class WarehouseFinished:
+    """The warehouse marked the return "Finished" (seed 000)."""
+
+    shop: str = attrs.field(validator=_check_text)
+    return_id: str = attrs.field(validator=_check_text)
+    event_id: str = attrs.field(validator=_check_text)
+    source: str = "warehouse"
+
+
+InboundEvent = CarrierUpdate | WarehouseReceipt | WarehouseFinished

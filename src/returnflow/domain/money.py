@@ -1,0 +1,260 @@
+"""Money: a ``Decimal`` amount in an ISO 4217 currency, never a float.
+
+Amounts are held at the currency's exponent (EUR 2, JPY 0, KWD 3). Input with more
+decimals than the currency has is refused; computed amounts are quantized explicitly.
+
+>>> from decimal import Decimal
+>>> Money("12.5", "EUR")
+Money('12.50', 'EUR')
+>>> Money(1200, "JPY") + Money("300", "JPY")
+Money('1500', 'JPY')
+>>> Money("1.005", "KWD").amount
+Decimal('1.005')
+>>> Money("10.00", "EUR").split(3)
+(Money('3.34', 'EUR'), Money('3.33', 'EUR'), Money('3.33', 'EUR'))
+>>> Money(0.1, "EUR")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+returnflow.errors.InvalidAmount: amount=0.1: float is not accepted for money; ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+import attrs
+
+from returnflow.errors import CurrencyMismatch, InvalidAmount, UnknownCurrency
+
+__all__ = ["Money", "currency_exponent"]
+
+# ISO 4217 minor units that differ from 2. Every other well-formed code has 2.
+_EXPONENTS: dict[str, int] = {
+    **dict.fromkeys(
+        [
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "UYI",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ],
+        0,
+    ),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+    **dict.fromkeys(["CLF", "UYW"], 4),
+}
+
+
+def currency_exponent(currency: str) -> int:
+    """The number of decimals of ``currency`` (ISO 4217 minor units).
+
+    >>> currency_exponent("JPY"), currency_exponent("EUR"), currency_exponent("KWD")
+    (0, 2, 3)
+    """
+    _check_currency(currency)
+    return _EXPONENTS.get(currency, 2)
+
+
+def _check_currency(currency: object) -> str:
+    if not (
+        isinstance(currency, str)
+        and len(currency) == 3
+        and currency.isascii()
+        and currency.isalpha()
+        and currency.isupper()
+    ):
+        raise UnknownCurrency("currency", currency, "must be a three-letter ISO 4217 code")
+    return currency
+
+
+def _to_decimal(value: object, field: str = "amount") -> Decimal:
+    if isinstance(value, (bool, float)):
+        raise InvalidAmount(
+            field, value, "float is not accepted for money; pass a Decimal, int or str"
+        )
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, (int, str)):
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise InvalidAmount(field, value, "is not a number") from None
+    else:
+        raise InvalidAmount(field, value, "must be a Decimal, int or str")
+    if not number.is_finite():
+        raise InvalidAmount(field, value, "must be finite")
+    return number
+
+
+def _quantum(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-currency_exponent(currency))
+
+
+@attrs.frozen(init=False, repr=False, order=False)
+class Money:
+    """An exact amount of one currency."""
+
+    amount: Decimal
+    currency: str
+
+    def __init__(self, amount: Decimal | int | str, currency: str) -> None:
+        currency = _check_currency(currency)
+        number = _to_decimal(amount)
+        quantum = _quantum(currency)
+        exact = number.quantize(quantum, rounding=ROUND_HALF_EVEN)
+        if exact != number:
+            raise InvalidAmount(
+                "amount",
+                amount,
+                f"{currency} has {currency_exponent(currency)} decimals; quantize it first",
+            )
+        self.__attrs_init__(exact + Decimal(0), currency)  # "+ 0" folds -0 into 0
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        return cls(0, currency)
+
+    @classmethod
+    def quantized(
+        cls, amount: Decimal | int | str, currency: str, rounding: str = ROUND_HALF_EVEN
+    ) -> Money:
+        """Round a computed amount to the currency's exponent (banker's rounding by default).
+
+        >>> Money.quantized("2.345", "EUR"), Money.quantized("2.5", "JPY")
+        (Money('2.34', 'EUR'), Money('2', 'JPY'))
+        """
+        currency = _check_currency(currency)
+        number = _to_decimal(amount).quantize(_quantum(currency), rounding=rounding)
+        return cls(number, currency)
+
+    @classmethod
+    def sum(cls, items: Iterable[Money], currency: str) -> Money:
+        """Add up ``items``, all in ``currency``; an empty sum is zero."""
+        total = cls.zero(currency)
+        for item in items:
+            total = total + item
+        return total
+
+    @property
+    def minor_units(self) -> int:
+        """The amount in the currency's smallest unit (cents, yen, fils)."""
+        return int(self.amount.scaleb(currency_exponent(self.currency)))
+
+    @classmethod
+    def from_minor_units(cls, units: int, currency: str) -> Money:
+        return cls(Decimal(units).scaleb(-currency_exponent(currency)), currency)
+
+    def _same(self, other: Money, field: str = "currency") -> None:
+        if not isinstance(other, Money):
+            raise InvalidAmount(field, other, "is not Money")
+        if other.currency != self.currency:
+            raise CurrencyMismatch(
+                field, other.currency, f"cannot combine {self.currency} with {other.currency}"
+            )
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def __mul__(self, quantity: int) -> Money:
+        if isinstance(quantity, bool) or not isinstance(quantity, int):
+            raise InvalidAmount("quantity", quantity, "money is multiplied by whole numbers only")
+        return Money(self.amount * quantity, self.currency)
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount, self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount < other.amount
+
+    def __le__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount <= other.amount
+
+    def __gt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount > other.amount
+
+    def __ge__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount >= other.amount
+
+    def __bool__(self) -> bool:
+        return bool(self.amount)
+
+    @property
+    def is_negative(self) -> bool:
+        return self.amount < 0
+
+    def split(self, parts: int) -> tuple[Money, ...]:
+        """Split into ``parts`` amounts that differ by at most one minor unit and add up exactly."""
+        if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+            raise InvalidAmount("parts", parts, "must be a whole number of at least 1")
+        return self.allocate([1] * parts)
+
+    def allocate(self, weights: Sequence[int | Decimal]) -> tuple[Money, ...]:
+        """Split by ``weights`` with the largest-remainder method: no minor unit lost or made.
+
+        >>> Money("10.00", "EUR").allocate([1, 1, 1])
+        (Money('3.34', 'EUR'), Money('3.33', 'EUR'), Money('3.33', 'EUR'))
+        >>> Money("-0.05", "EUR").allocate([1, 1])
+        (Money('-0.03', 'EUR'), Money('-0.02', 'EUR'))
+        """
+        weights = [_to_decimal(weight, "weights") for weight in weights]
+        if not weights or any(weight < 0 for weight in weights) or sum(weights) == 0:
+            raise InvalidAmount("weights", weights, "need at least one positive weight, none < 0")
+        total_units = self.minor_units
+        sign = -1 if total_units < 0 else 1
+        units = abs(total_units)
+        total_weight = sum(weights)
+        exact = [units * weight / total_weight for weight in weights]
+        floors = [int(share) for share in exact]
+        left = units - sum(floors)
+        by_remainder = sorted(
+            range(len(weights)), key=lambda index: (-(exact[index] - floors[index]), index)
+        )
+        for index in by_remainder[:left]:
+            floors[index] += 1
+        return tuple(Money.from_minor_units(sign * share, self.currency) for share in floors)
+
+    def __repr__(self) -> str:
+        return f"Money({str(self.amount)!r}, {self.currency!r})"
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency}"
+
+
+def money_from(value: Any, field: str) -> Money:
+    """Coerce a ``Money`` or ``{"amount": ..., "currency": ...}`` mapping, naming ``field``."""
+    if isinstance(value, Money):
+        return value
+    if isinstance(value, dict) and set(value) == {"amount", "currency"}:
+        prefix = f"{field}." if field else ""
+        try:
+            return Money(value["amount"], value["currency"])
+        except InvalidAmount as err:
+            raise InvalidAmount(f"{prefix}amount", err.value, err.reason) from None
+        except UnknownCurrency as err:
+            raise UnknownCurrency(f"{prefix}currency", err.value, err.reason) from None
+    raise InvalidAmount(field or "money", value, "must be Money or {'amount', 'currency'}")

@@ -1,0 +1,182 @@
+"""The one exception tree of returnflow.
+
+Every error the library raises on purpose derives from :class:`ReturnflowError`::
+
+    ReturnflowError
+    ├── ValidationError            bad input; names the field and the value
+    │   ├── MoneyError
+    │   │   ├── InvalidAmount      float, NaN, too many decimals for the currency
+    │   │   ├── UnknownCurrency    not an ISO 4217 code
+    │   │   └── CurrencyMismatch   adding EUR to USD, an order line in another currency
+    │   ├── InvalidRequest         a return request that cannot be accepted as given
+    │   │   ├── UnknownOrderLine   the order has no such line
+    │   │   ├── InvalidQuantity    0, negative, above what is left to return
+    │   │   ├── UnknownOutcome     not refund / store_credit / exchange / keep
+    │   │   └── ExchangeNotOffered the order cannot get an exchange
+    │   └── InvalidPayload         an event or inbound fact with missing or wrong data
+    ├── ReturnNotFound             no such return in this shop (other shops are invisible)
+    ├── InvalidTransition          the event is not allowed in the return's state
+    ├── ConcurrencyConflict        the stored version moved on; reload and retry
+    ├── PortError                  a host port failed (carries ``retryable``)
+    └── ConfigurationError         the service or a policy is set up wrongly
+
+Raising any of them leaves stored state untouched: the service validates and runs the
+state machine on a copy, and writes only when everything succeeded.
+
+>>> from returnflow import InvalidQuantity, ValidationError
+>>> err = InvalidQuantity("lines[0].quantity", 0, "must be at least 1")
+>>> isinstance(err, ValidationError), err.field, err.value
+(True, 'lines[0].quantity', 0)
+>>> str(err)
+'lines[0].quantity=0: must be at least 1'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "ConcurrencyConflict",
+    "ConfigurationError",
+    "CurrencyMismatch",
+    "ExchangeNotOffered",
+    "InvalidAmount",
+    "InvalidPayload",
+    "InvalidQuantity",
+    "InvalidRequest",
+    "InvalidTransition",
+    "MoneyError",
+    "PortError",
+    "ReturnNotFound",
+    "ReturnflowError",
+    "UnknownCurrency",
+    "UnknownOrderLine",
+    "UnknownOutcome",
+    "ValidationError",
+]
+
+
+class ReturnflowError(Exception):
+    """Root of every error returnflow raises on purpose."""
+
+
+class ValidationError(ReturnflowError, ValueError):
+    """Bad input. ``field`` is a dotted path into the input, ``value`` what was given."""
+
+    def __init__(self, field: str, value: Any, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{field}={value!r}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.field, self.value, self.reason))
+
+
+class MoneyError(ValidationError):
+    """An amount or currency that money cannot be made of."""
+
+
+class InvalidAmount(MoneyError):
+    """A float, a non-finite number, or more decimals than the currency has."""
+
+
+class UnknownCurrency(MoneyError):
+    """Not a three-letter ISO 4217 code."""
+
+
+class CurrencyMismatch(MoneyError):
+    """Two amounts, or an amount and an order, in different currencies."""
+
+
+class InvalidRequest(ValidationError):
+    """A return request that cannot be accepted as given."""
+
+
+class UnknownOrderLine(InvalidRequest):
+    """The request names an order line the order does not have."""
+
+
+class InvalidQuantity(InvalidRequest):
+    """A quantity of 0, below 0, or above what is left to return."""
+
+
+class UnknownOutcome(InvalidRequest):
+    """An outcome other than refund, store_credit, exchange or keep."""
+
+
+class ExchangeNotOffered(InvalidRequest):
+    """An exchange asked for on an order that cannot get one; ``reason`` says why."""
+
+
+class InvalidPayload(ValidationError):
+    """An event or inbound fact whose data is missing or wrong."""
+
+
+class ReturnNotFound(ReturnflowError, LookupError):
+    """No return with this id in this shop. Another shop's returns are never visible."""
+
+    def __init__(self, shop: str, return_id: str) -> None:
+        self.shop = shop
+        self.return_id = return_id
+        super().__init__(f"return_id={return_id!r}: no such return in shop {shop!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.shop, self.return_id))
+
+
+class InvalidTransition(ReturnflowError):
+    """The event is not allowed in the return's current state; nothing was changed."""
+
+    def __init__(
+        self, return_id: str, state: Sequence[str], event: str, allowed: Sequence[str]
+    ) -> None:
+        self.return_id = return_id
+        self.state = tuple(state)
+        self.event = event
+        self.allowed = tuple(allowed)
+        super().__init__(
+            f"return {return_id!r} in state {'/'.join(self.state)} does not allow event "
+            f"{event!r}; allowed: {', '.join(self.allowed) or 'none'}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.return_id, self.state, self.event, self.allowed))
+
+
+class ConcurrencyConflict(ReturnflowError):
+    """Another writer stored a newer version of the return first."""
+
+    def __init__(self, return_id: str, expected: int, actual: int) -> None:
+        self.return_id = return_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"return {return_id!r}: expected version {expected}, stored version is {actual}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.return_id, self.expected, self.actual))
+
+
+class PortError(ReturnflowError):
+    """A host port (platform, warehouse, carrier, ...) failed to do what it was asked."""
+
+    def __init__(self, port: str, operation: str, message: str, *, retryable: bool = True) -> None:
+        self.port = port
+        self.operation = operation
+        self.retryable = retryable
+        super().__init__(f"{port}.{operation}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        message = str(self).split(": ", 1)[1]
+        return (_rebuild_port_error, (self.port, self.operation, message, self.retryable))
+
+
+def _rebuild_port_error(port: str, operation: str, message: str, retryable: bool) -> PortError:
+    return PortError(port, operation, message, retryable=retryable)
+
+
+class ConfigurationError(ReturnflowError):
+    """The service, a policy or a port is set up in a way that cannot work."""

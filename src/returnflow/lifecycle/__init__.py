@@ -1,0 +1,1 @@
+"""The statechart, the table derived from it, and the effect vocabulary."""

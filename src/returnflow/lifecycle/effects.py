@@ -1,0 +1,169 @@
+"""Effects: intents recorded with a transition, committed with the new state, then dispatched.
+
+An effect is data, not a call: "refund 12.00 EUR for these lines", "release the exchange
+hold". The service stores it in the same write as the state change (the outbox) and hands it
+to a port only after that write succeeded. Its ``key`` is the idempotency key the port gets:
+stable across retries, unique per effect.
+
+Topic names of published domain events are stable API (a helpdesk maps them to statuses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+from returnflow.domain.money import Money
+from returnflow.ports.commerce import ExchangeItem, LineQuantity
+
+__all__ = [
+    "TOPICS",
+    "CancelExchange",
+    "CancelWarehouseReturn",
+    "CreateLabel",
+    "CreateWarehouseReturn",
+    "Effect",
+    "HoldExchange",
+    "IssueRefund",
+    "IssueStoreCredit",
+    "Notify",
+    "Publish",
+    "ReleaseExchange",
+    "Restock",
+    "VoidLabel",
+]
+
+TOPICS: Mapping[str, str] = {
+    "request": "returns/request",
+    "approve": "returns/approve",
+    "decline": "returns/decline",
+    "cancel": "returns/cancel",
+    "update": "returns/update",
+    "close": "returns/close",
+    "reopen": "returns/reopen",
+    "refund_created": "refunds/create",
+    "credit_created": "credits/create",
+    "exchange_held": "exchanges/hold",
+    "exchange_released": "exchanges/release",
+    "exchange_cancelled": "exchanges/cancel",
+    "carrier_picked_up": "carrier/picked_up",
+    "carrier_rto": "carrier/rto",
+}
+"""Stable topic names of domain events, keyed by what happened."""
+
+
+@attrs.frozen(kw_only=True)
+class Effect:
+    """Base of all effects. ``key`` is the idempotency key handed to the port."""
+
+    kind: ClassVar[str] = "effect"
+    port: ClassVar[str] = ""
+
+    key: str
+    shop: str
+    return_id: str
+    order_id: str
+
+
+@attrs.frozen(kw_only=True)
+class CreateWarehouseReturn(Effect):
+    """Tell the warehouse to expect these units (seed 000: reason/action markers)."""
+
+    kind: ClassVar[str] = "create_warehouse_return"
+    port: ClassVar[str] = "warehouse"
+    lines: tuple[LineQuantity, ...]
+    reason: str = "returnflow"
+    action: str = "returnflow"
+
+
+@attrs.frozen(kw_only=True)
+class CancelWarehouseReturn(Effect):
+    kind: ClassVar[str] = "cancel_warehouse_return"
+    port: ClassVar[str] = "warehouse"
+
+
+@attrs.frozen(kw_only=True)
+class CreateLabel(Effect):
+    kind: ClassVar[str] = "create_label"
+    port: ClassVar[str] = "carrier"
+
+
+@attrs.frozen(kw_only=True)
+class VoidLabel(Effect):
+    kind: ClassVar[str] = "void_label"
+    port: ClassVar[str] = "carrier"
+
+
+@attrs.frozen(kw_only=True)
+class HoldExchange(Effect):
+    """Add exchange items to the original order on hold and tag the order."""
+
+    kind: ClassVar[str] = "hold_exchange"
+    port: ClassVar[str] = "commerce"
+    items: tuple[ExchangeItem, ...]
+    hold_tag: str
+
+
+@attrs.frozen(kw_only=True)
+class ReleaseExchange(Effect):
+    """Remove the hold tag; the held lines become unfulfilled and ship."""
+
+    kind: ClassVar[str] = "release_exchange"
+    port: ClassVar[str] = "commerce"
+    hold_tag: str
+    attempt: int = 1
+
+
+@attrs.frozen(kw_only=True)
+class CancelExchange(Effect):
+    """Cancel held exchange items (after a QC fail, a cancel, an expiry)."""
+
+    kind: ClassVar[str] = "cancel_exchange"
+    port: ClassVar[str] = "commerce"
+    exchange_line_ids: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
+class IssueRefund(Effect):
+    kind: ClassVar[str] = "issue_refund"
+    port: ClassVar[str] = "commerce"
+    amount: Money
+    lines: tuple[LineQuantity, ...]
+
+
+@attrs.frozen(kw_only=True)
+class IssueStoreCredit(Effect):
+    kind: ClassVar[str] = "issue_store_credit"
+    port: ClassVar[str] = "commerce"
+    amount: Money
+    lines: tuple[LineQuantity, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Restock(Effect):
+    kind: ClassVar[str] = "restock"
+    port: ClassVar[str] = "commerce"
+    lines: tuple[LineQuantity, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Notify(Effect):
+    """A message to the customer."""
+
+    kind: ClassVar[str] = "notify"
+    port: ClassVar[str] = "notifier"
+    recipient: str
+    template: str
+    context: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class Publish(Effect):
+    """A domain event for the event publisher."""
+
+    kind: ClassVar[str] = "publish"
+    port: ClassVar[str] = "events"
+    topic: str
+    payload: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)

@@ -1,0 +1,220 @@
+"""The one ``cattrs`` converter: plain data (JSON-ready) in and out of returnflow's values.
+
+Money travels as ``{"amount": "12.50", "currency": "EUR"}`` (a string, never a float),
+datetimes as ISO 8601 with an offset, outcomes with a ``kind`` tag. Structuring bad data
+raises the library's own :class:`~returnflow.errors.ValidationError`, with ``field`` the
+path into the data:
+
+>>> request = structure(
+...     {"shop": "shop-a", "order_id": "1001",
+...      "lines": [{"order_line_id": "L1", "quantity": 1,
+...                 "outcome": {"kind": "exchange", "variant_id": "v-l"}}]},
+...     ReturnRequest)
+>>> request.lines[0].outcome.variant_id
+'v-l'
+>>> structure({"shop": "s", "order_id": "1", "lines": [  # doctest: +ELLIPSIS
+...     {"order_line_id": "L1", "quantity": 1, "outcome": {"kind": "teleport"}}]}, ReturnRequest)
+Traceback (most recent call last):
+...
+returnflow.errors.UnknownOutcome: lines[0].outcome.kind='teleport': must be one of: ...
+>>> unstructure(Money("12.5", "EUR"))
+{'amount': '12.50', 'currency': 'EUR'}
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.errors import (
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+)
+
+from returnflow.domain.inbound import CarrierStatus
+from returnflow.domain.model import (
+    DeclineReason,
+    Exchange,
+    ItemCondition,
+    Keep,
+    Outcome,
+    OutcomeKind,
+    QcResult,
+    Refund,
+    ReturnReason,
+    ReturnRequest,
+    StoreCredit,
+)
+from returnflow.domain.money import Money, money_from
+from returnflow.domain.policy import Completion, ReleaseTrigger, WindowStart
+from returnflow.errors import (
+    InvalidAmount,
+    InvalidPayload,
+    InvalidRequest,
+    UnknownOutcome,
+    ValidationError,
+)
+
+__all__ = ["converter", "structure", "unstructure"]
+
+T = TypeVar("T")
+
+converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+"""The converter. Hosts may register hooks for their own types on it."""
+
+_OUTCOMES: dict[str, type[Any]] = {
+    OutcomeKind.REFUND.value: Refund,
+    OutcomeKind.STORE_CREDIT.value: StoreCredit,
+    OutcomeKind.EXCHANGE.value: Exchange,
+    OutcomeKind.KEEP.value: Keep,
+}
+
+
+def _structure_money(value: Any, _: type[Any]) -> Money:
+    return money_from(value, "")
+
+
+def _structure_enum(value: Any, enum_type: type[enum.Enum]) -> enum.Enum:
+    if isinstance(value, enum_type):
+        return value
+    try:
+        return enum_type(value)
+    except ValueError:
+        allowed = ", ".join(str(member.value) for member in enum_type)
+        error = UnknownOutcome if enum_type is OutcomeKind else InvalidRequest
+        raise error(enum_type.__name__, value, f"must be one of: {allowed}") from None
+
+
+def _structure_datetime(value: Any, _: type[Any]) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidPayload("datetime", value, "is not ISO 8601") from None
+    else:
+        raise InvalidPayload("datetime", value, "must be an ISO 8601 string")
+    if moment.tzinfo is None:
+        raise InvalidPayload("datetime", value, "needs a timezone offset")
+    return moment
+
+
+def _structure_decimal(value: Any, _: type[Any]) -> Decimal:
+    if isinstance(value, float):
+        raise InvalidAmount("amount", value, "float is not accepted; pass a string")
+    return Decimal(value)
+
+
+def _structure_outcome(value: Any, _: type[Any]) -> Outcome:
+    if isinstance(value, (Refund, StoreCredit, Exchange, Keep)):
+        return value
+    if isinstance(value, str):
+        value = {"kind": value}
+    if not isinstance(value, Mapping):
+        raise UnknownOutcome("outcome", value, "must be an object with a 'kind'")
+    kind = value.get("kind")
+    outcome_type = _OUTCOMES.get(kind) if isinstance(kind, str) else None
+    if outcome_type is None:
+        raise UnknownOutcome("kind", kind, f"must be one of: {', '.join(_OUTCOMES)}")
+    fields = {key: item for key, item in value.items() if key != "kind"}
+    outcome: Outcome = converter.structure(fields, outcome_type)
+    return outcome
+
+
+def _unstructure_outcome(value: Outcome) -> dict[str, Any]:
+    data: dict[str, Any] = converter.unstructure(value, type(value))
+    return {"kind": value.kind.value, **{k: v for k, v in data.items() if k != "kind"}}
+
+
+converter.register_structure_hook(Money, _structure_money)
+converter.register_unstructure_hook(
+    Money, lambda money: {"amount": str(money.amount), "currency": money.currency}
+)
+converter.register_structure_hook(datetime, _structure_datetime)
+converter.register_unstructure_hook(datetime, lambda moment: moment.isoformat())
+converter.register_structure_hook(Decimal, _structure_decimal)
+converter.register_unstructure_hook(Decimal, str)
+# Our enums are ``str`` subclasses, which cattrs would structure with ``str``-like calls and
+# a bare ValueError; give each a hook that names the allowed values.
+for _enum_type in (
+    CarrierStatus,
+    Completion,
+    DeclineReason,
+    ItemCondition,
+    OutcomeKind,
+    QcResult,
+    ReleaseTrigger,
+    ReturnReason,
+    WindowStart,
+):
+    converter.register_structure_hook(_enum_type, _structure_enum)
+converter.register_structure_hook(Outcome, _structure_outcome)
+for _outcome_type in _OUTCOMES.values():
+    converter.register_unstructure_hook(_outcome_type, _unstructure_outcome)
+
+
+def _first_leaf(error: BaseException, path: str) -> tuple[BaseException, str]:
+    """The first leaf error of a cattrs error group, and its path (``lines[0].quantity``)."""
+    if isinstance(error, IterableValidationError):
+        indexed, plain = error.group_exceptions()
+        for inner, index_note in indexed:
+            return _first_leaf(inner, f"{path}[{index_note.index!r}]")
+        return _first_leaf(plain[0], path)
+    if isinstance(error, ClassValidationError):
+        named, unnamed = error.group_exceptions()
+        for inner, name_note in named:
+            return _first_leaf(inner, f"{path}.{name_note.name}" if path else name_note.name)
+        return _first_leaf(unnamed[0], path)
+    return error, path
+
+
+def _join(path: str, field: str) -> str:
+    if not path:
+        return field
+    if field in ("datetime", "money") or path.rsplit(".", 1)[-1] == field:
+        return path
+    if field[:1].isupper():  # an enum's name stands for the field holding it
+        return path
+    return f"{path}.{field}"
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Build a ``cls`` from plain data; bad data raises a :class:`ValidationError`."""
+    try:
+        return converter.structure(data, cls)
+    except (ClassValidationError, IterableValidationError) as group:
+        leaf, path = _first_leaf(group, "")
+        raise _as_validation_error(leaf, path) from None
+    except ValidationError as error:
+        raise _as_validation_error(error, "") from None
+    except ForbiddenExtraKeysError as error:
+        raise InvalidPayload(
+            ",".join(sorted(error.extra_fields)), None, f"unknown field(s) for {cls.__name__}"
+        ) from None
+
+
+def _as_validation_error(leaf: BaseException, path: str) -> ValidationError:
+    if isinstance(leaf, ValidationError):
+        return type(leaf)(_join(path, leaf.field), leaf.value, leaf.reason)
+    if isinstance(leaf, ForbiddenExtraKeysError):
+        fields = ",".join(sorted(leaf.extra_fields))
+        return InvalidPayload(f"{path}.{fields}" if path else fields, None, "unknown field")
+    if isinstance(leaf, KeyError):
+        return InvalidPayload(path or str(leaf), None, "is required")
+    return InvalidPayload(path or "data", None, f"{type(leaf).__name__}: {leaf}")
+
+
+def unstructure(value: Any) -> Any:
+    """Plain, JSON-ready data for any returnflow value."""
+    return converter.unstructure(value)
+
+
+def request_from_dict(data: Mapping[str, Any]) -> ReturnRequest:
+    """A :class:`ReturnRequest` from JSON-like data (what a returns portal posts)."""
+    return structure(data, ReturnRequest)

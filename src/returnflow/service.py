@@ -1,0 +1,1181 @@
+"""The application service: commands and inbound events in, one atomic write each, effects out.
+
+Each command or inbound event:
+
+1. loads the return (scoped to the shop) and checks the request against the derived table;
+2. fires the statechart event(s) on a copy, with their payloads, and plans the effects;
+3. commits the new version, the history, the effects and the inbound id in one write;
+4. dispatches the effects to the ports (now, or later through :meth:`dispatch_pending`).
+
+Nothing is written when a step fails, and no port is called before the write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import attrs
+from statemachine.exceptions import TransitionNotAllowed
+
+from returnflow.domain.inbound import (
+    CarrierStatus,
+    CarrierUpdate,
+    InboundEvent,
+    ReceivedLine,
+    WarehouseFinished,
+    WarehouseReceipt,
+)
+from returnflow.domain.model import (
+    DeclineReason,
+    Exchange,
+    ExchangeLine,
+    HistoryEntry,
+    Keep,
+    OutcomeKind,
+    QcResult,
+    ReturnLine,
+    ReturnRecord,
+    ReturnRequest,
+    StoreCredit,
+)
+from returnflow.domain.money import Money
+from returnflow.domain.policy import Completion, Decision, ReleaseTrigger, ReturnPolicy
+from returnflow.domain.policy import validate_request as _validate_request
+from returnflow.errors import (
+    ConcurrencyConflict,
+    InvalidPayload,
+    InvalidTransition,
+    PortError,
+)
+from returnflow.lifecycle import effects as fx
+from returnflow.lifecycle.engine import fire
+from returnflow.lifecycle.table import TABLE, shopify_status
+from returnflow.ports.carrier import Carrier
+from returnflow.ports.commerce import CommercePlatform, ExchangeItem, HoldStatus, LineQuantity
+from returnflow.ports.events import DomainEvent, EventPublisher
+from returnflow.ports.notifier import Notifier
+from returnflow.ports.payments import Payments
+from returnflow.ports.store import Commit, InboundKey, OutboxEntry, ReturnStore
+from returnflow.ports.warehouse import Warehouse
+
+__all__ = ["DispatchReport", "HandleResult", "ReturnsService", "TimelineEntry"]
+
+_T = TypeVar("_T")
+_E = TypeVar("_E", bound=fx.Effect)
+
+# Effects whose permanent failure needs a person; a lost message or event does not.
+_CRITICAL_PORTS = frozenset({"commerce", "warehouse", "carrier", "payments"})
+_CONFLICT_RETRIES = 8
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _new_id() -> str:
+    return f"ret_{uuid.uuid4().hex[:16]}"
+
+
+@attrs.frozen
+class HandleResult:
+    """What became of an inbound event: ``applied``, ``duplicate`` or ``ignored``."""
+
+    status: str
+    record: ReturnRecord
+    reason: str = ""
+
+
+@attrs.frozen
+class DispatchReport:
+    delivered: int = 0
+    failed: int = 0
+    given_up: int = 0
+
+
+@attrs.frozen
+class TimelineEntry:
+    """A line of a return's timeline: a state change or an effect."""
+
+    version: int
+    kind: str  # "event" | "effect"
+    text: str
+    at: datetime | None = None
+
+
+class _Change:
+    """A unit of work on one return: events fired, effects planned, written in one commit."""
+
+    def __init__(self, record: ReturnRecord, *, now: datetime, actor: str, base: int) -> None:
+        self.record = record
+        self.base = base
+        self.version = base + 1
+        self.now = now
+        self.actor = actor
+        self.effects: list[fx.Effect] = []
+        self._history: list[HistoryEntry] = []
+
+    def fire(self, event: str, payload: Mapping[str, Any] | None = None, **engine: Any) -> None:
+        """Fire ``event`` on the chart; raise :class:`InvalidTransition` if it is not allowed."""
+        record = self.record
+        state = record.state
+        if not TABLE.is_valid(state) or TABLE.target(state, event) is None:
+            allowed = TABLE.allowed(state) if TABLE.is_valid(state) else ()
+            raise InvalidTransition(record.id, state, event, allowed)
+        try:
+            target = fire(state, event, **engine)
+        except TransitionNotAllowed:  # the table and the chart disagree: a defect
+            raise InvalidTransition(record.id, state, event, TABLE.allowed(state)) from None
+        self._history.append(
+            HistoryEntry(
+                at=self.now,
+                event=event,
+                actor=self.actor,
+                source=state,
+                target=target,
+                version=self.version,
+                payload=dict(payload or {}),
+            )
+        )
+        self.record = attrs.evolve(record, status=target[0], exchange_status=target[1])
+
+    def allows(self, event: str) -> bool:
+        return TABLE.target(self.record.state, event) is not None
+
+    def note(self, event: str, payload: Mapping[str, Any]) -> None:
+        """A history entry that changes no state (an effect's result, an ignored fact)."""
+        state = self.record.state
+        self._history.append(
+            HistoryEntry(
+                at=self.now,
+                event=event,
+                actor=self.actor,
+                source=state,
+                target=state,
+                version=self.version,
+                payload=dict(payload),
+            )
+        )
+
+    def update(self, **changes: Any) -> None:
+        self.record = attrs.evolve(self.record, **changes)
+
+    def effect(self, effect_type: type[_E], **fields: Any) -> _E:
+        record = self.record
+        key = f"{record.id}:{self.version}:{len(self.effects)}:{effect_type.kind}"
+        effect = effect_type(
+            key=key, shop=record.shop, return_id=record.id, order_id=record.order_id, **fields
+        )
+        self.effects.append(effect)
+        return effect
+
+    def publish(self, what: str, **details: Any) -> None:
+        record = self.record
+        payload = {
+            "return_id": record.id,
+            "shop": record.shop,
+            "order_id": record.order_id,
+            "status": record.status,
+            "exchange_status": record.exchange_status,
+            "shopify_status": shopify_status(record.status).value,
+            "version": self.version,
+            **details,
+        }
+        self.effect(fx.Publish, topic=fx.TOPICS[what], payload=payload)
+
+    def notify(self, template: str, **context: Any) -> None:
+        if self.record.customer_email:
+            context = {"return_id": self.record.id, "order_id": self.record.order_id, **context}
+            self.effect(
+                fx.Notify, recipient=self.record.customer_email, template=template, context=context
+            )
+
+    @property
+    def changed(self) -> bool:
+        return bool(self._history or self.effects)
+
+    def finished(self) -> ReturnRecord:
+        return attrs.evolve(
+            self.record,
+            version=self.version,
+            updated_at=self.now,
+            history=self.record.history + tuple(self._history),
+        )
+
+
+class ReturnsService:
+    """Runs returns for a host: construct it once with the host's ports (the composition root).
+
+    See the README for a worked example; :mod:`returnflow.testing` has fakes of every port.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: ReturnStore,
+        commerce: CommercePlatform,
+        warehouse: Warehouse,
+        carrier: Carrier,
+        payments: Payments,
+        notifier: Notifier,
+        events: EventPublisher,
+        policy: ReturnPolicy | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+        ids: Callable[[], str] = _new_id,
+        auto_dispatch: bool = True,
+    ) -> None:
+        self.store = store
+        self.commerce = commerce
+        self.warehouse = warehouse
+        self.carrier = carrier
+        self.payments = payments
+        self.notifier = notifier
+        self.events = events
+        self.policy = policy or ReturnPolicy()
+        self.clock = clock
+        self.ids = ids
+        self.auto_dispatch = auto_dispatch
+
+    # -- reads: never build a machine ---------------------------------------------------------
+
+    def get(self, shop: str, return_id: str) -> ReturnRecord:
+        return self.store.get(shop, return_id)
+
+    def list(self, shop: str, *, order_id: str | None = None) -> Sequence[ReturnRecord]:
+        return self.store.list(shop, order_id=order_id)
+
+    @staticmethod
+    def allowed_events(record: ReturnRecord) -> tuple[str, ...]:
+        """Events the chart allows for ``record`` (from the derived table)."""
+        return TABLE.allowed(record.state)
+
+    def timeline(self, shop: str, return_id: str) -> Sequence[TimelineEntry]:
+        """State changes and effects of one return, in the order they happened."""
+        record = self.store.get(shop, return_id)
+        entries: list[tuple[int, int, TimelineEntry]] = []
+        for index, item in enumerate(record.history):
+            if item.source != item.target:
+                moved = f"{'/'.join(item.source)} -> {'/'.join(item.target)}"
+            else:
+                moved = "/".join(item.source)
+            details = ", ".join(f"{key}={value}" for key, value in item.payload.items())
+            text = f"{item.event:<22} {moved}" + (f"  [{details}]" if details else "")
+            entries.append(
+                (item.version, index, TimelineEntry(item.version, "event", text, item.at))
+            )
+        for entry in self.store.outbox(shop, return_id):
+            effect = entry.effect
+            version = int(effect.key.split(":")[1])
+            text = f"{effect.port}.{effect.kind:<24} {entry.status} after {entry.attempts} attempt"
+            text += "s" if entry.attempts != 1 else ""
+            if entry.last_error:
+                text += f"  ({entry.last_error})"
+            if isinstance(effect, fx.Publish):
+                text = f"publish {effect.topic:<24} {entry.status}"
+            entries.append(
+                (version, 10_000 + entry.sequence, TimelineEntry(version, "effect", text))
+            )
+        return [entry for _, _, entry in sorted(entries, key=lambda item: item[:2])]
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def validate_request(self, request: ReturnRequest) -> None:
+        """Check ``request`` against the order without storing anything."""
+        order = self.commerce.get_order(request.shop, request.order_id)
+        _validate_request(
+            order,
+            request,
+            self._already_returned(request.shop, request.order_id),
+            exchange_apps=self.policy.exchange_apps,
+        )
+
+    def request(self, request: ReturnRequest, *, actor: str | None = None) -> ReturnRecord:
+        """Open a return: validate it, check eligibility, approve, review or decline it."""
+        if not isinstance(request, ReturnRequest):
+            raise InvalidPayload("request", request, "must be a ReturnRequest")
+        order = self.commerce.get_order(request.shop, request.order_id)
+        returned = self._already_returned(request.shop, request.order_id)
+        _validate_request(order, request, returned, exchange_apps=self.policy.exchange_apps)
+        now = self.clock()
+        return_id = self.ids()
+        lines: list[ReturnLine] = []
+        exchange_lines: list[ExchangeLine] = []
+        for index, line in enumerate(request.lines, start=1):
+            order_line = order.line(line.order_line_id)
+            assert order_line is not None  # validate_request checked it
+            start = returned.get(line.order_line_id, 0)
+            units = order_line.unit_amounts()[start : start + line.quantity]
+            line_id = f"{return_id}-{index}"
+            lines.append(
+                ReturnLine(
+                    id=line_id,
+                    order_line_id=line.order_line_id,
+                    sku=order_line.sku,
+                    variant_id=order_line.variant_id,
+                    quantity=line.quantity,
+                    outcome=line.outcome,
+                    reason=line.reason,
+                    unit_amounts=units,
+                    note=line.note,
+                    declared_condition=line.condition,
+                )
+            )
+            if isinstance(line.outcome, Exchange):
+                exchange_lines.append(
+                    ExchangeLine(
+                        id=f"{line_id}-x",
+                        return_line_id=line_id,
+                        variant_id=line.outcome.variant_id,
+                        quantity=line.outcome.quantity,
+                        sku=line.outcome.sku,
+                        unit_price=line.outcome.unit_price,
+                    )
+                )
+        initial = TABLE.initial
+        record = ReturnRecord(
+            id=return_id,
+            shop=request.shop,
+            order_id=request.order_id,
+            currency=order.currency,
+            status=initial[0],
+            exchange_status=initial[1],
+            lines=tuple(lines),
+            exchange_lines=tuple(exchange_lines),
+            created_at=now,
+            updated_at=now,
+            customer_email=order.customer_email,
+            customer_note=request.customer_note,
+        )
+        change = _Change(record, now=now, actor=actor or request.requested_by, base=0)
+        value = Money.sum(
+            (amount for line in lines for amount in line.unit_amounts), order.currency
+        )
+        change.note(
+            "requested",
+            {
+                "lines": ", ".join(f"{line.order_line_id}x{line.quantity}" for line in lines),
+                "value": str(value),
+            },
+        )
+        change.publish("request")
+        change.notify("return_requested")
+        assessment = self.policy.assess(order, request, now=now, value=value)
+        change.fire("check", {"decision": assessment.decision.value})
+        if assessment.decision is Decision.APPROVE:
+            change.fire("auto_approve")
+            self._approved(change)
+        elif assessment.decision is Decision.REVIEW:
+            change.fire("route_to_review", {"reasons": "; ".join(assessment.notes)})
+            change.update(review_reasons=assessment.notes)
+            change.publish("update", review_reasons=list(assessment.notes))
+        else:
+            reason = assessment.decline_reason or DeclineReason.OTHER
+            self._declined(change, reason, "; ".join(assessment.notes))
+        return self._commit(change)
+
+    def approve(self, shop: str, return_id: str, *, actor: str = "agent") -> ReturnRecord:
+        """An agent approves a return under review (or resumes one that needed review)."""
+
+        def apply(change: _Change) -> None:
+            change.fire("approve")
+            change.update(review_reasons=())
+            self._approved(change)
+
+        return self._run(shop, return_id, actor, apply)
+
+    def decline(
+        self,
+        shop: str,
+        return_id: str,
+        reason: DeclineReason | str = DeclineReason.OTHER,
+        *,
+        note: str = "",
+        actor: str = "agent",
+    ) -> ReturnRecord:
+        try:
+            reason = DeclineReason(reason)
+        except ValueError:
+            allowed = ", ".join(member.value for member in DeclineReason)
+            raise InvalidPayload("reason", reason, f"must be one of: {allowed}") from None
+
+        def apply(change: _Change) -> None:
+            self._declined(change, reason, note)
+
+        return self._run(shop, return_id, actor, apply)
+
+    def cancel(self, shop: str, return_id: str, *, actor: str = "customer") -> ReturnRecord:
+        """Cancel a return before anything was shipped or received."""
+
+        def apply(change: _Change) -> None:
+            change.fire("cancel")
+            refs = change.record.refs
+            if refs.tracking_number:
+                change.effect(fx.VoidLabel)
+            if refs.warehouse_rma_id or self._planned(change.record, fx.CreateWarehouseReturn):
+                change.effect(fx.CancelWarehouseReturn)
+            self._cancel_exchange(change, all_lines=True, why="return cancelled")
+            change.publish("cancel")
+            change.notify("return_cancelled")
+
+        return self._run(shop, return_id, actor, apply)
+
+    def issue_label(self, shop: str, return_id: str, *, actor: str = "agent") -> ReturnRecord:
+        """Buy a (new) return label; it is sent to the customer when the carrier returns it."""
+
+        def apply(change: _Change) -> None:
+            if not (change.allows("send_label") or change.record.status == "label_sent"):
+                self._refuse(change, "send_label")
+            change.effect(fx.CreateLabel)
+            change.note("label_requested", {})
+
+        return self._run(shop, return_id, actor, apply)
+
+    def flag(self, shop: str, return_id: str, reason: str, *, actor: str = "agent") -> ReturnRecord:
+        """Send a return to ``needs_review`` for a person to look at."""
+
+        def apply(change: _Change) -> None:
+            self._flag(change, reason)
+
+        return self._run(shop, return_id, actor, apply)
+
+    def close(self, shop: str, return_id: str, *, actor: str = "agent") -> ReturnRecord:
+        """Complete a return by hand: settle every accepted unit not yet settled, then close."""
+
+        def apply(change: _Change) -> None:
+            if not change.allows("close"):
+                self._refuse(change, "close")
+            self._complete(change)
+
+        return self._run(shop, return_id, actor, apply)
+
+    def reopen(
+        self, shop: str, return_id: str, *, reason: str = "", actor: str = "agent"
+    ) -> ReturnRecord:
+        """Reopen a closed return; it waits in ``needs_review`` for what comes next."""
+
+        def apply(change: _Change) -> None:
+            change.fire("reopen", {"reason": reason} if reason else None)
+            change.update(review_reasons=(reason or "reopened",))
+            change.publish("reopen")
+
+        return self._run(shop, return_id, actor, apply)
+
+    def reset(
+        self, shop: str, return_id: str, *, actor: str = "agent"
+    ) -> tuple[ReturnRecord, ReturnRecord]:
+        """Partial receipt (seed 000): close this return as ``reset`` and open a new one that
+        holds only the accepted units, linked both ways. Returns ``(old, new)``."""
+        for _ in range(_CONFLICT_RETRIES):
+            parent = self.store.get(shop, return_id)
+            now = self.clock()
+            change = _Change(parent, now=now, actor=actor, base=parent.version)
+            if not change.allows("reset_return"):
+                self._refuse(change, "reset_return")
+            carried = [line for line in parent.lines if line.accepted > 0]
+            if not carried:
+                raise InvalidPayload(
+                    "lines", [line.id for line in parent.lines], "no accepted unit to carry over"
+                )
+            child_id = self.ids()
+            child, child_change = self._reset_child(parent, carried, child_id, now, actor)
+            change.fire("reset_return", {"child_id": child_id}, child_id=child_id)
+            change.update(child_id=child_id)
+            if parent.refs.warehouse_rma_id or self._planned(parent, fx.CreateWarehouseReturn):
+                change.effect(fx.CancelWarehouseReturn)
+            carried_exchange = {line.id for line in child.exchange_lines}
+            dropped = [
+                line.id
+                for line in parent.exchange_lines
+                if line.id not in carried_exchange and line.status in ("pending", "held")
+            ]
+            if change.allows("cancel_exchange"):
+                if dropped:
+                    change.effect(fx.CancelExchange, exchange_line_ids=tuple(dropped))
+                change.fire(
+                    "cancel_exchange",
+                    {"transferred_to": child_id, "cancelled": ", ".join(dropped) or "none"},
+                )
+            change.publish("update", child_id=child_id)
+            try:
+                self.store.commit(
+                    Commit(
+                        records=((change.finished(), parent.version), (child, 0)),
+                        effects=(*change.effects, *child_change.effects),
+                    )
+                )
+            except ConcurrencyConflict:
+                continue
+            self._after_commit(shop, [parent.id, child_id])
+            return self.store.get(shop, parent.id), self.store.get(shop, child_id)
+        raise ConcurrencyConflict(return_id, parent.version, -1)
+
+    def retry_exchange_release(
+        self, shop: str, return_id: str, *, actor: str = "system"
+    ) -> ReturnRecord:
+        """Seed 000, "the exchange isn't released": ask the platform where the hold really is
+        and release it again if it is still held."""
+        record = self.store.get(shop, return_id)
+        if record.exchange_status != "released" or record.refs.exchange_hold_id is None:
+            raise InvalidTransition(
+                record.id, record.state, "retry_exchange_release", TABLE.allowed(record.state)
+            )
+        status = self.commerce.exchange_hold_status(
+            shop, record.order_id, record.refs.exchange_hold_id
+        )
+
+        def apply(change: _Change) -> None:
+            if status is HoldStatus.HELD:
+                attempt = 1 + sum(
+                    isinstance(entry.effect, fx.ReleaseExchange)
+                    for entry in self.store.outbox(shop, return_id)
+                )
+                change.effect(fx.ReleaseExchange, hold_tag=self.policy.hold_tag, attempt=attempt)
+                change.note("exchange_release_retried", {"hold": "still held", "attempt": attempt})
+            else:
+                change.note("exchange_release_checked", {"hold": status.value})
+
+        return self._run(shop, return_id, actor, apply)
+
+    # -- inbound events ------------------------------------------------------------------------
+
+    def handle(self, event: InboundEvent) -> HandleResult:
+        """Apply an inbound fact once. A repeat (same source and id) is a ``duplicate``; a fact
+        the return's state has no use for is recorded and ``ignored``; bad data raises."""
+        if not isinstance(event, (CarrierUpdate, WarehouseReceipt, WarehouseFinished)):
+            raise InvalidPayload("event", event, "must be a carrier or warehouse event")
+        key = InboundKey(shop=event.shop, source=event.source, event_id=event.event_id)
+        for _ in range(_CONFLICT_RETRIES):
+            record = self.store.get(event.shop, event.return_id)
+            if self.store.seen(key):
+                return HandleResult("duplicate", record, f"{event.source}:{event.event_id}")
+            change = _Change(record, now=self.clock(), actor=event.source, base=record.version)
+            ignored = self._apply_inbound(change, event)
+            try:
+                self.store.commit(
+                    Commit(
+                        records=((change.finished(), record.version),),
+                        effects=tuple(change.effects),
+                        inbound=key,
+                    )
+                )
+            except ConcurrencyConflict:
+                continue
+            self._after_commit(event.shop, [record.id])
+            stored = self.store.get(event.shop, event.return_id)
+            if ignored:
+                return HandleResult("ignored", stored, ignored)
+            return HandleResult("applied", stored)
+        raise ConcurrencyConflict(event.return_id, record.version, -1)
+
+    def _apply_inbound(self, change: _Change, event: InboundEvent) -> str:
+        """Apply ``event`` to ``change``; return why it was ignored, or ``""``."""
+        if isinstance(event, CarrierUpdate):
+            return self._carrier(change, event)
+        if isinstance(event, WarehouseReceipt):
+            return self._receipt(change, event)
+        return self._finished(change, event)
+
+    def _ignore(self, change: _Change, event: InboundEvent, why: str) -> str:
+        change.note("ignored", {"fact": type(event).__name__, "id": event.event_id, "why": why})
+        return why
+
+    def _carrier(self, change: _Change, event: CarrierUpdate) -> str:
+        payload = {"carrier_event": event.event_id}
+        if event.status is CarrierStatus.PICKED_UP:
+            if not change.allows("hand_in"):
+                return self._ignore(change, event, f"picked up while {change.record.status}")
+            change.fire("hand_in", payload)
+            change.publish("carrier_picked_up")
+            if self.policy.exchange_release is ReleaseTrigger.ON_HANDED_IN and change.allows(
+                "release_exchange"
+            ):
+                self._release_exchange(change, why="instant exchange: parcel handed in")
+            return ""
+        if event.status is CarrierStatus.DELIVERED:
+            if not change.allows("deliver"):
+                return self._ignore(change, event, f"delivered while {change.record.status}")
+            change.fire("deliver", payload)
+            change.publish("update")
+            return ""
+        if not change.allows("return_to_origin"):
+            return self._ignore(change, event, f"return to origin while {change.record.status}")
+        change.fire("return_to_origin", payload)
+        change.update(review_reasons=("parcel returned to origin",))
+        change.publish("carrier_rto")
+        change.notify("return_to_origin")
+        return ""
+
+    def _receipt(self, change: _Change, event: WarehouseReceipt) -> str:
+        record = change.record
+        lines = {line.id: line for line in record.lines}
+        received: dict[str, list[ReceivedLine]] = {}
+        for index, item in enumerate(event.lines):
+            line = record.line(item.line_id)
+            if line is None:
+                raise InvalidPayload(
+                    f"lines[{index}].line_id", item.line_id, f"return {record.id} has no such line"
+                )
+            received.setdefault(line.id, []).append(item)
+        for index, item in enumerate(event.lines):
+            line = record.line(item.line_id)
+            assert line is not None
+            total = sum(part.quantity for part in received[line.id])
+            if total > line.outstanding:
+                raise InvalidPayload(
+                    f"lines[{index}].quantity",
+                    item.quantity,
+                    f"line {line.id} expects {line.outstanding} more unit(s)",
+                )
+        if not change.allows("receive"):
+            return self._ignore(change, event, f"receipt while {record.status}")
+        restock: list[LineQuantity] = []
+        summary: list[str] = []
+        for line_id, items in received.items():
+            line = lines[line_id]
+            passed = sum(item.quantity for item in items if item.qc is QcResult.PASS)
+            failed = sum(item.quantity for item in items if item.qc is QcResult.FAIL)
+            notes = tuple(item.note for item in items if item.note)
+            condition = next(
+                (item.condition for item in reversed(items) if item.condition), line.condition
+            )
+            to_restock = passed if self.policy.restock_accepted else 0
+            if to_restock:
+                restock.append(LineQuantity(line.order_line_id, to_restock))
+            lines[line_id] = attrs.evolve(
+                line,
+                received=line.received + passed + failed,
+                accepted=line.accepted + passed,
+                rejected=line.rejected + failed,
+                restocked=line.restocked + to_restock,
+                condition=condition,
+                qc_notes=line.qc_notes + notes,
+            )
+            summary.append(f"{line.order_line_id}: {passed} pass, {failed} fail")
+        change.update(lines=tuple(lines[line.id] for line in record.lines))
+        change.fire("receive", {"received": "; ".join(summary)}, receipts=event.lines)
+        if restock:
+            change.effect(fx.Restock, lines=tuple(restock))
+        change.publish("update", received=summary)
+        if self.policy.completion is Completion.ON_RECEIPT and self._fully_received(change.record):
+            self._complete(change)
+        return ""
+
+    def _finished(self, change: _Change, event: WarehouseFinished) -> str:
+        record = change.record
+        if record.status not in ("item_received", "needs_review"):
+            return self._ignore(change, event, f"warehouse finished while {record.status}")
+        if not self._fully_received(record):
+            short = ", ".join(
+                f"{line.order_line_id}: {line.received}/{line.quantity}"
+                for line in record.lines
+                if line.requires_receipt and line.outstanding
+            )
+            if record.status == "needs_review":
+                return self._ignore(change, event, f"short receipt ({short}) already in review")
+            self._flag(change, f"warehouse finished a short receipt: {short}")
+            return ""
+        if not change.allows("close"):
+            return self._ignore(change, event, f"warehouse finished while {record.status}")
+        self._complete(change)
+        return ""
+
+    # -- effect dispatch -----------------------------------------------------------------------
+
+    def dispatch_pending(self, limit: int = 100) -> DispatchReport:
+        """Deliver pending effects, oldest first; effects of one return stay in order."""
+        report = DispatchReport()
+        blocked: set[tuple[str, str]] = set()
+        for entry in self.store.pending(limit):
+            effect = entry.effect
+            owner = (effect.shop, effect.return_id)
+            if owner in blocked:
+                continue
+            outcome = self._deliver(entry)
+            report = attrs.evolve(
+                report,
+                delivered=report.delivered + (outcome == "done"),
+                failed=report.failed + (outcome == "pending"),
+                given_up=report.given_up + (outcome == "failed"),
+            )
+            if outcome == "pending":
+                blocked.add(owner)
+        return report
+
+    def _after_commit(self, shop: str, return_ids: Sequence[str]) -> None:
+        if not self.auto_dispatch:
+            return
+        for return_id in return_ids:
+            self._dispatch_return(shop, return_id)
+
+    def _dispatch_return(self, shop: str, return_id: str) -> None:
+        # Results of effects may plan more effects (a label's notification); deliver those too.
+        for _ in range(100):
+            pending = [
+                entry for entry in self.store.outbox(shop, return_id) if entry.status == "pending"
+            ]
+            if not pending:
+                return
+            for entry in pending:
+                if self._deliver(entry) == "pending":
+                    return
+
+    def _deliver(self, entry: OutboxEntry) -> str:
+        effect = entry.effect
+        try:
+            record = self.store.get(effect.shop, effect.return_id)
+            result = self._call_port(effect, record)
+        except Exception as error:  # a port may raise anything; it must not lose the effect
+            retryable = not isinstance(error, PortError) or error.retryable
+            give_up = not retryable or entry.attempts + 1 >= self.policy.max_attempts
+            message = f"{type(error).__name__}: {error}"
+            updated = self.store.record_attempt(
+                effect.key, ok=False, error=message, give_up=give_up, at=self.clock()
+            )
+            if give_up and effect.port in _CRITICAL_PORTS:
+                self._escalate(effect, message)
+            return updated.status
+        self.store.record_attempt(effect.key, ok=True, result=result, at=self.clock())
+        self._apply_result(effect, result)
+        return "done"
+
+    def _call_port(self, effect: fx.Effect, record: ReturnRecord) -> object:
+        key = effect.key
+        shop, order_id = effect.shop, effect.order_id
+        if isinstance(effect, fx.Publish):
+            event = DomainEvent(
+                topic=effect.topic, shop=shop, return_id=effect.return_id, payload=effect.payload
+            )
+            self.events.publish(event, idempotency_key=key)
+            return None
+        if isinstance(effect, fx.Notify):
+            self.notifier.notify(
+                shop, effect.recipient, effect.template, effect.context, idempotency_key=key
+            )
+            return None
+        if isinstance(effect, fx.CreateWarehouseReturn):
+            return self.warehouse.create_return(
+                shop,
+                order_id,
+                effect.return_id,
+                effect.lines,
+                reason=effect.reason,
+                action=effect.action,
+                idempotency_key=key,
+            )
+        if isinstance(effect, fx.CancelWarehouseReturn):
+            rma = _required(record.refs.warehouse_rma_id, "warehouse_rma_id", effect)
+            self.warehouse.cancel_return(shop, rma, idempotency_key=key)
+            return None
+        if isinstance(effect, fx.CreateLabel):
+            return self.carrier.create_label(shop, effect.return_id, order_id, idempotency_key=key)
+        if isinstance(effect, fx.VoidLabel):
+            tracking = _required(record.refs.tracking_number, "tracking_number", effect)
+            self.carrier.void_label(shop, tracking, idempotency_key=key)
+            return None
+        if isinstance(effect, fx.HoldExchange):
+            return self.commerce.add_exchange_items(
+                shop, order_id, effect.items, hold_tag=effect.hold_tag, idempotency_key=key
+            )
+        if isinstance(effect, fx.ReleaseExchange):
+            hold = _required(record.refs.exchange_hold_id, "exchange_hold_id", effect)
+            self.commerce.release_exchange(
+                shop, order_id, hold, hold_tag=effect.hold_tag, idempotency_key=key
+            )
+            return None
+        if isinstance(effect, fx.CancelExchange):
+            hold = _required(record.refs.exchange_hold_id, "exchange_hold_id", effect)
+            self.commerce.cancel_exchange_items(
+                shop, order_id, hold, _platform_items(record, effect), idempotency_key=key
+            )
+            return None
+        if isinstance(effect, fx.IssueRefund):
+            return self.commerce.refund(
+                shop, order_id, effect.amount, effect.lines, idempotency_key=key
+            )
+        if isinstance(effect, fx.IssueStoreCredit):
+            return self.commerce.issue_store_credit(
+                shop, order_id, effect.amount, idempotency_key=key
+            )
+        if isinstance(effect, fx.Restock):
+            self.commerce.restock(shop, order_id, effect.lines, idempotency_key=key)
+            return None
+        raise PortError("service", effect.kind, "no port handles this effect", retryable=False)
+
+    def _apply_result(self, effect: fx.Effect, result: object) -> None:
+        """Write back what a port answered that the return needs (ids, labels, holds)."""
+        if isinstance(effect, (fx.Publish, fx.Notify, fx.Restock, fx.VoidLabel)):
+            return
+        if isinstance(effect, fx.CancelWarehouseReturn):
+            return
+
+        def apply(change: _Change) -> None:
+            record = change.record
+            refs = record.refs
+            if isinstance(effect, fx.CreateWarehouseReturn):
+                rma = getattr(result, "rma_id", None)
+                change.update(refs=attrs.evolve(refs, warehouse_rma_id=rma))
+                change.note("warehouse_return_created", {"rma": rma})
+            elif isinstance(effect, fx.CreateLabel):
+                tracking = getattr(result, "tracking_number", None)
+                url = getattr(result, "label_url", None)
+                change.update(refs=attrs.evolve(refs, tracking_number=tracking, label_url=url))
+                if change.allows("send_label"):
+                    change.fire("send_label", {"tracking": tracking})
+                    change.notify("label_sent", tracking_number=tracking, label_url=url)
+                    change.publish("update", tracking_number=tracking)
+                else:
+                    change.note("label_created", {"tracking": tracking})
+            elif isinstance(effect, fx.HoldExchange):
+                hold = getattr(result, "hold_id", None)
+                platform_ids = dict(
+                    zip(
+                        (item.exchange_line_id for item in effect.items),
+                        getattr(result, "item_ids", ()),
+                        strict=False,
+                    )
+                )
+                change.update(
+                    refs=attrs.evolve(refs, exchange_hold_id=hold),
+                    exchange_lines=tuple(
+                        attrs.evolve(line, status="held", platform_item_id=platform_ids[line.id])
+                        if line.id in platform_ids
+                        else line
+                        for line in record.exchange_lines
+                    ),
+                )
+                change.note("exchange_held", {"hold": hold, "tag": effect.hold_tag})
+                change.publish("exchange_held", hold_id=hold)
+            elif isinstance(effect, fx.ReleaseExchange):
+                change.update(exchange_lines=_with_status(record, None, "released", only="held"))
+                change.note("exchange_released", {"tag_removed": effect.hold_tag})
+                change.publish("exchange_released")
+                change.notify("exchange_released")
+            elif isinstance(effect, fx.CancelExchange):
+                change.update(
+                    exchange_lines=_with_status(record, set(effect.exchange_line_ids), "cancelled")
+                )
+                change.note(
+                    "exchange_lines_cancelled", {"lines": ", ".join(effect.exchange_line_ids)}
+                )
+                change.publish("exchange_cancelled", lines=list(effect.exchange_line_ids))
+            elif isinstance(effect, fx.IssueRefund):
+                refund_id = getattr(result, "refund_id", "")
+                change.update(refs=attrs.evolve(refs, refund_ids=(*refs.refund_ids, refund_id)))
+                change.note("refund_issued", {"refund": refund_id, "amount": str(effect.amount)})
+                change.publish("refund_created", refund_id=refund_id, amount=str(effect.amount))
+                change.notify("refund_issued", amount=str(effect.amount))
+            elif isinstance(effect, fx.IssueStoreCredit):
+                credit_id = getattr(result, "credit_id", "")
+                change.update(refs=attrs.evolve(refs, credit_ids=(*refs.credit_ids, credit_id)))
+                change.note(
+                    "store_credit_issued", {"credit": credit_id, "amount": str(effect.amount)}
+                )
+                change.publish("credit_created", credit_id=credit_id, amount=str(effect.amount))
+                change.notify("store_credit_issued", amount=str(effect.amount))
+
+        self._run(effect.shop, effect.return_id, "dispatcher", apply, dispatch=False)
+
+    def _escalate(self, effect: fx.Effect, message: str) -> None:
+        """An effect the return depends on failed for good: a person has to look."""
+        reason = f"{effect.kind} failed: {message}"
+
+        def apply(change: _Change) -> None:
+            if change.allows("flag"):
+                self._flag(change, reason)
+            elif change.allows("reopen"):
+                change.fire("reopen", {"reason": reason})
+                change.update(review_reasons=(reason,))
+                change.publish("reopen", reason=reason)
+            else:
+                change.note("effect_failed", {"effect": effect.kind, "error": message})
+
+        self._run(effect.shop, effect.return_id, "dispatcher", apply, dispatch=False)
+
+    # -- planning helpers ----------------------------------------------------------------------
+
+    def _approved(self, change: _Change) -> None:
+        record = change.record
+        shipped = [line for line in record.lines if line.requires_receipt]
+        if shipped and not record.refs.warehouse_rma_id:
+            change.effect(
+                fx.CreateWarehouseReturn,
+                lines=tuple(LineQuantity(line.order_line_id, line.quantity) for line in shipped),
+                reason=self.policy.warehouse_reason,
+                action=self.policy.warehouse_action,
+            )
+        if shipped and self.policy.send_label:
+            change.effect(fx.CreateLabel)
+        pending = [line for line in record.exchange_lines if line.status == "pending"]
+        if pending and change.allows("hold_exchange"):
+            change.effect(
+                fx.HoldExchange,
+                items=tuple(
+                    ExchangeItem(line.id, line.variant_id, line.quantity, line.sku)
+                    for line in pending
+                ),
+                hold_tag=self.policy.hold_tag,
+            )
+            change.fire("hold_exchange", {"tag": self.policy.hold_tag})
+        change.publish("approve")
+        change.notify("return_approved")
+        if not shipped:  # returnless: nothing to wait for
+            self._complete(change)
+
+    def _declined(self, change: _Change, reason: DeclineReason, note: str) -> None:
+        payload = {"reason": reason.value, **({"note": note} if note else {})}
+        change.fire("decline", payload, reason=reason)
+        change.update(decline_reason=reason)
+        change.publish("decline", reason=reason.value, note=note)
+        change.notify("return_declined", reason=reason.value, note=note)
+
+    def _flag(self, change: _Change, reason: str) -> None:
+        change.fire("flag", {"reason": reason}, reason=reason)
+        change.update(review_reasons=(*change.record.review_reasons, reason))
+        change.publish("update", review_reason=reason)
+
+    def _release_exchange(self, change: _Change, *, why: str) -> None:
+        change.effect(fx.ReleaseExchange, hold_tag=self.policy.hold_tag)
+        change.fire("release_exchange", {"why": why})
+
+    def _cancel_exchange(
+        self, change: _Change, *, all_lines: bool, why: str, ids: Sequence[str] = ()
+    ) -> None:
+        if not change.allows("cancel_exchange"):
+            return
+        open_ids = [
+            line.id for line in change.record.exchange_lines if line.status in ("pending", "held")
+        ]
+        targets = open_ids if all_lines else [line_id for line_id in ids if line_id in open_ids]
+        if targets:
+            change.effect(fx.CancelExchange, exchange_line_ids=tuple(targets))
+        change.fire("cancel_exchange", {"why": why})
+
+    def _complete(self, change: _Change) -> None:
+        """Run the outcomes of every accepted, unsettled unit, release or cancel the exchange,
+        and close the return (seed 000: "Finished" closes, then the outcome runs)."""
+        record = change.record
+        refund_lines: list[LineQuantity] = []
+        credit_lines: list[LineQuantity] = []
+        refund = Money.zero(record.currency)
+        credit = Money.zero(record.currency)
+        settled: dict[str, int] = {}
+        for line in record.lines:
+            units = line.quantity if isinstance(line.outcome, Keep) else line.accepted
+            fresh = units - line.settled
+            if fresh <= 0:
+                continue
+            settled[line.id] = units
+            amount = line.amount_for(fresh, start=line.settled)
+            kind = line.outcome.settle if isinstance(line.outcome, Keep) else line.outcome.kind
+            if kind is OutcomeKind.REFUND:
+                refund = refund + amount
+                refund_lines.append(LineQuantity(line.order_line_id, fresh))
+            elif kind is OutcomeKind.STORE_CREDIT:
+                bonus = line.outcome.bonus if isinstance(line.outcome, StoreCredit) else None
+                credit = (
+                    credit
+                    + amount
+                    + (bonus if bonus and line.settled == 0 else Money.zero(record.currency))
+                )
+                credit_lines.append(LineQuantity(line.order_line_id, fresh))
+        change.update(
+            lines=tuple(
+                attrs.evolve(line, settled=settled[line.id]) if line.id in settled else line
+                for line in record.lines
+            )
+        )
+        # The exchange: every exchanged unit accepted -> release; any rejected -> cancel it.
+        failed = {
+            line.id for line in record.lines if isinstance(line.outcome, Exchange) and line.rejected
+        }
+        cancel_ids = [
+            line.id
+            for line in record.exchange_lines
+            if line.return_line_id in failed and line.status in ("pending", "held")
+        ]
+        keep_ids = [
+            line.id
+            for line in record.exchange_lines
+            if line.return_line_id not in failed and line.status in ("pending", "held")
+        ]
+        if record.exchange_status == "released" and failed:
+            self._flag(change, "QC failed on an exchanged item after the exchange was released")
+            return
+        if refund:
+            change.effect(fx.IssueRefund, amount=refund, lines=tuple(refund_lines))
+            change.fire("refund", {"amount": str(refund)})
+        if credit:
+            change.effect(fx.IssueStoreCredit, amount=credit, lines=tuple(credit_lines))
+            change.note("store_credit_planned", {"amount": str(credit)})
+        if cancel_ids and keep_ids:
+            change.effect(fx.CancelExchange, exchange_line_ids=tuple(cancel_ids))
+            change.note("exchange_lines_qc_failed", {"cancelled": ", ".join(cancel_ids)})
+        if keep_ids and change.allows("release_exchange"):
+            self._release_exchange(change, why="return completed")
+        elif cancel_ids:
+            self._cancel_exchange(change, all_lines=True, why="QC failed on every exchanged item")
+        change.fire("close")
+        change.update(review_reasons=())
+        change.publish("close")
+        change.notify("return_closed")
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _refuse(self, change: _Change, event: str) -> None:
+        record = change.record
+        raise InvalidTransition(record.id, record.state, event, TABLE.allowed(record.state))
+
+    @staticmethod
+    def _fully_received(record: ReturnRecord) -> bool:
+        return all(line.received >= line.quantity for line in record.lines if line.requires_receipt)
+
+    def _planned(self, record: ReturnRecord, effect_type: type[fx.Effect]) -> bool:
+        return any(
+            isinstance(entry.effect, effect_type)
+            for entry in self.store.outbox(record.shop, record.id)
+        )
+
+    def _already_returned(self, shop: str, order_id: str) -> dict[str, int]:
+        counted: dict[str, int] = {}
+        for record in self.store.list(shop, order_id=order_id):
+            if record.status in ("declined", "cancelled", "expired", "reset"):
+                continue
+            for line in record.lines:
+                counted[line.order_line_id] = counted.get(line.order_line_id, 0) + line.quantity
+        return counted
+
+    def _reset_child(
+        self,
+        parent: ReturnRecord,
+        carried: Sequence[ReturnLine],
+        child_id: str,
+        now: datetime,
+        actor: str,
+    ) -> tuple[ReturnRecord, _Change]:
+        lines: list[ReturnLine] = []
+        renamed: dict[str, str] = {}
+        for index, line in enumerate(carried, start=1):
+            new_id = f"{child_id}-{index}"
+            renamed[line.id] = new_id
+            units = line.accepted
+            lines.append(
+                attrs.evolve(
+                    line,
+                    id=new_id,
+                    quantity=units,
+                    received=units,
+                    accepted=units,
+                    rejected=0,
+                    restocked=min(line.restocked, units),
+                    settled=min(line.settled, units),
+                    unit_amounts=line.unit_amounts[:units],
+                )
+            )
+        rejected = {line.id: line.rejected for line in parent.lines}
+        exchange = [
+            attrs.evolve(
+                line,
+                id=f"{renamed[line.return_line_id]}-x",
+                return_line_id=renamed[line.return_line_id],
+            )
+            for line in parent.exchange_lines
+            if line.return_line_id in renamed
+            and line.status in ("pending", "held")
+            and not rejected.get(line.return_line_id)
+        ]
+        exchange_status = parent.exchange_status if exchange else TABLE.initial[1]
+        child = ReturnRecord(
+            id=child_id,
+            shop=parent.shop,
+            order_id=parent.order_id,
+            currency=parent.currency,
+            status="item_received",
+            exchange_status=exchange_status,
+            lines=tuple(lines),
+            exchange_lines=tuple(exchange),
+            refs=attrs.evolve(parent.refs, warehouse_rma_id=None, refund_ids=(), credit_ids=())
+            if exchange
+            else type(parent.refs)(tracking_number=parent.refs.tracking_number),
+            created_at=now,
+            updated_at=now,
+            customer_email=parent.customer_email,
+            customer_note=parent.customer_note,
+            parent_id=parent.id,
+        )
+        change = _Change(child, now=now, actor=actor, base=0)
+        change.note("created_by_reset", {"parent_id": parent.id})
+        change.effect(
+            fx.CreateWarehouseReturn,
+            lines=tuple(LineQuantity(line.order_line_id, line.quantity) for line in lines),
+            reason=self.policy.warehouse_reason,
+            action=self.policy.warehouse_action,
+        )
+        change.publish("request", parent_id=parent.id)
+        if self.policy.completion is Completion.ON_RECEIPT:
+            self._complete(change)
+        return change.finished(), change
+
+    def _run(
+        self,
+        shop: str,
+        return_id: str,
+        actor: str,
+        apply: Callable[[_Change], None],
+        *,
+        dispatch: bool = True,
+    ) -> ReturnRecord:
+        """Load, apply, commit with a version check; reload and re-apply on a conflict."""
+        for _ in range(_CONFLICT_RETRIES):
+            record = self.store.get(shop, return_id)
+            change = _Change(record, now=self.clock(), actor=actor, base=record.version)
+            apply(change)
+            if not change.changed:
+                return record
+            try:
+                self.store.commit(
+                    Commit(
+                        records=((change.finished(), record.version),),
+                        effects=tuple(change.effects),
+                    )
+                )
+            except ConcurrencyConflict:
+                continue
+            if dispatch:
+                self._after_commit(shop, [return_id])
+            return self.store.get(shop, return_id)
+        raise ConcurrencyConflict(return_id, record.version, -1)
+
+    def _commit(self, change: _Change) -> ReturnRecord:
+        record = change.finished()
+        self.store.commit(Commit(records=((record, change.base),), effects=tuple(change.effects)))
+        self._after_commit(record.shop, [record.id])
+        return self.store.get(record.shop, record.id)
+
+
+def _required(value: _T | None, field: str, effect: fx.Effect) -> _T:
+    if value is None:
+        raise PortError(effect.port, effect.kind, f"the return has no {field} yet", retryable=True)
+    return value
+
+
+def _platform_items(record: ReturnRecord, effect: fx.CancelExchange) -> tuple[str, ...]:
+    """The platform's ids of the exchange items to cancel."""
+    wanted = set(effect.exchange_line_ids)
+    return tuple(
+        _required(line.platform_item_id, "platform_item_id", effect)
+        for line in record.exchange_lines
+        if line.id in wanted
+    )
+
+
+def _with_status(
+    record: ReturnRecord, ids: set[str] | None, status: str, *, only: str | None = None
+) -> tuple[ExchangeLine, ...]:
+    return tuple(
+        attrs.evolve(line, status=status)
+        if (ids is None or line.id in ids) and (only is None or line.status == only)
+        else line
+        for line in record.exchange_lines
+    )
