@@ -261,23 +261,34 @@ class ReturnsService:
             else:
                 moved = "/".join(item.source)
             details = ", ".join(f"{key}={value}" for key, value in item.payload.items())
-            text = f"{item.event:<22} {moved}" + (f"  [{details}]" if details else "")
+            text = f"{item.event:<24} {moved}" + (f"  [{details}]" if details else "")
             entries.append(
                 (item.version, index, TimelineEntry(item.version, "event", text, item.at))
             )
         for entry in self.store.outbox(shop, return_id):
-            effect = entry.effect
-            version = int(effect.key.split(":")[1])
-            text = f"{effect.port}.{effect.kind:<24} {entry.status} after {entry.attempts} attempt"
-            text += "s" if entry.attempts != 1 else ""
+            version = int(entry.effect.key.split(":")[1])
+            text = f"{fx.describe(entry.effect)}: {entry.status}"
+            if entry.attempts != 1:
+                text += f" after {entry.attempts} attempts"
             if entry.last_error:
-                text += f"  ({entry.last_error})"
-            if isinstance(effect, fx.Publish):
-                text = f"publish {effect.topic:<24} {entry.status}"
+                text += f" ({entry.last_error})"
             entries.append(
-                (version, 10_000 + entry.sequence, TimelineEntry(version, "effect", text))
+                (version, 1_000_000 + entry.sequence, TimelineEntry(version, "effect", text))
             )
         return [entry for _, _, entry in sorted(entries, key=lambda item: item[:2])]
+
+    def render_timeline(self, shop: str, return_id: str) -> str:
+        """The timeline as text: a header, then ``*`` for state changes, ``->`` for effects."""
+        record = self.store.get(shop, return_id)
+        lines = [
+            f"return {record.id} (order {record.order_id}): {record.status} / "
+            f"{record.exchange_status}, Shopify {shopify_status(record.status).value}, "
+            f"version {record.version}"
+        ]
+        for entry in self.timeline(shop, return_id):
+            marker = "  *" if entry.kind == "event" else "     ->"
+            lines.append(f"{marker} v{entry.version:<3} {entry.text}")
+        return "\n".join(lines)
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -866,6 +877,7 @@ class ReturnsService:
                 change.note("refund_issued", {"refund": refund_id, "amount": str(effect.amount)})
                 change.publish("refund_created", refund_id=refund_id, amount=str(effect.amount))
                 change.notify("refund_issued", amount=str(effect.amount))
+                self._close_if_settled(change)
             elif isinstance(effect, fx.IssueStoreCredit):
                 credit_id = getattr(result, "credit_id", "")
                 change.update(refs=attrs.evolve(refs, credit_ids=(*refs.credit_ids, credit_id)))
@@ -874,6 +886,7 @@ class ReturnsService:
                 )
                 change.publish("credit_created", credit_id=credit_id, amount=str(effect.amount))
                 change.notify("store_credit_issued", amount=str(effect.amount))
+                self._close_if_settled(change)
 
         self._run(effect.shop, effect.return_id, "dispatcher", apply, dispatch=False)
 
@@ -1016,10 +1029,26 @@ class ReturnsService:
             self._release_exchange(change, why="return completed")
         elif cancel_ids:
             self._cancel_exchange(change, all_lines=True, why="QC failed on every exchanged item")
+        if not (refund or credit):
+            self._close(change)
+        # Otherwise the return closes when the platform confirms the money (_apply_result).
+
+    def _close(self, change: _Change) -> None:
         change.fire("close")
         change.update(review_reasons=())
         change.publish("close")
         change.notify("return_closed")
+
+    def _close_if_settled(self, change: _Change) -> None:
+        """Close a completed return once every refund and credit it planned went through."""
+        record = change.record
+        if record.status not in ("refunded", "item_received", "approved"):
+            return
+        money = (fx.IssueRefund, fx.IssueStoreCredit)
+        entries = self.store.outbox(record.shop, record.id)
+        if any(isinstance(e.effect, money) and e.status != "done" for e in entries):
+            return
+        self._close(change)
 
     # -- plumbing ------------------------------------------------------------------------------
 

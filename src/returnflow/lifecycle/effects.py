@@ -33,6 +33,7 @@ __all__ = [
     "ReleaseExchange",
     "Restock",
     "VoidLabel",
+    "describe",
 ]
 
 TOPICS: Mapping[str, str] = {
@@ -167,3 +168,45 @@ class Publish(Effect):
     port: ClassVar[str] = "events"
     topic: str
     payload: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+
+
+def _lines(lines: tuple[LineQuantity, ...]) -> str:
+    return ", ".join(f"{line.order_line_id}x{line.quantity}" for line in lines)
+
+
+def describe(effect: Effect) -> str:
+    """One readable line for an effect, for timelines and logs.
+
+    >>> describe(IssueRefund(key="k", shop="s", return_id="R1", order_id="1001",
+    ...                      amount=Money("23.80", "EUR"), lines=(LineQuantity("L2", 2),)))
+    'commerce.refund 23.80 EUR for L2x2'
+    """
+    if isinstance(effect, Publish):
+        return f"publish {effect.topic}"
+    if isinstance(effect, Notify):
+        return f"notify {effect.recipient}: {effect.template}"
+    if isinstance(effect, CreateWarehouseReturn):
+        return (
+            f"warehouse.create_return {_lines(effect.lines)} "
+            f"(reason={effect.reason}, action={effect.action})"
+        )
+    if isinstance(effect, CancelWarehouseReturn):
+        return "warehouse.cancel_return"
+    if isinstance(effect, CreateLabel):
+        return "carrier.create_label"
+    if isinstance(effect, VoidLabel):
+        return "carrier.void_label"
+    if isinstance(effect, HoldExchange):
+        items = ", ".join(f"{item.variant_id}x{item.quantity}" for item in effect.items)
+        return f"commerce.add_exchange_items {items} on hold, tag {effect.hold_tag}"
+    if isinstance(effect, ReleaseExchange):
+        return f"commerce.release_exchange (remove tag {effect.hold_tag}, try {effect.attempt})"
+    if isinstance(effect, CancelExchange):
+        return f"commerce.cancel_exchange_items {', '.join(effect.exchange_line_ids)}"
+    if isinstance(effect, IssueRefund):
+        return f"commerce.refund {effect.amount} for {_lines(effect.lines)}"
+    if isinstance(effect, IssueStoreCredit):
+        return f"commerce.issue_store_credit {effect.amount} for {_lines(effect.lines)}"
+    if isinstance(effect, Restock):
+        return f"commerce.restock {_lines(effect.lines)}"
+    return f"{effect.port}.{effect.kind}"

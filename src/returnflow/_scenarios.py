@@ -1,0 +1,348 @@
+"""The seed flows, run against in-process fakes: what ``returnflow demo`` shows.
+
+Each scenario builds a :class:`~returnflow.testing.Harness`, drives returns through the
+public API and returns the harness and the ids of the returns it made, so the caller can
+print their timelines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+
+import attrs
+
+from returnflow.domain.inbound import (
+    CarrierStatus,
+    CarrierUpdate,
+    ReceivedLine,
+    WarehouseFinished,
+    WarehouseReceipt,
+)
+from returnflow.domain.model import (
+    Exchange,
+    ItemCondition,
+    OrderLine,
+    OrderSnapshot,
+    QcResult,
+    Refund,
+    RequestLine,
+    ReturnReason,
+    ReturnRequest,
+)
+from returnflow.domain.money import Money
+from returnflow.domain.policy import Completion, ReleaseTrigger, ReturnPolicy
+from returnflow.testing.harness import Harness
+
+__all__ = ["SCENARIOS", "Scenario", "order_1001"]
+
+SHOP = "demo-shop"
+
+
+def order_1001(shop: str = SHOP, order_id: str = "1001") -> OrderSnapshot:
+    """A T-shirt, two caps and a jacket, ordered on 10 January 2026."""
+    return OrderSnapshot(
+        id=order_id,
+        shop=shop,
+        created_at=datetime(2026, 1, 10, 9, 30, tzinfo=timezone.utc),
+        currency="EUR",
+        customer_email="customer@example.com",
+        lines=[
+            OrderLine(
+                id="L1",
+                sku="TEE-M",
+                variant_id="tee-m",
+                quantity=1,
+                unit_price=Money("25.00", "EUR"),
+                title="T-shirt, M",
+            ),
+            OrderLine(
+                id="L2",
+                sku="CAP",
+                variant_id="cap",
+                quantity=2,
+                unit_price=Money("10.00", "EUR"),
+                tax=Money("3.80", "EUR"),
+                title="Cap",
+            ),
+            OrderLine(
+                id="L3",
+                sku="JACKET-M",
+                variant_id="jacket-m",
+                quantity=1,
+                unit_price=Money("120.00", "EUR"),
+                discount=Money("20.00", "EUR"),
+                title="Jacket, M",
+            ),
+        ],
+    )
+
+
+@attrs.frozen
+class Scenario:
+    name: str
+    title: str
+    run: Callable[[], tuple[Harness, Sequence[str]]]
+
+
+def _harness(**policy: object) -> Harness:
+    harness = Harness(policy=ReturnPolicy(**policy))  # type: ignore[arg-type]
+    harness.ports.commerce.add_order(order_1001())
+    return harness
+
+
+def _exchange_request(variant: str = "tee-l") -> ReturnRequest:
+    return ReturnRequest(
+        shop=SHOP,
+        order_id="1001",
+        lines=[
+            RequestLine(
+                order_line_id="L1",
+                quantity=1,
+                outcome=Exchange(variant_id=variant),
+                reason=ReturnReason.SIZE_TOO_SMALL,
+            )
+        ],
+    )
+
+
+def smartpack_exchange() -> tuple[Harness, Sequence[str]]:
+    """Seed 000: exchange on hold with the hold-order tag, warehouse "Finished" closes, the
+    outcome runs and the hold is released."""
+    harness = _harness(completion=Completion.ON_WAREHOUSE_FINISHED)
+    service = harness.service
+    record = service.request(_exchange_request())
+    service.handle(
+        CarrierUpdate(shop=SHOP, return_id=record.id, event_id="scan-1", status="RETURN_PICKED_UP")
+    )
+    harness.clock.advance(days=3)
+    service.handle(
+        WarehouseReceipt(
+            shop=SHOP,
+            return_id=record.id,
+            event_id="wms-rcv-1",
+            lines=[ReceivedLine(line_id="L1", quantity=1, condition=ItemCondition.NEW)],
+        )
+    )
+    service.handle(WarehouseFinished(shop=SHOP, return_id=record.id, event_id="wms-fin-1"))
+    return harness, [record.id]
+
+
+def smartpack_instant_exchange() -> tuple[Harness, Sequence[str]]:
+    """Seed 000: Instant Exchange releases the hold when the parcel is handed in; a release
+    the platform did not honour is retried."""
+    harness = _harness(
+        completion=Completion.ON_WAREHOUSE_FINISHED,
+        exchange_release=ReleaseTrigger.ON_HANDED_IN,
+    )
+    service = harness.service
+    record = service.request(_exchange_request())
+    harness.ports.commerce.ignore_releases(times=1)
+    service.handle(
+        CarrierUpdate(shop=SHOP, return_id=record.id, event_id="scan-1", status="RETURN_PICKED_UP")
+    )
+    service.retry_exchange_release(SHOP, record.id)
+    return harness, [record.id]
+
+
+def smartpack_partial_reset() -> tuple[Harness, Sequence[str]]:
+    """Seed 000: only part of the return arrived. Not "Finished": reset, and a new return
+    holds the accepted items only; the warehouse finishes that one."""
+    harness = _harness(completion=Completion.ON_WAREHOUSE_FINISHED)
+    service = harness.service
+    record = service.request(
+        ReturnRequest(
+            shop=SHOP,
+            order_id="1001",
+            lines=[
+                RequestLine(order_line_id="L2", quantity=2, outcome=Refund()),
+                RequestLine(order_line_id="L3", quantity=1, outcome=Refund()),
+            ],
+        )
+    )
+    service.handle(
+        WarehouseReceipt(
+            shop=SHOP,
+            return_id=record.id,
+            event_id="wms-rcv-1",
+            lines=[ReceivedLine(line_id="L2", quantity=2)],
+        )
+    )
+    _, child = service.reset(SHOP, record.id)
+    service.handle(WarehouseFinished(shop=SHOP, return_id=child.id, event_id="wms-fin-2"))
+    return harness, [record.id, child.id]
+
+
+def helpdesk_auto_approved() -> tuple[Harness, Sequence[str]]:
+    """Seed 001: request, eligibility (30 days, condition), auto-approval, label sent, item
+    received and inspected, refund processed; a status event at every step."""
+    harness = _harness()
+    service = harness.service
+    record = service.request(
+        ReturnRequest(
+            shop=SHOP,
+            order_id="1001",
+            lines=[
+                RequestLine(
+                    order_line_id="L3",
+                    quantity=1,
+                    reason=ReturnReason.SIZE_TOO_LARGE,
+                    condition=ItemCondition.NEW,
+                )
+            ],
+        )
+    )
+    harness.clock.advance(days=4)
+    service.handle(
+        WarehouseReceipt(
+            shop=SHOP,
+            return_id=record.id,
+            event_id="wms-1",
+            lines=[ReceivedLine(line_id="L3", quantity=1, condition=ItemCondition.GOOD)],
+        )
+    )
+    return harness, [record.id]
+
+
+def helpdesk_agent_review() -> tuple[Harness, Sequence[str]]:
+    """Seed 001: an item declared used goes to an agent, who approves it."""
+    harness = _harness()
+    service = harness.service
+    record = service.request(
+        ReturnRequest(
+            shop=SHOP,
+            order_id="1001",
+            lines=[
+                RequestLine(
+                    order_line_id="L2",
+                    quantity=1,
+                    reason=ReturnReason.DEFECTIVE,
+                    condition=ItemCondition.USED,
+                )
+            ],
+        )
+    )
+    service.approve(SHOP, record.id, actor="agent:maria")
+    service.handle(
+        CarrierUpdate(shop=SHOP, return_id=record.id, event_id="scan-1", status="RETURN_PICKED_UP")
+    )
+    service.handle(
+        CarrierUpdate(shop=SHOP, return_id=record.id, event_id="scan-2", status="DELIVERED")
+    )
+    service.handle(
+        WarehouseReceipt(
+            shop=SHOP,
+            return_id=record.id,
+            event_id="wms-1",
+            lines=[ReceivedLine(line_id="L2", quantity=1)],
+        )
+    )
+    return harness, [record.id]
+
+
+def helpdesk_window_ended() -> tuple[Harness, Sequence[str]]:
+    """Seed 001: a request after the 30-day window is declined with RETURN_PERIOD_ENDED."""
+    harness = _harness()
+    harness.clock.advance(days=40)
+    record = harness.service.request(
+        ReturnRequest(
+            shop=SHOP, order_id="1001", lines=[RequestLine(order_line_id="L1", quantity=1)]
+        )
+    )
+    return harness, [record.id]
+
+
+def clickpost_qc_pass() -> tuple[Harness, Sequence[str]]:
+    """Seed 002: RETURN_PICKED_UP, then QC pass releases the held exchange."""
+    harness = _harness()
+    service = harness.service
+    record = service.request(_exchange_request())
+    service.handle(
+        CarrierUpdate(
+            shop=SHOP,
+            return_id=record.id,
+            event_id="cp-1",
+            source="clickpost",
+            status=CarrierStatus.PICKED_UP,
+        )
+    )
+    service.handle(
+        WarehouseReceipt(
+            shop=SHOP,
+            return_id=record.id,
+            event_id="increff-qc-1",
+            source="increff",
+            lines=[ReceivedLine(line_id="L1", quantity=1, qc=QcResult.PASS)],
+        )
+    )
+    return harness, [record.id]
+
+
+def clickpost_qc_fail() -> tuple[Harness, Sequence[str]]:
+    """Seed 002: QC fail cancels the held exchange lines."""
+    harness = _harness()
+    service = harness.service
+    record = service.request(_exchange_request())
+    service.handle(
+        WarehouseReceipt(
+            shop=SHOP,
+            return_id=record.id,
+            event_id="increff-qc-1",
+            source="increff",
+            lines=[
+                ReceivedLine(line_id="L1", quantity=1, qc=QcResult.FAIL, note="worn, tags removed")
+            ],
+        )
+    )
+    return harness, [record.id]
+
+
+def clickpost_rto() -> tuple[Harness, Sequence[str]]:
+    """Seed 002: the carrier reports RTO; the return waits for an agent."""
+    harness = _harness()
+    service = harness.service
+    record = service.request(
+        ReturnRequest(
+            shop=SHOP, order_id="1001", lines=[RequestLine(order_line_id="L3", quantity=1)]
+        )
+    )
+    service.handle(
+        CarrierUpdate(
+            shop=SHOP,
+            return_id=record.id,
+            event_id="cp-1",
+            source="clickpost",
+            status=CarrierStatus.PICKED_UP,
+        )
+    )
+    service.handle(
+        CarrierUpdate(
+            shop=SHOP,
+            return_id=record.id,
+            event_id="cp-2",
+            source="clickpost",
+            status=CarrierStatus.RETURN_TO_ORIGIN,
+        )
+    )
+    return harness, [record.id]
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("smartpack-exchange", "Returnflows x SmartPack: exchange on hold", smartpack_exchange),
+    Scenario(
+        "smartpack-instant",
+        "Returnflows x SmartPack: instant exchange, release retried",
+        smartpack_instant_exchange,
+    ),
+    Scenario(
+        "smartpack-reset",
+        "Returnflows x SmartPack: partial receipt and reset",
+        smartpack_partial_reset,
+    ),
+    Scenario("helpdesk-auto", "Helpdesk workflow: auto-approved refund", helpdesk_auto_approved),
+    Scenario("helpdesk-review", "Helpdesk workflow: agent review", helpdesk_agent_review),
+    Scenario("helpdesk-late", "Helpdesk workflow: window ended", helpdesk_window_ended),
+    Scenario("clickpost-qc-pass", "Increff x Clickpost: QC pass releases", clickpost_qc_pass),
+    Scenario("clickpost-qc-fail", "Increff x Clickpost: QC fail cancels", clickpost_qc_fail),
+    Scenario("clickpost-rto", "Increff x Clickpost: return to origin", clickpost_rto),
+)
