@@ -388,11 +388,6 @@ def test_keep_settles_as_refund_or_store_credit_only(settle: object) -> None:
     assert_validation(info.value, UnknownOutcome, "settle", settle)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Keep(settle='refund') keeps a plain str; service._complete compares with "
-    "'is OutcomeKind.REFUND', so the return closes as settled and no refund is issued",
-)
 def test_keep_settle_given_as_a_string_is_refunded_or_refused(harness: Harness) -> None:
     try:
         outcome = Keep(settle="refund")  # type: ignore[arg-type]
@@ -438,11 +433,6 @@ def test_unknown_enum_value_is_refused_with_its_value(
     assert "must be one of: " in info.value.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: enum converters (model._enum_field, inbound._enum) report the enum class "
-    "name (ReturnReason, CarrierStatus, ...) as err.field instead of the field's name",
-)
 @pytest.mark.parametrize(
     ("build", "field"),
     [

@@ -11,6 +11,7 @@ Every error the library raises on purpose derives from :class:`ReturnflowError`:
     │   ├── InvalidRequest         a return request that cannot be accepted as given
     │   │   ├── UnknownOrderLine   the order has no such line
     │   │   ├── InvalidQuantity    0, negative, above what is left to return
+    │   │   ├── UnknownOrder       the platform has no such order in this shop
     │   │   ├── UnknownOutcome     not refund / store_credit / exchange / keep
     │   │   └── ExchangeNotOffered the order cannot get an exchange
     │   └── InvalidPayload         an event or inbound fact with missing or wrong data
@@ -51,6 +52,7 @@ __all__ = [
     "ReturnNotFound",
     "ReturnflowError",
     "UnknownCurrency",
+    "UnknownOrder",
     "UnknownOrderLine",
     "UnknownOutcome",
     "ValidationError",
@@ -96,6 +98,10 @@ class InvalidRequest(ValidationError):
 
 class UnknownOrderLine(InvalidRequest):
     """The request names an order line the order does not have."""
+
+
+class UnknownOrder(InvalidRequest):
+    """The commerce platform has no such order in this shop."""
 
 
 class InvalidQuantity(InvalidRequest):
@@ -179,4 +185,20 @@ def _rebuild_port_error(port: str, operation: str, message: str, retryable: bool
 
 
 class ConfigurationError(ReturnflowError):
-    """The service, a policy or a port is set up in a way that cannot work."""
+    """The service, a policy or a port is set up in a way that cannot work.
+
+    ``field`` and ``value`` name the setting when there is one.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, value: Any = None) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"{field}={value!r}: {message}" if field else message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        message = str(self).split(": ", 1)[1] if self.field else str(self)
+        return (_rebuild_configuration_error, (message, self.field, self.value))
+
+
+def _rebuild_configuration_error(message: str, field: str | None, value: Any) -> Any:
+    return ConfigurationError(message, field=field, value=value)

@@ -49,6 +49,7 @@ from returnflow.domain.model import (
     ReturnReason,
     ReturnRequest,
     StoreCredit,
+    coerce_enum,
 )
 from returnflow.domain.money import Money, money_from
 from returnflow.domain.policy import Completion, ReleaseTrigger, WindowStart
@@ -80,14 +81,9 @@ def _structure_money(value: Any, _: type[Any]) -> Money:
 
 
 def _structure_enum(value: Any, enum_type: type[enum.Enum]) -> enum.Enum:
-    if isinstance(value, enum_type):
-        return value
-    try:
-        return enum_type(value)
-    except ValueError:
-        allowed = ", ".join(str(member.value) for member in enum_type)
-        error = UnknownOutcome if enum_type is OutcomeKind else InvalidRequest
-        raise error(enum_type.__name__, value, f"must be one of: {allowed}") from None
+    # The path to the field is added by :func:`structure`; "" keeps it as it is.
+    error = UnknownOutcome if enum_type is OutcomeKind else InvalidRequest
+    return coerce_enum(enum_type, value, error, "")
 
 
 def _structure_datetime(value: Any, _: type[Any]) -> datetime:
@@ -175,11 +171,9 @@ def _first_leaf(error: BaseException, path: str) -> tuple[BaseException, str]:
 
 
 def _join(path: str, field: str) -> str:
-    if not path:
-        return field
+    if not path or not field:
+        return path or field
     if field in ("datetime", "money") or path.rsplit(".", 1)[-1] == field:
-        return path
-    if field[:1].isupper():  # an enum's name stands for the field holding it
         return path
     return f"{path}.{field}"
 

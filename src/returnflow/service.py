@@ -34,6 +34,7 @@ from returnflow.domain.model import (
     ExchangeLine,
     HistoryEntry,
     Keep,
+    OrderSnapshot,
     OutcomeKind,
     QcResult,
     ReturnLine,
@@ -49,6 +50,7 @@ from returnflow.errors import (
     InvalidPayload,
     InvalidTransition,
     PortError,
+    UnknownOrder,
 )
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.engine import fire
@@ -292,9 +294,18 @@ class ReturnsService:
 
     # -- commands ------------------------------------------------------------------------------
 
+    def _order(self, request: ReturnRequest) -> OrderSnapshot:
+        """The order from the platform; a definite "no such order" is the caller's error."""
+        try:
+            return self.commerce.get_order(request.shop, request.order_id)
+        except PortError as error:
+            if error.retryable:
+                raise
+            raise UnknownOrder("order_id", request.order_id, str(error)) from error
+
     def validate_request(self, request: ReturnRequest) -> None:
         """Check ``request`` against the order without storing anything."""
-        order = self.commerce.get_order(request.shop, request.order_id)
+        order = self._order(request)
         _validate_request(
             order,
             request,
@@ -306,7 +317,7 @@ class ReturnsService:
         """Open a return: validate it, check eligibility, approve, review or decline it."""
         if not isinstance(request, ReturnRequest):
             raise InvalidPayload("request", request, "must be a ReturnRequest")
-        order = self.commerce.get_order(request.shop, request.order_id)
+        order = self._order(request)
         returned = self._already_returned(request.shop, request.order_id)
         _validate_request(order, request, returned, exchange_apps=self.policy.exchange_apps)
         now = self.clock()

@@ -32,15 +32,15 @@ def _check_text(_: object, attribute: attrs.Attribute[Any], value: object) -> No
 
 
 def _to_status(value: object) -> CarrierStatus:
-    return coerce_enum(CarrierStatus, value, InvalidPayload)
+    return coerce_enum(CarrierStatus, value, InvalidPayload, "status")
 
 
 def _to_qc(value: object) -> QcResult:
-    return coerce_enum(QcResult, value, InvalidPayload)
+    return coerce_enum(QcResult, value, InvalidPayload, "qc")
 
 
 def _to_condition(value: object) -> ItemCondition | None:
-    return None if value is None else coerce_enum(ItemCondition, value, InvalidPayload)
+    return None if value is None else coerce_enum(ItemCondition, value, InvalidPayload, "condition")
 
 
 def _to_received(value: Iterable[ReceivedLine]) -> tuple[ReceivedLine, ...]:

@@ -136,23 +136,27 @@ def _check_aware(_: object, attribute: attrs.Attribute[Any], value: object) -> N
 _E = TypeVar("_E", bound=enum.Enum)
 
 
-def coerce_enum(enum_type: type[_E], value: object, error: type[ValidationError]) -> _E:
-    """``enum_type(value)``, or ``error`` naming the enum and the allowed values."""
+def coerce_enum(enum_type: type[_E], value: object, error: type[ValidationError], field: str) -> _E:
+    """``enum_type(value)``, or ``error`` naming ``field``, the value and the allowed values."""
     if isinstance(value, enum_type):
         return value
     try:
         return enum_type(value)
     except ValueError:
         allowed = ", ".join(str(member.value) for member in enum_type)
-        raise error(enum_type.__name__, value, f"must be one of: {allowed}") from None
+        raise error(field, value, f"must be one of: {allowed}") from None
 
 
 def _to_reason(value: object) -> ReturnReason:
-    return coerce_enum(ReturnReason, value, InvalidRequest)
+    return coerce_enum(ReturnReason, value, InvalidRequest, "reason")
 
 
 def _to_condition(value: object) -> ItemCondition | None:
-    return None if value is None else coerce_enum(ItemCondition, value, InvalidRequest)
+    return None if value is None else coerce_enum(ItemCondition, value, InvalidRequest, "condition")
+
+
+def _to_settle(value: object) -> OutcomeKind:
+    return coerce_enum(OutcomeKind, value, UnknownOutcome, "settle")
 
 
 def _to_order_lines(value: Iterable[OrderLine]) -> tuple[OrderLine, ...]:
@@ -292,7 +296,7 @@ class Exchange:
 class Keep:
     """Returnless: the customer keeps the item and is refunded or credited without a receipt."""
 
-    settle: OutcomeKind = attrs.field(default=OutcomeKind.REFUND)
+    settle: OutcomeKind = attrs.field(default=OutcomeKind.REFUND, converter=_to_settle)
     kind: Literal[OutcomeKind.KEEP] = attrs.field(default=OutcomeKind.KEEP, init=False)
 
     def __attrs_post_init__(self) -> None:

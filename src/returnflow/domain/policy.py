@@ -109,12 +109,12 @@ class Assessment:
 
 def _positive_int(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{attribute.name}={value!r}: must be a whole number >= 1")
+        raise ConfigurationError("must be a whole number >= 1", field=attribute.name, value=value)
 
 
 def _non_negative_int(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError(f"{attribute.name}={value!r}: must be a whole number >= 0")
+        raise ConfigurationError("must be a whole number >= 0", field=attribute.name, value=value)
 
 
 _PLATFORM_APPS = frozenset({"shopify", "web", "pos", "returnflow"})

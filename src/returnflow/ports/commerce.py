@@ -72,7 +72,12 @@ class CommercePlatform(Protocol):
     """The shop's commerce platform (Shopify, Solidus, Medusa, ...)."""
 
     def get_order(self, shop: str, order_id: str) -> OrderSnapshot:
-        """The order as it is now. Raises ``PortError`` when it cannot be read."""
+        """The order as it is now.
+
+        Raises ``PortError(retryable=False)`` when the shop has no such order (the service
+        reports that as :class:`~returnflow.errors.UnknownOrder`), a retryable ``PortError``
+        when it cannot be read right now.
+        """
         ...
 
     def add_exchange_items(
