@@ -1,0 +1,25 @@
+"""The benchmark scripts run (with small sizes); their numbers are read by people, not tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = sorted((Path(__file__).resolve().parent.parent / "benchmarks").glob("*.py"))
+
+
+@pytest.mark.parametrize("script", BENCHMARKS, ids=lambda path: path.name)
+def test_benchmark_runs_and_prints_a_table(script: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(script), "--records", "50"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    header, *rows = done.stdout.strip().splitlines()
+    assert "ratio" in header
+    assert any(row.rstrip().endswith(("table", "event")) for row in rows)
