@@ -437,7 +437,7 @@ class ReturnsService:
                 change.effect(fx.VoidLabel)
             if refs.warehouse_rma_id or self._planned(change.record, fx.CreateWarehouseReturn):
                 change.effect(fx.CancelWarehouseReturn)
-            self._cancel_exchange(change, all_lines=True, why="return cancelled")
+            self._cancel_exchange(change, why="return cancelled")
             change.publish("cancel")
             change.notify("return_cancelled")
 
@@ -963,17 +963,15 @@ class ReturnsService:
         change.effect(fx.ReleaseExchange, hold_tag=self.policy.hold_tag)
         change.fire("release_exchange", {"why": why})
 
-    def _cancel_exchange(
-        self, change: _Change, *, all_lines: bool, why: str, ids: Sequence[str] = ()
-    ) -> None:
+    def _cancel_exchange(self, change: _Change, *, why: str) -> None:
+        """Cancel every open exchange line and move the exchange to ``exchange_cancelled``."""
         if not change.allows("cancel_exchange"):
             return
-        open_ids = [
+        open_ids = tuple(
             line.id for line in change.record.exchange_lines if line.status in ("pending", "held")
-        ]
-        targets = open_ids if all_lines else [line_id for line_id in ids if line_id in open_ids]
-        if targets:
-            change.effect(fx.CancelExchange, exchange_line_ids=tuple(targets))
+        )
+        if open_ids:
+            change.effect(fx.CancelExchange, exchange_line_ids=open_ids)
         change.fire("cancel_exchange", {"why": why})
 
     def _complete(self, change: _Change) -> None:
@@ -1039,7 +1037,7 @@ class ReturnsService:
         if keep_ids and change.allows("release_exchange"):
             self._release_exchange(change, why="return completed")
         elif cancel_ids:
-            self._cancel_exchange(change, all_lines=True, why="QC failed on every exchanged item")
+            self._cancel_exchange(change, why="QC failed on every exchanged item")
         if not (refund or credit):
             self._close(change)
         # Otherwise the return closes when the platform confirms the money (_apply_result).
