@@ -130,17 +130,7 @@ class _Change:
             target = fire(state, event, **engine)
         except TransitionNotAllowed:  # the table and the chart disagree: a defect
             raise InvalidTransition(record.id, state, event, TABLE.allowed(state)) from None
-        self._history.append(
-            HistoryEntry(
-                at=self.now,
-                event=event,
-                actor=self.actor,
-                source=state,
-                target=target,
-                version=self.version,
-                payload=dict(payload or {}),
-            )
-        )
+        self._append(event, state, target, payload or {})
         self.record = attrs.evolve(record, status=target[0], exchange_status=target[1])
 
     def allows(self, event: str) -> bool:
@@ -148,14 +138,22 @@ class _Change:
 
     def note(self, event: str, payload: Mapping[str, Any]) -> None:
         """A history entry that changes no state (an effect's result, an ignored fact)."""
-        state = self.record.state
+        self._append(event, self.record.state, self.record.state, payload)
+
+    def _append(
+        self,
+        event: str,
+        source: tuple[str, str],
+        target: tuple[str, str],
+        payload: Mapping[str, Any],
+    ) -> None:
         self._history.append(
             HistoryEntry(
                 at=self.now,
                 event=event,
                 actor=self.actor,
-                source=state,
-                target=state,
+                source=source,
+                target=target,
                 version=self.version,
                 payload=dict(payload),
             )
