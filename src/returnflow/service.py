@@ -466,7 +466,7 @@ class ReturnsService:
         def apply(change: _Change) -> None:
             if not change.allows("close"):
                 self._refuse(change, "close")
-            self._complete(change)
+            self._complete(change, reviewed=change.record.status == "needs_review")
 
         return self._run(shop, return_id, actor, apply)
 
@@ -504,11 +504,11 @@ class ReturnsService:
             change.update(child_id=child_id)
             if parent.refs.warehouse_rma_id or self._planned(parent, fx.CreateWarehouseReturn):
                 change.effect(fx.CancelWarehouseReturn)
-            carried_exchange = {line.id for line in child.exchange_lines}
+            kept = _carried_exchange(parent, carried)
             dropped = [
                 line.id
                 for line in parent.exchange_lines
-                if line.id not in carried_exchange and line.status in ("pending", "held")
+                if line.status in ("pending", "held") and line not in kept
             ]
             if change.allows("cancel_exchange"):
                 if dropped:
@@ -608,21 +608,19 @@ class ReturnsService:
                 return self._ignore(change, event, f"picked up while {change.record.status}")
             change.fire("hand_in", payload)
             change.publish("carrier_picked_up")
-            if self.policy.exchange_release is ReleaseTrigger.ON_HANDED_IN and change.allows(
-                "release_exchange"
-            ):
-                self._release_exchange(change, why="instant exchange: parcel handed in")
+            self._release_if_instant(change)
             return ""
         if event.status is CarrierStatus.DELIVERED:
             if not change.allows("deliver"):
                 return self._ignore(change, event, f"delivered while {change.record.status}")
             change.fire("deliver", payload)
             change.publish("update")
+            self._release_if_instant(change)  # a delivered parcel was handed in
             return ""
         if not change.allows("return_to_origin"):
             return self._ignore(change, event, f"return to origin while {change.record.status}")
         change.fire("return_to_origin", payload)
-        change.update(review_reasons=("parcel returned to origin",))
+        change.update(review_reasons=(*change.record.review_reasons, "parcel returned to origin"))
         change.publish("carrier_rto")
         change.notify("return_to_origin")
         return ""
@@ -678,6 +676,7 @@ class ReturnsService:
         if restock:
             change.effect(fx.Restock, lines=tuple(restock))
         change.publish("update", received=summary)
+        change.notify("item_received", received="; ".join(summary))
         if self.policy.completion is Completion.ON_RECEIPT and self._fully_received(change.record):
             self._complete(change)
         return ""
@@ -704,7 +703,26 @@ class ReturnsService:
     # -- effect dispatch -----------------------------------------------------------------------
 
     def dispatch_pending(self, limit: int = 100) -> DispatchReport:
-        """Deliver pending effects, oldest first; effects of one return stay in order."""
+        """Deliver pending effects, oldest first; effects of one return stay in order.
+
+        Effects planned by a delivery (a confirmed refund's notification) are delivered in
+        the same call, up to ``limit`` deliveries in all.
+        """
+        report = DispatchReport()
+        while True:
+            done = report.delivered + report.failed + report.given_up
+            if done >= limit:
+                return report
+            step = self._dispatch_pass(limit - done)
+            report = DispatchReport(
+                delivered=report.delivered + step.delivered,
+                failed=report.failed + step.failed,
+                given_up=report.given_up + step.given_up,
+            )
+            if not step.delivered:
+                return report
+
+    def _dispatch_pass(self, limit: int) -> DispatchReport:
         report = DispatchReport()
         blocked: set[tuple[str, str]] = set()
         for entry in self.store.pending(limit):
@@ -869,9 +887,12 @@ class ReturnsService:
                 change.publish("exchange_held", hold_id=hold)
             elif isinstance(effect, fx.ReleaseExchange):
                 change.update(exchange_lines=_with_status(record, None, "released", only="held"))
-                change.note("exchange_released", {"tag_removed": effect.hold_tag})
-                change.publish("exchange_released")
-                change.notify("exchange_released")
+                change.note(
+                    "exchange_released", {"tag_removed": effect.hold_tag, "try": effect.attempt}
+                )
+                if effect.attempt == 1:  # a retry is not news to the customer or the helpdesk
+                    change.publish("exchange_released")
+                    change.notify("exchange_released")
             elif isinstance(effect, fx.CancelExchange):
                 change.update(
                     exchange_lines=_with_status(record, set(effect.exchange_line_ids), "cancelled")
@@ -957,6 +978,12 @@ class ReturnsService:
         change.update(review_reasons=(*change.record.review_reasons, reason))
         change.publish("update", review_reason=reason)
 
+    def _release_if_instant(self, change: _Change) -> None:
+        if self.policy.exchange_release is ReleaseTrigger.ON_HANDED_IN and change.allows(
+            "release_exchange"
+        ):
+            self._release_exchange(change, why="instant exchange: parcel handed in")
+
     def _release_exchange(self, change: _Change, *, why: str) -> None:
         change.effect(fx.ReleaseExchange, hold_tag=self.policy.hold_tag)
         change.fire("release_exchange", {"why": why})
@@ -972,10 +999,20 @@ class ReturnsService:
             change.effect(fx.CancelExchange, exchange_line_ids=open_ids)
         change.fire("cancel_exchange", {"why": why})
 
-    def _complete(self, change: _Change) -> None:
+    def _complete(self, change: _Change, *, reviewed: bool = False) -> None:
         """Run the outcomes of every accepted, unsettled unit, release or cancel the exchange,
-        and close the return (seed 000: "Finished" closes, then the outcome runs)."""
+        and close the return (seed 000: "Finished" closes, then the outcome runs).
+
+        An exchanged item that failed QC after an instant release needs a person first;
+        ``reviewed`` says one has looked (an agent closing from ``needs_review``).
+        """
         record = change.record
+        failed = {
+            line.id for line in record.lines if isinstance(line.outcome, Exchange) and line.rejected
+        }
+        if record.exchange_status == "released" and failed and not reviewed:
+            self._flag(change, "QC failed on an exchanged item after the exchange was released")
+            return
         refund_lines: list[LineQuantity] = []
         credit_lines: list[LineQuantity] = []
         refund = Money.zero(record.currency)
@@ -1007,9 +1044,6 @@ class ReturnsService:
             )
         )
         # The exchange: every exchanged unit accepted -> release; any rejected -> cancel it.
-        failed = {
-            line.id for line in record.lines if isinstance(line.outcome, Exchange) and line.rejected
-        }
         cancel_ids = [
             line.id
             for line in record.exchange_lines
@@ -1020,9 +1054,6 @@ class ReturnsService:
             for line in record.exchange_lines
             if line.return_line_id not in failed and line.status in ("pending", "held")
         ]
-        if record.exchange_status == "released" and failed:
-            self._flag(change, "QC failed on an exchanged item after the exchange was released")
-            return
         if refund:
             change.effect(fx.IssueRefund, amount=refund, lines=tuple(refund_lines))
             change.fire("refund", {"amount": str(refund)})
@@ -1109,17 +1140,13 @@ class ReturnsService:
                     unit_amounts=line.unit_amounts[:units],
                 )
             )
-        rejected = {line.id: line.rejected for line in parent.lines}
         exchange = [
             attrs.evolve(
                 line,
                 id=f"{renamed[line.return_line_id]}-x",
                 return_line_id=renamed[line.return_line_id],
             )
-            for line in parent.exchange_lines
-            if line.return_line_id in renamed
-            and line.status in ("pending", "held")
-            and not rejected.get(line.return_line_id)
+            for line in _carried_exchange(parent, carried)
         ]
         exchange_status = parent.exchange_status if exchange else TABLE.initial[1]
         child = ReturnRecord(
@@ -1188,6 +1215,16 @@ class ReturnsService:
         self.store.commit(Commit(records=((record, change.base),), effects=tuple(change.effects)))
         self._after_commit(record.shop, [record.id])
         return self.store.get(record.shop, record.id)
+
+
+def _carried_exchange(parent: ReturnRecord, carried: Sequence[ReturnLine]) -> list[ExchangeLine]:
+    """Open exchange lines a reset carries over: those of carried lines with no rejected unit."""
+    clean = {line.id for line in carried if not line.rejected}
+    return [
+        line
+        for line in parent.exchange_lines
+        if line.return_line_id in clean and line.status in ("pending", "held")
+    ]
 
 
 def _required(value: _T | None, field: str, effect: fx.Effect) -> _T:
