@@ -164,9 +164,14 @@ class _Change:
 
     def effect(self, effect_type: type[_E], **fields: Any) -> _E:
         record = self.record
-        key = f"{record.id}:{self.version}:{len(self.effects)}:{effect_type.kind}"
+        key = f"{record.shop}/{record.id}/{self.version}/{len(self.effects)}/{effect_type.kind}"
         effect = effect_type(
-            key=key, shop=record.shop, return_id=record.id, order_id=record.order_id, **fields
+            key=key,
+            shop=record.shop,
+            return_id=record.id,
+            order_id=record.order_id,
+            version=self.version,
+            **fields,
         )
         self.effects.append(effect)
         return effect
@@ -266,7 +271,7 @@ class ReturnsService:
                 (item.version, index, TimelineEntry(item.version, "event", text, item.at))
             )
         for entry in self.store.outbox(shop, return_id):
-            version = int(entry.effect.key.split(":")[1])
+            version = entry.effect.version
             text = f"{fx.describe(entry.effect)}: {entry.status}"
             if entry.attempts != 1:
                 text += f" after {entry.attempts} attempts"
@@ -431,8 +436,8 @@ class ReturnsService:
         def apply(change: _Change) -> None:
             change.fire("cancel")
             refs = change.record.refs
-            if refs.tracking_number:
-                change.effect(fx.VoidLabel)
+            if refs.tracking_number or self._planned(change.record, fx.CreateLabel):
+                change.effect(fx.VoidLabel)  # after the label in the outbox, so it exists then
             if refs.warehouse_rma_id or self._planned(change.record, fx.CreateWarehouseReturn):
                 change.effect(fx.CancelWarehouseReturn)
             self._cancel_exchange(change, why="return cancelled")
@@ -709,11 +714,12 @@ class ReturnsService:
         the same call, up to ``limit`` deliveries in all.
         """
         report = DispatchReport()
+        blocked: set[tuple[str, str]] = set()  # returns with a failed effect: tried once per call
         while True:
             done = report.delivered + report.failed + report.given_up
             if done >= limit:
                 return report
-            step = self._dispatch_pass(limit - done)
+            step = self._dispatch_pass(limit - done, blocked)
             report = DispatchReport(
                 delivered=report.delivered + step.delivered,
                 failed=report.failed + step.failed,
@@ -722,9 +728,8 @@ class ReturnsService:
             if not step.delivered:
                 return report
 
-    def _dispatch_pass(self, limit: int) -> DispatchReport:
+    def _dispatch_pass(self, limit: int, blocked: set[tuple[str, str]]) -> DispatchReport:
         report = DispatchReport()
-        blocked: set[tuple[str, str]] = set()
         for entry in self.store.pending(limit):
             effect = entry.effect
             owner = (effect.shop, effect.return_id)
@@ -925,6 +930,17 @@ class ReturnsService:
         reason = f"{effect.kind} failed: {message}"
 
         def apply(change: _Change) -> None:
+            if isinstance(effect, (fx.IssueRefund, fx.IssueStoreCredit)):
+                # The money never moved: those units are not settled, a later close pays them.
+                unpaid = {line.order_line_id: line.quantity for line in effect.lines}
+                change.update(
+                    lines=tuple(
+                        attrs.evolve(line, settled=line.settled - unpaid[line.order_line_id])
+                        if line.order_line_id in unpaid
+                        else line
+                        for line in change.record.lines
+                    )
+                )
             if change.allows("flag"):
                 self._flag(change, reason)
             elif change.allows("reopen"):
@@ -1078,13 +1094,14 @@ class ReturnsService:
         change.notify("return_closed")
 
     def _close_if_settled(self, change: _Change) -> None:
-        """Close a completed return once every refund and credit it planned went through."""
+        """Close a completed return once no refund or credit it planned is still pending
+        (one given up sent the return to review and was planned again from there)."""
         record = change.record
         if record.status not in ("refunded", "item_received", "approved"):
             return
         money = (fx.IssueRefund, fx.IssueStoreCredit)
         entries = self.store.outbox(record.shop, record.id)
-        if any(isinstance(e.effect, money) and e.status != "done" for e in entries):
+        if any(isinstance(e.effect, money) and e.status == "pending" for e in entries):
             return
         self._close(change)
 

@@ -57,7 +57,8 @@ TOPICS: Mapping[str, str] = {
 
 @attrs.frozen(kw_only=True)
 class Effect:
-    """Base of all effects. ``key`` is the idempotency key handed to the port."""
+    """Base of all effects. ``key`` is the idempotency key handed to the port; ``version`` is
+    the version of the return whose commit planned the effect."""
 
     kind: ClassVar[str] = "effect"
     port: ClassVar[str] = ""
@@ -66,6 +67,7 @@ class Effect:
     shop: str
     return_id: str
     order_id: str
+    version: int = 0
 
 
 @attrs.frozen(kw_only=True)

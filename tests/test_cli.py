@@ -1,0 +1,120 @@
+"""The ``returnflow`` command: ``demo`` runs the seed flows, ``diagram`` draws the chart."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from returnflow import TABLE
+from returnflow._scenarios import SCENARIOS
+from returnflow.cli import main
+
+ALL_STATES = (*TABLE.lifecycle_states, *TABLE.exchange_states)
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+def test_demo_runs_every_scenario_and_prints_their_timelines() -> None:
+    code, output = run("demo")
+
+    assert code == 0
+    for scenario in SCENARIOS:
+        assert f"=== {scenario.title} [{scenario.name}]" in output
+    for shown in ("closed", "released", "exchange_cancelled", "needs_review", "reset"):
+        assert re.search(rf"\b{shown}\b", output), shown
+    assert "Shopify CLOSED" in output
+    assert output.count("\nreturn R0001 (order 1001): ") == len(SCENARIOS)
+    assert output.rstrip().endswith(f"{len(SCENARIOS)} scenario(s) ran.")
+
+
+def test_demo_runs_only_the_scenarios_named() -> None:
+    code, output = run("demo", "helpdesk-auto", "clickpost-rto")
+
+    assert code == 0
+    assert re.findall(r"^=== .* \[(.+)\]$", output, re.MULTILINE) == [
+        "helpdesk-auto",
+        "clickpost-rto",
+    ]
+    assert output.rstrip().endswith("2 scenario(s) ran.")
+
+
+def test_demo_of_an_unknown_scenario_fails_and_names_the_choices() -> None:
+    code, output = run("demo", "no-such")
+
+    assert code == 2
+    assert "no such scenario: no-such" in output
+    for scenario in SCENARIOS:
+        assert scenario.name in output
+    assert "===" not in output
+
+
+def test_mermaid_diagram_draws_every_state_of_both_regions() -> None:
+    code, output = run("diagram", "--format", "mermaid")
+
+    assert code == 0
+    assert output.startswith("stateDiagram-v2")
+    for state in ALL_STATES:
+        assert re.search(rf"\bas {state}$", output, re.MULTILINE), state
+    assert run("diagram") == (0, output)  # mermaid is the default
+
+
+def test_table_diagram_prints_one_line_per_transition(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diagram", "--format", "table"]) == 0  # to stdout without ``out``
+
+    lines = capsys.readouterr().out.splitlines()
+    expected = {
+        (region, state, event, target)
+        for region, rows in (("lifecycle", TABLE.lifecycle), ("exchange", TABLE.exchange))
+        for state, row in rows.items()
+        for event, target in row.items()
+    }
+    parsed = [re.fullmatch(r"(\w+) +(\w+) --(\w+)--> (\w+)", text) for text in lines]
+    assert all(parsed), lines
+    assert len(lines) == len(expected)
+    assert {match.groups() for match in parsed if match} == expected
+
+
+def test_a_missing_or_unknown_command_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for argv in ([], ["dance"], ["diagram", "--format", "svg"]):
+        with pytest.raises(SystemExit) as raised:
+            main(argv)
+        assert raised.value.code == 2
+    assert "usage: returnflow" in capsys.readouterr().err
+
+
+def test_the_module_runs_as_a_program() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "returnflow.cli", "demo", "helpdesk-auto"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert "[helpdesk-auto]" in done.stdout
+    assert "Shopify CLOSED" in done.stdout
+    assert done.stdout.rstrip().endswith("1 scenario(s) ran.")
+    assert done.stderr == ""
+
+
+def test_the_console_script_runs() -> None:
+    script = shutil.which("returnflow")
+    if script is None:
+        pytest.skip("the returnflow console script is not on PATH")
+
+    done = subprocess.run(
+        [script, "demo", "helpdesk-auto"], capture_output=True, text=True, check=True
+    )
+
+    assert "[helpdesk-auto]" in done.stdout
+    assert done.stdout.rstrip().endswith("1 scenario(s) ran.")
