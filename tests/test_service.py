@@ -704,6 +704,7 @@ def test_keep_refunds_without_label_warehouse_or_receipt_and_closes() -> None:
         "requested",
         "check",
         "auto_approve",
+        "settled",
         "refund",
         "refund_issued",
         "close",

@@ -14,6 +14,7 @@ Every error the library raises on purpose derives from :class:`ReturnflowError`:
     │   │   ├── UnknownOrder       the platform has no such order in this shop
     │   │   ├── UnknownOutcome     not refund / store_credit / exchange / keep
     │   │   └── ExchangeNotOffered the order cannot get an exchange
+    │   ├── InvalidFee             a fee above 100 %, negative, or not a fee at all
     │   └── InvalidPayload         an event or inbound fact with missing or wrong data
     ├── ReturnNotFound             no such return in this shop (other shops are invisible)
     ├── InvalidTransition          the event is not allowed in the return's state
@@ -43,6 +44,7 @@ __all__ = [
     "CurrencyMismatch",
     "ExchangeNotOffered",
     "InvalidAmount",
+    "InvalidFee",
     "InvalidPayload",
     "InvalidQuantity",
     "InvalidRequest",
@@ -114,6 +116,10 @@ class UnknownOutcome(InvalidRequest):
 
 class ExchangeNotOffered(InvalidRequest):
     """An exchange asked for on an order that cannot get one; ``reason`` says why."""
+
+
+class InvalidFee(ValidationError):
+    """A fee that cannot be charged: above 100 %, negative, or of the wrong kind."""
 
 
 class InvalidPayload(ValidationError):

@@ -12,6 +12,7 @@ Nothing is written when a step fails, and no port is called before the write.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -23,6 +24,7 @@ from statemachine.exceptions import TransitionNotAllowed
 from returnflow.domain.inbound import (
     CarrierStatus,
     CarrierUpdate,
+    Disposition,
     InboundEvent,
     ReceivedLine,
     WarehouseFinished,
@@ -40,11 +42,17 @@ from returnflow.domain.model import (
     ReturnLine,
     ReturnRecord,
     ReturnRequest,
-    StoreCredit,
 )
 from returnflow.domain.money import Money
-from returnflow.domain.policy import Completion, Decision, ReleaseTrigger, ReturnPolicy
+from returnflow.domain.policy import (
+    Completion,
+    Decision,
+    RefundTrigger,
+    ReleaseTrigger,
+    ReturnPolicy,
+)
 from returnflow.domain.policy import validate_request as _validate_request
+from returnflow.domain.settlement import Settlement, lines_by_order_line, settle, unit_amounts
 from returnflow.errors import (
     ConcurrencyConflict,
     InvalidPayload,
@@ -309,29 +317,48 @@ class ReturnsService:
     def validate_request(self, request: ReturnRequest) -> None:
         """Check ``request`` against the order without storing anything."""
         order = self._order(request)
+        claimed = self._claimed_units(request.shop, request.order_id)
         _validate_request(
             order,
             request,
-            self._already_returned(request.shop, request.order_id),
+            {line_id: len(units) for line_id, units in claimed.items()},
             exchange_apps=self.policy.exchange_apps,
         )
 
-    def request(self, request: ReturnRequest, *, actor: str | None = None) -> ReturnRecord:
-        """Open a return: validate it, check eligibility, approve, review or decline it."""
+    def quote(self, request: ReturnRequest) -> Settlement:
+        """What ``request`` would settle to if every unit came back accepted: refund, credit,
+        fees, exchange balance and ERP documents (like Shopify's ``returnCalculate``).
+        Nothing is stored."""
+        order, _, lines, exchange_lines = self._prepare(request, lambda: "quote")
+        return settle(
+            order.currency,
+            [(line, line.quantity, 0) for line in lines],
+            fees=self.policy.fees,
+            exchange_lines=exchange_lines,
+            difference_to=self.policy.exchange_difference,
+        )
+
+    def _prepare(
+        self, request: ReturnRequest, new_id: Callable[[], str]
+    ) -> tuple[OrderSnapshot, str, Sequence[ReturnLine], Sequence[ExchangeLine]]:
+        """Validate ``request``, then take an id and build its lines, each holding units no
+        open return holds, with their exact paid amounts."""
         if not isinstance(request, ReturnRequest):
             raise InvalidPayload("request", request, "must be a ReturnRequest")
         order = self._order(request)
-        returned = self._already_returned(request.shop, request.order_id)
+        claimed = self._claimed_units(request.shop, request.order_id)
+        returned = {line_id: len(units) for line_id, units in claimed.items()}
         _validate_request(order, request, returned, exchange_apps=self.policy.exchange_apps)
-        now = self.clock()
-        return_id = self.ids()
-        lines: list[ReturnLine] = []
-        exchange_lines: list[ExchangeLine] = []
+        return_id = new_id()
+        amounts = unit_amounts(order)
+        lines: builtins.list[ReturnLine] = []
+        exchange_lines: builtins.list[ExchangeLine] = []
         for index, line in enumerate(request.lines, start=1):
             order_line = order.line(line.order_line_id)
             assert order_line is not None  # validate_request checked it
-            start = returned.get(line.order_line_id, 0)
-            units = order_line.unit_amounts()[start : start + line.quantity]
+            taken = claimed.get(line.order_line_id, set())
+            free = [unit for unit in range(order_line.quantity) if unit not in taken]
+            units = tuple(free[: line.quantity])
             line_id = f"{return_id}-{index}"
             lines.append(
                 ReturnLine(
@@ -342,7 +369,8 @@ class ReturnsService:
                     quantity=line.quantity,
                     outcome=line.outcome,
                     reason=line.reason,
-                    unit_amounts=units,
+                    unit_amounts=tuple(amounts[order_line.id][unit] for unit in units),
+                    units=units,
                     note=line.note,
                     declared_condition=line.condition,
                 )
@@ -358,6 +386,12 @@ class ReturnsService:
                         unit_price=line.outcome.unit_price,
                     )
                 )
+        return order, return_id, lines, exchange_lines
+
+    def request(self, request: ReturnRequest, *, actor: str | None = None) -> ReturnRecord:
+        """Open a return: validate it, check eligibility, approve, review or decline it."""
+        order, return_id, lines, exchange_lines = self._prepare(request, self.ids)
+        now = self.clock()
         initial = TABLE.initial
         record = ReturnRecord(
             id=return_id,
@@ -614,6 +648,8 @@ class ReturnsService:
             change.fire("hand_in", payload)
             change.publish("carrier_picked_up")
             self._release_if_instant(change)
+            if self.policy.refund_trigger is RefundTrigger.ON_HANDED_IN:
+                self._pay_early(change, accepted_only=False, why="handed in")
             return ""
         if event.status is CarrierStatus.DELIVERED:
             if not change.allows("deliver"):
@@ -621,6 +657,11 @@ class ReturnsService:
             change.fire("deliver", payload)
             change.publish("update")
             self._release_if_instant(change)  # a delivered parcel was handed in
+            if self.policy.refund_trigger in (
+                RefundTrigger.ON_HANDED_IN,
+                RefundTrigger.ON_DELIVERED,
+            ):
+                self._pay_early(change, accepted_only=False, why="delivered")
             return ""
         if not change.allows("return_to_origin"):
             return self._ignore(change, event, f"return to origin while {change.record.status}")
@@ -657,13 +698,15 @@ class ReturnsService:
         summary: list[str] = []
         for line_id, items in received.items():
             line = lines[line_id]
-            passed = sum(item.quantity for item in items if item.qc is QcResult.PASS)
-            failed = sum(item.quantity for item in items if item.qc is QcResult.FAIL)
+            passed = sum(item.quantity for item in items if _accepted(item))
+            failed = sum(item.quantity for item in items if not _accepted(item))
             notes = tuple(item.note for item in items if item.note)
             condition = next(
                 (item.condition for item in reversed(items) if item.condition), line.condition
             )
-            to_restock = passed if self.policy.restock_accepted else 0
+            to_restock = sum(
+                item.quantity for item in items if _accepted(item) and self._restocks(item)
+            )
             if to_restock:
                 restock.append(LineQuantity(line.order_line_id, to_restock))
             lines[line_id] = attrs.evolve(
@@ -682,9 +725,16 @@ class ReturnsService:
             change.effect(fx.Restock, lines=tuple(restock))
         change.publish("update", received=summary)
         change.notify("item_received", received="; ".join(summary))
+        if self.policy.refund_trigger is RefundTrigger.ON_RECEIVED:
+            self._pay_early(change, accepted_only=True, why="received")
         if self.policy.completion is Completion.ON_RECEIPT and self._fully_received(change.record):
             self._complete(change)
         return ""
+
+    def _restocks(self, item: ReceivedLine) -> bool:
+        if item.disposition is None:
+            return self.policy.restock_accepted
+        return item.disposition is Disposition.RESTOCKED
 
     def _finished(self, change: _Change, event: WarehouseFinished) -> str:
         record = change.record
@@ -844,6 +894,8 @@ class ReturnsService:
         if isinstance(effect, fx.Restock):
             self.commerce.restock(shop, order_id, effect.lines, idempotency_key=key)
             return None
+        if isinstance(effect, fx.ChargeBalance):
+            return self.payments.charge(shop, effect.return_id, effect.amount, idempotency_key=key)
         raise PortError("service", effect.kind, "no port handles this effect", retryable=False)
 
     def _apply_result(self, effect: fx.Effect, result: object) -> None:
@@ -906,6 +958,13 @@ class ReturnsService:
                     "exchange_lines_cancelled", {"lines": ", ".join(effect.exchange_line_ids)}
                 )
                 change.publish("exchange_cancelled", lines=list(effect.exchange_line_ids))
+            elif isinstance(effect, fx.ChargeBalance):
+                payment = getattr(result, "payment_id", "")
+                change.update(balance_paid=effect.amount)
+                change.note("balance_charged", {"payment": payment, "amount": str(effect.amount)})
+                if change.allows("pay_balance"):
+                    change.fire("pay_balance", {"amount": str(effect.amount)})
+                change.publish("balance_charged", payment_id=payment, amount=str(effect.amount))
             elif isinstance(effect, fx.IssueRefund):
                 refund_id = getattr(result, "refund_id", "")
                 change.update(refs=attrs.evolve(refs, refund_ids=(*refs.refund_ids, refund_id)))
@@ -976,7 +1035,25 @@ class ReturnsService:
                 ),
                 hold_tag=self.policy.hold_tag,
             )
-            change.fire("hold_exchange", {"tag": self.policy.hold_tag})
+            # Upsell: the customer owes the difference. Paying it does not release the
+            # exchange (seed 003); the release still waits for its trigger.
+            exchanged = [
+                (line, line.quantity, 0)
+                for line in record.lines
+                if any(item.return_line_id == line.id for item in pending)
+            ]
+            quote = settle(
+                record.currency,
+                exchanged,
+                fees=self.policy.fees,
+                exchange_lines=pending,
+                charge_shipping=False,
+            )
+            if quote.balance_due:
+                change.fire("require_payment", {"balance_due": str(quote.balance_due)})
+                change.effect(fx.ChargeBalance, amount=quote.balance_due)
+            else:
+                change.fire("hold_exchange", {"tag": self.policy.hold_tag})
         change.publish("approve")
         change.notify("return_approved")
         if not shipped:  # returnless: nothing to wait for
@@ -1029,36 +1106,22 @@ class ReturnsService:
         if record.exchange_status == "released" and failed and not reviewed:
             self._flag(change, "QC failed on an exchanged item after the exchange was released")
             return
-        refund_lines: list[LineQuantity] = []
-        credit_lines: list[LineQuantity] = []
-        refund = Money.zero(record.currency)
-        credit = Money.zero(record.currency)
-        settled: dict[str, int] = {}
-        for line in record.lines:
-            units = line.quantity if isinstance(line.outcome, Keep) else line.accepted
-            fresh = units - line.settled
-            if fresh <= 0:
-                continue
-            settled[line.id] = units
-            amount = line.amount_for(fresh, start=line.settled)
-            kind = line.outcome.settle if isinstance(line.outcome, Keep) else line.outcome.kind
-            if kind is OutcomeKind.REFUND:
-                refund = refund + amount
-                refund_lines.append(LineQuantity(line.order_line_id, fresh))
-            elif kind is OutcomeKind.STORE_CREDIT:
-                bonus = line.outcome.bonus if isinstance(line.outcome, StoreCredit) else None
-                credit = (
-                    credit
-                    + amount
-                    + (bonus if bonus and line.settled == 0 else Money.zero(record.currency))
+        if not reviewed:
+            early = [line for line in record.lines if line.settled > _due_units(line)]
+            if early:
+                lines = ", ".join(
+                    f"{line.order_line_id} ({line.settled - line.accepted})" for line in early
                 )
-                credit_lines.append(LineQuantity(line.order_line_id, fresh))
-        change.update(
-            lines=tuple(
-                attrs.evolve(line, settled=settled[line.id]) if line.id in settled else line
-                for line in record.lines
-            )
-        )
+                self._flag(change, f"paid before QC rejected units: {lines}")
+                return
+            if record.exchange_status == "awaiting_payment":
+                self._flag(change, "the exchange balance is not paid")
+                return
+        parts = [
+            (line, _due_units(line) - line.settled, line.settled)
+            for line in record.lines
+            if _due_units(line) > line.settled
+        ]
         # The exchange: every exchanged unit accepted -> release; any rejected -> cancel it.
         cancel_ids = [
             line.id
@@ -1070,12 +1133,15 @@ class ReturnsService:
             for line in record.exchange_lines
             if line.return_line_id not in failed and line.status in ("pending", "held")
         ]
-        if refund:
-            change.effect(fx.IssueRefund, amount=refund, lines=tuple(refund_lines))
-            change.fire("refund", {"amount": str(refund)})
-        if credit:
-            change.effect(fx.IssueStoreCredit, amount=credit, lines=tuple(credit_lines))
-            change.note("store_credit_planned", {"amount": str(credit)})
+        # What the exchanged units pay for: every new item not cancelled, released or not.
+        kept = [
+            line
+            for line in record.exchange_lines
+            if line.return_line_id not in failed and line.status != "cancelled"
+        ]
+        settlement = self._settle(change, parts, exchange_lines=kept, prepaid=record.balance_paid)
+        if settlement.refund:
+            change.fire("refund", {"amount": str(settlement.refund)})
         if cancel_ids and keep_ids:
             change.effect(fx.CancelExchange, exchange_line_ids=tuple(cancel_ids))
             change.note("exchange_lines_qc_failed", {"cancelled": ", ".join(cancel_ids)})
@@ -1083,9 +1149,76 @@ class ReturnsService:
             self._release_exchange(change, why="return completed")
         elif cancel_ids:
             self._cancel_exchange(change, why="QC failed on every exchanged item")
-        if not (refund or credit):
+        if not (settlement.refund or settlement.store_credit or settlement.bonus):
             self._close(change)
         # Otherwise the return closes when the platform confirms the money (_apply_result).
+
+    def _settle(
+        self,
+        change: _Change,
+        parts: Sequence[tuple[ReturnLine, int, int]],
+        *,
+        exchange_lines: Sequence[ExchangeLine] = (),
+        prepaid: Money | None = None,
+    ) -> Settlement:
+        """Settle ``parts`` (line, units, first unit): count them settled, keep the fees,
+        plan the refund and the store credit."""
+        record = change.record
+        settlement = settle(
+            record.currency,
+            parts,
+            fees=self.policy.fees,
+            exchange_lines=exchange_lines,
+            charge_shipping=record.return_shipping_fee is None,
+            difference_to=self.policy.exchange_difference,
+            prepaid=prepaid,
+        )
+        if not parts:
+            return settlement
+        added = {line.id: units for line, units, _ in parts}
+        restocking = record.restocking_fees
+        if settlement.restocking_fee:
+            restocking = (restocking or Money.zero(record.currency)) + settlement.restocking_fee
+        change.update(
+            lines=tuple(
+                attrs.evolve(line, settled=line.settled + added[line.id])
+                if line.id in added
+                else line
+                for line in record.lines
+            ),
+            return_shipping_fee=settlement.return_shipping_fee or record.return_shipping_fee,
+            restocking_fees=restocking,
+        )
+        if settlement.refund:
+            change.effect(
+                fx.IssueRefund,
+                amount=settlement.refund,
+                lines=_quantities(lines_by_order_line(settlement, OutcomeKind.REFUND)),
+            )
+        credit = settlement.store_credit + settlement.bonus
+        if credit:
+            change.effect(
+                fx.IssueStoreCredit,
+                amount=credit,
+                lines=_quantities(lines_by_order_line(settlement, OutcomeKind.STORE_CREDIT)),
+            )
+        documents = ", ".join(f"{kind.value} {amount}" for kind, amount in settlement.documents)
+        change.note("settled", {**settlement.as_dict(), "documents": documents})
+        return settlement
+
+    def _pay_early(self, change: _Change, *, accepted_only: bool, why: str) -> None:
+        """Refund or credit before completion (the policy's refund trigger); exchanges and
+        returnless lines settle at completion as usual."""
+        parts = []
+        for line in change.record.lines:
+            if isinstance(line.outcome, (Exchange, Keep)):
+                continue
+            units = line.accepted if accepted_only else line.quantity
+            if units > line.settled:
+                parts.append((line, units - line.settled, line.settled))
+        if parts:
+            change.note("refund_trigger", {"trigger": why})
+            self._settle(change, parts)
 
     def _close(self, change: _Change) -> None:
         change.fire("close")
@@ -1121,14 +1254,15 @@ class ReturnsService:
             for entry in self.store.outbox(record.shop, record.id)
         )
 
-    def _already_returned(self, shop: str, order_id: str) -> dict[str, int]:
-        counted: dict[str, int] = {}
+    def _claimed_units(self, shop: str, order_id: str) -> dict[str, set[int]]:
+        """Units of each order line held by the order's returns (a reset's by its new one)."""
+        claimed: dict[str, set[int]] = {}
         for record in self.store.list(shop, order_id=order_id):
             if record.status in ("declined", "cancelled", "expired", "reset"):
                 continue
             for line in record.lines:
-                counted[line.order_line_id] = counted.get(line.order_line_id, 0) + line.quantity
-        return counted
+                claimed.setdefault(line.order_line_id, set()).update(line.units)
+        return claimed
 
     def _reset_child(
         self,
@@ -1155,6 +1289,7 @@ class ReturnsService:
                     restocked=min(line.restocked, units),
                     settled=min(line.settled, units),
                     unit_amounts=line.unit_amounts[:units],
+                    units=line.units[:units],
                 )
             )
         exchange = [
@@ -1232,6 +1367,19 @@ class ReturnsService:
         self.store.commit(Commit(records=((record, change.base),), effects=tuple(change.effects)))
         self._after_commit(record.shop, [record.id])
         return self.store.get(record.shop, record.id)
+
+
+def _due_units(line: ReturnLine) -> int:
+    """Units a line's outcome is owed for now: all of a returnless line, else the accepted."""
+    return line.quantity if isinstance(line.outcome, Keep) else line.accepted
+
+
+def _quantities(counts: Mapping[str, int]) -> tuple[LineQuantity, ...]:
+    return tuple(LineQuantity(order_line_id, units) for order_line_id, units in counts.items())
+
+
+def _accepted(item: ReceivedLine) -> bool:
+    return item.qc is QcResult.PASS and item.disposition is not Disposition.MISSING
 
 
 def _carried_exchange(parent: ReturnRecord, carried: Sequence[ReturnLine]) -> list[ExchangeLine]:

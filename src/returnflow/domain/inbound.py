@@ -19,6 +19,7 @@ from returnflow.errors import InvalidPayload
 __all__ = [
     "CarrierStatus",
     "CarrierUpdate",
+    "Disposition",
     "InboundEvent",
     "ReceivedLine",
     "WarehouseFinished",
@@ -43,8 +44,22 @@ def _to_condition(value: object) -> ItemCondition | None:
     return None if value is None else coerce_enum(ItemCondition, value, InvalidPayload, "condition")
 
 
+def _to_disposition(value: object) -> Disposition | None:
+    return None if value is None else coerce_enum(Disposition, value, InvalidPayload, "disposition")
+
+
 def _to_received(value: Iterable[ReceivedLine]) -> tuple[ReceivedLine, ...]:
     return tuple(value)
+
+
+class Disposition(str, enum.Enum):
+    """What happens to a received unit (Shopify's reverse fulfillment dispositions)."""
+
+    RESTOCKED = "RESTOCKED"
+    NOT_RESTOCKED = "NOT_RESTOCKED"
+    PROCESSING_REQUIRED = "PROCESSING_REQUIRED"
+    MISSING = "MISSING"
+    """Not in the parcel: counts as rejected, never restocked or refunded."""
 
 
 class CarrierStatus(str, enum.Enum):
@@ -80,6 +95,8 @@ class ReceivedLine:
     qc: QcResult = attrs.field(default=QcResult.PASS, converter=_to_qc)
     condition: ItemCondition | None = attrs.field(default=None, converter=_to_condition)
     note: str = ""
+    disposition: Disposition | None = attrs.field(default=None, converter=_to_disposition)
+    """``None``: restocked when QC passed and the policy restocks, else not restocked."""
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.quantity, bool) or not isinstance(self.quantity, int):

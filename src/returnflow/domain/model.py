@@ -197,20 +197,19 @@ class OrderLine:
                 raise InvalidPayload(name, amount, "must not be negative")
         if self.unit_price.is_negative:
             raise InvalidPayload("unit_price", self.unit_price, "must not be negative")
+        if self.net_total.is_negative:
+            raise InvalidPayload("discount", self.discount, "is more than the line's price")
+
+    @property
+    def net_total(self) -> Money:
+        """Price x quantity less the line's own discount (before any order discount)."""
+        total = self.unit_price * self.quantity
+        return total - self.discount if self.discount is not None else total
 
     @property
     def paid_total(self) -> Money:
-        """What the customer paid for the whole line: price x quantity - discount + tax."""
-        total = self.unit_price * self.quantity
-        if self.discount is not None:
-            total = total - self.discount
-        if self.tax is not None:
-            total = total + self.tax
-        return total
-
-    def unit_amounts(self) -> tuple[Money, ...]:
-        """The line's paid total spread over its units, exactly (largest remainder)."""
-        return self.paid_total.split(self.quantity)
+        """Net total plus tax: what the line cost before an order-level discount."""
+        return self.net_total + self.tax if self.tax is not None else self.net_total
 
 
 @attrs.frozen
@@ -229,6 +228,8 @@ class OrderSnapshot:
     has_prepaid_subscription: bool = False
     has_duties: bool = False
     addresses_valid: bool = True
+    order_discount: Money | None = None
+    """A discount on the whole order, shared by the lines in proportion to their net totals."""
 
     def __attrs_post_init__(self) -> None:
         Money.zero(self.currency)  # validates the code
@@ -247,6 +248,26 @@ class OrderSnapshot:
             if line.id in seen:
                 raise InvalidPayload(f"lines[{index}].id", line.id, "duplicate order line id")
             seen.add(line.id)
+        if self.order_discount is not None:
+            if not isinstance(self.order_discount, Money):
+                raise InvalidPayload("order_discount", self.order_discount, "must be Money")
+            if self.order_discount.currency != self.currency:
+                raise CurrencyMismatch(
+                    "order_discount.currency",
+                    self.order_discount.currency,
+                    f"order currency is {self.currency}",
+                )
+            net = Money.sum((line.net_total for line in self.lines), self.currency)
+            if self.order_discount.is_negative or self.order_discount > net:
+                raise InvalidPayload(
+                    "order_discount", self.order_discount, f"must be between 0 and {net}"
+                )
+
+    @property
+    def paid_total(self) -> Money:
+        """What the customer paid for the whole order (lines, less the order discount)."""
+        total = Money.sum((line.paid_total for line in self.lines), self.currency)
+        return total - self.order_discount if self.order_discount is not None else total
 
     def line(self, line_id: str) -> OrderLine | None:
         for line in self.lines:
@@ -357,7 +378,8 @@ class ReturnLine:
 
     ``requested >= received``; ``received == accepted + rejected`` once inspected;
     ``restocked <= accepted``; ``settled`` counts units refunded, credited or exchanged.
-    ``unit_amounts`` are the paid amounts of exactly these units, to the cent.
+    ``unit_amounts`` are the paid amounts of exactly these units, to the cent; ``units``
+    are their indices among the order line's units (no unit is in two open returns).
     """
 
     id: str
@@ -368,6 +390,7 @@ class ReturnLine:
     outcome: Outcome
     reason: ReturnReason
     unit_amounts: tuple[Money, ...]
+    units: tuple[int, ...] = ()
     note: str = ""
     declared_condition: ItemCondition | None = None
     received: int = 0
@@ -458,6 +481,12 @@ class ReturnRecord:
     child_id: str | None = None
     decline_reason: DeclineReason | None = None
     review_reasons: tuple[str, ...] = ()
+    return_shipping_fee: Money | None = None
+    """The return shipping fee kept, once charged (it is charged once per return)."""
+    restocking_fees: Money | None = None
+    """Restocking fees kept so far, one lump sum."""
+    balance_paid: Money | None = None
+    """What the customer paid for an upsell exchange."""
     history: tuple[HistoryEntry, ...] = ()
 
     @property

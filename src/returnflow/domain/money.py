@@ -71,7 +71,8 @@ def _check_currency(currency: object) -> str:
     return currency
 
 
-def _to_decimal(value: object, field: str = "amount") -> Decimal:
+def to_decimal(value: object, field: str = "amount") -> Decimal:
+    """A finite ``Decimal`` from a Decimal, int or numeric str; floats are refused."""
     if isinstance(value, (bool, float)):
         raise InvalidAmount(
             field, value, "float is not accepted for money; pass a Decimal, int or str"
@@ -103,7 +104,7 @@ class Money:
 
     def __init__(self, amount: Decimal | int | str, currency: str) -> None:
         currency = _check_currency(currency)
-        number = _to_decimal(amount)
+        number = to_decimal(amount)
         quantum = _quantum(currency)
         exact = number.quantize(quantum, rounding=ROUND_HALF_EVEN)
         if exact != number:
@@ -128,7 +129,7 @@ class Money:
         (Money('2.34', 'EUR'), Money('2', 'JPY'))
         """
         currency = _check_currency(currency)
-        number = _to_decimal(amount).quantize(_quantum(currency), rounding=rounding)
+        number = to_decimal(amount).quantize(_quantum(currency), rounding=rounding)
         return cls(number, currency)
 
     @classmethod
@@ -211,7 +212,7 @@ class Money:
         >>> Money("-0.05", "EUR").allocate([1, 1])
         (Money('-0.03', 'EUR'), Money('-0.02', 'EUR'))
         """
-        weights = [_to_decimal(weight, "weights") for weight in weights]
+        weights = [to_decimal(weight, "weights") for weight in weights]
         if not weights or any(weight < 0 for weight in weights) or sum(weights) == 0:
             raise InvalidAmount("weights", weights, "need at least one positive weight, none < 0")
         total_units = self.minor_units

@@ -40,11 +40,13 @@ from returnflow.domain.model import (
     Exchange,
     ItemCondition,
     OrderSnapshot,
+    OutcomeKind,
     ReturnReason,
     ReturnRequest,
     StoreCredit,
 )
 from returnflow.domain.money import Money
+from returnflow.domain.settlement import FeePolicy
 from returnflow.errors import (
     ConfigurationError,
     CurrencyMismatch,
@@ -58,6 +60,7 @@ __all__ = [
     "Assessment",
     "Completion",
     "Decision",
+    "RefundTrigger",
     "ReleaseTrigger",
     "ReturnPolicy",
     "WindowStart",
@@ -90,6 +93,19 @@ class Completion(str, enum.Enum):
     """Every expected unit received and inspected (seed 001, seed 002)."""
     ON_WAREHOUSE_FINISHED = "on_warehouse_finished"
     """Only the warehouse's "Finished" status (seed 000)."""
+
+
+class RefundTrigger(str, enum.Enum):
+    """When refunds and store credit are issued; restocking is separate (seed 003)."""
+
+    ON_HANDED_IN = "on_handed_in"
+    """At the first carrier scan, for every requested unit (trust the parcel)."""
+    ON_DELIVERED = "on_delivered"
+    """When the carrier delivers the parcel to the warehouse."""
+    ON_RECEIVED = "on_received"
+    """Per receipt, for the units that passed inspection."""
+    ON_CLOSE = "on_close"
+    """When the return is completed (default)."""
 
 
 class Decision(str, enum.Enum):
@@ -143,6 +159,18 @@ class ReturnPolicy:
     restock_accepted: bool = True
     exchange_apps: frozenset[str] = _PLATFORM_APPS
     max_attempts: int = attrs.field(default=3, validator=_positive_int)
+    fees: FeePolicy = attrs.field(factory=FeePolicy)
+    refund_trigger: RefundTrigger = RefundTrigger.ON_CLOSE
+    exchange_difference: OutcomeKind = OutcomeKind.REFUND
+    """Where the rest of an exchange for less goes: refund or store credit."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.exchange_difference not in (OutcomeKind.REFUND, OutcomeKind.STORE_CREDIT):
+            raise ConfigurationError(
+                "the rest of an exchange for less is a refund or store credit",
+                field="exchange_difference",
+                value=self.exchange_difference,
+            )
 
     def window_start(self, order: OrderSnapshot) -> datetime:
         """The start of the window; the order date stands in for a date the order lacks."""

@@ -22,6 +22,7 @@ __all__ = [
     "TOPICS",
     "CancelExchange",
     "CancelWarehouseReturn",
+    "ChargeBalance",
     "CreateLabel",
     "CreateWarehouseReturn",
     "Effect",
@@ -46,6 +47,7 @@ TOPICS: Mapping[str, str] = {
     "reopen": "returns/reopen",
     "refund_created": "refunds/create",
     "credit_created": "credits/create",
+    "balance_charged": "payments/charge",
     "exchange_held": "exchanges/hold",
     "exchange_released": "exchanges/release",
     "exchange_cancelled": "exchanges/cancel",
@@ -152,6 +154,15 @@ class Restock(Effect):
 
 
 @attrs.frozen(kw_only=True)
+class ChargeBalance(Effect):
+    """Charge what the customer owes for an upsell exchange."""
+
+    kind: ClassVar[str] = "charge_balance"
+    port: ClassVar[str] = "payments"
+    amount: Money
+
+
+@attrs.frozen(kw_only=True)
 class Notify(Effect):
     """A message to the customer."""
 
@@ -209,6 +220,8 @@ def describe(effect: Effect) -> str:
         return f"commerce.refund {effect.amount} for {_lines(effect.lines)}"
     if isinstance(effect, IssueStoreCredit):
         return f"commerce.issue_store_credit {effect.amount} for {_lines(effect.lines)}"
+    if isinstance(effect, ChargeBalance):
+        return f"payments.charge {effect.amount}"
     if isinstance(effect, Restock):
         return f"commerce.restock {_lines(effect.lines)}"
     return f"{effect.port}.{effect.kind}"
