@@ -29,9 +29,11 @@ from returnflow.domain.model import (
     RequestLine,
     ReturnReason,
     ReturnRequest,
+    StoreCredit,
 )
 from returnflow.domain.money import Money
 from returnflow.domain.policy import Completion, ReleaseTrigger, ReturnPolicy
+from returnflow.domain.settlement import FeePolicy, Percent
 from returnflow.testing.harness import Harness
 
 __all__ = ["SCENARIOS", "Scenario", "order_1001"]
@@ -327,6 +329,85 @@ def clickpost_rto() -> tuple[Harness, Sequence[str]]:
     return harness, [record.id]
 
 
+def _loop_exchange(price: str | None, **policy: object) -> tuple[Harness, Sequence[str]]:
+    harness = _harness(**policy)
+    service = harness.service
+    unit_price = None if price is None else Money(price, "EUR")
+    record = service.request(
+        ReturnRequest(
+            shop=SHOP,
+            order_id="1001",
+            lines=[
+                RequestLine(
+                    order_line_id="L1",
+                    quantity=1,
+                    outcome=Exchange(variant_id="tee-l", unit_price=unit_price),
+                    reason=ReturnReason.SIZE_TOO_SMALL,
+                )
+            ],
+        )
+    )
+    service.handle(
+        WarehouseReceipt(
+            shop=SHOP,
+            return_id=record.id,
+            event_id="wms-1",
+            lines=[ReceivedLine(line_id="L1", quantity=1)],
+        )
+    )
+    return harness, [record.id]
+
+
+def loop_even_exchange() -> tuple[Harness, Sequence[str]]:
+    """Seed 003: an even exchange settles to nothing either way."""
+    return _loop_exchange(None)
+
+
+def loop_exchange_for_less() -> tuple[Harness, Sequence[str]]:
+    """Seed 003: the new item costs 20.00 for a 25.00 return; 5.00 is refunded when the
+    refund event is reached."""
+    return _loop_exchange("20.00")
+
+
+def loop_upsell() -> tuple[Harness, Sequence[str]]:
+    """Seed 003: the new item costs 35.00; the 10.00 balance is charged through Payments,
+    and being paid does not release the exchange: completion does."""
+    return _loop_exchange("35.00")
+
+
+def loop_fees_and_credit() -> tuple[Harness, Sequence[str]]:
+    """Seeds 003 and 004: a 15 % restocking fee and a 4.95 shipping fee reduce the refund;
+    store credit with a bonus; each outcome becomes an ERP document."""
+    harness = _harness(fees=FeePolicy(restocking=Percent(15), return_shipping=Money("4.95", "EUR")))
+    service = harness.service
+    record = service.request(
+        ReturnRequest(
+            shop=SHOP,
+            order_id="1001",
+            lines=[
+                RequestLine(order_line_id="L3", quantity=1, outcome=Refund()),
+                RequestLine(
+                    order_line_id="L2",
+                    quantity=2,
+                    outcome=StoreCredit(bonus=Money("5.00", "EUR")),
+                ),
+            ],
+        )
+    )
+    service.handle(
+        WarehouseReceipt(
+            shop=SHOP,
+            return_id=record.id,
+            event_id="wms-1",
+            lines=[
+                ReceivedLine(line_id="L3", quantity=1),
+                ReceivedLine(line_id="L2", quantity=2),
+            ],
+        )
+    )
+    return harness, [record.id]
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("smartpack-exchange", "Returnflows x SmartPack: exchange on hold", smartpack_exchange),
     Scenario(
@@ -345,4 +426,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("clickpost-qc-pass", "Increff x Clickpost: QC pass releases", clickpost_qc_pass),
     Scenario("clickpost-qc-fail", "Increff x Clickpost: QC fail cancels", clickpost_qc_fail),
     Scenario("clickpost-rto", "Increff x Clickpost: return to origin", clickpost_rto),
+    Scenario("loop-even", "Loop x Shopify: even exchange", loop_even_exchange),
+    Scenario("loop-for-less", "Loop x Shopify: exchange for less", loop_exchange_for_less),
+    Scenario("loop-upsell", "Loop x Shopify: upsell exchange", loop_upsell),
+    Scenario(
+        "loop-fees-credit",
+        "Loop x Shopify / Xoro: fees, store credit bonus, ERP documents",
+        loop_fees_and_credit,
+    ),
 )

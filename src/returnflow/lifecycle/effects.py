@@ -184,7 +184,7 @@ class Publish(Effect):
 
 
 def _lines(lines: tuple[LineQuantity, ...]) -> str:
-    return ", ".join(f"{line.order_line_id}x{line.quantity}" for line in lines)
+    return ", ".join(f"{line.order_line_id}x{line.quantity}" for line in lines) or "no lines"
 
 
 def describe(effect: Effect) -> str:
