@@ -1139,6 +1139,11 @@ class ReturnsService:
             for line in record.exchange_lines
             if line.return_line_id not in failed and line.status != "cancelled"
         ]
+        if record.exchange_status == "awaiting_payment":
+            # Reviewed and the upsell balance was never paid: no exchange; the returned
+            # units' worth is paid out like an exchange for nothing.
+            kept, keep_ids, cancel_ids = [], [], []
+            self._cancel_exchange(change, why="the exchange balance was never paid")
         settlement = self._settle(change, parts, exchange_lines=kept, prepaid=record.balance_paid)
         if settlement.refund:
             change.fire("refund", {"amount": str(settlement.refund)})
