@@ -611,3 +611,23 @@ def test_concurrent_calls_with_one_key_have_one_effect() -> None:
     assert len(commerce.refunds) == 1
     assert all(receipt is receipts[0] for receipt in receipts)
     assert sorted(call.outcome for call in commerce.calls) == ["ok"] + ["replayed"] * 7
+
+
+def test_payments_refund_gives_back_at_most_what_was_charged() -> None:
+    payments = FakePayments()
+    payments.charge("s", "R1", Money("10.00", "EUR"), idempotency_key="c1")
+
+    first = payments.refund("s", "R1", Money("4.00", "EUR"), idempotency_key="r1")
+    again = payments.refund("s", "R1", Money("4.00", "EUR"), idempotency_key="r1")
+
+    assert again == first
+    assert [p.kind for p in payments.payments] == ["charge", "refund"]
+    with pytest.raises(PortError, match="exceeds"):
+        payments.refund("s", "R1", Money("6.01", "EUR"), idempotency_key="r2")
+    with pytest.raises(PortError, match="exceeds"):
+        payments.refund("s", "R2", Money("1.00", "EUR"), idempotency_key="r3")
+    payments.refund("s", "R1", Money("6.00", "EUR"), idempotency_key="r4")
+    assert [str(p.amount) for p in payments.payments if p.kind == "refund"] == [
+        "4.00 EUR",
+        "6.00 EUR",
+    ]

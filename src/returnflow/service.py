@@ -475,6 +475,10 @@ class ReturnsService:
             if refs.warehouse_rma_id or self._planned(change.record, fx.CreateWarehouseReturn):
                 change.effect(fx.CancelWarehouseReturn)
             self._cancel_exchange(change, why="return cancelled")
+            record = change.record
+            if record.balance_paid is not None and not record.balance_settled:
+                change.effect(fx.RefundBalance, amount=record.balance_paid)
+                change.update(balance_settled=True)
             change.publish("cancel")
             change.notify("return_cancelled")
 
@@ -516,7 +520,7 @@ class ReturnsService:
 
         def apply(change: _Change) -> None:
             change.fire("reopen", {"reason": reason} if reason else None)
-            change.update(review_reasons=(reason or "reopened",))
+            change.update(review_reasons=(reason or "reopened",), completed_at=None)
             change.publish("reopen")
 
         return self._run(shop, return_id, actor, apply)
@@ -896,6 +900,8 @@ class ReturnsService:
             return None
         if isinstance(effect, fx.ChargeBalance):
             return self.payments.charge(shop, effect.return_id, effect.amount, idempotency_key=key)
+        if isinstance(effect, fx.RefundBalance):
+            return self.payments.refund(shop, effect.return_id, effect.amount, idempotency_key=key)
         raise PortError("service", effect.kind, "no port handles this effect", retryable=False)
 
     def _apply_result(self, effect: fx.Effect, result: object) -> None:
@@ -965,6 +971,11 @@ class ReturnsService:
                 if change.allows("pay_balance"):
                     change.fire("pay_balance", {"amount": str(effect.amount)})
                 change.publish("balance_charged", payment_id=payment, amount=str(effect.amount))
+            elif isinstance(effect, fx.RefundBalance):
+                payment = getattr(result, "payment_id", "")
+                change.note("balance_refunded", {"payment": payment, "amount": str(effect.amount)})
+                change.publish("balance_refunded", payment_id=payment, amount=str(effect.amount))
+                change.notify("balance_refunded", amount=str(effect.amount))
             elif isinstance(effect, fx.IssueRefund):
                 refund_id = getattr(result, "refund_id", "")
                 change.update(refs=attrs.evolve(refs, refund_ids=(*refs.refund_ids, refund_id)))
@@ -990,16 +1001,8 @@ class ReturnsService:
 
         def apply(change: _Change) -> None:
             if isinstance(effect, (fx.IssueRefund, fx.IssueStoreCredit)):
-                # The money never moved: those units are not settled, a later close pays them.
-                unpaid = {line.order_line_id: line.quantity for line in effect.lines}
-                change.update(
-                    lines=tuple(
-                        attrs.evolve(line, settled=line.settled - unpaid[line.order_line_id])
-                        if line.order_line_id in unpaid
-                        else line
-                        for line in change.record.lines
-                    )
-                )
+                # The money never moved: undo what it settled, a later close pays it again.
+                change.update(**_undo_payout(change.record, effect))
             if change.allows("flag"):
                 self._flag(change, reason)
             elif change.allows("reopen"):
@@ -1144,7 +1147,9 @@ class ReturnsService:
             # units' worth is paid out like an exchange for nothing.
             kept, keep_ids, cancel_ids = [], [], []
             self._cancel_exchange(change, why="the exchange balance was never paid")
-        settlement = self._settle(change, parts, exchange_lines=kept, prepaid=record.balance_paid)
+        prepaid = None if record.balance_settled else record.balance_paid
+        settlement = self._settle(change, parts, exchange_lines=kept, prepaid=prepaid)
+        change.update(completed_at=change.now, balance_settled=record.balance_paid is not None)
         if settlement.refund:
             change.fire("refund", {"amount": str(settlement.refund)})
         if cancel_ids and keep_ids:
@@ -1178,7 +1183,7 @@ class ReturnsService:
             difference_to=self.policy.exchange_difference,
             prepaid=prepaid,
         )
-        if not parts:
+        if not parts and not settlement.balance_refund:
             return settlement
         added = {line.id: units for line, units, _ in parts}
         restocking = record.restocking_fees
@@ -1194,19 +1199,43 @@ class ReturnsService:
             return_shipping_fee=settlement.return_shipping_fee or record.return_shipping_fee,
             restocking_fees=restocking,
         )
-        if settlement.refund:
-            change.effect(
+        # Each payout carries the units and fees it settles, to be undone if it fails.
+        zero = Money.zero(record.currency)
+        to_credit = self.policy.exchange_difference is OutcomeKind.STORE_CREDIT
+        for payout, amount, kind, shipping in (
+            (
                 fx.IssueRefund,
-                amount=settlement.refund,
-                lines=_quantities(lines_by_order_line(settlement, OutcomeKind.REFUND)),
-            )
-        credit = settlement.store_credit + settlement.bonus
-        if credit:
-            change.effect(
+                settlement.refund,
+                OutcomeKind.REFUND,
+                settlement.shipping_from_refund,
+            ),
+            (
                 fx.IssueStoreCredit,
-                amount=credit,
-                lines=_quantities(lines_by_order_line(settlement, OutcomeKind.STORE_CREDIT)),
+                settlement.store_credit + settlement.bonus,
+                OutcomeKind.STORE_CREDIT,
+                settlement.return_shipping_fee - settlement.shipping_from_refund,
+            ),
+        ):
+            if not amount:
+                continue
+            difference_here = (kind is OutcomeKind.STORE_CREDIT) == to_credit
+            covered = [
+                part
+                for part in settlement.lines
+                if part.outcome is kind
+                or (part.outcome is OutcomeKind.EXCHANGE and difference_here)
+            ]
+            change.effect(
+                payout,
+                amount=amount,
+                lines=_quantities(lines_by_order_line(settlement, kind)),
+                covers=tuple((part.line_id, part.units) for part in covered),
+                restocking=Money.sum((part.restocking_fee for part in covered), record.currency)
+                or None,
+                shipping=shipping if shipping != zero else None,
             )
+        if settlement.balance_refund:
+            change.effect(fx.RefundBalance, amount=settlement.balance_refund)
         documents = ", ".join(f"{kind.value} {amount}" for kind, amount in settlement.documents)
         change.note("settled", {**settlement.as_dict(), "documents": documents})
         return settlement
@@ -1235,7 +1264,11 @@ class ReturnsService:
         """Close a completed return once no refund or credit it planned is still pending
         (one given up sent the return to review and was planned again from there)."""
         record = change.record
-        if record.status not in ("refunded", "item_received", "approved"):
+        if record.completed_at is None or record.status not in (
+            "refunded",
+            "item_received",
+            "approved",
+        ):
             return
         money = (fx.IssueRefund, fx.IssueStoreCredit)
         entries = self.store.outbox(record.shop, record.id)
@@ -1372,6 +1405,29 @@ class ReturnsService:
         self.store.commit(Commit(records=((record, change.base),), effects=tuple(change.effects)))
         self._after_commit(record.shop, [record.id])
         return self.store.get(record.shop, record.id)
+
+
+def _undo_payout(
+    record: ReturnRecord, effect: fx.IssueRefund | fx.IssueStoreCredit
+) -> dict[str, Any]:
+    """The record fields as they were before ``effect``'s settlement."""
+    unpaid = dict(effect.covers)
+    restocking = record.restocking_fees
+    if effect.restocking is not None and restocking is not None:
+        restocking = restocking - effect.restocking
+    shipping = record.return_shipping_fee
+    if effect.shipping is not None and shipping is not None:
+        shipping = shipping - effect.shipping
+    return {
+        "lines": tuple(
+            attrs.evolve(line, settled=line.settled - unpaid[line.id])
+            if line.id in unpaid
+            else line
+            for line in record.lines
+        ),
+        "restocking_fees": restocking or None,
+        "return_shipping_fee": shipping or None,
+    }
 
 
 def _due_units(line: ReturnLine) -> int:

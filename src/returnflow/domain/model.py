@@ -487,6 +487,10 @@ class ReturnRecord:
     """Restocking fees kept so far, one lump sum."""
     balance_paid: Money | None = None
     """What the customer paid for an upsell exchange."""
+    balance_settled: bool = False
+    """Whether a completion (or a cancel) has accounted for ``balance_paid``."""
+    completed_at: datetime | None = None
+    """When the return was last completed: its outcomes ran; it closes once paid out."""
     history: tuple[HistoryEntry, ...] = ()
 
     @property

@@ -187,7 +187,9 @@ class Settlement:
 
     ``refund`` goes to the original payment, ``store_credit`` (with ``bonus``) to a gift
     card; ``exchange_credit`` pays for ``exchange_total`` of new items: the rest of it is in
-    ``refund`` (or ``store_credit``), a shortfall is ``balance_due`` from the customer.
+    ``refund`` (or ``store_credit``), a shortfall is ``balance_due`` from the customer. What
+    the customer prepaid for new items they no longer get is ``balance_refund``, given back
+    through the payment processor that took it.
     """
 
     currency: str
@@ -201,6 +203,9 @@ class Settlement:
     exchange_total: Money
     balance_due: Money
     documents: tuple[tuple[Document, Money], ...]
+    balance_refund: Money
+    shipping_from_refund: Money
+    """The part of ``return_shipping_fee`` taken from the refund (the rest from credit)."""
 
     @property
     def fees(self) -> Money:
@@ -219,6 +224,7 @@ class Settlement:
                 "exchange_credit",
                 "exchange_total",
                 "balance_due",
+                "balance_refund",
             )
             if getattr(self, name)
         }
@@ -289,8 +295,11 @@ def settle(
                 )
             exchange_total = exchange_total + item.unit_price * item.quantity
     difference = exchange_credit - exchange_total
-    if prepaid is not None and exchanged:
-        difference = difference + prepaid
+    balance_refund = zero
+    if prepaid is not None and prepaid:
+        # What was prepaid and is no longer needed goes back the way it came.
+        balance_refund = max(min(prepaid, difference + prepaid), zero)
+        difference = difference + prepaid - balance_refund
     balance_due = zero
     if difference.is_negative:
         balance_due = -difference
@@ -299,7 +308,7 @@ def settle(
     else:
         refund = refund + difference
 
-    shipping = zero
+    shipping = from_refund = zero
     everything_waived = all(fees.waived(line) for line, _, _ in parts)
     if fees.return_shipping is not None and charge_shipping and parts and not everything_waived:
         shipping = min(fees.return_shipping.of(zero), refund + credit)
@@ -327,6 +336,8 @@ def settle(
         exchange_total=exchange_total,
         balance_due=balance_due,
         documents=tuple(documents),
+        balance_refund=balance_refund,
+        shipping_from_refund=from_refund,
     )
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "IssueStoreCredit",
     "Notify",
     "Publish",
+    "RefundBalance",
     "ReleaseExchange",
     "Restock",
     "VoidLabel",
@@ -48,6 +49,7 @@ TOPICS: Mapping[str, str] = {
     "refund_created": "refunds/create",
     "credit_created": "credits/create",
     "balance_charged": "payments/charge",
+    "balance_refunded": "payments/refund",
     "exchange_held": "exchanges/hold",
     "exchange_released": "exchanges/release",
     "exchange_cancelled": "exchanges/cancel",
@@ -131,19 +133,36 @@ class CancelExchange(Effect):
 
 
 @attrs.frozen(kw_only=True)
-class IssueRefund(Effect):
-    kind: ClassVar[str] = "issue_refund"
-    port: ClassVar[str] = "commerce"
+class _Payout(Effect):
+    """Money to the customer. ``covers`` are the (return line, units) it settles and
+    ``restocking`` / ``shipping`` the fees kept from it: undone if it fails for good."""
+
     amount: Money
     lines: tuple[LineQuantity, ...]
+    covers: tuple[tuple[str, int], ...] = ()
+    restocking: Money | None = None
+    shipping: Money | None = None
 
 
 @attrs.frozen(kw_only=True)
-class IssueStoreCredit(Effect):
+class IssueRefund(_Payout):
+    kind: ClassVar[str] = "issue_refund"
+    port: ClassVar[str] = "commerce"
+
+
+@attrs.frozen(kw_only=True)
+class IssueStoreCredit(_Payout):
     kind: ClassVar[str] = "issue_store_credit"
     port: ClassVar[str] = "commerce"
+
+
+@attrs.frozen(kw_only=True)
+class RefundBalance(Effect):
+    """Give back what the customer paid for new items they no longer get."""
+
+    kind: ClassVar[str] = "refund_balance"
+    port: ClassVar[str] = "payments"
     amount: Money
-    lines: tuple[LineQuantity, ...]
 
 
 @attrs.frozen(kw_only=True)
@@ -222,6 +241,8 @@ def describe(effect: Effect) -> str:
         return f"commerce.issue_store_credit {effect.amount} for {_lines(effect.lines)}"
     if isinstance(effect, ChargeBalance):
         return f"payments.charge {effect.amount}"
+    if isinstance(effect, RefundBalance):
+        return f"payments.refund {effect.amount}"
     if isinstance(effect, Restock):
         return f"commerce.restock {_lines(effect.lines)}"
     return f"{effect.port}.{effect.kind}"

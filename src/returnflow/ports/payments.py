@@ -31,3 +31,10 @@ class Payments(Protocol):
     ) -> PaymentReceipt:
         """Authorize ``amount`` (instant exchange: captured if the parcel never ships)."""
         ...
+
+    def refund(
+        self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
+    ) -> PaymentReceipt:
+        """Give back ``amount`` of what was charged for this return (an exchange paid for
+        and then cancelled)."""
+        ...

@@ -849,20 +849,23 @@ class FakeCarrier(FakePort):
 
 @attrs.frozen
 class FakePayment:
-    """A charge or authorization made through :class:`FakePayments`."""
+    """A charge, authorization or refund made through :class:`FakePayments`."""
 
     payment_id: str
     shop: str
     return_id: str
     amount: Money
-    kind: Literal["charge", "authorization"]
+    kind: Literal["charge", "authorization", "refund"]
 
 
 class FakePayments(FakePort):
-    """A payment processor that records charges and authorizations (``pay-<n>``)."""
+    """A payment processor that records charges, authorizations and refunds (``pay-<n>``).
+
+    A refund above what was charged for the return, less earlier refunds, is refused.
+    """
 
     port: ClassVar[str] = "payments"
-    operations: ClassVar[frozenset[str]] = frozenset({"charge", "authorize"})
+    operations: ClassVar[frozenset[str]] = frozenset({"charge", "authorize", "refund"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -877,7 +880,7 @@ class FakePayments(FakePort):
     def _pay(
         self,
         operation: str,
-        kind: Literal["charge", "authorization"],
+        kind: Literal["charge", "authorization", "refund"],
         shop: str,
         return_id: str,
         amount: Money,
@@ -886,6 +889,25 @@ class FakePayments(FakePort):
         def effect() -> PaymentReceipt:
             if amount.amount <= 0:
                 raise self._refuse(operation, f"amount {amount} must be positive")
+            if kind == "refund":
+                mine = [
+                    payment
+                    for payment in self._payments
+                    if (payment.shop, payment.return_id) == (shop, return_id)
+                    and payment.amount.currency == amount.currency
+                ]
+                charged = Money.sum(
+                    (payment.amount for payment in mine if payment.kind == "charge"),
+                    amount.currency,
+                )
+                refunded = Money.sum(
+                    (payment.amount for payment in mine if payment.kind == "refund"),
+                    amount.currency,
+                )
+                if amount > charged - refunded:
+                    raise self._refuse(
+                        operation, f"refund {amount} exceeds the {charged - refunded} left"
+                    )
             payment_id = f"pay-{self._next_id('payment')}"
             self._payments.append(FakePayment(payment_id, shop, return_id, amount, kind))
             return PaymentReceipt(payment_id=payment_id, amount=amount)
@@ -904,6 +926,12 @@ class FakePayments(FakePort):
     ) -> PaymentReceipt:
         """Authorize ``amount``; refused unless positive."""
         return self._pay("authorize", "authorization", shop, return_id, amount, idempotency_key)
+
+    def refund(
+        self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
+    ) -> PaymentReceipt:
+        """Refund ``amount`` of this return's charges; refused above what is left."""
+        return self._pay("refund", "refund", shop, return_id, amount, idempotency_key)
 
 
 # -- notifier -------------------------------------------------------------------------------
