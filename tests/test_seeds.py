@@ -727,12 +727,12 @@ def test_seed001_return_closes_only_once_the_refund_is_confirmed(order: OrderSna
 
     # The retried refund goes through and the confirmation closes the return; the events
     # and messages that confirmation planned go out in the same call.
-    assert harness.service.dispatch_pending() == DispatchReport(delivered=5)
+    assert harness.dispatch_due() == DispatchReport(delivered=5)
     assert state(harness, ret.id) == ("closed", "no_exchange")
     assert refunds(harness) == [(Decimal("11.90"), "EUR", (LineQuantity("L2", 1),))]
     assert harness.ports.events.topics_for(ret.id)[-2:] == ["refunds/create", "returns/close"]
     assert templates(harness)[-2:] == ["refund_issued", "return_closed"]
-    assert harness.service.dispatch_pending() == DispatchReport()
+    assert harness.dispatch_due() == DispatchReport()
     assert_history_follows_table(harness.service.get(SHOP, ret.id))
 
 

@@ -215,7 +215,7 @@ def test_effects_are_committed_first_and_dispatched_later_in_order() -> None:
     assert log == []
     assert all(keyed_calls(fake) == [] for fake in harness.ports.all())
 
-    report = harness.service.dispatch_pending()
+    report = harness.dispatch_due()
 
     # The six, then the two the label's result planned (delivered in the same call).
     assert report == DispatchReport(delivered=8, failed=0, given_up=0)
@@ -236,7 +236,7 @@ def test_effects_are_committed_first_and_dispatched_later_in_order() -> None:
     stored = harness.service.get(SHOP, record.id)
     assert stored.state == ("label_sent", "no_exchange")
     assert stored.refs.tracking_number == "TRK000001"
-    assert harness.service.dispatch_pending() == DispatchReport()
+    assert harness.dispatch_due() == DispatchReport()
 
 
 # -- 2. idempotency keys --------------------------------------------------------------------------
@@ -289,7 +289,7 @@ def test_a_transient_port_failure_leaves_the_effect_pending_until_dispatch_pendi
     later = [entry for entry in outbox(harness, record) if entry.sequence > label.sequence]
     assert [(entry.status, entry.attempts) for entry in later] == [("pending", 0)] * 2
 
-    report = harness.service.dispatch_pending()
+    report = harness.dispatch_due()
 
     # The label, the two behind it, and the two its result planned.
     assert report == DispatchReport(delivered=5)
@@ -320,7 +320,7 @@ def test_a_failing_effect_holds_back_the_later_effects_of_its_return() -> None:
     ]
 
     # The warehouse return, the label, the two behind it and the two the label planned.
-    assert harness.service.dispatch_pending() == DispatchReport(delivered=6)
+    assert harness.dispatch_due() == DispatchReport(delivered=6)
 
     assert [call.operation for call in harness.ports.warehouse.calls] == [
         "create_return",
@@ -340,7 +340,7 @@ def test_dispatch_pending_keeps_a_blocked_return_in_order_and_serves_the_others(
     outage = _WarehouseDownFor(harness.service.warehouse, first.id)
     harness.service.warehouse = outage
 
-    report = harness.service.dispatch_pending()
+    report = harness.dispatch_due()
 
     assert report.delivered == 2 + 6 + 2  # the first's two, the second's six and two more
     assert report.given_up == 0
@@ -361,7 +361,7 @@ def test_dispatch_pending_keeps_a_blocked_return_in_order_and_serves_the_others(
     ]
 
     outage.return_id = None
-    harness.service.dispatch_pending()
+    harness.dispatch_due()
 
     first_keys = [key for _, _, key in log if key.startswith(f"{SHOP}/{first.id}/")]
     assert first_keys == [entry.effect.key for entry in outbox(harness, first)]
@@ -374,7 +374,7 @@ def test_one_dispatch_pending_call_attempts_a_failing_effect_once() -> None:
     record = request(harness, line("L3", outcome=Keep()))  # plans a refund at once
     request(harness, line("L1"))  # another return whose effects are delivered meanwhile
 
-    report = harness.service.dispatch_pending()
+    report = harness.dispatch_due()
 
     (refund,) = entries_of(harness, record, "issue_refund")
     assert (refund.status, refund.attempts) == ("pending", 1)
@@ -396,8 +396,9 @@ def test_a_refund_that_keeps_failing_is_given_up_and_sent_to_review() -> None:
     assert received.state == ("refunded", "no_exchange")
     (refund,) = entries_of(harness, record, "issue_refund")
     assert (refund.status, refund.attempts) == ("pending", 1)
-    assert harness.service.dispatch_pending() == DispatchReport(failed=1)
-    assert harness.service.dispatch_pending() == DispatchReport(given_up=1)
+    assert harness.dispatch_due() == DispatchReport(failed=1)
+    # Giving up flags the return; the flag's event is delivered in the same call.
+    assert harness.dispatch_due() == DispatchReport(delivered=1, given_up=1)
 
     (refund,) = entries_of(harness, record, "issue_refund")
     assert (refund.status, refund.attempts) == ("failed", 3)
@@ -413,7 +414,7 @@ def test_a_refund_that_keeps_failing_is_given_up_and_sent_to_review() -> None:
     assert outcomes == ["failed"] * 3
     # Given up means given up: nothing retries it.
     harness.ports.commerce.heal()
-    harness.service.dispatch_pending()
+    harness.dispatch_due()
     assert len(harness.ports.commerce.calls_to("refund")) == 3
 
 
@@ -477,7 +478,7 @@ def test_a_failing_notifier_or_publisher_never_sends_the_return_to_review(
     for entry in outbox(harness, record):
         expected = "failed" if entry.effect.kind in given_up else "done"
         assert entry.status == expected, entry
-    assert harness.service.dispatch_pending() == DispatchReport()
+    assert harness.dispatch_due() == DispatchReport()
 
 
 # -- 6. concurrency -------------------------------------------------------------------------------
@@ -617,8 +618,8 @@ def test_cancel_before_the_label_was_bought_still_voids_it() -> None:
     record = request(harness, line("L3"))
 
     harness.service.cancel(SHOP, record.id)
-    harness.service.dispatch_pending()
-    harness.service.dispatch_pending()
+    harness.dispatch_due()
+    harness.dispatch_due()
 
     assert harness.service.get(SHOP, record.id).state == ("cancelled", "no_exchange")
     assert [rma.status for rma in harness.ports.warehouse.returns] == ["cancelled"]

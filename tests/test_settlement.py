@@ -651,7 +651,7 @@ def test_an_upsell_is_charged_and_stays_on_hold_until_the_return_completes() -> 
     assert record.balance_paid is None
     assert harness.ports.payments.payments == []
 
-    harness.service.dispatch_pending()
+    harness.dispatch_due()
     paid = harness.service.get(SHOP, record.id)
 
     (payment,) = harness.ports.payments.payments
@@ -683,8 +683,8 @@ def test_an_upsell_whose_charge_fails_for_good_needs_review_and_cannot_complete(
     harness.ports.payments.fail("charge", times=None)
     record = request(harness, upsell())
 
-    harness.service.dispatch_pending()  # attempt 2
-    harness.service.dispatch_pending()  # attempt 3: given up
+    harness.dispatch_due()  # attempt 2
+    harness.dispatch_due()  # attempt 3: given up
     given_up = harness.service.get(SHOP, record.id)
 
     assert given_up.state == ("needs_review", "awaiting_payment")
@@ -946,8 +946,8 @@ def give_up_refunds_then_close(harness: Harness, record: ReturnRecord) -> Return
     receive(
         harness, record.id, "wms-1", *(got(stored.id, stored.quantity) for stored in record.lines)
     )
-    harness.service.dispatch_pending()  # attempt 2
-    harness.service.dispatch_pending()  # attempt 3: given up, sent to review
+    harness.dispatch_due()  # attempt 2
+    harness.dispatch_due()  # attempt 3: given up, sent to review
     flagged = harness.service.get(SHOP, record.id)
     assert flagged.status == "needs_review"
     assert flagged.review_reasons[-1].startswith("issue_refund failed")

@@ -24,7 +24,7 @@ returnflow.errors.UnknownOutcome: lines[0].outcome.kind='teleport': must be one 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -35,6 +35,7 @@ from cattrs.errors import (
     ForbiddenExtraKeysError,
     IterableValidationError,
 )
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from returnflow.domain.inbound import CarrierStatus
 from returnflow.domain.model import (
@@ -60,6 +61,7 @@ from returnflow.errors import (
     UnknownOutcome,
     ValidationError,
 )
+from returnflow.lifecycle import effects as fx
 
 __all__ = ["converter", "structure", "unstructure"]
 
@@ -123,9 +125,49 @@ def _structure_outcome(value: Any, _: type[Any]) -> Outcome:
     return outcome
 
 
-def _unstructure_outcome(value: Outcome) -> dict[str, Any]:
-    data: dict[str, Any] = converter.unstructure(value, type(value))
-    return {"kind": value.kind.value, **{k: v for k, v in data.items() if k != "kind"}}
+def _tagged(cls: type[Any], tag: Callable[[Any], str]) -> Callable[[Any], dict[str, Any]]:
+    """An unstructure hook for ``cls`` that puts a ``kind`` tag first."""
+    plain = make_dict_unstructure_fn(cls, converter)
+
+    def unstructure_tagged(value: Any) -> dict[str, Any]:
+        data: dict[str, Any] = plain(value)
+        return {"kind": tag(value), **{k: v for k, v in data.items() if k != "kind"}}
+
+    return unstructure_tagged
+
+
+_EFFECTS: dict[str, type[fx.Effect]] = {
+    effect_type.kind: effect_type
+    for effect_type in (
+        fx.CreateWarehouseReturn,
+        fx.CancelWarehouseReturn,
+        fx.CreateLabel,
+        fx.VoidLabel,
+        fx.HoldExchange,
+        fx.ReleaseExchange,
+        fx.CancelExchange,
+        fx.IssueRefund,
+        fx.IssueStoreCredit,
+        fx.RefundBalance,
+        fx.ChargeBalance,
+        fx.Restock,
+        fx.Notify,
+        fx.Publish,
+    )
+}
+
+
+def _structure_effect(value: Any, _: type[Any]) -> fx.Effect:
+    if isinstance(value, fx.Effect):
+        return value
+    if not isinstance(value, Mapping):
+        raise InvalidPayload("effect", value, "must be an object with a 'kind'")
+    effect_type = _EFFECTS.get(value.get("kind", ""))
+    if effect_type is None:
+        raise InvalidPayload("kind", value.get("kind"), f"must be one of: {', '.join(_EFFECTS)}")
+    fields = {key: item for key, item in value.items() if key != "kind"}
+    effect: fx.Effect = _EFFECT_STRUCTURE[effect_type](fields, effect_type)
+    return effect
 
 
 converter.register_structure_hook(Money, _structure_money)
@@ -152,7 +194,18 @@ for _enum_type in (
     converter.register_structure_hook(_enum_type, _structure_enum)
 converter.register_structure_hook(Outcome, _structure_outcome)
 for _outcome_type in _OUTCOMES.values():
-    converter.register_unstructure_hook(_outcome_type, _unstructure_outcome)
+    converter.register_unstructure_hook(
+        _outcome_type, _tagged(_outcome_type, lambda outcome: str(outcome.kind.value))
+    )
+for _effect_type in _EFFECTS.values():
+    converter.register_unstructure_hook(
+        _effect_type, _tagged(_effect_type, lambda effect: str(effect.kind))
+    )
+# Every effect type is structured through the tag; each one's own fields by its own function.
+_EFFECT_STRUCTURE = {
+    effect_type: make_dict_structure_fn(effect_type, converter) for effect_type in _EFFECTS.values()
+}
+converter.register_structure_hook(fx.Effect, _structure_effect)
 
 
 def _first_leaf(error: BaseException, path: str) -> tuple[BaseException, str]:

@@ -13,9 +13,12 @@ Nothing is written when a step fails, and no port is called before the write.
 from __future__ import annotations
 
 import builtins
+import os
+import random
+import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import attrs
@@ -238,6 +241,9 @@ class ReturnsService:
         clock: Callable[[], datetime] = _utc_now,
         ids: Callable[[], str] = _new_id,
         auto_dispatch: bool = True,
+        worker_id: str | None = None,
+        lease: timedelta = timedelta(minutes=5),
+        jitter_seed: int | None = None,
     ) -> None:
         self.store = store
         self.commerce = commerce
@@ -250,6 +256,9 @@ class ReturnsService:
         self.clock = clock
         self.ids = ids
         self.auto_dispatch = auto_dispatch
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.lease = lease
+        self._jitter = random.Random(jitter_seed)
 
     # -- reads: never build a machine ---------------------------------------------------------
 
@@ -762,42 +771,28 @@ class ReturnsService:
     # -- effect dispatch -----------------------------------------------------------------------
 
     def dispatch_pending(self, limit: int = 100) -> DispatchReport:
-        """Deliver pending effects, oldest first; effects of one return stay in order.
-
-        Effects planned by a delivery (a confirmed refund's notification) are delivered in
-        the same call, up to ``limit`` deliveries in all.
-        """
+        """Deliver due effects, oldest first, at most ``limit``; effects of one return stay in
+        order. Effects planned by a delivery (a confirmed refund's notification) are
+        delivered in the same call; a failed one waits for its backoff."""
         report = DispatchReport()
-        blocked: set[tuple[str, str]] = set()  # returns with a failed effect: tried once per call
-        while True:
-            done = report.delivered + report.failed + report.given_up
-            if done >= limit:
-                return report
-            step = self._dispatch_pass(limit - done, blocked)
-            report = DispatchReport(
-                delivered=report.delivered + step.delivered,
-                failed=report.failed + step.failed,
-                given_up=report.given_up + step.given_up,
+        while report.delivered + report.failed + report.given_up < limit:
+            now = self.clock()
+            claimed = self.store.claim(
+                now=now,
+                lease_until=now + self.lease,
+                worker=self.worker_id,
+                limit=limit - (report.delivered + report.failed + report.given_up),
             )
-            if not step.delivered:
-                return report
-
-    def _dispatch_pass(self, limit: int, blocked: set[tuple[str, str]]) -> DispatchReport:
-        report = DispatchReport()
-        for entry in self.store.pending(limit):
-            effect = entry.effect
-            owner = (effect.shop, effect.return_id)
-            if owner in blocked:
-                continue
-            outcome = self._deliver(entry)
-            report = attrs.evolve(
-                report,
-                delivered=report.delivered + (outcome == "done"),
-                failed=report.failed + (outcome == "pending"),
-                given_up=report.given_up + (outcome == "failed"),
-            )
-            if outcome == "pending":
-                blocked.add(owner)
+            if not claimed:
+                break
+            for entry in claimed:
+                outcome = self._deliver(entry)
+                report = attrs.evolve(
+                    report,
+                    delivered=report.delivered + (outcome == "done"),
+                    failed=report.failed + (outcome == "pending"),
+                    given_up=report.given_up + (outcome == "failed"),
+                )
         return report
 
     def _after_commit(self, shop: str, return_ids: Sequence[str]) -> None:
@@ -807,16 +802,19 @@ class ReturnsService:
             self._dispatch_return(shop, return_id)
 
     def _dispatch_return(self, shop: str, return_id: str) -> None:
-        # Results of effects may plan more effects (a label's notification); deliver those too.
-        for _ in range(100):
-            pending = [
-                entry for entry in self.store.outbox(shop, return_id) if entry.status == "pending"
-            ]
-            if not pending:
-                return
-            for entry in pending:
-                if self._deliver(entry) == "pending":
-                    return
+        # One effect at a time, in order; results may plan more (a label's notification).
+        for _ in range(1000):
+            now = self.clock()
+            claimed = self.store.claim(
+                now=now,
+                lease_until=now + self.lease,
+                worker=self.worker_id,
+                limit=1,
+                shop=shop,
+                return_id=return_id,
+            )
+            if not claimed or self._deliver(claimed[0]) == "pending":
+                return  # nothing due, or a failure waits for its backoff
 
     def _deliver(self, entry: OutboxEntry) -> str:
         effect = entry.effect
@@ -827,8 +825,14 @@ class ReturnsService:
             retryable = not isinstance(error, PortError) or error.retryable
             give_up = not retryable or entry.attempts + 1 >= self.policy.max_attempts
             message = f"{type(error).__name__}: {error}"
+            now = self.clock()
             updated = self.store.record_attempt(
-                effect.key, ok=False, error=message, give_up=give_up, at=self.clock()
+                effect.key,
+                ok=False,
+                error=message,
+                give_up=give_up,
+                at=now,
+                retry_at=now + self.policy.backoff(entry.attempts + 1, self._jitter.random()),
             )
             if give_up and effect.port in _CRITICAL_PORTS:
                 self._escalate(effect, message)

@@ -133,6 +133,11 @@ def _non_negative_int(_: object, attribute: attrs.Attribute[Any], value: object)
         raise ConfigurationError("must be a whole number >= 0", field=attribute.name, value=value)
 
 
+def _positive_number(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError("must be a number > 0", field=attribute.name, value=value)
+
+
 _PLATFORM_APPS = frozenset({"shopify", "web", "pos", "returnflow"})
 _EXCHANGES_SINCE = datetime(2019, 1, 1, tzinfo=timezone.utc)
 
@@ -159,6 +164,11 @@ class ReturnPolicy:
     restock_accepted: bool = True
     exchange_apps: frozenset[str] = _PLATFORM_APPS
     max_attempts: int = attrs.field(default=3, validator=_positive_int)
+    retry_base_seconds: float = attrs.field(default=2.0, validator=_positive_number)
+    """Backoff of a failed effect: base x 2^(attempt - 1), plus up to 25 % jitter."""
+    retry_cap_seconds: float = attrs.field(default=600.0, validator=_positive_number)
+    ship_within_days: int = attrs.field(default=30, validator=_positive_int)
+    """An approved return not handed in within this many days of approval expires."""
     fees: FeePolicy = attrs.field(factory=FeePolicy)
     refund_trigger: RefundTrigger = RefundTrigger.ON_CLOSE
     exchange_difference: OutcomeKind = OutcomeKind.REFUND
@@ -171,6 +181,15 @@ class ReturnPolicy:
                 field="exchange_difference",
                 value=self.exchange_difference,
             )
+
+    def backoff(self, attempt: int, jitter: float) -> timedelta:
+        """The wait before try ``attempt + 1``; ``jitter`` is uniform in [0, 1).
+
+        >>> ReturnPolicy().backoff(3, 0.0).total_seconds()
+        8.0
+        """
+        delay = min(self.retry_cap_seconds, self.retry_base_seconds * 2 ** (attempt - 1))
+        return timedelta(seconds=delay * (1 + 0.25 * jitter))
 
     def window_start(self, order: OrderSnapshot) -> datetime:
         """The start of the window; the order date stands in for a date the order lacks."""

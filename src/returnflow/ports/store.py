@@ -44,7 +44,11 @@ class Commit:
 
 @attrs.frozen
 class OutboxEntry:
-    """An effect in the outbox with its delivery status."""
+    """An effect in the outbox with its delivery status.
+
+    ``next_attempt_at`` is when a failed effect may be tried again (backoff);
+    ``claimed_until`` is the lease of the worker delivering it now.
+    """
 
     effect: Effect
     sequence: int
@@ -53,10 +57,18 @@ class OutboxEntry:
     last_error: str | None = None
     result: object = None
     updated_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    claimed_until: datetime | None = None
+    claimed_by: str | None = None
 
 
 class ReturnStore(Protocol):
-    """Durable home of returns. Every read is scoped to one shop."""
+    """Durable home of returns. Every read is scoped to one shop.
+
+    The outbox hands out effects with :meth:`claim`: only the oldest pending effect of each
+    return is ever claimable, so the effects of one return are delivered in order, while
+    other returns go on. A claim is a lease; a crashed worker's claims expire.
+    """
 
     def get(self, shop: str, return_id: str) -> ReturnRecord:
         """The return; ``ReturnNotFound`` if it does not exist in ``shop``."""
@@ -66,11 +78,18 @@ class ReturnStore(Protocol):
         """The shop's returns (of one order, when given), oldest first."""
         ...
 
+    def list_in(
+        self, shop: str | None, statuses: Sequence[str], *, limit: int = 1000
+    ) -> Sequence[ReturnRecord]:
+        """Returns in any of these lifecycle states, of one shop or (``None``) of all; for
+        timers and workers."""
+        ...
+
     def commit(self, commit: Commit) -> None:
         """Write everything in ``commit`` atomically, or raise and write nothing.
 
-        Raises ``ConcurrencyConflict`` on a version mismatch. A repeated ``inbound`` key is a
-        conflict too: check :meth:`seen` first.
+        Raises ``ConcurrencyConflict`` on a version mismatch, a repeated inbound key or a
+        repeated effect key.
         """
         ...
 
@@ -83,7 +102,22 @@ class ReturnStore(Protocol):
         ...
 
     def pending(self, limit: int = 100) -> Sequence[OutboxEntry]:
-        """Effects not yet done nor given up on, oldest first, across shops."""
+        """Effects not yet done nor given up on, oldest first, across shops (a read; to
+        deliver them, :meth:`claim` them)."""
+        ...
+
+    def claim(
+        self,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        worker: str,
+        limit: int = 100,
+        shop: str | None = None,
+        return_id: str | None = None,
+    ) -> Sequence[OutboxEntry]:
+        """Claim up to ``limit`` due effects, each the oldest pending one of its return and
+        not claimed by a live lease; optionally of one return only."""
         ...
 
     def record_attempt(
@@ -91,10 +125,11 @@ class ReturnStore(Protocol):
         key: str,
         *,
         ok: bool,
+        at: datetime,
         result: object = None,
         error: str | None = None,
         give_up: bool = False,
-        at: datetime,
+        retry_at: datetime | None = None,
     ) -> OutboxEntry:
-        """Record one delivery attempt of the effect with idempotency key ``key``."""
+        """Record one delivery attempt of the effect ``key`` and release its claim."""
         ...

@@ -1,7 +1,7 @@
 """The in-memory store: the store contract held in dictionaries, behind one lock.
 
 For tests, demos and hosts that keep nothing between runs. Records are immutable, so the
-store hands out the stored objects themselves.
+store hands out the stored objects themselves. It is shared by threads, not processes.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class MemoryStore:
         self._by_return: dict[tuple[str, str], list[str]] = {}
         self._inbox: set[InboundKey] = set()
         self._sequence = 0
+        self._busy: set[tuple[str, str]] = set()  # returns that may have pending effects
 
     def get(self, shop: str, return_id: str) -> ReturnRecord:
         record = self._records.get((shop, return_id))
@@ -44,6 +45,19 @@ class MemoryStore:
                 if record_shop == shop and (order_id is None or record.order_id == order_id)
             ]
         return sorted(records, key=lambda record: (record.created_at, record.id))
+
+    def list_in(
+        self, shop: str | None, statuses: Sequence[str], *, limit: int = 1000
+    ) -> Sequence[ReturnRecord]:
+        wanted = set(statuses)
+        with self._lock:
+            records = [
+                record
+                for (record_shop, _), record in self._records.items()
+                if (shop is None or record_shop == shop) and record.status in wanted
+            ]
+        records.sort(key=lambda record: (record.created_at, record.shop, record.id))
+        return records[:limit]
 
     def commit(self, commit: Commit) -> None:
         with self._lock:
@@ -68,6 +82,7 @@ class MemoryStore:
                 self._sequence += 1
                 self._outbox[effect.key] = OutboxEntry(effect=effect, sequence=self._sequence)
                 self._by_return.setdefault((effect.shop, effect.return_id), []).append(effect.key)
+                self._busy.add((effect.shop, effect.return_id))
 
     def seen(self, key: InboundKey) -> bool:
         return key in self._inbox
@@ -82,15 +97,59 @@ class MemoryStore:
         entries.sort(key=lambda entry: entry.sequence)
         return entries[:limit]
 
+    def claim(
+        self,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        worker: str,
+        limit: int = 100,
+        shop: str | None = None,
+        return_id: str | None = None,
+    ) -> Sequence[OutboxEntry]:
+        with self._lock:
+            owners = (
+                [(shop, return_id)]
+                if shop is not None and return_id is not None
+                else list(self._busy)
+            )
+            heads: list[OutboxEntry] = []
+            for owner in owners:
+                if shop is not None and owner[0] != shop:
+                    continue
+                head = next(
+                    (
+                        self._outbox[key]
+                        for key in self._by_return.get(owner, [])
+                        if self._outbox[key].status == "pending"
+                    ),
+                    None,
+                )
+                if head is None:
+                    self._busy.discard(owner)
+                    continue
+                due = head.next_attempt_at is None or head.next_attempt_at <= now
+                free = head.claimed_until is None or head.claimed_until <= now
+                if due and free:
+                    heads.append(head)
+            heads.sort(key=lambda entry: entry.sequence)
+            claimed = []
+            for head in heads[:limit]:
+                entry = attrs.evolve(head, claimed_until=lease_until, claimed_by=worker)
+                self._outbox[head.effect.key] = entry
+                claimed.append(entry)
+            return claimed
+
     def record_attempt(
         self,
         key: str,
         *,
         ok: bool,
+        at: datetime,
         result: object = None,
         error: str | None = None,
         give_up: bool = False,
-        at: datetime,
+        retry_at: datetime | None = None,
     ) -> OutboxEntry:
         with self._lock:
             entry = self._outbox[key]
@@ -102,6 +161,9 @@ class MemoryStore:
                 last_error=None if ok else error,
                 result=result if ok else entry.result,
                 updated_at=at,
+                next_attempt_at=None if ok or give_up else retry_at,
+                claimed_until=None,
+                claimed_by=None,
             )
             self._outbox[key] = entry
             return entry

@@ -16,7 +16,7 @@ import attrs
 
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.ports.store import ReturnStore
-from returnflow.service import ReturnsService
+from returnflow.service import DispatchReport, ReturnsService
 from returnflow.stores.memory import MemoryStore
 from returnflow.testing.fakes import FakePorts
 
@@ -65,6 +65,11 @@ class Harness:
     ids: SequentialIds = attrs.field(factory=SequentialIds)
     auto_dispatch: bool = True
     service: ReturnsService = attrs.field(init=False)
+
+    def dispatch_due(self) -> DispatchReport:
+        """Let any retry backoff pass on the clock, then deliver what is due."""
+        self.clock.advance(seconds=self.policy.retry_cap_seconds * 1.25 + 1)
+        return self.service.dispatch_pending()
 
     def __attrs_post_init__(self) -> None:
         self.service = ReturnsService(

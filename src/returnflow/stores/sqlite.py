@@ -1,0 +1,453 @@
+"""The SQLite store: the embedded default, stdlib ``sqlite3`` in WAL mode.
+
+One file holds returns (current state and version), their append-only history, the outbox
+of effects and the inbox of processed inbound events. Each :class:`Commit` is one
+``BEGIN IMMEDIATE`` transaction; the version check in it makes concurrent writers, threads
+or processes, safe. The schema is created and migrated by the store itself (table
+``schema_version``).
+
+>>> import tempfile, os
+>>> store = SqliteStore(os.path.join(tempfile.mkdtemp(), "returns.db"))
+>>> store.schema_version()
+1
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+from returnflow.domain.model import HistoryEntry, ReturnRecord
+from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
+from returnflow.lifecycle.effects import Effect
+from returnflow.ports.store import Commit, InboundKey, OutboxEntry
+from returnflow.serialization import converter
+
+__all__ = ["SqliteStore"]
+
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE returns (
+        shop TEXT NOT NULL,
+        id TEXT NOT NULL,
+        order_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        exchange_status TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (shop, id)
+    );
+    CREATE INDEX returns_by_order ON returns (shop, order_id);
+    CREATE INDEX returns_by_status ON returns (status);
+    CREATE TABLE history (
+        shop TEXT NOT NULL,
+        return_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (shop, return_id, seq)
+    );
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        shop TEXT NOT NULL,
+        return_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        result TEXT,
+        updated_at TEXT,
+        next_attempt_at TEXT,
+        claimed_until TEXT,
+        claimed_by TEXT
+    );
+    CREATE INDEX outbox_by_return ON outbox (shop, return_id, status, seq);
+    CREATE INDEX outbox_pending ON outbox (status, seq);
+    CREATE TABLE inbox (
+        shop TEXT NOT NULL,
+        source TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (shop, source, event_id)
+    );
+    """,
+)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    """UTC with a fixed width, so that SQL compares the text as it would the times."""
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(converter.unstructure(value), separators=(",", ":"), sort_keys=True)
+
+
+class SqliteStore:
+    """Returns, history, outbox and inbox in one SQLite file (WAL)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        self.path = os.fspath(path)
+        self._timeout = timeout
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        self._migrate()
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            self._local.connection = connection
+            with self._guard:
+                self._connections.append(connection)
+        return connection
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this store opened (in any thread)."""
+        with self._guard:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def _migrate(self) -> None:
+        with self._write() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT version FROM schema_version").fetchone()
+            current = 0 if row is None else int(row[0])
+            if current > len(_MIGRATIONS):
+                raise ConfigurationError(
+                    f"the database has schema {current}; this returnflow knows up to "
+                    f"{len(_MIGRATIONS)}",
+                    field="path",
+                    value=self.path,
+                )
+            for script in _MIGRATIONS[current:]:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            if row is None:
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (len(_MIGRATIONS),))
+            else:
+                db.execute("UPDATE schema_version SET version = ?", (len(_MIGRATIONS),))
+
+    def schema_version(self) -> int:
+        row = self._connection().execute("SELECT version FROM schema_version").fetchone()
+        return int(row[0])
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _record(self, row: sqlite3.Row | tuple[Any, ...]) -> ReturnRecord:
+        shop, return_id, body = row[0], row[1], row[2]
+        data = json.loads(body)
+        rows = self._connection().execute(
+            "SELECT body FROM history WHERE shop = ? AND return_id = ? ORDER BY seq",
+            (shop, return_id),
+        )
+        data["history"] = [json.loads(entry) for (entry,) in rows]
+        record: ReturnRecord = converter.structure(data, ReturnRecord)
+        return record
+
+    def get(self, shop: str, return_id: str) -> ReturnRecord:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT shop, id, body FROM returns WHERE shop = ? AND id = ?", (shop, return_id)
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise ReturnNotFound(shop, return_id)
+        return self._record(row)
+
+    def list(self, shop: str, *, order_id: str | None = None) -> Sequence[ReturnRecord]:
+        if order_id is None:
+            rows = self._connection().execute(
+                "SELECT shop, id, body FROM returns WHERE shop = ? ORDER BY created_at, id",
+                (shop,),
+            )
+        else:
+            rows = self._connection().execute(
+                "SELECT shop, id, body FROM returns WHERE shop = ? AND order_id = ? "
+                "ORDER BY created_at, id",
+                (shop, order_id),
+            )
+        return [self._record(row) for row in rows.fetchall()]
+
+    def list_in(
+        self, shop: str | None, statuses: Sequence[str], *, limit: int = 1000
+    ) -> Sequence[ReturnRecord]:
+        marks = ", ".join("?" for _ in statuses)
+        query = f"SELECT shop, id, body FROM returns WHERE status IN ({marks})"
+        params: list[Any] = list(statuses)
+        if shop is not None:
+            query += " AND shop = ?"
+            params.append(shop)
+        query += " ORDER BY created_at, shop, id LIMIT ?"
+        params.append(limit)
+        return [self._record(row) for row in self._connection().execute(query, params)]
+
+    def shops_with(self, return_id: str) -> builtins.list[str]:
+        """Shops that have a return with this id (for operators' tools, not tenants)."""
+        rows = self._connection().execute("SELECT shop FROM returns WHERE id = ?", (return_id,))
+        return sorted(shop for (shop,) in rows)
+
+    def count(self) -> int:
+        return int(self._connection().execute("SELECT COUNT(*) FROM returns").fetchone()[0])
+
+    def seen(self, key: InboundKey) -> bool:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT 1 FROM inbox WHERE shop = ? AND source = ? AND event_id = ?",
+                (key.shop, key.source, key.event_id),
+            )
+            .fetchone()
+        )
+        return row is not None
+
+    def inbound(self, shop: str) -> builtins.list[tuple[str, str, datetime]]:
+        """Processed inbound events of a shop: ``(source, event_id, at)``."""
+        rows = self._connection().execute(
+            "SELECT source, event_id, at FROM inbox WHERE shop = ? ORDER BY at, source, event_id",
+            (shop,),
+        )
+        return [(source, event_id, datetime.fromisoformat(at)) for source, event_id, at in rows]
+
+    _ENTRY = (
+        "SELECT seq, body, status, attempts, last_error, result, updated_at, next_attempt_at, "
+        "claimed_until, claimed_by FROM outbox"
+    )
+
+    def _entry(self, row: tuple[Any, ...]) -> OutboxEntry:
+        effect: Effect = converter.structure(json.loads(row[1]), Effect)
+        return OutboxEntry(
+            effect=effect,
+            sequence=int(row[0]),
+            status=row[2],
+            attempts=int(row[3]),
+            last_error=row[4],
+            result=None if row[5] is None else json.loads(row[5]),
+            updated_at=_moment(row[6]),
+            next_attempt_at=_moment(row[7]),
+            claimed_until=_moment(row[8]),
+            claimed_by=row[9],
+        )
+
+    def outbox(self, shop: str, return_id: str) -> Sequence[OutboxEntry]:
+        rows = self._connection().execute(
+            f"{self._ENTRY} WHERE shop = ? AND return_id = ? ORDER BY seq", (shop, return_id)
+        )
+        return [self._entry(row) for row in rows.fetchall()]
+
+    def pending(self, limit: int = 100) -> Sequence[OutboxEntry]:
+        rows = self._connection().execute(
+            f"{self._ENTRY} WHERE status = 'pending' ORDER BY seq LIMIT ?", (limit,)
+        )
+        return [self._entry(row) for row in rows.fetchall()]
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def commit(self, commit: Commit) -> None:
+        with self._write() as db:
+            for record, expected in commit.records:
+                row = db.execute(
+                    "SELECT version FROM returns WHERE shop = ? AND id = ?",
+                    (record.shop, record.id),
+                ).fetchone()
+                actual = 0 if row is None else int(row[0])
+                if actual != expected:
+                    raise ConcurrencyConflict(record.id, expected, actual)
+                if record.version != expected + 1:
+                    raise ConcurrencyConflict(record.id, expected + 1, record.version)
+                self._write_record(db, record, known=actual)
+            if commit.inbound is not None:
+                key = commit.inbound
+                try:
+                    db.execute(
+                        "INSERT INTO inbox (shop, source, event_id, at) VALUES (?, ?, ?, ?)",
+                        (key.shop, key.source, key.event_id, _iso(_now_of(commit))),
+                    )
+                except sqlite3.IntegrityError:
+                    raise ConcurrencyConflict(f"inbound {key.event_id}", 0, 1) from None
+            for effect in commit.effects:
+                try:
+                    db.execute(
+                        "INSERT INTO outbox (key, shop, return_id, kind, body) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (effect.key, effect.shop, effect.return_id, effect.kind, _dump(effect)),
+                    )
+                except sqlite3.IntegrityError:
+                    raise ConcurrencyConflict(f"effect {effect.key}", 0, 1) from None
+
+    def _write_record(self, db: sqlite3.Connection, record: ReturnRecord, *, known: int) -> None:
+        stored = db.execute(
+            "SELECT COUNT(*) FROM history WHERE shop = ? AND return_id = ?",
+            (record.shop, record.id),
+        ).fetchone()[0]
+        body = converter.unstructure(record)
+        del body["history"]
+        params = (
+            record.order_id,
+            record.status,
+            record.exchange_status,
+            record.version,
+            _iso(record.created_at),
+            _iso(record.updated_at),
+            json.dumps(body, separators=(",", ":"), sort_keys=True),
+            record.shop,
+            record.id,
+        )
+        if known == 0:
+            db.execute(
+                "INSERT INTO returns (order_id, status, exchange_status, version, created_at, "
+                "updated_at, body, shop, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params,
+            )
+        else:
+            db.execute(
+                "UPDATE returns SET order_id = ?, status = ?, exchange_status = ?, version = ?, "
+                "created_at = ?, updated_at = ?, body = ? WHERE shop = ? AND id = ?",
+                params,
+            )
+        if stored > len(record.history):
+            raise ConcurrencyConflict(record.id, stored, len(record.history))
+        # History is append-only: only entries the store does not have yet are written.
+        db.executemany(
+            "INSERT INTO history (shop, return_id, seq, version, at, event, actor, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    record.shop,
+                    record.id,
+                    seq,
+                    entry.version,
+                    _iso(entry.at),
+                    entry.event,
+                    entry.actor,
+                    _dump_entry(entry),
+                )
+                for seq, entry in enumerate(record.history[stored:], start=stored)
+            ],
+        )
+
+    def claim(
+        self,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        worker: str,
+        limit: int = 100,
+        shop: str | None = None,
+        return_id: str | None = None,
+    ) -> Sequence[OutboxEntry]:
+        moment = _iso(now)
+        where = (
+            "o.status = 'pending' "
+            "AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= :now) "
+            "AND (o.claimed_until IS NULL OR o.claimed_until <= :now) "
+            "AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.shop = o.shop "
+            "AND h.return_id = o.return_id AND h.status = 'pending')"
+        )
+        params: dict[str, Any] = {"now": moment, "limit": limit}
+        if shop is not None:
+            where += " AND o.shop = :shop"
+            params["shop"] = shop
+        if return_id is not None:
+            where += " AND o.return_id = :return_id"
+            params["return_id"] = return_id
+        with self._write() as db:
+            keys = [
+                key
+                for (key,) in db.execute(
+                    f"SELECT o.key FROM outbox o WHERE {where} ORDER BY o.seq LIMIT :limit", params
+                )
+            ]
+            db.executemany(
+                "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE key = ?",
+                [(_iso(lease_until), worker, key) for key in keys],
+            )
+            return [
+                self._entry(db.execute(f"{self._ENTRY} WHERE key = ?", (key,)).fetchone())
+                for key in keys
+            ]
+
+    def record_attempt(
+        self,
+        key: str,
+        *,
+        ok: bool,
+        at: datetime,
+        result: object = None,
+        error: str | None = None,
+        give_up: bool = False,
+        retry_at: datetime | None = None,
+    ) -> OutboxEntry:
+        status = "done" if ok else ("failed" if give_up else "pending")
+        with self._write() as db:
+            db.execute(
+                "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
+                "result = COALESCE(?, result), updated_at = ?, next_attempt_at = ?, "
+                "claimed_until = NULL, claimed_by = NULL WHERE key = ?",
+                (
+                    status,
+                    None if ok else error,
+                    _dump(result) if ok and result is not None else None,
+                    _iso(at),
+                    None if ok or give_up else _iso(retry_at),
+                    key,
+                ),
+            )
+            row = db.execute(f"{self._ENTRY} WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return self._entry(row)
+
+
+def _dump_entry(entry: HistoryEntry) -> str:
+    return json.dumps(converter.unstructure(entry), separators=(",", ":"), sort_keys=True)
+
+
+def _now_of(commit: Commit) -> datetime | None:
+    """The time of a commit: its newest record's ``updated_at``."""
+    return max((record.updated_at for record, _ in commit.records), default=None)
