@@ -76,7 +76,13 @@ from returnflow.errors import (
 from returnflow.lifecycle.chart import ReturnChart
 from returnflow.lifecycle.effects import TOPICS
 from returnflow.lifecycle.table import TABLE, ShopifyReturnStatus, TransitionTable, shopify_status
-from returnflow.service import DispatchReport, HandleResult, ReturnsService, TimelineEntry
+from returnflow.service import (
+    DispatchReport,
+    HandleResult,
+    ReturnsService,
+    TickReport,
+    TimelineEntry,
+)
 from returnflow.stores.memory import MemoryStore
 
 __version__ = "0.1.0"
@@ -141,6 +147,7 @@ __all__ = [
     "Settlement",
     "ShopifyReturnStatus",
     "StoreCredit",
+    "TickReport",
     "TimelineEntry",
     "TransitionTable",
     "UnknownCurrency",

@@ -74,7 +74,7 @@ from returnflow.ports.payments import Payments
 from returnflow.ports.store import Commit, InboundKey, OutboxEntry, ReturnStore
 from returnflow.ports.warehouse import Warehouse
 
-__all__ = ["DispatchReport", "HandleResult", "ReturnsService", "TimelineEntry"]
+__all__ = ["DispatchReport", "HandleResult", "ReturnsService", "TickReport", "TimelineEntry"]
 
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=fx.Effect)
@@ -82,6 +82,7 @@ _E = TypeVar("_E", bound=fx.Effect)
 # Effects whose permanent failure needs a person; a lost message or event does not.
 _CRITICAL_PORTS = frozenset({"commerce", "warehouse", "carrier", "payments"})
 _CONFLICT_RETRIES = 8
+_RELEASE_TRIES = 3  # releases of one hold before a person is asked to look
 
 
 def _utc_now() -> datetime:
@@ -106,6 +107,14 @@ class DispatchReport:
     delivered: int = 0
     failed: int = 0
     given_up: int = 0
+
+
+@attrs.frozen
+class TickReport:
+    """What :meth:`ReturnsService.tick` did: returns expired, released holds checked."""
+
+    expired: tuple[str, ...] = ()
+    release_checked: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -478,16 +487,7 @@ class ReturnsService:
 
         def apply(change: _Change) -> None:
             change.fire("cancel")
-            refs = change.record.refs
-            if refs.tracking_number or self._planned(change.record, fx.CreateLabel):
-                change.effect(fx.VoidLabel)  # after the label in the outbox, so it exists then
-            if refs.warehouse_rma_id or self._planned(change.record, fx.CreateWarehouseReturn):
-                change.effect(fx.CancelWarehouseReturn)
-            self._cancel_exchange(change, why="return cancelled")
-            record = change.record
-            if record.balance_paid is not None and not record.balance_settled:
-                change.effect(fx.RefundBalance, amount=record.balance_paid)
-                change.update(balance_settled=True)
+            self._wind_down(change, why="return cancelled")
             change.publish("cancel")
             change.notify("return_cancelled")
 
@@ -598,17 +598,65 @@ class ReturnsService:
         )
 
         def apply(change: _Change) -> None:
-            if status is HoldStatus.HELD:
-                attempt = 1 + sum(
-                    isinstance(entry.effect, fx.ReleaseExchange)
-                    for entry in self.store.outbox(shop, return_id)
-                )
-                change.effect(fx.ReleaseExchange, hold_tag=self.policy.hold_tag, attempt=attempt)
-                change.note("exchange_release_retried", {"hold": "still held", "attempt": attempt})
-            else:
+            if status is not HoldStatus.HELD:
                 change.note("exchange_release_checked", {"hold": status.value})
+                change.update(release_confirmed=True)
+                return
+            attempt = 1 + sum(
+                isinstance(entry.effect, fx.ReleaseExchange)
+                for entry in self.store.outbox(shop, return_id)
+            )
+            if attempt > _RELEASE_TRIES and change.allows("flag"):
+                self._flag(
+                    change, f"the platform kept the exchange on hold after {attempt - 1} releases"
+                )
+                change.update(release_confirmed=True)  # a person takes it from here
+                return
+            change.effect(fx.ReleaseExchange, hold_tag=self.policy.hold_tag, attempt=attempt)
+            change.note("exchange_release_retried", {"hold": "still held", "attempt": attempt})
 
         return self._run(shop, return_id, actor, apply)
+
+    def expire(self, shop: str, return_id: str, *, actor: str = "timer") -> ReturnRecord:
+        """An approved return that was never shipped expires: its label is voided, the
+        warehouse stops expecting it, a held exchange is cancelled and a paid balance given
+        back."""
+
+        def apply(change: _Change) -> None:
+            change.fire("expire", {"ship_within_days": self.policy.ship_within_days})
+            self._wind_down(change, why="return expired")
+            change.publish("cancel", reason="expired")
+            change.notify("return_expired")
+
+        return self._run(shop, return_id, actor, apply)
+
+    def tick(self, now: datetime | None = None, *, limit: int = 1000) -> TickReport:
+        """Run the timers due at ``now``: expire approved returns never shipped within
+        ``policy.ship_within_days`` of approval, and check released exchanges the platform
+        may not have honoured (seed 000), releasing them again while still held."""
+        moment = now or self.clock()
+        expired: list[str] = []
+        checked: list[str] = []
+        deadline = timedelta(days=self.policy.ship_within_days)
+        for record in self.store.list_in(None, ("approved", "label_sent"), limit=limit):
+            approved = _approved_at(record)
+            if approved is not None and moment - approved > deadline:
+                self.expire(record.shop, record.id)
+                expired.append(record.id)
+        for record in self.store.list_in(
+            None, TABLE.lifecycle_states, exchange_status="released", limit=limit
+        ):
+            if record.release_confirmed or record.refs.exchange_hold_id is None:
+                continue
+            releases = [
+                entry
+                for entry in self.store.outbox(record.shop, record.id)
+                if isinstance(entry.effect, fx.ReleaseExchange)
+            ]
+            if releases and all(entry.status != "pending" for entry in releases):
+                self.retry_exchange_release(record.shop, record.id, actor="timer")
+                checked.append(record.id)
+        return TickReport(expired=tuple(expired), release_checked=tuple(checked))
 
     # -- inbound events ------------------------------------------------------------------------
 
@@ -1078,6 +1126,19 @@ class ReturnsService:
         change.update(review_reasons=(*change.record.review_reasons, reason))
         change.publish("update", review_reason=reason)
 
+    def _wind_down(self, change: _Change, *, why: str) -> None:
+        """Undo what an approval set in motion: label, warehouse return, exchange, balance."""
+        refs = change.record.refs
+        if refs.tracking_number or self._planned(change.record, fx.CreateLabel):
+            change.effect(fx.VoidLabel)  # after the label in the outbox, so it exists then
+        if refs.warehouse_rma_id or self._planned(change.record, fx.CreateWarehouseReturn):
+            change.effect(fx.CancelWarehouseReturn)
+        self._cancel_exchange(change, why=why)
+        record = change.record
+        if record.balance_paid is not None and not record.balance_settled:
+            change.effect(fx.RefundBalance, amount=record.balance_paid)
+            change.update(balance_settled=True)
+
     def _release_if_instant(self, change: _Change) -> None:
         if self.policy.exchange_release is ReleaseTrigger.ON_HANDED_IN and change.allows(
             "release_exchange"
@@ -1432,6 +1493,14 @@ def _undo_payout(
         "restocking_fees": restocking or None,
         "return_shipping_fee": shipping or None,
     }
+
+
+def _approved_at(record: ReturnRecord) -> datetime | None:
+    """When the return was (last) approved."""
+    for entry in reversed(record.history):
+        if entry.target[0] == "approved" and entry.source[0] != "approved":
+            return entry.at
+    return None
 
 
 def _due_units(line: ReturnLine) -> int:

@@ -489,6 +489,8 @@ class ReturnRecord:
     """What the customer paid for an upsell exchange."""
     balance_settled: bool = False
     """Whether a completion (or a cancel) has accounted for ``balance_paid``."""
+    release_confirmed: bool = False
+    """Whether the platform was seen to honour the exchange release (seed 000)."""
     completed_at: datetime | None = None
     """When the return was last completed: its outcomes ran; it closes once paid out."""
     history: tuple[HistoryEntry, ...] = ()

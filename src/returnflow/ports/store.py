@@ -79,10 +79,15 @@ class ReturnStore(Protocol):
         ...
 
     def list_in(
-        self, shop: str | None, statuses: Sequence[str], *, limit: int = 1000
+        self,
+        shop: str | None,
+        statuses: Sequence[str],
+        *,
+        exchange_status: str | None = None,
+        limit: int = 1000,
     ) -> Sequence[ReturnRecord]:
-        """Returns in any of these lifecycle states, of one shop or (``None``) of all; for
-        timers and workers."""
+        """Returns in any of these lifecycle states (and this exchange state, if given), of
+        one shop or (``None``) of all, oldest first; for timers and workers."""
         ...
 
     def commit(self, commit: Commit) -> None:

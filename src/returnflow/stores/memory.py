@@ -47,14 +47,21 @@ class MemoryStore:
         return sorted(records, key=lambda record: (record.created_at, record.id))
 
     def list_in(
-        self, shop: str | None, statuses: Sequence[str], *, limit: int = 1000
+        self,
+        shop: str | None,
+        statuses: Sequence[str],
+        *,
+        exchange_status: str | None = None,
+        limit: int = 1000,
     ) -> Sequence[ReturnRecord]:
         wanted = set(statuses)
         with self._lock:
             records = [
                 record
                 for (record_shop, _), record in self._records.items()
-                if (shop is None or record_shop == shop) and record.status in wanted
+                if (shop is None or record_shop == shop)
+                and record.status in wanted
+                and (exchange_status is None or record.exchange_status == exchange_status)
             ]
         records.sort(key=lambda record: (record.created_at, record.shop, record.id))
         return records[:limit]

@@ -49,6 +49,7 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX returns_by_order ON returns (shop, order_id);
     CREATE INDEX returns_by_status ON returns (status);
+    CREATE INDEX returns_by_exchange ON returns (exchange_status);
     CREATE TABLE history (
         shop TEXT NOT NULL,
         return_id TEXT NOT NULL,
@@ -215,11 +216,19 @@ class SqliteStore:
         return [self._record(row) for row in rows.fetchall()]
 
     def list_in(
-        self, shop: str | None, statuses: Sequence[str], *, limit: int = 1000
+        self,
+        shop: str | None,
+        statuses: Sequence[str],
+        *,
+        exchange_status: str | None = None,
+        limit: int = 1000,
     ) -> Sequence[ReturnRecord]:
         marks = ", ".join("?" for _ in statuses)
         query = f"SELECT shop, id, body FROM returns WHERE status IN ({marks})"
-        params: list[Any] = list(statuses)
+        params: builtins.list[Any] = list(statuses)
+        if exchange_status is not None:
+            query += " AND exchange_status = ?"
+            params.append(exchange_status)
         if shop is not None:
             query += " AND shop = ?"
             params.append(shop)

@@ -1,0 +1,158 @@
+"""Timers (expiry, release checks) and webhook signatures."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import pytest
+
+from returnflow import (
+    CarrierUpdate,
+    Exchange,
+    Money,
+    ReleaseTrigger,
+    RequestLine,
+    ReturnPolicy,
+    ReturnRequest,
+)
+from returnflow._scenarios import SHOP, order_1001
+from returnflow.ports import HoldStatus
+from returnflow.testing import Harness
+from returnflow.webhooks import HEADER, sign, verify
+
+
+def harness(**policy: object) -> Harness:
+    made = Harness(policy=ReturnPolicy(**policy))  # type: ignore[arg-type]
+    made.ports.commerce.add_order(order_1001())
+    return made
+
+
+def exchange_request() -> ReturnRequest:
+    return ReturnRequest(
+        shop=SHOP,
+        order_id="1001",
+        lines=[RequestLine(order_line_id="L1", quantity=1, outcome=Exchange(variant_id="tee-l"))],
+    )
+
+
+def test_tick_expires_a_return_never_shipped_and_undoes_its_approval() -> None:
+    made = harness(ship_within_days=14)
+    record = made.service.request(exchange_request())
+    assert record.state == ("label_sent", "on_hold")
+
+    made.clock.advance(days=14)
+    assert made.service.tick().expired == ()  # exactly 14 days is still in time
+
+    made.clock.advance(minutes=1)
+    report = made.service.tick()
+
+    assert report.expired == (record.id,)
+    expired = made.service.get(SHOP, record.id)
+    assert expired.state == ("expired", "exchange_cancelled")
+    assert [label.status for label in made.ports.carrier.labels] == ["void"]
+    assert [r.status for r in made.ports.warehouse.returns] == ["cancelled"]
+    assert [x.status for x in made.ports.commerce.exchange_lines(SHOP, "1001")] == ["cancelled"]
+    assert made.ports.commerce.tags(SHOP, "1001") == set()
+    assert "return_expired" in [m.template for m in made.ports.notifier.messages]
+    assert made.service.tick().expired == ()  # expired once
+
+
+def test_tick_leaves_a_shipped_return_alone() -> None:
+    made = harness(ship_within_days=14)
+    record = made.service.request(exchange_request())
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=record.id, event_id="s1", status="RETURN_PICKED_UP")
+    )
+    made.clock.advance(days=60)
+    assert made.service.tick().expired == ()
+    assert made.service.get(SHOP, record.id).status == "in_transit"
+
+
+def test_tick_gives_back_a_paid_upsell_balance_when_it_expires() -> None:
+    made = harness(ship_within_days=7)
+    made.service.request(
+        ReturnRequest(
+            shop=SHOP,
+            order_id="1001",
+            lines=[
+                RequestLine(
+                    order_line_id="L1",
+                    quantity=1,
+                    outcome=Exchange(variant_id="tee-l", unit_price=Money("35.00", "EUR")),
+                )
+            ],
+        )
+    )
+    made.clock.advance(days=8)
+    made.service.tick()
+    kinds = [(payment.kind, str(payment.amount)) for payment in made.ports.payments.payments]
+    assert kinds == [("charge", "10.00 EUR"), ("refund", "10.00 EUR")]
+
+
+def test_tick_releases_again_a_hold_the_platform_did_not_honour() -> None:
+    made = harness(exchange_release=ReleaseTrigger.ON_HANDED_IN)
+    record = made.service.request(exchange_request())
+    made.ports.commerce.ignore_releases(times=2)
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=record.id, event_id="s1", status="RETURN_PICKED_UP")
+    )
+    hold = made.service.get(SHOP, record.id).refs.exchange_hold_id
+    assert hold is not None
+    assert made.ports.commerce.exchange_hold_status(SHOP, "1001", hold) is HoldStatus.HELD
+
+    assert made.service.tick().release_checked == (record.id,)  # second release: ignored too
+    assert made.service.tick().release_checked == (record.id,)  # third: honoured
+    assert made.ports.commerce.exchange_hold_status(SHOP, "1001", hold) is HoldStatus.RELEASED
+    assert made.service.tick().release_checked == (record.id,)  # confirms it
+    assert made.service.get(SHOP, record.id).release_confirmed
+    assert made.service.tick().release_checked == ()
+    assert len(made.ports.commerce.calls_to("release_exchange")) == 3
+
+
+def test_a_hold_that_is_never_released_goes_to_a_person() -> None:
+    made = harness(exchange_release=ReleaseTrigger.ON_HANDED_IN)
+    record = made.service.request(exchange_request())
+    made.ports.commerce.ignore_releases(times=None)
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=record.id, event_id="s1", status="RETURN_PICKED_UP")
+    )
+    for _ in range(5):
+        made.service.tick()
+    stored = made.service.get(SHOP, record.id)
+    assert stored.status == "needs_review"
+    assert "kept the exchange on hold after 3 releases" in stored.review_reasons[-1]
+    assert len(made.ports.commerce.calls_to("release_exchange")) == 3
+
+
+BODY = b'{"id":820982911946154508,"topic":"returns/approve"}'
+
+
+def test_a_signature_made_with_the_secret_verifies() -> None:
+    expected = base64.b64encode(hmac.new(b"hush", BODY, hashlib.sha256).digest()).decode()
+    assert sign(BODY, "hush") == expected
+    assert verify(BODY, expected, "hush")
+    assert verify(BODY, expected.encode(), b"hush")
+    assert HEADER == "X-Shopify-Hmac-Sha256"
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        sign(BODY, "another secret"),  # forged
+        sign(BODY + b" ", "hush"),  # body changed
+        sign(BODY, "hush")[:-8],  # truncated
+        sign(BODY, "hush")[:-2] + "==",  # truncated, padded
+        "",
+        None,
+        "%%% not base64 %%%",
+        base64.b64encode(hmac.new(b"hush", BODY, hashlib.sha1).digest()).decode(),  # other hash
+    ],
+)
+def test_forged_truncated_or_malformed_signatures_fail(signature: str | None) -> None:
+    assert not verify(BODY, signature, "hush")
+
+
+def test_an_empty_secret_never_verifies() -> None:
+    assert not verify(BODY, sign(BODY, ""), "")
