@@ -33,7 +33,8 @@ def test_demo_runs_every_scenario_and_prints_their_timelines() -> None:
         assert re.search(rf"\b{shown}\b", output), shown
     assert "Shopify CLOSED" in output
     assert output.count("\nreturn R0001 (order 1001): ") == len(SCENARIOS)
-    assert output.rstrip().endswith(f"{len(SCENARIOS)} scenario(s) ran.")
+    assert output.splitlines()[-2] == f"{len(SCENARIOS)} scenario(s) ran; inspect one with:"
+    assert output.splitlines()[-1].startswith("  returnflow inspect --db ")
 
 
 def test_demo_runs_only_the_scenarios_named() -> None:
@@ -44,7 +45,8 @@ def test_demo_runs_only_the_scenarios_named() -> None:
         "helpdesk-auto",
         "clickpost-rto",
     ]
-    assert output.rstrip().endswith("2 scenario(s) ran.")
+    assert output.splitlines()[-2] == "2 scenario(s) ran; inspect one with:"
+    assert output.splitlines()[-1].startswith("  returnflow inspect --db ")
 
 
 def test_demo_of_an_unknown_scenario_fails_and_names_the_choices() -> None:
@@ -103,7 +105,8 @@ def test_the_module_runs_as_a_program() -> None:
 
     assert "[helpdesk-auto]" in done.stdout
     assert "Shopify CLOSED" in done.stdout
-    assert done.stdout.rstrip().endswith("1 scenario(s) ran.")
+    assert done.stdout.splitlines()[-2] == "1 scenario(s) ran; inspect one with:"
+    assert done.stdout.splitlines()[-1].startswith("  returnflow inspect --db ")
     assert done.stderr == ""
 
 
@@ -117,4 +120,5 @@ def test_the_console_script_runs() -> None:
     )
 
     assert "[helpdesk-auto]" in done.stdout
-    assert done.stdout.rstrip().endswith("1 scenario(s) ran.")
+    assert done.stdout.splitlines()[-2] == "1 scenario(s) ran; inspect one with:"
+    assert done.stdout.splitlines()[-1].startswith("  returnflow inspect --db ")

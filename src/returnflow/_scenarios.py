@@ -34,6 +34,8 @@ from returnflow.domain.model import (
 from returnflow.domain.money import Money
 from returnflow.domain.policy import Completion, ReleaseTrigger, ReturnPolicy
 from returnflow.domain.settlement import FeePolicy, Percent
+from returnflow.ports.store import ReturnStore
+from returnflow.stores.memory import MemoryStore
 from returnflow.testing.harness import Harness
 
 __all__ = ["SCENARIOS", "Scenario", "order_1001"]
@@ -84,18 +86,19 @@ def order_1001(shop: str = SHOP, order_id: str = "1001") -> OrderSnapshot:
 class Scenario:
     name: str
     title: str
-    run: Callable[[], tuple[Harness, Sequence[str]]]
+    run: Callable[[str, ReturnStore | None], tuple[Harness, Sequence[str]]]
+    """``run(shop, store)``: the flow in ``shop`` on ``store`` (a fresh memory store if None)."""
 
 
-def _harness(**policy: object) -> Harness:
-    harness = Harness(policy=ReturnPolicy(**policy))  # type: ignore[arg-type]
-    harness.ports.commerce.add_order(order_1001())
+def _harness(shop: str, store: ReturnStore | None, **policy: object) -> Harness:
+    harness = Harness(policy=ReturnPolicy(**policy), store=store or MemoryStore())  # type: ignore[arg-type]
+    harness.ports.commerce.add_order(order_1001(shop))
     return harness
 
 
-def _exchange_request(variant: str = "tee-l") -> ReturnRequest:
+def _exchange_request(shop: str, variant: str = "tee-l") -> ReturnRequest:
     return ReturnRequest(
-        shop=SHOP,
+        shop=shop,
         order_id="1001",
         lines=[
             RequestLine(
@@ -108,53 +111,61 @@ def _exchange_request(variant: str = "tee-l") -> ReturnRequest:
     )
 
 
-def smartpack_exchange() -> tuple[Harness, Sequence[str]]:
+def smartpack_exchange(
+    shop: str = SHOP, store: ReturnStore | None = None
+) -> tuple[Harness, Sequence[str]]:
     """Seed 000: exchange on hold with the hold-order tag, warehouse "Finished" closes, the
     outcome runs and the hold is released."""
-    harness = _harness(completion=Completion.ON_WAREHOUSE_FINISHED)
+    harness = _harness(shop, store, completion=Completion.ON_WAREHOUSE_FINISHED)
     service = harness.service
-    record = service.request(_exchange_request())
+    record = service.request(_exchange_request(shop))
     service.handle(
-        CarrierUpdate(shop=SHOP, return_id=record.id, event_id="scan-1", status="RETURN_PICKED_UP")
+        CarrierUpdate(shop=shop, return_id=record.id, event_id="scan-1", status="RETURN_PICKED_UP")
     )
     harness.clock.advance(days=3)
     service.handle(
         WarehouseReceipt(
-            shop=SHOP,
+            shop=shop,
             return_id=record.id,
             event_id="wms-rcv-1",
             lines=[ReceivedLine(line_id="L1", quantity=1, condition=ItemCondition.NEW)],
         )
     )
-    service.handle(WarehouseFinished(shop=SHOP, return_id=record.id, event_id="wms-fin-1"))
+    service.handle(WarehouseFinished(shop=shop, return_id=record.id, event_id="wms-fin-1"))
     return harness, [record.id]
 
 
-def smartpack_instant_exchange() -> tuple[Harness, Sequence[str]]:
+def smartpack_instant_exchange(
+    shop: str = SHOP, store: ReturnStore | None = None
+) -> tuple[Harness, Sequence[str]]:
     """Seed 000: Instant Exchange releases the hold when the parcel is handed in; a release
     the platform did not honour is retried."""
     harness = _harness(
+        shop,
+        store,
         completion=Completion.ON_WAREHOUSE_FINISHED,
         exchange_release=ReleaseTrigger.ON_HANDED_IN,
     )
     service = harness.service
-    record = service.request(_exchange_request())
+    record = service.request(_exchange_request(shop))
     harness.ports.commerce.ignore_releases(times=1)
     service.handle(
-        CarrierUpdate(shop=SHOP, return_id=record.id, event_id="scan-1", status="RETURN_PICKED_UP")
+        CarrierUpdate(shop=shop, return_id=record.id, event_id="scan-1", status="RETURN_PICKED_UP")
     )
-    service.retry_exchange_release(SHOP, record.id)
+    service.retry_exchange_release(shop, record.id)
     return harness, [record.id]
 
 
-def smartpack_partial_reset() -> tuple[Harness, Sequence[str]]:
+def smartpack_partial_reset(
+    shop: str = SHOP, store: ReturnStore | None = None
+) -> tuple[Harness, Sequence[str]]:
     """Seed 000: only part of the return arrived. Not "Finished": reset, and a new return
     holds the accepted items only; the warehouse finishes that one."""
-    harness = _harness(completion=Completion.ON_WAREHOUSE_FINISHED)
+    harness = _harness(shop, store, completion=Completion.ON_WAREHOUSE_FINISHED)
     service = harness.service
     record = service.request(
         ReturnRequest(
-            shop=SHOP,
+            shop=shop,
             order_id="1001",
             lines=[
                 RequestLine(order_line_id="L2", quantity=2, outcome=Refund()),
@@ -164,25 +175,30 @@ def smartpack_partial_reset() -> tuple[Harness, Sequence[str]]:
     )
     service.handle(
         WarehouseReceipt(
-            shop=SHOP,
+            shop=shop,
             return_id=record.id,
             event_id="wms-rcv-1",
             lines=[ReceivedLine(line_id="L2", quantity=2)],
         )
     )
-    _, child = service.reset(SHOP, record.id)
-    service.handle(WarehouseFinished(shop=SHOP, return_id=child.id, event_id="wms-fin-2"))
+    _, child = service.reset(shop, record.id)
+    service.handle(WarehouseFinished(shop=shop, return_id=child.id, event_id="wms-fin-2"))
     return harness, [record.id, child.id]
 
 
-def helpdesk_auto_approved() -> tuple[Harness, Sequence[str]]:
+def helpdesk_auto_approved(
+    shop: str = SHOP, store: ReturnStore | None = None
+) -> tuple[Harness, Sequence[str]]:
     """Seed 001: request, eligibility (30 days, condition), auto-approval, label sent, item
     received and inspected, refund processed; a status event at every step."""
-    harness = _harness()
+    harness = _harness(
+        shop,
+        store,
+    )
     service = harness.service
     record = service.request(
         ReturnRequest(
-            shop=SHOP,
+            shop=shop,
             order_id="1001",
             lines=[
                 RequestLine(
@@ -197,7 +213,7 @@ def helpdesk_auto_approved() -> tuple[Harness, Sequence[str]]:
     harness.clock.advance(days=4)
     service.handle(
         WarehouseReceipt(
-            shop=SHOP,
+            shop=shop,
             return_id=record.id,
             event_id="wms-1",
             lines=[ReceivedLine(line_id="L3", quantity=1, condition=ItemCondition.GOOD)],
@@ -206,13 +222,18 @@ def helpdesk_auto_approved() -> tuple[Harness, Sequence[str]]:
     return harness, [record.id]
 
 
-def helpdesk_agent_review() -> tuple[Harness, Sequence[str]]:
+def helpdesk_agent_review(
+    shop: str = SHOP, store: ReturnStore | None = None
+) -> tuple[Harness, Sequence[str]]:
     """Seed 001: an item declared used goes to an agent, who approves it."""
-    harness = _harness()
+    harness = _harness(
+        shop,
+        store,
+    )
     service = harness.service
     record = service.request(
         ReturnRequest(
-            shop=SHOP,
+            shop=shop,
             order_id="1001",
             lines=[
                 RequestLine(
@@ -224,16 +245,16 @@ def helpdesk_agent_review() -> tuple[Harness, Sequence[str]]:
             ],
         )
     )
-    service.approve(SHOP, record.id, actor="agent:maria")
+    service.approve(shop, record.id, actor="agent:maria")
     service.handle(
-        CarrierUpdate(shop=SHOP, return_id=record.id, event_id="scan-1", status="RETURN_PICKED_UP")
+        CarrierUpdate(shop=shop, return_id=record.id, event_id="scan-1", status="RETURN_PICKED_UP")
     )
     service.handle(
-        CarrierUpdate(shop=SHOP, return_id=record.id, event_id="scan-2", status="DELIVERED")
+        CarrierUpdate(shop=shop, return_id=record.id, event_id="scan-2", status="DELIVERED")
     )
     service.handle(
         WarehouseReceipt(
-            shop=SHOP,
+            shop=shop,
             return_id=record.id,
             event_id="wms-1",
             lines=[ReceivedLine(line_id="L2", quantity=1)],
@@ -242,26 +263,36 @@ def helpdesk_agent_review() -> tuple[Harness, Sequence[str]]:
     return harness, [record.id]
 
 
-def helpdesk_window_ended() -> tuple[Harness, Sequence[str]]:
+def helpdesk_window_ended(
+    shop: str = SHOP, store: ReturnStore | None = None
+) -> tuple[Harness, Sequence[str]]:
     """Seed 001: a request after the 30-day window is declined with RETURN_PERIOD_ENDED."""
-    harness = _harness()
+    harness = _harness(
+        shop,
+        store,
+    )
     harness.clock.advance(days=40)
     record = harness.service.request(
         ReturnRequest(
-            shop=SHOP, order_id="1001", lines=[RequestLine(order_line_id="L1", quantity=1)]
+            shop=shop, order_id="1001", lines=[RequestLine(order_line_id="L1", quantity=1)]
         )
     )
     return harness, [record.id]
 
 
-def clickpost_qc_pass() -> tuple[Harness, Sequence[str]]:
+def clickpost_qc_pass(
+    shop: str = SHOP, store: ReturnStore | None = None
+) -> tuple[Harness, Sequence[str]]:
     """Seed 002: RETURN_PICKED_UP, then QC pass releases the held exchange."""
-    harness = _harness()
+    harness = _harness(
+        shop,
+        store,
+    )
     service = harness.service
-    record = service.request(_exchange_request())
+    record = service.request(_exchange_request(shop))
     service.handle(
         CarrierUpdate(
-            shop=SHOP,
+            shop=shop,
             return_id=record.id,
             event_id="cp-1",
             source="clickpost",
@@ -270,7 +301,7 @@ def clickpost_qc_pass() -> tuple[Harness, Sequence[str]]:
     )
     service.handle(
         WarehouseReceipt(
-            shop=SHOP,
+            shop=shop,
             return_id=record.id,
             event_id="increff-qc-1",
             source="increff",
@@ -280,14 +311,19 @@ def clickpost_qc_pass() -> tuple[Harness, Sequence[str]]:
     return harness, [record.id]
 
 
-def clickpost_qc_fail() -> tuple[Harness, Sequence[str]]:
+def clickpost_qc_fail(
+    shop: str = SHOP, store: ReturnStore | None = None
+) -> tuple[Harness, Sequence[str]]:
     """Seed 002: QC fail cancels the held exchange lines."""
-    harness = _harness()
+    harness = _harness(
+        shop,
+        store,
+    )
     service = harness.service
-    record = service.request(_exchange_request())
+    record = service.request(_exchange_request(shop))
     service.handle(
         WarehouseReceipt(
-            shop=SHOP,
+            shop=shop,
             return_id=record.id,
             event_id="increff-qc-1",
             source="increff",
@@ -299,18 +335,23 @@ def clickpost_qc_fail() -> tuple[Harness, Sequence[str]]:
     return harness, [record.id]
 
 
-def clickpost_rto() -> tuple[Harness, Sequence[str]]:
+def clickpost_rto(
+    shop: str = SHOP, store: ReturnStore | None = None
+) -> tuple[Harness, Sequence[str]]:
     """Seed 002: the carrier reports RTO; the return waits for an agent."""
-    harness = _harness()
+    harness = _harness(
+        shop,
+        store,
+    )
     service = harness.service
     record = service.request(
         ReturnRequest(
-            shop=SHOP, order_id="1001", lines=[RequestLine(order_line_id="L3", quantity=1)]
+            shop=shop, order_id="1001", lines=[RequestLine(order_line_id="L3", quantity=1)]
         )
     )
     service.handle(
         CarrierUpdate(
-            shop=SHOP,
+            shop=shop,
             return_id=record.id,
             event_id="cp-1",
             source="clickpost",
@@ -319,7 +360,7 @@ def clickpost_rto() -> tuple[Harness, Sequence[str]]:
     )
     service.handle(
         CarrierUpdate(
-            shop=SHOP,
+            shop=shop,
             return_id=record.id,
             event_id="cp-2",
             source="clickpost",
@@ -329,13 +370,15 @@ def clickpost_rto() -> tuple[Harness, Sequence[str]]:
     return harness, [record.id]
 
 
-def _loop_exchange(price: str | None, **policy: object) -> tuple[Harness, Sequence[str]]:
-    harness = _harness(**policy)
+def _loop_exchange(
+    price: str | None, shop: str, store: ReturnStore | None, **policy: object
+) -> tuple[Harness, Sequence[str]]:
+    harness = _harness(shop, store, **policy)
     service = harness.service
     unit_price = None if price is None else Money(price, "EUR")
     record = service.request(
         ReturnRequest(
-            shop=SHOP,
+            shop=shop,
             order_id="1001",
             lines=[
                 RequestLine(
@@ -349,7 +392,7 @@ def _loop_exchange(price: str | None, **policy: object) -> tuple[Harness, Sequen
     )
     service.handle(
         WarehouseReceipt(
-            shop=SHOP,
+            shop=shop,
             return_id=record.id,
             event_id="wms-1",
             lines=[ReceivedLine(line_id="L1", quantity=1)],
@@ -358,31 +401,41 @@ def _loop_exchange(price: str | None, **policy: object) -> tuple[Harness, Sequen
     return harness, [record.id]
 
 
-def loop_even_exchange() -> tuple[Harness, Sequence[str]]:
+def loop_even_exchange(
+    shop: str = SHOP, store: ReturnStore | None = None
+) -> tuple[Harness, Sequence[str]]:
     """Seed 003: an even exchange settles to nothing either way."""
-    return _loop_exchange(None)
+    return _loop_exchange(None, shop, store)
 
 
-def loop_exchange_for_less() -> tuple[Harness, Sequence[str]]:
+def loop_exchange_for_less(
+    shop: str = SHOP, store: ReturnStore | None = None
+) -> tuple[Harness, Sequence[str]]:
     """Seed 003: the new item costs 20.00 for a 25.00 return; 5.00 is refunded when the
     refund event is reached."""
-    return _loop_exchange("20.00")
+    return _loop_exchange("20.00", shop, store)
 
 
-def loop_upsell() -> tuple[Harness, Sequence[str]]:
+def loop_upsell(
+    shop: str = SHOP, store: ReturnStore | None = None
+) -> tuple[Harness, Sequence[str]]:
     """Seed 003: the new item costs 35.00; the 10.00 balance is charged through Payments,
     and being paid does not release the exchange: completion does."""
-    return _loop_exchange("35.00")
+    return _loop_exchange("35.00", shop, store)
 
 
-def loop_fees_and_credit() -> tuple[Harness, Sequence[str]]:
+def loop_fees_and_credit(
+    shop: str = SHOP, store: ReturnStore | None = None
+) -> tuple[Harness, Sequence[str]]:
     """Seeds 003 and 004: a 15 % restocking fee and a 4.95 shipping fee reduce the refund;
     store credit with a bonus; each outcome becomes an ERP document."""
-    harness = _harness(fees=FeePolicy(restocking=Percent(15), return_shipping=Money("4.95", "EUR")))
+    harness = _harness(
+        shop, store, fees=FeePolicy(restocking=Percent(15), return_shipping=Money("4.95", "EUR"))
+    )
     service = harness.service
     record = service.request(
         ReturnRequest(
-            shop=SHOP,
+            shop=shop,
             order_id="1001",
             lines=[
                 RequestLine(order_line_id="L3", quantity=1, outcome=Refund()),
@@ -396,7 +449,7 @@ def loop_fees_and_credit() -> tuple[Harness, Sequence[str]]:
     )
     service.handle(
         WarehouseReceipt(
-            shop=SHOP,
+            shop=shop,
             return_id=record.id,
             event_id="wms-1",
             lines=[

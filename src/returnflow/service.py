@@ -115,6 +115,8 @@ class TickReport:
 
     expired: tuple[str, ...] = ()
     release_checked: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    """Timers that could not run now (a port failed); they run again on the next tick."""
 
 
 @attrs.frozen
@@ -637,6 +639,7 @@ class ReturnsService:
         moment = now or self.clock()
         expired: list[str] = []
         checked: list[str] = []
+        errors: list[str] = []
         deadline = timedelta(days=self.policy.ship_within_days)
         for record in self.store.list_in(None, ("approved", "label_sent"), limit=limit):
             approved = _approved_at(record)
@@ -654,9 +657,15 @@ class ReturnsService:
                 if isinstance(entry.effect, fx.ReleaseExchange)
             ]
             if releases and all(entry.status != "pending" for entry in releases):
-                self.retry_exchange_release(record.shop, record.id, actor="timer")
+                try:
+                    self.retry_exchange_release(record.shop, record.id, actor="timer")
+                except PortError as error:
+                    errors.append(f"{record.shop}/{record.id}: {error}")
+                    continue
                 checked.append(record.id)
-        return TickReport(expired=tuple(expired), release_checked=tuple(checked))
+        return TickReport(
+            expired=tuple(expired), release_checked=tuple(checked), errors=tuple(errors)
+        )
 
     # -- inbound events ------------------------------------------------------------------------
 

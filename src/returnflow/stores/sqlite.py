@@ -83,9 +83,11 @@ _MIGRATIONS: tuple[str, ...] = (
         shop TEXT NOT NULL,
         source TEXT NOT NULL,
         event_id TEXT NOT NULL,
+        return_id TEXT NOT NULL,
         at TEXT NOT NULL,
         PRIMARY KEY (shop, source, event_id)
     );
+    CREATE INDEX inbox_by_return ON inbox (shop, return_id);
     """,
 )
 
@@ -255,11 +257,12 @@ class SqliteStore:
         )
         return row is not None
 
-    def inbound(self, shop: str) -> builtins.list[tuple[str, str, datetime]]:
-        """Processed inbound events of a shop: ``(source, event_id, at)``."""
+    def inbound(self, shop: str, return_id: str) -> builtins.list[tuple[str, str, datetime]]:
+        """Inbound events processed for one return: ``(source, event_id, at)``."""
         rows = self._connection().execute(
-            "SELECT source, event_id, at FROM inbox WHERE shop = ? ORDER BY at, source, event_id",
-            (shop,),
+            "SELECT source, event_id, at FROM inbox WHERE shop = ? AND return_id = ? "
+            "ORDER BY at, source, event_id",
+            (shop, return_id),
         )
         return [(source, event_id, datetime.fromisoformat(at)) for source, event_id, at in rows]
 
@@ -314,8 +317,15 @@ class SqliteStore:
                 key = commit.inbound
                 try:
                     db.execute(
-                        "INSERT INTO inbox (shop, source, event_id, at) VALUES (?, ?, ?, ?)",
-                        (key.shop, key.source, key.event_id, _iso(_now_of(commit))),
+                        "INSERT INTO inbox (shop, source, event_id, return_id, at) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (
+                            key.shop,
+                            key.source,
+                            key.event_id,
+                            commit.records[0][0].id if commit.records else "",
+                            _iso(_now_of(commit)),
+                        ),
                     )
                 except sqlite3.IntegrityError:
                     raise ConcurrencyConflict(f"inbound {key.event_id}", 0, 1) from None

@@ -1,0 +1,27 @@
+"""The worker's default app: a service on the given store with the demo's fakes.
+
+A host passes its own ``--app MODULE:CALLABLE``: a callable that takes the store and
+returns a :class:`~returnflow.ReturnsService` built with the host's adapters.
+"""
+
+from __future__ import annotations
+
+from returnflow._scenarios import SCENARIOS, order_1001
+from returnflow.ports.store import ReturnStore
+from returnflow.service import ReturnsService
+from returnflow.testing.fakes import FakePorts
+
+
+def build(store: ReturnStore) -> ReturnsService:
+    ports = FakePorts()
+    for scenario in SCENARIOS:  # the demo's orders, one shop per scenario
+        ports.commerce.add_order(order_1001(f"demo-{scenario.name}"))
+    return ReturnsService(
+        store=store,
+        commerce=ports.commerce,
+        warehouse=ports.warehouse,
+        carrier=ports.carrier,
+        payments=ports.payments,
+        notifier=ports.notifier,
+        events=ports.events,
+    )
