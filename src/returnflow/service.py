@@ -1460,18 +1460,17 @@ class ReturnsService:
             apply(change)
             if not change.changed:
                 return record
+            committed = change.finished()
             try:
                 self.store.commit(
-                    Commit(
-                        records=((change.finished(), record.version),),
-                        effects=tuple(change.effects),
-                    )
+                    Commit(records=((committed, record.version),), effects=tuple(change.effects))
                 )
             except ConcurrencyConflict:
                 continue
-            if dispatch:
-                self._after_commit(shop, [return_id])
-            return self.store.get(shop, return_id)
+            if not (dispatch and self.auto_dispatch and change.effects):
+                return committed
+            self._after_commit(shop, [return_id])
+            return self.store.get(shop, return_id)  # as the delivered effects left it
         raise ConcurrencyConflict(return_id, record.version, -1)
 
     def _commit(self, change: _Change) -> ReturnRecord:

@@ -20,10 +20,13 @@ import json
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
+
+import attrs
 
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
@@ -42,6 +45,7 @@ _MIGRATIONS: tuple[str, ...] = (
         status TEXT NOT NULL,
         exchange_status TEXT NOT NULL,
         version INTEGER NOT NULL,
+        history_len INTEGER NOT NULL,
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
         body TEXT NOT NULL,
@@ -116,7 +120,24 @@ class SqliteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        # Records are immutable: a version read from the file names exactly one record, so
+        # one already built is reused instead of rebuilt from JSON.
+        self._cache: OrderedDict[tuple[str, str], ReturnRecord] = OrderedDict()
         self._migrate()
+
+    _CACHE_SIZE = 10_000
+
+    def _remember(self, record: ReturnRecord) -> None:
+        with self._guard:
+            self._cache[(record.shop, record.id)] = record
+            self._cache.move_to_end((record.shop, record.id))
+            while len(self._cache) > self._CACHE_SIZE:
+                self._cache.popitem(last=False)
+
+    def _recall(self, shop: str, return_id: str, version: int) -> ReturnRecord | None:
+        with self._guard:
+            record = self._cache.get((shop, return_id))
+        return record if record is not None and record.version == version else None
 
     # -- connections ----------------------------------------------------------------------
 
@@ -192,16 +213,23 @@ class SqliteStore:
         return record
 
     def get(self, shop: str, return_id: str) -> ReturnRecord:
-        row = (
-            self._connection()
-            .execute(
-                "SELECT shop, id, body FROM returns WHERE shop = ? AND id = ?", (shop, return_id)
-            )
-            .fetchone()
-        )
+        db = self._connection()
+        row = db.execute(
+            "SELECT version FROM returns WHERE shop = ? AND id = ?", (shop, return_id)
+        ).fetchone()
         if row is None:
             raise ReturnNotFound(shop, return_id)
-        return self._record(row)
+        cached = self._recall(shop, return_id, int(row[0]))
+        if cached is not None:
+            return cached
+        full = db.execute(
+            "SELECT shop, id, body FROM returns WHERE shop = ? AND id = ?", (shop, return_id)
+        ).fetchone()
+        if full is None:  # deleted between the two reads; returns are never deleted
+            raise ReturnNotFound(shop, return_id)
+        record = self._record(full)
+        self._remember(record)
+        return record
 
     def list(self, shop: str, *, order_id: str | None = None) -> Sequence[ReturnRecord]:
         if order_id is None:
@@ -304,7 +332,7 @@ class SqliteStore:
         with self._write() as db:
             for record, expected in commit.records:
                 row = db.execute(
-                    "SELECT version FROM returns WHERE shop = ? AND id = ?",
+                    "SELECT version, history_len FROM returns WHERE shop = ? AND id = ?",
                     (record.shop, record.id),
                 ).fetchone()
                 actual = 0 if row is None else int(row[0])
@@ -312,7 +340,7 @@ class SqliteStore:
                     raise ConcurrencyConflict(record.id, expected, actual)
                 if record.version != expected + 1:
                     raise ConcurrencyConflict(record.id, expected + 1, record.version)
-                self._write_record(db, record, known=actual)
+                self._write_record(db, record, known=actual, stored=0 if row is None else row[1])
             if commit.inbound is not None:
                 key = commit.inbound
                 try:
@@ -338,19 +366,20 @@ class SqliteStore:
                     )
                 except sqlite3.IntegrityError:
                     raise ConcurrencyConflict(f"effect {effect.key}", 0, 1) from None
+        for record, _ in commit.records:
+            self._remember(record)
 
-    def _write_record(self, db: sqlite3.Connection, record: ReturnRecord, *, known: int) -> None:
-        stored = db.execute(
-            "SELECT COUNT(*) FROM history WHERE shop = ? AND return_id = ?",
-            (record.shop, record.id),
-        ).fetchone()[0]
-        body = converter.unstructure(record)
+    def _write_record(
+        self, db: sqlite3.Connection, record: ReturnRecord, *, known: int, stored: int
+    ) -> None:
+        body = converter.unstructure(attrs.evolve(record, history=()))
         del body["history"]
         params = (
             record.order_id,
             record.status,
             record.exchange_status,
             record.version,
+            len(record.history),
             _iso(record.created_at),
             _iso(record.updated_at),
             json.dumps(body, separators=(",", ":"), sort_keys=True),
@@ -359,14 +388,15 @@ class SqliteStore:
         )
         if known == 0:
             db.execute(
-                "INSERT INTO returns (order_id, status, exchange_status, version, created_at, "
-                "updated_at, body, shop, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO returns (order_id, status, exchange_status, version, history_len, "
+                "created_at, updated_at, body, shop, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params,
             )
         else:
             db.execute(
                 "UPDATE returns SET order_id = ?, status = ?, exchange_status = ?, version = ?, "
-                "created_at = ?, updated_at = ?, body = ? WHERE shop = ? AND id = ?",
+                "history_len = ?, created_at = ?, updated_at = ?, body = ? "
+                "WHERE shop = ? AND id = ?",
                 params,
             )
         if stored > len(record.history):
