@@ -752,6 +752,8 @@ class ReturnsService:
                     f"lines[{index}].line_id", item.line_id, f"return {record.id} has no such line"
                 )
             received.setdefault(line.id, []).append(item)
+        if not change.allows("receive"):  # late: the return moved on; recorded, not refused
+            return self._ignore(change, event, f"receipt while {record.status}")
         for index, item in enumerate(event.lines):
             line = record.line(item.line_id)
             assert line is not None
@@ -762,8 +764,6 @@ class ReturnsService:
                     item.quantity,
                     f"line {line.id} expects {line.outstanding} more unit(s)",
                 )
-        if not change.allows("receive"):
-            return self._ignore(change, event, f"receipt while {record.status}")
         restock: list[LineQuantity] = []
         summary: list[str] = []
         for line_id, items in received.items():
