@@ -71,7 +71,7 @@ from returnflow.ports.commerce import CommercePlatform, ExchangeItem, HoldStatus
 from returnflow.ports.events import DomainEvent, EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
-from returnflow.ports.store import Commit, InboundKey, OutboxEntry, ReturnStore
+from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry, ReturnStore
 from returnflow.ports.warehouse import Warehouse
 
 __all__ = ["DispatchReport", "HandleResult", "ReturnsService", "TickReport", "TimelineEntry"]
@@ -883,20 +883,42 @@ class ReturnsService:
             give_up = not retryable or entry.attempts + 1 >= self.policy.max_attempts
             message = f"{type(error).__name__}: {error}"
             now = self.clock()
-            updated = self.store.record_attempt(
+            attempt = Attempt(
                 effect.key,
                 ok=False,
+                at=now,
                 error=message,
                 give_up=give_up,
-                at=now,
                 retry_at=now + self.policy.backoff(entry.attempts + 1, self._jitter.random()),
             )
             if give_up and effect.port in _CRITICAL_PORTS:
-                self._escalate(effect, message)
-            return updated.status
-        self.store.record_attempt(effect.key, ok=True, result=result, at=self.clock())
-        self._apply_result(effect, result)
+                self._escalate(effect, message, attempt)  # given up and flagged: one write
+            else:
+                self._record(attempt)
+            return "failed" if give_up else "pending"
+        # Done and written back in one write: a crash in between delivers it again, and the
+        # port answers the same key with the same result.
+        self._apply_result(
+            effect, result, Attempt(effect.key, ok=True, at=self.clock(), result=result)
+        )
         return "done"
+
+    def _attempted(self, shop: str, return_id: str, key: str) -> bool:
+        return any(
+            entry.effect.key == key and entry.status != "pending"
+            for entry in self.store.outbox(shop, return_id)
+        )
+
+    def _record(self, attempt: Attempt) -> None:
+        self.store.record_attempt(
+            attempt.key,
+            ok=attempt.ok,
+            at=attempt.at,
+            result=attempt.result,
+            error=attempt.error,
+            give_up=attempt.give_up,
+            retry_at=attempt.retry_at,
+        )
 
     def _call_port(self, effect: fx.Effect, record: ReturnRecord) -> object:
         key = effect.key
@@ -965,11 +987,13 @@ class ReturnsService:
             return self.payments.refund(shop, effect.return_id, effect.amount, idempotency_key=key)
         raise PortError("service", effect.kind, "no port handles this effect", retryable=False)
 
-    def _apply_result(self, effect: fx.Effect, result: object) -> None:
-        """Write back what a port answered that the return needs (ids, labels, holds)."""
-        if isinstance(effect, (fx.Publish, fx.Notify, fx.Restock, fx.VoidLabel)):
-            return
-        if isinstance(effect, fx.CancelWarehouseReturn):
+    def _apply_result(self, effect: fx.Effect, result: object, attempt: Attempt) -> None:
+        """Record ``attempt`` and write back what the port answered that the return needs
+        (ids, labels, holds), in one commit."""
+        if isinstance(
+            effect, (fx.Publish, fx.Notify, fx.Restock, fx.VoidLabel, fx.CancelWarehouseReturn)
+        ):
+            self._record(attempt)
             return
 
         def apply(change: _Change) -> None:
@@ -1043,7 +1067,7 @@ class ReturnsService:
                 change.note("refund_issued", {"refund": refund_id, "amount": str(effect.amount)})
                 change.publish("refund_created", refund_id=refund_id, amount=str(effect.amount))
                 change.notify("refund_issued", amount=str(effect.amount))
-                self._close_if_settled(change)
+                self._close_if_settled(change, delivered=effect.key)
             elif isinstance(effect, fx.IssueStoreCredit):
                 credit_id = getattr(result, "credit_id", "")
                 change.update(refs=attrs.evolve(refs, credit_ids=(*refs.credit_ids, credit_id)))
@@ -1052,11 +1076,13 @@ class ReturnsService:
                 )
                 change.publish("credit_created", credit_id=credit_id, amount=str(effect.amount))
                 change.notify("store_credit_issued", amount=str(effect.amount))
-                self._close_if_settled(change)
+                self._close_if_settled(change, delivered=effect.key)
 
-        self._run(effect.shop, effect.return_id, "dispatcher", apply, dispatch=False)
+        self._run(
+            effect.shop, effect.return_id, "dispatcher", apply, dispatch=False, attempt=attempt
+        )
 
-    def _escalate(self, effect: fx.Effect, message: str) -> None:
+    def _escalate(self, effect: fx.Effect, message: str, attempt: Attempt) -> None:
         """An effect the return depends on failed for good: a person has to look."""
         reason = f"{effect.kind} failed: {message}"
 
@@ -1073,7 +1099,9 @@ class ReturnsService:
             else:
                 change.note("effect_failed", {"effect": effect.kind, "error": message})
 
-        self._run(effect.shop, effect.return_id, "dispatcher", apply, dispatch=False)
+        self._run(
+            effect.shop, effect.return_id, "dispatcher", apply, dispatch=False, attempt=attempt
+        )
 
     # -- planning helpers ----------------------------------------------------------------------
 
@@ -1334,7 +1362,7 @@ class ReturnsService:
         change.publish("close")
         change.notify("return_closed")
 
-    def _close_if_settled(self, change: _Change) -> None:
+    def _close_if_settled(self, change: _Change, *, delivered: str) -> None:
         """Close a completed return once no refund or credit it planned is still pending
         (one given up sent the return to review and was planned again from there)."""
         record = change.record
@@ -1346,7 +1374,11 @@ class ReturnsService:
             return
         money = (fx.IssueRefund, fx.IssueStoreCredit)
         entries = self.store.outbox(record.shop, record.id)
-        if any(isinstance(e.effect, money) and e.status == "pending" for e in entries):
+        # ``delivered`` is done in the same commit as this close.
+        if any(
+            isinstance(e.effect, money) and e.status == "pending" and e.effect.key != delivered
+            for e in entries
+        ):
             return
         self._close(change)
 
@@ -1452,20 +1484,30 @@ class ReturnsService:
         apply: Callable[[_Change], None],
         *,
         dispatch: bool = True,
+        attempt: Attempt | None = None,
     ) -> ReturnRecord:
-        """Load, apply, commit with a version check; reload and re-apply on a conflict."""
+        """Load, apply, commit with a version check; reload and re-apply on a conflict.
+        ``attempt`` (an effect's delivery) is recorded in the same commit."""
         for _ in range(_CONFLICT_RETRIES):
             record = self.store.get(shop, return_id)
             change = _Change(record, now=self.clock(), actor=actor, base=record.version)
             apply(change)
             if not change.changed:
+                if attempt is not None:
+                    self._record(attempt)
                 return record
             committed = change.finished()
             try:
                 self.store.commit(
-                    Commit(records=((committed, record.version),), effects=tuple(change.effects))
+                    Commit(
+                        records=((committed, record.version),),
+                        effects=tuple(change.effects),
+                        attempts=() if attempt is None else (attempt,),
+                    )
                 )
             except ConcurrencyConflict:
+                if attempt is not None and self._attempted(shop, return_id, attempt.key):
+                    return self.store.get(shop, return_id)  # another worker finished it
                 continue
             if not (dispatch and self.auto_dispatch and change.effects):
                 return committed

@@ -18,10 +18,11 @@ from returnflow.ports.commerce import (
 from returnflow.ports.events import DomainEvent, EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import PaymentReceipt, Payments
-from returnflow.ports.store import Commit, InboundKey, OutboxEntry, ReturnStore
+from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry, ReturnStore
 from returnflow.ports.warehouse import Warehouse, WarehouseReturn
 
 __all__ = [
+    "Attempt",
     "Carrier",
     "CommercePlatform",
     "Commit",

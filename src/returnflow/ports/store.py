@@ -20,7 +20,7 @@ from returnflow.domain.model import ReturnRecord
 if TYPE_CHECKING:
     from returnflow.lifecycle.effects import Effect
 
-__all__ = ["Commit", "InboundKey", "OutboxEntry", "ReturnStore"]
+__all__ = ["Attempt", "Commit", "InboundKey", "OutboxEntry", "ReturnStore"]
 
 
 @attrs.frozen
@@ -33,13 +33,29 @@ class InboundKey:
 
 
 @attrs.frozen
+class Attempt:
+    """The outcome of delivering one effect, as :meth:`ReturnStore.record_attempt` takes it;
+    carried by a :class:`Commit` when the return changes with it (a result written back)."""
+
+    key: str
+    ok: bool
+    at: datetime
+    result: object = None
+    error: str | None = None
+    give_up: bool = False
+    retry_at: datetime | None = None
+
+
+@attrs.frozen
 class Commit:
     """An atomic write. ``records`` pairs each new record with the version it replaces
-    (``0`` for a new return, whose first version is 1)."""
+    (``0`` for a new return, whose first version is 1). ``attempts`` are recorded in the
+    same transaction; each must be of an effect still pending, or the commit conflicts."""
 
     records: tuple[tuple[ReturnRecord, int], ...]
     effects: tuple[Effect, ...] = ()
     inbound: InboundKey | None = None
+    attempts: tuple[Attempt, ...] = ()
 
 
 @attrs.frozen

@@ -14,7 +14,7 @@ import attrs
 
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ReturnNotFound
-from returnflow.ports.store import Commit, InboundKey, OutboxEntry
+from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry
 
 __all__ = ["MemoryStore"]
 
@@ -80,7 +80,13 @@ class MemoryStore:
             for effect in commit.effects:
                 if effect.key in self._outbox:
                     raise ConcurrencyConflict(f"effect {effect.key}", 0, 1)
+            for attempt in commit.attempts:
+                entry = self._outbox.get(attempt.key)
+                if entry is None or entry.status != "pending":
+                    raise ConcurrencyConflict(f"effect {attempt.key}", 0, 1)
             # Every check passed: apply all of it.
+            for attempt in commit.attempts:
+                self._outbox[attempt.key] = _attempted(self._outbox[attempt.key], attempt)
             for record, _ in commit.records:
                 self._records[(record.shop, record.id)] = record
             if commit.inbound is not None:
@@ -158,19 +164,24 @@ class MemoryStore:
         give_up: bool = False,
         retry_at: datetime | None = None,
     ) -> OutboxEntry:
+        attempt = Attempt(key, ok, at, result, error, give_up, retry_at)
         with self._lock:
-            entry = self._outbox[key]
-            status = "done" if ok else ("failed" if give_up else "pending")
-            entry = attrs.evolve(
-                entry,
-                status=status,
-                attempts=entry.attempts + 1,
-                last_error=None if ok else error,
-                result=result if ok else entry.result,
-                updated_at=at,
-                next_attempt_at=None if ok or give_up else retry_at,
-                claimed_until=None,
-                claimed_by=None,
-            )
+            entry = _attempted(self._outbox[key], attempt)
             self._outbox[key] = entry
             return entry
+
+
+def _attempted(entry: OutboxEntry, attempt: Attempt) -> OutboxEntry:
+    """``entry`` after ``attempt``: done, failed (given up) or pending until ``retry_at``."""
+    ok, give_up = attempt.ok, attempt.give_up
+    return attrs.evolve(
+        entry,
+        status="done" if ok else ("failed" if give_up else "pending"),
+        attempts=entry.attempts + 1,
+        last_error=None if ok else attempt.error,
+        result=attempt.result if ok else entry.result,
+        updated_at=attempt.at,
+        next_attempt_at=None if ok or give_up else attempt.retry_at,
+        claimed_until=None,
+        claimed_by=None,
+    )

@@ -31,7 +31,7 @@ import attrs
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
 from returnflow.lifecycle.effects import Effect
-from returnflow.ports.store import Commit, InboundKey, OutboxEntry
+from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry
 from returnflow.serialization import converter
 
 __all__ = ["SqliteStore"]
@@ -366,6 +366,9 @@ class SqliteStore:
                     )
                 except sqlite3.IntegrityError:
                     raise ConcurrencyConflict(f"effect {effect.key}", 0, 1) from None
+            for attempt in commit.attempts:
+                if self._attempt(db, attempt) != 1:
+                    raise ConcurrencyConflict(f"effect {attempt.key}", 0, 1)
         for record, _ in commit.records:
             self._remember(record)
 
@@ -472,25 +475,31 @@ class SqliteStore:
         give_up: bool = False,
         retry_at: datetime | None = None,
     ) -> OutboxEntry:
-        status = "done" if ok else ("failed" if give_up else "pending")
         with self._write() as db:
-            db.execute(
-                "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
-                "result = COALESCE(?, result), updated_at = ?, next_attempt_at = ?, "
-                "claimed_until = NULL, claimed_by = NULL WHERE key = ?",
-                (
-                    status,
-                    None if ok else error,
-                    _dump(result) if ok and result is not None else None,
-                    _iso(at),
-                    None if ok or give_up else _iso(retry_at),
-                    key,
-                ),
-            )
+            self._attempt(db, Attempt(key, ok, at, result, error, give_up, retry_at))
             row = db.execute(f"{self._ENTRY} WHERE key = ?", (key,)).fetchone()
         if row is None:
             raise KeyError(key)
         return self._entry(row)
+
+    @staticmethod
+    def _attempt(db: sqlite3.Connection, attempt: Attempt) -> int:
+        """Record ``attempt`` on its effect if still pending; the number of rows changed."""
+        ok, give_up = attempt.ok, attempt.give_up
+        cursor = db.execute(
+            "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
+            "result = COALESCE(?, result), updated_at = ?, next_attempt_at = ?, "
+            "claimed_until = NULL, claimed_by = NULL WHERE key = ? AND status = 'pending'",
+            (
+                "done" if ok else ("failed" if give_up else "pending"),
+                None if ok else attempt.error,
+                _dump(attempt.result) if ok and attempt.result is not None else None,
+                _iso(attempt.at),
+                None if ok or give_up else _iso(attempt.retry_at),
+                attempt.key,
+            ),
+        )
+        return cursor.rowcount
 
 
 def _dump_entry(entry: HistoryEntry) -> str:

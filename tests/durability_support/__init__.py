@@ -1,0 +1,1 @@
+"""Importable helpers for tests/test_durability.py: code that runs in child processes."""
