@@ -16,6 +16,7 @@ import builtins
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -81,7 +82,7 @@ _E = TypeVar("_E", bound=fx.Effect)
 
 # Effects whose permanent failure needs a person; a lost message or event does not.
 _CRITICAL_PORTS = frozenset({"commerce", "warehouse", "carrier", "payments"})
-_CONFLICT_RETRIES = 8
+_CONFLICT_RETRIES = 16
 _RELEASE_TRIES = 3  # releases of one hold before a person is asked to look
 
 
@@ -541,7 +542,7 @@ class ReturnsService:
     ) -> tuple[ReturnRecord, ReturnRecord]:
         """Partial receipt (seed 000): close this return as ``reset`` and open a new one that
         holds only the accepted units, linked both ways. Returns ``(old, new)``."""
-        for _ in range(_CONFLICT_RETRIES):
+        for tries in range(_CONFLICT_RETRIES):
             parent = self.store.get(shop, return_id)
             now = self.clock()
             change = _Change(parent, now=now, actor=actor, base=parent.version)
@@ -580,6 +581,7 @@ class ReturnsService:
                     )
                 )
             except ConcurrencyConflict:
+                self._back_off(tries)
                 continue
             self._after_commit(shop, [parent.id, child_id])
             return self.store.get(shop, parent.id), self.store.get(shop, child_id)
@@ -675,7 +677,7 @@ class ReturnsService:
         if not isinstance(event, (CarrierUpdate, WarehouseReceipt, WarehouseFinished)):
             raise InvalidPayload("event", event, "must be a carrier or warehouse event")
         key = InboundKey(shop=event.shop, source=event.source, event_id=event.event_id)
-        for _ in range(_CONFLICT_RETRIES):
+        for tries in range(_CONFLICT_RETRIES):
             record = self.store.get(event.shop, event.return_id)
             if self.store.seen(key):
                 return HandleResult("duplicate", record, f"{event.source}:{event.event_id}")
@@ -690,6 +692,7 @@ class ReturnsService:
                     )
                 )
             except ConcurrencyConflict:
+                self._back_off(tries)
                 continue
             self._after_commit(event.shop, [record.id])
             stored = self.store.get(event.shop, event.return_id)
@@ -902,6 +905,10 @@ class ReturnsService:
             effect, result, Attempt(effect.key, ok=True, at=self.clock(), result=result)
         )
         return "done"
+
+    def _back_off(self, tries: int) -> None:
+        """Wait a little, randomly, before retrying a write another writer beat us to."""
+        time.sleep(self._jitter.uniform(0, min(0.05, 0.001 * 2**tries)))
 
     def _attempted(self, shop: str, return_id: str, key: str) -> bool:
         return any(
@@ -1488,7 +1495,7 @@ class ReturnsService:
     ) -> ReturnRecord:
         """Load, apply, commit with a version check; reload and re-apply on a conflict.
         ``attempt`` (an effect's delivery) is recorded in the same commit."""
-        for _ in range(_CONFLICT_RETRIES):
+        for tries in range(_CONFLICT_RETRIES):
             record = self.store.get(shop, return_id)
             change = _Change(record, now=self.clock(), actor=actor, base=record.version)
             apply(change)
@@ -1508,6 +1515,7 @@ class ReturnsService:
             except ConcurrencyConflict:
                 if attempt is not None and self._attempted(shop, return_id, attempt.key):
                     return self.store.get(shop, return_id)  # another worker finished it
+                self._back_off(tries)
                 continue
             if not (dispatch and self.auto_dispatch and change.effects):
                 return committed

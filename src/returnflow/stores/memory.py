@@ -12,7 +12,7 @@ from datetime import datetime
 
 import attrs
 
-from returnflow.domain.model import ReturnRecord
+from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ReturnNotFound
 from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry
 
@@ -75,11 +75,14 @@ class MemoryStore:
                     raise ConcurrencyConflict(record.id, expected, actual)
                 if record.version != expected + 1:
                     raise ConcurrencyConflict(record.id, expected + 1, record.version)
+                if stored is not None and not _extends(record.history, stored.history):
+                    raise ConcurrencyConflict(record.id, expected, actual)
             if commit.inbound is not None and commit.inbound in self._inbox:
                 raise ConcurrencyConflict(f"inbound {commit.inbound.event_id}", 0, 1)
-            for effect in commit.effects:
-                if effect.key in self._outbox:
-                    raise ConcurrencyConflict(f"effect {effect.key}", 0, 1)
+            keys = [effect.key for effect in commit.effects]
+            for key in keys:
+                if key in self._outbox or keys.count(key) > 1:
+                    raise ConcurrencyConflict(f"effect {key}", 0, 1)
             for attempt in commit.attempts:
                 entry = self._outbox.get(attempt.key)
                 if entry is None or entry.status != "pending":
@@ -124,11 +127,13 @@ class MemoryStore:
             owners = (
                 [(shop, return_id)]
                 if shop is not None and return_id is not None
-                else list(self._busy)
+                else sorted(self._busy)
             )
             heads: list[OutboxEntry] = []
             for owner in owners:
-                if shop is not None and owner[0] != shop:
+                if (shop is not None and owner[0] != shop) or (
+                    return_id is not None and owner[1] != return_id
+                ):
                     continue
                 head = next(
                     (
@@ -166,9 +171,21 @@ class MemoryStore:
     ) -> OutboxEntry:
         attempt = Attempt(key, ok, at, result, error, give_up, retry_at)
         with self._lock:
-            entry = _attempted(self._outbox[key], attempt)
+            entry = self._outbox[key]
+            if entry.status != "pending":  # done or given up stays so
+                return entry
+            entry = _attempted(entry, attempt)
             self._outbox[key] = entry
             return entry
+
+
+def _extends(new: tuple[HistoryEntry, ...], old: tuple[HistoryEntry, ...]) -> bool:
+    """Whether ``new`` keeps every entry of ``old`` as it was: history is append-only."""
+    if len(new) < len(old):
+        return False
+    return all(
+        a is b or (a == b and a.payload == b.payload) for a, b in zip(new, old, strict=False)
+    )
 
 
 def _attempted(entry: OutboxEntry, attempt: Attempt) -> OutboxEntry:

@@ -166,6 +166,19 @@ class SqliteStore:
             raise
         connection.execute("COMMIT")
 
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every statement in it sees one snapshot of the file."""
+        connection = self._connection()
+        if connection.in_transaction:
+            yield connection
+            return
+        connection.execute("BEGIN")
+        try:
+            yield connection
+        finally:
+            connection.execute("COMMIT")
+
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""
         with self._guard:
@@ -213,7 +226,10 @@ class SqliteStore:
         return record
 
     def get(self, shop: str, return_id: str) -> ReturnRecord:
-        db = self._connection()
+        with self._read() as db:
+            return self._get(db, shop, return_id)
+
+    def _get(self, db: sqlite3.Connection, shop: str, return_id: str) -> ReturnRecord:
         row = db.execute(
             "SELECT version FROM returns WHERE shop = ? AND id = ?", (shop, return_id)
         ).fetchone()
@@ -232,18 +248,19 @@ class SqliteStore:
         return record
 
     def list(self, shop: str, *, order_id: str | None = None) -> Sequence[ReturnRecord]:
-        if order_id is None:
-            rows = self._connection().execute(
-                "SELECT shop, id, body FROM returns WHERE shop = ? ORDER BY created_at, id",
-                (shop,),
-            )
-        else:
-            rows = self._connection().execute(
-                "SELECT shop, id, body FROM returns WHERE shop = ? AND order_id = ? "
-                "ORDER BY created_at, id",
-                (shop, order_id),
-            )
-        return [self._record(row) for row in rows.fetchall()]
+        with self._read() as db:
+            if order_id is None:
+                rows = db.execute(
+                    "SELECT shop, id, body FROM returns WHERE shop = ? ORDER BY created_at, id",
+                    (shop,),
+                )
+            else:
+                rows = db.execute(
+                    "SELECT shop, id, body FROM returns WHERE shop = ? AND order_id = ? "
+                    "ORDER BY created_at, id",
+                    (shop, order_id),
+                )
+            return [self._record(row) for row in rows.fetchall()]
 
     def list_in(
         self,
@@ -264,7 +281,8 @@ class SqliteStore:
             params.append(shop)
         query += " ORDER BY created_at, shop, id LIMIT ?"
         params.append(limit)
-        return [self._record(row) for row in self._connection().execute(query, params)]
+        with self._read() as db:
+            return [self._record(row) for row in db.execute(query, params).fetchall()]
 
     def shops_with(self, return_id: str) -> builtins.list[str]:
         """Shops that have a return with this id (for operators' tools, not tenants)."""
@@ -402,7 +420,7 @@ class SqliteStore:
                 "WHERE shop = ? AND id = ?",
                 params,
             )
-        if stored > len(record.history):
+        if stored and not self._extends(db, record, stored):
             raise ConcurrencyConflict(record.id, stored, len(record.history))
         # History is append-only: only entries the store does not have yet are written.
         db.executemany(
@@ -422,6 +440,28 @@ class SqliteStore:
                 for seq, entry in enumerate(record.history[stored:], start=stored)
             ],
         )
+
+    def _extends(self, db: sqlite3.Connection, record: ReturnRecord, stored: int) -> bool:
+        """Whether ``record`` keeps the ``stored`` history entries as they are."""
+        if len(record.history) < stored:
+            return False
+        with self._guard:
+            known = self._cache.get((record.shop, record.id))
+        if known is not None and len(known.history) == stored:
+            old: Sequence[str | HistoryEntry] = known.history
+        else:
+            rows = db.execute(
+                "SELECT body FROM history WHERE shop = ? AND return_id = ? ORDER BY seq",
+                (record.shop, record.id),
+            )
+            old = [body for (body,) in rows]
+        for new_entry, old_entry in zip(record.history, old, strict=False):
+            if new_entry is old_entry:
+                continue
+            old_body = old_entry if isinstance(old_entry, str) else _dump_entry(old_entry)
+            if _dump_entry(new_entry) != old_body:
+                return False
+        return True
 
     def claim(
         self,
@@ -506,6 +546,8 @@ def _dump_entry(entry: HistoryEntry) -> str:
     return json.dumps(converter.unstructure(entry), separators=(",", ":"), sort_keys=True)
 
 
-def _now_of(commit: Commit) -> datetime | None:
-    """The time of a commit: its newest record's ``updated_at``."""
-    return max((record.updated_at for record, _ in commit.records), default=None)
+def _now_of(commit: Commit) -> datetime:
+    """The time of a commit: its newest record's ``updated_at`` (or now, with none)."""
+    return max(
+        (record.updated_at for record, _ in commit.records), default=datetime.now(timezone.utc)
+    )

@@ -9,6 +9,15 @@ each. See :mod:`returnflow.testing.fakes` for the details.
 :class:`ManualClock` and :class:`SequentialIds`, for tests, demos and docs.
 """
 
+from returnflow.testing.contract import (
+    BASE_TIME,
+    StoreContract,
+    commit_next_version,
+    make_effect,
+    make_history_entry,
+    make_record,
+    next_version,
+)
 from returnflow.testing.fakes import (
     Call,
     CallOutcome,
@@ -33,6 +42,7 @@ from returnflow.testing.fakes import (
 from returnflow.testing.harness import Harness, ManualClock, SequentialIds
 
 __all__ = [
+    "BASE_TIME",
     "Call",
     "CallOutcome",
     "ExchangeLineStatus",
@@ -55,4 +65,10 @@ __all__ = [
     "Harness",
     "ManualClock",
     "SequentialIds",
+    "StoreContract",
+    "commit_next_version",
+    "make_effect",
+    "make_history_entry",
+    "make_record",
+    "next_version",
 ]

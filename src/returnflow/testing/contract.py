@@ -1,0 +1,1277 @@
+"""The store contract: one test suite every :class:`~returnflow.ports.store.ReturnStore` passes.
+
+A host that writes its own store (Postgres, DynamoDB, ...) proves it with the same tests the
+stores shipped with returnflow pass. Subclass :class:`StoreContract` in a pytest test module
+and say how to make a new, empty store::
+
+    from returnflow.testing.contract import StoreContract
+    class TestMyStore(StoreContract):
+        def make_store(self): return MyStore(...)
+
+``make_store`` is called at most once per test and must return an empty store. A store that
+several processes can share (a file, a server) also overrides :meth:`StoreContract.
+open_in_other_process` to return a picklable zero-argument factory that opens the *same*
+store in another process; without it the multi-process tests are skipped. Stores are closed
+after each test when they have a ``close()`` method. The class attributes ``THREADS``,
+``THREAD_INCREMENTS``, ``PROCESSES`` and ``PROCESS_INCREMENTS`` size the concurrency tests.
+
+The suite needs pytest, and nothing else (not Hypothesis); importing this module does not
+import pytest. Its helpers, :func:`make_record`, :func:`next_version`,
+:func:`make_history_entry`, :func:`make_effect` and :func:`commit_next_version`, build valid
+records and effects for a host's own store tests too.
+
+What the contract holds a store to:
+
+* reads are scoped to a shop: another shop's return does not exist;
+* a :class:`~returnflow.ports.store.Commit` is written whole or not at all; it is refused
+  with :class:`~returnflow.errors.ConcurrencyConflict` when a return's stored version is not
+  the expected one, when a new version is not ``expected + 1``, when its inbound key was
+  seen before, when one of its effect keys is already in the outbox (or twice in it), or
+  when one of its attempts is of an effect that is not pending;
+* history is append-only, and a record, its history and its payloads read back equal to
+  what was committed;
+* the outbox keeps each return's effects in commit order and hands out only the oldest
+  pending effect of each return, when due and not under a live lease;
+* a read is one version of a return, even while others write it;
+* concurrent writers (threads, and processes when the store is shared) lose no update, and
+  concurrent workers never claim an effect twice.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import multiprocessing
+import queue as queue_module
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import attrs
+
+from returnflow.domain.model import (
+    DeclineReason,
+    ExchangeLine,
+    ExternalRefs,
+    HistoryEntry,
+    ItemCondition,
+    Refund,
+    ReturnLine,
+    ReturnReason,
+    ReturnRecord,
+    StoreCredit,
+)
+from returnflow.domain.money import Money
+from returnflow.errors import ConcurrencyConflict, ReturnNotFound
+from returnflow.lifecycle.effects import Effect, Publish
+from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry, ReturnStore
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Barrier as ProcessBarrier
+
+__all__ = [
+    "BASE_TIME",
+    "StoreContract",
+    "commit_next_version",
+    "make_effect",
+    "make_history_entry",
+    "make_record",
+    "next_version",
+]
+
+BASE_TIME = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
+"""The time the helpers' records are created at (records made later get later times)."""
+
+_MAX_RETRIES = 10_000
+
+
+# -- helpers: valid records and effects -------------------------------------------------------
+
+
+def make_history_entry(
+    version: int,
+    *,
+    at: datetime | None = None,
+    event: str = "note",
+    actor: str = "contract",
+    state: tuple[str, str] = ("requested", "no_exchange"),
+    payload: Mapping[str, Any] | None = None,
+) -> HistoryEntry:
+    """A history entry written by version ``version`` of a return.
+
+    Its payload defaults to plain JSON data (nested objects, lists, ``None``, booleans), the
+    kind of data a store must give back exactly.
+
+    >>> entry = make_history_entry(2)
+    >>> entry.version, entry.event, entry.payload["n"]
+    (2, 'note', 2)
+    """
+    return HistoryEntry(
+        at=at if at is not None else BASE_TIME + timedelta(minutes=version),
+        event=event,
+        actor=actor,
+        source=state,
+        target=state,
+        version=version,
+        payload=dict(payload)
+        if payload is not None
+        else {"n": version, "tags": ["a", "b"], "nested": {"ok": True, "none": None}},
+    )
+
+
+def make_record(
+    shop: str,
+    return_id: str,
+    version: int = 1,
+    *,
+    status: str = "requested",
+    history_len: int | None = None,
+    order_id: str = "1001",
+    exchange_status: str = "no_exchange",
+    created_at: datetime | None = None,
+) -> ReturnRecord:
+    """A valid return record at ``version`` with ``history_len`` history entries (by default
+    one per version, so that ``len(record.history) == record.version``).
+
+    The record has two lines (a refund and a store credit with a bonus), so it exercises
+    money, enums, nested records and tuples when it goes through a store.
+
+    >>> record = make_record("shop-a", "R1", 3)
+    >>> record.version, len(record.history), record.status
+    (3, 3, 'requested')
+    >>> len(make_record("shop-a", "R1", 1, history_len=0).history)
+    0
+    """
+    if version < 1:
+        raise ValueError("a stored record's version is at least 1")
+    created = created_at if created_at is not None else BASE_TIME
+    count = version if history_len is None else history_len
+    history = tuple(
+        make_history_entry(
+            min(index + 1, version),
+            at=created + timedelta(minutes=index),
+            state=(status, exchange_status),
+        )
+        for index in range(count)
+    )
+    lines = (
+        ReturnLine(
+            id=f"{return_id}-L1",
+            order_line_id="L1",
+            sku="SKU-1",
+            variant_id="V-1",
+            quantity=2,
+            outcome=Refund(),
+            reason=ReturnReason.SIZE_TOO_SMALL,
+            unit_amounts=(Money("19.90", "EUR"), Money("19.89", "EUR")),
+            units=(0, 1),
+            declared_condition=ItemCondition.NEW,
+        ),
+        ReturnLine(
+            id=f"{return_id}-L2",
+            order_line_id="L2",
+            sku="SKU-2",
+            variant_id="V-2",
+            quantity=1,
+            outcome=StoreCredit(bonus=Money("2.00", "EUR")),
+            reason=ReturnReason.UNWANTED,
+            unit_amounts=(Money("5.00", "EUR"),),
+            units=(0,),
+            qc_notes=("box opened", "tag missing"),
+        ),
+    )
+    return ReturnRecord(
+        id=return_id,
+        shop=shop,
+        order_id=order_id,
+        currency="EUR",
+        status=status,
+        exchange_status=exchange_status,
+        lines=lines,
+        created_at=created,
+        updated_at=created + timedelta(minutes=max(count, 1)),
+        version=version,
+        refs=ExternalRefs(platform_return_id=f"gid://shopify/Return/{return_id}"),
+        customer_email="customer@example.com",
+        history=history,
+    )
+
+
+def next_version(
+    record: ReturnRecord,
+    *,
+    event: str = "note",
+    actor: str = "contract",
+    payload: Mapping[str, Any] | None = None,
+    **changes: Any,
+) -> ReturnRecord:
+    """The record's next version: ``version + 1``, one more history entry, a later
+    ``updated_at``, and ``changes`` (attribute values) applied.
+
+    >>> record = next_version(make_record("shop-a", "R1"), status="approved")
+    >>> record.version, len(record.history), record.history[-1].target
+    (2, 2, ('approved', 'no_exchange'))
+    """
+    moment = record.updated_at + timedelta(seconds=1)
+    changed = attrs.evolve(record, **changes)
+    entry = HistoryEntry(
+        at=moment,
+        event=event,
+        actor=actor,
+        source=record.state,
+        target=changed.state,
+        version=record.version + 1,
+        payload=dict(payload) if payload is not None else {"n": record.version + 1},
+    )
+    return attrs.evolve(
+        changed, version=record.version + 1, updated_at=moment, history=(*record.history, entry)
+    )
+
+
+def make_effect(
+    shop: str,
+    return_id: str,
+    index: int,
+    *,
+    key: str | None = None,
+    version: int = 1,
+    order_id: str = "1001",
+    topic: str = "returns/update",
+) -> Effect:
+    """A :class:`~returnflow.lifecycle.effects.Publish` effect of a return, keyed
+    ``"{shop}/{return_id}/{index}"`` unless ``key`` is given.
+
+    >>> make_effect("shop-a", "R1", 0).key
+    'shop-a/R1/0'
+    """
+    return Publish(
+        key=key if key is not None else f"{shop}/{return_id}/{index}",
+        shop=shop,
+        return_id=return_id,
+        order_id=order_id,
+        version=version,
+        topic=topic,
+        payload={"return_id": return_id, "index": index, "lines": [{"id": "L1", "qty": 2}]},
+    )
+
+
+# -- small tools the tests use ----------------------------------------------------------------
+
+
+def _raises(error: type[BaseException]) -> contextlib.AbstractContextManager[Any]:
+    import pytest
+
+    return pytest.raises(error)
+
+
+def _raises_conflict() -> contextlib.AbstractContextManager[Any]:
+    return _raises(ConcurrencyConflict)
+
+
+def _skip(reason: str) -> NoReturn:
+    import pytest
+
+    pytest.skip(reason)
+
+
+def _keys(entries: Sequence[OutboxEntry]) -> list[str]:
+    return [entry.effect.key for entry in entries]
+
+
+def _payloads(record: ReturnRecord) -> list[Mapping[str, Any]]:
+    return [entry.payload for entry in record.history]
+
+
+def _effect_payload(effect: Effect) -> Mapping[str, Any] | None:
+    return effect.payload if isinstance(effect, Publish) else None
+
+
+def _assert_same_record(got: ReturnRecord, committed: ReturnRecord) -> None:
+    """Equal, including what ``==`` skips: history payloads."""
+    assert got == committed
+    assert _payloads(got) == _payloads(committed)
+    assert [type(entry.source) for entry in got.history] == [tuple] * len(got.history)
+
+
+def commit_next_version(
+    store: ReturnStore, shop: str, return_id: str, *, actor: str = "contract"
+) -> int:
+    """Write the next version of a return (read, modify, commit), reloading and retrying on
+    :class:`~returnflow.errors.ConcurrencyConflict`; return how many conflicts it met."""
+    for conflicts in range(_MAX_RETRIES):
+        current = store.get(shop, return_id)
+        try:
+            store.commit(Commit(records=((next_version(current, actor=actor), current.version),)))
+        except ConcurrencyConflict:
+            continue
+        return conflicts
+    raise AssertionError(f"no write of {return_id} succeeded in {_MAX_RETRIES} tries")
+
+
+def _increment_in_process(
+    factory: Callable[[], ReturnStore],
+    shop: str,
+    return_id: str,
+    rounds: int,
+    worker: str,
+    barrier: ProcessBarrier,
+    results: multiprocessing.Queue[tuple[str, str, int | str]],
+) -> None:
+    """Run in a spawned process: ``rounds`` increments of one return."""
+    store: ReturnStore | None = None
+    try:
+        store = factory()
+        barrier.wait(timeout=60)
+        conflicts = sum(
+            commit_next_version(store, shop, return_id, actor=worker) for _ in range(rounds)
+        )
+        results.put((worker, "ok", conflicts))
+    except BaseException:
+        results.put((worker, "error", traceback.format_exc()))
+    finally:
+        if store is not None:
+            _close(store)
+
+
+def _close(store: object) -> None:
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
+
+
+@contextlib.contextmanager
+def _running(threads: Sequence[threading.Thread]) -> Iterator[None]:
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        for thread in threads:
+            thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a worker thread hung"
+
+
+def _claim_concurrently(
+    store: ReturnStore, now: datetime, lease_until: datetime, workers: int
+) -> dict[str, list[str]]:
+    """``workers`` threads claim (a few at a time) until nothing is left; what each got."""
+    barrier = threading.Barrier(workers)
+    claimed: dict[str, list[str]] = {f"w{n}": [] for n in range(workers)}
+    errors: list[BaseException] = []
+
+    def work(worker: str) -> None:
+        try:
+            barrier.wait(timeout=60)
+            while got := store.claim(now=now, lease_until=lease_until, worker=worker, limit=3):
+                assert all(entry.claimed_by == worker for entry in got)
+                claimed[worker].extend(_keys(got))
+        except BaseException as error:
+            errors.append(error)
+
+    with _running([threading.Thread(target=work, args=(name,)) for name in claimed]):
+        pass
+    assert errors == [], errors
+    return claimed
+
+
+# -- the suite ----------------------------------------------------------------------------------
+
+
+class StoreContract(abc.ABC):
+    """The contract tests of a :class:`~returnflow.ports.store.ReturnStore`.
+
+    Subclass it in a test module (the subclass's name starts with ``Test``) and implement
+    :meth:`make_store`. A subclass that defines ``teardown_method`` calls the base one.
+    """
+
+    SHOP = "shop-a"
+    OTHER_SHOP = "shop-b"
+    NOW = BASE_TIME + timedelta(days=1)
+
+    THREADS = 8
+    THREAD_INCREMENTS = 25
+    PROCESSES = 3
+    PROCESS_INCREMENTS = 30
+
+    # -- what a host provides --------------------------------------------------------------
+
+    @abc.abstractmethod
+    def make_store(self) -> ReturnStore:
+        """A new, empty store (called at most once per test)."""
+
+    def open_in_other_process(self) -> Callable[[], ReturnStore] | None:
+        """A picklable zero-argument factory that opens, in another process, the store the
+        last :meth:`make_store` returned; ``None`` (the default) skips the multi-process
+        tests."""
+        return None
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def open_store(self) -> ReturnStore:
+        """:meth:`make_store`, remembered so that the store is closed after the test."""
+        store = self.make_store()
+        self.__dict__.setdefault("_contract_stores", []).append(store)
+        return store
+
+    def teardown_method(self, method: object) -> None:
+        for store in self.__dict__.pop("_contract_stores", []):
+            _close(store)
+
+    def seed(
+        self,
+        store: ReturnStore,
+        record: ReturnRecord,
+        *effects: Effect,
+        inbound: InboundKey | None = None,
+    ) -> ReturnRecord:
+        """Commit a new record (expected version 0) with its effects; return it."""
+        store.commit(Commit(records=((record, 0),), effects=effects, inbound=inbound))
+        return record
+
+    # -- reads are scoped to a shop -----------------------------------------------------------
+
+    def test_get_returns_the_committed_record(self) -> None:
+        store = self.open_store()
+        record = self.seed(store, make_record(self.SHOP, "R1"))
+        _assert_same_record(store.get(self.SHOP, "R1"), record)
+
+    def test_get_of_a_missing_return_raises_return_not_found(self) -> None:
+        store = self.open_store()
+        with _raises(ReturnNotFound) as caught:
+            store.get(self.SHOP, "nope")
+        assert (caught.value.shop, caught.value.return_id) == (self.SHOP, "nope")
+
+    def test_another_shops_return_is_not_found(self) -> None:
+        store = self.open_store()
+        self.seed(store, make_record(self.SHOP, "R1"))
+        with _raises(ReturnNotFound) as caught:
+            store.get(self.OTHER_SHOP, "R1")
+        assert (caught.value.shop, caught.value.return_id) == (self.OTHER_SHOP, "R1")
+        assert list(store.list(self.OTHER_SHOP)) == []
+        assert list(store.list(self.OTHER_SHOP, order_id="1001")) == []
+
+    def test_the_same_id_in_two_shops_are_two_returns(self) -> None:
+        store = self.open_store()
+        mine = self.seed(store, make_record(self.SHOP, "R1", order_id="1001"))
+        theirs = self.seed(store, make_record(self.OTHER_SHOP, "R1", order_id="9009"))
+        _assert_same_record(store.get(self.SHOP, "R1"), mine)
+        _assert_same_record(store.get(self.OTHER_SHOP, "R1"), theirs)
+        store.commit(Commit(records=((next_version(mine), 1),)))
+        assert store.get(self.SHOP, "R1").version == 2
+        assert store.get(self.OTHER_SHOP, "R1").version == 1
+
+    def test_list_is_the_shops_returns_oldest_first(self) -> None:
+        store = self.open_store()
+        late = make_record(self.SHOP, "R1", created_at=BASE_TIME + timedelta(hours=2))
+        early = make_record(self.SHOP, "R2", created_at=BASE_TIME)
+        same_time = make_record(self.SHOP, "R0", created_at=BASE_TIME + timedelta(hours=2))
+        for record in (late, early, same_time):
+            self.seed(store, record)
+        self.seed(store, make_record(self.OTHER_SHOP, "R9", created_at=BASE_TIME))
+        assert [record.id for record in store.list(self.SHOP)] == ["R2", "R0", "R1"]
+        assert [record.id for record in store.list(self.OTHER_SHOP)] == ["R9"]
+        _assert_same_record(store.list(self.SHOP)[0], early)
+
+    def test_list_by_order_id(self) -> None:
+        store = self.open_store()
+        first = self.seed(store, make_record(self.SHOP, "R1", order_id="1001"))
+        self.seed(store, make_record(self.SHOP, "R2", order_id="1002"))
+        third = self.seed(
+            store,
+            make_record(self.SHOP, "R3", order_id="1001", created_at=BASE_TIME + timedelta(1)),
+        )
+        self.seed(store, make_record(self.OTHER_SHOP, "R4", order_id="1001"))
+        found = store.list(self.SHOP, order_id="1001")
+        assert [record.id for record in found] == ["R1", "R3"]
+        _assert_same_record(found[0], first)
+        _assert_same_record(found[1], third)
+        assert list(store.list(self.SHOP, order_id="4040")) == []
+
+    def test_list_in_filters_by_shop_and_status(self) -> None:
+        store = self.open_store()
+        specs = [
+            (self.SHOP, "R1", "requested", 0),
+            (self.SHOP, "R2", "approved", 1),
+            (self.SHOP, "R3", "closed", 2),
+            (self.OTHER_SHOP, "R4", "requested", 3),
+            (self.OTHER_SHOP, "R5", "closed", 4),
+        ]
+        for shop, return_id, status, hours in specs:
+            self.seed(
+                store,
+                make_record(
+                    shop, return_id, status=status, created_at=BASE_TIME + timedelta(hours=hours)
+                ),
+            )
+
+        def ids(shop: str | None, statuses: Sequence[str], limit: int = 1000) -> list[str]:
+            return [record.id for record in store.list_in(shop, statuses, limit=limit)]
+
+        assert ids(self.SHOP, ["requested"]) == ["R1"]
+        assert ids(self.SHOP, ["requested", "approved"]) == ["R1", "R2"]
+        assert ids(self.OTHER_SHOP, ["requested", "approved"]) == ["R4"]
+        assert ids(None, ["requested"]) == ["R1", "R4"]
+        assert ids(None, ["requested", "closed"]) == ["R1", "R3", "R4", "R5"]
+        assert ids(None, ["requested", "closed"], limit=2) == ["R1", "R3"]
+        assert ids(None, ["expired"]) == []
+        assert ids(None, []) == []
+        # list_in sees the current status, not the one the return was created with
+        r2 = store.get(self.SHOP, "R2")
+        store.commit(Commit(records=((next_version(r2, status="closed"), 1),)))
+        assert ids(self.SHOP, ["approved"]) == []
+        assert ids(self.SHOP, ["closed"]) == ["R2", "R3"]
+
+    def test_list_in_filters_by_exchange_status(self) -> None:
+        store = self.open_store()
+        specs = [
+            (self.SHOP, "R1", "requested", "no_exchange"),
+            (self.SHOP, "R2", "requested", "on_hold"),
+            (self.SHOP, "R3", "approved", "on_hold"),
+            (self.OTHER_SHOP, "R4", "requested", "on_hold"),
+        ]
+        for hours, (shop, return_id, status, exchange) in enumerate(specs):
+            record = make_record(
+                shop,
+                return_id,
+                status=status,
+                exchange_status=exchange,
+                created_at=BASE_TIME + timedelta(hours=hours),
+            )
+            self.seed(store, record)
+
+        def ids(shop: str | None, statuses: Sequence[str], exchange: str) -> list[str]:
+            found = store.list_in(shop, statuses, exchange_status=exchange)
+            return [record.id for record in found]
+
+        assert ids(None, ["requested"], "on_hold") == ["R2", "R4"]
+        assert ids(self.SHOP, ["requested", "approved"], "on_hold") == ["R2", "R3"]
+        assert ids(self.SHOP, ["requested"], "no_exchange") == ["R1"]
+        assert ids(None, ["requested", "approved"], "released") == []
+
+    # -- versions -------------------------------------------------------------------------------
+
+    def test_a_new_record_commits_with_expected_version_0(self) -> None:
+        store = self.open_store()
+        record = make_record(self.SHOP, "R1", 1)
+        store.commit(Commit(records=((record, 0),)))
+        assert store.get(self.SHOP, "R1").version == 1
+
+    def test_each_write_carries_the_next_version(self) -> None:
+        store = self.open_store()
+        record = self.seed(store, make_record(self.SHOP, "R1", 1))
+        for expected in range(1, 4):
+            record = next_version(record)
+            store.commit(Commit(records=((record, expected),)))
+            _assert_same_record(store.get(self.SHOP, "R1"), record)
+        assert store.get(self.SHOP, "R1").version == 4
+
+    def test_a_stale_expected_version_raises_and_writes_nothing(self) -> None:
+        store = self.open_store()
+        v1 = self.seed(store, make_record(self.SHOP, "R1"))
+        v2 = next_version(v1, status="approved")
+        store.commit(Commit(records=((v2, 1),)))
+        stale = next_version(v1, status="declined")  # written from v1, which is gone
+        key = InboundKey(self.SHOP, "platform", "evt-1")
+        effect = make_effect(self.SHOP, "R1", 0)
+        with _raises_conflict():
+            store.commit(Commit(records=((stale, 1),), effects=(effect,), inbound=key))
+        _assert_same_record(store.get(self.SHOP, "R1"), v2)
+        assert list(store.outbox(self.SHOP, "R1")) == []
+        assert list(store.pending()) == []
+        assert not store.seen(key)
+
+    def test_a_new_record_over_an_existing_one_raises(self) -> None:
+        store = self.open_store()
+        first = self.seed(store, make_record(self.SHOP, "R1", status="requested"))
+        with _raises_conflict():
+            store.commit(Commit(records=((make_record(self.SHOP, "R1", status="closed"), 0),)))
+        _assert_same_record(store.get(self.SHOP, "R1"), first)
+
+    def test_an_update_of_a_missing_record_raises(self) -> None:
+        store = self.open_store()
+        with _raises_conflict():
+            store.commit(Commit(records=((make_record(self.SHOP, "R1", 2), 1),)))
+        assert list(store.list(self.SHOP)) == []
+
+    def test_a_version_that_is_not_expected_plus_one_raises(self) -> None:
+        store = self.open_store()
+        with _raises_conflict():
+            store.commit(Commit(records=((make_record(self.SHOP, "R1", 2), 0),)))
+        assert list(store.list(self.SHOP)) == []
+        v1 = self.seed(store, make_record(self.SHOP, "R1", 1))
+        v2 = next_version(v1)
+        for wrong in (
+            attrs.evolve(v2, version=1),  # the same version again
+            attrs.evolve(v2, version=3),  # a version skipped
+            attrs.evolve(v2, version=0),
+        ):
+            with _raises_conflict():
+                store.commit(Commit(records=((wrong, 1),)))
+            _assert_same_record(store.get(self.SHOP, "R1"), v1)
+
+    def test_a_multi_record_commit_is_atomic(self) -> None:
+        store = self.open_store()
+        other_v1 = self.seed(store, make_record(self.SHOP, "R2"), make_effect(self.SHOP, "R2", 0))
+        other_v2 = next_version(other_v1)
+        store.commit(Commit(records=((other_v2, 1),)))
+        new = make_record(self.SHOP, "R1")
+        stale = next_version(other_v1)  # the second record is stale: it expects 1, 2 is stored
+        key = InboundKey(self.SHOP, "platform", "evt-1")
+        with _raises_conflict():
+            store.commit(
+                Commit(
+                    records=((new, 0), (stale, 1)),
+                    effects=(make_effect(self.SHOP, "R1", 0), make_effect(self.SHOP, "R2", 1)),
+                    inbound=key,
+                )
+            )
+        with _raises(ReturnNotFound):
+            store.get(self.SHOP, "R1")  # the first record of the refused commit
+        _assert_same_record(store.get(self.SHOP, "R2"), other_v2)
+        assert list(store.outbox(self.SHOP, "R1")) == []
+        assert _keys(store.outbox(self.SHOP, "R2")) == ["shop-a/R2/0"]
+        assert _keys(store.pending()) == ["shop-a/R2/0"]
+        assert not store.seen(key)
+        assert [record.id for record in store.list(self.SHOP)] == ["R2"]
+
+    def test_a_multi_record_commit_writes_every_record(self) -> None:
+        store = self.open_store()
+        parent_v1 = self.seed(store, make_record(self.SHOP, "R1"))
+        parent_v2 = next_version(parent_v1, status="reset", child_id="R2")
+        child = attrs.evolve(make_record(self.SHOP, "R2"), parent_id="R1")
+        store.commit(
+            Commit(
+                records=((parent_v2, 1), (child, 0)),
+                effects=(make_effect(self.SHOP, "R1", 0), make_effect(self.SHOP, "R2", 0)),
+            )
+        )
+        _assert_same_record(store.get(self.SHOP, "R1"), parent_v2)
+        _assert_same_record(store.get(self.SHOP, "R2"), child)
+        assert _keys(store.pending()) == ["shop-a/R1/0", "shop-a/R2/0"]
+
+    # -- the inbox ------------------------------------------------------------------------------
+
+    def test_seen_is_true_after_the_commit_only(self) -> None:
+        store = self.open_store()
+        key = InboundKey(self.SHOP, "carrier", "evt-1")
+        assert not store.seen(key)
+        self.seed(store, make_record(self.SHOP, "R1"), inbound=key)
+        assert store.seen(key)
+        assert not store.seen(InboundKey(self.OTHER_SHOP, "carrier", "evt-1"))
+        assert not store.seen(InboundKey(self.SHOP, "warehouse", "evt-1"))
+        assert not store.seen(InboundKey(self.SHOP, "carrier", "evt-2"))
+
+    def test_a_duplicate_inbound_key_raises_and_writes_nothing(self) -> None:
+        store = self.open_store()
+        key = InboundKey(self.SHOP, "carrier", "evt-1")
+        v1 = self.seed(store, make_record(self.SHOP, "R1"), inbound=key)
+        with _raises_conflict():
+            store.commit(
+                Commit(
+                    records=((next_version(v1), 1),),
+                    effects=(make_effect(self.SHOP, "R1", 0),),
+                    inbound=key,
+                )
+            )
+        _assert_same_record(store.get(self.SHOP, "R1"), v1)
+        assert list(store.outbox(self.SHOP, "R1")) == []
+        # the same event id from another shop or source is another event
+        v2 = next_version(v1)
+        store.commit(
+            Commit(records=((v2, 1),), inbound=InboundKey(self.SHOP, "warehouse", "evt-1"))
+        )
+        self.seed(
+            store,
+            make_record(self.OTHER_SHOP, "R1"),
+            inbound=InboundKey(self.OTHER_SHOP, "carrier", "evt-1"),
+        )
+        assert store.get(self.SHOP, "R1").version == 2
+
+    # -- effect keys ----------------------------------------------------------------------------
+
+    def test_a_duplicate_effect_key_raises_and_writes_nothing(self) -> None:
+        store = self.open_store()
+        first = make_effect(self.SHOP, "R1", 0)
+        v1 = self.seed(store, make_record(self.SHOP, "R1"), first)
+        again = make_effect(self.SHOP, "R1", 7, key=first.key, topic="returns/close")
+        key = InboundKey(self.SHOP, "platform", "evt-1")
+        with _raises_conflict():
+            store.commit(
+                Commit(
+                    records=((next_version(v1), 1),),
+                    effects=(make_effect(self.SHOP, "R1", 1), again),
+                    inbound=key,
+                )
+            )
+        _assert_same_record(store.get(self.SHOP, "R1"), v1)
+        entries = store.outbox(self.SHOP, "R1")
+        assert _keys(entries) == [first.key]
+        assert entries[0].effect == first
+        assert not store.seen(key)
+
+    def test_a_key_twice_in_one_commit_raises_and_writes_nothing(self) -> None:
+        store = self.open_store()
+        effect = make_effect(self.SHOP, "R1", 0)
+        twin = make_effect(self.SHOP, "R1", 1, key=effect.key)
+        with _raises_conflict():
+            store.commit(
+                Commit(records=((make_record(self.SHOP, "R1"), 0),), effects=(effect, twin))
+            )
+        assert list(store.list(self.SHOP)) == []
+        assert list(store.outbox(self.SHOP, "R1")) == []
+        assert list(store.pending()) == []
+
+    # -- attempts recorded in a commit ---------------------------------------------------------
+
+    def test_a_commit_records_its_attempts_with_its_records(self) -> None:
+        store = self.open_store()
+        first, second = make_effect(self.SHOP, "R1", 0), make_effect(self.SHOP, "R1", 1)
+        v1 = self.seed(store, make_record(self.SHOP, "R1"), first, second)
+        assert self.claim(store, "w1") == [first.key]
+        v2 = next_version(v1, refs=attrs.evolve(v1.refs, refund_ids=("rf-1",)))
+        at = self.NOW + timedelta(seconds=2)
+        done = Attempt(key=first.key, ok=True, at=at, result={"refund_id": "rf-1"})
+        store.commit(Commit(records=((v2, 1),), attempts=(done,)))
+        _assert_same_record(store.get(self.SHOP, "R1"), v2)
+        entry = store.outbox(self.SHOP, "R1")[0]
+        assert (entry.status, entry.attempts, entry.result) == ("done", 1, {"refund_id": "rf-1"})
+        assert (entry.updated_at, entry.claimed_until, entry.claimed_by) == (at, None, None)
+        assert self.claim(store, "w2") == [second.key]
+        retry_at = self.NOW + timedelta(minutes=1)
+        failed = Attempt(key=second.key, ok=False, at=at, error="busy", retry_at=retry_at)
+        store.commit(Commit(records=((next_version(v2), 2),), attempts=(failed,)))
+        entry = store.outbox(self.SHOP, "R1")[1]
+        assert (entry.status, entry.attempts, entry.last_error) == ("pending", 1, "busy")
+        assert entry.next_attempt_at == retry_at
+        assert self.claim(store, "w3", at=retry_at - timedelta(seconds=1)) == []
+        assert self.claim(store, "w3", at=retry_at + timedelta(seconds=1)) == [second.key]
+
+    def test_an_attempt_of_an_effect_not_pending_conflicts_and_writes_nothing(self) -> None:
+        store = self.open_store()
+        effect = make_effect(self.SHOP, "R1", 0)
+        v1 = self.seed(store, make_record(self.SHOP, "R1"), effect)
+        store.record_attempt(effect.key, ok=True, at=self.NOW, result={"n": 1})
+        key = InboundKey(self.SHOP, "platform", "evt-1")
+        for attempt in (
+            Attempt(key=effect.key, ok=True, at=self.NOW, result={"n": 2}),  # done already
+            Attempt(key="no-such-effect", ok=True, at=self.NOW),
+        ):
+            with _raises_conflict():
+                store.commit(
+                    Commit(
+                        records=((next_version(v1), 1),),
+                        effects=(make_effect(self.SHOP, "R1", 1),),
+                        inbound=key,
+                        attempts=(attempt,),
+                    )
+                )
+            _assert_same_record(store.get(self.SHOP, "R1"), v1)
+            (entry,) = store.outbox(self.SHOP, "R1")
+            assert (entry.status, entry.attempts, entry.result) == ("done", 1, {"n": 1})
+            assert not store.seen(key)
+
+    # -- history and round trips -----------------------------------------------------------
+
+    def test_a_record_round_trips_exactly(self) -> None:
+        store = self.open_store()
+        paris = timezone(timedelta(hours=2))
+        base = make_record(
+            self.SHOP, "R1", 1, created_at=datetime(2026, 3, 1, 9, 30, 15, 123456, paris)
+        )
+        record = attrs.evolve(
+            base,
+            status="declined",
+            exchange_status="on_hold",
+            exchange_lines=(
+                ExchangeLine(
+                    id="X1",
+                    return_line_id="R1-L1",
+                    variant_id="V-9",
+                    quantity=1,
+                    status="held",
+                    sku="SKU-9",
+                    unit_price=Money("21.00", "EUR"),
+                    platform_item_id="gid://shopify/LineItem/9",
+                ),
+            ),
+            refs=ExternalRefs(
+                platform_return_id="gid://shopify/Return/1",
+                warehouse_rma_id="RMA-1",
+                tracking_number="1Z999",
+                label_url="https://labels.example.com/1.pdf",
+                exchange_hold_id="hold-1",
+                refund_ids=("rf-1", "rf-2"),
+                credit_ids=("gc-1",),
+            ),
+            customer_note="zu klein — bitte umtauschen ✓",
+            parent_id="R0",
+            decline_reason=DeclineReason.FINAL_SALE,
+            review_reasons=("high value", "repeat returner"),
+            return_shipping_fee=Money("4.95", "EUR"),
+            restocking_fees=Money("1.00", "EUR"),
+            balance_paid=Money("1.10", "EUR"),
+            balance_settled=True,
+            completed_at=datetime(2026, 3, 2, 0, 0, tzinfo=timezone(timedelta(hours=-5))),
+            history=(
+                make_history_entry(
+                    1,
+                    at=datetime(2026, 3, 1, 9, 30, 15, 123456, paris),
+                    event="decline",
+                    actor="agent:ana",
+                    state=("requested", "no_exchange"),
+                    payload={
+                        "reason": "FINAL_SALE",
+                        "amount": "12.50",
+                        "count": 3,
+                        "ratio": 0.5,
+                        "flags": [True, False, None],
+                        "nested": {"lines": [{"id": "L1", "qty": 2}], "empty": {}},
+                        "text": "ünïcödé ✓",
+                    },
+                ),
+                make_history_entry(1, event="note", payload={}),
+            ),
+        )
+        store.commit(Commit(records=((record, 0),)))
+        got = store.get(self.SHOP, "R1")
+        _assert_same_record(got, record)
+        assert got.created_at.utcoffset() == record.created_at.utcoffset()
+        assert got.history[0].at == record.history[0].at
+        assert got.history[0].source == ("requested", "no_exchange")
+        assert isinstance(got.review_reasons, tuple)
+        assert isinstance(got.refs.refund_ids, tuple)
+        assert isinstance(got.lines[0].unit_amounts, tuple)
+        _assert_same_record(store.list(self.SHOP)[0], record)
+        _assert_same_record(store.list_in(self.SHOP, ["declined"])[0], record)
+
+    def test_history_is_append_only_and_round_trips(self) -> None:
+        store = self.open_store()
+        versions = [self.seed(store, make_record(self.SHOP, "R1", 1))]
+        for n in range(2, 6):
+            versions.append(
+                next_version(
+                    versions[-1],
+                    event=f"event-{n}",
+                    payload={"n": n, "items": [n, str(n)], "more": {"deep": [None, True]}},
+                )
+            )
+            store.commit(Commit(records=((versions[-1], n - 1),)))
+        got = store.get(self.SHOP, "R1")
+        _assert_same_record(got, versions[-1])
+        assert len(got.history) == 5
+        for earlier in versions:
+            # every earlier version's history is a prefix of the latest one's
+            assert got.history[: len(earlier.history)] == earlier.history
+            assert _payloads(got)[: len(earlier.history)] == _payloads(earlier)
+
+    def test_a_write_that_drops_history_is_refused(self) -> None:
+        store = self.open_store()
+        v2 = next_version(self.seed(store, make_record(self.SHOP, "R1", 1, history_len=2)))
+        store.commit(Commit(records=((v2, 1),)))
+        shorter = attrs.evolve(next_version(v2), history=v2.history[:1])
+        with _raises_conflict():
+            store.commit(Commit(records=((shorter, 2),)))
+        _assert_same_record(store.get(self.SHOP, "R1"), v2)
+
+    def test_a_write_that_rewrites_history_is_refused(self) -> None:
+        store = self.open_store()
+        v1 = self.seed(store, make_record(self.SHOP, "R1", 1))
+        v2 = next_version(v1)
+        rewritten = attrs.evolve(
+            v2, history=(attrs.evolve(v2.history[0], event="forged"), *v2.history[1:])
+        )
+        with _raises_conflict():
+            store.commit(Commit(records=((rewritten, 1),)))
+        _assert_same_record(store.get(self.SHOP, "R1"), v1)
+
+    # -- the outbox -----------------------------------------------------------------------------
+
+    def test_outbox_keeps_each_returns_effects_in_commit_order(self) -> None:
+        store = self.open_store()
+        a1, a2, b1, a3 = (
+            make_effect(self.SHOP, "R1", 0),
+            make_effect(self.SHOP, "R1", 1),
+            make_effect(self.SHOP, "R2", 0),
+            make_effect(self.SHOP, "R1", 2),
+        )
+        r1 = self.seed(store, make_record(self.SHOP, "R1"), a1, a2)
+        self.seed(store, make_record(self.SHOP, "R2"), b1)
+        store.commit(Commit(records=((next_version(r1), 1),), effects=(a3,)))
+        entries = store.outbox(self.SHOP, "R1")
+        assert _keys(entries) == [a1.key, a2.key, a3.key]
+        assert [entry.effect for entry in entries] == [a1, a2, a3]
+        assert [_effect_payload(entry.effect) for entry in entries] == [
+            _effect_payload(effect) for effect in (a1, a2, a3)
+        ]
+        sequences = [entry.sequence for entry in entries]
+        assert sequences == sorted(sequences)
+        assert len(set(sequences)) == 3
+        assert _keys(store.outbox(self.SHOP, "R2")) == [b1.key]
+        assert list(store.outbox(self.OTHER_SHOP, "R1")) == []
+        fresh = entries[0]
+        assert (fresh.status, fresh.attempts, fresh.last_error, fresh.result) == (
+            "pending",
+            0,
+            None,
+            None,
+        )
+        assert (fresh.claimed_until, fresh.claimed_by, fresh.next_attempt_at) == (None, None, None)
+
+    def test_pending_lists_undone_effects_oldest_first_across_shops(self) -> None:
+        store = self.open_store()
+        self.seed(
+            store,
+            make_record(self.SHOP, "R1"),
+            make_effect(self.SHOP, "R1", 0),
+            make_effect(self.SHOP, "R1", 1),
+        )
+        self.seed(store, make_record(self.OTHER_SHOP, "R9"), make_effect(self.OTHER_SHOP, "R9", 0))
+        self.seed(store, make_record(self.SHOP, "R2"), make_effect(self.SHOP, "R2", 0))
+        assert _keys(store.pending()) == [
+            "shop-a/R1/0",
+            "shop-a/R1/1",
+            "shop-b/R9/0",
+            "shop-a/R2/0",
+        ]
+        assert _keys(store.pending(limit=2)) == ["shop-a/R1/0", "shop-a/R1/1"]
+        store.record_attempt("shop-a/R1/0", ok=True, at=self.NOW)
+        store.record_attempt("shop-b/R9/0", ok=False, at=self.NOW, error="gone", give_up=True)
+        store.record_attempt(
+            "shop-a/R2/0", ok=False, at=self.NOW, error="later", retry_at=self.NOW + timedelta(1)
+        )
+        assert _keys(store.pending()) == ["shop-a/R1/1", "shop-a/R2/0"]
+
+    def claim(
+        self,
+        store: ReturnStore,
+        worker: str = "w1",
+        *,
+        at: datetime | None = None,
+        lease: timedelta = timedelta(seconds=30),
+        **filters: Any,
+    ) -> list[str]:
+        now = at if at is not None else self.NOW
+        entries = store.claim(now=now, lease_until=now + lease, worker=worker, **filters)
+        for entry in entries:
+            assert entry.claimed_by == worker
+            assert entry.claimed_until == now + lease
+            assert entry.status == "pending"
+        return _keys(entries)
+
+    def test_claim_hands_out_only_the_oldest_pending_effect_of_each_return(self) -> None:
+        store = self.open_store()
+        self.seed(
+            store,
+            make_record(self.SHOP, "R1"),
+            *(make_effect(self.SHOP, "R1", i) for i in range(3)),
+        )
+        self.seed(store, make_record(self.SHOP, "R2"), make_effect(self.SHOP, "R2", 0))
+        assert self.claim(store, "w1") == ["shop-a/R1/0", "shop-a/R2/0"]
+        # under live leases, nothing else: in particular never R1's second effect
+        assert self.claim(store, "w2") == []
+        assert self.claim(store, "w2", at=self.NOW + timedelta(seconds=10)) == []
+        store.record_attempt("shop-a/R1/0", ok=True, at=self.NOW)
+        assert self.claim(store, "w2") == ["shop-a/R1/1"]
+        store.record_attempt("shop-a/R1/1", ok=True, at=self.NOW)
+        store.record_attempt("shop-a/R2/0", ok=True, at=self.NOW)
+        assert self.claim(store, "w3") == ["shop-a/R1/2"]
+        store.record_attempt("shop-a/R1/2", ok=True, at=self.NOW)
+        assert self.claim(store, "w3", at=self.NOW + timedelta(days=30)) == []
+
+    def test_claim_respects_the_limit_oldest_first(self) -> None:
+        store = self.open_store()
+        for index in range(5):
+            self.seed(
+                store, make_record(self.SHOP, f"R{index}"), make_effect(self.SHOP, f"R{index}", 0)
+            )
+        assert self.claim(store, "w1", limit=2) == ["shop-a/R0/0", "shop-a/R1/0"]
+        assert self.claim(store, "w2", limit=2) == ["shop-a/R2/0", "shop-a/R3/0"]
+        assert self.claim(store, "w3", limit=2) == ["shop-a/R4/0"]
+
+    def test_an_expired_lease_is_claimable_by_another_worker(self) -> None:
+        store = self.open_store()
+        self.seed(
+            store,
+            make_record(self.SHOP, "R1"),
+            make_effect(self.SHOP, "R1", 0),
+            make_effect(self.SHOP, "R1", 1),
+        )
+        assert self.claim(store, "w1", lease=timedelta(seconds=30)) == ["shop-a/R1/0"]
+        assert self.claim(store, "w2", at=self.NOW + timedelta(seconds=29)) == []
+        later = self.NOW + timedelta(seconds=31)
+        assert self.claim(store, "w2", at=later) == ["shop-a/R1/0"]
+        (entry,) = [e for e in store.outbox(self.SHOP, "R1") if e.effect.key == "shop-a/R1/0"]
+        assert entry.claimed_by == "w2"
+        assert entry.attempts == 0
+        assert self.claim(store, "w1", at=later) == []
+
+    def test_a_successful_attempt_marks_the_effect_done_and_keeps_its_result(self) -> None:
+        store = self.open_store()
+        self.seed(
+            store,
+            make_record(self.SHOP, "R1"),
+            make_effect(self.SHOP, "R1", 0),
+            make_effect(self.SHOP, "R1", 1),
+        )
+        self.claim(store, "w1")
+        at = self.NOW + timedelta(seconds=3)
+        result = {"refund_id": "rf-1", "amount": "12.50", "ids": [1, 2], "ok": True}
+        entry = store.record_attempt("shop-a/R1/0", ok=True, at=at, result=result)
+        assert entry.effect.key == "shop-a/R1/0"
+        assert (entry.status, entry.attempts, entry.last_error) == ("done", 1, None)
+        assert entry.result == result
+        assert entry.updated_at == at
+        assert (entry.claimed_until, entry.claimed_by, entry.next_attempt_at) == (None, None, None)
+        stored = store.outbox(self.SHOP, "R1")[0]
+        assert (stored.status, stored.attempts, stored.result, stored.updated_at) == (
+            "done",
+            1,
+            result,
+            at,
+        )
+        assert "shop-a/R1/0" not in _keys(store.pending())
+        assert self.claim(store, "w2", at=self.NOW + timedelta(days=1)) == ["shop-a/R1/1"]
+
+    def test_a_failed_attempt_stays_pending_until_its_retry_time(self) -> None:
+        store = self.open_store()
+        self.seed(
+            store,
+            make_record(self.SHOP, "R1"),
+            make_effect(self.SHOP, "R1", 0),
+            make_effect(self.SHOP, "R1", 1),
+        )
+        self.claim(store, "w1")
+        retry_at = self.NOW + timedelta(minutes=5)
+        entry = store.record_attempt(
+            "shop-a/R1/0", ok=False, at=self.NOW, error="503 from the platform", retry_at=retry_at
+        )
+        assert (entry.status, entry.attempts, entry.last_error) == (
+            "pending",
+            1,
+            "503 from the platform",
+        )
+        assert entry.next_attempt_at == retry_at
+        assert (entry.claimed_until, entry.claimed_by) == (None, None)
+        assert _keys(store.pending()) == ["shop-a/R1/0", "shop-a/R1/1"]
+        # not due yet: neither it nor the effect behind it is claimable
+        assert self.claim(store, "w2", at=self.NOW + timedelta(minutes=4)) == []
+        assert self.claim(store, "w2", at=retry_at + timedelta(seconds=1)) == ["shop-a/R1/0"]
+        again = store.record_attempt(
+            "shop-a/R1/0",
+            ok=False,
+            at=retry_at,
+            error="timeout",
+            retry_at=retry_at + timedelta(minutes=10),
+        )
+        assert (again.status, again.attempts, again.last_error) == ("pending", 2, "timeout")
+        assert self.claim(store, "w3", at=retry_at + timedelta(minutes=9)) == []
+        assert self.claim(store, "w3", at=retry_at + timedelta(minutes=11)) == ["shop-a/R1/0"]
+        done = store.record_attempt("shop-a/R1/0", ok=True, at=retry_at + timedelta(minutes=11))
+        assert (done.status, done.attempts, done.last_error) == ("done", 3, None)
+
+    def test_a_given_up_effect_fails_and_is_never_claimed_again(self) -> None:
+        store = self.open_store()
+        self.seed(
+            store,
+            make_record(self.SHOP, "R1"),
+            make_effect(self.SHOP, "R1", 0),
+            make_effect(self.SHOP, "R1", 1),
+        )
+        self.claim(store, "w1")
+        entry = store.record_attempt(
+            "shop-a/R1/0", ok=False, at=self.NOW, error="card declined", give_up=True
+        )
+        assert (entry.status, entry.attempts, entry.last_error) == ("failed", 1, "card declined")
+        assert (entry.claimed_until, entry.claimed_by, entry.next_attempt_at) == (None, None, None)
+        assert _keys(store.pending()) == ["shop-a/R1/1"]
+        # the next effect of the return is now the oldest pending one
+        assert self.claim(store, "w2") == ["shop-a/R1/1"]
+        store.record_attempt("shop-a/R1/1", ok=True, at=self.NOW)
+        for days in (0, 1, 365):
+            assert self.claim(store, "w3", at=self.NOW + timedelta(days=days)) == []
+        assert store.outbox(self.SHOP, "R1")[0].status == "failed"
+
+    def test_claim_filters_by_shop_and_return(self) -> None:
+        store = self.open_store()
+        for shop in (self.SHOP, self.OTHER_SHOP):
+            for return_id in ("R1", "R2"):
+                self.seed(
+                    store,
+                    make_record(shop, return_id),
+                    make_effect(shop, return_id, 0),
+                    make_effect(shop, return_id, 1),
+                )
+        assert self.claim(store, "w1", shop=self.OTHER_SHOP) == ["shop-b/R1/0", "shop-b/R2/0"]
+        assert self.claim(store, "w1", shop=self.SHOP, return_id="R2") == ["shop-a/R2/0"]
+        assert self.claim(store, "w1", shop=self.SHOP, return_id="R2") == []
+        assert self.claim(store, "w1", shop=self.SHOP, return_id="R9") == []
+        assert self.claim(store, "w1", shop=self.SHOP) == ["shop-a/R1/0"]
+
+    def test_claim_filters_by_return_id_alone(self) -> None:
+        store = self.open_store()
+        for shop in (self.SHOP, self.OTHER_SHOP):
+            for return_id in ("R1", "R2"):
+                self.seed(store, make_record(shop, return_id), make_effect(shop, return_id, 0))
+        assert self.claim(store, "w1", return_id="R2") == ["shop-a/R2/0", "shop-b/R2/0"]
+        assert self.claim(store, "w1") == ["shop-a/R1/0", "shop-b/R1/0"]
+
+    # -- concurrency: threads -----------------------------------------------------------------
+
+    def test_concurrent_writers_in_threads_lose_no_update(self) -> None:
+        store = self.open_store()
+        start = self.seed(store, make_record(self.SHOP, "R1", 1))
+        barrier = threading.Barrier(self.THREADS)
+        errors: list[BaseException] = []
+
+        def work(worker: str) -> None:
+            try:
+                barrier.wait(timeout=60)
+                for _ in range(self.THREAD_INCREMENTS):
+                    commit_next_version(store, self.SHOP, "R1", actor=worker)
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(f"t{n}",)) for n in range(self.THREADS)]
+        with _running(threads):
+            pass
+        assert errors == []
+        total = self.THREADS * self.THREAD_INCREMENTS
+        final = store.get(self.SHOP, "R1")
+        assert final.version == 1 + total
+        assert len(final.history) == len(start.history) + total
+        assert [entry.version for entry in final.history] == list(range(1, 2 + total))
+        assert final.history[: len(start.history)] == start.history
+        actors = [entry.actor for entry in final.history[len(start.history) :]]
+        assert sorted(set(actors)) == sorted(f"t{n}" for n in range(self.THREADS))
+        assert all(actors.count(f"t{n}") == self.THREAD_INCREMENTS for n in range(self.THREADS))
+
+    def test_reads_under_concurrent_writes_are_consistent(self) -> None:
+        """A record read while others write is one version: its history is that version's
+        (the helpers' records have one history entry per version)."""
+        store = self.open_store()
+        ids = [f"R{index:02d}" for index in range(10)]
+        for return_id in ids:
+            self.seed(store, make_record(self.SHOP, return_id, 1))
+        stop = threading.Event()
+        torn: list[tuple[str, int, int]] = []
+        errors: list[BaseException] = []
+
+        def check(record: ReturnRecord) -> None:
+            if len(record.history) != record.version:
+                torn.append((record.id, record.version, len(record.history)))
+                stop.set()
+
+        def read() -> None:
+            try:
+                while not stop.is_set():
+                    for record in store.list(self.SHOP):
+                        check(record)
+                    for record in store.list_in(self.SHOP, ["requested"]):
+                        check(record)
+                    check(store.get(self.SHOP, ids[0]))
+            except BaseException as error:
+                errors.append(error)
+                stop.set()
+
+        writes = 0
+
+        def write(worker: int) -> None:
+            nonlocal writes
+            try:
+                for n in range(self.THREAD_INCREMENTS * 2):
+                    if stop.is_set():
+                        return
+                    commit_next_version(
+                        store, self.SHOP, ids[(worker + n) % len(ids)], actor=f"t{worker}"
+                    )
+                    writes += 1
+            except BaseException as error:
+                errors.append(error)
+                stop.set()
+
+        readers = [threading.Thread(target=read) for _ in range(2)]
+        writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+        with _running(readers):
+            with _running(writers):
+                pass
+            stop.set()
+        assert errors == []
+        assert torn == [], f"reads that mix versions (id, version, history length): {torn}"
+        records = store.list(self.SHOP)
+        assert sum(record.version - 1 for record in records) == writes
+        for record in records:
+            check(record)
+
+    def test_concurrent_claims_in_threads_never_hand_out_an_effect_twice(self) -> None:
+        store = self.open_store()
+        returns, per_return, workers = 50, 4, 4
+        for index in range(returns):
+            return_id = f"R{index:02d}"
+            self.seed(
+                store,
+                make_record(self.SHOP, return_id),
+                *(make_effect(self.SHOP, return_id, n) for n in range(per_return)),
+            )
+        lease = self.NOW + timedelta(minutes=5)
+        for round_ in range(per_return):
+            claimed = _claim_concurrently(store, self.NOW, lease, workers)
+            everything = [key for keys in claimed.values() for key in keys]
+            assert len(everything) == len(set(everything)), "an effect was claimed twice"
+            # exactly the head of every return, and never the effect behind it
+            assert sorted(everything) == sorted(
+                f"{self.SHOP}/R{index:02d}/{round_}" for index in range(returns)
+            )
+            for worker, keys in claimed.items():
+                for key in keys:
+                    store.record_attempt(key, ok=True, at=self.NOW, result={"by": worker})
+        assert list(store.pending()) == []
+
+    # -- concurrency: processes -----------------------------------------------------------------
+
+    def test_concurrent_writers_in_processes_lose_no_update(self) -> None:
+        store = self.open_store()
+        factory = self.open_in_other_process()
+        if factory is None:
+            _skip(
+                f"{type(self).__name__}.open_in_other_process() returns None: "
+                "this store is not shared between processes"
+            )
+        start = self.seed(store, make_record(self.SHOP, "R1", 1))
+        context = multiprocessing.get_context("spawn")
+        barrier = context.Barrier(self.PROCESSES)
+        results: multiprocessing.Queue[tuple[str, str, int | str]] = context.Queue()
+        processes = [
+            context.Process(
+                target=_increment_in_process,
+                args=(factory, self.SHOP, "R1", self.PROCESS_INCREMENTS, f"p{n}", barrier, results),
+                daemon=True,
+            )
+            for n in range(self.PROCESSES)
+        ]
+        for process in processes:
+            process.start()
+        outcomes: list[tuple[str, str, int | str]] = []
+        try:
+            for _ in processes:
+                outcomes.append(results.get(timeout=90))
+            for process in processes:
+                process.join(timeout=30)
+        except queue_module.Empty:
+            raise AssertionError(f"a writer process did not finish; got {outcomes}") from None
+        finally:
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+                    process.join(timeout=10)
+            results.close()
+            results.join_thread()
+        failures = [detail for _, status, detail in outcomes if status != "ok"]
+        assert failures == [], "\n".join(str(detail) for detail in failures)
+        total = self.PROCESSES * self.PROCESS_INCREMENTS
+        final = store.get(self.SHOP, "R1")
+        assert final.version == 1 + total
+        assert len(final.history) == len(start.history) + total
+        actors = [entry.actor for entry in final.history[len(start.history) :]]
+        assert all(actors.count(f"p{n}") == self.PROCESS_INCREMENTS for n in range(self.PROCESSES))

@@ -1,0 +1,164 @@
+"""The store contract, run against the stores shipped with returnflow, and SQLite's own tests."""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from returnflow.errors import ConfigurationError
+from returnflow.ports.store import Commit, InboundKey, ReturnStore
+from returnflow.stores.memory import MemoryStore
+from returnflow.stores.sqlite import SqliteStore
+from returnflow.testing.contract import (
+    BASE_TIME,
+    StoreContract,
+    make_effect,
+    make_record,
+    next_version,
+)
+
+
+class TestMemoryStore(StoreContract):
+    def make_store(self) -> ReturnStore:
+        return MemoryStore()
+
+    def test_a_key_twice_in_one_commit_raises_and_writes_nothing(self) -> None:
+        super().test_a_key_twice_in_one_commit_raises_and_writes_nothing()
+
+    def test_a_write_that_drops_history_is_refused(self) -> None:
+        super().test_a_write_that_drops_history_is_refused()
+
+    def test_a_write_that_rewrites_history_is_refused(self) -> None:
+        super().test_a_write_that_rewrites_history_is_refused()
+
+    def test_claim_filters_by_return_id_alone(self) -> None:
+        super().test_claim_filters_by_return_id_alone()
+
+
+class TestSqliteStore(StoreContract):
+    @pytest.fixture(autouse=True)
+    def _database(self, tmp_path: Path) -> None:
+        self.path = tmp_path / "returns.db"
+
+    def make_store(self) -> ReturnStore:
+        return SqliteStore(self.path)
+
+    def open_in_other_process(self) -> Callable[[], ReturnStore] | None:
+        return functools.partial(SqliteStore, self.path)
+
+    def test_a_write_that_rewrites_history_is_refused(self) -> None:
+        super().test_a_write_that_rewrites_history_is_refused()
+
+    def test_reads_under_concurrent_writes_are_consistent(self) -> None:
+        super().test_reads_under_concurrent_writes_are_consistent()
+
+
+# -- SQLite only ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "returns.db"
+
+
+def test_schema_version_is_1_and_a_reopened_file_keeps_its_data(path: Path) -> None:
+    record = make_record("shop-a", "R1")
+    effect = make_effect("shop-a", "R1", 0)
+    key = InboundKey("shop-a", "carrier", "evt-1")
+    store = SqliteStore(path)
+    try:
+        assert store.schema_version() == 1
+        store.commit(Commit(records=((record, 0),), effects=(effect,), inbound=key))
+        v2 = next_version(record, status="approved")
+        store.commit(Commit(records=((v2, 1),)))
+        store.record_attempt(effect.key, ok=True, at=BASE_TIME, result={"id": "evt-9"})
+    finally:
+        store.close()
+    reopened = SqliteStore(path)
+    try:
+        assert reopened.schema_version() == 1
+        got = reopened.get("shop-a", "R1")
+        assert got == v2
+        assert [entry.payload for entry in got.history] == [entry.payload for entry in v2.history]
+        (entry,) = reopened.outbox("shop-a", "R1")
+        assert (entry.effect, entry.status, entry.result) == (effect, "done", {"id": "evt-9"})
+        assert reopened.seen(key)
+        assert list(reopened.pending()) == []
+        v3 = next_version(got, status="closed")
+        reopened.commit(Commit(records=((v3, 2),)))
+        assert reopened.get("shop-a", "R1") == v3
+    finally:
+        reopened.close()
+
+
+def test_a_database_with_a_newer_schema_is_refused(path: Path) -> None:
+    store = SqliteStore(path)
+    newer = store.schema_version() + 1
+    store.close()
+    connection = sqlite3.connect(path)
+    try:
+        with connection:
+            connection.execute("UPDATE schema_version SET version = ?", (newer,))
+    finally:
+        connection.close()
+    with pytest.raises(ConfigurationError, match=f"schema {newer}") as caught:
+        SqliteStore(path)
+    assert caught.value.field == "path"
+    assert caught.value.value == str(path)
+
+
+def test_the_journal_is_in_wal_mode(path: Path) -> None:
+    store = SqliteStore(path)
+    try:
+        store.commit(Commit(records=((make_record("shop-a", "R1"), 0),)))
+        connection = sqlite3.connect(path)
+        try:
+            assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        finally:
+            connection.close()
+    finally:
+        store.close()
+
+
+def test_a_lease_is_compared_as_a_time_not_as_text(path: Path) -> None:
+    """Leases and retry times in other offsets than UTC compare by the instant they name."""
+    from datetime import timezone
+
+    store = SqliteStore(path)
+    try:
+        store.commit(
+            Commit(
+                records=((make_record("shop-a", "R1"), 0),),
+                effects=(make_effect("shop-a", "R1", 0),),
+            )
+        )
+        tokyo = timezone(timedelta(hours=9))
+        now = BASE_TIME.astimezone(tokyo)
+        claimed = store.claim(now=now, lease_until=now + timedelta(seconds=30), worker="w1")
+        assert len(claimed) == 1
+        # 20 s later, in UTC: the lease (written in +09:00) is still live
+        assert (
+            store.claim(
+                now=BASE_TIME + timedelta(seconds=20),
+                lease_until=BASE_TIME + timedelta(minutes=1),
+                worker="w2",
+            )
+            == []
+        )
+        assert (
+            len(
+                store.claim(
+                    now=BASE_TIME + timedelta(seconds=31),
+                    lease_until=BASE_TIME + timedelta(minutes=1),
+                    worker="w2",
+                )
+            )
+            == 1
+        )
+    finally:
+        store.close()
