@@ -1,4 +1,15 @@
-"""In-memory fakes of returnflow's ports, for the tests of code that uses returnflow.
+"""returnflow's testing kit: fakes, a wired harness, contract suites, strategies, a model.
+
+What a host imports in its own CI:
+
+* fakes of every port (:mod:`returnflow.testing.fakes`) and :class:`Harness`;
+* contract suites (:class:`StoreContract`, :class:`CommercePlatformContract`,
+  :class:`WarehouseContract`, :class:`CarrierContract`, :class:`PaymentsContract`,
+  :class:`NotifierContract`, :class:`EventPublisherContract`): subclass one with your
+  adapter's factory and pytest runs the whole contract against it;
+* Hypothesis strategies (:mod:`returnflow.testing.strategies`) and the stateful model
+  (:mod:`returnflow.testing.stateful`), imported from their modules: they need the
+  ``[testing]`` extra, and importing this package does not import Hypothesis.
 
 Every fake satisfies its port's ``Protocol``, honours idempotency keys like a real API,
 records its calls in ``fake.calls`` and can be told to fail with ``fake.fail(...)``,
@@ -40,11 +51,24 @@ from returnflow.testing.fakes import (
     FakeWarehouseReturn,
 )
 from returnflow.testing.harness import Harness, ManualClock, SequentialIds
+from returnflow.testing.port_contracts import (
+    CarrierContract,
+    CommercePlatformContract,
+    EventPublisherContract,
+    NotifierContract,
+    PaymentsContract,
+    PortContract,
+    WarehouseContract,
+    make_order,
+)
 
 __all__ = [
     "BASE_TIME",
     "Call",
     "CallOutcome",
+    "CarrierContract",
+    "CommercePlatformContract",
+    "EventPublisherContract",
     "ExchangeLineStatus",
     "FakeCarrier",
     "FakeCommercePlatform",
@@ -64,11 +88,16 @@ __all__ = [
     "FakeWarehouseReturn",
     "Harness",
     "ManualClock",
+    "NotifierContract",
+    "PaymentsContract",
+    "PortContract",
     "SequentialIds",
     "StoreContract",
+    "WarehouseContract",
     "commit_next_version",
     "make_effect",
     "make_history_entry",
+    "make_order",
     "make_record",
     "next_version",
 ]

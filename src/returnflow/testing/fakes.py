@@ -5,8 +5,10 @@ honours idempotency keys (a repeated key returns the first result and changes no
 reused with other arguments is refused), refuses what a real system refuses (an unknown
 order, a refund above what was paid, an amount in another currency) with a
 :class:`~returnflow.errors.PortError`, and keeps state a test can inspect. Every call is
-recorded in :attr:`FakePort.calls`, and every fake can be told to fail with
-:meth:`FakePort.fail`, :meth:`FakePort.fail_rate` and :meth:`FakePort.heal`.
+recorded in :attr:`FakePort.calls`, every fake can be told to fail with
+:meth:`FakePort.fail` and :meth:`FakePort.fail_rate`, to answer slowly with
+:meth:`FakePort.delay` (a real ``time.sleep``, for timeouts and overlapping calls), and to
+behave again with :meth:`FakePort.heal`.
 
 A repeated idempotency key replays the first result:
 
@@ -24,8 +26,10 @@ A repeated idempotency key replays the first result:
 
 from __future__ import annotations
 
+import math
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast
 
@@ -119,8 +123,28 @@ class _FailureScript:
         return self.remaining is not None and self.remaining <= 0
 
 
+@attrs.define
+class _DelayScript:
+    operation: str | None
+    seconds: float
+    remaining: int | None = None
+
+    def fires(self, operation: str) -> bool:
+        if self.operation is not None and self.operation != operation:
+            return False
+        if self.remaining is not None:
+            if self.remaining <= 0:
+                return False
+            self.remaining -= 1
+        return True
+
+    @property
+    def exhausted(self) -> bool:
+        return self.remaining is not None and self.remaining <= 0
+
+
 class FakePort:
-    """Base of every fake: call recording, idempotency keys and scripted failures.
+    """Base of every fake: call recording, idempotency keys, scripted failures and delays.
 
     Subclasses name their port in :attr:`port` and list what can be called in
     :attr:`operations`. All state is guarded by one lock, so a fake may be shared by threads.
@@ -136,6 +160,7 @@ class FakePort:
         self._lock = threading.Lock()
         self._calls: list[Call] = []
         self._scripts: list[_FailureScript] = []
+        self._delays: list[_DelayScript] = []
         self._results: dict[str, tuple[str, dict[str, Any], object]] = {}
         self._counters: dict[str, int] = {}
 
@@ -189,13 +214,43 @@ class FakePort:
                 _FailureScript(operation, None, rate=rate, rng=random.Random(seed))
             )
 
+    def delay(
+        self, seconds: float, operation: str | None = None, *, times: int | None = None
+    ) -> None:
+        """Make the next ``times`` calls of ``operation`` (``None``: every call / any one)
+        sleep ``seconds`` before they answer.
+
+        The sleep is a real :func:`time.sleep`, taken before the call does anything (also
+        before a scripted failure is raised) and outside the fake's lock, so calls from other
+        threads go on meanwhile: use small values, to exercise timeouts and overlapping
+        calls. Delays add up when several are in force. :meth:`heal` ends them all.
+
+        >>> from returnflow.testing import FakeWarehouse
+        >>> warehouse = FakeWarehouse()
+        >>> warehouse.delay(0.01, "cancel_return", times=2)
+        >>> warehouse.heal()  # no delay any more
+        """
+        if operation is not None:
+            self._check_operation(operation)
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not 0 <= seconds < math.inf
+        ):
+            raise ValueError(f"seconds must be a finite number of at least 0, not {seconds!r}")
+        if times is not None and (isinstance(times, bool) or times < 1):
+            raise ValueError(f"times must be at least 1 or None, not {times!r}")
+        with self._lock:
+            self._delays.append(_DelayScript(operation, float(seconds), remaining=times))
+
     def heal(self) -> None:
-        """Forget every failure script: calls succeed again."""
+        """Forget every failure and delay script: calls succeed again, at once."""
         with self._lock:
             self._heal_locked()
 
     def _heal_locked(self) -> None:
         self._scripts.clear()
+        self._delays.clear()
 
     # -- machinery for subclasses ----------------------------------------------------------
 
@@ -224,6 +279,17 @@ class FakePort:
                 return PortError(self.port, operation, "injected failure", retryable=True)
         return None
 
+    def _take_delay(self, operation: str) -> float:
+        """How long this call of ``operation`` sleeps; counts it against the delay scripts."""
+        with self._lock:
+            seconds = 0.0
+            for script in list(self._delays):
+                if script.fires(operation):
+                    seconds += script.seconds
+                    if script.exhausted:
+                        self._delays.remove(script)
+            return seconds
+
     def _record(
         self, operation: str, args: dict[str, Any], key: str | None, outcome: CallOutcome
     ) -> None:
@@ -239,8 +305,11 @@ class FakePort:
         """Run ``effect`` under the lock, with failures, idempotency and recording.
 
         ``effect`` must check everything before it changes anything, so that raising leaves
-        the fake as it was.
+        the fake as it was. A scripted :meth:`delay` is slept first, outside the lock.
         """
+        seconds = self._take_delay(operation)
+        if seconds > 0:
+            time.sleep(seconds)
         with self._lock:
             error = self._injected_failure(operation)
             if error is not None:
@@ -873,7 +942,7 @@ class FakePayments(FakePort):
 
     @property
     def payments(self) -> list[FakePayment]:
-        """Every charge and authorization, oldest first."""
+        """Every charge, authorization and refund, oldest first."""
         with self._lock:
             return list(self._payments)
 

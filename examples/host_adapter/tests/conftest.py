@@ -1,0 +1,8 @@
+"""Put the adapter (one folder up) on the import path, as a host's own package would be."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -1,0 +1,1068 @@
+"""The port contracts: test suites every adapter of a host port passes.
+
+A host that writes an adapter for its commerce platform, warehouse, carrier or payment
+processor proves it with the same tests the fakes in :mod:`returnflow.testing.fakes` pass.
+Subclass the port's contract in a pytest test module and say how to make the adapter::
+
+    from returnflow.testing.port_contracts import CommercePlatformContract
+    class TestMyPlatform(CommercePlatformContract):
+        def make_platform(self): return MyPlatform(...)
+
+Each contract has one factory to implement, called at most once per test:
+:meth:`CommercePlatformContract.make_platform`, :meth:`WarehouseContract.make_warehouse`,
+:meth:`CarrierContract.make_carrier`, :meth:`PaymentsContract.make_payments`,
+:meth:`NotifierContract.make_notifier` and :meth:`EventPublisherContract.make_publisher`.
+Ports are closed after each test when they have a ``close()`` method. The data a test needs
+on the other side is made by hooks a host overrides when its system needs it: the commerce
+contract seeds its orders with :meth:`CommercePlatformContract.seed_order` (by default the
+fake's ``add_order``), the payments contract prepares each return with
+:meth:`PaymentsContract.seed_return` (by default nothing). The class attributes (``SHOP``,
+``CURRENCY``, ``EXCHANGE_ITEMS``, ``ORDER_ID``, ``LINES``, ...) say which shop, currency,
+variants and order lines the tests use. Every idempotency key and every id a test makes is
+new (:meth:`PortContract.new_key`), so the suites can run again and again against a sandbox
+that remembers keys.
+
+The suites need pytest only to run them, and nothing else (not Hypothesis); importing this
+module does not import pytest. A broken promise fails with an ``AssertionError`` that says
+what the adapter did and what it should have done.
+
+What the contracts hold an adapter to:
+
+* a call repeated with its idempotency key returns a result equal to the first one and has
+  no second effect, as far as the port's own reads can tell: a replayed refund or charge
+  does not use up more of what can be refunded, a replayed label has the same tracking
+  number, a replayed warehouse return the same RMA, a replayed hold the same items;
+* an idempotency key reused with other arguments is refused with
+  ``PortError(retryable=False)``;
+* what retrying cannot fix (an unknown order, label or RMA; a refund above what was paid or
+  charged, or in another currency; an amount that is not positive) is refused with
+  ``PortError(retryable=False)``, and nothing else;
+* exchange items are on hold (``HELD``) as soon as they are added, until released
+  (``RELEASED``) or all cancelled (``CANCELLED``);
+* labels carry a tracking number and a URL, and distinct keys buy distinct labels.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import itertools
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any, ClassVar, TypeVar
+
+from returnflow.domain.model import OrderLine, OrderSnapshot
+from returnflow.domain.money import Money
+from returnflow.errors import PortError
+from returnflow.ports.carrier import Carrier, Label
+from returnflow.ports.commerce import (
+    CommercePlatform,
+    CreditReceipt,
+    ExchangeHold,
+    ExchangeItem,
+    HoldStatus,
+    LineQuantity,
+    RefundReceipt,
+)
+from returnflow.ports.events import DomainEvent, EventPublisher
+from returnflow.ports.notifier import Notifier
+from returnflow.ports.payments import PaymentReceipt, Payments
+from returnflow.ports.warehouse import Warehouse, WarehouseReturn
+
+__all__ = [
+    "CarrierContract",
+    "CommercePlatformContract",
+    "EventPublisherContract",
+    "NotifierContract",
+    "PaymentsContract",
+    "PortContract",
+    "WarehouseContract",
+    "make_order",
+]
+
+T = TypeVar("T")
+P = TypeVar("P")
+
+ORDER_CREATED_AT = datetime(2026, 1, 10, 9, 30, tzinfo=timezone.utc)
+"""When the contract's orders were placed."""
+
+
+def make_order(shop: str, order_id: str, currency: str = "EUR") -> OrderSnapshot:
+    """The order the commerce contract seeds: two lines, 2 x 10.00 and 1 x 10.00.
+
+    >>> order = make_order("shop-a", "1001")
+    >>> order.paid_total, [(line.id, line.quantity) for line in order.lines]
+    (Money('30.00', 'EUR'), [('L1', 2), ('L2', 1)])
+    """
+    price = Money("10.00", currency)
+    return OrderSnapshot(
+        id=order_id,
+        shop=shop,
+        created_at=ORDER_CREATED_AT,
+        currency=currency,
+        lines=(
+            OrderLine(id="L1", sku="SKU-1", variant_id="V-1", quantity=2, unit_price=price),
+            OrderLine(id="L2", sku="SKU-2", variant_id="V-2", quantity=1, unit_price=price),
+        ),
+        customer_email="customer@example.com",
+        fulfilled_at=ORDER_CREATED_AT,
+        delivered_at=ORDER_CREATED_AT,
+    )
+
+
+# -- small tools the tests use ----------------------------------------------------------------
+
+
+def _refused(what: str, call: Callable[[], object]) -> PortError:
+    """Run ``call``, which must raise ``PortError(retryable=False)``; return the error."""
+    try:
+        result = call()
+    except PortError as error:
+        if error.retryable:
+            raise AssertionError(
+                f"{what}: refused with a retryable PortError ({error}); retrying cannot change "
+                "the answer, so the refusal must be PortError(retryable=False)"
+            ) from error
+        return error
+    raise AssertionError(
+        f"{what}: must be refused with PortError(retryable=False), but it returned {result!r}"
+    )
+
+
+def _replayed(what: str, call: Callable[[], T]) -> T:
+    """Run ``call``, a repetition of an earlier call with the same idempotency key."""
+    try:
+        return call()
+    except PortError as error:
+        raise AssertionError(
+            f"{what}: a call repeated with its idempotency key must answer like the first "
+            f"one, but it raised {error!r}"
+        ) from error
+
+
+def _same(what: str, first: object, again: object) -> None:
+    assert again == first, (
+        f"{what}: a call repeated with its idempotency key must return the first result "
+        f"{first!r}, but returned {again!r}"
+    )
+
+
+def _close(port: object) -> None:
+    close = getattr(port, "close", None)
+    if callable(close):
+        close()
+
+
+def _other_currency(currency: str) -> str:
+    return "USD" if currency != "USD" else "EUR"
+
+
+# -- the suites ---------------------------------------------------------------------------------
+
+
+class PortContract:
+    """What the port contracts share: fresh keys and ids, and closing ports after a test.
+
+    A subclass that defines ``teardown_method`` calls the base one.
+    """
+
+    SHOP: ClassVar[str] = "shop-a"
+    """The shop the tests act for."""
+
+    OTHER_SHOP: ClassVar[str] = "shop-b"
+    """Another shop, whose data the tests expect not to see."""
+
+    def new_key(self, label: str) -> str:
+        """A new idempotency key, never made before (keys carry a random run id, since a
+        real system remembers the keys of earlier runs)."""
+        return f"{self._run_id()}-{label}-{self._next_number()}"
+
+    def new_id(self, label: str) -> str:
+        """A new id for a return or an order, never made before (as :meth:`new_key`)."""
+        return f"{label}-{self._run_id()}-{self._next_number()}"
+
+    def opened(self, port: P) -> P:
+        """Remember ``port`` so that it is closed after the test; return it."""
+        self.__dict__.setdefault("_contract_ports", []).append(port)
+        return port
+
+    def teardown_method(self, method: object) -> None:
+        for port in self.__dict__.pop("_contract_ports", []):
+            _close(port)
+
+    def _run_id(self) -> str:
+        run_id: str = self.__dict__.setdefault("_contract_run_id", uuid.uuid4().hex[:10])
+        return run_id
+
+    def _next_number(self) -> int:
+        counter: itertools.count[int] = self.__dict__.setdefault(
+            "_contract_counter", itertools.count(1)
+        )
+        return next(counter)
+
+
+class CommercePlatformContract(PortContract, abc.ABC):
+    """The contract tests of a :class:`~returnflow.ports.commerce.CommercePlatform`.
+
+    Implement :meth:`make_platform`; override :meth:`seed_order` when the platform is not
+    seeded with an ``add_order(order)`` method. Each test seeds its own new order, built by
+    :meth:`order_to_seed`, and reads it back with ``get_order``: amounts and lines of refunds
+    follow the order as the platform reports it.
+    """
+
+    CURRENCY: ClassVar[str] = "EUR"
+    """The currency of the seeded orders."""
+
+    EXCHANGE_ITEMS: ClassVar[tuple[ExchangeItem, ...]] = (
+        ExchangeItem(exchange_line_id="X1", variant_id="V-9", quantity=1, sku="SKU-9"),
+        ExchangeItem(exchange_line_id="X2", variant_id="V-8", quantity=1, sku="SKU-8"),
+    )
+    """What the tests add on hold (at least two items, of variants the platform sells)."""
+
+    HOLD_TAG: ClassVar[str] = "returnflow-exchange-hold"
+    """The tag the tests put on held orders."""
+
+    # -- what a host provides --------------------------------------------------------------
+
+    @abc.abstractmethod
+    def make_platform(self) -> CommercePlatform:
+        """A platform adapter to test (called at most once per test)."""
+
+    def seed_order(self, platform: CommercePlatform, order: OrderSnapshot) -> str | None:
+        """Create ``order`` on the platform; return the id the platform knows it by
+        (``None``: ``order.id``).
+
+        The default calls ``platform.add_order(order)``, the way the fake is seeded; a host
+        whose platform has no such method overrides this (for example to create the order in
+        a sandbox shop through its admin API).
+        """
+        add_order = getattr(platform, "add_order", None)
+        if not callable(add_order):
+            raise NotImplementedError(
+                f"{type(platform).__name__} has no add_order(order); override "
+                f"{type(self).__name__}.seed_order(platform, order) to create the contract's "
+                "orders on the platform and return their ids"
+            )
+        add_order(order)
+        return None
+
+    def order_to_seed(self, order_id: str) -> OrderSnapshot:
+        """The order a test seeds (by default :func:`make_order` in :attr:`CURRENCY`)."""
+        return make_order(self.SHOP, order_id, self.CURRENCY)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def open_platform(self) -> CommercePlatform:
+        """:meth:`make_platform`, remembered so that the platform is closed after the test."""
+        return self.opened(self.make_platform())
+
+    def new_order(self, platform: CommercePlatform) -> OrderSnapshot:
+        """Seed a new order and return it as ``get_order`` reports it."""
+        order = self.order_to_seed(self.new_id("order"))
+        order_id = self.seed_order(platform, order) or order.id
+        return platform.get_order(self.SHOP, order_id)
+
+    def hold(
+        self,
+        platform: CommercePlatform,
+        order: OrderSnapshot,
+        key: str | None = None,
+        items: Sequence[ExchangeItem] | None = None,
+    ) -> ExchangeHold:
+        """Add exchange items (by default all of :attr:`EXCHANGE_ITEMS`) on hold."""
+        return platform.add_exchange_items(
+            self.SHOP,
+            order.id,
+            self.EXCHANGE_ITEMS if items is None else items,
+            hold_tag=self.HOLD_TAG,
+            idempotency_key=key if key is not None else self.new_key("hold"),
+        )
+
+    def status(
+        self, platform: CommercePlatform, order: OrderSnapshot, hold: ExchangeHold
+    ) -> HoldStatus:
+        return platform.exchange_hold_status(self.SHOP, order.id, hold.hold_id)
+
+    @staticmethod
+    def all_units(order: OrderSnapshot) -> list[LineQuantity]:
+        return [LineQuantity(line.id, line.quantity) for line in order.lines]
+
+    # -- orders ----------------------------------------------------------------------------
+
+    def test_get_order_returns_the_seeded_order(self) -> None:
+        platform = self.open_platform()
+        seeded = self.order_to_seed("unused")
+        order = self.new_order(platform)
+        assert (order.shop, order.currency) == (self.SHOP, self.CURRENCY), order
+        assert order.paid_total == seeded.paid_total, (order.paid_total, seeded.paid_total)
+        assert len(order.lines) == len(seeded.lines), order.lines
+        assert platform.get_order(self.SHOP, order.id) == order, "two reads differ"
+
+    def test_get_order_of_an_unknown_order_is_refused(self) -> None:
+        platform = self.open_platform()
+        self.new_order(platform)
+        _refused(
+            "get_order of an order that does not exist",
+            lambda: platform.get_order(self.SHOP, self.new_id("no-such-order")),
+        )
+
+    def test_another_shops_order_is_unknown(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        _refused(
+            f"get_order of shop {self.SHOP!r}'s order asked for by shop {self.OTHER_SHOP!r}",
+            lambda: platform.get_order(self.OTHER_SHOP, order.id),
+        )
+
+    # -- exchange holds --------------------------------------------------------------------
+
+    def test_added_exchange_items_are_held(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        hold = self.hold(platform, order)
+        assert hold.hold_id, f"add_exchange_items returned an empty hold id: {hold!r}"
+        assert len(hold.item_ids) == len(self.EXCHANGE_ITEMS), (
+            f"{len(self.EXCHANGE_ITEMS)} items were added, the hold names {hold.item_ids!r}"
+        )
+        assert len(set(hold.item_ids)) == len(hold.item_ids), hold.item_ids
+        status = self.status(platform, order, hold)
+        assert status is HoldStatus.HELD, (
+            f"exchange items must stay on hold until released; right after they were added "
+            f"the hold is {status!r}"
+        )
+
+    def test_a_released_hold_is_released(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        hold = self.hold(platform, order)
+        key = self.new_key("release")
+
+        def release() -> None:
+            platform.release_exchange(
+                self.SHOP, order.id, hold.hold_id, hold_tag=self.HOLD_TAG, idempotency_key=key
+            )
+
+        release()
+        assert self.status(platform, order, hold) is HoldStatus.RELEASED
+        _replayed("release_exchange", release)
+        assert self.status(platform, order, hold) is HoldStatus.RELEASED
+
+    def test_cancelling_every_item_cancels_the_hold(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        hold = self.hold(platform, order)
+        key = self.new_key("cancel")
+
+        def cancel() -> None:
+            platform.cancel_exchange_items(
+                self.SHOP, order.id, hold.hold_id, hold.item_ids, idempotency_key=key
+            )
+
+        cancel()
+        assert self.status(platform, order, hold) is HoldStatus.CANCELLED
+        _replayed("cancel_exchange_items", cancel)
+        assert self.status(platform, order, hold) is HoldStatus.CANCELLED
+
+    def test_cancelling_some_items_keeps_the_rest_held(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        hold = self.hold(platform, order)
+        platform.cancel_exchange_items(
+            self.SHOP, order.id, hold.hold_id, hold.item_ids[:1], idempotency_key=self.new_key("c")
+        )
+        assert self.status(platform, order, hold) is HoldStatus.HELD
+        platform.release_exchange(
+            self.SHOP,
+            order.id,
+            hold.hold_id,
+            hold_tag=self.HOLD_TAG,
+            idempotency_key=self.new_key("release"),
+        )
+        assert self.status(platform, order, hold) is HoldStatus.RELEASED
+
+    def test_a_replayed_hold_is_the_same_hold_with_no_more_items(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        key = self.new_key("hold")
+        hold = self.hold(platform, order, key)
+        again = _replayed("add_exchange_items", lambda: self.hold(platform, order, key))
+        _same("add_exchange_items", hold, again)
+        assert self.status(platform, order, hold) is HoldStatus.HELD
+        # had the replay added the items again, cancelling the first ones would leave some
+        platform.cancel_exchange_items(
+            self.SHOP, order.id, hold.hold_id, hold.item_ids, idempotency_key=self.new_key("c")
+        )
+        assert self.status(platform, order, hold) is HoldStatus.CANCELLED, (
+            "a replayed add_exchange_items added items again"
+        )
+
+    def test_a_hold_key_reused_with_other_items_is_refused(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        key = self.new_key("hold")
+        hold = self.hold(platform, order, key)
+        _refused(
+            "add_exchange_items with a used key and other items",
+            lambda: self.hold(platform, order, key, items=self.EXCHANGE_ITEMS[:1]),
+        )
+        assert self.status(platform, order, hold) is HoldStatus.HELD
+
+    def test_release_and_cancel_keys_reused_for_another_hold_are_refused(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        first, second = self.hold(platform, order), self.hold(platform, order)
+        release_key, cancel_key = self.new_key("release"), self.new_key("cancel")
+        platform.release_exchange(
+            self.SHOP, order.id, first.hold_id, hold_tag=self.HOLD_TAG, idempotency_key=release_key
+        )
+        _refused(
+            "release_exchange of another hold with a used key",
+            lambda: platform.release_exchange(
+                self.SHOP,
+                order.id,
+                second.hold_id,
+                hold_tag=self.HOLD_TAG,
+                idempotency_key=release_key,
+            ),
+        )
+        assert self.status(platform, order, second) is HoldStatus.HELD
+        platform.cancel_exchange_items(
+            self.SHOP, order.id, second.hold_id, second.item_ids[:1], idempotency_key=cancel_key
+        )
+        _refused(
+            "cancel_exchange_items of other items with a used key",
+            lambda: platform.cancel_exchange_items(
+                self.SHOP, order.id, second.hold_id, second.item_ids[1:], idempotency_key=cancel_key
+            ),
+        )
+        assert self.status(platform, order, second) is HoldStatus.HELD
+
+    # -- refunds ---------------------------------------------------------------------------
+
+    def test_a_refund_replay_refunds_once(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        assert len(order.lines) >= 2, "the contract's order needs at least two lines"
+        last = order.lines[-1]
+        first_lines = [LineQuantity(last.id, last.quantity)]
+        key = self.new_key("refund")
+
+        def refund() -> RefundReceipt:
+            return platform.refund(
+                self.SHOP, order.id, last.paid_total, first_lines, idempotency_key=key
+            )
+
+        receipt = refund()
+        assert receipt.refund_id, f"refund returned an empty refund id: {receipt!r}"
+        assert receipt.amount == last.paid_total, receipt
+        _same("refund", receipt, _replayed("refund", refund))
+        rest = order.paid_total - last.paid_total
+        rest_lines = [LineQuantity(line.id, line.quantity) for line in order.lines[:-1]]
+        try:
+            platform.refund(
+                self.SHOP, order.id, rest, rest_lines, idempotency_key=self.new_key("r")
+            )
+        except PortError as error:
+            raise AssertionError(
+                f"refunding the rest of the order ({rest}) was refused ({error}): the replayed "
+                "refund was refunded a second time"
+            ) from error
+
+    def test_a_refund_above_the_paid_total_is_refused(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        paid = order.paid_total
+        too_much = Money.from_minor_units(paid.minor_units + 1, paid.currency)
+        _refused(
+            f"refund of {too_much} on an order that paid {paid}",
+            lambda: platform.refund(
+                self.SHOP,
+                order.id,
+                too_much,
+                self.all_units(order),
+                idempotency_key=self.new_key("refund"),
+            ),
+        )
+        # a refused refund refunded nothing: the whole order can still be refunded
+        platform.refund(
+            self.SHOP, order.id, paid, self.all_units(order), idempotency_key=self.new_key("r")
+        )
+
+    def test_refunds_add_up_to_at_most_the_paid_total(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        last = order.lines[-1]
+        rest = [LineQuantity(line.id, line.quantity) for line in order.lines[:-1]]
+        platform.refund(
+            self.SHOP,
+            order.id,
+            order.paid_total - last.paid_total,
+            rest,
+            idempotency_key=self.new_key("r"),
+        )
+        one_more = Money.from_minor_units(last.paid_total.minor_units + 1, order.currency)
+        _refused(
+            f"refund of {one_more} when {last.paid_total} is left to refund",
+            lambda: platform.refund(
+                self.SHOP,
+                order.id,
+                one_more,
+                [LineQuantity(last.id, last.quantity)],
+                idempotency_key=self.new_key("refund"),
+            ),
+        )
+
+    def test_a_refund_in_another_currency_is_refused(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        other = Money("1.00", _other_currency(order.currency))
+        _refused(
+            f"refund of {other} on an order in {order.currency}",
+            lambda: platform.refund(
+                self.SHOP,
+                order.id,
+                other,
+                [LineQuantity(order.lines[-1].id, 1)],
+                idempotency_key=self.new_key("refund"),
+            ),
+        )
+
+    def test_a_refund_of_an_unknown_order_is_refused(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        _refused(
+            "refund of an order that does not exist",
+            lambda: platform.refund(
+                self.SHOP,
+                self.new_id("no-such-order"),
+                Money("1.00", order.currency),
+                [LineQuantity(order.lines[-1].id, 1)],
+                idempotency_key=self.new_key("refund"),
+            ),
+        )
+
+    def test_a_refund_key_reused_with_another_amount_is_refused(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        lines = [LineQuantity(order.lines[0].id, 1)]  # a line of 2 units: each call is valid
+        key = self.new_key("refund")
+        platform.refund(
+            self.SHOP, order.id, Money("1.00", order.currency), lines, idempotency_key=key
+        )
+        _refused(
+            "refund with a used key and another amount",
+            lambda: platform.refund(
+                self.SHOP, order.id, Money("2.00", order.currency), lines, idempotency_key=key
+            ),
+        )
+
+    # -- store credit and restock ----------------------------------------------------------
+
+    def test_store_credit_returns_a_receipt_with_the_amount(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        amount = Money("5.00", order.currency)
+        key = self.new_key("credit")
+
+        def credit() -> CreditReceipt:
+            return platform.issue_store_credit(self.SHOP, order.id, amount, idempotency_key=key)
+
+        receipt = credit()
+        assert receipt.credit_id, f"issue_store_credit returned an empty credit id: {receipt!r}"
+        assert receipt.amount == amount, f"asked for {amount}, the receipt says {receipt!r}"
+        _same("issue_store_credit", receipt, _replayed("issue_store_credit", credit))
+        other = platform.issue_store_credit(
+            self.SHOP, order.id, amount, idempotency_key=self.new_key("credit")
+        )
+        assert other.credit_id != receipt.credit_id, "two keys gave the same credit"
+
+    def test_a_store_credit_key_reused_with_another_amount_is_refused(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        key = self.new_key("credit")
+        platform.issue_store_credit(
+            self.SHOP, order.id, Money("5.00", order.currency), idempotency_key=key
+        )
+        _refused(
+            "issue_store_credit with a used key and another amount",
+            lambda: platform.issue_store_credit(
+                self.SHOP, order.id, Money("6.00", order.currency), idempotency_key=key
+            ),
+        )
+
+    def test_store_credit_in_another_currency_is_refused(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        other = Money("5.00", _other_currency(order.currency))
+        _refused(
+            f"issue_store_credit of {other} on an order in {order.currency}",
+            lambda: platform.issue_store_credit(
+                self.SHOP, order.id, other, idempotency_key=self.new_key("credit")
+            ),
+        )
+
+    def test_a_restock_replay_is_accepted_and_another_key_use_refused(self) -> None:
+        platform = self.open_platform()
+        order = self.new_order(platform)
+        key = self.new_key("restock")
+        lines = [LineQuantity(order.lines[-1].id, 1)]
+        platform.restock(self.SHOP, order.id, lines, idempotency_key=key)
+        _replayed(
+            "restock", lambda: platform.restock(self.SHOP, order.id, lines, idempotency_key=key)
+        )
+        _refused(
+            "restock of other lines with a used key",
+            lambda: platform.restock(
+                self.SHOP, order.id, [LineQuantity(order.lines[0].id, 1)], idempotency_key=key
+            ),
+        )
+
+
+class WarehouseContract(PortContract, abc.ABC):
+    """The contract tests of a :class:`~returnflow.ports.warehouse.Warehouse`.
+
+    Implement :meth:`make_warehouse`. The returns are expected for :attr:`ORDER_ID`'s
+    :attr:`LINES`; a warehouse that checks orders needs that order to exist.
+    """
+
+    ORDER_ID: ClassVar[str] = "1001"
+    LINES: ClassVar[tuple[LineQuantity, ...]] = (LineQuantity("L1", 2), LineQuantity("L2", 1))
+    REASON: ClassVar[str] = "size_too_small"
+    ACTION: ClassVar[str] = "refund"
+
+    @abc.abstractmethod
+    def make_warehouse(self) -> Warehouse:
+        """A warehouse adapter to test (called at most once per test)."""
+
+    def open_warehouse(self) -> Warehouse:
+        """:meth:`make_warehouse`, remembered so that it is closed after the test."""
+        return self.opened(self.make_warehouse())
+
+    def create(
+        self,
+        warehouse: Warehouse,
+        key: str,
+        return_id: str,
+        lines: Sequence[LineQuantity] | None = None,
+    ) -> WarehouseReturn:
+        return warehouse.create_return(
+            self.SHOP,
+            self.ORDER_ID,
+            return_id,
+            self.LINES if lines is None else lines,
+            reason=self.REASON,
+            action=self.ACTION,
+            idempotency_key=key,
+        )
+
+    def test_create_return_gives_an_rma_id(self) -> None:
+        warehouse = self.open_warehouse()
+        created = self.create(warehouse, self.new_key("rma"), self.new_id("return"))
+        assert created.rma_id, f"create_return returned an empty rma id: {created!r}"
+
+    def test_a_replayed_create_return_is_the_same_rma(self) -> None:
+        warehouse = self.open_warehouse()
+        key, return_id = self.new_key("rma"), self.new_id("return")
+        created = self.create(warehouse, key, return_id)
+        again = _replayed("create_return", lambda: self.create(warehouse, key, return_id))
+        _same("create_return", created, again)
+
+    def test_distinct_keys_create_distinct_returns(self) -> None:
+        warehouse = self.open_warehouse()
+        first = self.create(warehouse, self.new_key("rma"), self.new_id("return"))
+        second = self.create(warehouse, self.new_key("rma"), self.new_id("return"))
+        assert first.rma_id != second.rma_id, f"two returns got the same rma {first.rma_id!r}"
+
+    def test_a_create_key_reused_with_other_lines_is_refused(self) -> None:
+        warehouse = self.open_warehouse()
+        key, return_id = self.new_key("rma"), self.new_id("return")
+        self.create(warehouse, key, return_id)
+        _refused(
+            "create_return with a used key and other lines",
+            lambda: self.create(warehouse, key, return_id, self.LINES[:1]),
+        )
+
+    def test_cancel_then_cancel_again_with_the_same_key(self) -> None:
+        warehouse = self.open_warehouse()
+        created = self.create(warehouse, self.new_key("rma"), self.new_id("return"))
+        key = self.new_key("cancel")
+        warehouse.cancel_return(self.SHOP, created.rma_id, idempotency_key=key)
+        _replayed(
+            "cancel_return",
+            lambda: warehouse.cancel_return(self.SHOP, created.rma_id, idempotency_key=key),
+        )
+
+    def test_cancel_of_an_unknown_rma_is_refused(self) -> None:
+        warehouse = self.open_warehouse()
+        self.create(warehouse, self.new_key("rma"), self.new_id("return"))
+        _refused(
+            "cancel_return of an rma that does not exist",
+            lambda: warehouse.cancel_return(
+                self.SHOP, self.new_id("NO-SUCH-RMA"), idempotency_key=self.new_key("cancel")
+            ),
+        )
+
+    def test_a_cancel_key_reused_for_another_rma_is_refused(self) -> None:
+        warehouse = self.open_warehouse()
+        first = self.create(warehouse, self.new_key("rma"), self.new_id("return"))
+        second = self.create(warehouse, self.new_key("rma"), self.new_id("return"))
+        key = self.new_key("cancel")
+        warehouse.cancel_return(self.SHOP, first.rma_id, idempotency_key=key)
+        _refused(
+            "cancel_return of another rma with a used key",
+            lambda: warehouse.cancel_return(self.SHOP, second.rma_id, idempotency_key=key),
+        )
+        # the refused cancel did nothing: the second return can still be cancelled
+        warehouse.cancel_return(self.SHOP, second.rma_id, idempotency_key=self.new_key("c"))
+
+
+class CarrierContract(PortContract, abc.ABC):
+    """The contract tests of a :class:`~returnflow.ports.carrier.Carrier`.
+
+    Implement :meth:`make_carrier`. Labels are bought for :attr:`ORDER_ID`.
+    """
+
+    ORDER_ID: ClassVar[str] = "1001"
+
+    @abc.abstractmethod
+    def make_carrier(self) -> Carrier:
+        """A carrier adapter to test (called at most once per test)."""
+
+    def open_carrier(self) -> Carrier:
+        """:meth:`make_carrier`, remembered so that it is closed after the test."""
+        return self.opened(self.make_carrier())
+
+    def label(self, carrier: Carrier, key: str, return_id: str) -> Label:
+        return carrier.create_label(self.SHOP, return_id, self.ORDER_ID, idempotency_key=key)
+
+    def test_create_label_gives_a_tracking_number_and_url(self) -> None:
+        carrier = self.open_carrier()
+        label = self.label(carrier, self.new_key("label"), self.new_id("return"))
+        assert label.tracking_number, f"create_label returned no tracking number: {label!r}"
+        assert label.label_url, f"create_label returned no label url: {label!r}"
+
+    def test_a_replayed_create_label_is_the_same_label(self) -> None:
+        carrier = self.open_carrier()
+        key, return_id = self.new_key("label"), self.new_id("return")
+        label = self.label(carrier, key, return_id)
+        again = _replayed("create_label", lambda: self.label(carrier, key, return_id))
+        assert again.tracking_number == label.tracking_number, (
+            f"create_label repeated with its key bought another label: {again.tracking_number!r}"
+            f" instead of {label.tracking_number!r}"
+        )
+        _same("create_label", label, again)
+
+    def test_distinct_keys_buy_distinct_labels(self) -> None:
+        carrier = self.open_carrier()
+        first = self.label(carrier, self.new_key("label"), self.new_id("return"))
+        second = self.label(carrier, self.new_key("label"), self.new_id("return"))
+        assert first.tracking_number != second.tracking_number, (
+            f"two labels got the same tracking number {first.tracking_number!r}"
+        )
+
+    def test_a_label_key_reused_for_another_return_is_refused(self) -> None:
+        carrier = self.open_carrier()
+        key = self.new_key("label")
+        self.label(carrier, key, self.new_id("return"))
+        _refused(
+            "create_label for another return with a used key",
+            lambda: self.label(carrier, key, self.new_id("return")),
+        )
+
+    def test_void_then_void_again_with_the_same_key(self) -> None:
+        carrier = self.open_carrier()
+        label = self.label(carrier, self.new_key("label"), self.new_id("return"))
+        key = self.new_key("void")
+        carrier.void_label(self.SHOP, label.tracking_number, idempotency_key=key)
+        _replayed(
+            "void_label",
+            lambda: carrier.void_label(self.SHOP, label.tracking_number, idempotency_key=key),
+        )
+
+    def test_void_of_an_unknown_label_is_refused(self) -> None:
+        carrier = self.open_carrier()
+        self.label(carrier, self.new_key("label"), self.new_id("return"))
+        _refused(
+            "void_label of a label that does not exist",
+            lambda: carrier.void_label(
+                self.SHOP, self.new_id("NO-SUCH-LABEL"), idempotency_key=self.new_key("void")
+            ),
+        )
+
+    def test_a_void_key_reused_for_another_label_is_refused(self) -> None:
+        carrier = self.open_carrier()
+        first = self.label(carrier, self.new_key("label"), self.new_id("return"))
+        second = self.label(carrier, self.new_key("label"), self.new_id("return"))
+        key = self.new_key("void")
+        carrier.void_label(self.SHOP, first.tracking_number, idempotency_key=key)
+        _refused(
+            "void_label of another label with a used key",
+            lambda: carrier.void_label(self.SHOP, second.tracking_number, idempotency_key=key),
+        )
+
+
+class PaymentsContract(PortContract, abc.ABC):
+    """The contract tests of :class:`~returnflow.ports.payments.Payments`.
+
+    Implement :meth:`make_payments`; override :meth:`seed_return` when a return needs
+    something on the processor's side before it can be charged (a test card, a customer).
+    """
+
+    CURRENCY: ClassVar[str] = "EUR"
+
+    @abc.abstractmethod
+    def make_payments(self) -> Payments:
+        """A payments adapter to test (called at most once per test)."""
+
+    def seed_return(self, payments: Payments, return_id: str) -> None:
+        """Prepare ``return_id`` of :attr:`SHOP` to be charged (by default: nothing)."""
+
+    def open_payments(self) -> Payments:
+        """:meth:`make_payments`, remembered so that it is closed after the test."""
+        return self.opened(self.make_payments())
+
+    def new_return(self, payments: Payments) -> str:
+        """A new return id, seeded with :meth:`seed_return`."""
+        return_id = self.new_id("return")
+        self.seed_return(payments, return_id)
+        return return_id
+
+    def money(self, amount: str) -> Money:
+        return Money(amount, self.CURRENCY)
+
+    def test_charge_then_refund_what_was_charged(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        charged = payments.charge(
+            self.SHOP, return_id, self.money("10.00"), idempotency_key=self.new_key("charge")
+        )
+        assert charged.payment_id, f"charge returned an empty payment id: {charged!r}"
+        assert charged.amount == self.money("10.00"), charged
+        for amount in ("4.00", "6.00"):
+            refunded = payments.refund(
+                self.SHOP, return_id, self.money(amount), idempotency_key=self.new_key("refund")
+            )
+            assert refunded.amount == self.money(amount), refunded
+            assert refunded.payment_id, f"refund returned an empty payment id: {refunded!r}"
+
+    def test_a_refund_above_what_was_charged_is_refused(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        payments.charge(
+            self.SHOP, return_id, self.money("10.00"), idempotency_key=self.new_key("charge")
+        )
+        _refused(
+            "refund of 10.01 after a charge of 10.00",
+            lambda: payments.refund(
+                self.SHOP, return_id, self.money("10.01"), idempotency_key=self.new_key("refund")
+            ),
+        )
+        payments.refund(
+            self.SHOP, return_id, self.money("7.00"), idempotency_key=self.new_key("refund")
+        )
+        _refused(
+            "refund of 3.01 when 3.00 of the charge is left",
+            lambda: payments.refund(
+                self.SHOP, return_id, self.money("3.01"), idempotency_key=self.new_key("refund")
+            ),
+        )
+
+    def test_a_refund_of_nothing_charged_is_refused(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        _refused(
+            "refund of a return that was never charged",
+            lambda: payments.refund(
+                self.SHOP, return_id, self.money("1.00"), idempotency_key=self.new_key("refund")
+            ),
+        )
+
+    def test_non_positive_amounts_are_refused(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        payments.charge(
+            self.SHOP, return_id, self.money("10.00"), idempotency_key=self.new_key("charge")
+        )
+        operations: dict[str, Callable[..., PaymentReceipt]] = {
+            "charge": payments.charge,
+            "authorize": payments.authorize,
+            "refund": payments.refund,
+        }
+        for name, operation in operations.items():
+            for amount in ("0.00", "-1.00"):
+                _refused(
+                    f"{name} of {amount}",
+                    functools.partial(
+                        operation,
+                        self.SHOP,
+                        return_id,
+                        self.money(amount),
+                        idempotency_key=self.new_key(name),
+                    ),
+                )
+
+    def test_a_replayed_charge_charges_once(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        key = self.new_key("charge")
+
+        def charge() -> PaymentReceipt:
+            return payments.charge(self.SHOP, return_id, self.money("10.00"), idempotency_key=key)
+
+        receipt = charge()
+        _same("charge", receipt, _replayed("charge", charge))
+        payments.refund(
+            self.SHOP, return_id, self.money("10.00"), idempotency_key=self.new_key("refund")
+        )
+        _refused(
+            "refund beyond a charge of 10.00 that was replayed once (a replay must not charge "
+            "again)",
+            lambda: payments.refund(
+                self.SHOP, return_id, self.money("0.01"), idempotency_key=self.new_key("refund")
+            ),
+        )
+
+    def test_a_replayed_refund_refunds_once(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        payments.charge(
+            self.SHOP, return_id, self.money("10.00"), idempotency_key=self.new_key("charge")
+        )
+        key = self.new_key("refund")
+
+        def refund() -> PaymentReceipt:
+            return payments.refund(self.SHOP, return_id, self.money("6.00"), idempotency_key=key)
+
+        receipt = refund()
+        _same("refund", receipt, _replayed("refund", refund))
+        try:
+            payments.refund(
+                self.SHOP, return_id, self.money("4.00"), idempotency_key=self.new_key("refund")
+            )
+        except PortError as error:
+            raise AssertionError(
+                f"refunding the 4.00 left of a 10.00 charge was refused ({error}): the "
+                "replayed refund of 6.00 was refunded a second time"
+            ) from error
+
+    def test_a_replayed_authorization_is_the_same(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        key = self.new_key("authorize")
+
+        def authorize() -> PaymentReceipt:
+            return payments.authorize(
+                self.SHOP, return_id, self.money("10.00"), idempotency_key=key
+            )
+
+        receipt = authorize()
+        assert receipt.payment_id, f"authorize returned an empty payment id: {receipt!r}"
+        assert receipt.amount == self.money("10.00"), receipt
+        _same("authorize", receipt, _replayed("authorize", authorize))
+
+    def test_distinct_keys_make_distinct_payments(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        first, second = (
+            payments.charge(
+                self.SHOP, return_id, self.money("1.00"), idempotency_key=self.new_key("charge")
+            )
+            for _ in range(2)
+        )
+        assert first.payment_id != second.payment_id, "two charges got the same payment id"
+
+    def test_a_payment_key_reused_with_another_amount_is_refused(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        key = self.new_key("charge")
+        payments.charge(self.SHOP, return_id, self.money("10.00"), idempotency_key=key)
+        _refused(
+            "charge with a used key and another amount",
+            lambda: payments.charge(self.SHOP, return_id, self.money("11.00"), idempotency_key=key),
+        )
+        refund_key = self.new_key("refund")
+        payments.refund(self.SHOP, return_id, self.money("1.00"), idempotency_key=refund_key)
+        _refused(
+            "refund with a used key and another amount",
+            lambda: payments.refund(
+                self.SHOP, return_id, self.money("2.00"), idempotency_key=refund_key
+            ),
+        )
+
+
+class NotifierContract(PortContract, abc.ABC):
+    """The contract tests of a :class:`~returnflow.ports.notifier.Notifier`.
+
+    Implement :meth:`make_notifier`; messages go to :attr:`RECIPIENT` with :attr:`TEMPLATE`.
+    """
+
+    RECIPIENT: ClassVar[str] = "customer@example.com"
+    TEMPLATE: ClassVar[str] = "return_approved"
+
+    @abc.abstractmethod
+    def make_notifier(self) -> Notifier:
+        """A notifier adapter to test (called at most once per test)."""
+
+    def open_notifier(self) -> Notifier:
+        """:meth:`make_notifier`, remembered so that it is closed after the test."""
+        return self.opened(self.make_notifier())
+
+    def test_a_replayed_message_is_accepted(self) -> None:
+        notifier = self.open_notifier()
+        key = self.new_key("notify")
+        context = {"return_id": self.new_id("return"), "lines": [{"sku": "SKU-1", "qty": 1}]}
+
+        def notify() -> None:
+            notifier.notify(self.SHOP, self.RECIPIENT, self.TEMPLATE, context, idempotency_key=key)
+
+        notify()
+        _replayed("notify", notify)
+
+    def test_a_notify_key_reused_with_another_message_is_refused(self) -> None:
+        notifier = self.open_notifier()
+        key = self.new_key("notify")
+        notifier.notify(self.SHOP, self.RECIPIENT, self.TEMPLATE, {"n": 1}, idempotency_key=key)
+        _refused(
+            "notify with a used key and another context",
+            lambda: notifier.notify(
+                self.SHOP, self.RECIPIENT, self.TEMPLATE, {"n": 2}, idempotency_key=key
+            ),
+        )
+
+
+class EventPublisherContract(PortContract, abc.ABC):
+    """The contract tests of an :class:`~returnflow.ports.events.EventPublisher`.
+
+    Implement :meth:`make_publisher`.
+    """
+
+    TOPIC: ClassVar[str] = "returns/update"
+
+    @abc.abstractmethod
+    def make_publisher(self) -> EventPublisher:
+        """A publisher adapter to test (called at most once per test)."""
+
+    def open_publisher(self) -> EventPublisher:
+        """:meth:`make_publisher`, remembered so that it is closed after the test."""
+        return self.opened(self.make_publisher())
+
+    def event(self, return_id: str, **payload: Any) -> DomainEvent:
+        return DomainEvent(self.TOPIC, self.SHOP, return_id, {"return_id": return_id, **payload})
+
+    def test_a_replayed_event_is_accepted(self) -> None:
+        publisher = self.open_publisher()
+        key = self.new_key("publish")
+        event = self.event(self.new_id("return"), version=2)
+        publisher.publish(event, idempotency_key=key)
+        _replayed("publish", lambda: publisher.publish(event, idempotency_key=key))
+
+    def test_a_publish_key_reused_with_another_event_is_refused(self) -> None:
+        publisher = self.open_publisher()
+        key = self.new_key("publish")
+        return_id = self.new_id("return")
+        publisher.publish(self.event(return_id, version=2), idempotency_key=key)
+        _refused(
+            "publish with a used key and another payload",
+            lambda: publisher.publish(self.event(return_id, version=3), idempotency_key=key),
+        )
