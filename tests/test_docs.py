@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,9 +28,22 @@ def test_the_readme_has_code_to_run() -> None:
 
 
 @pytest.mark.parametrize(("name", "index", "code"), _blocks(), ids=lambda v: str(v)[:30])
-def test_doc_block_runs(name: str, index: int, code: str) -> None:
+def test_doc_block_runs(name: str, index: int, code: str, tmp_path: Path) -> None:
     namespace: dict[str, object] = {"__name__": f"doc_{index}"}
     exec(compile(code, f"{name}[{index}]", "exec"), namespace)
+    if "class Test" in code or "TestCase" in code:
+        # A block that defines tests is a test module a host would write: pytest runs it.
+        module = tmp_path / f"test_doc_block_{index}.py"
+        module.write_text(code, encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(module)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert " passed" in done.stdout.splitlines()[-1]
 
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS tags (
     shop TEXT, order_id TEXT, tag TEXT, PRIMARY KEY (shop, order_id, tag));
 CREATE TABLE IF NOT EXISTS items (
     id INTEGER PRIMARY KEY AUTOINCREMENT, shop TEXT, order_id TEXT, hold TEXT,
-    variant TEXT, quantity INTEGER, status TEXT);
+    variant TEXT, quantity INTEGER, status TEXT, line TEXT);
 CREATE TABLE IF NOT EXISTS money (
     id INTEGER PRIMARY KEY AUTOINCREMENT, shop TEXT, order_id TEXT, kind TEXT,
     amount TEXT, currency TEXT);
@@ -149,9 +149,9 @@ class ToyShopPlatform:
             ids = []
             for item in items:
                 cursor = self._db.execute(
-                    "INSERT INTO items (shop, order_id, hold, variant, quantity, status) "
-                    "VALUES (?, ?, ?, ?, ?, 'on_hold')",
-                    (shop, order_id, hold, item.variant_id, item.quantity),
+                    "INSERT INTO items (shop, order_id, hold, variant, quantity, status, line) "
+                    "VALUES (?, ?, ?, ?, ?, 'on_hold', ?)",
+                    (shop, order_id, hold, item.variant_id, item.quantity, item.exchange_line_id),
                 )
                 ids.append(f"I-{cursor.lastrowid}")
             self._db.execute(
