@@ -13,7 +13,7 @@ import pytest
 
 from returnflow.domain.model import OrderSnapshot
 from returnflow.domain.money import Money
-from returnflow.errors import PortError
+from returnflow.errors import ConfigurationError, PortError
 from returnflow.ports.carrier import Carrier, Label
 from returnflow.ports.commerce import (
     CommercePlatform,
@@ -150,7 +150,7 @@ def test_seed_order_may_be_overridden_and_return_the_platforms_id() -> None:
 
 def test_without_add_order_seed_order_says_to_override_it() -> None:
     contract = _NotSeeded()
-    with pytest.raises(NotImplementedError, match=r"override _NotSeeded\.seed_order"):
+    with pytest.raises(ConfigurationError, match=r"override _NotSeeded\.seed_order"):
         contract.test_get_order_returns_the_seeded_order()
 
 

@@ -54,7 +54,7 @@ from typing import Any, ClassVar, TypeVar
 
 from returnflow.domain.model import OrderLine, OrderSnapshot
 from returnflow.domain.money import Money
-from returnflow.errors import PortError
+from returnflow.errors import ConfigurationError, PortError
 from returnflow.ports.carrier import Carrier, Label
 from returnflow.ports.commerce import (
     CommercePlatform,
@@ -239,7 +239,7 @@ class CommercePlatformContract(PortContract, abc.ABC):
         """
         add_order = getattr(platform, "add_order", None)
         if not callable(add_order):
-            raise NotImplementedError(
+            raise ConfigurationError(
                 f"{type(platform).__name__} has no add_order(order); override "
                 f"{type(self).__name__}.seed_order(platform, order) to create the contract's "
                 "orders on the platform and return their ids"
