@@ -967,6 +967,17 @@ class ReturnsService:
             )
         if isinstance(effect, fx.ReleaseExchange):
             hold = _required(record.refs.exchange_hold_id, "exchange_hold_id", effect)
+            if any(
+                isinstance(entry.effect, fx.CancelExchange) and entry.status == "failed"
+                for entry in self.store.outbox(shop, effect.return_id)
+            ):
+                # Releasing the hold would ship the items whose cancel never went through.
+                raise PortError(
+                    "service",
+                    "release_exchange",
+                    "items of this hold were to be cancelled and were not",
+                    retryable=False,
+                )
             self.commerce.release_exchange(
                 shop, order_id, hold, hold_tag=effect.hold_tag, idempotency_key=key
             )

@@ -1,0 +1,36 @@
+"""Hypothesis settings profiles for the test suite.
+
+``ci`` (the default) keeps the suite quick; ``thorough`` runs the property and stateful
+tests much longer. Choose one with ``RETURNFLOW_HYPOTHESIS_PROFILE=thorough``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+# This file has no doctests; with ``--doctest-modules`` pytest would import it again as a
+# module named ``conftest``, which clashes with any other rootless ``conftest.py`` collected
+# in the same run (``examples/host_adapter/tests``).
+collect_ignore = ["conftest.py"]
+
+_SLOW_DRAWS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+
+settings.register_profile(
+    "ci",
+    max_examples=25,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=_SLOW_DRAWS,
+    print_blob=True,
+)
+settings.register_profile(
+    "thorough",
+    max_examples=500,
+    stateful_step_count=80,
+    deadline=None,
+    suppress_health_check=_SLOW_DRAWS,
+    print_blob=True,
+)
+settings.load_profile(os.environ.get("RETURNFLOW_HYPOTHESIS_PROFILE", "ci"))
