@@ -288,7 +288,7 @@ class LosesTheNextRefundAck(MemoryStore):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="src/returnflow/service.py:1096-1099 (_escalate): a payout given up after its "
+    reason="src/returnflow/service.py:1107-1110 (_escalate): a payout given up after its "
     "retries failed is undone as if the money never moved, and a later close pays it again "
     "under a new idempotency key; but an earlier attempt may have reached the platform "
     "(its acknowledgement lost in a crash or a timeout)",
@@ -373,7 +373,7 @@ def test_an_exchange_item_whose_return_failed_qc_is_never_released() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="src/returnflow/service.py:1023-1035 (_apply_result, HoldExchange) and :1464 "
+    reason="src/returnflow/service.py:1034-1046 (_apply_result, HoldExchange) and :1475 "
     "(_reset_child): a return reset before its exchange hold was confirmed never learns the "
     "hold id (the result is written to the reset parent), so its release can never be sent",
 )
