@@ -35,6 +35,7 @@ from returnflow.domain.money import Money
 from returnflow.domain.policy import Completion, ReleaseTrigger, ReturnPolicy
 from returnflow.domain.settlement import FeePolicy, Percent
 from returnflow.ports.store import ReturnStore
+from returnflow.service import ReturnsService
 from returnflow.stores.memory import MemoryStore
 from returnflow.testing.harness import Harness
 
@@ -96,6 +97,23 @@ def _harness(shop: str, store: ReturnStore | None, **policy: object) -> Harness:
     return harness
 
 
+def _scan(
+    service: ReturnsService,
+    shop: str,
+    return_id: str,
+    event_id: str,
+    status: CarrierStatus | str,
+    *,
+    source: str = "carrier",
+) -> None:
+    """A carrier notification for the return."""
+    service.handle(
+        CarrierUpdate(
+            shop=shop, return_id=return_id, event_id=event_id, status=status, source=source
+        )
+    )
+
+
 def _exchange_request(shop: str, variant: str = "tee-l") -> ReturnRequest:
     return ReturnRequest(
         shop=shop,
@@ -119,9 +137,7 @@ def smartpack_exchange(
     harness = _harness(shop, store, completion=Completion.ON_WAREHOUSE_FINISHED)
     service = harness.service
     record = service.request(_exchange_request(shop))
-    service.handle(
-        CarrierUpdate(shop=shop, return_id=record.id, event_id="scan-1", status="RETURN_PICKED_UP")
-    )
+    _scan(service, shop, record.id, "scan-1", "RETURN_PICKED_UP")
     harness.clock.advance(days=3)
     service.handle(
         WarehouseReceipt(
@@ -149,9 +165,7 @@ def smartpack_instant_exchange(
     service = harness.service
     record = service.request(_exchange_request(shop))
     harness.ports.commerce.ignore_releases(times=1)
-    service.handle(
-        CarrierUpdate(shop=shop, return_id=record.id, event_id="scan-1", status="RETURN_PICKED_UP")
-    )
+    _scan(service, shop, record.id, "scan-1", "RETURN_PICKED_UP")
     service.retry_exchange_release(shop, record.id)
     return harness, [record.id]
 
@@ -191,10 +205,7 @@ def helpdesk_auto_approved(
 ) -> tuple[Harness, Sequence[str]]:
     """Seed 001: request, eligibility (30 days, condition), auto-approval, label sent, item
     received and inspected, refund processed; a status event at every step."""
-    harness = _harness(
-        shop,
-        store,
-    )
+    harness = _harness(shop, store)
     service = harness.service
     record = service.request(
         ReturnRequest(
@@ -226,10 +237,7 @@ def helpdesk_agent_review(
     shop: str = SHOP, store: ReturnStore | None = None
 ) -> tuple[Harness, Sequence[str]]:
     """Seed 001: an item declared used goes to an agent, who approves it."""
-    harness = _harness(
-        shop,
-        store,
-    )
+    harness = _harness(shop, store)
     service = harness.service
     record = service.request(
         ReturnRequest(
@@ -246,12 +254,8 @@ def helpdesk_agent_review(
         )
     )
     service.approve(shop, record.id, actor="agent:maria")
-    service.handle(
-        CarrierUpdate(shop=shop, return_id=record.id, event_id="scan-1", status="RETURN_PICKED_UP")
-    )
-    service.handle(
-        CarrierUpdate(shop=shop, return_id=record.id, event_id="scan-2", status="DELIVERED")
-    )
+    _scan(service, shop, record.id, "scan-1", "RETURN_PICKED_UP")
+    _scan(service, shop, record.id, "scan-2", "DELIVERED")
     service.handle(
         WarehouseReceipt(
             shop=shop,
@@ -267,10 +271,7 @@ def helpdesk_window_ended(
     shop: str = SHOP, store: ReturnStore | None = None
 ) -> tuple[Harness, Sequence[str]]:
     """Seed 001: a request after the 30-day window is declined with RETURN_PERIOD_ENDED."""
-    harness = _harness(
-        shop,
-        store,
-    )
+    harness = _harness(shop, store)
     harness.clock.advance(days=40)
     record = harness.service.request(
         ReturnRequest(
@@ -284,21 +285,10 @@ def clickpost_qc_pass(
     shop: str = SHOP, store: ReturnStore | None = None
 ) -> tuple[Harness, Sequence[str]]:
     """Seed 002: RETURN_PICKED_UP, then QC pass releases the held exchange."""
-    harness = _harness(
-        shop,
-        store,
-    )
+    harness = _harness(shop, store)
     service = harness.service
     record = service.request(_exchange_request(shop))
-    service.handle(
-        CarrierUpdate(
-            shop=shop,
-            return_id=record.id,
-            event_id="cp-1",
-            source="clickpost",
-            status=CarrierStatus.PICKED_UP,
-        )
-    )
+    _scan(service, shop, record.id, "cp-1", CarrierStatus.PICKED_UP, source="clickpost")
     service.handle(
         WarehouseReceipt(
             shop=shop,
@@ -315,10 +305,7 @@ def clickpost_qc_fail(
     shop: str = SHOP, store: ReturnStore | None = None
 ) -> tuple[Harness, Sequence[str]]:
     """Seed 002: QC fail cancels the held exchange lines."""
-    harness = _harness(
-        shop,
-        store,
-    )
+    harness = _harness(shop, store)
     service = harness.service
     record = service.request(_exchange_request(shop))
     service.handle(
@@ -339,34 +326,15 @@ def clickpost_rto(
     shop: str = SHOP, store: ReturnStore | None = None
 ) -> tuple[Harness, Sequence[str]]:
     """Seed 002: the carrier reports RTO; the return waits for an agent."""
-    harness = _harness(
-        shop,
-        store,
-    )
+    harness = _harness(shop, store)
     service = harness.service
     record = service.request(
         ReturnRequest(
             shop=shop, order_id="1001", lines=[RequestLine(order_line_id="L3", quantity=1)]
         )
     )
-    service.handle(
-        CarrierUpdate(
-            shop=shop,
-            return_id=record.id,
-            event_id="cp-1",
-            source="clickpost",
-            status=CarrierStatus.PICKED_UP,
-        )
-    )
-    service.handle(
-        CarrierUpdate(
-            shop=shop,
-            return_id=record.id,
-            event_id="cp-2",
-            source="clickpost",
-            status=CarrierStatus.RETURN_TO_ORIGIN,
-        )
-    )
+    _scan(service, shop, record.id, "cp-1", CarrierStatus.PICKED_UP, source="clickpost")
+    _scan(service, shop, record.id, "cp-2", CarrierStatus.RETURN_TO_ORIGIN, source="clickpost")
     return harness, [record.id]
 
 
