@@ -294,6 +294,9 @@ class _KitStore:
         self.kinds: dict[str, str] = {}
         self.crashed: set[str] = set()
         self.racer: tuple[str, Callable[[], None]] | None = None
+        # every record version committed, in commit order, for the model to mark when
+        # things first happened (a step may commit several versions, or crash after one)
+        self.committed: list[ReturnRecord] = []
 
     def _crashes(self, key: str) -> bool:
         """Whether to die before recording the delivery of ``key`` (once per effect)."""
@@ -332,6 +335,7 @@ class _KitStore:
         if any(attempt.ok and self._crashes(attempt.key) for attempt in commit.attempts):
             raise SimulatedCrash(f"crashed before recording {commit.attempts[0].key}")
         self.inner.commit(commit)
+        self.committed.extend(record for record, _ in commit.records)
 
     def seen(self, key: InboundKey) -> bool:
         return self.inner.seen(key)
@@ -1013,6 +1017,9 @@ class ReturnsModel(RuleBasedStateMachine):
         records = {record.id: record for record in self.raw.list(self.shop)}
         missing = set(self.records) - set(records)
         assert not missing, f"returns disappeared: {sorted(missing)}"
+        for committed in self.store.committed:
+            self._mark(committed)
+        self.store.committed.clear()
         for snapshot in self.snapshots:
             current = records[snapshot.id]
             assert current.version >= snapshot.version, (
