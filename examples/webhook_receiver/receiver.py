@@ -247,21 +247,24 @@ class WebhookReceiver:
 
     ``receive(path, body, signature=...)`` takes what any HTTP server or framework has at
     hand (the path, the raw body bytes, the signature header) and returns a :class:`Reply`.
-    ``on_applied`` is called after an event was applied (the worker is woken with it).
+    ``secret`` may be several: a signature made with any of them is accepted (while a secret
+    is rotated, the new one and the old one). ``on_applied`` is called after an event was
+    applied (the worker is woken with it).
     """
 
     def __init__(
         self,
         service: InboundHandler,
-        secret: str | bytes,
+        secret: str | bytes | Sequence[str | bytes],
         *,
         max_body: int = MAX_BODY,
         on_applied: Callable[[], None] | None = None,
     ) -> None:
-        if not secret:
+        keys = (secret,) if isinstance(secret, (str, bytes)) else tuple(secret)
+        if not keys or not all(keys):
             raise ValueError("a webhook secret is needed to check signatures")
         self.service = service
-        self.secret = secret
+        self.secrets = keys
         self.max_body = max_body
         self.on_applied = on_applied
 
@@ -284,7 +287,7 @@ class WebhookReceiver:
         if len(body) > self.max_body:
             return _error(413, "too_large", f"the body is over {self.max_body} bytes")
         # The signature covers the bytes as sent: check it before anything reads them.
-        if not verify(body, signature, self.secret):
+        if not any(verify(body, signature, key) for key in self.secrets):
             return _error(401, "unauthorized", f"missing or invalid {HEADER} signature")
         try:
             data = json_object(body)
@@ -575,7 +578,7 @@ class Running:
 
 def start(
     service: ReturnsService,
-    secret: str | bytes,
+    secret: str | bytes | Sequence[str | bytes],
     *,
     host: str = "127.0.0.1",
     port: int = 0,

@@ -467,6 +467,18 @@ def test_an_unexpected_failure_is_500_without_details(
     assert "the database file is on fire" in caplog.text  # logged for the operator
 
 
-def test_a_receiver_needs_a_secret() -> None:
+@pytest.mark.parametrize("secret", ["", b"", (), ("new", "")])
+def test_a_receiver_needs_a_secret(secret: Any) -> None:
     with pytest.raises(ValueError, match="secret"):
-        WebhookReceiver(_Refusing(RuntimeError()), "")
+        WebhookReceiver(_Refusing(RuntimeError()), secret)
+
+
+def test_while_a_secret_is_rotated_both_sign(site: Site) -> None:
+    site.running.server.receiver.secrets = ("whsec-new", SECRET)
+    old = json.dumps(site.event("scan-1")).encode()
+    new = json.dumps(site.event("scan-2", status="DELIVERED")).encode()
+    other = json.dumps(site.event("scan-3", status="RTO")).encode()
+
+    assert site.post(CARRIER, old, signature=sign(old, SECRET)).body["status"] == "applied"
+    assert site.post(CARRIER, new, signature=sign(new, "whsec-new")).body["status"] == "applied"
+    assert site.post(CARRIER, other, signature=sign(other, "whsec-older")).status == 401
