@@ -60,6 +60,7 @@ from returnflow import (
     Completion,
     ConcurrencyConflict,
     Exchange,
+    HandleResult,
     InboundEvent,
     InvalidPayload,
     InvalidTransition,
@@ -77,9 +78,8 @@ from returnflow import (
     WarehouseFinished,
     WarehouseReceipt,
 )
-from returnflow.ports.store import ReturnStore
+from returnflow.ports import ReturnStore
 from returnflow.serialization import structure
-from returnflow.service import HandleResult
 from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing import FakePorts
 from returnflow.webhooks import HEADER, sign, verify
@@ -94,6 +94,7 @@ __all__ = [
     "Reply",
     "Route",
     "Running",
+    "WebhookHandler",
     "WebhookReceiver",
     "Worker",
     "build_service",
@@ -204,13 +205,23 @@ def json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
 def _check_json_types(data: Mapping[str, Any], cls: type[Any], path: str = "") -> None:
     """Check text and whole-number fields exactly.
 
     The converter is lenient with scalars (it would read ``5`` as ``"5"`` and ``1.9`` or
     ``true`` as ``1``); a webhook that sends the wrong JSON type is refused instead.
     """
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     for name, value in data.items():
         hint = hints.get(name)
         where = f"{path}.{name}" if path else name
@@ -392,6 +403,8 @@ class Worker:
         self.failed += report.failed
         self.given_up += report.given_up
         self.expired += len(tick.expired)
+        for error in tick.errors:  # a timer whose port failed; it runs again next round
+            log.warning("timer: %s", error)
         return bool(report.delivered or report.failed or report.given_up or tick.expired)
 
     def drain(self, timeout: float = 30.0) -> bool:
@@ -448,7 +461,7 @@ class WebhookHandler(BaseHTTPRequestHandler):
         if declared is None:
             self._send(_error(411, "length_required", "send a Content-Length"))
             return
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             self._send(_error(400, "bad_length", f"Content-Length {declared!r} is not a size"))
             return
         length = int(declared)

@@ -19,10 +19,10 @@ from receiver_site import SECRET, Site
 from returnflow import (
     CarrierUpdate,
     ConcurrencyConflict,
+    HandleResult,
     InboundEvent,
     InvalidTransition,
 )
-from returnflow.service import HandleResult
 from returnflow.webhooks import HEADER, sign
 
 CARRIER = "/webhooks/carrier"
