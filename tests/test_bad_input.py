@@ -915,3 +915,47 @@ def test_errors_pickle_round_trip(name: str) -> None:
         assert {"field", "value", "reason"} <= set(present)
     for attr in present:
         assert getattr(copy, attr) == getattr(err, attr), attr
+
+
+# -- plain data of the wrong JSON type -----------------------------------------------------
+
+
+_SCAN = {"shop": "shop-a", "return_id": "R1", "event_id": "e1", "status": "DELIVERED"}
+_RECEIPT = {
+    "shop": "shop-a",
+    "return_id": "R1",
+    "event_id": "e2",
+    "lines": [{"line_id": "L1", "quantity": 1}],
+}
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "value"),
+    [
+        ({**_SCAN, "shop": 5}, "shop", 5),
+        ({**_SCAN, "return_id": None}, "return_id", None),
+        ({**_SCAN, "event_id": ["e1"]}, "event_id", ["e1"]),
+        ({**_RECEIPT, "lines": [{"line_id": "L1", "quantity": 1.9}]}, "lines[0].quantity", 1.9),
+        ({**_RECEIPT, "lines": [{"line_id": "L1", "quantity": True}]}, "lines[0].quantity", True),
+        ({**_RECEIPT, "lines": [{"line_id": "L1", "quantity": "1"}]}, "lines[0].quantity", "1"),
+        ({**_RECEIPT, "lines": [{"line_id": 7, "quantity": 1}]}, "lines[0].line_id", 7),
+    ],
+)
+def test_wrong_json_types_are_refused_not_coerced(data: Any, field: str, value: object) -> None:
+    """The converter does not call ``str()`` or ``int()`` on what it is given."""
+    from returnflow.domain.inbound import CarrierUpdate, WarehouseReceipt
+    from returnflow.serialization import structure
+
+    with pytest.raises(InvalidPayload) as caught:
+        structure(data, WarehouseReceipt if "lines" in data else CarrierUpdate)
+    assert (caught.value.field, caught.value.value) == (field, value)
+
+
+@pytest.mark.parametrize("data", [[1, 2], "R1", 5, None])
+def test_data_that_is_not_an_object_is_refused(data: object) -> None:
+    from returnflow.domain.inbound import CarrierUpdate
+    from returnflow.serialization import structure
+
+    with pytest.raises(InvalidPayload, match="must be an object for CarrierUpdate") as caught:
+        structure(data, CarrierUpdate)
+    assert (caught.value.field, caught.value.value) == ("data", data)

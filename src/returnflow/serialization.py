@@ -29,6 +29,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
 from cattrs.errors import (
     ClassValidationError,
@@ -110,6 +111,26 @@ def _structure_decimal(value: Any, _: type[Any]) -> Decimal:
     return Decimal(value)
 
 
+def _structure_str(value: Any, _: type[Any]) -> str:
+    # cattrs would call str() on anything: 5 -> "5", None -> "None"
+    if not isinstance(value, str):
+        raise InvalidPayload("text", value, "must be a string")
+    return value
+
+
+def _structure_int(value: Any, _: type[Any]) -> int:
+    # cattrs would call int() on anything: 1.9 -> 1, True -> 1, "1" -> 1
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidPayload("number", value, "must be a whole number")
+    return value
+
+
+def _structure_bool(value: Any, _: type[Any]) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidPayload("flag", value, "must be true or false")
+    return value
+
+
 def _structure_outcome(value: Any, _: type[Any]) -> Outcome:
     if isinstance(value, (Refund, StoreCredit, Exchange, Keep)):
         return value
@@ -178,6 +199,9 @@ converter.register_unstructure_hook(
 converter.register_structure_hook(datetime, _structure_datetime)
 converter.register_unstructure_hook(datetime, lambda moment: moment.isoformat())
 converter.register_structure_hook(Decimal, _structure_decimal)
+converter.register_structure_hook(str, _structure_str)
+converter.register_structure_hook(int, _structure_int)
+converter.register_structure_hook(bool, _structure_bool)
 converter.register_unstructure_hook(Decimal, str)
 # Our enums are ``str`` subclasses, which cattrs would structure with ``str``-like calls and
 # a bare ValueError; give each a hook that names the allowed values.
@@ -264,16 +288,22 @@ def _first_leaf(error: BaseException, path: str) -> tuple[BaseException, str]:
     return error, path
 
 
+# what a value hook names its field when it cannot know it; structure() puts the path there
+_GENERIC_FIELDS = frozenset({"datetime", "money", "text", "number", "flag"})
+
+
 def _join(path: str, field: str) -> str:
     if not path or not field:
         return path or field
-    if field in ("datetime", "money") or path.rsplit(".", 1)[-1] == field:
+    if field in _GENERIC_FIELDS or path.rsplit(".", 1)[-1] == field:
         return path
     return f"{path}.{field}"
 
 
 def structure(data: Any, cls: type[T]) -> T:
     """Build a ``cls`` from plain data; bad data raises a :class:`ValidationError`."""
+    if attrs.has(cls) and not isinstance(data, (Mapping, cls)):
+        raise InvalidPayload("data", data, f"must be an object for {cls.__name__}")
     try:
         return converter.structure(data, cls)
     except (ClassValidationError, IterableValidationError) as group:
