@@ -162,3 +162,26 @@ def test_a_lease_is_compared_as_a_time_not_as_text(path: Path) -> None:
         )
     finally:
         store.close()
+
+
+def test_connections_of_threads_that_ended_are_closed(path: Path) -> None:
+    """A server that runs each request on a new thread keeps one connection per live thread,
+    not one per request it ever served."""
+    import threading
+
+    store = SqliteStore(path)
+    try:
+        store.commit(Commit(records=((make_record("shop-a", "R1"), 0),)))
+        for _ in range(20):
+            reader = threading.Thread(target=store.get, args=("shop-a", "R1"))
+            reader.start()
+            reader.join()
+        store.get("shop-a", "R1")  # this thread's connection, opened first
+        assert len(store._connections) <= 2
+        opened = list(store._connections.values())
+        store.close()
+        for connection in opened:
+            with pytest.raises(sqlite3.ProgrammingError):
+                connection.execute("SELECT 1")
+    finally:
+        store.close()

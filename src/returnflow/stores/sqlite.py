@@ -118,7 +118,8 @@ class SqliteStore:
         self.path = os.fspath(path)
         self._timeout = timeout
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # each thread's connection, so that those of threads that ended can be closed
+        self._connections: dict[threading.Thread, sqlite3.Connection] = {}
         self._guard = threading.Lock()
         # Records are immutable: a version read from the file names exactly one record, so
         # one already built is reused instead of rebuilt from JSON.
@@ -152,7 +153,13 @@ class SqliteStore:
             connection.execute("PRAGMA foreign_keys=ON")
             self._local.connection = connection
             with self._guard:
-                self._connections.append(connection)
+                # a server that starts a thread per request would otherwise leave one open
+                # connection behind per request
+                for thread, stale in builtins.list(self._connections.items()):
+                    if not thread.is_alive():
+                        stale.close()
+                        del self._connections[thread]
+                self._connections[threading.current_thread()] = connection
         return connection
 
     @contextmanager
@@ -182,7 +189,7 @@ class SqliteStore:
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""
         with self._guard:
-            for connection in self._connections:
+            for connection in self._connections.values():
                 connection.close()
             self._connections.clear()
         self._local = threading.local()
