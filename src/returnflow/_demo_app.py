@@ -16,6 +16,7 @@ def build(store: ReturnStore) -> ReturnsService:
     ports = FakePorts()
     for scenario in SCENARIOS:  # the demo's orders, one shop per scenario
         ports.commerce.add_order(order_1001(f"demo-{scenario.name}"))
+    ports.commerce.add_order(order_1001("demo-loop-xoro-import", "1002"))
     return ReturnsService(
         store=store,
         commerce=ports.commerce,
