@@ -875,19 +875,19 @@ def test_the_first_poll_starts_where_it_is_told() -> None:
     assert poller(start=T0 + timedelta(hours=1)).importer.poll(T0) is None  # nothing to read
 
 
-def test_tick_does_not_expire_imported_returns_their_source_does() -> None:
-    setup = poller()
+def test_an_imported_return_expires_under_the_policy_and_never_buys_a_label() -> None:
+    setup = poller(policy=ReturnPolicy(ship_within_days=30))
     setup.source.add(loop("1", -1))
+    setup.source.add(loop("2", -1, order_id="1002"))
     setup.service.tick(T0)
-    setup.harness.clock.advance(days=2)
-    local = setup.service.request(
-        ReturnRequest(shop=SHOP, order_id="1002", lines=[RequestLine("L1", 1)])
-    )
+    setup.service.flag(SHOP, "loop-2", "parcel lost, customer asked")
 
-    tick = setup.service.tick(T0 + timedelta(days=60))
+    setup.harness.clock.advance(days=20)
+    setup.service.approve(SHOP, "loop-2")  # a person approves it again: still no label
+    tick = setup.service.tick(T0 + timedelta(days=40))
 
-    assert tick.expired == (local.id,)
-    assert setup.service.get(SHOP, "loop-1").status == "approved"
-    setup.source.update(SHOP, "1", at=T0 + timedelta(days=60, minutes=10), status="expired")
-    setup.service.tick(T0 + timedelta(days=60, minutes=30))
+    assert tick.expired == ("loop-1",)  # 40 days after its import; loop-2 20 days after
     assert setup.service.get(SHOP, "loop-1").status == "expired"
+    assert setup.harness.ports.warehouse.returns[0].status == "cancelled"
+    assert setup.service.get(SHOP, "loop-2").status == "approved"
+    assert setup.harness.ports.carrier.labels == []

@@ -501,9 +501,11 @@ class ReturnsService:
         order's other returns), an exchange the order cannot get, another currency are
         refused with the same typed errors, and nothing is stored. What the source decided is
         not decided again: the policy's window, final-sale, condition, review-reason,
-        auto-approval and value-limit rules do not apply. No label is bought (the source gave
-        the customer one); the warehouse expectation, an exchange hold or balance, messages
-        and events follow as for any approval. The return is stored under ``return_id``;
+        auto-approval and value-limit rules do not apply. No label is bought, now or at a
+        later approval (the source gave the customer one); the warehouse expectation, an
+        exchange hold or balance, messages and events follow as for any approval, and the
+        return expires like any other (``policy.ship_within_days`` after the import) unless
+        the source cancels or expires it first. The return is stored under ``return_id``;
         ``refs.source`` / ``refs.source_return_id`` and an ``imported`` history entry (with
         ``details``) say where it came from. A ``return_id`` already stored raises
         :class:`~returnflow.errors.ConcurrencyConflict` and changes nothing.
@@ -550,7 +552,7 @@ class ReturnsService:
         change.notify("return_requested")
         change.fire("check", {"decision": Decision.APPROVE.value, "decided_by": source})
         change.fire("auto_approve", {"approved_by": source})
-        self._approved(change, label=False)
+        self._approved(change)
         return self._commit(change)
 
     def approve(self, shop: str, return_id: str, *, actor: str = "agent") -> ReturnRecord:
@@ -736,17 +738,13 @@ class ReturnsService:
         """Run the timers due at ``now``: expire approved returns never shipped within
         ``policy.ship_within_days`` of approval, and check released exchanges the platform
         may not have honoured (seed 000), releasing them again while still held; then poll
-        every registered :class:`Poller` (importers), each when its interval has elapsed.
-        Imported returns are not expired here: their source decides (and the importer
-        mirrors it)."""
+        every registered :class:`Poller` (importers), each when its interval has elapsed."""
         moment = now or self.clock()
         expired: list[str] = []
         checked: list[str] = []
         errors: list[str] = []
         deadline = timedelta(days=self.policy.ship_within_days)
         for record in self.store.list_in(None, ("approved", "label_sent"), limit=limit):
-            if record.refs.source is not None:
-                continue  # imported: its source expires it (the importer mirrors that)
             approved = _approved_at(record)
             if approved is not None and moment - approved > deadline:
                 self.expire(record.shop, record.id)
@@ -1239,7 +1237,7 @@ class ReturnsService:
 
     # -- planning helpers ----------------------------------------------------------------------
 
-    def _approved(self, change: _Change, *, label: bool = True) -> None:
+    def _approved(self, change: _Change) -> None:
         record = change.record
         shipped = [line for line in record.lines if line.requires_receipt]
         if shipped and not record.refs.warehouse_rma_id:
@@ -1249,8 +1247,8 @@ class ReturnsService:
                 reason=self.policy.warehouse_reason,
                 action=self.policy.warehouse_action,
             )
-        if shipped and label and self.policy.send_label:
-            change.effect(fx.CreateLabel)
+        if shipped and self.policy.send_label and record.refs.source is None:
+            change.effect(fx.CreateLabel)  # an imported return's source gave it a label
         pending = [line for line in record.exchange_lines if line.status == "pending"]
         if pending and change.allows("hold_exchange"):
             change.effect(
