@@ -66,13 +66,13 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "returns.db"
 
 
-def test_schema_version_is_1_and_a_reopened_file_keeps_its_data(path: Path) -> None:
+def test_schema_version_is_2_and_a_reopened_file_keeps_its_data(path: Path) -> None:
     record = make_record("shop-a", "R1")
     effect = make_effect("shop-a", "R1", 0)
     key = InboundKey("shop-a", "carrier", "evt-1")
     store = SqliteStore(path)
     try:
-        assert store.schema_version() == 1
+        assert store.schema_version() == 2
         store.commit(Commit(records=((record, 0),), effects=(effect,), inbound=key))
         v2 = next_version(record, status="approved")
         store.commit(Commit(records=((v2, 1),)))
@@ -81,7 +81,7 @@ def test_schema_version_is_1_and_a_reopened_file_keeps_its_data(path: Path) -> N
         store.close()
     reopened = SqliteStore(path)
     try:
-        assert reopened.schema_version() == 1
+        assert reopened.schema_version() == 2
         got = reopened.get("shop-a", "R1")
         assert got == v2
         assert [entry.payload for entry in got.history] == [entry.payload for entry in v2.history]
@@ -92,6 +92,34 @@ def test_schema_version_is_1_and_a_reopened_file_keeps_its_data(path: Path) -> N
         v3 = next_version(got, status="closed")
         reopened.commit(Commit(records=((v3, 2),)))
         assert reopened.get("shop-a", "R1") == v3
+    finally:
+        reopened.close()
+
+
+def test_a_schema_1_file_is_migrated_to_2_and_keeps_its_returns(path: Path) -> None:
+    store = SqliteStore(path)
+    record = make_record("shop-a", "R1")
+    store.commit(Commit(records=((record, 0),)))
+    store.close()
+    connection = sqlite3.connect(path)  # as returnflow 0.1 left it: no cursors table
+    try:
+        with connection:
+            connection.execute("DROP TABLE cursors")
+            connection.execute("UPDATE schema_version SET version = 1")
+    finally:
+        connection.close()
+
+    migrated = SqliteStore(path)
+    try:
+        assert migrated.schema_version() == 2
+        assert migrated.get("shop-a", "R1") == record
+        assert migrated.read_cursor("import:loop:shop-a") is None
+        migrated.write_cursor("import:loop:shop-a", "v1", expected=None)
+    finally:
+        migrated.close()
+    reopened = SqliteStore(path)
+    try:
+        assert reopened.read_cursor("import:loop:shop-a") == "v1"
     finally:
         reopened.close()
 

@@ -4,6 +4,12 @@ The public names live here; everything else is implementation. Ports are in
 :mod:`returnflow.ports`, fakes of every port in :mod:`returnflow.testing`.
 """
 
+from returnflow.domain.external import (
+    ExternalLine,
+    ExternalReturn,
+    SourceStatus,
+    imported_return_id,
+)
 from returnflow.domain.inbound import (
     CarrierStatus,
     CarrierUpdate,
@@ -68,10 +74,19 @@ from returnflow.errors import (
     ReturnflowError,
     ReturnNotFound,
     UnknownCurrency,
+    UnknownExternalReturn,
     UnknownOrder,
     UnknownOrderLine,
     UnknownOutcome,
     ValidationError,
+)
+from returnflow.importing import (
+    ImportFailure,
+    ImportOutcome,
+    ImportProgress,
+    ImportReport,
+    ImportResult,
+    ReturnImporter,
 )
 from returnflow.lifecycle.chart import ReturnChart
 from returnflow.lifecycle.effects import TOPICS
@@ -79,6 +94,7 @@ from returnflow.lifecycle.table import TABLE, ShopifyReturnStatus, TransitionTab
 from returnflow.service import (
     DispatchReport,
     HandleResult,
+    Poller,
     ReturnsService,
     TickReport,
     TimelineEntry,
@@ -105,11 +121,18 @@ __all__ = [
     "Exchange",
     "ExchangeLine",
     "ExchangeNotOffered",
+    "ExternalLine",
     "ExternalRefs",
+    "ExternalReturn",
     "FeePolicy",
     "Fixed",
     "HandleResult",
     "HistoryEntry",
+    "ImportFailure",
+    "ImportOutcome",
+    "ImportProgress",
+    "ImportReport",
+    "ImportResult",
     "InboundEvent",
     "InvalidAmount",
     "InvalidFee",
@@ -128,6 +151,7 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "Percent",
+    "Poller",
     "PortError",
     "QcResult",
     "ReceivedLine",
@@ -136,6 +160,7 @@ __all__ = [
     "ReleaseTrigger",
     "RequestLine",
     "ReturnChart",
+    "ReturnImporter",
     "ReturnLine",
     "ReturnNotFound",
     "ReturnPolicy",
@@ -146,11 +171,13 @@ __all__ = [
     "ReturnsService",
     "Settlement",
     "ShopifyReturnStatus",
+    "SourceStatus",
     "StoreCredit",
     "TickReport",
     "TimelineEntry",
     "TransitionTable",
     "UnknownCurrency",
+    "UnknownExternalReturn",
     "UnknownOrder",
     "UnknownOrderLine",
     "UnknownOutcome",
@@ -160,5 +187,6 @@ __all__ = [
     "WindowStart",
     "__version__",
     "currency_exponent",
+    "imported_return_id",
     "shopify_status",
 ]

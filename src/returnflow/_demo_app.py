@@ -1,4 +1,5 @@
-"""The worker's default app: a service on the given store with the demo's fakes.
+"""The default app of ``returnflow worker`` and ``returnflow import``: a service on the given
+store with the demo's fakes (and the orders of the demo's scenarios and demo returns).
 
 A host passes its own ``--app MODULE:CALLABLE``: a callable that takes the store and
 returns a :class:`~returnflow.ReturnsService` built with the host's adapters.
@@ -6,6 +7,7 @@ returns a :class:`~returnflow.ReturnsService` built with the host's adapters.
 
 from __future__ import annotations
 
+from returnflow import _demo_import
 from returnflow._scenarios import SCENARIOS, order_1001
 from returnflow.ports.store import ReturnStore
 from returnflow.service import ReturnsService
@@ -16,6 +18,9 @@ def build(store: ReturnStore) -> ReturnsService:
     ports = FakePorts()
     for scenario in SCENARIOS:  # the demo's orders, one shop per scenario
         ports.commerce.add_order(order_1001(f"demo-{scenario.name}"))
+    ports.commerce.add_order(order_1001("demo-loop-xoro-import", "1002"))
+    for order in _demo_import.orders():  # what `returnflow import` imports by default
+        ports.commerce.add_order(order)
     return ReturnsService(
         store=store,
         commerce=ports.commerce,

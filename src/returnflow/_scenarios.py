@@ -8,10 +8,11 @@ print their timelines.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import attrs
 
+from returnflow.domain.external import ExternalLine, ExternalReturn
 from returnflow.domain.inbound import (
     CarrierStatus,
     CarrierUpdate,
@@ -34,9 +35,11 @@ from returnflow.domain.model import (
 from returnflow.domain.money import Money
 from returnflow.domain.policy import Completion, ReleaseTrigger, ReturnPolicy
 from returnflow.domain.settlement import FeePolicy, Percent
+from returnflow.importing import ReturnImporter
 from returnflow.ports.store import ReturnStore
 from returnflow.service import ReturnsService
 from returnflow.stores.memory import MemoryStore
+from returnflow.testing.fakes import FakeReturnSource
 from returnflow.testing.harness import Harness
 
 __all__ = ["SCENARIOS", "Scenario", "order_1001"]
@@ -429,6 +432,102 @@ def loop_fees_and_credit(
     return harness, [record.id]
 
 
+LOOP_RETURNS_AT = datetime(2026, 1, 12, 9, 0, tzinfo=timezone.utc)
+"""When the seed-004 customer asked Loop for the returns."""
+
+
+def loop_xoro_returns(shop: str = SHOP) -> list[ExternalReturn]:
+    """Seed 004: two Loop returns. 52393555, of order 1001: the T-shirt exchanged for a size
+    L, both caps for store credit, the jacket refunded; 52393556, of order 1002 (the same
+    items): both caps for store credit."""
+    at = LOOP_RETURNS_AT
+    return [
+        ExternalReturn(
+            source="loop",
+            external_id="52393555",
+            shop=shop,
+            order_id="1001",
+            lines=(
+                ExternalLine(
+                    order_line_id="L1",
+                    quantity=1,
+                    outcome=Exchange(variant_id="tee-l"),
+                    reason=ReturnReason.SIZE_TOO_SMALL,
+                ),
+                ExternalLine(
+                    order_line_id="L2",
+                    quantity=2,
+                    outcome=StoreCredit(),
+                    reason=ReturnReason.UNWANTED,
+                ),
+                ExternalLine(
+                    order_line_id="L3", quantity=1, outcome=Refund(), reason=ReturnReason.STYLE
+                ),
+            ),
+            created_at=at,
+            updated_at=at,
+        ),
+        ExternalReturn(
+            source="loop",
+            external_id="52393556",
+            shop=shop,
+            order_id="1002",
+            lines=(
+                ExternalLine(
+                    order_line_id="L2",
+                    quantity=2,
+                    outcome=StoreCredit(),
+                    reason=ReturnReason.UNWANTED,
+                ),
+            ),
+            created_at=at + timedelta(hours=1),
+            updated_at=at + timedelta(hours=1),
+        ),
+    ]
+
+
+def loop_xoro_import(
+    shop: str = SHOP, store: ReturnStore | None = None
+) -> tuple[Harness, Sequence[str]]:
+    """Seed 004: Loop returns imported by date range as RMAs, each with an ASN linked to it.
+    The first ASN is closed fully received: the return is processed (refunded credit memo,
+    credit memo, exchange order). The second is closed short: the return is flagged for a
+    person."""
+    harness = _harness(shop, store, completion=Completion.ON_WAREHOUSE_FINISHED)
+    harness.ports.commerce.add_order(order_1001(shop, "1002"))
+    service = harness.service
+    source = FakeReturnSource("loop", loop_xoro_returns(shop))
+    importer = ReturnImporter(service, source, shop=shop)
+    report = importer.import_range(
+        LOOP_RETURNS_AT - timedelta(days=1), LOOP_RETURNS_AT + timedelta(days=1)
+    )
+    full, short = report.imported
+    harness.clock.advance(days=3)
+    service.handle(
+        WarehouseReceipt(
+            shop=shop,
+            return_id=full,
+            event_id="asn-1-receipt",
+            lines=[
+                ReceivedLine(line_id="L1", quantity=1),
+                ReceivedLine(line_id="L2", quantity=2),
+                ReceivedLine(line_id="L3", quantity=1),
+            ],
+        )
+    )
+    service.handle(WarehouseFinished(shop=shop, return_id=full, event_id="asn-1-closed"))
+    service.handle(
+        WarehouseReceipt(
+            shop=shop,
+            return_id=short,
+            event_id="asn-2-receipt",
+            lines=[ReceivedLine(line_id="L2", quantity=1)],
+        )
+    )
+    service.handle(WarehouseFinished(shop=shop, return_id=short, event_id="asn-2-closed"))
+    return harness, [full, short]
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("smartpack-exchange", "Returnflows x SmartPack: exchange on hold", smartpack_exchange),
     Scenario(
@@ -454,5 +553,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         "loop-fees-credit",
         "Loop x Shopify / Xoro: fees, store credit bonus, ERP documents",
         loop_fees_and_credit,
+    ),
+    Scenario(
+        "loop-xoro-import",
+        "Loop x Xoro: returns imported as RMAs, ASN closed in full or short",
+        loop_xoro_import,
     ),
 )

@@ -5,6 +5,9 @@
 * ``returnflow worker --db PATH [--app MODULE:CALLABLE]`` delivers due effects and runs
   the timers until stopped;
 * ``returnflow inspect --db PATH RETURN_ID [--json]`` prints one return's full timeline;
+* ``returnflow import --since ISO --until ISO [--id EXTERNAL_ID] [--source MODULE:CALLABLE]
+  [--shop SHOP] [--db PATH] [--app MODULE:CALLABLE]`` imports returns from a return source
+  (by default a demo Loop), printing progress;
 * ``returnflow diagram --format mermaid`` prints the statechart from the code.
 """
 
@@ -19,15 +22,19 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from types import FrameType
 from typing import Any, TextIO
 
+from returnflow.errors import ReturnflowError
+from returnflow.importing import ImportProgress, ImportReport, ReturnImporter
 from returnflow.lifecycle.chart import ReturnChart
 from returnflow.lifecycle.effects import describe
 from returnflow.lifecycle.table import TABLE, shopify_status
+from returnflow.ports.source import ReturnSource
 from returnflow.ports.store import ReturnStore
 from returnflow.serialization import unstructure
-from returnflow.service import ReturnsService
+from returnflow.service import ReturnsService, TickReport
 from returnflow.stores.sqlite import SqliteStore
 
 __all__ = ["main"]
@@ -173,7 +180,7 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
-    totals = {"delivered": 0, "failed": 0, "given_up": 0, "expired": 0}
+    totals = {"delivered": 0, "failed": 0, "given_up": 0, "expired": 0, "imported": 0}
     try:
         while not stop:
             tick = service.tick()
@@ -182,14 +189,19 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
             totals["failed"] += report.failed
             totals["given_up"] += report.given_up
             totals["expired"] += len(tick.expired)
+            imported = sum(len(polled.imported) for polled in tick.imports)
+            totals["imported"] += imported
             busy = report.delivered + report.failed + report.given_up + len(tick.expired)
+            busy += imported
             if busy:
                 print(
                     f"worker: delivered {report.delivered}, failed {report.failed}, "
-                    f"given up {report.given_up}, expired {len(tick.expired)}",
+                    f"given up {report.given_up}, expired {len(tick.expired)}, "
+                    f"imported {imported}",
                     file=out,
                     flush=True,
                 )
+            _print_polls(tick, out)
             if args.once and not busy:
                 break
             if args.max_seconds is not None and time.monotonic() - started >= args.max_seconds:
@@ -206,6 +218,175 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
         file=out,
     )
     return 0
+
+
+def _print_polls(tick: TickReport, out: TextIO) -> None:
+    """The worker's lines for what the registered importers did on a tick."""
+    for polled in tick.imports:
+        counts = (
+            f"{len(polled.imported)} imported, {len(polled.unchanged)} unchanged, "
+            f"{len(polled.cancelled)} cancelled, {len(polled.skipped)} skipped, "
+            f"{len(polled.failed)} errors"
+        )
+        print(
+            f"worker: polled {polled.source}/{polled.shop} [{polled.since.isoformat()}, "
+            f"{polled.until.isoformat()}): {counts}"
+            + ("" if polled.advanced else " (another poller advanced the mark)"),
+            file=out,
+            flush=True,
+        )
+        for line in polled.problems():
+            print(f"worker: {line}", file=out, flush=True)
+
+
+# -- returnflow import ---------------------------------------------------------------------------
+
+_DEMO_SOURCE = "returnflow._demo_import:build"
+_DEMO_SHOP = "demo-loop"
+
+
+class _BadArgument(Exception):
+    """A command-line argument that cannot be used; the message names the flag and value."""
+
+
+def _when(flag: str, text: str) -> datetime:
+    """An ISO 8601 date or date-time; one without an offset is UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _BadArgument(
+            f"{flag} {text!r}: not an ISO 8601 date or date-time (2026-01-31, "
+            "2026-01-31T12:00:00+01:00)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def _callable(flag: str, spec: str) -> Callable[..., Any]:
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise _BadArgument(f"{flag} {spec!r}: wants MODULE:CALLABLE")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise _BadArgument(f"{flag} {spec!r}: cannot import {module_name!r} ({error})") from None
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise _BadArgument(f"{flag} {spec!r}: {module_name} has no callable {attribute!r}")
+    found: Callable[..., Any] = factory
+    return found
+
+
+class _Progress:
+    """Prints a progress line every ``every`` returns or ``seconds`` seconds."""
+
+    def __init__(self, out: TextIO, every: int, seconds: float) -> None:
+        self.out = out
+        self.every = every
+        self.seconds = seconds
+        self.count = 0
+        self.at = 0.0
+
+    def __call__(self, progress: ImportProgress) -> None:
+        if progress.count - self.count < self.every and progress.elapsed - self.at < self.seconds:
+            return
+        self.count, self.at = progress.count, progress.elapsed
+        print(
+            f"progress: {progress.count} returns, {progress.imported} imported, "
+            f"{progress.unchanged} unchanged, {progress.cancelled} cancelled, "
+            f"{progress.skipped} skipped, {progress.errors} errors, {progress.rate:.1f}/s",
+            file=self.out,
+            flush=True,
+        )
+
+
+def _import_arguments(
+    args: argparse.Namespace,
+) -> tuple[datetime | None, datetime | None, ReturnSource, str]:
+    since = None if args.since is None else _when("--since", args.since)
+    until = None if args.until is None else _when("--until", args.until)
+    if args.id is None:
+        if since is None or until is None:
+            raise _BadArgument("--since and --until are needed (or --id to import one return)")
+        if until <= since:
+            raise _BadArgument(f"--until {args.until!r}: must be after --since {args.since!r}")
+    elif args.id.strip() == "":
+        raise _BadArgument(f"--id {args.id!r}: must not be empty")
+    if args.page_size < 1:
+        raise _BadArgument(f"--page-size {args.page_size}: must be at least 1")
+    if args.progress_every < 1:
+        raise _BadArgument(f"--progress-every {args.progress_every}: must be at least 1")
+    if args.progress_seconds < 0:
+        raise _BadArgument(f"--progress-seconds {args.progress_seconds}: must not be negative")
+    if args.source is not None and args.shop is None:
+        raise _BadArgument(f"--source {args.source!r}: say which shop with --shop")
+    source: ReturnSource = _callable("--source", args.source or _DEMO_SOURCE)()
+    return since, until, source, args.shop or _DEMO_SHOP
+
+
+def _import(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        since, until, source, shop = _import_arguments(args)
+        build = _callable("--app", args.app)
+    except _BadArgument as error:
+        print(f"returnflow import: {error}", file=out)
+        return 2
+    path = args.db or os.path.join(tempfile.mkdtemp(prefix="returnflow-import-"), "returns.db")
+    store = SqliteStore(path)
+    try:
+        service: ReturnsService = build(store)
+        importer = ReturnImporter(service, source, shop=shop, page_size=args.page_size)
+        if args.id is not None:
+            return _import_one(importer, args.id, out)
+        assert since is not None
+        assert until is not None
+        print(
+            f"importing {source.name} returns of shop {shop} created or updated in "
+            f"[{since.isoformat()}, {until.isoformat()}) into {path}",
+            file=out,
+            flush=True,
+        )
+        report = importer.import_range(
+            since, until, progress=_Progress(out, args.progress_every, args.progress_seconds)
+        )
+        _print_report(report, out)
+        return 0 if report.ok else 1
+    finally:
+        store.close()
+
+
+def _import_one(importer: ReturnImporter, external_id: str, out: TextIO) -> int:
+    name = importer.source.name
+    try:
+        result = importer.import_one(external_id)
+    except ReturnflowError as error:
+        print(f"error {name} {external_id}: {type(error).__name__}: {error}", file=out)
+        return 1
+    record = result.record
+    state = "" if record is None else f" ({record.status} / {record.exchange_status})"
+    reason = f": {result.reason}" if result.reason else ""
+    print(
+        f"{name} {external_id} -> return {result.return_id}: {result.outcome}{state}{reason}",
+        file=out,
+    )
+    return 0
+
+
+def _print_report(report: ImportReport, out: TextIO) -> None:
+    print(
+        f"done: {report.count} returns in {report.elapsed:.1f} s ({report.rate:.1f}/s): "
+        f"{len(report.imported)} imported, {len(report.unchanged)} unchanged, "
+        f"{len(report.cancelled)} cancelled, {len(report.skipped)} skipped, "
+        f"{len(report.failed)} errors",
+        file=out,
+    )
+    for failure in report.failed:
+        print(f"error {failure}", file=out)
+    if report.source_error is not None:
+        print(
+            f"source failed: {report.source_error}; returns updated from "
+            f"{report.complete_until.isoformat()} on were not read (run again from there)",
+            file=out,
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -239,6 +420,35 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
     worker.add_argument("--batch", type=int, default=100, help="effects per round")
     worker.set_defaults(run=_worker)
+    importing = commands.add_parser(
+        "import", help="import returns from a return source (by default a demo Loop)"
+    )
+    importing.add_argument("--since", help="ISO date or date-time (UTC without an offset)")
+    importing.add_argument("--until", help="ISO date or date-time, not included")
+    importing.add_argument("--id", help="import this one return (its id at the source)")
+    importing.add_argument(
+        "--source",
+        help="MODULE:CALLABLE returning the ReturnSource (needs --shop; default: a demo Loop "
+        "with a few hundred returns of January 2026)",
+    )
+    importing.add_argument("--shop", help=f"the shop to import (default: {_DEMO_SHOP})")
+    importing.add_argument("--db", help="the SQLite file (default: a new temporary one)")
+    importing.add_argument(
+        "--app",
+        default="returnflow._demo_app:build",
+        help="MODULE:CALLABLE taking the store and returning the host's ReturnsService "
+        "(default: the demo's fakes)",
+    )
+    importing.add_argument(
+        "--page-size", type=int, default=100, help="returns asked of the source per page"
+    )
+    importing.add_argument(
+        "--progress-every", type=int, default=100, help="a progress line every N returns"
+    )
+    importing.add_argument(
+        "--progress-seconds", type=float, default=5.0, help="and at least every S seconds"
+    )
+    importing.set_defaults(run=_import)
     return parser
 
 

@@ -12,6 +12,7 @@ Every error the library raises on purpose derives from :class:`ReturnflowError`:
     │   │   ├── UnknownOrderLine   the order has no such line
     │   │   ├── InvalidQuantity    0, negative, above what is left to return
     │   │   ├── UnknownOrder       the platform has no such order in this shop
+    │   │   ├── UnknownExternalReturn  the source has no such return in this shop
     │   │   ├── UnknownOutcome     not refund / store_credit / exchange / keep
     │   │   └── ExchangeNotOffered the order cannot get an exchange
     │   ├── InvalidFee             a fee above 100 %, negative, or not a fee at all
@@ -54,6 +55,7 @@ __all__ = [
     "ReturnNotFound",
     "ReturnflowError",
     "UnknownCurrency",
+    "UnknownExternalReturn",
     "UnknownOrder",
     "UnknownOrderLine",
     "UnknownOutcome",
@@ -104,6 +106,10 @@ class UnknownOrderLine(InvalidRequest):
 
 class UnknownOrder(InvalidRequest):
     """The commerce platform has no such order in this shop."""
+
+
+class UnknownExternalReturn(InvalidRequest):
+    """A return source (Loop, ...) has no return with this id in this shop."""
 
 
 class InvalidQuantity(InvalidRequest):

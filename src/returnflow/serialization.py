@@ -38,6 +38,7 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
+from returnflow.domain.external import ExternalReturn, SourceStatus
 from returnflow.domain.inbound import CarrierStatus
 from returnflow.domain.model import (
     DeclineReason,
@@ -65,7 +66,7 @@ from returnflow.errors import (
 )
 from returnflow.lifecycle import effects as fx
 
-__all__ = ["converter", "structure", "unstructure"]
+__all__ = ["converter", "external_return_from_dict", "structure", "unstructure"]
 
 T = TypeVar("T")
 
@@ -214,6 +215,7 @@ for _enum_type in (
     QcResult,
     ReleaseTrigger,
     ReturnReason,
+    SourceStatus,
     WindowStart,
 ):
     converter.register_structure_hook(_enum_type, _structure_enum)
@@ -336,3 +338,18 @@ def unstructure(value: Any) -> Any:
 def request_from_dict(data: Mapping[str, Any]) -> ReturnRequest:
     """A :class:`ReturnRequest` from JSON-like data (what a returns portal posts)."""
     return structure(data, ReturnRequest)
+
+
+def external_return_from_dict(data: Mapping[str, Any]) -> ExternalReturn:
+    """An :class:`~returnflow.domain.external.ExternalReturn` from plain data (a source
+    adapter's mapping of the source's JSON); bad data raises a :class:`ValidationError`
+    naming the path (``lines[0].quantity``).
+
+    >>> loop = external_return_from_dict({
+    ...     "source": "loop", "external_id": "52393555", "shop": "shop-a", "order_id": "1001",
+    ...     "created_at": "2026-01-12T09:00:00+00:00", "updated_at": "2026-01-12T09:05:00+00:00",
+    ...     "lines": [{"order_line_id": "L1", "quantity": 1, "outcome": "store_credit"}]})
+    >>> loop.return_id, loop.lines[0].outcome.kind.value
+    ('loop-52393555', 'store_credit')
+    """
+    return structure(data, ExternalReturn)

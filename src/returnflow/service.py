@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 from statemachine.exceptions import TransitionNotAllowed
@@ -38,6 +38,7 @@ from returnflow.domain.model import (
     DeclineReason,
     Exchange,
     ExchangeLine,
+    ExternalRefs,
     HistoryEntry,
     Keep,
     OrderSnapshot,
@@ -62,6 +63,8 @@ from returnflow.errors import (
     InvalidPayload,
     InvalidTransition,
     PortError,
+    ReturnflowError,
+    ReturnNotFound,
     UnknownOrder,
 )
 from returnflow.lifecycle import effects as fx
@@ -75,7 +78,17 @@ from returnflow.ports.payments import Payments
 from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry, ReturnStore
 from returnflow.ports.warehouse import Warehouse
 
-__all__ = ["DispatchReport", "HandleResult", "ReturnsService", "TickReport", "TimelineEntry"]
+if TYPE_CHECKING:
+    from returnflow.importing import ImportReport
+
+__all__ = [
+    "DispatchReport",
+    "HandleResult",
+    "Poller",
+    "ReturnsService",
+    "TickReport",
+    "TimelineEntry",
+]
 
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=fx.Effect)
@@ -117,7 +130,18 @@ class TickReport:
     expired: tuple[str, ...] = ()
     release_checked: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
-    """Timers that could not run now (a port failed); they run again on the next tick."""
+    """Timers that could not run now (a port failed), and returns a poller could not import;
+    they run again on the next tick."""
+    imports: tuple[ImportReport, ...] = ()
+    """What each registered poller that was due imported (see :meth:`ReturnsService.tick`)."""
+
+
+class Poller(Protocol):
+    """Something :meth:`ReturnsService.tick` runs: an importer polling its source
+    (:class:`~returnflow.importing.ReturnImporter`). ``poll`` decides itself whether it is
+    due and returns ``None`` when it is not."""
+
+    def poll(self, now: datetime) -> ImportReport | None: ...
 
 
 @attrs.frozen
@@ -271,6 +295,12 @@ class ReturnsService:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.lease = lease
         self._jitter = random.Random(jitter_seed)
+        self._pollers: builtins.list[Poller] = []
+
+    def register_poller(self, poller: Poller) -> None:
+        """Have every :meth:`tick` call ``poller.poll(now)`` (an importer polling its source;
+        it runs only when its interval has elapsed). The worker ticks, so it polls too."""
+        self._pollers.append(poller)
 
     # -- reads: never build a machine ---------------------------------------------------------
 
@@ -455,6 +485,76 @@ class ReturnsService:
             self._declined(change, reason, "; ".join(assessment.notes))
         return self._commit(change)
 
+    def import_return(
+        self,
+        request: ReturnRequest,
+        *,
+        return_id: str,
+        source: str,
+        external_id: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> ReturnRecord:
+        """Open, approved, a return another system already decided (a returns app: Loop).
+
+        ``request`` is checked against the order as :meth:`request` checks it: an unknown
+        order or order line, a line twice, more units than are left to return (counting the
+        order's other returns), an exchange the order cannot get, another currency are
+        refused with the same typed errors, and nothing is stored. What the source decided is
+        not decided again: the policy's window, final-sale, condition, review-reason,
+        auto-approval and value-limit rules do not apply. No label is bought, now or at a
+        later approval (the source gave the customer one); the warehouse expectation, an
+        exchange hold or balance, messages and events follow as for any approval, and the
+        return expires like any other (``policy.ship_within_days`` after the import) unless
+        the source cancels or expires it first. The return is stored under ``return_id``;
+        ``refs.source`` / ``refs.source_return_id`` and an ``imported`` history entry (with
+        ``details``) say where it came from. A ``return_id`` already stored raises
+        :class:`~returnflow.errors.ConcurrencyConflict` and changes nothing.
+        """
+        if not isinstance(request, ReturnRequest):
+            raise InvalidPayload("request", request, "must be a ReturnRequest")
+        try:
+            existing = self.store.get(request.shop, return_id)
+        except ReturnNotFound:
+            pass
+        else:
+            raise ConcurrencyConflict(return_id, 0, existing.version)
+        order, _, lines, exchange_lines = self._prepare(request, lambda: return_id)
+        now = self.clock()
+        initial = TABLE.initial
+        record = ReturnRecord(
+            id=return_id,
+            shop=request.shop,
+            order_id=request.order_id,
+            currency=order.currency,
+            status=initial[0],
+            exchange_status=initial[1],
+            lines=tuple(lines),
+            exchange_lines=tuple(exchange_lines),
+            refs=ExternalRefs(source=source, source_return_id=external_id),
+            created_at=now,
+            updated_at=now,
+            customer_email=order.customer_email,
+            customer_note=request.customer_note,
+        )
+        change = _Change(record, now=now, actor=source, base=0)
+        change.note("imported", {"source": source, "external_id": external_id, **(details or {})})
+        value = Money.sum(
+            (amount for line in lines for amount in line.unit_amounts), order.currency
+        )
+        change.note(
+            "requested",
+            {
+                "lines": ", ".join(f"{line.order_line_id}x{line.quantity}" for line in lines),
+                "value": str(value),
+            },
+        )
+        change.publish("request", source=source, external_id=external_id)
+        change.notify("return_requested")
+        change.fire("check", {"decision": Decision.APPROVE.value, "decided_by": source})
+        change.fire("auto_approve", {"approved_by": source})
+        self._approved(change)
+        return self._commit(change)
+
     def approve(self, shop: str, return_id: str, *, actor: str = "agent") -> ReturnRecord:
         """An agent approves a return under review (or resumes one that needed review)."""
 
@@ -637,7 +737,8 @@ class ReturnsService:
     def tick(self, now: datetime | None = None, *, limit: int = 1000) -> TickReport:
         """Run the timers due at ``now``: expire approved returns never shipped within
         ``policy.ship_within_days`` of approval, and check released exchanges the platform
-        may not have honoured (seed 000), releasing them again while still held."""
+        may not have honoured (seed 000), releasing them again while still held; then poll
+        every registered :class:`Poller` (importers), each when its interval has elapsed."""
         moment = now or self.clock()
         expired: list[str] = []
         checked: list[str] = []
@@ -665,8 +766,21 @@ class ReturnsService:
                     errors.append(f"{record.shop}/{record.id}: {error}")
                     continue
                 checked.append(record.id)
+        imports: list[ImportReport] = []
+        for poller in self._pollers:
+            try:
+                report = poller.poll(moment)
+            except ReturnflowError as error:  # a bad cursor, a lost store: not the next poller
+                errors.append(f"poll: {type(error).__name__}: {error}")
+                continue
+            if report is not None:
+                imports.append(report)
+                errors.extend(report.problems())
         return TickReport(
-            expired=tuple(expired), release_checked=tuple(checked), errors=tuple(errors)
+            expired=tuple(expired),
+            release_checked=tuple(checked),
+            errors=tuple(errors),
+            imports=tuple(imports),
         )
 
     # -- inbound events ------------------------------------------------------------------------
@@ -1133,8 +1247,8 @@ class ReturnsService:
                 reason=self.policy.warehouse_reason,
                 action=self.policy.warehouse_action,
             )
-        if shipped and self.policy.send_label:
-            change.effect(fx.CreateLabel)
+        if shipped and self.policy.send_label and record.refs.source is None:
+            change.effect(fx.CreateLabel)  # an imported return's source gave it a label
         pending = [line for line in record.exchange_lines if line.status == "pending"]
         if pending and change.allows("hold_exchange"):
             change.effect(

@@ -444,6 +444,10 @@ class ExternalRefs:
     exchange_hold_id: str | None = None
     refund_ids: tuple[str, ...] = ()
     credit_ids: tuple[str, ...] = ()
+    source: str | None = None
+    """The system the return was imported from (``"loop"``), if it was."""
+    source_return_id: str | None = None
+    """The return's id in that system."""
 
 
 @attrs.frozen

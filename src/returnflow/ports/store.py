@@ -1,4 +1,5 @@
-"""The store port: returns, their outbox of effects and the inbox of processed inbound events.
+"""The store port: returns, their outbox of effects, the inbox of processed inbound events,
+and named cursors (importers' high-water marks).
 
 One :class:`Commit` is one atomic write: the new versions of one or more returns (a reset
 writes the old and the new return together), the effects to dispatch, and the inbound event
@@ -153,4 +154,13 @@ class ReturnStore(Protocol):
         retry_at: datetime | None = None,
     ) -> OutboxEntry:
         """Record one delivery attempt of the effect ``key`` and release its claim."""
+        ...
+
+    def read_cursor(self, name: str) -> str | None:
+        """The value last written under ``name``, or ``None`` if none was."""
+        ...
+
+    def write_cursor(self, name: str, value: str, *, expected: str | None) -> None:
+        """Replace the value under ``name`` with ``value`` if it is still ``expected`` (``None``:
+        no value yet); otherwise raise ``ConcurrencyConflict`` and write nothing."""
         ...

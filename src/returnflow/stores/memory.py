@@ -30,6 +30,7 @@ class MemoryStore:
         self._inbox: set[InboundKey] = set()
         self._sequence = 0
         self._busy: set[tuple[str, str]] = set()  # returns that may have pending effects
+        self._cursors: dict[str, str] = {}
 
     def get(self, shop: str, return_id: str) -> ReturnRecord:
         record = self._records.get((shop, return_id))
@@ -177,6 +178,16 @@ class MemoryStore:
             entry = _attempted(entry, attempt)
             self._outbox[key] = entry
             return entry
+
+    def read_cursor(self, name: str) -> str | None:
+        with self._lock:
+            return self._cursors.get(name)
+
+    def write_cursor(self, name: str, value: str, *, expected: str | None) -> None:
+        with self._lock:
+            if self._cursors.get(name) != expected:
+                raise ConcurrencyConflict(f"cursor {name}", 0, 1)
+            self._cursors[name] = value
 
 
 def _extends(new: tuple[HistoryEntry, ...], old: tuple[HistoryEntry, ...]) -> bool:

@@ -1,7 +1,7 @@
 """The SQLite store: the embedded default, stdlib ``sqlite3`` in WAL mode.
 
 One file holds returns (current state and version), their append-only history, the outbox
-of effects and the inbox of processed inbound events. Each :class:`Commit` is one
+of effects, the inbox of processed inbound events and named cursors. Each :class:`Commit` is one
 ``BEGIN IMMEDIATE`` transaction; the version check in it makes concurrent writers, threads
 or processes, safe. The schema is created and migrated by the store itself (table
 ``schema_version``).
@@ -9,7 +9,7 @@ or processes, safe. The schema is created and migrated by the store itself (tabl
 >>> import tempfile, os
 >>> store = SqliteStore(os.path.join(tempfile.mkdtemp(), "returns.db"))
 >>> store.schema_version()
-1
+2
 >>> store.close()
 """
 
@@ -92,6 +92,12 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (shop, source, event_id)
     );
     CREATE INDEX inbox_by_return ON inbox (shop, return_id);
+    """,
+    """
+    CREATE TABLE cursors (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
     """,
 )
 
@@ -528,6 +534,26 @@ class SqliteStore:
         if row is None:
             raise KeyError(key)
         return self._entry(row)
+
+    # -- cursors ----------------------------------------------------------------------------
+
+    def read_cursor(self, name: str) -> str | None:
+        row = (
+            self._connection()
+            .execute("SELECT value FROM cursors WHERE name = ?", (name,))
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def write_cursor(self, name: str, value: str, *, expected: str | None) -> None:
+        with self._write() as db:
+            row = db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
+            if (None if row is None else row[0]) != expected:
+                raise ConcurrencyConflict(f"cursor {name}", 0, 1)
+            if row is None:
+                db.execute("INSERT INTO cursors (name, value) VALUES (?, ?)", (name, value))
+            else:
+                db.execute("UPDATE cursors SET value = ? WHERE name = ?", (value, name))
 
     @staticmethod
     def _attempt(db: sqlite3.Connection, attempt: Attempt) -> int:

@@ -2,11 +2,12 @@
 
 What a host imports in its own CI:
 
-* fakes of every port (:mod:`returnflow.testing.fakes`) and :class:`Harness`;
+* fakes of every port (:mod:`returnflow.testing.fakes`), a return source among them
+  (:class:`FakeReturnSource`), and :class:`Harness`;
 * contract suites (:class:`StoreContract`, :class:`CommercePlatformContract`,
   :class:`WarehouseContract`, :class:`CarrierContract`, :class:`PaymentsContract`,
-  :class:`NotifierContract`, :class:`EventPublisherContract`): subclass one with your
-  adapter's factory and pytest runs the whole contract against it;
+  :class:`NotifierContract`, :class:`EventPublisherContract`, :class:`ReturnSourceContract`):
+  subclass one with your adapter's factory and pytest runs the whole contract against it;
 * Hypothesis strategies (:mod:`returnflow.testing.strategies`) and the stateful model
   (:mod:`returnflow.testing.stateful`), imported from their modules: they need the
   ``[testing]`` extra, and importing this package does not import Hypothesis.
@@ -47,6 +48,7 @@ from returnflow.testing.fakes import (
     FakePorts,
     FakeRefund,
     FakeRestock,
+    FakeReturnSource,
     FakeWarehouse,
     FakeWarehouseReturn,
 )
@@ -58,6 +60,7 @@ from returnflow.testing.port_contracts import (
     NotifierContract,
     PaymentsContract,
     PortContract,
+    ReturnSourceContract,
     WarehouseContract,
     make_order,
 )
@@ -84,6 +87,7 @@ __all__ = [
     "FakePorts",
     "FakeRefund",
     "FakeRestock",
+    "FakeReturnSource",
     "FakeWarehouse",
     "FakeWarehouseReturn",
     "Harness",
@@ -91,6 +95,7 @@ __all__ = [
     "NotifierContract",
     "PaymentsContract",
     "PortContract",
+    "ReturnSourceContract",
     "SequentialIds",
     "StoreContract",
     "WarehouseContract",

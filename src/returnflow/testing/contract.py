@@ -34,7 +34,10 @@ What the contract holds a store to:
   pending effect of each return, when due and not under a live lease;
 * a read is one version of a return, even while others write it;
 * concurrent writers (threads, and processes when the store is shared) lose no update, and
-  concurrent workers never claim an effect twice.
+  concurrent workers never claim an effect twice;
+* a named cursor reads back what was last written, ``None`` before; a write is a
+  compare-and-set that refuses a stale ``expected`` value with ``ConcurrencyConflict`` and
+  changes nothing; names are independent; another process reads what one wrote.
 """
 
 from __future__ import annotations
@@ -330,6 +333,28 @@ def _increment_in_process(
         results.put((worker, "ok", conflicts))
     except BaseException:
         results.put((worker, "error", traceback.format_exc()))
+    finally:
+        if store is not None:
+            _close(store)
+
+
+def _read_cursor_in_process(
+    factory: Callable[[], ReturnStore],
+    name: str,
+    write: str | None,
+    results: multiprocessing.Queue[tuple[str, str | None]],
+) -> None:
+    """Run in a spawned process: read the cursor ``name`` (then write ``write``, if given,
+    over what was read)."""
+    store: ReturnStore | None = None
+    try:
+        store = factory()
+        value = store.read_cursor(name)
+        if write is not None:
+            store.write_cursor(name, write, expected=value)
+        results.put(("ok", value))
+    except BaseException:
+        results.put(("error", traceback.format_exc()))
     finally:
         if store is not None:
             _close(store)
@@ -1227,6 +1252,87 @@ class StoreContract(abc.ABC):
                 for key in keys:
                     store.record_attempt(key, ok=True, at=self.NOW, result={"by": worker})
         assert list(store.pending()) == []
+
+    # -- cursors ---------------------------------------------------------------------------------
+
+    def test_an_unknown_cursor_reads_none(self) -> None:
+        store = self.open_store()
+        assert store.read_cursor("import:loop:shop-a") is None
+
+    def test_a_written_cursor_reads_back(self) -> None:
+        store = self.open_store()
+        name = "import:loop:shop-a"
+        store.write_cursor(name, "2026-01-15T12:00:00+00:00", expected=None)
+        assert store.read_cursor(name) == "2026-01-15T12:00:00+00:00"
+        store.write_cursor(name, '{"mark": "x", "n": 2}', expected="2026-01-15T12:00:00+00:00")
+        assert store.read_cursor(name) == '{"mark": "x", "n": 2}'
+
+    def test_a_stale_expected_cursor_value_conflicts_and_writes_nothing(self) -> None:
+        store = self.open_store()
+        name = "import:loop:shop-a"
+        with _raises_conflict():
+            store.write_cursor(name, "v1", expected="v0")  # nothing written yet
+        assert store.read_cursor(name) is None
+        store.write_cursor(name, "v1", expected=None)
+        with _raises_conflict():
+            store.write_cursor(name, "v2", expected=None)  # a value exists now
+        with _raises_conflict():
+            store.write_cursor(name, "v2", expected="v0")
+        assert store.read_cursor(name) == "v1"
+        store.write_cursor(name, "v2", expected="v1")
+        with _raises_conflict():
+            store.write_cursor(name, "v3", expected="v1")  # the value v1 is gone
+        assert store.read_cursor(name) == "v2"
+
+    def test_cursors_are_independent(self) -> None:
+        store = self.open_store()
+        store.write_cursor("import:loop:shop-a", "a1", expected=None)
+        store.write_cursor("import:loop:shop-b", "b1", expected=None)
+        store.write_cursor("import:loop:shop-a", "a2", expected="a1")
+        with _raises_conflict():
+            store.write_cursor("import:loop:shop-b", "b2", expected="a2")
+        assert store.read_cursor("import:loop:shop-a") == "a2"
+        assert store.read_cursor("import:loop:shop-b") == "b1"
+        assert store.read_cursor("import:loop") is None
+        # cursors live apart from returns: writing one touches no return, and back
+        self.seed(store, make_record(self.SHOP, "R1"))
+        assert store.read_cursor("import:loop:shop-a") == "a2"
+        assert [record.id for record in store.list(self.SHOP)] == ["R1"]
+
+    def test_a_cursor_written_is_read_by_another_process(self) -> None:
+        store = self.open_store()
+        factory = self.open_in_other_process()
+        if factory is None:
+            _skip(
+                f"{type(self).__name__}.open_in_other_process() returns None: "
+                "this store is not shared between processes"
+            )
+        name = "import:loop:shop-a"
+        store.write_cursor(name, "written here", expected=None)
+        context = multiprocessing.get_context("spawn")
+        results: multiprocessing.Queue[tuple[str, str | None]] = context.Queue()
+        process = context.Process(
+            target=_read_cursor_in_process,
+            args=(factory, name, "written there", results),
+            daemon=True,
+        )
+        process.start()
+        try:
+            status, value = results.get(timeout=90)
+            process.join(timeout=30)
+        except queue_module.Empty:
+            raise AssertionError("the reading process did not finish") from None
+        finally:
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=10)
+            results.close()
+            results.join_thread()
+        assert status == "ok", value
+        assert value == "written here", f"the other process read {value!r}"
+        assert store.read_cursor(name) == "written there", "the other process's write is lost"
+        with _raises_conflict():
+            store.write_cursor(name, "stale", expected="written here")
 
     # -- concurrency: processes -----------------------------------------------------------------
 

@@ -31,13 +31,15 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast
 
 import attrs
 
+from returnflow.domain.external import ExternalReturn, imported_return_id
 from returnflow.domain.model import OrderSnapshot
 from returnflow.domain.money import Money
-from returnflow.errors import PortError
+from returnflow.errors import PortError, ValidationError
 from returnflow.ports.carrier import Label
 from returnflow.ports.commerce import (
     CreditReceipt,
@@ -49,7 +51,9 @@ from returnflow.ports.commerce import (
 )
 from returnflow.ports.events import DomainEvent
 from returnflow.ports.payments import PaymentReceipt
+from returnflow.ports.source import SourcePage, SourceRejection
 from returnflow.ports.warehouse import WarehouseReturn
+from returnflow.serialization import external_return_from_dict
 
 __all__ = [
     "Call",
@@ -69,6 +73,7 @@ __all__ = [
     "FakePorts",
     "FakeRefund",
     "FakeRestock",
+    "FakeReturnSource",
     "FakeWarehouse",
     "FakeWarehouseReturn",
 ]
@@ -1102,6 +1107,208 @@ class FakeEventPublisher(FakePort):
         self._invoke("publish", args, idempotency_key, effect)
 
 
+# -- return source --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Listed:
+    """A return as the fake source holds it: a good one, or data that does not parse."""
+
+    shop: str
+    external_id: str
+    created_at: datetime
+    updated_at: datetime
+    value: ExternalReturn | None = None
+    payload: Mapping[str, Any] | None = attrs.field(default=None, eq=False)
+
+    @property
+    def key(self) -> tuple[datetime, str]:
+        return (self.updated_at, self.external_id)
+
+    def read(self) -> ExternalReturn:
+        """The return; the data's :class:`ValidationError` when it does not parse."""
+        if self.value is not None:
+            return self.value
+        return external_return_from_dict(self.payload or {})
+
+
+class FakeReturnSource(FakePort):
+    """A return source (a returns app such as Loop) that holds the returns a test adds.
+
+    :meth:`add` adds or replaces a return, :meth:`update` changes one the way the source
+    would (``updated_at`` moves forward), :meth:`add_payload` adds data that may not parse
+    (listings report it in ``SourcePage.rejected``). Listings are keyset pages ordered by
+    ``(updated_at, external_id)``: the page token names the last return handed out, so a
+    return updated while a listing is paged through is listed again later, never skipped.
+    Other shops' returns are invisible. Reads are recorded in :attr:`FakePort.calls` and can
+    be told to fail like any fake's calls.
+
+    >>> from datetime import datetime, timezone
+    >>> from returnflow import ExternalLine, ExternalReturn
+    >>> source = FakeReturnSource()
+    >>> at = datetime(2026, 1, 12, 9, 0, tzinfo=timezone.utc)
+    >>> source.add(ExternalReturn(source="loop", external_id="52393555", shop="shop-a",
+    ...     order_id="1001", lines=[ExternalLine(order_line_id="L1", quantity=1)],
+    ...     created_at=at, updated_at=at))
+    >>> page = source.list_returns("shop-a", at, datetime(2026, 2, 1, tzinfo=timezone.utc))
+    >>> [ret.external_id for ret in page.returns], page.next_page
+    (['52393555'], None)
+    >>> source.get_return("shop-a", "404") is None
+    True
+    """
+
+    port: ClassVar[str] = "source"
+    operations: ClassVar[frozenset[str]] = frozenset({"list_returns", "get_return"})
+
+    def __init__(self, name: str = "loop", returns: Iterable[ExternalReturn] = ()) -> None:
+        super().__init__()
+        imported_return_id(name, "x")  # a valid source name, or a ValidationError
+        self._name = name
+        self._returns: dict[tuple[str, str], _Listed] = {}
+        for external in returns:
+            self.add(external)
+
+    @property
+    def name(self) -> str:
+        """The source's name: imported returns' ids start with it."""
+        return self._name
+
+    # -- seeding and inspection ------------------------------------------------------------
+
+    def add(self, external: ExternalReturn) -> None:
+        """Add a return, or replace the one with its shop and id."""
+        if not isinstance(external, ExternalReturn):
+            raise TypeError(f"add() takes an ExternalReturn, not {external!r}")
+        if external.source != self._name:
+            raise ValueError(f"{external.source!r} is not this source ({self._name!r})")
+        with self._lock:
+            self._returns[(external.shop, external.external_id)] = _Listed(
+                external.shop,
+                external.external_id,
+                external.created_at,
+                external.updated_at,
+                value=external,
+            )
+
+    def update(
+        self, shop: str, external_id: str, *, at: datetime, **changes: Any
+    ) -> ExternalReturn:
+        """Change a return as the source would: ``changes`` (``status=...``, ``lines=...``)
+        and ``updated_at=at``, which must not go back. Returns the new value."""
+        with self._lock:
+            listed = self._returns.get((shop, external_id))
+            if listed is None or listed.value is None:
+                raise KeyError(f"no return {external_id!r} in shop {shop!r}")
+            if at < listed.updated_at:
+                raise ValueError(f"updated_at goes back from {listed.updated_at} to {at}")
+            external = attrs.evolve(listed.value, updated_at=at, **changes)
+            self._returns[(shop, external_id)] = attrs.evolve(listed, updated_at=at, value=external)
+            return external
+
+    def add_payload(
+        self,
+        shop: str,
+        external_id: str,
+        payload: Mapping[str, Any],
+        *,
+        updated_at: datetime,
+        created_at: datetime | None = None,
+    ) -> None:
+        """Add a return as raw data, read with
+        :func:`~returnflow.serialization.external_return_from_dict` when it is listed or
+        fetched: data that does not parse is how a source's bad data reaches an importer."""
+        with self._lock:
+            self._returns[(shop, external_id)] = _Listed(
+                shop,
+                external_id,
+                created_at or updated_at,
+                updated_at,
+                payload=dict(payload),
+            )
+
+    @property
+    def returns(self) -> list[ExternalReturn]:
+        """Every good return, in listing order (all shops)."""
+        with self._lock:
+            listed = sorted(self._returns.values(), key=lambda item: item.key)
+        return [item.value for item in listed if item.value is not None]
+
+    # -- the port --------------------------------------------------------------------------
+
+    def list_returns(
+        self,
+        shop: str,
+        since: datetime,
+        until: datetime,
+        *,
+        page: str | None = None,
+        limit: int = 100,
+    ) -> SourcePage:
+        """One keyset page of the shop's returns created or updated in ``[since, until)``;
+        refused (not retryable) for naive times, a ``limit`` below 1 or a bad token."""
+        args = {"shop": shop, "since": since, "until": until, "page": page, "limit": limit}
+
+        def effect() -> SourcePage:
+            operation = "list_returns"
+            for field, moment in (("since", since), ("until", until)):
+                if not isinstance(moment, datetime) or moment.tzinfo is None:
+                    raise self._refuse(operation, f"{field} must be a timezone-aware datetime")
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise self._refuse(operation, f"limit {limit!r} must be at least 1")
+            after = self._after(operation, page, shop, since, until)
+            chosen = sorted(
+                (
+                    item
+                    for item in self._returns.values()
+                    if item.shop == shop
+                    and (since <= item.updated_at < until or since <= item.created_at < until)
+                    and (after is None or item.key > after)
+                ),
+                key=lambda item: item.key,
+            )
+            taken, more = chosen[:limit], len(chosen) > limit
+            returns: list[ExternalReturn] = []
+            rejected: list[SourceRejection] = []
+            for item in taken:
+                try:
+                    returns.append(item.read())
+                except ValidationError as error:
+                    rejected.append(SourceRejection(item.external_id, item.updated_at, error))
+            token = None
+            if more:
+                last = taken[-1]
+                token = self._token(shop, since, until, last.key)
+            return SourcePage(tuple(returns), tuple(rejected), token)
+
+        return self._invoke("list_returns", args, None, effect)
+
+    def get_return(self, shop: str, external_id: str) -> ExternalReturn | None:
+        """The return, or ``None``; data that does not parse raises its ValidationError."""
+
+        def effect() -> ExternalReturn | None:
+            item = self._returns.get((shop, external_id))
+            return None if item is None else item.read()
+
+        return self._invoke("get_return", {"shop": shop, "external_id": external_id}, None, effect)
+
+    @staticmethod
+    def _token(shop: str, since: datetime, until: datetime, key: tuple[datetime, str]) -> str:
+        return "|".join((shop, since.isoformat(), until.isoformat(), key[0].isoformat(), key[1]))
+
+    def _after(
+        self, operation: str, page: str | None, shop: str, since: datetime, until: datetime
+    ) -> tuple[datetime, str] | None:
+        if page is None:
+            return None
+        parts = page.split("|", 4) if isinstance(page, str) else []
+        if len(parts) != 5 or parts[:3] != [shop, since.isoformat(), until.isoformat()]:
+            raise self._refuse(operation, f"page token {page!r} is not one of this listing's")
+        try:
+            return (datetime.fromisoformat(parts[3]), parts[4])
+        except ValueError:
+            raise self._refuse(operation, f"page token {page!r} is malformed") from None
+
+
 # -- all of them ----------------------------------------------------------------------------
 
 
@@ -1144,6 +1351,7 @@ if TYPE_CHECKING:
     from returnflow.ports.events import EventPublisher
     from returnflow.ports.notifier import Notifier
     from returnflow.ports.payments import Payments
+    from returnflow.ports.source import ReturnSource
     from returnflow.ports.warehouse import Warehouse
 
     def _conforms(ports: FakePorts) -> None:
@@ -1154,3 +1362,7 @@ if TYPE_CHECKING:
         notifier: Notifier = ports.notifier
         events: EventPublisher = ports.events
         del commerce, warehouse, carrier, payments, notifier, events
+
+    def _source_conforms(fake: FakeReturnSource) -> None:
+        source: ReturnSource = fake
+        del source

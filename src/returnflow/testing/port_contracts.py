@@ -11,12 +11,15 @@ Subclass the port's contract in a pytest test module and say how to make the ada
 Each contract has one factory to implement, called at most once per test:
 :meth:`CommercePlatformContract.make_platform`, :meth:`WarehouseContract.make_warehouse`,
 :meth:`CarrierContract.make_carrier`, :meth:`PaymentsContract.make_payments`,
-:meth:`NotifierContract.make_notifier` and :meth:`EventPublisherContract.make_publisher`.
+:meth:`NotifierContract.make_notifier`, :meth:`EventPublisherContract.make_publisher` and
+:meth:`ReturnSourceContract.make_source`.
 Ports are closed after each test when they have a ``close()`` method. The data a test needs
 on the other side is made by hooks a host overrides when its system needs it: the commerce
 contract seeds its orders with :meth:`CommercePlatformContract.seed_order` (by default the
 fake's ``add_order``), the payments contract prepares each return with
-:meth:`PaymentsContract.seed_return` (by default nothing). The class attributes (``SHOP``,
+:meth:`PaymentsContract.seed_return` (by default nothing), the return source contract
+puts returns there with :meth:`ReturnSourceContract.seed_return` (by default the fake's
+``add``). The class attributes (``SHOP``,
 ``CURRENCY``, ``EXCHANGE_ITEMS``, ``ORDER_ID``, ``LINES``, ...) say which shop, currency,
 variants and order lines the tests use. Every idempotency key and every id a test makes is
 new (:meth:`PortContract.new_key`), so the suites can run again and again against a sandbox
@@ -39,7 +42,13 @@ What the contracts hold an adapter to:
   ``PortError(retryable=False)``, and nothing else;
 * exchange items are on hold (``HELD``) as soon as they are added, until released
   (``RELEASED``) or all cancelled (``CANCELLED``);
-* labels carry a tracking number and a URL, and distinct keys buy distinct labels.
+* labels carry a tracking number and a URL, and distinct keys buy distinct labels;
+* a return source lists a shop's returns created or updated in ``[since, until)`` (``since``
+  in, ``until`` out), in keyset pages ordered by ``(updated_at, external_id)`` of at most
+  ``limit``, so that a return updated while a listing is paged through is not skipped; it
+  fetches one by id (``None`` when there is none, also for another shop's); bad data in one
+  return is reported in the page's ``rejected``, not raised; a bad page token is refused
+  with ``PortError(retryable=False)``.
 """
 
 from __future__ import annotations
@@ -49,12 +58,15 @@ import functools
 import itertools
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, TypeVar
 
-from returnflow.domain.model import OrderLine, OrderSnapshot
+import attrs
+
+from returnflow.domain.external import ExternalLine, ExternalReturn
+from returnflow.domain.model import Exchange, OrderLine, OrderSnapshot, StoreCredit
 from returnflow.domain.money import Money
-from returnflow.errors import ConfigurationError, PortError
+from returnflow.errors import ConfigurationError, PortError, ValidationError
 from returnflow.ports.carrier import Carrier, Label
 from returnflow.ports.commerce import (
     CommercePlatform,
@@ -68,6 +80,7 @@ from returnflow.ports.commerce import (
 from returnflow.ports.events import DomainEvent, EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import PaymentReceipt, Payments
+from returnflow.ports.source import ReturnSource, SourcePage
 from returnflow.ports.warehouse import Warehouse, WarehouseReturn
 
 __all__ = [
@@ -77,6 +90,7 @@ __all__ = [
     "NotifierContract",
     "PaymentsContract",
     "PortContract",
+    "ReturnSourceContract",
     "WarehouseContract",
     "make_order",
 ]
@@ -1065,4 +1079,323 @@ class EventPublisherContract(PortContract, abc.ABC):
         _refused(
             "publish with a used key and another payload",
             lambda: publisher.publish(self.event(return_id, version=3), idempotency_key=key),
+        )
+
+
+class ReturnSourceContract(PortContract, abc.ABC):
+    """The contract tests of a :class:`~returnflow.ports.source.ReturnSource`.
+
+    Implement :meth:`make_source`. Returns are put at the source with :meth:`seed_return`,
+    changed with :meth:`update_return` and bad data with :meth:`seed_bad_return` (by default
+    the fake's ``add`` and ``add_payload``); each returns the return as the source then
+    reports it, and the tests go by what it reports (its times, its ids). Each test makes
+    returns with ids of its own and looks only at those, so a sandbox holding other returns
+    does no harm. :attr:`ORDER_ID` is the order the returns are of.
+    """
+
+    ORDER_ID: ClassVar[str] = "1001"
+    START: ClassVar[datetime] = datetime(2026, 1, 12, 9, 0, tzinfo=timezone.utc)
+    """When the first return of a test was created; the next ones follow a minute apart."""
+
+    # -- what a host provides --------------------------------------------------------------
+
+    @abc.abstractmethod
+    def make_source(self) -> ReturnSource:
+        """A source adapter to test (called at most once per test)."""
+
+    def seed_return(self, source: ReturnSource, external: ExternalReturn) -> ExternalReturn:
+        """Create ``external`` at the source; return it as the source reports it.
+
+        The default calls ``source.add(external)``, the way the fake is seeded.
+        """
+        return self._call_hook(source, "add", "seed_return", external)
+
+    def update_return(self, source: ReturnSource, external: ExternalReturn) -> ExternalReturn:
+        """Change a return at the source to ``external`` (a later ``updated_at``); return it
+        as the source reports it. The default calls ``source.add(external)``."""
+        return self._call_hook(source, "add", "update_return", external)
+
+    def seed_bad_return(
+        self, source: ReturnSource, shop: str, external_id: str, at: datetime
+    ) -> None:
+        """Put a return at the source whose data cannot be read (here: a quantity of
+        ``"many"``), updated at ``at``. The default calls the fake's ``add_payload``."""
+        add_payload = getattr(source, "add_payload", None)
+        if not callable(add_payload):
+            raise ConfigurationError(
+                f"{type(source).__name__} has no add_payload(...); override "
+                f"{type(self).__name__}.seed_bad_return(source, shop, external_id, at) to put "
+                "a return with bad data at the source"
+            )
+        add_payload(
+            shop,
+            external_id,
+            {
+                "source": source.name,
+                "external_id": external_id,
+                "shop": shop,
+                "order_id": self.ORDER_ID,
+                "created_at": at.isoformat(),
+                "updated_at": at.isoformat(),
+                "lines": [{"order_line_id": "L1", "quantity": "many"}],
+            },
+            updated_at=at,
+        )
+
+    def _call_hook(
+        self, source: ReturnSource, method: str, hook: str, external: ExternalReturn
+    ) -> ExternalReturn:
+        add = getattr(source, method, None)
+        if not callable(add):
+            raise ConfigurationError(
+                f"{type(source).__name__} has no {method}(external); override "
+                f"{type(self).__name__}.{hook}(source, external) to put the contract's "
+                "returns at the source and return them as it reports them"
+            )
+        add(external)
+        return external
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def open_source(self) -> ReturnSource:
+        """:meth:`make_source`, remembered so that the source is closed after the test."""
+        return self.opened(self.make_source())
+
+    def external(
+        self, source: ReturnSource, minute: int = 0, *, shop: str | None = None, **changes: Any
+    ) -> ExternalReturn:
+        """A new return (a new id) created and updated ``minute`` minutes after
+        :attr:`START`: a refund of L1, store credit on L2."""
+        at = self.START + timedelta(minutes=minute)
+        external = ExternalReturn(
+            source=source.name,
+            external_id=self.new_id("ret"),
+            shop=shop or self.SHOP,
+            order_id=self.ORDER_ID,
+            lines=(
+                ExternalLine(order_line_id="L1", quantity=1),
+                ExternalLine(order_line_id="L2", quantity=1, outcome=StoreCredit()),
+            ),
+            created_at=at,
+            updated_at=at,
+        )
+        return attrs.evolve(external, **changes) if changes else external
+
+    def seeded(self, source: ReturnSource, *minutes: int) -> list[ExternalReturn]:
+        """New returns at the source, one per minute offset, as the source reports them."""
+        return [self.seed_return(source, self.external(source, minute)) for minute in minutes]
+
+    def listing(
+        self,
+        source: ReturnSource,
+        since: datetime,
+        until: datetime,
+        *,
+        shop: str | None = None,
+        limit: int = 100,
+    ) -> list[SourcePage]:
+        """Every page of a listing, following the tokens (at most 1,000 pages)."""
+        pages: list[SourcePage] = []
+        token: str | None = None
+        for _ in range(1000):
+            page = source.list_returns(shop or self.SHOP, since, until, page=token, limit=limit)
+            pages.append(page)
+            if page.next_page is None:
+                return pages
+            token = page.next_page
+        raise AssertionError("a listing did not end within 1,000 pages")
+
+    @staticmethod
+    def ids(pages: Sequence[SourcePage], mine: Sequence[ExternalReturn]) -> list[str]:
+        """The ids of ``mine`` in the order the pages list them (repeats kept)."""
+        wanted = {external.external_id for external in mine}
+        return [
+            external.external_id
+            for page in pages
+            for external in page.returns
+            if external.external_id in wanted
+        ]
+
+    @staticmethod
+    def window(returns: Sequence[ExternalReturn]) -> tuple[datetime, datetime]:
+        """``[first updated_at, last updated_at + 1 s)``: a window holding every one."""
+        moments = [external.updated_at for external in returns]
+        return min(moments), max(moments) + timedelta(seconds=1)
+
+    # -- fetching ------------------------------------------------------------------------
+
+    def test_get_return_returns_the_return(self) -> None:
+        source = self.open_source()
+        seeded = self.seed_return(
+            source,
+            self.external(
+                source,
+                lines=(
+                    ExternalLine(
+                        order_line_id="L1", quantity=2, outcome=Exchange(variant_id="V-9")
+                    ),
+                ),
+            ),
+        )
+        got = source.get_return(self.SHOP, seeded.external_id)
+        assert got == seeded, f"get_return answered {got!r} for the return {seeded!r}"
+        assert got is not None
+        assert (got.source, got.shop) == (source.name, self.SHOP), got
+
+    def test_get_return_of_an_unknown_id_is_none(self) -> None:
+        source = self.open_source()
+        self.seeded(source, 0)
+        missing = self.new_id("no_such_return")
+        try:
+            got = source.get_return(self.SHOP, missing)
+        except PortError as error:
+            raise AssertionError(
+                f"get_return of a return the source does not have must answer None, but it "
+                f"raised {error!r}"
+            ) from error
+        assert got is None, f"get_return of a return the source does not have gave {got!r}"
+
+    def test_another_shops_return_is_invisible(self) -> None:
+        source = self.open_source()
+        (theirs,) = [self.seed_return(source, self.external(source, 0, shop=self.OTHER_SHOP))]
+        (mine,) = self.seeded(source, 1)
+        assert source.get_return(self.SHOP, theirs.external_id) is None, (
+            f"shop {self.SHOP!r} can fetch shop {self.OTHER_SHOP!r}'s return"
+        )
+        since, until = self.window([theirs, mine])
+        listed = self.ids(self.listing(source, since, until), [theirs, mine])
+        assert listed == [mine.external_id], (
+            f"a listing of shop {self.SHOP!r} gave {listed!r}; it must hold its own return "
+            f"{mine.external_id!r} only"
+        )
+
+    # -- listing ------------------------------------------------------------------------
+
+    def test_since_is_in_the_window_and_until_is_not(self) -> None:
+        source = self.open_source()
+        first, second, third = self.seeded(source, 0, 1, 2)
+        everything = [first, second, third]
+        listed = self.ids(self.listing(source, second.updated_at, third.updated_at), everything)
+        assert listed == [second.external_id], (
+            f"the window [second's updated_at, third's updated_at) listed {listed!r}: since is "
+            "in the window, until is not"
+        )
+        since, until = self.window(everything)
+        listed = self.ids(self.listing(source, since, until), everything)
+        assert listed == [item.external_id for item in everything], listed
+        after = self.ids(self.listing(source, until, until + timedelta(hours=1)), everything)
+        assert after == [], f"a window after every return listed {after!r}"
+
+    def test_a_return_created_in_the_window_and_updated_after_it_is_listed(self) -> None:
+        source = self.open_source()
+        created = self.START + timedelta(minutes=30)
+        external = self.seed_return(
+            source,
+            self.external(source, 30, updated_at=created + timedelta(hours=2)),
+        )
+        listed = self.ids(self.listing(source, created, created + timedelta(hours=1)), [external])
+        assert listed == [external.external_id], (
+            "a return created in the window and updated after it must be listed (a listing "
+            f"holds the returns created or updated in the window); it listed {listed!r}"
+        )
+
+    def test_pages_are_bounded_ordered_and_complete(self) -> None:
+        source = self.open_source()
+        everything = self.seeded(source, 0, 1, 1, 1, 2, 3, 4)  # three at the same minute
+        since, until = self.window(everything)
+        pages = self.listing(source, since, until, limit=2)
+        for page in pages:
+            size = len(page.returns) + len(page.rejected)
+            assert size <= 2, f"a page of limit 2 held {size} returns"
+        assert pages[-1].next_page is None
+        listed = [external for page in pages for external in page.returns]
+        keys = [(external.updated_at, external.external_id) for external in listed]
+        assert keys == sorted(keys), f"pages are not ordered by (updated_at, external_id): {keys}"
+        ids = self.ids(pages, everything)
+        assert sorted(ids) == sorted(item.external_id for item in everything), (
+            f"paging through the window listed {ids!r}, not each of the {len(everything)} "
+            "returns once"
+        )
+
+    def test_a_return_updated_while_paging_is_not_skipped(self) -> None:
+        source = self.open_source()
+        everything = self.seeded(source, 0, 1, 2, 3)
+        since = everything[0].updated_at
+        until = since + timedelta(hours=1)
+        first = source.list_returns(self.SHOP, since, until, limit=2)
+        first_ids = self.ids([first], everything)
+        assert first.next_page is not None, "a page of 2 out of 4 ended the listing"
+        assert first_ids, f"the first page held none of the test's returns: {first!r}"
+        # the first return listed changes meanwhile: it moves to the end of the listing
+        moved = next(item for item in everything if item.external_id == first_ids[0])
+        self.update_return(source, attrs.evolve(moved, updated_at=since + timedelta(minutes=30)))
+        pages = [first]
+        token: str | None = first.next_page
+        while token is not None:
+            page = source.list_returns(self.SHOP, since, until, page=token, limit=2)
+            pages.append(page)
+            token = page.next_page
+        listed = set(self.ids(pages, everything))
+        missing = sorted({item.external_id for item in everything} - listed)
+        assert not missing, (
+            f"{missing} were never listed: a return updated while the listing was paged "
+            "through made the pages skip one (pages must be keyset pages, not offsets)"
+        )
+
+    def test_a_listing_changes_nothing(self) -> None:
+        source = self.open_source()
+        everything = self.seeded(source, 0, 1, 2)
+        since, until = self.window(everything)
+        once = self.ids(self.listing(source, since, until, limit=1), everything)
+        again = self.ids(self.listing(source, since, until, limit=1), everything)
+        assert once == again == [item.external_id for item in everything], (once, again)
+
+    def test_an_updated_return_reads_back_updated(self) -> None:
+        source = self.open_source()
+        (external,) = self.seeded(source, 0)
+        later = external.updated_at + timedelta(hours=3)
+        updated = self.update_return(
+            source, attrs.evolve(external, status="cancelled", updated_at=later)
+        )
+        got = source.get_return(self.SHOP, external.external_id)
+        assert got == updated, f"get_return answered {got!r} for the updated {updated!r}"
+        assert got is not None
+        assert got.status.value == "cancelled", got
+        listed = self.ids(self.listing(source, later, later + timedelta(seconds=1)), [external])
+        assert listed == [external.external_id], (
+            f"a return updated at {later} is not listed in a window starting then: {listed!r}"
+        )
+
+    def test_bad_data_is_rejected_in_the_page_not_raised(self) -> None:
+        source = self.open_source()
+        good = self.seeded(source, 0, 2)
+        bad_id = self.new_id("bad")
+        self.seed_bad_return(source, self.SHOP, bad_id, self.START + timedelta(minutes=1))
+        since, until = self.window(good)
+        try:
+            pages = self.listing(source, since, until)
+        except ValidationError as error:
+            raise AssertionError(
+                f"one return's bad data failed the whole listing ({error!r}); it belongs in "
+                "the page's rejected"
+            ) from error
+        assert self.ids(pages, good) == [item.external_id for item in good]
+        rejected = [item for page in pages for item in page.rejected if item.external_id == bad_id]
+        assert len(rejected) == 1, f"the return with bad data is not in rejected once: {rejected}"
+        assert isinstance(rejected[0].error, ValidationError), rejected[0]
+        try:
+            fetched = source.get_return(self.SHOP, bad_id)
+        except ValidationError:
+            return
+        raise AssertionError(f"get_return of a return with bad data gave {fetched!r}")
+
+    def test_a_bad_page_token_is_refused(self) -> None:
+        source = self.open_source()
+        everything = self.seeded(source, 0, 1, 2)
+        since, until = self.window(everything)
+        _refused(
+            "list_returns with a page token the source never gave",
+            lambda: source.list_returns(
+                self.SHOP, since, until, page=self.new_id("no-such-page"), limit=1
+            ),
         )
