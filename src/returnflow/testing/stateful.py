@@ -385,6 +385,18 @@ class _KitStore:
             key, ok=ok, at=at, result=result, error=error, give_up=give_up, retry_at=retry_at
         )
 
+    def read_cursor(self, name: str) -> str | None:
+        return self.inner.read_cursor(name)
+
+    def write_cursor(self, name: str, value: str, *, expected: str | None) -> None:
+        self.inner.write_cursor(name, value, expected=expected)
+
+
+def _as_store(store: _KitStore) -> ReturnStore:
+    """The kit's store where a :class:`ReturnStore` is wanted (and proof, to the type
+    checker, that it still is one when the port grows)."""
+    return store
+
 
 # -- the checks -------------------------------------------------------------------------------
 
@@ -567,7 +579,7 @@ class ReturnsModel(RuleBasedStateMachine):
         )
         ids = SequentialIds("R")
         parts: dict[str, Any] = {
-            "store": self.store,
+            "store": _as_store(self.store),
             "commerce": system.commerce,
             "warehouse": system.warehouse,
             "carrier": system.carrier,
