@@ -45,6 +45,7 @@ myst_fence_as_directive = ["mermaid"]
 autodoc_member_order = "bysource"
 autodoc_inherit_docstrings = False  # the chart's base class documents itself
 autodoc_typehints = "signature"
+autodoc_use_type_comments = False  # annotations only: reading every source again is slow
 add_module_names = False
 python_display_short_literal_types = True
 

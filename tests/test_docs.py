@@ -12,7 +12,8 @@ Each fenced block is of a kind this module knows, and each kind is handled:
 * ``toml``: data, parsed here;
 * ``{directive}`` blocks (MyST): the docs build renders them (tests/test_docs_site.py);
   an included file must be an example script, which ``test_example_runs`` runs, and an
-  ``eval-rst`` block may hold ``automodule`` directives only (no code hides in reST).
+  ``eval-rst`` block may hold ``automodule`` and ``autodata`` directives only (no code
+  hides in reST).
 
 A block of any other kind fails ``test_every_block_is_of_a_handled_kind``.
 """
@@ -45,7 +46,7 @@ SHELL = frozenset({"console", "sh", "bash"})
 DATA = frozenset({"mermaid", "text"})
 TOML = frozenset({"toml"})
 DIRECTIVES = frozenset({"toctree", "eval-rst", "literalinclude", "returnflow-statechart"})
-AUTOMODULE = re.compile(r"\.\. automodule:: [\w.]+\n(   :[\w-]+:\n)*")
+AUTODOC = re.compile(r"(\.\. auto(module|data):: [\w.]+\n(   :[\w-]+:\n)*\n?)+")
 
 NOT_RUN_HERE = {
     # The README's own commands, which CI itself runs (.ci/run) before and as this suite.
@@ -281,7 +282,7 @@ def test_included_files_are_example_scripts(block: Block) -> None:
     "block", [block for block in BLOCKS if block.kind == "eval-rst"], ids=lambda b: b.name
 )
 def test_rest_blocks_only_document_modules(block: Block) -> None:
-    assert AUTOMODULE.fullmatch(block.body), f"{block.name} holds more than an automodule"
+    assert AUTODOC.fullmatch(block.body), f"{block.name} holds more than autodoc directives"
 
 
 # -- examples --------------------------------------------------------------------------------------
