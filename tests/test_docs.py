@@ -29,11 +29,11 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 import pytest
-import tomllib
 
 from returnflow.cli import main
 
@@ -189,6 +189,15 @@ def _commands(block: Block) -> list[Command]:
     return [Command(command, "\n".join(output)) for command, output in found]
 
 
+@contextlib.contextmanager
+def _argv(argv: list[str]) -> Iterator[None]:
+    saved, sys.argv = sys.argv, argv
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
 def _run(part: str) -> tuple[int, str]:
     argv = shlex.split(part)
     out = io.StringIO()
@@ -197,13 +206,8 @@ def _run(part: str) -> tuple[int, str]:
     if argv[0] == "python3" and len(argv) == 2 and argv[1].startswith("examples/"):
         script = ROOT / argv[1]
         assert script in EXAMPLES, f"{argv[1]} is not an example script"
-        saved = sys.argv
-        sys.argv = [str(script)]
-        try:
-            with contextlib.redirect_stdout(out):
-                runpy.run_path(str(script), run_name="__main__")
-        finally:
-            sys.argv = saved
+        with _argv([str(script)]), contextlib.redirect_stdout(out):
+            runpy.run_path(str(script), run_name="__main__")
         return 0, out.getvalue()
     raise AssertionError(
         f"{part!r}: a shell command this module does not run; run it here, or name in "
@@ -267,6 +271,7 @@ def test_the_shell_parser_sees_commands_and_their_output() -> None:
 
 @pytest.mark.parametrize("block", _of(TOML), ids=lambda block: block.name)
 def test_toml_block_parses(block: Block) -> None:
+    tomllib = pytest.importorskip("tomllib")  # the standard library from Python 3.11
     tomllib.loads(block.body)
 
 
@@ -293,8 +298,10 @@ def test_there_are_examples() -> None:
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda path: path.name)
-def test_example_runs(script: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    sys.argv = [str(script)]
+def test_example_runs(
+    script: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", [str(script)])
     runpy.run_path(str(script), run_name="__main__")
     assert capsys.readouterr().out.strip(), f"{script.name} printed nothing"
 
