@@ -2,7 +2,8 @@
 
 `quote()` says what a request would settle to before anything is stored (Shopify's
 `returnCalculate`); the return then settles exactly so. An upsell balance is charged through
-the Payments port and does not release the exchange: completing the return does.
+the Payments port and does not release the exchange: completing the return does, as the
+upsell's timeline shows.
 """
 
 from datetime import datetime, timezone
@@ -50,7 +51,7 @@ commerce.add_order(
 )
 
 
-def run(label: str, outcome: Exchange | Refund) -> None:
+def run(label: str, outcome: Exchange | Refund) -> str:
     request = ReturnRequest(
         shop=SHOP,
         order_id="2001",
@@ -71,6 +72,7 @@ def run(label: str, outcome: Exchange | Refund) -> None:
     documents = ", ".join(f"{kind.value} {amount}" for kind, amount in quote.documents)
     print(f"{label:<18} quote: {quote.as_dict()}")
     print(f"{'':<18} exchange after request: {after_request}; final: {final.state}; {documents}")
+    return ret.id
 
 
 # A sneaker was paid 60.00 less its share of the order discount: the line's share is
@@ -78,8 +80,10 @@ def run(label: str, outcome: Exchange | Refund) -> None:
 run("refund", Refund())  # 57.00 - 10 % restocking (5.70) - 5.00 shipping = 46.30
 run("even exchange", Exchange(variant_id="s10"))  # fees waived for exchanges
 run("exchange for less", Exchange(variant_id="s10-sale", unit_price=Money("50.00", "USD")))
-run("upsell", Exchange(variant_id="s10-pro", unit_price=Money("75.00", "USD")))
+upsell = run("upsell", Exchange(variant_id="s10-pro", unit_price=Money("75.00", "USD")))
 print("refunds:", [str(refund.amount) for refund in commerce.refunds])
 print("charged:", [str(payment.amount) for payment in payments.payments])
 assert [str(refund.amount) for refund in commerce.refunds] == ["46.30 USD", "7.00 USD"]
 assert [str(payment.amount) for payment in payments.payments] == ["18.00 USD"]
+print()
+print(service.render_timeline(SHOP, upsell))  # charged, held, released only on completion
