@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import doctest
 import io
+import os
 import re
 import runpy
 import shlex
@@ -53,6 +54,10 @@ NOT_RUN_HERE = {
     "python3 -m pip install .": "CI installs the package (editable, with the dev extra)",
     "python3 -m pip install -e '.[dev]'": "the install command of CI",
     "python3 -m pytest": "the test command of CI: this suite",
+    # A server that runs until stopped: the example's own tests start this script on a free
+    # port, drive it over HTTP and stop it with SIGINT (test_webhook_flow.py).
+    "RETURNFLOW_WEBHOOK_SECRET=whsec-demo python examples/webhook_receiver/receiver.py "
+    "--port 8000 --db returns.db": "examples/webhook_receiver/tests/test_webhook_flow.py",
     # The docs build, run with exactly these arguments by tests/test_docs_site.py.
     "python3 -m sphinx -W --keep-going -b html docs site": "tests/test_docs_site.py",
 }
@@ -198,11 +203,33 @@ def _argv(argv: list[str]) -> Iterator[None]:
         sys.argv = saved
 
 
+@contextlib.contextmanager
+def _environment(assignments: list[str]) -> Iterator[None]:
+    """``NAME=value`` before a command; ``PYTHONPATH`` (relative to the repository's root)
+    also goes on ``sys.path``, as a new interpreter would have it."""
+    saved_environ, saved_path = dict(os.environ), list(sys.path)
+    try:
+        for assignment in assignments:
+            name, _, value = assignment.partition("=")
+            os.environ[name] = value
+            if name == "PYTHONPATH":
+                sys.path[:0] = [str(ROOT / entry) for entry in value.split(os.pathsep)]
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_environ)
+        sys.path[:] = saved_path
+
+
 def _run(part: str) -> tuple[int, str]:
     argv = shlex.split(part)
+    assignments = []
+    while argv and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", argv[0]):
+        assignments.append(argv.pop(0))
     out = io.StringIO()
     if argv[0] == "returnflow":
-        return main(argv[1:], out=out), out.getvalue()
+        with _environment(assignments):
+            return main(argv[1:], out=out), out.getvalue()
     if argv[0] == "python3" and len(argv) == 2 and argv[1].startswith("examples/"):
         script = ROOT / argv[1]
         assert script in EXAMPLES, f"{argv[1]} is not an example script"
@@ -330,7 +357,13 @@ def test_every_seed_example_has_its_recipe() -> None:
 
 
 # The recipes of this site show their script whole and what it prints, checked above.
-SHOWN = ["smartpack-tags", "helpdesk-tickets", "clickpost-qc", "loop-native-exchanges"]
+SHOWN = [
+    "smartpack-tags",
+    "helpdesk-tickets",
+    "clickpost-qc",
+    "loop-native-exchanges",
+    "loop-xoro-import",
+]
 
 
 @pytest.mark.parametrize("name", SHOWN)
