@@ -6,6 +6,8 @@
   the timers until stopped;
 * ``returnflow inspect --db PATH RETURN_ID [--json]`` prints one return's full timeline;
 * ``returnflow diagram --format mermaid`` prints the statechart from the code.
+
+``--db`` is a SQLite file or a ``postgresql://`` URL (the ``returnflow[postgres]`` extra).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from returnflow.lifecycle.table import TABLE, shopify_status
 from returnflow.ports.store import ReturnStore
 from returnflow.serialization import unstructure
 from returnflow.service import ReturnsService
-from returnflow.stores.sqlite import SqliteStore
+from returnflow.stores import is_postgres_url, open_store
 
 __all__ = ["main"]
 
@@ -42,7 +44,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
         print(f"no such scenario: {', '.join(args.scenario)} (choose from {names})", file=out)
         return 2
     path = args.db or os.path.join(tempfile.mkdtemp(prefix="returnflow-demo-"), "returns.db")
-    store = SqliteStore(path)
+    store = open_store(path)
     print(f"returnflow demo: {len(chosen)} seed flow(s) on {path}", file=out)
     try:
         for scenario in chosen:
@@ -86,10 +88,10 @@ def _diagram(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:
-    if not os.path.exists(args.db):
+    if not is_postgres_url(args.db) and not os.path.exists(args.db):
         print(f"no database at {args.db}", file=out)
         return 2
-    store = SqliteStore(args.db)
+    store = open_store(args.db)
     try:
         shops = [args.shop] if args.shop else store.shops_with(args.return_id)
         if len(shops) != 1:
@@ -163,7 +165,7 @@ def _load_app(spec: str) -> Callable[[ReturnStore], ReturnsService]:
 
 
 def _worker(args: argparse.Namespace, out: TextIO) -> int:
-    store = SqliteStore(args.db)
+    store = open_store(args.db)
     service = _load_app(args.app)(store)
     stop = False
 
@@ -215,19 +217,21 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run every seed flow against fakes on SQLite")
     demo.add_argument("scenario", nargs="*", help="run only these scenarios")
-    demo.add_argument("--db", help="the SQLite file (default: a new temporary one)")
+    demo.add_argument(
+        "--db", help="a SQLite file or a postgresql:// URL (default: a new temporary file)"
+    )
     demo.set_defaults(run=_demo)
     diagram = commands.add_parser("diagram", help="print the statechart")
     diagram.add_argument("--format", choices=["mermaid", "table"], default="mermaid")
     diagram.set_defaults(run=_diagram)
     inspect = commands.add_parser("inspect", help="print one return's timeline")
-    inspect.add_argument("--db", required=True, help="the SQLite file")
+    inspect.add_argument("--db", required=True, help="a SQLite file or a postgresql:// URL")
     inspect.add_argument("--shop", help="the shop (needed when several have this id)")
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.add_argument("return_id")
     inspect.set_defaults(run=_inspect)
     worker = commands.add_parser("worker", help="deliver effects and run timers")
-    worker.add_argument("--db", required=True, help="the SQLite file")
+    worker.add_argument("--db", required=True, help="a SQLite file or a postgresql:// URL")
     worker.add_argument(
         "--app",
         default="returnflow._demo_app:build",
