@@ -694,15 +694,17 @@ class PostgresStore:
         if return_id is not None:
             filters += " AND o.return_id = %(return_id)s"
             params["return_id"] = return_id
-        # Heads only: due, not under a live lease, with no older pending effect of their
-        # return. Rows another worker is claiming right now are skipped, not waited for.
+        # Heads only: due, not under a live lease, and the oldest pending effect of their
+        # return (one probe of outbox_pending_by_return each; as a NOT EXISTS anti-join the
+        # planner may pick a scan of every older pending row instead). Rows another worker
+        # is claiming right now are skipped, not waited for.
         query = (
             "WITH picked AS MATERIALIZED ("
             "SELECT o.seq FROM outbox o WHERE o.status = 'pending' "
             "AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= %(now)s) "
             "AND (o.claimed_until IS NULL OR o.claimed_until <= %(now)s) "
-            "AND NOT EXISTS (SELECT 1 FROM outbox h WHERE h.shop = o.shop "
-            "AND h.return_id = o.return_id AND h.status = 'pending' AND h.seq < o.seq)"
+            "AND o.seq = (SELECT h.seq FROM outbox h WHERE h.shop = o.shop "
+            "AND h.return_id = o.return_id AND h.status = 'pending' ORDER BY h.seq LIMIT 1)"
             f"{filters} ORDER BY o.seq LIMIT %(limit)s FOR UPDATE OF o SKIP LOCKED) "
             "UPDATE outbox u SET claimed_until = %(lease)s, claimed_by = %(worker)s "
             f"FROM picked WHERE u.seq = picked.seq RETURNING "
