@@ -14,15 +14,25 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from returnflow import CarrierStatus, CarrierUpdate, ConcurrencyConflict, ReturnsService
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.errors import PortError
 from returnflow.ports.events import DomainEvent
-from returnflow.stores.postgres import PostgresStore
 from returnflow.testing import FakePorts
 from returnflow.testing.fakes import FakeEventPublisher
+
+if TYPE_CHECKING:
+    from returnflow.stores.postgres import PostgresStore
+
+
+def _open(dsn: str, **options: Any) -> PostgresStore:
+    # imported here: collecting this module (for doctests) needs no psycopg
+    from returnflow.stores.postgres import PostgresStore
+
+    return PostgresStore(dsn, **options)
+
 
 # Retried at once and forever: a head that keeps failing keeps its return busy.
 RELENTLESS = ReturnPolicy(max_attempts=1_000_000, retry_base_seconds=0.001, retry_cap_seconds=0.001)
@@ -93,7 +103,7 @@ def _service(
 def dispatch(dsn: str, name: str, stuck: str, barrier: Any, results: Any) -> None:
     """Deliver effects until only the stuck return's are pending (at most 120 s)."""
     try:
-        store = PostgresStore(dsn, max_size=2)
+        store = _open(dsn, max_size=2)
         log: list[tuple[int, str, str]] = []
         service = _service(store, log, name=name, events=StuckEvents(stuck), policy=RELENTLESS)
         barrier.wait(timeout=60)
@@ -116,7 +126,7 @@ def dispatch(dsn: str, name: str, stuck: str, barrier: Any, results: Any) -> Non
 def claim_and_hang(dsn: str, lease_seconds: float, results: Any) -> None:
     """Claim every due head, report them, then hang until killed (never delivering)."""
     try:
-        store = PostgresStore(dsn)
+        store = _open(dsn)
         now = datetime.now(timezone.utc)
         claimed = store.claim(
             now=now, lease_until=now + timedelta(seconds=lease_seconds), worker="doomed"
@@ -142,7 +152,7 @@ def handle(
     """Send carrier scans for every return through ``ReturnsService.handle``: ``own`` with
     ids of this process's own and ``shared`` with ids every process sends (duplicates)."""
     try:
-        store = PostgresStore(dsn, max_size=2)
+        store = _open(dsn, max_size=2)
         log: list[tuple[int, str, str]] = []
         service = _service(
             store,

@@ -43,6 +43,7 @@ if not postgres_support.required():
 
 import psycopg
 
+from returnflow.stores import postgres as postgres_module
 from returnflow.stores.postgres import PostgresStore
 
 
@@ -301,7 +302,7 @@ def test_a_deadlock_is_a_conflict(store: PostgresStore, monkeypatch: pytest.Monk
     def deadlock(*args: object, **kwargs: object) -> None:
         raise psycopg.errors.DeadlockDetected("deadlock detected")
 
-    monkeypatch.setattr(PostgresStore, "_append_history", staticmethod(deadlock))
+    monkeypatch.setattr(postgres_module, "_history_rows", deadlock)
     with pytest.raises(ConcurrencyConflict) as caught:
         store.commit(Commit(records=((record, 0),)))
     assert isinstance(caught.value.__cause__, psycopg.errors.DeadlockDetected)
@@ -395,6 +396,9 @@ def test_a_server_that_cannot_be_reached_is_a_configuration_error_without_the_pa
     with pytest.raises(ConfigurationError) as caught:
         PostgresStore("")
     assert (caught.value.field, caught.value.value) == ("dsn", "")
+    with pytest.raises(ConfigurationError, match='missing "=" after "nonsense"') as caught:
+        PostgresStore("nonsense password=s3cret")
+    assert (caught.value.field, caught.value.value) == ("dsn", "nonsense password=***")
 
 
 def test_a_record_read_by_another_store_round_trips(dsn: str, store: PostgresStore) -> None:

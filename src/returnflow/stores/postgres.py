@@ -38,6 +38,7 @@ from typing import Any
 import attrs
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from returnflow.domain.model import HistoryEntry, ReturnRecord
@@ -175,6 +176,26 @@ _ATTEMPT = (
 )
 
 
+_INSERT_RETURN = (
+    "INSERT INTO returns (shop, id, order_id, status, exchange_status, version, history_len, "
+    "created_at, updated_at, body) VALUES (%(shop)s, %(id)s, %(order_id)s, %(status)s, "
+    "%(exchange_status)s, %(version)s, %(history_len)s, %(created_at)s, %(updated_at)s, "
+    "%(body)s) ON CONFLICT DO NOTHING"
+)
+_UPDATE_RETURN = (
+    "UPDATE returns SET order_id = %(order_id)s, status = %(status)s, "
+    "exchange_status = %(exchange_status)s, version = %(version)s, "
+    "history_len = %(history_len)s, created_at = %(created_at)s, updated_at = %(updated_at)s, "
+    "body = %(body)s WHERE shop = %(shop)s AND id = %(id)s AND version = %(expected)s"
+)
+_INSERT_HISTORY = (
+    "INSERT INTO history (shop, return_id, seq, version, at, event, actor, body) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+_Connection = psycopg.Connection[tuple[Any, ...]]
+
+
 def _dump(value: Any) -> str:
     return json.dumps(converter.unstructure(value), separators=(",", ":"), sort_keys=True)
 
@@ -247,13 +268,22 @@ class PostgresStore:
         # Records are immutable: a version read from the database names exactly one record,
         # so one already built is reused instead of rebuilt from JSON.
         self._cache: OrderedDict[tuple[str, str], ReturnRecord] = OrderedDict()
+        try:
+            given = conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError as error:
+            raise self._fail_to_connect(error) from error
+        # A server that does not answer is an error in seconds, not a hang (unless the DSN
+        # says how long to wait).
+        self._connect: dict[str, Any] = (
+            {} if "connect_timeout" in given else {"connect_timeout": 10}
+        )
         self._migrate()
-        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+        self._pool: ConnectionPool[_Connection] = ConnectionPool(
             dsn,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, **self._connect},
             open=True,
             name="returnflow",
         )
@@ -289,7 +319,7 @@ class PostgresStore:
 
     def _migrate(self) -> None:
         try:
-            connection = psycopg.connect(self.dsn, autocommit=True)
+            connection = psycopg.connect(self.dsn, autocommit=True, **self._connect)
         except (psycopg.OperationalError, psycopg.ProgrammingError) as error:
             raise self._fail_to_connect(error) from error
         with connection, connection.transaction():
@@ -319,18 +349,23 @@ class PostgresStore:
                 connection.execute("UPDATE schema_version SET version = %s", (len(_MIGRATIONS),))
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    def _connection(self) -> Iterator[_Connection]:
         with self._pool.connection() as connection:
             yield connection
 
     @contextmanager
-    def _write(self, subject: str, expected: int) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
-        """One transaction; a race the server detects is a :class:`ConcurrencyConflict`."""
+    def _write(self) -> Iterator[tuple[_Connection, psycopg.Pipeline]]:
+        """One transaction in pipeline mode; a race the server detects (a unique violation,
+        a serialization failure, a deadlock) is a :class:`ConcurrencyConflict`."""
         try:
-            with self._pool.connection() as connection, connection.transaction():
-                yield connection
+            with (
+                self._pool.connection() as connection,
+                connection.pipeline() as pipeline,
+                connection.transaction(),
+            ):
+                yield connection, pipeline
         except _RACES as error:
-            raise ConcurrencyConflict(subject, expected, -1) from error
+            raise ConcurrencyConflict("commit", 0, -1) from error
 
     def close(self) -> None:
         """Close every connection of the pool (idempotent)."""
@@ -477,7 +512,12 @@ class PostgresStore:
     # -- writes -----------------------------------------------------------------------------
 
     def commit(self, commit: Commit) -> None:
-        rows = [(record, expected, self._columns(record)) for record, expected in commit.records]
+        # Rows are locked in one order, so that two commits of the same returns queue
+        # instead of deadlocking.
+        rows = sorted(
+            ((record, expected, self._columns(record)) for record, expected in commit.records),
+            key=lambda row: (row[0].shop, row[0].id),
+        )
         effects = [
             (
                 _text("effect.key", effect.key),
@@ -488,57 +528,125 @@ class PostgresStore:
             )
             for effect in commit.effects
         ]
-        inbound = commit.inbound
-        if inbound is not None:
+        if commit.inbound is not None:
             for name in ("shop", "source", "event_id"):
-                _text(f"inbound.{name}", getattr(inbound, name))
-        first = commit.records[0] if commit.records else None
-        subject = first[0].id if first is not None else "commit"
-        with self._write(subject, first[1] if first is not None else 0) as db:
-            # Rows are locked in one order, so that two commits of the same returns queue
-            # instead of deadlocking.
-            for record, expected, columns in sorted(rows, key=lambda row: (row[0].shop, row[0].id)):
-                self._write_record(db, record, expected, columns)
-            if inbound is not None:
-                cursor = db.execute(
-                    "INSERT INTO inbox (shop, source, event_id, return_id, at) "
-                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    (
-                        inbound.shop,
-                        inbound.source,
-                        inbound.event_id,
-                        first[0].id if first is not None else "",
-                        _now_of(commit),
-                    ),
-                )
-                if cursor.rowcount != 1:
-                    raise ConcurrencyConflict(f"inbound {inbound.event_id}", 0, 1)
-            if effects:
-                with db.cursor() as cursor:
-                    cursor.executemany(
-                        "INSERT INTO outbox (key, shop, return_id, kind, body) "
-                        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
-                        effects,
-                    )
-                    if cursor.rowcount != len(effects):
-                        stored = {
-                            key
-                            for (key,) in db.execute(
-                                "SELECT key FROM outbox WHERE key = ANY(%s)",
-                                ([effect[0] for effect in effects],),
-                            )
-                        }
-                        keys = [effect[0] for effect in effects]
-                        clash = next((key for key in keys if keys.count(key) > 1), None) or next(
-                            iter(stored), "?"
-                        )
-                        raise ConcurrencyConflict(f"effect {clash}", 0, 1)
-            for attempt in commit.attempts:
-                cursor = db.execute(_ATTEMPT, _attempt_params(attempt))
-                if cursor.rowcount != 1:
-                    raise ConcurrencyConflict(f"effect {attempt.key}", 0, 1)
+                _text(f"inbound.{name}", getattr(commit.inbound, name))
+        for record, expected, _ in rows:
+            if record.version != expected + 1:
+                raise ConcurrencyConflict(record.id, expected + 1, record.version)
+        try:
+            with self._write() as (db, pipeline):
+                self._apply(db, pipeline, commit, rows, effects)
+        except ConcurrencyConflict as conflict:
+            if conflict.actual != -1 or not commit.records:
+                raise
+            # A version the update did not find, or a row the server refused for a racing
+            # writer's: name the version stored now.
+            record, expected = commit.records[0]
+            actual = self._stored_version(record)
+            raise ConcurrencyConflict(record.id, expected, actual) from conflict.__cause__
         for record, _ in commit.records:
             self._remember(record)
+
+    def _apply(
+        self,
+        db: _Connection,
+        pipeline: psycopg.Pipeline,
+        commit: Commit,
+        rows: Sequence[tuple[ReturnRecord, int, dict[str, Any]]],
+        effects: Sequence[tuple[str, str, str, str, str]],
+    ) -> None:
+        """The statements of one commit, pipelined: two round trips when the cache knows
+        every record as the writer read it, three when it does not. Every count is checked
+        before the transaction commits."""
+        # 1. Records the cache does not know at the expected version: lock them and read
+        # their stored history, to check that the new one only extends it.
+        stored_history: dict[tuple[str, str], Sequence[str | HistoryEntry]] = {}
+        looked = [
+            (
+                record,
+                expected,
+                db.execute(
+                    "SELECT version FROM returns WHERE shop = %s AND id = %s FOR UPDATE",
+                    (record.shop, record.id),
+                ),
+                db.execute(
+                    "SELECT body FROM history WHERE shop = %s AND return_id = %s ORDER BY seq",
+                    (record.shop, record.id),
+                ),
+            )
+            for record, expected, _ in rows
+            if expected and self._recall(record.shop, record.id, expected) is None
+        ]
+        if looked:
+            pipeline.sync()
+        for record, expected, version, history in looked:
+            row = version.fetchone()
+            actual = 0 if row is None else int(row[0])
+            if actual != expected:
+                raise ConcurrencyConflict(record.id, expected, actual)
+            stored_history[(record.shop, record.id)] = [body for (body,) in history.fetchall()]
+
+        # 2. Every write, queued; each with the count of rows it must touch.
+        checks: list[tuple[psycopg.Cursor[Any], int, ConcurrencyConflict]] = []
+        for record, expected, columns in rows:
+            if expected == 0:
+                stored: Sequence[str | HistoryEntry] = ()
+                cursor = db.execute(_INSERT_RETURN, columns)
+            else:
+                known = self._recall(record.shop, record.id, expected)
+                stored = (
+                    known.history if known is not None else stored_history[(record.shop, record.id)]
+                )
+                if not _extends(record, stored):
+                    raise ConcurrencyConflict(record.id, len(stored), len(record.history))
+                # The version check is in the update itself: it finds the row only at
+                # ``expected``.
+                cursor = db.execute(_UPDATE_RETURN, {**columns, "expected": expected})
+            checks.append((cursor, 1, ConcurrencyConflict(record.id, expected, -1)))
+            entries = _history_rows(record, len(stored))
+            if entries:
+                db.cursor().executemany(_INSERT_HISTORY, entries)
+        if commit.inbound is not None:
+            key = commit.inbound
+            cursor = db.execute(
+                "INSERT INTO inbox (shop, source, event_id, return_id, at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (
+                    key.shop,
+                    key.source,
+                    key.event_id,
+                    commit.records[0][0].id if commit.records else "",
+                    _now_of(commit),
+                ),
+            )
+            checks.append((cursor, 1, ConcurrencyConflict(f"inbound {key.event_id}", 0, 1)))
+        if effects:
+            keys = [effect[0] for effect in effects]
+            twice = [key for key in keys if keys.count(key) > 1]
+            cursor = db.cursor()
+            cursor.executemany(
+                "INSERT INTO outbox (key, shop, return_id, kind, body) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
+                effects,
+            )
+            clash = twice[0] if twice else " or ".join(keys)
+            checks.append((cursor, len(effects), ConcurrencyConflict(f"effect {clash}", 0, 1)))
+        for attempt in commit.attempts:
+            cursor = db.execute(_ATTEMPT, _attempt_params(attempt))
+            checks.append((cursor, 1, ConcurrencyConflict(f"effect {attempt.key}", 0, 1)))
+        pipeline.sync()
+        for cursor, touched, conflict in checks:
+            if cursor.rowcount != touched:
+                raise conflict
+
+    def _stored_version(self, record: ReturnRecord) -> int:
+        with self._connection() as db:
+            row = db.execute(
+                "SELECT version FROM returns WHERE shop = %s AND id = %s",
+                (record.shop, record.id),
+            ).fetchone()
+        return 0 if row is None else int(row[0])
 
     @staticmethod
     def _columns(record: ReturnRecord) -> dict[str, Any]:
@@ -556,120 +664,6 @@ class PostgresStore:
             "updated_at": record.updated_at,
             "body": json.dumps(body, separators=(",", ":"), sort_keys=True),
         }
-
-    def _write_record(
-        self,
-        db: psycopg.Connection[tuple[Any, ...]],
-        record: ReturnRecord,
-        expected: int,
-        columns: dict[str, Any],
-    ) -> None:
-        if expected == 0:
-            if record.version != 1:
-                raise ConcurrencyConflict(record.id, 1, record.version)
-            cursor = db.execute(
-                "INSERT INTO returns (shop, id, order_id, status, exchange_status, version, "
-                "history_len, created_at, updated_at, body) VALUES (%(shop)s, %(id)s, "
-                "%(order_id)s, %(status)s, %(exchange_status)s, %(version)s, %(history_len)s, "
-                "%(created_at)s, %(updated_at)s, %(body)s) ON CONFLICT DO NOTHING",
-                columns,
-            )
-            if cursor.rowcount != 1:
-                raise ConcurrencyConflict(record.id, 0, self._version(db, record))
-            self._append_history(db, record, 0)
-            return
-        known = self._recall(record.shop, record.id, expected)
-        if known is None:
-            # Not in the cache as the writer read it: lock the row and look.
-            row = db.execute(
-                "SELECT version, history_len FROM returns WHERE shop = %s AND id = %s FOR UPDATE",
-                (record.shop, record.id),
-            ).fetchone()
-            actual = 0 if row is None else int(row[0])
-            if actual != expected:
-                raise ConcurrencyConflict(record.id, expected, actual)
-            stored = int(row[1]) if row is not None else 0
-            old: Sequence[str | HistoryEntry] | None = None
-        else:
-            stored = len(known.history)
-            old = known.history
-        if record.version != expected + 1:
-            raise ConcurrencyConflict(record.id, expected + 1, record.version)
-        if not self._extends(db, record, stored, old):
-            raise ConcurrencyConflict(record.id, stored, len(record.history))
-        # The version check is in the update itself: it finds the row only at ``expected``.
-        cursor = db.execute(
-            "UPDATE returns SET order_id = %(order_id)s, status = %(status)s, "
-            "exchange_status = %(exchange_status)s, version = %(version)s, "
-            "history_len = %(history_len)s, created_at = %(created_at)s, "
-            "updated_at = %(updated_at)s, body = %(body)s "
-            "WHERE shop = %(shop)s AND id = %(id)s AND version = %(expected)s",
-            {**columns, "expected": expected},
-        )
-        if cursor.rowcount != 1:
-            raise ConcurrencyConflict(record.id, expected, self._version(db, record))
-        self._append_history(db, record, stored)
-
-    @staticmethod
-    def _version(db: psycopg.Connection[tuple[Any, ...]], record: ReturnRecord) -> int:
-        row = db.execute(
-            "SELECT version FROM returns WHERE shop = %s AND id = %s", (record.shop, record.id)
-        ).fetchone()
-        return 0 if row is None else int(row[0])
-
-    @staticmethod
-    def _append_history(
-        db: psycopg.Connection[tuple[Any, ...]], record: ReturnRecord, stored: int
-    ) -> None:
-        """History is append-only: only entries the store does not have yet are written."""
-        entries = [
-            (
-                record.shop,
-                record.id,
-                seq,
-                entry.version,
-                entry.at,
-                _text(f"history[{seq}].event", entry.event),
-                _text(f"history[{seq}].actor", entry.actor),
-                _dump_entry(entry),
-            )
-            for seq, entry in enumerate(record.history[stored:], start=stored)
-        ]
-        if entries:
-            with db.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO history (shop, return_id, seq, version, at, event, actor, body) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    entries,
-                )
-
-    @staticmethod
-    def _extends(
-        db: psycopg.Connection[tuple[Any, ...]],
-        record: ReturnRecord,
-        stored: int,
-        old: Sequence[str | HistoryEntry] | None,
-    ) -> bool:
-        """Whether ``record`` keeps the ``stored`` history entries as they are."""
-        if len(record.history) < stored:
-            return False
-        if stored == 0:
-            return True
-        if old is None:
-            old = [
-                body
-                for (body,) in db.execute(
-                    "SELECT body FROM history WHERE shop = %s AND return_id = %s ORDER BY seq",
-                    (record.shop, record.id),
-                )
-            ]
-        for new_entry, old_entry in zip(record.history, old, strict=False):
-            if new_entry is old_entry:
-                continue
-            old_body = old_entry if isinstance(old_entry, str) else _dump_entry(old_entry)
-            if _dump_entry(new_entry) != old_body:
-                return False
-        return True
 
     def claim(
         self,
@@ -768,6 +762,36 @@ class PostgresStore:
                 )
         if cursor.rowcount != 1:
             raise ConcurrencyConflict(f"cursor {name}", 0, 1)
+
+
+def _history_rows(record: ReturnRecord, stored: int) -> list[tuple[Any, ...]]:
+    """History is append-only: the rows of the entries the store does not have yet."""
+    return [
+        (
+            record.shop,
+            record.id,
+            seq,
+            entry.version,
+            entry.at,
+            _text(f"history[{seq}].event", entry.event),
+            _text(f"history[{seq}].actor", entry.actor),
+            _dump_entry(entry),
+        )
+        for seq, entry in enumerate(record.history[stored:], start=stored)
+    ]
+
+
+def _extends(record: ReturnRecord, stored: Sequence[str | HistoryEntry]) -> bool:
+    """Whether ``record`` keeps the ``stored`` history entries (objects or JSON) as they are."""
+    if len(record.history) < len(stored):
+        return False
+    for new_entry, old_entry in zip(record.history, stored, strict=False):
+        if new_entry is old_entry:
+            continue
+        old_body = old_entry if isinstance(old_entry, str) else _dump_entry(old_entry)
+        if _dump_entry(new_entry) != old_body:
+            return False
+    return True
 
 
 def _now_of(commit: Commit) -> datetime:
