@@ -32,6 +32,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -171,6 +172,7 @@ class Cluster:
     stop: Callable[[], None] = lambda: None
     log: Path | None = None
     _names: Iterator[int] = field(default_factory=itertools.count)
+    _shared: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def dsn(self, dbname: str) -> str:
@@ -183,11 +185,33 @@ class Cluster:
             connection.execute(statement)
 
     def create_database(self) -> str:
-        """A new, empty database; its ``postgresql://`` URL."""
+        """A new database, never opened; its ``postgresql://`` URL."""
         with self._lock:
             name = f"rf_test_{os.getpid()}_{next(self._names)}"
         self._admin(f'CREATE DATABASE "{name}" TEMPLATE template0 STRATEGY FILE_COPY')
         return self.dsn(name)
+
+    def empty_database(self) -> str:
+        """The run's shared database, emptied: every table but ``schema_version`` truncated
+        (identities restarted). Much faster than a new database; a test that changes the
+        schema, or needs one never opened, asks :meth:`database` for a new one instead."""
+        import psycopg
+
+        with self._lock:
+            shared = self._shared
+        if shared is None:
+            shared = self._shared = self.create_database()
+        with psycopg.connect(shared, autocommit=True) as connection:
+            tables = [
+                name
+                for (name,) in connection.execute(
+                    "SELECT quote_ident(tablename) FROM pg_tables "
+                    "WHERE schemaname = 'public' AND tablename <> 'schema_version'"
+                )
+            ]
+            if tables:
+                connection.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
+        return shared
 
     def drop_database(self, dsn: str) -> None:
         from psycopg.conninfo import conninfo_to_dict
@@ -210,12 +234,38 @@ def _as_server_user(command: Sequence[str], owner: tuple[int, int] | None) -> li
     return ["runuser", "-u", SERVER_USER, "--", *command]
 
 
+# Waits until its standard input closes (the test process ended, however it ended: even
+# killed), then stops the server and removes its directory.
+_WATCHDOG = """
+import shutil, subprocess, sys
+sys.stdin.read()
+try:
+    subprocess.run(sys.argv[2:], capture_output=True, cwd=sys.argv[1], check=False)
+finally:
+    shutil.rmtree(sys.argv[1], ignore_errors=True)
+"""
+
+
+def spawn_watchdog(
+    stop_command: Sequence[str], base: Path, *, popen: Callable[..., Any] = subprocess.Popen
+) -> Any:
+    """A process that stops the cluster when this one ends without doing so itself."""
+    return popen(
+        [sys.executable, "-c", _WATCHDOG, str(base), *stop_command],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C meant for the tests does not reach it
+    )
+
+
 def start_cluster(
     binaries: Path,
     *,
     run: Runner = subprocess.run,
     euid: Callable[[], int] = os.geteuid,
     server_user: Callable[[], tuple[int, int]] = ensure_user,
+    watch: Callable[[Sequence[str], Path], Any] = spawn_watchdog,
 ) -> Cluster:
     """``initdb`` and ``pg_ctl start`` a throwaway cluster on a free loopback port."""
     owner = server_user() if euid() == 0 else None
@@ -274,18 +324,17 @@ def start_cluster(
         shutil.rmtree(base, ignore_errors=True)
         raise
 
+    stop_command = _as_server_user(
+        [str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], owner
+    )
+    watchdog = watch(stop_command, base)
+
     def stop() -> None:
-        run(
-            _as_server_user(
-                [str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                owner,
-            ),
-            capture_output=True,
-            text=True,
-            cwd=base,
-            check=False,
-        )
+        run(stop_command, capture_output=True, text=True, cwd=base, check=False)
         shutil.rmtree(base, ignore_errors=True)
+        if watchdog is not None and watchdog.stdin is not None:
+            watchdog.stdin.close()
+            watchdog.wait(timeout=30)
 
     # Clients come in through the unix socket: on a busy machine it answers faster than TCP.
     params = {"user": "postgres", "host": str(sockets), "port": str(port)}

@@ -6,7 +6,6 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import attrs
@@ -31,9 +30,8 @@ def cluster() -> postgres_support.Cluster:
 
 
 @pytest.fixture
-def dsn(cluster: postgres_support.Cluster) -> Iterator[str]:
-    with cluster.database() as url:
-        yield url
+def dsn(cluster: postgres_support.Cluster) -> str:
+    return cluster.empty_database()
 
 
 def run(*argv: str) -> tuple[int, str]:

@@ -53,7 +53,14 @@ def cluster() -> postgres_support.Cluster:
 
 
 @pytest.fixture
-def dsn(cluster: postgres_support.Cluster) -> Iterator[str]:
+def dsn(cluster: postgres_support.Cluster) -> str:
+    """A database with the schema and nothing in it."""
+    return cluster.empty_database()
+
+
+@pytest.fixture
+def fresh_dsn(cluster: postgres_support.Cluster) -> Iterator[str]:
+    """A new database nothing ever opened (dropped after the test)."""
     with cluster.database() as url:
         yield url
 
@@ -85,11 +92,8 @@ def read_fresh(dsn: str, shop: str, return_id: str) -> Any:
 
 class TestPostgresStore(StoreContract):
     @pytest.fixture(autouse=True)
-    def _database(self, cluster: postgres_support.Cluster) -> Iterator[None]:
-        with cluster.database() as url:
-            self.dsn = url
-            yield
-            StoreContract.teardown_method(self, None)  # close the pools before the drop
+    def _database(self, dsn: str) -> None:
+        self.dsn = dsn
 
     def make_store(self) -> ReturnStore:
         return PostgresStore(self.dsn)
@@ -101,11 +105,11 @@ class TestPostgresStore(StoreContract):
 # -- PostgreSQL only: schema ----------------------------------------------------------------
 
 
-def test_schema_version_is_2_and_a_reopened_database_keeps_its_data(dsn: str) -> None:
+def test_schema_version_is_2_and_a_reopened_database_keeps_its_data(fresh_dsn: str) -> None:
     record = make_record("shop-a", "R1")
     effect = make_effect("shop-a", "R1", 0)
     key = InboundKey("shop-a", "carrier", "evt-1")
-    store = PostgresStore(dsn)
+    store = PostgresStore(fresh_dsn)
     try:
         assert store.schema_version() == 2
         store.commit(Commit(records=((record, 0),), effects=(effect,), inbound=key))
@@ -114,7 +118,7 @@ def test_schema_version_is_2_and_a_reopened_database_keeps_its_data(dsn: str) ->
         store.record_attempt(effect.key, ok=True, at=BASE_TIME, result={"id": "evt-9"})
     finally:
         store.close()
-    reopened = PostgresStore(dsn)  # a new cache: everything comes from the database
+    reopened = PostgresStore(fresh_dsn)  # a new cache: everything comes from the database
     try:
         assert reopened.schema_version() == 2
         got = reopened.get("shop-a", "R1")
@@ -135,18 +139,19 @@ def test_schema_version_is_2_and_a_reopened_database_keeps_its_data(dsn: str) ->
         assert reopened.get("shop-a", "R1") == v3
     finally:
         reopened.close()
-    assert sql(dsn, "SELECT version FROM schema_version") == [(2,)]
+    assert sql(fresh_dsn, "SELECT version FROM schema_version") == [(2,)]
     tables = {
-        name for (name,) in sql(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        name
+        for (name,) in sql(fresh_dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     }
     assert tables == {"schema_version", "returns", "history", "outbox", "inbox", "cursors"}
 
 
-def test_a_database_at_schema_1_is_migrated_to_2(dsn: str) -> None:
-    PostgresStore(dsn).close()
-    sql(dsn, "DROP TABLE cursors")
-    sql(dsn, "UPDATE schema_version SET version = 1")
-    store = PostgresStore(dsn)
+def test_a_database_at_schema_1_is_migrated_to_2(fresh_dsn: str) -> None:
+    PostgresStore(fresh_dsn).close()
+    sql(fresh_dsn, "DROP TABLE cursors")
+    sql(fresh_dsn, "UPDATE schema_version SET version = 1")
+    store = PostgresStore(fresh_dsn)
     try:
         assert store.schema_version() == 2
         assert store.read_cursor("import:loop:shop-a") is None
@@ -156,16 +161,16 @@ def test_a_database_at_schema_1_is_migrated_to_2(dsn: str) -> None:
         store.close()
 
 
-def test_a_database_with_a_newer_schema_is_refused(dsn: str) -> None:
-    store = PostgresStore(dsn)
+def test_a_database_with_a_newer_schema_is_refused(fresh_dsn: str) -> None:
+    store = PostgresStore(fresh_dsn)
     newer = store.schema_version() + 1
     store.close()
-    sql(dsn, "UPDATE schema_version SET version = %s", (newer,))
+    sql(fresh_dsn, "UPDATE schema_version SET version = %s", (newer,))
     with pytest.raises(ConfigurationError, match=f"schema {newer}") as caught:
-        PostgresStore(dsn)
+        PostgresStore(fresh_dsn)
     assert caught.value.field == "dsn"
-    assert caught.value.value == dsn
-    assert sql(dsn, "SELECT version FROM schema_version") == [(newer,)]
+    assert caught.value.value == fresh_dsn
+    assert sql(fresh_dsn, "SELECT version FROM schema_version") == [(newer,)]
 
 
 def _open_and_report(dsn: str, barrier: Any, results: Any) -> None:
@@ -180,13 +185,13 @@ def _open_and_report(dsn: str, barrier: Any, results: Any) -> None:
         results.put(("error", traceback.format_exc()))
 
 
-def test_processes_opening_a_fresh_database_at_once_migrate_it_once(dsn: str) -> None:
+def test_processes_opening_a_fresh_database_at_once_migrate_it_once(fresh_dsn: str) -> None:
     context = multiprocessing.get_context("spawn")
     processes = 4
     barrier = context.Barrier(processes)
     results = context.Queue()
     children = [
-        context.Process(target=_open_and_report, args=(dsn, barrier, results), daemon=True)
+        context.Process(target=_open_and_report, args=(fresh_dsn, barrier, results), daemon=True)
         for _ in range(processes)
     ]
     for child in children:
@@ -201,7 +206,7 @@ def test_processes_opening_a_fresh_database_at_once_migrate_it_once(dsn: str) ->
             if child.is_alive():
                 child.kill()
     assert outcomes == [("ok", 2)] * processes, outcomes
-    assert sql(dsn, "SELECT version FROM schema_version") == [(2,)]
+    assert sql(fresh_dsn, "SELECT version FROM schema_version") == [(2,)]
 
 
 def test_history_rows_cannot_be_changed_nor_deleted_in_the_database(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -133,11 +134,13 @@ def test_a_missing_server_user_is_created() -> None:
 @pytest.mark.parametrize("root", [True, False])
 def test_the_cluster_is_made_and_started_as_the_server_user_when_root(root: bool) -> None:
     run = FakeRun()
+    watched: list[tuple[list[str], Path]] = []
     cluster = support.start_cluster(
         Path("/pg/bin"),
         run=run,
         euid=lambda: 0 if root else 1000,
         server_user=lambda: (os.getuid(), os.getgid()),
+        watch=lambda command, base: watched.append((list(command), base)),
     )
     prefix = ["runuser", "-u", "postgres", "--"] if root else []
     initdb, start = run.commands
@@ -154,9 +157,30 @@ def test_the_cluster_is_made_and_started_as_the_server_user_when_root(root: bool
     assert cluster.params["host"] == str(base / "sock")
     assert cluster.dsn("rf_x").startswith("postgresql://postgres@/rf_x?host=")
 
+    # a watchdog is told how to stop it, should this process die first
+    assert watched == [
+        (
+            [*prefix, "/pg/bin/pg_ctl", "-D", str(base / "data"), "-m", "immediate", "-w", "stop"],
+            base,
+        )
+    ]
+
     cluster.stop()
-    assert run.commands[-1][: len(prefix) + 1] == [*prefix, "/pg/bin/pg_ctl"]
-    assert run.commands[-1][-1] == "stop"
+    assert run.commands[-1] == watched[0][0]
+    assert not base.exists()
+
+
+def test_the_watchdog_stops_the_server_when_the_test_process_dies(tmp_path: Path) -> None:
+    base = tmp_path / "cluster"
+    base.mkdir()
+    marker = tmp_path / "stopped"
+    stop = [sys.executable, "-c", f"open({str(marker)!r}, 'w').write('stop')"]
+    watchdog = support.spawn_watchdog(stop, base)
+    assert watchdog.poll() is None  # waiting while this process lives
+    assert not marker.exists()
+    watchdog.stdin.close()  # what the kernel does when this process ends, however it ends
+    assert watchdog.wait(timeout=30) == 0
+    assert marker.read_text() == "stop"
     assert not base.exists()
 
 

@@ -39,12 +39,11 @@ def cluster() -> postgres_support.Cluster:
 
 @pytest.fixture
 def store(cluster: postgres_support.Cluster) -> Iterator[PostgresStore]:
-    with cluster.database() as dsn:
-        opened = PostgresStore(dsn)
-        try:
-            yield opened
-        finally:
-            opened.close()
+    opened = PostgresStore(cluster.empty_database())
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def open_returns(harness: Harness, count: int) -> list[str]:
