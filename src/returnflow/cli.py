@@ -9,6 +9,8 @@
   [--shop SHOP] [--db PATH] [--app MODULE:CALLABLE]`` imports returns from a return source
   (by default a demo Loop), printing progress;
 * ``returnflow diagram --format mermaid`` prints the statechart from the code.
+
+``--db`` is a SQLite file or a ``postgresql://`` URL (the ``returnflow[postgres]`` extra).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from returnflow.ports.source import ReturnSource
 from returnflow.ports.store import ReturnStore
 from returnflow.serialization import unstructure
 from returnflow.service import ReturnsService, TickReport
-from returnflow.stores.sqlite import SqliteStore
+from returnflow.stores import is_postgres_url, open_store
+from returnflow.stores._targets import redacted
 
 __all__ = ["main"]
 
@@ -49,8 +52,8 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
         print(f"no such scenario: {', '.join(args.scenario)} (choose from {names})", file=out)
         return 2
     path = args.db or os.path.join(tempfile.mkdtemp(prefix="returnflow-demo-"), "returns.db")
-    store = SqliteStore(path)
-    print(f"returnflow demo: {len(chosen)} seed flow(s) on {path}", file=out)
+    store = open_store(path)
+    print(f"returnflow demo: {len(chosen)} seed flow(s) on {redacted(path)}", file=out)
     try:
         for scenario in chosen:
             shop = f"demo-{scenario.name}"
@@ -75,7 +78,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
         store.close()
     example = f"--shop demo-{chosen[-1].name} {return_ids[0]}"
     print(f"\n{len(chosen)} scenario(s) ran; inspect one with:", file=out)
-    print(f"  returnflow inspect --db {path} {example}", file=out)
+    print(f"  returnflow inspect --db {redacted(path)} {example}", file=out)
     return 0
 
 
@@ -93,10 +96,10 @@ def _diagram(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:
-    if not os.path.exists(args.db):
+    if not is_postgres_url(args.db) and not os.path.exists(args.db):
         print(f"no database at {args.db}", file=out)
         return 2
-    store = SqliteStore(args.db)
+    store = open_store(args.db)
     try:
         shops = [args.shop] if args.shop else store.shops_with(args.return_id)
         if len(shops) != 1:
@@ -170,7 +173,7 @@ def _load_app(spec: str) -> Callable[[ReturnStore], ReturnsService]:
 
 
 def _worker(args: argparse.Namespace, out: TextIO) -> int:
-    store = SqliteStore(args.db)
+    store = open_store(args.db)
     service = _load_app(args.app)(store)
     stop = False
 
@@ -331,7 +334,7 @@ def _import(args: argparse.Namespace, out: TextIO) -> int:
         print(f"returnflow import: {error}", file=out)
         return 2
     path = args.db or os.path.join(tempfile.mkdtemp(prefix="returnflow-import-"), "returns.db")
-    store = SqliteStore(path)
+    store = open_store(path)
     try:
         service: ReturnsService = build(store)
         importer = ReturnImporter(service, source, shop=shop, page_size=args.page_size)
@@ -341,7 +344,7 @@ def _import(args: argparse.Namespace, out: TextIO) -> int:
         assert until is not None
         print(
             f"importing {source.name} returns of shop {shop} created or updated in "
-            f"[{since.isoformat()}, {until.isoformat()}) into {path}",
+            f"[{since.isoformat()}, {until.isoformat()}) into {redacted(path)}",
             file=out,
             flush=True,
         )
@@ -396,19 +399,21 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run every seed flow against fakes on SQLite")
     demo.add_argument("scenario", nargs="*", help="run only these scenarios")
-    demo.add_argument("--db", help="the SQLite file (default: a new temporary one)")
+    demo.add_argument(
+        "--db", help="a SQLite file or a postgresql:// URL (default: a new temporary file)"
+    )
     demo.set_defaults(run=_demo)
     diagram = commands.add_parser("diagram", help="print the statechart")
     diagram.add_argument("--format", choices=["mermaid", "table"], default="mermaid")
     diagram.set_defaults(run=_diagram)
     inspect = commands.add_parser("inspect", help="print one return's timeline")
-    inspect.add_argument("--db", required=True, help="the SQLite file")
+    inspect.add_argument("--db", required=True, help="a SQLite file or a postgresql:// URL")
     inspect.add_argument("--shop", help="the shop (needed when several have this id)")
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.add_argument("return_id")
     inspect.set_defaults(run=_inspect)
     worker = commands.add_parser("worker", help="deliver effects and run timers")
-    worker.add_argument("--db", required=True, help="the SQLite file")
+    worker.add_argument("--db", required=True, help="a SQLite file or a postgresql:// URL")
     worker.add_argument(
         "--app",
         default="returnflow._demo_app:build",
