@@ -439,9 +439,19 @@ class ReturnsService:
                 )
         return order, return_id, lines, exchange_lines
 
-    def request(self, request: ReturnRequest, *, actor: str | None = None) -> ReturnRecord:
-        """Open a return: validate it, check eligibility, approve, review or decline it."""
-        order, return_id, lines, exchange_lines = self._prepare(request, self.ids)
+    def _opened(
+        self,
+        request: ReturnRequest,
+        ids: Callable[[], str],
+        *,
+        actor: str,
+        refs: ExternalRefs | None = None,
+        imported: Mapping[str, Any] | None = None,
+    ) -> tuple[OrderSnapshot, _Change, Money]:
+        """A new return's first change: the record built from the checked request, an
+        ``imported`` note when another system opened it, and the ``requested`` note; with
+        the order and the value of the units asked for."""
+        order, return_id, lines, exchange_lines = self._prepare(request, ids)
         now = self.clock()
         initial = TABLE.initial
         record = ReturnRecord(
@@ -453,12 +463,15 @@ class ReturnsService:
             exchange_status=initial[1],
             lines=tuple(lines),
             exchange_lines=tuple(exchange_lines),
+            refs=refs or ExternalRefs(),
             created_at=now,
             updated_at=now,
             customer_email=order.customer_email,
             customer_note=request.customer_note,
         )
-        change = _Change(record, now=now, actor=actor or request.requested_by, base=0)
+        change = _Change(record, now=now, actor=actor, base=0)
+        if imported is not None:
+            change.note("imported", imported)
         value = Money.sum(
             (amount for line in lines for amount in line.unit_amounts), order.currency
         )
@@ -469,9 +482,14 @@ class ReturnsService:
                 "value": str(value),
             },
         )
+        return order, change, value
+
+    def request(self, request: ReturnRequest, *, actor: str | None = None) -> ReturnRecord:
+        """Open a return: validate it, check eligibility, approve, review or decline it."""
+        order, change, value = self._opened(request, self.ids, actor=actor or request.requested_by)
         change.publish("request")
         change.notify("return_requested")
-        assessment = self.policy.assess(order, request, now=now, value=value)
+        assessment = self.policy.assess(order, request, now=change.now, value=value)
         change.fire("check", {"decision": assessment.decision.value})
         if assessment.decision is Decision.APPROVE:
             change.fire("auto_approve")
@@ -518,35 +536,12 @@ class ReturnsService:
             pass
         else:
             raise ConcurrencyConflict(return_id, 0, existing.version)
-        order, _, lines, exchange_lines = self._prepare(request, lambda: return_id)
-        now = self.clock()
-        initial = TABLE.initial
-        record = ReturnRecord(
-            id=return_id,
-            shop=request.shop,
-            order_id=request.order_id,
-            currency=order.currency,
-            status=initial[0],
-            exchange_status=initial[1],
-            lines=tuple(lines),
-            exchange_lines=tuple(exchange_lines),
+        _, change, _ = self._opened(
+            request,
+            lambda: return_id,
+            actor=source,
             refs=ExternalRefs(source=source, source_return_id=external_id),
-            created_at=now,
-            updated_at=now,
-            customer_email=order.customer_email,
-            customer_note=request.customer_note,
-        )
-        change = _Change(record, now=now, actor=source, base=0)
-        change.note("imported", {"source": source, "external_id": external_id, **(details or {})})
-        value = Money.sum(
-            (amount for line in lines for amount in line.unit_amounts), order.currency
-        )
-        change.note(
-            "requested",
-            {
-                "lines": ", ".join(f"{line.order_line_id}x{line.quantity}" for line in lines),
-                "value": str(value),
-            },
+            imported={"source": source, "external_id": external_id, **(details or {})},
         )
         change.publish("request", source=source, external_id=external_id)
         change.notify("return_requested")
