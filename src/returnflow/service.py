@@ -444,7 +444,7 @@ class ReturnsService:
         request: ReturnRequest,
         ids: Callable[[], str],
         *,
-        actor: str,
+        actor: str | None,
         refs: ExternalRefs | None = None,
         imported: Mapping[str, Any] | None = None,
     ) -> tuple[OrderSnapshot, _Change, Money]:
@@ -469,7 +469,7 @@ class ReturnsService:
             customer_email=order.customer_email,
             customer_note=request.customer_note,
         )
-        change = _Change(record, now=now, actor=actor, base=0)
+        change = _Change(record, now=now, actor=actor or request.requested_by, base=0)
         if imported is not None:
             change.note("imported", imported)
         value = Money.sum(
@@ -486,7 +486,7 @@ class ReturnsService:
 
     def request(self, request: ReturnRequest, *, actor: str | None = None) -> ReturnRecord:
         """Open a return: validate it, check eligibility, approve, review or decline it."""
-        order, change, value = self._opened(request, self.ids, actor=actor or request.requested_by)
+        order, change, value = self._opened(request, self.ids, actor=actor)
         change.publish("request")
         change.notify("return_requested")
         assessment = self.policy.assess(order, request, now=change.now, value=value)
