@@ -213,3 +213,27 @@ def test_connections_of_threads_that_ended_are_closed(path: Path) -> None:
                 connection.execute("SELECT 1")
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_conflict_says_what_clashed(kind: str, path: Path) -> None:
+    """Not every conflict is a stale version: the message names the event, effect or
+    cursor another writer got to first."""
+    from returnflow.errors import ConcurrencyConflict
+
+    store: ReturnStore = MemoryStore() if kind == "memory" else SqliteStore(path)
+    record = make_record("shop-a", "R1")
+    effect = make_effect("shop-a", "R1", 0)
+    key = InboundKey("shop-a", "carrier", "evt-1")
+    store.commit(Commit(records=((record, 0),), effects=(effect,), inbound=key))
+    v2 = next_version(record, status="approved")
+    with pytest.raises(ConcurrencyConflict, match="carrier:evt-1 of shop shop-a was already"):
+        store.commit(Commit(records=((v2, 1),), inbound=key))
+    with pytest.raises(ConcurrencyConflict, match=f"effect {effect.key} is already in the outbox"):
+        store.commit(Commit(records=((v2, 1),), effects=(effect,)))
+    store.write_cursor("import:loop:shop-a", "m1", expected=None)
+    with pytest.raises(ConcurrencyConflict, match="'import:loop:shop-a' is no longer unset") as e:
+        store.write_cursor("import:loop:shop-a", "m2", expected=None)
+    assert e.value.reason is not None
+    assert store.read_cursor("import:loop:shop-a") == "m1"
+    assert store.get("shop-a", "R1") == record

@@ -164,18 +164,24 @@ class InvalidTransition(ReturnflowError):
 
 
 class ConcurrencyConflict(ReturnflowError):
-    """Another writer stored a newer version of the return first."""
+    """Another writer got there first: it stored a newer version of the return, processed
+    the same inbound event, queued the same effect or moved the same cursor. ``reason``,
+    when given, says which (the message is then the reason)."""
 
-    def __init__(self, return_id: str, expected: int, actual: int) -> None:
+    def __init__(
+        self, return_id: str, expected: int, actual: int, reason: str | None = None
+    ) -> None:
         self.return_id = return_id
         self.expected = expected
         self.actual = actual
+        self.reason = reason
         super().__init__(
-            f"return {return_id!r}: expected version {expected}, stored version is {actual}"
+            reason
+            or f"return {return_id!r}: expected version {expected}, stored version is {actual}"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.return_id, self.expected, self.actual))
+        return (type(self), (self.return_id, self.expected, self.actual, self.reason))
 
 
 class PortError(ReturnflowError):

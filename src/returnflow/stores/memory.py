@@ -15,6 +15,10 @@ import attrs
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ReturnNotFound
 from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry
+from returnflow.stores._conflicts import moved as _moved
+from returnflow.stores._conflicts import not_pending as _not_pending
+from returnflow.stores._conflicts import queued as _queued
+from returnflow.stores._conflicts import seen as _seen
 
 __all__ = ["MemoryStore"]
 
@@ -79,15 +83,19 @@ class MemoryStore:
                 if stored is not None and not _extends(record.history, stored.history):
                     raise ConcurrencyConflict(record.id, expected, actual)
             if commit.inbound is not None and commit.inbound in self._inbox:
-                raise ConcurrencyConflict(f"inbound {commit.inbound.event_id}", 0, 1)
+                raise ConcurrencyConflict(
+                    f"inbound {commit.inbound.event_id}", 0, 1, _seen(commit.inbound)
+                )
             keys = [effect.key for effect in commit.effects]
             for key in keys:
                 if key in self._outbox or keys.count(key) > 1:
-                    raise ConcurrencyConflict(f"effect {key}", 0, 1)
+                    raise ConcurrencyConflict(f"effect {key}", 0, 1, _queued(key))
             for attempt in commit.attempts:
                 entry = self._outbox.get(attempt.key)
                 if entry is None or entry.status != "pending":
-                    raise ConcurrencyConflict(f"effect {attempt.key}", 0, 1)
+                    raise ConcurrencyConflict(
+                        f"effect {attempt.key}", 0, 1, _not_pending(attempt.key)
+                    )
             # Every check passed: apply all of it.
             for attempt in commit.attempts:
                 self._outbox[attempt.key] = _attempted(self._outbox[attempt.key], attempt)
@@ -186,7 +194,7 @@ class MemoryStore:
     def write_cursor(self, name: str, value: str, *, expected: str | None) -> None:
         with self._lock:
             if self._cursors.get(name) != expected:
-                raise ConcurrencyConflict(f"cursor {name}", 0, 1)
+                raise ConcurrencyConflict(f"cursor {name}", 0, 1, _moved(name, expected))
             self._cursors[name] = value
 
 

@@ -51,6 +51,10 @@ from returnflow.errors import (
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry
 from returnflow.serialization import converter
+from returnflow.stores._conflicts import moved as _moved
+from returnflow.stores._conflicts import not_pending as _not_pending
+from returnflow.stores._conflicts import queued as _queued
+from returnflow.stores._conflicts import seen as _seen
 from returnflow.stores._targets import redacted
 
 __all__ = ["PostgresStore"]
@@ -365,7 +369,9 @@ class PostgresStore:
             ):
                 yield connection, pipeline
         except _RACES as error:
-            raise ConcurrencyConflict("commit", 0, -1) from error
+            raise ConcurrencyConflict(
+                "commit", 0, -1, f"another transaction got there first ({error.sqlstate})"
+            ) from error
 
     def close(self) -> None:
         """Close every connection of the pool (idempotent)."""
@@ -620,7 +626,9 @@ class PostgresStore:
                     _now_of(commit),
                 ),
             )
-            checks.append((cursor, 1, ConcurrencyConflict(f"inbound {key.event_id}", 0, 1)))
+            checks.append(
+                (cursor, 1, ConcurrencyConflict(f"inbound {key.event_id}", 0, 1, _seen(key)))
+            )
         if effects:
             keys = [effect[0] for effect in effects]
             twice = [key for key in keys if keys.count(key) > 1]
@@ -631,10 +639,18 @@ class PostgresStore:
                 effects,
             )
             clash = twice[0] if twice else " or ".join(keys)
-            checks.append((cursor, len(effects), ConcurrencyConflict(f"effect {clash}", 0, 1)))
+            checks.append(
+                (cursor, len(effects), ConcurrencyConflict(f"effect {clash}", 0, 1, _queued(clash)))
+            )
         for attempt in commit.attempts:
             cursor = db.execute(_ATTEMPT, _attempt_params(attempt))
-            checks.append((cursor, 1, ConcurrencyConflict(f"effect {attempt.key}", 0, 1)))
+            checks.append(
+                (
+                    cursor,
+                    1,
+                    ConcurrencyConflict(f"effect {attempt.key}", 0, 1, _not_pending(attempt.key)),
+                )
+            )
         pipeline.sync()
         for cursor, touched, conflict in checks:
             if cursor.rowcount != touched:
@@ -761,7 +777,7 @@ class PostgresStore:
                     (value, name, expected),
                 )
         if cursor.rowcount != 1:
-            raise ConcurrencyConflict(f"cursor {name}", 0, 1)
+            raise ConcurrencyConflict(f"cursor {name}", 0, 1, _moved(name, expected))
 
 
 def _history_rows(record: ReturnRecord, stored: int) -> list[tuple[Any, ...]]:

@@ -33,6 +33,10 @@ from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNot
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry
 from returnflow.serialization import converter
+from returnflow.stores._conflicts import moved as _moved
+from returnflow.stores._conflicts import not_pending as _not_pending
+from returnflow.stores._conflicts import queued as _queued
+from returnflow.stores._conflicts import seen as _seen
 
 __all__ = ["SqliteStore"]
 
@@ -387,7 +391,7 @@ class SqliteStore:
                         ),
                     )
                 except sqlite3.IntegrityError:
-                    raise ConcurrencyConflict(f"inbound {key.event_id}", 0, 1) from None
+                    raise ConcurrencyConflict(f"inbound {key.event_id}", 0, 1, _seen(key)) from None
             for effect in commit.effects:
                 try:
                     db.execute(
@@ -396,10 +400,14 @@ class SqliteStore:
                         (effect.key, effect.shop, effect.return_id, effect.kind, _dump(effect)),
                     )
                 except sqlite3.IntegrityError:
-                    raise ConcurrencyConflict(f"effect {effect.key}", 0, 1) from None
+                    raise ConcurrencyConflict(
+                        f"effect {effect.key}", 0, 1, _queued(effect.key)
+                    ) from None
             for attempt in commit.attempts:
                 if self._attempt(db, attempt) != 1:
-                    raise ConcurrencyConflict(f"effect {attempt.key}", 0, 1)
+                    raise ConcurrencyConflict(
+                        f"effect {attempt.key}", 0, 1, _not_pending(attempt.key)
+                    )
         for record, _ in commit.records:
             self._remember(record)
 
@@ -549,7 +557,7 @@ class SqliteStore:
         with self._write() as db:
             row = db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
             if (None if row is None else row[0]) != expected:
-                raise ConcurrencyConflict(f"cursor {name}", 0, 1)
+                raise ConcurrencyConflict(f"cursor {name}", 0, 1, _moved(name, expected))
             if row is None:
                 db.execute("INSERT INTO cursors (name, value) VALUES (?, ?)", (name, value))
             else:
