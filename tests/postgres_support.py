@@ -219,6 +219,17 @@ class Cluster:
         name = conninfo_to_dict(dsn)["dbname"]
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def close(self) -> None:
+        """Drop the shared database (on a server the run did not start, it would stay) and
+        stop the server if the run started it."""
+        try:
+            if self._shared is not None:
+                self.drop_database(self._shared)
+        except Exception:
+            pass  # the server is going away anyway, or was never ours to tidy
+        finally:
+            self.stop()
+
     @contextmanager
     def database(self) -> Iterator[str]:
         dsn = self.create_database()
@@ -384,7 +395,7 @@ def cluster() -> Cluster:
                 _state["cluster"] = error
             else:
                 _state["cluster"] = started
-                atexit.register(started.stop)
+                atexit.register(started.close)
         outcome = _state["cluster"]
     if isinstance(outcome, Unavailable):
         raise outcome
