@@ -7,6 +7,7 @@ The server comes from ``postgres_support`` (a throwaway cluster, or the one
 from __future__ import annotations
 
 import functools
+import logging
 import multiprocessing
 import queue as queue_module
 import subprocess
@@ -298,6 +299,24 @@ def test_a_unique_violation_is_a_conflict_and_writes_nothing(
     with pytest.raises(ReturnNotFound):
         store.get("shop-a", "R1")
     assert (store.pending(), store.seen(key)) == ([], False)
+
+
+def test_a_conflict_logs_no_warning_from_the_driver(
+    store: PostgresStore, dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Several workers meet conflicts all the time: each one is raised, not also logged by
+    psycopg as a pipeline it could not end."""
+    sql(
+        dsn,
+        "INSERT INTO history (shop, return_id, seq, version, at, event, actor, body) "
+        "VALUES ('shop-a', 'R1', 0, 1, now(), 'stray', 'someone', '{}')",
+    )
+    with caplog.at_level(logging.DEBUG, logger="psycopg"), pytest.raises(ConcurrencyConflict):
+        store.commit(Commit(records=((make_record("shop-a", "R1"), 0),)))
+    assert [record.getMessage() for record in caplog.records if "terminating" in record.msg] == []
+    # the filter is this narrow: psycopg's other warnings still go out
+    logging.getLogger("psycopg").warning("error ignored terminating %r: %s", "copy", "boom")
+    assert any("terminating 'copy'" in record.getMessage() for record in caplog.records)
 
 
 def test_a_deadlock_is_a_conflict(store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -152,6 +153,26 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 # Conflicts the server reports for racing writers; the service retries them like a version.
 _RACES = (pg_errors.UniqueViolation, pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+
+
+class _QuietAbortedPipeline(logging.Filter):
+    """psycopg logs a warning when a pipeline whose transaction failed cannot be synced on
+    the way out ("error ignored terminating ...: pipeline aborted"). The failure itself is
+    raised to the store, which turns a race into a ConcurrencyConflict; the warning only
+    repeats it, once per conflict, which several workers meet all the time."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (
+            record.msg == "error ignored terminating %r: %s"
+            and len(args) == 2
+            and isinstance(args[0], psycopg.Pipeline)
+            and isinstance(args[1], psycopg.errors.PipelineAborted)
+        )
+
+
+_QUIET = _QuietAbortedPipeline()
+logging.getLogger("psycopg").addFilter(_QUIET)
 
 # One record with its history as one JSON array, in one statement (so one snapshot). The
 # body is left out when the caller's cached record is of the stored version.
