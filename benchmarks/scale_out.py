@@ -370,11 +370,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'store':<9} {'workers':>7} {'events':>7} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'ratio':>6} {'lost':>7} {'double':>7} {'same':>5}"
     )
+    failed = 0
     for name, run, baseline in rows:
+        verdict = _check(run, baseline, expected)
+        failed += verdict.endswith("NO")
         print(
             f"{name:<9} {run.workers:>7} {run.events:>7} {run.rate:>9.0f} "
             f"{run.percentile(0.5) * 1000:>7.2f} {run.percentile(0.99) * 1000:>7.2f} "
-            f"{run.rate / baseline.rate:>5.2f}x {_check(run, baseline, expected)}"
+            f"{run.rate / baseline.rate:>5.2f}x {verdict}"
         )
     if postgres is not None:
         print(f"PostgreSQL: {where}")
@@ -384,8 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "lost: final state differs from the 1-worker run; double: an idempotency key sent "
         "to a port twice; same: both zero, same port calls, every event handled once."
     )
-    bad = [run for _, run, baseline in rows if "NO" in _check(run, baseline, expected)]
-    return 1 if bad else 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
