@@ -23,7 +23,7 @@ from collections.abc import Callable
 from statemachine.orderedset import OrderedSet
 
 from returnflow import TABLE, ReturnChart
-from returnflow._scenarios import SHOP, helpdesk_auto_approved
+from returnflow.demo.scenarios import SHOP, helpdesk_auto_approved
 from returnflow.lifecycle.engine import fire
 
 

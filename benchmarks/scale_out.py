@@ -36,7 +36,7 @@ from typing import Any
 
 import attrs
 
-from returnflow._scenarios import order_1001
+from returnflow.demo.scenarios import order_1001
 from returnflow.domain.inbound import (
     CarrierStatus,
     CarrierUpdate,

@@ -32,7 +32,7 @@ from collections.abc import Callable
 import attrs
 
 from returnflow import MemoryStore, ReturnPolicy
-from returnflow._scenarios import SHOP, clickpost_rto
+from returnflow.demo.scenarios import SHOP, clickpost_rto
 from returnflow.domain.model import ReturnRecord
 from returnflow.lifecycle.engine import fire
 from returnflow.ports.store import Commit, ReturnStore

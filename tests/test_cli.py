@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from returnflow import TABLE
-from returnflow._scenarios import SCENARIOS
 from returnflow.cli import main
+from returnflow.demo.scenarios import SCENARIOS
 
 ALL_STATES = (*TABLE.lifecycle_states, *TABLE.exchange_states)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import attrs
 
 from returnflow import RequestLine, ReturnPolicy, ReturnRequest
-from returnflow._demo_app import build
-from returnflow._scenarios import order_1001
 from returnflow.cli import main
+from returnflow.demo.app import build
+from returnflow.demo.scenarios import order_1001
 from returnflow.lifecycle.table import TABLE
 from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing import Harness, ManualClock

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from returnflow import _demo_import
 from returnflow.cli import main
+from returnflow.demo import import_source
 from returnflow.stores.sqlite import SqliteStore
 
 MONTH = ("--since", "2026-01-01", "--until", "2026-02-01")
@@ -74,7 +74,7 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
             def build_with_importer(store):
                 from returnflow import ReturnImporter
-                from returnflow._demo_app import build
+                from returnflow.demo.app import build
                 service = build(store)
                 now = service.clock()
                 source = FakeReturnSource("loop", [
@@ -115,8 +115,8 @@ def test_out_of_the_box_it_imports_the_demo_month_with_progress(tmp_path: Path) 
         "300",
     ]
     assert all(re.search(r", \d+ errors, [\d.]+/s$", line) for line in progress)
-    skipped = sum(r.status.value != "open" for r in _demo_import.returns())
-    imported = _demo_import.COUNT - skipped
+    skipped = sum(r.status.value != "open" for r in import_source.returns())
+    imported = import_source.COUNT - skipped
     assert re.fullmatch(
         rf"done: 300 returns in [\d.]+ s \([\d.]+/s\): {imported} imported, 0 unchanged, "
         rf"0 cancelled, {skipped} skipped, 0 errors",
@@ -246,7 +246,7 @@ def test_a_source_failing_mid_range_exits_1_and_says_where_it_stopped(host: Path
             [*MONTH, "--source", "hostsource:not_callable", "--shop", "s"],
             "--source 'hostsource:not_callable': hostsource has no callable 'not_callable'",
         ),
-        ([*MONTH, "--app", "returnflow._demo_app:nothing"], "--app 'returnflow._demo_app:nothing'"),
+        ([*MONTH, "--app", "returnflow.demo.app:nothing"], "--app 'returnflow.demo.app:nothing'"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_flag_and_value(

@@ -61,7 +61,7 @@ from returnflow import (
     WarehouseFinished,
     WarehouseReceipt,
 )
-from returnflow._scenarios import order_1001
+from returnflow.demo.scenarios import order_1001
 from returnflow.ports.store import InboundKey, ReturnStore
 from returnflow.serialization import unstructure
 from returnflow.stores.sqlite import SqliteStore

@@ -10,7 +10,7 @@ from returnflow import (
     WarehouseFinished,
     WarehouseReceipt,
 )
-from returnflow._scenarios import SHOP, order_1001
+from returnflow.demo.scenarios import SHOP, order_1001
 from returnflow.testing import Harness
 
 

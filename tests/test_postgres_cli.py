@@ -17,8 +17,8 @@ if not postgres_support.required():
     pytest.importorskip("psycopg", reason="the postgres extra is not installed")
 
 from returnflow import RequestLine, ReturnPolicy, ReturnRequest
-from returnflow._scenarios import order_1001
 from returnflow.cli import main
+from returnflow.demo.scenarios import order_1001
 from returnflow.errors import ConfigurationError
 from returnflow.stores.postgres import PostgresStore
 from returnflow.testing import Harness, ManualClock

@@ -24,7 +24,7 @@ if not postgres_support.required():
 
 import postgres_workers
 from returnflow import RequestLine, ReturnRequest, ReturnsService
-from returnflow._scenarios import order_1001
+from returnflow.demo.scenarios import order_1001
 from returnflow.ports.store import InboundKey
 from returnflow.stores.postgres import PostgresStore
 from returnflow.testing import FakePorts, Harness, ManualClock

@@ -35,7 +35,7 @@ from returnflow import (
     WarehouseFinished,
     WarehouseReceipt,
 )
-from returnflow._scenarios import loop_xoro_import, loop_xoro_returns, order_1001
+from returnflow.demo.scenarios import loop_xoro_import, loop_xoro_returns, order_1001
 from returnflow.ports import LineQuantity
 from returnflow.testing import FakeReturnSource, Harness, ManualClock
 

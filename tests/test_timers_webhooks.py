@@ -17,7 +17,7 @@ from returnflow import (
     ReturnPolicy,
     ReturnRequest,
 )
-from returnflow._scenarios import SHOP, order_1001
+from returnflow.demo.scenarios import SHOP, order_1001
 from returnflow.ports import HoldStatus
 from returnflow.testing import Harness
 from returnflow.webhooks import HEADER, sign, verify

@@ -42,7 +42,7 @@ from returnflow import (
     ReturnsService,
     WarehouseReceipt,
 )
-from returnflow._scenarios import order_1001
+from returnflow.demo.scenarios import order_1001
 from returnflow.ports.store import Commit, OutboxEntry
 from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing import ManualClock, SequentialIds

@@ -7,8 +7,8 @@ returns a :class:`~returnflow.ReturnsService` built with the host's adapters.
 
 from __future__ import annotations
 
-from returnflow import _demo_import
-from returnflow._scenarios import SCENARIOS, order_1001
+from returnflow.demo import import_source
+from returnflow.demo.scenarios import SCENARIOS, order_1001
 from returnflow.ports.store import ReturnStore
 from returnflow.service import ReturnsService
 from returnflow.testing.fakes import FakePorts
@@ -19,7 +19,7 @@ def build(store: ReturnStore) -> ReturnsService:
     for scenario in SCENARIOS:  # the demo's orders, one shop per scenario
         ports.commerce.add_order(order_1001(f"demo-{scenario.name}"))
     ports.commerce.add_order(order_1001("demo-loop-xoro-import", "1002"))
-    for order in _demo_import.orders():  # what `returnflow import` imports by default
+    for order in import_source.orders():  # what `returnflow import` imports by default
         ports.commerce.add_order(order)
     return ReturnsService(
         store=store,
