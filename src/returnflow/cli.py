@@ -44,7 +44,7 @@ __all__ = ["main"]
 
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
-    from returnflow._scenarios import SCENARIOS
+    from returnflow.demo.scenarios import SCENARIOS
 
     chosen = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
     if not chosen:
@@ -192,7 +192,7 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
             totals["failed"] += report.failed
             totals["given_up"] += report.given_up
             totals["expired"] += len(tick.expired)
-            imported = sum(len(polled.imported) for polled in tick.imports)
+            imported = sum(len(polled.imported) for polled in _import_reports(tick))
             totals["imported"] += imported
             busy = report.delivered + report.failed + report.given_up + len(tick.expired)
             busy += imported
@@ -223,9 +223,14 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _import_reports(tick: TickReport) -> list[ImportReport]:
+    """What the importers among the registered pollers reported on a tick."""
+    return [polled for polled in tick.imports if isinstance(polled, ImportReport)]
+
+
 def _print_polls(tick: TickReport, out: TextIO) -> None:
     """The worker's lines for what the registered importers did on a tick."""
-    for polled in tick.imports:
+    for polled in _import_reports(tick):
         counts = (
             f"{len(polled.imported)} imported, {len(polled.unchanged)} unchanged, "
             f"{len(polled.cancelled)} cancelled, {len(polled.skipped)} skipped, "
@@ -244,7 +249,7 @@ def _print_polls(tick: TickReport, out: TextIO) -> None:
 
 # -- returnflow import ---------------------------------------------------------------------------
 
-_DEMO_SOURCE = "returnflow._demo_import:build"
+_DEMO_SOURCE = "returnflow.demo.import_source:build"
 _DEMO_SHOP = "demo-loop"
 
 
@@ -416,7 +421,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--db", required=True, help="a SQLite file or a postgresql:// URL")
     worker.add_argument(
         "--app",
-        default="returnflow._demo_app:build",
+        default="returnflow.demo.app:build",
         help="MODULE:CALLABLE taking the store and returning the host's ReturnsService "
         "(default: the demo's fakes)",
     )
@@ -440,7 +445,7 @@ def _parser() -> argparse.ArgumentParser:
     importing.add_argument("--db", help="the SQLite file (default: a new temporary one)")
     importing.add_argument(
         "--app",
-        default="returnflow._demo_app:build",
+        default="returnflow.demo.app:build",
         help="MODULE:CALLABLE taking the store and returning the host's ReturnsService "
         "(default: the demo's fakes)",
     )

@@ -1,0 +1,36 @@
+"""A return cancelled before anything was shipped or received, and the wind-down a cancel
+and an expiry share: what an approval set in motion is undone."""
+
+from __future__ import annotations
+
+from returnflow.decisions import exchange
+from returnflow.decisions.change import Change
+from returnflow.lifecycle import effects as fx
+
+__all__ = ["cancel", "wind_down"]
+
+
+def cancel(change: Change) -> None:
+    """The customer (or an agent, or the source of an import) cancels the return.
+    Needs ``change.outbox`` (see :func:`wind_down`)."""
+    change.fire("cancel")
+    wind_down(change, why="return cancelled")
+    change.publish("cancel")
+    change.notify("return_cancelled")
+
+
+def wind_down(change: Change, *, why: str) -> None:
+    """Undo what an approval set in motion: label, warehouse return, exchange, balance.
+
+    A label or warehouse return planned but not yet answered (so not in the record's refs)
+    is found in ``change.outbox`` and undone after it, in outbox order."""
+    refs = change.record.refs
+    if refs.tracking_number or change.planned(fx.CreateLabel):
+        change.effect(fx.VoidLabel)  # after the label in the outbox, so it exists then
+    if refs.warehouse_rma_id or change.planned(fx.CreateWarehouseReturn):
+        change.effect(fx.CancelWarehouseReturn)
+    exchange.cancel(change, why=why)
+    record = change.record
+    if record.balance_paid is not None and not record.balance_settled:
+        change.effect(fx.RefundBalance, amount=record.balance_paid)
+        change.update(balance_settled=True)

@@ -1,0 +1,166 @@
+"""The unit of work a decision works on: one return's record, the events fired on it, the
+history written and the effects planned, all to be committed together.
+
+A :class:`Change` is plain data plus the chart: it never reads a store, calls a port or a
+clock. The shell (:mod:`returnflow.service`, :mod:`returnflow.dispatch`) builds it from what
+it loaded (the record, and the return's outbox when a decision needs to know what was
+already planned), hands it to a decision, then commits :meth:`Change.finished` with
+:attr:`Change.effects`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+from statemachine.exceptions import TransitionNotAllowed
+
+from returnflow.domain.inbound import InboundEvent
+from returnflow.domain.model import HistoryEntry, ReturnRecord
+from returnflow.errors import InvalidTransition
+from returnflow.lifecycle import effects as fx
+from returnflow.lifecycle.engine import fire
+from returnflow.lifecycle.table import TABLE, shopify_status
+from returnflow.ports.store import OutboxEntry
+
+__all__ = ["Change"]
+
+_E = TypeVar("_E", bound=fx.Effect)
+
+
+class Change:
+    """A unit of work on one return: events fired, effects planned, written in one commit.
+
+    ``base`` is the stored version the change starts from (0 for a new return); the commit
+    writes version ``base + 1``. ``outbox`` is the return's outbox as loaded before the
+    change, for the decisions that ask what was already planned (:meth:`planned`).
+    """
+
+    def __init__(
+        self,
+        record: ReturnRecord,
+        *,
+        now: datetime,
+        actor: str,
+        base: int,
+        outbox: Sequence[OutboxEntry] = (),
+    ) -> None:
+        self.record = record
+        self.base = base
+        self.version = base + 1
+        self.now = now
+        self.actor = actor
+        self.outbox = outbox
+        self.effects: list[fx.Effect] = []
+        self._history: list[HistoryEntry] = []
+
+    def fire(self, event: str, payload: Mapping[str, Any] | None = None, **engine: Any) -> None:
+        """Fire ``event`` on the chart; raise :class:`InvalidTransition` if it is not allowed."""
+        record = self.record
+        state = record.state
+        if not TABLE.is_valid(state) or TABLE.target(state, event) is None:
+            allowed = TABLE.allowed(state) if TABLE.is_valid(state) else ()
+            raise InvalidTransition(record.id, state, event, allowed)
+        try:
+            target = fire(state, event, **engine)
+        except TransitionNotAllowed:  # the table and the chart disagree: a defect
+            raise InvalidTransition(record.id, state, event, TABLE.allowed(state)) from None
+        self._append(event, state, target, payload or {})
+        self.record = attrs.evolve(record, status=target[0], exchange_status=target[1])
+
+    def allows(self, event: str) -> bool:
+        return TABLE.target(self.record.state, event) is not None
+
+    def refuse(self, event: str) -> None:
+        """Raise :class:`InvalidTransition`: ``event`` is not allowed now."""
+        record = self.record
+        raise InvalidTransition(record.id, record.state, event, TABLE.allowed(record.state))
+
+    def note(self, event: str, payload: Mapping[str, Any]) -> None:
+        """A history entry that changes no state (an effect's result, an ignored fact)."""
+        self._append(event, self.record.state, self.record.state, payload)
+
+    def ignore(self, event: InboundEvent, why: str) -> str:
+        """Record that ``event`` was of no use to the return now; return ``why``."""
+        self.note("ignored", {"fact": type(event).__name__, "id": event.event_id, "why": why})
+        return why
+
+    def planned(self, effect_type: type[fx.Effect]) -> bool:
+        """Whether an effect of ``effect_type`` is in the return's outbox (any status)."""
+        return any(isinstance(entry.effect, effect_type) for entry in self.outbox)
+
+    def _append(
+        self,
+        event: str,
+        source: tuple[str, str],
+        target: tuple[str, str],
+        payload: Mapping[str, Any],
+    ) -> None:
+        self._history.append(
+            HistoryEntry(
+                at=self.now,
+                event=event,
+                actor=self.actor,
+                source=source,
+                target=target,
+                version=self.version,
+                payload=dict(payload),
+            )
+        )
+
+    def update(self, **changes: Any) -> None:
+        self.record = attrs.evolve(self.record, **changes)
+
+    def effect(self, effect_type: type[_E], **fields: Any) -> _E:
+        record = self.record
+        key = f"{record.shop}/{record.id}/{self.version}/{len(self.effects)}/{effect_type.kind}"
+        effect = effect_type(
+            key=key,
+            shop=record.shop,
+            return_id=record.id,
+            order_id=record.order_id,
+            version=self.version,
+            **fields,
+        )
+        self.effects.append(effect)
+        return effect
+
+    def publish(self, what: str, **details: Any) -> None:
+        record = self.record
+        payload = {
+            "return_id": record.id,
+            "shop": record.shop,
+            "order_id": record.order_id,
+            "status": record.status,
+            "exchange_status": record.exchange_status,
+            "shopify_status": shopify_status(record.status).value,
+            "version": self.version,
+            **details,
+        }
+        self.effect(fx.Publish, topic=fx.TOPICS[what], payload=payload)
+
+    def notify(self, template: str, **context: Any) -> None:
+        if self.record.customer_email:
+            context = {"return_id": self.record.id, "order_id": self.record.order_id, **context}
+            self.effect(
+                fx.Notify, recipient=self.record.customer_email, template=template, context=context
+            )
+
+    @property
+    def changed(self) -> bool:
+        return bool(self._history or self.effects)
+
+    @property
+    def history(self) -> tuple[HistoryEntry, ...]:
+        """The history entries this change adds."""
+        return tuple(self._history)
+
+    def finished(self) -> ReturnRecord:
+        return attrs.evolve(
+            self.record,
+            version=self.version,
+            updated_at=self.now,
+            history=self.record.history + tuple(self._history),
+        )

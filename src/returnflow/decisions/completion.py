@@ -1,0 +1,271 @@
+"""Completion and settlement: what the accepted units are owed (refund, store credit, the
+exchange), the fees kept, the payouts planned, and closing once the money is confirmed.
+
+Seed 000: the warehouse's "Finished" completes a return, then its outcome runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from returnflow.decisions import exchange, review
+from returnflow.decisions.change import Change
+from returnflow.domain.model import Exchange, ExchangeLine, Keep, OutcomeKind, ReturnLine
+from returnflow.domain.money import Money
+from returnflow.domain.policy import ReturnPolicy
+from returnflow.domain.settlement import Settlement, lines_by_order_line, settle
+from returnflow.lifecycle import effects as fx
+from returnflow.ports.commerce import LineQuantity
+
+__all__ = [
+    "close",
+    "close_by_hand",
+    "close_if_settled",
+    "complete",
+    "due_units",
+    "fully_received",
+    "pay_early",
+    "settle_parts",
+    "undo_payout",
+]
+
+
+def due_units(line: ReturnLine) -> int:
+    """Units a line's outcome is owed for now: all of a returnless line, else the accepted."""
+    return line.quantity if isinstance(line.outcome, Keep) else line.accepted
+
+
+def fully_received(change: Change) -> bool:
+    """Whether every unit that has to come back has been received."""
+    return all(
+        line.received >= line.quantity for line in change.record.lines if line.requires_receipt
+    )
+
+
+def close_by_hand(change: Change, policy: ReturnPolicy) -> None:
+    """An agent completes the return: settle every accepted unit not yet settled, close."""
+    if not change.allows("close"):
+        change.refuse("close")
+    complete(change, policy, reviewed=change.record.status == "needs_review")
+
+
+def complete(change: Change, policy: ReturnPolicy, *, reviewed: bool = False) -> None:
+    """Run the outcomes of every accepted, unsettled unit, release or cancel the exchange,
+    and close the return (seed 000: "Finished" closes, then the outcome runs).
+
+    An exchanged item that failed QC after an instant release needs a person first;
+    ``reviewed`` says one has looked (an agent closing from ``needs_review``).
+    """
+    record = change.record
+    failed = {
+        line.id for line in record.lines if isinstance(line.outcome, Exchange) and line.rejected
+    }
+    if record.exchange_status == "released" and failed and not reviewed:
+        review.flag(change, "QC failed on an exchanged item after the exchange was released")
+        return
+    if not reviewed:
+        early = [line for line in record.lines if line.settled > due_units(line)]
+        if early:
+            lines = ", ".join(
+                f"{line.order_line_id} ({line.settled - line.accepted})" for line in early
+            )
+            review.flag(change, f"paid before QC rejected units: {lines}")
+            return
+        if record.exchange_status == "awaiting_payment":
+            review.flag(change, "the exchange balance is not paid")
+            return
+    parts = [
+        (line, due_units(line) - line.settled, line.settled)
+        for line in record.lines
+        if due_units(line) > line.settled
+    ]
+    # The exchange: every exchanged unit accepted -> release; any rejected -> cancel it.
+    cancel_ids = [
+        line.id
+        for line in record.exchange_lines
+        if line.return_line_id in failed and line.status in ("pending", "held")
+    ]
+    keep_ids = [
+        line.id
+        for line in record.exchange_lines
+        if line.return_line_id not in failed and line.status in ("pending", "held")
+    ]
+    # What the exchanged units pay for: every new item not cancelled, released or not.
+    kept = [
+        line
+        for line in record.exchange_lines
+        if line.return_line_id not in failed and line.status != "cancelled"
+    ]
+    if record.exchange_status == "awaiting_payment":
+        # Reviewed and the upsell balance was never paid: no exchange; the returned
+        # units' worth is paid out like an exchange for nothing.
+        kept, keep_ids, cancel_ids = [], [], []
+        exchange.cancel(change, why="the exchange balance was never paid")
+    prepaid = None if record.balance_settled else record.balance_paid
+    settlement = settle_parts(change, policy, parts, exchange_lines=kept, prepaid=prepaid)
+    change.update(completed_at=change.now, balance_settled=record.balance_paid is not None)
+    if settlement.refund:
+        change.fire("refund", {"amount": str(settlement.refund)})
+    if cancel_ids and keep_ids:
+        change.effect(fx.CancelExchange, exchange_line_ids=tuple(cancel_ids))
+        change.note("exchange_lines_qc_failed", {"cancelled": ", ".join(cancel_ids)})
+    if keep_ids and change.allows("release_exchange"):
+        exchange.release(change, policy, why="return completed")
+    elif cancel_ids:
+        exchange.cancel(change, why="QC failed on every exchanged item")
+    if not (settlement.refund or settlement.store_credit or settlement.bonus):
+        close(change)
+    # Otherwise the return closes when the platform confirms the money (results.apply).
+
+
+def settle_parts(
+    change: Change,
+    policy: ReturnPolicy,
+    parts: Sequence[tuple[ReturnLine, int, int]],
+    *,
+    exchange_lines: Sequence[ExchangeLine] = (),
+    prepaid: Money | None = None,
+) -> Settlement:
+    """Settle ``parts`` (line, units, first unit): count them settled, keep the fees,
+    plan the refund and the store credit."""
+    record = change.record
+    settlement = settle(
+        record.currency,
+        parts,
+        fees=policy.fees,
+        exchange_lines=exchange_lines,
+        charge_shipping=record.return_shipping_fee is None,
+        difference_to=policy.exchange_difference,
+        prepaid=prepaid,
+    )
+    if not parts and not settlement.balance_refund:
+        return settlement
+    added = {line.id: units for line, units, _ in parts}
+    restocking = record.restocking_fees
+    if settlement.restocking_fee:
+        restocking = (restocking or Money.zero(record.currency)) + settlement.restocking_fee
+    change.update(
+        lines=tuple(
+            attrs.evolve(line, settled=line.settled + added[line.id]) if line.id in added else line
+            for line in record.lines
+        ),
+        return_shipping_fee=settlement.return_shipping_fee or record.return_shipping_fee,
+        restocking_fees=restocking,
+    )
+    # Each payout carries the units and fees it settles, to be undone if it fails.
+    zero = Money.zero(record.currency)
+    to_credit = policy.exchange_difference is OutcomeKind.STORE_CREDIT
+    for payout, amount, kind, shipping in (
+        (
+            fx.IssueRefund,
+            settlement.refund,
+            OutcomeKind.REFUND,
+            settlement.shipping_from_refund,
+        ),
+        (
+            fx.IssueStoreCredit,
+            settlement.store_credit + settlement.bonus,
+            OutcomeKind.STORE_CREDIT,
+            settlement.return_shipping_fee - settlement.shipping_from_refund,
+        ),
+    ):
+        if not amount:
+            continue
+        difference_here = (kind is OutcomeKind.STORE_CREDIT) == to_credit
+        covered = [
+            part
+            for part in settlement.lines
+            if part.outcome is kind or (part.outcome is OutcomeKind.EXCHANGE and difference_here)
+        ]
+        change.effect(
+            payout,
+            amount=amount,
+            lines=_quantities(lines_by_order_line(settlement, kind)),
+            covers=tuple((part.line_id, part.units) for part in covered),
+            restocking=Money.sum((part.restocking_fee for part in covered), record.currency)
+            or None,
+            shipping=shipping if shipping != zero else None,
+        )
+    if settlement.balance_refund:
+        change.effect(fx.RefundBalance, amount=settlement.balance_refund)
+    documents = ", ".join(f"{kind.value} {amount}" for kind, amount in settlement.documents)
+    change.note("settled", {**settlement.as_dict(), "documents": documents})
+    return settlement
+
+
+def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why: str) -> None:
+    """Refund or credit before completion (the policy's refund trigger); exchanges and
+    returnless lines settle at completion as usual."""
+    parts = []
+    for line in change.record.lines:
+        if isinstance(line.outcome, (Exchange, Keep)):
+            continue
+        units = line.accepted if accepted_only else line.quantity
+        if units > line.settled:
+            parts.append((line, units - line.settled, line.settled))
+    if parts:
+        change.note("refund_trigger", {"trigger": why})
+        settle_parts(change, policy, parts)
+
+
+def close(change: Change) -> None:
+    """Close the return: nothing is left to do."""
+    change.fire("close")
+    change.update(review_reasons=())
+    change.publish("close")
+    change.notify("return_closed")
+
+
+def close_if_settled(change: Change, *, delivered: str) -> None:
+    """Close a completed return once no refund or credit it planned is still pending
+    (one given up sent the return to review and was planned again from there).
+    ``delivered`` is the key of the payout confirmed in this change; the rest of the
+    return's payouts are read from ``change.outbox``."""
+    record = change.record
+    if record.completed_at is None or record.status not in (
+        "refunded",
+        "item_received",
+        "approved",
+    ):
+        return
+    money = (fx.IssueRefund, fx.IssueStoreCredit)
+    if any(
+        isinstance(e.effect, money) and e.status == "pending" and e.effect.key != delivered
+        for e in change.outbox
+    ):
+        return
+    close(change)
+
+
+def undo_payout(change: Change, effect: fx.IssueRefund | fx.IssueStoreCredit) -> None:
+    """Put the record back as it was before ``effect``'s settlement: the money never moved,
+    so a later close pays it again."""
+    change.update(**_unpaid(change, effect))
+
+
+def _unpaid(change: Change, effect: fx.IssueRefund | fx.IssueStoreCredit) -> Mapping[str, Any]:
+    record = change.record
+    unpaid = dict(effect.covers)
+    restocking = record.restocking_fees
+    if effect.restocking is not None and restocking is not None:
+        restocking = restocking - effect.restocking
+    shipping = record.return_shipping_fee
+    if effect.shipping is not None and shipping is not None:
+        shipping = shipping - effect.shipping
+    return {
+        "lines": tuple(
+            attrs.evolve(line, settled=line.settled - unpaid[line.id])
+            if line.id in unpaid
+            else line
+            for line in record.lines
+        ),
+        "restocking_fees": restocking or None,
+        "return_shipping_fee": shipping or None,
+    }
+
+
+def _quantities(counts: Mapping[str, int]) -> tuple[LineQuantity, ...]:
+    return tuple(LineQuantity(order_line_id, units) for order_line_id, units in counts.items())

@@ -1,0 +1,256 @@
+"""A request: checked against the order, its lines built from free units, then assessed by
+the policy and approved (label, warehouse expectation, exchange hold), sent to review or
+declined. An import opens a return another system already approved (seed 004)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from returnflow.decisions import completion, exchange
+from returnflow.decisions.change import Change
+from returnflow.domain.model import (
+    DeclineReason,
+    Exchange,
+    ExchangeLine,
+    ExternalRefs,
+    OrderSnapshot,
+    ReturnLine,
+    ReturnRecord,
+    ReturnRequest,
+)
+from returnflow.domain.money import Money
+from returnflow.domain.policy import Decision, ReturnPolicy, validate_request
+from returnflow.domain.settlement import Settlement, settle, unit_amounts
+from returnflow.lifecycle import effects as fx
+from returnflow.lifecycle.table import TABLE
+from returnflow.ports.commerce import LineQuantity
+
+__all__ = [
+    "approve",
+    "approved",
+    "build_lines",
+    "check",
+    "claimed_units",
+    "decline",
+    "imported",
+    "issue_label",
+    "open_return",
+    "quote",
+    "requested",
+]
+
+_ENDED_UNSETTLED = ("declined", "cancelled", "expired", "reset")
+
+
+def claimed_units(records: Iterable[ReturnRecord]) -> dict[str, set[int]]:
+    """Units of each order line held by ``records`` (the returns of one order); a return
+    that ended without settling holds none (a reset's units are its new return's)."""
+    claimed: dict[str, set[int]] = {}
+    for record in records:
+        if record.status in _ENDED_UNSETTLED:
+            continue
+        for line in record.lines:
+            claimed.setdefault(line.order_line_id, set()).update(line.units)
+    return claimed
+
+
+def check(
+    order: OrderSnapshot,
+    request: ReturnRequest,
+    claimed: Mapping[str, set[int]],
+    policy: ReturnPolicy,
+) -> None:
+    """Check ``request`` against ``order``; ``claimed``: units the order's other returns hold.
+    Raises the typed errors of :func:`~returnflow.domain.policy.validate_request`."""
+    returned = {line_id: len(units) for line_id, units in claimed.items()}
+    validate_request(order, request, returned, exchange_apps=policy.exchange_apps)
+
+
+def build_lines(
+    order: OrderSnapshot,
+    request: ReturnRequest,
+    claimed: Mapping[str, set[int]],
+    return_id: str,
+) -> tuple[list[ReturnLine], list[ExchangeLine]]:
+    """The lines of a checked request (see :func:`check`), each holding units no open return
+    holds (``claimed``), with their exact paid amounts."""
+    amounts = unit_amounts(order)
+    lines: list[ReturnLine] = []
+    exchange_lines: list[ExchangeLine] = []
+    for index, line in enumerate(request.lines, start=1):
+        order_line = order.line(line.order_line_id)
+        assert order_line is not None  # validate_request checked it
+        taken = claimed.get(line.order_line_id, set())
+        free = [unit for unit in range(order_line.quantity) if unit not in taken]
+        units = tuple(free[: line.quantity])
+        line_id = f"{return_id}-{index}"
+        lines.append(
+            ReturnLine(
+                id=line_id,
+                order_line_id=line.order_line_id,
+                sku=order_line.sku,
+                variant_id=order_line.variant_id,
+                quantity=line.quantity,
+                outcome=line.outcome,
+                reason=line.reason,
+                unit_amounts=tuple(amounts[order_line.id][unit] for unit in units),
+                units=units,
+                note=line.note,
+                declared_condition=line.condition,
+            )
+        )
+        if isinstance(line.outcome, Exchange):
+            exchange_lines.append(
+                ExchangeLine(
+                    id=f"{line_id}-x",
+                    return_line_id=line_id,
+                    variant_id=line.outcome.variant_id,
+                    quantity=line.outcome.quantity,
+                    sku=line.outcome.sku,
+                    unit_price=line.outcome.unit_price,
+                )
+            )
+    return lines, exchange_lines
+
+
+def open_return(
+    order: OrderSnapshot,
+    request: ReturnRequest,
+    lines: Sequence[ReturnLine],
+    exchange_lines: Sequence[ExchangeLine],
+    return_id: str,
+    *,
+    now: datetime,
+    actor: str,
+    refs: ExternalRefs | None = None,
+    imported: Mapping[str, Any] | None = None,
+) -> tuple[Change, Money]:
+    """A new return's first change: the record built from the checked request, an
+    ``imported`` note when another system opened it, and the ``requested`` note; with the
+    value of the units asked for."""
+    initial = TABLE.initial
+    record = ReturnRecord(
+        id=return_id,
+        shop=request.shop,
+        order_id=request.order_id,
+        currency=order.currency,
+        status=initial[0],
+        exchange_status=initial[1],
+        lines=tuple(lines),
+        exchange_lines=tuple(exchange_lines),
+        refs=refs or ExternalRefs(),
+        created_at=now,
+        updated_at=now,
+        customer_email=order.customer_email,
+        customer_note=request.customer_note,
+    )
+    change = Change(record, now=now, actor=actor, base=0)
+    if imported is not None:
+        change.note("imported", imported)
+    value = Money.sum((amount for line in lines for amount in line.unit_amounts), order.currency)
+    change.note(
+        "requested",
+        {
+            "lines": ", ".join(f"{line.order_line_id}x{line.quantity}" for line in lines),
+            "value": str(value),
+        },
+    )
+    return change, value
+
+
+def requested(
+    change: Change,
+    order: OrderSnapshot,
+    request: ReturnRequest,
+    policy: ReturnPolicy,
+    *,
+    value: Money,
+) -> None:
+    """A customer's request: the policy approves it, sends it to review or declines it."""
+    change.publish("request")
+    change.notify("return_requested")
+    assessment = policy.assess(order, request, now=change.now, value=value)
+    change.fire("check", {"decision": assessment.decision.value})
+    if assessment.decision is Decision.APPROVE:
+        change.fire("auto_approve")
+        approved(change, policy)
+    elif assessment.decision is Decision.REVIEW:
+        change.fire("route_to_review", {"reasons": "; ".join(assessment.notes)})
+        change.update(review_reasons=assessment.notes)
+        change.publish("update", review_reasons=list(assessment.notes))
+    else:
+        reason = assessment.decline_reason or DeclineReason.OTHER
+        decline(change, reason, "; ".join(assessment.notes))
+
+
+def imported(change: Change, policy: ReturnPolicy, *, source: str, external_id: str) -> None:
+    """A return another system decided: approved as it stands, the policy not asked."""
+    change.publish("request", source=source, external_id=external_id)
+    change.notify("return_requested")
+    change.fire("check", {"decision": Decision.APPROVE.value, "decided_by": source})
+    change.fire("auto_approve", {"approved_by": source})
+    approved(change, policy)
+
+
+def approve(change: Change, policy: ReturnPolicy) -> None:
+    """An agent approves a return under review (or resumes one that needed review)."""
+    change.fire("approve")
+    change.update(review_reasons=())
+    approved(change, policy)
+
+
+def approved(change: Change, policy: ReturnPolicy) -> None:
+    """What an approval sets in motion: the warehouse expectation, a label (not for an
+    imported return: its source gave one), the exchange hold, the messages; a returnless
+    return completes at once."""
+    record = change.record
+    shipped = [line for line in record.lines if line.requires_receipt]
+    if shipped and not record.refs.warehouse_rma_id:
+        change.effect(
+            fx.CreateWarehouseReturn,
+            lines=tuple(LineQuantity(line.order_line_id, line.quantity) for line in shipped),
+            reason=policy.warehouse_reason,
+            action=policy.warehouse_action,
+        )
+    if shipped and policy.send_label and record.refs.source is None:
+        change.effect(fx.CreateLabel)
+    exchange.hold(change, policy)
+    change.publish("approve")
+    change.notify("return_approved")
+    if not shipped:  # returnless: nothing to wait for
+        completion.complete(change, policy)
+
+
+def decline(change: Change, reason: DeclineReason, note: str) -> None:
+    """An agent (or the policy) declines the return, with ``reason`` and ``note``."""
+    payload = {"reason": reason.value, **({"note": note} if note else {})}
+    change.fire("decline", payload, reason=reason)
+    change.update(decline_reason=reason)
+    change.publish("decline", reason=reason.value, note=note)
+    change.notify("return_declined", reason=reason.value, note=note)
+
+
+def issue_label(change: Change) -> None:
+    """Buy a (new) return label; it is sent to the customer when the carrier returns it."""
+    if not (change.allows("send_label") or change.record.status == "label_sent"):
+        change.refuse("send_label")
+    change.effect(fx.CreateLabel)
+    change.note("label_requested", {})
+
+
+def quote(
+    order: OrderSnapshot,
+    lines: Sequence[ReturnLine],
+    exchange_lines: Sequence[ExchangeLine],
+    policy: ReturnPolicy,
+) -> Settlement:
+    """What the lines would settle to if every unit came back accepted."""
+    return settle(
+        order.currency,
+        [(line, line.quantity, 0) for line in lines],
+        fees=policy.fees,
+        exchange_lines=exchange_lines,
+        difference_to=policy.exchange_difference,
+    )

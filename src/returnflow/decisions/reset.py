@@ -1,0 +1,131 @@
+"""A reset (seed 000, partial receipt): the return closes as ``reset`` and a new one holds
+only its accepted units, linked both ways, written in the same commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from returnflow.decisions import completion, exchange
+from returnflow.decisions.change import Change
+from returnflow.domain.model import ReturnLine, ReturnRecord
+from returnflow.domain.policy import Completion, ReturnPolicy
+from returnflow.errors import InvalidPayload
+from returnflow.lifecycle import effects as fx
+from returnflow.lifecycle.table import TABLE
+from returnflow.ports.commerce import LineQuantity
+
+__all__ = ["check", "reset"]
+
+
+def check(change: Change) -> list[ReturnLine]:
+    """The lines a reset of ``change``'s return carries over (those with accepted units).
+
+    Raises :class:`~returnflow.errors.InvalidTransition` when the return cannot be reset and
+    :class:`~returnflow.errors.InvalidPayload` when no unit was accepted."""
+    if not change.allows("reset_return"):
+        change.refuse("reset_return")
+    carried = [line for line in change.record.lines if line.accepted > 0]
+    if not carried:
+        raise InvalidPayload(
+            "lines", [line.id for line in change.record.lines], "no accepted unit to carry over"
+        )
+    return carried
+
+
+def reset(change: Change, policy: ReturnPolicy, child_id: str) -> Change:
+    """Reset the return of ``change`` into a new one, ``child_id``; return the child's change.
+
+    Raises what :func:`check` raises. Needs ``change.outbox`` (a warehouse return planned
+    but not yet answered is cancelled too)."""
+    parent = change.record
+    carried = check(change)
+    child = _child(parent, carried, child_id, change, policy)
+    change.fire("reset_return", {"child_id": child_id}, child_id=child_id)
+    change.update(child_id=child_id)
+    if parent.refs.warehouse_rma_id or change.planned(fx.CreateWarehouseReturn):
+        change.effect(fx.CancelWarehouseReturn)
+    kept = exchange.carried(parent, carried)
+    dropped = [
+        line.id
+        for line in parent.exchange_lines
+        if line.status in ("pending", "held") and line not in kept
+    ]
+    if change.allows("cancel_exchange"):
+        if dropped:
+            change.effect(fx.CancelExchange, exchange_line_ids=tuple(dropped))
+        change.fire(
+            "cancel_exchange",
+            {"transferred_to": child_id, "cancelled": ", ".join(dropped) or "none"},
+        )
+    change.publish("update", child_id=child_id)
+    return child
+
+
+def _child(
+    parent: ReturnRecord,
+    carried: Sequence[ReturnLine],
+    child_id: str,
+    change: Change,
+    policy: ReturnPolicy,
+) -> Change:
+    lines: list[ReturnLine] = []
+    renamed: dict[str, str] = {}
+    for index, line in enumerate(carried, start=1):
+        new_id = f"{child_id}-{index}"
+        renamed[line.id] = new_id
+        units = line.accepted
+        lines.append(
+            attrs.evolve(
+                line,
+                id=new_id,
+                quantity=units,
+                received=units,
+                accepted=units,
+                rejected=0,
+                restocked=min(line.restocked, units),
+                settled=min(line.settled, units),
+                unit_amounts=line.unit_amounts[:units],
+                units=line.units[:units],
+            )
+        )
+    exchange_lines = [
+        attrs.evolve(
+            line,
+            id=f"{renamed[line.return_line_id]}-x",
+            return_line_id=renamed[line.return_line_id],
+        )
+        for line in exchange.carried(parent, carried)
+    ]
+    exchange_status = parent.exchange_status if exchange_lines else TABLE.initial[1]
+    record = ReturnRecord(
+        id=child_id,
+        shop=parent.shop,
+        order_id=parent.order_id,
+        currency=parent.currency,
+        status="item_received",
+        exchange_status=exchange_status,
+        lines=tuple(lines),
+        exchange_lines=tuple(exchange_lines),
+        refs=attrs.evolve(parent.refs, warehouse_rma_id=None, refund_ids=(), credit_ids=())
+        if exchange_lines
+        else type(parent.refs)(tracking_number=parent.refs.tracking_number),
+        created_at=change.now,
+        updated_at=change.now,
+        customer_email=parent.customer_email,
+        customer_note=parent.customer_note,
+        parent_id=parent.id,
+    )
+    child = Change(record, now=change.now, actor=change.actor, base=0)
+    child.note("created_by_reset", {"parent_id": parent.id})
+    child.effect(
+        fx.CreateWarehouseReturn,
+        lines=tuple(LineQuantity(line.order_line_id, line.quantity) for line in lines),
+        reason=policy.warehouse_reason,
+        action=policy.warehouse_action,
+    )
+    child.publish("request", parent_id=parent.id)
+    if policy.completion is Completion.ON_RECEIPT:
+        completion.complete(child, policy)
+    return child

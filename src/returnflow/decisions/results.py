@@ -1,0 +1,151 @@
+"""What a port answered, written back to the return (ids, labels, holds, confirmed money),
+and what happens when a delivery the return depends on is given up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from returnflow.decisions import completion, exchange, review
+from returnflow.decisions.change import Change
+from returnflow.lifecycle import effects as fx
+
+__all__ = ["NEEDS_OUTBOX", "NEEDS_WRITE_BACK", "apply_result", "escalate"]
+
+
+def _warehouse_return(change: Change, effect: Any, result: object) -> None:
+    rma = getattr(result, "rma_id", None)
+    change.update(refs=attrs.evolve(change.record.refs, warehouse_rma_id=rma))
+    change.note("warehouse_return_created", {"rma": rma})
+
+
+def _label(change: Change, effect: Any, result: object) -> None:
+    tracking = getattr(result, "tracking_number", None)
+    url = getattr(result, "label_url", None)
+    change.update(refs=attrs.evolve(change.record.refs, tracking_number=tracking, label_url=url))
+    if change.allows("send_label"):
+        change.fire("send_label", {"tracking": tracking})
+        change.notify("label_sent", tracking_number=tracking, label_url=url)
+        change.publish("update", tracking_number=tracking)
+    else:
+        change.note("label_created", {"tracking": tracking})
+
+
+def _hold(change: Change, effect: fx.HoldExchange, result: object) -> None:
+    record = change.record
+    hold = getattr(result, "hold_id", None)
+    platform_ids = dict(
+        zip(
+            (item.exchange_line_id for item in effect.items),
+            getattr(result, "item_ids", ()),
+            strict=False,
+        )
+    )
+    change.update(
+        refs=attrs.evolve(record.refs, exchange_hold_id=hold),
+        exchange_lines=tuple(
+            attrs.evolve(line, status="held", platform_item_id=platform_ids[line.id])
+            if line.id in platform_ids
+            else line
+            for line in record.exchange_lines
+        ),
+    )
+    change.note("exchange_held", {"hold": hold, "tag": effect.hold_tag})
+    change.publish("exchange_held", hold_id=hold)
+
+
+def _release(change: Change, effect: fx.ReleaseExchange, result: object) -> None:
+    change.update(exchange_lines=exchange.with_status(change.record, None, "released", only="held"))
+    change.note("exchange_released", {"tag_removed": effect.hold_tag, "try": effect.attempt})
+    if effect.attempt == 1:  # a retry is not news to the customer or the helpdesk
+        change.publish("exchange_released")
+        change.notify("exchange_released")
+
+
+def _cancel(change: Change, effect: fx.CancelExchange, result: object) -> None:
+    ids = effect.exchange_line_ids
+    change.update(exchange_lines=exchange.with_status(change.record, set(ids), "cancelled"))
+    change.note("exchange_lines_cancelled", {"lines": ", ".join(ids)})
+    change.publish("exchange_cancelled", lines=list(ids))
+
+
+def _charged(change: Change, effect: fx.ChargeBalance, result: object) -> None:
+    payment = getattr(result, "payment_id", "")
+    change.update(balance_paid=effect.amount)
+    change.note("balance_charged", {"payment": payment, "amount": str(effect.amount)})
+    if change.allows("pay_balance"):
+        change.fire("pay_balance", {"amount": str(effect.amount)})
+    change.publish("balance_charged", payment_id=payment, amount=str(effect.amount))
+
+
+def _balance_refunded(change: Change, effect: fx.RefundBalance, result: object) -> None:
+    payment = getattr(result, "payment_id", "")
+    change.note("balance_refunded", {"payment": payment, "amount": str(effect.amount)})
+    change.publish("balance_refunded", payment_id=payment, amount=str(effect.amount))
+    change.notify("balance_refunded", amount=str(effect.amount))
+
+
+def _refunded(change: Change, effect: fx.IssueRefund, result: object) -> None:
+    refs = change.record.refs
+    refund_id = getattr(result, "refund_id", "")
+    change.update(refs=attrs.evolve(refs, refund_ids=(*refs.refund_ids, refund_id)))
+    change.note("refund_issued", {"refund": refund_id, "amount": str(effect.amount)})
+    change.publish("refund_created", refund_id=refund_id, amount=str(effect.amount))
+    change.notify("refund_issued", amount=str(effect.amount))
+    completion.close_if_settled(change, delivered=effect.key)
+
+
+def _credited(change: Change, effect: fx.IssueStoreCredit, result: object) -> None:
+    refs = change.record.refs
+    credit_id = getattr(result, "credit_id", "")
+    change.update(refs=attrs.evolve(refs, credit_ids=(*refs.credit_ids, credit_id)))
+    change.note("store_credit_issued", {"credit": credit_id, "amount": str(effect.amount)})
+    change.publish("credit_created", credit_id=credit_id, amount=str(effect.amount))
+    change.notify("store_credit_issued", amount=str(effect.amount))
+    completion.close_if_settled(change, delivered=effect.key)
+
+
+_WRITE_BACK: dict[type[fx.Effect], Callable[[Change, Any, object], None]] = {
+    fx.CreateWarehouseReturn: _warehouse_return,
+    fx.CreateLabel: _label,
+    fx.HoldExchange: _hold,
+    fx.ReleaseExchange: _release,
+    fx.CancelExchange: _cancel,
+    fx.ChargeBalance: _charged,
+    fx.RefundBalance: _balance_refunded,
+    fx.IssueRefund: _refunded,
+    fx.IssueStoreCredit: _credited,
+}
+
+NEEDS_WRITE_BACK = frozenset(_WRITE_BACK)
+"""Effect types whose result changes the return; the others' results are only recorded."""
+
+NEEDS_OUTBOX = frozenset({fx.IssueRefund, fx.IssueStoreCredit})
+"""Effect types whose write-back reads ``change.outbox`` (to close once all money is in)."""
+
+
+def apply_result(change: Change, effect: fx.Effect, result: object) -> None:
+    """Write back what the port answered for ``effect`` that the return needs: the warehouse
+    RMA, the label (sent to the customer), the exchange hold and its items, the balance
+    charged, the refund or credit (closing a completed return once all its money is in)."""
+    write_back = _WRITE_BACK.get(type(effect))
+    if write_back is not None:
+        write_back(change, effect, result)
+
+
+def escalate(change: Change, effect: fx.Effect, message: str) -> None:
+    """An effect the return depends on failed for good: a person has to look. A payout given
+    up is undone first (the money never moved; a later close pays it again)."""
+    reason = f"{effect.kind} failed: {message}"
+    if isinstance(effect, (fx.IssueRefund, fx.IssueStoreCredit)):
+        completion.undo_payout(change, effect)
+    if change.allows("flag"):
+        review.flag(change, reason)
+    elif change.allows("reopen"):
+        change.fire("reopen", {"reason": reason})
+        change.update(review_reasons=(reason,))
+        change.publish("reopen", reason=reason)
+    else:
+        change.note("effect_failed", {"effect": effect.kind, "error": message})

@@ -1,0 +1,21 @@
+"""Sending a return to a person (``needs_review``) and reopening a closed one."""
+
+from __future__ import annotations
+
+from returnflow.decisions.change import Change
+
+__all__ = ["flag", "reopen"]
+
+
+def flag(change: Change, reason: str) -> None:
+    """Send the return to ``needs_review`` with ``reason`` (kept in ``review_reasons``)."""
+    change.fire("flag", {"reason": reason}, reason=reason)
+    change.update(review_reasons=(*change.record.review_reasons, reason))
+    change.publish("update", review_reason=reason)
+
+
+def reopen(change: Change, reason: str) -> None:
+    """Reopen a closed return; it waits in ``needs_review`` for what comes next."""
+    change.fire("reopen", {"reason": reason} if reason else None)
+    change.update(review_reasons=(reason or "reopened",), completed_at=None)
+    change.publish("reopen")

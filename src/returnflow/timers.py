@@ -1,0 +1,103 @@
+"""What runs on a tick: expiry of returns never shipped, reconciliation of released exchange
+holds (seed 000), and the registered pollers (importers).
+
+:class:`Timers` sits on top of the service: it finds what is due in the store, applies the
+timer rules of :mod:`returnflow.decisions.timers` through the service's commands, and runs
+each :class:`Poller`. ``ReturnsService.tick`` and ``ReturnsService.register_poller`` are the
+usual way in; ``returnflow worker`` ticks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+import attrs
+
+from returnflow.decisions import timers as rules
+from returnflow.errors import PortError, ReturnflowError
+from returnflow.lifecycle.table import TABLE
+
+if TYPE_CHECKING:
+    from returnflow.service import ReturnsService
+
+__all__ = ["PollReport", "Poller", "TickReport", "Timers"]
+
+
+class PollReport(Protocol):
+    """What a poll reports (:class:`~returnflow.importing.ImportReport` is one): the
+    problems to show, one line each."""
+
+    def problems(self) -> Sequence[str]: ...
+
+
+class Poller(Protocol):
+    """Something :meth:`ReturnsService.tick` runs: an importer polling its source
+    (:class:`~returnflow.importing.ReturnImporter`). ``poll`` decides itself whether it is
+    due and returns ``None`` when it is not."""
+
+    def poll(self, now: datetime) -> PollReport | None: ...
+
+
+@attrs.frozen
+class TickReport:
+    """What :meth:`ReturnsService.tick` did: returns expired, released holds checked."""
+
+    expired: tuple[str, ...] = ()
+    release_checked: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    """Timers that could not run now (a port failed), and returns a poller could not import;
+    they run again on the next tick."""
+    imports: tuple[PollReport, ...] = ()
+    """What each registered poller that was due imported (see :meth:`ReturnsService.tick`)."""
+
+
+class Timers:
+    """The timers of one service, and the pollers registered with it."""
+
+    def __init__(self, service: ReturnsService) -> None:
+        self.service = service
+        self.pollers: list[Poller] = []
+
+    def tick(self, now: datetime | None = None, *, limit: int = 1000) -> TickReport:
+        """Run the timers due at ``now`` (see :meth:`ReturnsService.tick`)."""
+        service = self.service
+        store = service.store
+        moment = now or service.clock()
+        expired: list[str] = []
+        checked: list[str] = []
+        errors: list[str] = []
+        for record in store.list_in(None, ("approved", "label_sent"), limit=limit):
+            if rules.expiry_due(record, service.policy, moment):
+                service.expire(record.shop, record.id)
+                expired.append(record.id)
+        for record in store.list_in(
+            None, TABLE.lifecycle_states, exchange_status="released", limit=limit
+        ):
+            if record.release_confirmed or record.refs.exchange_hold_id is None:
+                continue  # known without reading the outbox
+            if not rules.release_check_due(record, store.outbox(record.shop, record.id)):
+                continue
+            try:
+                service.retry_exchange_release(record.shop, record.id, actor="timer")
+            except PortError as error:
+                errors.append(f"{record.shop}/{record.id}: {error}")
+                continue
+            checked.append(record.id)
+        imports: list[PollReport] = []
+        for poller in self.pollers:
+            try:
+                report = poller.poll(moment)
+            except ReturnflowError as error:  # a bad cursor, a lost store: not the next poller
+                errors.append(f"poll: {type(error).__name__}: {error}")
+                continue
+            if report is not None:
+                imports.append(report)
+                errors.extend(report.problems())
+        return TickReport(
+            expired=tuple(expired),
+            release_checked=tuple(checked),
+            errors=tuple(errors),
+            imports=tuple(imports),
+        )
