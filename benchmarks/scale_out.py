@@ -102,8 +102,8 @@ def _seed(store: ReturnStore, count: int) -> None:
 
 
 def _events(count: int, duplicates: float) -> list[InboundEvent]:
-    """Scans for every return, then receipts for every return (so a return's two events are
-    far apart in the stream); each event is repeated right after itself with probability
+    """Scans for every return, then receipts for every return (a worker handles a receipt only
+    once its scan was handled); each event is repeated right after itself with probability
     ``duplicates`` (chosen by a hash, so every run sends the same stream)."""
     firsts: list[InboundEvent] = []
     for return_id in _return_ids(count):
@@ -143,9 +143,11 @@ def _worker(
     cursor: Any,
     lock: Any,
     start: Any,
+    scanned: Any,
     results: Any,
 ) -> None:
     try:
+        position = {return_id: n for n, return_id in enumerate(_return_ids(count))}
         store = open_store(target)
         harness = Harness(store=store)
         for return_id in _return_ids(count):
@@ -161,9 +163,15 @@ def _worker(
                 cursor.value += 1
             if index >= len(events):
                 break
+            event = events[index]
+            # a receipt waits for its scan: a worker stalled on the lock can fall --returns behind
+            while isinstance(event, WarehouseReceipt) and not scanned[position[event.return_id]]:
+                time.sleep(0.0005)
             began = time.perf_counter()
-            result = service.handle(events[index])
+            result = service.handle(event)
             latencies.append(time.perf_counter() - began)
+            if isinstance(event, CarrierUpdate):
+                scanned[position[event.return_id]] = 1
             statuses[result.status] = statuses.get(result.status, 0) + 1
         service.dispatch_pending(limit=1000)  # anything a racing worker left behind
         calls = [
@@ -231,10 +239,12 @@ def _run(target: str, workers: int, count: int, duplicates: float) -> Run:
     cursor = context.Value("q", 0, lock=False)
     lock = context.Lock()
     start = context.Barrier(workers + 1)
+    scanned = context.Array("b", count, lock=False)  # a return's scan handled: 1
     results = context.Queue()
     processes = [
         context.Process(
-            target=_worker, args=(target, count, duplicates, cursor, lock, start, results)
+            target=_worker,
+            args=(target, count, duplicates, cursor, lock, start, scanned, results),
         )
         for _ in range(workers)
     ]
