@@ -50,6 +50,7 @@ def _harness(store: ReturnStore, count: int, *, dispatch: bool) -> Harness:
                 id=f"O{number:06d}",
                 shop=SHOP,
                 created_at=AT - timedelta(days=3),
+                fulfilled_at=AT - timedelta(days=3),
                 currency="EUR",
                 customer_email="customer@example.com",
                 lines=[

@@ -56,8 +56,9 @@ def _template() -> ReturnRecord:
 
 def _seed(store: ReturnStore, template: ReturnRecord, count: int) -> list[str]:
     ids = [f"B{index:07d}" for index in range(count)]
-    for return_id in ids:
-        store.commit(Commit(records=((attrs.evolve(template, id=return_id, version=1), 0),)))
+    for return_id in ids:  # each on an order of its own: a unit is held by one return
+        copy = attrs.evolve(template, id=return_id, order_id=f"O-{return_id}", version=1)
+        store.commit(Commit(records=((copy, 0),)))
     return ids
 
 

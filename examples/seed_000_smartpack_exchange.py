@@ -32,6 +32,7 @@ commerce.add_order(
         id="5001",
         shop=SHOP,
         created_at=datetime(2026, 1, 8, tzinfo=timezone.utc),
+        fulfilled_at=datetime(2026, 1, 8, tzinfo=timezone.utc),  # shipped in one go
         currency="DKK",
         customer_email="kunde@example.com",
         lines=[

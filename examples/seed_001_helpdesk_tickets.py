@@ -67,6 +67,7 @@ harness.ports.commerce.add_order(
         id="1234",
         shop=SHOP,
         created_at=datetime(2026, 1, 2, tzinfo=timezone.utc),
+        fulfilled_at=datetime(2026, 1, 2, tzinfo=timezone.utc),  # shipped in one go
         currency="USD",
         customer_email="customer@example.com",
         lines=[

@@ -30,6 +30,7 @@ for order_id in ("7001", "7002", "7003"):
             id=order_id,
             shop=SHOP,
             created_at=datetime(2026, 1, 5, tzinfo=timezone.utc),
+            fulfilled_at=datetime(2026, 1, 5, tzinfo=timezone.utc),  # shipped in one go
             currency="INR",
             customer_email="buyer@example.com",
             lines=[

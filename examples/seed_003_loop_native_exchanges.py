@@ -32,6 +32,7 @@ commerce.add_order(
         id="2001",
         shop=SHOP,
         created_at=datetime(2026, 1, 9, tzinfo=timezone.utc),
+        fulfilled_at=datetime(2026, 1, 9, tzinfo=timezone.utc),  # shipped in one go
         currency="USD",
         customer_email="buyer@example.com",
         order_discount=Money("13.00", "USD"),

@@ -40,6 +40,7 @@ for order_id in ("5001", "5002", "5003"):
             id=order_id,
             shop=SHOP,
             created_at=datetime(2026, 1, 3, tzinfo=timezone.utc),
+            fulfilled_at=datetime(2026, 1, 3, tzinfo=timezone.utc),  # shipped in one go
             currency="USD",
             customer_email="buyer@example.com",
             lines=[

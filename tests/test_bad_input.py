@@ -73,11 +73,13 @@ POLICY = ReturnPolicy(window_days=4000)
 def make_order(
     order_id: str = ORDER_ID, *, shop: str = SHOP, currency: str = "EUR", **facts: Any
 ) -> OrderSnapshot:
-    """L1: 2 x 25.00; L2: 3 x 10.00 with 3.00 tax."""
+    """L1: 2 x 25.00; L2: 3 x 10.00 with 3.00 tax; shipped in one go when ordered."""
+    created_at = facts.pop("created_at", ORDERED)
     return OrderSnapshot(
         id=order_id,
         shop=shop,
-        created_at=facts.pop("created_at", ORDERED),
+        created_at=created_at,
+        fulfilled_at=facts.pop("fulfilled_at", created_at),
         currency=currency,
         customer_email="customer@example.com",
         lines=[
@@ -292,7 +294,14 @@ def test_order_line_in_another_currency_than_the_order() -> None:
     eur = OrderLine(id="L1", sku="A", variant_id="v-a", quantity=1, unit_price=Money("1.00", "EUR"))
     usd = OrderLine(id="L2", sku="B", variant_id="v-b", quantity=1, unit_price=Money("1.00", "USD"))
     with pytest.raises(CurrencyMismatch) as info:
-        OrderSnapshot(id="o", shop=SHOP, created_at=ORDERED, currency="EUR", lines=[eur, usd])
+        OrderSnapshot(
+            id="o",
+            shop=SHOP,
+            created_at=ORDERED,
+            fulfilled_at=ORDERED,
+            currency="EUR",
+            lines=[eur, usd],
+        )
     assert_validation(info.value, CurrencyMismatch, "lines[1].unit_price.currency", "USD")
     assert info.value.reason == "order currency is EUR"
 

@@ -76,7 +76,11 @@ def test_worker_delivers_what_a_crashed_writer_left_in_the_outbox(tmp_path: Path
         store=store, policy=ReturnPolicy(), auto_dispatch=False, clock=ManualClock(now)
     )
     harness.ports.commerce.add_order(
-        attrs.evolve(order_1001(shop), created_at=now - timedelta(days=2))
+        attrs.evolve(
+            order_1001(shop),
+            created_at=now - timedelta(days=2),
+            fulfilled_at=now - timedelta(days=2),
+        )
     )
     record = harness.service.request(
         ReturnRequest(

@@ -848,7 +848,7 @@ def test_ports_failing_30_percent_end_every_return_cleanly(
         kind = FLOWS[index % len(FLOWS)]
         order = order_1001(SHOP, f"O{index}")
         if kind == "decline":
-            order = attrs.evolve(order, created_at=LONG_AGO)
+            order = attrs.evolve(order, created_at=LONG_AGO, fulfilled_at=LONG_AGO)
         commerce.add_order(order)
         lines, steps = flaky_flow(kind)
         rid = request_through_flaky_platform(

@@ -46,6 +46,7 @@ def make_order(shop: str = SHOP, order_id: str = ORDER, currency: str = "EUR") -
         id=order_id,
         shop=shop,
         created_at=CREATED,
+        fulfilled_at=CREATED,
         currency=currency,
         lines=(
             OrderLine(

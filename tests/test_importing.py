@@ -56,6 +56,7 @@ def order(order_id: str, *, quantity: int = 3, final_sale: bool = False) -> Orde
         id=order_id,
         shop=SHOP,
         created_at=datetime(2026, 1, 5, tzinfo=timezone.utc),
+        fulfilled_at=datetime(2026, 1, 5, tzinfo=timezone.utc),
         currency="EUR",
         customer_email=EMAIL,
         lines=[

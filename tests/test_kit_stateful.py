@@ -8,7 +8,7 @@
   of examples: a platform that refunds again on a repeated idempotency key, a store that
   lets a stale write through (no version check), and a platform that releases an exchange
   the moment its items are added.
-* Defects the model led to in returnflow itself are pinned by ``xfail(strict=True)`` tests.
+* Defects the model led to in returnflow itself are pinned by regression tests.
 * ``returnflow.testing`` does not import Hypothesis; only the two kit modules do.
 """
 
@@ -256,6 +256,7 @@ def two_line_order(order_id: str) -> OrderSnapshot:
         id=order_id,
         shop=SHOP,
         created_at=datetime(2026, 1, 10, tzinfo=timezone.utc),
+        fulfilled_at=datetime(2026, 1, 10, tzinfo=timezone.utc),
         currency="EUR",
         customer_email="ann@example.com",
         lines=[
@@ -286,13 +287,6 @@ class LosesTheNextRefundAck(MemoryStore):
         super().commit(commit)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src/returnflow/service.py:1107-1110 (_escalate): a payout given up after its "
-    "retries failed is undone as if the money never moved, and a later close pays it again "
-    "under a new idempotency key; but an earlier attempt may have reached the platform "
-    "(its acknowledgement lost in a crash or a timeout)",
-)
 def test_a_refund_that_reached_the_platform_is_not_planned_again() -> None:
     store = LosesTheNextRefundAck()
     harness = Harness(store=store, policy=ReturnPolicy(max_attempts=2))
@@ -371,12 +365,6 @@ def test_an_exchange_item_whose_return_failed_qc_is_never_released() -> None:
     assert "were to be cancelled and were not" in stored.review_reasons[-1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src/returnflow/service.py:1034-1046 (_apply_result, HoldExchange) and :1475 "
-    "(_reset_child): a return reset before its exchange hold was confirmed never learns the "
-    "hold id (the result is written to the reset parent), so its release can never be sent",
-)
 def test_a_return_reset_before_its_hold_was_confirmed_still_releases_the_exchange() -> None:
     harness = Harness(policy=ReturnPolicy(completion=Completion.ON_WAREHOUSE_FINISHED))
     harness.ports.commerce.add_order(two_line_order("O-reset"))

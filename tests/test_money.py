@@ -28,6 +28,7 @@ def _units(line: OrderLine) -> tuple[Money, ...]:
         id="1",
         shop="s",
         created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        fulfilled_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
         currency=line.unit_price.currency,
         lines=[line],
     )

@@ -78,7 +78,11 @@ def test_worker_once_on_postgres_delivers_what_a_writer_left(dsn: str) -> None:
         store=store, policy=ReturnPolicy(), auto_dispatch=False, clock=ManualClock(now)
     )
     harness.ports.commerce.add_order(
-        attrs.evolve(order_1001(shop), created_at=now - timedelta(days=2))
+        attrs.evolve(
+            order_1001(shop),
+            created_at=now - timedelta(days=2),
+            fulfilled_at=now - timedelta(days=2),
+        )
     )
     record = harness.service.request(
         ReturnRequest(

@@ -76,6 +76,7 @@ def order() -> OrderSnapshot:
         id=ORDER_ID,
         shop=SHOP,
         created_at=ORDERED_AT,
+        fulfilled_at=ORDERED_AT,
         currency="EUR",
         customer_email=EMAIL,
         lines=[

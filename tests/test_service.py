@@ -68,6 +68,7 @@ def make_order(shop: str = SHOP, order_id: str = ORDER_ID) -> OrderSnapshot:
         id=order_id,
         shop=shop,
         created_at=ORDERED,
+        fulfilled_at=ORDERED,
         currency="EUR",
         customer_email="ann@example.com",
         lines=[
@@ -754,6 +755,7 @@ def test_refunds_of_one_line_over_three_returns_add_up_to_the_cent() -> None:
             id=ORDER_ID,
             shop=SHOP,
             created_at=ORDERED,
+            fulfilled_at=ORDERED,
             currency="EUR",
             lines=[
                 OrderLine(

@@ -95,6 +95,7 @@ def make_order(
         id=ORDER_ID,
         shop=SHOP,
         created_at=ORDERED,
+        fulfilled_at=ORDERED,
         currency=currency,
         lines=lines,
         order_discount=order_discount,

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import attrs
 import pytest
 
-from returnflow.errors import ConfigurationError
+from returnflow.errors import ConfigurationError, UnitsTaken
 from returnflow.ports.store import Commit, InboundKey, ReturnStore
 from returnflow.stores.memory import MemoryStore
 from returnflow.stores.sqlite import SqliteStore
@@ -66,13 +67,13 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "returns.db"
 
 
-def test_schema_version_is_2_and_a_reopened_file_keeps_its_data(path: Path) -> None:
+def test_schema_version_is_3_and_a_reopened_file_keeps_its_data(path: Path) -> None:
     record = make_record("shop-a", "R1")
     effect = make_effect("shop-a", "R1", 0)
     key = InboundKey("shop-a", "carrier", "evt-1")
     store = SqliteStore(path)
     try:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         store.commit(Commit(records=((record, 0),), effects=(effect,), inbound=key))
         v2 = next_version(record, status="approved")
         store.commit(Commit(records=((v2, 1),)))
@@ -81,7 +82,7 @@ def test_schema_version_is_2_and_a_reopened_file_keeps_its_data(path: Path) -> N
         store.close()
     reopened = SqliteStore(path)
     try:
-        assert reopened.schema_version() == 2
+        assert reopened.schema_version() == 3
         got = reopened.get("shop-a", "R1")
         assert got == v2
         assert [entry.payload for entry in got.history] == [entry.payload for entry in v2.history]
@@ -96,7 +97,7 @@ def test_schema_version_is_2_and_a_reopened_file_keeps_its_data(path: Path) -> N
         reopened.close()
 
 
-def test_a_schema_1_file_is_migrated_to_2_and_keeps_its_returns(path: Path) -> None:
+def test_a_schema_1_file_is_migrated_to_3_and_keeps_its_returns(path: Path) -> None:
     store = SqliteStore(path)
     record = make_record("shop-a", "R1")
     store.commit(Commit(records=((record, 0),)))
@@ -105,13 +106,14 @@ def test_a_schema_1_file_is_migrated_to_2_and_keeps_its_returns(path: Path) -> N
     try:
         with connection:
             connection.execute("DROP TABLE cursors")
+            connection.execute("DROP TABLE order_units")
             connection.execute("UPDATE schema_version SET version = 1")
     finally:
         connection.close()
 
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 2
+        assert migrated.schema_version() == 3
         assert migrated.get("shop-a", "R1") == record
         assert migrated.read_cursor("import:loop:shop-a") is None
         migrated.write_cursor("import:loop:shop-a", "v1", expected=None)
@@ -122,6 +124,41 @@ def test_a_schema_1_file_is_migrated_to_2_and_keeps_its_returns(path: Path) -> N
         assert reopened.read_cursor("import:loop:shop-a") == "v1"
     finally:
         reopened.close()
+
+
+def test_a_schema_2_file_gets_the_ledger_of_the_units_its_returns_hold(path: Path) -> None:
+    store = SqliteStore(path)
+    held = make_record("shop-a", "R1", order_id="O-1", units={"L1": (0, 1)})
+    closed = make_record("shop-a", "R2", order_id="O-1", units={"L1": (2,)}, status="closed")
+    cancelled = make_record("shop-a", "R3", order_id="O-1", units={"L1": (3,)})
+    cancelled = attrs.evolve(cancelled, status="cancelled")
+    for record in (held, closed, cancelled):
+        store.commit(Commit(records=((record, 0),)))
+    store.close()
+    connection = sqlite3.connect(path)  # as returnflow before the ledger left it
+    try:
+        with connection:
+            connection.execute("DROP TABLE order_units")
+            connection.execute("UPDATE schema_version SET version = 2")
+    finally:
+        connection.close()
+
+    migrated = SqliteStore(path)
+    try:
+        assert migrated.schema_version() == 3
+        ledger = migrated.units("shop-a", "O-1")
+        assert {unit: ledger[unit] for unit in ledger if unit[0] == "L1"} == {
+            ("L1", 0): "R1",
+            ("L1", 1): "R1",
+            ("L1", 2): "R2",
+        }
+        clash = make_record("shop-a", "R4", order_id="O-1", units={"L1": (2,)})
+        with pytest.raises(UnitsTaken):
+            migrated.commit(Commit(records=((clash, 0),)))
+        free = make_record("shop-a", "R5", order_id="O-1", units={"L1": (3,)})
+        migrated.commit(Commit(records=((free, 0),)))
+    finally:
+        migrated.close()
 
 
 def test_a_database_with_a_newer_schema_is_refused(path: Path) -> None:

@@ -633,11 +633,13 @@ def build_service(
     """
     ports = ports or FakePorts()
     now = clock or _utc_now
+    ordered = now() - timedelta(days=3)
     ports.commerce.add_order(
         OrderSnapshot(
             id=DEMO_ORDER,
             shop=DEMO_SHOP,
-            created_at=now() - timedelta(days=3),
+            created_at=ordered,
+            fulfilled_at=ordered,  # shipped in one go
             currency="EUR",
             customer_email="ann@example.com",
             lines=[

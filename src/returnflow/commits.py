@@ -37,8 +37,9 @@ class Written(Generic[_V]):
     """What :func:`run` did. ``record``: the return as committed (or as loaded when nothing
     changed, or as stored when another worker already wrote ``attempt``); ``written``: the
     ids of the returns committed (none when nothing changed); ``effects``: whether effects
-    were planned; ``value``: what the decision returned; ``duplicate``: the inbound fact was
-    already processed and nothing was decided."""
+    were planned or re-opened (there is something to deliver); ``value``: what the decision
+    returned; ``duplicate``: the inbound fact was already processed and nothing was
+    decided."""
 
     record: ReturnRecord
     written: tuple[str, ...] = ()
@@ -78,6 +79,7 @@ def run(
     inbound: InboundKey | None = None,
     attempt: Attempt | None = None,
     opened: Callable[[_V], Sequence[Change]] | None = None,
+    heirs: bool = False,
 ) -> Written[_V]:
     """Load the return, let ``decide`` change it, commit with the version check; load and
     decide again on a conflict.
@@ -87,7 +89,8 @@ def run(
     a ``duplicate`` and nothing is decided. ``attempt``: an effect's delivery, committed with
     the change (or alone when nothing changed); when another worker recorded it first the
     return is returned as stored. ``opened``: the new returns the decision opened (a reset's
-    child), committed with it at version 1.
+    child), committed with it at version 1. ``heirs``: when the return was reset, load the
+    returns it was reset into (``change.heirs``) and commit those the decision changed.
 
     Raises what ``decide`` raises (nothing is written then), and
     :class:`~returnflow.errors.ConcurrencyConflict` after :data:`CONFLICT_RETRIES` conflicts.
@@ -103,14 +106,20 @@ def run(
             base=record.version,
             outbox=store.outbox(shop, return_id) if outbox else (),
         )
+        if heirs:
+            change.heirs = _heirs(store, record, change.now, actor)
         value = decide(change)
-        new = opened(value) if opened is not None else ()
+        new = [
+            *(opened(value) if opened is not None else ()),
+            *(heir for heir in change.heirs if heir.changed),
+        ]
         if not change.changed and not new:
             if attempt is not None:
                 record_attempt(store, attempt)
             return Written(record, value=value)
         committed = change.finished()
         effects = [*change.effects, *(effect for child in new for effect in child.effects)]
+        reopened = (*change.reopened, *(key for child in new for key in child.reopened))
         try:
             store.commit(
                 Commit(
@@ -121,6 +130,7 @@ def run(
                     effects=tuple(effects),
                     inbound=inbound,
                     attempts=() if attempt is None else (attempt,),
+                    reopened=reopened,
                 )
             )
         except ConcurrencyConflict:
@@ -129,7 +139,7 @@ def run(
             back_off(rng, tries)
             continue
         ids = (committed.id, *(child.record.id for child in new))
-        return Written(committed, ids, bool(effects), value)
+        return Written(committed, ids, bool(effects or reopened), value)
     raise ConcurrencyConflict(return_id, record.version, -1)
 
 
@@ -139,6 +149,15 @@ def commit_new(store: ReturnStore, change: Change) -> ReturnRecord:
     record = change.finished()
     store.commit(Commit(records=((record, change.base),), effects=tuple(change.effects)))
     return record
+
+
+def _heirs(store: ReturnStore, record: ReturnRecord, now: datetime, actor: str) -> list[Change]:
+    """Changes to the returns ``record`` was reset into, oldest first (a chain of resets)."""
+    heirs: list[Change] = []
+    while record.status == "reset" and record.child_id and len(heirs) < CONFLICT_RETRIES:
+        record = store.get(record.shop, record.child_id)
+        heirs.append(Change(record, now=now, actor=actor, base=record.version))
+    return heirs
 
 
 def _attempted(store: ReturnStore, shop: str, return_id: str, key: str) -> bool:

@@ -199,6 +199,7 @@ class Dispatcher:
             decide,
             attempt=attempt,
             outbox=type(effect) in results.NEEDS_OUTBOX,
+            heirs=type(effect) in results.FORWARDED,
         )
 
 

@@ -10,7 +10,9 @@ Every error the library raises on purpose derives from :class:`ReturnflowError`:
     │   │   └── CurrencyMismatch   adding EUR to USD, an order line in another currency
     │   ├── InvalidRequest         a return request that cannot be accepted as given
     │   │   ├── UnknownOrderLine   the order has no such line
+    │   │   ├── NotReturnable      a line that can never be returned (a gift card)
     │   │   ├── InvalidQuantity    0, negative, above what is left to return
+    │   │   │   └── NotFulfilled   units that never shipped
     │   │   ├── UnknownOrder       the platform has no such order in this shop
     │   │   ├── UnknownExternalReturn  the source has no such return in this shop
     │   │   ├── UnknownOutcome     not refund / store_credit / exchange / keep
@@ -20,6 +22,7 @@ Every error the library raises on purpose derives from :class:`ReturnflowError`:
     ├── ReturnNotFound             no such return in this shop (other shops are invisible)
     ├── InvalidTransition          the event is not allowed in the return's state
     ├── ConcurrencyConflict        the stored version moved on; reload and retry
+    │   └── UnitsTaken             another open return holds a unit of the order
     ├── PortError                  a host port failed (carries ``retryable``)
     └── ConfigurationError         the service or a policy is set up wrongly
 
@@ -51,9 +54,12 @@ __all__ = [
     "InvalidRequest",
     "InvalidTransition",
     "MoneyError",
+    "NotFulfilled",
+    "NotReturnable",
     "PortError",
     "ReturnNotFound",
     "ReturnflowError",
+    "UnitsTaken",
     "UnknownCurrency",
     "UnknownExternalReturn",
     "UnknownOrder",
@@ -114,6 +120,15 @@ class UnknownExternalReturn(InvalidRequest):
 
 class InvalidQuantity(InvalidRequest):
     """A quantity of 0, below 0, or above what is left to return."""
+
+
+class NotFulfilled(InvalidQuantity):
+    """More units than have shipped and are still free: units never fulfilled are not
+    returnable (the order line's fulfillments say what shipped)."""
+
+
+class NotReturnable(InvalidRequest):
+    """An order line that can never be returned, such as a gift card."""
 
 
 class UnknownOutcome(InvalidRequest):
@@ -220,3 +235,33 @@ class ConfigurationError(ReturnflowError):
 
 def _rebuild_configuration_error(message: str, field: str | None, value: Any) -> Any:
     return ConfigurationError(message, field=field, value=value)
+
+
+class UnitsTaken(ConcurrencyConflict):
+    """A commit would have a return hold a unit of an order line that another open return
+    holds (or settled). Stores raise it so that two returns racing for the same unit cannot
+    both be stored; the service then checks the request again, and refuses it with
+    :class:`InvalidQuantity` when too few units are left. ``units`` names the units:
+    ``(order_line_id, unit index)``."""
+
+    def __init__(
+        self,
+        return_id: str,
+        order_id: str,
+        units: Sequence[tuple[str, int]] = (),
+        held_by: str | None = None,
+    ) -> None:
+        self.order_id = order_id
+        self.units = tuple((str(line), int(unit)) for line, unit in units)
+        self.held_by = held_by
+        named = ", ".join(f"{line}#{unit}" for line, unit in self.units) or "a unit"
+        holder = f" by return {held_by!r}" if held_by else " by another return"
+        super().__init__(
+            return_id,
+            0,
+            0,
+            f"return {return_id!r}: {named} of order {order_id!r} already held{holder}",
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.return_id, self.order_id, self.units, self.held_by))

@@ -38,6 +38,7 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
+from returnflow.domain._fields import coerce_enum
 from returnflow.domain.external import ExternalReturn, SourceStatus
 from returnflow.domain.inbound import CarrierStatus
 from returnflow.domain.model import (
@@ -53,7 +54,6 @@ from returnflow.domain.model import (
     ReturnReason,
     ReturnRequest,
     StoreCredit,
-    coerce_enum,
 )
 from returnflow.domain.money import Money, money_from
 from returnflow.domain.policy import Completion, ReleaseTrigger, WindowStart

@@ -19,12 +19,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, TypeVar
 
 import attrs
 
 from returnflow import commits
 from returnflow import timeline as timelines
+from returnflow._shared import Shared
 from returnflow.decisions import (
     cancellation,
     carrier,
@@ -49,6 +50,7 @@ from returnflow.domain.inbound import (
     WarehouseFinished,
     WarehouseReceipt,
 )
+from returnflow.domain.ledger import claimed_units
 from returnflow.domain.model import (
     DeclineReason,
     ExchangeLine,
@@ -67,6 +69,7 @@ from returnflow.errors import (
     InvalidTransition,
     PortError,
     ReturnNotFound,
+    UnitsTaken,
     UnknownOrder,
 )
 from returnflow.lifecycle.table import TABLE
@@ -109,24 +112,6 @@ class HandleResult:
     reason: str = ""
 
 
-class _Shared(Generic[_T]):
-    """A service attribute its dispatcher keeps: replacing it (a port swapped for another)
-    changes it for both."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._name = name
-
-    @overload
-    def __get__(self, obj: None, objtype: type | None = None) -> _Shared[_T]: ...
-    @overload
-    def __get__(self, obj: ReturnsService, objtype: type | None = None) -> _T: ...
-    def __get__(self, obj: ReturnsService | None, objtype: type | None = None) -> Any:
-        return self if obj is None else getattr(obj.dispatcher, self._name)
-
-    def __set__(self, obj: ReturnsService, value: _T) -> None:
-        setattr(obj.dispatcher, self._name, value)
-
-
 _INBOUND: Mapping[type[InboundEvent], Callable[[Change, Any, ReturnPolicy], str]] = {
     CarrierUpdate: carrier.carrier_update,
     WarehouseReceipt: warehouse.receipt,
@@ -143,17 +128,17 @@ class ReturnsService:
     :mod:`returnflow.testing` has fakes of every port.
     """
 
-    store: _Shared[ReturnStore] = _Shared()
-    commerce: _Shared[CommercePlatform] = _Shared()
-    warehouse: _Shared[Warehouse] = _Shared()
-    carrier: _Shared[Carrier] = _Shared()
-    payments: _Shared[Payments] = _Shared()
-    notifier: _Shared[Notifier] = _Shared()
-    events: _Shared[EventPublisher] = _Shared()
-    policy: _Shared[ReturnPolicy] = _Shared()
-    clock: _Shared[Callable[[], datetime]] = _Shared()
-    worker_id: _Shared[str] = _Shared()
-    lease: _Shared[timedelta] = _Shared()
+    store: Shared[ReturnStore] = Shared()
+    commerce: Shared[CommercePlatform] = Shared()
+    warehouse: Shared[Warehouse] = Shared()
+    carrier: Shared[Carrier] = Shared()
+    payments: Shared[Payments] = Shared()
+    notifier: Shared[Notifier] = Shared()
+    events: Shared[EventPublisher] = Shared()
+    policy: Shared[ReturnPolicy] = Shared()
+    clock: Shared[Callable[[], datetime]] = Shared()
+    worker_id: Shared[str] = Shared()
+    lease: Shared[timedelta] = Shared()
 
     def __init__(
         self,
@@ -232,10 +217,17 @@ class ReturnsService:
         return requests.quote(order, lines, exchange_lines, self.policy)
 
     def request(self, request: ReturnRequest, *, actor: str | None = None) -> ReturnRecord:
-        """Open a return: validate it, check eligibility, approve, review or decline it."""
-        order, change, value = self._open(request, self.ids, actor=actor)
-        requests.requested(change, order, request, self.policy, value=value)
-        return self._commit_new(change)
+        """Open a return: validate it, check eligibility, approve, review or decline it.
+
+        The units it takes are written in the same commit as the return (the order-level
+        ledger): when another return took one of them first, the request is checked again
+        against what is left, and refused with :class:`~returnflow.errors.InvalidQuantity`
+        (naming the line and what is left) when too few are."""
+
+        def decide(order: OrderSnapshot, change: Change, value: Money) -> None:
+            requests.requested(change, order, request, self.policy, value=value)
+
+        return self._open(request, self.ids, decide, actor=actor)
 
     def import_return(
         self,
@@ -270,21 +262,26 @@ class ReturnsService:
             pass
         else:
             raise ConcurrencyConflict(return_id, 0, existing.version)
-        _, change, _ = self._open(
+
+        def decide(order: OrderSnapshot, change: Change, value: Money) -> None:
+            requests.imported(change, self.policy, source=source, external_id=external_id)
+
+        return self._open(
             request,
             lambda: return_id,
+            decide,
             actor=source,
             refs=ExternalRefs(source=source, source_return_id=external_id),
             imported={"source": source, "external_id": external_id, **(details or {})},
         )
-        requests.imported(change, self.policy, source=source, external_id=external_id)
-        return self._commit_new(change)
 
     # -- commands on a return ------------------------------------------------------------------
 
     def approve(self, shop: str, return_id: str, *, actor: str = "agent") -> ReturnRecord:
         """An agent approves a return under review (or resumes one that needed review)."""
-        return self._run(shop, return_id, actor, lambda c: requests.approve(c, self.policy))
+        return self._run(
+            shop, return_id, actor, lambda c: requests.approve(c, self.policy), outbox=True
+        )
 
     def decline(
         self,
@@ -431,7 +428,7 @@ class ReturnsService:
             raise UnknownOrder("order_id", request.order_id, str(error)) from error
 
     def _claimed(self, request: ReturnRequest) -> dict[str, set[int]]:
-        return requests.claimed_units(self.store.list(request.shop, order_id=request.order_id))
+        return claimed_units(self.store.list(request.shop, order_id=request.order_id))
 
     def _prepare(
         self, request: ReturnRequest, new_id: Callable[[], str]
@@ -443,31 +440,53 @@ class ReturnsService:
         claimed = self._claimed(request)
         requests.check(order, request, claimed, self.policy)
         return_id = new_id()
-        lines, exchange_lines = requests.build_lines(order, request, claimed, return_id)
+        lines, exchange_lines = requests.build_lines(
+            order, request, claimed, return_id, self.policy
+        )
         return order, return_id, lines, exchange_lines
 
     def _open(
         self,
         request: ReturnRequest,
         new_id: Callable[[], str],
+        decide: Callable[[OrderSnapshot, Change, Money], None],
         *,
         actor: str | None,
         refs: ExternalRefs | None = None,
         imported: Mapping[str, Any] | None = None,
-    ) -> tuple[OrderSnapshot, Change, Money]:
-        order, return_id, lines, exchange_lines = self._prepare(request, new_id)
-        change, value = requests.open_return(
-            order,
-            request,
-            lines,
-            exchange_lines,
-            return_id,
-            now=self.clock(),
-            actor=actor or request.requested_by,
-            refs=refs,
-            imported=imported,
-        )
-        return order, change, value
+    ) -> ReturnRecord:
+        """Check the request, build the new return, let ``decide`` assess it, commit it with
+        its units; on :class:`~returnflow.errors.UnitsTaken` (another return took a unit in
+        between) check again against what is left, under the same id."""
+        taken: list[str] = []
+
+        def same_id() -> str:
+            if not taken:
+                taken.append(new_id())
+            return taken[0]
+
+        for tries in range(commits.CONFLICT_RETRIES):
+            order, return_id, lines, exchange_lines = self._prepare(request, same_id)
+            change, value = requests.open_return(
+                order,
+                request,
+                lines,
+                exchange_lines,
+                return_id,
+                now=self.clock(),
+                actor=actor or request.requested_by,
+                refs=refs,
+                imported=imported,
+            )
+            decide(order, change, value)
+            try:
+                record = commits.commit_new(self.store, change)
+            except UnitsTaken:
+                commits.back_off(self.dispatcher.rng, tries)
+                continue
+            self._after_commit(record.shop, [record.id])
+            return self.store.get(record.shop, record.id)
+        raise ConcurrencyConflict(taken[0] if taken else "", 0, 1, "units kept being taken")
 
     def _run(
         self,
@@ -493,11 +512,6 @@ class ReturnsService:
             return written.record
         self._after_commit(shop, written.written)
         return self.store.get(shop, return_id)  # as the delivered effects left it
-
-    def _commit_new(self, change: Change) -> ReturnRecord:
-        record = commits.commit_new(self.store, change)
-        self._after_commit(record.shop, [record.id])
-        return self.store.get(record.shop, record.id)
 
     def _after_commit(self, shop: str, return_ids: Sequence[str]) -> None:
         if not self.auto_dispatch:

@@ -54,6 +54,11 @@ class Change:
         self.actor = actor
         self.outbox = outbox
         self.effects: list[fx.Effect] = []
+        self.reopened: list[str] = []
+        """Keys of effects given up to deliver again (see ``Commit.reopened``)."""
+        self.heirs: list[Change] = []
+        """Changes to the returns this one was reset into, newest last, when the shell
+        loaded them (a result that arrives after a reset is theirs too)."""
         self._history: list[HistoryEntry] = []
 
     def fire(self, event: str, payload: Mapping[str, Any] | None = None, **engine: Any) -> None:
@@ -150,7 +155,7 @@ class Change:
 
     @property
     def changed(self) -> bool:
-        return bool(self._history or self.effects)
+        return bool(self._history or self.effects or self.reopened)
 
     @property
     def history(self) -> tuple[HistoryEntry, ...]:

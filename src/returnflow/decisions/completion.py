@@ -7,7 +7,6 @@ Seed 000: the warehouse's "Finished" completes a return, then its outcome runs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import attrs
 
@@ -28,8 +27,8 @@ __all__ = [
     "due_units",
     "fully_received",
     "pay_early",
+    "reopen_given_up",
     "settle_parts",
-    "undo_payout",
 ]
 
 
@@ -77,6 +76,7 @@ def complete(change: Change, policy: ReturnPolicy, *, reviewed: bool = False) ->
         if record.exchange_status == "awaiting_payment":
             review.flag(change, "the exchange balance is not paid")
             return
+    given_up = reopen_given_up(change)
     parts = [
         (line, due_units(line) - line.settled, line.settled)
         for line in record.lines
@@ -107,8 +107,9 @@ def complete(change: Change, policy: ReturnPolicy, *, reviewed: bool = False) ->
     prepaid = None if record.balance_settled else record.balance_paid
     settlement = settle_parts(change, policy, parts, exchange_lines=kept, prepaid=prepaid)
     change.update(completed_at=change.now, balance_settled=record.balance_paid is not None)
-    if settlement.refund:
-        change.fire("refund", {"amount": str(settlement.refund)})
+    refunds_again = [key for key in given_up if key.endswith(f"/{fx.IssueRefund.kind}")]
+    if settlement.refund or (refunds_again and change.allows("refund")):
+        change.fire("refund", {"amount": str(settlement.refund)} if settlement.refund else None)
     if cancel_ids and keep_ids:
         change.effect(fx.CancelExchange, exchange_line_ids=tuple(cancel_ids))
         change.note("exchange_lines_qc_failed", {"cancelled": ", ".join(cancel_ids)})
@@ -116,9 +117,20 @@ def complete(change: Change, policy: ReturnPolicy, *, reviewed: bool = False) ->
         exchange.release(change, policy, why="return completed")
     elif cancel_ids:
         exchange.cancel(change, why="QC failed on every exchanged item")
-    if not (settlement.refund or settlement.store_credit or settlement.bonus):
+    if not (settlement.refund or settlement.store_credit or settlement.bonus or given_up):
         close(change)
     # Otherwise the return closes when the platform confirms the money (results.apply).
+
+
+def reopen_given_up(change: Change) -> tuple[str, ...]:
+    """Deliver again, under their own keys, the payouts whose delivery was given up (their
+    units stayed settled); return their keys."""
+    given_up = change.record.payouts_given_up
+    if given_up:
+        change.reopened.extend(given_up)
+        change.update(payouts_given_up=())
+        change.note("payouts_reopened", {"effects": ", ".join(given_up)})
+    return given_up
 
 
 def settle_parts(
@@ -238,33 +250,6 @@ def close_if_settled(change: Change, *, delivered: str) -> None:
     ):
         return
     close(change)
-
-
-def undo_payout(change: Change, effect: fx.IssueRefund | fx.IssueStoreCredit) -> None:
-    """Put the record back as it was before ``effect``'s settlement: the money never moved,
-    so a later close pays it again."""
-    change.update(**_unpaid(change, effect))
-
-
-def _unpaid(change: Change, effect: fx.IssueRefund | fx.IssueStoreCredit) -> Mapping[str, Any]:
-    record = change.record
-    unpaid = dict(effect.covers)
-    restocking = record.restocking_fees
-    if effect.restocking is not None and restocking is not None:
-        restocking = restocking - effect.restocking
-    shipping = record.return_shipping_fee
-    if effect.shipping is not None and shipping is not None:
-        shipping = shipping - effect.shipping
-    return {
-        "lines": tuple(
-            attrs.evolve(line, settled=line.settled - unpaid[line.id])
-            if line.id in unpaid
-            else line
-            for line in record.lines
-        ),
-        "restocking_fees": restocking or None,
-        "return_shipping_fee": shipping or None,
-    }
 
 
 def _quantities(counts: Mapping[str, int]) -> tuple[LineQuantity, ...]:

@@ -83,8 +83,11 @@ def cancel(change: Change, *, why: str) -> None:
 
 
 def carried(parent: ReturnRecord, lines: Sequence[ReturnLine]) -> list[ExchangeLine]:
-    """Open exchange lines a reset carries over: those of carried lines with no rejected unit."""
-    clean = {line.id for line in lines if not line.rejected}
+    """Open exchange lines a reset carries over: those of lines whose every unit came back
+    accepted. A line only partly accepted would get all its new items for fewer units back;
+    its exchange is cancelled instead, and its accepted units are settled as an exchange
+    for nothing (their worth paid out)."""
+    clean = {line.id for line in lines if not line.rejected and line.accepted == line.quantity}
     return [
         line
         for line in parent.exchange_lines

@@ -4,7 +4,7 @@ declined. An import opens a return another system already approved (seed 004).""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,12 @@ from returnflow.domain.model import (
     ReturnRequest,
 )
 from returnflow.domain.money import Money
-from returnflow.domain.policy import Decision, ReturnPolicy, validate_request
+from returnflow.domain.policy import (
+    Decision,
+    ReturnPolicy,
+    returnable_units,
+    validate_request,
+)
 from returnflow.domain.settlement import Settlement, settle, unit_amounts
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.table import TABLE
@@ -32,7 +37,6 @@ __all__ = [
     "approved",
     "build_lines",
     "check",
-    "claimed_units",
     "decline",
     "imported",
     "issue_label",
@@ -40,20 +44,6 @@ __all__ = [
     "quote",
     "requested",
 ]
-
-_ENDED_UNSETTLED = ("declined", "cancelled", "expired", "reset")
-
-
-def claimed_units(records: Iterable[ReturnRecord]) -> dict[str, set[int]]:
-    """Units of each order line held by ``records`` (the returns of one order); a return
-    that ended without settling holds none (a reset's units are its new return's)."""
-    claimed: dict[str, set[int]] = {}
-    for record in records:
-        if record.status in _ENDED_UNSETTLED:
-            continue
-        for line in record.lines:
-            claimed.setdefault(line.order_line_id, set()).update(line.units)
-    return claimed
 
 
 def check(
@@ -64,8 +54,7 @@ def check(
 ) -> None:
     """Check ``request`` against ``order``; ``claimed``: units the order's other returns hold.
     Raises the typed errors of :func:`~returnflow.domain.policy.validate_request`."""
-    returned = {line_id: len(units) for line_id, units in claimed.items()}
-    validate_request(order, request, returned, exchange_apps=policy.exchange_apps)
+    validate_request(order, request, claimed, exchange_apps=policy.exchange_apps)
 
 
 def build_lines(
@@ -73,18 +62,20 @@ def build_lines(
     request: ReturnRequest,
     claimed: Mapping[str, set[int]],
     return_id: str,
+    policy: ReturnPolicy | None = None,
 ) -> tuple[list[ReturnLine], list[ExchangeLine]]:
-    """The lines of a checked request (see :func:`check`), each holding units no open return
-    holds (``claimed``), with their exact paid amounts."""
+    """The lines of a checked request (see :func:`check`), each holding shipped units no
+    other return holds (``claimed``), the most recently fulfilled first
+    (:func:`~returnflow.domain.policy.returnable_units`), with their exact paid amounts."""
     amounts = unit_amounts(order)
     lines: list[ReturnLine] = []
     exchange_lines: list[ExchangeLine] = []
     for index, line in enumerate(request.lines, start=1):
         order_line = order.line(line.order_line_id)
         assert order_line is not None  # validate_request checked it
-        taken = claimed.get(line.order_line_id, set())
-        free = [unit for unit in range(order_line.quantity) if unit not in taken]
-        units = tuple(free[: line.quantity])
+        held = claimed.get(line.order_line_id, set())
+        free = returnable_units(order, order_line, held, policy)
+        units = tuple(sorted(free[: line.quantity]))
         line_id = f"{return_id}-{index}"
         lines.append(
             ReturnLine(
@@ -171,7 +162,8 @@ def requested(
     """A customer's request: the policy approves it, sends it to review or declines it."""
     change.publish("request")
     change.notify("return_requested")
-    assessment = policy.assess(order, request, now=change.now, value=value)
+    units = {line.order_line_id: line.units for line in change.record.lines}
+    assessment = policy.assess(order, request, now=change.now, value=value, units=units)
     change.fire("check", {"decision": assessment.decision.value})
     if assessment.decision is Decision.APPROVE:
         change.fire("auto_approve")
@@ -204,17 +196,21 @@ def approve(change: Change, policy: ReturnPolicy) -> None:
 def approved(change: Change, policy: ReturnPolicy) -> None:
     """What an approval sets in motion: the warehouse expectation, a label (not for an
     imported return: its source gave one), the exchange hold, the messages; a returnless
-    return completes at once."""
+    return completes at once. A return approved again (after review) keeps the warehouse
+    return and the label it has or has asked for (``change.outbox``): an agent buys a new
+    label with :func:`issue_label`."""
     record = change.record
     shipped = [line for line in record.lines if line.requires_receipt]
-    if shipped and not record.refs.warehouse_rma_id:
+    rma = record.refs.warehouse_rma_id or change.planned(fx.CreateWarehouseReturn)
+    label = record.refs.tracking_number or change.planned(fx.CreateLabel)
+    if shipped and not rma:
         change.effect(
             fx.CreateWarehouseReturn,
             lines=tuple(LineQuantity(line.order_line_id, line.quantity) for line in shipped),
             reason=policy.warehouse_reason,
             action=policy.warehouse_action,
         )
-    if shipped and policy.send_label and record.refs.source is None:
+    if shipped and policy.send_label and record.refs.source is None and not label:
         change.effect(fx.CreateLabel)
     exchange.hold(change, policy)
     change.publish("approve")

@@ -44,6 +44,9 @@ def reset(change: Change, policy: ReturnPolicy, child_id: str) -> Change:
     child = _child(parent, carried, child_id, change, policy)
     change.fire("reset_return", {"child_id": child_id}, child_id=child_id)
     change.update(child_id=child_id)
+    # The carried units stay settled by the payouts given up here: they go out again under
+    # their own keys, never under new ones.
+    completion.reopen_given_up(change)
     if parent.refs.warehouse_rma_id or change.planned(fx.CreateWarehouseReturn):
         change.effect(fx.CancelWarehouseReturn)
     kept = exchange.carried(parent, carried)
@@ -95,6 +98,7 @@ def _child(
             line,
             id=f"{renamed[line.return_line_id]}-x",
             return_line_id=renamed[line.return_line_id],
+            origin_id=line.id,
         )
         for line in exchange.carried(parent, carried)
     ]

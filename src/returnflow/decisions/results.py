@@ -12,7 +12,7 @@ from returnflow.decisions import completion, exchange, review
 from returnflow.decisions.change import Change
 from returnflow.lifecycle import effects as fx
 
-__all__ = ["NEEDS_OUTBOX", "NEEDS_WRITE_BACK", "apply_result", "escalate"]
+__all__ = ["FORWARDED", "NEEDS_OUTBOX", "NEEDS_WRITE_BACK", "apply_result", "escalate"]
 
 
 def _warehouse_return(change: Change, effect: Any, result: object) -> None:
@@ -25,6 +25,12 @@ def _label(change: Change, effect: Any, result: object) -> None:
     tracking = getattr(result, "tracking_number", None)
     url = getattr(result, "label_url", None)
     change.update(refs=attrs.evolve(change.record.refs, tracking_number=tracking, label_url=url))
+    for heir in change.heirs:  # reset before the label came: the new return ships it too
+        if heir.record.refs.tracking_number is None:
+            heir.update(
+                refs=attrs.evolve(heir.record.refs, tracking_number=tracking, label_url=url)
+            )
+            heir.note("label_created", {"tracking": tracking, "from": change.record.id})
     if change.allows("send_label"):
         change.fire("send_label", {"tracking": tracking})
         change.notify("label_sent", tracking_number=tracking, label_url=url)
@@ -54,6 +60,29 @@ def _hold(change: Change, effect: fx.HoldExchange, result: object) -> None:
     )
     change.note("exchange_held", {"hold": hold, "tag": effect.hold_tag})
     change.publish("exchange_held", hold_id=hold)
+    # Reset before the hold was confirmed: the returns it was reset into carry the same
+    # exchange lines (origin_id) and release this hold, so they learn it too.
+    item_ids = {line: platform_ids[line] for line in platform_ids}
+    for heir in change.heirs:
+        record = heir.record
+        carried = {
+            line.id: item_ids[line.origin_id]
+            for line in record.exchange_lines
+            if line.origin_id in item_ids
+        }
+        if not carried:
+            break
+        heir.update(
+            refs=attrs.evolve(record.refs, exchange_hold_id=record.refs.exchange_hold_id or hold),
+            exchange_lines=tuple(
+                attrs.evolve(line, status="held", platform_item_id=carried[line.id])
+                if line.id in carried and line.status == "pending"
+                else line
+                for line in record.exchange_lines
+            ),
+        )
+        heir.note("exchange_held", {"hold": hold, "tag": effect.hold_tag, "from": change.record.id})
+        item_ids = carried
 
 
 def _release(change: Change, effect: fx.ReleaseExchange, result: object) -> None:
@@ -78,6 +107,12 @@ def _charged(change: Change, effect: fx.ChargeBalance, result: object) -> None:
     if change.allows("pay_balance"):
         change.fire("pay_balance", {"amount": str(effect.amount)})
     change.publish("balance_charged", payment_id=payment, amount=str(effect.amount))
+    for heir in change.heirs:  # reset before the payment came: the new return was paid
+        if heir.record.balance_paid is None and heir.record.exchange_lines:
+            heir.update(balance_paid=effect.amount)
+            heir.note("balance_charged", {"payment": payment, "from": change.record.id})
+            if heir.allows("pay_balance"):
+                heir.fire("pay_balance", {"amount": str(effect.amount)})
 
 
 def _balance_refunded(change: Change, effect: fx.RefundBalance, result: object) -> None:
@@ -125,6 +160,10 @@ NEEDS_WRITE_BACK = frozenset(_WRITE_BACK)
 NEEDS_OUTBOX = frozenset({fx.IssueRefund, fx.IssueStoreCredit})
 """Effect types whose write-back reads ``change.outbox`` (to close once all money is in)."""
 
+FORWARDED = frozenset({fx.CreateLabel, fx.HoldExchange, fx.ChargeBalance})
+"""Effect types whose result a reset return hands on to the returns it was reset into
+(``change.heirs``): they carry its label, its exchange hold and its paid balance."""
+
 
 def apply_result(change: Change, effect: fx.Effect, result: object) -> None:
     """Write back what the port answered for ``effect`` that the return needs: the warehouse
@@ -137,15 +176,16 @@ def apply_result(change: Change, effect: fx.Effect, result: object) -> None:
 
 def escalate(change: Change, effect: fx.Effect, message: str) -> None:
     """An effect the return depends on failed for good: a person has to look. A payout given
-    up is undone first (the money never moved; a later close pays it again)."""
+    up keeps its units settled and is remembered (``payouts_given_up``): the next completion
+    re-opens it under its own key, since an attempt may have reached the platform."""
     reason = f"{effect.kind} failed: {message}"
     if isinstance(effect, (fx.IssueRefund, fx.IssueStoreCredit)):
-        completion.undo_payout(change, effect)
+        given_up = change.record.payouts_given_up
+        if effect.key not in given_up:
+            change.update(payouts_given_up=(*given_up, effect.key))
     if change.allows("flag"):
         review.flag(change, reason)
     elif change.allows("reopen"):
-        change.fire("reopen", {"reason": reason})
-        change.update(review_reasons=(reason,))
-        change.publish("reopen", reason=reason)
+        review.reopen(change, reason)
     else:
         change.note("effect_failed", {"effect": effect.kind, "error": message})

@@ -18,4 +18,4 @@ def reopen(change: Change, reason: str) -> None:
     """Reopen a closed return; it waits in ``needs_review`` for what comes next."""
     change.fire("reopen", {"reason": reason} if reason else None)
     change.update(review_reasons=(reason or "reopened",), completed_at=None)
-    change.publish("reopen")
+    change.publish("reopen", **({"reason": reason} if reason else {}))

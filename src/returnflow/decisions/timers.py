@@ -61,15 +61,20 @@ def release_check_due(record: ReturnRecord, outbox: Sequence[OutboxEntry]) -> bo
 
 def check_release(change: Change, policy: ReturnPolicy, status: HoldStatus) -> None:
     """The platform says the hold is ``status``: confirm the release, release it again, or
-    after :data:`RELEASE_TRIES` releases send the return to a person. Needs
+    after :data:`RELEASE_TRIES` releases send the return to a person (flagged, or reopened
+    when it was closed). Needs
     ``change.outbox`` (to count the releases sent)."""
     if status is not HoldStatus.HELD:
         change.note("exchange_release_checked", {"hold": status.value})
         change.update(release_confirmed=True)
         return
     attempt = 1 + sum(isinstance(entry.effect, fx.ReleaseExchange) for entry in change.outbox)
-    if attempt > RELEASE_TRIES and change.allows("flag"):
-        review.flag(change, f"the platform kept the exchange on hold after {attempt - 1} releases")
+    if attempt > RELEASE_TRIES and (change.allows("flag") or change.allows("reopen")):
+        reason = f"the platform kept the exchange on hold after {attempt - 1} releases"
+        if change.allows("flag"):
+            review.flag(change, reason)
+        else:  # closed: the usual case when the exchange is released on completion
+            review.reopen(change, reason)
         change.update(release_confirmed=True)  # a person takes it from here
         return
     change.effect(fx.ReleaseExchange, hold_tag=policy.hold_tag, attempt=attempt)

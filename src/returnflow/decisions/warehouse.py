@@ -43,7 +43,7 @@ def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> st
         line = record.line(item.line_id)
         assert line is not None
         total = sum(part.quantity for part in received[line.id])
-        if total > line.outstanding:
+        if total > line.outstanding:  # the line's first entry is named
             raise InvalidPayload(
                 f"lines[{index}].quantity",
                 item.quantity,

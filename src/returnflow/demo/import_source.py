@@ -54,6 +54,7 @@ def _order(number: int, rng: random.Random) -> OrderSnapshot:
         id=f"D{number:05d}",
         shop=SHOP,
         created_at=created,
+        fulfilled_at=created,
         currency="EUR",
         customer_email=f"customer{number}@example.com",
         lines=[

@@ -48,11 +48,13 @@ SHOP = "demo-shop"
 
 
 def order_1001(shop: str = SHOP, order_id: str = "1001") -> OrderSnapshot:
-    """A T-shirt, two caps and a jacket, ordered on 10 January 2026."""
+    """A T-shirt, two caps and a jacket, ordered on 10 January 2026 and shipped in one go
+    the same day."""
     return OrderSnapshot(
         id=order_id,
         shop=shop,
         created_at=datetime(2026, 1, 10, 9, 30, tzinfo=timezone.utc),
+        fulfilled_at=datetime(2026, 1, 10, 9, 30, tzinfo=timezone.utc),
         currency="EUR",
         customer_email="customer@example.com",
         lines=[

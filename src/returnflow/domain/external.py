@@ -31,6 +31,7 @@ from typing import Any
 
 import attrs
 
+from returnflow.domain._fields import coerce_enum
 from returnflow.domain.model import (
     Exchange,
     Outcome,
@@ -39,7 +40,6 @@ from returnflow.domain.model import (
     ReturnReason,
     ReturnRequest,
     StoreCredit,
-    coerce_enum,
 )
 from returnflow.errors import InvalidPayload, UnknownOutcome
 

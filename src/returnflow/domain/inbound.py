@@ -13,7 +13,8 @@ from typing import Any
 
 import attrs
 
-from returnflow.domain.model import ItemCondition, QcResult, coerce_enum
+from returnflow.domain._fields import coerce_enum
+from returnflow.domain.model import ItemCondition, QcResult
 from returnflow.errors import InvalidPayload
 
 __all__ = [

@@ -11,18 +11,23 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import attrs
 
+from returnflow.domain._fields import (
+    _check_count,
+    _check_id,
+    _check_money,
+    coerce_enum,
+)
 from returnflow.domain.money import Money
+from returnflow.domain.order import Fulfillment, OrderLine, OrderSnapshot
 from returnflow.errors import (
     CurrencyMismatch,
-    InvalidPayload,
-    InvalidQuantity,
+    InvalidAmount,
     InvalidRequest,
     UnknownOutcome,
-    ValidationError,
 )
 
 __all__ = [
@@ -30,6 +35,7 @@ __all__ = [
     "Exchange",
     "ExchangeLine",
     "ExternalRefs",
+    "Fulfillment",
     "HistoryEntry",
     "ItemCondition",
     "Keep",
@@ -45,6 +51,8 @@ __all__ = [
     "ReturnRecord",
     "ReturnRequest",
     "StoreCredit",
+    "check_amount",
+    "request_amounts",
 ]
 
 
@@ -94,59 +102,6 @@ class OutcomeKind(str, enum.Enum):
     KEEP = "keep"
 
 
-# -- small field checks -------------------------------------------------------------------
-
-
-def _nonempty(field: str, value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidRequest(field, value, "must be a non-empty string")
-
-
-def _check_id(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    _nonempty(attribute.name, value)
-
-
-def _check_optional_id(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None:
-        _nonempty(attribute.name, value)
-
-
-def _check_count(minimum: int) -> Any:
-    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidQuantity(attribute.name, value, "must be a whole number")
-        if value < minimum:
-            raise InvalidQuantity(attribute.name, value, f"must be at least {minimum}")
-
-    return check
-
-
-def _check_money(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, Money):
-        raise InvalidPayload(attribute.name, value, "must be Money")
-
-
-def _check_aware(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidPayload(attribute.name, value, "must be a timezone-aware datetime")
-
-
-_E = TypeVar("_E", bound=enum.Enum)
-
-
-def coerce_enum(enum_type: type[_E], value: object, error: type[ValidationError], field: str) -> _E:
-    """``enum_type(value)``, or ``error`` naming ``field``, the value and the allowed values."""
-    if isinstance(value, enum_type):
-        return value
-    try:
-        return enum_type(value)
-    except ValueError:
-        allowed = ", ".join(str(member.value) for member in enum_type)
-        raise error(field, value, f"must be one of: {allowed}") from None
-
-
 def _to_reason(value: object) -> ReturnReason:
     return coerce_enum(ReturnReason, value, InvalidRequest, "reason")
 
@@ -159,121 +114,8 @@ def _to_settle(value: object) -> OutcomeKind:
     return coerce_enum(OutcomeKind, value, UnknownOutcome, "settle")
 
 
-def _to_order_lines(value: Iterable[OrderLine]) -> tuple[OrderLine, ...]:
-    return tuple(value)
-
-
 def _to_request_lines(value: Iterable[RequestLine]) -> tuple[RequestLine, ...]:
     return tuple(value)
-
-
-# -- the order, as the platform reports it ------------------------------------------------
-
-
-@attrs.frozen
-class OrderLine:
-    """One line of an order: what was bought, at what price, discount and tax (line totals)."""
-
-    id: str = attrs.field(validator=_check_id)
-    sku: str = attrs.field(validator=_check_id)
-    variant_id: str = attrs.field(validator=_check_id)
-    quantity: int = attrs.field(validator=_check_count(1))
-    unit_price: Money = attrs.field(validator=_check_money)
-    discount: Money | None = None
-    tax: Money | None = None
-    title: str = ""
-    product_id: str | None = None
-    final_sale: bool = False
-
-    def __attrs_post_init__(self) -> None:
-        for name in ("discount", "tax"):
-            amount = getattr(self, name)
-            if amount is None:
-                continue
-            _check_money(self, attrs.fields(OrderLine).unit_price, amount)
-            if amount.currency != self.unit_price.currency:
-                raise CurrencyMismatch(name, amount.currency, "must match unit_price's currency")
-            if amount.is_negative:
-                raise InvalidPayload(name, amount, "must not be negative")
-        if self.unit_price.is_negative:
-            raise InvalidPayload("unit_price", self.unit_price, "must not be negative")
-        if self.net_total.is_negative:
-            raise InvalidPayload("discount", self.discount, "is more than the line's price")
-
-    @property
-    def net_total(self) -> Money:
-        """Price x quantity less the line's own discount (before any order discount)."""
-        total = self.unit_price * self.quantity
-        return total - self.discount if self.discount is not None else total
-
-    @property
-    def paid_total(self) -> Money:
-        """Net total plus tax: what the line cost before an order-level discount."""
-        return self.net_total + self.tax if self.tax is not None else self.net_total
-
-
-@attrs.frozen
-class OrderSnapshot:
-    """An order as the commerce platform reports it, with the facts return rules need."""
-
-    id: str = attrs.field(validator=_check_id)
-    shop: str = attrs.field(validator=_check_id)
-    created_at: datetime = attrs.field(validator=_check_aware)
-    currency: str
-    lines: tuple[OrderLine, ...] = attrs.field(converter=_to_order_lines)
-    customer_email: str | None = None
-    fulfilled_at: datetime | None = attrs.field(default=None, validator=_check_aware)
-    delivered_at: datetime | None = attrs.field(default=None, validator=_check_aware)
-    created_by_app: str | None = None
-    has_prepaid_subscription: bool = False
-    has_duties: bool = False
-    addresses_valid: bool = True
-    order_discount: Money | None = None
-    """A discount on the whole order, shared by the lines in proportion to their net totals."""
-
-    def __attrs_post_init__(self) -> None:
-        Money.zero(self.currency)  # validates the code
-        if not self.lines:
-            raise InvalidPayload("lines", self.lines, "an order has at least one line")
-        seen: set[str] = set()
-        for index, line in enumerate(self.lines):
-            if not isinstance(line, OrderLine):
-                raise InvalidPayload(f"lines[{index}]", line, "must be an OrderLine")
-            if line.unit_price.currency != self.currency:
-                raise CurrencyMismatch(
-                    f"lines[{index}].unit_price.currency",
-                    line.unit_price.currency,
-                    f"order currency is {self.currency}",
-                )
-            if line.id in seen:
-                raise InvalidPayload(f"lines[{index}].id", line.id, "duplicate order line id")
-            seen.add(line.id)
-        if self.order_discount is not None:
-            if not isinstance(self.order_discount, Money):
-                raise InvalidPayload("order_discount", self.order_discount, "must be Money")
-            if self.order_discount.currency != self.currency:
-                raise CurrencyMismatch(
-                    "order_discount.currency",
-                    self.order_discount.currency,
-                    f"order currency is {self.currency}",
-                )
-            net = Money.sum((line.net_total for line in self.lines), self.currency)
-            if self.order_discount.is_negative or self.order_discount > net:
-                raise InvalidPayload(
-                    "order_discount", self.order_discount, f"must be between 0 and {net}"
-                )
-
-    @property
-    def paid_total(self) -> Money:
-        """What the customer paid for the whole order (lines, less the order discount)."""
-        total = Money.sum((line.paid_total for line in self.lines), self.currency)
-        return total - self.order_discount if self.order_discount is not None else total
-
-    def line(self, line_id: str) -> OrderLine | None:
-        for line in self.lines:
-            if line.id == line_id:
-                return line
-        return None
 
 
 # -- what the customer asks for -------------------------------------------------------------
@@ -367,6 +209,40 @@ class ReturnRequest:
         for index, line in enumerate(self.lines):
             if not isinstance(line, RequestLine):
                 raise InvalidRequest(f"lines[{index}]", line, "must be a RequestLine")
+        for field, amount in request_amounts(self):
+            check_amount(field, amount)
+
+
+def request_amounts(request: ReturnRequest) -> list[tuple[str, object]]:
+    """Every amount ``request`` carries, with its field path: an exchange's ``unit_price``
+    and a store credit's ``bonus`` (``None`` where not given)."""
+    amounts: list[tuple[str, object]] = []
+    for index, line in enumerate(request.lines):
+        outcome = line.outcome
+        if isinstance(outcome, Exchange):
+            amounts.append((f"lines[{index}].outcome.unit_price", outcome.unit_price))
+        elif isinstance(outcome, StoreCredit):
+            amounts.append((f"lines[{index}].outcome.bonus", outcome.bonus))
+    return amounts
+
+
+def check_amount(field: str, value: object, *, currency: str | None = None) -> None:
+    """The one check of an amount that comes in with a request or a fact: ``None`` (not
+    given) or :class:`Money`, never a float or a bare number; never negative (zero is
+    allowed: a free replacement, no bonus); in ``currency`` (the order's) when given.
+
+    Raises :class:`~returnflow.errors.InvalidAmount` naming ``field`` and the value, or
+    :class:`~returnflow.errors.CurrencyMismatch` naming ``<field>.currency``."""
+    if value is None:
+        return
+    if not isinstance(value, Money):
+        raise InvalidAmount(
+            field, value, "must be Money (a decimal amount and a currency), not a bare number"
+        )
+    if value.is_negative:
+        raise InvalidAmount(field, value, "must not be negative")
+    if currency is not None and value.currency != currency:
+        raise CurrencyMismatch(f"{field}.currency", value.currency, f"order currency is {currency}")
 
 
 # -- the return record -----------------------------------------------------------------------
@@ -431,6 +307,8 @@ class ExchangeLine:
     sku: str | None = None
     unit_price: Money | None = None
     platform_item_id: str | None = None
+    origin_id: str | None = None
+    """The exchange line of the reset return this one was carried over from."""
 
 
 @attrs.frozen
@@ -497,6 +375,10 @@ class ReturnRecord:
     """Whether the platform was seen to honour the exchange release (seed 000)."""
     completed_at: datetime | None = None
     """When the return was last completed: its outcomes ran; it closes once paid out."""
+    payouts_given_up: tuple[str, ...] = ()
+    """Refunds and credits (effect keys) whose delivery was given up: their units stay
+    settled, and they are re-opened under their own key when the return completes again
+    (or is reset), never planned again under a new one."""
     history: tuple[HistoryEntry, ...] = ()
 
     @property

@@ -13,7 +13,7 @@ Two kinds of "no" are kept apart:
 >>> from returnflow.domain.model import OrderLine, OrderSnapshot, RequestLine, ReturnRequest
 >>> order = OrderSnapshot(
 ...     id="1001", shop="shop-a", created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
-...     currency="EUR",
+...     fulfilled_at=datetime(2026, 1, 1, tzinfo=timezone.utc), currency="EUR",
 ...     lines=[OrderLine(id="L1", sku="TEE-M", variant_id="v1", quantity=2,
 ...                      unit_price=Money("20.00", "EUR"))])
 >>> request = ReturnRequest(shop="shop-a", order_id="1001",
@@ -29,7 +29,7 @@ Two kinds of "no" are kept apart:
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -38,21 +38,25 @@ import attrs
 from returnflow.domain.model import (
     DeclineReason,
     Exchange,
+    Fulfillment,
     ItemCondition,
+    OrderLine,
     OrderSnapshot,
     OutcomeKind,
     ReturnReason,
     ReturnRequest,
-    StoreCredit,
+    check_amount,
+    request_amounts,
 )
 from returnflow.domain.money import Money
 from returnflow.domain.settlement import FeePolicy
 from returnflow.errors import (
     ConfigurationError,
-    CurrencyMismatch,
     ExchangeNotOffered,
     InvalidQuantity,
     InvalidRequest,
+    NotFulfilled,
+    NotReturnable,
     UnknownOrderLine,
 )
 
@@ -65,6 +69,7 @@ __all__ = [
     "ReturnPolicy",
     "WindowStart",
     "exchange_blockers",
+    "returnable_units",
     "validate_request",
 ]
 
@@ -191,13 +196,30 @@ class ReturnPolicy:
         delay = min(self.retry_cap_seconds, self.retry_base_seconds * 2 ** (attempt - 1))
         return timedelta(seconds=delay * (1 + 0.25 * jitter))
 
-    def window_start(self, order: OrderSnapshot) -> datetime:
-        """The start of the window; the order date stands in for a date the order lacks."""
-        if self.window_starts is WindowStart.DELIVERY and order.delivered_at is not None:
-            return order.delivered_at
-        if self.window_starts is not WindowStart.ORDER and order.fulfilled_at is not None:
-            return order.fulfilled_at
-        return order.created_at
+    def window_start(
+        self, order: OrderSnapshot, line: OrderLine | None = None, units: Sequence[int] = ()
+    ) -> datetime | None:
+        """When the window of ``units`` of ``line`` opened: the order date (``ORDER``), else
+        the earliest fulfillment (``FULFILLMENT``) or delivery (``DELIVERY``; a fulfillment
+        with no delivery date counts from its fulfillment) of those units. ``None`` when one
+        of them never shipped: no date is ever assumed for it. Without ``line``, the first
+        fulfillment of the order's first line that shipped."""
+        if self.window_starts is WindowStart.ORDER:
+            return order.created_at
+        if line is None:
+            shipped = [order.shipped_units(candidate) for candidate in order.lines]
+            units_of = next((found for found in shipped if found), None)
+            fulfillments: list[Fulfillment] = list(units_of.values()) if units_of else []
+        else:
+            shipped_units = order.shipped_units(line)
+            if any(unit not in shipped_units for unit in units):
+                return None
+            fulfillments = [shipped_units[unit] for unit in units]
+        if not fulfillments:
+            return None
+        if self.window_starts is WindowStart.DELIVERY:
+            return min(item.delivered_at or item.fulfilled_at for item in fulfillments)
+        return min(item.fulfilled_at for item in fulfillments)
 
     def assess(
         self,
@@ -206,16 +228,35 @@ class ReturnPolicy:
         *,
         now: datetime,
         value: Money | None = None,
+        units: Mapping[str, Sequence[int]] | None = None,
     ) -> Assessment:
         """Decide approve / review / decline for a request already checked by
-        :func:`validate_request`. ``value`` is what the return is worth (for the limit)."""
-        deadline = self.window_start(order) + timedelta(days=self.window_days)
-        if now > deadline:
-            return Assessment(
-                Decision.DECLINE,
-                DeclineReason.RETURN_PERIOD_ENDED,
-                (f"window of {self.window_days} days ended {deadline.date().isoformat()}",),
+        :func:`validate_request`. ``value`` is what the return is worth (for the limit);
+        ``units`` the units each order line gives back (by default those
+        :func:`returnable_units` would take): the window is counted per unit from its own
+        fulfillment (or delivery), and every unit must be within it."""
+        for line in request.lines:
+            order_line = order.line(line.order_line_id)
+            if order_line is None:
+                continue
+            taken = (
+                units[line.order_line_id]
+                if units is not None and line.order_line_id in units
+                else returnable_units(order, order_line, policy=self)[: line.quantity]
             )
+            start = self.window_start(order, order_line, taken)
+            if start is None:  # a unit that never shipped: validate_request refuses it
+                continue
+            deadline = start + timedelta(days=self.window_days)
+            if now > deadline:
+                return Assessment(
+                    Decision.DECLINE,
+                    DeclineReason.RETURN_PERIOD_ENDED,
+                    (
+                        f"window of {self.window_days} days ended {deadline.date().isoformat()}"
+                        + (f" for line {order_line.id}" if len(request.lines) > 1 else ""),
+                    ),
+                )
         final_sale = [
             line.order_line_id
             for line in request.lines
@@ -262,18 +303,50 @@ def exchange_blockers(order: OrderSnapshot, allowed_apps: frozenset[str]) -> tup
     return tuple(blockers)
 
 
+def returnable_units(
+    order: OrderSnapshot,
+    line: OrderLine,
+    held: Collection[int] = (),
+    policy: ReturnPolicy | None = None,
+) -> list[int]:
+    """The units of ``line`` that shipped and no return holds (``held``), in the order a
+    return takes them: the unit whose window opened last first (its fulfillment, or its
+    delivery when ``policy`` counts from delivery), so that a customer returning one of two
+    shipments returns the one still in its window; then by unit index."""
+    shipped = order.shipped_units(line)
+    free = [unit for unit in shipped if unit not in held]
+    by_delivery = policy is not None and policy.window_starts is WindowStart.DELIVERY
+
+    def opened(unit: int) -> float:
+        fulfillment = shipped[unit]
+        moment = (fulfillment.delivered_at if by_delivery else None) or fulfillment.fulfilled_at
+        return moment.timestamp()
+
+    return sorted(free, key=lambda unit: (-opened(unit), unit))
+
+
 def validate_request(
     order: OrderSnapshot,
     request: ReturnRequest,
-    already_returned: Mapping[str, int],
+    already_returned: Mapping[str, int] | Mapping[str, Collection[int]],
     *,
     exchange_apps: frozenset[str] = _PLATFORM_APPS,
 ) -> None:
-    """Refuse a request that cannot be taken as given; the error names field and value."""
+    """Refuse a request that cannot be taken as given; the error names field and value.
+
+    ``already_returned``: per order line, the units the order's other returns hold or
+    settled (their indices; a bare count is taken as the first units). A line gives back at
+    most its shipped units that are still free (:func:`returnable_units`): more than shipped
+    is :class:`~returnflow.errors.NotFulfilled`, more than are free
+    :class:`~returnflow.errors.InvalidQuantity`. A gift card line is
+    :class:`~returnflow.errors.NotReturnable`. Every amount the request carries must be in
+    the order's currency (:func:`~returnflow.domain.model.check_amount`)."""
     if request.shop != order.shop:
         raise InvalidRequest("shop", request.shop, f"order {order.id} belongs to another shop")
     if request.order_id != order.id:
         raise InvalidRequest("order_id", request.order_id, f"the order given is {order.id}")
+    for field, amount in request_amounts(request):
+        check_amount(field, amount, currency=order.currency)
     seen: set[str] = set()
     for index, line in enumerate(request.lines):
         path = f"lines[{index}]"
@@ -287,13 +360,26 @@ def validate_request(
                 f"{path}.order_line_id", line.order_line_id, "appears twice in the request"
             )
         seen.add(line.order_line_id)
-        left = order_line.quantity - already_returned.get(line.order_line_id, 0)
-        if line.quantity > left:
-            raise InvalidQuantity(
-                f"{path}.quantity",
-                line.quantity,
-                f"only {left} of {order_line.quantity} left to return on line {line.order_line_id}",
+        if order_line.gift_card:
+            raise NotReturnable(
+                f"{path}.order_line_id", line.order_line_id, "a gift card is not returnable"
             )
+        returned = already_returned.get(line.order_line_id, 0)
+        held = set(range(returned)) if isinstance(returned, int) else set(returned)
+        shipped = len(order.shipped_units(order_line))
+        free = len(returnable_units(order, order_line, held))
+        if line.quantity > free:
+            unshipped = order_line.quantity - shipped
+            message = (
+                f"only {free} of {order_line.quantity} left to return on line {line.order_line_id}"
+            )
+            if unshipped:
+                raise NotFulfilled(
+                    f"{path}.quantity",
+                    line.quantity,
+                    f"{message} ({unshipped} not fulfilled)",
+                )
+            raise InvalidQuantity(f"{path}.quantity", line.quantity, message)
         outcome = line.outcome
         if isinstance(outcome, Exchange):
             blockers = exchange_blockers(order, exchange_apps)
@@ -301,19 +387,3 @@ def validate_request(
                 raise ExchangeNotOffered(
                     f"{path}.outcome", "exchange", "; ".join(blockers) + ": refund or store credit"
                 )
-            if outcome.unit_price is not None and outcome.unit_price.currency != order.currency:
-                raise CurrencyMismatch(
-                    f"{path}.outcome.unit_price.currency",
-                    outcome.unit_price.currency,
-                    f"order currency is {order.currency}",
-                )
-        if (
-            isinstance(outcome, StoreCredit)
-            and outcome.bonus is not None
-            and outcome.bonus.currency != order.currency
-        ):
-            raise CurrencyMismatch(
-                f"{path}.outcome.bonus.currency",
-                outcome.bonus.currency,
-                f"order currency is {order.currency}",
-            )

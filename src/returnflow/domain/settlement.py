@@ -9,6 +9,7 @@ number of returns, gives back exactly what was paid, to the minor unit.
 >>> from returnflow.domain.model import OrderLine, OrderSnapshot
 >>> order = OrderSnapshot(
 ...     id="1", shop="s", created_at=datetime(2026, 1, 1, tzinfo=timezone.utc), currency="EUR",
+...     fulfilled_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
 ...     order_discount=Money("10.00", "EUR"),
 ...     lines=[OrderLine(id="A", sku="A", variant_id="a", quantity=3,
 ...                      unit_price=Money("20.00", "EUR")),

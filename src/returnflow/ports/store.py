@@ -51,12 +51,24 @@ class Attempt:
 class Commit:
     """An atomic write. ``records`` pairs each new record with the version it replaces
     (``0`` for a new return, whose first version is 1). ``attempts`` are recorded in the
-    same transaction; each must be of an effect still pending, or the commit conflicts."""
+    same transaction; each must be of an effect still pending, or the commit conflicts.
+    ``reopened`` names effects given up (``failed``) to deliver again under their own key:
+    each goes back to ``pending`` with no attempt counted and no back-off; one that is not
+    ``failed`` makes the commit conflict. A payout given up is re-opened this way, never
+    planned again under a new key: an attempt that did reach the platform is then answered
+    by the platform's idempotency, not paid twice.
+
+    A store also keeps the order-level ledger of units in the same commit
+    (:mod:`returnflow.domain.ledger`): a new return takes its
+    :func:`~returnflow.domain.ledger.held_units`, a return ending unsettled frees them, and
+    a unit another return holds makes the commit fail with
+    :class:`~returnflow.errors.UnitsTaken`."""
 
     records: tuple[tuple[ReturnRecord, int], ...]
     effects: tuple[Effect, ...] = ()
     inbound: InboundKey | None = None
     attempts: tuple[Attempt, ...] = ()
+    reopened: tuple[str, ...] = ()
 
 
 @attrs.frozen

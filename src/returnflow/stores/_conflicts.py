@@ -19,6 +19,10 @@ def not_pending(key: str) -> str:
     return f"effect {key} is not pending (done, given up or unknown)"
 
 
+def not_failed(key: str) -> str:
+    return f"effect {key} was not given up (pending, done or unknown): nothing to reopen"
+
+
 def moved(name: str, expected: str | None) -> str:
     was = "unset" if expected is None else repr(expected)
     return f"cursor {name!r} is no longer {was}: another writer moved it"

@@ -12,10 +12,12 @@ from datetime import datetime
 
 import attrs
 
+from returnflow.domain.ledger import UnitKey, held_units
 from returnflow.domain.model import HistoryEntry, ReturnRecord
-from returnflow.errors import ConcurrencyConflict, ReturnNotFound
+from returnflow.errors import ConcurrencyConflict, ReturnNotFound, UnitsTaken
 from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry
 from returnflow.stores._conflicts import moved as _moved
+from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
@@ -35,6 +37,8 @@ class MemoryStore:
         self._sequence = 0
         self._busy: set[tuple[str, str]] = set()  # returns that may have pending effects
         self._cursors: dict[str, str] = {}
+        # The order-level ledger: (shop, order_id, unit) -> the return holding it.
+        self._units: dict[tuple[str, str, UnitKey], str] = {}
 
     def get(self, shop: str, return_id: str) -> ReturnRecord:
         record = self._records.get((shop, return_id))
@@ -96,7 +100,26 @@ class MemoryStore:
                     raise ConcurrencyConflict(
                         f"effect {attempt.key}", 0, 1, _not_pending(attempt.key)
                     )
+            for key in commit.reopened:
+                entry = self._outbox.get(key)
+                if entry is None or entry.status != "failed":
+                    raise ConcurrencyConflict(f"effect {key}", 0, 1, _not_failed(key))
+            taken, freed = self._ledger(commit)
             # Every check passed: apply all of it.
+            for unit in freed:
+                self._units.pop(unit, None)
+            for key in commit.reopened:
+                effect = self._outbox[key].effect
+                self._outbox[key] = attrs.evolve(
+                    self._outbox[key],
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=None,
+                    claimed_until=None,
+                    claimed_by=None,
+                )
+                self._busy.add((effect.shop, effect.return_id))
+            self._units.update(taken)
             for attempt in commit.attempts:
                 self._outbox[attempt.key] = _attempted(self._outbox[attempt.key], attempt)
             for record, _ in commit.records:
@@ -108,6 +131,38 @@ class MemoryStore:
                 self._outbox[effect.key] = OutboxEntry(effect=effect, sequence=self._sequence)
                 self._by_return.setdefault((effect.shop, effect.return_id), []).append(effect.key)
                 self._busy.add((effect.shop, effect.return_id))
+
+    def _ledger(
+        self, commit: Commit
+    ) -> tuple[dict[tuple[str, str, UnitKey], str], Sequence[tuple[str, str, UnitKey]]]:
+        """The units the commit's returns take and free; :class:`UnitsTaken` when a unit is
+        held by a return the commit does not free it from."""
+        freed: set[tuple[str, str, UnitKey]] = set()
+        taken: dict[tuple[str, str, UnitKey], str] = {}
+        for record, _ in commit.records:
+            stored = self._records.get((record.shop, record.id))
+            before = held_units(stored) if stored is not None else frozenset()
+            after = held_units(record)
+            freed.update((record.shop, record.order_id, unit) for unit in before - after)
+            for unit in after - before:
+                key = (record.shop, record.order_id, unit)
+                if key in taken:  # two returns of one commit take the same unit
+                    raise UnitsTaken(record.id, record.order_id, [unit], taken[key])
+                taken[key] = record.id
+        for key, return_id in taken.items():
+            holder = self._units.get(key)
+            if holder is not None and holder != return_id and key not in freed:
+                raise UnitsTaken(return_id, key[1], [key[2]], holder)
+        return taken, sorted(freed)
+
+    def units(self, shop: str, order_id: str) -> dict[UnitKey, str]:
+        """The order's ledger: each held unit and the return holding it (for tests)."""
+        with self._lock:
+            return {
+                key[2]: return_id
+                for key, return_id in self._units.items()
+                if key[0] == shop and key[1] == order_id
+            }
 
     def seen(self, key: InboundKey) -> bool:
         return key in self._inbox

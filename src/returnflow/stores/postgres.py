@@ -42,17 +42,20 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from returnflow.domain.ledger import ENDED_UNSETTLED, held_units
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import (
     ConcurrencyConflict,
     ConfigurationError,
     ReturnNotFound,
+    UnitsTaken,
     ValidationError,
 )
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry
 from returnflow.serialization import converter
 from returnflow.stores._conflicts import moved as _moved
+from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
@@ -149,6 +152,30 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX inbox_by_return ON inbox (shop, return_id)",
     ),
     ("CREATE TABLE cursors (name text PRIMARY KEY, value text NOT NULL)",),
+    # The order-level ledger (returnflow.domain.ledger): a row per held unit; the primary
+    # key makes a second return taking the same unit fail in the commit itself.
+    (
+        """
+        CREATE TABLE order_units (
+            shop text NOT NULL,
+            order_id text NOT NULL,
+            order_line_id text NOT NULL,
+            unit bigint NOT NULL,
+            return_id text NOT NULL,
+            PRIMARY KEY (shop, order_id, order_line_id, unit)
+        )
+        """,
+        "CREATE INDEX order_units_by_return ON order_units (shop, return_id)",
+        """
+        INSERT INTO order_units (shop, order_id, order_line_id, unit, return_id)
+        SELECT r.shop, r.order_id, l.value ->> 'order_line_id', u.value::integer, r.id
+        FROM returns r,
+            jsonb_array_elements(r.body::jsonb -> 'lines') l,
+            jsonb_array_elements_text(l.value -> 'units') u
+        WHERE r.status NOT IN ('declined', 'cancelled', 'expired', 'reset')
+        ON CONFLICT DO NOTHING
+        """,
+    ),
 )
 
 # Conflicts the server reports for racing writers; the service retries them like a version.
@@ -201,6 +228,10 @@ _ATTEMPT = (
 )
 
 
+_REOPEN = (
+    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL, "
+    "claimed_until = NULL, claimed_by = NULL WHERE key = %s AND status = 'failed'"
+)
 _INSERT_RETURN = (
     "INSERT INTO returns (shop, id, order_id, status, exchange_status, version, history_len, "
     "created_at, updated_at, body) VALUES (%(shop)s, %(id)s, %(order_id)s, %(status)s, "
@@ -564,6 +595,14 @@ class PostgresStore:
         try:
             with self._write() as (db, pipeline):
                 self._apply(db, pipeline, commit, rows, effects)
+        except UnitsTaken as taken:  # name the unit and the return that holds it
+            held = self.units(commit.records[0][0].shop, taken.order_id)
+            clash = sorted(
+                unit for unit in taken.units if held.get(unit, taken.return_id) != taken.return_id
+            )
+            if not clash:
+                raise
+            raise UnitsTaken(taken.return_id, taken.order_id, clash, held[clash[0]]) from None
         except ConcurrencyConflict as conflict:
             if conflict.actual != -1 or not commit.records:
                 raise
@@ -634,6 +673,7 @@ class PostgresStore:
             entries = _history_rows(record, len(stored))
             if entries:
                 db.cursor().executemany(_INSERT_HISTORY, entries)
+        checks.extend(_write_units(db, commit))
         if commit.inbound is not None:
             key = commit.inbound
             cursor = db.execute(
@@ -663,6 +703,10 @@ class PostgresStore:
             checks.append(
                 (cursor, len(effects), ConcurrencyConflict(f"effect {clash}", 0, 1, _queued(clash)))
             )
+        for reopened in commit.reopened:
+            cursor = db.execute(_REOPEN, (reopened,))
+            conflict = ConcurrencyConflict(f"effect {reopened}", 0, 1, _not_failed(reopened))
+            checks.append((cursor, 1, conflict))
         for attempt in commit.attempts:
             cursor = db.execute(_ATTEMPT, _attempt_params(attempt))
             checks.append(
@@ -676,6 +720,16 @@ class PostgresStore:
         for cursor, touched, conflict in checks:
             if cursor.rowcount != touched:
                 raise conflict
+
+    def units(self, shop: str, order_id: str) -> dict[tuple[str, int], str]:
+        """The order's ledger: each held unit and the return holding it."""
+        with self._connection() as db:
+            rows = db.execute(
+                "SELECT order_line_id, unit, return_id FROM order_units "
+                "WHERE shop = %s AND order_id = %s",
+                (shop, order_id),
+            ).fetchall()
+        return {(line, int(unit)): holder for line, unit, holder in rows}
 
     def _stored_version(self, record: ReturnRecord) -> int:
         with self._connection() as db:
@@ -799,6 +853,35 @@ class PostgresStore:
                 )
         if cursor.rowcount != 1:
             raise ConcurrencyConflict(f"cursor {name}", 0, 1, _moved(name, expected))
+
+
+def _write_units(
+    db: _Connection, commit: Commit
+) -> list[tuple[psycopg.Cursor[Any], int, ConcurrencyConflict]]:
+    """Queue the order-level ledger's writes: a return ending unsettled frees its units
+    (first, so that a reset's new return can take them in the same commit); a new return
+    takes its units, each insert counted so that a unit another return holds fails the
+    commit with :class:`UnitsTaken`. Rows go in key order, so two racing commits wait for
+    each other instead of deadlocking. A return's units are fixed when it is opened."""
+    for record, _ in commit.records:
+        if record.status in ENDED_UNSETTLED:
+            db.execute(
+                "DELETE FROM order_units WHERE shop = %s AND return_id = %s",
+                (record.shop, record.id),
+            )
+    checks: list[tuple[psycopg.Cursor[Any], int, ConcurrencyConflict]] = []
+    for record, expected in commit.records:
+        units = sorted(held_units(record))
+        if expected or not units:
+            continue
+        cursor = db.cursor()
+        cursor.executemany(
+            "INSERT INTO order_units (shop, order_id, order_line_id, unit, return_id) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(record.shop, record.order_id, line, unit, record.id) for line, unit in units],
+        )
+        checks.append((cursor, len(units), UnitsTaken(record.id, record.order_id, units)))
+    return checks
 
 
 def _history_rows(record: ReturnRecord, stored: int) -> list[tuple[Any, ...]]:

@@ -9,7 +9,7 @@ or processes, safe. The schema is created and migrated by the store itself (tabl
 >>> import tempfile, os
 >>> store = SqliteStore(os.path.join(tempfile.mkdtemp(), "returns.db"))
 >>> store.schema_version()
-2
+3
 >>> store.close()
 """
 
@@ -28,81 +28,24 @@ from typing import Any
 
 import attrs
 
+from returnflow.domain.ledger import ENDED_UNSETTLED, held_units
 from returnflow.domain.model import HistoryEntry, ReturnRecord
-from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
+from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound, UnitsTaken
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry
 from returnflow.serialization import converter
 from returnflow.stores._conflicts import moved as _moved
+from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
+from returnflow.stores._sqlite_schema import MIGRATIONS
 
 __all__ = ["SqliteStore"]
 
-_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE returns (
-        shop TEXT NOT NULL,
-        id TEXT NOT NULL,
-        order_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        exchange_status TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        history_len INTEGER NOT NULL,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        body TEXT NOT NULL,
-        PRIMARY KEY (shop, id)
-    );
-    CREATE INDEX returns_by_order ON returns (shop, order_id);
-    CREATE INDEX returns_by_status ON returns (status);
-    CREATE INDEX returns_by_exchange ON returns (exchange_status);
-    CREATE TABLE history (
-        shop TEXT NOT NULL,
-        return_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        version INTEGER NOT NULL,
-        at TEXT NOT NULL,
-        event TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        body TEXT NOT NULL,
-        PRIMARY KEY (shop, return_id, seq)
-    );
-    CREATE TABLE outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        key TEXT NOT NULL UNIQUE,
-        shop TEXT NOT NULL,
-        return_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        body TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'pending',
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT,
-        result TEXT,
-        updated_at TEXT,
-        next_attempt_at TEXT,
-        claimed_until TEXT,
-        claimed_by TEXT
-    );
-    CREATE INDEX outbox_by_return ON outbox (shop, return_id, status, seq);
-    CREATE INDEX outbox_pending ON outbox (status, seq);
-    CREATE TABLE inbox (
-        shop TEXT NOT NULL,
-        source TEXT NOT NULL,
-        event_id TEXT NOT NULL,
-        return_id TEXT NOT NULL,
-        at TEXT NOT NULL,
-        PRIMARY KEY (shop, source, event_id)
-    );
-    CREATE INDEX inbox_by_return ON inbox (shop, return_id);
-    """,
-    """
-    CREATE TABLE cursors (
-        name TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-    """,
+_REOPEN = (
+    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL, "
+    "claimed_until = NULL, claimed_by = NULL WHERE key = ? AND status = 'failed'"
 )
 
 
@@ -209,21 +152,21 @@ class SqliteStore:
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = db.execute("SELECT version FROM schema_version").fetchone()
             current = 0 if row is None else int(row[0])
-            if current > len(_MIGRATIONS):
+            if current > len(MIGRATIONS):
                 raise ConfigurationError(
                     f"the database has schema {current}; this returnflow knows up to "
-                    f"{len(_MIGRATIONS)}",
+                    f"{len(MIGRATIONS)}",
                     field="path",
                     value=self.path,
                 )
-            for script in _MIGRATIONS[current:]:
+            for script in MIGRATIONS[current:]:
                 for statement in script.split(";"):
                     if statement.strip():
                         db.execute(statement)
             if row is None:
-                db.execute("INSERT INTO schema_version (version) VALUES (?)", (len(_MIGRATIONS),))
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (len(MIGRATIONS),))
             else:
-                db.execute("UPDATE schema_version SET version = ?", (len(_MIGRATIONS),))
+                db.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS),))
 
     def schema_version(self) -> int:
         row = self._connection().execute("SELECT version FROM schema_version").fetchone()
@@ -376,6 +319,7 @@ class SqliteStore:
                 if record.version != expected + 1:
                     raise ConcurrencyConflict(record.id, expected + 1, record.version)
                 self._write_record(db, record, known=actual, stored=0 if row is None else row[1])
+            self._write_units(db, commit)
             if commit.inbound is not None:
                 key = commit.inbound
                 try:
@@ -408,8 +352,54 @@ class SqliteStore:
                     raise ConcurrencyConflict(
                         f"effect {attempt.key}", 0, 1, _not_pending(attempt.key)
                     )
+            for reopened in commit.reopened:
+                if db.execute(_REOPEN, (reopened,)).rowcount != 1:
+                    raise ConcurrencyConflict(f"effect {reopened}", 0, 1, _not_failed(reopened))
         for record, _ in commit.records:
             self._remember(record)
+
+    @staticmethod
+    def _write_units(db: sqlite3.Connection, commit: Commit) -> None:
+        """Keep the order-level ledger: a return ending unsettled frees its units (first, so
+        that a reset's new return can take them in the same commit); a new return takes its
+        units, unless another return holds one (:class:`UnitsTaken`). A return's units are
+        fixed when it is opened."""
+        for record, _ in commit.records:
+            if record.status in ENDED_UNSETTLED:
+                db.execute(
+                    "DELETE FROM order_units WHERE shop = ? AND return_id = ?",
+                    (record.shop, record.id),
+                )
+        for record, expected in commit.records:
+            units = held_units(record)
+            if expected or not units:
+                continue
+            held = {
+                (line, unit): holder
+                for line, unit, holder in db.execute(
+                    "SELECT order_line_id, unit, return_id FROM order_units "
+                    "WHERE shop = ? AND order_id = ?",
+                    (record.shop, record.order_id),
+                )
+            }
+            clash = sorted(unit for unit in units if unit in held)
+            if clash:
+                raise UnitsTaken(record.id, record.order_id, clash, held[clash[0]])
+            db.executemany(
+                "INSERT INTO order_units (shop, order_id, order_line_id, unit, return_id) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(record.shop, record.order_id, line, unit, record.id) for line, unit in units],
+            )
+
+    def units(self, shop: str, order_id: str) -> dict[tuple[str, int], str]:
+        """The order's ledger: each held unit and the return holding it."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT order_line_id, unit, return_id FROM order_units "
+                "WHERE shop = ? AND order_id = ?",
+                (shop, order_id),
+            )
+            return {(line, int(unit)): holder for line, unit, holder in rows}
 
     def _write_record(
         self, db: sqlite3.Connection, record: ReturnRecord, *, known: int, stored: int

@@ -37,13 +37,21 @@ What the contract holds a store to:
   concurrent workers never claim an effect twice;
 * a named cursor reads back what was last written, ``None`` before; a write is a
   compare-and-set that refuses a stale ``expected`` value with ``ConcurrencyConflict`` and
-  changes nothing; names are independent; another process reads what one wrote.
+  changes nothing; names are independent; another process reads what one wrote;
+* the order-level ledger (:mod:`returnflow.domain.ledger`) is kept in the commit: a new
+  return takes its units, and a commit taking a unit another return of the order holds
+  (or settled) is refused with :class:`~returnflow.errors.UnitsTaken` and writes nothing,
+  also when the two commits race (threads, processes); a return ending unsettled frees its
+  units, and a reset's new return takes them over in the same commit;
+* a commit can re-open a given-up effect (``Commit.reopened``): it is pending again, under
+  its own key, with no attempt counted; one that is not given up conflicts.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import hashlib
 import multiprocessing
 import queue as queue_module
 import threading
@@ -67,7 +75,7 @@ from returnflow.domain.model import (
     StoreCredit,
 )
 from returnflow.domain.money import Money
-from returnflow.errors import ConcurrencyConflict, ReturnNotFound
+from returnflow.errors import ConcurrencyConflict, ReturnNotFound, UnitsTaken
 from returnflow.lifecycle.effects import Effect, Publish
 from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry, ReturnStore
 
@@ -134,12 +142,16 @@ def make_record(
     order_id: str = "1001",
     exchange_status: str = "no_exchange",
     created_at: datetime | None = None,
+    units: Mapping[str, Sequence[int]] | None = None,
 ) -> ReturnRecord:
     """A valid return record at ``version`` with ``history_len`` history entries (by default
     one per version, so that ``len(record.history) == record.version``).
 
     The record has two lines (a refund and a store credit with a bonus), so it exercises
-    money, enums, nested records and tuples when it goes through a store.
+    money, enums, nested records and tuples when it goes through a store. Its units
+    (``units``: order line id -> unit indices, for lines ``L1`` and ``L2``) are, by
+    default, unit indices no other return id gets, so that any number of records of one
+    order can be stored.
 
     >>> record = make_record("shop-a", "R1", 3)
     >>> record.version, len(record.history), record.status
@@ -151,6 +163,8 @@ def make_record(
         raise ValueError("a stored record's version is at least 1")
     created = created_at if created_at is not None else BASE_TIME
     count = version if history_len is None else history_len
+    base = 10 * int.from_bytes(hashlib.sha256(return_id.encode()).digest()[:3], "big")
+    held = {"L1": (base, base + 1), "L2": (base,), **(units or {})}
     history = tuple(
         make_history_entry(
             min(index + 1, version),
@@ -165,11 +179,11 @@ def make_record(
             order_line_id="L1",
             sku="SKU-1",
             variant_id="V-1",
-            quantity=2,
+            quantity=len(held["L1"]),
             outcome=Refund(),
             reason=ReturnReason.SIZE_TOO_SMALL,
-            unit_amounts=(Money("19.90", "EUR"), Money("19.89", "EUR")),
-            units=(0, 1),
+            unit_amounts=tuple(Money("19.90", "EUR") for _ in held["L1"]),
+            units=tuple(held["L1"]),
             declared_condition=ItemCondition.NEW,
         ),
         ReturnLine(
@@ -177,11 +191,11 @@ def make_record(
             order_line_id="L2",
             sku="SKU-2",
             variant_id="V-2",
-            quantity=1,
+            quantity=len(held["L2"]),
             outcome=StoreCredit(bonus=Money("2.00", "EUR")),
             reason=ReturnReason.UNWANTED,
-            unit_amounts=(Money("5.00", "EUR"),),
-            units=(0,),
+            unit_amounts=(Money("5.00", "EUR"),) * len(held["L2"]),
+            units=tuple(held["L2"]),
             qc_notes=("box opened", "tag missing"),
         ),
     )
@@ -331,6 +345,38 @@ def _increment_in_process(
             commit_next_version(store, shop, return_id, actor=worker) for _ in range(rounds)
         )
         results.put((worker, "ok", conflicts))
+    except BaseException:
+        results.put((worker, "error", traceback.format_exc()))
+    finally:
+        if store is not None:
+            _close(store)
+
+
+_RACE_UNITS = 20
+
+
+def _take_in_process(
+    factory: Callable[[], ReturnStore],
+    shop: str,
+    worker: str,
+    barrier: ProcessBarrier,
+    results: multiprocessing.Queue[tuple[str, str, int | str]],
+) -> None:
+    """Run in a spawned process: try to store one return per unit of a 20-unit line, each
+    unit also wanted by the other processes; report how many this one stored."""
+    store: ReturnStore | None = None
+    try:
+        store = factory()
+        barrier.wait(timeout=60)
+        stored = 0
+        for unit in range(_RACE_UNITS):
+            record = make_record(shop, f"{worker}-{unit}", order_id="O-race", units={"L1": (unit,)})
+            try:
+                store.commit(Commit(records=((record, 0),)))
+            except UnitsTaken:
+                continue
+            stored += 1
+        results.put((worker, "won" if stored else "lost", stored))
     except BaseException:
         results.put((worker, "error", traceback.format_exc()))
     finally:
@@ -1381,3 +1427,200 @@ class StoreContract(abc.ABC):
         assert len(final.history) == len(start.history) + total
         actors = [entry.actor for entry in final.history[len(start.history) :]]
         assert all(actors.count(f"p{n}") == self.PROCESS_INCREMENTS for n in range(self.PROCESSES))
+
+    # -- the order-level ledger of units ------------------------------------------------------
+
+    def _take(self, return_id: str, *units: int, order_id: str = "O-1", **changes: Any) -> Commit:
+        record = make_record(self.SHOP, return_id, order_id=order_id, units={"L1": units})
+        return Commit(records=((attrs.evolve(record, **changes), 0),))
+
+    def test_a_second_return_taking_a_held_unit_conflicts_and_writes_nothing(self) -> None:
+        store = self.open_store()
+        store.commit(self._take("R1", 0, 1))
+        clash = self._take("R2", 1, 2)
+        clash = attrs.evolve(clash, effects=(make_effect(self.SHOP, "R2", 0, order_id="O-1"),))
+        with _raises(UnitsTaken) as raised:
+            store.commit(clash)
+        taken = raised.value
+        assert isinstance(taken, ConcurrencyConflict)
+        assert ("L1", 1) in getattr(taken, "units", ())
+        with _raises(ReturnNotFound):
+            store.get(self.SHOP, "R2")
+        assert store.outbox(self.SHOP, "R2") == []
+        store.commit(self._take("R2", 2, 3))  # free units of the same order: no clash
+        store.commit(self._take("R3", 0, 1, order_id="O-2"))  # another order
+        other = make_record(self.OTHER_SHOP, "R1", order_id="O-1", units={"L1": (0, 1)})
+        store.commit(Commit(records=((other, 0),)))  # another shop's order
+
+    def test_two_returns_of_one_commit_taking_the_same_unit_conflict(self) -> None:
+        store = self.open_store()
+        first, second = self._take("R1", 0).records[0], self._take("R2", 0).records[0]
+        with _raises(UnitsTaken):
+            store.commit(Commit(records=(first, second)))
+        with _raises(ReturnNotFound):
+            store.get(self.SHOP, "R1")
+
+    def test_a_return_that_ends_unsettled_frees_its_units(self) -> None:
+        store = self.open_store()
+        for status in ("declined", "cancelled", "expired"):
+            order, first, second = f"O-{status}", f"R1-{status}", f"R2-{status}"
+            store.commit(self._take(first, 0, order_id=order))
+            held = store.get(self.SHOP, first)
+            with _raises(UnitsTaken):
+                store.commit(self._take(second, 0, order_id=order))
+            store.commit(Commit(records=((next_version(held, status=status), 1),)))
+            store.commit(self._take(second, 0, order_id=order))
+            assert store.get(self.SHOP, second).lines[0].units == (0,)
+
+    def test_a_closed_return_keeps_its_units(self) -> None:
+        store = self.open_store()
+        store.commit(self._take("R1", 0))
+        held = store.get(self.SHOP, "R1")
+        store.commit(Commit(records=((next_version(held, status="closed"), 1),)))
+        with _raises(UnitsTaken):
+            store.commit(self._take("R2", 0))
+
+    def test_a_reset_hands_its_units_to_its_new_return_in_the_same_commit(self) -> None:
+        store = self.open_store()
+        store.commit(self._take("R1", 0, 1))
+        parent = store.get(self.SHOP, "R1")
+        child = make_record(self.SHOP, "R2", order_id="O-1", units={"L1": (0,)})
+        store.commit(
+            Commit(
+                records=(
+                    (next_version(parent, status="reset", child_id="R2"), 1),
+                    (attrs.evolve(child, parent_id="R1"), 0),
+                )
+            )
+        )
+        with _raises(UnitsTaken):
+            store.commit(self._take("R3", 0))
+        store.commit(self._take("R3", 1))  # the unit the reset did not carry is free
+
+    def test_a_rejected_ledger_write_leaves_every_other_part_of_the_commit_unwritten(
+        self,
+    ) -> None:
+        store = self.open_store()
+        store.commit(self._take("R1", 0))
+        held = store.get(self.SHOP, "R1")
+        key = InboundKey(self.SHOP, "wms", "evt-1")
+        clash = Commit(
+            records=(
+                (next_version(held), 1),
+                (make_record(self.SHOP, "R2", order_id="O-1", units={"L1": (0,)}), 0),
+            ),
+            effects=(make_effect(self.SHOP, "R1", 0, order_id="O-1"),),
+            inbound=key,
+        )
+        with _raises(UnitsTaken):
+            store.commit(clash)
+        assert store.get(self.SHOP, "R1") == held
+        assert not store.seen(key)
+        assert store.outbox(self.SHOP, "R1") == []
+
+    def test_returns_racing_for_one_unit_in_threads_are_stored_once(self) -> None:
+        store = self.open_store()
+        for trial in range(5):
+            order = f"O-race-{trial}"
+            won, errors = self._race(store, order, [f"{order}-R{n}" for n in range(self.THREADS)])
+            assert errors == []
+            assert len(won) == 1, won
+            assert [r.id for r in store.list(self.SHOP, order_id=order)] == won
+
+    def _race(
+        self, store: ReturnStore, order: str, names: Sequence[str]
+    ) -> tuple[list[str], list[BaseException]]:
+        """Each of ``names`` commits a new return taking unit 0 of ``order``, all at once."""
+        barrier = threading.Barrier(len(names))
+        won: list[str] = []
+        errors: list[BaseException] = []
+
+        def work(return_id: str) -> None:
+            try:
+                barrier.wait(timeout=60)
+                store.commit(self._take(return_id, 0, order_id=order))
+                won.append(return_id)
+            except UnitsTaken:
+                pass
+            except BaseException as error:
+                errors.append(error)
+
+        with _running([threading.Thread(target=work, args=(name,)) for name in names]):
+            pass
+        return won, errors
+
+    def test_returns_racing_for_one_unit_in_processes_are_stored_once(self) -> None:
+        store = self.open_store()
+        factory = self.open_in_other_process()
+        if factory is None:
+            _skip(
+                f"{type(self).__name__}.open_in_other_process() returns None: "
+                "this store is not shared between processes"
+            )
+        context = multiprocessing.get_context("spawn")
+        barrier = context.Barrier(self.PROCESSES)
+        results: multiprocessing.Queue[tuple[str, str, int | str]] = context.Queue()
+        processes = [
+            context.Process(
+                target=_take_in_process,
+                args=(factory, self.SHOP, f"P{n}", barrier, results),
+                daemon=True,
+            )
+            for n in range(self.PROCESSES)
+        ]
+        for process in processes:
+            process.start()
+        outcomes: list[tuple[str, str, int | str]] = []
+        try:
+            for _ in processes:
+                outcomes.append(results.get(timeout=90))
+        finally:
+            for process in processes:
+                process.join(timeout=30)
+                if process.is_alive():
+                    process.terminate()
+            results.close()
+            results.join_thread()
+        errors = [detail for _, status, detail in outcomes if status == "error"]
+        assert errors == [], "\n".join(str(detail) for detail in errors)
+        won = sorted(worker for worker, status, _ in outcomes if status == "won")
+        stored = store.list(self.SHOP, order_id="O-race")
+        # every process raced for the same 20 single units, one return per unit and process
+        assert len(stored) == _RACE_UNITS, [r.id for r in stored]
+        assert sorted({unit for r in stored for unit in r.lines[0].units}) == list(
+            range(_RACE_UNITS)
+        )
+        assert sum(int(count) for _, status, count in outcomes if status == "won") == _RACE_UNITS
+        assert won
+
+    # -- re-opening a given-up effect ---------------------------------------------------------
+
+    def test_a_given_up_effect_is_reopened_under_its_own_key(self) -> None:
+        store = self.open_store()
+        record = self.seed(store, make_record(self.SHOP, "R1"), make_effect(self.SHOP, "R1", 0))
+        self.claim(store, "w1")
+        store.record_attempt("shop-a/R1/0", ok=False, at=self.NOW, error="down", give_up=True)
+        store.commit(Commit(records=((next_version(record), 1),), reopened=("shop-a/R1/0",)))
+        entry = store.outbox(self.SHOP, "R1")[0]
+        assert (entry.effect.key, entry.status, entry.attempts) == ("shop-a/R1/0", "pending", 0)
+        assert entry.next_attempt_at is None
+        assert self.claim(store, "w2") == ["shop-a/R1/0"]
+        assert len(store.outbox(self.SHOP, "R1")) == 1
+
+    def test_reopening_an_effect_that_was_not_given_up_conflicts_and_writes_nothing(
+        self,
+    ) -> None:
+        store = self.open_store()
+        record = self.seed(
+            store,
+            make_record(self.SHOP, "R1"),
+            make_effect(self.SHOP, "R1", 0),
+            make_effect(self.SHOP, "R1", 1),
+        )
+        store.record_attempt("shop-a/R1/1", ok=True, at=self.NOW)
+        for key in ("shop-a/R1/0", "shop-a/R1/1", "shop-a/R1/9"):
+            with _raises_conflict():
+                store.commit(Commit(records=((next_version(record), 1),), reopened=(key,)))
+            assert store.get(self.SHOP, "R1") == record
+        statuses = [entry.status for entry in store.outbox(self.SHOP, "R1")]
+        assert statuses == ["pending", "done"]

@@ -738,8 +738,9 @@ class ReturnsModel(RuleBasedStateMachine):
 
     def _request(self, order: OrderSnapshot, data: st.DataObject) -> None:
         claimed = self._claimed(order.id)
-        if all(claimed.get(line.id, 0) >= line.quantity for line in order.lines):
-            return
+        shipped = {line.id: len(order.shipped_units(line)) for line in order.lines}
+        if all(claimed.get(line_id, 0) >= units for line_id, units in shipped.items()):
+            return  # every unit that shipped is held already; the others are not returnable
         request = data.draw(
             return_requests(order, claimed, exchange_apps=self.policy.exchange_apps),
             label="request",

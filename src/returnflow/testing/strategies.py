@@ -44,6 +44,7 @@ from returnflow.domain.inbound import (
 )
 from returnflow.domain.model import (
     Exchange,
+    Fulfillment,
     ItemCondition,
     Keep,
     OrderLine,
@@ -71,6 +72,7 @@ from returnflow.domain.settlement import FeePolicy, Fixed, Percent
 from returnflow.errors import (
     CurrencyMismatch,
     ExchangeNotOffered,
+    InvalidAmount,
     InvalidQuantity,
     InvalidRequest,
     UnknownOrder,
@@ -130,6 +132,37 @@ def money(
 # -- orders -----------------------------------------------------------------------------------
 
 
+def _moments(
+    draw: st.DrawFn, start: datetime, now: datetime, label: str
+) -> tuple[datetime, datetime | None]:
+    """A fulfillment date between ``start`` and ``now`` (shrinking to ``start``) and,
+    half of the time, a delivery date between it and ``now``."""
+    fulfilled = start + max(now - start, timedelta(0)) * draw(st.integers(0, 4), label=label) / 8
+    delivered = None
+    if draw(st.booleans(), label=f"{label} delivered"):
+        delivered = fulfilled + max(now - fulfilled, timedelta(0)) * draw(st.integers(0, 4)) / 8
+    return fulfilled, delivered
+
+
+def _line_fulfillments(
+    draw: st.DrawFn, quantity: int, created: datetime, now: datetime, at_least: int, label: str
+) -> tuple[Fulfillment, ...]:
+    """A line's own fulfillments: ``at_least`` to ``quantity`` units shipped, in one or two
+    fulfillments in date order; the rest of the line never shipped."""
+    shipped = draw(st.integers(at_least, quantity), label=f"{label} shipped")
+    if shipped == 0:
+        return ()
+    first = draw(st.integers(1, shipped), label=f"{label} first fulfillment")
+    parts = [first, shipped - first] if first < shipped else [first]
+    made: list[Fulfillment] = []
+    start = created
+    for index, units in enumerate(parts):
+        fulfilled, delivered = _moments(draw, start, now, f"{label} fulfillment {index + 1}")
+        made.append(Fulfillment(units, fulfilled, delivered, id=f"{label}-F{index + 1}"))
+        start = fulfilled
+    return tuple(made)
+
+
 @st.composite
 def _orders(
     draw: st.DrawFn,
@@ -147,6 +180,13 @@ def _orders(
     def minor(units: int) -> Money:
         return Money.from_minor_units(units, code)
 
+    created = now - timedelta(
+        days=draw(st.integers(0, max_age_days), label="age_days"), hours=draw(st.integers(0, 23))
+    )
+    # Most orders ship in one go (the order's fulfilled_at); about one in four ships per line,
+    # in parts, some units never (the first line always ships at least one unit, so that a
+    # request can be drawn for a new order).
+    per_line = draw(_rarely(1, 4), label="fulfilled per line")
     lines: list[OrderLine] = []
     for index in range(draw(st.integers(1, max_lines), label="lines")):
         quantity = draw(st.integers(1, max_quantity))
@@ -164,18 +204,21 @@ def _orders(
                 tax=None if tax is None else minor(tax),
                 title=f"Item {index + 1}",
                 final_sale=draw(_rarely(1, 16), label="final_sale"),
+                fulfillments=(
+                    _line_fulfillments(
+                        draw, quantity, created, now, 1 if index == 0 else 0, f"L{index + 1}"
+                    )
+                    if per_line
+                    else ()
+                ),
             )
         )
     net = sum(line.net_total.minor_units for line in lines)
     order_discount = draw(st.none() | st.integers(0, net), label="order_discount")
-    created = now - timedelta(
-        days=draw(st.integers(0, max_age_days), label="age_days"), hours=draw(st.integers(0, 23))
-    )
-    fulfilled = delivered = None
-    if draw(st.booleans(), label="fulfilled"):
-        fulfilled = created + (now - created) * draw(st.integers(0, 4)) / 8
-        if draw(st.booleans(), label="delivered"):
-            delivered = fulfilled + (now - fulfilled) * draw(st.integers(0, 4)) / 8
+    fulfilled: datetime | None = None
+    delivered: datetime | None = None
+    if not per_line:
+        fulfilled, delivered = _moments(draw, created, now, "fulfilled")
     blocked: dict[str, Any] = {}
     if blockers and draw(_rarely(1, 10), label="exchange blocker"):
         blocked = draw(
@@ -218,9 +261,12 @@ def orders(
     Each line has 1 to ``max_quantity`` units, a price (0 included), an optional line
     discount up to its net price and an optional tax, and is now and then final sale; the
     order has an optional order discount up to its net total. It was placed 0 to
-    ``max_age_days`` days before ``now`` (default :data:`DEFAULT_NOW`) and may have been
-    fulfilled and delivered since. With ``blockers``, about one order in ten cannot get an
-    exchange (another app's order, duties, a subscription, a bad address).
+    ``max_age_days`` days before ``now`` (default :data:`DEFAULT_NOW`). Every order states
+    what shipped: most ship in one go (``fulfilled_at`` between the order date and ``now``,
+    perhaps a ``delivered_at``); about one in four ships per line (``OrderLine.fulfillments``):
+    in one or two parts on their own dates, some units never (those are not returnable; the
+    first line always ships at least one unit). With ``blockers``, about one order in ten
+    cannot get an exchange (another app's order, duties, a subscription, a bad address).
     ``currency`` ``None`` draws one of :func:`currencies`; ``order_id`` ``None`` draws one.
     """
     if max_lines < 1 or max_quantity < 1 or max_age_days < 0:
@@ -237,8 +283,10 @@ def orders(
 
 
 def _left(order: OrderSnapshot, already_returned: Mapping[str, int] | None) -> dict[str, int]:
+    """Per order line, its shipped units less those open returns hold: units that never
+    shipped are not returnable."""
     taken = already_returned or {}
-    return {line.id: line.quantity - taken.get(line.id, 0) for line in order.lines}
+    return {line.id: len(order.shipped_units(line)) - taken.get(line.id, 0) for line in order.lines}
 
 
 def _outcomes(order: OrderSnapshot, *, exchange: bool, keep: bool) -> st.SearchStrategy[Outcome]:
@@ -305,7 +353,7 @@ def return_requests(
     keep: bool = True,
 ) -> st.SearchStrategy[ReturnRequest]:
     """Requests that are valid for ``order``: one or more of its lines, each once, each with
-    at least one and at most the units left to return.
+    at least one and at most the units left to return (shipped, and not held by a return).
 
     ``already_returned`` maps order line ids to the units open returns already hold (what
     ``validate_request`` is given). Outcomes are refund, store credit (with or without a
@@ -344,6 +392,8 @@ _INVALID_DEFECTS = (
     "exchange_currency",
     "bonus_currency",
     "negative_bonus",
+    "negative_exchange_price",
+    "exchange_price_not_money",
     "no_lines",
     "unknown_reason",
     "unknown_order",
@@ -376,6 +426,7 @@ def _invalid_return_requests(
     line_id = draw(st.sampled_from(free or [line.id for line in order.lines]), label="line")
     other = _other_currency(order.currency)
     shop, order_id = order.shop, order.id
+    not_money = draw(st.sampled_from([12.5, 12, Decimal("12.50"), "12.50"]), label="price")
 
     def request(*lines: RequestLine, order_ref: str = order_id) -> ReturnRequest:
         return ReturnRequest(shop=shop, order_id=order_ref, lines=lines)
@@ -409,6 +460,19 @@ def _invalid_return_requests(
             return request(
                 RequestLine(order_line_id=line_id, quantity=1, outcome=StoreCredit(bonus=bonus))
             )
+        if defect in ("negative_exchange_price", "exchange_price_not_money"):
+            bad_price: Any = (
+                Money.from_minor_units(-500, order.currency)
+                if defect == "negative_exchange_price"
+                else not_money
+            )
+            return request(
+                RequestLine(
+                    order_line_id=line_id,
+                    quantity=1,
+                    outcome=Exchange(variant_id="v-new", unit_price=bad_price),
+                )
+            )
         if defect == "no_lines":
             return request()
         if defect == "unknown_reason":
@@ -427,9 +491,12 @@ def _invalid_return_requests(
         "zero_quantity": InvalidQuantity,
         "too_many": InvalidQuantity,
         "duplicate_line": InvalidRequest,
-        "exchange_currency": ExchangeNotOffered if blocked else CurrencyMismatch,
+        # every amount is checked before the lines: the currency comes first
+        "exchange_currency": CurrencyMismatch,
         "bonus_currency": CurrencyMismatch,
         "negative_bonus": InvalidRequest,
+        "negative_exchange_price": InvalidAmount,
+        "exchange_price_not_money": InvalidAmount,
         "no_lines": InvalidRequest,
         "unknown_reason": InvalidRequest,
         "unknown_order": UnknownOrder,
@@ -447,8 +514,10 @@ def invalid_return_requests(
     """Requests for ``order`` with exactly one defect, and the error it must raise.
 
     Defects: a line the order does not have (``UnknownOrderLine``), a quantity of 0 or above
-    what is left (``InvalidQuantity``), a line twice, no lines, an unknown reason, a negative
-    bonus (``InvalidRequest``), an exchange priced or a bonus in another currency
+    what is left to return, counting only shipped units (``InvalidQuantity``; above what
+    shipped, its subclass ``NotFulfilled``), a line twice, no lines, an unknown reason, a negative
+    bonus (``InvalidRequest``), an exchange priced below zero or not in ``Money``
+    (``InvalidAmount``), an exchange priced or a bonus in another currency
     (``CurrencyMismatch``), an order the platform does not have (``UnknownOrder``) and an
     exchange on an order that cannot get one (``ExchangeNotOffered``). The errors are
     returnflow's ``ValidationError`` subclasses; nothing may be stored. Draws

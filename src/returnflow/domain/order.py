@@ -1,0 +1,207 @@
+"""The order, as the commerce platform reports it: its lines, what they cost, and what of
+them shipped (fulfillments). Re-exported by :mod:`returnflow.domain.model`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import attrs
+
+from returnflow.domain._fields import (
+    _check_aware,
+    _check_count,
+    _check_id,
+    _check_money,
+    _check_optional_id,
+)
+from returnflow.domain.money import Money
+from returnflow.errors import CurrencyMismatch, InvalidPayload, InvalidQuantity
+
+__all__ = ["Fulfillment", "OrderLine", "OrderSnapshot"]
+
+
+def _to_order_lines(value: Iterable[OrderLine]) -> tuple[OrderLine, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Fulfillment:
+    """Units of one order line shipped together (Shopify's fulfillment line item): how many,
+    when they were fulfilled and, if the carrier said so, delivered. A line may ship in
+    several fulfillments on different days."""
+
+    quantity: int = attrs.field(validator=_check_count(1))
+    fulfilled_at: datetime = attrs.field(validator=_check_aware)
+    delivered_at: datetime | None = attrs.field(default=None, validator=_check_aware)
+    id: str | None = attrs.field(default=None, validator=_check_optional_id)
+
+    def __attrs_post_init__(self) -> None:
+        if self.fulfilled_at is None:
+            raise InvalidPayload("fulfilled_at", None, "must be a timezone-aware datetime")
+        if self.delivered_at is not None and self.delivered_at < self.fulfilled_at:
+            raise InvalidPayload(
+                "delivered_at", self.delivered_at, "is before the fulfillment's fulfilled_at"
+            )
+
+
+def _to_fulfillments(value: Iterable[Fulfillment]) -> tuple[Fulfillment, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class OrderLine:
+    """One line of an order: what was bought, at what price, discount and tax (line totals),
+    and what of it shipped.
+
+    ``fulfillments`` say which units shipped and when; units are counted in order (the first
+    fulfillment's units are the line's first units). A line that lists none ships with the
+    order's ``fulfilled_at``, if the order has one (an order fulfilled in one go); otherwise
+    nothing of it shipped and nothing of it can be returned. ``gift_card`` lines are never
+    returnable (Shopify's ``isGiftCard``); ``final_sale`` lines are declined by the policy.
+    """
+
+    id: str = attrs.field(validator=_check_id)
+    sku: str = attrs.field(validator=_check_id)
+    variant_id: str = attrs.field(validator=_check_id)
+    quantity: int = attrs.field(validator=_check_count(1))
+    unit_price: Money = attrs.field(validator=_check_money)
+    discount: Money | None = None
+    tax: Money | None = None
+    title: str = ""
+    product_id: str | None = None
+    final_sale: bool = False
+    gift_card: bool = False
+    fulfillments: tuple[Fulfillment, ...] = attrs.field(default=(), converter=_to_fulfillments)
+
+    def __attrs_post_init__(self) -> None:
+        for index, fulfillment in enumerate(self.fulfillments):
+            if not isinstance(fulfillment, Fulfillment):
+                raise InvalidPayload(f"fulfillments[{index}]", fulfillment, "must be a Fulfillment")
+        shipped = sum(fulfillment.quantity for fulfillment in self.fulfillments)
+        if shipped > self.quantity:
+            raise InvalidQuantity(
+                "fulfillments", shipped, f"more units fulfilled than the {self.quantity} ordered"
+            )
+        for name in ("discount", "tax"):
+            amount = getattr(self, name)
+            if amount is None:
+                continue
+            _check_money(self, attrs.fields(OrderLine).unit_price, amount)
+            if amount.currency != self.unit_price.currency:
+                raise CurrencyMismatch(name, amount.currency, "must match unit_price's currency")
+            if amount.is_negative:
+                raise InvalidPayload(name, amount, "must not be negative")
+        if self.unit_price.is_negative:
+            raise InvalidPayload("unit_price", self.unit_price, "must not be negative")
+        if self.net_total.is_negative:
+            raise InvalidPayload("discount", self.discount, "is more than the line's price")
+
+    @property
+    def net_total(self) -> Money:
+        """Price x quantity less the line's own discount (before any order discount)."""
+        total = self.unit_price * self.quantity
+        return total - self.discount if self.discount is not None else total
+
+    @property
+    def paid_total(self) -> Money:
+        """Net total plus tax: what the line cost before an order-level discount."""
+        return self.net_total + self.tax if self.tax is not None else self.net_total
+
+    @property
+    def fulfilled(self) -> int:
+        """Units fulfilled (shipped), by the line's own fulfillments."""
+        return sum(fulfillment.quantity for fulfillment in self.fulfillments)
+
+
+@attrs.frozen
+class OrderSnapshot:
+    """An order as the commerce platform reports it, with the facts return rules need."""
+
+    id: str = attrs.field(validator=_check_id)
+    shop: str = attrs.field(validator=_check_id)
+    created_at: datetime = attrs.field(validator=_check_aware)
+    currency: str
+    lines: tuple[OrderLine, ...] = attrs.field(converter=_to_order_lines)
+    customer_email: str | None = None
+    fulfilled_at: datetime | None = attrs.field(default=None, validator=_check_aware)
+    """When the whole order shipped, for an order fulfilled in one go: every line that lists
+    no fulfillments of its own shipped in full then. ``None``: only the lines' own
+    fulfillments say what shipped."""
+    delivered_at: datetime | None = attrs.field(default=None, validator=_check_aware)
+    """When that one fulfillment was delivered, if known."""
+    created_by_app: str | None = None
+    has_prepaid_subscription: bool = False
+    has_duties: bool = False
+    addresses_valid: bool = True
+    order_discount: Money | None = None
+    """A discount on the whole order, shared by the lines in proportion to their net totals."""
+
+    def __attrs_post_init__(self) -> None:
+        Money.zero(self.currency)  # validates the code
+        if (
+            self.fulfilled_at is not None
+            and self.delivered_at is not None
+            and self.delivered_at < self.fulfilled_at
+        ):
+            raise InvalidPayload("delivered_at", self.delivered_at, "is before fulfilled_at")
+        if not self.lines:
+            raise InvalidPayload("lines", self.lines, "an order has at least one line")
+        seen: set[str] = set()
+        for index, line in enumerate(self.lines):
+            if not isinstance(line, OrderLine):
+                raise InvalidPayload(f"lines[{index}]", line, "must be an OrderLine")
+            if line.unit_price.currency != self.currency:
+                raise CurrencyMismatch(
+                    f"lines[{index}].unit_price.currency",
+                    line.unit_price.currency,
+                    f"order currency is {self.currency}",
+                )
+            if line.id in seen:
+                raise InvalidPayload(f"lines[{index}].id", line.id, "duplicate order line id")
+            seen.add(line.id)
+        if self.order_discount is not None:
+            if not isinstance(self.order_discount, Money):
+                raise InvalidPayload("order_discount", self.order_discount, "must be Money")
+            if self.order_discount.currency != self.currency:
+                raise CurrencyMismatch(
+                    "order_discount.currency",
+                    self.order_discount.currency,
+                    f"order currency is {self.currency}",
+                )
+            net = Money.sum((line.net_total for line in self.lines), self.currency)
+            if self.order_discount.is_negative or self.order_discount > net:
+                raise InvalidPayload(
+                    "order_discount", self.order_discount, f"must be between 0 and {net}"
+                )
+
+    @property
+    def paid_total(self) -> Money:
+        """What the customer paid for the whole order (lines, less the order discount)."""
+        total = Money.sum((line.paid_total for line in self.lines), self.currency)
+        return total - self.order_discount if self.order_discount is not None else total
+
+    def line(self, line_id: str) -> OrderLine | None:
+        for line in self.lines:
+            if line.id == line_id:
+                return line
+        return None
+
+    def fulfillments(self, line: OrderLine) -> tuple[Fulfillment, ...]:
+        """What of ``line`` shipped: its own fulfillments, or, when it lists none and the
+        order has a ``fulfilled_at``, the whole line then; else nothing."""
+        if line.fulfillments:
+            return line.fulfillments
+        if self.fulfilled_at is not None:
+            return (Fulfillment(line.quantity, self.fulfilled_at, self.delivered_at),)
+        return ()
+
+    def shipped_units(self, line: OrderLine) -> dict[int, Fulfillment]:
+        """The line's shipped units, by index (0-based, in fulfillment order), each with the
+        fulfillment that shipped it. Units not in it never shipped."""
+        units: dict[int, Fulfillment] = {}
+        for fulfillment in self.fulfillments(line):
+            start = len(units)
+            for unit in range(start, start + fulfillment.quantity):
+                units[unit] = fulfillment
+        return units

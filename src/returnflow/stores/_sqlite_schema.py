@@ -1,0 +1,88 @@
+"""The SQLite store's schema: one script per version; the store runs those the file lacks."""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS"]
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE returns (
+        shop TEXT NOT NULL,
+        id TEXT NOT NULL,
+        order_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        exchange_status TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        history_len INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (shop, id)
+    );
+    CREATE INDEX returns_by_order ON returns (shop, order_id);
+    CREATE INDEX returns_by_status ON returns (status);
+    CREATE INDEX returns_by_exchange ON returns (exchange_status);
+    CREATE TABLE history (
+        shop TEXT NOT NULL,
+        return_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (shop, return_id, seq)
+    );
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        shop TEXT NOT NULL,
+        return_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        result TEXT,
+        updated_at TEXT,
+        next_attempt_at TEXT,
+        claimed_until TEXT,
+        claimed_by TEXT
+    );
+    CREATE INDEX outbox_by_return ON outbox (shop, return_id, status, seq);
+    CREATE INDEX outbox_pending ON outbox (status, seq);
+    CREATE TABLE inbox (
+        shop TEXT NOT NULL,
+        source TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        return_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (shop, source, event_id)
+    );
+    CREATE INDEX inbox_by_return ON inbox (shop, return_id);
+    """,
+    """
+    CREATE TABLE cursors (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+    # The order-level ledger (returnflow.domain.ledger): a row per held unit; the primary
+    # key makes a second return taking the same unit fail in the commit itself.
+    """
+    CREATE TABLE order_units (
+        shop TEXT NOT NULL,
+        order_id TEXT NOT NULL,
+        order_line_id TEXT NOT NULL,
+        unit INTEGER NOT NULL,
+        return_id TEXT NOT NULL,
+        PRIMARY KEY (shop, order_id, order_line_id, unit)
+    );
+    CREATE INDEX order_units_by_return ON order_units (shop, return_id);
+    INSERT OR IGNORE INTO order_units (shop, order_id, order_line_id, unit, return_id)
+    SELECT r.shop, r.order_id, json_extract(l.value, '$.order_line_id'), u.value, r.id
+    FROM returns r, json_each(r.body, '$.lines') l, json_each(l.value, '$.units') u
+    WHERE r.status NOT IN ('declined', 'cancelled', 'expired', 'reset')
+    ORDER BY r.created_at, r.id;
+    """,
+)
