@@ -4,10 +4,12 @@
   store), with policies drawn by :func:`~returnflow.testing.strategies.policies`, on a
   SQLite file, and with every fake failing 30 % of its calls (``max_attempts=4``). Sizes come
   from the Hypothesis profile (``tests/conftest.py``).
-* Three planted bugs each make the model fail, deterministically and within a bounded number
+* Four planted bugs each make the model fail, deterministically and within a bounded number
   of examples: a platform that refunds again on a repeated idempotency key, a store that
-  lets a stale write through (no version check), and a platform that releases an exchange
-  the moment its items are added.
+  lets a stale write through (no version check), a platform that releases an exchange
+  the moment its items are added, and a store that keeps no ledger of units in its commit
+  (the unit check done only before it, by the service), so that two requests racing for
+  one order's units both get them.
 * Defects the model led to in returnflow itself are pinned by regression tests.
 * ``returnflow.testing`` does not import Hypothesis; only the two kit modules do.
 """
@@ -29,14 +31,18 @@ from hypothesis import Phase, Verbosity, settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from returnflow import (
+    CarrierStatus,
+    CarrierUpdate,
     Completion,
     Exchange,
+    InvalidQuantity,
     MemoryStore,
     Money,
     OrderLine,
     OrderSnapshot,
     QcResult,
     ReceivedLine,
+    RefundTrigger,
     RequestLine,
     ReturnNotFound,
     ReturnPolicy,
@@ -44,6 +50,7 @@ from returnflow import (
     WarehouseFinished,
     WarehouseReceipt,
 )
+from returnflow.domain.ledger import UnitKey
 from returnflow.ports import ExchangeHold, ExchangeItem, LineQuantity, RefundReceipt
 from returnflow.ports.store import Commit
 from returnflow.stores.sqlite import SqliteStore
@@ -145,6 +152,17 @@ class NoVersionCheckStore(MemoryStore):
         super().commit(attrs.evolve(commit, records=tuple(records)))
 
 
+class LedgerOutsideTheCommit(MemoryStore):
+    """A store that keeps no order-level ledger in its commit: it never refuses a unit held
+    by another return, so the only unit check left is the service's read of the order's
+    returns before it writes (the check done outside the commit)."""
+
+    def _ledger(
+        self, commit: Commit
+    ) -> tuple[dict[tuple[str, str, UnitKey], str], Sequence[tuple[str, str, UnitKey]]]:
+        return {}, []
+
+
 class ReleasesAtOnce(FakeCommercePlatform):
     """A platform that releases exchange items the moment they are added on hold."""
 
@@ -192,6 +210,18 @@ def test_the_model_catches_a_platform_that_releases_an_exchange_at_once() -> Non
         hunt(make)
 
 
+def test_the_model_catches_a_unit_check_done_outside_the_commit() -> None:
+    def make() -> Harness:
+        return Harness(store=LedgerOutsideTheCommit())
+
+    # Another worker's request takes a unit between this request's check and its commit;
+    # with no ledger in the commit, both returns hold the unit.
+    with pytest.raises(
+        AssertionError, match=r"racing requests both took units|held by two returns"
+    ):
+        hunt(make)
+
+
 def test_the_bug_doubles_work_like_the_fakes_until_their_bug_is_hit() -> None:
     """So what fails the model above is the planted bug, not a broken double."""
     harness = Harness(ports=FakePorts(commerce=ReleasesAtOnce()), store=NoVersionCheckStore())
@@ -203,6 +233,16 @@ def test_the_bug_doubles_work_like_the_fakes_until_their_bug_is_hit() -> None:
         )
     )
     assert record.state == ("label_sent", "no_exchange")
+    # Without a ledger in the commit, a request made after another one still finds its unit
+    # taken: only a race gets past the service's check.
+    unchecked = Harness(store=LedgerOutsideTheCommit())
+    unchecked.ports.commerce.add_order(order)
+    request = ReturnRequest(
+        shop=SHOP, order_id=order.id, lines=[RequestLine(order_line_id="A", quantity=1)]
+    )
+    unchecked.service.request(request)
+    with pytest.raises(InvalidQuantity):
+        unchecked.service.request(request)
 
 
 # -- the kit's packaging ------------------------------------------------------------------------
@@ -398,3 +438,35 @@ def test_a_return_reset_before_its_hold_was_confirmed_still_releases_the_exchang
     assert [item.status for item in items] == ["unfulfilled"], service.render_timeline(
         SHOP, child.id
     )
+
+
+def test_a_unit_paid_before_qc_rejected_it_stays_taken_after_a_reset() -> None:
+    harness = Harness(policy=ReturnPolicy(refund_trigger=RefundTrigger.ON_HANDED_IN))
+    order = attrs.evolve(
+        two_line_order("O-early"), lines=[attrs.evolve(two_line_order("O").lines[0], quantity=2)]
+    )
+    harness.ports.commerce.add_order(order)
+    service = harness.service
+    request = ReturnRequest(
+        shop=SHOP, order_id=order.id, lines=[RequestLine(order_line_id="A", quantity=2)]
+    )
+    record = service.request(request)
+    service.handle(
+        CarrierUpdate(
+            shop=SHOP, return_id=record.id, event_id="c-1", status=CarrierStatus.PICKED_UP
+        )
+    )
+    harness.dispatch_due()  # both units refunded at the hand-in
+    for event_id, qc in (("w-1", QcResult.PASS), ("w-2", QcResult.FAIL)):
+        service.handle(
+            WarehouseReceipt(
+                shop=SHOP,
+                return_id=record.id,
+                event_id=event_id,
+                lines=[ReceivedLine(line_id="A", quantity=1, qc=qc)],
+            )
+        )
+    service.reset(SHOP, record.id)  # the new return carries the accepted unit only
+    assert [refund.amount for refund in harness.ports.commerce.refunds] == [Money("20.00", "EUR")]
+    with pytest.raises(InvalidQuantity):  # the rejected unit was refunded: not returnable again
+        service.request(attrs.evolve(request, lines=[RequestLine(order_line_id="A", quantity=1)]))

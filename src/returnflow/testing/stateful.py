@@ -4,8 +4,11 @@ Plug in your store and your port adapters (or keep the fakes), run the model in 
 Hypothesis drives many returns through random commands (request, approve, decline, cancel,
 flag, close, reopen, reset, expire), carrier scans, warehouse receipts with QC and
 dispositions, "Finished", timers, redelivered and reordered webhooks, port failures,
-crashes between a port call and the outbox write, and concurrent writers. After every
-step it checks:
+crashes between a port call and the outbox write, and concurrent writers: one that commits
+between another's read of a return and its write, and one whose request for units of an
+order commits between another request's check of the order's free units and its commit.
+Most requests go to orders that have returns already (some orders ship per line, in parts),
+so an order gets several returns and its units run out. After every step it checks:
 
 * versions only increase; history is append-only and a path through the chart
   (every entry's ``source -> target`` is what ``TABLE`` says its event does, or a note that
@@ -20,7 +23,18 @@ step it checks:
   delivery or receipt for ``ON_HANDED_IN``) and never for a returned unit that failed QC
   before the release was decided;
 * a closed return whose payouts are confirmed has settled every accepted unit (every unit of
-  a returnless line) exactly once.
+  a returnless line) exactly once;
+* over all returns of an order (the order-level ledger), per order line: no unit is held by
+  two returns that hold units (not in ``ENDED_UNSETTLED``); every unit held or settled
+  shipped (``OrderSnapshot.shipped_units``), so units held and settled together are at most
+  the units fulfilled; no unit is settled by two returns (a line settles the first
+  ``settled`` of its ``units``; a reset return and the one it was reset into count as one);
+  each unit is valued at what the order paid for it; and what the platform refunded and
+  credited on the order, less store-credit bonuses (paid on top), is at most what was paid
+  for the units settled;
+* of two requests racing for units of one order, each unit goes to one return: the one
+  that commits second is checked again against what is left and refused with
+  ``InvalidQuantity``, or takes units that are still free; nothing else changes.
 
 At the end of each example the ports are healed (when the system can heal them) and the
 outbox drained: nothing may stay pending, and every invariant is checked once more.
@@ -74,6 +88,7 @@ from returnflow.domain.inbound import (
     WarehouseFinished,
     WarehouseReceipt,
 )
+from returnflow.domain.ledger import ENDED_UNSETTLED, UnitKey, claimed_units, held_units
 from returnflow.domain.model import (
     DeclineReason,
     Exchange,
@@ -87,7 +102,8 @@ from returnflow.domain.model import (
 )
 from returnflow.domain.money import Money
 from returnflow.domain.policy import RefundTrigger, ReleaseTrigger, ReturnPolicy
-from returnflow.errors import InvalidPayload, InvalidTransition, PortError
+from returnflow.domain.settlement import unit_amounts
+from returnflow.errors import InvalidPayload, InvalidQuantity, InvalidTransition, PortError
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.table import TABLE
 from returnflow.ports.carrier import Carrier
@@ -282,9 +298,10 @@ EFFECT_KINDS = _effect_kinds()
 
 
 class _KitStore:
-    """The system's store, with two hooks the model arms: a crash right after a port acted
-    (before the outbox records it) and a concurrent writer that commits between a read of a
-    return and the write that follows it."""
+    """The system's store, with three hooks the model arms: a crash right after a port acted
+    (before the outbox records it), a concurrent writer that commits between a read of a
+    return and the write that follows it, and one that opens a return of an order between
+    another request's check of the order's units and the commit that takes them."""
 
     def __init__(self, inner: ReturnStore, *, crash_rate: float = 0.0, seed: int = 0) -> None:
         self.inner = inner
@@ -294,6 +311,9 @@ class _KitStore:
         self.kinds: dict[str, str] = {}
         self.crashed: set[str] = set()
         self.racer: tuple[str, Callable[[], None]] | None = None
+        # (order id, writer): runs once, just before the next commit that opens a return of
+        # that order, so that both requests were checked against the same free units
+        self.order_racer: tuple[str, Callable[[], None]] | None = None
         # every record version committed, in commit order, for the model to mark when
         # things first happened (a step may commit several versions, or crash after one)
         self.committed: list[ReturnRecord] = []
@@ -332,6 +352,13 @@ class _KitStore:
         return self.inner.list_in(shop, statuses, exchange_status=exchange_status, limit=limit)
 
     def commit(self, commit: Commit) -> None:
+        if self.order_racer is not None and any(
+            expected == 0 and record.order_id == self.order_racer[0]
+            for record, expected in commit.records
+        ):
+            run = self.order_racer[1]
+            self.order_racer = None
+            run()
         if any(attempt.ok and self._crashes(attempt.key) for attempt in commit.attempts):
             raise SimulatedCrash(f"crashed before recording {commit.attempts[0].key}")
         self.inner.commit(commit)
@@ -491,6 +518,85 @@ def _check_settled(
             assert due <= line.settled <= line.quantity, where
         else:
             assert line.settled == due, where
+
+
+def _lineage(records: Mapping[str, ReturnRecord]) -> dict[str, str]:
+    """Each return's first ancestor: a return reset into a new one and the new one settle
+    the units they share once between them (the new one carries what was settled)."""
+    roots: dict[str, str] = {}
+    for rid, record in records.items():
+        root, seen = record, {rid}
+        while root.parent_id is not None and root.parent_id in records:
+            root = records[root.parent_id]
+            if root.id in seen:
+                break
+            seen.add(root.id)
+        roots[rid] = root.id
+    return roots
+
+
+def _check_order_units(
+    order: OrderSnapshot, records: Sequence[ReturnRecord], roots: Mapping[str, str]
+) -> tuple[dict[UnitKey, Money], Money]:
+    """The order-level ledger over all returns of ``order``: no unit is held by two returns
+    that still hold units (not in ``ENDED_UNSETTLED``), every unit held or settled shipped,
+    held and settled units together are at most the shipped units of each line, and no unit
+    is settled by two returns (a line settles the first ``settled`` of its ``units``, as
+    ``settle_parts`` pays them; a reset return and the return it was reset into count as
+    one). Returns the paid amount of each settled unit and the store-credit bonuses due on
+    top of it (one per order line and chain of resets with a unit settled)."""
+    amounts = unit_amounts(order)
+    shipped = {line.id: order.shipped_units(line) for line in order.lines}
+    holders: dict[UnitKey, str] = {}
+    settlers: dict[UnitKey, tuple[str, str]] = {}
+    values: dict[UnitKey, Money] = {}
+    bonuses: dict[tuple[str, str], Money] = {}
+    for record in records:
+        what = _describe(record)
+        holds = record.status not in ENDED_UNSETTLED
+        root = roots.get(record.id, record.id)
+        for line in record.lines:
+            where = f"{what}: line {line.id} (order line {line.order_line_id})"
+            ships = shipped.get(line.order_line_id)
+            assert ships is not None, f"{where}: order {order.id} has no such line"
+            assert len(line.units) == line.quantity == len(line.unit_amounts), (
+                f"{where}: {line.quantity} units, {len(line.units)} unit indices, "
+                f"{len(line.unit_amounts)} unit amounts"
+            )
+            assert len(set(line.units)) == len(line.units), f"{where}: units {line.units}"
+            outcome = line.outcome
+            if isinstance(outcome, StoreCredit) and outcome.bonus and line.settled:
+                bonuses[(root, line.order_line_id)] = outcome.bonus
+            for index, unit in enumerate(line.units):
+                key = (line.order_line_id, unit)
+                assert unit in ships, (
+                    f"{where}: unit {unit} never shipped ({len(ships)} of the line's units did)"
+                )
+                assert line.unit_amounts[index] == amounts[line.order_line_id][unit], (
+                    f"{where}: unit {unit} valued {line.unit_amounts[index]}, the order paid "
+                    f"{amounts[line.order_line_id][unit]}"
+                )
+                if holds:
+                    holder = holders.setdefault(key, record.id)
+                    assert holder == record.id, (
+                        f"order {order.id}: unit {unit} of line {line.order_line_id} is held by "
+                        f"two returns, {holder} and {record.id}"
+                    )
+                if index < line.settled:
+                    first = settlers.setdefault(key, (root, record.id))
+                    assert first[0] == root, (
+                        f"order {order.id}: unit {unit} of line {line.order_line_id} is settled "
+                        f"by two returns, {first[1]} and {record.id}"
+                    )
+                    values[key] = line.unit_amounts[index]
+    for order_line in order.lines:
+        held = {unit for line_id, unit in holders if line_id == order_line.id}
+        settled = {unit for line_id, unit in settlers if line_id == order_line.id}
+        assert len(held | settled) <= len(shipped[order_line.id]), (
+            f"order {order.id}: line {order_line.id} has {len(held | settled)} units held or "
+            f"settled, {len(shipped[order_line.id])} shipped"
+        )
+    return values, Money.sum(bonuses.values(), order.currency)
 
 
 def _release_evidence(record: ReturnRecord, trigger: ReleaseTrigger) -> bool:
@@ -724,7 +830,8 @@ class ReturnsModel(RuleBasedStateMachine):
             assert result.status == "duplicate", f"{event.event_id} again: {result.status}"
             self._unchanged(before, f"duplicate {event.event_id}")
         else:
-            assert result.status in ("applied", "ignored"), (event.event_id, result.status)
+            handled = ("applied", "parked", "ignored")
+            assert result.status in handled, (event.event_id, result.status)
             assert self.raw.seen(key), f"{event.event_id} not marked as processed"
         self._record_handled(event)
         self.snapshots.append(result.record)
@@ -736,10 +843,41 @@ class ReturnsModel(RuleBasedStateMachine):
 
     # -- requests ------------------------------------------------------------------------------
 
+    def _left(self, order: OrderSnapshot) -> dict[str, int]:
+        """Per order line, the units that shipped and no return holds."""
+        claimed = self._claimed(order.id)
+        return {
+            line.id: len(order.shipped_units(line)) - claimed.get(line.id, 0)
+            for line in order.lines
+        }
+
+    def _order_to_return(self, data: st.DataObject) -> OrderSnapshot:
+        """Three times in four an order with returns and units left to return, if there is
+        one (so that orders get several returns, and their units run out); else a new one."""
+        with_units = [
+            oid for oid in sorted(self.orders) if any(self._left(self.orders[oid]).values())
+        ]
+        if with_units and data.draw(st.integers(0, 3), label="order with returns") > 0:
+            return self.orders[data.draw(st.sampled_from(with_units), label="order")]
+        order = data.draw(
+            orders(
+                self.shop,
+                self.config.currency,
+                self.config.max_lines,
+                now=self.clock.now(),
+                order_id=self._next("O"),
+                max_quantity=3,
+                max_age_days=self.config.max_order_age_days,
+            ),
+            label="order",
+        )
+        self.system.add_order(order)
+        self.orders[order.id] = order
+        return order
+
     def _request(self, order: OrderSnapshot, data: st.DataObject) -> None:
         claimed = self._claimed(order.id)
-        shipped = {line.id: len(order.shipped_units(line)) for line in order.lines}
-        if all(claimed.get(line_id, 0) >= units for line_id, units in shipped.items()):
+        if not any(units > 0 for units in self._left(order).values()):
             return  # every unit that shipped is held already; the others are not returnable
         request = data.draw(
             return_requests(order, claimed, exchange_apps=self.policy.exchange_apps),
@@ -763,25 +901,99 @@ class ReturnsModel(RuleBasedStateMachine):
     @precondition(lambda self: len(self.records) < self.config.max_returns)
     @rule(data=st.data())
     def request_return(self, data: st.DataObject) -> None:
-        """A customer asks to return units of a new order, or of one with returns already."""
-        if bool(self.orders) and data.draw(st.booleans(), label="order with returns"):
-            order = self.orders[data.draw(st.sampled_from(sorted(self.orders)), label="order")]
-        else:
-            order = data.draw(
-                orders(
-                    self.shop,
-                    self.config.currency,
-                    self.config.max_lines,
-                    now=self.clock.now(),
-                    order_id=self._next("O"),
-                    max_quantity=3,
-                    max_age_days=self.config.max_order_age_days,
-                ),
-                label="order",
+        """A customer asks to return units of an order with returns already (mostly), or of
+        a new one."""
+        self._request(self._order_to_return(data), data)
+
+    @precondition(
+        lambda self: self.config.races and len(self.records) + 2 <= self.config.max_returns
+    )
+    @rule(data=st.data())
+    def racing_requests(self, data: st.DataObject) -> None:
+        """Two writers open returns of one order at once: another worker's request (mostly
+        for the same lines) commits between this request's check of the free units and its
+        commit. Each unit goes to one return; the request that lost a unit is checked again
+        and refused with ``InvalidQuantity``, or takes units that are still free; nothing
+        else changes."""
+        order = self._order_to_return(data)
+        claimed = self._claimed(order.id)
+        left = self._left(order)
+        if not any(units > 0 for units in left.values()):
+            return
+        apps = self.policy.exchange_apps
+        mine = data.draw(return_requests(order, claimed, exchange_apps=apps), label="request")
+        rival_claimed = dict(claimed)
+        if data.draw(st.integers(0, 3), label="same lines") > 0:
+            wanted = {line.order_line_id for line in mine.lines}
+            for line in order.lines:  # the rival asks for units of the same lines only
+                if line.id not in wanted:
+                    rival_claimed[line.id] = claimed.get(line.id, 0) + left[line.id]
+        theirs = data.draw(
+            return_requests(order, rival_claimed, exchange_apps=apps), label="rival request"
+        )
+        before = {record.id: record for record in self.raw.list(self.shop, order_id=order.id)}
+        rival: list[ReturnRecord] = []
+        raced: list[bool] = []
+        failures: list[PortError] = []
+
+        def race() -> None:
+            raced.append(True)
+            try:
+                rival.append(self.racer.request(theirs))
+            except PortError as error:
+                failures.append(error)
+
+        refused: InvalidQuantity | None = None
+        accepted: ReturnRecord | None = None
+        crashed = False
+        self.store.order_racer = (order.id, race)
+        try:
+            accepted = self.service.request(mine)
+        except InvalidQuantity as error:
+            refused = error
+        except PortError as error:
+            failures.append(error)
+        except SimulatedCrash:
+            crashed = True
+        finally:
+            self.store.order_racer = None
+        for failure in failures:
+            assert self.faults, f"a racing request failed: {failure}"
+            assert failure.retryable, f"a racing request failed for good: {failure}"
+        if crashed:
+            self._restart()
+        self.snapshots.extend(rival)
+        if accepted is not None:
+            self.snapshots.append(accepted)
+        after = {record.id: record for record in self.raw.list(self.shop, order_id=order.id)}
+        new = {rid: record for rid, record in after.items() if rid not in before}
+        if refused is not None:
+            assert raced, f"a request valid for the order was refused: {refused}"
+            assert set(new) == {record.id for record in rival}, (
+                f"a request refused for want of units ({refused}) stored {sorted(new)}"
             )
-            self.system.add_order(order)
-            self.orders[order.id] = order
-        self._request(order, data)
+            held = claimed_units(after.values())
+            shipped = {line.id: len(order.shipped_units(line)) for line in order.lines}
+            assert any(
+                line.quantity > shipped[line.order_line_id] - len(held.get(line.order_line_id, ()))
+                for line in mine.lines
+            ), f"refused ({refused}) though every line of the request still had its units free"
+        if not crashed:
+            for rid, record in before.items():  # the order's other returns are untouched
+                assert after[rid] == record, (
+                    f"racing requests of order {order.id} changed {_describe(record)} "
+                    f"to {_describe(after[rid])}"
+                )
+        theirs_ids = {record.id for record in rival}
+        mine_ids = sorted(set(new) - theirs_ids)  # stored even when a crash hid the result
+        assert len(mine_ids) <= 1, f"racing requests of order {order.id} stored {sorted(new)}"
+        for rid in theirs_ids:
+            for mine_id in mine_ids:
+                both = held_units(after[rid]) & held_units(after[mine_id])
+                assert not both, (
+                    f"order {order.id}: racing requests both took units {sorted(both)}: "
+                    f"{rid} and {mine_id}"
+                )
 
     @precondition(lambda self: bool(self.orders))
     @rule(data=st.data())
@@ -1050,6 +1262,7 @@ class ReturnsModel(RuleBasedStateMachine):
             self._check_exchange(record)
             _check_settled(record, outboxes[rid], self.policy)
         self._check_payouts(records, outboxes)
+        self._check_orders(records)
         self._check_platform(records)
         self.records = records
         self.snapshots = []
@@ -1110,6 +1323,36 @@ class ReturnsModel(RuleBasedStateMachine):
                 if kind is fx.IssueRefund:
                     assert paid <= order.paid_total, f"{what}: the platform refunded {paid}"
                     _check_units(order, [payout.lines for payout in observed])
+
+    def _check_orders(self, records: Mapping[str, ReturnRecord]) -> None:
+        """The order-level ledger over all returns of each order (:func:`_check_order_units`)
+        and, seen from the platform, refunds and store credit (less the bonuses, which are on
+        top) of at most what was paid for the units settled."""
+        roots = _lineage(records)
+        by_order: dict[str, list[ReturnRecord]] = {}
+        for record in records.values():
+            by_order.setdefault(record.order_id, []).append(record)
+        observer = self.system.observer
+        for order_id, returns in sorted(by_order.items()):
+            order = self.orders.get(order_id)
+            if order is None:
+                continue
+            values, bonus = _check_order_units(order, returns, roots)
+            if observer is None:
+                continue
+            currency = order.currency
+            settled = Money.sum(values.values(), currency)
+            refunded = Money.sum(
+                (p.amount for p in observer.refunds(self.shop, order_id)), currency
+            )
+            credited = Money.sum(
+                (p.amount for p in observer.credits(self.shop, order_id)), currency
+            )
+            assert refunded + credited <= settled + bonus, (
+                f"order {order_id}: the platform refunded {refunded} and credited {credited} "
+                f"({bonus} of bonuses on top), {settled} was paid for the {len(values)} units "
+                "settled"
+            )
 
     def _check_platform(self, records: Mapping[str, ReturnRecord]) -> None:
         observer = self.system.observer
@@ -1191,10 +1434,11 @@ def returns_state_machine(
     ``crash_rate`` is the fraction of successful deliveries after which the process dies
     before the outbox records them (then the model also kills it on purpose after chosen
     kinds of effects; ``0`` turns crashes off); ``races`` lets a second worker commit
-    between a read and a write. Orders are in ``currency`` (``None``:
-    any; give the currency of a policy's fixed fees), at most ``max_lines`` lines each,
-    placed up to ``max_order_age_days`` before the model's clock (so that most are inside a
-    30-day window), and at most ``max_returns`` returns are opened per example.
+    between a read and a write, and race requests for the same units of an order. Orders
+    are in ``currency`` (``None``: any; give the currency of a policy's fixed fees), at most
+    ``max_lines`` lines each, placed up to ``max_order_age_days`` before the model's clock
+    (so that most are inside a 30-day window), and at most ``max_returns`` returns are
+    opened per example.
     """
     for name, rate in (("fault_rate", fault_rate), ("crash_rate", crash_rate)):
         if not 0 <= rate < 1:
