@@ -57,6 +57,7 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "receive": {"receipts": [object()]},
     "flag": {"reason": "x"},
     "reset_return": {"child_id": "C1"},
+    "release_exchange": {"covered": True},
 }
 
 ALL_STATES: list[State] = list(itertools.product(TABLE.lifecycle_states, TABLE.exchange_states))
@@ -183,6 +184,16 @@ def test_an_event_moves_only_its_own_region(state: State) -> None:
         pytest.param(("needs_review", "no_exchange"), "flag", {}, "reason", id="flag-missing"),
         pytest.param(
             ("item_received", "no_exchange"), "reset_return", {}, "child_id", id="reset_return"
+        ),
+        pytest.param(
+            ("in_transit", "on_hold"), "release_exchange", {}, "release_exchange", id="release"
+        ),
+        pytest.param(
+            ("closed", "on_hold"),
+            "release_exchange",
+            {"decided_by": ""},
+            "release_exchange",
+            id="release-nobody-decided",
         ),
     ],
 )

@@ -75,6 +75,7 @@ from returnflow.domain.policy import (
     RefundTrigger,
     ReleaseTrigger,
     ReturnPolicy,
+    ReturnToOrigin,
 )
 from returnflow.domain.settlement import FeePolicy, Percent
 from returnflow.errors import InvalidPayload, InvalidQuantity, InvalidTransition
@@ -253,6 +254,13 @@ def shipped_exchange(policy: ReturnPolicy = SMARTPACK) -> Change:
     return answered(change, only(first, fx.HoldExchange), ExchangeHold("H-1", ("P-1",)))
 
 
+def instant_released() -> Change:
+    """An instant exchange handed in, its payment authorized, so released."""
+    handed_in = applied(shipped_exchange(INSTANT), INSTANT, scan(CarrierStatus.PICKED_UP))
+    authorize = only(handed_in, fx.AuthorizePayment)
+    return answered(handed_in, authorize, PaymentReceipt("AUTH-1", authorize.amount))
+
+
 def labelled_refund(policy: ReturnPolicy = HELPDESK, quantity: int = 2) -> Change:
     """A refund of the T-shirts, approved, its warehouse return and label answered."""
     change = opened(RequestLine("L1", quantity), policy=policy)
@@ -292,10 +300,11 @@ def test_change_refuses_an_event_the_chart_does_not_allow_and_writes_nothing() -
         change.fire("close_nothing")
     assert raised.value.state == ("approved", "no_exchange")
     with pytest.raises(InvalidTransition) as raised:
-        change.fire("deliver")
+        change.fire("reopen")
     assert raised.value.allowed == (
         "cancel",
         "close",
+        "deliver",
         "expire",
         "flag",
         "hand_in",
@@ -303,6 +312,7 @@ def test_change_refuses_an_event_the_chart_does_not_allow_and_writes_nothing() -
         "receive",
         "refund",
         "require_payment",
+        "return_to_origin",
         "send_label",
     )
     assert not change.changed
@@ -560,15 +570,33 @@ def test_carrier_pick_up_puts_the_parcel_in_transit() -> None:
     assert change.history[0].payload == {"carrier_event": "scan-1"}
 
 
-def test_carrier_delivery_then_return_to_origin_sends_the_return_to_a_person() -> None:
+def test_carrier_delivery_then_return_to_origin_cancels_the_return_by_default() -> None:
     delivered = applied(labelled_refund(), HELPDESK, scan(CarrierStatus.DELIVERED))
     assert delivered.record.state == ("delivered", "no_exchange")
     assert topics(delivered) == ["returns/update"]
     rto = applied(delivered, HELPDESK, scan(CarrierStatus.RETURN_TO_ORIGIN, "scan-2"))
+    assert rto.record.state == ("cancelled", "no_exchange")
+    assert work(rto) == ["void_label", "cancel_warehouse_return"]  # and no refund
+    assert topics(rto) == ["carrier/rto", "returns/cancel"]
+    assert templates(rto) == ["return_to_origin"]
+
+
+def test_a_return_to_origin_goes_to_a_person_when_the_policy_says_review() -> None:
+    review_rto = ReturnPolicy(on_return_to_origin=ReturnToOrigin.REVIEW)
+    delivered = applied(labelled_refund(), review_rto, scan(CarrierStatus.DELIVERED))
+    rto = applied(delivered, review_rto, scan(CarrierStatus.RETURN_TO_ORIGIN, "scan-2"))
     assert rto.record.state == ("needs_review", "no_exchange")
     assert rto.record.review_reasons == ("parcel returned to origin",)
     assert topics(rto) == ["carrier/rto"]
-    assert templates(rto) == ["return_to_origin"]
+    assert work(rto) == []
+
+
+def test_a_return_to_origin_after_an_instant_release_captures_the_authorization() -> None:
+    rto = applied(instant_released(), INSTANT, scan(CarrierStatus.RETURN_TO_ORIGIN, "scan-9"))
+    assert rto.record.state == ("cancelled", "released")
+    capture = only(rto, fx.CapturePayment)
+    assert capture.amount == eur("40.00")  # the T-shirt paid 40.00 in this order
+    assert rto.record.authorization_settled is True
 
 
 def test_carrier_scan_not_allowed_now_is_ignored_with_the_reason() -> None:
@@ -588,13 +616,18 @@ def test_carrier_scan_not_allowed_now_is_ignored_with_the_reason() -> None:
         assert entry.source == entry.target == ("closed", "no_exchange")
 
 
-def test_instant_exchange_is_released_when_the_parcel_is_handed_in() -> None:
+def test_instant_exchange_is_released_once_the_payment_is_authorized() -> None:
     change = applied(shipped_exchange(INSTANT), INSTANT, scan(CarrierStatus.PICKED_UP))
-    assert change.record.state == ("in_transit", "released")
-    release = only(change, fx.ReleaseExchange)
+    assert change.record.state == ("in_transit", "on_hold")  # not before the fallback
+    authorize = only(change, fx.AuthorizePayment)
+    assert (authorize.amount, authorize.hold_tag) == (eur("40.00"), "hold-order")
+    assert events(change) == ["hand_in", "instant_exchange_authorizing"]
+    released = answered(change, authorize, PaymentReceipt("AUTH-1", authorize.amount))
+    assert released.record.state == ("in_transit", "released")
+    assert released.record.refs.payment_authorization_id == "AUTH-1"
+    release = only(released, fx.ReleaseExchange)
     assert (release.hold_tag, release.attempt) == ("hold-order", 1)
-    assert events(change) == ["hand_in", "release_exchange"]
-    assert change.history[1].payload == {"why": "instant exchange: parcel handed in"}
+    assert events(released)[-1] == "release_exchange"
 
 
 def test_exchange_released_on_close_is_not_released_on_hand_in() -> None:
@@ -873,7 +906,7 @@ def test_close_by_hand_from_review_settles_what_is_left() -> None:
     )
     flagged = applied(received, SMARTPACK, finished())  # short: needs_review
     change = then(flagged, actor="agent")
-    completion.close_by_hand(change, SMARTPACK)
+    completion.close_by_hand(change, SMARTPACK, unreceived="nothing")
     assert change.record.state == ("refunded", "no_exchange")
     assert only(change, fx.IssueRefund).amount == eur("40.00")
     assert change.record.lines[0].settled == 1
@@ -895,12 +928,24 @@ def test_completion_cancels_an_exchange_whose_item_failed_qc() -> None:
     assert change.record.lines[0].settled == 0
 
 
-def test_qc_fail_after_an_instant_release_goes_to_a_person() -> None:
-    released = applied(shipped_exchange(INSTANT), INSTANT, scan(CarrierStatus.PICKED_UP))
+def test_qc_fail_after_an_instant_release_captures_the_authorization() -> None:
     received = applied(
-        released, INSTANT, receipt(ReceivedLine(line_id="L1", quantity=1, qc=QcResult.FAIL))
+        instant_released(),
+        INSTANT,
+        receipt(ReceivedLine(line_id="L1", quantity=1, qc=QcResult.FAIL)),
     )
     change = applied(received, INSTANT, finished())
+    assert change.record.state == ("closed", "released")
+    assert only(change, fx.CapturePayment).amount == eur("40.00")
+    assert change.record.authorization_settled is True
+
+
+def test_qc_fail_after_a_release_without_an_authorization_goes_to_a_person() -> None:
+    released = then(moved(shipped_exchange(), "in_transit", "released"))
+    received = applied(
+        released, SMARTPACK, receipt(ReceivedLine(line_id="L1", quantity=1, qc=QcResult.FAIL))
+    )
+    change = applied(received, SMARTPACK, finished())
     assert change.record.state == ("needs_review", "released")
     assert change.record.review_reasons == (
         "QC failed on an exchanged item after the exchange was released",
@@ -951,10 +996,14 @@ def test_hold_plans_nothing_without_pending_exchange_lines() -> None:
 
 def test_release_and_cancel_plan_their_effects_and_move_the_exchange() -> None:
     held = shipped_exchange()
+    refused = then(held)
+    with pytest.raises(InvalidPayload, match="covering it"):
+        exchange.release(refused, SMARTPACK, why="nothing to go on")
     released = then(held)
-    exchange.release(released, SMARTPACK, why="agent")
+    exchange.release(released, SMARTPACK, why="agent", decided_by="agent:bo")
     assert released.record.state == ("label_sent", "released")
     assert kinds(released) == ["release_exchange"]
+    assert released.history[-1].payload == {"why": "agent", "decided_by": "agent:bo"}
     cancelled = then(held)
     exchange.cancel(cancelled, why="changed mind")
     assert cancelled.record.state == ("label_sent", "exchange_cancelled")
@@ -1268,7 +1317,7 @@ def test_check_release_releases_again_with_the_attempt_number() -> None:
 
 
 def test_check_release_sends_an_instant_exchange_to_a_person_after_release_tries() -> None:
-    in_transit = applied(shipped_exchange(INSTANT), INSTANT, scan(CarrierStatus.PICKED_UP))
+    in_transit = instant_released()
     outbox = queued(
         *(attrs.evolve(only(in_transit, fx.ReleaseExchange), attempt=n + 1) for n in range(3)),
         status="done",
@@ -1541,7 +1590,7 @@ def test_decisions_import_no_store_service_or_io_module() -> None:
     data_only = {
         "returnflow.ports.store": {"OutboxEntry"},
         "returnflow.ports.commerce": {"LineQuantity", "ExchangeItem", "HoldStatus"},
-        "returnflow.errors": {"InvalidPayload", "InvalidTransition"},
+        "returnflow.errors": {"InvalidPayload", "InvalidTransition", "ReturnflowError"},
     }
     stdlib = {"__future__", "collections.abc", "datetime", "typing", "attrs", "statemachine"}
     for path in sorted(_DECISIONS.glob("*.py")):

@@ -76,12 +76,13 @@ def test_a_receipt_for_a_closed_return_is_recorded_not_applied() -> None:
     assert [line.received for line in result.record.lines] == [1]
 
 
-def test_warehouse_finished_before_any_receipt_is_recorded_and_ignored() -> None:
+def test_warehouse_finished_before_any_receipt_is_parked_until_it_can_apply() -> None:
     harness, return_id = opened()
     result = harness.service.handle(WarehouseFinished(shop=SHOP, return_id=return_id, event_id="f"))
-    assert result.status == "ignored"
+    assert result.status == "parked"
     assert result.record.status == "label_sent"
-    assert result.reason == "warehouse finished while label_sent"
+    assert result.reason == "finished while label_sent"
+    assert [parked.event_id for parked in result.record.parked] == ["f"]
 
 
 def test_a_carrier_rto_after_receipt_is_ignored() -> None:

@@ -221,7 +221,7 @@ def test_seed004_an_asn_closed_short_flags_the_return_for_a_person() -> None:
     # A second close of the ASN changes nothing; a person takes the action.
     close_asn(harness, return_id)  # same event id: a duplicate
     assert harness.service.get(SHOP, return_id).version == record.version
-    closed = harness.service.close(SHOP, return_id, actor="agent:xoro")
+    closed = harness.service.close(SHOP, return_id, actor="agent:xoro", unreceived="nothing")
     assert closed.status == "closed"
     assert documents(closed) == ["refunded_credit_memo 100.00 EUR, credit_memo 11.90 EUR"]
     assert_history_follows_table(closed)

@@ -39,6 +39,7 @@ from returnflow import (
     Money,
     OrderLine,
     OrderSnapshot,
+    PortError,
     QcResult,
     ReceivedLine,
     ReleaseTrigger,
@@ -47,6 +48,7 @@ from returnflow import (
     ReturnReason,
     ReturnRecord,
     ReturnRequest,
+    ReturnToOrigin,
     ShopifyReturnStatus,
     WarehouseFinished,
     WarehouseReceipt,
@@ -319,7 +321,9 @@ def test_seed000_exchange_held_until_the_warehouse_finishes(order: OrderSnapshot
     assert_history_follows_table(final)
 
 
-def test_seed000_finished_before_anything_arrived_is_ignored(order: OrderSnapshot) -> None:
+def test_seed000_finished_before_anything_arrived_waits_for_the_receipt(
+    order: OrderSnapshot,
+) -> None:
     harness = make_harness(order, SMARTPACK)
     ret = open_return(harness, exchange("L1", "tee-l"))
     before = harness.service.get(SHOP, ret.id)
@@ -328,15 +332,24 @@ def test_seed000_finished_before_anything_arrived_is_ignored(order: OrderSnapsho
 
     result = finish(harness, ret.id, "sp-fin-early")
 
-    assert result.status == "ignored"
-    assert result.reason == "warehouse finished while label_sent"
+    assert result.status == "parked"
+    assert result.reason == "finished while label_sent"
     assert result.record.state == ("label_sent", "on_hold")
     [note] = result.record.history[len(before.history) :]
-    assert (note.event, note.source, note.target) == ("ignored", before.state, before.state)
+    assert (note.event, note.source, note.target) == ("parked", before.state, before.state)
     assert harness.ports.commerce.tags(SHOP, ORDER_ID) == {"hold-order"}
     assert platform_lines(harness) == [("tee-l", "on_hold")]
     assert harness.ports.events.topics_for(ret.id) == topics
     assert_history_follows_table(result.record)
+    # the Finished re-sent is a duplicate; the receipt makes the parked one apply at once
+    assert finish(harness, ret.id, "sp-fin-early").status == "duplicate"
+    line_id = ret.lines[0].id
+    done = receive(harness, ret.id, "sp-rcv", ReceivedLine(line_id=line_id, quantity=1))
+    assert done.status == "applied"
+    assert done.record.state == ("closed", "released")
+    assert done.record.parked == ()
+    assert platform_lines(harness) == [("tee-l", "unfulfilled")]
+    assert_history_follows_table(done.record)
 
 
 def test_seed000_instant_exchange_releases_when_handed_in(order: OrderSnapshot) -> None:
@@ -354,10 +367,16 @@ def test_seed000_instant_exchange_releases_when_handed_in(order: OrderSnapshot) 
     assert [line.received for line in record.lines] == [0]
     assert commerce.tags(SHOP, ORDER_ID) == set()
     assert platform_lines(harness) == [("tee-l", "unfulfilled")]
-    assert harness.ports.events.topics_for(ret.id)[-2:] == [
+    # on a payment to fall back on: authorized first, released once it was
+    assert harness.ports.events.topics_for(ret.id)[-3:] == [
         "carrier/picked_up",
+        "payments/authorize",
         "exchanges/release",
     ]
+    assert [(p.kind, p.amount) for p in harness.ports.payments.payments] == [
+        ("authorization", Money("25.00", "EUR"))
+    ]
+    assert record.payment_authorized == Money("25.00", "EUR")
 
     assert receive(
         harness, ret.id, "sp-rcv-1", ReceivedLine(line_id="L1", quantity=1)
@@ -367,7 +386,12 @@ def test_seed000_instant_exchange_releases_when_handed_in(order: OrderSnapshot) 
     )
     assert finish(harness, ret.id, "sp-fin-1").record.state == ("closed", "released")
     assert len(commerce.calls_to("release_exchange")) == 1
-    assert harness.ports.events.topics_for(ret.id)[-2:] == ["returns/update", "returns/close"]
+    # the units came back accepted: the authorization is let go
+    assert harness.ports.events.topics_for(ret.id)[-3:] == [
+        "returns/update",
+        "returns/close",
+        "payments/void",
+    ]
     assert_history_follows_table(harness.service.get(SHOP, ret.id))
 
 
@@ -411,6 +435,7 @@ def test_seed000_release_the_platform_did_not_honour_is_retried(order: OrderSnap
         "returns/update",
         "exchanges/hold",
         "carrier/picked_up",
+        "payments/authorize",
         "exchanges/release",  # once: the retry is not news to the helpdesk
     ]
     assert_history_follows_table(checked)
@@ -563,34 +588,54 @@ def _instant_exchange_with_failed_qc(harness: Harness) -> ReturnRecord:
     return ret
 
 
-def test_seed000_qc_failure_after_an_instant_release_needs_review(order: OrderSnapshot) -> None:
+def test_seed000_qc_failure_after_an_instant_release_captures_the_authorization(
+    order: OrderSnapshot,
+) -> None:
     harness = make_harness(order, INSTANT)
     ret = _instant_exchange_with_failed_qc(harness)
 
     result = finish(harness, ret.id, "sp-fin-1")
 
+    # The new T-shirt shipped and the old one failed QC: the customer pays for it through
+    # the authorization; the accepted jacket is refunded; nobody has to step in.
     assert result.status == "applied"
-    assert result.record.state == ("needs_review", "released")
-    assert result.record.review_reasons == (
-        "QC failed on an exchanged item after the exchange was released",
-    )
+    assert result.record.state == ("closed", "released")
     assert platform_lines(harness) == [("tee-l", "unfulfilled")]  # already shipped
-    assert refunds(harness) == []
-    assert "returns/close" not in harness.ports.events.topics_for(ret.id)
+    assert [(p.kind, p.amount) for p in harness.ports.payments.payments] == [
+        ("authorization", Money("25.00", "EUR")),
+        ("capture", Money("25.00", "EUR")),
+    ]
+    assert refunds(harness) == [(Decimal("100.00"), "EUR", (LineQuantity("L3", 1),))]
+    assert result.record.authorization_settled is True
     assert_history_follows_table(result.record)
 
 
-def test_seed000_agent_close_after_the_qc_flag_refunds_the_accepted_items(
+def test_seed000_an_instant_exchange_whose_units_pass_qc_voids_the_authorization(
     order: OrderSnapshot,
 ) -> None:
     harness = make_harness(order, INSTANT)
-    ret = _instant_exchange_with_failed_qc(harness)
-    finish(harness, ret.id, "sp-fin-1")
+    ret = open_return(harness, exchange("L1", "tee-l"))
+    scan(harness, ret.id, "gls-1")
+    receive(harness, ret.id, "sp-rcv-1", ReceivedLine(line_id="L1", quantity=1))
+    result = finish(harness, ret.id, "sp-fin-1")
+    assert result.record.state == ("closed", "released")
+    assert [p.kind for p in harness.ports.payments.payments] == ["authorization", "void"]
+    assert refunds(harness) == []
 
-    closed = harness.service.close(SHOP, ret.id, actor="agent:bo")
 
-    assert refunds(harness) == [(Decimal("100.00"), "EUR", (LineQuantity("L3", 1),))]
-    assert closed.state == ("closed", "released")
+def test_seed000_an_instant_exchange_whose_authorization_is_refused_stays_on_hold(
+    order: OrderSnapshot,
+) -> None:
+    harness = make_harness(order, INSTANT)
+    declined = PortError("payments", "authorize", "card declined", retryable=False)
+    harness.ports.payments.fail("authorize", error=declined)
+    ret = open_return(harness, exchange("L1", "tee-l"))
+    scan(harness, ret.id, "gls-1")
+    record = harness.service.get(SHOP, ret.id)
+    # nothing to fall back on: the new item is not shipped, a person looks
+    assert record.state == ("needs_review", "on_hold")
+    assert platform_lines(harness) == [("tee-l", "on_hold")]
+    assert "authorize_payment failed" in record.review_reasons[-1]
 
 
 def test_seed000_reset_keeps_the_carried_exchange_on_hold(order: OrderSnapshot) -> None:
@@ -874,8 +919,26 @@ def test_seed001_window_counted_from_the_date_the_policy_names(
 # -- seed 002: Increff x Clickpost ---------------------------------------------------------
 
 
-def test_seed002_carrier_notifications_become_events(order: OrderSnapshot) -> None:
+def test_seed002_a_parcel_sent_back_cancels_the_return_by_default(order: OrderSnapshot) -> None:
     harness = make_harness(order, HELPDESK)
+    ret = open_return(harness, exchange("L1", "tee-l"))
+    scan(harness, ret.id, "cp-1", CarrierStatus.PICKED_UP, source="clickpost")
+    rto = scan(harness, ret.id, "cp-2", CarrierStatus.RETURN_TO_ORIGIN, source="clickpost")
+    assert rto.record.state == ("cancelled", "exchange_cancelled")
+    assert platform_lines(harness) == [("tee-l", "cancelled")]  # it never ships
+    assert refunds(harness) == []
+    assert [label.status for label in harness.ports.carrier.labels] == ["void"]
+    assert [r.status for r in harness.ports.warehouse.returns] == ["cancelled"]
+    assert (
+        harness.service.request(
+            ReturnRequest(shop=SHOP, order_id=ORDER_ID, lines=[exchange("L1", "tee-l")])
+        ).status
+        != "declined"
+    )  # the units are the customer's again: returnable once more
+
+
+def test_seed002_carrier_notifications_become_events(order: OrderSnapshot) -> None:
+    harness = make_harness(order, ReturnPolicy(on_return_to_origin=ReturnToOrigin.REVIEW))
     events = harness.ports.events
     ret = open_return(harness, RequestLine(order_line_id="L3", quantity=1))
 

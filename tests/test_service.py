@@ -669,7 +669,7 @@ def test_close_settles_accepted_units_once_and_reopen_never_refunds_twice() -> N
     assert short.record.state == ("needs_review", "no_exchange")
     assert short.record.review_reasons == ("warehouse finished a short receipt: L2: 1/2",)
 
-    closed = harness.service.close(SHOP, record.id, actor="agent:maria")
+    closed = harness.service.close(SHOP, record.id, actor="agent:maria", unreceived="nothing")
 
     assert closed.state == ("closed", "no_exchange")
     refunds = harness.ports.commerce.refunds
@@ -685,7 +685,7 @@ def test_close_settles_accepted_units_once_and_reopen_never_refunds_twice() -> N
     assert reopened.review_reasons == ("customer called",)
     assert harness.ports.events.topics_for(record.id)[-1] == "returns/reopen"
 
-    again = harness.service.close(SHOP, record.id, actor="agent:maria")
+    again = harness.service.close(SHOP, record.id, actor="agent:maria", unreceived="nothing")
 
     assert again.state == ("closed", "no_exchange")
     assert harness.ports.commerce.refunds == refunds

@@ -15,7 +15,8 @@ Each body is the event in the shape :func:`returnflow.serialization.unstructure`
    field and the value when the event is wrong); nothing is stored;
 3. hands the event to :meth:`ReturnsService.handle`, which commits the new state, the
    effects to run and the event's id in one transaction, and answers 200 with ``applied``,
-   ``duplicate`` (the same source and event id came before: nothing changes) or ``ignored``.
+   ``parked`` (early: applied once the return can use it), ``duplicate`` (the same source
+   and event id came before: nothing changes) or ``ignored``.
 
 A :class:`Worker` thread then delivers the effects (``dispatch_pending``) and runs the timers
 (``tick``); it is woken when an event was applied. The service does not deliver effects

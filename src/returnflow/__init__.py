@@ -49,6 +49,7 @@ from returnflow.domain.policy import (
     RefundTrigger,
     ReleaseTrigger,
     ReturnPolicy,
+    ReturnToOrigin,
     WindowStart,
 )
 from returnflow.domain.settlement import (
@@ -174,6 +175,7 @@ __all__ = [
     "ReturnReason",
     "ReturnRecord",
     "ReturnRequest",
+    "ReturnToOrigin",
     "ReturnflowError",
     "ReturnsService",
     "Settlement",

@@ -80,6 +80,7 @@ def run(
     attempt: Attempt | None = None,
     opened: Callable[[_V], Sequence[Change]] | None = None,
     heirs: bool = False,
+    after: Callable[[Change], None] | None = None,
 ) -> Written[_V]:
     """Load the return, let ``decide`` change it, commit with the version check; load and
     decide again on a conflict.
@@ -91,6 +92,9 @@ def run(
     return is returned as stored. ``opened``: the new returns the decision opened (a reset's
     child), committed with it at version 1. ``heirs``: when the return was reset, load the
     returns it was reset into (``change.heirs``) and commit those the decision changed.
+    ``after``: run on the change (and on each heir) once ``decide`` is done, when the
+    decision changed it: the parked facts the return can use now
+    (:func:`returnflow.decisions.facts.drain`).
 
     Raises what ``decide`` raises (nothing is written then), and
     :class:`~returnflow.errors.ConcurrencyConflict` after :data:`CONFLICT_RETRIES` conflicts.
@@ -109,6 +113,10 @@ def run(
         if heirs:
             change.heirs = _heirs(store, record, change.now, actor)
         value = decide(change)
+        if after is not None:
+            for changed in (change, *change.heirs):
+                if changed.changed:
+                    after(changed)
         new = [
             *(opened(value) if opened is not None else ()),
             *(heir for heir in change.heirs if heir.changed),

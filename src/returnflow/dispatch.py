@@ -333,6 +333,31 @@ def _refund_balance(d: Dispatcher, effect: fx.RefundBalance, record: ReturnRecor
     )
 
 
+def _authorize_payment(d: Dispatcher, effect: fx.AuthorizePayment, record: ReturnRecord) -> object:
+    return d.payments.authorize(
+        effect.shop, effect.return_id, effect.amount, idempotency_key=effect.key
+    )
+
+
+def _capture_payment(d: Dispatcher, effect: fx.CapturePayment, record: ReturnRecord) -> object:
+    authorization = _required(
+        record.refs.payment_authorization_id, "payment_authorization_id", effect
+    )
+    return d.payments.capture(
+        effect.shop, effect.return_id, authorization, effect.amount, idempotency_key=effect.key
+    )
+
+
+def _void_authorization(
+    d: Dispatcher, effect: fx.VoidAuthorization, record: ReturnRecord
+) -> object:
+    authorization = _required(
+        record.refs.payment_authorization_id, "payment_authorization_id", effect
+    )
+    d.payments.void(effect.shop, effect.return_id, authorization, idempotency_key=effect.key)
+    return None
+
+
 HANDLERS: Mapping[type[fx.Effect], Handler] = {
     fx.Publish: _publish,
     fx.Notify: _notify,
@@ -348,5 +373,8 @@ HANDLERS: Mapping[type[fx.Effect], Handler] = {
     fx.Restock: _restock,
     fx.ChargeBalance: _charge_balance,
     fx.RefundBalance: _refund_balance,
+    fx.AuthorizePayment: _authorize_payment,
+    fx.CapturePayment: _capture_payment,
+    fx.VoidAuthorization: _void_authorization,
 }
 """The handler of each effect type: which port it calls, with what."""

@@ -28,10 +28,9 @@ from returnflow import timeline as timelines
 from returnflow._shared import Shared
 from returnflow.decisions import (
     cancellation,
-    carrier,
     completion,
+    facts,
     review,
-    warehouse,
 )
 from returnflow.decisions import (
     request as requests,
@@ -105,18 +104,16 @@ def _new_id() -> str:
 
 @attrs.frozen
 class HandleResult:
-    """What became of an inbound event: ``applied``, ``duplicate`` or ``ignored``."""
+    """What became of an inbound event: ``applied``, ``parked`` (the return cannot use it
+    yet; it is applied when it can), ``duplicate`` or ``ignored`` (it never will; ``reason``
+    says why)."""
 
     status: str
     record: ReturnRecord
     reason: str = ""
 
 
-_INBOUND: Mapping[type[InboundEvent], Callable[[Change, Any, ReturnPolicy], str]] = {
-    CarrierUpdate: carrier.carrier_update,
-    WarehouseReceipt: warehouse.receipt,
-    WarehouseFinished: warehouse.finished,
-}
+_INBOUND = (CarrierUpdate, WarehouseReceipt, WarehouseFinished)
 
 
 class ReturnsService:
@@ -240,18 +237,13 @@ class ReturnsService:
     ) -> ReturnRecord:
         """Open, approved, a return another system already decided (a returns app: Loop).
 
-        ``request`` is checked against the order as :meth:`request` checks it: an unknown
-        order or order line, a line twice, more units than are left to return (counting the
-        order's other returns), an exchange the order cannot get, another currency are
-        refused with the same typed errors, and nothing is stored. What the source decided is
-        not decided again: the policy's window, final-sale, condition, review-reason,
-        auto-approval and value-limit rules do not apply. No label is bought, now or at a
-        later approval (the source gave the customer one); the warehouse expectation, an
-        exchange hold or balance, messages and events follow as for any approval, and the
-        return expires like any other (``policy.ship_within_days`` after the import) unless
-        the source cancels or expires it first. The return is stored under ``return_id``;
-        ``refs.source`` / ``refs.source_return_id`` and an ``imported`` history entry (with
-        ``details``) say where it came from. A ``return_id`` already stored raises
+        ``request`` is checked against the order as :meth:`request` checks it (the same typed
+        errors; nothing stored), but what the source decided is not decided again: no window,
+        final-sale, condition, review or value rule applies and no label is bought. The
+        warehouse expectation, an exchange hold or balance, messages and events follow as
+        for any approval, and it expires like any other return. It is stored under
+        ``return_id`` with ``refs.source`` / ``refs.source_return_id`` and an ``imported``
+        history entry (with ``details``); a ``return_id`` already stored raises
         :class:`~returnflow.errors.ConcurrencyConflict` and changes nothing.
         """
         if not isinstance(request, ReturnRequest):
@@ -311,9 +303,25 @@ class ReturnsService:
         """Send a return to ``needs_review`` for a person to look at."""
         return self._run(shop, return_id, actor, lambda c: review.flag(c, reason))
 
-    def close(self, shop: str, return_id: str, *, actor: str = "agent") -> ReturnRecord:
-        """Complete a return by hand: settle every accepted unit not yet settled, then close."""
-        return self._run(shop, return_id, actor, lambda c: completion.close_by_hand(c, self.policy))
+    def close(
+        self,
+        shop: str,
+        return_id: str,
+        *,
+        actor: str = "agent",
+        unreceived: str | None = None,
+        exchange: str | None = None,
+    ) -> ReturnRecord:
+        """Complete a return by hand: settle every accepted unit not yet settled, then close.
+        Units not received and accepted need ``unreceived`` (refund, store_credit, nothing);
+        an exchange they leave uncovered needs ``exchange`` (release, cancel)."""
+
+        def decide(change: Change) -> None:
+            completion.close_by_hand(
+                change, self.policy, unreceived=unreceived, exchange_decision=exchange
+            )
+
+        return self._run(shop, return_id, actor, decide)
 
     def reopen(
         self, shop: str, return_id: str, *, reason: str = "", actor: str = "agent"
@@ -341,6 +349,7 @@ class ReturnsService:
             decide,
             outbox=True,
             opened=lambda child: (child,),
+            after=self._drain,
         )
         self._after_commit(shop, written.written)
         return self.store.get(shop, return_id), self.store.get(shop, written.written[-1])
@@ -385,9 +394,10 @@ class ReturnsService:
 
     def handle(self, event: InboundEvent) -> HandleResult:
         """Apply an inbound fact once. A repeat (same source and id) is a ``duplicate``; a fact
-        the return's state has no use for is recorded and ``ignored``; bad data raises."""
-        decide = _INBOUND.get(type(event))
-        if decide is None:
+        that came early is ``parked`` and applied when the return can use it
+        (:mod:`returnflow.decisions.facts`); one the return will never use is recorded and
+        ``ignored``; bad data raises."""
+        if not isinstance(event, _INBOUND):
             raise InvalidPayload("event", event, "must be a carrier or warehouse event")
         key = InboundKey(shop=event.shop, source=event.source, event_id=event.event_id)
         written = commits.run(
@@ -397,16 +407,15 @@ class ReturnsService:
             event.shop,
             event.return_id,
             event.source,
-            lambda c: decide(c, event, self.policy),
+            lambda c: facts.receive(c, event, self.policy),
             inbound=key,
         )
         if written.duplicate:
             return HandleResult("duplicate", written.record, f"{event.source}:{event.event_id}")
         self._after_commit(event.shop, written.written)
         stored = self.store.get(event.shop, event.return_id)
-        if written.value:
-            return HandleResult("ignored", stored, written.value)
-        return HandleResult("applied", stored)
+        status, reason = written.value or ("applied", "")
+        return HandleResult(status, stored, reason)
 
     # -- effect dispatch -----------------------------------------------------------------------
 
@@ -507,11 +516,15 @@ class ReturnsService:
             actor,
             decide,
             outbox=outbox,
+            after=self._drain,
         )
         if not (self.auto_dispatch and written.effects):
             return written.record
         self._after_commit(shop, written.written)
         return self.store.get(shop, return_id)  # as the delivered effects left it
+
+    def _drain(self, change: Change) -> None:
+        facts.drain(change, self.policy)
 
     def _after_commit(self, shop: str, return_ids: Sequence[str]) -> None:
         if not self.auto_dispatch:

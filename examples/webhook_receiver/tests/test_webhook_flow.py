@@ -79,9 +79,9 @@ def test_event_ids_are_kept_apart_by_source(site: Site) -> None:
         {"shop": site.shop, "return_id": site.return_id, "event_id": "evt-1"},
     )
 
-    # Not a duplicate of the carrier's evt-1: recorded, and ignored because the parcel is
-    # still on its way.
-    assert finished.body["status"] == "ignored"
+    # Not a duplicate of the carrier's evt-1: recorded, and parked because the parcel is
+    # still on its way (it applies once the receipt has come).
+    assert finished.body["status"] == "parked"
     assert "in_transit" in finished.body["reason"]
     inbox = [(s, e) for s, e, _ in site.store.inbound(site.shop, site.return_id)]
     assert sorted(inbox) == [("carrier", "evt-1"), ("warehouse", "evt-1")]

@@ -8,6 +8,7 @@ with no store and no fake port as in the service. One module per concern:
 ========================  =====================================================================
 :mod:`.request`           a request checked, assessed, approved, sent to review or declined;
                           an import opened approved
+:mod:`.facts`             facts in any order: applied, parked until usable, or ignored
 :mod:`.carrier`           carrier facts: picked up, delivered, returned to origin
 :mod:`.warehouse`         the warehouse's receipt (with QC) and its Finished
 :mod:`.completion`        completion and settlement: refunds, credits, fees, closing

@@ -3,10 +3,10 @@ to the customer (return to origin, seed 002)."""
 
 from __future__ import annotations
 
-from returnflow.decisions import completion, exchange
+from returnflow.decisions import cancellation, completion, exchange
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import CarrierStatus, CarrierUpdate
-from returnflow.domain.policy import RefundTrigger, ReturnPolicy
+from returnflow.domain.policy import RefundTrigger, ReturnPolicy, ReturnToOrigin
 
 __all__ = ["carrier_update"]
 
@@ -14,8 +14,10 @@ __all__ = ["carrier_update"]
 def carrier_update(change: Change, event: CarrierUpdate, policy: ReturnPolicy) -> str:
     """Apply a carrier scan; return why it was ignored, or ``""`` when it applied.
 
-    Picked up and delivered release an instant exchange and pay a refund whose trigger is
-    that scan; a return to origin sends the return to a person."""
+    Picked up and delivered release an instant exchange (on an authorized payment) and pay a
+    refund whose trigger is that scan. A return to origin captures an instant exchange's
+    authorization, then cancels the return (``policy.on_return_to_origin``: label voided,
+    warehouse return and exchange cancelled, no refund) or sends it to a person."""
     payload = {"carrier_event": event.event_id}
     if event.status is CarrierStatus.PICKED_UP:
         if not change.allows("hand_in"):
@@ -41,4 +43,11 @@ def carrier_update(change: Change, event: CarrierUpdate, policy: ReturnPolicy) -
     change.update(review_reasons=(*change.record.review_reasons, "parcel returned to origin"))
     change.publish("carrier_rto")
     change.notify("return_to_origin")
+    # an instant exchange already shipped: the customer has both, the fallback is paid
+    exchange.settle_authorization(change, capture=True, why="parcel returned to origin")
+    if policy.on_return_to_origin is ReturnToOrigin.CANCEL:
+        change.fire("cancel", {"why": "parcel returned to origin"})
+        cancellation.wind_down(change, why="parcel returned to origin")
+        change.update(review_reasons=())
+        change.publish("cancel", reason="returned to origin")
     return ""

@@ -115,6 +115,16 @@ class Change:
             )
         )
 
+    def checkpoint(self) -> tuple[ReturnRecord, int, int, int]:
+        """Where the change is now, to go back to with :meth:`restore`."""
+        return (self.record, len(self.effects), len(self._history), len(self.reopened))
+
+    def restore(self, point: tuple[ReturnRecord, int, int, int]) -> None:
+        """Undo what was decided since ``point`` (a :meth:`checkpoint`)."""
+        record, effects, history, reopened = point
+        self.record = record
+        del self.effects[effects:], self._history[history:], self.reopened[reopened:]
+
     def update(self, **changes: Any) -> None:
         self.record = attrs.evolve(self.record, **changes)
 

@@ -12,10 +12,19 @@ import attrs
 
 from returnflow.decisions import exchange, review
 from returnflow.decisions.change import Change
-from returnflow.domain.model import Exchange, ExchangeLine, Keep, OutcomeKind, ReturnLine
+from returnflow.domain.model import (
+    Exchange,
+    ExchangeLine,
+    Keep,
+    OutcomeKind,
+    Refund,
+    ReturnLine,
+    StoreCredit,
+)
 from returnflow.domain.money import Money
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.domain.settlement import Settlement, lines_by_order_line, settle
+from returnflow.errors import InvalidPayload
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
 
@@ -44,14 +53,82 @@ def fully_received(change: Change) -> bool:
     )
 
 
-def close_by_hand(change: Change, policy: ReturnPolicy) -> None:
-    """An agent completes the return: settle every accepted unit not yet settled, close."""
+UNRECEIVED = ("refund", "store_credit", "nothing")
+"""What an agent closing a return by hand decides for units not received and accepted."""
+EXCHANGE_DECISIONS = ("release", "cancel")
+"""What an agent closing a return by hand decides for an exchange its units do not cover."""
+
+
+def close_by_hand(
+    change: Change,
+    policy: ReturnPolicy,
+    *,
+    unreceived: str | None = None,
+    exchange_decision: str | None = None,
+) -> None:
+    """An agent completes the return: settle every accepted unit not yet settled, close.
+
+    Nothing leaks by default: units not received and accepted need a decision
+    (``unreceived``: refund them anyway, credit them, or ``nothing``), and so does an open
+    exchange that accepted units do not cover (``exchange_decision``: ``release`` it, the
+    agent named in the history, or ``cancel`` it and pay the returned units' worth).
+    Raises :class:`~returnflow.errors.InvalidPayload` naming the missing decision."""
     if not change.allows("close"):
         change.refuse("close")
-    complete(change, policy, reviewed=change.record.status == "needs_review")
+    record = change.record
+    if unreceived is not None and unreceived not in UNRECEIVED:
+        raise InvalidPayload("unreceived", unreceived, f"must be one of: {', '.join(UNRECEIVED)}")
+    if exchange_decision is not None and exchange_decision not in EXCHANGE_DECISIONS:
+        raise InvalidPayload(
+            "exchange", exchange_decision, f"must be one of: {', '.join(EXCHANGE_DECISIONS)}"
+        )
+    missing = {
+        line.id: line.quantity - max(line.accepted, line.settled)
+        for line in record.lines
+        if line.requires_receipt and line.quantity > max(line.accepted, line.settled)
+    }
+    if missing and unreceived is None:
+        named = ", ".join(f"{line_id}: {units}" for line_id, units in missing.items())
+        raise InvalidPayload(
+            "unreceived",
+            None,
+            f"units not received and accepted ({named}): say refund, store_credit or nothing",
+        )
+    exchanged = {line.return_line_id for line in record.exchange_lines}
+    open_exchange = record.exchange_status in ("on_hold", "awaiting_payment")
+    covered = all(line.accepted >= line.quantity for line in record.lines if line.id in exchanged)
+    if open_exchange and not covered and exchange_decision is None:
+        raise InvalidPayload(
+            "exchange", None, "accepted units do not cover the exchange: say release or cancel"
+        )
+    if exchange_decision == "cancel" and open_exchange:
+        exchange.cancel(change, why=f"cancelled by {change.actor} closing the return")
+    extra: list[tuple[ReturnLine, int, int]] = []
+    if unreceived in ("refund", "store_credit") and missing:
+        outcome = Refund() if unreceived == "refund" else StoreCredit()
+        for line in record.lines:
+            if line.id in missing:
+                start = max(line.accepted, line.settled)
+                extra.append((attrs.evolve(line, outcome=outcome), missing[line.id], start))
+        change.note("unreceived_settled", {"as": unreceived, "decided_by": change.actor})
+    decided_by = change.actor if exchange_decision == "release" else None
+    complete(
+        change,
+        policy,
+        reviewed=record.status == "needs_review",
+        extra=extra,
+        decided_by=decided_by,
+    )
 
 
-def complete(change: Change, policy: ReturnPolicy, *, reviewed: bool = False) -> None:
+def complete(
+    change: Change,
+    policy: ReturnPolicy,
+    *,
+    reviewed: bool = False,
+    extra: Sequence[tuple[ReturnLine, int, int]] = (),
+    decided_by: str | None = None,
+) -> None:
     """Run the outcomes of every accepted, unsettled unit, release or cancel the exchange,
     and close the return (seed 000: "Finished" closes, then the outcome runs).
 
@@ -62,7 +139,15 @@ def complete(change: Change, policy: ReturnPolicy, *, reviewed: bool = False) ->
     failed = {
         line.id for line in record.lines if isinstance(line.outcome, Exchange) and line.rejected
     }
-    if record.exchange_status == "released" and failed and not reviewed:
+    if record.exchange_status == "released" and record.payment_authorized is not None:
+        # An instant exchange's fallback: the customer keeps what shipped and pays for it
+        # when QC failed; otherwise the authorization is let go.
+        exchange.settle_authorization(
+            change,
+            capture=bool(failed),
+            why="QC failed on an exchanged item" if failed else "the exchanged units came back",
+        )
+    elif record.exchange_status == "released" and failed and not reviewed:
         review.flag(change, "QC failed on an exchanged item after the exchange was released")
         return
     if not reviewed:
@@ -81,7 +166,7 @@ def complete(change: Change, policy: ReturnPolicy, *, reviewed: bool = False) ->
         (line, due_units(line) - line.settled, line.settled)
         for line in record.lines
         if due_units(line) > line.settled
-    ]
+    ] + list(extra)
     # The exchange: every exchanged unit accepted -> release; any rejected -> cancel it.
     cancel_ids = [
         line.id
@@ -99,6 +184,8 @@ def complete(change: Change, policy: ReturnPolicy, *, reviewed: bool = False) ->
         for line in record.exchange_lines
         if line.return_line_id not in failed and line.status != "cancelled"
     ]
+    if change.record.exchange_status == "exchange_cancelled":
+        kept, keep_ids, cancel_ids = [], [], []  # an agent cancelled it: worth paid out
     if record.exchange_status == "awaiting_payment":
         # Reviewed and the upsell balance was never paid: no exchange; the returned
         # units' worth is paid out like an exchange for nothing.
@@ -114,7 +201,13 @@ def complete(change: Change, policy: ReturnPolicy, *, reviewed: bool = False) ->
         change.effect(fx.CancelExchange, exchange_line_ids=tuple(cancel_ids))
         change.note("exchange_lines_qc_failed", {"cancelled": ", ".join(cancel_ids)})
     if keep_ids and change.allows("release_exchange"):
-        exchange.release(change, policy, why="return completed")
+        kept_lines = {line.return_line_id for line in record.exchange_lines if line.id in keep_ids}
+        covered = all(
+            line.accepted >= line.quantity for line in record.lines if line.id in kept_lines
+        )
+        exchange.release(
+            change, policy, why="return completed", covered=covered, decided_by=decided_by
+        )
     elif cancel_ids:
         exchange.cancel(change, why="QC failed on every exchanged item")
     if not (settlement.refund or settlement.store_credit or settlement.bonus or given_up):
@@ -155,7 +248,9 @@ def settle_parts(
     )
     if not parts and not settlement.balance_refund:
         return settlement
-    added = {line.id: units for line, units, _ in parts}
+    added: dict[str, int] = {}
+    for line, units, _ in parts:
+        added[line.id] = added.get(line.id, 0) + units
     restocking = record.restocking_fees
     if settlement.restocking_fee:
         restocking = (restocking or Money.zero(record.currency)) + settlement.restocking_fee

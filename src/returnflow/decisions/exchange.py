@@ -9,6 +9,7 @@ import attrs
 
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ExchangeLine, ReturnLine, ReturnRecord
+from returnflow.domain.money import Money
 from returnflow.domain.policy import ReleaseTrigger, ReturnPolicy
 from returnflow.domain.settlement import settle
 from returnflow.lifecycle import effects as fx
@@ -20,6 +21,7 @@ __all__ = [
     "hold",
     "release",
     "release_if_instant",
+    "settle_authorization",
     "with_status",
 ]
 
@@ -58,16 +60,76 @@ def hold(change: Change, policy: ReturnPolicy) -> None:
         change.fire("hold_exchange", {"tag": policy.hold_tag})
 
 
-def release(change: Change, policy: ReturnPolicy, *, why: str) -> None:
-    """Release the hold: the platform ships the new items."""
+def release(
+    change: Change,
+    policy: ReturnPolicy,
+    *,
+    why: str,
+    covered: bool = False,
+    authorized: bool = False,
+    decided_by: str | None = None,
+) -> None:
+    """Release the hold: the platform ships the new items. Goods never leak: the chart
+    refuses a release unless accepted units cover it (``covered``), an instant-exchange
+    payment is authorized (``authorized``) or an agent decided it (``decided_by``)."""
     change.effect(fx.ReleaseExchange, hold_tag=policy.hold_tag)
-    change.fire("release_exchange", {"why": why})
+    payload = {"why": why, **({"decided_by": decided_by} if decided_by else {})}
+    change.fire(
+        "release_exchange",
+        payload,
+        covered=covered,
+        authorized=authorized,
+        decided_by=decided_by,
+    )
 
 
 def release_if_instant(change: Change, policy: ReturnPolicy) -> None:
-    """An instant exchange is released once the parcel is handed in."""
-    if policy.exchange_release is ReleaseTrigger.ON_HANDED_IN and change.allows("release_exchange"):
-        release(change, policy, why="instant exchange: parcel handed in")
+    """An instant exchange (Loop's instant exchange, Solidus' expedited exchange) is released
+    once the parcel is handed in, on a payment to fall back on: the customer's payment is
+    authorized for the exchanged units' worth, and the hold is released when the platform
+    confirms it (:mod:`returnflow.decisions.results`). The authorization is voided when the
+    units come back accepted and captured when QC fails or the parcel goes back
+    (:func:`settle_authorization`).
+    Nothing is authorized twice."""
+    if policy.exchange_release is not ReleaseTrigger.ON_HANDED_IN:
+        return
+    record = change.record
+    if not change.allows("release_exchange") or record.refs.payment_authorization_id:
+        return
+    if authorization_value(change) is not None:
+        return
+    exchanged = {line.return_line_id for line in record.exchange_lines}
+    worth = Money.sum(
+        (amount for line in record.lines if line.id in exchanged for amount in line.unit_amounts),
+        record.currency,
+    )
+    if not worth:
+        release(change, policy, why="instant exchange of nothing to pay for", covered=True)
+        return
+    change.effect(fx.AuthorizePayment, amount=worth, hold_tag=policy.hold_tag)
+    change.note("instant_exchange_authorizing", {"amount": str(worth)})
+
+
+def authorization_value(change: Change) -> Money | None:
+    """What was authorized for an instant exchange, if an authorization was planned."""
+    for effect in (*(entry.effect for entry in change.outbox), *change.effects):
+        if isinstance(effect, fx.AuthorizePayment):
+            return effect.amount
+    return None
+
+
+def settle_authorization(change: Change, *, capture: bool, why: str) -> None:
+    """Void the instant exchange's authorization (the units came back accepted) or capture
+    it (QC failed, the parcel went back): once, and only when there is one."""
+    record = change.record
+    if record.payment_authorized is None or record.authorization_settled:
+        return
+    if capture:
+        change.effect(fx.CapturePayment, amount=record.payment_authorized)
+    else:
+        change.effect(fx.VoidAuthorization)
+    change.update(authorization_settled=True)
+    change.note("authorization_settled", {"captured": capture, "why": why})
 
 
 def cancel(change: Change, *, why: str) -> None:

@@ -122,6 +122,43 @@ def _balance_refunded(change: Change, effect: fx.RefundBalance, result: object) 
     change.notify("balance_refunded", amount=str(effect.amount))
 
 
+def _authorized(change: Change, effect: fx.AuthorizePayment, result: object) -> None:
+    payment = getattr(result, "payment_id", None)
+    change.update(
+        refs=attrs.evolve(change.record.refs, payment_authorization_id=payment),
+        payment_authorized=effect.amount,
+    )
+    change.note("payment_authorized", {"payment": payment, "amount": str(effect.amount)})
+    change.publish("payment_authorized", payment_id=payment, amount=str(effect.amount))
+    # An instant exchange: the payment to fall back on is there, the new items ship now.
+    if effect.hold_tag is not None and change.allows("release_exchange"):
+        change.effect(fx.ReleaseExchange, hold_tag=effect.hold_tag)
+        change.fire(
+            "release_exchange",
+            {"why": "instant exchange: payment authorized", "authorization": payment},
+            authorized=True,
+        )
+
+
+def _captured(change: Change, effect: fx.CapturePayment, result: object) -> None:
+    payment = getattr(result, "payment_id", "")
+    authorization = change.record.refs.payment_authorization_id
+    details = {"payment": payment, "authorization": authorization, "amount": str(effect.amount)}
+    change.note("payment_captured", details)
+    change.publish(
+        "payment_captured",
+        payment_id=payment,
+        authorization_id=authorization,
+        amount=str(effect.amount),
+    )
+
+
+def _voided(change: Change, effect: fx.VoidAuthorization, result: object) -> None:
+    authorization = change.record.refs.payment_authorization_id
+    change.note("authorization_voided", {"authorization": authorization})
+    change.publish("authorization_voided", authorization_id=authorization)
+
+
 def _refunded(change: Change, effect: fx.IssueRefund, result: object) -> None:
     refs = change.record.refs
     refund_id = getattr(result, "refund_id", "")
@@ -150,6 +187,9 @@ _WRITE_BACK: dict[type[fx.Effect], Callable[[Change, Any, object], None]] = {
     fx.CancelExchange: _cancel,
     fx.ChargeBalance: _charged,
     fx.RefundBalance: _balance_refunded,
+    fx.AuthorizePayment: _authorized,
+    fx.CapturePayment: _captured,
+    fx.VoidAuthorization: _voided,
     fx.IssueRefund: _refunded,
     fx.IssueStoreCredit: _credited,
 }
@@ -168,7 +208,8 @@ FORWARDED = frozenset({fx.CreateLabel, fx.HoldExchange, fx.ChargeBalance})
 def apply_result(change: Change, effect: fx.Effect, result: object) -> None:
     """Write back what the port answered for ``effect`` that the return needs: the warehouse
     RMA, the label (sent to the customer), the exchange hold and its items, the balance
-    charged, the refund or credit (closing a completed return once all its money is in)."""
+    charged, the payment authorized, captured or voided, the refund or credit (closing a
+    completed return once all its money is in)."""
     write_back = _WRITE_BACK.get(type(effect))
     if write_back is not None:
         write_back(change, effect, result)

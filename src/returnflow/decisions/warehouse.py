@@ -14,12 +14,32 @@ from returnflow.errors import InvalidPayload
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
 
-__all__ = ["accepted", "finished", "receipt"]
+__all__ = ["accepted", "check_lines", "finished", "fully_received_for_finish", "receipt"]
 
 
 def accepted(item: ReceivedLine) -> bool:
     """Whether a received unit counts as accepted: QC passed and not reported missing."""
     return item.qc is QcResult.PASS and item.disposition is not Disposition.MISSING
+
+
+def check_lines(change: Change, event: WarehouseReceipt) -> dict[str, list[ReceivedLine]]:
+    """The receipt's entries by return line; :class:`~returnflow.errors.InvalidPayload`
+    naming ``lines[i].line_id`` for a line the return does not have."""
+    record = change.record
+    received: dict[str, list[ReceivedLine]] = {}
+    for index, item in enumerate(event.lines):
+        line = record.line(item.line_id)
+        if line is None:
+            raise InvalidPayload(
+                f"lines[{index}].line_id", item.line_id, f"return {record.id} has no such line"
+            )
+        received.setdefault(line.id, []).append(item)
+    return received
+
+
+def fully_received_for_finish(change: Change) -> bool:
+    """Whether Finished can complete the return now: every unit to come back came."""
+    return completion.fully_received(change)
 
 
 def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> str:
@@ -29,14 +49,7 @@ def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> st
     the return does not have, and ``lines[i].quantity`` for more units than it expects."""
     record = change.record
     lines = {line.id: line for line in record.lines}
-    received: dict[str, list[ReceivedLine]] = {}
-    for index, item in enumerate(event.lines):
-        line = record.line(item.line_id)
-        if line is None:
-            raise InvalidPayload(
-                f"lines[{index}].line_id", item.line_id, f"return {record.id} has no such line"
-            )
-        received.setdefault(line.id, []).append(item)
+    received = check_lines(change, event)
     if not change.allows("receive"):  # late: the return moved on; recorded, not refused
         return change.ignore(event, f"receipt while {record.status}")
     for index, item in enumerate(event.lines):

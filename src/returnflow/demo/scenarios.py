@@ -33,7 +33,7 @@ from returnflow.domain.model import (
     StoreCredit,
 )
 from returnflow.domain.money import Money
-from returnflow.domain.policy import Completion, ReleaseTrigger, ReturnPolicy
+from returnflow.domain.policy import Completion, ReleaseTrigger, ReturnPolicy, ReturnToOrigin
 from returnflow.domain.settlement import FeePolicy, Percent
 from returnflow.importing import ReturnImporter
 from returnflow.ports.store import ReturnStore
@@ -330,8 +330,9 @@ def clickpost_qc_fail(
 def clickpost_rto(
     shop: str = SHOP, store: ReturnStore | None = None
 ) -> tuple[Harness, Sequence[str]]:
-    """Seed 002: the carrier reports RTO; the return waits for an agent."""
-    harness = _harness(shop, store)
+    """Seed 002: the carrier reports RTO; the return waits for an agent (the shop's policy
+    sends a parcel back to the customer to review; the default cancels the return)."""
+    harness = _harness(shop, store, on_return_to_origin=ReturnToOrigin.REVIEW)
     service = harness.service
     record = service.request(
         ReturnRequest(

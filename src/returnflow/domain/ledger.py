@@ -10,7 +10,8 @@ units it carries, in the same commit).
 The store keeps the ledger in the same atomic commit as the returns, so that two returns
 racing for one unit cannot both be stored: the second commit fails with
 :class:`~returnflow.errors.UnitsTaken`. :func:`held_units` is what a store records for a
-return; every shipped store and the store contract suite follow it.
+return; every shipped store and the store contract suite follow it: a new return takes its held
+units; a return that ends unsettled gives back all but those it still holds.
 
 >>> sorted(ENDED_UNSETTLED)
 ['cancelled', 'declined', 'expired', 'reset']
@@ -32,10 +33,17 @@ UnitKey = tuple[str, int]
 
 
 def held_units(record: ReturnRecord) -> frozenset[UnitKey]:
-    """The units ``record`` holds (or settled): none once it ended unsettled."""
-    if record.status in ENDED_UNSETTLED:
-        return frozenset()
-    return frozenset((line.order_line_id, unit) for line in record.lines for unit in line.units)
+    """The units ``record`` holds, or settled. A return that ended unsettled keeps only the
+    units it paid for (a refund paid early, before QC rejected the unit) and its reset did
+    not hand on: a unit paid for is never free again. A line settles its units in order
+    (the first ``settled`` of ``units``); a reset hands on the first ``accepted``."""
+    if record.status not in ENDED_UNSETTLED:
+        return frozenset((line.order_line_id, unit) for line in record.lines for unit in line.units)
+    return frozenset(
+        (line.order_line_id, unit)
+        for line in record.lines
+        for unit in line.units[(line.accepted if record.status == "reset" else 0) : line.settled]
+    )
 
 
 def claimed_units(records: Iterable[ReturnRecord]) -> dict[str, set[int]]:

@@ -43,6 +43,7 @@ __all__ = [
     "OrderSnapshot",
     "Outcome",
     "OutcomeKind",
+    "ParkedFact",
     "QcResult",
     "Refund",
     "RequestLine",
@@ -326,6 +327,8 @@ class ExternalRefs:
     """The system the return was imported from (``"loop"``), if it was."""
     source_return_id: str | None = None
     """The return's id in that system."""
+    payment_authorization_id: str | None = None
+    """The payment authorization of an instant exchange released before the goods came."""
 
 
 @attrs.frozen
@@ -339,6 +342,24 @@ class HistoryEntry:
     target: tuple[str, str]
     version: int
     payload: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+
+
+@attrs.frozen
+class ParkedFact:
+    """An inbound fact the return could not use yet but may later (the warehouse's Finished
+    before its receipt, a delivery before the label): kept with the return and applied, in
+    the order the facts would have happened, by the commit that brings the return to a state
+    that can use it. ``kind``: ``carrier``, ``receipt`` or ``finished``; ``status`` a carrier
+    fact's status, ``lines`` a receipt's lines as plain data; ``why`` the state it waited in.
+    """
+
+    kind: str
+    event_id: str
+    source: str
+    arrived_at: datetime
+    why: str = ""
+    status: str | None = None
+    lines: tuple[Mapping[str, Any], ...] = ()
 
 
 @attrs.frozen
@@ -369,12 +390,19 @@ class ReturnRecord:
     """Restocking fees kept so far, one lump sum."""
     balance_paid: Money | None = None
     """What the customer paid for an upsell exchange."""
+    payment_authorized: Money | None = None
+    """What an instant exchange's payment authorization holds (the fallback if the returned
+    units never come back accepted)."""
+    authorization_settled: bool = False
+    """Whether that authorization was voided or captured (planned)."""
     balance_settled: bool = False
     """Whether a completion (or a cancel) has accounted for ``balance_paid``."""
     release_confirmed: bool = False
     """Whether the platform was seen to honour the exchange release (seed 000)."""
     completed_at: datetime | None = None
     """When the return was last completed: its outcomes ran; it closes once paid out."""
+    parked: tuple[ParkedFact, ...] = ()
+    """Inbound facts that came early, waiting for a state that can use them."""
     payouts_given_up: tuple[str, ...] = ()
     """Refunds and credits (effect keys) whose delivery was given up: their units stay
     settled, and they are re-opened under their own key when the return completes again

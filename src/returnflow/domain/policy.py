@@ -67,6 +67,7 @@ __all__ = [
     "RefundTrigger",
     "ReleaseTrigger",
     "ReturnPolicy",
+    "ReturnToOrigin",
     "WindowStart",
     "exchange_blockers",
     "returnable_units",
@@ -80,6 +81,16 @@ class WindowStart(str, enum.Enum):
     ORDER = "order"
     FULFILLMENT = "fulfillment"
     DELIVERY = "delivery"
+
+
+class ReturnToOrigin(str, enum.Enum):
+    """What happens when the carrier sends the parcel back to the customer."""
+
+    CANCEL = "cancel"
+    """The return is cancelled: label voided, warehouse return and exchange cancelled, a
+    paid balance given back, no refund, the customer told (default)."""
+    REVIEW = "review"
+    """A person decides (``needs_review``); the exchange stays held until they do."""
 
 
 class ReleaseTrigger(str, enum.Enum):
@@ -162,6 +173,7 @@ class ReturnPolicy:
     decline_final_sale: bool = True
     completion: Completion = Completion.ON_RECEIPT
     exchange_release: ReleaseTrigger = ReleaseTrigger.ON_CLOSE
+    on_return_to_origin: ReturnToOrigin = ReturnToOrigin.CANCEL
     send_label: bool = True
     hold_tag: str = "hold-order"
     warehouse_reason: str = "returnflow"

@@ -70,12 +70,15 @@ class ReturnChart(StateChart[Any]):
                 | pending_review.to(cancelled)
                 | approved.to(cancelled)
                 | label_sent.to(cancelled)
+                | needs_review.to(cancelled)  # an agent's exit: nothing paid, goods undone
             )
             send_label = approved.to(label_sent)
             hand_in = approved.to(in_transit) | label_sent.to(in_transit)
-            deliver = label_sent.to(delivered) | in_transit.to(delivered)
+            # approved: the customer shipped with a label of their own, or before ours came
+            deliver = approved.to(delivered) | label_sent.to(delivered) | in_transit.to(delivered)
             return_to_origin = (
-                label_sent.to(needs_review)
+                approved.to(needs_review)
+                | label_sent.to(needs_review)
                 | in_transit.to(needs_review)
                 | delivered.to(needs_review)
             )
@@ -119,7 +122,9 @@ class ReturnChart(StateChart[Any]):
             require_payment = no_exchange.to(awaiting_payment)
             pay_balance = awaiting_payment.to(on_hold)
             hold_exchange = no_exchange.to(on_hold)
-            release_exchange = on_hold.to(released)
+            # Goods never leak: released only when accepted units cover the exchange, an
+            # instant-exchange payment is authorized, or an agent decided it (named).
+            release_exchange = on_hold.to(released, validators="needs_cover")
             cancel_exchange = awaiting_payment.to(exchange_cancelled) | on_hold.to(
                 exchange_cancelled
             )
@@ -139,6 +144,23 @@ class ReturnChart(StateChart[Any]):
     def needs_reason(self, reason: Any = None, **_: Any) -> None:
         if not isinstance(reason, str) or not reason:
             raise InvalidPayload("reason", reason, "flag needs a reason")
+
+    def needs_cover(
+        self,
+        covered: Any = False,
+        authorized: Any = False,
+        decided_by: Any = None,
+        **_: Any,
+    ) -> None:
+        if covered is True or authorized is True:
+            return
+        if isinstance(decided_by, str) and decided_by:
+            return
+        raise InvalidPayload(
+            "release_exchange",
+            None,
+            "needs accepted units covering it, an authorized payment, or an agent's decision",
+        )
 
     def needs_child(self, child_id: Any = None, **_: Any) -> None:
         if not isinstance(child_id, str) or not child_id:

@@ -20,8 +20,10 @@ from returnflow.ports.commerce import ExchangeItem, LineQuantity
 
 __all__ = [
     "TOPICS",
+    "AuthorizePayment",
     "CancelExchange",
     "CancelWarehouseReturn",
+    "CapturePayment",
     "ChargeBalance",
     "CreateLabel",
     "CreateWarehouseReturn",
@@ -34,6 +36,7 @@ __all__ = [
     "RefundBalance",
     "ReleaseExchange",
     "Restock",
+    "VoidAuthorization",
     "VoidLabel",
     "describe",
 ]
@@ -50,6 +53,9 @@ TOPICS: Mapping[str, str] = {
     "credit_created": "credits/create",
     "balance_charged": "payments/charge",
     "balance_refunded": "payments/refund",
+    "payment_authorized": "payments/authorize",
+    "payment_captured": "payments/capture",
+    "authorization_voided": "payments/void",
     "exchange_held": "exchanges/hold",
     "exchange_released": "exchanges/release",
     "exchange_cancelled": "exchanges/cancel",
@@ -182,6 +188,37 @@ class ChargeBalance(Effect):
 
 
 @attrs.frozen(kw_only=True)
+class AuthorizePayment(Effect):
+    """Authorize ``amount`` on the customer's payment method: an instant exchange released
+    before the returned goods arrive (its id is written back to
+    ``refs.payment_authorization_id``)."""
+
+    kind: ClassVar[str] = "authorize_payment"
+    port: ClassVar[str] = "payments"
+    amount: Money
+    hold_tag: str | None = None
+    """The exchange hold to release once the payment is authorized (an instant exchange)."""
+
+
+@attrs.frozen(kw_only=True)
+class CapturePayment(Effect):
+    """Capture ``amount`` (at most what was authorized) of the return's authorization: the
+    parcel never came in time, failed QC or went back to the customer."""
+
+    kind: ClassVar[str] = "capture_payment"
+    port: ClassVar[str] = "payments"
+    amount: Money
+
+
+@attrs.frozen(kw_only=True)
+class VoidAuthorization(Effect):
+    """Release the return's authorization, charging nothing: the units came in accepted."""
+
+    kind: ClassVar[str] = "void_authorization"
+    port: ClassVar[str] = "payments"
+
+
+@attrs.frozen(kw_only=True)
 class Notify(Effect):
     """A message to the customer."""
 
@@ -243,6 +280,12 @@ def describe(effect: Effect) -> str:
         return f"payments.charge {effect.amount}"
     if isinstance(effect, RefundBalance):
         return f"payments.refund {effect.amount}"
+    if isinstance(effect, AuthorizePayment):
+        return f"payments.authorize {effect.amount}"
+    if isinstance(effect, CapturePayment):
+        return f"payments.capture {effect.amount} of the authorization"
+    if isinstance(effect, VoidAuthorization):
+        return "payments.void the authorization"
     if isinstance(effect, Restock):
         return f"commerce.restock {_lines(effect.lines)}"
     return f"{effect.port}.{effect.kind}"

@@ -869,6 +869,13 @@ def _write_units(
                 "DELETE FROM order_units WHERE shop = %s AND return_id = %s",
                 (record.shop, record.id),
             )
+            kept = sorted(held_units(record))  # paid for and not handed on: stays taken
+            if kept:
+                db.cursor().executemany(
+                    "INSERT INTO order_units (shop, order_id, order_line_id, unit, return_id) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    [(record.shop, record.order_id, line, unit, record.id) for line, unit in kept],
+                )
     checks: list[tuple[psycopg.Cursor[Any], int, ConcurrencyConflict]] = []
     for record, expected in commit.records:
         units = sorted(held_units(record))

@@ -370,6 +370,14 @@ class SqliteStore:
                     "DELETE FROM order_units WHERE shop = ? AND return_id = ?",
                     (record.shop, record.id),
                 )
+                db.executemany(  # what it paid for and did not hand on stays taken
+                    "INSERT INTO order_units (shop, order_id, order_line_id, unit, return_id) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (record.shop, record.order_id, line, unit, record.id)
+                        for line, unit in sorted(held_units(record))
+                    ],
+                )
         for record, expected in commit.records:
             units = held_units(record)
             if expected or not units:

@@ -1472,6 +1472,19 @@ class StoreContract(abc.ABC):
             store.commit(self._take(second, 0, order_id=order))
             assert store.get(self.SHOP, second).lines[0].units == (0,)
 
+    def test_a_return_reset_after_paying_early_keeps_the_units_it_paid_for(self) -> None:
+        store = self.open_store()
+        store.commit(self._take("R1", 0, 1, 2))
+        held = store.get(self.SHOP, "R1")
+        # three units paid at hand-in; the warehouse accepted one; the reset carries that one
+        paid = attrs.evolve(held.lines[0], received=3, accepted=1, rejected=2, settled=3)
+        parent = next_version(held, status="reset", child_id="R2", lines=(paid, *held.lines[1:]))
+        child = make_record(self.SHOP, "R2", order_id="O-1", units={"L1": (0,)})
+        store.commit(Commit(records=((parent, 1), (attrs.evolve(child, parent_id="R1"), 0))))
+        for unit in (0, 1, 2):
+            with _raises(UnitsTaken):
+                store.commit(self._take(f"R-again-{unit}", unit))
+
     def test_a_closed_return_keeps_its_units(self) -> None:
         store = self.open_store()
         store.commit(self._take("R1", 0))

@@ -56,6 +56,7 @@ from returnflow.ports.warehouse import WarehouseReturn
 from returnflow.serialization import external_return_from_dict
 
 __all__ = [
+    "AuthorizationState",
     "Call",
     "CallOutcome",
     "ExchangeLineStatus",
@@ -86,6 +87,9 @@ raised."""
 
 ExchangeLineStatus = Literal["on_hold", "unfulfilled", "cancelled"]
 """The platform status of an exchange line added to an order."""
+
+AuthorizationState = Literal["authorized", "captured", "voided"]
+"""The state of a payment authorization of :class:`FakePayments`."""
 
 _KEY_REUSED = "idempotency key reused with other arguments"
 
@@ -923,33 +927,60 @@ class FakeCarrier(FakePort):
 
 @attrs.frozen
 class FakePayment:
-    """A charge, authorization or refund made through :class:`FakePayments`."""
+    """A charge, authorization, capture, void or refund made through :class:`FakePayments`.
+
+    A capture (the amount collected) and a void (the amount released) name the authorization
+    they settle in ``authorization_id``."""
 
     payment_id: str
     shop: str
     return_id: str
     amount: Money
-    kind: Literal["charge", "authorization", "refund"]
+    kind: Literal["charge", "authorization", "capture", "void", "refund"]
+    authorization_id: str | None = None
 
 
 class FakePayments(FakePort):
-    """A payment processor that records charges, authorizations and refunds (``pay-<n>``).
+    """A payment processor that records charges, authorizations, captures, voids and refunds
+    (``pay-<n>``).
 
-    A refund above what was charged for the return, less earlier refunds, is refused.
+    A refund above what was charged or captured for the return, less earlier refunds, is
+    refused. An authorization is captured (at most its amount) or voided once; capturing or
+    voiding it again, or an authorization of another shop or return, is refused.
+
+    >>> payments = FakePayments()
+    >>> auth = payments.authorize("s", "R1", Money("30.00", "EUR"), idempotency_key="a")
+    >>> payments.capture("s", "R1", auth.payment_id, Money("25.00", "EUR"), idempotency_key="c")
+    PaymentReceipt(payment_id='pay-2', amount=Money('25.00', 'EUR'))
+    >>> payments.authorizations("s", "R1")
+    {'pay-1': 'captured'}
     """
 
     port: ClassVar[str] = "payments"
-    operations: ClassVar[frozenset[str]] = frozenset({"charge", "authorize", "refund"})
+    operations: ClassVar[frozenset[str]] = frozenset(
+        {"charge", "authorize", "capture", "void", "refund"}
+    )
 
     def __init__(self) -> None:
         super().__init__()
         self._payments: list[FakePayment] = []
+        self._authorizations: dict[str, AuthorizationState] = {}
 
     @property
     def payments(self) -> list[FakePayment]:
-        """Every charge, authorization and refund, oldest first."""
+        """Every charge, authorization, capture, void and refund, oldest first."""
         with self._lock:
             return list(self._payments)
+
+    def authorizations(self, shop: str, return_id: str) -> dict[str, AuthorizationState]:
+        """The state of each authorization of a return, by id, oldest first."""
+        with self._lock:
+            return {
+                payment.payment_id: self._authorizations[payment.payment_id]
+                for payment in self._payments
+                if payment.kind == "authorization"
+                and (payment.shop, payment.return_id) == (shop, return_id)
+            }
 
     def _pay(
         self,
@@ -971,7 +1002,7 @@ class FakePayments(FakePort):
                     and payment.amount.currency == amount.currency
                 ]
                 charged = Money.sum(
-                    (payment.amount for payment in mine if payment.kind == "charge"),
+                    (payment.amount for payment in mine if payment.kind in ("charge", "capture")),
                     amount.currency,
                 )
                 refunded = Money.sum(
@@ -984,10 +1015,55 @@ class FakePayments(FakePort):
                     )
             payment_id = f"pay-{self._next_id('payment')}"
             self._payments.append(FakePayment(payment_id, shop, return_id, amount, kind))
+            if kind == "authorization":
+                self._authorizations[payment_id] = "authorized"
             return PaymentReceipt(payment_id=payment_id, amount=amount)
 
         args = {"shop": shop, "return_id": return_id, "amount": amount}
         return self._invoke(operation, args, key, effect)
+
+    def _open_authorization(
+        self, operation: str, shop: str, return_id: str, authorization_id: str
+    ) -> FakePayment:
+        """The authorization ``authorization_id`` of this return, still open; else refused."""
+        found = next(
+            (
+                payment
+                for payment in self._payments
+                if payment.kind == "authorization"
+                and payment.payment_id == authorization_id
+                and (payment.shop, payment.return_id) == (shop, return_id)
+            ),
+            None,
+        )
+        if found is None:
+            raise self._refuse(operation, f"no authorization {authorization_id!r} of {return_id}")
+        state = self._authorizations[authorization_id]
+        if state != "authorized":
+            raise self._refuse(operation, f"authorization {authorization_id!r} is {state}")
+        return found
+
+    def _settle(
+        self,
+        kind: Literal["capture", "void"],
+        authorization: FakePayment,
+        amount: Money,
+    ) -> PaymentReceipt:
+        payment_id = f"pay-{self._next_id('payment')}"
+        self._payments.append(
+            FakePayment(
+                payment_id,
+                authorization.shop,
+                authorization.return_id,
+                amount,
+                kind,
+                authorization_id=authorization.payment_id,
+            )
+        )
+        self._authorizations[authorization.payment_id] = (
+            "captured" if kind == "capture" else "voided"
+        )
+        return PaymentReceipt(payment_id=payment_id, amount=amount)
 
     def charge(
         self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
@@ -1001,10 +1077,61 @@ class FakePayments(FakePort):
         """Authorize ``amount``; refused unless positive."""
         return self._pay("authorize", "authorization", shop, return_id, amount, idempotency_key)
 
+    def capture(
+        self,
+        shop: str,
+        return_id: str,
+        authorization_id: str,
+        amount: Money,
+        *,
+        idempotency_key: str,
+    ) -> PaymentReceipt:
+        """Capture ``amount`` of an open authorization of this return (a payment of kind
+        ``"capture"``); refused unless positive, in its currency and at most its amount."""
+        operation = "capture"
+
+        def effect() -> PaymentReceipt:
+            authorization = self._open_authorization(operation, shop, return_id, authorization_id)
+            authorized = authorization.amount
+            if amount.currency != authorized.currency:
+                raise self._refuse(
+                    operation, f"amount {amount} is not in the authorization's {authorized}"
+                )
+            if amount.amount <= 0:
+                raise self._refuse(operation, f"amount {amount} must be positive")
+            if amount > authorized:
+                raise self._refuse(
+                    operation, f"capture {amount} exceeds the {authorized} authorized"
+                )
+            return self._settle("capture", authorization, amount)
+
+        args = {
+            "shop": shop,
+            "return_id": return_id,
+            "authorization_id": authorization_id,
+            "amount": amount,
+        }
+        return self._invoke(operation, args, idempotency_key, effect)
+
+    def void(
+        self, shop: str, return_id: str, authorization_id: str, *, idempotency_key: str
+    ) -> None:
+        """Void an open authorization of this return (a payment of kind ``"void"`` of the
+        amount released)."""
+        operation = "void"
+
+        def effect() -> None:
+            authorization = self._open_authorization(operation, shop, return_id, authorization_id)
+            self._settle("void", authorization, authorization.amount)
+
+        args = {"shop": shop, "return_id": return_id, "authorization_id": authorization_id}
+        self._invoke(operation, args, idempotency_key, effect)
+
     def refund(
         self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
     ) -> PaymentReceipt:
-        """Refund ``amount`` of this return's charges; refused above what is left."""
+        """Refund ``amount`` of this return's charges and captures; refused above what is
+        left."""
         return self._pay("refund", "refund", shop, return_id, amount, idempotency_key)
 
 

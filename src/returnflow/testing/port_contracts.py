@@ -40,6 +40,9 @@ What the contracts hold an adapter to:
 * what retrying cannot fix (an unknown order, label or RMA; a refund above what was paid or
   charged, or in another currency; an amount that is not positive) is refused with
   ``PortError(retryable=False)``, and nothing else;
+* a payment authorization is captured (at most its amount, and what is captured can be
+  refunded) or voided, once: capturing or voiding an unknown authorization, or one already
+  captured or voided, is refused with ``PortError(retryable=False)``;
 * exchange items are on hold (``HELD``) as soon as they are added, until released
   (``RELEASED``) or all cancelled (``CANCELLED``);
 * labels carry a tracking number and a URL, and distinct keys buy distinct labels;
@@ -974,6 +977,244 @@ class PaymentsContract(PortContract, abc.ABC):
         assert receipt.payment_id, f"authorize returned an empty payment id: {receipt!r}"
         assert receipt.amount == self.money("10.00"), receipt
         _same("authorize", receipt, _replayed("authorize", authorize))
+
+    def authorized(self, payments: Payments, return_id: str, amount: str = "10.00") -> str:
+        """Authorize ``amount`` for ``return_id`` under a new key; the authorization's id."""
+        receipt = payments.authorize(
+            self.SHOP, return_id, self.money(amount), idempotency_key=self.new_key("authorize")
+        )
+        assert receipt.payment_id, f"authorize returned an empty payment id: {receipt!r}"
+        return receipt.payment_id
+
+    def test_authorize_then_capture_at_most_the_amount(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        authorization = self.authorized(payments, return_id)
+        other = Money("8.00", _other_currency(self.CURRENCY))
+        for amount, why in (
+            (self.money("10.01"), "above the 10.00 authorized"),
+            (self.money("0.00"), "of nothing"),
+            (self.money("-1.00"), "of a negative amount"),
+            (other, "in another currency"),
+        ):
+            _refused(
+                f"capture of {amount} {why}",
+                functools.partial(
+                    payments.capture,
+                    self.SHOP,
+                    return_id,
+                    authorization,
+                    amount,
+                    idempotency_key=self.new_key("capture"),
+                ),
+            )
+        captured = payments.capture(
+            self.SHOP,
+            return_id,
+            authorization,
+            self.money("8.00"),
+            idempotency_key=self.new_key("capture"),
+        )
+        assert captured.payment_id, f"capture returned an empty payment id: {captured!r}"
+        assert captured.amount == self.money("8.00"), (
+            f"a capture of 8.00 of a 10.00 authorization must answer 8.00: {captured!r}"
+        )
+
+    def test_authorize_then_void(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        authorization = self.authorized(payments, return_id)
+        payments.void(self.SHOP, return_id, authorization, idempotency_key=self.new_key("void"))
+
+    def test_capture_or_void_of_an_unknown_authorization_is_refused(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        authorization = self.authorized(payments, return_id)
+        unknown = self.new_id("NO-SUCH-AUTHORIZATION")
+        _refused(
+            "capture of an authorization that does not exist",
+            lambda: payments.capture(
+                self.SHOP,
+                return_id,
+                unknown,
+                self.money("1.00"),
+                idempotency_key=self.new_key("capture"),
+            ),
+        )
+        _refused(
+            "void of an authorization that does not exist",
+            lambda: payments.void(
+                self.SHOP, return_id, unknown, idempotency_key=self.new_key("void")
+            ),
+        )
+        _refused(
+            "capture of another shop's authorization",
+            lambda: payments.capture(
+                self.OTHER_SHOP,
+                return_id,
+                authorization,
+                self.money("1.00"),
+                idempotency_key=self.new_key("capture"),
+            ),
+        )
+        _refused(
+            "void of another shop's authorization",
+            lambda: payments.void(
+                self.OTHER_SHOP, return_id, authorization, idempotency_key=self.new_key("void")
+            ),
+        )
+
+    def test_a_capture_after_a_void_is_refused(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        authorization = self.authorized(payments, return_id)
+        payments.void(self.SHOP, return_id, authorization, idempotency_key=self.new_key("void"))
+        _refused(
+            "capture of a voided authorization",
+            lambda: payments.capture(
+                self.SHOP,
+                return_id,
+                authorization,
+                self.money("1.00"),
+                idempotency_key=self.new_key("capture"),
+            ),
+        )
+        _refused(
+            "void (under a new key) of a voided authorization",
+            lambda: payments.void(
+                self.SHOP, return_id, authorization, idempotency_key=self.new_key("void")
+            ),
+        )
+
+    def test_a_void_after_a_capture_is_refused(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        authorization = self.authorized(payments, return_id)
+        payments.capture(
+            self.SHOP,
+            return_id,
+            authorization,
+            self.money("4.00"),
+            idempotency_key=self.new_key("capture"),
+        )
+        _refused(
+            "void of a captured authorization",
+            lambda: payments.void(
+                self.SHOP, return_id, authorization, idempotency_key=self.new_key("void")
+            ),
+        )
+        _refused(
+            "capture (under a new key) of the rest of a captured authorization",
+            lambda: payments.capture(
+                self.SHOP,
+                return_id,
+                authorization,
+                self.money("6.00"),
+                idempotency_key=self.new_key("capture"),
+            ),
+        )
+
+    def test_a_replayed_capture_captures_once(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        authorization = self.authorized(payments, return_id)
+        key = self.new_key("capture")
+
+        def capture() -> PaymentReceipt:
+            return payments.capture(
+                self.SHOP, return_id, authorization, self.money("10.00"), idempotency_key=key
+            )
+
+        receipt = capture()
+        _same("capture", receipt, _replayed("capture", capture))
+        try:
+            payments.refund(
+                self.SHOP, return_id, self.money("10.00"), idempotency_key=self.new_key("refund")
+            )
+        except PortError as error:
+            raise AssertionError(
+                f"refunding the 10.00 captured of an authorization was refused ({error}): what "
+                "is captured must be refundable like a charge"
+            ) from error
+        _refused(
+            "refund beyond a capture of 10.00 that was replayed once (a replay must not "
+            "capture again)",
+            lambda: payments.refund(
+                self.SHOP, return_id, self.money("0.01"), idempotency_key=self.new_key("refund")
+            ),
+        )
+
+    def test_a_replayed_void_is_accepted_and_voids_once(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        authorization = self.authorized(payments, return_id)
+        key = self.new_key("void")
+
+        def void() -> None:
+            payments.void(self.SHOP, return_id, authorization, idempotency_key=key)
+
+        void()
+        _replayed("void", void)
+        _refused(
+            "capture of an authorization voided (and the void replayed)",
+            lambda: payments.capture(
+                self.SHOP,
+                return_id,
+                authorization,
+                self.money("1.00"),
+                idempotency_key=self.new_key("capture"),
+            ),
+        )
+
+    def test_capture_and_void_keys_reused_for_another_authorization_are_refused(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        first, second, third, fourth = (self.authorized(payments, return_id) for _ in range(4))
+        capture_key = self.new_key("capture")
+        payments.capture(
+            self.SHOP, return_id, first, self.money("5.00"), idempotency_key=capture_key
+        )
+        _refused(
+            "capture of another authorization with a used key",
+            lambda: payments.capture(
+                self.SHOP, return_id, second, self.money("5.00"), idempotency_key=capture_key
+            ),
+        )
+        void_key = self.new_key("void")
+        payments.void(self.SHOP, return_id, third, idempotency_key=void_key)
+        _refused(
+            "void of another authorization with a used key",
+            lambda: payments.void(self.SHOP, return_id, fourth, idempotency_key=void_key),
+        )
+
+    def test_distinct_keys_capture_and_void_separately(self) -> None:
+        payments = self.open_payments()
+        return_id = self.new_return(payments)
+        first, second, third = (self.authorized(payments, return_id) for _ in range(3))
+        assert len({first, second, third}) == 3, "three authorizations got the same payment id"
+        captures = [
+            payments.capture(
+                self.SHOP,
+                return_id,
+                authorization,
+                self.money("10.00"),
+                idempotency_key=self.new_key("capture"),
+            )
+            for authorization in (first, second)
+        ]
+        assert captures[0].payment_id != captures[1].payment_id, (
+            f"two captures of two authorizations got the same payment id: {captures!r}"
+        )
+        payments.void(self.SHOP, return_id, third, idempotency_key=self.new_key("void"))
+        try:
+            payments.refund(
+                self.SHOP, return_id, self.money("20.00"), idempotency_key=self.new_key("refund")
+            )
+        except PortError as error:
+            raise AssertionError(
+                f"refunding the 20.00 of two captures of 10.00 was refused ({error}): captures "
+                "under distinct keys must each capture"
+            ) from error
 
     def test_distinct_keys_make_distinct_payments(self) -> None:
         payments = self.open_payments()

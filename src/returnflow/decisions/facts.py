@@ -1,0 +1,210 @@
+"""Inbound facts in any order: applied when the return can use them, parked until it can,
+ignored with the reason when it never will.
+
+Webhooks arrive late, twice and out of order. One table, :data:`WAITS`, says in which
+lifecycle states each kind of fact waits: there, the return cannot use it yet but will be
+able to later (a delivery before the label, the warehouse's Finished before its receipt, a
+receipt before the return was approved). A fact that waits is parked on the record
+(:class:`~returnflow.domain.model.ParkedFact`); every commit that moves the return then
+applies the parked facts it can now use, in the order the facts happen in the world
+(:data:`RANK`: picked up, delivered or sent back, received, finished; then by arrival), within
+that same commit (:func:`drain`). In any other state the fact's own rule decides
+(:mod:`returnflow.decisions.carrier`,
+:mod:`returnflow.decisions.warehouse`): applied, or recorded as ignored with why. A repeated
+delivery of a fact, parked or not, is a duplicate (its inbound id was committed with it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from returnflow.decisions import carrier, warehouse
+from returnflow.decisions.change import Change
+from returnflow.domain.inbound import (
+    CarrierStatus,
+    CarrierUpdate,
+    InboundEvent,
+    ReceivedLine,
+    WarehouseFinished,
+    WarehouseReceipt,
+)
+from returnflow.domain.model import ParkedFact
+from returnflow.domain.policy import ReturnPolicy
+from returnflow.errors import ReturnflowError
+
+__all__ = ["RANK", "WAITS", "drain", "kind_of", "receive", "waits"]
+
+_BEFORE_APPROVAL = frozenset({"requested", "eligibility_check", "pending_review"})
+
+WAITS: Mapping[str, frozenset[str]] = {
+    # a scan waits for an approval (a person may approve a return in review)
+    "picked_up": _BEFORE_APPROVAL | {"needs_review"},
+    "delivered": _BEFORE_APPROVAL | {"needs_review"},
+    "returned_to_origin": _BEFORE_APPROVAL | {"needs_review"},
+    # a receipt waits for an approval only: from approval on it is received
+    "receipt": _BEFORE_APPROVAL,
+    # Finished waits for the whole receipt (item_received: when units are still missing)
+    "finished": _BEFORE_APPROVAL
+    | {"approved", "label_sent", "in_transit", "delivered", "needs_review", "item_received"},
+}
+"""Per kind of fact, the lifecycle states in which it is parked until the return can use it."""
+
+RANK: Mapping[str, int] = {
+    "picked_up": 0,
+    "delivered": 1,
+    "returned_to_origin": 1,
+    "receipt": 2,
+    "finished": 3,
+}
+"""The order facts happen in: parked facts are applied in it (then by arrival)."""
+
+_APPLY: Mapping[type[Any], Callable[[Change, Any, ReturnPolicy], str]] = {
+    CarrierUpdate: carrier.carrier_update,
+    WarehouseReceipt: warehouse.receipt,
+    WarehouseFinished: warehouse.finished,
+}
+
+_CARRIER_KINDS = {
+    CarrierStatus.PICKED_UP: "picked_up",
+    CarrierStatus.DELIVERED: "delivered",
+    CarrierStatus.RETURN_TO_ORIGIN: "returned_to_origin",
+}
+
+
+def kind_of(event: InboundEvent) -> str:
+    """The kind of a fact, as :data:`WAITS` and :data:`RANK` name it."""
+    if isinstance(event, CarrierUpdate):
+        return _CARRIER_KINDS[event.status]
+    return "receipt" if isinstance(event, WarehouseReceipt) else "finished"
+
+
+_PASSED: Mapping[str, int] = {"hand_in": 0, "deliver": 1, "return_to_origin": 1, "receive": 2}
+"""Chart events that show the parcel went through a stage (a :data:`RANK`)."""
+
+
+def waits(change: Change, event: InboundEvent) -> bool:
+    """Whether the return cannot use ``event`` yet but will be able to later. A carrier scan
+    of a stage the parcel is already past (a pickup after it was sent back) never waits."""
+    record = change.record
+    kind = kind_of(event)
+    if record.status not in WAITS[kind]:
+        return False
+    if isinstance(event, CarrierUpdate):
+        passed = max(
+            (_PASSED[entry.event] for entry in record.history if entry.event in _PASSED),
+            default=-1,
+        )
+        if passed >= RANK[kind]:
+            return False
+    if kind == "finished" and record.status in ("needs_review", "item_received"):
+        # Finished waits there only while units are still to come; else it applies.
+        return not warehouse.fully_received_for_finish(change)
+    return True
+
+
+def receive(change: Change, event: InboundEvent, policy: ReturnPolicy) -> tuple[str, str]:
+    """Apply, park or ignore an inbound fact; return ``(status, reason)`` where status is
+    ``applied``, ``parked`` or ``ignored``. A fact applied is followed by the parked facts the
+    return can now use (:func:`drain`). Raises what the fact's rule raises for bad data."""
+    decide = _APPLY[type(event)]
+    if waits(change, event):
+        if isinstance(event, WarehouseReceipt):
+            warehouse.check_lines(change, event)  # bad data is refused now, not later
+        why = f"{kind_of(event)} while {change.record.status}"
+        _park(change, event, why)
+        if isinstance(event, WarehouseFinished) and change.record.status == "item_received":
+            decide(change, event, policy)  # a short receipt goes to a person, and waits
+            return "applied", why
+        return "parked", why
+    ignored = decide(change, event, policy)
+    if ignored:
+        return "ignored", ignored
+    drain(change, policy)
+    return "applied", ""
+
+
+def drain(change: Change, policy: ReturnPolicy) -> None:
+    """Apply the parked facts the return can use now, in :data:`RANK` order, each followed
+    by the ones it makes usable; drop with the reason those it never will. A parked fact
+    that turns out wrong for the return (a receipt for more units than it expects) is
+    dropped and recorded; it never fails the change that moved the return."""
+    while change.record.parked:
+        ordered = sorted(
+            enumerate(change.record.parked), key=lambda item: (RANK[_kind(item[1])], item[0])
+        )
+        for index, parked in ordered:
+            event = _event(change, parked)
+            if waits(change, event):
+                continue
+            change.update(parked=_without(change.record.parked, index))
+            point = change.checkpoint()
+            try:
+                ignored = _APPLY[type(event)](change, event, policy)
+            except ReturnflowError as error:
+                change.restore(point)
+                change.update(parked=_without(point[0].parked, index))
+                change.ignore(event, f"parked {parked.why}, then refused: {error}")
+                break
+            if not ignored:  # an ignored one: the rule recorded why it never applies
+                change.note("unparked", {"fact": _kind(parked), "id": parked.event_id})
+            break
+        else:
+            return  # everything left still waits
+
+
+def _park(change: Change, event: InboundEvent, why: str) -> None:
+    lines: tuple[Mapping[str, Any], ...] = ()
+    status = None
+    if isinstance(event, WarehouseReceipt):
+        lines = tuple(_line_data(line) for line in event.lines)
+    elif isinstance(event, CarrierUpdate):
+        status = event.status.value
+    kind = "carrier" if status else ("receipt" if lines else "finished")
+    parked = ParkedFact(
+        kind=kind,
+        event_id=event.event_id,
+        source=event.source,
+        arrived_at=change.now,
+        why=why,
+        status=status,
+        lines=lines,
+    )
+    change.update(parked=(*change.record.parked, parked))
+    change.note("parked", {"fact": kind_of(event), "id": event.event_id, "why": why})
+
+
+def _line_data(line: ReceivedLine) -> dict[str, Any]:
+    return {
+        "line_id": line.line_id,
+        "quantity": line.quantity,
+        "qc": line.qc.value,
+        "condition": None if line.condition is None else line.condition.value,
+        "note": line.note,
+        "disposition": None if line.disposition is None else line.disposition.value,
+    }
+
+
+def _kind(parked: ParkedFact) -> str:
+    if parked.kind == "carrier":
+        return _CARRIER_KINDS[CarrierStatus(parked.status)]
+    return parked.kind
+
+
+def _event(change: Change, parked: ParkedFact) -> InboundEvent:
+    record = change.record
+    common: dict[str, Any] = {
+        "shop": record.shop,
+        "return_id": record.id,
+        "event_id": parked.event_id,
+        "source": parked.source,
+    }
+    if parked.kind == "carrier":
+        return CarrierUpdate(status=parked.status, **common)
+    if parked.kind == "receipt":
+        return WarehouseReceipt(lines=[ReceivedLine(**line) for line in parked.lines], **common)
+    return WarehouseFinished(**common)
+
+
+def _without(parked: tuple[ParkedFact, ...], index: int) -> tuple[ParkedFact, ...]:
+    return parked[:index] + parked[index + 1 :]
