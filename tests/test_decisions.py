@@ -570,15 +570,22 @@ def test_carrier_pick_up_puts_the_parcel_in_transit() -> None:
     assert change.history[0].payload == {"carrier_event": "scan-1"}
 
 
-def test_carrier_delivery_then_return_to_origin_cancels_the_return_by_default() -> None:
-    delivered = applied(labelled_refund(), HELPDESK, scan(CarrierStatus.DELIVERED))
-    assert delivered.record.state == ("delivered", "no_exchange")
-    assert topics(delivered) == ["returns/update"]
-    rto = applied(delivered, HELPDESK, scan(CarrierStatus.RETURN_TO_ORIGIN, "scan-2"))
+def test_a_parcel_in_transit_sent_back_cancels_the_return_by_default() -> None:
+    picked = applied(labelled_refund(), HELPDESK, scan(CarrierStatus.PICKED_UP))
+    rto = applied(picked, HELPDESK, scan(CarrierStatus.RETURN_TO_ORIGIN, "scan-2"))
     assert rto.record.state == ("cancelled", "no_exchange")
     assert work(rto) == ["void_label", "cancel_warehouse_return"]  # and no refund
     assert topics(rto) == ["carrier/rto", "returns/cancel"]
     assert templates(rto) == ["return_to_origin"]
+
+
+def test_a_return_to_origin_after_delivery_goes_to_a_person() -> None:
+    delivered = applied(labelled_refund(), HELPDESK, scan(CarrierStatus.DELIVERED))
+    assert delivered.record.state == ("delivered", "no_exchange")
+    assert topics(delivered) == ["returns/update"]
+    rto = applied(delivered, HELPDESK, scan(CarrierStatus.RETURN_TO_ORIGIN, "scan-2"))
+    assert rto.record.state == ("needs_review", "no_exchange")  # it reached the warehouse
+    assert work(rto) == []
 
 
 def test_a_return_to_origin_goes_to_a_person_when_the_policy_says_review() -> None:

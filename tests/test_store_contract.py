@@ -67,13 +67,13 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "returns.db"
 
 
-def test_schema_version_is_3_and_a_reopened_file_keeps_its_data(path: Path) -> None:
+def test_schema_version_is_4_and_a_reopened_file_keeps_its_data(path: Path) -> None:
     record = make_record("shop-a", "R1")
     effect = make_effect("shop-a", "R1", 0)
     key = InboundKey("shop-a", "carrier", "evt-1")
     store = SqliteStore(path)
     try:
-        assert store.schema_version() == 3
+        assert store.schema_version() == 4
         store.commit(Commit(records=((record, 0),), effects=(effect,), inbound=key))
         v2 = next_version(record, status="approved")
         store.commit(Commit(records=((v2, 1),)))
@@ -82,7 +82,7 @@ def test_schema_version_is_3_and_a_reopened_file_keeps_its_data(path: Path) -> N
         store.close()
     reopened = SqliteStore(path)
     try:
-        assert reopened.schema_version() == 3
+        assert reopened.schema_version() == 4
         got = reopened.get("shop-a", "R1")
         assert got == v2
         assert [entry.payload for entry in got.history] == [entry.payload for entry in v2.history]
@@ -97,7 +97,7 @@ def test_schema_version_is_3_and_a_reopened_file_keeps_its_data(path: Path) -> N
         reopened.close()
 
 
-def test_a_schema_1_file_is_migrated_to_3_and_keeps_its_returns(path: Path) -> None:
+def test_a_schema_1_file_is_migrated_to_4_and_keeps_its_returns(path: Path) -> None:
     store = SqliteStore(path)
     record = make_record("shop-a", "R1")
     store.commit(Commit(records=((record, 0),)))
@@ -107,13 +107,15 @@ def test_a_schema_1_file_is_migrated_to_3_and_keeps_its_returns(path: Path) -> N
         with connection:
             connection.execute("DROP TABLE cursors")
             connection.execute("DROP TABLE order_units")
+            connection.execute("DROP INDEX returns_due")
+            connection.execute("ALTER TABLE returns DROP COLUMN due_at")
             connection.execute("UPDATE schema_version SET version = 1")
     finally:
         connection.close()
 
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 3
+        assert migrated.schema_version() == 4
         assert migrated.get("shop-a", "R1") == record
         assert migrated.read_cursor("import:loop:shop-a") is None
         migrated.write_cursor("import:loop:shop-a", "v1", expected=None)
@@ -139,13 +141,15 @@ def test_a_schema_2_file_gets_the_ledger_of_the_units_its_returns_hold(path: Pat
     try:
         with connection:
             connection.execute("DROP TABLE order_units")
+            connection.execute("DROP INDEX returns_due")
+            connection.execute("ALTER TABLE returns DROP COLUMN due_at")
             connection.execute("UPDATE schema_version SET version = 2")
     finally:
         connection.close()
 
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 3
+        assert migrated.schema_version() == 4
         ledger = migrated.units("shop-a", "O-1")
         assert {unit: ledger[unit] for unit in ledger if unit[0] == "L1"} == {
             ("L1", 0): "R1",

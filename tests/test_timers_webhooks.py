@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -15,10 +17,12 @@ from returnflow import (
     ReleaseTrigger,
     RequestLine,
     ReturnPolicy,
+    ReturnRecord,
     ReturnRequest,
 )
 from returnflow.demo.scenarios import SHOP, order_1001
 from returnflow.ports import HoldStatus
+from returnflow.stores.memory import MemoryStore
 from returnflow.testing import Harness
 from returnflow.webhooks import HEADER, sign, verify
 
@@ -60,7 +64,7 @@ def test_tick_expires_a_return_never_shipped_and_undoes_its_approval() -> None:
 
 
 def test_tick_leaves_a_shipped_return_alone() -> None:
-    made = harness(ship_within_days=14)
+    made = harness(ship_within_days=14, stuck_after={})
     record = made.service.request(exchange_request())
     made.service.handle(
         CarrierUpdate(shop=SHOP, return_id=record.id, event_id="s1", status="RETURN_PICKED_UP")
@@ -156,3 +160,65 @@ def test_forged_truncated_or_malformed_signatures_fail(signature: str | None) ->
 
 def test_an_empty_secret_never_verifies() -> None:
     assert not verify(BODY, sign(BODY, ""), "")
+
+
+def test_a_return_that_makes_no_progress_goes_to_a_person_on_a_tick() -> None:
+    made = harness(stuck_after={"in_transit": timedelta(days=30)})
+    record = made.service.request(exchange_request())
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=record.id, event_id="s1", status="RETURN_PICKED_UP")
+    )
+    moved = made.service.get(SHOP, record.id)
+    assert moved.due_at is not None
+    made.clock.advance(days=30)
+    assert made.service.tick().stuck == ()  # exactly 30 days: still in time
+    made.clock.advance(minutes=1)
+    report = made.service.tick()
+    assert report.stuck == (record.id,)
+    stuck = made.service.get(SHOP, record.id)
+    assert stuck.state == ("needs_review", "on_hold")  # the exchange stays held
+    assert stuck.review_reasons[-1].startswith("no progress in in_transit since ")
+    assert made.service.tick().stuck == ()  # once
+
+
+def test_a_tick_reads_only_what_is_due_through_the_index() -> None:
+    calls: list[str] = []
+
+    class Counting(MemoryStore):
+        def list_in(self, *args: object, **kwargs: object) -> Sequence[ReturnRecord]:
+            calls.append(f"list_in{args}")
+            return super().list_in(*args, **kwargs)  # type: ignore[arg-type]
+
+        def list_due(self, now: datetime, *, limit: int = 1000) -> Sequence[ReturnRecord]:
+            calls.append("list_due")
+            return super().list_due(now, limit=limit)
+
+    made = Harness(store=Counting())
+    made.ports.commerce.add_order(order_1001())
+    record = made.service.request(exchange_request())
+    calls.clear()
+    report = made.service.tick()
+    assert report.expired == report.stuck == ()
+    assert "list_due" in calls
+    assert not any("('approved', 'label_sent')" in call for call in calls)  # no expiry scan
+    made.clock.advance(days=31)
+    assert made.service.tick().expired == (record.id,)
+
+
+def test_an_instant_exchange_not_back_in_time_has_its_authorization_captured() -> None:
+    made = harness(
+        exchange_release=ReleaseTrigger.ON_HANDED_IN,
+        instant_exchange_return_days=10,
+        stuck_after={},
+    )
+    record = made.service.request(exchange_request())
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=record.id, event_id="s1", status="RETURN_PICKED_UP")
+    )
+    released = made.service.get(SHOP, record.id)
+    assert released.state == ("in_transit", "released")
+    made.clock.advance(days=10, minutes=1)
+    report = made.service.tick()
+    assert report.captured == (record.id,)
+    assert [p.kind for p in made.ports.payments.payments] == ["authorization", "capture"]
+    assert made.service.tick().captured == ()

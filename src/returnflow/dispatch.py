@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 import attrs
 
 from returnflow import commits
-from returnflow.decisions import results
+from returnflow.decisions import facts, results
+from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.policy import ReturnPolicy
@@ -188,6 +189,10 @@ class Dispatcher:
             commits.record_attempt(self.store, attempt)
         return "done"
 
+    def _after(self, change: Change) -> None:
+        facts.drain(change, self.policy)
+        timer_rules.schedule(change, self.policy)
+
     def _write(self, effect: fx.Effect, attempt: Attempt, decide: Callable[[Change], None]) -> None:
         commits.run(
             self.store,
@@ -200,6 +205,7 @@ class Dispatcher:
             attempt=attempt,
             outbox=type(effect) in results.NEEDS_OUTBOX,
             heirs=type(effect) in results.FORWARDED,
+            after=self._after,
         )
 
 

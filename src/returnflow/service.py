@@ -383,6 +383,17 @@ class ReturnsService:
             shop, return_id, actor, lambda c: timer_rules.expire(c, self.policy), outbox=True
         )
 
+    def run_due(
+        self, shop: str, return_id: str, *, now: datetime | None = None, actor: str = "timer"
+    ) -> ReturnRecord:
+        """Do what a timer has due for one return at ``now`` (:meth:`tick` calls it): expire
+        it, capture an instant exchange's authorization, or send a stuck return to a person."""
+
+        def decide(change: Change) -> None:
+            timer_rules.on_due(change, self.policy, now)
+
+        return self._run(shop, return_id, actor, decide, outbox=True)
+
     def tick(self, now: datetime | None = None, *, limit: int = 1000) -> TickReport:
         """Run the timers due at ``now``: expire approved returns never shipped within
         ``policy.ship_within_days`` of approval, and check released exchanges the platform
@@ -488,6 +499,7 @@ class ReturnsService:
                 imported=imported,
             )
             decide(order, change, value)
+            timer_rules.schedule(change, self.policy)
             try:
                 record = commits.commit_new(self.store, change)
             except UnitsTaken:
@@ -524,7 +536,10 @@ class ReturnsService:
         return self.store.get(shop, return_id)  # as the delivered effects left it
 
     def _drain(self, change: Change) -> None:
+        """After a decision: apply what parked facts the return can now use, and set when a
+        timer next has something to do for it."""
         facts.drain(change, self.policy)
+        timer_rules.schedule(change, self.policy)
 
     def _after_commit(self, shop: str, return_ids: Sequence[str]) -> None:
         if not self.auto_dispatch:

@@ -46,6 +46,10 @@ class TickReport:
 
     expired: tuple[str, ...] = ()
     release_checked: tuple[str, ...] = ()
+    stuck: tuple[str, ...] = ()
+    """Returns that made no progress for ``policy.stuck_after`` and went to a person."""
+    captured: tuple[str, ...] = ()
+    """Instant exchanges whose units did not come back in time: authorization captured."""
     errors: tuple[str, ...] = ()
     """Timers that could not run now (a port failed), and returns a poller could not import;
     they run again on the next tick."""
@@ -68,10 +72,17 @@ class Timers:
         expired: list[str] = []
         checked: list[str] = []
         errors: list[str] = []
-        for record in store.list_in(None, ("approved", "label_sent"), limit=limit):
-            if rules.expiry_due(record, service.policy, moment):
-                service.expire(record.shop, record.id)
+        stuck: list[str] = []
+        captured: list[str] = []
+        for record in store.list_due(moment, limit=limit):  # an index, never a scan
+            what = [name for at, name in rules.due(record, service.policy) if moment > at]
+            service.run_due(record.shop, record.id, now=moment)
+            if what[:1] == ["expire"]:
                 expired.append(record.id)
+            elif what[:1] == ["capture"]:
+                captured.append(record.id)
+            elif what[:1] == ["stuck"]:
+                stuck.append(record.id)
         for record in store.list_in(
             None, TABLE.lifecycle_states, exchange_status="released", limit=limit
         ):
@@ -97,6 +108,8 @@ class Timers:
                 errors.extend(report.problems())
         return TickReport(
             expired=tuple(expired),
+            stuck=tuple(stuck),
+            captured=tuple(captured),
             release_checked=tuple(checked),
             errors=tuple(errors),
             imports=tuple(imports),

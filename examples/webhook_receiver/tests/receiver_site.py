@@ -6,6 +6,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,8 @@ def open_site(tmp_path: Path, *, worker: bool = True) -> Iterator[Site]:
     """A receiver on a new SQLite file in ``tmp_path``, with a demo return; stopped after."""
     store = SqliteStore(tmp_path / "returns.db")
     ports = FakePorts()
-    clock = ManualClock()
+    # now: a worker process run by a test (with the real clock) sees the same time
+    clock = ManualClock(datetime.now(timezone.utc))
     service = build_service(store, ports=ports, clock=clock)
     demo = open_demo_return(service)
     running = start(service, SECRET, worker=worker, interval=30.0)

@@ -30,6 +30,8 @@ def wind_down(change: Change, *, why: str) -> None:
     if refs.warehouse_rma_id or change.planned(fx.CreateWarehouseReturn):
         change.effect(fx.CancelWarehouseReturn)
     exchange.cancel(change, why=why)
+    # an instant exchange already shipped: the goods are the customer's, so is the bill
+    exchange.settle_authorization(change, capture=True, why=why)
     record = change.record
     if record.balance_paid is not None and not record.balance_settled:
         change.effect(fx.RefundBalance, amount=record.balance_paid)

@@ -39,13 +39,18 @@ def carrier_update(change: Change, event: CarrierUpdate, policy: ReturnPolicy) -
         return ""
     if not change.allows("return_to_origin"):
         return change.ignore(event, f"return to origin while {change.record.status}")
+    # Cancelled only while nothing contradicts it: not after the parcel was delivered to the
+    # warehouse, and not once money went out early (a person sorts those out).
+    conflicting = change.record.status == "delivered" or any(
+        line.settled for line in change.record.lines
+    )
     change.fire("return_to_origin", payload)
     change.update(review_reasons=(*change.record.review_reasons, "parcel returned to origin"))
     change.publish("carrier_rto")
     change.notify("return_to_origin")
     # an instant exchange already shipped: the customer has both, the fallback is paid
     exchange.settle_authorization(change, capture=True, why="parcel returned to origin")
-    if policy.on_return_to_origin is ReturnToOrigin.CANCEL:
+    if policy.on_return_to_origin is ReturnToOrigin.CANCEL and not conflicting:
         change.fire("cancel", {"why": "parcel returned to origin"})
         cancellation.wind_down(change, why="parcel returned to origin")
         change.update(review_reasons=())

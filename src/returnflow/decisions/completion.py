@@ -107,7 +107,9 @@ def close_by_hand(
     if unreceived in ("refund", "store_credit") and missing:
         outcome = Refund() if unreceived == "refund" else StoreCredit()
         for line in record.lines:
-            if line.id in missing:
+            # an exchange released for these units already pays for them: not twice
+            paid_by_exchange = line.id in exchanged and exchange_decision == "release"
+            if line.id in missing and not paid_by_exchange:
                 start = max(line.accepted, line.settled)
                 extra.append((attrs.evolve(line, outcome=outcome), missing[line.id], start))
         change.note("unreceived_settled", {"as": unreceived, "decided_by": change.actor})
@@ -142,10 +144,16 @@ def complete(
     if record.exchange_status == "released" and record.payment_authorized is not None:
         # An instant exchange's fallback: the customer keeps what shipped and pays for it
         # when QC failed; otherwise the authorization is let go.
+        exchanged = {line.return_line_id for line in record.exchange_lines}
+        back = all(line.accepted >= line.quantity for line in record.lines if line.id in exchanged)
         exchange.settle_authorization(
             change,
-            capture=bool(failed),
-            why="QC failed on an exchanged item" if failed else "the exchanged units came back",
+            capture=bool(failed) or not back,
+            why="the exchanged units came back"
+            if back and not failed
+            else (
+                "QC failed on an exchanged item" if failed else "the exchanged units did not come"
+            ),
         )
     elif record.exchange_status == "released" and failed and not reviewed:
         review.flag(change, "QC failed on an exchanged item after the exchange was released")

@@ -138,6 +138,14 @@ def _authorized(change: Change, effect: fx.AuthorizePayment, result: object) -> 
             {"why": "instant exchange: payment authorized", "authorization": payment},
             authorized=True,
         )
+    elif effect.hold_tag is not None:
+        # It came after the exchange was decided otherwise: nothing shipped on it, or the
+        # units it stood for are back. Still in flight otherwise: completion settles it.
+        record = change.record
+        exchanged = {line.return_line_id for line in record.exchange_lines}
+        back = all(line.accepted >= line.quantity for line in record.lines if line.id in exchanged)
+        if record.exchange_status != "released" or back:
+            exchange.settle_authorization(change, capture=False, why="no longer needed")
 
 
 def _captured(change: Change, effect: fx.CapturePayment, result: object) -> None:

@@ -4,9 +4,9 @@ platform kept on hold is released again, then sent to a person (seed 000)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from returnflow.decisions import cancellation, review
+from returnflow.decisions import cancellation, exchange, review
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.policy import ReturnPolicy
@@ -18,9 +18,12 @@ __all__ = [
     "RELEASE_TRIES",
     "approved_at",
     "check_release",
+    "due",
     "expire",
     "expiry_due",
+    "on_due",
     "release_check_due",
+    "schedule",
 ]
 
 RELEASE_TRIES = 3
@@ -79,3 +82,75 @@ def check_release(change: Change, policy: ReturnPolicy, status: HoldStatus) -> N
         return
     change.effect(fx.ReleaseExchange, hold_tag=policy.hold_tag, attempt=attempt)
     change.note("exchange_release_retried", {"hold": "still held", "attempt": attempt})
+
+
+def _last_progress(record: ReturnRecord) -> datetime:
+    """When the return last changed state (its creation if it never did)."""
+    for entry in reversed(record.history):
+        if entry.source[0] != entry.target[0]:
+            return entry.at
+    return record.created_at
+
+
+def _released_at(record: ReturnRecord) -> datetime | None:
+    for entry in reversed(record.history):
+        if entry.event == "release_exchange":
+            return entry.at
+    return None
+
+
+def due(record: ReturnRecord, policy: ReturnPolicy) -> list[tuple[datetime, str]]:
+    """What a timer has to do for the return and from when, earliest first: ``expire`` (an
+    approved return never shipped), ``capture`` (an instant exchange whose units did not come
+    back in time), ``stuck`` (no progress in a state ``policy.stuck_after`` names)."""
+    items: list[tuple[datetime, str]] = []
+    approved = approved_at(record)
+    if record.status in ("approved", "label_sent") and approved is not None:
+        items.append((approved + timedelta(days=policy.ship_within_days), "expire"))
+    released = _released_at(record)
+    if (
+        record.exchange_status == "released"
+        and record.payment_authorized is not None
+        and not record.authorization_settled
+        and released is not None
+        and record.status not in ("cancelled", "closed", "reset")
+    ):
+        items.append((released + timedelta(days=policy.instant_exchange_return_days), "capture"))
+    stuck = dict(policy.stuck_after).get(record.status)
+    if stuck is not None:
+        items.append((_last_progress(record) + stuck, "stuck"))
+    return sorted((moment.astimezone(timezone.utc), what) for moment, what in items)
+
+
+def schedule(change: Change, policy: ReturnPolicy) -> None:
+    """Set ``due_at``: when a timer next has something to do for the return."""
+    items = due(change.record, policy)
+    moment = items[0][0] if items else None
+    if moment != change.record.due_at:
+        change.update(due_at=moment)
+
+
+def on_due(change: Change, policy: ReturnPolicy, at: datetime | None = None) -> str:
+    """Do what is due at ``change.now`` (strictly after its time): expire, capture, or send
+    the return to a person; return what was done (``""`` when nothing was due any more: the
+    return is only rescheduled, with a note). Needs ``change.outbox`` (an expiry voids a
+    label still in it). ``at``: the time the tick runs for (``change.now`` by default)."""
+    now = at or change.now
+    for moment, what in due(change.record, policy):
+        if now <= moment:
+            break
+        if what == "expire" and change.allows("expire"):
+            expire(change, policy)
+            return what
+        if what == "capture":
+            days = policy.instant_exchange_return_days
+            exchange.settle_authorization(
+                change, capture=True, why=f"the returned units did not come back in {days} days"
+            )
+            return what
+        if what == "stuck" and change.allows("flag"):
+            since = _last_progress(change.record).date().isoformat()
+            review.flag(change, f"no progress in {change.record.status} since {since}")
+            return what
+    change.note("timer_checked", {"due_at": str(change.record.due_at)})
+    return ""

@@ -401,6 +401,10 @@ class ReturnRecord:
     """Whether the platform was seen to honour the exchange release (seed 000)."""
     completed_at: datetime | None = None
     """When the return was last completed: its outcomes ran; it closes once paid out."""
+    due_at: datetime | None = None
+    """When a timer next has something to do for the return (its expiry, a capture of an
+    instant exchange's authorization, a stuck return sent to a person), in UTC; set on
+    every commit, indexed by the stores so that a tick reads only what is due."""
     parked: tuple[ParkedFact, ...] = ()
     """Inbound facts that came early, waiting for a state that can use them."""
     payouts_given_up: tuple[str, ...] = ()

@@ -95,9 +95,16 @@ def _quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-currency_exponent(currency))
 
 
+MAX_DIGITS = 15
+"""Digits an amount may have before the decimal point (a quadrillion less a cent): every sum
+of a return's amounts stays exact in ``decimal``'s 28 digits."""
+
+
 @attrs.frozen(init=False, repr=False, order=False)
 class Money:
-    """An exact amount of one currency."""
+    """An exact amount of one currency; :class:`~returnflow.errors.InvalidAmount` for a float,
+    more decimals than the currency has, or more than :data:`MAX_DIGITS` digits before the
+    point."""
 
     amount: Decimal
     currency: str
@@ -105,6 +112,10 @@ class Money:
     def __init__(self, amount: Decimal | int | str, currency: str) -> None:
         currency = _check_currency(currency)
         number = to_decimal(amount)
+        if number and number.adjusted() >= MAX_DIGITS:
+            raise InvalidAmount(
+                "amount", amount, f"is out of range: at most {MAX_DIGITS} digits before the point"
+            )
         quantum = _quantum(currency)
         exact = number.quantize(quantum, rounding=ROUND_HALF_EVEN)
         if exact != number:
@@ -129,8 +140,12 @@ class Money:
         (Money('2.34', 'EUR'), Money('2', 'JPY'))
         """
         currency = _check_currency(currency)
-        number = to_decimal(amount).quantize(_quantum(currency), rounding=rounding)
-        return cls(number, currency)
+        number = to_decimal(amount)
+        if number and number.adjusted() >= MAX_DIGITS:
+            raise InvalidAmount(
+                "amount", amount, f"is out of range: at most {MAX_DIGITS} digits before the point"
+            )
+        return cls(number.quantize(_quantum(currency), rounding=rounding), currency)
 
     @classmethod
     def sum(cls, items: Iterable[Money], currency: str) -> Money:

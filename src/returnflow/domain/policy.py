@@ -155,6 +155,31 @@ def _positive_number(_: object, attribute: attrs.Attribute[Any], value: object) 
 
 
 _PLATFORM_APPS = frozenset({"shopify", "web", "pos", "returnflow"})
+
+_STUCK_AFTER: tuple[tuple[str, timedelta], ...] = (
+    ("in_transit", timedelta(days=30)),
+    ("delivered", timedelta(days=14)),
+    ("item_received", timedelta(days=14)),
+    ("refunded", timedelta(days=7)),
+)
+
+
+def _to_stuck_after(value: Any) -> tuple[tuple[str, timedelta], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    try:
+        pairs = tuple((str(state), after) for state, after in items)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            "must map lifecycle states to timedelta", field="stuck_after", value=value
+        ) from None
+    for state, after in pairs:
+        if not isinstance(after, timedelta) or after <= timedelta(0):
+            raise ConfigurationError(
+                f"must be a positive timedelta for {state!r}", field="stuck_after", value=after
+            )
+    return tuple(sorted(pairs))
+
+
 _EXCHANGES_SINCE = datetime(2019, 1, 1, tzinfo=timezone.utc)
 
 
@@ -186,6 +211,16 @@ class ReturnPolicy:
     retry_cap_seconds: float = attrs.field(default=600.0, validator=_positive_number)
     ship_within_days: int = attrs.field(default=30, validator=_positive_int)
     """An approved return not handed in within this many days of approval expires."""
+    stuck_after: tuple[tuple[str, timedelta], ...] = attrs.field(
+        default=_STUCK_AFTER, converter=_to_stuck_after
+    )
+    """How long a return may stay in a state without progress before a person is asked to
+    look (``needs_review``, by a tick), per lifecycle state; a mapping is accepted. States
+    not named never count as stuck (a timer of their own covers ``approved`` and
+    ``label_sent``: ``ship_within_days``)."""
+    instant_exchange_return_days: int = attrs.field(default=30, validator=_positive_int)
+    """An instant exchange's authorization is captured when the returned units have not come
+    back accepted within this many days of the release."""
     fees: FeePolicy = attrs.field(factory=FeePolicy)
     refund_trigger: RefundTrigger = RefundTrigger.ON_CLOSE
     exchange_difference: OutcomeKind = OutcomeKind.REFUND

@@ -119,6 +119,11 @@ class ReturnStore(Protocol):
         one shop or (``None``) of all, oldest first; for timers and workers."""
         ...
 
+    def list_due(self, now: datetime, *, limit: int = 1000) -> Sequence[ReturnRecord]:
+        """Returns of every shop whose ``due_at`` is before ``now``, earliest first, at most
+        ``limit``: what a tick has to do, found through an index on ``due_at``."""
+        ...
+
     def commit(self, commit: Commit) -> None:
         """Write everything in ``commit`` atomically, or raise and write nothing.
 

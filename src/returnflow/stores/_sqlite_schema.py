@@ -85,4 +85,13 @@ MIGRATIONS: tuple[str, ...] = (
     WHERE r.status NOT IN ('declined', 'cancelled', 'expired', 'reset')
     ORDER BY r.created_at, r.id;
     """,
+    # When a timer next has something to do for a return, indexed: a tick reads only what is
+    # due. Returns stored before get their due time at their next commit; until then they
+    # are due at once, and the first tick looks at each of them once.
+    """
+    ALTER TABLE returns ADD COLUMN due_at TEXT;
+    CREATE INDEX returns_due ON returns (due_at) WHERE due_at IS NOT NULL;
+    UPDATE returns SET due_at = created_at
+    WHERE status NOT IN ('closed', 'cancelled', 'expired', 'declined', 'reset');
+    """,
 )

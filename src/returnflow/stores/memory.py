@@ -75,6 +75,16 @@ class MemoryStore:
         records.sort(key=lambda record: (record.created_at, record.shop, record.id))
         return records[:limit]
 
+    def list_due(self, now: datetime, *, limit: int = 1000) -> Sequence[ReturnRecord]:
+        with self._lock:
+            due = [
+                record
+                for record in self._records.values()
+                if record.due_at is not None and record.due_at < now
+            ]
+        due.sort(key=lambda record: (record.due_at, record.shop, record.id))
+        return due[:limit]
+
     def commit(self, commit: Commit) -> None:
         with self._lock:
             for record, expected in commit.records:

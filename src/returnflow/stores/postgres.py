@@ -176,6 +176,16 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ON CONFLICT DO NOTHING
         """,
     ),
+    # When a timer next has something to do for a return, indexed: a tick reads only what is
+    # due. Returns stored before are due at once; their next commit sets the real time.
+    (
+        "ALTER TABLE returns ADD COLUMN due_at timestamptz",
+        "CREATE INDEX returns_due ON returns (due_at) WHERE due_at IS NOT NULL",
+        """
+        UPDATE returns SET due_at = created_at
+        WHERE status NOT IN ('closed', 'cancelled', 'expired', 'declined', 'reset')
+        """,
+    ),
 )
 
 # Conflicts the server reports for racing writers; the service retries them like a version.
@@ -234,15 +244,16 @@ _REOPEN = (
 )
 _INSERT_RETURN = (
     "INSERT INTO returns (shop, id, order_id, status, exchange_status, version, history_len, "
-    "created_at, updated_at, body) VALUES (%(shop)s, %(id)s, %(order_id)s, %(status)s, "
-    "%(exchange_status)s, %(version)s, %(history_len)s, %(created_at)s, %(updated_at)s, "
-    "%(body)s) ON CONFLICT DO NOTHING"
+    "created_at, updated_at, body, due_at) VALUES (%(shop)s, %(id)s, %(order_id)s, "
+    "%(status)s, %(exchange_status)s, %(version)s, %(history_len)s, %(created_at)s, "
+    "%(updated_at)s, %(body)s, %(due_at)s) ON CONFLICT DO NOTHING"
 )
 _UPDATE_RETURN = (
     "UPDATE returns SET order_id = %(order_id)s, status = %(status)s, "
     "exchange_status = %(exchange_status)s, version = %(version)s, "
     "history_len = %(history_len)s, created_at = %(created_at)s, updated_at = %(updated_at)s, "
-    "body = %(body)s WHERE shop = %(shop)s AND id = %(id)s AND version = %(expected)s"
+    "body = %(body)s, due_at = %(due_at)s "
+    "WHERE shop = %(shop)s AND id = %(id)s AND version = %(expected)s"
 )
 _INSERT_HISTORY = (
     "INSERT INTO history (shop, return_id, seq, version, at, event, actor, body) "
@@ -503,6 +514,15 @@ class PostgresStore:
             rows = db.execute(query, params).fetchall()
         return [self._build(*row) for row in rows]
 
+    def list_due(self, now: datetime, *, limit: int = 1000) -> Sequence[ReturnRecord]:
+        query = (
+            f"{_RECORDS} WHERE r.due_at IS NOT NULL AND r.due_at < %(now)s "
+            'ORDER BY r.due_at, r.shop COLLATE "C", r.id COLLATE "C" LIMIT %(limit)s'
+        )
+        with self._connection() as db:
+            rows = db.execute(query, {"now": now, "limit": limit}).fetchall()
+        return [self._build(*row) for row in rows]
+
     def shops_with(self, return_id: str) -> builtins.list[str]:
         """Shops that have a return with this id (for operators' tools, not tenants)."""
         with self._connection() as db:
@@ -754,6 +774,7 @@ class PostgresStore:
             "created_at": record.created_at,
             "updated_at": record.updated_at,
             "body": json.dumps(body, separators=(",", ":"), sort_keys=True),
+            "due_at": record.due_at,
         }
 
     def claim(

@@ -9,7 +9,7 @@ or processes, safe. The schema is created and migrated by the store itself (tabl
 >>> import tempfile, os
 >>> store = SqliteStore(os.path.join(tempfile.mkdtemp(), "returns.db"))
 >>> store.schema_version()
-3
+4
 >>> store.close()
 """
 
@@ -28,9 +28,8 @@ from typing import Any
 
 import attrs
 
-from returnflow.domain.ledger import ENDED_UNSETTLED, held_units
 from returnflow.domain.model import HistoryEntry, ReturnRecord
-from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound, UnitsTaken
+from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry
 from returnflow.serialization import converter
@@ -39,6 +38,7 @@ from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
+from returnflow.stores._sqlite_ledger import write_units
 from returnflow.stores._sqlite_schema import MIGRATIONS
 
 __all__ = ["SqliteStore"]
@@ -66,6 +66,8 @@ def _dump(value: Any) -> str:
 
 class SqliteStore:
     """Returns, history, outbox and inbox in one SQLite file (WAL)."""
+
+    _write_units = staticmethod(write_units)  # the order-level ledger's rows
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         self.path = os.fspath(path)
@@ -244,6 +246,15 @@ class SqliteStore:
         with self._read() as db:
             return [self._record(row) for row in db.execute(query, params).fetchall()]
 
+    def list_due(self, now: datetime, *, limit: int = 1000) -> Sequence[ReturnRecord]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT shop, id FROM returns WHERE due_at IS NOT NULL AND due_at < ? "
+                "ORDER BY due_at, shop, id LIMIT ?",
+                (_iso(now), limit),
+            ).fetchall()
+            return [self._get(db, shop, return_id) for shop, return_id in rows]
+
     def shops_with(self, return_id: str) -> builtins.list[str]:
         """Shops that have a return with this id (for operators' tools, not tenants)."""
         rows = self._connection().execute("SELECT shop FROM returns WHERE id = ?", (return_id,))
@@ -358,47 +369,6 @@ class SqliteStore:
         for record, _ in commit.records:
             self._remember(record)
 
-    @staticmethod
-    def _write_units(db: sqlite3.Connection, commit: Commit) -> None:
-        """Keep the order-level ledger: a return ending unsettled frees its units (first, so
-        that a reset's new return can take them in the same commit); a new return takes its
-        units, unless another return holds one (:class:`UnitsTaken`). A return's units are
-        fixed when it is opened."""
-        for record, _ in commit.records:
-            if record.status in ENDED_UNSETTLED:
-                db.execute(
-                    "DELETE FROM order_units WHERE shop = ? AND return_id = ?",
-                    (record.shop, record.id),
-                )
-                db.executemany(  # what it paid for and did not hand on stays taken
-                    "INSERT INTO order_units (shop, order_id, order_line_id, unit, return_id) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (record.shop, record.order_id, line, unit, record.id)
-                        for line, unit in sorted(held_units(record))
-                    ],
-                )
-        for record, expected in commit.records:
-            units = held_units(record)
-            if expected or not units:
-                continue
-            held = {
-                (line, unit): holder
-                for line, unit, holder in db.execute(
-                    "SELECT order_line_id, unit, return_id FROM order_units "
-                    "WHERE shop = ? AND order_id = ?",
-                    (record.shop, record.order_id),
-                )
-            }
-            clash = sorted(unit for unit in units if unit in held)
-            if clash:
-                raise UnitsTaken(record.id, record.order_id, clash, held[clash[0]])
-            db.executemany(
-                "INSERT INTO order_units (shop, order_id, order_line_id, unit, return_id) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(record.shop, record.order_id, line, unit, record.id) for line, unit in units],
-            )
-
     def units(self, shop: str, order_id: str) -> dict[tuple[str, int], str]:
         """The order's ledger: each held unit and the return holding it."""
         with self._read() as db:
@@ -423,19 +393,21 @@ class SqliteStore:
             _iso(record.created_at),
             _iso(record.updated_at),
             json.dumps(body, separators=(",", ":"), sort_keys=True),
+            _iso(record.due_at),
             record.shop,
             record.id,
         )
         if known == 0:
             db.execute(
                 "INSERT INTO returns (order_id, status, exchange_status, version, history_len, "
-                "created_at, updated_at, body, shop, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, updated_at, body, due_at, shop, id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params,
             )
         else:
             db.execute(
                 "UPDATE returns SET order_id = ?, status = ?, exchange_status = ?, version = ?, "
-                "history_len = ?, created_at = ?, updated_at = ?, body = ? "
+                "history_len = ?, created_at = ?, updated_at = ?, body = ?, due_at = ? "
                 "WHERE shop = ? AND id = ?",
                 params,
             )

@@ -1606,6 +1606,37 @@ class StoreContract(abc.ABC):
         assert sum(int(count) for _, status, count in outcomes if status == "won") == _RACE_UNITS
         assert won
 
+    # -- what is due ----------------------------------------------------------------------------
+
+    def test_list_due_returns_what_is_due_before_now_earliest_first_across_shops(self) -> None:
+        store = self.open_store()
+        at = self.NOW
+        for shop, return_id, hours in (
+            (self.SHOP, "R1", 3),
+            (self.OTHER_SHOP, "R2", 1),
+            (self.SHOP, "R3", None),
+            (self.SHOP, "R4", 30),
+        ):
+            due = None if hours is None else at + timedelta(hours=hours)
+            self.seed(store, attrs.evolve(make_record(shop, return_id), due_at=due))
+        later = at + timedelta(hours=5)
+        assert [r.id for r in store.list_due(later)] == ["R2", "R1"]
+        assert [r.id for r in store.list_due(later, limit=1)] == ["R2"]
+        assert store.list_due(at + timedelta(hours=1)) == []  # strictly before now
+        # a commit moves the due time (or clears it)
+        first = store.get(self.OTHER_SHOP, "R2")
+        store.commit(Commit(records=((next_version(first, due_at=None), 1),)))
+        assert [r.id for r in store.list_due(later)] == ["R1"]
+        assert store.list_due(later)[0] == store.get(self.SHOP, "R1")
+
+    def test_list_due_compares_times_not_their_offsets(self) -> None:
+        store = self.open_store()
+        plus_two = timezone(timedelta(hours=2))
+        due = (self.NOW + timedelta(hours=1)).astimezone(plus_two)
+        self.seed(store, attrs.evolve(make_record(self.SHOP, "R1"), due_at=due))
+        assert store.list_due(self.NOW + timedelta(minutes=59)) == []
+        assert [r.id for r in store.list_due(self.NOW + timedelta(minutes=61))] == ["R1"]
+
     # -- re-opening a given-up effect ---------------------------------------------------------
 
     def test_a_given_up_effect_is_reopened_under_its_own_key(self) -> None:

@@ -341,6 +341,9 @@ class _KitStore:
     def list(self, shop: str, *, order_id: str | None = None) -> Sequence[ReturnRecord]:
         return self.inner.list(shop, order_id=order_id)
 
+    def list_due(self, now: datetime, *, limit: int = 1000) -> Sequence[ReturnRecord]:
+        return self.inner.list_due(now, limit=limit)
+
     def list_in(
         self,
         shop: str | None,

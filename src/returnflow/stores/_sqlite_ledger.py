@@ -1,0 +1,53 @@
+"""The SQLite store's part of the order-level ledger (:mod:`returnflow.domain.ledger`): the
+rows of ``order_units``, written in the commit's transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from returnflow.domain.ledger import ENDED_UNSETTLED, held_units
+from returnflow.errors import UnitsTaken
+from returnflow.ports.store import Commit
+
+__all__ = ["write_units"]
+
+
+def write_units(db: sqlite3.Connection, commit: Commit) -> None:
+    """Keep the order-level ledger: a return ending unsettled frees its units (first, so
+    that a reset's new return can take them in the same commit); a new return takes its
+    units, unless another return holds one (:class:`UnitsTaken`). A return's units are
+    fixed when it is opened."""
+    for record, _ in commit.records:
+        if record.status in ENDED_UNSETTLED:
+            db.execute(
+                "DELETE FROM order_units WHERE shop = ? AND return_id = ?",
+                (record.shop, record.id),
+            )
+            db.executemany(  # what it paid for and did not hand on stays taken
+                "INSERT INTO order_units (shop, order_id, order_line_id, unit, return_id) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (record.shop, record.order_id, line, unit, record.id)
+                    for line, unit in sorted(held_units(record))
+                ],
+            )
+    for record, expected in commit.records:
+        units = held_units(record)
+        if expected or not units:
+            continue
+        held = {
+            (line, unit): holder
+            for line, unit, holder in db.execute(
+                "SELECT order_line_id, unit, return_id FROM order_units "
+                "WHERE shop = ? AND order_id = ?",
+                (record.shop, record.order_id),
+            )
+        }
+        clash = sorted(unit for unit in units if unit in held)
+        if clash:
+            raise UnitsTaken(record.id, record.order_id, clash, held[clash[0]])
+        db.executemany(
+            "INSERT INTO order_units (shop, order_id, order_line_id, unit, return_id) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(record.shop, record.order_id, line, unit, record.id) for line, unit in units],
+        )

@@ -1,0 +1,132 @@
+"""Regressions found by driving the exits, the fact ordering and the instant exchange as a new
+user would: each input once let goods or money out, or left a return stuck."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from returnflow import (
+    CarrierStatus,
+    CarrierUpdate,
+    Completion,
+    Exchange,
+    InvalidAmount,
+    Money,
+    ReceivedLine,
+    Refund,
+    RefundTrigger,
+    ReleaseTrigger,
+    RequestLine,
+    ReturnPolicy,
+    ReturnRequest,
+    WarehouseFinished,
+    WarehouseReceipt,
+)
+from returnflow.testing import Harness, make_order
+
+SHOP = "s"
+P, D, X = CarrierStatus.PICKED_UP, CarrierStatus.DELIVERED, CarrierStatus.RETURN_TO_ORIGIN
+INSTANT = ReturnPolicy(exchange_release=ReleaseTrigger.ON_HANDED_IN)
+SWAP = Exchange(variant_id="v2", quantity=2)
+
+
+def opened(
+    policy: ReturnPolicy | None = None, outcome: Any = None, *, auto: bool = True
+) -> tuple[Harness, str]:
+    harness = Harness(policy=policy or ReturnPolicy(), auto_dispatch=auto)
+    harness.ports.commerce.add_order(make_order(SHOP, "1001"))
+    line = RequestLine(order_line_id="L1", quantity=2, outcome=outcome or Refund())
+    record = harness.service.request(ReturnRequest(shop=SHOP, order_id="1001", lines=[line]))
+    return harness, record.id
+
+
+def scan(rid: str, status: CarrierStatus, event_id: str) -> CarrierUpdate:
+    return CarrierUpdate(shop=SHOP, return_id=rid, event_id=event_id, status=status)
+
+
+def receipt(rid: str, units: int, event_id: str = "r") -> WarehouseReceipt:
+    lines = [ReceivedLine(line_id="L1", quantity=units)]
+    return WarehouseReceipt(shop=SHOP, return_id=rid, event_id=event_id, lines=lines)
+
+
+def items(harness: Harness) -> list[str]:
+    return [line.status for line in harness.ports.commerce.exchange_lines(SHOP, "1001")]
+
+
+def test_a_return_to_origin_after_delivery_does_not_cancel_what_reached_the_warehouse() -> None:
+    harness, rid = opened()
+    for fact in (scan(rid, P, "p"), scan(rid, D, "d"), scan(rid, X, "x")):
+        harness.service.handle(fact)
+    assert harness.service.get(SHOP, rid).status == "needs_review"
+    assert harness.service.handle(receipt(rid, 2)).status == "applied"
+    assert harness.service.get(SHOP, rid).state == ("closed", "no_exchange")
+    assert [str(r.amount) for r in harness.ports.commerce.refunds] == ["20.00 EUR"]
+
+
+def test_a_return_to_origin_after_an_early_refund_goes_to_a_person() -> None:
+    harness, rid = opened(ReturnPolicy(refund_trigger=RefundTrigger.ON_HANDED_IN))
+    harness.service.handle(scan(rid, P, "p"))
+    harness.service.handle(scan(rid, X, "x"))
+    record = harness.service.get(SHOP, rid)
+    assert record.state == ("needs_review", "no_exchange")
+    assert record.review_reasons == ("parcel returned to origin",)
+
+
+def test_an_early_finished_then_a_short_receipt_goes_to_a_person_as_in_order() -> None:
+    harness, rid = opened(ReturnPolicy(completion=Completion.ON_WAREHOUSE_FINISHED))
+    for fact in (
+        scan(rid, P, "p"),
+        WarehouseFinished(shop=SHOP, return_id=rid, event_id="f"),
+        receipt(rid, 1),
+    ):
+        harness.service.handle(fact)
+    record = harness.service.get(SHOP, rid)
+    assert record.status == "needs_review"
+    assert "short receipt" in record.review_reasons[-1]
+
+
+def test_cancelling_a_released_instant_exchange_captures_its_authorization() -> None:
+    harness, rid = opened(INSTANT, SWAP)
+    harness.service.handle(scan(rid, P, "p"))
+    harness.service.flag(SHOP, rid, "look")
+    cancelled = harness.service.cancel(SHOP, rid)
+    assert cancelled.state == ("cancelled", "released")
+    assert items(harness) == ["unfulfilled"]  # shipped already: the customer pays for it
+    assert list(harness.ports.payments.authorizations(SHOP, rid).values()) == ["captured"]
+
+
+def test_closing_a_released_instant_exchange_with_nothing_back_captures_it() -> None:
+    harness, rid = opened(INSTANT, SWAP)
+    harness.service.handle(scan(rid, P, "p"))
+    harness.service.flag(SHOP, rid, "look")
+    harness.service.close(SHOP, rid, unreceived="nothing", exchange="cancel")
+    assert list(harness.ports.payments.authorizations(SHOP, rid).values()) == ["captured"]
+
+
+def test_an_authorization_that_comes_after_the_units_is_voided() -> None:
+    harness, rid = opened(INSTANT, SWAP, auto=False)
+    harness.service.dispatch_pending()
+    harness.service.handle(scan(rid, P, "p"))
+    harness.service.handle(receipt(rid, 2))
+    harness.service.dispatch_pending()
+    harness.dispatch_due()
+    assert harness.service.get(SHOP, rid).state == ("closed", "released")
+    assert list(harness.ports.payments.authorizations(SHOP, rid).values()) == ["voided"]
+
+
+def test_closing_with_a_release_and_refund_anyway_does_not_pay_twice() -> None:
+    harness, rid = opened(outcome=SWAP)
+    harness.service.flag(SHOP, rid, "look")
+    harness.service.close(SHOP, rid, unreceived="refund", exchange="release")
+    assert items(harness) == ["unfulfilled"]
+    assert harness.ports.commerce.refunds == []  # the released exchange is what they get
+
+
+@pytest.mark.parametrize("amount", ["9" * 26, "1" + "0" * 26, "1e40", "-1e20"])
+def test_an_amount_out_of_range_is_refused_at_the_boundary(amount: str) -> None:
+    with pytest.raises(InvalidAmount, match="out of range") as raised:
+        Money(amount, "EUR")
+    assert raised.value.field == "amount"
+    assert Money("999999999999999.99", "EUR").amount.adjusted() == 14
