@@ -33,7 +33,7 @@ from returnflow.domain.model import ParkedFact
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.errors import ReturnflowError
 
-__all__ = ["RANK", "WAITS", "drain", "kind_of", "receive", "waits"]
+__all__ = ["RANK", "WAITS", "drain", "kind_of", "parked_event", "receive", "waits"]
 
 _BEFORE_APPROVAL = frozenset({"requested", "eligibility_check", "pending_review"})
 
@@ -134,7 +134,7 @@ def drain(change: Change, policy: ReturnPolicy) -> None:
             enumerate(change.record.parked), key=lambda item: (RANK[_kind(item[1])], item[0])
         )
         for index, parked in ordered:
-            event = _event(change, parked)
+            event = parked_event(change, parked)
             if waits(change, event):
                 if isinstance(event, WarehouseFinished) and change.record.status == (
                     "item_received"
@@ -197,7 +197,8 @@ def _kind(parked: ParkedFact) -> str:
     return parked.kind
 
 
-def _event(change: Change, parked: ParkedFact) -> InboundEvent:
+def parked_event(change: Change, parked: ParkedFact) -> InboundEvent:
+    """The inbound fact ``parked`` stands for, on the return of ``change``."""
     record = change.record
     common: dict[str, Any] = {
         "shop": record.shop,

@@ -24,6 +24,8 @@ so an order gets several returns and its units run out. After every step it chec
   before the release was decided;
 * a closed return whose payouts are confirmed has settled every accepted unit (every unit of
   a returnless line) exactly once;
+* no fact is lost or applied late: a parked fact is one the return cannot use yet (the commit
+  that made it usable applied it), and a return that ended keeps none;
 * over all returns of an order (the order-level ledger), per order line: no unit is held by
   two returns that hold units (not in ``ENDED_UNSETTLED``); every unit held or settled
   shipped (``OrderSnapshot.shipped_units``), so units held and settled together are at most
@@ -79,6 +81,8 @@ from hypothesis.stateful import (
     rule,
 )
 
+from returnflow.decisions import facts
+from returnflow.decisions.change import Change
 from returnflow.domain.inbound import (
     CarrierStatus,
     CarrierUpdate,
@@ -498,6 +502,21 @@ def _check_record(record: ReturnRecord, previous: ReturnRecord | None) -> None:
 
 def _due(line: Any) -> int:
     return int(line.quantity if isinstance(line.outcome, Keep) else line.accepted)
+
+
+def _check_parked(record: ReturnRecord) -> None:
+    """No fact lost, none applied too late: a parked fact is one the return cannot use yet
+    (it would have been applied by the commit that made it usable), and a return that ended
+    keeps none."""
+    what = _describe(record)
+    if record.status in ("closed", "cancelled", "expired", "declined", "reset"):
+        assert not record.parked, f"{what}: ended with parked facts {record.parked}"
+    change = Change(record, now=record.updated_at, actor="kit", base=record.version)
+    for parked in record.parked:
+        event = facts.parked_event(change, parked)
+        assert facts.waits(change, event), (
+            f"{what}: {parked.kind} {parked.event_id} is parked but the return can use it"
+        )
 
 
 def _check_settled(
@@ -1264,6 +1283,7 @@ class ReturnsModel(RuleBasedStateMachine):
             self._mark(record)
             self._check_exchange(record)
             _check_settled(record, outboxes[rid], self.policy)
+            _check_parked(record)
         self._check_payouts(records, outboxes)
         self._check_orders(records)
         self._check_platform(records)
