@@ -104,21 +104,23 @@ def due(record: ReturnRecord, policy: ReturnPolicy) -> list[tuple[datetime, str]
     approved return never shipped), ``capture`` (an instant exchange whose units did not come
     back in time), ``stuck`` (no progress in a state ``policy.stuck_after`` names)."""
     items: list[tuple[datetime, str]] = []
-    approved = approved_at(record)
-    if record.status in ("approved", "label_sent") and approved is not None:
-        items.append((approved + timedelta(days=policy.ship_within_days), "expire"))
-    released = _released_at(record)
+    if record.status in ("approved", "label_sent"):
+        approved = approved_at(record)
+        if approved is not None:
+            items.append((approved + timedelta(days=policy.ship_within_days), "expire"))
     if (
         record.exchange_status == "released"
         and record.payment_authorized is not None
         and not record.authorization_settled
-        and released is not None
         and record.status not in ("cancelled", "closed", "reset")
     ):
-        items.append((released + timedelta(days=policy.instant_exchange_return_days), "capture"))
-    stuck = dict(policy.stuck_after).get(record.status)
-    if stuck is not None:
-        items.append((_last_progress(record) + stuck, "stuck"))
+        released = _released_at(record)
+        if released is not None:
+            days = timedelta(days=policy.instant_exchange_return_days)
+            items.append((released + days, "capture"))
+    for state, stuck in policy.stuck_after:
+        if state == record.status:
+            items.append((_last_progress(record) + stuck, "stuck"))
     return sorted((moment.astimezone(timezone.utc), what) for moment, what in items)
 
 
