@@ -130,3 +130,19 @@ def test_an_amount_out_of_range_is_refused_at_the_boundary(amount: str) -> None:
         Money(amount, "EUR")
     assert raised.value.field == "amount"
     assert Money("999999999999999.99", "EUR").amount.adjusted() == 14
+
+
+def test_a_capture_for_a_late_parcel_is_given_back_when_the_units_come_back() -> None:
+    harness, rid = opened(
+        ReturnPolicy(exchange_release=ReleaseTrigger.ON_HANDED_IN, instant_exchange_return_days=5),
+        SWAP,
+    )
+    harness.service.handle(scan(rid, P, "p"))
+    harness.clock.advance(days=6)
+    assert harness.service.tick().captured == (rid,)
+    harness.service.handle(receipt(rid, 2))
+    assert harness.service.get(SHOP, rid).state == ("closed", "released")
+    kinds = [payment.kind for payment in harness.ports.payments.payments]
+    assert kinds == ["authorization", "capture", "refund"]
+    assert harness.service.handle(receipt(rid, 1, "r2")).status == "ignored"  # once
+    assert [p.kind for p in harness.ports.payments.payments].count("refund") == 1

@@ -155,6 +155,15 @@ def complete(
                 "QC failed on an exchanged item" if failed else "the exchanged units did not come"
             ),
         )
+        captured = any(
+            entry.event == "authorization_settled" and entry.payload.get("captured")
+            for entry in record.history
+        )
+        given_back = any(entry.event == "capture_refunded" for entry in record.history)
+        if back and not failed and captured and not given_back:
+            # captured when the parcel was late, and then it came: the customer paid twice
+            change.effect(fx.RefundBalance, amount=record.payment_authorized)
+            change.note("capture_refunded", {"amount": str(record.payment_authorized)})
     elif record.exchange_status == "released" and failed and not reviewed:
         review.flag(change, "QC failed on an exchanged item after the exchange was released")
         return
