@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,6 +50,29 @@ def test_demo_runs_only_the_scenarios_named() -> None:
     ]
     assert output.splitlines()[-2] == "2 scenario(s) ran; inspect one with:"
     assert output.splitlines()[-1].startswith("  returnflow inspect --db ")
+
+
+def test_demo_shows_an_instant_exchange_released_on_its_authorization_then_voided(
+    tmp_path: Path,
+) -> None:
+    code, output = run("demo", "--db", str(tmp_path / "returns.db"), "instant-exchange")
+
+    assert code == 0
+    assert "\nreturn R0001 (order 1001): closed / released, Shopify CLOSED" in output
+    steps = [
+        "hand_in ",
+        "payments.authorize 25.00 EUR: done",
+        "release_exchange ",
+        "why=instant exchange: payment authorized",
+        "receive ",
+        "payments.void the authorization: done",
+        "authorization_voided ",
+    ]
+    at = {step: output.find(step) for step in steps}
+    assert -1 not in at.values(), at
+    assert list(at.values()) == sorted(at.values()), at
+    assert "payments.capture" not in output
+    assert "payments.authorize, payments.void\n" in output  # the port calls, in order
 
 
 def test_demo_of_an_unknown_scenario_fails_and_names_the_choices() -> None:

@@ -363,6 +363,7 @@ SHOWN = [
     "clickpost-qc",
     "loop-native-exchanges",
     "loop-xoro-import",
+    "instant-exchange",
 ]
 
 

@@ -175,6 +175,29 @@ def smartpack_instant_exchange(
     return harness, [record.id]
 
 
+def instant_exchange(
+    shop: str = SHOP, store: ReturnStore | None = None
+) -> tuple[Harness, Sequence[str]]:
+    """Instant exchange (Loop's instant exchanges, Solidus' expedited exchanges): at hand-in
+    the customer's payment is authorized for the exchanged T-shirt's worth and the held
+    exchange is released on it; the T-shirt comes back accepted and the authorization is
+    voided."""
+    harness = _harness(shop, store, exchange_release=ReleaseTrigger.ON_HANDED_IN)
+    service = harness.service
+    record = service.request(_exchange_request(shop))
+    _scan(service, shop, record.id, "scan-1", CarrierStatus.PICKED_UP)
+    harness.clock.advance(days=3)
+    service.handle(
+        WarehouseReceipt(
+            shop=shop,
+            return_id=record.id,
+            event_id="wms-1",
+            lines=[ReceivedLine(line_id="L1", quantity=1)],
+        )
+    )
+    return harness, [record.id]
+
+
 def smartpack_partial_reset(
     shop: str = SHOP, store: ReturnStore | None = None
 ) -> tuple[Harness, Sequence[str]]:
@@ -537,6 +560,11 @@ SCENARIOS: tuple[Scenario, ...] = (
         "smartpack-instant",
         "Returnflows x SmartPack: instant exchange, release retried",
         smartpack_instant_exchange,
+    ),
+    Scenario(
+        "instant-exchange",
+        "Instant exchange: released on an authorized payment, voided on receipt",
+        instant_exchange,
     ),
     Scenario(
         "smartpack-reset",
