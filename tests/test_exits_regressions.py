@@ -146,3 +146,13 @@ def test_a_capture_for_a_late_parcel_is_given_back_when_the_units_come_back() ->
     assert kinds == ["authorization", "capture", "refund"]
     assert harness.service.handle(receipt(rid, 1, "r2")).status == "ignored"  # once
     assert [p.kind for p in harness.ports.payments.payments].count("refund") == 1
+
+
+def test_a_delivery_scan_before_the_authorization_is_answered_does_not_authorize_again() -> None:
+    harness, rid = opened(INSTANT, SWAP, auto=False)
+    harness.service.dispatch_pending()
+    harness.service.handle(scan(rid, P, "p"))
+    harness.service.handle(scan(rid, D, "d"))  # the authorization is still in the outbox
+    harness.service.dispatch_pending()
+    assert [p.kind for p in harness.ports.payments.payments] == ["authorization"]
+    assert items(harness) == ["unfulfilled"]

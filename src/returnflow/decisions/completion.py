@@ -134,8 +134,12 @@ def complete(
     """Run the outcomes of every accepted, unsettled unit, release or cancel the exchange,
     and close the return (seed 000: "Finished" closes, then the outcome runs).
 
-    An exchanged item that failed QC after an instant release needs a person first;
-    ``reviewed`` says one has looked (an agent closing from ``needs_review``).
+    An instant exchange released on an authorized payment settles it here: voided when the
+    exchanged units came back accepted, captured when not (and given back when a capture
+    for a late parcel is followed by the units). One released with nothing to fall back on
+    whose item failed QC needs a person first; ``reviewed`` says one has looked (an agent
+    closing from ``needs_review``). ``extra``: parts an agent decided to pay for anyway;
+    ``decided_by``: the agent who decided to release an exchange the units do not cover.
     """
     record = change.record
     failed = {

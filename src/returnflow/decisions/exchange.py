@@ -96,8 +96,10 @@ def release_if_instant(change: Change, policy: ReturnPolicy) -> None:
     record = change.record
     if not change.allows("release_exchange") or record.refs.payment_authorization_id:
         return
-    if authorization_value(change) is not None:
-        return
+    if any(entry.event == "instant_exchange_authorizing" for entry in record.history) or any(
+        isinstance(effect, fx.AuthorizePayment) for effect in change.effects
+    ):
+        return  # asked for already (its answer may not be back): never twice
     exchanged = {line.return_line_id for line in record.exchange_lines}
     worth = Money.sum(
         (amount for line in record.lines if line.id in exchanged for amount in line.unit_amounts),
@@ -108,14 +110,6 @@ def release_if_instant(change: Change, policy: ReturnPolicy) -> None:
         return
     change.effect(fx.AuthorizePayment, amount=worth, hold_tag=policy.hold_tag)
     change.note("instant_exchange_authorizing", {"amount": str(worth)})
-
-
-def authorization_value(change: Change) -> Money | None:
-    """What was authorized for an instant exchange, if an authorization was planned."""
-    for effect in (*(entry.effect for entry in change.outbox), *change.effects):
-        if isinstance(effect, fx.AuthorizePayment):
-            return effect.amount
-    return None
 
 
 def settle_authorization(change: Change, *, capture: bool, why: str) -> None:
