@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from returnflow.decisions import carrier, warehouse
+from returnflow.decisions import carrier, completion, warehouse
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import (
     CarrierStatus,
@@ -99,7 +99,7 @@ def waits(change: Change, event: InboundEvent) -> bool:
             return False
     if kind == "finished" and record.status in ("needs_review", "item_received"):
         # Finished waits there only while units are still to come; else it applies.
-        return not warehouse.fully_received_for_finish(change)
+        return not completion.fully_received(change)
     return True
 
 

@@ -39,9 +39,9 @@ def approved_at(record: ReturnRecord) -> datetime | None:
 
 
 def expiry_due(record: ReturnRecord, policy: ReturnPolicy, now: datetime) -> bool:
-    """Whether an approved return was not shipped within ``policy.ship_within_days``."""
-    approved = approved_at(record)
-    return approved is not None and now - approved > timedelta(days=policy.ship_within_days)
+    """Whether an approved return was not shipped within ``policy.ship_within_days`` (the
+    ``expire`` item of :func:`due`)."""
+    return any(what == "expire" and now > at for at, what in due(record, policy))
 
 
 def expire(change: Change, policy: ReturnPolicy) -> None:

@@ -14,7 +14,7 @@ from returnflow.errors import InvalidPayload
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
 
-__all__ = ["accepted", "check_lines", "finished", "fully_received_for_finish", "receipt"]
+__all__ = ["accepted", "check_lines", "finished", "receipt"]
 
 
 def accepted(item: ReceivedLine) -> bool:
@@ -35,11 +35,6 @@ def check_lines(change: Change, event: WarehouseReceipt) -> dict[str, list[Recei
             )
         received.setdefault(line.id, []).append(item)
     return received
-
-
-def fully_received_for_finish(change: Change) -> bool:
-    """Whether Finished can complete the return now: every unit to come back came."""
-    return completion.fully_received(change)
 
 
 def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> str:
