@@ -3,6 +3,7 @@ user would: each input once let goods or money out, or left a return stuck."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -156,3 +157,27 @@ def test_a_delivery_scan_before_the_authorization_is_answered_does_not_authorize
     harness.service.dispatch_pending()
     assert [p.kind for p in harness.ports.payments.payments] == ["authorization"]
     assert items(harness) == ["unfulfilled"]
+
+
+def test_a_parked_scan_the_same_change_moves_past_is_not_left_parked() -> None:
+    # the receipt passes the delivery scan parked in review, and a rule of that same change
+    # sends the return to review again: the scan is of no use any more, not parked
+    dearer = Exchange(variant_id="v2", quantity=2, unit_price=Money("15.00", "EUR"))
+    harness, rid = opened(outcome=dearer, auto=False)
+    harness.ports.payments.fail(times=None)  # the balance stays unpaid
+    harness.service.dispatch_pending()
+    harness.service.flag(SHOP, rid, "customer called")
+    assert harness.service.handle(scan(rid, D, "d")).status == "parked"
+    harness.service.handle(receipt(rid, 2))
+    record = harness.service.get(SHOP, rid)
+    assert record.status == "needs_review"
+    assert record.parked == ()
+    assert any(e.event == "ignored" and e.payload["id"] == "d" for e in record.history)
+
+
+def test_a_timer_is_set_by_the_change_that_approves() -> None:
+    # the expiry counts from the approval written in the same commit, not an older one
+    harness, rid = opened(auto=False)
+    record = harness.service.get(SHOP, rid)
+    assert record.status == "approved"
+    assert record.due_at == record.created_at + timedelta(days=ReturnPolicy().ship_within_days)

@@ -72,8 +72,13 @@ class Change:
             target = fire(state, event, **engine)
         except TransitionNotAllowed:  # the table and the chart disagree: a defect
             raise InvalidTransition(record.id, state, event, TABLE.allowed(state)) from None
-        self._append(event, state, target, payload or {})
-        self.record = attrs.evolve(record, status=target[0], exchange_status=target[1])
+        entry = self._entry(event, state, target, payload or {})
+        self.record = attrs.evolve(
+            record,
+            status=target[0],
+            exchange_status=target[1],
+            history=(*record.history, entry),
+        )
 
     def allows(self, event: str) -> bool:
         return TABLE.target(self.record.state, event) is not None
@@ -85,7 +90,9 @@ class Change:
 
     def note(self, event: str, payload: Mapping[str, Any]) -> None:
         """A history entry that changes no state (an effect's result, an ignored fact)."""
-        self._append(event, self.record.state, self.record.state, payload)
+        record = self.record
+        entry = self._entry(event, record.state, record.state, payload)
+        self.record = attrs.evolve(record, history=(*record.history, entry))
 
     def ignore(self, event: InboundEvent, why: str) -> str:
         """Record that ``event`` was of no use to the return now; return ``why``."""
@@ -96,24 +103,24 @@ class Change:
         """Whether an effect of ``effect_type`` is in the return's outbox (any status)."""
         return any(isinstance(entry.effect, effect_type) for entry in self.outbox)
 
-    def _append(
+    def _entry(
         self,
         event: str,
         source: tuple[str, str],
         target: tuple[str, str],
         payload: Mapping[str, Any],
-    ) -> None:
-        self._history.append(
-            HistoryEntry(
-                at=self.now,
-                event=event,
-                actor=self.actor,
-                source=source,
-                target=target,
-                version=self.version,
-                payload=dict(payload),
-            )
+    ) -> HistoryEntry:
+        entry = HistoryEntry(
+            at=self.now,
+            event=event,
+            actor=self.actor,
+            source=source,
+            target=target,
+            version=self.version,
+            payload=dict(payload),
         )
+        self._history.append(entry)
+        return entry
 
     def checkpoint(self) -> tuple[ReturnRecord, int, int, int]:
         """Where the change is now, to go back to with :meth:`restore`."""
@@ -177,5 +184,4 @@ class Change:
             self.record,
             version=self.version,
             updated_at=self.now,
-            history=self.record.history + tuple(self._history),
         )
