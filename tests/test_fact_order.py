@@ -19,18 +19,19 @@ compared on:
   whether it was completed;
 * the order's ledger (which return holds which unit);
 * the multiset of what the fakes hold: refunds (amount and lines), store credit, restocks,
-  the platform's exchange items and tags, the warehouse's returns, labels and payments (an
-  authorization that was voided counts as none: see :func:`voided_authorizations`).
+  the platform's exchange items and tags, the warehouse's returns, labels and payments
+  (authorizations, captures, voids and refunds of captures).
 
 Not compared: history, published events, messages and idempotency keys, which legitimately
 record the order things arrived in. Every redelivery must come back ``duplicate``.
 
 A stream stays physically valid: a parcel sent back to the customer (return to origin) is
-never also received. Flows whose outcome does depend on the order are marked
-``xfail(strict=True)`` with the minimal stream and both outcomes (:data:`NOT_COMMUTING`):
-a policy that acts in the world when a scan arrives (a refund paid on delivery, an instant
-exchange released on hand-in) acts on what has arrived by then; a receipt is never held
-back for a scan that may never come.
+never also received. A later fact implies the stages before it: a receipt that comes before
+the carrier's scans runs the rules those scans would have run (a refund paid on delivery, an
+instant exchange's authorization), and an instant exchange's receipt waits for that
+authorization's answer, so a policy that acts on a scan ends the same whichever comes first.
+A flow found to depend on the order would be listed in :data:`NOT_COMMUTING` (strict xfail,
+with the minimal stream and both outcomes); none is.
 """
 
 from __future__ import annotations
@@ -324,19 +325,7 @@ FLOWS: tuple[Flow, ...] = (
 BY_NAME = {flow.name: flow for flow in FLOWS}
 
 # Flows whose outcome depends on the order the facts arrive in (product bugs, reported).
-NOT_COMMUTING: dict[str, str] = {
-    "refund-on-delivered-qc-fail": (
-        "pickup -> rcv-1[L2 pass, L2 fail] -> delivered: the late delivered scan is ignored, "
-        "the return closes refunding 11.90 (1 cap); in order the delivered scan refunds 23.80 "
-        "(2 caps) and the QC failure sends the return to needs_review"
-    ),
-    "seed000-instant-exchange-qc-fail": (
-        "rcv-1[L1 fail, L3 pass] -> pickup -> delivered -> finished: the exchange is never "
-        "released, Finished cancels it (closed, exchange_cancelled, no payment); in order the "
-        "pickup releases it on a 25.00 authorization, captured on the QC failure "
-        "(closed, released, item shipped)"
-    ),
-}
+NOT_COMMUTING: dict[str, str] = {}
 
 
 def flow_params() -> list[Any]:
@@ -433,36 +422,17 @@ def record_view(harness: Harness, record: ReturnRecord) -> dict[str, Any]:
     }
 
 
-def voided_authorizations(harness: Harness) -> set[str]:
-    """Authorizations let go: a card hold placed and released moved no money.
-
-    An instant exchange is released on the hand-in scan against an authorization, voided
-    once the goods come back. When the receipt arrives before that scan, the exchange is
-    released by the completion with no authorization at all: the same money moved, so a
-    voided authorization (and its void) is left out of the comparison."""
-    payments = harness.ports.payments
-    return {
-        payment_id
-        for p in payments.payments
-        if p.kind == "authorization"
-        for payment_id, state in payments.authorizations(p.shop, p.return_id).items()
-        if state == "voided"
-    }
-
-
 def authorization_state(harness: Harness, record: ReturnRecord) -> str | None:
-    """The return's authorization as what became of it; one voided counts as none."""
+    """The return's authorization as what became of it (the fakes count their ids out)."""
     authorization = record.refs.payment_authorization_id
     if authorization is None:
         return None
-    state = harness.ports.payments.authorizations(record.shop, record.id).get(authorization)
-    return None if state == "voided" else str(state)
+    return str(harness.ports.payments.authorizations(record.shop, record.id).get(authorization))
 
 
 def port_effects(harness: Harness) -> dict[str, Counter[Any]]:
     """What the fakes hold, as multisets (no ids they count out, no idempotency keys)."""
     ports = harness.ports
-    voided = voided_authorizations(harness)
     commerce = ports.commerce
     return {
         "refunds": Counter((r.order_id, str(r.amount), r.lines) for r in commerce.refunds),
@@ -480,7 +450,6 @@ def port_effects(harness: Harness) -> dict[str, Counter[Any]]:
         "payments": Counter(
             (p.return_id, p.kind, str(p.amount))
             for p in ports.payments.payments
-            if p.payment_id not in voided and p.authorization_id not in voided
         ),
     }
 

@@ -8,7 +8,39 @@ from returnflow.decisions.change import Change
 from returnflow.domain.inbound import CarrierStatus, CarrierUpdate
 from returnflow.domain.policy import RefundTrigger, ReturnPolicy, ReturnToOrigin
 
-__all__ = ["carrier_update"]
+__all__ = ["STAGES", "carrier_update", "passed", "reached"]
+
+STAGES: dict[str, int] = {"hand_in": 0, "deliver": 1, "return_to_origin": 1, "receive": 2}
+"""Chart events that show the parcel went through a stage, ranked in the order they happen."""
+
+
+def passed(change: Change) -> int:
+    """The furthest stage (a :data:`STAGES` rank) the parcel is known to have gone through,
+    ``-1`` when none."""
+    return max(
+        (STAGES[entry.event] for entry in change.record.history if entry.event in STAGES),
+        default=-1,
+    )
+
+
+def reached(
+    change: Change, policy: ReturnPolicy, stage: str, why: str, *, before: int | None = None
+) -> None:
+    """Run the rules of the carrier stages up to ``stage`` (``hand_in``, ``deliver``) the
+    parcel had not been known to go through: a later fact implies them, so the return ends
+    as if their scans had come first, whatever order the facts arrive in (a delivered scan
+    implies the pickup; a warehouse receipt implies both). Releases an instant exchange and
+    pays a refund triggered by those stages; ``why`` names the fact that implies them.
+    ``before``: the stage known before the fact's own chart event fired (read now if not
+    given)."""
+    if (passed(change) if before is None else before) >= STAGES[stage]:
+        return
+    exchange.release_if_instant(change, policy)
+    triggers = {RefundTrigger.ON_HANDED_IN}
+    if stage != "hand_in":
+        triggers.add(RefundTrigger.ON_DELIVERED)
+    if policy.refund_trigger in triggers:
+        completion.pay_early(change, policy, accepted_only=False, why=why)
 
 
 def carrier_update(change: Change, event: CarrierUpdate, policy: ReturnPolicy) -> str:
@@ -22,20 +54,18 @@ def carrier_update(change: Change, event: CarrierUpdate, policy: ReturnPolicy) -
     if event.status is CarrierStatus.PICKED_UP:
         if not change.allows("hand_in"):
             return change.ignore(event, f"picked up while {change.record.status}")
+        before = passed(change)
         change.fire("hand_in", payload)
         change.publish("carrier_picked_up")
-        exchange.release_if_instant(change, policy)
-        if policy.refund_trigger is RefundTrigger.ON_HANDED_IN:
-            completion.pay_early(change, policy, accepted_only=False, why="handed in")
+        reached(change, policy, "hand_in", "handed in", before=before)
         return ""
     if event.status is CarrierStatus.DELIVERED:
         if not change.allows("deliver"):
             return change.ignore(event, f"delivered while {change.record.status}")
+        before = passed(change)
         change.fire("deliver", payload)
         change.publish("update")
-        exchange.release_if_instant(change, policy)  # a delivered parcel was handed in
-        if policy.refund_trigger in (RefundTrigger.ON_HANDED_IN, RefundTrigger.ON_DELIVERED):
-            completion.pay_early(change, policy, accepted_only=False, why="delivered")
+        reached(change, policy, "deliver", "delivered", before=before)  # and handed in
         return ""
     if not change.allows("return_to_origin"):
         return change.ignore(event, f"return to origin while {change.record.status}")

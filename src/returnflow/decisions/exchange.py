@@ -16,6 +16,8 @@ from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import ExchangeItem
 
 __all__ = [
+    "asked",
+    "authorizing",
     "cancel",
     "carried",
     "hold",
@@ -96,9 +98,7 @@ def release_if_instant(change: Change, policy: ReturnPolicy) -> None:
     record = change.record
     if not change.allows("release_exchange") or record.refs.payment_authorization_id:
         return
-    if any(entry.event == "instant_exchange_authorizing" for entry in record.history) or any(
-        isinstance(effect, fx.AuthorizePayment) for effect in change.effects
-    ):
+    if asked(record):
         return  # asked for already (its answer may not be back): never twice
     exchanged = {line.return_line_id for line in record.exchange_lines}
     worth = Money.sum(
@@ -110,6 +110,19 @@ def release_if_instant(change: Change, policy: ReturnPolicy) -> None:
         return
     change.effect(fx.AuthorizePayment, amount=worth, hold_tag=policy.hold_tag)
     change.note("instant_exchange_authorizing", {"amount": str(worth)})
+
+
+def asked(record: ReturnRecord) -> bool:
+    """Whether the instant exchange's authorization was asked for (answered or not)."""
+    return any(entry.event == "instant_exchange_authorizing" for entry in record.history)
+
+
+def authorizing(record: ReturnRecord) -> bool:
+    """Whether the instant exchange's authorization was asked for and not answered yet (a
+    person looks at it once the ask has failed for good)."""
+    return (
+        record.payment_authorized is None and record.status != "needs_review" and asked(record)
+    )
 
 
 def settle_authorization(change: Change, *, capture: bool, why: str) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from returnflow.decisions import carrier, completion, warehouse
+from returnflow.decisions import carrier, completion, exchange, warehouse
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import (
     CarrierStatus,
@@ -79,23 +79,18 @@ def kind_of(event: InboundEvent) -> str:
     return "receipt" if isinstance(event, WarehouseReceipt) else "finished"
 
 
-_PASSED: Mapping[str, int] = {"hand_in": 0, "deliver": 1, "return_to_origin": 1, "receive": 2}
-"""Chart events that show the parcel went through a stage (a :data:`RANK`)."""
-
-
 def waits(change: Change, event: InboundEvent) -> bool:
     """Whether the return cannot use ``event`` yet but will be able to later. A carrier scan
     of a stage the parcel is already past (a pickup after it was sent back) never waits."""
     record = change.record
     kind = kind_of(event)
     if record.status not in WAITS[kind]:
-        return False
+        # The units of an instant exchange are back before its payment to fall back on was
+        # answered: they are inspected once the exchange was released on it (or a person
+        # looks at the failed ask), as when the answer comes first.
+        return kind == "receipt" and change.allows("receive") and exchange.authorizing(record)
     if isinstance(event, CarrierUpdate):
-        passed = max(
-            (_PASSED[entry.event] for entry in record.history if entry.event in _PASSED),
-            default=-1,
-        )
-        if passed >= RANK[kind]:
+        if carrier.passed(change) >= RANK[kind]:
             return False
     if kind == "finished" and record.status in ("needs_review", "item_received"):
         # Finished waits there only while units are still to come; else it applies.
@@ -108,10 +103,12 @@ def receive(change: Change, event: InboundEvent, policy: ReturnPolicy) -> tuple[
     ``applied``, ``parked`` or ``ignored``. A fact applied is followed by the parked facts the
     return can now use (:func:`drain`). Raises what the fact's rule raises for bad data."""
     decide = _APPLY[type(event)]
-    if waits(change, event):
+    if not _ready(change, event, policy):
         if isinstance(event, WarehouseReceipt):
             warehouse.check_lines(change, event)  # bad data is refused now, not later
         why = f"{kind_of(event)} while {change.record.status}"
+        if change.record.status not in WAITS[kind_of(event)]:
+            why = f"{kind_of(event)} while the instant exchange's authorization is asked"
         _park(change, event, why)
         if isinstance(event, WarehouseFinished) and change.record.status == "item_received":
             decide(change, event, policy)  # a short receipt goes to a person, and waits
@@ -135,7 +132,7 @@ def drain(change: Change, policy: ReturnPolicy) -> None:
         )
         for index, parked in ordered:
             event = parked_event(change, parked)
-            if waits(change, event):
+            if not _ready(change, event, policy):
                 if isinstance(event, WarehouseFinished) and change.record.status == (
                     "item_received"
                 ):
@@ -157,6 +154,22 @@ def drain(change: Change, policy: ReturnPolicy) -> None:
             break
         else:
             return  # everything left still waits
+
+
+def _ready(change: Change, event: InboundEvent, policy: ReturnPolicy) -> bool:
+    """Whether the return can use ``event`` now. A receipt the return can use first runs the
+    carrier stages it implies (the parcel was handed in and delivered,
+    :func:`~returnflow.decisions.carrier.reached`), which may ask for an instant exchange's
+    authorization: the receipt then waits for the answer."""
+    if waits(change, event):
+        return False
+    if isinstance(event, WarehouseReceipt) and change.allows("receive"):
+        point = change.checkpoint()
+        carrier.reached(change, policy, "deliver", "received")
+        if waits(change, event):
+            return False
+        change.restore(point)  # the receipt's own rule runs them, in its change
+    return True
 
 
 def _park(change: Change, event: InboundEvent, why: str) -> None:

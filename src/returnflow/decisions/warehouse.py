@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import attrs
 
-from returnflow.decisions import completion, review
+from returnflow.decisions import carrier, completion, review
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import Disposition, ReceivedLine, WarehouseFinished, WarehouseReceipt
 from returnflow.domain.model import QcResult
@@ -42,13 +42,11 @@ def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> st
 
     Raises :class:`~returnflow.errors.InvalidPayload` naming ``lines[i].line_id`` for a line
     the return does not have, and ``lines[i].quantity`` for more units than it expects."""
-    record = change.record
-    lines = {line.id: line for line in record.lines}
     received = check_lines(change, event)
     if not change.allows("receive"):  # late: the return moved on; recorded, not refused
-        return change.ignore(event, f"receipt while {record.status}")
+        return change.ignore(event, f"receipt while {change.record.status}")
     for index, item in enumerate(event.lines):
-        line = record.line(item.line_id)
+        line = change.record.line(item.line_id)
         assert line is not None
         total = sum(part.quantity for part in received[line.id])
         if total > line.outstanding:  # the line's first entry is named
@@ -57,6 +55,10 @@ def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> st
                 item.quantity,
                 f"line {line.id} expects {line.outstanding} more unit(s)",
             )
+    # the parcel reached the warehouse: it was handed in and delivered, scanned or not
+    carrier.reached(change, policy, "deliver", "received")
+    record = change.record
+    lines = {line.id: line for line in record.lines}
     restock: list[LineQuantity] = []
     summary: list[str] = []
     for line_id, items in received.items():

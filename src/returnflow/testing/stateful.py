@@ -1257,7 +1257,18 @@ class ReturnsModel(RuleBasedStateMachine):
     def _released_before_rejection(self, record: ReturnRecord, line_id: str) -> bool:
         rejected = self.rejected_at.get((record.id, line_id))
         released = self.released_at.get(record.id)
-        return rejected is None or (released is not None and released < rejected)
+        if rejected is None:
+            return True
+        if released is None or released > rejected:
+            return False
+        if released < rejected:
+            return True
+        # In the same commit (a receipt that implied the pickup of an instant exchange):
+        # the history says which came first.
+        events = [entry.event for entry in record.history]
+        return "release_exchange" in events and events.index("release_exchange") < (
+            len(events) - 1 - events[::-1].index("receive")
+        )
 
     @invariant()
     def every_invariant_holds(self) -> None:
