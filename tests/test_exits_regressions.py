@@ -181,3 +181,22 @@ def test_a_timer_is_set_by_the_change_that_approves() -> None:
     record = harness.service.get(SHOP, rid)
     assert record.status == "approved"
     assert record.due_at == record.created_at + timedelta(days=ReturnPolicy().ship_within_days)
+
+
+def test_a_short_receipt_named_again_names_only_what_is_still_missing() -> None:
+    # Finished came between two receipts of L1 (L2 never comes): the shortfall it named
+    # first is superseded by the one left when it applies again, as when both receipts
+    # came first.
+    harness = Harness(policy=ReturnPolicy(completion=Completion.ON_WAREHOUSE_FINISHED))
+    harness.ports.commerce.add_order(make_order(SHOP, "1001"))
+    lines = [
+        RequestLine(order_line_id="L1", quantity=2, outcome=Refund()),
+        RequestLine(order_line_id="L2", quantity=1, outcome=Refund()),
+    ]
+    rid = harness.service.request(ReturnRequest(shop=SHOP, order_id="1001", lines=lines)).id
+    finished = WarehouseFinished(shop=SHOP, return_id=rid, event_id="f")
+    for fact in (scan(rid, P, "p"), receipt(rid, 1, "r1"), finished, receipt(rid, 1, "r2")):
+        harness.service.handle(fact)
+    record = harness.service.get(SHOP, rid)
+    assert record.status == "needs_review"
+    assert record.review_reasons == ("warehouse finished a short receipt: L2: 0/1",)

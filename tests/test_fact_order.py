@@ -9,21 +9,12 @@ that makes it usable.
 
 Each flow is a seed flow with a valid stream of facts for one or a few returns, in the order
 they happen in the world. Hypothesis draws a permutation of each return's facts, interleaves
-the returns, and redelivers some facts later in the stream. Two identical harnesses (same
-ids, same clock, which never moves) run the in-order stream and the drawn one; then they are
-compared on:
-
-* each return: lifecycle and exchange state, per line received / accepted / rejected /
-  restocked / settled, the exchange lines' statuses, review reasons, external refs (the
-  fakes' refund and credit ids as the documents they name), nothing left parked, and
-  whether it was completed;
-* the order's ledger (which return holds which unit);
-* the multiset of what the fakes hold: refunds (amount and lines), store credit, restocks,
-  the platform's exchange items and tags, the warehouse's returns, labels and payments
-  (authorizations, captures, voids and refunds of captures).
-
-Not compared: history, published events, messages and idempotency keys, which legitimately
-record the order things arrived in. Every redelivery must come back ``duplicate``.
+the returns, and redelivers some facts later in the stream
+(:func:`returnflow.testing.reordering.schedules`). Two identical harnesses (same ids, same
+clock, which never moves) run the in-order stream and the drawn one; then they are compared
+on what :func:`returnflow.testing.reordering.outcome` lists (the records, the ledger, what
+the fakes hold; not history, events, messages or keys). Every redelivery must come back
+``duplicate``. The stateful kit checks the same property for any policy.
 
 A stream stays physically valid: a parcel sent back to the customer (return to origin) is
 never also received. A later fact implies the stages before it: a receipt that comes before
@@ -36,7 +27,6 @@ with the minimal stream and both outcomes); none is.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pprint import pformat
@@ -62,14 +52,14 @@ from returnflow import (
     RequestLine,
     ReturnPolicy,
     ReturnReason,
-    ReturnRecord,
     ReturnRequest,
     WarehouseFinished,
     WarehouseReceipt,
 )
 from returnflow.domain.policy import RefundTrigger, ReturnToOrigin
 from returnflow.stores.memory import MemoryStore
-from returnflow.testing import Harness, ManualClock, SequentialIds
+from returnflow.testing import Harness, ManualClock, SequentialIds, reordering
+from returnflow.testing.reordering import differences, schedules
 
 SHOP = "shop-1"
 ORDER_ID = "1001"
@@ -365,115 +355,11 @@ def deliver(harness: Harness, stream: Sequence[Fact]) -> list[HandleResult]:
     return [harness.service.handle(fact) for fact in stream]
 
 
-Delivery = tuple[int, int]
-"""``(return, fact)``: the index of a return of the flow and of one of its facts."""
-
-
-@st.composite
-def schedules(draw: st.DrawFn, counts: tuple[int, ...]) -> list[Delivery]:
-    """Each return's facts in a drawn order, the returns interleaved, and a few facts
-    delivered again anywhere after their first delivery."""
-    orders = [iter(draw(st.permutations(range(count)))) for count in counts]
-    turns = draw(st.permutations([r for r, count in enumerate(counts) for _ in range(count)]))
-    firsts = [(r, next(orders[r])) for r in turns]
-    last = len(firsts) - 1
-    repeats = draw(
-        st.lists(st.tuples(st.integers(0, last), st.integers(0, last)), max_size=len(firsts))
-    )
-    after: list[list[Delivery]] = [[] for _ in firsts]
-    for which, where in repeats:
-        after[max(which, where)].append(firsts[which])
-    schedule: list[Delivery] = []
-    for first, again in zip(firsts, after, strict=True):
-        schedule += [first, *again]
-    return schedule
-
-
 # -- what is compared -------------------------------------------------------------------------
 
 
-def record_view(harness: Harness, record: ReturnRecord) -> dict[str, Any]:
-    commerce = harness.ports.commerce
-    refunds = {r.refund_id: (str(r.amount), r.lines) for r in commerce.refunds}
-    credits = {c.credit_id: str(c.amount) for c in commerce.credits}
-    refs = attrs.asdict(record.refs)
-    # The fakes' document ids count across returns: compare the documents they name.
-    refs["refund_ids"] = sorted(refunds.get(i, (i, ())) for i in record.refs.refund_ids)
-    refs["credit_ids"] = sorted(credits.get(i, i) for i in record.refs.credit_ids)
-    refs["payment_authorization_id"] = authorization_state(harness, record)
-    return {
-        "state": record.state,
-        "lines": [
-            (
-                line.order_line_id,
-                line.received,
-                line.accepted,
-                line.rejected,
-                line.restocked,
-                line.settled,
-            )
-            for line in record.lines
-        ],
-        "exchange_lines": [(line.variant_id, line.status) for line in record.exchange_lines],
-        "review_reasons": sorted(record.review_reasons),
-        "refs": refs,
-        "parked": [f"{fact.kind}:{fact.event_id} ({fact.why})" for fact in record.parked],
-        "completed": record.completed_at is not None,
-    }
-
-
-def authorization_state(harness: Harness, record: ReturnRecord) -> str | None:
-    """The return's authorization as what became of it (the fakes count their ids out)."""
-    authorization = record.refs.payment_authorization_id
-    if authorization is None:
-        return None
-    return str(harness.ports.payments.authorizations(record.shop, record.id).get(authorization))
-
-
-def port_effects(harness: Harness) -> dict[str, Counter[Any]]:
-    """What the fakes hold, as multisets (no ids they count out, no idempotency keys)."""
-    ports = harness.ports
-    commerce = ports.commerce
-    return {
-        "refunds": Counter((r.order_id, str(r.amount), r.lines) for r in commerce.refunds),
-        "credits": Counter((c.order_id, str(c.amount)) for c in commerce.credits),
-        "restocks": Counter((r.order_id, r.lines) for r in commerce.restocks),
-        "exchange_items": Counter(
-            (line.exchange_line_id, line.variant_id, line.quantity, line.status)
-            for line in commerce.exchange_lines(SHOP, ORDER_ID)
-        ),
-        "tags": Counter(commerce.tags(SHOP, ORDER_ID)),
-        "warehouse": Counter(
-            (w.return_id, w.lines, w.reason, w.action, w.status) for w in ports.warehouse.returns
-        ),
-        "labels": Counter((label.return_id, label.status) for label in ports.carrier.labels),
-        "payments": Counter(
-            (p.return_id, p.kind, str(p.amount))
-            for p in ports.payments.payments
-        ),
-    }
-
-
 def outcome(harness: Harness, rids: Sequence[str]) -> dict[str, Any]:
-    store = harness.store
-    assert isinstance(store, MemoryStore)  # the ledger is read with MemoryStore.units
-    return {
-        "returns": {rid: record_view(harness, store.get(SHOP, rid)) for rid in rids},
-        "ledger": store.units(SHOP, ORDER_ID),
-        "effects": port_effects(harness),
-    }
-
-
-def differences(expected: Any, got: Any, path: str = "") -> dict[str, Any]:
-    """Where ``got`` differs from ``expected``: ``{dotted path: {"in order", "permuted"}}``."""
-    if expected == got:
-        return {}
-    if isinstance(expected, dict) and isinstance(got, dict) and set(expected) == set(got):
-        found: dict[str, Any] = {}
-        for key in expected:
-            found |= differences(expected[key], got[key], f"{path}.{key}" if path else str(key))
-        return found
-    return {path: {"in order": expected, "permuted": got}}
+    return reordering.outcome(harness, SHOP, rids)
 
 
 _IN_ORDER: dict[str, tuple[dict[str, Any], list[str]]] = {}

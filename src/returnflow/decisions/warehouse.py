@@ -103,6 +103,9 @@ def _restocks(item: ReceivedLine, policy: ReturnPolicy) -> bool:
     return item.disposition is Disposition.RESTOCKED
 
 
+_SHORT = "warehouse finished a short receipt"
+
+
 def finished(change: Change, event: WarehouseFinished, policy: ReturnPolicy) -> str:
     """The warehouse is done with the return: complete it, or send a short receipt to a
     person. Return why it was ignored, or ``""`` when it applied."""
@@ -117,7 +120,13 @@ def finished(change: Change, event: WarehouseFinished, policy: ReturnPolicy) -> 
         )
         if record.status == "needs_review":
             return change.ignore(event, f"short receipt ({short}) already in review")
-        review.flag(change, f"warehouse finished a short receipt: {short}")
+        # what is missing now: a shortfall named before (units came since) is superseded
+        change.update(
+            review_reasons=tuple(
+                reason for reason in record.review_reasons if not reason.startswith(_SHORT)
+            )
+        )
+        review.flag(change, f"{_SHORT}: {short}")
         return ""
     if not change.allows("close"):
         return change.ignore(event, f"warehouse finished while {record.status}")

@@ -118,8 +118,10 @@ from returnflow.ports.payments import Payments
 from returnflow.ports.store import Commit, InboundKey, OutboxEntry, ReturnStore
 from returnflow.ports.warehouse import Warehouse
 from returnflow.service import ReturnsService
+from returnflow.testing import reordering
 from returnflow.testing.fakes import FakePorts
 from returnflow.testing.harness import Harness, ManualClock, SequentialIds
+from returnflow.testing.reordering import schedules
 from returnflow.testing.strategies import (
     inbound_streams,
     invalid_return_requests,
@@ -1189,6 +1191,47 @@ class ReturnsModel(RuleBasedStateMachine):
         )
         for event in stream:
             self._handle(event)
+
+    @precondition(lambda self: bool(self.orders))
+    @rule(data=st.data())
+    def facts_in_any_order_end_alike(self, data: st.DataObject) -> None:
+        """Two fresh twin worlds (this example's policy and clock, fakes that never fail)
+        open the same return; one is told its carrier and warehouse facts in the order they
+        happen, the other in a drawn order with redeliveries. They end alike
+        (:mod:`returnflow.testing.reordering`): the fact-order property, for any policy."""
+        order = self.orders[data.draw(st.sampled_from(sorted(self.orders)), label="order")]
+        request = data.draw(
+            return_requests(order, {}, exchange_apps=self.policy.exchange_apps),
+            label="twin request",
+        )
+
+        def twin() -> tuple[Harness, ReturnRecord]:
+            harness = Harness(policy=self.policy, clock=ManualClock(self.clock.now()))
+            harness.ports.commerce.add_order(order)
+            return harness, harness.service.request(request)
+
+        (in_order, record), (permuted, _) = twin(), twin()
+        stream = data.draw(
+            inbound_streams(record, late=False, duplicates=False, reorder=False),
+            label="stream in order",
+        )
+        (schedule,) = [data.draw(schedules((len(stream),)), label="schedule")]
+        for fact in stream:
+            in_order.service.handle(fact)
+        seen: set[int] = set()
+        for _, index in schedule:
+            status = permuted.service.handle(stream[index]).status
+            assert (status == "duplicate") == (index in seen), (
+                f"{stream[index].event_id} delivered {'again' if index in seen else 'first'}: "
+                f"{status}"
+            )
+            seen.add(index)
+        found = reordering.differences(
+            reordering.outcome(in_order, self.shop, [record.id]),
+            reordering.outcome(permuted, self.shop, [record.id]),
+        )
+        order_of = " -> ".join(stream[index].event_id for _, index in schedule)
+        assert not found, f"{order_of} ends apart from the in-order run: {found}"
 
     # -- time, delivery, failures, concurrency -------------------------------------------------
 

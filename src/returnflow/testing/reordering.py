@@ -1,0 +1,153 @@
+"""Facts in any order end alike: what two runs of the same returns are compared on.
+
+Webhooks arrive late, twice and out of order. The property (checked by the project's suite
+over every seed flow, and by the stateful kit for any policy): *for any per-return
+permutation of a valid fact stream, with redeliveries, the final records, the ledger and the
+set of port effects equal those of the in-order run.* Two identical harnesses (same ids,
+same clock) run the in-order stream and a drawn one (:func:`schedules`); :func:`outcome` is
+what they must agree on and :func:`differences` says where they do not:
+
+* each return: lifecycle and exchange state, per line received / accepted / rejected /
+  restocked / settled, the exchange lines' statuses, review reasons, external refs (the
+  fakes' refund and credit ids as the documents they name, an authorization as what became
+  of it), the facts still parked (a return never approved keeps them), and whether it was
+  completed;
+* each order's ledger (which return holds which unit);
+* the multiset of what the fakes hold: refunds (amount and lines), store credit, restocks,
+  the platform's exchange items and tags, the warehouse's returns, labels and payments.
+
+Not compared: history, published events, messages and idempotency keys, which legitimately
+record the order things arrived in.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+from hypothesis import strategies as st
+
+from returnflow.domain.model import ReturnRecord
+from returnflow.stores.memory import MemoryStore
+from returnflow.testing.harness import Harness
+
+__all__ = ["differences", "outcome", "schedules"]
+
+Delivery = tuple[int, int]
+"""``(return, fact)``: the index of a return and of one of its facts."""
+
+
+@st.composite
+def schedules(draw: st.DrawFn, counts: tuple[int, ...]) -> list[Delivery]:
+    """For returns with ``counts`` facts each: each return's facts in a drawn order, the
+    returns interleaved, and a few facts delivered again anywhere after their first
+    delivery. Returns ``(return, fact)`` index pairs in delivery order."""
+    orders = [iter(draw(st.permutations(range(count)))) for count in counts]
+    turns = draw(st.permutations([r for r, count in enumerate(counts) for _ in range(count)]))
+    firsts = [(r, next(orders[r])) for r in turns]
+    last = len(firsts) - 1
+    repeats = draw(
+        st.lists(st.tuples(st.integers(0, last), st.integers(0, last)), max_size=len(firsts))
+        if firsts
+        else st.just([])
+    )
+    after: list[list[Delivery]] = [[] for _ in firsts]
+    for which, where in repeats:
+        after[max(which, where)].append(firsts[which])
+    schedule: list[Delivery] = []
+    for first, again in zip(firsts, after, strict=True):
+        schedule += [first, *again]
+    return schedule
+
+
+def _authorization(harness: Harness, record: ReturnRecord) -> str | None:
+    authorization = record.refs.payment_authorization_id
+    if authorization is None:
+        return None
+    state = harness.ports.payments.authorizations(record.shop, record.id).get(authorization)
+    return str(state)
+
+
+def _record_view(harness: Harness, record: ReturnRecord) -> dict[str, Any]:
+    commerce = harness.ports.commerce
+    refunds = {r.refund_id: (str(r.amount), r.lines) for r in commerce.refunds}
+    credits = {c.credit_id: str(c.amount) for c in commerce.credits}
+    refs = attrs.asdict(record.refs)
+    # The fakes' document ids count across returns: compare the documents they name.
+    refs["refund_ids"] = sorted(refunds.get(i, (i, ())) for i in record.refs.refund_ids)
+    refs["credit_ids"] = sorted(credits.get(i, i) for i in record.refs.credit_ids)
+    refs["payment_authorization_id"] = _authorization(harness, record)
+    return {
+        "state": record.state,
+        "lines": [
+            (
+                line.order_line_id,
+                line.received,
+                line.accepted,
+                line.rejected,
+                line.restocked,
+                line.settled,
+            )
+            for line in record.lines
+        ],
+        "exchange_lines": [(line.variant_id, line.status) for line in record.exchange_lines],
+        "review_reasons": sorted(record.review_reasons),
+        "refs": refs,
+        # what waits; not in which order or in which state it came (it is applied in the
+        # order facts happen)
+        "parked": sorted(f"{fact.kind}:{fact.event_id}" for fact in record.parked),
+        "completed": record.completed_at is not None,
+    }
+
+
+def _port_effects(harness: Harness, shop: str, order_ids: Sequence[str]) -> dict[str, Any]:
+    ports = harness.ports
+    commerce = ports.commerce
+    return {
+        "refunds": Counter((r.order_id, str(r.amount), r.lines) for r in commerce.refunds),
+        "credits": Counter((c.order_id, str(c.amount)) for c in commerce.credits),
+        "restocks": Counter((r.order_id, r.lines) for r in commerce.restocks),
+        "exchange_items": Counter(
+            (line.exchange_line_id, line.variant_id, line.quantity, line.status)
+            for order_id in order_ids
+            for line in commerce.exchange_lines(shop, order_id)
+        ),
+        "tags": Counter(tag for order_id in order_ids for tag in commerce.tags(shop, order_id)),
+        "warehouse": Counter(
+            (w.return_id, w.lines, w.reason, w.action, w.status) for w in ports.warehouse.returns
+        ),
+        "labels": Counter((label.return_id, label.status) for label in ports.carrier.labels),
+        "payments": Counter((p.return_id, p.kind, str(p.amount)) for p in ports.payments.payments),
+    }
+
+
+def outcome(harness: Harness, shop: str, return_ids: Sequence[str]) -> dict[str, Any]:
+    """What two runs of the returns ``return_ids`` of ``shop`` must agree on (see the module
+    docstring). ``harness`` must run on a :class:`~returnflow.stores.memory.MemoryStore` (its
+    ledger is read with :meth:`~returnflow.stores.memory.MemoryStore.units`); raises
+    ``TypeError`` otherwise."""
+    store = harness.store
+    if not isinstance(store, MemoryStore):
+        raise TypeError("outcome() reads the ledger of a MemoryStore")
+    records = {rid: store.get(shop, rid) for rid in return_ids}
+    order_ids = sorted({record.order_id for record in records.values()})
+    return {
+        "returns": {rid: _record_view(harness, record) for rid, record in records.items()},
+        "ledger": {order_id: store.units(shop, order_id) for order_id in order_ids},
+        "effects": _port_effects(harness, shop, order_ids),
+    }
+
+
+def differences(expected: Any, got: Any, path: str = "") -> dict[str, Any]:
+    """Where ``got`` differs from ``expected``: ``{dotted path: {"in order", "permuted"}}``
+    (empty when they are equal)."""
+    if expected == got:
+        return {}
+    if isinstance(expected, dict) and isinstance(got, dict) and set(expected) == set(got):
+        found: dict[str, Any] = {}
+        for key in expected:
+            found |= differences(expected[key], got[key], f"{path}.{key}" if path else str(key))
+        return found
+    return {path: {"in order": expected, "permuted": got}}
