@@ -3,7 +3,9 @@
 Rows, each one chart event (``flag`` on a return in ``needs_review``, a self-transition that
 carries a payload, records history and plans one domain event):
 
-* ``engine``: the bare python-statemachine event on the same chart, machine reused;
+* ``engine``: the bare python-statemachine event on the same chart, machine reused (the
+  ``chart`` engine); ``compiled``: the same event through the compiled chart the write path
+  fires (table look-up and the chart's validators);
 * ``sqlite3``: a bare ``sqlite3`` write of the same rows (return, history, outbox) in one
   transaction, WAL;
 * ``service/memory`` and ``service/sqlite``: the service's command (validate, fire, commit
@@ -34,7 +36,7 @@ import attrs
 from returnflow import MemoryStore, ReturnPolicy
 from returnflow.demo.scenarios import SHOP, clickpost_rto
 from returnflow.domain.model import ReturnRecord
-from returnflow.lifecycle.engine import fire
+from returnflow.lifecycle.engine import fire_chart, fire_compiled
 from returnflow.ports.store import Commit, ReturnStore
 from returnflow.serialization import unstructure
 from returnflow.stores.sqlite import SqliteStore
@@ -115,7 +117,9 @@ def main() -> None:
     events = max(50, min(args.events, args.records * 20))
     directory = tempfile.mkdtemp(prefix="returnflow-bench-")
 
-    engine = _rate(lambda _: fire(("needs_review", "no_exchange"), "flag", reason="x"), events)
+    state = ("needs_review", "no_exchange")
+    engine = _rate(lambda _: fire_chart(state, "flag", reason="x"), events)
+    compiled = _rate(lambda _: fire_compiled(state, "flag", reason="x"), events)
     bare = _bare_sqlite_rate(template, events, directory)
     big = args.records * args.scale
     rates: dict[str, dict[str, float]] = {}
@@ -140,6 +144,7 @@ def main() -> None:
     memory, sqlite = rates["memory"]["small"], rates["sqlite"]["small"]
     rows = [
         ("engine: bare python-statemachine event", engine, engine, "engine"),
+        ("compiled: the same event, compiled chart", compiled, engine, "engine"),
         ("sqlite3: bare write of the same rows", bare, bare, "sqlite3"),
         (f"service/memory, {args.records} stored", memory, engine, "engine"),
         ("service/memory + dispatch", rates["memory"]["dispatch"], engine, "engine"),

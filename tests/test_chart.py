@@ -1,7 +1,8 @@
 """The transition table agrees with the running statechart, and the engine facts we rely on.
 
 Read paths use :data:`returnflow.lifecycle.table.TABLE` and never build a machine; writes run
-:func:`returnflow.lifecycle.engine.fire` on the real :class:`ReturnChart`. These tests check
+:func:`returnflow.lifecycle.engine.fire_chart` on the real :class:`ReturnChart` (the reference
+the compiled engine is held to, in ``test_compiled_chart.py``). These tests check
 that both give the same answer for every configuration and every event, and pin the
 python-statemachine behaviour (flags, validators, threads) the engine depends on.
 """
@@ -24,7 +25,8 @@ from returnflow.domain.model import DeclineReason
 from returnflow.errors import InvalidPayload
 from returnflow.lifecycle import chart as chart_module
 from returnflow.lifecycle.chart import EXCHANGE_REGION, LIFECYCLE_REGION, ReturnChart
-from returnflow.lifecycle.engine import fire, state_of
+from returnflow.lifecycle.engine import fire_chart as fire
+from returnflow.lifecycle.engine import state_of
 from returnflow.lifecycle.table import TABLE, ShopifyReturnStatus, shopify_status
 
 State = tuple[str, str]

@@ -200,3 +200,18 @@ def test_a_short_receipt_named_again_names_only_what_is_still_missing() -> None:
     record = harness.service.get(SHOP, rid)
     assert record.status == "needs_review"
     assert record.review_reasons == ("warehouse finished a short receipt: L2: 0/1",)
+
+
+def test_a_fact_that_moves_a_return_sets_its_next_timer() -> None:
+    # flagged (no timer in review), then a part of the parcel comes: item_received has a
+    # stuck timer, set by the commit of the receipt, so tick() finds the return in time
+    harness, rid = opened()
+    harness.service.flag(SHOP, rid, "customer called")
+    assert harness.service.get(SHOP, rid).due_at is None
+    harness.service.handle(receipt(rid, 1))
+    record = harness.service.get(SHOP, rid)
+    assert record.status == "item_received"
+    assert record.due_at == record.updated_at + timedelta(days=14)
+    harness.clock.advance(days=15)
+    assert harness.service.tick().stuck == (rid,)
+    assert harness.service.get(SHOP, rid).status == "needs_review"

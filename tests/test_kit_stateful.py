@@ -88,6 +88,12 @@ def test_the_model_holds_on_a_sqlite_store(tmp_path: Path) -> None:
     run(machine, max_examples=max(5, settings.default.max_examples // 3))
 
 
+def test_the_model_holds_on_the_chart_engine() -> None:
+    # the python-statemachine chart itself on the write path, as the reference
+    machine = returns_state_machine(policy=policies("EUR"), currency="EUR", engine="chart")
+    run(machine, max_examples=max(5, settings.default.max_examples // 2))
+
+
 def test_the_model_holds_when_ports_fail_30_percent_of_calls() -> None:
     machine = returns_state_machine(
         policy=policies("EUR", max_attempts=4), currency="EUR", fault_rate=0.3

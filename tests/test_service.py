@@ -831,7 +831,8 @@ def test_each_shop_has_its_own_return_id_space() -> None:
 def test_allowed_events_come_from_the_table_without_building_a_machine(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    harness = make_harness(policy=ReturnPolicy(auto_approve=False))
+    # the chart engine, so that writes build machines and the counter can be seen to work
+    harness = make_harness(policy=ReturnPolicy(auto_approve=False), engine="chart")
     review = request(harness, line("L1"))  # builds this thread's machine if there is none
     built: list[ReturnChart] = []
     original = ReturnChart.__init__

@@ -22,6 +22,7 @@ import attrs
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConcurrencyConflict
+from returnflow.lifecycle.engine import using
 from returnflow.ports.store import Attempt, Commit, InboundKey, ReturnStore
 
 __all__ = ["CONFLICT_RETRIES", "Written", "back_off", "commit_new", "record_attempt", "run"]
@@ -81,6 +82,7 @@ def run(
     opened: Callable[[_V], Sequence[Change]] | None = None,
     heirs: bool = False,
     after: Callable[[Change], None] | None = None,
+    engine: str = "compiled",
 ) -> Written[_V]:
     """Load the return, let ``decide`` change it, commit with the version check; load and
     decide again on a conflict.
@@ -94,7 +96,8 @@ def run(
     returns it was reset into (``change.heirs``) and commit those the decision changed.
     ``after``: run on the change (and on each heir) once ``decide`` is done, when the
     decision changed it: the parked facts the return can use now
-    (:func:`returnflow.decisions.facts.drain`).
+    (:func:`returnflow.decisions.facts.drain`). ``engine``: the chart engine the decision
+    fires events with (:data:`returnflow.lifecycle.engine.ENGINES`).
 
     Raises what ``decide`` raises (nothing is written then), and
     :class:`~returnflow.errors.ConcurrencyConflict` after :data:`CONFLICT_RETRIES` conflicts.
@@ -112,11 +115,12 @@ def run(
         )
         if heirs:
             change.heirs = _heirs(store, record, change.now, actor)
-        value = decide(change)
-        if after is not None:
-            for changed in (change, *change.heirs):
-                if changed.changed:
-                    after(changed)
+        with using(engine):
+            value = decide(change)
+            if after is not None:
+                for changed in (change, *change.heirs):
+                    if changed.changed:
+                        after(changed)
         new = [
             *(opened(value) if opened is not None else ()),
             *(heir for heir in change.heirs if heir.changed),

@@ -29,8 +29,9 @@ from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.policy import ReturnPolicy
-from returnflow.errors import PortError
+from returnflow.errors import ConfigurationError, PortError
 from returnflow.lifecycle import effects as fx
+from returnflow.lifecycle.engine import ENGINES
 from returnflow.ports.carrier import Carrier
 from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.events import DomainEvent, EventPublisher
@@ -89,7 +90,11 @@ class Dispatcher:
         lease: timedelta = timedelta(minutes=5),
         jitter_seed: int | None = None,
         handlers: Mapping[type[fx.Effect], Handler] | None = None,
+        engine: str = "compiled",
     ) -> None:
+        if engine not in ENGINES:
+            raise ConfigurationError(f"one of {sorted(ENGINES)}", field="engine", value=engine)
+        self.engine = engine
         self.store = store
         self.commerce = commerce
         self.warehouse = warehouse
@@ -206,6 +211,7 @@ class Dispatcher:
             outbox=type(effect) in results.NEEDS_OUTBOX,
             heirs=type(effect) in results.FORWARDED,
             after=self._after,
+            engine=self.engine,
         )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any, TypeVar
 
 import attrs
@@ -71,6 +72,7 @@ from returnflow.errors import (
     UnitsTaken,
     UnknownOrder,
 )
+from returnflow.lifecycle.engine import using
 from returnflow.lifecycle.table import TABLE
 from returnflow.ports.carrier import Carrier
 from returnflow.ports.commerce import CommercePlatform
@@ -92,6 +94,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_V = TypeVar("_V")
 
 
 def _utc_now() -> datetime:
@@ -122,7 +125,10 @@ class ReturnsService:
     The store, the ports, the policy, the clock, ``worker_id`` and ``lease`` are shared with
     :attr:`dispatcher`, the outbox relay that delivers what the service commits
     (:class:`~returnflow.dispatch.Dispatcher`). See the README for a worked example;
-    :mod:`returnflow.testing` has fakes of every port.
+    :mod:`returnflow.testing` has fakes of every port. ``engine`` fires chart events with the
+    compiled chart (``"compiled"``, the default) or the python-statemachine chart itself
+    (``"chart"``; :mod:`returnflow.lifecycle.engine`); another name raises
+    :class:`~returnflow.errors.ConfigurationError`.
     """
 
     store: Shared[ReturnStore] = Shared()
@@ -136,6 +142,7 @@ class ReturnsService:
     clock: Shared[Callable[[], datetime]] = Shared()
     worker_id: Shared[str] = Shared()
     lease: Shared[timedelta] = Shared()
+    engine: Shared[str] = Shared()
 
     def __init__(
         self,
@@ -154,6 +161,7 @@ class ReturnsService:
         worker_id: str | None = None,
         lease: timedelta = timedelta(minutes=5),
         jitter_seed: int | None = None,
+        engine: str = "compiled",
     ) -> None:
         self.dispatcher = Dispatcher(
             store=store,
@@ -168,6 +176,7 @@ class ReturnsService:
             worker_id=worker_id,
             lease=lease,
             jitter_seed=jitter_seed,
+            engine=engine,
         )
         self.ids = ids
         self.auto_dispatch = auto_dispatch
@@ -339,18 +348,7 @@ class ReturnsService:
             resets.check(change)  # before an id is taken
             return resets.reset(change, self.policy, self.ids())
 
-        written = commits.run(
-            self.store,
-            self.clock,
-            self.dispatcher.rng,
-            shop,
-            return_id,
-            actor,
-            decide,
-            outbox=True,
-            opened=lambda child: (child,),
-            after=self._drain,
-        )
+        written = self._write(shop, return_id, actor, decide, outbox=True, opened=lambda c: (c,))
         self._after_commit(shop, written.written)
         return self.store.get(shop, return_id), self.store.get(shop, written.written[-1])
 
@@ -411,16 +409,8 @@ class ReturnsService:
         if not isinstance(event, _INBOUND):
             raise InvalidPayload("event", event, "must be a carrier or warehouse event")
         key = InboundKey(shop=event.shop, source=event.source, event_id=event.event_id)
-        written = commits.run(
-            self.store,
-            self.clock,
-            self.dispatcher.rng,
-            event.shop,
-            event.return_id,
-            event.source,
-            lambda c: facts.receive(c, event, self.policy),
-            inbound=key,
-        )
+        decide = partial(facts.receive, event=event, policy=self.policy)
+        written = self._write(event.shop, event.return_id, event.source, decide, inbound=key)
         if written.duplicate:
             return HandleResult("duplicate", written.record, f"{event.source}:{event.event_id}")
         self._after_commit(event.shop, written.written)
@@ -498,7 +488,8 @@ class ReturnsService:
                 refs=refs,
                 imported=imported,
             )
-            decide(order, change, value)
+            with using(self.engine):
+                decide(order, change, value)
             timer_rules.schedule(change, self.policy)
             try:
                 record = commits.commit_new(self.store, change)
@@ -519,7 +510,18 @@ class ReturnsService:
         outbox: bool = False,
     ) -> ReturnRecord:
         """Load, decide, commit with a version check (again on a conflict), dispatch."""
-        written = commits.run(
+        written = self._write(shop, return_id, actor, decide, outbox=outbox)
+        if not (self.auto_dispatch and written.effects):
+            return written.record
+        self._after_commit(shop, written.written)
+        return self.store.get(shop, return_id)  # as the delivered effects left it
+
+    def _write(
+        self, shop: str, return_id: str, actor: str, decide: Callable[[Change], _V], **how: Any
+    ) -> commits.Written[_V]:
+        """:func:`returnflow.commits.run` with this service's store, clock, jitter and engine;
+        after the decision, :meth:`_drain`."""
+        return commits.run(
             self.store,
             self.clock,
             self.dispatcher.rng,
@@ -527,13 +529,10 @@ class ReturnsService:
             return_id,
             actor,
             decide,
-            outbox=outbox,
             after=self._drain,
+            engine=self.engine,
+            **how,
         )
-        if not (self.auto_dispatch and written.effects):
-            return written.record
-        self._after_commit(shop, written.written)
-        return self.store.get(shop, return_id)  # as the delivered effects left it
 
     def _drain(self, change: Change) -> None:
         """After a decision: apply what parked facts the return can now use, and set when a

@@ -1,7 +1,10 @@
 """The return statechart: two parallel regions, the lifecycle and the exchange.
 
-This class is the single source of truth for which event is allowed where. The service runs
-it on writes; read paths use :data:`returnflow.lifecycle.table.TABLE`, derived from it once.
+This class is the single source of truth for which event is allowed where. At import it is
+compiled into :data:`returnflow.lifecycle.table.TABLE` (targets and validator names), which
+read paths use and the write path fires (:mod:`returnflow.lifecycle.engine`; a service
+built with ``engine="chart"`` runs this class itself, and a differential test holds the two
+to the same answers).
 
 The chart never calls a port. It decides *whether* an event is allowed and *where* it leads;
 validators refuse payloads that a transition cannot carry. The service turns the transitions

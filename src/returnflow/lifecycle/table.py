@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -36,6 +37,8 @@ class TransitionTable:
     event_region: Mapping[str, str]
     initial: State
     parents: Mapping[str, tuple[str, ...]]
+    validators: Mapping[tuple[str, str], tuple[str, ...]] = attrs.field(factory=dict)
+    """``(source leaf, event) -> names of the chart's validator methods`` that transition runs."""
 
     @classmethod
     def from_chart(cls, chart: type[ReturnChart]) -> TransitionTable:
@@ -46,6 +49,8 @@ class TransitionTable:
         event_region: dict[str, str] = {}
         initial: dict[str, str] = {}
         parents: dict[str, tuple[str, ...]] = {}
+        validators: dict[tuple[str, str], tuple[str, ...]] = {}
+        _refuse_callbacks(chart)
         for state in chart.states_map.values():
             if not state.is_atomic:
                 continue
@@ -70,6 +75,9 @@ class TransitionTable:
                     if event in row:
                         raise ValueError(f"{state.id}: {event} has more than one transition")
                     row[event] = targets[0]
+                    names = _validators(chart, state.id, event, transition)
+                    if names:
+                        validators[(state.id, event)] = names
                     if event_region.setdefault(event, region) != region:
                         raise ValueError(f"event {event} is used in two regions")
         return cls(
@@ -78,6 +86,7 @@ class TransitionTable:
             event_region=event_region,
             initial=(initial[LIFECYCLE_REGION], initial[EXCHANGE_REGION]),
             parents=parents,
+            validators=validators,
         )
 
     @property
@@ -116,6 +125,30 @@ class TransitionTable:
             target = self.exchange[exchange].get(event)
             return None if target is None else (life, target)
         return None
+
+
+_HOOKS = ("on_", "before_", "after_", "enter_", "exit_", "cond_", "unless_")
+
+
+def _refuse_callbacks(chart: type[ReturnChart]) -> None:
+    """The table (and the compiled engine) know a transition by its target and validators
+    only: a chart that grew an action, an enter/exit callback or a guard would run code the
+    table cannot see, so it is refused at import, naming the method."""
+    hooks = sorted(name for name in vars(chart) if name.startswith(_HOOKS))
+    if hooks:
+        raise ValueError(f"the chart defines callbacks the table cannot compile: {hooks}")
+
+
+def _validators(
+    chart: type[ReturnChart], source: str, event: str, transition: Any
+) -> tuple[str, ...]:
+    if list(transition.cond):  # ``unless`` is folded into ``cond``
+        raise ValueError(f"{source}: {event} has a guard the table cannot compile")
+    names = tuple(str(spec.func) for spec in transition.validators)
+    for name in names:
+        if not callable(getattr(chart, name, None)):
+            raise ValueError(f"{source}: {event} names a validator {name!r} the chart lacks")
+    return names
 
 
 TABLE = TransitionTable.from_chart(ReturnChart)

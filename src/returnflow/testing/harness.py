@@ -64,6 +64,7 @@ class Harness:
     clock: ManualClock = attrs.field(factory=ManualClock)
     ids: SequentialIds = attrs.field(factory=SequentialIds)
     auto_dispatch: bool = True
+    engine: str = "compiled"
     service: ReturnsService = attrs.field(init=False)
 
     def dispatch_due(self) -> DispatchReport:
@@ -84,4 +85,5 @@ class Harness:
             clock=self.clock,
             ids=self.ids,
             auto_dispatch=self.auto_dispatch,
+            engine=self.engine,
         )

@@ -648,6 +648,7 @@ class _Config:
     max_returns: int
     max_lines: int
     max_order_age_days: int
+    engine: str = "compiled"
 
 
 _SCANS = st.sampled_from(
@@ -720,6 +721,7 @@ class ReturnsModel(RuleBasedStateMachine):
             "clock": self.clock,
             "ids": ids,
             "jitter_seed": 0,
+            "engine": config.engine,
         }
         self.service = ReturnsService(**parts, worker_id="kit")
         self.racer = ReturnsService(**parts, worker_id="kit-racer", auto_dispatch=False)
@@ -1499,6 +1501,7 @@ def returns_state_machine(
     max_returns: int = 6,
     max_lines: int = 3,
     max_order_age_days: int = 20,
+    engine: str = "compiled",
 ) -> type[RuleBasedStateMachine]:
     """A state machine class (run it with its ``TestCase`` or ``run_state_machine_as_test``).
 
@@ -1515,7 +1518,8 @@ def returns_state_machine(
     are in ``currency`` (``None``: any; give the currency of a policy's fixed fees), at most
     ``max_lines`` lines each, placed up to ``max_order_age_days`` before the model's clock
     (so that most are inside a 30-day window), and at most ``max_returns`` returns are
-    opened per example.
+    opened per example. ``engine``: the chart engine the model's services fire events with
+    (``"compiled"`` or ``"chart"``, see :mod:`returnflow.lifecycle.engine`).
     """
     for name, rate in (("fault_rate", fault_rate), ("crash_rate", crash_rate)):
         if not 0 <= rate < 1:
@@ -1531,6 +1535,7 @@ def returns_state_machine(
         max_returns=max_returns,
         max_lines=max_lines,
         max_order_age_days=max_order_age_days,
+        engine=engine,
     )
 
     class ReturnsStateMachine(ReturnsModel):
