@@ -13,6 +13,7 @@ SMALL = {  # sizes that only prove the script runs
     "throughput.py": ["--records", "20", "--events", "100", "--scale", "5"],
     # exits 1 when a run lost an update or sent an effect twice: check=True below fails then
     "scale_out.py": ["--returns", "20", "--workers", "1,2"],
+    "lifecycle.py": ["--records", "20", "--rounds", "1"],
 }
 
 
