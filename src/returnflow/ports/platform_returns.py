@@ -1,0 +1,215 @@
+"""The platform's own return objects (Shopify's native returns): opened, processed, disposed.
+
+A platform with native returns (Shopify's Admin API since 2023: ``Return``,
+``returnCreate``/``returnRequest``, ``returnApproveRequest``/``returnDeclineRequest``,
+``returnProcess``, ``reverseFulfillmentOrderDispose``, ``removeFromReturn``,
+``returnClose``/``returnReopen``/``returnCancel`` and ``returnCalculate``) keeps a return of
+its own beside returnflow's: the merchant's admin shows it, exchanges sit on the original
+order, and refunding and restocking are separate calls.
+
+This is a port of its own rather than more of
+:class:`~returnflow.ports.commerce.CommercePlatform`: a host on the older flow (exchange items
+on hold behind a tag, a bare refund, a bare restock) implements nothing new, and a platform
+return is an object with a life of its own (statuses, processed quantities, line ids) whose
+calls a host maps one to one onto the platform's mutations.
+
+Statuses follow Shopify's ``ReturnStatus``
+(:class:`~returnflow.lifecycle.table.ShopifyReturnStatus`): ``REQUESTED`` (the customer
+asked, not approved yet), ``OPEN``, ``CLOSED``, ``DECLINED``, ``CANCELED``. Every mutating
+call takes an idempotency key: the same key with the same arguments answers the first result,
+with other arguments it is refused. A refusal the platform will always give (an unknown
+line, more units than are left, a status that does not allow the call) is
+``PortError(retryable=False)``; a transient failure is a retryable ``PortError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import attrs
+
+from returnflow.domain.inbound import Disposition
+from returnflow.domain.money import Money
+from returnflow.lifecycle.table import ShopifyReturnStatus
+
+__all__ = [
+    "FinancialOutcome",
+    "PlatformExchangeLine",
+    "PlatformReturn",
+    "PlatformReturnLine",
+    "PlatformReturns",
+    "ProcessResult",
+    "Quantity",
+    "ShopifyReturnStatus",
+]
+
+
+@attrs.frozen
+class PlatformReturnLine:
+    """Units of an order line to return (Shopify: a return line item, by the fulfillment line
+    item that shipped them), with the customer's reason and a restocking fee for the line."""
+
+    order_line_id: str
+    quantity: int
+    reason: str = "UNKNOWN"
+    restocking_fee: Money | None = None
+
+
+@attrs.frozen
+class PlatformExchangeLine:
+    """A new item given in exchange (Shopify: an exchange line item), priced per unit."""
+
+    exchange_line_id: str
+    variant_id: str
+    quantity: int
+    unit_price: Money
+
+
+@attrs.frozen
+class Quantity:
+    """``quantity`` units of the platform's line ``line_id`` (a return or exchange line)."""
+
+    line_id: str
+    quantity: int
+
+
+@attrs.frozen
+class PlatformReturn:
+    """A platform return as the platform reports it.
+
+    ``return_id`` is the platform's id (``ExternalRefs.platform_return_id``); ``line_ids``
+    maps each order line id to the platform's return line id and ``exchange_line_ids`` each
+    exchange line id to the platform's exchange line id. ``processed`` and ``removed`` count
+    units per return line id; ``exchange_processed`` per exchange line id.
+    """
+
+    return_id: str
+    order_id: str
+    status: ShopifyReturnStatus
+    line_ids: tuple[tuple[str, str], ...]
+    exchange_line_ids: tuple[tuple[str, str], ...] = ()
+    processed: tuple[tuple[str, int], ...] = ()
+    removed: tuple[tuple[str, int], ...] = ()
+    exchange_processed: tuple[tuple[str, int], ...] = ()
+
+    def line_id(self, order_line_id: str) -> str:
+        """The platform's return line id of ``order_line_id``; ``KeyError`` if none."""
+        return dict(self.line_ids)[order_line_id]
+
+
+@attrs.frozen
+class ProcessResult:
+    """What processing moved: the refunds made (ids and total) and the exchange fulfillments
+    created for the exchange lines confirmed."""
+
+    refund_ids: tuple[str, ...]
+    refunded: Money
+    exchange_fulfillment_ids: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class FinancialOutcome:
+    """The platform's own money for a return (Shopify's ``suggestedFinancialOutcome``): what
+    the returned lines are worth, the fees kept, the exchange items' worth, and the result:
+    ``refund`` to the customer or ``owed`` by the customer (one of them is zero)."""
+
+    returned: Money
+    fees: Money
+    exchanged: Money
+    refund: Money
+    owed: Money
+
+
+class PlatformReturns(Protocol):
+    """The platform's return objects (Shopify's native returns). See the module docstring
+    for statuses, keys and errors."""
+
+    def open_return(
+        self,
+        shop: str,
+        order_id: str,
+        lines: Sequence[PlatformReturnLine],
+        *,
+        exchange_lines: Sequence[PlatformExchangeLine] = (),
+        return_shipping_fee: Money | None = None,
+        requested: bool = False,
+        idempotency_key: str,
+    ) -> PlatformReturn:
+        """Open a return (``requested=True``: as the customer's request, ``REQUESTED``;
+        else ``OPEN``). Refused for an unknown order or line, a quantity below 1 or above the
+        units of the line not already in another open, requested or closed return, and a fee
+        in another currency than the order's."""
+        ...
+
+    def get_return(self, shop: str, return_id: str) -> PlatformReturn:
+        """The return as it is now; ``PortError(retryable=False)`` when there is none."""
+        ...
+
+    def approve(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
+        """Approve a ``REQUESTED`` return (it becomes ``OPEN``)."""
+        ...
+
+    def decline(
+        self, shop: str, return_id: str, *, reason: str, idempotency_key: str
+    ) -> PlatformReturn:
+        """Decline a ``REQUESTED`` return (it becomes ``DECLINED``)."""
+        ...
+
+    def process(
+        self,
+        shop: str,
+        return_id: str,
+        lines: Sequence[Quantity],
+        *,
+        exchange_lines: Sequence[Quantity] = (),
+        refund: Money,
+        refund_shipping: Money | None = None,
+        refund_duties: Money | None = None,
+        idempotency_key: str,
+    ) -> ProcessResult:
+        """Confirm received units and exchange items of an ``OPEN`` return and move the money
+        (Shopify's ``returnProcess``): ``refund`` for the lines (never more than the worth of
+        all lines processed so far, less what was refunded before), plus shipping and duties
+        refunds. Exchange items confirmed are fulfilled. Refused for units not left to process
+        (processed or removed before). The return closes when every unit is processed or
+        removed."""
+        ...
+
+    def dispose(
+        self,
+        shop: str,
+        return_id: str,
+        line_id: str,
+        quantity: int,
+        disposition: Disposition,
+        *,
+        idempotency_key: str,
+    ) -> None:
+        """Say what became of processed units (restocked, processing required, not restocked,
+        missing), apart from the refund. Refused for more units than were processed and not
+        disposed yet."""
+        ...
+
+    def remove_lines(
+        self, shop: str, return_id: str, lines: Sequence[Quantity], *, idempotency_key: str
+    ) -> PlatformReturn:
+        """Take units not processed out of the return (a QC failure, a partial receipt, a
+        reset). Refused for units processed or removed already."""
+        ...
+
+    def close(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
+        """Close an ``OPEN`` return."""
+        ...
+
+    def reopen(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
+        """Reopen a ``CLOSED`` return."""
+        ...
+
+    def cancel(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
+        """Cancel a ``REQUESTED`` or ``OPEN`` return nothing of which was processed."""
+        ...
+
+    def calculate(self, shop: str, return_id: str) -> FinancialOutcome:
+        """The platform's own money for the whole return (Shopify's ``returnCalculate``)."""
+        ...

@@ -1,0 +1,255 @@
+"""The contract tests of a :class:`~returnflow.ports.platform_returns.PlatformReturns` adapter.
+
+Subclass :class:`PlatformReturnsContract` in a test module, implement ``make_platform`` (and
+``seed_order`` when orders are not seeded with ``add_order``); pytest collects the tests.
+They hold an adapter to what a platform return must do: statuses move only as Shopify's do,
+units are never returned, processed, removed or disposed twice, money never exceeds what the
+processed lines are worth, and keys are honoured.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+from returnflow.domain.inbound import Disposition
+from returnflow.domain.model import OrderSnapshot
+from returnflow.domain.money import Money
+from returnflow.ports.commerce import CommercePlatform
+from returnflow.ports.platform_returns import (
+    PlatformExchangeLine,
+    PlatformReturn,
+    PlatformReturnLine,
+    PlatformReturns,
+    Quantity,
+    ShopifyReturnStatus,
+)
+from returnflow.testing.port_contracts import PortContract, _refused, _same, make_order
+
+__all__ = ["PlatformReturnsContract"]
+
+OPEN, CLOSED = ShopifyReturnStatus.OPEN, ShopifyReturnStatus.CLOSED
+
+
+class PlatformReturnsContract(PortContract, abc.ABC):
+    """The contract of a platform-returns adapter. The seeded order is
+    :func:`~returnflow.testing.port_contracts.make_order` (L1: 2 x 10.00, L2: 1 x 10.00)."""
+
+    CURRENCY: ClassVar[str] = "EUR"
+
+    @abc.abstractmethod
+    def make_platform(self) -> tuple[PlatformReturns, CommercePlatform]:
+        """The adapter to test and the commerce platform its orders live on."""
+
+    def seed_order(self, commerce: CommercePlatform, order: OrderSnapshot) -> None:
+        """Create ``order`` (default: ``commerce.add_order(order)``)."""
+        getattr(commerce, "add_order")(order)  # noqa: B009 (a fake's method, not the port's)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def setup(self) -> tuple[PlatformReturns, str]:
+        platform, commerce = self.opened(self.make_platform())
+        order = make_order(self.SHOP, self.new_id("order"), self.CURRENCY)
+        self.seed_order(commerce, order)
+        return platform, order.id
+
+    def money(self, amount: str) -> Money:
+        return Money(amount, self.CURRENCY)
+
+    def open(
+        self, platform: PlatformReturns, order_id: str, *, requested: bool = False, **extra: object
+    ) -> PlatformReturn:
+        lines = [PlatformReturnLine("L1", 2), PlatformReturnLine("L2", 1)]
+        return platform.open_return(
+            self.SHOP,
+            order_id,
+            lines,
+            requested=requested,
+            idempotency_key=self.new_key("open"),
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def process(
+        self, platform: PlatformReturns, opened: PlatformReturn, units: int, refund: str
+    ) -> object:
+        return platform.process(
+            self.SHOP,
+            opened.return_id,
+            [Quantity(opened.line_id("L1"), units)],
+            refund=self.money(refund),
+            idempotency_key=self.new_key("process"),
+        )
+
+    # -- the tests ---------------------------------------------------------------------------
+
+    def test_a_return_opens_with_its_lines_and_reads_back(self) -> None:
+        platform, order_id = self.setup()
+        opened = self.open(platform, order_id)
+        assert opened.status is OPEN
+        assert {order_line for order_line, _ in opened.line_ids} == {"L1", "L2"}
+        assert platform.get_return(self.SHOP, opened.return_id) == opened
+
+    def test_a_requested_return_is_approved_or_declined_once(self) -> None:
+        platform, order_id = self.setup()
+        requested = self.open(platform, order_id, requested=True)
+        assert requested.status is ShopifyReturnStatus.REQUESTED
+        approved = platform.approve(
+            self.SHOP, requested.return_id, idempotency_key=self.new_key("approve")
+        )
+        assert approved.status is OPEN
+        _refused(
+            "declining an approved return",
+            lambda: platform.decline(
+                self.SHOP, requested.return_id, reason="late", idempotency_key=self.new_key("d")
+            ),
+        )
+
+    def test_a_key_answers_its_first_result_and_opens_nothing_more(self) -> None:
+        platform, order_id = self.setup()
+        key = self.new_key("open")
+        lines = [PlatformReturnLine("L2", 1)]
+        first = platform.open_return(self.SHOP, order_id, lines, idempotency_key=key)
+        again = platform.open_return(self.SHOP, order_id, lines, idempotency_key=key)
+        _same("open_return", first, again)
+        _refused(  # the unit is in the first return: a second one cannot take it
+            "opening a second return of the same unit",
+            lambda: platform.open_return(
+                self.SHOP, order_id, lines, idempotency_key=self.new_key("open")
+            ),
+        )
+
+    def test_no_more_units_than_the_order_has(self) -> None:
+        platform, order_id = self.setup()
+        _refused(
+            "three units of a two-unit line",
+            lambda: platform.open_return(
+                self.SHOP,
+                order_id,
+                [PlatformReturnLine("L1", 3)],
+                idempotency_key=self.new_key("open"),
+            ),
+        )
+        _refused(
+            "an unknown line",
+            lambda: platform.open_return(
+                self.SHOP,
+                order_id,
+                [PlatformReturnLine("L9", 1)],
+                idempotency_key=self.new_key("open"),
+            ),
+        )
+
+    def test_units_are_processed_once(self) -> None:
+        platform, order_id = self.setup()
+        opened = self.open(platform, order_id)
+        self.process(platform, opened, 2, "20.00")
+        _refused("processing the same units again", lambda: self.process(platform, opened, 1, "0"))
+        read = platform.get_return(self.SHOP, opened.return_id)
+        assert dict(read.processed)[opened.line_id("L1")] == 2
+
+    def test_a_refund_never_exceeds_what_the_processed_lines_are_worth(self) -> None:
+        platform, order_id = self.setup()
+        opened = self.open(platform, order_id)
+        _refused(
+            "refunding 10.01 for one 10.00 unit", lambda: self.process(platform, opened, 1, "10.01")
+        )
+        self.process(platform, opened, 1, "10.00")
+        _refused(
+            "refunding again for the same unit", lambda: self.process(platform, opened, 1, "10.01")
+        )
+
+    def test_only_processed_units_are_disposed(self) -> None:
+        platform, order_id = self.setup()
+        opened = self.open(platform, order_id)
+        line = opened.line_id("L1")
+
+        def dispose(units: int) -> None:
+            platform.dispose(
+                self.SHOP,
+                opened.return_id,
+                line,
+                units,
+                Disposition.RESTOCKED,
+                idempotency_key=self.new_key("dispose"),
+            )
+
+        _refused("disposing a unit not processed", lambda: dispose(1))
+        self.process(platform, opened, 1, "10.00")
+        dispose(1)
+        _refused("disposing more units than were processed", lambda: dispose(1))
+
+    def test_removed_units_cannot_be_processed(self) -> None:
+        platform, order_id = self.setup()
+        opened = self.open(platform, order_id)
+        line = opened.line_id("L1")
+        platform.remove_lines(
+            self.SHOP, opened.return_id, [Quantity(line, 1)], idempotency_key=self.new_key("rm")
+        )
+        _refused(
+            "processing two units when one was removed",
+            lambda: self.process(platform, opened, 2, "0"),
+        )
+        self.process(platform, opened, 1, "10.00")
+        _refused(
+            "removing a processed unit",
+            lambda: platform.remove_lines(
+                self.SHOP, opened.return_id, [Quantity(line, 1)], idempotency_key=self.new_key("r")
+            ),
+        )
+
+    def test_a_return_closes_when_every_unit_is_processed_or_removed(self) -> None:
+        platform, order_id = self.setup()
+        opened = self.open(platform, order_id)
+        platform.remove_lines(
+            self.SHOP,
+            opened.return_id,
+            [Quantity(opened.line_id("L2"), 1)],
+            idempotency_key=self.new_key("rm"),
+        )
+        self.process(platform, opened, 2, "20.00")
+        closed = platform.get_return(self.SHOP, opened.return_id)
+        assert closed.status is CLOSED
+        reopened = platform.reopen(self.SHOP, opened.return_id, idempotency_key=self.new_key("o"))
+        assert reopened.status is OPEN
+
+    def test_a_return_with_processed_units_cannot_be_cancelled(self) -> None:
+        platform, order_id = self.setup()
+        opened = self.open(platform, order_id)
+        self.process(platform, opened, 1, "10.00")
+        _refused(
+            "cancelling a return with processed units",
+            lambda: platform.cancel(self.SHOP, opened.return_id, idempotency_key=self.new_key("c")),
+        )
+        platform, order_id = self.setup()
+        untouched = self.open(platform, order_id)
+        cancelled = platform.cancel(
+            self.SHOP, untouched.return_id, idempotency_key=self.new_key("c")
+        )
+        assert cancelled.status is ShopifyReturnStatus.CANCELED
+
+    def test_the_platform_computes_the_money_of_the_whole_return(self) -> None:
+        platform, order_id = self.setup()
+        fee = self.money("2.00")
+        opened = platform.open_return(
+            self.SHOP,
+            order_id,
+            [PlatformReturnLine("L1", 2, restocking_fee=fee)],
+            exchange_lines=[PlatformExchangeLine("X1", "V-9", 1, self.money("25.00"))],
+            return_shipping_fee=self.money("5.00"),
+            idempotency_key=self.new_key("open"),
+        )
+        outcome = platform.calculate(self.SHOP, opened.return_id)
+        assert (outcome.returned, outcome.fees, outcome.exchanged) == (
+            self.money("20.00"),
+            self.money("7.00"),
+            self.money("25.00"),
+        )
+        assert (outcome.refund, outcome.owed) == (self.money("0.00"), self.money("12.00"))
+
+    def test_another_shop_sees_nothing(self) -> None:
+        platform, order_id = self.setup()
+        opened = self.open(platform, order_id)
+        _refused(
+            "reading another shop's return",
+            lambda: platform.get_return(self.OTHER_SHOP, opened.return_id),
+        )

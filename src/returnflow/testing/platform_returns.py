@@ -1,0 +1,482 @@
+"""A fake of the platform's own return objects (:mod:`returnflow.ports.platform_returns`).
+
+It models a platform return as Shopify keeps one: statuses ``REQUESTED`` / ``OPEN`` /
+``CLOSED`` / ``DECLINED`` / ``CANCELED``; processed, removed and disposed quantities per
+line; exchange fulfillments created when exchange items are processed; disposition apart
+from refunding; and its own money (:meth:`FakePlatformReturns.calculate`), from the order's
+paid unit amounts. Like every fake it records calls, honours idempotency keys and fails on
+demand (:class:`~returnflow.testing.fakes.FakePort`).
+
+>>> from returnflow.testing import FakeCommercePlatform, make_order
+>>> commerce = FakeCommercePlatform()
+>>> commerce.add_order(make_order("shop-a", "1001"))
+>>> platform = FakePlatformReturns(commerce)
+>>> opened = platform.open_return(
+...     "shop-a", "1001", [PlatformReturnLine("L1", 2)], idempotency_key="k1"
+... )
+>>> opened.return_id, opened.status.value, opened.line_id("L1")
+('gid://Return/1', 'OPEN', 'gid://ReturnLineItem/1')
+>>> platform.calculate("shop-a", opened.return_id).refund
+Money('20.00', 'EUR')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from typing import ClassVar
+
+import attrs
+
+from returnflow.domain.inbound import Disposition
+from returnflow.domain.model import OrderSnapshot
+from returnflow.domain.money import Money
+from returnflow.domain.settlement import unit_amounts
+from returnflow.ports.commerce import CommercePlatform
+from returnflow.ports.platform_returns import (
+    FinancialOutcome,
+    PlatformExchangeLine,
+    PlatformReturn,
+    PlatformReturnLine,
+    ProcessResult,
+    Quantity,
+    ShopifyReturnStatus,
+)
+from returnflow.testing.fakes import FakePort
+
+__all__ = ["FakePlatformReturns"]
+
+_LIVE = (ShopifyReturnStatus.REQUESTED, ShopifyReturnStatus.OPEN, ShopifyReturnStatus.CLOSED)
+
+
+@attrs.define
+class _Line:
+    id: str
+    order_line_id: str
+    quantity: int
+    reason: str
+    restocking_fee: Money | None
+    processed: int = 0
+    removed: int = 0
+    disposed: int = 0
+
+    @property
+    def left(self) -> int:
+        return self.quantity - self.processed - self.removed
+
+
+@attrs.define
+class _ExchangeLine:
+    id: str
+    line: PlatformExchangeLine
+    processed: int = 0
+
+
+@attrs.define
+class _Return:
+    id: str
+    shop: str
+    order: OrderSnapshot
+    status: ShopifyReturnStatus
+    lines: list[_Line]
+    exchange: list[_ExchangeLine]
+    shipping_fee: Money | None
+    refunded: Money
+    refund_ids: list[str] = attrs.field(factory=list)
+    dispositions: list[tuple[str, int, Disposition]] = attrs.field(factory=list)
+
+    def view(self) -> PlatformReturn:
+        return PlatformReturn(
+            return_id=self.id,
+            order_id=self.order.id,
+            status=self.status,
+            line_ids=tuple((line.order_line_id, line.id) for line in self.lines),
+            exchange_line_ids=tuple((x.line.exchange_line_id, x.id) for x in self.exchange),
+            processed=tuple((line.id, line.processed) for line in self.lines),
+            removed=tuple((line.id, line.removed) for line in self.lines),
+            exchange_processed=tuple((x.id, x.processed) for x in self.exchange),
+        )
+
+
+class FakePlatformReturns(FakePort):
+    """Platform returns on the orders of ``commerce`` (read with ``get_order``)."""
+
+    port: ClassVar[str] = "platform_returns"
+    operations: ClassVar[frozenset[str]] = frozenset(
+        {
+            "open_return",
+            "approve",
+            "decline",
+            "process",
+            "dispose",
+            "remove_lines",
+            "close",
+            "reopen",
+            "cancel",
+        }
+    )
+
+    def __init__(self, commerce: CommercePlatform) -> None:
+        super().__init__()
+        self._commerce = commerce
+        self._returns: dict[tuple[str, str], _Return] = {}
+
+    # -- inspection --------------------------------------------------------------------------
+
+    def dispositions(self, shop: str, return_id: str) -> list[tuple[str, int, Disposition]]:
+        """``(line id, units, disposition)`` said of a return's units, in order."""
+        with self._lock:
+            return list(self._get(shop, return_id, "dispositions").dispositions)
+
+    def refunded(self, shop: str, return_id: str) -> Money:
+        """The total refunded through a return's processing."""
+        with self._lock:
+            return self._get(shop, return_id, "refunded").refunded
+
+    # -- the port ----------------------------------------------------------------------------
+
+    def open_return(
+        self,
+        shop: str,
+        order_id: str,
+        lines: Sequence[PlatformReturnLine],
+        *,
+        exchange_lines: Sequence[PlatformExchangeLine] = (),
+        return_shipping_fee: Money | None = None,
+        requested: bool = False,
+        idempotency_key: str,
+    ) -> PlatformReturn:
+        order = self._commerce.get_order(shop, order_id)
+        args = {
+            "shop": shop,
+            "order_id": order_id,
+            "lines": tuple(lines),
+            "exchange_lines": tuple(exchange_lines),
+            "return_shipping_fee": return_shipping_fee,
+            "requested": requested,
+        }
+
+        def effect() -> PlatformReturn:
+            refuse = partial(self._refuse, "open_return")
+            if not lines:
+                raise refuse("a return needs at least one line")
+            fees = [line.restocking_fee for line in lines if line.restocking_fee is not None]
+            if return_shipping_fee is not None:
+                fees.append(return_shipping_fee)
+            prices = [line.unit_price for line in exchange_lines]
+            for amount in (*fees, *prices):
+                if amount.currency != order.currency:
+                    raise refuse(f"{amount} is not in the order's currency {order.currency}")
+            taken = self._taken(shop, order_id)
+            wanted: dict[str, int] = {}
+            for line in lines:
+                wanted[line.order_line_id] = wanted.get(line.order_line_id, 0) + line.quantity
+            for line_id, units in wanted.items():
+                ordered = next((line for line in order.lines if line.id == line_id), None)
+                if ordered is None:
+                    raise refuse(f"order {order_id} has no line {line_id!r}")
+                left = ordered.quantity - taken.get(line_id, 0)
+                if units < 1 or units > left:
+                    raise refuse(f"line {line_id}: {units} unit(s) asked, {left} left")
+            quantities = [line.quantity for line in lines] + [x.quantity for x in exchange_lines]
+            if any(quantity < 1 for quantity in quantities):
+                raise refuse("a quantity below 1")
+            number = self._next_id("return")
+            record = _Return(
+                id=f"gid://Return/{number}",
+                shop=shop,
+                order=order,
+                status=ShopifyReturnStatus.REQUESTED if requested else ShopifyReturnStatus.OPEN,
+                lines=[
+                    _Line(
+                        f"gid://ReturnLineItem/{self._next_id('line')}",
+                        line.order_line_id,
+                        line.quantity,
+                        line.reason,
+                        line.restocking_fee,
+                    )
+                    for line in lines
+                ],
+                exchange=[
+                    _ExchangeLine(f"gid://ExchangeLineItem/{self._next_id('exchange')}", line)
+                    for line in exchange_lines
+                ],
+                shipping_fee=return_shipping_fee,
+                refunded=Money.zero(order.currency),
+            )
+            self._returns[(shop, record.id)] = record
+            return record.view()
+
+        return self._invoke("open_return", args, idempotency_key, effect)
+
+    def get_return(self, shop: str, return_id: str) -> PlatformReturn:
+        with self._lock:
+            return self._get(shop, return_id, "get_return").view()
+
+    def approve(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
+        return self._move(
+            "approve", shop, return_id, idempotency_key, {ShopifyReturnStatus.REQUESTED}
+        )
+
+    def decline(
+        self, shop: str, return_id: str, *, reason: str, idempotency_key: str
+    ) -> PlatformReturn:
+        return self._move(
+            "decline",
+            shop,
+            return_id,
+            idempotency_key,
+            {ShopifyReturnStatus.REQUESTED},
+            extra={"reason": reason},
+        )
+
+    def close(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
+        return self._move("close", shop, return_id, idempotency_key, {ShopifyReturnStatus.OPEN})
+
+    def reopen(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
+        return self._move("reopen", shop, return_id, idempotency_key, {ShopifyReturnStatus.CLOSED})
+
+    def cancel(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
+        return self._move(
+            "cancel",
+            shop,
+            return_id,
+            idempotency_key,
+            {ShopifyReturnStatus.REQUESTED, ShopifyReturnStatus.OPEN},
+        )
+
+    def process(
+        self,
+        shop: str,
+        return_id: str,
+        lines: Sequence[Quantity],
+        *,
+        exchange_lines: Sequence[Quantity] = (),
+        refund: Money,
+        refund_shipping: Money | None = None,
+        refund_duties: Money | None = None,
+        idempotency_key: str,
+    ) -> ProcessResult:
+        args = {
+            "shop": shop,
+            "return_id": return_id,
+            "lines": tuple(lines),
+            "exchange_lines": tuple(exchange_lines),
+            "refund": refund,
+            "refund_shipping": refund_shipping,
+            "refund_duties": refund_duties,
+        }
+
+        def effect() -> ProcessResult:
+            refuse = partial(self._refuse, "process")
+            record = self._get(shop, return_id, "process")
+            if record.status is not ShopifyReturnStatus.OPEN:
+                raise refuse(f"return {return_id} is {record.status.value}, not OPEN")
+            if not lines and not exchange_lines:
+                raise refuse("nothing to process")
+            by_id = {line.id: line for line in record.lines}
+            exchange_by_id = {x.id: x for x in record.exchange}
+            currency = record.order.currency
+            for amount in (refund, refund_shipping, refund_duties):
+                if amount is not None and (amount.currency != currency or amount.is_negative):
+                    raise refuse(f"a refund of {amount} on an order in {currency}")
+            counts = _sum(lines)
+            for line_id, units in counts.items():
+                line = by_id.get(line_id)
+                if line is None:
+                    raise refuse(f"return {return_id} has no line {line_id!r}")
+                if units < 1 or units > line.left:
+                    raise refuse(f"line {line_id}: {units} unit(s) to process, {line.left} left")
+            exchange_counts = _sum(exchange_lines)
+            for line_id, units in exchange_counts.items():
+                item = exchange_by_id.get(line_id)
+                if item is None:
+                    raise refuse(f"return {return_id} has no exchange line {line_id!r}")
+                left = item.line.quantity - item.processed
+                if units < 1 or units > left:
+                    raise refuse(f"exchange line {line_id}: {units} to process, {left} left")
+            worth = _worth(record, {**_processed(record), **_plus(record, counts)})
+            if record.refunded + refund > worth:
+                raise refuse(
+                    f"refund {refund} with {record.refunded} refunded before is more than "
+                    f"the {worth} the processed lines are worth"
+                )
+            for line_id, units in counts.items():
+                by_id[line_id].processed += units
+            fulfillments = []
+            for line_id, units in exchange_counts.items():
+                exchange_by_id[line_id].processed += units
+                fulfillments.append(f"gid://FulfillmentOrder/{self._next_id('fulfillment')}")
+            total = refund
+            for extra in (refund_shipping, refund_duties):
+                if extra is not None:
+                    total = total + extra
+            refund_ids: tuple[str, ...] = ()
+            if total:
+                refund_ids = (f"gid://Refund/{self._next_id('refund')}",)
+                record.refund_ids.extend(refund_ids)
+            record.refunded = record.refunded + refund
+            if all(line.left == 0 for line in record.lines) and all(
+                x.processed == x.line.quantity for x in record.exchange
+            ):
+                record.status = ShopifyReturnStatus.CLOSED
+            return ProcessResult(refund_ids, total, tuple(fulfillments))
+
+        return self._invoke("process", args, idempotency_key, effect)
+
+    def dispose(
+        self,
+        shop: str,
+        return_id: str,
+        line_id: str,
+        quantity: int,
+        disposition: Disposition,
+        *,
+        idempotency_key: str,
+    ) -> None:
+        args = {
+            "shop": shop,
+            "return_id": return_id,
+            "line_id": line_id,
+            "quantity": quantity,
+            "disposition": disposition,
+        }
+
+        def effect() -> None:
+            refuse = partial(self._refuse, "dispose")
+            record = self._get(shop, return_id, "dispose")
+            line = next((line for line in record.lines if line.id == line_id), None)
+            if line is None:
+                raise refuse(f"return {return_id} has no line {line_id!r}")
+            left = line.processed - line.disposed
+            if quantity < 1 or quantity > left:
+                raise refuse(f"line {line_id}: {quantity} to dispose, {left} processed and not")
+            line.disposed += quantity
+            record.dispositions.append((line_id, quantity, disposition))
+
+        self._invoke("dispose", args, idempotency_key, effect)
+
+    def remove_lines(
+        self, shop: str, return_id: str, lines: Sequence[Quantity], *, idempotency_key: str
+    ) -> PlatformReturn:
+        args = {"shop": shop, "return_id": return_id, "lines": tuple(lines)}
+
+        def effect() -> PlatformReturn:
+            refuse = partial(self._refuse, "remove_lines")
+            record = self._get(shop, return_id, "remove_lines")
+            if record.status not in (ShopifyReturnStatus.REQUESTED, ShopifyReturnStatus.OPEN):
+                raise refuse(f"return {return_id} is {record.status.value}")
+            by_id = {line.id: line for line in record.lines}
+            counts = _sum(lines)
+            for line_id, units in counts.items():
+                line = by_id.get(line_id)
+                if line is None:
+                    raise refuse(f"return {return_id} has no line {line_id!r}")
+                if units < 1 or units > line.left:
+                    raise refuse(f"line {line_id}: {units} to remove, {line.left} unprocessed")
+            for line_id, units in counts.items():
+                by_id[line_id].removed += units
+            return record.view()
+
+        return self._invoke("remove_lines", args, idempotency_key, effect)
+
+    def calculate(self, shop: str, return_id: str) -> FinancialOutcome:
+        with self._lock:
+            record = self._get(shop, return_id, "calculate")
+            currency = record.order.currency
+            kept = {line.id: line.quantity - line.removed for line in record.lines}
+            returned = _worth(record, kept)
+            fees = Money.sum(
+                (line.restocking_fee for line in record.lines if line.restocking_fee), currency
+            )
+            if record.shipping_fee is not None:
+                fees = fees + record.shipping_fee
+            exchanged = Money.sum(
+                (x.line.unit_price * x.line.quantity for x in record.exchange), currency
+            )
+            balance = returned - fees - exchanged
+            zero = Money.zero(currency)
+            return FinancialOutcome(
+                returned=returned,
+                fees=fees,
+                exchanged=exchanged,
+                refund=balance if balance > zero else zero,
+                owed=zero - balance if balance < zero else zero,
+            )
+
+    # -- machinery ---------------------------------------------------------------------------
+
+    def _get(self, shop: str, return_id: str, operation: str) -> _Return:
+        record = self._returns.get((shop, return_id))
+        if record is None:
+            raise self._refuse(operation, f"shop {shop} has no return {return_id!r}")
+        return record
+
+    def _taken(self, shop: str, order_id: str) -> dict[str, int]:
+        taken: dict[str, int] = {}
+        for record in self._returns.values():
+            if record.shop != shop or record.order.id != order_id or record.status not in _LIVE:
+                continue
+            for line in record.lines:
+                units = line.quantity - line.removed
+                taken[line.order_line_id] = taken.get(line.order_line_id, 0) + units
+        return taken
+
+    def _move(
+        self,
+        operation: str,
+        shop: str,
+        return_id: str,
+        key: str,
+        allowed: set[ShopifyReturnStatus],
+        *,
+        extra: dict[str, object] | None = None,
+    ) -> PlatformReturn:
+        target = {
+            "approve": ShopifyReturnStatus.OPEN,
+            "decline": ShopifyReturnStatus.DECLINED,
+            "close": ShopifyReturnStatus.CLOSED,
+            "reopen": ShopifyReturnStatus.OPEN,
+            "cancel": ShopifyReturnStatus.CANCELED,
+        }[operation]
+
+        def effect() -> PlatformReturn:
+            record = self._get(shop, return_id, operation)
+            if record.status not in allowed:
+                raise self._refuse(operation, f"return {return_id} is {record.status.value}")
+            if operation == "cancel" and any(line.processed for line in record.lines):
+                raise self._refuse(operation, f"return {return_id} has processed units")
+            record.status = target
+            return record.view()
+
+        args = {"shop": shop, "return_id": return_id, **(extra or {})}
+        return self._invoke(operation, args, key, effect)
+
+
+def _sum(quantities: Sequence[Quantity]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in quantities:
+        counts[item.line_id] = counts.get(item.line_id, 0) + item.quantity
+    return counts
+
+
+def _processed(record: _Return) -> dict[str, int]:
+    return {line.id: line.processed for line in record.lines}
+
+
+def _plus(record: _Return, counts: dict[str, int]) -> dict[str, int]:
+    return {line.id: line.processed + counts.get(line.id, 0) for line in record.lines}
+
+
+def _worth(record: _Return, units: dict[str, int]) -> Money:
+    """What ``units`` (per return line id) of the return's lines were paid: the order's unit
+    amounts, the first units of each order line first."""
+    paid = unit_amounts(record.order)
+    return Money.sum(
+        (
+            amount
+            for line in record.lines
+            for amount in paid[line.order_line_id][: units.get(line.id, 0)]
+        ),
+        record.order.currency,
+    )

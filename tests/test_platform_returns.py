@@ -1,0 +1,127 @@
+"""The fake platform returns keep the port's contract, and the contract catches adapters that
+break it (double processing, a refund above the processed lines, disposing more than was
+received, a key ignored)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from returnflow.domain.money import Money
+from returnflow.ports.commerce import CommercePlatform
+from returnflow.ports.platform_returns import (
+    PlatformReturn,
+    PlatformReturnLine,
+    PlatformReturns,
+    ProcessResult,
+    Quantity,
+)
+from returnflow.testing import FakeCommercePlatform
+from returnflow.testing.platform_contract import PlatformReturnsContract
+from returnflow.testing.platform_returns import FakePlatformReturns
+
+
+class TestFakePlatformReturns(PlatformReturnsContract):
+    def make_platform(self) -> tuple[PlatformReturns, CommercePlatform]:
+        commerce = FakeCommercePlatform()
+        return FakePlatformReturns(commerce), commerce
+
+
+class ProcessesTwice(FakePlatformReturns):
+    """Forgets what was processed: the same units can be processed (and refunded) again."""
+
+    def process(
+        self, shop: str, return_id: str, lines: Sequence[Quantity], **kw: Any
+    ) -> ProcessResult:
+        result = super().process(shop, return_id, lines, **kw)
+        with self._lock:
+            for line in self._returns[(shop, return_id)].lines:
+                line.processed = 0
+            self._returns[(shop, return_id)].refunded = Money.zero("EUR")
+        return result
+
+
+class RefundsAnything(FakePlatformReturns):
+    """Moves whatever refund it is asked to, whatever the lines are worth."""
+
+    def process(
+        self, shop: str, return_id: str, lines: Sequence[Quantity], **kw: Any
+    ) -> ProcessResult:
+        asked = kw["refund"]
+        kw["refund"] = Money.zero(asked.currency)
+        result = super().process(shop, return_id, lines, **kw)
+        return ProcessResult(result.refund_ids, asked, result.exchange_fulfillment_ids)
+
+
+class DisposesAnything(FakePlatformReturns):
+    """Disposes units whether or not they were processed."""
+
+    def dispose(
+        self, shop: str, return_id: str, line_id: str, quantity: int, *a: Any, **kw: Any
+    ) -> None:
+        return None
+
+
+class IgnoresKeys(FakePlatformReturns):
+    """Opens a new return for every call, whatever its key."""
+
+    def open_return(
+        self, shop: str, order_id: str, lines: Sequence[PlatformReturnLine], **kw: Any
+    ) -> PlatformReturn:
+        kw["idempotency_key"] = f"{kw['idempotency_key']}-{self._next_id('fresh')}"
+        return super().open_return(shop, order_id, lines, **kw)
+
+
+def failures(fake: type[FakePlatformReturns]) -> dict[str, BaseException]:
+    class Contract(PlatformReturnsContract):
+        def make_platform(self) -> tuple[PlatformReturns, CommercePlatform]:
+            commerce = FakeCommercePlatform()
+            return fake(commerce), commerce
+
+    found: dict[str, BaseException] = {}
+    for name in sorted(dir(Contract)):
+        if name.startswith("test_"):
+            instance = Contract()
+            try:
+                getattr(instance, name)()
+            except (Exception, pytest.fail.Exception) as error:
+                found[name] = error
+            finally:
+                instance.teardown_method(None)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("fake", "caught_by"),
+    [
+        (ProcessesTwice, "test_units_are_processed_once"),
+        (RefundsAnything, "test_a_refund_never_exceeds_what_the_processed_lines_are_worth"),
+        (DisposesAnything, "test_only_processed_units_are_disposed"),
+        (IgnoresKeys, "test_a_key_answers_its_first_result_and_opens_nothing_more"),
+    ],
+)
+def test_the_contract_catches_a_planted_bug(
+    fake: type[FakePlatformReturns], caught_by: str
+) -> None:
+    assert caught_by in failures(fake)
+
+
+def test_the_unchanged_fake_passes_every_test() -> None:
+    assert failures(FakePlatformReturns) == {}
+
+
+def test_a_failed_call_changes_nothing_and_a_retry_with_the_key_succeeds() -> None:
+    commerce = FakeCommercePlatform()
+    from returnflow.testing import make_order
+
+    commerce.add_order(make_order("s", "1"))
+    platform = FakePlatformReturns(commerce)
+    platform.fail("open_return")
+    lines = [PlatformReturnLine("L1", 1)]
+    with pytest.raises(Exception, match="injected failure"):
+        platform.open_return("s", "1", lines, idempotency_key="k")
+    opened = platform.open_return("s", "1", lines, idempotency_key="k")
+    assert opened.return_id == "gid://Return/1"
+    assert [call.outcome for call in platform.calls_to("open_return")] == ["failed", "ok"]
