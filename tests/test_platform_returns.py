@@ -21,6 +21,7 @@ from returnflow.ports.platform_returns import (
 from returnflow.testing import FakeCommercePlatform
 from returnflow.testing.platform_contract import PlatformReturnsContract
 from returnflow.testing.platform_returns import FakePlatformReturns
+from test_port_contracts import contract_failures
 
 
 class TestFakePlatformReturns(PlatformReturnsContract):
@@ -80,17 +81,7 @@ def failures(fake: type[FakePlatformReturns]) -> dict[str, BaseException]:
             commerce = FakeCommercePlatform()
             return fake(commerce), commerce
 
-    found: dict[str, BaseException] = {}
-    for name in sorted(dir(Contract)):
-        if name.startswith("test_"):
-            instance = Contract()
-            try:
-                getattr(instance, name)()
-            except (Exception, pytest.fail.Exception) as error:
-                found[name] = error
-            finally:
-                instance.teardown_method(None)
-    return found
+    return contract_failures(Contract)
 
 
 @pytest.mark.parametrize(

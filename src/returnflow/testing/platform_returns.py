@@ -22,7 +22,7 @@ Money('20.00', 'EUR')
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import ClassVar
 
@@ -274,19 +274,13 @@ class FakePlatformReturns(FakePort):
                 raise refuse(f"return {return_id} is {record.status.value}, not OPEN")
             if not lines and not exchange_lines:
                 raise refuse("nothing to process")
-            by_id = {line.id: line for line in record.lines}
+            by_id = _checked(record, lines, refuse, "to process")
             exchange_by_id = {x.id: x for x in record.exchange}
             currency = record.order.currency
             for amount in (refund, refund_shipping, refund_duties):
                 if amount is not None and (amount.currency != currency or amount.is_negative):
                     raise refuse(f"a refund of {amount} on an order in {currency}")
             counts = _sum(lines)
-            for line_id, units in counts.items():
-                line = by_id.get(line_id)
-                if line is None:
-                    raise refuse(f"return {return_id} has no line {line_id!r}")
-                if units < 1 or units > line.left:
-                    raise refuse(f"line {line_id}: {units} unit(s) to process, {line.left} left")
             exchange_counts = _sum(exchange_lines)
             for line_id, units in exchange_counts.items():
                 item = exchange_by_id.get(line_id)
@@ -366,15 +360,8 @@ class FakePlatformReturns(FakePort):
             record = self._get(shop, return_id, "remove_lines")
             if record.status not in (ShopifyReturnStatus.REQUESTED, ShopifyReturnStatus.OPEN):
                 raise refuse(f"return {return_id} is {record.status.value}")
-            by_id = {line.id: line for line in record.lines}
-            counts = _sum(lines)
-            for line_id, units in counts.items():
-                line = by_id.get(line_id)
-                if line is None:
-                    raise refuse(f"return {return_id} has no line {line_id!r}")
-                if units < 1 or units > line.left:
-                    raise refuse(f"line {line_id}: {units} to remove, {line.left} unprocessed")
-            for line_id, units in counts.items():
+            by_id = _checked(record, lines, refuse, "to remove")
+            for line_id, units in _sum(lines).items():
                 by_id[line_id].removed += units
             return record.view()
 
@@ -458,6 +445,24 @@ def _sum(quantities: Sequence[Quantity]) -> dict[str, int]:
     for item in quantities:
         counts[item.line_id] = counts.get(item.line_id, 0) + item.quantity
     return counts
+
+
+def _checked(
+    record: _Return,
+    lines: Sequence[Quantity],
+    refuse: Callable[[str], Exception],
+    what: str,
+) -> dict[str, _Line]:
+    """The return's lines by id, once every line of ``lines`` is one of them and has the
+    units asked for left (not processed or removed); ``refuse`` raises otherwise."""
+    by_id = {line.id: line for line in record.lines}
+    for line_id, units in _sum(lines).items():
+        line = by_id.get(line_id)
+        if line is None:
+            raise refuse(f"return {record.id} has no line {line_id!r}")
+        if units < 1 or units > line.left:
+            raise refuse(f"line {line_id}: {units} unit(s) {what}, {line.left} left")
+    return by_id
 
 
 def _processed(record: _Return) -> dict[str, int]:
