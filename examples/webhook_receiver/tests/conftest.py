@@ -11,20 +11,20 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from receiver_site import Site, open_site
+from receiver_site import SERVERS, Site, open_site
 
 # Two conftest modules in folders without __init__.py share the module name "conftest";
 # with --doctest-modules pytest would also import this file as a module: it is not one.
 collect_ignore = ["conftest.py"]
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    """The receiver with its worker thread."""
-    yield from open_site(tmp_path)
+@pytest.fixture(params=SERVERS)
+def site(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
+    """The receiver with its worker thread, on each server."""
+    yield from open_site(tmp_path, server=request.param)
 
 
-@pytest.fixture
-def bare_site(tmp_path: Path) -> Iterator[Site]:
+@pytest.fixture(params=SERVERS)
+def bare_site(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
     """The receiver alone: effects stay in the outbox until something delivers them."""
-    yield from open_site(tmp_path, worker=False)
+    yield from open_site(tmp_path, worker=False, server=request.param)

@@ -38,9 +38,10 @@ class Site:
     ports: FakePorts
     clock: ManualClock
     service: ReturnsService
-    running: Running
+    running: Running  # or asgi.AsgiRunning: the same url, server, worker and stop()
     return_id: str
     shop: str = "demo-shop"
+    server: str = "http.server"
 
     @property
     def worker(self) -> Worker:
@@ -76,10 +77,10 @@ class Site:
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return Answer(response.status, _json(response.read()), dict(response.headers))
+                return Answer(response.status, _json(response.read()), _names(response.headers))
         except urllib.error.HTTPError as error:
             with error:
-                return Answer(error.code, _json(error.read()), dict(error.headers))
+                return Answer(error.code, _json(error.read()), _names(error.headers))
 
     def event(
         self, event_id: str, status: str = "RETURN_PICKED_UP", **fields: Any
@@ -107,22 +108,41 @@ class Site:
         return record.version, record.state, len(record.history), outbox, inbox
 
 
+def _names(headers: Any) -> dict[str, str]:
+    """Headers by their usual spelling (``Allow``, ``Retry-After``): names are not case
+    sensitive, and servers send them in either case."""
+    return {name.title(): value for name, value in headers.items()}
+
+
 def _json(raw: bytes) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(raw) if raw else {}
     return data
 
 
-def open_site(tmp_path: Path, *, worker: bool = True) -> Iterator[Site]:
-    """A receiver on a new SQLite file in ``tmp_path``, with a demo return; stopped after."""
+SERVERS = ("http.server", "asgi")
+"""The servers the receiver runs on: the standard library's, and Starlette under uvicorn."""
+
+
+def open_site(
+    tmp_path: Path, *, worker: bool = True, server: str = "http.server"
+) -> Iterator[Site]:
+    """A receiver on a new SQLite file in ``tmp_path``, with a demo return, served by
+    ``server`` (one of :data:`SERVERS`); stopped after."""
     store = SqliteStore(tmp_path / "returns.db")
     ports = FakePorts()
     # now: a worker process run by a test (with the real clock) sees the same time
     clock = ManualClock(datetime.now(timezone.utc))
     service = build_service(store, ports=ports, clock=clock)
     demo = open_demo_return(service)
-    running = start(service, SECRET, worker=worker, interval=30.0)
+    running: Any
+    if server == "asgi":
+        from asgi import start_asgi
+
+        running = start_asgi(service, SECRET, worker=worker, interval=30.0)
+    else:
+        running = start(service, SECRET, worker=worker, interval=30.0)
     try:
-        yield Site(store, ports, clock, service, running, demo.id)
+        yield Site(store, ports, clock, service, running, demo.id, server=server)
     finally:
         running.stop()
         store.close()

@@ -321,36 +321,48 @@ def _raw(site: Site, request: bytes) -> bytes:
     return b"".join(chunks)
 
 
-def test_no_content_length_is_411(site: Site) -> None:
+def _status(answer: bytes) -> int | None:
+    """The status code of a raw answer (``None`` when the server answered nothing)."""
+    return int(answer.split(b" ", 2)[1]) if answer else None
+
+
+def test_no_content_length_is_refused_and_stores_nothing(site: Site) -> None:
     before = site.snapshot()
     answer = _raw(site, b"POST /webhooks/carrier HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 
-    assert answer.startswith(b"HTTP/1.0 411")
+    # http.server asks for a length; uvicorn reads no length as an empty body: unsigned
+    assert _status(answer) == (411 if site.server == "http.server" else 401)
     assert site.snapshot() == before
 
 
-def test_a_chunked_body_is_411(site: Site) -> None:
+def test_a_chunked_body_is_411_on_http_server_and_read_under_asgi(site: Site) -> None:
     body = json.dumps(site.event("scan-1")).encode()
     request = (
         b"POST /webhooks/carrier HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-        + f"{HEADER}: {sign(body, SECRET)}\r\n\r\n".encode()
+        + f"{HEADER}: {sign(body, SECRET)}\r\nConnection: close\r\n\r\n".encode()
         + f"{len(body):x}\r\n".encode()
         + body
         + b"\r\n0\r\n\r\n"
     )
     before = site.snapshot()
 
-    assert _raw(site, request).startswith(b"HTTP/1.0 411")
-    assert site.snapshot() == before
+    answer = _raw(site, request)
+
+    if site.server == "http.server":
+        assert _status(answer) == 411
+        assert site.snapshot() == before
+    else:  # the ASGI server frames the chunks; the signature covers the body they carry
+        assert _status(answer) == 200
+        assert b'"applied"' in answer
 
 
 def test_a_content_length_that_is_not_a_size_is_400(site: Site) -> None:
     answer = _raw(site, b"POST /webhooks/carrier HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
 
-    assert answer.startswith(b"HTTP/1.0 400")
+    assert _status(answer) == 400
 
 
-def test_a_body_shorter_than_announced_is_400(site: Site) -> None:
+def test_a_body_shorter_than_announced_stores_nothing(site: Site) -> None:
     before = site.snapshot()
     body = json.dumps(site.event("scan-1")).encode()
     host, port = site.running.server.server_address[:2]
@@ -363,7 +375,8 @@ def test_a_body_shorter_than_announced_is_400(site: Site) -> None:
         sock.shutdown(socket.SHUT_WR)  # the sender hangs up before the announced end
         answer = sock.recv(65536)
 
-    assert answer.startswith(b"HTTP/1.0 400")
+    # http.server answers 400; uvicorn drops a connection whose sender left mid-body
+    assert _status(answer) == (400 if site.server == "http.server" else None)
     assert site.snapshot() == before
     assert site.store.inbound(site.shop, site.return_id) == []
 
