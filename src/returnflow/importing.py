@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
+from returnflow.domain._time import instant, parse_iso
 from returnflow.domain.external import ExternalReturn, SourceStatus, imported_return_id
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import (
@@ -217,8 +218,8 @@ class _Cursor:
         try:
             data = json.loads(raw)
             cursor = cls(
-                mark=datetime.fromisoformat(data["mark"]),
-                polled_at=datetime.fromisoformat(data["polled_at"]),
+                mark=parse_iso(data["mark"]),
+                polled_at=parse_iso(data["polled_at"]),
             )
         except (ValueError, KeyError, TypeError) as error:
             raise ConfigurationError(
@@ -234,9 +235,7 @@ class _Cursor:
 
 
 def _aware(field: str, value: object) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidPayload(field, value, "must be a timezone-aware datetime")
-    return value
+    return instant(field, value)
 
 
 class _Tally:
@@ -440,8 +439,8 @@ class ReturnImporter:
         page; ``progress`` is called after each return. A failing source ends the import
         early (``report.source_error``); a return that fails is reported and the import goes
         on. Does not touch the polling cursor."""
-        _aware("since", since)
-        _aware("until", until)
+        since = _aware("since", since)
+        until = _aware("until", until)
         if until <= since:
             raise InvalidPayload("until", until, f"must be after since ({since.isoformat()})")
         return self._run(since, until, progress)

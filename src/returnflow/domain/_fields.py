@@ -4,20 +4,52 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
 
+from returnflow.domain._time import instant
 from returnflow.domain.money import Money
 from returnflow.errors import InvalidPayload, InvalidQuantity, InvalidRequest, ValidationError
 
-__all__ = ["coerce_enum"]
+__all__ = ["check_storable", "coerce_enum", "utc"]
+
+
+def check_storable(
+    field: str, value: str, error: type[ValidationError] = InvalidRequest, *, key: bool = True
+) -> str:
+    """``value`` if every store can keep it and every port can send it; ``error`` naming
+    ``field`` and the value for a lone surrogate (text that is not Unicode: it has no UTF-8)
+    or, in a ``key`` (an id, a shop, a source: text stores index), a NUL character
+    (PostgreSQL text cannot hold one; free text travels inside JSON, where it can)."""
+    if key and "\x00" in value:
+        raise error(field, value, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise error(field, value, "is not valid Unicode (a lone surrogate)") from None
+    return value
 
 
 def _nonempty(field: str, value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(field, value, "must be a non-empty string")
+    check_storable(field, value)
+
+
+def check_str(error: type[ValidationError] = InvalidRequest) -> Any:
+    """A validator: free text (maybe empty) that every store can keep; ``None`` passes."""
+
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None:
+            return
+        if not isinstance(value, str):
+            raise error(attribute.name, value, "must be a string")
+        check_storable(attribute.name, value, error, key=False)
+
+    return check
 
 
 def _check_id(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -44,11 +76,16 @@ def _check_money(_: object, attribute: attrs.Attribute[Any], value: object) -> N
         raise InvalidPayload(attribute.name, value, "must be Money")
 
 
-def _check_aware(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidPayload(attribute.name, value, "must be a timezone-aware datetime")
+def utc(field: str, *, optional: bool = False) -> Callable[[Any], Any]:
+    """A converter: an aware datetime in range, held in UTC
+    (:func:`~returnflow.domain._time.instant`); ``None`` passes when ``optional``."""
+
+    def convert(value: object) -> datetime | None:
+        if value is None and optional:
+            return None
+        return instant(field, value)
+
+    return convert
 
 
 _E = TypeVar("_E", bound=enum.Enum)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast
 
 import attrs
 
+from returnflow.domain._time import parse_iso
 from returnflow.domain.external import ExternalReturn, imported_return_id
 from returnflow.domain.model import OrderSnapshot
 from returnflow.domain.money import Money
@@ -1431,7 +1432,7 @@ class FakeReturnSource(FakePort):
         if len(parts) != 5 or parts[:3] != [shop, since.isoformat(), until.isoformat()]:
             raise self._refuse(operation, f"page token {page!r} is not one of this listing's")
         try:
-            return (datetime.fromisoformat(parts[3]), parts[4])
+            return (parse_iso(parts[3]), parts[4])
         except ValueError:
             raise self._refuse(operation, f"page token {page!r} is malformed") from None
 
