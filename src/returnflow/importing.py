@@ -163,6 +163,8 @@ class ImportReport:
     """Return ids cancelled or expired here because the source did."""
     skipped: tuple[str, ...] = ()
     """External ids left out: not open at the source and never imported."""
+    why_skipped: tuple[tuple[str, str], ...] = attrs.field(default=(), eq=False)
+    """``(external id, reason)`` of each return in ``skipped``."""
     failed: tuple[ImportFailure, ...] = ()
     source_error: PortError | None = attrs.field(default=None, eq=False)
     elapsed: float = attrs.field(default=0.0, eq=False)
@@ -250,10 +252,13 @@ class _Tally:
             "skipped": [],
         }
         self.failed: list[ImportFailure] = []
+        self.why_skipped: list[tuple[str, str]] = []
 
     def add(self, result: ImportResult) -> None:
         name = result.external_id if result.outcome == "skipped" else result.return_id
         self.results[result.outcome].append(name)
+        if result.outcome == "skipped":
+            self.why_skipped.append((result.external_id, result.reason))
 
     def progress(self) -> ImportProgress:
         return ImportProgress(
@@ -501,6 +506,7 @@ class ReturnImporter:
             unchanged=tuple(tally.results["unchanged"]),
             cancelled=tuple(tally.results["cancelled"]),
             skipped=tuple(tally.results["skipped"]),
+            why_skipped=tuple(tally.why_skipped),
             failed=tuple(tally.failed),
             source_error=source_error,
             elapsed=time.monotonic() - tally.started,

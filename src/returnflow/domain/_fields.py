@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -14,7 +13,7 @@ from returnflow.domain._time import instant
 from returnflow.domain.money import Money
 from returnflow.errors import InvalidPayload, InvalidQuantity, InvalidRequest, ValidationError
 
-__all__ = ["check_storable", "coerce_enum", "utc"]
+__all__ = ["check_instant", "check_required_instant", "check_storable", "coerce_enum", "to_utc"]
 
 
 def check_storable(
@@ -76,16 +75,27 @@ def _check_money(_: object, attribute: attrs.Attribute[Any], value: object) -> N
         raise InvalidPayload(attribute.name, value, "must be Money")
 
 
-def utc(field: str, *, optional: bool = False) -> Callable[[Any], Any]:
-    """A converter: an aware datetime in range, held in UTC
-    (:func:`~returnflow.domain._time.instant`); ``None`` passes when ``optional``."""
+def to_utc(value: Any) -> Any:
+    """A converter: an aware datetime in range, held in UTC; anything else is left for the
+    validator (:func:`check_instant`) to refuse by name."""
+    if isinstance(value, datetime):
+        try:
+            return instant("datetime", value)
+        except ValidationError:
+            return value
+    return value
 
-    def convert(value: object) -> datetime | None:
-        if value is None and optional:
-            return None
-        return instant(field, value)
 
-    return convert
+def check_instant(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A validator: an aware datetime in range (:func:`~returnflow.domain._time.instant`),
+    or ``InvalidTime`` naming the field; ``None`` passes (for optional fields)."""
+    if value is not None:
+        instant(attribute.name, value)
+
+
+def check_required_instant(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """:func:`check_instant`, with ``None`` refused too."""
+    instant(attribute.name, value)
 
 
 _E = TypeVar("_E", bound=enum.Enum)

@@ -31,7 +31,12 @@ from typing import Any
 
 import attrs
 
-from returnflow.domain._fields import check_storable, coerce_enum, utc
+from returnflow.domain._fields import (
+    check_required_instant,
+    check_storable,
+    coerce_enum,
+    to_utc,
+)
 from returnflow.domain.model import (
     Exchange,
     Outcome,
@@ -167,8 +172,8 @@ class ExternalReturn:
     shop: str = attrs.field(validator=_check_text)
     order_id: str = attrs.field(validator=_check_text)
     lines: tuple[ExternalLine, ...] = attrs.field(converter=_to_lines)
-    created_at: datetime = attrs.field(converter=utc("created_at"))
-    updated_at: datetime = attrs.field(converter=utc("updated_at"))
+    created_at: datetime = attrs.field(converter=to_utc, validator=check_required_instant)
+    updated_at: datetime = attrs.field(converter=to_utc, validator=check_required_instant)
     status: SourceStatus = attrs.field(default=SourceStatus.OPEN, converter=_to_status)
     customer_note: str = attrs.field(default="", validator=_check_str)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from returnflow.domain._fields import check_storable, check_str, coerce_enum, utc
+from returnflow.domain._fields import check_instant, check_storable, check_str, coerce_enum, to_utc
 from returnflow.domain.model import ItemCondition, QcResult
 from returnflow.errors import InvalidPayload
 
@@ -83,7 +83,7 @@ class CarrierUpdate:
     status: CarrierStatus = attrs.field(converter=_to_status)
     source: str = attrs.field(default="carrier", validator=_check_text)
     occurred_at: datetime | None = attrs.field(
-        default=None, converter=utc("occurred_at", optional=True)
+        default=None, converter=to_utc, validator=check_instant
     )
 
 

@@ -13,8 +13,10 @@ from returnflow.domain._fields import (
     _check_id,
     _check_money,
     _check_optional_id,
+    check_instant,
+    check_required_instant,
     check_str,
-    utc,
+    to_utc,
 )
 from returnflow.domain.money import Money
 from returnflow.errors import CurrencyMismatch, InvalidPayload, InvalidQuantity
@@ -33,9 +35,9 @@ class Fulfillment:
     several fulfillments on different days."""
 
     quantity: int = attrs.field(validator=_check_count(1))
-    fulfilled_at: datetime = attrs.field(converter=utc("fulfilled_at"))
+    fulfilled_at: datetime = attrs.field(converter=to_utc, validator=check_required_instant)
     delivered_at: datetime | None = attrs.field(
-        default=None, converter=utc("delivered_at", optional=True)
+        default=None, converter=to_utc, validator=check_instant
     )
     id: str | None = attrs.field(default=None, validator=_check_optional_id)
 
@@ -123,18 +125,18 @@ class OrderSnapshot:
 
     id: str = attrs.field(validator=_check_id)
     shop: str = attrs.field(validator=_check_id)
-    created_at: datetime = attrs.field(converter=utc("created_at"))
+    created_at: datetime = attrs.field(converter=to_utc, validator=check_required_instant)
     currency: str
     lines: tuple[OrderLine, ...] = attrs.field(converter=_to_order_lines)
     customer_email: str | None = attrs.field(default=None, validator=check_str(InvalidPayload))
     fulfilled_at: datetime | None = attrs.field(
-        default=None, converter=utc("fulfilled_at", optional=True)
+        default=None, converter=to_utc, validator=check_instant
     )
     """When the whole order shipped, for an order fulfilled in one go: every line that lists
     no fulfillments of its own shipped in full then. ``None``: only the lines' own
     fulfillments say what shipped."""
     delivered_at: datetime | None = attrs.field(
-        default=None, converter=utc("delivered_at", optional=True)
+        default=None, converter=to_utc, validator=check_instant
     )
     """When that one fulfillment was delivered, if known."""
     created_by_app: str | None = None

@@ -80,7 +80,7 @@ def listing(
     for row in rows:
         shop, return_id = key(row)
         try:
-            records.append(readable(shop, return_id, lambda row=row: build(row)))
+            records.append(readable(shop, return_id, functools.partial(build, row)))
         except UnreadableRecord as error:
             unreadable.append(error)
     return Listing(records, unreadable)

@@ -1410,6 +1410,21 @@ class FakeReturnSource(FakePort):
 
         return self._invoke("list_returns", args, None, effect)
 
+    def count_returns(self, shop: str, since: datetime, until: datetime) -> int:
+        """How many returns :meth:`list_returns` lists for ``[since, until)`` (the optional
+        :class:`~returnflow.ports.source.CountingSource` call)."""
+
+        def effect() -> int:
+            return sum(
+                1
+                for item in self._returns.values()
+                if item.shop == shop
+                and (since <= item.updated_at < until or since <= item.created_at < until)
+            )
+
+        args = {"shop": shop, "since": since, "until": until}
+        return self._invoke("count_returns", args, None, effect)
+
     def get_return(self, shop: str, external_id: str) -> ExternalReturn | None:
         """The return, or ``None``; data that does not parse raises its ValidationError."""
 
