@@ -204,3 +204,32 @@ def test_output_whose_reader_went_away_ends_quietly(demo_db: Path, command: str)
         )
     assert done.stderr == ""
     assert done.returncode == 0
+
+
+def test_the_worker_rides_out_a_store_that_is_briefly_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "flaky.py").write_text(
+        "from returnflow.demo.app import build as demo\n"
+        "from returnflow.errors import StoreUnavailable\n"
+        "\n"
+        "def build(store):\n"
+        "    service = demo(store)\n"
+        "    tick, calls = service.tick, []\n"
+        "\n"
+        "    def flaky_tick(*args, **kwargs):\n"
+        "        calls.append(1)\n"
+        "        if len(calls) == 1:\n"
+        "            raise StoreUnavailable('server restarting', operation='list_due')\n"
+        "        return tick(*args, **kwargs)\n"
+        "\n"
+        "    service.tick = flaky_tick\n"
+        "    return service\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run(
+        [_script(), "worker", "--db", str(tmp_path / "r.db"), "--app", "flaky:build",
+         "--max-seconds", "0.3", "--interval", "0.05"],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "worker: StoreUnavailable: list_due: server restarting\n"
+    assert done.stdout.startswith("worker stopped: ")

@@ -45,7 +45,7 @@ from returnflow._cli_support import (
     seconds,
 )
 from returnflow.domain._time import parse_iso
-from returnflow.errors import ReturnflowError, ReturnNotFound
+from returnflow.errors import ReturnflowError, ReturnNotFound, StoreError
 from returnflow.importing import ImportReport, ReturnImporter
 from returnflow.lifecycle.chart import ReturnChart
 from returnflow.lifecycle.effects import describe
@@ -222,8 +222,16 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
     totals = {"delivered": 0, "failed": 0, "given_up": 0, "expired": 0, "imported": 0}
     try:
         while not stop:
-            tick = service.tick()
-            report = service.dispatch_pending(limit=args.batch)
+            try:
+                tick = service.tick()
+                report = service.dispatch_pending(limit=args.batch)
+            except StoreError as error:
+                if not error.retryable or args.once:
+                    raise
+                # a lock held too long, a server restarting: the next round tries again
+                print(f"worker: {type(error).__name__}: {one_line(str(error))}", file=args.err)
+                time.sleep(args.interval)
+                continue
             totals["delivered"] += report.delivered
             totals["failed"] += report.failed
             totals["given_up"] += report.given_up

@@ -94,6 +94,19 @@ class ReturnflowError(Exception):
     """Root of every error returnflow raises on purpose."""
 
 
+_SHOWN = 200  # characters of a value a message shows
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for a message: cut to a readable length, and never failing (the repr
+    of an int of more than 4300 digits raises, as may a host object's)."""
+    try:
+        text = repr(value)
+    except Exception:  # whatever a value's repr raises, the message must still be made
+        text = f"<{type(value).__name__} that cannot be shown>"
+    return text if len(text) <= _SHOWN else f"{text[: _SHOWN - 3]}..."
+
+
 class ValidationError(ReturnflowError, ValueError):
     """Bad input. ``field`` is a dotted path into the input, ``value`` what was given."""
 
@@ -101,7 +114,7 @@ class ValidationError(ReturnflowError, ValueError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"{field}={value!r}: {reason}")
+        super().__init__(f"{field}={shown(value)}: {reason}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.field, self.value, self.reason))
@@ -252,7 +265,7 @@ class ConfigurationError(ReturnflowError):
     def __init__(self, message: str, *, field: str | None = None, value: Any = None) -> None:
         self.field = field
         self.value = value
-        super().__init__(f"{field}={value!r}: {message}" if field else message)
+        super().__init__(f"{field}={shown(value)}: {message}" if field else message)
 
     def __reduce__(self) -> tuple[Any, ...]:
         message = str(self).split(": ", 1)[1] if self.field else str(self)
@@ -304,7 +317,7 @@ class StoreError(ReturnflowError):
     def __init__(
         self, message: str, *, operation: str = "", field: str | None = None, value: Any = None
     ) -> None:
-        where = f"{field}={value!r}: " if field else ""
+        where = f"{field}={shown(value)}: " if field else ""
         doing = f"{operation}: " if operation else ""
         # not super(): a StoreUnavailable is also a ConfigurationError, whose __init__ differs
         Exception.__init__(self, f"{where}{doing}{message}")
