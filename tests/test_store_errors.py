@@ -298,14 +298,18 @@ def test_a_tick_reports_an_unreadable_due_return_and_runs_the_others(tmp_path: P
 # -- the memory store ---------------------------------------------------------------------------
 
 
-def test_the_memory_store_lists_as_the_others_do_and_refuses_a_naive_now() -> None:
-    store = MemoryStore()
+@pytest.mark.parametrize("durable", [False, True], ids=["memory", "sqlite"])
+def test_a_store_lists_alike_and_refuses_a_naive_now(tmp_path: Path, durable: bool) -> None:
+    store = SqliteStore(tmp_path / "r.db") if durable else MemoryStore()
     commit_new(store, "shop-a", "R1")
     listed = store.list("shop-a")
     assert isinstance(listed, Listing)
     assert listed.unreadable == ()
+    naive = datetime(2026, 1, 1)
     with pytest.raises(InvalidTime):
-        store.list_due(datetime(2026, 1, 1))
+        store.list_due(naive)
+    with pytest.raises(InvalidTime):
+        store.claim(now=naive, lease_until=naive, worker="w")
 
 
 def test_open_store_maps_a_missing_directory_too(tmp_path: Path) -> None:

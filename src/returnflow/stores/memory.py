@@ -201,6 +201,7 @@ class MemoryStore:
         shop: str | None = None,
         return_id: str | None = None,
     ) -> Sequence[OutboxEntry]:
+        now, lease_until = instant("now", now), instant("lease_until", lease_until)
         with self._lock:
             owners = (
                 [(shop, return_id)]

@@ -872,8 +872,8 @@ class PostgresStore:
     ) -> Sequence[OutboxEntry]:
         filters = ""
         params: dict[str, Any] = {
-            "now": now,
-            "lease": lease_until,
+            "now": instant("now", now),
+            "lease": instant("lease_until", lease_until),
             "worker": _diagnostic(worker),
             "limit": limit,
         }

@@ -63,7 +63,7 @@ def _iso(moment: datetime | None) -> str | None:
     """UTC with a fixed width, so that SQL compares the text as it would the times."""
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return instant("time", moment).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def _moment(text: str | None) -> datetime | None:
