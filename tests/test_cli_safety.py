@@ -128,7 +128,7 @@ def test_import_progress_and_the_verbose_list_go_to_stderr(tmp_path: Path) -> No
     ("argv", "words"),
     [
         (["worker", "--db", "x.db", "--demo", "--interval", "-1"], ["--interval", "'-1'"]),
-        (["worker", "--db", "x.db", "--demo", "--interval", "0"], ["--interval", "above 0"]),
+        (["worker", "--db", "x.db", "--demo", "--interval", "inf"], ["--interval", "0 or more"]),
         (["worker", "--db", "x.db", "--demo", "--batch", "0"], ["--batch", "at least 1"]),
         (["worker", "--db", "x.db", "--demo", "--batch", "many"], ["--batch", "whole number"]),
         (["worker", "--db", "x.db", "--demo", "--max-seconds", "nan"], ["--max-seconds"]),

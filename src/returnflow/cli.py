@@ -484,7 +484,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--once", action="store_true", help="stop when nothing is due")
     worker.add_argument(
-        "--interval", type=seconds(zero=False), default=1.0, help="seconds between polls (> 0)"
+        "--interval", type=seconds(zero=True), default=1.0, help="seconds between idle polls (>= 0)"
     )
     worker.add_argument(
         "--max-seconds", type=seconds(zero=True), default=None, help="stop after this long"
