@@ -305,3 +305,27 @@ def test_the_store_keeps_a_record_whole_or_refuses_it_and_keeps_nothing(
             fresh.close()
     finally:
         store.close()
+
+
+@settings(max_examples=40)
+@given(hostile_documents())
+def test_an_import_of_hostile_source_data_reports_it_and_keeps_the_rest(
+    service_on_sqlite: tuple[Harness, str], case: tuple[str, type[Any], Any]
+) -> None:
+    """A source's payload (good or not) goes through the importer: bad data is a failure
+    named in the report, never an exception, and only a good return is written."""
+    from returnflow import ReturnImporter
+    from returnflow.testing import FakeReturnSource
+
+    made, path = service_on_sqlite
+    _name, _cls, document = case
+    source = FakeReturnSource("loop")
+    payload = document if isinstance(document, dict) else {"payload": document}
+    source.add_payload(SHOP, "666", payload, updated_at=T0)
+    importer = ReturnImporter(made.service, source, shop=SHOP)
+    before = rows(path)
+    report = importer.import_range(T0 - timedelta(days=1), T0 + timedelta(days=1))
+    assert report.count == 1
+    if report.failed:
+        assert isinstance(report.failed[0].error, ReturnflowError)
+        assert rows(path) == before
