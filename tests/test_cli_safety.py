@@ -233,3 +233,28 @@ def test_the_worker_rides_out_a_store_that_is_briefly_unavailable(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert done.stderr == "worker: StoreUnavailable: list_due: server restarting\n"
     assert done.stdout.startswith("worker stopped: ")
+
+
+def test_the_worker_reports_a_return_it_cannot_read_and_goes_on(tmp_path: Path) -> None:
+    from returnflow import RequestLine, ReturnPolicy, ReturnRequest
+    from returnflow.demo.scenarios import SHOP, order_1001
+    from returnflow.testing import Harness
+
+    db = tmp_path / "returns.db"
+    made = Harness(policy=ReturnPolicy(ship_within_days=1), store=SqliteStore(db))
+    made.ports.commerce.add_order(order_1001())
+    record = made.service.request(
+        ReturnRequest(
+            shop=SHOP, order_id="1001", lines=[RequestLine(order_line_id="L1", quantity=1)]
+        )
+    )
+    made.store.close()  # type: ignore[attr-defined]
+    with contextlib.closing(sqlite3.connect(db)) as raw, raw:
+        raw.execute("UPDATE returns SET body = '{not json' WHERE id = ?", (record.id,))
+
+    done = returnflow_command("worker", "--db", str(db), "--demo", "--once")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(f"worker: {SHOP}/{record.id}: return {record.id!r} of shop ")
+    assert "cannot be read: JSONDecodeError" in done.stderr
+    assert done.stdout.splitlines()[-1].startswith("worker stopped: ")

@@ -248,7 +248,7 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
                     file=out,
                     flush=True,
                 )
-            _print_polls(tick, out, verbose=args.verbose)
+            _print_polls(tick, out, args.err, verbose=args.verbose)
             if args.once and not busy:
                 break
             if args.max_seconds is not None and time.monotonic() - started >= args.max_seconds:
@@ -272,9 +272,10 @@ def _import_reports(tick: TickReport) -> list[ImportReport]:
     return [polled for polled in tick.imports if isinstance(polled, ImportReport)]
 
 
-def _print_polls(tick: TickReport, out: TextIO, *, verbose: bool = False) -> None:
-    """The worker's lines for what the registered importers did on a tick (with
-    ``verbose``, one more per return skipped, with the reason)."""
+def _print_polls(tick: TickReport, out: TextIO, err: TextIO, *, verbose: bool = False) -> None:
+    """The worker's lines for what the registered importers did on a tick, on ``out``; on
+    ``err`` one per error of the tick (a return a poll could not import, a timer that could
+    not run, a return that cannot be read) and, ``verbose``, one per return skipped."""
     for polled in _import_reports(tick):
         counts = (
             f"{len(polled.imported)} imported, {len(polled.unchanged)} unchanged, "
@@ -288,11 +289,11 @@ def _print_polls(tick: TickReport, out: TextIO, *, verbose: bool = False) -> Non
             file=out,
             flush=True,
         )
-        for line in polled.problems():
-            print(f"worker: {line}", file=out, flush=True)
         if verbose:
             for external_id, reason in polled.why_skipped:
-                print(f"worker: skipped {external_id}: {one_line(reason)}", file=out)
+                print(f"worker: skipped {external_id}: {one_line(reason)}", file=err)
+    for line in tick.errors:
+        print(f"worker: {one_line(line)}", file=err, flush=True)
 
 
 # -- returnflow import ---------------------------------------------------------------------------
