@@ -12,11 +12,14 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from returnflow import (
+    CarrierUpdate,
     ConfigurationError,
+    InvalidPayload,
     InvalidTime,
     RequestLine,
     ReturnPolicy,
@@ -26,6 +29,7 @@ from returnflow import (
     StoreReadOnly,
     StoreUnavailable,
     UnreadableRecord,
+    ValidationError,
 )
 from returnflow.demo.scenarios import SHOP, order_1001
 from returnflow.ports.store import Commit, InboundKey, Listing
@@ -434,4 +438,50 @@ def test_postgres_that_cannot_be_reached_is_unavailable(pg_dsn: str) -> None:
     with store._pool.connection(), pytest.raises(StoreUnavailable) as busy:
         store.count()
     assert busy.value.retryable
+    store.close()
+
+
+# -- text no store can keep ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda bad: ReturnRequest(shop=bad, order_id="1", lines=[]), "shop"),
+        (
+            lambda bad: ReturnRequest(
+                shop="s",
+                order_id="1",
+                lines=[RequestLine(order_line_id="L1", quantity=1, note=bad)],
+            ),
+            "note",
+        ),
+        (
+            lambda bad: CarrierUpdate(shop="s", return_id="R1", event_id=bad, status="DELIVERED"),
+            "event_id",
+        ),
+    ],
+    ids=["id", "free-text", "event-id"],
+)
+@pytest.mark.parametrize(
+    "bad", ["lone \ud800 surrogate", "nul \x00 inside"], ids=["surrogate", "nul"]
+)
+def test_text_no_store_can_keep_is_refused_where_it_enters(
+    build: Any, field: str, bad: str
+) -> None:
+    if field == "note" and "\x00" in bad:
+        assert build(bad).lines[0].note == bad  # free text travels inside JSON: NUL is kept
+        return
+    with pytest.raises(ValidationError) as refused:
+        build(bad)
+    assert (refused.value.field, refused.value.value) == (field, bad)
+
+
+def test_a_store_refuses_text_it_cannot_encode_as_a_validation_error(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "r.db")
+    record = make_record("shop-\ud800", "R1")
+    with pytest.raises(InvalidPayload) as refused:
+        store.commit(Commit(records=((record, 0),)))
+    assert refused.value.field == "text"
+    assert store.count() == 0
     store.close()
