@@ -314,6 +314,9 @@ def test_a_store_lists_alike_and_refuses_a_naive_now(tmp_path: Path, durable: bo
         store.list_due(naive)
     with pytest.raises(InvalidTime):
         store.claim(now=naive, lease_until=naive, worker="w")
+    with pytest.raises(InvalidPayload) as refused:
+        store.record_attempt("no/such/effect", ok=True, at=BASE_TIME)
+    assert (refused.value.field, refused.value.value) == ("key", "no/such/effect")
 
 
 def test_open_store_maps_a_missing_directory_too(tmp_path: Path) -> None:

@@ -193,7 +193,8 @@ class ReturnStore(Protocol):
         give_up: bool = False,
         retry_at: datetime | None = None,
     ) -> OutboxEntry:
-        """Record one delivery attempt of the effect ``key`` and release its claim."""
+        """Record one delivery attempt of the effect ``key`` and release its claim;
+        ``InvalidPayload`` naming ``key`` when no effect has it."""
         ...
 
     def read_cursor(self, name: str) -> str | None:

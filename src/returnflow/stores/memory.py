@@ -24,6 +24,7 @@ from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
+from returnflow.stores._conflicts import unknown_effect as _unknown_effect
 
 __all__ = ["MemoryStore"]
 
@@ -250,7 +251,9 @@ class MemoryStore:
     ) -> OutboxEntry:
         attempt = Attempt(key, ok, at, result, error, give_up, retry_at)
         with self._lock:
-            entry = self._outbox[key]
+            entry = self._outbox.get(key)
+            if entry is None:
+                raise _unknown_effect(key)
             if entry.status != "pending":  # done or given up stays so
                 return entry
             entry = _attempted(entry, attempt)

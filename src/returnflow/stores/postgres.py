@@ -66,6 +66,7 @@ from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
+from returnflow.stores._conflicts import unknown_effect as _unknown_effect
 from returnflow.stores._errors import listing, readable, translating
 from returnflow.stores._targets import redacted
 
@@ -924,7 +925,7 @@ class PostgresStore:
                     f"SELECT {_ENTRY_COLUMNS} FROM outbox WHERE key = %s", (key,)
                 ).fetchone()
         if row is None:
-            raise KeyError(key)
+            raise _unknown_effect(key)
         return self._entry(row)
 
     # -- cursors --------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
+from returnflow.stores._conflicts import unknown_effect as _unknown_effect
 from returnflow.stores._errors import listing, readable, translating
 from returnflow.stores._sqlite_files import check_schema, connect
 from returnflow.stores._sqlite_files import translate as _translate
@@ -542,7 +543,7 @@ class SqliteStore:
             self._attempt(db, Attempt(key, ok, at, result, error, give_up, retry_at))
             row = db.execute(f"{self._ENTRY} WHERE key = ?", (key,)).fetchone()
         if row is None:
-            raise KeyError(key)
+            raise _unknown_effect(key)
         return self._entry(row)
 
     # -- cursors ----------------------------------------------------------------------------
