@@ -20,7 +20,7 @@ from returnflow.testing import Harness, ManualClock
 
 def run(*argv: str) -> tuple[int, str]:
     out = io.StringIO()
-    code = main(list(argv), out=out)
+    code = main(list(argv), out=out, err=out)  # results and messages, in order
     return code, out.getvalue()
 
 
@@ -91,7 +91,7 @@ def test_worker_delivers_what_a_crashed_writer_left_in_the_outbox(tmp_path: Path
     assert pending[:3] == ["publish", "notify", "create_warehouse_return"]
     store.close()
 
-    code, output = run("worker", "--db", str(db), "--once")
+    code, output = run("worker", "--db", str(db), "--demo", "--once")
 
     assert code == 0
     assert "worker stopped: delivered" in output

@@ -22,7 +22,7 @@ MONTH = ("--since", "2026-01-01", "--until", "2026-02-01")
 
 def run(*argv: str) -> tuple[int, str]:
     out = io.StringIO()
-    code = main(list(argv), out=out)
+    code = main(list(argv), out=out, err=out)  # results and messages, in order
     return code, out.getvalue()
 
 
@@ -100,21 +100,23 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_out_of_the_box_it_imports_the_demo_month_with_progress(tmp_path: Path) -> None:
     db = tmp_path / "returns.db"
-    code, output = run("import", *MONTH, "--db", str(db))
+    code, output = run("import", "--demo", *MONTH, "--db", str(db))
 
     assert code == 0
     lines = output.splitlines()
     assert lines[0] == (
-        "importing loop returns of shop demo-loop created or updated in "
+        "importing 300 loop returns of shop demo-loop created or updated in "
         f"[2026-01-01T00:00:00+00:00, 2026-02-01T00:00:00+00:00) into {db}"
     )
     progress = [line for line in lines if line.startswith("progress: ")]
-    assert [re.match(r"progress: (\d+) returns", line)[1] for line in progress] == [  # type: ignore[index]
+    assert [re.match(r"progress: (\d+) of 300 returns", line)[1] for line in progress] == [  # type: ignore[index]
         "100",
         "200",
         "300",
     ]
-    assert all(re.search(r", \d+ errors, [\d.]+/s$", line) for line in progress)
+    # the demo Loop counts its returns: a total, and an estimate of the time left
+    assert all(re.search(r", \d+ errors, [\d.]+/s, about \d+ s left$", line) for line in progress)
+    assert progress[-1].endswith(", about 0 s left")
     skipped = sum(r.status.value != "open" for r in import_source.returns())
     imported = import_source.COUNT - skipped
     assert re.fullmatch(
@@ -129,7 +131,7 @@ def test_out_of_the_box_it_imports_the_demo_month_with_progress(tmp_path: Path) 
     finally:
         store.close()
 
-    again_code, again = run("import", *MONTH, "--db", str(db), "--progress-every", "1000")
+    again_code, again = run("import", "--demo", *MONTH, "--db", str(db), "--progress-every", "1000")
     assert again_code == 0
     assert again.splitlines()[-1].endswith(
         f"0 imported, {imported} unchanged, 0 cancelled, {skipped} skipped, 0 errors"
@@ -138,22 +140,24 @@ def test_out_of_the_box_it_imports_the_demo_month_with_progress(tmp_path: Path) 
 
 def test_progress_every_n_returns_or_seconds(host: Path) -> None:
     code, output = run(
-        "import", *MONTH, "--source", "hostsource:five", "--shop", "demo-loop",
+        "import", "--demo", *MONTH, "--source", "hostsource:five", "--shop", "demo-loop",
         "--progress-every", "2", "--progress-seconds", "3600",
     )  # fmt: skip
     assert code == 0
-    assert re.findall(r"progress: (\d) returns", output) == ["2", "4"]
+    assert re.findall(r"progress: (\d) of 5 returns", output) == ["2", "4"]
 
     code, output = run(
-        "import", *MONTH, "--source", "hostsource:five", "--shop", "demo-loop",
+        "import", "--demo", *MONTH, "--source", "hostsource:five", "--shop", "demo-loop",
         "--progress-every", "1000", "--progress-seconds", "0",
     )  # fmt: skip
     assert code == 0
-    assert re.findall(r"progress: (\d) returns", output) == ["1", "2", "3", "4", "5"]
+    assert re.findall(r"progress: (\d) of 5 returns", output) == ["1", "2", "3", "4", "5"]
 
 
 def test_a_range_without_a_db_goes_to_a_new_file(host: Path) -> None:
-    code, output = run("import", *MONTH, "--source", "hostsource:five", "--shop", "demo-loop")
+    code, output = run(
+        "import", "--demo", *MONTH, "--source", "hostsource:five", "--shop", "demo-loop"
+    )
     assert code == 0
     path = re.search(r"into (\S+returns\.db)$", output.splitlines()[0])
     assert path is not None
@@ -163,15 +167,15 @@ def test_a_range_without_a_db_goes_to_a_new_file(host: Path) -> None:
 def test_one_return_by_its_id(tmp_path: Path) -> None:
     db = str(tmp_path / "returns.db")
 
-    code, output = run("import", "--id", "60000002", "--db", db)
+    code, output = run("import", "--demo", "--id", "60000002", "--db", db)
     assert (code, output) == (
         0,
         "loop 60000002 -> return loop-60000002: imported (approved / on_hold)\n",
     )
-    code, output = run("import", "--id", "60000002", "--db", db)
+    code, output = run("import", "--demo", "--id", "60000002", "--db", db)
     assert (code, output.split(": ")[1]) == (0, "unchanged (approved / on_hold)\n")
 
-    code, output = run("import", "--id", "99999999", "--db", db)
+    code, output = run("import", "--demo", "--id", "99999999", "--db", db)
     assert code == 1
     assert output == (
         "error loop 99999999: UnknownExternalReturn: external_id='99999999': source 'loop' has "
@@ -182,7 +186,15 @@ def test_one_return_by_its_id(tmp_path: Path) -> None:
 def test_bad_data_is_listed_and_the_exit_code_is_1(host: Path, tmp_path: Path) -> None:
     db = str(tmp_path / "returns.db")
     code, output = run(
-        "import", *MONTH, "--source", "hostsource:bad_data", "--shop", "demo-loop", "--db", db
+        "import",
+        "--demo",
+        *MONTH,
+        "--source",
+        "hostsource:bad_data",
+        "--shop",
+        "demo-loop",
+        "--db",
+        db,
     )
 
     assert code == 1
@@ -200,7 +212,7 @@ def test_bad_data_is_listed_and_the_exit_code_is_1(host: Path, tmp_path: Path) -
 
 def test_a_source_failing_mid_range_exits_1_and_says_where_it_stopped(host: Path) -> None:
     code, output = run(
-        "import", *MONTH, "--source", "hostsource:failing", "--shop", "demo-loop",
+        "import", "--demo", *MONTH, "--source", "hostsource:failing", "--shop", "demo-loop",
         "--db", str(host / "r.db"), "--page-size", "2",
     )  # fmt: skip
 
@@ -211,7 +223,7 @@ def test_a_source_failing_mid_range_exits_1_and_says_where_it_stopped(host: Path
         "2026-01-05T01:00:00+00:00 on were not read (run again from there)"
     ) in output
     code, output = run(
-        "import", *MONTH, "--source", "hostsource:failing", "--shop", "demo-loop",
+        "import", "--demo", *MONTH, "--source", "hostsource:failing", "--shop", "demo-loop",
         "--db", str(host / "r.db"),
     )  # fmt: skip
     assert code == 0  # all five fit on the first page of 100: no second page is asked for
@@ -253,7 +265,7 @@ def test_bad_arguments_exit_2_naming_the_flag_and_value(
     host: Path, argv: list[str], message: str
 ) -> None:
     db = host / "untouched.db"
-    code, output = run("import", *argv, "--db", str(db))
+    code, output = run("import", "--demo", *argv, "--db", str(db))
 
     assert code == 2
     assert output.startswith(f"returnflow import: {message}"), output
@@ -262,7 +274,7 @@ def test_bad_arguments_exit_2_naming_the_flag_and_value(
 
 def test_dates_take_an_offset_and_default_to_utc(tmp_path: Path) -> None:
     code, output = run(
-        "import", "--since", "2026-01-31T12:00:00+01:00", "--until", "2026-01-31T23:30",
+        "import", "--demo", "--since", "2026-01-31T12:00:00+01:00", "--until", "2026-01-31T23:30",
         "--db", str(tmp_path / "r.db"),
     )  # fmt: skip
     assert code == 0
@@ -300,14 +312,16 @@ def test_the_worker_polls_an_importer_the_app_registered(host: Path) -> None:
 
 def test_the_module_runs_the_import_as_a_program(host: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "returnflow.cli", "import", "--since", "2026-13-01"],
+        [sys.executable, "-m", "returnflow.cli", "import", "--demo", "--since", "2026-13-01"],
         capture_output=True,
         text=True,
     )
     assert done.returncode == 2
-    assert "--since '2026-13-01'" in done.stdout
+    assert done.stdout == ""
+    assert done.stderr.startswith("returnflow import: --since '2026-13-01'")
+    assert len(done.stderr.splitlines()) == 1
     done = subprocess.run(
-        [sys.executable, "-m", "returnflow.cli", "import", "--since", "2030-01-01",
+        [sys.executable, "-m", "returnflow.cli", "import", "--demo", "--since", "2030-01-01",
          "--until", "2030-02-01", "--db", str(host / "r.db")],
         capture_output=True,
         text=True,

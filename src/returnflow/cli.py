@@ -2,15 +2,20 @@
 
 * ``returnflow demo [--db PATH]`` runs every seed flow against in-process fakes, on an
   embedded SQLite file, and prints each return's timeline;
-* ``returnflow worker --db PATH [--app MODULE:CALLABLE]`` delivers due effects and runs
-  the timers until stopped;
-* ``returnflow inspect --db PATH RETURN_ID [--json]`` prints one return's full timeline;
-* ``returnflow import --since ISO --until ISO [--id EXTERNAL_ID] [--source MODULE:CALLABLE]
-  [--shop SHOP] [--db PATH] [--app MODULE:CALLABLE]`` imports returns from a return source
-  (by default a demo Loop), printing progress;
+* ``returnflow worker --db PATH --app MODULE:CALLABLE`` delivers due effects and runs the
+  timers until stopped (``--demo`` instead of ``--app``: to the demo's fakes);
+* ``returnflow inspect --db PATH RETURN_ID [--json]`` prints one return's full timeline; it
+  opens the database read-only and never migrates it;
+* ``returnflow import --since ISO --until ISO [--id EXTERNAL_ID] --source MODULE:CALLABLE
+  --shop SHOP --db PATH --app MODULE:CALLABLE`` imports returns from a return source,
+  with progress on stderr (``--demo``: a demo Loop, the demo's fakes and a new file for
+  what is not given);
 * ``returnflow diagram --format mermaid`` prints the statechart from the code.
 
 ``--db`` is a SQLite file or a ``postgresql://`` URL (the ``returnflow[postgres]`` extra).
+Results go to stdout; progress and errors to stderr, each error one line. Exit codes: 0
+done, 1 failed while running, 2 the command line cannot be used as given (see
+:mod:`returnflow._cli_support`).
 """
 
 from __future__ import annotations
@@ -28,8 +33,20 @@ from datetime import datetime, timezone
 from types import FrameType
 from typing import Any, TextIO
 
-from returnflow.errors import ReturnflowError
-from returnflow.importing import ImportProgress, ImportReport, ReturnImporter
+from returnflow import __version__
+from returnflow._cli_support import (
+    BadArgument,
+    OneLineParser,
+    Progress,
+    at_least,
+    loaded,
+    one_line,
+    run_command,
+    seconds,
+)
+from returnflow.domain._time import parse_iso
+from returnflow.errors import ReturnflowError, ReturnNotFound, StoreError
+from returnflow.importing import ImportReport, ReturnImporter
 from returnflow.lifecycle.chart import ReturnChart
 from returnflow.lifecycle.effects import describe
 from returnflow.lifecycle.table import TABLE, shopify_status
@@ -49,8 +66,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     chosen = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
     if not chosen:
         names = ", ".join(s.name for s in SCENARIOS)
-        print(f"no such scenario: {', '.join(args.scenario)} (choose from {names})", file=out)
-        return 2
+        raise BadArgument(f"no such scenario: {', '.join(args.scenario)} (choose from {names})")
     path = args.db or os.path.join(tempfile.mkdtemp(prefix="returnflow-demo-"), "returns.db")
     store = open_store(path)
     print(f"returnflow demo: {len(chosen)} seed flow(s) on {redacted(path)}", file=out)
@@ -97,17 +113,21 @@ def _diagram(args: argparse.Namespace, out: TextIO) -> int:
 
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:
     if not is_postgres_url(args.db) and not os.path.exists(args.db):
-        print(f"no database at {args.db}", file=out)
-        return 2
-    store = open_store(args.db)
+        raise BadArgument(f"--db {args.db!r}: no database there")
+    store = open_store(args.db, read_only=True)  # reads only: never migrates nor writes
     try:
         shops = [args.shop] if args.shop else store.shops_with(args.return_id)
         if len(shops) != 1:
             found = "no shop" if not shops else f"shops {', '.join(shops)} (pass --shop)"
-            print(f"return {args.return_id}: found in {found}", file=out)
-            return 2
+            raise BadArgument(f"return {args.return_id}: found in {found}")
         shop = shops[0]
-        record = store.get(shop, args.return_id)
+        try:
+            record = store.get(shop, args.return_id)
+        except ReturnNotFound:
+            elsewhere = ", ".join(store.shops_with(args.return_id)) or "no shop"
+            raise BadArgument(
+                f"--shop {shop!r}: has no return {args.return_id!r} (found in {elsewhere})"
+            ) from None
         outbox = store.outbox(shop, args.return_id)
         inbound = store.inbound(shop, args.return_id)
         if args.json:
@@ -161,20 +181,36 @@ class _Unused:
         raise RuntimeError(f"inspect does not call ports ({name})")
 
 
-def _load_app(spec: str) -> Callable[[ReturnStore], ReturnsService]:
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise SystemExit(f"--app wants MODULE:CALLABLE, got {spec!r}")
-    factory = getattr(importlib.import_module(module_name), attribute)
-    if not callable(factory):
-        raise SystemExit(f"--app {spec}: not callable")
-    app: Callable[[ReturnStore], ReturnsService] = factory
-    return app
+def _app(args: argparse.Namespace) -> tuple[str, Callable[[ReturnStore], ReturnsService]]:
+    """The host's composition root ``--app`` names, or the demo's with ``--demo``; never the
+    demo's fakes by default: effects delivered to them never reach a real system."""
+    if args.app is None:
+        if not args.demo:
+            raise BadArgument(
+                "--app is needed: MODULE:CALLABLE taking the store and returning your "
+                "ReturnsService (or --demo, to use the demo's fakes)"
+            )
+        return _DEMO_APP, _callable("--app", _DEMO_APP)
+    return args.app, _callable("--app", args.app)
+
+
+def _service(spec: str, build: Callable[..., Any], store: ReturnStore) -> ReturnsService:
+    service = loaded("--app", spec, build, store)
+    if not isinstance(service, ReturnsService):
+        raise BadArgument(
+            f"--app {spec!r}: returned {type(service).__name__}, not a ReturnsService"
+        )
+    return service
 
 
 def _worker(args: argparse.Namespace, out: TextIO) -> int:
+    spec, build = _app(args)
     store = open_store(args.db)
-    service = _load_app(args.app)(store)
+    try:
+        service = _service(spec, build, store)
+    except BaseException:
+        store.close()
+        raise
     stop = False
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -186,8 +222,16 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
     totals = {"delivered": 0, "failed": 0, "given_up": 0, "expired": 0, "imported": 0}
     try:
         while not stop:
-            tick = service.tick()
-            report = service.dispatch_pending(limit=args.batch)
+            try:
+                tick = service.tick()
+                report = service.dispatch_pending(limit=args.batch)
+            except StoreError as error:
+                if not error.retryable or args.once:
+                    raise
+                # a lock held too long, a server restarting: the next round tries again
+                print(f"worker: {type(error).__name__}: {one_line(str(error))}", file=args.err)
+                time.sleep(args.interval)
+                continue
             totals["delivered"] += report.delivered
             totals["failed"] += report.failed
             totals["given_up"] += report.given_up
@@ -204,7 +248,7 @@ def _worker(args: argparse.Namespace, out: TextIO) -> int:
                     file=out,
                     flush=True,
                 )
-            _print_polls(tick, out)
+            _print_polls(tick, out, args.err, verbose=args.verbose)
             if args.once and not busy:
                 break
             if args.max_seconds is not None and time.monotonic() - started >= args.max_seconds:
@@ -228,8 +272,10 @@ def _import_reports(tick: TickReport) -> list[ImportReport]:
     return [polled for polled in tick.imports if isinstance(polled, ImportReport)]
 
 
-def _print_polls(tick: TickReport, out: TextIO) -> None:
-    """The worker's lines for what the registered importers did on a tick."""
+def _print_polls(tick: TickReport, out: TextIO, err: TextIO, *, verbose: bool = False) -> None:
+    """The worker's lines for what the registered importers did on a tick, on ``out``; on
+    ``err`` one per error of the tick (a return a poll could not import, a timer that could
+    not run, a return that cannot be read) and, ``verbose``, one per return skipped."""
     for polled in _import_reports(tick):
         counts = (
             f"{len(polled.imported)} imported, {len(polled.unchanged)} unchanged, "
@@ -243,24 +289,26 @@ def _print_polls(tick: TickReport, out: TextIO) -> None:
             file=out,
             flush=True,
         )
-        for line in polled.problems():
-            print(f"worker: {line}", file=out, flush=True)
+        if verbose:
+            for external_id, reason in polled.why_skipped:
+                print(f"worker: skipped {external_id}: {one_line(reason)}", file=err)
+    for line in tick.errors:
+        print(f"worker: {one_line(line)}", file=err, flush=True)
 
 
 # -- returnflow import ---------------------------------------------------------------------------
 
 _DEMO_SOURCE = "returnflow.demo.import_source:build"
 _DEMO_SHOP = "demo-loop"
+_DEMO_APP = "returnflow.demo.app:build"
 
-
-class _BadArgument(Exception):
-    """A command-line argument that cannot be used; the message names the flag and value."""
+_BadArgument = BadArgument
 
 
 def _when(flag: str, text: str) -> datetime:
-    """An ISO 8601 date or date-time; one without an offset is UTC."""
+    """An ISO 8601 date or date-time (``Z`` for UTC); one without an offset is UTC."""
     try:
-        moment = datetime.fromisoformat(text)
+        moment = parse_iso(text)
     except ValueError:
         raise _BadArgument(
             f"{flag} {text!r}: not an ISO 8601 date or date-time (2026-01-31, "
@@ -277,34 +325,15 @@ def _callable(flag: str, spec: str) -> Callable[..., Any]:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise _BadArgument(f"{flag} {spec!r}: cannot import {module_name!r} ({error})") from None
+    except Exception as error:  # the host's module fails as it is imported
+        raise _BadArgument(
+            f"{flag} {spec!r}: importing {module_name!r} failed: {type(error).__name__}: {error}"
+        ) from None
     factory = getattr(module, attribute, None)
     if not callable(factory):
         raise _BadArgument(f"{flag} {spec!r}: {module_name} has no callable {attribute!r}")
     found: Callable[..., Any] = factory
     return found
-
-
-class _Progress:
-    """Prints a progress line every ``every`` returns or ``seconds`` seconds."""
-
-    def __init__(self, out: TextIO, every: int, seconds: float) -> None:
-        self.out = out
-        self.every = every
-        self.seconds = seconds
-        self.count = 0
-        self.at = 0.0
-
-    def __call__(self, progress: ImportProgress) -> None:
-        if progress.count - self.count < self.every and progress.elapsed - self.at < self.seconds:
-            return
-        self.count, self.at = progress.count, progress.elapsed
-        print(
-            f"progress: {progress.count} returns, {progress.imported} imported, "
-            f"{progress.unchanged} unchanged, {progress.cancelled} cancelled, "
-            f"{progress.skipped} skipped, {progress.errors} errors, {progress.rate:.1f}/s",
-            file=self.out,
-            flush=True,
-        )
 
 
 def _import_arguments(
@@ -327,47 +356,67 @@ def _import_arguments(
         raise _BadArgument(f"--progress-seconds {args.progress_seconds}: must not be negative")
     if args.source is not None and args.shop is None:
         raise _BadArgument(f"--source {args.source!r}: say which shop with --shop")
-    source: ReturnSource = _callable("--source", args.source or _DEMO_SOURCE)()
+    if not args.demo:
+        missing = [flag for flag in ("source", "db") if getattr(args, flag) is None]
+        if missing:
+            flags = " and ".join(f"--{flag}" for flag in missing)
+            raise _BadArgument(
+                f"{flags} needed: your source and database (or --demo, to import the demo "
+                "Loop's returns into a new file)"
+            )
+    spec = args.source or _DEMO_SOURCE
+    source: ReturnSource = loaded("--source", spec, _callable("--source", spec))
     return since, until, source, args.shop or _DEMO_SHOP
 
 
-def _import(args: argparse.Namespace, out: TextIO) -> int:
+def _total(source: ReturnSource, shop: str, since: datetime, until: datetime) -> int | None:
+    """How many returns the range holds, when the source can say (else ``None``)."""
+    count = getattr(source, "count_returns", None)
+    if not callable(count):
+        return None
     try:
-        since, until, source, shop = _import_arguments(args)
-        build = _callable("--app", args.app)
-    except _BadArgument as error:
-        print(f"returnflow import: {error}", file=out)
-        return 2
+        total = count(shop, since, until)
+    except ReturnflowError:
+        return None  # the listing itself will say what is wrong
+    return total if isinstance(total, int) and total >= 0 else None
+
+
+def _import(args: argparse.Namespace, out: TextIO) -> int:
+    since, until, source, shop = _import_arguments(args)
+    spec, build = _app(args)
     path = args.db or os.path.join(tempfile.mkdtemp(prefix="returnflow-import-"), "returns.db")
     store = open_store(path)
     try:
-        service: ReturnsService = build(store)
+        service = _service(spec, build, store)
         importer = ReturnImporter(service, source, shop=shop, page_size=args.page_size)
         if args.id is not None:
-            return _import_one(importer, args.id, out)
+            return _import_one(importer, args.id, out, args.err)
         assert since is not None
         assert until is not None
+        total = _total(source, shop, since, until)
         print(
-            f"importing {source.name} returns of shop {shop} created or updated in "
-            f"[{since.isoformat()}, {until.isoformat()}) into {redacted(path)}",
-            file=out,
+            f"importing {'' if total is None else f'{total} '}{source.name} returns of shop "
+            f"{shop} created or updated in [{since.isoformat()}, {until.isoformat()}) into "
+            f"{redacted(path)}",
+            file=args.err,
             flush=True,
         )
-        report = importer.import_range(
-            since, until, progress=_Progress(out, args.progress_every, args.progress_seconds)
-        )
-        _print_report(report, out)
+        progress = Progress(args.err, args.progress_every, args.progress_seconds, total)
+        report = importer.import_range(since, until, progress=progress)
+        _print_report(report, out, args.err, verbose=args.verbose)
         return 0 if report.ok else 1
     finally:
         store.close()
 
 
-def _import_one(importer: ReturnImporter, external_id: str, out: TextIO) -> int:
+def _import_one(importer: ReturnImporter, external_id: str, out: TextIO, err: TextIO) -> int:
     name = importer.source.name
     try:
         result = importer.import_one(external_id)
     except ReturnflowError as error:
-        print(f"error {name} {external_id}: {type(error).__name__}: {error}", file=out)
+        print(
+            f"error {name} {external_id}: {type(error).__name__}: {one_line(str(error))}", file=err
+        )
         return 1
     record = result.record
     state = "" if record is None else f" ({record.status} / {record.exchange_status})"
@@ -379,7 +428,9 @@ def _import_one(importer: ReturnImporter, external_id: str, out: TextIO) -> int:
     return 0
 
 
-def _print_report(report: ImportReport, out: TextIO) -> None:
+def _print_report(report: ImportReport, out: TextIO, err: TextIO, *, verbose: bool) -> None:
+    """The summary on ``out``; a line per failed return (and, ``verbose``, per skipped
+    return, with the reason) and the source's failure on ``err``."""
     print(
         f"done: {report.count} returns in {report.elapsed:.1f} s ({report.rate:.1f}/s): "
         f"{len(report.imported)} imported, {len(report.unchanged)} unchanged, "
@@ -388,19 +439,26 @@ def _print_report(report: ImportReport, out: TextIO) -> None:
         file=out,
     )
     for failure in report.failed:
-        print(f"error {failure}", file=out)
+        print(f"error {one_line(str(failure))}", file=err)
+    if verbose:
+        for external_id, reason in report.why_skipped:
+            print(f"skipped {external_id}: {one_line(reason)}", file=err)
     if report.source_error is not None:
         print(
-            f"source failed: {report.source_error}; returns updated from "
+            f"source failed: {one_line(str(report.source_error))}; returns updated from "
             f"{report.complete_until.isoformat()} on were not read (run again from there)",
-            file=out,
+            file=err,
         )
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="returnflow", description="Returns and exchanges as an explicit state machine."
+    parser = OneLineParser(
+        prog="returnflow",
+        description="Returns and exchanges as an explicit state machine.",
+        epilog="Exit codes: 0 done, 1 failed while running, 2 the command line cannot be used "
+        "as given. Results go to stdout; progress and errors (one line each) to stderr.",
     )
+    parser.add_argument("--version", action="version", version=f"returnflow {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run every seed flow against fakes on SQLite")
     demo.add_argument("scenario", nargs="*", help="run only these scenarios")
@@ -420,34 +478,45 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="deliver effects and run timers")
     worker.add_argument("--db", required=True, help="a SQLite file or a postgresql:// URL")
     worker.add_argument(
-        "--app",
-        default="returnflow.demo.app:build",
-        help="MODULE:CALLABLE taking the store and returning the host's ReturnsService "
-        "(default: the demo's fakes)",
+        "--app", help="MODULE:CALLABLE taking the store and returning your ReturnsService"
+    )
+    worker.add_argument(
+        "--demo", action="store_true", help="without --app: deliver to the demo's fakes"
     )
     worker.add_argument("--once", action="store_true", help="stop when nothing is due")
-    worker.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
-    worker.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
-    worker.add_argument("--batch", type=int, default=100, help="effects per round")
+    worker.add_argument(
+        "--interval", type=seconds(zero=True), default=1.0, help="seconds between idle polls (>= 0)"
+    )
+    worker.add_argument(
+        "--max-seconds", type=seconds(zero=True), default=None, help="stop after this long"
+    )
+    worker.add_argument("--batch", type=at_least(1), default=100, help="effects per round (>= 1)")
+    worker.add_argument(
+        "--verbose", action="store_true", help="list each return a poll skipped, and why"
+    )
     worker.set_defaults(run=_worker)
     importing = commands.add_parser(
-        "import", help="import returns from a return source (by default a demo Loop)"
+        "import", help="import returns from a return source (--demo: a demo Loop)"
     )
     importing.add_argument("--since", help="ISO date or date-time (UTC without an offset)")
     importing.add_argument("--until", help="ISO date or date-time, not included")
     importing.add_argument("--id", help="import this one return (its id at the source)")
     importing.add_argument(
         "--source",
-        help="MODULE:CALLABLE returning the ReturnSource (needs --shop; default: a demo Loop "
-        "with a few hundred returns of January 2026)",
+        help="MODULE:CALLABLE returning the ReturnSource (needs --shop; with --demo and "
+        "without it: a demo Loop with a few hundred returns of January 2026)",
     )
-    importing.add_argument("--shop", help=f"the shop to import (default: {_DEMO_SHOP})")
-    importing.add_argument("--db", help="the SQLite file (default: a new temporary one)")
+    importing.add_argument("--shop", help=f"the shop to import (--demo: {_DEMO_SHOP})")
     importing.add_argument(
-        "--app",
-        default="returnflow.demo.app:build",
-        help="MODULE:CALLABLE taking the store and returning the host's ReturnsService "
-        "(default: the demo's fakes)",
+        "--db", help="a SQLite file or a postgresql:// URL (--demo: a new temporary file)"
+    )
+    importing.add_argument(
+        "--app", help="MODULE:CALLABLE taking the store and returning your ReturnsService"
+    )
+    importing.add_argument(
+        "--demo",
+        action="store_true",
+        help="use the demo's source, shop, app and a new file for what is not given",
     )
     importing.add_argument(
         "--page-size", type=int, default=100, help="returns asked of the source per page"
@@ -458,15 +527,24 @@ def _parser() -> argparse.ArgumentParser:
     importing.add_argument(
         "--progress-seconds", type=float, default=5.0, help="and at least every S seconds"
     )
+    importing.add_argument(
+        "--verbose", action="store_true", help="list each return skipped, and why"
+    )
     importing.set_defaults(run=_import)
     return parser
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    args = _parser().parse_args(argv)
-    stream = out if out is not None else sys.stdout
-    code: int = args.run(args, stream)
-    return code
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run the command ``argv`` (by default the process's arguments); results to ``out``,
+    progress and errors to ``err`` (stdout and stderr by default); the exit code."""
+    return run_command(
+        _parser(),
+        argv,
+        out if out is not None else sys.stdout,
+        err if err is not None else sys.stderr,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,6 +27,7 @@ from returnflow import commits
 from returnflow.decisions import facts, results
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
+from returnflow.domain._time import CheckedClock
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.errors import ConfigurationError, PortError
@@ -103,11 +104,21 @@ class Dispatcher:
         self.notifier = notifier
         self.events = events
         self.policy = policy or ReturnPolicy()
-        self.clock = clock
+        self.clock = clock  # read through a CheckedClock (below)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.lease = lease
         self.rng = random.Random(jitter_seed)
         self.handlers: dict[type[fx.Effect], Handler] = {**HANDLERS, **(handlers or {})}
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """Now, as an aware UTC datetime: the host's clock read through a
+        :class:`CheckedClock` (a naive reading is a ``ConfigurationError``)."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], datetime]) -> None:
+        self._clock = CheckedClock.of(clock)
 
     def dispatch_pending(self, limit: int = 100) -> DispatchReport:
         """Deliver due effects, oldest first, at most ``limit``; effects of one return stay in

@@ -19,12 +19,27 @@ Every error the library raises on purpose derives from :class:`ReturnflowError`:
     │   │   └── ExchangeNotOffered the order cannot get an exchange
     │   ├── InvalidFee             a fee above 100 %, negative, or not a fee at all
     │   └── InvalidPayload         an event or inbound fact with missing or wrong data
+    │       └── InvalidTime        a datetime without an offset, out of range, or not
+    │                              ISO 8601 (payloads, imports, ``tick(now=...)``)
     ├── ReturnNotFound             no such return in this shop (other shops are invisible)
     ├── InvalidTransition          the event is not allowed in the return's state
     ├── ConcurrencyConflict        the stored version moved on; reload and retry
     │   └── UnitsTaken             another open return holds a unit of the order
     ├── PortError                  a host port failed (carries ``retryable``)
-    └── ConfigurationError         the service or a policy is set up wrongly
+    ├── ConfigurationError         the service, a policy or the clock is set up wrongly
+    │   └── StoreUnavailable       the store cannot be opened or reached (also a StoreError)
+    └── StoreError                 the store could not do what it was asked
+        ├── StoreUnavailable       no database at the path or DSN, not a database, a
+        │                          server down, locked for longer than the timeout
+        ├── StoreReadOnly          a write to a store opened read-only or on a read-only
+        │                          file, directory or mount
+        ├── StoreFull              the disk or the database is full
+        └── UnreadableRecord       a stored return that cannot be read back (names the
+                                   shop and the return id); listings skip it and report it
+
+A stored return that cannot be read never hides the others: ``store.get`` raises
+:class:`UnreadableRecord` for it, while ``store.list`` (and what timers read) returns every
+readable return and names the ones skipped in the listing's ``unreadable``.
 
 Raising any of them leaves stored state untouched: the service validates and runs the
 state machine on a copy, and writes only when everything succeeded.
@@ -52,6 +67,7 @@ __all__ = [
     "InvalidPayload",
     "InvalidQuantity",
     "InvalidRequest",
+    "InvalidTime",
     "InvalidTransition",
     "MoneyError",
     "NotFulfilled",
@@ -59,18 +75,36 @@ __all__ = [
     "PortError",
     "ReturnNotFound",
     "ReturnflowError",
+    "StoreError",
+    "StoreFull",
+    "StoreReadOnly",
+    "StoreUnavailable",
     "UnitsTaken",
     "UnknownCurrency",
     "UnknownExternalReturn",
     "UnknownOrder",
     "UnknownOrderLine",
     "UnknownOutcome",
+    "UnreadableRecord",
     "ValidationError",
 ]
 
 
 class ReturnflowError(Exception):
     """Root of every error returnflow raises on purpose."""
+
+
+_SHOWN = 200  # characters of a value a message shows
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for a message: cut to a readable length, and never failing (the repr
+    of an int of more than 4300 digits raises, as may a host object's)."""
+    try:
+        text = repr(value)
+    except Exception:  # whatever a value's repr raises, the message must still be made
+        text = f"<{type(value).__name__} that cannot be shown>"
+    return text if len(text) <= _SHOWN else f"{text[: _SHOWN - 3]}..."
 
 
 class ValidationError(ReturnflowError, ValueError):
@@ -80,7 +114,7 @@ class ValidationError(ReturnflowError, ValueError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"{field}={value!r}: {reason}")
+        super().__init__(f"{field}={shown(value)}: {reason}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.field, self.value, self.reason))
@@ -145,6 +179,11 @@ class InvalidFee(ValidationError):
 
 class InvalidPayload(ValidationError):
     """An event or inbound fact whose data is missing or wrong."""
+
+
+class InvalidTime(InvalidPayload):
+    """A datetime that cannot be used: without an offset (naive), outside the years
+    1900-9000 (UTC), or text that is not ISO 8601."""
 
 
 class ReturnNotFound(ReturnflowError, LookupError):
@@ -226,7 +265,7 @@ class ConfigurationError(ReturnflowError):
     def __init__(self, message: str, *, field: str | None = None, value: Any = None) -> None:
         self.field = field
         self.value = value
-        super().__init__(f"{field}={value!r}: {message}" if field else message)
+        super().__init__(f"{field}={shown(value)}: {message}" if field else message)
 
     def __reduce__(self) -> tuple[Any, ...]:
         message = str(self).split(": ", 1)[1] if self.field else str(self)
@@ -265,3 +304,76 @@ class UnitsTaken(ConcurrencyConflict):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.return_id, self.order_id, self.units, self.held_by))
+
+
+class StoreError(ReturnflowError):
+    """The store could not do what it was asked. ``operation`` names the store method,
+    ``retryable`` says whether the same call may succeed later unchanged (a server back up,
+    a lock released); ``field`` and ``value`` name the setting (``path``, ``dsn``) when one
+    is at fault. The driver's own exception is the ``__cause__``."""
+
+    retryable = False
+
+    def __init__(
+        self, message: str, *, operation: str = "", field: str | None = None, value: Any = None
+    ) -> None:
+        where = f"{field}={shown(value)}: " if field else ""
+        doing = f"{operation}: " if operation else ""
+        # not super(): a StoreUnavailable is also a ConfigurationError, whose __init__ differs
+        Exception.__init__(self, f"{where}{doing}{message}")
+        self.operation = operation
+        self.field = field
+        self.value = value
+        self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_store_error,
+            (type(self), self.message, self.operation, self.field, self.value),
+        )
+
+
+def _rebuild_store_error(
+    kind: type[StoreError], message: str, operation: str, field: str | None, value: Any
+) -> StoreError:
+    return kind(message, operation=operation, field=field, value=value)
+
+
+class StoreUnavailable(StoreError, ConfigurationError):
+    """The store cannot be opened or reached: no database at the path or DSN (a missing
+    directory, a directory, a file that is not a database), a server that does not answer,
+    a lock held for longer than the store's timeout. Opening failures are also a
+    :class:`ConfigurationError` naming the setting."""
+
+    retryable = True
+
+    def __init__(
+        self, message: str, *, operation: str = "", field: str | None = None, value: Any = None
+    ) -> None:
+        StoreError.__init__(self, message, operation=operation, field=field, value=value)
+
+
+class StoreReadOnly(StoreError):
+    """A write refused: the store was opened read-only, or its file, directory or mount
+    does not allow writing. Nothing was written."""
+
+
+class StoreFull(StoreError):
+    """A write refused for lack of space: the disk, or the database's own size limit, is
+    full. Nothing was written."""
+
+
+class UnreadableRecord(StoreError):
+    """A stored return whose data cannot be read back into a return (a damaged row, a body
+    written by something else). ``shop`` and ``return_id`` name it, ``reason`` says what
+    is wrong with it. ``store.get`` raises it; listings skip the return and name it in
+    their ``unreadable``."""
+
+    def __init__(self, shop: str, return_id: str, reason: str) -> None:
+        self.shop = shop
+        self.return_id = return_id
+        self.reason = reason
+        StoreError.__init__(self, f"return {return_id!r} of shop {shop!r} cannot be read: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.shop, self.return_id, self.reason))

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
+from returnflow.domain._time import instant, parse_iso
 from returnflow.domain.external import ExternalReturn, SourceStatus, imported_return_id
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import (
@@ -162,6 +163,8 @@ class ImportReport:
     """Return ids cancelled or expired here because the source did."""
     skipped: tuple[str, ...] = ()
     """External ids left out: not open at the source and never imported."""
+    why_skipped: tuple[tuple[str, str], ...] = attrs.field(default=(), eq=False)
+    """``(external id, reason)`` of each return in ``skipped``."""
     failed: tuple[ImportFailure, ...] = ()
     source_error: PortError | None = attrs.field(default=None, eq=False)
     elapsed: float = attrs.field(default=0.0, eq=False)
@@ -217,8 +220,8 @@ class _Cursor:
         try:
             data = json.loads(raw)
             cursor = cls(
-                mark=datetime.fromisoformat(data["mark"]),
-                polled_at=datetime.fromisoformat(data["polled_at"]),
+                mark=parse_iso(data["mark"]),
+                polled_at=parse_iso(data["polled_at"]),
             )
         except (ValueError, KeyError, TypeError) as error:
             raise ConfigurationError(
@@ -234,9 +237,7 @@ class _Cursor:
 
 
 def _aware(field: str, value: object) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidPayload(field, value, "must be a timezone-aware datetime")
-    return value
+    return instant(field, value)
 
 
 class _Tally:
@@ -251,10 +252,13 @@ class _Tally:
             "skipped": [],
         }
         self.failed: list[ImportFailure] = []
+        self.why_skipped: list[tuple[str, str]] = []
 
     def add(self, result: ImportResult) -> None:
         name = result.external_id if result.outcome == "skipped" else result.return_id
         self.results[result.outcome].append(name)
+        if result.outcome == "skipped":
+            self.why_skipped.append((result.external_id, result.reason))
 
     def progress(self) -> ImportProgress:
         return ImportProgress(
@@ -440,8 +444,8 @@ class ReturnImporter:
         page; ``progress`` is called after each return. A failing source ends the import
         early (``report.source_error``); a return that fails is reported and the import goes
         on. Does not touch the polling cursor."""
-        _aware("since", since)
-        _aware("until", until)
+        since = _aware("since", since)
+        until = _aware("until", until)
         if until <= since:
             raise InvalidPayload("until", until, f"must be after since ({since.isoformat()})")
         return self._run(since, until, progress)
@@ -502,6 +506,7 @@ class ReturnImporter:
             unchanged=tuple(tally.results["unchanged"]),
             cancelled=tuple(tally.results["cancelled"]),
             skipped=tuple(tally.results["skipped"]),
+            why_skipped=tuple(tally.why_skipped),
             failed=tuple(tally.failed),
             source_error=source_error,
             elapsed=time.monotonic() - tally.started,

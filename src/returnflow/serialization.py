@@ -1,9 +1,9 @@
 """The one ``cattrs`` converter: plain data (JSON-ready) in and out of returnflow's values.
 
 Money travels as ``{"amount": "12.50", "currency": "EUR"}`` (a string, never a float),
-datetimes as ISO 8601 with an offset, outcomes with a ``kind`` tag. Structuring bad data
-raises the library's own :class:`~returnflow.errors.ValidationError`, with ``field`` the
-path into the data:
+datetimes as ISO 8601 with an offset or ``Z`` (read into UTC), outcomes with a ``kind``
+tag. Structuring bad data raises the library's own
+:class:`~returnflow.errors.ValidationError`, with ``field`` the path into the data:
 
 >>> request = structure(
 ...     {"shop": "shop-a", "order_id": "1001",
@@ -38,7 +38,8 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
-from returnflow.domain._fields import coerce_enum
+from returnflow.domain._fields import check_storable, coerce_enum
+from returnflow.domain._time import instant, parse_instant
 from returnflow.domain.external import ExternalReturn, SourceStatus
 from returnflow.domain.inbound import CarrierStatus
 from returnflow.domain.model import (
@@ -55,7 +56,7 @@ from returnflow.domain.model import (
     ReturnRequest,
     StoreCredit,
 )
-from returnflow.domain.money import Money, money_from
+from returnflow.domain.money import Money, money_from, to_decimal
 from returnflow.domain.policy import Completion, ReleaseTrigger, WindowStart
 from returnflow.errors import (
     InvalidAmount,
@@ -92,31 +93,23 @@ def _structure_enum(value: Any, enum_type: type[enum.Enum]) -> enum.Enum:
 
 
 def _structure_datetime(value: Any, _: type[Any]) -> datetime:
+    # ISO 8601 with an offset or Z (on every supported Python), in range, held in UTC
     if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidPayload("datetime", value, "is not ISO 8601") from None
-    else:
-        raise InvalidPayload("datetime", value, "must be an ISO 8601 string")
-    if moment.tzinfo is None:
-        raise InvalidPayload("datetime", value, "needs a timezone offset")
-    return moment
+        return instant("datetime", value)
+    return parse_instant("datetime", value)
 
 
 def _structure_decimal(value: Any, _: type[Any]) -> Decimal:
     if isinstance(value, float):
         raise InvalidAmount("amount", value, "float is not accepted; pass a string")
-    return Decimal(value)
+    return to_decimal(value)
 
 
 def _structure_str(value: Any, _: type[Any]) -> str:
     # cattrs would call str() on anything: 5 -> "5", None -> "None"
     if not isinstance(value, str):
         raise InvalidPayload("text", value, "must be a string")
-    return value
+    return check_storable("text", value, InvalidPayload, key=False)
 
 
 def _structure_int(value: Any, _: type[Any]) -> int:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 import attrs
 
 from returnflow.decisions import timers as rules
+from returnflow.domain._time import instant
 from returnflow.errors import PortError, ReturnflowError
 from returnflow.lifecycle.table import TABLE
 
@@ -68,13 +69,15 @@ class Timers:
         """Run the timers due at ``now`` (see :meth:`ReturnsService.tick`)."""
         service = self.service
         store = service.store
-        moment = now or service.clock()
+        moment = service.clock() if now is None else instant("now", now)
         expired: list[str] = []
         checked: list[str] = []
         errors: list[str] = []
         stuck: list[str] = []
         captured: list[str] = []
-        for record in store.list_due(moment, limit=limit):  # an index, never a scan
+        due = store.list_due(moment, limit=limit)
+        errors.extend(_unreadable(due))
+        for record in due:  # an index, never a scan
             what = [name for at, name in rules.due(record, service.policy) if moment > at]
             service.run_due(record.shop, record.id, now=moment)
             if what[:1] == ["expire"]:
@@ -83,9 +86,11 @@ class Timers:
                 captured.append(record.id)
             elif what[:1] == ["stuck"]:
                 stuck.append(record.id)
-        for record in store.list_in(
+        released = store.list_in(
             None, TABLE.lifecycle_states, exchange_status="released", limit=limit
-        ):
+        )
+        errors.extend(_unreadable(released))
+        for record in released:
             if record.release_confirmed or record.refs.exchange_hold_id is None:
                 continue  # known without reading the outbox
             if not rules.release_check_due(record, store.outbox(record.shop, record.id)):
@@ -114,3 +119,10 @@ class Timers:
             errors=tuple(errors),
             imports=tuple(imports),
         )
+
+
+def _unreadable(listed: object) -> list[str]:
+    """A tick's error lines for the returns a listing skipped as unreadable."""
+    return [
+        f"{error.shop}/{error.return_id}: {error}" for error in getattr(listed, "unreadable", ())
+    ]

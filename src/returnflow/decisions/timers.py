@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from returnflow.decisions import cancellation, exchange, review
 from returnflow.decisions.change import Change
+from returnflow.domain._time import instant
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.lifecycle import effects as fx
@@ -136,8 +137,9 @@ def on_due(change: Change, policy: ReturnPolicy, at: datetime | None = None) -> 
     """Do what is due at ``change.now`` (strictly after its time): expire, capture, or send
     the return to a person; return what was done (``""`` when nothing was due any more: the
     return is only rescheduled, with a note). Needs ``change.outbox`` (an expiry voids a
-    label still in it). ``at``: the time the tick runs for (``change.now`` by default)."""
-    now = at or change.now
+    label still in it). ``at``: the time the tick runs for (``change.now`` by default); an
+    :class:`~returnflow.errors.InvalidTime` naming ``now`` when naive or out of range."""
+    now = change.now if at is None else instant("now", at)
     for moment, what in due(change.record, policy):
         if now <= moment:
             break

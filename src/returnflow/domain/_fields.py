@@ -9,15 +9,46 @@ from typing import Any, TypeVar
 
 import attrs
 
+from returnflow.domain._time import instant
 from returnflow.domain.money import Money
 from returnflow.errors import InvalidPayload, InvalidQuantity, InvalidRequest, ValidationError
 
-__all__ = ["coerce_enum"]
+__all__ = ["check_instant", "check_required_instant", "check_storable", "coerce_enum", "to_utc"]
+
+
+def check_storable(
+    field: str, value: str, error: type[ValidationError] = InvalidRequest, *, key: bool = True
+) -> str:
+    """``value`` if every store can keep it and every port can send it; ``error`` naming
+    ``field`` and the value for a lone surrogate (text that is not Unicode: it has no UTF-8)
+    or, in a ``key`` (an id, a shop, a source: text stores index), a NUL character
+    (PostgreSQL text cannot hold one; free text travels inside JSON, where it can)."""
+    if key and "\x00" in value:
+        raise error(field, value, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise error(field, value, "is not valid Unicode (a lone surrogate)") from None
+    return value
 
 
 def _nonempty(field: str, value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(field, value, "must be a non-empty string")
+    check_storable(field, value)
+
+
+def check_str(error: type[ValidationError] = InvalidRequest) -> Any:
+    """A validator: free text (maybe empty) that every store can keep; ``None`` passes."""
+
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None:
+            return
+        if not isinstance(value, str):
+            raise error(attribute.name, value, "must be a string")
+        check_storable(attribute.name, value, error, key=False)
+
+    return check
 
 
 def _check_id(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -44,11 +75,27 @@ def _check_money(_: object, attribute: attrs.Attribute[Any], value: object) -> N
         raise InvalidPayload(attribute.name, value, "must be Money")
 
 
-def _check_aware(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidPayload(attribute.name, value, "must be a timezone-aware datetime")
+def to_utc(value: Any) -> Any:
+    """A converter: an aware datetime in range, held in UTC; anything else is left for the
+    validator (:func:`check_instant`) to refuse by name."""
+    if isinstance(value, datetime):
+        try:
+            return instant("datetime", value)
+        except ValidationError:
+            return value
+    return value
+
+
+def check_instant(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A validator: an aware datetime in range (:func:`~returnflow.domain._time.instant`),
+    or ``InvalidTime`` naming the field; ``None`` passes (for optional fields)."""
+    if value is not None:
+        instant(attribute.name, value)
+
+
+def check_required_instant(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """:func:`check_instant`, with ``None`` refused too."""
+    instant(attribute.name, value)
 
 
 _E = TypeVar("_E", bound=enum.Enum)

@@ -31,7 +31,12 @@ from typing import Any
 
 import attrs
 
-from returnflow.domain._fields import coerce_enum
+from returnflow.domain._fields import (
+    check_required_instant,
+    check_storable,
+    coerce_enum,
+    to_utc,
+)
 from returnflow.domain.model import (
     Exchange,
     Outcome,
@@ -93,16 +98,19 @@ def _check_external_id(value: object) -> None:
         raise InvalidPayload(
             "external_id", value, "must be a non-empty string without surrounding spaces"
         )
+    check_storable("external_id", value, InvalidPayload)
 
 
 def _check_text(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidPayload(attribute.name, value, "must be a non-empty string")
+    check_storable(attribute.name, value, InvalidPayload)
 
 
 def _check_str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str):
         raise InvalidPayload(attribute.name, value, "must be a string")
+    check_storable(attribute.name, value, InvalidPayload, key=False)
 
 
 def _check_quantity(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -120,11 +128,6 @@ def _check_outcome(_: object, attribute: attrs.Attribute[Any], value: object) ->
             "an imported return is refund, store credit or exchange (its items come back "
             "to the warehouse)",
         )
-
-
-def _check_aware(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidPayload(attribute.name, value, "must be a timezone-aware datetime")
 
 
 def _to_reason(value: object) -> ReturnReason:
@@ -169,8 +172,8 @@ class ExternalReturn:
     shop: str = attrs.field(validator=_check_text)
     order_id: str = attrs.field(validator=_check_text)
     lines: tuple[ExternalLine, ...] = attrs.field(converter=_to_lines)
-    created_at: datetime = attrs.field(validator=_check_aware)
-    updated_at: datetime = attrs.field(validator=_check_aware)
+    created_at: datetime = attrs.field(converter=to_utc, validator=check_required_instant)
+    updated_at: datetime = attrs.field(converter=to_utc, validator=check_required_instant)
     status: SourceStatus = attrs.field(default=SourceStatus.OPEN, converter=_to_status)
     customer_note: str = attrs.field(default="", validator=_check_str)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from returnflow.domain._fields import coerce_enum
+from returnflow.domain._fields import check_instant, check_storable, check_str, coerce_enum, to_utc
 from returnflow.domain.model import ItemCondition, QcResult
 from returnflow.errors import InvalidPayload
 
@@ -31,6 +31,7 @@ __all__ = [
 def _check_text(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidPayload(attribute.name, value, "must be a non-empty string")
+    check_storable(attribute.name, value, InvalidPayload)
 
 
 def _to_status(value: object) -> CarrierStatus:
@@ -80,8 +81,10 @@ class CarrierUpdate:
     return_id: str = attrs.field(validator=_check_text)
     event_id: str = attrs.field(validator=_check_text)
     status: CarrierStatus = attrs.field(converter=_to_status)
-    source: str = "carrier"
-    occurred_at: datetime | None = None
+    source: str = attrs.field(default="carrier", validator=_check_text)
+    occurred_at: datetime | None = attrs.field(
+        default=None, converter=to_utc, validator=check_instant
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -95,7 +98,7 @@ class ReceivedLine:
     quantity: int
     qc: QcResult = attrs.field(default=QcResult.PASS, converter=_to_qc)
     condition: ItemCondition | None = attrs.field(default=None, converter=_to_condition)
-    note: str = ""
+    note: str = attrs.field(default="", validator=check_str(InvalidPayload))
     disposition: Disposition | None = attrs.field(default=None, converter=_to_disposition)
     """``None``: restocked when QC passed and the policy restocks, else not restocked."""
 
@@ -112,7 +115,7 @@ class WarehouseReceipt:
     return_id: str = attrs.field(validator=_check_text)
     event_id: str = attrs.field(validator=_check_text)
     lines: tuple[ReceivedLine, ...] = attrs.field(converter=_to_received)
-    source: str = "warehouse"
+    source: str = attrs.field(default="warehouse", validator=_check_text)
 
     def __attrs_post_init__(self) -> None:
         if not self.lines:
@@ -126,7 +129,7 @@ class WarehouseFinished:
     shop: str = attrs.field(validator=_check_text)
     return_id: str = attrs.field(validator=_check_text)
     event_id: str = attrs.field(validator=_check_text)
-    source: str = "warehouse"
+    source: str = attrs.field(default="warehouse", validator=_check_text)
 
 
 InboundEvent = CarrierUpdate | WarehouseReceipt | WarehouseFinished

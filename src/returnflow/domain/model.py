@@ -19,6 +19,7 @@ from returnflow.domain._fields import (
     _check_count,
     _check_id,
     _check_money,
+    check_str,
     coerce_enum,
 )
 from returnflow.domain.money import Money
@@ -151,7 +152,7 @@ class Exchange:
 
     variant_id: str = attrs.field(validator=_check_id)
     quantity: int = attrs.field(default=1, validator=_check_count(1))
-    sku: str | None = None
+    sku: str | None = attrs.field(default=None, validator=check_str())
     unit_price: Money | None = None
     kind: Literal[OutcomeKind.EXCHANGE] = attrs.field(default=OutcomeKind.EXCHANGE, init=False)
 
@@ -187,7 +188,7 @@ class RequestLine:
     quantity: int = attrs.field(validator=_check_count(1))
     outcome: Outcome = attrs.field(factory=Refund, validator=_check_outcome)
     reason: ReturnReason = attrs.field(default=ReturnReason.UNKNOWN, converter=_to_reason)
-    note: str = ""
+    note: str = attrs.field(default="", validator=check_str())
     condition: ItemCondition | None = attrs.field(
         default=None,
         converter=_to_condition,
@@ -201,8 +202,8 @@ class ReturnRequest:
     shop: str = attrs.field(validator=_check_id)
     order_id: str = attrs.field(validator=_check_id)
     lines: tuple[RequestLine, ...] = attrs.field(converter=_to_request_lines)
-    customer_note: str = ""
-    requested_by: str = "customer"
+    customer_note: str = attrs.field(default="", validator=check_str())
+    requested_by: str = attrs.field(default="customer", validator=check_str())
 
     def __attrs_post_init__(self) -> None:
         if not self.lines:

@@ -9,11 +9,14 @@ from datetime import datetime
 import attrs
 
 from returnflow.domain._fields import (
-    _check_aware,
     _check_count,
     _check_id,
     _check_money,
     _check_optional_id,
+    check_instant,
+    check_required_instant,
+    check_str,
+    to_utc,
 )
 from returnflow.domain.money import Money
 from returnflow.errors import CurrencyMismatch, InvalidPayload, InvalidQuantity
@@ -32,8 +35,10 @@ class Fulfillment:
     several fulfillments on different days."""
 
     quantity: int = attrs.field(validator=_check_count(1))
-    fulfilled_at: datetime = attrs.field(validator=_check_aware)
-    delivered_at: datetime | None = attrs.field(default=None, validator=_check_aware)
+    fulfilled_at: datetime = attrs.field(converter=to_utc, validator=check_required_instant)
+    delivered_at: datetime | None = attrs.field(
+        default=None, converter=to_utc, validator=check_instant
+    )
     id: str | None = attrs.field(default=None, validator=_check_optional_id)
 
     def __attrs_post_init__(self) -> None:
@@ -68,8 +73,8 @@ class OrderLine:
     unit_price: Money = attrs.field(validator=_check_money)
     discount: Money | None = None
     tax: Money | None = None
-    title: str = ""
-    product_id: str | None = None
+    title: str = attrs.field(default="", validator=check_str(InvalidPayload))
+    product_id: str | None = attrs.field(default=None, validator=check_str(InvalidPayload))
     final_sale: bool = False
     gift_card: bool = False
     fulfillments: tuple[Fulfillment, ...] = attrs.field(default=(), converter=_to_fulfillments)
@@ -120,15 +125,19 @@ class OrderSnapshot:
 
     id: str = attrs.field(validator=_check_id)
     shop: str = attrs.field(validator=_check_id)
-    created_at: datetime = attrs.field(validator=_check_aware)
+    created_at: datetime = attrs.field(converter=to_utc, validator=check_required_instant)
     currency: str
     lines: tuple[OrderLine, ...] = attrs.field(converter=_to_order_lines)
-    customer_email: str | None = None
-    fulfilled_at: datetime | None = attrs.field(default=None, validator=_check_aware)
+    customer_email: str | None = attrs.field(default=None, validator=check_str(InvalidPayload))
+    fulfilled_at: datetime | None = attrs.field(
+        default=None, converter=to_utc, validator=check_instant
+    )
     """When the whole order shipped, for an order fulfilled in one go: every line that lists
     no fulfillments of its own shipped in full then. ``None``: only the lines' own
     fulfillments say what shipped."""
-    delivered_at: datetime | None = attrs.field(default=None, validator=_check_aware)
+    delivered_at: datetime | None = attrs.field(
+        default=None, converter=to_utc, validator=check_instant
+    )
     """When that one fulfillment was delivered, if known."""
     created_by_app: str | None = None
     has_prepaid_subscription: bool = False

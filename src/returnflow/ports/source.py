@@ -18,7 +18,7 @@ import attrs
 from returnflow.domain.external import ExternalReturn
 from returnflow.errors import ValidationError
 
-__all__ = ["ReturnSource", "SourcePage", "SourceRejection"]
+__all__ = ["CountingSource", "ReturnSource", "SourcePage", "SourceRejection"]
 
 
 @attrs.frozen
@@ -87,4 +87,13 @@ class ReturnSource(Protocol):
 
     def get_return(self, shop: str, external_id: str) -> ExternalReturn | None:
         """The return ``external_id`` of ``shop``; ``None`` if the source has none."""
+        ...
+
+
+class CountingSource(ReturnSource, Protocol):
+    """A source that can also say how many returns a listing holds (an API with a total
+    count): ``returnflow import`` then shows the total and an estimate of the time left."""
+
+    def count_returns(self, shop: str, since: datetime, until: datetime) -> int:
+        """How many returns :meth:`list_returns` lists for ``shop`` and ``[since, until)``."""
         ...

@@ -10,18 +10,35 @@ the writer read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
 from returnflow.domain.model import ReturnRecord
+from returnflow.errors import UnreadableRecord
 
 if TYPE_CHECKING:
     from returnflow.lifecycle.effects import Effect
 
-__all__ = ["Attempt", "Commit", "InboundKey", "OutboxEntry", "ReturnStore"]
+__all__ = ["Attempt", "Commit", "InboundKey", "Listing", "OutboxEntry", "ReturnStore"]
+
+
+class Listing(list[ReturnRecord]):
+    """Returns a store listed, in order: a ``list``, plus ``unreadable``, the
+    :class:`~returnflow.errors.UnreadableRecord` of each stored return that matched but could
+    not be read back (a damaged row). Those are skipped, never allowed to hide the others.
+
+    >>> Listing([], []).unreadable
+    ()
+    """
+
+    def __init__(
+        self, records: Iterable[ReturnRecord] = (), unreadable: Iterable[UnreadableRecord] = ()
+    ) -> None:
+        super().__init__(records)
+        self.unreadable: tuple[UnreadableRecord, ...] = tuple(unreadable)
 
 
 @attrs.frozen
@@ -94,17 +111,23 @@ class OutboxEntry:
 class ReturnStore(Protocol):
     """Durable home of returns. Every read is scoped to one shop.
 
+    A store fails with a :class:`~returnflow.errors.StoreError` (unavailable, read-only,
+    full, a return that cannot be read), never with its driver's own exception.
+
     The outbox hands out effects with :meth:`claim`: only the oldest pending effect of each
     return is ever claimable, so the effects of one return are delivered in order, while
     other returns go on. A claim is a lease; a crashed worker's claims expire.
     """
 
     def get(self, shop: str, return_id: str) -> ReturnRecord:
-        """The return; ``ReturnNotFound`` if it does not exist in ``shop``."""
+        """The return; ``ReturnNotFound`` if it does not exist in ``shop``,
+        ``UnreadableRecord`` if its stored data cannot be read back."""
         ...
 
     def list(self, shop: str, *, order_id: str | None = None) -> Sequence[ReturnRecord]:
-        """The shop's returns (of one order, when given), oldest first."""
+        """The shop's returns (of one order, when given), oldest first. A durable store
+        returns a :class:`Listing`: a return that cannot be read is skipped and named in its
+        ``unreadable``, never allowed to hide the others."""
         ...
 
     def list_in(
@@ -170,7 +193,8 @@ class ReturnStore(Protocol):
         give_up: bool = False,
         retry_at: datetime | None = None,
     ) -> OutboxEntry:
-        """Record one delivery attempt of the effect ``key`` and release its claim."""
+        """Record one delivery attempt of the effect ``key`` and release its claim;
+        ``InvalidPayload`` naming ``key`` when no effect has it."""
         ...
 
     def read_cursor(self, name: str) -> str | None:

@@ -41,8 +41,10 @@ class DurableStore(ReturnStore, Protocol):
     def close(self) -> None: ...
 
 
-def open_store(target: str) -> DurableStore:
+def open_store(target: str, *, read_only: bool = False) -> DurableStore:
     """The store ``target`` names: a PostgreSQL URL, or else a SQLite file path.
+    ``read_only``: open what is there without creating or migrating anything, and refuse
+    writes (:class:`~returnflow.errors.StoreReadOnly`).
 
     PostgreSQL needs the ``postgres`` extra (``pip install 'returnflow[postgres]'``); without
     it, a URL is a :class:`~returnflow.errors.ConfigurationError` naming the field ``db``.
@@ -62,7 +64,7 @@ def open_store(target: str) -> DurableStore:
                 field="db",
                 value=redacted(target),
             ) from error
-        return PostgresStore(target)
+        return PostgresStore(target, read_only=read_only)
     from returnflow.stores.sqlite import SqliteStore
 
-    return SqliteStore(target)
+    return SqliteStore(target, read_only=read_only)

@@ -4,6 +4,7 @@ alike."""
 
 from __future__ import annotations
 
+from returnflow.errors import InvalidPayload
 from returnflow.ports.store import InboundKey
 
 
@@ -26,3 +27,8 @@ def not_failed(key: str) -> str:
 def moved(name: str, expected: str | None) -> str:
     was = "unset" if expected is None else repr(expected)
     return f"cursor {name!r} is no longer {was}: another writer moved it"
+
+
+def unknown_effect(key: str) -> InvalidPayload:
+    """``record_attempt`` of a key no effect in the outbox has."""
+    return InvalidPayload("key", key, "no effect in the outbox has this key")

@@ -1,6 +1,8 @@
 """The in-memory store: the store contract held in dictionaries, behind one lock.
 
-For tests, demos and hosts that keep nothing between runs. Records are immutable, so the
+For tests, demos and hosts that keep nothing between runs. It holds the records themselves,
+so none is ever unreadable, and it cannot be read-only or full; listings are
+:class:`~returnflow.ports.store.Listing`\\ s all the same. Records are immutable, so the
 store hands out the stored objects themselves. It is shared by threads, not processes.
 """
 
@@ -12,15 +14,17 @@ from datetime import datetime
 
 import attrs
 
+from returnflow.domain._time import instant
 from returnflow.domain.ledger import UnitKey, held_units
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ReturnNotFound, UnitsTaken
-from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry
+from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry
 from returnflow.stores._conflicts import moved as _moved
 from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
+from returnflow.stores._conflicts import unknown_effect as _unknown_effect
 
 __all__ = ["MemoryStore"]
 
@@ -53,7 +57,7 @@ class MemoryStore:
                 for (record_shop, _), record in self._records.items()
                 if record_shop == shop and (order_id is None or record.order_id == order_id)
             ]
-        return sorted(records, key=lambda record: (record.created_at, record.id))
+        return Listing(sorted(records, key=lambda record: (record.created_at, record.id)))
 
     def list_in(
         self,
@@ -73,9 +77,10 @@ class MemoryStore:
                 and (exchange_status is None or record.exchange_status == exchange_status)
             ]
         records.sort(key=lambda record: (record.created_at, record.shop, record.id))
-        return records[:limit]
+        return Listing(records[:limit])
 
     def list_due(self, now: datetime, *, limit: int = 1000) -> Sequence[ReturnRecord]:
+        now = instant("now", now)
         with self._lock:
             due = [
                 record
@@ -83,7 +88,7 @@ class MemoryStore:
                 if record.due_at is not None and record.due_at < now
             ]
         due.sort(key=lambda record: (record.due_at, record.shop, record.id))
-        return due[:limit]
+        return Listing(due[:limit])
 
     def commit(self, commit: Commit) -> None:
         with self._lock:
@@ -197,6 +202,7 @@ class MemoryStore:
         shop: str | None = None,
         return_id: str | None = None,
     ) -> Sequence[OutboxEntry]:
+        now, lease_until = instant("now", now), instant("lease_until", lease_until)
         with self._lock:
             owners = (
                 [(shop, return_id)]
@@ -245,7 +251,9 @@ class MemoryStore:
     ) -> OutboxEntry:
         attempt = Attempt(key, ok, at, result, error, give_up, retry_at)
         with self._lock:
-            entry = self._outbox[key]
+            entry = self._outbox.get(key)
+            if entry is None:
+                raise _unknown_effect(key)
             if entry.status != "pending":  # done or given up stays so
                 return entry
             entry = _attempted(entry, attempt)

@@ -42,23 +42,32 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from returnflow.domain._time import instant
 from returnflow.domain.ledger import ENDED_UNSETTLED, held_units
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import (
     ConcurrencyConflict,
     ConfigurationError,
+    InvalidPayload,
+    ReturnflowError,
     ReturnNotFound,
+    StoreError,
+    StoreFull,
+    StoreReadOnly,
+    StoreUnavailable,
     UnitsTaken,
     ValidationError,
 )
 from returnflow.lifecycle.effects import Effect
-from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry
+from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry
 from returnflow.serialization import converter
 from returnflow.stores._conflicts import moved as _moved
 from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
+from returnflow.stores._conflicts import unknown_effect as _unknown_effect
+from returnflow.stores._errors import listing, readable, translating
 from returnflow.stores._targets import redacted
 
 __all__ = ["PostgresStore"]
@@ -312,18 +321,58 @@ def _check_sizes(min_size: int, max_size: int, timeout: float) -> None:
         )
 
 
+def _translate(store: Any, operation: str, error: BaseException) -> ReturnflowError | None:
+    """A psycopg error as what it means: the server down or out of connections
+    (:class:`StoreUnavailable`), a read-only transaction or server (:class:`StoreReadOnly`),
+    out of disk or memory (SQLSTATE class 53, :class:`StoreFull`), a value the server cannot
+    hold (:class:`InvalidPayload`), anything else a :class:`StoreError`."""
+    if not isinstance(error, psycopg.Error):
+        return None
+    dsn = redacted(getattr(store, "dsn", ""))
+    state = getattr(error, "sqlstate", None) or ""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, pg_errors.ReadOnlySqlTransaction):
+        return StoreReadOnly(
+            f"the database refuses writes ({message})", operation=operation, field="dsn", value=dsn
+        )
+    if state.startswith("53"):
+        return StoreFull(message, operation=operation, field="dsn", value=dsn)
+    if isinstance(error, psycopg.DataError):
+        return InvalidPayload("value", None, f"the database cannot hold it: {message}")
+    if isinstance(error, psycopg.OperationalError) and not state:
+        return StoreUnavailable(message, operation=operation, field="dsn", value=dsn)
+    return StoreError(
+        f"{type(error).__name__}: {message}", operation=operation, field="dsn", value=dsn
+    )
+
+
+@translating(_translate)
 class PostgresStore:
     """Returns, history, outbox, inbox and cursors in one PostgreSQL database.
 
     ``dsn`` is a libpq connection string or ``postgresql://`` URL; the store keeps a pool of
     ``min_size`` to ``max_size`` connections, and waits at most ``timeout`` seconds for one.
-    The store is safe to share between threads; each process opens its own.
+    The store is safe to share between threads; each process opens its own. ``read_only``:
+    migrate nothing, and have the server refuse every write
+    (:class:`~returnflow.errors.StoreReadOnly`).
+
+    Failures are :class:`~returnflow.errors.StoreError`\\ s: a server that cannot be reached
+    is :class:`~returnflow.errors.StoreUnavailable` (also a ``ConfigurationError`` naming
+    ``dsn``), a read-only server or transaction :class:`~returnflow.errors.StoreReadOnly`, a
+    full disk :class:`~returnflow.errors.StoreFull`, a return whose row cannot be read back
+    :class:`~returnflow.errors.UnreadableRecord` (listings skip it and name it).
     """
 
     _CACHE_SIZE = 10_000
 
     def __init__(
-        self, dsn: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 30.0
+        self,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 30.0,
+        read_only: bool = False,
     ) -> None:
         if not isinstance(dsn, str) or not dsn.strip():
             raise ConfigurationError(
@@ -344,6 +393,9 @@ class PostgresStore:
         self._connect: dict[str, Any] = (
             {} if "connect_timeout" in given else {"connect_timeout": 10}
         )
+        self.read_only = read_only
+        if read_only:
+            self._connect["options"] = "-c default_transaction_read_only=on"
         self._migrate()
         self._pool: ConnectionPool[_Connection] = ConnectionPool(
             dsn,
@@ -377,9 +429,10 @@ class PostgresStore:
 
     # -- connections and schema -------------------------------------------------------------
 
-    def _fail_to_connect(self, error: Exception) -> ConfigurationError:
-        return ConfigurationError(
+    def _fail_to_connect(self, error: Exception) -> StoreUnavailable:
+        return StoreUnavailable(
             f"cannot open the PostgreSQL database: {error}".strip(),
+            operation="open",
             field="dsn",
             value=redacted(self.dsn),
         )
@@ -389,6 +442,10 @@ class PostgresStore:
             connection = psycopg.connect(self.dsn, autocommit=True, **self._connect)
         except (psycopg.OperationalError, psycopg.ProgrammingError) as error:
             raise self._fail_to_connect(error) from error
+        if self.read_only:
+            with connection:
+                self._check_schema(connection)
+            return
         with connection, connection.transaction():
             # Several processes opening a fresh database at once: one migrates, the others
             # wait here and then find the schema up to date.
@@ -414,6 +471,25 @@ class PostgresStore:
                 )
             elif current != len(_MIGRATIONS):
                 connection.execute("UPDATE schema_version SET version = %s", (len(_MIGRATIONS),))
+
+    def _check_schema(self, connection: _Connection) -> None:
+        """Opened read-only: the database must hold this version's schema (reading never
+        migrates)."""
+        found = connection.execute("SELECT to_regclass('schema_version')").fetchone()
+        row = (
+            None
+            if found is None or found[0] is None
+            else (connection.execute("SELECT version FROM schema_version").fetchone())
+        )
+        if row is None or int(row[0]) != len(_MIGRATIONS):
+            have = "no returnflow schema" if row is None else f"schema {row[0]}"
+            raise StoreUnavailable(
+                f"the database has {have}, this returnflow reads {len(_MIGRATIONS)}; open it "
+                "once for writing to migrate it",
+                operation="open",
+                field="dsn",
+                value=redacted(self.dsn),
+            )
 
     @contextmanager
     def _connection(self) -> Iterator[_Connection]:
@@ -454,11 +530,19 @@ class PostgresStore:
         cached = self._recall(shop, return_id, version)
         if cached is not None:
             return cached
-        data = json.loads(body)
-        data["history"] = json.loads(history) if history is not None else []
-        record: ReturnRecord = converter.structure(data, ReturnRecord)
+
+        def build() -> ReturnRecord:
+            data = json.loads(body)
+            data["history"] = json.loads(history) if history is not None else []
+            built: ReturnRecord = converter.structure(data, ReturnRecord)
+            return built
+
+        record = readable(shop, return_id, build)
         self._remember(record)
         return record
+
+    def _records(self, rows: Sequence[tuple[Any, ...]]) -> Listing:
+        return listing(rows, lambda row: self._build(*row), lambda row: (row[0], row[1]))
 
     def get(self, shop: str, return_id: str) -> ReturnRecord:
         cached = self._cached(shop, return_id)
@@ -491,7 +575,7 @@ class PostgresStore:
                     'ORDER BY r.created_at, r.id COLLATE "C"',
                     (shop, order_id),
                 ).fetchall()
-        return [self._build(*row) for row in rows]
+        return self._records(rows)
 
     def list_in(
         self,
@@ -512,7 +596,7 @@ class PostgresStore:
         query += ' ORDER BY r.created_at, r.shop COLLATE "C", r.id COLLATE "C" LIMIT %(limit)s'
         with self._connection() as db:
             rows = db.execute(query, params).fetchall()
-        return [self._build(*row) for row in rows]
+        return self._records(rows)
 
     def list_due(self, now: datetime, *, limit: int = 1000) -> Sequence[ReturnRecord]:
         query = (
@@ -520,8 +604,8 @@ class PostgresStore:
             'ORDER BY r.due_at, r.shop COLLATE "C", r.id COLLATE "C" LIMIT %(limit)s'
         )
         with self._connection() as db:
-            rows = db.execute(query, {"now": now, "limit": limit}).fetchall()
-        return [self._build(*row) for row in rows]
+            rows = db.execute(query, {"now": instant("now", now), "limit": limit}).fetchall()
+        return self._records(rows)
 
     def shops_with(self, return_id: str) -> builtins.list[str]:
         """Shops that have a return with this id (for operators' tools, not tenants)."""
@@ -789,8 +873,8 @@ class PostgresStore:
     ) -> Sequence[OutboxEntry]:
         filters = ""
         params: dict[str, Any] = {
-            "now": now,
-            "lease": lease_until,
+            "now": instant("now", now),
+            "lease": instant("lease_until", lease_until),
             "worker": _diagnostic(worker),
             "limit": limit,
         }
@@ -841,7 +925,7 @@ class PostgresStore:
                     f"SELECT {_ENTRY_COLUMNS} FROM outbox WHERE key = %s", (key,)
                 ).fetchone()
         if row is None:
-            raise KeyError(key)
+            raise _unknown_effect(key)
         return self._entry(row)
 
     # -- cursors --------------------------------------------------------------------------------

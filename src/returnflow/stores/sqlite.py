@@ -4,7 +4,13 @@ One file holds returns (current state and version), their append-only history, t
 of effects, the inbox of processed inbound events and named cursors. Each :class:`Commit` is one
 ``BEGIN IMMEDIATE`` transaction; the version check in it makes concurrent writers, threads
 or processes, safe. The schema is created and migrated by the store itself (table
-``schema_version``).
+``schema_version``); opened with ``read_only=True`` (what ``returnflow inspect`` does) it
+writes nothing, migrates nothing, and refuses every write with
+:class:`~returnflow.errors.StoreReadOnly`.
+
+Every failure of the file is a :class:`~returnflow.errors.StoreError` (unavailable, read-only,
+full); a return whose row cannot be read back is an
+:class:`~returnflow.errors.UnreadableRecord`, which listings skip and name.
 
 >>> import tempfile, os
 >>> store = SqliteStore(os.path.join(tempfile.mkdtemp(), "returns.db"))
@@ -28,16 +34,21 @@ from typing import Any
 
 import attrs
 
+from returnflow.domain._time import instant, parse_iso
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
 from returnflow.lifecycle.effects import Effect
-from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry
+from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry
 from returnflow.serialization import converter
 from returnflow.stores._conflicts import moved as _moved
 from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
+from returnflow.stores._conflicts import unknown_effect as _unknown_effect
+from returnflow.stores._errors import listing, readable, translating
+from returnflow.stores._sqlite_files import check_schema, connect
+from returnflow.stores._sqlite_files import translate as _translate
 from returnflow.stores._sqlite_ledger import write_units
 from returnflow.stores._sqlite_schema import MIGRATIONS
 
@@ -53,24 +64,31 @@ def _iso(moment: datetime | None) -> str | None:
     """UTC with a fixed width, so that SQL compares the text as it would the times."""
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return instant("time", moment).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def _moment(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+    return None if text is None else parse_iso(text)
 
 
 def _dump(value: Any) -> str:
     return json.dumps(converter.unstructure(value), separators=(",", ":"), sort_keys=True)
 
 
+@translating(_translate)
 class SqliteStore:
-    """Returns, history, outbox and inbox in one SQLite file (WAL)."""
+    """Returns, history, outbox and inbox in one SQLite file (WAL).
+
+    ``timeout``: seconds to wait for another writer's lock; ``read_only``: open the file
+    as it is, without creating or migrating it, and refuse writes."""
 
     _write_units = staticmethod(write_units)  # the order-level ledger's rows
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float = 30.0, read_only: bool = False
+    ) -> None:
         self.path = os.fspath(path)
+        self.read_only = read_only
         self._timeout = timeout
         self._local = threading.local()
         # each thread's connection, so that those of threads that ended can be closed
@@ -100,12 +118,7 @@ class SqliteStore:
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(
-                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA foreign_keys=ON")
+            connection = connect(self.path, self._timeout, read_only=self.read_only)
             self._local.connection = connection
             with self._guard:
                 # a server that starts a thread per request would otherwise leave one open
@@ -124,7 +137,8 @@ class SqliteStore:
         try:
             yield connection
         except BaseException:
-            connection.execute("ROLLBACK")
+            if connection.in_transaction:  # SQLite rolls back by itself on a full disk
+                connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
 
@@ -150,6 +164,9 @@ class SqliteStore:
         self._local = threading.local()
 
     def _migrate(self) -> None:
+        if self.read_only:
+            self._check_schema()
+            return
         with self._write() as db:
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = db.execute("SELECT version FROM schema_version").fetchone()
@@ -170,6 +187,10 @@ class SqliteStore:
             else:
                 db.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS),))
 
+    def _check_schema(self) -> None:
+        """Opened read-only: the file must hold returnflow's schema as this version has it."""
+        check_schema(self._connection(), self.path, len(MIGRATIONS))
+
     def schema_version(self) -> int:
         row = self._connection().execute("SELECT version FROM schema_version").fetchone()
         return int(row[0])
@@ -178,14 +199,25 @@ class SqliteStore:
 
     def _record(self, row: sqlite3.Row | tuple[Any, ...]) -> ReturnRecord:
         shop, return_id, body = row[0], row[1], row[2]
-        data = json.loads(body)
-        rows = self._connection().execute(
-            "SELECT body FROM history WHERE shop = ? AND return_id = ? ORDER BY seq",
-            (shop, return_id),
+        history = (
+            self._connection()
+            .execute(
+                "SELECT body FROM history WHERE shop = ? AND return_id = ? ORDER BY seq",
+                (shop, return_id),
+            )
+            .fetchall()
         )
-        data["history"] = [json.loads(entry) for (entry,) in rows]
-        record: ReturnRecord = converter.structure(data, ReturnRecord)
-        return record
+
+        def build() -> ReturnRecord:
+            data = json.loads(body)
+            data["history"] = [json.loads(entry) for (entry,) in history]
+            record: ReturnRecord = converter.structure(data, ReturnRecord)
+            return record
+
+        return readable(shop, return_id, build)
+
+    def _records(self, rows: builtins.list[Any]) -> Listing:
+        return listing(rows, self._record, lambda row: (row[0], row[1]))
 
     def get(self, shop: str, return_id: str) -> ReturnRecord:
         with self._read() as db:
@@ -222,7 +254,7 @@ class SqliteStore:
                     "ORDER BY created_at, id",
                     (shop, order_id),
                 )
-            return [self._record(row) for row in rows.fetchall()]
+            return self._records(rows.fetchall())
 
     def list_in(
         self,
@@ -244,16 +276,17 @@ class SqliteStore:
         query += " ORDER BY created_at, shop, id LIMIT ?"
         params.append(limit)
         with self._read() as db:
-            return [self._record(row) for row in db.execute(query, params).fetchall()]
+            return self._records(db.execute(query, params).fetchall())
 
     def list_due(self, now: datetime, *, limit: int = 1000) -> Sequence[ReturnRecord]:
+        moment = instant("now", now)
         with self._read() as db:
             rows = db.execute(
                 "SELECT shop, id FROM returns WHERE due_at IS NOT NULL AND due_at < ? "
                 "ORDER BY due_at, shop, id LIMIT ?",
-                (_iso(now), limit),
+                (_iso(moment), limit),
             ).fetchall()
-            return [self._get(db, shop, return_id) for shop, return_id in rows]
+            return listing(rows, lambda row: self._get(db, *row), lambda row: (row[0], row[1]))
 
     def shops_with(self, return_id: str) -> builtins.list[str]:
         """Shops that have a return with this id (for operators' tools, not tenants)."""
@@ -281,7 +314,7 @@ class SqliteStore:
             "ORDER BY at, source, event_id",
             (shop, return_id),
         )
-        return [(source, event_id, datetime.fromisoformat(at)) for source, event_id, at in rows]
+        return [(source, event_id, parse_iso(at)) for source, event_id, at in rows]
 
     _ENTRY = (
         "SELECT seq, body, status, attempts, last_error, result, updated_at, next_attempt_at, "
@@ -510,7 +543,7 @@ class SqliteStore:
             self._attempt(db, Attempt(key, ok, at, result, error, give_up, retry_at))
             row = db.execute(f"{self._ENTRY} WHERE key = ?", (key,)).fetchone()
         if row is None:
-            raise KeyError(key)
+            raise _unknown_effect(key)
         return self._entry(row)
 
     # -- cursors ----------------------------------------------------------------------------

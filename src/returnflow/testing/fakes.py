@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast
 
 import attrs
 
+from returnflow.domain._time import parse_iso
 from returnflow.domain.external import ExternalReturn, imported_return_id
 from returnflow.domain.model import OrderSnapshot
 from returnflow.domain.money import Money
@@ -1409,6 +1410,21 @@ class FakeReturnSource(FakePort):
 
         return self._invoke("list_returns", args, None, effect)
 
+    def count_returns(self, shop: str, since: datetime, until: datetime) -> int:
+        """How many returns :meth:`list_returns` lists for ``[since, until)`` (the optional
+        :class:`~returnflow.ports.source.CountingSource` call)."""
+
+        def effect() -> int:
+            return sum(
+                1
+                for item in self._returns.values()
+                if item.shop == shop
+                and (since <= item.updated_at < until or since <= item.created_at < until)
+            )
+
+        args = {"shop": shop, "since": since, "until": until}
+        return self._invoke("count_returns", args, None, effect)
+
     def get_return(self, shop: str, external_id: str) -> ExternalReturn | None:
         """The return, or ``None``; data that does not parse raises its ValidationError."""
 
@@ -1431,7 +1447,7 @@ class FakeReturnSource(FakePort):
         if len(parts) != 5 or parts[:3] != [shop, since.isoformat(), until.isoformat()]:
             raise self._refuse(operation, f"page token {page!r} is not one of this listing's")
         try:
-            return (datetime.fromisoformat(parts[3]), parts[4])
+            return (parse_iso(parts[3]), parts[4])
         except ValueError:
             raise self._refuse(operation, f"page token {page!r} is malformed") from None
 

@@ -1,0 +1,490 @@
+"""Every failure of a store is a :class:`StoreError`: unavailable, read-only, full, and a
+return that cannot be read (which never hides the others), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from returnflow import (
+    CarrierUpdate,
+    ConfigurationError,
+    InvalidPayload,
+    InvalidTime,
+    RequestLine,
+    ReturnPolicy,
+    ReturnRequest,
+    StoreError,
+    StoreFull,
+    StoreReadOnly,
+    StoreUnavailable,
+    UnreadableRecord,
+    ValidationError,
+)
+from returnflow.demo.scenarios import SHOP, order_1001
+from returnflow.ports.store import Commit, InboundKey, Listing
+from returnflow.stores import open_store
+from returnflow.stores.memory import MemoryStore
+from returnflow.stores.sqlite import SqliteStore
+from returnflow.testing import Harness
+from returnflow.testing.contract import BASE_TIME, make_effect, make_record, next_version
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+def commit_new(store: object, shop: str, return_id: str, **changes: object) -> None:
+    record = make_record(shop, return_id, **changes)  # type: ignore[arg-type]
+    store.commit(Commit(records=((record, 0),)))  # type: ignore[attr-defined]
+
+
+# -- SQLite: opening ----------------------------------------------------------------------------
+
+
+def test_a_path_in_a_missing_directory_is_unavailable_naming_the_path(tmp_path: Path) -> None:
+    path = str(tmp_path / "no" / "such" / "returns.db")
+    with pytest.raises(StoreUnavailable) as refused:
+        SqliteStore(path)
+    assert isinstance(refused.value, ConfigurationError)  # a setting to fix
+    assert (refused.value.field, refused.value.value) == ("path", path)
+    assert refused.value.retryable
+    assert isinstance(refused.value.__cause__, sqlite3.Error)
+    assert not os.path.exists(os.path.dirname(path))
+
+
+def test_a_directory_is_not_a_database(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable, match="cannot open a database there"):
+        SqliteStore(tmp_path)
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"not a database, just text\n" * 200)
+    before = path.read_bytes()
+    for read_only in (False, True):
+        with pytest.raises(StoreUnavailable, match="not a SQLite database"):
+            SqliteStore(path, read_only=read_only)
+    assert path.read_bytes() == before
+
+
+def test_read_only_opens_nothing_that_is_not_there(tmp_path: Path) -> None:
+    path = tmp_path / "returns.db"
+    with pytest.raises(StoreUnavailable):
+        SqliteStore(path, read_only=True)
+    assert not path.exists()
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    with pytest.raises(StoreUnavailable, match="not a returnflow database"):
+        SqliteStore(empty, read_only=True)
+
+
+def test_read_only_does_not_migrate_an_older_schema(tmp_path: Path) -> None:
+    path = tmp_path / "returns.db"
+    SqliteStore(path).close()
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute("UPDATE schema_version SET version = 3")
+    with pytest.raises(StoreUnavailable, match="schema 3"):
+        SqliteStore(path, read_only=True)
+    with contextlib.closing(sqlite3.connect(path)) as raw:
+        assert raw.execute("SELECT version FROM schema_version").fetchone() == (3,)
+
+
+# -- SQLite: read-only --------------------------------------------------------------------------
+
+
+def test_a_store_opened_read_only_reads_and_refuses_every_write(tmp_path: Path) -> None:
+    path = tmp_path / "returns.db"
+    writer = SqliteStore(path)
+    commit_new(writer, "shop-a", "R1")
+    writer.commit(
+        Commit(records=(), effects=(make_effect("shop-a", "R1", 0),))  # an effect to claim
+    )
+    writer.close()
+    reader = SqliteStore(path, read_only=True)
+    assert [record.id for record in reader.list("shop-a")] == ["R1"]
+    record = reader.get("shop-a", "R1")
+    writes = {
+        "commit": lambda: reader.commit(Commit(records=((next_version(record), 1),))),
+        "claim": lambda: reader.claim(
+            now=BASE_TIME, lease_until=BASE_TIME + timedelta(minutes=1), worker="w"
+        ),
+        "record_attempt": lambda: reader.record_attempt("shop-a/R1/0", ok=True, at=BASE_TIME),
+        "write_cursor": lambda: reader.write_cursor("c", "1", expected=None),
+    }
+    for operation, write in writes.items():
+        with pytest.raises(StoreReadOnly) as refused:
+            write()
+        assert refused.value.operation == operation
+        assert refused.value.field == "path"
+    reader.close()
+    again = SqliteStore(path)
+    assert again.get("shop-a", "R1").version == 1
+    assert [entry.status for entry in again.outbox("shop-a", "R1")] == ["pending"]
+    assert again.read_cursor("c") is None
+    again.close()
+
+
+def test_a_connection_sqlite_keeps_read_only_refuses_the_commit(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "returns.db")
+    commit_new(store, "shop-a", "R1")
+    store._connection().execute("PRAGMA query_only=ON")  # what SQLite does on a RO file
+    with pytest.raises(StoreReadOnly):
+        commit_new(store, "shop-a", "R2")
+    store._connection().execute("PRAGMA query_only=OFF")
+    assert [record.id for record in store.list("shop-a")] == ["R1"]
+    commit_new(store, "shop-a", "R2")  # the store goes on
+    store.close()
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A small file system of its own at ``where`` (mounting needs root)."""
+    where.mkdir()
+    mount = shutil.which("mount")
+    if mount is None or os.geteuid() != 0:
+        pytest.skip("mounting a file system needs root and mount(8)")
+    made = subprocess.run(
+        [mount, "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_file_on_a_read_only_mount_is_read_only_and_still_readable(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "mnt", "4m") as mounted:
+        path = mounted / "returns.db"
+        store = SqliteStore(path)
+        commit_new(store, "shop-a", "R1")
+        store.close()
+        remount = subprocess.run(
+            ["mount", "-o", "remount,ro", str(mounted)], capture_output=True, check=False
+        )
+        if remount.returncode != 0:
+            pytest.skip(f"cannot remount read-only: {remount.stderr!r}")
+        with pytest.raises(StoreReadOnly) as refused:
+            SqliteStore(path)
+        assert refused.value.operation == "open"
+        reader = SqliteStore(path, read_only=True)
+        assert [record.id for record in reader.list("shop-a")] == ["R1"]
+        reader.close()
+
+
+# -- SQLite: full -------------------------------------------------------------------------------
+
+
+def test_a_full_database_refuses_the_commit_and_keeps_what_it_had(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "returns.db")
+    commit_new(store, "shop-a", "R1")
+    pages = store._connection().execute("PRAGMA page_count").fetchone()[0]
+    store._connection().execute(f"PRAGMA max_page_count = {pages}")
+    big = make_record("shop-a", "R2", history_len=400)
+    with pytest.raises(StoreFull) as refused:
+        store.commit(Commit(records=((big, 0),), inbound=InboundKey("shop-a", "c", "e1")))
+    assert refused.value.operation == "commit"
+    assert not refused.value.retryable
+    assert [record.id for record in store.list("shop-a")] == ["R1"]
+    assert not store.seen(InboundKey("shop-a", "c", "e1"))
+    store._connection().execute("PRAGMA max_page_count = 1073741823")
+    store.commit(Commit(records=((big, 0),)))  # room again: the same commit goes through
+    assert store.count() == 2
+    store.close()
+
+
+def test_a_full_disk_is_store_full(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "mnt", "256k") as mounted:
+        store = SqliteStore(mounted / "returns.db")
+
+        def fill() -> None:
+            for index in range(400):
+                commit_new(store, "shop-a", f"R{index}", history_len=20)
+
+        with pytest.raises(StoreFull):
+            fill()
+        stored = store.count()
+        assert stored == len(store.list("shop-a"))
+        store.close()
+
+
+def test_a_lock_held_beyond_the_timeout_is_unavailable_and_retryable(tmp_path: Path) -> None:
+    path = tmp_path / "returns.db"
+    store = SqliteStore(path, timeout=0.05)
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable) as refused:
+            commit_new(store, "shop-a", "R1")
+        assert refused.value.retryable
+        other.execute("ROLLBACK")
+    commit_new(store, "shop-a", "R1")
+    store.close()
+
+
+# -- unreadable returns -------------------------------------------------------------------------
+
+
+def corrupt_sqlite(path: Path, return_id: str, *, history: bool = False) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        if history:
+            raw.execute("UPDATE history SET body = '{\"at\": 5}' WHERE return_id = ?", (return_id,))
+        else:
+            raw.execute("UPDATE returns SET body = '{not json' WHERE id = ?", (return_id,))
+
+
+@pytest.mark.parametrize("history", [False, True], ids=["body", "history"])
+def test_an_unreadable_row_is_named_and_never_hides_the_others(
+    tmp_path: Path, history: bool
+) -> None:
+    path = tmp_path / "returns.db"
+    store = SqliteStore(path)
+    for return_id in ("R1", "R2", "R3"):
+        commit_new(store, "shop-a", return_id, status="approved")
+    store.close()
+    corrupt_sqlite(path, "R2", history=history)
+    store = SqliteStore(path)  # nothing cached
+
+    with pytest.raises(UnreadableRecord) as refused:
+        store.get("shop-a", "R2")
+    assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R2")
+    assert isinstance(refused.value, StoreError)
+
+    listed = store.list("shop-a")
+    assert isinstance(listed, Listing)
+    assert [record.id for record in listed] == ["R1", "R3"]
+    assert [(e.shop, e.return_id) for e in listed.unreadable] == [("shop-a", "R2")]
+    by_status = store.list_in("shop-a", ["approved"])
+    assert [record.id for record in by_status] == ["R1", "R3"]
+    assert [e.return_id for e in getattr(by_status, "unreadable", ())] == ["R2"]
+    store.close()
+
+
+def test_a_tick_reports_an_unreadable_due_return_and_runs_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "returns.db"
+    policy = ReturnPolicy(ship_within_days=1)
+    made = Harness(policy=policy, store=SqliteStore(path))
+    made.ports.commerce.add_order(order_1001())
+    ids = [
+        made.service.request(
+            ReturnRequest(
+                shop=SHOP, order_id="1001", lines=[RequestLine(order_line_id=line, quantity=1)]
+            )
+        ).id
+        for line in ("L1", "L2")
+    ]
+    made.store.close()  # type: ignore[attr-defined]
+    corrupt_sqlite(path, ids[0])
+    again = Harness(policy=policy, store=SqliteStore(path), clock=made.clock, ports=made.ports)
+    again.clock.advance(days=2)
+
+    report = again.service.tick()
+
+    assert report.expired == (ids[1],)
+    assert len(report.errors) == 1
+    assert report.errors[0].startswith(f"{SHOP}/{ids[0]}: ")
+    assert "cannot be read" in report.errors[0]
+    again.store.close()  # type: ignore[attr-defined]
+
+
+# -- the memory store ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["memory", "sqlite"])
+def test_a_store_lists_alike_and_refuses_a_naive_now(tmp_path: Path, durable: bool) -> None:
+    store = SqliteStore(tmp_path / "r.db") if durable else MemoryStore()
+    commit_new(store, "shop-a", "R1")
+    listed = store.list("shop-a")
+    assert isinstance(listed, Listing)
+    assert listed.unreadable == ()
+    naive = datetime(2026, 1, 1)
+    with pytest.raises(InvalidTime):
+        store.list_due(naive)
+    with pytest.raises(InvalidTime):
+        store.claim(now=naive, lease_until=naive, worker="w")
+    with pytest.raises(InvalidPayload) as refused:
+        store.record_attempt("no/such/effect", ok=True, at=BASE_TIME)
+    assert (refused.value.field, refused.value.value) == ("key", "no/such/effect")
+
+
+def test_open_store_maps_a_missing_directory_too(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable):
+        open_store(str(tmp_path / "missing" / "x.db"))
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_dsn() -> Iterator[str]:
+    """A database of its own (these tests change its schema and settings), migrated."""
+    import postgres_support
+
+    if not postgres_support.required():
+        pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+    from returnflow.stores.postgres import PostgresStore
+
+    with postgres_support.cluster_or_skip().database() as url:
+        PostgresStore(url).close()
+        yield url
+
+
+def pg(dsn: str, statement: str, params: object = None) -> None:
+    import psycopg
+
+    writable = "-c default_transaction_read_only=off"
+    with psycopg.connect(dsn, autocommit=True, options=writable) as connection:
+        connection.execute(statement, params)  # type: ignore[arg-type]
+
+
+def test_postgres_opened_read_only_reads_and_refuses_writes(pg_dsn: str) -> None:
+    from returnflow.stores.postgres import PostgresStore
+
+    writer = PostgresStore(pg_dsn)
+    commit_new(writer, "shop-a", "R1")
+    writer.close()
+    reader = PostgresStore(pg_dsn, read_only=True)
+    record = reader.get("shop-a", "R1")
+    with pytest.raises(StoreReadOnly) as refused:
+        reader.commit(Commit(records=((next_version(record), 1),)))
+    assert (refused.value.operation, refused.value.field) == ("commit", "dsn")
+    with pytest.raises(StoreReadOnly):
+        reader.write_cursor("c", "1", expected=None)
+    reader.close()
+    again = PostgresStore(pg_dsn)
+    assert again.get("shop-a", "R1").version == 1
+    again.close()
+
+
+def test_postgres_on_a_read_only_database_is_read_only_at_open(pg_dsn: str) -> None:
+    from returnflow.stores.postgres import PostgresStore
+
+    name = pg_dsn.rsplit("/", 1)[1].split("?", 1)[0]
+    pg(pg_dsn, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    try:
+        with pytest.raises(StoreReadOnly) as refused:
+            PostgresStore(pg_dsn)
+        assert refused.value.operation == "open"
+    finally:
+        pg(pg_dsn, f'ALTER DATABASE "{name}" SET default_transaction_read_only = off')
+
+
+def test_postgres_read_only_needs_the_schema(pg_dsn: str) -> None:
+    from returnflow.stores.postgres import PostgresStore
+
+    pg(pg_dsn, "UPDATE schema_version SET version = 1")
+    with pytest.raises(StoreUnavailable, match="schema 1"):
+        PostgresStore(pg_dsn, read_only=True)
+
+
+def test_postgres_out_of_disk_is_store_full_and_writes_nothing(pg_dsn: str) -> None:
+    from returnflow.stores.postgres import PostgresStore
+
+    store = PostgresStore(pg_dsn)
+    commit_new(store, "shop-a", "R1")
+    # the server's own answer when a write finds no space (SQLSTATE 53100 disk_full)
+    pg(
+        pg_dsn,
+        "CREATE FUNCTION no_space() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "RAISE EXCEPTION 'could not extend file: No space left on device' "
+        "USING ERRCODE = 'disk_full'; END $$",
+    )
+    pg(pg_dsn, "CREATE TRIGGER no_space BEFORE INSERT ON returns EXECUTE FUNCTION no_space()")
+    with pytest.raises(StoreFull) as refused:
+        commit_new(store, "shop-a", "R2")
+    assert refused.value.operation == "commit"
+    pg(pg_dsn, "DROP TRIGGER no_space ON returns")
+    assert [record.id for record in store.list("shop-a")] == ["R1"]
+    commit_new(store, "shop-a", "R2")
+    store.close()
+
+
+def test_postgres_unreadable_row_is_named_and_never_hides_the_others(pg_dsn: str) -> None:
+    from returnflow.stores.postgres import PostgresStore
+
+    store = PostgresStore(pg_dsn)
+    for return_id in ("R1", "R2", "R3"):
+        commit_new(store, "shop-a", return_id)
+    store.close()
+    pg(pg_dsn, "UPDATE returns SET body = '{not json' WHERE id = 'R2'")
+    store = PostgresStore(pg_dsn)
+    with pytest.raises(UnreadableRecord) as refused:
+        store.get("shop-a", "R2")
+    assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R2")
+    listed = store.list("shop-a")
+    assert [record.id for record in listed] == ["R1", "R3"]
+    assert [error.return_id for error in getattr(listed, "unreadable", ())] == ["R2"]
+    store.close()
+
+
+def test_postgres_that_cannot_be_reached_is_unavailable(pg_dsn: str) -> None:
+    import postgres_support
+    from returnflow.stores.postgres import PostgresStore
+
+    with pytest.raises(StoreUnavailable) as refused:
+        PostgresStore(f"postgresql://nobody@127.0.0.1:{postgres_support.free_port()}/none")
+    assert refused.value.field == "dsn"
+    store = PostgresStore(pg_dsn, timeout=0.5, max_size=1)
+    # the only connection is taken: the pool times out
+    with store._pool.connection(), pytest.raises(StoreUnavailable) as busy:
+        store.count()
+    assert busy.value.retryable
+    store.close()
+
+
+# -- text no store can keep ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda bad: ReturnRequest(shop=bad, order_id="1", lines=[]), "shop"),
+        (
+            lambda bad: ReturnRequest(
+                shop="s",
+                order_id="1",
+                lines=[RequestLine(order_line_id="L1", quantity=1, note=bad)],
+            ),
+            "note",
+        ),
+        (
+            lambda bad: CarrierUpdate(shop="s", return_id="R1", event_id=bad, status="DELIVERED"),
+            "event_id",
+        ),
+    ],
+    ids=["id", "free-text", "event-id"],
+)
+@pytest.mark.parametrize(
+    "bad", ["lone \ud800 surrogate", "nul \x00 inside"], ids=["surrogate", "nul"]
+)
+def test_text_no_store_can_keep_is_refused_where_it_enters(
+    build: Any, field: str, bad: str
+) -> None:
+    if field == "note" and "\x00" in bad:
+        assert build(bad).lines[0].note == bad  # free text travels inside JSON: NUL is kept
+        return
+    with pytest.raises(ValidationError) as refused:
+        build(bad)
+    assert (refused.value.field, refused.value.value) == (field, bad)
+
+
+def test_a_store_refuses_text_it_cannot_encode_as_a_validation_error(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "r.db")
+    record = make_record("shop-\ud800", "R1")
+    with pytest.raises(InvalidPayload) as refused:
+        store.commit(Commit(records=((record, 0),)))
+    assert refused.value.field == "text"
+    assert store.count() == 0
+    store.close()
