@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from returnflow import commits
+from returnflow import commits, logs
 from returnflow.decisions import facts, results
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
@@ -84,7 +84,7 @@ class Dispatcher:
         notifier: Notifier,
         events: EventPublisher,
         policy: ReturnPolicy | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] | None = None,
         worker_id: str | None = None,
         lease: timedelta = timedelta(minutes=5),
         jitter_seed: int | None = None,
@@ -98,7 +98,7 @@ class Dispatcher:
         self.notifier = notifier
         self.events = events
         self.policy = policy or ReturnPolicy()
-        self.clock = clock
+        self.clock = clock or _utc_now
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.lease = lease
         self.rng = random.Random(jitter_seed)
@@ -127,6 +127,7 @@ class Dispatcher:
                     failed=report.failed + (outcome == "pending"),
                     given_up=report.given_up + (outcome == "failed"),
                 )
+        logs.dispatched(report.delivered, report.failed, report.given_up)
         return report
 
     def dispatch_return(self, shop: str, return_id: str) -> None:
@@ -150,6 +151,7 @@ class Dispatcher:
         """Deliver one claimed effect and write back its outcome; return its new status:
         ``done``, ``pending`` (failed, retried later) or ``failed`` (given up)."""
         effect = entry.effect
+        logs.delivering(entry)
         try:
             record = self.store.get(effect.shop, effect.return_id)
             handler = self.handlers.get(type(effect))
@@ -171,6 +173,7 @@ class Dispatcher:
                 give_up=give_up,
                 retry_at=now + self.policy.backoff(entry.attempts + 1, self.rng.random()),
             )
+            logs.failed(entry, attempt, escalated=give_up and effect.port in _CRITICAL_PORTS)
             if give_up and effect.port in _CRITICAL_PORTS:
                 self._write(
                     effect, attempt, lambda change: results.escalate(change, effect, message)
@@ -187,6 +190,7 @@ class Dispatcher:
             )
         else:
             commits.record_attempt(self.store, attempt)
+        logs.delivered(entry)
         return "done"
 
     def _after(self, change: Change) -> None:

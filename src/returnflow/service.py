@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
 
-from returnflow import commits
+from returnflow import commits, logs
 from returnflow import timeline as timelines
 from returnflow._shared import Shared
 from returnflow.decisions import (
@@ -91,12 +91,6 @@ __all__ = [
     "TimelineEntry",
 ]
 
-_T = TypeVar("_T")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
 
 def _new_id() -> str:
     return f"ret_{uuid.uuid4().hex[:16]}"
@@ -148,8 +142,8 @@ class ReturnsService:
         notifier: Notifier,
         events: EventPublisher,
         policy: ReturnPolicy | None = None,
-        clock: Callable[[], datetime] = _utc_now,
-        ids: Callable[[], str] = _new_id,
+        clock: Callable[[], datetime] | None = None,
+        ids: Callable[[], str] | None = None,
         auto_dispatch: bool = True,
         worker_id: str | None = None,
         lease: timedelta = timedelta(minutes=5),
@@ -169,7 +163,7 @@ class ReturnsService:
             lease=lease,
             jitter_seed=jitter_seed,
         )
-        self.ids = ids
+        self.ids = ids or _new_id
         self.auto_dispatch = auto_dispatch
         self.timers = Timers(self)
 
@@ -351,6 +345,7 @@ class ReturnsService:
             opened=lambda child: (child,),
             after=self._drain,
         )
+        logs.changed(written.record, actor, written.written)
         self._after_commit(shop, written.written)
         return self.store.get(shop, return_id), self.store.get(shop, written.written[-1])
 
@@ -422,11 +417,12 @@ class ReturnsService:
             inbound=key,
         )
         if written.duplicate:
+            logs.fact(event, "duplicate", "", written.record)
             return HandleResult("duplicate", written.record, f"{event.source}:{event.event_id}")
-        self._after_commit(event.shop, written.written)
-        stored = self.store.get(event.shop, event.return_id)
         status, reason = written.value or ("applied", "")
-        return HandleResult(status, stored, reason)
+        logs.fact(event, status, reason, written.record)
+        self._after_commit(event.shop, written.written)
+        return HandleResult(status, self.store.get(event.shop, event.return_id), reason)
 
     # -- effect dispatch -----------------------------------------------------------------------
 
@@ -505,6 +501,7 @@ class ReturnsService:
             except UnitsTaken:
                 commits.back_off(self.dispatcher.rng, tries)
                 continue
+            logs.opened(record, change.actor)
             self._after_commit(record.shop, [record.id])
             return self.store.get(record.shop, record.id)
         raise ConcurrencyConflict(taken[0] if taken else "", 0, 1, "units kept being taken")
@@ -530,6 +527,7 @@ class ReturnsService:
             outbox=outbox,
             after=self._drain,
         )
+        logs.changed(written.record, actor, written.written)
         if not (self.auto_dispatch and written.effects):
             return written.record
         self._after_commit(shop, written.written)
