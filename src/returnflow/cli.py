@@ -8,7 +8,9 @@
 * ``returnflow import --since ISO --until ISO [--id EXTERNAL_ID] [--source MODULE:CALLABLE]
   [--shop SHOP] [--db PATH] [--app MODULE:CALLABLE]`` imports returns from a return source
   (by default a demo Loop), printing progress;
-* ``returnflow diagram --format mermaid`` prints the statechart from the code.
+* ``returnflow diagram [--format svg|png|dot|mermaid|table] [--output FILE]`` draws the
+  statechart from the code (svg and png need the ``returnflow[diagram]`` extra and Graphviz,
+  dot the extra).
 
 ``--db`` is a SQLite file or a ``postgresql://`` URL (the ``returnflow[postgres]`` extra).
 """
@@ -30,7 +32,7 @@ from typing import Any, TextIO
 
 from returnflow.errors import ReturnflowError
 from returnflow.importing import ImportProgress, ImportReport, ReturnImporter
-from returnflow.lifecycle.chart import ReturnChart
+from returnflow.lifecycle import diagram
 from returnflow.lifecycle.effects import describe
 from returnflow.lifecycle.table import TABLE, shopify_status
 from returnflow.ports.source import ReturnSource
@@ -83,8 +85,27 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _diagram(args: argparse.Namespace, out: TextIO) -> int:
-    if args.format == "mermaid":
-        print(f"{ReturnChart:mermaid}", file=out)
+    if args.format in diagram.FORMATS:
+        try:
+            drawn = diagram.render(args.format)
+        except ReturnflowError as error:
+            print(f"returnflow diagram: {error}", file=out)
+            return 2
+        if args.output:
+            try:
+                with open(args.output, "wb") as file:
+                    file.write(drawn.encode("utf-8") if isinstance(drawn, str) else drawn)
+            except OSError as error:
+                print(f"returnflow diagram: cannot write {args.output}: {error}", file=out)
+                return 2
+        elif isinstance(drawn, bytes):
+            if not hasattr(out, "buffer"):
+                print("returnflow diagram: png is binary; pass --output FILE", file=out)
+                return 2
+            out.flush()
+            out.buffer.write(drawn)
+        else:
+            print(drawn.rstrip("\n"), file=out)
     else:
         for state in TABLE.lifecycle_states:
             for event, target in sorted(TABLE.lifecycle[state].items()):
@@ -408,9 +429,16 @@ def _parser() -> argparse.ArgumentParser:
         "--db", help="a SQLite file or a postgresql:// URL (default: a new temporary file)"
     )
     demo.set_defaults(run=_demo)
-    diagram = commands.add_parser("diagram", help="print the statechart")
-    diagram.add_argument("--format", choices=["mermaid", "table"], default="mermaid")
-    diagram.set_defaults(run=_diagram)
+    drawing = commands.add_parser("diagram", help="draw the statechart")
+    drawing.add_argument(
+        "--format",
+        choices=[*diagram.FORMATS, "table"],
+        default="mermaid",
+        help="svg or png (needs the diagram extra and Graphviz), dot (the diagram extra), "
+        "mermaid, or a table of transitions",
+    )
+    drawing.add_argument("--output", "-o", help="write to this file instead of stdout")
+    drawing.set_defaults(run=_diagram)
     inspect = commands.add_parser("inspect", help="print one return's timeline")
     inspect.add_argument("--db", required=True, help="a SQLite file or a postgresql:// URL")
     inspect.add_argument("--shop", help="the shop (needed when several have this id)")
