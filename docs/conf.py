@@ -60,6 +60,26 @@ html_show_sourcelink = False
 # -- the statechart, drawn from the code ----------------------------------------------------
 
 
+# -- API reference: a Protocol is implemented, never constructed ------------------------------
+
+
+def _protocol_signature(
+    app: Any,
+    what: str,
+    name: str,
+    obj: Any,
+    options: Any,
+    signature: str | None,
+    return_annotation: str | None,
+) -> tuple[str, str | None] | None:
+    """A ``typing.Protocol`` (a port) has no constructor of its own: autodoc would show
+    ``(*args, **kwargs)``, the signature of the placeholder ``typing`` gives it. Show the
+    class without one; its methods keep their real signatures."""
+    if what == "class" and getattr(obj, "_is_protocol", False):
+        return "", return_annotation
+    return None
+
+
 def setup(app: Any) -> dict[str, Any]:
     from statemachine.contrib.diagram.sphinx_ext import StateMachineDiagram
 
@@ -77,4 +97,5 @@ def setup(app: Any) -> dict[str, Any]:
             return super().run()
 
     app.add_directive("returnflow-statechart", Statechart)
+    app.connect("autodoc-process-signature", _protocol_signature)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -10,6 +10,7 @@ tests are skipped when Sphinx is missing.
 from __future__ import annotations
 
 import html
+import inspect
 import os
 import re
 import shlex
@@ -215,3 +216,39 @@ def test_the_api_reference_has_the_docstrings(site: Site) -> None:
     page = site.page("api/service")
     assert 'id="returnflow.service.ReturnsService"' in page
     assert "Apply an inbound fact once." in page  # ReturnsService.handle's docstring
+
+
+def test_the_api_reference_shows_no_private_default(site: Site) -> None:
+    pages = sorted((site.path / "api").glob("*.html"))
+    assert pages
+    for page in pages:
+        text = html.unescape(page.read_text(encoding="utf-8"))
+        assert "<function _" not in text, page.name
+        assert " object at 0x" not in text, page.name
+
+
+def _signature(page: str, ident: str) -> str:
+    found = re.search(
+        rf'<dt class="sig sig-object py" id="{re.escape(ident)}">(.*?)</dt>', page, re.S
+    )
+    assert found, ident
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).split())
+
+
+@pytest.mark.parametrize(
+    "port",
+    [CommercePlatform, Warehouse, Carrier, Payments, Notifier, EventPublisher, ReturnStore],
+    ids=lambda port: port.__name__,
+)
+def test_the_api_reference_shows_ports_with_their_methods_real_signatures(
+    site: Site, port: type
+) -> None:
+    page = site.page("api/ports")
+    ident = f"{port.__module__}.{port.__name__}"
+    assert _signature(page, ident) == f"class {port.__name__}¶"  # not (*args, **kwargs)
+    for name in [name for name in vars(port) if not name.startswith("_")]:
+        shown = _signature(page, f"{ident}.{name}")
+        parameters = [p for p in inspect.signature(getattr(port, name)).parameters if p != "self"]
+        assert shown.startswith(f"{name}("), shown
+        for parameter in parameters:
+            assert re.search(rf"\b{parameter}\b", shown), (name, parameter, shown)

@@ -68,9 +68,10 @@ Handler = Callable[["Dispatcher", Any, ReturnRecord], object]
 class Dispatcher:
     """Relays a store's outbox to the host's ports.
 
-    ``worker_id`` names the claims this dispatcher takes (a lease of ``lease``; another
-    worker takes an effect whose lease ran out); ``jitter_seed`` seeds the back-off's
-    jitter; ``handlers`` adds or replaces entries of :data:`HANDLERS`.
+    ``clock`` returns the time, aware (default: UTC now). ``worker_id`` names the claims
+    this dispatcher takes (a lease of ``lease``; another worker takes an effect whose lease
+    ran out); ``jitter_seed`` seeds the back-off's jitter; ``handlers`` adds or replaces
+    entries of :data:`HANDLERS`.
     """
 
     def __init__(
@@ -387,4 +388,7 @@ HANDLERS: Mapping[type[fx.Effect], Handler] = {
     fx.CapturePayment: _capture_payment,
     fx.VoidAuthorization: _void_authorization,
 }
-"""The handler of each effect type: which port it calls, with what."""
+"""The handler of each effect type: which port it calls, with what.
+
+:meta hide-value:
+"""

@@ -115,8 +115,9 @@ class ReturnsService:
 
     The store, the ports, the policy, the clock, ``worker_id`` and ``lease`` are shared with
     :attr:`dispatcher`, the outbox relay that delivers what the service commits
-    (:class:`~returnflow.dispatch.Dispatcher`). See the README for a worked example;
-    :mod:`returnflow.testing` has fakes of every port.
+    (:class:`~returnflow.dispatch.Dispatcher`). ``clock`` returns the time, aware (default:
+    UTC now); ``ids`` a new return's id (default: ``ret_`` and 16 hex digits). See the README
+    for a worked example; :mod:`returnflow.testing` has fakes of every port.
     """
 
     store: Shared[ReturnStore] = Shared()
