@@ -47,9 +47,11 @@ class LogEvent:
     level: int
     fields: tuple[str, ...]
     means: str
+    log: logging.Logger = attrs.field(init=False, eq=False, repr=False)
+    """The logger itself (looked up once: :func:`logging.getLogger` takes a lock)."""
 
-    @property
-    def log(self) -> logging.Logger:
+    @log.default
+    def _logger(self) -> logging.Logger:
         return logging.getLogger(self.logger)
 
 
