@@ -104,6 +104,9 @@ class Dispatcher:
         self.lease = lease
         self.rng = random.Random(jitter_seed)
         self.handlers: dict[type[fx.Effect], Handler] = {**HANDLERS, **(handlers or {})}
+        self.hand_off: Callable[[str, str], object] | None = None
+        """Set it to have :meth:`dispatch_return` hand each return committed to a task
+        queue instead of delivering in the caller (:mod:`returnflow.integrations.celery`)."""
 
     def dispatch_pending(self, limit: int = 100) -> DispatchReport:
         """Deliver due effects, oldest first, at most ``limit``; effects of one return stay in
@@ -132,6 +135,14 @@ class Dispatcher:
         return report
 
     def dispatch_return(self, shop: str, return_id: str) -> None:
+        """What the service calls after each commit: :meth:`deliver_return` here, or, when
+        :attr:`hand_off` is set, hand the return to it (a task queue's task)."""
+        if self.hand_off is not None:
+            self.hand_off(shop, return_id)
+        else:
+            self.deliver_return(shop, return_id)
+
+    def deliver_return(self, shop: str, return_id: str) -> None:
         """Deliver the due effects of one return, one at a time, in order; results may plan
         more (a label's notification). Stops at the first failure (it waits for its
         back-off)."""
