@@ -6,7 +6,9 @@ Build it (strict: any warning fails) with::
 
 Pages are Markdown (MyST); the API reference is generated from the docstrings with autodoc;
 the statechart on the concepts page is drawn from :class:`returnflow.ReturnChart` at build
-time by the ``returnflow-statechart`` directive defined below, and rendered by Mermaid.
+time by the ``returnflow-statechart`` directive defined below, as an SVG embedded in the page
+(python-statemachine's diagram support: pydot, from the ``docs`` extra, and Graphviz's
+``dot`` program, which the build needs on ``PATH``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ version = release = __version__
 extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
-    "sphinxcontrib.mermaid",
+    "statemachine.contrib.diagram.sphinx_ext",
 ]
 
 source_suffix = {".md": "markdown"}
@@ -38,7 +40,6 @@ exclude_patterns = ["_build"]
 # -- Markdown -------------------------------------------------------------------------------
 
 myst_heading_anchors = 3
-myst_fence_as_directive = ["mermaid"]
 
 # -- API reference --------------------------------------------------------------------------
 
@@ -54,27 +55,47 @@ python_display_short_literal_types = True
 html_theme = "furo"
 html_title = f"returnflow {release}"
 html_show_sourcelink = False
-mermaid_height = "auto"
-mermaid_fullscreen = True
 
 
 # -- the statechart, drawn from the code ----------------------------------------------------
 
 
+# -- API reference: a Protocol is implemented, never constructed ------------------------------
+
+
+def _protocol_signature(
+    app: Any,
+    what: str,
+    name: str,
+    obj: Any,
+    options: Any,
+    signature: str | None,
+    return_annotation: str | None,
+) -> tuple[str, str | None] | None:
+    """A ``typing.Protocol`` (a port) has no constructor of its own: autodoc would show
+    ``(*args, **kwargs)``, the signature of the placeholder ``typing`` gives it. Show the
+    class without one; its methods keep their real signatures."""
+    if what == "class" and getattr(obj, "_is_protocol", False):
+        return "", return_annotation
+    return None
+
+
 def setup(app: Any) -> dict[str, Any]:
-    from sphinxcontrib.mermaid import Mermaid
+    from statemachine.contrib.diagram.sphinx_ext import StateMachineDiagram
 
-    from returnflow.lifecycle.chart import ReturnChart
+    class Statechart(StateMachineDiagram):  # type: ignore[misc]
+        """``returnflow-statechart``: :class:`ReturnChart` as the code has it now, an SVG
+        embedded in the page (what ``returnflow diagram --format svg`` prints), linked to the
+        full-size drawing. Without Graphviz the build warns, and so fails."""
 
-    class Statechart(Mermaid):
-        """``returnflow-statechart``: the Mermaid diagram of :class:`ReturnChart` as the code
-        has it now (what ``returnflow diagram --format mermaid`` prints)."""
-
-        has_content = False
         required_arguments = 0
 
-        def get_mm_code(self) -> str:
-            return f"{ReturnChart:mermaid}"
+        def run(self) -> Any:
+            self.arguments = ["returnflow.lifecycle.chart.ReturnChart"]
+            self.options.setdefault("target", "")
+            self.options.setdefault("alt", "The statechart of a return")
+            return super().run()
 
     app.add_directive("returnflow-statechart", Statechart)
+    app.connect("autodoc-process-signature", _protocol_signature)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -8,8 +8,11 @@ with ``RETURNFLOW_HYPOTHESIS_PROFILE=thorough``.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # This file has no doctests; with ``--doctest-modules`` pytest would import it again as a
@@ -37,3 +40,30 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("RETURNFLOW_HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _returnflow_logging_restored() -> Iterator[None]:
+    """Put the ``returnflow`` loggers back as they were after each test: a docs example that
+    routes them to a stream (docs/logging.md) must not keep building records for the rest
+    of the suite."""
+    names = [
+        "returnflow",
+        *(n for n in logging.Logger.manager.loggerDict if n.startswith("returnflow.")),
+    ]
+    saved = {}
+    for name in names:
+        logger = logging.getLogger(name)
+        saved[name] = (logger.level, list(logger.handlers), logger.propagate, logger.disabled)
+    yield
+    for name in [
+        n
+        for n in logging.Logger.manager.loggerDict
+        if n == "returnflow" or n.startswith("returnflow.")
+    ]:
+        logger = logging.getLogger(name)
+        level, handlers, propagate, disabled = saved.get(name, (logging.NOTSET, [], True, False))
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
+        logger.disabled = disabled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -95,6 +96,96 @@ def test_mermaid_diagram_draws_every_state_of_both_regions() -> None:
     assert run("diagram") == (0, output)  # mermaid is the default
 
 
+needs_graphviz = pytest.mark.skipif(
+    shutil.which("dot") is None and not os.environ.get("CI"),
+    reason="Graphviz (dot) is not installed",
+)
+
+
+@needs_graphviz
+def test_svg_diagram_draws_every_state_and_transition_with_graphviz() -> None:
+    code, output = run("diagram", "--format", "svg")
+
+    assert code == 0
+    assert output.startswith("<?xml")
+    assert output.rstrip().endswith("</svg>")
+    titles = set(re.findall(r"<title>([^<]*)</title>", output.replace("&#45;&gt;", "->")))
+    for state in ALL_STATES:
+        assert state in titles, state
+    for rows in (TABLE.lifecycle, TABLE.exchange):
+        for state, row in rows.items():
+            for target in row.values():
+                assert f"{state}->{target}" in titles, (state, target)
+
+
+@needs_graphviz
+def test_png_diagram_is_written_to_a_file_or_to_a_binary_stdout(tmp_path: Path) -> None:
+    target = tmp_path / "chart.png"
+    assert run("diagram", "--format", "png", "--output", str(target)) == (0, "")
+    assert target.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert run("diagram", "--format", "png") == (
+        2,
+        "returnflow diagram: --format png is binary: pass --output FILE\n",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "returnflow.cli", "diagram", "--format", "png"],
+        capture_output=True,
+        check=True,
+    )
+    assert done.stdout == target.read_bytes()
+
+
+def test_dot_diagram_is_graphviz_source_and_needs_no_graphviz(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PATH", "")  # no dot program to find
+    code, output = run("diagram", "--format", "dot")
+
+    assert code == 0
+    assert output.startswith("digraph ReturnChart {")
+    for state in ALL_STATES:
+        assert re.search(rf"^{state} \[", output, re.MULTILINE), state
+
+
+def test_a_picture_without_graphviz_is_a_clear_error_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", "")
+    target = tmp_path / "chart.svg"
+    code, output = run("diagram", "--format", "svg", "--output", str(target))
+
+    assert code == 2
+    assert output == (
+        "returnflow diagram: format='svg': needs Graphviz's dot program on PATH "
+        "(apt-get install graphviz, or brew install graphviz)\n"
+    )
+    assert not target.exists()
+
+
+def test_dot_without_pydot_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pydot", None)  # as if not installed
+    code, output = run("diagram", "--format", "dot")
+
+    assert code == 2
+    assert output.startswith("returnflow diagram: format='dot': needs pydot")
+    assert "pip install 'returnflow[diagram]'" in output
+
+
+def test_diagram_writes_text_formats_to_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "chart.mmd"
+    assert run("diagram", "--format", "mermaid", "-o", str(target)) == (0, "")
+    assert target.read_text(encoding="utf-8").startswith("stateDiagram-v2")
+
+
+def test_a_file_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    target = tmp_path / "no-such-folder" / "chart.mmd"
+    code, output = run("diagram", "--format", "mermaid", "--output", str(target))
+
+    assert code == 2
+    assert output.startswith(f"returnflow diagram: cannot write {target}: ")
+    assert "No such file or directory" in output
+
+
 def test_table_diagram_prints_one_line_per_transition(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diagram", "--format", "table"]) == 0  # to stdout without ``out``
 
@@ -112,7 +203,7 @@ def test_table_diagram_prints_one_line_per_transition(capsys: pytest.CaptureFixt
 
 
 def test_a_missing_or_unknown_command_is_a_usage_error_of_one_line() -> None:
-    for argv in ([], ["dance"], ["diagram", "--format", "svg"]):
+    for argv in ([], ["dance"], ["diagram", "--format", "jpeg"]):
         out, err = io.StringIO(), io.StringIO()
         assert main(argv, out=out, err=err) == 2
         assert out.getvalue() == ""

@@ -10,7 +10,9 @@
   --shop SHOP --db PATH --app MODULE:CALLABLE`` imports returns from a return source,
   with progress on stderr (``--demo``: a demo Loop, the demo's fakes and a new file for
   what is not given);
-* ``returnflow diagram --format mermaid`` prints the statechart from the code.
+* ``returnflow diagram [--format svg|png|dot|mermaid|table] [--output FILE]`` draws the
+  statechart from the code (svg and png need the ``returnflow[diagram]`` extra and Graphviz,
+  dot the extra).
 
 ``--db`` is a SQLite file or a ``postgresql://`` URL (the ``returnflow[postgres]`` extra).
 Results go to stdout; progress and errors to stderr, each error one line. Exit codes: 0
@@ -47,7 +49,7 @@ from returnflow._cli_support import (
 from returnflow.domain._time import parse_iso
 from returnflow.errors import ReturnflowError, ReturnNotFound, StoreError
 from returnflow.importing import ImportReport, ReturnImporter
-from returnflow.lifecycle.chart import ReturnChart
+from returnflow.lifecycle import diagram
 from returnflow.lifecycle.effects import describe
 from returnflow.lifecycle.table import TABLE, shopify_status
 from returnflow.ports.source import ReturnSource
@@ -99,8 +101,24 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _diagram(args: argparse.Namespace, out: TextIO) -> int:
-    if args.format == "mermaid":
-        print(f"{ReturnChart:mermaid}", file=out)
+    if args.format in diagram.FORMATS:
+        try:
+            drawn = diagram.render(args.format)
+        except ReturnflowError as error:
+            raise BadArgument(str(error)) from None  # names the format and what it needs
+        if args.output:
+            try:
+                with open(args.output, "wb") as file:
+                    file.write(drawn.encode("utf-8") if isinstance(drawn, str) else drawn)
+            except OSError as error:
+                raise BadArgument(f"cannot write {args.output}: {error}") from None
+        elif isinstance(drawn, bytes):
+            if not hasattr(out, "buffer"):
+                raise BadArgument("--format png is binary: pass --output FILE")
+            out.flush()
+            out.buffer.write(drawn)
+        else:
+            print(drawn.rstrip("\n"), file=out)
     else:
         for state in TABLE.lifecycle_states:
             for event, target in sorted(TABLE.lifecycle[state].items()):
@@ -466,9 +484,16 @@ def _parser() -> argparse.ArgumentParser:
         "--db", help="a SQLite file or a postgresql:// URL (default: a new temporary file)"
     )
     demo.set_defaults(run=_demo)
-    diagram = commands.add_parser("diagram", help="print the statechart")
-    diagram.add_argument("--format", choices=["mermaid", "table"], default="mermaid")
-    diagram.set_defaults(run=_diagram)
+    drawing = commands.add_parser("diagram", help="draw the statechart")
+    drawing.add_argument(
+        "--format",
+        choices=[*diagram.FORMATS, "table"],
+        default="mermaid",
+        help="svg or png (needs the diagram extra and Graphviz), dot (the diagram extra), "
+        "mermaid, or a table of transitions",
+    )
+    drawing.add_argument("--output", "-o", help="write to this file instead of stdout")
+    drawing.set_defaults(run=_diagram)
     inspect = commands.add_parser("inspect", help="print one return's timeline")
     inspect.add_argument("--db", required=True, help="a SQLite file or a postgresql:// URL")
     inspect.add_argument("--shop", help="the shop (needed when several have this id)")

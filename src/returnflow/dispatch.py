@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from returnflow import commits
+from returnflow import commits, logs
 from returnflow.decisions import facts, results
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
@@ -70,9 +70,10 @@ Handler = Callable[["Dispatcher", Any, ReturnRecord], object]
 class Dispatcher:
     """Relays a store's outbox to the host's ports.
 
-    ``worker_id`` names the claims this dispatcher takes (a lease of ``lease``; another
-    worker takes an effect whose lease ran out); ``jitter_seed`` seeds the back-off's
-    jitter; ``handlers`` adds or replaces entries of :data:`HANDLERS`.
+    ``clock`` returns the time, aware (default: UTC now). ``worker_id`` names the claims
+    this dispatcher takes (a lease of ``lease``; another worker takes an effect whose lease
+    ran out); ``jitter_seed`` seeds the back-off's jitter; ``handlers`` adds or replaces
+    entries of :data:`HANDLERS`.
     """
 
     def __init__(
@@ -86,7 +87,7 @@ class Dispatcher:
         notifier: Notifier,
         events: EventPublisher,
         policy: ReturnPolicy | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] | None = None,
         worker_id: str | None = None,
         lease: timedelta = timedelta(minutes=5),
         jitter_seed: int | None = None,
@@ -104,11 +105,14 @@ class Dispatcher:
         self.notifier = notifier
         self.events = events
         self.policy = policy or ReturnPolicy()
-        self.clock = clock  # read through a CheckedClock (below)
+        self.clock = clock or _utc_now  # read through a CheckedClock (below)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.lease = lease
         self.rng = random.Random(jitter_seed)
         self.handlers: dict[type[fx.Effect], Handler] = {**HANDLERS, **(handlers or {})}
+        self.hand_off: Callable[[str, str], object] | None = None
+        """Set it to have :meth:`dispatch_return` hand each return committed to a task
+        queue instead of delivering in the caller (:mod:`returnflow.integrations.celery`)."""
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -143,9 +147,18 @@ class Dispatcher:
                     failed=report.failed + (outcome == "pending"),
                     given_up=report.given_up + (outcome == "failed"),
                 )
+        logs.dispatched(report.delivered, report.failed, report.given_up)
         return report
 
     def dispatch_return(self, shop: str, return_id: str) -> None:
+        """What the service calls after each commit: :meth:`deliver_return` here, or, when
+        :attr:`hand_off` is set, hand the return to it (a task queue's task)."""
+        if self.hand_off is not None:
+            self.hand_off(shop, return_id)
+        else:
+            self.deliver_return(shop, return_id)
+
+    def deliver_return(self, shop: str, return_id: str) -> None:
         """Deliver the due effects of one return, one at a time, in order; results may plan
         more (a label's notification). Stops at the first failure (it waits for its
         back-off)."""
@@ -166,6 +179,7 @@ class Dispatcher:
         """Deliver one claimed effect and write back its outcome; return its new status:
         ``done``, ``pending`` (failed, retried later) or ``failed`` (given up)."""
         effect = entry.effect
+        logs.delivering(entry)
         try:
             record = self.store.get(effect.shop, effect.return_id)
             handler = self.handlers.get(type(effect))
@@ -187,6 +201,7 @@ class Dispatcher:
                 give_up=give_up,
                 retry_at=now + self.policy.backoff(entry.attempts + 1, self.rng.random()),
             )
+            logs.failed(entry, attempt, escalated=give_up and effect.port in _CRITICAL_PORTS)
             if give_up and effect.port in _CRITICAL_PORTS:
                 self._write(
                     effect, attempt, lambda change: results.escalate(change, effect, message)
@@ -203,6 +218,7 @@ class Dispatcher:
             )
         else:
             commits.record_attempt(self.store, attempt)
+        logs.delivered(entry)
         return "done"
 
     def _after(self, change: Change) -> None:
@@ -400,4 +416,7 @@ HANDLERS: Mapping[type[fx.Effect], Handler] = {
     fx.CapturePayment: _capture_payment,
     fx.VoidAuthorization: _void_authorization,
 }
-"""The handler of each effect type: which port it calls, with what."""
+"""The handler of each effect type: which port it calls, with what.
+
+:meta hide-value:
+"""

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
+from returnflow import logs
 from returnflow.domain._time import instant, parse_iso
 from returnflow.domain.external import ExternalReturn, SourceStatus, imported_return_id
 from returnflow.domain.model import ReturnRecord
@@ -496,7 +497,7 @@ class ReturnImporter:
             complete_until = min(until, max(since, last_seen or since))
         if floor is not None:
             complete_until = min(complete_until, max(since, floor))
-        return ImportReport(
+        report = ImportReport(
             source=self.source.name,
             shop=self.shop,
             since=since,
@@ -511,6 +512,8 @@ class ReturnImporter:
             source_error=source_error,
             elapsed=time.monotonic() - tally.started,
         )
+        logs.imported(report)
+        return report
 
     # -- polling ----------------------------------------------------------------------------
 

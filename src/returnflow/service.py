@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
 import attrs
 
-from returnflow import commits
+from returnflow import commits, logs
 from returnflow import timeline as timelines
 from returnflow._shared import Shared
 from returnflow.decisions import (
@@ -93,12 +93,7 @@ __all__ = [
     "TimelineEntry",
 ]
 
-_T = TypeVar("_T")
 _V = TypeVar("_V")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _new_id() -> str:
@@ -124,11 +119,12 @@ class ReturnsService:
 
     The store, the ports, the policy, the clock, ``worker_id`` and ``lease`` are shared with
     :attr:`dispatcher`, the outbox relay that delivers what the service commits
-    (:class:`~returnflow.dispatch.Dispatcher`). See the README for a worked example;
-    :mod:`returnflow.testing` has fakes of every port. ``engine`` fires chart events with the
-    compiled chart (``"compiled"``, the default) or the python-statemachine chart itself
-    (``"chart"``; :mod:`returnflow.lifecycle.engine`); another name raises
-    :class:`~returnflow.errors.ConfigurationError`.
+    (:class:`~returnflow.dispatch.Dispatcher`). ``clock`` returns the time, aware (default:
+    UTC now); ``ids`` a new return's id (default: ``ret_`` and 16 hex digits). ``engine``
+    fires chart events with the compiled chart (``"compiled"``, the default) or the
+    python-statemachine chart itself (``"chart"``; :mod:`returnflow.lifecycle.engine`);
+    another name raises :class:`~returnflow.errors.ConfigurationError`. See the README for a
+    worked example; :mod:`returnflow.testing` has fakes of every port.
     """
 
     store: Shared[ReturnStore] = Shared()
@@ -155,8 +151,8 @@ class ReturnsService:
         notifier: Notifier,
         events: EventPublisher,
         policy: ReturnPolicy | None = None,
-        clock: Callable[[], datetime] = _utc_now,
-        ids: Callable[[], str] = _new_id,
+        clock: Callable[[], datetime] | None = None,
+        ids: Callable[[], str] | None = None,
         auto_dispatch: bool = True,
         worker_id: str | None = None,
         lease: timedelta = timedelta(minutes=5),
@@ -178,7 +174,7 @@ class ReturnsService:
             jitter_seed=jitter_seed,
             engine=engine,
         )
-        self.ids = ids
+        self.ids = ids or _new_id
         self.auto_dispatch = auto_dispatch
         self.timers = Timers(self)
 
@@ -349,6 +345,7 @@ class ReturnsService:
             return resets.reset(change, self.policy, self.ids())
 
         written = self._write(shop, return_id, actor, decide, outbox=True, opened=lambda c: (c,))
+        logs.changed(written.record, actor, written.written)
         self._after_commit(shop, written.written)
         return self.store.get(shop, return_id), self.store.get(shop, written.written[-1])
 
@@ -412,11 +409,12 @@ class ReturnsService:
         decide = partial(facts.receive, event=event, policy=self.policy)
         written = self._write(event.shop, event.return_id, event.source, decide, inbound=key)
         if written.duplicate:
+            logs.fact(event, "duplicate", "", written.record)
             return HandleResult("duplicate", written.record, f"{event.source}:{event.event_id}")
-        self._after_commit(event.shop, written.written)
-        stored = self.store.get(event.shop, event.return_id)
         status, reason = written.value or ("applied", "")
-        return HandleResult(status, stored, reason)
+        logs.fact(event, status, reason, written.record)
+        self._after_commit(event.shop, written.written)
+        return HandleResult(status, self.store.get(event.shop, event.return_id), reason)
 
     # -- effect dispatch -----------------------------------------------------------------------
 
@@ -496,6 +494,7 @@ class ReturnsService:
             except UnitsTaken:
                 commits.back_off(self.dispatcher.rng, tries)
                 continue
+            logs.opened(record, change.actor)
             self._after_commit(record.shop, [record.id])
             return self.store.get(record.shop, record.id)
         raise ConcurrencyConflict(taken[0] if taken else "", 0, 1, "units kept being taken")
@@ -511,6 +510,7 @@ class ReturnsService:
     ) -> ReturnRecord:
         """Load, decide, commit with a version check (again on a conflict), dispatch."""
         written = self._write(shop, return_id, actor, decide, outbox=outbox)
+        logs.changed(written.record, actor, written.written)
         if not (self.auto_dispatch and written.effects):
             return written.record
         self._after_commit(shop, written.written)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
+from returnflow import logs
 from returnflow.decisions import timers as rules
 from returnflow.domain._time import instant
 from returnflow.errors import PortError, ReturnflowError
@@ -80,6 +81,8 @@ class Timers:
         for record in due:  # an index, never a scan
             what = [name for at, name in rules.due(record, service.policy) if moment > at]
             service.run_due(record.shop, record.id, now=moment)
+            if what:
+                logs.timer(what[0], record)
             if what[:1] == ["expire"]:
                 expired.append(record.id)
             elif what[:1] == ["capture"]:
@@ -99,7 +102,9 @@ class Timers:
                 service.retry_exchange_release(record.shop, record.id, actor="timer")
             except PortError as error:
                 errors.append(f"{record.shop}/{record.id}: {error}")
+                logs.timer_failed(errors[-1])
                 continue
+            logs.timer("release_checked", record)
             checked.append(record.id)
         imports: list[PollReport] = []
         for poller in self.pollers:
@@ -107,11 +112,12 @@ class Timers:
                 report = poller.poll(moment)
             except ReturnflowError as error:  # a bad cursor, a lost store: not the next poller
                 errors.append(f"poll: {type(error).__name__}: {error}")
+                logs.timer_failed(errors[-1])
                 continue
             if report is not None:
                 imports.append(report)
                 errors.extend(report.problems())
-        return TickReport(
+        done = TickReport(
             expired=tuple(expired),
             stuck=tuple(stuck),
             captured=tuple(captured),
@@ -119,6 +125,8 @@ class Timers:
             errors=tuple(errors),
             imports=tuple(imports),
         )
+        logs.ticked(done)
+        return done
 
 
 def _unreadable(listed: object) -> list[str]:

@@ -23,4 +23,6 @@ class DomainEvent:
 class EventPublisher(Protocol):
     """Where domain events go (a message bus, webhooks to a helpdesk, a log)."""
 
-    def publish(self, event: DomainEvent, *, idempotency_key: str) -> None: ...
+    def publish(self, event: DomainEvent, *, idempotency_key: str) -> None:
+        """Hand ``event`` on; the same ``idempotency_key`` publishes it once. Raise
+        :class:`~returnflow.errors.PortError` on failure (``retryable`` when it may pass)."""

@@ -19,4 +19,9 @@ class Notifier(Protocol):
         context: Mapping[str, Any],
         *,
         idempotency_key: str,
-    ) -> None: ...
+    ) -> None:
+        """Send ``recipient`` (an address or customer id) of ``shop`` the message
+        ``template`` (``return_approved``, ``label_sent``, ... see the Ports page) filled
+        from ``context`` (plain data: the return and order ids and what it is about). The
+        same ``idempotency_key`` sends it once. Raise
+        :class:`~returnflow.errors.PortError` on failure (``retryable`` when it may pass)."""

@@ -1,0 +1,1 @@
+"""Wiring returnflow into what hosts already run: :mod:`returnflow.integrations.celery`."""
