@@ -14,7 +14,9 @@ from returnflow import (
     Completion,
     Exchange,
     InvalidAmount,
+    InvalidTransition,
     Money,
+    OutcomeKind,
     ReceivedLine,
     Refund,
     RefundTrigger,
@@ -215,3 +217,70 @@ def test_a_fact_that_moves_a_return_sets_its_next_timer() -> None:
     harness.clock.advance(days=15)
     assert harness.service.tick().stuck == (rid,)
     assert harness.service.get(SHOP, rid).status == "needs_review"
+
+
+def test_a_finished_parked_before_the_receipt_that_completes_is_not_a_second_completion() -> None:
+    # Finished first (parked), then the receipt completes the return with a credit still
+    # pending: the parked Finished is of no more use, not a second completion that sends the
+    # return to review for a QC failure it already settled
+    cheaper = Money("2.00", "EUR")
+    policy = ReturnPolicy(exchange_difference=OutcomeKind.STORE_CREDIT)
+    harness = Harness(policy=policy, auto_dispatch=False)
+    harness.ports.commerce.add_order(make_order(SHOP, "1001"))
+    lines = [
+        RequestLine(
+            order_line_id=line, quantity=1, outcome=Exchange(variant_id=v, unit_price=cheaper)
+        )
+        for line, v in (("L1", "x"), ("L2", "y"))
+    ]
+    rid = harness.service.request(ReturnRequest(shop=SHOP, order_id="1001", lines=lines)).id
+    harness.service.dispatch_pending()
+    finished = WarehouseFinished(shop=SHOP, return_id=rid, event_id="f")
+    assert harness.service.handle(finished).status == "parked"
+    received = [
+        ReceivedLine(line_id="L1", quantity=1),
+        ReceivedLine(line_id="L2", quantity=1, qc="fail"),
+    ]
+    harness.service.handle(WarehouseReceipt(shop=SHOP, return_id=rid, event_id="r", lines=received))
+    for _ in range(3):
+        harness.dispatch_due()
+    record = harness.service.get(SHOP, rid)
+    assert record.state == ("closed", "released")
+    assert [str(c.amount) for c in harness.ports.commerce.credits] == ["8.00 EUR"]
+
+
+@pytest.mark.parametrize("order", ["pickup first", "sent back first"])
+def test_a_parcel_sent_back_implies_its_pickup(order: str) -> None:
+    # a refund paid on hand-in is paid whichever scan comes first; the sent-back scan then
+    # sends the return to a person (money went out)
+    harness, rid = opened(ReturnPolicy(refund_trigger=RefundTrigger.ON_HANDED_IN))
+    facts = [scan(rid, P, "p"), scan(rid, X, "x")]
+    for fact in facts if order == "pickup first" else facts[::-1]:
+        harness.service.handle(fact)
+    record = harness.service.get(SHOP, rid)
+    assert record.state == ("needs_review", "no_exchange")
+    assert [str(r.amount) for r in harness.ports.commerce.refunds] == ["20.00 EUR"]
+
+
+@pytest.mark.parametrize("order", ["pickup first", "sent back first"])
+def test_an_instant_exchange_sent_back_before_its_pickup_waits_for_the_authorization(
+    order: str,
+) -> None:
+    harness, rid = opened(INSTANT, SWAP)
+    facts = [scan(rid, P, "p"), scan(rid, X, "x")]
+    for fact in facts if order == "pickup first" else facts[::-1]:
+        harness.service.handle(fact)
+    record = harness.service.get(SHOP, rid)
+    assert record.state == ("cancelled", "released")  # shipped, and paid for
+    kinds = [p.kind for p in harness.ports.payments.payments]
+    assert kinds == ["authorization", "capture"]
+
+
+def test_a_return_whose_units_were_paid_for_cannot_be_cancelled() -> None:
+    harness, rid = opened(ReturnPolicy(refund_trigger=RefundTrigger.ON_HANDED_IN))
+    harness.service.handle(scan(rid, P, "p"))
+    harness.service.handle(scan(rid, X, "x"))  # to a person: money went out early
+    before = harness.service.get(SHOP, rid)
+    with pytest.raises(InvalidTransition, match="close it with a decision"):
+        harness.service.cancel(SHOP, rid, actor="agent:ann")
+    assert harness.service.get(SHOP, rid) == before

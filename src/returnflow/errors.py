@@ -202,19 +202,26 @@ class InvalidTransition(ReturnflowError):
     """The event is not allowed in the return's current state; nothing was changed."""
 
     def __init__(
-        self, return_id: str, state: Sequence[str], event: str, allowed: Sequence[str]
+        self,
+        return_id: str,
+        state: Sequence[str],
+        event: str,
+        allowed: Sequence[str],
+        reason: str = "",
     ) -> None:
         self.return_id = return_id
         self.state = tuple(state)
         self.event = event
         self.allowed = tuple(allowed)
+        self.reason = reason
         super().__init__(
             f"return {return_id!r} in state {'/'.join(self.state)} does not allow event "
-            f"{event!r}; allowed: {', '.join(self.allowed) or 'none'}"
+            f"{event!r}{f' ({reason})' if reason else ''}; "
+            f"allowed: {', '.join(self.allowed) or 'none'}"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.return_id, self.state, self.event, self.allowed))
+        return (type(self), (self.return_id, self.state, self.event, self.allowed, self.reason))
 
 
 class ConcurrencyConflict(ReturnflowError):

@@ -5,14 +5,31 @@ from __future__ import annotations
 
 from returnflow.decisions import exchange
 from returnflow.decisions.change import Change
+from returnflow.errors import InvalidTransition
 from returnflow.lifecycle import effects as fx
+from returnflow.lifecycle.table import TABLE
 
 __all__ = ["cancel", "wind_down"]
 
 
 def cancel(change: Change) -> None:
     """The customer (or an agent, or the source of an import) cancels the return.
-    Needs ``change.outbox`` (see :func:`wind_down`)."""
+    Needs ``change.outbox`` (see :func:`wind_down`).
+
+    Raises :class:`~returnflow.errors.InvalidTransition` (with the reason) for a return some
+    of whose units were received and accepted or paid for already (a refund on hand-in): a
+    cancel would keep the units or the money without a word; it is closed by hand instead,
+    with a decision for what was not received (:func:`returnflow.decisions.completion`)."""
+    record = change.record
+    if any(line.accepted or line.settled for line in record.lines):
+        allowed = tuple(event for event in TABLE.allowed(record.state) if event != "cancel")
+        raise InvalidTransition(
+            record.id,
+            record.state,
+            "cancel",
+            allowed,
+            "units were received or paid for: close it with a decision instead",
+        )
     change.fire("cancel")
     wind_down(change, why="return cancelled")
     change.publish("cancel")

@@ -35,12 +35,16 @@ def reached(
     given)."""
     if (passed(change) if before is None else before) >= STAGES[stage]:
         return
+    planned = len(change.effects)
     exchange.release_if_instant(change, policy)
     triggers = {RefundTrigger.ON_HANDED_IN}
     if stage != "hand_in":
         triggers.add(RefundTrigger.ON_DELIVERED)
     if policy.refund_trigger in triggers:
         completion.pay_early(change, policy, accepted_only=False, why=why)
+    if before is None and len(change.effects) > planned:
+        # no scan of its own says so: the history names the fact that implied the stage
+        change.note("stage_implied", {"stage": stage, "by": why})
 
 
 def carrier_update(change: Change, event: CarrierUpdate, policy: ReturnPolicy) -> str:
@@ -71,6 +75,9 @@ def carrier_update(change: Change, event: CarrierUpdate, policy: ReturnPolicy) -
         return change.ignore(event, f"return to origin while {change.record.status}")
     # Cancelled only while nothing contradicts it: not after the parcel was delivered to the
     # warehouse, and not once money went out early (a person sorts those out).
+    # a parcel sent back was handed in first, scanned or not: what that stage does is done
+    # (a refund on hand-in, an instant exchange's authorization), as when its scan came first
+    reached(change, policy, "hand_in", "handed in")
     conflicting = change.record.status == "delivered" or any(
         line.settled for line in change.record.lines
     )

@@ -85,10 +85,12 @@ def waits(change: Change, event: InboundEvent) -> bool:
     record = change.record
     kind = kind_of(event)
     if record.status not in WAITS[kind]:
-        # The units of an instant exchange are back before its payment to fall back on was
-        # answered: they are inspected once the exchange was released on it (or a person
-        # looks at the failed ask), as when the answer comes first.
-        return kind == "receipt" and change.allows("receive") and exchange.authorizing(record)
+        # The units of an instant exchange are back, or the parcel went back, before its
+        # payment to fall back on was answered: the fact is applied once the exchange was
+        # released on it (or a person looks at the failed ask), as when the answer came first.
+        return kind in _AUTHORIZED and (
+            change.allows(_AUTHORIZED[kind]) and exchange.authorizing(record)
+        )
     if isinstance(event, CarrierUpdate) and carrier.passed(change) >= RANK[kind]:
         return False
     if kind == "finished" and record.status in ("needs_review", "item_received"):
@@ -155,19 +157,30 @@ def drain(change: Change, policy: ReturnPolicy) -> None:
             return  # everything left still waits
 
 
+_AUTHORIZED: Mapping[str, str] = {"receipt": "receive", "returned_to_origin": "return_to_origin"}
+"""Facts that wait for an instant exchange's authorization, and the chart event they fire."""
+
+_IMPLIED: Mapping[str, tuple[str, str]] = {
+    "receipt": ("deliver", "received"),
+    "returned_to_origin": ("hand_in", "sent back"),
+}
+"""Per fact, the carrier stages it implies (the last one) and why."""
+
+
 def _ready(change: Change, event: InboundEvent, policy: ReturnPolicy) -> bool:
-    """Whether the return can use ``event`` now. A receipt the return can use first runs the
-    carrier stages it implies (the parcel was handed in and delivered,
-    :func:`~returnflow.decisions.carrier.reached`), which may ask for an instant exchange's
-    authorization: the receipt then waits for the answer."""
+    """Whether the return can use ``event`` now. A receipt or a parcel sent back that the
+    return can use first runs the carrier stages it implies (handed in, and for a receipt
+    delivered: :func:`~returnflow.decisions.carrier.reached`), which may ask for an instant
+    exchange's authorization: the fact then waits for the answer."""
     if waits(change, event):
         return False
-    if isinstance(event, WarehouseReceipt) and change.allows("receive"):
+    kind = kind_of(event)
+    if kind in _IMPLIED and change.allows(_AUTHORIZED[kind]):
         point = change.checkpoint()
-        carrier.reached(change, policy, "deliver", "received")
+        carrier.reached(change, policy, *_IMPLIED[kind])
         if waits(change, event):
             return False
-        change.restore(point)  # the receipt's own rule runs them, in its change
+        change.restore(point)  # the fact's own rule runs them, in its change
     return True
 
 

@@ -10,7 +10,9 @@ __all__ = ["flag", "reopen"]
 def flag(change: Change, reason: str) -> None:
     """Send the return to ``needs_review`` with ``reason`` (kept in ``review_reasons``)."""
     change.fire("flag", {"reason": reason}, reason=reason)
-    change.update(review_reasons=(*change.record.review_reasons, reason))
+    reasons = change.record.review_reasons
+    if reason not in reasons:  # the same reason twice says nothing more
+        change.update(review_reasons=(*reasons, reason))
     change.publish("update", review_reason=reason)
 
 

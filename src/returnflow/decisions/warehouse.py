@@ -37,6 +37,9 @@ def check_lines(change: Change, event: WarehouseReceipt) -> dict[str, list[Recei
     return received
 
 
+_SHORT = "warehouse finished a short receipt"
+
+
 def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> str:
     """Apply a receipt; return why it was ignored, or ``""`` when it applied.
 
@@ -86,6 +89,9 @@ def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> st
         summary.append(f"{line.order_line_id}: {passed} pass, {failed} fail")
     change.update(lines=tuple(lines[line.id] for line in record.lines))
     change.fire("receive", {"received": "; ".join(summary)}, receipts=event.lines)
+    if completion.fully_received(change):  # a shortfall named before is made good
+        reasons = change.record.review_reasons
+        change.update(review_reasons=tuple(r for r in reasons if not r.startswith(_SHORT)))
     if restock:
         change.effect(fx.Restock, lines=tuple(restock))
     change.publish("update", received=summary)
@@ -103,15 +109,14 @@ def _restocks(item: ReceivedLine, policy: ReturnPolicy) -> bool:
     return item.disposition is Disposition.RESTOCKED
 
 
-_SHORT = "warehouse finished a short receipt"
-
-
 def finished(change: Change, event: WarehouseFinished, policy: ReturnPolicy) -> str:
     """The warehouse is done with the return: complete it, or send a short receipt to a
     person. Return why it was ignored, or ``""`` when it applied."""
     record = change.record
     if record.status not in ("item_received", "needs_review"):
         return change.ignore(event, f"warehouse finished while {record.status}")
+    if record.completed_at is not None:  # a receipt completed it already: once is enough
+        return change.ignore(event, "warehouse finished a return already completed")
     if not completion.fully_received(change):
         short = ", ".join(
             f"{line.order_line_id}: {line.received}/{line.quantity}"

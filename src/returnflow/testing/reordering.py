@@ -17,7 +17,9 @@ what they must agree on and :func:`differences` says where they do not:
   the platform's exchange items and tags, the warehouse's returns, labels and payments.
 
 Not compared: history, published events, messages and idempotency keys, which legitimately
-record the order things arrived in.
+record the order things arrived in. A valid stream never has a parcel both sent back to the
+customer (return to origin) and delivered to or received by the warehouse: the carrier
+contradicts itself there, and a person sorts it out in whatever order it came.
 """
 
 from __future__ import annotations

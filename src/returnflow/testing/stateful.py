@@ -625,12 +625,15 @@ def _check_order_units(
 
 def _release_evidence(record: ReturnRecord, trigger: ReleaseTrigger) -> bool:
     """Whether ``record``'s history shows the trigger of an exchange release."""
+    implied = any(entry.event == "stage_implied" for entry in record.history)
     events = {entry.event for entry in record.history if entry.event in TABLE.event_region}
     if record.completed_at is not None or events & {"close", "refund"}:
         return True
     if trigger is ReleaseTrigger.ON_CLOSE:
         return False
-    return bool(events & {"hand_in", "deliver", "receive"}) or record.parent_id is not None
+    # a receipt or a parcel sent back implies the hand-in (recorded as stage_implied)
+    scanned = events & {"hand_in", "deliver", "receive"}
+    return bool(scanned) or implied or record.parent_id is not None
 
 
 # -- the machine ------------------------------------------------------------------------------
@@ -1214,9 +1217,20 @@ class ReturnsModel(RuleBasedStateMachine):
 
         (in_order, record), (permuted, _) = twin(), twin()
         stream = data.draw(
-            inbound_streams(record, late=False, duplicates=False, reorder=False),
+            inbound_streams(
+                record, late=False, duplicates=False, reorder=False, return_to_origin=True
+            ),
             label="stream in order",
         )
+        if any(
+            isinstance(fact, CarrierUpdate) and fact.status is CarrierStatus.RETURN_TO_ORIGIN
+            for fact in stream
+        ):  # a parcel sent back to the customer is never also delivered or received
+            stream = [
+                fact
+                for fact in stream
+                if isinstance(fact, CarrierUpdate) and fact.status is not CarrierStatus.DELIVERED
+            ]
         (schedule,) = [data.draw(schedules((len(stream),)), label="schedule")]
         for fact in stream:
             in_order.service.handle(fact)
