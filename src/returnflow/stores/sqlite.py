@@ -9,7 +9,7 @@ or processes, safe. The schema is created and migrated by the store itself (tabl
 >>> import tempfile, os
 >>> store = SqliteStore(os.path.join(tempfile.mkdtemp(), "returns.db"))
 >>> store.schema_version()
-4
+5
 >>> store.close()
 """
 
@@ -31,14 +31,16 @@ import attrs
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
 from returnflow.lifecycle.effects import Effect
-from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry
+from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry, Pruned
 from returnflow.serialization import converter
 from returnflow.stores._conflicts import moved as _moved
 from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
+from returnflow.stores._pages import check_page
 from returnflow.stores._sqlite_ledger import write_units
+from returnflow.stores._sqlite_retention import prune
 from returnflow.stores._sqlite_schema import MIGRATIONS
 
 __all__ = ["SqliteStore"]
@@ -209,20 +211,38 @@ class SqliteStore:
         self._remember(record)
         return record
 
-    def list(self, shop: str, *, order_id: str | None = None) -> Sequence[ReturnRecord]:
+    def list(
+        self,
+        shop: str,
+        *,
+        order_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> Sequence[ReturnRecord]:
+        check_page(after, limit)
+        where, params = "shop = ?", [shop]
+        if order_id is not None:
+            where += " AND order_id = ?"
+            params.append(order_id)
         with self._read() as db:
-            if order_id is None:
-                rows = db.execute(
-                    "SELECT shop, id, body FROM returns WHERE shop = ? ORDER BY created_at, id",
-                    (shop,),
-                )
-            else:
-                rows = db.execute(
-                    "SELECT shop, id, body FROM returns WHERE shop = ? AND order_id = ? "
-                    "ORDER BY created_at, id",
-                    (shop, order_id),
-                )
-            return [self._record(row) for row in rows.fetchall()]
+            if after is not None:
+                row = db.execute(
+                    "SELECT created_at FROM returns WHERE shop = ? AND id = ?", (shop, after)
+                ).fetchone()
+                if row is None:
+                    raise ReturnNotFound(shop, after)
+                where += " AND (created_at, id) > (?, ?)"
+                params += [row[0], after]
+            query = (
+                f"SELECT shop, id, body, version FROM returns WHERE {where} ORDER BY created_at, id"
+            )
+            if limit is not None:
+                query += f" LIMIT {int(limit)}"
+            page = []
+            for row in db.execute(query, params).fetchall():
+                record = self._recall(row[0], row[1], int(row[3]))
+                page.append(record if record is not None else self._record(row))
+            return page
 
     def list_in(
         self,
@@ -262,6 +282,9 @@ class SqliteStore:
 
     def count(self) -> int:
         return int(self._connection().execute("SELECT COUNT(*) FROM returns").fetchone()[0])
+
+    def prune(self, *, older_than: datetime, inbox_older_than: datetime) -> Pruned:
+        return prune(self._write, older_than=older_than, inbox_older_than=inbox_older_than)
 
     def seen(self, key: InboundKey) -> bool:
         row = (
