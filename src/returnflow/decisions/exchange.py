@@ -120,9 +120,7 @@ def asked(record: ReturnRecord) -> bool:
 def authorizing(record: ReturnRecord) -> bool:
     """Whether the instant exchange's authorization was asked for and not answered yet (a
     person looks at it once the ask has failed for good)."""
-    return (
-        record.payment_authorized is None and record.status != "needs_review" and asked(record)
-    )
+    return record.payment_authorized is None and record.status != "needs_review" and asked(record)
 
 
 def settle_authorization(change: Change, *, capture: bool, why: str) -> None:
