@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -81,6 +82,9 @@ class SqliteStore:
         # Records are immutable: a version read from the file names exactly one record, so
         # one already built is reused instead of rebuilt from JSON.
         self._cache: OrderedDict[tuple[str, str], ReturnRecord] = OrderedDict()
+        # A store dropped without close() still closes its connections (Python 3.13 warns
+        # about a connection collected open).
+        self._closer = weakref.finalize(self, _close_all, self._connections, self._guard)
         self._migrate()
 
     _CACHE_SIZE = 10_000
@@ -145,10 +149,7 @@ class SqliteStore:
 
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""
-        with self._guard:
-            for connection in self._connections.values():
-                connection.close()
-            self._connections.clear()
+        _close_all(self._connections, self._guard)
         self._local = threading.local()
 
     def _migrate(self) -> None:
@@ -241,7 +242,10 @@ class SqliteStore:
             page = []
             for row in db.execute(query, params).fetchall():
                 record = self._recall(row[0], row[1], int(row[3]))
-                page.append(record if record is not None else self._record(row))
+                if record is None:
+                    record = self._record(row)
+                    self._remember(record)
+                page.append(record)
             return page
 
     def list_in(
@@ -574,6 +578,15 @@ class SqliteStore:
             ),
         )
         return cursor.rowcount
+
+
+def _close_all(
+    connections: dict[threading.Thread, sqlite3.Connection], guard: threading.Lock
+) -> None:
+    with guard:
+        for connection in connections.values():
+            connection.close()
+        connections.clear()
 
 
 def _dump_entry(entry: HistoryEntry) -> str:
