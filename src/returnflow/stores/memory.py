@@ -39,6 +39,8 @@ class MemoryStore:
         # each shop's (and each order's) returns as (created_at, id), sorted: the keyset
         # indexes of ``list``
         self._by_shop: dict[tuple[str, str | None], list[tuple[datetime, str]]] = {}
+        # returns with a due time as (due_at, shop, id), sorted: the index of ``list_due``
+        self._due: list[tuple[datetime, str, str]] = []
         self._sequence = 0
         self._busy: set[tuple[str, str]] = set()  # returns that may have pending effects
         self._cursors: dict[str, str] = {}
@@ -93,13 +95,8 @@ class MemoryStore:
 
     def list_due(self, now: datetime, *, limit: int = 1000) -> Sequence[ReturnRecord]:
         with self._lock:
-            due = [
-                record
-                for record in self._records.values()
-                if record.due_at is not None and record.due_at < now
-            ]
-        due.sort(key=lambda record: (record.due_at, record.shop, record.id))
-        return due[:limit]
+            end = bisect.bisect_left(self._due, (_utc(now),))  # strictly before now
+            return [self._records[(shop, rid)] for _, shop, rid in self._due[: min(end, limit)]]
 
     def commit(self, commit: Commit) -> None:
         with self._lock:
@@ -163,7 +160,13 @@ class MemoryStore:
                 self._busy.add((effect.shop, effect.return_id))
 
     def _index(self, stored: ReturnRecord | None, record: ReturnRecord) -> None:
-        """Keep the keyset indexes of ``list`` in step with a record written over ``stored``."""
+        """Keep the keyset indexes of ``list`` and the due-time index of ``list_due`` in step
+        with a record written over ``stored``."""
+        if (stored and stored.due_at) != record.due_at:
+            if stored is not None and stored.due_at is not None:
+                self._due.remove((_utc(stored.due_at), stored.shop, stored.id))
+            if record.due_at is not None:
+                bisect.insort(self._due, (_utc(record.due_at), record.shop, record.id))
         if stored is not None:
             if (stored.created_at, stored.order_id) == (record.created_at, record.order_id):
                 return
