@@ -8,7 +8,9 @@
 * ``returnflow import --since ISO --until ISO [--id EXTERNAL_ID] [--source MODULE:CALLABLE]
   [--shop SHOP] [--db PATH] [--app MODULE:CALLABLE]`` imports returns from a return source
   (by default a demo Loop), printing progress;
-* ``returnflow diagram --format mermaid`` prints the statechart from the code.
+* ``returnflow diagram --format mermaid`` prints the statechart from the code;
+* ``returnflow prune --db PATH --older-than 90d`` drops delivered effects of ended returns
+  and old inbox keys (:mod:`returnflow.cli_prune`).
 
 ``--db`` is a SQLite file or a ``postgresql://`` URL (the ``returnflow[postgres]`` extra).
 """
@@ -28,6 +30,7 @@ from datetime import datetime, timezone
 from types import FrameType
 from typing import Any, TextIO
 
+from returnflow import cli_prune
 from returnflow.errors import ReturnflowError
 from returnflow.importing import ImportProgress, ImportReport, ReturnImporter
 from returnflow.lifecycle.chart import ReturnChart
@@ -459,6 +462,7 @@ def _parser() -> argparse.ArgumentParser:
         "--progress-seconds", type=float, default=5.0, help="and at least every S seconds"
     )
     importing.set_defaults(run=_import)
+    cli_prune.add_to(commands)
     return parser
 
 
