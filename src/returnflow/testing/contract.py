@@ -44,7 +44,13 @@ What the contract holds a store to:
   also when the two commits race (threads, processes); a return ending unsettled frees its
   units, and a reset's new return takes them over in the same commit;
 * a commit can re-open a given-up effect (``Commit.reopened``): it is pending again, under
-  its own key, with no attempt counted; one that is not given up conflicts.
+  its own key, with no attempt counted; one that is not given up conflicts;
+* ``list`` pages by keyset: ``(created_at, id)`` order, ids by code point, a page of at most
+  ``limit`` starting after the return ``after`` (of the shop, else ``ReturnNotFound``),
+  also for one order; a bad ``limit`` or ``after`` is a ``ValidationError``;
+* ``prune`` drops delivered effects only of returns that ended, have no timer due and were
+  last written before the cutoff, and inbox keys processed before theirs; a key inside its
+  window still makes a redelivery conflict; a naive cutoff is a ``ValidationError``.
 """
 
 from __future__ import annotations
