@@ -11,8 +11,8 @@ from pathlib import Path
 import attrs
 import pytest
 
-from returnflow.errors import ConfigurationError, UnitsTaken
 from returnflow.domain.model import ReturnRecord
+from returnflow.errors import ConfigurationError, UnitsTaken
 from returnflow.ports.store import Commit, InboundKey, ReturnStore
 from returnflow.stores.memory import MemoryStore
 from returnflow.stores.sqlite import SqliteStore
