@@ -11,7 +11,7 @@ Two kinds of rows grow with every return and are not needed for ever:
   ``duplicate``): kept :data:`INBOX_WINDOW` (400 days) after the event was processed. A
   sender that redelivers an event after its key was dropped has it applied again; the
   window is therefore much longer than any sender redelivers in: Shopify retries a webhook
-  for at most 48 hours, carriers and warehouse systems for days, and an import run again
+  8 times over 4 hours, carriers and warehouse systems for days, and an import run again
   over an old period goes through the importer's own checks, not the inbox.
 
 ``returnflow prune --db PATH --older-than 90d [--inbox-older-than 400d]`` runs
