@@ -107,13 +107,13 @@ class TestPostgresStore(StoreContract):
 # -- PostgreSQL only: schema ----------------------------------------------------------------
 
 
-def test_schema_version_is_4_and_a_reopened_database_keeps_its_data(fresh_dsn: str) -> None:
+def test_schema_version_is_5_and_a_reopened_database_keeps_its_data(fresh_dsn: str) -> None:
     record = make_record("shop-a", "R1")
     effect = make_effect("shop-a", "R1", 0)
     key = InboundKey("shop-a", "carrier", "evt-1")
     store = PostgresStore(fresh_dsn)
     try:
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
         store.commit(Commit(records=((record, 0),), effects=(effect,), inbound=key))
         v2 = next_version(record, status="approved")
         store.commit(Commit(records=((v2, 1),)))
@@ -122,7 +122,7 @@ def test_schema_version_is_4_and_a_reopened_database_keeps_its_data(fresh_dsn: s
         store.close()
     reopened = PostgresStore(fresh_dsn)  # a new cache: everything comes from the database
     try:
-        assert reopened.schema_version() == 4
+        assert reopened.schema_version() == 5
         got = reopened.get("shop-a", "R1")
         assert got == v2
         assert [entry.payload for entry in got.history] == [entry.payload for entry in v2.history]
@@ -141,7 +141,7 @@ def test_schema_version_is_4_and_a_reopened_database_keeps_its_data(fresh_dsn: s
         assert reopened.get("shop-a", "R1") == v3
     finally:
         reopened.close()
-    assert sql(fresh_dsn, "SELECT version FROM schema_version") == [(4,)]
+    assert sql(fresh_dsn, "SELECT version FROM schema_version") == [(5,)]
     tables = {
         name
         for (name,) in sql(fresh_dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
@@ -165,7 +165,7 @@ def test_a_database_at_schema_1_is_migrated_to_4(fresh_dsn: str) -> None:
     sql(fresh_dsn, "UPDATE schema_version SET version = 1")
     store = PostgresStore(fresh_dsn)
     try:
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
         assert store.read_cursor("import:loop:shop-a") is None
         store.write_cursor("import:loop:shop-a", "42", expected=None)
         assert store.read_cursor("import:loop:shop-a") == "42"
@@ -190,7 +190,7 @@ def test_a_database_at_schema_2_gets_the_ledger_of_the_units_its_returns_hold(
     sql(fresh_dsn, "UPDATE schema_version SET version = 2")
     migrated = PostgresStore(fresh_dsn)
     try:
-        assert migrated.schema_version() == 4
+        assert migrated.schema_version() == 5
         ledger = migrated.units("shop-a", "O-1")
         assert {unit: ledger[unit] for unit in ledger if unit[0] == "L1"} == {
             ("L1", 0): "R1",
@@ -253,8 +253,8 @@ def test_processes_opening_a_fresh_database_at_once_migrate_it_once(fresh_dsn: s
             child.join(timeout=30)
             if child.is_alive():
                 child.kill()
-    assert outcomes == [("ok", 4)] * processes, outcomes
-    assert sql(fresh_dsn, "SELECT version FROM schema_version") == [(4,)]
+    assert outcomes == [("ok", 5)] * processes, outcomes
+    assert sql(fresh_dsn, "SELECT version FROM schema_version") == [(5,)]
 
 
 def test_history_rows_cannot_be_changed_nor_deleted_in_the_database(
@@ -590,7 +590,7 @@ def test_open_store_opens_postgres_for_a_url_and_sqlite_for_a_path(dsn: str, tmp
         opened = open_store(url)
         try:
             assert isinstance(opened, PostgresStore)
-            assert opened.schema_version() == 4
+            assert opened.schema_version() == 5
         finally:
             opened.close()
     local = open_store(str(tmp_path / "returns.db"))
@@ -627,3 +627,26 @@ def test_importing_returnflow_imports_no_psycopg() -> None:
         "assert 'returnflow.stores.postgres' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_database_at_schema_4_gets_its_unconfirmed_releases_due(fresh_dsn: str) -> None:
+    store = PostgresStore(fresh_dsn)
+    for return_id, confirmed in (("R1", False), ("R2", True)):
+        record = make_record("shop-a", return_id, status="closed", exchange_status="released")
+        record = attrs.evolve(
+            record,
+            refs=attrs.evolve(record.refs, exchange_hold_id="hold-1"),
+            release_confirmed=confirmed,
+        )
+        store.commit(Commit(records=((record, 0),)))
+    store.close()
+    sql(fresh_dsn, "DROP INDEX returns_by_created")
+    sql(fresh_dsn, "UPDATE schema_version SET version = 4")
+    migrated = PostgresStore(fresh_dsn)
+    try:
+        assert migrated.schema_version() == 5
+        due = migrated.list_due(BASE_TIME + timedelta(days=1))
+        assert [record.id for record in due] == ["R1"]  # the next tick checks it
+        assert [record.id for record in migrated.list("shop-a", after="R1")] == ["R2"]
+    finally:
+        migrated.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConfigurationError, UnitsTaken
 from returnflow.ports.store import Commit, InboundKey, ReturnStore
 from returnflow.stores.memory import MemoryStore
@@ -67,13 +68,13 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "returns.db"
 
 
-def test_schema_version_is_4_and_a_reopened_file_keeps_its_data(path: Path) -> None:
+def test_schema_version_is_5_and_a_reopened_file_keeps_its_data(path: Path) -> None:
     record = make_record("shop-a", "R1")
     effect = make_effect("shop-a", "R1", 0)
     key = InboundKey("shop-a", "carrier", "evt-1")
     store = SqliteStore(path)
     try:
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
         store.commit(Commit(records=((record, 0),), effects=(effect,), inbound=key))
         v2 = next_version(record, status="approved")
         store.commit(Commit(records=((v2, 1),)))
@@ -82,7 +83,7 @@ def test_schema_version_is_4_and_a_reopened_file_keeps_its_data(path: Path) -> N
         store.close()
     reopened = SqliteStore(path)
     try:
-        assert reopened.schema_version() == 4
+        assert reopened.schema_version() == 5
         got = reopened.get("shop-a", "R1")
         assert got == v2
         assert [entry.payload for entry in got.history] == [entry.payload for entry in v2.history]
@@ -97,7 +98,7 @@ def test_schema_version_is_4_and_a_reopened_file_keeps_its_data(path: Path) -> N
         reopened.close()
 
 
-def test_a_schema_1_file_is_migrated_to_4_and_keeps_its_returns(path: Path) -> None:
+def test_a_schema_1_file_is_migrated_to_5_and_keeps_its_returns(path: Path) -> None:
     store = SqliteStore(path)
     record = make_record("shop-a", "R1")
     store.commit(Commit(records=((record, 0),)))
@@ -115,7 +116,7 @@ def test_a_schema_1_file_is_migrated_to_4_and_keeps_its_returns(path: Path) -> N
 
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 4
+        assert migrated.schema_version() == 5
         assert migrated.get("shop-a", "R1") == record
         assert migrated.read_cursor("import:loop:shop-a") is None
         migrated.write_cursor("import:loop:shop-a", "v1", expected=None)
@@ -149,7 +150,7 @@ def test_a_schema_2_file_gets_the_ledger_of_the_units_its_returns_hold(path: Pat
 
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 4
+        assert migrated.schema_version() == 5
         ledger = migrated.units("shop-a", "O-1")
         assert {unit: ledger[unit] for unit in ledger if unit[0] == "L1"} == {
             ("L1", 0): "R1",
@@ -278,3 +279,38 @@ def test_a_conflict_says_what_clashed(kind: str, path: Path) -> None:
     assert e.value.reason is not None
     assert store.read_cursor("import:loop:shop-a") == "m1"
     assert store.get("shop-a", "R1") == record
+
+
+def _released_unconfirmed(return_id: str, *, confirmed: bool = False) -> ReturnRecord:
+    """A closed return whose exchange was released, the release not confirmed yet (or
+    confirmed), stored before release checks were timers: no due time."""
+    record = make_record("shop-a", return_id, status="closed", exchange_status="released")
+    return attrs.evolve(
+        record,
+        refs=attrs.evolve(record.refs, exchange_hold_id="hold-1"),
+        release_confirmed=confirmed,
+        due_at=None,
+    )
+
+
+def test_a_schema_4_file_gets_its_unconfirmed_releases_due(path: Path) -> None:
+    store = SqliteStore(path)
+    for record in (_released_unconfirmed("R1"), _released_unconfirmed("R2", confirmed=True)):
+        store.commit(Commit(records=((record, 0),)))
+    store.close()
+    connection = sqlite3.connect(path)  # as returnflow before keyset pages left it
+    try:
+        with connection:
+            connection.execute("DROP INDEX returns_by_created")
+            connection.execute("DROP INDEX inbox_by_at")
+            connection.execute("UPDATE schema_version SET version = 4")
+    finally:
+        connection.close()
+    migrated = SqliteStore(path)
+    try:
+        assert migrated.schema_version() == 5
+        due = migrated.list_due(BASE_TIME + timedelta(days=1))
+        assert [record.id for record in due] == ["R1"]  # the next tick checks it
+        assert [record.id for record in migrated.list("shop-a", limit=1, after="R1")] == ["R2"]
+    finally:
+        migrated.close()

@@ -8,6 +8,7 @@ import hmac
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+import attrs
 import pytest
 
 from returnflow import (
@@ -185,6 +186,10 @@ def test_a_tick_reads_only_what_is_due_through_the_index() -> None:
     calls: list[str] = []
 
     class Counting(MemoryStore):
+        def list(self, *args: object, **kwargs: object) -> Sequence[ReturnRecord]:
+            calls.append("list")
+            return super().list(*args, **kwargs)  # type: ignore[arg-type]
+
         def list_in(self, *args: object, **kwargs: object) -> Sequence[ReturnRecord]:
             calls.append(f"list_in{args}")
             return super().list_in(*args, **kwargs)  # type: ignore[arg-type]
@@ -193,16 +198,40 @@ def test_a_tick_reads_only_what_is_due_through_the_index() -> None:
             calls.append("list_due")
             return super().list_due(now, limit=limit)
 
-    made = Harness(store=Counting())
+    policy = ReturnPolicy(exchange_release=ReleaseTrigger.ON_HANDED_IN)
+    made = Harness(store=Counting(), policy=policy)
     made.ports.commerce.add_order(order_1001())
     record = made.service.request(exchange_request())
     calls.clear()
     report = made.service.tick()
-    assert report.expired == report.stuck == ()
+    assert report.expired == report.stuck == report.release_checked == ()
+    assert calls == ["list_due"]  # one indexed read; no scan of open or released returns
+    made.ports.commerce.ignore_releases(times=1)
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=record.id, event_id="s1", status="RETURN_PICKED_UP")
+    )
+    calls.clear()
+    assert made.service.tick().release_checked == (record.id,)  # a release, found by due_at
     assert "list_due" in calls
-    assert not any("('approved', 'label_sent')" in call for call in calls)  # no expiry scan
+    assert not any(call.startswith(("list_in", "list(")) or call == "list" for call in calls)
     made.clock.advance(days=31)
-    assert made.service.tick().expired == (record.id,)
+    assert made.service.tick().expired == ()  # handed in: nothing left to expire
+
+
+def test_a_tick_works_in_batches_of_limit_returns() -> None:
+    made = harness(ship_within_days=14)
+    made.ports.commerce.add_order(order_1001(SHOP, "1002"))
+    made.ports.commerce.add_order(order_1001(SHOP, "1003"))
+    ids = [
+        made.service.request(attrs.evolve(exchange_request(), order_id=order)).id
+        for order in ("1001", "1002", "1003")
+    ]
+    made.clock.advance(days=15)
+    first = made.service.tick(limit=2).expired
+    second = made.service.tick(limit=2).expired
+    assert first == tuple(ids[:2])  # earliest due first, at most ``limit`` a tick
+    assert second == (ids[2],)
+    assert made.service.tick(limit=2).expired == ()
 
 
 def test_an_instant_exchange_not_back_in_time_has_its_authorization_captured() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -53,6 +54,12 @@ class ToyShopPlatform:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
         self._db.executescript(_SCHEMA)
+        # closed when the platform is dropped, or by close()
+        self._closer = weakref.finalize(self, self._db.close)
+
+    def close(self) -> None:
+        """Close the platform's database."""
+        self._closer()
 
     # -- the shop's own admin side (not part of the port) ------------------------------------
 

@@ -13,6 +13,8 @@
 * ``returnflow diagram [--format svg|png|dot|mermaid|table] [--output FILE]`` draws the
   statechart from the code (svg and png need the ``returnflow[diagram]`` extra and Graphviz,
   dot the extra).
+* ``returnflow prune --db PATH --older-than 90d`` drops delivered effects of ended returns
+  and old inbox keys (:mod:`returnflow.cli_prune`).
 
 ``--db`` is a SQLite file or a ``postgresql://`` URL (the ``returnflow[postgres]`` extra).
 Results go to stdout; progress and errors to stderr, each error one line. Exit codes: 0
@@ -35,7 +37,7 @@ from datetime import datetime, timezone
 from types import FrameType
 from typing import Any, TextIO
 
-from returnflow import __version__
+from returnflow import __version__, cli_prune
 from returnflow._cli_support import (
     BadArgument,
     OneLineParser,
@@ -556,6 +558,7 @@ def _parser() -> argparse.ArgumentParser:
         "--verbose", action="store_true", help="list each return skipped, and why"
     )
     importing.set_defaults(run=_import)
+    cli_prune.add_to(commands)
     return parser
 
 

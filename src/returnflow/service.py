@@ -27,21 +27,10 @@ import attrs
 from returnflow import commits, logs
 from returnflow import timeline as timelines
 from returnflow._shared import Shared
-from returnflow.decisions import (
-    cancellation,
-    completion,
-    facts,
-    review,
-)
-from returnflow.decisions import (
-    request as requests,
-)
-from returnflow.decisions import (
-    reset as resets,
-)
-from returnflow.decisions import (
-    timers as timer_rules,
-)
+from returnflow.decisions import cancellation, completion, facts, review
+from returnflow.decisions import request as requests
+from returnflow.decisions import reset as resets
+from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
 from returnflow.dispatch import Dispatcher, DispatchReport
 from returnflow.domain.inbound import (
@@ -188,8 +177,18 @@ class ReturnsService:
     def get(self, shop: str, return_id: str) -> ReturnRecord:
         return self.store.get(shop, return_id)
 
-    def list(self, shop: str, *, order_id: str | None = None) -> Sequence[ReturnRecord]:
-        return self.store.list(shop, order_id=order_id)
+    def list(
+        self,
+        shop: str,
+        *,
+        order_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> Sequence[ReturnRecord]:
+        """The shop's returns (of one order), oldest first, a keyset page at a time: at most
+        ``limit``, starting after the return ``after`` (see
+        :meth:`ReturnStore.list <returnflow.ports.store.ReturnStore.list>`)."""
+        return self.store.list(shop, order_id=order_id, after=after, limit=limit)
 
     @staticmethod
     def allowed_events(record: ReturnRecord) -> tuple[str, ...]:

@@ -19,7 +19,6 @@ from returnflow import logs
 from returnflow.decisions import timers as rules
 from returnflow.domain._time import instant
 from returnflow.errors import PortError, ReturnflowError
-from returnflow.lifecycle.table import TABLE
 
 if TYPE_CHECKING:
     from returnflow.service import ReturnsService
@@ -76,36 +75,34 @@ class Timers:
         errors: list[str] = []
         stuck: list[str] = []
         captured: list[str] = []
+        # Everything comes from the index on due_at, at most ``limit`` returns a tick: no
+        # scan of the open returns, whatever their number.
         due = store.list_due(moment, limit=limit)
         errors.extend(_unreadable(due))
-        for record in due:  # an index, never a scan
+        for record in due:
             what = [name for at, name in rules.due(record, service.policy) if moment > at]
+            if what and set(what) <= {"release_check"}:
+                if not rules.release_check_due(record, store.outbox(record.shop, record.id)):
+                    continue  # a release still on its way: checked when it was answered
+                try:
+                    service.retry_exchange_release(record.shop, record.id, actor="timer")
+                except PortError as error:
+                    errors.append(f"{record.shop}/{record.id}: {error}")
+                    logs.timer_failed(errors[-1])
+                    continue
+                logs.timer("release_checked", record)
+                checked.append(record.id)
+                continue
             service.run_due(record.shop, record.id, now=moment)
-            if what:
-                logs.timer(what[0], record)
-            if what[:1] == ["expire"]:
+            timer = [name for name in what if name != "release_check"][:1]
+            if timer:
+                logs.timer(timer[0], record)
+            if timer == ["expire"]:
                 expired.append(record.id)
-            elif what[:1] == ["capture"]:
+            elif timer == ["capture"]:
                 captured.append(record.id)
-            elif what[:1] == ["stuck"]:
+            elif timer == ["stuck"]:
                 stuck.append(record.id)
-        released = store.list_in(
-            None, TABLE.lifecycle_states, exchange_status="released", limit=limit
-        )
-        errors.extend(_unreadable(released))
-        for record in released:
-            if record.release_confirmed or record.refs.exchange_hold_id is None:
-                continue  # known without reading the outbox
-            if not rules.release_check_due(record, store.outbox(record.shop, record.id)):
-                continue
-            try:
-                service.retry_exchange_release(record.shop, record.id, actor="timer")
-            except PortError as error:
-                errors.append(f"{record.shop}/{record.id}: {error}")
-                logs.timer_failed(errors[-1])
-                continue
-            logs.timer("release_checked", record)
-            checked.append(record.id)
         imports: list[PollReport] = []
         for poller in self.pollers:
             try:

@@ -103,7 +103,10 @@ def _released_at(record: ReturnRecord) -> datetime | None:
 def due(record: ReturnRecord, policy: ReturnPolicy) -> list[tuple[datetime, str]]:
     """What a timer has to do for the return and from when, earliest first: ``expire`` (an
     approved return never shipped), ``capture`` (an instant exchange whose units did not come
-    back in time), ``stuck`` (no progress in a state ``policy.stuck_after`` names)."""
+    back in time), ``stuck`` (no progress in a state ``policy.stuck_after`` names),
+    ``release_check`` (a released exchange the platform has not confirmed yet: asked about
+    from the release on, see :func:`release_check_due`; done by the tick, not by
+    :func:`on_due`)."""
     items: list[tuple[datetime, str]] = []
     if record.status in ("approved", "label_sent"):
         approved = approved_at(record)
@@ -122,6 +125,15 @@ def due(record: ReturnRecord, policy: ReturnPolicy) -> list[tuple[datetime, str]
     for state, stuck in policy.stuck_after:
         if state == record.status:
             items.append((_last_progress(record) + stuck, "stuck"))
+    if (
+        record.exchange_status == "released"
+        and not record.release_confirmed
+        and record.refs.exchange_hold_id is not None
+    ):
+        # due at once: a tick at the very moment of the release checks it (times compare
+        # strictly)
+        released = _released_at(record) or record.updated_at
+        items.append((released - timedelta(microseconds=1), "release_check"))
     return sorted((moment.astimezone(timezone.utc), what) for moment, what in items)
 
 
@@ -143,6 +155,8 @@ def on_due(change: Change, policy: ReturnPolicy, at: datetime | None = None) -> 
     for moment, what in due(change.record, policy):
         if now <= moment:
             break
+        if what == "release_check":
+            continue  # the tick asks the platform (ReturnsService.retry_exchange_release)
         if what == "expire" and change.allows("expire"):
             expire(change, policy)
             return what

@@ -22,7 +22,7 @@ from returnflow.errors import UnreadableRecord
 if TYPE_CHECKING:
     from returnflow.lifecycle.effects import Effect
 
-__all__ = ["Attempt", "Commit", "InboundKey", "Listing", "OutboxEntry", "ReturnStore"]
+__all__ = ["Attempt", "Commit", "InboundKey", "Listing", "OutboxEntry", "Pruned", "ReturnStore"]
 
 
 class Listing(list[ReturnRecord]):
@@ -108,6 +108,15 @@ class OutboxEntry:
     claimed_by: str | None = None
 
 
+@attrs.frozen
+class Pruned:
+    """What :meth:`ReturnStore.prune` dropped: delivered outbox rows of ended returns, and
+    inbox keys past their window."""
+
+    outbox: int = 0
+    inbox: int = 0
+
+
 class ReturnStore(Protocol):
     """Durable home of returns. Every read is scoped to one shop.
 
@@ -124,9 +133,25 @@ class ReturnStore(Protocol):
         ``UnreadableRecord`` if its stored data cannot be read back."""
         ...
 
-    def list(self, shop: str, *, order_id: str | None = None) -> Sequence[ReturnRecord]:
-        """The shop's returns (of one order, when given), oldest first. A durable store
-        returns a :class:`Listing`: a return that cannot be read is skipped and named in its
+    def list(
+        self,
+        shop: str,
+        *,
+        order_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> Sequence[ReturnRecord]:
+        """The shop's returns (of one order, when given), oldest first: ordered by
+        ``(created_at, id)``, ids compared by code point.
+
+        Keyset pagination: ``limit`` returns at most that many (``None``: all of them);
+        ``after`` is the id of the last return of the previous page, and the page starts
+        right after it, however many returns were written since. A page costs the same at
+        the start of a shop's returns as at its end (an index on ``(shop, created_at,
+        id)``). Raises ``ReturnNotFound`` when ``after`` is not a return of ``shop``, and
+        ``ValidationError`` (field ``limit`` or ``after``) for a limit that is not a whole
+        number of at least 1 or an ``after`` that is not a string. A durable store returns a
+        :class:`Listing`: a return that cannot be read is skipped and named in its
         ``unreadable``, never allowed to hide the others."""
         ...
 
@@ -145,6 +170,22 @@ class ReturnStore(Protocol):
     def list_due(self, now: datetime, *, limit: int = 1000) -> Sequence[ReturnRecord]:
         """Returns of every shop whose ``due_at`` is before ``now``, earliest first, at most
         ``limit``: what a tick has to do, found through an index on ``due_at``."""
+        ...
+
+    def prune(self, *, older_than: datetime, inbox_older_than: datetime) -> Pruned:
+        """Drop what is no longer needed, and say how much (:class:`Pruned`):
+
+        * outbox rows delivered (``done``) of returns that ended (closed, cancelled, expired,
+          declined, reset), have no timer due (``due_at`` unset) and were last written
+          before ``older_than``; failed rows, which wait for a person, and every row of a
+          return still open, stay;
+        * inbox keys of inbound events processed before ``inbox_older_than``: a redelivery
+          of such an event is no longer recognised, so this cutoff must be older than any
+          sender redelivers (see :mod:`returnflow.retention`).
+
+        Returns, their history and cursors are never dropped. Each kind of row is deleted
+        in batches of short transactions, so writers are not held up. Raises
+        ``ValidationError`` for a cutoff that is not a timezone-aware datetime."""
         ...
 
     def commit(self, commit: Commit) -> None:

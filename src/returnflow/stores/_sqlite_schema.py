@@ -94,4 +94,17 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE returns SET due_at = created_at
     WHERE status NOT IN ('closed', 'cancelled', 'expired', 'declined', 'reset');
     """,
+    # Keyset pages of a shop's (and an order's) returns in (created_at, id) order; inbox keys
+    # pruned by age; released exchanges still to check with the platform are found through
+    # due_at like every other timer (those stored before get due at once).
+    """
+    CREATE INDEX IF NOT EXISTS returns_by_created ON returns (shop, created_at, id);
+    DROP INDEX IF EXISTS returns_by_order;
+    CREATE INDEX returns_by_order ON returns (shop, order_id, created_at, id);
+    CREATE INDEX IF NOT EXISTS inbox_by_at ON inbox (at);
+    UPDATE returns SET due_at = updated_at
+    WHERE due_at IS NULL AND exchange_status = 'released'
+    AND json_extract(body, '$.release_confirmed') IS NOT 1
+    AND json_extract(body, '$.refs.exchange_hold_id') IS NOT NULL;
+    """,
 )

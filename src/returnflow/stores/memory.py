@@ -8,9 +8,10 @@ store hands out the stored objects themselves. It is shared by threads, not proc
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 
 import attrs
 
@@ -18,13 +19,14 @@ from returnflow.domain._time import instant
 from returnflow.domain.ledger import UnitKey, held_units
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ReturnNotFound, UnitsTaken
-from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry
+from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry, Pruned
 from returnflow.stores._conflicts import moved as _moved
 from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
 from returnflow.stores._conflicts import unknown_effect as _unknown_effect
+from returnflow.stores._pages import ENDED, check_cutoff, check_page
 
 __all__ = ["MemoryStore"]
 
@@ -37,7 +39,12 @@ class MemoryStore:
         self._records: dict[tuple[str, str], ReturnRecord] = {}
         self._outbox: dict[str, OutboxEntry] = {}
         self._by_return: dict[tuple[str, str], list[str]] = {}
-        self._inbox: set[InboundKey] = set()
+        self._inbox: dict[InboundKey, datetime] = {}  # each key and when it was processed
+        # each shop's (and each order's) returns as (created_at, id), sorted: the keyset
+        # indexes of ``list``
+        self._by_shop: dict[tuple[str, str | None], list[tuple[datetime, str]]] = {}
+        # returns with a due time as (due_at, shop, id), sorted: the index of ``list_due``
+        self._due: list[tuple[datetime, str, str]] = []
         self._sequence = 0
         self._busy: set[tuple[str, str]] = set()  # returns that may have pending effects
         self._cursors: dict[str, str] = {}
@@ -50,14 +57,25 @@ class MemoryStore:
             raise ReturnNotFound(shop, return_id)
         return record
 
-    def list(self, shop: str, *, order_id: str | None = None) -> Sequence[ReturnRecord]:
+    def list(
+        self,
+        shop: str,
+        *,
+        order_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> Sequence[ReturnRecord]:
+        check_page(after, limit)
         with self._lock:
-            records = [
-                record
-                for (record_shop, _), record in self._records.items()
-                if record_shop == shop and (order_id is None or record.order_id == order_id)
-            ]
-        return Listing(sorted(records, key=lambda record: (record.created_at, record.id)))
+            keys = self._by_shop.get((shop, order_id), [])
+            start = 0
+            if after is not None:
+                last = self._records.get((shop, after))
+                if last is None:
+                    raise ReturnNotFound(shop, after)
+                start = bisect.bisect_right(keys, (_utc(last.created_at), after))
+            end = len(keys) if limit is None else min(len(keys), start + limit)
+            return Listing(self._records[(shop, return_id)] for _, return_id in keys[start:end])
 
     def list_in(
         self,
@@ -82,13 +100,10 @@ class MemoryStore:
     def list_due(self, now: datetime, *, limit: int = 1000) -> Sequence[ReturnRecord]:
         now = instant("now", now)
         with self._lock:
-            due = [
-                record
-                for record in self._records.values()
-                if record.due_at is not None and record.due_at < now
-            ]
-        due.sort(key=lambda record: (record.due_at, record.shop, record.id))
-        return Listing(due[:limit])
+            end = bisect.bisect_left(self._due, (_utc(now),))  # strictly before now
+            return Listing(
+                self._records[(shop, rid)] for _, shop, rid in self._due[: min(end, limit)]
+            )
 
     def commit(self, commit: Commit) -> None:
         with self._lock:
@@ -138,14 +153,34 @@ class MemoryStore:
             for attempt in commit.attempts:
                 self._outbox[attempt.key] = _attempted(self._outbox[attempt.key], attempt)
             for record, _ in commit.records:
+                self._index(self._records.get((record.shop, record.id)), record)
                 self._records[(record.shop, record.id)] = record
             if commit.inbound is not None:
-                self._inbox.add(commit.inbound)
+                self._inbox[commit.inbound] = max(
+                    (record.updated_at for record, _ in commit.records),
+                    default=datetime.now(timezone.utc),
+                )
             for effect in commit.effects:
                 self._sequence += 1
                 self._outbox[effect.key] = OutboxEntry(effect=effect, sequence=self._sequence)
                 self._by_return.setdefault((effect.shop, effect.return_id), []).append(effect.key)
                 self._busy.add((effect.shop, effect.return_id))
+
+    def _index(self, stored: ReturnRecord | None, record: ReturnRecord) -> None:
+        """Keep the keyset indexes of ``list`` and the due-time index of ``list_due`` in step
+        with a record written over ``stored``."""
+        if (stored and stored.due_at) != record.due_at:
+            if stored is not None and stored.due_at is not None:
+                self._due.remove((_utc(stored.due_at), stored.shop, stored.id))
+            if record.due_at is not None:
+                bisect.insort(self._due, (_utc(record.due_at), record.shop, record.id))
+        if stored is not None:
+            if (stored.created_at, stored.order_id) == (record.created_at, record.order_id):
+                return
+            for index in ((stored.shop, None), (stored.shop, stored.order_id)):
+                self._by_shop[index].remove((_utc(stored.created_at), stored.id))
+        for index in ((record.shop, None), (record.shop, record.order_id)):
+            bisect.insort(self._by_shop.setdefault(index, []), (_utc(record.created_at), record.id))
 
     def _ledger(
         self, commit: Commit
@@ -181,6 +216,31 @@ class MemoryStore:
 
     def seen(self, key: InboundKey) -> bool:
         return key in self._inbox
+
+    def prune(self, *, older_than: datetime, inbox_older_than: datetime) -> Pruned:
+        outbox_cutoff = check_cutoff("older_than", older_than)
+        inbox_cutoff = check_cutoff("inbox_older_than", inbox_older_than)
+        with self._lock:
+            dropped = 0
+            for owner, keys in self._by_return.items():
+                record = self._records.get(owner)
+                if (
+                    record is None
+                    or record.status not in ENDED
+                    or record.due_at is not None
+                    or not record.updated_at < outbox_cutoff
+                ):
+                    continue
+                kept = [key for key in keys if self._outbox[key].status != "done"]
+                for key in keys:
+                    if self._outbox[key].status == "done":
+                        del self._outbox[key]
+                dropped += len(keys) - len(kept)
+                keys[:] = kept
+            expired = [key for key, at in self._inbox.items() if at < inbox_cutoff]
+            for inbound in expired:
+                del self._inbox[inbound]
+            return Pruned(outbox=dropped, inbox=len(expired))
 
     def outbox(self, shop: str, return_id: str) -> Sequence[OutboxEntry]:
         with self._lock:
@@ -269,6 +329,10 @@ class MemoryStore:
             if self._cursors.get(name) != expected:
                 raise ConcurrencyConflict(f"cursor {name}", 0, 1, _moved(name, expected))
             self._cursors[name] = value
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc)
 
 
 def _extends(new: tuple[HistoryEntry, ...], old: tuple[HistoryEntry, ...]) -> bool:

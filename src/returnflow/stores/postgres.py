@@ -59,7 +59,7 @@ from returnflow.errors import (
     ValidationError,
 )
 from returnflow.lifecycle.effects import Effect
-from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry
+from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry, Pruned
 from returnflow.serialization import converter
 from returnflow.stores._conflicts import moved as _moved
 from returnflow.stores._conflicts import not_failed as _not_failed
@@ -68,6 +68,7 @@ from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
 from returnflow.stores._conflicts import unknown_effect as _unknown_effect
 from returnflow.stores._errors import listing, readable, translating
+from returnflow.stores._pages import ENDED, PRUNE_BATCH, check_cutoff, check_page
 from returnflow.stores._targets import redacted
 
 __all__ = ["PostgresStore"]
@@ -195,6 +196,24 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         WHERE status NOT IN ('closed', 'cancelled', 'expired', 'declined', 'reset')
         """,
     ),
+    # Keyset pages of a shop's (and an order's) returns in (created_at, id) order; done
+    # effects and inbox keys pruned by age; released exchanges still to check with the
+    # platform are found through due_at like every other timer (those stored before get due
+    # at once).
+    (
+        "CREATE INDEX IF NOT EXISTS returns_by_created "
+        'ON returns (shop, created_at, id COLLATE "C")',
+        "DROP INDEX IF EXISTS returns_by_order",
+        'CREATE INDEX returns_by_order ON returns (shop, order_id, created_at, id COLLATE "C")',
+        "CREATE INDEX IF NOT EXISTS outbox_done ON outbox (seq) WHERE status = 'done'",
+        "CREATE INDEX IF NOT EXISTS inbox_by_at ON inbox (at)",
+        """
+        UPDATE returns SET due_at = updated_at
+        WHERE due_at IS NULL AND exchange_status = 'released'
+        AND (body::jsonb -> 'release_confirmed') IS DISTINCT FROM 'true'::jsonb
+        AND (body::jsonb -> 'refs' ->> 'exchange_hold_id') IS NOT NULL
+        """,
+    ),
 )
 
 # Conflicts the server reports for racing writers; the service retries them like a version.
@@ -235,6 +254,13 @@ _RECORDS = (
     "SELECT '[' || string_agg(h.body, ',' ORDER BY h.seq) || ']' FROM history h "
     "WHERE h.shop = r.shop AND h.return_id = r.id) "
     "FROM returns r"
+)
+# Delivered effects in sequence order, each with whether its return ended, has nothing due
+# and was last written before the cutoff (see ``prune``).
+_DONE = (
+    "SELECT o.seq, COALESCE(r.status = ANY(%s) AND r.due_at IS NULL AND r.updated_at < %s, "
+    "false) FROM outbox o LEFT JOIN returns r ON r.shop = o.shop AND r.id = o.return_id "
+    "WHERE o.status = 'done' AND o.seq > %s ORDER BY o.seq LIMIT %s"
 )
 _ENTRY_COLUMNS = (
     "seq, body, status, attempts, last_error, result, updated_at, next_attempt_at, "
@@ -562,19 +588,32 @@ class PostgresStore:
             return cached
         return self._build(*row)
 
-    def list(self, shop: str, *, order_id: str | None = None) -> Sequence[ReturnRecord]:
+    def list(
+        self,
+        shop: str,
+        *,
+        order_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> Sequence[ReturnRecord]:
+        check_page(after, limit)
+        query = f"{_RECORDS} WHERE r.shop = %(shop)s"
+        params: dict[str, Any] = {"shop": shop, "order": order_id, "limit": limit}
+        if order_id is not None:
+            query += " AND r.order_id = %(order)s"
         with self._connection() as db:
-            if order_id is None:
-                rows = db.execute(
-                    f'{_RECORDS} WHERE r.shop = %s ORDER BY r.created_at, r.id COLLATE "C"',
-                    (shop,),
-                ).fetchall()
-            else:
-                rows = db.execute(
-                    f"{_RECORDS} WHERE r.shop = %s AND r.order_id = %s "
-                    'ORDER BY r.created_at, r.id COLLATE "C"',
-                    (shop, order_id),
-                ).fetchall()
+            if after is not None:
+                row = db.execute(
+                    "SELECT created_at FROM returns WHERE shop = %s AND id = %s", (shop, after)
+                ).fetchone()
+                if row is None:
+                    raise ReturnNotFound(shop, after)
+                query += ' AND (r.created_at, r.id COLLATE "C") > (%(at)s, %(after)s)'
+                params.update(at=row[0], after=after)
+            query += ' ORDER BY r.created_at, r.id COLLATE "C"'
+            if limit is not None:
+                query += " LIMIT %(limit)s"
+            rows = db.execute(query, params).fetchall()
         return self._records(rows)
 
     def list_in(
@@ -618,6 +657,34 @@ class PostgresStore:
             row = db.execute("SELECT count(*) FROM returns").fetchone()
         assert row is not None
         return int(row[0])
+
+    def prune(self, *, older_than: datetime, inbox_older_than: datetime) -> Pruned:
+        outbox_cutoff = check_cutoff("older_than", older_than)
+        inbox_cutoff = check_cutoff("inbox_older_than", inbox_older_than)
+        outbox = inbox = 0
+        last = 0
+        while True:  # delivered effects in sequence order, a batch per transaction
+            with self._connection() as db, db.transaction():
+                rows = db.execute(_DONE, (list(ENDED), outbox_cutoff, last, PRUNE_BATCH))
+                found = rows.fetchall()
+                if not found:
+                    break
+                last = int(found[-1][0])
+                old = [int(seq) for seq, prunable in found if prunable]
+                if old:
+                    db.execute("DELETE FROM outbox WHERE seq = ANY(%s)", (old,))
+                outbox += len(old)
+        while True:
+            with self._connection() as db, db.transaction():
+                deleted = db.execute(
+                    "DELETE FROM inbox WHERE ctid = ANY(ARRAY("
+                    "SELECT ctid FROM inbox WHERE at < %s LIMIT %s))",
+                    (inbox_cutoff, PRUNE_BATCH),
+                ).rowcount
+            inbox += deleted
+            if deleted < PRUNE_BATCH:
+                break
+        return Pruned(outbox=outbox, inbox=inbox)
 
     def seen(self, key: InboundKey) -> bool:
         with self._connection() as db:

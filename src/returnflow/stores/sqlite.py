@@ -15,7 +15,7 @@ full); a return whose row cannot be read back is an
 >>> import tempfile, os
 >>> store = SqliteStore(os.path.join(tempfile.mkdtemp(), "returns.db"))
 >>> store.schema_version()
-4
+5
 >>> store.close()
 """
 
@@ -26,19 +26,18 @@ import json
 import os
 import sqlite3
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-import attrs
-
 from returnflow.domain._time import instant, parse_iso
-from returnflow.domain.model import HistoryEntry, ReturnRecord
+from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
 from returnflow.lifecycle.effects import Effect
-from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry
+from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry, Pruned
 from returnflow.serialization import converter
 from returnflow.stores._conflicts import moved as _moved
 from returnflow.stores._conflicts import not_failed as _not_failed
@@ -47,9 +46,13 @@ from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
 from returnflow.stores._conflicts import unknown_effect as _unknown_effect
 from returnflow.stores._errors import listing, readable, translating
+from returnflow.stores._pages import check_page
 from returnflow.stores._sqlite_files import check_schema, connect
 from returnflow.stores._sqlite_files import translate as _translate
 from returnflow.stores._sqlite_ledger import write_units
+from returnflow.stores._sqlite_retention import prune
+from returnflow.stores._sqlite_rows import iso as _iso
+from returnflow.stores._sqlite_rows import write_record
 from returnflow.stores._sqlite_schema import MIGRATIONS
 
 __all__ = ["SqliteStore"]
@@ -58,13 +61,6 @@ _REOPEN = (
     "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL, "
     "claimed_until = NULL, claimed_by = NULL WHERE key = ? AND status = 'failed'"
 )
-
-
-def _iso(moment: datetime | None) -> str | None:
-    """UTC with a fixed width, so that SQL compares the text as it would the times."""
-    if moment is None:
-        return None
-    return instant("time", moment).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def _moment(text: str | None) -> datetime | None:
@@ -97,6 +93,9 @@ class SqliteStore:
         # Records are immutable: a version read from the file names exactly one record, so
         # one already built is reused instead of rebuilt from JSON.
         self._cache: OrderedDict[tuple[str, str], ReturnRecord] = OrderedDict()
+        # A store dropped without close() still closes its connections (Python 3.13 warns
+        # about a connection collected open).
+        self._closer = weakref.finalize(self, _close_all, self._connections, self._guard)
         self._migrate()
 
     _CACHE_SIZE = 10_000
@@ -157,10 +156,7 @@ class SqliteStore:
 
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""
-        with self._guard:
-            for connection in self._connections.values():
-                connection.close()
-            self._connections.clear()
+        _close_all(self._connections, self._guard)
         self._local = threading.local()
 
     def _migrate(self) -> None:
@@ -241,20 +237,43 @@ class SqliteStore:
         self._remember(record)
         return record
 
-    def list(self, shop: str, *, order_id: str | None = None) -> Sequence[ReturnRecord]:
+    def list(
+        self,
+        shop: str,
+        *,
+        order_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> Sequence[ReturnRecord]:
+        check_page(after, limit)
+        where, params = "shop = ?", [shop]
+        if order_id is not None:
+            where += " AND order_id = ?"
+            params.append(order_id)
         with self._read() as db:
-            if order_id is None:
-                rows = db.execute(
-                    "SELECT shop, id, body FROM returns WHERE shop = ? ORDER BY created_at, id",
-                    (shop,),
-                )
-            else:
-                rows = db.execute(
-                    "SELECT shop, id, body FROM returns WHERE shop = ? AND order_id = ? "
-                    "ORDER BY created_at, id",
-                    (shop, order_id),
-                )
-            return self._records(rows.fetchall())
+            if after is not None:
+                row = db.execute(
+                    "SELECT created_at FROM returns WHERE shop = ? AND id = ?", (shop, after)
+                ).fetchone()
+                if row is None:
+                    raise ReturnNotFound(shop, after)
+                where += " AND (created_at, id) > (?, ?)"
+                params += [row[0], after]
+            query = (
+                f"SELECT shop, id, body, version FROM returns WHERE {where} ORDER BY created_at, id"
+            )
+            if limit is not None:
+                query += f" LIMIT {int(limit)}"
+
+            def build(row: Any) -> ReturnRecord:
+                record = self._recall(row[0], row[1], int(row[3]))
+                if record is None:
+                    record = self._record(row)
+                    self._remember(record)
+                return record
+
+            rows = db.execute(query, params).fetchall()
+            return listing(rows, build, lambda row: (row[0], row[1]))
 
     def list_in(
         self,
@@ -295,6 +314,9 @@ class SqliteStore:
 
     def count(self) -> int:
         return int(self._connection().execute("SELECT COUNT(*) FROM returns").fetchone()[0])
+
+    def prune(self, *, older_than: datetime, inbox_older_than: datetime) -> Pruned:
+        return prune(self._write, older_than=older_than, inbox_older_than=inbox_older_than)
 
     def seen(self, key: InboundKey) -> bool:
         row = (
@@ -415,77 +437,9 @@ class SqliteStore:
     def _write_record(
         self, db: sqlite3.Connection, record: ReturnRecord, *, known: int, stored: int
     ) -> None:
-        body = converter.unstructure(attrs.evolve(record, history=()))
-        del body["history"]
-        params = (
-            record.order_id,
-            record.status,
-            record.exchange_status,
-            record.version,
-            len(record.history),
-            _iso(record.created_at),
-            _iso(record.updated_at),
-            json.dumps(body, separators=(",", ":"), sort_keys=True),
-            _iso(record.due_at),
-            record.shop,
-            record.id,
-        )
-        if known == 0:
-            db.execute(
-                "INSERT INTO returns (order_id, status, exchange_status, version, history_len, "
-                "created_at, updated_at, body, due_at, shop, id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                params,
-            )
-        else:
-            db.execute(
-                "UPDATE returns SET order_id = ?, status = ?, exchange_status = ?, version = ?, "
-                "history_len = ?, created_at = ?, updated_at = ?, body = ?, due_at = ? "
-                "WHERE shop = ? AND id = ?",
-                params,
-            )
-        if stored and not self._extends(db, record, stored):
-            raise ConcurrencyConflict(record.id, stored, len(record.history))
-        # History is append-only: only entries the store does not have yet are written.
-        db.executemany(
-            "INSERT INTO history (shop, return_id, seq, version, at, event, actor, body) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    record.shop,
-                    record.id,
-                    seq,
-                    entry.version,
-                    _iso(entry.at),
-                    entry.event,
-                    entry.actor,
-                    _dump_entry(entry),
-                )
-                for seq, entry in enumerate(record.history[stored:], start=stored)
-            ],
-        )
-
-    def _extends(self, db: sqlite3.Connection, record: ReturnRecord, stored: int) -> bool:
-        """Whether ``record`` keeps the ``stored`` history entries as they are."""
-        if len(record.history) < stored:
-            return False
         with self._guard:
-            known = self._cache.get((record.shop, record.id))
-        if known is not None and len(known.history) == stored:
-            old: Sequence[str | HistoryEntry] = known.history
-        else:
-            rows = db.execute(
-                "SELECT body FROM history WHERE shop = ? AND return_id = ? ORDER BY seq",
-                (record.shop, record.id),
-            )
-            old = [body for (body,) in rows]
-        for new_entry, old_entry in zip(record.history, old, strict=False):
-            if new_entry is old_entry:
-                continue
-            old_body = old_entry if isinstance(old_entry, str) else _dump_entry(old_entry)
-            if _dump_entry(new_entry) != old_body:
-                return False
-        return True
+            cached = self._cache.get((record.shop, record.id))
+        write_record(db, record, known=known, stored=stored, cached=cached)
 
     def claim(
         self,
@@ -586,8 +540,13 @@ class SqliteStore:
         return cursor.rowcount
 
 
-def _dump_entry(entry: HistoryEntry) -> str:
-    return json.dumps(converter.unstructure(entry), separators=(",", ":"), sort_keys=True)
+def _close_all(
+    connections: dict[threading.Thread, sqlite3.Connection], guard: threading.Lock
+) -> None:
+    with guard:
+        for connection in connections.values():
+            connection.close()
+        connections.clear()
 
 
 def _now_of(commit: Commit) -> datetime:

@@ -44,7 +44,13 @@ What the contract holds a store to:
   also when the two commits race (threads, processes); a return ending unsettled frees its
   units, and a reset's new return takes them over in the same commit;
 * a commit can re-open a given-up effect (``Commit.reopened``): it is pending again, under
-  its own key, with no attempt counted; one that is not given up conflicts.
+  its own key, with no attempt counted; one that is not given up conflicts;
+* ``list`` pages by keyset: ``(created_at, id)`` order, ids by code point, a page of at most
+  ``limit`` starting after the return ``after`` (of the shop, else ``ReturnNotFound``),
+  also for one order; a bad ``limit`` or ``after`` is a ``ValidationError``;
+* ``prune`` drops delivered effects only of returns that ended, have no timer due and were
+  last written before the cutoff, and inbox keys processed before theirs; a key inside its
+  window still makes a redelivery conflict; a naive cutoff is a ``ValidationError``.
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ from returnflow.domain.model import (
     StoreCredit,
 )
 from returnflow.domain.money import Money
-from returnflow.errors import ConcurrencyConflict, ReturnNotFound, UnitsTaken
+from returnflow.errors import ConcurrencyConflict, ReturnNotFound, UnitsTaken, ValidationError
 from returnflow.lifecycle.effects import Effect, Publish
 from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry, ReturnStore
 
@@ -559,6 +565,70 @@ class StoreContract(abc.ABC):
         _assert_same_record(found[0], first)
         _assert_same_record(found[1], third)
         assert list(store.list(self.SHOP, order_id="4040")) == []
+
+    def test_list_pages_by_keyset_in_created_at_then_id_order(self) -> None:
+        store = self.open_store()
+        # ties on created_at are ordered by id; ids compare by code point ("R10" < "R9")
+        specs = [("R9", 0), ("R10", 0), ("R2", 1), ("R1", 2), ("R3", 2), ("R0", 3)]
+        for return_id, hours in specs:
+            created = BASE_TIME + timedelta(hours=hours)
+            self.seed(store, make_record(self.SHOP, return_id, created_at=created))
+        self.seed(store, make_record(self.OTHER_SHOP, "R5", created_at=BASE_TIME))
+        everything = [record.id for record in store.list(self.SHOP)]
+        assert everything == ["R10", "R9", "R2", "R1", "R3", "R0"]
+        pages: list[list[str]] = []
+        after: str | None = None
+        while True:
+            page = store.list(self.SHOP, after=after, limit=4 if after is None else 2)
+            if not page:
+                break
+            pages.append([record.id for record in page])
+            after = page[-1].id
+        assert pages == [["R10", "R9", "R2", "R1"], ["R3", "R0"]]
+        assert [r.id for r in store.list(self.SHOP, after="R2")] == ["R1", "R3", "R0"]
+        assert [r.id for r in store.list(self.SHOP, limit=1)] == ["R10"]
+        _assert_same_record(
+            store.list(self.SHOP, after="R1", limit=1)[0], store.get(self.SHOP, "R3")
+        )
+        # a return written between two pages is on a later page, none is seen twice
+        page = store.list(self.SHOP, limit=3)
+        self.seed(store, make_record(self.SHOP, "R4", created_at=BASE_TIME + timedelta(hours=9)))
+        self.seed(store, make_record(self.SHOP, "R00", created_at=BASE_TIME))
+        rest = store.list(self.SHOP, after=page[-1].id)
+        assert [r.id for r in rest] == ["R1", "R3", "R0", "R4"]
+
+    def test_list_pages_of_one_order(self) -> None:
+        store = self.open_store()
+        for hours, (return_id, order_id) in enumerate(
+            [("R1", "1001"), ("R2", "1002"), ("R3", "1001"), ("R4", "1001"), ("R5", "1002")]
+        ):
+            created = BASE_TIME + timedelta(hours=hours)
+            self.seed(
+                store, make_record(self.SHOP, return_id, order_id=order_id, created_at=created)
+            )
+        self.seed(store, make_record(self.OTHER_SHOP, "R6", order_id="1001"))
+        first = store.list(self.SHOP, order_id="1001", limit=2)
+        assert [r.id for r in first] == ["R1", "R3"]
+        assert [r.id for r in store.list(self.SHOP, order_id="1001", after="R3")] == ["R4"]
+        assert [r.id for r in store.list(self.SHOP, order_id="1001", after="R4")] == []
+        # ``after`` may be a return of another order of the shop: the page starts after it
+        assert [r.id for r in store.list(self.SHOP, order_id="1001", after="R2")] == ["R3", "R4"]
+
+    def test_a_page_after_an_unknown_return_or_with_a_bad_limit_is_refused(self) -> None:
+        store = self.open_store()
+        self.seed(store, make_record(self.SHOP, "R1"))
+        self.seed(store, make_record(self.OTHER_SHOP, "R2"))
+        with _raises(ReturnNotFound) as caught:
+            store.list(self.SHOP, after="R2")  # another shop's return does not exist
+        assert (caught.value.shop, caught.value.return_id) == (self.SHOP, "R2")
+        for limit in (0, -1, 1.5, True, "10"):
+            with _raises(ValidationError) as refused:
+                store.list(self.SHOP, limit=limit)  # type: ignore[arg-type]
+            assert (refused.value.field, refused.value.value) == ("limit", limit)
+        with _raises(ValidationError) as refused:
+            store.list(self.SHOP, after=7)  # type: ignore[arg-type]
+        assert refused.value.field == "after"
+        assert [r.id for r in store.list(self.SHOP)] == ["R1"]
 
     def test_list_in_filters_by_shop_and_status(self) -> None:
         store = self.open_store()
@@ -1636,6 +1706,82 @@ class StoreContract(abc.ABC):
         self.seed(store, attrs.evolve(make_record(self.SHOP, "R1"), due_at=due))
         assert store.list_due(self.NOW + timedelta(minutes=59)) == []
         assert [r.id for r in store.list_due(self.NOW + timedelta(minutes=61))] == ["R1"]
+
+    # -- retention ------------------------------------------------------------------------------
+
+    def _ended_with_effects(
+        self, store: ReturnStore, return_id: str, status: str, *, due: datetime | None = None
+    ) -> ReturnRecord:
+        """A return written at BASE_TIME with three effects (done, given up, done), then
+        moved to ``status`` (with ``due`` as its ``due_at``)."""
+        effects = tuple(make_effect(self.SHOP, return_id, n) for n in range(3))
+        record = self.seed(store, make_record(self.SHOP, return_id), *effects)
+        for n, ok in enumerate((True, False, True)):
+            key = f"{self.SHOP}/{return_id}/{n}"
+            store.record_attempt(key, ok=ok, at=BASE_TIME, error=None if ok else "no", give_up=True)
+        ended = next_version(record, status=status, due_at=due)
+        store.commit(Commit(records=((ended, 1),)))
+        return ended
+
+    def test_prune_drops_delivered_effects_of_ended_returns_older_than_the_cutoff(self) -> None:
+        store = self.open_store()
+        self._ended_with_effects(store, "R1", "closed")
+        self._ended_with_effects(store, "R2", "cancelled")
+        self._ended_with_effects(store, "R3", "approved")  # open: keeps everything
+        self._ended_with_effects(store, "R4", "closed", due=BASE_TIME + timedelta(days=400))
+        before = {r: [e.status for e in store.outbox(self.SHOP, r)] for r in ("R3", "R4")}
+        cutoff = BASE_TIME + timedelta(days=90)
+        pruned = store.prune(older_than=cutoff, inbox_older_than=BASE_TIME)
+        assert (pruned.outbox, pruned.inbox) == (4, 0)
+        for return_id in ("R1", "R2"):  # only the given-up effect, which waits for a person
+            outbox = store.outbox(self.SHOP, return_id)
+            assert [(e.effect.key, e.status) for e in outbox] == [
+                (f"{self.SHOP}/{return_id}/1", "failed")
+            ]
+            assert store.get(self.SHOP, return_id).version == 2  # the return itself stays
+        for return_id, statuses in before.items():
+            assert [e.status for e in store.outbox(self.SHOP, return_id)] == statuses
+        again = store.prune(older_than=cutoff, inbox_older_than=BASE_TIME)
+        assert (again.outbox, again.inbox) == (0, 0)
+
+    def test_prune_keeps_what_was_written_after_the_cutoff(self) -> None:
+        store = self.open_store()
+        ended = self._ended_with_effects(store, "R1", "closed")
+        pruned = store.prune(older_than=ended.updated_at, inbox_older_than=BASE_TIME)
+        assert pruned.outbox == 0  # written at the cutoff, not before it
+        assert len(store.outbox(self.SHOP, "R1")) == 3
+        later = ended.updated_at + timedelta(microseconds=1)
+        assert store.prune(older_than=later, inbox_older_than=BASE_TIME).outbox == 2
+
+    def test_a_pruned_store_still_refuses_redeliveries_inside_the_inbox_window(self) -> None:
+        store = self.open_store()
+        old = InboundKey(self.SHOP, "carrier", "scan-old")
+        recent = InboundKey(self.SHOP, "carrier", "scan-recent")
+        record = self.seed(store, make_record(self.SHOP, "R1"), inbound=old)  # at updated_at
+        v2 = next_version(record, updated_at=record.updated_at + timedelta(days=30))
+        v2 = attrs.evolve(v2, updated_at=record.updated_at + timedelta(days=30))
+        store.commit(Commit(records=((v2, 1),), inbound=recent))
+        window = record.updated_at + timedelta(days=10)
+        pruned = store.prune(older_than=BASE_TIME, inbox_older_than=window)
+        assert (pruned.outbox, pruned.inbox) == (0, 1)
+        assert store.seen(recent)
+        assert not store.seen(old)
+        with _raises_conflict():  # the recent event redelivered: refused, nothing written
+            store.commit(Commit(records=((next_version(v2), 2),), inbound=recent))
+        assert store.get(self.SHOP, "R1") == v2
+
+    def test_prune_refuses_a_naive_or_missing_cutoff(self) -> None:
+        store = self.open_store()
+        self._ended_with_effects(store, "R1", "closed")
+        for field, older, inbox in (
+            ("older_than", datetime(2030, 1, 1), BASE_TIME),
+            ("inbox_older_than", BASE_TIME, "2030-01-01"),
+            ("older_than", None, BASE_TIME),
+        ):
+            with _raises(ValidationError) as refused:
+                store.prune(older_than=older, inbox_older_than=inbox)  # type: ignore[arg-type]
+            assert refused.value.field == field
+        assert len(store.outbox(self.SHOP, "R1")) == 3
 
     # -- re-opening a given-up effect ---------------------------------------------------------
 

@@ -115,7 +115,7 @@ from returnflow.ports.commerce import CommercePlatform, LineQuantity
 from returnflow.ports.events import EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
-from returnflow.ports.store import Commit, InboundKey, OutboxEntry, ReturnStore
+from returnflow.ports.store import Commit, InboundKey, OutboxEntry, Pruned, ReturnStore
 from returnflow.ports.warehouse import Warehouse
 from returnflow.service import ReturnsService
 from returnflow.testing import reordering
@@ -344,8 +344,18 @@ class _KitStore:
             run()
         return record
 
-    def list(self, shop: str, *, order_id: str | None = None) -> Sequence[ReturnRecord]:
-        return self.inner.list(shop, order_id=order_id)
+    def list(
+        self,
+        shop: str,
+        *,
+        order_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> Sequence[ReturnRecord]:
+        return self.inner.list(shop, order_id=order_id, after=after, limit=limit)
+
+    def prune(self, *, older_than: datetime, inbox_older_than: datetime) -> Pruned:
+        return self.inner.prune(older_than=older_than, inbox_older_than=inbox_older_than)
 
     def list_due(self, now: datetime, *, limit: int = 1000) -> Sequence[ReturnRecord]:
         return self.inner.list_due(now, limit=limit)

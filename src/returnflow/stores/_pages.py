@@ -1,0 +1,41 @@
+"""What every store checks the same way: a keyset page's ``after`` and ``limit``, and the
+cutoffs of :meth:`~returnflow.ports.store.ReturnStore.prune`.
+
+>>> check_page("R0009", 50)
+>>> check_page(None, 0)
+Traceback (most recent call last):
+...
+returnflow.errors.ValidationError: limit=0: must be a whole number of at least 1, or None
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from returnflow.errors import ValidationError
+
+__all__ = ["ENDED", "PRUNE_BATCH", "check_cutoff", "check_page"]
+
+ENDED = ("closed", "cancelled", "expired", "declined", "reset")
+"""Statuses of a return that ended: its delivered effects are history once no timer is due."""
+
+PRUNE_BATCH = 1000
+"""Rows one pruning transaction deletes: short transactions, so writers are not held up."""
+
+
+def check_page(after: Any, limit: Any) -> None:
+    """``ValidationError`` unless ``after`` is ``None`` or a string and ``limit`` is ``None``
+    or a whole number of at least 1."""
+    if after is not None and not isinstance(after, str):
+        raise ValidationError("after", after, "must be the id of a return (a string), or None")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValidationError("limit", limit, "must be a whole number of at least 1, or None")
+
+
+def check_cutoff(field: str, moment: Any) -> datetime:
+    """``moment`` in UTC; ``ValidationError`` naming ``field`` unless it is an aware
+    datetime."""
+    if not isinstance(moment, datetime) or moment.utcoffset() is None:
+        raise ValidationError(field, moment, "must be a timezone-aware datetime")
+    return moment.astimezone(timezone.utc)

@@ -1,0 +1,117 @@
+"""How :class:`~returnflow.stores.sqlite.SqliteStore` writes a return's row and its history:
+the row updated in place, history appended (never rewritten) once the stored entries are
+checked to be the ones the new record keeps."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+
+import attrs
+
+from returnflow.domain._time import instant
+from returnflow.domain.model import HistoryEntry, ReturnRecord
+from returnflow.errors import ConcurrencyConflict
+from returnflow.serialization import converter
+
+__all__ = ["dump_entry", "iso", "write_record"]
+
+
+def iso(moment: datetime | None) -> str | None:
+    """UTC with a fixed width, so that SQL compares the text as it would the times."""
+    if moment is None:
+        return None
+    return instant("time", moment).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def dump_entry(entry: HistoryEntry) -> str:
+    return json.dumps(converter.unstructure(entry), separators=(",", ":"), sort_keys=True)
+
+
+def write_record(
+    db: sqlite3.Connection,
+    record: ReturnRecord,
+    *,
+    known: int,
+    stored: int,
+    cached: ReturnRecord | None,
+) -> None:
+    """Insert (``known == 0``) or update ``record``'s row and append the history entries
+    after the ``stored`` ones; ``cached``: the store's copy of the return, if it has one (its
+    history spares reading the stored entries back). Raises
+    :class:`~returnflow.errors.ConcurrencyConflict` when ``record`` does not keep the stored
+    entries as they are."""
+    body = converter.unstructure(attrs.evolve(record, history=()))
+    del body["history"]
+    params = (
+        record.order_id,
+        record.status,
+        record.exchange_status,
+        record.version,
+        len(record.history),
+        iso(record.created_at),
+        iso(record.updated_at),
+        json.dumps(body, separators=(",", ":"), sort_keys=True),
+        iso(record.due_at),
+        record.shop,
+        record.id,
+    )
+    if known == 0:
+        db.execute(
+            "INSERT INTO returns (order_id, status, exchange_status, version, history_len, "
+            "created_at, updated_at, body, due_at, shop, id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params,
+        )
+    else:
+        db.execute(
+            "UPDATE returns SET order_id = ?, status = ?, exchange_status = ?, version = ?, "
+            "history_len = ?, created_at = ?, updated_at = ?, body = ?, due_at = ? "
+            "WHERE shop = ? AND id = ?",
+            params,
+        )
+    if stored and not _extends(db, record, stored, cached):
+        raise ConcurrencyConflict(record.id, stored, len(record.history))
+    # History is append-only: only entries the store does not have yet are written.
+    db.executemany(
+        "INSERT INTO history (shop, return_id, seq, version, at, event, actor, body) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                record.shop,
+                record.id,
+                seq,
+                entry.version,
+                iso(entry.at),
+                entry.event,
+                entry.actor,
+                dump_entry(entry),
+            )
+            for seq, entry in enumerate(record.history[stored:], start=stored)
+        ],
+    )
+
+
+def _extends(
+    db: sqlite3.Connection, record: ReturnRecord, stored: int, cached: ReturnRecord | None
+) -> bool:
+    """Whether ``record`` keeps the ``stored`` history entries as they are."""
+    if len(record.history) < stored:
+        return False
+    if cached is not None and len(cached.history) == stored:
+        old: Sequence[str | HistoryEntry] = cached.history
+    else:
+        rows = db.execute(
+            "SELECT body FROM history WHERE shop = ? AND return_id = ? ORDER BY seq",
+            (record.shop, record.id),
+        )
+        old = [body for (body,) in rows]
+    for new_entry, old_entry in zip(record.history, old, strict=False):
+        if new_entry is old_entry:
+            continue
+        old_body = old_entry if isinstance(old_entry, str) else dump_entry(old_entry)
+        if dump_entry(new_entry) != old_body:
+            return False
+    return True
