@@ -968,3 +968,31 @@ def test_data_that_is_not_an_object_is_refused(data: object) -> None:
     with pytest.raises(InvalidPayload, match="must be an object for CarrierUpdate") as caught:
         structure(data, CarrierUpdate)
     assert (caught.value.field, caught.value.value) == ("data", data)
+
+
+@pytest.mark.parametrize(
+    ("lines", "field"),
+    [
+        (None, "lines"),
+        (5, "lines"),
+        ("L1", "lines"),
+        ([{"line_id": "L1", "quantity": 1}], "lines[0]"),
+    ],
+)
+def test_receipt_lines_that_are_not_received_lines_are_refused(lines: Any, field: str) -> None:
+    from returnflow import InvalidPayload, WarehouseReceipt
+
+    with pytest.raises(InvalidPayload) as raised:
+        WarehouseReceipt(shop="s", return_id="R1", event_id="e", lines=lines)
+    assert raised.value.field == field
+
+
+@pytest.mark.parametrize("limit", ["a", None, 1.5, True])
+def test_a_limit_that_is_not_a_whole_number_is_refused(limit: Any) -> None:
+    from returnflow import InvalidPayload
+
+    harness = Harness()
+    with pytest.raises(InvalidPayload, match="limit"):
+        harness.service.tick(limit=limit)
+    with pytest.raises(InvalidPayload, match="limit"):
+        harness.service.dispatch_pending(limit)

@@ -284,3 +284,80 @@ def test_a_return_whose_units_were_paid_for_cannot_be_cancelled() -> None:
     with pytest.raises(InvalidTransition, match="close it with a decision"):
         harness.service.cancel(SHOP, rid, actor="agent:ann")
     assert harness.service.get(SHOP, rid) == before
+
+
+def test_a_return_whose_instant_exchange_shipped_is_closed_not_reset() -> None:
+    # reset would carry accepted units whose new items already shipped into a return that
+    # pays them out as an exchange for nothing, and leave the authorization open
+    policy = ReturnPolicy(
+        exchange_release=ReleaseTrigger.ON_HANDED_IN, completion=Completion.ON_WAREHOUSE_FINISHED
+    )
+    harness, rid = opened(policy, SWAP)
+    harness.service.handle(scan(rid, P, "p"))
+    harness.service.handle(receipt(rid, 1))
+    harness.service.handle(WarehouseFinished(shop=SHOP, return_id=rid, event_id="f"))
+    before = harness.service.get(SHOP, rid)
+    assert before.state == ("needs_review", "released")
+    with pytest.raises(InvalidTransition, match="the exchange shipped"):
+        harness.service.reset(SHOP, rid, actor="agent:ann")
+    assert harness.service.get(SHOP, rid) == before
+
+
+@pytest.mark.parametrize("exit", ["sent back", "cancelled"])
+def test_a_paid_upsell_balance_stays_paid_once_its_instant_exchange_shipped(exit: str) -> None:
+    dearer = Exchange(variant_id="x", unit_price=Money("30.00", "EUR"))
+    harness = Harness(policy=INSTANT)
+    harness.ports.commerce.add_order(make_order(SHOP, "1001"))
+    line = RequestLine(order_line_id="L1", quantity=1, outcome=dearer)
+    rid = harness.service.request(ReturnRequest(shop=SHOP, order_id="1001", lines=[line])).id
+    harness.service.handle(scan(rid, P, "p"))  # x ships on the authorization of 10.00
+    if exit == "sent back":
+        harness.service.handle(scan(rid, X, "x"))
+    else:
+        harness.service.flag(SHOP, rid, "parcel lost")
+        harness.service.cancel(SHOP, rid, actor="agent:ann")
+    payments = [(p.kind, str(p.amount)) for p in harness.ports.payments.payments]
+    # the customer keeps the 30.00 item and the original unit: 20.00 + 10.00 paid, none back
+    assert payments == [
+        ("charge", "20.00 EUR"),
+        ("authorization", "10.00 EUR"),
+        ("capture", "10.00 EUR"),
+    ]
+
+
+@pytest.mark.parametrize("order", ["pickup first", "receipt first"])
+def test_a_released_instant_exchange_keeps_every_item_it_charges_for(order: str) -> None:
+    harness = Harness(policy=INSTANT)
+    harness.ports.commerce.add_order(make_order(SHOP, "1001"))
+    lines = [
+        RequestLine(order_line_id="L1", quantity=1, outcome=Exchange(variant_id="x")),
+        RequestLine(order_line_id="L2", quantity=1, outcome=Exchange(variant_id="y")),
+    ]
+    rid = harness.service.request(ReturnRequest(shop=SHOP, order_id="1001", lines=lines)).id
+    received = [
+        ReceivedLine(line_id="L1", quantity=1),
+        ReceivedLine(line_id="L2", quantity=1, qc="fail"),
+    ]
+    facts = [
+        scan(rid, P, "p"),
+        WarehouseReceipt(shop=SHOP, return_id=rid, event_id="r", lines=received),
+    ]
+    for fact in facts if order == "pickup first" else facts[::-1]:
+        harness.service.handle(fact)
+    assert sorted(items(harness)) == ["unfulfilled", "unfulfilled"]  # both shipped
+    kinds = [(p.kind, str(p.amount)) for p in harness.ports.payments.payments]
+    assert kinds == [("authorization", "20.00 EUR"), ("capture", "20.00 EUR")]
+
+
+def test_units_back_before_an_upsell_balance_is_charged_wait_for_the_charge() -> None:
+    dearer = Exchange(variant_id="x", unit_price=Money("30.00", "EUR"))
+    harness = Harness(auto_dispatch=False)
+    harness.ports.commerce.add_order(make_order(SHOP, "1001"))
+    line = RequestLine(order_line_id="L1", quantity=1, outcome=dearer)
+    rid = harness.service.request(ReturnRequest(shop=SHOP, order_id="1001", lines=[line])).id
+    assert harness.service.handle(receipt(rid, 1)).status == "parked"
+    for _ in range(3):
+        harness.dispatch_due()
+    record = harness.service.get(SHOP, rid)
+    assert record.state == ("closed", "released")
+    assert items(harness) == ["unfulfilled"]

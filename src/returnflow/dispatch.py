@@ -27,6 +27,7 @@ from returnflow import commits, logs
 from returnflow.decisions import facts, results
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
+from returnflow.domain._fields import check_limit
 from returnflow.domain._time import CheckedClock
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.policy import ReturnPolicy
@@ -128,6 +129,7 @@ class Dispatcher:
         """Deliver due effects, oldest first, at most ``limit``; effects of one return stay in
         order. Effects planned by a delivery (a confirmed refund's notification) are
         delivered in the same call; a failed one waits for its backoff."""
+        check_limit(limit)
         report = DispatchReport()
         while report.delivered + report.failed + report.given_up < limit:
             now = self.clock()

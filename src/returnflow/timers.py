@@ -17,6 +17,7 @@ import attrs
 
 from returnflow import logs
 from returnflow.decisions import timers as rules
+from returnflow.domain._fields import check_limit
 from returnflow.domain._time import instant
 from returnflow.errors import PortError, ReturnflowError
 
@@ -67,6 +68,7 @@ class Timers:
 
     def tick(self, now: datetime | None = None, *, limit: int = 1000) -> TickReport:
         """Run the timers due at ``now`` (see :meth:`ReturnsService.tick`)."""
+        check_limit(limit)
         service = self.service
         store = service.store
         moment = service.clock() if now is None else instant("now", now)

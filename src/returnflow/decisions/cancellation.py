@@ -50,6 +50,8 @@ def wind_down(change: Change, *, why: str) -> None:
     # an instant exchange already shipped: the goods are the customer's, so is the bill
     exchange.settle_authorization(change, capture=True, why=why)
     record = change.record
+    if record.exchange_status == "released":
+        return  # the new items shipped: a balance paid for them is theirs, not given back
     if record.balance_paid is not None and not record.balance_settled:
         change.effect(fx.RefundBalance, amount=record.balance_paid)
         change.update(balance_settled=True)

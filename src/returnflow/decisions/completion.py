@@ -205,6 +205,10 @@ def complete(
         for line in record.exchange_lines
         if line.return_line_id not in failed and line.status != "cancelled"
     ]
+    if record.exchange_status == "released":
+        # released already (an instant exchange): the new items are on their way, whether
+        # or not the platform confirmed it yet; what QC failed is paid by the fallback
+        cancel_ids = []
     if change.record.exchange_status == "exchange_cancelled":
         kept, keep_ids, cancel_ids = [], [], []  # an agent cancelled it: worth paid out
     if record.exchange_status == "awaiting_payment":

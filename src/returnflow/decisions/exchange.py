@@ -20,6 +20,7 @@ __all__ = [
     "authorizing",
     "cancel",
     "carried",
+    "charging",
     "hold",
     "release",
     "release_if_instant",
@@ -121,6 +122,12 @@ def authorizing(record: ReturnRecord) -> bool:
     """Whether the instant exchange's authorization was asked for and not answered yet (a
     person looks at it once the ask has failed for good)."""
     return record.payment_authorized is None and record.status != "needs_review" and asked(record)
+
+
+def charging(record: ReturnRecord) -> bool:
+    """Whether an upsell's balance charge is asked and not answered yet (``awaiting_payment``
+    outside review: a charge given up for good sends the return to a person)."""
+    return record.exchange_status == "awaiting_payment" and record.status != "needs_review"
 
 
 def settle_authorization(change: Change, *, capture: bool, why: str) -> None:

@@ -88,9 +88,10 @@ def waits(change: Change, event: InboundEvent) -> bool:
         # The units of an instant exchange are back, or the parcel went back, before its
         # payment to fall back on was answered: the fact is applied once the exchange was
         # released on it (or a person looks at the failed ask), as when the answer came first.
-        return kind in _AUTHORIZED and (
-            change.allows(_AUTHORIZED[kind]) and exchange.authorizing(record)
-        )
+        # Likewise units back before an upsell's balance charge was answered.
+        if kind not in _AUTHORIZED or not change.allows(_AUTHORIZED[kind]):
+            return False
+        return exchange.authorizing(record) or (kind == "receipt" and exchange.charging(record))
     if isinstance(event, CarrierUpdate) and carrier.passed(change) >= RANK[kind]:
         return False
     if kind == "finished" and record.status in ("needs_review", "item_received"):
@@ -109,7 +110,7 @@ def receive(change: Change, event: InboundEvent, policy: ReturnPolicy) -> tuple[
             warehouse.check_lines(change, event)  # bad data is refused now, not later
         why = f"{kind_of(event)} while {change.record.status}"
         if change.record.status not in WAITS[kind_of(event)]:
-            why = f"{kind_of(event)} while the instant exchange's authorization is asked"
+            why = f"{kind_of(event)} while the exchange's payment is asked"
         _park(change, event, why)
         if isinstance(event, WarehouseFinished) and change.record.status == "item_received":
             decide(change, event, policy)  # a short receipt goes to a person, and waits

@@ -11,7 +11,7 @@ from returnflow.decisions import completion, exchange
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ReturnLine, ReturnRecord
 from returnflow.domain.policy import Completion, ReturnPolicy
-from returnflow.errors import InvalidPayload
+from returnflow.errors import InvalidPayload, InvalidTransition
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.table import TABLE
 from returnflow.ports.commerce import LineQuantity
@@ -22,10 +22,22 @@ __all__ = ["check", "reset"]
 def check(change: Change) -> list[ReturnLine]:
     """The lines a reset of ``change``'s return carries over (those with accepted units).
 
-    Raises :class:`~returnflow.errors.InvalidTransition` when the return cannot be reset and
+    Raises :class:`~returnflow.errors.InvalidTransition` when the return cannot be reset
+    (also when its exchange was released: the new items shipped against the units it holds,
+    so a person closes it with a decision instead) and
     :class:`~returnflow.errors.InvalidPayload` when no unit was accepted."""
     if not change.allows("reset_return"):
         change.refuse("reset_return")
+    record = change.record
+    if record.exchange_status == "released":
+        allowed = tuple(event for event in TABLE.allowed(record.state) if event != "reset_return")
+        raise InvalidTransition(
+            record.id,
+            record.state,
+            "reset_return",
+            allowed,
+            "the exchange shipped: close it with a decision instead",
+        )
     carried = [line for line in change.record.lines if line.accepted > 0]
     if not carried:
         raise InvalidPayload(

@@ -110,3 +110,10 @@ def coerce_enum(enum_type: type[_E], value: object, error: type[ValidationError]
     except ValueError:
         allowed = ", ".join(str(member.value) for member in enum_type)
         raise error(field, value, f"must be one of: {allowed}") from None
+
+
+def check_limit(value: object, field: str = "limit") -> None:
+    """:class:`~returnflow.errors.InvalidPayload` naming ``field`` unless ``value`` is a whole
+    number (not a bool); below 1 means nothing is done."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidPayload(field, value, "must be a whole number")

@@ -51,7 +51,13 @@ def _to_disposition(value: object) -> Disposition | None:
 
 
 def _to_received(value: Iterable[ReceivedLine]) -> tuple[ReceivedLine, ...]:
-    return tuple(value)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidPayload("lines", value, "must be a list of ReceivedLine")
+    lines = tuple(value)
+    for index, line in enumerate(lines):
+        if not isinstance(line, ReceivedLine):
+            raise InvalidPayload(f"lines[{index}]", line, "must be a ReceivedLine")
+    return lines
 
 
 class Disposition(str, enum.Enum):
