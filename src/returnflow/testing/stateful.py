@@ -795,12 +795,12 @@ class ReturnsModel(RuleBasedStateMachine):
         return self.raw.get(self.shop, rid)
 
     def _claimed(self, order_id: str) -> dict[str, int]:
+        """Per order line, the units the order's returns hold (the ledger's rule: a return
+        that ended unsettled still holds the units it paid for)."""
         claimed: dict[str, int] = {}
         for record in self.raw.list(self.shop, order_id=order_id):
-            if record.status in ("declined", "cancelled", "expired", "reset"):
-                continue
-            for line in record.lines:
-                claimed[line.order_line_id] = claimed.get(line.order_line_id, 0) + len(line.units)
+            for line_id, _ in held_units(record):
+                claimed[line_id] = claimed.get(line_id, 0) + 1
         return claimed
 
     def _restart(self) -> None:
