@@ -632,3 +632,31 @@ def test_payments_refund_gives_back_at_most_what_was_charged() -> None:
         "4.00 EUR",
         "6.00 EUR",
     ]
+
+
+def test_a_release_keeps_the_hold_tag_while_another_hold_of_the_order_is_held() -> None:
+    # the tag pauses the whole order: taken off by one return's release, it would ship the
+    # items another return still holds
+    from returnflow.ports.commerce import ExchangeItem
+    from returnflow.testing import FakeCommercePlatform, make_order
+
+    commerce = FakeCommercePlatform()
+    commerce.add_order(make_order("s", "1001"))
+    first, second = (
+        commerce.add_exchange_items(
+            "s",
+            "1001",
+            [ExchangeItem(f"X{n}", f"v{n}", 1)],
+            hold_tag="hold",
+            idempotency_key=f"h{n}",
+        )
+        for n in (1, 2)
+    )
+    commerce.release_exchange("s", "1001", first.hold_id, hold_tag="hold", idempotency_key="r1")
+    assert "hold" in commerce.tags("s", "1001")
+    assert [line.status for line in commerce.exchange_lines("s", "1001")] == [
+        "unfulfilled",
+        "on_hold",
+    ]
+    commerce.release_exchange("s", "1001", second.hold_id, hold_tag="hold", idempotency_key="r2")
+    assert "hold" not in commerce.tags("s", "1001")

@@ -95,7 +95,9 @@ class CommercePlatform(Protocol):
     def release_exchange(
         self, shop: str, order_id: str, hold_id: str, *, hold_tag: str, idempotency_key: str
     ) -> None:
-        """Remove ``hold_tag`` and move the held lines from On Hold to Unfulfilled."""
+        """Move the held lines from On Hold to Unfulfilled and remove ``hold_tag``, unless
+        another exchange hold of the order still has lines on hold (the tag pauses the whole
+        order's fulfillment: removed, it would ship those too)."""
         ...
 
     def exchange_hold_status(self, shop: str, order_id: str, hold_id: str) -> HoldStatus:

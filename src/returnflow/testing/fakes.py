@@ -619,7 +619,9 @@ class FakeCommercePlatform(FakePort):
     def release_exchange(
         self, shop: str, order_id: str, hold_id: str, *, hold_tag: str, idempotency_key: str
     ) -> None:
-        """Remove ``hold_tag`` and move the hold's on-hold lines to ``"unfulfilled"``.
+        """Move the hold's on-hold lines to ``"unfulfilled"`` and remove ``hold_tag``, unless
+        another hold of the order still has lines on hold (the tag pauses the whole order:
+        taken off, it would ship those too).
 
         Unless :meth:`ignore_releases` is in force: then only the tag is removed.
         """
@@ -629,7 +631,11 @@ class FakeCommercePlatform(FakePort):
             operation = "release_exchange"
             self._hold(operation, shop, order_id, hold_id)
             state = self._orders[(shop, order_id)]
-            state.tags.discard(hold_tag)
+            others = any(
+                line.status == "on_hold" and line.hold_id != hold_id for line in state.lines
+            )
+            if not others:
+                state.tags.discard(hold_tag)
             if self._ignored_releases is None:
                 return
             if self._ignored_releases > 0:
