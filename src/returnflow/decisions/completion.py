@@ -254,16 +254,21 @@ def settle_parts(
     *,
     exchange_lines: Sequence[ExchangeLine] = (),
     prepaid: Money | None = None,
+    charge_shipping: bool = True,
 ) -> Settlement:
-    """Settle ``parts`` (line, units, first unit): count them settled, keep the fees,
-    plan the refund and the store credit."""
+    """Settle ``parts`` (line, units, first unit): count them settled, keep the fees, plan
+    the refund and the store credit, charge what the customer owes (fees the payout did not
+    cover, an exchange's shortfall not prepaid) and give back what they prepaid and no
+    longer owe. ``charge_shipping``: false to leave the return shipping fee to a later
+    settlement."""
     record = change.record
     settlement = settle(
         record.currency,
         parts,
         fees=policy.fees,
         exchange_lines=exchange_lines,
-        charge_shipping=record.return_shipping_fee is None,
+        charge_shipping=charge_shipping and record.return_shipping_fee is None,
+        charge_exchange_shipping=record.exchange_shipping_fee is None,
         difference_to=policy.exchange_difference,
         prepaid=prepaid,
     )
@@ -281,11 +286,15 @@ def settle_parts(
             for line in record.lines
         ),
         return_shipping_fee=settlement.return_shipping_fee or record.return_shipping_fee,
+        exchange_shipping_fee=settlement.exchange_shipping or record.exchange_shipping_fee,
         restocking_fees=restocking,
     )
     # Each payout carries the units and fees it settles, to be undone if it fails.
     zero = Money.zero(record.currency)
     to_credit = policy.exchange_difference is OutcomeKind.STORE_CREDIT
+    shipping_from_credit = (
+        settlement.return_shipping_fee - settlement.shipping_from_refund - settlement.shipping_owed
+    )
     for payout, amount, kind, shipping in (
         (
             fx.IssueRefund,
@@ -297,7 +306,7 @@ def settle_parts(
             fx.IssueStoreCredit,
             settlement.store_credit + settlement.bonus,
             OutcomeKind.STORE_CREDIT,
-            settlement.return_shipping_fee - settlement.shipping_from_refund,
+            shipping_from_credit,
         ),
     ):
         if not amount:
@@ -319,6 +328,8 @@ def settle_parts(
         )
     if settlement.balance_refund:
         change.effect(fx.RefundBalance, amount=settlement.balance_refund)
+    if settlement.balance_due:
+        change.effect(fx.ChargeBalance, amount=settlement.balance_due)
     documents = ", ".join(f"{kind.value} {amount}" for kind, amount in settlement.documents)
     change.note("settled", {**settlement.as_dict(), "documents": documents})
     return settlement
@@ -336,7 +347,9 @@ def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why:
             parts.append((line, units - line.settled, line.settled))
     if parts:
         change.note("refund_trigger", {"trigger": why})
-        settle_parts(change, policy, parts)
+        # With an exchange, the return shipping fee is settled with it at completion: the
+        # balance charged at approval counted on the whole return's payout.
+        settle_parts(change, policy, parts, charge_shipping=not change.record.has_exchange)
 
 
 def close(change: Change) -> None:

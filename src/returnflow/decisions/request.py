@@ -242,7 +242,8 @@ def quote(
     exchange_lines: Sequence[ExchangeLine],
     policy: ReturnPolicy,
 ) -> Settlement:
-    """What the lines would settle to if every unit came back accepted."""
+    """What the lines would settle to if every unit came back accepted: the balance due is
+    what the customer is charged (at approval for an exchange)."""
     return settle(
         order.currency,
         [(line, line.quantity, 0) for line in lines],

@@ -102,7 +102,8 @@ def _cancel(change: Change, effect: fx.CancelExchange, result: object) -> None:
 
 def _charged(change: Change, effect: fx.ChargeBalance, result: object) -> None:
     payment = getattr(result, "payment_id", "")
-    change.update(balance_paid=effect.amount)
+    paid = change.record.balance_paid
+    change.update(balance_paid=effect.amount if paid is None else paid + effect.amount)
     change.note("balance_charged", {"payment": payment, "amount": str(effect.amount)})
     if change.allows("pay_balance"):
         change.fire("pay_balance", {"amount": str(effect.amount)})

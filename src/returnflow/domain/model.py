@@ -388,8 +388,11 @@ class ReturnRecord:
     """The return shipping fee kept, once charged (it is charged once per return)."""
     restocking_fees: Money | None = None
     """Restocking fees kept so far, one lump sum."""
+    exchange_shipping_fee: Money | None = None
+    """The outbound shipping of the exchange's new items, once charged (once per return)."""
     balance_paid: Money | None = None
-    """What the customer paid for an upsell exchange."""
+    """What the customer paid through Payments: an upsell exchange's balance, fees the
+    payout did not cover (summed over every charge)."""
     payment_authorized: Money | None = None
     """What an instant exchange's payment authorization holds (the fallback if the returned
     units never come back accepted)."""

@@ -137,15 +137,38 @@ def _shipping(value: object) -> Fixed | None:
     raise InvalidFee("return_shipping", value, "must be Money, Fixed(...) or None")
 
 
+def _exchange_shipping(value: object) -> Fixed | None:
+    if value is None or isinstance(value, Fixed):
+        return value
+    if isinstance(value, Money):
+        return Fixed(value)
+    raise InvalidFee("exchange_shipping", value, "must be Money, Fixed(...) or None")
+
+
 @attrs.frozen
 class FeePolicy:
-    """Which fees a return pays. Fees are waived for exchanges and for items the merchant got
-    wrong (defective, wrong item, not as described) unless told otherwise."""
+    """Which fees a return pays, and what shipping the new items of an exchange cost.
+
+    ``restocking`` (per line) and ``return_shipping`` (per return) are waived for exchanged
+    lines (``waive_for_exchanges``) and for items the merchant got wrong
+    (``waive_for_reasons``: defective, wrong item, not as described). A fee that applies is
+    taken from the payout (the refund first, then store credit; never the bonus); what the
+    payout does not cover is added to what the customer owes (``Settlement.balance_due``,
+    charged through ``Payments``), or waived when ``fees_only_from_payout`` is set
+    (``Settlement.fees_waived``). A fee is never kept without being charged.
+
+    ``exchange_shipping`` is the outbound shipping of an exchange's new items (Medusa's
+    outbound shipping, a shipping line on Shopify's exchange), once per return: part of what
+    the new items cost, so of the balance due. It is waived when every exchanged line's
+    reason is one the merchant got wrong, not by ``waive_for_exchanges``, and is no fee:
+    ``fees_only_from_payout`` does not waive it."""
 
     restocking: Fee | None = attrs.field(default=None, converter=_fee)
     return_shipping: Fixed | None = attrs.field(default=None, converter=_shipping)
     waive_for_exchanges: bool = True
     waive_for_reasons: frozenset[ReturnReason] = _WAIVED_REASONS
+    exchange_shipping: Fixed | None = attrs.field(default=None, converter=_exchange_shipping)
+    fees_only_from_payout: bool = False
 
     def waived(self, line: ReturnLine) -> bool:
         exchange = isinstance(line.outcome, Exchange)
@@ -163,13 +186,18 @@ class Document(str, enum.Enum):
     REFUNDED_CREDIT_MEMO = "refunded_credit_memo"
     """A refund to the original payment."""
     EXCHANGE_ORDER = "exchange_order"
-    """The new items of an exchange."""
+    """The new items of an exchange, with their outbound shipping."""
+    INVOICE = "invoice"
+    """Fees the payout did not cover, charged to the customer."""
 
 
 @attrs.frozen
 class LineSettlement:
-    """``units`` of one return line: their paid ``value``, the restocking fee kept, and what
-    goes to the line's outcome (``amount``; the bonus of store credit is separate)."""
+    """``units`` of one return line: their paid ``value``, the restocking fee that applies,
+    and what goes to the line's outcome (``amount``; the bonus of store credit is
+    separate). A refunded or credited line pays its own restocking fee (``amount`` is the
+    value less the fee); an exchanged line's whole value pays for the new items, and its
+    fee is taken from the return's payout or owed."""
 
     line_id: str
     order_line_id: str
@@ -187,10 +215,17 @@ class Settlement:
     """What a return (or part of one) settles to.
 
     ``refund`` goes to the original payment, ``store_credit`` (with ``bonus``) to a gift
-    card; ``exchange_credit`` pays for ``exchange_total`` of new items: the rest of it is in
-    ``refund`` (or ``store_credit``), a shortfall is ``balance_due`` from the customer. What
-    the customer prepaid for new items they no longer get is ``balance_refund``, given back
-    through the payment processor that took it.
+    card; ``exchange_credit`` (the exchanged units' worth) pays for ``exchange_total`` of
+    new items and their ``exchange_shipping``: the rest of it is in ``refund`` (or
+    ``store_credit``), a shortfall is ``balance_due`` from the customer. Fees
+    (``restocking_fee``, ``return_shipping_fee``: what is charged) are taken from the
+    payout first; the part it does not cover (``fees_owed``) is in ``balance_due``, or
+    ``fees_waived`` under ``FeePolicy.fees_only_from_payout``. What the customer prepaid
+    and no longer owes is ``balance_refund``, given back through the payment processor
+    that took it.
+
+    Every amount adds up: value of the units + prepaid used + ``balance_due`` = ``refund``
+    + ``store_credit`` + ``exchange_total`` + ``exchange_shipping`` + ``fees``.
     """
 
     currency: str
@@ -206,10 +241,21 @@ class Settlement:
     documents: tuple[tuple[Document, Money], ...]
     balance_refund: Money
     shipping_from_refund: Money
-    """The part of ``return_shipping_fee`` taken from the refund (the rest from credit)."""
+    """The part of ``return_shipping_fee`` taken from the refund (the rest from credit or
+    owed)."""
+    exchange_shipping: Money
+    """The outbound shipping of the exchange's new items."""
+    fees_owed: Money
+    """The part of the fees the payout did not cover: in ``balance_due``."""
+    fees_waived: Money
+    """The part of the fees waived because the payout did not cover it
+    (``FeePolicy.fees_only_from_payout``)."""
+    shipping_owed: Money
+    """The part of ``return_shipping_fee`` in ``fees_owed``."""
 
     @property
     def fees(self) -> Money:
+        """The fees charged: from the payout or owed."""
         return self.restocking_fee + self.return_shipping_fee
 
     def as_dict(self) -> dict[str, Any]:
@@ -224,6 +270,9 @@ class Settlement:
                 "return_shipping_fee",
                 "exchange_credit",
                 "exchange_total",
+                "exchange_shipping",
+                "fees_owed",
+                "fees_waived",
                 "balance_due",
                 "balance_refund",
             )
@@ -238,14 +287,26 @@ def settle(
     fees: FeePolicy,
     exchange_lines: Sequence[ExchangeLine] = (),
     charge_shipping: bool = True,
+    charge_exchange_shipping: bool = True,
     difference_to: OutcomeKind = OutcomeKind.REFUND,
     prepaid: Money | None = None,
 ) -> Settlement:
     """Settle ``parts``: ``(line, units, start)`` = ``units`` of ``line`` from unit ``start``.
 
     ``exchange_lines`` are the new items the exchanged parts pay for; an exchange line
-    without a price is an even exchange. ``prepaid`` is what the customer already paid
-    towards them (an upsell balance). ``charge_shipping`` is false once a return paid it.
+    without a price is an even exchange (the new item costs what the returned units were
+    worth). ``prepaid`` is what the customer already paid towards the balance (an upsell,
+    fees). ``charge_shipping`` / ``charge_exchange_shipping`` are false once a return paid
+    its return shipping fee / its exchange's outbound shipping.
+
+    The order of the money: refunded and credited lines pay their own restocking fee; the
+    exchange's difference goes to ``refund`` or ``store_credit`` (``difference_to``);
+    then the exchange's shortfall, the exchanged lines' restocking fee and the return
+    shipping fee are taken, in that order, from the refund, then from store credit (never
+    the bonus); what the payout does not cover is owed (a fee, under
+    ``fees_only_from_payout``, waived); the prepaid amount pays what is owed and the rest
+    of it is given back. A return either pays out or charges, never both.
+    Raises :class:`~returnflow.errors.CurrencyMismatch` for an amount in another currency.
     """
     zero = Money.zero(currency)
     settled: list[LineSettlement] = []
@@ -269,7 +330,7 @@ def settle(
                 outcome=kind,
                 value=value,
                 restocking_fee=fee,
-                amount=value - fee,
+                amount=value if kind is OutcomeKind.EXCHANGE else value - fee,
                 bonus=bonus,
             )
         )
@@ -281,12 +342,14 @@ def settle(
     exchange_credit = total(OutcomeKind.EXCHANGE)
     exchanged = {part.line_id: part for part in settled if part.outcome is OutcomeKind.EXCHANGE}
     exchange_total = zero
+    priced = False
     for item in exchange_lines:
         part = exchanged.get(item.return_line_id)
         if part is None:
             continue
+        priced = True
         if item.unit_price is None:  # an even exchange: the new item costs what was returned
-            exchange_total = exchange_total + part.amount
+            exchange_total = exchange_total + part.value
         else:
             if item.unit_price.currency != currency:
                 raise CurrencyMismatch(
@@ -295,50 +358,88 @@ def settle(
                     f"the return is in {currency}",
                 )
             exchange_total = exchange_total + item.unit_price * item.quantity
-    difference = exchange_credit - exchange_total
-    balance_refund = zero
-    if prepaid is not None and prepaid:
-        # What was prepaid and is no longer needed goes back the way it came.
-        balance_refund = max(min(prepaid, difference + prepaid), zero)
-        difference = difference + prepaid - balance_refund
-    balance_due = zero
+    outbound = zero
+    at_fault = all(
+        line.reason in fees.waive_for_reasons for line, _, _ in parts if line.id in exchanged
+    )
+    if fees.exchange_shipping is not None and charge_exchange_shipping and priced and not at_fault:
+        outbound = fees.exchange_shipping.of(zero)
+    difference = exchange_credit - exchange_total - outbound
+    shortfall = zero
     if difference.is_negative:
-        balance_due = -difference
+        shortfall = -difference
     elif difference_to is OutcomeKind.STORE_CREDIT:
         credit = credit + difference
     else:
         refund = refund + difference
 
-    shipping = from_refund = zero
+    # What the return owes besides its own lines' fees (the exchange's shortfall, the
+    # exchanged lines' restocking, the return shipping) is taken from the payout, the
+    # refund first, then store credit; the rest is owed, or for fees, waived.
+    restocking = Money.sum(
+        (part.restocking_fee for part in settled if part.outcome is OutcomeKind.EXCHANGE), currency
+    )
+    shipping = zero
     everything_waived = all(fees.waived(line) for line, _, _ in parts)
     if fees.return_shipping is not None and charge_shipping and parts and not everything_waived:
-        shipping = min(fees.return_shipping.of(zero), refund + credit)
-        from_refund = min(shipping, refund)
-        refund = refund - from_refund
-        credit = credit - (shipping - from_refund)
+        shipping = fees.return_shipping.of(zero)
+    taken_from: list[Money] = []
+    for amount in (shortfall, restocking, shipping):
+        from_refund = min(amount, refund)
+        from_credit = min(amount - from_refund, credit)
+        refund, credit = refund - from_refund, credit - from_credit
+        taken_from.append(from_refund)
+        taken_from.append(from_refund + from_credit)
+    _, shortfall_taken, _, restocking_taken, from_refund, shipping_taken = taken_from
+    owed = shortfall - shortfall_taken
+    restocking_left = restocking - restocking_taken
+    shipping_left = shipping - shipping_taken
+    fees_owed = fees_waived = restocking_waived = zero
+    if fees.fees_only_from_payout:
+        fees_waived = restocking_left + shipping_left
+        restocking_waived = restocking_left
+        shipping = shipping_taken
+        shipping_left = zero
+    else:
+        fees_owed = restocking_left + shipping_left
+        owed = owed + fees_owed
+
+    balance_refund = zero
+    if prepaid is not None and prepaid:
+        # What was prepaid pays what is owed; the rest goes back the way it came.
+        used = min(prepaid, owed)
+        owed = owed - used
+        balance_refund = prepaid - used
 
     bonus = Money.sum((part.bonus for part in settled), currency)
+    restocking_fee = Money.sum((part.restocking_fee for part in settled), currency)
     documents: list[tuple[Document, Money]] = []
     if refund:
         documents.append((Document.REFUNDED_CREDIT_MEMO, refund))
     if credit or bonus:
         documents.append((Document.CREDIT_MEMO, credit + bonus))
     if exchanged:
-        documents.append((Document.EXCHANGE_ORDER, exchange_total))
+        documents.append((Document.EXCHANGE_ORDER, exchange_total + outbound))
+    if fees_owed:
+        documents.append((Document.INVOICE, fees_owed))
     return Settlement(
         currency=currency,
         lines=tuple(settled),
-        restocking_fee=Money.sum((part.restocking_fee for part in settled), currency),
+        restocking_fee=restocking_fee - restocking_waived,
         return_shipping_fee=shipping,
         refund=refund,
         store_credit=credit,
         bonus=bonus,
         exchange_credit=exchange_credit,
         exchange_total=exchange_total,
-        balance_due=balance_due,
+        balance_due=owed,
         documents=tuple(documents),
         balance_refund=balance_refund,
         shipping_from_refund=from_refund,
+        exchange_shipping=outbound,
+        fees_owed=fees_owed,
+        fees_waived=fees_waived,
+        shipping_owed=shipping_left,
     )
 
 
