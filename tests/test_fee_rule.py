@@ -293,3 +293,58 @@ def test_a_bad_outbound_shipping_amount_is_refused() -> None:
     assert raised.value.field == "exchange_shipping"
     with pytest.raises(InvalidFee):
         FeePolicy(exchange_shipping=eur("-1.00"))
+
+
+# -- a reset hands the paid balance on ------------------------------------------------------------
+
+
+def test_a_reset_hands_the_paid_balance_to_the_exchange_it_paid_for() -> None:
+    made = harness(FeePolicy())
+    caps = RequestLine(order_line_id="B", quantity=2)
+    record = made.service.request(ask(exchange("50.00"), caps))
+    # 30.00 short on the shirt, less the caps' 20.00 refund: 10.00 charged up front.
+    assert payments(made) == [("charge", eur("10.00"))]
+    shirt, cap = record.lines
+    made.service.handle(
+        WarehouseReceipt(
+            shop=SHOP,
+            return_id=record.id,
+            event_id="w-1",
+            lines=[
+                ReceivedLine(line_id=shirt.id, quantity=1),
+                ReceivedLine(line_id=cap.id, quantity=1),
+            ],
+        )
+    )
+
+    _, child = made.service.reset(SHOP, record.id)
+
+    # One cap came back (10.00): 30.00 - 10.00 = 20.00 owed, 10.00 of it paid already.
+    assert child.balance_paid == eur("20.00")
+    assert payments(made) == [("charge", eur("10.00")), ("charge", eur("10.00"))]
+    assert refunds(made) == []
+    assert made.service.get(SHOP, record.id).balance_settled
+
+
+def test_a_reset_that_drops_the_exchange_gives_the_paid_balance_back() -> None:
+    made = harness(FeePolicy())
+    caps = RequestLine(
+        order_line_id="B", quantity=2, outcome=Exchange(variant_id="coat", unit_price=eur("50.00"))
+    )
+    record = made.service.request(ask(caps))
+    assert payments(made) == [("charge", eur("30.00"))]
+    made.service.handle(
+        WarehouseReceipt(
+            shop=SHOP,
+            return_id=record.id,
+            event_id="w-1",
+            lines=[ReceivedLine(line_id=record.lines[0].id, quantity=1)],
+        )
+    )
+
+    made.service.reset(SHOP, record.id)
+
+    # Half the caps for the coat: the exchange is dropped, the 30.00 goes back and the
+    # cap that came back is paid out as an exchange for nothing.
+    assert payments(made) == [("charge", eur("30.00")), ("refund", eur("30.00"))]
+    assert refunds(made) == [eur("10.00")]
