@@ -271,6 +271,7 @@ def settle_parts(
         charge_exchange_shipping=record.exchange_shipping_fee is None,
         difference_to=policy.exchange_difference,
         prepaid=prepaid,
+        taxes_included=record.taxes_included,
     )
     if not parts and not settlement.balance_refund:
         return settlement

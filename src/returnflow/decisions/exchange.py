@@ -54,6 +54,7 @@ def hold(change: Change, policy: ReturnPolicy) -> None:
         charge_shipping=record.return_shipping_fee is None,
         charge_exchange_shipping=record.exchange_shipping_fee is None,
         difference_to=policy.exchange_difference,
+        taxes_included=record.taxes_included,
     )
     if quote.balance_due:
         change.fire("require_payment", {"balance_due": str(quote.balance_due)})

@@ -95,6 +95,7 @@ def _child(
                 restocked=min(line.restocked, units),
                 settled=min(line.settled, units),
                 unit_amounts=line.unit_amounts[:units],
+                unit_taxes=line.unit_taxes[:units],
                 units=line.units[:units],
             )
         )
@@ -124,6 +125,7 @@ def _child(
         updated_at=change.now,
         customer_email=parent.customer_email,
         customer_note=parent.customer_note,
+        taxes_included=parent.taxes_included,
         parent_id=parent.id,
         balance_paid=parent.balance_paid if exchange_lines and not parent.balance_settled else None,
         return_shipping_fee=parent.return_shipping_fee,

@@ -268,6 +268,8 @@ class ReturnLine:
     reason: ReturnReason
     unit_amounts: tuple[Money, ...]
     units: tuple[int, ...] = ()
+    unit_taxes: tuple[Money, ...] = ()
+    """The tax part of each of ``unit_amounts`` (empty: no tax known, zero)."""
     note: str = ""
     declared_condition: ItemCondition | None = None
     received: int = 0
@@ -294,6 +296,10 @@ class ReturnLine:
     def amount_for(self, units: int, *, start: int = 0) -> Money:
         """The paid amount of ``units`` of this line's units, starting at unit ``start``."""
         return Money.sum(self.unit_amounts[start : start + units], self.unit_amounts[0].currency)
+
+    def tax_for(self, units: int, *, start: int = 0) -> Money:
+        """The tax part of :meth:`amount_for` the same units."""
+        return Money.sum(self.unit_taxes[start : start + units], self.unit_amounts[0].currency)
 
 
 @attrs.frozen
@@ -380,6 +386,9 @@ class ReturnRecord:
     refs: ExternalRefs = attrs.field(factory=ExternalRefs)
     customer_email: str | None = None
     customer_note: str = ""
+    taxes_included: bool = False
+    """Whether the order's prices include tax (:attr:`OrderSnapshot.taxes_included`): a
+    fee's tax is then part of it, else added to it."""
     parent_id: str | None = None
     child_id: str | None = None
     decline_reason: DeclineReason | None = None

@@ -27,23 +27,21 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import attrs
 
+from returnflow.domain.fees import FeePolicy, Fixed, Percent, charged, tax_of
 from returnflow.domain.model import (
-    Exchange,
     ExchangeLine,
     Keep,
     OrderSnapshot,
     OutcomeKind,
     ReturnLine,
-    ReturnReason,
     StoreCredit,
 )
-from returnflow.domain.money import Money, to_decimal
-from returnflow.errors import CurrencyMismatch, InvalidFee
+from returnflow.domain.money import Money
+from returnflow.errors import CurrencyMismatch
 
 __all__ = [
     "Document",
@@ -54,125 +52,34 @@ __all__ = [
     "Settlement",
     "settle",
     "unit_amounts",
+    "unit_taxes",
 ]
 
 
 def unit_amounts(order: OrderSnapshot) -> dict[str, tuple[Money, ...]]:
-    """The paid amount of every unit of every line of ``order``, exact to the minor unit."""
-    currency = order.currency
-    nets = [line.net_total for line in order.lines]
-    shares: Sequence[Money] = [Money.zero(currency)] * len(order.lines)
-    if order.order_discount is not None and order.order_discount:
-        weights = [max(net.minor_units, 0) for net in nets]
-        if not any(weights):
-            weights = [line.quantity for line in order.lines]
-        shares = order.order_discount.allocate(weights)
-    result: dict[str, tuple[Money, ...]] = {}
-    for line, net, share in zip(order.lines, nets, shares, strict=True):
-        paid = net - share + (line.tax or Money.zero(currency))
-        result[line.id] = paid.split(line.quantity)
-    return result
+    """The paid amount of every unit of every line of ``order``, exact to the minor unit:
+    the line's paid total (:meth:`~returnflow.domain.order.OrderSnapshot.paid_by_line`,
+    tax included in both modes) split over its units."""
+    paid = order.paid_by_line()
+    return {line.id: paid[line.id].split(line.quantity) for line in order.lines}
 
 
-# -- fees -------------------------------------------------------------------------------------
+def unit_taxes(order: OrderSnapshot) -> dict[str, tuple[Money, ...]]:
+    """The tax part of every unit's paid amount (:func:`unit_amounts`): the line's tax split
+    over its units the same way (the larger parts first), zero where a line has none.
 
-
-def _percent(value: object) -> Decimal:
-    number = to_decimal(value, "percent")
-    if not Decimal(0) <= number <= Decimal(100):
-        raise InvalidFee("percent", value, "a percentage fee is between 0 and 100")
-    return number
-
-
-@attrs.frozen
-class Percent:
-    """A fee of this percentage of the amount it applies to (0 to 100)."""
-
-    value: Decimal = attrs.field(converter=_percent)
-
-    def of(self, amount: Money) -> Money:
-        return Money.quantized(amount.amount * self.value / 100, amount.currency, ROUND_HALF_EVEN)
-
-
-def _fixed(value: object) -> Money:
-    if not isinstance(value, Money):
-        raise InvalidFee("amount", value, "a fixed fee is Money")
-    if value.is_negative:
-        raise InvalidFee("amount", value, "a fee is never negative")
-    return value
-
-
-@attrs.frozen
-class Fixed:
-    """A fixed fee."""
-
-    amount: Money = attrs.field(converter=_fixed)
-
-    def of(self, amount: Money) -> Money:
-        if self.amount.currency != amount.currency:
-            raise CurrencyMismatch(
-                "fee.currency", self.amount.currency, f"the return is in {amount.currency}"
-            )
-        return self.amount
-
-
-Fee = Percent | Fixed
-
-_WAIVED_REASONS = frozenset(
-    {ReturnReason.DEFECTIVE, ReturnReason.WRONG_ITEM, ReturnReason.NOT_AS_DESCRIBED}
-)
-
-
-def _fee(value: object) -> Fee | None:
-    if value is None or isinstance(value, (Percent, Fixed)):
-        return value
-    raise InvalidFee("fee", value, "must be Percent(...), Fixed(...) or None")
-
-
-def _shipping(value: object) -> Fixed | None:
-    if value is None or isinstance(value, Fixed):
-        return value
-    if isinstance(value, Money):
-        return Fixed(value)
-    raise InvalidFee("return_shipping", value, "must be Money, Fixed(...) or None")
-
-
-def _exchange_shipping(value: object) -> Fixed | None:
-    if value is None or isinstance(value, Fixed):
-        return value
-    if isinstance(value, Money):
-        return Fixed(value)
-    raise InvalidFee("exchange_shipping", value, "must be Money, Fixed(...) or None")
-
-
-@attrs.frozen
-class FeePolicy:
-    """Which fees a return pays, and what shipping the new items of an exchange cost.
-
-    ``restocking`` (per line) and ``return_shipping`` (per return) are waived for exchanged
-    lines (``waive_for_exchanges``) and for items the merchant got wrong
-    (``waive_for_reasons``: defective, wrong item, not as described). A fee that applies is
-    taken from the payout (the refund first, then store credit; never the bonus); what the
-    payout does not cover is added to what the customer owes (``Settlement.balance_due``,
-    charged through ``Payments``), or waived when ``fees_only_from_payout`` is set
-    (``Settlement.fees_waived``). A fee is never kept without being charged.
-
-    ``exchange_shipping`` is the outbound shipping of an exchange's new items (Medusa's
-    outbound shipping, a shipping line on Shopify's exchange), once per return: part of what
-    the new items cost, so of the balance due. It is waived when every exchanged line's
-    reason is one the merchant got wrong, not by ``waive_for_exchanges``, and is no fee:
-    ``fees_only_from_payout`` does not waive it."""
-
-    restocking: Fee | None = attrs.field(default=None, converter=_fee)
-    return_shipping: Fixed | None = attrs.field(default=None, converter=_shipping)
-    waive_for_exchanges: bool = True
-    waive_for_reasons: frozenset[ReturnReason] = _WAIVED_REASONS
-    exchange_shipping: Fixed | None = attrs.field(default=None, converter=_exchange_shipping)
-    fees_only_from_payout: bool = False
-
-    def waived(self, line: ReturnLine) -> bool:
-        exchange = isinstance(line.outcome, Exchange)
-        return (exchange and self.waive_for_exchanges) or line.reason in self.waive_for_reasons
+    >>> from datetime import datetime, timezone
+    >>> from returnflow.domain.model import OrderLine, OrderSnapshot
+    >>> vat = OrderSnapshot(
+    ...     id="1", shop="s", created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    ...     currency="EUR", taxes_included=True,
+    ...     lines=[OrderLine(id="A", sku="A", variant_id="a", quantity=1,
+    ...                      unit_price=Money("10.00", "EUR"), tax=Money("0.91", "EUR"))])
+    >>> unit_amounts(vat), unit_taxes(vat)
+    ({'A': (Money('10.00', 'EUR'),)}, {'A': (Money('0.91', 'EUR'),)})
+    """
+    zero = Money.zero(order.currency)
+    return {line.id: (line.tax or zero).split(line.quantity) for line in order.lines}
 
 
 # -- the settlement ---------------------------------------------------------------------------
@@ -208,6 +115,10 @@ class LineSettlement:
     restocking_fee: Money
     amount: Money
     bonus: Money
+    tax: Money
+    """The tax part of ``value``."""
+    restocking_fee_tax: Money
+    """The tax part of ``restocking_fee``."""
 
 
 @attrs.frozen
@@ -252,6 +163,26 @@ class Settlement:
     (``FeePolicy.fees_only_from_payout``)."""
     shipping_owed: Money
     """The part of ``return_shipping_fee`` in ``fees_owed``."""
+    refund_tax: Money
+    """The tax part of ``refund``: that of the units it pays back (and of the part of an
+    exchange credit it pays back), less that of the fees taken from it."""
+    store_credit_tax: Money
+    """The tax part of ``store_credit``, the same way (the bonus carries none)."""
+    exchange_credit_tax: Money
+    """The tax part of ``exchange_credit``."""
+    restocking_fee_tax: Money
+    """The tax part of ``restocking_fee``."""
+    return_shipping_fee_tax: Money
+    """The tax part of ``return_shipping_fee``."""
+    exchange_shipping_tax: Money
+    """The tax part of ``exchange_shipping``."""
+    fees_owed_tax: Money
+    """The tax part of ``fees_owed`` (the invoice)."""
+
+    @property
+    def tax(self) -> Money:
+        """The tax part of the returned units' value."""
+        return Money.sum((part.tax for part in self.lines), self.currency)
 
     @property
     def fees(self) -> Money:
@@ -275,6 +206,13 @@ class Settlement:
                 "fees_waived",
                 "balance_due",
                 "balance_refund",
+                "refund_tax",
+                "store_credit_tax",
+                "exchange_credit_tax",
+                "restocking_fee_tax",
+                "return_shipping_fee_tax",
+                "exchange_shipping_tax",
+                "fees_owed_tax",
             )
             if getattr(self, name)
         }
@@ -290,6 +228,7 @@ def settle(
     charge_exchange_shipping: bool = True,
     difference_to: OutcomeKind = OutcomeKind.REFUND,
     prepaid: Money | None = None,
+    taxes_included: bool = False,
 ) -> Settlement:
     """Settle ``parts``: ``(line, units, start)`` = ``units`` of ``line`` from unit ``start``.
 
@@ -297,7 +236,8 @@ def settle(
     without a price is an even exchange (the new item costs what the returned units were
     worth). ``prepaid`` is what the customer already paid towards the balance (an upsell,
     fees). ``charge_shipping`` / ``charge_exchange_shipping`` are false once a return paid
-    its return shipping fee / its exchange's outbound shipping.
+    its return shipping fee / its exchange's outbound shipping. ``taxes_included``: whether
+    the order's prices include tax, so a fee includes its tax (else its tax is added).
 
     The order of the money: refunded and credited lines pay their own restocking fee; the
     exchange's difference goes to ``refund`` or ``store_credit`` (``difference_to``);
@@ -317,7 +257,7 @@ def settle(
         kind = line.outcome.settle if isinstance(line.outcome, Keep) else line.outcome.kind
         fee = zero
         if fees.restocking is not None and not fees.waived(line):
-            fee = min(fees.restocking.of(value), value)
+            fee = min(charged(fees.restocking, value, taxes_included=taxes_included), value)
         bonus = zero
         if isinstance(line.outcome, StoreCredit) and line.outcome.bonus and start == 0:
             bonus = line.outcome.bonus
@@ -332,14 +272,27 @@ def settle(
                 restocking_fee=fee,
                 amount=value if kind is OutcomeKind.EXCHANGE else value - fee,
                 bonus=bonus,
+                tax=line.tax_for(units, start=start),
+                restocking_fee_tax=tax_of(fees.restocking, fee),
             )
         )
 
     def total(kind: OutcomeKind) -> Money:
         return Money.sum((part.amount for part in settled if part.outcome is kind), currency)
 
-    refund, credit = total(OutcomeKind.REFUND), total(OutcomeKind.STORE_CREDIT)
+    def net_tax(kind: OutcomeKind) -> Money:
+        return Money.sum(
+            (part.tax - part.restocking_fee_tax for part in settled if part.outcome is kind),
+            currency,
+        )
+
+    payout = {OutcomeKind.REFUND: total(OutcomeKind.REFUND)}
+    payout[OutcomeKind.STORE_CREDIT] = total(OutcomeKind.STORE_CREDIT)
+    payout_tax = {kind: net_tax(kind) for kind in payout}
     exchange_credit = total(OutcomeKind.EXCHANGE)
+    exchange_credit_tax = Money.sum(
+        (part.tax for part in settled if part.outcome is OutcomeKind.EXCHANGE), currency
+    )
     exchanged = {part.line_id: part for part in settled if part.outcome is OutcomeKind.EXCHANGE}
     exchange_total = zero
     priced = False
@@ -363,15 +316,16 @@ def settle(
         line.reason in fees.waive_for_reasons for line, _, _ in parts if line.id in exchanged
     )
     if fees.exchange_shipping is not None and charge_exchange_shipping and priced and not at_fault:
-        outbound = fees.exchange_shipping.of(zero)
+        outbound = charged(fees.exchange_shipping, zero, taxes_included=taxes_included)
     difference = exchange_credit - exchange_total - outbound
     shortfall = zero
     if difference.is_negative:
         shortfall = -difference
-    elif difference_to is OutcomeKind.STORE_CREDIT:
-        credit = credit + difference
     else:
-        refund = refund + difference
+        # The rest of the exchange credit carries its share of the returned units' tax.
+        to = difference_to if difference_to is OutcomeKind.STORE_CREDIT else OutcomeKind.REFUND
+        payout[to] = payout[to] + difference
+        payout_tax[to] = payout_tax[to] + _share(exchange_credit_tax, difference, exchange_credit)
 
     # What the return owes besides its own lines' fees (the exchange's shortfall, the
     # exchanged lines' restocking, the return shipping) is taken from the payout, the
@@ -379,29 +333,55 @@ def settle(
     restocking = Money.sum(
         (part.restocking_fee for part in settled if part.outcome is OutcomeKind.EXCHANGE), currency
     )
+    restocking_tax = Money.sum(
+        (part.restocking_fee_tax for part in settled if part.outcome is OutcomeKind.EXCHANGE),
+        currency,
+    )
     shipping = zero
     everything_waived = all(fees.waived(line) for line, _, _ in parts)
     if fees.return_shipping is not None and charge_shipping and parts and not everything_waived:
-        shipping = fees.return_shipping.of(zero)
-    taken_from: list[Money] = []
-    for amount in (shortfall, restocking, shipping):
-        from_refund = min(amount, refund)
-        from_credit = min(amount - from_refund, credit)
-        refund, credit = refund - from_refund, credit - from_credit
-        taken_from.append(from_refund)
-        taken_from.append(from_refund + from_credit)
-    _, shortfall_taken, _, restocking_taken, from_refund, shipping_taken = taken_from
-    owed = shortfall - shortfall_taken
-    restocking_left = restocking - restocking_taken
-    shipping_left = shipping - shipping_taken
-    fees_owed = fees_waived = restocking_waived = zero
+        shipping = charged(fees.return_shipping, zero, taxes_included=taxes_included)
+    shipping_tax = tax_of(fees.return_shipping, shipping)
+    kinds = (OutcomeKind.REFUND, OutcomeKind.STORE_CREDIT)
+    pieces: list[tuple[Money, Money, Money]] = []  # (from the refund, from credit, left)
+    fee_taxes: list[tuple[Money, Money, Money]] = []  # their tax parts
+    for amount, tax in ((shortfall, None), (restocking, restocking_tax), (shipping, shipping_tax)):
+        from_refund = min(amount, payout[OutcomeKind.REFUND])
+        from_credit = min(amount - from_refund, payout[OutcomeKind.STORE_CREDIT])
+        piece = (from_refund, from_credit, amount - from_refund - from_credit)
+        if tax is None:  # the exchange's shortfall takes the payout's share of its tax
+            shares = (
+                _share(payout_tax[OutcomeKind.REFUND], from_refund, payout[OutcomeKind.REFUND]),
+                _share(
+                    payout_tax[OutcomeKind.STORE_CREDIT],
+                    from_credit,
+                    payout[OutcomeKind.STORE_CREDIT],
+                ),
+                zero,
+            )
+        else:  # a fee's tax goes where the fee is paid from
+            shares = _split(tax, piece)
+            fee_taxes.append(shares)
+        for kind, taken, share in zip(kinds, piece, shares, strict=False):
+            payout[kind] = payout[kind] - taken
+            payout_tax[kind] = payout_tax[kind] - share
+        pieces.append(piece)
+    refund, credit = payout[OutcomeKind.REFUND], payout[OutcomeKind.STORE_CREDIT]
+    owed = pieces[0][2]
+    restocking_left, shipping_left = pieces[1][2], pieces[2][2]
+    from_refund = pieces[2][0]
+    left_tax = fee_taxes[0][2] + fee_taxes[1][2]
+    fees_owed = fees_waived = restocking_waived = fees_owed_tax = zero
+    restocking_tax_waived = shipping_tax_waived = zero
     if fees.fees_only_from_payout:
         fees_waived = restocking_left + shipping_left
         restocking_waived = restocking_left
-        shipping = shipping_taken
+        restocking_tax_waived, shipping_tax_waived = fee_taxes[0][2], fee_taxes[1][2]
+        shipping = shipping - shipping_left
         shipping_left = zero
     else:
         fees_owed = restocking_left + shipping_left
+        fees_owed_tax = left_tax
         owed = owed + fees_owed
 
     balance_refund = zero
@@ -413,6 +393,7 @@ def settle(
 
     bonus = Money.sum((part.bonus for part in settled), currency)
     restocking_fee = Money.sum((part.restocking_fee for part in settled), currency)
+    restocking_fee_tax = Money.sum((part.restocking_fee_tax for part in settled), currency)
     documents: list[tuple[Document, Money]] = []
     if refund:
         documents.append((Document.REFUNDED_CREDIT_MEMO, refund))
@@ -440,7 +421,32 @@ def settle(
         fees_owed=fees_owed,
         fees_waived=fees_waived,
         shipping_owed=shipping_left,
+        refund_tax=payout_tax[OutcomeKind.REFUND],
+        store_credit_tax=payout_tax[OutcomeKind.STORE_CREDIT],
+        exchange_credit_tax=exchange_credit_tax,
+        restocking_fee_tax=restocking_fee_tax - restocking_tax_waived,
+        return_shipping_fee_tax=shipping_tax - shipping_tax_waived,
+        exchange_shipping_tax=tax_of(fees.exchange_shipping, outbound),
+        fees_owed_tax=fees_owed_tax,
     )
+
+
+def _split(tax: Money, pieces: tuple[Money, Money, Money]) -> tuple[Money, Money, Money]:
+    """``tax`` split over ``pieces`` of one amount in proportion, adding up exactly."""
+    if not tax:
+        return (tax, tax, tax)
+    first, second, third = tax.allocate([piece.minor_units for piece in pieces])
+    return (first, second, third)
+
+
+def _share(tax: Money, part: Money, whole: Money) -> Money:
+    """The share of ``tax`` that ``part`` of ``whole`` carries, exact to the minor unit:
+    the shares of the parts of a whole add up to its tax."""
+    if not whole or not part:
+        return Money.zero(tax.currency)
+    if part == whole:
+        return tax
+    return tax.allocate([part.minor_units, (whole - part).minor_units])[0]
 
 
 def lines_by_order_line(settlement: Settlement, kind: OutcomeKind) -> Mapping[str, int]:
