@@ -447,10 +447,7 @@ def port_effects(harness: Harness) -> dict[str, Counter[Any]]:
             (w.return_id, w.lines, w.reason, w.action, w.status) for w in ports.warehouse.returns
         ),
         "labels": Counter((label.return_id, label.status) for label in ports.carrier.labels),
-        "payments": Counter(
-            (p.return_id, p.kind, str(p.amount))
-            for p in ports.payments.payments
-        ),
+        "payments": Counter((p.return_id, p.kind, str(p.amount)) for p in ports.payments.payments),
     }
 
 

@@ -89,9 +89,8 @@ def waits(change: Change, event: InboundEvent) -> bool:
         # answered: they are inspected once the exchange was released on it (or a person
         # looks at the failed ask), as when the answer comes first.
         return kind == "receipt" and change.allows("receive") and exchange.authorizing(record)
-    if isinstance(event, CarrierUpdate):
-        if carrier.passed(change) >= RANK[kind]:
-            return False
+    if isinstance(event, CarrierUpdate) and carrier.passed(change) >= RANK[kind]:
+        return False
     if kind == "finished" and record.status in ("needs_review", "item_received"):
         # Finished waits there only while units are still to come; else it applies.
         return not completion.fully_received(change)
