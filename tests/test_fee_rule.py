@@ -320,7 +320,7 @@ def test_a_reset_hands_the_paid_balance_to_the_exchange_it_paid_for() -> None:
     _, child = made.service.reset(SHOP, record.id)
 
     # One cap came back (10.00): 30.00 - 10.00 = 20.00 owed, 10.00 of it paid already.
-    assert child.balance_paid == eur("20.00")
+    assert (child.balance_paid, child.balance_charged) == (eur("10.00"), eur("10.00"))
     assert payments(made) == [("charge", eur("10.00")), ("charge", eur("10.00"))]
     assert refunds(made) == []
     assert made.service.get(SHOP, record.id).balance_settled

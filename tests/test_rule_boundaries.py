@@ -20,11 +20,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from returnflow import (
+    CarrierStatus,
+    CarrierUpdate,
     DeclineReason,
     Fulfillment,
+    Keep,
     Money,
     OrderLine,
     OrderSnapshot,
+    OutcomeKind,
+    QcResult,
     ReceivedLine,
     RequestLine,
     ReturnLine,
@@ -290,3 +295,57 @@ def test_a_fact_ignored_while_approved_does_not_restart_the_expiry_clock() -> No
     assert timers.due(record, policy)[0] == (approved + timedelta(days=30), "expire")
     assert timers.expiry_due(record, policy, approved + timedelta(days=30, seconds=1))
     assert not timers.expiry_due(record, policy, approved + timedelta(days=30))
+
+
+def test_a_return_closed_from_review_with_only_store_credit_closes_once_it_is_issued() -> None:
+    harness = Harness(
+        policy=ReturnPolicy(refund_trigger=RefundTrigger.ON_HANDED_IN),
+        clock=ManualClock(DAY0 + timedelta(days=1)),
+    )
+    two = OrderSnapshot(
+        id="9001",
+        shop=SHOP,
+        created_at=DAY0,
+        fulfilled_at=DAY0,
+        currency="EUR",
+        lines=[
+            OrderLine(id="L1", sku="A", variant_id="a", quantity=1, unit_price=eur("40.00")),
+            OrderLine(id="L2", sku="B", variant_id="b", quantity=1, unit_price=eur("15.00")),
+        ],
+    )
+    harness.ports.commerce.add_order(two)
+    record = harness.service.request(
+        ReturnRequest(
+            shop=SHOP,
+            order_id="9001",
+            lines=[
+                RequestLine(order_line_id="L1", quantity=1),
+                RequestLine(order_line_id="L2", quantity=1, outcome=Keep(OutcomeKind.STORE_CREDIT)),
+            ],
+        )
+    )
+    harness.service.handle(
+        CarrierUpdate(
+            shop=SHOP, return_id=record.id, event_id="c-1", status=CarrierStatus.PICKED_UP
+        )
+    )
+    assert [refund.amount for refund in harness.ports.commerce.refunds] == [eur("40.00")]
+    flagged = harness.service.handle(
+        WarehouseReceipt(
+            shop=SHOP,
+            return_id=record.id,
+            event_id="w-1",
+            lines=[ReceivedLine(line_id=record.lines[0].id, quantity=1, qc=QcResult.FAIL)],
+        )
+    ).record
+    assert flagged.status == "needs_review"  # refunded before QC rejected the unit
+    harness.ports.commerce.fail("issue_store_credit", times=1)
+
+    # The person closes it as it is: the kept item's 15.00 is credited, and the return
+    # closes when the credit is confirmed (not left in review).
+    closing = harness.service.close(SHOP, record.id)
+    assert (closing.status, harness.ports.commerce.credits) == ("refunded", [])
+    harness.dispatch_due()
+
+    assert [credit.amount for credit in harness.ports.commerce.credits] == [eur("15.00")]
+    assert harness.service.get(SHOP, record.id).status == "closed"

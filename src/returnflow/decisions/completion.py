@@ -218,6 +218,13 @@ def complete(
     refunds_again = [key for key in given_up if key.endswith(f"/{fx.IssueRefund.kind}")]
     if settlement.refund or (refunds_again and change.allows("refund")):
         change.fire("refund", {"amount": str(settlement.refund)} if settlement.refund else None)
+    elif change.record.status == "needs_review" and (
+        settlement.store_credit or settlement.bonus or given_up
+    ):
+        # A person closed it: the money goes out (store credit only), and the return closes
+        # once it is confirmed, as from any state that pays out.
+        credit = settlement.store_credit + settlement.bonus
+        change.fire("refund", {"store_credit": str(credit)} if credit else None)
     if cancel_ids and keep_ids:
         change.effect(fx.CancelExchange, exchange_line_ids=tuple(cancel_ids))
         change.note("exchange_lines_qc_failed", {"cancelled": ", ".join(cancel_ids)})
@@ -330,7 +337,7 @@ def settle_parts(
     if settlement.balance_refund:
         change.effect(fx.RefundBalance, amount=settlement.balance_refund)
     if settlement.balance_due:
-        change.effect(fx.ChargeBalance, amount=settlement.balance_due)
+        change.effect(fx.ChargeBalance, amount=settlement.balance_due, prepay=False)
     documents = ", ".join(f"{kind.value} {amount}" for kind, amount in settlement.documents)
     change.note("settled", {**settlement.as_dict(), "documents": documents})
     return settlement

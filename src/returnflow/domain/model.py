@@ -400,8 +400,11 @@ class ReturnRecord:
     exchange_shipping_fee: Money | None = None
     """The outbound shipping of the exchange's new items, once charged (once per return)."""
     balance_paid: Money | None = None
-    """What the customer paid through Payments: an upsell exchange's balance, fees the
-    payout did not cover (summed over every charge)."""
+    """What the customer paid ahead for an exchange, at approval: an upsell's balance, the
+    new items' shipping, fees the payout would not cover."""
+    balance_charged: Money | None = None
+    """What settlements charged the customer beyond that: fees the payout did not cover,
+    one lump sum."""
     payment_authorized: Money | None = None
     """What an instant exchange's payment authorization holds (the fallback if the returned
     units never come back accepted)."""
