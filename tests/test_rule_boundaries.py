@@ -19,11 +19,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from returnflow import (
     CarrierStatus,
     CarrierUpdate,
+    CurrencyMismatch,
     DeclineReason,
     Fulfillment,
+    InvalidAmount,
     Keep,
     Money,
     OrderLine,
@@ -40,6 +44,7 @@ from returnflow import (
     WarehouseReceipt,
 )
 from returnflow.decisions import timers
+from returnflow.domain.fees import charged, tax_of
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.domain.policy import (
     Decision,
@@ -47,7 +52,8 @@ from returnflow.domain.policy import (
     WindowStart,
     exchange_blockers,
 )
-from returnflow.domain.settlement import FeePolicy, settle
+from returnflow.domain.settlement import FeePolicy, Fixed, Percent, settle
+from returnflow.errors import InvalidFee
 from returnflow.testing import Harness
 from returnflow.testing.harness import ManualClock
 
@@ -349,3 +355,72 @@ def test_a_return_closed_from_review_with_only_store_credit_closes_once_it_is_is
 
     assert [credit.amount for credit in harness.ports.commerce.credits] == [eur("15.00")]
     assert harness.service.get(SHOP, record.id).status == "closed"
+
+
+# -- fees, retries, exchange eligibility ------------------------------------------------------
+
+
+def test_a_percentage_fee_is_between_0_and_100_inclusive() -> None:
+    assert Percent(0).of(eur("10.00")) == eur("0.00")
+    assert Percent(100).of(eur("10.00")) == eur("10.00")
+    assert Percent("12.5").of(eur("0.20")) == eur("0.02")  # 0.025 -> half to even
+    assert Percent("17.5").of(eur("0.20")) == eur("0.04")  # 0.035 -> half to even
+    for bad in ("100.01", "-0.01"):
+        with pytest.raises(InvalidFee) as raised:
+            Percent(bad)
+        assert (raised.value.field, raised.value.value) == ("percent", bad)
+        assert raised.value.reason == "a percentage fee is between 0 and 100"
+    with pytest.raises(InvalidAmount) as floated:
+        Percent(12.5)
+    assert floated.value.field == "percent"
+
+
+def test_a_fee_tax_rate_is_between_0_and_100_inclusive() -> None:
+    assert Fixed(eur("1.00"), tax=100).tax == 100
+    assert Percent(10, tax=0).tax == 0
+    with pytest.raises(InvalidFee) as raised:
+        Percent(10, tax="100.01")
+    assert (raised.value.field, raised.value.value) == ("tax", "100.01")
+    assert raised.value.reason == "a tax rate is a percentage between 0 and 100"
+    with pytest.raises(InvalidFee) as negative:
+        Fixed(eur("1.00"), tax=eur("-0.01"))
+    assert negative.value.reason == "a fee's tax is never negative"
+
+
+def test_a_fee_tax_in_another_currency_names_both_currencies() -> None:
+    fee = Fixed(eur("5.00"), tax=Money("1.00", "USD"))
+    with pytest.raises(CurrencyMismatch) as raised:
+        charged(fee, eur("0.00"), taxes_included=False)
+    assert (raised.value.field, raised.value.value) == ("fee.tax.currency", "USD")
+    assert raised.value.reason == "the return is in EUR"
+
+
+def test_a_fixed_fee_with_a_tax_amount_adds_it_unless_prices_include_tax() -> None:
+    fee = Fixed(eur("5.00"), tax=eur("0.80"))
+    assert charged(fee, eur("0.00"), taxes_included=False) == eur("5.80")
+    assert charged(fee, eur("0.00"), taxes_included=True) == eur("5.00")
+    assert tax_of(fee, eur("5.80")) == eur("0.80")
+    assert tax_of(fee, eur("0.50")) == eur("0.50")  # never more than what is charged
+    assert charged(Fixed(eur("0.00"), tax=eur("0.80")), eur("0.00"), taxes_included=False) == (
+        eur("0.00")
+    )  # no fee, no tax on it
+
+
+def test_retries_back_off_exponentially_with_at_most_a_quarter_of_jitter() -> None:
+    policy = ReturnPolicy(retry_base_seconds=2.0, retry_cap_seconds=20.0)
+    waits = [policy.backoff(attempt, 0.0).total_seconds() for attempt in range(1, 6)]
+    assert waits == [2.0, 4.0, 8.0, 16.0, 20.0]
+    assert policy.backoff(2, 0.5).total_seconds() == 4.5  # 4 x (1 + 0.25 x 0.5)
+    assert policy.backoff(5, 1.0).total_seconds() == 25.0  # the cap, plus a quarter
+
+
+def test_an_app_name_is_compared_without_case() -> None:
+    made_by = OrderSnapshot(
+        id="9001",
+        shop=SHOP,
+        created_at=DAY0,
+        currency="EUR",
+        created_by_app="Shopify",
+        lines=[OrderLine(id="L1", sku="A", variant_id="a", quantity=1, unit_price=eur("1.00"))],
+    )
+    assert exchange_blockers(made_by, frozenset({"shopify"})) == ()

@@ -5,7 +5,7 @@ Medusa's return and outbound shipping). Re-exported by :mod:`returnflow.domain.s
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 import attrs
 
@@ -49,7 +49,7 @@ class Percent:
     tax: Decimal | None = attrs.field(default=None, converter=_rate)
 
     def of(self, amount: Money) -> Money:
-        return Money.quantized(amount.amount * self.value / 100, amount.currency, ROUND_HALF_EVEN)
+        return Money.quantized(amount.amount * self.value / 100, amount.currency)  # half even
 
 
 def _fixed(value: object) -> Money:
