@@ -394,9 +394,9 @@ class ReturnRecord:
     decline_reason: DeclineReason | None = None
     review_reasons: tuple[str, ...] = ()
     return_shipping_fee: Money | None = None
-    """The return shipping fee kept, once charged (it is charged once per return)."""
+    """The return shipping fee charged (from the payout or owed), once per return."""
     restocking_fees: Money | None = None
-    """Restocking fees kept so far, one lump sum."""
+    """Restocking fees charged so far (from the payout or owed), one lump sum."""
     exchange_shipping_fee: Money | None = None
     """The outbound shipping of the exchange's new items, once charged (once per return)."""
     balance_paid: Money | None = None

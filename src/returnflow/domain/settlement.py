@@ -19,8 +19,10 @@ number of returns, gives back exactly what was paid, to the minor unit.
 >>> [str(amount) for amount in units["A"]], [str(amount) for amount in units["B"]]
 (['18.00 EUR', '18.00 EUR', '18.00 EUR'], ['36.00 EUR'])
 
-Fees (Shopify's return shipping fee per return, restocking fee per line) reduce what is paid
-back and never below zero; several fees of one type are one lump sum.
+Fees (Shopify's return shipping fee per return, restocking fee per line, in
+:mod:`returnflow.domain.fees`) are taken from what is paid back, and what it does not cover
+is owed by the customer (or waived, ``FeePolicy.fees_only_from_payout``); several fees of
+one type are one lump sum. An exchange's new items may cost outbound shipping.
 """
 
 from __future__ import annotations

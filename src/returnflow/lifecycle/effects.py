@@ -141,7 +141,7 @@ class CancelExchange(Effect):
 @attrs.frozen(kw_only=True)
 class _Payout(Effect):
     """Money to the customer. ``covers`` are the (return line, units) it settles and
-    ``restocking`` / ``shipping`` the fees kept from it: undone if it fails for good."""
+    ``restocking`` / ``shipping`` the fees taken from it: undone if it fails for good."""
 
     amount: Money
     lines: tuple[LineQuantity, ...]
