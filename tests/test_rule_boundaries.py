@@ -18,6 +18,7 @@ of the rule would get wrong:
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from decimal import ROUND_DOWN, ROUND_HALF_UP
 
 import pytest
 
@@ -424,3 +425,33 @@ def test_an_app_name_is_compared_without_case() -> None:
         lines=[OrderLine(id="L1", sku="A", variant_id="a", quantity=1, unit_price=eur("1.00"))],
     )
     assert exchange_blockers(made_by, frozenset({"shopify"})) == ()
+
+
+def test_a_bad_fixed_fee_names_its_field_value_and_reason() -> None:
+    for value, reason in (
+        ("5.00", "a fixed fee is Money"),
+        (eur("-0.01"), "a fee is never negative"),
+    ):
+        with pytest.raises(InvalidFee) as raised:
+            Fixed(value)  # type: ignore[arg-type]
+        assert (raised.value.field, raised.value.value, raised.value.reason) == (
+            "amount",
+            value,
+            reason,
+        )
+    with pytest.raises(InvalidFee) as negative_tax:
+        Fixed(eur("1.00"), tax=eur("-0.01"))
+    assert (negative_tax.value.field, negative_tax.value.value) == ("tax", eur("-0.01"))
+    with pytest.raises(CurrencyMismatch) as other:
+        Fixed(Money("5.00", "USD")).of(eur("0.00"))
+    assert (other.value.field, other.value.value, other.value.reason) == (
+        "fee.currency",
+        "USD",
+        "the return is in EUR",
+    )
+
+
+def test_quantized_rounds_as_asked() -> None:
+    assert Money.quantized("2.345", "EUR") == eur("2.34")
+    assert Money.quantized("2.345", "EUR", ROUND_HALF_UP) == eur("2.35")
+    assert Money.quantized("2.349", "EUR", ROUND_DOWN) == eur("2.34")
