@@ -17,6 +17,7 @@ of the rule would get wrong:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_DOWN, ROUND_HALF_UP
 
@@ -53,7 +54,13 @@ from returnflow.domain.policy import (
     WindowStart,
     exchange_blockers,
 )
-from returnflow.domain.settlement import FeePolicy, Fixed, Percent, settle
+from returnflow.domain.settlement import (
+    FeePolicy,
+    Fixed,
+    Percent,
+    lines_by_order_line,
+    settle,
+)
 from returnflow.errors import InvalidFee
 from returnflow.testing import Harness
 from returnflow.testing.harness import ManualClock
@@ -455,3 +462,53 @@ def test_quantized_rounds_as_asked() -> None:
     assert Money.quantized("2.345", "EUR") == eur("2.34")
     assert Money.quantized("2.345", "EUR", ROUND_HALF_UP) == eur("2.35")
     assert Money.quantized("2.349", "EUR", ROUND_DOWN) == eur("2.34")
+
+
+@pytest.mark.parametrize(
+    ("make", "field", "value", "reason"),
+    [
+        (
+            lambda: FeePolicy(restocking="15%"),
+            "fee",
+            "15%",
+            "must be Percent(...), Fixed(...) or None",
+        ),
+        (
+            lambda: FeePolicy(return_shipping="4.95"),
+            "return_shipping",
+            "4.95",
+            "must be Money, Fixed(...) or None",
+        ),
+        (
+            lambda: FeePolicy(exchange_shipping=5),
+            "exchange_shipping",
+            5,
+            "must be Money, Fixed(...) or None",
+        ),
+    ],
+    ids=["restocking", "return-shipping", "exchange-shipping"],
+)
+def test_a_fee_policy_of_something_else_names_the_fee(
+    make: Callable[[], object], field: str, value: object, reason: str
+) -> None:
+    with pytest.raises(InvalidFee) as raised:
+        make()
+    assert (raised.value.field, raised.value.value, raised.value.reason) == (field, value, reason)
+
+
+@pytest.mark.parametrize("parts", [0, -1, True, 2.0, "2"])
+def test_money_splits_in_a_whole_number_of_parts_only(parts: object) -> None:
+    with pytest.raises(InvalidAmount) as raised:
+        eur("10.00").split(parts)  # type: ignore[arg-type]
+    assert (raised.value.field, raised.value.value, raised.value.reason) == (
+        "parts",
+        parts,
+        "must be a whole number of at least 1",
+    )
+
+
+def test_units_of_one_order_line_in_two_parts_are_counted_together() -> None:
+    stored = credit_line(eur("10.00"), eur("10.00"), eur("10.00"), bonus=eur("0.00"))
+    result = settle("EUR", [(stored, 1, 0), (stored, 2, 1)], fees=FeePolicy())
+    assert lines_by_order_line(result, OutcomeKind.STORE_CREDIT) == {"L1": 3}
+    assert lines_by_order_line(result, OutcomeKind.REFUND) == {}
