@@ -19,14 +19,18 @@ from hypothesis import strategies as st
 from returnflow import (
     CurrencyMismatch,
     Exchange,
+    ExchangeLine,
     InvalidAmount,
     InvalidPayload,
     Money,
     OrderLine,
     OrderSnapshot,
     ReceivedLine,
+    Refund,
     RequestLine,
+    ReturnLine,
     ReturnPolicy,
+    ReturnReason,
     ReturnRecord,
     ReturnRequest,
     StoreCredit,
@@ -441,3 +445,112 @@ def test_property_fee_taxes_go_where_the_fees_are_paid_to_the_minor_unit(
     assert zero <= result.restocking_fee_tax <= result.restocking_fee
     assert zero <= result.return_shipping_fee_tax <= result.return_shipping_fee
     assert zero <= result.fees_owed_tax <= result.fees_owed
+
+
+# -- settle() directly: the tax of every part ------------------------------------------------------
+
+
+def stored(
+    line_id: str, *amounts: str, taxes: tuple[str, ...] = (), outcome: object = None
+) -> ReturnLine:
+    return ReturnLine(
+        id=line_id,
+        order_line_id=f"O-{line_id}",
+        sku=line_id,
+        variant_id=f"v-{line_id}",
+        quantity=len(amounts),
+        outcome=outcome or Refund(),  # type: ignore[arg-type]
+        reason=ReturnReason.UNWANTED,
+        unit_amounts=tuple(eur(amount) for amount in amounts),
+        units=tuple(range(len(amounts))),
+        unit_taxes=tuple(eur(tax) for tax in taxes),
+    )
+
+
+def test_a_part_carries_the_tax_of_its_own_units() -> None:
+    line = stored("1", "10.00", "10.00", taxes=("0.50", "0.10"))
+    assert settle("EUR", [(line, 1, 1)], fees=FeePolicy()).refund_tax == eur("0.10")
+    assert settle("EUR", [(line, 1, 0)], fees=FeePolicy()).lines[0].tax == eur("0.50")
+    assert settle("EUR", [(line, 1, 1)], fees=FeePolicy()).lines[0].start == 1
+
+
+def test_outbound_shipping_carries_its_tax_in_both_modes() -> None:
+    fees = FeePolicy(exchange_shipping=Fixed(eur("5.00"), tax=20))
+    line = stored("1", "20.00", taxes=("3.33",), outcome=Exchange(variant_id="new"))
+    new = ExchangeLine(id="1-x", return_line_id="1", variant_id="new", quantity=1)
+    included = settle("EUR", [(line, 1, 0)], fees=fees, exchange_lines=[new], taxes_included=True)
+    assert (included.exchange_shipping, included.exchange_shipping_tax) == (
+        eur("5.00"),
+        eur("0.83"),
+    )
+    added = settle("EUR", [(line, 1, 0)], fees=fees, exchange_lines=[new])
+    assert (added.exchange_shipping, added.exchange_shipping_tax) == (eur("6.00"), eur("1.00"))
+
+
+def test_a_fee_waived_for_want_of_a_payout_takes_its_tax_with_it() -> None:
+    fees = FeePolicy(
+        restocking=Fixed(eur("2.40"), tax=20), waive_for_exchanges=False, fees_only_from_payout=True
+    )
+    line = stored("1", "20.00", taxes=("3.33",), outcome=Exchange(variant_id="new"))
+    new = ExchangeLine(id="1-x", return_line_id="1", variant_id="new", quantity=1)
+    result = settle("EUR", [(line, 1, 0)], fees=fees, exchange_lines=[new], taxes_included=True)
+    assert (result.restocking_fee, result.restocking_fee_tax) == (eur("0.00"), eur("0.00"))
+    assert result.fees_waived == eur("2.40")
+
+
+def test_a_refund_that_pays_an_exchanges_shortfall_gives_up_its_tax_in_proportion() -> None:
+    # B refunds 10.00 (1.67 tax); A's 20.00 goes to a 26.00 item: 6.00 short, paid from B's
+    # refund: 4.00 is left, with 4/10 of 1.67 = 0.668 -> 0.67 of tax.
+    a = stored("A", "20.00", taxes=("3.33",), outcome=Exchange(variant_id="new"))
+    b = stored("B", "10.00", taxes=("1.67",))
+    new = ExchangeLine(
+        id="A-x", return_line_id="A", variant_id="new", quantity=1, unit_price=eur("26.00")
+    )
+    result = settle("EUR", [(a, 1, 0), (b, 1, 0)], fees=FeePolicy(), exchange_lines=[new])
+    assert (result.refund, result.refund_tax, result.balance_due) == (
+        eur("4.00"),
+        eur("0.67"),
+        eur("0.00"),
+    )
+
+
+def test_exchange_lines_of_other_parts_are_skipped_not_the_end() -> None:
+    a = stored("A", "20.00", outcome=Exchange(variant_id="a2"))
+    elsewhere = ExchangeLine(id="Z-x", return_line_id="Z", variant_id="z2", quantity=1)
+    mine = ExchangeLine(
+        id="A-x", return_line_id="A", variant_id="a2", quantity=1, unit_price=eur("25.00")
+    )
+    result = settle("EUR", [(a, 1, 0)], fees=FeePolicy(), exchange_lines=[elsewhere, mine])
+    assert (result.exchange_total, result.balance_due) == (eur("25.00"), eur("5.00"))
+
+
+def test_amounts_in_another_currency_name_the_field() -> None:
+    with pytest.raises(CurrencyMismatch) as raised:
+        settle("USD", [(stored("1", "10.00"), 1, 0)], fees=FeePolicy())
+    assert (raised.value.field, raised.value.value, raised.value.reason) == (
+        "currency",
+        "EUR",
+        "the return is in USD",
+    )
+    a = stored("A", "20.00", outcome=Exchange(variant_id="a2"))
+    priced = ExchangeLine(
+        id="A-x",
+        return_line_id="A",
+        variant_id="a2",
+        quantity=1,
+        unit_price=Money("25.00", "USD"),
+    )
+    with pytest.raises(CurrencyMismatch) as other:
+        settle("EUR", [(a, 1, 0)], fees=FeePolicy(), exchange_lines=[priced])
+    assert (other.value.field, other.value.value, other.value.reason) == (
+        "exchange.unit_price.currency",
+        "USD",
+        "the return is in EUR",
+    )
+
+
+def test_a_settlement_without_the_mode_counts_prices_without_tax() -> None:
+    fees = FeePolicy(return_shipping=Fixed(eur("5.00"), tax=20))
+    assert settle("EUR", [(stored("1", "10.00"), 1, 0)], fees=fees).return_shipping_fee == eur(
+        "6.00"
+    )
