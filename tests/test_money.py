@@ -161,6 +161,8 @@ def test_comparisons_include_equality_and_repr_shows_the_amount() -> None:
     assert not one >= two
     assert one <= Money("1.00", "EUR")
     assert not two <= one
+    assert not one < Money("1.00", "EUR")
+    assert not one > Money("1.00", "EUR")
     assert repr(Money("12.50", "EUR")) == "Money('12.50', 'EUR')"
     assert str(Money(1200, "JPY")) == "1200 JPY"
 
