@@ -58,6 +58,11 @@ NOT_RUN_HERE = {
     # port, drive it over HTTP and stop it with SIGINT (test_webhook_flow.py).
     "RETURNFLOW_WEBHOOK_SECRET=whsec-demo python examples/webhook_receiver/receiver.py "
     "--port 8000 --db returns.db": "examples/webhook_receiver/tests/test_webhook_flow.py",
+    # Mutation testing of the rules: run by hand, not here or in CI (it runs the money and
+    # policy tests once per mutant, for tens of minutes).
+    "python3 -m pip install mutmut==3.8.1": "by hand (docs/testing.md)",
+    "mutmut run": "by hand (docs/testing.md)",
+    "mutmut results": "by hand (docs/testing.md)",
     # The docs build, run with exactly these arguments by tests/test_docs_site.py.
     "python3 -m sphinx -W --keep-going -b html docs site": "tests/test_docs_site.py",
 }

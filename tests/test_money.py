@@ -18,7 +18,9 @@ from returnflow import (
     OrderSnapshot,
     currency_exponent,
 )
+from returnflow.domain.money import money_from
 from returnflow.domain.settlement import unit_amounts
+from returnflow.errors import UnknownCurrency
 
 CURRENCIES = ["EUR", "USD", "JPY", "KWD", "CLF"]
 
@@ -139,3 +141,52 @@ def test_returning_every_unit_in_any_grouping_refunds_the_line_total(
     refunds = [Money.sum(units[a:b], currency) for a, b in itertools.pairwise(bounds)]
     assert Money.sum(refunds, currency) == line.paid_total
     assert max(units).minor_units - min(units).minor_units <= 1
+
+
+def test_an_amount_of_more_than_15_digits_before_the_point_is_refused_naming_it() -> None:
+    largest = Decimal("999999999999999.99")  # 15 digits before the point
+    assert Money(largest, "EUR").amount == largest
+    assert Money.quantized(largest, "EUR").amount == largest
+    for make in (Money, Money.quantized):
+        with pytest.raises(InvalidAmount) as raised:
+            make("1000000000000000", "EUR")  # 16 digits
+        assert (raised.value.field, raised.value.value) == ("amount", "1000000000000000")
+        assert raised.value.reason == "is out of range: at most 15 digits before the point"
+
+
+def test_comparisons_include_equality_and_repr_shows_the_amount() -> None:
+    one, two = Money("1.00", "EUR"), Money("2.00", "EUR")
+    assert one >= Money("1.00", "EUR")
+    assert two >= one
+    assert not one >= two
+    assert one <= Money("1.00", "EUR")
+    assert not two <= one
+    assert not one < Money("1.00", "EUR")
+    assert not one > Money("1.00", "EUR")
+    assert repr(Money("12.50", "EUR")) == "Money('12.50', 'EUR')"
+    assert str(Money(1200, "JPY")) == "1200 JPY"
+
+
+def test_money_from_a_mapping_names_the_field_of_a_bad_amount_or_currency() -> None:
+    assert money_from({"amount": "4.95", "currency": "EUR"}, "fee") == Money("4.95", "EUR")
+    same = Money("1.00", "EUR")
+    assert money_from(same, "fee") is same
+    with pytest.raises(InvalidAmount) as raised:
+        money_from({"amount": "4.955", "currency": "EUR"}, "fee")
+    assert (raised.value.field, raised.value.value) == ("fee.amount", "4.955")
+    assert raised.value.reason == "EUR has 2 decimals; quantize it first"
+    with pytest.raises(UnknownCurrency) as unknown:
+        money_from({"amount": "4.95", "currency": "EURO"}, "fee")
+    assert (unknown.value.field, unknown.value.value) == ("fee.currency", "EURO")
+    assert unknown.value.reason == "is not an ISO 4217 currency code"
+    with pytest.raises(UnknownCurrency) as unnamed:
+        money_from({"amount": "4.95", "currency": "EURO"}, "")
+    assert unnamed.value.field == "currency"
+    for value in ("4.95", {"amount": "4.95"}, {"amount": "1", "currency": "EUR", "x": 1}):
+        with pytest.raises(InvalidAmount) as wrong:
+            money_from(value, "fee")
+        assert (wrong.value.field, wrong.value.value) == ("fee", value)
+        assert wrong.value.reason == "must be Money or {'amount', 'currency'}"
+    with pytest.raises(InvalidAmount) as nameless:
+        money_from("4.95", "")
+    assert nameless.value.field == "money"

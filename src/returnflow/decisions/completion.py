@@ -222,6 +222,13 @@ def complete(
     refunds_again = [key for key in given_up if key.endswith(f"/{fx.IssueRefund.kind}")]
     if settlement.refund or (refunds_again and change.allows("refund")):
         change.fire("refund", {"amount": str(settlement.refund)} if settlement.refund else None)
+    elif change.record.status == "needs_review" and (
+        settlement.store_credit or settlement.bonus or given_up
+    ):
+        # A person closed it: the money goes out (store credit only), and the return closes
+        # once it is confirmed, as from any state that pays out.
+        credit = settlement.store_credit + settlement.bonus
+        change.fire("refund", {"store_credit": str(credit)} if credit else None)
     if cancel_ids and keep_ids:
         change.effect(fx.CancelExchange, exchange_line_ids=tuple(cancel_ids))
         change.note("exchange_lines_qc_failed", {"cancelled": ", ".join(cancel_ids)})
@@ -258,18 +265,24 @@ def settle_parts(
     *,
     exchange_lines: Sequence[ExchangeLine] = (),
     prepaid: Money | None = None,
+    charge_shipping: bool = True,
 ) -> Settlement:
-    """Settle ``parts`` (line, units, first unit): count them settled, keep the fees,
-    plan the refund and the store credit."""
+    """Settle ``parts`` (line, units, first unit): count them settled, keep the fees, plan
+    the refund and the store credit, charge what the customer owes (fees the payout did not
+    cover, an exchange's shortfall not prepaid) and give back what they prepaid and no
+    longer owe. ``charge_shipping``: false to leave the return shipping fee to a later
+    settlement."""
     record = change.record
     settlement = settle(
         record.currency,
         parts,
         fees=policy.fees,
         exchange_lines=exchange_lines,
-        charge_shipping=record.return_shipping_fee is None,
+        charge_shipping=charge_shipping and record.return_shipping_fee is None,
+        charge_exchange_shipping=record.exchange_shipping_fee is None,
         difference_to=policy.exchange_difference,
         prepaid=prepaid,
+        taxes_included=record.taxes_included,
     )
     if not parts and not settlement.balance_refund:
         return settlement
@@ -285,11 +298,15 @@ def settle_parts(
             for line in record.lines
         ),
         return_shipping_fee=settlement.return_shipping_fee or record.return_shipping_fee,
+        exchange_shipping_fee=settlement.exchange_shipping or record.exchange_shipping_fee,
         restocking_fees=restocking,
     )
     # Each payout carries the units and fees it settles, to be undone if it fails.
     zero = Money.zero(record.currency)
     to_credit = policy.exchange_difference is OutcomeKind.STORE_CREDIT
+    shipping_from_credit = (
+        settlement.return_shipping_fee - settlement.shipping_from_refund - settlement.shipping_owed
+    )
     for payout, amount, kind, shipping in (
         (
             fx.IssueRefund,
@@ -301,7 +318,7 @@ def settle_parts(
             fx.IssueStoreCredit,
             settlement.store_credit + settlement.bonus,
             OutcomeKind.STORE_CREDIT,
-            settlement.return_shipping_fee - settlement.shipping_from_refund,
+            shipping_from_credit,
         ),
     ):
         if not amount:
@@ -323,6 +340,8 @@ def settle_parts(
         )
     if settlement.balance_refund:
         change.effect(fx.RefundBalance, amount=settlement.balance_refund)
+    if settlement.balance_due:
+        change.effect(fx.ChargeBalance, amount=settlement.balance_due, prepay=False)
     documents = ", ".join(f"{kind.value} {amount}" for kind, amount in settlement.documents)
     change.note("settled", {**settlement.as_dict(), "documents": documents})
     return settlement
@@ -340,7 +359,9 @@ def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why:
             parts.append((line, units - line.settled, line.settled))
     if parts:
         change.note("refund_trigger", {"trigger": why})
-        settle_parts(change, policy, parts)
+        # With an exchange, the return shipping fee is settled with it at completion: the
+        # balance charged at approval counted on the whole return's payout.
+        settle_parts(change, policy, parts, charge_shipping=not change.record.has_exchange)
 
 
 def close(change: Change) -> None:

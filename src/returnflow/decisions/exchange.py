@@ -30,8 +30,9 @@ __all__ = [
 
 
 def hold(change: Change, policy: ReturnPolicy) -> None:
-    """Hold the pending exchange items on the order; with an upsell, charge the difference
-    first (``awaiting_payment``). Paying does not release the exchange (seed 003): the
+    """Hold the pending exchange items on the order; when the customer owes something (an
+    upsell's difference, the new items' shipping, fees the payout does not cover), charge
+    it first (``awaiting_payment``). Paying does not release the exchange (seed 003): the
     release still waits for its trigger."""
     record = change.record
     pending = [line for line in record.exchange_lines if line.status == "pending"]
@@ -44,17 +45,17 @@ def hold(change: Change, policy: ReturnPolicy) -> None:
         ),
         hold_tag=policy.hold_tag,
     )
-    exchanged = [
-        (line, line.quantity, 0)
-        for line in record.lines
-        if any(item.return_line_id == line.id for item in pending)
-    ]
+    # What the whole return owes if every unit comes back: the shortfall of the new items
+    # and their shipping, and the fees the payout does not cover (charged up front).
     quote = settle(
         record.currency,
-        exchanged,
+        [(line, line.quantity - line.settled, line.settled) for line in record.lines],
         fees=policy.fees,
         exchange_lines=pending,
-        charge_shipping=False,
+        charge_shipping=record.return_shipping_fee is None,
+        charge_exchange_shipping=record.exchange_shipping_fee is None,
+        difference_to=policy.exchange_difference,
+        taxes_included=record.taxes_included,
     )
     if quote.balance_due:
         change.fire("require_payment", {"balance_due": str(quote.balance_due)})

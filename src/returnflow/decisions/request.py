@@ -27,7 +27,7 @@ from returnflow.domain.policy import (
     returnable_units,
     validate_request,
 )
-from returnflow.domain.settlement import Settlement, settle, unit_amounts
+from returnflow.domain.settlement import Settlement, settle, unit_amounts, unit_taxes
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.table import TABLE
 from returnflow.ports.commerce import LineQuantity
@@ -68,6 +68,7 @@ def build_lines(
     other return holds (``claimed``), the most recently fulfilled first
     (:func:`~returnflow.domain.policy.returnable_units`), with their exact paid amounts."""
     amounts = unit_amounts(order)
+    taxes = unit_taxes(order)
     lines: list[ReturnLine] = []
     exchange_lines: list[ExchangeLine] = []
     for index, line in enumerate(request.lines, start=1):
@@ -88,6 +89,7 @@ def build_lines(
                 reason=line.reason,
                 unit_amounts=tuple(amounts[order_line.id][unit] for unit in units),
                 units=units,
+                unit_taxes=tuple(taxes[order_line.id][unit] for unit in units),
                 note=line.note,
                 declared_condition=line.condition,
             )
@@ -136,6 +138,7 @@ def open_return(
         updated_at=now,
         customer_email=order.customer_email,
         customer_note=request.customer_note,
+        taxes_included=order.taxes_included,
     )
     change = Change(record, now=now, actor=actor, base=0)
     if imported is not None:
@@ -242,11 +245,13 @@ def quote(
     exchange_lines: Sequence[ExchangeLine],
     policy: ReturnPolicy,
 ) -> Settlement:
-    """What the lines would settle to if every unit came back accepted."""
+    """What the lines would settle to if every unit came back accepted: the balance due is
+    what the customer is charged (at approval for an exchange)."""
     return settle(
         order.currency,
         [(line, line.quantity, 0) for line in lines],
         fees=policy.fees,
         exchange_lines=exchange_lines,
         difference_to=policy.exchange_difference,
+        taxes_included=order.taxes_included,
     )

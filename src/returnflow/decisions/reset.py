@@ -62,6 +62,11 @@ def reset(change: Change, policy: ReturnPolicy, child_id: str) -> Change:
     if parent.refs.warehouse_rma_id or change.planned(fx.CreateWarehouseReturn):
         change.effect(fx.CancelWarehouseReturn)
     kept = exchange.carried(parent, carried)
+    if parent.balance_paid is not None and not parent.balance_settled:
+        # What the customer paid goes with the exchange it paid for, or back to them.
+        if not kept:
+            change.effect(fx.RefundBalance, amount=parent.balance_paid)
+        change.update(balance_settled=True)
     dropped = [
         line.id
         for line in parent.exchange_lines
@@ -102,6 +107,7 @@ def _child(
                 restocked=min(line.restocked, units),
                 settled=min(line.settled, units),
                 unit_amounts=line.unit_amounts[:units],
+                unit_taxes=line.unit_taxes[:units],
                 units=line.units[:units],
             )
         )
@@ -131,7 +137,11 @@ def _child(
         updated_at=change.now,
         customer_email=parent.customer_email,
         customer_note=parent.customer_note,
+        taxes_included=parent.taxes_included,
         parent_id=parent.id,
+        balance_paid=parent.balance_paid if exchange_lines and not parent.balance_settled else None,
+        return_shipping_fee=parent.return_shipping_fee,
+        exchange_shipping_fee=parent.exchange_shipping_fee,
     )
     child = Change(record, now=change.now, actor=change.actor, base=0)
     child.note("created_by_reset", {"parent_id": parent.id})

@@ -102,6 +102,12 @@ def _cancel(change: Change, effect: fx.CancelExchange, result: object) -> None:
 
 def _charged(change: Change, effect: fx.ChargeBalance, result: object) -> None:
     payment = getattr(result, "payment_id", "")
+    if not effect.prepay:  # what a settlement found owed: it is accounted for there
+        charged = change.record.balance_charged
+        change.update(balance_charged=effect.amount if charged is None else charged + effect.amount)
+        change.note("balance_charged", {"payment": payment, "amount": str(effect.amount)})
+        change.publish("balance_charged", payment_id=payment, amount=str(effect.amount))
+        return
     change.update(balance_paid=effect.amount)
     change.note("balance_charged", {"payment": payment, "amount": str(effect.amount)})
     if change.allows("pay_balance"):

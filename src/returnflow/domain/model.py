@@ -269,6 +269,8 @@ class ReturnLine:
     reason: ReturnReason
     unit_amounts: tuple[Money, ...]
     units: tuple[int, ...] = ()
+    unit_taxes: tuple[Money, ...] = ()
+    """The tax part of each of ``unit_amounts`` (empty: no tax known, zero)."""
     note: str = ""
     declared_condition: ItemCondition | None = None
     received: int = 0
@@ -295,6 +297,10 @@ class ReturnLine:
     def amount_for(self, units: int, *, start: int = 0) -> Money:
         """The paid amount of ``units`` of this line's units, starting at unit ``start``."""
         return Money.sum(self.unit_amounts[start : start + units], self.unit_amounts[0].currency)
+
+    def tax_for(self, units: int, *, start: int = 0) -> Money:
+        """The tax part of :meth:`amount_for` the same units."""
+        return Money.sum(self.unit_taxes[start : start + units], self.unit_amounts[0].currency)
 
 
 @attrs.frozen
@@ -381,16 +387,25 @@ class ReturnRecord:
     refs: ExternalRefs = attrs.field(factory=ExternalRefs)
     customer_email: str | None = None
     customer_note: str = ""
+    taxes_included: bool = False
+    """Whether the order's prices include tax (:attr:`OrderSnapshot.taxes_included`): a
+    fee's tax is then part of it, else added to it."""
     parent_id: str | None = None
     child_id: str | None = None
     decline_reason: DeclineReason | None = None
     review_reasons: tuple[str, ...] = ()
     return_shipping_fee: Money | None = None
-    """The return shipping fee kept, once charged (it is charged once per return)."""
+    """The return shipping fee charged (from the payout or owed), once per return."""
     restocking_fees: Money | None = None
-    """Restocking fees kept so far, one lump sum."""
+    """Restocking fees charged so far (from the payout or owed), one lump sum."""
+    exchange_shipping_fee: Money | None = None
+    """The outbound shipping of the exchange's new items, once charged (once per return)."""
     balance_paid: Money | None = None
-    """What the customer paid for an upsell exchange."""
+    """What the customer paid ahead for an exchange, at approval: an upsell's balance, the
+    new items' shipping, fees the payout would not cover."""
+    balance_charged: Money | None = None
+    """What settlements charged the customer beyond that: fees the payout did not cover,
+    one lump sum."""
     payment_authorized: Money | None = None
     """What an instant exchange's payment authorization holds (the fallback if the returned
     units never come back accepted)."""

@@ -110,7 +110,8 @@ class OrderLine:
 
     @property
     def paid_total(self) -> Money:
-        """Net total plus tax: what the line cost before an order-level discount."""
+        """Net total plus tax: what the line cost before an order-level discount, when its
+        prices exclude tax (see :attr:`OrderSnapshot.taxes_included`)."""
         return self.net_total + self.tax if self.tax is not None else self.net_total
 
     @property
@@ -145,6 +146,11 @@ class OrderSnapshot:
     addresses_valid: bool = True
     order_discount: Money | None = None
     """A discount on the whole order, shared by the lines in proportion to their net totals."""
+    taxes_included: bool = False
+    """Whether the prices (and so the discounts) include tax (Shopify's ``taxesIncluded``,
+    the norm in the EU, the UK and Australia). ``False``: each line's ``tax`` is added to
+    what it cost; ``True``: it is the part of that cost that is tax. Either way a line's
+    ``tax`` is its tax after every discount, as the platform computed it."""
 
     def __attrs_post_init__(self) -> None:
         Money.zero(self.currency)  # validates the code
@@ -183,12 +189,41 @@ class OrderSnapshot:
                 raise InvalidPayload(
                     "order_discount", self.order_discount, f"must be between 0 and {net}"
                 )
+        if self.taxes_included:
+            for index, (line, paid) in enumerate(
+                zip(self.lines, self.paid_by_line().values(), strict=True)
+            ):
+                if line.tax is not None and line.tax > paid:
+                    raise InvalidPayload(
+                        f"lines[{index}].tax",
+                        line.tax,
+                        f"is more than the {paid} the line cost, tax included",
+                    )
 
     @property
     def paid_total(self) -> Money:
         """What the customer paid for the whole order (lines, less the order discount)."""
-        total = Money.sum((line.paid_total for line in self.lines), self.currency)
-        return total - self.order_discount if self.order_discount is not None else total
+        return Money.sum(self.paid_by_line().values(), self.currency)
+
+    def discount_shares(self) -> tuple[Money, ...]:
+        """Each line's share of the order discount, in proportion to the lines' net totals
+        (by quantity when every net total is zero), with the largest-remainder method."""
+        zero = Money.zero(self.currency)
+        if self.order_discount is None or not self.order_discount:
+            return (zero,) * len(self.lines)
+        weights = [max(line.net_total.minor_units, 0) for line in self.lines]
+        if not any(weights):
+            weights = [line.quantity for line in self.lines]
+        return self.order_discount.allocate(weights)
+
+    def paid_by_line(self) -> dict[str, Money]:
+        """What the customer paid for each line: its net total less its share of the order
+        discount, plus its tax unless the prices include it (:attr:`taxes_included`)."""
+        paid: dict[str, Money] = {}
+        for line, share in zip(self.lines, self.discount_shares(), strict=True):
+            tax = line.tax if line.tax is not None and not self.taxes_included else None
+            paid[line.id] = line.net_total - share + (tax or Money.zero(self.currency))
+        return paid
 
     def line(self, line_id: str) -> OrderLine | None:
         for line in self.lines:

@@ -19,31 +19,31 @@ number of returns, gives back exactly what was paid, to the minor unit.
 >>> [str(amount) for amount in units["A"]], [str(amount) for amount in units["B"]]
 (['18.00 EUR', '18.00 EUR', '18.00 EUR'], ['36.00 EUR'])
 
-Fees (Shopify's return shipping fee per return, restocking fee per line) reduce what is paid
-back and never below zero; several fees of one type are one lump sum.
+Fees (Shopify's return shipping fee per return, restocking fee per line, in
+:mod:`returnflow.domain.fees`) are taken from what is paid back, and what it does not cover
+is owed by the customer (or waived, ``FeePolicy.fees_only_from_payout``); several fees of
+one type are one lump sum. An exchange's new items may cost outbound shipping.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import attrs
 
+from returnflow.domain.fees import FeePolicy, Fixed, Percent, charged, tax_of
 from returnflow.domain.model import (
-    Exchange,
     ExchangeLine,
     Keep,
     OrderSnapshot,
     OutcomeKind,
     ReturnLine,
-    ReturnReason,
     StoreCredit,
 )
-from returnflow.domain.money import Money, to_decimal
-from returnflow.errors import CurrencyMismatch, InvalidFee
+from returnflow.domain.money import Money
+from returnflow.errors import CurrencyMismatch
 
 __all__ = [
     "Document",
@@ -54,102 +54,34 @@ __all__ = [
     "Settlement",
     "settle",
     "unit_amounts",
+    "unit_taxes",
 ]
 
 
 def unit_amounts(order: OrderSnapshot) -> dict[str, tuple[Money, ...]]:
-    """The paid amount of every unit of every line of ``order``, exact to the minor unit."""
-    currency = order.currency
-    nets = [line.net_total for line in order.lines]
-    shares: Sequence[Money] = [Money.zero(currency)] * len(order.lines)
-    if order.order_discount is not None and order.order_discount:
-        weights = [max(net.minor_units, 0) for net in nets]
-        if not any(weights):
-            weights = [line.quantity for line in order.lines]
-        shares = order.order_discount.allocate(weights)
-    result: dict[str, tuple[Money, ...]] = {}
-    for line, net, share in zip(order.lines, nets, shares, strict=True):
-        paid = net - share + (line.tax or Money.zero(currency))
-        result[line.id] = paid.split(line.quantity)
-    return result
+    """The paid amount of every unit of every line of ``order``, exact to the minor unit:
+    the line's paid total (:meth:`~returnflow.domain.order.OrderSnapshot.paid_by_line`,
+    tax included in both modes) split over its units."""
+    paid = order.paid_by_line()
+    return {line.id: paid[line.id].split(line.quantity) for line in order.lines}
 
 
-# -- fees -------------------------------------------------------------------------------------
+def unit_taxes(order: OrderSnapshot) -> dict[str, tuple[Money, ...]]:
+    """The tax part of every unit's paid amount (:func:`unit_amounts`): the line's tax split
+    over its units the same way (the larger parts first), zero where a line has none.
 
-
-def _percent(value: object) -> Decimal:
-    number = to_decimal(value, "percent")
-    if not Decimal(0) <= number <= Decimal(100):
-        raise InvalidFee("percent", value, "a percentage fee is between 0 and 100")
-    return number
-
-
-@attrs.frozen
-class Percent:
-    """A fee of this percentage of the amount it applies to (0 to 100)."""
-
-    value: Decimal = attrs.field(converter=_percent)
-
-    def of(self, amount: Money) -> Money:
-        return Money.quantized(amount.amount * self.value / 100, amount.currency, ROUND_HALF_EVEN)
-
-
-def _fixed(value: object) -> Money:
-    if not isinstance(value, Money):
-        raise InvalidFee("amount", value, "a fixed fee is Money")
-    if value.is_negative:
-        raise InvalidFee("amount", value, "a fee is never negative")
-    return value
-
-
-@attrs.frozen
-class Fixed:
-    """A fixed fee."""
-
-    amount: Money = attrs.field(converter=_fixed)
-
-    def of(self, amount: Money) -> Money:
-        if self.amount.currency != amount.currency:
-            raise CurrencyMismatch(
-                "fee.currency", self.amount.currency, f"the return is in {amount.currency}"
-            )
-        return self.amount
-
-
-Fee = Percent | Fixed
-
-_WAIVED_REASONS = frozenset(
-    {ReturnReason.DEFECTIVE, ReturnReason.WRONG_ITEM, ReturnReason.NOT_AS_DESCRIBED}
-)
-
-
-def _fee(value: object) -> Fee | None:
-    if value is None or isinstance(value, (Percent, Fixed)):
-        return value
-    raise InvalidFee("fee", value, "must be Percent(...), Fixed(...) or None")
-
-
-def _shipping(value: object) -> Fixed | None:
-    if value is None or isinstance(value, Fixed):
-        return value
-    if isinstance(value, Money):
-        return Fixed(value)
-    raise InvalidFee("return_shipping", value, "must be Money, Fixed(...) or None")
-
-
-@attrs.frozen
-class FeePolicy:
-    """Which fees a return pays. Fees are waived for exchanges and for items the merchant got
-    wrong (defective, wrong item, not as described) unless told otherwise."""
-
-    restocking: Fee | None = attrs.field(default=None, converter=_fee)
-    return_shipping: Fixed | None = attrs.field(default=None, converter=_shipping)
-    waive_for_exchanges: bool = True
-    waive_for_reasons: frozenset[ReturnReason] = _WAIVED_REASONS
-
-    def waived(self, line: ReturnLine) -> bool:
-        exchange = isinstance(line.outcome, Exchange)
-        return (exchange and self.waive_for_exchanges) or line.reason in self.waive_for_reasons
+    >>> from datetime import datetime, timezone
+    >>> from returnflow.domain.model import OrderLine, OrderSnapshot
+    >>> vat = OrderSnapshot(
+    ...     id="1", shop="s", created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    ...     currency="EUR", taxes_included=True,
+    ...     lines=[OrderLine(id="A", sku="A", variant_id="a", quantity=1,
+    ...                      unit_price=Money("10.00", "EUR"), tax=Money("0.91", "EUR"))])
+    >>> unit_amounts(vat), unit_taxes(vat)
+    ({'A': (Money('10.00', 'EUR'),)}, {'A': (Money('0.91', 'EUR'),)})
+    """
+    zero = Money.zero(order.currency)
+    return {line.id: (line.tax or zero).split(line.quantity) for line in order.lines}
 
 
 # -- the settlement ---------------------------------------------------------------------------
@@ -163,13 +95,18 @@ class Document(str, enum.Enum):
     REFUNDED_CREDIT_MEMO = "refunded_credit_memo"
     """A refund to the original payment."""
     EXCHANGE_ORDER = "exchange_order"
-    """The new items of an exchange."""
+    """The new items of an exchange, with their outbound shipping."""
+    INVOICE = "invoice"
+    """Fees the payout did not cover, charged to the customer."""
 
 
 @attrs.frozen
 class LineSettlement:
-    """``units`` of one return line: their paid ``value``, the restocking fee kept, and what
-    goes to the line's outcome (``amount``; the bonus of store credit is separate)."""
+    """``units`` of one return line: their paid ``value``, the restocking fee that applies,
+    and what goes to the line's outcome (``amount``; the bonus of store credit is
+    separate). A refunded or credited line pays its own restocking fee (``amount`` is the
+    value less the fee); an exchanged line's whole value pays for the new items, and its
+    fee is taken from the return's payout or owed."""
 
     line_id: str
     order_line_id: str
@@ -180,6 +117,10 @@ class LineSettlement:
     restocking_fee: Money
     amount: Money
     bonus: Money
+    tax: Money
+    """The tax part of ``value``."""
+    restocking_fee_tax: Money
+    """The tax part of ``restocking_fee``."""
 
 
 @attrs.frozen
@@ -187,10 +128,17 @@ class Settlement:
     """What a return (or part of one) settles to.
 
     ``refund`` goes to the original payment, ``store_credit`` (with ``bonus``) to a gift
-    card; ``exchange_credit`` pays for ``exchange_total`` of new items: the rest of it is in
-    ``refund`` (or ``store_credit``), a shortfall is ``balance_due`` from the customer. What
-    the customer prepaid for new items they no longer get is ``balance_refund``, given back
-    through the payment processor that took it.
+    card; ``exchange_credit`` (the exchanged units' worth) pays for ``exchange_total`` of
+    new items and their ``exchange_shipping``: the rest of it is in ``refund`` (or
+    ``store_credit``), a shortfall is ``balance_due`` from the customer. Fees
+    (``restocking_fee``, ``return_shipping_fee``: what is charged) are taken from the
+    payout first; the part it does not cover (``fees_owed``) is in ``balance_due``, or
+    ``fees_waived`` under ``FeePolicy.fees_only_from_payout``. What the customer prepaid
+    and no longer owes is ``balance_refund``, given back through the payment processor
+    that took it.
+
+    Every amount adds up: value of the units + prepaid used + ``balance_due`` = ``refund``
+    + ``store_credit`` + ``exchange_total`` + ``exchange_shipping`` + ``fees``.
     """
 
     currency: str
@@ -206,10 +154,41 @@ class Settlement:
     documents: tuple[tuple[Document, Money], ...]
     balance_refund: Money
     shipping_from_refund: Money
-    """The part of ``return_shipping_fee`` taken from the refund (the rest from credit)."""
+    """The part of ``return_shipping_fee`` taken from the refund (the rest from credit or
+    owed)."""
+    exchange_shipping: Money
+    """The outbound shipping of the exchange's new items."""
+    fees_owed: Money
+    """The part of the fees the payout did not cover: in ``balance_due``."""
+    fees_waived: Money
+    """The part of the fees waived because the payout did not cover it
+    (``FeePolicy.fees_only_from_payout``)."""
+    shipping_owed: Money
+    """The part of ``return_shipping_fee`` in ``fees_owed``."""
+    refund_tax: Money
+    """The tax part of ``refund``: that of the units it pays back (and of the part of an
+    exchange credit it pays back), less that of the fees taken from it."""
+    store_credit_tax: Money
+    """The tax part of ``store_credit``, the same way (the bonus carries none)."""
+    exchange_credit_tax: Money
+    """The tax part of ``exchange_credit``."""
+    restocking_fee_tax: Money
+    """The tax part of ``restocking_fee``."""
+    return_shipping_fee_tax: Money
+    """The tax part of ``return_shipping_fee``."""
+    exchange_shipping_tax: Money
+    """The tax part of ``exchange_shipping``."""
+    fees_owed_tax: Money
+    """The tax part of ``fees_owed`` (the invoice)."""
+
+    @property
+    def tax(self) -> Money:
+        """The tax part of the returned units' value."""
+        return Money.sum((part.tax for part in self.lines), self.currency)
 
     @property
     def fees(self) -> Money:
+        """The fees charged: from the payout or owed."""
         return self.restocking_fee + self.return_shipping_fee
 
     def as_dict(self) -> dict[str, Any]:
@@ -224,8 +203,18 @@ class Settlement:
                 "return_shipping_fee",
                 "exchange_credit",
                 "exchange_total",
+                "exchange_shipping",
+                "fees_owed",
+                "fees_waived",
                 "balance_due",
                 "balance_refund",
+                "refund_tax",
+                "store_credit_tax",
+                "exchange_credit_tax",
+                "restocking_fee_tax",
+                "return_shipping_fee_tax",
+                "exchange_shipping_tax",
+                "fees_owed_tax",
             )
             if getattr(self, name)
         }
@@ -238,14 +227,28 @@ def settle(
     fees: FeePolicy,
     exchange_lines: Sequence[ExchangeLine] = (),
     charge_shipping: bool = True,
+    charge_exchange_shipping: bool = True,
     difference_to: OutcomeKind = OutcomeKind.REFUND,
     prepaid: Money | None = None,
+    taxes_included: bool = False,
 ) -> Settlement:
     """Settle ``parts``: ``(line, units, start)`` = ``units`` of ``line`` from unit ``start``.
 
     ``exchange_lines`` are the new items the exchanged parts pay for; an exchange line
-    without a price is an even exchange. ``prepaid`` is what the customer already paid
-    towards them (an upsell balance). ``charge_shipping`` is false once a return paid it.
+    without a price is an even exchange (the new item costs what the returned units were
+    worth). ``prepaid`` is what the customer already paid towards the balance (an upsell,
+    fees). ``charge_shipping`` / ``charge_exchange_shipping`` are false once a return paid
+    its return shipping fee / its exchange's outbound shipping. ``taxes_included``: whether
+    the order's prices include tax, so a fee includes its tax (else its tax is added).
+
+    The order of the money: refunded and credited lines pay their own restocking fee; the
+    exchange's difference goes to ``refund`` or ``store_credit`` (``difference_to``);
+    then the exchange's shortfall, the exchanged lines' restocking fee and the return
+    shipping fee are taken, in that order, from the refund, then from store credit (never
+    the bonus); what the payout does not cover is owed (a fee, under
+    ``fees_only_from_payout``, waived); the prepaid amount pays what is owed and the rest
+    of it is given back. A return either pays out or charges, never both.
+    Raises :class:`~returnflow.errors.CurrencyMismatch` for an amount in another currency.
     """
     zero = Money.zero(currency)
     settled: list[LineSettlement] = []
@@ -256,7 +259,7 @@ def settle(
         kind = line.outcome.settle if isinstance(line.outcome, Keep) else line.outcome.kind
         fee = zero
         if fees.restocking is not None and not fees.waived(line):
-            fee = min(fees.restocking.of(value), value)
+            fee = min(charged(fees.restocking, value, taxes_included=taxes_included), value)
         bonus = zero
         if isinstance(line.outcome, StoreCredit) and line.outcome.bonus and start == 0:
             bonus = line.outcome.bonus
@@ -269,24 +272,39 @@ def settle(
                 outcome=kind,
                 value=value,
                 restocking_fee=fee,
-                amount=value - fee,
+                amount=value if kind is OutcomeKind.EXCHANGE else value - fee,
                 bonus=bonus,
+                tax=line.tax_for(units, start=start),
+                restocking_fee_tax=tax_of(fees.restocking, fee),
             )
         )
 
     def total(kind: OutcomeKind) -> Money:
         return Money.sum((part.amount for part in settled if part.outcome is kind), currency)
 
-    refund, credit = total(OutcomeKind.REFUND), total(OutcomeKind.STORE_CREDIT)
+    def net_tax(kind: OutcomeKind) -> Money:
+        return Money.sum(
+            (part.tax - part.restocking_fee_tax for part in settled if part.outcome is kind),
+            currency,
+        )
+
+    payout = {OutcomeKind.REFUND: total(OutcomeKind.REFUND)}
+    payout[OutcomeKind.STORE_CREDIT] = total(OutcomeKind.STORE_CREDIT)
+    payout_tax = {kind: net_tax(kind) for kind in payout}
     exchange_credit = total(OutcomeKind.EXCHANGE)
+    exchange_credit_tax = Money.sum(
+        (part.tax for part in settled if part.outcome is OutcomeKind.EXCHANGE), currency
+    )
     exchanged = {part.line_id: part for part in settled if part.outcome is OutcomeKind.EXCHANGE}
     exchange_total = zero
+    priced = False
     for item in exchange_lines:
         part = exchanged.get(item.return_line_id)
         if part is None:
             continue
+        priced = True
         if item.unit_price is None:  # an even exchange: the new item costs what was returned
-            exchange_total = exchange_total + part.amount
+            exchange_total = exchange_total + part.value
         else:
             if item.unit_price.currency != currency:
                 raise CurrencyMismatch(
@@ -295,51 +313,142 @@ def settle(
                     f"the return is in {currency}",
                 )
             exchange_total = exchange_total + item.unit_price * item.quantity
-    difference = exchange_credit - exchange_total
-    balance_refund = zero
-    if prepaid is not None and prepaid:
-        # What was prepaid and is no longer needed goes back the way it came.
-        balance_refund = max(min(prepaid, difference + prepaid), zero)
-        difference = difference + prepaid - balance_refund
-    balance_due = zero
+    outbound = zero
+    at_fault = all(
+        line.reason in fees.waive_for_reasons for line, _, _ in parts if line.id in exchanged
+    )
+    if fees.exchange_shipping is not None and charge_exchange_shipping and priced and not at_fault:
+        outbound = charged(fees.exchange_shipping, zero, taxes_included=taxes_included)
+    difference = exchange_credit - exchange_total - outbound
+    shortfall = zero
     if difference.is_negative:
-        balance_due = -difference
-    elif difference_to is OutcomeKind.STORE_CREDIT:
-        credit = credit + difference
+        shortfall = -difference
     else:
-        refund = refund + difference
+        # The rest of the exchange credit carries its share of the returned units' tax.
+        to = difference_to if difference_to is OutcomeKind.STORE_CREDIT else OutcomeKind.REFUND
+        payout[to] = payout[to] + difference
+        payout_tax[to] = payout_tax[to] + _share(exchange_credit_tax, difference, exchange_credit)
 
-    shipping = from_refund = zero
+    # What the return owes besides its own lines' fees (the exchange's shortfall, the
+    # exchanged lines' restocking, the return shipping) is taken from the payout, the
+    # refund first, then store credit; the rest is owed, or for fees, waived.
+    restocking = Money.sum(
+        (part.restocking_fee for part in settled if part.outcome is OutcomeKind.EXCHANGE), currency
+    )
+    restocking_tax = Money.sum(
+        (part.restocking_fee_tax for part in settled if part.outcome is OutcomeKind.EXCHANGE),
+        currency,
+    )
+    shipping = zero
     everything_waived = all(fees.waived(line) for line, _, _ in parts)
     if fees.return_shipping is not None and charge_shipping and parts and not everything_waived:
-        shipping = min(fees.return_shipping.of(zero), refund + credit)
-        from_refund = min(shipping, refund)
-        refund = refund - from_refund
-        credit = credit - (shipping - from_refund)
+        shipping = charged(fees.return_shipping, zero, taxes_included=taxes_included)
+    shipping_tax = tax_of(fees.return_shipping, shipping)
+    kinds = (OutcomeKind.REFUND, OutcomeKind.STORE_CREDIT)
+    pieces: list[tuple[Money, Money, Money]] = []  # (from the refund, from credit, left)
+    fee_taxes: list[tuple[Money, Money, Money]] = []  # their tax parts
+    for amount, tax in ((shortfall, None), (restocking, restocking_tax), (shipping, shipping_tax)):
+        from_refund = min(amount, payout[OutcomeKind.REFUND])
+        from_credit = min(amount - from_refund, payout[OutcomeKind.STORE_CREDIT])
+        piece = (from_refund, from_credit, amount - from_refund - from_credit)
+        if tax is None:  # the exchange's shortfall takes the payout's share of its tax
+            shares = (
+                _share(payout_tax[OutcomeKind.REFUND], from_refund, payout[OutcomeKind.REFUND]),
+                _share(
+                    payout_tax[OutcomeKind.STORE_CREDIT],
+                    from_credit,
+                    payout[OutcomeKind.STORE_CREDIT],
+                ),
+                zero,
+            )
+        else:  # a fee's tax goes where the fee is paid from
+            shares = _split(tax, piece)
+            fee_taxes.append(shares)
+        for kind, taken, share in zip(kinds, piece, shares, strict=False):
+            payout[kind] = payout[kind] - taken
+            payout_tax[kind] = payout_tax[kind] - share
+        pieces.append(piece)
+    refund, credit = payout[OutcomeKind.REFUND], payout[OutcomeKind.STORE_CREDIT]
+    owed = pieces[0][2]
+    restocking_left, shipping_left = pieces[1][2], pieces[2][2]
+    from_refund = pieces[2][0]
+    left_tax = fee_taxes[0][2] + fee_taxes[1][2]
+    fees_owed = fees_waived = restocking_waived = fees_owed_tax = zero
+    restocking_tax_waived = shipping_tax_waived = zero
+    if fees.fees_only_from_payout:
+        fees_waived = restocking_left + shipping_left
+        restocking_waived = restocking_left
+        restocking_tax_waived, shipping_tax_waived = fee_taxes[0][2], fee_taxes[1][2]
+        shipping = shipping - shipping_left
+        shipping_left = zero
+    else:
+        fees_owed = restocking_left + shipping_left
+        fees_owed_tax = left_tax
+        owed = owed + fees_owed
+
+    balance_refund = zero
+    if prepaid is not None and prepaid:
+        # What was prepaid pays what is owed; the rest goes back the way it came.
+        used = min(prepaid, owed)
+        owed = owed - used
+        balance_refund = prepaid - used
 
     bonus = Money.sum((part.bonus for part in settled), currency)
+    restocking_fee = Money.sum((part.restocking_fee for part in settled), currency)
+    restocking_fee_tax = Money.sum((part.restocking_fee_tax for part in settled), currency)
     documents: list[tuple[Document, Money]] = []
     if refund:
         documents.append((Document.REFUNDED_CREDIT_MEMO, refund))
     if credit or bonus:
         documents.append((Document.CREDIT_MEMO, credit + bonus))
     if exchanged:
-        documents.append((Document.EXCHANGE_ORDER, exchange_total))
+        documents.append((Document.EXCHANGE_ORDER, exchange_total + outbound))
+    if fees_owed:
+        documents.append((Document.INVOICE, fees_owed))
     return Settlement(
         currency=currency,
         lines=tuple(settled),
-        restocking_fee=Money.sum((part.restocking_fee for part in settled), currency),
+        restocking_fee=restocking_fee - restocking_waived,
         return_shipping_fee=shipping,
         refund=refund,
         store_credit=credit,
         bonus=bonus,
         exchange_credit=exchange_credit,
         exchange_total=exchange_total,
-        balance_due=balance_due,
+        balance_due=owed,
         documents=tuple(documents),
         balance_refund=balance_refund,
         shipping_from_refund=from_refund,
+        exchange_shipping=outbound,
+        fees_owed=fees_owed,
+        fees_waived=fees_waived,
+        shipping_owed=shipping_left,
+        refund_tax=payout_tax[OutcomeKind.REFUND],
+        store_credit_tax=payout_tax[OutcomeKind.STORE_CREDIT],
+        exchange_credit_tax=exchange_credit_tax,
+        restocking_fee_tax=restocking_fee_tax - restocking_tax_waived,
+        return_shipping_fee_tax=shipping_tax - shipping_tax_waived,
+        exchange_shipping_tax=tax_of(fees.exchange_shipping, outbound),
+        fees_owed_tax=fees_owed_tax,
     )
+
+
+def _split(tax: Money, pieces: tuple[Money, Money, Money]) -> tuple[Money, Money, Money]:
+    """``tax`` split over ``pieces`` of one amount in proportion, adding up exactly."""
+    if not tax:
+        return (tax, tax, tax)
+    first, second, third = tax.allocate([piece.minor_units for piece in pieces])
+    return (first, second, third)
+
+
+def _share(tax: Money, part: Money, whole: Money) -> Money:
+    """The share of ``tax`` that ``part`` of ``whole`` carries, exact to the minor unit:
+    the shares of the parts of a whole add up to its tax."""
+    if not whole or not part:
+        return Money.zero(tax.currency)
+    if part == whole:
+        return tax
+    return tax.allocate([part.minor_units, (whole - part).minor_units])[0]
 
 
 def lines_by_order_line(settlement: Settlement, kind: OutcomeKind) -> Mapping[str, int]:

@@ -141,7 +141,7 @@ class CancelExchange(Effect):
 @attrs.frozen(kw_only=True)
 class _Payout(Effect):
     """Money to the customer. ``covers`` are the (return line, units) it settles and
-    ``restocking`` / ``shipping`` the fees kept from it: undone if it fails for good."""
+    ``restocking`` / ``shipping`` the fees taken from it: undone if it fails for good."""
 
     amount: Money
     lines: tuple[LineQuantity, ...]
@@ -180,11 +180,14 @@ class Restock(Effect):
 
 @attrs.frozen(kw_only=True)
 class ChargeBalance(Effect):
-    """Charge what the customer owes for an upsell exchange."""
+    """Charge what the customer owes: ahead, at approval, for an exchange (``prepay``: an
+    upsell's balance, the new items' shipping, fees the payout will not cover), or what a
+    settlement found owed (fees its payout did not cover)."""
 
     kind: ClassVar[str] = "charge_balance"
     port: ClassVar[str] = "payments"
     amount: Money
+    prepay: bool = True
 
 
 @attrs.frozen(kw_only=True)

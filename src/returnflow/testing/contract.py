@@ -1148,6 +1148,14 @@ class StoreContract(abc.ABC):
         assert entry.attempts == 0
         assert self.claim(store, "w1", at=later) == []
 
+    def test_a_lease_that_ends_exactly_now_is_claimable(self) -> None:
+        store = self.open_store()
+        self.seed(store, make_record(self.SHOP, "R1"), make_effect(self.SHOP, "R1", 0))
+        assert self.claim(store, "w1", lease=timedelta(seconds=30)) == ["shop-a/R1/0"]
+        ends = self.NOW + timedelta(seconds=30)
+        assert self.claim(store, "w2", at=ends - timedelta(microseconds=1)) == []
+        assert self.claim(store, "w2", at=ends) == ["shop-a/R1/0"]
+
     def test_a_successful_attempt_marks_the_effect_done_and_keeps_its_result(self) -> None:
         store = self.open_store()
         self.seed(

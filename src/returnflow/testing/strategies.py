@@ -187,12 +187,17 @@ def _orders(
     # in parts, some units never (the first line always ships at least one unit, so that a
     # request can be drawn for a new order).
     per_line = draw(_rarely(1, 4), label="fulfilled per line")
+    # About one order in four has prices that include tax: a line's tax is then at most half
+    # its net total, and the order discount at most half the order's, so the tax is never
+    # more than what the line cost.
+    included = draw(_rarely(1, 4), label="taxes_included")
     lines: list[OrderLine] = []
     for index in range(draw(st.integers(1, max_lines), label="lines")):
         quantity = draw(st.integers(1, max_quantity))
         price = draw(st.integers(0, 50_000))
         discount = draw(st.none() | st.integers(0, quantity * price))
-        tax = draw(st.none() | st.integers(0, 5_000))
+        tax_limit = (quantity * price - (discount or 0)) // 2 if included else 5_000
+        tax = draw(st.none() | st.integers(0, tax_limit))
         lines.append(
             OrderLine(
                 id=f"L{index + 1}",
@@ -214,7 +219,9 @@ def _orders(
             )
         )
     net = sum(line.net_total.minor_units for line in lines)
-    order_discount = draw(st.none() | st.integers(0, net), label="order_discount")
+    order_discount = draw(
+        st.none() | st.integers(0, net // 2 if included else net), label="order_discount"
+    )
     fulfilled: datetime | None = None
     delivered: datetime | None = None
     if not per_line:
@@ -241,6 +248,7 @@ def _orders(
         fulfilled_at=fulfilled,
         delivered_at=delivered,
         order_discount=None if order_discount is None else minor(order_discount),
+        taxes_included=included,
         **blocked,
     )
 
@@ -260,7 +268,9 @@ def orders(
 
     Each line has 1 to ``max_quantity`` units, a price (0 included), an optional line
     discount up to its net price and an optional tax, and is now and then final sale; the
-    order has an optional order discount up to its net total. It was placed 0 to
+    order has an optional order discount up to its net total. About one order in four has
+    prices that include tax (``taxes_included``; its taxes and discount are then at most half
+    of what they apply to). It was placed 0 to
     ``max_age_days`` days before ``now`` (default :data:`DEFAULT_NOW`). Every order states
     what shipped: most ship in one go (``fulfilled_at`` between the order date and ``now``,
     perhaps a ``delivered_at``); about one in four ships per line (``OrderLine.fulfillments``):
@@ -535,14 +545,18 @@ def _fee_policies(currency: str | None) -> st.SearchStrategy[FeePolicy]:
         Percent, st.sampled_from([Decimal(0), Decimal("2.5"), Decimal(10), Decimal(15)])
     )
     shipping: st.SearchStrategy[Fixed | None] = st.none()
+    outbound: st.SearchStrategy[Fixed | None] = st.none()
     if currency is not None:
         restocking = restocking | st.builds(Fixed, money(currency, max_minor_units=2_000))
         shipping = shipping | st.builds(Fixed, money(currency, max_minor_units=1_500))
+        outbound = outbound | st.builds(Fixed, money(currency, max_minor_units=1_000))
     return st.builds(
         FeePolicy,
         restocking=restocking,
         return_shipping=shipping,
         waive_for_exchanges=st.booleans(),
+        exchange_shipping=outbound,
+        fees_only_from_payout=st.booleans(),
     )
 
 
@@ -551,8 +565,9 @@ def policies(currency: str | None = None, **fixed: Any) -> st.SearchStrategy[Ret
     off, a value limit), reasons sent to review, final-sale rule, completion (receipt or
     warehouse "Finished"), exchange release trigger (on close or instant), refund trigger,
     label, restocking, ``max_attempts`` (1 to 5), shipping deadline, fees (``Percent``
-    restocking; ``Fixed`` restocking and return shipping when ``currency`` is given, since a
-    fixed fee is in one currency) and where the rest of an exchange for less goes.
+    restocking; ``Fixed`` restocking, return shipping and an exchange's outbound shipping
+    when ``currency`` is given, since a fixed fee is in one currency; fees taken only from
+    the payout or not) and where the rest of an exchange for less goes.
 
     Keyword arguments fix a field: ``policies(max_attempts=4, completion=Completion.ON_RECEIPT)``
     (a strategy as the value is drawn from).

@@ -1,0 +1,182 @@
+"""Fees: a restocking fee per line, a return shipping fee per return and the outbound
+shipping of an exchange's new items, each of which may carry tax (Shopify's return fees,
+Medusa's return and outbound shipping). Re-exported by :mod:`returnflow.domain.settlement`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import attrs
+
+from returnflow.domain.model import Exchange, ReturnLine, ReturnReason
+from returnflow.domain.money import Money, to_decimal
+from returnflow.errors import CurrencyMismatch, InvalidFee
+
+__all__ = ["Fee", "FeePolicy", "Fixed", "Percent", "charged", "tax_of"]
+
+
+def _percent(value: object) -> Decimal:
+    number = to_decimal(value, "percent")
+    if not Decimal(0) <= number <= Decimal(100):
+        raise InvalidFee("percent", value, "a percentage fee is between 0 and 100")
+    return number
+
+
+def _rate(value: object) -> Decimal | None:
+    if value is None:
+        return None
+    number = to_decimal(value, "tax")
+    if not Decimal(0) <= number <= Decimal(100):
+        raise InvalidFee("tax", value, "a tax rate is a percentage between 0 and 100")
+    return number
+
+
+def _tax(value: object) -> Decimal | Money | None:
+    if isinstance(value, Money):
+        if value.is_negative:
+            raise InvalidFee("tax", value, "a fee's tax is never negative")
+        return value
+    return _rate(value)
+
+
+@attrs.frozen
+class Percent:
+    """A fee of this percentage (0 to 100) of the amount it applies to (what the units were
+    paid, tax included); ``tax``: the fee's tax rate in percent, if it carries tax."""
+
+    value: Decimal = attrs.field(converter=_percent)
+    tax: Decimal | None = attrs.field(default=None, converter=_rate)
+
+    def of(self, amount: Money) -> Money:
+        return Money.quantized(amount.amount * self.value / 100, amount.currency)  # half even
+
+
+def _fixed(value: object) -> Money:
+    if not isinstance(value, Money):
+        raise InvalidFee("amount", value, "a fixed fee is Money")
+    if value.is_negative:
+        raise InvalidFee("amount", value, "a fee is never negative")
+    return value
+
+
+@attrs.frozen
+class Fixed:
+    """A fixed fee; ``tax``: its tax, a rate in percent (``Decimal``, ``int`` or ``str``) or
+    an amount (``Money``), if it carries tax."""
+
+    amount: Money = attrs.field(converter=_fixed)
+    tax: Decimal | Money | None = attrs.field(default=None, converter=_tax)
+
+    def of(self, amount: Money) -> Money:
+        if self.amount.currency != amount.currency:
+            raise CurrencyMismatch(
+                "fee.currency", self.amount.currency, f"the return is in {amount.currency}"
+            )
+        return self.amount
+
+
+Fee = Percent | Fixed
+
+_WAIVED_REASONS = frozenset(
+    {ReturnReason.DEFECTIVE, ReturnReason.WRONG_ITEM, ReturnReason.NOT_AS_DESCRIBED}
+)
+
+
+def _fee(value: object) -> Fee | None:
+    if value is None or isinstance(value, (Percent, Fixed)):
+        return value
+    raise InvalidFee("fee", value, "must be Percent(...), Fixed(...) or None")
+
+
+def _shipping(value: object) -> Fixed | None:
+    if value is None or isinstance(value, Fixed):
+        return value
+    if isinstance(value, Money):
+        return Fixed(value)
+    raise InvalidFee("return_shipping", value, "must be Money, Fixed(...) or None")
+
+
+def _exchange_shipping(value: object) -> Fixed | None:
+    if value is None or isinstance(value, Fixed):
+        return value
+    if isinstance(value, Money):
+        return Fixed(value)
+    raise InvalidFee("exchange_shipping", value, "must be Money, Fixed(...) or None")
+
+
+@attrs.frozen
+class FeePolicy:
+    """Which fees a return pays, and what shipping the new items of an exchange cost.
+
+    ``restocking`` (per line) and ``return_shipping`` (per return) are waived for exchanged
+    lines (``waive_for_exchanges``) and for items the merchant got wrong
+    (``waive_for_reasons``: defective, wrong item, not as described). A fee that applies is
+    taken from the payout (the refund first, then store credit; never the bonus); what the
+    payout does not cover is added to what the customer owes (``Settlement.balance_due``,
+    charged through ``Payments``), or waived when ``fees_only_from_payout`` is set
+    (``Settlement.fees_waived``). A fee is never kept without being charged.
+
+    ``exchange_shipping`` is the outbound shipping of an exchange's new items (Medusa's
+    outbound shipping, a shipping line on Shopify's exchange), once per return: part of what
+    the new items cost, so of the balance due. It is waived when every exchanged line's
+    reason is one the merchant got wrong, not by ``waive_for_exchanges``, and is no fee:
+    ``fees_only_from_payout`` does not waive it."""
+
+    restocking: Fee | None = attrs.field(default=None, converter=_fee)
+    return_shipping: Fixed | None = attrs.field(default=None, converter=_shipping)
+    waive_for_exchanges: bool = True
+    waive_for_reasons: frozenset[ReturnReason] = _WAIVED_REASONS
+    exchange_shipping: Fixed | None = attrs.field(default=None, converter=_exchange_shipping)
+    fees_only_from_payout: bool = False
+
+    def waived(self, line: ReturnLine) -> bool:
+        exchange = isinstance(line.outcome, Exchange)
+        return (exchange and self.waive_for_exchanges) or line.reason in self.waive_for_reasons
+
+
+def charged(fee: Fee, base: Money, *, taxes_included: bool) -> Money:
+    """What ``fee`` charges on ``base`` (the units' paid amount; zero for a per-return fee),
+    tax included: in an order whose prices include tax the fee includes its tax; otherwise
+    its tax is added to it, as to the order's prices.
+
+    >>> eur = lambda amount: Money(amount, "EUR")
+    >>> charged(Fixed(eur("7.50"), tax=20), eur("0"), taxes_included=True)
+    Money('7.50', 'EUR')
+    >>> charged(Fixed(eur("7.50"), tax=20), eur("0"), taxes_included=False)
+    Money('9.00', 'EUR')
+    """
+    amount = fee.of(base)
+    if fee.tax is None or taxes_included or not amount:
+        return amount
+    if isinstance(fee.tax, Money):
+        return amount + _same_currency(fee.tax, amount)
+    return amount + Money.quantized(amount.amount * fee.tax / 100, amount.currency)
+
+
+def tax_of(fee: Fee | None, gross: Money) -> Money:
+    """The tax part of ``gross`` charged of ``fee`` (:func:`charged`, or the part of it
+    charged): by its rate, ``gross x rate / (100 + rate)`` (so ``charged`` of a net amount
+    gives back exactly the tax added to it); by an amount, that amount (never more than
+    ``gross``); zero without tax.
+
+    >>> eur = lambda amount: Money(amount, "EUR")
+    >>> shipping = Fixed(eur("7.50"), tax=20)
+    >>> tax_of(shipping, eur("7.50")), tax_of(shipping, eur("9.00"))
+    (Money('1.25', 'EUR'), Money('1.50', 'EUR'))
+    """
+    zero = Money.zero(gross.currency)
+    if fee is None or fee.tax is None or not gross:
+        return zero
+    if isinstance(fee.tax, Money):
+        return min(_same_currency(fee.tax, gross), gross)
+    net = Money.quantized(gross.amount * 100 / (100 + fee.tax), gross.currency)
+    return gross - net
+
+
+def _same_currency(tax: Money, amount: Money) -> Money:
+    if tax.currency != amount.currency:
+        raise CurrencyMismatch(
+            "fee.tax.currency", tax.currency, f"the return is in {amount.currency}"
+        )
+    return tax
