@@ -303,7 +303,7 @@ def test_a_return_whose_instant_exchange_shipped_is_closed_not_reset() -> None:
     assert harness.service.get(SHOP, rid) == before
 
 
-@pytest.mark.parametrize("exit", ["sent back", "cancelled"])
+@pytest.mark.parametrize("exit", ["sent back", "cancelled", "closed by hand"])
 def test_a_paid_upsell_balance_stays_paid_once_its_instant_exchange_shipped(exit: str) -> None:
     dearer = Exchange(variant_id="x", unit_price=Money("30.00", "EUR"))
     harness = Harness(policy=INSTANT)
@@ -313,9 +313,12 @@ def test_a_paid_upsell_balance_stays_paid_once_its_instant_exchange_shipped(exit
     harness.service.handle(scan(rid, P, "p"))  # x ships on the authorization of 10.00
     if exit == "sent back":
         harness.service.handle(scan(rid, X, "x"))
-    else:
+    elif exit == "cancelled":
         harness.service.flag(SHOP, rid, "parcel lost")
         harness.service.cancel(SHOP, rid, actor="agent:ann")
+    else:
+        harness.service.flag(SHOP, rid, "parcel lost")
+        harness.service.close(SHOP, rid, unreceived="nothing", exchange="cancel", actor="agent:a")
     payments = [(p.kind, str(p.amount)) for p in harness.ports.payments.payments]
     # the customer keeps the 30.00 item and the original unit: 20.00 + 10.00 paid, none back
     assert payments == [

@@ -217,6 +217,13 @@ def complete(
         kept, keep_ids, cancel_ids = [], [], []
         exchange.cancel(change, why="the exchange balance was never paid")
     prepaid = None if record.balance_settled else record.balance_paid
+    if record.exchange_status == "released" and record.payment_authorized is not None:
+        # an instant exchange shipped on an authorization: items whose units did not come
+        # back are paid by its capture and by what was prepaid, not given back from it
+        back = {line.id for line, _, _ in parts}
+        if any(line.return_line_id not in back for line in kept):
+            kept = [line for line in kept if line.return_line_id in back]
+            prepaid = None
     settlement = settle_parts(change, policy, parts, exchange_lines=kept, prepaid=prepaid)
     change.update(completed_at=change.now, balance_settled=record.balance_paid is not None)
     refunds_again = [key for key in given_up if key.endswith(f"/{fx.IssueRefund.kind}")]
