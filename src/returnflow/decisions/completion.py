@@ -220,9 +220,9 @@ def complete(
     if record.exchange_status == "released" and record.payment_authorized is not None:
         # an instant exchange shipped on an authorization: items whose units did not come
         # back are paid by its capture and by what was prepaid, not given back from it
-        back = {line.id for line, _, _ in parts}
-        if any(line.return_line_id not in back for line in kept):
-            kept = [line for line in kept if line.return_line_id in back]
+        returned = {line.id for line, _, _ in parts}
+        if any(line.return_line_id not in returned for line in kept):
+            kept = [line for line in kept if line.return_line_id in returned]
             prepaid = None
     settlement = settle_parts(change, policy, parts, exchange_lines=kept, prepaid=prepaid)
     change.update(completed_at=change.now, balance_settled=record.balance_paid is not None)
