@@ -48,14 +48,20 @@ def connect(path: str, timeout: float, *, read_only: bool) -> sqlite3.Connection
             isolation_level=None,
             check_same_thread=False,
         )
-        connection.execute("PRAGMA query_only=ON")
     else:
         connection = sqlite3.connect(
             path, timeout=timeout, isolation_level=None, check_same_thread=False
         )
-        connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute("PRAGMA foreign_keys=ON")
+    try:
+        if read_only:
+            connection.execute("PRAGMA query_only=ON")
+        else:
+            connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+    except BaseException:  # not a database, read-only, full: the caller gets the error,
+        connection.close()  # never a connection left open for the collector to find
+        raise
     return connection
 
 
