@@ -365,3 +365,52 @@ def test_policy_amounts_in_the_order_currency_and_zero_are_fine() -> None:
         )
     )
     assert record.status == "pending_review"  # worth more than a limit of zero
+
+
+# -- the same amounts as plain data (a portal's JSON, a source adapter's mapping) ----------------
+
+
+@pytest.mark.parametrize(
+    ("outcome", "field", "value"),
+    [
+        (
+            {"kind": "store_credit", "bonus": {"amount": "-5.00", "currency": "EUR"}},
+            "lines[1].outcome.bonus",
+            Money("-5.00", "EUR"),
+        ),
+        (
+            {"kind": "exchange", "variant_id": "x", "unit_price": 12.5},
+            "lines[1].outcome.unit_price",
+            12.5,
+        ),
+        (
+            {
+                "kind": "exchange",
+                "variant_id": "x",
+                "unit_price": {"amount": 12.5, "currency": "EUR"},
+            },
+            "lines[1].outcome.unit_price.amount",
+            12.5,
+        ),
+    ],
+    ids=["negative-bonus", "bare-price", "float-price"],
+)
+def test_amounts_given_as_plain_data_name_the_same_paths(
+    outcome: dict[str, Any], field: str, value: Any
+) -> None:
+    from returnflow.serialization import external_return_from_dict, request_from_dict
+
+    lines = [{"order_line_id": "L2", "quantity": 1}, {"order_line_id": "L1", "quantity": 1}]
+    lines[1]["outcome"] = outcome
+    request = {"shop": SHOP, "order_id": "O-1", "lines": lines}
+    external = {
+        **request,
+        "source": "loop",
+        "external_id": "7",
+        "created_at": "2026-03-01T09:00:00+00:00",
+        "updated_at": "2026-03-01T09:00:00+00:00",
+    }
+    for parse, data in ((request_from_dict, request), (external_return_from_dict, external)):
+        with pytest.raises(InvalidAmount) as raised:
+            parse(data)  # type: ignore[operator]
+        assert (raised.value.field, raised.value.value) == (field, value)
