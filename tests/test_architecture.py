@@ -287,10 +287,12 @@ def test_the_architecture_page_names_only_modules_that_exist() -> None:
     assert paths
     missing = sorted(path for path in paths if not (SRC.parent / path).exists())
     assert not missing, f"docs/architecture.md names {missing}"
-    from returnflow.decisions import carrier, completion, results
+    from returnflow.decisions import carrier, completion, facts, results
     from returnflow.dispatch import Dispatcher
 
     for name, owner in (
+        ("receive", facts),
+        ("drain", facts),
         ("carrier_update", carrier),
         ("pay_early", completion),
         ("apply_result", results),
@@ -299,3 +301,19 @@ def test_the_architecture_page_names_only_modules_that_exist() -> None:
     ):
         assert name in page, name
         assert hasattr(owner, name), name
+
+
+def test_the_readme_layout_lists_the_tree_as_it_is() -> None:
+    """Every public module and package at the top of ``src/returnflow`` has its line in the
+    README's layout block, and every entry the block starts a line with exists."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    block = readme.split("## Layout", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    listed = set(re.findall(r"^  ([\w.]+/?)", block, flags=re.MULTILINE))
+    named = set(re.findall(r"[\w.]+\.py|[\w]+/", block))
+    tree = {
+        path.name + ("/" if path.is_dir() else "")
+        for path in SRC.iterdir()
+        if not path.name.startswith(("_", ".")) and (path.is_dir() or path.suffix == ".py")
+    }
+    assert sorted(tree - named) == [], "missing from README's layout"
+    assert sorted(listed - tree) == [], "in README's layout but not in the tree"
