@@ -24,13 +24,14 @@ from typing import Any, TypeVar
 import attrs
 
 from returnflow import commits, logs
-from returnflow.decisions import facts, results
+from returnflow import platform_handlers as native
+from returnflow.decisions import facts, platform, results
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
 from returnflow.domain._fields import check_limit
 from returnflow.domain._time import CheckedClock
 from returnflow.domain.model import ReturnRecord
-from returnflow.domain.policy import ReturnPolicy
+from returnflow.domain.policy import PlatformMode, ReturnPolicy
 from returnflow.errors import ConfigurationError, PortError
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.engine import ENGINES
@@ -39,6 +40,7 @@ from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.events import DomainEvent, EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
+from returnflow.ports.platform_returns import PlatformReturns
 from returnflow.ports.store import Attempt, OutboxEntry, ReturnStore
 from returnflow.ports.warehouse import Warehouse
 
@@ -47,7 +49,7 @@ __all__ = ["HANDLERS", "DispatchReport", "Dispatcher", "Handler"]
 _T = TypeVar("_T")
 
 # Effects whose permanent failure needs a person; a lost message or event does not.
-_CRITICAL_PORTS = frozenset({"commerce", "warehouse", "carrier", "payments"})
+_CRITICAL_PORTS = frozenset({"commerce", "warehouse", "carrier", "payments", "platform_returns"})
 
 
 def _utc_now() -> datetime:
@@ -74,7 +76,9 @@ class Dispatcher:
     ``clock`` returns the time, aware (default: UTC now). ``worker_id`` names the claims
     this dispatcher takes (a lease of ``lease``; another worker takes an effect whose lease
     ran out); ``jitter_seed`` seeds the back-off's jitter; ``handlers`` adds or replaces
-    entries of :data:`HANDLERS`.
+    entries of :data:`HANDLERS`. ``platform_returns`` is the platform's own return objects
+    (:class:`~returnflow.ports.platform_returns.PlatformReturns`), required when
+    ``policy.platform_mode`` is ``native`` (else :class:`ConfigurationError`).
     """
 
     def __init__(
@@ -94,9 +98,17 @@ class Dispatcher:
         jitter_seed: int | None = None,
         handlers: Mapping[type[fx.Effect], Handler] | None = None,
         engine: str = "compiled",
+        platform_returns: PlatformReturns | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ConfigurationError(f"one of {sorted(ENGINES)}", field="engine", value=engine)
+        if platform_returns is None and (policy or ReturnPolicy()).platform_mode is (
+            PlatformMode.NATIVE
+        ):
+            raise ConfigurationError(
+                "native mode needs a PlatformReturns port", field="platform_returns", value=None
+            )
+        self.platform_returns = platform_returns
         self.engine = engine
         self.store = store
         self.commerce = commerce
@@ -225,6 +237,7 @@ class Dispatcher:
 
     def _after(self, change: Change) -> None:
         facts.drain(change, self.policy)
+        platform.plan(change, self.policy)
         timer_rules.schedule(change, self.policy)
 
     def _write(self, effect: fx.Effect, attempt: Attempt, decide: Callable[[Change], None]) -> None:
@@ -417,6 +430,15 @@ HANDLERS: Mapping[type[fx.Effect], Handler] = {
     fx.AuthorizePayment: _authorize_payment,
     fx.CapturePayment: _capture_payment,
     fx.VoidAuthorization: _void_authorization,
+    fx.OpenPlatformReturn: native.open_platform_return,
+    fx.ApprovePlatformReturn: native.approve_platform_return,
+    fx.DeclinePlatformReturn: native.decline_platform_return,
+    fx.ProcessPlatformReturn: native.process_platform_return,
+    fx.DisposePlatformUnits: native.dispose_platform_units,
+    fx.RemovePlatformLines: native.remove_platform_lines,
+    fx.ClosePlatformReturn: native.close_platform_return,
+    fx.ReopenPlatformReturn: native.reopen_platform_return,
+    fx.CancelPlatformReturn: native.cancel_platform_return,
 }
 """The handler of each effect type: which port it calls, with what.
 

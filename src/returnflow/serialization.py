@@ -172,6 +172,15 @@ _EFFECTS: dict[str, type[fx.Effect]] = {
         fx.Restock,
         fx.Notify,
         fx.Publish,
+        fx.OpenPlatformReturn,
+        fx.ApprovePlatformReturn,
+        fx.DeclinePlatformReturn,
+        fx.ProcessPlatformReturn,
+        fx.DisposePlatformUnits,
+        fx.RemovePlatformLines,
+        fx.ClosePlatformReturn,
+        fx.ReopenPlatformReturn,
+        fx.CancelPlatformReturn,
     )
 }
 

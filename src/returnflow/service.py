@@ -27,7 +27,7 @@ import attrs
 from returnflow import commits, logs
 from returnflow import timeline as timelines
 from returnflow._shared import Shared
-from returnflow.decisions import cancellation, completion, facts, review
+from returnflow.decisions import cancellation, completion, facts, platform, review
 from returnflow.decisions import request as requests
 from returnflow.decisions import reset as resets
 from returnflow.decisions import timers as timer_rules
@@ -68,6 +68,7 @@ from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.events import EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
+from returnflow.ports.platform_returns import PlatformReturns
 from returnflow.ports.store import InboundKey, ReturnStore
 from returnflow.ports.warehouse import Warehouse
 from returnflow.timeline import TimelineEntry
@@ -108,8 +109,8 @@ class ReturnsService:
 
     The store, the ports, the policy, the clock, ``worker_id`` and ``lease`` are shared with
     :attr:`dispatcher`, the outbox relay that delivers what the service commits
-    (:class:`~returnflow.dispatch.Dispatcher`). ``clock`` returns the time, aware (default:
-    UTC now); ``ids`` a new return's id (default: ``ret_`` and 16 hex digits). ``engine``
+    (:class:`~returnflow.dispatch.Dispatcher`; ``platform_returns`` is needed in native mode).
+    ``clock`` returns the time, aware (default: UTC now); ``ids`` a new return's id. ``engine``
     fires chart events with the compiled chart (``"compiled"``, the default) or the
     python-statemachine chart itself (``"chart"``; :mod:`returnflow.lifecycle.engine`);
     another name raises :class:`~returnflow.errors.ConfigurationError`. See the README for a
@@ -147,6 +148,7 @@ class ReturnsService:
         lease: timedelta = timedelta(minutes=5),
         jitter_seed: int | None = None,
         engine: str = "compiled",
+        platform_returns: PlatformReturns | None = None,
     ) -> None:
         self.dispatcher = Dispatcher(
             store=store,
@@ -162,6 +164,7 @@ class ReturnsService:
             lease=lease,
             jitter_seed=jitter_seed,
             engine=engine,
+            platform_returns=platform_returns,
         )
         self.ids = ids or _new_id
         self.auto_dispatch = auto_dispatch
@@ -487,7 +490,7 @@ class ReturnsService:
             )
             with using(self.engine):
                 decide(order, change, value)
-            timer_rules.schedule(change, self.policy)
+                self._drain(change)
             try:
                 record = commits.commit_new(self.store, change)
             except UnitsTaken:
@@ -537,6 +540,7 @@ class ReturnsService:
         """After a decision: apply what parked facts the return can now use, and set when a
         timer next has something to do for it."""
         facts.drain(change, self.policy)
+        platform.plan(change, self.policy)
         timer_rules.schedule(change, self.policy)
 
     def _after_commit(self, shop: str, return_ids: Sequence[str]) -> None:

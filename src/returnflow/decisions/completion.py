@@ -391,7 +391,7 @@ def close_if_settled(change: Change, *, delivered: str) -> None:
         "approved",
     ):
         return
-    money = (fx.IssueRefund, fx.IssueStoreCredit)
+    money = (fx.IssueRefund, fx.IssueStoreCredit, fx.ProcessPlatformReturn)
     if any(
         isinstance(e.effect, money) and e.status == "pending" and e.effect.key != delivered
         for e in change.outbox

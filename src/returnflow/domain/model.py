@@ -45,6 +45,7 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "ParkedFact",
+    "PlatformUnits",
     "QcResult",
     "Refund",
     "RequestLine",
@@ -336,6 +337,23 @@ class ExternalRefs:
     """The return's id in that system."""
     payment_authorization_id: str | None = None
     """The payment authorization of an instant exchange released before the goods came."""
+    platform_line_ids: tuple[tuple[str, str], ...] = ()
+    """``(order line id, return line id on the platform)`` of the platform return
+    (``platform_return_id``; native mode), as the platform answered the opening."""
+
+
+@attrs.frozen
+class PlatformUnits:
+    """One order line's units on the platform return (native mode), as returnflow asked the
+    platform: ``quantity`` opened, then ``processed`` (confirmed, money moved), ``removed``
+    (taken out unprocessed) and disposed ``restocked`` / ``not_restocked``."""
+
+    order_line_id: str
+    quantity: int
+    processed: int = 0
+    removed: int = 0
+    restocked: int = 0
+    not_restocked: int = 0
 
 
 @attrs.frozen
@@ -423,6 +441,9 @@ class ReturnRecord:
     every commit, indexed by the stores so that a tick reads only what is due."""
     parked: tuple[ParkedFact, ...] = ()
     """Inbound facts that came early, waiting for a state that can use them."""
+    platform_units: tuple[PlatformUnits, ...] = ()
+    """Native mode: the units of the platform return, per order line; empty until it is
+    opened (planned)."""
     payouts_given_up: tuple[str, ...] = ()
     """Refunds and credits (effect keys) whose delivery was given up: their units stay
     settled, and they are re-opened under their own key when the return completes again

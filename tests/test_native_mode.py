@@ -1,0 +1,354 @@
+"""Native mode (seed 003, Loop x Shopify native exchanges): the return lives on the
+platform's own return object, through the public API only.
+
+The platform return is opened with the return's lines (by order line), its exchange lines
+and fees; exchanges sit on it (no tag, no separate hold); the money moves by processing it,
+checked against the platform's own figure; restocking is a disposition apart from the
+refund; what is never processed is removed; it is closed, declined or cancelled with the
+return. ``tags`` mode (the default) never touches it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from returnflow import (
+    CarrierStatus,
+    CarrierUpdate,
+    ConfigurationError,
+    Exchange,
+    FeePolicy,
+    Money,
+    OrderLine,
+    OrderSnapshot,
+    ReceivedLine,
+    RequestLine,
+    ReturnPolicy,
+    ReturnRequest,
+    WarehouseReceipt,
+)
+from returnflow.domain.inbound import Disposition
+from returnflow.domain.policy import MoneyAuthority, PlatformMode, RefundTrigger
+from returnflow.errors import PortError
+from returnflow.ports.platform_returns import ShopifyReturnStatus
+from returnflow.service import ReturnsService
+from returnflow.testing import Harness
+from returnflow.testing.platform_returns import FakePlatformReturns
+
+SHOP = "shop-1"
+ORDER_ID = "1001"
+ORDERED_AT = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
+NATIVE = ReturnPolicy(platform_mode="native")
+
+
+def eur(amount: str) -> Money:
+    return Money(amount, "EUR")
+
+
+def order() -> OrderSnapshot:
+    """A T-shirt (25.00) and two caps (10.00 each)."""
+    return OrderSnapshot(
+        id=ORDER_ID,
+        shop=SHOP,
+        created_at=ORDERED_AT,
+        fulfilled_at=ORDERED_AT,
+        currency="EUR",
+        customer_email="customer@example.com",
+        lines=[
+            OrderLine(id="L1", sku="TEE-M", variant_id="tee-m", quantity=1, unit_price=eur("25")),
+            OrderLine(id="L2", sku="CAP", variant_id="cap", quantity=2, unit_price=eur("10")),
+        ],
+    )
+
+
+def harness(policy: ReturnPolicy = NATIVE) -> Harness:
+    made = Harness(policy=policy)
+    made.ports.commerce.add_order(order())
+    return made
+
+
+def platform(made: Harness) -> FakePlatformReturns:
+    assert made.platform_returns is not None
+    return made.platform_returns
+
+
+def swap(price: str, quantity: int = 1) -> RequestLine:
+    """The T-shirt for another size priced ``price``."""
+    return RequestLine(
+        order_line_id="L1",
+        quantity=1,
+        outcome=Exchange(variant_id="tee-l", unit_price=eur(price), quantity=quantity),
+    )
+
+
+def caps(units: int = 2) -> RequestLine:
+    return RequestLine(order_line_id="L2", quantity=units)
+
+
+def request(made: Harness, *lines: RequestLine) -> str:
+    record = made.service.request(ReturnRequest(shop=SHOP, order_id=ORDER_ID, lines=lines))
+    return record.id
+
+
+def receive(made: Harness, return_id: str, event_id: str, *lines: ReceivedLine) -> None:
+    made.service.handle(
+        WarehouseReceipt(shop=SHOP, return_id=return_id, event_id=event_id, lines=lines)
+    )
+
+
+def passed(line_id: str, quantity: int = 1, **extra: object) -> ReceivedLine:
+    return ReceivedLine(line_id=line_id, quantity=quantity, **extra)  # type: ignore[arg-type]
+
+
+def operations(made: Harness) -> list[str]:
+    return [call.operation for call in platform(made).calls]
+
+
+def commerce_operations(made: Harness) -> list[str]:
+    return [call.operation for call in made.ports.commerce.calls]
+
+
+# -- the platform return is opened and its ids written back -------------------------------------
+
+
+def test_approval_opens_the_platform_return_with_lines_exchange_and_ids_written_back() -> None:
+    made = harness()
+    return_id = request(made, swap("25.00"), caps())
+    record = made.service.get(SHOP, return_id)
+    [opened] = platform(made).calls_to("open_return")
+    assert [(line.order_line_id, line.quantity) for line in opened.args["lines"]] == [
+        ("L1", 1),
+        ("L2", 2),
+    ]
+    [item] = opened.args["exchange_lines"]
+    assert (item.variant_id, item.quantity, item.unit_price) == ("tee-l", 1, eur("25.00"))
+    assert opened.args["requested"] is False
+    assert opened.idempotency_key == f"{SHOP}/{return_id}/1/p0/open_platform_return"
+    live = platform(made).get_return(SHOP, "gid://Return/1")
+    assert record.refs.platform_return_id == live.return_id
+    assert dict(record.refs.platform_line_ids) == dict(live.line_ids)
+    assert [line.platform_item_id for line in record.exchange_lines] == [
+        dict(live.exchange_line_ids)[record.exchange_lines[0].id]
+    ]
+    assert record.state == ("label_sent", "on_hold")
+    # No tag, no separate hold: the exchange sits on the platform return.
+    assert "add_exchange_items" not in commerce_operations(made)
+
+
+def test_even_exchange_processes_the_exchange_line_with_no_refund_and_closes_both() -> None:
+    made = harness()
+    return_id = request(made, swap("25.00"))
+    receive(made, return_id, "r1", passed("L1"))
+    record = made.service.get(SHOP, return_id)
+    assert record.state == ("closed", "released")
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("0.00")
+    assert len(processed.args["exchange_lines"]) == 1
+    assert record.exchange_lines[0].status == "released"
+    live = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    assert live.status is ShopifyReturnStatus.CLOSED
+    assert dict(live.exchange_processed) == {live.exchange_line_ids[0][1]: 1}
+    assert platform(made).dispositions(SHOP, live.return_id) == [
+        (live.line_id("L1"), 1, Disposition.RESTOCKED)
+    ]
+    assert not {"refund", "restock", "release_exchange"} & set(commerce_operations(made))
+
+
+def test_exchange_for_less_refunds_the_platforms_figure_removes_qc_failures_and_disposes() -> None:
+    made = harness()
+    return_id = request(made, swap("20.00"), caps())
+    receive(made, return_id, "r1", passed("L1"), passed("L2"), passed("L2", qc="fail"))
+    record = made.service.get(SHOP, return_id)
+    assert record.state == ("closed", "released")
+    live = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    # Removed first, then processed (25 - 20 for the tee, 10 for the one cap that passed).
+    assert operations(made) == ["open_return", "remove_lines", "process", "dispose", "dispose"]
+    assert dict(live.removed)[live.line_id("L2")] == 1
+    assert platform(made).refunded(SHOP, live.return_id) == eur("15.00")
+    assert record.refs.refund_ids == ("gid://Refund/1",)
+    assert live.status is ShopifyReturnStatus.CLOSED
+    [units_tee, units_caps] = record.platform_units
+    assert (units_caps.processed, units_caps.removed, units_caps.restocked) == (1, 1, 1)
+    assert (units_tee.processed, units_tee.restocked) == (1, 1)
+
+
+def test_upsell_charges_the_balance_then_processes_with_no_refund() -> None:
+    made = harness()
+    return_id = request(made, swap("40.00"))
+    record = made.service.get(SHOP, return_id)
+    assert made.ports.payments.calls_to("charge")[0].args["amount"] == eur("15.00")
+    assert record.exchange_status == "on_hold"  # paid: still on the platform return
+    receive(made, return_id, "r1", passed("L1"))
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("0.00")
+    assert made.service.get(SHOP, return_id).state == ("closed", "released")
+
+
+def test_fees_are_on_the_platform_return_and_reduce_the_refund() -> None:
+    made = harness(ReturnPolicy(platform_mode="native", fees=FeePolicy(return_shipping=eur("5"))))
+    return_id = request(made, caps())
+    [opened] = platform(made).calls_to("open_return")
+    assert opened.args["return_shipping_fee"] == eur("5.00")
+    receive(made, return_id, "r1", passed("L2", 2))
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("15.00")
+    assert made.service.get(SHOP, return_id).status == "closed"
+
+
+def test_decoupled_restock_refund_on_hand_in_then_dispose_on_receipt() -> None:
+    made = harness(ReturnPolicy(platform_mode="native", refund_trigger=RefundTrigger.ON_HANDED_IN))
+    return_id = request(made, caps())
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
+    )
+    assert operations(made) == ["open_return", "process"]
+    assert platform(made).calls_to("process")[0].args["refund"] == eur("20.00")
+    receive(made, return_id, "r1", passed("L2", disposition="NOT_RESTOCKED"), passed("L2"))
+    live_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    line = platform(made).get_return(SHOP, live_id).line_id("L2")
+    assert platform(made).dispositions(SHOP, live_id) == [
+        (line, 1, Disposition.RESTOCKED),
+        (line, 1, Disposition.NOT_RESTOCKED),
+    ]
+    assert operations(made)[:3] == ["open_return", "process", "dispose"]
+    assert made.service.get(SHOP, return_id).status == "closed"
+
+
+# -- review, decline, cancel, expire --------------------------------------------------------------
+
+
+def test_a_return_sent_to_review_is_requested_then_approved_on_the_platform() -> None:
+    made = harness(ReturnPolicy(platform_mode="native", auto_approve=False))
+    return_id = request(made, caps())
+    [opened] = platform(made).calls_to("open_return")
+    assert opened.args["requested"] is True
+    live_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    assert platform(made).get_return(SHOP, live_id).status is ShopifyReturnStatus.REQUESTED
+    made.service.approve(SHOP, return_id)
+    assert platform(made).get_return(SHOP, live_id).status is ShopifyReturnStatus.OPEN
+
+
+def test_a_return_declined_from_review_is_declined_on_the_platform() -> None:
+    made = harness(ReturnPolicy(platform_mode="native", auto_approve=False))
+    return_id = request(made, caps())
+    made.service.decline(SHOP, return_id, "FINAL_SALE")
+    live_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    assert platform(made).get_return(SHOP, live_id).status is ShopifyReturnStatus.DECLINED
+    [declined] = platform(made).calls_to("decline")
+    assert declined.args["reason"] == "FINAL_SALE"
+
+
+@pytest.mark.parametrize("how", ["cancel", "expire"])
+def test_a_cancelled_or_expired_return_cancels_the_platform_return(how: str) -> None:
+    made = harness()
+    return_id = request(made, swap("20.00"))
+    getattr(made.service, how)(SHOP, return_id)
+    record = made.service.get(SHOP, return_id)
+    live = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    assert live.status is ShopifyReturnStatus.CANCELED
+    assert [line.status for line in record.exchange_lines] == ["cancelled"]
+    assert "cancel_exchange_items" not in commerce_operations(made)
+
+
+# -- reconciliation ---------------------------------------------------------------------------
+
+
+def _mismatch(money: MoneyAuthority) -> Harness:
+    """The exchange's outbound shipping is returnflow's fee the platform does not know:
+    returnflow refunds 1.00 less than the platform computes."""
+    fees = FeePolicy(exchange_shipping=eur("1.00"))
+    return harness(ReturnPolicy(platform_mode="native", fees=fees, platform_money=money))
+
+
+def test_a_money_difference_sends_the_return_to_review_with_both_figures() -> None:
+    made = _mismatch(MoneyAuthority.REVIEW)
+    return_id = request(made, swap("20.00"))
+    receive(made, return_id, "r1", passed("L1"))
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "needs_review"
+    [reason] = record.review_reasons
+    assert reason == (
+        "the platform's refund 5.00 EUR differs from returnflow's "
+        "settlement 4.00 EUR: nothing was processed"
+    )
+    assert platform(made).calls_to("process") == []  # nothing moved
+
+
+@pytest.mark.parametrize(
+    ("money", "refunded"), [(MoneyAuthority.PLATFORM, "5.00"), (MoneyAuthority.RETURNFLOW, "4.00")]
+)
+def test_the_policy_names_the_side_that_wins_a_money_difference(
+    money: MoneyAuthority, refunded: str
+) -> None:
+    made = _mismatch(money)
+    return_id = request(made, swap("20.00"))
+    receive(made, return_id, "r1", passed("L1"))
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "closed"
+    assert platform(made).calls_to("process")[0].args["refund"] == eur(refunded)
+    [differs] = [entry for entry in record.history if entry.event == "platform_money_differs"]
+    assert differs.payload == {"platform": "5.00 EUR", "returnflow": "4.00 EUR"}
+
+
+# -- modes, configuration and failures -------------------------------------------------------
+
+
+def test_tags_mode_never_touches_the_platform_return() -> None:
+    made = Harness(policy=ReturnPolicy())
+    made.ports.commerce.add_order(order())
+    port = FakePlatformReturns(made.ports.commerce)
+    made = Harness(policy=ReturnPolicy(), ports=made.ports, platform_returns=port)
+    return_id = request(made, swap("20.00"))
+    receive(made, return_id, "r1", passed("L1"))
+    assert port.calls == []
+    assert "add_exchange_items" in commerce_operations(made)
+    assert made.service.get(SHOP, return_id).refs.platform_return_id is None
+
+
+def test_native_mode_without_the_port_is_a_configuration_error() -> None:
+    ports = Harness().ports
+    with pytest.raises(ConfigurationError) as raised:
+        ReturnsService(
+            store=Harness().store,
+            commerce=ports.commerce,
+            warehouse=ports.warehouse,
+            carrier=ports.carrier,
+            payments=ports.payments,
+            notifier=ports.notifier,
+            events=ports.events,
+            policy=NATIVE,
+        )
+    assert raised.value.field == "platform_returns"
+
+
+@pytest.mark.parametrize(("field", "value"), [("platform_mode", "shopify"), ("platform_money", 1)])
+def test_a_bad_mode_or_money_authority_names_the_field_and_value(field: str, value: object) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        ReturnPolicy(**{field: value})  # type: ignore[arg-type]
+    assert (raised.value.field, raised.value.value) == (field, value)
+    assert ReturnPolicy(platform_mode="native").platform_mode is PlatformMode.NATIVE
+
+
+def test_a_platform_that_refuses_to_open_sends_the_return_to_a_person() -> None:
+    made = harness()
+    refusal = PortError("platform_returns", "open_return", "no", retryable=False)
+    platform(made).fail("open_return", error=refusal)
+    return_id = request(made, caps())
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "needs_review"
+    assert record.refs.platform_return_id is None
+    assert record.review_reasons[0].startswith("open_platform_return failed")
+
+
+def test_a_transient_failure_is_retried_under_the_same_key() -> None:
+    made = harness()
+    platform(made).fail("open_return")
+    return_id = request(made, caps())
+    assert made.service.get(SHOP, return_id).refs.platform_return_id is None
+    made.dispatch_due()
+    record = made.service.get(SHOP, return_id)
+    assert record.refs.platform_return_id == "gid://Return/1"
+    first, second = platform(made).calls_to("open_return")
+    assert first.idempotency_key == second.idempotency_key
