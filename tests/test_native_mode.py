@@ -30,7 +30,7 @@ from returnflow import (
     WarehouseReceipt,
 )
 from returnflow.domain.inbound import Disposition
-from returnflow.domain.policy import MoneyAuthority, PlatformMode, RefundTrigger
+from returnflow.domain.policy import Completion, MoneyAuthority, PlatformMode, RefundTrigger
 from returnflow.errors import PortError
 from returnflow.ports.platform_returns import ShopifyReturnStatus
 from returnflow.service import ReturnsService
@@ -352,3 +352,22 @@ def test_a_transient_failure_is_retried_under_the_same_key() -> None:
     assert record.refs.platform_return_id == "gid://Return/1"
     first, second = platform(made).calls_to("open_return")
     assert first.idempotency_key == second.idempotency_key
+
+
+def test_a_reset_moves_the_accepted_units_to_a_platform_return_of_their_own() -> None:
+    made = harness(
+        ReturnPolicy(platform_mode="native", completion=Completion.ON_WAREHOUSE_FINISHED)
+    )
+    return_id = request(made, swap("25.00"), caps())
+    receive(made, return_id, "r1", passed("L1"), passed("L2"))
+    old, new = made.service.reset(SHOP, return_id)
+    first = platform(made).get_return(SHOP, old.refs.platform_return_id or "")
+    assert first.status is ShopifyReturnStatus.CANCELED
+    assert dict(first.removed) == {first.line_id("L1"): 1, first.line_id("L2"): 2}
+    [_, opened] = platform(made).calls_to("open_return")
+    assert [(line.order_line_id, line.quantity) for line in opened.args["lines"]] == [
+        ("L1", 1),
+        ("L2", 1),
+    ]
+    assert new.refs.platform_return_id == "gid://Return/2"
+    assert [line.platform_item_id for line in new.exchange_lines] == ["gid://ExchangeLineItem/2"]

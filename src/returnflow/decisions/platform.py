@@ -82,8 +82,11 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
         new.extend(_settle(change, policy, planned))
     if opened(change.record) and any(event == "reopen" for *_, event in moves):
         new.append(_make(change, fx.ReopenPlatformReturn))
-    if opened(change.record) and any(target in ("cancelled", "expired") for _, target, _ in moves):
-        new.append(_make(change, fx.CancelPlatformReturn))
+    ended = any(target in ("cancelled", "expired", "reset") for _, target, _ in moves)
+    if opened(change.record) and ended:
+        # Reset: the accepted units move to the new return's own platform return.
+        done = any(units.processed for units in change.record.platform_units)
+        new.append(_make(change, fx.ClosePlatformReturn if done else fx.CancelPlatformReturn))
     if opened(change.record) and any(target == "closed" for _, target, _ in moves):
         new.append(_make(change, fx.ClosePlatformReturn))
     # The platform effects take the place of the first one they replace (else they come
