@@ -29,10 +29,10 @@ from returnflow import (
     ReturnRequest,
     WarehouseReceipt,
 )
-from returnflow.domain.inbound import Disposition
+from returnflow.domain.inbound import Disposition, PlatformReturnEvent
 from returnflow.domain.policy import Completion, MoneyAuthority, PlatformMode, RefundTrigger
-from returnflow.errors import PortError
-from returnflow.ports.platform_returns import ShopifyReturnStatus
+from returnflow.errors import InvalidPayload, InvalidRequest, PortError
+from returnflow.ports.platform_returns import PlatformReturnLine, ShopifyReturnStatus
 from returnflow.service import ReturnsService
 from returnflow.testing import Harness
 from returnflow.testing.platform_returns import FakePlatformReturns
@@ -371,3 +371,175 @@ def test_a_reset_moves_the_accepted_units_to_a_platform_return_of_their_own() ->
     ]
     assert new.refs.platform_return_id == "gid://Return/2"
     assert [line.platform_item_id for line in new.exchange_lines] == ["gid://ExchangeLineItem/2"]
+
+
+# -- inbound platform facts ------------------------------------------------------------------
+
+
+def fact(made: Harness, return_id: str, event_id: str, topic: str, **extra: object) -> str:
+    result = made.service.handle(
+        PlatformReturnEvent(
+            shop=SHOP,
+            return_id=return_id,
+            event_id=event_id,
+            topic=topic,  # type: ignore[arg-type]
+            **extra,  # type: ignore[arg-type]
+        )
+    )
+    return result.status
+
+
+def test_a_return_the_customer_opened_on_the_platform_is_adopted_and_approved() -> None:
+    made = harness()
+    theirs = platform(made).open_return(
+        SHOP, ORDER_ID, [PlatformReturnLine("L2", 2)], requested=True, idempotency_key="shop"
+    )
+    record = made.service.request(
+        ReturnRequest(
+            shop=SHOP,
+            order_id=ORDER_ID,
+            lines=[caps()],
+            platform_return_id=theirs.return_id,
+            platform_line_ids=theirs.line_ids,
+        )
+    )
+    assert record.refs.platform_return_id == theirs.return_id
+    assert [call.operation for call in platform(made).calls] == ["open_return", "approve"]
+    assert platform(made).get_return(SHOP, theirs.return_id).status is ShopifyReturnStatus.OPEN
+    receive(made, record.id, "r1", passed("L2", 2))
+    assert platform(made).refunded(SHOP, theirs.return_id) == eur("20.00")
+    assert made.service.get(SHOP, record.id).status == "closed"
+
+
+def test_a_customer_opened_return_sent_to_review_stays_requested_until_an_agent_decides() -> None:
+    made = harness(ReturnPolicy(platform_mode="native", auto_approve=False))
+    theirs = platform(made).open_return(
+        SHOP, ORDER_ID, [PlatformReturnLine("L2", 1)], requested=True, idempotency_key="shop"
+    )
+    record = made.service.request(
+        ReturnRequest(
+            shop=SHOP,
+            order_id=ORDER_ID,
+            lines=[caps(1)],
+            platform_return_id=theirs.return_id,
+            platform_line_ids=theirs.line_ids,
+        )
+    )
+    assert record.status == "pending_review"
+    assert platform(made).calls_to("approve") == []
+    made.service.decline(SHOP, record.id, "OTHER")
+    assert platform(made).get_return(SHOP, theirs.return_id).status is (
+        ShopifyReturnStatus.DECLINED
+    )
+
+
+def test_a_return_declined_in_the_platforms_admin_is_followed_not_fought() -> None:
+    made = harness(ReturnPolicy(platform_mode="native", auto_approve=False))
+    return_id = request(made, caps())
+    live_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    platform(made).decline(SHOP, live_id, reason="OTHER", idempotency_key="admin")
+    assert fact(made, return_id, "w1", "returns/decline", platform_return_id=live_id) == "applied"
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "declined"
+    assert platform(made).calls_to("decline")[-1].idempotency_key == "admin"  # asked nothing
+    assert fact(made, return_id, "w1", "returns/decline") == "duplicate"
+
+
+def test_a_return_cancelled_in_the_platforms_admin_is_cancelled_here() -> None:
+    made = harness()
+    return_id = request(made, swap("20.00"))
+    live_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    platform(made).cancel(SHOP, live_id, idempotency_key="admin")
+    assert fact(made, return_id, "w1", "returns/cancel") == "applied"
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "cancelled"
+    assert [call.idempotency_key for call in platform(made).calls_to("cancel")] == ["admin"]
+    assert "void_label" in [call.operation for call in made.ports.carrier.calls]
+
+
+def test_a_cancel_there_after_units_came_back_goes_to_a_person() -> None:
+    made = harness(
+        ReturnPolicy(platform_mode="native", completion=Completion.ON_WAREHOUSE_FINISHED)
+    )
+    return_id = request(made, caps())
+    receive(made, return_id, "r1", passed("L2", 2))
+    assert fact(made, return_id, "w1", "returns/cancel") == "applied"
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "needs_review"
+    assert record.review_reasons == ("cancelled in the platform's admin while item_received",)
+
+
+def test_echoes_of_returnflows_own_calls_change_nothing() -> None:
+    made = harness()
+    return_id = request(made, caps())
+    receive(made, return_id, "r1", passed("L2", 2))
+    record = made.service.get(SHOP, return_id)
+    [refund_id] = record.refs.refund_ids
+    assert fact(made, return_id, "w1", "returns/approve") == "ignored"
+    assert fact(made, return_id, "w2", "refunds/create", refund_id=refund_id) == "ignored"
+    assert fact(made, return_id, "w3", "returns/close") == "ignored"
+    assert fact(made, return_id, "w4", "reverse_fulfillment_orders/dispose") == "applied"
+    assert made.service.get(SHOP, return_id).state == record.state
+
+
+def test_a_refund_made_in_the_admin_is_recorded_and_goes_to_a_person() -> None:
+    made = harness()
+    return_id = request(made, caps())
+    status = fact(made, return_id, "w1", "refunds/create", refund_id="R9", amount=eur("10.00"))
+    assert status == "applied"
+    record = made.service.get(SHOP, return_id)
+    assert record.refs.refund_ids == ("R9",)
+    assert record.review_reasons == ("refunded in the platform's admin of 10.00 EUR (R9)",)
+
+
+def test_closed_there_early_goes_to_a_person_and_reopened_there_reopens() -> None:
+    made = harness()
+    return_id = request(made, caps())
+    assert fact(made, return_id, "w1", "returns/close") == "applied"
+    assert made.service.get(SHOP, return_id).status == "needs_review"
+    done = harness()
+    closed_id = request(done, caps())
+    receive(done, closed_id, "r1", passed("L2", 2))
+    assert fact(done, closed_id, "w1", "returns/reopen") == "applied"
+    assert done.service.get(SHOP, closed_id).status == "needs_review"
+
+
+def test_a_fact_about_another_platform_return_is_refused_and_changes_nothing() -> None:
+    made = harness()
+    return_id = request(made, caps())
+    before = made.service.get(SHOP, return_id)
+    with pytest.raises(InvalidPayload) as raised:
+        fact(made, return_id, "w1", "returns/cancel", platform_return_id="gid://Return/99")
+    assert raised.value.field == "platform_return_id"
+    assert made.service.get(SHOP, return_id) == before
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"topic": "returns/explode"}, "topic"),
+        ({"topic": "refunds/create", "amount": 10.0}, "amount"),
+        ({"topic": "returns/close", "refund_id": ""}, "refund_id"),
+    ],
+)
+def test_a_bad_platform_fact_names_the_field(fields: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidPayload) as raised:
+        PlatformReturnEvent(shop=SHOP, return_id="R1", event_id="w1", **fields)  # type: ignore[arg-type]
+    assert raised.value.field == field
+
+
+def test_platform_line_ids_must_name_a_requested_line_and_come_with_the_return_id() -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        ReturnRequest(
+            shop=SHOP, order_id=ORDER_ID, lines=[caps()], platform_line_ids=[("L2", "gid://1")]
+        )
+    assert raised.value.field == "platform_return_id"
+    with pytest.raises(InvalidRequest) as raised:
+        ReturnRequest(
+            shop=SHOP,
+            order_id=ORDER_ID,
+            lines=[caps()],
+            platform_return_id="gid://Return/1",
+            platform_line_ids=[("L1", "gid://1")],
+        )
+    assert raised.value.field == "platform_line_ids[0]"

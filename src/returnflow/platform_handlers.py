@@ -1,6 +1,8 @@
 """The dispatcher's handlers of native mode's effects: each calls the platform's own return
 objects (:class:`~returnflow.ports.platform_returns.PlatformReturns`) with the effect's
-idempotency key (:data:`returnflow.dispatch.HANDLERS` lists them).
+idempotency key (:data:`returnflow.dispatch.HANDLERS` lists them). A status change reads the
+platform return first and asks nothing when it is there already or was moved on by a person
+in the platform's admin: returnflow follows such a change (its webhook), never fights it.
 
 Processing is reconciled first when the effect asks for it: the platform's own figure for
 the whole return (Shopify's ``returnCalculate`` / ``suggestedFinancialOutcome``) is compared
@@ -98,6 +100,9 @@ def approve_platform_return(
     d: Dispatcher, effect: fx.ApprovePlatformReturn, record: ReturnRecord
 ) -> object:
     port, return_id = _platform(d, effect, record)
+    now = port.get_return(effect.shop, return_id)
+    if now.status.value != "REQUESTED":  # approved there already, or moved on by a person
+        return now
     return port.approve(effect.shop, return_id, idempotency_key=effect.key)
 
 
@@ -105,6 +110,9 @@ def decline_platform_return(
     d: Dispatcher, effect: fx.DeclinePlatformReturn, record: ReturnRecord
 ) -> object:
     port, return_id = _platform(d, effect, record)
+    now = port.get_return(effect.shop, return_id)
+    if now.status.value != "REQUESTED":  # declined (or cancelled) there already
+        return now
     return port.decline(effect.shop, return_id, reason=effect.reason, idempotency_key=effect.key)
 
 

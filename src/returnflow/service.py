@@ -33,12 +33,7 @@ from returnflow.decisions import reset as resets
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
 from returnflow.dispatch import Dispatcher, DispatchReport
-from returnflow.domain.inbound import (
-    CarrierUpdate,
-    InboundEvent,
-    WarehouseFinished,
-    WarehouseReceipt,
-)
+from returnflow.domain.inbound import INBOUND_FACTS, InboundEvent
 from returnflow.domain.ledger import claimed_units
 from returnflow.domain.model import (
     DeclineReason,
@@ -99,9 +94,6 @@ class HandleResult:
     status: str
     record: ReturnRecord
     reason: str = ""
-
-
-_INBOUND = (CarrierUpdate, WarehouseReceipt, WarehouseFinished)
 
 
 class ReturnsService:
@@ -405,8 +397,8 @@ class ReturnsService:
         that came early is ``parked`` and applied when the return can use it
         (:mod:`returnflow.decisions.facts`); one the return will never use is recorded and
         ``ignored``; bad data raises."""
-        if not isinstance(event, _INBOUND):
-            raise InvalidPayload("event", event, "must be a carrier or warehouse event")
+        if not isinstance(event, INBOUND_FACTS):
+            raise InvalidPayload("event", event, "must be a carrier, warehouse or platform fact")
         key = InboundKey(shop=event.shop, source=event.source, event_id=event.event_id)
         decide = partial(facts.receive, event=event, policy=self.policy)
         written = self._write(event.shop, event.return_id, event.source, decide, inbound=key)

@@ -19,12 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from returnflow.decisions import carrier, completion, exchange, warehouse
+from returnflow.decisions import carrier, completion, exchange, platform_facts, warehouse
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import (
     CarrierStatus,
     CarrierUpdate,
     InboundEvent,
+    PlatformReturnEvent,
     ReceivedLine,
     WarehouseFinished,
     WarehouseReceipt,
@@ -104,6 +105,12 @@ def receive(change: Change, event: InboundEvent, policy: ReturnPolicy) -> tuple[
     """Apply, park or ignore an inbound fact; return ``(status, reason)`` where status is
     ``applied``, ``parked`` or ``ignored``. A fact applied is followed by the parked facts the
     return can now use (:func:`drain`). Raises what the fact's rule raises for bad data."""
+    if isinstance(event, PlatformReturnEvent):  # about the platform's return: now or never
+        ignored = platform_facts.apply(change, event, policy)
+        if ignored:
+            return "ignored", ignored
+        drain(change, policy)
+        return "applied", ""
     decide = _APPLY[type(event)]
     if not _ready(change, event, policy):
         if isinstance(event, WarehouseReceipt):

@@ -47,6 +47,7 @@ __all__ = ["WRITE_BACK", "opened", "plan"]
 
 # The tag-and-hold effects native mode plans something else for.
 _REPLACED = (fx.HoldExchange, fx.ReleaseExchange, fx.CancelExchange, fx.IssueRefund, fx.Restock)
+_NOT_YET = ("requested", "eligibility_check")
 _NOT_YET_OPEN = ("requested", "eligibility_check", "declined", "cancelled", "expired", "reset")
 _ENDED = ("cancelled", "expired", "declined")
 _E = TypeVar("_E", bound=fx.Effect)
@@ -71,7 +72,10 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
     planned = list(change.effects)
     first = next((e for e in planned if isinstance(e, _REPLACED)), None)
     new: list[fx.Effect] = []
-    if not opened(record) and record.status not in _NOT_YET_OPEN:
+    adopting = record.refs.platform_return_id is not None and record.status not in _NOT_YET
+    if not opened(record) and adopting:
+        new.extend(_adopt(change))
+    elif not opened(record) and record.status not in _NOT_YET_OPEN:
         new.append(_open(change, policy))
     elif opened(record):
         new.extend(_review_outcome(change, moves))
@@ -160,6 +164,26 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn:
         return_shipping_fee=quote.return_shipping_fee or None,
         requested=requested,
     )
+
+
+def _adopt(change: Change) -> list[fx.Effect]:
+    """A return the customer opened on the platform (``ReturnRequest.platform_return_id``):
+    no new platform return; the requested one is approved or declined as returnflow
+    decided (a review decides later)."""
+    record = change.record
+    units: dict[str, int] = {}
+    for line in record.lines:
+        units[line.order_line_id] = units.get(line.order_line_id, 0) + line.quantity
+    change.update(
+        platform_units=tuple(PlatformUnits(line_id, count) for line_id, count in units.items())
+    )
+    change.note("platform_return_adopted", {"platform_return": record.refs.platform_return_id})
+    if record.status == "pending_review":
+        return []
+    if record.status == "declined":
+        reason = record.decline_reason
+        return [_make(change, fx.DeclinePlatformReturn, reason=reason.value if reason else "OTHER")]
+    return [_make(change, fx.ApprovePlatformReturn)]
 
 
 def _review_outcome(change: Change, moves: Sequence[tuple[str, str, str]]) -> list[fx.Effect]:

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from returnflow.decisions import completion, exchange
 from returnflow.decisions.change import Change
 from returnflow.domain.model import (
@@ -133,7 +135,13 @@ def open_return(
         exchange_status=initial[1],
         lines=tuple(lines),
         exchange_lines=tuple(exchange_lines),
-        refs=refs or ExternalRefs(),
+        refs=attrs.evolve(
+            refs or ExternalRefs(),
+            platform_return_id=request.platform_return_id,
+            platform_line_ids=request.platform_line_ids,
+        )
+        if request.platform_return_id
+        else refs or ExternalRefs(),
         created_at=now,
         updated_at=now,
         customer_email=order.customer_email,

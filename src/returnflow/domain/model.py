@@ -205,10 +205,32 @@ class ReturnRequest:
     lines: tuple[RequestLine, ...] = attrs.field(converter=_to_request_lines)
     customer_note: str = attrs.field(default="", validator=check_str())
     requested_by: str = attrs.field(default="customer", validator=check_str())
+    platform_return_id: str | None = attrs.field(default=None, validator=check_str())
+    """The platform return the customer opened (Shopify's ``returns/request``; native
+    mode): the return adopts it instead of opening one."""
+    platform_line_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
+    """With ``platform_return_id``: ``(order line id, the platform's return line id)``."""
 
     def __attrs_post_init__(self) -> None:
         if not self.lines:
             raise InvalidRequest("lines", self.lines, "a return has at least one line")
+        wanted = {line.order_line_id for line in self.lines}
+        for index, pair in enumerate(self.platform_line_ids):
+            if (
+                not isinstance(pair, tuple)
+                or len(pair) != 2
+                or not all(isinstance(part, str) and part for part in pair)
+                or pair[0] not in wanted
+            ):
+                raise InvalidRequest(
+                    f"platform_line_ids[{index}]",
+                    pair,
+                    "must be (order line id of a requested line, platform line id)",
+                )
+        if self.platform_line_ids and not self.platform_return_id:
+            raise InvalidRequest(
+                "platform_return_id", None, "platform_line_ids need the platform return's id"
+            )
         for index, line in enumerate(self.lines):
             if not isinstance(line, RequestLine):
                 raise InvalidRequest(f"lines[{index}]", line, "must be a RequestLine")
