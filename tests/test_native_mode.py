@@ -33,6 +33,7 @@ from returnflow.domain.inbound import Disposition, PlatformReturnEvent
 from returnflow.domain.policy import Completion, MoneyAuthority, PlatformMode, RefundTrigger
 from returnflow.errors import InvalidPayload, InvalidRequest, PortError
 from returnflow.ports.platform_returns import PlatformReturnLine, ShopifyReturnStatus
+from returnflow.serialization import structure, unstructure
 from returnflow.service import ReturnsService
 from returnflow.testing import Harness
 from returnflow.testing.platform_returns import FakePlatformReturns
@@ -543,3 +544,15 @@ def test_platform_line_ids_must_name_a_requested_line_and_come_with_the_return_i
             platform_line_ids=[("L1", "gid://1")],
         )
     assert raised.value.field == "platform_line_ids[0]"
+
+
+def test_a_platform_fact_round_trips_as_plain_data() -> None:
+    event = PlatformReturnEvent(
+        shop=SHOP,
+        return_id="R1",
+        event_id="w1",
+        topic="refunds/create",
+        refund_id="R9",
+        amount=eur("10.00"),
+    )
+    assert structure(unstructure(event), PlatformReturnEvent) == event
