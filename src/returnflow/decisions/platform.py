@@ -143,8 +143,15 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn:
         reasons.setdefault(line.order_line_id, line.reason.value)
     for part in quote.lines:
         fees[part.order_line_id] = fees.get(part.order_line_id, zero) + part.restocking_fee
+    # An even exchange's new item costs what was returned (as the settlement prices it).
+    worth = {part.line_id: part.value for part in quote.lines}
     exchange_lines = tuple(
-        PlatformExchangeLine(line.id, line.variant_id, line.quantity, line.unit_price or zero)
+        PlatformExchangeLine(
+            line.id,
+            line.variant_id,
+            line.quantity,
+            line.unit_price or worth.get(line.return_line_id, zero).split(line.quantity)[0],
+        )
         for line in record.exchange_lines
         if line.status in ("pending", "held")
     )
@@ -368,6 +375,8 @@ def _processed(change: Change, effect: fx.ProcessPlatformReturn, result: Any) ->
         )
         if change.allows("flag"):
             review.flag(change, reason)
+        elif change.allows("reopen"):  # closed already (nothing was owed by returnflow)
+            review.reopen(change, reason)
         else:
             change.note(
                 "platform_money_differs", {"platform": str(platform), "returnflow": str(ours)}
