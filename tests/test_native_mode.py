@@ -10,6 +10,7 @@ return. ``tags`` mode (the default) never touches it.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -32,7 +33,13 @@ from returnflow import (
 from returnflow.domain.inbound import Disposition, PlatformReturnEvent
 from returnflow.domain.policy import Completion, MoneyAuthority, PlatformMode, RefundTrigger
 from returnflow.errors import InvalidPayload, InvalidRequest, PortError
-from returnflow.ports.platform_returns import PlatformReturnLine, ShopifyReturnStatus
+from returnflow.lifecycle import effects as fx
+from returnflow.ports.commerce import LineQuantity
+from returnflow.ports.platform_returns import (
+    PlatformExchangeLine,
+    PlatformReturnLine,
+    ShopifyReturnStatus,
+)
 from returnflow.serialization import structure, unstructure
 from returnflow.service import ReturnsService
 from returnflow.testing import Harness
@@ -555,4 +562,39 @@ def test_a_platform_fact_round_trips_as_plain_data() -> None:
         refund_id="R9",
         amount=eur("10.00"),
     )
-    assert structure(unstructure(event), PlatformReturnEvent) == event
+    back = structure(json.loads(json.dumps(unstructure(event))), PlatformReturnEvent)
+    assert repr(back) == repr(event)
+
+
+def test_every_native_effect_round_trips_through_json_with_its_types() -> None:
+    common = {"key": "k", "shop": SHOP, "return_id": "R1", "order_id": ORDER_ID, "version": 3}
+    lines = (LineQuantity("L2", 1),)
+    planned: list[fx.Effect] = [
+        fx.OpenPlatformReturn(
+            lines=(PlatformReturnLine("L2", 2, "UNWANTED", eur("1.00")),),
+            exchange_lines=(PlatformExchangeLine("X1", "tee-l", 1, eur("20.00")),),
+            return_shipping_fee=eur("5.00"),
+            requested=True,
+            **common,
+        ),
+        fx.ApprovePlatformReturn(**common),
+        fx.DeclinePlatformReturn(reason="FINAL_SALE", **common),
+        fx.ProcessPlatformReturn(
+            lines=lines,
+            exchange_line_ids=("X1",),
+            refund=eur("5.00"),
+            expected=eur("5.00"),
+            **common,
+        ),
+        fx.DisposePlatformUnits(
+            disposals=(fx.Disposal("L2", 1, Disposition.NOT_RESTOCKED),), **common
+        ),
+        fx.RemovePlatformLines(lines=lines, **common),
+        fx.ClosePlatformReturn(**common),
+        fx.ReopenPlatformReturn(**common),
+        fx.CancelPlatformReturn(**common),
+    ]
+    for effect in planned:
+        back = structure(json.loads(json.dumps(unstructure(effect))), fx.Effect)
+        assert back == effect
+        assert repr(back) == repr(effect)  # enums come back as enums, tuples as tuples

@@ -370,7 +370,8 @@ def clickpost_rto(
 def _loop_exchange(
     price: str | None, shop: str, store: ReturnStore | None, **policy: object
 ) -> tuple[Harness, Sequence[str]]:
-    harness = _harness(shop, store, **policy)
+    # Native mode (seed 003): the return lives on the platform's own return object too.
+    harness = _harness(shop, store, platform_mode="native", **policy)
     service = harness.service
     unit_price = None if price is None else Money(price, "EUR")
     record = service.request(
