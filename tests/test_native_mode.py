@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from returnflow import (
     ConfigurationError,
     Exchange,
     FeePolicy,
+    Keep,
     Money,
     OrderLine,
     OrderSnapshot,
@@ -28,6 +30,7 @@ from returnflow import (
     RequestLine,
     ReturnPolicy,
     ReturnRequest,
+    StoreCredit,
     WarehouseReceipt,
 )
 from returnflow.domain.inbound import Disposition, PlatformReturnEvent
@@ -42,6 +45,7 @@ from returnflow.ports.platform_returns import (
 )
 from returnflow.serialization import structure, unstructure
 from returnflow.service import ReturnsService
+from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing import Harness
 from returnflow.testing.platform_returns import FakePlatformReturns
 
@@ -598,3 +602,85 @@ def test_every_native_effect_round_trips_through_json_with_its_types() -> None:
         back = structure(json.loads(json.dumps(unstructure(effect))), fx.Effect)
         assert back == effect
         assert repr(back) == repr(effect)  # enums come back as enums, tuples as tuples
+
+
+# -- other outcomes, reopening, failures, durability ------------------------------------------
+
+
+def test_store_credit_is_a_gift_card_and_its_units_are_processed_for_nothing() -> None:
+    made = harness()
+    credit = RequestLine(order_line_id="L2", quantity=2, outcome=StoreCredit())
+    return_id = request(made, credit)
+    receive(made, return_id, "r1", passed("L2", 2))
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("0.00")
+    assert [str(c.amount) for c in made.ports.commerce.credits] == ["20.00 EUR"]
+    assert made.service.get(SHOP, return_id).status == "closed"
+
+
+def test_a_returnless_line_is_opened_and_processed_at_approval() -> None:
+    made = harness()
+    return_id = request(made, RequestLine(order_line_id="L2", quantity=1, outcome=Keep()))
+    assert operations(made) == ["open_return", "process"]
+    assert platform(made).calls_to("process")[0].args["refund"] == eur("10.00")
+    assert made.service.get(SHOP, return_id).status == "closed"
+    assert platform(made).calls_to("dispose") == []  # nothing came back to dispose of
+
+
+def test_reopening_a_closed_return_reopens_the_platform_return() -> None:
+    made = harness()
+    return_id = request(made, caps())
+    platform_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    receive(made, return_id, "r1", passed("L2", 2))
+    assert made.service.get(SHOP, return_id).status == "closed"
+    assert platform(made).get_return(SHOP, platform_id).status is ShopifyReturnStatus.CLOSED
+    made.service.reopen(SHOP, return_id, reason="customer called")
+    assert platform(made).get_return(SHOP, platform_id).status is ShopifyReturnStatus.OPEN
+    assert platform(made).calls_to("close") == []  # processing every unit closed it
+    assert [call.operation for call in platform(made).calls][-1] == "reopen"
+    assert made.service.get(SHOP, return_id).status == "needs_review"
+
+
+def test_a_processing_refused_for_good_sends_the_return_to_a_person() -> None:
+    made = harness()
+    return_id = request(made, caps())
+    refusal = PortError("platform_returns", "process", "order archived", retryable=False)
+    platform(made).fail("process", error=refusal)
+    receive(made, return_id, "r1", passed("L2", 2))
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "needs_review"
+    assert record.review_reasons[0].startswith("process_platform_return failed")
+    assert platform(made).refunded(SHOP, record.refs.platform_return_id or "") == eur("0.00")
+
+
+def test_native_mode_survives_the_sqlite_store(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "returns.db"))
+    made = Harness(policy=NATIVE, store=store)
+    made.ports.commerce.add_order(order())
+    return_id = request(made, swap("20.00"), caps())
+    receive(made, return_id, "r1", passed("L1"), passed("L2"), passed("L2", qc="fail"))
+    record = made.service.get(SHOP, return_id)
+    assert record.state == ("closed", "released")
+    assert [(u.processed, u.removed, u.restocked) for u in record.platform_units] == [
+        (1, 0, 1),
+        (1, 1, 1),
+    ]
+    assert all(entry.status == "done" for entry in store.outbox(SHOP, return_id))
+    store.close()
+
+
+def test_units_an_agent_closes_without_are_removed_before_processing() -> None:
+    made = harness()
+    return_id = request(made, caps())
+    receive(made, return_id, "r1", passed("L2", 1))  # one cap never comes
+    made.service.close(SHOP, return_id, unreceived="nothing")
+    record = made.service.get(SHOP, return_id)
+    live = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    assert operations(made) == ["open_return", "remove_lines", "process", "dispose"]
+    assert (dict(live.removed)[live.line_id("L2")], dict(live.processed)[live.line_id("L2")]) == (
+        1,
+        1,
+    )
+    assert platform(made).refunded(SHOP, live.return_id) == eur("10.00")
+    assert live.status is ShopifyReturnStatus.CLOSED
+    assert record.status == "closed"
