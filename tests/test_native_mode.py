@@ -684,3 +684,16 @@ def test_units_an_agent_closes_without_are_removed_before_processing() -> None:
     assert platform(made).refunded(SHOP, live.return_id) == eur("10.00")
     assert live.status is ShopifyReturnStatus.CLOSED
     assert record.status == "closed"
+
+
+def test_what_the_customer_owes_is_reconciled_too() -> None:
+    made = _mismatch(MoneyAuthority.REVIEW)
+    return_id = request(made, swap("40.00"))  # 15.00 more, and 1.00 for the new item's shipping
+    assert made.ports.payments.calls_to("charge")[0].args["amount"] == eur("16.00")
+    receive(made, return_id, "r1", passed("L1"))
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "needs_review"
+    assert record.review_reasons == (
+        "the platform's owed 15.00 EUR differs from returnflow's settlement 16.00 EUR: "
+        "nothing was processed",
+    )

@@ -65,6 +65,8 @@ class Processed:
     refunded: Money
     platform: Money | None = None
     returnflow: Money | None = None
+    what: str = "refund"
+    """Which figure ``platform`` and ``returnflow`` are: the ``refund`` or what is ``owed``."""
 
 
 def _platform(
@@ -119,14 +121,19 @@ def decline_platform_return(
 def process_platform_return(
     d: Dispatcher, effect: fx.ProcessPlatformReturn, record: ReturnRecord
 ) -> object:
-    """Reconcile (when ``effect.expected`` is set: the platform's own figure against
-    returnflow's, to the cent), then process."""
+    """Reconcile (when ``effect.expected`` is set: the platform's own refund, and what it
+    says the customer owes, against returnflow's, to the cent), then process."""
     port, return_id = _platform(d, effect, record)
     refund, theirs = effect.refund, None
     if effect.expected is not None:
-        theirs = port.calculate(effect.shop, return_id).refund
+        outcome = port.calculate(effect.shop, return_id)
+        theirs = outcome.refund
+        owed = effect.expected_owed
+        review = d.policy.platform_money is MoneyAuthority.REVIEW
+        if review and owed is not None and outcome.owed != owed:  # the refund wins otherwise
+            return Processed(None, Money.zero(refund.currency), outcome.owed, owed, what="owed")
         if theirs != effect.expected:
-            if d.policy.platform_money is MoneyAuthority.REVIEW:
+            if review:
                 return Processed(None, Money.zero(refund.currency), theirs, effect.expected)
             if d.policy.platform_money is MoneyAuthority.PLATFORM:
                 refund = refund + (theirs - effect.expected)

@@ -277,6 +277,7 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
                 exchange_line_ids=exchange_ids,
                 refund=refund,
                 expected=refund + credit if whole else None,
+                expected_owed=_owed(record, planned) if whole else None,
             )
         )
         by_line = {
@@ -305,6 +306,20 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         effects.append(_make(change, fx.DisposePlatformUnits, disposals=tuple(disposals)))
     change.update(platform_units=tuple(by_line[u.order_line_id] for u in record.platform_units))
     return effects
+
+
+def _owed(record: ReturnRecord, planned: Sequence[fx.Effect]) -> Money:
+    """What the customer pays for the whole return: prepaid, charged by settlements (and in
+    this change), less what this change gives back."""
+    zero = Money.zero(record.currency)
+    charged = Money.sum(
+        (e.amount for e in planned if isinstance(e, fx.ChargeBalance) and not e.prepay),
+        record.currency,
+    )
+    back = Money.sum(
+        (e.amount for e in planned if isinstance(e, fx.RefundBalance)), record.currency
+    )
+    return (record.balance_paid or zero) + (record.balance_charged or zero) + charged - back
 
 
 def _quantities(counts: dict[str, int]) -> tuple[LineQuantity, ...]:
@@ -362,8 +377,9 @@ def _processed(change: Change, effect: fx.ProcessPlatformReturn, result: Any) ->
     platform, ours = getattr(result, "platform", None), getattr(result, "returnflow", None)
     answer = getattr(result, "result", None)
     if answer is None:
+        what = getattr(result, "what", "refund")
         reason = (
-            f"the platform's refund {platform} differs from returnflow's settlement {ours}: "
+            f"the platform's {what} {platform} differs from returnflow's settlement {ours}: "
             "nothing was processed"
         )
         undone = {line.order_line_id: line.quantity for line in effect.lines}

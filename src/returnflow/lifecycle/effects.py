@@ -301,6 +301,9 @@ class ProcessPlatformReturn(Effect):
     exchange_line_ids: tuple[str, ...] = ()
     refund: Money
     expected: Money | None = None
+    expected_owed: Money | None = None
+    """With ``expected``: what returnflow says the customer owes for the whole return (an
+    upsell's balance and fees charged), against the platform's ``owed``."""
 
 
 @attrs.frozen
