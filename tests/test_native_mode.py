@@ -697,3 +697,30 @@ def test_what_the_customer_owes_is_reconciled_too() -> None:
         "the platform's owed 15.00 EUR differs from returnflow's settlement 16.00 EUR: "
         "nothing was processed",
     )
+
+
+def test_a_reopen_that_overtakes_the_close_waits_for_it_as_if_in_order() -> None:
+    def run(reopen_first: bool) -> tuple[tuple[str, str], ShopifyReturnStatus]:
+        made = Harness(policy=NATIVE, auto_dispatch=False)
+        made.ports.commerce.add_order(order())
+        return_id = request(made, caps())
+        made.service.dispatch_pending()
+        receive(made, return_id, "r1", passed("L2", 2))  # completed, processing not answered
+        if reopen_first:
+            assert fact(made, return_id, "w1", "returns/reopen") == "parked"
+        made.service.dispatch_pending()
+        if not reopen_first:
+            assert fact(made, return_id, "w1", "returns/reopen") == "applied"
+        made.service.dispatch_pending()
+        record = made.service.get(SHOP, return_id)
+        live = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+        return record.state, live.status
+
+    assert (
+        run(reopen_first=True)
+        == run(reopen_first=False)
+        == (
+            ("needs_review", "no_exchange"),
+            ShopifyReturnStatus.OPEN,
+        )
+    )

@@ -26,6 +26,7 @@ from returnflow.domain.inbound import (
     CarrierUpdate,
     InboundEvent,
     PlatformReturnEvent,
+    PlatformTopic,
     ReceivedLine,
     WarehouseFinished,
     WarehouseReceipt,
@@ -48,6 +49,8 @@ WAITS: Mapping[str, frozenset[str]] = {
     # Finished waits for the whole receipt (item_received: when units are still missing)
     "finished": _BEFORE_APPROVAL
     | {"approved", "label_sent", "in_transit", "delivered", "needs_review", "item_received"},
+    # the platform return reopened before returnflow saw the close it follows
+    "platform_reopen": frozenset({"item_received", "refunded"}),
 }
 """Per kind of fact, the lifecycle states in which it is parked until the return can use it."""
 
@@ -57,6 +60,7 @@ RANK: Mapping[str, int] = {
     "returned_to_origin": 1,
     "receipt": 2,
     "finished": 3,
+    "platform_reopen": 4,
 }
 """The order facts happen in: parked facts are applied in it (then by arrival)."""
 
@@ -64,6 +68,7 @@ _APPLY: Mapping[type[Any], Callable[[Change, Any, ReturnPolicy], str]] = {
     CarrierUpdate: carrier.carrier_update,
     WarehouseReceipt: warehouse.receipt,
     WarehouseFinished: warehouse.finished,
+    PlatformReturnEvent: platform_facts.apply,
 }
 
 _CARRIER_KINDS = {
@@ -77,6 +82,8 @@ def kind_of(event: InboundEvent) -> str:
     """The kind of a fact, as :data:`WAITS` and :data:`RANK` name it."""
     if isinstance(event, CarrierUpdate):
         return _CARRIER_KINDS[event.status]
+    if isinstance(event, PlatformReturnEvent):
+        return "platform_reopen"  # the one platform fact that waits
     return "receipt" if isinstance(event, WarehouseReceipt) else "finished"
 
 
@@ -105,7 +112,9 @@ def receive(change: Change, event: InboundEvent, policy: ReturnPolicy) -> tuple[
     """Apply, park or ignore an inbound fact; return ``(status, reason)`` where status is
     ``applied``, ``parked`` or ``ignored``. A fact applied is followed by the parked facts the
     return can now use (:func:`drain`). Raises what the fact's rule raises for bad data."""
-    if isinstance(event, PlatformReturnEvent):  # about the platform's return: now or never
+    if isinstance(event, PlatformReturnEvent) and (
+        event.topic is not PlatformTopic.REOPEN or not waits(change, event)
+    ):  # about the platform's return: now or never, but a reopen waits for its close
         ignored = platform_facts.apply(change, event, policy)
         if ignored:
             return "ignored", ignored
@@ -199,7 +208,11 @@ def _park(change: Change, event: InboundEvent, why: str) -> None:
         lines = tuple(_line_data(line) for line in event.lines)
     elif isinstance(event, CarrierUpdate):
         status = event.status.value
+    elif isinstance(event, PlatformReturnEvent):
+        status = event.topic.value
     kind = "carrier" if status else ("receipt" if lines else "finished")
+    if isinstance(event, PlatformReturnEvent):
+        kind = "platform"
     parked = ParkedFact(
         kind=kind,
         event_id=event.event_id,
@@ -225,6 +238,8 @@ def _line_data(line: ReceivedLine) -> dict[str, Any]:
 
 
 def _kind(parked: ParkedFact) -> str:
+    if parked.kind == "platform":
+        return "platform_reopen"
     if parked.kind == "carrier":
         return _CARRIER_KINDS[CarrierStatus(parked.status)]
     return parked.kind
@@ -241,6 +256,8 @@ def parked_event(change: Change, parked: ParkedFact) -> InboundEvent:
     }
     if parked.kind == "carrier":
         return CarrierUpdate(status=parked.status, **common)
+    if parked.kind == "platform":
+        return PlatformReturnEvent(topic=parked.status, **common)
     if parked.kind == "receipt":
         return WarehouseReceipt(lines=[ReceivedLine(**line) for line in parked.lines], **common)
     return WarehouseFinished(**common)

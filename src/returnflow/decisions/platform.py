@@ -84,8 +84,6 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
             _cancel_lines(change, effect.exchange_line_ids)
     if opened(change.record) and change.record.status not in _ENDED:
         new.extend(_settle(change, policy, planned))
-    if opened(change.record) and any(event == "reopen" for *_, event in moves):
-        new.append(_make(change, fx.ReopenPlatformReturn))
     ended = any(target in ("cancelled", "expired", "reset") for _, target, _ in moves)
     if opened(change.record) and ended:
         # Reset: the accepted units move to the new return's own platform return.
@@ -93,6 +91,8 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
         new.append(_make(change, fx.ClosePlatformReturn if done else fx.CancelPlatformReturn))
     if opened(change.record) and any(target == "closed" for _, target, _ in moves):
         new.append(_make(change, fx.ClosePlatformReturn))
+    if opened(change.record) and any(event == "reopen" for *_, event in moves):
+        new.append(_make(change, fx.ReopenPlatformReturn))  # after a close in this change
     # The platform effects take the place of the first one they replace (else they come
     # last), in the order planned here.
     ours = {id(effect) for effect in new}

@@ -396,8 +396,9 @@ class ParkedFact:
     """An inbound fact the return could not use yet but may later (the warehouse's Finished
     before its receipt, a delivery before the label): kept with the return and applied, in
     the order the facts would have happened, by the commit that brings the return to a state
-    that can use it. ``kind``: ``carrier``, ``receipt`` or ``finished``; ``status`` a carrier
-    fact's status, ``lines`` a receipt's lines as plain data; ``why`` the state it waited in.
+    that can use it. ``kind``: ``carrier``, ``receipt``, ``finished`` or ``platform``;
+    ``status`` a carrier fact's status or a platform fact's topic, ``lines`` a receipt's
+    lines as plain data; ``why`` the state it waited in.
     """
 
     kind: str
