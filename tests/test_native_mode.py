@@ -282,10 +282,20 @@ def test_a_money_difference_sends_the_return_to_review_with_both_figures() -> No
     assert record.status == "needs_review"
     [reason] = record.review_reasons
     assert reason == (
+        "process_platform_return failed: PortError: platform_returns.process_platform_return: "
         "the platform's refund 5.00 EUR differs from returnflow's "
         "settlement 4.00 EUR: nothing was processed"
     )
     assert platform(made).calls_to("process") == []  # nothing moved
+    assert platform(made).calls_to("dispose") == []
+    # A person looked and closes it: returnflow's settlement goes out, then the units are
+    # disposed of.
+    made.service.close(SHOP, return_id)
+    made.dispatch_due()
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "closed"
+    assert [call.args["refund"] for call in platform(made).calls_to("process")] == [eur("4.00")]
+    assert len(platform(made).calls_to("dispose")) == 1
 
 
 @pytest.mark.parametrize(
@@ -651,6 +661,14 @@ def test_a_processing_refused_for_good_sends_the_return_to_a_person() -> None:
     assert record.status == "needs_review"
     assert record.review_reasons[0].startswith("process_platform_return failed")
     assert platform(made).refunded(SHOP, record.refs.platform_return_id or "") == eur("0.00")
+    # The agent closes it: the processing is delivered again, under its own key.
+    made.service.close(SHOP, return_id)
+    made.dispatch_due()
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "closed"
+    assert platform(made).refunded(SHOP, record.refs.platform_return_id or "") == eur("20.00")
+    first, second = platform(made).calls_to("process")
+    assert first.idempotency_key == second.idempotency_key
 
 
 def test_native_mode_survives_the_sqlite_store(tmp_path: Path) -> None:
@@ -694,6 +712,7 @@ def test_what_the_customer_owes_is_reconciled_too() -> None:
     record = made.service.get(SHOP, return_id)
     assert record.status == "needs_review"
     assert record.review_reasons == (
+        "process_platform_return failed: PortError: platform_returns.process_platform_return: "
         "the platform's owed 15.00 EUR differs from returnflow's settlement 16.00 EUR: "
         "nothing was processed",
     )

@@ -4,11 +4,13 @@ idempotency key (:data:`returnflow.dispatch.HANDLERS` lists them). A status chan
 platform return first and asks nothing when it is there already or was moved on by a person
 in the platform's admin: returnflow follows such a change (its webhook), never fights it.
 
-Processing is reconciled first when the effect asks for it: the platform's own figure for
-the whole return (Shopify's ``returnCalculate`` / ``suggestedFinancialOutcome``) is compared
-with returnflow's settlement to the cent; a difference is answered without processing
-(:class:`Processed` with no result: the return goes to a person) unless
-``policy.platform_money`` names the side that wins.
+Processing is reconciled first when the effect asks for it: the platform's own figures for
+the whole return (Shopify's ``returnCalculate`` / ``suggestedFinancialOutcome``: the refund
+and what the customer owes) are compared with returnflow's settlement to the cent; a
+difference refuses the processing for good (a ``PortError`` naming both figures: the return
+goes to a person, the processing is kept to deliver again when the person closes the return,
+and then returnflow's figure goes out) unless ``policy.platform_money`` names the side that
+wins.
 """
 
 from __future__ import annotations
@@ -57,16 +59,14 @@ def _port(d: Dispatcher, effect: fx.Effect) -> PlatformReturns:
 
 @attrs.frozen
 class Processed:
-    """What processing a platform return did: the port's answer (``None`` when a money
-    difference sent the return to a person instead), the platform's figure and
-    returnflow's when they were compared, and the refund actually asked for."""
+    """What processing a platform return did: the port's answer, the refund actually asked
+    for, and the platform's figure and returnflow's when they were compared (they differ
+    only when ``policy.platform_money`` named the side that wins)."""
 
-    result: ProcessResult | None
+    result: ProcessResult
     refunded: Money
     platform: Money | None = None
     returnflow: Money | None = None
-    what: str = "refund"
-    """Which figure ``platform`` and ``returnflow`` are: the ``refund`` or what is ``owed``."""
 
 
 def _platform(
@@ -125,18 +125,28 @@ def process_platform_return(
     says the customer owes, against returnflow's, to the cent), then process."""
     port, return_id = _platform(d, effect, record)
     refund, theirs = effect.refund, None
-    if effect.expected is not None:
+    reviewed = any(  # a person looked at the difference and closed the return: it goes out
+        entry.event == "payouts_reopened" and effect.key in str(entry.payload.get("effects"))
+        for entry in record.history
+    )
+    if effect.expected is not None and not reviewed:
         outcome = port.calculate(effect.shop, return_id)
         theirs = outcome.refund
-        owed = effect.expected_owed
         review = d.policy.platform_money is MoneyAuthority.REVIEW
-        if review and owed is not None and outcome.owed != owed:  # the refund wins otherwise
-            return Processed(None, Money.zero(refund.currency), outcome.owed, owed, what="owed")
-        if theirs != effect.expected:
-            if review:
-                return Processed(None, Money.zero(refund.currency), theirs, effect.expected)
-            if d.policy.platform_money is MoneyAuthority.PLATFORM:
-                refund = refund + (theirs - effect.expected)
+        for what, platform, ours in (
+            ("refund", outcome.refund, effect.expected),
+            ("owed", outcome.owed, effect.expected_owed),
+        ):
+            if review and ours is not None and platform != ours:
+                raise PortError(
+                    effect.port,
+                    effect.kind,
+                    f"the platform's {what} {platform} differs from returnflow's settlement "
+                    f"{ours}: nothing was processed",
+                    retryable=False,
+                )
+        if theirs != effect.expected and d.policy.platform_money is MoneyAuthority.PLATFORM:
+            refund = refund + (theirs - effect.expected)
     exchange_ids = {
         line.id: line.platform_item_id for line in record.exchange_lines if line.platform_item_id
     }

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from returnflow.decisions import completion, exchange, review
+from returnflow.decisions import completion, exchange
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import Disposition
 from returnflow.domain.model import PlatformUnits, ReturnRecord
@@ -51,6 +51,7 @@ _NOT_YET = ("requested", "eligibility_check")
 _NOT_YET_OPEN = ("requested", "eligibility_check", "declined", "cancelled", "expired", "reset")
 _ENDED = ("cancelled", "expired", "declined")
 _E = TypeVar("_E", bound=fx.Effect)
+_PROCESS = f"/{fx.ProcessPlatformReturn.kind}"
 
 
 def opened(record: ReturnRecord) -> bool:
@@ -285,8 +286,9 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
             for k, u in by_line.items()
         }
     disposals: list[fx.Disposal] = []
+    withheld = any(key.endswith(_PROCESS) for key in record.payouts_given_up)
     for line_id, units in by_line.items():
-        if effects and isinstance(effects[-1], fx.ProcessPlatformReturn):
+        if withheld or (effects and isinstance(effects[-1], fx.ProcessPlatformReturn)):
             break  # disposed once the processing is confirmed (its write-back plans it)
         done = units.restocked + units.not_restocked
         due = min(units.processed, accepted[line_id]) - done
@@ -372,32 +374,11 @@ def _moved(change: Change, effect: fx.Effect, result: object) -> None:
 
 
 def _processed(change: Change, effect: fx.ProcessPlatformReturn, result: Any) -> None:
-    """The refund and the exchange fulfillments; or, when the figures differed and no side
-    wins by policy, a person looks (both figures in the reason)."""
+    """The refund and the exchange fulfillments (a difference with the platform's figures
+    that no side wins by policy never gets here: the delivery was refused, and
+    :func:`returnflow.decisions.results.escalate` sent the return to a person)."""
     platform, ours = getattr(result, "platform", None), getattr(result, "returnflow", None)
-    answer = getattr(result, "result", None)
-    if answer is None:
-        what = getattr(result, "what", "refund")
-        reason = (
-            f"the platform's {what} {platform} differs from returnflow's settlement {ours}: "
-            "nothing was processed"
-        )
-        undone = {line.order_line_id: line.quantity for line in effect.lines}
-        change.update(
-            platform_units=tuple(
-                attrs.evolve(u, processed=u.processed - undone.get(u.order_line_id, 0))
-                for u in change.record.platform_units
-            )
-        )
-        if change.allows("flag"):
-            review.flag(change, reason)
-        elif change.allows("reopen"):  # closed already (nothing was owed by returnflow)
-            review.reopen(change, reason)
-        else:
-            change.note(
-                "platform_money_differs", {"platform": str(platform), "returnflow": str(ours)}
-            )
-        return
+    answer = result.result
     if platform is not None and platform != ours:
         change.note("platform_money_differs", {"platform": str(platform), "returnflow": str(ours)})
     refs = change.record.refs

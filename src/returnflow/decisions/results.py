@@ -235,7 +235,7 @@ def escalate(change: Change, effect: fx.Effect, message: str) -> None:
     up keeps its units settled and is remembered (``payouts_given_up``): the next completion
     re-opens it under its own key, since an attempt may have reached the platform."""
     reason = f"{effect.kind} failed: {message}"
-    if isinstance(effect, (fx.IssueRefund, fx.IssueStoreCredit)):
+    if isinstance(effect, (fx.IssueRefund, fx.IssueStoreCredit, fx.ProcessPlatformReturn)):
         given_up = change.record.payouts_given_up
         if effect.key not in given_up:
             change.update(payouts_given_up=(*given_up, effect.key))
