@@ -19,8 +19,16 @@ effects, in place of the tag-and-hold ones:
   result), apart from the refund;
 - completion -> units on the platform return that will never be processed (QC failed, not
   received) are removed first; a cancelled exchange line is simply never processed;
-- closed / reopened -> close / reopen it; cancelled, expired, declined after opening ->
-  cancel it.
+- closed / reopened -> close / reopen it; cancelled or expired -> cancel it; declined from
+  review -> decline it; reset -> take its unprocessed units out and cancel it (close it
+  when some were processed): the new return opens its own;
+- a return the customer opened on the platform (``ReturnRequest.platform_return_id``) ->
+  adopted: no new platform return; the requested one is approved or declined.
+
+Known limits: an exchange line on a return the customer opened on the platform is not
+adopted (its platform id is not known); shipping and duties are never refunded through
+processing (returnflow's settlement has no such refund); the reconciliation compares only a
+return processed whole, at once.
 
 Pure: reads the change and the policy, plans effects, never calls a port.
 """
