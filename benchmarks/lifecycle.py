@@ -11,6 +11,9 @@ that each sees the same machine):
 * ``memory`` and ``sqlite``, each with the compiled chart (the default) and with
   ``engine="chart"`` (python-statemachine fires every event); PostgreSQL rows with
   ``--dsn`` (an admin URL of a server to create a database on);
+* ``..., native``: the compiled chart in native mode (seed 003), the platform's own return
+  opened, processed (its money reconciled first), disposed and closed through the fake
+  ``PlatformReturns``, against the same store in the default mode;
 * ``sqlite3 floor``: the durable minimum for the same lifecycle with the bare ``sqlite3``
   module, WAL: one transaction per command or fact writing the return, its history and its
   effects, and one per batch marking the effects done; the record bodies are those of the
@@ -44,6 +47,7 @@ from returnflow import (
     OrderSnapshot,
     ReceivedLine,
     RequestLine,
+    ReturnPolicy,
     ReturnRequest,
     WarehouseReceipt,
 )
@@ -87,8 +91,8 @@ def _lifecycle(harness: Harness, order_id: str) -> str:
     return rid
 
 
-def _rate(store: ReturnStore, engine: str, count: int, tag: str) -> float:
-    harness = Harness(store=store, engine=engine)
+def _rate(store: ReturnStore, engine: str, count: int, tag: str, mode: str = "tags") -> float:
+    harness = Harness(store=store, engine=engine, policy=ReturnPolicy(platform_mode=mode))
     ids = [f"{tag}-{n}" for n in range(count)]
     for order_id in ids:
         harness.ports.commerce.add_order(_order(order_id))
@@ -213,10 +217,13 @@ def main() -> None:
         floor: list[float] = []
         for round_no in range(args.rounds):
             for name, make in makers.items():
-                for engine in ENGINES:
+                for engine in (*ENGINES, "native"):
                     store = make(round_no)
                     tag = f"{round_no}-{name}-{engine}"
-                    rate = _rate(store, engine, args.records, tag)
+                    if engine == "native":  # the compiled chart, in native mode
+                        rate = _rate(store, "compiled", args.records, tag, mode="native")
+                    else:
+                        rate = _rate(store, engine, args.records, tag)
                     rates.setdefault((name, engine), []).append(rate)
                     close: Any = getattr(store, "close", None)
                     if close is not None:
@@ -228,6 +235,10 @@ def main() -> None:
     print(f"{'measurement':<34} {'returns/s':>10} {'ratio':>7}  against")
     print(f"{'sqlite3 floor (durable minimum)':<34} {bare:>10.0f} {1.0:>7.2f}  floor")
     for (name, engine), rate in medians.items():
+        if engine == "native":
+            tags = medians[(name, "compiled")]
+            print(f"{f'{name}, native':<34} {rate:>10.0f} {rate / tags:>7.2f}  {name}-compiled")
+            continue
         chart = medians[(name, "chart")]
         print(f"{f'{name}, {engine}':<34} {rate:>10.0f} {rate / chart:>7.2f}  {name}-chart")
     sqlite = medians[("sqlite", "compiled")]
