@@ -34,7 +34,13 @@ from returnflow import (
     WarehouseReceipt,
 )
 from returnflow.domain.inbound import Disposition, PlatformReturnEvent
-from returnflow.domain.policy import Completion, MoneyAuthority, PlatformMode, RefundTrigger
+from returnflow.domain.policy import (
+    Completion,
+    MoneyAuthority,
+    PlatformMode,
+    RefundTrigger,
+    ReleaseTrigger,
+)
 from returnflow.errors import InvalidPayload, InvalidRequest, PortError
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
@@ -743,3 +749,24 @@ def test_a_reopen_that_overtakes_the_close_waits_for_it_as_if_in_order() -> None
             ShopifyReturnStatus.OPEN,
         )
     )
+
+
+def test_an_instant_exchange_is_fulfilled_from_the_platform_return_at_hand_in() -> None:
+    made = harness(
+        ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
+    )
+    return_id = request(made, swap("25.00"))
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
+    )
+    [early] = platform(made).calls_to("process")
+    assert (early.args["lines"], len(early.args["exchange_lines"])) == ((), 1)
+    assert made.service.get(SHOP, return_id).exchange_status == "released"
+    receive(made, return_id, "r1", passed("L1"))
+    record = made.service.get(SHOP, return_id)
+    assert record.state == ("closed", "released")
+    _, late = platform(made).calls_to("process")
+    assert (len(late.args["lines"]), late.args["exchange_lines"]) == (1, ())
+    live = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    assert live.status is ShopifyReturnStatus.CLOSED
+    assert [call.operation for call in made.ports.payments.calls] == ["authorize", "void"]
