@@ -31,6 +31,7 @@ from returnflow import (
     ReturnPolicy,
     ReturnRequest,
     StoreCredit,
+    WarehouseFinished,
     WarehouseReceipt,
 )
 from returnflow.domain.inbound import Disposition, PlatformReturnEvent
@@ -770,3 +771,29 @@ def test_an_instant_exchange_is_fulfilled_from_the_platform_return_at_hand_in() 
     live = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
     assert live.status is ShopifyReturnStatus.CLOSED
     assert [call.operation for call in made.ports.payments.calls] == ["authorize", "void"]
+
+
+def test_a_reset_after_an_early_refund_opens_only_the_units_not_paid_yet() -> None:
+    policy = ReturnPolicy(
+        platform_mode="native",
+        refund_trigger=RefundTrigger.ON_HANDED_IN,
+        completion=Completion.ON_WAREHOUSE_FINISHED,
+    )
+    made = harness(policy)
+    return_id = request(made, caps(), swap("25.00"))
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
+    )
+    receive(made, return_id, "r1", passed("L2", 1), passed("L1"))
+    old, new = made.service.reset(SHOP, return_id)
+    first = platform(made).get_return(SHOP, old.refs.platform_return_id or "")
+    assert first.status is ShopifyReturnStatus.CLOSED  # caps processed on it, the rest removed
+    [_, opened] = platform(made).calls_to("open_return")
+    assert [(line.order_line_id, line.quantity) for line in opened.args["lines"]] == [("L1", 1)]
+    assert new.status != "needs_review"
+    made.service.handle(WarehouseFinished(shop=SHOP, return_id=new.id, event_id="f1"))
+    done = made.service.get(SHOP, new.id)
+    assert done.state == ("closed", "released")
+    assert platform(made).get_return(SHOP, new.refs.platform_return_id or "").status is (
+        ShopifyReturnStatus.CLOSED
+    )

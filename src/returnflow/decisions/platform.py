@@ -85,7 +85,8 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
     if not opened(record) and adopting:
         new.extend(_adopt(change))
     elif not opened(record) and record.status not in _NOT_YET_OPEN:
-        new.append(_open(change, policy))
+        opening = _open(change, policy)
+        new.extend([opening] if opening is not None else [])
     elif opened(record):
         new.extend(_review_outcome(change, moves))
     for effect in planned:
@@ -131,7 +132,10 @@ def _make(change: Change, effect_type: type[_E], **fields: object) -> _E:
     return effect
 
 
-def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn:
+def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
+    """The platform return for the return's units but those a return reset from another one
+    carried paid, processed and disposed on that one's platform return (the ``settled`` of
+    its ``created_by_reset`` note); ``None`` when that is every unit: nothing to open."""
     record = change.record
     quote = settle(
         record.currency,
@@ -147,9 +151,21 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn:
     units: dict[str, int] = {}
     fees: dict[str, Money] = {}
     reasons: dict[str, str] = {}
+    carried = next(
+        (
+            entry.payload.get("settled")
+            for entry in record.history
+            if entry.event == "created_by_reset"
+        ),
+        None,
+    )
+    paid: dict[str, int] = {}
     for line in record.lines:
         units[line.order_line_id] = units.get(line.order_line_id, 0) + line.quantity
+        paid[line.order_line_id] = int((carried or {}).get(line.order_line_id, 0))
         reasons.setdefault(line.order_line_id, line.reason.value)
+    if all(units[line_id] <= paid[line_id] for line_id in units):
+        return None
     for part in quote.lines:
         fees[part.order_line_id] = fees.get(part.order_line_id, zero) + part.restocking_fee
     # An even exchange's new item costs what was returned (as the settlement prices it).
@@ -165,7 +181,10 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn:
         if line.status in ("pending", "held")
     )
     change.update(
-        platform_units=tuple(PlatformUnits(line_id, count) for line_id, count in units.items())
+        platform_units=tuple(
+            PlatformUnits(line_id, count, processed=paid[line_id], not_restocked=paid[line_id])
+            for line_id, count in units.items()
+        )
     )
     requested = record.status == "pending_review"
     change.note("platform_return_opening", {"requested": requested})
@@ -173,8 +192,11 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn:
         change,
         fx.OpenPlatformReturn,
         lines=tuple(
-            PlatformReturnLine(line_id, count, reasons[line_id], fees[line_id] or None)
+            PlatformReturnLine(
+                line_id, count - paid[line_id], reasons[line_id], fees[line_id] or None
+            )
             for line_id, count in units.items()
+            if count > paid[line_id]
         ),
         exchange_lines=exchange_lines,
         return_shipping_fee=quote.return_shipping_fee or None,

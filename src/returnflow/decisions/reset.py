@@ -151,7 +151,10 @@ def _child(
         exchange_shipping_fee=parent.exchange_shipping_fee,
     )
     child = Change(record, now=change.now, actor=change.actor, base=0)
-    child.note("created_by_reset", {"parent_id": parent.id})
+    paid: dict[str, int] = {}
+    for line in lines:  # settled on the reset return: paid (and processed) there
+        paid[line.order_line_id] = paid.get(line.order_line_id, 0) + line.settled
+    child.note("created_by_reset", {"parent_id": parent.id, "settled": paid})
     child.effect(
         fx.CreateWarehouseReturn,
         lines=tuple(LineQuantity(line.order_line_id, line.quantity) for line in lines),
