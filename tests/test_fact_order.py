@@ -46,6 +46,8 @@ from returnflow import (
     Money,
     OrderLine,
     OrderSnapshot,
+    PlatformReturnEvent,
+    PlatformTopic,
     QcResult,
     ReceivedLine,
     ReleaseTrigger,
@@ -66,7 +68,7 @@ ORDER_ID = "1001"
 ORDERED_AT = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
 START = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
 
-Fact = CarrierUpdate | WarehouseReceipt | WarehouseFinished
+Fact = CarrierUpdate | WarehouseReceipt | WarehouseFinished | PlatformReturnEvent
 
 SMARTPACK = ReturnPolicy(completion=Completion.ON_WAREHOUSE_FINISHED)
 INSTANT = ReturnPolicy(
@@ -138,6 +140,13 @@ def sent_back(rid: str) -> CarrierUpdate:
 
 def receipt(rid: str, n: int, *lines: ReceivedLine) -> WarehouseReceipt:
     return WarehouseReceipt(shop=SHOP, return_id=rid, event_id=f"{rid}-rcv-{n}", lines=lines)
+
+
+def reopened_there(rid: str) -> PlatformReturnEvent:
+    """A person reopened the (processed, closed) platform return in the platform's admin."""
+    return PlatformReturnEvent(
+        shop=SHOP, return_id=rid, event_id=f"{rid}-reopen", topic=PlatformTopic.REOPEN
+    )
 
 
 def finished(rid: str) -> WarehouseFinished:
@@ -347,6 +356,16 @@ FLOWS += (
             Plan(
                 (refund("L2", 2),),
                 lambda r: [picked_up(r), delivered(r), receipt(r, 1, ok("L2", 2))],
+            ),
+        ),
+    ),
+    Flow(
+        "seed003-native-reopened-in-the-admin",
+        NATIVE,
+        (
+            Plan(
+                (refund("L2", 2),),
+                lambda r: [picked_up(r), receipt(r, 1, ok("L2", 2)), reopened_there(r)],
             ),
         ),
     ),

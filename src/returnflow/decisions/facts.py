@@ -50,7 +50,8 @@ WAITS: Mapping[str, frozenset[str]] = {
     "finished": _BEFORE_APPROVAL
     | {"approved", "label_sent", "in_transit", "delivered", "needs_review", "item_received"},
     # the platform return reopened before returnflow saw the close it follows
-    "platform_reopen": frozenset({"item_received", "refunded"}),
+    "platform_reopen": _BEFORE_APPROVAL
+    | {"approved", "label_sent", "in_transit", "delivered", "item_received", "refunded"},
 }
 """Per kind of fact, the lifecycle states in which it is parked until the return can use it."""
 
