@@ -797,3 +797,14 @@ def test_a_reset_after_an_early_refund_opens_only_the_units_not_paid_yet() -> No
     assert platform(made).get_return(SHOP, new.refs.platform_return_id or "").status is (
         ShopifyReturnStatus.CLOSED
     )
+
+
+def test_a_platform_fact_about_a_return_with_no_platform_return_is_ignored() -> None:
+    made = Harness(policy=ReturnPolicy())  # tags mode
+    made.ports.commerce.add_order(order())
+    return_id = request(made, caps())
+    result = made.service.handle(
+        PlatformReturnEvent(shop=SHOP, return_id=return_id, event_id="w1", topic="returns/cancel")
+    )
+    assert (result.status, result.reason) == ("ignored", "the return has no platform return")
+    assert result.record.status == "label_sent"

@@ -45,6 +45,9 @@ def apply(change: Change, event: PlatformReturnEvent, policy: ReturnPolicy) -> s
         raise InvalidPayload(
             "platform_return_id", event.platform_return_id, f"return {record.id} is on {known}"
         )
+    if known is None and not record.platform_units:
+        # tags mode, or never opened there: nothing on the platform for the fact to be about
+        return change.ignore(event, "the return has no platform return")
     topic = event.topic
     details = {"topic": topic.value, "id": event.event_id}
     if topic is PlatformTopic.DISPOSE:
