@@ -17,7 +17,10 @@ admin, and the return follows it rather than fighting it:
 - a disposition -> recorded.
 
 A repeat is a duplicate by its inbound id (the shell); a fact whose platform return is not
-the return's is refused with :class:`~returnflow.errors.InvalidPayload`.
+the return's is refused with :class:`~returnflow.errors.InvalidPayload`; one about a return
+with no platform return (``tags`` mode) is recorded and ignored. Only a reopen can come
+early (before the close it follows): it is parked (:mod:`returnflow.decisions.facts`); the
+others apply now or never.
 """
 
 from __future__ import annotations
