@@ -808,3 +808,53 @@ def test_a_platform_fact_about_a_return_with_no_platform_return_is_ignored() -> 
     )
     assert (result.status, result.reason) == ("ignored", "the return has no platform return")
     assert result.record.status == "label_sent"
+
+
+def test_a_customer_opened_exchange_is_adopted_with_its_exchange_line() -> None:
+    made = harness()
+    theirs = platform(made).open_return(
+        SHOP,
+        ORDER_ID,
+        [PlatformReturnLine("L1", 1)],
+        exchange_lines=[PlatformExchangeLine("shop-x1", "tee-l", 1, eur("20.00"))],
+        requested=True,
+        idempotency_key="shop",
+    )
+    record = made.service.request(
+        ReturnRequest(
+            shop=SHOP,
+            order_id=ORDER_ID,
+            lines=[swap("20.00")],
+            platform_return_id=theirs.return_id,
+            platform_line_ids=theirs.line_ids,
+            platform_exchange_line_ids=[("L1", theirs.exchange_line_ids[0][1])],
+        )
+    )
+    assert [(line.status, line.platform_item_id) for line in record.exchange_lines] == [
+        ("held", "gid://ExchangeLineItem/1")
+    ]
+    receive(made, record.id, "r1", passed("L1"))
+    live = platform(made).get_return(SHOP, theirs.return_id)
+    assert live.status is ShopifyReturnStatus.CLOSED
+    assert dict(live.exchange_processed) == {"gid://ExchangeLineItem/1": 1}
+    assert platform(made).refunded(SHOP, theirs.return_id) == eur("5.00")
+    assert made.service.get(SHOP, record.id).state == ("closed", "released")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"platform_return_id": "gid://Return/1"}, "platform_exchange_line_ids"),
+        ({"platform_exchange_line_ids": [("L1", "gid://X/1")]}, "platform_return_id"),
+        (
+            {"platform_return_id": "gid://Return/1", "platform_exchange_line_ids": [("L2", "x")]},
+            "platform_exchange_line_ids[0]",
+        ),
+    ],
+)
+def test_an_adopted_exchange_needs_the_platforms_exchange_line(
+    fields: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        ReturnRequest(shop=SHOP, order_id=ORDER_ID, lines=[swap("20.00"), caps()], **fields)  # type: ignore[arg-type]
+    assert raised.value.field == field

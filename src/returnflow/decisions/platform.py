@@ -25,8 +25,7 @@ effects, in place of the tag-and-hold ones:
 - a return the customer opened on the platform (``ReturnRequest.platform_return_id``) ->
   adopted: no new platform return; the requested one is approved or declined.
 
-Known limits: an exchange line on a return the customer opened on the platform is not
-adopted (its platform id is not known); shipping and duties are never refunded through
+Known limits: shipping and duties are never refunded through
 processing (returnflow's settlement has no such refund); the reconciliation compares only a
 return processed whole, at once.
 
@@ -213,7 +212,13 @@ def _adopt(change: Change) -> list[fx.Effect]:
     for line in record.lines:
         units[line.order_line_id] = units.get(line.order_line_id, 0) + line.quantity
     change.update(
-        platform_units=tuple(PlatformUnits(line_id, count) for line_id, count in units.items())
+        platform_units=tuple(PlatformUnits(line_id, count) for line_id, count in units.items()),
+        exchange_lines=tuple(  # on the platform return already: held there
+            attrs.evolve(line, status="held")
+            if line.platform_item_id and line.status == "pending"
+            else line
+            for line in record.exchange_lines
+        ),
     )
     change.note("platform_return_adopted", {"platform_return": record.refs.platform_return_id})
     if record.status == "pending_review":

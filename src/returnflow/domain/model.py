@@ -196,6 +196,14 @@ class RequestLine:
     )
 
 
+def _id_pair(pair: object) -> bool:
+    return (
+        isinstance(pair, tuple)
+        and len(pair) == 2
+        and all(isinstance(part, str) and part for part in pair)
+    )
+
+
 @attrs.frozen
 class ReturnRequest:
     """What the customer (or an agent on their behalf) asks to return."""
@@ -210,24 +218,45 @@ class ReturnRequest:
     mode): the return adopts it instead of opening one."""
     platform_line_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
     """With ``platform_return_id``: ``(order line id, the platform's return line id)``."""
+    platform_exchange_line_ids: tuple[tuple[str, str], ...] = attrs.field(
+        default=(), converter=tuple
+    )
+    """With ``platform_return_id``: ``(order line id of an exchanged line, the platform's
+    exchange line id)``, one for each line asked in exchange."""
 
     def __attrs_post_init__(self) -> None:
         if not self.lines:
             raise InvalidRequest("lines", self.lines, "a return has at least one line")
         wanted = {line.order_line_id for line in self.lines}
+        exchanged = {
+            line.order_line_id
+            for line in self.lines
+            if isinstance(line, RequestLine) and isinstance(line.outcome, Exchange)
+        }
+        for index, pair in enumerate(self.platform_exchange_line_ids):
+            if not _id_pair(pair) or pair[0] not in exchanged:
+                raise InvalidRequest(
+                    f"platform_exchange_line_ids[{index}]",
+                    pair,
+                    "must be (order line id of a line asked in exchange, platform line id)",
+                )
+        named = {pair[0] for pair in self.platform_exchange_line_ids}
+        if self.platform_return_id and exchanged - named:
+            raise InvalidRequest(
+                "platform_exchange_line_ids",
+                self.platform_exchange_line_ids,
+                f"the platform's exchange line of {', '.join(sorted(exchanged - named))} is needed",
+            )
         for index, pair in enumerate(self.platform_line_ids):
-            if (
-                not isinstance(pair, tuple)
-                or len(pair) != 2
-                or not all(isinstance(part, str) and part for part in pair)
-                or pair[0] not in wanted
-            ):
+            if not _id_pair(pair) or pair[0] not in wanted:
                 raise InvalidRequest(
                     f"platform_line_ids[{index}]",
                     pair,
                     "must be (order line id of a requested line, platform line id)",
                 )
-        if self.platform_line_ids and not self.platform_return_id:
+        if (self.platform_line_ids or self.platform_exchange_line_ids) and not (
+            self.platform_return_id
+        ):
             raise InvalidRequest(
                 "platform_return_id", None, "platform_line_ids need the platform return's id"
             )
