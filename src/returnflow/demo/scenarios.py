@@ -578,9 +578,11 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("clickpost-qc-pass", "Increff x Clickpost: QC pass releases", clickpost_qc_pass),
     Scenario("clickpost-qc-fail", "Increff x Clickpost: QC fail cancels", clickpost_qc_fail),
     Scenario("clickpost-rto", "Increff x Clickpost: return to origin", clickpost_rto),
-    Scenario("loop-even", "Loop x Shopify: even exchange", loop_even_exchange),
-    Scenario("loop-for-less", "Loop x Shopify: exchange for less", loop_exchange_for_less),
-    Scenario("loop-upsell", "Loop x Shopify: upsell exchange", loop_upsell),
+    Scenario("loop-even", "Loop x Shopify native returns: even exchange", loop_even_exchange),
+    Scenario(
+        "loop-for-less", "Loop x Shopify native returns: exchange for less", loop_exchange_for_less
+    ),
+    Scenario("loop-upsell", "Loop x Shopify native returns: upsell exchange", loop_upsell),
     Scenario(
         "loop-fees-credit",
         "Loop x Shopify / Xoro: fees, store credit bonus, ERP documents",
