@@ -42,6 +42,7 @@ from returnflow.domain.policy import (
     RefundTrigger,
     ReleaseTrigger,
 )
+from returnflow.domain.settlement import Percent
 from returnflow.errors import InvalidPayload, InvalidRequest, PortError
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
@@ -858,3 +859,24 @@ def test_an_adopted_exchange_needs_the_platforms_exchange_line(
     with pytest.raises(InvalidRequest) as raised:
         ReturnRequest(shop=SHOP, order_id=ORDER_ID, lines=[swap("20.00"), caps()], **fields)  # type: ignore[arg-type]
     assert raised.value.field == field
+
+
+def test_nothing_is_disposed_while_the_processing_waits_for_a_person() -> None:
+    # The port's restocking fee is one lump sum per line: with one of two caps removed after
+    # QC, the platform keeps the whole line's fee (2.00) where the settlement charges the
+    # accepted cap's (1.00). The difference goes to a person, and nothing is disposed of
+    # until the processing goes through.
+    made = harness(ReturnPolicy(platform_mode="native", fees=FeePolicy(restocking=Percent(10))))
+    return_id = request(made, caps())
+    receive(made, return_id, "r1", passed("L2"), passed("L2", qc="fail"))
+    record = made.service.get(SHOP, return_id)
+    assert record.review_reasons == (
+        "process_platform_return failed: PortError: platform_returns.process_platform_return: "
+        "the platform's refund 8.00 EUR differs from returnflow's settlement 9.00 EUR: "
+        "nothing was processed",
+    )
+    assert operations(made) == ["open_return", "remove_lines"]  # asked for nothing more
+    made.service.close(SHOP, return_id, unreceived="nothing")  # the failed cap stays out
+    assert made.service.get(SHOP, return_id).status == "closed"
+    assert operations(made) == ["open_return", "remove_lines", "process", "dispose"]
+    assert platform(made).refunded(SHOP, record.refs.platform_return_id or "") == eur("9.00")

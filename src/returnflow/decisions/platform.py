@@ -58,7 +58,6 @@ _NOT_YET = ("requested", "eligibility_check")
 _NOT_YET_OPEN = ("requested", "eligibility_check", "declined", "cancelled", "expired", "reset")
 _ENDED = ("cancelled", "expired", "declined")
 _E = TypeVar("_E", bound=fx.Effect)
-_PROCESS = f"/{fx.ProcessPlatformReturn.kind}"
 
 
 def opened(record: ReturnRecord) -> bool:
@@ -181,7 +180,13 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
     )
     change.update(
         platform_units=tuple(
-            PlatformUnits(line_id, count, processed=paid[line_id], not_restocked=paid[line_id])
+            PlatformUnits(
+                line_id,
+                count,
+                processed=paid[line_id],
+                not_restocked=paid[line_id],
+                confirmed=paid[line_id],
+            )
             for line_id, count in units.items()
         )
     )
@@ -321,12 +326,10 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
             for k, u in by_line.items()
         }
     disposals: list[fx.Disposal] = []
-    withheld = any(key.endswith(_PROCESS) for key in record.payouts_given_up)
     for line_id, units in by_line.items():
-        if withheld or (effects and isinstance(effects[-1], fx.ProcessPlatformReturn)):
-            break  # disposed once the processing is confirmed (its write-back plans it)
+        # only units whose processing the platform confirmed (its write-back plans them)
         done = units.restocked + units.not_restocked
-        due = min(units.processed, accepted[line_id]) - done
+        due = min(units.confirmed, accepted[line_id]) - done
         if due <= 0:
             continue
         restock = max(0, min(due, restocked[line_id] - units.restocked))
@@ -416,6 +419,13 @@ def _processed(change: Change, effect: fx.ProcessPlatformReturn, result: Any) ->
     answer = result.result
     if platform is not None and platform != ours:
         change.note("platform_money_differs", {"platform": str(platform), "returnflow": str(ours)})
+    done = {line.order_line_id: line.quantity for line in effect.lines}
+    change.update(
+        platform_units=tuple(
+            attrs.evolve(units, confirmed=units.confirmed + done.get(units.order_line_id, 0))
+            for units in change.record.platform_units
+        )
+    )
     refs = change.record.refs
     refund_ids = tuple(answer.refund_ids)
     change.update(refs=attrs.evolve(refs, refund_ids=(*refs.refund_ids, *refund_ids)))

@@ -396,8 +396,10 @@ class ExternalRefs:
 @attrs.frozen
 class PlatformUnits:
     """One order line's units on the platform return (native mode), as returnflow asked the
-    platform: ``quantity`` opened, then ``processed`` (confirmed, money moved), ``removed``
-    (taken out unprocessed) and disposed ``restocked`` / ``not_restocked``."""
+    platform: ``quantity`` opened, then ``processed`` (asked to be confirmed, the money
+    moved), ``removed`` (taken out unprocessed) and disposed ``restocked`` /
+    ``not_restocked``; ``confirmed``: processed units the platform confirmed (only those are
+    disposed)."""
 
     order_line_id: str
     quantity: int
@@ -405,6 +407,7 @@ class PlatformUnits:
     removed: int = 0
     restocked: int = 0
     not_restocked: int = 0
+    confirmed: int = 0
 
 
 @attrs.frozen
