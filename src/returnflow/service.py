@@ -345,7 +345,7 @@ class ReturnsService:
 
         written = self._write(shop, return_id, actor, decide, outbox=True, opened=lambda c: (c,))
         logs.changed(written.record, actor, written.written)
-        self._after_commit(shop, written.written)
+        self._after_commit(shop, written)
         return self.store.get(shop, return_id), self.store.get(shop, written.written[-1])
 
     def retry_exchange_release(
@@ -412,8 +412,9 @@ class ReturnsService:
             return HandleResult("duplicate", written.record, f"{event.source}:{event.event_id}")
         status, reason = written.value or ("applied", "")
         logs.fact(event, status, reason, written.record)
-        self._after_commit(event.shop, written.written)
-        return HandleResult(status, self.store.get(event.shop, event.return_id), reason)
+        claimed = written.claimed if written.effects else None  # none planned: what is due
+        delivered = self._after_commit(event.shop, attrs.evolve(written, claimed=claimed))
+        return HandleResult(status, delivered.get(event.return_id, written.record), reason)
 
     # -- effect dispatch -----------------------------------------------------------------------
 
@@ -489,13 +490,13 @@ class ReturnsService:
                 decide(order, change, value)
             timer_rules.schedule(change, self.policy)
             try:
-                record = commits.commit_new(self.store, change)
+                record, claimed = commits.commit_new(self.store, change, self._lease)
             except UnitsTaken:
                 commits.back_off(self.dispatcher.rng, tries)
                 continue
             logs.opened(record, change.actor)
-            self._after_commit(record.shop, [record.id])
-            return self.store.get(record.shop, record.id)
+            opened = commits.Written[None](record, (record.id,), claimed=claimed)
+            return self._after_commit(record.shop, opened).get(record.id, record)
         raise ConcurrencyConflict(taken[0] if taken else "", 0, 1, "units kept being taken")
 
     def _run(
@@ -510,10 +511,8 @@ class ReturnsService:
         """Load, decide, commit with a version check (again on a conflict), dispatch."""
         written = self._write(shop, return_id, actor, decide, outbox=outbox)
         logs.changed(written.record, actor, written.written)
-        if not (self.auto_dispatch and written.effects):
-            return written.record
-        self._after_commit(shop, written.written)
-        return self.store.get(shop, return_id)  # as the delivered effects left it
+        delivered = self._after_commit(shop, written) if written.effects else {}
+        return delivered.get(return_id, written.record)  # as the deliveries left it
 
     def _write(
         self, shop: str, return_id: str, actor: str, decide: Callable[[Change], _V], **how: Any
@@ -530,8 +529,14 @@ class ReturnsService:
             decide,
             after=self._drain,
             engine=self.engine,
+            claim=self._lease,
             **how,
         )
+
+    @property
+    def _lease(self) -> commits.Claim | None:  # a commit claims what this process delivers
+        dispatcher = self.dispatcher
+        return dispatcher.lease_for if self.auto_dispatch and not dispatcher.hand_off else None
 
     def _drain(self, change: Change) -> None:
         """After a decision: apply what parked facts the return can now use, and set when a
@@ -539,8 +544,6 @@ class ReturnsService:
         facts.drain(change, self.policy)
         timer_rules.schedule(change, self.policy)
 
-    def _after_commit(self, shop: str, return_ids: Sequence[str]) -> None:
-        if not self.auto_dispatch:
-            return
-        for return_id in return_ids:
-            self.dispatcher.dispatch_return(shop, return_id)
+    def _after_commit(self, shop: str, written: commits.Written[Any]) -> dict[str, ReturnRecord]:
+        """Deliver what a commit claimed; the returns as the deliveries left them, by id."""
+        return self.dispatcher.deliver_written(shop, written) if self.auto_dispatch else {}

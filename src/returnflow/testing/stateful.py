@@ -370,7 +370,7 @@ class _KitStore:
     ) -> Sequence[ReturnRecord]:
         return self.inner.list_in(shop, statuses, exchange_status=exchange_status, limit=limit)
 
-    def commit(self, commit: Commit) -> None:
+    def commit(self, commit: Commit) -> Sequence[OutboxEntry]:
         if self.order_racer is not None and any(
             expected == 0 and record.order_id == self.order_racer[0]
             for record, expected in commit.records
@@ -380,8 +380,11 @@ class _KitStore:
             run()
         if any(attempt.ok and self._crashes(attempt.key) for attempt in commit.attempts):
             raise SimulatedCrash(f"crashed before recording {commit.attempts[0].key}")
-        self.inner.commit(commit)
+        claimed = self.inner.commit(commit)
         self.committed.extend(record for record, _ in commit.records)
+        for effect in commit.effects:
+            self.kinds[effect.key] = effect.kind
+        return claimed
 
     def seen(self, key: InboundKey) -> bool:
         return self.inner.seen(key)
@@ -401,6 +404,7 @@ class _KitStore:
         limit: int = 100,
         shop: str | None = None,
         return_id: str | None = None,
+        run: int = 1,
     ) -> Sequence[OutboxEntry]:
         claimed = self.inner.claim(
             now=now,
@@ -409,6 +413,7 @@ class _KitStore:
             limit=limit,
             shop=shop,
             return_id=return_id,
+            run=run,
         )
         for entry in claimed:
             self.kinds[entry.effect.key] = entry.effect.kind

@@ -1,0 +1,74 @@
+"""The bookkeeping of :class:`~returnflow.dispatch.Dispatcher`'s runs: a delivery made and
+not yet written, the tally against a budget, claimed entries split into one run per return,
+and which effects wait for the deliveries before them to be written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from returnflow.decisions import results
+from returnflow.decisions.change import Change
+from returnflow.lifecycle import effects as fx
+from returnflow.ports.store import Attempt, OutboxEntry
+
+__all__ = ["BUDGET", "CRITICAL_PORTS", "RUN", "Delivered", "Tally", "heavy", "runs"]
+
+CRITICAL_PORTS = frozenset({"commerce", "warehouse", "carrier", "payments"})
+"""Ports whose effects the return depends on: one given up for good needs a person (a lost
+message or event does not)."""
+
+RUN = 100
+"""Most effects of one return handed out by one claim."""
+
+BUDGET = 1000
+"""Most deliveries one hand-over makes (a return planning effects without end stops)."""
+
+
+@attrs.frozen
+class Delivered:
+    """One delivery: its attempt, its effect, its new status, and what its answer (or its
+    giving up) changes on the return (``None``: nothing)."""
+
+    attempt: Attempt
+    effect: fx.Effect
+    status: str
+    decide: Callable[[Change], None] | None
+
+    @property
+    def heavy(self) -> bool:
+        return self.decide is not None or heavy(self.effect)
+
+
+class Tally:
+    """Deliveries made so far against a budget."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.statuses: dict[str, int] = {"done": 0, "pending": 0, "failed": 0}
+
+    @property
+    def left(self) -> int:
+        return self.budget - sum(self.statuses.values())
+
+    def count(self, status: str) -> None:
+        self.statuses[status] += 1
+
+    def report(self) -> tuple[int, int, int]:
+        """Delivered, failed (to be retried) and given up."""
+        return self.statuses["done"], self.statuses["pending"], self.statuses["failed"]
+
+
+def runs(claimed: Sequence[OutboxEntry]) -> list[list[OutboxEntry]]:
+    """Claimed entries split into runs, one per return, each its head first."""
+    runs: dict[tuple[str, str], list[OutboxEntry]] = {}
+    for entry in claimed:
+        runs.setdefault((entry.effect.shop, entry.effect.return_id), []).append(entry)
+    return list(runs.values())
+
+
+def heavy(effect: fx.Effect) -> bool:
+    """Whether delivering ``effect`` waits for every such delivery before it to be written:
+    a port the return depends on, or an answer that changes the return."""
+    return effect.port in CRITICAL_PORTS or type(effect) in results.NEEDS_WRITE_BACK
