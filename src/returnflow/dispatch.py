@@ -112,6 +112,13 @@ class Dispatcher:
         self.hand_off: Callable[[str, str], object] | None = None
         """Set it to have :meth:`dispatch_return` hand each return committed to a task
         queue instead of delivering in the caller (:mod:`returnflow.integrations.celery`)."""
+        self.critical_alone = True
+        """``True``: an effect of a port the return depends on (commerce, warehouse,
+        carrier, payments), or whose answer changes the return, is delivered only once every
+        such delivery of the return before it is written: a crash repeats at most one of
+        them. ``False``: they are delivered together and written in one write (fewer writes;
+        a crash repeats all of them, each answered by its idempotency key); an effect that
+        reads the return still waits for the answers before it to be written."""
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -262,7 +269,7 @@ class Dispatcher:
         while True:
             while todo and tally.left > 0:
                 entry = todo.pop(0)
-                if done and heavy(entry.effect) and any(d.heavy for d in done):
+                if done and self._waits(entry, done):
                     # write what came before, claiming this one, before its port is called
                     record, fresh = self._write(shop, return_id, done, record, written=written)
                     done = []
@@ -284,6 +291,14 @@ class Dispatcher:
             done, capped = [], len(todo) >= RUN
             if not todo:
                 return []
+
+    def _waits(self, entry: OutboxEntry, done: Sequence[Delivered]) -> bool:
+        """Whether ``entry`` waits for the deliveries ``done`` before it to be written."""
+        if self.critical_alone:
+            return heavy(entry.effect) and any(d.heavy for d in done)
+        kind = type(entry.effect)
+        reads = _RECORD_FREE.get(kind) is None or self.handlers.get(kind) is not _RECORD_FREE[kind]
+        return reads and any(d.decide is not None for d in done)
 
     def _write(
         self,

@@ -1,0 +1,127 @@
+"""Counted, not guessed: the write transactions and statements one whole return makes.
+
+A whole return (as in ``benchmarks/lifecycle.py``): a refund of one unit is requested and
+auto-approved (the label and the warehouse return are dispatched), the carrier picks it up
+and delivers it, the warehouse receives it (the refund is dispatched, the return closes).
+Counts are deterministic, so they are asserted; what they cost in time is measured by the
+benchmark, never here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from returnflow import (
+    CarrierStatus,
+    CarrierUpdate,
+    Money,
+    OrderLine,
+    OrderSnapshot,
+    ReceivedLine,
+    RequestLine,
+    ReturnRequest,
+    WarehouseReceipt,
+)
+from returnflow.stores.sqlite import SqliteStore
+from returnflow.testing import Harness
+
+SHOP = "count-shop"
+ORDERED = datetime(2026, 1, 10, tzinfo=timezone.utc)
+
+
+def order(order_id: str) -> OrderSnapshot:
+    price = Money("12.00", "EUR")
+    line = OrderLine(id="L1", sku="MUG", variant_id="mug", quantity=1, unit_price=price)
+    return OrderSnapshot(
+        id=order_id,
+        shop=SHOP,
+        created_at=ORDERED,
+        currency="EUR",
+        fulfilled_at=ORDERED,
+        lines=[line],
+    )
+
+
+def whole_return(harness: Harness, order_id: str) -> str:
+    """Request, pick-up, delivery and receipt of one return, every effect delivered."""
+    service = harness.service
+    request = ReturnRequest(shop=SHOP, order_id=order_id, lines=[RequestLine("L1", 1)])
+    rid = service.request(request).id
+    for status in (CarrierStatus.PICKED_UP, CarrierStatus.DELIVERED):
+        event = CarrierUpdate(
+            shop=SHOP, return_id=rid, event_id=f"{rid}-{status.name}", status=status
+        )
+        service.handle(event)
+    received = [ReceivedLine(line_id="L1", quantity=1)]
+    service.handle(
+        WarehouseReceipt(shop=SHOP, return_id=rid, event_id=f"{rid}-rcv", lines=received)
+    )
+    return rid
+
+
+@pytest.fixture
+def sqlite_harness(tmp_path: Path) -> Iterator[Harness]:
+    store = SqliteStore(tmp_path / "returns.db")
+    harness = Harness(store=store)
+    for order_id in ("warm", "counted"):
+        harness.ports.commerce.add_order(order(order_id))
+    whole_return(harness, "warm")  # the connection opened, the schema read
+    yield harness
+    store.close()
+
+
+def counted_sqlite(harness: Harness) -> tuple[str, list[str]]:
+    """The counted return's id and every statement it sent to SQLite."""
+    store = harness.store
+    assert isinstance(store, SqliteStore)
+    statements: list[str] = []
+    connection = store._connection()  # this thread's connection: the one the service uses
+    connection.set_trace_callback(statements.append)
+    try:
+        rid = whole_return(harness, "counted")
+    finally:
+        connection.set_trace_callback(None)
+    return rid, statements
+
+
+def writes(statements: list[str]) -> int:
+    return sum(1 for s in statements if s.lstrip().upper().startswith("BEGIN IMMEDIATE"))
+
+
+def assert_whole_and_once(harness: Harness, rid: str) -> None:
+    """The return closed, every effect done, each port called once per key."""
+    record = harness.store.get(SHOP, rid)
+    assert record.state == ("closed", "no_exchange")
+    outbox = harness.store.outbox(SHOP, rid)
+    assert len(outbox) == 12
+    assert {entry.status for entry in outbox} == {"done"}
+    assert all(entry.attempts == 1 for entry in outbox)
+    published = [entry for entry in outbox if entry.effect.kind == "publish"]
+    assert len(harness.ports.events.topics_for(rid)) == len(published) == 8
+
+
+def test_a_whole_return_makes_at_most_12_sqlite_write_transactions(
+    sqlite_harness: Harness,
+) -> None:
+    # 4 commands or facts, 3 answers written back (warehouse return, label, refund), the
+    # deliveries of each step written together, and two more writes before the label and
+    # the refund: a delivery to a port the return depends on waits until every such
+    # delivery before it is written (a crash repeats at most one of them).
+    rid, statements = counted_sqlite(sqlite_harness)
+    assert_whole_and_once(sqlite_harness, rid)
+    assert writes(statements) <= 12, statements
+    assert len(statements) <= 120
+
+
+def test_delivering_critical_effects_together_makes_at_most_10_write_transactions(
+    sqlite_harness: Harness,
+) -> None:
+    sqlite_harness.service.dispatcher.critical_alone = False
+    rid, statements = counted_sqlite(sqlite_harness)
+    assert_whole_and_once(sqlite_harness, rid)
+    assert writes(statements) <= 10, statements
+    assert len(statements) <= 110
