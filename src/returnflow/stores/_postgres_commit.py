@@ -42,14 +42,17 @@ def apply(
     rows: Sequence[tuple[ReturnRecord, int, dict[str, Any]]],
     effects: Sequence[tuple[str, str, str, str, str]],
     recall: Callable[[str, str, int], ReturnRecord | None],
-) -> None:
+    claim: tuple[str, dict[str, Any]] | None = None,
+) -> list[tuple[Any, ...]]:
     """The statements of one commit, pipelined: two round trips when the cache knows
     every record as the writer read it, three when it does not. Every count is checked
     before the transaction commits. ``rows``: each record with the version it replaces and
     its columns (:func:`~returnflow.stores._postgres_rows.columns`), in lock order;
     ``effects``: the outbox rows; ``recall``: the store's cached record of a return at a
-    version, or ``None``. Raises :class:`ConcurrencyConflict` or :class:`UnitsTaken` for a
-    count that is off; the caller's transaction then writes nothing."""
+    version, or ``None``; ``claim``: the claim's statement and parameters, run last. The
+    claim's rows (none without one). Raises :class:`ConcurrencyConflict` or
+    :class:`UnitsTaken` for a count that is off; the caller's transaction then writes
+    nothing."""
     # 1. Records the cache does not know at the expected version: lock them and read
     # their stored history, to check that the new one only extends it.
     stored_history: dict[tuple[str, str], Sequence[str | HistoryEntry]] = {}
@@ -139,10 +142,12 @@ def apply(
                 ConcurrencyConflict(f"effect {attempt.key}", 0, 1, _not_pending(attempt.key)),
             )
         )
+    claiming = None if claim is None else db.execute(*claim)
     pipeline.sync()
     for cursor, touched, conflict in checks:
         if cursor.rowcount != touched:
             raise conflict
+    return [] if claiming is None else claiming.fetchall()
 
 
 def write_units(

@@ -126,9 +126,11 @@ def attempt_params(attempt: Attempt) -> dict[str, Any]:
     }
 
 
-def entry(row: Sequence[Any]) -> OutboxEntry:
-    """An outbox row (:data:`ENTRY_COLUMNS`, in order) as an :class:`OutboxEntry`."""
-    effect: Effect = converter.structure(json.loads(row[1]), Effect)
+def entry(row: Sequence[Any], effect: Effect | None = None) -> OutboxEntry:
+    """An outbox row (:data:`ENTRY_COLUMNS`, in order) as an :class:`OutboxEntry`; its
+    effect ``effect`` when the caller holds it, else parsed from the row."""
+    if effect is None:
+        effect = converter.structure(json.loads(row[1]), Effect)
     return OutboxEntry(
         effect=effect,
         sequence=int(row[0]),
