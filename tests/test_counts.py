@@ -9,9 +9,11 @@ benchmark, never here.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,3 +127,75 @@ def test_delivering_critical_effects_together_makes_at_most_10_write_transaction
     assert_whole_and_once(sqlite_harness, rid)
     assert writes(statements) <= 10, statements
     assert len(statements) <= 110
+
+
+# -- PostgreSQL: statements the server executes, read from libpq's trace ------------------------
+
+
+@pytest.fixture
+def postgres_harness(tmp_path: Path) -> Iterator[tuple[Harness, Path]]:
+    import postgres_support
+    from returnflow.stores.postgres import PostgresStore
+
+    store = PostgresStore(postgres_support.cluster_or_skip().empty_database())
+    harness = Harness(store=store)
+    for order_id in ("warm", "counted"):
+        harness.ports.commerce.add_order(order(order_id))
+    whole_return(harness, "warm")
+    yield harness, tmp_path / "libpq.trace"
+    store.close()
+
+
+def counted_postgres(harness: Harness, trace: Path) -> tuple[str, int]:
+    """The counted return's id and the statements the server executed for it (``Execute``
+    messages of the extended protocol and ``Query`` messages of the simple one, ``BEGIN``
+    and ``COMMIT`` included), from the trace of every connection the store used."""
+    from psycopg import pq
+
+    from returnflow.stores.postgres import PostgresStore
+
+    store = harness.store
+    assert isinstance(store, PostgresStore)
+    borrow = store._pool.connection
+    traced: list[Any] = []
+
+    @contextlib.contextmanager
+    def tracing(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with borrow(*args, **kwargs) as connection:
+            if connection not in traced:
+                connection.pgconn.trace(out.fileno())
+                connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+                traced.append(connection)
+            yield connection
+
+    with trace.open("w") as out:
+        store._pool.connection = tracing  # type: ignore[method-assign]
+        try:
+            rid = whole_return(harness, "counted")
+        finally:
+            del store._pool.connection
+            for connection in traced:
+                connection.pgconn.untrace()
+    sent = [line.split("\t") for line in trace.read_text().splitlines()]
+    return rid, sum(1 for parts in sent if parts[0] == "F" and parts[2] in ("Execute", "Query"))
+
+
+def test_a_whole_return_makes_at_most_72_postgres_statements(
+    postgres_harness: tuple[Harness, Path],
+) -> None:
+    harness, trace = postgres_harness
+    rid, statements = counted_postgres(harness, trace)
+    assert_whole_and_once(harness, rid)
+    # 4 commands or facts and 8 writes of deliveries (BEGIN and COMMIT each), their rows
+    # (a statement per table each), the claims in them, and the reads of the four steps
+    assert statements <= 72
+
+
+def test_critical_effects_together_make_at_most_62_postgres_statements(
+    postgres_harness: tuple[Harness, Path],
+) -> None:
+    harness, trace = postgres_harness
+    harness.service.dispatcher.critical_alone = False
+    rid, statements = counted_postgres(harness, trace)
+    assert_whole_and_once(harness, rid)
+    assert statements <= 62

@@ -20,12 +20,14 @@ from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
 from returnflow.stores._postgres_rows import (
-    ATTEMPT,
+    ATTEMPTS,
     INSERT_HISTORY,
+    INSERT_OUTBOX,
     INSERT_RETURN,
     REOPEN,
     UPDATE_RETURN,
     attempt_params,
+    columns_of,
     extends,
     history_rows,
 )
@@ -83,6 +85,7 @@ def apply(
 
     # 2. Every write, queued; each with the count of rows it must touch.
     checks: list[tuple[psycopg.Cursor[Any], int, ConcurrencyConflict]] = []
+    entries: list[tuple[Any, ...]] = []
     for record, expected, columns in rows:
         if expected == 0:
             stored: Sequence[str | HistoryEntry] = ()
@@ -98,9 +101,9 @@ def apply(
             # ``expected``.
             cursor = db.execute(UPDATE_RETURN, {**columns, "expected": expected})
         checks.append((cursor, 1, ConcurrencyConflict(record.id, expected, -1)))
-        entries = history_rows(record, len(stored))
-        if entries:
-            db.cursor().executemany(INSERT_HISTORY, entries)
+        entries += history_rows(record, len(stored))
+    if entries:
+        db.execute(INSERT_HISTORY, columns_of(entries))
     checks.extend(write_units(db, commit))
     if commit.inbound is not None:
         key = commit.inbound
@@ -119,12 +122,7 @@ def apply(
     if effects:
         keys = [effect[0] for effect in effects]
         twice = [key for key in keys if keys.count(key) > 1]
-        cursor = db.cursor()
-        cursor.executemany(
-            "INSERT INTO outbox (key, shop, return_id, kind, body) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
-            effects,
-        )
+        cursor = db.execute(INSERT_OUTBOX, columns_of(effects))
         clash = twice[0] if twice else " or ".join(keys)
         checks.append(
             (cursor, len(effects), ConcurrencyConflict(f"effect {clash}", 0, 1, _queued(clash)))
@@ -133,15 +131,12 @@ def apply(
         cursor = db.execute(REOPEN, (reopened,))
         conflict = ConcurrencyConflict(f"effect {reopened}", 0, 1, _not_failed(reopened))
         checks.append((cursor, 1, conflict))
-    for attempt in commit.attempts:
-        cursor = db.execute(ATTEMPT, attempt_params(attempt))
-        checks.append(
-            (
-                cursor,
-                1,
-                ConcurrencyConflict(f"effect {attempt.key}", 0, 1, _not_pending(attempt.key)),
-            )
-        )
+    if commit.attempts:
+        params = [attempt_params(attempt) for attempt in commit.attempts]
+        cursor = db.execute(ATTEMPTS, {name: [p[name] for p in params] for name in params[0]})
+        named = " or ".join(attempt.key for attempt in commit.attempts)
+        conflict = ConcurrencyConflict(f"effect {named}", 0, 1, _not_pending(named))
+        checks.append((cursor, len(params), conflict))
     claiming = None if claim is None else db.execute(*claim)
     pipeline.sync()
     for cursor, touched, conflict in checks:
