@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -112,6 +113,7 @@ class Dispatcher:
         self.hand_off: Callable[[str, str], object] | None = None
         """Set it to have :meth:`dispatch_return` hand each return committed to a task
         queue instead of delivering in the caller (:mod:`returnflow.integrations.celery`)."""
+        self._taken = threading.local()
         self.critical_alone = True
         """``True``: an effect of a port the return depends on (commerce, warehouse,
         carrier, payments), or whose answer changes the return, is delivered only once every
@@ -133,7 +135,9 @@ class Dispatcher:
     def lease_for(self, returns: Sequence[tuple[str, str]]) -> Lease:
         """The lease a commit takes of ``returns`` for this dispatcher (``Commit.claim``)."""
         now = self.clock()
-        return Lease(self.worker_id, now, now + self.lease, tuple(returns), RUN)
+        lease = Lease(self.worker_id, now, now + self.lease, tuple(returns), RUN)
+        self._taken.until = lease.until  # this thread's, to find it again (see _found)
+        return lease
 
     def dispatch_pending(self, limit: int = 100) -> DispatchReport:
         """Deliver due effects, oldest first, at most ``limit``; effects of one return stay in
@@ -216,7 +220,8 @@ class Dispatcher:
             head = pending[0] if pending else None
             if head is None:
                 continue
-            if head.claimed_by == self.worker_id and (head.claimed_until or now) > now:
+            taken = getattr(self._taken, "until", None)
+            if head.claimed_by == self.worker_id and head.claimed_until == taken:
                 run = [head]
                 for entry in pending[1:RUN]:
                     if (entry.next_attempt_at or now) > now or (entry.claimed_until or now) > now:
