@@ -160,8 +160,12 @@ class Dispatcher:
             if not claimed:
                 break
             batch: list[Attempt] = []
-            for run in runs(claimed):
-                batch += self._deliver_run(run, None, tally, hold=True)
+            found = runs(claimed)
+            for index, run in enumerate(found):
+                # every head claimed is delivered: the runs before it leave it its share
+                batch += self._deliver_run(
+                    run, None, tally, hold=True, spare=len(found) - index - 1
+                )
             commits.record_attempts(self.store, batch)
         report = DispatchReport(*tally.report())
         logs.dispatched(report.delivered, report.failed, report.given_up)
@@ -257,6 +261,7 @@ class Dispatcher:
         *,
         hold: bool = False,
         written: dict[str, ReturnRecord] | None = None,
+        spare: int = 0,
     ) -> list[Attempt]:
         """Deliver a claimed run of one return, in order, and write what came of it.
 
@@ -267,12 +272,13 @@ class Dispatcher:
         retried ends the run. Answers that change the return are written with a claim of
         what the return has to deliver next, and that is delivered next. ``hold``: hand back
         the attempts of a last batch that changes nothing, for the caller to write with
-        others, instead of writing them."""
+        others, instead of writing them; ``spare``: deliveries of the budget left to others
+        (the heads the caller claimed with this one)."""
         shop, return_id = run[0].effect.shop, run[0].effect.return_id
         todo, done = list(run), list[Delivered]()
         capped = len(todo) >= RUN
         while True:
-            while todo and tally.left > 0:
+            while todo and tally.left > spare:
                 entry = todo.pop(0)
                 if done and self._waits(entry, done):
                     # write what came before, claiming this one, before its port is called
@@ -291,7 +297,7 @@ class Dispatcher:
             changes = any(d.decide is not None for d in done)
             if hold and not changes:
                 return [d.attempt for d in done]
-            go_on = (changes or capped) and tally.left > 0 and done[-1].status != "pending"
+            go_on = (changes or capped) and tally.left > spare and done[-1].status != "pending"
             record, todo = self._write(shop, return_id, done, record, claim=go_on, written=written)
             done, capped = [], len(todo) >= RUN
             if not todo:
