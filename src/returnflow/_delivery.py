@@ -5,6 +5,7 @@ and which effects wait for the deliveries before them to be written."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 import attrs
 
@@ -13,7 +14,7 @@ from returnflow.decisions.change import Change
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.store import Attempt, OutboxEntry
 
-__all__ = ["BUDGET", "CRITICAL_PORTS", "RUN", "Delivered", "Tally", "heavy", "runs"]
+__all__ = ["BUDGET", "CRITICAL_PORTS", "RUN", "Delivered", "Tally", "heavy", "held_run", "runs"]
 
 CRITICAL_PORTS = frozenset({"commerce", "warehouse", "carrier", "payments"})
 """Ports whose effects the return depends on: one given up for good needs a person (a lost
@@ -72,3 +73,23 @@ def heavy(effect: fx.Effect) -> bool:
     """Whether delivering ``effect`` waits for every such delivery before it to be written:
     a port the return depends on, or an answer that changes the return."""
     return effect.port in CRITICAL_PORTS or type(effect) in results.NEEDS_WRITE_BACK
+
+
+def held_run(
+    outbox: Sequence[OutboxEntry], worker: str, until: datetime | None, now: datetime
+) -> list[OutboxEntry] | None:
+    """The run of a return whose head ``worker`` holds under the lease ending ``until``
+    (its outbox in order): the head, then the pending effects behind it while due and under
+    no live lease. ``[]``: nothing is pending; ``None``: the head is not held so."""
+    pending = [entry for entry in outbox if entry.status == "pending"]
+    if not pending:
+        return []
+    head = pending[0]
+    if head.claimed_by != worker or until is None or head.claimed_until != until:
+        return None
+    run = [head]
+    for entry in pending[1:RUN]:
+        if (entry.next_attempt_at or now) > now or (entry.claimed_until or now) > now:
+            break
+        run.append(entry)
+    return run

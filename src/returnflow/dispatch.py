@@ -25,7 +25,16 @@ from typing import Any, TypeVar
 import attrs
 
 from returnflow import commits, logs
-from returnflow._delivery import BUDGET, CRITICAL_PORTS, RUN, Delivered, Tally, heavy, runs
+from returnflow._delivery import (
+    BUDGET,
+    CRITICAL_PORTS,
+    RUN,
+    Delivered,
+    Tally,
+    heavy,
+    held_run,
+    runs,
+)
 from returnflow.decisions import facts, results
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
@@ -135,9 +144,8 @@ class Dispatcher:
     def lease_for(self, returns: Sequence[tuple[str, str]]) -> Lease:
         """The lease a commit takes of ``returns`` for this dispatcher (``Commit.claim``)."""
         now = self.clock()
-        lease = Lease(self.worker_id, now, now + self.lease, tuple(returns), RUN)
-        self._taken.until = lease.until  # this thread's, to find it again (see _found)
-        return lease
+        self._taken.until = now + self.lease  # this thread's, to find it again (see _found)
+        return Lease(self.worker_id, now, self._taken.until, tuple(returns), RUN)
 
     def dispatch_pending(self, limit: int = 100) -> DispatchReport:
         """Deliver due effects, oldest first, at most ``limit``; effects of one return stay in
@@ -196,11 +204,9 @@ class Dispatcher:
             self._deliver_run(list(claimed), None, Tally(BUDGET))
 
     def deliver_written(self, shop: str, written: commits.Written[Any]) -> dict[str, ReturnRecord]:
-        """Deliver what a commit of the service claimed for this dispatcher
-        (``written.claimed``: its effects as the service holds them, nothing read back), on
-        the returns as that commit wrote them; ``None`` (the store did not say) finds the
-        claims in the returns' outboxes. With :attr:`hand_off` set, hands each return to it
-        instead. The returns as the deliveries last wrote them, by id (those they changed)."""
+        """Deliver what a service's commit claimed (``written.claimed``, the effects as it
+        holds them; ``None``: find the claims), or hand each return to :attr:`hand_off`; the
+        returns as the deliveries last wrote them, by id (those they changed)."""
         if self.hand_off is not None:
             for return_id in written.written:
                 self.hand_off(shop, return_id)
@@ -217,33 +223,23 @@ class Dispatcher:
         """The runs of ``return_ids`` this dispatcher holds the claim of, read from their
         outboxes (a store that did not say what its commit claimed), or claimed now (one
         that took no claim in the commit)."""
-        now = self.clock()
+        now, taken = self.clock(), getattr(self._taken, "until", None)
         found = []
         for return_id in return_ids:
-            pending = [e for e in self.store.outbox(shop, return_id) if e.status == "pending"]
-            head = pending[0] if pending else None
-            if head is None:
-                continue
-            taken = getattr(self._taken, "until", None)
-            if head.claimed_by == self.worker_id and head.claimed_until == taken:
-                run = [head]
-                for entry in pending[1:RUN]:
-                    if (entry.next_attempt_at or now) > now or (entry.claimed_until or now) > now:
-                        break
-                    run.append(entry)
-                found.append(run)
-                continue
-            claimed = self.store.claim(
-                now=now,
-                lease_until=now + self.lease,
-                worker=self.worker_id,
-                limit=1,
-                shop=shop,
-                return_id=return_id,
-                run=RUN,
-            )
-            if claimed:
-                found.append(list(claimed))
+            held: Sequence[OutboxEntry] | None
+            held = held_run(self.store.outbox(shop, return_id), self.worker_id, taken, now)
+            if held is None:
+                held = self.store.claim(
+                    now=now,
+                    lease_until=now + self.lease,
+                    worker=self.worker_id,
+                    limit=1,
+                    shop=shop,
+                    return_id=return_id,
+                    run=RUN,
+                )
+            if held:
+                found.append(list(held))
         return found
 
     def deliver(self, entry: OutboxEntry) -> str:
@@ -263,17 +259,12 @@ class Dispatcher:
         written: dict[str, ReturnRecord] | None = None,
         spare: int = 0,
     ) -> list[Attempt]:
-        """Deliver a claimed run of one return, in order, and write what came of it.
-
-        Deliveries that change nothing are written with the next write; an effect of a
-        port the return depends on (commerce, warehouse, carrier, payments), or whose
-        answer changes the return, is delivered only once every such delivery before it is
-        written (that write claims it): a crash repeats at most one of them. A failure to be
-        retried ends the run. Answers that change the return are written with a claim of
-        what the return has to deliver next, and that is delivered next. ``hold``: hand back
-        the attempts of a last batch that changes nothing, for the caller to write with
-        others, instead of writing them; ``spare``: deliveries of the budget left to others
-        (the heads the caller claimed with this one)."""
+        """Deliver a claimed run of one return, in order, and write what came of it:
+        deliveries that change nothing with the next write, an effect that waits
+        (:meth:`_waits`) after a write of those before it that claims it, answers that change
+        the return with a claim of what comes next (delivered next). A failure to be retried
+        ends the run. ``hold``: hand back a last batch that changes nothing, for the caller
+        to write with others; ``spare``: deliveries of the budget left to other heads."""
         shop, return_id = run[0].effect.shop, run[0].effect.return_id
         todo, done = list(run), list[Delivered]()
         capped = len(todo) >= RUN
