@@ -117,6 +117,21 @@ ATTEMPTS = (
 pending (the count of rows updated tells)."""
 
 
+ATTEMPTS_ALONE = (
+    "WITH locked AS MATERIALIZED (SELECT key FROM outbox WHERE key = ANY(%(key)s) "
+    "AND status = 'pending' ORDER BY key FOR UPDATE), "
+    "whole AS (SELECT count(*) = %(n)s AS yes FROM locked) "
+    "UPDATE outbox o SET status = a.status, attempts = o.attempts + 1, last_error = a.error, "
+    "result = COALESCE(a.result, o.result), updated_at = a.at, next_attempt_at = a.retry_at, "
+    "claimed_until = NULL, claimed_by = NULL FROM unnest(%(key)s::text[], %(status)s::text[], "
+    "%(error)s::text[], %(result)s::text[], %(at)s::timestamptz[], "
+    "%(retry_at)s::timestamptz[]) AS a(key, status, error, result, at, retry_at), whole "
+    "WHERE whole.yes AND o.key = a.key AND o.status = 'pending'"
+)
+""":data:`ATTEMPTS` as a statement of its own: the effects locked first, and all of them
+recorded or (one not pending) none."""
+
+
 def columns_of(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
     """Rows turned into one list per column, for ``unnest``."""
     return [list(column) for column in zip(*rows, strict=True)]

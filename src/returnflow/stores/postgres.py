@@ -55,6 +55,7 @@ from returnflow.errors import (
 from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry, Pruned
 from returnflow.serialization import converter
 from returnflow.stores._conflicts import moved as _moved
+from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import unknown_effect as _unknown_effect
 from returnflow.stores._errors import listing, readable, translating
 from returnflow.stores._pages import ENDED, PRUNE_BATCH, check_cutoff, check_page, check_run
@@ -63,6 +64,7 @@ from returnflow.stores._postgres_commit import Connection, apply
 from returnflow.stores._postgres_errors import RACES, translate
 from returnflow.stores._postgres_rows import (
     ATTEMPT,
+    ATTEMPTS_ALONE,
     DONE,
     ENTRY_COLUMNS,
     RECORD,
@@ -406,6 +408,9 @@ class PostgresStore:
     # -- writes -----------------------------------------------------------------------------
 
     def commit(self, commit: Commit) -> Sequence[OutboxEntry]:
+        if commit == Commit(records=(), attempts=commit.attempts) and commit.attempts:
+            self._attempts_alone(commit.attempts)
+            return ()
         lease = commit.claim
         claim: tuple[str, dict[str, Any]] | None = None
         if lease is not None:
@@ -466,6 +471,25 @@ class PostgresStore:
         if lease is None:
             return ()
         return claimed(rows_claimed, now, {effect.key: effect for effect in commit.effects})
+
+    def _attempts_alone(self, attempts: Sequence[Attempt]) -> None:
+        """A commit of delivery attempts alone: one statement, so no transaction around it;
+        it locks the effects first and records all of them, or none when one is not pending
+        (:class:`ConcurrencyConflict`)."""
+        params = [attempt_params(attempt) for attempt in attempts]
+        try:
+            with self._connection() as db:
+                cursor = db.execute(
+                    ATTEMPTS_ALONE,
+                    {"n": len(params), **{name: [p[name] for p in params] for name in params[0]}},
+                )
+        except RACES as error:  # locks are taken in key order; a server's own refusal
+            raise ConcurrencyConflict(
+                "commit", 0, -1, f"another transaction got there first ({error.sqlstate})"
+            ) from error
+        if cursor.rowcount != len(params):
+            named = " or ".join(attempt.key for attempt in attempts)
+            raise ConcurrencyConflict(f"effect {named}", 0, 1, _not_pending(named))
 
     def units(self, shop: str, order_id: str) -> dict[tuple[str, int], str]:
         """The order's ledger: each held unit and the return holding it."""

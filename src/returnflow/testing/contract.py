@@ -1359,6 +1359,29 @@ class StoreContract(abc.ABC):
         first = store.outbox(self.SHOP, "R1")[0]
         assert (first.status, first.result, first.claimed_by) == ("done", {"n": 1}, None)
 
+    def test_a_commit_of_attempts_alone_records_all_of_them_or_none(self) -> None:
+        store = self.open_store()
+        effects = [make_effect(self.SHOP, f"R{n}", 0) for n in range(3)]
+        for n, effect in enumerate(effects):
+            self.seed(store, make_record(self.SHOP, f"R{n}"), effect)
+        store.record_attempt(effects[1].key, ok=True, at=self.NOW, result={"n": 1})
+        attempts = tuple(Attempt(e.key, ok=True, at=self.NOW, result={"n": 2}) for e in effects)
+        with _raises_conflict():
+            store.commit(Commit(records=(), attempts=attempts))
+        assert [store.outbox(self.SHOP, f"R{n}")[0].status for n in range(3)] == [
+            "pending",
+            "done",
+            "pending",
+        ]
+        assert store.outbox(self.SHOP, "R1")[0].result == {"n": 1}
+        retry = self.NOW + timedelta(minutes=1)
+        failed = Attempt(effects[2].key, ok=False, at=self.NOW, error="busy", retry_at=retry)
+        assert list(store.commit(Commit(records=(), attempts=(attempts[0], failed)))) == []
+        first, third = store.outbox(self.SHOP, "R0")[0], store.outbox(self.SHOP, "R2")[0]
+        assert (first.status, first.attempts, first.result) == ("done", 1, {"n": 2})
+        assert (third.status, third.attempts, third.next_attempt_at) == ("pending", 1, retry)
+        assert third.last_error == "busy"
+
     def test_a_commit_claims_nothing_under_another_workers_lease(self) -> None:
         store = self.open_store()
         first = make_effect(self.SHOP, "R1", 0)
