@@ -180,23 +180,24 @@ def counted_postgres(harness: Harness, trace: Path) -> tuple[str, int]:
     return rid, sum(1 for parts in sent if parts[0] == "F" and parts[2] in ("Execute", "Query"))
 
 
-def test_a_whole_return_makes_at_most_64_postgres_statements(
+def test_a_whole_return_makes_at_most_45_postgres_statements(
     postgres_harness: tuple[Harness, Path],
 ) -> None:
     harness, trace = postgres_harness
     rid, statements = counted_postgres(harness, trace)
     assert_whole_and_once(harness, rid)
-    # 4 commands or facts and 4 writes of answers or with a claim (BEGIN and COMMIT each,
-    # a statement per table written, the claim), 4 writes of deliveries alone (a statement
-    # each, no transaction around it), and the reads of the four steps
-    assert statements <= 64
+    # 4 commands or facts and 4 writes of answers or with a claim (each BEGIN, one statement
+    # writing the returns, history, inbox, outbox and attempts rows, the claim, COMMIT; the
+    # new return's units too), 4 writes of deliveries alone (a statement each, with no
+    # transaction around it), and the reads of the four steps
+    assert statements <= 45
 
 
-def test_critical_effects_together_make_at_most_54_postgres_statements(
+def test_critical_effects_together_make_at_most_40_postgres_statements(
     postgres_harness: tuple[Harness, Path],
 ) -> None:
     harness, trace = postgres_harness
     harness.service.dispatcher.critical_alone = False
     rid, statements = counted_postgres(harness, trace)
     assert_whole_and_once(harness, rid)
-    assert statements <= 54
+    assert statements <= 37
