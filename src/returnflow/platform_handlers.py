@@ -15,14 +15,15 @@ wins.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.money import Money
-from returnflow.domain.policy import MoneyAuthority
-from returnflow.errors import PortError
+from returnflow.domain.policy import MoneyAuthority, PlatformMode, ReturnPolicy
+from returnflow.errors import ConfigurationError, PortError
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.platform_returns import PlatformReturns, ProcessResult, Quantity
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from returnflow.dispatch import Dispatcher
 
 __all__ = [
+    "HANDLERS",
+    "PlatformReturns",
     "Processed",
     "approve_platform_return",
     "cancel_platform_return",
@@ -40,6 +43,7 @@ __all__ = [
     "process_platform_return",
     "remove_platform_lines",
     "reopen_platform_return",
+    "required",
 ]
 
 _T = TypeVar("_T")
@@ -49,6 +53,21 @@ def _required(value: _T | None, field: str, effect: fx.Effect) -> _T:
     if value is None:
         raise PortError(effect.port, effect.kind, f"the return has no {field} yet", retryable=True)
     return value
+
+
+def required(
+    policy: ReturnPolicy | None, platform_returns: PlatformReturns | None
+) -> PlatformReturns | None:
+    """``platform_returns``, the dispatcher's port for native mode's effects;
+    :class:`~returnflow.errors.ConfigurationError` naming ``platform_returns`` when
+    ``policy.platform_mode`` is ``native`` and there is none."""
+    if platform_returns is None and (policy or ReturnPolicy()).platform_mode is (
+        PlatformMode.NATIVE
+    ):
+        raise ConfigurationError(
+            "native mode needs a PlatformReturns port", field="platform_returns", value=None
+        )
+    return platform_returns
 
 
 def _port(d: Dispatcher, effect: fx.Effect) -> PlatformReturns:
@@ -223,3 +242,17 @@ def cancel_platform_return(
     if now.status.value not in ("REQUESTED", "OPEN"):  # declined or cancelled there already
         return now
     return port.cancel(effect.shop, return_id, idempotency_key=effect.key)
+
+
+HANDLERS: Mapping[type[fx.Effect], Callable[[Dispatcher, Any, ReturnRecord], object]] = {
+    fx.OpenPlatformReturn: open_platform_return,
+    fx.ApprovePlatformReturn: approve_platform_return,
+    fx.DeclinePlatformReturn: decline_platform_return,
+    fx.ProcessPlatformReturn: process_platform_return,
+    fx.DisposePlatformUnits: dispose_platform_units,
+    fx.RemovePlatformLines: remove_platform_lines,
+    fx.ClosePlatformReturn: close_platform_return,
+    fx.ReopenPlatformReturn: reopen_platform_return,
+    fx.CancelPlatformReturn: cancel_platform_return,
+}
+"""One handler per native-mode effect type (:data:`returnflow.dispatch.HANDLERS` holds them)."""
