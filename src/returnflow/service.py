@@ -35,13 +35,9 @@ from returnflow.decisions import request as requests
 from returnflow.decisions import reset as resets
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
+from returnflow.decisions.follow_up import follow_up
 from returnflow.dispatch import Dispatcher, DispatchReport
-from returnflow.domain.inbound import (
-    CarrierUpdate,
-    InboundEvent,
-    WarehouseFinished,
-    WarehouseReceipt,
-)
+from returnflow.domain.inbound import INBOUND_FACTS, InboundEvent
 from returnflow.domain.model import (
     DeclineReason,
     ExternalRefs,
@@ -65,6 +61,7 @@ from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.events import EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
+from returnflow.ports.platform_returns import PlatformReturns
 from returnflow.ports.store import InboundKey, ReturnStore
 from returnflow.ports.warehouse import Warehouse
 from returnflow.timeline import TimelineEntry
@@ -97,16 +94,13 @@ class HandleResult:
     reason: str = ""
 
 
-_INBOUND = (CarrierUpdate, WarehouseReceipt, WarehouseFinished)
-
-
 class ReturnsService:
     """Runs returns for a host: construct it once with the host's ports (the composition root).
 
     The store, the ports, the policy, the clock, ``worker_id`` and ``lease`` are shared with
     :attr:`dispatcher`, the outbox relay that delivers what the service commits
-    (:class:`~returnflow.dispatch.Dispatcher`). ``clock`` returns the time, aware (default:
-    UTC now); ``ids`` a new return's id (default: ``ret_`` and 16 hex digits). ``engine``
+    (:class:`~returnflow.dispatch.Dispatcher`; ``platform_returns`` is needed in native mode).
+    ``clock`` returns the time, aware (default: UTC now); ``ids`` a new return's id. ``engine``
     fires chart events with the compiled chart (``"compiled"``, the default) or the
     python-statemachine chart itself (``"chart"``; :mod:`returnflow.lifecycle.engine`);
     another name raises :class:`~returnflow.errors.ConfigurationError`. See the README for a
@@ -144,6 +138,7 @@ class ReturnsService:
         lease: timedelta = timedelta(minutes=5),
         jitter_seed: int | None = None,
         engine: str = "compiled",
+        platform_returns: PlatformReturns | None = None,
     ) -> None:
         self.dispatcher = Dispatcher(
             store=store,
@@ -159,6 +154,7 @@ class ReturnsService:
             lease=lease,
             jitter_seed=jitter_seed,
             engine=engine,
+            platform_returns=platform_returns,
         )
         self.ids = ids or _new_id
         self.auto_dispatch = auto_dispatch
@@ -343,7 +339,7 @@ class ReturnsService:
 
         written = self._write(shop, return_id, actor, decide, outbox=True, opened=lambda c: (c,))
         logs.changed(written.record, actor, written.written)
-        self._after_commit(shop, written.written)
+        self._after_commit(shop, written)
         return self.store.get(shop, return_id), self.store.get(shop, written.written[-1])
 
     def retry_exchange_release(
@@ -400,8 +396,8 @@ class ReturnsService:
         that came early is ``parked`` and applied when the return can use it
         (:mod:`returnflow.decisions.facts`); one the return will never use is recorded and
         ``ignored``; bad data raises."""
-        if not isinstance(event, _INBOUND):
-            raise InvalidPayload("event", event, "must be a carrier or warehouse event")
+        if not isinstance(event, INBOUND_FACTS):
+            raise InvalidPayload("event", event, "must be a carrier, warehouse or platform fact")
         key = InboundKey(shop=event.shop, source=event.source, event_id=event.event_id)
         decide = partial(facts.receive, event=event, policy=self.policy)
         written = self._write(event.shop, event.return_id, event.source, decide, inbound=key)
@@ -410,8 +406,9 @@ class ReturnsService:
             return HandleResult("duplicate", written.record, f"{event.source}:{event.event_id}")
         status, reason = written.value or ("applied", "")
         logs.fact(event, status, reason, written.record)
-        self._after_commit(event.shop, written.written)
-        return HandleResult(status, self.store.get(event.shop, event.return_id), reason)
+        claimed = written.claimed if written.effects else None  # none planned: what is due
+        delivered = self._after_commit(event.shop, attrs.evolve(written, claimed=claimed))
+        return HandleResult(status, delivered.get(event.return_id, written.record), reason)
 
     # -- effect dispatch -----------------------------------------------------------------------
 
@@ -427,9 +424,8 @@ class ReturnsService:
         self, request: ReturnRequest, new_id: Callable[[], str], decide: Decide, **how: Any
     ) -> ReturnRecord:
         """Open a return (:meth:`Opening.open <returnflow.opening.Opening.open>`), dispatch."""
-        record = self.opening.open(request, new_id, decide, **how)
-        self._after_commit(record.shop, [record.id])
-        return self.store.get(record.shop, record.id)
+        opened = self.opening.open(request, new_id, decide, claim=self._lease, **how)
+        return self._after_commit(opened.record.shop, opened).get(opened.record.id, opened.record)
 
     def _run(
         self,
@@ -443,10 +439,8 @@ class ReturnsService:
         """Load, decide, commit with a version check (again on a conflict), dispatch."""
         written = self._write(shop, return_id, actor, decide, outbox=outbox)
         logs.changed(written.record, actor, written.written)
-        if not (self.auto_dispatch and written.effects):
-            return written.record
-        self._after_commit(shop, written.written)
-        return self.store.get(shop, return_id)  # as the delivered effects left it
+        delivered = self._after_commit(shop, written) if written.effects else {}
+        return delivered.get(return_id, written.record)  # as the deliveries left it
 
     def _write(
         self, shop: str, return_id: str, actor: str, decide: Callable[[Change], _V], **how: Any
@@ -463,17 +457,20 @@ class ReturnsService:
             decide,
             after=self._drain,
             engine=self.engine,
+            claim=self._lease,
             **how,
         )
 
-    def _drain(self, change: Change) -> None:
-        """After a decision: apply what parked facts the return can now use, and set when a
-        timer next has something to do for it."""
-        facts.drain(change, self.policy)
-        timer_rules.schedule(change, self.policy)
+    @property
+    def _lease(self) -> commits.Claim | None:  # a commit claims what this process delivers
+        dispatcher = self.dispatcher
+        return dispatcher.lease_for if self.auto_dispatch and not dispatcher.hand_off else None
 
-    def _after_commit(self, shop: str, return_ids: Sequence[str]) -> None:
-        if not self.auto_dispatch:
-            return
-        for return_id in return_ids:
-            self.dispatcher.dispatch_return(shop, return_id)
+    def _drain(self, change: Change) -> None:
+        """After a decision: :func:`~returnflow.decisions.follow_up.follow_up` (parked facts,
+        native mode's platform return, timers)."""
+        follow_up(change, self.policy)
+
+    def _after_commit(self, shop: str, written: commits.Written[Any]) -> dict[str, ReturnRecord]:
+        """Deliver what a commit claimed; the returns as the deliveries left them, by id."""
+        return self.dispatcher.deliver_written(shop, written) if self.auto_dispatch else {}
