@@ -463,7 +463,11 @@ def test_approving_again_before_the_label_came_back_plans_no_second_one() -> Non
 
 
 def test_request_outside_the_window_is_declined_with_the_reason() -> None:
-    change = opened(RequestLine("L1", 1), now=T0 + timedelta(days=26))
+    # the window (30 days by default) counts from the fulfillment of the units returned
+    assert ORDER.fulfilled_at is not None
+    inside = opened(RequestLine("L1", 1), now=ORDER.fulfilled_at + timedelta(days=30))
+    assert inside.record.state != ("declined", "no_exchange")
+    change = opened(RequestLine("L1", 1), now=ORDER.fulfilled_at + timedelta(days=30, seconds=1))
     assert change.record.state == ("declined", "no_exchange")
     assert change.record.decline_reason is DeclineReason.RETURN_PERIOD_ENDED
     assert work(change) == []
@@ -471,7 +475,7 @@ def test_request_outside_the_window_is_declined_with_the_reason() -> None:
     declined = change.effects[-1]
     assert isinstance(declined, fx.Notify)
     assert declined.template == "return_declined"
-    assert declined.context["note"] == "window of 30 days ended 2026-02-26"
+    assert declined.context["note"] == "window of 30 days ended 2026-02-27"  # fulfilled 01-28
 
 
 def test_request_for_a_final_sale_line_is_declined() -> None:

@@ -82,8 +82,14 @@ class WindowStart(str, enum.Enum):
     """The date the return window is counted from."""
 
     ORDER = "order"
+    """The order's creation date, for every unit (a merchant's choice, never a fallback)."""
     FULFILLMENT = "fulfillment"
+    """Per returned unit, the date of the fulfillment that shipped it (default: a window opens
+    when the goods left, not when the order was placed; units with no fulfillment are not
+    returnable at all)."""
     DELIVERY = "delivery"
+    """Per returned unit, its delivery date; a unit with no delivery date counts from its
+    fulfillment."""
 
 
 class ReturnToOrigin(str, enum.Enum):
@@ -245,7 +251,7 @@ class ReturnPolicy:
     """A shop's return rules. Defaults follow seed 001: 30 days from the order, new or good."""
 
     window_days: int = attrs.field(default=30, validator=_non_negative_int)
-    window_starts: WindowStart = WindowStart.ORDER
+    window_starts: WindowStart = WindowStart.FULFILLMENT
     accepted_conditions: frozenset[ItemCondition] = frozenset(
         {ItemCondition.NEW, ItemCondition.GOOD}
     )
