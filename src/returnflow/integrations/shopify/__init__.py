@@ -62,16 +62,14 @@ from returnflow.integrations.shopify._answers import (
     bad_answer,
     calculate_variables,
     fee_percentage,
-    header_seconds,
     money_input,
     nodes_of,
     outcome,
     parse_money,
     parse_return,
-    refill_seconds,
+    read_answer,
     refundable_transactions,
     reverse_line,
-    throttled,
     user_errors,
 )
 from returnflow.ports.platform_returns import (
@@ -251,9 +249,14 @@ class ShopifyPlatformReturns:
 
     def approve(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
         return self._status(
-            shop, "approve", gql.APPROVE, {"input": {"id": return_id}}, "returnApproveRequest",
-            idempotency_key, return_id,
-        )  # fmt: skip
+            shop,
+            "approve",
+            gql.APPROVE,
+            {"input": {"id": return_id}},
+            "returnApproveRequest",
+            idempotency_key,
+            return_id,
+        )
 
     def decline(
         self, shop: str, return_id: str, *, reason: str, idempotency_key: str
@@ -265,27 +268,48 @@ class ShopifyPlatformReturns:
             declined["declineReason"] = "OTHER"
             declined["declineNote"] = reason
         return self._status(
-            shop, "decline", gql.DECLINE, {"input": declined}, "returnDeclineRequest",
-            idempotency_key, return_id, reason,
-        )  # fmt: skip
+            shop,
+            "decline",
+            gql.DECLINE,
+            {"input": declined},
+            "returnDeclineRequest",
+            idempotency_key,
+            return_id,
+            reason,
+        )
 
     def close(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
         return self._status(
-            shop, "close", gql.CLOSE, {"id": return_id}, "returnClose", idempotency_key,
+            shop,
+            "close",
+            gql.CLOSE,
+            {"id": return_id},
+            "returnClose",
+            idempotency_key,
             return_id,
-        )  # fmt: skip
+        )
 
     def reopen(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
         return self._status(
-            shop, "reopen", gql.REOPEN, {"id": return_id}, "returnReopen", idempotency_key,
+            shop,
+            "reopen",
+            gql.REOPEN,
+            {"id": return_id},
+            "returnReopen",
+            idempotency_key,
             return_id,
-        )  # fmt: skip
+        )
 
     def cancel(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
         return self._status(
-            shop, "cancel", gql.CANCEL, {"id": return_id}, "returnCancel", idempotency_key,
+            shop,
+            "cancel",
+            gql.CANCEL,
+            {"id": return_id},
+            "returnCancel",
+            idempotency_key,
             return_id,
-        )  # fmt: skip
+        )
 
     def process(
         self,
@@ -299,8 +323,15 @@ class ShopifyPlatformReturns:
         refund_duties: Money | None = None,
         idempotency_key: str,
     ) -> ProcessResult:
-        args = (shop, return_id, tuple(lines), tuple(exchange_lines), refund, refund_shipping,
-                refund_duties)  # fmt: skip
+        args = (
+            shop,
+            return_id,
+            tuple(lines),
+            tuple(exchange_lines),
+            refund,
+            refund_shipping,
+            refund_duties,
+        )
 
         def call() -> ProcessResult:
             before = self._request(shop, "process", gql.READ_FOR_PROCESS, {"id": return_id})
@@ -309,9 +340,14 @@ class ShopifyPlatformReturns:
                 raise PortError(PORT, "process", f"no return {return_id!r}", retryable=False)
             refunded_before = {item["id"] for item in nodes_of(node.get("refunds"))}
             variables = self.process_variables(
-                return_id, lines, exchange_lines, refund, refund_shipping, refund_duties,
+                return_id,
+                lines,
+                exchange_lines,
+                refund,
+                refund_shipping,
+                refund_duties,
                 refundable_transactions(node),
-            )  # fmt: skip
+            )
             after = self._mutate(shop, "process", gql.PROCESS, variables, "returnProcess")
             new = [
                 item for item in nodes_of(after.get("refunds")) if item["id"] not in refunded_before
@@ -356,9 +392,12 @@ class ShopifyPlatformReturns:
         if refund:
             if not transactions:
                 raise PortError(
-                    PORT, "process", f"refund={refund}: the order has no successful SALE or "
-                    "CAPTURE transaction to refund", retryable=False,
-                )  # fmt: skip
+                    PORT,
+                    "process",
+                    f"refund={refund}: the order has no successful SALE or "
+                    "CAPTURE transaction to refund",
+                    retryable=False,
+                )
             processed["financialTransfer"] = {
                 "issueRefund": {
                     "orderTransactions": [
@@ -422,9 +461,15 @@ class ShopifyPlatformReturns:
             ],
         }
         return self._status(
-            shop, "remove_lines", gql.REMOVE, variables, "removeFromReturn", idempotency_key,
-            return_id, tuple(lines),
-        )  # fmt: skip
+            shop,
+            "remove_lines",
+            gql.REMOVE,
+            variables,
+            "removeFromReturn",
+            idempotency_key,
+            return_id,
+            tuple(lines),
+        )
 
     def calculate(self, shop: str, return_id: str) -> FinancialOutcome:
         data = self._request(shop, "calculate", gql.READ_FOR_CALCULATE, {"id": return_id})
@@ -482,9 +527,11 @@ class ShopifyPlatformReturns:
         if seen is not None:
             if seen[0] != fingerprint:
                 raise PortError(
-                    PORT, operation, f"idempotency key {key!r} was used with other arguments",
+                    PORT,
+                    operation,
+                    f"idempotency key {key!r} was used with other arguments",
                     retryable=False,
-                )  # fmt: skip
+                )
             return seen[1]  # type: ignore[return-value]
         result = call()
         with self._lock:
@@ -525,34 +572,4 @@ class ShopifyPlatformReturns:
             )
         except self._httpx.HTTPError as error:
             raise PortError(PORT, operation, f"transport: {error!r}") from error
-        if answer.status_code == 429:
-            raise throttled(
-                operation, "HTTP 429", header_seconds(answer.headers.get("Retry-After"))
-            )
-        if answer.status_code >= 500:
-            raise PortError(PORT, operation, f"HTTP {answer.status_code}")
-        if answer.status_code >= 400:
-            raise PortError(
-                PORT, operation, f"HTTP {answer.status_code}: {answer.text[:200]}", retryable=False
-            )
-        try:
-            body = answer.json()
-        except ValueError as error:
-            raise PortError(PORT, operation, f"an answer that is not JSON: {error}") from error
-        if not isinstance(body, dict):
-            raise bad_answer(operation, "body", body)
-        errors = body.get("errors")
-        if errors:
-            codes = [
-                str((e.get("extensions") or {}).get("code")) for e in errors if isinstance(e, dict)
-            ]
-            if "THROTTLED" in codes:
-                raise throttled(operation, "THROTTLED", refill_seconds(body))
-            messages = "; ".join(
-                str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors
-            )
-            raise PortError(PORT, operation, f"GraphQL errors: {messages}", retryable=False)
-        data = body.get("data")
-        if not isinstance(data, dict):
-            raise bad_answer(operation, "data", data)
-        return data
+        return read_answer(answer, operation)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from returnflow.domain.money import Money
 from returnflow.errors import PortError, ReturnflowError
@@ -14,6 +14,9 @@ from returnflow.ports.platform_returns import (
     PlatformReturnLine,
     ShopifyReturnStatus,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 PORT = "platform_returns"
 
@@ -139,9 +142,12 @@ def fee_percentage(line: PlatformReturnLine, prices: dict[str, Money], field: st
     price = prices.get(line.order_line_id)
     if price is None:
         raise PortError(
-            PORT, "open_return", f"{field}: no returnable fulfillment line "
-            f"{line.order_line_id!r} to price the fee against", retryable=False,
-        )  # fmt: skip
+            PORT,
+            "open_return",
+            f"{field}: no returnable fulfillment line "
+            f"{line.order_line_id!r} to price the fee against",
+            retryable=False,
+        )
     worth = price * line.quantity
     fee = line.restocking_fee
     if fee.currency != worth.currency or not worth or fee > worth or fee.is_negative:
@@ -152,9 +158,11 @@ def fee_percentage(line: PlatformReturnLine, prices: dict[str, Money], field: st
     back = Money.quantized(worth.amount * Decimal(repr(float(percentage))) / 100, worth.currency)
     if back != fee:
         raise PortError(
-            PORT, "open_return", f"{field}={fee}: no percentage of {worth} gives it to the cent",
+            PORT,
+            "open_return",
+            f"{field}={fee}: no percentage of {worth} gives it to the cent",
             retryable=False,
-        )  # fmt: skip
+        )
     return float(percentage)
 
 
@@ -212,3 +220,38 @@ def refill_seconds(body: dict[str, Any]) -> float:
     if rate <= 0:
         return 1.0
     return max(needed / rate, 0.0) or 1.0
+
+
+def read_answer(answer: httpx.Response, operation: str) -> dict[str, Any]:
+    """The ``data`` of an answer; a retryable ``PortError`` for HTTP 429 (with
+    ``retry_after``), 5xx, a body that is not JSON and a ``THROTTLED`` error; a
+    non-retryable one for another 4xx, another GraphQL error or an answer without data."""
+    if answer.status_code == 429:
+        raise throttled(operation, "HTTP 429", header_seconds(answer.headers.get("Retry-After")))
+    if answer.status_code >= 500:
+        raise PortError(PORT, operation, f"HTTP {answer.status_code}")
+    if answer.status_code >= 400:
+        raise PortError(
+            PORT, operation, f"HTTP {answer.status_code}: {answer.text[:200]}", retryable=False
+        )
+    try:
+        body = answer.json()
+    except ValueError as error:
+        raise PortError(PORT, operation, f"an answer that is not JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise bad_answer(operation, "body", body)
+    errors = body.get("errors")
+    if errors:
+        codes = [
+            str((e.get("extensions") or {}).get("code")) for e in errors if isinstance(e, dict)
+        ]
+        if "THROTTLED" in codes:
+            raise throttled(operation, "THROTTLED", refill_seconds(body))
+        messages = "; ".join(
+            str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors
+        )
+        raise PortError(PORT, operation, f"GraphQL errors: {messages}", retryable=False)
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise bad_answer(operation, "data", data)
+    return data
