@@ -15,6 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from returnflow import (
+    Exchange,
+    ReceivedLine,
+    RequestLine,
+    ReturnPolicy,
+    ReturnRequest,
+    WarehouseReceipt,
+)
 from returnflow.domain.inbound import Disposition
 from returnflow.domain.money import Money
 from returnflow.errors import ConfigurationError, PortError
@@ -30,7 +38,7 @@ from returnflow.ports.platform_returns import (
     Quantity,
     ShopifyReturnStatus,
 )
-from returnflow.testing import FakeCommercePlatform, make_order
+from returnflow.testing import FakeCommercePlatform, Harness, make_order
 from returnflow.testing.platform_contract import PlatformReturnsContract
 from returnflow.testing.shopify import TRANSACTION, Request, ShopifyAdminMock
 
@@ -531,3 +539,65 @@ def test_a_wrong_token_is_a_refusal() -> None:
     with pytest.raises(PortError, match="HTTP 401") as refused:
         adapter.get_return("shop-a", "gid://shopify/Return/1")
     assert not refused.value.retryable
+
+
+# -- the lifecycle in native mode, through the adapter -------------------------------------------
+
+
+def native(prices: dict[str, Decimal]) -> tuple[Harness, ShopifyAdminMock]:
+    ports = Harness().ports
+    ports.commerce.add_order(make_order("shop-a", ORDER))
+    mock = ShopifyAdminMock(ports.commerce, DOMAINS, variant_prices=prices)
+    client = httpx.Client(transport=mock.transport())
+    adapter = ShopifyPlatformReturns(SHOPS, client=client, restock_location_id=LOCATION)
+    policy = ReturnPolicy(platform_mode="native")
+    return Harness(policy=policy, ports=ports, platform_returns=adapter), mock
+
+
+def test_an_even_exchange_runs_through_shopify_in_native_mode() -> None:
+    made, mock = native({"V-9": Decimal("10.00")})
+    swap = Exchange(variant_id="V-9", unit_price=Money("10.00", "EUR"))
+    opened = made.service.request(
+        ReturnRequest(shop="shop-a", order_id=ORDER, lines=[RequestLine("L1", 1, outcome=swap)])
+    )
+    record = made.service.get("shop-a", opened.id)
+    return_id = record.refs.platform_return_id
+    assert return_id is not None
+    created = next(r for r in mock.requests if r.operation == "ReturnflowReturnCreate")
+    assert created.variables["returnInput"]["exchangeLineItems"] == [
+        {"variantId": "V-9", "quantity": 1}
+    ]
+    made.service.handle(
+        WarehouseReceipt(
+            shop="shop-a",
+            return_id=opened.id,
+            event_id="r1",
+            lines=[ReceivedLine(line_id=opened.lines[0].id, quantity=1)],
+        )
+    )
+    there = mock.platform.get_return("shop-a", return_id)
+    assert there.status is ShopifyReturnStatus.CLOSED
+    assert [units for _, units in there.exchange_processed] == [1]
+    assert mock.platform.refunded("shop-a", return_id) == Money("0.00", "EUR")
+    processed = next(r for r in mock.requests if r.operation == "ReturnflowReturnProcess")
+    assert request_problems(processed) == []
+    assert "financialTransfer" not in processed.variables["input"]
+
+
+def test_a_price_shopify_disagrees_with_sends_the_return_to_review() -> None:
+    made, mock = native({"V-9": Decimal("12.00")})  # Shopify prices the variant at 12.00
+    swap = Exchange(variant_id="V-9", unit_price=Money("10.00", "EUR"))
+    opened = made.service.request(
+        ReturnRequest(shop="shop-a", order_id=ORDER, lines=[RequestLine("L1", 1, outcome=swap)])
+    )
+    made.service.handle(
+        WarehouseReceipt(
+            shop="shop-a",
+            return_id=opened.id,
+            event_id="r1",
+            lines=[ReceivedLine(line_id=opened.lines[0].id, quantity=1)],
+        )
+    )
+    record = made.service.get("shop-a", opened.id)
+    assert "needs_review" in record.state
+    assert not any(r.operation == "ReturnflowReturnProcess" for r in mock.requests)
