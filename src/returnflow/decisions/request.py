@@ -56,7 +56,7 @@ def check(
 ) -> None:
     """Check ``request`` against ``order``; ``claimed``: units the order's other returns hold.
     Raises the typed errors of :func:`~returnflow.domain.policy.validate_request`."""
-    validate_request(order, request, claimed, exchange_apps=policy.exchange_apps)
+    validate_request(order, request, claimed, exchange_apps=policy.exchange_apps, policy=policy)
 
 
 def build_lines(

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from returnflow.domain._fields import check_amount
 from returnflow.domain.model import (
     DeclineReason,
     Exchange,
@@ -45,16 +46,16 @@ from returnflow.domain.model import (
     OutcomeKind,
     ReturnReason,
     ReturnRequest,
-    check_amount,
     request_amounts,
 )
 from returnflow.domain.money import Money
-from returnflow.domain.settlement import FeePolicy
+from returnflow.domain.settlement import FeePolicy, Fixed
 from returnflow.errors import (
     ConfigurationError,
     ExchangeNotOffered,
     InvalidQuantity,
     InvalidRequest,
+    MoneyError,
     NotFulfilled,
     NotReturnable,
     UnknownOrderLine,
@@ -180,6 +181,16 @@ def _positive_number(_: object, attribute: attrs.Attribute[Any], value: object) 
         raise ConfigurationError("must be a number > 0", field=attribute.name, value=value)
 
 
+def _amount_setting(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """An optional amount of a policy: ``None`` or :class:`Money`, never negative (zero is
+    allowed), as :func:`~returnflow.domain.model.check_amount` has it; its currency is
+    checked against each order's (:meth:`ReturnPolicy.amounts`)."""
+    try:
+        check_amount(attribute.name, value)
+    except MoneyError as error:
+        raise ConfigurationError(error.reason, field=attribute.name, value=value) from None
+
+
 _PLATFORM_APPS = frozenset({"shopify", "web", "pos", "returnflow"})
 
 _STUCK_AFTER: tuple[tuple[str, timedelta], ...] = (
@@ -239,7 +250,9 @@ class ReturnPolicy:
         {ItemCondition.NEW, ItemCondition.GOOD}
     )
     auto_approve: bool = True
-    auto_approve_limit: Money | None = None
+    auto_approve_limit: Money | None = attrs.field(default=None, validator=_amount_setting)
+    """A return worth more than this goes to review; ``None``: no limit. Zero sends every
+    return worth anything to review."""
     review_reasons: frozenset[ReturnReason] = frozenset()
     decline_final_sale: bool = True
     completion: Completion = Completion.ON_RECEIPT
@@ -290,6 +303,24 @@ class ReturnPolicy:
                 field="exchange_difference",
                 value=self.exchange_difference,
             )
+
+    def amounts(self) -> list[tuple[str, Money]]:
+        """Every fixed amount of the policy, with its path: ``policy.auto_approve_limit`` and
+        each fixed fee's amount and tax amount (``policy.fees.return_shipping.amount``,
+        ``policy.fees.restocking.tax``, ...). Each must be in the order's currency: a request
+        (or an import) for an order in another currency is refused with
+        :class:`~returnflow.errors.CurrencyMismatch` naming ``<path>.currency``, before
+        anything is stored or bought, not when the fee is charged."""
+        amounts: list[tuple[str, Money]] = []
+        if self.auto_approve_limit is not None:
+            amounts.append(("policy.auto_approve_limit", self.auto_approve_limit))
+        for name in ("restocking", "return_shipping", "exchange_shipping"):
+            fee = getattr(self.fees, name)
+            if isinstance(fee, Fixed):
+                amounts.append((f"policy.fees.{name}.amount", fee.amount))
+                if isinstance(fee.tax, Money):
+                    amounts.append((f"policy.fees.{name}.tax", fee.tax))
+        return amounts
 
     def backoff(self, attempt: int, jitter: float) -> timedelta:
         """The wait before try ``attempt + 1``; ``jitter`` is uniform in [0, 1).
@@ -436,6 +467,7 @@ def validate_request(
     already_returned: Mapping[str, int] | Mapping[str, Collection[int]],
     *,
     exchange_apps: frozenset[str] = _PLATFORM_APPS,
+    policy: ReturnPolicy | None = None,
 ) -> None:
     """Refuse a request that cannot be taken as given; the error names field and value.
 
@@ -445,12 +477,13 @@ def validate_request(
     is :class:`~returnflow.errors.NotFulfilled`, more than are free
     :class:`~returnflow.errors.InvalidQuantity`. A gift card line is
     :class:`~returnflow.errors.NotReturnable`. Every amount the request carries must be in
-    the order's currency (:func:`~returnflow.domain.model.check_amount`)."""
+    the order's currency (:func:`~returnflow.domain.model.check_amount`), and so must every
+    fixed amount of ``policy`` (:meth:`ReturnPolicy.amounts`)."""
     if request.shop != order.shop:
         raise InvalidRequest("shop", request.shop, f"order {order.id} belongs to another shop")
     if request.order_id != order.id:
         raise InvalidRequest("order_id", request.order_id, f"the order given is {order.id}")
-    for field, amount in request_amounts(request):
+    for field, amount in [*request_amounts(request), *(policy.amounts() if policy else ())]:
         check_amount(field, amount, currency=order.currency)
     seen: set[str] = set()
     for index, line in enumerate(request.lines):
