@@ -246,21 +246,39 @@ class ConcurrencyConflict(ReturnflowError):
 
 
 class PortError(ReturnflowError):
-    """A host port (platform, warehouse, carrier, ...) failed to do what it was asked."""
+    """A host port (platform, warehouse, carrier, ...) failed to do what it was asked.
 
-    def __init__(self, port: str, operation: str, message: str, *, retryable: bool = True) -> None:
+    ``retry_after`` (seconds, or ``None``) is the earliest a retry can succeed when the other
+    side said so (a rate limit: HTTP 429's ``Retry-After``, Shopify's throttle status).
+    """
+
+    def __init__(
+        self,
+        port: str,
+        operation: str,
+        message: str,
+        *,
+        retryable: bool = True,
+        retry_after: float | None = None,
+    ) -> None:
         self.port = port
         self.operation = operation
         self.retryable = retryable
+        self.retry_after = retry_after
         super().__init__(f"{port}.{operation}: {message}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         message = str(self).split(": ", 1)[1]
-        return (_rebuild_port_error, (self.port, self.operation, message, self.retryable))
+        return (
+            _rebuild_port_error,
+            (self.port, self.operation, message, self.retryable, self.retry_after),
+        )
 
 
-def _rebuild_port_error(port: str, operation: str, message: str, retryable: bool) -> PortError:
-    return PortError(port, operation, message, retryable=retryable)
+def _rebuild_port_error(
+    port: str, operation: str, message: str, retryable: bool, retry_after: float | None = None
+) -> PortError:
+    return PortError(port, operation, message, retryable=retryable, retry_after=retry_after)
 
 
 class ConfigurationError(ReturnflowError):

@@ -1,0 +1,575 @@
+"""Shopify's native returns behind :class:`~returnflow.ports.platform_returns.PlatformReturns`.
+
+A reference adapter over the GraphQL Admin API (version
+:data:`~returnflow.integrations.shopify.documents.API_VERSION`), through an ``httpx.Client``
+the host gives (its timeouts, proxies, transport). Install the ``shopify`` extra
+(``pip install 'returnflow[shopify]'``: httpx); httpx is imported when the adapter is made.
+
+Ids: returnflow's order ids are Shopify ``Order`` gids and its order line ids are the
+``FulfillmentLineItem`` gids that shipped the units (Shopify returns units by fulfillment
+line); the return, return line, exchange line and refund ids answered are Shopify's gids.
+
+Calls and mutations, one to one:
+
+==========================  ===================================================================
+``open_return``             ``returnCreate`` (``ReturnInput``), or ``returnRequest``
+                            (``ReturnRequestInput``) when ``requested``; a restocking fee is
+                            sent as Shopify's percentage of the line, so the line's price is
+                            read first (``returnableFulfillments``)
+``approve`` / ``decline``   ``returnApproveRequest`` / ``returnDeclineRequest``
+``process``                 ``returnProcess`` (``ReturnProcessInput``): the refund goes to the
+                            order's first successful ``SALE`` or ``CAPTURE`` transaction
+``dispose``                 ``reverseFulfillmentOrderDispose`` on the reverse fulfillment order
+                            line of the return line (``restock_location_id`` for ``RESTOCKED``)
+``remove_lines``            ``removeFromReturn``
+``close`` / ``reopen`` /    ``returnClose`` / ``returnReopen`` / ``returnCancel``
+``cancel``
+``get_return``              ``return(id:)``
+``calculate``               ``returnCalculate`` for the return's lines, fees and exchange items
+==========================  ===================================================================
+
+Errors: a ``userErrors`` entry is ``PortError(retryable=False)`` naming its ``field`` path and
+``message``; a transport failure, an HTTP 5xx or an answer that is not JSON is retryable;
+throttling (HTTP 429, or a ``THROTTLED`` error with ``extensions.cost.throttleStatus``) is
+retryable and carries ``retry_after`` in seconds (the ``Retry-After`` header, or the time the
+bucket needs to refill for the query's requested cost at its restore rate); any other HTTP
+4xx (a bad token, a missing scope) and a GraphQL error are not retryable.
+
+Idempotency: the 2025-07 returns mutations take no idempotency key, so the adapter keeps a
+ledger of ``key -> (operation and arguments, result)``: a key repeated with the same arguments
+answers the first result without a request, with other arguments it is refused
+(``PortError(retryable=False)``). Only successes are recorded: a failed call is sent again.
+The ledger is an in-memory dict unless the host gives a durable mapping (``ledger=``, e.g. a
+``shelve``): with the in-memory one, a process that restarts between a mutation and its retry
+sends the mutation again, and Shopify refuses what it cannot do twice (units already in a
+return, processed or disposed) with a ``userError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+from returnflow.domain.inbound import Disposition
+from returnflow.domain.money import Money
+from returnflow.errors import ConfigurationError, PortError
+from returnflow.integrations.shopify import documents as gql
+from returnflow.integrations.shopify._answers import (
+    bad_answer,
+    calculate_variables,
+    fee_percentage,
+    money_input,
+    nodes_of,
+    outcome,
+    parse_money,
+    parse_return,
+    read_answer,
+    refundable_transactions,
+    reverse_line,
+    user_errors,
+)
+from returnflow.ports.platform_returns import (
+    FinancialOutcome,
+    PlatformExchangeLine,
+    PlatformReturn,
+    PlatformReturnLine,
+    ProcessResult,
+    Quantity,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["ShopifyPlatformReturns", "ShopifyShop"]
+
+PORT = "platform_returns"
+T = TypeVar("T")
+
+# ReturnDeclineReason: returnflow's free-text reason goes to declineNote; these are the enum.
+DECLINE_REASONS = frozenset({"RETURN_PERIOD_ENDED", "FINAL_SALE", "OTHER"})
+
+
+@attrs.frozen
+class ShopifyShop:
+    """A shop's Admin API address (``example.myshopify.com``) and access token."""
+
+    domain: str
+    access_token: str = attrs.field(repr=False)
+
+
+def _httpx() -> Any:
+    try:
+        import httpx
+    except ImportError as error:  # pragma: no cover - the dev extra installs it
+        raise ConfigurationError(
+            "the Shopify adapter needs httpx: pip install 'returnflow[shopify]'",
+            field="httpx",
+            value=None,
+        ) from error
+    return httpx
+
+
+class ShopifyPlatformReturns:
+    """Platform returns on Shopify (see the module docstring).
+
+    ``shops`` maps returnflow's shop names to their :class:`ShopifyShop`; a call for a shop
+    not in it is refused (``PortError(retryable=False)``). ``client`` is the host's
+    ``httpx.Client`` (one is made with ``timeout`` seconds when omitted; the adapter closes
+    only a client it made). ``ledger`` holds the idempotency keys answered.
+    """
+
+    def __init__(
+        self,
+        shops: Mapping[str, ShopifyShop],
+        *,
+        client: httpx.Client | None = None,
+        api_version: str = gql.API_VERSION,
+        restock_location_id: str | None = None,
+        ledger: MutableMapping[str, tuple[str, object]] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        httpx_module = _httpx()
+        for name, shop in shops.items():
+            if not isinstance(shop, ShopifyShop) or not shop.domain or not shop.access_token:
+                raise ConfigurationError(
+                    "a ShopifyShop with a domain and an access token", field=f"shops[{name!r}]"
+                )
+        self._shops = dict(shops)
+        self._own_client = client is None
+        self._client: httpx.Client = client or httpx_module.Client(timeout=timeout)
+        self._httpx = httpx_module
+        self._version = api_version
+        self._location = restock_location_id
+        self._ledger: MutableMapping[str, tuple[str, object]] = {} if ledger is None else ledger
+        self._lock = threading.Lock()
+        self._exchange_ids: dict[str, tuple[tuple[str, str], ...]] = {}
+
+    def shutdown(self) -> None:
+        """Close the HTTP client if the adapter made it (``close`` is the port's call)."""
+        if self._own_client:
+            self._client.close()
+
+    # -- the port ----------------------------------------------------------------------------
+
+    def open_return(
+        self,
+        shop: str,
+        order_id: str,
+        lines: Sequence[PlatformReturnLine],
+        *,
+        exchange_lines: Sequence[PlatformExchangeLine] = (),
+        return_shipping_fee: Money | None = None,
+        requested: bool = False,
+        idempotency_key: str,
+    ) -> PlatformReturn:
+        args = (shop, order_id, tuple(lines), tuple(exchange_lines), return_shipping_fee, requested)
+
+        def call() -> PlatformReturn:
+            variables = self.open_variables(
+                shop, order_id, lines, exchange_lines, return_shipping_fee, requested
+            )
+            if requested:
+                node = self._mutate(shop, "open_return", gql.REQUEST, variables, "returnRequest")
+            else:
+                node = self._mutate(shop, "open_return", gql.CREATE, variables, "returnCreate")
+            opened = parse_return(node, "open_return")
+            platform_ids = [platform_id for _, platform_id in opened.exchange_line_ids]
+            if len(platform_ids) != len(exchange_lines):
+                raise bad_answer("open_return", "exchange line items", len(platform_ids))
+            mapping = tuple(
+                (line.exchange_line_id, platform_id)
+                for line, platform_id in zip(exchange_lines, platform_ids, strict=True)
+            )
+            self._exchange_ids[opened.return_id] = mapping
+            return attrs.evolve(opened, exchange_line_ids=mapping)
+
+        return self._keyed("open_return", args, idempotency_key, call)
+
+    def open_variables(
+        self,
+        shop: str,
+        order_id: str,
+        lines: Sequence[PlatformReturnLine],
+        exchange_lines: Sequence[PlatformExchangeLine],
+        return_shipping_fee: Money | None,
+        requested: bool,
+    ) -> dict[str, Any]:
+        """The variables of ``returnCreate`` (``{"returnInput": ReturnInput}``) or, when
+        ``requested``, of ``returnRequest`` (``{"input": ReturnRequestInput}``)."""
+        prices = self._unit_prices(shop, order_id) if any(x.restocking_fee for x in lines) else {}
+        items = []
+        for index, line in enumerate(lines):
+            item: dict[str, Any] = {
+                "fulfillmentLineItemId": line.order_line_id,
+                "quantity": line.quantity,
+                "returnReason": line.reason,
+            }
+            if line.restocking_fee is not None:
+                item["restockingFee"] = {
+                    "percentage": fee_percentage(line, prices, f"lines[{index}].restocking_fee")
+                }
+            items.append(item)
+        shipping = (
+            None if return_shipping_fee is None else {"amount": money_input(return_shipping_fee)}
+        )
+        if requested:
+            if exchange_lines:
+                raise PortError(
+                    PORT,
+                    "open_return",
+                    "exchange_lines: a requested return (returnRequest) takes no exchange line "
+                    "items in Shopify; open it approved or add them after approval",
+                    retryable=False,
+                )
+            request: dict[str, Any] = {"orderId": order_id, "returnLineItems": items}
+            if shipping is not None:
+                request["returnShippingFee"] = shipping
+            return {"input": request}
+        create: dict[str, Any] = {
+            "orderId": order_id,
+            "returnLineItems": items,
+            "exchangeLineItems": [
+                {"variantId": x.variant_id, "quantity": x.quantity} for x in exchange_lines
+            ],
+        }
+        if shipping is not None:
+            create["returnShippingFee"] = shipping
+        return {"returnInput": create}
+
+    def get_return(self, shop: str, return_id: str) -> PlatformReturn:
+        data = self._request(shop, "get_return", gql.READ, {"id": return_id})
+        node = data.get("return")
+        if node is None:
+            raise PortError(PORT, "get_return", f"no return {return_id!r}", retryable=False)
+        return self._with_exchange_ids(parse_return(node, "get_return"))
+
+    def approve(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
+        return self._status(
+            shop,
+            "approve",
+            gql.APPROVE,
+            {"input": {"id": return_id}},
+            "returnApproveRequest",
+            idempotency_key,
+            return_id,
+        )
+
+    def decline(
+        self, shop: str, return_id: str, *, reason: str, idempotency_key: str
+    ) -> PlatformReturn:
+        declined: dict[str, Any] = {"id": return_id}
+        if reason in DECLINE_REASONS:
+            declined["declineReason"] = reason
+        else:
+            declined["declineReason"] = "OTHER"
+            declined["declineNote"] = reason
+        return self._status(
+            shop,
+            "decline",
+            gql.DECLINE,
+            {"input": declined},
+            "returnDeclineRequest",
+            idempotency_key,
+            return_id,
+            reason,
+        )
+
+    def close(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
+        return self._status(
+            shop,
+            "close",
+            gql.CLOSE,
+            {"id": return_id},
+            "returnClose",
+            idempotency_key,
+            return_id,
+        )
+
+    def reopen(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
+        return self._status(
+            shop,
+            "reopen",
+            gql.REOPEN,
+            {"id": return_id},
+            "returnReopen",
+            idempotency_key,
+            return_id,
+        )
+
+    def cancel(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
+        return self._status(
+            shop,
+            "cancel",
+            gql.CANCEL,
+            {"id": return_id},
+            "returnCancel",
+            idempotency_key,
+            return_id,
+        )
+
+    def process(
+        self,
+        shop: str,
+        return_id: str,
+        lines: Sequence[Quantity],
+        *,
+        exchange_lines: Sequence[Quantity] = (),
+        refund: Money,
+        refund_shipping: Money | None = None,
+        refund_duties: Money | None = None,
+        idempotency_key: str,
+    ) -> ProcessResult:
+        args = (
+            shop,
+            return_id,
+            tuple(lines),
+            tuple(exchange_lines),
+            refund,
+            refund_shipping,
+            refund_duties,
+        )
+
+        def call() -> ProcessResult:
+            before = self._request(shop, "process", gql.READ_FOR_PROCESS, {"id": return_id})
+            node = before.get("return")
+            if node is None:
+                raise PortError(PORT, "process", f"no return {return_id!r}", retryable=False)
+            refunded_before = {item["id"] for item in nodes_of(node.get("refunds"))}
+            variables = self.process_variables(
+                return_id,
+                lines,
+                exchange_lines,
+                refund,
+                refund_shipping,
+                refund_duties,
+                refundable_transactions(node),
+            )
+            after = self._mutate(shop, "process", gql.PROCESS, variables, "returnProcess")
+            new = [
+                item for item in nodes_of(after.get("refunds")) if item["id"] not in refunded_before
+            ]
+            currency = refund.currency
+            total = Money.sum(
+                (parse_money(item["totalRefundedSet"], "process") for item in new), currency
+            )
+            return ProcessResult(tuple(item["id"] for item in new), total)
+
+        return self._keyed("process", args, idempotency_key, call)
+
+    def process_variables(
+        self,
+        return_id: str,
+        lines: Sequence[Quantity],
+        exchange_lines: Sequence[Quantity],
+        refund: Money,
+        refund_shipping: Money | None,
+        refund_duties: Money | None,
+        transactions: Sequence[str],
+    ) -> dict[str, Any]:
+        """The variables of ``returnProcess``: ``{"input": ReturnProcessInput}``.
+        ``transactions`` are the order's successful ``SALE``/``CAPTURE`` transaction ids."""
+        if refund_duties is not None and refund_duties:
+            raise PortError(
+                PORT,
+                "process",
+                f"refund_duties={refund_duties}: Shopify refunds duties by duty id "
+                "(RefundDutyInput), which the port does not carry",
+                retryable=False,
+            )
+        if refund.is_negative:
+            raise PortError(PORT, "process", f"refund={refund}: negative", retryable=False)
+        processed: dict[str, Any] = {
+            "returnId": return_id,
+            "returnLineItems": [{"id": q.line_id, "quantity": q.quantity} for q in lines],
+            "exchangeLineItems": [
+                {"id": q.line_id, "quantity": q.quantity} for q in exchange_lines
+            ],
+        }
+        if refund:
+            if not transactions:
+                raise PortError(
+                    PORT,
+                    "process",
+                    f"refund={refund}: the order has no successful SALE or "
+                    "CAPTURE transaction to refund",
+                    retryable=False,
+                )
+            processed["financialTransfer"] = {
+                "issueRefund": {
+                    "orderTransactions": [
+                        {"parentId": transactions[0], "transactionAmount": money_input(refund)}
+                    ]
+                }
+            }
+        if refund_shipping is not None and refund_shipping:
+            processed["refundShipping"] = {"shippingRefundAmount": money_input(refund_shipping)}
+        return {"input": processed}
+
+    def dispose(
+        self,
+        shop: str,
+        return_id: str,
+        line_id: str,
+        quantity: int,
+        disposition: Disposition,
+        *,
+        idempotency_key: str,
+    ) -> None:
+        args = (shop, return_id, line_id, quantity, disposition)
+
+        def call() -> None:
+            data = self._request(shop, "dispose", gql.READ_FOR_PROCESS, {"id": return_id})
+            node = data.get("return")
+            if node is None:
+                raise PortError(PORT, "dispose", f"no return {return_id!r}", retryable=False)
+            variables = self.dispose_variables(reverse_line(node, line_id), quantity, disposition)
+            self._mutate(shop, "dispose", gql.DISPOSE, variables, "reverseFulfillmentOrderDispose")
+
+        self._keyed("dispose", args, idempotency_key, call)
+
+    def dispose_variables(
+        self, reverse_line_id: str, quantity: int, disposition: Disposition
+    ) -> dict[str, Any]:
+        """The variables of ``reverseFulfillmentOrderDispose``:
+        ``{"dispositionInputs": [ReverseFulfillmentOrderDisposeInput]}``."""
+        item: dict[str, Any] = {
+            "reverseFulfillmentOrderLineItemId": reverse_line_id,
+            "quantity": quantity,
+            "dispositionType": Disposition(disposition).value,
+        }
+        if disposition is Disposition.RESTOCKED:
+            if self._location is None:
+                raise ConfigurationError(
+                    "RESTOCKED needs a location: ShopifyPlatformReturns(restock_location_id=...)",
+                    field="restock_location_id",
+                    value=None,
+                )
+            item["locationId"] = self._location
+        return {"dispositionInputs": [item]}
+
+    def remove_lines(
+        self, shop: str, return_id: str, lines: Sequence[Quantity], *, idempotency_key: str
+    ) -> PlatformReturn:
+        variables = {
+            "returnId": return_id,
+            "returnLineItems": [
+                {"returnLineItemId": q.line_id, "quantity": q.quantity} for q in lines
+            ],
+        }
+        return self._status(
+            shop,
+            "remove_lines",
+            gql.REMOVE,
+            variables,
+            "removeFromReturn",
+            idempotency_key,
+            return_id,
+            tuple(lines),
+        )
+
+    def calculate(self, shop: str, return_id: str) -> FinancialOutcome:
+        data = self._request(shop, "calculate", gql.READ_FOR_CALCULATE, {"id": return_id})
+        node = data.get("return")
+        if node is None:
+            raise PortError(PORT, "calculate", f"no return {return_id!r}", retryable=False)
+        variables = calculate_variables(node)
+        answer = self._request(shop, "calculate", gql.CALCULATE, variables)
+        calculated = answer.get("returnCalculate")
+        if not isinstance(calculated, dict):
+            raise bad_answer("calculate", "returnCalculate", calculated)
+        return outcome(calculated, "calculate")
+
+    # -- machinery ---------------------------------------------------------------------------
+
+    def _unit_prices(self, shop: str, order_id: str) -> dict[str, Money]:
+        """What a unit of each returnable fulfillment line was paid, by its id."""
+        data = self._request(shop, "open_return", gql.RETURNABLE, {"orderId": order_id})
+        prices: dict[str, Money] = {}
+        for fulfillment in nodes_of(data.get("returnableFulfillments")):
+            for item in nodes_of(fulfillment.get("returnableFulfillmentLineItems")):
+                line = item.get("fulfillmentLineItem") or {}
+                paid = (line.get("lineItem") or {}).get("discountedUnitPriceAfterAllDiscountsSet")
+                prices[str(line.get("id"))] = parse_money(paid, "open_return")
+        return prices
+
+    def _status(
+        self,
+        shop: str,
+        operation: str,
+        document: str,
+        variables: dict[str, Any],
+        field: str,
+        key: str,
+        *args: object,
+    ) -> PlatformReturn:
+        def call() -> PlatformReturn:
+            node = self._mutate(shop, operation, document, variables, field)
+            return self._with_exchange_ids(parse_return(node, operation))
+
+        return self._keyed(operation, (shop, *args), key, call)
+
+    def _with_exchange_ids(self, read: PlatformReturn) -> PlatformReturn:
+        known = self._exchange_ids.get(read.return_id)
+        if known is None:
+            return read
+        return attrs.evolve(read, exchange_line_ids=known)
+
+    def _keyed(
+        self, operation: str, args: tuple[object, ...], key: str, call: Callable[[], T]
+    ) -> T:
+        fingerprint = hashlib.sha256(repr((operation, args)).encode()).hexdigest()
+        with self._lock:
+            seen = self._ledger.get(key)
+        if seen is not None:
+            if seen[0] != fingerprint:
+                raise PortError(
+                    PORT,
+                    operation,
+                    f"idempotency key {key!r} was used with other arguments",
+                    retryable=False,
+                )
+            return seen[1]  # type: ignore[return-value]
+        result = call()
+        with self._lock:
+            self._ledger[key] = (fingerprint, result)
+        return result
+
+    def _mutate(
+        self, shop: str, operation: str, document: str, variables: dict[str, Any], field: str
+    ) -> dict[str, Any]:
+        data = self._request(shop, operation, document, variables)
+        payload = data.get(field)
+        if not isinstance(payload, dict):
+            raise bad_answer(operation, field, payload)
+        errors = payload.get("userErrors") or []
+        if errors:
+            raise PortError(PORT, operation, user_errors(errors), retryable=False)
+        node = payload.get("return", payload)
+        if not isinstance(node, dict):
+            raise bad_answer(operation, f"{field}.return", node)
+        return node
+
+    def _request(
+        self, shop: str, operation: str, document: str, variables: dict[str, Any]
+    ) -> dict[str, Any]:
+        target = self._shops.get(shop)
+        if target is None:
+            raise PortError(
+                PORT, operation, f"no Shopify shop configured as {shop!r}", retryable=False
+            )
+        url = f"https://{target.domain}/admin/api/{self._version}/graphql.json"
+        headers = {
+            "X-Shopify-Access-Token": target.access_token,
+            "Content-Type": "application/json",
+        }
+        try:
+            answer = self._client.post(
+                url, headers=headers, json={"query": document, "variables": variables}
+            )
+        except self._httpx.HTTPError as error:
+            raise PortError(PORT, operation, f"transport: {error!r}") from error
+        return read_answer(answer, operation)

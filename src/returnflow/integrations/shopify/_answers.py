@@ -1,0 +1,257 @@
+"""How the Shopify adapter reads Shopify's answers and writes the variables of reads."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from returnflow.domain.money import Money
+from returnflow.errors import PortError, ReturnflowError
+from returnflow.ports.platform_returns import (
+    FinancialOutcome,
+    PlatformReturn,
+    PlatformReturnLine,
+    ShopifyReturnStatus,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+PORT = "platform_returns"
+
+
+def calculate_variables(node: dict[str, Any]) -> dict[str, Any]:
+    """The variables of ``returnCalculate`` for a return read with its fees:
+    ``{"input": CalculateReturnInput}``."""
+    items = []
+    for line in nodes_of(node.get("returnLineItems")):
+        item: dict[str, Any] = {
+            "fulfillmentLineItemId": (line.get("fulfillmentLineItem") or {}).get("id"),
+            "quantity": line["quantity"],
+        }
+        fee = line.get("restockingFee")
+        if fee:
+            item["restockingFee"] = {"percentage": fee["percentage"]}
+        items.append(item)
+    calculated: dict[str, Any] = {
+        "orderId": node["order"]["id"],
+        "returnLineItems": items,
+        "exchangeLineItems": [
+            {"variantId": x["variantId"], "quantity": x["quantity"]}
+            for x in nodes_of(node.get("exchangeLineItems"))
+        ],
+    }
+    fees = node.get("returnShippingFees") or []
+    if fees:
+        amount = parse_money(fees[0]["amountSet"], "calculate")
+        calculated["returnShippingFee"] = {"amount": money_input(amount)}
+    return {"input": calculated}
+
+
+def outcome(calculated: dict[str, Any], operation: str) -> FinancialOutcome:
+    lines = calculated.get("returnLineItems") or []
+    exchange = calculated.get("exchangeLineItems") or []
+    amounts = [parse_money(x["subtotalSet"], operation) for x in (*lines, *exchange)]
+    if not amounts:
+        raise bad_answer(operation, "returnCalculate.returnLineItems", lines)
+    currency = amounts[0].currency
+    returned = Money.sum((parse_money(x["subtotalSet"], operation) for x in lines), currency)
+    exchanged = Money.sum((parse_money(x["subtotalSet"], operation) for x in exchange), currency)
+    fee_sets = [x["restockingFee"]["amountSet"] for x in lines if x.get("restockingFee")]
+    if calculated.get("returnShippingFee"):
+        fee_sets.append(calculated["returnShippingFee"]["amountSet"])
+    fees = Money.sum((parse_money(x, operation) for x in fee_sets), currency)
+    balance = returned - fees - exchanged
+    zero = Money.zero(currency)
+    return FinancialOutcome(
+        returned=returned,
+        fees=fees,
+        exchanged=exchanged,
+        refund=balance if balance > zero else zero,
+        owed=zero - balance if balance < zero else zero,
+    )
+
+
+def parse_return(node: dict[str, Any], operation: str) -> PlatformReturn:
+    try:
+        lines = nodes_of(node.get("returnLineItems"))
+        exchange = nodes_of(node.get("exchangeLineItems"))
+        return PlatformReturn(
+            return_id=node["id"],
+            order_id=node["order"]["id"],
+            status=ShopifyReturnStatus(node["status"]),
+            line_ids=tuple((line["fulfillmentLineItem"]["id"], line["id"]) for line in lines),
+            exchange_line_ids=tuple((x["id"], x["id"]) for x in exchange),
+            processed=tuple((line["id"], int(line["processedQuantity"])) for line in lines),
+            removed=tuple(
+                (
+                    line["id"],
+                    int(line["quantity"])
+                    - int(line["processedQuantity"])
+                    - int(line["unprocessedQuantity"]),
+                )
+                for line in lines
+            ),
+            exchange_processed=tuple((x["id"], int(x["processedQuantity"])) for x in exchange),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise bad_answer(operation, "return", node) from error
+
+
+def nodes_of(connection: object) -> list[dict[str, Any]]:
+    if not isinstance(connection, dict):
+        return []
+    nodes = connection.get("nodes") or []
+    return [item for item in nodes if isinstance(item, dict)]
+
+
+def refundable_transactions(node: dict[str, Any]) -> list[str]:
+    return [
+        item["id"]
+        for item in (node.get("order") or {}).get("transactions") or []
+        if item.get("kind") in ("SALE", "CAPTURE") and item.get("status") == "SUCCESS"
+    ]
+
+
+def reverse_line(node: dict[str, Any], line_id: str) -> str:
+    """The reverse fulfillment order line of the return line ``line_id`` (by the fulfillment
+    line item both come from)."""
+    fulfillment = next(
+        (
+            (line.get("fulfillmentLineItem") or {}).get("id")
+            for line in nodes_of(node.get("returnLineItems"))
+            if line.get("id") == line_id
+        ),
+        None,
+    )
+    if fulfillment is None:
+        raise PortError(PORT, "dispose", f"return has no line {line_id!r}", retryable=False)
+    for order in nodes_of(node.get("reverseFulfillmentOrders")):
+        for item in nodes_of(order.get("lineItems")):
+            if (item.get("fulfillmentLineItem") or {}).get("id") == fulfillment:
+                return str(item["id"])
+    raise PortError(
+        PORT, "dispose", f"no reverse fulfillment order line for {line_id!r}", retryable=False
+    )
+
+
+def fee_percentage(line: PlatformReturnLine, prices: dict[str, Money], field: str) -> float:
+    """Shopify's restocking fee is a percentage of the line: the fee's, exact to the cent."""
+    assert line.restocking_fee is not None
+    price = prices.get(line.order_line_id)
+    if price is None:
+        raise PortError(
+            PORT,
+            "open_return",
+            f"{field}: no returnable fulfillment line "
+            f"{line.order_line_id!r} to price the fee against",
+            retryable=False,
+        )
+    worth = price * line.quantity
+    fee = line.restocking_fee
+    if fee.currency != worth.currency or not worth or fee > worth or fee.is_negative:
+        raise PortError(
+            PORT, "open_return", f"{field}={fee}: not a share of {worth}", retryable=False
+        )
+    percentage = (fee.amount * 100 / worth.amount).normalize()
+    back = Money.quantized(worth.amount * Decimal(repr(float(percentage))) / 100, worth.currency)
+    if back != fee:
+        raise PortError(
+            PORT,
+            "open_return",
+            f"{field}={fee}: no percentage of {worth} gives it to the cent",
+            retryable=False,
+        )
+    return float(percentage)
+
+
+def money_input(amount: Money) -> dict[str, str]:
+    """A ``MoneyInput``: the amount as a decimal string, and its currency code."""
+    return {"amount": str(amount.amount), "currencyCode": amount.currency}
+
+
+def parse_money(bag: object, operation: str) -> Money:
+    try:
+        shop_money = bag["shopMoney"] if isinstance(bag, dict) and "shopMoney" in bag else bag
+        assert isinstance(shop_money, dict)
+        return Money(str(shop_money["amount"]), str(shop_money["currencyCode"]))
+    except (AssertionError, KeyError, InvalidOperation, ReturnflowError) as error:
+        raise bad_answer(operation, "money", bag) from error
+
+
+def user_errors(errors: list[Any]) -> str:
+    parts = []
+    for error in errors:
+        field = ".".join(str(part) for part in (error.get("field") or [])) or "(no field)"
+        code = f" [{error['code']}]" if error.get("code") else ""
+        parts.append(f"{field}: {error.get('message')}{code}")
+    return "userErrors: " + "; ".join(parts)
+
+
+def bad_answer(operation: str, what: str, value: object) -> PortError:
+    shown = json.dumps(value, default=str)[:200]
+    return PortError(PORT, operation, f"unexpected answer for {what}: {shown}", retryable=False)
+
+
+def throttled(operation: str, why: str, seconds: float) -> PortError:
+    return PortError(
+        PORT, operation, f"throttled ({why}); retry after {seconds:g}s", retry_after=seconds
+    )
+
+
+def header_seconds(value: str | None) -> float:
+    try:
+        return max(float(value), 0.0) if value is not None else 1.0
+    except ValueError:
+        return 1.0
+
+
+def refill_seconds(body: dict[str, Any]) -> float:
+    """Seconds until the bucket holds the query's requested cost again, from
+    ``extensions.cost`` (``requestedQueryCost`` and ``throttleStatus``); 1.0 without it."""
+    cost = (body.get("extensions") or {}).get("cost") or {}
+    status = cost.get("throttleStatus") or {}
+    try:
+        needed = float(cost["requestedQueryCost"]) - float(status["currentlyAvailable"])
+        rate = float(status["restoreRate"])
+    except (KeyError, TypeError, ValueError):
+        return 1.0
+    if rate <= 0:
+        return 1.0
+    return max(needed / rate, 0.0) or 1.0
+
+
+def read_answer(answer: httpx.Response, operation: str) -> dict[str, Any]:
+    """The ``data`` of an answer; a retryable ``PortError`` for HTTP 429 (with
+    ``retry_after``), 5xx, a body that is not JSON and a ``THROTTLED`` error; a
+    non-retryable one for another 4xx, another GraphQL error or an answer without data."""
+    if answer.status_code == 429:
+        raise throttled(operation, "HTTP 429", header_seconds(answer.headers.get("Retry-After")))
+    if answer.status_code >= 500:
+        raise PortError(PORT, operation, f"HTTP {answer.status_code}")
+    if answer.status_code >= 400:
+        raise PortError(
+            PORT, operation, f"HTTP {answer.status_code}: {answer.text[:200]}", retryable=False
+        )
+    try:
+        body = answer.json()
+    except ValueError as error:
+        raise PortError(PORT, operation, f"an answer that is not JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise bad_answer(operation, "body", body)
+    errors = body.get("errors")
+    if errors:
+        codes = [
+            str((e.get("extensions") or {}).get("code")) for e in errors if isinstance(e, dict)
+        ]
+        if "THROTTLED" in codes:
+            raise throttled(operation, "THROTTLED", refill_seconds(body))
+        messages = "; ".join(
+            str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors
+        )
+        raise PortError(PORT, operation, f"GraphQL errors: {messages}", retryable=False)
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise bad_answer(operation, "data", data)
+    return data

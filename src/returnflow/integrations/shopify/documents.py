@@ -1,0 +1,245 @@
+"""The GraphQL documents the Shopify adapter sends (Admin API, version :data:`API_VERSION`).
+
+One document per port call; each names its operation so that a recorded answer, a log line or
+a mock can tell them apart. The variables each takes are built in
+:mod:`returnflow.integrations.shopify` and follow the input objects Shopify documents for the
+version (``ReturnInput``, ``ReturnRequestInput``, ``ReturnProcessInput``,
+``ReverseFulfillmentOrderDisposeInput``, ...).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "API_VERSION",
+    "APPROVE",
+    "CALCULATE",
+    "CANCEL",
+    "CLOSE",
+    "CREATE",
+    "DECLINE",
+    "DISPOSE",
+    "PROCESS",
+    "READ",
+    "READ_FOR_CALCULATE",
+    "READ_FOR_PROCESS",
+    "REMOVE",
+    "REOPEN",
+    "REQUEST",
+    "RETURNABLE",
+]
+
+API_VERSION = "2025-07"
+"""The Admin API version the documents are written against (``returnProcess`` is new in it)."""
+
+RETURN_FIELDS = """
+fragment ReturnFields on Return {
+  id
+  status
+  order { id }
+  returnLineItems(first: 250) {
+    nodes {
+      id
+      quantity
+      processedQuantity
+      unprocessedQuantity
+      ... on ReturnLineItem { fulfillmentLineItem { id } }
+    }
+  }
+  exchangeLineItems(first: 250) {
+    nodes { id quantity processedQuantity variantId }
+  }
+}
+"""
+
+CREATE = (
+    """
+mutation ReturnflowReturnCreate($returnInput: ReturnInput!) {
+  returnCreate(returnInput: $returnInput) {
+    return { ...ReturnFields }
+    userErrors { field message code }
+  }
+}
+"""
+    + RETURN_FIELDS
+)
+
+REQUEST = (
+    """
+mutation ReturnflowReturnRequest($input: ReturnRequestInput!) {
+  returnRequest(input: $input) {
+    return { ...ReturnFields }
+    userErrors { field message code }
+  }
+}
+"""
+    + RETURN_FIELDS
+)
+
+APPROVE = (
+    """
+mutation ReturnflowReturnApproveRequest($input: ReturnApproveRequestInput!) {
+  returnApproveRequest(input: $input) {
+    return { ...ReturnFields }
+    userErrors { field message code }
+  }
+}
+"""
+    + RETURN_FIELDS
+)
+
+DECLINE = (
+    """
+mutation ReturnflowReturnDeclineRequest($input: ReturnDeclineRequestInput!) {
+  returnDeclineRequest(input: $input) {
+    return { ...ReturnFields }
+    userErrors { field message code }
+  }
+}
+"""
+    + RETURN_FIELDS
+)
+
+PROCESS = (
+    """
+mutation ReturnflowReturnProcess($input: ReturnProcessInput!) {
+  returnProcess(input: $input) {
+    return {
+      ...ReturnFields
+      refunds(first: 250) { nodes { id totalRefundedSet { shopMoney { amount currencyCode } } } }
+    }
+    userErrors { field message code }
+  }
+}
+"""
+    + RETURN_FIELDS
+)
+
+DISPOSE = """
+mutation ReturnflowReverseFulfillmentOrderDispose(
+  $dispositionInputs: [ReverseFulfillmentOrderDisposeInput!]!
+) {
+  reverseFulfillmentOrderDispose(dispositionInputs: $dispositionInputs) {
+    reverseFulfillmentOrderLineItems { id }
+    userErrors { field message code }
+  }
+}
+"""
+
+REMOVE = (
+    """
+mutation ReturnflowRemoveFromReturn(
+  $returnId: ID!
+  $returnLineItems: [ReturnLineItemRemoveFromReturnInput!]
+) {
+  removeFromReturn(returnId: $returnId, returnLineItems: $returnLineItems) {
+    return { ...ReturnFields }
+    userErrors { field message code }
+  }
+}
+"""
+    + RETURN_FIELDS
+)
+
+
+def _status_change(operation: str, field: str) -> str:
+    return (
+        f"""
+mutation {operation}($id: ID!) {{
+  {field}(id: $id) {{
+    return {{ ...ReturnFields }}
+    userErrors {{ field message code }}
+  }}
+}}
+"""
+        + RETURN_FIELDS
+    )
+
+
+CLOSE = _status_change("ReturnflowReturnClose", "returnClose")
+REOPEN = _status_change("ReturnflowReturnReopen", "returnReopen")
+CANCEL = _status_change("ReturnflowReturnCancel", "returnCancel")
+
+READ = (
+    """
+query ReturnflowReturn($id: ID!) {
+  return(id: $id) { ...ReturnFields }
+}
+"""
+    + RETURN_FIELDS
+)
+
+READ_FOR_PROCESS = (
+    """
+query ReturnflowReturnForProcess($id: ID!) {
+  return(id: $id) {
+    ...ReturnFields
+    refunds(first: 250) { nodes { id } }
+    reverseFulfillmentOrders(first: 10) {
+      nodes { lineItems(first: 250) { nodes { id fulfillmentLineItem { id } } } }
+    }
+    order {
+      id
+      transactions(first: 50) { id kind status }
+    }
+  }
+}
+"""
+    + RETURN_FIELDS
+)
+
+READ_FOR_CALCULATE = """
+query ReturnflowReturnForCalculate($id: ID!) {
+  return(id: $id) {
+    id
+    order { id }
+    returnLineItems(first: 250) {
+      nodes {
+        id
+        quantity
+        ... on ReturnLineItem { fulfillmentLineItem { id } restockingFee { percentage } }
+      }
+    }
+    exchangeLineItems(first: 250) { nodes { id quantity variantId } }
+    returnShippingFees { amountSet { shopMoney { amount currencyCode } } }
+  }
+}
+"""
+
+RETURNABLE = """
+query ReturnflowReturnableFulfillments($orderId: ID!) {
+  returnableFulfillments(orderId: $orderId, first: 50) {
+    nodes {
+      returnableFulfillmentLineItems(first: 250) {
+        nodes {
+          quantity
+          fulfillmentLineItem {
+            id
+            lineItem {
+              discountedUnitPriceAfterAllDiscountsSet { shopMoney { amount currencyCode } }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+CALCULATE = """
+query ReturnflowReturnCalculate($input: CalculateReturnInput!) {
+  returnCalculate(input: $input) {
+    returnLineItems {
+      fulfillmentLineItem { id }
+      quantity
+      subtotalSet { shopMoney { amount currencyCode } }
+      restockingFee { amountSet { shopMoney { amount currencyCode } } }
+    }
+    exchangeLineItems {
+      variantId
+      quantity
+      subtotalSet { shopMoney { amount currencyCode } }
+    }
+    returnShippingFee { amountSet { shopMoney { amount currencyCode } } }
+  }
+}
+"""
