@@ -9,7 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from returnflow import Exchange, RequestLine, ReturnRequest
+from returnflow import (
+    Completion,
+    Exchange,
+    QcResult,
+    ReceivedLine,
+    Refund,
+    RequestLine,
+    ReturnPolicy,
+    ReturnRequest,
+    StoreCredit,
+    WarehouseReceipt,
+)
+from returnflow.demo.scenarios import order_1001
 from returnflow.ports.store import ReturnStore
 from returnflow.stores.memory import MemoryStore
 from returnflow.stores.sqlite import SqliteStore
@@ -93,3 +105,37 @@ def test_a_failure_ends_the_run_and_what_follows_waits(store: ReturnStore) -> No
     assert behind
     assert all((entry.status, entry.attempts) == ("pending", 0) for entry in behind)
     assert all(entry.status == "done" for entry in outbox if entry.sequence < label.sequence)
+
+
+def test_a_refund_and_a_credit_confirmed_in_one_write_close_the_return(
+    store: ReturnStore,
+) -> None:
+    # Delivered together (critical_alone=False), both payouts are confirmed in one write:
+    # the second to be applied must not count the first as still pending.
+    harness = Harness(store=store, policy=ReturnPolicy(completion=Completion.ON_RECEIPT))
+    harness.service.dispatcher.critical_alone = False
+    harness.ports.commerce.add_order(order_1001(SHOP, "1001"))
+    request = ReturnRequest(
+        shop=SHOP,
+        order_id="1001",
+        lines=[
+            RequestLine("L2", 1, outcome=StoreCredit()),
+            RequestLine("L3", 1, outcome=Refund()),
+        ],
+    )
+    rid = harness.service.request(request).id
+    for n, line in enumerate(["L2", "L3"]):
+        harness.service.handle(
+            WarehouseReceipt(
+                shop=SHOP,
+                return_id=rid,
+                event_id=f"rcv-{n}",
+                lines=(ReceivedLine(line_id=line, quantity=1, qc=QcResult.PASS),),
+            )
+        )
+    outbox = store.outbox(SHOP, rid)
+    assert {entry.status for entry in outbox} == {"done"}
+    kinds = [entry.effect.kind for entry in outbox]
+    assert "issue_refund" in kinds
+    assert "issue_store_credit" in kinds
+    assert store.get(SHOP, rid).status == "closed"

@@ -368,8 +368,12 @@ def assert_delivered_exactly_once(world: World, rids: Sequence[str]) -> None:
 # -- 1. duplicate storm ----------------------------------------------------------------------
 
 
-def clean_run() -> tuple[World, dict[str, list[InboundEvent]], dict[str, str]]:
+def clean_run(
+    critical_alone: bool = True,
+) -> tuple[World, dict[str, list[InboundEvent]], dict[str, str]]:
     world = World(store=MemoryStore())
+    for service in world.services.values():
+        service.dispatcher.critical_alone = critical_alone
     streams = open_plans(world)
     statuses: dict[str, str] = {}
     for events in streams.values():
@@ -378,8 +382,9 @@ def clean_run() -> tuple[World, dict[str, list[InboundEvent]], dict[str, str]]:
     return world, streams, statuses
 
 
-def test_the_clean_stream_closes_every_return_as_planned() -> None:
-    world, streams, statuses = clean_run()
+@pytest.mark.parametrize("critical_alone", [True, False])
+def test_the_clean_stream_closes_every_return_as_planned(critical_alone: bool) -> None:
+    world, streams, statuses = clean_run(critical_alone)
     assert set(statuses.values()) == {"applied"}
     for plan, rid in zip(PLANS, streams, strict=True):
         assert world.store.get(SHOP, rid).state == plan.final, world.services[

@@ -158,7 +158,7 @@ def run(
             now=clock(),
             actor=actor,
             base=record.version,
-            outbox=store.outbox(shop, return_id) if outbox else (),
+            outbox=_confirmed(store.outbox(shop, return_id), attempts) if outbox else (),
         )
         if heirs:
             change.heirs = _heirs(store, record, change.now, actor)
@@ -229,6 +229,19 @@ def commit_new(
         Commit(records=((record, change.base),), effects=tuple(change.effects), claim=lease)
     )
     return record, None if claimed is None else tuple(claimed)
+
+
+def _confirmed(outbox: Sequence[OutboxEntry], attempts: Sequence[Attempt]) -> list[OutboxEntry]:
+    """``outbox`` with the effects ``attempts`` delivered (committed with this change) done:
+    a decision on one answer must not count another confirmed in the same write as still
+    pending (a refund and a store credit delivered together close the return)."""
+    delivered = {attempt.key for attempt in attempts if attempt.ok}
+    return [
+        attrs.evolve(entry, status="done")
+        if entry.effect.key in delivered and entry.status == "pending"
+        else entry
+        for entry in outbox
+    ]
 
 
 def _heirs(store: ReturnStore, record: ReturnRecord, now: datetime, actor: str) -> list[Change]:
