@@ -1,0 +1,290 @@
+"""A stored return's JSON: its row's body (the record without its history) and a history
+entry's, written and read back by the SQLite and PostgreSQL stores.
+
+The text is ``json.dumps(..., separators=(",", ":"), sort_keys=True)`` of the converter's
+plain data, as it always was: a store compares a stored entry's text with the one it would
+write (:func:`dump_entry`), so the same entry must give the same text whichever way it is
+written. With the ``fast`` extra (``orjson``) installed:
+
+* writing uses ``orjson`` with sorted keys, whose text is the same for what returnflow
+  stores (ASCII text, whole numbers, no floats); anything else (text outside ASCII, a float
+  or a number beyond 64 bits in a free-form payload) is written by ``json`` as before;
+* reading parses with ``orjson`` and builds the record with structure functions generated
+  without detailed validation, whose hooks only accept the exact types and forms this
+  module writes (UTC ISO times, plain ``str``/``int``/``bool``, known keys only). Anything
+  they do not accept is read again the plain way (``json`` and
+  :data:`returnflow.serialization.converter`), so a corrupt or ill-shaped body raises just
+  what it always raised.
+
+Without the extra both ways are the plain ones. ``benchmarks/bodies.py`` measures both.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from returnflow.domain._time import EARLIEST, LATEST
+from returnflow.domain.model import HistoryEntry, Outcome, ReturnRecord
+from returnflow.domain.money import Money
+from returnflow.serialization import _OUTCOMES, _unstructure_history_entry, converter
+
+__all__ = ["dump_body", "dump_entry", "dumps", "fast_available", "load_record", "use_fast"]
+
+_plain_record = make_dict_unstructure_fn(ReturnRecord, converter, history=override(omit=True))
+
+
+class _NotOurs(Exception):
+    """A value the fast reader does not accept as one this module wrote."""
+
+
+def _plain_dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def _plain_load(body: str, history: list[str] | str | None) -> ReturnRecord:
+    data = json.loads(body)
+    if history is None:
+        data["history"] = []
+    elif isinstance(history, str):
+        data["history"] = json.loads(history)
+    else:
+        data["history"] = [json.loads(entry) for entry in history]
+    record: ReturnRecord = converter.structure(data, ReturnRecord)
+    return record
+
+
+# -- the fast way (orjson) ----------------------------------------------------------------------
+
+
+def _free_form_plain(value: Any) -> bool:
+    """Whether free-form ``value`` holds only what ``orjson`` writes as ``json`` does: text,
+    whole numbers, booleans, ``None``, lists and objects with text keys (no floats)."""
+    kind = type(value)
+    if kind is str or kind is bool or kind is int or value is None:
+        return True
+    if kind is dict:
+        return all(type(key) is str and _free_form_plain(item) for key, item in value.items())
+    if kind is list or kind is tuple:
+        return all(_free_form_plain(item) for item in value)
+    return False
+
+
+def _fast_time(value: Any, _: type[Any]) -> datetime:
+    # what datetime.isoformat() wrote for a UTC instant, and nothing else
+    if type(value) is not str:
+        raise _NotOurs
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is not timezone.utc or not EARLIEST <= moment < LATEST:
+        raise _NotOurs
+    return moment
+
+
+def _exact(kind: type[Any]) -> Callable[[Any, type[Any]], Any]:
+    def check(value: Any, _: type[Any]) -> Any:
+        if type(value) is not kind:
+            raise _NotOurs
+        return value
+
+    return check
+
+
+def _fast_enum(value: Any, enum_type: type[enum.Enum]) -> enum.Enum:
+    return enum_type(value)  # a ValueError for a value it does not have
+
+
+def _fast_money(value: Any, _: type[Any]) -> Money:
+    if type(value) is not dict or len(value) != 2:
+        raise _NotOurs
+    amount, currency = value["amount"], value["currency"]
+    if type(amount) is not str or type(currency) is not str:
+        raise _NotOurs
+    return Money(amount, currency)
+
+
+def _fast_outcome(value: Any, _: type[Any]) -> Outcome:
+    if type(value) is not dict:
+        raise _NotOurs
+    fields = dict(value)
+    outcome_type = _OUTCOMES[fields.pop("kind")]
+    outcome: Outcome = _fast_converter().structure(fields, outcome_type)
+    return outcome
+
+
+def _fast_entry(value: Any, _: type[Any]) -> HistoryEntry:
+    if type(value) is not dict or len(value) != 7:
+        raise _NotOurs
+    source, target, payload = value["source"], value["target"], value["payload"]
+    event, actor, version = value["event"], value["actor"], value["version"]
+    if (
+        type(source) is not list
+        or type(target) is not list
+        or type(payload) is not dict
+        or type(event) is not str
+        or type(actor) is not str
+        or type(version) is not int
+    ):
+        raise _NotOurs
+    source_state, source_exchange = source  # a ValueError unless two of them
+    target_state, target_exchange = target
+    if (
+        type(source_state) is not str
+        or type(source_exchange) is not str
+        or type(target_state) is not str
+        or type(target_exchange) is not str
+    ):
+        raise _NotOurs
+    return HistoryEntry(
+        at=_fast_time(value["at"], datetime),
+        event=event,
+        actor=actor,
+        source=(source_state, source_exchange),
+        target=(target_state, target_exchange),
+        version=version,
+        payload=payload,
+    )
+
+
+def _is_homogeneous_tuple(cls: Any) -> bool:
+    args: tuple[Any, ...] = getattr(cls, "__args__", ())
+    return getattr(cls, "__origin__", None) is tuple and args[1:] == (...,)
+
+
+def _tuple_of(fast: cattrs.Converter) -> Callable[[Any], Callable[[Any, Any], tuple[Any, ...]]]:
+    """``tuple[X, ...]`` from a JSON array: ``X``'s hook looked up once, not per item."""
+
+    def factory(cls: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
+        item_type = cls.__args__[0]
+        # looked up once (cattrs 24.1 and later); else found on each call
+        get_hook = getattr(fast, "get_structure_hook", None)
+        hook = fast.structure if get_hook is None else get_hook(item_type)
+
+        def structure_tuple(value: Any, _: Any) -> tuple[Any, ...]:
+            if type(value) is not list:
+                raise _NotOurs
+            return tuple([hook(item, item_type) for item in value])
+
+        return structure_tuple
+
+    return factory
+
+
+_FAST: list[cattrs.Converter] = []
+
+
+def _fast_converter() -> cattrs.Converter:
+    """A converter for reading back only what this module wrote: hooks that accept the exact
+    types, structure functions generated without detailed validation."""
+    if _FAST:
+        return _FAST[0]
+    fast = cattrs.Converter(forbid_extra_keys=True, detailed_validation=False)
+    fast.register_structure_hook(datetime, _fast_time)
+    for kind in (str, int, bool):
+        fast.register_structure_hook(kind, _exact(kind))
+    fast.register_structure_hook(Decimal, lambda value, _: Decimal(_exact(str)(value, str)))
+    fast.register_structure_hook(Money, _fast_money)
+    fast.register_structure_hook_func(
+        lambda cls: isinstance(cls, type) and issubclass(cls, enum.Enum), _fast_enum
+    )
+    fast.register_structure_hook(Outcome, _fast_outcome)
+    fast.register_structure_hook(HistoryEntry, _fast_entry)
+    fast.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_of(fast))
+    fast.register_structure_hook(ReturnRecord, make_dict_structure_fn(ReturnRecord, fast))
+    _FAST.append(fast)
+    return fast
+
+
+def _orjson() -> Any:
+    """The ``orjson`` module, or ``None`` when it is not installed (or is switched off)."""
+    if not _STATE:
+        try:
+            import orjson
+        except ImportError:
+            _STATE.append(None)
+        else:
+            _STATE.append(orjson)
+    return _STATE[0] if _ENABLED[0] else None
+
+
+_STATE: list[Any] = []
+_ENABLED = [True]
+
+
+def fast_available() -> bool:
+    """Whether the fast way is in use: the ``fast`` extra installed and not switched off."""
+    return _orjson() is not None
+
+
+def use_fast(enabled: bool) -> bool:
+    """Switch the fast way on (when installed) or off; the previous setting. For tests and
+    benchmarks that compare both ways in one process."""
+    previous = _ENABLED[0]
+    _ENABLED[0] = enabled
+    return previous
+
+
+# -- the module's interface -------------------------------------------------------------------
+
+
+def dumps(data: Any, *, checked: bool = False) -> str:
+    """``data`` (plain, from the converter) as compact JSON with sorted keys, the same text
+    either way; ``checked``: the caller knows ``data`` holds no float (else it is checked)."""
+    orjson = _orjson()
+    if orjson is not None and (checked or _free_form_plain(data)):
+        try:
+            text: str = orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+        except TypeError:  # a number beyond 64 bits, a key that is not text
+            pass
+        else:
+            if text.isascii() and "\x7f" not in text:
+                return text
+    return _plain_dumps(data)
+
+
+def dump_body(record: ReturnRecord) -> str:
+    """A return's row body: the record without its history (kept a row per entry)."""
+    data = _plain_record(record)
+    # its one free-form part: the parked facts' lines (the rest are typed fields)
+    if all(_free_form_plain(fact.lines) for fact in record.parked):
+        return dumps(data, checked=True)
+    return _plain_dumps(data)
+
+
+def dump_entry(entry: HistoryEntry) -> str:
+    """A history entry's row body."""
+    data = _unstructure_history_entry(entry)
+    if _free_form_plain(entry.payload):  # its one free-form part
+        return dumps(data, checked=True)
+    return _plain_dumps(data)
+
+
+def load_record(body: str, history: list[str] | str | None) -> ReturnRecord:
+    """The record of a row's ``body`` and its ``history``: a list of entries' JSON, one JSON
+    array of them, or ``None`` for none. Any error of the plain way (a
+    :class:`~returnflow.errors.ValidationError`, ``json``'s, ``KeyError``...) for a body
+    that is not one; the stores name the return (``UnreadableRecord``)."""
+    orjson = _orjson()
+    if orjson is not None:
+        try:
+            data = orjson.loads(body)
+            if history is None:
+                data["history"] = []
+            elif isinstance(history, str):
+                data["history"] = orjson.loads(history)
+            else:  # the entries as one array: one parse
+                data["history"] = orjson.loads(f"[{','.join(history)}]")
+                if len(data["history"]) != len(history):  # a row held more than one
+                    raise _NotOurs
+            record: ReturnRecord = _fast_converter().structure(data, ReturnRecord)
+        except Exception:  # not what this module writes: read it the plain way
+            pass
+        else:
+            return record
+    return _plain_load(body, history)
