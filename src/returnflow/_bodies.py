@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -34,11 +35,15 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from returnflow.domain._time import EARLIEST, LATEST
 from returnflow.domain.model import HistoryEntry, Outcome, ReturnRecord
 from returnflow.domain.money import Money
-from returnflow.serialization import _OUTCOMES, _unstructure_history_entry, converter
+from returnflow.serialization import _ENUMS, _OUTCOMES, _unstructure_history_entry, converter
 
 __all__ = ["dump_body", "dump_entry", "dumps", "fast_available", "load_record", "use_fast"]
 
 _plain_record = make_dict_unstructure_fn(ReturnRecord, converter, history=override(omit=True))
+
+
+# A JSON number of 19 digits or more: orjson reads one beyond 64 bits as a float.
+_LONG_NUMBER = re.compile(r"[:,\[]-?\d{19}")
 
 
 class _NotOurs(Exception):
@@ -97,7 +102,8 @@ def _exact(kind: type[Any]) -> Callable[[Any, type[Any]], Any]:
 
 
 def _fast_enum(value: Any, enum_type: type[enum.Enum]) -> enum.Enum:
-    return enum_type(value)  # a ValueError for a value it does not have
+    # one of its values exactly (no _missing_ fallback): a KeyError otherwise
+    return enum_type._value2member_map_[value]
 
 
 def _fast_money(value: Any, _: type[Any]) -> Money:
@@ -190,9 +196,8 @@ def _fast_converter() -> cattrs.Converter:
         fast.register_structure_hook(kind, _exact(kind))
     fast.register_structure_hook(Decimal, lambda value, _: Decimal(_exact(str)(value, str)))
     fast.register_structure_hook(Money, _fast_money)
-    fast.register_structure_hook_func(
-        lambda cls: isinstance(cls, type) and issubclass(cls, enum.Enum), _fast_enum
-    )
+    for enum_type in _ENUMS:  # str subclasses: by type, before str's hook
+        fast.register_structure_hook(enum_type, _fast_enum)
     fast.register_structure_hook(Outcome, _fast_outcome)
     fast.register_structure_hook(HistoryEntry, _fast_entry)
     fast.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_of(fast))
@@ -265,13 +270,23 @@ def dump_entry(entry: HistoryEntry) -> str:
     return _plain_dumps(data)
 
 
+def _long_number(body: str, history: list[str] | str | None) -> bool:
+    if _LONG_NUMBER.search(body):
+        return True
+    if history is None:
+        return False
+    return any(
+        _LONG_NUMBER.search(entry) for entry in ([history] if isinstance(history, str) else history)
+    )
+
+
 def load_record(body: str, history: list[str] | str | None) -> ReturnRecord:
     """The record of a row's ``body`` and its ``history``: a list of entries' JSON, one JSON
     array of them, or ``None`` for none. Any error of the plain way (a
     :class:`~returnflow.errors.ValidationError`, ``json``'s, ``KeyError``...) for a body
     that is not one; the stores name the return (``UnreadableRecord``)."""
     orjson = _orjson()
-    if orjson is not None:
+    if orjson is not None and not _long_number(body, history):
         try:
             data = orjson.loads(body)
             if history is None:
