@@ -11,8 +11,9 @@ written. With the ``fast`` extra (``orjson``) installed:
   or a number beyond 64 bits in a free-form payload) is written by ``json`` as before;
 * reading parses with ``orjson`` and builds the record with structure functions generated
   without detailed validation, whose hooks only accept the exact types and forms this
-  module writes (UTC ISO times, plain ``str``/``int``/``bool``, known keys only). Anything
-  they do not accept is read again the plain way (``json`` and
+  module writes (UTC ISO times, plain ``str``/``int``/``bool``, known keys only, no float
+  in a free-form payload: orjson reads a number beyond 64 bits as one). Anything they do
+  not accept is read again the plain way (``json`` and
   :data:`returnflow.serialization.converter`), so a corrupt or ill-shaped body raises just
   what it always raised.
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import enum
 import json
-import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -40,10 +40,6 @@ from returnflow.serialization import _ENUMS, _OUTCOMES, _unstructure_history_ent
 __all__ = ["dump_body", "dump_entry", "dumps", "fast_available", "load_record", "use_fast"]
 
 _plain_record = make_dict_unstructure_fn(ReturnRecord, converter, history=override(omit=True))
-
-
-# A JSON number of 19 digits or more: orjson reads one beyond 64 bits as a float.
-_LONG_NUMBER = re.compile(r"[:,\[]-?\d{19}")
 
 
 class _NotOurs(Exception):
@@ -73,13 +69,21 @@ def _free_form_plain(value: Any) -> bool:
     """Whether free-form ``value`` holds only what ``orjson`` writes as ``json`` does: text,
     whole numbers, booleans, ``None``, lists and objects with text keys (no floats)."""
     kind = type(value)
-    if kind is str or kind is bool or kind is int or value is None:
-        return True
     if kind is dict:
-        return all(type(key) is str and _free_form_plain(item) for key, item in value.items())
+        for key, item in value.items():
+            item_kind = type(item)
+            if type(key) is not str or not (
+                item_kind is str
+                or item_kind is int
+                or item_kind is bool
+                or item is None
+                or _free_form_plain(item)
+            ):
+                return False
+        return True
     if kind is list or kind is tuple:
         return all(_free_form_plain(item) for item in value)
-    return False
+    return kind is str or kind is int or kind is bool or value is None
 
 
 def _fast_time(value: Any, _: type[Any]) -> datetime:
@@ -133,6 +137,7 @@ def _fast_entry(value: Any, _: type[Any]) -> HistoryEntry:
         type(source) is not list
         or type(target) is not list
         or type(payload) is not dict
+        or not _free_form_plain(payload)  # a float: maybe a number beyond 64 bits
         or type(event) is not str
         or type(actor) is not str
         or type(version) is not int
@@ -264,20 +269,27 @@ def dump_body(record: ReturnRecord) -> str:
 
 def dump_entry(entry: HistoryEntry) -> str:
     """A history entry's row body."""
-    data = _unstructure_history_entry(entry)
-    if _free_form_plain(entry.payload):  # its one free-form part
-        return dumps(data, checked=True)
-    return _plain_dumps(data)
-
-
-def _long_number(body: str, history: list[str] | str | None) -> bool:
-    if _LONG_NUMBER.search(body):
-        return True
-    if history is None:
-        return False
-    return any(
-        _LONG_NUMBER.search(entry) for entry in ([history] if isinstance(history, str) else history)
-    )
+    orjson = _orjson()
+    payload, at = entry.payload, entry.at
+    if orjson is not None and type(payload) is dict and _free_form_plain(payload):
+        # orjson writes a UTC datetime as isoformat() does, tuples as lists
+        data = {
+            "actor": entry.actor,
+            "at": at if at.tzinfo is timezone.utc else at.isoformat(),
+            "event": entry.event,
+            "payload": payload,
+            "source": entry.source,
+            "target": entry.target,
+            "version": entry.version,
+        }
+        try:
+            text: str = orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+        except TypeError:  # a value of a type orjson does not write: the plain way's error
+            pass
+        else:
+            if text.isascii() and "\x7f" not in text:
+                return text
+    return _plain_dumps(_unstructure_history_entry(entry))
 
 
 def load_record(body: str, history: list[str] | str | None) -> ReturnRecord:
@@ -286,7 +298,7 @@ def load_record(body: str, history: list[str] | str | None) -> ReturnRecord:
     :class:`~returnflow.errors.ValidationError`, ``json``'s, ``KeyError``...) for a body
     that is not one; the stores name the return (``UnreadableRecord``)."""
     orjson = _orjson()
-    if orjson is not None and not _long_number(body, history):
+    if orjson is not None:
         try:
             data = orjson.loads(body)
             if history is None:
@@ -298,6 +310,10 @@ def load_record(body: str, history: list[str] | str | None) -> ReturnRecord:
                 if len(data["history"]) != len(history):  # a row held more than one
                     raise _NotOurs
             record: ReturnRecord = _fast_converter().structure(data, ReturnRecord)
+            # orjson reads a number beyond 64 bits as a float: free-form data with a float
+            # (the typed fields take none) is read the plain way
+            if not all(_free_form_plain(fact.lines) for fact in record.parked):
+                raise _NotOurs
         except Exception:  # not what this module writes: read it the plain way
             pass
         else:
