@@ -322,7 +322,7 @@ def dump_body(record: ReturnRecord) -> str:
 
 def dump_entry(entry: HistoryEntry) -> str:
     """A history entry's row body."""
-    orjson = _orjson()
+    orjson = _STATE[0] if _STATE and _ENABLED[0] else _orjson()
     payload, at = entry.payload, entry.at
     if orjson is not None and type(payload) is dict and _free_form_plain(payload):
         # orjson writes a UTC datetime as isoformat() does, tuples as lists
