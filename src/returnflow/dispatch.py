@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import attrs
 
 from returnflow import commits, logs
+from returnflow import platform_handlers as native
 from returnflow._delivery import (
     BUDGET,
     CRITICAL_PORTS,
@@ -35,9 +36,9 @@ from returnflow._delivery import (
     held_run,
     runs,
 )
-from returnflow.decisions import facts, results
-from returnflow.decisions import timers as timer_rules
+from returnflow.decisions import results
 from returnflow.decisions.change import Change
+from returnflow.decisions.follow_up import follow_up
 from returnflow.domain._fields import check_limit
 from returnflow.domain._time import CheckedClock
 from returnflow.domain.model import ReturnRecord
@@ -102,9 +103,11 @@ class Dispatcher:
         jitter_seed: int | None = None,
         handlers: Mapping[type[fx.Effect], Handler] | None = None,
         engine: str = "compiled",
+        platform_returns: native.PlatformReturns | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ConfigurationError(f"one of {sorted(ENGINES)}", field="engine", value=engine)
+        self.platform_returns = native.required(policy, platform_returns)  # native mode's
         self.engine = engine
         self.store = store
         self.commerce = commerce
@@ -343,7 +346,7 @@ class Dispatcher:
             gone=gone,
             outbox=bool(kinds & results.NEEDS_OUTBOX),
             heirs=bool(kinds & results.FORWARDED),
-            after=self._after,
+            after=lambda change: follow_up(change, self.policy),
             engine=self.engine,
             record=record,
             claim=self.lease_for if claim else None,
@@ -405,10 +408,6 @@ class Dispatcher:
                 lambda change: results.apply_result(change, effect, result),
             )
         return Delivered(attempt, effect, "done", None)
-
-    def _after(self, change: Change) -> None:
-        facts.drain(change, self.policy)
-        timer_rules.schedule(change, self.policy)
 
 
 # -- one handler per effect type ---------------------------------------------------------------
@@ -593,6 +592,7 @@ HANDLERS: Mapping[type[fx.Effect], Handler] = {
     fx.CancelExchange: _cancel_exchange,
     fx.CapturePayment: _capture_payment,
     fx.VoidAuthorization: _void_authorization,
+    **native.HANDLERS,  # native mode's: the platform's own returns
 }
 """The handler of each effect type: which port it calls, with what.
 

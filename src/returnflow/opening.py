@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from returnflow import commits, logs
+from returnflow.decisions import platform
 from returnflow.decisions import request as requests
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
@@ -64,21 +65,36 @@ class Opening:
                 raise
             raise UnknownOrder("order_id", request.order_id, str(error)) from error
 
-    def claimed(self, request: ReturnRequest) -> dict[str, set[int]]:
-        """The units of the order the stored returns hold, by order line id."""
-        store = self.service.store
-        return claimed_units(store.list(request.shop, order_id=request.order_id))
+    def claimed(
+        self, request: ReturnRequest, refused: Sequence[UnitsTaken] = ()
+    ) -> dict[str, set[int]]:
+        """The units of the order the stored returns hold, by order line id; with the units
+        a commit was ``refused`` for, when the return holding them is not among those the
+        listing could read (a damaged row the listing skips: the store's ledger still
+        counts it)."""
+        listing = self.service.store.list(request.shop, order_id=request.order_id)
+        claimed = claimed_units(listing)
+        listed = {record.id for record in listing}
+        for taken in refused:
+            if taken.held_by not in listed:
+                for line_id, unit in taken.units:
+                    claimed.setdefault(line_id, set()).add(unit)
+        return claimed
 
     def prepare(
-        self, request: ReturnRequest, new_id: Callable[[], str]
+        self,
+        request: ReturnRequest,
+        new_id: Callable[[], str],
+        refused: Sequence[UnitsTaken] = (),
     ) -> tuple[OrderSnapshot, str, Sequence[ReturnLine], Sequence[ExchangeLine]]:
         """Check ``request`` (typed errors, nothing stored), then take an id and build its
-        lines: ``(order, return_id, lines, exchange_lines)``."""
+        lines: ``(order, return_id, lines, exchange_lines)``; ``refused``: see
+        :meth:`claimed`."""
         if not isinstance(request, ReturnRequest):
             raise InvalidPayload("request", request, "must be a ReturnRequest")
         policy = self.service.policy
         order = self.order(request)
-        claimed = self.claimed(request)
+        claimed = self.claimed(request, refused)
         requests.check(order, request, claimed, policy)
         return_id = new_id()
         lines, exchange_lines = requests.build_lines(order, request, claimed, return_id, policy)
@@ -103,6 +119,7 @@ class Opening:
         :data:`~returnflow.commits.CONFLICT_RETRIES` times."""
         service = self.service
         taken: list[str] = []
+        refused: list[UnitsTaken] = []
 
         def same_id() -> str:
             if not taken:
@@ -110,7 +127,7 @@ class Opening:
             return taken[0]
 
         for tries in range(commits.CONFLICT_RETRIES):
-            order, return_id, lines, exchange_lines = self.prepare(request, same_id)
+            order, return_id, lines, exchange_lines = self.prepare(request, same_id, refused)
             change, value = requests.open_return(
                 order,
                 request,
@@ -124,10 +141,12 @@ class Opening:
             )
             with using(service.engine):
                 decide(order, change, value)
+                platform.plan(change, service.policy)  # native mode's platform return
             timer_rules.schedule(change, service.policy)
             try:
                 record, claimed = commits.commit_new(service.store, change, claim)
-            except UnitsTaken:
+            except UnitsTaken as error:
+                refused.append(error)
                 commits.back_off(service.dispatcher.rng, tries)
                 continue
             logs.opened(record, change.actor)

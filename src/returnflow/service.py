@@ -35,13 +35,9 @@ from returnflow.decisions import request as requests
 from returnflow.decisions import reset as resets
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
+from returnflow.decisions.follow_up import follow_up
 from returnflow.dispatch import Dispatcher, DispatchReport
-from returnflow.domain.inbound import (
-    CarrierUpdate,
-    InboundEvent,
-    WarehouseFinished,
-    WarehouseReceipt,
-)
+from returnflow.domain.inbound import INBOUND_FACTS, InboundEvent
 from returnflow.domain.model import (
     DeclineReason,
     ExternalRefs,
@@ -65,6 +61,7 @@ from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.events import EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
+from returnflow.ports.platform_returns import PlatformReturns
 from returnflow.ports.store import InboundKey, ReturnStore
 from returnflow.ports.warehouse import Warehouse
 from returnflow.timeline import TimelineEntry
@@ -97,16 +94,13 @@ class HandleResult:
     reason: str = ""
 
 
-_INBOUND = (CarrierUpdate, WarehouseReceipt, WarehouseFinished)
-
-
 class ReturnsService:
     """Runs returns for a host: construct it once with the host's ports (the composition root).
 
     The store, the ports, the policy, the clock, ``worker_id`` and ``lease`` are shared with
     :attr:`dispatcher`, the outbox relay that delivers what the service commits
-    (:class:`~returnflow.dispatch.Dispatcher`). ``clock`` returns the time, aware (default:
-    UTC now); ``ids`` a new return's id (default: ``ret_`` and 16 hex digits). ``engine``
+    (:class:`~returnflow.dispatch.Dispatcher`; ``platform_returns`` is needed in native mode).
+    ``clock`` returns the time, aware (default: UTC now); ``ids`` a new return's id. ``engine``
     fires chart events with the compiled chart (``"compiled"``, the default) or the
     python-statemachine chart itself (``"chart"``; :mod:`returnflow.lifecycle.engine`);
     another name raises :class:`~returnflow.errors.ConfigurationError`. See the README for a
@@ -144,6 +138,7 @@ class ReturnsService:
         lease: timedelta = timedelta(minutes=5),
         jitter_seed: int | None = None,
         engine: str = "compiled",
+        platform_returns: PlatformReturns | None = None,
     ) -> None:
         self.dispatcher = Dispatcher(
             store=store,
@@ -159,6 +154,7 @@ class ReturnsService:
             lease=lease,
             jitter_seed=jitter_seed,
             engine=engine,
+            platform_returns=platform_returns,
         )
         self.ids = ids or _new_id
         self.auto_dispatch = auto_dispatch
@@ -400,8 +396,8 @@ class ReturnsService:
         that came early is ``parked`` and applied when the return can use it
         (:mod:`returnflow.decisions.facts`); one the return will never use is recorded and
         ``ignored``; bad data raises."""
-        if not isinstance(event, _INBOUND):
-            raise InvalidPayload("event", event, "must be a carrier or warehouse event")
+        if not isinstance(event, INBOUND_FACTS):
+            raise InvalidPayload("event", event, "must be a carrier, warehouse or platform fact")
         key = InboundKey(shop=event.shop, source=event.source, event_id=event.event_id)
         decide = partial(facts.receive, event=event, policy=self.policy)
         written = self._write(event.shop, event.return_id, event.source, decide, inbound=key)
@@ -471,10 +467,9 @@ class ReturnsService:
         return dispatcher.lease_for if self.auto_dispatch and not dispatcher.hand_off else None
 
     def _drain(self, change: Change) -> None:
-        """After a decision: apply what parked facts the return can now use, and set when a
-        timer next has something to do for it."""
-        facts.drain(change, self.policy)
-        timer_rules.schedule(change, self.policy)
+        """After a decision: :func:`~returnflow.decisions.follow_up.follow_up` (parked facts,
+        native mode's platform return, timers)."""
+        follow_up(change, self.policy)
 
     def _after_commit(self, shop: str, written: commits.Written[Any]) -> dict[str, ReturnRecord]:
         """Deliver what a commit claimed; the returns as the deliveries left them, by id."""

@@ -370,7 +370,8 @@ def clickpost_rto(
 def _loop_exchange(
     price: str | None, shop: str, store: ReturnStore | None, **policy: object
 ) -> tuple[Harness, Sequence[str]]:
-    harness = _harness(shop, store, **policy)
+    # Native mode (seed 003): the return lives on the platform's own return object too.
+    harness = _harness(shop, store, platform_mode="native", **policy)
     service = harness.service
     unit_price = None if price is None else Money(price, "EUR")
     record = service.request(
@@ -577,9 +578,11 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("clickpost-qc-pass", "Increff x Clickpost: QC pass releases", clickpost_qc_pass),
     Scenario("clickpost-qc-fail", "Increff x Clickpost: QC fail cancels", clickpost_qc_fail),
     Scenario("clickpost-rto", "Increff x Clickpost: return to origin", clickpost_rto),
-    Scenario("loop-even", "Loop x Shopify: even exchange", loop_even_exchange),
-    Scenario("loop-for-less", "Loop x Shopify: exchange for less", loop_exchange_for_less),
-    Scenario("loop-upsell", "Loop x Shopify: upsell exchange", loop_upsell),
+    Scenario("loop-even", "Loop x Shopify native returns: even exchange", loop_even_exchange),
+    Scenario(
+        "loop-for-less", "Loop x Shopify native returns: exchange for less", loop_exchange_for_less
+    ),
+    Scenario("loop-upsell", "Loop x Shopify native returns: upsell exchange", loop_upsell),
     Scenario(
         "loop-fees-credit",
         "Loop x Shopify / Xoro: fees, store credit bonus, ERP documents",

@@ -18,15 +18,13 @@ import attrs
 from returnflow.domain._fields import (
     _check_count,
     _check_id,
-    _check_money,
+    check_amount,
     check_str,
     coerce_enum,
 )
 from returnflow.domain.money import Money
 from returnflow.domain.order import Fulfillment, OrderLine, OrderSnapshot
 from returnflow.errors import (
-    CurrencyMismatch,
-    InvalidAmount,
     InvalidRequest,
     UnknownOutcome,
 )
@@ -45,6 +43,7 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "ParkedFact",
+    "PlatformUnits",
     "QcResult",
     "Refund",
     "RequestLine",
@@ -54,6 +53,7 @@ __all__ = [
     "ReturnRequest",
     "StoreCredit",
     "check_amount",
+    "outcome_amounts",
     "request_amounts",
 ]
 
@@ -132,18 +132,16 @@ class Refund:
 
 @attrs.frozen
 class StoreCredit:
-    """Store credit / gift card, with an optional bonus on top."""
+    """Store credit / gift card, with an optional bonus on top.
+
+    ``bonus`` is checked where it comes in, with the request (or the imported return) that
+    carries it, so that the error names its path (``lines[0].outcome.bonus``): see
+    :func:`check_amount`."""
 
     bonus: Money | None = None
     kind: Literal[OutcomeKind.STORE_CREDIT] = attrs.field(
         default=OutcomeKind.STORE_CREDIT, init=False
     )
-
-    def __attrs_post_init__(self) -> None:
-        if self.bonus is not None:
-            _check_money(self, attrs.fields(StoreCredit).bonus, self.bonus)
-            if self.bonus.is_negative:
-                raise InvalidRequest("bonus", self.bonus, "must not be negative")
 
 
 @attrs.frozen
@@ -154,6 +152,8 @@ class Exchange:
     quantity: int = attrs.field(default=1, validator=_check_count(1))
     sku: str | None = attrs.field(default=None, validator=check_str())
     unit_price: Money | None = None
+    """The new item's price per unit, if it differs from the returned unit's; checked with
+    the request that carries it (:func:`check_amount`)."""
     kind: Literal[OutcomeKind.EXCHANGE] = attrs.field(default=OutcomeKind.EXCHANGE, init=False)
 
 
@@ -195,6 +195,14 @@ class RequestLine:
     )
 
 
+def _id_pair(pair: object) -> bool:
+    return (
+        isinstance(pair, tuple)
+        and len(pair) == 2
+        and all(isinstance(part, str) and part for part in pair)
+    )
+
+
 @attrs.frozen
 class ReturnRequest:
     """What the customer (or an agent on their behalf) asks to return."""
@@ -204,10 +212,53 @@ class ReturnRequest:
     lines: tuple[RequestLine, ...] = attrs.field(converter=_to_request_lines)
     customer_note: str = attrs.field(default="", validator=check_str())
     requested_by: str = attrs.field(default="customer", validator=check_str())
+    platform_return_id: str | None = attrs.field(default=None, validator=check_str())
+    """The platform return the customer opened (Shopify's ``returns/request``; native
+    mode): the return adopts it instead of opening one."""
+    platform_line_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
+    """With ``platform_return_id``: ``(order line id, the platform's return line id)``."""
+    platform_exchange_line_ids: tuple[tuple[str, str], ...] = attrs.field(
+        default=(), converter=tuple
+    )
+    """With ``platform_return_id``: ``(order line id of an exchanged line, the platform's
+    exchange line id)``, one for each line asked in exchange."""
 
     def __attrs_post_init__(self) -> None:
         if not self.lines:
             raise InvalidRequest("lines", self.lines, "a return has at least one line")
+        wanted = {line.order_line_id for line in self.lines}
+        exchanged = {
+            line.order_line_id
+            for line in self.lines
+            if isinstance(line, RequestLine) and isinstance(line.outcome, Exchange)
+        }
+        for index, pair in enumerate(self.platform_exchange_line_ids):
+            if not _id_pair(pair) or pair[0] not in exchanged:
+                raise InvalidRequest(
+                    f"platform_exchange_line_ids[{index}]",
+                    pair,
+                    "must be (order line id of a line asked in exchange, platform line id)",
+                )
+        named = {pair[0] for pair in self.platform_exchange_line_ids}
+        if self.platform_return_id and exchanged - named:
+            raise InvalidRequest(
+                "platform_exchange_line_ids",
+                self.platform_exchange_line_ids,
+                f"the platform's exchange line of {', '.join(sorted(exchanged - named))} is needed",
+            )
+        for index, pair in enumerate(self.platform_line_ids):
+            if not _id_pair(pair) or pair[0] not in wanted:
+                raise InvalidRequest(
+                    f"platform_line_ids[{index}]",
+                    pair,
+                    "must be (order line id of a requested line, platform line id)",
+                )
+        if (self.platform_line_ids or self.platform_exchange_line_ids) and not (
+            self.platform_return_id
+        ):
+            raise InvalidRequest(
+                "platform_return_id", None, "platform_line_ids need the platform return's id"
+            )
         for index, line in enumerate(self.lines):
             if not isinstance(line, RequestLine):
                 raise InvalidRequest(f"lines[{index}]", line, "must be a RequestLine")
@@ -218,33 +269,20 @@ class ReturnRequest:
 def request_amounts(request: ReturnRequest) -> list[tuple[str, object]]:
     """Every amount ``request`` carries, with its field path: an exchange's ``unit_price``
     and a store credit's ``bonus`` (``None`` where not given)."""
+    return outcome_amounts(line.outcome for line in request.lines)
+
+
+def outcome_amounts(outcomes: Iterable[object]) -> list[tuple[str, object]]:
+    """The amounts of the outcomes of lines ``0, 1, ...`` (a request's or an imported
+    return's), each with its path: ``lines[i].outcome.unit_price`` or
+    ``lines[i].outcome.bonus``."""
     amounts: list[tuple[str, object]] = []
-    for index, line in enumerate(request.lines):
-        outcome = line.outcome
+    for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Exchange):
             amounts.append((f"lines[{index}].outcome.unit_price", outcome.unit_price))
         elif isinstance(outcome, StoreCredit):
             amounts.append((f"lines[{index}].outcome.bonus", outcome.bonus))
     return amounts
-
-
-def check_amount(field: str, value: object, *, currency: str | None = None) -> None:
-    """The one check of an amount that comes in with a request or a fact: ``None`` (not
-    given) or :class:`Money`, never a float or a bare number; never negative (zero is
-    allowed: a free replacement, no bonus); in ``currency`` (the order's) when given.
-
-    Raises :class:`~returnflow.errors.InvalidAmount` naming ``field`` and the value, or
-    :class:`~returnflow.errors.CurrencyMismatch` naming ``<field>.currency``."""
-    if value is None:
-        return
-    if not isinstance(value, Money):
-        raise InvalidAmount(
-            field, value, "must be Money (a decimal amount and a currency), not a bare number"
-        )
-    if value.is_negative:
-        raise InvalidAmount(field, value, "must not be negative")
-    if currency is not None and value.currency != currency:
-        raise CurrencyMismatch(f"{field}.currency", value.currency, f"order currency is {currency}")
 
 
 # -- the return record -----------------------------------------------------------------------
@@ -336,6 +374,26 @@ class ExternalRefs:
     """The return's id in that system."""
     payment_authorization_id: str | None = None
     """The payment authorization of an instant exchange released before the goods came."""
+    platform_line_ids: tuple[tuple[str, str], ...] = ()
+    """``(order line id, return line id on the platform)`` of the platform return
+    (``platform_return_id``; native mode), as the platform answered the opening."""
+
+
+@attrs.frozen
+class PlatformUnits:
+    """One order line's units on the platform return (native mode), as returnflow asked the
+    platform: ``quantity`` opened, then ``processed`` (asked to be confirmed, the money
+    moved), ``removed`` (taken out unprocessed) and disposed ``restocked`` /
+    ``not_restocked``; ``confirmed``: processed units the platform confirmed (only those are
+    disposed)."""
+
+    order_line_id: str
+    quantity: int
+    processed: int = 0
+    removed: int = 0
+    restocked: int = 0
+    not_restocked: int = 0
+    confirmed: int = 0
 
 
 @attrs.frozen
@@ -356,8 +414,9 @@ class ParkedFact:
     """An inbound fact the return could not use yet but may later (the warehouse's Finished
     before its receipt, a delivery before the label): kept with the return and applied, in
     the order the facts would have happened, by the commit that brings the return to a state
-    that can use it. ``kind``: ``carrier``, ``receipt`` or ``finished``; ``status`` a carrier
-    fact's status, ``lines`` a receipt's lines as plain data; ``why`` the state it waited in.
+    that can use it. ``kind``: ``carrier``, ``receipt``, ``finished`` or ``platform``;
+    ``status`` a carrier fact's status or a platform fact's topic, ``lines`` a receipt's
+    lines as plain data; ``why`` the state it waited in.
     """
 
     kind: str
@@ -423,6 +482,9 @@ class ReturnRecord:
     every commit, indexed by the stores so that a tick reads only what is due."""
     parked: tuple[ParkedFact, ...] = ()
     """Inbound facts that came early, waiting for a state that can use them."""
+    platform_units: tuple[PlatformUnits, ...] = ()
+    """Native mode: the units of the platform return, per order line; empty until it is
+    opened (planned)."""
     payouts_given_up: tuple[str, ...] = ()
     """Refunds and credits (effect keys) whose delivery was given up: their units stay
     settled, and they are re-opened under their own key when the return completes again

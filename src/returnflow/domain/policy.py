@@ -31,10 +31,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
+from returnflow.domain._fields import check_amount
 from returnflow.domain.model import (
     DeclineReason,
     Exchange,
@@ -45,16 +46,16 @@ from returnflow.domain.model import (
     OutcomeKind,
     ReturnReason,
     ReturnRequest,
-    check_amount,
     request_amounts,
 )
 from returnflow.domain.money import Money
-from returnflow.domain.settlement import FeePolicy
+from returnflow.domain.settlement import FeePolicy, Fixed
 from returnflow.errors import (
     ConfigurationError,
     ExchangeNotOffered,
     InvalidQuantity,
     InvalidRequest,
+    MoneyError,
     NotFulfilled,
     NotReturnable,
     UnknownOrderLine,
@@ -64,6 +65,8 @@ __all__ = [
     "Assessment",
     "Completion",
     "Decision",
+    "MoneyAuthority",
+    "PlatformMode",
     "RefundTrigger",
     "ReleaseTrigger",
     "ReturnPolicy",
@@ -111,6 +114,30 @@ class Completion(str, enum.Enum):
     """Only the warehouse's "Finished" status (seed 000)."""
 
 
+class PlatformMode(str, enum.Enum):
+    """How returns live on the shop's platform (seed 003)."""
+
+    TAGS = "tags"
+    """Exchange items added on hold behind a tag, a bare refund and restock on the
+    :class:`~returnflow.ports.commerce.CommercePlatform` (seed 000, seed 002; the default)."""
+    NATIVE = "native"
+    """The platform's own return object (Shopify's ``Return``) is the primary record: opened,
+    approved or declined, processed, disposed, closed or cancelled through
+    :class:`~returnflow.ports.platform_returns.PlatformReturns`; exchanges sit on it."""
+
+
+class MoneyAuthority(str, enum.Enum):
+    """Which figure wins when the platform's money for a native return differs from
+    returnflow's settlement."""
+
+    REVIEW = "review"
+    """Neither: the return goes to ``needs_review`` with both figures (the default)."""
+    RETURNFLOW = "returnflow"
+    """returnflow's settlement is refunded; the difference is recorded."""
+    PLATFORM = "platform"
+    """The platform's figure is refunded; the difference is recorded."""
+
+
 class RefundTrigger(str, enum.Enum):
     """When refunds and store credit are issued; restocking is separate (seed 003)."""
 
@@ -154,6 +181,16 @@ def _positive_number(_: object, attribute: attrs.Attribute[Any], value: object) 
         raise ConfigurationError("must be a number > 0", field=attribute.name, value=value)
 
 
+def _amount_setting(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """An optional amount of a policy: ``None`` or :class:`Money`, never negative (zero is
+    allowed), as :func:`~returnflow.domain.model.check_amount` has it; its currency is
+    checked against each order's (:meth:`ReturnPolicy.amounts`)."""
+    try:
+        check_amount(attribute.name, value)
+    except MoneyError as error:
+        raise ConfigurationError(error.reason, field=attribute.name, value=value) from None
+
+
 _PLATFORM_APPS = frozenset({"shopify", "web", "pos", "returnflow"})
 
 _STUCK_AFTER: tuple[tuple[str, timedelta], ...] = (
@@ -181,6 +218,26 @@ def _to_stuck_after(value: Any) -> tuple[tuple[str, timedelta], ...]:
 
 
 _EXCHANGES_SINCE = datetime(2019, 1, 1, tzinfo=timezone.utc)
+_S = TypeVar("_S", bound=enum.Enum)
+
+
+def _setting(kind: type[_S], value: object, field: str) -> _S:
+    """``kind(value)``, or :class:`ConfigurationError` naming ``field`` and the choices."""
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(str(member.value) for member in kind)
+        raise ConfigurationError(f"must be one of: {allowed}", field=field, value=value) from None
+
+
+def _to_platform_mode(value: object) -> PlatformMode:
+    return _setting(PlatformMode, value, "platform_mode")
+
+
+def _to_money_authority(value: object) -> MoneyAuthority:
+    return _setting(MoneyAuthority, value, "platform_money")
 
 
 @attrs.frozen
@@ -193,7 +250,9 @@ class ReturnPolicy:
         {ItemCondition.NEW, ItemCondition.GOOD}
     )
     auto_approve: bool = True
-    auto_approve_limit: Money | None = None
+    auto_approve_limit: Money | None = attrs.field(default=None, validator=_amount_setting)
+    """A return worth more than this goes to review; ``None``: no limit. Zero sends every
+    return worth anything to review."""
     review_reasons: frozenset[ReturnReason] = frozenset()
     decline_final_sale: bool = True
     completion: Completion = Completion.ON_RECEIPT
@@ -225,6 +284,17 @@ class ReturnPolicy:
     refund_trigger: RefundTrigger = RefundTrigger.ON_CLOSE
     exchange_difference: OutcomeKind = OutcomeKind.REFUND
     """Where the rest of an exchange for less goes: refund or store credit."""
+    platform_mode: PlatformMode = attrs.field(
+        default=PlatformMode.TAGS, converter=_to_platform_mode
+    )
+    """``tags`` (default) or ``native``: see :class:`PlatformMode` (seed 003). ``native``
+    needs the service's ``platform_returns`` port."""
+    platform_money: MoneyAuthority = attrs.field(
+        default=MoneyAuthority.REVIEW,
+        converter=_to_money_authority,
+    )
+    """In ``native`` mode, which figure wins when the platform's money differs from the
+    settlement's to the cent: see :class:`MoneyAuthority`."""
 
     def __attrs_post_init__(self) -> None:
         if self.exchange_difference not in (OutcomeKind.REFUND, OutcomeKind.STORE_CREDIT):
@@ -233,6 +303,24 @@ class ReturnPolicy:
                 field="exchange_difference",
                 value=self.exchange_difference,
             )
+
+    def amounts(self) -> list[tuple[str, Money]]:
+        """Every fixed amount of the policy, with its path: ``policy.auto_approve_limit`` and
+        each fixed fee's amount and tax amount (``policy.fees.return_shipping.amount``,
+        ``policy.fees.restocking.tax``, ...). Each must be in the order's currency: a request
+        (or an import) for an order in another currency is refused with
+        :class:`~returnflow.errors.CurrencyMismatch` naming ``<path>.currency``, before
+        anything is stored or bought, not when the fee is charged."""
+        amounts: list[tuple[str, Money]] = []
+        if self.auto_approve_limit is not None:
+            amounts.append(("policy.auto_approve_limit", self.auto_approve_limit))
+        for name in ("restocking", "return_shipping", "exchange_shipping"):
+            fee = getattr(self.fees, name)
+            if isinstance(fee, Fixed):
+                amounts.append((f"policy.fees.{name}.amount", fee.amount))
+                if isinstance(fee.tax, Money):
+                    amounts.append((f"policy.fees.{name}.tax", fee.tax))
+        return amounts
 
     def backoff(self, attempt: int, jitter: float) -> timedelta:
         """The wait before try ``attempt + 1``; ``jitter`` is uniform in [0, 1).
@@ -379,6 +467,7 @@ def validate_request(
     already_returned: Mapping[str, int] | Mapping[str, Collection[int]],
     *,
     exchange_apps: frozenset[str] = _PLATFORM_APPS,
+    policy: ReturnPolicy | None = None,
 ) -> None:
     """Refuse a request that cannot be taken as given; the error names field and value.
 
@@ -388,12 +477,13 @@ def validate_request(
     is :class:`~returnflow.errors.NotFulfilled`, more than are free
     :class:`~returnflow.errors.InvalidQuantity`. A gift card line is
     :class:`~returnflow.errors.NotReturnable`. Every amount the request carries must be in
-    the order's currency (:func:`~returnflow.domain.model.check_amount`)."""
+    the order's currency (:func:`~returnflow.domain.model.check_amount`), and so must every
+    fixed amount of ``policy`` (:meth:`ReturnPolicy.amounts`)."""
     if request.shop != order.shop:
         raise InvalidRequest("shop", request.shop, f"order {order.id} belongs to another shop")
     if request.order_id != order.id:
         raise InvalidRequest("order_id", request.order_id, f"the order given is {order.id}")
-    for field, amount in request_amounts(request):
+    for field, amount in [*request_amounts(request), *(policy.amounts() if policy else ())]:
         check_amount(field, amount, currency=order.currency)
     seen: set[str] = set()
     for index, line in enumerate(request.lines):
