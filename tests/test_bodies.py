@@ -289,7 +289,8 @@ def test_a_row_stored_before_reads_and_extends_in_sqlite(way: bool, tmp_path: Pa
     reader = SqliteStore(path)
     record = reader.get("shop-a", "R-stored")
     check_stored(record)
-    assert _bodies.dump_body(record) == row["body"]
+    # the entries write their stored text again (the stores compare it); the body may not,
+    # once the record has gained fields
     assert [_bodies.dump_entry(e) for e in record.history] == [e["body"] for e in STORED["history"]]
     reader.close()
     # a store that has not read it compares the stored entries' text with the new ones'
