@@ -211,7 +211,7 @@ converter.register_structure_hook(bool, _structure_bool)
 converter.register_unstructure_hook(Decimal, str)
 # Our enums are ``str`` subclasses, which cattrs would structure with ``str``-like calls and
 # a bare ValueError; give each a hook that names the allowed values.
-for _enum_type in (
+_ENUMS: tuple[type[enum.Enum], ...] = (
     CarrierStatus,
     Completion,
     DeclineReason,
@@ -224,7 +224,8 @@ for _enum_type in (
     ReturnReason,
     SourceStatus,
     WindowStart,
-):
+)
+for _enum_type in _ENUMS:
     converter.register_structure_hook(_enum_type, _structure_enum)
 converter.register_structure_hook(Outcome, _structure_outcome)
 for _outcome_type in _OUTCOMES.values():

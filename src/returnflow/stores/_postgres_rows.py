@@ -8,8 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
-
+from returnflow import _bodies
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ValidationError
 from returnflow.lifecycle.effects import Effect
@@ -142,7 +141,7 @@ def dump(value: Any) -> str:
 
 
 def dump_entry(entry: HistoryEntry) -> str:
-    return json.dumps(converter.unstructure(entry), separators=(",", ":"), sort_keys=True)
+    return _bodies.dump_entry(entry)
 
 
 def checked_text(field: str, value: str) -> str:
@@ -191,8 +190,6 @@ def entry(row: Sequence[Any], effect: Effect | None = None) -> OutboxEntry:
 def columns(record: ReturnRecord) -> dict[str, Any]:
     """The ``returns`` row of ``record``: its columns, and its body without the history
     (kept in ``history``, a row per entry)."""
-    body = converter.unstructure(attrs.evolve(record, history=()))
-    del body["history"]
     return {
         "shop": checked_text("record.shop", record.shop),
         "id": checked_text("record.id", record.id),
@@ -203,7 +200,7 @@ def columns(record: ReturnRecord) -> dict[str, Any]:
         "history_len": len(record.history),
         "created_at": record.created_at,
         "updated_at": record.updated_at,
-        "body": json.dumps(body, separators=(",", ":"), sort_keys=True),
+        "body": _bodies.dump_body(record),
         "due_at": record.due_at,
     }
 

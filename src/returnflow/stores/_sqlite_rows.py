@@ -4,17 +4,14 @@ checked to be the ones the new record keeps."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-import attrs
-
+from returnflow import _bodies
 from returnflow.domain._time import instant
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ConcurrencyConflict
-from returnflow.serialization import converter
 
 __all__ = ["dump_entry", "iso", "write_record"]
 
@@ -27,7 +24,7 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def dump_entry(entry: HistoryEntry) -> str:
-    return json.dumps(converter.unstructure(entry), separators=(",", ":"), sort_keys=True)
+    return _bodies.dump_entry(entry)
 
 
 def write_record(
@@ -43,8 +40,6 @@ def write_record(
     history spares reading the stored entries back). Raises
     :class:`~returnflow.errors.ConcurrencyConflict` when ``record`` does not keep the stored
     entries as they are."""
-    body = converter.unstructure(attrs.evolve(record, history=()))
-    del body["history"]
     values = {
         "order_id": record.order_id,
         "status": record.status,
@@ -53,7 +48,7 @@ def write_record(
         "history_len": len(record.history),
         "created_at": iso(record.created_at),
         "updated_at": iso(record.updated_at),
-        "body": json.dumps(body, separators=(",", ":"), sort_keys=True),
+        "body": _bodies.dump_body(record),
         "due_at": iso(record.due_at),
     }
     if known == 0:

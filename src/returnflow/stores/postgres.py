@@ -30,7 +30,6 @@ encoding of rows (``_postgres_rows``), the pipelined statements of one commit
 from __future__ import annotations
 
 import builtins
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -42,6 +41,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from returnflow._bodies import load_record
 from returnflow.domain._time import instant
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import (
@@ -53,7 +53,6 @@ from returnflow.errors import (
     ValidationError,
 )
 from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry, Pruned
-from returnflow.serialization import converter
 from returnflow.stores._conflicts import moved as _moved
 from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import unknown_effect as _unknown_effect
@@ -241,10 +240,7 @@ class PostgresStore:
             return cached
 
         def build() -> ReturnRecord:
-            data = json.loads(body)
-            data["history"] = json.loads(history) if history is not None else []
-            built: ReturnRecord = converter.structure(data, ReturnRecord)
-            return built
+            return load_record(body, history)
 
         record = readable(shop, return_id, build)
         self._remember(record)

@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+from returnflow._bodies import load_record
 from returnflow.domain._time import instant, parse_iso
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
@@ -201,10 +202,7 @@ class SqliteStore:
         )
 
         def build() -> ReturnRecord:
-            data = json.loads(body)
-            data["history"] = [json.loads(entry) for (entry,) in history]
-            record: ReturnRecord = converter.structure(data, ReturnRecord)
-            return record
+            return load_record(body, [entry for (entry,) in history])
 
         return readable(shop, return_id, build)
 
