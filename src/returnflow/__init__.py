@@ -88,6 +88,7 @@ from returnflow.errors import (
     UnknownOrder,
     UnknownOrderLine,
     UnknownOutcome,
+    UnknownShop,
     UnreadableRecord,
     ValidationError,
 )
@@ -102,6 +103,7 @@ from returnflow.importing import (
 from returnflow.lifecycle.chart import ReturnChart
 from returnflow.lifecycle.effects import TOPICS
 from returnflow.lifecycle.table import TABLE, ShopifyReturnStatus, TransitionTable, shopify_status
+from returnflow.ports.policies import PolicySource, ShopPolicies, StaticPolicy
 from returnflow.service import (
     DispatchReport,
     HandleResult,
@@ -166,6 +168,7 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "Percent",
+    "PolicySource",
     "Poller",
     "PortError",
     "QcResult",
@@ -186,8 +189,10 @@ __all__ = [
     "ReturnflowError",
     "ReturnsService",
     "Settlement",
+    "ShopPolicies",
     "ShopifyReturnStatus",
     "SourceStatus",
+    "StaticPolicy",
     "StoreCredit",
     "StoreError",
     "StoreFull",
@@ -202,6 +207,7 @@ __all__ = [
     "UnknownOrder",
     "UnknownOrderLine",
     "UnknownOutcome",
+    "UnknownShop",
     "UnreadableRecord",
     "ValidationError",
     "WarehouseFinished",

@@ -21,11 +21,19 @@ import attrs
 
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ReturnRecord
-from returnflow.errors import ConcurrencyConflict
+from returnflow.errors import ConcurrencyConflict, ReturnNotFound
 from returnflow.lifecycle.engine import using
 from returnflow.ports.store import Attempt, Commit, InboundKey, ReturnStore
 
-__all__ = ["CONFLICT_RETRIES", "Written", "back_off", "commit_new", "record_attempt", "run"]
+__all__ = [
+    "CONFLICT_RETRIES",
+    "Written",
+    "back_off",
+    "check_unused",
+    "commit_new",
+    "record_attempt",
+    "run",
+]
 
 CONFLICT_RETRIES = 16
 """Decisions made again after a conflict before the conflict is raised to the caller."""
@@ -153,6 +161,15 @@ def run(
         ids = (committed.id, *(child.record.id for child in new))
         return Written(committed, ids, bool(effects or reopened), value)
     raise ConcurrencyConflict(return_id, record.version, -1)
+
+
+def check_unused(store: ReturnStore, shop: str, return_id: str) -> None:
+    """Raise :class:`~returnflow.errors.ConcurrencyConflict` when ``return_id`` is stored."""
+    try:
+        existing = store.get(shop, return_id)
+    except ReturnNotFound:
+        return
+    raise ConcurrencyConflict(return_id, 0, existing.version)
 
 
 def commit_new(store: ReturnStore, change: Change) -> ReturnRecord:

@@ -31,7 +31,7 @@ from returnflow.domain._fields import check_limit
 from returnflow.domain._time import CheckedClock
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.policy import ReturnPolicy
-from returnflow.errors import ConfigurationError, PortError
+from returnflow.errors import ConfigurationError, PortError, ReturnflowError
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.engine import ENGINES
 from returnflow.ports.carrier import Carrier
@@ -39,6 +39,7 @@ from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.events import DomainEvent, EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
+from returnflow.ports.policies import PolicySource, StaticPolicy, resolve, the_policy
 from returnflow.ports.store import Attempt, OutboxEntry, ReturnStore
 from returnflow.ports.warehouse import Warehouse
 
@@ -94,9 +95,17 @@ class Dispatcher:
         jitter_seed: int | None = None,
         handlers: Mapping[type[fx.Effect], Handler] | None = None,
         engine: str = "compiled",
+        policies: PolicySource | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ConfigurationError(f"one of {sorted(ENGINES)}", field="engine", value=engine)
+        if policy is not None and policies is not None:
+            raise ConfigurationError(
+                "give one policy for every shop or a source of policies, not both",
+                field="policies",
+                value=policies,
+            )
+        self.policies: PolicySource = policies if policies is not None else StaticPolicy(policy)
         self.engine = engine
         self.store = store
         self.commerce = commerce
@@ -105,7 +114,6 @@ class Dispatcher:
         self.payments = payments
         self.notifier = notifier
         self.events = events
-        self.policy = policy or ReturnPolicy()
         self.clock = clock or _utc_now  # read through a CheckedClock (below)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.lease = lease
@@ -114,6 +122,37 @@ class Dispatcher:
         self.hand_off: Callable[[str, str], object] | None = None
         """Set it to have :meth:`dispatch_return` hand each return committed to a task
         queue instead of delivering in the caller (:mod:`returnflow.integrations.celery`)."""
+
+    @property
+    def policy(self) -> ReturnPolicy:
+        """The one policy of every shop (a :class:`StaticPolicy` source); setting it makes
+        the source that. With another source this raises
+        :class:`~returnflow.errors.ConfigurationError`: use :meth:`policy_for`."""
+        return the_policy(self.policies)
+
+    @policy.setter
+    def policy(self, policy: ReturnPolicy) -> None:
+        self.policies = StaticPolicy(policy)
+
+    def policy_for(self, shop: str, version: str | None = None) -> ReturnPolicy:
+        """The policy of ``shop`` (in force, or its ``version``) from :attr:`policies`;
+        anything but a :class:`ReturnPolicy` from the source is a ``ConfigurationError``."""
+        return resolve(self.policies, shop, version)
+
+    def policy_of(self, record: ReturnRecord) -> ReturnPolicy:
+        """The policy ``record`` was opened under (its shop's, at its ``policy_version``)."""
+        return self.policy_for(record.shop, record.policy_version)
+
+    def _retry_policy(self, effect: fx.Effect) -> ReturnPolicy:
+        """The policy whose retry settings govern ``effect``: its return's, else its shop's
+        in force, else the defaults (a return or shop that cannot be read still retries)."""
+        try:
+            return self.policy_of(self.store.get(effect.shop, effect.return_id))
+        except ReturnflowError:
+            try:
+                return self.policy_for(effect.shop)
+            except ReturnflowError:
+                return ReturnPolicy()
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -192,7 +231,8 @@ class Dispatcher:
             result = handler(self, effect, record)
         except Exception as error:  # a port may raise anything; it must not lose the effect
             retryable = not isinstance(error, PortError) or error.retryable
-            give_up = not retryable or entry.attempts + 1 >= self.policy.max_attempts
+            policy = self._retry_policy(effect)
+            give_up = not retryable or entry.attempts + 1 >= policy.max_attempts
             message = f"{type(error).__name__}: {error}"
             now = self.clock()
             attempt = Attempt(
@@ -201,7 +241,7 @@ class Dispatcher:
                 at=now,
                 error=message,
                 give_up=give_up,
-                retry_at=now + self.policy.backoff(entry.attempts + 1, self.rng.random()),
+                retry_at=now + policy.backoff(entry.attempts + 1, self.rng.random()),
             )
             logs.failed(entry, attempt, escalated=give_up and effect.port in _CRITICAL_PORTS)
             if give_up and effect.port in _CRITICAL_PORTS:
@@ -224,8 +264,9 @@ class Dispatcher:
         return "done"
 
     def _after(self, change: Change) -> None:
-        facts.drain(change, self.policy)
-        timer_rules.schedule(change, self.policy)
+        policy = self.policy_of(change.record)
+        facts.drain(change, policy)
+        timer_rules.schedule(change, policy)
 
     def _write(self, effect: fx.Effect, attempt: Attempt, decide: Callable[[Change], None]) -> None:
         commits.run(

@@ -14,6 +14,7 @@ Every error the library raises on purpose derives from :class:`ReturnflowError`:
     │   │   ├── InvalidQuantity    0, negative, above what is left to return
     │   │   │   └── NotFulfilled   units that never shipped
     │   │   ├── UnknownOrder       the platform has no such order in this shop
+    │   │   ├── UnknownShop        the policy source has no policy for the shop
     │   │   ├── UnknownExternalReturn  the source has no such return in this shop
     │   │   ├── UnknownOutcome     not refund / store_credit / exchange / keep
     │   │   └── ExchangeNotOffered the order cannot get an exchange
@@ -85,6 +86,7 @@ __all__ = [
     "UnknownOrder",
     "UnknownOrderLine",
     "UnknownOutcome",
+    "UnknownShop",
     "UnreadableRecord",
     "ValidationError",
 ]
@@ -146,6 +148,10 @@ class UnknownOrderLine(InvalidRequest):
 
 class UnknownOrder(InvalidRequest):
     """The commerce platform has no such order in this shop."""
+
+
+class UnknownShop(InvalidRequest):
+    """The policy source has no return policy for the shop the request names."""
 
 
 class UnknownExternalReturn(InvalidRequest):

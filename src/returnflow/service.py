@@ -19,7 +19,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, TypeVar
 
 import attrs
@@ -55,9 +54,7 @@ from returnflow.domain.settlement import Settlement
 from returnflow.errors import (
     ConcurrencyConflict,
     InvalidPayload,
-    InvalidTransition,
     PortError,
-    ReturnNotFound,
     UnitsTaken,
     UnknownOrder,
 )
@@ -68,6 +65,7 @@ from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.events import EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
+from returnflow.ports.policies import PolicySource
 from returnflow.ports.store import InboundKey, ReturnStore
 from returnflow.ports.warehouse import Warehouse
 from returnflow.timeline import TimelineEntry
@@ -124,6 +122,7 @@ class ReturnsService:
     notifier: Shared[Notifier] = Shared()
     events: Shared[EventPublisher] = Shared()
     policy: Shared[ReturnPolicy] = Shared()
+    policies: Shared[PolicySource] = Shared()
     clock: Shared[Callable[[], datetime]] = Shared()
     worker_id: Shared[str] = Shared()
     lease: Shared[timedelta] = Shared()
@@ -147,6 +146,7 @@ class ReturnsService:
         lease: timedelta = timedelta(minutes=5),
         jitter_seed: int | None = None,
         engine: str = "compiled",
+        policies: PolicySource | None = None,
     ) -> None:
         self.dispatcher = Dispatcher(
             store=store,
@@ -162,6 +162,7 @@ class ReturnsService:
             lease=lease,
             jitter_seed=jitter_seed,
             engine=engine,
+            policies=policies,
         )
         self.ids = ids or _new_id
         self.auto_dispatch = auto_dispatch
@@ -208,14 +209,15 @@ class ReturnsService:
     def validate_request(self, request: ReturnRequest) -> None:
         """Check ``request`` against the order without storing anything."""
         order = self._order(request)
-        requests.check(order, request, self._claimed(request), self.policy)
+        policy = self.dispatcher.policy_for(request.shop)
+        requests.check(order, request, self._claimed(request), policy)
 
     def quote(self, request: ReturnRequest) -> Settlement:
         """What ``request`` would settle to if every unit came back accepted: refund, credit,
         fees, exchange balance and ERP documents (like Shopify's ``returnCalculate``).
         Nothing is stored."""
-        order, _, lines, exchange_lines = self._prepare(request, lambda: "quote")
-        return requests.quote(order, lines, exchange_lines, self.policy)
+        order, _, lines, exchange_lines, policy = self._prepare(request, lambda: "quote")
+        return requests.quote(order, lines, exchange_lines, policy)
 
     def request(self, request: ReturnRequest, *, actor: str | None = None) -> ReturnRecord:
         """Open a return: validate it, check eligibility, approve, review or decline it.
@@ -226,7 +228,7 @@ class ReturnsService:
         (naming the line and what is left) when too few are."""
 
         def decide(order: OrderSnapshot, change: Change, value: Money) -> None:
-            requests.requested(change, order, request, self.policy, value=value)
+            requests.requested(change, order, request, self._policy(change), value=value)
 
         return self._open(request, self.ids, decide, actor=actor)
 
@@ -252,15 +254,11 @@ class ReturnsService:
         """
         if not isinstance(request, ReturnRequest):
             raise InvalidPayload("request", request, "must be a ReturnRequest")
-        try:
-            existing = self.store.get(request.shop, return_id)
-        except ReturnNotFound:
-            pass
-        else:
-            raise ConcurrencyConflict(return_id, 0, existing.version)
+        commits.check_unused(self.store, request.shop, return_id)
 
         def decide(order: OrderSnapshot, change: Change, value: Money) -> None:
-            requests.imported(change, self.policy, source=source, external_id=external_id)
+            policy = self._policy(change)
+            requests.imported(change, policy, source=source, external_id=external_id)
 
         return self._open(
             request,
@@ -276,7 +274,7 @@ class ReturnsService:
     def approve(self, shop: str, return_id: str, *, actor: str = "agent") -> ReturnRecord:
         """An agent approves a return under review (or resumes one that needed review)."""
         return self._run(
-            shop, return_id, actor, lambda c: requests.approve(c, self.policy), outbox=True
+            shop, return_id, actor, lambda c: requests.approve(c, self._policy(c)), outbox=True
         )
 
     def decline(
@@ -288,12 +286,8 @@ class ReturnsService:
         note: str = "",
         actor: str = "agent",
     ) -> ReturnRecord:
-        try:
-            reason = DeclineReason(reason)
-        except ValueError:
-            allowed = ", ".join(member.value for member in DeclineReason)
-            raise InvalidPayload("reason", reason, f"must be one of: {allowed}") from None
-        return self._run(shop, return_id, actor, lambda c: requests.decline(c, reason, note))
+        why = requests.decline_reason(reason)
+        return self._run(shop, return_id, actor, lambda c: requests.decline(c, why, note))
 
     def cancel(self, shop: str, return_id: str, *, actor: str = "customer") -> ReturnRecord:
         """Cancel a return before anything was shipped or received."""
@@ -322,7 +316,7 @@ class ReturnsService:
 
         def decide(change: Change) -> None:
             completion.close_by_hand(
-                change, self.policy, unreceived=unreceived, exchange_decision=exchange
+                change, self._policy(change), unreceived=unreceived, exchange_decision=exchange
             )
 
         return self._run(shop, return_id, actor, decide)
@@ -341,7 +335,7 @@ class ReturnsService:
 
         def decide(change: Change) -> Change:
             resets.check(change)  # before an id is taken
-            return resets.reset(change, self.policy, self.ids())
+            return resets.reset(change, self._policy(change), self.ids())
 
         written = self._write(shop, return_id, actor, decide, outbox=True, opened=lambda c: (c,))
         logs.changed(written.record, actor, written.written)
@@ -354,18 +348,13 @@ class ReturnsService:
         """Seed 000, "the exchange isn't released": ask the platform where the hold really is
         and release it again if it is still held."""
         record = self.store.get(shop, return_id)
-        if record.exchange_status != "released" or record.refs.exchange_hold_id is None:
-            raise InvalidTransition(
-                record.id, record.state, "retry_exchange_release", TABLE.allowed(record.state)
-            )
-        status = self.commerce.exchange_hold_status(
-            shop, record.order_id, record.refs.exchange_hold_id
-        )
+        hold_id = timer_rules.released_hold(record)
+        status = self.commerce.exchange_hold_status(shop, record.order_id, hold_id)
         return self._run(
             shop,
             return_id,
             actor,
-            lambda c: timer_rules.check_release(c, self.policy, status),
+            lambda c: timer_rules.check_release(c, self._policy(c), status),
             outbox=True,
         )
 
@@ -374,7 +363,7 @@ class ReturnsService:
         warehouse stops expecting it, a held exchange is cancelled and a paid balance given
         back."""
         return self._run(
-            shop, return_id, actor, lambda c: timer_rules.expire(c, self.policy), outbox=True
+            shop, return_id, actor, lambda c: timer_rules.expire(c, self._policy(c)), outbox=True
         )
 
     def run_due(
@@ -384,7 +373,7 @@ class ReturnsService:
         it, capture an instant exchange's authorization, or send a stuck return to a person."""
 
         def decide(change: Change) -> None:
-            timer_rules.on_due(change, self.policy, now)
+            timer_rules.on_due(change, self._policy(change), now)
 
         return self._run(shop, return_id, actor, decide, outbox=True)
 
@@ -405,7 +394,10 @@ class ReturnsService:
         if not isinstance(event, _INBOUND):
             raise InvalidPayload("event", event, "must be a carrier or warehouse event")
         key = InboundKey(shop=event.shop, source=event.source, event_id=event.event_id)
-        decide = partial(facts.receive, event=event, policy=self.policy)
+
+        def decide(change: Change) -> tuple[str, str]:
+            return facts.receive(change, event=event, policy=self._policy(change))
+
         written = self._write(event.shop, event.return_id, event.source, decide, inbound=key)
         if written.duplicate:
             logs.fact(event, "duplicate", "", written.record)
@@ -439,18 +431,18 @@ class ReturnsService:
 
     def _prepare(
         self, request: ReturnRequest, new_id: Callable[[], str]
-    ) -> tuple[OrderSnapshot, str, Sequence[ReturnLine], Sequence[ExchangeLine]]:
-        """Check ``request``, then take an id and build its lines."""
+    ) -> tuple[OrderSnapshot, str, Sequence[ReturnLine], Sequence[ExchangeLine], ReturnPolicy]:
+        """Check ``request`` under its shop's policy in force, then take an id and build its
+        lines."""
         if not isinstance(request, ReturnRequest):
             raise InvalidPayload("request", request, "must be a ReturnRequest")
         order = self._order(request)
         claimed = self._claimed(request)
-        requests.check(order, request, claimed, self.policy)
+        policy = self._policy(request.shop)
+        requests.check(order, request, claimed, policy)
         return_id = new_id()
-        lines, exchange_lines = requests.build_lines(
-            order, request, claimed, return_id, self.policy
-        )
-        return order, return_id, lines, exchange_lines
+        lines, exchange_lines = requests.build_lines(order, request, claimed, return_id, policy)
+        return order, return_id, lines, exchange_lines, policy
 
     def _open(
         self,
@@ -473,7 +465,7 @@ class ReturnsService:
             return taken[0]
 
         for tries in range(commits.CONFLICT_RETRIES):
-            order, return_id, lines, exchange_lines = self._prepare(request, same_id)
+            order, return_id, lines, exchange_lines, policy = self._prepare(request, same_id)
             change, value = requests.open_return(
                 order,
                 request,
@@ -484,10 +476,11 @@ class ReturnsService:
                 actor=actor or request.requested_by,
                 refs=refs,
                 imported=imported,
+                policy_version=policy.version,
             )
             with using(self.engine):
                 decide(order, change, value)
-            timer_rules.schedule(change, self.policy)
+            timer_rules.schedule(change, self._policy(change))
             try:
                 record = commits.commit_new(self.store, change)
             except UnitsTaken:
@@ -536,8 +529,14 @@ class ReturnsService:
     def _drain(self, change: Change) -> None:
         """After a decision: apply what parked facts the return can now use, and set when a
         timer next has something to do for it."""
-        facts.drain(change, self.policy)
-        timer_rules.schedule(change, self.policy)
+        policy = self._policy(change)
+        facts.drain(change, policy)
+        timer_rules.schedule(change, policy)
+
+    def _policy(self, of: str | Change) -> ReturnPolicy:
+        """A shop's policy in force, or the one a return (being changed) was opened under."""
+        dispatcher = self.dispatcher
+        return dispatcher.policy_for(of) if isinstance(of, str) else dispatcher.policy_of(of.record)
 
     def _after_commit(self, shop: str, return_ids: Sequence[str]) -> None:
         if not self.auto_dispatch:

@@ -28,6 +28,7 @@ from returnflow.domain.policy import (
     validate_request,
 )
 from returnflow.domain.settlement import Settlement, settle, unit_amounts, unit_taxes
+from returnflow.errors import InvalidPayload
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.table import TABLE
 from returnflow.ports.commerce import LineQuantity
@@ -38,6 +39,7 @@ __all__ = [
     "build_lines",
     "check",
     "decline",
+    "decline_reason",
     "imported",
     "issue_label",
     "open_return",
@@ -119,10 +121,12 @@ def open_return(
     actor: str,
     refs: ExternalRefs | None = None,
     imported: Mapping[str, Any] | None = None,
+    policy_version: str | None = None,
 ) -> tuple[Change, Money]:
     """A new return's first change: the record built from the checked request, an
     ``imported`` note when another system opened it, and the ``requested`` note; with the
-    value of the units asked for."""
+    value of the units asked for. ``policy_version``: the version of the shop's policy in
+    force, recorded on the return."""
     initial = TABLE.initial
     record = ReturnRecord(
         id=return_id,
@@ -139,6 +143,7 @@ def open_return(
         customer_email=order.customer_email,
         customer_note=request.customer_note,
         taxes_included=order.taxes_included,
+        policy_version=policy_version,
     )
     change = Change(record, now=now, actor=actor, base=0)
     if imported is not None:
@@ -220,6 +225,16 @@ def approved(change: Change, policy: ReturnPolicy) -> None:
     change.notify("return_approved")
     if not shipped:  # returnless: nothing to wait for
         completion.complete(change, policy)
+
+
+def decline_reason(reason: object) -> DeclineReason:
+    """``reason`` as a :class:`DeclineReason` (a member or its value); anything else is an
+    :class:`~returnflow.errors.InvalidPayload` naming ``reason``."""
+    try:
+        return DeclineReason(reason)
+    except ValueError:
+        allowed = ", ".join(member.value for member in DeclineReason)
+        raise InvalidPayload("reason", reason, f"must be one of: {allowed}") from None
 
 
 def decline(change: Change, reason: DeclineReason, note: str) -> None:

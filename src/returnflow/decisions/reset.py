@@ -142,6 +142,7 @@ def _child(
         balance_paid=parent.balance_paid if exchange_lines and not parent.balance_settled else None,
         return_shipping_fee=parent.return_shipping_fee,
         exchange_shipping_fee=parent.exchange_shipping_fee,
+        policy_version=parent.policy_version,
     )
     child = Change(record, now=change.now, actor=change.actor, base=0)
     child.note("created_by_reset", {"parent_id": parent.id})

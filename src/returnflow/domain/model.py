@@ -428,6 +428,11 @@ class ReturnRecord:
     settled, and they are re-opened under their own key when the return completes again
     (or is reset), never planned again under a new one."""
     history: tuple[HistoryEntry, ...] = ()
+    policy_version: str | None = None
+    """The version of the shop's policy the return was opened under
+    (:attr:`ReturnPolicy.version <returnflow.domain.policy.ReturnPolicy.version>`); every
+    later decision of the return uses it. ``None`` on returns stored before versions were
+    recorded: they use the policy in force."""
 
     @property
     def state(self) -> tuple[str, str]:

@@ -154,6 +154,11 @@ def _positive_number(_: object, attribute: attrs.Attribute[Any], value: object) 
         raise ConfigurationError("must be a number > 0", field=attribute.name, value=value)
 
 
+def _version(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise ConfigurationError("must be a non-empty string", field=attribute.name, value=value)
+
+
 _PLATFORM_APPS = frozenset({"shopify", "web", "pos", "returnflow"})
 
 _STUCK_AFTER: tuple[tuple[str, timedelta], ...] = (
@@ -185,7 +190,11 @@ _EXCHANGES_SINCE = datetime(2019, 1, 1, tzinfo=timezone.utc)
 
 @attrs.frozen
 class ReturnPolicy:
-    """A shop's return rules. Defaults follow seed 001: 30 days from the order, new or good."""
+    """A shop's return rules. Defaults follow seed 001: 30 days from the order, new or good.
+
+    ``version`` names this set of rules: a return records the version it was opened under
+    (``ReturnRecord.policy_version``) and every later decision of it uses that version
+    (:class:`~returnflow.ports.policies.PolicySource`)."""
 
     window_days: int = attrs.field(default=30, validator=_non_negative_int)
     window_starts: WindowStart = WindowStart.ORDER
@@ -225,6 +234,7 @@ class ReturnPolicy:
     refund_trigger: RefundTrigger = RefundTrigger.ON_CLOSE
     exchange_difference: OutcomeKind = OutcomeKind.REFUND
     """Where the rest of an exchange for less goes: refund or store credit."""
+    version: str = attrs.field(default="1", validator=_version)
 
     def __attrs_post_init__(self) -> None:
         if self.exchange_difference not in (OutcomeKind.REFUND, OutcomeKind.STORE_CREDIT):

@@ -1,0 +1,95 @@
+"""What merchants configure, run against in-process fakes: ``returnflow demo`` flows for
+per-shop policies (and, as they come, reasons and rules). Each returns the harness and
+the returns to show, a ``(shop, return id)`` pair where the return is in another shop
+than the one the demo names."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from returnflow.domain.inbound import CarrierStatus, CarrierUpdate
+from returnflow.domain.model import OrderLine, OrderSnapshot, RequestLine, ReturnRequest
+from returnflow.domain.money import Money
+from returnflow.domain.policy import RefundTrigger, ReturnPolicy
+from returnflow.domain.settlement import FeePolicy, Percent
+from returnflow.ports.policies import ShopPolicies
+from returnflow.ports.store import ReturnStore
+from returnflow.stores.memory import MemoryStore
+from returnflow.testing.harness import Harness
+
+__all__ = ["Shown", "two_shops"]
+
+Shown = Sequence["str | tuple[str, str]"]
+"""The returns a flow shows: ids in the demo's shop, or ``(shop, id)`` pairs."""
+
+_ORDERED = datetime(2026, 1, 10, 9, 30, tzinfo=timezone.utc)
+
+
+def _order(shop: str, order_id: str) -> OrderSnapshot:
+    """A pair of trainers at 80.00 EUR, ordered and shipped on 10 January 2026."""
+    return OrderSnapshot(
+        id=order_id,
+        shop=shop,
+        created_at=_ORDERED,
+        fulfilled_at=_ORDERED,
+        currency="EUR",
+        customer_email="customer@example.com",
+        lines=[
+            OrderLine(
+                id="L1",
+                sku="TRAINER-42",
+                variant_id="trainer-42",
+                quantity=1,
+                unit_price=Money("80.00", "EUR"),
+                title="Trainers, 42",
+            )
+        ],
+    )
+
+
+def _request(shop: str, order_id: str) -> ReturnRequest:
+    return ReturnRequest(
+        shop=shop, order_id=order_id, lines=[RequestLine(order_line_id="L1", quantity=1)]
+    )
+
+
+def two_shops(shop: str, store: ReturnStore | None = None) -> tuple[Harness, Shown]:
+    """One service, two shops: ``shop`` (60 days, 10 % restocking, refund at completion)
+    and ``<shop>-outlet`` (14 days, 5.00 EUR return shipping, refund at the first carrier
+    scan). Each opens a return five days after the order; the outlet's is refunded at the
+    scan, the flagship's waits. Twenty days after the order the outlet declines a late
+    return the flagship still approves."""
+    outlet = f"{shop}-outlet"
+    policies = ShopPolicies(
+        {
+            shop: ReturnPolicy(
+                version="flagship-2026", window_days=60, fees=FeePolicy(restocking=Percent(10))
+            ),
+            outlet: ReturnPolicy(
+                version="outlet-2026",
+                window_days=14,
+                fees=FeePolicy(return_shipping=Money("5.00", "EUR")),
+                refund_trigger=RefundTrigger.ON_HANDED_IN,
+            ),
+        }
+    )
+    harness = Harness(policies=policies, store=store or MemoryStore())
+    for name in (shop, outlet):
+        for order_id in ("1001", "1002"):
+            harness.ports.commerce.add_order(_order(name, order_id))
+    service = harness.service
+    shown: list[str | tuple[str, str]] = []
+    for name in (shop, outlet):
+        record = service.request(_request(name, "1001"))
+        service.handle(
+            CarrierUpdate(
+                shop=name, return_id=record.id, event_id="scan-1", status=CarrierStatus.PICKED_UP
+            )
+        )
+        shown.append(record.id if name == shop else (name, record.id))
+    harness.clock.advance(days=15)
+    for name in (shop, outlet):
+        record = service.request(_request(name, "1002"))
+        shown.append(record.id if name == shop else (name, record.id))
+    return harness, shown
