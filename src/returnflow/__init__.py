@@ -52,6 +52,7 @@ from returnflow.domain.policy import (
     ReturnToOrigin,
     WindowStart,
 )
+from returnflow.domain.reasons import STANDARD_REASONS, ReturnReasonDefinition
 from returnflow.domain.settlement import (
     Document,
     FeePolicy,
@@ -64,6 +65,7 @@ from returnflow.errors import (
     ConcurrencyConflict,
     ConfigurationError,
     CurrencyMismatch,
+    EvidenceRequired,
     ExchangeNotOffered,
     InvalidAmount,
     InvalidFee,
@@ -88,6 +90,7 @@ from returnflow.errors import (
     UnknownOrder,
     UnknownOrderLine,
     UnknownOutcome,
+    UnknownReason,
     UnknownShop,
     UnreadableRecord,
     ValidationError,
@@ -117,6 +120,7 @@ from returnflow.stores.memory import MemoryStore
 __version__ = "0.1.0"
 
 __all__ = [
+    "STANDARD_REASONS",
     "TABLE",
     "TOPICS",
     "Assessment",
@@ -131,6 +135,7 @@ __all__ = [
     "DispatchReport",
     "Disposition",
     "Document",
+    "EvidenceRequired",
     "Exchange",
     "ExchangeLine",
     "ExchangeNotOffered",
@@ -183,6 +188,7 @@ __all__ = [
     "ReturnNotFound",
     "ReturnPolicy",
     "ReturnReason",
+    "ReturnReasonDefinition",
     "ReturnRecord",
     "ReturnRequest",
     "ReturnToOrigin",
@@ -207,6 +213,7 @@ __all__ = [
     "UnknownOrder",
     "UnknownOrderLine",
     "UnknownOutcome",
+    "UnknownReason",
     "UnknownShop",
     "UnreadableRecord",
     "ValidationError",

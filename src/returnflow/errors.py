@@ -15,6 +15,8 @@ Every error the library raises on purpose derives from :class:`ReturnflowError`:
     │   │   │   └── NotFulfilled   units that never shipped
     │   │   ├── UnknownOrder       the platform has no such order in this shop
     │   │   ├── UnknownShop        the policy source has no policy for the shop
+    │   │   ├── UnknownReason      a return reason the shop does not define
+    │   │   ├── EvidenceRequired   a note or photo the reason or a rule requires is missing
     │   │   ├── UnknownExternalReturn  the source has no such return in this shop
     │   │   ├── UnknownOutcome     not refund / store_credit / exchange / keep
     │   │   └── ExchangeNotOffered the order cannot get an exchange
@@ -62,6 +64,7 @@ __all__ = [
     "ConcurrencyConflict",
     "ConfigurationError",
     "CurrencyMismatch",
+    "EvidenceRequired",
     "ExchangeNotOffered",
     "InvalidAmount",
     "InvalidFee",
@@ -86,6 +89,7 @@ __all__ = [
     "UnknownOrder",
     "UnknownOrderLine",
     "UnknownOutcome",
+    "UnknownReason",
     "UnknownShop",
     "UnreadableRecord",
     "ValidationError",
@@ -152,6 +156,14 @@ class UnknownOrder(InvalidRequest):
 
 class UnknownShop(InvalidRequest):
     """The policy source has no return policy for the shop the request names."""
+
+
+class UnknownReason(InvalidRequest):
+    """A request line gives a return reason its shop's policy does not define."""
+
+
+class EvidenceRequired(InvalidRequest):
+    """A request line lacks the note or the photo its reason (or a rule) requires."""
 
 
 class UnknownExternalReturn(InvalidRequest):

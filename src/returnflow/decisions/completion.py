@@ -283,7 +283,7 @@ def settle_parts(
     settlement = settle(
         record.currency,
         parts,
-        fees=policy.fees,
+        fees=policy.settled_fees,
         exchange_lines=exchange_lines,
         charge_shipping=charge_shipping and record.return_shipping_fee is None,
         charge_exchange_shipping=record.exchange_shipping_fee is None,

@@ -27,6 +27,7 @@ from returnflow.domain.policy import (
     returnable_units,
     validate_request,
 )
+from returnflow.domain.reasons import check_reasons
 from returnflow.domain.settlement import Settlement, settle, unit_amounts, unit_taxes
 from returnflow.errors import InvalidPayload
 from returnflow.lifecycle import effects as fx
@@ -55,8 +56,10 @@ def check(
     policy: ReturnPolicy,
 ) -> None:
     """Check ``request`` against ``order``; ``claimed``: units the order's other returns hold.
-    Raises the typed errors of :func:`~returnflow.domain.policy.validate_request`."""
+    Raises the typed errors of :func:`~returnflow.domain.policy.validate_request`, then
+    those of :func:`~returnflow.domain.reasons.check_reasons` (the shop's reasons)."""
     validate_request(order, request, claimed, exchange_apps=policy.exchange_apps)
+    check_reasons(request, policy.reasons)
 
 
 def build_lines(
@@ -94,6 +97,7 @@ def build_lines(
                 unit_taxes=tuple(taxes[order_line.id][unit] for unit in units),
                 note=line.note,
                 declared_condition=line.condition,
+                photos=line.photos,
             )
         )
         if isinstance(line.outcome, Exchange):
@@ -265,7 +269,7 @@ def quote(
     return settle(
         order.currency,
         [(line, line.quantity, 0) for line in lines],
-        fees=policy.fees,
+        fees=policy.settled_fees,
         exchange_lines=exchange_lines,
         difference_to=policy.exchange_difference,
         taxes_included=order.taxes_included,

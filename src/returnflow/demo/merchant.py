@@ -9,16 +9,24 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from returnflow.domain.inbound import CarrierStatus, CarrierUpdate
-from returnflow.domain.model import OrderLine, OrderSnapshot, RequestLine, ReturnRequest
+from returnflow.domain.model import (
+    OrderLine,
+    OrderSnapshot,
+    Reason,
+    RequestLine,
+    ReturnReason,
+    ReturnRequest,
+)
 from returnflow.domain.money import Money
 from returnflow.domain.policy import RefundTrigger, ReturnPolicy
+from returnflow.domain.reasons import ReturnReasonDefinition, with_standard
 from returnflow.domain.settlement import FeePolicy, Percent
 from returnflow.ports.policies import ShopPolicies
 from returnflow.ports.store import ReturnStore
 from returnflow.stores.memory import MemoryStore
 from returnflow.testing.harness import Harness
 
-__all__ = ["Shown", "two_shops"]
+__all__ = ["Shown", "shop_reasons", "two_shops"]
 
 Shown = Sequence["str | tuple[str, str]"]
 """The returns a flow shows: ids in the demo's shop, or ``(shop, id)`` pairs."""
@@ -48,9 +56,16 @@ def _order(shop: str, order_id: str) -> OrderSnapshot:
     )
 
 
-def _request(shop: str, order_id: str) -> ReturnRequest:
+def _request(
+    shop: str,
+    order_id: str,
+    reason: Reason = ReturnReason.UNKNOWN,
+    photos: Sequence[str] = (),
+) -> ReturnRequest:
     return ReturnRequest(
-        shop=shop, order_id=order_id, lines=[RequestLine(order_line_id="L1", quantity=1)]
+        shop=shop,
+        order_id=order_id,
+        lines=[RequestLine(order_line_id="L1", quantity=1, reason=reason, photos=photos)],
     )
 
 
@@ -92,4 +107,46 @@ def two_shops(shop: str, store: ReturnStore | None = None) -> tuple[Harness, Sho
     for name in (shop, outlet):
         record = service.request(_request(name, "1002"))
         shown.append(record.id if name == shop else (name, record.id))
+    return harness, shown
+
+
+def shop_reasons(shop: str, store: ReturnStore | None = None) -> tuple[Harness, Shown]:
+    """A shop's own return reasons: "arrived-late" (the merchant's fault: no return
+    shipping fee) beside the standard ones, and "defective" redefined to need a photo. A
+    size exchange pays the 5.00 EUR fee, a late delivery does not; a defect comes with its
+    photo (one without is refused before anything is stored). Refunds go out at the first
+    carrier scan, so each shows its fee."""
+    policy = ReturnPolicy(
+        version="reasons-2026",
+        fees=FeePolicy(return_shipping=Money("5.00", "EUR")),
+        refund_trigger=RefundTrigger.ON_HANDED_IN,
+        reasons=with_standard(
+            [
+                ReturnReasonDefinition(
+                    "arrived-late", "Arrived too late", fees_waived=True, merchants_fault=True
+                ),
+                ReturnReasonDefinition("defective", "Defective", photo_required=True),
+            ]
+        ),
+    )
+    harness = Harness(policy=policy, store=store or MemoryStore())
+    for order_id in ("1001", "1002", "1003"):
+        harness.ports.commerce.add_order(_order(shop, order_id))
+    service = harness.service
+    shown: list[str | tuple[str, str]] = []
+    for order_id, reason, photos in (
+        ("1001", ReturnReason.SIZE_TOO_SMALL, ()),
+        ("1002", "arrived-late", ()),
+        ("1003", "defective", ("https://cdn.example.com/returns/1003-sole.jpg",)),
+    ):
+        record = service.request(_request(shop, order_id, reason, photos))
+        service.handle(
+            CarrierUpdate(
+                shop=shop,
+                return_id=record.id,
+                event_id=f"scan-{order_id}",
+                status=CarrierStatus.PICKED_UP,
+            )
+        )
+        shown.append(record.id)
     return harness, shown

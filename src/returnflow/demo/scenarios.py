@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import attrs
 
-from returnflow.demo.merchant import Shown, two_shops
+from returnflow.demo.merchant import Shown, shop_reasons, two_shops
 from returnflow.domain.external import ExternalLine, ExternalReturn
 from returnflow.domain.inbound import (
     CarrierStatus,
@@ -588,6 +588,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         loop_fees_and_credit,
     ),
     Scenario("merchant-shops", "Merchant setup: two shops, two policies, one service", two_shops),
+    Scenario("merchant-reasons", "Merchant setup: the shop's own return reasons", shop_reasons),
     Scenario(
         "loop-xoro-import",
         "Loop x Xoro: returns imported as RMAs, ASN closed in full or short",

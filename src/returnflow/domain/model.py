@@ -9,9 +9,10 @@ Checks that need the order (is this line on it, is this quantity still returnabl
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import attrs
 
@@ -19,6 +20,7 @@ from returnflow.domain._fields import (
     _check_count,
     _check_id,
     _check_money,
+    check_storable,
     check_str,
     coerce_enum,
 )
@@ -46,6 +48,7 @@ __all__ = [
     "OutcomeKind",
     "ParkedFact",
     "QcResult",
+    "Reason",
     "Refund",
     "RequestLine",
     "ReturnLine",
@@ -54,7 +57,10 @@ __all__ = [
     "ReturnRequest",
     "StoreCredit",
     "check_amount",
+    "handle_of",
+    "reason_text",
     "request_amounts",
+    "to_reason",
 ]
 
 
@@ -71,6 +77,57 @@ class ReturnReason(str, enum.Enum):
     UNKNOWN = "UNKNOWN"
     UNWANTED = "UNWANTED"
     WRONG_ITEM = "WRONG_ITEM"
+
+
+Reason: TypeAlias = ReturnReason | str
+"""A line's return reason: one of the :class:`ReturnReason` values, or the handle of a
+reason the shop defined (:class:`~returnflow.domain.reasons.ReturnReasonDefinition`)."""
+
+_HANDLE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
+_STANDARD_HANDLES = {member.value.lower().replace("_", "-"): member for member in ReturnReason}
+
+
+def to_reason(value: object, field: str = "reason") -> Reason:
+    """``value`` as a :data:`Reason`: a :class:`ReturnReason`, its value (``"DEFECTIVE"``) or
+    its handle (``"defective"``) is that member; any other handle (lowercase letters and
+    digits joined by hyphens, at most 100 characters: ``"arrived-late"``) is kept as it is.
+    Anything else is :class:`~returnflow.errors.InvalidRequest` naming ``field``.
+
+    >>> to_reason("SIZE_TOO_SMALL") is to_reason("size-too-small") is ReturnReason.SIZE_TOO_SMALL
+    True
+    >>> to_reason("arrived-late")
+    'arrived-late'
+    """
+    if isinstance(value, ReturnReason):
+        return value
+    if isinstance(value, str):
+        if value in ReturnReason.__members__:
+            return ReturnReason(value)
+        if value in _STANDARD_HANDLES:
+            return _STANDARD_HANDLES[value]
+        if len(value) <= 100 and _HANDLE.match(value):
+            return value
+    allowed = ", ".join(member.value for member in ReturnReason)
+    raise InvalidRequest(
+        field, value, f"must be one of: {allowed}, or a reason handle (lowercase-with-hyphens)"
+    )
+
+
+def reason_text(reason: Reason) -> str:
+    """``reason`` as shown: a standard reason's value (``DEFECTIVE``), else its handle."""
+    return reason.value if isinstance(reason, ReturnReason) else reason
+
+
+def handle_of(reason: Reason) -> str:
+    """The handle of ``reason`` (Shopify's return reason definition handle): a
+    :class:`ReturnReason` ``SIZE_TOO_SMALL`` is ``size-too-small``.
+
+    >>> handle_of(ReturnReason.NOT_AS_DESCRIBED), handle_of("arrived-late")
+    ('not-as-described', 'arrived-late')
+    """
+    if isinstance(reason, ReturnReason):
+        return reason.value.lower().replace("_", "-")
+    return reason
 
 
 class ItemCondition(str, enum.Enum):
@@ -104,8 +161,19 @@ class OutcomeKind(str, enum.Enum):
     KEEP = "keep"
 
 
-def _to_reason(value: object) -> ReturnReason:
-    return coerce_enum(ReturnReason, value, InvalidRequest, "reason")
+def _to_reason(value: object) -> Reason:
+    return to_reason(value)
+
+
+def _to_photos(value: object) -> tuple[str, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidRequest("photos", value, "must be a list of photo URLs")
+    photos = tuple(value)
+    for index, photo in enumerate(photos):
+        if not isinstance(photo, str) or not photo.strip():
+            raise InvalidRequest(f"photos[{index}]", photo, "must be a non-empty URL")
+        check_storable(f"photos[{index}]", photo)
+    return photos
 
 
 def _to_condition(value: object) -> ItemCondition | None:
@@ -187,12 +255,14 @@ class RequestLine:
     order_line_id: str = attrs.field(validator=_check_id)
     quantity: int = attrs.field(validator=_check_count(1))
     outcome: Outcome = attrs.field(factory=Refund, validator=_check_outcome)
-    reason: ReturnReason = attrs.field(default=ReturnReason.UNKNOWN, converter=_to_reason)
+    reason: Reason = attrs.field(default=ReturnReason.UNKNOWN, converter=_to_reason)
     note: str = attrs.field(default="", validator=check_str())
     condition: ItemCondition | None = attrs.field(
         default=None,
         converter=_to_condition,
     )
+    photos: tuple[str, ...] = attrs.field(default=(), converter=_to_photos)
+    """Photos of the item (URLs the host stored), for reasons that require one."""
 
 
 @attrs.frozen
@@ -266,7 +336,7 @@ class ReturnLine:
     variant_id: str
     quantity: int
     outcome: Outcome
-    reason: ReturnReason
+    reason: Reason
     unit_amounts: tuple[Money, ...]
     units: tuple[int, ...] = ()
     unit_taxes: tuple[Money, ...] = ()
@@ -280,6 +350,7 @@ class ReturnLine:
     settled: int = 0
     condition: ItemCondition | None = None
     qc_notes: tuple[str, ...] = ()
+    photos: tuple[str, ...] = ()
 
     @property
     def inspected(self) -> int:

@@ -29,7 +29,7 @@ Two kinds of "no" are kept apart:
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -43,12 +43,15 @@ from returnflow.domain.model import (
     OrderLine,
     OrderSnapshot,
     OutcomeKind,
-    ReturnReason,
+    Reason,
     ReturnRequest,
     check_amount,
+    reason_text,
     request_amounts,
+    to_reason,
 )
 from returnflow.domain.money import Money
+from returnflow.domain.reasons import STANDARD_REASONS, ReturnReasonDefinition, to_definitions
 from returnflow.domain.settlement import FeePolicy
 from returnflow.errors import (
     ConfigurationError,
@@ -58,6 +61,7 @@ from returnflow.errors import (
     NotFulfilled,
     NotReturnable,
     UnknownOrderLine,
+    ValidationError,
 )
 
 __all__ = [
@@ -154,6 +158,17 @@ def _positive_number(_: object, attribute: attrs.Attribute[Any], value: object) 
         raise ConfigurationError("must be a number > 0", field=attribute.name, value=value)
 
 
+def _review_reasons(value: object) -> frozenset[Reason]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ConfigurationError(
+            "must be a set of return reasons", field="review_reasons", value=value
+        )
+    try:
+        return frozenset(to_reason(item, "review_reasons") for item in value)
+    except ValidationError as error:
+        raise ConfigurationError(error.reason, field="review_reasons", value=error.value) from None
+
+
 def _version(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value.strip() or "\x00" in value:
         raise ConfigurationError("must be a non-empty string", field=attribute.name, value=value)
@@ -203,7 +218,8 @@ class ReturnPolicy:
     )
     auto_approve: bool = True
     auto_approve_limit: Money | None = None
-    review_reasons: frozenset[ReturnReason] = frozenset()
+    review_reasons: frozenset[Reason] = attrs.field(factory=frozenset, converter=_review_reasons)
+    """Return reasons (standard values or the shop's handles) that go to review."""
     decline_final_sale: bool = True
     completion: Completion = Completion.ON_RECEIPT
     exchange_release: ReleaseTrigger = ReleaseTrigger.ON_CLOSE
@@ -235,6 +251,11 @@ class ReturnPolicy:
     exchange_difference: OutcomeKind = OutcomeKind.REFUND
     """Where the rest of an exchange for less goes: refund or store credit."""
     version: str = attrs.field(default="1", validator=_version)
+    reasons: tuple[ReturnReasonDefinition, ...] = attrs.field(
+        default=STANDARD_REASONS, converter=to_definitions
+    )
+    """The return reasons the shop offers (:mod:`returnflow.domain.reasons`); a request
+    with another is refused. Default: the ten standard reasons."""
 
     def __attrs_post_init__(self) -> None:
         if self.exchange_difference not in (OutcomeKind.REFUND, OutcomeKind.STORE_CREDIT):
@@ -243,6 +264,15 @@ class ReturnPolicy:
                 field="exchange_difference",
                 value=self.exchange_difference,
             )
+
+    @property
+    def settled_fees(self) -> FeePolicy:
+        """:attr:`fees` with the reasons whose definition waives fees added to
+        ``waive_for_reasons``: what settlements apply."""
+        waived = {item.reason for item in self.reasons if item.fees_waived}
+        if waived <= self.fees.waive_for_reasons:
+            return self.fees
+        return attrs.evolve(self.fees, waive_for_reasons=self.fees.waive_for_reasons | waived)
 
     def backoff(self, attempt: int, jitter: float) -> timedelta:
         """The wait before try ``attempt + 1``; ``jitter`` is uniform in [0, 1).
@@ -330,7 +360,7 @@ class ReturnPolicy:
             if line.condition is not None and line.condition not in self.accepted_conditions:
                 notes.append(f"line {line.order_line_id} declared {line.condition.value}")
             if line.reason in self.review_reasons:
-                notes.append(f"line {line.order_line_id} reason {line.reason.value}")
+                notes.append(f"line {line.order_line_id} reason {reason_text(line.reason)}")
         if (
             self.auto_approve_limit is not None
             and value is not None
