@@ -37,6 +37,7 @@ from returnflow.decisions import (
     carrier,
     completion,
     exchange,
+    facts,
     results,
     review,
     timers,
@@ -815,6 +816,153 @@ def test_warehouse_finished_before_anything_was_received_is_ignored() -> None:
     assert change.effects == []
 
 
+# -- facts: parked until the return can use them --------------------------------------------
+
+IN_REVIEW = ReturnPolicy(auto_approve_limit=eur("50.00"))  # two T-shirts (80.00) wait for a person
+
+
+def history(change: Change) -> list[tuple[str, dict[str, Any]]]:
+    return [(entry.event, dict(entry.payload)) for entry in change.history]
+
+
+def test_a_scan_before_approval_is_parked_and_applied_by_the_approval() -> None:
+    """Seed 001: the carrier picks the parcel up while an agent still reviews the return."""
+    waiting = then(opened(RequestLine("L1", 2), policy=IN_REVIEW))
+    assert facts.receive(waiting, scan(CarrierStatus.PICKED_UP), IN_REVIEW) == (
+        "parked",
+        "picked_up while pending_review",
+    )
+    assert waiting.record.state == ("pending_review", "no_exchange")
+    (parked,) = waiting.record.parked
+    assert (parked.kind, parked.status, parked.event_id) == (
+        "carrier",
+        CarrierStatus.PICKED_UP.value,
+        "scan-1",
+    )
+    assert history(waiting) == [
+        ("parked", {"fact": "picked_up", "id": "scan-1", "why": "picked_up while pending_review"})
+    ]
+    assert waiting.effects == []
+    approved = then(waiting, actor="agent")
+    requests.approve(approved, IN_REVIEW)
+    facts.drain(approved, IN_REVIEW)
+    assert approved.record.state == ("in_transit", "no_exchange")
+    assert approved.record.parked == ()
+    assert events(approved) == ["approve", "hand_in", "unparked"]
+    assert approved.history[-1].payload == {"fact": "picked_up", "id": "scan-1"}
+    assert work(approved) == ["create_warehouse_return", "create_label"]
+
+
+def test_finished_before_the_receipt_waits_and_completes_with_it() -> None:
+    """Seed 000: SmartPack's Finished comes before its receipt; the return closes once both
+    are in, in one change."""
+    labelled = then(labelled_refund(SMARTPACK))
+    assert facts.receive(labelled, finished(), SMARTPACK) == (
+        "parked",
+        "finished while label_sent",
+    )
+    assert labelled.record.state == ("label_sent", "no_exchange")
+    assert [parked.kind for parked in labelled.record.parked] == ["finished"]
+    received = then(labelled)
+    assert facts.receive(received, receipt(ReceivedLine(line_id="L1", quantity=2)), SMARTPACK) == (
+        "applied",
+        "",
+    )
+    assert received.record.state == ("refunded", "no_exchange")
+    assert received.record.parked == ()
+    assert events(received) == ["receive", "settled", "refund", "unparked"]
+    assert work(received) == ["restock", "issue_refund"]
+    assert only(received, fx.IssueRefund).amount == eur("80.00")
+
+
+def test_finished_on_a_short_receipt_flags_and_waits_for_the_rest() -> None:
+    """Seed 000, partial receipt: Finished on a short receipt sends the return to a person
+    and stays parked; the missing unit's receipt then completes it."""
+    short = applied(
+        labelled_refund(SMARTPACK), SMARTPACK, receipt(ReceivedLine(line_id="L1", quantity=1))
+    )
+    change = then(short)
+    assert facts.receive(change, finished(), SMARTPACK) == (
+        "applied",
+        "finished while item_received",
+    )
+    assert change.record.state == ("needs_review", "no_exchange")
+    assert change.record.review_reasons == ("warehouse finished a short receipt: L1: 1/2",)
+    assert [parked.kind for parked in change.record.parked] == ["finished"]
+    rest = then(change)
+    fact = receipt(ReceivedLine(line_id="L1", quantity=1), event_id="wh-2")
+    assert facts.receive(rest, fact, SMARTPACK) == ("applied", "")
+    assert rest.record.state == ("refunded", "no_exchange")
+    assert rest.record.parked == ()
+    assert work(rest) == ["restock", "issue_refund"]
+
+
+def test_a_parked_receipt_that_turns_out_wrong_is_dropped_with_the_reason() -> None:
+    """A receipt parked before approval for more units than the return expects: the
+    approval still goes through; the receipt is dropped and the history says why."""
+    waiting = then(opened(RequestLine("L1", 2), policy=IN_REVIEW))
+    fact = receipt(ReceivedLine(line_id="L1", quantity=3))
+    assert facts.receive(waiting, fact, IN_REVIEW) == ("parked", "receipt while pending_review")
+    approved = then(waiting, actor="agent")
+    requests.approve(approved, IN_REVIEW)
+    facts.drain(approved, IN_REVIEW)
+    assert approved.record.state == ("approved", "no_exchange")
+    assert approved.record.parked == ()
+    assert approved.record.lines[0].received == 0
+    assert history(approved)[-1] == (
+        "ignored",
+        {
+            "fact": "WarehouseReceipt",
+            "id": "wh-1",
+            "why": "parked receipt while pending_review, then refused: lines[0].quantity=3: "
+            "line r1-1 expects 2 more unit(s)",
+        },
+    )
+
+
+def test_a_receipt_naming_a_line_the_return_lacks_is_refused_even_when_it_would_wait() -> None:
+    waiting = then(opened(RequestLine("L1", 2), policy=IN_REVIEW))
+    with pytest.raises(InvalidPayload) as raised:
+        facts.receive(waiting, receipt(ReceivedLine(line_id="L9", quantity=1)), IN_REVIEW)
+    assert (raised.value.field, raised.value.value) == ("lines[0].line_id", "L9")
+    assert not waiting.changed
+    assert waiting.record.parked == ()
+
+
+def test_a_fact_the_return_never_uses_is_ignored_not_parked() -> None:
+    """A pickup scan after delivery (a stage the parcel passed), Finished on a cancelled
+    return: recorded as ignored with why, nothing parked, nothing planned."""
+    delivered = then(applied(labelled_refund(), HELPDESK, scan(CarrierStatus.DELIVERED)))
+    late = scan(CarrierStatus.PICKED_UP, "scan-0")
+    assert facts.receive(delivered, late, HELPDESK) == ("ignored", "picked up while delivered")
+    cancelled = then(moved(labelled_refund(), "cancelled"))
+    assert facts.receive(cancelled, finished(), HELPDESK) == (
+        "ignored",
+        "warehouse finished while cancelled",
+    )
+    for change in (delivered, cancelled):
+        assert change.record.parked == ()
+        assert events(change) == ["ignored"]
+        assert change.effects == []
+
+
+def test_a_parked_fact_stands_for_the_fact_that_came() -> None:
+    waiting = then(opened(RequestLine("L1", 2), policy=IN_REVIEW))
+    fact = receipt(
+        ReceivedLine(line_id="L1", quantity=1, qc=QcResult.FAIL, condition=ItemCondition.DAMAGED)
+    )
+    facts.receive(waiting, fact, IN_REVIEW)
+    (parked,) = waiting.record.parked
+    assert facts.parked_event(waiting, parked) == fact
+    scans = (CarrierStatus.PICKED_UP, CarrierStatus.DELIVERED, CarrierStatus.RETURN_TO_ORIGIN)
+    assert [facts.kind_of(scan(status)) for status in scans] == [
+        "picked_up",
+        "delivered",
+        "returned_to_origin",
+    ]
+    assert (facts.kind_of(fact), facts.kind_of(finished())) == ("receipt", "finished")
+
+
 # -- completion ------------------------------------------------------------------------------
 
 
@@ -991,6 +1139,25 @@ def test_unpaid_upsell_at_completion_goes_to_a_person_then_pays_the_item_back() 
     assert work(closing) == ["cancel_exchange", "issue_refund"]
     assert only(closing, fx.CancelExchange).exchange_line_ids == ("r1-1-x",)
     assert only(closing, fx.IssueRefund).amount == eur("40.00")
+
+
+def test_exchange_for_less_refunds_the_difference_and_releases_the_item() -> None:
+    """Seed 003, exchange + refund: a 40.00 T-shirt for a 30.00 one; the 10.00 left is
+    refunded when the return completes, and the held item is released."""
+    change = opened(
+        RequestLine("L1", 1, outcome=Exchange("v-tee-S", sku="TEE-S", unit_price=eur("30.00")))
+    )
+    first = change
+    change = answered(change, only(first, fx.CreateWarehouseReturn), WarehouseReturn("RMA-1"))
+    change = answered(change, only(first, fx.CreateLabel), Label("TRK-1", "https://l/1"))
+    change = answered(change, only(first, fx.HoldExchange), ExchangeHold("H-1", ("P-1",)))
+    change = applied(change, HELPDESK, scan(CarrierStatus.PICKED_UP))
+    done = applied(change, HELPDESK, receipt(ReceivedLine(line_id="L1", quantity=1)))
+    assert done.record.state == ("refunded", "released")
+    assert work(done) == ["restock", "issue_refund", "release_exchange"]
+    refund = only(done, fx.IssueRefund)
+    assert (refund.amount, refund.covers) == (eur("10.00"), (("r1-1", 1),))
+    assert done.history[1].payload["exchange_total"] == "30.00 EUR"
 
 
 def test_hold_plans_nothing_without_pending_exchange_lines() -> None:
@@ -1591,6 +1758,9 @@ def test_decisions_do_no_io() -> None:
     parent, child = lifecycle()
     assert parent.state == ("reset", "exchange_cancelled")
     assert child.state == ("closed", "released")
+    # facts parked and drained, through the same rules
+    test_a_scan_before_approval_is_parked_and_applied_by_the_approval()
+    test_finished_on_a_short_receipt_flags_and_waits_for_the_rest()
 
 
 def test_decisions_import_no_store_service_or_io_module() -> None:

@@ -45,7 +45,7 @@ if not postgres_support.required():
 
 import psycopg
 
-from returnflow.stores import postgres as postgres_module
+from returnflow.stores import _postgres_commit as postgres_commit
 from returnflow.stores.postgres import PostgresStore
 
 
@@ -376,7 +376,7 @@ def test_a_deadlock_is_a_conflict(store: PostgresStore, monkeypatch: pytest.Monk
     def deadlock(*args: object, **kwargs: object) -> None:
         raise psycopg.errors.DeadlockDetected("deadlock detected")
 
-    monkeypatch.setattr(postgres_module, "_history_rows", deadlock)
+    monkeypatch.setattr(postgres_commit, "history_rows", deadlock)
     with pytest.raises(ConcurrencyConflict) as caught:
         store.commit(Commit(records=((record, 0),)))
     assert isinstance(caught.value.__cause__, psycopg.errors.DeadlockDetected)

@@ -10,6 +10,9 @@ Each command or inbound event:
 4. hands the effects to its dispatcher (:mod:`returnflow.dispatch`), now or later through
    :meth:`ReturnsService.dispatch_pending`.
 
+A new return is opened through :mod:`returnflow.opening` (the order, the units its other
+returns hold, the commit of the new return with its units).
+
 Nothing is written when a step fails, and no port is called before the write. Timers and
 pollers (:mod:`returnflow.timers`) run on :meth:`ReturnsService.tick`.
 """
@@ -38,13 +41,10 @@ from returnflow.domain.inbound import (
     WarehouseFinished,
     WarehouseReceipt,
 )
-from returnflow.domain.ledger import claimed_units
 from returnflow.domain.model import (
     DeclineReason,
-    ExchangeLine,
     ExternalRefs,
     OrderSnapshot,
-    ReturnLine,
     ReturnRecord,
     ReturnRequest,
 )
@@ -52,14 +52,10 @@ from returnflow.domain.money import Money
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.domain.settlement import Settlement
 from returnflow.errors import (
-    ConcurrencyConflict,
     InvalidPayload,
-    PortError,
-    UnitsTaken,
-    UnknownOrder,
 )
-from returnflow.lifecycle.engine import using
 from returnflow.lifecycle.table import TABLE
+from returnflow.opening import Decide, Opening
 from returnflow.ports.carrier import Carrier
 from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.events import EventPublisher
@@ -167,6 +163,7 @@ class ReturnsService:
         self.ids = ids or _new_id
         self.auto_dispatch = auto_dispatch
         self.timers = Timers(self)
+        self.opening = Opening(self)
 
     def register_poller(self, poller: Poller) -> None:
         """Have every :meth:`tick` call ``poller.poll(now)`` (an importer polling its source;
@@ -208,15 +205,15 @@ class ReturnsService:
 
     def validate_request(self, request: ReturnRequest) -> None:
         """Check ``request`` against the order without storing anything."""
-        order = self._order(request)
-        policy = self.dispatcher.policy_for(request.shop)
-        requests.check(order, request, self._claimed(request), policy)
+        order = self.opening.order(request)
+        policy = self._policy(request.shop)
+        requests.check(order, request, self.opening.claimed(request), policy)
 
     def quote(self, request: ReturnRequest) -> Settlement:
         """What ``request`` would settle to if every unit came back accepted: refund, credit,
         fees, exchange balance and ERP documents (like Shopify's ``returnCalculate``).
         Nothing is stored."""
-        order, _, lines, exchange_lines, policy = self._prepare(request, lambda: "quote")
+        order, _, lines, exchange_lines, policy = self.opening.prepare(request, lambda: "quote")
         return requests.quote(order, lines, exchange_lines, policy)
 
     def request(self, request: ReturnRequest, *, actor: str | None = None) -> ReturnRecord:
@@ -417,79 +414,13 @@ class ReturnsService:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _order(self, request: ReturnRequest) -> OrderSnapshot:
-        """The order from the platform; a definite "no such order" is the caller's error."""
-        try:
-            return self.commerce.get_order(request.shop, request.order_id)
-        except PortError as error:
-            if error.retryable:
-                raise
-            raise UnknownOrder("order_id", request.order_id, str(error)) from error
-
-    def _claimed(self, request: ReturnRequest) -> dict[str, set[int]]:
-        return claimed_units(self.store.list(request.shop, order_id=request.order_id))
-
-    def _prepare(
-        self, request: ReturnRequest, new_id: Callable[[], str]
-    ) -> tuple[OrderSnapshot, str, Sequence[ReturnLine], Sequence[ExchangeLine], ReturnPolicy]:
-        """Check ``request`` under its shop's policy in force, then take an id and build its
-        lines."""
-        if not isinstance(request, ReturnRequest):
-            raise InvalidPayload("request", request, "must be a ReturnRequest")
-        order = self._order(request)
-        claimed = self._claimed(request)
-        policy = self._policy(request.shop)
-        requests.check(order, request, claimed, policy)
-        return_id = new_id()
-        lines, exchange_lines = requests.build_lines(order, request, claimed, return_id, policy)
-        return order, return_id, lines, exchange_lines, policy
-
     def _open(
-        self,
-        request: ReturnRequest,
-        new_id: Callable[[], str],
-        decide: Callable[[OrderSnapshot, Change, Money], None],
-        *,
-        actor: str | None,
-        refs: ExternalRefs | None = None,
-        imported: Mapping[str, Any] | None = None,
+        self, request: ReturnRequest, new_id: Callable[[], str], decide: Decide, **how: Any
     ) -> ReturnRecord:
-        """Check the request, build the new return, let ``decide`` assess it, commit it with
-        its units; on :class:`~returnflow.errors.UnitsTaken` (another return took a unit in
-        between) check again against what is left, under the same id."""
-        taken: list[str] = []
-
-        def same_id() -> str:
-            if not taken:
-                taken.append(new_id())
-            return taken[0]
-
-        for tries in range(commits.CONFLICT_RETRIES):
-            order, return_id, lines, exchange_lines, policy = self._prepare(request, same_id)
-            change, value = requests.open_return(
-                order,
-                request,
-                lines,
-                exchange_lines,
-                return_id,
-                now=self.clock(),
-                actor=actor or request.requested_by,
-                refs=refs,
-                imported=imported,
-                policy_version=policy.version,
-            )
-            with using(self.engine):
-                decide(order, change, value)
-            timer_rules.schedule(change, self._policy(change))
-            try:
-                record = commits.commit_new(self.store, change)
-            except UnitsTaken:
-                commits.back_off(self.dispatcher.rng, tries)
-                continue
-            logs.opened(record, change.actor)
-            self._after_commit(record.shop, [record.id])
-            return self.store.get(record.shop, record.id)
-        raise ConcurrencyConflict(taken[0] if taken else "", 0, 1, "units kept being taken")
+        """Open a return (:meth:`Opening.open <returnflow.opening.Opening.open>`), dispatch."""
+        record = self.opening.open(request, new_id, decide, **how)
+        self._after_commit(record.shop, [record.id])
+        return self.store.get(record.shop, record.id)
 
     def _run(
         self,

@@ -1,0 +1,137 @@
+"""Opening a return: the write path of a return that is not stored yet.
+
+:class:`Opening` reads the order from the platform and the units the order's other returns
+hold (the order-level ledger), checks the request and builds its lines
+(:mod:`returnflow.decisions.request`), lets a decision assess the new return, and commits it
+with its units (:func:`returnflow.commits.commit_new`). When another return took one of the
+units in between (:class:`~returnflow.errors.UnitsTaken`), the request is checked again
+against what is left, under the same id. ``ReturnsService.request``,
+``ReturnsService.import_return``, ``ReturnsService.quote`` and
+``ReturnsService.validate_request`` are the way in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from returnflow import commits, logs
+from returnflow.decisions import request as requests
+from returnflow.decisions import timers as timer_rules
+from returnflow.decisions.change import Change
+from returnflow.domain.ledger import claimed_units
+from returnflow.domain.model import (
+    ExchangeLine,
+    ExternalRefs,
+    OrderSnapshot,
+    ReturnLine,
+    ReturnRecord,
+    ReturnRequest,
+)
+from returnflow.domain.money import Money
+from returnflow.domain.policy import ReturnPolicy
+from returnflow.errors import (
+    ConcurrencyConflict,
+    InvalidPayload,
+    PortError,
+    UnitsTaken,
+    UnknownOrder,
+)
+from returnflow.lifecycle.engine import using
+
+if TYPE_CHECKING:
+    from returnflow.service import ReturnsService
+
+__all__ = ["Decide", "Opening"]
+
+Decide = Callable[[OrderSnapshot, Change, Money], None]
+"""A decision on a new return: the order, the new return's change and the value of its
+lines (for the review threshold) in; it fires the chart events and plans the effects."""
+
+
+class Opening:
+    """How one service opens returns: with its store, commerce port, policy, clock, jitter
+    and chart engine."""
+
+    def __init__(self, service: ReturnsService) -> None:
+        self.service = service
+
+    def order(self, request: ReturnRequest) -> OrderSnapshot:
+        """The order from the platform; a definite "no such order" is the caller's error
+        (:class:`~returnflow.errors.UnknownOrder`), a retryable failure goes up as is."""
+        try:
+            return self.service.commerce.get_order(request.shop, request.order_id)
+        except PortError as error:
+            if error.retryable:
+                raise
+            raise UnknownOrder("order_id", request.order_id, str(error)) from error
+
+    def claimed(self, request: ReturnRequest) -> dict[str, set[int]]:
+        """The units of the order the stored returns hold, by order line id."""
+        store = self.service.store
+        return claimed_units(store.list(request.shop, order_id=request.order_id))
+
+    def prepare(
+        self, request: ReturnRequest, new_id: Callable[[], str]
+    ) -> tuple[OrderSnapshot, str, Sequence[ReturnLine], Sequence[ExchangeLine], ReturnPolicy]:
+        """Check ``request`` (typed errors, nothing stored) under its shop's policy in force,
+        then take an id and build its lines: ``(order, return_id, lines, exchange_lines,
+        policy)``."""
+        if not isinstance(request, ReturnRequest):
+            raise InvalidPayload("request", request, "must be a ReturnRequest")
+        order = self.order(request)
+        policy = self.service.dispatcher.policy_for(request.shop)
+        claimed = self.claimed(request)
+        requests.check(order, request, claimed, policy)
+        return_id = new_id()
+        lines, exchange_lines = requests.build_lines(order, request, claimed, return_id, policy)
+        return order, return_id, lines, exchange_lines, policy
+
+    def open(
+        self,
+        request: ReturnRequest,
+        new_id: Callable[[], str],
+        decide: Decide,
+        *,
+        actor: str | None,
+        refs: ExternalRefs | None = None,
+        imported: Mapping[str, Any] | None = None,
+    ) -> ReturnRecord:
+        """Check the request, build the new return, let ``decide`` assess it, commit it with
+        its units and return it as committed (nothing is dispatched here). On
+        :class:`~returnflow.errors.UnitsTaken` check again against what is left, under the
+        same id; :class:`~returnflow.errors.ConcurrencyConflict` when units kept being taken
+        :data:`~returnflow.commits.CONFLICT_RETRIES` times."""
+        service = self.service
+        taken: list[str] = []
+
+        def same_id() -> str:
+            if not taken:
+                taken.append(new_id())
+            return taken[0]
+
+        for tries in range(commits.CONFLICT_RETRIES):
+            order, return_id, lines, exchange_lines, policy = self.prepare(request, same_id)
+            change, value = requests.open_return(
+                order,
+                request,
+                lines,
+                exchange_lines,
+                return_id,
+                now=service.clock(),
+                actor=actor or request.requested_by,
+                refs=refs,
+                imported=imported,
+                policy_version=policy.version,
+            )
+            with using(service.engine):
+                decide(order, change, value)
+            timer_rules.schedule(change, service.dispatcher.policy_of(change.record))
+            try:
+                record = commits.commit_new(service.store, change)
+            except UnitsTaken:
+                commits.back_off(service.dispatcher.rng, tries)
+                continue
+            logs.opened(record, change.actor)
+            return record
+        raise ConcurrencyConflict(taken[0] if taken else "", 0, 1, "units kept being taken")

@@ -1,0 +1,193 @@
+"""How :class:`~returnflow.stores.postgres.PostgresStore` reads and writes rows: its SQL
+statements, a return's row and its history rows (JSON kept as ``text``), an outbox row and a
+delivery attempt, and the values a text column refuses (NUL characters)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from returnflow.domain.model import HistoryEntry, ReturnRecord
+from returnflow.errors import ValidationError
+from returnflow.lifecycle.effects import Effect
+from returnflow.ports.store import Attempt, OutboxEntry
+from returnflow.serialization import converter
+
+__all__ = [
+    "ATTEMPT",
+    "DONE",
+    "ENTRY_COLUMNS",
+    "INSERT_HISTORY",
+    "INSERT_RETURN",
+    "RECORD",
+    "RECORDS",
+    "REOPEN",
+    "UPDATE_RETURN",
+    "attempt_params",
+    "checked_text",
+    "columns",
+    "diagnostic",
+    "dump",
+    "dump_entry",
+    "entry",
+    "extends",
+    "history_rows",
+]
+
+# One record with its history as one JSON array, in one statement (so one snapshot). The
+# body is left out when the caller's cached record is of the stored version.
+RECORD = (
+    "SELECT r.shop, r.id, r.version, "
+    "CASE WHEN r.version = %(cached)s THEN NULL ELSE r.body END, "
+    "CASE WHEN r.version = %(cached)s THEN NULL ELSE ("
+    "SELECT '[' || string_agg(h.body, ',' ORDER BY h.seq) || ']' FROM history h "
+    "WHERE h.shop = r.shop AND h.return_id = r.id) END "
+    "FROM returns r"
+)
+RECORDS = (
+    "SELECT r.shop, r.id, r.version, r.body, ("
+    "SELECT '[' || string_agg(h.body, ',' ORDER BY h.seq) || ']' FROM history h "
+    "WHERE h.shop = r.shop AND h.return_id = r.id) "
+    "FROM returns r"
+)
+# Delivered effects in sequence order, each with whether its return ended, has nothing due
+# and was last written before the cutoff (see ``prune``).
+DONE = (
+    "SELECT o.seq, COALESCE(r.status = ANY(%s) AND r.due_at IS NULL AND r.updated_at < %s, "
+    "false) FROM outbox o LEFT JOIN returns r ON r.shop = o.shop AND r.id = o.return_id "
+    "WHERE o.status = 'done' AND o.seq > %s ORDER BY o.seq LIMIT %s"
+)
+ENTRY_COLUMNS = (
+    "seq, body, status, attempts, last_error, result, updated_at, next_attempt_at, "
+    "claimed_until, claimed_by"
+)
+ATTEMPT = (
+    "UPDATE outbox SET status = %(status)s, attempts = attempts + 1, last_error = %(error)s, "
+    "result = COALESCE(%(result)s, result), updated_at = %(at)s, next_attempt_at = %(retry_at)s, "
+    "claimed_until = NULL, claimed_by = NULL WHERE key = %(key)s AND status = 'pending'"
+)
+
+
+REOPEN = (
+    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL, "
+    "claimed_until = NULL, claimed_by = NULL WHERE key = %s AND status = 'failed'"
+)
+INSERT_RETURN = (
+    "INSERT INTO returns (shop, id, order_id, status, exchange_status, version, history_len, "
+    "created_at, updated_at, body, due_at) VALUES (%(shop)s, %(id)s, %(order_id)s, "
+    "%(status)s, %(exchange_status)s, %(version)s, %(history_len)s, %(created_at)s, "
+    "%(updated_at)s, %(body)s, %(due_at)s) ON CONFLICT DO NOTHING"
+)
+UPDATE_RETURN = (
+    "UPDATE returns SET order_id = %(order_id)s, status = %(status)s, "
+    "exchange_status = %(exchange_status)s, version = %(version)s, "
+    "history_len = %(history_len)s, created_at = %(created_at)s, updated_at = %(updated_at)s, "
+    "body = %(body)s, due_at = %(due_at)s "
+    "WHERE shop = %(shop)s AND id = %(id)s AND version = %(expected)s"
+)
+INSERT_HISTORY = (
+    "INSERT INTO history (shop, return_id, seq, version, at, event, actor, body) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def dump(value: Any) -> str:
+    return json.dumps(converter.unstructure(value), separators=(",", ":"), sort_keys=True)
+
+
+def dump_entry(entry: HistoryEntry) -> str:
+    return json.dumps(converter.unstructure(entry), separators=(",", ":"), sort_keys=True)
+
+
+def checked_text(field: str, value: str) -> str:
+    """A value for a text column: PostgreSQL text cannot hold NUL characters."""
+    if "\x00" in value:
+        raise ValidationError(field, value, "must not contain NUL characters")
+    return value
+
+
+def diagnostic(message: str | None) -> str | None:
+    """An error message fit for a text column (a port's message may carry anything)."""
+    return None if message is None else message.replace("\x00", "\ufffd")
+
+
+def attempt_params(attempt: Attempt) -> dict[str, Any]:
+    ok, give_up = attempt.ok, attempt.give_up
+    return {
+        "status": "done" if ok else ("failed" if give_up else "pending"),
+        "error": None if ok else diagnostic(attempt.error),
+        "result": dump(attempt.result) if ok and attempt.result is not None else None,
+        "at": attempt.at,
+        "retry_at": None if ok or give_up else attempt.retry_at,
+        "key": attempt.key,
+    }
+
+
+def entry(row: Sequence[Any]) -> OutboxEntry:
+    """An outbox row (:data:`ENTRY_COLUMNS`, in order) as an :class:`OutboxEntry`."""
+    effect: Effect = converter.structure(json.loads(row[1]), Effect)
+    return OutboxEntry(
+        effect=effect,
+        sequence=int(row[0]),
+        status=row[2],
+        attempts=int(row[3]),
+        last_error=row[4],
+        result=None if row[5] is None else json.loads(row[5]),
+        updated_at=row[6],
+        next_attempt_at=row[7],
+        claimed_until=row[8],
+        claimed_by=row[9],
+    )
+
+
+def columns(record: ReturnRecord) -> dict[str, Any]:
+    """The ``returns`` row of ``record``: its columns, and its body without the history
+    (kept in ``history``, a row per entry)."""
+    body = converter.unstructure(attrs.evolve(record, history=()))
+    del body["history"]
+    return {
+        "shop": checked_text("record.shop", record.shop),
+        "id": checked_text("record.id", record.id),
+        "order_id": checked_text("record.order_id", record.order_id),
+        "status": checked_text("record.status", record.status),
+        "exchange_status": checked_text("record.exchange_status", record.exchange_status),
+        "version": record.version,
+        "history_len": len(record.history),
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "body": json.dumps(body, separators=(",", ":"), sort_keys=True),
+        "due_at": record.due_at,
+    }
+
+
+def history_rows(record: ReturnRecord, stored: int) -> list[tuple[Any, ...]]:
+    """History is append-only: the rows of the entries the store does not have yet."""
+    return [
+        (
+            record.shop,
+            record.id,
+            seq,
+            entry.version,
+            entry.at,
+            checked_text(f"history[{seq}].event", entry.event),
+            checked_text(f"history[{seq}].actor", entry.actor),
+            dump_entry(entry),
+        )
+        for seq, entry in enumerate(record.history[stored:], start=stored)
+    ]
+
+
+def extends(record: ReturnRecord, stored: Sequence[str | HistoryEntry]) -> bool:
+    """Whether ``record`` keeps the ``stored`` history entries (objects or JSON) as they are."""
+    if len(record.history) < len(stored):
+        return False
+    for new_entry, old_entry in zip(record.history, stored, strict=False):
+        if new_entry is old_entry:
+            continue
+        old_body = old_entry if isinstance(old_entry, str) else dump_entry(old_entry)
+        if dump_entry(new_entry) != old_body:
+            return False
+    return True
