@@ -13,9 +13,11 @@ against what is left, under the same id. ``ReturnsService.request``,
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from returnflow import commits, logs
+from returnflow.decisions import merchant
 from returnflow.decisions import request as requests
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
@@ -30,6 +32,7 @@ from returnflow.domain.model import (
 )
 from returnflow.domain.money import Money
 from returnflow.domain.policy import ReturnPolicy
+from returnflow.domain.verdicts import Verdict, needed_windows
 from returnflow.errors import (
     ConcurrencyConflict,
     InvalidPayload,
@@ -44,9 +47,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Decide", "Opening"]
 
-Decide = Callable[[OrderSnapshot, Change, Money], None]
-"""A decision on a new return: the order, the new return's change and the value of its
-lines (for the review threshold) in; it fires the chart events and plans the effects."""
+Decide = Callable[[OrderSnapshot, Change, Money, Verdict], None]
+"""A decision on a new return: the order, the new return's change, the value of its lines
+(for the review threshold) and what the shop's rules decided in; it fires the chart events
+and plans the effects."""
+
+_PAGE = 500
 
 
 class Opening:
@@ -71,12 +77,39 @@ class Opening:
         store = self.service.store
         return claimed_units(store.list(request.shop, order_id=request.order_id))
 
+    def customer_returns(
+        self, order: OrderSnapshot, policy: ReturnPolicy, now: datetime
+    ) -> dict[int, int]:
+        """The customer's returns in the shop (by the order's e-mail) in each window of days
+        the shop's rules ask about (:func:`~returnflow.domain.rules.needed_windows`); none
+        asked, no read. The store has no index by customer: this reads the shop's returns a
+        page of 500 at a time, so its cost grows with the shop's returns."""
+        windows = needed_windows(policy.rules)
+        counts = dict.fromkeys(windows, 0)
+        if not windows or order.customer_email is None:
+            return counts
+        after: str | None = None
+        while True:
+            page = self.service.store.list(order.shop, after=after, limit=_PAGE)
+            for record in page:
+                if record.customer_email != order.customer_email:
+                    continue
+                for days in windows:
+                    if record.created_at >= now - timedelta(days=days):
+                        counts[days] += 1
+            if len(page) < _PAGE:
+                return counts
+            after = page[-1].id
+
     def prepare(
-        self, request: ReturnRequest, new_id: Callable[[], str]
-    ) -> tuple[OrderSnapshot, str, Sequence[ReturnLine], Sequence[ExchangeLine], ReturnPolicy]:
+        self, request: ReturnRequest, new_id: Callable[[], str], *, judge: bool = True
+    ) -> tuple[
+        OrderSnapshot, str, Sequence[ReturnLine], Sequence[ExchangeLine], ReturnPolicy, Verdict
+    ]:
         """Check ``request`` (typed errors, nothing stored) under its shop's policy in force,
-        then take an id and build its lines: ``(order, return_id, lines, exchange_lines,
-        policy)``."""
+        then take an id, build its lines and (``judge``) apply the shop's rules
+        (:func:`~returnflow.decisions.merchant.judge`): ``(order, return_id, lines,
+        exchange_lines, policy, verdict)``."""
         if not isinstance(request, ReturnRequest):
             raise InvalidPayload("request", request, "must be a ReturnRequest")
         order = self.order(request)
@@ -85,7 +118,14 @@ class Opening:
         requests.check(order, request, claimed, policy)
         return_id = new_id()
         lines, exchange_lines = requests.build_lines(order, request, claimed, return_id, policy)
-        return order, return_id, lines, exchange_lines, policy
+        verdict = Verdict()
+        if judge and policy.rules:
+            now = self.service.clock()
+            counts = self.customer_returns(order, policy, now)
+            lines, verdict = merchant.judge(
+                order, request, lines, policy, now=now, customer_returns=counts
+            )
+        return order, return_id, lines, exchange_lines, policy, verdict
 
     def open(
         self,
@@ -111,7 +151,9 @@ class Opening:
             return taken[0]
 
         for tries in range(commits.CONFLICT_RETRIES):
-            order, return_id, lines, exchange_lines, policy = self.prepare(request, same_id)
+            order, return_id, lines, exchange_lines, policy, verdict = self.prepare(
+                request, same_id, judge=imported is None
+            )
             change, value = requests.open_return(
                 order,
                 request,
@@ -123,9 +165,10 @@ class Opening:
                 refs=refs,
                 imported=imported,
                 policy_version=policy.version,
+                verdict=verdict,
             )
             with using(service.engine):
-                decide(order, change, value)
+                decide(order, change, value, verdict)
             timer_rules.schedule(change, service.dispatcher.policy_of(change.record))
             try:
                 record = commits.commit_new(service.store, change)

@@ -51,6 +51,7 @@ from returnflow.domain.model import (
 from returnflow.domain.money import Money
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.domain.settlement import Settlement
+from returnflow.domain.verdicts import Verdict
 from returnflow.errors import (
     InvalidPayload,
 )
@@ -213,8 +214,10 @@ class ReturnsService:
         """What ``request`` would settle to if every unit came back accepted: refund, credit,
         fees, exchange balance and ERP documents (like Shopify's ``returnCalculate``).
         Nothing is stored."""
-        order, _, lines, exchange_lines, policy = self.opening.prepare(request, lambda: "quote")
-        return requests.quote(order, lines, exchange_lines, policy)
+        order, _, lines, exchange_lines, policy, verdict = self.opening.prepare(
+            request, lambda: "quote"
+        )
+        return requests.quote(order, lines, exchange_lines, policy, verdict)
 
     def request(self, request: ReturnRequest, *, actor: str | None = None) -> ReturnRecord:
         """Open a return: validate it, check eligibility, approve, review or decline it.
@@ -224,8 +227,9 @@ class ReturnsService:
         against what is left, and refused with :class:`~returnflow.errors.InvalidQuantity`
         (naming the line and what is left) when too few are."""
 
-        def decide(order: OrderSnapshot, change: Change, value: Money) -> None:
-            requests.requested(change, order, request, self._policy(change), value=value)
+        def decide(order: OrderSnapshot, change: Change, value: Money, verdict: Verdict) -> None:
+            policy = self._policy(change)
+            requests.requested(change, order, request, policy, value=value, verdict=verdict)
 
         return self._open(request, self.ids, decide, actor=actor)
 
@@ -253,7 +257,7 @@ class ReturnsService:
             raise InvalidPayload("request", request, "must be a ReturnRequest")
         commits.check_unused(self.store, request.shop, return_id)
 
-        def decide(order: OrderSnapshot, change: Change, value: Money) -> None:
+        def decide(order: OrderSnapshot, change: Change, value: Money, _: Verdict) -> None:
             policy = self._policy(change)
             requests.imported(change, policy, source=source, external_id=external_id)
 

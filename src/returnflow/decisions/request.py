@@ -8,7 +8,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from returnflow.decisions import completion, exchange
+import attrs
+
+from returnflow.decisions import completion, exchange, merchant
 from returnflow.decisions.change import Change
 from returnflow.domain.model import (
     DeclineReason,
@@ -29,6 +31,7 @@ from returnflow.domain.policy import (
 )
 from returnflow.domain.reasons import check_reasons
 from returnflow.domain.settlement import Settlement, settle, unit_amounts, unit_taxes
+from returnflow.domain.verdicts import Verdict
 from returnflow.errors import InvalidPayload
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.table import TABLE
@@ -126,11 +129,13 @@ def open_return(
     refs: ExternalRefs | None = None,
     imported: Mapping[str, Any] | None = None,
     policy_version: str | None = None,
+    verdict: Verdict | None = None,
 ) -> tuple[Change, Money]:
     """A new return's first change: the record built from the checked request, an
     ``imported`` note when another system opened it, and the ``requested`` note; with the
     value of the units asked for. ``policy_version``: the version of the shop's policy in
-    force, recorded on the return."""
+    force, recorded on the return; ``verdict``: what the shop's rules decided, a ``rule``
+    entry per rule that fired (:func:`~returnflow.decisions.merchant.record_firings`)."""
     initial = TABLE.initial
     record = ReturnRecord(
         id=return_id,
@@ -160,6 +165,8 @@ def open_return(
             "value": str(value),
         },
     )
+    if verdict is not None:
+        merchant.record_firings(change, verdict)
     return change, value
 
 
@@ -170,12 +177,17 @@ def requested(
     policy: ReturnPolicy,
     *,
     value: Money,
+    verdict: Verdict | None = None,
 ) -> None:
-    """A customer's request: the policy approves it, sends it to review or declines it."""
+    """A customer's request: the policy approves it, sends it to review or declines it;
+    the shop's rules (``verdict``) may decide otherwise
+    (:func:`~returnflow.decisions.merchant.combine`)."""
     change.publish("request")
     change.notify("return_requested")
     units = {line.order_line_id: line.units for line in change.record.lines}
     assessment = policy.assess(order, request, now=change.now, value=value, units=units)
+    if verdict is not None:
+        assessment = merchant.combine(assessment, verdict)
     change.fire("check", {"decision": assessment.decision.value})
     if assessment.decision is Decision.APPROVE:
         change.fire("auto_approve")
@@ -263,14 +275,19 @@ def quote(
     lines: Sequence[ReturnLine],
     exchange_lines: Sequence[ExchangeLine],
     policy: ReturnPolicy,
+    verdict: Verdict | None = None,
 ) -> Settlement:
     """What the lines would settle to if every unit came back accepted: the balance due is
-    what the customer is charged (at approval for an exchange)."""
-    return settle(
+    what the customer is charged (at approval for an exchange); ``rules`` explains each
+    merchant rule that fired (``verdict``)."""
+    verdict = verdict or Verdict()
+    shipping = verdict.return_shipping[0] if verdict.return_shipping is not None else None
+    settlement = settle(
         order.currency,
         [(line, line.quantity, 0) for line in lines],
-        fees=policy.settled_fees,
+        fees=policy.fees_for(shipping),
         exchange_lines=exchange_lines,
         difference_to=policy.exchange_difference,
         taxes_included=order.taxes_included,
     )
+    return attrs.evolve(settlement, rules=tuple(firing.explain() for firing in verdict.firings))

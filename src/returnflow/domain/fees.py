@@ -142,7 +142,11 @@ class FeePolicy:
 
     def waived(self, line: ReturnLine) -> bool:
         exchange = isinstance(line.outcome, Exchange)
-        return (exchange and self.waive_for_exchanges) or line.reason in self.waive_for_reasons
+        return (
+            (exchange and self.waive_for_exchanges)
+            or line.reason in self.waive_for_reasons
+            or line.fees_waived
+        )
 
 
 def charged(fee: Fee, base: Money, *, taxes_included: bool) -> Money:

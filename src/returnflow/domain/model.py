@@ -351,6 +351,8 @@ class ReturnLine:
     condition: ItemCondition | None = None
     qc_notes: tuple[str, ...] = ()
     photos: tuple[str, ...] = ()
+    fees_waived: bool = False
+    """A merchant rule waived this line's fees (:mod:`returnflow.domain.rules`)."""
 
     @property
     def inspected(self) -> int:
@@ -500,6 +502,9 @@ class ReturnRecord:
     (or is reset), never planned again under a new one."""
     history: tuple[HistoryEntry, ...] = ()
     policy_version: str | None = None
+    rule_return_shipping: Money | None = None
+    """The return shipping fee a merchant rule set for this return, in place of the
+    policy's (``None``: the policy's)."""
     """The version of the shop's policy the return was opened under
     (:attr:`ReturnPolicy.version <returnflow.domain.policy.ReturnPolicy.version>`); every
     later decision of the return uses it. ``None`` on returns stored before versions were

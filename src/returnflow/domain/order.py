@@ -50,6 +50,33 @@ class Fulfillment:
             )
 
 
+def _names(field: str, value: object) -> tuple[str, ...]:
+    """A list of non-empty strings (tags, collection handles) as a tuple."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidPayload(field, value, "must be a list of strings")
+    names = tuple(value)
+    for index, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidPayload(f"{field}[{index}]", name, "must be a non-empty string")
+    return names
+
+
+def _tags(value: object) -> tuple[str, ...]:
+    return _names("tags", value)
+
+
+def _collections(value: object) -> tuple[str, ...]:
+    return _names("collections", value)
+
+
+def _country(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != 2 or not value.isascii() or not value.isalpha():
+        raise InvalidPayload("shipping_country", value, "must be an ISO 3166 alpha-2 code")
+    return value.upper()
+
+
 def _to_fulfillments(value: Iterable[Fulfillment]) -> tuple[Fulfillment, ...]:
     return tuple(value)
 
@@ -78,6 +105,10 @@ class OrderLine:
     final_sale: bool = False
     gift_card: bool = False
     fulfillments: tuple[Fulfillment, ...] = attrs.field(default=(), converter=_to_fulfillments)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags)
+    """The product's tags (Shopify product tags), for merchant rules."""
+    collections: tuple[str, ...] = attrs.field(default=(), converter=_collections)
+    """The handles of the collections the product is in, for merchant rules."""
 
     def __attrs_post_init__(self) -> None:
         for index, fulfillment in enumerate(self.fulfillments):
@@ -151,6 +182,8 @@ class OrderSnapshot:
     the norm in the EU, the UK and Australia). ``False``: each line's ``tax`` is added to
     what it cost; ``True``: it is the part of that cost that is tax. Either way a line's
     ``tax`` is its tax after every discount, as the platform computed it."""
+    shipping_country: str | None = attrs.field(default=None, converter=_country)
+    """Where the order was shipped, an ISO 3166 alpha-2 code (``"DE"``), for merchant rules."""
 
     def __attrs_post_init__(self) -> None:
         Money.zero(self.currency)  # validates the code

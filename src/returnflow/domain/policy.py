@@ -52,7 +52,8 @@ from returnflow.domain.model import (
 )
 from returnflow.domain.money import Money
 from returnflow.domain.reasons import STANDARD_REASONS, ReturnReasonDefinition, to_definitions
-from returnflow.domain.settlement import FeePolicy
+from returnflow.domain.rules import Rule, to_rules
+from returnflow.domain.settlement import FeePolicy, Fixed
 from returnflow.errors import (
     ConfigurationError,
     ExchangeNotOffered,
@@ -256,6 +257,8 @@ class ReturnPolicy:
     )
     """The return reasons the shop offers (:mod:`returnflow.domain.reasons`); a request
     with another is refused. Default: the ten standard reasons."""
+    rules: tuple[Rule, ...] = attrs.field(default=(), converter=to_rules)
+    """The shop's merchant rules, in order (:mod:`returnflow.domain.rules`)."""
 
     def __attrs_post_init__(self) -> None:
         if self.exchange_difference not in (OutcomeKind.REFUND, OutcomeKind.STORE_CREDIT):
@@ -273,6 +276,14 @@ class ReturnPolicy:
         if waived <= self.fees.waive_for_reasons:
             return self.fees
         return attrs.evolve(self.fees, waive_for_reasons=self.fees.waive_for_reasons | waived)
+
+    def fees_for(self, return_shipping: Money | None = None) -> FeePolicy:
+        """:attr:`settled_fees` with ``return_shipping`` (a merchant rule's, recorded on the
+        return) in place of the policy's return shipping fee."""
+        fees = self.settled_fees
+        if return_shipping is None:
+            return fees
+        return attrs.evolve(fees, return_shipping=Fixed(return_shipping))
 
     def backoff(self, attempt: int, jitter: float) -> timedelta:
         """The wait before try ``attempt + 1``; ``jitter`` is uniform in [0, 1).

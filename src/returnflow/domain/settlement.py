@@ -180,6 +180,9 @@ class Settlement:
     """The tax part of ``exchange_shipping``."""
     fees_owed_tax: Money
     """The tax part of ``fees_owed`` (the invoice)."""
+    rules: tuple[str, ...] = ()
+    """In a quote: the merchant rules that fired, each with its lines, why and what it did
+    (:meth:`returnflow.domain.rules.Firing.explain`)."""
 
     @property
     def tax(self) -> Money:
