@@ -37,6 +37,7 @@ from returnflow import (
     rules_from_json,
     rules_from_toml,
 )
+from returnflow.demo.merchant import shop_rules
 from returnflow.testing import Harness
 
 EUR = "EUR"
@@ -457,3 +458,10 @@ def test_bad_rule_configuration_is_a_typed_error_naming_the_rule_and_field(
     assert (caught.value.rule, caught.value.field) == (rule, field)
     if rule is not None:
         assert f"rule {rule!r}" in str(caught.value)
+
+
+def test_the_demo_runs_the_rules_read_from_toml() -> None:
+    harness, shown = shop_rules("demo")
+    states = [harness.service.get("demo", str(return_id)).status for return_id in shown]
+    assert states == ["label_sent", "pending_review", "closed"]
+    assert [str(refund.amount) for refund in harness.ports.commerce.refunds] == ["72.50 EUR"]

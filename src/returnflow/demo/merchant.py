@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from returnflow.domain.inbound import CarrierStatus, CarrierUpdate
+import attrs
+
+from returnflow.domain.inbound import (
+    CarrierStatus,
+    CarrierUpdate,
+    ReceivedLine,
+    WarehouseReceipt,
+)
 from returnflow.domain.model import (
     OrderLine,
     OrderSnapshot,
@@ -16,17 +23,19 @@ from returnflow.domain.model import (
     RequestLine,
     ReturnReason,
     ReturnRequest,
+    StoreCredit,
 )
 from returnflow.domain.money import Money
 from returnflow.domain.policy import RefundTrigger, ReturnPolicy
 from returnflow.domain.reasons import ReturnReasonDefinition, with_standard
+from returnflow.domain.rules_data import rules_from_toml
 from returnflow.domain.settlement import FeePolicy, Percent
 from returnflow.ports.policies import ShopPolicies
 from returnflow.ports.store import ReturnStore
 from returnflow.stores.memory import MemoryStore
 from returnflow.testing.harness import Harness
 
-__all__ = ["Shown", "shop_reasons", "two_shops"]
+__all__ = ["RULES", "Shown", "shop_reasons", "shop_rules", "two_shops"]
 
 Shown = Sequence["str | tuple[str, str]"]
 """The returns a flow shows: ids in the demo's shop, or ``(shop, id)`` pairs."""
@@ -150,3 +159,87 @@ def shop_reasons(shop: str, store: ReturnStore | None = None) -> tuple[Harness, 
         )
         shown.append(record.id)
     return harness, shown
+
+
+RULES = """
+[[rules]]
+name = "outlet final sale: store credit only"
+when = { collections = ["outlet"], final_sale = true }
+then = { offer = ["store_credit"], approve = true }
+
+[[rules]]
+name = "orders over 500: review"
+when = { return_value_at_least = "500.00 EUR" }
+then = { review = "a large return is checked by hand" }
+
+[[rules]]
+name = "repeat returners: no free shipping"
+when = { customer_returns = { days = 90, at_least = 2 } }
+then = { return_shipping = "7.50 EUR" }
+"""
+"""The rules of :func:`shop_rules`, as a merchant would keep them in a TOML file."""
+
+
+def _outlet_order(shop: str, order_id: str) -> OrderSnapshot:
+    """A final-sale dress from the outlet collection, a coat and trainers."""
+    base = _order(shop, order_id)
+    return attrs.evolve(
+        base,
+        lines=(
+            OrderLine(
+                id="D1",
+                sku="DRESS-OUTLET",
+                variant_id="dress-outlet",
+                quantity=1,
+                unit_price=Money("60.00", "EUR"),
+                final_sale=True,
+                collections=("outlet",),
+                title="Dress (outlet, final sale)",
+            ),
+            OrderLine(
+                id="C1",
+                sku="COAT",
+                variant_id="coat",
+                quantity=1,
+                unit_price=Money("520.00", "EUR"),
+                title="Coat",
+            ),
+            *base.lines,
+        ),
+    )
+
+
+def shop_rules(shop: str, store: ReturnStore | None = None) -> tuple[Harness, Shown]:
+    """Rules read from TOML (:data:`RULES`): the final-sale outlet dress is returned for
+    store credit and approved by a rule; the coat is over 500.00 EUR and waits for a
+    person; the customer's third return in 90 days pays 7.50 EUR return shipping, taken
+    from the refund when the trainers come back."""
+    policy = ReturnPolicy(
+        version="rules-2026", rules=rules_from_toml(RULES), decline_final_sale=False
+    )
+    harness = Harness(policy=policy, store=store or MemoryStore())
+    for order_id in ("1001", "1002", "1003"):
+        harness.ports.commerce.add_order(_outlet_order(shop, order_id))
+    service = harness.service
+    dress = service.request(
+        ReturnRequest(
+            shop=shop,
+            order_id="1001",
+            lines=[RequestLine(order_line_id="D1", quantity=1, outcome=StoreCredit())],
+        )
+    )
+    coat = service.request(
+        ReturnRequest(
+            shop=shop, order_id="1002", lines=[RequestLine(order_line_id="C1", quantity=1)]
+        )
+    )
+    trainers = service.request(_request(shop, "1003"))
+    service.handle(
+        WarehouseReceipt(
+            shop=shop,
+            return_id=trainers.id,
+            event_id="wms-1003",
+            lines=[ReceivedLine(line_id="L1", quantity=1)],
+        )
+    )
+    return harness, [dress.id, coat.id, trainers.id]

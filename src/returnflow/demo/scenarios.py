@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import attrs
 
-from returnflow.demo.merchant import Shown, shop_reasons, two_shops
+from returnflow.demo.merchant import Shown, shop_reasons, shop_rules, two_shops
 from returnflow.domain.external import ExternalLine, ExternalReturn
 from returnflow.domain.inbound import (
     CarrierStatus,
@@ -589,6 +589,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario("merchant-shops", "Merchant setup: two shops, two policies, one service", two_shops),
     Scenario("merchant-reasons", "Merchant setup: the shop's own return reasons", shop_reasons),
+    Scenario("merchant-rules", "Merchant setup: rules read from TOML", shop_rules),
     Scenario(
         "loop-xoro-import",
         "Loop x Xoro: returns imported as RMAs, ASN closed in full or short",
