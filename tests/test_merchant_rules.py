@@ -21,11 +21,13 @@ from returnflow import (
     Money,
     OrderLine,
     OrderSnapshot,
+    OutcomeKind,
     OutcomeNotOffered,
     ReceivedLine,
     Refund,
     RequestLine,
     ReturnPolicy,
+    ReturnReason,
     ReturnRequest,
     Rule,
     ShopPolicies,
@@ -38,6 +40,7 @@ from returnflow import (
     rules_from_toml,
 )
 from returnflow.demo.merchant import shop_rules
+from returnflow.domain.verdicts import LineFacts, ReturnFacts, evaluate, needed_windows
 from returnflow.testing import Harness
 
 EUR = "EUR"
@@ -465,3 +468,63 @@ def test_the_demo_runs_the_rules_read_from_toml() -> None:
     states = [harness.service.get("demo", str(return_id)).status for return_id in shown]
     assert states == ["label_sent", "pending_review", "closed"]
     assert [str(refund.amount) for refund in harness.ports.commerce.refunds] == ["72.50 EUR"]
+
+
+def _facts(*lines: LineFacts, days: dict[int, int] | None = None) -> ReturnFacts:
+    return ReturnFacts(
+        lines=lines,
+        value=Money.sum((line.value for line in lines), EUR),
+        country="DE",
+        order_age_days=12,
+        customer_returns=days or {},
+    )
+
+
+def _line_facts(line_id: str, **more: object) -> LineFacts:
+    values: dict[str, object] = {
+        "reason": ReturnReason.UNKNOWN,
+        "merchants_fault": False,
+        "sku": "SKU",
+        "tags": frozenset(),
+        "collections": frozenset(),
+        "final_sale": False,
+        "outcome": OutcomeKind.REFUND,
+        "quantity": 1,
+        "value": Money("10.00", EUR),
+    }
+    values.update(more)
+    return LineFacts(line_id=line_id, **values)  # type: ignore[arg-type]
+
+
+def test_evaluate_is_pure_ordered_and_explains_each_firing() -> None:
+    rules = [
+        Rule("defects", When(merchants_fault=True), Then(waive_fees=True, approve=True)),
+        Rule("old orders", When(order_age_days_at_most=10), Then(review="too old?")),
+        Rule("two credits", When(outcome=["store_credit"]), Then(bonus=Money("2.00", EUR))),
+        Rule("more credit", When(quantity_at_least=2), Then(bonus=Money("1.00", EUR)), stop=True),
+        Rule("after the stop", When(), Then(decline="never")),
+    ]
+    facts = _facts(
+        _line_facts("L1", merchants_fault=True),
+        _line_facts("L2", outcome=OutcomeKind.STORE_CREDIT, quantity=2),
+    )
+    verdict = evaluate(rules, facts)
+    assert evaluate(rules, facts) == verdict  # the same facts, the same verdict
+    assert [firing.explain() for firing in verdict.firings] == [
+        "rule 'defects' (L1): L1: the merchant's fault -> approve; waive fees",
+        "rule 'two credits' (L2): L2: asks for store_credit -> bonus 2.00 EUR",
+        "rule 'more credit' (L2): L2: quantity 2 >= 2 -> bonus 1.00 EUR",
+    ]
+    assert verdict.decision == "approve"
+    assert dict(verdict.waive_fees) == {"L1": "defects"}
+    assert verdict.bonus["L2"] == (Money("3.00", EUR), "more credit")
+
+
+def test_a_customer_returns_window_not_counted_is_a_configuration_error() -> None:
+    rules = [Rule("repeat", When(customer_returns={"days": 30, "at_least": 1}), Then(approve=True))]
+    with pytest.raises(InvalidRule) as caught:
+        evaluate(rules, _facts(_line_facts("L1")))
+    assert (caught.value.rule, caught.value.field) == ("repeat", "when.customer_returns.days")
+    assert needed_windows(rules) == (30,)
+    assert evaluate(rules, _facts(_line_facts("L1"), days={30: 1})).decision == "approve"
+    assert evaluate(rules, _facts(_line_facts("L1"), days={30: 0})).firings == ()
