@@ -16,6 +16,7 @@ from returnflow import (
     DeclineReason,
     EvidenceRequired,
     FeePolicy,
+    InvalidPayload,
     InvalidRule,
     Keep,
     Money,
@@ -528,3 +529,43 @@ def test_a_customer_returns_window_not_counted_is_a_configuration_error() -> Non
     assert needed_windows(rules) == (30,)
     assert evaluate(rules, _facts(_line_facts("L1"), days={30: 1})).decision == "approve"
     assert evaluate(rules, _facts(_line_facts("L1"), days={30: 0})).firings == ()
+
+
+def test_without_tomllib_or_tomli_reading_toml_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    real = importlib.import_module
+
+    def without_toml(name: str, package: str | None = None) -> object:
+        if name in ("tomllib", "tomli"):
+            raise ImportError(name)
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", without_toml)
+    with pytest.raises(ConfigurationError) as caught:
+        rules_from_toml(TOML)
+    assert caught.value.field == "rules"
+    assert "tomli" in str(caught.value)
+    assert rules_from_json(json.dumps(DATA)) == RULES  # JSON needs nothing
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: OrderLine("L1", "S", "v", 1, Money("1.00", EUR), tags="sale"), "tags"),
+        (lambda: OrderLine("L1", "S", "v", 1, Money("1.00", EUR), tags=["", "x"]), "tags[0]"),
+        (
+            lambda: OrderLine("L1", "S", "v", 1, Money("1.00", EUR), collections=[3]),
+            "collections[0]",
+        ),
+        (lambda: _order("1001", country="Germany"), "shipping_country"),
+    ],
+)
+def test_bad_order_facts_for_rules_are_refused_by_name(
+    build: Callable[[], object], field: str
+) -> None:
+    with pytest.raises(InvalidPayload) as caught:
+        build()
+    assert caught.value.field == field
