@@ -23,6 +23,7 @@ from returnflow.domain.model import (
 from returnflow.domain.money import Money
 from returnflow.domain.policy import Assessment, Decision, ReturnPolicy
 from returnflow.domain.reasons import definition_of
+from returnflow.domain.settlement import with_original_charges
 from returnflow.domain.verdicts import LineFacts, ReturnFacts, Verdict, check_request, evaluate
 
 __all__ = ["combine", "facts_of", "judge", "record_firings"]
@@ -103,8 +104,14 @@ def judge(
         if line_id in verdict.keep and isinstance(outcome, (Refund, StoreCredit)):
             settle = OutcomeKind.REFUND if isinstance(outcome, Refund) else OutcomeKind.STORE_CREDIT
             outcome = Keep(settle=settle)
+        judged_line = attrs.evolve(line, outcome=outcome, fees_waived=line_id in verdict.waive_fees)
         judged.append(
-            attrs.evolve(line, outcome=outcome, fees_waived=line_id in verdict.waive_fees)
+            with_original_charges(
+                order,
+                judged_line,
+                shipping=line_id in verdict.refund_shipping,
+                duties=line_id in verdict.refund_duties,
+            )
         )
     return judged, verdict
 

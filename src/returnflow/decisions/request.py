@@ -30,7 +30,13 @@ from returnflow.domain.policy import (
     validate_request,
 )
 from returnflow.domain.reasons import check_reasons
-from returnflow.domain.settlement import Settlement, settle, unit_amounts, unit_taxes
+from returnflow.domain.settlement import (
+    Settlement,
+    settle,
+    unit_amounts,
+    unit_taxes,
+    with_original_charges,
+)
 from returnflow.domain.verdicts import Verdict
 from returnflow.errors import InvalidPayload
 from returnflow.lifecycle import effects as fx
@@ -86,23 +92,25 @@ def build_lines(
         free = returnable_units(order, order_line, held, policy)
         units = tuple(sorted(free[: line.quantity]))
         line_id = f"{return_id}-{index}"
-        lines.append(
-            ReturnLine(
-                id=line_id,
-                order_line_id=line.order_line_id,
-                sku=order_line.sku,
-                variant_id=order_line.variant_id,
-                quantity=line.quantity,
-                outcome=line.outcome,
-                reason=line.reason,
-                unit_amounts=tuple(amounts[order_line.id][unit] for unit in units),
-                units=units,
-                unit_taxes=tuple(taxes[order_line.id][unit] for unit in units),
-                note=line.note,
-                declared_condition=line.condition,
-                photos=line.photos,
-            )
+        built = ReturnLine(
+            id=line_id,
+            order_line_id=line.order_line_id,
+            sku=order_line.sku,
+            variant_id=order_line.variant_id,
+            quantity=line.quantity,
+            outcome=line.outcome,
+            reason=line.reason,
+            unit_amounts=tuple(amounts[order_line.id][unit] for unit in units),
+            units=units,
+            unit_taxes=tuple(taxes[order_line.id][unit] for unit in units),
+            note=line.note,
+            declared_condition=line.condition,
+            photos=line.photos,
         )
+        if policy is not None:
+            shipping, duties = policy.gives_back(line.reason)
+            built = with_original_charges(order, built, shipping=shipping, duties=duties)
+        lines.append(built)
         if isinstance(line.outcome, Exchange):
             exchange_lines.append(
                 ExchangeLine(

@@ -108,6 +108,9 @@ def _child(
                 settled=min(line.settled, units),
                 unit_amounts=line.unit_amounts[:units],
                 unit_taxes=line.unit_taxes[:units],
+                unit_shipping=line.unit_shipping[:units],
+                unit_shipping_taxes=line.unit_shipping_taxes[:units],
+                unit_duties=line.unit_duties[:units],
                 units=line.units[:units],
             )
         )

@@ -26,7 +26,7 @@ from returnflow.domain.model import (
     StoreCredit,
 )
 from returnflow.domain.money import Money
-from returnflow.domain.policy import RefundTrigger, ReturnPolicy
+from returnflow.domain.policy import RefundOriginal, RefundTrigger, ReturnPolicy
 from returnflow.domain.reasons import ReturnReasonDefinition, with_standard
 from returnflow.domain.rules_data import rules_from_toml
 from returnflow.domain.settlement import FeePolicy, Percent
@@ -44,7 +44,8 @@ _ORDERED = datetime(2026, 1, 10, 9, 30, tzinfo=timezone.utc)
 
 
 def _order(shop: str, order_id: str) -> OrderSnapshot:
-    """A pair of trainers at 80.00 EUR, ordered and shipped on 10 January 2026."""
+    """A pair of trainers at 80.00 EUR with 4.90 EUR shipping, ordered and shipped on 10
+    January 2026."""
     return OrderSnapshot(
         id=order_id,
         shop=shop,
@@ -52,6 +53,7 @@ def _order(shop: str, order_id: str) -> OrderSnapshot:
         fulfilled_at=_ORDERED,
         currency="EUR",
         customer_email="customer@example.com",
+        shipping_price=Money("4.90", "EUR"),
         lines=[
             OrderLine(
                 id="L1",
@@ -122,19 +124,23 @@ def two_shops(shop: str, store: ReturnStore | None = None) -> tuple[Harness, Sho
 def shop_reasons(shop: str, store: ReturnStore | None = None) -> tuple[Harness, Shown]:
     """A shop's own return reasons: "arrived-late" (the merchant's fault: no return
     shipping fee) beside the standard ones, and "defective" redefined to need a photo. A
-    size exchange pays the 5.00 EUR fee, a late delivery does not; a defect comes with its
-    photo (one without is refused before anything is stored). Refunds go out at the first
-    carrier scan, so each shows its fee."""
+    size return pays the 5.00 EUR fee; a late delivery and a defect (the merchant's fault)
+    do not, and get the order's 4.90 EUR shipping back; a defect comes with its photo (one
+    without is refused before anything is stored). Refunds go out at the first carrier
+    scan, so each shows what it gives back."""
     policy = ReturnPolicy(
         version="reasons-2026",
         fees=FeePolicy(return_shipping=Money("5.00", "EUR")),
         refund_trigger=RefundTrigger.ON_HANDED_IN,
+        refund_shipping=RefundOriginal.MERCHANTS_FAULT,
         reasons=with_standard(
             [
                 ReturnReasonDefinition(
                     "arrived-late", "Arrived too late", fees_waived=True, merchants_fault=True
                 ),
-                ReturnReasonDefinition("defective", "Defective", photo_required=True),
+                ReturnReasonDefinition(
+                    "defective", "Defective", photo_required=True, merchants_fault=True
+                ),
             ]
         ),
     )

@@ -353,6 +353,13 @@ class ReturnLine:
     photos: tuple[str, ...] = ()
     fees_waived: bool = False
     """A merchant rule waived this line's fees (:mod:`returnflow.domain.rules`)."""
+    unit_shipping: tuple[Money, ...] = ()
+    """Each unit's share of the order's shipping, given back with it (empty: none is);
+    :func:`~returnflow.domain.settlement.with_original_charges`."""
+    unit_shipping_taxes: tuple[Money, ...] = ()
+    """The tax part of each of ``unit_shipping``."""
+    unit_duties: tuple[Money, ...] = ()
+    """Each unit's share of the order's duties, given back with it (empty: none is)."""
 
     @property
     def inspected(self) -> int:
@@ -370,6 +377,17 @@ class ReturnLine:
     def amount_for(self, units: int, *, start: int = 0) -> Money:
         """The paid amount of ``units`` of this line's units, starting at unit ``start``."""
         return Money.sum(self.unit_amounts[start : start + units], self.unit_amounts[0].currency)
+
+    def original_for(self, units: int, *, start: int = 0) -> tuple[Money, Money, Money]:
+        """The shipping, its tax part and the duties given back with ``units`` of this
+        line's units from unit ``start`` (zero where none are)."""
+        currency = self.unit_amounts[0].currency
+        window = slice(start, start + units)
+        return (
+            Money.sum(self.unit_shipping[window], currency),
+            Money.sum(self.unit_shipping_taxes[window], currency),
+            Money.sum(self.unit_duties[window], currency),
+        )
 
     def tax_for(self, units: int, *, start: int = 0) -> Money:
         """The tax part of :meth:`amount_for` the same units."""

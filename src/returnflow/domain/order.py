@@ -184,6 +184,15 @@ class OrderSnapshot:
     ``tax`` is its tax after every discount, as the platform computed it."""
     shipping_country: str | None = attrs.field(default=None, converter=_country)
     """Where the order was shipped, an ISO 3166 alpha-2 code (``"DE"``), for merchant rules."""
+    shipping_price: Money | None = None
+    """What the customer paid for shipping the order (its tax included or added as the
+    order's prices, ``taxes_included``); a return may give it back in part
+    (``ReturnPolicy.refund_shipping``)."""
+    shipping_tax: Money | None = None
+    """The tax part of ``shipping_price`` (``taxes_included``) or the tax added to it."""
+    duties: Money | None = None
+    """The duties and import taxes the customer paid (Shopify's total duties); a return may
+    give them back in part (``ReturnPolicy.refund_duties``)."""
 
     def __attrs_post_init__(self) -> None:
         Money.zero(self.currency)  # validates the code
@@ -208,6 +217,18 @@ class OrderSnapshot:
             if line.id in seen:
                 raise InvalidPayload(f"lines[{index}].id", line.id, "duplicate order line id")
             seen.add(line.id)
+        for name in ("shipping_price", "shipping_tax", "duties"):
+            charge = getattr(self, name)
+            if charge is None:
+                continue
+            if not isinstance(charge, Money):
+                raise InvalidPayload(name, charge, "must be Money")
+            if charge.currency != self.currency:
+                raise CurrencyMismatch(
+                    f"{name}.currency", charge.currency, f"order currency is {self.currency}"
+                )
+            if charge.is_negative:
+                raise InvalidPayload(name, charge, "must not be negative")
         if self.order_discount is not None:
             if not isinstance(self.order_discount, Money):
                 raise InvalidPayload("order_discount", self.order_discount, "must be Money")
@@ -237,6 +258,16 @@ class OrderSnapshot:
     def paid_total(self) -> Money:
         """What the customer paid for the whole order (lines, less the order discount)."""
         return Money.sum(self.paid_by_line().values(), self.currency)
+
+    @property
+    def charged_total(self) -> Money:
+        """Everything the customer paid: :attr:`paid_total`, the shipping (its tax added
+        when prices exclude tax) and the duties."""
+        zero = Money.zero(self.currency)
+        shipping = self.shipping_price or zero
+        if not self.taxes_included:
+            shipping = shipping + (self.shipping_tax or zero)
+        return self.paid_total + shipping + (self.duties or zero)
 
     def discount_shares(self) -> tuple[Money, ...]:
         """Each line's share of the order discount, in proportion to the lines' net totals

@@ -69,6 +69,7 @@ __all__ = [
     "Assessment",
     "Completion",
     "Decision",
+    "RefundOriginal",
     "RefundTrigger",
     "ReleaseTrigger",
     "ReturnPolicy",
@@ -129,6 +130,17 @@ class RefundTrigger(str, enum.Enum):
     """When the return is completed (default)."""
 
 
+class RefundOriginal(str, enum.Enum):
+    """When a return gives back its units' share of the order's shipping or duties."""
+
+    NEVER = "never"
+    """Never by the policy (a rule still may; default)."""
+    MERCHANTS_FAULT = "merchants_fault"
+    """For lines whose reason is the merchant's fault (the shop's reason definitions)."""
+    ALWAYS = "always"
+    """For every refunded or credited line."""
+
+
 class Decision(str, enum.Enum):
     APPROVE = "approve"
     REVIEW = "review"
@@ -168,6 +180,22 @@ def _review_reasons(value: object) -> frozenset[Reason]:
         return frozenset(to_reason(item, "review_reasons") for item in value)
     except ValidationError as error:
         raise ConfigurationError(error.reason, field="review_reasons", value=error.value) from None
+
+
+def _refund_original(field: str, value: object) -> RefundOriginal:
+    try:
+        return RefundOriginal(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in RefundOriginal)
+        raise ConfigurationError(f"must be one of: {allowed}", field=field, value=value) from None
+
+
+def _refund_shipping(value: object) -> RefundOriginal:
+    return _refund_original("refund_shipping", value)
+
+
+def _refund_duties(value: object) -> RefundOriginal:
+    return _refund_original("refund_duties", value)
 
 
 def _version(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -259,6 +287,28 @@ class ReturnPolicy:
     with another is refused. Default: the ten standard reasons."""
     rules: tuple[Rule, ...] = attrs.field(default=(), converter=to_rules)
     """The shop's merchant rules, in order (:mod:`returnflow.domain.rules`)."""
+    refund_shipping: RefundOriginal = attrs.field(
+        default=RefundOriginal.NEVER,
+        converter=_refund_shipping,
+    )
+    """When a refunded or credited line gives back its units' share of the order's
+    shipping (:func:`~returnflow.domain.settlement.original_charges`)."""
+    refund_duties: RefundOriginal = attrs.field(
+        default=RefundOriginal.NEVER,
+        converter=_refund_duties,
+    )
+    """When it gives back its units' share of the order's duties."""
+
+    def gives_back(self, reason: Reason) -> tuple[bool, bool]:
+        """Whether a line with ``reason`` gives back its share of the shipping and of the
+        duties, by :attr:`refund_shipping` and :attr:`refund_duties`."""
+        definition = next((item for item in self.reasons if item.reason == reason), None)
+        at_fault = definition is not None and definition.merchants_fault
+        return tuple(  # type: ignore[return-value]
+            setting is RefundOriginal.ALWAYS
+            or (setting is RefundOriginal.MERCHANTS_FAULT and at_fault)
+            for setting in (self.refund_shipping, self.refund_duties)
+        )
 
     def __attrs_post_init__(self) -> None:
         if self.exchange_difference not in (OutcomeKind.REFUND, OutcomeKind.STORE_CREDIT):

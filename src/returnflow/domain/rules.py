@@ -40,6 +40,7 @@ from returnflow.errors import InvalidRule, ValidationError
 
 __all__ = [
     "LINE_CONDITIONS",
+    "LINE_FLAGS",
     "CustomerReturns",
     "Rule",
     "Then",
@@ -223,6 +224,8 @@ class Then:
     bonus: Money | None = attrs.field(default=None, validator=_money("then"))
     require_note: bool = attrs.field(default=False, validator=_flag("then", False))
     require_photo: bool = attrs.field(default=False, validator=_flag("then", False))
+    refund_shipping: bool = attrs.field(default=False, validator=_flag("then", False))
+    refund_duties: bool = attrs.field(default=False, validator=_flag("then", False))
 
     def __attrs_post_init__(self) -> None:
         decisions = [
@@ -246,7 +249,7 @@ class Then:
             parts.append(f"decline: {self.decline}")
         if self.offer is not None:
             parts.append("offer " + ", ".join(sorted(kind.value for kind in self.offer)))
-        for name in ("keep", "waive_fees", "require_note", "require_photo"):
+        for name in LINE_FLAGS:
             if getattr(self, name):
                 parts.append(name.replace("_", " "))
         if self.return_shipping is not None:
@@ -254,6 +257,17 @@ class Then:
         if self.bonus is not None:
             parts.append(f"bonus {self.bonus}")
         return "; ".join(parts)
+
+
+LINE_FLAGS = (
+    "keep",
+    "waive_fees",
+    "require_note",
+    "require_photo",
+    "refund_shipping",
+    "refund_duties",
+)
+"""The actions that are a flag per line."""
 
 
 def _when(value: object) -> When:

@@ -3,7 +3,7 @@ which rules fire, for which lines, why, and what they decide together (a :class:
 Pure: the facts come in, counted beforehand (the customer's returns).
 
 >>> from returnflow.domain.money import Money
->>> from returnflow.domain.rules import Rule, Then, When
+>>> from returnflow.domain.rules import LINE_FLAGS, Rule, Then, When
 >>> rule = Rule("big orders", When(return_value_at_least=Money("500.00", "EUR")),
 ...             Then(review="orders over 500 are checked by hand"))
 >>> facts = ReturnFacts(lines=(), value=Money("650.00", "EUR"), country="DE",
@@ -21,7 +21,7 @@ import attrs
 
 from returnflow.domain.model import OutcomeKind, Reason, ReturnRequest, reason_text
 from returnflow.domain.money import Money
-from returnflow.domain.rules import Rule, When
+from returnflow.domain.rules import LINE_FLAGS, Rule, When
 from returnflow.errors import EvidenceRequired, InvalidRule, OutcomeNotOffered
 
 __all__ = [
@@ -98,6 +98,8 @@ class Verdict:
     bonus: Mapping[str, tuple[Money, str]] = attrs.field(factory=dict)
     require_note: Mapping[str, str] = attrs.field(factory=dict)
     require_photo: Mapping[str, str] = attrs.field(factory=dict)
+    refund_shipping: Mapping[str, str] = attrs.field(factory=dict)
+    refund_duties: Mapping[str, str] = attrs.field(factory=dict)
     return_shipping: tuple[Money, str] | None = None
 
 
@@ -212,9 +214,7 @@ def evaluate(rules: Sequence[Rule], facts: ReturnFacts) -> Verdict:
     firings: list[Firing] = []
     decisions: dict[str, list[str]] = {"approve": [], "review": [], "decline": []}
     offers: dict[str, tuple[frozenset[OutcomeKind], tuple[str, ...]]] = {}
-    per_line: dict[str, dict[str, Any]] = {
-        name: {} for name in ("keep", "waive_fees", "bonus", "require_note", "require_photo")
-    }
+    per_line: dict[str, dict[str, Any]] = {name: {} for name in (*LINE_FLAGS, "bonus")}
     shipping: tuple[Money, str] | None = None
     for rule in rules:
         try:
@@ -233,7 +233,7 @@ def evaluate(rules: Sequence[Rule], facts: ReturnFacts) -> Verdict:
             if then.offer is not None:
                 allowed, names = offers.get(line_id, (frozenset(OutcomeKind), ()))
                 offers[line_id] = (allowed & then.offer, (*names, rule.name))
-            for name in ("keep", "waive_fees", "require_note", "require_photo"):
+            for name in LINE_FLAGS:
                 if getattr(then, name):
                     per_line[name].setdefault(line_id, rule.name)
             if then.bonus is not None:
