@@ -17,7 +17,10 @@ fires for every line. Every rule whose conditions hold fires, in order, until on
   (:class:`~returnflow.errors.OutcomeNotOffered`, nothing stored);
 * ``keep`` (returnless: refund or credit without the item; not for an exchange),
   ``waive_fees``, ``bonus`` (added to a store credit line's bonus), ``require_note``,
-  ``require_photo`` (else :class:`~returnflow.errors.EvidenceRequired`): per line;
+  ``require_photo`` (else :class:`~returnflow.errors.EvidenceRequired`),
+  ``refund_shipping`` and ``refund_duties`` (the lines give back their share of the
+  order's shipping / duties, :func:`~returnflow.domain.settlement.original_charges`): per
+  line;
 * ``return_shipping``: the first firing rule's fee replaces the policy's for the return.
 
 Each firing is recorded in the return's history (a ``rule`` entry: the rule, its lines,
