@@ -7,7 +7,10 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from returnflow import (
     ConfigurationError,
@@ -29,6 +32,7 @@ from returnflow import (
 from returnflow.domain.policy import RefundOriginal
 from returnflow.domain.settlement import original_charges
 from returnflow.testing import Harness
+from returnflow.testing.strategies import money, orders
 
 EUR = "EUR"
 SHOP = "shop"
@@ -209,3 +213,17 @@ def test_bad_charges_and_settings_are_refused_by_name(
     with pytest.raises(error) as caught:
         build()
     assert caught.value.field == field  # type: ignore[attr-defined]
+
+
+@given(data=st.data())
+def test_any_orders_shares_add_up_to_its_shipping_and_duties(data: st.DataObject) -> None:
+    order = data.draw(orders())
+    shipping = data.draw(money(order.currency), label="shipping")
+    duties = data.draw(money(order.currency), label="duties")
+    charged = attrs.evolve(order, shipping_price=shipping, duties=duties)
+    shares = original_charges(charged)
+    units = sum(line.quantity for line in order.lines)
+    for name, total in (("shipping", shipping), ("duties", duties)):
+        assert len(shares[name]) == units
+        assert Money.sum(shares[name], order.currency) == total
+        assert all(not share.is_negative for share in shares[name])
