@@ -270,3 +270,19 @@ def test_the_demo_runs_two_shops_side_by_side() -> None:
     ]
     assert states == ["in_transit", "in_transit", "label_sent", "declined"]
     assert [refund.shop for refund in harness.ports.commerce.refunds] == ["demo-outlet"]
+
+
+def test_a_failed_effect_is_retried_by_its_own_shops_settings() -> None:
+    patient = ReturnPolicy(version="patient", max_attempts=5, retry_cap_seconds=3600.0)
+    policies = ShopPolicies({"outlet": patient}, default=ReturnPolicy(version="d", max_attempts=1))
+    assert policies.every() == (patient, policies.default)
+    harness = _harness(policies)
+    harness.ports.carrier.fail("create_label", times=2)
+    record = harness.service.request(_request("outlet"))
+    assert record.refs.tracking_number is None  # the label failed, retried later
+    harness.dispatch_due()  # advances past the longest cap of any policy: 3600 s
+    harness.dispatch_due()
+    assert harness.service.get("outlet", record.id).refs.tracking_number is not None
+    harness.ports.carrier.fail("create_label", times=1)
+    other = harness.service.request(_request("elsewhere"))
+    assert other.status == "needs_review"  # the default shop policy gives up after one try
