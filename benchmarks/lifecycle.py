@@ -11,14 +11,19 @@ that each sees the same machine):
 * ``memory`` and ``sqlite``, each with the compiled chart (the default) and with
   ``engine="chart"`` (python-statemachine fires every event); PostgreSQL rows with
   ``--dsn`` (an admin URL of a server to create a database on);
+* ``sqlite, compiled, critical together``: the dispatcher delivering a return's effects of
+  ports the return depends on together, written in one write
+  (``dispatcher.critical_alone = False``); by default each such delivery waits until those
+  before it are written;
 * ``sqlite3 floor``: the durable minimum for the same lifecycle with the bare ``sqlite3``
   module, WAL: one transaction per command or fact writing the return, its history and its
   effects, and one per batch marking the effects done; the record bodies are those of the
   real run (the same JSON sizes).
 
 Ratios: each engine against the chart engine on the same store, and SQLite against the floor.
-A footer gives the write transactions and statements one SQLite lifecycle makes (counted with
-``sqlite3``'s trace callback). Run: ``python benchmarks/lifecycle.py``.
+A footer gives the write transactions and statements one SQLite lifecycle makes, both ways
+(counted with ``sqlite3``'s trace callback; ``tests/test_counts.py`` asserts them, and
+PostgreSQL's). Run: ``python benchmarks/lifecycle.py``.
 """
 
 from __future__ import annotations
@@ -87,8 +92,11 @@ def _lifecycle(harness: Harness, order_id: str) -> str:
     return rid
 
 
-def _rate(store: ReturnStore, engine: str, count: int, tag: str) -> float:
+def _rate(
+    store: ReturnStore, engine: str, count: int, tag: str, *, together: bool = False
+) -> float:
     harness = Harness(store=store, engine=engine)
+    harness.service.dispatcher.critical_alone = not together
     ids = [f"{tag}-{n}" for n in range(count)]
     for order_id in ids:
         harness.ports.commerce.add_order(_order(order_id))
@@ -159,11 +167,12 @@ def _floor(path: Path, count: int) -> float:
     return count / elapsed
 
 
-def _counts(path: Path) -> tuple[int, int]:
+def _counts(path: Path, *, together: bool = False) -> tuple[int, int]:
     """Write transactions (``BEGIN IMMEDIATE``) and statements of one SQLite lifecycle, after
     a warm-up one."""
     store = SqliteStore(path)
     harness = Harness(store=store)
+    harness.service.dispatcher.critical_alone = not together
     for order_id in ("warm", "counted"):
         harness.ports.commerce.add_order(_order(order_id))
     _lifecycle(harness, "warm")
@@ -221,20 +230,31 @@ def main() -> None:
                     close: Any = getattr(store, "close", None)
                     if close is not None:
                         close()
+            together = SqliteStore(Path(folder) / f"t{round_no}.db")
+            rate = _rate(together, "compiled", args.records, f"{round_no}-t", together=True)
+            rates.setdefault(("sqlite", "together"), []).append(rate)
+            together.close()
             floor.append(_floor(Path(folder) / f"floor{round_no}.db", args.records))
         transactions, statements = _counts(Path(folder) / "counted.db")
+        grouped = _counts(Path(folder) / "grouped.db", together=True)
     medians = {key: statistics.median(values) for key, values in rates.items()}
     bare = statistics.median(floor)
-    print(f"{'measurement':<34} {'returns/s':>10} {'ratio':>7}  against")
-    print(f"{'sqlite3 floor (durable minimum)':<34} {bare:>10.0f} {1.0:>7.2f}  floor")
+    print(f"{'measurement':<36} {'returns/s':>10} {'ratio':>7}  against")
+    print(f"{'sqlite3 floor (durable minimum)':<36} {bare:>10.0f} {1.0:>7.2f}  floor")
     for (name, engine), rate in medians.items():
+        if engine == "together":
+            continue
         chart = medians[(name, "chart")]
-        print(f"{f'{name}, {engine}':<34} {rate:>10.0f} {rate / chart:>7.2f}  {name}-chart")
+        print(f"{f'{name}, {engine}':<36} {rate:>10.0f} {rate / chart:>7.2f}  {name}-chart")
     sqlite = medians[("sqlite", "compiled")]
-    print(f"{'sqlite, compiled':<34} {sqlite:>10.0f} {sqlite / bare:>7.2f}  floor")
+    print(f"{'sqlite, compiled':<36} {sqlite:>10.0f} {sqlite / bare:>7.2f}  floor")
+    grouped_rate = medians[("sqlite", "together")]
+    label = "sqlite, compiled, critical together"
+    print(f"{label:<36} {grouped_rate:>10.0f} {grouped_rate / bare:>7.2f}  floor")
     print(
         f"\n{args.rounds} rounds of {args.records} whole returns, medians. One SQLite "
-        f"lifecycle: {transactions} write transactions, {statements} statements."
+        f"lifecycle: {transactions} write transactions, {statements} statements "
+        f"({grouped[0]} and {grouped[1]} with critical deliveries together)."
     )
 
 

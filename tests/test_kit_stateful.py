@@ -94,6 +94,17 @@ def test_the_model_holds_on_the_chart_engine() -> None:
     run(machine, max_examples=max(5, settings.default.max_examples // 2))
 
 
+def test_the_model_holds_with_critical_deliveries_together() -> None:
+    # a return's deliveries to the ports it depends on go out together, written in one write
+    machine = returns_state_machine(
+        policy=policies("EUR", max_attempts=4),
+        currency="EUR",
+        fault_rate=0.2,
+        critical_alone=False,
+    )
+    run(machine, max_examples=max(5, settings.default.max_examples // 2))
+
+
 def test_the_model_holds_when_ports_fail_30_percent_of_calls() -> None:
     machine = returns_state_machine(
         policy=policies("EUR", max_attempts=4), currency="EUR", fault_rate=0.3

@@ -422,6 +422,13 @@ def test_retries_back_off_exponentially_with_at_most_a_quarter_of_jitter() -> No
     assert policy.backoff(5, 1.0).total_seconds() == 25.0  # the cap, plus a quarter
 
 
+def test_a_retry_after_a_thousand_and_more_attempts_waits_the_cap() -> None:
+    # a policy that never gives up: 2 ** 1024 is past what a float holds
+    policy = ReturnPolicy(max_attempts=1_000_000, retry_base_seconds=0.001, retry_cap_seconds=3.0)
+    for attempt in (1025, 5000, 999_999):
+        assert policy.backoff(attempt, 0.0).total_seconds() == 3.0
+
+
 def test_an_app_name_is_compared_without_case() -> None:
     made_by = OrderSnapshot(
         id="9001",

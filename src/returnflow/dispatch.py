@@ -17,21 +17,31 @@ from __future__ import annotations
 import os
 import random
 import socket
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import attrs
 
 from returnflow import commits, logs
-from returnflow.decisions import facts, results
-from returnflow.decisions import timers as timer_rules
+from returnflow._delivery import (
+    BUDGET,
+    CRITICAL_PORTS,
+    RUN,
+    Delivered,
+    Tally,
+    heavy,
+    held_run,
+    runs,
+)
+from returnflow.decisions import results
 from returnflow.decisions.change import Change
 from returnflow.domain._fields import check_limit
 from returnflow.domain._time import CheckedClock
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.policy import ReturnPolicy
-from returnflow.errors import ConfigurationError, PortError, ReturnflowError
+from returnflow.errors import ConfigurationError, PortError
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.engine import ENGINES
 from returnflow.ports.carrier import Carrier
@@ -39,16 +49,13 @@ from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.events import DomainEvent, EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
-from returnflow.ports.policies import PolicySource, StaticPolicy, resolve, the_policy
-from returnflow.ports.store import Attempt, OutboxEntry, ReturnStore
+from returnflow.ports.store import Attempt, Lease, OutboxEntry, ReturnStore
 from returnflow.ports.warehouse import Warehouse
+from returnflow.resolving import PolicyResolution, PolicySource, source_of
 
 __all__ = ["HANDLERS", "DispatchReport", "Dispatcher", "Handler"]
 
 _T = TypeVar("_T")
-
-# Effects whose permanent failure needs a person; a lost message or event does not.
-_CRITICAL_PORTS = frozenset({"commerce", "warehouse", "carrier", "payments"})
 
 
 def _utc_now() -> datetime:
@@ -69,7 +76,7 @@ Handler = Callable[["Dispatcher", Any, ReturnRecord], object]
 """Delivers one effect: ``(dispatcher, effect, record as stored) -> the port's answer``."""
 
 
-class Dispatcher:
+class Dispatcher(PolicyResolution):
     """Relays a store's outbox to the host's ports.
 
     ``clock`` returns the time, aware (default: UTC now). ``worker_id`` names the claims
@@ -99,13 +106,7 @@ class Dispatcher:
     ) -> None:
         if engine not in ENGINES:
             raise ConfigurationError(f"one of {sorted(ENGINES)}", field="engine", value=engine)
-        if policy is not None and policies is not None:
-            raise ConfigurationError(
-                "give one policy for every shop or a source of policies, not both",
-                field="policies",
-                value=policies,
-            )
-        self.policies: PolicySource = policies if policies is not None else StaticPolicy(policy)
+        self.policies: PolicySource = source_of(policy, policies)
         self.engine = engine
         self.store = store
         self.commerce = commerce
@@ -122,37 +123,14 @@ class Dispatcher:
         self.hand_off: Callable[[str, str], object] | None = None
         """Set it to have :meth:`dispatch_return` hand each return committed to a task
         queue instead of delivering in the caller (:mod:`returnflow.integrations.celery`)."""
-
-    @property
-    def policy(self) -> ReturnPolicy:
-        """The one policy of every shop (a :class:`StaticPolicy` source); setting it makes
-        the source that. With another source this raises
-        :class:`~returnflow.errors.ConfigurationError`: use :meth:`policy_for`."""
-        return the_policy(self.policies)
-
-    @policy.setter
-    def policy(self, policy: ReturnPolicy) -> None:
-        self.policies = StaticPolicy(policy)
-
-    def policy_for(self, shop: str, version: str | None = None) -> ReturnPolicy:
-        """The policy of ``shop`` (in force, or its ``version``) from :attr:`policies`;
-        anything but a :class:`ReturnPolicy` from the source is a ``ConfigurationError``."""
-        return resolve(self.policies, shop, version)
-
-    def policy_of(self, record: ReturnRecord) -> ReturnPolicy:
-        """The policy ``record`` was opened under (its shop's, at its ``policy_version``)."""
-        return self.policy_for(record.shop, record.policy_version)
-
-    def _retry_policy(self, effect: fx.Effect) -> ReturnPolicy:
-        """The policy whose retry settings govern ``effect``: its return's, else its shop's
-        in force, else the defaults (a return or shop that cannot be read still retries)."""
-        try:
-            return self.policy_of(self.store.get(effect.shop, effect.return_id))
-        except ReturnflowError:
-            try:
-                return self.policy_for(effect.shop)
-            except ReturnflowError:
-                return ReturnPolicy()
+        self._taken = threading.local()
+        self.critical_alone = True
+        """``True``: an effect of a port the return depends on (commerce, warehouse,
+        carrier, payments), or whose answer changes the return, is delivered only once every
+        such delivery of the return before it is written: a crash repeats at most one of
+        them. ``False``: they are delivered together and written in one write (fewer writes;
+        a crash repeats all of them, each answered by its idempotency key); an effect that
+        reads the return still waits for the answers before it to be written."""
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -164,30 +142,41 @@ class Dispatcher:
     def clock(self, clock: Callable[[], datetime]) -> None:
         self._clock = CheckedClock.of(clock)
 
+    def lease_for(self, returns: Sequence[tuple[str, str]]) -> Lease:
+        """The lease a commit takes of ``returns`` for this dispatcher (``Commit.claim``)."""
+        now = self.clock()
+        self._taken.until = now + self.lease  # this thread's, to find it again (see _found)
+        return Lease(self.worker_id, now, self._taken.until, tuple(returns), RUN)
+
     def dispatch_pending(self, limit: int = 100) -> DispatchReport:
         """Deliver due effects, oldest first, at most ``limit``; effects of one return stay in
         order. Effects planned by a delivery (a confirmed refund's notification) are
-        delivered in the same call; a failed one waits for its backoff."""
+        delivered in the same call; a failed one waits for its backoff.
+
+        One claim hands out the due head of each return with the run of effects behind it;
+        the deliveries that change no return are recorded together, in one write."""
         check_limit(limit)
-        report = DispatchReport()
-        while report.delivered + report.failed + report.given_up < limit:
+        tally = Tally(limit)
+        while tally.left > 0:
             now = self.clock()
             claimed = self.store.claim(
                 now=now,
                 lease_until=now + self.lease,
                 worker=self.worker_id,
-                limit=limit - (report.delivered + report.failed + report.given_up),
+                limit=tally.left,
+                run=min(RUN, tally.left),
             )
             if not claimed:
                 break
-            for entry in claimed:
-                outcome = self.deliver(entry)
-                report = attrs.evolve(
-                    report,
-                    delivered=report.delivered + (outcome == "done"),
-                    failed=report.failed + (outcome == "pending"),
-                    given_up=report.given_up + (outcome == "failed"),
+            batch: list[Attempt] = []
+            found = runs(claimed)
+            for index, run in enumerate(found):
+                # every head claimed is delivered: the runs before it leave it its share
+                batch += self._deliver_run(
+                    run, None, tally, hold=True, spare=len(found) - index - 1
                 )
+            commits.record_attempts(self.store, batch)
+        report = DispatchReport(*tally.report())
         logs.dispatched(report.delivered, report.failed, report.given_up)
         return report
 
@@ -200,38 +189,193 @@ class Dispatcher:
             self.deliver_return(shop, return_id)
 
     def deliver_return(self, shop: str, return_id: str) -> None:
-        """Deliver the due effects of one return, one at a time, in order; results may plan
-        more (a label's notification). Stops at the first failure (it waits for its
-        back-off)."""
-        for _ in range(1000):
-            now = self.clock()
-            claimed = self.store.claim(
-                now=now,
-                lease_until=now + self.lease,
-                worker=self.worker_id,
-                limit=1,
-                shop=shop,
-                return_id=return_id,
-            )
-            if not claimed or self.deliver(claimed[0]) == "pending":
-                return  # nothing due, or a failure waits for its backoff
+        """Deliver the due effects of one return, in order; results may plan more (a label's
+        notification). Stops at the first failure (it waits for its back-off)."""
+        now = self.clock()
+        claimed = self.store.claim(
+            now=now,
+            lease_until=now + self.lease,
+            worker=self.worker_id,
+            limit=1,
+            shop=shop,
+            return_id=return_id,
+            run=RUN,
+        )
+        if claimed:
+            self._deliver_run(list(claimed), None, Tally(BUDGET))
+
+    def deliver_written(self, shop: str, written: commits.Written[Any]) -> dict[str, ReturnRecord]:
+        """Deliver what a service's commit claimed (``written.claimed``, the effects as it
+        holds them; ``None``: find the claims), or hand each return to :attr:`hand_off`; the
+        returns as the deliveries last wrote them, by id (those they changed)."""
+        if self.hand_off is not None:
+            for return_id in written.written:
+                self.hand_off(shop, return_id)
+            return {}
+        claimed = written.claimed
+        found = runs(claimed) if claimed is not None else self._found(shop, written.written)
+        records: dict[str, ReturnRecord] = {}
+        for run in found:
+            known = written.record if run[0].effect.return_id == written.record.id else None
+            self._deliver_run(run, known, Tally(BUDGET), written=records)
+        return records
+
+    def _found(self, shop: str, return_ids: Sequence[str]) -> list[list[OutboxEntry]]:
+        """The runs of ``return_ids`` this dispatcher holds the claim of, read from their
+        outboxes (a store that did not say what its commit claimed), or claimed now (one
+        that took no claim in the commit)."""
+        now, taken = self.clock(), getattr(self._taken, "until", None)
+        found = []
+        for return_id in return_ids:
+            held: Sequence[OutboxEntry] | None
+            held = held_run(self.store.outbox(shop, return_id), self.worker_id, taken, now)
+            if held is None:
+                held = self.store.claim(
+                    now=now,
+                    lease_until=now + self.lease,
+                    worker=self.worker_id,
+                    limit=1,
+                    shop=shop,
+                    return_id=return_id,
+                    run=RUN,
+                )
+            if held:
+                found.append(list(held))
+        return found
 
     def deliver(self, entry: OutboxEntry) -> str:
         """Deliver one claimed effect and write back its outcome; return its new status:
         ``done``, ``pending`` (failed, retried later) or ``failed`` (given up)."""
+        delivered = self._attempt(entry)
+        self._write(entry.effect.shop, entry.effect.return_id, [delivered], None, claim=False)
+        return delivered.status
+
+    def _deliver_run(
+        self,
+        run: Sequence[OutboxEntry],
+        record: ReturnRecord | None,
+        tally: Tally,
+        *,
+        hold: bool = False,
+        written: dict[str, ReturnRecord] | None = None,
+        spare: int = 0,
+    ) -> list[Attempt]:
+        """Deliver a claimed run of one return, in order, and write what came of it:
+        deliveries that change nothing with the next write, an effect that waits
+        (:meth:`_waits`) after a write of those before it that claims it, answers that change
+        the return with a claim of what comes next (delivered next). A failure to be retried
+        ends the run. ``hold``: hand back a last batch that changes nothing, for the caller
+        to write with others; ``spare``: deliveries of the budget left to other heads."""
+        shop, return_id = run[0].effect.shop, run[0].effect.return_id
+        todo, done = list(run), list[Delivered]()
+        capped = len(todo) >= RUN
+        while True:
+            while todo and tally.left > spare:
+                entry = todo.pop(0)
+                if done and self._waits(entry, done):
+                    # write what came before, claiming this one, before its port is called
+                    record, fresh = self._write(shop, return_id, done, record, written=written)
+                    done = []
+                    if not fresh or fresh[0].effect.key != entry.effect.key:
+                        return []  # no longer ours to deliver
+                    entry, todo, capped = fresh[0], fresh[1:], len(fresh) >= RUN
+                delivered = self._attempt(entry)
+                tally.count(delivered.status)
+                done.append(delivered)
+                if delivered.status == "pending":  # waits for its back-off
+                    todo, capped = [], False
+            if not done:
+                return []
+            changes = any(d.decide is not None for d in done)
+            if hold and not changes:
+                return [d.attempt for d in done]
+            go_on = (changes or capped) and tally.left > spare and done[-1].status != "pending"
+            record, todo = self._write(shop, return_id, done, record, claim=go_on, written=written)
+            done, capped = [], len(todo) >= RUN
+            if not todo:
+                return []
+
+    def _waits(self, entry: OutboxEntry, done: Sequence[Delivered]) -> bool:
+        """Whether ``entry`` waits for the deliveries ``done`` before it to be written."""
+        if self.critical_alone:
+            return heavy(entry.effect) and any(d.heavy for d in done)
+        kind = type(entry.effect)
+        reads = _RECORD_FREE.get(kind) is None or self.handlers.get(kind) is not _RECORD_FREE[kind]
+        return reads and any(d.decide is not None for d in done)
+
+    def _write(
+        self,
+        shop: str,
+        return_id: str,
+        done: Sequence[Delivered],
+        record: ReturnRecord | None,
+        *,
+        claim: bool = True,
+        written: dict[str, ReturnRecord] | None = None,
+    ) -> tuple[ReturnRecord | None, list[OutboxEntry]]:
+        """Write the outcomes of ``done`` (deliveries of one return, in order) with what
+        their answers change on the return and, with ``claim``, claim the return's next run
+        in the same write; the return as written (or ``record``) and that run."""
+        attempts = [d.attempt for d in done]
+        decides = [d for d in done if d.decide is not None]
+        if not decides:
+            lease = self.lease_for([(shop, return_id)]) if claim else None
+            claimed = commits.record_attempts(self.store, attempts, lease)
+            if claimed is None and claim:
+                return record, next(iter(self._found(shop, [return_id])), [])
+            return record, list(claimed or ())
+        gone: set[str] = set()
+
+        def decide(change: Change) -> None:
+            for d in decides:
+                if d.attempt.key not in gone and d.decide is not None:
+                    d.decide(change)
+
+        kinds = {type(d.effect) for d in decides}
+        result = commits.run(
+            self.store,
+            self.clock,
+            self.rng,
+            shop,
+            return_id,
+            "dispatcher",
+            decide,
+            attempts=attempts,
+            gone=gone,
+            outbox=bool(kinds & results.NEEDS_OUTBOX),
+            heirs=bool(kinds & results.FORWARDED),
+            after=self.drain,
+            engine=self.engine,
+            record=record,
+            claim=self.lease_for if claim else None,
+        )
+        if result.written:
+            record = result.record
+            if written is not None:
+                written[return_id] = record
+        if result.claimed is None:
+            return record, next(iter(self._found(shop, [return_id])), []) if claim else []
+        return record, list(result.claimed)
+
+    def _attempt(self, entry: OutboxEntry) -> Delivered:
+        """Deliver one claimed effect: its attempt, and what its answer (or its giving up)
+        changes on the return."""
         effect = entry.effect
         logs.delivering(entry)
+        handler = self.handlers.get(type(effect))
         try:
-            record = self.store.get(effect.shop, effect.return_id)
-            handler = self.handlers.get(type(effect))
             if handler is None:
                 raise PortError(
                     "service", effect.kind, "no port handles this effect", retryable=False
                 )
-            result = handler(self, effect, record)
+            free = _RECORD_FREE.get(type(effect))
+            if free is not None and handler is free:
+                result = free(self, effect, None)
+            else:
+                result = handler(self, effect, self.store.get(effect.shop, effect.return_id))
         except Exception as error:  # a port may raise anything; it must not lose the effect
             retryable = not isinstance(error, PortError) or error.retryable
-            policy = self._retry_policy(effect)
+            policy = self.retry_policy(effect)
             give_up = not retryable or entry.attempts + 1 >= policy.max_attempts
             message = f"{type(error).__name__}: {error}"
             now = self.clock()
@@ -243,46 +387,26 @@ class Dispatcher:
                 give_up=give_up,
                 retry_at=now + policy.backoff(entry.attempts + 1, self.rng.random()),
             )
-            logs.failed(entry, attempt, escalated=give_up and effect.port in _CRITICAL_PORTS)
-            if give_up and effect.port in _CRITICAL_PORTS:
-                self._write(
-                    effect, attempt, lambda change: results.escalate(change, effect, message)
-                )
-            else:
-                commits.record_attempt(self.store, attempt)
-            return "failed" if give_up else "pending"
+            escalated = give_up and effect.port in CRITICAL_PORTS
+            logs.failed(entry, attempt, escalated=escalated)
+            return Delivered(
+                attempt,
+                effect,
+                "failed" if give_up else "pending",
+                (lambda change: results.escalate(change, effect, message)) if escalated else None,
+            )
         # Done and written back in one write: a crash in between delivers it again, and the
         # port answers the same key with the same result.
         attempt = Attempt(effect.key, ok=True, at=self.clock(), result=result)
-        if type(effect) in results.NEEDS_WRITE_BACK:
-            self._write(
-                effect, attempt, lambda change: results.apply_result(change, effect, result)
-            )
-        else:
-            commits.record_attempt(self.store, attempt)
         logs.delivered(entry)
-        return "done"
-
-    def _after(self, change: Change) -> None:
-        policy = self.policy_of(change.record)
-        facts.drain(change, policy)
-        timer_rules.schedule(change, policy)
-
-    def _write(self, effect: fx.Effect, attempt: Attempt, decide: Callable[[Change], None]) -> None:
-        commits.run(
-            self.store,
-            self.clock,
-            self.rng,
-            effect.shop,
-            effect.return_id,
-            "dispatcher",
-            decide,
-            attempt=attempt,
-            outbox=type(effect) in results.NEEDS_OUTBOX,
-            heirs=type(effect) in results.FORWARDED,
-            after=self._after,
-            engine=self.engine,
-        )
+        if type(effect) in results.NEEDS_WRITE_BACK:
+            return Delivered(
+                attempt,
+                effect,
+                "done",
+                lambda change: results.apply_result(change, effect, result),
+            )
+        return Delivered(attempt, effect, "done", None)
 
 
 # -- one handler per effect type ---------------------------------------------------------------
@@ -294,7 +418,7 @@ def _required(value: _T | None, field: str, effect: fx.Effect) -> _T:
     return value
 
 
-def _publish(d: Dispatcher, effect: fx.Publish, record: ReturnRecord) -> object:
+def _publish(d: Dispatcher, effect: fx.Publish, record: ReturnRecord | None) -> object:
     event = DomainEvent(
         topic=effect.topic, shop=effect.shop, return_id=effect.return_id, payload=effect.payload
     )
@@ -302,7 +426,7 @@ def _publish(d: Dispatcher, effect: fx.Publish, record: ReturnRecord) -> object:
     return None
 
 
-def _notify(d: Dispatcher, effect: fx.Notify, record: ReturnRecord) -> object:
+def _notify(d: Dispatcher, effect: fx.Notify, record: ReturnRecord | None) -> object:
     d.notifier.notify(
         effect.shop, effect.recipient, effect.template, effect.context, idempotency_key=effect.key
     )
@@ -310,7 +434,7 @@ def _notify(d: Dispatcher, effect: fx.Notify, record: ReturnRecord) -> object:
 
 
 def _create_warehouse_return(
-    d: Dispatcher, effect: fx.CreateWarehouseReturn, record: ReturnRecord
+    d: Dispatcher, effect: fx.CreateWarehouseReturn, record: ReturnRecord | None
 ) -> object:
     return d.warehouse.create_return(
         effect.shop,
@@ -331,7 +455,7 @@ def _cancel_warehouse_return(
     return None
 
 
-def _create_label(d: Dispatcher, effect: fx.CreateLabel, record: ReturnRecord) -> object:
+def _create_label(d: Dispatcher, effect: fx.CreateLabel, record: ReturnRecord | None) -> object:
     return d.carrier.create_label(
         effect.shop, effect.return_id, effect.order_id, idempotency_key=effect.key
     )
@@ -343,7 +467,7 @@ def _void_label(d: Dispatcher, effect: fx.VoidLabel, record: ReturnRecord) -> ob
     return None
 
 
-def _hold_exchange(d: Dispatcher, effect: fx.HoldExchange, record: ReturnRecord) -> object:
+def _hold_exchange(d: Dispatcher, effect: fx.HoldExchange, record: ReturnRecord | None) -> object:
     return d.commerce.add_exchange_items(
         effect.shop,
         effect.order_id,
@@ -386,36 +510,40 @@ def _cancel_exchange(d: Dispatcher, effect: fx.CancelExchange, record: ReturnRec
     return None
 
 
-def _issue_refund(d: Dispatcher, effect: fx.IssueRefund, record: ReturnRecord) -> object:
+def _issue_refund(d: Dispatcher, effect: fx.IssueRefund, record: ReturnRecord | None) -> object:
     return d.commerce.refund(
         effect.shop, effect.order_id, effect.amount, effect.lines, idempotency_key=effect.key
     )
 
 
-def _issue_store_credit(d: Dispatcher, effect: fx.IssueStoreCredit, record: ReturnRecord) -> object:
+def _issue_store_credit(
+    d: Dispatcher, effect: fx.IssueStoreCredit, record: ReturnRecord | None
+) -> object:
     return d.commerce.issue_store_credit(
         effect.shop, effect.order_id, effect.amount, idempotency_key=effect.key
     )
 
 
-def _restock(d: Dispatcher, effect: fx.Restock, record: ReturnRecord) -> object:
+def _restock(d: Dispatcher, effect: fx.Restock, record: ReturnRecord | None) -> object:
     d.commerce.restock(effect.shop, effect.order_id, effect.lines, idempotency_key=effect.key)
     return None
 
 
-def _charge_balance(d: Dispatcher, effect: fx.ChargeBalance, record: ReturnRecord) -> object:
+def _charge_balance(d: Dispatcher, effect: fx.ChargeBalance, record: ReturnRecord | None) -> object:
     return d.payments.charge(
         effect.shop, effect.return_id, effect.amount, idempotency_key=effect.key
     )
 
 
-def _refund_balance(d: Dispatcher, effect: fx.RefundBalance, record: ReturnRecord) -> object:
+def _refund_balance(d: Dispatcher, effect: fx.RefundBalance, record: ReturnRecord | None) -> object:
     return d.payments.refund(
         effect.shop, effect.return_id, effect.amount, idempotency_key=effect.key
     )
 
 
-def _authorize_payment(d: Dispatcher, effect: fx.AuthorizePayment, record: ReturnRecord) -> object:
+def _authorize_payment(
+    d: Dispatcher, effect: fx.AuthorizePayment, record: ReturnRecord | None
+) -> object:
     return d.payments.authorize(
         effect.shop, effect.return_id, effect.amount, idempotency_key=effect.key
     )
@@ -440,22 +568,27 @@ def _void_authorization(
     return None
 
 
-HANDLERS: Mapping[type[fx.Effect], Handler] = {
+_RECORD_FREE: Mapping[type[fx.Effect], Callable[[Dispatcher, Any, ReturnRecord | None], object]] = {
     fx.Publish: _publish,
     fx.Notify: _notify,
     fx.CreateWarehouseReturn: _create_warehouse_return,
-    fx.CancelWarehouseReturn: _cancel_warehouse_return,
     fx.CreateLabel: _create_label,
-    fx.VoidLabel: _void_label,
     fx.HoldExchange: _hold_exchange,
-    fx.ReleaseExchange: _release_exchange,
-    fx.CancelExchange: _cancel_exchange,
     fx.IssueRefund: _issue_refund,
     fx.IssueStoreCredit: _issue_store_credit,
     fx.Restock: _restock,
     fx.ChargeBalance: _charge_balance,
     fx.RefundBalance: _refund_balance,
     fx.AuthorizePayment: _authorize_payment,
+}
+"""The handlers that read nothing of the return: the record is not read for them."""
+
+HANDLERS: Mapping[type[fx.Effect], Handler] = {
+    **_RECORD_FREE,
+    fx.CancelWarehouseReturn: _cancel_warehouse_return,
+    fx.VoidLabel: _void_label,
+    fx.ReleaseExchange: _release_exchange,
+    fx.CancelExchange: _cancel_exchange,
     fx.CapturePayment: _capture_payment,
     fx.VoidAuthorization: _void_authorization,
 }

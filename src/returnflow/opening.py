@@ -27,7 +27,6 @@ from returnflow.domain.model import (
     ExternalRefs,
     OrderSnapshot,
     ReturnLine,
-    ReturnRecord,
     ReturnRequest,
 )
 from returnflow.domain.money import Money
@@ -136,9 +135,11 @@ class Opening:
         actor: str | None,
         refs: ExternalRefs | None = None,
         imported: Mapping[str, Any] | None = None,
-    ) -> ReturnRecord:
+        claim: commits.Claim | None = None,
+    ) -> commits.Written[None]:
         """Check the request, build the new return, let ``decide`` assess it, commit it with
-        its units and return it as committed (nothing is dispatched here). On
+        its units (taking ``claim`` of what it planned) and return it as committed, with what
+        was claimed (nothing is dispatched here). On
         :class:`~returnflow.errors.UnitsTaken` check again against what is left, under the
         same id; :class:`~returnflow.errors.ConcurrencyConflict` when units kept being taken
         :data:`~returnflow.commits.CONFLICT_RETRIES` times."""
@@ -171,10 +172,10 @@ class Opening:
                 decide(order, change, value, verdict)
             timer_rules.schedule(change, service.dispatcher.policy_of(change.record))
             try:
-                record = commits.commit_new(service.store, change)
+                record, claimed = commits.commit_new(service.store, change, claim)
             except UnitsTaken:
                 commits.back_off(service.dispatcher.rng, tries)
                 continue
             logs.opened(record, change.actor)
-            return record
+            return commits.Written(record, (record.id,), bool(change.effects), claimed=claimed)
         raise ConcurrencyConflict(taken[0] if taken else "", 0, 1, "units kept being taken")

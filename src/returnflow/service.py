@@ -340,7 +340,7 @@ class ReturnsService:
 
         written = self._write(shop, return_id, actor, decide, outbox=True, opened=lambda c: (c,))
         logs.changed(written.record, actor, written.written)
-        self._after_commit(shop, written.written)
+        self._after_commit(shop, written)
         return self.store.get(shop, return_id), self.store.get(shop, written.written[-1])
 
     def retry_exchange_release(
@@ -405,8 +405,9 @@ class ReturnsService:
             return HandleResult("duplicate", written.record, f"{event.source}:{event.event_id}")
         status, reason = written.value or ("applied", "")
         logs.fact(event, status, reason, written.record)
-        self._after_commit(event.shop, written.written)
-        return HandleResult(status, self.store.get(event.shop, event.return_id), reason)
+        claimed = written.claimed if written.effects else None  # none planned: what is due
+        delivered = self._after_commit(event.shop, attrs.evolve(written, claimed=claimed))
+        return HandleResult(status, delivered.get(event.return_id, written.record), reason)
 
     # -- effect dispatch -----------------------------------------------------------------------
 
@@ -422,9 +423,8 @@ class ReturnsService:
         self, request: ReturnRequest, new_id: Callable[[], str], decide: Decide, **how: Any
     ) -> ReturnRecord:
         """Open a return (:meth:`Opening.open <returnflow.opening.Opening.open>`), dispatch."""
-        record = self.opening.open(request, new_id, decide, **how)
-        self._after_commit(record.shop, [record.id])
-        return self.store.get(record.shop, record.id)
+        opened = self.opening.open(request, new_id, decide, claim=self._lease, **how)
+        return self._after_commit(opened.record.shop, opened).get(opened.record.id, opened.record)
 
     def _run(
         self,
@@ -438,16 +438,15 @@ class ReturnsService:
         """Load, decide, commit with a version check (again on a conflict), dispatch."""
         written = self._write(shop, return_id, actor, decide, outbox=outbox)
         logs.changed(written.record, actor, written.written)
-        if not (self.auto_dispatch and written.effects):
-            return written.record
-        self._after_commit(shop, written.written)
-        return self.store.get(shop, return_id)  # as the delivered effects left it
+        delivered = self._after_commit(shop, written) if written.effects else {}
+        return delivered.get(return_id, written.record)  # as the deliveries left it
 
     def _write(
         self, shop: str, return_id: str, actor: str, decide: Callable[[Change], _V], **how: Any
     ) -> commits.Written[_V]:
         """:func:`returnflow.commits.run` with this service's store, clock, jitter and engine;
-        after the decision, :meth:`_drain`."""
+        after the decision, the dispatcher's
+        :meth:`~returnflow.resolving.PolicyResolution.drain`."""
         return commits.run(
             self.store,
             self.clock,
@@ -456,25 +455,22 @@ class ReturnsService:
             return_id,
             actor,
             decide,
-            after=self._drain,
+            after=self.dispatcher.drain,
             engine=self.engine,
+            claim=self._lease,
             **how,
         )
 
-    def _drain(self, change: Change) -> None:
-        """After a decision: apply what parked facts the return can now use, and set when a
-        timer next has something to do for it."""
-        policy = self._policy(change)
-        facts.drain(change, policy)
-        timer_rules.schedule(change, policy)
+    @property
+    def _lease(self) -> commits.Claim | None:  # a commit claims what this process delivers
+        dispatcher = self.dispatcher
+        return dispatcher.lease_for if self.auto_dispatch and not dispatcher.hand_off else None
 
     def _policy(self, of: str | Change) -> ReturnPolicy:
         """A shop's policy in force, or the one a return (being changed) was opened under."""
         dispatcher = self.dispatcher
         return dispatcher.policy_for(of) if isinstance(of, str) else dispatcher.policy_of(of.record)
 
-    def _after_commit(self, shop: str, return_ids: Sequence[str]) -> None:
-        if not self.auto_dispatch:
-            return
-        for return_id in return_ids:
-            self.dispatcher.dispatch_return(shop, return_id)
+    def _after_commit(self, shop: str, written: commits.Written[Any]) -> dict[str, ReturnRecord]:
+        """Deliver what a commit claimed; the returns as the deliveries left them, by id."""
+        return self.dispatcher.deliver_written(shop, written) if self.auto_dispatch else {}

@@ -341,7 +341,8 @@ class ReturnPolicy:
         >>> ReturnPolicy().backoff(3, 0.0).total_seconds()
         8.0
         """
-        delay = min(self.retry_cap_seconds, self.retry_base_seconds * 2 ** (attempt - 1))
+        # the exponent stops growing long after the cap is reached: 2.0 ** 1024 overflows
+        delay = min(self.retry_cap_seconds, self.retry_base_seconds * 2.0 ** min(attempt - 1, 512))
         return timedelta(seconds=delay * (1 + 0.25 * jitter))
 
     def window_start(

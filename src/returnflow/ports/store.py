@@ -22,7 +22,16 @@ from returnflow.errors import UnreadableRecord
 if TYPE_CHECKING:
     from returnflow.lifecycle.effects import Effect
 
-__all__ = ["Attempt", "Commit", "InboundKey", "Listing", "OutboxEntry", "Pruned", "ReturnStore"]
+__all__ = [
+    "Attempt",
+    "Commit",
+    "InboundKey",
+    "Lease",
+    "Listing",
+    "OutboxEntry",
+    "Pruned",
+    "ReturnStore",
+]
 
 
 class Listing(list[ReturnRecord]):
@@ -65,6 +74,21 @@ class Attempt:
 
 
 @attrs.frozen
+class Lease:
+    """A claim a :class:`Commit` takes in its own transaction: for ``worker``, until
+    ``until``, the head of each return in ``returns`` (``(shop, return_id)`` pairs) that
+    :meth:`ReturnStore.claim` would hand out at ``now``, with its run (up to ``run`` entries;
+    see :meth:`ReturnStore.claim`). A dispatcher that just wrote a return's effects, or the
+    results of its deliveries, so goes on delivering without a claim of its own."""
+
+    worker: str
+    now: datetime
+    until: datetime
+    returns: tuple[tuple[str, str], ...]
+    run: int = 100
+
+
+@attrs.frozen
 class Commit:
     """An atomic write. ``records`` pairs each new record with the version it replaces
     (``0`` for a new return, whose first version is 1). ``attempts`` are recorded in the
@@ -73,7 +97,9 @@ class Commit:
     each goes back to ``pending`` with no attempt counted and no back-off; one that is not
     ``failed`` makes the commit conflict. A payout given up is re-opened this way, never
     planned again under a new key: an attempt that did reach the platform is then answered
-    by the platform's idempotency, not paid twice.
+    by the platform's idempotency, not paid twice. ``claim``: a :class:`Lease` taken in the
+    same transaction, once everything else is written (:meth:`ReturnStore.commit` returns
+    what it claimed).
 
     A store also keeps the order-level ledger of units in the same commit
     (:mod:`returnflow.domain.ledger`): a new return takes its
@@ -86,6 +112,7 @@ class Commit:
     inbound: InboundKey | None = None
     attempts: tuple[Attempt, ...] = ()
     reopened: tuple[str, ...] = ()
+    claim: Lease | None = None
 
 
 @attrs.frozen
@@ -188,8 +215,13 @@ class ReturnStore(Protocol):
         ``ValidationError`` for a cutoff that is not a timezone-aware datetime."""
         ...
 
-    def commit(self, commit: Commit) -> None:
+    def commit(self, commit: Commit) -> Sequence[OutboxEntry]:
         """Write everything in ``commit`` atomically, or raise and write nothing.
+
+        With ``commit.claim``, claim in the same transaction, after the writes, what
+        :meth:`claim` would hand out of the returns the lease names, with their runs, and
+        return it (effects this commit wrote are handed back as given, not read back);
+        without one, return an empty sequence.
 
         Raises ``ConcurrencyConflict`` on a version mismatch, a repeated inbound key or a
         repeated effect key.
@@ -218,9 +250,16 @@ class ReturnStore(Protocol):
         limit: int = 100,
         shop: str | None = None,
         return_id: str | None = None,
+        run: int = 1,
     ) -> Sequence[OutboxEntry]:
-        """Claim up to ``limit`` due effects, each the oldest pending one of its return and
-        not claimed by a live lease; optionally of one return only."""
+        """Claim up to ``limit`` due effects, each the oldest pending one of its return (its
+        head) and not claimed by a live lease; optionally of one return only.
+
+        ``run`` (at least 1): hand out after each head, unclaimed, the pending effects
+        behind it, oldest first, while they are due and under no live lease, up to ``run``
+        entries for the return: the head's lease covers them, since nothing behind a
+        pending head is ever claimable. A return's entries come together, its head first;
+        returns in the order of their heads."""
         ...
 
     def record_attempt(

@@ -15,7 +15,7 @@ from typing import Any
 
 from returnflow.errors import ValidationError
 
-__all__ = ["ENDED", "PRUNE_BATCH", "check_cutoff", "check_page"]
+__all__ = ["ENDED", "PRUNE_BATCH", "check_cutoff", "check_page", "check_run"]
 
 ENDED = ("closed", "cancelled", "expired", "declined", "reset")
 """Statuses of a return that ended: its delivered effects are history once no timer is due."""
@@ -31,6 +31,13 @@ def check_page(after: Any, limit: Any) -> None:
         raise ValidationError("after", after, "must be the id of a return (a string), or None")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValidationError("limit", limit, "must be a whole number of at least 1, or None")
+
+
+def check_run(run: Any) -> None:
+    """``ValidationError`` unless ``run`` (how many entries of a return a claim hands out)
+    is a whole number of at least 1."""
+    if isinstance(run, bool) or not isinstance(run, int) or run < 1:
+        raise ValidationError("run", run, "must be a whole number of at least 1")
 
 
 def check_cutoff(field: str, moment: Any) -> datetime:

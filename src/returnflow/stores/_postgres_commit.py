@@ -20,12 +20,12 @@ from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
 from returnflow.stores._postgres_rows import (
-    ATTEMPT,
-    INSERT_HISTORY,
+    ATTEMPTS,
     INSERT_RETURN,
     REOPEN,
     UPDATE_RETURN,
     attempt_params,
+    columns_of,
     extends,
     history_rows,
 )
@@ -42,14 +42,17 @@ def apply(
     rows: Sequence[tuple[ReturnRecord, int, dict[str, Any]]],
     effects: Sequence[tuple[str, str, str, str, str]],
     recall: Callable[[str, str, int], ReturnRecord | None],
-) -> None:
+    claim: tuple[str, dict[str, Any]] | None = None,
+) -> list[tuple[Any, ...]]:
     """The statements of one commit, pipelined: two round trips when the cache knows
     every record as the writer read it, three when it does not. Every count is checked
     before the transaction commits. ``rows``: each record with the version it replaces and
     its columns (:func:`~returnflow.stores._postgres_rows.columns`), in lock order;
     ``effects``: the outbox rows; ``recall``: the store's cached record of a return at a
-    version, or ``None``. Raises :class:`ConcurrencyConflict` or :class:`UnitsTaken` for a
-    count that is off; the caller's transaction then writes nothing."""
+    version, or ``None``; ``claim``: the claim's statement and parameters, run last. The
+    claim's rows (none without one). Raises :class:`ConcurrencyConflict` or
+    :class:`UnitsTaken` for a count that is off; the caller's transaction then writes
+    nothing."""
     # 1. Records the cache does not know at the expected version: lock them and read
     # their stored history, to check that the new one only extends it.
     stored_history: dict[tuple[str, str], Sequence[str | HistoryEntry]] = {}
@@ -78,12 +81,15 @@ def apply(
             raise ConcurrencyConflict(record.id, expected, actual)
         stored_history[(record.shop, record.id)] = [body for (body,) in history.fetchall()]
 
-    # 2. Every write, queued; each with the count of rows it must touch.
-    checks: list[tuple[psycopg.Cursor[Any], int, ConcurrencyConflict]] = []
+    # 2. Every write of returns, history, the inbox key, the outbox and the attempts in one
+    # statement (each part counted), then the ledger's; each with the count of rows it must
+    # touch.
+    writes = _Writes()
+    entries: list[tuple[Any, ...]] = []
     for record, expected, columns in rows:
         if expected == 0:
             stored: Sequence[str | HistoryEntry] = ()
-            cursor = db.execute(INSERT_RETURN, columns)
+            writes.add(INSERT_RETURN, columns, 1, ConcurrencyConflict(record.id, 0, -1))
         else:
             known = recall(record.shop, record.id, expected)
             stored = (
@@ -93,56 +99,109 @@ def apply(
                 raise ConcurrencyConflict(record.id, len(stored), len(record.history))
             # The version check is in the update itself: it finds the row only at
             # ``expected``.
-            cursor = db.execute(UPDATE_RETURN, {**columns, "expected": expected})
-        checks.append((cursor, 1, ConcurrencyConflict(record.id, expected, -1)))
-        entries = history_rows(record, len(stored))
-        if entries:
-            db.cursor().executemany(INSERT_HISTORY, entries)
-    checks.extend(write_units(db, commit))
+            conflict = ConcurrencyConflict(record.id, expected, -1)
+            writes.add(UPDATE_RETURN, {**columns, "expected": expected}, 1, conflict)
+        entries += history_rows(record, len(stored))
+    if entries:
+        appended = dict(zip(_HISTORY_COLUMNS, columns_of(entries), strict=True))
+        writes.add(INSERT_HISTORY_NAMED, appended, len(entries), None)
     if commit.inbound is not None:
         key = commit.inbound
-        cursor = db.execute(
-            "INSERT INTO inbox (shop, source, event_id, return_id, at) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (
-                key.shop,
-                key.source,
-                key.event_id,
-                commit.records[0][0].id if commit.records else "",
-                now_of(commit),
-            ),
+        inbox = {
+            "shop": key.shop,
+            "source": key.source,
+            "event_id": key.event_id,
+            "return_id": commit.records[0][0].id if commit.records else "",
+            "at": now_of(commit),
+        }
+        writes.add(
+            INSERT_INBOX, inbox, 1, ConcurrencyConflict(f"inbound {key.event_id}", 0, 1, _seen(key))
         )
-        checks.append((cursor, 1, ConcurrencyConflict(f"inbound {key.event_id}", 0, 1, _seen(key))))
     if effects:
         keys = [effect[0] for effect in effects]
         twice = [key for key in keys if keys.count(key) > 1]
-        cursor = db.cursor()
-        cursor.executemany(
-            "INSERT INTO outbox (key, shop, return_id, kind, body) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
-            effects,
-        )
         clash = twice[0] if twice else " or ".join(keys)
-        checks.append(
-            (cursor, len(effects), ConcurrencyConflict(f"effect {clash}", 0, 1, _queued(clash)))
-        )
+        outbox = dict(zip(_OUTBOX_COLUMNS, columns_of(effects), strict=True))
+        conflict = ConcurrencyConflict(f"effect {clash}", 0, 1, _queued(clash))
+        writes.add(INSERT_OUTBOX_NAMED, outbox, len(effects), conflict)
+    if commit.attempts:
+        params = [attempt_params(attempt) for attempt in commit.attempts]
+        named = " or ".join(attempt.key for attempt in commit.attempts)
+        conflict = ConcurrencyConflict(f"effect {named}", 0, 1, _not_pending(named))
+        attempted = {name: [p[name] for p in params] for name in params[0]}
+        writes.add(ATTEMPTS, attempted, len(params), conflict)
+    counted = writes.execute(db)
+    checks: list[tuple[psycopg.Cursor[Any], int, ConcurrencyConflict]] = []
+    checks.extend(write_units(db, commit))
     for reopened in commit.reopened:
         cursor = db.execute(REOPEN, (reopened,))
         conflict = ConcurrencyConflict(f"effect {reopened}", 0, 1, _not_failed(reopened))
         checks.append((cursor, 1, conflict))
-    for attempt in commit.attempts:
-        cursor = db.execute(ATTEMPT, attempt_params(attempt))
-        checks.append(
-            (
-                cursor,
-                1,
-                ConcurrencyConflict(f"effect {attempt.key}", 0, 1, _not_pending(attempt.key)),
-            )
-        )
+    claiming = None if claim is None else db.execute(*claim)
     pipeline.sync()
+    writes.check(counted)
     for cursor, touched, conflict in checks:
         if cursor.rowcount != touched:
             raise conflict
+    return [] if claiming is None else claiming.fetchall()
+
+
+_HISTORY_COLUMNS = ("shop", "return_id", "seq", "version", "at", "event", "actor", "body")
+_OUTBOX_COLUMNS = ("key", "shop", "return_id", "kind", "body")
+INSERT_HISTORY_NAMED = (
+    "INSERT INTO history (shop, return_id, seq, version, at, event, actor, body) "
+    "SELECT * FROM unnest(%(shop)s::text[], %(return_id)s::text[], %(seq)s::int[], "
+    "%(version)s::int[], %(at)s::timestamptz[], %(event)s::text[], %(actor)s::text[], "
+    "%(body)s::text[])"
+)
+INSERT_OUTBOX_NAMED = (
+    "INSERT INTO outbox (key, shop, return_id, kind, body) SELECT * FROM unnest("
+    "%(key)s::text[], %(shop)s::text[], %(return_id)s::text[], %(kind)s::text[], "
+    "%(body)s::text[]) ON CONFLICT (key) DO NOTHING"
+)
+INSERT_INBOX = (
+    "INSERT INTO inbox (shop, source, event_id, return_id, at) "
+    "VALUES (%(shop)s, %(source)s, %(event_id)s, %(return_id)s, %(at)s) ON CONFLICT DO NOTHING"
+)
+
+
+class _Writes:
+    """Writes made one statement: each a part ``wN AS (... RETURNING 1)`` with its own
+    parameters (renamed ``pN_name``), the statement selecting how many rows each touched."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, int, ConcurrencyConflict | None]] = []
+        self.params: dict[str, Any] = {}
+
+    def add(
+        self,
+        statement: str,
+        params: dict[str, Any],
+        touched: int,
+        conflict: ConcurrencyConflict | None,
+    ) -> None:
+        n = len(self.parts)
+        renamed = statement
+        for name in sorted(params, key=len, reverse=True):
+            renamed = renamed.replace(f"%({name})s", f"%(p{n}_{name})s")
+            self.params[f"p{n}_{name}"] = params[name]
+        self.parts.append((f"w{n} AS ({renamed} RETURNING 1)", touched, conflict))
+
+    def execute(self, db: Connection) -> psycopg.Cursor[Any] | None:
+        if not self.parts:
+            return None
+        counts = ", ".join(f"(SELECT count(*) FROM w{n})" for n in range(len(self.parts)))
+        ctes = ", ".join(part for part, _, _ in self.parts)
+        return db.execute(f"WITH {ctes} SELECT {counts}", self.params)
+
+    def check(self, cursor: psycopg.Cursor[Any] | None) -> None:
+        if cursor is None:
+            return
+        row = cursor.fetchone()
+        assert row is not None
+        for (_, touched, conflict), count in zip(self.parts, row, strict=True):
+            if int(count) != touched and conflict is not None:
+                raise conflict
 
 
 def write_units(

@@ -18,9 +18,11 @@ from returnflow.serialization import converter
 
 __all__ = [
     "ATTEMPT",
+    "ATTEMPTS",
     "DONE",
     "ENTRY_COLUMNS",
     "INSERT_HISTORY",
+    "INSERT_OUTBOX",
     "INSERT_RETURN",
     "RECORD",
     "RECORDS",
@@ -29,6 +31,7 @@ __all__ = [
     "attempt_params",
     "checked_text",
     "columns",
+    "columns_of",
     "diagnostic",
     "dump",
     "dump_entry",
@@ -90,8 +93,48 @@ UPDATE_RETURN = (
 )
 INSERT_HISTORY = (
     "INSERT INTO history (shop, return_id, seq, version, at, event, actor, body) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::int[], %s::timestamptz[], "
+    "%s::text[], %s::text[], %s::text[])"
 )
+"""Every new history row of a commit in one statement: a column's values per array
+(:func:`columns_of`)."""
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (key, shop, return_id, kind, body) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+    "ON CONFLICT (key) DO NOTHING"
+)
+"""Every effect of a commit in one statement; a key already there is not inserted (the
+count of rows inserted tells)."""
+ATTEMPTS = (
+    "UPDATE outbox o SET status = a.status, attempts = o.attempts + 1, last_error = a.error, "
+    "result = COALESCE(a.result, o.result), updated_at = a.at, next_attempt_at = a.retry_at, "
+    "claimed_until = NULL, claimed_by = NULL FROM unnest(%(key)s::text[], %(status)s::text[], "
+    "%(error)s::text[], %(result)s::text[], %(at)s::timestamptz[], "
+    "%(retry_at)s::timestamptz[]) AS a(key, status, error, result, at, retry_at) "
+    "WHERE o.key = a.key AND o.status = 'pending'"
+)
+"""Every delivery attempt of a commit in one statement, each on its effect if still
+pending (the count of rows updated tells)."""
+
+
+ATTEMPTS_ALONE = (
+    "WITH locked AS MATERIALIZED (SELECT key FROM outbox WHERE key = ANY(%(key)s) "
+    "AND status = 'pending' ORDER BY key FOR UPDATE), "
+    "whole AS (SELECT count(*) = %(n)s AS yes FROM locked) "
+    "UPDATE outbox o SET status = a.status, attempts = o.attempts + 1, last_error = a.error, "
+    "result = COALESCE(a.result, o.result), updated_at = a.at, next_attempt_at = a.retry_at, "
+    "claimed_until = NULL, claimed_by = NULL FROM unnest(%(key)s::text[], %(status)s::text[], "
+    "%(error)s::text[], %(result)s::text[], %(at)s::timestamptz[], "
+    "%(retry_at)s::timestamptz[]) AS a(key, status, error, result, at, retry_at), whole "
+    "WHERE whole.yes AND o.key = a.key AND o.status = 'pending'"
+)
+""":data:`ATTEMPTS` as a statement of its own: the effects locked first, and all of them
+recorded or (one not pending) none."""
+
+
+def columns_of(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Rows turned into one list per column, for ``unnest``."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def dump(value: Any) -> str:
@@ -126,9 +169,11 @@ def attempt_params(attempt: Attempt) -> dict[str, Any]:
     }
 
 
-def entry(row: Sequence[Any]) -> OutboxEntry:
-    """An outbox row (:data:`ENTRY_COLUMNS`, in order) as an :class:`OutboxEntry`."""
-    effect: Effect = converter.structure(json.loads(row[1]), Effect)
+def entry(row: Sequence[Any], effect: Effect | None = None) -> OutboxEntry:
+    """An outbox row (:data:`ENTRY_COLUMNS`, in order) as an :class:`OutboxEntry`; its
+    effect ``effect`` when the caller holds it, else parsed from the row."""
+    if effect is None:
+        effect = converter.structure(json.loads(row[1]), Effect)
     return OutboxEntry(
         effect=effect,
         sequence=int(row[0]),

@@ -45,32 +45,32 @@ def write_record(
     entries as they are."""
     body = converter.unstructure(attrs.evolve(record, history=()))
     del body["history"]
-    params = (
-        record.order_id,
-        record.status,
-        record.exchange_status,
-        record.version,
-        len(record.history),
-        iso(record.created_at),
-        iso(record.updated_at),
-        json.dumps(body, separators=(",", ":"), sort_keys=True),
-        iso(record.due_at),
-        record.shop,
-        record.id,
-    )
+    values = {
+        "order_id": record.order_id,
+        "status": record.status,
+        "exchange_status": record.exchange_status,
+        "version": record.version,
+        "history_len": len(record.history),
+        "created_at": iso(record.created_at),
+        "updated_at": iso(record.updated_at),
+        "body": json.dumps(body, separators=(",", ":"), sort_keys=True),
+        "due_at": iso(record.due_at),
+    }
     if known == 0:
         db.execute(
-            "INSERT INTO returns (order_id, status, exchange_status, version, history_len, "
-            "created_at, updated_at, body, due_at, shop, id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            params,
+            f"INSERT INTO returns (shop, id, {', '.join(values)}) "
+            f"VALUES (?, ?, {', '.join('?' for _ in values)})",
+            (record.shop, record.id, *values.values()),
         )
     else:
+        # Only what changed: a column left alone leaves its indexes alone.
+        changed = (
+            _changed(values, cached) if cached is not None and cached.version == known else values
+        )
         db.execute(
-            "UPDATE returns SET order_id = ?, status = ?, exchange_status = ?, version = ?, "
-            "history_len = ?, created_at = ?, updated_at = ?, body = ?, due_at = ? "
+            f"UPDATE returns SET {', '.join(f'{name} = ?' for name in changed)} "
             "WHERE shop = ? AND id = ?",
-            params,
+            (*changed.values(), record.shop, record.id),
         )
     if stored and not _extends(db, record, stored, cached):
         raise ConcurrencyConflict(record.id, stored, len(record.history))
@@ -92,6 +92,26 @@ def write_record(
             for seq, entry in enumerate(record.history[stored:], start=stored)
         ],
     )
+
+
+_ALWAYS = ("version", "history_len", "updated_at", "body")
+
+
+def _changed(values: dict[str, object], stored: ReturnRecord) -> dict[str, object]:
+    """``values`` without the indexed columns whose value ``stored`` (the record as the row
+    holds it) already has."""
+    before = {
+        "order_id": stored.order_id,
+        "status": stored.status,
+        "exchange_status": stored.exchange_status,
+        "created_at": iso(stored.created_at),
+        "due_at": iso(stored.due_at),
+    }
+    return {
+        name: value
+        for name, value in values.items()
+        if name in _ALWAYS or before.get(name, value) != value
+    }
 
 
 def _extends(

@@ -26,7 +26,7 @@ from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
 from returnflow.stores._conflicts import unknown_effect as _unknown_effect
-from returnflow.stores._pages import ENDED, check_cutoff, check_page
+from returnflow.stores._pages import ENDED, check_cutoff, check_page, check_run
 
 __all__ = ["MemoryStore"]
 
@@ -105,7 +105,11 @@ class MemoryStore:
                 self._records[(shop, rid)] for _, shop, rid in self._due[: min(end, limit)]
             )
 
-    def commit(self, commit: Commit) -> None:
+    def commit(self, commit: Commit) -> Sequence[OutboxEntry]:
+        lease = commit.claim
+        if lease is not None:
+            now, until = instant("now", lease.now), instant("lease_until", lease.until)
+            check_run(lease.run)
         with self._lock:
             for record, expected in commit.records:
                 stored = self._records.get((record.shop, record.id))
@@ -165,6 +169,11 @@ class MemoryStore:
                 self._outbox[effect.key] = OutboxEntry(effect=effect, sequence=self._sequence)
                 self._by_return.setdefault((effect.shop, effect.return_id), []).append(effect.key)
                 self._busy.add((effect.shop, effect.return_id))
+            if lease is None:
+                return ()
+            return self._claim(
+                now, until, lease.worker, list(lease.returns), len(lease.returns), lease.run
+            )
 
     def _index(self, stored: ReturnRecord | None, record: ReturnRecord) -> None:
         """Keep the keyset indexes of ``list`` and the due-time index of ``list_due`` in step
@@ -261,42 +270,59 @@ class MemoryStore:
         limit: int = 100,
         shop: str | None = None,
         return_id: str | None = None,
+        run: int = 1,
     ) -> Sequence[OutboxEntry]:
         now, lease_until = instant("now", now), instant("lease_until", lease_until)
+        check_run(run)
         with self._lock:
             owners = (
                 [(shop, return_id)]
                 if shop is not None and return_id is not None
-                else sorted(self._busy)
+                else [
+                    owner
+                    for owner in sorted(self._busy)
+                    if (shop is None or owner[0] == shop)
+                    and (return_id is None or owner[1] == return_id)
+                ]
             )
-            heads: list[OutboxEntry] = []
-            for owner in owners:
-                if (shop is not None and owner[0] != shop) or (
-                    return_id is not None and owner[1] != return_id
-                ):
-                    continue
-                head = next(
-                    (
-                        self._outbox[key]
-                        for key in self._by_return.get(owner, [])
-                        if self._outbox[key].status == "pending"
-                    ),
-                    None,
-                )
-                if head is None:
-                    self._busy.discard(owner)
-                    continue
-                due = head.next_attempt_at is None or head.next_attempt_at <= now
-                free = head.claimed_until is None or head.claimed_until <= now
-                if due and free:
-                    heads.append(head)
-            heads.sort(key=lambda entry: entry.sequence)
-            claimed = []
-            for head in heads[:limit]:
-                entry = attrs.evolve(head, claimed_until=lease_until, claimed_by=worker)
-                self._outbox[head.effect.key] = entry
-                claimed.append(entry)
-            return claimed
+            return self._claim(now, lease_until, worker, owners, limit, run)
+
+    def _claim(
+        self,
+        now: datetime,
+        lease_until: datetime,
+        worker: str,
+        owners: Sequence[tuple[str, str]],
+        limit: int,
+        run: int,
+    ) -> Sequence[OutboxEntry]:
+        """Claim the due heads of ``owners``' outboxes (at most ``limit``, oldest first),
+        each with its run; the lock is held."""
+        heads: list[tuple[OutboxEntry, list[OutboxEntry]]] = []
+        for owner in owners:
+            pending = [
+                self._outbox[key]
+                for key in self._by_return.get(owner, [])
+                if self._outbox[key].status == "pending"
+            ]
+            if not pending:
+                self._busy.discard(owner)
+                continue
+            head = pending[0]
+            if _due(head, now):
+                behind = []
+                for entry in pending[1:run]:
+                    if not _due(entry, now):
+                        break
+                    behind.append(entry)
+                heads.append((head, behind))
+        heads.sort(key=lambda pair: pair[0].sequence)
+        claimed: list[OutboxEntry] = []
+        for head, behind in heads[:limit]:
+            entry = attrs.evolve(head, claimed_until=lease_until, claimed_by=worker)
+            self._outbox[head.effect.key] = entry
+            claimed += [entry, *behind]
+        return claimed
 
     def record_attempt(
         self,
@@ -341,6 +367,13 @@ def _extends(new: tuple[HistoryEntry, ...], old: tuple[HistoryEntry, ...]) -> bo
         return False
     return all(
         a is b or (a == b and a.payload == b.payload) for a, b in zip(new, old, strict=False)
+    )
+
+
+def _due(entry: OutboxEntry, now: datetime) -> bool:
+    """Whether ``entry`` may be delivered at ``now``: past its back-off, under no live lease."""
+    return (entry.next_attempt_at is None or entry.next_attempt_at <= now) and (
+        entry.claimed_until is None or entry.claimed_until <= now
     )
 
 

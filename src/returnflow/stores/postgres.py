@@ -55,13 +55,16 @@ from returnflow.errors import (
 from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry, Pruned
 from returnflow.serialization import converter
 from returnflow.stores._conflicts import moved as _moved
+from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import unknown_effect as _unknown_effect
 from returnflow.stores._errors import listing, readable, translating
-from returnflow.stores._pages import ENDED, PRUNE_BATCH, check_cutoff, check_page
+from returnflow.stores._pages import ENDED, PRUNE_BATCH, check_cutoff, check_page, check_run
+from returnflow.stores._postgres_claim import claim_statement, claimed
 from returnflow.stores._postgres_commit import Connection, apply
 from returnflow.stores._postgres_errors import RACES, translate
 from returnflow.stores._postgres_rows import (
     ATTEMPT,
+    ATTEMPTS_ALONE,
     DONE,
     ENTRY_COLUMNS,
     RECORD,
@@ -69,7 +72,6 @@ from returnflow.stores._postgres_rows import (
     attempt_params,
     checked_text,
     columns,
-    diagnostic,
     dump,
     entry,
 )
@@ -405,7 +407,24 @@ class PostgresStore:
 
     # -- writes -----------------------------------------------------------------------------
 
-    def commit(self, commit: Commit) -> None:
+    def commit(self, commit: Commit) -> Sequence[OutboxEntry]:
+        if commit == Commit(records=(), attempts=commit.attempts) and commit.attempts:
+            self._attempts_alone(commit.attempts)
+            return ()
+        lease = commit.claim
+        claim: tuple[str, dict[str, Any]] | None = None
+        if lease is not None:
+            now = instant("now", lease.now)
+            check_run(lease.run)
+            claim = claim_statement(
+                now=now,
+                lease_until=instant("lease_until", lease.until),
+                worker=lease.worker,
+                limit=len(lease.returns),
+                run=lease.run,
+                returns=lease.returns,
+                known={effect.key: effect for effect in commit.effects},
+            )
         # Rows are locked in one order, so that two commits of the same returns queue
         # instead of deadlocking.
         rows = sorted(
@@ -430,7 +449,7 @@ class PostgresStore:
                 raise ConcurrencyConflict(record.id, expected + 1, record.version)
         try:
             with self._write() as (db, pipeline):
-                apply(db, pipeline, commit, rows, effects, self._recall)
+                rows_claimed = apply(db, pipeline, commit, rows, effects, self._recall, claim)
         except UnitsTaken as taken:  # name the unit and the return that holds it
             held = self.units(commit.records[0][0].shop, taken.order_id)
             clash = sorted(
@@ -449,6 +468,28 @@ class PostgresStore:
             raise ConcurrencyConflict(record.id, expected, actual) from conflict.__cause__
         for record, _ in commit.records:
             self._remember(record)
+        if lease is None:
+            return ()
+        return claimed(rows_claimed, now, {effect.key: effect for effect in commit.effects})
+
+    def _attempts_alone(self, attempts: Sequence[Attempt]) -> None:
+        """A commit of delivery attempts alone: one statement, so no transaction around it;
+        it locks the effects first and records all of them, or none when one is not pending
+        (:class:`ConcurrencyConflict`)."""
+        params = [attempt_params(attempt) for attempt in attempts]
+        try:
+            with self._connection() as db:
+                cursor = db.execute(
+                    ATTEMPTS_ALONE,
+                    {"n": len(params), **{name: [p[name] for p in params] for name in params[0]}},
+                )
+        except RACES as error:  # locks are taken in key order; a server's own refusal
+            raise ConcurrencyConflict(
+                "commit", 0, -1, f"another transaction got there first ({error.sqlstate})"
+            ) from error
+        if cursor.rowcount != len(params):
+            named = " or ".join(attempt.key for attempt in attempts)
+            raise ConcurrencyConflict(f"effect {named}", 0, 1, _not_pending(named))
 
     def units(self, shop: str, order_id: str) -> dict[tuple[str, int], str]:
         """The order's ledger: each held unit and the return holding it."""
@@ -477,39 +518,22 @@ class PostgresStore:
         limit: int = 100,
         shop: str | None = None,
         return_id: str | None = None,
+        run: int = 1,
     ) -> Sequence[OutboxEntry]:
-        filters = ""
-        params: dict[str, Any] = {
-            "now": instant("now", now),
-            "lease": instant("lease_until", lease_until),
-            "worker": diagnostic(worker),
-            "limit": limit,
-        }
-        if shop is not None:
-            filters += " AND o.shop = %(shop)s"
-            params["shop"] = shop
-        if return_id is not None:
-            filters += " AND o.return_id = %(return_id)s"
-            params["return_id"] = return_id
-        # Heads only: due, not under a live lease, and the oldest pending effect of their
-        # return (one probe of outbox_pending_by_return each; as a NOT EXISTS anti-join the
-        # planner may pick a scan of every older pending row instead). Rows another worker
-        # is claiming right now are skipped, not waited for.
-        query = (
-            "WITH picked AS MATERIALIZED ("
-            "SELECT o.seq FROM outbox o WHERE o.status = 'pending' "
-            "AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= %(now)s) "
-            "AND (o.claimed_until IS NULL OR o.claimed_until <= %(now)s) "
-            "AND o.seq = (SELECT h.seq FROM outbox h WHERE h.shop = o.shop "
-            "AND h.return_id = o.return_id AND h.status = 'pending' ORDER BY h.seq LIMIT 1)"
-            f"{filters} ORDER BY o.seq LIMIT %(limit)s FOR UPDATE OF o SKIP LOCKED) "
-            "UPDATE outbox u SET claimed_until = %(lease)s, claimed_by = %(worker)s "
-            f"FROM picked WHERE u.seq = picked.seq RETURNING "
-            + ", ".join(f"u.{column.strip()}" for column in ENTRY_COLUMNS.split(","))
+        now, lease_until = instant("now", now), instant("lease_until", lease_until)
+        check_run(run)
+        statement, params = claim_statement(
+            now=now,
+            lease_until=lease_until,
+            worker=worker,
+            limit=limit,
+            run=run,
+            shop=shop,
+            return_id=return_id,
         )
         with self._connection() as db:
-            rows = db.execute(query, params).fetchall()
-        return sorted((entry(row) for row in rows), key=lambda entry: entry.sequence)
+            rows = db.execute(statement, params).fetchall()
+        return claimed(rows, now)
 
     def record_attempt(
         self,

@@ -36,7 +36,6 @@ from typing import Any
 from returnflow.domain._time import instant, parse_iso
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
-from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry, Pruned
 from returnflow.serialization import converter
 from returnflow.stores._conflicts import moved as _moved
@@ -46,10 +45,11 @@ from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
 from returnflow.stores._conflicts import unknown_effect as _unknown_effect
 from returnflow.stores._errors import listing, readable, translating
-from returnflow.stores._pages import check_page
+from returnflow.stores._pages import check_page, check_run
 from returnflow.stores._sqlite_files import check_schema, connect
 from returnflow.stores._sqlite_files import translate as _translate
 from returnflow.stores._sqlite_ledger import write_units
+from returnflow.stores._sqlite_outbox import ENTRY, claim, entry
 from returnflow.stores._sqlite_retention import prune
 from returnflow.stores._sqlite_rows import iso as _iso
 from returnflow.stores._sqlite_rows import write_record
@@ -61,10 +61,6 @@ _REOPEN = (
     "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL, "
     "claimed_until = NULL, claimed_by = NULL WHERE key = ? AND status = 'failed'"
 )
-
-
-def _moment(text: str | None) -> datetime | None:
-    return None if text is None else parse_iso(text)
 
 
 def _dump(value: Any) -> str:
@@ -338,41 +334,26 @@ class SqliteStore:
         )
         return [(source, event_id, parse_iso(at)) for source, event_id, at in rows]
 
-    _ENTRY = (
-        "SELECT seq, body, status, attempts, last_error, result, updated_at, next_attempt_at, "
-        "claimed_until, claimed_by FROM outbox"
-    )
-
-    def _entry(self, row: tuple[Any, ...]) -> OutboxEntry:
-        effect: Effect = converter.structure(json.loads(row[1]), Effect)
-        return OutboxEntry(
-            effect=effect,
-            sequence=int(row[0]),
-            status=row[2],
-            attempts=int(row[3]),
-            last_error=row[4],
-            result=None if row[5] is None else json.loads(row[5]),
-            updated_at=_moment(row[6]),
-            next_attempt_at=_moment(row[7]),
-            claimed_until=_moment(row[8]),
-            claimed_by=row[9],
-        )
-
     def outbox(self, shop: str, return_id: str) -> Sequence[OutboxEntry]:
         rows = self._connection().execute(
-            f"{self._ENTRY} WHERE shop = ? AND return_id = ? ORDER BY seq", (shop, return_id)
+            f"{ENTRY} WHERE shop = ? AND return_id = ? ORDER BY seq", (shop, return_id)
         )
-        return [self._entry(row) for row in rows.fetchall()]
+        return [entry(row) for row in rows.fetchall()]
 
     def pending(self, limit: int = 100) -> Sequence[OutboxEntry]:
         rows = self._connection().execute(
-            f"{self._ENTRY} WHERE status = 'pending' ORDER BY seq LIMIT ?", (limit,)
+            f"{ENTRY} WHERE status = 'pending' ORDER BY seq LIMIT ?", (limit,)
         )
-        return [self._entry(row) for row in rows.fetchall()]
+        return [entry(row) for row in rows.fetchall()]
 
     # -- writes -----------------------------------------------------------------------------
 
-    def commit(self, commit: Commit) -> None:
+    def commit(self, commit: Commit) -> Sequence[OutboxEntry]:
+        lease = commit.claim
+        if lease is not None:
+            now, until = instant("now", lease.now), instant("lease_until", lease.until)
+            check_run(lease.run)
+        claimed: builtins.list[OutboxEntry] = []
         with self._write() as db:
             for record, expected in commit.records:
                 row = db.execute(
@@ -421,8 +402,23 @@ class SqliteStore:
             for reopened in commit.reopened:
                 if db.execute(_REOPEN, (reopened,)).rowcount != 1:
                     raise ConcurrencyConflict(f"effect {reopened}", 0, 1, _not_failed(reopened))
+            if lease is not None:
+                known = {effect.key: effect for effect in commit.effects}
+                for shop, return_id in lease.returns:
+                    claimed += claim(
+                        db,
+                        now=now,
+                        lease_until=until,
+                        worker=lease.worker,
+                        limit=1,
+                        shop=shop,
+                        return_id=return_id,
+                        run=lease.run,
+                        known=known,
+                    )
         for record, _ in commit.records:
             self._remember(record)
+        return claimed
 
     def units(self, shop: str, order_id: str) -> dict[tuple[str, int], str]:
         """The order's ledger: each held unit and the return holding it."""
@@ -450,37 +446,21 @@ class SqliteStore:
         limit: int = 100,
         shop: str | None = None,
         return_id: str | None = None,
+        run: int = 1,
     ) -> Sequence[OutboxEntry]:
-        moment = _iso(now)
-        where = (
-            "o.status = 'pending' "
-            "AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= :now) "
-            "AND (o.claimed_until IS NULL OR o.claimed_until <= :now) "
-            "AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.shop = o.shop "
-            "AND h.return_id = o.return_id AND h.status = 'pending')"
-        )
-        params: dict[str, Any] = {"now": moment, "limit": limit}
-        if shop is not None:
-            where += " AND o.shop = :shop"
-            params["shop"] = shop
-        if return_id is not None:
-            where += " AND o.return_id = :return_id"
-            params["return_id"] = return_id
+        now, lease_until = instant("now", now), instant("lease_until", lease_until)
+        check_run(run)
         with self._write() as db:
-            keys = [
-                key
-                for (key,) in db.execute(
-                    f"SELECT o.key FROM outbox o WHERE {where} ORDER BY o.seq LIMIT :limit", params
-                )
-            ]
-            db.executemany(
-                "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE key = ?",
-                [(_iso(lease_until), worker, key) for key in keys],
+            return claim(
+                db,
+                now=now,
+                lease_until=lease_until,
+                worker=worker,
+                limit=limit,
+                shop=shop,
+                return_id=return_id,
+                run=run,
             )
-            return [
-                self._entry(db.execute(f"{self._ENTRY} WHERE key = ?", (key,)).fetchone())
-                for key in keys
-            ]
 
     def record_attempt(
         self,
@@ -495,10 +475,10 @@ class SqliteStore:
     ) -> OutboxEntry:
         with self._write() as db:
             self._attempt(db, Attempt(key, ok, at, result, error, give_up, retry_at))
-            row = db.execute(f"{self._ENTRY} WHERE key = ?", (key,)).fetchone()
+            row = db.execute(f"{ENTRY} WHERE key = ?", (key,)).fetchone()
         if row is None:
             raise _unknown_effect(key)
-        return self._entry(row)
+        return entry(row)
 
     # -- cursors ----------------------------------------------------------------------------
 

@@ -32,6 +32,10 @@ What the contract holds a store to:
   what was committed;
 * the outbox keeps each return's effects in commit order and hands out only the oldest
   pending effect of each return, when due and not under a live lease;
+* a claim with a ``run`` hands out, behind each head, the due pending effects of its return,
+  unclaimed (the head's lease covers them); a commit with a ``claim`` takes it in its own
+  transaction and hands back what it claimed, the effects it wrote as they were given; a
+  refused commit claims nothing;
 * a read is one version of a return, even while others write it;
 * concurrent writers (threads, and processes when the store is shared) lose no update, and
   concurrent workers never claim an effect twice;
@@ -83,7 +87,7 @@ from returnflow.domain.model import (
 from returnflow.domain.money import Money
 from returnflow.errors import ConcurrencyConflict, ReturnNotFound, UnitsTaken, ValidationError
 from returnflow.lifecycle.effects import Effect, Publish
-from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry, ReturnStore
+from returnflow.ports.store import Attempt, Commit, InboundKey, Lease, OutboxEntry, ReturnStore
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Barrier as ProcessBarrier
@@ -1265,6 +1269,147 @@ class StoreContract(abc.ABC):
                 self.seed(store, make_record(shop, return_id), make_effect(shop, return_id, 0))
         assert self.claim(store, "w1", return_id="R2") == ["shop-a/R2/0", "shop-b/R2/0"]
         assert self.claim(store, "w1") == ["shop-a/R1/0", "shop-b/R1/0"]
+
+    # -- runs: a head with the effects behind it; claims taken in a commit ------------------
+
+    def test_a_claim_with_a_run_hands_out_the_effects_behind_each_head_unclaimed(self) -> None:
+        store = self.open_store()
+        self.seed(
+            store,
+            make_record(self.SHOP, "R1"),
+            *(make_effect(self.SHOP, "R1", i) for i in range(3)),
+        )
+        self.seed(store, make_record(self.SHOP, "R2"), make_effect(self.SHOP, "R2", 0))
+        until = self.NOW + timedelta(seconds=30)
+        got = store.claim(now=self.NOW, lease_until=until, worker="w1", run=2)
+        assert _keys(got) == ["shop-a/R1/0", "shop-a/R1/1", "shop-a/R2/0"]
+        assert [(e.claimed_by, e.claimed_until) for e in got] == [
+            ("w1", until),
+            (None, None),
+            ("w1", until),
+        ]
+        assert all(entry.status == "pending" and entry.attempts == 0 for entry in got)
+        assert [entry.effect for entry in got] == [
+            make_effect(self.SHOP, "R1", 0),
+            make_effect(self.SHOP, "R1", 1),
+            make_effect(self.SHOP, "R2", 0),
+        ]
+        # the head's lease covers its run: nothing of either return is claimable
+        assert store.claim(now=self.NOW, lease_until=until, worker="w2", run=5) == []
+        store.record_attempt("shop-a/R1/0", ok=True, at=self.NOW)
+        again = store.claim(now=self.NOW, lease_until=until, worker="w2", run=5)
+        assert _keys(again) == ["shop-a/R1/1", "shop-a/R1/2"]
+        assert [entry.claimed_by for entry in again] == ["w2", None]
+
+    def test_a_run_stops_at_an_effect_backing_off(self) -> None:
+        store = self.open_store()
+        first, second = make_effect(self.SHOP, "R1", 0), make_effect(self.SHOP, "R1", 1)
+        self.seed(store, make_record(self.SHOP, "R1"), first, second)
+        store.record_attempt(first.key, ok=False, at=self.NOW, error="down", give_up=True)
+        later = self.NOW + timedelta(hours=1)
+        store.record_attempt(second.key, ok=False, at=self.NOW, error="busy", retry_at=later)
+        record = next_version(store.get(self.SHOP, "R1"))
+        store.commit(Commit(records=((record, 1),), reopened=(first.key,)))
+        got = store.claim(now=self.NOW, lease_until=later, worker="w1", run=5)
+        assert _keys(got) == [first.key]  # the effect behind it is not due before ``later``
+
+    def test_a_run_of_a_bad_length_is_refused(self) -> None:
+        store = self.open_store()
+        self.seed(store, make_record(self.SHOP, "R1"), make_effect(self.SHOP, "R1", 0))
+        for run in (0, -1, 1.5, True, "2"):
+            with _raises(ValidationError):
+                store.claim(now=self.NOW, lease_until=self.NOW, worker="w1", run=run)  # type: ignore[arg-type]
+        assert self.claim(store, "w1") == ["shop-a/R1/0"]
+
+    def _lease(self, *returns: str, worker: str = "w1", run: int = 10) -> Lease:
+        until = self.NOW + timedelta(seconds=30)
+        return Lease(worker, self.NOW, until, tuple((self.SHOP, rid) for rid in returns), run)
+
+    def test_a_commit_claims_what_it_wrote_and_hands_it_back(self) -> None:
+        store = self.open_store()
+        effects = tuple(make_effect(self.SHOP, "R1", i) for i in range(3))
+        record = make_record(self.SHOP, "R1")
+        got = store.commit(
+            Commit(records=((record, 0),), effects=effects, claim=self._lease("R1", run=2))
+        )
+        assert [entry.effect for entry in got] == list(effects[:2])
+        assert [entry.claimed_by for entry in got] == ["w1", None]
+        assert got[0].claimed_until == self.NOW + timedelta(seconds=30)
+        stored = store.outbox(self.SHOP, "R1")
+        assert [(e.effect.key, e.claimed_by) for e in stored] == [
+            (effects[0].key, "w1"),
+            (effects[1].key, None),
+            (effects[2].key, None),
+        ]
+        assert [e.sequence for e in stored[:2]] == [e.sequence for e in got]
+        assert self.claim(store, "w2") == []  # under w1's lease
+        # without a claim, a commit hands nothing back
+        assert list(store.commit(Commit(records=((make_record(self.SHOP, "R2"), 0),)))) == []
+
+    def test_a_commit_of_attempts_alone_claims_the_next_head(self) -> None:
+        store = self.open_store()
+        effects = [make_effect(self.SHOP, "R1", i) for i in range(3)]
+        self.seed(store, make_record(self.SHOP, "R1"), *effects)
+        self.seed(store, make_record(self.SHOP, "R2"), make_effect(self.SHOP, "R2", 0))
+        assert self.claim(store, "w1", return_id="R1") == [effects[0].key]
+        done = Attempt(effects[0].key, ok=True, at=self.NOW, result={"n": 1})
+        got = store.commit(Commit(records=(), attempts=(done,), claim=self._lease("R1", "R2")))
+        assert _keys(got) == [effects[1].key, effects[2].key, "shop-a/R2/0"]
+        assert [entry.claimed_by for entry in got] == ["w1", None, "w1"]
+        first = store.outbox(self.SHOP, "R1")[0]
+        assert (first.status, first.result, first.claimed_by) == ("done", {"n": 1}, None)
+
+    def test_a_commit_of_attempts_alone_records_all_of_them_or_none(self) -> None:
+        store = self.open_store()
+        effects = [make_effect(self.SHOP, f"R{n}", 0) for n in range(3)]
+        for n, effect in enumerate(effects):
+            self.seed(store, make_record(self.SHOP, f"R{n}"), effect)
+        store.record_attempt(effects[1].key, ok=True, at=self.NOW, result={"n": 1})
+        attempts = tuple(Attempt(e.key, ok=True, at=self.NOW, result={"n": 2}) for e in effects)
+        with _raises_conflict():
+            store.commit(Commit(records=(), attempts=attempts))
+        assert [store.outbox(self.SHOP, f"R{n}")[0].status for n in range(3)] == [
+            "pending",
+            "done",
+            "pending",
+        ]
+        assert store.outbox(self.SHOP, "R1")[0].result == {"n": 1}
+        retry = self.NOW + timedelta(minutes=1)
+        failed = Attempt(effects[2].key, ok=False, at=self.NOW, error="busy", retry_at=retry)
+        assert list(store.commit(Commit(records=(), attempts=(attempts[0], failed)))) == []
+        first, third = store.outbox(self.SHOP, "R0")[0], store.outbox(self.SHOP, "R2")[0]
+        assert (first.status, first.attempts, first.result) == ("done", 1, {"n": 2})
+        assert (third.status, third.attempts, third.next_attempt_at) == ("pending", 1, retry)
+        assert third.last_error == "busy"
+
+    def test_a_commit_claims_nothing_under_another_workers_lease(self) -> None:
+        store = self.open_store()
+        first = make_effect(self.SHOP, "R1", 0)
+        self.seed(store, make_record(self.SHOP, "R1"), first)
+        assert self.claim(store, "w1") == [first.key]
+        record = next_version(store.get(self.SHOP, "R1"))
+        second = make_effect(self.SHOP, "R1", 1, version=2)
+        got = store.commit(
+            Commit(records=((record, 1),), effects=(second,), claim=self._lease("R1", worker="w2"))
+        )
+        assert list(got) == []
+        assert [e.claimed_by for e in store.outbox(self.SHOP, "R1")] == ["w1", None]
+
+    def test_a_refused_commit_takes_no_claim(self) -> None:
+        store = self.open_store()
+        self.seed(store, make_record(self.SHOP, "R1"), make_effect(self.SHOP, "R1", 0))
+        stale = next_version(store.get(self.SHOP, "R1"))
+        store.commit(Commit(records=((stale, 1),)))
+        with _raises_conflict():
+            store.commit(
+                Commit(
+                    records=((next_version(stale), 1),),
+                    effects=(make_effect(self.SHOP, "R1", 1, version=2),),
+                    claim=self._lease("R1"),
+                )
+            )
+        assert [e.claimed_by for e in store.outbox(self.SHOP, "R1")] == [None]
+        assert self.claim(store, "w2") == ["shop-a/R1/0"]
 
     # -- concurrency: threads -----------------------------------------------------------------
 

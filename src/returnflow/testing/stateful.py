@@ -370,7 +370,7 @@ class _KitStore:
     ) -> Sequence[ReturnRecord]:
         return self.inner.list_in(shop, statuses, exchange_status=exchange_status, limit=limit)
 
-    def commit(self, commit: Commit) -> None:
+    def commit(self, commit: Commit) -> Sequence[OutboxEntry]:
         if self.order_racer is not None and any(
             expected == 0 and record.order_id == self.order_racer[0]
             for record, expected in commit.records
@@ -380,8 +380,11 @@ class _KitStore:
             run()
         if any(attempt.ok and self._crashes(attempt.key) for attempt in commit.attempts):
             raise SimulatedCrash(f"crashed before recording {commit.attempts[0].key}")
-        self.inner.commit(commit)
+        claimed = self.inner.commit(commit)
         self.committed.extend(record for record, _ in commit.records)
+        for effect in commit.effects:
+            self.kinds[effect.key] = effect.kind
+        return claimed
 
     def seen(self, key: InboundKey) -> bool:
         return self.inner.seen(key)
@@ -401,6 +404,7 @@ class _KitStore:
         limit: int = 100,
         shop: str | None = None,
         return_id: str | None = None,
+        run: int = 1,
     ) -> Sequence[OutboxEntry]:
         claimed = self.inner.claim(
             now=now,
@@ -409,6 +413,7 @@ class _KitStore:
             limit=limit,
             shop=shop,
             return_id=return_id,
+            run=run,
         )
         for entry in claimed:
             self.kinds[entry.effect.key] = entry.effect.kind
@@ -662,6 +667,7 @@ class _Config:
     max_lines: int
     max_order_age_days: int
     engine: str = "compiled"
+    critical_alone: bool = True
 
 
 _SCANS = st.sampled_from(
@@ -738,6 +744,8 @@ class ReturnsModel(RuleBasedStateMachine):
         }
         self.service = ReturnsService(**parts, worker_id="kit")
         self.racer = ReturnsService(**parts, worker_id="kit-racer", auto_dispatch=False)
+        for service in (self.service, self.racer):
+            service.dispatcher.critical_alone = config.critical_alone
         if config.fault_rate and system.inject_faults is not None:
             seed = data.draw(st.integers(0, 2**16), label="fault seed")
             system.inject_faults(config.fault_rate, seed)
@@ -1526,6 +1534,7 @@ def returns_state_machine(
     max_lines: int = 3,
     max_order_age_days: int = 20,
     engine: str = "compiled",
+    critical_alone: bool = True,
 ) -> type[RuleBasedStateMachine]:
     """A state machine class (run it with its ``TestCase`` or ``run_state_machine_as_test``).
 
@@ -1543,7 +1552,9 @@ def returns_state_machine(
     ``max_lines`` lines each, placed up to ``max_order_age_days`` before the model's clock
     (so that most are inside a 30-day window), and at most ``max_returns`` returns are
     opened per example. ``engine``: the chart engine the model's services fire events with
-    (``"compiled"`` or ``"chart"``, see :mod:`returnflow.lifecycle.engine`).
+    (``"compiled"`` or ``"chart"``, see :mod:`returnflow.lifecycle.engine`);
+    ``critical_alone``: their dispatchers' rule for critical deliveries
+    (:attr:`~returnflow.dispatch.Dispatcher.critical_alone`).
     """
     for name, rate in (("fault_rate", fault_rate), ("crash_rate", crash_rate)):
         if not 0 <= rate < 1:
@@ -1560,6 +1571,7 @@ def returns_state_machine(
         max_lines=max_lines,
         max_order_age_days=max_order_age_days,
         engine=engine,
+        critical_alone=critical_alone,
     )
 
     class ReturnsStateMachine(ReturnsModel):

@@ -1,0 +1,95 @@
+"""The bookkeeping of :class:`~returnflow.dispatch.Dispatcher`'s runs: a delivery made and
+not yet written, the tally against a budget, claimed entries split into one run per return,
+and which effects wait for the deliveries before them to be written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import attrs
+
+from returnflow.decisions import results
+from returnflow.decisions.change import Change
+from returnflow.lifecycle import effects as fx
+from returnflow.ports.store import Attempt, OutboxEntry
+
+__all__ = ["BUDGET", "CRITICAL_PORTS", "RUN", "Delivered", "Tally", "heavy", "held_run", "runs"]
+
+CRITICAL_PORTS = frozenset({"commerce", "warehouse", "carrier", "payments"})
+"""Ports whose effects the return depends on: one given up for good needs a person (a lost
+message or event does not)."""
+
+RUN = 100
+"""Most effects of one return handed out by one claim."""
+
+BUDGET = 1000
+"""Most deliveries one hand-over makes (a return planning effects without end stops)."""
+
+
+@attrs.frozen
+class Delivered:
+    """One delivery: its attempt, its effect, its new status, and what its answer (or its
+    giving up) changes on the return (``None``: nothing)."""
+
+    attempt: Attempt
+    effect: fx.Effect
+    status: str
+    decide: Callable[[Change], None] | None
+
+    @property
+    def heavy(self) -> bool:
+        return self.decide is not None or heavy(self.effect)
+
+
+class Tally:
+    """Deliveries made so far against a budget."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.statuses: dict[str, int] = {"done": 0, "pending": 0, "failed": 0}
+
+    @property
+    def left(self) -> int:
+        return self.budget - sum(self.statuses.values())
+
+    def count(self, status: str) -> None:
+        self.statuses[status] += 1
+
+    def report(self) -> tuple[int, int, int]:
+        """Delivered, failed (to be retried) and given up."""
+        return self.statuses["done"], self.statuses["pending"], self.statuses["failed"]
+
+
+def runs(claimed: Sequence[OutboxEntry]) -> list[list[OutboxEntry]]:
+    """Claimed entries split into runs, one per return, each its head first."""
+    runs: dict[tuple[str, str], list[OutboxEntry]] = {}
+    for entry in claimed:
+        runs.setdefault((entry.effect.shop, entry.effect.return_id), []).append(entry)
+    return list(runs.values())
+
+
+def heavy(effect: fx.Effect) -> bool:
+    """Whether delivering ``effect`` waits for every such delivery before it to be written:
+    a port the return depends on, or an answer that changes the return."""
+    return effect.port in CRITICAL_PORTS or type(effect) in results.NEEDS_WRITE_BACK
+
+
+def held_run(
+    outbox: Sequence[OutboxEntry], worker: str, until: datetime | None, now: datetime
+) -> list[OutboxEntry] | None:
+    """The run of a return whose head ``worker`` holds under the lease ending ``until``
+    (its outbox in order): the head, then the pending effects behind it while due and under
+    no live lease. ``[]``: nothing is pending; ``None``: the head is not held so."""
+    pending = [entry for entry in outbox if entry.status == "pending"]
+    if not pending:
+        return []
+    head = pending[0]
+    if head.claimed_by != worker or until is None or head.claimed_until != until:
+        return None
+    run = [head]
+    for entry in pending[1:RUN]:
+        if (entry.next_attempt_at or now) > now or (entry.claimed_until or now) > now:
+            break
+        run.append(entry)
+    return run

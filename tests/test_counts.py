@@ -1,0 +1,203 @@
+"""Counted, not guessed: the write transactions and statements one whole return makes.
+
+A whole return (as in ``benchmarks/lifecycle.py``): a refund of one unit is requested and
+auto-approved (the label and the warehouse return are dispatched), the carrier picks it up
+and delivers it, the warehouse receives it (the refund is dispatched, the return closes).
+Counts are deterministic, so they are asserted; what they cost in time is measured by the
+benchmark, never here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from returnflow import (
+    CarrierStatus,
+    CarrierUpdate,
+    Money,
+    OrderLine,
+    OrderSnapshot,
+    ReceivedLine,
+    RequestLine,
+    ReturnRequest,
+    WarehouseReceipt,
+)
+from returnflow.stores.sqlite import SqliteStore
+from returnflow.testing import Harness
+
+SHOP = "count-shop"
+ORDERED = datetime(2026, 1, 10, tzinfo=timezone.utc)
+
+
+def order(order_id: str) -> OrderSnapshot:
+    price = Money("12.00", "EUR")
+    line = OrderLine(id="L1", sku="MUG", variant_id="mug", quantity=1, unit_price=price)
+    return OrderSnapshot(
+        id=order_id,
+        shop=SHOP,
+        created_at=ORDERED,
+        currency="EUR",
+        fulfilled_at=ORDERED,
+        lines=[line],
+    )
+
+
+def whole_return(harness: Harness, order_id: str) -> str:
+    """Request, pick-up, delivery and receipt of one return, every effect delivered."""
+    service = harness.service
+    request = ReturnRequest(shop=SHOP, order_id=order_id, lines=[RequestLine("L1", 1)])
+    rid = service.request(request).id
+    for status in (CarrierStatus.PICKED_UP, CarrierStatus.DELIVERED):
+        event = CarrierUpdate(
+            shop=SHOP, return_id=rid, event_id=f"{rid}-{status.name}", status=status
+        )
+        service.handle(event)
+    received = [ReceivedLine(line_id="L1", quantity=1)]
+    service.handle(
+        WarehouseReceipt(shop=SHOP, return_id=rid, event_id=f"{rid}-rcv", lines=received)
+    )
+    return rid
+
+
+@pytest.fixture
+def sqlite_harness(tmp_path: Path) -> Iterator[Harness]:
+    store = SqliteStore(tmp_path / "returns.db")
+    harness = Harness(store=store)
+    for order_id in ("warm", "counted"):
+        harness.ports.commerce.add_order(order(order_id))
+    whole_return(harness, "warm")  # the connection opened, the schema read
+    yield harness
+    store.close()
+
+
+def counted_sqlite(harness: Harness) -> tuple[str, list[str]]:
+    """The counted return's id and every statement it sent to SQLite."""
+    store = harness.store
+    assert isinstance(store, SqliteStore)
+    statements: list[str] = []
+    connection = store._connection()  # this thread's connection: the one the service uses
+    connection.set_trace_callback(statements.append)
+    try:
+        rid = whole_return(harness, "counted")
+    finally:
+        connection.set_trace_callback(None)
+    return rid, statements
+
+
+def writes(statements: list[str]) -> int:
+    return sum(1 for s in statements if s.lstrip().upper().startswith("BEGIN IMMEDIATE"))
+
+
+def assert_whole_and_once(harness: Harness, rid: str) -> None:
+    """The return closed, every effect done, each port called once per key."""
+    record = harness.store.get(SHOP, rid)
+    assert record.state == ("closed", "no_exchange")
+    outbox = harness.store.outbox(SHOP, rid)
+    assert len(outbox) == 12
+    assert {entry.status for entry in outbox} == {"done"}
+    assert all(entry.attempts == 1 for entry in outbox)
+    published = [entry for entry in outbox if entry.effect.kind == "publish"]
+    assert len(harness.ports.events.topics_for(rid)) == len(published) == 8
+
+
+def test_a_whole_return_makes_at_most_12_sqlite_write_transactions(
+    sqlite_harness: Harness,
+) -> None:
+    # 4 commands or facts, 3 answers written back (warehouse return, label, refund), the
+    # deliveries of each step written together, and two more writes before the label and
+    # the refund: a delivery to a port the return depends on waits until every such
+    # delivery before it is written (a crash repeats at most one of them).
+    rid, statements = counted_sqlite(sqlite_harness)
+    assert_whole_and_once(sqlite_harness, rid)
+    assert writes(statements) <= 12, statements
+    assert len(statements) <= 120
+
+
+def test_delivering_critical_effects_together_makes_at_most_10_write_transactions(
+    sqlite_harness: Harness,
+) -> None:
+    sqlite_harness.service.dispatcher.critical_alone = False
+    rid, statements = counted_sqlite(sqlite_harness)
+    assert_whole_and_once(sqlite_harness, rid)
+    assert writes(statements) <= 10, statements
+    assert len(statements) <= 110
+
+
+# -- PostgreSQL: statements the server executes, read from libpq's trace ------------------------
+
+
+@pytest.fixture
+def postgres_harness(tmp_path: Path) -> Iterator[tuple[Harness, Path]]:
+    import postgres_support
+    from returnflow.stores.postgres import PostgresStore
+
+    store = PostgresStore(postgres_support.cluster_or_skip().empty_database())
+    harness = Harness(store=store)
+    for order_id in ("warm", "counted"):
+        harness.ports.commerce.add_order(order(order_id))
+    whole_return(harness, "warm")
+    yield harness, tmp_path / "libpq.trace"
+    store.close()
+
+
+def counted_postgres(harness: Harness, trace: Path) -> tuple[str, int]:
+    """The counted return's id and the statements the server executed for it (``Execute``
+    messages of the extended protocol and ``Query`` messages of the simple one, ``BEGIN``
+    and ``COMMIT`` included), from the trace of every connection the store used."""
+    from psycopg import pq
+
+    from returnflow.stores.postgres import PostgresStore
+
+    store = harness.store
+    assert isinstance(store, PostgresStore)
+    borrow = store._pool.connection
+    traced: list[Any] = []
+
+    @contextlib.contextmanager
+    def tracing(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with borrow(*args, **kwargs) as connection:
+            if connection not in traced:
+                connection.pgconn.trace(out.fileno())
+                connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+                traced.append(connection)
+            yield connection
+
+    with trace.open("w") as out:
+        store._pool.connection = tracing  # type: ignore[method-assign]
+        try:
+            rid = whole_return(harness, "counted")
+        finally:
+            del store._pool.connection
+            for connection in traced:
+                connection.pgconn.untrace()
+    sent = [line.split("\t") for line in trace.read_text().splitlines()]
+    return rid, sum(1 for parts in sent if parts[0] == "F" and parts[2] in ("Execute", "Query"))
+
+
+def test_a_whole_return_makes_at_most_45_postgres_statements(
+    postgres_harness: tuple[Harness, Path],
+) -> None:
+    harness, trace = postgres_harness
+    rid, statements = counted_postgres(harness, trace)
+    assert_whole_and_once(harness, rid)
+    # 4 commands or facts and 4 writes of answers or with a claim (each BEGIN, one statement
+    # writing the returns, history, inbox, outbox and attempts rows, the claim, COMMIT; the
+    # new return's units too), 4 writes of deliveries alone (a statement each, with no
+    # transaction around it), and the reads of the four steps
+    assert statements <= 45
+
+
+def test_critical_effects_together_make_at_most_40_postgres_statements(
+    postgres_harness: tuple[Harness, Path],
+) -> None:
+    harness, trace = postgres_harness
+    harness.service.dispatcher.critical_alone = False
+    rid, statements = counted_postgres(harness, trace)
+    assert_whole_and_once(harness, rid)
+    assert statements <= 37
