@@ -11,6 +11,9 @@ that each sees the same machine):
 * ``memory`` and ``sqlite``, each with the compiled chart (the default) and with
   ``engine="chart"`` (python-statemachine fires every event); PostgreSQL rows with
   ``--dsn`` (an admin URL of a server to create a database on);
+* ``..., native``: the compiled chart in native mode (seed 003), the platform's own return
+  opened, processed (its money reconciled first), disposed and closed through the fake
+  ``PlatformReturns``, against the same store in the default mode;
 * ``sqlite, compiled, critical together``: the dispatcher delivering a return's effects of
   ports the return depends on together, written in one write
   (``dispatcher.critical_alone = False``); by default each such delivery waits until those
@@ -49,6 +52,7 @@ from returnflow import (
     OrderSnapshot,
     ReceivedLine,
     RequestLine,
+    ReturnPolicy,
     ReturnRequest,
     WarehouseReceipt,
 )
@@ -93,9 +97,15 @@ def _lifecycle(harness: Harness, order_id: str) -> str:
 
 
 def _rate(
-    store: ReturnStore, engine: str, count: int, tag: str, *, together: bool = False
+    store: ReturnStore,
+    engine: str,
+    count: int,
+    tag: str,
+    *,
+    together: bool = False,
+    mode: str = "tags",
 ) -> float:
-    harness = Harness(store=store, engine=engine)
+    harness = Harness(store=store, engine=engine, policy=ReturnPolicy(platform_mode=mode))
     harness.service.dispatcher.critical_alone = not together
     ids = [f"{tag}-{n}" for n in range(count)]
     for order_id in ids:
@@ -222,10 +232,13 @@ def main() -> None:
         floor: list[float] = []
         for round_no in range(args.rounds):
             for name, make in makers.items():
-                for engine in ENGINES:
+                for engine in (*ENGINES, "native"):
                     store = make(round_no)
                     tag = f"{round_no}-{name}-{engine}"
-                    rate = _rate(store, engine, args.records, tag)
+                    if engine == "native":  # the compiled chart, in native mode
+                        rate = _rate(store, "compiled", args.records, tag, mode="native")
+                    else:
+                        rate = _rate(store, engine, args.records, tag)
                     rates.setdefault((name, engine), []).append(rate)
                     close: Any = getattr(store, "close", None)
                     if close is not None:
@@ -242,6 +255,10 @@ def main() -> None:
     print(f"{'measurement':<36} {'returns/s':>10} {'ratio':>7}  against")
     print(f"{'sqlite3 floor (durable minimum)':<36} {bare:>10.0f} {1.0:>7.2f}  floor")
     for (name, engine), rate in medians.items():
+        if engine == "native":
+            tags = medians[(name, "compiled")]
+            print(f"{f'{name}, native':<36} {rate:>10.0f} {rate / tags:>7.2f}  {name}-compiled")
+            continue
         if engine == "together":
             continue
         chart = medians[(name, "chart")]

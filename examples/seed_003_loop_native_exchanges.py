@@ -1,9 +1,15 @@
 """Loop x Shopify native exchanges (seed 003): even, for less, upsell; fees; documents.
 
+Native mode (`platform_mode="native"`): each return lives on the platform's own return
+object too (`PlatformReturns`, here the fake). It is opened with the returned lines, the
+exchange lines and the fees; the exchange sits on it, on the original order; processing it
+moves the money (checked first against the platform's own figure, to the cent) and fulfils
+the exchange; restocking is a disposition apart from the refund.
+
 `quote()` says what a request would settle to before anything is stored (Shopify's
-`returnCalculate`); the return then settles exactly so. An upsell balance is charged through
-the Payments port and does not release the exchange: completing the return does, as the
-upsell's timeline shows.
+`returnCalculate`); the return then settles exactly so, and the platform agrees. An upsell
+balance is charged through the Payments port and does not release the exchange: processing
+the return does, as the upsell's timeline shows.
 """
 
 from datetime import datetime, timezone
@@ -24,9 +30,14 @@ from returnflow.domain.settlement import FeePolicy, Percent
 from returnflow.testing import Harness
 
 SHOP = "loop-shop"
-policy = ReturnPolicy(fees=FeePolicy(restocking=Percent(10), return_shipping=Money("5.00", "USD")))
-harness = Harness(policy=policy)
+policy = ReturnPolicy(
+    platform_mode="native",
+    fees=FeePolicy(restocking=Percent(10), return_shipping=Money("5.00", "USD")),
+)
+harness = Harness(policy=policy)  # native: the harness adds a FakePlatformReturns
 commerce, payments, service = harness.ports.commerce, harness.ports.payments, harness.service
+platform = harness.platform_returns
+assert platform is not None
 commerce.add_order(
     OrderSnapshot(
         id="2001",
@@ -82,9 +93,12 @@ run("refund", Refund())  # 57.00 - 10 % restocking (5.70) - 5.00 shipping = 46.3
 run("even exchange", Exchange(variant_id="s10"))  # fees waived for exchanges
 run("exchange for less", Exchange(variant_id="s10-sale", unit_price=Money("50.00", "USD")))
 upsell = run("upsell", Exchange(variant_id="s10-pro", unit_price=Money("75.00", "USD")))
-print("refunds:", [str(refund.amount) for refund in commerce.refunds])
+processed = [str(call.args["refund"]) for call in platform.calls_to("process")]
+print("processed, refunded through the platform return:", processed)
 print("charged:", [str(payment.amount) for payment in payments.payments])
-assert [str(refund.amount) for refund in commerce.refunds] == ["46.30 USD", "7.00 USD"]
+assert processed == ["46.30 USD", "0.00 USD", "7.00 USD", "0.00 USD"]
 assert [str(payment.amount) for payment in payments.payments] == ["18.00 USD"]
+assert commerce.refunds == []  # no bare refund, no tag: everything on the platform returns
+print("dispositions:", platform.dispositions(SHOP, "gid://Return/1"))
 print()
 print(service.render_timeline(SHOP, upsell))  # charged, held, released only on completion

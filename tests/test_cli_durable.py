@@ -47,7 +47,8 @@ def test_demo_writes_a_file_that_inspect_reads_as_text_and_json(tmp_path: Path) 
     assert document["allowed_events"] == list(TABLE.allowed(("closed", "released")))
     kinds = [effect["effect"]["kind"] for effect in document["effects"]]
     assert "charge_balance" in kinds
-    assert "release_exchange" in kinds
+    assert "process_platform_return" in kinds  # native (seed 003): processing releases it
+    assert "release_exchange" not in kinds
     assert {effect["status"] for effect in document["effects"]} == {"done"}
     assert all(effect["attempts"] == 1 for effect in document["effects"])
     assert document["inbound"] == [

@@ -1665,7 +1665,11 @@ def test_results_of_effects_without_write_back_change_nothing() -> None:
     results.apply_result(change, only(paid, fx.Restock), None)
     assert not change.changed
     assert fx.Restock not in results.NEEDS_WRITE_BACK
-    assert sorted(t.kind for t in results.NEEDS_OUTBOX) == ["issue_refund", "issue_store_credit"]
+    assert sorted(t.kind for t in results.NEEDS_OUTBOX) == [
+        "issue_refund",
+        "issue_store_credit",
+        "process_platform_return",  # native mode's refund: it closes the return too
+    ]
 
 
 # -- no I/O ----------------------------------------------------------------------------------
@@ -1768,6 +1772,7 @@ def test_decisions_import_no_store_service_or_io_module() -> None:
     data_only = {
         "returnflow.ports.store": {"OutboxEntry"},
         "returnflow.ports.commerce": {"LineQuantity", "ExchangeItem", "HoldStatus"},
+        "returnflow.ports.platform_returns": {"PlatformExchangeLine", "PlatformReturnLine"},
         "returnflow.errors": {"InvalidPayload", "InvalidTransition", "ReturnflowError"},
     }
     stdlib = {"__future__", "collections.abc", "datetime", "typing", "attrs", "statemachine"}

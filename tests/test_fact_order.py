@@ -46,6 +46,8 @@ from returnflow import (
     Money,
     OrderLine,
     OrderSnapshot,
+    PlatformReturnEvent,
+    PlatformTopic,
     QcResult,
     ReceivedLine,
     ReleaseTrigger,
@@ -66,7 +68,7 @@ ORDER_ID = "1001"
 ORDERED_AT = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
 START = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
 
-Fact = CarrierUpdate | WarehouseReceipt | WarehouseFinished
+Fact = CarrierUpdate | WarehouseReceipt | WarehouseFinished | PlatformReturnEvent
 
 SMARTPACK = ReturnPolicy(completion=Completion.ON_WAREHOUSE_FINISHED)
 INSTANT = ReturnPolicy(
@@ -138,6 +140,13 @@ def sent_back(rid: str) -> CarrierUpdate:
 
 def receipt(rid: str, n: int, *lines: ReceivedLine) -> WarehouseReceipt:
     return WarehouseReceipt(shop=SHOP, return_id=rid, event_id=f"{rid}-rcv-{n}", lines=lines)
+
+
+def reopened_there(rid: str) -> PlatformReturnEvent:
+    """A person reopened the (processed, closed) platform return in the platform's admin."""
+    return PlatformReturnEvent(
+        shop=SHOP, return_id=rid, event_id=f"{rid}-reopen", topic=PlatformTopic.REOPEN
+    )
 
 
 def finished(rid: str) -> WarehouseFinished:
@@ -312,6 +321,56 @@ FLOWS: tuple[Flow, ...] = (
     ),
 )
 
+NATIVE = ReturnPolicy(platform_mode="native")
+NATIVE_EARLY = ReturnPolicy(platform_mode="native", refund_trigger=RefundTrigger.ON_HANDED_IN)
+CHEAPER_TEE = RequestLine(
+    order_line_id="L1",
+    quantity=1,
+    outcome=Exchange(variant_id="tee-l", unit_price=Money("20.00", "EUR")),
+    reason=ReturnReason.SIZE_TOO_SMALL,
+)
+
+# Seed 003 in native mode: the platform's own return is opened, processed (its money
+# reconciled), its failed units removed and the rest disposed; what the fake platform holds
+# is compared too (:func:`outcome`).
+FLOWS += (
+    Flow(
+        "seed003-native-exchange-for-less",
+        NATIVE,
+        (
+            Plan(
+                (CHEAPER_TEE, refund("L2", 2)),
+                lambda r: [
+                    picked_up(r),
+                    delivered(r),
+                    receipt(r, 1, ok("L1"), ok("L2")),
+                    receipt(r, 2, bad("L2")),
+                ],
+            ),
+        ),
+    ),
+    Flow(
+        "seed003-native-refund-on-hand-in",
+        NATIVE_EARLY,
+        (
+            Plan(
+                (refund("L2", 2),),
+                lambda r: [picked_up(r), delivered(r), receipt(r, 1, ok("L2", 2))],
+            ),
+        ),
+    ),
+    Flow(
+        "seed003-native-reopened-in-the-admin",
+        NATIVE,
+        (
+            Plan(
+                (refund("L2", 2),),
+                lambda r: [picked_up(r), receipt(r, 1, ok("L2", 2)), reopened_there(r)],
+            ),
+        ),
+    ),
+)
+
 BY_NAME = {flow.name: flow for flow in FLOWS}
 
 # Flows whose outcome depends on the order the facts arrive in (product bugs, reported).
@@ -359,7 +418,20 @@ def deliver(harness: Harness, stream: Sequence[Fact]) -> list[HandleResult]:
 
 
 def outcome(harness: Harness, rids: Sequence[str]) -> dict[str, Any]:
-    return reordering.outcome(harness, SHOP, rids)
+    found = reordering.outcome(harness, SHOP, rids)
+    platform = harness.platform_returns
+    if platform is not None:  # native mode: the platform's returns, their money, dispositions
+        ids = [harness.service.get(SHOP, rid).refs.platform_return_id for rid in rids]
+        found["platform"] = [
+            (
+                platform.get_return(SHOP, pid),
+                platform.refunded(SHOP, pid),
+                platform.dispositions(SHOP, pid),
+            )
+            for pid in ids
+            if pid is not None
+        ]
+    return found
 
 
 _IN_ORDER: dict[str, tuple[dict[str, Any], list[str]]] = {}

@@ -16,7 +16,7 @@ from returnflow.ports.store import Attempt, OutboxEntry
 
 __all__ = ["BUDGET", "CRITICAL_PORTS", "RUN", "Delivered", "Tally", "heavy", "held_run", "runs"]
 
-CRITICAL_PORTS = frozenset({"commerce", "warehouse", "carrier", "payments"})
+CRITICAL_PORTS = frozenset({"commerce", "warehouse", "carrier", "payments", "platform_returns"})
 """Ports whose effects the return depends on: one given up for good needs a person (a lost
 message or event does not)."""
 

@@ -89,6 +89,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
                     harness.ports.warehouse,
                     harness.ports.carrier,
                     harness.ports.payments,
+                    *((harness.platform_returns,) if harness.platform_returns else ()),
                 )
                 for call in fake.calls
                 if call.idempotency_key is not None

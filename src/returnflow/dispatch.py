@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import attrs
 
 from returnflow import commits, logs
+from returnflow import platform_handlers as native
 from returnflow._delivery import (
     BUDGET,
     CRITICAL_PORTS,
@@ -103,10 +104,12 @@ class Dispatcher(PolicyResolution):
         handlers: Mapping[type[fx.Effect], Handler] | None = None,
         engine: str = "compiled",
         policies: PolicySource | None = None,
+        platform_returns: native.PlatformReturns | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ConfigurationError(f"one of {sorted(ENGINES)}", field="engine", value=engine)
-        self.policies: PolicySource = source_of(policy, policies)
+        self.policies: PolicySource = source_of(policy, policies, platform_returns)
+        self.platform_returns = native.required(policy, platform_returns)  # native mode's
         self.engine = engine
         self.store = store
         self.commerce = commerce
@@ -374,9 +377,7 @@ class Dispatcher(PolicyResolution):
             else:
                 result = handler(self, effect, self.store.get(effect.shop, effect.return_id))
         except Exception as error:  # a port may raise anything; it must not lose the effect
-            retryable = not isinstance(error, PortError) or error.retryable
-            policy = self.retry_policy(effect)
-            give_up = not retryable or entry.attempts + 1 >= policy.max_attempts
+            give_up, wait = self.failed_try(effect, entry.attempts + 1, error)
             message = f"{type(error).__name__}: {error}"
             now = self.clock()
             attempt = Attempt(
@@ -385,7 +386,7 @@ class Dispatcher(PolicyResolution):
                 at=now,
                 error=message,
                 give_up=give_up,
-                retry_at=now + policy.backoff(entry.attempts + 1, self.rng.random()),
+                retry_at=now + wait,
             )
             escalated = give_up and effect.port in CRITICAL_PORTS
             logs.failed(entry, attempt, escalated=escalated)
@@ -591,6 +592,7 @@ HANDLERS: Mapping[type[fx.Effect], Handler] = {
     fx.CancelExchange: _cancel_exchange,
     fx.CapturePayment: _capture_payment,
     fx.VoidAuthorization: _void_authorization,
+    **native.HANDLERS,  # native mode's: the platform's own returns
 }
 """The handler of each effect type: which port it calls, with what.
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from returnflow import commits, logs
-from returnflow.decisions import merchant
+from returnflow.decisions import merchant, platform
 from returnflow.decisions import request as requests
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
@@ -170,6 +170,7 @@ class Opening:
             )
             with using(service.engine):
                 decide(order, change, value, verdict)
+                platform.plan(change, service.dispatcher.policy_of(change.record))
             timer_rules.schedule(change, service.dispatcher.policy_of(change.record))
             try:
                 record, claimed = commits.commit_new(service.store, change, claim)

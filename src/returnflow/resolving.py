@@ -5,30 +5,48 @@ later decision, and an effect's return's policy for its retries
 
 from __future__ import annotations
 
-from returnflow.decisions import facts
-from returnflow.decisions import timers as timer_rules
+import random
+from datetime import timedelta
+
+from returnflow import platform_handlers as native
 from returnflow.decisions.change import Change
+from returnflow.decisions.follow_up import follow_up
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.policy import ReturnPolicy
-from returnflow.errors import ConfigurationError, ReturnflowError
+from returnflow.errors import ConfigurationError, PortError, ReturnflowError
 from returnflow.lifecycle import effects as fx
-from returnflow.ports.policies import PolicySource, StaticPolicy, resolve, the_policy
+from returnflow.ports.platform_returns import PlatformReturns
+from returnflow.ports.policies import (
+    PolicySource,
+    ShopPolicies,
+    StaticPolicy,
+    resolve,
+    the_policy,
+)
 from returnflow.ports.store import ReturnStore
 
 __all__ = ["PolicyResolution", "PolicySource", "source_of"]
 
 
-def source_of(policy: ReturnPolicy | None, policies: PolicySource | None) -> PolicySource:
+def source_of(
+    policy: ReturnPolicy | None,
+    policies: PolicySource | None,
+    platform_returns: PlatformReturns | None = None,
+) -> PolicySource:
     """The source a service is given: ``policies``, or one ``policy`` for every shop (the
     default policy when neither); both is a :class:`ConfigurationError` naming
-    ``policies``."""
+    ``policies``. A :class:`ShopPolicies` with a shop in native mode needs
+    ``platform_returns`` (else a ``ConfigurationError`` naming ``platform_returns``)."""
     if policy is not None and policies is not None:
         raise ConfigurationError(
             "give one policy for every shop or a source of policies, not both",
             field="policies",
             value=policies,
         )
-    return policies if policies is not None else StaticPolicy(policy)
+    source = policies if policies is not None else StaticPolicy(policy)
+    for known in source.every() if isinstance(source, ShopPolicies) else ():
+        native.required(known, platform_returns)
+    return source
 
 
 class PolicyResolution:
@@ -36,6 +54,7 @@ class PolicyResolution:
 
     store: ReturnStore
     policies: PolicySource
+    rng: random.Random
 
     @property
     def policy(self) -> ReturnPolicy:
@@ -68,9 +87,19 @@ class PolicyResolution:
             except ReturnflowError:
                 return ReturnPolicy()
 
+    def failed_try(
+        self, effect: fx.Effect, attempt: int, error: Exception
+    ) -> tuple[bool, timedelta]:
+        """After try ``attempt`` of ``effect`` raised ``error``: whether it is given up (not
+        retryable, or the effect's :meth:`retry_policy` allows no more tries) and the wait
+        before the next (its back-off, with jitter)."""
+        policy = self.retry_policy(effect)
+        retryable = not isinstance(error, PortError) or error.retryable
+        give_up = not retryable or attempt >= policy.max_attempts
+        return give_up, policy.backoff(attempt, self.rng.random())
+
     def drain(self, change: Change) -> None:
-        """After a decision, by the policy the return was opened under: apply what parked
-        facts it can now use, and set when a timer next has something to do for it."""
-        policy = self.policy_of(change.record)
-        facts.drain(change, policy)
-        timer_rules.schedule(change, policy)
+        """After a decision, by the policy the return was opened under:
+        :func:`~returnflow.decisions.follow_up.follow_up` (parked facts, native mode's
+        platform return, timers)."""
+        follow_up(change, self.policy_of(change.record))

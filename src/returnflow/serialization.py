@@ -41,7 +41,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from returnflow.domain._fields import check_storable, coerce_enum
 from returnflow.domain._time import instant, parse_instant
 from returnflow.domain.external import ExternalReturn, SourceStatus
-from returnflow.domain.inbound import CarrierStatus
+from returnflow.domain.inbound import CarrierStatus, Disposition, PlatformTopic
 from returnflow.domain.model import (
     DeclineReason,
     Exchange,
@@ -175,6 +175,15 @@ _EFFECTS: dict[str, type[fx.Effect]] = {
         fx.Restock,
         fx.Notify,
         fx.Publish,
+        fx.OpenPlatformReturn,
+        fx.ApprovePlatformReturn,
+        fx.DeclinePlatformReturn,
+        fx.ProcessPlatformReturn,
+        fx.DisposePlatformUnits,
+        fx.RemovePlatformLines,
+        fx.ClosePlatformReturn,
+        fx.ReopenPlatformReturn,
+        fx.CancelPlatformReturn,
     )
 }
 
@@ -209,8 +218,10 @@ for _enum_type in (
     CarrierStatus,
     Completion,
     DeclineReason,
+    Disposition,
     ItemCondition,
     OutcomeKind,
+    PlatformTopic,
     QcResult,
     ReleaseTrigger,
     ReturnReason,

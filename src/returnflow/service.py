@@ -35,12 +35,7 @@ from returnflow.decisions import reset as resets
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
 from returnflow.dispatch import Dispatcher, DispatchReport
-from returnflow.domain.inbound import (
-    CarrierUpdate,
-    InboundEvent,
-    WarehouseFinished,
-    WarehouseReceipt,
-)
+from returnflow.domain.inbound import INBOUND_FACTS, InboundEvent
 from returnflow.domain.model import (
     DeclineReason,
     ExternalRefs,
@@ -62,6 +57,7 @@ from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.events import EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
+from returnflow.ports.platform_returns import PlatformReturns
 from returnflow.ports.policies import PolicySource
 from returnflow.ports.store import InboundKey, ReturnStore
 from returnflow.ports.warehouse import Warehouse
@@ -95,16 +91,13 @@ class HandleResult:
     reason: str = ""
 
 
-_INBOUND = (CarrierUpdate, WarehouseReceipt, WarehouseFinished)
-
-
 class ReturnsService:
     """Runs returns for a host: construct it once with the host's ports (the composition root).
 
     The store, the ports, the policy, the clock, ``worker_id`` and ``lease`` are shared with
     :attr:`dispatcher`, the outbox relay that delivers what the service commits
-    (:class:`~returnflow.dispatch.Dispatcher`). ``clock`` returns the time, aware (default:
-    UTC now); ``ids`` a new return's id (default: ``ret_`` and 16 hex digits). ``engine``
+    (:class:`~returnflow.dispatch.Dispatcher`; ``platform_returns`` is needed in native mode).
+    ``clock`` returns the time, aware (default: UTC now); ``ids`` a new return's id. ``engine``
     fires chart events with the compiled chart (``"compiled"``, the default) or the
     python-statemachine chart itself (``"chart"``; :mod:`returnflow.lifecycle.engine`);
     another name raises :class:`~returnflow.errors.ConfigurationError`. See the README for a
@@ -144,6 +137,7 @@ class ReturnsService:
         jitter_seed: int | None = None,
         engine: str = "compiled",
         policies: PolicySource | None = None,
+        platform_returns: PlatformReturns | None = None,
     ) -> None:
         self.dispatcher = Dispatcher(
             store=store,
@@ -160,6 +154,7 @@ class ReturnsService:
             jitter_seed=jitter_seed,
             engine=engine,
             policies=policies,
+            platform_returns=platform_returns,
         )
         self.ids = ids or _new_id
         self.auto_dispatch = auto_dispatch
@@ -392,8 +387,8 @@ class ReturnsService:
         that came early is ``parked`` and applied when the return can use it
         (:mod:`returnflow.decisions.facts`); one the return will never use is recorded and
         ``ignored``; bad data raises."""
-        if not isinstance(event, _INBOUND):
-            raise InvalidPayload("event", event, "must be a carrier or warehouse event")
+        if not isinstance(event, INBOUND_FACTS):
+            raise InvalidPayload("event", event, "must be a carrier, warehouse or platform fact")
         key = InboundKey(shop=event.shop, source=event.source, event_id=event.event_id)
 
         def decide(change: Change) -> tuple[str, str]:

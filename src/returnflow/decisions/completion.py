@@ -226,7 +226,8 @@ def complete(
             prepaid = None
     settlement = settle_parts(change, policy, parts, exchange_lines=kept, prepaid=prepaid)
     change.update(completed_at=change.now, balance_settled=record.balance_paid is not None)
-    refunds_again = [key for key in given_up if key.endswith(f"/{fx.IssueRefund.kind}")]
+    refunds = (f"/{fx.IssueRefund.kind}", f"/{fx.ProcessPlatformReturn.kind}")
+    refunds_again = [key for key in given_up if key.endswith(refunds)]
     if settlement.refund or (refunds_again and change.allows("refund")):
         change.fire("refund", {"amount": str(settlement.refund)} if settlement.refund else None)
     elif change.record.status == "needs_review" and (
@@ -391,7 +392,7 @@ def close_if_settled(change: Change, *, delivered: str) -> None:
         "approved",
     ):
         return
-    money = (fx.IssueRefund, fx.IssueStoreCredit)
+    money = (fx.IssueRefund, fx.IssueStoreCredit, fx.ProcessPlatformReturn)
     if any(
         isinstance(e.effect, money) and e.status == "pending" and e.effect.key != delivered
         for e in change.outbox

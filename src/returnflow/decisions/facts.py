@@ -19,12 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from returnflow.decisions import carrier, completion, exchange, warehouse
+from returnflow.decisions import carrier, completion, exchange, platform_facts, warehouse
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import (
     CarrierStatus,
     CarrierUpdate,
     InboundEvent,
+    PlatformReturnEvent,
+    PlatformTopic,
     ReceivedLine,
     WarehouseFinished,
     WarehouseReceipt,
@@ -47,6 +49,9 @@ WAITS: Mapping[str, frozenset[str]] = {
     # Finished waits for the whole receipt (item_received: when units are still missing)
     "finished": _BEFORE_APPROVAL
     | {"approved", "label_sent", "in_transit", "delivered", "needs_review", "item_received"},
+    # the platform return reopened before returnflow saw the close it follows
+    "platform_reopen": _BEFORE_APPROVAL
+    | {"approved", "label_sent", "in_transit", "delivered", "item_received", "refunded"},
 }
 """Per kind of fact, the lifecycle states in which it is parked until the return can use it."""
 
@@ -56,6 +61,7 @@ RANK: Mapping[str, int] = {
     "returned_to_origin": 1,
     "receipt": 2,
     "finished": 3,
+    "platform_reopen": 4,
 }
 """The order facts happen in: parked facts are applied in it (then by arrival)."""
 
@@ -63,6 +69,7 @@ _APPLY: Mapping[type[Any], Callable[[Change, Any, ReturnPolicy], str]] = {
     CarrierUpdate: carrier.carrier_update,
     WarehouseReceipt: warehouse.receipt,
     WarehouseFinished: warehouse.finished,
+    PlatformReturnEvent: platform_facts.apply,
 }
 
 _CARRIER_KINDS = {
@@ -76,6 +83,8 @@ def kind_of(event: InboundEvent) -> str:
     """The kind of a fact, as :data:`WAITS` and :data:`RANK` name it."""
     if isinstance(event, CarrierUpdate):
         return _CARRIER_KINDS[event.status]
+    if isinstance(event, PlatformReturnEvent):
+        return "platform_reopen"  # the one platform fact that waits
     return "receipt" if isinstance(event, WarehouseReceipt) else "finished"
 
 
@@ -104,6 +113,14 @@ def receive(change: Change, event: InboundEvent, policy: ReturnPolicy) -> tuple[
     """Apply, park or ignore an inbound fact; return ``(status, reason)`` where status is
     ``applied``, ``parked`` or ``ignored``. A fact applied is followed by the parked facts the
     return can now use (:func:`drain`). Raises what the fact's rule raises for bad data."""
+    if isinstance(event, PlatformReturnEvent) and (
+        event.topic is not PlatformTopic.REOPEN or not waits(change, event)
+    ):  # about the platform's return: now or never, but a reopen waits for its close
+        ignored = platform_facts.apply(change, event, policy)
+        if ignored:
+            return "ignored", ignored
+        drain(change, policy)
+        return "applied", ""
     decide = _APPLY[type(event)]
     if not _ready(change, event, policy):
         if isinstance(event, WarehouseReceipt):
@@ -192,7 +209,11 @@ def _park(change: Change, event: InboundEvent, why: str) -> None:
         lines = tuple(_line_data(line) for line in event.lines)
     elif isinstance(event, CarrierUpdate):
         status = event.status.value
+    elif isinstance(event, PlatformReturnEvent):
+        status = event.topic.value
     kind = "carrier" if status else ("receipt" if lines else "finished")
+    if isinstance(event, PlatformReturnEvent):
+        kind = "platform"
     parked = ParkedFact(
         kind=kind,
         event_id=event.event_id,
@@ -218,6 +239,8 @@ def _line_data(line: ReceivedLine) -> dict[str, Any]:
 
 
 def _kind(parked: ParkedFact) -> str:
+    if parked.kind == "platform":
+        return "platform_reopen"
     if parked.kind == "carrier":
         return _CARRIER_KINDS[CarrierStatus(parked.status)]
     return parked.kind
@@ -234,6 +257,8 @@ def parked_event(change: Change, parked: ParkedFact) -> InboundEvent:
     }
     if parked.kind == "carrier":
         return CarrierUpdate(status=parked.status, **common)
+    if parked.kind == "platform":
+        return PlatformReturnEvent(topic=parked.status, **common)
     if parked.kind == "receipt":
         return WarehouseReceipt(lines=[ReceivedLine(**line) for line in parked.lines], **common)
     return WarehouseFinished(**common)

@@ -153,8 +153,14 @@ def open_return(
         status=initial[0],
         exchange_status=initial[1],
         lines=tuple(lines),
-        exchange_lines=tuple(exchange_lines),
-        refs=refs or ExternalRefs(),
+        exchange_lines=_on_platform(request, lines, exchange_lines),
+        refs=attrs.evolve(
+            refs or ExternalRefs(),
+            platform_return_id=request.platform_return_id,
+            platform_line_ids=request.platform_line_ids,
+        )
+        if request.platform_return_id
+        else refs or ExternalRefs(),
         created_at=now,
         updated_at=now,
         customer_email=order.customer_email,
@@ -299,3 +305,18 @@ def quote(
         taxes_included=order.taxes_included,
     )
     return attrs.evolve(settlement, rules=tuple(firing.explain() for firing in verdict.firings))
+
+
+def _on_platform(
+    request: ReturnRequest, lines: Sequence[ReturnLine], exchange_lines: Sequence[ExchangeLine]
+) -> tuple[ExchangeLine, ...]:
+    """The exchange lines, with the platform's exchange line ids of a return the customer
+    opened on the platform (``request.platform_exchange_line_ids``)."""
+    ids = dict(request.platform_exchange_line_ids)
+    order_line = {line.id: line.order_line_id for line in lines}
+    return tuple(
+        attrs.evolve(line, platform_item_id=ids[order_line[line.return_line_id]])
+        if order_line.get(line.return_line_id) in ids
+        else line
+        for line in exchange_lines
+    )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from returnflow.decisions import completion, exchange
+from returnflow.decisions import completion, exchange, platform
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ReturnLine, ReturnRecord
 from returnflow.domain.policy import Completion, ReturnPolicy
@@ -133,7 +133,14 @@ def _child(
         exchange_status=exchange_status,
         lines=tuple(lines),
         exchange_lines=tuple(exchange_lines),
-        refs=attrs.evolve(parent.refs, warehouse_rma_id=None, refund_ids=(), credit_ids=())
+        refs=attrs.evolve(
+            parent.refs,
+            warehouse_rma_id=None,
+            refund_ids=(),
+            credit_ids=(),
+            platform_return_id=None,
+            platform_line_ids=(),
+        )
         if exchange_lines
         else type(parent.refs)(tracking_number=parent.refs.tracking_number),
         created_at=change.now,
@@ -148,7 +155,10 @@ def _child(
         policy_version=parent.policy_version,
     )
     child = Change(record, now=change.now, actor=change.actor, base=0)
-    child.note("created_by_reset", {"parent_id": parent.id})
+    paid: dict[str, int] = {}
+    for line in lines:  # settled on the reset return: paid (and processed) there
+        paid[line.order_line_id] = paid.get(line.order_line_id, 0) + line.settled
+    child.note("created_by_reset", {"parent_id": parent.id, "settled": paid})
     child.effect(
         fx.CreateWarehouseReturn,
         lines=tuple(LineQuantity(line.order_line_id, line.quantity) for line in lines),
@@ -158,4 +168,5 @@ def _child(
     child.publish("request", parent_id=parent.id)
     if policy.completion is Completion.ON_RECEIPT:
         completion.complete(child, policy)
+    platform.plan(child, policy)  # native mode: its own platform return
     return child

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from returnflow.decisions import completion, exchange, review
+from returnflow.decisions import completion, exchange, platform, review
 from returnflow.decisions.change import Change
 from returnflow.lifecycle import effects as fx
 
@@ -206,12 +206,13 @@ _WRITE_BACK: dict[type[fx.Effect], Callable[[Change, Any, object], None]] = {
     fx.VoidAuthorization: _voided,
     fx.IssueRefund: _refunded,
     fx.IssueStoreCredit: _credited,
+    **platform.WRITE_BACK,
 }
 
 NEEDS_WRITE_BACK = frozenset(_WRITE_BACK)
 """Effect types whose result changes the return; the others' results are only recorded."""
 
-NEEDS_OUTBOX = frozenset({fx.IssueRefund, fx.IssueStoreCredit})
+NEEDS_OUTBOX = frozenset({fx.IssueRefund, fx.IssueStoreCredit, fx.ProcessPlatformReturn})
 """Effect types whose write-back reads ``change.outbox`` (to close once all money is in)."""
 
 FORWARDED = frozenset({fx.CreateLabel, fx.HoldExchange, fx.ChargeBalance})
@@ -234,7 +235,7 @@ def escalate(change: Change, effect: fx.Effect, message: str) -> None:
     up keeps its units settled and is remembered (``payouts_given_up``): the next completion
     re-opens it under its own key, since an attempt may have reached the platform."""
     reason = f"{effect.kind} failed: {message}"
-    if isinstance(effect, (fx.IssueRefund, fx.IssueStoreCredit)):
+    if isinstance(effect, (fx.IssueRefund, fx.IssueStoreCredit, fx.ProcessPlatformReturn)):
         given_up = change.record.payouts_given_up
         if effect.key not in given_up:
             change.update(payouts_given_up=(*given_up, effect.key))

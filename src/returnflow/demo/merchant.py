@@ -5,7 +5,7 @@ than the one the demo names."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
 import attrs
@@ -249,3 +249,11 @@ def shop_rules(shop: str, store: ReturnStore | None = None) -> tuple[Harness, Sh
         )
     )
     return harness, [dress.id, coat.id, trainers.id]
+
+
+FLOWS: tuple[tuple[str, str, Callable[[str, ReturnStore | None], tuple[Harness, Shown]]], ...] = (
+    ("merchant-shops", "Merchant setup: two shops, two policies, one service", two_shops),
+    ("merchant-reasons", "Merchant setup: the shop's own return reasons", shop_reasons),
+    ("merchant-rules", "Merchant setup: rules read from TOML", shop_rules),
+)
+"""The flows ``returnflow demo`` runs for this module: name, title, flow."""

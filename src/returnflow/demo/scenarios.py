@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import attrs
 
-from returnflow.demo.merchant import Shown, shop_reasons, shop_rules, two_shops
+from returnflow.demo.merchant import FLOWS, Shown
 from returnflow.domain.external import ExternalLine, ExternalReturn
 from returnflow.domain.inbound import (
     CarrierStatus,
@@ -372,7 +372,8 @@ def clickpost_rto(
 def _loop_exchange(
     price: str | None, shop: str, store: ReturnStore | None, **policy: object
 ) -> tuple[Harness, Sequence[str]]:
-    harness = _harness(shop, store, **policy)
+    # Native mode (seed 003): the return lives on the platform's own return object too.
+    harness = _harness(shop, store, platform_mode="native", **policy)
     service = harness.service
     unit_price = None if price is None else Money(price, "EUR")
     record = service.request(
@@ -579,17 +580,17 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("clickpost-qc-pass", "Increff x Clickpost: QC pass releases", clickpost_qc_pass),
     Scenario("clickpost-qc-fail", "Increff x Clickpost: QC fail cancels", clickpost_qc_fail),
     Scenario("clickpost-rto", "Increff x Clickpost: return to origin", clickpost_rto),
-    Scenario("loop-even", "Loop x Shopify: even exchange", loop_even_exchange),
-    Scenario("loop-for-less", "Loop x Shopify: exchange for less", loop_exchange_for_less),
-    Scenario("loop-upsell", "Loop x Shopify: upsell exchange", loop_upsell),
+    Scenario("loop-even", "Loop x Shopify native returns: even exchange", loop_even_exchange),
+    Scenario(
+        "loop-for-less", "Loop x Shopify native returns: exchange for less", loop_exchange_for_less
+    ),
+    Scenario("loop-upsell", "Loop x Shopify native returns: upsell exchange", loop_upsell),
     Scenario(
         "loop-fees-credit",
         "Loop x Shopify / Xoro: fees, store credit bonus, ERP documents",
         loop_fees_and_credit,
     ),
-    Scenario("merchant-shops", "Merchant setup: two shops, two policies, one service", two_shops),
-    Scenario("merchant-reasons", "Merchant setup: the shop's own return reasons", shop_reasons),
-    Scenario("merchant-rules", "Merchant setup: rules read from TOML", shop_rules),
+    *(Scenario(name, title, run) for name, title, run in FLOWS),  # what merchants configure
     Scenario(
         "loop-xoro-import",
         "Loop x Xoro: returns imported as RMAs, ASN closed in full or short",

@@ -15,13 +15,17 @@ import attrs
 
 from returnflow.domain._fields import check_instant, check_storable, check_str, coerce_enum, to_utc
 from returnflow.domain.model import ItemCondition, QcResult
+from returnflow.domain.money import Money
 from returnflow.errors import InvalidPayload
 
 __all__ = [
+    "INBOUND_FACTS",
     "CarrierStatus",
     "CarrierUpdate",
     "Disposition",
     "InboundEvent",
+    "PlatformReturnEvent",
+    "PlatformTopic",
     "ReceivedLine",
     "WarehouseFinished",
     "WarehouseReceipt",
@@ -138,4 +142,52 @@ class WarehouseFinished:
     source: str = attrs.field(default="warehouse", validator=_check_text)
 
 
-InboundEvent = CarrierUpdate | WarehouseReceipt | WarehouseFinished
+class PlatformTopic(str, enum.Enum):
+    """What the platform says happened to its return (Shopify's webhook topics, seed 003)."""
+
+    APPROVE = "returns/approve"
+    DECLINE = "returns/decline"
+    CANCEL = "returns/cancel"
+    CLOSE = "returns/close"
+    REOPEN = "returns/reopen"
+    REFUND = "refunds/create"
+    DISPOSE = "reverse_fulfillment_orders/dispose"
+
+
+def _to_topic(value: object) -> PlatformTopic:
+    return coerce_enum(PlatformTopic, value, InvalidPayload, "topic")
+
+
+def _check_amount(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, Money):
+        raise InvalidPayload(attribute.name, value, "must be Money or None")
+
+
+def _check_optional_text(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _check_text(_, attribute, value)
+
+
+@attrs.frozen(kw_only=True)
+class PlatformReturnEvent:
+    """A webhook about the platform's return of a returnflow return (native mode): its status
+    moved (approved, declined, cancelled, closed, reopened: by returnflow's own call, whose
+    echo changes nothing, or by a person in the platform's admin, which the return follows),
+    a refund was created on the order (``refund_id``, ``amount``), or units were disposed.
+    ``platform_return_id``, when given, must be the return's."""
+
+    shop: str = attrs.field(validator=_check_text)
+    return_id: str = attrs.field(validator=_check_text)
+    event_id: str = attrs.field(validator=_check_text)
+    topic: PlatformTopic = attrs.field(converter=_to_topic)
+    source: str = attrs.field(default="platform", validator=_check_text)
+    platform_return_id: str | None = attrs.field(default=None, validator=_check_optional_text)
+    refund_id: str | None = attrs.field(default=None, validator=_check_optional_text)
+    amount: Money | None = attrs.field(default=None, validator=_check_amount)
+
+
+InboundEvent = CarrierUpdate | WarehouseReceipt | WarehouseFinished | PlatformReturnEvent
+
+INBOUND_FACTS = (CarrierUpdate, WarehouseReceipt, WarehouseFinished, PlatformReturnEvent)
+"""The inbound fact types :meth:`ReturnsService.handle <returnflow.service.ReturnsService.handle>`
+takes."""

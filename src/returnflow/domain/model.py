@@ -9,10 +9,9 @@ Checks that need the order (is this line on it, is this quantity still returnabl
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 
 import attrs
 
@@ -26,6 +25,14 @@ from returnflow.domain._fields import (
 )
 from returnflow.domain.money import Money
 from returnflow.domain.order import Fulfillment, OrderLine, OrderSnapshot
+from returnflow.domain.reason_codes import (
+    Reason,
+    ReturnReason,
+    handle_of,
+    platform_reason,
+    reason_text,
+    to_reason,
+)
 from returnflow.errors import (
     CurrencyMismatch,
     InvalidAmount,
@@ -47,6 +54,7 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "ParkedFact",
+    "PlatformUnits",
     "QcResult",
     "Reason",
     "Refund",
@@ -58,76 +66,11 @@ __all__ = [
     "StoreCredit",
     "check_amount",
     "handle_of",
+    "platform_reason",
     "reason_text",
     "request_amounts",
     "to_reason",
 ]
-
-
-class ReturnReason(str, enum.Enum):
-    """Why the customer returns a line (Shopify's ``ReturnReason`` values)."""
-
-    COLOR = "COLOR"
-    DEFECTIVE = "DEFECTIVE"
-    NOT_AS_DESCRIBED = "NOT_AS_DESCRIBED"
-    OTHER = "OTHER"
-    SIZE_TOO_LARGE = "SIZE_TOO_LARGE"
-    SIZE_TOO_SMALL = "SIZE_TOO_SMALL"
-    STYLE = "STYLE"
-    UNKNOWN = "UNKNOWN"
-    UNWANTED = "UNWANTED"
-    WRONG_ITEM = "WRONG_ITEM"
-
-
-Reason: TypeAlias = ReturnReason | str
-"""A line's return reason: one of the :class:`ReturnReason` values, or the handle of a
-reason the shop defined (:class:`~returnflow.domain.reasons.ReturnReasonDefinition`)."""
-
-_HANDLE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
-_STANDARD_HANDLES = {member.value.lower().replace("_", "-"): member for member in ReturnReason}
-
-
-def to_reason(value: object, field: str = "reason") -> Reason:
-    """``value`` as a :data:`Reason`: a :class:`ReturnReason`, its value (``"DEFECTIVE"``) or
-    its handle (``"defective"``) is that member; any other handle (lowercase letters and
-    digits joined by hyphens, at most 100 characters: ``"arrived-late"``) is kept as it is.
-    Anything else is :class:`~returnflow.errors.InvalidRequest` naming ``field``.
-
-    >>> to_reason("SIZE_TOO_SMALL") is to_reason("size-too-small") is ReturnReason.SIZE_TOO_SMALL
-    True
-    >>> to_reason("arrived-late")
-    'arrived-late'
-    """
-    if isinstance(value, ReturnReason):
-        return value
-    if isinstance(value, str):
-        if value in ReturnReason.__members__:
-            return ReturnReason(value)
-        if value in _STANDARD_HANDLES:
-            return _STANDARD_HANDLES[value]
-        if len(value) <= 100 and _HANDLE.match(value):
-            return value
-    allowed = ", ".join(member.value for member in ReturnReason)
-    raise InvalidRequest(
-        field, value, f"must be one of: {allowed}, or a reason handle (lowercase-with-hyphens)"
-    )
-
-
-def reason_text(reason: Reason) -> str:
-    """``reason`` as shown: a standard reason's value (``DEFECTIVE``), else its handle."""
-    return reason.value if isinstance(reason, ReturnReason) else reason
-
-
-def handle_of(reason: Reason) -> str:
-    """The handle of ``reason`` (Shopify's return reason definition handle): a
-    :class:`ReturnReason` ``SIZE_TOO_SMALL`` is ``size-too-small``.
-
-    >>> handle_of(ReturnReason.NOT_AS_DESCRIBED), handle_of("arrived-late")
-    ('not-as-described', 'arrived-late')
-    """
-    if isinstance(reason, ReturnReason):
-        return reason.value.lower().replace("_", "-")
-    return reason
 
 
 class ItemCondition(str, enum.Enum):
@@ -265,6 +208,14 @@ class RequestLine:
     """Photos of the item (URLs the host stored), for reasons that require one."""
 
 
+def _id_pair(pair: object) -> bool:
+    return (
+        isinstance(pair, tuple)
+        and len(pair) == 2
+        and all(isinstance(part, str) and part for part in pair)
+    )
+
+
 @attrs.frozen
 class ReturnRequest:
     """What the customer (or an agent on their behalf) asks to return."""
@@ -274,10 +225,53 @@ class ReturnRequest:
     lines: tuple[RequestLine, ...] = attrs.field(converter=_to_request_lines)
     customer_note: str = attrs.field(default="", validator=check_str())
     requested_by: str = attrs.field(default="customer", validator=check_str())
+    platform_return_id: str | None = attrs.field(default=None, validator=check_str())
+    """The platform return the customer opened (Shopify's ``returns/request``; native
+    mode): the return adopts it instead of opening one."""
+    platform_line_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
+    """With ``platform_return_id``: ``(order line id, the platform's return line id)``."""
+    platform_exchange_line_ids: tuple[tuple[str, str], ...] = attrs.field(
+        default=(), converter=tuple
+    )
+    """With ``platform_return_id``: ``(order line id of an exchanged line, the platform's
+    exchange line id)``, one for each line asked in exchange."""
 
     def __attrs_post_init__(self) -> None:
         if not self.lines:
             raise InvalidRequest("lines", self.lines, "a return has at least one line")
+        wanted = {line.order_line_id for line in self.lines}
+        exchanged = {
+            line.order_line_id
+            for line in self.lines
+            if isinstance(line, RequestLine) and isinstance(line.outcome, Exchange)
+        }
+        for index, pair in enumerate(self.platform_exchange_line_ids):
+            if not _id_pair(pair) or pair[0] not in exchanged:
+                raise InvalidRequest(
+                    f"platform_exchange_line_ids[{index}]",
+                    pair,
+                    "must be (order line id of a line asked in exchange, platform line id)",
+                )
+        named = {pair[0] for pair in self.platform_exchange_line_ids}
+        if self.platform_return_id and exchanged - named:
+            raise InvalidRequest(
+                "platform_exchange_line_ids",
+                self.platform_exchange_line_ids,
+                f"the platform's exchange line of {', '.join(sorted(exchanged - named))} is needed",
+            )
+        for index, pair in enumerate(self.platform_line_ids):
+            if not _id_pair(pair) or pair[0] not in wanted:
+                raise InvalidRequest(
+                    f"platform_line_ids[{index}]",
+                    pair,
+                    "must be (order line id of a requested line, platform line id)",
+                )
+        if (self.platform_line_ids or self.platform_exchange_line_ids) and not (
+            self.platform_return_id
+        ):
+            raise InvalidRequest(
+                "platform_return_id", None, "platform_line_ids need the platform return's id"
+            )
         for index, line in enumerate(self.lines):
             if not isinstance(line, RequestLine):
                 raise InvalidRequest(f"lines[{index}]", line, "must be a RequestLine")
@@ -427,6 +421,26 @@ class ExternalRefs:
     """The return's id in that system."""
     payment_authorization_id: str | None = None
     """The payment authorization of an instant exchange released before the goods came."""
+    platform_line_ids: tuple[tuple[str, str], ...] = ()
+    """``(order line id, return line id on the platform)`` of the platform return
+    (``platform_return_id``; native mode), as the platform answered the opening."""
+
+
+@attrs.frozen
+class PlatformUnits:
+    """One order line's units on the platform return (native mode), as returnflow asked the
+    platform: ``quantity`` opened, then ``processed`` (asked to be confirmed, the money
+    moved), ``removed`` (taken out unprocessed) and disposed ``restocked`` /
+    ``not_restocked``; ``confirmed``: processed units the platform confirmed (only those are
+    disposed)."""
+
+    order_line_id: str
+    quantity: int
+    processed: int = 0
+    removed: int = 0
+    restocked: int = 0
+    not_restocked: int = 0
+    confirmed: int = 0
 
 
 @attrs.frozen
@@ -447,8 +461,9 @@ class ParkedFact:
     """An inbound fact the return could not use yet but may later (the warehouse's Finished
     before its receipt, a delivery before the label): kept with the return and applied, in
     the order the facts would have happened, by the commit that brings the return to a state
-    that can use it. ``kind``: ``carrier``, ``receipt`` or ``finished``; ``status`` a carrier
-    fact's status, ``lines`` a receipt's lines as plain data; ``why`` the state it waited in.
+    that can use it. ``kind``: ``carrier``, ``receipt``, ``finished`` or ``platform``;
+    ``status`` a carrier fact's status or a platform fact's topic, ``lines`` a receipt's
+    lines as plain data; ``why`` the state it waited in.
     """
 
     kind: str
@@ -514,6 +529,9 @@ class ReturnRecord:
     every commit, indexed by the stores so that a tick reads only what is due."""
     parked: tuple[ParkedFact, ...] = ()
     """Inbound facts that came early, waiting for a state that can use them."""
+    platform_units: tuple[PlatformUnits, ...] = ()
+    """Native mode: the units of the platform return, per order line; empty until it is
+    opened (planned)."""
     payouts_given_up: tuple[str, ...] = ()
     """Refunds and credits (effect keys) whose delivery was given up: their units stay
     settled, and they are re-opened under their own key when the return completes again

@@ -31,7 +31,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -69,6 +69,8 @@ __all__ = [
     "Assessment",
     "Completion",
     "Decision",
+    "MoneyAuthority",
+    "PlatformMode",
     "RefundOriginal",
     "RefundTrigger",
     "ReleaseTrigger",
@@ -115,6 +117,30 @@ class Completion(str, enum.Enum):
     """Every expected unit received and inspected (seed 001, seed 002)."""
     ON_WAREHOUSE_FINISHED = "on_warehouse_finished"
     """Only the warehouse's "Finished" status (seed 000)."""
+
+
+class PlatformMode(str, enum.Enum):
+    """How returns live on the shop's platform (seed 003)."""
+
+    TAGS = "tags"
+    """Exchange items added on hold behind a tag, a bare refund and restock on the
+    :class:`~returnflow.ports.commerce.CommercePlatform` (seed 000, seed 002; the default)."""
+    NATIVE = "native"
+    """The platform's own return object (Shopify's ``Return``) is the primary record: opened,
+    approved or declined, processed, disposed, closed or cancelled through
+    :class:`~returnflow.ports.platform_returns.PlatformReturns`; exchanges sit on it."""
+
+
+class MoneyAuthority(str, enum.Enum):
+    """Which figure wins when the platform's money for a native return differs from
+    returnflow's settlement."""
+
+    REVIEW = "review"
+    """Neither: the return goes to ``needs_review`` with both figures (the default)."""
+    RETURNFLOW = "returnflow"
+    """returnflow's settlement is refunded; the difference is recorded."""
+    PLATFORM = "platform"
+    """The platform's figure is refunded; the difference is recorded."""
 
 
 class RefundTrigger(str, enum.Enum):
@@ -230,6 +256,26 @@ def _to_stuck_after(value: Any) -> tuple[tuple[str, timedelta], ...]:
 
 
 _EXCHANGES_SINCE = datetime(2019, 1, 1, tzinfo=timezone.utc)
+_S = TypeVar("_S", bound=enum.Enum)
+
+
+def _setting(kind: type[_S], value: object, field: str) -> _S:
+    """``kind(value)``, or :class:`ConfigurationError` naming ``field`` and the choices."""
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(str(member.value) for member in kind)
+        raise ConfigurationError(f"must be one of: {allowed}", field=field, value=value) from None
+
+
+def _to_platform_mode(value: object) -> PlatformMode:
+    return _setting(PlatformMode, value, "platform_mode")
+
+
+def _to_money_authority(value: object) -> MoneyAuthority:
+    return _setting(MoneyAuthority, value, "platform_money")
 
 
 @attrs.frozen
@@ -309,6 +355,18 @@ class ReturnPolicy:
             or (setting is RefundOriginal.MERCHANTS_FAULT and at_fault)
             for setting in (self.refund_shipping, self.refund_duties)
         )
+
+    platform_mode: PlatformMode = attrs.field(
+        default=PlatformMode.TAGS, converter=_to_platform_mode
+    )
+    """``tags`` (default) or ``native``: see :class:`PlatformMode` (seed 003). ``native``
+    needs the service's ``platform_returns`` port."""
+    platform_money: MoneyAuthority = attrs.field(
+        default=MoneyAuthority.REVIEW,
+        converter=_to_money_authority,
+    )
+    """In ``native`` mode, which figure wins when the platform's money differs from the
+    settlement's to the cent: see :class:`MoneyAuthority`."""
 
     def __attrs_post_init__(self) -> None:
         if self.exchange_difference not in (OutcomeKind.REFUND, OutcomeKind.STORE_CREDIT):

@@ -15,7 +15,8 @@ service to a task:
 * ``returnflow.tick(limit)``: the timers and pollers (``ReturnsService.tick``), on the beat
   schedule (``tick_every``).
 * ``returnflow.handle(kind, data)``: an inbound fact as plain data (``kind``:
-  ``CarrierUpdate``, ``WarehouseReceipt`` or ``WarehouseFinished``; ``data``:
+  ``CarrierUpdate``, ``WarehouseReceipt``, ``WarehouseFinished`` or
+  ``PlatformReturnEvent``; ``data``:
   :func:`returnflow.serialization.unstructure` of it); :func:`send_fact` sends one. Returns
   the :class:`~returnflow.service.HandleResult`'s status.
 
@@ -34,21 +35,14 @@ from typing import Any
 import attrs
 from celery import Celery, Task
 
-from returnflow.domain.inbound import (
-    CarrierUpdate,
-    InboundEvent,
-    WarehouseFinished,
-    WarehouseReceipt,
-)
+from returnflow.domain.inbound import INBOUND_FACTS, InboundEvent
 from returnflow.errors import ConcurrencyConflict, InvalidPayload, PortError
 from returnflow.serialization import structure, unstructure
 from returnflow.service import ReturnsService
 
 __all__ = ["ReturnflowTasks", "install", "send_fact"]
 
-_FACTS: dict[str, type[InboundEvent]] = {
-    cls.__name__: cls for cls in (CarrierUpdate, WarehouseReceipt, WarehouseFinished)
-}
+_FACTS: dict[str, type[InboundEvent]] = {cls.__name__: cls for cls in INBOUND_FACTS}
 _TRANSIENT = (ConcurrencyConflict, PortError)
 
 
@@ -68,7 +62,7 @@ def send_fact(tasks: ReturnflowTasks, event: InboundEvent, **options: Any) -> An
     """Send ``event`` to the ``returnflow.handle`` task (``options``: Celery's
     ``apply_async`` options); returns the task's ``AsyncResult``."""
     if type(event) not in _FACTS.values():
-        raise InvalidPayload("event", event, "must be a carrier or warehouse event")
+        raise InvalidPayload("event", event, "must be a carrier, warehouse or platform fact")
     return tasks.handle.apply_async((type(event).__name__, unstructure(event)), **options)
 
 

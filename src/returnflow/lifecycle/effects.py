@@ -15,26 +15,37 @@ from typing import Any, ClassVar
 
 import attrs
 
+from returnflow.domain.inbound import Disposition
 from returnflow.domain.money import Money
 from returnflow.ports.commerce import ExchangeItem, LineQuantity
+from returnflow.ports.platform_returns import PlatformExchangeLine, PlatformReturnLine
 
 __all__ = [
     "TOPICS",
+    "ApprovePlatformReturn",
     "AuthorizePayment",
     "CancelExchange",
+    "CancelPlatformReturn",
     "CancelWarehouseReturn",
     "CapturePayment",
     "ChargeBalance",
+    "ClosePlatformReturn",
     "CreateLabel",
     "CreateWarehouseReturn",
+    "DeclinePlatformReturn",
+    "DisposePlatformUnits",
     "Effect",
     "HoldExchange",
     "IssueRefund",
     "IssueStoreCredit",
     "Notify",
+    "OpenPlatformReturn",
+    "ProcessPlatformReturn",
     "Publish",
     "RefundBalance",
     "ReleaseExchange",
+    "RemovePlatformLines",
+    "ReopenPlatformReturn",
     "Restock",
     "VoidAuthorization",
     "VoidLabel",
@@ -242,6 +253,114 @@ class Publish(Effect):
     payload: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
 
 
+# -- native mode: the platform's own return object (seed 003) ---------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class OpenPlatformReturn(Effect):
+    """Open the platform return (Shopify's ``returnCreate``, or ``returnRequest`` when
+    ``requested``) for the return's units by order line, its exchange lines and fees; the
+    platform's ids are written back (``refs.platform_return_id``, ``platform_line_ids``,
+    each exchange line's ``platform_item_id``)."""
+
+    kind: ClassVar[str] = "open_platform_return"
+    port: ClassVar[str] = "platform_returns"
+    lines: tuple[PlatformReturnLine, ...]
+    exchange_lines: tuple[PlatformExchangeLine, ...] = ()
+    return_shipping_fee: Money | None = None
+    requested: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class ApprovePlatformReturn(Effect):
+    """Approve the requested platform return (``returnApproveRequest``)."""
+
+    kind: ClassVar[str] = "approve_platform_return"
+    port: ClassVar[str] = "platform_returns"
+
+
+@attrs.frozen(kw_only=True)
+class DeclinePlatformReturn(Effect):
+    """Decline the requested platform return (``returnDeclineRequest``)."""
+
+    kind: ClassVar[str] = "decline_platform_return"
+    port: ClassVar[str] = "platform_returns"
+    reason: str = "OTHER"
+
+
+@attrs.frozen(kw_only=True)
+class ProcessPlatformReturn(Effect):
+    """Confirm units (by order line) and exchange lines (returnflow's ids) of the platform
+    return and move ``refund`` (Shopify's ``returnProcess``). ``expected``: when set, the
+    platform's own figure for the whole return is asked first and compared with it to the
+    cent (the policy's ``platform_money`` says which side wins a difference)."""
+
+    kind: ClassVar[str] = "process_platform_return"
+    port: ClassVar[str] = "platform_returns"
+    lines: tuple[LineQuantity, ...]
+    exchange_line_ids: tuple[str, ...] = ()
+    refund: Money
+    expected: Money | None = None
+    expected_owed: Money | None = None
+    """With ``expected``: what returnflow says the customer owes for the whole return (an
+    upsell's balance and fees charged), against the platform's ``owed``."""
+
+
+@attrs.frozen
+class Disposal:
+    """``quantity`` processed units of an order line and what became of them."""
+
+    order_line_id: str
+    quantity: int
+    disposition: Disposition
+
+
+@attrs.frozen(kw_only=True)
+class DisposePlatformUnits(Effect):
+    """Say what became of processed units, apart from the refund
+    (``reverseFulfillmentOrderDispose``): restocked, or not, by the QC result."""
+
+    kind: ClassVar[str] = "dispose_platform_units"
+    port: ClassVar[str] = "platform_returns"
+    disposals: tuple[Disposal, ...]
+
+
+@attrs.frozen(kw_only=True)
+class RemovePlatformLines(Effect):
+    """Take units not processed out of the platform return (``removeFromReturn``): a QC
+    failure, units that never came."""
+
+    kind: ClassVar[str] = "remove_platform_lines"
+    port: ClassVar[str] = "platform_returns"
+    lines: tuple[LineQuantity, ...]
+
+
+@attrs.frozen(kw_only=True)
+class ClosePlatformReturn(Effect):
+    """Close the platform return once returnflow's is closed (when the platform has not
+    closed it itself)."""
+
+    kind: ClassVar[str] = "close_platform_return"
+    port: ClassVar[str] = "platform_returns"
+
+
+@attrs.frozen(kw_only=True)
+class ReopenPlatformReturn(Effect):
+    """Reopen the closed platform return (``returnReopen``)."""
+
+    kind: ClassVar[str] = "reopen_platform_return"
+    port: ClassVar[str] = "platform_returns"
+
+
+@attrs.frozen(kw_only=True)
+class CancelPlatformReturn(Effect):
+    """Cancel the platform return (``returnCancel``): returnflow's was cancelled, declined
+    after approval or expired."""
+
+    kind: ClassVar[str] = "cancel_platform_return"
+    port: ClassVar[str] = "platform_returns"
+
+
 def _lines(lines: tuple[LineQuantity, ...]) -> str:
     return ", ".join(f"{line.order_line_id}x{line.quantity}" for line in lines) or "no lines"
 
@@ -291,4 +410,18 @@ def describe(effect: Effect) -> str:
         return "payments.void the authorization"
     if isinstance(effect, Restock):
         return f"commerce.restock {_lines(effect.lines)}"
+    if isinstance(effect, OpenPlatformReturn):
+        lines = tuple(LineQuantity(line.order_line_id, line.quantity) for line in effect.lines)
+        how = "request" if effect.requested else "open"
+        return f"platform_returns.{how} {_lines(lines)}"
+    if isinstance(effect, ProcessPlatformReturn):
+        return f"platform_returns.process {_lines(effect.lines)}, refund {effect.refund}"
+    if isinstance(effect, RemovePlatformLines):
+        return f"platform_returns.remove {_lines(effect.lines)}"
+    if isinstance(effect, DisposePlatformUnits):
+        said = ", ".join(
+            f"{item.order_line_id}x{item.quantity} {item.disposition.value}"
+            for item in effect.disposals
+        )
+        return f"platform_returns.dispose {said}"
     return f"{effect.port}.{effect.kind}"

@@ -14,12 +14,13 @@ from datetime import datetime, timedelta, timezone
 
 import attrs
 
-from returnflow.domain.policy import ReturnPolicy
+from returnflow.domain.policy import PlatformMode, ReturnPolicy
 from returnflow.ports.policies import PolicySource, ShopPolicies
 from returnflow.ports.store import ReturnStore
 from returnflow.service import DispatchReport, ReturnsService
 from returnflow.stores.memory import MemoryStore
 from returnflow.testing.fakes import FakePorts
+from returnflow.testing.platform_returns import FakePlatformReturns
 
 __all__ = ["Harness", "ManualClock", "SequentialIds"]
 
@@ -69,6 +70,8 @@ class Harness:
     policies: PolicySource | None = None
     """Policies per shop (:class:`~returnflow.ports.policies.ShopPolicies`); when given,
     ``policy`` is not used."""
+    platform_returns: FakePlatformReturns | None = None
+    """The platform's return objects; made on ``ports.commerce`` in native mode."""
     service: ReturnsService = attrs.field(init=False)
 
     def dispatch_due(self) -> DispatchReport:
@@ -79,6 +82,8 @@ class Harness:
         return self.service.dispatch_pending()
 
     def __attrs_post_init__(self) -> None:
+        if self.platform_returns is None and self.policy.platform_mode is PlatformMode.NATIVE:
+            self.platform_returns = FakePlatformReturns(self.ports.commerce)
         self.service = ReturnsService(
             store=self.store,
             commerce=self.ports.commerce,
@@ -93,4 +98,5 @@ class Harness:
             ids=self.ids,
             auto_dispatch=self.auto_dispatch,
             engine=self.engine,
+            platform_returns=self.platform_returns,
         )

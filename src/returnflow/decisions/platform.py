@@ -1,0 +1,463 @@
+"""Native mode (seed 003): the return lives on the platform's own return object too.
+
+With ``policy.platform_mode`` ``native``, the platform return (Shopify's ``Return``) is the
+primary record the merchant's admin shows: exchanges sit on it, the platform computes the
+money, refunding and restocking are separate calls. The rules of the lifecycle stay those of
+the other decisions; :func:`plan` runs after each of them (the shell calls it with the
+parked facts and timers) and turns what they planned and fired into platform-return
+effects, in place of the tag-and-hold ones:
+
+- the return approved (or sent to review: opened as *requested*) -> open the platform
+  return for its units by order line, its exchange lines and fees (in place of holding the
+  exchange behind a tag); approved or declined from review -> approve or decline it;
+- a refund, and an exchange release, -> process the platform return: the units settled,
+  the exchange lines confirmed, the refund moved (checked against the platform's own figure
+  when the whole return is processed at once); a store credit stays a gift card
+  (``CommercePlatform.issue_store_credit``: Shopify has no native flow for gift cards) but
+  its units are processed too, for nothing;
+- a restock -> a disposition of processed, accepted units (restocked or not by the QC
+  result), apart from the refund;
+- completion -> units on the platform return that will never be processed (QC failed, not
+  received) are removed first; a cancelled exchange line is simply never processed;
+- closed / reopened -> close / reopen it; cancelled or expired -> cancel it; declined from
+  review -> decline it; reset -> take its unprocessed units out and cancel it (close it
+  when some were processed): the new return opens its own;
+- a return the customer opened on the platform (``ReturnRequest.platform_return_id``) ->
+  adopted: no new platform return; the requested one is approved or declined.
+
+Known limits: shipping and duties are never refunded through
+processing (returnflow's settlement has no such refund); the reconciliation compares only a
+return processed whole, at once.
+
+Pure: reads the change and the policy, plans effects, never calls a port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import attrs
+
+from returnflow.decisions import completion, exchange
+from returnflow.decisions.change import Change
+from returnflow.domain.inbound import Disposition
+from returnflow.domain.model import PlatformUnits, ReturnRecord, platform_reason
+from returnflow.domain.money import Money
+from returnflow.domain.policy import PlatformMode, ReturnPolicy
+from returnflow.domain.settlement import settle
+from returnflow.lifecycle import effects as fx
+from returnflow.ports.commerce import LineQuantity
+from returnflow.ports.platform_returns import PlatformExchangeLine, PlatformReturnLine
+
+__all__ = ["WRITE_BACK", "opened", "plan"]
+
+# The tag-and-hold effects native mode plans something else for.
+_REPLACED = (fx.HoldExchange, fx.ReleaseExchange, fx.CancelExchange, fx.IssueRefund, fx.Restock)
+_NOT_YET = ("requested", "eligibility_check")
+_NOT_YET_OPEN = ("requested", "eligibility_check", "declined", "cancelled", "expired", "reset")
+_ENDED = ("cancelled", "expired", "declined")
+_E = TypeVar("_E", bound=fx.Effect)
+
+
+def opened(record: ReturnRecord) -> bool:
+    """Whether the platform return was opened (asked for, answered or not)."""
+    return bool(record.platform_units)
+
+
+def plan(change: Change, policy: ReturnPolicy) -> None:
+    """Turn what the decisions of ``change`` planned into platform-return effects (native
+    mode; nothing in ``tags`` mode). Run once per change, after the decisions."""
+    if policy.platform_mode is not PlatformMode.NATIVE:
+        return
+    record = change.record
+    moves = [
+        (entry.source[0], entry.target[0], entry.event)
+        for entry in change.history
+        if entry.source[0] != entry.target[0]
+    ]
+    planned = list(change.effects)
+    first = next((e for e in planned if isinstance(e, _REPLACED)), None)
+    new: list[fx.Effect] = []
+    adopting = record.refs.platform_return_id is not None and record.status not in _NOT_YET
+    if not opened(record) and adopting:
+        new.extend(_adopt(change))
+    elif not opened(record) and record.status not in _NOT_YET_OPEN:
+        opening = _open(change, policy)
+        new.extend([opening] if opening is not None else [])
+    elif opened(record):
+        new.extend(_review_outcome(change, moves))
+    for effect in planned:
+        if isinstance(effect, fx.CancelExchange):
+            _cancel_lines(change, effect.exchange_line_ids)
+    if opened(change.record) and change.record.status not in _ENDED:
+        new.extend(_settle(change, policy, planned))
+    ended = any(target in ("cancelled", "expired", "reset") for _, target, _ in moves)
+    if opened(change.record) and ended:
+        # Reset: the accepted units move to the new return's own platform return.
+        done = any(units.processed for units in change.record.platform_units)
+        new.append(_make(change, fx.ClosePlatformReturn if done else fx.CancelPlatformReturn))
+    if opened(change.record) and any(target == "closed" for _, target, _ in moves):
+        new.append(_make(change, fx.ClosePlatformReturn))
+    if opened(change.record) and any(event == "reopen" for *_, event in moves):
+        new.append(_make(change, fx.ReopenPlatformReturn))  # after a close in this change
+    # The platform effects take the place of the first one they replace (else they come
+    # last), in the order planned here.
+    ours = {id(effect) for effect in new}
+    others = [e for e in change.effects if id(e) not in ours and not isinstance(e, _REPLACED)]
+    anchor = len(others)
+    if first is not None:
+        before = planned[: planned.index(first)]
+        anchor = sum(1 for e in others if any(e is b for b in before))
+    change.effects[:] = [*others[:anchor], *new, *others[anchor:]]
+
+
+def _make(change: Change, effect_type: type[_E], **fields: object) -> _E:
+    """An effect of ``change`` keyed apart from those the decisions planned (``n`` counts
+    the platform effects of this change)."""
+    record = change.record
+    number = sum(1 for e in change.effects if e.port == "platform_returns")
+    key = f"{record.shop}/{record.id}/{change.version}/p{number}/{effect_type.kind}"
+    effect = effect_type(
+        key=key,
+        shop=record.shop,
+        return_id=record.id,
+        order_id=record.order_id,
+        version=change.version,
+        **fields,
+    )
+    change.effects.append(effect)  # counted by the next key; placed by plan()
+    return effect
+
+
+def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
+    """The platform return for the return's units but those a return reset from another one
+    carried paid, processed and disposed on that one's platform return (the ``settled`` of
+    its ``created_by_reset`` note); ``None`` when that is every unit: nothing to open."""
+    record = change.record
+    quote = settle(
+        record.currency,
+        [(line, line.quantity - line.settled, line.settled) for line in record.lines],
+        fees=policy.fees,
+        exchange_lines=[line for line in record.exchange_lines if line.status != "cancelled"],
+        charge_shipping=record.return_shipping_fee is None,
+        charge_exchange_shipping=record.exchange_shipping_fee is None,
+        difference_to=policy.exchange_difference,
+        taxes_included=record.taxes_included,
+    )
+    zero = Money.zero(record.currency)
+    units: dict[str, int] = {}
+    fees: dict[str, Money] = {}
+    reasons: dict[str, str] = {}
+    carried = next(
+        (
+            entry.payload.get("settled")
+            for entry in record.history
+            if entry.event == "created_by_reset"
+        ),
+        None,
+    )
+    paid: dict[str, int] = {}
+    for line in record.lines:
+        units[line.order_line_id] = units.get(line.order_line_id, 0) + line.quantity
+        paid[line.order_line_id] = int((carried or {}).get(line.order_line_id, 0))
+        reasons.setdefault(line.order_line_id, platform_reason(line.reason))
+    if all(units[line_id] <= paid[line_id] for line_id in units):
+        return None
+    for part in quote.lines:
+        fees[part.order_line_id] = fees.get(part.order_line_id, zero) + part.restocking_fee
+    # An even exchange's new item costs what was returned (as the settlement prices it).
+    worth = {part.line_id: part.value for part in quote.lines}
+    exchange_lines = tuple(
+        PlatformExchangeLine(
+            line.id,
+            line.variant_id,
+            line.quantity,
+            line.unit_price or worth.get(line.return_line_id, zero).split(line.quantity)[0],
+        )
+        for line in record.exchange_lines
+        if line.status in ("pending", "held")
+    )
+    change.update(
+        platform_units=tuple(
+            PlatformUnits(
+                line_id,
+                count,
+                processed=paid[line_id],
+                not_restocked=paid[line_id],
+                confirmed=paid[line_id],
+            )
+            for line_id, count in units.items()
+        )
+    )
+    requested = record.status == "pending_review"
+    change.note("platform_return_opening", {"requested": requested})
+    return _make(
+        change,
+        fx.OpenPlatformReturn,
+        lines=tuple(
+            PlatformReturnLine(
+                line_id, count - paid[line_id], reasons[line_id], fees[line_id] or None
+            )
+            for line_id, count in units.items()
+            if count > paid[line_id]
+        ),
+        exchange_lines=exchange_lines,
+        return_shipping_fee=quote.return_shipping_fee or None,
+        requested=requested,
+    )
+
+
+def _adopt(change: Change) -> list[fx.Effect]:
+    """A return the customer opened on the platform (``ReturnRequest.platform_return_id``):
+    no new platform return; the requested one is approved or declined as returnflow
+    decided (a review decides later)."""
+    record = change.record
+    units: dict[str, int] = {}
+    for line in record.lines:
+        units[line.order_line_id] = units.get(line.order_line_id, 0) + line.quantity
+    change.update(
+        platform_units=tuple(PlatformUnits(line_id, count) for line_id, count in units.items()),
+        exchange_lines=tuple(  # on the platform return already: held there
+            attrs.evolve(line, status="held")
+            if line.platform_item_id and line.status == "pending"
+            else line
+            for line in record.exchange_lines
+        ),
+    )
+    change.note("platform_return_adopted", {"platform_return": record.refs.platform_return_id})
+    if record.status == "pending_review":
+        return []
+    if record.status == "declined":
+        reason = record.decline_reason
+        return [_make(change, fx.DeclinePlatformReturn, reason=reason.value if reason else "OTHER")]
+    return [_make(change, fx.ApprovePlatformReturn)]
+
+
+def _review_outcome(change: Change, moves: Sequence[tuple[str, str, str]]) -> list[fx.Effect]:
+    """A platform return opened as requested (the return went to review) is approved or
+    declined with it."""
+    for source, target, _ in moves:
+        if source != "pending_review":
+            continue
+        if target == "declined":
+            reason = change.record.decline_reason
+            return [
+                _make(
+                    change,
+                    fx.DeclinePlatformReturn,
+                    reason=reason.value.upper() if reason else "OTHER",
+                )
+            ]
+        if target != "pending_review":
+            return [_make(change, fx.ApprovePlatformReturn)]
+    return []
+
+
+def _cancel_lines(change: Change, ids: Sequence[str]) -> None:
+    """Exchange lines cancelled: on the platform they are never processed (the return's
+    close or cancel leaves them unfulfilled)."""
+    change.update(exchange_lines=exchange.with_status(change.record, set(ids), "cancelled"))
+    change.note("exchange_lines_cancelled", {"lines": ", ".join(ids)})
+    change.publish("exchange_cancelled", lines=list(ids))
+
+
+def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) -> list[fx.Effect]:
+    """Remove what will never be processed, process what was settled (with the refund and
+    the exchange lines released), dispose what is processed and accepted."""
+    record = change.record
+    by_line = {units.order_line_id: units for units in record.platform_units}
+    settled: dict[str, int] = {}
+    accepted: dict[str, int] = {}
+    restocked: dict[str, int] = {}
+    for line in record.lines:
+        settled[line.order_line_id] = settled.get(line.order_line_id, 0) + line.settled
+        accepted[line.order_line_id] = accepted.get(line.order_line_id, 0) + line.accepted
+        restocked[line.order_line_id] = restocked.get(line.order_line_id, 0) + line.restocked
+    effects: list[fx.Effect] = []
+    finished = record.completed_at == change.now or record.status in ("closed", "reset")
+    if finished:  # what was not settled now never will be: out of the platform return
+        removals = {
+            line_id: units.quantity - units.removed - max(settled[line_id], units.processed)
+            for line_id, units in by_line.items()
+        }
+        removals = {line_id: count for line_id, count in removals.items() if count > 0}
+        if removals:
+            effects.append(_make(change, fx.RemovePlatformLines, lines=_quantities(removals)))
+            by_line = {
+                k: attrs.evolve(u, removed=u.removed + removals.get(k, 0))
+                for k, u in by_line.items()
+            }
+    refund = Money.sum(
+        (e.amount for e in planned if isinstance(e, fx.IssueRefund)), record.currency
+    )
+    released = any(isinstance(e, fx.ReleaseExchange) for e in planned)
+    exchange_ids = tuple(
+        line.id for line in record.exchange_lines if released and line.status in ("pending", "held")
+    )
+    to_process = {
+        line_id: settled[line_id] - units.processed
+        for line_id, units in by_line.items()
+        if settled[line_id] > units.processed
+    }
+    settling = any(entry.event == "settled" for entry in change.history) or any(
+        isinstance(e, (fx.IssueRefund, fx.IssueStoreCredit, fx.ReleaseExchange)) for e in planned
+    )
+    if settling and (to_process or exchange_ids or refund):
+        whole = not any(u.processed for u in by_line.values()) and all(
+            u.quantity - u.removed == to_process.get(k, 0) for k, u in by_line.items()
+        )
+        credit = Money.sum(
+            (e.amount for e in planned if isinstance(e, fx.IssueStoreCredit)), record.currency
+        )
+        effects.append(
+            _make(
+                change,
+                fx.ProcessPlatformReturn,
+                lines=_quantities(to_process),
+                exchange_line_ids=exchange_ids,
+                refund=refund,
+                expected=refund + credit if whole else None,
+                expected_owed=_owed(record, planned) if whole else None,
+            )
+        )
+        by_line = {
+            k: attrs.evolve(u, processed=u.processed + to_process.get(k, 0))
+            for k, u in by_line.items()
+        }
+    disposals: list[fx.Disposal] = []
+    for line_id, units in by_line.items():
+        # only units whose processing the platform confirmed (its write-back plans them)
+        done = units.restocked + units.not_restocked
+        due = min(units.confirmed, accepted[line_id]) - done
+        if due <= 0:
+            continue
+        restock = max(0, min(due, restocked[line_id] - units.restocked))
+        if restock:
+            disposals.append(fx.Disposal(line_id, restock, Disposition.RESTOCKED))
+        if due - restock:
+            disposals.append(fx.Disposal(line_id, due - restock, Disposition.NOT_RESTOCKED))
+        by_line[line_id] = attrs.evolve(
+            units,
+            restocked=units.restocked + restock,
+            not_restocked=units.not_restocked + due - restock,
+        )
+    if disposals:
+        effects.append(_make(change, fx.DisposePlatformUnits, disposals=tuple(disposals)))
+    change.update(platform_units=tuple(by_line[u.order_line_id] for u in record.platform_units))
+    return effects
+
+
+def _owed(record: ReturnRecord, planned: Sequence[fx.Effect]) -> Money:
+    """What the customer pays for the whole return: prepaid, charged by settlements (and in
+    this change), less what this change gives back."""
+    zero = Money.zero(record.currency)
+    charged = Money.sum(
+        (e.amount for e in planned if isinstance(e, fx.ChargeBalance) and not e.prepay),
+        record.currency,
+    )
+    back = Money.sum(
+        (e.amount for e in planned if isinstance(e, fx.RefundBalance)), record.currency
+    )
+    return (record.balance_paid or zero) + (record.balance_charged or zero) + charged - back
+
+
+def _quantities(counts: dict[str, int]) -> tuple[LineQuantity, ...]:
+    return tuple(LineQuantity(line_id, count) for line_id, count in counts.items())
+
+
+# -- what the platform answered, written back ---------------------------------------------------
+
+
+def _opened(change: Change, effect: fx.OpenPlatformReturn, result: object) -> None:
+    """The platform return's id and line ids; the exchange lines now sit on it."""
+    record = change.record
+    return_id = getattr(result, "return_id", None)
+    line_ids = tuple(getattr(result, "line_ids", ()))
+    exchange_ids = dict(getattr(result, "exchange_line_ids", ()))
+    change.update(
+        refs=attrs.evolve(record.refs, platform_return_id=return_id, platform_line_ids=line_ids),
+        exchange_lines=tuple(
+            attrs.evolve(
+                line,
+                status="held" if line.status == "pending" else line.status,
+                platform_item_id=exchange_ids[line.id],
+            )
+            if line.id in exchange_ids
+            else line
+            for line in record.exchange_lines
+        ),
+    )
+    status = getattr(getattr(result, "status", None), "value", None)
+    change.note("platform_return_opened", {"platform_return": return_id, "status": status})
+    change.publish("update", platform_return_id=return_id)
+    if exchange_ids:
+        change.publish("exchange_held", platform_return_id=return_id)
+
+
+_MOVED = {
+    fx.ApprovePlatformReturn.kind: "platform_return_approved",
+    fx.DeclinePlatformReturn.kind: "platform_return_declined",
+    fx.ClosePlatformReturn.kind: "platform_return_closed",
+    fx.ReopenPlatformReturn.kind: "platform_return_reopened",
+    fx.CancelPlatformReturn.kind: "platform_return_cancelled",
+}
+
+
+def _moved(change: Change, effect: fx.Effect, result: object) -> None:
+    """A status change asked of the platform (``platform_status``: where it is now: a
+    person may have moved it there first)."""
+    status = getattr(getattr(result, "status", None), "value", None)
+    change.note(_MOVED[effect.kind], {"platform_status": status})
+
+
+def _processed(change: Change, effect: fx.ProcessPlatformReturn, result: Any) -> None:
+    """The refund and the exchange fulfillments (a difference with the platform's figures
+    that no side wins by policy never gets here: the delivery was refused, and
+    :func:`returnflow.decisions.results.escalate` sent the return to a person)."""
+    platform, ours = getattr(result, "platform", None), getattr(result, "returnflow", None)
+    answer = result.result
+    if platform is not None and platform != ours:
+        change.note("platform_money_differs", {"platform": str(platform), "returnflow": str(ours)})
+    done = {line.order_line_id: line.quantity for line in effect.lines}
+    change.update(
+        platform_units=tuple(
+            attrs.evolve(units, confirmed=units.confirmed + done.get(units.order_line_id, 0))
+            for units in change.record.platform_units
+        )
+    )
+    refs = change.record.refs
+    refund_ids = tuple(answer.refund_ids)
+    change.update(refs=attrs.evolve(refs, refund_ids=(*refs.refund_ids, *refund_ids)))
+    refunded = getattr(result, "refunded", None)
+    change.note(
+        "platform_return_processed",
+        {"refunds": ", ".join(refund_ids), "amount": str(refunded)},
+    )
+    if effect.exchange_line_ids:
+        ids = set(effect.exchange_line_ids)
+        change.update(exchange_lines=exchange.with_status(change.record, ids, "released"))
+        change.publish("exchange_released", fulfillments=list(answer.exchange_fulfillment_ids))
+        change.notify("exchange_released")
+    if refund_ids and refunded:
+        change.publish("refund_created", refund_id=refund_ids[0], amount=str(refunded))
+        change.notify("refund_issued", amount=str(refunded))
+    completion.close_if_settled(change, delivered=effect.key)
+
+
+def _noted(change: Change, effect: fx.Effect, result: object) -> None:
+    change.note(effect.kind, {"described": fx.describe(effect)})
+
+
+WRITE_BACK: dict[type[fx.Effect], Callable[[Change, Any, object], None]] = {
+    fx.OpenPlatformReturn: _opened,
+    fx.ApprovePlatformReturn: _moved,
+    fx.DeclinePlatformReturn: _moved,
+    fx.ClosePlatformReturn: _moved,
+    fx.ReopenPlatformReturn: _moved,
+    fx.CancelPlatformReturn: _moved,
+    fx.ProcessPlatformReturn: _processed,
+    fx.RemovePlatformLines: _noted,
+    fx.DisposePlatformUnits: _noted,
+}
+"""Native mode's write-backs (:mod:`returnflow.decisions.results` merges them)."""

@@ -1,0 +1,258 @@
+"""The dispatcher's handlers of native mode's effects: each calls the platform's own return
+objects (:class:`~returnflow.ports.platform_returns.PlatformReturns`) with the effect's
+idempotency key (:data:`returnflow.dispatch.HANDLERS` lists them). A status change reads the
+platform return first and asks nothing when it is there already or was moved on by a person
+in the platform's admin: returnflow follows such a change (its webhook), never fights it.
+
+Processing is reconciled first when the effect asks for it: the platform's own figures for
+the whole return (Shopify's ``returnCalculate`` / ``suggestedFinancialOutcome``: the refund
+and what the customer owes) are compared with returnflow's settlement to the cent; a
+difference refuses the processing for good (a ``PortError`` naming both figures: the return
+goes to a person, the processing is kept to deliver again when the person closes the return,
+and then returnflow's figure goes out) unless ``policy.platform_money`` names the side that
+wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+from returnflow.domain.model import ReturnRecord
+from returnflow.domain.money import Money
+from returnflow.domain.policy import MoneyAuthority, PlatformMode, ReturnPolicy
+from returnflow.errors import ConfigurationError, PortError
+from returnflow.lifecycle import effects as fx
+from returnflow.ports.platform_returns import PlatformReturns, ProcessResult, Quantity
+
+if TYPE_CHECKING:
+    from returnflow.dispatch import Dispatcher
+
+__all__ = [
+    "HANDLERS",
+    "PlatformReturns",
+    "Processed",
+    "approve_platform_return",
+    "cancel_platform_return",
+    "close_platform_return",
+    "decline_platform_return",
+    "dispose_platform_units",
+    "open_platform_return",
+    "process_platform_return",
+    "remove_platform_lines",
+    "reopen_platform_return",
+    "required",
+]
+
+_T = TypeVar("_T")
+
+
+def _required(value: _T | None, field: str, effect: fx.Effect) -> _T:
+    if value is None:
+        raise PortError(effect.port, effect.kind, f"the return has no {field} yet", retryable=True)
+    return value
+
+
+def required(
+    policy: ReturnPolicy | None, platform_returns: PlatformReturns | None
+) -> PlatformReturns | None:
+    """``platform_returns``, the dispatcher's port for native mode's effects;
+    :class:`~returnflow.errors.ConfigurationError` naming ``platform_returns`` when
+    ``policy.platform_mode`` is ``native`` and there is none."""
+    if platform_returns is None and (policy or ReturnPolicy()).platform_mode is (
+        PlatformMode.NATIVE
+    ):
+        raise ConfigurationError(
+            "native mode needs a PlatformReturns port", field="platform_returns", value=None
+        )
+    return platform_returns
+
+
+def _port(d: Dispatcher, effect: fx.Effect) -> PlatformReturns:
+    if d.platform_returns is None:
+        raise PortError(effect.port, effect.kind, "no PlatformReturns port", retryable=False)
+    return d.platform_returns
+
+
+@attrs.frozen
+class Processed:
+    """What processing a platform return did: the port's answer, the refund actually asked
+    for, and the platform's figure and returnflow's when they were compared (they differ
+    only when ``policy.platform_money`` named the side that wins)."""
+
+    result: ProcessResult
+    refunded: Money
+    platform: Money | None = None
+    returnflow: Money | None = None
+
+
+def _platform(
+    d: Dispatcher, effect: fx.Effect, record: ReturnRecord
+) -> tuple[PlatformReturns, str]:
+    """The port and the platform return's id (a retryable error until it is known)."""
+    return _port(d, effect), _required(record.refs.platform_return_id, "platform_return_id", effect)
+
+
+def _line_ids(record: ReturnRecord, effect: fx.Effect, lines: Any) -> list[Quantity]:
+    ids = dict(record.refs.platform_line_ids)
+    return [
+        Quantity(_required(ids.get(line.order_line_id), "platform line id", effect), line.quantity)
+        for line in lines
+    ]
+
+
+def open_platform_return(
+    d: Dispatcher, effect: fx.OpenPlatformReturn, record: ReturnRecord
+) -> object:
+    return _port(d, effect).open_return(
+        effect.shop,
+        effect.order_id,
+        effect.lines,
+        exchange_lines=effect.exchange_lines,
+        return_shipping_fee=effect.return_shipping_fee,
+        requested=effect.requested,
+        idempotency_key=effect.key,
+    )
+
+
+def approve_platform_return(
+    d: Dispatcher, effect: fx.ApprovePlatformReturn, record: ReturnRecord
+) -> object:
+    port, return_id = _platform(d, effect, record)
+    now = port.get_return(effect.shop, return_id)
+    if now.status.value != "REQUESTED":  # approved there already, or moved on by a person
+        return now
+    return port.approve(effect.shop, return_id, idempotency_key=effect.key)
+
+
+def decline_platform_return(
+    d: Dispatcher, effect: fx.DeclinePlatformReturn, record: ReturnRecord
+) -> object:
+    port, return_id = _platform(d, effect, record)
+    now = port.get_return(effect.shop, return_id)
+    if now.status.value != "REQUESTED":  # declined (or cancelled) there already
+        return now
+    return port.decline(effect.shop, return_id, reason=effect.reason, idempotency_key=effect.key)
+
+
+def process_platform_return(
+    d: Dispatcher, effect: fx.ProcessPlatformReturn, record: ReturnRecord
+) -> object:
+    """Reconcile (when ``effect.expected`` is set: the platform's own refund, and what it
+    says the customer owes, against returnflow's, to the cent), then process."""
+    port, return_id = _platform(d, effect, record)
+    refund, theirs = effect.refund, None
+    reviewed = any(  # a person looked at the difference and closed the return: it goes out
+        entry.event == "payouts_reopened" and effect.key in str(entry.payload.get("effects"))
+        for entry in record.history
+    )
+    if effect.expected is not None and not reviewed:
+        outcome = port.calculate(effect.shop, return_id)
+        theirs = outcome.refund
+        review = d.policy.platform_money is MoneyAuthority.REVIEW
+        for what, platform, ours in (
+            ("refund", outcome.refund, effect.expected),
+            ("owed", outcome.owed, effect.expected_owed),
+        ):
+            if review and ours is not None and platform != ours:
+                raise PortError(
+                    effect.port,
+                    effect.kind,
+                    f"the platform's {what} {platform} differs from returnflow's settlement "
+                    f"{ours}: nothing was processed",
+                    retryable=False,
+                )
+        if theirs != effect.expected and d.policy.platform_money is MoneyAuthority.PLATFORM:
+            refund = refund + (theirs - effect.expected)
+    exchange_ids = {
+        line.id: line.platform_item_id for line in record.exchange_lines if line.platform_item_id
+    }
+    answer = port.process(
+        effect.shop,
+        return_id,
+        _line_ids(record, effect, effect.lines),
+        exchange_lines=[
+            Quantity(
+                _required(exchange_ids.get(line.id), "platform exchange line", effect),
+                line.quantity,
+            )
+            for line in record.exchange_lines
+            if line.id in effect.exchange_line_ids
+        ],
+        refund=refund,
+        idempotency_key=effect.key,
+    )
+    return Processed(answer, refund, theirs, effect.expected)
+
+
+def dispose_platform_units(
+    d: Dispatcher, effect: fx.DisposePlatformUnits, record: ReturnRecord
+) -> object:
+    port, return_id = _platform(d, effect, record)
+    ids = dict(record.refs.platform_line_ids)
+    for index, item in enumerate(effect.disposals):
+        line_id = _required(ids.get(item.order_line_id), "platform line id", effect)
+        port.dispose(
+            effect.shop,
+            return_id,
+            line_id,
+            item.quantity,
+            item.disposition,
+            idempotency_key=f"{effect.key}/{index}",
+        )
+    return None
+
+
+def remove_platform_lines(
+    d: Dispatcher, effect: fx.RemovePlatformLines, record: ReturnRecord
+) -> object:
+    port, return_id = _platform(d, effect, record)
+    return port.remove_lines(
+        effect.shop, return_id, _line_ids(record, effect, effect.lines), idempotency_key=effect.key
+    )
+
+
+def close_platform_return(
+    d: Dispatcher, effect: fx.ClosePlatformReturn, record: ReturnRecord
+) -> object:
+    port, return_id = _platform(d, effect, record)
+    now = port.get_return(effect.shop, return_id)
+    if now.status.value != "OPEN":  # closed by its last processing, or by a person there
+        return now
+    return port.close(effect.shop, return_id, idempotency_key=effect.key)
+
+
+def reopen_platform_return(
+    d: Dispatcher, effect: fx.ReopenPlatformReturn, record: ReturnRecord
+) -> object:
+    port, return_id = _platform(d, effect, record)
+    now = port.get_return(effect.shop, return_id)
+    if now.status.value != "CLOSED":
+        return now
+    return port.reopen(effect.shop, return_id, idempotency_key=effect.key)
+
+
+def cancel_platform_return(
+    d: Dispatcher, effect: fx.CancelPlatformReturn, record: ReturnRecord
+) -> object:
+    port, return_id = _platform(d, effect, record)
+    now = port.get_return(effect.shop, return_id)
+    if now.status.value not in ("REQUESTED", "OPEN"):  # declined or cancelled there already
+        return now
+    return port.cancel(effect.shop, return_id, idempotency_key=effect.key)
+
+
+HANDLERS: Mapping[type[fx.Effect], Callable[[Dispatcher, Any, ReturnRecord], object]] = {
+    fx.OpenPlatformReturn: open_platform_return,
+    fx.ApprovePlatformReturn: approve_platform_return,
+    fx.DeclinePlatformReturn: decline_platform_return,
+    fx.ProcessPlatformReturn: process_platform_return,
+    fx.DisposePlatformUnits: dispose_platform_units,
+    fx.RemovePlatformLines: remove_platform_lines,
+    fx.ClosePlatformReturn: close_platform_return,
+    fx.ReopenPlatformReturn: reopen_platform_return,
+    fx.CancelPlatformReturn: cancel_platform_return,
+}
+"""One handler per native-mode effect type (:data:`returnflow.dispatch.HANDLERS` holds them)."""

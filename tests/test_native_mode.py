@@ -1,0 +1,882 @@
+"""Native mode (seed 003, Loop x Shopify native exchanges): the return lives on the
+platform's own return object, through the public API only.
+
+The platform return is opened with the return's lines (by order line), its exchange lines
+and fees; exchanges sit on it (no tag, no separate hold); the money moves by processing it,
+checked against the platform's own figure; restocking is a disposition apart from the
+refund; what is never processed is removed; it is closed, declined or cancelled with the
+return. ``tags`` mode (the default) never touches it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from returnflow import (
+    CarrierStatus,
+    CarrierUpdate,
+    ConfigurationError,
+    Exchange,
+    FeePolicy,
+    Keep,
+    Money,
+    OrderLine,
+    OrderSnapshot,
+    ReceivedLine,
+    RequestLine,
+    ReturnPolicy,
+    ReturnRequest,
+    StoreCredit,
+    WarehouseFinished,
+    WarehouseReceipt,
+)
+from returnflow.domain.inbound import Disposition, PlatformReturnEvent
+from returnflow.domain.policy import (
+    Completion,
+    MoneyAuthority,
+    PlatformMode,
+    RefundTrigger,
+    ReleaseTrigger,
+)
+from returnflow.domain.settlement import Percent
+from returnflow.errors import InvalidPayload, InvalidRequest, PortError
+from returnflow.lifecycle import effects as fx
+from returnflow.ports.commerce import LineQuantity
+from returnflow.ports.platform_returns import (
+    PlatformExchangeLine,
+    PlatformReturnLine,
+    ShopifyReturnStatus,
+)
+from returnflow.serialization import structure, unstructure
+from returnflow.service import ReturnsService
+from returnflow.stores.sqlite import SqliteStore
+from returnflow.testing import Harness
+from returnflow.testing.platform_returns import FakePlatformReturns
+
+SHOP = "shop-1"
+ORDER_ID = "1001"
+ORDERED_AT = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
+NATIVE = ReturnPolicy(platform_mode="native")
+
+
+def eur(amount: str) -> Money:
+    return Money(amount, "EUR")
+
+
+def order() -> OrderSnapshot:
+    """A T-shirt (25.00) and two caps (10.00 each)."""
+    return OrderSnapshot(
+        id=ORDER_ID,
+        shop=SHOP,
+        created_at=ORDERED_AT,
+        fulfilled_at=ORDERED_AT,
+        currency="EUR",
+        customer_email="customer@example.com",
+        lines=[
+            OrderLine(id="L1", sku="TEE-M", variant_id="tee-m", quantity=1, unit_price=eur("25")),
+            OrderLine(id="L2", sku="CAP", variant_id="cap", quantity=2, unit_price=eur("10")),
+        ],
+    )
+
+
+def harness(policy: ReturnPolicy = NATIVE) -> Harness:
+    made = Harness(policy=policy)
+    made.ports.commerce.add_order(order())
+    return made
+
+
+def platform(made: Harness) -> FakePlatformReturns:
+    assert made.platform_returns is not None
+    return made.platform_returns
+
+
+def swap(price: str, quantity: int = 1) -> RequestLine:
+    """The T-shirt for another size priced ``price``."""
+    return RequestLine(
+        order_line_id="L1",
+        quantity=1,
+        outcome=Exchange(variant_id="tee-l", unit_price=eur(price), quantity=quantity),
+    )
+
+
+def caps(units: int = 2) -> RequestLine:
+    return RequestLine(order_line_id="L2", quantity=units)
+
+
+def request(made: Harness, *lines: RequestLine) -> str:
+    record = made.service.request(ReturnRequest(shop=SHOP, order_id=ORDER_ID, lines=lines))
+    return record.id
+
+
+def receive(made: Harness, return_id: str, event_id: str, *lines: ReceivedLine) -> None:
+    made.service.handle(
+        WarehouseReceipt(shop=SHOP, return_id=return_id, event_id=event_id, lines=lines)
+    )
+
+
+def passed(line_id: str, quantity: int = 1, **extra: object) -> ReceivedLine:
+    return ReceivedLine(line_id=line_id, quantity=quantity, **extra)  # type: ignore[arg-type]
+
+
+def operations(made: Harness) -> list[str]:
+    return [call.operation for call in platform(made).calls]
+
+
+def commerce_operations(made: Harness) -> list[str]:
+    return [call.operation for call in made.ports.commerce.calls]
+
+
+# -- the platform return is opened and its ids written back -------------------------------------
+
+
+def test_approval_opens_the_platform_return_with_lines_exchange_and_ids_written_back() -> None:
+    made = harness()
+    return_id = request(made, swap("25.00"), caps())
+    record = made.service.get(SHOP, return_id)
+    [opened] = platform(made).calls_to("open_return")
+    assert [(line.order_line_id, line.quantity) for line in opened.args["lines"]] == [
+        ("L1", 1),
+        ("L2", 2),
+    ]
+    [item] = opened.args["exchange_lines"]
+    assert (item.variant_id, item.quantity, item.unit_price) == ("tee-l", 1, eur("25.00"))
+    assert opened.args["requested"] is False
+    assert opened.idempotency_key == f"{SHOP}/{return_id}/1/p0/open_platform_return"
+    live = platform(made).get_return(SHOP, "gid://Return/1")
+    assert record.refs.platform_return_id == live.return_id
+    assert dict(record.refs.platform_line_ids) == dict(live.line_ids)
+    assert [line.platform_item_id for line in record.exchange_lines] == [
+        dict(live.exchange_line_ids)[record.exchange_lines[0].id]
+    ]
+    assert record.state == ("label_sent", "on_hold")
+    # No tag, no separate hold: the exchange sits on the platform return.
+    assert "add_exchange_items" not in commerce_operations(made)
+
+
+def test_even_exchange_processes_the_exchange_line_with_no_refund_and_closes_both() -> None:
+    made = harness()
+    return_id = request(made, swap("25.00"))
+    receive(made, return_id, "r1", passed("L1"))
+    record = made.service.get(SHOP, return_id)
+    assert record.state == ("closed", "released")
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("0.00")
+    assert len(processed.args["exchange_lines"]) == 1
+    assert record.exchange_lines[0].status == "released"
+    live = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    assert live.status is ShopifyReturnStatus.CLOSED
+    assert dict(live.exchange_processed) == {live.exchange_line_ids[0][1]: 1}
+    assert platform(made).dispositions(SHOP, live.return_id) == [
+        (live.line_id("L1"), 1, Disposition.RESTOCKED)
+    ]
+    assert not {"refund", "restock", "release_exchange"} & set(commerce_operations(made))
+
+
+def test_exchange_for_less_refunds_the_platforms_figure_removes_qc_failures_and_disposes() -> None:
+    made = harness()
+    return_id = request(made, swap("20.00"), caps())
+    receive(made, return_id, "r1", passed("L1"), passed("L2"), passed("L2", qc="fail"))
+    record = made.service.get(SHOP, return_id)
+    assert record.state == ("closed", "released")
+    live = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    # Removed first, then processed (25 - 20 for the tee, 10 for the one cap that passed).
+    assert operations(made) == ["open_return", "remove_lines", "process", "dispose", "dispose"]
+    assert dict(live.removed)[live.line_id("L2")] == 1
+    assert platform(made).refunded(SHOP, live.return_id) == eur("15.00")
+    assert record.refs.refund_ids == ("gid://Refund/1",)
+    assert live.status is ShopifyReturnStatus.CLOSED
+    [units_tee, units_caps] = record.platform_units
+    assert (units_caps.processed, units_caps.removed, units_caps.restocked) == (1, 1, 1)
+    assert (units_tee.processed, units_tee.restocked) == (1, 1)
+
+
+def test_upsell_charges_the_balance_then_processes_with_no_refund() -> None:
+    made = harness()
+    return_id = request(made, swap("40.00"))
+    record = made.service.get(SHOP, return_id)
+    assert made.ports.payments.calls_to("charge")[0].args["amount"] == eur("15.00")
+    assert record.exchange_status == "on_hold"  # paid: still on the platform return
+    receive(made, return_id, "r1", passed("L1"))
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("0.00")
+    assert made.service.get(SHOP, return_id).state == ("closed", "released")
+
+
+def test_fees_are_on_the_platform_return_and_reduce_the_refund() -> None:
+    made = harness(ReturnPolicy(platform_mode="native", fees=FeePolicy(return_shipping=eur("5"))))
+    return_id = request(made, caps())
+    [opened] = platform(made).calls_to("open_return")
+    assert opened.args["return_shipping_fee"] == eur("5.00")
+    receive(made, return_id, "r1", passed("L2", 2))
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("15.00")
+    assert made.service.get(SHOP, return_id).status == "closed"
+
+
+def test_decoupled_restock_refund_on_hand_in_then_dispose_on_receipt() -> None:
+    made = harness(ReturnPolicy(platform_mode="native", refund_trigger=RefundTrigger.ON_HANDED_IN))
+    return_id = request(made, caps())
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
+    )
+    assert operations(made) == ["open_return", "process"]
+    assert platform(made).calls_to("process")[0].args["refund"] == eur("20.00")
+    receive(made, return_id, "r1", passed("L2", disposition="NOT_RESTOCKED"), passed("L2"))
+    live_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    line = platform(made).get_return(SHOP, live_id).line_id("L2")
+    assert platform(made).dispositions(SHOP, live_id) == [
+        (line, 1, Disposition.RESTOCKED),
+        (line, 1, Disposition.NOT_RESTOCKED),
+    ]
+    assert operations(made)[:3] == ["open_return", "process", "dispose"]
+    assert made.service.get(SHOP, return_id).status == "closed"
+
+
+# -- review, decline, cancel, expire --------------------------------------------------------------
+
+
+def test_a_return_sent_to_review_is_requested_then_approved_on_the_platform() -> None:
+    made = harness(ReturnPolicy(platform_mode="native", auto_approve=False))
+    return_id = request(made, caps())
+    [opened] = platform(made).calls_to("open_return")
+    assert opened.args["requested"] is True
+    live_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    assert platform(made).get_return(SHOP, live_id).status is ShopifyReturnStatus.REQUESTED
+    made.service.approve(SHOP, return_id)
+    assert platform(made).get_return(SHOP, live_id).status is ShopifyReturnStatus.OPEN
+
+
+def test_a_return_declined_from_review_is_declined_on_the_platform() -> None:
+    made = harness(ReturnPolicy(platform_mode="native", auto_approve=False))
+    return_id = request(made, caps())
+    made.service.decline(SHOP, return_id, "FINAL_SALE")
+    live_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    assert platform(made).get_return(SHOP, live_id).status is ShopifyReturnStatus.DECLINED
+    [declined] = platform(made).calls_to("decline")
+    assert declined.args["reason"] == "FINAL_SALE"
+
+
+@pytest.mark.parametrize("how", ["cancel", "expire"])
+def test_a_cancelled_or_expired_return_cancels_the_platform_return(how: str) -> None:
+    made = harness()
+    return_id = request(made, swap("20.00"))
+    getattr(made.service, how)(SHOP, return_id)
+    record = made.service.get(SHOP, return_id)
+    live = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    assert live.status is ShopifyReturnStatus.CANCELED
+    assert [line.status for line in record.exchange_lines] == ["cancelled"]
+    assert "cancel_exchange_items" not in commerce_operations(made)
+
+
+# -- reconciliation ---------------------------------------------------------------------------
+
+
+def _mismatch(money: MoneyAuthority) -> Harness:
+    """The exchange's outbound shipping is returnflow's fee the platform does not know:
+    returnflow refunds 1.00 less than the platform computes."""
+    fees = FeePolicy(exchange_shipping=eur("1.00"))
+    return harness(ReturnPolicy(platform_mode="native", fees=fees, platform_money=money))
+
+
+def test_a_money_difference_sends_the_return_to_review_with_both_figures() -> None:
+    made = _mismatch(MoneyAuthority.REVIEW)
+    return_id = request(made, swap("20.00"))
+    receive(made, return_id, "r1", passed("L1"))
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "needs_review"
+    [reason] = record.review_reasons
+    assert reason == (
+        "process_platform_return failed: PortError: platform_returns.process_platform_return: "
+        "the platform's refund 5.00 EUR differs from returnflow's "
+        "settlement 4.00 EUR: nothing was processed"
+    )
+    assert platform(made).calls_to("process") == []  # nothing moved
+    assert platform(made).calls_to("dispose") == []
+    # A person looked and closes it: returnflow's settlement goes out, then the units are
+    # disposed of.
+    made.service.close(SHOP, return_id)
+    made.dispatch_due()
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "closed"
+    assert [call.args["refund"] for call in platform(made).calls_to("process")] == [eur("4.00")]
+    assert len(platform(made).calls_to("dispose")) == 1
+
+
+@pytest.mark.parametrize(
+    ("money", "refunded"), [(MoneyAuthority.PLATFORM, "5.00"), (MoneyAuthority.RETURNFLOW, "4.00")]
+)
+def test_the_policy_names_the_side_that_wins_a_money_difference(
+    money: MoneyAuthority, refunded: str
+) -> None:
+    made = _mismatch(money)
+    return_id = request(made, swap("20.00"))
+    receive(made, return_id, "r1", passed("L1"))
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "closed"
+    assert platform(made).calls_to("process")[0].args["refund"] == eur(refunded)
+    [differs] = [entry for entry in record.history if entry.event == "platform_money_differs"]
+    assert differs.payload == {"platform": "5.00 EUR", "returnflow": "4.00 EUR"}
+
+
+# -- modes, configuration and failures -------------------------------------------------------
+
+
+def test_tags_mode_never_touches_the_platform_return() -> None:
+    made = Harness(policy=ReturnPolicy())
+    made.ports.commerce.add_order(order())
+    port = FakePlatformReturns(made.ports.commerce)
+    made = Harness(policy=ReturnPolicy(), ports=made.ports, platform_returns=port)
+    return_id = request(made, swap("20.00"))
+    receive(made, return_id, "r1", passed("L1"))
+    assert port.calls == []
+    assert "add_exchange_items" in commerce_operations(made)
+    assert made.service.get(SHOP, return_id).refs.platform_return_id is None
+
+
+def test_native_mode_without_the_port_is_a_configuration_error() -> None:
+    ports = Harness().ports
+    with pytest.raises(ConfigurationError) as raised:
+        ReturnsService(
+            store=Harness().store,
+            commerce=ports.commerce,
+            warehouse=ports.warehouse,
+            carrier=ports.carrier,
+            payments=ports.payments,
+            notifier=ports.notifier,
+            events=ports.events,
+            policy=NATIVE,
+        )
+    assert raised.value.field == "platform_returns"
+
+
+@pytest.mark.parametrize(("field", "value"), [("platform_mode", "shopify"), ("platform_money", 1)])
+def test_a_bad_mode_or_money_authority_names_the_field_and_value(field: str, value: object) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        ReturnPolicy(**{field: value})  # type: ignore[arg-type]
+    assert (raised.value.field, raised.value.value) == (field, value)
+    assert ReturnPolicy(platform_mode="native").platform_mode is PlatformMode.NATIVE
+
+
+def test_a_platform_that_refuses_to_open_sends_the_return_to_a_person() -> None:
+    made = harness()
+    refusal = PortError("platform_returns", "open_return", "no", retryable=False)
+    platform(made).fail("open_return", error=refusal)
+    return_id = request(made, caps())
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "needs_review"
+    assert record.refs.platform_return_id is None
+    assert record.review_reasons[0].startswith("open_platform_return failed")
+
+
+def test_a_transient_failure_is_retried_under_the_same_key() -> None:
+    made = harness()
+    platform(made).fail("open_return")
+    return_id = request(made, caps())
+    assert made.service.get(SHOP, return_id).refs.platform_return_id is None
+    made.dispatch_due()
+    record = made.service.get(SHOP, return_id)
+    assert record.refs.platform_return_id == "gid://Return/1"
+    first, second = platform(made).calls_to("open_return")
+    assert first.idempotency_key == second.idempotency_key
+
+
+def test_a_reset_moves_the_accepted_units_to_a_platform_return_of_their_own() -> None:
+    made = harness(
+        ReturnPolicy(platform_mode="native", completion=Completion.ON_WAREHOUSE_FINISHED)
+    )
+    return_id = request(made, swap("25.00"), caps())
+    receive(made, return_id, "r1", passed("L1"), passed("L2"))
+    old, new = made.service.reset(SHOP, return_id)
+    first = platform(made).get_return(SHOP, old.refs.platform_return_id or "")
+    assert first.status is ShopifyReturnStatus.CANCELED
+    assert dict(first.removed) == {first.line_id("L1"): 1, first.line_id("L2"): 2}
+    [_, opened] = platform(made).calls_to("open_return")
+    assert [(line.order_line_id, line.quantity) for line in opened.args["lines"]] == [
+        ("L1", 1),
+        ("L2", 1),
+    ]
+    assert new.refs.platform_return_id == "gid://Return/2"
+    assert [line.platform_item_id for line in new.exchange_lines] == ["gid://ExchangeLineItem/2"]
+
+
+# -- inbound platform facts ------------------------------------------------------------------
+
+
+def fact(made: Harness, return_id: str, event_id: str, topic: str, **extra: object) -> str:
+    result = made.service.handle(
+        PlatformReturnEvent(
+            shop=SHOP,
+            return_id=return_id,
+            event_id=event_id,
+            topic=topic,  # type: ignore[arg-type]
+            **extra,  # type: ignore[arg-type]
+        )
+    )
+    return result.status
+
+
+def test_a_return_the_customer_opened_on_the_platform_is_adopted_and_approved() -> None:
+    made = harness()
+    theirs = platform(made).open_return(
+        SHOP, ORDER_ID, [PlatformReturnLine("L2", 2)], requested=True, idempotency_key="shop"
+    )
+    record = made.service.request(
+        ReturnRequest(
+            shop=SHOP,
+            order_id=ORDER_ID,
+            lines=[caps()],
+            platform_return_id=theirs.return_id,
+            platform_line_ids=theirs.line_ids,
+        )
+    )
+    assert record.refs.platform_return_id == theirs.return_id
+    assert [call.operation for call in platform(made).calls] == ["open_return", "approve"]
+    assert platform(made).get_return(SHOP, theirs.return_id).status is ShopifyReturnStatus.OPEN
+    receive(made, record.id, "r1", passed("L2", 2))
+    assert platform(made).refunded(SHOP, theirs.return_id) == eur("20.00")
+    assert made.service.get(SHOP, record.id).status == "closed"
+
+
+def test_a_customer_opened_return_sent_to_review_stays_requested_until_an_agent_decides() -> None:
+    made = harness(ReturnPolicy(platform_mode="native", auto_approve=False))
+    theirs = platform(made).open_return(
+        SHOP, ORDER_ID, [PlatformReturnLine("L2", 1)], requested=True, idempotency_key="shop"
+    )
+    record = made.service.request(
+        ReturnRequest(
+            shop=SHOP,
+            order_id=ORDER_ID,
+            lines=[caps(1)],
+            platform_return_id=theirs.return_id,
+            platform_line_ids=theirs.line_ids,
+        )
+    )
+    assert record.status == "pending_review"
+    assert platform(made).calls_to("approve") == []
+    made.service.decline(SHOP, record.id, "OTHER")
+    assert platform(made).get_return(SHOP, theirs.return_id).status is (
+        ShopifyReturnStatus.DECLINED
+    )
+
+
+def test_a_return_declined_in_the_platforms_admin_is_followed_not_fought() -> None:
+    made = harness(ReturnPolicy(platform_mode="native", auto_approve=False))
+    return_id = request(made, caps())
+    live_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    platform(made).decline(SHOP, live_id, reason="OTHER", idempotency_key="admin")
+    assert fact(made, return_id, "w1", "returns/decline", platform_return_id=live_id) == "applied"
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "declined"
+    assert platform(made).calls_to("decline")[-1].idempotency_key == "admin"  # asked nothing
+    assert fact(made, return_id, "w1", "returns/decline") == "duplicate"
+
+
+def test_a_return_cancelled_in_the_platforms_admin_is_cancelled_here() -> None:
+    made = harness()
+    return_id = request(made, swap("20.00"))
+    live_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    platform(made).cancel(SHOP, live_id, idempotency_key="admin")
+    assert fact(made, return_id, "w1", "returns/cancel") == "applied"
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "cancelled"
+    assert [call.idempotency_key for call in platform(made).calls_to("cancel")] == ["admin"]
+    assert "void_label" in [call.operation for call in made.ports.carrier.calls]
+
+
+def test_a_cancel_there_after_units_came_back_goes_to_a_person() -> None:
+    made = harness(
+        ReturnPolicy(platform_mode="native", completion=Completion.ON_WAREHOUSE_FINISHED)
+    )
+    return_id = request(made, caps())
+    receive(made, return_id, "r1", passed("L2", 2))
+    assert fact(made, return_id, "w1", "returns/cancel") == "applied"
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "needs_review"
+    assert record.review_reasons == ("cancelled in the platform's admin while item_received",)
+
+
+def test_echoes_of_returnflows_own_calls_change_nothing() -> None:
+    made = harness()
+    return_id = request(made, caps())
+    receive(made, return_id, "r1", passed("L2", 2))
+    record = made.service.get(SHOP, return_id)
+    [refund_id] = record.refs.refund_ids
+    assert fact(made, return_id, "w1", "returns/approve") == "ignored"
+    assert fact(made, return_id, "w2", "refunds/create", refund_id=refund_id) == "ignored"
+    assert fact(made, return_id, "w3", "returns/close") == "ignored"
+    assert fact(made, return_id, "w4", "reverse_fulfillment_orders/dispose") == "applied"
+    assert made.service.get(SHOP, return_id).state == record.state
+
+
+def test_a_refund_made_in_the_admin_is_recorded_and_goes_to_a_person() -> None:
+    made = harness()
+    return_id = request(made, caps())
+    status = fact(made, return_id, "w1", "refunds/create", refund_id="R9", amount=eur("10.00"))
+    assert status == "applied"
+    record = made.service.get(SHOP, return_id)
+    assert record.refs.refund_ids == ("R9",)
+    assert record.review_reasons == ("refunded in the platform's admin of 10.00 EUR (R9)",)
+
+
+def test_closed_there_early_goes_to_a_person_and_reopened_there_reopens() -> None:
+    made = harness()
+    return_id = request(made, caps())
+    assert fact(made, return_id, "w1", "returns/close") == "applied"
+    assert made.service.get(SHOP, return_id).status == "needs_review"
+    done = harness()
+    closed_id = request(done, caps())
+    receive(done, closed_id, "r1", passed("L2", 2))
+    assert fact(done, closed_id, "w1", "returns/reopen") == "applied"
+    assert done.service.get(SHOP, closed_id).status == "needs_review"
+
+
+def test_a_fact_about_another_platform_return_is_refused_and_changes_nothing() -> None:
+    made = harness()
+    return_id = request(made, caps())
+    before = made.service.get(SHOP, return_id)
+    with pytest.raises(InvalidPayload) as raised:
+        fact(made, return_id, "w1", "returns/cancel", platform_return_id="gid://Return/99")
+    assert raised.value.field == "platform_return_id"
+    assert made.service.get(SHOP, return_id) == before
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"topic": "returns/explode"}, "topic"),
+        ({"topic": "refunds/create", "amount": 10.0}, "amount"),
+        ({"topic": "returns/close", "refund_id": ""}, "refund_id"),
+    ],
+)
+def test_a_bad_platform_fact_names_the_field(fields: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidPayload) as raised:
+        PlatformReturnEvent(shop=SHOP, return_id="R1", event_id="w1", **fields)  # type: ignore[arg-type]
+    assert raised.value.field == field
+
+
+def test_platform_line_ids_must_name_a_requested_line_and_come_with_the_return_id() -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        ReturnRequest(
+            shop=SHOP, order_id=ORDER_ID, lines=[caps()], platform_line_ids=[("L2", "gid://1")]
+        )
+    assert raised.value.field == "platform_return_id"
+    with pytest.raises(InvalidRequest) as raised:
+        ReturnRequest(
+            shop=SHOP,
+            order_id=ORDER_ID,
+            lines=[caps()],
+            platform_return_id="gid://Return/1",
+            platform_line_ids=[("L1", "gid://1")],
+        )
+    assert raised.value.field == "platform_line_ids[0]"
+
+
+def test_a_platform_fact_round_trips_as_plain_data() -> None:
+    event = PlatformReturnEvent(
+        shop=SHOP,
+        return_id="R1",
+        event_id="w1",
+        topic="refunds/create",
+        refund_id="R9",
+        amount=eur("10.00"),
+    )
+    back = structure(json.loads(json.dumps(unstructure(event))), PlatformReturnEvent)
+    assert repr(back) == repr(event)
+
+
+def test_every_native_effect_round_trips_through_json_with_its_types() -> None:
+    common = {"key": "k", "shop": SHOP, "return_id": "R1", "order_id": ORDER_ID, "version": 3}
+    lines = (LineQuantity("L2", 1),)
+    planned: list[fx.Effect] = [
+        fx.OpenPlatformReturn(
+            lines=(PlatformReturnLine("L2", 2, "UNWANTED", eur("1.00")),),
+            exchange_lines=(PlatformExchangeLine("X1", "tee-l", 1, eur("20.00")),),
+            return_shipping_fee=eur("5.00"),
+            requested=True,
+            **common,
+        ),
+        fx.ApprovePlatformReturn(**common),
+        fx.DeclinePlatformReturn(reason="FINAL_SALE", **common),
+        fx.ProcessPlatformReturn(
+            lines=lines,
+            exchange_line_ids=("X1",),
+            refund=eur("5.00"),
+            expected=eur("5.00"),
+            **common,
+        ),
+        fx.DisposePlatformUnits(
+            disposals=(fx.Disposal("L2", 1, Disposition.NOT_RESTOCKED),), **common
+        ),
+        fx.RemovePlatformLines(lines=lines, **common),
+        fx.ClosePlatformReturn(**common),
+        fx.ReopenPlatformReturn(**common),
+        fx.CancelPlatformReturn(**common),
+    ]
+    for effect in planned:
+        back = structure(json.loads(json.dumps(unstructure(effect))), fx.Effect)
+        assert back == effect
+        assert repr(back) == repr(effect)  # enums come back as enums, tuples as tuples
+
+
+# -- other outcomes, reopening, failures, durability ------------------------------------------
+
+
+def test_store_credit_is_a_gift_card_and_its_units_are_processed_for_nothing() -> None:
+    made = harness()
+    credit = RequestLine(order_line_id="L2", quantity=2, outcome=StoreCredit())
+    return_id = request(made, credit)
+    receive(made, return_id, "r1", passed("L2", 2))
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("0.00")
+    assert [str(c.amount) for c in made.ports.commerce.credits] == ["20.00 EUR"]
+    assert made.service.get(SHOP, return_id).status == "closed"
+
+
+def test_a_returnless_line_is_opened_and_processed_at_approval() -> None:
+    made = harness()
+    return_id = request(made, RequestLine(order_line_id="L2", quantity=1, outcome=Keep()))
+    assert operations(made) == ["open_return", "process"]
+    assert platform(made).calls_to("process")[0].args["refund"] == eur("10.00")
+    assert made.service.get(SHOP, return_id).status == "closed"
+    assert platform(made).calls_to("dispose") == []  # nothing came back to dispose of
+
+
+def test_reopening_a_closed_return_reopens_the_platform_return() -> None:
+    made = harness()
+    return_id = request(made, caps())
+    platform_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    receive(made, return_id, "r1", passed("L2", 2))
+    assert made.service.get(SHOP, return_id).status == "closed"
+    assert platform(made).get_return(SHOP, platform_id).status is ShopifyReturnStatus.CLOSED
+    made.service.reopen(SHOP, return_id, reason="customer called")
+    assert platform(made).get_return(SHOP, platform_id).status is ShopifyReturnStatus.OPEN
+    assert platform(made).calls_to("close") == []  # processing every unit closed it
+    assert [call.operation for call in platform(made).calls][-1] == "reopen"
+    assert made.service.get(SHOP, return_id).status == "needs_review"
+
+
+def test_a_processing_refused_for_good_sends_the_return_to_a_person() -> None:
+    made = harness()
+    return_id = request(made, caps())
+    refusal = PortError("platform_returns", "process", "order archived", retryable=False)
+    platform(made).fail("process", error=refusal)
+    receive(made, return_id, "r1", passed("L2", 2))
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "needs_review"
+    assert record.review_reasons[0].startswith("process_platform_return failed")
+    assert platform(made).refunded(SHOP, record.refs.platform_return_id or "") == eur("0.00")
+    # The agent closes it: the processing is delivered again, under its own key.
+    made.service.close(SHOP, return_id)
+    made.dispatch_due()
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "closed"
+    assert platform(made).refunded(SHOP, record.refs.platform_return_id or "") == eur("20.00")
+    first, second = platform(made).calls_to("process")
+    assert first.idempotency_key == second.idempotency_key
+
+
+def test_native_mode_survives_the_sqlite_store(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "returns.db"))
+    made = Harness(policy=NATIVE, store=store)
+    made.ports.commerce.add_order(order())
+    return_id = request(made, swap("20.00"), caps())
+    receive(made, return_id, "r1", passed("L1"), passed("L2"), passed("L2", qc="fail"))
+    record = made.service.get(SHOP, return_id)
+    assert record.state == ("closed", "released")
+    assert [(u.processed, u.removed, u.restocked) for u in record.platform_units] == [
+        (1, 0, 1),
+        (1, 1, 1),
+    ]
+    assert all(entry.status == "done" for entry in store.outbox(SHOP, return_id))
+    store.close()
+
+
+def test_units_an_agent_closes_without_are_removed_before_processing() -> None:
+    made = harness()
+    return_id = request(made, caps())
+    receive(made, return_id, "r1", passed("L2", 1))  # one cap never comes
+    made.service.close(SHOP, return_id, unreceived="nothing")
+    record = made.service.get(SHOP, return_id)
+    live = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    assert operations(made) == ["open_return", "remove_lines", "process", "dispose"]
+    assert (dict(live.removed)[live.line_id("L2")], dict(live.processed)[live.line_id("L2")]) == (
+        1,
+        1,
+    )
+    assert platform(made).refunded(SHOP, live.return_id) == eur("10.00")
+    assert live.status is ShopifyReturnStatus.CLOSED
+    assert record.status == "closed"
+
+
+def test_what_the_customer_owes_is_reconciled_too() -> None:
+    made = _mismatch(MoneyAuthority.REVIEW)
+    return_id = request(made, swap("40.00"))  # 15.00 more, and 1.00 for the new item's shipping
+    assert made.ports.payments.calls_to("charge")[0].args["amount"] == eur("16.00")
+    receive(made, return_id, "r1", passed("L1"))
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "needs_review"
+    assert record.review_reasons == (
+        "process_platform_return failed: PortError: platform_returns.process_platform_return: "
+        "the platform's owed 15.00 EUR differs from returnflow's settlement 16.00 EUR: "
+        "nothing was processed",
+    )
+
+
+def test_a_reopen_that_overtakes_the_close_waits_for_it_as_if_in_order() -> None:
+    def run(reopen_first: bool) -> tuple[tuple[str, str], ShopifyReturnStatus]:
+        made = Harness(policy=NATIVE, auto_dispatch=False)
+        made.ports.commerce.add_order(order())
+        return_id = request(made, caps())
+        made.service.dispatch_pending()
+        receive(made, return_id, "r1", passed("L2", 2))  # completed, processing not answered
+        if reopen_first:
+            assert fact(made, return_id, "w1", "returns/reopen") == "parked"
+        made.service.dispatch_pending()
+        if not reopen_first:
+            assert fact(made, return_id, "w1", "returns/reopen") == "applied"
+        made.service.dispatch_pending()
+        record = made.service.get(SHOP, return_id)
+        live = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+        return record.state, live.status
+
+    assert (
+        run(reopen_first=True)
+        == run(reopen_first=False)
+        == (
+            ("needs_review", "no_exchange"),
+            ShopifyReturnStatus.OPEN,
+        )
+    )
+
+
+def test_an_instant_exchange_is_fulfilled_from_the_platform_return_at_hand_in() -> None:
+    made = harness(
+        ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
+    )
+    return_id = request(made, swap("25.00"))
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
+    )
+    [early] = platform(made).calls_to("process")
+    assert (early.args["lines"], len(early.args["exchange_lines"])) == ((), 1)
+    assert made.service.get(SHOP, return_id).exchange_status == "released"
+    receive(made, return_id, "r1", passed("L1"))
+    record = made.service.get(SHOP, return_id)
+    assert record.state == ("closed", "released")
+    _, late = platform(made).calls_to("process")
+    assert (len(late.args["lines"]), late.args["exchange_lines"]) == (1, ())
+    live = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    assert live.status is ShopifyReturnStatus.CLOSED
+    assert [call.operation for call in made.ports.payments.calls] == ["authorize", "void"]
+
+
+def test_a_reset_after_an_early_refund_opens_only_the_units_not_paid_yet() -> None:
+    policy = ReturnPolicy(
+        platform_mode="native",
+        refund_trigger=RefundTrigger.ON_HANDED_IN,
+        completion=Completion.ON_WAREHOUSE_FINISHED,
+    )
+    made = harness(policy)
+    return_id = request(made, caps(), swap("25.00"))
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
+    )
+    receive(made, return_id, "r1", passed("L2", 1), passed("L1"))
+    old, new = made.service.reset(SHOP, return_id)
+    first = platform(made).get_return(SHOP, old.refs.platform_return_id or "")
+    assert first.status is ShopifyReturnStatus.CLOSED  # caps processed on it, the rest removed
+    [_, opened] = platform(made).calls_to("open_return")
+    assert [(line.order_line_id, line.quantity) for line in opened.args["lines"]] == [("L1", 1)]
+    assert new.status != "needs_review"
+    made.service.handle(WarehouseFinished(shop=SHOP, return_id=new.id, event_id="f1"))
+    done = made.service.get(SHOP, new.id)
+    assert done.state == ("closed", "released")
+    assert platform(made).get_return(SHOP, new.refs.platform_return_id or "").status is (
+        ShopifyReturnStatus.CLOSED
+    )
+
+
+def test_a_platform_fact_about_a_return_with_no_platform_return_is_ignored() -> None:
+    made = Harness(policy=ReturnPolicy())  # tags mode
+    made.ports.commerce.add_order(order())
+    return_id = request(made, caps())
+    result = made.service.handle(
+        PlatformReturnEvent(shop=SHOP, return_id=return_id, event_id="w1", topic="returns/cancel")
+    )
+    assert (result.status, result.reason) == ("ignored", "the return has no platform return")
+    assert result.record.status == "label_sent"
+
+
+def test_a_customer_opened_exchange_is_adopted_with_its_exchange_line() -> None:
+    made = harness()
+    theirs = platform(made).open_return(
+        SHOP,
+        ORDER_ID,
+        [PlatformReturnLine("L1", 1)],
+        exchange_lines=[PlatformExchangeLine("shop-x1", "tee-l", 1, eur("20.00"))],
+        requested=True,
+        idempotency_key="shop",
+    )
+    record = made.service.request(
+        ReturnRequest(
+            shop=SHOP,
+            order_id=ORDER_ID,
+            lines=[swap("20.00")],
+            platform_return_id=theirs.return_id,
+            platform_line_ids=theirs.line_ids,
+            platform_exchange_line_ids=[("L1", theirs.exchange_line_ids[0][1])],
+        )
+    )
+    assert [(line.status, line.platform_item_id) for line in record.exchange_lines] == [
+        ("held", "gid://ExchangeLineItem/1")
+    ]
+    receive(made, record.id, "r1", passed("L1"))
+    live = platform(made).get_return(SHOP, theirs.return_id)
+    assert live.status is ShopifyReturnStatus.CLOSED
+    assert dict(live.exchange_processed) == {"gid://ExchangeLineItem/1": 1}
+    assert platform(made).refunded(SHOP, theirs.return_id) == eur("5.00")
+    assert made.service.get(SHOP, record.id).state == ("closed", "released")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"platform_return_id": "gid://Return/1"}, "platform_exchange_line_ids"),
+        ({"platform_exchange_line_ids": [("L1", "gid://X/1")]}, "platform_return_id"),
+        (
+            {"platform_return_id": "gid://Return/1", "platform_exchange_line_ids": [("L2", "x")]},
+            "platform_exchange_line_ids[0]",
+        ),
+    ],
+)
+def test_an_adopted_exchange_needs_the_platforms_exchange_line(
+    fields: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        ReturnRequest(shop=SHOP, order_id=ORDER_ID, lines=[swap("20.00"), caps()], **fields)  # type: ignore[arg-type]
+    assert raised.value.field == field
+
+
+def test_nothing_is_disposed_while_the_processing_waits_for_a_person() -> None:
+    # The port's restocking fee is one lump sum per line: with one of two caps removed after
+    # QC, the platform keeps the whole line's fee (2.00) where the settlement charges the
+    # accepted cap's (1.00). The difference goes to a person, and nothing is disposed of
+    # until the processing goes through.
+    made = harness(ReturnPolicy(platform_mode="native", fees=FeePolicy(restocking=Percent(10))))
+    return_id = request(made, caps())
+    receive(made, return_id, "r1", passed("L2"), passed("L2", qc="fail"))
+    record = made.service.get(SHOP, return_id)
+    assert record.review_reasons == (
+        "process_platform_return failed: PortError: platform_returns.process_platform_return: "
+        "the platform's refund 8.00 EUR differs from returnflow's settlement 9.00 EUR: "
+        "nothing was processed",
+    )
+    assert operations(made) == ["open_return", "remove_lines"]  # asked for nothing more
+    made.service.close(SHOP, return_id, unreceived="nothing")  # the failed cap stays out
+    assert made.service.get(SHOP, return_id).status == "closed"
+    assert operations(made) == ["open_return", "remove_lines", "process", "dispose"]
+    assert platform(made).refunded(SHOP, record.refs.platform_return_id or "") == eur("9.00")
