@@ -82,7 +82,11 @@ class Harness:
         return self.service.dispatch_pending()
 
     def __attrs_post_init__(self) -> None:
-        if self.platform_returns is None and self.policy.platform_mode is PlatformMode.NATIVE:
+        known = self.policies.every() if isinstance(self.policies, ShopPolicies) else ()
+        native = (self.policy, *known) if self.policies is None else known
+        if self.platform_returns is None and any(
+            policy.platform_mode is PlatformMode.NATIVE for policy in native
+        ):
             self.platform_returns = FakePlatformReturns(self.ports.commerce)
         self.service = ReturnsService(
             store=self.store,
