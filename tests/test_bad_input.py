@@ -322,7 +322,7 @@ def test_order_line_tax_in_another_currency_than_its_price() -> None:
             unit_price=Money("1.00", "EUR"),
             tax=Money("0.20", "USD"),
         )
-    assert_validation(info.value, CurrencyMismatch, "tax", "USD")
+    assert_validation(info.value, CurrencyMismatch, "tax.currency", "USD")
 
 
 def test_exchange_priced_in_another_currency_stores_nothing(harness: Harness) -> None:

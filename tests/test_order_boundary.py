@@ -455,3 +455,31 @@ def test_an_amount_in_another_currency_names_its_field() -> None:
         harness.service.request(ask(1, Exchange("x", unit_price=Money("5.00", "USD"))))
     assert raised.value.field == "lines[0].outcome.unit_price.currency"
     assert harness.service.list(SHOP) == []
+
+
+def test_a_unit_held_by_a_return_that_cannot_be_read_is_refused_by_name(tmp_path: Path) -> None:
+    """The listing skips a damaged row, so the service's check sees the unit free; the
+    store's ledger refuses the commit, and the request is checked again counting the unit
+    the store named: ``InvalidQuantity``, not a conflict that reads as "try again"."""
+    path = tmp_path / "returns.db"
+    store = SqliteStore(path)
+    harness = harness_with(order(quantity=1, fulfilled_at=DAY0), store=store)
+    held = harness.service.request(ask(1))
+    raw = sqlite3.connect(path)
+    with raw:
+        raw.execute("UPDATE returns SET body = '{damaged' WHERE id = ?", (held.id,))
+    raw.close()
+    store.close()
+    reopened = SqliteStore(path)
+    again = harness_with(
+        order(quantity=1, fulfilled_at=DAY0), store=reopened, ids=SequentialIds("X")
+    )
+    assert again.service.list(SHOP) == []  # the damaged return is skipped
+    before = dump(path)
+    with pytest.raises(InvalidQuantity) as raised:
+        again.service.request(ask(1, Keep()))
+    assert raised.value.field == "lines[0].quantity"
+    assert "only 0 of 1 left to return on line L1" in str(raised.value)
+    assert dump(path) == before
+    assert again.ports.commerce.refunds == []
+    reopened.close()

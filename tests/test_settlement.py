@@ -40,7 +40,6 @@ from returnflow import (
     InvalidAmount,
     InvalidPayload,
     InvalidQuantity,
-    InvalidRequest,
     InvalidTransition,
     Keep,
     Money,
@@ -1094,18 +1093,25 @@ def test_a_bonus_in_another_currency_is_refused_and_nothing_is_stored() -> None:
     assert harness.service.list(SHOP) == []
 
 
-def test_a_negative_bonus_is_refused() -> None:
-    with pytest.raises(InvalidRequest) as raised:
-        StoreCredit(bonus=Money("-1.00", "EUR"))
-    assert raised.value.field == "bonus"
+def test_a_negative_bonus_is_refused_by_the_request_that_carries_it() -> None:
+    with pytest.raises(InvalidAmount) as raised:
+        ask(line("A"), line("B", outcome=StoreCredit(bonus=Money("-1.00", "EUR"))))
+    assert (raised.value.field, raised.value.value) == (
+        "lines[1].outcome.bonus",
+        Money("-1.00", "EUR"),
+    )
 
 
 def test_an_order_discount_above_the_net_total_is_refused() -> None:
     with pytest.raises(InvalidPayload) as raised:
         make_order(item("A", 2, eur("10.00")), order_discount=eur("20.01"))
     assert raised.value.field == "order_discount"
-    with pytest.raises(InvalidPayload):
+    with pytest.raises(InvalidAmount) as negative:
         make_order(item("A", 2, eur("10.00")), order_discount=eur("-0.01"))
+    assert (negative.value.field, negative.value.reason) == (
+        "order_discount",
+        "must not be negative",
+    )
     # The whole net total is fine: everything free.
     free = make_order(item("A", 2, eur("10.00")), order_discount=eur("20.00"))
     assert unit_amounts(free) == {"A": (eur("0.00"), eur("0.00"))}

@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 from returnflow.domain.model import ReturnRecord
-from returnflow.errors import ConfigurationError, UnitsTaken
+from returnflow.errors import ConfigurationError, ReturnNotFound, UnitsTaken
 from returnflow.ports.store import Commit, InboundKey, ReturnStore
 from returnflow.stores.memory import MemoryStore
 from returnflow.stores.sqlite import SqliteStore
@@ -68,13 +68,13 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "returns.db"
 
 
-def test_schema_version_is_5_and_a_reopened_file_keeps_its_data(path: Path) -> None:
+def test_schema_version_is_6_and_a_reopened_file_keeps_its_data(path: Path) -> None:
     record = make_record("shop-a", "R1")
     effect = make_effect("shop-a", "R1", 0)
     key = InboundKey("shop-a", "carrier", "evt-1")
     store = SqliteStore(path)
     try:
-        assert store.schema_version() == 5
+        assert store.schema_version() == 6
         store.commit(Commit(records=((record, 0),), effects=(effect,), inbound=key))
         v2 = next_version(record, status="approved")
         store.commit(Commit(records=((v2, 1),)))
@@ -83,7 +83,7 @@ def test_schema_version_is_5_and_a_reopened_file_keeps_its_data(path: Path) -> N
         store.close()
     reopened = SqliteStore(path)
     try:
-        assert reopened.schema_version() == 5
+        assert reopened.schema_version() == 6
         got = reopened.get("shop-a", "R1")
         assert got == v2
         assert [entry.payload for entry in got.history] == [entry.payload for entry in v2.history]
@@ -98,7 +98,7 @@ def test_schema_version_is_5_and_a_reopened_file_keeps_its_data(path: Path) -> N
         reopened.close()
 
 
-def test_a_schema_1_file_is_migrated_to_5_and_keeps_its_returns(path: Path) -> None:
+def test_a_schema_1_file_is_migrated_to_6_and_keeps_its_returns(path: Path) -> None:
     store = SqliteStore(path)
     record = make_record("shop-a", "R1")
     store.commit(Commit(records=((record, 0),)))
@@ -116,7 +116,7 @@ def test_a_schema_1_file_is_migrated_to_5_and_keeps_its_returns(path: Path) -> N
 
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 5
+        assert migrated.schema_version() == 6
         assert migrated.get("shop-a", "R1") == record
         assert migrated.read_cursor("import:loop:shop-a") is None
         migrated.write_cursor("import:loop:shop-a", "v1", expected=None)
@@ -150,7 +150,7 @@ def test_a_schema_2_file_gets_the_ledger_of_the_units_its_returns_hold(path: Pat
 
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 5
+        assert migrated.schema_version() == 6
         ledger = migrated.units("shop-a", "O-1")
         assert {unit: ledger[unit] for unit in ledger if unit[0] == "L1"} == {
             ("L1", 0): "R1",
@@ -164,6 +164,60 @@ def test_a_schema_2_file_gets_the_ledger_of_the_units_its_returns_hold(path: Pat
         migrated.commit(Commit(records=((free, 0),)))
     finally:
         migrated.close()
+
+
+def test_a_schema_5_file_keeps_its_ledger_rows_in_one_tree(path: Path) -> None:
+    store = SqliteStore(path)
+    held = make_record("shop-a", "R1", order_id="O-1", units={"L1": (0, 1)})
+    store.commit(Commit(records=((held, 0),)))
+    store.close()
+    connection = sqlite3.connect(path)  # as the ledger's first schema left it
+    try:
+        with connection:
+            connection.executescript(
+                """
+                DROP TABLE order_units;
+                CREATE TABLE order_units (
+                    shop TEXT NOT NULL, order_id TEXT NOT NULL, order_line_id TEXT NOT NULL,
+                    unit INTEGER NOT NULL, return_id TEXT NOT NULL,
+                    PRIMARY KEY (shop, order_id, order_line_id, unit)
+                );
+                CREATE INDEX order_units_by_return ON order_units (shop, return_id);
+                INSERT INTO order_units VALUES ('shop-a', 'O-1', 'L1', 0, 'R1');
+                INSERT INTO order_units VALUES ('shop-a', 'O-1', 'L1', 1, 'R1');
+                INSERT INTO order_units VALUES ('shop-a', 'O-1', 'L2', 0, 'R1');
+                UPDATE schema_version SET version = 5;
+                """
+            )
+    finally:
+        connection.close()
+    migrated = SqliteStore(path)
+    try:
+        assert migrated.schema_version() == 6
+        assert migrated.units("shop-a", "O-1") == {
+            ("L1", 0): "R1",
+            ("L1", 1): "R1",
+            ("L2", 0): "R1",
+        }
+        clash = make_record("shop-a", "R2", order_id="O-1", units={"L1": (1, 2)})
+        with pytest.raises(UnitsTaken) as taken:
+            migrated.commit(Commit(records=((clash, 0),)))
+        assert (taken.value.units, taken.value.held_by) == ((("L1", 1),), "R1")
+        with pytest.raises(ReturnNotFound):
+            migrated.get("shop-a", "R2")
+        assert ("L1", 2) not in migrated.units("shop-a", "O-1")  # the whole commit undone
+    finally:
+        migrated.close()
+    raw = sqlite3.connect(path)
+    try:
+        (sql,) = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'order_units'").fetchone()
+        indexes = raw.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'order_units'"
+        ).fetchall()
+    finally:
+        raw.close()
+    assert "WITHOUT ROWID" in sql
+    assert indexes == []
 
 
 def test_a_database_with_a_newer_schema_is_refused(path: Path) -> None:
@@ -308,7 +362,7 @@ def test_a_schema_4_file_gets_its_unconfirmed_releases_due(path: Path) -> None:
         connection.close()
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 5
+        assert migrated.schema_version() == 6
         due = migrated.list_due(BASE_TIME + timedelta(days=1))
         assert [record.id for record in due] == ["R1"]  # the next tick checks it
         assert [record.id for record in migrated.list("shop-a", limit=1, after="R1")] == ["R2"]

@@ -339,12 +339,14 @@ def test_a_fee_tax_that_cannot_be_is_refused(
     assert raised.value.field == field  # type: ignore[attr-defined]
 
 
-def test_a_fee_tax_in_another_currency_is_refused_when_charged() -> None:
+def test_a_fee_tax_in_another_currency_is_refused_before_anything_is_stored() -> None:
     fees = FeePolicy(return_shipping=Fixed(eur("5.00"), tax=Money("1.00", "USD")))
     made = harness(order(item("A", 1, eur("10.00"), eur("0.91")), included=True), fees)
-    with pytest.raises(CurrencyMismatch) as raised:
-        made.service.quote(ask(("A", 1)))
-    assert raised.value.field == "fee.tax.currency"
+    for call in (made.service.quote, made.service.request):
+        with pytest.raises(CurrencyMismatch) as raised:
+            call(ask(("A", 1)))
+        assert raised.value.field == "policy.fees.return_shipping.tax.currency"
+    assert made.service.list(SHOP) == []
 
 
 # -- properties ------------------------------------------------------------------------------------

@@ -71,10 +71,21 @@ class Opening:
                 raise
             raise UnknownOrder("order_id", request.order_id, str(error)) from error
 
-    def claimed(self, request: ReturnRequest) -> dict[str, set[int]]:
-        """The units of the order the stored returns hold, by order line id."""
-        store = self.service.store
-        return claimed_units(store.list(request.shop, order_id=request.order_id))
+    def claimed(
+        self, request: ReturnRequest, refused: Sequence[UnitsTaken] = ()
+    ) -> dict[str, set[int]]:
+        """The units of the order the stored returns hold, by order line id; with the units
+        a commit was ``refused`` for, when the return holding them is not among those the
+        listing could read (a damaged row the listing skips: the store's ledger still
+        counts it)."""
+        listing = self.service.store.list(request.shop, order_id=request.order_id)
+        claimed = claimed_units(listing)
+        listed = {record.id for record in listing}
+        for taken in refused:
+            if taken.held_by not in listed:
+                for line_id, unit in taken.units:
+                    claimed.setdefault(line_id, set()).add(unit)
+        return claimed
 
     def customer_returns(
         self, order: OrderSnapshot, policy: ReturnPolicy, now: datetime
@@ -101,19 +112,24 @@ class Opening:
             after = page[-1].id
 
     def prepare(
-        self, request: ReturnRequest, new_id: Callable[[], str], *, judge: bool = True
+        self,
+        request: ReturnRequest,
+        new_id: Callable[[], str],
+        refused: Sequence[UnitsTaken] = (),
+        *,
+        judge: bool = True,
     ) -> tuple[
         OrderSnapshot, str, Sequence[ReturnLine], Sequence[ExchangeLine], ReturnPolicy, Verdict
     ]:
         """Check ``request`` (typed errors, nothing stored) under its shop's policy in force,
         then take an id, build its lines and (``judge``) apply the shop's rules
         (:func:`~returnflow.decisions.merchant.judge`): ``(order, return_id, lines,
-        exchange_lines, policy, verdict)``."""
+        exchange_lines, policy, verdict)``; ``refused``: see :meth:`claimed`."""
         if not isinstance(request, ReturnRequest):
             raise InvalidPayload("request", request, "must be a ReturnRequest")
         order = self.order(request)
         policy = self.service.dispatcher.policy_for(request.shop)
-        claimed = self.claimed(request)
+        claimed = self.claimed(request, refused)
         requests.check(order, request, claimed, policy)
         return_id = new_id()
         lines, exchange_lines = requests.build_lines(order, request, claimed, return_id, policy)
@@ -145,6 +161,7 @@ class Opening:
         :data:`~returnflow.commits.CONFLICT_RETRIES` times."""
         service = self.service
         taken: list[str] = []
+        refused: list[UnitsTaken] = []
 
         def same_id() -> str:
             if not taken:
@@ -153,7 +170,7 @@ class Opening:
 
         for tries in range(commits.CONFLICT_RETRIES):
             order, return_id, lines, exchange_lines, policy, verdict = self.prepare(
-                request, same_id, judge=imported is None
+                request, same_id, refused, judge=imported is None
             )
             change, value = requests.open_return(
                 order,
@@ -174,7 +191,8 @@ class Opening:
             timer_rules.schedule(change, service.dispatcher.policy_of(change.record))
             try:
                 record, claimed = commits.commit_new(service.store, change, claim)
-            except UnitsTaken:
+            except UnitsTaken as error:
+                refused.append(error)
                 commits.back_off(service.dispatcher.rng, tries)
                 continue
             logs.opened(record, change.actor)

@@ -67,7 +67,7 @@ def check(
     """Check ``request`` against ``order``; ``claimed``: units the order's other returns hold.
     Raises the typed errors of :func:`~returnflow.domain.policy.validate_request`, then
     those of :func:`~returnflow.domain.reasons.check_reasons` (the shop's reasons)."""
-    validate_request(order, request, claimed, exchange_apps=policy.exchange_apps)
+    validate_request(order, request, claimed, exchange_apps=policy.exchange_apps, policy=policy)
     check_reasons(request, policy.reasons)
 
 

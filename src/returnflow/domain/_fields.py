@@ -11,9 +11,23 @@ import attrs
 
 from returnflow.domain._time import instant
 from returnflow.domain.money import Money
-from returnflow.errors import InvalidPayload, InvalidQuantity, InvalidRequest, ValidationError
+from returnflow.errors import (
+    CurrencyMismatch,
+    InvalidAmount,
+    InvalidPayload,
+    InvalidQuantity,
+    InvalidRequest,
+    ValidationError,
+)
 
-__all__ = ["check_instant", "check_required_instant", "check_storable", "coerce_enum", "to_utc"]
+__all__ = [
+    "check_amount",
+    "check_instant",
+    "check_required_instant",
+    "check_storable",
+    "coerce_enum",
+    "to_utc",
+]
 
 
 def check_storable(
@@ -70,9 +84,31 @@ def _check_count(minimum: int) -> Any:
     return check
 
 
-def _check_money(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def check_amount(field: str, value: object, *, currency: str | None = None) -> None:
+    """The one check of an amount that comes in with a request, a fact (the order the
+    platform reports) or an import: ``None`` (not given) or :class:`Money`, never a float or
+    a bare number (``int``, ``Decimal``, ``str``); never negative (zero is allowed: a free
+    replacement, no bonus, a free item); in ``currency`` (the order's) when given.
+
+    Raises :class:`~returnflow.errors.InvalidAmount` naming ``field`` and the value, or
+    :class:`~returnflow.errors.CurrencyMismatch` naming ``<field>.currency``."""
+    if value is None:
+        return
     if not isinstance(value, Money):
-        raise InvalidPayload(attribute.name, value, "must be Money")
+        raise InvalidAmount(
+            field, value, "must be Money (a decimal amount and a currency), not a bare number"
+        )
+    if value.is_negative:
+        raise InvalidAmount(field, value, "must not be negative")
+    if currency is not None and value.currency != currency:
+        raise CurrencyMismatch(f"{field}.currency", value.currency, f"order currency is {currency}")
+
+
+def _check_amount(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A validator: :func:`check_amount` of a required amount (``None`` refused too)."""
+    if value is None:
+        raise InvalidAmount(attribute.name, value, "must be Money")
+    check_amount(attribute.name, value)
 
 
 def to_utc(value: Any) -> Any:

@@ -32,6 +32,7 @@ from typing import Any
 import attrs
 
 from returnflow.domain._fields import (
+    check_amount,
     check_required_instant,
     check_storable,
     coerce_enum,
@@ -45,6 +46,7 @@ from returnflow.domain.model import (
     ReturnReason,
     ReturnRequest,
     StoreCredit,
+    outcome_amounts,
 )
 from returnflow.errors import InvalidPayload, UnknownOutcome
 
@@ -162,7 +164,11 @@ class ExternalReturn:
     """A return as its source reports it.
 
     ``updated_at`` moves forward whenever the source changes the return; a source lists
-    returns by it (see :class:`~returnflow.ports.source.ReturnSource`).
+    returns by it (see :class:`~returnflow.ports.source.ReturnSource`). The amounts its lines'
+    outcomes carry (an exchange's ``unit_price``, a store credit's ``bonus``) are checked as
+    a request's are (:func:`~returnflow.domain.model.check_amount`): an
+    :class:`~returnflow.errors.InvalidAmount` names ``lines[i].outcome.unit_price`` or
+    ``lines[i].outcome.bonus``; their currency is checked against the order's on import.
     """
 
     source: str = attrs.field()
@@ -197,6 +203,8 @@ class ExternalReturn:
                     f"lines[{index}].order_line_id", line.order_line_id, "appears twice"
                 )
             seen.add(line.order_line_id)
+        for field, amount in outcome_amounts(line.outcome for line in self.lines):
+            check_amount(field, amount)  # the order's currency: when it is imported
         if self.updated_at < self.created_at:
             raise InvalidPayload(
                 "updated_at", self.updated_at, f"is before created_at {self.created_at}"

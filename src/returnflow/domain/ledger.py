@@ -13,6 +13,13 @@ racing for one unit cannot both be stored: the second commit fails with
 return; every shipped store and the store contract suite follow it: a new return takes its held
 units; a return that ends unsettled gives back all but those it still holds.
 
+The shipped stores keep one row per held unit, keyed by ``(shop, order, order line, unit)``
+(SQLite's and PostgreSQL's ``order_units``; a dict in memory): the key itself refuses a
+second holder inside the commit's transaction, with no read-then-write; two returns of one
+order that take different units never conflict (a version per order would make one of them
+retry); freeing units is deleting the return's rows. A host's store may keep a version per
+order instead: :class:`~returnflow.testing.StoreContract` tests what a store does, not how.
+
 >>> sorted(ENDED_UNSETTLED)
 ['cancelled', 'declined', 'expired', 'reset']
 """

@@ -18,7 +18,7 @@ import attrs
 from returnflow.domain._fields import (
     _check_count,
     _check_id,
-    _check_money,
+    check_amount,
     check_storable,
     check_str,
     coerce_enum,
@@ -34,8 +34,6 @@ from returnflow.domain.reason_codes import (
     to_reason,
 )
 from returnflow.errors import (
-    CurrencyMismatch,
-    InvalidAmount,
     InvalidRequest,
     UnknownOutcome,
 )
@@ -66,6 +64,7 @@ __all__ = [
     "StoreCredit",
     "check_amount",
     "handle_of",
+    "outcome_amounts",
     "platform_reason",
     "reason_text",
     "request_amounts",
@@ -143,18 +142,16 @@ class Refund:
 
 @attrs.frozen
 class StoreCredit:
-    """Store credit / gift card, with an optional bonus on top."""
+    """Store credit / gift card, with an optional bonus on top.
+
+    ``bonus`` is checked where it comes in, with the request (or the imported return) that
+    carries it, so that the error names its path (``lines[0].outcome.bonus``): see
+    :func:`check_amount`."""
 
     bonus: Money | None = None
     kind: Literal[OutcomeKind.STORE_CREDIT] = attrs.field(
         default=OutcomeKind.STORE_CREDIT, init=False
     )
-
-    def __attrs_post_init__(self) -> None:
-        if self.bonus is not None:
-            _check_money(self, attrs.fields(StoreCredit).bonus, self.bonus)
-            if self.bonus.is_negative:
-                raise InvalidRequest("bonus", self.bonus, "must not be negative")
 
 
 @attrs.frozen
@@ -165,6 +162,8 @@ class Exchange:
     quantity: int = attrs.field(default=1, validator=_check_count(1))
     sku: str | None = attrs.field(default=None, validator=check_str())
     unit_price: Money | None = None
+    """The new item's price per unit, if it differs from the returned unit's; checked with
+    the request that carries it (:func:`check_amount`)."""
     kind: Literal[OutcomeKind.EXCHANGE] = attrs.field(default=OutcomeKind.EXCHANGE, init=False)
 
 
@@ -282,33 +281,20 @@ class ReturnRequest:
 def request_amounts(request: ReturnRequest) -> list[tuple[str, object]]:
     """Every amount ``request`` carries, with its field path: an exchange's ``unit_price``
     and a store credit's ``bonus`` (``None`` where not given)."""
+    return outcome_amounts(line.outcome for line in request.lines)
+
+
+def outcome_amounts(outcomes: Iterable[object]) -> list[tuple[str, object]]:
+    """The amounts of the outcomes of lines ``0, 1, ...`` (a request's or an imported
+    return's), each with its path: ``lines[i].outcome.unit_price`` or
+    ``lines[i].outcome.bonus``."""
     amounts: list[tuple[str, object]] = []
-    for index, line in enumerate(request.lines):
-        outcome = line.outcome
+    for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Exchange):
             amounts.append((f"lines[{index}].outcome.unit_price", outcome.unit_price))
         elif isinstance(outcome, StoreCredit):
             amounts.append((f"lines[{index}].outcome.bonus", outcome.bonus))
     return amounts
-
-
-def check_amount(field: str, value: object, *, currency: str | None = None) -> None:
-    """The one check of an amount that comes in with a request or a fact: ``None`` (not
-    given) or :class:`Money`, never a float or a bare number; never negative (zero is
-    allowed: a free replacement, no bonus); in ``currency`` (the order's) when given.
-
-    Raises :class:`~returnflow.errors.InvalidAmount` naming ``field`` and the value, or
-    :class:`~returnflow.errors.CurrencyMismatch` naming ``<field>.currency``."""
-    if value is None:
-        return
-    if not isinstance(value, Money):
-        raise InvalidAmount(
-            field, value, "must be Money (a decimal amount and a currency), not a bare number"
-        )
-    if value.is_negative:
-        raise InvalidAmount(field, value, "must not be negative")
-    if currency is not None and value.currency != currency:
-        raise CurrencyMismatch(f"{field}.currency", value.currency, f"order currency is {currency}")
 
 
 # -- the return record -----------------------------------------------------------------------

@@ -9,10 +9,11 @@ from datetime import datetime
 import attrs
 
 from returnflow.domain._fields import (
+    _check_amount,
     _check_count,
     _check_id,
-    _check_money,
     _check_optional_id,
+    check_amount,
     check_instant,
     check_required_instant,
     check_str,
@@ -91,13 +92,18 @@ class OrderLine:
     order's ``fulfilled_at``, if the order has one (an order fulfilled in one go); otherwise
     nothing of it shipped and nothing of it can be returned. ``gift_card`` lines are never
     returnable (Shopify's ``isGiftCard``); ``final_sale`` lines are declined by the policy.
+
+    ``unit_price``, ``discount`` and ``tax`` are :class:`Money` in one currency (the order's),
+    never negative, and may be zero (a free item, no discount, no tax); each is checked by
+    :func:`~returnflow.domain.model.check_amount` (:class:`~returnflow.errors.InvalidAmount`
+    or :class:`~returnflow.errors.CurrencyMismatch` naming the field and the value).
     """
 
     id: str = attrs.field(validator=_check_id)
     sku: str = attrs.field(validator=_check_id)
     variant_id: str = attrs.field(validator=_check_id)
     quantity: int = attrs.field(validator=_check_count(1))
-    unit_price: Money = attrs.field(validator=_check_money)
+    unit_price: Money = attrs.field(validator=_check_amount)
     discount: Money | None = None
     tax: Money | None = None
     title: str = attrs.field(default="", validator=check_str(InvalidPayload))
@@ -120,16 +126,7 @@ class OrderLine:
                 "fulfillments", shipped, f"more units fulfilled than the {self.quantity} ordered"
             )
         for name in ("discount", "tax"):
-            amount = getattr(self, name)
-            if amount is None:
-                continue
-            _check_money(self, attrs.fields(OrderLine).unit_price, amount)
-            if amount.currency != self.unit_price.currency:
-                raise CurrencyMismatch(name, amount.currency, "must match unit_price's currency")
-            if amount.is_negative:
-                raise InvalidPayload(name, amount, "must not be negative")
-        if self.unit_price.is_negative:
-            raise InvalidPayload("unit_price", self.unit_price, "must not be negative")
+            check_amount(name, getattr(self, name), currency=self.unit_price.currency)
         if self.net_total.is_negative:
             raise InvalidPayload("discount", self.discount, "is more than the line's price")
 
@@ -208,12 +205,8 @@ class OrderSnapshot:
         for index, line in enumerate(self.lines):
             if not isinstance(line, OrderLine):
                 raise InvalidPayload(f"lines[{index}]", line, "must be an OrderLine")
-            if line.unit_price.currency != self.currency:
-                raise CurrencyMismatch(
-                    f"lines[{index}].unit_price.currency",
-                    line.unit_price.currency,
-                    f"order currency is {self.currency}",
-                )
+            for name in ("unit_price", "discount", "tax"):
+                check_amount(f"lines[{index}].{name}", getattr(line, name), currency=self.currency)
             if line.id in seen:
                 raise InvalidPayload(f"lines[{index}].id", line.id, "duplicate order line id")
             seen.add(line.id)
@@ -229,17 +222,10 @@ class OrderSnapshot:
                 )
             if charge.is_negative:
                 raise InvalidPayload(name, charge, "must not be negative")
+        check_amount("order_discount", self.order_discount, currency=self.currency)
         if self.order_discount is not None:
-            if not isinstance(self.order_discount, Money):
-                raise InvalidPayload("order_discount", self.order_discount, "must be Money")
-            if self.order_discount.currency != self.currency:
-                raise CurrencyMismatch(
-                    "order_discount.currency",
-                    self.order_discount.currency,
-                    f"order currency is {self.currency}",
-                )
             net = Money.sum((line.net_total for line in self.lines), self.currency)
-            if self.order_discount.is_negative or self.order_discount > net:
+            if self.order_discount > net:
                 raise InvalidPayload(
                     "order_discount", self.order_discount, f"must be between 0 and {net}"
                 )

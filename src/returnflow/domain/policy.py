@@ -29,12 +29,13 @@ Two kinds of "no" are kept apart:
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import attrs
 
+from returnflow.domain._fields import check_amount
 from returnflow.domain.model import (
     DeclineReason,
     Exchange,
@@ -45,12 +46,17 @@ from returnflow.domain.model import (
     OutcomeKind,
     Reason,
     ReturnRequest,
-    check_amount,
     reason_text,
     request_amounts,
-    to_reason,
 )
 from returnflow.domain.money import Money
+from returnflow.domain.policy_settings import (
+    RefundOriginal,
+    _refund_duties,
+    _refund_shipping,
+    _review_reasons,
+    _version,
+)
 from returnflow.domain.reasons import STANDARD_REASONS, ReturnReasonDefinition, to_definitions
 from returnflow.domain.rules import Rule, to_rules
 from returnflow.domain.settlement import FeePolicy, Fixed
@@ -59,10 +65,10 @@ from returnflow.errors import (
     ExchangeNotOffered,
     InvalidQuantity,
     InvalidRequest,
+    MoneyError,
     NotFulfilled,
     NotReturnable,
     UnknownOrderLine,
-    ValidationError,
 )
 
 __all__ = [
@@ -156,17 +162,6 @@ class RefundTrigger(str, enum.Enum):
     """When the return is completed (default)."""
 
 
-class RefundOriginal(str, enum.Enum):
-    """When a return gives back its units' share of the order's shipping or duties."""
-
-    NEVER = "never"
-    """Never by the policy (a rule still may; default)."""
-    MERCHANTS_FAULT = "merchants_fault"
-    """For lines whose reason is the merchant's fault (the shop's reason definitions)."""
-    ALWAYS = "always"
-    """For every refunded or credited line."""
-
-
 class Decision(str, enum.Enum):
     APPROVE = "approve"
     REVIEW = "review"
@@ -197,36 +192,14 @@ def _positive_number(_: object, attribute: attrs.Attribute[Any], value: object) 
         raise ConfigurationError("must be a number > 0", field=attribute.name, value=value)
 
 
-def _review_reasons(value: object) -> frozenset[Reason]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise ConfigurationError(
-            "must be a set of return reasons", field="review_reasons", value=value
-        )
+def _amount_setting(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """An optional amount of a policy: ``None`` or :class:`Money`, never negative (zero is
+    allowed), as :func:`~returnflow.domain.model.check_amount` has it; its currency is
+    checked against each order's (:meth:`ReturnPolicy.amounts`)."""
     try:
-        return frozenset(to_reason(item, "review_reasons") for item in value)
-    except ValidationError as error:
-        raise ConfigurationError(error.reason, field="review_reasons", value=error.value) from None
-
-
-def _refund_original(field: str, value: object) -> RefundOriginal:
-    try:
-        return RefundOriginal(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in RefundOriginal)
-        raise ConfigurationError(f"must be one of: {allowed}", field=field, value=value) from None
-
-
-def _refund_shipping(value: object) -> RefundOriginal:
-    return _refund_original("refund_shipping", value)
-
-
-def _refund_duties(value: object) -> RefundOriginal:
-    return _refund_original("refund_duties", value)
-
-
-def _version(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip() or "\x00" in value:
-        raise ConfigurationError("must be a non-empty string", field=attribute.name, value=value)
+        check_amount(attribute.name, value)
+    except MoneyError as error:
+        raise ConfigurationError(error.reason, field=attribute.name, value=value) from None
 
 
 _PLATFORM_APPS = frozenset({"shopify", "web", "pos", "returnflow"})
@@ -292,7 +265,9 @@ class ReturnPolicy:
         {ItemCondition.NEW, ItemCondition.GOOD}
     )
     auto_approve: bool = True
-    auto_approve_limit: Money | None = None
+    auto_approve_limit: Money | None = attrs.field(default=None, validator=_amount_setting)
+    """A return worth more than this goes to review; ``None``: no limit. Zero sends every
+    return worth anything to review."""
     review_reasons: frozenset[Reason] = attrs.field(factory=frozenset, converter=_review_reasons)
     """Return reasons (standard values or the shop's handles) that go to review."""
     decline_final_sale: bool = True
@@ -392,6 +367,24 @@ class ReturnPolicy:
         if return_shipping is None:
             return fees
         return attrs.evolve(fees, return_shipping=Fixed(return_shipping))
+
+    def amounts(self) -> list[tuple[str, Money]]:
+        """Every fixed amount of the policy, with its path: ``policy.auto_approve_limit`` and
+        each fixed fee's amount and tax amount (``policy.fees.return_shipping.amount``,
+        ``policy.fees.restocking.tax``, ...). Each must be in the order's currency: a request
+        (or an import) for an order in another currency is refused with
+        :class:`~returnflow.errors.CurrencyMismatch` naming ``<path>.currency``, before
+        anything is stored or bought, not when the fee is charged."""
+        amounts: list[tuple[str, Money]] = []
+        if self.auto_approve_limit is not None:
+            amounts.append(("policy.auto_approve_limit", self.auto_approve_limit))
+        for name in ("restocking", "return_shipping", "exchange_shipping"):
+            fee = getattr(self.fees, name)
+            if isinstance(fee, Fixed):
+                amounts.append((f"policy.fees.{name}.amount", fee.amount))
+                if isinstance(fee.tax, Money):
+                    amounts.append((f"policy.fees.{name}.tax", fee.tax))
+        return amounts
 
     def backoff(self, attempt: int, jitter: float) -> timedelta:
         """The wait before try ``attempt + 1``; ``jitter`` is uniform in [0, 1).
@@ -538,6 +531,7 @@ def validate_request(
     already_returned: Mapping[str, int] | Mapping[str, Collection[int]],
     *,
     exchange_apps: frozenset[str] = _PLATFORM_APPS,
+    policy: ReturnPolicy | None = None,
 ) -> None:
     """Refuse a request that cannot be taken as given; the error names field and value.
 
@@ -547,12 +541,13 @@ def validate_request(
     is :class:`~returnflow.errors.NotFulfilled`, more than are free
     :class:`~returnflow.errors.InvalidQuantity`. A gift card line is
     :class:`~returnflow.errors.NotReturnable`. Every amount the request carries must be in
-    the order's currency (:func:`~returnflow.domain.model.check_amount`)."""
+    the order's currency (:func:`~returnflow.domain.model.check_amount`), and so must every
+    fixed amount of ``policy`` (:meth:`ReturnPolicy.amounts`)."""
     if request.shop != order.shop:
         raise InvalidRequest("shop", request.shop, f"order {order.id} belongs to another shop")
     if request.order_id != order.id:
         raise InvalidRequest("order_id", request.order_id, f"the order given is {order.id}")
-    for field, amount in request_amounts(request):
+    for field, amount in [*request_amounts(request), *(policy.amounts() if policy else ())]:
         check_amount(field, amount, currency=order.currency)
     seen: set[str] = set()
     for index, line in enumerate(request.lines):

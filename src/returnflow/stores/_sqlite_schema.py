@@ -107,4 +107,21 @@ MIGRATIONS: tuple[str, ...] = (
     AND json_extract(body, '$.release_confirmed') IS NOT 1
     AND json_extract(body, '$.refs.exchange_hold_id') IS NOT NULL;
     """,
+    # The order-level ledger in one B-tree: rows clustered by their key (WITHOUT ROWID) and
+    # found by their order when a return frees them, so that a new return's rows update one
+    # tree, not three (the table, its key's index and an index by return).
+    """
+    CREATE TABLE order_units_keyed (
+        shop TEXT NOT NULL,
+        order_id TEXT NOT NULL,
+        order_line_id TEXT NOT NULL,
+        unit INTEGER NOT NULL,
+        return_id TEXT NOT NULL,
+        PRIMARY KEY (shop, order_id, order_line_id, unit)
+    ) WITHOUT ROWID;
+    INSERT INTO order_units_keyed (shop, order_id, order_line_id, unit, return_id)
+    SELECT shop, order_id, order_line_id, unit, return_id FROM order_units;
+    DROP TABLE order_units;
+    ALTER TABLE order_units_keyed RENAME TO order_units;
+    """,
 )

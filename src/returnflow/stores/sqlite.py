@@ -15,7 +15,7 @@ full); a return whose row cannot be read back is an
 >>> import tempfile, os
 >>> store = SqliteStore(os.path.join(tempfile.mkdtemp(), "returns.db"))
 >>> store.schema_version()
-5
+6
 >>> store.close()
 """
 

@@ -1695,6 +1695,23 @@ class StoreContract(abc.ABC):
             store.commit(self._take(second, 0, order_id=order))
             assert store.get(self.SHOP, second).lines[0].units == (0,)
 
+    def test_a_return_written_again_after_it_ended_unsettled_takes_nothing_back(self) -> None:
+        store = self.open_store()
+        store.commit(self._take("R1", 0))
+        held = store.get(self.SHOP, "R1")
+        store.commit(Commit(records=((next_version(held, status="cancelled"), 1),)))
+        store.commit(self._take("R2", 0))  # the freed unit, taken by another return
+        cancelled = store.get(self.SHOP, "R1")
+        store.commit(Commit(records=((next_version(cancelled), 2),)))  # a late write-back
+        assert store.get(self.SHOP, "R1").version == 3
+        with _raises(UnitsTaken):  # R2 still holds it: R1 did not take it back
+            store.commit(self._take("R3", 0))
+
+    def test_a_new_return_stored_already_declined_takes_no_units(self) -> None:
+        store = self.open_store()
+        store.commit(self._take("R1", 0, status="declined"))
+        store.commit(self._take("R2", 0))
+
     def test_a_return_reset_after_paying_early_keeps_the_units_it_paid_for(self) -> None:
         store = self.open_store()
         store.commit(self._take("R1", 0, 1, 2))

@@ -384,9 +384,9 @@ class InvalidRequestCase(NamedTuple):
     """A request with one defect, drawn by :func:`invalid_return_requests`.
 
     ``build()`` makes the request; the defect may already be refused there (a quantity of 0,
-    a negative bonus, no lines, an unknown reason are refused by the value classes), so call
-    it inside the ``pytest.raises(case.error)`` block together with ``service.request``.
-    ``defect`` names the defect.
+    an amount that is not Money or negative, no lines, an unknown reason are refused by the
+    value classes), so call it inside the ``pytest.raises(case.error)`` block together with
+    ``service.request``. ``defect`` names the defect.
     """
 
     build: Callable[[], ReturnRequest]
@@ -504,7 +504,7 @@ def _invalid_return_requests(
         # every amount is checked before the lines: the currency comes first
         "exchange_currency": CurrencyMismatch,
         "bonus_currency": CurrencyMismatch,
-        "negative_bonus": InvalidRequest,
+        "negative_bonus": InvalidAmount,
         "negative_exchange_price": InvalidAmount,
         "exchange_price_not_money": InvalidAmount,
         "no_lines": InvalidRequest,
@@ -525,8 +525,8 @@ def invalid_return_requests(
 
     Defects: a line the order does not have (``UnknownOrderLine``), a quantity of 0 or above
     what is left to return, counting only shipped units (``InvalidQuantity``; above what
-    shipped, its subclass ``NotFulfilled``), a line twice, no lines, an unknown reason, a negative
-    bonus (``InvalidRequest``), an exchange priced below zero or not in ``Money``
+    shipped, its subclass ``NotFulfilled``), a line twice, no lines, an unknown reason
+    (``InvalidRequest``), a negative bonus, an exchange priced below zero or not in ``Money``
     (``InvalidAmount``), an exchange priced or a bonus in another currency
     (``CurrencyMismatch``), an order the platform does not have (``UnknownOrder``) and an
     exchange on an order that cannot get one (``ExchangeNotOffered``). The errors are
