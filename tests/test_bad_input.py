@@ -23,18 +23,21 @@ from returnflow import (
     ConcurrencyConflict,
     ConfigurationError,
     CurrencyMismatch,
+    EvidenceRequired,
     Exchange,
     ExchangeNotOffered,
     InvalidAmount,
     InvalidPayload,
     InvalidQuantity,
     InvalidRequest,
+    InvalidRule,
     InvalidTransition,
     Keep,
     MoneyError,
     OrderLine,
     OrderSnapshot,
     OutcomeKind,
+    OutcomeNotOffered,
     PortError,
     QcResult,
     ReceivedLine,
@@ -45,10 +48,13 @@ from returnflow import (
     ReturnPolicy,
     ReturnRecord,
     ReturnRequest,
+    Rule,
     StoreCredit,
     UnknownCurrency,
     UnknownOrderLine,
     UnknownOutcome,
+    UnknownReason,
+    UnknownShop,
     ValidationError,
     WarehouseFinished,
     WarehouseReceipt,
@@ -410,7 +416,7 @@ def test_keep_settle_given_as_a_string_is_refunded_or_refused(harness: Harness) 
 @pytest.mark.parametrize(
     ("build", "cls", "value"),
     [
-        pytest.param(lambda: line(reason="bored"), InvalidRequest, "bored", id="reason"),
+        pytest.param(lambda: line(reason="Bored!"), InvalidRequest, "Bored!", id="reason"),
         pytest.param(lambda: line(condition="broken"), InvalidRequest, "broken", id="condition"),
         pytest.param(
             lambda: CarrierUpdate(shop=SHOP, return_id="R0001", event_id="c1", status="TELEPORTED"),
@@ -445,7 +451,7 @@ def test_unknown_enum_value_is_refused_with_its_value(
 @pytest.mark.parametrize(
     ("build", "field"),
     [
-        pytest.param(lambda: line(reason="bored"), "reason", id="reason"),
+        pytest.param(lambda: line(reason="Bored!"), "reason", id="reason"),
         pytest.param(lambda: line(condition="broken"), "condition", id="condition"),
         pytest.param(
             lambda: CarrierUpdate(shop=SHOP, return_id="R0001", event_id="c1", status="TELEPORTED"),
@@ -849,6 +855,11 @@ def test_exchange_not_offered_on_a_later_line(harness: Harness) -> None:
         (InvalidQuantity, InvalidRequest),
         (UnknownOutcome, InvalidRequest),
         (ExchangeNotOffered, InvalidRequest),
+        (UnknownShop, InvalidRequest),
+        (UnknownReason, InvalidRequest),
+        (EvidenceRequired, InvalidRequest),
+        (OutcomeNotOffered, InvalidRequest),
+        (InvalidRule, ConfigurationError),
         (InvalidPayload, ValidationError),
         (ReturnNotFound, ReturnflowError),
         (InvalidTransition, ReturnflowError),
@@ -877,13 +888,20 @@ _ERRORS: dict[str, Callable[[], ReturnflowError]] = {
     "InvalidAmount": lambda: _raised(lambda: Money(0.1, "EUR")),  # type: ignore[arg-type]
     "UnknownCurrency": lambda: _raised(lambda: Money("1.00", "EURO")),
     "CurrencyMismatch": lambda: _raised(lambda: Money("1.00", "EUR") + Money("1.00", "USD")),
-    "InvalidRequest": lambda: _raised(lambda: line(reason="bored")),
+    "InvalidRequest": lambda: _raised(lambda: line(reason="Bored!")),
     "UnknownOrderLine": lambda: UnknownOrderLine("lines[0].order_line_id", "L9", "no such line"),
     "InvalidQuantity": lambda: _raised(lambda: line(quantity=0)),
     "UnknownOutcome": lambda: _raised(lambda: line(outcome="teleport")),
     "ExchangeNotOffered": lambda: ExchangeNotOffered(
         "lines[0].outcome", "exchange", "order has duties: refund or store credit"
     ),
+    "UnknownShop": lambda: UnknownShop("shop", "popup", "no return policy for this shop"),
+    "UnknownReason": lambda: UnknownReason("lines[0].reason", "bored", "not a reason here"),
+    "EvidenceRequired": lambda: EvidenceRequired("lines[0].note", "", "needs a note"),
+    "OutcomeNotOffered": lambda: OutcomeNotOffered(
+        "lines[0].outcome", "refund", "rule 'outlet' offers only: store_credit"
+    ),
+    "InvalidRule": lambda: _raised(lambda: Rule("r", {"sku": 3}, {"keep": True})),
     "InvalidPayload": lambda: _raised(lambda: ReceivedLine(line_id="L1", quantity=0)),
     "ReturnNotFound": lambda: ReturnNotFound(OTHER_SHOP, "R0001"),
     "InvalidTransition": lambda: InvalidTransition(

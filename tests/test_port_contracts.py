@@ -6,13 +6,14 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
 
 from returnflow.domain.model import OrderSnapshot
 from returnflow.domain.money import Money
+from returnflow.domain.policy import ReturnPolicy
 from returnflow.errors import ConfigurationError, PortError
 from returnflow.ports.carrier import Carrier, Label
 from returnflow.ports.commerce import (
@@ -25,6 +26,7 @@ from returnflow.ports.commerce import (
 from returnflow.ports.events import DomainEvent, EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import PaymentReceipt, Payments
+from returnflow.ports.policies import PolicySource, ShopPolicies
 from returnflow.ports.warehouse import Warehouse, WarehouseReturn
 from returnflow.testing.fakes import (
     FakeCarrier,
@@ -40,6 +42,7 @@ from returnflow.testing.port_contracts import (
     EventPublisherContract,
     NotifierContract,
     PaymentsContract,
+    PolicySourceContract,
     PortContract,
     WarehouseContract,
     make_order,
@@ -79,6 +82,11 @@ class TestFakeNotifier(NotifierContract):
 class TestFakeEventPublisher(EventPublisherContract):
     def make_publisher(self) -> EventPublisher:
         return FakeEventPublisher()
+
+
+class TestShopPolicies(PolicySourceContract):
+    def make_source(self, policies: Mapping[str, Sequence[ReturnPolicy]]) -> PolicySource:
+        return ShopPolicies(policies)
 
 
 class TestFakeCommercePlatformInUsd(CommercePlatformContract):
@@ -876,3 +884,24 @@ def test_delay_refuses_bad_arguments(
     with pytest.raises(ValueError, match=error):
         carrier.delay(seconds, operation, times=times)
     assert _timed(lambda: _label(carrier, "k")) < DELAY
+
+
+class _EveryVersionIsTheLast:
+    """A policy source that forgets versions: every return gets today's rules."""
+
+    def __init__(self, policies: Mapping[str, Sequence[ReturnPolicy]]) -> None:
+        self.policies = {shop: list(versions)[-1] for shop, versions in policies.items()}
+
+    def policy_for(self, shop: str, version: str | None = None) -> ReturnPolicy:
+        return ShopPolicies(self.policies).policy_for(shop)
+
+
+def test_the_policy_source_contract_catches_a_source_that_forgets_versions() -> None:
+    class Contract(PolicySourceContract):
+        def make_source(self, policies: Mapping[str, Sequence[ReturnPolicy]]) -> PolicySource:
+            return _EveryVersionIsTheLast(policies)
+
+    assert set(contract_failures(Contract)) == {
+        "test_an_earlier_version_is_served_by_its_name",
+        "test_a_version_not_served_is_a_configuration_error_naming_it",
+    }

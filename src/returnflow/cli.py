@@ -79,8 +79,9 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
             shop = f"demo-{scenario.name}"
             harness, return_ids = scenario.run(shop, store)
             print(f"\n=== {scenario.title} [{scenario.name}]", file=out)
-            for return_id in return_ids:
-                print(harness.service.render_timeline(shop, return_id), file=out)
+            for shown in return_ids:
+                in_shop, return_id = shown if isinstance(shown, tuple) else (shop, shown)
+                print(harness.service.render_timeline(in_shop, return_id), file=out)
             calls = [
                 f"{fake.port}.{call.operation}"
                 for fake in (
@@ -97,7 +98,12 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
             print(f"    published: {', '.join(harness.ports.events.topics())}", file=out)
     finally:
         store.close()
-    example = f"--shop demo-{chosen[-1].name} {return_ids[0]}"
+    first = return_ids[0]
+    example = (
+        f"--shop {first[0]} {first[1]}"
+        if isinstance(first, tuple)
+        else f"--shop demo-{chosen[-1].name} {first}"
+    )
     print(f"\n{len(chosen)} scenario(s) ran; inspect one with:", file=out)
     print(f"  returnflow inspect --db {redacted(path)} {example}", file=out)
     return 0

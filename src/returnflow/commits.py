@@ -21,7 +21,7 @@ import attrs
 
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ReturnRecord
-from returnflow.errors import ConcurrencyConflict
+from returnflow.errors import ConcurrencyConflict, ReturnNotFound
 from returnflow.lifecycle.engine import using
 from returnflow.ports.store import Attempt, Commit, InboundKey, Lease, OutboxEntry, ReturnStore
 
@@ -30,6 +30,7 @@ __all__ = [
     "Claim",
     "Written",
     "back_off",
+    "check_unused",
     "commit_new",
     "record_attempt",
     "record_attempts",
@@ -215,6 +216,15 @@ def run(
             claimed=None if stored is None else tuple(stored),
         )
     raise ConcurrencyConflict(return_id, -1 if record is None else record.version, -1)
+
+
+def check_unused(store: ReturnStore, shop: str, return_id: str) -> None:
+    """Raise :class:`~returnflow.errors.ConcurrencyConflict` when ``return_id`` is stored."""
+    try:
+        existing = store.get(shop, return_id)
+    except ReturnNotFound:
+        return
+    raise ConcurrencyConflict(return_id, 0, existing.version)
 
 
 def commit_new(

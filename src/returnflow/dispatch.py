@@ -38,7 +38,6 @@ from returnflow._delivery import (
 )
 from returnflow.decisions import results
 from returnflow.decisions.change import Change
-from returnflow.decisions.follow_up import follow_up
 from returnflow.domain._fields import check_limit
 from returnflow.domain._time import CheckedClock
 from returnflow.domain.model import ReturnRecord
@@ -53,6 +52,7 @@ from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
 from returnflow.ports.store import Attempt, Lease, OutboxEntry, ReturnStore
 from returnflow.ports.warehouse import Warehouse
+from returnflow.resolving import PolicyResolution, PolicySource, source_of
 
 __all__ = ["HANDLERS", "DispatchReport", "Dispatcher", "Handler"]
 
@@ -77,7 +77,7 @@ Handler = Callable[["Dispatcher", Any, ReturnRecord], object]
 """Delivers one effect: ``(dispatcher, effect, record as stored) -> the port's answer``."""
 
 
-class Dispatcher:
+class Dispatcher(PolicyResolution):
     """Relays a store's outbox to the host's ports.
 
     ``clock`` returns the time, aware (default: UTC now). ``worker_id`` names the claims
@@ -103,10 +103,12 @@ class Dispatcher:
         jitter_seed: int | None = None,
         handlers: Mapping[type[fx.Effect], Handler] | None = None,
         engine: str = "compiled",
+        policies: PolicySource | None = None,
         platform_returns: native.PlatformReturns | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ConfigurationError(f"one of {sorted(ENGINES)}", field="engine", value=engine)
+        self.policies: PolicySource = source_of(policy, policies, platform_returns)
         self.platform_returns = native.required(policy, platform_returns)  # native mode's
         self.engine = engine
         self.store = store
@@ -116,7 +118,6 @@ class Dispatcher:
         self.payments = payments
         self.notifier = notifier
         self.events = events
-        self.policy = policy or ReturnPolicy()
         self.clock = clock or _utc_now  # read through a CheckedClock (below)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.lease = lease
@@ -346,7 +347,7 @@ class Dispatcher:
             gone=gone,
             outbox=bool(kinds & results.NEEDS_OUTBOX),
             heirs=bool(kinds & results.FORWARDED),
-            after=lambda change: follow_up(change, self.policy),
+            after=self.drain,
             engine=self.engine,
             record=record,
             claim=self.lease_for if claim else None,
@@ -376,8 +377,7 @@ class Dispatcher:
             else:
                 result = handler(self, effect, self.store.get(effect.shop, effect.return_id))
         except Exception as error:  # a port may raise anything; it must not lose the effect
-            retryable = not isinstance(error, PortError) or error.retryable
-            give_up = not retryable or entry.attempts + 1 >= self.policy.max_attempts
+            give_up, wait = self.failed_try(effect, entry.attempts + 1, error)
             message = f"{type(error).__name__}: {error}"
             now = self.clock()
             attempt = Attempt(
@@ -386,7 +386,7 @@ class Dispatcher:
                 at=now,
                 error=message,
                 give_up=give_up,
-                retry_at=now + self.policy.backoff(entry.attempts + 1, self.rng.random()),
+                retry_at=now + wait,
             )
             escalated = give_up and effect.port in CRITICAL_PORTS
             logs.failed(entry, attempt, escalated=escalated)

@@ -14,6 +14,10 @@ Every error the library raises on purpose derives from :class:`ReturnflowError`:
     │   │   ├── InvalidQuantity    0, negative, above what is left to return
     │   │   │   └── NotFulfilled   units that never shipped
     │   │   ├── UnknownOrder       the platform has no such order in this shop
+    │   │   ├── UnknownShop        the policy source has no policy for the shop
+    │   │   ├── UnknownReason      a return reason the shop does not define
+    │   │   ├── EvidenceRequired   a note or photo the reason or a rule requires is missing
+    │   │   ├── OutcomeNotOffered  an outcome a merchant rule does not offer for the line
     │   │   ├── UnknownExternalReturn  the source has no such return in this shop
     │   │   ├── UnknownOutcome     not refund / store_credit / exchange / keep
     │   │   └── ExchangeNotOffered the order cannot get an exchange
@@ -27,6 +31,7 @@ Every error the library raises on purpose derives from :class:`ReturnflowError`:
     │   └── UnitsTaken             another open return holds a unit of the order
     ├── PortError                  a host port failed (carries ``retryable``)
     ├── ConfigurationError         the service, a policy or the clock is set up wrongly
+    │   ├── InvalidRule            a merchant rule that cannot work (names rule and field)
     │   └── StoreUnavailable       the store cannot be opened or reached (also a StoreError)
     └── StoreError                 the store could not do what it was asked
         ├── StoreUnavailable       no database at the path or DSN, not a database, a
@@ -61,17 +66,20 @@ __all__ = [
     "ConcurrencyConflict",
     "ConfigurationError",
     "CurrencyMismatch",
+    "EvidenceRequired",
     "ExchangeNotOffered",
     "InvalidAmount",
     "InvalidFee",
     "InvalidPayload",
     "InvalidQuantity",
     "InvalidRequest",
+    "InvalidRule",
     "InvalidTime",
     "InvalidTransition",
     "MoneyError",
     "NotFulfilled",
     "NotReturnable",
+    "OutcomeNotOffered",
     "PortError",
     "ReturnNotFound",
     "ReturnflowError",
@@ -85,6 +93,8 @@ __all__ = [
     "UnknownOrder",
     "UnknownOrderLine",
     "UnknownOutcome",
+    "UnknownReason",
+    "UnknownShop",
     "UnreadableRecord",
     "ValidationError",
 ]
@@ -146,6 +156,22 @@ class UnknownOrderLine(InvalidRequest):
 
 class UnknownOrder(InvalidRequest):
     """The commerce platform has no such order in this shop."""
+
+
+class UnknownShop(InvalidRequest):
+    """The policy source has no return policy for the shop the request names."""
+
+
+class UnknownReason(InvalidRequest):
+    """A request line gives a return reason its shop's policy does not define."""
+
+
+class EvidenceRequired(InvalidRequest):
+    """A request line lacks the note or the photo its reason (or a rule) requires."""
+
+
+class OutcomeNotOffered(InvalidRequest):
+    """A request line asks for an outcome a merchant rule does not offer for it."""
 
 
 class UnknownExternalReturn(InvalidRequest):
@@ -299,6 +325,34 @@ class ConfigurationError(ReturnflowError):
 
 def _rebuild_configuration_error(message: str, field: str | None, value: Any) -> Any:
     return ConfigurationError(message, field=field, value=value)
+
+
+class InvalidRule(ConfigurationError):
+    """A merchant rule (:mod:`returnflow.domain.rules`) that cannot work: ``rule`` names it
+    (its ``name``, or ``None`` before it has one), ``field`` the setting
+    (``when.return_value_at_least``, ``then.offer``), ``value`` what was given."""
+
+    def __init__(self, message: str, *, rule: str | None, field: str, value: Any = None) -> None:
+        self.rule = rule
+        self.message = message
+        named = f"rule {rule!r}: " if rule is not None else ""
+        ConfigurationError.__init__(self, message, field=field, value=value)
+        self.args = (f"{named}{self.args[0]}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def named(self, rule: str, prefix: str = "") -> InvalidRule:
+        """The same error, naming ``rule`` and with ``prefix`` before the field."""
+        field = f"{prefix}{self.field}" if prefix else str(self.field)
+        return InvalidRule(self.message, rule=rule, field=field, value=self.value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_invalid_rule, (self.message, self.rule, self.field, self.value))
+
+
+def _rebuild_invalid_rule(message: str, rule: str | None, field: str, value: Any) -> Any:
+    return InvalidRule(message, rule=rule, field=field, value=value)
 
 
 class UnitsTaken(ConcurrencyConflict):

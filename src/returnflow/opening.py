@@ -13,10 +13,11 @@ against what is left, under the same id. ``ReturnsService.request``,
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from returnflow import commits, logs
-from returnflow.decisions import platform
+from returnflow.decisions import merchant, platform
 from returnflow.decisions import request as requests
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
@@ -29,6 +30,8 @@ from returnflow.domain.model import (
     ReturnRequest,
 )
 from returnflow.domain.money import Money
+from returnflow.domain.policy import ReturnPolicy
+from returnflow.domain.verdicts import Verdict, needed_windows
 from returnflow.errors import (
     ConcurrencyConflict,
     InvalidPayload,
@@ -43,9 +46,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Decide", "Opening"]
 
-Decide = Callable[[OrderSnapshot, Change, Money], None]
-"""A decision on a new return: the order, the new return's change and the value of its
-lines (for the review threshold) in; it fires the chart events and plans the effects."""
+Decide = Callable[[OrderSnapshot, Change, Money, Verdict], None]
+"""A decision on a new return: the order, the new return's change, the value of its lines
+(for the review threshold) and what the shop's rules decided in; it fires the chart events
+and plans the effects."""
+
+_PAGE = 500
 
 
 class Opening:
@@ -81,24 +87,60 @@ class Opening:
                     claimed.setdefault(line_id, set()).add(unit)
         return claimed
 
+    def customer_returns(
+        self, order: OrderSnapshot, policy: ReturnPolicy, now: datetime
+    ) -> dict[int, int]:
+        """The customer's returns in the shop (by the order's e-mail) in each window of days
+        the shop's rules ask about (:func:`~returnflow.domain.rules.needed_windows`); none
+        asked, no read. The store has no index by customer: this reads the shop's returns a
+        page of 500 at a time, so its cost grows with the shop's returns."""
+        windows = needed_windows(policy.rules)
+        counts = dict.fromkeys(windows, 0)
+        if not windows or order.customer_email is None:
+            return counts
+        after: str | None = None
+        while True:
+            page = self.service.store.list(order.shop, after=after, limit=_PAGE)
+            for record in page:
+                if record.customer_email != order.customer_email:
+                    continue
+                for days in windows:
+                    if record.created_at >= now - timedelta(days=days):
+                        counts[days] += 1
+            if len(page) < _PAGE:
+                return counts
+            after = page[-1].id
+
     def prepare(
         self,
         request: ReturnRequest,
         new_id: Callable[[], str],
         refused: Sequence[UnitsTaken] = (),
-    ) -> tuple[OrderSnapshot, str, Sequence[ReturnLine], Sequence[ExchangeLine]]:
-        """Check ``request`` (typed errors, nothing stored), then take an id and build its
-        lines: ``(order, return_id, lines, exchange_lines)``; ``refused``: see
-        :meth:`claimed`."""
+        *,
+        judge: bool = True,
+    ) -> tuple[
+        OrderSnapshot, str, Sequence[ReturnLine], Sequence[ExchangeLine], ReturnPolicy, Verdict
+    ]:
+        """Check ``request`` (typed errors, nothing stored) under its shop's policy in force,
+        then take an id, build its lines and (``judge``) apply the shop's rules
+        (:func:`~returnflow.decisions.merchant.judge`): ``(order, return_id, lines,
+        exchange_lines, policy, verdict)``; ``refused``: see :meth:`claimed`."""
         if not isinstance(request, ReturnRequest):
             raise InvalidPayload("request", request, "must be a ReturnRequest")
-        policy = self.service.policy
         order = self.order(request)
+        policy = self.service.dispatcher.policy_for(request.shop)
         claimed = self.claimed(request, refused)
         requests.check(order, request, claimed, policy)
         return_id = new_id()
         lines, exchange_lines = requests.build_lines(order, request, claimed, return_id, policy)
-        return order, return_id, lines, exchange_lines
+        verdict = Verdict()
+        if judge and policy.rules:
+            now = self.service.clock()
+            counts = self.customer_returns(order, policy, now)
+            lines, verdict = merchant.judge(
+                order, request, lines, policy, now=now, customer_returns=counts
+            )
+        return order, return_id, lines, exchange_lines, policy, verdict
 
     def open(
         self,
@@ -127,7 +169,9 @@ class Opening:
             return taken[0]
 
         for tries in range(commits.CONFLICT_RETRIES):
-            order, return_id, lines, exchange_lines = self.prepare(request, same_id, refused)
+            order, return_id, lines, exchange_lines, policy, verdict = self.prepare(
+                request, same_id, refused, judge=imported is None
+            )
             change, value = requests.open_return(
                 order,
                 request,
@@ -138,11 +182,13 @@ class Opening:
                 actor=actor or request.requested_by,
                 refs=refs,
                 imported=imported,
+                policy_version=policy.version,
+                verdict=verdict,
             )
             with using(service.engine):
-                decide(order, change, value)
-                platform.plan(change, service.policy)  # native mode's platform return
-            timer_rules.schedule(change, service.policy)
+                decide(order, change, value, verdict)
+                platform.plan(change, service.dispatcher.policy_of(change.record))
+            timer_rules.schedule(change, service.dispatcher.policy_of(change.record))
             try:
                 record, claimed = commits.commit_new(service.store, change, claim)
             except UnitsTaken as error:

@@ -151,7 +151,8 @@ def process_platform_return(
     if effect.expected is not None and not reviewed:
         outcome = port.calculate(effect.shop, return_id)
         theirs = outcome.refund
-        review = d.policy.platform_money is MoneyAuthority.REVIEW
+        authority = d.policy_of(record).platform_money  # the return's own policy version
+        review = authority is MoneyAuthority.REVIEW
         for what, platform, ours in (
             ("refund", outcome.refund, effect.expected),
             ("owed", outcome.owed, effect.expected_owed),
@@ -164,7 +165,7 @@ def process_platform_return(
                     f"{ours}: nothing was processed",
                     retryable=False,
                 )
-        if theirs != effect.expected and d.policy.platform_money is MoneyAuthority.PLATFORM:
+        if theirs != effect.expected and authority is MoneyAuthority.PLATFORM:
             refund = refund + (theirs - effect.expected)
     exchange_ids = {
         line.id: line.platform_item_id for line in record.exchange_lines if line.platform_item_id

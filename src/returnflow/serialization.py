@@ -51,10 +51,13 @@ from returnflow.domain.model import (
     Outcome,
     OutcomeKind,
     QcResult,
+    Reason,
     Refund,
     ReturnReason,
     ReturnRequest,
     StoreCredit,
+    reason_text,
+    to_reason,
 )
 from returnflow.domain.money import Money, money_from, to_decimal
 from returnflow.domain.policy import Completion, ReleaseTrigger, WindowStart
@@ -228,6 +231,10 @@ _ENUMS: tuple[type[enum.Enum], ...] = (
 for _enum_type in _ENUMS:
     converter.register_structure_hook(_enum_type, _structure_enum)
 converter.register_structure_hook(Outcome, _structure_outcome)
+converter.register_structure_hook_func(
+    lambda cls: cls == Reason, lambda value, _: to_reason(value, "reason")
+)
+converter.register_unstructure_hook_func(lambda cls: cls == Reason, reason_text)
 for _outcome_type in _OUTCOMES.values():
     converter.register_unstructure_hook(
         _outcome_type, _tagged(_outcome_type, lambda outcome: str(outcome.kind.value))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, TypeVar
 
 import attrs
@@ -35,7 +34,6 @@ from returnflow.decisions import request as requests
 from returnflow.decisions import reset as resets
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
-from returnflow.decisions.follow_up import follow_up
 from returnflow.dispatch import Dispatcher, DispatchReport
 from returnflow.domain.inbound import INBOUND_FACTS, InboundEvent
 from returnflow.domain.model import (
@@ -48,11 +46,9 @@ from returnflow.domain.model import (
 from returnflow.domain.money import Money
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.domain.settlement import Settlement
+from returnflow.domain.verdicts import Verdict
 from returnflow.errors import (
-    ConcurrencyConflict,
     InvalidPayload,
-    InvalidTransition,
-    ReturnNotFound,
 )
 from returnflow.lifecycle.table import TABLE
 from returnflow.opening import Decide, Opening
@@ -62,6 +58,7 @@ from returnflow.ports.events import EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
 from returnflow.ports.platform_returns import PlatformReturns
+from returnflow.ports.policies import PolicySource
 from returnflow.ports.store import InboundKey, ReturnStore
 from returnflow.ports.warehouse import Warehouse
 from returnflow.timeline import TimelineEntry
@@ -115,6 +112,7 @@ class ReturnsService:
     notifier: Shared[Notifier] = Shared()
     events: Shared[EventPublisher] = Shared()
     policy: Shared[ReturnPolicy] = Shared()
+    policies: Shared[PolicySource] = Shared()
     clock: Shared[Callable[[], datetime]] = Shared()
     worker_id: Shared[str] = Shared()
     lease: Shared[timedelta] = Shared()
@@ -138,6 +136,7 @@ class ReturnsService:
         lease: timedelta = timedelta(minutes=5),
         jitter_seed: int | None = None,
         engine: str = "compiled",
+        policies: PolicySource | None = None,
         platform_returns: PlatformReturns | None = None,
     ) -> None:
         self.dispatcher = Dispatcher(
@@ -154,6 +153,7 @@ class ReturnsService:
             lease=lease,
             jitter_seed=jitter_seed,
             engine=engine,
+            policies=policies,
             platform_returns=platform_returns,
         )
         self.ids = ids or _new_id
@@ -202,14 +202,17 @@ class ReturnsService:
     def validate_request(self, request: ReturnRequest) -> None:
         """Check ``request`` against the order without storing anything."""
         order = self.opening.order(request)
-        requests.check(order, request, self.opening.claimed(request), self.policy)
+        policy = self._policy(request.shop)
+        requests.check(order, request, self.opening.claimed(request), policy)
 
     def quote(self, request: ReturnRequest) -> Settlement:
         """What ``request`` would settle to if every unit came back accepted: refund, credit,
         fees, exchange balance and ERP documents (like Shopify's ``returnCalculate``).
         Nothing is stored."""
-        order, _, lines, exchange_lines = self.opening.prepare(request, lambda: "quote")
-        return requests.quote(order, lines, exchange_lines, self.policy)
+        order, _, lines, exchange_lines, policy, verdict = self.opening.prepare(
+            request, lambda: "quote"
+        )
+        return requests.quote(order, lines, exchange_lines, policy, verdict)
 
     def request(self, request: ReturnRequest, *, actor: str | None = None) -> ReturnRecord:
         """Open a return: validate it, check eligibility, approve, review or decline it.
@@ -219,8 +222,9 @@ class ReturnsService:
         against what is left, and refused with :class:`~returnflow.errors.InvalidQuantity`
         (naming the line and what is left) when too few are."""
 
-        def decide(order: OrderSnapshot, change: Change, value: Money) -> None:
-            requests.requested(change, order, request, self.policy, value=value)
+        def decide(order: OrderSnapshot, change: Change, value: Money, verdict: Verdict) -> None:
+            policy = self._policy(change)
+            requests.requested(change, order, request, policy, value=value, verdict=verdict)
 
         return self._open(request, self.ids, decide, actor=actor)
 
@@ -246,15 +250,11 @@ class ReturnsService:
         """
         if not isinstance(request, ReturnRequest):
             raise InvalidPayload("request", request, "must be a ReturnRequest")
-        try:
-            existing = self.store.get(request.shop, return_id)
-        except ReturnNotFound:
-            pass
-        else:
-            raise ConcurrencyConflict(return_id, 0, existing.version)
+        commits.check_unused(self.store, request.shop, return_id)
 
-        def decide(order: OrderSnapshot, change: Change, value: Money) -> None:
-            requests.imported(change, self.policy, source=source, external_id=external_id)
+        def decide(order: OrderSnapshot, change: Change, value: Money, _: Verdict) -> None:
+            policy = self._policy(change)
+            requests.imported(change, policy, source=source, external_id=external_id)
 
         return self._open(
             request,
@@ -270,7 +270,7 @@ class ReturnsService:
     def approve(self, shop: str, return_id: str, *, actor: str = "agent") -> ReturnRecord:
         """An agent approves a return under review (or resumes one that needed review)."""
         return self._run(
-            shop, return_id, actor, lambda c: requests.approve(c, self.policy), outbox=True
+            shop, return_id, actor, lambda c: requests.approve(c, self._policy(c)), outbox=True
         )
 
     def decline(
@@ -282,12 +282,8 @@ class ReturnsService:
         note: str = "",
         actor: str = "agent",
     ) -> ReturnRecord:
-        try:
-            reason = DeclineReason(reason)
-        except ValueError:
-            allowed = ", ".join(member.value for member in DeclineReason)
-            raise InvalidPayload("reason", reason, f"must be one of: {allowed}") from None
-        return self._run(shop, return_id, actor, lambda c: requests.decline(c, reason, note))
+        why = requests.decline_reason(reason)
+        return self._run(shop, return_id, actor, lambda c: requests.decline(c, why, note))
 
     def cancel(self, shop: str, return_id: str, *, actor: str = "customer") -> ReturnRecord:
         """Cancel a return before anything was shipped or received."""
@@ -316,7 +312,7 @@ class ReturnsService:
 
         def decide(change: Change) -> None:
             completion.close_by_hand(
-                change, self.policy, unreceived=unreceived, exchange_decision=exchange
+                change, self._policy(change), unreceived=unreceived, exchange_decision=exchange
             )
 
         return self._run(shop, return_id, actor, decide)
@@ -335,7 +331,7 @@ class ReturnsService:
 
         def decide(change: Change) -> Change:
             resets.check(change)  # before an id is taken
-            return resets.reset(change, self.policy, self.ids())
+            return resets.reset(change, self._policy(change), self.ids())
 
         written = self._write(shop, return_id, actor, decide, outbox=True, opened=lambda c: (c,))
         logs.changed(written.record, actor, written.written)
@@ -348,18 +344,13 @@ class ReturnsService:
         """Seed 000, "the exchange isn't released": ask the platform where the hold really is
         and release it again if it is still held."""
         record = self.store.get(shop, return_id)
-        if record.exchange_status != "released" or record.refs.exchange_hold_id is None:
-            raise InvalidTransition(
-                record.id, record.state, "retry_exchange_release", TABLE.allowed(record.state)
-            )
-        status = self.commerce.exchange_hold_status(
-            shop, record.order_id, record.refs.exchange_hold_id
-        )
+        hold_id = timer_rules.released_hold(record)
+        status = self.commerce.exchange_hold_status(shop, record.order_id, hold_id)
         return self._run(
             shop,
             return_id,
             actor,
-            lambda c: timer_rules.check_release(c, self.policy, status),
+            lambda c: timer_rules.check_release(c, self._policy(c), status),
             outbox=True,
         )
 
@@ -368,7 +359,7 @@ class ReturnsService:
         warehouse stops expecting it, a held exchange is cancelled and a paid balance given
         back."""
         return self._run(
-            shop, return_id, actor, lambda c: timer_rules.expire(c, self.policy), outbox=True
+            shop, return_id, actor, lambda c: timer_rules.expire(c, self._policy(c)), outbox=True
         )
 
     def run_due(
@@ -378,7 +369,7 @@ class ReturnsService:
         it, capture an instant exchange's authorization, or send a stuck return to a person."""
 
         def decide(change: Change) -> None:
-            timer_rules.on_due(change, self.policy, now)
+            timer_rules.on_due(change, self._policy(change), now)
 
         return self._run(shop, return_id, actor, decide, outbox=True)
 
@@ -399,7 +390,10 @@ class ReturnsService:
         if not isinstance(event, INBOUND_FACTS):
             raise InvalidPayload("event", event, "must be a carrier, warehouse or platform fact")
         key = InboundKey(shop=event.shop, source=event.source, event_id=event.event_id)
-        decide = partial(facts.receive, event=event, policy=self.policy)
+
+        def decide(change: Change) -> tuple[str, str]:
+            return facts.receive(change, event=event, policy=self._policy(change))
+
         written = self._write(event.shop, event.return_id, event.source, decide, inbound=key)
         if written.duplicate:
             logs.fact(event, "duplicate", "", written.record)
@@ -446,7 +440,8 @@ class ReturnsService:
         self, shop: str, return_id: str, actor: str, decide: Callable[[Change], _V], **how: Any
     ) -> commits.Written[_V]:
         """:func:`returnflow.commits.run` with this service's store, clock, jitter and engine;
-        after the decision, :meth:`_drain`."""
+        after the decision, the dispatcher's
+        :meth:`~returnflow.resolving.PolicyResolution.drain`."""
         return commits.run(
             self.store,
             self.clock,
@@ -455,7 +450,7 @@ class ReturnsService:
             return_id,
             actor,
             decide,
-            after=self._drain,
+            after=self.dispatcher.drain,
             engine=self.engine,
             claim=self._lease,
             **how,
@@ -466,10 +461,10 @@ class ReturnsService:
         dispatcher = self.dispatcher
         return dispatcher.lease_for if self.auto_dispatch and not dispatcher.hand_off else None
 
-    def _drain(self, change: Change) -> None:
-        """After a decision: :func:`~returnflow.decisions.follow_up.follow_up` (parked facts,
-        native mode's platform return, timers)."""
-        follow_up(change, self.policy)
+    def _policy(self, of: str | Change) -> ReturnPolicy:
+        """A shop's policy in force, or the one a return (being changed) was opened under."""
+        dispatcher = self.dispatcher
+        return dispatcher.policy_for(of) if isinstance(of, str) else dispatcher.policy_of(of.record)
 
     def _after_commit(self, shop: str, written: commits.Written[Any]) -> dict[str, ReturnRecord]:
         """Deliver what a commit claimed; the returns as the deliveries left them, by id."""

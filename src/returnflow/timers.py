@@ -82,7 +82,13 @@ class Timers:
         due = store.list_due(moment, limit=limit)
         errors.extend(_unreadable(due))
         for record in due:
-            what = [name for at, name in rules.due(record, service.policy) if moment > at]
+            try:
+                policy = service.dispatcher.policy_of(record)
+            except ReturnflowError as error:  # a policy version the source no longer has
+                errors.append(f"{record.shop}/{record.id}: {error}")
+                logs.timer_failed(errors[-1])
+                continue
+            what = [name for at, name in rules.due(record, policy) if moment > at]
             if what and set(what) <= {"release_check"}:
                 if not rules.release_check_due(record, store.outbox(record.shop, record.id)):
                     continue  # a release still on its way: checked when it was answered

@@ -42,7 +42,7 @@ import attrs
 from returnflow.decisions import completion, exchange
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import Disposition
-from returnflow.domain.model import PlatformUnits, ReturnRecord
+from returnflow.domain.model import PlatformUnits, ReturnRecord, platform_reason
 from returnflow.domain.money import Money
 from returnflow.domain.policy import PlatformMode, ReturnPolicy
 from returnflow.domain.settlement import settle
@@ -161,7 +161,7 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
     for line in record.lines:
         units[line.order_line_id] = units.get(line.order_line_id, 0) + line.quantity
         paid[line.order_line_id] = int((carried or {}).get(line.order_line_id, 0))
-        reasons.setdefault(line.order_line_id, line.reason.value)
+        reasons.setdefault(line.order_line_id, platform_reason(line.reason))
     if all(units[line_id] <= paid[line_id] for line_id in units):
         return None
     for part in quote.lines:

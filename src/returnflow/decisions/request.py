@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from returnflow.decisions import completion, exchange
+from returnflow.decisions import completion, exchange, merchant
 from returnflow.decisions.change import Change
 from returnflow.domain.model import (
     DeclineReason,
@@ -29,7 +29,16 @@ from returnflow.domain.policy import (
     returnable_units,
     validate_request,
 )
-from returnflow.domain.settlement import Settlement, settle, unit_amounts, unit_taxes
+from returnflow.domain.reasons import check_reasons
+from returnflow.domain.settlement import (
+    Settlement,
+    settle,
+    unit_amounts,
+    unit_taxes,
+    with_original_charges,
+)
+from returnflow.domain.verdicts import Verdict
+from returnflow.errors import InvalidPayload
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.table import TABLE
 from returnflow.ports.commerce import LineQuantity
@@ -40,6 +49,7 @@ __all__ = [
     "build_lines",
     "check",
     "decline",
+    "decline_reason",
     "imported",
     "issue_label",
     "open_return",
@@ -55,8 +65,10 @@ def check(
     policy: ReturnPolicy,
 ) -> None:
     """Check ``request`` against ``order``; ``claimed``: units the order's other returns hold.
-    Raises the typed errors of :func:`~returnflow.domain.policy.validate_request`."""
+    Raises the typed errors of :func:`~returnflow.domain.policy.validate_request`, then
+    those of :func:`~returnflow.domain.reasons.check_reasons` (the shop's reasons)."""
     validate_request(order, request, claimed, exchange_apps=policy.exchange_apps, policy=policy)
+    check_reasons(request, policy.reasons)
 
 
 def build_lines(
@@ -80,22 +92,25 @@ def build_lines(
         free = returnable_units(order, order_line, held, policy)
         units = tuple(sorted(free[: line.quantity]))
         line_id = f"{return_id}-{index}"
-        lines.append(
-            ReturnLine(
-                id=line_id,
-                order_line_id=line.order_line_id,
-                sku=order_line.sku,
-                variant_id=order_line.variant_id,
-                quantity=line.quantity,
-                outcome=line.outcome,
-                reason=line.reason,
-                unit_amounts=tuple(amounts[order_line.id][unit] for unit in units),
-                units=units,
-                unit_taxes=tuple(taxes[order_line.id][unit] for unit in units),
-                note=line.note,
-                declared_condition=line.condition,
-            )
+        built = ReturnLine(
+            id=line_id,
+            order_line_id=line.order_line_id,
+            sku=order_line.sku,
+            variant_id=order_line.variant_id,
+            quantity=line.quantity,
+            outcome=line.outcome,
+            reason=line.reason,
+            unit_amounts=tuple(amounts[order_line.id][unit] for unit in units),
+            units=units,
+            unit_taxes=tuple(taxes[order_line.id][unit] for unit in units),
+            note=line.note,
+            declared_condition=line.condition,
+            photos=line.photos,
         )
+        if policy is not None:
+            shipping, duties = policy.gives_back(line.reason)
+            built = with_original_charges(order, built, shipping=shipping, duties=duties)
+        lines.append(built)
         if isinstance(line.outcome, Exchange):
             exchange_lines.append(
                 ExchangeLine(
@@ -121,10 +136,14 @@ def open_return(
     actor: str,
     refs: ExternalRefs | None = None,
     imported: Mapping[str, Any] | None = None,
+    policy_version: str | None = None,
+    verdict: Verdict | None = None,
 ) -> tuple[Change, Money]:
     """A new return's first change: the record built from the checked request, an
     ``imported`` note when another system opened it, and the ``requested`` note; with the
-    value of the units asked for."""
+    value of the units asked for. ``policy_version``: the version of the shop's policy in
+    force, recorded on the return; ``verdict``: what the shop's rules decided, a ``rule``
+    entry per rule that fired (:func:`~returnflow.decisions.merchant.record_firings`)."""
     initial = TABLE.initial
     record = ReturnRecord(
         id=return_id,
@@ -147,6 +166,7 @@ def open_return(
         customer_email=order.customer_email,
         customer_note=request.customer_note,
         taxes_included=order.taxes_included,
+        policy_version=policy_version,
     )
     change = Change(record, now=now, actor=actor, base=0)
     if imported is not None:
@@ -159,6 +179,8 @@ def open_return(
             "value": str(value),
         },
     )
+    if verdict is not None:
+        merchant.record_firings(change, verdict)
     return change, value
 
 
@@ -169,12 +191,17 @@ def requested(
     policy: ReturnPolicy,
     *,
     value: Money,
+    verdict: Verdict | None = None,
 ) -> None:
-    """A customer's request: the policy approves it, sends it to review or declines it."""
+    """A customer's request: the policy approves it, sends it to review or declines it;
+    the shop's rules (``verdict``) may decide otherwise
+    (:func:`~returnflow.decisions.merchant.combine`)."""
     change.publish("request")
     change.notify("return_requested")
     units = {line.order_line_id: line.units for line in change.record.lines}
     assessment = policy.assess(order, request, now=change.now, value=value, units=units)
+    if verdict is not None:
+        assessment = merchant.combine(assessment, verdict)
     change.fire("check", {"decision": assessment.decision.value})
     if assessment.decision is Decision.APPROVE:
         change.fire("auto_approve")
@@ -230,6 +257,16 @@ def approved(change: Change, policy: ReturnPolicy) -> None:
         completion.complete(change, policy)
 
 
+def decline_reason(reason: object) -> DeclineReason:
+    """``reason`` as a :class:`DeclineReason` (a member or its value); anything else is an
+    :class:`~returnflow.errors.InvalidPayload` naming ``reason``."""
+    try:
+        return DeclineReason(reason)
+    except ValueError:
+        allowed = ", ".join(member.value for member in DeclineReason)
+        raise InvalidPayload("reason", reason, f"must be one of: {allowed}") from None
+
+
 def decline(change: Change, reason: DeclineReason, note: str) -> None:
     """An agent (or the policy) declines the return, with ``reason`` and ``note``."""
     payload = {"reason": reason.value, **({"note": note} if note else {})}
@@ -252,17 +289,22 @@ def quote(
     lines: Sequence[ReturnLine],
     exchange_lines: Sequence[ExchangeLine],
     policy: ReturnPolicy,
+    verdict: Verdict | None = None,
 ) -> Settlement:
     """What the lines would settle to if every unit came back accepted: the balance due is
-    what the customer is charged (at approval for an exchange)."""
-    return settle(
+    what the customer is charged (at approval for an exchange); ``rules`` explains each
+    merchant rule that fired (``verdict``)."""
+    verdict = verdict or Verdict()
+    shipping = verdict.return_shipping[0] if verdict.return_shipping is not None else None
+    settlement = settle(
         order.currency,
         [(line, line.quantity, 0) for line in lines],
-        fees=policy.fees,
+        fees=policy.fees_for(shipping),
         exchange_lines=exchange_lines,
         difference_to=policy.exchange_difference,
         taxes_included=order.taxes_included,
     )
+    return attrs.evolve(settlement, rules=tuple(firing.explain() for firing in verdict.firings))
 
 
 def _on_platform(

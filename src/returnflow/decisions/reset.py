@@ -108,6 +108,9 @@ def _child(
                 settled=min(line.settled, units),
                 unit_amounts=line.unit_amounts[:units],
                 unit_taxes=line.unit_taxes[:units],
+                unit_shipping=line.unit_shipping[:units],
+                unit_shipping_taxes=line.unit_shipping_taxes[:units],
+                unit_duties=line.unit_duties[:units],
                 units=line.units[:units],
             )
         )
@@ -149,6 +152,7 @@ def _child(
         balance_paid=parent.balance_paid if exchange_lines and not parent.balance_settled else None,
         return_shipping_fee=parent.return_shipping_fee,
         exchange_shipping_fee=parent.exchange_shipping_fee,
+        policy_version=parent.policy_version,
     )
     child = Change(record, now=change.now, actor=change.actor, base=0)
     paid: dict[str, int] = {}

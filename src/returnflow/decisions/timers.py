@@ -11,7 +11,9 @@ from returnflow.decisions.change import Change
 from returnflow.domain._time import instant
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.policy import ReturnPolicy
+from returnflow.errors import InvalidTransition
 from returnflow.lifecycle import effects as fx
+from returnflow.lifecycle.table import TABLE
 from returnflow.ports.commerce import HoldStatus
 from returnflow.ports.store import OutboxEntry
 
@@ -24,11 +26,23 @@ __all__ = [
     "expiry_due",
     "on_due",
     "release_check_due",
+    "released_hold",
     "schedule",
 ]
 
 RELEASE_TRIES = 3
 """Releases of one hold before a person is asked to look."""
+
+
+def released_hold(record: ReturnRecord) -> str:
+    """The exchange hold of a return whose exchange was released, to check again with the
+    platform; :class:`~returnflow.errors.InvalidTransition` for any other return."""
+    hold_id = record.refs.exchange_hold_id
+    if record.exchange_status != "released" or hold_id is None:
+        raise InvalidTransition(
+            record.id, record.state, "retry_exchange_release", TABLE.allowed(record.state)
+        )
+    return hold_id
 
 
 def approved_at(record: ReturnRecord) -> datetime | None:

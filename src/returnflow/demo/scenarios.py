@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import attrs
 
+from returnflow.demo.merchant import FLOWS, Shown
 from returnflow.domain.external import ExternalLine, ExternalReturn
 from returnflow.domain.inbound import (
     CarrierStatus,
@@ -92,8 +93,9 @@ def order_1001(shop: str = SHOP, order_id: str = "1001") -> OrderSnapshot:
 class Scenario:
     name: str
     title: str
-    run: Callable[[str, ReturnStore | None], tuple[Harness, Sequence[str]]]
-    """``run(shop, store)``: the flow in ``shop`` on ``store`` (a fresh memory store if None)."""
+    run: Callable[[str, ReturnStore | None], tuple[Harness, Shown]]
+    """``run(shop, store)``: the flow in ``shop`` on ``store`` (a fresh memory store if None);
+    the returns to show, by id in ``shop`` or as ``(shop, id)``."""
 
 
 def _harness(shop: str, store: ReturnStore | None, **policy: object) -> Harness:
@@ -588,6 +590,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Loop x Shopify / Xoro: fees, store credit bonus, ERP documents",
         loop_fees_and_credit,
     ),
+    *(Scenario(name, title, run) for name, title, run in FLOWS),  # what merchants configure
     Scenario(
         "loop-xoro-import",
         "Loop x Xoro: returns imported as RMAs, ASN closed in full or short",

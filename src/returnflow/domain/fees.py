@@ -5,13 +5,14 @@ Medusa's return and outbound shipping). Re-exported by :mod:`returnflow.domain.s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 import attrs
 
-from returnflow.domain.model import Exchange, ReturnLine, ReturnReason
+from returnflow.domain.model import Exchange, Reason, ReturnLine, ReturnReason, to_reason
 from returnflow.domain.money import Money, to_decimal
-from returnflow.errors import CurrencyMismatch, InvalidFee
+from returnflow.errors import CurrencyMismatch, InvalidFee, ValidationError
 
 __all__ = ["Fee", "FeePolicy", "Fixed", "Percent", "charged", "tax_of"]
 
@@ -83,6 +84,15 @@ _WAIVED_REASONS = frozenset(
 )
 
 
+def _reasons(value: object) -> frozenset[Reason]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidFee("waive_for_reasons", value, "must be a set of return reasons")
+    try:
+        return frozenset(to_reason(item, "waive_for_reasons") for item in value)
+    except ValidationError as error:
+        raise InvalidFee("waive_for_reasons", error.value, error.reason) from None
+
+
 def _fee(value: object) -> Fee | None:
     if value is None or isinstance(value, (Percent, Fixed)):
         return value
@@ -126,13 +136,17 @@ class FeePolicy:
     restocking: Fee | None = attrs.field(default=None, converter=_fee)
     return_shipping: Fixed | None = attrs.field(default=None, converter=_shipping)
     waive_for_exchanges: bool = True
-    waive_for_reasons: frozenset[ReturnReason] = _WAIVED_REASONS
+    waive_for_reasons: frozenset[Reason] = attrs.field(default=_WAIVED_REASONS, converter=_reasons)
     exchange_shipping: Fixed | None = attrs.field(default=None, converter=_exchange_shipping)
     fees_only_from_payout: bool = False
 
     def waived(self, line: ReturnLine) -> bool:
         exchange = isinstance(line.outcome, Exchange)
-        return (exchange and self.waive_for_exchanges) or line.reason in self.waive_for_reasons
+        return (
+            (exchange and self.waive_for_exchanges)
+            or line.reason in self.waive_for_reasons
+            or line.fees_waived
+        )
 
 
 def charged(fee: Fee, base: Money, *, taxes_included: bool) -> Money:

@@ -19,11 +19,20 @@ from returnflow.domain._fields import (
     _check_count,
     _check_id,
     check_amount,
+    check_storable,
     check_str,
     coerce_enum,
 )
 from returnflow.domain.money import Money
 from returnflow.domain.order import Fulfillment, OrderLine, OrderSnapshot
+from returnflow.domain.reason_codes import (
+    Reason,
+    ReturnReason,
+    handle_of,
+    platform_reason,
+    reason_text,
+    to_reason,
+)
 from returnflow.errors import (
     InvalidRequest,
     UnknownOutcome,
@@ -45,6 +54,7 @@ __all__ = [
     "ParkedFact",
     "PlatformUnits",
     "QcResult",
+    "Reason",
     "Refund",
     "RequestLine",
     "ReturnLine",
@@ -53,24 +63,13 @@ __all__ = [
     "ReturnRequest",
     "StoreCredit",
     "check_amount",
+    "handle_of",
     "outcome_amounts",
+    "platform_reason",
+    "reason_text",
     "request_amounts",
+    "to_reason",
 ]
-
-
-class ReturnReason(str, enum.Enum):
-    """Why the customer returns a line (Shopify's ``ReturnReason`` values)."""
-
-    COLOR = "COLOR"
-    DEFECTIVE = "DEFECTIVE"
-    NOT_AS_DESCRIBED = "NOT_AS_DESCRIBED"
-    OTHER = "OTHER"
-    SIZE_TOO_LARGE = "SIZE_TOO_LARGE"
-    SIZE_TOO_SMALL = "SIZE_TOO_SMALL"
-    STYLE = "STYLE"
-    UNKNOWN = "UNKNOWN"
-    UNWANTED = "UNWANTED"
-    WRONG_ITEM = "WRONG_ITEM"
 
 
 class ItemCondition(str, enum.Enum):
@@ -104,8 +103,19 @@ class OutcomeKind(str, enum.Enum):
     KEEP = "keep"
 
 
-def _to_reason(value: object) -> ReturnReason:
-    return coerce_enum(ReturnReason, value, InvalidRequest, "reason")
+def _to_reason(value: object) -> Reason:
+    return to_reason(value)
+
+
+def _to_photos(value: object) -> tuple[str, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidRequest("photos", value, "must be a list of photo URLs")
+    photos = tuple(value)
+    for index, photo in enumerate(photos):
+        if not isinstance(photo, str) or not photo.strip():
+            raise InvalidRequest(f"photos[{index}]", photo, "must be a non-empty URL")
+        check_storable(f"photos[{index}]", photo)
+    return photos
 
 
 def _to_condition(value: object) -> ItemCondition | None:
@@ -187,12 +197,14 @@ class RequestLine:
     order_line_id: str = attrs.field(validator=_check_id)
     quantity: int = attrs.field(validator=_check_count(1))
     outcome: Outcome = attrs.field(factory=Refund, validator=_check_outcome)
-    reason: ReturnReason = attrs.field(default=ReturnReason.UNKNOWN, converter=_to_reason)
+    reason: Reason = attrs.field(default=ReturnReason.UNKNOWN, converter=_to_reason)
     note: str = attrs.field(default="", validator=check_str())
     condition: ItemCondition | None = attrs.field(
         default=None,
         converter=_to_condition,
     )
+    photos: tuple[str, ...] = attrs.field(default=(), converter=_to_photos)
+    """Photos of the item (URLs the host stored), for reasons that require one."""
 
 
 def _id_pair(pair: object) -> bool:
@@ -304,7 +316,7 @@ class ReturnLine:
     variant_id: str
     quantity: int
     outcome: Outcome
-    reason: ReturnReason
+    reason: Reason
     unit_amounts: tuple[Money, ...]
     units: tuple[int, ...] = ()
     unit_taxes: tuple[Money, ...] = ()
@@ -318,6 +330,16 @@ class ReturnLine:
     settled: int = 0
     condition: ItemCondition | None = None
     qc_notes: tuple[str, ...] = ()
+    photos: tuple[str, ...] = ()
+    fees_waived: bool = False
+    """A merchant rule waived this line's fees (:mod:`returnflow.domain.rules`)."""
+    unit_shipping: tuple[Money, ...] = ()
+    """Each unit's share of the order's shipping, given back with it (empty: none is);
+    :func:`~returnflow.domain.settlement.with_original_charges`."""
+    unit_shipping_taxes: tuple[Money, ...] = ()
+    """The tax part of each of ``unit_shipping``."""
+    unit_duties: tuple[Money, ...] = ()
+    """Each unit's share of the order's duties, given back with it (empty: none is)."""
 
     @property
     def inspected(self) -> int:
@@ -335,6 +357,17 @@ class ReturnLine:
     def amount_for(self, units: int, *, start: int = 0) -> Money:
         """The paid amount of ``units`` of this line's units, starting at unit ``start``."""
         return Money.sum(self.unit_amounts[start : start + units], self.unit_amounts[0].currency)
+
+    def original_for(self, units: int, *, start: int = 0) -> tuple[Money, Money, Money]:
+        """The shipping, its tax part and the duties given back with ``units`` of this
+        line's units from unit ``start`` (zero where none are)."""
+        currency = self.unit_amounts[0].currency
+        window = slice(start, start + units)
+        return (
+            Money.sum(self.unit_shipping[window], currency),
+            Money.sum(self.unit_shipping_taxes[window], currency),
+            Money.sum(self.unit_duties[window], currency),
+        )
 
     def tax_for(self, units: int, *, start: int = 0) -> Money:
         """The tax part of :meth:`amount_for` the same units."""
@@ -490,6 +523,14 @@ class ReturnRecord:
     settled, and they are re-opened under their own key when the return completes again
     (or is reset), never planned again under a new one."""
     history: tuple[HistoryEntry, ...] = ()
+    policy_version: str | None = None
+    rule_return_shipping: Money | None = None
+    """The return shipping fee a merchant rule set for this return, in place of the
+    policy's (``None``: the policy's)."""
+    """The version of the shop's policy the return was opened under
+    (:attr:`ReturnPolicy.version <returnflow.domain.policy.ReturnPolicy.version>`); every
+    later decision of the return uses it. ``None`` on returns stored before versions were
+    recorded: they use the policy in force."""
 
     @property
     def state(self) -> tuple[str, str]:

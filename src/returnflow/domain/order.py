@@ -20,7 +20,7 @@ from returnflow.domain._fields import (
     to_utc,
 )
 from returnflow.domain.money import Money
-from returnflow.errors import InvalidPayload, InvalidQuantity
+from returnflow.errors import CurrencyMismatch, InvalidPayload, InvalidQuantity
 
 __all__ = ["Fulfillment", "OrderLine", "OrderSnapshot"]
 
@@ -49,6 +49,33 @@ class Fulfillment:
             raise InvalidPayload(
                 "delivered_at", self.delivered_at, "is before the fulfillment's fulfilled_at"
             )
+
+
+def _names(field: str, value: object) -> tuple[str, ...]:
+    """A list of non-empty strings (tags, collection handles) as a tuple."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidPayload(field, value, "must be a list of strings")
+    names = tuple(value)
+    for index, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidPayload(f"{field}[{index}]", name, "must be a non-empty string")
+    return names
+
+
+def _tags(value: object) -> tuple[str, ...]:
+    return _names("tags", value)
+
+
+def _collections(value: object) -> tuple[str, ...]:
+    return _names("collections", value)
+
+
+def _country(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != 2 or not value.isascii() or not value.isalpha():
+        raise InvalidPayload("shipping_country", value, "must be an ISO 3166 alpha-2 code")
+    return value.upper()
 
 
 def _to_fulfillments(value: Iterable[Fulfillment]) -> tuple[Fulfillment, ...]:
@@ -84,6 +111,10 @@ class OrderLine:
     final_sale: bool = False
     gift_card: bool = False
     fulfillments: tuple[Fulfillment, ...] = attrs.field(default=(), converter=_to_fulfillments)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags)
+    """The product's tags (Shopify product tags), for merchant rules."""
+    collections: tuple[str, ...] = attrs.field(default=(), converter=_collections)
+    """The handles of the collections the product is in, for merchant rules."""
 
     def __attrs_post_init__(self) -> None:
         for index, fulfillment in enumerate(self.fulfillments):
@@ -148,6 +179,17 @@ class OrderSnapshot:
     the norm in the EU, the UK and Australia). ``False``: each line's ``tax`` is added to
     what it cost; ``True``: it is the part of that cost that is tax. Either way a line's
     ``tax`` is its tax after every discount, as the platform computed it."""
+    shipping_country: str | None = attrs.field(default=None, converter=_country)
+    """Where the order was shipped, an ISO 3166 alpha-2 code (``"DE"``), for merchant rules."""
+    shipping_price: Money | None = None
+    """What the customer paid for shipping the order (its tax included or added as the
+    order's prices, ``taxes_included``); a return may give it back in part
+    (``ReturnPolicy.refund_shipping``)."""
+    shipping_tax: Money | None = None
+    """The tax part of ``shipping_price`` (``taxes_included``) or the tax added to it."""
+    duties: Money | None = None
+    """The duties and import taxes the customer paid (Shopify's total duties); a return may
+    give them back in part (``ReturnPolicy.refund_duties``)."""
 
     def __attrs_post_init__(self) -> None:
         Money.zero(self.currency)  # validates the code
@@ -168,6 +210,18 @@ class OrderSnapshot:
             if line.id in seen:
                 raise InvalidPayload(f"lines[{index}].id", line.id, "duplicate order line id")
             seen.add(line.id)
+        for name in ("shipping_price", "shipping_tax", "duties"):
+            charge = getattr(self, name)
+            if charge is None:
+                continue
+            if not isinstance(charge, Money):
+                raise InvalidPayload(name, charge, "must be Money")
+            if charge.currency != self.currency:
+                raise CurrencyMismatch(
+                    f"{name}.currency", charge.currency, f"order currency is {self.currency}"
+                )
+            if charge.is_negative:
+                raise InvalidPayload(name, charge, "must not be negative")
         check_amount("order_discount", self.order_discount, currency=self.currency)
         if self.order_discount is not None:
             net = Money.sum((line.net_total for line in self.lines), self.currency)
@@ -190,6 +244,16 @@ class OrderSnapshot:
     def paid_total(self) -> Money:
         """What the customer paid for the whole order (lines, less the order discount)."""
         return Money.sum(self.paid_by_line().values(), self.currency)
+
+    @property
+    def charged_total(self) -> Money:
+        """Everything the customer paid: :attr:`paid_total`, the shipping (its tax added
+        when prices exclude tax) and the duties."""
+        zero = Money.zero(self.currency)
+        shipping = self.shipping_price or zero
+        if not self.taxes_included:
+            shipping = shipping + (self.shipping_tax or zero)
+        return self.paid_total + shipping + (self.duties or zero)
 
     def discount_shares(self) -> tuple[Money, ...]:
         """Each line's share of the order discount, in proportion to the lines' net totals

@@ -44,11 +44,21 @@ from returnflow.domain.model import (
     OrderLine,
     OrderSnapshot,
     OutcomeKind,
-    ReturnReason,
+    Reason,
     ReturnRequest,
+    reason_text,
     request_amounts,
 )
 from returnflow.domain.money import Money
+from returnflow.domain.policy_settings import (
+    RefundOriginal,
+    _refund_duties,
+    _refund_shipping,
+    _review_reasons,
+    _version,
+)
+from returnflow.domain.reasons import STANDARD_REASONS, ReturnReasonDefinition, to_definitions
+from returnflow.domain.rules import Rule, to_rules
 from returnflow.domain.settlement import FeePolicy, Fixed
 from returnflow.errors import (
     ConfigurationError,
@@ -67,6 +77,7 @@ __all__ = [
     "Decision",
     "MoneyAuthority",
     "PlatformMode",
+    "RefundOriginal",
     "RefundTrigger",
     "ReleaseTrigger",
     "ReturnPolicy",
@@ -248,7 +259,11 @@ def _to_money_authority(value: object) -> MoneyAuthority:
 
 @attrs.frozen
 class ReturnPolicy:
-    """A shop's return rules. Defaults follow seed 001: 30 days from the order, new or good."""
+    """A shop's return rules. Defaults follow seed 001: 30 days from the order, new or good.
+
+    ``version`` names this set of rules: a return records the version it was opened under
+    (``ReturnRecord.policy_version``) and every later decision of it uses that version
+    (:class:`~returnflow.ports.policies.PolicySource`)."""
 
     window_days: int = attrs.field(default=30, validator=_non_negative_int)
     window_starts: WindowStart = WindowStart.FULFILLMENT
@@ -259,7 +274,8 @@ class ReturnPolicy:
     auto_approve_limit: Money | None = attrs.field(default=None, validator=_amount_setting)
     """A return worth more than this goes to review; ``None``: no limit. Zero sends every
     return worth anything to review."""
-    review_reasons: frozenset[ReturnReason] = frozenset()
+    review_reasons: frozenset[Reason] = attrs.field(factory=frozenset, converter=_review_reasons)
+    """Return reasons (standard values or the shop's handles) that go to review."""
     decline_final_sale: bool = True
     completion: Completion = Completion.ON_RECEIPT
     exchange_release: ReleaseTrigger = ReleaseTrigger.ON_CLOSE
@@ -290,6 +306,37 @@ class ReturnPolicy:
     refund_trigger: RefundTrigger = RefundTrigger.ON_CLOSE
     exchange_difference: OutcomeKind = OutcomeKind.REFUND
     """Where the rest of an exchange for less goes: refund or store credit."""
+    version: str = attrs.field(default="1", validator=_version)
+    reasons: tuple[ReturnReasonDefinition, ...] = attrs.field(
+        default=STANDARD_REASONS, converter=to_definitions
+    )
+    """The return reasons the shop offers (:mod:`returnflow.domain.reasons`); a request
+    with another is refused. Default: the ten standard reasons."""
+    rules: tuple[Rule, ...] = attrs.field(default=(), converter=to_rules)
+    """The shop's merchant rules, in order (:mod:`returnflow.domain.rules`)."""
+    refund_shipping: RefundOriginal = attrs.field(
+        default=RefundOriginal.NEVER,
+        converter=_refund_shipping,
+    )
+    """When a refunded or credited line gives back its units' share of the order's
+    shipping (:func:`~returnflow.domain.settlement.original_charges`)."""
+    refund_duties: RefundOriginal = attrs.field(
+        default=RefundOriginal.NEVER,
+        converter=_refund_duties,
+    )
+    """When it gives back its units' share of the order's duties."""
+
+    def gives_back(self, reason: Reason) -> tuple[bool, bool]:
+        """Whether a line with ``reason`` gives back its share of the shipping and of the
+        duties, by :attr:`refund_shipping` and :attr:`refund_duties`."""
+        definition = next((item for item in self.reasons if item.reason == reason), None)
+        at_fault = definition is not None and definition.merchants_fault
+        return tuple(  # type: ignore[return-value]
+            setting is RefundOriginal.ALWAYS
+            or (setting is RefundOriginal.MERCHANTS_FAULT and at_fault)
+            for setting in (self.refund_shipping, self.refund_duties)
+        )
+
     platform_mode: PlatformMode = attrs.field(
         default=PlatformMode.TAGS, converter=_to_platform_mode
     )
@@ -309,6 +356,23 @@ class ReturnPolicy:
                 field="exchange_difference",
                 value=self.exchange_difference,
             )
+
+    @property
+    def settled_fees(self) -> FeePolicy:
+        """:attr:`fees` with the reasons whose definition waives fees added to
+        ``waive_for_reasons``: what settlements apply."""
+        waived = {item.reason for item in self.reasons if item.fees_waived}
+        if waived <= self.fees.waive_for_reasons:
+            return self.fees
+        return attrs.evolve(self.fees, waive_for_reasons=self.fees.waive_for_reasons | waived)
+
+    def fees_for(self, return_shipping: Money | None = None) -> FeePolicy:
+        """:attr:`settled_fees` with ``return_shipping`` (a merchant rule's, recorded on the
+        return) in place of the policy's return shipping fee."""
+        fees = self.settled_fees
+        if return_shipping is None:
+            return fees
+        return attrs.evolve(fees, return_shipping=Fixed(return_shipping))
 
     def amounts(self) -> list[tuple[str, Money]]:
         """Every fixed amount of the policy, with its path: ``policy.auto_approve_limit`` and
@@ -415,7 +479,7 @@ class ReturnPolicy:
             if line.condition is not None and line.condition not in self.accepted_conditions:
                 notes.append(f"line {line.order_line_id} declared {line.condition.value}")
             if line.reason in self.review_reasons:
-                notes.append(f"line {line.order_line_id} reason {line.reason.value}")
+                notes.append(f"line {line.order_line_id} reason {reason_text(line.reason)}")
         if (
             self.auto_approve_limit is not None
             and value is not None

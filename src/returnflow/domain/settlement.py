@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import attrs
 
 from returnflow.domain.fees import FeePolicy, Fixed, Percent, charged, tax_of
 from returnflow.domain.model import (
+    Exchange,
     ExchangeLine,
     Keep,
     OrderSnapshot,
@@ -52,9 +54,11 @@ __all__ = [
     "LineSettlement",
     "Percent",
     "Settlement",
+    "original_charges",
     "settle",
     "unit_amounts",
     "unit_taxes",
+    "with_original_charges",
 ]
 
 
@@ -82,6 +86,64 @@ def unit_taxes(order: OrderSnapshot) -> dict[str, tuple[Money, ...]]:
     """
     zero = Money.zero(order.currency)
     return {line.id: (line.tax or zero).split(line.quantity) for line in order.lines}
+
+
+def original_charges(order: OrderSnapshot) -> dict[str, tuple[Money, ...]]:
+    """Every unit's share of what the order charged besides its items, to the cent: the
+    shipping (``shipping_price``, its tax added when prices exclude tax), the tax part of
+    it, and the duties, each allocated over every unit of the order in proportion to the
+    unit's paid amount (:func:`unit_amounts`) with the largest-remainder method, so that
+    the shares of all units add up to exactly what was charged. Keys ``shipping``,
+    ``shipping_tax`` and ``duties`` map to the shares in order line, then unit order.
+
+    >>> from datetime import datetime, timezone
+    >>> from returnflow.domain.model import OrderLine, OrderSnapshot
+    >>> order = OrderSnapshot(
+    ...     id="1", shop="s", created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    ...     currency="EUR", shipping_price=Money("10.00", "EUR"),
+    ...     lines=[OrderLine(id="A", sku="A", variant_id="a", quantity=3,
+    ...                      unit_price=Money("20.00", "EUR"))])
+    >>> [str(share) for share in original_charges(order)["shipping"]]
+    ['3.34 EUR', '3.33 EUR', '3.33 EUR']
+    """
+    zero = Money.zero(order.currency)
+    paid = [amount for amounts in unit_amounts(order).values() for amount in amounts]
+    weights: list[int | Decimal] = [amount.amount for amount in paid]
+    if not any(weights):
+        weights = [1 for _ in paid]
+    tax = order.shipping_tax or zero
+    shipping = order.shipping_price or zero
+    if not order.taxes_included:
+        shipping = shipping + tax
+    return {
+        "shipping": shipping.allocate(weights),
+        "shipping_tax": tax.allocate(weights),
+        "duties": (order.duties or zero).allocate(weights),
+    }
+
+
+def with_original_charges(
+    order: OrderSnapshot, line: ReturnLine, *, shipping: bool, duties: bool
+) -> ReturnLine:
+    """``line`` giving back its units' share of the order's shipping (``shipping``) and of
+    its duties (``duties``) with them (:func:`original_charges`); a share once given is
+    kept. An exchanged line gives back neither: its new items ship too."""
+    if isinstance(line.outcome, Exchange) or not (shipping or duties):
+        return line
+    shares = original_charges(order)
+    first = 0
+    for order_line in order.lines:
+        if order_line.id == line.order_line_id:
+            break
+        first += order_line.quantity
+    picked = [first + unit for unit in line.units]
+    changes: dict[str, Any] = {}
+    if shipping and not line.unit_shipping:
+        changes["unit_shipping"] = tuple(shares["shipping"][index] for index in picked)
+        changes["unit_shipping_taxes"] = tuple(shares["shipping_tax"][index] for index in picked)
+    if duties and not line.unit_duties:
+        changes["unit_duties"] = tuple(shares["duties"][index] for index in picked)
+    return attrs.evolve(line, **changes) if changes else line
 
 
 # -- the settlement ---------------------------------------------------------------------------
@@ -121,6 +183,12 @@ class LineSettlement:
     """The tax part of ``value``."""
     restocking_fee_tax: Money
     """The tax part of ``restocking_fee``."""
+    original_shipping: Money
+    """The units' share of the order's shipping given back with them (in ``amount``)."""
+    original_shipping_tax: Money
+    """The tax part of ``original_shipping``."""
+    duties: Money
+    """The units' share of the order's duties given back with them (in ``amount``)."""
 
 
 @attrs.frozen
@@ -137,8 +205,9 @@ class Settlement:
     and no longer owes is ``balance_refund``, given back through the payment processor
     that took it.
 
-    Every amount adds up: value of the units + prepaid used + ``balance_due`` = ``refund``
-    + ``store_credit`` + ``exchange_total`` + ``exchange_shipping`` + ``fees``.
+    Every amount adds up: value of the units + ``original_shipping`` + ``duties`` +
+    prepaid used + ``balance_due`` = ``refund`` + ``store_credit`` + ``exchange_total`` +
+    ``exchange_shipping`` + ``fees``.
     """
 
     currency: str
@@ -180,6 +249,13 @@ class Settlement:
     """The tax part of ``exchange_shipping``."""
     fees_owed_tax: Money
     """The tax part of ``fees_owed`` (the invoice)."""
+    original_shipping: Money
+    """The share of the order's shipping given back (in ``refund`` / ``store_credit``)."""
+    duties: Money
+    """The share of the order's duties given back (in ``refund`` / ``store_credit``)."""
+    rules: tuple[str, ...] = ()
+    """In a quote: the merchant rules that fired, each with its lines, why and what it did
+    (:meth:`returnflow.domain.rules.Firing.explain`)."""
 
     @property
     def tax(self) -> Money:
@@ -215,6 +291,8 @@ class Settlement:
                 "return_shipping_fee_tax",
                 "exchange_shipping_tax",
                 "fees_owed_tax",
+                "original_shipping",
+                "duties",
             )
             if getattr(self, name)
         }
@@ -257,6 +335,9 @@ def settle(
         if value.currency != currency:
             raise CurrencyMismatch("currency", value.currency, f"the return is in {currency}")
         kind = line.outcome.settle if isinstance(line.outcome, Keep) else line.outcome.kind
+        shipped_back, shipped_back_tax, duties_back = line.original_for(units, start=start)
+        if kind is OutcomeKind.EXCHANGE:
+            shipped_back = shipped_back_tax = duties_back = zero
         fee = zero
         if fees.restocking is not None and not fees.waived(line):
             fee = min(charged(fees.restocking, value, taxes_included=taxes_included), value)
@@ -272,10 +353,15 @@ def settle(
                 outcome=kind,
                 value=value,
                 restocking_fee=fee,
-                amount=value if kind is OutcomeKind.EXCHANGE else value - fee,
+                amount=value
+                if kind is OutcomeKind.EXCHANGE
+                else value - fee + shipped_back + duties_back,
                 bonus=bonus,
                 tax=line.tax_for(units, start=start),
                 restocking_fee_tax=tax_of(fees.restocking, fee),
+                original_shipping=shipped_back,
+                original_shipping_tax=shipped_back_tax,
+                duties=duties_back,
             )
         )
 
@@ -284,7 +370,11 @@ def settle(
 
     def net_tax(kind: OutcomeKind) -> Money:
         return Money.sum(
-            (part.tax - part.restocking_fee_tax for part in settled if part.outcome is kind),
+            (
+                part.tax - part.restocking_fee_tax + part.original_shipping_tax
+                for part in settled
+                if part.outcome is kind
+            ),
             currency,
         )
 
@@ -430,6 +520,8 @@ def settle(
         return_shipping_fee_tax=shipping_tax - shipping_tax_waived,
         exchange_shipping_tax=tax_of(fees.exchange_shipping, outbound),
         fees_owed_tax=fees_owed_tax,
+        original_shipping=Money.sum((part.original_shipping for part in settled), currency),
+        duties=Money.sum((part.duties for part in settled), currency),
     )
 
 

@@ -18,6 +18,7 @@ from returnflow.ports.commerce import (
 from returnflow.ports.events import DomainEvent, EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import PaymentReceipt, Payments
+from returnflow.ports.policies import PolicySource, ShopPolicies, StaticPolicy
 from returnflow.ports.source import ReturnSource, SourcePage, SourceRejection
 from returnflow.ports.store import Attempt, Commit, InboundKey, OutboxEntry, ReturnStore
 from returnflow.ports.warehouse import Warehouse, WarehouseReturn
@@ -40,11 +41,14 @@ __all__ = [
     "OutboxEntry",
     "PaymentReceipt",
     "Payments",
+    "PolicySource",
     "RefundReceipt",
     "ReturnSource",
     "ReturnStore",
+    "ShopPolicies",
     "SourcePage",
     "SourceRejection",
+    "StaticPolicy",
     "Warehouse",
     "WarehouseReturn",
 ]

@@ -709,7 +709,8 @@ class FakeCommercePlatform(FakePort):
     ) -> RefundReceipt:
         """Refund ``amount``; refused in another currency or above what is left of the order.
 
-        What is left is the order's ``paid_total`` minus earlier refunds; a line's
+        What is left is the order's ``charged_total`` (its lines, shipping and duties)
+        minus earlier refunds; a line's
         units cannot be refunded more often than they were bought.
         """
         args = {"shop": shop, "order_id": order_id, "amount": amount, "lines": tuple(lines)}
@@ -720,7 +721,7 @@ class FakeCommercePlatform(FakePort):
             self._check_amount(operation, state, amount)
             mine = [r for r in self._refunds if (r.shop, r.order_id) == (shop, order_id)]
             currency = state.order.currency
-            paid = state.order.paid_total
+            paid = state.order.charged_total
             refunded = Money.sum((r.amount for r in mine), currency)
             if refunded + amount > paid:
                 raise self._refuse(

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 import attrs
 
 from returnflow.domain.policy import PlatformMode, ReturnPolicy
+from returnflow.ports.policies import PolicySource, ShopPolicies
 from returnflow.ports.store import ReturnStore
 from returnflow.service import DispatchReport, ReturnsService
 from returnflow.stores.memory import MemoryStore
@@ -66,17 +67,26 @@ class Harness:
     ids: SequentialIds = attrs.field(factory=SequentialIds)
     auto_dispatch: bool = True
     engine: str = "compiled"
+    policies: PolicySource | None = None
+    """Policies per shop (:class:`~returnflow.ports.policies.ShopPolicies`); when given,
+    ``policy`` is not used."""
     platform_returns: FakePlatformReturns | None = None
     """The platform's return objects; made on ``ports.commerce`` in native mode."""
     service: ReturnsService = attrs.field(init=False)
 
     def dispatch_due(self) -> DispatchReport:
         """Let any retry backoff pass on the clock, then deliver what is due."""
-        self.clock.advance(seconds=self.policy.retry_cap_seconds * 1.25 + 1)
+        known = self.policies.every() if isinstance(self.policies, ShopPolicies) else ()
+        cap = max(policy.retry_cap_seconds for policy in (self.policy, *known))
+        self.clock.advance(seconds=cap * 1.25 + 1)
         return self.service.dispatch_pending()
 
     def __attrs_post_init__(self) -> None:
-        if self.platform_returns is None and self.policy.platform_mode is PlatformMode.NATIVE:
+        known = self.policies.every() if isinstance(self.policies, ShopPolicies) else ()
+        native = (self.policy, *known) if self.policies is None else known
+        if self.platform_returns is None and any(
+            policy.platform_mode is PlatformMode.NATIVE for policy in native
+        ):
             self.platform_returns = FakePlatformReturns(self.ports.commerce)
         self.service = ReturnsService(
             store=self.store,
@@ -86,7 +96,8 @@ class Harness:
             payments=self.ports.payments,
             notifier=self.ports.notifier,
             events=self.ports.events,
-            policy=self.policy,
+            policy=self.policy if self.policies is None else None,
+            policies=self.policies,
             clock=self.clock,
             ids=self.ids,
             auto_dispatch=self.auto_dispatch,

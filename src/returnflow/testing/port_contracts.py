@@ -60,7 +60,7 @@ import abc
 import functools
 import itertools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, TypeVar
 
@@ -69,7 +69,8 @@ import attrs
 from returnflow.domain.external import ExternalLine, ExternalReturn
 from returnflow.domain.model import Exchange, OrderLine, OrderSnapshot, StoreCredit
 from returnflow.domain.money import Money
-from returnflow.errors import ConfigurationError, PortError, ValidationError
+from returnflow.domain.policy import ReturnPolicy
+from returnflow.errors import ConfigurationError, PortError, UnknownShop, ValidationError
 from returnflow.ports.carrier import Carrier, Label
 from returnflow.ports.commerce import (
     CommercePlatform,
@@ -83,6 +84,7 @@ from returnflow.ports.commerce import (
 from returnflow.ports.events import DomainEvent, EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import PaymentReceipt, Payments
+from returnflow.ports.policies import PolicySource
 from returnflow.ports.source import ReturnSource, SourcePage
 from returnflow.ports.warehouse import Warehouse, WarehouseReturn
 
@@ -92,6 +94,7 @@ __all__ = [
     "EventPublisherContract",
     "NotifierContract",
     "PaymentsContract",
+    "PolicySourceContract",
     "PortContract",
     "ReturnSourceContract",
     "WarehouseContract",
@@ -1640,3 +1643,51 @@ class ReturnSourceContract(PortContract, abc.ABC):
                 self.SHOP, since, until, page=self.new_id("no-such-page"), limit=1
             ),
         )
+
+
+class PolicySourceContract(PortContract, abc.ABC):
+    """The contract tests of a :class:`~returnflow.ports.policies.PolicySource`.
+
+    Implement :meth:`make_source`: a source serving ``policies`` (each shop's versions,
+    oldest first, the last in force) and nothing for any other shop.
+    """
+
+    @abc.abstractmethod
+    def make_source(self, policies: Mapping[str, Sequence[ReturnPolicy]]) -> PolicySource:
+        """A policy source to test, seeded with ``policies`` (called at most once per test)."""
+
+    def _seeded(self) -> tuple[PolicySource, ReturnPolicy, ReturnPolicy]:
+        old = ReturnPolicy(version=f"v1-{self._run_id()}", window_days=30)
+        new = ReturnPolicy(version=f"v2-{self._run_id()}", window_days=14)
+        return self.opened(self.make_source({self.SHOP: [old, new]})), old, new
+
+    def test_the_policy_in_force_is_the_last_version(self) -> None:
+        source, _, new = self._seeded()
+        assert source.policy_for(self.SHOP) == new
+
+    def test_an_earlier_version_is_served_by_its_name(self) -> None:
+        source, old, new = self._seeded()
+        assert source.policy_for(self.SHOP, old.version) == old
+        assert source.policy_for(self.SHOP, new.version) == new
+
+    def test_a_shop_without_a_policy_is_unknown_shop(self) -> None:
+        source, _, _ = self._seeded()
+        error = _raised(UnknownShop, lambda: source.policy_for(self.OTHER_SHOP))
+        assert (error.field, error.value) == ("shop", self.OTHER_SHOP), error
+
+    def test_a_version_not_served_is_a_configuration_error_naming_it(self) -> None:
+        source, _, _ = self._seeded()
+        error = _raised(ConfigurationError, lambda: source.policy_for(self.SHOP, "no-such-version"))
+        assert (error.field, error.value) == ("policy_version", "no-such-version"), error
+
+
+E = TypeVar("E", bound=Exception)
+
+
+def _raised(kind: type[E], call: Callable[[], object]) -> E:
+    """Run ``call``, which must raise ``kind``; return the error."""
+    try:
+        result = call()
+    except kind as error:
+        return error
+    raise AssertionError(f"expected {kind.__name__}, got {result!r}")
