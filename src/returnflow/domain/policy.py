@@ -31,7 +31,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
 
 import attrs
 
@@ -51,10 +50,20 @@ from returnflow.domain.model import (
 )
 from returnflow.domain.money import Money
 from returnflow.domain.policy_settings import (
+    _STUCK_AFTER,
     RefundOriginal,
+    _amount_setting,
+    _flag,
+    _non_negative_int,
+    _positive_int,
+    _positive_number,
     _refund_duties,
     _refund_shipping,
     _review_reasons,
+    _setting,
+    _text,
+    _to_conditions,
+    _to_stuck_after,
     _version,
 )
 from returnflow.domain.reasons import STANDARD_REASONS, ReturnReasonDefinition, to_definitions
@@ -65,7 +74,6 @@ from returnflow.errors import (
     ExchangeNotOffered,
     InvalidQuantity,
     InvalidRequest,
-    MoneyError,
     NotFulfilled,
     NotReturnable,
     UnknownOrderLine,
@@ -183,70 +191,33 @@ class Assessment:
     notes: tuple[str, ...] = ()
 
 
-def _positive_int(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError("must be a whole number >= 1", field=attribute.name, value=value)
-
-
-def _non_negative_int(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError("must be a whole number >= 0", field=attribute.name, value=value)
-
-
-def _positive_number(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigurationError("must be a number > 0", field=attribute.name, value=value)
-
-
-def _amount_setting(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """An optional amount of a policy: ``None`` or :class:`Money`, never negative (zero is
-    allowed), as :func:`~returnflow.domain.model.check_amount` has it; its currency is
-    checked against each order's (:meth:`ReturnPolicy.amounts`)."""
-    try:
-        check_amount(attribute.name, value)
-    except MoneyError as error:
-        raise ConfigurationError(error.reason, field=attribute.name, value=value) from None
-
-
 _PLATFORM_APPS = frozenset({"shopify", "web", "pos", "returnflow"})
 
-_STUCK_AFTER: tuple[tuple[str, timedelta], ...] = (
-    ("in_transit", timedelta(days=30)),
-    ("delivered", timedelta(days=14)),
-    ("item_received", timedelta(days=14)),
-    ("refunded", timedelta(days=7)),
-)
-
-
-def _to_stuck_after(value: Any) -> tuple[tuple[str, timedelta], ...]:
-    items = value.items() if isinstance(value, Mapping) else value
-    try:
-        pairs = tuple((str(state), after) for state, after in items)
-    except (TypeError, ValueError):
-        raise ConfigurationError(
-            "must map lifecycle states to timedelta", field="stuck_after", value=value
-        ) from None
-    for state, after in pairs:
-        if not isinstance(after, timedelta) or after <= timedelta(0):
-            raise ConfigurationError(
-                f"must be a positive timedelta for {state!r}", field="stuck_after", value=after
-            )
-    return tuple(sorted(pairs))
-
-
 _EXCHANGES_SINCE = datetime(2019, 1, 1, tzinfo=timezone.utc)
-_S = TypeVar("_S", bound=enum.Enum)
 
 
-def _setting(kind: type[_S], value: object, field: str) -> _S:
-    """``kind(value)``, or :class:`ConfigurationError` naming ``field`` and the choices."""
-    if isinstance(value, kind):
-        return value
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(str(member.value) for member in kind)
-        raise ConfigurationError(f"must be one of: {allowed}", field=field, value=value) from None
+def _to_window_start(value: object) -> WindowStart:
+    return _setting(WindowStart, value, "window_starts")
+
+
+def _to_completion(value: object) -> Completion:
+    return _setting(Completion, value, "completion")
+
+
+def _to_release_trigger(value: object) -> ReleaseTrigger:
+    return _setting(ReleaseTrigger, value, "exchange_release")
+
+
+def _to_return_to_origin(value: object) -> ReturnToOrigin:
+    return _setting(ReturnToOrigin, value, "on_return_to_origin")
+
+
+def _to_refund_trigger(value: object) -> RefundTrigger:
+    return _setting(RefundTrigger, value, "refund_trigger")
+
+
+def _to_exchange_difference(value: object) -> OutcomeKind:
+    return _setting(OutcomeKind, value, "exchange_difference")
 
 
 def _to_platform_mode(value: object) -> PlatformMode:
@@ -259,32 +230,39 @@ def _to_money_authority(value: object) -> MoneyAuthority:
 
 @attrs.frozen
 class ReturnPolicy:
-    """A shop's return rules. Defaults follow seed 001: 30 days from the order, new or good.
+    """A shop's return rules. Defaults follow seed 001: 30 days (from the fulfillment of the units
+    returned), new or good.
 
     ``version`` names this set of rules: a return records the version it was opened under
     (``ReturnRecord.policy_version``) and every later decision of it uses that version
     (:class:`~returnflow.ports.policies.PolicySource`)."""
 
     window_days: int = attrs.field(default=30, validator=_non_negative_int)
-    window_starts: WindowStart = WindowStart.FULFILLMENT
-    accepted_conditions: frozenset[ItemCondition] = frozenset(
-        {ItemCondition.NEW, ItemCondition.GOOD}
+    window_starts: WindowStart = attrs.field(
+        default=WindowStart.FULFILLMENT, converter=_to_window_start
     )
-    auto_approve: bool = True
+    accepted_conditions: frozenset[ItemCondition] = attrs.field(
+        default=frozenset({ItemCondition.NEW, ItemCondition.GOOD}), converter=_to_conditions
+    )
+    auto_approve: bool = attrs.field(default=True, validator=_flag)
     auto_approve_limit: Money | None = attrs.field(default=None, validator=_amount_setting)
     """A return worth more than this goes to review; ``None``: no limit. Zero sends every
     return worth anything to review."""
     review_reasons: frozenset[Reason] = attrs.field(factory=frozenset, converter=_review_reasons)
     """Return reasons (standard values or the shop's handles) that go to review."""
-    decline_final_sale: bool = True
-    completion: Completion = Completion.ON_RECEIPT
-    exchange_release: ReleaseTrigger = ReleaseTrigger.ON_CLOSE
-    on_return_to_origin: ReturnToOrigin = ReturnToOrigin.CANCEL
-    send_label: bool = True
-    hold_tag: str = "hold-order"
-    warehouse_reason: str = "returnflow"
-    warehouse_action: str = "returnflow"
-    restock_accepted: bool = True
+    decline_final_sale: bool = attrs.field(default=True, validator=_flag)
+    completion: Completion = attrs.field(default=Completion.ON_RECEIPT, converter=_to_completion)
+    exchange_release: ReleaseTrigger = attrs.field(
+        default=ReleaseTrigger.ON_CLOSE, converter=_to_release_trigger
+    )
+    on_return_to_origin: ReturnToOrigin = attrs.field(
+        default=ReturnToOrigin.CANCEL, converter=_to_return_to_origin
+    )
+    send_label: bool = attrs.field(default=True, validator=_flag)
+    hold_tag: str = attrs.field(default="hold-order", validator=_text)
+    warehouse_reason: str = attrs.field(default="returnflow", validator=_text)
+    warehouse_action: str = attrs.field(default="returnflow", validator=_text)
+    restock_accepted: bool = attrs.field(default=True, validator=_flag)
     exchange_apps: frozenset[str] = _PLATFORM_APPS
     max_attempts: int = attrs.field(default=3, validator=_positive_int)
     retry_base_seconds: float = attrs.field(default=2.0, validator=_positive_number)
@@ -303,8 +281,12 @@ class ReturnPolicy:
     """An instant exchange's authorization is captured when the returned units have not come
     back accepted within this many days of the release."""
     fees: FeePolicy = attrs.field(factory=FeePolicy)
-    refund_trigger: RefundTrigger = RefundTrigger.ON_CLOSE
-    exchange_difference: OutcomeKind = OutcomeKind.REFUND
+    refund_trigger: RefundTrigger = attrs.field(
+        default=RefundTrigger.ON_CLOSE, converter=_to_refund_trigger
+    )
+    exchange_difference: OutcomeKind = attrs.field(
+        default=OutcomeKind.REFUND, converter=_to_exchange_difference
+    )
     """Where the rest of an exchange for less goes: refund or store credit."""
     version: str = attrs.field(default="1", validator=_version)
     reasons: tuple[ReturnReasonDefinition, ...] = attrs.field(
