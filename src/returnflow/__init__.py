@@ -21,6 +21,7 @@ from returnflow.domain.inbound import (
     WarehouseFinished,
     WarehouseReceipt,
 )
+from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import (
     DeclineReason,
     Exchange,
@@ -82,6 +83,7 @@ from returnflow.errors import (
     InvalidRule,
     InvalidTime,
     InvalidTransition,
+    MethodNotOffered,
     MoneyError,
     NotFulfilled,
     NotReturnable,
@@ -175,6 +177,7 @@ __all__ = [
     "Keep",
     "LineSettlement",
     "MemoryStore",
+    "MethodNotOffered",
     "Money",
     "MoneyAuthority",
     "MoneyError",
@@ -202,6 +205,7 @@ __all__ = [
     "ReturnChart",
     "ReturnImporter",
     "ReturnLine",
+    "ReturnMethod",
     "ReturnNotFound",
     "ReturnPolicy",
     "ReturnReason",

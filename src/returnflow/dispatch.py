@@ -40,6 +40,7 @@ from returnflow.decisions import results
 from returnflow.decisions.change import Change
 from returnflow.domain._fields import check_limit
 from returnflow.domain._time import CheckedClock
+from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.errors import ConfigurationError, PortError
@@ -457,8 +458,13 @@ def _cancel_warehouse_return(
 
 
 def _create_label(d: Dispatcher, effect: fx.CreateLabel, record: ReturnRecord | None) -> object:
+    method = ReturnMethod(effect.method)
+    if method is ReturnMethod.MAIL:  # as before methods: a carrier without them works
+        return d.carrier.create_label(
+            effect.shop, effect.return_id, effect.order_id, idempotency_key=effect.key
+        )
     return d.carrier.create_label(
-        effect.shop, effect.return_id, effect.order_id, idempotency_key=effect.key
+        effect.shop, effect.return_id, effect.order_id, idempotency_key=effect.key, method=method
     )
 
 

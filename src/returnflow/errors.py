@@ -18,6 +18,7 @@ Every error the library raises on purpose derives from :class:`ReturnflowError`:
     │   │   ├── UnknownReason      a return reason the shop does not define
     │   │   ├── EvidenceRequired   a note or photo the reason or a rule requires is missing
     │   │   ├── OutcomeNotOffered  an outcome a merchant rule does not offer for the line
+    │   │   ├── MethodNotOffered   a return method the shop (or a merchant rule) does not offer
     │   │   ├── UnknownExternalReturn  the source has no such return in this shop
     │   │   ├── UnknownOutcome     not refund / store_credit / exchange / keep
     │   │   └── ExchangeNotOffered the order cannot get an exchange
@@ -76,6 +77,7 @@ __all__ = [
     "InvalidRule",
     "InvalidTime",
     "InvalidTransition",
+    "MethodNotOffered",
     "MoneyError",
     "NotFulfilled",
     "NotReturnable",
@@ -172,6 +174,11 @@ class EvidenceRequired(InvalidRequest):
 
 class OutcomeNotOffered(InvalidRequest):
     """A request line asks for an outcome a merchant rule does not offer for it."""
+
+
+class MethodNotOffered(InvalidRequest):
+    """A request asks for a return method (``method``) its shop's policy, or a merchant
+    rule that fired, does not offer."""
 
 
 class UnknownExternalReturn(InvalidRequest):

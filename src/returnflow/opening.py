@@ -31,7 +31,7 @@ from returnflow.domain.model import (
 )
 from returnflow.domain.money import Money
 from returnflow.domain.policy import ReturnPolicy
-from returnflow.domain.verdicts import Verdict, needed_windows
+from returnflow.domain.verdicts import Verdict, check_method, needed_windows
 from returnflow.errors import (
     ConcurrencyConflict,
     InvalidPayload,
@@ -140,6 +140,8 @@ class Opening:
             lines, verdict = merchant.judge(
                 order, request, lines, policy, now=now, customer_returns=counts
             )
+        if judge:
+            check_method(request.method, policy.return_methods, verdict)
         return order, return_id, lines, exchange_lines, policy, verdict
 
     def open(

@@ -212,7 +212,7 @@ class ReturnsService:
         order, _, lines, exchange_lines, policy, verdict = self.opening.prepare(
             request, lambda: "quote"
         )
-        return requests.quote(order, lines, exchange_lines, policy, verdict)
+        return requests.quote(order, lines, exchange_lines, policy, verdict, request.method)
 
     def request(self, request: ReturnRequest, *, actor: str | None = None) -> ReturnRecord:
         """Open a return: validate it, check eligibility, approve, review or decline it.

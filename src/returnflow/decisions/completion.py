@@ -284,7 +284,7 @@ def settle_parts(
     settlement = settle(
         record.currency,
         parts,
-        fees=policy.fees_for(record.rule_return_shipping),
+        fees=policy.fees_for(record.rule_return_shipping, record.method),
         exchange_lines=exchange_lines,
         charge_shipping=charge_shipping and record.return_shipping_fee is None,
         charge_exchange_shipping=record.exchange_shipping_fee is None,

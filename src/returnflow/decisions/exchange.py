@@ -50,7 +50,7 @@ def hold(change: Change, policy: ReturnPolicy) -> None:
     quote = settle(
         record.currency,
         [(line, line.quantity - line.settled, line.settled) for line in record.lines],
-        fees=policy.fees_for(record.rule_return_shipping),
+        fees=policy.fees_for(record.rule_return_shipping, record.method),
         exchange_lines=pending,
         charge_shipping=record.return_shipping_fee is None,
         charge_exchange_shipping=record.exchange_shipping_fee is None,

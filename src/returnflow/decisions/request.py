@@ -12,6 +12,7 @@ import attrs
 
 from returnflow.decisions import completion, exchange, merchant
 from returnflow.decisions.change import Change
+from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import (
     DeclineReason,
     Exchange,
@@ -167,6 +168,7 @@ def open_return(
         customer_note=request.customer_note,
         taxes_included=order.taxes_included,
         policy_version=policy_version,
+        method=request.method,
     )
     change = Change(record, now=now, actor=actor, base=0)
     if imported is not None:
@@ -248,8 +250,9 @@ def approved(change: Change, policy: ReturnPolicy) -> None:
             reason=policy.warehouse_reason,
             action=policy.warehouse_action,
         )
-    if shipped and policy.send_label and record.refs.source is None and not label:
-        change.effect(fx.CreateLabel)
+    by_carrier = record.method.needs_label  # in store: handed over, no label, no transit
+    if shipped and by_carrier and policy.send_label and record.refs.source is None and not label:
+        change.effect(fx.CreateLabel, method=record.method)
     exchange.hold(change, policy)
     change.publish("approve")
     change.notify("return_approved")
@@ -277,10 +280,16 @@ def decline(change: Change, reason: DeclineReason, note: str) -> None:
 
 
 def issue_label(change: Change) -> None:
-    """Buy a (new) return label; it is sent to the customer when the carrier returns it."""
+    """Buy a (new) return label; it is sent to the customer when the carrier returns it.
+    An in-store return has none: :class:`~returnflow.errors.InvalidPayload` naming
+    ``method``."""
+    if not change.record.method.needs_label:
+        raise InvalidPayload(
+            "method", change.record.method.value, "an in-store return has no label"
+        )
     if not (change.allows("send_label") or change.record.status == "label_sent"):
         change.refuse("send_label")
-    change.effect(fx.CreateLabel)
+    change.effect(fx.CreateLabel, method=change.record.method)
     change.note("label_requested", {})
 
 
@@ -290,16 +299,18 @@ def quote(
     exchange_lines: Sequence[ExchangeLine],
     policy: ReturnPolicy,
     verdict: Verdict | None = None,
+    method: ReturnMethod = ReturnMethod.MAIL,
 ) -> Settlement:
     """What the lines would settle to if every unit came back accepted: the balance due is
     what the customer is charged (at approval for an exchange); ``rules`` explains each
-    merchant rule that fired (``verdict``)."""
+    merchant rule that fired (``verdict``); a return ``method``'s own fee is its return
+    shipping fee."""
     verdict = verdict or Verdict()
     shipping = verdict.return_shipping[0] if verdict.return_shipping is not None else None
     settlement = settle(
         order.currency,
         [(line, line.quantity, 0) for line in lines],
-        fees=policy.fees_for(shipping),
+        fees=policy.fees_for(shipping, method),
         exchange_lines=exchange_lines,
         difference_to=policy.exchange_difference,
         taxes_included=order.taxes_included,

@@ -33,7 +33,9 @@ def _label(change: Change, effect: Any, result: object) -> None:
             heir.note("label_created", {"tracking": tracking, "from": change.record.id})
     if change.allows("send_label"):
         change.fire("send_label", {"tracking": tracking})
-        change.notify("label_sent", tracking_number=tracking, label_url=url)
+        qr = getattr(result, "qr_code_url", None)  # a drop-off's QR code
+        extra = {"qr_code_url": qr} if isinstance(qr, str) else {}
+        change.notify("label_sent", tracking_number=tracking, label_url=url, **extra)
         change.publish("update", tracking_number=tracking)
     else:
         change.note("label_created", {"tracking": tracking})

@@ -16,6 +16,7 @@ from returnflow.domain.inbound import (
     ReceivedLine,
     WarehouseReceipt,
 )
+from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import (
     OrderLine,
     OrderSnapshot,
@@ -35,7 +36,7 @@ from returnflow.ports.store import ReturnStore
 from returnflow.stores.memory import MemoryStore
 from returnflow.testing.harness import Harness
 
-__all__ = ["RULES", "Shown", "shop_reasons", "shop_rules", "two_shops"]
+__all__ = ["RULES", "Shown", "shop_methods", "shop_reasons", "shop_rules", "two_shops"]
 
 Shown = Sequence["str | tuple[str, str]"]
 """The returns a flow shows: ids in the demo's shop, or ``(shop, id)`` pairs."""
@@ -251,9 +252,43 @@ def shop_rules(shop: str, store: ReturnStore | None = None) -> tuple[Harness, Sh
     return harness, [dress.id, coat.id, trainers.id]
 
 
+def shop_methods(shop: str, store: ReturnStore | None = None) -> tuple[Harness, Shown]:
+    """Four returns, one per return method: mailed with a label (5.00 EUR return shipping),
+    dropped off with a QR code (same fee), handed over in store (free: no label, the return
+    waits approved for the store's receipt), picked up at home (9.50 EUR). Each comes back
+    to the warehouse (the store's counter for the in-store one) and is refunded less its
+    method's fee."""
+    policy = ReturnPolicy(
+        version="methods-2026",
+        return_methods=list(ReturnMethod),
+        fees=FeePolicy(
+            return_shipping=Money("5.00", "EUR"),
+            method_fees={"in_store": Money("0.00", "EUR"), "pickup": Money("9.50", "EUR")},
+        ),
+    )
+    harness = Harness(policy=policy, store=store or MemoryStore())
+    service = harness.service
+    shown: list[str | tuple[str, str]] = []
+    for number, method in enumerate(ReturnMethod, start=1):
+        order_id = f"100{number}"
+        harness.ports.commerce.add_order(_order(shop, order_id))
+        record = service.request(attrs.evolve(_request(shop, order_id), method=method))
+        service.handle(
+            WarehouseReceipt(
+                shop=shop,
+                return_id=record.id,
+                event_id=f"receipt-{order_id}",
+                lines=[ReceivedLine(line_id="L1", quantity=1)],
+            )
+        )
+        shown.append(record.id)
+    return harness, shown
+
+
 FLOWS: tuple[tuple[str, str, Callable[[str, ReturnStore | None], tuple[Harness, Shown]]], ...] = (
     ("merchant-shops", "Merchant setup: two shops, two policies, one service", two_shops),
     ("merchant-reasons", "Merchant setup: the shop's own return reasons", shop_reasons),
     ("merchant-rules", "Merchant setup: rules read from TOML", shop_rules),
+    ("merchant-methods", "Merchant setup: mail, drop-off, in store and pickup", shop_methods),
 )
 """The flows ``returnflow demo`` runs for this module: name, title, flow."""

@@ -5,11 +5,12 @@ Medusa's return and outbound shipping). Re-exported by :mod:`returnflow.domain.s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 import attrs
 
+from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import Exchange, Reason, ReturnLine, ReturnReason, to_reason
 from returnflow.domain.money import Money, to_decimal
 from returnflow.errors import CurrencyMismatch, InvalidFee, ValidationError
@@ -115,6 +116,24 @@ def _exchange_shipping(value: object) -> Fixed | None:
     raise InvalidFee("exchange_shipping", value, "must be Money, Fixed(...) or None")
 
 
+def _method_fees(value: object) -> tuple[tuple[ReturnMethod, Fixed], ...]:
+    if isinstance(value, tuple) and all(isinstance(pair, tuple) for pair in value):
+        value = dict(value)
+    if not isinstance(value, Mapping):
+        raise InvalidFee("method_fees", value, "must be a mapping of method to Money or Fixed")
+    fees: dict[ReturnMethod, Fixed] = {}
+    for key, fee in value.items():
+        try:
+            method = ReturnMethod(key)
+        except ValueError:
+            raise InvalidFee(f"method_fees[{key!r}]", key, "not a return method") from None
+        fixed = Fixed(fee) if isinstance(fee, Money) else fee
+        if not isinstance(fixed, Fixed):
+            raise InvalidFee(f"method_fees[{method.value}]", fee, "must be Money or Fixed(...)")
+        fees[method] = fixed
+    return tuple(sorted(fees.items(), key=lambda pair: pair[0].value))
+
+
 @attrs.frozen
 class FeePolicy:
     """Which fees a return pays, and what shipping the new items of an exchange cost.
@@ -139,6 +158,19 @@ class FeePolicy:
     waive_for_reasons: frozenset[Reason] = attrs.field(default=_WAIVED_REASONS, converter=_reasons)
     exchange_shipping: Fixed | None = attrs.field(default=None, converter=_exchange_shipping)
     fees_only_from_payout: bool = False
+    method_fees: tuple[tuple[ReturnMethod, Fixed], ...] = attrs.field(
+        default=(), converter=_method_fees
+    )
+    """A return method's own fee, per return, in place of ``return_shipping`` for returns
+    by that method (``{"in_store": Money("0.00", "EUR"), "pickup": Money("9.50", "EUR")}``):
+    waived and taken like it; a merchant rule's return shipping fee still wins."""
+
+    def for_method(self, method: ReturnMethod) -> FeePolicy:
+        """These fees for a return by ``method``: its own fee as the return shipping fee."""
+        for known, fee in self.method_fees:
+            if known is method:
+                return attrs.evolve(self, return_shipping=fee)
+        return self
 
     def waived(self, line: ReturnLine) -> bool:
         exchange = isinstance(line.outcome, Exchange)

@@ -23,6 +23,7 @@ from returnflow.domain._fields import (
     check_str,
     coerce_enum,
 )
+from returnflow.domain.methods import ReturnMethod, to_method
 from returnflow.domain.money import Money
 from returnflow.domain.order import Fulfillment, OrderLine, OrderSnapshot
 from returnflow.domain.reason_codes import (
@@ -234,6 +235,10 @@ class ReturnRequest:
     )
     """With ``platform_return_id``: ``(order line id of an exchanged line, the platform's
     exchange line id)``, one for each line asked in exchange."""
+    method: ReturnMethod = attrs.field(default=ReturnMethod.MAIL, converter=to_method)
+    """How the goods go back (:class:`~returnflow.domain.methods.ReturnMethod` or its value;
+    else :class:`~returnflow.errors.InvalidRequest` naming ``method``); one the shop does
+    not offer is :class:`~returnflow.errors.MethodNotOffered`."""
 
     def __attrs_post_init__(self) -> None:
         if not self.lines:
@@ -524,13 +529,15 @@ class ReturnRecord:
     (or is reset), never planned again under a new one."""
     history: tuple[HistoryEntry, ...] = ()
     policy_version: str | None = None
-    rule_return_shipping: Money | None = None
-    """The return shipping fee a merchant rule set for this return, in place of the
-    policy's (``None``: the policy's)."""
     """The version of the shop's policy the return was opened under
     (:attr:`ReturnPolicy.version <returnflow.domain.policy.ReturnPolicy.version>`); every
     later decision of the return uses it. ``None`` on returns stored before versions were
     recorded: they use the policy in force."""
+    rule_return_shipping: Money | None = None
+    """The return shipping fee a merchant rule set for this return, in place of the
+    policy's (``None``: the policy's)."""
+    method: ReturnMethod = ReturnMethod.MAIL
+    """How the goods go back (``mail`` for returns stored before methods were recorded)."""
 
     @property
     def state(self) -> tuple[str, str]:

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta, timezone
 import attrs
 
 from returnflow.domain._fields import check_amount
+from returnflow.domain.methods import ReturnMethod, to_methods
 from returnflow.domain.model import (
     DeclineReason,
     Exchange,
@@ -204,6 +205,10 @@ def _to_completion(value: object) -> Completion:
     return _setting(Completion, value, "completion")
 
 
+def _to_return_methods(value: object) -> frozenset[ReturnMethod]:
+    return to_methods("return_methods", value)
+
+
 def _to_release_trigger(value: object) -> ReleaseTrigger:
     return _setting(ReleaseTrigger, value, "exchange_release")
 
@@ -259,6 +264,10 @@ class ReturnPolicy:
         default=ReturnToOrigin.CANCEL, converter=_to_return_to_origin
     )
     send_label: bool = attrs.field(default=True, validator=_flag)
+    return_methods: frozenset[ReturnMethod] = attrs.field(
+        default=frozenset({ReturnMethod.MAIL}), converter=_to_return_methods
+    )
+    """The return methods the shop offers (:mod:`returnflow.domain.methods`)."""
     hold_tag: str = attrs.field(default="hold-order", validator=_text)
     warehouse_reason: str = attrs.field(default="returnflow", validator=_text)
     warehouse_action: str = attrs.field(default="returnflow", validator=_text)
@@ -348,10 +357,12 @@ class ReturnPolicy:
             return self.fees
         return attrs.evolve(self.fees, waive_for_reasons=self.fees.waive_for_reasons | waived)
 
-    def fees_for(self, return_shipping: Money | None = None) -> FeePolicy:
-        """:attr:`settled_fees` with ``return_shipping`` (a merchant rule's, recorded on the
-        return) in place of the policy's return shipping fee."""
-        fees = self.settled_fees
+    def fees_for(
+        self, return_shipping: Money | None = None, method: ReturnMethod = ReturnMethod.MAIL
+    ) -> FeePolicy:
+        """:attr:`settled_fees` for a return by ``method`` (its fee in ``method_fees``), with
+        ``return_shipping`` (a merchant rule's, recorded on the return) in place of both."""
+        fees = self.settled_fees.for_method(method)
         if return_shipping is None:
             return fees
         return attrs.evolve(fees, return_shipping=Fixed(return_shipping))

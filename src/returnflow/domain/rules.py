@@ -21,7 +21,10 @@ fires for every line. Every rule whose conditions hold fires, in order, until on
   ``refund_shipping`` and ``refund_duties`` (the lines give back their share of the
   order's shipping / duties, :func:`~returnflow.domain.settlement.original_charges`): per
   line;
-* ``return_shipping``: the first firing rule's fee replaces the policy's for the return.
+* ``return_shipping``: the first firing rule's fee replaces the policy's for the return;
+* ``methods``: the return methods offered are those of the policy that every firing rule
+  offers (their intersection); a request for another is refused
+  (:class:`~returnflow.errors.MethodNotOffered` naming ``method``, nothing stored).
 
 Each firing is recorded in the return's history (a ``rule`` entry: the rule, its lines,
 why it fired and what it did) and listed in ``quote().rules``. Rules are data too:
@@ -37,9 +40,10 @@ from typing import Any
 
 import attrs
 
+from returnflow.domain.methods import ReturnMethod, to_methods
 from returnflow.domain.model import OutcomeKind, Reason, to_reason
 from returnflow.domain.money import Money
-from returnflow.errors import InvalidRule, ValidationError
+from returnflow.errors import ConfigurationError, InvalidRule, ValidationError
 
 __all__ = [
     "LINE_CONDITIONS",
@@ -120,6 +124,15 @@ def _when_outcomes(value: object) -> frozenset[OutcomeKind] | None:
 
 def _offers(value: object) -> frozenset[OutcomeKind] | None:
     return _outcomes("then.offer", value)
+
+
+def _methods(value: object) -> frozenset[ReturnMethod] | None:
+    if value is None:
+        return None
+    try:
+        return to_methods("then.methods", [value] if isinstance(value, str) else value)
+    except ConfigurationError as error:
+        raise _bad("then.methods", error.value, error.args[0].split(": ", 1)[-1]) from None
 
 
 def _countries(value: object) -> frozenset[str] | None:
@@ -229,6 +242,7 @@ class Then:
     require_photo: bool = attrs.field(default=False, validator=_flag("then", False))
     refund_shipping: bool = attrs.field(default=False, validator=_flag("then", False))
     refund_duties: bool = attrs.field(default=False, validator=_flag("then", False))
+    methods: frozenset[ReturnMethod] | None = attrs.field(default=None, converter=_methods)
 
     def __attrs_post_init__(self) -> None:
         decisions = [
@@ -259,6 +273,8 @@ class Then:
             parts.append(f"return shipping {self.return_shipping}")
         if self.bonus is not None:
             parts.append(f"bonus {self.bonus}")
+        if self.methods is not None:
+            parts.append("methods " + ", ".join(sorted(item.value for item in self.methods)))
         return "; ".join(parts)
 
 

@@ -19,16 +19,18 @@ from typing import Any
 
 import attrs
 
+from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import OutcomeKind, Reason, ReturnRequest, reason_text
 from returnflow.domain.money import Money
 from returnflow.domain.rules import LINE_FLAGS, Rule, When
-from returnflow.errors import EvidenceRequired, InvalidRule, OutcomeNotOffered
+from returnflow.errors import EvidenceRequired, InvalidRule, MethodNotOffered, OutcomeNotOffered
 
 __all__ = [
     "Firing",
     "LineFacts",
     "ReturnFacts",
     "Verdict",
+    "check_method",
     "check_request",
     "evaluate",
     "needed_windows",
@@ -101,6 +103,8 @@ class Verdict:
     refund_shipping: Mapping[str, str] = attrs.field(factory=dict)
     refund_duties: Mapping[str, str] = attrs.field(factory=dict)
     return_shipping: tuple[Money, str] | None = None
+    methods: tuple[frozenset[ReturnMethod], tuple[str, ...]] | None = None
+    """The return methods every firing rule with ``methods`` offers, and those rules."""
 
 
 def needed_windows(rules: Sequence[Rule]) -> tuple[int, ...]:
@@ -216,6 +220,7 @@ def evaluate(rules: Sequence[Rule], facts: ReturnFacts) -> Verdict:
     offers: dict[str, tuple[frozenset[OutcomeKind], tuple[str, ...]]] = {}
     per_line: dict[str, dict[str, Any]] = {name: {} for name in (*LINE_FLAGS, "bonus")}
     shipping: tuple[Money, str] | None = None
+    methods: tuple[frozenset[ReturnMethod], tuple[str, ...]] | None = None
     for rule in rules:
         try:
             fired = _fire(rule, facts)
@@ -244,6 +249,9 @@ def evaluate(rules: Sequence[Rule], facts: ReturnFacts) -> Verdict:
         if then.return_shipping is not None and shipping is None:
             _money_in(rule, "then.return_shipping", then.return_shipping, facts.value.currency)
             shipping = (then.return_shipping, rule.name)
+        if then.methods is not None:
+            usable, by = methods or (frozenset(ReturnMethod), ())
+            methods = (usable & then.methods, (*by, rule.name))
         if rule.stop:
             break
     decision = next((name for name in ("decline", "review", "approve") if decisions[name]), None)
@@ -253,6 +261,7 @@ def evaluate(rules: Sequence[Rule], facts: ReturnFacts) -> Verdict:
         notes=tuple(decisions[decision]) if decision in ("decline", "review") else (),
         offers=offers,
         return_shipping=shipping,
+        methods=methods,
         **per_line,
     )
 
@@ -308,3 +317,16 @@ def check_request(request: ReturnRequest, verdict: Verdict) -> None:
         if line_id in verdict.require_photo and not asked.photos:
             rule = verdict.require_photo[line_id]
             raise EvidenceRequired(f"{path}.photos", [], f"rule {rule!r} needs a photo")
+
+
+def check_method(method: ReturnMethod, offered: frozenset[ReturnMethod], verdict: Verdict) -> None:
+    """Refuse a return ``method`` the shop does not offer (``offered``: the policy's
+    ``return_methods``) or a firing rule's ``methods`` leaves out:
+    :class:`~returnflow.errors.MethodNotOffered` naming ``method`` (and the rules)."""
+    allowed, names = offered, ""
+    if verdict.methods is not None:
+        allowed = offered & verdict.methods[0]
+        names = "rule " + ", ".join(repr(name) for name in verdict.methods[1]) + ": "
+    if method not in allowed:
+        shown = ", ".join(sorted(item.value for item in allowed)) or "nothing"
+        raise MethodNotOffered("method", method.value, f"{names}the shop offers only: {shown}")

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import attrs
 
 from returnflow.domain.inbound import Disposition
+from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.money import Money
 from returnflow.ports.commerce import ExchangeItem, LineQuantity
 from returnflow.ports.platform_returns import PlatformExchangeLine, PlatformReturnLine
@@ -110,8 +111,11 @@ class CancelWarehouseReturn(Effect):
 
 @attrs.frozen(kw_only=True)
 class CreateLabel(Effect):
+    """Buy a label for ``method`` (``mail`` for effects planned before methods)."""
+
     kind: ClassVar[str] = "create_label"
     port: ClassVar[str] = "carrier"
+    method: ReturnMethod = ReturnMethod.MAIL
 
 
 @attrs.frozen(kw_only=True)

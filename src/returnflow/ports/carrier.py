@@ -1,4 +1,4 @@
-"""The carrier: return labels."""
+"""The carrier: return labels, drop-off QR codes and pickups."""
 
 from __future__ import annotations
 
@@ -6,22 +6,38 @@ from typing import Protocol
 
 import attrs
 
+from returnflow.domain.methods import ReturnMethod
+
 __all__ = ["Carrier", "Label"]
 
 
 @attrs.frozen
 class Label:
+    """What the carrier gave for a return: its tracking number, the label to print and,
+    for a drop-off, the QR code the customer shows at the drop-off point."""
+
     tracking_number: str
     label_url: str
+    qr_code_url: str | None = None
 
 
 class Carrier(Protocol):
     """The carrier (or aggregator) that ships the parcel back."""
 
     def create_label(
-        self, shop: str, return_id: str, order_id: str, *, idempotency_key: str
+        self,
+        shop: str,
+        return_id: str,
+        order_id: str,
+        *,
+        idempotency_key: str,
+        method: ReturnMethod = ReturnMethod.MAIL,
     ) -> Label:
-        """Buy a return label for the parcel."""
+        """Buy a return label for the parcel: for ``method`` ``drop_off`` a QR code too
+        (``Label.qr_code_url``), for ``pickup`` a collection at the customer's address.
+        The service passes ``method`` only for those two, so a carrier written before
+        methods existed keeps working for mailed returns (an in-store return asks for no
+        label)."""
         ...
 
     def void_label(self, shop: str, tracking_number: str, *, idempotency_key: str) -> None:

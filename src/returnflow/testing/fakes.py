@@ -38,6 +38,7 @@ import attrs
 
 from returnflow.domain._time import parse_iso
 from returnflow.domain.external import ExternalReturn, imported_return_id
+from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import OrderSnapshot
 from returnflow.domain.money import Money
 from returnflow.errors import PortError, ValidationError
@@ -877,6 +878,9 @@ class FakeLabel:
     return_id: str
     order_id: str
     status: Literal["active", "void"] = "active"
+    method: ReturnMethod = ReturnMethod.MAIL
+    """What the label was asked for (``drop_off`` comes with a QR code)."""
+    qr_code_url: str | None = None
 
 
 class FakeCarrier(FakePort):
@@ -904,17 +908,34 @@ class FakeCarrier(FakePort):
                 raise KeyError(f"no label {tracking_number!r}") from None
 
     def create_label(
-        self, shop: str, return_id: str, order_id: str, *, idempotency_key: str
+        self,
+        shop: str,
+        return_id: str,
+        order_id: str,
+        *,
+        idempotency_key: str,
+        method: ReturnMethod = ReturnMethod.MAIL,
     ) -> Label:
-        """Buy a label, stored with status ``"active"``."""
+        """Buy a label for ``method``, stored with status ``"active"``; a drop-off's comes
+        with a QR code. Refused for ``in_store`` (no carrier takes those)."""
+        method = ReturnMethod(method)
 
         def effect() -> Label:
+            if not method.needs_label:
+                raise self._refuse("create_label", "an in-store return has no label")
             tracking = f"TRK{self._next_id('label'):06d}"
             url = f"https://labels.example/{tracking}.pdf"
-            self._labels[tracking] = FakeLabel(tracking, url, shop, return_id, order_id)
-            return Label(tracking_number=tracking, label_url=url)
+            qr = (
+                f"https://labels.example/{tracking}.qr.png"
+                if method is ReturnMethod.DROP_OFF
+                else None
+            )
+            self._labels[tracking] = FakeLabel(
+                tracking, url, shop, return_id, order_id, method=method, qr_code_url=qr
+            )
+            return Label(tracking_number=tracking, label_url=url, qr_code_url=qr)
 
-        args = {"shop": shop, "return_id": return_id, "order_id": order_id}
+        args = {"shop": shop, "return_id": return_id, "order_id": order_id, "method": method.value}
         return self._invoke("create_label", args, idempotency_key, effect)
 
     def void_label(self, shop: str, tracking_number: str, *, idempotency_key: str) -> None:
