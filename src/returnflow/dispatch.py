@@ -40,13 +40,12 @@ from returnflow.decisions import results
 from returnflow.decisions.change import Change
 from returnflow.domain._fields import check_limit
 from returnflow.domain._time import CheckedClock
-from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.errors import ConfigurationError, PortError
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.engine import ENGINES
-from returnflow.ports.carrier import Carrier
+from returnflow.ports.carrier import Carrier, ask_for_label
 from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.events import DomainEvent, EventPublisher
 from returnflow.ports.notifier import Notifier
@@ -458,13 +457,8 @@ def _cancel_warehouse_return(
 
 
 def _create_label(d: Dispatcher, effect: fx.CreateLabel, record: ReturnRecord | None) -> object:
-    method = ReturnMethod(effect.method)
-    if method is ReturnMethod.MAIL:  # as before methods: a carrier without them works
-        return d.carrier.create_label(
-            effect.shop, effect.return_id, effect.order_id, idempotency_key=effect.key
-        )
-    return d.carrier.create_label(
-        effect.shop, effect.return_id, effect.order_id, idempotency_key=effect.key, method=method
+    return ask_for_label(
+        d.carrier, effect.shop, effect.return_id, effect.order_id, effect.key, effect.method
     )
 
 

@@ -8,7 +8,7 @@ import attrs
 
 from returnflow.domain.methods import ReturnMethod
 
-__all__ = ["Carrier", "Label"]
+__all__ = ["Carrier", "Label", "ask_for_label"]
 
 
 @attrs.frozen
@@ -43,3 +43,20 @@ class Carrier(Protocol):
     def void_label(self, shop: str, tracking_number: str, *, idempotency_key: str) -> None:
         """Void an unused label."""
         ...
+
+
+def ask_for_label(
+    carrier: Carrier,
+    shop: str,
+    return_id: str,
+    order_id: str,
+    idempotency_key: str,
+    method: ReturnMethod = ReturnMethod.MAIL,
+) -> Label:
+    """``carrier.create_label`` for ``method``, passed only when it is not ``mail``: a
+    carrier written before methods existed is called as it always was."""
+    if ReturnMethod(method) is ReturnMethod.MAIL:
+        return carrier.create_label(shop, return_id, order_id, idempotency_key=idempotency_key)
+    return carrier.create_label(
+        shop, return_id, order_id, idempotency_key=idempotency_key, method=ReturnMethod(method)
+    )
