@@ -20,6 +20,7 @@ from returnflow import (
     Money,
     OrderLine,
     OrderSnapshot,
+    PortError,
     ReceivedLine,
     RequestLine,
     ReturnMethod,
@@ -238,7 +239,8 @@ def _nothing_stored(harness: Harness) -> None:
 
 def test_a_method_the_shop_does_not_offer_is_refused_and_nothing_is_stored() -> None:
     harness = _harness(return_methods=["mail", "in_store"])
-    for call in (harness.service.request, harness.service.quote):
+    service = harness.service
+    for call in (service.request, service.quote, service.validate_request):
         with pytest.raises(MethodNotOffered) as caught:
             call(_request("1001", "drop_off"))
         assert (caught.value.field, caught.value.value) == ("method", "drop_off")
@@ -323,3 +325,19 @@ def test_the_demo_flow_runs() -> None:
     records = [harness.service.get("demo-methods", str(item)) for item in shown]
     assert [record.method.value for record in records] == ["mail", "drop_off", "in_store", "pickup"]
     assert records[2].refs.tracking_number is None
+
+
+def test_the_fake_carrier_refuses_an_in_store_label_and_replays_a_drop_off() -> None:
+    carrier = Harness().ports.carrier
+    with pytest.raises(PortError):
+        carrier.create_label("s", "r1", "o1", idempotency_key="k1", method=ReturnMethod.IN_STORE)
+    assert carrier.labels == []
+    first = carrier.create_label(
+        "s", "r2", "o2", idempotency_key="k2", method=ReturnMethod.DROP_OFF
+    )
+    again = carrier.create_label(
+        "s", "r2", "o2", idempotency_key="k2", method=ReturnMethod.DROP_OFF
+    )
+    assert again == first
+    assert first.qr_code_url is not None
+    assert len(carrier.labels) == 1

@@ -46,7 +46,7 @@ from returnflow.domain.model import (
 from returnflow.domain.money import Money
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.domain.settlement import Settlement
-from returnflow.domain.verdicts import Verdict
+from returnflow.domain.verdicts import Verdict, check_method
 from returnflow.errors import (
     InvalidPayload,
 )
@@ -200,10 +200,12 @@ class ReturnsService:
     # -- opening a return ----------------------------------------------------------------------
 
     def validate_request(self, request: ReturnRequest) -> None:
-        """Check ``request`` against the order without storing anything."""
+        """Check ``request`` against the order and the methods its shop offers
+        (:class:`~returnflow.errors.MethodNotOffered`) without storing anything."""
         order = self.opening.order(request)
         policy = self._policy(request.shop)
         requests.check(order, request, self.opening.claimed(request), policy)
+        check_method(request.method, policy.return_methods, Verdict())
 
     def quote(self, request: ReturnRequest) -> Settlement:
         """What ``request`` would settle to if every unit came back accepted: refund, credit,
