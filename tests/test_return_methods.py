@@ -11,6 +11,7 @@ import pytest
 
 from returnflow import (
     ConfigurationError,
+    CurrencyMismatch,
     FeePolicy,
     InvalidFee,
     InvalidPayload,
@@ -341,3 +342,12 @@ def test_the_fake_carrier_refuses_an_in_store_label_and_replays_a_drop_off() -> 
     assert again == first
     assert first.qr_code_url is not None
     assert len(carrier.labels) == 1
+
+
+def test_a_method_fee_in_another_currency_is_refused_before_anything_is_stored() -> None:
+    fees = FeePolicy(method_fees={"pickup": Money("9.50", "USD")})
+    harness = _harness(fees=fees)
+    with pytest.raises(CurrencyMismatch) as caught:
+        harness.service.request(_request("1001", "pickup"))
+    assert caught.value.field == "policy.fees.method_fees.pickup.amount.currency"
+    _nothing_stored(harness)

@@ -370,15 +370,18 @@ class ReturnPolicy:
     def amounts(self) -> list[tuple[str, Money]]:
         """Every fixed amount of the policy, with its path: ``policy.auto_approve_limit`` and
         each fixed fee's amount and tax amount (``policy.fees.return_shipping.amount``,
-        ``policy.fees.restocking.tax``, ...). Each must be in the order's currency: a request
-        (or an import) for an order in another currency is refused with
+        ``policy.fees.restocking.tax``, ``policy.fees.method_fees.pickup.amount``, ...).
+        Each must be in the order's currency: a request (or an import) for an order in
+        another currency is refused with
         :class:`~returnflow.errors.CurrencyMismatch` naming ``<path>.currency``, before
         anything is stored or bought, not when the fee is charged."""
         amounts: list[tuple[str, Money]] = []
         if self.auto_approve_limit is not None:
             amounts.append(("policy.auto_approve_limit", self.auto_approve_limit))
-        for name in ("restocking", "return_shipping", "exchange_shipping"):
-            fee = getattr(self.fees, name)
+        fees = [(name, getattr(self.fees, name)) for name in ("restocking", "return_shipping")]
+        fees += [("exchange_shipping", self.fees.exchange_shipping)]
+        fees += [(f"method_fees.{method.value}", fee) for method, fee in self.fees.method_fees]
+        for name, fee in fees:
             if isinstance(fee, Fixed):
                 amounts.append((f"policy.fees.{name}.amount", fee.amount))
                 if isinstance(fee.tax, Money):
