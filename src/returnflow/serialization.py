@@ -42,6 +42,7 @@ from returnflow.domain._fields import check_storable, coerce_enum
 from returnflow.domain._time import instant, parse_instant
 from returnflow.domain.external import ExternalReturn, SourceStatus
 from returnflow.domain.inbound import CarrierStatus, Disposition, PlatformTopic
+from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import (
     DeclineReason,
     Exchange,
@@ -224,6 +225,7 @@ _ENUMS: tuple[type[enum.Enum], ...] = (
     PlatformTopic,
     QcResult,
     ReleaseTrigger,
+    ReturnMethod,
     ReturnReason,
     SourceStatus,
     WindowStart,
