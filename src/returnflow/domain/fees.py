@@ -165,13 +165,6 @@ class FeePolicy:
     by that method (``{"in_store": Money("0.00", "EUR"), "pickup": Money("9.50", "EUR")}``):
     waived and taken like it; a merchant rule's return shipping fee still wins."""
 
-    def for_method(self, method: ReturnMethod) -> FeePolicy:
-        """These fees for a return by ``method``: its own fee as the return shipping fee."""
-        for known, fee in self.method_fees:
-            if known is method:
-                return attrs.evolve(self, return_shipping=fee)
-        return self
-
     def waived(self, line: ReturnLine) -> bool:
         exchange = isinstance(line.outcome, Exchange)
         return (

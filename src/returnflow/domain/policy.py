@@ -362,7 +362,9 @@ class ReturnPolicy:
     ) -> FeePolicy:
         """:attr:`settled_fees` for a return by ``method`` (its fee in ``method_fees``), with
         ``return_shipping`` (a merchant rule's, recorded on the return) in place of both."""
-        fees = self.settled_fees.for_method(method)
+        fees = self.settled_fees
+        own = dict(fees.method_fees).get(method)
+        fees = fees if own is None else attrs.evolve(fees, return_shipping=own)
         if return_shipping is None:
             return fees
         return attrs.evolve(fees, return_shipping=Fixed(return_shipping))
