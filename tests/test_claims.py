@@ -28,6 +28,7 @@ from returnflow import (
     When,
     replacement,
 )
+from returnflow.demo.claims import claims
 from returnflow.domain.order import Fulfillment
 from returnflow.serialization import structure, unstructure
 from returnflow.testing import Harness
@@ -288,3 +289,25 @@ def test_units_never_shipped_cannot_be_claimed_and_nothing_is_stored() -> None:
     assert error.value.field == "lines[0].quantity"
     assert list(harness.service.list(SHOP)) == []
     assert harness.ports.commerce.refunds == []
+
+
+def test_the_demo_flow_refunds_replaces_and_reviews() -> None:
+    harness, shown = claims("demo-claims")
+    records = [harness.service.get("demo-claims", str(return_id)) for return_id in shown]
+    assert [record.state for record in records] == [
+        ("closed", "no_exchange"),
+        ("closed", "released"),
+        ("closed", "no_exchange"),
+    ]
+    assert [record.claim.reason for record in records if record.claim] == [
+        ClaimReason.LOST_IN_TRANSIT,
+        ClaimReason.DAMAGED_IN_TRANSIT,
+        ClaimReason.LOST_IN_TRANSIT,
+    ]
+    assert any(entry.event == "route_to_review" for entry in records[2].history)
+    assert [str(refund.amount) for refund in harness.ports.commerce.refunds] == [
+        "18.00 EUR",
+        "140.00 EUR",
+    ]
+    assert harness.ports.carrier.calls == []
+    assert harness.ports.warehouse.calls == []
