@@ -12,12 +12,14 @@ from returnflow import (
     Claim,
     ClaimReason,
     Exchange,
+    FeePolicy,
     InvalidQuantity,
     InvalidRequest,
     InvalidRule,
     Money,
     OrderLine,
     OrderSnapshot,
+    Percent,
     Refund,
     RequestLine,
     ReturnPolicy,
@@ -311,3 +313,25 @@ def test_the_demo_flow_refunds_replaces_and_reviews() -> None:
     ]
     assert harness.ports.carrier.calls == []
     assert harness.ports.warehouse.calls == []
+
+
+def test_a_claim_pays_no_restocking_return_shipping_or_exchange_shipping() -> None:
+    fees = FeePolicy(
+        restocking=Percent(10),
+        return_shipping=Money("5.00", EUR),
+        exchange_shipping=Money("4.00", EUR),
+    )
+    harness = Harness(policy=ReturnPolicy(fees=fees))
+    order = _order()
+    harness.ports.commerce.add_order(order)
+    refund = harness.service.quote(_claim(RequestLine("L1", 2, Refund())))
+    assert (refund.refund, refund.restocking_fee, refund.return_shipping_fee) == (
+        Money("36.00", EUR),
+        Money("0.00", EUR),
+        Money("0.00", EUR),
+    )
+    swap = harness.service.quote(_claim(RequestLine("L1", 1, replacement(order, "L1"))))
+    assert (swap.exchange_shipping, swap.balance_due) == (Money("0.00", EUR), Money("0.00", EUR))
+    # the same exchange asked as a return pays the new item's shipping
+    plain = ReturnRequest(SHOP, "1001", [RequestLine("L1", 1, replacement(order, "L1"))])
+    assert harness.service.quote(plain).exchange_shipping == Money("4.00", EUR)
