@@ -36,7 +36,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from returnflow.domain._time import EARLIEST, LATEST
-from returnflow.domain.model import HistoryEntry, Outcome, ReturnRecord
+from returnflow.domain.model import HistoryEntry, Outcome, Reason, ReturnRecord, to_reason
 from returnflow.domain.money import Money
 from returnflow.serialization import _ENUMS, _OUTCOMES, _unstructure_history_entry, converter
 
@@ -256,6 +256,10 @@ def _fast_converter() -> cattrs.Converter:
     for enum_type in _ENUMS:  # str subclasses: by type, before str's hook
         fast.register_structure_hook(enum_type, _fast_enum)
     fast.register_structure_hook(Outcome, _fast_outcome)
+    # a line's reason: a standard value or a shop's own handle (a union cattrs cannot guess)
+    fast.register_structure_hook_func(
+        lambda cls: cls == Reason, lambda value, _: to_reason(value, "reason")
+    )
     fast.register_structure_hook(HistoryEntry, _fast_entry)
     fast.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_of(fast))
     fast.register_structure_hook_factory(_is_optional, _optional_of(fast))
