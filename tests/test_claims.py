@@ -5,6 +5,7 @@ ledger of units and the same exchange machinery as any return."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -335,3 +336,22 @@ def test_a_claim_pays_no_restocking_return_shipping_or_exchange_shipping() -> No
     # the same exchange asked as a return pays the new item's shipping
     plain = ReturnRequest(SHOP, "1001", [RequestLine("L1", 1, replacement(order, "L1"))])
     assert harness.service.quote(plain).exchange_shipping == Money("4.00", EUR)
+
+
+def test_a_claim_is_read_back_from_sqlite_the_fast_way_and_the_plain_way(tmp_path: Any) -> None:
+    from returnflow import _bodies
+    from returnflow.stores.sqlite import SqliteStore
+
+    harness = Harness(policy=ReturnPolicy(), store=SqliteStore(str(tmp_path / "r.db")))
+    order = _order()
+    harness.ports.commerce.add_order(order)
+    request = _claim(RequestLine("L1", 1, replacement(order, "L1")), reason="wrong_item")
+    record = harness.service.request(request)
+    for fast in (True, False):
+        previous = _bodies.use_fast(fast)
+        try:
+            stored = harness.store.get(SHOP, record.id)
+        finally:
+            _bodies.use_fast(previous)
+        assert stored.claim == request.claim
+        assert [line.claimed for line in stored.lines] == [True]
