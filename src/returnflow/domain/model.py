@@ -23,6 +23,7 @@ from returnflow.domain._fields import (
     check_str,
     coerce_enum,
 )
+from returnflow.domain.claims import Claim
 from returnflow.domain.money import Money
 from returnflow.domain.order import Fulfillment, OrderLine, OrderSnapshot
 from returnflow.domain.reason_codes import (
@@ -234,8 +235,13 @@ class ReturnRequest:
     )
     """With ``platform_return_id``: ``(order line id of an exchanged line, the platform's
     exchange line id)``, one for each line asked in exchange."""
+    claim: Claim | None = attrs.field(default=None)
+    """Makes the request a claim (:mod:`returnflow.domain.claims`): every line returnless,
+    refunded, credited or replaced."""
 
     def __attrs_post_init__(self) -> None:
+        if self.claim is not None and not isinstance(self.claim, Claim):
+            raise InvalidRequest("claim", self.claim, "must be a Claim")
         if not self.lines:
             raise InvalidRequest("lines", self.lines, "a return has at least one line")
         wanted = {line.order_line_id for line in self.lines}
@@ -340,6 +346,9 @@ class ReturnLine:
     """The tax part of each of ``unit_shipping``."""
     unit_duties: tuple[Money, ...] = ()
     """Each unit's share of the order's duties, given back with it (empty: none is)."""
+    claimed: bool = False
+    """A claim's line (:mod:`returnflow.domain.claims`): nothing comes back, its outcome is
+    owed for every unit at once."""
 
     @property
     def inspected(self) -> int:
@@ -352,7 +361,7 @@ class ReturnLine:
 
     @property
     def requires_receipt(self) -> bool:
-        return not isinstance(self.outcome, Keep)
+        return not (self.claimed or isinstance(self.outcome, Keep))
 
     def amount_for(self, units: int, *, start: int = 0) -> Money:
         """The paid amount of ``units`` of this line's units, starting at unit ``start``."""
@@ -523,6 +532,8 @@ class ReturnRecord:
     settled, and they are re-opened under their own key when the return completes again
     (or is reset), never planned again under a new one."""
     history: tuple[HistoryEntry, ...] = ()
+    claim: Claim | None = None
+    """What made the return a claim (reason, evidence), if it is one."""
     policy_version: str | None = None
     rule_return_shipping: Money | None = None
     """The return shipping fee a merchant rule set for this return, in place of the
