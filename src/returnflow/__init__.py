@@ -4,6 +4,8 @@ The public names live here; everything else is implementation. Ports are in
 :mod:`returnflow.ports`, fakes of every port in :mod:`returnflow.testing`.
 """
 
+from returnflow.domain.claim_lines import replacement
+from returnflow.domain.claims import Claim, ClaimReason
 from returnflow.domain.external import (
     ExternalLine,
     ExternalReturn,
@@ -137,6 +139,8 @@ __all__ = [
     "Assessment",
     "CarrierStatus",
     "CarrierUpdate",
+    "Claim",
+    "ClaimReason",
     "Completion",
     "ConcurrencyConflict",
     "ConfigurationError",
@@ -247,6 +251,7 @@ __all__ = [
     "__version__",
     "currency_exponent",
     "imported_return_id",
+    "replacement",
     "rules_from_data",
     "rules_from_json",
     "rules_from_toml",

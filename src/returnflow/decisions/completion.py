@@ -43,7 +43,7 @@ __all__ = [
 
 def due_units(line: ReturnLine) -> int:
     """Units a line's outcome is owed for now: all of a returnless line, else the accepted."""
-    return line.quantity if isinstance(line.outcome, Keep) else line.accepted
+    return line.quantity if not line.requires_receipt else line.accepted
 
 
 def fully_received(change: Change) -> bool:
@@ -243,7 +243,7 @@ def complete(
     if keep_ids and change.allows("release_exchange"):
         kept_lines = {line.return_line_id for line in record.exchange_lines if line.id in keep_ids}
         covered = all(
-            line.accepted >= line.quantity for line in record.lines if line.id in kept_lines
+            due_units(line) >= line.quantity for line in record.lines if line.id in kept_lines
         )
         exchange.release(
             change, policy, why="return completed", covered=covered, decided_by=decided_by
@@ -360,7 +360,7 @@ def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why:
     returnless lines settle at completion as usual."""
     parts = []
     for line in change.record.lines:
-        if isinstance(line.outcome, (Exchange, Keep)):
+        if isinstance(line.outcome, (Exchange, Keep)) or line.claimed:
             continue
         units = line.accepted if accepted_only else line.quantity
         if units > line.settled:

@@ -70,6 +70,7 @@ def facts_of(
         country=order.shipping_country,
         order_age_days=max((now - order.created_at).days, 0),
         customer_returns=dict(customer_returns),
+        claim=request.claim.reason if request.claim else None,
     )
 
 

@@ -12,6 +12,7 @@ import attrs
 
 from returnflow.decisions import completion, exchange, merchant
 from returnflow.decisions.change import Change
+from returnflow.domain.claim_lines import check_claim
 from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import (
     DeclineReason,
@@ -70,6 +71,7 @@ def check(
     those of :func:`~returnflow.domain.reasons.check_reasons` (the shop's reasons)."""
     validate_request(order, request, claimed, exchange_apps=policy.exchange_apps, policy=policy)
     check_reasons(request, policy.reasons)
+    check_claim(order, request)
 
 
 def build_lines(
@@ -107,6 +109,8 @@ def build_lines(
             note=line.note,
             declared_condition=line.condition,
             photos=line.photos,
+            claimed=request.claim is not None,
+            fees_waived=request.claim is not None,
         )
         if policy is not None:
             shipping, duties = policy.gives_back(line.reason)
@@ -169,16 +173,20 @@ def open_return(
         taxes_included=order.taxes_included,
         policy_version=policy_version,
         method=request.method,
+        claim=request.claim,
     )
     change = Change(record, now=now, actor=actor, base=0)
     if imported is not None:
         change.note("imported", imported)
     value = Money.sum((amount for line in lines for amount in line.unit_amounts), order.currency)
+    claim = request.claim
     change.note(
         "requested",
         {
             "lines": ", ".join(f"{line.order_line_id}x{line.quantity}" for line in lines),
             "value": str(value),
+            **({"claim": claim.reason.value, "evidence": claim.note} if claim else {}),
+            **({"photos": ", ".join(claim.photos)} if claim and claim.photos else {}),
         },
     )
     if verdict is not None:

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import attrs
 
+from returnflow.demo.claims import claims
 from returnflow.domain.inbound import (
     CarrierStatus,
     CarrierUpdate,
@@ -290,5 +291,6 @@ FLOWS: tuple[tuple[str, str, Callable[[str, ReturnStore | None], tuple[Harness, 
     ("merchant-reasons", "Merchant setup: the shop's own return reasons", shop_reasons),
     ("merchant-rules", "Merchant setup: rules read from TOML", shop_rules),
     ("merchant-methods", "Merchant setup: mail, drop-off, in store and pickup", shop_methods),
+    ("merchant-claims", "Merchant setup: claims for parcels lost or damaged", claims),
 )
 """The flows ``returnflow demo`` runs for this module: name, title, flow."""

@@ -23,6 +23,7 @@ from returnflow.domain._fields import (
     check_str,
     coerce_enum,
 )
+from returnflow.domain.claims import Claim
 from returnflow.domain.methods import ReturnMethod, to_method
 from returnflow.domain.money import Money
 from returnflow.domain.order import Fulfillment, OrderLine, OrderSnapshot
@@ -239,8 +240,13 @@ class ReturnRequest:
     """How the goods go back (:class:`~returnflow.domain.methods.ReturnMethod` or its value;
     else :class:`~returnflow.errors.InvalidRequest` naming ``method``); one the shop does
     not offer is :class:`~returnflow.errors.MethodNotOffered`."""
+    claim: Claim | None = attrs.field(default=None)
+    """Makes the request a claim (:mod:`returnflow.domain.claims`): every line returnless,
+    refunded, credited or replaced."""
 
     def __attrs_post_init__(self) -> None:
+        if self.claim is not None and not isinstance(self.claim, Claim):
+            raise InvalidRequest("claim", self.claim, "must be a Claim")
         if not self.lines:
             raise InvalidRequest("lines", self.lines, "a return has at least one line")
         wanted = {line.order_line_id for line in self.lines}
@@ -345,6 +351,9 @@ class ReturnLine:
     """The tax part of each of ``unit_shipping``."""
     unit_duties: tuple[Money, ...] = ()
     """Each unit's share of the order's duties, given back with it (empty: none is)."""
+    claimed: bool = False
+    """A claim's line (:mod:`returnflow.domain.claims`): nothing comes back, its outcome is
+    owed for every unit at once."""
 
     @property
     def inspected(self) -> int:
@@ -357,7 +366,7 @@ class ReturnLine:
 
     @property
     def requires_receipt(self) -> bool:
-        return not isinstance(self.outcome, Keep)
+        return not (self.claimed or isinstance(self.outcome, Keep))
 
     def amount_for(self, units: int, *, start: int = 0) -> Money:
         """The paid amount of ``units`` of this line's units, starting at unit ``start``."""
@@ -528,6 +537,8 @@ class ReturnRecord:
     settled, and they are re-opened under their own key when the return completes again
     (or is reset), never planned again under a new one."""
     history: tuple[HistoryEntry, ...] = ()
+    claim: Claim | None = None
+    """What made the return a claim (reason, evidence), if it is one."""
     policy_version: str | None = None
     """The version of the shop's policy the return was opened under
     (:attr:`ReturnPolicy.version <returnflow.domain.policy.ReturnPolicy.version>`); every

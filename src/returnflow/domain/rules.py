@@ -5,9 +5,9 @@ A :class:`Rule` has a ``name``, conditions (:class:`When`: every one given must 
 actions (:class:`Then`). Conditions on a line (reason, merchant's fault, SKU, product tags
 or collections, final sale, outcome asked for, quantity, line value) pick the lines a rule
 fires for; conditions on the return (its value, the shipping country, the order's age, the
-customer's returns in the last N days) hold for all of them. A rule with no line condition
-fires for every line. Every rule whose conditions hold fires, in order, until one with
-``stop`` fired; how actions combine:
+customer's returns in the last N days, a claim and its reason) hold for all of them. A rule
+with no line condition fires for every line. Every rule whose conditions hold fires, in
+order, until one with ``stop`` fired; how actions combine:
 
 * decision: ``decline`` beats ``review`` beats ``approve``; a rule's ``approve`` approves a
   return the policy would have sent to review, never one the policy declined (the window,
@@ -40,6 +40,7 @@ from typing import Any
 
 import attrs
 
+from returnflow.domain.claims import ClaimReason
 from returnflow.domain.methods import ReturnMethod, to_methods
 from returnflow.domain.model import OutcomeKind, Reason, to_reason
 from returnflow.domain.money import Money
@@ -135,6 +136,19 @@ def _methods(value: object) -> frozenset[ReturnMethod] | None:
         raise _bad("then.methods", error.value, error.args[0].split(": ", 1)[-1]) from None
 
 
+def _claims(value: object) -> frozenset[ClaimReason] | None:
+    if value is True:
+        return frozenset(ClaimReason)
+    names = _strings("when.claim", value)
+    if names is None:
+        return None
+    allowed = {reason.value for reason in ClaimReason}
+    unknown = sorted(name for name in names if name not in allowed)
+    if unknown:
+        raise _bad("when.claim", unknown[0], f"must be true or among: {', '.join(sorted(allowed))}")
+    return frozenset(ClaimReason(name) for name in names)
+
+
 def _countries(value: object) -> frozenset[str] | None:
     names = _strings("when.country", value)
     if names is None:
@@ -219,6 +233,9 @@ class When:
     customer_returns: CustomerReturns | None = attrs.field(
         default=None, converter=_customer_returns
     )
+    claim: frozenset[ClaimReason] | None = attrs.field(default=None, converter=_claims)
+    """The return is a claim (:mod:`returnflow.domain.claims`) for one of these reasons
+    (``True``: for any reason)."""
 
     @property
     def on_lines(self) -> bool:

@@ -404,8 +404,10 @@ def settle(
                 )
             exchange_total = exchange_total + item.unit_price * item.quantity
     outbound = zero
-    at_fault = all(
-        line.reason in fees.waive_for_reasons for line, _, _ in parts if line.id in exchanged
+    at_fault = all(  # a claim's replacement is the merchant's (or the carrier's) loss
+        line.reason in fees.waive_for_reasons or line.claimed
+        for line, _, _ in parts
+        if line.id in exchanged
     )
     if fees.exchange_shipping is not None and charge_exchange_shipping and priced and not at_fault:
         outbound = charged(fees.exchange_shipping, zero, taxes_included=taxes_included)

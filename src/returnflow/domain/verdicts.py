@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from returnflow.domain.claims import ClaimReason
 from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import OutcomeKind, Reason, ReturnRequest, reason_text
 from returnflow.domain.money import Money
@@ -69,6 +70,8 @@ class ReturnFacts:
     country: str | None
     order_age_days: int
     customer_returns: Mapping[int, int]
+    claim: ClaimReason | None = None
+    """The reason of a claim (:mod:`returnflow.domain.claims`); ``None``: not a claim."""
 
 
 @attrs.frozen
@@ -157,6 +160,9 @@ def _line_reasons(when: When, line: LineFacts) -> list[str] | None:
 
 def _return_reasons(when: When, facts: ReturnFacts) -> list[str] | None:
     checks: list[tuple[bool, str]] = []
+    if when.claim is not None:
+        claim = facts.claim.value if facts.claim else None
+        checks.append((facts.claim in when.claim, f"claim: {claim or 'none'}"))
     if when.return_value_at_least is not None:
         bound = when.return_value_at_least
         checks.append((_at_least(facts.value, bound), f"return value {facts.value} >= {bound}"))
