@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from returnflow import (
+    Claim,
+    ClaimReason,
     ConfigurationError,
     CurrencyMismatch,
     FeePolicy,
@@ -23,6 +25,7 @@ from returnflow import (
     OrderSnapshot,
     PortError,
     ReceivedLine,
+    Refund,
     RequestLine,
     ReturnMethod,
     ReturnPolicy,
@@ -351,3 +354,18 @@ def test_a_method_fee_in_another_currency_is_refused_before_anything_is_stored()
         harness.service.request(_request("1001", "pickup"))
     assert caught.value.field == "policy.fees.method_fees.pickup.amount.currency"
     _nothing_stored(harness)
+
+
+def test_a_claim_ships_nothing_back_so_no_method_is_checked() -> None:
+    harness = _harness(return_methods=["in_store"])
+    claim = Claim(ClaimReason.LOST_IN_TRANSIT, "the carrier lost the parcel")
+    request = ReturnRequest(
+        shop=SHOP,
+        order_id="1001",
+        lines=[RequestLine(order_line_id="L1", quantity=1, outcome=Refund())],
+        claim=claim,
+    )
+    harness.service.validate_request(request)
+    record = harness.service.request(request)
+    assert record.status == "closed"
+    assert harness.ports.carrier.calls == []

@@ -140,7 +140,7 @@ class Opening:
             lines, verdict = merchant.judge(
                 order, request, lines, policy, now=now, customer_returns=counts
             )
-        if judge:
+        if judge and request.claim is None:  # a claim ships nothing back
             check_method(request.method, policy.return_methods, verdict)
         return order, return_id, lines, exchange_lines, policy, verdict
 

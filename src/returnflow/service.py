@@ -205,7 +205,8 @@ class ReturnsService:
         order = self.opening.order(request)
         policy = self._policy(request.shop)
         requests.check(order, request, self.opening.claimed(request), policy)
-        check_method(request.method, policy.return_methods, Verdict())
+        if request.claim is None:  # a claim ships nothing back
+            check_method(request.method, policy.return_methods, Verdict())
 
     def quote(self, request: ReturnRequest) -> Settlement:
         """What ``request`` would settle to if every unit came back accepted: refund, credit,
