@@ -347,6 +347,15 @@ def test_the_fake_carrier_refuses_an_in_store_label_and_replays_a_drop_off() -> 
     assert len(carrier.labels) == 1
 
 
+def test_the_fake_carrier_refuses_a_method_that_is_not_one_as_a_carrier_would() -> None:
+    carrier = Harness().ports.carrier
+    with pytest.raises(PortError) as caught:
+        carrier.create_label("s", "r1", "o1", idempotency_key="k1", method="teleport")  # type: ignore[arg-type]
+    assert caught.value.retryable is False
+    assert "teleport" in str(caught.value)
+    assert carrier.labels == []
+
+
 def test_a_method_fee_in_another_currency_is_refused_before_anything_is_stored() -> None:
     fees = FeePolicy(method_fees={"pickup": Money("9.50", "USD")})
     harness = _harness(fees=fees)

@@ -917,8 +917,13 @@ class FakeCarrier(FakePort):
         method: ReturnMethod = ReturnMethod.MAIL,
     ) -> Label:
         """Buy a label for ``method``, stored with status ``"active"``; a drop-off's comes
-        with a QR code. Refused for ``in_store`` (no carrier takes those)."""
-        method = ReturnMethod(method)
+        with a QR code. Refused for ``in_store`` (no carrier takes those) and, as a carrier
+        refuses a service it does not offer, for a method that is not one
+        (``PortError(retryable=False)``)."""
+        try:
+            method = ReturnMethod(method)
+        except ValueError:
+            raise self._refuse("create_label", f"no such return method: {method!r}") from None
 
         def effect() -> Label:
             if not method.needs_label:
