@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 
 from returnflow import (
@@ -22,6 +24,7 @@ from returnflow import (
     ConfigurationError,
     Exchange,
     FeePolicy,
+    Fixed,
     Keep,
     Money,
     OrderLine,
@@ -54,7 +57,7 @@ from returnflow.ports.platform_returns import (
 from returnflow.serialization import structure, unstructure
 from returnflow.service import ReturnsService
 from returnflow.stores.sqlite import SqliteStore
-from returnflow.testing import Harness
+from returnflow.testing import FakePorts, Harness
 from returnflow.testing.platform_returns import FakePlatformReturns
 
 SHOP = "shop-1"
@@ -862,21 +865,148 @@ def test_an_adopted_exchange_needs_the_platforms_exchange_line(
 
 
 def test_nothing_is_disposed_while_the_processing_waits_for_a_person() -> None:
-    # The port's restocking fee is one lump sum per line: with one of two caps removed after
-    # QC, the platform keeps the whole line's fee (2.00) where the settlement charges the
-    # accepted cap's (1.00). The difference goes to a person, and nothing is disposed of
-    # until the processing goes through.
-    made = harness(ReturnPolicy(platform_mode="native", fees=FeePolicy(restocking=Percent(10))))
+    made = _mismatch(MoneyAuthority.REVIEW)
+    return_id = request(made, swap("20.00"), caps())
+    receive(made, return_id, "r1", passed("L1"), passed("L2", 2))
+    assert made.service.get(SHOP, return_id).status == "needs_review"
+    assert operations(made) == ["open_return"]  # asked for nothing more
+    made.service.close(SHOP, return_id)
+    made.dispatch_due()
+    assert made.service.get(SHOP, return_id).status == "closed"
+    assert operations(made) == ["open_return", "process", "dispose", "dispose"]
+
+
+# -- a restocking fee follows the units --------------------------------------------------------
+
+
+def _fee_policy(**extra: object) -> ReturnPolicy:
+    return ReturnPolicy(
+        platform_mode="native",
+        fees=FeePolicy(restocking=Percent(10)),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_a_unit_removed_after_qc_takes_its_share_of_the_fee_with_it() -> None:
+    # One fee for both caps on the platform line (2.00); one cap fails QC and is removed:
+    # the platform's figure keeps the accepted cap's share (1.00), as the settlement does.
+    made = harness(_fee_policy())
     return_id = request(made, caps())
+    [opened] = platform(made).calls_to("open_return")
+    assert [line.restocking_fee for line in opened.args["lines"]] == [eur("2.00")]
     receive(made, return_id, "r1", passed("L2"), passed("L2", qc="fail"))
     record = made.service.get(SHOP, return_id)
-    assert record.review_reasons == (
-        "process_platform_return failed: PortError: platform_returns.process_platform_return: "
-        "the platform's refund 8.00 EUR differs from returnflow's settlement 9.00 EUR: "
-        "nothing was processed",
-    )
-    assert operations(made) == ["open_return", "remove_lines"]  # asked for nothing more
-    made.service.close(SHOP, return_id, unreceived="nothing")  # the failed cap stays out
-    assert made.service.get(SHOP, return_id).status == "closed"
+    assert (record.status, record.review_reasons) == ("closed", ())
+    assert not [entry for entry in record.history if entry.event == "platform_money_differs"]
+    live_id = record.refs.platform_return_id or ""
     assert operations(made) == ["open_return", "remove_lines", "process", "dispose"]
-    assert platform(made).refunded(SHOP, record.refs.platform_return_id or "") == eur("9.00")
+    assert platform(made).refunded(SHOP, live_id) == eur("9.00")
+    outcome = platform(made).calculate(SHOP, live_id)
+    assert (outcome.returned, outcome.fees, outcome.refund) == (
+        eur("10.00"),
+        eur("1.00"),
+        eur("9.00"),
+    )
+
+
+def test_a_fixed_fee_is_allocated_over_the_units_to_the_cent() -> None:
+    # 5.00 for three units: 1.67 + 1.67 + 1.66; two come back, the third fails QC.
+    made = Harness(
+        policy=ReturnPolicy(platform_mode="native", fees=FeePolicy(restocking=Fixed(eur("5.00"))))
+    )
+    three = OrderLine(id="L3", sku="SOCK", variant_id="sock", quantity=3, unit_price=eur("10"))
+    made.ports.commerce.add_order(attrs.evolve(order(), lines=(*order().lines, three)))
+    record = made.service.request(
+        ReturnRequest(
+            shop=SHOP, order_id=ORDER_ID, lines=[RequestLine(order_line_id="L3", quantity=3)]
+        )
+    )
+    receive(made, record.id, "r1", passed("L3", 2), passed("L3", qc="fail"))
+    record = made.service.get(SHOP, record.id)
+    assert (record.status, record.review_reasons) == ("closed", ())
+    assert record.restocking_fees == eur("3.34")
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("16.66")
+
+
+# -- a return processed in several calls is reconciled call by call -----------------------------
+
+
+def _per_receipt(**extra: object) -> Harness:
+    """Refund per receipt: each receipt's accepted units are processed by a call of their
+    own."""
+    return harness(
+        ReturnPolicy(
+            platform_mode="native",
+            refund_trigger=RefundTrigger.ON_RECEIVED,
+            **extra,  # type: ignore[arg-type]
+        )
+    )
+
+
+def test_each_processing_call_is_compared_for_its_own_units() -> None:
+    made = _per_receipt(fees=FeePolicy(restocking=Percent(10), return_shipping=eur("3.00")))
+    return_id = request(made, caps())
+    receive(made, return_id, "r1", passed("L2"))
+    receive(made, return_id, "r2", passed("L2"))
+    record = made.service.get(SHOP, return_id)
+    assert (record.status, record.review_reasons) == ("closed", ())
+    first, second = platform(made).calls_to("process")
+    # The first call bears the return shipping fee, each its cap's share of the fee.
+    assert (first.args["refund"], second.args["refund"]) == (eur("6.00"), eur("9.00"))
+    live_id = record.refs.platform_return_id or ""
+    line = platform(made).get_return(SHOP, live_id).line_id("L2")
+    assert platform(made).refunded(SHOP, live_id) == eur("15.00")
+    assert dict(platform(made).get_return(SHOP, live_id).processed) == {line: 2}
+
+
+class KeepsMoreOnLaterCalls(FakePlatformReturns):
+    """A platform that keeps 1.00 more than returnflow on every call after the first (a
+    fee set on the return in the platform's admin)."""
+
+    def calculate(self, shop: str, return_id: str, lines: Any = None, **kw: Any) -> Any:
+        outcome = super().calculate(shop, return_id, lines, **kw)
+        if lines is None or not any(
+            units for _, units in self.get_return(shop, return_id).processed
+        ):
+            return outcome
+        more = eur("1.00")
+        return attrs.evolve(outcome, fees=outcome.fees + more, refund=outcome.refund - more)
+
+
+@pytest.mark.parametrize(
+    ("money", "status", "refunds"),
+    [
+        (MoneyAuthority.REVIEW, "needs_review", ["10.00"]),
+        (MoneyAuthority.PLATFORM, "closed", ["10.00", "9.00"]),
+        (MoneyAuthority.RETURNFLOW, "closed", ["10.00", "10.00"]),
+    ],
+)
+def test_a_difference_in_one_call_of_several_is_caught_with_both_figures(
+    money: MoneyAuthority, status: str, refunds: list[str]
+) -> None:
+    ports = FakePorts()
+    ports.commerce.add_order(order())
+    policy = ReturnPolicy(
+        platform_mode="native", refund_trigger=RefundTrigger.ON_RECEIVED, platform_money=money
+    )
+    made = Harness(
+        policy=policy, ports=ports, platform_returns=KeepsMoreOnLaterCalls(ports.commerce)
+    )
+    return_id = request(made, caps())
+    receive(made, return_id, "r1", passed("L2"))
+    receive(made, return_id, "r2", passed("L2"))
+    record = made.service.get(SHOP, return_id)
+    assert record.status == status
+    assert [
+        str(call.args["refund"].amount) for call in platform(made).calls_to("process")
+    ] == refunds
+    if money is MoneyAuthority.REVIEW:
+        assert record.review_reasons == (
+            "process_platform_return failed: PortError: platform_returns.process_platform_return: "
+            "the platform's refund 9.00 EUR differs from returnflow's settlement 10.00 EUR: "
+            "nothing was processed",
+        )
+    else:
+        [differs] = [entry for entry in record.history if entry.event == "platform_money_differs"]
+        assert differs.payload == {"platform": "9.00 EUR", "returnflow": "10.00 EUR"}

@@ -75,6 +75,20 @@ class IgnoresKeys(FakePlatformReturns):
         return super().open_return(shop, order_id, lines, **kw)
 
 
+class KeepsTheWholeFee(FakePlatformReturns):
+    """Keeps a line's whole restocking fee whatever units were removed or processed."""
+
+    def open_return(
+        self, shop: str, order_id: str, lines: Sequence[PlatformReturnLine], **kw: Any
+    ) -> PlatformReturn:
+        opened = super().open_return(shop, order_id, lines, **kw)
+        with self._lock:
+            for line in self._returns[(shop, opened.return_id)].lines:
+                if line.restocking_fee is not None:
+                    line.fee_shares = (line.restocking_fee,) * line.quantity
+        return opened
+
+
 def failures(fake: type[FakePlatformReturns]) -> dict[str, BaseException]:
     class Contract(PlatformReturnsContract):
         def make_platform(self) -> tuple[PlatformReturns, CommercePlatform]:
@@ -91,6 +105,7 @@ def failures(fake: type[FakePlatformReturns]) -> dict[str, BaseException]:
         (RefundsAnything, "test_a_refund_never_exceeds_what_the_processed_lines_are_worth"),
         (DisposesAnything, "test_only_processed_units_are_disposed"),
         (IgnoresKeys, "test_a_key_answers_its_first_result_and_opens_nothing_more"),
+        (KeepsTheWholeFee, "test_a_restocking_fee_follows_the_units"),
     ],
 )
 def test_the_contract_catches_a_planted_bug(

@@ -140,16 +140,39 @@ def decline_platform_return(
 def process_platform_return(
     d: Dispatcher, effect: fx.ProcessPlatformReturn, record: ReturnRecord
 ) -> object:
-    """Reconcile (when ``effect.expected`` is set: the platform's own refund, and what it
-    says the customer owes, against returnflow's, to the cent), then process."""
+    """Reconcile (when ``effect.expected`` is set: the platform's own refund, and for the
+    whole return what it says the customer owes, against returnflow's, to the cent), then
+    process. One of several calls (``expected_owed`` unset) is compared for its own units,
+    exchange items and, if it bears it, the return shipping fee."""
     port, return_id = _platform(d, effect, record)
     refund, theirs = effect.refund, None
     reviewed = any(  # a person looked at the difference and closed the return: it goes out
         entry.event == "payouts_reopened" and effect.key in str(entry.payload.get("effects"))
         for entry in record.history
     )
+    exchange_ids = {
+        line.id: line.platform_item_id for line in record.exchange_lines if line.platform_item_id
+    }
+    lines = _line_ids(record, effect, effect.lines)
+    exchange_lines = [
+        Quantity(
+            _required(exchange_ids.get(line.id), "platform exchange line", effect),
+            line.quantity,
+        )
+        for line in record.exchange_lines
+        if line.id in effect.exchange_line_ids
+    ]
     if effect.expected is not None and not reviewed:
-        outcome = port.calculate(effect.shop, return_id)
+        if effect.expected_owed is None:  # one call of several: its own units
+            outcome = port.calculate(
+                effect.shop,
+                return_id,
+                lines,
+                exchange_lines=exchange_lines,
+                shipping_fee=effect.shipping_fee,
+            )
+        else:
+            outcome = port.calculate(effect.shop, return_id)
         theirs = outcome.refund
         authority = d.policy_of(record).platform_money  # the return's own policy version
         review = authority is MoneyAuthority.REVIEW
@@ -166,22 +189,12 @@ def process_platform_return(
                     retryable=False,
                 )
         if theirs != effect.expected and authority is MoneyAuthority.PLATFORM:
-            refund = refund + (theirs - effect.expected)
-    exchange_ids = {
-        line.id: line.platform_item_id for line in record.exchange_lines if line.platform_item_id
-    }
+            refund = max(refund + (theirs - effect.expected), Money.zero(refund.currency))
     answer = port.process(
         effect.shop,
         return_id,
-        _line_ids(record, effect, effect.lines),
-        exchange_lines=[
-            Quantity(
-                _required(exchange_ids.get(line.id), "platform exchange line", effect),
-                line.quantity,
-            )
-            for line in record.exchange_lines
-            if line.id in effect.exchange_line_ids
-        ],
+        lines,
+        exchange_lines=exchange_lines,
         refund=refund,
         idempotency_key=effect.key,
     )

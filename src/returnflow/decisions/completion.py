@@ -22,7 +22,7 @@ from returnflow.domain.model import (
     StoreCredit,
 )
 from returnflow.domain.money import Money
-from returnflow.domain.policy import ReturnPolicy
+from returnflow.domain.policy import PlatformMode, ReturnPolicy
 from returnflow.domain.settlement import Settlement, lines_by_order_line, settle
 from returnflow.errors import InvalidPayload
 from returnflow.lifecycle import effects as fx
@@ -291,6 +291,7 @@ def settle_parts(
         difference_to=policy.exchange_difference,
         prepaid=prepaid,
         taxes_included=record.taxes_included,
+        fee_by_unit=policy.platform_mode is PlatformMode.NATIVE,
     )
     if not parts and not settlement.balance_refund:
         return settlement

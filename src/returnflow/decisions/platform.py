@@ -25,9 +25,9 @@ effects, in place of the tag-and-hold ones:
 - a return the customer opened on the platform (``ReturnRequest.platform_return_id``) ->
   adopted: no new platform return; the requested one is approved or declined.
 
-Known limits: shipping and duties are never refunded through
-processing (returnflow's settlement has no such refund); the reconciliation compares only a
-return processed whole, at once.
+The money is reconciled for every processing call: the whole return's refund and owed
+when it is processed at once, else each call's refund for its own units (a refund per
+receipt).
 
 Pure: reads the change and the policy, plans effects, never calls a port.
 """
@@ -144,6 +144,7 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
         charge_exchange_shipping=record.exchange_shipping_fee is None,
         difference_to=policy.exchange_difference,
         taxes_included=record.taxes_included,
+        fee_by_unit=True,
     )
     zero = Money.zero(record.currency)
     units: dict[str, int] = {}
@@ -317,8 +318,9 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
                 lines=_quantities(to_process),
                 exchange_line_ids=exchange_ids,
                 refund=refund,
-                expected=refund + credit if whole else None,
+                expected=refund + credit,
                 expected_owed=_owed(record, planned) if whole else None,
+                shipping_fee=not whole and _took_shipping_fee(change),
             )
         )
         by_line = {
@@ -346,6 +348,14 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         effects.append(_make(change, fx.DisposePlatformUnits, disposals=tuple(disposals)))
     change.update(platform_units=tuple(by_line[u.order_line_id] for u in record.platform_units))
     return effects
+
+
+def _took_shipping_fee(change: Change) -> bool:
+    """Whether a settlement of this change took the return shipping fee."""
+    return any(
+        entry.event == "settled" and "return_shipping_fee" in entry.payload
+        for entry in change.history
+    )
 
 
 def _owed(record: ReturnRecord, planned: Sequence[fx.Effect]) -> Money:

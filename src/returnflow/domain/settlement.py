@@ -34,7 +34,7 @@ from typing import Any
 
 import attrs
 
-from returnflow.domain.fees import FeePolicy, Fixed, Percent, charged, tax_of
+from returnflow.domain.fees import Fee, FeePolicy, Fixed, Percent, charged, tax_of
 from returnflow.domain.model import (
     Exchange,
     ExchangeLine,
@@ -57,6 +57,7 @@ __all__ = [
     "original_charges",
     "settle",
     "unit_amounts",
+    "unit_restocking_fees",
     "unit_taxes",
     "with_original_charges",
 ]
@@ -309,6 +310,7 @@ def settle(
     difference_to: OutcomeKind = OutcomeKind.REFUND,
     prepaid: Money | None = None,
     taxes_included: bool = False,
+    fee_by_unit: bool = False,
 ) -> Settlement:
     """Settle ``parts``: ``(line, units, start)`` = ``units`` of ``line`` from unit ``start``.
 
@@ -318,6 +320,11 @@ def settle(
     fees). ``charge_shipping`` / ``charge_exchange_shipping`` are false once a return paid
     its return shipping fee / its exchange's outbound shipping. ``taxes_included``: whether
     the order's prices include tax, so a fee includes its tax (else its tax is added).
+    ``fee_by_unit``: a line's restocking fee follows its units (native mode, where the
+    platform return carries one fee per line): the fee of the whole line is allocated over
+    its units to the cent (:func:`unit_restocking_fees`) and a part pays its units' shares,
+    so units never settled (QC failed, never received) pay none and parts settled apart add
+    up to the whole line's fee; otherwise each part pays the fee on its own value.
 
     The order of the money: refunded and credited lines pay their own restocking fee; the
     exchange's difference goes to ``refund`` or ``store_credit`` (``difference_to``);
@@ -339,7 +346,10 @@ def settle(
         if kind is OutcomeKind.EXCHANGE:
             shipped_back = shipped_back_tax = duties_back = zero
         fee = zero
-        if fees.restocking is not None and not fees.waived(line):
+        if fees.restocking is not None and not fees.waived(line) and fee_by_unit:
+            shares = unit_restocking_fees(fees.restocking, line, taxes_included=taxes_included)
+            fee = Money.sum(shares[start : start + units], currency)
+        elif fees.restocking is not None and not fees.waived(line):
             fee = min(charged(fees.restocking, value, taxes_included=taxes_included), value)
         bonus = zero
         if isinstance(line.outcome, StoreCredit) and line.outcome.bonus and start == 0:
@@ -525,6 +535,33 @@ def settle(
         original_shipping=Money.sum((part.original_shipping for part in settled), currency),
         duties=Money.sum((part.duties for part in settled), currency),
     )
+
+
+def unit_restocking_fees(
+    fee: Fee, line: ReturnLine, *, taxes_included: bool = False
+) -> tuple[Money, ...]:
+    """Each unit's share of ``line``'s restocking fee, to the cent: the fee on the whole
+    line (never more than it is worth) allocated over its units in proportion to what they
+    were paid (largest remainder; evenly when none was paid), so the shares of any units
+    add up to the whole fee when all of them are settled.
+
+    >>> from returnflow.domain.model import ReturnLine, ReturnReason
+    >>> from returnflow.domain.model import Refund
+    >>> eur = lambda amount: Money(amount, "EUR")
+    >>> line = ReturnLine(id="R1", order_line_id="L1", sku="S", variant_id="v", quantity=3,
+    ...                   outcome=Refund(), reason=ReturnReason.UNWANTED,
+    ...                   unit_amounts=(eur("3.34"), eur("3.33"), eur("3.33")))
+    >>> [str(share) for share in unit_restocking_fees(Percent(10), line)]
+    ['0.34 EUR', '0.33 EUR', '0.33 EUR']
+    >>> [str(share) for share in unit_restocking_fees(Fixed(eur("5.00")), line)]
+    ['1.67 EUR', '1.67 EUR', '1.66 EUR']
+    """
+    whole = line.amount_for(line.quantity)
+    total = min(charged(fee, whole, taxes_included=taxes_included), whole)
+    weights: list[int] = [amount.minor_units for amount in line.unit_amounts[: line.quantity]]
+    if not any(weights):
+        weights = [1] * line.quantity
+    return total.allocate(weights)
 
 
 def _split(tax: Money, pieces: tuple[Money, Money, Money]) -> tuple[Money, Money, Money]:

@@ -296,8 +296,9 @@ class DeclinePlatformReturn(Effect):
 class ProcessPlatformReturn(Effect):
     """Confirm units (by order line) and exchange lines (returnflow's ids) of the platform
     return and move ``refund`` (Shopify's ``returnProcess``). ``expected``: when set, the
-    platform's own figure for the whole return is asked first and compared with it to the
-    cent (the policy's ``platform_money`` says which side wins a difference)."""
+    platform's own figure (for the whole return, or for this call's units) is asked first
+    and compared with it to the cent (the policy's ``platform_money`` says which side wins a
+    difference)."""
 
     kind: ClassVar[str] = "process_platform_return"
     port: ClassVar[str] = "platform_returns"
@@ -306,8 +307,13 @@ class ProcessPlatformReturn(Effect):
     refund: Money
     expected: Money | None = None
     expected_owed: Money | None = None
-    """With ``expected``: what returnflow says the customer owes for the whole return (an
-    upsell's balance and fees charged), against the platform's ``owed``."""
+    """With ``expected``, for the whole return processed at once: what returnflow says the
+    customer owes (an upsell's balance and fees charged), against the platform's ``owed``.
+    Unset with ``expected`` set: one processing call of several (a refund per receipt),
+    compared for its own units."""
+    shipping_fee: bool = False
+    """One call of several: whether its settlement took the return shipping fee (the
+    platform's figure for the call counts it)."""
 
 
 @attrs.frozen

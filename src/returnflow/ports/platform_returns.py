@@ -48,7 +48,10 @@ __all__ = [
 @attrs.frozen
 class PlatformReturnLine:
     """Units of an order line to return (Shopify: a return line item, by the fulfillment line
-    item that shipped them), with the customer's reason and a restocking fee for the line."""
+    item that shipped them), with the customer's reason and a restocking fee for the line:
+    the fee of all ``quantity`` units, which follows them (each unit carries its share,
+    allocated to the cent in proportion to what it was paid; a unit removed from the
+    return carries none)."""
 
     order_line_id: str
     quantity: int
@@ -210,6 +213,22 @@ class PlatformReturns(Protocol):
         """Cancel a ``REQUESTED`` or ``OPEN`` return nothing of which was processed."""
         ...
 
-    def calculate(self, shop: str, return_id: str) -> FinancialOutcome:
-        """The platform's own money for the whole return (Shopify's ``returnCalculate``)."""
+    def calculate(
+        self,
+        shop: str,
+        return_id: str,
+        lines: Sequence[Quantity] | None = None,
+        *,
+        exchange_lines: Sequence[Quantity] = (),
+        shipping_fee: bool = True,
+    ) -> FinancialOutcome:
+        """The platform's own money (Shopify's ``returnCalculate``). With ``lines`` ``None``:
+        the whole return as it stands (its units not removed, its exchange items, its fees).
+        Otherwise one processing call's: the next units of ``lines`` to process (by return
+        line id), the exchange items of ``exchange_lines`` (by exchange line id) and, when
+        ``shipping_fee``, the return shipping fee. A line's restocking fee follows its
+        units: it is allocated over them to the cent (in proportion to what they were
+        paid), processed units carry their shares in order and removed units none. Refused
+        (``PortError(retryable=False)``) for units not left to process or an unknown
+        line."""
         ...

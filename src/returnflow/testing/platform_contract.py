@@ -246,6 +246,36 @@ class PlatformReturnsContract(PortContract, abc.ABC):
         )
         assert (outcome.refund, outcome.owed) == (self.money("0.00"), self.money("12.00"))
 
+    def test_a_restocking_fee_follows_the_units(self) -> None:
+        platform, order_id = self.setup()
+        opened = platform.open_return(
+            self.SHOP,
+            order_id,
+            [PlatformReturnLine("L1", 2, restocking_fee=self.money("2.00"))],
+            return_shipping_fee=self.money("3.00"),
+            idempotency_key=self.new_key("open"),
+        )
+        line = opened.line_id("L1")
+        one = platform.calculate(self.SHOP, opened.return_id, [Quantity(line, 1)])
+        assert (one.returned, one.fees, one.refund) == (
+            self.money("10.00"),
+            self.money("4.00"),
+            self.money("6.00"),
+        )
+        alone = platform.calculate(
+            self.SHOP, opened.return_id, [Quantity(line, 1)], shipping_fee=False
+        )
+        assert (alone.fees, alone.refund) == (self.money("1.00"), self.money("9.00"))
+        platform.remove_lines(
+            self.SHOP, opened.return_id, [Quantity(line, 1)], idempotency_key=self.new_key("rm")
+        )
+        whole = platform.calculate(self.SHOP, opened.return_id)
+        assert (whole.returned, whole.fees, whole.refund) == (
+            self.money("10.00"),
+            self.money("4.00"),
+            self.money("6.00"),
+        )
+
     def test_another_shop_sees_nothing(self) -> None:
         platform, order_id = self.setup()
         opened = self.open(platform, order_id)

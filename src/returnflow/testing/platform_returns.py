@@ -56,6 +56,8 @@ class _Line:
     quantity: int
     reason: str
     restocking_fee: Money | None
+    fee_shares: tuple[Money, ...] = ()
+    """The restocking fee allocated over the line's units (it follows the units)."""
     processed: int = 0
     removed: int = 0
     disposed: int = 0
@@ -63,6 +65,10 @@ class _Line:
     @property
     def left(self) -> int:
         return self.quantity - self.processed - self.removed
+
+    def fee_of(self, start: int, units: int, currency: str) -> Money:
+        """The fee shares of ``units`` units from unit ``start`` (processed in order)."""
+        return Money.sum(self.fee_shares[start : start + units], currency)
 
 
 @attrs.define
@@ -194,6 +200,7 @@ class FakePlatformReturns(FakePort):
                         line.quantity,
                         line.reason,
                         line.restocking_fee,
+                        _fee_shares(order, line),
                     )
                     for line in lines
                 ],
@@ -367,19 +374,45 @@ class FakePlatformReturns(FakePort):
 
         return self._invoke("remove_lines", args, idempotency_key, effect)
 
-    def calculate(self, shop: str, return_id: str) -> FinancialOutcome:
+    def calculate(
+        self,
+        shop: str,
+        return_id: str,
+        lines: Sequence[Quantity] | None = None,
+        *,
+        exchange_lines: Sequence[Quantity] = (),
+        shipping_fee: bool = True,
+    ) -> FinancialOutcome:
         with self._lock:
             record = self._get(shop, return_id, "calculate")
             currency = record.order.currency
-            kept = {line.id: line.quantity - line.removed for line in record.lines}
-            returned = _worth(record, kept)
+            if lines is None:  # the whole return: every unit not removed, every item
+                start = {line.id: 0 for line in record.lines}
+                counts = {line.id: line.quantity - line.removed for line in record.lines}
+                items = {x.id: x.line.quantity for x in record.exchange}
+                shipping_fee = True
+            else:  # one processing: the next units of these lines, these items
+                refuse = partial(self._refuse, "calculate")
+                _checked(record, lines, refuse, "to calculate")
+                start = _processed(record)
+                counts = _sum(lines)
+                items = _sum(exchange_lines)
+                unknown = set(items) - {x.id for x in record.exchange}
+                if unknown:
+                    raise refuse(f"return {return_id} has no exchange line {sorted(unknown)}")
+            end = {line_id: units + counts.get(line_id, 0) for line_id, units in start.items()}
+            returned = _worth(record, end) - _worth(record, start)
             fees = Money.sum(
-                (line.restocking_fee for line in record.lines if line.restocking_fee), currency
+                (
+                    line.fee_of(start[line.id], counts.get(line.id, 0), currency)
+                    for line in record.lines
+                ),
+                currency,
             )
-            if record.shipping_fee is not None:
+            if record.shipping_fee is not None and shipping_fee:
                 fees = fees + record.shipping_fee
             exchanged = Money.sum(
-                (x.line.unit_price * x.line.quantity for x in record.exchange), currency
+                (x.line.unit_price * items.get(x.id, 0) for x in record.exchange), currency
             )
             balance = returned - fees - exchanged
             zero = Money.zero(currency)
@@ -471,6 +504,18 @@ def _processed(record: _Return) -> dict[str, int]:
 
 def _plus(record: _Return, counts: dict[str, int]) -> dict[str, int]:
     return {line.id: line.processed + counts.get(line.id, 0) for line in record.lines}
+
+
+def _fee_shares(order: OrderSnapshot, line: PlatformReturnLine) -> tuple[Money, ...]:
+    """``line``'s restocking fee allocated over its units to the cent, in proportion to what
+    they were paid (the first units of the order line; evenly when none was paid)."""
+    if line.restocking_fee is None or line.quantity < 1:
+        return ()
+    paid = unit_amounts(order).get(line.order_line_id, ())[: line.quantity]
+    weights = [amount.minor_units for amount in paid]
+    if len(weights) != line.quantity or not any(weights):
+        weights = [1] * line.quantity
+    return line.restocking_fee.allocate(weights)
 
 
 def _worth(record: _Return, units: dict[str, int]) -> Money:

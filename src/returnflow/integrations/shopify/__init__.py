@@ -471,12 +471,28 @@ class ShopifyPlatformReturns:
             tuple(lines),
         )
 
-    def calculate(self, shop: str, return_id: str) -> FinancialOutcome:
+    def calculate(
+        self,
+        shop: str,
+        return_id: str,
+        lines: Sequence[Quantity] | None = None,
+        *,
+        exchange_lines: Sequence[Quantity] = (),
+        shipping_fee: bool = True,
+    ) -> FinancialOutcome:
         data = self._request(shop, "calculate", gql.READ_FOR_CALCULATE, {"id": return_id})
         node = data.get("return")
         if node is None:
             raise PortError(PORT, "calculate", f"no return {return_id!r}", retryable=False)
-        variables = calculate_variables(node)
+        if lines is None:
+            variables = calculate_variables(node)
+        else:
+            variables = calculate_variables(
+                node,
+                units={q.line_id: q.quantity for q in lines},
+                items={q.line_id: q.quantity for q in exchange_lines},
+                shipping_fee=shipping_fee,
+            )
         answer = self._request(shop, "calculate", gql.CALCULATE, variables)
         calculated = answer.get("returnCalculate")
         if not isinstance(calculated, dict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -21,29 +22,47 @@ if TYPE_CHECKING:
 PORT = "platform_returns"
 
 
-def calculate_variables(node: dict[str, Any]) -> dict[str, Any]:
+def calculate_variables(
+    node: dict[str, Any],
+    *,
+    units: Mapping[str, int] | None = None,
+    items: Mapping[str, int] | None = None,
+    shipping_fee: bool = True,
+) -> dict[str, Any]:
     """The variables of ``returnCalculate`` for a return read with its fees:
-    ``{"input": CalculateReturnInput}``."""
-    items = []
+    ``{"input": CalculateReturnInput}``; for the whole return, or (``units`` by return line
+    id, ``items`` by exchange line id) for one processing call's units, exchange items and,
+    when ``shipping_fee``, the return shipping fee."""
+    whole = units is None
+    wanted = units or {}
+    lines = []
     for line in nodes_of(node.get("returnLineItems")):
+        quantity = line["quantity"] if whole else wanted.get(line["id"], 0)
+        if not quantity:
+            continue
         item: dict[str, Any] = {
             "fulfillmentLineItemId": (line.get("fulfillmentLineItem") or {}).get("id"),
-            "quantity": line["quantity"],
+            "quantity": quantity,
         }
         fee = line.get("restockingFee")
         if fee:
             item["restockingFee"] = {"percentage": fee["percentage"]}
-        items.append(item)
+        lines.append(item)
+    exchange = [
+        {
+            "variantId": x["variantId"],
+            "quantity": x["quantity"] if whole else (items or {})[x["id"]],
+        }
+        for x in nodes_of(node.get("exchangeLineItems"))
+        if whole or x["id"] in (items or {})
+    ]
     calculated: dict[str, Any] = {
         "orderId": node["order"]["id"],
-        "returnLineItems": items,
-        "exchangeLineItems": [
-            {"variantId": x["variantId"], "quantity": x["quantity"]}
-            for x in nodes_of(node.get("exchangeLineItems"))
-        ],
+        "returnLineItems": lines,
+        "exchangeLineItems": exchange,
     }
     fees = node.get("returnShippingFees") or []
-    if fees:
+    if fees and (whole or shipping_fee):
         amount = parse_money(fees[0]["amountSet"], "calculate")
         calculated["returnShippingFee"] = {"amount": money_input(amount)}
     return {"input": calculated}
