@@ -22,6 +22,7 @@ from returnflow import (
     CarrierStatus,
     CarrierUpdate,
     ConfigurationError,
+    Duty,
     Exchange,
     FeePolicy,
     Fixed,
@@ -50,6 +51,7 @@ from returnflow.errors import InvalidPayload, InvalidRequest, PortError
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
 from returnflow.ports.platform_returns import (
+    DutyRefund,
     PlatformExchangeLine,
     PlatformReturnLine,
     ShopifyReturnStatus,
@@ -1010,3 +1012,78 @@ def test_a_difference_in_one_call_of_several_is_caught_with_both_figures(
     else:
         [differs] = [entry for entry in record.history if entry.event == "platform_money_differs"]
         assert differs.payload == {"platform": "9.00 EUR", "returnflow": "10.00 EUR"}
+
+
+# -- the order's shipping and duties given back go with the processing -------------------------
+
+DUTY = "gid://shopify/Duty/7"
+
+
+def charged_order(**extra: object) -> OrderSnapshot:
+    """The T-shirt and caps with 9.00 of shipping and a 3.00 duty on the caps."""
+    tee, capped = order().lines
+    values: dict[str, object] = {
+        "shipping_price": eur("9.00"),
+        "lines": (tee, attrs.evolve(capped, duties=(Duty(DUTY, eur("3.00")),))),
+    }
+    values.update(extra)
+    return attrs.evolve(order(), **values)
+
+
+def charged(policy: ReturnPolicy, placed: OrderSnapshot | None = None) -> Harness:
+    made = Harness(policy=policy)
+    made.ports.commerce.add_order(placed or charged_order())
+    return made
+
+
+GIVE_BACK = ReturnPolicy(platform_mode="native", refund_shipping="always", refund_duties="always")
+
+
+def test_shipping_and_duties_given_back_are_refunded_by_the_processing_call() -> None:
+    made = charged(GIVE_BACK)
+    return_id = request(made, caps())
+    receive(made, return_id, "r1", passed("L2", 2))
+    record = made.service.get(SHOP, return_id)
+    assert (record.status, record.review_reasons) == ("closed", ())
+    [processed] = platform(made).calls_to("process")
+    # The caps' share of the shipping (by what they were paid: 20 of 45) and all the duty.
+    assert processed.args["refund"] == eur("20.00")
+    assert processed.args["refund_shipping"] == eur("4.00")
+    assert processed.args["refund_duties"] == (DutyRefund(DUTY, eur("3.00")),)
+    assert platform(made).given_back(SHOP, ORDER_ID, DUTY) == eur("3.00")
+    assert platform(made).given_back(SHOP, ORDER_ID, "shipping") == eur("4.00")
+    [event] = [e for e in made.ports.events.events if e.topic == "refunds/create"]
+    assert event.payload["amount"] == "27.00 EUR"
+    assert "refund" not in commerce_operations(made)
+
+
+def test_a_duty_given_back_per_receipt_goes_back_with_each_call_in_shares() -> None:
+    policy = attrs.evolve(GIVE_BACK, refund_trigger=RefundTrigger.ON_RECEIVED)
+    made = charged(policy)
+    return_id = request(made, caps())
+    receive(made, return_id, "r1", passed("L2"))
+    receive(made, return_id, "r2", passed("L2"))
+    record = made.service.get(SHOP, return_id)
+    assert (record.status, record.review_reasons) == ("closed", ())
+    calls = platform(made).calls_to("process")
+    assert [call.args["refund_duties"] for call in calls] == [
+        (DutyRefund(DUTY, eur("1.50")),),
+        (DutyRefund(DUTY, eur("1.50")),),
+    ]
+    assert [call.args["refund_shipping"] for call in calls] == [eur("2.00"), eur("2.00")]
+    assert platform(made).given_back(SHOP, ORDER_ID, DUTY) == eur("3.00")
+
+
+def test_duties_the_platform_has_no_id_for_go_to_a_person_with_both_figures() -> None:
+    # Only the order's total duties are known: the platform cannot give them back by id,
+    # so its figure for the units differs from the settlement's by the duties.
+    made = charged(GIVE_BACK, charged_order(lines=order().lines, duties=eur("3.00")))
+    return_id = request(made, caps())
+    receive(made, return_id, "r1", passed("L2", 2))
+    record = made.service.get(SHOP, return_id)
+    assert record.status == "needs_review"
+    assert record.review_reasons == (
+        "process_platform_return failed: PortError: platform_returns.process_platform_return: "
+        "the platform's refund 20.00 EUR differs from returnflow's settlement 21.33 EUR: "
+        "nothing was processed",
+    )

@@ -89,6 +89,18 @@ class KeepsTheWholeFee(FakePlatformReturns):
         return opened
 
 
+class GivesAnythingBack(FakePlatformReturns):
+    """Gives back whatever shipping and duties it is asked to, charged or not."""
+
+    def process(
+        self, shop: str, return_id: str, lines: Sequence[Quantity], **kw: Any
+    ) -> ProcessResult:
+        shipping, duties = kw.pop("refund_shipping", None), kw.pop("refund_duties", ())
+        result = super().process(shop, return_id, lines, **kw)
+        extra = Money.sum([d.amount for d in duties] + ([shipping] if shipping else []), "EUR")
+        return ProcessResult(result.refund_ids, result.refunded + extra)
+
+
 def failures(fake: type[FakePlatformReturns]) -> dict[str, BaseException]:
     class Contract(PlatformReturnsContract):
         def make_platform(self) -> tuple[PlatformReturns, CommercePlatform]:
@@ -106,6 +118,7 @@ def failures(fake: type[FakePlatformReturns]) -> dict[str, BaseException]:
         (DisposesAnything, "test_only_processed_units_are_disposed"),
         (IgnoresKeys, "test_a_key_answers_its_first_result_and_opens_nothing_more"),
         (KeepsTheWholeFee, "test_a_restocking_fee_follows_the_units"),
+        (GivesAnythingBack, "test_shipping_and_duties_go_back_once_and_never_more_than_charged"),
     ],
 )
 def test_the_contract_catches_a_planted_bug(

@@ -79,8 +79,9 @@ def _port(d: Dispatcher, effect: fx.Effect) -> PlatformReturns:
 @attrs.frozen
 class Processed:
     """What processing a platform return did: the port's answer, the refund actually asked
-    for, and the platform's figure and returnflow's when they were compared (they differ
-    only when ``policy.platform_money`` named the side that wins)."""
+    for (the lines', the shipping and the duties given back), and the platform's figure
+    and returnflow's when they were compared (they differ only when
+    ``policy.platform_money`` named the side that wins)."""
 
     result: ProcessResult
     refunded: Money
@@ -196,9 +197,15 @@ def process_platform_return(
         lines,
         exchange_lines=exchange_lines,
         refund=refund,
+        refund_shipping=effect.refund_shipping,
+        refund_duties=effect.refund_duties,
         idempotency_key=effect.key,
     )
-    return Processed(answer, refund, theirs, effect.expected)
+    extras = [duty.amount for duty in effect.refund_duties]
+    if effect.refund_shipping is not None:
+        extras.append(effect.refund_shipping)
+    total = Money.sum((refund, *extras), refund.currency)
+    return Processed(answer, total, theirs, effect.expected)
 
 
 def dispose_platform_units(

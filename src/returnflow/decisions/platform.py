@@ -48,7 +48,7 @@ from returnflow.domain.policy import PlatformMode, ReturnPolicy
 from returnflow.domain.settlement import settle
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
-from returnflow.ports.platform_returns import PlatformExchangeLine, PlatformReturnLine
+from returnflow.ports.platform_returns import DutyRefund, PlatformExchangeLine, PlatformReturnLine
 
 __all__ = ["WRITE_BACK", "opened", "plan"]
 
@@ -289,8 +289,19 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
                 k: attrs.evolve(u, removed=u.removed + removals.get(k, 0))
                 for k, u in by_line.items()
             }
-    refund = Money.sum(
-        (e.amount for e in planned if isinstance(e, fx.IssueRefund)), record.currency
+    refunds = [e for e in planned if isinstance(e, fx.IssueRefund)]
+    credits = [e for e in planned if isinstance(e, fx.IssueStoreCredit)]
+    zero = Money.zero(record.currency)
+    # The order's shipping and duties given back go with the processing apart from the
+    # lines' refund (Shopify's refundShipping / refundDuties by duty id); a store credit
+    # carries its share in the gift card. Neither is in the platform's figure for the units.
+    shipping_back = Money.sum((e.original_shipping or zero for e in refunds), record.currency)
+    duty_refunds = _by_duty(refunds)
+    refund = Money.sum((e.amount for e in refunds), record.currency) - shipping_back
+    refund = refund - Money.sum((d.amount for d in duty_refunds), record.currency)
+    outside = Money.sum(  # a store credit's share of them: in the gift card
+        ((e.original_shipping or zero) + (e.duties or zero) for e in credits),
+        record.currency,
     )
     released = any(isinstance(e, fx.ReleaseExchange) for e in planned)
     exchange_ids = tuple(
@@ -308,9 +319,7 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         whole = not any(u.processed for u in by_line.values()) and all(
             u.quantity - u.removed == to_process.get(k, 0) for k, u in by_line.items()
         )
-        credit = Money.sum(
-            (e.amount for e in planned if isinstance(e, fx.IssueStoreCredit)), record.currency
-        )
+        credit = Money.sum((e.amount for e in credits), record.currency) - outside
         effects.append(
             _make(
                 change,
@@ -318,6 +327,8 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
                 lines=_quantities(to_process),
                 exchange_line_ids=exchange_ids,
                 refund=refund,
+                refund_shipping=shipping_back or None,
+                refund_duties=duty_refunds,
                 expected=refund + credit,
                 expected_owed=_owed(record, planned) if whole else None,
                 shipping_fee=not whole and _took_shipping_fee(change),
@@ -348,6 +359,17 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         effects.append(_make(change, fx.DisposePlatformUnits, disposals=tuple(disposals)))
     change.update(platform_units=tuple(by_line[u.order_line_id] for u in record.platform_units))
     return effects
+
+
+def _by_duty(refunds: Sequence[fx.IssueRefund]) -> tuple[DutyRefund, ...]:
+    """The duties the refunds give back, by duty id."""
+    given: dict[str, Money] = {}
+    for effect in refunds:
+        for duty in effect.duty_refunds:
+            given[duty.duty_id] = (
+                given[duty.duty_id] + duty.amount if duty.duty_id in given else duty.amount
+            )
+    return tuple(DutyRefund(duty, amount) for duty, amount in given.items())
 
 
 def _took_shipping_fee(change: Change) -> bool:

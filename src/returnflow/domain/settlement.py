@@ -54,6 +54,7 @@ __all__ = [
     "LineSettlement",
     "Percent",
     "Settlement",
+    "duty_shares",
     "original_charges",
     "settle",
     "unit_amounts",
@@ -94,7 +95,8 @@ def original_charges(order: OrderSnapshot) -> dict[str, tuple[Money, ...]]:
     shipping (``shipping_price``, its tax added when prices exclude tax), the tax part of
     it, and the duties, each allocated over every unit of the order in proportion to the
     unit's paid amount (:func:`unit_amounts`) with the largest-remainder method, so that
-    the shares of all units add up to exactly what was charged. Keys ``shipping``,
+    the shares of all units add up to exactly what was charged (when the lines carry their
+    own duties, each unit's duties are its line's, :func:`duty_shares`). Keys ``shipping``,
     ``shipping_tax`` and ``duties`` map to the shares in order line, then unit order.
 
     >>> from datetime import datetime, timezone
@@ -116,10 +118,29 @@ def original_charges(order: OrderSnapshot) -> dict[str, tuple[Money, ...]]:
     shipping = order.shipping_price or zero
     if not order.taxes_included:
         shipping = shipping + tax
+    by_line = duty_shares(order)
+    duties = (order.duties or zero).allocate(weights)
+    if any(line.duties for line in order.lines):  # each line's own duties, by its units
+        duties = tuple(
+            Money.sum((shares[unit] for _, shares in by_line[line.id]), order.currency)
+            for line in order.lines
+            for unit in range(line.quantity)
+        )
     return {
         "shipping": shipping.allocate(weights),
         "shipping_tax": tax.allocate(weights),
-        "duties": (order.duties or zero).allocate(weights),
+        "duties": duties,
+    }
+
+
+def duty_shares(order: OrderSnapshot) -> dict[str, tuple[tuple[str, tuple[Money, ...]], ...]]:
+    """Each order line's duties (:attr:`~returnflow.domain.order.OrderLine.duties`) by the
+    platform's duty id, each split evenly over the line's units to the cent (the first
+    units take the odd cents), as a platform gives a duty back in proportion to the units
+    returned."""
+    return {
+        line.id: tuple((duty.id, duty.amount.split(line.quantity)) for duty in line.duties)
+        for line in order.lines
     }
 
 
@@ -144,6 +165,10 @@ def with_original_charges(
         changes["unit_shipping_taxes"] = tuple(shares["shipping_tax"][index] for index in picked)
     if duties and not line.unit_duties:
         changes["unit_duties"] = tuple(shares["duties"][index] for index in picked)
+        changes["duty_shares"] = tuple(
+            (duty, tuple(each[unit] for unit in line.units))
+            for duty, each in duty_shares(order).get(line.order_line_id, ())
+        )
     return attrs.evolve(line, **changes) if changes else line
 
 

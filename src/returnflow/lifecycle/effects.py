@@ -19,7 +19,7 @@ from returnflow.domain.inbound import Disposition
 from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.money import Money
 from returnflow.ports.commerce import ExchangeItem, LineQuantity
-from returnflow.ports.platform_returns import PlatformExchangeLine, PlatformReturnLine
+from returnflow.ports.platform_returns import DutyRefund, PlatformExchangeLine, PlatformReturnLine
 
 __all__ = [
     "TOPICS",
@@ -156,13 +156,19 @@ class CancelExchange(Effect):
 @attrs.frozen(kw_only=True)
 class _Payout(Effect):
     """Money to the customer. ``covers`` are the (return line, units) it settles and
-    ``restocking`` / ``shipping`` the fees taken from it: undone if it fails for good."""
+    ``restocking`` / ``shipping`` the fees taken from it: undone if it fails for good.
+    ``original_shipping`` and ``duties`` are the order's shipping and duties given back in
+    ``amount`` (``duty_refunds``: the duties by the platform's duty id, when the order's
+    lines carry them)."""
 
     amount: Money
     lines: tuple[LineQuantity, ...]
     covers: tuple[tuple[str, int], ...] = ()
     restocking: Money | None = None
     shipping: Money | None = None
+    original_shipping: Money | None = None
+    duties: Money | None = None
+    duty_refunds: tuple[DutyRefund, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -306,6 +312,10 @@ class ProcessPlatformReturn(Effect):
     exchange_line_ids: tuple[str, ...] = ()
     refund: Money
     expected: Money | None = None
+    refund_shipping: Money | None = None
+    """The order's shipping given back with the units (besides ``refund``)."""
+    refund_duties: tuple[DutyRefund, ...] = ()
+    """The order's duties given back with the units, by duty id (besides ``refund``)."""
     expected_owed: Money | None = None
     """With ``expected``, for the whole return processed at once: what returnflow says the
     customer owes (an upsell's balance and fees charged), against the platform's ``owed``.

@@ -34,6 +34,7 @@ from returnflow.domain.money import Money
 from returnflow.lifecycle.table import ShopifyReturnStatus
 
 __all__ = [
+    "DutyRefund",
     "FinancialOutcome",
     "PlatformExchangeLine",
     "PlatformReturn",
@@ -57,6 +58,16 @@ class PlatformReturnLine:
     quantity: int
     reason: str = "UNKNOWN"
     restocking_fee: Money | None = None
+
+
+@attrs.frozen
+class DutyRefund:
+    """``amount`` of the order's duty ``duty_id`` (the platform's id,
+    :attr:`~returnflow.domain.order.OrderLine.duties`) given back with the units processed:
+    their share of it (Shopify's ``RefundDutyInput``, refunded in proportion to them)."""
+
+    duty_id: str
+    amount: Money
 
 
 @attrs.frozen
@@ -168,15 +179,18 @@ class PlatformReturns(Protocol):
         exchange_lines: Sequence[Quantity] = (),
         refund: Money,
         refund_shipping: Money | None = None,
-        refund_duties: Money | None = None,
+        refund_duties: Sequence[DutyRefund] = (),
         idempotency_key: str,
     ) -> ProcessResult:
         """Confirm received units and exchange items of an ``OPEN`` return and move the money
         (Shopify's ``returnProcess``): ``refund`` for the lines (never more than the worth of
-        all lines processed so far, less what was refunded before), plus shipping and duties
-        refunds. Exchange items confirmed are fulfilled. Refused for units not left to process
-        (processed or removed before). The return closes when every unit is processed or
-        removed."""
+        all lines processed so far, less what was refunded before), plus the order's
+        shipping (``refund_shipping``) and duties (``refund_duties``, by duty id) given back
+        with them, never more than the order was charged for either, less what was given
+        back before. ``ProcessResult.refunded`` is the whole of it. Exchange items confirmed
+        are fulfilled. Refused for units not left to process (processed or removed before),
+        an unknown duty id or more than is left of a charge. The return closes when every
+        unit is processed or removed."""
         ...
 
     def dispose(

@@ -12,11 +12,14 @@ from __future__ import annotations
 import abc
 from typing import ClassVar
 
+import attrs
+
 from returnflow.domain.inbound import Disposition
-from returnflow.domain.model import OrderSnapshot
+from returnflow.domain.model import Duty, OrderSnapshot
 from returnflow.domain.money import Money
 from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.platform_returns import (
+    DutyRefund,
     PlatformExchangeLine,
     PlatformReturn,
     PlatformReturnLine,
@@ -275,6 +278,39 @@ class PlatformReturnsContract(PortContract, abc.ABC):
             self.money("4.00"),
             self.money("6.00"),
         )
+
+    def test_shipping_and_duties_go_back_once_and_never_more_than_charged(self) -> None:
+        platform, commerce = self.opened(self.make_platform())
+        plain = make_order(self.SHOP, self.new_id("order"), self.CURRENCY)
+        first, second = plain.lines
+        duty = Duty(self.new_id("gid://shopify/Duty/"), self.money("3.00"))
+        order = attrs.evolve(
+            plain,
+            shipping_price=self.money("4.00"),
+            lines=(attrs.evolve(first, duties=(duty,)), second),
+        )
+        self.seed_order(commerce, order)
+        opened = self.open(platform, order.id)
+
+        def process(line: str, units: int, shipping: str, duties: list[DutyRefund]) -> object:
+            return platform.process(
+                self.SHOP,
+                opened.return_id,
+                [Quantity(opened.line_id(line), units)],
+                refund=self.money("10.00") * units,
+                refund_shipping=self.money(shipping),
+                refund_duties=duties,
+                idempotency_key=self.new_key("process"),
+            )
+
+        _refused(
+            "giving back a duty the order does not have",
+            lambda: process("L2", 1, "0", [DutyRefund("gid://shopify/Duty/0", self.money("1"))]),
+        )
+        _refused("giving back more shipping than was charged", lambda: process("L2", 1, "4.01", []))
+        result = process("L1", 2, "3.00", [DutyRefund(duty.id, self.money("3.00"))])
+        assert getattr(result, "refunded", None) == self.money("26.00")
+        _refused("giving back the shipping twice", lambda: process("L2", 1, "1.01", []))
 
     def test_another_shop_sees_nothing(self) -> None:
         platform, order_id = self.setup()

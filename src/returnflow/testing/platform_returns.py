@@ -34,6 +34,7 @@ from returnflow.domain.money import Money
 from returnflow.domain.settlement import unit_amounts
 from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.platform_returns import (
+    DutyRefund,
     FinancialOutcome,
     PlatformExchangeLine,
     PlatformReturn,
@@ -126,6 +127,8 @@ class FakePlatformReturns(FakePort):
         super().__init__()
         self._commerce = commerce
         self._returns: dict[tuple[str, str], _Return] = {}
+        # What processing gave back of an order's charges: its shipping, each duty by id.
+        self._given_back: dict[tuple[str, str, str], Money] = {}
 
     # -- inspection --------------------------------------------------------------------------
 
@@ -135,9 +138,15 @@ class FakePlatformReturns(FakePort):
             return list(self._get(shop, return_id, "dispositions").dispositions)
 
     def refunded(self, shop: str, return_id: str) -> Money:
-        """The total refunded through a return's processing."""
+        """The total refunded for a return's lines through its processing."""
         with self._lock:
             return self._get(shop, return_id, "refunded").refunded
+
+    def given_back(self, shop: str, order_id: str, charge: str) -> Money | None:
+        """What processing gave back of an order's ``charge``: ``"shipping"`` or a duty id
+        (``None``: nothing)."""
+        with self._lock:
+            return self._given_back.get((shop, order_id, charge))
 
     # -- the port ----------------------------------------------------------------------------
 
@@ -261,7 +270,7 @@ class FakePlatformReturns(FakePort):
         exchange_lines: Sequence[Quantity] = (),
         refund: Money,
         refund_shipping: Money | None = None,
-        refund_duties: Money | None = None,
+        refund_duties: Sequence[DutyRefund] = (),
         idempotency_key: str,
     ) -> ProcessResult:
         args = {
@@ -271,7 +280,7 @@ class FakePlatformReturns(FakePort):
             "exchange_lines": tuple(exchange_lines),
             "refund": refund,
             "refund_shipping": refund_shipping,
-            "refund_duties": refund_duties,
+            "refund_duties": tuple(refund_duties),
         }
 
         def effect() -> ProcessResult:
@@ -284,9 +293,11 @@ class FakePlatformReturns(FakePort):
             by_id = _checked(record, lines, refuse, "to process")
             exchange_by_id = {x.id: x for x in record.exchange}
             currency = record.order.currency
-            for amount in (refund, refund_shipping, refund_duties):
+            duties = [duty.amount for duty in refund_duties]
+            for amount in (refund, refund_shipping, *duties):
                 if amount is not None and (amount.currency != currency or amount.is_negative):
                     raise refuse(f"a refund of {amount} on an order in {currency}")
+            charges = _given_back(record, refund_shipping, refund_duties, self._given_back, refuse)
             counts = _sum(lines)
             exchange_counts = _sum(exchange_lines)
             for line_id, units in exchange_counts.items():
@@ -309,9 +320,9 @@ class FakePlatformReturns(FakePort):
                 exchange_by_id[line_id].processed += units
                 fulfillments.append(f"gid://FulfillmentOrder/{self._next_id('fulfillment')}")
             total = refund
-            for extra in (refund_shipping, refund_duties):
-                if extra is not None:
-                    total = total + extra
+            for key, amount in charges.items():
+                self._given_back[key] = self._given_back.get(key, Money.zero(currency)) + amount
+                total = total + amount
             refund_ids: tuple[str, ...] = ()
             if total:
                 refund_ids = (f"gid://Refund/{self._next_id('refund')}",)
@@ -471,6 +482,39 @@ class FakePlatformReturns(FakePort):
 
         args = {"shop": shop, "return_id": return_id, **(extra or {})}
         return self._invoke(operation, args, key, effect)
+
+
+def _given_back(
+    record: _Return,
+    shipping: Money | None,
+    duties: Sequence[DutyRefund],
+    before: dict[tuple[str, str, str], Money],
+    refuse: Callable[[str], Exception],
+) -> dict[tuple[str, str, str], Money]:
+    """The order's charges given back by one processing (``(shop, order, "shipping" or the
+    duty id) -> amount``), once each is one the order was charged and no more than is left
+    of it; ``refuse`` raises otherwise."""
+    order = record.order
+    zero = Money.zero(order.currency)
+    charged = zero if order.shipping_price is None else order.shipping_price
+    if order.shipping_tax is not None and not order.taxes_included:
+        charged = charged + order.shipping_tax
+    limits = {"shipping": charged}
+    limits.update({duty.id: duty.amount for line in order.lines for duty in line.duties})
+    asked: dict[tuple[str, str, str], Money] = {}
+    wanted = [("shipping", shipping)] if shipping else []
+    wanted.extend((duty.duty_id, duty.amount) for duty in duties if duty.amount)
+    for charge, amount in wanted:
+        if amount is None:
+            continue
+        if charge not in limits:
+            raise refuse(f"order {order.id} has no duty {charge!r}")
+        key = (record.shop, order.id, charge)
+        asked[key] = asked.get(key, zero) + amount
+        left = limits[charge] - before.get(key, zero)
+        if asked[key] > left:
+            raise refuse(f"{asked[key]} of the order's {charge} asked, {left} left to give back")
+    return asked
 
 
 def _sum(quantities: Sequence[Quantity]) -> dict[str, int]:

@@ -46,6 +46,7 @@ from returnflow.domain.money import Money
 from returnflow.domain.settlement import unit_amounts
 from returnflow.errors import PortError
 from returnflow.ports.platform_returns import (
+    DutyRefund,
     PlatformExchangeLine,
     PlatformReturn,
     PlatformReturnLine,
@@ -388,15 +389,23 @@ class ShopifyAdminMock:
                 )
             refund = refund + _money(transaction["transactionAmount"])
         shipping = (given.get("refundShipping") or {}).get("shippingRefundAmount")
+        lines = [Quantity(x["id"], x["quantity"]) for x in given.get("returnLineItems", [])]
+        duties = self._duties(shop, current, lines, given.get("refundDuties") or [])
+        # The transactions carry the whole refund: the lines' part is what is left.
+        for duty in duties:
+            refund = refund - duty.amount
+        if shipping is not None:
+            refund = refund - _money(shipping)
         result = self.platform.process(
             shop,
             given["returnId"],
-            [Quantity(x["id"], x["quantity"]) for x in given.get("returnLineItems", [])],
+            lines,
             exchange_lines=[
                 Quantity(x["id"], x["quantity"]) for x in given.get("exchangeLineItems", [])
             ],
             refund=refund,
             refund_shipping=None if shipping is None else _money(shipping),
+            refund_duties=duties,
             idempotency_key=uuid.uuid4().hex,
         )
         extra = self._extra[given["returnId"]]
@@ -461,6 +470,40 @@ class ShopifyAdminMock:
                 "nodes": [{"returnableFulfillmentLineItems": {"nodes": items}}]
             }
         }
+
+    def _duties(
+        self,
+        shop: str,
+        current: PlatformReturn,
+        lines: list[Quantity],
+        asked: list[dict[str, Any]],
+    ) -> list[DutyRefund]:
+        """What Shopify gives back of each duty asked for: ``FULL``, all of what is left of
+        it; ``PROPORTIONAL``, the shares of its line's units processed now (the duty split
+        evenly over the line's units, the first ones taking the odd cents)."""
+        order = self.commerce.get_order(shop, current.order_id)
+        line_of = {duty.id: (line, duty) for line in order.lines for duty in line.duties}
+        by_order_line = {return_line: order_line for order_line, return_line in current.line_ids}
+        done = dict(current.processed)
+        refunds = []
+        for item in asked:
+            if item["dutyId"] not in line_of:
+                raise PortError(
+                    "platform_returns", "process", f"no duty {item['dutyId']}", retryable=False
+                )
+            line, duty = line_of[item["dutyId"]]
+            before = self.platform.given_back(shop, order.id, duty.id)
+            if item.get("refundType") == "FULL":
+                amount = duty.amount - (before or Money.zero(order.currency))
+            else:
+                start = sum(
+                    units for line_id, units in done.items() if by_order_line[line_id] == line.id
+                )
+                now = sum(q.quantity for q in lines if by_order_line.get(q.line_id) == line.id)
+                shares = duty.amount.split(line.quantity)[start : start + now]
+                amount = Money.sum(shares, order.currency)
+            refunds.append(DutyRefund(duty.id, amount))
+        return refunds
 
     # -- shapes ------------------------------------------------------------------------------
 

@@ -17,8 +17,10 @@ Calls and mutations, one to one:
                             sent as Shopify's percentage of the line, so the line's price is
                             read first (``returnableFulfillments``)
 ``approve`` / ``decline``   ``returnApproveRequest`` / ``returnDeclineRequest``
-``process``                 ``returnProcess`` (``ReturnProcessInput``): the refund goes to the
-                            order's first successful ``SALE`` or ``CAPTURE`` transaction
+``process``                 ``returnProcess`` (``ReturnProcessInput``): the refund (the lines,
+                            the shipping and the duties given back) goes to the order's first
+                            successful ``SALE`` or ``CAPTURE`` transaction; duties by id
+                            (``RefundDutyInput``, ``PROPORTIONAL``)
 ``dispose``                 ``reverseFulfillmentOrderDispose`` on the reverse fulfillment order
                             line of the return line (``restock_location_id`` for ``RESTOCKED``)
 ``remove_lines``            ``removeFromReturn``
@@ -73,6 +75,7 @@ from returnflow.integrations.shopify._answers import (
     user_errors,
 )
 from returnflow.ports.platform_returns import (
+    DutyRefund,
     FinancialOutcome,
     PlatformExchangeLine,
     PlatformReturn,
@@ -320,7 +323,7 @@ class ShopifyPlatformReturns:
         exchange_lines: Sequence[Quantity] = (),
         refund: Money,
         refund_shipping: Money | None = None,
-        refund_duties: Money | None = None,
+        refund_duties: Sequence[DutyRefund] = (),
         idempotency_key: str,
     ) -> ProcessResult:
         args = (
@@ -330,7 +333,7 @@ class ShopifyPlatformReturns:
             tuple(exchange_lines),
             refund,
             refund_shipping,
-            refund_duties,
+            tuple(refund_duties),
         )
 
         def call() -> ProcessResult:
@@ -367,19 +370,14 @@ class ShopifyPlatformReturns:
         exchange_lines: Sequence[Quantity],
         refund: Money,
         refund_shipping: Money | None,
-        refund_duties: Money | None,
+        refund_duties: Sequence[DutyRefund],
         transactions: Sequence[str],
     ) -> dict[str, Any]:
         """The variables of ``returnProcess``: ``{"input": ReturnProcessInput}``.
-        ``transactions`` are the order's successful ``SALE``/``CAPTURE`` transaction ids."""
-        if refund_duties is not None and refund_duties:
-            raise PortError(
-                PORT,
-                "process",
-                f"refund_duties={refund_duties}: Shopify refunds duties by duty id "
-                "(RefundDutyInput), which the port does not carry",
-                retryable=False,
-            )
+        ``transactions`` are the order's successful ``SALE``/``CAPTURE`` transaction ids; the
+        refund to the first of them is the whole money moved (the lines, the shipping and
+        the duties given back). Duties go back by id, in proportion to the units processed
+        (``RefundDutyInput``, ``PROPORTIONAL``)."""
         if refund.is_negative:
             raise PortError(PORT, "process", f"refund={refund}: negative", retryable=False)
         processed: dict[str, Any] = {
@@ -389,24 +387,33 @@ class ShopifyPlatformReturns:
                 {"id": q.line_id, "quantity": q.quantity} for q in exchange_lines
             ],
         }
-        if refund:
+        duties = [duty for duty in refund_duties if duty.amount]
+        extras = [duty.amount for duty in duties]
+        if refund_shipping is not None:
+            extras.append(refund_shipping)
+        total = Money.sum((refund, *extras), refund.currency)
+        if total:
             if not transactions:
                 raise PortError(
                     PORT,
                     "process",
-                    f"refund={refund}: the order has no successful SALE or "
+                    f"refund={total}: the order has no successful SALE or "
                     "CAPTURE transaction to refund",
                     retryable=False,
                 )
             processed["financialTransfer"] = {
                 "issueRefund": {
                     "orderTransactions": [
-                        {"parentId": transactions[0], "transactionAmount": money_input(refund)}
+                        {"parentId": transactions[0], "transactionAmount": money_input(total)}
                     ]
                 }
             }
         if refund_shipping is not None and refund_shipping:
             processed["refundShipping"] = {"shippingRefundAmount": money_input(refund_shipping)}
+        if duties:
+            processed["refundDuties"] = [
+                {"dutyId": duty.duty_id, "refundType": "PROPORTIONAL"} for duty in duties
+            ]
         return {"input": processed}
 
     def dispose(
