@@ -158,8 +158,12 @@ def test_approval_opens_the_platform_return_with_lines_exchange_and_ids_written_
         dict(live.exchange_line_ids)[record.exchange_lines[0].id]
     ]
     assert record.state == ("label_sent", "on_hold")
-    # No tag, no separate hold: the exchange sits on the platform return.
+    # No tag, no separate hold: the exchange sits on the platform return, and an even
+    # exchange leaves nothing owed, so the platform does not hold it either.
     assert "add_exchange_items" not in commerce_operations(made)
+    assert live.exchange_on_hold is False
+    assert [line.status for line in record.exchange_lines] == ["pending"]
+    assert "exchanges/hold" not in made.ports.events.topics()
 
 
 def test_even_exchange_processes_the_exchange_line_with_no_refund_and_closes_both() -> None:
@@ -179,6 +183,9 @@ def test_even_exchange_processes_the_exchange_line_with_no_refund_and_closes_bot
         (live.line_id("L1"), 1, Disposition.RESTOCKED)
     ]
     assert not {"refund", "restock", "release_exchange"} & set(commerce_operations(made))
+    # Its fulfillment was created at processing, with no hold.
+    assert list(platform(made).fulfillments(SHOP, live.return_id).values()) == [False]
+    assert "exchanges/hold" not in made.ports.events.topics()
 
 
 def test_exchange_for_less_refunds_the_platforms_figure_removes_qc_failures_and_disposes() -> None:
@@ -197,6 +204,8 @@ def test_exchange_for_less_refunds_the_platforms_figure_removes_qc_failures_and_
     [units_tee, units_caps] = record.platform_units
     assert (units_caps.processed, units_caps.removed, units_caps.restocked) == (1, 1, 1)
     assert (units_tee.processed, units_tee.restocked) == (1, 1)
+    assert list(platform(made).fulfillments(SHOP, live.return_id).values()) == [False]
+    assert "exchanges/hold" not in made.ports.events.topics()
 
 
 def test_upsell_charges_the_balance_then_processes_with_no_refund() -> None:
@@ -205,10 +214,43 @@ def test_upsell_charges_the_balance_then_processes_with_no_refund() -> None:
     record = made.service.get(SHOP, return_id)
     assert made.ports.payments.calls_to("charge")[0].args["amount"] == eur("15.00")
     assert record.exchange_status == "on_hold"  # paid: still on the platform return
+    # The platform held the new item while 15.00 was owed; the payment is recorded there
+    # and the hold goes: the item waits for processing only.
+    [opened] = [entry for entry in record.history if entry.event == "platform_return_opened"]
+    assert opened.payload["exchange_on_hold"] is True
+    [paid] = platform(made).calls_to("pay_balance")
+    assert paid.args["amount"] == eur("15.00")
+    live = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    assert (live.exchange_on_hold, live.balance_owed) == (False, None)
+    assert [line.status for line in record.exchange_lines] == ["pending"]
+    assert "exchanges/hold" in made.ports.events.topics()
     receive(made, return_id, "r1", passed("L1"))
     [processed] = platform(made).calls_to("process")
     assert processed.args["refund"] == eur("0.00")
     assert made.service.get(SHOP, return_id).state == ("closed", "released")
+    assert list(platform(made).fulfillments(SHOP, live.return_id).values()) == [False]
+
+
+def test_an_exchange_left_owing_a_fee_is_held_until_the_fee_is_paid() -> None:
+    # Nothing owed at approval: the caps' refund pays the 5.00 return shipping fee. Both
+    # caps fail QC, so the even exchange is processed owing the fee: the platform fulfills
+    # the new item on hold, and releases it once the fee charged is paid there.
+    fees = FeePolicy(return_shipping=eur("5"), waive_for_exchanges=False)
+    made = harness(ReturnPolicy(platform_mode="native", fees=fees))
+    return_id = request(made, swap("25.00"), caps())
+    assert made.service.get(SHOP, return_id).exchange_lines[0].status == "pending"
+    receive(made, return_id, "r1", passed("L1"), passed("L2", 2, qc="fail"))
+    record = made.service.get(SHOP, return_id)
+    live_id = record.refs.platform_return_id or ""
+    assert made.ports.payments.calls_to("charge")[0].args["amount"] == eur("5.00")
+    assert [call.args["amount"] for call in platform(made).calls_to("pay_balance")] == [eur("5.00")]
+    events = [entry.event for entry in record.history]
+    assert events.index("exchange_held_for_payment") < events.index("platform_balance_paid")
+    topics = made.ports.events.topics()
+    assert topics.index("exchanges/hold") < topics.index("exchanges/release")
+    assert list(platform(made).fulfillments(SHOP, live_id).values()) == [False]
+    assert [line.status for line in record.exchange_lines] == ["released"]
+    assert (record.status, record.review_reasons) == ("closed", ())
 
 
 def test_fees_are_on_the_platform_return_and_reduce_the_refund() -> None:
@@ -610,7 +652,19 @@ def test_every_native_effect_round_trips_through_json_with_its_types() -> None:
             lines=lines,
             exchange_line_ids=("X1",),
             refund=eur("5.00"),
+            refund_shipping=eur("1.34"),
+            refund_duties=(DutyRefund(DUTY, eur("1.50")),),
             expected=eur("5.00"),
+            shipping_fee=True,
+            **common,
+        ),
+        fx.PayPlatformBalance(amount=eur("15.00"), **common),
+        fx.IssueRefund(
+            amount=eur("9.84"),
+            lines=lines,
+            original_shipping=eur("1.34"),
+            duties=eur("1.50"),
+            duty_refunds=(DutyRefund(DUTY, eur("1.50")),),
             **common,
         ),
         fx.DisposePlatformUnits(
@@ -836,9 +890,11 @@ def test_a_customer_opened_exchange_is_adopted_with_its_exchange_line() -> None:
             platform_exchange_line_ids=[("L1", theirs.exchange_line_ids[0][1])],
         )
     )
+    # An exchange for less: nothing owed, so not held there; it waits for processing.
     assert [(line.status, line.platform_item_id) for line in record.exchange_lines] == [
-        ("held", "gid://ExchangeLineItem/1")
+        ("pending", "gid://ExchangeLineItem/1")
     ]
+    assert platform(made).get_return(SHOP, theirs.return_id).exchange_on_hold is False
     receive(made, record.id, "r1", passed("L1"))
     live = platform(made).get_return(SHOP, theirs.return_id)
     assert live.status is ShopifyReturnStatus.CLOSED

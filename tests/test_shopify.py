@@ -59,7 +59,12 @@ def make(
     commerce: FakeCommercePlatform | None = None,
 ) -> tuple[ShopifyPlatformReturns, ShopifyAdminMock]:
     mock = ShopifyAdminMock(
-        commerce or FakeCommercePlatform(), DOMAINS, variant_prices={"V-9": Decimal("25.00")}
+        commerce or FakeCommercePlatform(),
+        DOMAINS,
+        variant_prices={
+            "V-9": Decimal("25.00"),
+            **{f"V-{price}": Decimal(price) for price in ("15.00", "20.00", "25.00")},
+        },
     )
     client = httpx.Client(transport=mock.transport())
     return ShopifyPlatformReturns(SHOPS, client=client, restock_location_id=LOCATION), mock
@@ -208,6 +213,14 @@ def test_every_request_of_a_whole_return_matches_the_input_objects() -> None:
     assert result.refunded == Money("6.00", "EUR")
     assert mock.platform.given_back("shop-a", ORDER, DUTY) == Money("3.00", "EUR")
     assert mock.platform.given_back("shop-a", ORDER, "shipping") == Money("3.00", "EUR")
+    # The new item (25.00) costs more than what came back, less the fees: held until paid.
+    owed = adapter.get_return("shop-a", opened.return_id)
+    assert (owed.exchange_on_hold, owed.balance_owed) == (True, Money("12.00", "EUR"))
+    paid = adapter.pay_balance(
+        "shop-a", opened.return_id, Money("12.00", "EUR"), idempotency_key="pay"
+    )
+    assert (paid.exchange_on_hold, paid.balance_owed) == (False, None)
+    assert list(mock.platform.fulfillments("shop-a", opened.return_id).values()) == [False]
     assert len(result.refund_ids) == 1
     adapter.dispose(
         "shop-a",
@@ -282,6 +295,10 @@ def test_every_request_of_a_whole_return_matches_the_input_objects() -> None:
     ]
     assert declines[0] == {"id": requested.return_id, "declineReason": "FINAL_SALE"}
     assert declines[1] == {"id": again.return_id, "declineReason": "OTHER", "declineNote": "worn"}
+    assert by_operation["ReturnflowOrderCreateManualPayment"] == {
+        "id": ORDER,
+        "amount": {"amount": "12.00", "currencyCode": "EUR"},
+    }
     disposed = [r.variables for r in mock.requests if r.operation.endswith("Dispose")]
     assert disposed[0]["dispositionInputs"][0]["locationId"] == LOCATION
     assert "locationId" not in disposed[1]["dispositionInputs"][0]

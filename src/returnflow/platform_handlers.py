@@ -40,6 +40,7 @@ __all__ = [
     "decline_platform_return",
     "dispose_platform_units",
     "open_platform_return",
+    "pay_platform_balance",
     "process_platform_return",
     "remove_platform_lines",
     "reopen_platform_return",
@@ -208,6 +209,19 @@ def process_platform_return(
     return Processed(answer, total, theirs, effect.expected)
 
 
+def pay_platform_balance(
+    d: Dispatcher, effect: fx.PayPlatformBalance, record: ReturnRecord
+) -> object:
+    """Pay what the platform says is owed, at most ``effect.amount`` (nothing when it says
+    nothing is: its figure was checked before, or a person recorded the payment there)."""
+    port, return_id = _platform(d, effect, record)
+    now = port.get_return(effect.shop, return_id)
+    if now.balance_owed is None or not now.balance_owed:
+        return now
+    amount = min(effect.amount, now.balance_owed)
+    return port.pay_balance(effect.shop, return_id, amount, idempotency_key=effect.key)
+
+
 def dispose_platform_units(
     d: Dispatcher, effect: fx.DisposePlatformUnits, record: ReturnRecord
 ) -> object:
@@ -271,6 +285,7 @@ HANDLERS: Mapping[type[fx.Effect], Callable[[Dispatcher, Any, ReturnRecord], obj
     fx.DeclinePlatformReturn: decline_platform_return,
     fx.ProcessPlatformReturn: process_platform_return,
     fx.DisposePlatformUnits: dispose_platform_units,
+    fx.PayPlatformBalance: pay_platform_balance,
     fx.RemovePlatformLines: remove_platform_lines,
     fx.ClosePlatformReturn: close_platform_return,
     fx.ReopenPlatformReturn: reopen_platform_return,

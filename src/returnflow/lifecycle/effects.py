@@ -41,6 +41,7 @@ __all__ = [
     "IssueStoreCredit",
     "Notify",
     "OpenPlatformReturn",
+    "PayPlatformBalance",
     "ProcessPlatformReturn",
     "Publish",
     "RefundBalance",
@@ -326,6 +327,17 @@ class ProcessPlatformReturn(Effect):
     platform's figure for the call counts it)."""
 
 
+@attrs.frozen(kw_only=True)
+class PayPlatformBalance(Effect):
+    """Tell the platform the customer paid ``amount`` of the balance the return leaves owed,
+    charged through the Payments port (Shopify: a manual payment on the order): the
+    platform holds an exchange's items only while a balance is owed."""
+
+    kind: ClassVar[str] = "pay_platform_balance"
+    port: ClassVar[str] = "platform_returns"
+    amount: Money
+
+
 @attrs.frozen
 class Disposal:
     """``quantity`` processed units of an order line and what became of them."""
@@ -438,6 +450,8 @@ def describe(effect: Effect) -> str:
         return f"platform_returns.process {_lines(effect.lines)}, refund {effect.refund}"
     if isinstance(effect, RemovePlatformLines):
         return f"platform_returns.remove {_lines(effect.lines)}"
+    if isinstance(effect, PayPlatformBalance):
+        return f"platform_returns.pay_balance {effect.amount}"
     if isinstance(effect, DisposePlatformUnits):
         said = ", ".join(
             f"{item.order_line_id}x{item.quantity} {item.disposition.value}"

@@ -106,6 +106,13 @@ class PlatformReturn:
     processed: tuple[tuple[str, int], ...] = ()
     removed: tuple[tuple[str, int], ...] = ()
     exchange_processed: tuple[tuple[str, int], ...] = ()
+    exchange_on_hold: bool = False
+    """Whether the exchange items wait for payment: the return leaves the customer a balance
+    to pay (its exchange items are worth more than what comes back, less the fees) not paid
+    yet (Shopify: a fulfillment hold, ``AWAITING_PAYMENT``). An even exchange or one for
+    less is never held: its items are fulfilled when the return is processed."""
+    balance_owed: Money | None = None
+    """What the customer still owes on the return (``None``: nothing)."""
 
     def line_id(self, order_line_id: str) -> str:
         """The platform's return line id of ``order_line_id``; ``KeyError`` if none."""
@@ -115,11 +122,14 @@ class PlatformReturn:
 @attrs.frozen
 class ProcessResult:
     """What processing moved: the refunds made (ids and total) and the exchange fulfillments
-    created for the exchange lines confirmed."""
+    created for the exchange lines confirmed (on hold while a balance is owed)."""
 
     refund_ids: tuple[str, ...]
     refunded: Money
     exchange_fulfillment_ids: tuple[str, ...] = ()
+    exchange_on_hold: bool = False
+    """The exchange fulfillments were created on hold: a balance is still owed
+    (:meth:`PlatformReturns.pay_balance` releases them)."""
 
 
 @attrs.frozen
@@ -191,6 +201,16 @@ class PlatformReturns(Protocol):
         are fulfilled. Refused for units not left to process (processed or removed before),
         an unknown duty id or more than is left of a charge. The return closes when every
         unit is processed or removed."""
+        ...
+
+    def pay_balance(
+        self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
+    ) -> PlatformReturn:
+        """Record that the customer paid ``amount`` of the balance the return leaves owed,
+        collected outside the platform by the host's payment processor (Shopify: a manual
+        payment on the order, ``orderCreateManualPayment``). Once nothing is owed, the
+        exchange is no longer held: fulfillments created on hold are released. Refused for
+        an amount not above zero, in another currency, or above what is owed."""
         ...
 
     def dispose(

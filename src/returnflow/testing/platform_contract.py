@@ -279,6 +279,63 @@ class PlatformReturnsContract(PortContract, abc.ABC):
             self.money("6.00"),
         )
 
+    def variant(self, price: str) -> str:
+        """A variant the platform prices at ``price`` (a platform that prices exchange items
+        itself, as Shopify does, needs them set up: ``V-<price>`` by default)."""
+        return f"V-{price}"
+
+    def exchange(self, platform: PlatformReturns, order_id: str, price: str) -> PlatformReturn:
+        """Both L1 units (20.00) for a new item priced ``price``."""
+        item = PlatformExchangeLine("X1", self.variant(price), 1, self.money(price))
+        return platform.open_return(
+            self.SHOP,
+            order_id,
+            [PlatformReturnLine("L1", 2)],
+            exchange_lines=[item],
+            idempotency_key=self.new_key("open"),
+        )
+
+    def process_exchange(self, platform: PlatformReturns, opened: PlatformReturn) -> object:
+        return platform.process(
+            self.SHOP,
+            opened.return_id,
+            [Quantity(opened.line_id("L1"), 2)],
+            exchange_lines=[Quantity(dict(opened.exchange_line_ids)["X1"], 1)],
+            refund=self.money("0.00"),
+            idempotency_key=self.new_key("process"),
+        )
+
+    def test_an_even_exchange_or_one_for_less_is_never_held(self) -> None:
+        platform, order_id = self.setup()
+        for price in ("20.00", "15.00"):
+            opened = self.exchange(platform, order_id, price)
+            assert (opened.exchange_on_hold, opened.balance_owed) == (False, None), price
+            result = self.process_exchange(platform, opened)
+            assert getattr(result, "exchange_on_hold", None) is False, price
+            platform, order_id = self.setup()
+
+    def test_an_upsell_is_held_until_its_balance_is_paid(self) -> None:
+        platform, order_id = self.setup()
+        opened = self.exchange(platform, order_id, "25.00")
+        assert (opened.exchange_on_hold, opened.balance_owed) == (True, self.money("5.00"))
+        result = self.process_exchange(platform, opened)
+        assert getattr(result, "exchange_on_hold", None) is True
+
+        def pay(amount: str) -> PlatformReturn:
+            return platform.pay_balance(
+                self.SHOP,
+                opened.return_id,
+                self.money(amount),
+                idempotency_key=self.new_key("pay"),
+            )
+
+        _refused("paying more than is owed", lambda: pay("5.01"))
+        assert pay("2.00").exchange_on_hold is True  # part of it: still held
+        paid = pay("3.00")
+        assert (paid.exchange_on_hold, paid.balance_owed) == (False, None)
+        _refused("paying when nothing is owed", lambda: pay("0.01"))
+        assert platform.get_return(self.SHOP, opened.return_id).exchange_on_hold is False
+
     def test_shipping_and_duties_go_back_once_and_never_more_than_charged(self) -> None:
         platform, commerce = self.opened(self.make_platform())
         plain = make_order(self.SHOP, self.new_id("order"), self.CURRENCY)

@@ -2,7 +2,9 @@
 
 It models a platform return as Shopify keeps one: statuses ``REQUESTED`` / ``OPEN`` /
 ``CLOSED`` / ``DECLINED`` / ``CANCELED``; processed, removed and disposed quantities per
-line; exchange fulfillments created when exchange items are processed; disposition apart
+line; exchange fulfillments created when exchange items are processed, on hold while the
+return leaves a balance owed (:meth:`FakePlatformReturns.pay_balance` pays it); the order's
+shipping and duties (by id) given back once, never more than charged; disposition apart
 from refunding; and its own money (:meth:`FakePlatformReturns.calculate`), from the order's
 paid unit amounts. Like every fake it records calls, honours idempotency keys and fails on
 demand (:class:`~returnflow.testing.fakes.FakePort`).
@@ -91,8 +93,20 @@ class _Return:
     refunded: Money
     refund_ids: list[str] = attrs.field(factory=list)
     dispositions: list[tuple[str, int, Disposition]] = attrs.field(factory=list)
+    paid: Money | None = None
+    """What the customer paid of the balance the return leaves owed."""
+    fulfillments: dict[str, bool] = attrs.field(factory=dict)
+    """The exchange fulfillments created, each with whether it is on hold."""
+
+    def owed(self) -> Money:
+        """What the customer still owes: the platform's own figure for the whole return,
+        less what was paid of it."""
+        zero = Money.zero(self.order.currency)
+        left = _outcome(self, None, (), shipping_fee=True).owed - (self.paid or zero)
+        return left if left > zero else zero
 
     def view(self) -> PlatformReturn:
+        owed = self.owed()
         return PlatformReturn(
             return_id=self.id,
             order_id=self.order.id,
@@ -102,6 +116,8 @@ class _Return:
             processed=tuple((line.id, line.processed) for line in self.lines),
             removed=tuple((line.id, line.removed) for line in self.lines),
             exchange_processed=tuple((x.id, x.processed) for x in self.exchange),
+            exchange_on_hold=bool(self.exchange) and bool(owed),
+            balance_owed=owed or None,
         )
 
 
@@ -120,6 +136,7 @@ class FakePlatformReturns(FakePort):
             "close",
             "reopen",
             "cancel",
+            "pay_balance",
         }
     )
 
@@ -141,6 +158,12 @@ class FakePlatformReturns(FakePort):
         """The total refunded for a return's lines through its processing."""
         with self._lock:
             return self._get(shop, return_id, "refunded").refunded
+
+    def fulfillments(self, shop: str, return_id: str) -> dict[str, bool]:
+        """The exchange fulfillments a return's processing created, each with whether it is
+        on hold (waiting for the balance owed)."""
+        with self._lock:
+            return dict(self._get(shop, return_id, "fulfillments").fulfillments)
 
     def given_back(self, shop: str, order_id: str, charge: str) -> Money | None:
         """What processing gave back of an order's ``charge``: ``"shipping"`` or a duty id
@@ -316,9 +339,11 @@ class FakePlatformReturns(FakePort):
             for line_id, units in counts.items():
                 by_id[line_id].processed += units
             fulfillments = []
+            held = bool(record.owed())  # a balance not paid: the new items wait for it
             for line_id, units in exchange_counts.items():
                 exchange_by_id[line_id].processed += units
                 fulfillments.append(f"gid://FulfillmentOrder/{self._next_id('fulfillment')}")
+                record.fulfillments[fulfillments[-1]] = held
             total = refund
             for key, amount in charges.items():
                 self._given_back[key] = self._given_back.get(key, Money.zero(currency)) + amount
@@ -332,7 +357,9 @@ class FakePlatformReturns(FakePort):
                 x.processed == x.line.quantity for x in record.exchange
             ):
                 record.status = ShopifyReturnStatus.CLOSED
-            return ProcessResult(refund_ids, total, tuple(fulfillments))
+            return ProcessResult(
+                refund_ids, total, tuple(fulfillments), held and bool(fulfillments)
+            )
 
         return self._invoke("process", args, idempotency_key, effect)
 
@@ -396,44 +423,34 @@ class FakePlatformReturns(FakePort):
     ) -> FinancialOutcome:
         with self._lock:
             record = self._get(shop, return_id, "calculate")
-            currency = record.order.currency
-            if lines is None:  # the whole return: every unit not removed, every item
-                start = {line.id: 0 for line in record.lines}
-                counts = {line.id: line.quantity - line.removed for line in record.lines}
-                items = {x.id: x.line.quantity for x in record.exchange}
-                shipping_fee = True
-            else:  # one processing: the next units of these lines, these items
+            if lines is not None:
                 refuse = partial(self._refuse, "calculate")
                 _checked(record, lines, refuse, "to calculate")
-                start = _processed(record)
-                counts = _sum(lines)
-                items = _sum(exchange_lines)
-                unknown = set(items) - {x.id for x in record.exchange}
+                unknown = set(_sum(exchange_lines)) - {x.id for x in record.exchange}
                 if unknown:
                     raise refuse(f"return {return_id} has no exchange line {sorted(unknown)}")
-            end = {line_id: units + counts.get(line_id, 0) for line_id, units in start.items()}
-            returned = _worth(record, end) - _worth(record, start)
-            fees = Money.sum(
-                (
-                    line.fee_of(start[line.id], counts.get(line.id, 0), currency)
-                    for line in record.lines
-                ),
-                currency,
-            )
-            if record.shipping_fee is not None and shipping_fee:
-                fees = fees + record.shipping_fee
-            exchanged = Money.sum(
-                (x.line.unit_price * items.get(x.id, 0) for x in record.exchange), currency
-            )
-            balance = returned - fees - exchanged
-            zero = Money.zero(currency)
-            return FinancialOutcome(
-                returned=returned,
-                fees=fees,
-                exchanged=exchanged,
-                refund=balance if balance > zero else zero,
-                owed=zero - balance if balance < zero else zero,
-            )
+            return _outcome(record, lines, exchange_lines, shipping_fee=shipping_fee)
+
+    def pay_balance(
+        self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
+    ) -> PlatformReturn:
+        args = {"shop": shop, "return_id": return_id, "amount": amount}
+
+        def effect() -> PlatformReturn:
+            refuse = partial(self._refuse, "pay_balance")
+            record = self._get(shop, return_id, "pay_balance")
+            currency = record.order.currency
+            if amount.currency != currency or amount <= Money.zero(currency):
+                raise refuse(f"a payment of {amount} on an order in {currency}")
+            owed = record.owed()
+            if amount > owed:
+                raise refuse(f"{amount} paid, {owed} owed")
+            record.paid = amount if record.paid is None else record.paid + amount
+            if not record.owed():  # paid in full: the new items ship
+                record.fulfillments = dict.fromkeys(record.fulfillments, False)
+            return record.view()
+
+        return self._invoke("pay_balance", args, idempotency_key, effect)
 
     # -- machinery ---------------------------------------------------------------------------
 
@@ -548,6 +565,48 @@ def _processed(record: _Return) -> dict[str, int]:
 
 def _plus(record: _Return, counts: dict[str, int]) -> dict[str, int]:
     return {line.id: line.processed + counts.get(line.id, 0) for line in record.lines}
+
+
+def _outcome(
+    record: _Return,
+    lines: Sequence[Quantity] | None,
+    exchange_lines: Sequence[Quantity],
+    *,
+    shipping_fee: bool,
+) -> FinancialOutcome:
+    """The platform's money for the whole return as it stands (``lines`` ``None``: every unit
+    not removed, every exchange item, the fees) or for one processing call (the next units
+    of ``lines``, the items of ``exchange_lines``, the shipping fee if ``shipping_fee``)."""
+    currency = record.order.currency
+    if lines is None:
+        start = {line.id: 0 for line in record.lines}
+        counts = {line.id: line.quantity - line.removed for line in record.lines}
+        items = {x.id: x.line.quantity for x in record.exchange}
+        shipping_fee = True
+    else:
+        start = _processed(record)
+        counts = _sum(lines)
+        items = _sum(exchange_lines)
+    end = {line_id: units + counts.get(line_id, 0) for line_id, units in start.items()}
+    returned = _worth(record, end) - _worth(record, start)
+    fees = Money.sum(
+        (line.fee_of(start[line.id], counts.get(line.id, 0), currency) for line in record.lines),
+        currency,
+    )
+    if record.shipping_fee is not None and shipping_fee:
+        fees = fees + record.shipping_fee
+    exchanged = Money.sum(
+        (x.line.unit_price * items.get(x.id, 0) for x in record.exchange), currency
+    )
+    balance = returned - fees - exchanged
+    zero = Money.zero(currency)
+    return FinancialOutcome(
+        returned=returned,
+        fees=fees,
+        exchanged=exchanged,
+        refund=balance if balance > zero else zero,
+        owed=zero - balance if balance < zero else zero,
+    )
 
 
 def _fee_shares(order: OrderSnapshot, line: PlatformReturnLine) -> tuple[Money, ...]:

@@ -81,6 +81,7 @@ class _Extra:
     variants: dict[str, tuple[str, int]] = attrs.field(factory=dict)
     refunds: list[tuple[str, Money]] = attrs.field(factory=list)
     shipping_fee: Money | None = None
+    currency: str = "EUR"
 
 
 class ShopifyAdminMock:
@@ -234,7 +235,7 @@ class ShopifyAdminMock:
             requested=requested,
             idempotency_key=uuid.uuid4().hex,
         )
-        extra = _Extra(shipping_fee=shipping_fee)
+        extra = _Extra(shipping_fee=shipping_fee, currency=order.currency)
         for line, (order_line, line_id) in zip(lines, opened.line_ids, strict=True):
             extra.quantities[line_id] = line.quantity
             if order_line in percentages:
@@ -420,6 +421,21 @@ class ShopifyAdminMock:
         }
         return {"returnProcess": {"return": node, "userErrors": []}}
 
+    def _ReturnflowOrderCreateManualPayment(
+        self, shop: str, variables: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A manual payment on the order: it pays the balance of the order's return that
+        leaves one (Shopify refuses a payment on an order paid in full)."""
+        amount = _money(variables["amount"])
+        for return_id in list(self._extra):
+            read = self.platform.get_return(shop, return_id)
+            if read.order_id == variables["id"] and read.balance_owed is not None:
+                self.platform.pay_balance(shop, return_id, amount, idempotency_key=uuid.uuid4().hex)
+                break
+        else:
+            raise PortError("platform_returns", "pay_balance", "the order is paid", retryable=False)
+        return {"orderCreateManualPayment": {"order": {"id": variables["id"]}, "userErrors": []}}
+
     def _ReturnflowReverseFulfillmentOrderDispose(
         self, shop: str, variables: dict[str, Any]
     ) -> dict[str, Any]:
@@ -548,10 +564,14 @@ class ShopifyAdminMock:
                     "processedQuantity": exchange_done.get(exchange_id, 0),
                 }
             )
+        currency = extra.currency
         return {
             "id": read.return_id,
             "status": read.status.value,
-            "order": {"id": read.order_id},
+            "order": {
+                "id": read.order_id,
+                "totalOutstandingSet": _bag(read.balance_owed or Money.zero(currency)),
+            },
             "returnLineItems": {"nodes": lines},
             "exchangeLineItems": {"nodes": exchange},
         }
@@ -570,6 +590,7 @@ _FIELDS = {
     "ReturnflowReverseFulfillmentOrderDispose": "reverseFulfillmentOrderDispose",
     "ReturnflowReturnableFulfillments": "returnableFulfillments",
     "ReturnflowReturnCalculate": "returnCalculate",
+    "ReturnflowOrderCreateManualPayment": "orderCreateManualPayment",
 }
 
 

@@ -23,6 +23,10 @@ Calls and mutations, one to one:
                             (``RefundDutyInput``, ``PROPORTIONAL``)
 ``dispose``                 ``reverseFulfillmentOrderDispose`` on the reverse fulfillment order
                             line of the return line (``restock_location_id`` for ``RESTOCKED``)
+``pay_balance``             ``orderCreateManualPayment`` on the return's order (the balance an
+                            upsell leaves, collected by the host's processor; Shopify holds
+                            the exchange's fulfillment while the order's
+                            ``totalOutstandingSet`` is above zero)
 ``remove_lines``            ``removeFromReturn``
 ``close`` / ``reopen`` /    ``returnClose`` / ``returnReopen`` / ``returnCancel``
 ``cancel``
@@ -67,6 +71,7 @@ from returnflow.integrations.shopify._answers import (
     money_input,
     nodes_of,
     outcome,
+    outstanding,
     parse_money,
     parse_return,
     read_answer,
@@ -359,7 +364,8 @@ class ShopifyPlatformReturns:
             total = Money.sum(
                 (parse_money(item["totalRefundedSet"], "process") for item in new), currency
             )
-            return ProcessResult(tuple(item["id"] for item in new), total)
+            held = bool(exchange_lines) and outstanding(after, "process") is not None
+            return ProcessResult(tuple(item["id"] for item in new), total, (), held)
 
         return self._keyed("process", args, idempotency_key, call)
 
@@ -415,6 +421,23 @@ class ShopifyPlatformReturns:
                 {"dutyId": duty.duty_id, "refundType": "PROPORTIONAL"} for duty in duties
             ]
         return {"input": processed}
+
+    def pay_balance(
+        self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
+    ) -> PlatformReturn:
+        args = (shop, return_id, amount)
+
+        def call() -> PlatformReturn:
+            before = self.get_return(shop, return_id)
+            if amount <= Money.zero(amount.currency):
+                raise PortError(
+                    PORT, "pay_balance", f"amount={amount}: not above zero", retryable=False
+                )
+            variables = {"id": before.order_id, "amount": money_input(amount)}
+            self._mutate(shop, "pay_balance", gql.PAY, variables, "orderCreateManualPayment")
+            return self.get_return(shop, return_id)
+
+        return self._keyed("pay_balance", args, idempotency_key, call)
 
     def dispose(
         self,

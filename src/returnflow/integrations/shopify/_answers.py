@@ -113,9 +113,22 @@ def parse_return(node: dict[str, Any], operation: str) -> PlatformReturn:
                 for line in lines
             ),
             exchange_processed=tuple((x["id"], int(x["processedQuantity"])) for x in exchange),
+            exchange_on_hold=bool(exchange) and outstanding(node, operation) is not None,
+            balance_owed=outstanding(node, operation),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise bad_answer(operation, "return", node) from error
+
+
+def outstanding(node: dict[str, Any], operation: str) -> Money | None:
+    """What the return's order still waits to be paid (``totalOutstandingSet``): a balance
+    an exchange leaves owed, for which Shopify holds the exchange's fulfillment (``None``:
+    nothing, or not read)."""
+    owed = (node.get("order") or {}).get("totalOutstandingSet")
+    if owed is None:
+        return None
+    amount = parse_money(owed, operation)
+    return amount if amount > Money.zero(amount.currency) else None
 
 
 def nodes_of(connection: object) -> list[dict[str, Any]]:
