@@ -74,6 +74,7 @@ from returnflow.integrations.shopify._answers import (
     outstanding,
     parse_money,
     parse_return,
+    process_input,
     read_answer,
     refundable_transactions,
     reverse_line,
@@ -379,48 +380,13 @@ class ShopifyPlatformReturns:
         refund_duties: Sequence[DutyRefund],
         transactions: Sequence[str],
     ) -> dict[str, Any]:
-        """The variables of ``returnProcess``: ``{"input": ReturnProcessInput}``.
-        ``transactions`` are the order's successful ``SALE``/``CAPTURE`` transaction ids; the
-        refund to the first of them is the whole money moved (the lines, the shipping and
-        the duties given back). Duties go back by id, in proportion to the units processed
-        (``RefundDutyInput``, ``PROPORTIONAL``)."""
-        if refund.is_negative:
-            raise PortError(PORT, "process", f"refund={refund}: negative", retryable=False)
-        processed: dict[str, Any] = {
-            "returnId": return_id,
-            "returnLineItems": [{"id": q.line_id, "quantity": q.quantity} for q in lines],
-            "exchangeLineItems": [
-                {"id": q.line_id, "quantity": q.quantity} for q in exchange_lines
-            ],
-        }
-        duties = [duty for duty in refund_duties if duty.amount]
-        extras = [duty.amount for duty in duties]
-        if refund_shipping is not None:
-            extras.append(refund_shipping)
-        total = Money.sum((refund, *extras), refund.currency)
-        if total:
-            if not transactions:
-                raise PortError(
-                    PORT,
-                    "process",
-                    f"refund={total}: the order has no successful SALE or "
-                    "CAPTURE transaction to refund",
-                    retryable=False,
-                )
-            processed["financialTransfer"] = {
-                "issueRefund": {
-                    "orderTransactions": [
-                        {"parentId": transactions[0], "transactionAmount": money_input(total)}
-                    ]
-                }
-            }
-        if refund_shipping is not None and refund_shipping:
-            processed["refundShipping"] = {"shippingRefundAmount": money_input(refund_shipping)}
-        if duties:
-            processed["refundDuties"] = [
-                {"dutyId": duty.duty_id, "refundType": "PROPORTIONAL"} for duty in duties
-            ]
-        return {"input": processed}
+        """The variables of ``returnProcess``: ``{"input": ReturnProcessInput}``: the whole
+        refund (the lines, the shipping and the duties given back) to the first of
+        ``transactions`` (the order's successful ``SALE``/``CAPTURE`` ids), the shipping as
+        ``refundShipping``, the duties by id (``RefundDutyInput``, ``PROPORTIONAL``)."""
+        return process_input(
+            return_id, lines, exchange_lines, refund, refund_shipping, refund_duties, transactions
+        )
 
     def pay_balance(
         self, shop: str, return_id: str, amount: Money, *, idempotency_key: str

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from returnflow.domain.money import Money
 from returnflow.errors import PortError, ReturnflowError
 from returnflow.ports.platform_returns import (
+    DutyRefund,
     FinancialOutcome,
     PlatformReturn,
     PlatformReturnLine,
+    Quantity,
     ShopifyReturnStatus,
 )
 
@@ -287,3 +289,54 @@ def read_answer(answer: httpx.Response, operation: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise bad_answer(operation, "data", data)
     return data
+
+
+def process_input(
+    return_id: str,
+    lines: Sequence[Quantity],
+    exchange_lines: Sequence[Quantity],
+    refund: Money,
+    refund_shipping: Money | None,
+    refund_duties: Sequence[DutyRefund],
+    transactions: Sequence[str],
+) -> dict[str, Any]:
+    """The variables of ``returnProcess``: ``{"input": ReturnProcessInput}``.
+    ``transactions`` are the order's successful ``SALE``/``CAPTURE`` transaction ids; the
+    refund to the first of them is the whole money moved (the lines, the shipping and the
+    duties given back). Duties go back by id, in proportion to the units processed
+    (``RefundDutyInput``, ``PROPORTIONAL``)."""
+    if refund.is_negative:
+        raise PortError(PORT, "process", f"refund={refund}: negative", retryable=False)
+    processed: dict[str, Any] = {
+        "returnId": return_id,
+        "returnLineItems": [{"id": q.line_id, "quantity": q.quantity} for q in lines],
+        "exchangeLineItems": [{"id": q.line_id, "quantity": q.quantity} for q in exchange_lines],
+    }
+    duties = [duty for duty in refund_duties if duty.amount]
+    extras = [duty.amount for duty in duties]
+    if refund_shipping is not None:
+        extras.append(refund_shipping)
+    total = Money.sum((refund, *extras), refund.currency)
+    if total:
+        if not transactions:
+            raise PortError(
+                PORT,
+                "process",
+                f"refund={total}: the order has no successful SALE or "
+                "CAPTURE transaction to refund",
+                retryable=False,
+            )
+        processed["financialTransfer"] = {
+            "issueRefund": {
+                "orderTransactions": [
+                    {"parentId": transactions[0], "transactionAmount": money_input(total)}
+                ]
+            }
+        }
+    if refund_shipping is not None and refund_shipping:
+        processed["refundShipping"] = {"shippingRefundAmount": money_input(refund_shipping)}
+    if duties:
+        processed["refundDuties"] = [
+            {"dutyId": duty.duty_id, "refundType": "PROPORTIONAL"} for duty in duties
+        ]
+    return {"input": processed}
