@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -201,10 +202,13 @@ def throttled(operation: str, why: str, seconds: float) -> PortError:
 
 
 def header_seconds(value: str | None) -> float:
+    """``Retry-After`` in seconds; 1.0 when absent, not a number of seconds (an HTTP date)
+    or NaN (the dispatcher caps a longer wait)."""
     try:
-        return max(float(value), 0.0) if value is not None else 1.0
+        seconds = float(value) if value is not None else 1.0
     except ValueError:
         return 1.0
+    return 1.0 if math.isnan(seconds) else max(seconds, 0.0)
 
 
 def refill_seconds(body: dict[str, Any]) -> float:
