@@ -99,11 +99,15 @@ def kind_of(event: InboundEvent) -> str:
     return "receipt" if isinstance(event, WarehouseReceipt) else "finished"
 
 
-def waits(change: Change, event: InboundEvent) -> bool:
+def waits(change: Change, event: InboundEvent, policy: ReturnPolicy | None = None) -> bool:
     """Whether the return cannot use ``event`` yet but will be able to later. A carrier scan
-    of a stage the parcel is already past (a pickup after it was sent back) never waits."""
+    of a stage the parcel is already past (a pickup after it was sent back) never waits.
+    With the return's ``policy``: a label attached on the platform also waits for the label
+    returnflow is buying (:func:`~returnflow.decisions.platform_changes.label_expected`)."""
     record = change.record
     kind = kind_of(event)
+    if kind == "platform_label" and policy and platform_changes.label_expected(record, policy):
+        return True
     if record.status not in WAITS[kind]:
         # The units of an instant exchange are back, or the parcel went back, before its
         # payment to fall back on was answered: the fact is applied once the exchange was
@@ -206,10 +210,8 @@ def _ready(change: Change, event: InboundEvent, policy: ReturnPolicy) -> bool:
     return can use first runs the carrier stages it implies (handed in, and for a receipt
     delivered: :func:`~returnflow.decisions.carrier.reached`), which may ask for an instant
     exchange's authorization: the fact then waits for the answer."""
-    if waits(change, event):
+    if waits(change, event, policy):
         return False
-    if isinstance(event, PlatformReturnEvent) and event.topic is PlatformTopic.LABEL:
-        return not platform_changes.label_expected(change.record, policy)
     kind = kind_of(event)
     if kind in _IMPLIED and change.allows(_AUTHORIZED[kind]):
         point = change.checkpoint()
