@@ -61,6 +61,7 @@ from returnflow.integrations.shopify import documents as gql
 from returnflow.integrations.shopify._answers import (
     bad_answer,
     calculate_variables,
+    exchange_ids,
     fee_percentage,
     money_input,
     nodes_of,
@@ -177,12 +178,9 @@ class ShopifyPlatformReturns:
             else:
                 node = self._mutate(shop, "open_return", gql.CREATE, variables, "returnCreate")
             opened = parse_return(node, "open_return")
-            platform_ids = [platform_id for _, platform_id in opened.exchange_line_ids]
-            if len(platform_ids) != len(exchange_lines):
-                raise bad_answer("open_return", "exchange line items", len(platform_ids))
-            mapping = tuple(
-                (line.exchange_line_id, platform_id)
-                for line, platform_id in zip(exchange_lines, platform_ids, strict=True)
+            mapping = exchange_ids(
+                nodes_of(node.get("exchangeLineItems")),
+                [(x.exchange_line_id, x.variant_id, x.quantity) for x in exchange_lines],
             )
             self._exchange_ids[opened.return_id] = mapping
             return attrs.evolve(opened, exchange_line_ids=mapping)
