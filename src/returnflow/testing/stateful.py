@@ -38,7 +38,9 @@ so an order gets several returns and its units run out. After every step it chec
   that commits second is checked again against what is left and refused with
   ``InvalidQuantity``, or takes units that are still free; nothing else changes.
 
-* in native mode (``platform_mode="native"``, seed 003), the platform's own returns agree
+* in native mode (``platform_mode="native"``, seed 003), where a person also changes
+  platform returns in the platform's admin (takes units out, attaches labels) and their
+  webhooks come (late, twice), the platform's own returns agree
   with returnflow: each refunded what returnflow noted its processing refunded, processed
   no more units than returnflow asked and settled, disposed no more than was received and
   accepted, ran no call twice for one key; over an order, the platform returns refunded no
@@ -95,6 +97,8 @@ from returnflow.domain.inbound import (
     CarrierUpdate,
     Disposition,
     InboundEvent,
+    PlatformLine,
+    PlatformReturnEvent,
     ReceivedLine,
     WarehouseFinished,
     WarehouseReceipt,
@@ -122,7 +126,7 @@ from returnflow.ports.commerce import CommercePlatform, LineQuantity
 from returnflow.ports.events import EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
-from returnflow.ports.platform_returns import PlatformReturns
+from returnflow.ports.platform_returns import PlatformReturns, Quantity
 from returnflow.ports.store import Commit, InboundKey, OutboxEntry, Pruned, ReturnStore
 from returnflow.ports.warehouse import Warehouse
 from returnflow.service import ReturnsService
@@ -719,6 +723,7 @@ class ReturnsModel(RuleBasedStateMachine):
         self.platform_checked: set[str] = set()
         self.counter = 0
         self.faults = False
+        self.platform: PlatformReturns | None = None
 
     # -- set-up and tear-down ------------------------------------------------------------------
 
@@ -1294,6 +1299,83 @@ class ReturnsModel(RuleBasedStateMachine):
         )
         order_of = " -> ".join(stream[index].event_id for _, index in schedule)
         assert not found, f"{order_of} ends apart from the in-order run: {found}"
+
+    # -- a person in the platform's admin (native mode) ----------------------------------------
+
+    def _on_platform(self, data: st.DataObject) -> tuple[ReturnRecord, str] | None:
+        """A return with a platform return on the fake platform, and that return's id."""
+        if not isinstance(self.platform, FakePlatformReturns):
+            return None
+        opened = sorted(rid for rid, r in self.records.items() if r.refs.platform_return_id)
+        if not opened:
+            return None
+        record = self.raw.get(self.shop, data.draw(st.sampled_from(opened), label="return"))
+        there_id = record.refs.platform_return_id
+        return (record, there_id) if there_id is not None else None
+
+    def _platform_lines(self, record: ReturnRecord, there_id: str) -> list[PlatformLine]:
+        """Every order line's units on the fake's platform return now (removed ones not)."""
+        assert isinstance(self.platform, FakePlatformReturns)
+        there = self.platform.get_return(self.shop, there_id)
+        removed = dict(there.removed)
+        opened: Counter[str] = Counter()
+        for units in record.platform_units:
+            opened[units.order_line_id] += units.quantity
+        for order_line, line_id in there.line_ids:
+            opened[order_line] -= removed.get(line_id, 0)
+        return [PlatformLine(order_line_id=k, quantity=max(n, 0)) for k, n in opened.items()]
+
+    @precondition(lambda self: self.platform is not None and bool(self.records))
+    @rule(data=st.data(), action=st.sampled_from(["take_out", "echo", "label"]))
+    def person_in_the_platforms_admin(self, data: st.DataObject, action: str) -> None:
+        """Native mode: a person takes a unit out of a platform return (then its
+        ``returns/update`` comes), an update says what returnflow knows already, or a label
+        is attached there (``reverse_deliveries/attach_deliverable``)."""
+        found = self._on_platform(data)
+        if found is None:
+            return
+        record, there_id = found
+        assert isinstance(self.platform, FakePlatformReturns)
+        if action == "label":
+            event: InboundEvent = PlatformReturnEvent(
+                shop=self.shop,
+                return_id=record.id,
+                event_id=self._next("deliverable-"),
+                topic="reverse_deliveries/attach_deliverable",
+                tracking_number=self._next("1Z"),
+            )
+            self._handle(event)
+            return
+        if action == "take_out":
+            there = self.platform.get_return(self.shop, there_id)
+            processed, removed = dict(there.processed), dict(there.removed)
+            opened = {u.order_line_id: u.quantity for u in record.platform_units}
+            left = [
+                line_id
+                for order_line, line_id in there.line_ids
+                if opened.get(order_line, 0) - processed.get(line_id, 0) - removed.get(line_id, 0)
+            ]
+            if not left:
+                return
+            line_id = data.draw(st.sampled_from(left), label="platform line")
+            try:
+                self.platform.remove_lines(
+                    self.shop,
+                    there_id,
+                    [Quantity(line_id, 1)],
+                    idempotency_key=self._next("admin-"),
+                )
+            except PortError:
+                return  # closed or cancelled there: the admin refuses too
+        event = PlatformReturnEvent(
+            shop=self.shop,
+            return_id=record.id,
+            event_id=self._next("update-"),
+            topic="returns/update",
+            lines=self._platform_lines(record, there_id),
+            occurred_at=self.clock.now(),
+        )
+        self._handle(event)
 
     # -- time, delivery, failures, concurrency -------------------------------------------------
 
