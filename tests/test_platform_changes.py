@@ -455,3 +455,21 @@ def test_the_changes_round_trip_as_plain_data() -> None:
         ),
     ):
         assert structure(unstructure(event), PlatformReturnEvent) == event
+
+
+def test_an_update_without_its_time_is_not_ordered_against_the_platforms_clock() -> None:
+    made = harness()
+    opened = request(made, RequestLine("L2", 3))
+    take_out(made, opened.id, "L2", 1)
+    assert update(made, opened.id, "u1", L2=2) == "applied"  # no occurred_at
+    made.service.handle(
+        PlatformReturnEvent(
+            shop=SHOP,
+            return_id=opened.id,
+            event_id="u2",
+            topic="returns/update",  # type: ignore[arg-type]
+            lines=[PlatformLine(order_line_id="L2", quantity=1)],
+            occurred_at=T0 - timedelta(days=30),  # the platform's time, long before ours
+        )
+    )
+    assert units_of(made.service.get(SHOP, opened.id), "L2") == 1

@@ -18,7 +18,8 @@ now. Compared with what returnflow opened there and did not take out itself:
   out (a return with nothing in it is cancelled, not emptied).
 
 An update says when the platform made it (``occurred_at``): one older than an update already
-applied is stale and ignored, so that updates arriving out of order end as the newest says.
+applied is stale and ignored, so that updates arriving out of order end as the newest says
+(an update without it is compared with nothing: it applies as it comes).
 
 **Labels** (:func:`label`). The tracking number and label URL are written on the return
 (``refs.tracking_number``, ``refs.label_url``) and the return moves on as when its own label
@@ -77,7 +78,8 @@ def update(change: Change, event: PlatformReturnEvent, policy: ReturnPolicy) -> 
     removed = {k: n - now.get(k, 0) for k, n in left.items() if now.get(k, 0) < n}
     if not added and not removed:
         return change.ignore(event, "the platform return's lines as returnflow left them")
-    stamp = (event.occurred_at or change.now).isoformat()
+    # only the platform's own times order updates (returnflow's clock is not the platform's)
+    stamp = None if event.occurred_at is None else event.occurred_at.isoformat()
     described = _described(added, removed)
     change.note(_UPDATED, {"at": stamp, "id": event.event_id, "lines": described})
     conflict = _conflict(record, added, removed)
@@ -102,7 +104,7 @@ def update(change: Change, event: PlatformReturnEvent, policy: ReturnPolicy) -> 
 
 def _last_update(record: ReturnRecord) -> datetime | None:
     for entry in reversed(record.history):
-        if entry.event == _UPDATED:
+        if entry.event == _UPDATED and entry.payload.get("at") is not None:
             return parse_iso(str(entry.payload["at"]))
     return None
 
