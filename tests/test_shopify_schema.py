@@ -14,12 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from returnflow import PlatformReturnEvent, RequestLine, ReturnPolicy, ReturnRequest
 from returnflow.domain.money import Money
 from returnflow.errors import PortError
 from returnflow.integrations.shopify import ShopifyPlatformReturns, ShopifyShop
 from returnflow.integrations.shopify import documents as gql
 from returnflow.ports.platform_returns import PlatformExchangeLine, PlatformReturnLine, Quantity
-from returnflow.testing import FakeCommercePlatform, make_order
+from returnflow.testing import FakeCommercePlatform, Harness, make_order
 from returnflow.testing.shopify import ShopifyAdminMock
 
 DATA = Path(__file__).parent / "data" / "shopify"
@@ -226,3 +227,60 @@ def test_a_line_removed_whole_is_not_calculated() -> None:
 def test_the_mock_refuses_an_order_of_exchange_lines_it_does_not_know() -> None:
     with pytest.raises(ValueError, match="exchange_order"):
         _mock(exchange_order="shuffled")
+
+
+@pytest.mark.parametrize("removed_in_quantity", [True, False])
+def test_a_returns_update_webhook_becomes_a_fact_read_from_shopify(
+    removed_in_quantity: bool,
+) -> None:
+    ports = Harness().ports
+    ports.commerce.add_order(make_order("shop-a", ORDER))
+    mock = ShopifyAdminMock(
+        ports.commerce,
+        {"a.myshopify.com": ("shop-a", "token-a")},
+        removed_in_quantity=removed_in_quantity,
+    )
+    adapter = _adapter(mock)
+    made = Harness(
+        policy=ReturnPolicy(platform_mode="native"), ports=ports, platform_returns=adapter
+    )
+    opened = made.service.request(
+        ReturnRequest(shop="shop-a", order_id=ORDER, lines=[RequestLine("L1", 2)])
+    )
+    there_id = made.service.get("shop-a", opened.id).refs.platform_return_id
+    assert there_id is not None
+    # a person takes a unit out in Shopify's admin
+    line_id = mock.platform.get_return("shop-a", there_id).line_id("L1")
+    mock.platform.remove_lines("shop-a", there_id, [Quantity(line_id, 1)], idempotency_key="admin")
+    lines = adapter.lines_now("shop-a", there_id)
+    assert [(line.order_line_id, line.quantity) for line in lines] == [("L1", 1)]
+    result = made.service.handle(
+        PlatformReturnEvent(
+            shop="shop-a",
+            return_id=opened.id,
+            event_id="webhook-1",
+            topic="returns/update",  # type: ignore[arg-type]
+            platform_return_id=there_id,
+            lines=lines,
+        )
+    )
+    assert result.status == "applied"
+    assert [line.quantity for line in made.service.get("shop-a", opened.id).lines] == [1]
+
+
+def test_lines_now_of_a_return_shopify_does_not_have_is_a_refusal() -> None:
+    adapter = _adapter(_mock())
+    with pytest.raises(PortError, match="no return") as refused:
+        adapter.lines_now("shop-a", "gid://shopify/Return/404")
+    assert not refused.value.retryable
+
+
+def test_lines_now_of_an_answer_it_cannot_read_is_a_refusal() -> None:
+    node = {"id": "gid://shopify/Return/1", "returnLineItems": {"nodes": [{"quantity": 1}]}}
+    answer = httpx.Response(200, json={"data": {"return": node}})
+    adapter = ShopifyPlatformReturns(
+        SHOPS, client=httpx.Client(transport=httpx.MockTransport(lambda _: answer))
+    )
+    with pytest.raises(PortError, match="unexpected answer") as refused:
+        adapter.lines_now("shop-a", "gid://shopify/Return/1")
+    assert not refused.value.retryable

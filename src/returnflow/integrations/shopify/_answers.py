@@ -7,6 +7,7 @@ import math
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from returnflow.domain.inbound import PlatformLine
 from returnflow.domain.money import Money
 from returnflow.errors import PortError, ReturnflowError
 from returnflow.ports.platform_returns import (
@@ -64,6 +65,19 @@ def on_return(line: dict[str, Any]) -> int:
         return int(line["processedQuantity"]) + int(line["unprocessedQuantity"])
     except (KeyError, TypeError, ValueError):
         return int(line["quantity"])
+
+
+def lines_on(node: dict[str, Any]) -> tuple[PlatformLine, ...]:
+    """Every fulfillment line item's units on a return read with its line items (the
+    ``lines`` of a ``returns/update`` fact), by :func:`on_return`."""
+    units: dict[str, int] = {}
+    try:
+        for line in nodes_of(node.get("returnLineItems")):
+            key = str(line["fulfillmentLineItem"]["id"])
+            units[key] = units.get(key, 0) + on_return(line)
+    except (KeyError, TypeError, ValueError) as error:
+        raise bad_answer("lines_now", "return", node) from error
+    return tuple(PlatformLine(order_line_id=k, quantity=n) for k, n in units.items())
 
 
 def exchange_ids(
