@@ -47,7 +47,7 @@ fragment ReturnFields on Return {
     }
   }
   exchangeLineItems(first: 250) {
-    nodes { id quantity processedQuantity variantId }
+    nodes { id quantity processedQuantity unprocessedQuantity variantId }
   }
 }
 """
@@ -207,10 +207,14 @@ query ReturnflowReturnForCalculate($id: ID!) {
       nodes {
         id
         quantity
+        processedQuantity
+        unprocessedQuantity
         ... on ReturnLineItem { fulfillmentLineItem { id } restockingFee { percentage } }
       }
     }
-    exchangeLineItems(first: 250) { nodes { id quantity variantId } }
+    exchangeLineItems(first: 250) {
+      nodes { id quantity processedQuantity unprocessedQuantity variantId }
+    }
     returnShippingFees { amountSet { shopMoney { amount currencyCode } } }
   }
 }
@@ -246,7 +250,7 @@ query ReturnflowReturnCalculate($input: CalculateReturnInput!) {
       restockingFee { amountSet { shopMoney { amount currencyCode } } }
     }
     exchangeLineItems {
-      variantId
+      variant { id }
       quantity
       subtotalSet { shopMoney { amount currencyCode } }
     }
