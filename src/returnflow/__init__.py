@@ -27,6 +27,7 @@ from returnflow.domain.inbound import (
 from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import (
     DeclineReason,
+    Duty,
     Exchange,
     ExchangeLine,
     ExternalRefs,
@@ -152,6 +153,7 @@ __all__ = [
     "DispatchReport",
     "Disposition",
     "Document",
+    "Duty",
     "EvidenceRequired",
     "Exchange",
     "ExchangeLine",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -11,9 +12,11 @@ from returnflow.domain.inbound import PlatformLine
 from returnflow.domain.money import Money
 from returnflow.errors import PortError, ReturnflowError
 from returnflow.ports.platform_returns import (
+    DutyRefund,
     FinancialOutcome,
     PlatformReturn,
     PlatformReturnLine,
+    Quantity,
     ShopifyReturnStatus,
 )
 
@@ -23,33 +26,47 @@ if TYPE_CHECKING:
 PORT = "platform_returns"
 
 
-def calculate_variables(node: dict[str, Any]) -> dict[str, Any]:
+def calculate_variables(
+    node: dict[str, Any],
+    *,
+    units: Mapping[str, int] | None = None,
+    items: Mapping[str, int] | None = None,
+    shipping_fee: bool = True,
+) -> dict[str, Any]:
     """The variables of ``returnCalculate`` for a return read with its fees:
-    ``{"input": CalculateReturnInput}``."""
-    items = []
+    ``{"input": CalculateReturnInput}``; for the whole return, or (``units`` by return line
+    id, ``items`` by exchange line id) for one processing call's units, exchange items and,
+    when ``shipping_fee``, the return shipping fee."""
+    whole = units is None
+    wanted = units or {}
+    lines = []
     for line in nodes_of(node.get("returnLineItems")):
-        kept = on_return(line)
-        if not kept:
+        quantity = on_return(line) if whole else wanted.get(line["id"], 0)
+        if not quantity:
             continue
         item: dict[str, Any] = {
             "fulfillmentLineItemId": (line.get("fulfillmentLineItem") or {}).get("id"),
-            "quantity": kept,
+            "quantity": quantity,
         }
         fee = line.get("restockingFee")
         if fee:
             item["restockingFee"] = {"percentage": fee["percentage"]}
-        items.append(item)
+        lines.append(item)
     exchange = [
-        {"variantId": x["variantId"], "quantity": on_return(x)}
+        {
+            "variantId": x["variantId"],
+            "quantity": on_return(x) if whole else (items or {})[x["id"]],
+        }
         for x in nodes_of(node.get("exchangeLineItems"))
+        if whole or x["id"] in (items or {})
     ]
     calculated: dict[str, Any] = {
         "orderId": node["order"]["id"],
-        "returnLineItems": items,
+        "returnLineItems": lines,
         "exchangeLineItems": [x for x in exchange if x["quantity"]],
     }
     fees = node.get("returnShippingFees") or []
-    if fees:
+    if fees and (whole or shipping_fee):
         amount = parse_money(fees[0]["amountSet"], "calculate")
         calculated["returnShippingFee"] = {"amount": money_input(amount)}
     return {"input": calculated}
@@ -147,9 +164,22 @@ def parse_return(node: dict[str, Any], operation: str) -> PlatformReturn:
                 for line in lines
             ),
             exchange_processed=tuple((x["id"], int(x["processedQuantity"])) for x in exchange),
+            exchange_on_hold=bool(exchange) and outstanding(node, operation) is not None,
+            balance_owed=outstanding(node, operation),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise bad_answer(operation, "return", node) from error
+
+
+def outstanding(node: dict[str, Any], operation: str) -> Money | None:
+    """What the return's order still waits to be paid (``totalOutstandingSet``): a balance
+    an exchange leaves owed, for which Shopify holds the exchange's fulfillment (``None``:
+    nothing, or not read)."""
+    owed = (node.get("order") or {}).get("totalOutstandingSet")
+    if owed is None:
+        return None
+    amount = parse_money(owed, operation)
+    return amount if amount > Money.zero(amount.currency) else None
 
 
 def nodes_of(connection: object) -> list[dict[str, Any]]:
@@ -311,3 +341,54 @@ def read_answer(answer: httpx.Response, operation: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise bad_answer(operation, "data", data)
     return data
+
+
+def process_input(
+    return_id: str,
+    lines: Sequence[Quantity],
+    exchange_lines: Sequence[Quantity],
+    refund: Money,
+    refund_shipping: Money | None,
+    refund_duties: Sequence[DutyRefund],
+    transactions: Sequence[str],
+) -> dict[str, Any]:
+    """The variables of ``returnProcess``: ``{"input": ReturnProcessInput}``.
+    ``transactions`` are the order's successful ``SALE``/``CAPTURE`` transaction ids; the
+    refund to the first of them is the whole money moved (the lines, the shipping and the
+    duties given back). Duties go back by id, in proportion to the units processed
+    (``RefundDutyInput``, ``PROPORTIONAL``)."""
+    if refund.is_negative:
+        raise PortError(PORT, "process", f"refund={refund}: negative", retryable=False)
+    processed: dict[str, Any] = {
+        "returnId": return_id,
+        "returnLineItems": [{"id": q.line_id, "quantity": q.quantity} for q in lines],
+        "exchangeLineItems": [{"id": q.line_id, "quantity": q.quantity} for q in exchange_lines],
+    }
+    duties = [duty for duty in refund_duties if duty.amount]
+    extras = [duty.amount for duty in duties]
+    if refund_shipping is not None:
+        extras.append(refund_shipping)
+    total = Money.sum((refund, *extras), refund.currency)
+    if total:
+        if not transactions:
+            raise PortError(
+                PORT,
+                "process",
+                f"refund={total}: the order has no successful SALE or "
+                "CAPTURE transaction to refund",
+                retryable=False,
+            )
+        processed["financialTransfer"] = {
+            "issueRefund": {
+                "orderTransactions": [
+                    {"parentId": transactions[0], "transactionAmount": money_input(total)}
+                ]
+            }
+        }
+    if refund_shipping is not None and refund_shipping:
+        processed["refundShipping"] = {"shippingRefundAmount": money_input(refund_shipping)}
+    if duties:
+        processed["refundDuties"] = [
+            {"dutyId": duty.duty_id, "refundType": "PROPORTIONAL"} for duty in duties
+        ]
+    return {"input": processed}

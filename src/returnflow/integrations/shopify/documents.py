@@ -18,6 +18,7 @@ __all__ = [
     "CREATE",
     "DECLINE",
     "DISPOSE",
+    "PAY",
     "PROCESS",
     "READ",
     "READ_FOR_CALCULATE",
@@ -35,7 +36,7 @@ RETURN_FIELDS = """
 fragment ReturnFields on Return {
   id
   status
-  order { id }
+  order { id totalOutstandingSet { shopMoney { amount currencyCode } } }
   returnLineItems(first: 250) {
     nodes {
       id
@@ -139,6 +140,16 @@ mutation ReturnflowRemoveFromReturn(
 """
     + RETURN_FIELDS
 )
+
+
+PAY = """
+mutation ReturnflowOrderCreateManualPayment($id: ID!, $amount: MoneyInput) {
+  orderCreateManualPayment(id: $id, amount: $amount) {
+    order { id }
+    userErrors { field message code }
+  }
+}
+"""
 
 
 def _status_change(operation: str, field: str) -> str:
