@@ -20,7 +20,8 @@ Calls and mutations, one to one:
 ``process``                 ``returnProcess`` (``ReturnProcessInput``): the refund goes to the
                             order's first successful ``SALE`` or ``CAPTURE`` transaction
 ``dispose``                 ``reverseFulfillmentOrderDispose`` on the reverse fulfillment order
-                            line of the return line (``restock_location_id`` for ``RESTOCKED``)
+                            line of the return line (``RESTOCKED`` units to the line's
+                            destination, else to ``restock_location_id``)
 ``remove_lines``            ``removeFromReturn``
 ``close`` / ``reopen`` /    ``returnClose`` / ``returnReopen`` / ``returnCancel``
 ``cancel``
@@ -418,37 +419,48 @@ class ShopifyPlatformReturns:
         disposition: Disposition,
         *,
         idempotency_key: str,
+        location_id: str | None = None,
     ) -> None:
-        args = (shop, return_id, line_id, quantity, disposition)
+        args = (shop, return_id, line_id, quantity, disposition, location_id)
 
         def call() -> None:
             data = self._request(shop, "dispose", gql.READ_FOR_PROCESS, {"id": return_id})
             node = data.get("return")
             if node is None:
                 raise PortError(PORT, "dispose", f"no return {return_id!r}", retryable=False)
-            variables = self.dispose_variables(reverse_line(node, line_id), quantity, disposition)
+            reverse = reverse_line(node, line_id)
+            variables = self.dispose_variables(reverse, quantity, disposition, location_id)
             self._mutate(shop, "dispose", gql.DISPOSE, variables, "reverseFulfillmentOrderDispose")
 
         self._keyed("dispose", args, idempotency_key, call)
 
     def dispose_variables(
-        self, reverse_line_id: str, quantity: int, disposition: Disposition
+        self,
+        reverse_line_id: str,
+        quantity: int,
+        disposition: Disposition,
+        location_id: str | None = None,
     ) -> dict[str, Any]:
         """The variables of ``reverseFulfillmentOrderDispose``:
-        ``{"dispositionInputs": [ReverseFulfillmentOrderDisposeInput]}``."""
+        ``{"dispositionInputs": [ReverseFulfillmentOrderDisposeInput]}``; restocked units
+        go to ``location_id`` (the line's destination, a Shopify location id), else to
+        ``restock_location_id``."""
         item: dict[str, Any] = {
             "reverseFulfillmentOrderLineItemId": reverse_line_id,
             "quantity": quantity,
             "dispositionType": Disposition(disposition).value,
         }
         if disposition is Disposition.RESTOCKED:
-            if self._location is None:
+            if location_id is not None:
+                item["locationId"] = location_id
+            elif self._location is None:
                 raise ConfigurationError(
                     "RESTOCKED needs a location: ShopifyPlatformReturns(restock_location_id=...)",
                     field="restock_location_id",
                     value=None,
                 )
-            item["locationId"] = self._location
+            else:
+                item["locationId"] = self._location
         return {"dispositionInputs": [item]}
 
     def remove_lines(
