@@ -100,6 +100,7 @@ from returnflow.errors import (
     UnitsTaken,
     UnknownCurrency,
     UnknownExternalReturn,
+    UnknownLocation,
     UnknownOrder,
     UnknownOrderLine,
     UnknownOutcome,
@@ -119,6 +120,7 @@ from returnflow.importing import (
 from returnflow.lifecycle.chart import ReturnChart
 from returnflow.lifecycle.effects import TOPICS
 from returnflow.lifecycle.table import TABLE, ShopifyReturnStatus, TransitionTable, shopify_status
+from returnflow.ports.locations import DestinationResolver, StaticDestination
 from returnflow.ports.policies import PolicySource, ShopPolicies, StaticPolicy
 from returnflow.service import (
     DispatchReport,
@@ -148,6 +150,7 @@ __all__ = [
     "CustomerReturns",
     "Decision",
     "DeclineReason",
+    "DestinationResolver",
     "DispatchReport",
     "Disposition",
     "Document",
@@ -224,6 +227,7 @@ __all__ = [
     "ShopPolicies",
     "ShopifyReturnStatus",
     "SourceStatus",
+    "StaticDestination",
     "StaticPolicy",
     "StoreCredit",
     "StoreError",
@@ -237,6 +241,7 @@ __all__ = [
     "UnitsTaken",
     "UnknownCurrency",
     "UnknownExternalReturn",
+    "UnknownLocation",
     "UnknownOrder",
     "UnknownOrderLine",
     "UnknownOutcome",
