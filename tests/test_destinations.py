@@ -735,3 +735,20 @@ def test_kept_lines_go_nowhere_and_the_resolver_is_not_asked_for_them() -> None:
     ]
     assert harness.service.destinations.asked == ["L1"]  # type: ignore[attr-defined]
     assert [where for where, _ in _created(harness)] == ["berlin"]
+
+
+def test_the_demo_flow_sends_one_return_to_three_locations_and_closes_it_on_the_last() -> None:
+    from returnflow.demo.destinations import destinations
+
+    harness, [rid] = destinations("demo-shop")
+    record = harness.service.get("demo-shop", rid)
+    assert record.status == "closed"
+    assert record.finished_locations == ("berlin", "bulky-hub", "outlet-store")
+    assert [(r.location_id, r.status) for r in harness.ports.warehouse.returns] == [
+        ("berlin", "expected"),
+        ("bulky-hub", "expected"),
+        ("outlet-store", "expected"),
+    ]
+    assert [c.args["amount"] for c in harness.ports.commerce.calls_to("refund")] == [
+        Money("235.00", EUR)
+    ]
