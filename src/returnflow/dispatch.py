@@ -40,6 +40,7 @@ from returnflow.decisions import results
 from returnflow.decisions.change import Change
 from returnflow.domain._fields import check_limit
 from returnflow.domain._time import CheckedClock
+from returnflow.domain.destinations import rma_at
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.errors import ConfigurationError, PortError
@@ -51,7 +52,7 @@ from returnflow.ports.events import DomainEvent, EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
 from returnflow.ports.store import Attempt, Lease, OutboxEntry, ReturnStore
-from returnflow.ports.warehouse import Warehouse
+from returnflow.ports.warehouse import Warehouse, expect_return
 from returnflow.resolving import PolicyResolution, PolicySource, source_of
 
 __all__ = ["HANDLERS", "DispatchReport", "Dispatcher", "Handler"]
@@ -437,21 +438,13 @@ def _notify(d: Dispatcher, effect: fx.Notify, record: ReturnRecord | None) -> ob
 def _create_warehouse_return(
     d: Dispatcher, effect: fx.CreateWarehouseReturn, record: ReturnRecord | None
 ) -> object:
-    return d.warehouse.create_return(
-        effect.shop,
-        effect.order_id,
-        effect.return_id,
-        effect.lines,
-        reason=effect.reason,
-        action=effect.action,
-        idempotency_key=effect.key,
-    )
+    return expect_return(d.warehouse, effect)
 
 
 def _cancel_warehouse_return(
     d: Dispatcher, effect: fx.CancelWarehouseReturn, record: ReturnRecord
 ) -> object:
-    rma = _required(record.refs.warehouse_rma_id, "warehouse_rma_id", effect)
+    rma = _required(rma_at(record.refs, effect.location_id), "warehouse_rma_id", effect)
     d.warehouse.cancel_return(effect.shop, rma, idempotency_key=effect.key)
     return None
 

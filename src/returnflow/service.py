@@ -55,6 +55,7 @@ from returnflow.opening import Decide, Opening
 from returnflow.ports.carrier import Carrier
 from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.events import EventPublisher
+from returnflow.ports.locations import DestinationResolver, StaticDestination
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
 from returnflow.ports.platform_returns import PlatformReturns
@@ -101,7 +102,9 @@ class ReturnsService:
     fires chart events with the compiled chart (``"compiled"``, the default) or the
     python-statemachine chart itself (``"chart"``; :mod:`returnflow.lifecycle.engine`);
     another name raises :class:`~returnflow.errors.ConfigurationError`. See the README for a
-    worked example; :mod:`returnflow.testing` has fakes of every port.
+    worked example; :mod:`returnflow.testing` has fakes of every port. ``destinations``
+    routes each returned line to a location (default: the shop's default location;
+    :mod:`returnflow.ports.locations`).
     """
 
     store: Shared[ReturnStore] = Shared()
@@ -138,6 +141,7 @@ class ReturnsService:
         engine: str = "compiled",
         policies: PolicySource | None = None,
         platform_returns: PlatformReturns | None = None,
+        destinations: DestinationResolver | None = None,
     ) -> None:
         self.dispatcher = Dispatcher(
             store=store,
@@ -157,6 +161,7 @@ class ReturnsService:
             platform_returns=platform_returns,
         )
         self.ids = ids or _new_id
+        self.destinations: DestinationResolver = destinations or StaticDestination()
         self.auto_dispatch = auto_dispatch
         self.timers = Timers(self)
         self.opening = Opening(self)

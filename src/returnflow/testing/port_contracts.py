@@ -650,6 +650,10 @@ class WarehouseContract(PortContract, abc.ABC):
     LINES: ClassVar[tuple[LineQuantity, ...]] = (LineQuantity("L1", 2), LineQuantity("L2", 1))
     REASON: ClassVar[str] = "size_too_small"
     ACTION: ClassVar[str] = "refund"
+    LOCATION: ClassVar[str | None] = None
+    """A location the warehouse runs, for the tests of returns sent to a location
+    (:mod:`returnflow.domain.destinations`); ``None`` (the default): the warehouse has only
+    its default location, and those tests are skipped."""
 
     @abc.abstractmethod
     def make_warehouse(self) -> Warehouse:
@@ -701,6 +705,48 @@ class WarehouseContract(PortContract, abc.ABC):
         _refused(
             "create_return with a used key and other lines",
             lambda: self.create(warehouse, key, return_id, self.LINES[:1]),
+        )
+
+    def _at(self, warehouse: Warehouse, key: str, return_id: str, where: str) -> WarehouseReturn:
+        return warehouse.create_return(
+            self.SHOP,
+            self.ORDER_ID,
+            return_id,
+            self.LINES,
+            reason=self.REASON,
+            action=self.ACTION,
+            idempotency_key=key,
+            location_id=where,
+        )
+
+    def _location(self) -> str:
+        if self.LOCATION is None:
+            import pytest
+
+            pytest.skip("LOCATION is not set: the warehouse has only its default location")
+        return self.LOCATION
+
+    def test_a_return_expected_at_a_location_is_its_own_and_replays(self) -> None:
+        where = self._location()
+        warehouse = self.open_warehouse()
+        key, return_id = self.new_key("rma"), self.new_id("return")
+        created = self._at(warehouse, key, return_id, where)
+        assert created.rma_id, f"create_return at {where!r} returned an empty rma id"
+        again = _replayed("create_return", lambda: self._at(warehouse, key, return_id, where))
+        _same("create_return at a location", created, again)
+        other = self.create(warehouse, self.new_key("rma"), return_id)
+        assert other.rma_id != created.rma_id, (
+            f"the return at {where!r} and the one at the default location share {other.rma_id!r}"
+        )
+
+    def test_a_create_key_reused_at_another_location_is_refused(self) -> None:
+        where = self._location()
+        warehouse = self.open_warehouse()
+        key, return_id = self.new_key("rma"), self.new_id("return")
+        self._at(warehouse, key, return_id, where)
+        _refused(
+            "create_return with a used key at another location",
+            lambda: self.create(warehouse, key, return_id),
         )
 
     def test_cancel_then_cancel_again_with_the_same_key(self) -> None:
