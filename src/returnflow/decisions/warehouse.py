@@ -59,6 +59,7 @@ def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> st
                 item.quantity,
                 f"line {line.id} expects {line.outstanding} more unit(s)",
             )
+    in_review = change.record.status == "needs_review"
     # the parcel reached the warehouse: it was handed in and delivered, scanned or not
     carrier.reached(change, policy, "deliver", "received")
     record = change.record
@@ -102,7 +103,28 @@ def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> st
         completion.pay_early(change, policy, accepted_only=True, why="received")
     if policy.completion is Completion.ON_RECEIPT and completion.fully_received(change):
         completion.complete(change, policy)
+    if in_review and change.record.status == "item_received":
+        _still_in_review(change)
     return ""
+
+
+# Reasons the units coming back answer: the parcel did arrive, the return moved.
+_ANSWERED_BY_UNITS = ("parcel returned to origin", "no progress in ")
+
+
+def _still_in_review(change: Change) -> None:
+    """Units received while a person is to look: the return stays with the person unless
+    the units answer every reason it went to them for (DESIGN.md section 6: the outcome
+    must not depend on whether a failure was answered before or after the receipt)."""
+    open_reasons = [
+        reason
+        for reason in change.record.review_reasons
+        if not reason.startswith((_SHORT, *_ANSWERED_BY_UNITS))
+    ]
+    if open_reasons:
+        change.fire(
+            "flag", {"reason": open_reasons[-1], "kept": "units received"}, reason=open_reasons[-1]
+        )
 
 
 def _restocks(item: ReceivedLine, policy: ReturnPolicy) -> bool:
