@@ -17,6 +17,8 @@ from returnflow import (
     RequestLine,
     ReturnPolicy,
     ReturnRequest,
+    StoreCredit,
+    WarehouseFinished,
     WarehouseReceipt,
 )
 from returnflow.domain.inbound import InboundEvent
@@ -125,3 +127,19 @@ def test_a_refused_processing_keeps_the_return_in_review_whether_units_came_befo
     assert record.status == "needs_review"
     assert record.lines[0].rejected == 2
     assert record.review_reasons[-1].startswith("process_platform_return failed")
+
+
+def test_a_store_credit_with_a_bonus_is_processed_on_the_platform_without_a_difference() -> None:
+    # the bonus is returnflow's, in the gift card; the platform values only the units
+    made = Harness(policy=ReturnPolicy(platform_mode="native"))
+    made.ports.commerce.add_order(order())
+    credit = StoreCredit(bonus=Money("2.00", "EUR"))
+    lines = [RequestLine(order_line_id="L2", quantity=2, outcome=credit)]
+    rid = made.service.request(ReturnRequest(shop=SHOP, order_id="1001", lines=lines)).id
+    received = [ReceivedLine(line_id="L2", quantity=2)]
+    made.service.handle(WarehouseReceipt(shop=SHOP, return_id=rid, event_id="r", lines=received))
+    made.service.handle(WarehouseFinished(shop=SHOP, return_id=rid, event_id="f"))
+    record = made.service.get(SHOP, rid)
+    assert record.status == "closed", record.review_reasons
+    assert [credit.amount for credit in made.ports.commerce.credits] == [Money("22.00", "EUR")]
+    assert [units.confirmed for units in record.platform_units] == [2]

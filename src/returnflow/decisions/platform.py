@@ -307,8 +307,8 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
     duty_refunds = _by_duty(refunds)
     refund = Money.sum((e.amount for e in refunds), record.currency) - shipping_back
     refund = refund - Money.sum((d.amount for d in duty_refunds), record.currency)
-    outside = Money.sum(  # a store credit's share of them: in the gift card
-        ((e.original_shipping or zero) + (e.duties or zero) for e in credits),
+    outside = Money.sum(  # a store credit's share of them, and its bonus: in the gift card
+        ((e.original_shipping or zero) + (e.duties or zero) + (e.bonus or zero) for e in credits),
         record.currency,
     )
     released = any(isinstance(e, fx.ReleaseExchange) for e in planned)
