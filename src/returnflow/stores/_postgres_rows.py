@@ -116,10 +116,12 @@ ATTEMPTS = (
 pending (the count of rows updated tells)."""
 
 
-ATTEMPTS_ALONE = (
+ATTEMPTS_LOCKED = (
     "WITH locked AS MATERIALIZED (SELECT key FROM outbox WHERE key = ANY(%(key)s) "
     "AND status = 'pending' ORDER BY key FOR UPDATE), "
-    "whole AS (SELECT count(*) = %(n)s AS yes FROM locked) "
+    "whole AS MATERIALIZED (SELECT count(*) = %(n)s AS yes FROM locked)"
+)
+ATTEMPTS_GATED = (
     "UPDATE outbox o SET status = a.status, attempts = o.attempts + 1, last_error = a.error, "
     "result = COALESCE(a.result, o.result), updated_at = a.at, next_attempt_at = a.retry_at, "
     "claimed_until = NULL, claimed_by = NULL FROM unnest(%(key)s::text[], %(status)s::text[], "
@@ -127,6 +129,7 @@ ATTEMPTS_ALONE = (
     "%(retry_at)s::timestamptz[]) AS a(key, status, error, result, at, retry_at), whole "
     "WHERE whole.yes AND o.key = a.key AND o.status = 'pending'"
 )
+ATTEMPTS_ALONE = f"{ATTEMPTS_LOCKED} {ATTEMPTS_GATED}"
 """:data:`ATTEMPTS` as a statement of its own: the effects locked first, and all of them
 recorded or (one not pending) none."""
 

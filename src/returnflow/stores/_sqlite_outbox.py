@@ -30,8 +30,13 @@ _HEADS = (
     "AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= :now) "
     "AND (o.claimed_until IS NULL OR o.claimed_until <= :now) "
     "AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.shop = o.shop "
-    "AND h.return_id = o.return_id AND h.status = 'pending')"
+    "AND h.return_id = o.return_id AND h.status = 'pending') "
+    "AND NOT EXISTS (SELECT 1 FROM outbox l WHERE l.shop = o.shop "
+    "AND l.return_id = o.return_id AND l.status = 'pending' AND l.claimed_until > :now)"
 )
+"""Due heads under no live lease, of returns with no pending effect under one: an effect
+given up and re-opened becomes the head while the one after it may still be out with a
+worker, and waits for it."""
 
 
 def _moment(text: str | None) -> datetime | None:
