@@ -292,7 +292,9 @@ class Dispatcher(PolicyResolution):
             changes = any(d.decide is not None for d in done)
             if hold and not changes:
                 return [d.attempt for d in done]
-            go_on = (changes or capped) and tally.left > spare and done[-1].status != "pending"
+            # the last write claims too: what another commit planned while this run held
+            # the return (its claim found the lease) goes out with this run
+            go_on = tally.left > spare and done[-1].status != "pending"
             record, todo = self._write(shop, return_id, done, record, claim=go_on, written=written)
             done, capped = [], len(todo) >= RUN
             if not todo:
