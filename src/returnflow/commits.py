@@ -130,21 +130,22 @@ def run(
     ``outbox``: load the return's outbox into the change (for decisions that ask what was
     planned). ``inbound``: the fact's id, committed with the change; a fact already seen is
     a ``duplicate`` and nothing is written (it is not looked up first: the commit refuses
-    its key, or, when the decision writes nothing or raises, it is looked up then). ``attempts``: effects' deliveries, committed with
-    the change (or alone when nothing changed); those another worker recorded first (its
-    lease came after ours ran out) are dropped after the conflict and their keys added to
-    ``gone`` (the decision skips their results); when none is left, the return is returned
-    as stored. ``opened``: the new returns the decision opened (a reset's
-    child), committed with it at version 1. ``heirs``: when the return was reset, load the
-    returns it was reset into (``change.heirs``) and commit those the decision changed.
-    ``after``: run on the change (and on each heir) once ``decide`` is done, when the
-    decision changed it: the parked facts the return can use now
-    (:func:`returnflow.decisions.facts.drain`). ``engine``: the chart engine the decision
-    fires events with (:data:`returnflow.lifecycle.engine.ENGINES`). ``record``: the return
-    as this process last wrote it, decided on at the first try instead of a read (the
-    version check refuses it if another writer came in between; it is read then).
-    ``claim``: the lease the commit takes of the returns it writes, when it planned or
-    re-opened effects (or recorded ``attempts``).
+    its key, or, when the decision writes nothing or raises, it is looked up then).
+    ``attempts``: effects' deliveries, committed with the change (or alone when nothing
+    changed); those another worker recorded first (its lease came after ours ran out) are
+    dropped after the conflict and their keys added to ``gone`` (the decision skips their
+    results); when none is left, the return is returned as stored. ``opened``: the new
+    returns the decision opened (a reset's child), committed with it at version 1.
+    ``heirs``: when the return was reset, load the returns it was reset into
+    (``change.heirs``) and commit those the decision changed. ``after``: run on the change
+    (and on each heir) once ``decide`` is done, when the decision changed it: the parked
+    facts the return can use now (:func:`returnflow.decisions.facts.drain`). ``engine``: the
+    chart engine the decision fires events with
+    (:data:`returnflow.lifecycle.engine.ENGINES`). ``record``: the return as this process
+    last wrote it, decided on at the first try instead of a read (the version check refuses
+    it if another writer came in between; it is read then). ``claim``: the lease the commit
+    takes of the returns it writes, when it planned or re-opened effects (or recorded
+    ``attempts``).
 
     Raises what ``decide`` raises (nothing is written then), and
     :class:`~returnflow.errors.ConcurrencyConflict` after :data:`CONFLICT_RETRIES` conflicts.
