@@ -28,6 +28,8 @@ _COLUMNS = (
     "claimed_until",
     "claimed_by",
     "key",
+    "shop",
+    "return_id",
 )
 
 
@@ -155,7 +157,7 @@ def claimed(
     entries: list[OutboxEntry] = []
     stopped: set[int] = set()
     for row in rows:
-        head = int(row[11])
+        head = int(row[-1])
         if head in stopped:
             continue
         effect = None if known is None else known.get(row[10])

@@ -14,6 +14,7 @@ from returnflow.errors import ValidationError
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import Attempt, OutboxEntry
 from returnflow.serialization import converter
+from returnflow.stores._errors import readable_effect
 
 __all__ = [
     "ATTEMPT",
@@ -64,7 +65,7 @@ DONE = (
 )
 ENTRY_COLUMNS = (
     "seq, body, status, attempts, last_error, result, updated_at, next_attempt_at, "
-    "claimed_until, claimed_by"
+    "claimed_until, claimed_by, key, shop, return_id"
 )
 ATTEMPT = (
     "UPDATE outbox SET status = %(status)s, attempts = attempts + 1, last_error = %(error)s, "
@@ -175,7 +176,7 @@ def entry(row: Sequence[Any], effect: Effect | None = None) -> OutboxEntry:
     """An outbox row (:data:`ENTRY_COLUMNS`, in order) as an :class:`OutboxEntry`; its
     effect ``effect`` when the caller holds it, else parsed from the row."""
     if effect is None:
-        effect = converter.structure(json.loads(row[1]), Effect)
+        effect = readable_effect(row[1], row[10], row[11], row[12])
     return OutboxEntry(
         effect=effect,
         sequence=int(row[0]),

@@ -14,14 +14,14 @@ from typing import Any
 from returnflow.domain._time import parse_iso
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import OutboxEntry
-from returnflow.serialization import converter
+from returnflow.stores._errors import readable_effect
 from returnflow.stores._sqlite_rows import iso
 
 __all__ = ["ENTRY", "claim", "entry"]
 
 ENTRY = (
     "SELECT seq, body, status, attempts, last_error, result, updated_at, next_attempt_at, "
-    "claimed_until, claimed_by, key FROM outbox"
+    "claimed_until, claimed_by, key, shop, return_id FROM outbox"
 )
 """The columns :func:`entry` reads, in its order."""
 
@@ -48,7 +48,7 @@ def entry(row: Sequence[Any], known: Mapping[str, Effect] | None = None) -> Outb
     (by key) when there, else parsed from the row."""
     effect = None if known is None else known.get(row[10])
     if effect is None:
-        effect = converter.structure(json.loads(row[1]), Effect)
+        effect = readable_effect(row[1], row[10], row[11], row[12])
     return OutboxEntry(
         effect=effect,
         sequence=int(row[0]),

@@ -41,7 +41,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from returnflow._bodies import load_record
+from returnflow._bodies import dump_effect, load_record
 from returnflow.domain._time import instant
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import (
@@ -78,7 +78,6 @@ from returnflow.stores._postgres_rows import (
     attempt_params,
     checked_text,
     columns,
-    dump,
     entry,
 )
 from returnflow.stores._postgres_schema import check_schema, migrate
@@ -444,7 +443,7 @@ class PostgresStore:
                 checked_text("effect.shop", effect.shop),
                 checked_text("effect.return_id", effect.return_id),
                 effect.kind,
-                dump(effect),
+                dump_effect(effect),
             )
             for effect in commit.effects
         ]
