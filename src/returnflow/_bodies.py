@@ -1,5 +1,5 @@
-"""A stored return's JSON: its row's body (the record without its history) and a history
-entry's, written and read back by the SQLite and PostgreSQL stores.
+"""A stored return's JSON: its row's body (the record without its history), a history
+entry's and an outbox effect's, written and read back by the SQLite and PostgreSQL stores.
 
 The text is ``json.dumps(..., separators=(",", ":"), sort_keys=True)`` of the converter's
 plain data, as it always was: a store compares a stored entry's text with the one it would
@@ -9,7 +9,8 @@ written. With the ``fast`` extra (``orjson``) installed:
 * writing uses ``orjson`` with sorted keys, whose text is the same for what returnflow
   stores (ASCII text, whole numbers, no floats); anything else (text outside ASCII, a float
   or a number beyond 64 bits in a free-form payload) is written by ``json`` as before;
-* reading parses with ``orjson`` and builds the record with structure functions generated
+* reading parses with ``orjson`` and builds the record (or effect) with structure functions
+  generated
   without detailed validation, whose hooks only accept the exact types and forms this
   module writes (UTC ISO times, plain ``str``/``int``/``bool``, known keys only, no float
   in a free-form payload: orjson reads a number beyond 64 bits as one). Anything they do
@@ -38,9 +39,25 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from returnflow.domain._time import EARLIEST, LATEST
 from returnflow.domain.model import HistoryEntry, Outcome, Reason, ReturnRecord, to_reason
 from returnflow.domain.money import Money
-from returnflow.serialization import _ENUMS, _OUTCOMES, _unstructure_history_entry, converter
+from returnflow.lifecycle.effects import Effect
+from returnflow.serialization import (
+    _EFFECTS,
+    _ENUMS,
+    _OUTCOMES,
+    _unstructure_history_entry,
+    converter,
+)
 
-__all__ = ["dump_body", "dump_entry", "dumps", "fast_available", "load_record", "use_fast"]
+__all__ = [
+    "dump_body",
+    "dump_effect",
+    "dump_entry",
+    "dumps",
+    "fast_available",
+    "load_effect",
+    "load_record",
+    "use_fast",
+]
 
 _plain_record = make_dict_unstructure_fn(ReturnRecord, converter, history=override(omit=True))
 
@@ -376,3 +393,34 @@ def load_record(body: str, history: list[str] | str | None) -> ReturnRecord:
         else:
             return record
     return _plain_load(body, history)
+
+
+def dump_effect(effect: Effect) -> str:
+    """An outbox row's body: the effect as the converter writes it (its ``kind`` and its
+    fields), the same text either way."""
+    return dumps(converter.unstructure(effect))
+
+
+def load_effect(body: str) -> Effect:
+    """The effect of an outbox row's ``body``. Any error of the plain way (``json``'s, a
+    :class:`~returnflow.errors.ValidationError`, cattrs'...) for a body that is not one; the
+    stores name its return (``UnreadableRecord``)."""
+    orjson = _orjson()
+    if orjson is not None:
+        try:
+            data = orjson.loads(body)
+            # orjson reads a number beyond 64 bits as a float: any float, the plain way
+            if type(data) is not dict or not _free_form_plain(data):
+                raise _NotOurs
+            fields = dict(data)
+            effect: Effect = _fast_converter().structure(fields, _EFFECTS[fields.pop("kind")])
+        except Exception:  # not what this module writes: read it the plain way
+            pass
+        else:
+            return effect
+    return _plain_effect(body)
+
+
+def _plain_effect(body: str) -> Effect:
+    effect: Effect = converter.structure(json.loads(body), Effect)
+    return effect

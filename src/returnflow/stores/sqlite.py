@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from returnflow._bodies import load_record
+from returnflow._bodies import dump_effect, load_record
 from returnflow.domain._time import instant, parse_iso
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
@@ -386,7 +386,13 @@ class SqliteStore:
                     db.execute(
                         "INSERT INTO outbox (key, shop, return_id, kind, body) "
                         "VALUES (?, ?, ?, ?, ?)",
-                        (effect.key, effect.shop, effect.return_id, effect.kind, _dump(effect)),
+                        (
+                            effect.key,
+                            effect.shop,
+                            effect.return_id,
+                            effect.kind,
+                            dump_effect(effect),
+                        ),
                     )
                 except sqlite3.IntegrityError:
                     raise ConcurrencyConflict(
