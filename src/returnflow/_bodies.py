@@ -38,9 +38,20 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from returnflow.domain._time import EARLIEST, LATEST
 from returnflow.domain.model import HistoryEntry, Outcome, Reason, ReturnRecord, to_reason
 from returnflow.domain.money import Money
+from returnflow.lifecycle.effects import Effect
 from returnflow.serialization import _ENUMS, _OUTCOMES, _unstructure_history_entry, converter
 
-__all__ = ["dump_body", "dump_entry", "dumps", "fast_available", "load_record", "use_fast"]
+__all__ = [
+    "dump_body",
+    "dump_effect",
+    "dump_entry",
+    "dump_value",
+    "dumps",
+    "fast_available",
+    "load_effect",
+    "load_record",
+    "use_fast",
+]
 
 _plain_record = make_dict_unstructure_fn(ReturnRecord, converter, history=override(omit=True))
 
@@ -376,3 +387,43 @@ def load_record(body: str, history: list[str] | str | None) -> ReturnRecord:
         else:
             return record
     return _plain_load(body, history)
+
+
+# -- outbox effects ------------------------------------------------------------------------------
+
+# Effects by their row's text: an effect is immutable and its text holds its unique key, so
+# the text names one effect, whichever process wrote or reads it. Filled when an effect is
+# written (:func:`dump_effect`) and read (:func:`load_effect`); emptied when full.
+_EFFECTS: dict[str, Effect] = {}
+_EFFECTS_KEPT = 20_000
+
+
+def _keep(text: str, effect: Effect) -> None:
+    if len(_EFFECTS) >= _EFFECTS_KEPT:
+        _EFFECTS.clear()
+    _EFFECTS[text] = effect
+
+
+def dump_value(value: Any) -> str:
+    """An effect's result (or any value the converter writes) as the stores write it: the
+    converter's plain data as compact JSON with sorted keys (:func:`dumps`)."""
+    return dumps(converter.unstructure(value))
+
+
+def dump_effect(effect: Effect) -> str:
+    """An outbox row's body: :func:`dump_value` of ``effect``. The effect is kept, so that a
+    row of this text is not parsed again (:func:`load_effect`)."""
+    text = dump_value(effect)
+    _keep(text, effect)
+    return text
+
+
+def load_effect(text: str) -> Effect:
+    """The effect of an outbox row's body: one already written or read with this exact text,
+    else parsed (``json`` and :data:`~returnflow.serialization.converter`, raising what they
+    raise for a body that is not an effect's)."""
+    effect = _EFFECTS.get(text)
+    if effect is None:
+        effect = converter.structure(json.loads(text), Effect)
+        _keep(text, effect)
+    return effect

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-import attrs
 from statemachine.exceptions import TransitionNotAllowed
 
+from returnflow.domain._evolve import evolver
 from returnflow.domain.inbound import InboundEvent
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import InvalidTransition
@@ -28,6 +28,8 @@ from returnflow.ports.store import OutboxEntry
 __all__ = ["Change"]
 
 _E = TypeVar("_E", bound=fx.Effect)
+
+_evolve = evolver(ReturnRecord)
 
 
 class Change:
@@ -73,7 +75,7 @@ class Change:
         except TransitionNotAllowed:  # the table and the chart disagree: a defect
             raise InvalidTransition(record.id, state, event, TABLE.allowed(state)) from None
         entry = self._entry(event, state, target, payload or {})
-        self.record = attrs.evolve(
+        self.record = _evolve(
             record,
             status=target[0],
             exchange_status=target[1],
@@ -92,7 +94,7 @@ class Change:
         """A history entry that changes no state (an effect's result, an ignored fact)."""
         record = self.record
         entry = self._entry(event, record.state, record.state, payload)
-        self.record = attrs.evolve(record, history=(*record.history, entry))
+        self.record = _evolve(record, history=(*record.history, entry))
 
     def ignore(self, event: InboundEvent, why: str) -> str:
         """Record that ``event`` was of no use to the return now; return ``why``."""
@@ -133,7 +135,7 @@ class Change:
         del self.effects[effects:], self._history[history:], self.reopened[reopened:]
 
     def update(self, **changes: Any) -> None:
-        self.record = attrs.evolve(self.record, **changes)
+        self.record = _evolve(self.record, **changes)
 
     def effect(self, effect_type: type[_E], **fields: Any) -> _E:
         record = self.record
@@ -180,7 +182,7 @@ class Change:
         return tuple(self._history)
 
     def finished(self) -> ReturnRecord:
-        return attrs.evolve(
+        return _evolve(
             self.record,
             version=self.version,
             updated_at=self.now,

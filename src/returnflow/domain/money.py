@@ -121,9 +121,8 @@ class Money:
         if quantum is None:
             currency = _check_currency(currency)
             quantum = _quantum(currency)
-        if type(amount) is Decimal and amount.is_finite():
-            number = amount
-        else:
+        number = amount if isinstance(amount, Decimal) and type(amount) is Decimal else None
+        if number is None or not number.is_finite():
             number = to_decimal(amount)
         if number and number.adjusted() >= MAX_DIGITS:
             raise InvalidAmount(

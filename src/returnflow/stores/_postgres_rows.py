@@ -13,7 +13,6 @@ from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ValidationError
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import Attempt, OutboxEntry
-from returnflow.serialization import converter
 
 __all__ = [
     "ATTEMPT",
@@ -137,7 +136,7 @@ def columns_of(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
 
 
 def dump(value: Any) -> str:
-    return json.dumps(converter.unstructure(value), separators=(",", ":"), sort_keys=True)
+    return _bodies.dump_value(value)
 
 
 def dump_entry(entry: HistoryEntry) -> str:
@@ -172,7 +171,7 @@ def entry(row: Sequence[Any], effect: Effect | None = None) -> OutboxEntry:
     """An outbox row (:data:`ENTRY_COLUMNS`, in order) as an :class:`OutboxEntry`; its
     effect ``effect`` when the caller holds it, else parsed from the row."""
     if effect is None:
-        effect = converter.structure(json.loads(row[1]), Effect)
+        effect = _bodies.load_effect(row[1])
     return OutboxEntry(
         effect=effect,
         sequence=int(row[0]),

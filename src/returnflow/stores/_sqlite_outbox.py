@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from returnflow._bodies import load_effect
 from returnflow.domain._time import parse_iso
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import OutboxEntry
-from returnflow.serialization import converter
 from returnflow.stores._sqlite_rows import iso
 
 __all__ = ["ENTRY", "claim", "entry"]
@@ -43,7 +43,7 @@ def entry(row: Sequence[Any], known: Mapping[str, Effect] | None = None) -> Outb
     (by key) when there, else parsed from the row."""
     effect = None if known is None else known.get(row[10])
     if effect is None:
-        effect = converter.structure(json.loads(row[1]), Effect)
+        effect = load_effect(row[1])
     return OutboxEntry(
         effect=effect,
         sequence=int(row[0]),

@@ -41,6 +41,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from returnflow import _bodies
 from returnflow._bodies import load_record
 from returnflow.domain._time import instant
 from returnflow.domain.model import ReturnRecord
@@ -71,7 +72,6 @@ from returnflow.stores._postgres_rows import (
     attempt_params,
     checked_text,
     columns,
-    dump,
     entry,
 )
 from returnflow.stores._postgres_schema import check_schema, migrate
@@ -433,7 +433,7 @@ class PostgresStore:
                 checked_text("effect.shop", effect.shop),
                 checked_text("effect.return_id", effect.return_id),
                 effect.kind,
-                dump(effect),
+                _bodies.dump_effect(effect),
             )
             for effect in commit.effects
         ]
