@@ -205,6 +205,17 @@ class SqliteStore:
         return listing(rows, self._record, lambda row: (row[0], row[1]))
 
     def get(self, shop: str, return_id: str) -> ReturnRecord:
+        connection = self._connection()
+        if not connection.in_transaction:
+            # The stored version, read on its own (one statement is one snapshot): when this
+            # store built that version already, that record is the answer, without the read
+            # transaction a record read from its rows needs.
+            row = connection.execute(
+                "SELECT version FROM returns WHERE shop = ? AND id = ?", (shop, return_id)
+            ).fetchone()
+            cached = None if row is None else self._recall(shop, return_id, int(row[0]))
+            if cached is not None:
+                return cached
         with self._read() as db:
             return self._get(db, shop, return_id)
 
