@@ -472,7 +472,10 @@ def dump_effect(effect: Effect) -> str:
     """An outbox row's body: :func:`dump_value` of ``effect``. An effect that a parse of its
     text would give back as it is, is kept, so that the row is not parsed again
     (:func:`load_effect`)."""
-    text = dump_value(effect)
+    data = converter.unstructure(effect)
+    # its typed fields are text, whole numbers, flags and objects of them: only the free-form
+    # mappings may hold what orjson writes otherwise than json (see dumps)
+    text = dumps(data, checked=all(_free_form_plain(data.get(name)) for name in _FREE_FORM))
     if _reads_back_as_is(effect):
         _keep(text, effect)
     return text
