@@ -329,3 +329,38 @@ def test_a_records_body_is_the_plain_one_when_its_lines_are_reused_or_changed() 
     changed = attrs.evolve(later, lines=(attrs.evolve(later.lines[0], received=1),))
     assert _bodies.dump_body(changed) == plain_body(changed)
     assert '"received":1' in _bodies.dump_body(changed)
+
+
+# -- a change applies its steps in one copy ------------------------------------------------------
+
+
+def test_a_changes_steps_give_the_record_each_step_would_have_given() -> None:
+    from returnflow.decisions.change import Change
+
+    record = next_version(make_record("shop-a", "R1", 1), status="approved")
+    now = datetime(2026, 1, 20, tzinfo=timezone.utc)
+    change = Change(record, now=now, actor="t", base=record.version)
+    change.note("looked", {"n": 1})
+    assert change.allows("cancel")
+    point = change.checkpoint()
+    change.fire("cancel", {"why": "x"})
+    change.update(customer_note="changed")
+    change.publish("cancel")
+    assert change.record.state == ("cancelled", record.exchange_status)
+    assert change.record.customer_note == "changed"
+    assert [entry.event for entry in change.record.history[-2:]] == ["looked", "cancel"]
+    publish = change.effects[-1]
+    assert isinstance(publish, fx.Publish)
+    assert publish.payload["status"] == "cancelled"
+    change.update(due_at=now)
+    finished = change.finished()
+    assert finished.version == record.version + 1
+    assert finished.updated_at == now
+    assert finished.due_at == now
+    assert finished.history == change.record.history
+    change.restore(point)
+    assert change.record.state == record.state
+    assert change.finished().customer_note == record.customer_note
+    with pytest.raises(TypeError, match="colour"):
+        change.update(colour="red")
+    assert change.record.state == record.state
