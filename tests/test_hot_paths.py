@@ -223,15 +223,12 @@ def _parsed(text: str) -> fx.Effect:
 
 
 def _same(left: fx.Effect, right: fx.Effect) -> bool:
-    """Equal, free-form mappings included (effects compare without them), of the same types."""
-    return (
-        type(left) is type(right)
-        and left == right
-        and all(
-            type(getattr(left, name, None)) is type(getattr(right, name, None))
-            and getattr(left, name, None) == getattr(right, name, None)
-            for name in ("payload", "context")
-        )
+    """Equal field by field, free-form mappings included (effects compare without them),
+    each of the same type."""
+    return type(left) is type(right) and all(
+        type(getattr(left, field.name)) is type(getattr(right, field.name))
+        and getattr(left, field.name) == getattr(right, field.name)
+        for field in attrs.fields(type(left))
     )
 
 
