@@ -267,9 +267,10 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
     the exchange lines released), dispose what is processed and accepted."""
     record = change.record
     by_line = {units.order_line_id: units for units in record.platform_units}
-    settled: dict[str, int] = {}
-    accepted: dict[str, int] = {}
-    restocked: dict[str, int] = {}
+    # every order line of the platform return, also one a person took out of the return
+    settled = dict.fromkeys(by_line, 0)
+    accepted = dict.fromkeys(by_line, 0)
+    restocked = dict.fromkeys(by_line, 0)
     for line in record.lines:
         settled[line.order_line_id] = settled.get(line.order_line_id, 0) + line.settled
         accepted[line.order_line_id] = accepted.get(line.order_line_id, 0) + line.accepted

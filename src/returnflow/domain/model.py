@@ -463,7 +463,8 @@ class ParkedFact:
     the order the facts would have happened, by the commit that brings the return to a state
     that can use it. ``kind``: ``carrier``, ``receipt``, ``finished`` or ``platform``;
     ``status`` a carrier fact's status or a platform fact's topic, ``lines`` a receipt's
-    lines as plain data; ``why`` the state it waited in.
+    lines as plain data (a platform fact's ids and label, one mapping); ``why`` the state
+    it waited in.
     """
 
     kind: str

@@ -87,6 +87,13 @@ class ShopifyAdminMock:
 
     ``variant_prices`` prices exchange variants (Shopify prices them itself); a variant not in
     it costs 0. The returns live in :attr:`platform` on the orders of ``commerce``.
+
+    Two things Shopify's documentation leaves open are settings, so that the adapter is
+    tested under either answer: ``removed_in_quantity`` (default ``True``): a return line
+    item's ``quantity`` still counts units taken out by ``removeFromReturn`` (as exchange
+    line items' is documented to), else it drops by them; ``exchange_order`` (default
+    ``"given"``): a return's exchange line items come back in the order they were given, or
+    ``"reversed"``.
     """
 
     def __init__(
@@ -96,7 +103,13 @@ class ShopifyAdminMock:
         *,
         variant_prices: Mapping[str, Decimal] | None = None,
         location_id: str = "gid://shopify/Location/1",
+        removed_in_quantity: bool = True,
+        exchange_order: str = "given",
     ) -> None:
+        if exchange_order not in ("given", "reversed"):
+            raise ValueError(f"exchange_order is 'given' or 'reversed', not {exchange_order!r}")
+        self.removed_in_quantity = removed_in_quantity
+        self.exchange_order = exchange_order
         self.commerce = commerce
         self.platform = FakePlatformReturns(commerce)
         self.requests: list[Request] = []
@@ -282,9 +295,6 @@ class ShopifyAdminMock:
             extra = self._extra[node["id"]]
             for line in node["returnLineItems"]["nodes"]:
                 percentage = extra.percentages.get(line["id"])
-                line["quantity"] -= (
-                    line["quantity"] - line["processedQuantity"] - line["unprocessedQuantity"]
-                )
                 line["restockingFee"] = None if percentage is None else {"percentage": percentage}
             fee = extra.shipping_fee
             node["returnShippingFees"] = [] if fee is None else [{"amountSet": _bag(fee)}]
@@ -313,7 +323,7 @@ class ShopifyAdminMock:
             )
         exchange = [
             {
-                "variantId": x["variantId"],
+                "variant": {"id": x["variantId"]},
                 "quantity": x["quantity"],
                 "subtotalSet": _bag(
                     Money.quantized(
@@ -484,27 +494,31 @@ class ShopifyAdminMock:
         lines = []
         for order_line, line_id in read.line_ids:
             quantity = extra.quantities.get(line_id, 0)
-            done = processed.get(line_id, 0)
+            done, gone = processed.get(line_id, 0), removed.get(line_id, 0)
             lines.append(
                 {
                     "id": line_id,
-                    "quantity": quantity,
+                    "quantity": quantity if self.removed_in_quantity else quantity - gone,
                     "processedQuantity": done,
-                    "unprocessedQuantity": quantity - done - removed.get(line_id, 0),
+                    "unprocessedQuantity": quantity - done - gone,
                     "fulfillmentLineItem": {"id": order_line},
                 }
             )
         exchange = []
         for _, exchange_id in read.exchange_line_ids:
             variant, quantity = extra.variants.get(exchange_id, ("", 0))
+            done = exchange_done.get(exchange_id, 0)
             exchange.append(
                 {
                     "id": exchange_id,
                     "quantity": quantity,
                     "variantId": variant,
-                    "processedQuantity": exchange_done.get(exchange_id, 0),
+                    "processedQuantity": done,
+                    "unprocessedQuantity": quantity - done,
                 }
             )
+        if self.exchange_order == "reversed":
+            exchange.reverse()
         return {
             "id": read.return_id,
             "status": read.status.value,

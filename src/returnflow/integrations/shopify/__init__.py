@@ -26,6 +26,7 @@ Calls and mutations, one to one:
 ``cancel``
 ``get_return``              ``return(id:)``
 ``calculate``               ``returnCalculate`` for the return's lines, fees and exchange items
+``lines_now``               ``return(id:)``: the lines of a ``returns/update`` webhook's fact
 ==========================  ===================================================================
 
 Errors: a ``userErrors`` entry is ``PortError(retryable=False)`` naming its ``field`` path and
@@ -54,14 +55,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from returnflow.domain.inbound import Disposition
+from returnflow.domain.inbound import Disposition, PlatformLine
 from returnflow.domain.money import Money
 from returnflow.errors import ConfigurationError, PortError
 from returnflow.integrations.shopify import documents as gql
 from returnflow.integrations.shopify._answers import (
     bad_answer,
     calculate_variables,
+    exchange_ids,
     fee_percentage,
+    lines_on,
     money_input,
     nodes_of,
     outcome,
@@ -177,12 +180,9 @@ class ShopifyPlatformReturns:
             else:
                 node = self._mutate(shop, "open_return", gql.CREATE, variables, "returnCreate")
             opened = parse_return(node, "open_return")
-            platform_ids = [platform_id for _, platform_id in opened.exchange_line_ids]
-            if len(platform_ids) != len(exchange_lines):
-                raise bad_answer("open_return", "exchange line items", len(platform_ids))
-            mapping = tuple(
-                (line.exchange_line_id, platform_id)
-                for line, platform_id in zip(exchange_lines, platform_ids, strict=True)
+            mapping = exchange_ids(
+                nodes_of(node.get("exchangeLineItems")),
+                [(x.exchange_line_id, x.variant_id, x.quantity) for x in exchange_lines],
             )
             self._exchange_ids[opened.return_id] = mapping
             return attrs.evolve(opened, exchange_line_ids=mapping)
@@ -246,6 +246,16 @@ class ShopifyPlatformReturns:
         if node is None:
             raise PortError(PORT, "get_return", f"no return {return_id!r}", retryable=False)
         return self._with_exchange_ids(parse_return(node, "get_return"))
+
+    def lines_now(self, shop: str, return_id: str) -> tuple[PlatformLine, ...]:
+        """Every order line's units on the return now, read from Shopify: the ``lines`` of
+        the :class:`~returnflow.domain.inbound.PlatformReturnEvent` a host hands on for a
+        ``returns/update`` webhook (read rather than taken from the webhook's body)."""
+        data = self._request(shop, "lines_now", gql.READ, {"id": return_id})
+        node = data.get("return")
+        if node is None:
+            raise PortError(PORT, "lines_now", f"no return {return_id!r}", retryable=False)
+        return lines_on(node)
 
     def approve(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
         return self._status(

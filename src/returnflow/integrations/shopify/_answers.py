@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from returnflow.domain.inbound import PlatformLine
 from returnflow.domain.money import Money
 from returnflow.errors import PortError, ReturnflowError
 from returnflow.ports.platform_returns import (
@@ -26,27 +28,78 @@ def calculate_variables(node: dict[str, Any]) -> dict[str, Any]:
     ``{"input": CalculateReturnInput}``."""
     items = []
     for line in nodes_of(node.get("returnLineItems")):
+        kept = on_return(line)
+        if not kept:
+            continue
         item: dict[str, Any] = {
             "fulfillmentLineItemId": (line.get("fulfillmentLineItem") or {}).get("id"),
-            "quantity": line["quantity"],
+            "quantity": kept,
         }
         fee = line.get("restockingFee")
         if fee:
             item["restockingFee"] = {"percentage": fee["percentage"]}
         items.append(item)
+    exchange = [
+        {"variantId": x["variantId"], "quantity": on_return(x)}
+        for x in nodes_of(node.get("exchangeLineItems"))
+    ]
     calculated: dict[str, Any] = {
         "orderId": node["order"]["id"],
         "returnLineItems": items,
-        "exchangeLineItems": [
-            {"variantId": x["variantId"], "quantity": x["quantity"]}
-            for x in nodes_of(node.get("exchangeLineItems"))
-        ],
+        "exchangeLineItems": [x for x in exchange if x["quantity"]],
     }
     fees = node.get("returnShippingFees") or []
     if fees:
         amount = parse_money(fees[0]["amountSet"], "calculate")
         calculated["returnShippingFee"] = {"amount": money_input(amount)}
     return {"input": calculated}
+
+
+def on_return(line: dict[str, Any]) -> int:
+    """Units of a return or exchange line item still on the return: processed and not
+    processed, not those removed. Read as ``processedQuantity + unprocessedQuantity`` when
+    Shopify gives both: whether ``quantity`` still counts units taken out by
+    ``removeFromReturn`` is documented for exchange line items only ("including refunded
+    and removed units"), so it is not relied on; ``quantity`` otherwise."""
+    try:
+        return int(line["processedQuantity"]) + int(line["unprocessedQuantity"])
+    except (KeyError, TypeError, ValueError):
+        return int(line["quantity"])
+
+
+def lines_on(node: dict[str, Any]) -> tuple[PlatformLine, ...]:
+    """Every fulfillment line item's units on a return read with its line items (the
+    ``lines`` of a ``returns/update`` fact), by :func:`on_return`."""
+    units: dict[str, int] = {}
+    try:
+        for line in nodes_of(node.get("returnLineItems")):
+            key = str(line["fulfillmentLineItem"]["id"])
+            units[key] = units.get(key, 0) + on_return(line)
+    except (KeyError, TypeError, ValueError) as error:
+        raise bad_answer("lines_now", "return", node) from error
+    return tuple(PlatformLine(order_line_id=k, quantity=n) for k, n in units.items())
+
+
+def exchange_ids(
+    nodes: list[dict[str, Any]], lines: list[tuple[str, str, int]]
+) -> tuple[tuple[str, str], ...]:
+    """Each of returnflow's exchange lines ``(exchange line id, variant id, quantity)`` with
+    the id of the exchange line item Shopify answered for it: matched by ``variantId`` (and
+    quantity, among items of one variant), not by position, as Shopify documents no order for
+    a return's exchange line items. A non-retryable ``PortError`` when the answer does not
+    hold one item per line."""
+    free = list(nodes)
+    pairs: list[tuple[str, str]] = []
+    for exchange_line_id, variant_id, quantity in lines:
+        same = [x for x in free if x.get("variantId") == variant_id]
+        found = next((x for x in same if on_return(x) == quantity), same[0] if same else None)
+        if found is None:
+            raise bad_answer("open_return", "exchange line items", [x.get("id") for x in nodes])
+        free.remove(found)
+        pairs.append((exchange_line_id, str(found["id"])))
+    if free:
+        raise bad_answer("open_return", "exchange line items", [x.get("id") for x in nodes])
+    return tuple(pairs)
 
 
 def outcome(calculated: dict[str, Any], operation: str) -> FinancialOutcome:
@@ -201,10 +254,13 @@ def throttled(operation: str, why: str, seconds: float) -> PortError:
 
 
 def header_seconds(value: str | None) -> float:
+    """``Retry-After`` in seconds; 1.0 when absent, not a number of seconds (an HTTP date)
+    or NaN (the dispatcher caps a longer wait)."""
     try:
-        return max(float(value), 0.0) if value is not None else 1.0
+        seconds = float(value) if value is not None else 1.0
     except ValueError:
         return 1.0
+    return 1.0 if math.isnan(seconds) else max(seconds, 0.0)
 
 
 def refill_seconds(body: dict[str, Any]) -> float:

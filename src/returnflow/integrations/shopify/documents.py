@@ -46,7 +46,7 @@ fragment ReturnFields on Return {
     }
   }
   exchangeLineItems(first: 250) {
-    nodes { id quantity processedQuantity variantId }
+    nodes { id quantity processedQuantity unprocessedQuantity variantId }
   }
 }
 """
@@ -196,10 +196,14 @@ query ReturnflowReturnForCalculate($id: ID!) {
       nodes {
         id
         quantity
+        processedQuantity
+        unprocessedQuantity
         ... on ReturnLineItem { fulfillmentLineItem { id } restockingFee { percentage } }
       }
     }
-    exchangeLineItems(first: 250) { nodes { id quantity variantId } }
+    exchangeLineItems(first: 250) {
+      nodes { id quantity processedQuantity unprocessedQuantity variantId }
+    }
     returnShippingFees { amountSet { shopMoney { amount currencyCode } } }
   }
 }
@@ -235,7 +239,7 @@ query ReturnflowReturnCalculate($input: CalculateReturnInput!) {
       restockingFee { amountSet { shopMoney { amount currencyCode } } }
     }
     exchangeLineItems {
-      variantId
+      variant { id }
       quantity
       subtotalSet { shopMoney { amount currencyCode } }
     }
