@@ -13,7 +13,6 @@ from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ValidationError
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import Attempt, OutboxEntry
-from returnflow.serialization import converter
 from returnflow.stores._errors import readable_effect
 
 __all__ = [
@@ -141,7 +140,7 @@ def columns_of(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
 
 
 def dump(value: Any) -> str:
-    return json.dumps(converter.unstructure(value), separators=(",", ":"), sort_keys=True)
+    return _bodies.dump_value(value)
 
 
 def dump_entry(entry: HistoryEntry) -> str:
