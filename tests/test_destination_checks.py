@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from returnflow import (
+    InvalidPayload,
     Keep,
     MethodNotOffered,
     OrderSnapshot,
@@ -186,3 +187,11 @@ def test_validate_request_accepts_exactly_what_request_opens(
         where = "outlet-store" if outlet_rule and asked == "O1" else answers[asked]
         assert line.location_id == where
         assert where is None or where in known
+
+
+def test_validate_request_refuses_what_is_not_a_request_naming_it() -> None:
+    harness = _harness()
+    with pytest.raises(InvalidPayload) as caught:
+        harness.service.validate_request({"shop": SHOP})  # type: ignore[arg-type]
+    assert (caught.value.field, caught.value.value) == ("request", {"shop": SHOP})
+    _nothing_stored(harness)
