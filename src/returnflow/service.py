@@ -46,7 +46,7 @@ from returnflow.domain.model import (
 from returnflow.domain.money import Money
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.domain.settlement import Settlement
-from returnflow.domain.verdicts import Verdict, check_method
+from returnflow.domain.verdicts import Verdict
 from returnflow.errors import (
     InvalidPayload,
 )
@@ -205,13 +205,14 @@ class ReturnsService:
     # -- opening a return ----------------------------------------------------------------------
 
     def validate_request(self, request: ReturnRequest) -> None:
-        """Check ``request`` against the order and the methods its shop offers
-        (:class:`~returnflow.errors.MethodNotOffered`) without storing anything."""
-        order = self.opening.order(request)
-        policy = self._policy(request.shop)
-        requests.check(order, request, self.opening.claimed(request), policy)
-        if request.claim is None:  # a claim ships nothing back
-            check_method(request.method, policy.return_methods, Verdict())
+        """Check ``request`` as :meth:`request` and :meth:`quote` do, without storing
+        anything: against the order and the units other returns hold, the shop's rules
+        (outcomes, evidence, :class:`~returnflow.errors.MethodNotOffered` for a method the
+        shop or a rule leaves out) and each line's destination, from a rule or the
+        destination resolver (:class:`~returnflow.errors.UnknownLocation` naming
+        ``lines[i].location_id``). A request it accepts is refused by :meth:`request` only
+        for what changed in between (units taken, the order, the policy, the locations)."""
+        self.opening.prepare(request, lambda: "validate")
 
     def quote(self, request: ReturnRequest) -> Settlement:
         """What ``request`` would settle to if every unit came back accepted: refund, credit,

@@ -23,11 +23,18 @@ __all__ = ["DestinationResolver", "StaticDestination"]
 
 
 class DestinationResolver(Protocol):
-    """Routes returned lines to the shop's locations."""
+    """Routes returned lines to the shop's locations.
+
+    Both methods answer the same to the same question (they are asked again when a request
+    is validated, quoted and opened). A shop the resolver does not route returns for is
+    either :class:`~returnflow.errors.UnknownShop` naming ``shop`` from both methods, or
+    served like any shop (as :class:`StaticDestination` does).
+    :class:`~returnflow.testing.port_contracts.DestinationResolverContract` checks a
+    resolver keeps these promises."""
 
     def locations(self, shop: str) -> Collection[str]:
-        """The location ids of ``shop`` that receive returns. A line's location (from this
-        resolver or a rule) must be one of them, else
+        """The location ids of ``shop`` that receive returns (text, not blank, no spaces
+        around). A line's location (from this resolver or a rule) must be one of them, else
         :class:`~returnflow.errors.UnknownLocation` and nothing is stored."""
         ...
 
