@@ -4,11 +4,14 @@ while the units are on their way: the outcome does not depend on when the answer
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from returnflow import (
     CarrierStatus,
     CarrierUpdate,
+    FeePolicy,
+    Keep,
     Money,
     OrderLine,
     OrderSnapshot,
@@ -23,6 +26,7 @@ from returnflow import (
 )
 from returnflow.domain.inbound import InboundEvent
 from returnflow.domain.policy import Completion, RefundTrigger
+from returnflow.domain.settlement import Percent
 from returnflow.errors import PortError
 from returnflow.ports.platform_returns import ProcessResult
 from returnflow.testing import FakePorts, Harness, reordering
@@ -143,3 +147,20 @@ def test_a_store_credit_with_a_bonus_is_processed_on_the_platform_without_a_diff
     assert record.status == "closed", record.review_reasons
     assert [credit.amount for credit in made.ports.commerce.credits] == [Money("22.00", "EUR")]
     assert [units.confirmed for units in record.platform_units] == [2]
+
+
+def test_a_returnless_line_with_a_restocking_fee_is_opened_with_its_fee_and_processed() -> None:
+    # settled at the request (nothing comes back), its fee with it: the platform return line
+    # carries the same fee, so the platform's figure agrees and the return closes
+    fees = FeePolicy(restocking=Percent(Decimal(10)))
+    made = Harness(policy=ReturnPolicy(platform_mode="native", fees=fees))
+    made.ports.commerce.add_order(order())
+    lines = [RequestLine(order_line_id="L2", quantity=1, outcome=Keep())]
+    rid = made.service.request(ReturnRequest(shop=SHOP, order_id="1001", lines=lines)).id
+    record = made.service.get(SHOP, rid)
+    assert record.status == "closed", record.review_reasons
+    assert made.platform_returns is not None
+    [opened] = made.platform_returns.calls_to("open_return")
+    assert [line.restocking_fee for line in opened.args["lines"]] == [Money("1.00", "EUR")]
+    [processed] = made.platform_returns.calls_to("process")
+    assert processed.args["refund"] == Money("9.00", "EUR")
