@@ -11,6 +11,7 @@ from returnflow import (
     CarrierStatus,
     CarrierUpdate,
     FeePolicy,
+    Fixed,
     Keep,
     Money,
     OrderLine,
@@ -164,3 +165,19 @@ def test_a_returnless_line_with_a_restocking_fee_is_opened_with_its_fee_and_proc
     assert [line.restocking_fee for line in opened.args["lines"]] == [Money("1.00", "EUR")]
     [processed] = made.platform_returns.calls_to("process")
     assert processed.args["refund"] == Money("9.00", "EUR")
+
+
+def test_a_returnless_line_that_bears_the_return_shipping_fee_opens_the_return_with_it() -> None:
+    # the fee is charged with the settlement at the request; the platform takes it when it
+    # processes that line, so its figure agrees
+    fees = FeePolicy(return_shipping=Fixed(Money("1.50", "EUR")))
+    made = Harness(policy=ReturnPolicy(platform_mode="native", fees=fees))
+    made.ports.commerce.add_order(order())
+    lines = [RequestLine(order_line_id="L2", quantity=1, outcome=Keep())]
+    rid = made.service.request(ReturnRequest(shop=SHOP, order_id="1001", lines=lines)).id
+    assert made.service.get(SHOP, rid).status == "closed"
+    assert made.platform_returns is not None
+    [opened] = made.platform_returns.calls_to("open_return")
+    assert opened.args["return_shipping_fee"] == Money("1.50", "EUR")
+    [processed] = made.platform_returns.calls_to("process")
+    assert processed.args["refund"] == Money("8.50", "EUR")

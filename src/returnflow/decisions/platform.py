@@ -219,7 +219,11 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
             if count > paid[line_id]
         ),
         exchange_lines=exchange_lines,
-        return_shipping_fee=quote.return_shipping_fee or None,
+        # charged already with a returnless line's settlement at the request: the platform
+        # takes it with that line's processing (a reset's was charged on its parent's)
+        return_shipping_fee=quote.return_shipping_fee
+        or (record.return_shipping_fee if carried is None else None)
+        or None,
         requested=requested,
     )
 
