@@ -141,9 +141,26 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
     carried paid, processed and disposed on that one's platform return (the ``settled`` of
     its ``created_by_reset`` note); ``None`` when that is every unit: nothing to open."""
     record = change.record
+    carried = next(
+        (
+            entry.payload.get("settled")
+            for entry in record.history
+            if entry.event == "created_by_reset"
+        ),
+        None,
+    )
+    # The fees of every unit on the platform return, those settled already included (a
+    # returnless line is settled at the request, its restocking fee with it): the platform
+    # deducts a line's fee when it is processed. Units a reset carried paid are not on it.
+    left = {key: int(value) for key, value in (carried or {}).items()}
+    parts = []
+    for line in record.lines:
+        skip = min(line.quantity, left.get(line.order_line_id, 0))
+        left[line.order_line_id] = left.get(line.order_line_id, 0) - skip
+        parts.append((line, line.quantity - skip, skip))
     quote = settle(
         record.currency,
-        [(line, line.quantity - line.settled, line.settled) for line in record.lines],
+        parts,
         fees=policy.fees,
         exchange_lines=[line for line in record.exchange_lines if line.status != "cancelled"],
         charge_shipping=record.return_shipping_fee is None,
@@ -156,14 +173,6 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
     units: dict[str, int] = {}
     fees: dict[str, Money] = {}
     reasons: dict[str, str] = {}
-    carried = next(
-        (
-            entry.payload.get("settled")
-            for entry in record.history
-            if entry.event == "created_by_reset"
-        ),
-        None,
-    )
     paid: dict[str, int] = {}
     for line in record.lines:
         units[line.order_line_id] = units.get(line.order_line_id, 0) + line.quantity
@@ -210,7 +219,11 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
             if count > paid[line_id]
         ),
         exchange_lines=exchange_lines,
-        return_shipping_fee=quote.return_shipping_fee or None,
+        # charged already with a returnless line's settlement at the request: the platform
+        # takes it with that line's processing (a reset's was charged on its parent's)
+        return_shipping_fee=quote.return_shipping_fee
+        or (record.return_shipping_fee if carried is None else None)
+        or None,
         requested=requested,
     )
 
@@ -307,8 +320,8 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
     duty_refunds = _by_duty(refunds)
     refund = Money.sum((e.amount for e in refunds), record.currency) - shipping_back
     refund = refund - Money.sum((d.amount for d in duty_refunds), record.currency)
-    outside = Money.sum(  # a store credit's share of them: in the gift card
-        ((e.original_shipping or zero) + (e.duties or zero) for e in credits),
+    outside = Money.sum(  # a store credit's share of them, and its bonus: in the gift card
+        ((e.original_shipping or zero) + (e.duties or zero) + (e.bonus or zero) for e in credits),
         record.currency,
     )
     released = any(isinstance(e, fx.ReleaseExchange) for e in planned)

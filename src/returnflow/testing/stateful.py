@@ -92,6 +92,7 @@ from hypothesis.stateful import (
 
 from returnflow.decisions import facts
 from returnflow.decisions.change import Change
+from returnflow.decisions.warehouse import units_to_come
 from returnflow.domain.inbound import (
     CarrierStatus,
     CarrierUpdate,
@@ -1148,7 +1149,8 @@ class ReturnsModel(RuleBasedStateMachine):
     @rule(data=st.data())
     def warehouse_receipt(self, data: st.DataObject) -> None:
         record = self._pick(data)
-        open_lines = [line for line in record.lines if line.outstanding > 0]
+        to_come = {line.id: units_to_come(record, line) for line in record.lines}
+        open_lines = [line for line in record.lines if to_come[line.id] > 0]
         too_many = not open_lines or data.draw(st.integers(0, 9), label="too many") == 0
         candidates = open_lines or list(record.lines)
         chosen = data.draw(
@@ -1158,9 +1160,9 @@ class ReturnsModel(RuleBasedStateMachine):
         lines = []
         for index, line in enumerate(chosen):
             if too_many and index == 0:
-                quantity = line.outstanding + 1
+                quantity = to_come[line.id] + 1
             else:
-                quantity = data.draw(st.integers(1, max(line.outstanding, 1)), label="units")
+                quantity = data.draw(st.integers(1, max(to_come[line.id], 1)), label="units")
             passed = data.draw(st.integers(0, 2), label="qc") > 0
             lines.append(
                 ReceivedLine(
@@ -1208,12 +1210,14 @@ class ReturnsModel(RuleBasedStateMachine):
                 )
             )
             return
-        outstanding = [line for line in record.lines if line.outstanding > 0]
+        # units in a receipt still parked (waiting for a payment) are at the warehouse
+        to_come = {line.id: units_to_come(record, line) for line in record.lines}
+        outstanding = [line for line in record.lines if to_come[line.id] > 0]
         if outstanding and status not in ("closed", *TABLE.terminal_states):
             lines = [
                 ReceivedLine(
                     line_id=line.id,
-                    quantity=line.outstanding,
+                    quantity=to_come[line.id],
                     qc=QcResult.PASS
                     if data.draw(st.integers(0, 3), label=f"{line.id} qc") > 0
                     else QcResult.FAIL,

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from returnflow.decisions.warehouse import units_to_come
 from returnflow.domain.inbound import (
     CarrierStatus,
     CarrierUpdate,
@@ -646,7 +647,7 @@ def _inbound_streams(
     # Receipts: each outstanding unit is received at most once; some may never arrive.
     parts: list[ReceivedLine] = []
     for line in shipped:
-        outstanding = line.outstanding
+        outstanding = units_to_come(record, line)  # not those of a receipt still parked
         while outstanding > 0 and draw(st.integers(0, 5), label=f"{line.id} arrives") > 0:
             quantity = draw(st.integers(1, outstanding), label=f"{line.id} units")
             outstanding -= quantity
@@ -699,10 +700,11 @@ def inbound_streams(
     return_to_origin: bool = False,
 ) -> st.SearchStrategy[list[InboundEvent]]:
     """What carriers and the warehouse may report about the stored return ``record``: a
-    pickup and a delivery scan, receipts of its outstanding units (never more than are
-    expected; QC pass or fail, conditions, dispositions, by return line or order line id,
-    one to three lines per receipt, some units possibly never arriving) and the warehouse's
-    "Finished".
+    pickup and a delivery scan, receipts of its units still to come (never more than are
+    expected, and none of a receipt parked with it:
+    :func:`~returnflow.decisions.warehouse.units_to_come`; QC pass or fail, conditions,
+    dispositions, by return line or order line id, one to three lines per receipt, some
+    units possibly never arriving) and the warehouse's "Finished".
 
     Then, each optional: ``late`` facts that arrive after the return moved on (another scan,
     another "Finished"), ``reorder`` (the facts in any order), ``duplicates`` (the *same
