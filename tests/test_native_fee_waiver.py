@@ -1,0 +1,25 @@
+"""Native mode: the return shipping fee the platform return took at its opening stays
+charged when QC removes the lines that were not exchanged (issue 19: a correct return
+never reaches ``needs_review`` by a false difference with the platform's figure)."""
+
+from __future__ import annotations
+
+from returnflow import FeePolicy, ReturnPolicy
+from test_native_mode import SHOP, caps, eur, harness, passed, platform, receive, request, swap
+
+
+def test_an_exchange_left_alone_after_qc_keeps_the_fee_the_platform_return_bears() -> None:
+    # Exchanges waive the fee (the default), but the caps' refund made the return bear it
+    # when it was opened. Both caps fail QC and are removed from the platform return; only
+    # the exchange is settled. The platform keeps the 5.00 fee (it has no call to take it
+    # off): returnflow charges it too, and the figures agree.
+    made = harness(ReturnPolicy(platform_mode="native", fees=FeePolicy(return_shipping=eur("5"))))
+    return_id = request(made, swap("25.00"), caps())
+    [opened] = platform(made).calls_to("open_return")
+    assert opened.args["return_shipping_fee"] == eur("5.00")
+    receive(made, return_id, "r1", passed("L1"), passed("L2", 2, qc="fail"))
+    record = made.service.get(SHOP, return_id)
+    assert (record.status, record.review_reasons) == ("closed", ())
+    assert [line.status for line in record.exchange_lines] == ["released"]
+    assert made.ports.payments.calls_to("charge")[0].args["amount"] == eur("5.00")
+    assert [call.args["amount"] for call in platform(made).calls_to("pay_balance")] == [eur("5.00")]
