@@ -115,7 +115,14 @@ from returnflow.ports.commerce import CommercePlatform, LineQuantity
 from returnflow.ports.events import EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
-from returnflow.ports.store import Commit, InboundKey, OutboxEntry, Pruned, ReturnStore
+from returnflow.ports.store import (
+    Commit,
+    InboundKey,
+    OutboxEntry,
+    Pruned,
+    ReturnStore,
+    count_customer_returns,
+)
 from returnflow.ports.warehouse import Warehouse
 from returnflow.service import ReturnsService
 from returnflow.testing import reordering
@@ -353,6 +360,9 @@ class _KitStore:
         limit: int | None = None,
     ) -> Sequence[ReturnRecord]:
         return self.inner.list(shop, order_id=order_id, after=after, limit=limit)
+
+    def count_customer_returns(self, shop: str, customer_email: str, *, since: datetime) -> int:
+        return count_customer_returns(self.inner, shop, customer_email, since=since)
 
     def prune(self, *, older_than: datetime, inbox_older_than: datetime) -> Pruned:
         return self.inner.prune(older_than=older_than, inbox_older_than=inbox_older_than)
