@@ -200,7 +200,9 @@ class ReturnStore(Protocol):
         spaces as they are), with ``created_at >= since`` (no upper bound), whatever its
         state (open, closed, declined, cancelled, expired; a reset return and the return it
         was reset into are two), imported returns and claims alike. A return without an
-        e-mail never counts. Raises ``ValidationError`` naming ``customer_email`` for a value
+        e-mail never counts. The count reads the index, not the returns: a stored return
+        whose data cannot be read back (:class:`~returnflow.errors.UnreadableRecord`) still
+        counts, where a scan of :meth:`list` skips it. Raises ``ValidationError`` naming ``customer_email`` for a value
         that is not a string, :class:`~returnflow.errors.InvalidTime` naming ``since`` for
         one that is not a timezone-aware datetime in the years 1900-9000.
 
