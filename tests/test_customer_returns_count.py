@@ -21,6 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from returnflow import (
+    Claim,
+    ClaimReason,
     CustomerReturns,
     Money,
     OrderLine,
@@ -219,12 +221,12 @@ def _repeat_rule(days: int, at_least: int) -> ReturnPolicy:
     )
 
 
-def _order(order_id: str, email: str | None) -> OrderSnapshot:
+def _order(order_id: str, email: str | None, days_ago: int = 2) -> OrderSnapshot:
     return OrderSnapshot(
         id=order_id,
         shop="shop-a",
-        created_at=BASE_TIME - timedelta(days=2),
-        fulfilled_at=BASE_TIME - timedelta(days=2),
+        created_at=BASE_TIME - timedelta(days=days_ago),
+        fulfilled_at=BASE_TIME - timedelta(days=days_ago),
         currency="EUR",
         customer_email=email,
         lines=[
@@ -267,3 +269,34 @@ def test_the_rule_reads_one_indexed_count_per_window_and_no_listing() -> None:
     counted.clear()
     made.service.request(ReturnRequest(shop="shop-a", order_id="N1", lines=[RequestLine("L1", 1)]))
     assert counted == []  # no e-mail on the order: nothing to count
+
+
+def test_the_rule_counts_claims_imported_cancelled_and_declined_returns_alike() -> None:
+    """What counts, through the public API: each of the customer's earlier returns in the
+    window, whatever became of it; not another customer's, nor one outside the window."""
+    made = Harness(policy=_repeat_rule(30, 4))
+    for order_id in ("C1", "I1", "X1", "N1", "B1"):
+        made.ports.commerce.add_order(_order(order_id, "ana@example.com"))
+    made.ports.commerce.add_order(_order("D1", "ana@example.com", days_ago=400))
+    made.ports.commerce.add_order(_order("O1", "bo@example.com"))
+    service = made.service
+
+    def ask(order_id: str, **fields: object) -> ReturnRequest:
+        return ReturnRequest(
+            shop="shop-a",
+            order_id=order_id,
+            lines=[RequestLine("L1", 1)],
+            **fields,  # type: ignore[arg-type]
+        )
+
+    lost = Claim(ClaimReason.LOST_IN_TRANSIT, "the carrier lost it")
+    assert service.request(ask("C1", claim=lost)).status == "closed"  # a claim
+    service.import_return(ask("I1"), return_id="R-loop-1", source="loop", external_id="1")
+    cancelled = service.request(ask("X1"))
+    assert service.cancel("shop-a", cancelled.id).status == "cancelled"
+    assert service.request(ask("D1")).status == "declined"  # ordered long ago
+    service.request(ask("O1"))  # another customer's
+    [fired] = service.quote(ask("N1")).rules  # four of ana's, bo's not among them
+    assert "4 returns in 30 days >= 4" in fired, fired
+    made.clock.advance(days=31)  # ... until they are out of the window
+    assert service.quote(ask("B1")).rules == ()
