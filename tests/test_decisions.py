@@ -1776,7 +1776,11 @@ def test_decisions_import_no_store_service_or_io_module() -> None:
     data_only = {
         "returnflow.ports.store": {"OutboxEntry"},
         "returnflow.ports.commerce": {"LineQuantity", "ExchangeItem", "HoldStatus"},
-        "returnflow.ports.platform_returns": {"PlatformExchangeLine", "PlatformReturnLine"},
+        "returnflow.ports.platform_returns": {
+            "DutyRefund",
+            "PlatformExchangeLine",
+            "PlatformReturnLine",
+        },
         "returnflow.errors": {"InvalidPayload", "InvalidTransition", "ReturnflowError"},
     }
     stdlib = {"__future__", "collections.abc", "datetime", "typing", "attrs", "statemachine"}

@@ -15,8 +15,11 @@ from hypothesis import strategies as st
 from returnflow import (
     ConfigurationError,
     CurrencyMismatch,
+    Duty,
     Exchange,
+    InvalidAmount,
     InvalidPayload,
+    InvalidRequest,
     InvalidRule,
     Money,
     OrderLine,
@@ -227,3 +230,88 @@ def test_any_orders_shares_add_up_to_its_shipping_and_duties(data: st.DataObject
         assert len(shares[name]) == units
         assert Money.sum(shares[name], order.currency) == total
         assert all(not share.is_negative for share in shares[name])
+
+
+# -- duties carried by the lines, with the platform's ids ------------------------------------
+
+
+def _with_line_duties(**charges: object) -> OrderSnapshot:
+    order = _order(**{"duties": None, **charges})
+    first, second = order.lines
+    duties = (Duty("gid://Duty/1", Money("5.01", EUR)), Duty("gid://Duty/2", Money("1.00", EUR)))
+    return attrs.evolve(order, lines=(attrs.evolve(first, duties=duties), second))
+
+
+def test_line_duties_are_the_orders_and_each_unit_carries_its_lines_by_id() -> None:
+    order = _with_line_duties()
+    assert order.total_duties == Money("6.01", EUR)
+    assert order.charged_total == Money("77.00", EUR) + Money("9.99", EUR) + Money("6.01", EUR)
+    assert [str(share) for share in original_charges(order)["duties"]] == [
+        "3.01 EUR",
+        "3.00 EUR",
+        "0.00 EUR",
+    ]
+    harness = _harness(order, refund_duties="always")
+    quote = harness.service.quote(
+        ReturnRequest(shop=SHOP, order_id="1001", lines=[RequestLine("L1", 2)])
+    )
+    assert quote.duties == Money("6.01", EUR)
+    _return(harness, RequestLine("L1", 1))
+    [record] = harness.service.list(SHOP)
+    assert record.lines[0].duty_shares == (
+        ("gid://Duty/1", (Money("2.51", EUR),)),
+        ("gid://Duty/2", (Money("0.50", EUR),)),
+    )
+    [refund] = harness.ports.commerce.refunds
+    assert refund.amount == Money("33.01", EUR)
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "field"),
+    [
+        (lambda: _with_line_duties(duties=Money("6.00", EUR)), InvalidPayload, "duties"),
+        (
+            lambda: OrderLine(
+                id="L",
+                sku="S",
+                variant_id="v",
+                quantity=1,
+                unit_price=Money("1", EUR),
+                duties=(Duty("d", Money("1", "USD")),),
+            ),
+            CurrencyMismatch,
+            "duties[0].amount.currency",
+        ),
+        (
+            lambda: OrderLine(
+                id="L",
+                sku="S",
+                variant_id="v",
+                quantity=1,
+                unit_price=Money("1", EUR),
+                duties=("d",),
+            ),
+            InvalidPayload,
+            "duties[0]",
+        ),
+        (lambda: Duty("d", Money("-1", EUR)), InvalidAmount, "amount"),
+        (lambda: Duty("", Money("1", EUR)), InvalidRequest, "id"),
+        (
+            lambda: attrs.evolve(
+                _with_line_duties(),
+                lines=tuple(
+                    attrs.evolve(line, duties=(Duty("same", Money("1", EUR)),))
+                    for line in _order().lines
+                ),
+            ),
+            InvalidPayload,
+            "lines.duties",
+        ),
+    ],
+)
+def test_bad_duties_name_the_field(
+    build: Callable[[], object], error: type[Exception], field: str
+) -> None:
+    with pytest.raises(error) as raised:
+        build()
+    assert getattr(raised.value, "field", None) == field

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import pytest
 
 from returnflow.domain.money import Money
@@ -75,6 +76,70 @@ class IgnoresKeys(FakePlatformReturns):
         return super().open_return(shop, order_id, lines, **kw)
 
 
+class KeepsTheWholeFee(FakePlatformReturns):
+    """Keeps a line's whole restocking fee whatever units were removed or processed."""
+
+    def open_return(
+        self, shop: str, order_id: str, lines: Sequence[PlatformReturnLine], **kw: Any
+    ) -> PlatformReturn:
+        opened = super().open_return(shop, order_id, lines, **kw)
+        with self._lock:
+            for line in self._returns[(shop, opened.return_id)].lines:
+                if line.restocking_fee is not None:
+                    line.fee_shares = (line.restocking_fee,) * line.quantity
+        return opened
+
+
+class GivesAnythingBack(FakePlatformReturns):
+    """Gives back whatever shipping and duties it is asked to, charged or not."""
+
+    def process(
+        self, shop: str, return_id: str, lines: Sequence[Quantity], **kw: Any
+    ) -> ProcessResult:
+        shipping, duties = kw.pop("refund_shipping", None), kw.pop("refund_duties", ())
+        result = super().process(shop, return_id, lines, **kw)
+        extra = Money.sum([d.amount for d in duties] + ([shipping] if shipping else []), "EUR")
+        return ProcessResult(result.refund_ids, result.refunded + extra)
+
+
+class HoldsEveryExchange(FakePlatformReturns):
+    """Holds an exchange's items whether or not a balance is owed."""
+
+    def get_return(self, shop: str, return_id: str) -> PlatformReturn:
+        return _held(super().get_return(shop, return_id))
+
+    def open_return(
+        self, shop: str, order_id: str, lines: Sequence[PlatformReturnLine], **kw: Any
+    ) -> PlatformReturn:
+        return _held(super().open_return(shop, order_id, lines, **kw))
+
+    def process(
+        self, shop: str, return_id: str, lines: Sequence[Quantity], **kw: Any
+    ) -> ProcessResult:
+        result = super().process(shop, return_id, lines, **kw)
+        return attrs.evolve(result, exchange_on_hold=bool(result.exchange_fulfillment_ids))
+
+
+def _held(read: PlatformReturn) -> PlatformReturn:
+    return attrs.evolve(read, exchange_on_hold=bool(read.exchange_line_ids))
+
+
+class HoldsNothing(FakePlatformReturns):
+    """Never holds an exchange, whatever the customer owes."""
+
+    def open_return(
+        self, shop: str, order_id: str, lines: Sequence[PlatformReturnLine], **kw: Any
+    ) -> PlatformReturn:
+        return attrs.evolve(
+            super().open_return(shop, order_id, lines, **kw), exchange_on_hold=False
+        )
+
+    def process(
+        self, shop: str, return_id: str, lines: Sequence[Quantity], **kw: Any
+    ) -> ProcessResult:
+        return attrs.evolve(super().process(shop, return_id, lines, **kw), exchange_on_hold=False)
+
+
 def failures(fake: type[FakePlatformReturns]) -> dict[str, BaseException]:
     class Contract(PlatformReturnsContract):
         def make_platform(self) -> tuple[PlatformReturns, CommercePlatform]:
@@ -91,6 +156,10 @@ def failures(fake: type[FakePlatformReturns]) -> dict[str, BaseException]:
         (RefundsAnything, "test_a_refund_never_exceeds_what_the_processed_lines_are_worth"),
         (DisposesAnything, "test_only_processed_units_are_disposed"),
         (IgnoresKeys, "test_a_key_answers_its_first_result_and_opens_nothing_more"),
+        (KeepsTheWholeFee, "test_a_restocking_fee_follows_the_units"),
+        (HoldsEveryExchange, "test_an_even_exchange_or_one_for_less_is_never_held"),
+        (HoldsNothing, "test_an_upsell_is_held_until_its_balance_is_paid"),
+        (GivesAnythingBack, "test_shipping_and_duties_go_back_once_and_never_more_than_charged"),
     ],
 )
 def test_the_contract_catches_a_planted_bug(

@@ -12,11 +12,14 @@ from decimal import Decimal
 from functools import partial
 from pathlib import Path
 
+import attrs
 import httpx
 import pytest
 
 from returnflow import (
+    Duty,
     Exchange,
+    OrderSnapshot,
     ReceivedLine,
     RequestLine,
     ReturnPolicy,
@@ -30,6 +33,7 @@ from returnflow.integrations.shopify import ShopifyPlatformReturns, ShopifyShop
 from returnflow.integrations.shopify import documents as gql
 from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.platform_returns import (
+    DutyRefund,
     FinancialOutcome,
     PlatformExchangeLine,
     PlatformReturn,
@@ -55,7 +59,12 @@ def make(
     commerce: FakeCommercePlatform | None = None,
 ) -> tuple[ShopifyPlatformReturns, ShopifyAdminMock]:
     mock = ShopifyAdminMock(
-        commerce or FakeCommercePlatform(), DOMAINS, variant_prices={"V-9": Decimal("25.00")}
+        commerce or FakeCommercePlatform(),
+        DOMAINS,
+        variant_prices={
+            "V-9": Decimal("25.00"),
+            **{f"V-{price}": Decimal(price) for price in ("15.00", "20.00", "25.00")},
+        },
     )
     client = httpx.Client(transport=mock.transport())
     return ShopifyPlatformReturns(SHOPS, client=client, restock_location_id=LOCATION), mock
@@ -158,9 +167,24 @@ def test_every_document_declares_the_arguments_shopify_documents() -> None:
     assert SCHEMA["api_version"] == gql.API_VERSION
 
 
+DUTY = "gid://shopify/Duty/1"
+
+
+def charged_order() -> OrderSnapshot:
+    """The contract's order with 4.00 of shipping and a 3.00 duty on L1 (Shopify's
+    ``LineItem.duties``)."""
+    order = make_order("shop-a", ORDER)
+    first, second = order.lines
+    return attrs.evolve(
+        order,
+        shipping_price=Money("4.00", "EUR"),
+        lines=(attrs.evolve(first, duties=(Duty(DUTY, Money("3.00", "EUR")),)), second),
+    )
+
+
 def test_every_request_of_a_whole_return_matches_the_input_objects() -> None:
     commerce = FakeCommercePlatform()
-    commerce.add_order(make_order("shop-a", ORDER))
+    commerce.add_order(charged_order())
     adapter, mock = make(commerce)
     fee = Money("2.00", "EUR")
     opened = adapter.open_return(
@@ -183,9 +207,20 @@ def test_every_request_of_a_whole_return_matches_the_input_objects() -> None:
         exchange_lines=[Quantity(exchange_id, 1)],
         refund=Money("0.00", "EUR"),
         refund_shipping=Money("3.00", "EUR"),
+        refund_duties=[DutyRefund(DUTY, Money("3.00", "EUR"))],
         idempotency_key="process",
     )
-    assert result.refunded == Money("3.00", "EUR")
+    assert result.refunded == Money("6.00", "EUR")
+    assert mock.platform.given_back("shop-a", ORDER, DUTY) == Money("3.00", "EUR")
+    assert mock.platform.given_back("shop-a", ORDER, "shipping") == Money("3.00", "EUR")
+    # The new item (25.00) costs more than what came back, less the fees: held until paid.
+    owed = adapter.get_return("shop-a", opened.return_id)
+    assert (owed.exchange_on_hold, owed.balance_owed) == (True, Money("12.00", "EUR"))
+    paid = adapter.pay_balance(
+        "shop-a", opened.return_id, Money("12.00", "EUR"), idempotency_key="pay"
+    )
+    assert (paid.exchange_on_hold, paid.balance_owed) == (False, None)
+    assert list(mock.platform.fulfillments("shop-a", opened.return_id).values()) == [False]
     assert len(result.refund_ids) == 1
     adapter.dispose(
         "shop-a",
@@ -243,12 +278,27 @@ def test_every_request_of_a_whole_return_matches_the_input_objects() -> None:
     assert processed["refundShipping"] == {
         "shippingRefundAmount": {"amount": "3.00", "currencyCode": "EUR"}
     }
-    assert "financialTransfer" not in processed  # nothing to refund for the lines
+    assert processed["refundDuties"] == [{"dutyId": DUTY, "refundType": "PROPORTIONAL"}]
+    # The transaction carries the whole refund: no lines, the shipping and the duty.
+    assert processed["financialTransfer"] == {
+        "issueRefund": {
+            "orderTransactions": [
+                {
+                    "parentId": TRANSACTION,
+                    "transactionAmount": {"amount": "6.00", "currencyCode": "EUR"},
+                }
+            ]
+        }
+    }
     declines = [
         r.variables["input"] for r in mock.requests if r.operation.endswith("Decline" + "Request")
     ]
     assert declines[0] == {"id": requested.return_id, "declineReason": "FINAL_SALE"}
     assert declines[1] == {"id": again.return_id, "declineReason": "OTHER", "declineNote": "worn"}
+    assert by_operation["ReturnflowOrderCreateManualPayment"] == {
+        "id": ORDER,
+        "amount": {"amount": "12.00", "currencyCode": "EUR"},
+    }
     disposed = [r.variables for r in mock.requests if r.operation.endswith("Dispose")]
     assert disposed[0]["dispositionInputs"][0]["locationId"] == LOCATION
     assert "locationId" not in disposed[1]["dispositionInputs"][0]
@@ -518,10 +568,17 @@ def test_what_shopify_cannot_take_is_refused_before_a_request() -> None:
         "shop-a", ORDER, [PlatformReturnLine("L1", 1)], idempotency_key="k3"
     )
     before = len(mock.requests)
-    with pytest.raises(PortError, match="refund_duties"):
+    with pytest.raises(PortError, match="no successful SALE") as untransacted:
         adapter.process_variables(
-            opened.return_id, [], [], Money("0", "EUR"), None, Money("1.00", "EUR"), [TRANSACTION]
+            opened.return_id,
+            [],
+            [],
+            Money("0", "EUR"),
+            None,
+            [DutyRefund(DUTY, Money("1", "EUR"))],
+            [],
         )
+    assert not untransacted.value.retryable
     unplaced = ShopifyPlatformReturns(SHOPS, client=httpx.Client(transport=mock.transport()))
     with pytest.raises(ConfigurationError, match="restock_location_id"):
         unplaced.dispose_variables(
@@ -544,14 +601,48 @@ def test_a_wrong_token_is_a_refusal() -> None:
 # -- the lifecycle in native mode, through the adapter -------------------------------------------
 
 
-def native(prices: dict[str, Decimal]) -> tuple[Harness, ShopifyAdminMock]:
+def native(
+    prices: dict[str, Decimal], order: OrderSnapshot | None = None, **policy: object
+) -> tuple[Harness, ShopifyAdminMock]:
     ports = Harness().ports
-    ports.commerce.add_order(make_order("shop-a", ORDER))
+    ports.commerce.add_order(order or make_order("shop-a", ORDER))
     mock = ShopifyAdminMock(ports.commerce, DOMAINS, variant_prices=prices)
     client = httpx.Client(transport=mock.transport())
     adapter = ShopifyPlatformReturns(SHOPS, client=client, restock_location_id=LOCATION)
-    policy = ReturnPolicy(platform_mode="native")
-    return Harness(policy=policy, ports=ports, platform_returns=adapter), mock
+    native_policy = ReturnPolicy(platform_mode="native", **policy)  # type: ignore[arg-type]
+    return Harness(policy=native_policy, ports=ports, platform_returns=adapter), mock
+
+
+def test_shipping_and_duties_given_back_go_with_the_processing_through_shopify() -> None:
+    made, mock = native({}, charged_order(), refund_shipping="always", refund_duties="always")
+    opened = made.service.request(
+        ReturnRequest(shop="shop-a", order_id=ORDER, lines=[RequestLine("L1", 1)])
+    )
+    made.service.handle(
+        WarehouseReceipt(
+            shop="shop-a",
+            return_id=opened.id,
+            event_id="r1",
+            lines=[ReceivedLine(line_id=opened.lines[0].id, quantity=1)],
+        )
+    )
+    record = made.service.get("shop-a", opened.id)
+    assert (record.status, record.review_reasons) == ("closed", ())
+    processed = next(r for r in mock.requests if r.operation == "ReturnflowReturnProcess")
+    assert request_problems(processed) == []
+    given = processed.variables["input"]
+    # One of three 10.00 units: a third of the 4.00 shipping (1.34), half the L1 duty.
+    assert given["refundShipping"] == {
+        "shippingRefundAmount": {"amount": "1.34", "currencyCode": "EUR"}
+    }
+    assert given["refundDuties"] == [{"dutyId": DUTY, "refundType": "PROPORTIONAL"}]
+    transfer = given["financialTransfer"]["issueRefund"]["orderTransactions"]
+    assert transfer == [
+        {"parentId": TRANSACTION, "transactionAmount": {"amount": "12.84", "currencyCode": "EUR"}}
+    ]
+    assert mock.platform.given_back("shop-a", ORDER, DUTY) == Money("1.50", "EUR")
+    return_id = record.refs.platform_return_id or ""
+    assert mock.platform.refunded("shop-a", return_id) == Money("10.00", "EUR")
 
 
 def test_an_even_exchange_runs_through_shopify_in_native_mode() -> None:

@@ -17,6 +17,7 @@ from returnflow.domain.inbound import (
     CarrierUpdate,
     Disposition,
     InboundEvent,
+    PlatformLine,
     PlatformReturnEvent,
     PlatformTopic,
     ReceivedLine,
@@ -26,6 +27,7 @@ from returnflow.domain.inbound import (
 from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import (
     DeclineReason,
+    Duty,
     Exchange,
     ExchangeLine,
     ExternalRefs,
@@ -151,6 +153,7 @@ __all__ = [
     "DispatchReport",
     "Disposition",
     "Document",
+    "Duty",
     "EvidenceRequired",
     "Exchange",
     "ExchangeLine",
@@ -193,6 +196,7 @@ __all__ = [
     "OutcomeKind",
     "OutcomeNotOffered",
     "Percent",
+    "PlatformLine",
     "PlatformMode",
     "PlatformReturnEvent",
     "PlatformTopic",

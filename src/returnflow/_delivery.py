@@ -4,17 +4,30 @@ and which effects wait for the deliveries before them to be written."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
 from returnflow.decisions import results
 from returnflow.decisions.change import Change
+from returnflow.errors import PortError
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.store import Attempt, OutboxEntry
 
-__all__ = ["BUDGET", "CRITICAL_PORTS", "RUN", "Delivered", "Tally", "heavy", "held_run", "runs"]
+__all__ = [
+    "BUDGET",
+    "CRITICAL_PORTS",
+    "RETRY_AFTER_CAP",
+    "RUN",
+    "Delivered",
+    "Tally",
+    "heavy",
+    "held_run",
+    "runs",
+    "wait_before_retry",
+]
 
 CRITICAL_PORTS = frozenset({"commerce", "warehouse", "carrier", "payments", "platform_returns"})
 """Ports whose effects the return depends on: one given up for good needs a person (a lost
@@ -25,6 +38,31 @@ RUN = 100
 
 BUDGET = 1000
 """Most deliveries one hand-over makes (a return planning effects without end stops)."""
+
+
+RETRY_AFTER_CAP = timedelta(days=1)
+"""Longest wait a port's ``retry_after`` imposes before a retry: a later one (or one that is
+not a finite number of seconds) waits this long, then the effect is tried again."""
+
+
+def wait_before_retry(backoff: timedelta, error: Exception) -> timedelta:
+    """The wait before retrying a delivery that raised ``error``: the policy's ``backoff``,
+    or longer when the port said when a retry can succeed (a retryable
+    :class:`~returnflow.errors.PortError` with ``retry_after`` in seconds: HTTP 429's
+    ``Retry-After``, Shopify's throttle status), at most :data:`RETRY_AFTER_CAP`. A
+    ``retry_after`` that is negative, zero, not a number or not given changes nothing."""
+    after = getattr(error, "retry_after", None) if isinstance(error, PortError) else None
+    if (
+        after is None
+        or isinstance(after, bool)
+        or not isinstance(after, (int, float))
+        or math.isnan(after)
+        or after <= 0
+    ):
+        return backoff
+    cap = RETRY_AFTER_CAP.total_seconds()
+    asked = RETRY_AFTER_CAP if after >= cap else timedelta(seconds=after)
+    return max(backoff, asked)
 
 
 @attrs.frozen

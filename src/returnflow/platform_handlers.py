@@ -40,6 +40,7 @@ __all__ = [
     "decline_platform_return",
     "dispose_platform_units",
     "open_platform_return",
+    "pay_platform_balance",
     "process_platform_return",
     "remove_platform_lines",
     "reopen_platform_return",
@@ -79,8 +80,9 @@ def _port(d: Dispatcher, effect: fx.Effect) -> PlatformReturns:
 @attrs.frozen
 class Processed:
     """What processing a platform return did: the port's answer, the refund actually asked
-    for, and the platform's figure and returnflow's when they were compared (they differ
-    only when ``policy.platform_money`` named the side that wins)."""
+    for (the lines', the shipping and the duties given back), and the platform's figure
+    and returnflow's when they were compared (they differ only when
+    ``policy.platform_money`` named the side that wins)."""
 
     result: ProcessResult
     refunded: Money
@@ -140,16 +142,39 @@ def decline_platform_return(
 def process_platform_return(
     d: Dispatcher, effect: fx.ProcessPlatformReturn, record: ReturnRecord
 ) -> object:
-    """Reconcile (when ``effect.expected`` is set: the platform's own refund, and what it
-    says the customer owes, against returnflow's, to the cent), then process."""
+    """Reconcile (when ``effect.expected`` is set: the platform's own refund, and for the
+    whole return what it says the customer owes, against returnflow's, to the cent), then
+    process. One of several calls (``expected_owed`` unset) is compared for its own units,
+    exchange items and, if it bears it, the return shipping fee."""
     port, return_id = _platform(d, effect, record)
     refund, theirs = effect.refund, None
     reviewed = any(  # a person looked at the difference and closed the return: it goes out
         entry.event == "payouts_reopened" and effect.key in str(entry.payload.get("effects"))
         for entry in record.history
     )
+    exchange_ids = {
+        line.id: line.platform_item_id for line in record.exchange_lines if line.platform_item_id
+    }
+    lines = _line_ids(record, effect, effect.lines)
+    exchange_lines = [
+        Quantity(
+            _required(exchange_ids.get(line.id), "platform exchange line", effect),
+            line.quantity,
+        )
+        for line in record.exchange_lines
+        if line.id in effect.exchange_line_ids
+    ]
     if effect.expected is not None and not reviewed:
-        outcome = port.calculate(effect.shop, return_id)
+        if effect.expected_owed is None:  # one call of several: its own units
+            outcome = port.calculate(
+                effect.shop,
+                return_id,
+                lines,
+                exchange_lines=exchange_lines,
+                shipping_fee=effect.shipping_fee,
+            )
+        else:
+            outcome = port.calculate(effect.shop, return_id)
         theirs = outcome.refund
         authority = d.policy_of(record).platform_money  # the return's own policy version
         review = authority is MoneyAuthority.REVIEW
@@ -166,26 +191,35 @@ def process_platform_return(
                     retryable=False,
                 )
         if theirs != effect.expected and authority is MoneyAuthority.PLATFORM:
-            refund = refund + (theirs - effect.expected)
-    exchange_ids = {
-        line.id: line.platform_item_id for line in record.exchange_lines if line.platform_item_id
-    }
+            refund = max(refund + (theirs - effect.expected), Money.zero(refund.currency))
     answer = port.process(
         effect.shop,
         return_id,
-        _line_ids(record, effect, effect.lines),
-        exchange_lines=[
-            Quantity(
-                _required(exchange_ids.get(line.id), "platform exchange line", effect),
-                line.quantity,
-            )
-            for line in record.exchange_lines
-            if line.id in effect.exchange_line_ids
-        ],
+        lines,
+        exchange_lines=exchange_lines,
         refund=refund,
+        refund_shipping=effect.refund_shipping,
+        refund_duties=effect.refund_duties,
         idempotency_key=effect.key,
     )
-    return Processed(answer, refund, theirs, effect.expected)
+    extras = [duty.amount for duty in effect.refund_duties]
+    if effect.refund_shipping is not None:
+        extras.append(effect.refund_shipping)
+    total = Money.sum((refund, *extras), refund.currency)
+    return Processed(answer, total, theirs, effect.expected)
+
+
+def pay_platform_balance(
+    d: Dispatcher, effect: fx.PayPlatformBalance, record: ReturnRecord
+) -> object:
+    """Pay what the platform says is owed, at most ``effect.amount`` (nothing when it says
+    nothing is: its figure was checked before, or a person recorded the payment there)."""
+    port, return_id = _platform(d, effect, record)
+    now = port.get_return(effect.shop, return_id)
+    if now.balance_owed is None or not now.balance_owed:
+        return now
+    amount = min(effect.amount, now.balance_owed)
+    return port.pay_balance(effect.shop, return_id, amount, idempotency_key=effect.key)
 
 
 def dispose_platform_units(
@@ -251,6 +285,7 @@ HANDLERS: Mapping[type[fx.Effect], Callable[[Dispatcher, Any, ReturnRecord], obj
     fx.DeclinePlatformReturn: decline_platform_return,
     fx.ProcessPlatformReturn: process_platform_return,
     fx.DisposePlatformUnits: dispose_platform_units,
+    fx.PayPlatformBalance: pay_platform_balance,
     fx.RemovePlatformLines: remove_platform_lines,
     fx.ClosePlatformReturn: close_platform_return,
     fx.ReopenPlatformReturn: reopen_platform_return,

@@ -9,6 +9,7 @@ import random
 from datetime import timedelta
 
 from returnflow import platform_handlers as native
+from returnflow._delivery import wait_before_retry
 from returnflow.decisions.change import Change
 from returnflow.decisions.follow_up import follow_up
 from returnflow.domain.model import ReturnRecord
@@ -92,11 +93,12 @@ class PolicyResolution:
     ) -> tuple[bool, timedelta]:
         """After try ``attempt`` of ``effect`` raised ``error``: whether it is given up (not
         retryable, or the effect's :meth:`retry_policy` allows no more tries) and the wait
-        before the next (its back-off, with jitter)."""
+        before the next: its back-off, with jitter, or the port's ``retry_after`` when that is
+        longer (``returnflow._delivery.wait_before_retry``)."""
         policy = self.retry_policy(effect)
         retryable = not isinstance(error, PortError) or error.retryable
         give_up = not retryable or attempt >= policy.max_attempts
-        return give_up, policy.backoff(attempt, self.rng.random())
+        return give_up, wait_before_retry(policy.backoff(attempt, self.rng.random()), error)
 
     def drain(self, change: Change) -> None:
         """After a decision, by the policy the return was opened under:

@@ -185,6 +185,7 @@ _EFFECTS: dict[str, type[fx.Effect]] = {
         fx.ClosePlatformReturn,
         fx.ReopenPlatformReturn,
         fx.CancelPlatformReturn,
+        fx.PayPlatformBalance,
     )
 }
 

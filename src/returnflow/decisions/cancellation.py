@@ -3,7 +3,7 @@ and an expiry share: what an approval set in motion is undone."""
 
 from __future__ import annotations
 
-from returnflow.decisions import exchange
+from returnflow.decisions import exchange, platform_changes
 from returnflow.decisions.change import Change
 from returnflow.errors import InvalidTransition
 from returnflow.lifecycle import effects as fx
@@ -42,7 +42,8 @@ def wind_down(change: Change, *, why: str) -> None:
     A label or warehouse return planned but not yet answered (so not in the record's refs)
     is found in ``change.outbox`` and undone after it, in outbox order."""
     refs = change.record.refs
-    if refs.tracking_number or change.planned(fx.CreateLabel):
+    given = platform_changes.platform_label(change.record)  # not ours to void
+    if not given and (refs.tracking_number or change.planned(fx.CreateLabel)):
         change.effect(fx.VoidLabel)  # after the label in the outbox, so it exists then
     if refs.warehouse_rma_id or change.planned(fx.CreateWarehouseReturn):
         change.effect(fx.CancelWarehouseReturn)

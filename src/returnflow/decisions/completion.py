@@ -19,14 +19,16 @@ from returnflow.domain.model import (
     OutcomeKind,
     Refund,
     ReturnLine,
+    ReturnRecord,
     StoreCredit,
 )
 from returnflow.domain.money import Money
-from returnflow.domain.policy import ReturnPolicy
-from returnflow.domain.settlement import Settlement, lines_by_order_line, settle
+from returnflow.domain.policy import PlatformMode, ReturnPolicy
+from returnflow.domain.settlement import LineSettlement, Settlement, lines_by_order_line, settle
 from returnflow.errors import InvalidPayload
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
+from returnflow.ports.platform_returns import DutyRefund
 
 __all__ = [
     "close",
@@ -291,6 +293,7 @@ def settle_parts(
         difference_to=policy.exchange_difference,
         prepaid=prepaid,
         taxes_included=record.taxes_included,
+        fee_by_unit=policy.platform_mode is PlatformMode.NATIVE,
     )
     if not parts and not settlement.balance_refund:
         return settlement
@@ -345,6 +348,10 @@ def settle_parts(
             restocking=Money.sum((part.restocking_fee for part in covered), record.currency)
             or None,
             shipping=shipping if shipping != zero else None,
+            original_shipping=Money.sum((p.original_shipping for p in covered), record.currency)
+            or None,
+            duties=Money.sum((part.duties for part in covered), record.currency) or None,
+            duty_refunds=_duty_refunds(record, covered),
         )
     if settlement.balance_refund:
         change.effect(fx.RefundBalance, amount=settlement.balance_refund)
@@ -399,6 +406,18 @@ def close_if_settled(change: Change, *, delivered: str) -> None:
     ):
         return
     close(change)
+
+
+def _duty_refunds(record: ReturnRecord, parts: Sequence[LineSettlement]) -> tuple[DutyRefund, ...]:
+    """The duties ``parts`` give back, by the platform's duty id."""
+    lines = {line.id: line for line in record.lines}
+    given: dict[str, Money] = {}
+    for part in parts:
+        if not part.duties:
+            continue
+        for duty, share in lines[part.line_id].duties_for(part.units, start=part.start):
+            given[duty] = given[duty] + share if duty in given else share
+    return tuple(DutyRefund(duty, amount) for duty, amount in given.items())
 
 
 def _quantities(counts: Mapping[str, int]) -> tuple[LineQuantity, ...]:

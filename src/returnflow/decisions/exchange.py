@@ -10,7 +10,7 @@ import attrs
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ExchangeLine, ReturnLine, ReturnRecord
 from returnflow.domain.money import Money
-from returnflow.domain.policy import ReleaseTrigger, ReturnPolicy
+from returnflow.domain.policy import PlatformMode, ReleaseTrigger, ReturnPolicy
 from returnflow.domain.settlement import settle
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import ExchangeItem
@@ -56,6 +56,7 @@ def hold(change: Change, policy: ReturnPolicy) -> None:
         charge_exchange_shipping=record.exchange_shipping_fee is None,
         difference_to=policy.exchange_difference,
         taxes_included=record.taxes_included,
+        fee_by_unit=policy.platform_mode is PlatformMode.NATIVE,
     )
     if quote.balance_due:
         change.fire("require_payment", {"balance_due": str(quote.balance_due)})

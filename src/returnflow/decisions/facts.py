@@ -19,7 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from returnflow.decisions import carrier, completion, exchange, platform_facts, warehouse
+from returnflow.decisions import (
+    carrier,
+    completion,
+    exchange,
+    platform_changes,
+    platform_facts,
+    warehouse,
+)
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import (
     CarrierStatus,
@@ -52,10 +59,14 @@ WAITS: Mapping[str, frozenset[str]] = {
     # the platform return reopened before returnflow saw the close it follows
     "platform_reopen": _BEFORE_APPROVAL
     | {"approved", "label_sent", "in_transit", "delivered", "item_received", "refunded"},
+    # a label attached on the platform waits for the approval (and, approved, for the label
+    # returnflow is buying: platform_changes.label_expected)
+    "platform_label": _BEFORE_APPROVAL,
 }
 """Per kind of fact, the lifecycle states in which it is parked until the return can use it."""
 
 RANK: Mapping[str, int] = {
+    "platform_label": -1,
     "picked_up": 0,
     "delivered": 1,
     "returned_to_origin": 1,
@@ -83,16 +94,20 @@ def kind_of(event: InboundEvent) -> str:
     """The kind of a fact, as :data:`WAITS` and :data:`RANK` name it."""
     if isinstance(event, CarrierUpdate):
         return _CARRIER_KINDS[event.status]
-    if isinstance(event, PlatformReturnEvent):
-        return "platform_reopen"  # the one platform fact that waits
+    if isinstance(event, PlatformReturnEvent):  # the platform facts that wait
+        return "platform_label" if event.topic is PlatformTopic.LABEL else "platform_reopen"
     return "receipt" if isinstance(event, WarehouseReceipt) else "finished"
 
 
-def waits(change: Change, event: InboundEvent) -> bool:
+def waits(change: Change, event: InboundEvent, policy: ReturnPolicy | None = None) -> bool:
     """Whether the return cannot use ``event`` yet but will be able to later. A carrier scan
-    of a stage the parcel is already past (a pickup after it was sent back) never waits."""
+    of a stage the parcel is already past (a pickup after it was sent back) never waits.
+    With the return's ``policy``: a label attached on the platform also waits for the label
+    returnflow is buying (:func:`~returnflow.decisions.platform_changes.label_expected`)."""
     record = change.record
     kind = kind_of(event)
+    if kind == "platform_label" and policy and platform_changes.label_expected(record, policy):
+        return True
     if record.status not in WAITS[kind]:
         # The units of an instant exchange are back, or the parcel went back, before its
         # payment to fall back on was answered: the fact is applied once the exchange was
@@ -114,7 +129,7 @@ def receive(change: Change, event: InboundEvent, policy: ReturnPolicy) -> tuple[
     ``applied``, ``parked`` or ``ignored``. A fact applied is followed by the parked facts the
     return can now use (:func:`drain`). Raises what the fact's rule raises for bad data."""
     if isinstance(event, PlatformReturnEvent) and (
-        event.topic is not PlatformTopic.REOPEN or not waits(change, event)
+        event.topic not in _PLATFORM_WAITING or _ready(change, event, policy)
     ):  # about the platform's return: now or never, but a reopen waits for its close
         ignored = platform_facts.apply(change, event, policy)
         if ignored:
@@ -128,6 +143,8 @@ def receive(change: Change, event: InboundEvent, policy: ReturnPolicy) -> tuple[
         why = f"{kind_of(event)} while {change.record.status}"
         if change.record.status not in WAITS[kind_of(event)]:
             why = f"{kind_of(event)} while the exchange's payment is asked"
+            if isinstance(event, PlatformReturnEvent):
+                why = f"{kind_of(event)} while returnflow's own label is bought"
         _park(change, event, why)
         if isinstance(event, WarehouseFinished) and change.record.status == "item_received":
             decide(change, event, policy)  # a short receipt goes to a person, and waits
@@ -175,6 +192,9 @@ def drain(change: Change, policy: ReturnPolicy) -> None:
             return  # everything left still waits
 
 
+_PLATFORM_WAITING = (PlatformTopic.REOPEN, PlatformTopic.LABEL)
+"""The platform facts that can come early (the others apply now or never)."""
+
 _AUTHORIZED: Mapping[str, str] = {"receipt": "receive", "returned_to_origin": "return_to_origin"}
 """Facts that wait for an instant exchange's authorization, and the chart event they fire."""
 
@@ -190,7 +210,7 @@ def _ready(change: Change, event: InboundEvent, policy: ReturnPolicy) -> bool:
     return can use first runs the carrier stages it implies (handed in, and for a receipt
     delivered: :func:`~returnflow.decisions.carrier.reached`), which may ask for an instant
     exchange's authorization: the fact then waits for the answer."""
-    if waits(change, event):
+    if waits(change, event, policy):
         return False
     kind = kind_of(event)
     if kind in _IMPLIED and change.allows(_AUTHORIZED[kind]):
@@ -211,6 +231,8 @@ def _park(change: Change, event: InboundEvent, why: str) -> None:
         status = event.status.value
     elif isinstance(event, PlatformReturnEvent):
         status = event.topic.value
+        data = _platform_data(event)
+        lines = (data,) if data else ()
     kind = "carrier" if status else ("receipt" if lines else "finished")
     if isinstance(event, PlatformReturnEvent):
         kind = "platform"
@@ -238,9 +260,19 @@ def _line_data(line: ReceivedLine) -> dict[str, Any]:
     }
 
 
+def _platform_data(event: PlatformReturnEvent) -> dict[str, Any]:
+    data = {
+        "platform_return_id": event.platform_return_id,
+        "tracking_number": event.tracking_number,
+        "label_url": event.label_url,
+    }
+    return {name: value for name, value in data.items() if value is not None}
+
+
 def _kind(parked: ParkedFact) -> str:
     if parked.kind == "platform":
-        return "platform_reopen"
+        label = parked.status == PlatformTopic.LABEL.value
+        return "platform_label" if label else "platform_reopen"
     if parked.kind == "carrier":
         return _CARRIER_KINDS[CarrierStatus(parked.status)]
     return parked.kind
@@ -258,7 +290,8 @@ def parked_event(change: Change, parked: ParkedFact) -> InboundEvent:
     if parked.kind == "carrier":
         return CarrierUpdate(status=parked.status, **common)
     if parked.kind == "platform":
-        return PlatformReturnEvent(topic=parked.status, **common)
+        data = dict(parked.lines[0]) if parked.lines else {}
+        return PlatformReturnEvent(topic=parked.status, **common, **data)
     if parked.kind == "receipt":
         return WarehouseReceipt(lines=[ReceivedLine(**line) for line in parked.lines], **common)
     return WarehouseFinished(**common)

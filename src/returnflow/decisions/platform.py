@@ -9,10 +9,15 @@ effects, in place of the tag-and-hold ones:
 
 - the return approved (or sent to review: opened as *requested*) -> open the platform
   return for its units by order line, its exchange lines and fees (in place of holding the
-  exchange behind a tag); approved or declined from review -> approve or decline it;
+  exchange behind a tag); the platform holds the exchange only while a balance is owed (an
+  upsell: its lines are ``held`` until paid; an even exchange or one for less waits for
+  processing, never held); approved or declined from review -> approve or decline it;
+- a balance charged through the Payments port -> paid on the platform return too
+  (``PayPlatformBalance``): its hold goes, and items it fulfilled on hold are released;
 - a refund, and an exchange release, -> process the platform return: the units settled,
-  the exchange lines confirmed, the refund moved (checked against the platform's own figure
-  when the whole return is processed at once); a store credit stays a gift card
+  the exchange lines confirmed, the refund moved, with the order's shipping and duties
+  given back (by duty id) beside it (checked against the platform's own figure, for the
+  whole return or for the call's own units); a store credit stays a gift card
   (``CommercePlatform.issue_store_credit``: Shopify has no native flow for gift cards) but
   its units are processed too, for nothing;
 - a restock -> a disposition of processed, accepted units (restocked or not by the QC
@@ -35,9 +40,9 @@ restocked), a gift card for store credit, and the replacement added to the order
 and released in the same commit. A claim cannot adopt a return the customer opened on the
 platform (:func:`~returnflow.domain.claim_lines.check_claim`).
 
-Known limits: shipping and duties are never refunded through
-processing (returnflow's settlement has no such refund); the reconciliation compares only a
-return processed whole, at once.
+The money is reconciled for every processing call: the whole return's refund and owed
+when it is processed at once, else each call's refund for its own units (a refund per
+receipt).
 
 Pure: reads the change and the policy, plans effects, never calls a port.
 """
@@ -58,7 +63,7 @@ from returnflow.domain.policy import PlatformMode, ReturnPolicy
 from returnflow.domain.settlement import settle
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
-from returnflow.ports.platform_returns import PlatformExchangeLine, PlatformReturnLine
+from returnflow.ports.platform_returns import DutyRefund, PlatformExchangeLine, PlatformReturnLine
 
 __all__ = ["WRITE_BACK", "opened", "plan"]
 
@@ -101,6 +106,7 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
         if isinstance(effect, fx.CancelExchange):
             _cancel_lines(change, effect.exchange_line_ids)
     if opened(change.record) and change.record.status not in _ENDED:
+        new.extend(_pay(change))
         new.extend(_settle(change, policy, planned))
     ended = any(target in ("cancelled", "expired", "reset") for _, target, _ in moves)
     if opened(change.record) and ended:
@@ -154,6 +160,7 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
         charge_exchange_shipping=record.exchange_shipping_fee is None,
         difference_to=policy.exchange_difference,
         taxes_included=record.taxes_included,
+        fee_by_unit=True,
     )
     zero = Money.zero(record.currency)
     units: dict[str, int] = {}
@@ -226,11 +233,12 @@ def _adopt(change: Change) -> list[fx.Effect]:
     units: dict[str, int] = {}
     for line in record.lines:
         units[line.order_line_id] = units.get(line.order_line_id, 0) + line.quantity
+    owed = record.exchange_status == "awaiting_payment"  # held there until paid
     change.update(
         platform_units=tuple(PlatformUnits(line_id, count) for line_id, count in units.items()),
-        exchange_lines=tuple(  # on the platform return already: held there
+        exchange_lines=tuple(  # on the platform return already
             attrs.evolve(line, status="held")
-            if line.platform_item_id and line.status == "pending"
+            if line.platform_item_id and line.status == "pending" and owed
             else line
             for line in record.exchange_lines
         ),
@@ -277,9 +285,10 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
     the exchange lines released), dispose what is processed and accepted."""
     record = change.record
     by_line = {units.order_line_id: units for units in record.platform_units}
-    settled: dict[str, int] = {}
-    accepted: dict[str, int] = {}
-    restocked: dict[str, int] = {}
+    # every order line of the platform return, also one a person took out of the return
+    settled = dict.fromkeys(by_line, 0)
+    accepted = dict.fromkeys(by_line, 0)
+    restocked = dict.fromkeys(by_line, 0)
     for line in record.lines:
         settled[line.order_line_id] = settled.get(line.order_line_id, 0) + line.settled
         accepted[line.order_line_id] = accepted.get(line.order_line_id, 0) + line.accepted
@@ -298,8 +307,19 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
                 k: attrs.evolve(u, removed=u.removed + removals.get(k, 0))
                 for k, u in by_line.items()
             }
-    refund = Money.sum(
-        (e.amount for e in planned if isinstance(e, fx.IssueRefund)), record.currency
+    refunds = [e for e in planned if isinstance(e, fx.IssueRefund)]
+    credits = [e for e in planned if isinstance(e, fx.IssueStoreCredit)]
+    zero = Money.zero(record.currency)
+    # The order's shipping and duties given back go with the processing apart from the
+    # lines' refund (Shopify's refundShipping / refundDuties by duty id); a store credit
+    # carries its share in the gift card. Neither is in the platform's figure for the units.
+    shipping_back = Money.sum((e.original_shipping or zero for e in refunds), record.currency)
+    duty_refunds = _by_duty(refunds)
+    refund = Money.sum((e.amount for e in refunds), record.currency) - shipping_back
+    refund = refund - Money.sum((d.amount for d in duty_refunds), record.currency)
+    outside = Money.sum(  # a store credit's share of them: in the gift card
+        ((e.original_shipping or zero) + (e.duties or zero) for e in credits),
+        record.currency,
     )
     released = any(isinstance(e, fx.ReleaseExchange) for e in planned)
     exchange_ids = tuple(
@@ -317,9 +337,7 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         whole = not any(u.processed for u in by_line.values()) and all(
             u.quantity - u.removed == to_process.get(k, 0) for k, u in by_line.items()
         )
-        credit = Money.sum(
-            (e.amount for e in planned if isinstance(e, fx.IssueStoreCredit)), record.currency
-        )
+        credit = Money.sum((e.amount for e in credits), record.currency) - outside
         effects.append(
             _make(
                 change,
@@ -327,8 +345,11 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
                 lines=_quantities(to_process),
                 exchange_line_ids=exchange_ids,
                 refund=refund,
-                expected=refund + credit if whole else None,
+                refund_shipping=shipping_back or None,
+                refund_duties=duty_refunds,
+                expected=refund + credit,
                 expected_owed=_owed(record, planned) if whole else None,
+                shipping_fee=not whole and _took_shipping_fee(change),
             )
         )
         by_line = {
@@ -358,6 +379,43 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
     return effects
 
 
+def _pay(change: Change) -> list[fx.Effect]:
+    """What the customer paid of the return's balance in this change (a charge confirmed:
+    an upsell's balance, fees owed) is paid on the platform return too: the platform holds
+    an exchange's items while a balance is owed."""
+    record = change.record
+    paid = [
+        _money(str(entry.payload["amount"]), record.currency)
+        for entry in change.history
+        if entry.event == "balance_charged" and "amount" in entry.payload
+    ]
+    return [_make(change, fx.PayPlatformBalance, amount=amount) for amount in paid if amount]
+
+
+def _money(text: str, currency: str) -> Money:
+    """An amount as notes show it (``"15.00 EUR"``)."""
+    return Money(text.split(" ")[0], currency)
+
+
+def _by_duty(refunds: Sequence[fx.IssueRefund]) -> tuple[DutyRefund, ...]:
+    """The duties the refunds give back, by duty id."""
+    given: dict[str, Money] = {}
+    for effect in refunds:
+        for duty in effect.duty_refunds:
+            given[duty.duty_id] = (
+                given[duty.duty_id] + duty.amount if duty.duty_id in given else duty.amount
+            )
+    return tuple(DutyRefund(duty, amount) for duty, amount in given.items())
+
+
+def _took_shipping_fee(change: Change) -> bool:
+    """Whether a settlement of this change took the return shipping fee."""
+    return any(
+        entry.event == "settled" and "return_shipping_fee" in entry.payload
+        for entry in change.history
+    )
+
+
 def _owed(record: ReturnRecord, planned: Sequence[fx.Effect]) -> Money:
     """What the customer pays for the whole return: prepaid, charged by settlements (and in
     this change), less what this change gives back."""
@@ -385,12 +443,15 @@ def _opened(change: Change, effect: fx.OpenPlatformReturn, result: object) -> No
     return_id = getattr(result, "return_id", None)
     line_ids = tuple(getattr(result, "line_ids", ()))
     exchange_ids = dict(getattr(result, "exchange_line_ids", ()))
+    # The platform holds the new items only while a balance is owed (an upsell not paid
+    # yet); an even exchange or one for less waits for processing, not held.
+    held = bool(getattr(result, "exchange_on_hold", False))
     change.update(
         refs=attrs.evolve(record.refs, platform_return_id=return_id, platform_line_ids=line_ids),
         exchange_lines=tuple(
             attrs.evolve(
                 line,
-                status="held" if line.status == "pending" else line.status,
+                status="held" if line.status == "pending" and held else line.status,
                 platform_item_id=exchange_ids[line.id],
             )
             if line.id in exchange_ids
@@ -399,9 +460,12 @@ def _opened(change: Change, effect: fx.OpenPlatformReturn, result: object) -> No
         ),
     )
     status = getattr(getattr(result, "status", None), "value", None)
-    change.note("platform_return_opened", {"platform_return": return_id, "status": status})
+    change.note(
+        "platform_return_opened",
+        {"platform_return": return_id, "status": status, "exchange_on_hold": held},
+    )
     change.publish("update", platform_return_id=return_id)
-    if exchange_ids:
+    if exchange_ids and held:
         change.publish("exchange_held", platform_return_id=return_id)
 
 
@@ -444,7 +508,13 @@ def _processed(change: Change, effect: fx.ProcessPlatformReturn, result: Any) ->
         "platform_return_processed",
         {"refunds": ", ".join(refund_ids), "amount": str(refunded)},
     )
-    if effect.exchange_line_ids:
+    if effect.exchange_line_ids and getattr(answer, "exchange_on_hold", False):
+        # Fulfilled on hold: a balance is still owed; paying it releases them.
+        ids = set(effect.exchange_line_ids)
+        change.update(exchange_lines=exchange.with_status(change.record, ids, "held"))
+        change.note("exchange_held_for_payment", {"lines": ", ".join(sorted(ids))})
+        change.publish("exchange_held", fulfillments=list(answer.exchange_fulfillment_ids))
+    elif effect.exchange_line_ids:
         ids = set(effect.exchange_line_ids)
         change.update(exchange_lines=exchange.with_status(change.record, ids, "released"))
         change.publish("exchange_released", fulfillments=list(answer.exchange_fulfillment_ids))
@@ -453,6 +523,31 @@ def _processed(change: Change, effect: fx.ProcessPlatformReturn, result: Any) ->
         change.publish("refund_created", refund_id=refund_ids[0], amount=str(refunded))
         change.notify("refund_issued", amount=str(refunded))
     completion.close_if_settled(change, delivered=effect.key)
+
+
+def _paid(change: Change, effect: fx.PayPlatformBalance, result: object) -> None:
+    """The platform learnt of the payment: once it no longer holds the exchange, the new
+    items it fulfilled on hold ship (released) and the others wait for processing."""
+    held = bool(getattr(result, "exchange_on_hold", False))
+    owed = getattr(result, "balance_owed", None)
+    details: dict[str, object] = {"amount": str(effect.amount), "exchange_on_hold": held}
+    if owed:
+        details["owed"] = str(owed)
+    change.note("platform_balance_paid", details)
+    if held:
+        return
+    done = {item for item, units in getattr(result, "exchange_processed", ()) if units}
+    record = change.record
+    shipped = {
+        x.id for x in record.exchange_lines if x.status == "held" and x.platform_item_id in done
+    }
+    waiting = {x.id for x in record.exchange_lines if x.status == "held"} - shipped
+    if waiting:
+        change.update(exchange_lines=exchange.with_status(change.record, waiting, "pending"))
+    if shipped:
+        change.update(exchange_lines=exchange.with_status(change.record, shipped, "released"))
+        change.publish("exchange_released", lines=sorted(shipped))
+        change.notify("exchange_released")
 
 
 def _noted(change: Change, effect: fx.Effect, result: object) -> None:
@@ -468,6 +563,7 @@ WRITE_BACK: dict[type[fx.Effect], Callable[[Change, Any, object], None]] = {
     fx.CancelPlatformReturn: _moved,
     fx.ProcessPlatformReturn: _processed,
     fx.RemovePlatformLines: _noted,
+    fx.PayPlatformBalance: _paid,
     fx.DisposePlatformUnits: _noted,
 }
 """Native mode's write-backs (:mod:`returnflow.decisions.results` merges them)."""

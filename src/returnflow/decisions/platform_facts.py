@@ -14,20 +14,23 @@ admin, and the return follows it rather than fighting it:
   need a decision); reopened there -> the closed return is reopened for review;
 - a refund returnflow does not know, on a return it asked no processing of -> recorded on
   the return, and a person looks (the money went out outside the settlement);
-- a disposition -> recorded.
+- a disposition -> recorded;
+- lines added, taken out or changed there, a label attached there ->
+  :mod:`returnflow.decisions.platform_changes`.
 
 A repeat is a duplicate by its inbound id (the shell); a fact whose platform return is not
 the return's is refused with :class:`~returnflow.errors.InvalidPayload`; one about a return
-with no platform return (``tags`` mode) is recorded and ignored. Only a reopen can come
-early (before the close it follows): it is parked (:mod:`returnflow.decisions.facts`); the
-others apply now or never.
+with no platform return (``tags`` mode) is recorded and ignored. Only a reopen (before the
+close it follows) and a label (before the approval, or while returnflow's own label is being
+bought) can come early: they are parked (:mod:`returnflow.decisions.facts`); the others apply
+now or never (an update older than one applied is stale).
 """
 
 from __future__ import annotations
 
 import attrs
 
-from returnflow.decisions import cancellation, review
+from returnflow.decisions import cancellation, platform_changes, review
 from returnflow.decisions import request as requests
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import PlatformReturnEvent, PlatformTopic
@@ -53,6 +56,10 @@ def apply(change: Change, event: PlatformReturnEvent, policy: ReturnPolicy) -> s
         return change.ignore(event, "the return has no platform return")
     topic = event.topic
     details = {"topic": topic.value, "id": event.event_id}
+    if topic is PlatformTopic.UPDATE:
+        return platform_changes.update(change, event, policy)
+    if topic is PlatformTopic.LABEL:
+        return platform_changes.label(change, event)
     if topic is PlatformTopic.DISPOSE:
         change.note("platform_disposed", details)
         return ""

@@ -111,6 +111,7 @@ def _child(
                 unit_shipping=line.unit_shipping[:units],
                 unit_shipping_taxes=line.unit_shipping_taxes[:units],
                 unit_duties=line.unit_duties[:units],
+                duty_shares=tuple((duty, shares[:units]) for duty, shares in line.duty_shares),
                 units=line.units[:units],
             )
         )

@@ -15,7 +15,7 @@ from returnflow.domain.model import Exchange, Reason, ReturnLine, ReturnReason, 
 from returnflow.domain.money import Money, to_decimal
 from returnflow.errors import CurrencyMismatch, InvalidFee, ValidationError
 
-__all__ = ["Fee", "FeePolicy", "Fixed", "Percent", "charged", "tax_of"]
+__all__ = ["Fee", "FeePolicy", "Fixed", "Percent", "charged", "tax_of", "unit_restocking_fees"]
 
 
 def _percent(value: object) -> Decimal:
@@ -219,3 +219,29 @@ def _same_currency(tax: Money, amount: Money) -> Money:
             "fee.tax.currency", tax.currency, f"the return is in {amount.currency}"
         )
     return tax
+
+
+def unit_restocking_fees(
+    fee: Fee, line: ReturnLine, *, taxes_included: bool = False
+) -> tuple[Money, ...]:
+    """Each unit's share of ``line``'s restocking fee, to the cent: the fee on the whole
+    line (never more than it is worth) allocated over its units in proportion to what they
+    were paid (largest remainder; evenly when none was paid), so the shares of any units
+    add up to the whole fee when all of them are settled.
+
+    >>> from returnflow.domain.model import Refund, ReturnLine, ReturnReason
+    >>> eur = lambda amount: Money(amount, "EUR")
+    >>> line = ReturnLine(id="R1", order_line_id="L1", sku="S", variant_id="v", quantity=3,
+    ...                   outcome=Refund(), reason=ReturnReason.UNWANTED,
+    ...                   unit_amounts=(eur("3.34"), eur("3.33"), eur("3.33")))
+    >>> [str(share) for share in unit_restocking_fees(Percent(10), line)]
+    ['0.34 EUR', '0.33 EUR', '0.33 EUR']
+    >>> [str(share) for share in unit_restocking_fees(Fixed(eur("5.00")), line)]
+    ['1.67 EUR', '1.67 EUR', '1.66 EUR']
+    """
+    whole = line.amount_for(line.quantity)
+    total = min(charged(fee, whole, taxes_included=taxes_included), whole)
+    weights: list[int] = [amount.minor_units for amount in line.unit_amounts[: line.quantity]]
+    if not any(weights):
+        weights = [1] * line.quantity
+    return total.allocate(weights)

@@ -24,6 +24,7 @@ __all__ = [
     "CarrierUpdate",
     "Disposition",
     "InboundEvent",
+    "PlatformLine",
     "PlatformReturnEvent",
     "PlatformTopic",
     "ReceivedLine",
@@ -150,8 +151,14 @@ class PlatformTopic(str, enum.Enum):
     CANCEL = "returns/cancel"
     CLOSE = "returns/close"
     REOPEN = "returns/reopen"
+    UPDATE = "returns/update"
+    """Lines of the platform return were added, removed or changed (``lines``: as they are
+    now)."""
     REFUND = "refunds/create"
     DISPOSE = "reverse_fulfillment_orders/dispose"
+    LABEL = "reverse_deliveries/attach_deliverable"
+    """A label or tracking was attached to the platform return's reverse delivery
+    (``tracking_number``, ``label_url``)."""
 
 
 def _to_topic(value: object) -> PlatformTopic:
@@ -169,12 +176,52 @@ def _check_optional_text(_: object, attribute: attrs.Attribute[Any], value: obje
 
 
 @attrs.frozen(kw_only=True)
+class PlatformLine:
+    """Units of an order line on the platform return as it is now (``returns/update``):
+    every unit still on it, processed or not; a unit removed from it is not counted."""
+
+    order_line_id: str = attrs.field(validator=_check_text)
+    quantity: int
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int):
+            raise InvalidPayload("quantity", self.quantity, "must be a whole number")
+        if self.quantity < 0:
+            raise InvalidPayload("quantity", self.quantity, "must be at least 0")
+
+
+def _to_platform_lines(value: Iterable[PlatformLine] | None) -> tuple[PlatformLine, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidPayload("lines", value, "must be a list of PlatformLine")
+    lines = tuple(value)
+    seen: set[str] = set()
+    for index, line in enumerate(lines):
+        if not isinstance(line, PlatformLine):
+            raise InvalidPayload(f"lines[{index}]", line, "must be a PlatformLine")
+        if line.order_line_id in seen:
+            raise InvalidPayload(
+                f"lines[{index}].order_line_id", line.order_line_id, "appears twice"
+            )
+        seen.add(line.order_line_id)
+    return lines
+
+
+@attrs.frozen(kw_only=True)
 class PlatformReturnEvent:
     """A webhook about the platform's return of a returnflow return (native mode): its status
     moved (approved, declined, cancelled, closed, reopened: by returnflow's own call, whose
     echo changes nothing, or by a person in the platform's admin, which the return follows),
-    a refund was created on the order (``refund_id``, ``amount``), or units were disposed.
-    ``platform_return_id``, when given, must be the return's."""
+    its lines changed (``returns/update``: ``lines``, every order line's units on it now, and
+    ``occurred_at``, when the platform changed it), a refund was created on the order
+    (``refund_id``, ``amount``), units were disposed, or a label was attached to its reverse
+    delivery (``tracking_number`` and/or ``label_url``).
+    ``platform_return_id``, when given, must be the return's.
+
+    Raises :class:`~returnflow.errors.InvalidPayload` naming ``lines`` for an update without
+    its lines, ``tracking_number`` for a label with neither a tracking number nor a URL, and
+    the field of any value of the wrong kind."""
 
     shop: str = attrs.field(validator=_check_text)
     return_id: str = attrs.field(validator=_check_text)
@@ -184,6 +231,20 @@ class PlatformReturnEvent:
     platform_return_id: str | None = attrs.field(default=None, validator=_check_optional_text)
     refund_id: str | None = attrs.field(default=None, validator=_check_optional_text)
     amount: Money | None = attrs.field(default=None, validator=_check_amount)
+    lines: tuple[PlatformLine, ...] | None = attrs.field(default=None, converter=_to_platform_lines)
+    tracking_number: str | None = attrs.field(default=None, validator=_check_optional_text)
+    label_url: str | None = attrs.field(default=None, validator=_check_optional_text)
+    occurred_at: datetime | None = attrs.field(
+        default=None, converter=to_utc, validator=check_instant
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.topic is PlatformTopic.UPDATE and self.lines is None:
+            raise InvalidPayload("lines", None, "returns/update carries the return's lines")
+        if self.topic is PlatformTopic.LABEL and not (self.tracking_number or self.label_url):
+            raise InvalidPayload(
+                "tracking_number", None, "a label attached carries a tracking number or a URL"
+            )
 
 
 InboundEvent = CarrierUpdate | WarehouseReceipt | WarehouseFinished | PlatformReturnEvent

@@ -26,7 +26,7 @@ from returnflow.domain._fields import (
 from returnflow.domain.claims import Claim
 from returnflow.domain.methods import ReturnMethod, to_method
 from returnflow.domain.money import Money
-from returnflow.domain.order import Fulfillment, OrderLine, OrderSnapshot
+from returnflow.domain.order import Duty, Fulfillment, OrderLine, OrderSnapshot
 from returnflow.domain.reason_codes import (
     Reason,
     ReturnReason,
@@ -42,6 +42,7 @@ from returnflow.errors import (
 
 __all__ = [
     "DeclineReason",
+    "Duty",
     "Exchange",
     "ExchangeLine",
     "ExternalRefs",
@@ -351,6 +352,9 @@ class ReturnLine:
     """The tax part of each of ``unit_shipping``."""
     unit_duties: tuple[Money, ...] = ()
     """Each unit's share of the order's duties, given back with it (empty: none is)."""
+    duty_shares: tuple[tuple[str, tuple[Money, ...]], ...] = ()
+    """When the order line's duties carry the platform's ids (:attr:`OrderLine.duties`):
+    each duty id with each unit's share of it (they add up to ``unit_duties``)."""
     claimed: bool = False
     """A claim's line (:mod:`returnflow.domain.claims`): nothing comes back, its outcome is
     owed for every unit at once."""
@@ -382,6 +386,16 @@ class ReturnLine:
             Money.sum(self.unit_shipping_taxes[window], currency),
             Money.sum(self.unit_duties[window], currency),
         )
+
+    def duties_for(self, units: int, *, start: int = 0) -> tuple[tuple[str, Money], ...]:
+        """Each duty id (:attr:`duty_shares`) with its share given back with ``units`` of
+        this line's units from unit ``start``; shares of zero are left out."""
+        currency = self.unit_amounts[0].currency
+        shares = (
+            (duty, Money.sum(each[start : start + units], currency))
+            for duty, each in self.duty_shares
+        )
+        return tuple((duty, share) for duty, share in shares if share)
 
     def tax_for(self, units: int, *, start: int = 0) -> Money:
         """The tax part of :meth:`amount_for` the same units."""
@@ -463,7 +477,8 @@ class ParkedFact:
     the order the facts would have happened, by the commit that brings the return to a state
     that can use it. ``kind``: ``carrier``, ``receipt``, ``finished`` or ``platform``;
     ``status`` a carrier fact's status or a platform fact's topic, ``lines`` a receipt's
-    lines as plain data; ``why`` the state it waited in.
+    lines as plain data (a platform fact's ids and label, one mapping); ``why`` the state
+    it waited in.
     """
 
     kind: str

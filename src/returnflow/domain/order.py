@@ -22,7 +22,7 @@ from returnflow.domain._fields import (
 from returnflow.domain.money import Money
 from returnflow.errors import CurrencyMismatch, InvalidPayload, InvalidQuantity
 
-__all__ = ["Fulfillment", "OrderLine", "OrderSnapshot"]
+__all__ = ["Duty", "Fulfillment", "OrderLine", "OrderSnapshot"]
 
 
 def _to_order_lines(value: Iterable[OrderLine]) -> tuple[OrderLine, ...]:
@@ -49,6 +49,23 @@ class Fulfillment:
             raise InvalidPayload(
                 "delivered_at", self.delivered_at, "is before the fulfillment's fulfilled_at"
             )
+
+
+@attrs.frozen
+class Duty:
+    """A duty charged on an order line (Shopify's ``LineItem.duties``: a ``Duty`` with its id
+    and price): what the customer paid to import the line's units. ``id`` is the platform's,
+    by which a native return gives it back (Shopify's ``RefundDutyInput.dutyId``); ``amount``
+    is :class:`Money` in the order's currency, never negative."""
+
+    id: str = attrs.field(validator=_check_id)
+    amount: Money = attrs.field(validator=_check_amount)
+
+
+def _to_duties(value: Iterable[Duty]) -> tuple[Duty, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidPayload("duties", value, "must be a list of Duty")
+    return tuple(value)
 
 
 def _names(field: str, value: object) -> tuple[str, ...]:
@@ -115,8 +132,16 @@ class OrderLine:
     """The product's tags (Shopify product tags), for merchant rules."""
     collections: tuple[str, ...] = attrs.field(default=(), converter=_collections)
     """The handles of the collections the product is in, for merchant rules."""
+    duties: tuple[Duty, ...] = attrs.field(default=(), converter=_to_duties)
+    """The duties charged on the line's units, with the platform's ids (Shopify's
+    ``LineItem.duties``); when any line has some, they are the order's duties
+    (:attr:`OrderSnapshot.duties`), each shared evenly by its line's units."""
 
     def __attrs_post_init__(self) -> None:
+        for index, duty in enumerate(self.duties):
+            if not isinstance(duty, Duty):
+                raise InvalidPayload(f"duties[{index}]", duty, "must be a Duty")
+            check_amount(f"duties[{index}].amount", duty.amount, currency=self.unit_price.currency)
         for index, fulfillment in enumerate(self.fulfillments):
             if not isinstance(fulfillment, Fulfillment):
                 raise InvalidPayload(f"fulfillments[{index}]", fulfillment, "must be a Fulfillment")
@@ -189,7 +214,9 @@ class OrderSnapshot:
     """The tax part of ``shipping_price`` (``taxes_included``) or the tax added to it."""
     duties: Money | None = None
     """The duties and import taxes the customer paid (Shopify's total duties); a return may
-    give them back in part (``ReturnPolicy.refund_duties``)."""
+    give them back in part (``ReturnPolicy.refund_duties``). When the lines carry their
+    duties (:attr:`OrderLine.duties`, with the platform's ids) it is their sum, or
+    ``None`` (:attr:`total_duties`)."""
 
     def __attrs_post_init__(self) -> None:
         Money.zero(self.currency)  # validates the code
@@ -222,6 +249,13 @@ class OrderSnapshot:
                 )
             if charge.is_negative:
                 raise InvalidPayload(name, charge, "must not be negative")
+        duty_ids = [duty.id for line in self.lines for duty in line.duties]
+        if len(set(duty_ids)) != len(duty_ids):
+            raise InvalidPayload("lines.duties", duty_ids, "a duty id appears twice")
+        if duty_ids and self.duties is not None and self.duties != self.total_duties:
+            raise InvalidPayload(
+                "duties", self.duties, f"is not the {self.total_duties} of the lines' duties"
+            )
         check_amount("order_discount", self.order_discount, currency=self.currency)
         if self.order_discount is not None:
             net = Money.sum((line.net_total for line in self.lines), self.currency)
@@ -253,7 +287,15 @@ class OrderSnapshot:
         shipping = self.shipping_price or zero
         if not self.taxes_included:
             shipping = shipping + (self.shipping_tax or zero)
-        return self.paid_total + shipping + (self.duties or zero)
+        return self.paid_total + shipping + self.total_duties
+
+    @property
+    def total_duties(self) -> Money:
+        """The duties the customer paid: the lines' (:attr:`OrderLine.duties`) when they carry
+        some, else :attr:`duties` (zero when none)."""
+        zero = Money.zero(self.currency)
+        by_line = [duty.amount for line in self.lines for duty in line.duties]
+        return Money.sum(by_line, self.currency) if by_line else (self.duties or zero)
 
     def discount_shares(self) -> tuple[Money, ...]:
         """Each line's share of the order discount, in proportion to the lines' net totals

@@ -34,7 +34,7 @@ from typing import Any
 
 import attrs
 
-from returnflow.domain.fees import FeePolicy, Fixed, Percent, charged, tax_of
+from returnflow.domain.fees import FeePolicy, Fixed, Percent, charged, tax_of, unit_restocking_fees
 from returnflow.domain.model import (
     Exchange,
     ExchangeLine,
@@ -54,9 +54,11 @@ __all__ = [
     "LineSettlement",
     "Percent",
     "Settlement",
+    "duty_shares",
     "original_charges",
     "settle",
     "unit_amounts",
+    "unit_restocking_fees",
     "unit_taxes",
     "with_original_charges",
 ]
@@ -93,7 +95,8 @@ def original_charges(order: OrderSnapshot) -> dict[str, tuple[Money, ...]]:
     shipping (``shipping_price``, its tax added when prices exclude tax), the tax part of
     it, and the duties, each allocated over every unit of the order in proportion to the
     unit's paid amount (:func:`unit_amounts`) with the largest-remainder method, so that
-    the shares of all units add up to exactly what was charged. Keys ``shipping``,
+    the shares of all units add up to exactly what was charged (when the lines carry their
+    own duties, each unit's duties are its line's, :func:`duty_shares`). Keys ``shipping``,
     ``shipping_tax`` and ``duties`` map to the shares in order line, then unit order.
 
     >>> from datetime import datetime, timezone
@@ -115,10 +118,29 @@ def original_charges(order: OrderSnapshot) -> dict[str, tuple[Money, ...]]:
     shipping = order.shipping_price or zero
     if not order.taxes_included:
         shipping = shipping + tax
+    by_line = duty_shares(order)
+    duties = (order.duties or zero).allocate(weights)
+    if any(line.duties for line in order.lines):  # each line's own duties, by its units
+        duties = tuple(
+            Money.sum((shares[unit] for _, shares in by_line[line.id]), order.currency)
+            for line in order.lines
+            for unit in range(line.quantity)
+        )
     return {
         "shipping": shipping.allocate(weights),
         "shipping_tax": tax.allocate(weights),
-        "duties": (order.duties or zero).allocate(weights),
+        "duties": duties,
+    }
+
+
+def duty_shares(order: OrderSnapshot) -> dict[str, tuple[tuple[str, tuple[Money, ...]], ...]]:
+    """Each order line's duties (:attr:`~returnflow.domain.order.OrderLine.duties`) by the
+    platform's duty id, each split evenly over the line's units to the cent (the first
+    units take the odd cents), as a platform gives a duty back in proportion to the units
+    returned."""
+    return {
+        line.id: tuple((duty.id, duty.amount.split(line.quantity)) for duty in line.duties)
+        for line in order.lines
     }
 
 
@@ -143,6 +165,10 @@ def with_original_charges(
         changes["unit_shipping_taxes"] = tuple(shares["shipping_tax"][index] for index in picked)
     if duties and not line.unit_duties:
         changes["unit_duties"] = tuple(shares["duties"][index] for index in picked)
+        changes["duty_shares"] = tuple(
+            (duty, tuple(each[unit] for unit in line.units))
+            for duty, each in duty_shares(order).get(line.order_line_id, ())
+        )
     return attrs.evolve(line, **changes) if changes else line
 
 
@@ -309,6 +335,7 @@ def settle(
     difference_to: OutcomeKind = OutcomeKind.REFUND,
     prepaid: Money | None = None,
     taxes_included: bool = False,
+    fee_by_unit: bool = False,
 ) -> Settlement:
     """Settle ``parts``: ``(line, units, start)`` = ``units`` of ``line`` from unit ``start``.
 
@@ -318,6 +345,11 @@ def settle(
     fees). ``charge_shipping`` / ``charge_exchange_shipping`` are false once a return paid
     its return shipping fee / its exchange's outbound shipping. ``taxes_included``: whether
     the order's prices include tax, so a fee includes its tax (else its tax is added).
+    ``fee_by_unit``: a line's restocking fee follows its units (native mode, where the
+    platform return carries one fee per line): the fee of the whole line is allocated over
+    its units to the cent (:func:`unit_restocking_fees`) and a part pays its units' shares,
+    so units never settled (QC failed, never received) pay none and parts settled apart add
+    up to the whole line's fee; otherwise each part pays the fee on its own value.
 
     The order of the money: refunded and credited lines pay their own restocking fee; the
     exchange's difference goes to ``refund`` or ``store_credit`` (``difference_to``);
@@ -339,7 +371,10 @@ def settle(
         if kind is OutcomeKind.EXCHANGE:
             shipped_back = shipped_back_tax = duties_back = zero
         fee = zero
-        if fees.restocking is not None and not fees.waived(line):
+        if fees.restocking is not None and not fees.waived(line) and fee_by_unit:
+            shares = unit_restocking_fees(fees.restocking, line, taxes_included=taxes_included)
+            fee = Money.sum(shares[start : start + units], currency)
+        elif fees.restocking is not None and not fees.waived(line):
             fee = min(charged(fees.restocking, value, taxes_included=taxes_included), value)
         bonus = zero
         if isinstance(line.outcome, StoreCredit) and line.outcome.bonus and start == 0:

@@ -19,7 +19,7 @@ from returnflow.domain.inbound import Disposition
 from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.money import Money
 from returnflow.ports.commerce import ExchangeItem, LineQuantity
-from returnflow.ports.platform_returns import PlatformExchangeLine, PlatformReturnLine
+from returnflow.ports.platform_returns import DutyRefund, PlatformExchangeLine, PlatformReturnLine
 
 __all__ = [
     "TOPICS",
@@ -41,6 +41,7 @@ __all__ = [
     "IssueStoreCredit",
     "Notify",
     "OpenPlatformReturn",
+    "PayPlatformBalance",
     "ProcessPlatformReturn",
     "Publish",
     "RefundBalance",
@@ -156,13 +157,19 @@ class CancelExchange(Effect):
 @attrs.frozen(kw_only=True)
 class _Payout(Effect):
     """Money to the customer. ``covers`` are the (return line, units) it settles and
-    ``restocking`` / ``shipping`` the fees taken from it: undone if it fails for good."""
+    ``restocking`` / ``shipping`` the fees taken from it: undone if it fails for good.
+    ``original_shipping`` and ``duties`` are the order's shipping and duties given back in
+    ``amount`` (``duty_refunds``: the duties by the platform's duty id, when the order's
+    lines carry them)."""
 
     amount: Money
     lines: tuple[LineQuantity, ...]
     covers: tuple[tuple[str, int], ...] = ()
     restocking: Money | None = None
     shipping: Money | None = None
+    original_shipping: Money | None = None
+    duties: Money | None = None
+    duty_refunds: tuple[DutyRefund, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -296,8 +303,9 @@ class DeclinePlatformReturn(Effect):
 class ProcessPlatformReturn(Effect):
     """Confirm units (by order line) and exchange lines (returnflow's ids) of the platform
     return and move ``refund`` (Shopify's ``returnProcess``). ``expected``: when set, the
-    platform's own figure for the whole return is asked first and compared with it to the
-    cent (the policy's ``platform_money`` says which side wins a difference)."""
+    platform's own figure (for the whole return, or for this call's units) is asked first
+    and compared with it to the cent (the policy's ``platform_money`` says which side wins a
+    difference)."""
 
     kind: ClassVar[str] = "process_platform_return"
     port: ClassVar[str] = "platform_returns"
@@ -305,9 +313,29 @@ class ProcessPlatformReturn(Effect):
     exchange_line_ids: tuple[str, ...] = ()
     refund: Money
     expected: Money | None = None
+    refund_shipping: Money | None = None
+    """The order's shipping given back with the units (besides ``refund``)."""
+    refund_duties: tuple[DutyRefund, ...] = ()
+    """The order's duties given back with the units, by duty id (besides ``refund``)."""
     expected_owed: Money | None = None
-    """With ``expected``: what returnflow says the customer owes for the whole return (an
-    upsell's balance and fees charged), against the platform's ``owed``."""
+    """With ``expected``, for the whole return processed at once: what returnflow says the
+    customer owes (an upsell's balance and fees charged), against the platform's ``owed``.
+    Unset with ``expected`` set: one processing call of several (a refund per receipt),
+    compared for its own units."""
+    shipping_fee: bool = False
+    """One call of several: whether its settlement took the return shipping fee (the
+    platform's figure for the call counts it)."""
+
+
+@attrs.frozen(kw_only=True)
+class PayPlatformBalance(Effect):
+    """Tell the platform the customer paid ``amount`` of the balance the return leaves owed,
+    charged through the Payments port (Shopify: a manual payment on the order): the
+    platform holds an exchange's items only while a balance is owed."""
+
+    kind: ClassVar[str] = "pay_platform_balance"
+    port: ClassVar[str] = "platform_returns"
+    amount: Money
 
 
 @attrs.frozen
@@ -422,6 +450,8 @@ def describe(effect: Effect) -> str:
         return f"platform_returns.process {_lines(effect.lines)}, refund {effect.refund}"
     if isinstance(effect, RemovePlatformLines):
         return f"platform_returns.remove {_lines(effect.lines)}"
+    if isinstance(effect, PayPlatformBalance):
+        return f"platform_returns.pay_balance {effect.amount}"
     if isinstance(effect, DisposePlatformUnits):
         said = ", ".join(
             f"{item.order_line_id}x{item.quantity} {item.disposition.value}"

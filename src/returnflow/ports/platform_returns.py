@@ -34,6 +34,7 @@ from returnflow.domain.money import Money
 from returnflow.lifecycle.table import ShopifyReturnStatus
 
 __all__ = [
+    "DutyRefund",
     "FinancialOutcome",
     "PlatformExchangeLine",
     "PlatformReturn",
@@ -48,12 +49,25 @@ __all__ = [
 @attrs.frozen
 class PlatformReturnLine:
     """Units of an order line to return (Shopify: a return line item, by the fulfillment line
-    item that shipped them), with the customer's reason and a restocking fee for the line."""
+    item that shipped them), with the customer's reason and a restocking fee for the line:
+    the fee of all ``quantity`` units, which follows them (each unit carries its share,
+    allocated to the cent in proportion to what it was paid; a unit removed from the
+    return carries none)."""
 
     order_line_id: str
     quantity: int
     reason: str = "UNKNOWN"
     restocking_fee: Money | None = None
+
+
+@attrs.frozen
+class DutyRefund:
+    """``amount`` of the order's duty ``duty_id`` (the platform's id,
+    :attr:`~returnflow.domain.order.OrderLine.duties`) given back with the units processed:
+    their share of it (Shopify's ``RefundDutyInput``, refunded in proportion to them)."""
+
+    duty_id: str
+    amount: Money
 
 
 @attrs.frozen
@@ -92,6 +106,13 @@ class PlatformReturn:
     processed: tuple[tuple[str, int], ...] = ()
     removed: tuple[tuple[str, int], ...] = ()
     exchange_processed: tuple[tuple[str, int], ...] = ()
+    exchange_on_hold: bool = False
+    """Whether the exchange items wait for payment: the return leaves the customer a balance
+    to pay (its exchange items are worth more than what comes back, less the fees) not paid
+    yet (Shopify: a fulfillment hold, ``AWAITING_PAYMENT``). An even exchange or one for
+    less is never held: its items are fulfilled when the return is processed."""
+    balance_owed: Money | None = None
+    """What the customer still owes on the return (``None``: nothing)."""
 
     def line_id(self, order_line_id: str) -> str:
         """The platform's return line id of ``order_line_id``; ``KeyError`` if none."""
@@ -101,11 +122,14 @@ class PlatformReturn:
 @attrs.frozen
 class ProcessResult:
     """What processing moved: the refunds made (ids and total) and the exchange fulfillments
-    created for the exchange lines confirmed."""
+    created for the exchange lines confirmed (on hold while a balance is owed)."""
 
     refund_ids: tuple[str, ...]
     refunded: Money
     exchange_fulfillment_ids: tuple[str, ...] = ()
+    exchange_on_hold: bool = False
+    """The exchange fulfillments were created on hold: a balance is still owed
+    (:meth:`PlatformReturns.pay_balance` releases them)."""
 
 
 @attrs.frozen
@@ -165,15 +189,28 @@ class PlatformReturns(Protocol):
         exchange_lines: Sequence[Quantity] = (),
         refund: Money,
         refund_shipping: Money | None = None,
-        refund_duties: Money | None = None,
+        refund_duties: Sequence[DutyRefund] = (),
         idempotency_key: str,
     ) -> ProcessResult:
         """Confirm received units and exchange items of an ``OPEN`` return and move the money
         (Shopify's ``returnProcess``): ``refund`` for the lines (never more than the worth of
-        all lines processed so far, less what was refunded before), plus shipping and duties
-        refunds. Exchange items confirmed are fulfilled. Refused for units not left to process
-        (processed or removed before). The return closes when every unit is processed or
-        removed."""
+        all lines processed so far, less what was refunded before), plus the order's
+        shipping (``refund_shipping``) and duties (``refund_duties``, by duty id) given back
+        with them, never more than the order was charged for either, less what was given
+        back before. ``ProcessResult.refunded`` is the whole of it. Exchange items confirmed
+        are fulfilled. Refused for units not left to process (processed or removed before),
+        an unknown duty id or more than is left of a charge. The return closes when every
+        unit is processed or removed."""
+        ...
+
+    def pay_balance(
+        self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
+    ) -> PlatformReturn:
+        """Record that the customer paid ``amount`` of the balance the return leaves owed,
+        collected outside the platform by the host's payment processor (Shopify: a manual
+        payment on the order, ``orderCreateManualPayment``). Once nothing is owed, the
+        exchange is no longer held: fulfillments created on hold are released. Refused for
+        an amount not above zero, in another currency, or above what is owed."""
         ...
 
     def dispose(
@@ -210,6 +247,22 @@ class PlatformReturns(Protocol):
         """Cancel a ``REQUESTED`` or ``OPEN`` return nothing of which was processed."""
         ...
 
-    def calculate(self, shop: str, return_id: str) -> FinancialOutcome:
-        """The platform's own money for the whole return (Shopify's ``returnCalculate``)."""
+    def calculate(
+        self,
+        shop: str,
+        return_id: str,
+        lines: Sequence[Quantity] | None = None,
+        *,
+        exchange_lines: Sequence[Quantity] = (),
+        shipping_fee: bool = True,
+    ) -> FinancialOutcome:
+        """The platform's own money (Shopify's ``returnCalculate``). With ``lines`` ``None``:
+        the whole return as it stands (its units not removed, its exchange items, its fees).
+        Otherwise one processing call's: the next units of ``lines`` to process (by return
+        line id), the exchange items of ``exchange_lines`` (by exchange line id) and, when
+        ``shipping_fee``, the return shipping fee. A line's restocking fee follows its
+        units: it is allocated over them to the cent (in proportion to what they were
+        paid), processed units carry their shares in order and removed units none. Refused
+        (``PortError(retryable=False)``) for units not left to process or an unknown
+        line."""
         ...

@@ -202,9 +202,10 @@ class ReturnStore(Protocol):
         was reset into are two), imported returns and claims alike. A return without an
         e-mail never counts. The count reads the index, not the returns: a stored return
         whose data cannot be read back (:class:`~returnflow.errors.UnreadableRecord`) still
-        counts, where a scan of :meth:`list` skips it. Raises ``ValidationError`` naming ``customer_email`` for a value
-        that is not a string, :class:`~returnflow.errors.InvalidTime` naming ``since`` for
-        one that is not a timezone-aware datetime in the years 1900-9000.
+        counts, where a scan of :meth:`list` skips it. Raises ``ValidationError`` naming
+        ``customer_email`` for a value that is not a string,
+        :class:`~returnflow.errors.InvalidTime` naming ``since`` for one that is not a
+        timezone-aware datetime in the years 1900-9000.
 
         A store written before this method existed may lack it:
         :func:`count_customer_returns` then reads :meth:`list` page by page instead."""

@@ -12,11 +12,14 @@ from __future__ import annotations
 import abc
 from typing import ClassVar
 
+import attrs
+
 from returnflow.domain.inbound import Disposition
-from returnflow.domain.model import OrderSnapshot
+from returnflow.domain.model import Duty, OrderSnapshot
 from returnflow.domain.money import Money
 from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.platform_returns import (
+    DutyRefund,
     PlatformExchangeLine,
     PlatformReturn,
     PlatformReturnLine,
@@ -245,6 +248,126 @@ class PlatformReturnsContract(PortContract, abc.ABC):
             self.money("25.00"),
         )
         assert (outcome.refund, outcome.owed) == (self.money("0.00"), self.money("12.00"))
+
+    def test_a_restocking_fee_follows_the_units(self) -> None:
+        platform, order_id = self.setup()
+        opened = platform.open_return(
+            self.SHOP,
+            order_id,
+            [PlatformReturnLine("L1", 2, restocking_fee=self.money("2.00"))],
+            return_shipping_fee=self.money("3.00"),
+            idempotency_key=self.new_key("open"),
+        )
+        line = opened.line_id("L1")
+        one = platform.calculate(self.SHOP, opened.return_id, [Quantity(line, 1)])
+        assert (one.returned, one.fees, one.refund) == (
+            self.money("10.00"),
+            self.money("4.00"),
+            self.money("6.00"),
+        )
+        alone = platform.calculate(
+            self.SHOP, opened.return_id, [Quantity(line, 1)], shipping_fee=False
+        )
+        assert (alone.fees, alone.refund) == (self.money("1.00"), self.money("9.00"))
+        platform.remove_lines(
+            self.SHOP, opened.return_id, [Quantity(line, 1)], idempotency_key=self.new_key("rm")
+        )
+        whole = platform.calculate(self.SHOP, opened.return_id)
+        assert (whole.returned, whole.fees, whole.refund) == (
+            self.money("10.00"),
+            self.money("4.00"),
+            self.money("6.00"),
+        )
+
+    def variant(self, price: str) -> str:
+        """A variant the platform prices at ``price`` (a platform that prices exchange items
+        itself, as Shopify does, needs them set up: ``V-<price>`` by default)."""
+        return f"V-{price}"
+
+    def exchange(self, platform: PlatformReturns, order_id: str, price: str) -> PlatformReturn:
+        """Both L1 units (20.00) for a new item priced ``price``."""
+        item = PlatformExchangeLine("X1", self.variant(price), 1, self.money(price))
+        return platform.open_return(
+            self.SHOP,
+            order_id,
+            [PlatformReturnLine("L1", 2)],
+            exchange_lines=[item],
+            idempotency_key=self.new_key("open"),
+        )
+
+    def process_exchange(self, platform: PlatformReturns, opened: PlatformReturn) -> object:
+        return platform.process(
+            self.SHOP,
+            opened.return_id,
+            [Quantity(opened.line_id("L1"), 2)],
+            exchange_lines=[Quantity(dict(opened.exchange_line_ids)["X1"], 1)],
+            refund=self.money("0.00"),
+            idempotency_key=self.new_key("process"),
+        )
+
+    def test_an_even_exchange_or_one_for_less_is_never_held(self) -> None:
+        platform, order_id = self.setup()
+        for price in ("20.00", "15.00"):
+            opened = self.exchange(platform, order_id, price)
+            assert (opened.exchange_on_hold, opened.balance_owed) == (False, None), price
+            result = self.process_exchange(platform, opened)
+            assert getattr(result, "exchange_on_hold", None) is False, price
+            platform, order_id = self.setup()
+
+    def test_an_upsell_is_held_until_its_balance_is_paid(self) -> None:
+        platform, order_id = self.setup()
+        opened = self.exchange(platform, order_id, "25.00")
+        assert (opened.exchange_on_hold, opened.balance_owed) == (True, self.money("5.00"))
+        result = self.process_exchange(platform, opened)
+        assert getattr(result, "exchange_on_hold", None) is True
+
+        def pay(amount: str) -> PlatformReturn:
+            return platform.pay_balance(
+                self.SHOP,
+                opened.return_id,
+                self.money(amount),
+                idempotency_key=self.new_key("pay"),
+            )
+
+        _refused("paying more than is owed", lambda: pay("5.01"))
+        assert pay("2.00").exchange_on_hold is True  # part of it: still held
+        paid = pay("3.00")
+        assert (paid.exchange_on_hold, paid.balance_owed) == (False, None)
+        _refused("paying when nothing is owed", lambda: pay("0.01"))
+        assert platform.get_return(self.SHOP, opened.return_id).exchange_on_hold is False
+
+    def test_shipping_and_duties_go_back_once_and_never_more_than_charged(self) -> None:
+        platform, commerce = self.opened(self.make_platform())
+        plain = make_order(self.SHOP, self.new_id("order"), self.CURRENCY)
+        first, second = plain.lines
+        duty = Duty(self.new_id("gid://shopify/Duty/"), self.money("3.00"))
+        order = attrs.evolve(
+            plain,
+            shipping_price=self.money("4.00"),
+            lines=(attrs.evolve(first, duties=(duty,)), second),
+        )
+        self.seed_order(commerce, order)
+        opened = self.open(platform, order.id)
+
+        def process(line: str, units: int, shipping: str, duties: list[DutyRefund]) -> object:
+            return platform.process(
+                self.SHOP,
+                opened.return_id,
+                [Quantity(opened.line_id(line), units)],
+                refund=self.money("10.00") * units,
+                refund_shipping=self.money(shipping),
+                refund_duties=duties,
+                idempotency_key=self.new_key("process"),
+            )
+
+        _refused(
+            "giving back a duty the order does not have",
+            lambda: process("L2", 1, "0", [DutyRefund("gid://shopify/Duty/0", self.money("1"))]),
+        )
+        _refused("giving back more shipping than was charged", lambda: process("L2", 1, "4.01", []))
+        result = process("L1", 2, "3.00", [DutyRefund(duty.id, self.money("3.00"))])
+        assert getattr(result, "refunded", None) == self.money("26.00")
+        _refused("giving back the shipping twice", lambda: process("L2", 1, "1.01", []))
 
     def test_another_shop_sees_nothing(self) -> None:
         platform, order_id = self.setup()

@@ -2,7 +2,9 @@
 
 It models a platform return as Shopify keeps one: statuses ``REQUESTED`` / ``OPEN`` /
 ``CLOSED`` / ``DECLINED`` / ``CANCELED``; processed, removed and disposed quantities per
-line; exchange fulfillments created when exchange items are processed; disposition apart
+line; exchange fulfillments created when exchange items are processed, on hold while the
+return leaves a balance owed (:meth:`FakePlatformReturns.pay_balance` pays it); the order's
+shipping and duties (by id) given back once, never more than charged; disposition apart
 from refunding; and its own money (:meth:`FakePlatformReturns.calculate`), from the order's
 paid unit amounts. Like every fake it records calls, honours idempotency keys and fails on
 demand (:class:`~returnflow.testing.fakes.FakePort`).
@@ -34,6 +36,7 @@ from returnflow.domain.money import Money
 from returnflow.domain.settlement import unit_amounts
 from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.platform_returns import (
+    DutyRefund,
     FinancialOutcome,
     PlatformExchangeLine,
     PlatformReturn,
@@ -56,6 +59,8 @@ class _Line:
     quantity: int
     reason: str
     restocking_fee: Money | None
+    fee_shares: tuple[Money, ...] = ()
+    """The restocking fee allocated over the line's units (it follows the units)."""
     processed: int = 0
     removed: int = 0
     disposed: int = 0
@@ -63,6 +68,10 @@ class _Line:
     @property
     def left(self) -> int:
         return self.quantity - self.processed - self.removed
+
+    def fee_of(self, start: int, units: int, currency: str) -> Money:
+        """The fee shares of ``units`` units from unit ``start`` (processed in order)."""
+        return Money.sum(self.fee_shares[start : start + units], currency)
 
 
 @attrs.define
@@ -84,8 +93,20 @@ class _Return:
     refunded: Money
     refund_ids: list[str] = attrs.field(factory=list)
     dispositions: list[tuple[str, int, Disposition]] = attrs.field(factory=list)
+    paid: Money | None = None
+    """What the customer paid of the balance the return leaves owed."""
+    fulfillments: dict[str, bool] = attrs.field(factory=dict)
+    """The exchange fulfillments created, each with whether it is on hold."""
+
+    def owed(self) -> Money:
+        """What the customer still owes: the platform's own figure for the whole return,
+        less what was paid of it."""
+        zero = Money.zero(self.order.currency)
+        left = _outcome(self, None, (), shipping_fee=True).owed - (self.paid or zero)
+        return left if left > zero else zero
 
     def view(self) -> PlatformReturn:
+        owed = self.owed()
         return PlatformReturn(
             return_id=self.id,
             order_id=self.order.id,
@@ -95,6 +116,8 @@ class _Return:
             processed=tuple((line.id, line.processed) for line in self.lines),
             removed=tuple((line.id, line.removed) for line in self.lines),
             exchange_processed=tuple((x.id, x.processed) for x in self.exchange),
+            exchange_on_hold=bool(self.exchange) and bool(owed),
+            balance_owed=owed or None,
         )
 
 
@@ -113,6 +136,7 @@ class FakePlatformReturns(FakePort):
             "close",
             "reopen",
             "cancel",
+            "pay_balance",
         }
     )
 
@@ -120,6 +144,8 @@ class FakePlatformReturns(FakePort):
         super().__init__()
         self._commerce = commerce
         self._returns: dict[tuple[str, str], _Return] = {}
+        # What processing gave back of an order's charges: its shipping, each duty by id.
+        self._given_back: dict[tuple[str, str, str], Money] = {}
 
     # -- inspection --------------------------------------------------------------------------
 
@@ -129,9 +155,21 @@ class FakePlatformReturns(FakePort):
             return list(self._get(shop, return_id, "dispositions").dispositions)
 
     def refunded(self, shop: str, return_id: str) -> Money:
-        """The total refunded through a return's processing."""
+        """The total refunded for a return's lines through its processing."""
         with self._lock:
             return self._get(shop, return_id, "refunded").refunded
+
+    def fulfillments(self, shop: str, return_id: str) -> dict[str, bool]:
+        """The exchange fulfillments a return's processing created, each with whether it is
+        on hold (waiting for the balance owed)."""
+        with self._lock:
+            return dict(self._get(shop, return_id, "fulfillments").fulfillments)
+
+    def given_back(self, shop: str, order_id: str, charge: str) -> Money | None:
+        """What processing gave back of an order's ``charge``: ``"shipping"`` or a duty id
+        (``None``: nothing)."""
+        with self._lock:
+            return self._given_back.get((shop, order_id, charge))
 
     # -- the port ----------------------------------------------------------------------------
 
@@ -194,6 +232,7 @@ class FakePlatformReturns(FakePort):
                         line.quantity,
                         line.reason,
                         line.restocking_fee,
+                        _fee_shares(order, line),
                     )
                     for line in lines
                 ],
@@ -254,7 +293,7 @@ class FakePlatformReturns(FakePort):
         exchange_lines: Sequence[Quantity] = (),
         refund: Money,
         refund_shipping: Money | None = None,
-        refund_duties: Money | None = None,
+        refund_duties: Sequence[DutyRefund] = (),
         idempotency_key: str,
     ) -> ProcessResult:
         args = {
@@ -264,7 +303,7 @@ class FakePlatformReturns(FakePort):
             "exchange_lines": tuple(exchange_lines),
             "refund": refund,
             "refund_shipping": refund_shipping,
-            "refund_duties": refund_duties,
+            "refund_duties": tuple(refund_duties),
         }
 
         def effect() -> ProcessResult:
@@ -277,9 +316,11 @@ class FakePlatformReturns(FakePort):
             by_id = _checked(record, lines, refuse, "to process")
             exchange_by_id = {x.id: x for x in record.exchange}
             currency = record.order.currency
-            for amount in (refund, refund_shipping, refund_duties):
+            duties = [duty.amount for duty in refund_duties]
+            for amount in (refund, refund_shipping, *duties):
                 if amount is not None and (amount.currency != currency or amount.is_negative):
                     raise refuse(f"a refund of {amount} on an order in {currency}")
+            charges = _given_back(record, refund_shipping, refund_duties, self._given_back, refuse)
             counts = _sum(lines)
             exchange_counts = _sum(exchange_lines)
             for line_id, units in exchange_counts.items():
@@ -298,13 +339,15 @@ class FakePlatformReturns(FakePort):
             for line_id, units in counts.items():
                 by_id[line_id].processed += units
             fulfillments = []
+            held = bool(record.owed())  # a balance not paid: the new items wait for it
             for line_id, units in exchange_counts.items():
                 exchange_by_id[line_id].processed += units
                 fulfillments.append(f"gid://FulfillmentOrder/{self._next_id('fulfillment')}")
+                record.fulfillments[fulfillments[-1]] = held
             total = refund
-            for extra in (refund_shipping, refund_duties):
-                if extra is not None:
-                    total = total + extra
+            for key, amount in charges.items():
+                self._given_back[key] = self._given_back.get(key, Money.zero(currency)) + amount
+                total = total + amount
             refund_ids: tuple[str, ...] = ()
             if total:
                 refund_ids = (f"gid://Refund/{self._next_id('refund')}",)
@@ -314,7 +357,9 @@ class FakePlatformReturns(FakePort):
                 x.processed == x.line.quantity for x in record.exchange
             ):
                 record.status = ShopifyReturnStatus.CLOSED
-            return ProcessResult(refund_ids, total, tuple(fulfillments))
+            return ProcessResult(
+                refund_ids, total, tuple(fulfillments), held and bool(fulfillments)
+            )
 
         return self._invoke("process", args, idempotency_key, effect)
 
@@ -367,29 +412,45 @@ class FakePlatformReturns(FakePort):
 
         return self._invoke("remove_lines", args, idempotency_key, effect)
 
-    def calculate(self, shop: str, return_id: str) -> FinancialOutcome:
+    def calculate(
+        self,
+        shop: str,
+        return_id: str,
+        lines: Sequence[Quantity] | None = None,
+        *,
+        exchange_lines: Sequence[Quantity] = (),
+        shipping_fee: bool = True,
+    ) -> FinancialOutcome:
         with self._lock:
             record = self._get(shop, return_id, "calculate")
+            if lines is not None:
+                refuse = partial(self._refuse, "calculate")
+                _checked(record, lines, refuse, "to calculate")
+                unknown = set(_sum(exchange_lines)) - {x.id for x in record.exchange}
+                if unknown:
+                    raise refuse(f"return {return_id} has no exchange line {sorted(unknown)}")
+            return _outcome(record, lines, exchange_lines, shipping_fee=shipping_fee)
+
+    def pay_balance(
+        self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
+    ) -> PlatformReturn:
+        args = {"shop": shop, "return_id": return_id, "amount": amount}
+
+        def effect() -> PlatformReturn:
+            refuse = partial(self._refuse, "pay_balance")
+            record = self._get(shop, return_id, "pay_balance")
             currency = record.order.currency
-            kept = {line.id: line.quantity - line.removed for line in record.lines}
-            returned = _worth(record, kept)
-            fees = Money.sum(
-                (line.restocking_fee for line in record.lines if line.restocking_fee), currency
-            )
-            if record.shipping_fee is not None:
-                fees = fees + record.shipping_fee
-            exchanged = Money.sum(
-                (x.line.unit_price * x.line.quantity for x in record.exchange), currency
-            )
-            balance = returned - fees - exchanged
-            zero = Money.zero(currency)
-            return FinancialOutcome(
-                returned=returned,
-                fees=fees,
-                exchanged=exchanged,
-                refund=balance if balance > zero else zero,
-                owed=zero - balance if balance < zero else zero,
-            )
+            if amount.currency != currency or amount <= Money.zero(currency):
+                raise refuse(f"a payment of {amount} on an order in {currency}")
+            owed = record.owed()
+            if amount > owed:
+                raise refuse(f"{amount} paid, {owed} owed")
+            record.paid = amount if record.paid is None else record.paid + amount
+            if not record.owed():  # paid in full: the new items ship
+                record.fulfillments = dict.fromkeys(record.fulfillments, False)
+            return record.view()
+
+        return self._invoke("pay_balance", args, idempotency_key, effect)
 
     # -- machinery ---------------------------------------------------------------------------
 
@@ -440,6 +501,39 @@ class FakePlatformReturns(FakePort):
         return self._invoke(operation, args, key, effect)
 
 
+def _given_back(
+    record: _Return,
+    shipping: Money | None,
+    duties: Sequence[DutyRefund],
+    before: dict[tuple[str, str, str], Money],
+    refuse: Callable[[str], Exception],
+) -> dict[tuple[str, str, str], Money]:
+    """The order's charges given back by one processing (``(shop, order, "shipping" or the
+    duty id) -> amount``), once each is one the order was charged and no more than is left
+    of it; ``refuse`` raises otherwise."""
+    order = record.order
+    zero = Money.zero(order.currency)
+    charged = zero if order.shipping_price is None else order.shipping_price
+    if order.shipping_tax is not None and not order.taxes_included:
+        charged = charged + order.shipping_tax
+    limits = {"shipping": charged}
+    limits.update({duty.id: duty.amount for line in order.lines for duty in line.duties})
+    asked: dict[tuple[str, str, str], Money] = {}
+    wanted = [("shipping", shipping)] if shipping else []
+    wanted.extend((duty.duty_id, duty.amount) for duty in duties if duty.amount)
+    for charge, amount in wanted:
+        if amount is None:
+            continue
+        if charge not in limits:
+            raise refuse(f"order {order.id} has no duty {charge!r}")
+        key = (record.shop, order.id, charge)
+        asked[key] = asked.get(key, zero) + amount
+        left = limits[charge] - before.get(key, zero)
+        if asked[key] > left:
+            raise refuse(f"{asked[key]} of the order's {charge} asked, {left} left to give back")
+    return asked
+
+
 def _sum(quantities: Sequence[Quantity]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for item in quantities:
@@ -471,6 +565,60 @@ def _processed(record: _Return) -> dict[str, int]:
 
 def _plus(record: _Return, counts: dict[str, int]) -> dict[str, int]:
     return {line.id: line.processed + counts.get(line.id, 0) for line in record.lines}
+
+
+def _outcome(
+    record: _Return,
+    lines: Sequence[Quantity] | None,
+    exchange_lines: Sequence[Quantity],
+    *,
+    shipping_fee: bool,
+) -> FinancialOutcome:
+    """The platform's money for the whole return as it stands (``lines`` ``None``: every unit
+    not removed, every exchange item, the fees) or for one processing call (the next units
+    of ``lines``, the items of ``exchange_lines``, the shipping fee if ``shipping_fee``)."""
+    currency = record.order.currency
+    if lines is None:
+        start = {line.id: 0 for line in record.lines}
+        counts = {line.id: line.quantity - line.removed for line in record.lines}
+        items = {x.id: x.line.quantity for x in record.exchange}
+        shipping_fee = True
+    else:
+        start = _processed(record)
+        counts = _sum(lines)
+        items = _sum(exchange_lines)
+    end = {line_id: units + counts.get(line_id, 0) for line_id, units in start.items()}
+    returned = _worth(record, end) - _worth(record, start)
+    fees = Money.sum(
+        (line.fee_of(start[line.id], counts.get(line.id, 0), currency) for line in record.lines),
+        currency,
+    )
+    if record.shipping_fee is not None and shipping_fee:
+        fees = fees + record.shipping_fee
+    exchanged = Money.sum(
+        (x.line.unit_price * items.get(x.id, 0) for x in record.exchange), currency
+    )
+    balance = returned - fees - exchanged
+    zero = Money.zero(currency)
+    return FinancialOutcome(
+        returned=returned,
+        fees=fees,
+        exchanged=exchanged,
+        refund=balance if balance > zero else zero,
+        owed=zero - balance if balance < zero else zero,
+    )
+
+
+def _fee_shares(order: OrderSnapshot, line: PlatformReturnLine) -> tuple[Money, ...]:
+    """``line``'s restocking fee allocated over its units to the cent, in proportion to what
+    they were paid (the first units of the order line; evenly when none was paid)."""
+    if line.restocking_fee is None or line.quantity < 1:
+        return ()
+    paid = unit_amounts(order).get(line.order_line_id, ())[: line.quantity]
+    weights = [amount.minor_units for amount in paid]
+    if len(weights) != line.quantity or not any(weights):
+        weights = [1] * line.quantity
+    return line.restocking_fee.allocate(weights)
 
 
 def _worth(record: _Return, units: dict[str, int]) -> Money:

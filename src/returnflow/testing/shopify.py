@@ -46,6 +46,7 @@ from returnflow.domain.money import Money
 from returnflow.domain.settlement import unit_amounts
 from returnflow.errors import PortError
 from returnflow.ports.platform_returns import (
+    DutyRefund,
     PlatformExchangeLine,
     PlatformReturn,
     PlatformReturnLine,
@@ -80,6 +81,7 @@ class _Extra:
     variants: dict[str, tuple[str, int]] = attrs.field(factory=dict)
     refunds: list[tuple[str, Money]] = attrs.field(factory=list)
     shipping_fee: Money | None = None
+    currency: str = "EUR"
 
 
 class ShopifyAdminMock:
@@ -87,6 +89,13 @@ class ShopifyAdminMock:
 
     ``variant_prices`` prices exchange variants (Shopify prices them itself); a variant not in
     it costs 0. The returns live in :attr:`platform` on the orders of ``commerce``.
+
+    Two things Shopify's documentation leaves open are settings, so that the adapter is
+    tested under either answer: ``removed_in_quantity`` (default ``True``): a return line
+    item's ``quantity`` still counts units taken out by ``removeFromReturn`` (as exchange
+    line items' is documented to), else it drops by them; ``exchange_order`` (default
+    ``"given"``): a return's exchange line items come back in the order they were given, or
+    ``"reversed"``.
     """
 
     def __init__(
@@ -96,7 +105,13 @@ class ShopifyAdminMock:
         *,
         variant_prices: Mapping[str, Decimal] | None = None,
         location_id: str = "gid://shopify/Location/1",
+        removed_in_quantity: bool = True,
+        exchange_order: str = "given",
     ) -> None:
+        if exchange_order not in ("given", "reversed"):
+            raise ValueError(f"exchange_order is 'given' or 'reversed', not {exchange_order!r}")
+        self.removed_in_quantity = removed_in_quantity
+        self.exchange_order = exchange_order
         self.commerce = commerce
         self.platform = FakePlatformReturns(commerce)
         self.requests: list[Request] = []
@@ -233,7 +248,7 @@ class ShopifyAdminMock:
             requested=requested,
             idempotency_key=uuid.uuid4().hex,
         )
-        extra = _Extra(shipping_fee=shipping_fee)
+        extra = _Extra(shipping_fee=shipping_fee, currency=order.currency)
         for line, (order_line, line_id) in zip(lines, opened.line_ids, strict=True):
             extra.quantities[line_id] = line.quantity
             if order_line in percentages:
@@ -282,9 +297,6 @@ class ShopifyAdminMock:
             extra = self._extra[node["id"]]
             for line in node["returnLineItems"]["nodes"]:
                 percentage = extra.percentages.get(line["id"])
-                line["quantity"] -= (
-                    line["quantity"] - line["processedQuantity"] - line["unprocessedQuantity"]
-                )
                 line["restockingFee"] = None if percentage is None else {"percentage": percentage}
             fee = extra.shipping_fee
             node["returnShippingFees"] = [] if fee is None else [{"amountSet": _bag(fee)}]
@@ -313,7 +325,7 @@ class ShopifyAdminMock:
             )
         exchange = [
             {
-                "variantId": x["variantId"],
+                "variant": {"id": x["variantId"]},
                 "quantity": x["quantity"],
                 "subtotalSet": _bag(
                     Money.quantized(
@@ -388,15 +400,23 @@ class ShopifyAdminMock:
                 )
             refund = refund + _money(transaction["transactionAmount"])
         shipping = (given.get("refundShipping") or {}).get("shippingRefundAmount")
+        lines = [Quantity(x["id"], x["quantity"]) for x in given.get("returnLineItems", [])]
+        duties = self._duties(shop, current, lines, given.get("refundDuties") or [])
+        # The transactions carry the whole refund: the lines' part is what is left.
+        for duty in duties:
+            refund = refund - duty.amount
+        if shipping is not None:
+            refund = refund - _money(shipping)
         result = self.platform.process(
             shop,
             given["returnId"],
-            [Quantity(x["id"], x["quantity"]) for x in given.get("returnLineItems", [])],
+            lines,
             exchange_lines=[
                 Quantity(x["id"], x["quantity"]) for x in given.get("exchangeLineItems", [])
             ],
             refund=refund,
             refund_shipping=None if shipping is None else _money(shipping),
+            refund_duties=duties,
             idempotency_key=uuid.uuid4().hex,
         )
         extra = self._extra[given["returnId"]]
@@ -410,6 +430,21 @@ class ShopifyAdminMock:
             ]
         }
         return {"returnProcess": {"return": node, "userErrors": []}}
+
+    def _ReturnflowOrderCreateManualPayment(
+        self, shop: str, variables: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A manual payment on the order: it pays the balance of the order's return that
+        leaves one (Shopify refuses a payment on an order paid in full)."""
+        amount = _money(variables["amount"])
+        for return_id in list(self._extra):
+            read = self.platform.get_return(shop, return_id)
+            if read.order_id == variables["id"] and read.balance_owed is not None:
+                self.platform.pay_balance(shop, return_id, amount, idempotency_key=uuid.uuid4().hex)
+                break
+        else:
+            raise PortError("platform_returns", "pay_balance", "the order is paid", retryable=False)
+        return {"orderCreateManualPayment": {"order": {"id": variables["id"]}, "userErrors": []}}
 
     def _ReturnflowReverseFulfillmentOrderDispose(
         self, shop: str, variables: dict[str, Any]
@@ -462,6 +497,40 @@ class ShopifyAdminMock:
             }
         }
 
+    def _duties(
+        self,
+        shop: str,
+        current: PlatformReturn,
+        lines: list[Quantity],
+        asked: list[dict[str, Any]],
+    ) -> list[DutyRefund]:
+        """What Shopify gives back of each duty asked for: ``FULL``, all of what is left of
+        it; ``PROPORTIONAL``, the shares of its line's units processed now (the duty split
+        evenly over the line's units, the first ones taking the odd cents)."""
+        order = self.commerce.get_order(shop, current.order_id)
+        line_of = {duty.id: (line, duty) for line in order.lines for duty in line.duties}
+        by_order_line = {return_line: order_line for order_line, return_line in current.line_ids}
+        done = dict(current.processed)
+        refunds = []
+        for item in asked:
+            if item["dutyId"] not in line_of:
+                raise PortError(
+                    "platform_returns", "process", f"no duty {item['dutyId']}", retryable=False
+                )
+            line, duty = line_of[item["dutyId"]]
+            before = self.platform.given_back(shop, order.id, duty.id)
+            if item.get("refundType") == "FULL":
+                amount = duty.amount - (before or Money.zero(order.currency))
+            else:
+                start = sum(
+                    units for line_id, units in done.items() if by_order_line[line_id] == line.id
+                )
+                now = sum(q.quantity for q in lines if by_order_line.get(q.line_id) == line.id)
+                shares = duty.amount.split(line.quantity)[start : start + now]
+                amount = Money.sum(shares, order.currency)
+            refunds.append(DutyRefund(duty.id, amount))
+        return refunds
+
     # -- shapes ------------------------------------------------------------------------------
 
     def _read(self, shop: str, return_id: str) -> dict[str, Any] | None:
@@ -484,31 +553,39 @@ class ShopifyAdminMock:
         lines = []
         for order_line, line_id in read.line_ids:
             quantity = extra.quantities.get(line_id, 0)
-            done = processed.get(line_id, 0)
+            done, gone = processed.get(line_id, 0), removed.get(line_id, 0)
             lines.append(
                 {
                     "id": line_id,
-                    "quantity": quantity,
+                    "quantity": quantity if self.removed_in_quantity else quantity - gone,
                     "processedQuantity": done,
-                    "unprocessedQuantity": quantity - done - removed.get(line_id, 0),
+                    "unprocessedQuantity": quantity - done - gone,
                     "fulfillmentLineItem": {"id": order_line},
                 }
             )
         exchange = []
         for _, exchange_id in read.exchange_line_ids:
             variant, quantity = extra.variants.get(exchange_id, ("", 0))
+            done = exchange_done.get(exchange_id, 0)
             exchange.append(
                 {
                     "id": exchange_id,
                     "quantity": quantity,
                     "variantId": variant,
-                    "processedQuantity": exchange_done.get(exchange_id, 0),
+                    "processedQuantity": done,
+                    "unprocessedQuantity": quantity - done,
                 }
             )
+        if self.exchange_order == "reversed":
+            exchange.reverse()
+        currency = extra.currency
         return {
             "id": read.return_id,
             "status": read.status.value,
-            "order": {"id": read.order_id},
+            "order": {
+                "id": read.order_id,
+                "totalOutstandingSet": _bag(read.balance_owed or Money.zero(currency)),
+            },
             "returnLineItems": {"nodes": lines},
             "exchangeLineItems": {"nodes": exchange},
         }
@@ -527,6 +604,7 @@ _FIELDS = {
     "ReturnflowReverseFulfillmentOrderDispose": "reverseFulfillmentOrderDispose",
     "ReturnflowReturnableFulfillments": "returnableFulfillments",
     "ReturnflowReturnCalculate": "returnCalculate",
+    "ReturnflowOrderCreateManualPayment": "orderCreateManualPayment",
 }
 
 

@@ -41,6 +41,14 @@ units. After every step it checks:
   that commits second is checked again against what is left and refused with
   ``InvalidQuantity``, or takes units that are still free; nothing else changes.
 
+* in native mode (``platform_mode="native"``, seed 003), where a person also changes
+  platform returns in the platform's admin (takes units out, attaches labels) and their
+  webhooks come (late, twice), the platform's own returns agree
+  with returnflow: each refunded what returnflow noted its processing refunded, processed
+  no more units than returnflow asked and settled, disposed no more than was received and
+  accepted, ran no call twice for one key; over an order, the platform returns refunded no
+  more than was paid for the units settled.
+
 At the end of each example the ports are healed (when the system can heal them) and the
 outbox drained: nothing may stay pending, and every invariant is checked once more.
 
@@ -53,6 +61,7 @@ Running it on the fakes, on your store, or with your adapters::
     TestOnTheFakes = returns_state_machine().TestCase
     TestOnMyStore = returns_state_machine(lambda: Harness(store=MyStore.empty())).TestCase
     TestMyConfiguration = returns_state_machine(policy=policies("EUR"), currency="EUR").TestCase
+    TestNativeReturns = returns_state_machine(platform_mode="native").TestCase
     TestMyAdapters = returns_state_machine(
         lambda: KitSystem(store=MyStore.empty(), commerce=MyShopify(sandbox), ...,
                           add_order=sandbox.create_order, observer=MySandboxObserver(sandbox)),
@@ -91,6 +100,8 @@ from returnflow.domain.inbound import (
     CarrierUpdate,
     Disposition,
     InboundEvent,
+    PlatformLine,
+    PlatformReturnEvent,
     ReceivedLine,
     WarehouseFinished,
     WarehouseReceipt,
@@ -109,7 +120,7 @@ from returnflow.domain.model import (
     StoreCredit,
 )
 from returnflow.domain.money import Money
-from returnflow.domain.policy import RefundTrigger, ReleaseTrigger, ReturnPolicy
+from returnflow.domain.policy import PlatformMode, RefundTrigger, ReleaseTrigger, ReturnPolicy
 from returnflow.domain.settlement import unit_amounts
 from returnflow.errors import InvalidPayload, InvalidQuantity, InvalidTransition, PortError
 from returnflow.lifecycle import effects as fx
@@ -119,6 +130,7 @@ from returnflow.ports.commerce import CommercePlatform, LineQuantity
 from returnflow.ports.events import EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
+from returnflow.ports.platform_returns import PlatformReturns, Quantity
 from returnflow.ports.store import (
     Commit,
     InboundKey,
@@ -130,8 +142,9 @@ from returnflow.ports.store import (
 from returnflow.ports.warehouse import Warehouse
 from returnflow.service import ReturnsService
 from returnflow.testing import reordering
-from returnflow.testing.fakes import FakePorts
+from returnflow.testing.fakes import FakeCommercePlatform, FakePorts
 from returnflow.testing.harness import Harness, ManualClock, SequentialIds
+from returnflow.testing.platform_returns import FakePlatformReturns
 from returnflow.testing.reordering import schedules
 from returnflow.testing.strategies import (
     claim_requests,
@@ -245,6 +258,9 @@ class KitSystem:
     ``observer`` lets the model check what the ports did; ``inject_faults(rate, seed)`` and
     ``heal()`` turn port failures on and off; ``ignore_next_release()`` makes the platform
     accept one release without honouring it; ``close()`` runs after each example.
+    ``platform_returns`` is the platform's returns port, for a policy in native mode (a
+    system of fakes without one gets a
+    :class:`~returnflow.testing.platform_returns.FakePlatformReturns` on its commerce fake).
     :meth:`from_harness` fills all of them from a :class:`~returnflow.testing.Harness`.
     """
 
@@ -263,6 +279,7 @@ class KitSystem:
     heal: Callable[[], None] | None = None
     ignore_next_release: Callable[[], None] | None = None
     close: Callable[[], None] | None = None
+    platform_returns: PlatformReturns | None = None
 
     @classmethod
     def from_harness(cls, harness: Harness) -> KitSystem:
@@ -289,6 +306,7 @@ class KitSystem:
             heal=ports.heal_all,
             ignore_next_release=ignore_next_release,
             close=closer if callable(closer) else None,
+            platform_returns=harness.platform_returns,
         )
 
 
@@ -538,7 +556,7 @@ def _due(line: Any) -> int:
     return int(line.quantity if isinstance(line.outcome, Keep) or line.claimed else line.accepted)
 
 
-def _check_parked(record: ReturnRecord) -> None:
+def _check_parked(record: ReturnRecord, policy: ReturnPolicy) -> None:
     """No fact lost, none applied too late: a parked fact is one the return cannot use yet
     (it would have been applied by the commit that made it usable), and a return that ended
     keeps none."""
@@ -548,7 +566,7 @@ def _check_parked(record: ReturnRecord) -> None:
     change = Change(record, now=record.updated_at, actor="kit", base=record.version)
     for parked in record.parked:
         event = facts.parked_event(change, parked)
-        assert facts.waits(change, event), (
+        assert facts.waits(change, event, policy), (
             f"{what}: {parked.kind} {parked.event_id} is parked but the return can use it"
         )
 
@@ -685,6 +703,7 @@ class _Config:
     max_order_age_days: int
     engine: str = "compiled"
     critical_alone: bool = True
+    platform_mode: PlatformMode | None = None
 
 
 _SCANS = st.sampled_from(
@@ -721,6 +740,7 @@ class ReturnsModel(RuleBasedStateMachine):
         self.platform_checked: set[str] = set()
         self.counter = 0
         self.faults = False
+        self.platform: PlatformReturns | None = None
 
     # -- set-up and tear-down ------------------------------------------------------------------
 
@@ -735,8 +755,16 @@ class ReturnsModel(RuleBasedStateMachine):
             policy = data.draw(config.policy, label="policy")
         else:
             policy = system.policy
+        if config.platform_mode is not None:
+            policy = attrs.evolve(policy, platform_mode=config.platform_mode)
+        native = policy.platform_mode is PlatformMode.NATIVE
+        if native and system.platform_returns is None:
+            if not isinstance(system.commerce, FakeCommercePlatform):
+                raise ValueError("native mode on a system of its own needs its platform_returns")
+            system.platform_returns = FakePlatformReturns(system.commerce)
         self.system = system
         self.policy = policy
+        self.platform = system.platform_returns if native else None
         self.clock = system.clock
         self.raw = system.store
         self.store = _KitStore(
@@ -758,6 +786,7 @@ class ReturnsModel(RuleBasedStateMachine):
             "ids": ids,
             "jitter_seed": 0,
             "engine": config.engine,
+            "platform_returns": self.platform,
         }
         self.service = ReturnsService(**parts, worker_id="kit")
         self.racer = ReturnsService(**parts, worker_id="kit-racer", auto_dispatch=False)
@@ -766,6 +795,8 @@ class ReturnsModel(RuleBasedStateMachine):
         if config.fault_rate and system.inject_faults is not None:
             seed = data.draw(st.integers(0, 2**16), label="fault seed")
             system.inject_faults(config.fault_rate, seed)
+            if isinstance(self.platform, FakePlatformReturns):
+                self.platform.fail_rate(config.fault_rate, seed=seed)
             self.faults = True
         for _ in range(data.draw(st.integers(1, 3), label="returns to start with")):
             self.request_return(data)
@@ -785,6 +816,8 @@ class ReturnsModel(RuleBasedStateMachine):
             self.store.racer = None
             if system.heal is not None:
                 system.heal()
+                if isinstance(self.platform, FakePlatformReturns):
+                    self.platform.heal()
                 self.faults = False
             rounds = 0
             while self.raw.pending(1) and rounds < 60:
@@ -1288,6 +1321,83 @@ class ReturnsModel(RuleBasedStateMachine):
         order_of = " -> ".join(stream[index].event_id for _, index in schedule)
         assert not found, f"{order_of} ends apart from the in-order run: {found}"
 
+    # -- a person in the platform's admin (native mode) ----------------------------------------
+
+    def _on_platform(self, data: st.DataObject) -> tuple[ReturnRecord, str] | None:
+        """A return with a platform return on the fake platform, and that return's id."""
+        if not isinstance(self.platform, FakePlatformReturns):
+            return None
+        opened = sorted(rid for rid, r in self.records.items() if r.refs.platform_return_id)
+        if not opened:
+            return None
+        record = self.raw.get(self.shop, data.draw(st.sampled_from(opened), label="return"))
+        there_id = record.refs.platform_return_id
+        return (record, there_id) if there_id is not None else None
+
+    def _platform_lines(self, record: ReturnRecord, there_id: str) -> list[PlatformLine]:
+        """Every order line's units on the fake's platform return now (removed ones not)."""
+        assert isinstance(self.platform, FakePlatformReturns)
+        there = self.platform.get_return(self.shop, there_id)
+        removed = dict(there.removed)
+        opened: Counter[str] = Counter()
+        for units in record.platform_units:
+            opened[units.order_line_id] += units.quantity
+        for order_line, line_id in there.line_ids:
+            opened[order_line] -= removed.get(line_id, 0)
+        return [PlatformLine(order_line_id=k, quantity=max(n, 0)) for k, n in opened.items()]
+
+    @precondition(lambda self: self.platform is not None and bool(self.records))
+    @rule(data=st.data(), action=st.sampled_from(["take_out", "echo", "label"]))
+    def person_in_the_platforms_admin(self, data: st.DataObject, action: str) -> None:
+        """Native mode: a person takes a unit out of a platform return (then its
+        ``returns/update`` comes), an update says what returnflow knows already, or a label
+        is attached there (``reverse_deliveries/attach_deliverable``)."""
+        found = self._on_platform(data)
+        if found is None:
+            return
+        record, there_id = found
+        assert isinstance(self.platform, FakePlatformReturns)
+        if action == "label":
+            event: InboundEvent = PlatformReturnEvent(
+                shop=self.shop,
+                return_id=record.id,
+                event_id=self._next("deliverable-"),
+                topic="reverse_deliveries/attach_deliverable",
+                tracking_number=self._next("1Z"),
+            )
+            self._handle(event)
+            return
+        if action == "take_out":
+            there = self.platform.get_return(self.shop, there_id)
+            processed, removed = dict(there.processed), dict(there.removed)
+            opened = {u.order_line_id: u.quantity for u in record.platform_units}
+            left = [
+                line_id
+                for order_line, line_id in there.line_ids
+                if opened.get(order_line, 0) - processed.get(line_id, 0) - removed.get(line_id, 0)
+            ]
+            if not left:
+                return
+            line_id = data.draw(st.sampled_from(left), label="platform line")
+            try:
+                self.platform.remove_lines(
+                    self.shop,
+                    there_id,
+                    [Quantity(line_id, 1)],
+                    idempotency_key=self._next("admin-"),
+                )
+            except PortError:
+                return  # closed or cancelled there: the admin refuses too
+        event = PlatformReturnEvent(
+            shop=self.shop,
+            return_id=record.id,
+            event_id=self._next("update-"),
+            topic="returns/update",
+            lines=self._platform_lines(record, there_id),
+            occurred_at=self.clock.now(),
+        )
+        self._handle(event)
+
     # -- time, delivery, failures, concurrency -------------------------------------------------
 
     @rule(days=st.sampled_from([0, 0, 1, 8, 31]))
@@ -1392,10 +1502,11 @@ class ReturnsModel(RuleBasedStateMachine):
             self._mark(record)
             self._check_exchange(record)
             _check_settled(record, outboxes[rid], self.policy)
-            _check_parked(record)
+            _check_parked(record, self.policy)
         self._check_payouts(records, outboxes)
         self._check_orders(records)
         self._check_platform(records)
+        self.native_holds(records, outboxes)
         self.records = records
         self.snapshots = []
 
@@ -1517,6 +1628,119 @@ class ReturnsModel(RuleBasedStateMachine):
                             f"{what} after it failed QC"
                         )
 
+    def native_holds(
+        self, records: Mapping[str, ReturnRecord], outboxes: Mapping[str, Sequence[OutboxEntry]]
+    ) -> None:
+        """Native mode, on a :class:`~returnflow.testing.platform_returns.FakePlatformReturns`:
+        no platform call ran twice for one key; each platform return refunded what returnflow
+        recorded its processing refunded (exactly, once no processing is pending); per order
+        line it processed no more units than returnflow asked, confirmed what returnflow
+        recorded confirmed, never more than the return settled, and disposed no more units
+        than the return received and accepted (restocked no more than it restocked); over an
+        order, the platform's refunds with the rest are at most what was paid for the units
+        settled."""
+        platform = self.platform
+        if not isinstance(platform, FakePlatformReturns):
+            return
+        keys = Counter(
+            call.idempotency_key
+            for call in platform.calls
+            if call.outcome == "ok" and call.idempotency_key is not None
+        )
+        twice = {key: n for key, n in keys.items() if n > 1}
+        assert not twice, f"platform return calls executed more than once: {twice}"
+        refunded_by_order: dict[str, Money] = {}
+        for rid, record in sorted(records.items()):
+            there_id = record.refs.platform_return_id
+            if there_id is None:
+                continue
+            what = f"{_describe(record)} on platform return {there_id}"
+            there = platform.get_return(self.shop, there_id)
+            refunded = platform.refunded(self.shop, there_id)
+            currency = refunded.currency
+            refunded_by_order[record.order_id] = (
+                refunded_by_order.get(record.order_id, Money.zero(currency)) + refunded
+            )
+            noted = Money.sum(
+                (
+                    _money(entry.payload["amount"], currency)
+                    for entry in record.history
+                    if entry.event == "platform_return_processed"
+                ),
+                currency,
+            )
+            pending = any(
+                isinstance(entry.effect, fx.ProcessPlatformReturn) and entry.status == "pending"
+                for entry in outboxes[rid]
+            )
+            assert noted <= refunded, f"{what}: refunded {refunded}, returnflow noted {noted}"
+            assert pending or refunded == noted, (
+                f"{what}: refunded {refunded}, returnflow's processing noted {noted}"
+            )
+            line_of = {line_id: order_line for order_line, line_id in there.line_ids}
+            processed: Counter[str] = Counter()
+            for line_id, units in there.processed:
+                processed[line_of[line_id]] += units
+            disposed: Counter[str] = Counter()
+            restocked: Counter[str] = Counter()
+            for line_id, units, disposition in platform.dispositions(self.shop, there_id):
+                disposed[line_of[line_id]] += units
+                if disposition is Disposition.RESTOCKED:
+                    restocked[line_of[line_id]] += units
+            asked = {units.order_line_id: units for units in record.platform_units}
+            for order_line in sorted(set(processed) | set(disposed)):
+                lines = [line for line in record.lines if line.order_line_id == order_line]
+                where = f"{what}: order line {order_line}"
+                mine = asked.get(order_line)
+                assert mine is not None, f"{where}: processed or disposed, never asked"
+                assert processed[order_line] <= mine.processed, (
+                    f"{where}: {processed[order_line]} processed, {mine.processed} asked"
+                )
+                assert pending or processed[order_line] == mine.confirmed, (
+                    f"{where}: {processed[order_line]} processed, {mine.confirmed} confirmed"
+                )
+                settled = sum(line.settled for line in lines)
+                assert processed[order_line] <= settled, (
+                    f"{where}: {processed[order_line]} processed, {settled} settled"
+                )
+                accepted = sum(line.accepted for line in lines)
+                assert disposed[order_line] <= accepted <= sum(line.received for line in lines), (
+                    f"{where}: {disposed[order_line]} disposed, {accepted} accepted"
+                )
+                kept = sum(line.restocked for line in lines)
+                assert restocked[order_line] <= kept, (
+                    f"{where}: {restocked[order_line]} restocked there, {kept} here"
+                )
+        roots = _lineage(records)
+        observer = self.system.observer
+        for order_id, refunded in sorted(refunded_by_order.items()):
+            order = self.orders.get(order_id)
+            if order is None:
+                continue
+            returns = [record for record in records.values() if record.order_id == order_id]
+            values, bonus = _check_order_units(order, returns, roots)
+            paid = Money.sum(values.values(), order.currency)
+            others = Money.zero(order.currency)
+            if observer is not None:
+                others = Money.sum(
+                    (p.amount for p in observer.refunds(self.shop, order_id)), order.currency
+                ) + Money.sum(
+                    (p.amount for p in observer.credits(self.shop, order_id)), order.currency
+                )
+            assert refunded + others <= paid + bonus, (
+                f"order {order_id}: platform returns refunded {refunded}, {others} refunded or "
+                f"credited besides ({bonus} of bonuses on top), {paid} was paid for the "
+                f"{len(values)} units settled"
+            )
+
+
+def _money(text: object, currency: str) -> Money:
+    """A note's amount (``"12.50 EUR"``); ``"None"`` (nothing refunded) is zero."""
+    amount, _, written = str(text).partition(" ")
+    if amount == "None" or not written:
+        return Money.zero(currency)
+    return Money(amount, written)
+
 
 def _payouts(
     entries: Sequence[OutboxEntry], kind: type[fx.IssueRefund] | type[fx.IssueStoreCredit]
@@ -1556,6 +1780,7 @@ def returns_state_machine(
     max_order_age_days: int = 20,
     engine: str = "compiled",
     critical_alone: bool = True,
+    platform_mode: str | None = None,
 ) -> type[RuleBasedStateMachine]:
     """A state machine class (run it with its ``TestCase`` or ``run_state_machine_as_test``).
 
@@ -1575,11 +1800,15 @@ def returns_state_machine(
     opened per example. ``engine``: the chart engine the model's services fire events with
     (``"compiled"`` or ``"chart"``, see :mod:`returnflow.lifecycle.engine`);
     ``critical_alone``: their dispatchers' rule for critical deliveries
-    (:attr:`~returnflow.dispatch.Dispatcher.critical_alone`).
+    (:attr:`~returnflow.dispatch.Dispatcher.critical_alone`). ``platform_mode``: run every
+    policy in that mode (``"native"``: the platform's own returns, seed 003, on the system's
+    ``platform_returns``; ``None``: the policy's own mode); in native mode the model also
+    checks the platform returns against returnflow (:meth:`ReturnsModel.native_holds`).
     """
     for name, rate in (("fault_rate", fault_rate), ("crash_rate", crash_rate)):
         if not 0 <= rate < 1:
             raise ValueError(f"{name} must be in [0, 1), not {rate!r}")
+    mode = None if platform_mode is None else PlatformMode(platform_mode)
     config = _Config(
         make_system=make_system or Harness,
         policy=policy,
@@ -1593,6 +1822,7 @@ def returns_state_machine(
         max_order_age_days=max_order_age_days,
         engine=engine,
         critical_alone=critical_alone,
+        platform_mode=mode,
     )
 
     class ReturnsStateMachine(ReturnsModel):

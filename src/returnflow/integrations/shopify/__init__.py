@@ -17,15 +17,22 @@ Calls and mutations, one to one:
                             sent as Shopify's percentage of the line, so the line's price is
                             read first (``returnableFulfillments``)
 ``approve`` / ``decline``   ``returnApproveRequest`` / ``returnDeclineRequest``
-``process``                 ``returnProcess`` (``ReturnProcessInput``): the refund goes to the
-                            order's first successful ``SALE`` or ``CAPTURE`` transaction
+``process``                 ``returnProcess`` (``ReturnProcessInput``): the refund (the lines,
+                            the shipping and the duties given back) goes to the order's first
+                            successful ``SALE`` or ``CAPTURE`` transaction; duties by id
+                            (``RefundDutyInput``, ``PROPORTIONAL``)
 ``dispose``                 ``reverseFulfillmentOrderDispose`` on the reverse fulfillment order
                             line of the return line (``restock_location_id`` for ``RESTOCKED``)
+``pay_balance``             ``orderCreateManualPayment`` on the return's order (the balance an
+                            upsell leaves, collected by the host's processor; Shopify holds
+                            the exchange's fulfillment while the order's
+                            ``totalOutstandingSet`` is above zero)
 ``remove_lines``            ``removeFromReturn``
 ``close`` / ``reopen`` /    ``returnClose`` / ``returnReopen`` / ``returnCancel``
 ``cancel``
 ``get_return``              ``return(id:)``
 ``calculate``               ``returnCalculate`` for the return's lines, fees and exchange items
+``lines_now``               ``return(id:)``: the lines of a ``returns/update`` webhook's fact
 ==========================  ===================================================================
 
 Errors: a ``userErrors`` entry is ``PortError(retryable=False)`` naming its ``field`` path and
@@ -54,25 +61,30 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from returnflow.domain.inbound import Disposition
+from returnflow.domain.inbound import Disposition, PlatformLine
 from returnflow.domain.money import Money
 from returnflow.errors import ConfigurationError, PortError
 from returnflow.integrations.shopify import documents as gql
 from returnflow.integrations.shopify._answers import (
     bad_answer,
     calculate_variables,
+    exchange_ids,
     fee_percentage,
+    lines_on,
     money_input,
     nodes_of,
     outcome,
+    outstanding,
     parse_money,
     parse_return,
+    process_input,
     read_answer,
     refundable_transactions,
     reverse_line,
     user_errors,
 )
 from returnflow.ports.platform_returns import (
+    DutyRefund,
     FinancialOutcome,
     PlatformExchangeLine,
     PlatformReturn,
@@ -177,12 +189,9 @@ class ShopifyPlatformReturns:
             else:
                 node = self._mutate(shop, "open_return", gql.CREATE, variables, "returnCreate")
             opened = parse_return(node, "open_return")
-            platform_ids = [platform_id for _, platform_id in opened.exchange_line_ids]
-            if len(platform_ids) != len(exchange_lines):
-                raise bad_answer("open_return", "exchange line items", len(platform_ids))
-            mapping = tuple(
-                (line.exchange_line_id, platform_id)
-                for line, platform_id in zip(exchange_lines, platform_ids, strict=True)
+            mapping = exchange_ids(
+                nodes_of(node.get("exchangeLineItems")),
+                [(x.exchange_line_id, x.variant_id, x.quantity) for x in exchange_lines],
             )
             self._exchange_ids[opened.return_id] = mapping
             return attrs.evolve(opened, exchange_line_ids=mapping)
@@ -246,6 +255,16 @@ class ShopifyPlatformReturns:
         if node is None:
             raise PortError(PORT, "get_return", f"no return {return_id!r}", retryable=False)
         return self._with_exchange_ids(parse_return(node, "get_return"))
+
+    def lines_now(self, shop: str, return_id: str) -> tuple[PlatformLine, ...]:
+        """Every order line's units on the return now, read from Shopify: the ``lines`` of
+        the :class:`~returnflow.domain.inbound.PlatformReturnEvent` a host hands on for a
+        ``returns/update`` webhook (read rather than taken from the webhook's body)."""
+        data = self._request(shop, "lines_now", gql.READ, {"id": return_id})
+        node = data.get("return")
+        if node is None:
+            raise PortError(PORT, "lines_now", f"no return {return_id!r}", retryable=False)
+        return lines_on(node)
 
     def approve(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
         return self._status(
@@ -320,7 +339,7 @@ class ShopifyPlatformReturns:
         exchange_lines: Sequence[Quantity] = (),
         refund: Money,
         refund_shipping: Money | None = None,
-        refund_duties: Money | None = None,
+        refund_duties: Sequence[DutyRefund] = (),
         idempotency_key: str,
     ) -> ProcessResult:
         args = (
@@ -330,7 +349,7 @@ class ShopifyPlatformReturns:
             tuple(exchange_lines),
             refund,
             refund_shipping,
-            refund_duties,
+            tuple(refund_duties),
         )
 
         def call() -> ProcessResult:
@@ -356,7 +375,8 @@ class ShopifyPlatformReturns:
             total = Money.sum(
                 (parse_money(item["totalRefundedSet"], "process") for item in new), currency
             )
-            return ProcessResult(tuple(item["id"] for item in new), total)
+            held = bool(exchange_lines) and outstanding(after, "process") is not None
+            return ProcessResult(tuple(item["id"] for item in new), total, (), held)
 
         return self._keyed("process", args, idempotency_key, call)
 
@@ -367,47 +387,33 @@ class ShopifyPlatformReturns:
         exchange_lines: Sequence[Quantity],
         refund: Money,
         refund_shipping: Money | None,
-        refund_duties: Money | None,
+        refund_duties: Sequence[DutyRefund],
         transactions: Sequence[str],
     ) -> dict[str, Any]:
-        """The variables of ``returnProcess``: ``{"input": ReturnProcessInput}``.
-        ``transactions`` are the order's successful ``SALE``/``CAPTURE`` transaction ids."""
-        if refund_duties is not None and refund_duties:
-            raise PortError(
-                PORT,
-                "process",
-                f"refund_duties={refund_duties}: Shopify refunds duties by duty id "
-                "(RefundDutyInput), which the port does not carry",
-                retryable=False,
-            )
-        if refund.is_negative:
-            raise PortError(PORT, "process", f"refund={refund}: negative", retryable=False)
-        processed: dict[str, Any] = {
-            "returnId": return_id,
-            "returnLineItems": [{"id": q.line_id, "quantity": q.quantity} for q in lines],
-            "exchangeLineItems": [
-                {"id": q.line_id, "quantity": q.quantity} for q in exchange_lines
-            ],
-        }
-        if refund:
-            if not transactions:
+        """The variables of ``returnProcess``: ``{"input": ReturnProcessInput}``: the whole
+        refund (the lines, the shipping and the duties given back) to the first of
+        ``transactions`` (the order's successful ``SALE``/``CAPTURE`` ids), the shipping as
+        ``refundShipping``, the duties by id (``RefundDutyInput``, ``PROPORTIONAL``)."""
+        return process_input(
+            return_id, lines, exchange_lines, refund, refund_shipping, refund_duties, transactions
+        )
+
+    def pay_balance(
+        self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
+    ) -> PlatformReturn:
+        args = (shop, return_id, amount)
+
+        def call() -> PlatformReturn:
+            before = self.get_return(shop, return_id)
+            if amount <= Money.zero(amount.currency):
                 raise PortError(
-                    PORT,
-                    "process",
-                    f"refund={refund}: the order has no successful SALE or "
-                    "CAPTURE transaction to refund",
-                    retryable=False,
+                    PORT, "pay_balance", f"amount={amount}: not above zero", retryable=False
                 )
-            processed["financialTransfer"] = {
-                "issueRefund": {
-                    "orderTransactions": [
-                        {"parentId": transactions[0], "transactionAmount": money_input(refund)}
-                    ]
-                }
-            }
-        if refund_shipping is not None and refund_shipping:
-            processed["refundShipping"] = {"shippingRefundAmount": money_input(refund_shipping)}
-        return {"input": processed}
+            variables = {"id": before.order_id, "amount": money_input(amount)}
+            self._mutate(shop, "pay_balance", gql.PAY, variables, "orderCreateManualPayment")
+            return self.get_return(shop, return_id)
+
+        return self._keyed("pay_balance", args, idempotency_key, call)
 
     def dispose(
         self,
@@ -471,12 +477,28 @@ class ShopifyPlatformReturns:
             tuple(lines),
         )
 
-    def calculate(self, shop: str, return_id: str) -> FinancialOutcome:
+    def calculate(
+        self,
+        shop: str,
+        return_id: str,
+        lines: Sequence[Quantity] | None = None,
+        *,
+        exchange_lines: Sequence[Quantity] = (),
+        shipping_fee: bool = True,
+    ) -> FinancialOutcome:
         data = self._request(shop, "calculate", gql.READ_FOR_CALCULATE, {"id": return_id})
         node = data.get("return")
         if node is None:
             raise PortError(PORT, "calculate", f"no return {return_id!r}", retryable=False)
-        variables = calculate_variables(node)
+        if lines is None:
+            variables = calculate_variables(node)
+        else:
+            variables = calculate_variables(
+                node,
+                units={q.line_id: q.quantity for q in lines},
+                items={q.line_id: q.quantity for q in exchange_lines},
+                shipping_fee=shipping_fee,
+            )
         answer = self._request(shop, "calculate", gql.CALCULATE, variables)
         calculated = answer.get("returnCalculate")
         if not isinstance(calculated, dict):

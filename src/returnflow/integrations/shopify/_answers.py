@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from returnflow.domain.inbound import PlatformLine
 from returnflow.domain.money import Money
 from returnflow.errors import PortError, ReturnflowError
 from returnflow.ports.platform_returns import (
+    DutyRefund,
     FinancialOutcome,
     PlatformReturn,
     PlatformReturnLine,
+    Quantity,
     ShopifyReturnStatus,
 )
 
@@ -21,32 +26,97 @@ if TYPE_CHECKING:
 PORT = "platform_returns"
 
 
-def calculate_variables(node: dict[str, Any]) -> dict[str, Any]:
+def calculate_variables(
+    node: dict[str, Any],
+    *,
+    units: Mapping[str, int] | None = None,
+    items: Mapping[str, int] | None = None,
+    shipping_fee: bool = True,
+) -> dict[str, Any]:
     """The variables of ``returnCalculate`` for a return read with its fees:
-    ``{"input": CalculateReturnInput}``."""
-    items = []
+    ``{"input": CalculateReturnInput}``; for the whole return, or (``units`` by return line
+    id, ``items`` by exchange line id) for one processing call's units, exchange items and,
+    when ``shipping_fee``, the return shipping fee."""
+    whole = units is None
+    wanted = units or {}
+    lines = []
     for line in nodes_of(node.get("returnLineItems")):
+        quantity = on_return(line) if whole else wanted.get(line["id"], 0)
+        if not quantity:
+            continue
         item: dict[str, Any] = {
             "fulfillmentLineItemId": (line.get("fulfillmentLineItem") or {}).get("id"),
-            "quantity": line["quantity"],
+            "quantity": quantity,
         }
         fee = line.get("restockingFee")
         if fee:
             item["restockingFee"] = {"percentage": fee["percentage"]}
-        items.append(item)
+        lines.append(item)
+    exchange = [
+        {
+            "variantId": x["variantId"],
+            "quantity": on_return(x) if whole else (items or {})[x["id"]],
+        }
+        for x in nodes_of(node.get("exchangeLineItems"))
+        if whole or x["id"] in (items or {})
+    ]
     calculated: dict[str, Any] = {
         "orderId": node["order"]["id"],
-        "returnLineItems": items,
-        "exchangeLineItems": [
-            {"variantId": x["variantId"], "quantity": x["quantity"]}
-            for x in nodes_of(node.get("exchangeLineItems"))
-        ],
+        "returnLineItems": lines,
+        "exchangeLineItems": [x for x in exchange if x["quantity"]],
     }
     fees = node.get("returnShippingFees") or []
-    if fees:
+    if fees and (whole or shipping_fee):
         amount = parse_money(fees[0]["amountSet"], "calculate")
         calculated["returnShippingFee"] = {"amount": money_input(amount)}
     return {"input": calculated}
+
+
+def on_return(line: dict[str, Any]) -> int:
+    """Units of a return or exchange line item still on the return: processed and not
+    processed, not those removed. Read as ``processedQuantity + unprocessedQuantity`` when
+    Shopify gives both: whether ``quantity`` still counts units taken out by
+    ``removeFromReturn`` is documented for exchange line items only ("including refunded
+    and removed units"), so it is not relied on; ``quantity`` otherwise."""
+    try:
+        return int(line["processedQuantity"]) + int(line["unprocessedQuantity"])
+    except (KeyError, TypeError, ValueError):
+        return int(line["quantity"])
+
+
+def lines_on(node: dict[str, Any]) -> tuple[PlatformLine, ...]:
+    """Every fulfillment line item's units on a return read with its line items (the
+    ``lines`` of a ``returns/update`` fact), by :func:`on_return`."""
+    units: dict[str, int] = {}
+    try:
+        for line in nodes_of(node.get("returnLineItems")):
+            key = str(line["fulfillmentLineItem"]["id"])
+            units[key] = units.get(key, 0) + on_return(line)
+    except (KeyError, TypeError, ValueError) as error:
+        raise bad_answer("lines_now", "return", node) from error
+    return tuple(PlatformLine(order_line_id=k, quantity=n) for k, n in units.items())
+
+
+def exchange_ids(
+    nodes: list[dict[str, Any]], lines: list[tuple[str, str, int]]
+) -> tuple[tuple[str, str], ...]:
+    """Each of returnflow's exchange lines ``(exchange line id, variant id, quantity)`` with
+    the id of the exchange line item Shopify answered for it: matched by ``variantId`` (and
+    quantity, among items of one variant), not by position, as Shopify documents no order for
+    a return's exchange line items. A non-retryable ``PortError`` when the answer does not
+    hold one item per line."""
+    free = list(nodes)
+    pairs: list[tuple[str, str]] = []
+    for exchange_line_id, variant_id, quantity in lines:
+        same = [x for x in free if x.get("variantId") == variant_id]
+        found = next((x for x in same if on_return(x) == quantity), same[0] if same else None)
+        if found is None:
+            raise bad_answer("open_return", "exchange line items", [x.get("id") for x in nodes])
+        free.remove(found)
+        pairs.append((exchange_line_id, str(found["id"])))
+    if free:
+        raise bad_answer("open_return", "exchange line items", [x.get("id") for x in nodes])
+    return tuple(pairs)
 
 
 def outcome(calculated: dict[str, Any], operation: str) -> FinancialOutcome:
@@ -94,9 +164,22 @@ def parse_return(node: dict[str, Any], operation: str) -> PlatformReturn:
                 for line in lines
             ),
             exchange_processed=tuple((x["id"], int(x["processedQuantity"])) for x in exchange),
+            exchange_on_hold=bool(exchange) and outstanding(node, operation) is not None,
+            balance_owed=outstanding(node, operation),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise bad_answer(operation, "return", node) from error
+
+
+def outstanding(node: dict[str, Any], operation: str) -> Money | None:
+    """What the return's order still waits to be paid (``totalOutstandingSet``): a balance
+    an exchange leaves owed, for which Shopify holds the exchange's fulfillment (``None``:
+    nothing, or not read)."""
+    owed = (node.get("order") or {}).get("totalOutstandingSet")
+    if owed is None:
+        return None
+    amount = parse_money(owed, operation)
+    return amount if amount > Money.zero(amount.currency) else None
 
 
 def nodes_of(connection: object) -> list[dict[str, Any]]:
@@ -201,10 +284,13 @@ def throttled(operation: str, why: str, seconds: float) -> PortError:
 
 
 def header_seconds(value: str | None) -> float:
+    """``Retry-After`` in seconds; 1.0 when absent, not a number of seconds (an HTTP date)
+    or NaN (the dispatcher caps a longer wait)."""
     try:
-        return max(float(value), 0.0) if value is not None else 1.0
+        seconds = float(value) if value is not None else 1.0
     except ValueError:
         return 1.0
+    return 1.0 if math.isnan(seconds) else max(seconds, 0.0)
 
 
 def refill_seconds(body: dict[str, Any]) -> float:
@@ -255,3 +341,54 @@ def read_answer(answer: httpx.Response, operation: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise bad_answer(operation, "data", data)
     return data
+
+
+def process_input(
+    return_id: str,
+    lines: Sequence[Quantity],
+    exchange_lines: Sequence[Quantity],
+    refund: Money,
+    refund_shipping: Money | None,
+    refund_duties: Sequence[DutyRefund],
+    transactions: Sequence[str],
+) -> dict[str, Any]:
+    """The variables of ``returnProcess``: ``{"input": ReturnProcessInput}``.
+    ``transactions`` are the order's successful ``SALE``/``CAPTURE`` transaction ids; the
+    refund to the first of them is the whole money moved (the lines, the shipping and the
+    duties given back). Duties go back by id, in proportion to the units processed
+    (``RefundDutyInput``, ``PROPORTIONAL``)."""
+    if refund.is_negative:
+        raise PortError(PORT, "process", f"refund={refund}: negative", retryable=False)
+    processed: dict[str, Any] = {
+        "returnId": return_id,
+        "returnLineItems": [{"id": q.line_id, "quantity": q.quantity} for q in lines],
+        "exchangeLineItems": [{"id": q.line_id, "quantity": q.quantity} for q in exchange_lines],
+    }
+    duties = [duty for duty in refund_duties if duty.amount]
+    extras = [duty.amount for duty in duties]
+    if refund_shipping is not None:
+        extras.append(refund_shipping)
+    total = Money.sum((refund, *extras), refund.currency)
+    if total:
+        if not transactions:
+            raise PortError(
+                PORT,
+                "process",
+                f"refund={total}: the order has no successful SALE or "
+                "CAPTURE transaction to refund",
+                retryable=False,
+            )
+        processed["financialTransfer"] = {
+            "issueRefund": {
+                "orderTransactions": [
+                    {"parentId": transactions[0], "transactionAmount": money_input(total)}
+                ]
+            }
+        }
+    if refund_shipping is not None and refund_shipping:
+        processed["refundShipping"] = {"shippingRefundAmount": money_input(refund_shipping)}
+    if duties:
+        processed["refundDuties"] = [
+            {"dutyId": duty.duty_id, "refundType": "PROPORTIONAL"} for duty in duties
+        ]
+    return {"input": processed}

@@ -18,6 +18,7 @@ __all__ = [
     "CREATE",
     "DECLINE",
     "DISPOSE",
+    "PAY",
     "PROCESS",
     "READ",
     "READ_FOR_CALCULATE",
@@ -35,7 +36,7 @@ RETURN_FIELDS = """
 fragment ReturnFields on Return {
   id
   status
-  order { id }
+  order { id totalOutstandingSet { shopMoney { amount currencyCode } } }
   returnLineItems(first: 250) {
     nodes {
       id
@@ -46,7 +47,7 @@ fragment ReturnFields on Return {
     }
   }
   exchangeLineItems(first: 250) {
-    nodes { id quantity processedQuantity variantId }
+    nodes { id quantity processedQuantity unprocessedQuantity variantId }
   }
 }
 """
@@ -141,6 +142,16 @@ mutation ReturnflowRemoveFromReturn(
 )
 
 
+PAY = """
+mutation ReturnflowOrderCreateManualPayment($id: ID!, $amount: MoneyInput) {
+  orderCreateManualPayment(id: $id, amount: $amount) {
+    order { id }
+    userErrors { field message code }
+  }
+}
+"""
+
+
 def _status_change(operation: str, field: str) -> str:
     return (
         f"""
@@ -196,10 +207,14 @@ query ReturnflowReturnForCalculate($id: ID!) {
       nodes {
         id
         quantity
+        processedQuantity
+        unprocessedQuantity
         ... on ReturnLineItem { fulfillmentLineItem { id } restockingFee { percentage } }
       }
     }
-    exchangeLineItems(first: 250) { nodes { id quantity variantId } }
+    exchangeLineItems(first: 250) {
+      nodes { id quantity processedQuantity unprocessedQuantity variantId }
+    }
     returnShippingFees { amountSet { shopMoney { amount currencyCode } } }
   }
 }
@@ -235,7 +250,7 @@ query ReturnflowReturnCalculate($input: CalculateReturnInput!) {
       restockingFee { amountSet { shopMoney { amount currencyCode } } }
     }
     exchangeLineItems {
-      variantId
+      variant { id }
       quantity
       subtotalSet { shopMoney { amount currencyCode } }
     }
