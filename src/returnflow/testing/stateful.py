@@ -9,6 +9,7 @@ between another's read of a return and its write, and one whose request for unit
 order commits between another request's check of the order's free units and its commit.
 Most requests go to orders that have returns already (some orders ship per line, in parts),
 so an order gets several returns and its units run out; one request in six is a claim
+(not in native mode)
 (:func:`~returnflow.testing.strategies.claim_requests`: units lost or damaged on the way,
 refunded, credited or replaced, nothing shipped back), racing the returns for the same
 units. After every step it checks:
@@ -976,9 +977,11 @@ class ReturnsModel(RuleBasedStateMachine):
         self, data: st.DataObject, order: OrderSnapshot, claimed: Mapping[str, int], label: str
     ) -> ReturnRequest:
         """A request for ``order``: a return, or one time in six a claim (units lost or
-        damaged on the way: nothing ships back, settled at approval)."""
+        damaged on the way: nothing ships back, settled at approval). In native mode, returns
+        only: a claim there opens no platform return (``tests/test_native_mode.py`` covers
+        it), and the native model keeps the draws it was tuned with."""
         apps = self.policy.exchange_apps
-        if data.draw(st.integers(0, 5), label=f"{label} is a claim") == 0:
+        if self.platform is None and data.draw(st.integers(0, 5), label=f"{label} is a claim") == 0:
             return data.draw(claim_requests(order, claimed, exchange_apps=apps), label=label)
         return data.draw(return_requests(order, claimed, exchange_apps=apps), label=label)
 
@@ -1102,7 +1105,10 @@ class ReturnsModel(RuleBasedStateMachine):
         order = self.orders[data.draw(st.sampled_from(sorted(self.orders)), label="order")]
         case = data.draw(
             invalid_return_requests(
-                order, self._claimed(order.id), exchange_apps=self.policy.exchange_apps
+                order,
+                self._claimed(order.id),
+                exchange_apps=self.policy.exchange_apps,
+                claims=self.platform is None,
             ),
             label="defect",
         )

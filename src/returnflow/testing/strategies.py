@@ -502,6 +502,7 @@ def _invalid_return_requests(
     order: OrderSnapshot,
     left: Mapping[str, int],
     apps: frozenset[str],
+    claims: bool,
 ) -> InvalidRequestCase:
     blocked = bool(exchange_blockers(order, apps))
     free = [line_id for line_id, units in left.items() if units > 0]
@@ -511,6 +512,7 @@ def _invalid_return_requests(
         if (free or defect not in _NEEDS_A_FREE_UNIT)
         and (blocked or defect != "exchange_not_offered")
         and not (blocked and defect == "claim_replacing_another_variant")
+        and (claims or not defect.startswith("claim_"))
     ]
     defect = draw(st.sampled_from(possible), label="defect")
     line_id = draw(st.sampled_from(free or [line.id for line in order.lines]), label="line")
@@ -620,6 +622,7 @@ def invalid_return_requests(
     already_returned: Mapping[str, int] | None = None,
     *,
     exchange_apps: frozenset[str] | None = None,
+    claims: bool = True,
 ) -> st.SearchStrategy[InvalidRequestCase]:
     """Requests for ``order`` with exactly one defect, and the error it must raise.
 
@@ -629,14 +632,14 @@ def invalid_return_requests(
     (``InvalidRequest``), a negative bonus, an exchange priced below zero or not in ``Money``
     (``InvalidAmount``), an exchange priced or a bonus in another currency
     (``CurrencyMismatch``), an order the platform does not have (``UnknownOrder``) and an
-    exchange on an order that cannot get one (``ExchangeNotOffered``), a claim without an
-    evidence note and a claim whose replacement is another variant (``InvalidRequest``).
-    The errors are
-    returnflow's ``ValidationError`` subclasses; nothing may be stored. Draws
+    exchange on an order that cannot get one (``ExchangeNotOffered``), and (unless
+    ``claims`` is false) a claim without an evidence note or whose replacement is another
+    variant (``InvalidRequest``). The errors are returnflow's ``ValidationError``
+    subclasses; nothing may be stored. Draws
     :class:`InvalidRequestCase` values (``build, error, defect``).
     """
     apps = exchange_apps if exchange_apps is not None else ReturnPolicy().exchange_apps
-    return _invalid_return_requests(order, _left(order, already_returned), apps)
+    return _invalid_return_requests(order, _left(order, already_returned), apps, claims)
 
 
 # -- policies ---------------------------------------------------------------------------------
