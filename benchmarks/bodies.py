@@ -17,8 +17,11 @@ time):
   (``orjson``) the same text, parsed by ``orjson`` and structured by functions generated
   without detailed validation; without it, the plain way again.
 
-Ratio: each row against ``before``. Both ways must give the same text and the same record:
-the script exits 1 otherwise. Run: ``python benchmarks/bodies.py``.
+A second table does the same for the outbox: the bodies of the effects of that whole return
+(``dump_effect``, ``load_effect``; 12 effects), per return.
+
+Ratio: each row against ``before``. Both ways must give the same text and the same record
+(and effects): the script exits 1 otherwise. Run: ``python benchmarks/bodies.py``.
 """
 
 from __future__ import annotations
@@ -40,14 +43,21 @@ from lifecycle import SHOP, _lifecycle, _order
 
 from returnflow import _bodies
 from returnflow.domain.model import HistoryEntry, ReturnRecord
+from returnflow.lifecycle.effects import Effect
 from returnflow.serialization import converter
 from returnflow.testing import Harness
 
 
-def _record(entries: int) -> ReturnRecord:
+def _whole() -> tuple[ReturnRecord, list[Effect]]:
+    """The record of one whole return and its effects."""
     harness = Harness()
     harness.ports.commerce.add_order(_order("bodies"))
-    record = harness.service.get(SHOP, _lifecycle(harness, "bodies"))
+    rid = _lifecycle(harness, "bodies")
+    return harness.service.get(SHOP, rid), [e.effect for e in harness.store.outbox(SHOP, rid)]
+
+
+def _record(entries: int) -> ReturnRecord:
+    record = _whole()[0]
     history = list(record.history)
     start = history[-1].at
     while len(history) < entries:  # more of the same
@@ -102,6 +112,45 @@ def _time(
     return (written - start) / count * 1e6, (done - written) / count * 1e6
 
 
+def _plain_effects(effects: list[Effect]) -> list[str]:
+    return [
+        json.dumps(converter.unstructure(effect), separators=(",", ":"), sort_keys=True)
+        for effect in effects
+    ]
+
+
+def _plain_load_effects(bodies: list[str]) -> list[Effect]:
+    return [converter.structure(json.loads(body), Effect) for body in bodies]
+
+
+def _time_effects(
+    write: Callable[[list[Effect]], list[str]],
+    read: Callable[[list[str]], list[Effect]],
+    effects: list[Effect],
+    count: int,
+) -> tuple[float, float]:
+    """Microseconds of this process's CPU time per return's effects: writing, reading."""
+    gc.collect()
+    start = time.process_time()
+    for _ in range(count):
+        bodies = write(effects)
+    written = time.process_time()
+    for _ in range(count):
+        read(bodies)
+    done = time.process_time()
+    return (written - start) / count * 1e6, (done - written) / count * 1e6
+
+
+def _same_effects(effects: list[Effect]) -> None:
+    plain = _plain_effects(effects)
+    fast = [_bodies.dump_effect(effect) for effect in effects]
+    back = [_bodies.load_effect(body) for body in fast]
+    if plain != fast or [converter.unstructure(e) for e in back] != [
+        converter.unstructure(e) for e in effects
+    ]:
+        raise SystemExit("the fast way does not give the plain way's text and effects")
+
+
 def _same(record: ReturnRecord) -> None:
     """Both ways give the same text and the same record, or the script exits 1."""
     plain = _plain_write(record)
@@ -141,6 +190,27 @@ def main() -> None:
     print(f"{'measurement':<34} {' '.join(f'{head:>9}' for head in heads)}  against")
     for name, (write, read) in best.items():
         label = f"{name}, {len(record.history)} entries"
+        total = write + read
+        print(f"{label:<34} {write:>9.1f} {read:>9.1f} {total:>9.1f} {total / plain:>9.2f}  before")
+    effects = _whole()[1]
+    _same_effects(effects)
+    effect_ways: dict[str, tuple[Any, Any]] = {
+        "before": (_plain_effects, _plain_load_effects),
+        now: (
+            lambda given: [_bodies.dump_effect(effect) for effect in given],
+            lambda bodies: [_bodies.load_effect(body) for body in bodies],
+        ),
+    }
+    best = {}
+    for _ in range(args.rounds):
+        for name, (write, read) in effect_ways.items():
+            timed = _time_effects(write, read, effects, args.records)
+            old = best.get(name, timed)
+            best[name] = (min(old[0], timed[0]), min(old[1], timed[1]))
+    plain = sum(best["before"])
+    print()
+    for name, (write, read) in best.items():
+        label = f"{name}, {len(effects)} effects"
         total = write + read
         print(f"{label:<34} {write:>9.1f} {read:>9.1f} {total:>9.1f} {total / plain:>9.2f}  before")
     note = "" if fast else " orjson (the fast extra) is not installed: both ways are plain."

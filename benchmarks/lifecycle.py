@@ -21,7 +21,12 @@ that each sees the same machine):
 * ``sqlite3 floor``: the durable minimum for the same lifecycle with the bare ``sqlite3``
   module, WAL: one transaction per command or fact writing the return, its history and its
   effects, and one per batch marking the effects done; the record bodies are those of the
-  real run (the same JSON sizes).
+  real run (the same JSON sizes);
+* ``sqlite3 replay of the store's statements``: the statements (with their parameters) one
+  real SQLite lifecycle issued, recorded once and replayed with the bare ``sqlite3`` module
+  on a file with the store's own schema and pragmas (its rows, indexes, reads and
+  transactions): what the SQLite store's writes cost without any Python of returnflow's,
+  the most the store can reach as it writes today.
 
 Ratios: each engine against the chart engine on the same store, and SQLite against the floor.
 A footer gives the write transactions and statements one SQLite lifecycle makes, both ways
@@ -177,6 +182,72 @@ def _floor(path: Path, count: int) -> float:
     return count / elapsed
 
 
+class _Recording(sqlite3.Connection):
+    """A connection that records the statements it runs, with their parameters."""
+
+    recorded: list[tuple[str, str, Any]] | None = None
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if _Recording.recorded is not None:
+            _Recording.recorded.append(("one", sql, parameters))
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        rows = list(parameters)
+        if _Recording.recorded is not None:
+            _Recording.recorded.append(("many", sql, rows))
+        return super().executemany(sql, rows)
+
+
+def _swap(value: Any, names: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        for old, new in names.items():
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, dict):
+        return {key: _swap(item, names) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_swap(item, names) for item in value)
+    return value
+
+
+def _replay(folder: Path, count: int) -> float:
+    """Whole returns/s of a bare ``sqlite3`` replay of one real lifecycle's statements."""
+    connect = sqlite3.connect
+    sqlite3.connect = lambda *args, **kwargs: connect(*args, factory=_Recording, **kwargs)  # type: ignore[assignment]
+    try:
+        store = SqliteStore(folder / "recorded.db")
+        harness = Harness(store=store)
+        for order_id in ("warm", "order-to-replay"):
+            harness.ports.commerce.add_order(_order(order_id))
+        _lifecycle(harness, "warm")
+        _Recording.recorded = recorded = []
+        return_id = _lifecycle(harness, "order-to-replay")
+        _Recording.recorded = None
+        store.close()
+    finally:
+        sqlite3.connect = connect
+    path = folder / "replayed.db"
+    SqliteStore(path).close()  # the store's schema
+    db = connect(path, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        db.execute(f"PRAGMA {pragma}")
+    runs = [
+        _swap(recorded, {return_id: f"Q{n:07d}", "order-to-replay": f"replayed-{n}"})
+        for n in range(count)
+    ]
+    start = time.perf_counter()
+    for run in runs:
+        for how, sql, parameters in run:
+            if how == "one":
+                db.execute(sql, parameters).fetchall()
+            else:
+                db.executemany(sql, parameters)
+    elapsed = time.perf_counter() - start
+    db.close()
+    return count / elapsed
+
+
 def _counts(path: Path, *, together: bool = False) -> tuple[int, int]:
     """Write transactions (``BEGIN IMMEDIATE``) and statements of one SQLite lifecycle, after
     a warm-up one."""
@@ -230,6 +301,7 @@ def main() -> None:
                 makers["postgres"] = postgres
         rates: dict[tuple[str, str], list[float]] = {}
         floor: list[float] = []
+        replay: list[float] = []
         for round_no in range(args.rounds):
             for name, make in makers.items():
                 for engine in (*ENGINES, "native"):
@@ -248,12 +320,18 @@ def main() -> None:
             rates.setdefault(("sqlite", "together"), []).append(rate)
             together.close()
             floor.append(_floor(Path(folder) / f"floor{round_no}.db", args.records))
+            replayed = Path(folder) / f"replay{round_no}"
+            replayed.mkdir()
+            replay.append(_replay(replayed, args.records))
         transactions, statements = _counts(Path(folder) / "counted.db")
         grouped = _counts(Path(folder) / "grouped.db", together=True)
     medians = {key: statistics.median(values) for key, values in rates.items()}
     bare = statistics.median(floor)
     print(f"{'measurement':<36} {'returns/s':>10} {'ratio':>7}  against")
     print(f"{'sqlite3 floor (durable minimum)':<36} {bare:>10.0f} {1.0:>7.2f}  floor")
+    replayed = statistics.median(replay)
+    label = "sqlite3 replay of the store's SQL"
+    print(f"{label:<36} {replayed:>10.0f} {replayed / bare:>7.2f}  floor")
     for (name, engine), rate in medians.items():
         if engine == "native":
             tags = medians[(name, "compiled")]

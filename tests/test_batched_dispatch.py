@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from returnflow import (
+    CarrierStatus,
+    CarrierUpdate,
     Completion,
     Exchange,
     QcResult,
@@ -22,6 +24,7 @@ from returnflow import (
     WarehouseReceipt,
 )
 from returnflow.demo.scenarios import order_1001
+from returnflow.ports.events import DomainEvent
 from returnflow.ports.store import ReturnStore
 from returnflow.stores.memory import MemoryStore
 from returnflow.stores.sqlite import SqliteStore
@@ -139,3 +142,42 @@ def test_a_refund_and_a_credit_confirmed_in_one_write_close_the_return(
     assert "issue_refund" in kinds
     assert "issue_store_credit" in kinds
     assert store.get(SHOP, rid).status == "closed"
+
+
+def test_a_fact_committed_while_another_worker_holds_the_run_goes_out_with_that_run(
+    store: ReturnStore,
+) -> None:
+    """The fact's commit cannot claim what another worker's lease covers; that worker's last
+    write claims it, and it is delivered in the same hand-over, not left for a later
+    ``dispatch_pending``."""
+    first, second = Harness(store=store), Harness(store=store)
+    for harness in (first, second):
+        harness.ports.commerce.add_order(make_order(SHOP, "O1"))
+    request = ReturnRequest(shop=SHOP, order_id="O1", lines=[RequestLine("L1", 1)])
+    rid = first.service.request(request).id
+    events = first.ports.events
+    publish = events.publish
+    came: list[str] = []
+
+    def publish_then_a_fact_elsewhere(event: DomainEvent, *, idempotency_key: str) -> None:
+        publish(event, idempotency_key=idempotency_key)
+        if not came and event.return_id == rid:
+            came.append(event.topic)
+            delivered = CarrierUpdate(
+                shop=SHOP, return_id=rid, event_id="scan-2", status=CarrierStatus.DELIVERED
+            )
+            assert second.service.handle(delivered).status == "applied"
+
+    events.publish = publish_then_a_fact_elsewhere  # type: ignore[method-assign]
+    picked = CarrierUpdate(
+        shop=SHOP, return_id=rid, event_id="scan-1", status=CarrierStatus.PICKED_UP
+    )
+    assert first.service.handle(picked).status == "applied"
+    assert came  # the second fact came while the first worker held the return
+    outbox = store.outbox(SHOP, rid)
+    assert [entry.status for entry in outbox] == ["done"] * len(outbox)
+    assert all(entry.claimed_by is None for entry in outbox)
+    assert second.ports.events.topics_for(rid) == []  # delivered by the first worker, once
+    published = [entry for entry in outbox if entry.effect.kind == "publish"]
+    assert len(events.topics_for(rid)) == len(published)
+    assert store.get(SHOP, rid).status == "delivered"

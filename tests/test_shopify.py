@@ -589,6 +589,27 @@ def test_what_shopify_cannot_take_is_refused_before_a_request() -> None:
         ShopifyPlatformReturns({"shop-a": ShopifyShop("a.myshopify.com", "")})
 
 
+def test_restocked_units_go_to_their_lines_location_else_to_the_restock_location() -> None:
+    line = "gid://shopify/ReverseFulfillmentOrderLineItem/1"
+    placed = ShopifyPlatformReturns(SHOPS, client=httpx.Client(), restock_location_id=LOCATION)
+    there = "gid://shopify/Location/77"
+    [at_line] = placed.dispose_variables(line, 1, Disposition.RESTOCKED, there)["dispositionInputs"]
+    [fallback] = placed.dispose_variables(line, 1, Disposition.RESTOCKED)["dispositionInputs"]
+    assert (at_line["locationId"], fallback["locationId"]) == (there, LOCATION)
+    unplaced = ShopifyPlatformReturns(SHOPS, client=httpx.Client())
+    [given] = unplaced.dispose_variables(line, 2, Disposition.RESTOCKED, there)["dispositionInputs"]
+    assert given == {
+        "reverseFulfillmentOrderLineItemId": line,
+        "quantity": 2,
+        "dispositionType": "RESTOCKED",
+        "locationId": there,
+    }
+    [kept] = unplaced.dispose_variables(line, 1, Disposition.NOT_RESTOCKED, there)[
+        "dispositionInputs"
+    ]
+    assert "locationId" not in kept
+
+
 def test_a_wrong_token_is_a_refusal() -> None:
     mock = ShopifyAdminMock(FakeCommercePlatform(), DOMAINS)
     shops = {"shop-a": ShopifyShop("a.myshopify.com", "stale")}

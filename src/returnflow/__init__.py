@@ -102,6 +102,7 @@ from returnflow.errors import (
     UnitsTaken,
     UnknownCurrency,
     UnknownExternalReturn,
+    UnknownLocation,
     UnknownOrder,
     UnknownOrderLine,
     UnknownOutcome,
@@ -121,6 +122,7 @@ from returnflow.importing import (
 from returnflow.lifecycle.chart import ReturnChart
 from returnflow.lifecycle.effects import TOPICS
 from returnflow.lifecycle.table import TABLE, ShopifyReturnStatus, TransitionTable, shopify_status
+from returnflow.ports.locations import DestinationResolver, StaticDestination
 from returnflow.ports.policies import PolicySource, ShopPolicies, StaticPolicy
 from returnflow.service import (
     DispatchReport,
@@ -150,6 +152,7 @@ __all__ = [
     "CustomerReturns",
     "Decision",
     "DeclineReason",
+    "DestinationResolver",
     "DispatchReport",
     "Disposition",
     "Document",
@@ -228,6 +231,7 @@ __all__ = [
     "ShopPolicies",
     "ShopifyReturnStatus",
     "SourceStatus",
+    "StaticDestination",
     "StaticPolicy",
     "StoreCredit",
     "StoreError",
@@ -241,6 +245,7 @@ __all__ = [
     "UnitsTaken",
     "UnknownCurrency",
     "UnknownExternalReturn",
+    "UnknownLocation",
     "UnknownOrder",
     "UnknownOrderLine",
     "UnknownOutcome",

@@ -1,5 +1,5 @@
-"""A stored return's JSON: its row's body (the record without its history) and a history
-entry's, written and read back by the SQLite and PostgreSQL stores.
+"""A stored return's JSON: its row's body (the record without its history), a history
+entry's and an outbox effect's, written and read back by the SQLite and PostgreSQL stores.
 
 The text is ``json.dumps(..., separators=(",", ":"), sort_keys=True)`` of the converter's
 plain data, as it always was: a store compares a stored entry's text with the one it would
@@ -9,7 +9,8 @@ written. With the ``fast`` extra (``orjson``) installed:
 * writing uses ``orjson`` with sorted keys, whose text is the same for what returnflow
   stores (ASCII text, whole numbers, no floats); anything else (text outside ASCII, a float
   or a number beyond 64 bits in a free-form payload) is written by ``json`` as before;
-* reading parses with ``orjson`` and builds the record with structure functions generated
+* reading parses with ``orjson`` and builds the record (or effect) with structure functions
+  generated
   without detailed validation, whose hooks only accept the exact types and forms this
   module writes (UTC ISO times, plain ``str``/``int``/``bool``, known keys only, no float
   in a free-form payload: orjson reads a number beyond 64 bits as one). Anything they do
@@ -36,13 +37,66 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from returnflow.domain._time import EARLIEST, LATEST
-from returnflow.domain.model import HistoryEntry, Outcome, Reason, ReturnRecord, to_reason
+from returnflow.domain.model import (
+    HistoryEntry,
+    Outcome,
+    Reason,
+    ReturnLine,
+    ReturnRecord,
+    to_reason,
+)
 from returnflow.domain.money import Money
-from returnflow.serialization import _ENUMS, _OUTCOMES, _unstructure_history_entry, converter
+from returnflow.lifecycle.effects import Effect
+from returnflow.serialization import (
+    _EFFECTS,
+    _ENUMS,
+    _OUTCOMES,
+    _unstructure_history_entry,
+    converter,
+)
 
-__all__ = ["dump_body", "dump_entry", "dumps", "fast_available", "load_record", "use_fast"]
+__all__ = [
+    "dump_body",
+    "dump_effect",
+    "dump_entry",
+    "dump_value",
+    "dumps",
+    "fast_available",
+    "load_effect",
+    "load_record",
+    "use_fast",
+]
 
-_plain_record = make_dict_unstructure_fn(ReturnRecord, converter, history=override(omit=True))
+# A record's lines, as plain data, by the tuple that holds them: most writes of a return
+# change neither its lines nor the tuple (records are copied, not their parts), and lines are
+# immutable, so the data of the last few tuples written serves again. Each is kept with
+# its tuple, so that the id is not reused while kept.
+_LINES: dict[int, tuple[tuple[Any, ...], list[Any]]] = {}
+_LINES_TYPE = tuple[ReturnLine, ...]
+_unstructure_lines: Callable[[Any], Any] = (
+    converter.get_unstructure_hook(_LINES_TYPE)  # cattrs 24.1 and later
+    if hasattr(converter, "get_unstructure_hook")
+    else functools.partial(converter.unstructure, unstructure_as=_LINES_TYPE)
+)
+
+
+def _lines(lines: tuple[Any, ...]) -> list[Any]:
+    kept = _LINES.get(id(lines))
+    if kept is not None and kept[0] is lines:
+        return kept[1]
+    data: list[Any] = _unstructure_lines(lines)
+    if len(_LINES) >= 256:
+        _LINES.clear()
+    _LINES[id(lines)] = (lines, data)
+    return data
+
+
+_plain_record = make_dict_unstructure_fn(
+    ReturnRecord,
+    converter,
+    history=override(omit=True),
+    lines=override(unstruct_hook=_lines),
+)
 
 
 class _NotOurs(Exception):
@@ -376,3 +430,94 @@ def load_record(body: str, history: list[str] | str | None) -> ReturnRecord:
         else:
             return record
     return _plain_load(body, history)
+
+
+# -- outbox effects ------------------------------------------------------------------------------
+
+# Effects by their row's text. An effect is immutable and its text holds its unique key, so a
+# text names one effect, whichever process wrote or reads it: the effect parsed from it once
+# serves every later read of it. A written effect is kept under its text when parsing the
+# text would give it back as it is (its free-form mappings plain JSON values: no tuple,
+# float or non-text key, which a parse would turn into another value); its typed fields
+# round-trip through the converter. Emptied when full.
+_PARSED: dict[str, Effect] = {}
+_EFFECTS_KEPT = 20_000
+_FREE_FORM = ("payload", "context")  # Publish.payload, Notify.context: Mapping[str, Any]
+
+
+def _keep(text: str, effect: Effect) -> None:
+    if len(_PARSED) >= _EFFECTS_KEPT:
+        _PARSED.clear()
+    _PARSED[text] = effect
+
+
+def _json_native(value: Any) -> bool:
+    """Whether ``json.loads(json.dumps(value))`` gives back an equal value of the same types."""
+    kind = type(value)
+    if kind is dict:
+        return all(type(key) is str and _json_native(item) for key, item in value.items())
+    if kind is list:
+        return all(_json_native(item) for item in value)
+    return kind is str or kind is int or kind is bool or value is None
+
+
+def _reads_back_as_is(effect: Effect) -> bool:
+    for name in _FREE_FORM:
+        value = getattr(effect, name, None)
+        if value is not None and (type(value) is not dict or not _json_native(value)):
+            return False
+    return True
+
+
+def dump_value(value: Any) -> str:
+    """An effect's result (or any value the converter writes) as the stores write it: the
+    converter's plain data as compact JSON with sorted keys (:func:`dumps`)."""
+    return dumps(converter.unstructure(value))
+
+
+def dump_effect(effect: Effect) -> str:
+    """An outbox row's body: :func:`dump_value` of ``effect``. An effect that a parse of its
+    text would give back as it is, is kept, so that the row is not parsed again
+    (:func:`load_effect`)."""
+    data = converter.unstructure(effect)
+    # its typed fields are text, whole numbers, flags and objects of them: only the free-form
+    # mappings may hold what orjson writes otherwise than json (see dumps)
+    text = dumps(data, checked=all(_free_form_plain(data.get(name)) for name in _FREE_FORM))
+    if _reads_back_as_is(effect):
+        _keep(text, effect)
+    return text
+
+
+def load_effect(text: str) -> Effect:
+    """The effect of an outbox row's body: one already written or read with this exact text,
+    else parsed (the fast way when orjson is installed, else or for a text it does not take
+    the plain way). Any error of the plain way (``json``'s, a
+    :class:`~returnflow.errors.ValidationError`, cattrs'...) for a body that is not one; the
+    stores name its return (``UnreadableRecord``)."""
+    effect = _PARSED.get(text)
+    if effect is None:
+        effect = _parse_effect(text)
+        _keep(text, effect)
+    return effect
+
+
+def _parse_effect(body: str) -> Effect:
+    orjson = _orjson()
+    if orjson is not None:
+        try:
+            data = orjson.loads(body)
+            # orjson reads a number beyond 64 bits as a float: any float, the plain way
+            if type(data) is not dict or not _free_form_plain(data):
+                raise _NotOurs
+            fields = dict(data)
+            effect: Effect = _fast_converter().structure(fields, _EFFECTS[fields.pop("kind")])
+        except Exception:  # not what this module writes: read it the plain way
+            pass
+        else:
+            return effect
+    return _plain_effect(body)
+
+
+def _plain_effect(body: str) -> Effect:
+    effect: Effect = converter.structure(json.loads(body), Effect)
+    return effect

@@ -129,21 +129,23 @@ def run(
 
     ``outbox``: load the return's outbox into the change (for decisions that ask what was
     planned). ``inbound``: the fact's id, committed with the change; a fact already seen is
-    a ``duplicate`` and nothing is decided. ``attempts``: effects' deliveries, committed with
-    the change (or alone when nothing changed); those another worker recorded first (its
-    lease came after ours ran out) are dropped after the conflict and their keys added to
-    ``gone`` (the decision skips their results); when none is left, the return is returned
-    as stored. ``opened``: the new returns the decision opened (a reset's
-    child), committed with it at version 1. ``heirs``: when the return was reset, load the
-    returns it was reset into (``change.heirs``) and commit those the decision changed.
-    ``after``: run on the change (and on each heir) once ``decide`` is done, when the
-    decision changed it: the parked facts the return can use now
-    (:func:`returnflow.decisions.facts.drain`). ``engine``: the chart engine the decision
-    fires events with (:data:`returnflow.lifecycle.engine.ENGINES`). ``record``: the return
-    as this process last wrote it, decided on at the first try instead of a read (the
-    version check refuses it if another writer came in between; it is read then).
-    ``claim``: the lease the commit takes of the returns it writes, when it planned or
-    re-opened effects (or recorded ``attempts``).
+    a ``duplicate`` and nothing is written (it is not looked up first: the commit refuses
+    its key, or, when the decision writes nothing or raises, it is looked up then).
+    ``attempts``: effects' deliveries, committed with the change (or alone when nothing
+    changed); those another worker recorded first (its lease came after ours ran out) are
+    dropped after the conflict and their keys added to ``gone`` (the decision skips their
+    results); when none is left, the return is returned as stored. ``opened``: the new
+    returns the decision opened (a reset's child), committed with it at version 1.
+    ``heirs``: when the return was reset, load the returns it was reset into
+    (``change.heirs``) and commit those the decision changed. ``after``: run on the change
+    (and on each heir) once ``decide`` is done, when the decision changed it: the parked
+    facts the return can use now (:func:`returnflow.decisions.facts.drain`). ``engine``: the
+    chart engine the decision fires events with
+    (:data:`returnflow.lifecycle.engine.ENGINES`). ``record``: the return as this process
+    last wrote it, decided on at the first try instead of a read (the version check refuses
+    it if another writer came in between; it is read then). ``claim``: the lease the commit
+    takes of the returns it writes, when it planned or re-opened effects (or recorded
+    ``attempts``).
 
     Raises what ``decide`` raises (nothing is written then), and
     :class:`~returnflow.errors.ConcurrencyConflict` after :data:`CONFLICT_RETRIES` conflicts.
@@ -152,7 +154,7 @@ def run(
     known = record
     for tries in range(CONFLICT_RETRIES):
         record, known = known or store.get(shop, return_id), None
-        if inbound is not None and store.seen(inbound):
+        if inbound is not None and tries and store.seen(inbound):
             return Written(record, duplicate=True)
         change = Change(
             record,
@@ -164,16 +166,23 @@ def run(
         if heirs:
             change.heirs = _heirs(store, record, change.now, actor)
         with using(engine):
-            value = decide(change)
-            if after is not None:
-                for changed in (change, *change.heirs):
-                    if changed.changed:
-                        after(changed)
+            try:
+                value = decide(change)
+                if after is not None:
+                    for changed in (change, *change.heirs):
+                        if changed.changed:
+                            after(changed)
+            except Exception:
+                if _repeated(store, inbound, tries):
+                    return Written(record, duplicate=True)
+                raise
         new = [
             *(opened(value) if opened is not None else ()),
             *(heir for heir in change.heirs if heir.changed),
         ]
         if not change.changed and not new:
+            if _repeated(store, inbound, tries):
+                return Written(record, duplicate=True)
             lease = claim([(shop, return_id)]) if claim is not None and attempts else None
             claimed = record_attempts(store, attempts, lease)
             return Written(record, value=value, claimed=claimed)
@@ -199,6 +208,8 @@ def run(
                 )
             )
         except ConcurrencyConflict:
+            if inbound is not None and store.seen(inbound):  # its key refused the commit
+                return Written(store.get(shop, return_id), duplicate=True)
             done = _attempted(store, shop, return_id, {a.key for a in attempts})
             if done:
                 if gone is not None:
@@ -216,6 +227,13 @@ def run(
             claimed=None if stored is None else tuple(stored),
         )
     raise ConcurrencyConflict(return_id, -1 if record is None else record.version, -1)
+
+
+def _repeated(store: ReturnStore, inbound: InboundKey | None, tries: int) -> bool:
+    """Whether the inbound fact was already processed, asked when the first decision on it
+    wrote nothing: a new fact is not looked up before it is decided, since its commit
+    refuses a key already seen (a conflict, then looked up)."""
+    return inbound is not None and not tries and store.seen(inbound)
 
 
 def check_unused(store: ReturnStore, shop: str, return_id: str) -> None:

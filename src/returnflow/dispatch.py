@@ -36,6 +36,25 @@ from returnflow._delivery import (
     held_run,
     runs,
 )
+from returnflow._handlers import (
+    authorize_payment,
+    cancel_exchange,
+    cancel_warehouse_return,
+    capture_payment,
+    charge_balance,
+    create_label,
+    create_warehouse_return,
+    hold_exchange,
+    issue_refund,
+    issue_store_credit,
+    notify,
+    publish,
+    refund_balance,
+    release_exchange,
+    restock,
+    void_authorization,
+    void_label,
+)
 from returnflow.decisions import results
 from returnflow.decisions.change import Change
 from returnflow.domain._fields import check_limit
@@ -45,9 +64,9 @@ from returnflow.domain.policy import ReturnPolicy
 from returnflow.errors import ConfigurationError, PortError
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.engine import ENGINES
-from returnflow.ports.carrier import Carrier, ask_for_label
+from returnflow.ports.carrier import Carrier
 from returnflow.ports.commerce import CommercePlatform
-from returnflow.ports.events import DomainEvent, EventPublisher
+from returnflow.ports.events import EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
 from returnflow.ports.store import Attempt, Lease, OutboxEntry, ReturnStore
@@ -265,13 +284,13 @@ class Dispatcher(PolicyResolution):
     ) -> list[Attempt]:
         """Deliver a claimed run of one return, in order, and write what came of it:
         deliveries that change nothing with the next write, an effect that waits
-        (:meth:`_waits`) after a write of those before it that claims it, answers that change
-        the return with a claim of what comes next (delivered next). A failure to be retried
-        ends the run. ``hold``: hand back a last batch that changes nothing, for the caller
-        to write with others; ``spare``: deliveries of the budget left to other heads."""
+        (:meth:`_waits`) after a write of those before it that claims it, the rest in a
+        write that claims what comes next (delivered next: what another commit planned while
+        this run held the return goes out with it). A failure to be retried ends the run.
+        ``hold``: hand back a last batch that changes nothing, for the caller to write with
+        others; ``spare``: deliveries of the budget left to other heads."""
         shop, return_id = run[0].effect.shop, run[0].effect.return_id
         todo, done = list(run), list[Delivered]()
-        capped = len(todo) >= RUN
         while True:
             while todo and tally.left > spare:
                 entry = todo.pop(0)
@@ -281,20 +300,22 @@ class Dispatcher(PolicyResolution):
                     done = []
                     if not fresh or fresh[0].effect.key != entry.effect.key:
                         return []  # no longer ours to deliver
-                    entry, todo, capped = fresh[0], fresh[1:], len(fresh) >= RUN
+                    entry, todo = fresh[0], fresh[1:]
                 delivered = self._attempt(entry)
                 tally.count(delivered.status)
                 done.append(delivered)
                 if delivered.status == "pending":  # waits for its back-off
-                    todo, capped = [], False
+                    todo = []
             if not done:
                 return []
             changes = any(d.decide is not None for d in done)
             if hold and not changes:
                 return [d.attempt for d in done]
-            go_on = (changes or capped) and tally.left > spare and done[-1].status != "pending"
+            # the last write claims too: what another commit planned while this run held
+            # the return (its claim found the lease) goes out with this run
+            go_on = tally.left > spare and done[-1].status != "pending"
             record, todo = self._write(shop, return_id, done, record, claim=go_on, written=written)
-            done, capped = [], len(todo) >= RUN
+            done = []
             if not todo:
                 return []
 
@@ -410,188 +431,29 @@ class Dispatcher(PolicyResolution):
         return Delivered(attempt, effect, "done", None)
 
 
-# -- one handler per effect type ---------------------------------------------------------------
-
-
-def _required(value: _T | None, field: str, effect: fx.Effect) -> _T:
-    if value is None:
-        raise PortError(effect.port, effect.kind, f"the return has no {field} yet", retryable=True)
-    return value
-
-
-def _publish(d: Dispatcher, effect: fx.Publish, record: ReturnRecord | None) -> object:
-    event = DomainEvent(
-        topic=effect.topic, shop=effect.shop, return_id=effect.return_id, payload=effect.payload
-    )
-    d.events.publish(event, idempotency_key=effect.key)
-    return None
-
-
-def _notify(d: Dispatcher, effect: fx.Notify, record: ReturnRecord | None) -> object:
-    d.notifier.notify(
-        effect.shop, effect.recipient, effect.template, effect.context, idempotency_key=effect.key
-    )
-    return None
-
-
-def _create_warehouse_return(
-    d: Dispatcher, effect: fx.CreateWarehouseReturn, record: ReturnRecord | None
-) -> object:
-    return d.warehouse.create_return(
-        effect.shop,
-        effect.order_id,
-        effect.return_id,
-        effect.lines,
-        reason=effect.reason,
-        action=effect.action,
-        idempotency_key=effect.key,
-    )
-
-
-def _cancel_warehouse_return(
-    d: Dispatcher, effect: fx.CancelWarehouseReturn, record: ReturnRecord
-) -> object:
-    rma = _required(record.refs.warehouse_rma_id, "warehouse_rma_id", effect)
-    d.warehouse.cancel_return(effect.shop, rma, idempotency_key=effect.key)
-    return None
-
-
-def _create_label(d: Dispatcher, effect: fx.CreateLabel, record: ReturnRecord | None) -> object:
-    return ask_for_label(
-        d.carrier, effect.shop, effect.return_id, effect.order_id, effect.key, effect.method
-    )
-
-
-def _void_label(d: Dispatcher, effect: fx.VoidLabel, record: ReturnRecord) -> object:
-    tracking = _required(record.refs.tracking_number, "tracking_number", effect)
-    d.carrier.void_label(effect.shop, tracking, idempotency_key=effect.key)
-    return None
-
-
-def _hold_exchange(d: Dispatcher, effect: fx.HoldExchange, record: ReturnRecord | None) -> object:
-    return d.commerce.add_exchange_items(
-        effect.shop,
-        effect.order_id,
-        effect.items,
-        hold_tag=effect.hold_tag,
-        idempotency_key=effect.key,
-    )
-
-
-def _release_exchange(d: Dispatcher, effect: fx.ReleaseExchange, record: ReturnRecord) -> object:
-    hold = _required(record.refs.exchange_hold_id, "exchange_hold_id", effect)
-    if any(
-        isinstance(entry.effect, fx.CancelExchange) and entry.status == "failed"
-        for entry in d.store.outbox(effect.shop, effect.return_id)
-    ):
-        # Releasing the hold would ship the items whose cancel never went through.
-        raise PortError(
-            "service",
-            "release_exchange",
-            "items of this hold were to be cancelled and were not",
-            retryable=False,
-        )
-    d.commerce.release_exchange(
-        effect.shop, effect.order_id, hold, hold_tag=effect.hold_tag, idempotency_key=effect.key
-    )
-    return None
-
-
-def _cancel_exchange(d: Dispatcher, effect: fx.CancelExchange, record: ReturnRecord) -> object:
-    hold = _required(record.refs.exchange_hold_id, "exchange_hold_id", effect)
-    wanted = set(effect.exchange_line_ids)
-    items = tuple(
-        _required(line.platform_item_id, "platform_item_id", effect)
-        for line in record.exchange_lines
-        if line.id in wanted
-    )
-    d.commerce.cancel_exchange_items(
-        effect.shop, effect.order_id, hold, items, idempotency_key=effect.key
-    )
-    return None
-
-
-def _issue_refund(d: Dispatcher, effect: fx.IssueRefund, record: ReturnRecord | None) -> object:
-    return d.commerce.refund(
-        effect.shop, effect.order_id, effect.amount, effect.lines, idempotency_key=effect.key
-    )
-
-
-def _issue_store_credit(
-    d: Dispatcher, effect: fx.IssueStoreCredit, record: ReturnRecord | None
-) -> object:
-    return d.commerce.issue_store_credit(
-        effect.shop, effect.order_id, effect.amount, idempotency_key=effect.key
-    )
-
-
-def _restock(d: Dispatcher, effect: fx.Restock, record: ReturnRecord | None) -> object:
-    d.commerce.restock(effect.shop, effect.order_id, effect.lines, idempotency_key=effect.key)
-    return None
-
-
-def _charge_balance(d: Dispatcher, effect: fx.ChargeBalance, record: ReturnRecord | None) -> object:
-    return d.payments.charge(
-        effect.shop, effect.return_id, effect.amount, idempotency_key=effect.key
-    )
-
-
-def _refund_balance(d: Dispatcher, effect: fx.RefundBalance, record: ReturnRecord | None) -> object:
-    return d.payments.refund(
-        effect.shop, effect.return_id, effect.amount, idempotency_key=effect.key
-    )
-
-
-def _authorize_payment(
-    d: Dispatcher, effect: fx.AuthorizePayment, record: ReturnRecord | None
-) -> object:
-    return d.payments.authorize(
-        effect.shop, effect.return_id, effect.amount, idempotency_key=effect.key
-    )
-
-
-def _capture_payment(d: Dispatcher, effect: fx.CapturePayment, record: ReturnRecord) -> object:
-    authorization = _required(
-        record.refs.payment_authorization_id, "payment_authorization_id", effect
-    )
-    return d.payments.capture(
-        effect.shop, effect.return_id, authorization, effect.amount, idempotency_key=effect.key
-    )
-
-
-def _void_authorization(
-    d: Dispatcher, effect: fx.VoidAuthorization, record: ReturnRecord
-) -> object:
-    authorization = _required(
-        record.refs.payment_authorization_id, "payment_authorization_id", effect
-    )
-    d.payments.void(effect.shop, effect.return_id, authorization, idempotency_key=effect.key)
-    return None
-
-
 _RECORD_FREE: Mapping[type[fx.Effect], Callable[[Dispatcher, Any, ReturnRecord | None], object]] = {
-    fx.Publish: _publish,
-    fx.Notify: _notify,
-    fx.CreateWarehouseReturn: _create_warehouse_return,
-    fx.CreateLabel: _create_label,
-    fx.HoldExchange: _hold_exchange,
-    fx.IssueRefund: _issue_refund,
-    fx.IssueStoreCredit: _issue_store_credit,
-    fx.Restock: _restock,
-    fx.ChargeBalance: _charge_balance,
-    fx.RefundBalance: _refund_balance,
-    fx.AuthorizePayment: _authorize_payment,
+    fx.Publish: publish,
+    fx.Notify: notify,
+    fx.CreateWarehouseReturn: create_warehouse_return,
+    fx.CreateLabel: create_label,
+    fx.HoldExchange: hold_exchange,
+    fx.IssueRefund: issue_refund,
+    fx.IssueStoreCredit: issue_store_credit,
+    fx.Restock: restock,
+    fx.ChargeBalance: charge_balance,
+    fx.RefundBalance: refund_balance,
+    fx.AuthorizePayment: authorize_payment,
 }
 """The handlers that read nothing of the return: the record is not read for them."""
 
 HANDLERS: Mapping[type[fx.Effect], Handler] = {
     **_RECORD_FREE,
-    fx.CancelWarehouseReturn: _cancel_warehouse_return,
-    fx.VoidLabel: _void_label,
-    fx.ReleaseExchange: _release_exchange,
-    fx.CancelExchange: _cancel_exchange,
-    fx.CapturePayment: _capture_payment,
-    fx.VoidAuthorization: _void_authorization,
+    fx.CancelWarehouseReturn: cancel_warehouse_return,
+    fx.VoidLabel: void_label,
+    fx.ReleaseExchange: release_exchange,
+    fx.CancelExchange: cancel_exchange,
+    fx.CapturePayment: capture_payment,
+    fx.VoidAuthorization: void_authorization,
     **native.HANDLERS,  # native mode's: the platform's own returns
 }
 """The handler of each effect type: which port it calls, with what.

@@ -19,6 +19,7 @@ Every error the library raises on purpose derives from :class:`ReturnflowError`:
     │   │   ├── EvidenceRequired   a note or photo the reason or a rule requires is missing
     │   │   ├── OutcomeNotOffered  an outcome a merchant rule does not offer for the line
     │   │   ├── MethodNotOffered   a return method the shop (or a merchant rule) does not offer
+    │   │   ├── UnknownLocation    a destination that is blank or not one of the shop's locations
     │   │   ├── UnknownExternalReturn  the source has no such return in this shop
     │   │   ├── UnknownOutcome     not refund / store_credit / exchange / keep
     │   │   └── ExchangeNotOffered the order cannot get an exchange
@@ -92,6 +93,7 @@ __all__ = [
     "UnitsTaken",
     "UnknownCurrency",
     "UnknownExternalReturn",
+    "UnknownLocation",
     "UnknownOrder",
     "UnknownOrderLine",
     "UnknownOutcome",
@@ -179,6 +181,11 @@ class OutcomeNotOffered(InvalidRequest):
 class MethodNotOffered(InvalidRequest):
     """A request asks for a return method (``method``) its shop's policy, or a merchant
     rule that fired, does not offer."""
+
+
+class UnknownLocation(InvalidRequest):
+    """A line's destination (``lines[i].location_id``), from a merchant rule or the host's
+    destination resolver, is blank or not one of the shop's locations."""
 
 
 class UnknownExternalReturn(InvalidRequest):

@@ -12,7 +12,7 @@ against what is left, under the same id. ``ReturnsService.request``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from returnflow.decisions import request as requests
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
 from returnflow.domain._time import EARLIEST
+from returnflow.domain.destinations import check_location, route
 from returnflow.domain.ledger import claimed_units
 from returnflow.domain.model import (
     ExchangeLine,
@@ -144,7 +145,34 @@ class Opening:
             )
         if judge and request.claim is None:  # a claim ships nothing back
             check_method(request.method, policy.return_methods, verdict)
+        lines = self.route(order, lines, verdict)
         return order, return_id, lines, exchange_lines, policy, verdict
+
+    def route(
+        self, order: OrderSnapshot, lines: Sequence[ReturnLine], verdict: Verdict
+    ) -> list[ReturnLine]:
+        """``lines`` each with the location it goes back to: a firing rule's
+        ``destination``, else the service's destination resolver's; a blank one, or one not
+        among the shop's locations, is :class:`~returnflow.errors.UnknownLocation` naming
+        ``lines[i].location_id`` (:mod:`returnflow.domain.destinations`)."""
+        resolver = self.service.destinations
+        known: Collection[str] | None = None
+        chosen: list[str | None] = []
+        for index, line in enumerate(lines):
+            if not line.requires_receipt:  # kept or claimed: nothing goes anywhere
+                chosen.append(None)
+                continue
+            if known is None:
+                known = resolver.locations(order.shop)
+            path = f"lines[{index}].location_id"
+            ruled = verdict.destination.get(line.order_line_id)
+            if ruled is not None:
+                where = check_location(path, ruled[0], known, f"rule {ruled[1]!r}")
+            else:
+                given = resolver.destination(order.shop, order, line)
+                where = check_location(path, given, known, "the destination resolver")
+            chosen.append(where)
+        return route(lines, chosen)
 
     def open(
         self,

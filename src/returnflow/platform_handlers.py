@@ -229,6 +229,12 @@ def dispose_platform_units(
     ids = dict(record.refs.platform_line_ids)
     for index, item in enumerate(effect.disposals):
         line_id = _required(ids.get(item.order_line_id), "platform line id", effect)
+        # where the units came back to: only a named location is passed (a host written
+        # before destinations restocks where it always did)
+        wheres = {
+            line.location_id for line in record.lines if line.order_line_id == item.order_line_id
+        }
+        where = {"location_id": wheres.pop()} if len(wheres) == 1 and None not in wheres else {}
         port.dispose(
             effect.shop,
             return_id,
@@ -236,6 +242,7 @@ def dispose_platform_units(
             item.quantity,
             item.disposition,
             idempotency_key=f"{effect.key}/{index}",
+            **where,
         )
     return None
 

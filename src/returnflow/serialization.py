@@ -151,7 +151,8 @@ def _tagged(cls: type[Any], tag: Callable[[Any], str]) -> Callable[[Any], dict[s
 
     def unstructure_tagged(value: Any) -> dict[str, Any]:
         data: dict[str, Any] = plain(value)
-        return {"kind": tag(value), **{k: v for k, v in data.items() if k != "kind"}}
+        data.pop("kind", None)  # a fresh dict: the tag goes first, in its place
+        return {"kind": tag(value), **data}
 
     return unstructure_tagged
 

@@ -46,7 +46,7 @@ from returnflow.domain.model import (
 from returnflow.domain.money import Money
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.domain.settlement import Settlement
-from returnflow.domain.verdicts import Verdict, check_method
+from returnflow.domain.verdicts import Verdict
 from returnflow.errors import (
     InvalidPayload,
 )
@@ -55,6 +55,7 @@ from returnflow.opening import Decide, Opening
 from returnflow.ports.carrier import Carrier
 from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.events import EventPublisher
+from returnflow.ports.locations import DestinationResolver, StaticDestination
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
 from returnflow.ports.platform_returns import PlatformReturns
@@ -101,7 +102,9 @@ class ReturnsService:
     fires chart events with the compiled chart (``"compiled"``, the default) or the
     python-statemachine chart itself (``"chart"``; :mod:`returnflow.lifecycle.engine`);
     another name raises :class:`~returnflow.errors.ConfigurationError`. See the README for a
-    worked example; :mod:`returnflow.testing` has fakes of every port.
+    worked example; :mod:`returnflow.testing` has fakes of every port. ``destinations``
+    routes each returned line to a location (default: the shop's default location;
+    :mod:`returnflow.ports.locations`).
     """
 
     store: Shared[ReturnStore] = Shared()
@@ -138,6 +141,7 @@ class ReturnsService:
         engine: str = "compiled",
         policies: PolicySource | None = None,
         platform_returns: PlatformReturns | None = None,
+        destinations: DestinationResolver | None = None,
     ) -> None:
         self.dispatcher = Dispatcher(
             store=store,
@@ -157,6 +161,7 @@ class ReturnsService:
             platform_returns=platform_returns,
         )
         self.ids = ids or _new_id
+        self.destinations: DestinationResolver = destinations or StaticDestination()
         self.auto_dispatch = auto_dispatch
         self.timers = Timers(self)
         self.opening = Opening(self)
@@ -200,13 +205,14 @@ class ReturnsService:
     # -- opening a return ----------------------------------------------------------------------
 
     def validate_request(self, request: ReturnRequest) -> None:
-        """Check ``request`` against the order and the methods its shop offers
-        (:class:`~returnflow.errors.MethodNotOffered`) without storing anything."""
-        order = self.opening.order(request)
-        policy = self._policy(request.shop)
-        requests.check(order, request, self.opening.claimed(request), policy)
-        if request.claim is None:  # a claim ships nothing back
-            check_method(request.method, policy.return_methods, Verdict())
+        """Check ``request`` as :meth:`request` and :meth:`quote` do, without storing
+        anything: against the order and the units other returns hold, the shop's rules
+        (outcomes, evidence, :class:`~returnflow.errors.MethodNotOffered` for a method the
+        shop or a rule leaves out) and each line's destination, from a rule or the
+        destination resolver (:class:`~returnflow.errors.UnknownLocation` naming
+        ``lines[i].location_id``). A request it accepts is refused by :meth:`request` only
+        for what changed in between (units taken, the order, the policy, the locations)."""
+        self.opening.prepare(request, lambda: "validate")
 
     def quote(self, request: ReturnRequest) -> Settlement:
         """What ``request`` would settle to if every unit came back accepted: refund, credit,

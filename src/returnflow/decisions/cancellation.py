@@ -3,7 +3,7 @@ and an expiry share: what an approval set in motion is undone."""
 
 from __future__ import annotations
 
-from returnflow.decisions import exchange, platform_changes
+from returnflow.decisions import exchange, locations, platform_changes
 from returnflow.decisions.change import Change
 from returnflow.errors import InvalidTransition
 from returnflow.lifecycle import effects as fx
@@ -45,8 +45,7 @@ def wind_down(change: Change, *, why: str) -> None:
     given = platform_changes.platform_label(change.record)  # not ours to void
     if not given and (refs.tracking_number or change.planned(fx.CreateLabel)):
         change.effect(fx.VoidLabel)  # after the label in the outbox, so it exists then
-    if refs.warehouse_rma_id or change.planned(fx.CreateWarehouseReturn):
-        change.effect(fx.CancelWarehouseReturn)
+    locations.stop_expecting(change)
     exchange.cancel(change, why=why)
     # an instant exchange already shipped: the goods are the customer's, so is the bill
     exchange.settle_authorization(change, capture=True, why=why)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import attrs
 from statemachine.exceptions import TransitionNotAllowed
 
+from returnflow.domain._evolve import evolver
 from returnflow.domain.inbound import InboundEvent
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import InvalidTransition
@@ -28,6 +29,9 @@ from returnflow.ports.store import OutboxEntry
 __all__ = ["Change"]
 
 _E = TypeVar("_E", bound=fx.Effect)
+
+_evolve = evolver(ReturnRecord)
+_FIELDS = frozenset(field.alias or field.name for field in attrs.fields(ReturnRecord) if field.init)
 
 
 class Change:
@@ -47,7 +51,10 @@ class Change:
         base: int,
         outbox: Sequence[OutboxEntry] = (),
     ) -> None:
-        self.record = record
+        self._record = record
+        # Changes to the record not applied yet: a decision's steps (events fired, notes,
+        # updates) are applied in one copy when the record is next read, not one each.
+        self._pending: dict[str, Any] = {}
         self.base = base
         self.version = base + 1
         self.now = now
@@ -61,38 +68,58 @@ class Change:
         loaded them (a result that arrives after a reset is theirs too)."""
         self._history: list[HistoryEntry] = []
 
+    @property
+    def record(self) -> ReturnRecord:
+        """The return as the change has it now."""
+        if self._pending:
+            self._record = _evolve(self._record, **self._pending)
+            self._pending = {}
+        return self._record
+
+    @record.setter
+    def record(self, record: ReturnRecord) -> None:
+        self._record = record
+        self._pending = {}
+
+    def _now(self, name: str) -> Any:
+        """A field of :attr:`record`, without applying what is pending."""
+        pending = self._pending
+        return pending[name] if name in pending else getattr(self._record, name)
+
+    @property
+    def _state(self) -> tuple[str, str]:
+        return (self._now("status"), self._now("exchange_status"))
+
     def fire(self, event: str, payload: Mapping[str, Any] | None = None, **engine: Any) -> None:
         """Fire ``event`` on the chart; raise :class:`InvalidTransition` if it is not allowed."""
-        record = self.record
-        state = record.state
+        state = self._state
         if not TABLE.is_valid(state) or TABLE.target(state, event) is None:
             allowed = TABLE.allowed(state) if TABLE.is_valid(state) else ()
-            raise InvalidTransition(record.id, state, event, allowed)
+            raise InvalidTransition(self._now("id"), state, event, allowed)
         try:
             target = fire(state, event, **engine)
         except TransitionNotAllowed:  # the table and the chart disagree: a defect
-            raise InvalidTransition(record.id, state, event, TABLE.allowed(state)) from None
+            raise InvalidTransition(self._now("id"), state, event, TABLE.allowed(state)) from None
         entry = self._entry(event, state, target, payload or {})
-        self.record = attrs.evolve(
-            record,
+        self._pending.update(
             status=target[0],
             exchange_status=target[1],
-            history=(*record.history, entry),
+            history=(*self._now("history"), entry),
         )
 
     def allows(self, event: str) -> bool:
-        return TABLE.target(self.record.state, event) is not None
+        return TABLE.target(self._state, event) is not None
 
     def refuse(self, event: str) -> None:
         """Raise :class:`InvalidTransition`: ``event`` is not allowed now."""
-        record = self.record
-        raise InvalidTransition(record.id, record.state, event, TABLE.allowed(record.state))
+        state = self._state
+        raise InvalidTransition(self._now("id"), state, event, TABLE.allowed(state))
 
     def note(self, event: str, payload: Mapping[str, Any]) -> None:
         """A history entry that changes no state (an effect's result, an ignored fact)."""
-        record = self.record
-        entry = self._entry(event, record.state, record.state, payload)
-        self.record = attrs.evolve(record, history=(*record.history, entry))
+        state = self._state
+        entry = self._entry(event, state, state, payload)
+        self._pending["history"] = (*self._now("history"), entry)
 
     def ignore(self, event: InboundEvent, why: str) -> str:
         """Record that ``event`` was of no use to the return now; return ``why``."""
@@ -133,16 +160,18 @@ class Change:
         del self.effects[effects:], self._history[history:], self.reopened[reopened:]
 
     def update(self, **changes: Any) -> None:
-        self.record = attrs.evolve(self.record, **changes)
+        if not changes.keys() <= _FIELDS:  # the TypeError attrs.evolve raises, at once
+            _evolve(self._record, **changes)
+        self._pending.update(changes)
 
     def effect(self, effect_type: type[_E], **fields: Any) -> _E:
-        record = self.record
-        key = f"{record.shop}/{record.id}/{self.version}/{len(self.effects)}/{effect_type.kind}"
+        shop, return_id = self._now("shop"), self._now("id")
+        key = f"{shop}/{return_id}/{self.version}/{len(self.effects)}/{effect_type.kind}"
         effect = effect_type(
             key=key,
-            shop=record.shop,
-            return_id=record.id,
-            order_id=record.order_id,
+            shop=shop,
+            return_id=return_id,
+            order_id=self._now("order_id"),
             version=self.version,
             **fields,
         )
@@ -150,25 +179,24 @@ class Change:
         return effect
 
     def publish(self, what: str, **details: Any) -> None:
-        record = self.record
+        status = self._now("status")
         payload = {
-            "return_id": record.id,
-            "shop": record.shop,
-            "order_id": record.order_id,
-            "status": record.status,
-            "exchange_status": record.exchange_status,
-            "shopify_status": shopify_status(record.status).value,
+            "return_id": self._now("id"),
+            "shop": self._now("shop"),
+            "order_id": self._now("order_id"),
+            "status": status,
+            "exchange_status": self._now("exchange_status"),
+            "shopify_status": shopify_status(status).value,
             "version": self.version,
             **details,
         }
         self.effect(fx.Publish, topic=fx.TOPICS[what], payload=payload)
 
     def notify(self, template: str, **context: Any) -> None:
-        if self.record.customer_email:
-            context = {"return_id": self.record.id, "order_id": self.record.order_id, **context}
-            self.effect(
-                fx.Notify, recipient=self.record.customer_email, template=template, context=context
-            )
+        email = self._now("customer_email")
+        if email:
+            context = {"return_id": self._now("id"), "order_id": self._now("order_id"), **context}
+            self.effect(fx.Notify, recipient=email, template=template, context=context)
 
     @property
     def changed(self) -> bool:
@@ -180,8 +208,7 @@ class Change:
         return tuple(self._history)
 
     def finished(self) -> ReturnRecord:
-        return attrs.evolve(
-            self.record,
-            version=self.version,
-            updated_at=self.now,
+        return _evolve(
+            self._record,
+            **{**self._pending, "version": self.version, "updated_at": self.now},
         )

@@ -21,8 +21,8 @@ from typing import Any
 
 from returnflow.decisions import (
     carrier,
-    completion,
     exchange,
+    locations,
     platform_changes,
     platform_facts,
     warehouse,
@@ -119,8 +119,10 @@ def waits(change: Change, event: InboundEvent, policy: ReturnPolicy | None = Non
     if isinstance(event, CarrierUpdate) and carrier.passed(change) >= RANK[kind]:
         return False
     if kind == "finished" and record.status in ("needs_review", "item_received"):
-        # Finished waits there only while units are still to come; else it applies.
-        return not completion.fully_received(change)
+        # Finished waits there only while units are still to come (to its location); else
+        # it applies.
+        assert isinstance(event, WarehouseFinished)
+        return not locations.ready(change, event)
     return True
 
 
@@ -136,6 +138,8 @@ def receive(change: Change, event: InboundEvent, policy: ReturnPolicy) -> tuple[
             return "ignored", ignored
         drain(change, policy)
         return "applied", ""
+    if isinstance(event, (WarehouseReceipt, WarehouseFinished)):
+        locations.check_fact(change.record, event)  # a location the return does not go to
     decide = _APPLY[type(event)]
     if not _ready(change, event, policy):
         if isinstance(event, WarehouseReceipt):
@@ -244,6 +248,7 @@ def _park(change: Change, event: InboundEvent, why: str) -> None:
         why=why,
         status=status,
         lines=lines,
+        location_id=getattr(event, "location_id", None),
     )
     change.update(parked=(*change.record.parked, parked))
     change.note("parked", {"fact": kind_of(event), "id": event.event_id, "why": why})
@@ -292,9 +297,11 @@ def parked_event(change: Change, parked: ParkedFact) -> InboundEvent:
     if parked.kind == "platform":
         data = dict(parked.lines[0]) if parked.lines else {}
         return PlatformReturnEvent(topic=parked.status, **common, **data)
+    where = parked.location_id
     if parked.kind == "receipt":
-        return WarehouseReceipt(lines=[ReceivedLine(**line) for line in parked.lines], **common)
-    return WarehouseFinished(**common)
+        lines = [ReceivedLine(**line) for line in parked.lines]
+        return WarehouseReceipt(lines=lines, location_id=where, **common)
+    return WarehouseFinished(location_id=where, **common)
 
 
 def _without(parked: tuple[ParkedFact, ...], index: int) -> tuple[ParkedFact, ...]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from returnflow.decisions import completion, exchange, merchant
+from returnflow.decisions import completion, exchange, locations, merchant
 from returnflow.decisions.change import Change
 from returnflow.domain.claim_lines import check_claim
 from returnflow.domain.methods import ReturnMethod
@@ -44,7 +44,6 @@ from returnflow.domain.verdicts import Verdict
 from returnflow.errors import InvalidPayload
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.table import TABLE
-from returnflow.ports.commerce import LineQuantity
 
 __all__ = [
     "approve",
@@ -250,15 +249,8 @@ def approved(change: Change, policy: ReturnPolicy) -> None:
     label with :func:`issue_label`."""
     record = change.record
     shipped = [line for line in record.lines if line.requires_receipt]
-    rma = record.refs.warehouse_rma_id or change.planned(fx.CreateWarehouseReturn)
     label = record.refs.tracking_number or change.planned(fx.CreateLabel)
-    if shipped and not rma:
-        change.effect(
-            fx.CreateWarehouseReturn,
-            lines=tuple(LineQuantity(line.order_line_id, line.quantity) for line in shipped),
-            reason=policy.warehouse_reason,
-            action=policy.warehouse_action,
-        )
+    locations.expect(change, policy)  # one warehouse return per location
     by_carrier = record.method.needs_label  # in store: handed over, no label, no transit
     if shipped and by_carrier and policy.send_label and record.refs.source is None and not label:
         change.effect(fx.CreateLabel, method=record.method)

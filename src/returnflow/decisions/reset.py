@@ -7,14 +7,13 @@ from collections.abc import Sequence
 
 import attrs
 
-from returnflow.decisions import completion, exchange, platform
+from returnflow.decisions import completion, exchange, locations, platform
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ReturnLine, ReturnRecord
 from returnflow.domain.policy import Completion, ReturnPolicy
 from returnflow.errors import InvalidPayload, InvalidTransition
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.table import TABLE
-from returnflow.ports.commerce import LineQuantity
 
 __all__ = ["check", "reset"]
 
@@ -59,8 +58,7 @@ def reset(change: Change, policy: ReturnPolicy, child_id: str) -> Change:
     # The carried units stay settled by the payouts given up here: they go out again under
     # their own keys, never under new ones.
     completion.reopen_given_up(change)
-    if parent.refs.warehouse_rma_id or change.planned(fx.CreateWarehouseReturn):
-        change.effect(fx.CancelWarehouseReturn)
+    locations.stop_expecting(change)
     kept = exchange.carried(parent, carried)
     if parent.balance_paid is not None and not parent.balance_settled:
         # What the customer paid goes with the exchange it paid for, or back to them.
@@ -137,6 +135,7 @@ def _child(
         refs=attrs.evolve(
             parent.refs,
             warehouse_rma_id=None,
+            location_rma_ids=(),
             refund_ids=(),
             credit_ids=(),
             platform_return_id=None,
@@ -160,12 +159,7 @@ def _child(
     for line in lines:  # settled on the reset return: paid (and processed) there
         paid[line.order_line_id] = paid.get(line.order_line_id, 0) + line.settled
     child.note("created_by_reset", {"parent_id": parent.id, "settled": paid})
-    child.effect(
-        fx.CreateWarehouseReturn,
-        lines=tuple(LineQuantity(line.order_line_id, line.quantity) for line in lines),
-        reason=policy.warehouse_reason,
-        action=policy.warehouse_action,
-    )
+    locations.expect(child, policy, lines)
     child.publish("request", parent_id=parent.id)
     if policy.completion is Completion.ON_RECEIPT:
         completion.complete(child, policy)

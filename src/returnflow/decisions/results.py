@@ -10,6 +10,7 @@ import attrs
 
 from returnflow.decisions import completion, exchange, platform, review
 from returnflow.decisions.change import Change
+from returnflow.domain.destinations import with_rma
 from returnflow.lifecycle import effects as fx
 
 __all__ = ["FORWARDED", "NEEDS_OUTBOX", "NEEDS_WRITE_BACK", "apply_result", "escalate"]
@@ -17,8 +18,9 @@ __all__ = ["FORWARDED", "NEEDS_OUTBOX", "NEEDS_WRITE_BACK", "apply_result", "esc
 
 def _warehouse_return(change: Change, effect: Any, result: object) -> None:
     rma = getattr(result, "rma_id", None)
-    change.update(refs=attrs.evolve(change.record.refs, warehouse_rma_id=rma))
-    change.note("warehouse_return_created", {"rma": rma})
+    where = getattr(effect, "location_id", None)
+    change.update(refs=with_rma(change.record.refs, where, rma))
+    change.note("warehouse_return_created", {"rma": rma, **({"location": where} if where else {})})
 
 
 def _label(change: Change, effect: Any, result: object) -> None:

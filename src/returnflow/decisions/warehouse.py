@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import attrs
 
-from returnflow.decisions import carrier, completion, review
+from returnflow.decisions import carrier, completion, locations, review
 from returnflow.decisions.change import Change
+from returnflow.domain.destinations import several
 from returnflow.domain.inbound import Disposition, ReceivedLine, WarehouseFinished, WarehouseReceipt
 from returnflow.domain.model import QcResult
 from returnflow.domain.policy import Completion, RefundTrigger, ReturnPolicy
@@ -88,13 +89,14 @@ def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> st
         )
         summary.append(f"{line.order_line_id}: {passed} pass, {failed} fail")
     change.update(lines=tuple(lines[line.id] for line in record.lines))
-    change.fire("receive", {"received": "; ".join(summary)}, receipts=event.lines)
+    at = {"location": event.location_id} if event.location_id else {}
+    change.fire("receive", {"received": "; ".join(summary), **at}, receipts=event.lines)
     if completion.fully_received(change):  # a shortfall named before is made good
         reasons = change.record.review_reasons
         change.update(review_reasons=tuple(r for r in reasons if not r.startswith(_SHORT)))
     if restock:
         change.effect(fx.Restock, lines=tuple(restock))
-    change.publish("update", received=summary)
+    change.publish("update", received=summary, **at)
     change.notify("item_received", received="; ".join(summary))
     if policy.refund_trigger is RefundTrigger.ON_RECEIVED:
         completion.pay_early(change, policy, accepted_only=True, why="received")
@@ -113,6 +115,8 @@ def finished(change: Change, event: WarehouseFinished, policy: ReturnPolicy) -> 
     """The warehouse is done with the return: complete it, or send a short receipt to a
     person. Return why it was ignored, or ``""`` when it applied."""
     record = change.record
+    if several(record):  # one of the locations finished
+        return locations.finished_at(change, event, policy)
     if record.status not in ("item_received", "needs_review"):
         return change.ignore(event, f"warehouse finished while {record.status}")
     if record.completed_at is not None:  # a receipt completed it already: once is enough

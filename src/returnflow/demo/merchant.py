@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import attrs
 
 from returnflow.demo.claims import claims
+from returnflow.demo.destinations import destinations
 from returnflow.domain.inbound import (
     CarrierStatus,
     CarrierUpdate,
@@ -292,5 +293,6 @@ FLOWS: tuple[tuple[str, str, Callable[[str, ReturnStore | None], tuple[Harness, 
     ("merchant-rules", "Merchant setup: rules read from TOML", shop_rules),
     ("merchant-methods", "Merchant setup: mail, drop-off, in store and pickup", shop_methods),
     ("merchant-claims", "Merchant setup: claims for parcels lost or damaged", claims),
+    ("merchant-destinations", "Merchant setup: one return, three locations", destinations),
 )
 """The flows ``returnflow demo`` runs for this module: name, title, flow."""

@@ -62,6 +62,17 @@ def parse_iso(text: str) -> datetime:
     >>> parse_iso("2026-01-31T08:15:00.250Z").isoformat()
     '2026-01-31T08:15:00.250000+00:00'
     """
+    if (
+        type(text) is str
+        and len(text) == 32
+        and text[19] == "."
+        and text[26:] == "+00:00"
+        and text.isascii()
+        and text[0].isdigit()
+        and text[20:26].isdigit()
+    ):
+        # the fixed-width UTC text the SQLite store writes: nothing to rewrite
+        return datetime.fromisoformat(text)
     if not isinstance(text, str):
         raise ValueError(f"not text: {text!r}")
     text = _FRACTION.sub(_six_digits, _ZULU.sub("+00:00", text.strip()), count=1)
@@ -72,6 +83,8 @@ def instant(field: str, value: object, error: type[ValidationError] = InvalidTim
     """``value`` as an aware UTC datetime; ``error`` (by default :class:`InvalidTime`)
     naming ``field`` and the value when it is not a datetime, has no offset, or is outside
     [:data:`EARLIEST`, :data:`LATEST`)."""
+    if type(value) is datetime and value.tzinfo is timezone.utc and EARLIEST <= value < LATEST:
+        return value  # already what astimezone(timezone.utc) returns: itself
     if not isinstance(value, datetime):
         raise error(field, value, "must be a timezone-aware datetime")
     if value.tzinfo is None or value.utcoffset() is None:

@@ -39,6 +39,11 @@ def _check_text(_: object, attribute: attrs.Attribute[Any], value: object) -> No
     check_storable(attribute.name, value, InvalidPayload)
 
 
+def _check_location(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _check_text(_, attribute, value)
+
+
 def _to_status(value: object) -> CarrierStatus:
     return coerce_enum(CarrierStatus, value, InvalidPayload, "status")
 
@@ -127,6 +132,11 @@ class WarehouseReceipt:
     event_id: str = attrs.field(validator=_check_text)
     lines: tuple[ReceivedLine, ...] = attrs.field(converter=_to_received)
     source: str = attrs.field(default="warehouse", validator=_check_text)
+    location_id: str | None = attrs.field(default=None, validator=_check_location)
+    """The location that received the units (a return sent to several locations has one
+    receipt stream per location): every line must go there, else
+    :class:`~returnflow.errors.InvalidPayload` naming ``lines[i].line_id``. ``None``: the
+    lines say where."""
 
     def __attrs_post_init__(self) -> None:
         if not self.lines:
@@ -135,12 +145,15 @@ class WarehouseReceipt:
 
 @attrs.frozen(kw_only=True)
 class WarehouseFinished:
-    """The warehouse marked the return "Finished" (seed 000)."""
+    """The warehouse marked the return "Finished" (seed 000): at ``location_id``, for a
+    return sent to several locations (``None``: the default location, or the one location
+    the return goes to)."""
 
     shop: str = attrs.field(validator=_check_text)
     return_id: str = attrs.field(validator=_check_text)
     event_id: str = attrs.field(validator=_check_text)
     source: str = attrs.field(default="warehouse", validator=_check_text)
+    location_id: str | None = attrs.field(default=None, validator=_check_location)
 
 
 class PlatformTopic(str, enum.Enum):

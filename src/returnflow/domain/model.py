@@ -358,6 +358,9 @@ class ReturnLine:
     claimed: bool = False
     """A claim's line (:mod:`returnflow.domain.claims`): nothing comes back, its outcome is
     owed for every unit at once."""
+    location_id: str | None = None
+    """The location the line goes back to (:mod:`returnflow.domain.destinations`); ``None``:
+    the shop's default location, as for every line stored before destinations."""
 
     @property
     def inspected(self) -> int:
@@ -438,6 +441,10 @@ class ExternalRefs:
     platform_line_ids: tuple[tuple[str, str], ...] = ()
     """``(order line id, return line id on the platform)`` of the platform return
     (``platform_return_id``; native mode), as the platform answered the opening."""
+    location_rma_ids: tuple[tuple[str, str], ...] = ()
+    """``(location id, RMA id)`` of the warehouse returns of lines sent to a named location
+    (:mod:`returnflow.domain.destinations`); the default location's is
+    ``warehouse_rma_id``."""
 
 
 @attrs.frozen
@@ -488,6 +495,8 @@ class ParkedFact:
     why: str = ""
     status: str | None = None
     lines: tuple[Mapping[str, Any], ...] = ()
+    location_id: str | None = None
+    """The location a receipt or a Finished named (``None``: none named)."""
 
 
 @attrs.frozen
@@ -564,6 +573,10 @@ class ReturnRecord:
     policy's (``None``: the policy's)."""
     method: ReturnMethod = ReturnMethod.MAIL
     """How the goods go back (``mail`` for returns stored before methods were recorded)."""
+    finished_locations: tuple[str, ...] = ()
+    """The locations of a return sent to several whose warehouse said Finished (``""``: the
+    default location); the return completes on Finished when all have
+    (:mod:`returnflow.domain.destinations`)."""
 
     @property
     def state(self) -> tuple[str, str]:

@@ -95,6 +95,11 @@ def _quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-currency_exponent(currency))
 
 
+# Each currency's quantum (``Decimal("0.01")`` for EUR), looked up by a plain ``str`` code.
+_QUANTA: dict[str, Decimal] = {code: _quantum(code) for code in _ISO_4217}
+_ZERO = Decimal(0)
+
+
 MAX_DIGITS = 15
 """Digits an amount may have before the decimal point (a quadrillion less a cent): every sum
 of a return's amounts stays exact in ``decimal``'s 28 digits."""
@@ -110,13 +115,19 @@ class Money:
     currency: str
 
     def __init__(self, amount: Decimal | int | str, currency: str) -> None:
-        currency = _check_currency(currency)
-        number = to_decimal(amount)
+        # the checks of _check_currency and to_decimal, inlined for the common case (a
+        # plain str code, a finite Decimal): money is built on every sum and difference
+        quantum = _QUANTA.get(currency) if type(currency) is str else None
+        if quantum is None:
+            currency = _check_currency(currency)
+            quantum = _quantum(currency)
+        number = amount if isinstance(amount, Decimal) and type(amount) is Decimal else None
+        if number is None or not number.is_finite():
+            number = to_decimal(amount)
         if number and number.adjusted() >= MAX_DIGITS:
             raise InvalidAmount(
                 "amount", amount, f"is out of range: at most {MAX_DIGITS} digits before the point"
             )
-        quantum = _quantum(currency)
         exact = number.quantize(quantum, rounding=ROUND_HALF_EVEN)
         if exact != number:
             raise InvalidAmount(
@@ -124,10 +135,16 @@ class Money:
                 amount,
                 f"{currency} has {currency_exponent(currency)} decimals; quantize it first",
             )
-        self.__attrs_init__(exact + Decimal(0), currency)  # "+ 0" folds -0 into 0
+        self.__attrs_init__(exact + _ZERO, currency)  # "+ 0" folds -0 into 0
 
     @classmethod
     def zero(cls, currency: str) -> Money:
+        if cls is Money and type(currency) is str:
+            zero = _ZEROS.get(currency)
+            if zero is None and currency in _QUANTA:
+                zero = _ZEROS[currency] = cls(0, currency)
+            if zero is not None:
+                return zero  # immutable: one per currency serves every caller
         return cls(0, currency)
 
     @classmethod
@@ -173,11 +190,13 @@ class Money:
             )
 
     def __add__(self, other: Money) -> Money:
-        self._same(other)
+        if type(other) is not Money or other.currency != self.currency:
+            self._same(other)
         return Money(self.amount + other.amount, self.currency)
 
     def __sub__(self, other: Money) -> Money:
-        self._same(other)
+        if type(other) is not Money or other.currency != self.currency:
+            self._same(other)
         return Money(self.amount - other.amount, self.currency)
 
     def __mul__(self, quantity: int) -> Money:
@@ -249,6 +268,9 @@ class Money:
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"
+
+
+_ZEROS: dict[str, Money] = {}
 
 
 def money_from(value: Any, field: str) -> Money:

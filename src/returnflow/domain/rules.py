@@ -24,7 +24,11 @@ order, until one with ``stop`` fired; how actions combine:
 * ``return_shipping``: the first firing rule's fee replaces the policy's for the return;
 * ``methods``: the return methods offered are those of the policy that every firing rule
   offers (their intersection); a request for another is refused
-  (:class:`~returnflow.errors.MethodNotOffered` naming ``method``, nothing stored).
+  (:class:`~returnflow.errors.MethodNotOffered` naming ``method``, nothing stored);
+* ``destination``: the location a line is sent back to (Shopify's location, Medusa's
+  ``location_id``), in place of what the host's
+  :class:`~returnflow.ports.locations.DestinationResolver` says; the first firing rule's
+  wins, per line (:mod:`returnflow.domain.destinations`).
 
 Each firing is recorded in the return's history (a ``rule`` entry: the rule, its lines,
 why it fired and what it did) and listed in ``quote().rules``. Rules are data too:
@@ -188,6 +192,13 @@ def _text(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         raise _bad(f"then.{attribute.name}", value, "must be a non-empty text")
 
 
+def _location(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise _bad("then.destination", value, "must be a location id (non-empty, no spaces around)")
+
+
 @attrs.frozen
 class CustomerReturns:
     """The customer (by the order's e-mail) asked for at least ``at_least`` returns in the
@@ -260,6 +271,9 @@ class Then:
     refund_shipping: bool = attrs.field(default=False, validator=_flag("then", False))
     refund_duties: bool = attrs.field(default=False, validator=_flag("then", False))
     methods: frozenset[ReturnMethod] | None = attrs.field(default=None, converter=_methods)
+    destination: str | None = attrs.field(default=None, validator=_location)
+    """The location id the lines go back to (a location of the shop's
+    :class:`~returnflow.ports.locations.DestinationResolver`)."""
 
     def __attrs_post_init__(self) -> None:
         decisions = [
@@ -292,6 +306,8 @@ class Then:
             parts.append(f"bonus {self.bonus}")
         if self.methods is not None:
             parts.append("methods " + ", ".join(sorted(item.value for item in self.methods)))
+        if self.destination is not None:
+            parts.append(f"send to {self.destination}")
         return "; ".join(parts)
 
 

@@ -108,6 +108,9 @@ class Verdict:
     return_shipping: tuple[Money, str] | None = None
     methods: tuple[frozenset[ReturnMethod], tuple[str, ...]] | None = None
     """The return methods every firing rule with ``methods`` offers, and those rules."""
+    destination: Mapping[str, tuple[str, str]] = attrs.field(factory=dict)
+    """Per order line id: the location the first firing rule with ``destination`` sends it
+    to, and that rule."""
 
 
 def needed_windows(rules: Sequence[Rule]) -> tuple[int, ...]:
@@ -227,6 +230,7 @@ def evaluate(rules: Sequence[Rule], facts: ReturnFacts) -> Verdict:
     per_line: dict[str, dict[str, Any]] = {name: {} for name in (*LINE_FLAGS, "bonus")}
     shipping: tuple[Money, str] | None = None
     methods: tuple[frozenset[ReturnMethod], tuple[str, ...]] | None = None
+    destination: dict[str, tuple[str, str]] = {}
     for rule in rules:
         try:
             fired = _fire(rule, facts)
@@ -252,6 +256,8 @@ def evaluate(rules: Sequence[Rule], facts: ReturnFacts) -> Verdict:
                 earlier = per_line["bonus"].get(line_id)
                 total = then.bonus if earlier is None else earlier[0] + then.bonus
                 per_line["bonus"][line_id] = (total, rule.name)
+            if then.destination is not None:
+                destination.setdefault(line_id, (then.destination, rule.name))
         if then.return_shipping is not None and shipping is None:
             _money_in(rule, "then.return_shipping", then.return_shipping, facts.value.currency)
             shipping = (then.return_shipping, rule.name)
@@ -268,6 +274,7 @@ def evaluate(rules: Sequence[Rule], facts: ReturnFacts) -> Verdict:
         offers=offers,
         return_shipping=shipping,
         methods=methods,
+        destination=destination,
         **per_line,
     )
 

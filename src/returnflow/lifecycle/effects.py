@@ -95,19 +95,24 @@ class Effect:
 
 @attrs.frozen(kw_only=True)
 class CreateWarehouseReturn(Effect):
-    """Tell the warehouse to expect these units (seed 000: reason/action markers)."""
+    """Tell the warehouse to expect these units (seed 000: reason/action markers) at
+    ``location_id`` (``None``: the shop's default location; one effect per location)."""
 
     kind: ClassVar[str] = "create_warehouse_return"
     port: ClassVar[str] = "warehouse"
     lines: tuple[LineQuantity, ...]
     reason: str = "returnflow"
     action: str = "returnflow"
+    location_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
 class CancelWarehouseReturn(Effect):
+    """Stop expecting the warehouse return at ``location_id`` (``None``: the default)."""
+
     kind: ClassVar[str] = "cancel_warehouse_return"
     port: ClassVar[str] = "warehouse"
+    location_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -397,6 +402,10 @@ def _lines(lines: tuple[LineQuantity, ...]) -> str:
     return ", ".join(f"{line.order_line_id}x{line.quantity}" for line in lines) or "no lines"
 
 
+def _at(location_id: str | None) -> str:
+    return "" if location_id is None else f" at {location_id}"
+
+
 def describe(effect: Effect) -> str:
     """One readable line for an effect, for timelines and logs.
 
@@ -411,10 +420,10 @@ def describe(effect: Effect) -> str:
     if isinstance(effect, CreateWarehouseReturn):
         return (
             f"warehouse.create_return {_lines(effect.lines)} "
-            f"(reason={effect.reason}, action={effect.action})"
+            f"(reason={effect.reason}, action={effect.action}){_at(effect.location_id)}"
         )
     if isinstance(effect, CancelWarehouseReturn):
-        return "warehouse.cancel_return"
+        return f"warehouse.cancel_return{_at(effect.location_id)}"
     if isinstance(effect, CreateLabel):
         return "carrier.create_label"
     if isinstance(effect, VoidLabel):

@@ -222,10 +222,14 @@ class PlatformReturns(Protocol):
         disposition: Disposition,
         *,
         idempotency_key: str,
+        location_id: str | None = None,
     ) -> None:
         """Say what became of processed units (restocked, processing required, not restocked,
         missing), apart from the refund. Refused for more units than were processed and not
-        disposed yet."""
+        disposed yet. ``location_id``: the location the units were returned to (their
+        line's destination, :mod:`returnflow.domain.destinations`), where restocked units
+        go; passed only for a named location, so a host written before destinations keeps
+        working (its own restock location)."""
         ...
 
     def remove_lines(

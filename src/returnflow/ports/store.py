@@ -282,7 +282,9 @@ class ReturnStore(Protocol):
         run: int = 1,
     ) -> Sequence[OutboxEntry]:
         """Claim up to ``limit`` due effects, each the oldest pending one of its return (its
-        head) and not claimed by a live lease; optionally of one return only.
+        head), not claimed by a live lease, and of a return none of whose pending effects is
+        (an effect given up and re-opened becomes the head while the one after it may still
+        be out with a worker: it waits for that lease); optionally of one return only.
 
         ``run`` (at least 1): hand out after each head, unclaimed, the pending effects
         behind it, oldest first, while they are due and under no live lease, up to ``run``

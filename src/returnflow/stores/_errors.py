@@ -13,8 +13,10 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from returnflow._bodies import load_effect
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import InvalidPayload, ReturnflowError, UnreadableRecord
+from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import Listing
 
 __all__ = ["Translate", "listing", "readable", "translating", "unencodable"]
@@ -68,6 +70,16 @@ def readable(shop: str, return_id: str, build: Callable[[], ReturnRecord]) -> Re
     except Exception as error:  # whatever the stored bytes make the decoder raise
         reason = f"{type(error).__name__}: {error}".splitlines()[0][:300]
         raise UnreadableRecord(shop, return_id, reason) from error
+
+
+def readable_effect(body: str, key: str, shop: str, return_id: str) -> Effect:
+    """The effect of an outbox row's ``body``; :class:`UnreadableRecord` naming its return
+    (and the effect's key) when the row cannot be read back."""
+    try:
+        return load_effect(body)
+    except Exception as error:  # whatever the stored bytes make the decoder raise
+        reason = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+        raise UnreadableRecord(shop, return_id, f"its effect {key}: {reason}") from error
 
 
 def listing(

@@ -14,7 +14,7 @@ from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import OutboxEntry
 from returnflow.stores._postgres_rows import diagnostic, entry
 
-__all__ = ["claim_statement", "claimed"]
+__all__ = ["claim_parts", "claim_statement", "claimed"]
 
 _COLUMNS = (
     "seq",
@@ -28,6 +28,8 @@ _COLUMNS = (
     "claimed_until",
     "claimed_by",
     "key",
+    "shop",
+    "return_id",
 )
 
 
@@ -55,7 +57,43 @@ def claim_statement(
     """The claim's statement and parameters: up to ``limit`` due heads (of one shop, one
     return id, or the ``returns`` named), each leased to ``worker`` until ``lease_until``,
     and up to ``run - 1`` pending effects behind each; rows :func:`claimed` reads."""
-    filters = ""
+    ctes, select, params = claim_parts(
+        now=now,
+        lease_until=lease_until,
+        worker=worker,
+        limit=limit,
+        run=run,
+        shop=shop,
+        return_id=return_id,
+        returns=returns,
+        known=known,
+    )
+    return f"WITH {ctes} {select} ORDER BY head, seq", params
+
+
+def claim_parts(
+    *,
+    now: datetime,
+    lease_until: datetime,
+    worker: str,
+    limit: int,
+    run: int,
+    shop: str | None = None,
+    return_id: str | None = None,
+    returns: Sequence[tuple[str, str]] | None = None,
+    known: Mapping[str, Effect] | None = None,
+    attempted: Sequence[str] = (),
+    settled: Sequence[str] = (),
+    gate: str = "",
+) -> tuple[str, str, dict[str, Any]]:
+    """The claim as parts of a larger statement: its CTEs (``picked``, ``heads``), the
+    select of its rows (unordered; ``head`` and ``seq`` order them) and its parameters.
+
+    For a claim in the statement that records ``attempted`` (the rows it reads are those
+    before that statement): those effects are not claimed, the ``settled`` ones (done or
+    given up by it) are no longer pending, and their leases do not hold the return;
+    ``gate``: a condition every head must also meet (the recording went through)."""
+    filters = gate
     params: dict[str, Any] = {
         "now": now,
         "lease": lease_until,
@@ -63,6 +101,8 @@ def claim_statement(
         "limit": limit,
         "behind": run - 1,
         "known": list(known or ()),
+        "attempted": list(attempted),
+        "settled": list(settled),
     }
     if shop is not None:
         filters += " AND o.shop = %(shop)s"
@@ -77,27 +117,36 @@ def claim_statement(
         )
         params["shops"] = [pair[0] for pair in returns]
         params["return_ids"] = [pair[1] for pair in returns]
-    # Heads only: due, not under a live lease, and the oldest pending effect of their
-    # return (one probe of outbox_pending_by_return each; as a NOT EXISTS anti-join the
-    # planner may pick a scan of every older pending row instead). Rows another worker is
-    # claiming right now are skipped, not waited for.
-    statement = (
-        "WITH picked AS MATERIALIZED ("
+    # Heads only: due, not under a live lease, the oldest pending effect of their return
+    # (one probe of outbox_pending_by_return each; as a NOT EXISTS anti-join the planner may
+    # pick a scan of every older pending row instead), and no pending effect of their
+    # return under a live lease (an effect given up and re-opened becomes the head while
+    # the one after it may still be out with a worker). Rows another worker is claiming
+    # right now are skipped, not waited for.
+    ctes = (
+        "picked AS MATERIALIZED ("
         "SELECT o.seq FROM outbox o WHERE o.status = 'pending' "
         "AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= %(now)s) "
         "AND (o.claimed_until IS NULL OR o.claimed_until <= %(now)s) "
+        "AND NOT o.key = ANY(%(attempted)s) "
         "AND o.seq = (SELECT h.seq FROM outbox h WHERE h.shop = o.shop "
-        "AND h.return_id = o.return_id AND h.status = 'pending' ORDER BY h.seq LIMIT 1)"
+        "AND h.return_id = o.return_id AND h.status = 'pending' "
+        "AND NOT h.key = ANY(%(settled)s) ORDER BY h.seq LIMIT 1) "
+        "AND NOT EXISTS (SELECT 1 FROM outbox l WHERE l.shop = o.shop "
+        "AND l.return_id = o.return_id AND l.status = 'pending' "
+        "AND l.claimed_until > %(now)s AND NOT l.key = ANY(%(attempted)s))"
         f"{filters} ORDER BY o.seq LIMIT %(limit)s FOR UPDATE OF o SKIP LOCKED), "
         "heads AS (UPDATE outbox u SET claimed_until = %(lease)s, claimed_by = %(worker)s "
-        "FROM picked WHERE u.seq = picked.seq RETURNING u.*) "
+        "FROM picked WHERE u.seq = picked.seq RETURNING u.*)"
+    )
+    select = (
         f"SELECT {_select('c')}, c.seq AS head FROM heads c "
         f"UNION ALL SELECT {_select('f')}, c.seq FROM heads c CROSS JOIN LATERAL ("
         "SELECT * FROM outbox b WHERE b.shop = c.shop AND b.return_id = c.return_id "
-        "AND b.status = 'pending' AND b.seq > c.seq ORDER BY b.seq LIMIT %(behind)s) f "
-        "ORDER BY head, seq"
+        "AND b.status = 'pending' AND NOT b.key = ANY(%(settled)s) AND b.seq > c.seq "
+        "ORDER BY b.seq LIMIT %(behind)s) f"
     )
-    return statement, params
+    return ctes, select, params
 
 
 def claimed(
@@ -108,7 +157,7 @@ def claimed(
     entries: list[OutboxEntry] = []
     stopped: set[int] = set()
     for row in rows:
-        head = int(row[11])
+        head = int(row[-1])
         if head in stopped:
             continue
         effect = None if known is None else known.get(row[10])

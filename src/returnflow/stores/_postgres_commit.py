@@ -130,9 +130,24 @@ def apply(
         conflict = ConcurrencyConflict(f"effect {named}", 0, 1, _not_pending(named))
         attempted = {name: [p[name] for p in params] for name in params[0]}
         writes.add(ATTEMPTS, attempted, len(params), conflict)
+    freed = any(record.status in ENDED_UNSETTLED for record, _ in commit.records)
+    if not freed:  # a new return's units in the same statement (none are freed first)
+        for record, expected in commit.records:
+            units = sorted(held_units(record))
+            if expected or not units:
+                continue
+            held = [(record.shop, record.order_id, line, unit, record.id) for line, unit in units]
+            taken = UnitsTaken(record.id, record.order_id, units)
+            writes.add(
+                INSERT_UNITS_NAMED,
+                dict(zip(_UNITS_COLUMNS, columns_of(held), strict=True)),
+                len(held),
+                taken,
+            )
     counted = writes.execute(db)
     checks: list[tuple[psycopg.Cursor[Any], int, ConcurrencyConflict]] = []
-    checks.extend(write_units(db, commit))
+    if freed:
+        checks.extend(write_units(db, commit))
     for reopened in commit.reopened:
         cursor = db.execute(REOPEN, (reopened,))
         conflict = ConcurrencyConflict(f"effect {reopened}", 0, 1, _not_failed(reopened))
@@ -158,6 +173,12 @@ INSERT_OUTBOX_NAMED = (
     "INSERT INTO outbox (key, shop, return_id, kind, body) SELECT * FROM unnest("
     "%(key)s::text[], %(shop)s::text[], %(return_id)s::text[], %(kind)s::text[], "
     "%(body)s::text[]) ON CONFLICT (key) DO NOTHING"
+)
+_UNITS_COLUMNS = ("shop", "order_id", "order_line_id", "unit", "return_id")
+INSERT_UNITS_NAMED = (
+    "INSERT INTO order_units (shop, order_id, order_line_id, unit, return_id) "
+    "SELECT * FROM unnest(%(shop)s::text[], %(order_id)s::text[], %(order_line_id)s::text[], "
+    "%(unit)s::bigint[], %(return_id)s::text[]) ON CONFLICT DO NOTHING"
 )
 INSERT_INBOX = (
     "INSERT INTO inbox (shop, source, event_id, return_id, at) "

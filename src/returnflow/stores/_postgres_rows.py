@@ -14,7 +14,7 @@ from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ValidationError
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import Attempt, OutboxEntry, check_count_args
-from returnflow.serialization import converter
+from returnflow.stores._errors import readable_effect
 
 __all__ = [
     "ATTEMPT",
@@ -67,7 +67,7 @@ DONE = (
 )
 ENTRY_COLUMNS = (
     "seq, body, status, attempts, last_error, result, updated_at, next_attempt_at, "
-    "claimed_until, claimed_by"
+    "claimed_until, claimed_by, key, shop, return_id"
 )
 ATTEMPT = (
     "UPDATE outbox SET status = %(status)s, attempts = attempts + 1, last_error = %(error)s, "
@@ -120,10 +120,12 @@ ATTEMPTS = (
 pending (the count of rows updated tells)."""
 
 
-ATTEMPTS_ALONE = (
+ATTEMPTS_LOCKED = (
     "WITH locked AS MATERIALIZED (SELECT key FROM outbox WHERE key = ANY(%(key)s) "
     "AND status = 'pending' ORDER BY key FOR UPDATE), "
-    "whole AS (SELECT count(*) = %(n)s AS yes FROM locked) "
+    "whole AS MATERIALIZED (SELECT count(*) = %(n)s AS yes FROM locked)"
+)
+ATTEMPTS_GATED = (
     "UPDATE outbox o SET status = a.status, attempts = o.attempts + 1, last_error = a.error, "
     "result = COALESCE(a.result, o.result), updated_at = a.at, next_attempt_at = a.retry_at, "
     "claimed_until = NULL, claimed_by = NULL FROM unnest(%(key)s::text[], %(status)s::text[], "
@@ -131,6 +133,7 @@ ATTEMPTS_ALONE = (
     "%(retry_at)s::timestamptz[]) AS a(key, status, error, result, at, retry_at), whole "
     "WHERE whole.yes AND o.key = a.key AND o.status = 'pending'"
 )
+ATTEMPTS_ALONE = f"{ATTEMPTS_LOCKED} {ATTEMPTS_GATED}"
 """:data:`ATTEMPTS` as a statement of its own: the effects locked first, and all of them
 recorded or (one not pending) none."""
 
@@ -141,7 +144,7 @@ def columns_of(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
 
 
 def dump(value: Any) -> str:
-    return json.dumps(converter.unstructure(value), separators=(",", ":"), sort_keys=True)
+    return _bodies.dump_value(value)
 
 
 def dump_entry(entry: HistoryEntry) -> str:
@@ -176,7 +179,7 @@ def entry(row: Sequence[Any], effect: Effect | None = None) -> OutboxEntry:
     """An outbox row (:data:`ENTRY_COLUMNS`, in order) as an :class:`OutboxEntry`; its
     effect ``effect`` when the caller holds it, else parsed from the row."""
     if effect is None:
-        effect = converter.structure(json.loads(row[1]), Effect)
+        effect = readable_effect(row[1], row[10], row[11], row[12])
     return OutboxEntry(
         effect=effect,
         sequence=int(row[0]),

@@ -14,14 +14,14 @@ from typing import Any
 from returnflow.domain._time import parse_iso
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import OutboxEntry
-from returnflow.serialization import converter
+from returnflow.stores._errors import readable_effect
 from returnflow.stores._sqlite_rows import iso
 
 __all__ = ["ENTRY", "claim", "entry"]
 
 ENTRY = (
     "SELECT seq, body, status, attempts, last_error, result, updated_at, next_attempt_at, "
-    "claimed_until, claimed_by, key FROM outbox"
+    "claimed_until, claimed_by, key, shop, return_id FROM outbox"
 )
 """The columns :func:`entry` reads, in its order."""
 
@@ -30,8 +30,13 @@ _HEADS = (
     "AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= :now) "
     "AND (o.claimed_until IS NULL OR o.claimed_until <= :now) "
     "AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.shop = o.shop "
-    "AND h.return_id = o.return_id AND h.status = 'pending')"
+    "AND h.return_id = o.return_id AND h.status = 'pending') "
+    "AND NOT EXISTS (SELECT 1 FROM outbox l WHERE l.shop = o.shop "
+    "AND l.return_id = o.return_id AND l.status = 'pending' AND l.claimed_until > :now)"
 )
+"""Due heads under no live lease, of returns with no pending effect under one: an effect
+given up and re-opened becomes the head while the one after it may still be out with a
+worker, and waits for it."""
 
 
 def _moment(text: str | None) -> datetime | None:
@@ -43,7 +48,7 @@ def entry(row: Sequence[Any], known: Mapping[str, Effect] | None = None) -> Outb
     (by key) when there, else parsed from the row."""
     effect = None if known is None else known.get(row[10])
     if effect is None:
-        effect = converter.structure(json.loads(row[1]), Effect)
+        effect = readable_effect(row[1], row[10], row[11], row[12])
     return OutboxEntry(
         effect=effect,
         sequence=int(row[0]),

@@ -20,7 +20,19 @@ def iso(moment: datetime | None) -> str | None:
     """UTC with a fixed width, so that SQL compares the text as it would the times."""
     if moment is None:
         return None
-    return instant("time", moment).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    # a commit writes the same few instants many times (now, the return's creation)
+    text = _ISO.get(moment) if type(moment) is datetime else None
+    if text is None:
+        # "%Y-%m-%dT%H:%M:%S.%f+00:00" (years from 1900 have four digits), in half the time
+        text = instant("time", moment).isoformat(timespec="microseconds")
+        if len(_ISO) >= 1024:
+            _ISO.clear()
+        _ISO[moment] = text
+    return text
+
+
+_ISO: dict[datetime, str] = {}
+"""Instants already written, by the aware datetime given (equal instants, one text)."""
 
 
 def dump_entry(entry: HistoryEntry) -> str:

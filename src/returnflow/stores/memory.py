@@ -344,7 +344,9 @@ class MemoryStore:
                 self._busy.discard(owner)
                 continue
             head = pending[0]
-            if _due(head, now):
+            # a re-opened effect is the head while the one after it may be out with a
+            # worker: it waits for that lease
+            if _due(head, now) and not any(_leased(entry, now) for entry in pending[1:]):
                 behind = []
                 for entry in pending[1:run]:
                     if not _due(entry, now):
@@ -403,6 +405,11 @@ def _extends(new: tuple[HistoryEntry, ...], old: tuple[HistoryEntry, ...]) -> bo
     return all(
         a is b or (a == b and a.payload == b.payload) for a, b in zip(new, old, strict=False)
     )
+
+
+def _leased(entry: OutboxEntry, now: datetime) -> bool:
+    """Whether ``entry`` is under a live lease at ``now``."""
+    return entry.claimed_until is not None and entry.claimed_until > now
 
 
 def _due(entry: OutboxEntry, now: datetime) -> bool:

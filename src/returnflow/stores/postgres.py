@@ -41,7 +41,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from returnflow._bodies import load_record
+from returnflow._bodies import dump_effect, load_record
 from returnflow.domain._time import instant
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import (
@@ -52,18 +52,25 @@ from returnflow.errors import (
     UnitsTaken,
     ValidationError,
 )
-from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry, Pruned
+from returnflow.ports.store import (
+    Attempt,
+    Commit,
+    InboundKey,
+    Lease,
+    Listing,
+    OutboxEntry,
+    Pruned,
+)
 from returnflow.stores._conflicts import moved as _moved
-from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import unknown_effect as _unknown_effect
 from returnflow.stores._errors import listing, readable, translating
 from returnflow.stores._pages import ENDED, PRUNE_BATCH, check_cutoff, check_page, check_run
+from returnflow.stores._postgres_attempts import record_alone, record_claiming
 from returnflow.stores._postgres_claim import claim_statement, claimed
 from returnflow.stores._postgres_commit import Connection, apply
 from returnflow.stores._postgres_errors import RACES, translate
 from returnflow.stores._postgres_rows import (
     ATTEMPT,
-    ATTEMPTS_ALONE,
     DONE,
     ENTRY_COLUMNS,
     RECORD,
@@ -72,7 +79,6 @@ from returnflow.stores._postgres_rows import (
     checked_text,
     columns,
     count_customer,
-    dump,
     entry,
 )
 from returnflow.stores._postgres_schema import check_schema, migrate
@@ -413,6 +419,10 @@ class PostgresStore:
             self._attempts_alone(commit.attempts)
             return ()
         lease = commit.claim
+        if lease is not None and commit == Commit(
+            records=(), attempts=commit.attempts, claim=lease
+        ):
+            return self._attempts_claiming(commit.attempts, lease) if commit.attempts else ()
         claim: tuple[str, dict[str, Any]] | None = None
         if lease is not None:
             now = instant("now", lease.now)
@@ -438,7 +448,7 @@ class PostgresStore:
                 checked_text("effect.shop", effect.shop),
                 checked_text("effect.return_id", effect.return_id),
                 effect.kind,
-                dump(effect),
+                dump_effect(effect),
             )
             for effect in commit.effects
         ]
@@ -474,23 +484,16 @@ class PostgresStore:
         return claimed(rows_claimed, now, {effect.key: effect for effect in commit.effects})
 
     def _attempts_alone(self, attempts: Sequence[Attempt]) -> None:
-        """A commit of delivery attempts alone: one statement, so no transaction around it;
-        it locks the effects first and records all of them, or none when one is not pending
-        (:class:`ConcurrencyConflict`)."""
-        params = [attempt_params(attempt) for attempt in attempts]
-        try:
-            with self._connection() as db:
-                cursor = db.execute(
-                    ATTEMPTS_ALONE,
-                    {"n": len(params), **{name: [p[name] for p in params] for name in params[0]}},
-                )
-        except RACES as error:  # locks are taken in key order; a server's own refusal
-            raise ConcurrencyConflict(
-                "commit", 0, -1, f"another transaction got there first ({error.sqlstate})"
-            ) from error
-        if cursor.rowcount != len(params):
-            named = " or ".join(attempt.key for attempt in attempts)
-            raise ConcurrencyConflict(f"effect {named}", 0, 1, _not_pending(named))
+        """A commit of delivery attempts alone (:func:`record_alone`)."""
+        with self._connection() as db:
+            record_alone(db, attempts)
+
+    def _attempts_claiming(
+        self, attempts: Sequence[Attempt], lease: Lease
+    ) -> builtins.list[OutboxEntry]:
+        """A commit of delivery attempts alone with a claim (:func:`record_claiming`)."""
+        with self._connection() as db:
+            return record_claiming(db, attempts, lease)
 
     def units(self, shop: str, order_id: str) -> dict[tuple[str, int], str]:
         """The order's ledger: each held unit and the return holding it."""

@@ -22,7 +22,6 @@ full); a return whose row cannot be read back is an
 from __future__ import annotations
 
 import builtins
-import json
 import os
 import sqlite3
 import threading
@@ -33,7 +32,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from returnflow._bodies import load_record
+from returnflow import _bodies
+from returnflow._bodies import dump_effect, load_record
 from returnflow.domain._time import instant, parse_iso
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
@@ -46,7 +46,6 @@ from returnflow.ports.store import (
     Pruned,
     check_count_args,
 )
-from returnflow.serialization import converter
 from returnflow.stores._conflicts import moved as _moved
 from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import not_pending as _not_pending
@@ -70,10 +69,6 @@ _REOPEN = (
     "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL, "
     "claimed_until = NULL, claimed_by = NULL WHERE key = ? AND status = 'failed'"
 )
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(converter.unstructure(value), separators=(",", ":"), sort_keys=True)
 
 
 @translating(_translate)
@@ -220,6 +215,17 @@ class SqliteStore:
         return listing(rows, self._record, lambda row: (row[0], row[1]))
 
     def get(self, shop: str, return_id: str) -> ReturnRecord:
+        connection = self._connection()
+        if not connection.in_transaction:
+            # The stored version, read on its own (one statement is one snapshot): when this
+            # store built that version already, that record is the answer, without the read
+            # transaction a record read from its rows needs.
+            row = connection.execute(
+                "SELECT version FROM returns WHERE shop = ? AND id = ?", (shop, return_id)
+            ).fetchone()
+            cached = None if row is None else self._recall(shop, return_id, int(row[0]))
+            if cached is not None:
+                return cached
         with self._read() as db:
             return self._get(db, shop, return_id)
 
@@ -409,7 +415,13 @@ class SqliteStore:
                     db.execute(
                         "INSERT INTO outbox (key, shop, return_id, kind, body) "
                         "VALUES (?, ?, ?, ?, ?)",
-                        (effect.key, effect.shop, effect.return_id, effect.kind, _dump(effect)),
+                        (
+                            effect.key,
+                            effect.shop,
+                            effect.return_id,
+                            effect.kind,
+                            dump_effect(effect),
+                        ),
                     )
                 except sqlite3.IntegrityError:
                     raise ConcurrencyConflict(
@@ -532,7 +544,7 @@ class SqliteStore:
             (
                 "done" if ok else ("failed" if give_up else "pending"),
                 None if ok else attempt.error,
-                _dump(attempt.result) if ok and attempt.result is not None else None,
+                _bodies.dump_value(attempt.result) if ok and attempt.result is not None else None,
                 _iso(attempt.at),
                 None if ok or give_up else _iso(attempt.retry_at),
                 attempt.key,

@@ -6,7 +6,8 @@ What a host imports in its own CI:
   (:class:`FakeReturnSource`), and :class:`Harness`;
 * contract suites (:class:`StoreContract`, :class:`CommercePlatformContract`,
   :class:`WarehouseContract`, :class:`CarrierContract`, :class:`PaymentsContract`,
-  :class:`NotifierContract`, :class:`EventPublisherContract`, :class:`ReturnSourceContract`):
+  :class:`NotifierContract`, :class:`EventPublisherContract`, :class:`ReturnSourceContract`,
+  :class:`DestinationResolverContract`):
   subclass one with your adapter's factory and pytest runs the whole contract against it;
 * Hypothesis strategies (:mod:`returnflow.testing.strategies`) and the stateful model
   (:mod:`returnflow.testing.stateful`), imported from their modules: they need the
@@ -56,6 +57,7 @@ from returnflow.testing.harness import Harness, ManualClock, SequentialIds
 from returnflow.testing.port_contracts import (
     CarrierContract,
     CommercePlatformContract,
+    DestinationResolverContract,
     EventPublisherContract,
     NotifierContract,
     PaymentsContract,
@@ -71,6 +73,7 @@ __all__ = [
     "CallOutcome",
     "CarrierContract",
     "CommercePlatformContract",
+    "DestinationResolverContract",
     "EventPublisherContract",
     "ExchangeLineStatus",
     "FakeCarrier",

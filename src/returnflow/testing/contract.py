@@ -1406,6 +1406,64 @@ class StoreContract(abc.ABC):
         assert list(got) == []
         assert [e.claimed_by for e in store.outbox(self.SHOP, "R1")] == ["w1", None]
 
+    def test_a_commit_of_attempts_alone_claims_nothing_when_it_records_nothing(self) -> None:
+        store = self.open_store()
+        effects = [make_effect(self.SHOP, "R1", i) for i in range(2)]
+        self.seed(store, make_record(self.SHOP, "R1"), *effects)
+        store.record_attempt(effects[0].key, ok=True, at=self.NOW)
+        again = Attempt(effects[0].key, ok=True, at=self.NOW)
+        with _raises_conflict():
+            store.commit(Commit(records=(), attempts=(again,), claim=self._lease("R1")))
+        assert [e.claimed_by for e in store.outbox(self.SHOP, "R1")] == [None, None]
+        assert store.outbox(self.SHOP, "R1")[0].attempts == 1
+
+    def test_a_commit_of_attempts_alone_claims_past_a_given_up_effect_not_a_retried_one(
+        self,
+    ) -> None:
+        store = self.open_store()
+        first, second = make_effect(self.SHOP, "R1", 0), make_effect(self.SHOP, "R1", 1)
+        self.seed(store, make_record(self.SHOP, "R1"), first, second)
+        other = make_effect(self.SHOP, "R2", 0)
+        self.seed(store, make_record(self.SHOP, "R2"), other)
+        assert self.claim(store, "w1", return_id="R1") == [first.key]
+        later = self.NOW + timedelta(minutes=5)
+        retried = Attempt(first.key, ok=False, at=self.NOW, error="busy", retry_at=later)
+        got = store.commit(Commit(records=(), attempts=(retried,), claim=self._lease("R1", "R2")))
+        assert _keys(got) == [other.key]  # R1's head backs off: nothing of R1
+        head = store.outbox(self.SHOP, "R1")[0]
+        assert (head.status, head.attempts, head.claimed_by) == ("pending", 1, None)
+        assert self.claim(store, "w2", at=later, return_id="R1") == [first.key]
+        given_up = Attempt(first.key, ok=False, at=later, error="gone", give_up=True)
+        lease = Lease("w2", later, later + timedelta(seconds=30), ((self.SHOP, "R1"),), 10)
+        got = store.commit(Commit(records=(), attempts=(given_up,), claim=lease))
+        assert _keys(got) == [second.key]
+        assert [entry.claimed_by for entry in got] == ["w2"]
+
+    def test_a_reopened_effect_waits_for_the_lease_of_the_effect_after_it(self) -> None:
+        store = self.open_store()
+        first, second = make_effect(self.SHOP, "R1", 0), make_effect(self.SHOP, "R1", 1)
+        record = self.seed(store, make_record(self.SHOP, "R1"), first, second)
+        assert self.claim(store, "w1") == [first.key]
+        store.record_attempt(first.key, ok=False, at=self.NOW, error="down", give_up=True)
+        assert self.claim(store, "w1") == [second.key]  # out with w1 until its lease ends
+        store.commit(Commit(records=((next_version(record), 1),), reopened=(first.key,)))
+        # the re-opened effect is the head now; it waits for w1, by a claim or a commit's
+        assert self.claim(store, "w2") == []
+        refused = store.commit(
+            Commit(
+                records=((next_version(store.get(self.SHOP, "R1")), 2),),
+                claim=self._lease("R1", worker="w2"),
+            )
+        )
+        assert list(refused) == []
+        assert [e.claimed_by for e in store.outbox(self.SHOP, "R1")] == [None, "w1"]
+        # once w1's lease has ended, or w1 has written its attempt, it is handed out
+        after = self.NOW + timedelta(minutes=10)
+        assert self.claim(store, "w2", at=after) == [first.key]
+        store.record_attempt(first.key, ok=False, at=after, error="busy", retry_at=after)
+        store.record_attempt(second.key, ok=True, at=after)
+        assert self.claim(store, "w3", at=after) == [first.key]
+
     def test_a_refused_commit_takes_no_claim(self) -> None:
         store = self.open_store()
         self.seed(store, make_record(self.SHOP, "R1"), make_effect(self.SHOP, "R1", 0))

@@ -788,17 +788,22 @@ class FakeWarehouseReturn:
     reason: str
     action: str
     status: Literal["expected", "cancelled"] = "expected"
+    location_id: str | None = None
+    """The location expecting the units (``None``: the default one)."""
 
 
 class FakeWarehouse(FakePort):
-    """A warehouse that stores return expectations (``RMA-<n>``) and cancels them."""
+    """A warehouse that stores return expectations (``RMA-<n>``) and cancels them.
+    ``locations``: the locations it runs (``None``: any); a return expected at another is
+    refused (``PortError``, not retryable), as a WMS refuses an unknown site."""
 
     port: ClassVar[str] = "warehouse"
     operations: ClassVar[frozenset[str]] = frozenset({"create_return", "cancel_return"})
 
-    def __init__(self) -> None:
+    def __init__(self, *, locations: Iterable[str] | None = None) -> None:
         super().__init__()
         self._returns: dict[str, FakeWarehouseReturn] = {}
+        self.locations = None if locations is None else frozenset(locations)
 
     @property
     def returns(self) -> list[FakeWarehouseReturn]:
@@ -824,9 +829,11 @@ class FakeWarehouse(FakePort):
         reason: str,
         action: str,
         idempotency_key: str,
+        location_id: str | None = None,
     ) -> WarehouseReturn:
-        """Expect these units back; refused without lines or with a quantity below 1."""
-        args = {
+        """Expect these units back (at ``location_id``); refused without lines, with a
+        quantity below 1, or at a location the warehouse does not run."""
+        args: dict[str, Any] = {
             "shop": shop,
             "order_id": order_id,
             "return_id": return_id,
@@ -834,10 +841,15 @@ class FakeWarehouse(FakePort):
             "reason": reason,
             "action": action,
         }
+        if location_id is not None:  # recorded as a call made before destinations was
+            args["location_id"] = location_id
 
         def effect() -> WarehouseReturn:
             if not lines:
                 raise self._refuse("create_return", "no lines to expect")
+            known = self.locations
+            if location_id is not None and known is not None and location_id not in known:
+                raise self._refuse("create_return", f"no location {location_id!r}")
             for line in lines:
                 if line.quantity < 1:
                     raise self._refuse(
@@ -846,7 +858,14 @@ class FakeWarehouse(FakePort):
                     )
             rma_id = f"RMA-{self._next_id('rma')}"
             self._returns[rma_id] = FakeWarehouseReturn(
-                rma_id, shop, order_id, return_id, tuple(lines), reason, action
+                rma_id,
+                shop,
+                order_id,
+                return_id,
+                tuple(lines),
+                reason,
+                action,
+                location_id=location_id,
             )
             return WarehouseReturn(rma_id=rma_id)
 

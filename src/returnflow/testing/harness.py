@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 import attrs
 
 from returnflow.domain.policy import PlatformMode, ReturnPolicy
+from returnflow.ports.locations import DestinationResolver
 from returnflow.ports.policies import PolicySource, ShopPolicies
 from returnflow.ports.store import ReturnStore
 from returnflow.service import DispatchReport, ReturnsService
@@ -72,6 +73,9 @@ class Harness:
     ``policy`` is not used."""
     platform_returns: FakePlatformReturns | None = None
     """The platform's return objects; made on ``ports.commerce`` in native mode."""
+    destinations: DestinationResolver | None = None
+    """Where returned lines go back to (:mod:`returnflow.ports.locations`); ``None``: the
+    shop's default location."""
     service: ReturnsService = attrs.field(init=False)
 
     def dispatch_due(self) -> DispatchReport:
@@ -103,4 +107,5 @@ class Harness:
             auto_dispatch=self.auto_dispatch,
             engine=self.engine,
             platform_returns=self.platform_returns,
+            destinations=self.destinations,
         )

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
@@ -93,6 +93,8 @@ class _Return:
     refunded: Money
     refund_ids: list[str] = attrs.field(factory=list)
     dispositions: list[tuple[str, int, Disposition]] = attrs.field(factory=list)
+    disposed_at: list[tuple[str, int, str]] = attrs.field(factory=list)
+    """``(line id, quantity, location id)`` of units disposed at a named location."""
     paid: Money | None = None
     """What the customer paid of the balance the return leaves owed."""
     fulfillments: dict[str, bool] = attrs.field(factory=dict)
@@ -372,14 +374,17 @@ class FakePlatformReturns(FakePort):
         disposition: Disposition,
         *,
         idempotency_key: str,
+        location_id: str | None = None,
     ) -> None:
-        args = {
+        args: dict[str, Any] = {
             "shop": shop,
             "return_id": return_id,
             "line_id": line_id,
             "quantity": quantity,
             "disposition": disposition,
         }
+        if location_id is not None:  # recorded as a call made before destinations was
+            args["location_id"] = location_id
 
         def effect() -> None:
             refuse = partial(self._refuse, "dispose")
@@ -392,6 +397,8 @@ class FakePlatformReturns(FakePort):
                 raise refuse(f"line {line_id}: {quantity} to dispose, {left} processed and not")
             line.disposed += quantity
             record.dispositions.append((line_id, quantity, disposition))
+            if location_id is not None:
+                record.disposed_at.append((line_id, quantity, location_id))
 
         self._invoke("dispose", args, idempotency_key, effect)
 

@@ -11,8 +11,9 @@ Subclass the port's contract in a pytest test module and say how to make the ada
 Each contract has one factory to implement, called at most once per test:
 :meth:`CommercePlatformContract.make_platform`, :meth:`WarehouseContract.make_warehouse`,
 :meth:`CarrierContract.make_carrier`, :meth:`PaymentsContract.make_payments`,
-:meth:`NotifierContract.make_notifier`, :meth:`EventPublisherContract.make_publisher` and
-:meth:`ReturnSourceContract.make_source`.
+:meth:`NotifierContract.make_notifier`, :meth:`EventPublisherContract.make_publisher`,
+:meth:`ReturnSourceContract.make_source`, :meth:`PolicySourceContract.make_source` and
+:meth:`DestinationResolverContract.make_resolver`.
 Ports are closed after each test when they have a ``close()`` method. The data a test needs
 on the other side is made by hooks a host overrides when its system needs it: the commerce
 contract seeds its orders with :meth:`CommercePlatformContract.seed_order` (by default the
@@ -56,7 +57,11 @@ What the contracts hold an adapter to:
   ``limit``, so that a return updated while a listing is paged through is not skipped; it
   fetches one by id (``None`` when there is none, also for another shop's); bad data in one
   return is reported in the page's ``rejected``, not raised; a bad page token is refused
-  with ``PortError(retryable=False)``.
+  with ``PortError(retryable=False)``;
+* a destination resolver lists its shop's locations as location ids, answers for every line
+  that ships back with ``None`` or one of them, the same answer to the same question, and
+  either refuses a shop it does not serve with :class:`~returnflow.errors.UnknownShop`
+  naming ``shop`` or serves it like any (:class:`DestinationResolverContract`).
 """
 
 from __future__ import annotations
@@ -65,18 +70,33 @@ import abc
 import functools
 import itertools
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, TypeVar
 
 import attrs
 
+from returnflow.decisions import request as requests
 from returnflow.domain.external import ExternalLine, ExternalReturn
 from returnflow.domain.methods import ReturnMethod
-from returnflow.domain.model import Exchange, OrderLine, OrderSnapshot, StoreCredit
+from returnflow.domain.model import (
+    Exchange,
+    OrderLine,
+    OrderSnapshot,
+    RequestLine,
+    ReturnLine,
+    ReturnRequest,
+    StoreCredit,
+)
 from returnflow.domain.money import Money
 from returnflow.domain.policy import ReturnPolicy
-from returnflow.errors import ConfigurationError, PortError, UnknownShop, ValidationError
+from returnflow.errors import (
+    ConfigurationError,
+    PortError,
+    ReturnflowError,
+    UnknownShop,
+    ValidationError,
+)
 from returnflow.ports.carrier import Carrier, Label, ask_for_label
 from returnflow.ports.commerce import (
     CommercePlatform,
@@ -88,6 +108,7 @@ from returnflow.ports.commerce import (
     RefundReceipt,
 )
 from returnflow.ports.events import DomainEvent, EventPublisher
+from returnflow.ports.locations import DestinationResolver
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import PaymentReceipt, Payments
 from returnflow.ports.policies import PolicySource
@@ -97,6 +118,7 @@ from returnflow.ports.warehouse import Warehouse, WarehouseReturn
 __all__ = [
     "CarrierContract",
     "CommercePlatformContract",
+    "DestinationResolverContract",
     "EventPublisherContract",
     "NotifierContract",
     "PaymentsContract",
@@ -659,6 +681,10 @@ class WarehouseContract(PortContract, abc.ABC):
     LINES: ClassVar[tuple[LineQuantity, ...]] = (LineQuantity("L1", 2), LineQuantity("L2", 1))
     REASON: ClassVar[str] = "size_too_small"
     ACTION: ClassVar[str] = "refund"
+    LOCATION: ClassVar[str | None] = None
+    """A location the warehouse runs, for the tests of returns sent to a location
+    (:mod:`returnflow.domain.destinations`); ``None`` (the default): the warehouse has only
+    its default location, and those tests are skipped."""
 
     @abc.abstractmethod
     def make_warehouse(self) -> Warehouse:
@@ -710,6 +736,48 @@ class WarehouseContract(PortContract, abc.ABC):
         _refused(
             "create_return with a used key and other lines",
             lambda: self.create(warehouse, key, return_id, self.LINES[:1]),
+        )
+
+    def _at(self, warehouse: Warehouse, key: str, return_id: str, where: str) -> WarehouseReturn:
+        return warehouse.create_return(
+            self.SHOP,
+            self.ORDER_ID,
+            return_id,
+            self.LINES,
+            reason=self.REASON,
+            action=self.ACTION,
+            idempotency_key=key,
+            location_id=where,
+        )
+
+    def _location(self) -> str:
+        if self.LOCATION is None:
+            import pytest
+
+            pytest.skip("LOCATION is not set: the warehouse has only its default location")
+        return self.LOCATION
+
+    def test_a_return_expected_at_a_location_is_its_own_and_replays(self) -> None:
+        where = self._location()
+        warehouse = self.open_warehouse()
+        key, return_id = self.new_key("rma"), self.new_id("return")
+        created = self._at(warehouse, key, return_id, where)
+        assert created.rma_id, f"create_return at {where!r} returned an empty rma id"
+        again = _replayed("create_return", lambda: self._at(warehouse, key, return_id, where))
+        _same("create_return at a location", created, again)
+        other = self.create(warehouse, self.new_key("rma"), return_id)
+        assert other.rma_id != created.rma_id, (
+            f"the return at {where!r} and the one at the default location share {other.rma_id!r}"
+        )
+
+    def test_a_create_key_reused_at_another_location_is_refused(self) -> None:
+        where = self._location()
+        warehouse = self.open_warehouse()
+        key, return_id = self.new_key("rma"), self.new_id("return")
+        self._at(warehouse, key, return_id, where)
+        _refused(
+            "create_return with a used key at another location",
+            lambda: self.create(warehouse, key, return_id),
         )
 
     def test_cancel_then_cancel_again_with_the_same_key(self) -> None:
@@ -1772,6 +1840,273 @@ class PolicySourceContract(PortContract, abc.ABC):
         source, _, _ = self._seeded()
         error = _raised(ConfigurationError, lambda: source.policy_for(self.SHOP, "no-such-version"))
         assert (error.field, error.value) == ("policy_version", "no-such-version"), error
+
+
+class DestinationResolverContract(PortContract, abc.ABC):
+    """The contract tests of a host's :class:`~returnflow.ports.locations.DestinationResolver`.
+
+    Implement :meth:`make_resolver`: the resolver to test, routing the returns of
+    :attr:`~PortContract.SHOP`. It is asked about the lines of :meth:`orders` (override it
+    with orders whose lines your routing tells apart: tags, collections, SKUs, countries),
+    built as the service builds a return's lines: each returnable line alone, and all of an
+    order's returnable lines together. What it must do:
+
+    * ``locations(shop)`` is a collection of location ids (text, not blank, no spaces
+      around), the same on every call;
+    * ``destination(shop, order, line)`` answers for every line that ships back without
+      raising: ``None`` (the shop's default location) or one of ``locations(shop)``;
+    * the same question gets the same answer, whatever was asked before;
+    * a shop it does not route returns for (:attr:`~PortContract.OTHER_SHOP`) is either
+      :class:`~returnflow.errors.UnknownShop` naming ``shop`` from both methods, or served
+      like any shop, within that shop's ``locations`` (as
+      :class:`~returnflow.ports.locations.StaticDestination` does);
+    * a return of each order opened through a :class:`~returnflow.service.ReturnsService`
+      (on the fakes, the warehouse running the shop's locations) is not refused, its lines
+      go where the resolver says, and the warehouse is asked to expect units only there.
+    """
+
+    CURRENCY_OF_ORDERS: ClassVar[str] = "EUR"
+    """The currency of the default :meth:`orders`."""
+
+    @abc.abstractmethod
+    def make_resolver(self) -> DestinationResolver:
+        """The resolver to test (called at most once per test)."""
+
+    def orders(self) -> Sequence[OrderSnapshot]:
+        """The orders of :attr:`~PortContract.SHOP` whose lines the resolver is asked about.
+        By default two: :func:`make_order`'s, and one with a ``bulky``-tagged line, a line
+        of the ``outlet`` collection and a final sale line, shipped to Switzerland. Lines
+        that cannot be returned (a gift card, nothing shipped) are not asked about."""
+        currency = self.CURRENCY_OF_ORDERS
+        price = Money("25.00", currency)
+        varied = OrderSnapshot(
+            id=self.new_id("order"),
+            shop=self.SHOP,
+            created_at=ORDER_CREATED_AT,
+            currency=currency,
+            lines=(
+                OrderLine(
+                    id="B1",
+                    sku="SOFA",
+                    variant_id="V-SOFA",
+                    quantity=1,
+                    unit_price=price,
+                    tags=["bulky"],
+                ),
+                OrderLine(
+                    id="O1",
+                    sku="TEE",
+                    variant_id="V-TEE",
+                    quantity=3,
+                    unit_price=price,
+                    collections=["outlet"],
+                ),
+                OrderLine(
+                    id="F1",
+                    sku="SALE",
+                    variant_id="V-SALE",
+                    quantity=1,
+                    unit_price=price,
+                    final_sale=True,
+                ),
+            ),
+            customer_email="customer@example.com",
+            fulfilled_at=ORDER_CREATED_AT,
+            delivered_at=ORDER_CREATED_AT,
+            shipping_country="CH",
+        )
+        return (make_order(self.SHOP, self.new_id("order"), currency), varied)
+
+    # -- what the tests ask --------------------------------------------------------------------
+
+    @staticmethod
+    def _request(order: OrderSnapshot, lines: Sequence[RequestLine]) -> ReturnRequest:
+        return ReturnRequest(shop=order.shop, order_id=order.id, lines=lines)
+
+    def _returnable(self, order: OrderSnapshot) -> list[RequestLine]:
+        """A request line for all of each order line that can be returned."""
+        found: list[RequestLine] = []
+        for order_line in order.lines:
+            one = RequestLine(order_line_id=order_line.id, quantity=order_line.quantity)
+            try:
+                requests.check(order, self._request(order, [one]), {}, _CONTRACT_POLICY)
+            except ValidationError:
+                continue
+            found.append(one)
+        return found
+
+    def _questions(self, orders: Sequence[OrderSnapshot]) -> list[tuple[OrderSnapshot, ReturnLine]]:
+        """The lines that ship back of a return of each returnable line alone and of all of
+        an order's returnable lines together, as the service builds them."""
+        asked: list[tuple[OrderSnapshot, ReturnLine]] = []
+        for order in orders:
+            returnable = self._returnable(order)
+            groups = [[one] for one in returnable] + ([returnable] if len(returnable) > 1 else [])
+            for group in groups:
+                request = self._request(order, group)
+                return_id = self.new_id("R")
+                lines, _ = requests.build_lines(order, request, {}, return_id, _CONTRACT_POLICY)
+                asked += [(order, line) for line in lines if line.requires_receipt]
+        assert asked, "orders() has no line that can be returned: the contract would ask nothing"
+        return asked
+
+    @staticmethod
+    def _locations(resolver: DestinationResolver, shop: str) -> frozenset[str]:
+        """The resolver's locations, checked; an exception other than a typed error fails
+        the test."""
+        try:
+            known = resolver.locations(shop)
+        except ReturnflowError:
+            raise
+        except Exception as error:
+            raise AssertionError(f"locations({shop!r}) raised {error!r}") from error
+        if isinstance(known, (str, bytes)) or not isinstance(known, Collection):
+            raise AssertionError(
+                f"locations({shop!r}) must be a collection of location ids, got {known!r}"
+            )
+        for item in known:
+            if not isinstance(item, str) or not item.strip() or item != item.strip():
+                raise AssertionError(
+                    f"locations({shop!r}): {item!r} is not a location id (text, not blank, "
+                    "no spaces around)"
+                )
+        return frozenset(known)
+
+    @staticmethod
+    def _answer(
+        resolver: DestinationResolver, shop: str, order: OrderSnapshot, line: ReturnLine
+    ) -> str | None:
+        """The resolver's answer; an exception other than a typed error fails the test."""
+        try:
+            return resolver.destination(shop, order, line)
+        except ReturnflowError:
+            raise
+        except Exception as error:
+            raise AssertionError(
+                f"destination({shop!r}, order {order.id}, line {line.order_line_id} "
+                f"x{line.quantity}) must answer for every line that ships back, "
+                f"but raised {error!r}"
+            ) from error
+
+    def _check_answers(
+        self, resolver: DestinationResolver, shop: str, orders: Sequence[OrderSnapshot]
+    ) -> None:
+        known = self._locations(resolver, shop)
+        for order, line in self._questions(orders):
+            where = self._answer(resolver, shop, order, line)
+            assert where is None or (isinstance(where, str) and where in known), (
+                f"destination({shop!r}, order {order.id}, line {line.order_line_id}) answered "
+                f"{where!r}: it must be None (the shop's default location) or one of "
+                f"locations({shop!r}) = {sorted(known)}"
+            )
+
+    # -- the tests -----------------------------------------------------------------------------
+
+    def test_locations_are_location_ids_the_same_on_every_call(self) -> None:
+        resolver = self.opened(self.make_resolver())
+        first = self._locations(resolver, self.SHOP)
+        again = self._locations(resolver, self.SHOP)
+        assert again == first, (
+            f"locations({self.SHOP!r}) answered {sorted(first)}, then {sorted(again)}"
+        )
+
+    def test_every_line_that_ships_back_goes_to_one_of_the_shops_locations(self) -> None:
+        resolver = self.opened(self.make_resolver())
+        self._check_answers(resolver, self.SHOP, self.orders())
+
+    def test_the_same_line_gets_the_same_answer_every_time(self) -> None:
+        resolver = self.opened(self.make_resolver())
+        questions = self._questions(self.orders())
+        first = [self._answer(resolver, self.SHOP, order, line) for order, line in questions]
+        backwards = [self._answer(resolver, self.SHOP, o, line) for o, line in questions[::-1]]
+        for (order, line), one, other in zip(questions, first, backwards[::-1], strict=True):
+            assert one == other, (
+                f"destination({self.SHOP!r}, order {order.id}, line {line.order_line_id}) "
+                f"answered {one!r}, then {other!r}: the same line must get the same answer"
+            )
+
+    def test_a_shop_it_does_not_serve_is_unknown_shop_or_served_like_any(self) -> None:
+        resolver = self.opened(self.make_resolver())
+        other = self.OTHER_SHOP
+        orders = [attrs.evolve(order, shop=other) for order in self.orders()]
+        try:
+            self._check_answers(resolver, other, orders)
+        except UnknownShop:
+            pass
+        except ReturnflowError as error:
+            raise AssertionError(
+                f"a shop the resolver does not serve must be UnknownShop naming 'shop', or "
+                f"be served like any; {other!r} raised {error!r}"
+            ) from error
+        else:
+            return
+        order, line = self._questions(orders)[0]
+        for what, call in (
+            ("locations", lambda: resolver.locations(other)),
+            ("destination", lambda: resolver.destination(other, order, line)),
+        ):
+            try:
+                result = call()
+            except UnknownShop as error:
+                refused = error
+            except Exception as error:
+                raise AssertionError(
+                    f"{what}({other!r}) raised {error!r}: a shop the resolver does not serve "
+                    "must be UnknownShop from both methods"
+                ) from error
+            else:
+                raise AssertionError(
+                    f"{what}({other!r}) answered {result!r}: a shop the resolver does not "
+                    "serve must be UnknownShop from both methods"
+                )
+            assert (refused.field, refused.value) == ("shop", other), (
+                f"{what}({other!r}): UnknownShop must name field 'shop' and the shop, "
+                f"not {refused.field!r}={refused.value!r}"
+            )
+
+    def test_a_return_opened_through_the_service_goes_where_the_resolver_says(self) -> None:
+        from returnflow.testing.fakes import FakePorts, FakeWarehouse
+        from returnflow.testing.harness import Harness, ManualClock
+
+        resolver = self.opened(self.make_resolver())
+        known = self._locations(resolver, self.SHOP)
+        for order in self.orders():
+            returnable = self._returnable(order)
+            if not returnable:
+                continue
+            dates = (order.created_at, order.fulfilled_at, order.delivered_at)
+            harness = Harness(
+                policy=_CONTRACT_POLICY,
+                ports=FakePorts(warehouse=FakeWarehouse(locations=known)),
+                clock=ManualClock(max(d for d in dates if d is not None) + timedelta(days=1)),
+                destinations=resolver,
+            )
+            harness.ports.commerce.add_order(order)
+            try:
+                record = harness.service.request(self._request(order, returnable))
+            except Exception as error:
+                raise AssertionError(
+                    f"a return of order {order.id} through the service was refused: {error!r}"
+                ) from error
+            for line in record.lines:
+                asked = attrs.evolve(line, location_id=None)
+                said = self._answer(resolver, self.SHOP, order, asked)
+                assert line.location_id == said, (
+                    f"line {line.order_line_id} of order {order.id} went to "
+                    f"{line.location_id!r}, the resolver says {said!r}"
+                )
+            routed = {line.location_id for line in record.lines}
+            for call in harness.ports.warehouse.calls_to("create_return"):
+                where = call.args.get("location_id")
+                assert where in routed, (
+                    f"the warehouse was asked to expect units at {where!r}; the lines go to "
+                    f"{sorted(map(str, routed))}"
+                )
+                assert call.outcome == "ok", f"the warehouse refused {where!r}: {call.outcome}"
+
+
+_CONTRACT_POLICY = ReturnPolicy(decline_final_sale=False)
+"""The policy the destination contract builds lines and opens returns under."""
 
 
 E = TypeVar("E", bound=Exception)

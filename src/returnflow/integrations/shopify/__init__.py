@@ -22,7 +22,8 @@ Calls and mutations, one to one:
                             successful ``SALE`` or ``CAPTURE`` transaction; duties by id
                             (``RefundDutyInput``, ``PROPORTIONAL``)
 ``dispose``                 ``reverseFulfillmentOrderDispose`` on the reverse fulfillment order
-                            line of the return line (``restock_location_id`` for ``RESTOCKED``)
+                            line of the return line (``RESTOCKED`` units to the line's
+                            destination, else to ``restock_location_id``)
 ``pay_balance``             ``orderCreateManualPayment`` on the return's order (the balance an
                             upsell leaves, collected by the host's processor; Shopify holds
                             the exchange's fulfillment while the order's
@@ -103,6 +104,14 @@ T = TypeVar("T")
 
 # ReturnDeclineReason: returnflow's free-text reason goes to declineNote; these are the enum.
 DECLINE_REASONS = frozenset({"RETURN_PERIOD_ENDED", "FINAL_SALE", "OTHER"})
+
+
+_BY_ID = {
+    "close": (gql.CLOSE, "returnClose"),
+    "reopen": (gql.REOPEN, "returnReopen"),
+    "cancel": (gql.CANCEL, "returnCancel"),
+}
+"""The status mutations that take the return's id alone: operation → (document, field)."""
 
 
 @attrs.frozen
@@ -298,37 +307,13 @@ class ShopifyPlatformReturns:
         )
 
     def close(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
-        return self._status(
-            shop,
-            "close",
-            gql.CLOSE,
-            {"id": return_id},
-            "returnClose",
-            idempotency_key,
-            return_id,
-        )
+        return self._by_id(shop, "close", return_id, idempotency_key)
 
     def reopen(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
-        return self._status(
-            shop,
-            "reopen",
-            gql.REOPEN,
-            {"id": return_id},
-            "returnReopen",
-            idempotency_key,
-            return_id,
-        )
+        return self._by_id(shop, "reopen", return_id, idempotency_key)
 
     def cancel(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
-        return self._status(
-            shop,
-            "cancel",
-            gql.CANCEL,
-            {"id": return_id},
-            "returnCancel",
-            idempotency_key,
-            return_id,
-        )
+        return self._by_id(shop, "cancel", return_id, idempotency_key)
 
     def process(
         self,
@@ -424,37 +409,48 @@ class ShopifyPlatformReturns:
         disposition: Disposition,
         *,
         idempotency_key: str,
+        location_id: str | None = None,
     ) -> None:
-        args = (shop, return_id, line_id, quantity, disposition)
+        args = (shop, return_id, line_id, quantity, disposition, location_id)
 
         def call() -> None:
             data = self._request(shop, "dispose", gql.READ_FOR_PROCESS, {"id": return_id})
             node = data.get("return")
             if node is None:
                 raise PortError(PORT, "dispose", f"no return {return_id!r}", retryable=False)
-            variables = self.dispose_variables(reverse_line(node, line_id), quantity, disposition)
+            reverse = reverse_line(node, line_id)
+            variables = self.dispose_variables(reverse, quantity, disposition, location_id)
             self._mutate(shop, "dispose", gql.DISPOSE, variables, "reverseFulfillmentOrderDispose")
 
         self._keyed("dispose", args, idempotency_key, call)
 
     def dispose_variables(
-        self, reverse_line_id: str, quantity: int, disposition: Disposition
+        self,
+        reverse_line_id: str,
+        quantity: int,
+        disposition: Disposition,
+        location_id: str | None = None,
     ) -> dict[str, Any]:
         """The variables of ``reverseFulfillmentOrderDispose``:
-        ``{"dispositionInputs": [ReverseFulfillmentOrderDisposeInput]}``."""
+        ``{"dispositionInputs": [ReverseFulfillmentOrderDisposeInput]}``; restocked units
+        go to ``location_id`` (the line's destination, a Shopify location id), else to
+        ``restock_location_id``."""
         item: dict[str, Any] = {
             "reverseFulfillmentOrderLineItemId": reverse_line_id,
             "quantity": quantity,
             "dispositionType": Disposition(disposition).value,
         }
         if disposition is Disposition.RESTOCKED:
-            if self._location is None:
+            if location_id is not None:
+                item["locationId"] = location_id
+            elif self._location is None:
                 raise ConfigurationError(
                     "RESTOCKED needs a location: ShopifyPlatformReturns(restock_location_id=...)",
                     field="restock_location_id",
                     value=None,
                 )
-            item["locationId"] = self._location
+            else:
+                item["locationId"] = self._location
         return {"dispositionInputs": [item]}
 
     def remove_lines(
@@ -533,6 +529,11 @@ class ShopifyPlatformReturns:
             return self._with_exchange_ids(parse_return(node, operation))
 
         return self._keyed(operation, (shop, *args), key, call)
+
+    def _by_id(self, shop: str, operation: str, return_id: str, key: str) -> PlatformReturn:
+        """A status mutation whose only argument is the return's id."""
+        document, field = _BY_ID[operation]
+        return self._status(shop, operation, document, {"id": return_id}, field, key, return_id)
 
     def _with_exchange_ids(self, read: PlatformReturn) -> PlatformReturn:
         known = self._exchange_ids.get(read.return_id)
