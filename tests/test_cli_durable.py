@@ -89,7 +89,7 @@ def test_worker_delivers_what_a_crashed_writer_left_in_the_outbox(tmp_path: Path
         )
     )
     pending = [entry.effect.kind for entry in store.pending()]
-    assert pending[:3] == ["publish", "notify", "create_warehouse_return"]
+    assert pending[:3] == ["create_label", "create_warehouse_return", "publish"]
     store.close()
 
     code, output = run("worker", "--db", str(db), "--demo", "--once")

@@ -106,23 +106,20 @@ def assert_whole_and_once(harness: Harness, rid: str) -> None:
     assert len(harness.ports.events.topics_for(rid)) == len(published) == 8
 
 
-def test_a_whole_return_makes_at_most_12_sqlite_write_transactions(
+def test_a_whole_return_makes_at_most_10_sqlite_write_transactions(
     sqlite_harness: Harness,
 ) -> None:
-    # 4 commands or facts, each claiming what it planned; 2 writes of an answer that changes
-    # the return (the label, the refund), each claiming what comes next; a write per step of
-    # the messages and events delivered last; and 2 writes before the label and before the
-    # refund, of everything delivered before them (the warehouse return's answer; the
-    # restock), each claiming the label or the refund. Those two are what the default adds:
-    # a delivery to a port the return depends on waits until every such delivery before it
-    # is written (a process killed inside the label or the refund call leaves everything
-    # before it recorded and only that effect claimed, which the durability tests require),
-    # and every other write here carries something that must be written before the next
-    # delivery (an answer the next effect reads or plans from) or after the last one.
+    # 4 commands or facts, each claiming what it planned: a commit plans its port calls
+    # before its messages and events, so its claim hands out the label or the refund first
+    # and it is delivered with nothing before it left to write (a process killed inside that
+    # call leaves everything before it recorded and only that effect claimed, which the
+    # durability tests require); 2 writes of an answer that changes the return and plans
+    # more (the label, the refund), each claiming what comes next; and a write per step of
+    # what was delivered last (the request's carries the warehouse return's answer).
     rid, statements = counted_sqlite(sqlite_harness)
     assert_whole_and_once(sqlite_harness, rid)
-    assert writes(statements) <= 12, statements
-    assert len(statements) <= 119
+    assert writes(statements) <= 10, statements
+    assert len(statements) <= 103
 
 
 def test_delivering_critical_effects_together_makes_at_most_10_write_transactions(
@@ -132,7 +129,7 @@ def test_delivering_critical_effects_together_makes_at_most_10_write_transaction
     rid, statements = counted_sqlite(sqlite_harness)
     assert_whole_and_once(sqlite_harness, rid)
     assert writes(statements) <= 10, statements
-    assert len(statements) <= 107
+    assert len(statements) <= 101
 
 
 # -- PostgreSQL: statements the server executes, read from libpq's trace ------------------------
@@ -186,20 +183,20 @@ def counted_postgres(harness: Harness, trace: Path) -> tuple[str, int]:
     return rid, sum(1 for parts in sent if parts[0] == "F" and parts[2] in ("Execute", "Query"))
 
 
-def test_a_whole_return_makes_at_most_38_postgres_statements(
+def test_a_whole_return_makes_at_most_36_postgres_statements(
     postgres_harness: tuple[Harness, Path],
 ) -> None:
     harness, trace = postgres_harness
     rid, statements = counted_postgres(harness, trace)
     assert_whole_and_once(harness, rid)
     # 4 reads of the return (the request's: the order's returns); the 4 commands or facts
-    # and the 3 writes of an answer (the warehouse return's, the label's, the refund's), each
-    # BEGIN, one statement writing the returns, history, inbox, outbox, units and attempts
-    # rows, the claim, COMMIT; 5 writes of deliveries alone, one statement each with no
-    # transaction around it (the one before the refund claims the refund in it); and the
-    # outbox the refund's answer reads. An inbound fact is not looked up before it is
-    # decided: its commit refuses a key already seen.
-    assert statements <= 38
+    # and the 3 writes of an answer (the label's, the refund's, and the warehouse return's
+    # with the events delivered after it), each BEGIN, one statement writing the returns,
+    # history, inbox, outbox, units and attempts rows, the claim, COMMIT; 3 writes of
+    # deliveries alone, one statement each with no transaction around it; and the outbox the
+    # refund's answer reads. An inbound fact is not looked up before it is decided: its
+    # commit refuses a key already seen.
+    assert statements <= 36
 
 
 def test_critical_effects_together_make_at_most_33_postgres_statements(

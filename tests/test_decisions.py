@@ -353,8 +353,8 @@ def test_request_auto_approved_plans_warehouse_return_label_and_exchange_hold() 
     assert kinds(change) == [
         "publish",
         "notify",
-        "create_warehouse_return",
         "create_label",
+        "create_warehouse_return",
         "hold_exchange",
         "publish",
         "notify",
@@ -436,7 +436,7 @@ def test_approving_a_reviewed_request_clears_the_reasons_and_plans_the_approval(
     requests.approve(approved, policy)
     assert approved.record.state == ("approved", "no_exchange")
     assert approved.record.review_reasons == ()
-    assert work(approved) == ["create_warehouse_return", "create_label"]
+    assert work(approved) == ["create_label", "create_warehouse_return"]
     assert [entry.actor for entry in approved.history] == ["agent"]
 
 
@@ -459,7 +459,7 @@ def test_approving_again_before_the_label_came_back_plans_no_second_one() -> Non
     assert work(approved) == []
     blind = then(flagged, actor="agent")  # without the outbox, both would be planned again
     requests.approve(blind, HELPDESK)
-    assert work(blind) == ["create_warehouse_return", "create_label"]
+    assert work(blind) == ["create_label", "create_warehouse_return"]
 
 
 def test_request_outside_the_window_is_declined_with_the_reason() -> None:
@@ -515,8 +515,8 @@ def test_upsell_exchange_waits_for_the_exact_balance() -> None:
     change = opened(RequestLine("L1", 1, outcome=Exchange("v-tee-XL", unit_price=eur("55.00"))))
     assert change.record.state == ("approved", "awaiting_payment")
     assert work(change) == [
-        "create_warehouse_return",
         "create_label",
+        "create_warehouse_return",
         "hold_exchange",
         "charge_balance",
     ]
@@ -702,7 +702,7 @@ def test_receipt_with_qc_pass_and_fail_counts_units_restocks_and_completes() -> 
     )
     assert line.condition is ItemCondition.DAMAGED
     assert line.qc_notes == ("torn seam",)
-    assert work(change) == ["restock", "issue_refund"]
+    assert work(change) == ["issue_refund", "restock"]
     assert only(change, fx.Restock).lines == (LineQuantity("L1", 1),)
     refund = only(change, fx.IssueRefund)
     assert (refund.amount, refund.covers) == (eur("40.00"), (("r1-1", 1),))
@@ -854,7 +854,7 @@ def test_a_scan_before_approval_is_parked_and_applied_by_the_approval() -> None:
     assert approved.record.parked == ()
     assert events(approved) == ["approve", "hand_in", "unparked"]
     assert approved.history[-1].payload == {"fact": "picked_up", "id": "scan-1"}
-    assert work(approved) == ["create_warehouse_return", "create_label"]
+    assert work(approved) == ["create_label", "create_warehouse_return"]
 
 
 def test_finished_before_the_receipt_waits_and_completes_with_it() -> None:
@@ -1011,7 +1011,7 @@ def test_refund_and_store_credit_close_only_once_both_are_confirmed() -> None:
         HELPDESK,
         receipt(ReceivedLine(line_id="L1", quantity=1), ReceivedLine(line_id="L2", quantity=1)),
     )
-    assert work(received) == ["restock", "issue_refund", "issue_store_credit"]
+    assert work(received) == ["issue_refund", "issue_store_credit", "restock"]
     refund, credit = only(received, fx.IssueRefund), only(received, fx.IssueStoreCredit)
     assert (refund.amount, credit.amount) == (eur("40.00"), eur("30.00"))
     assert received.record.state == ("refunded", "no_exchange")
@@ -1128,7 +1128,7 @@ def test_upsell_paid_holds_the_exchange_but_does_not_release_it() -> None:
     assert picked.record.state == ("in_transit", "on_hold")
     done = applied(picked, HELPDESK, receipt(ReceivedLine(line_id="L1", quantity=1)))
     assert done.record.state == ("closed", "released")
-    assert work(done) == ["restock", "release_exchange"]  # the balance paid for the new item
+    assert work(done) == ["release_exchange", "restock"]  # the balance paid for the new item
     assert done.record.balance_settled is True
 
 
@@ -1158,7 +1158,7 @@ def test_exchange_for_less_refunds_the_difference_and_releases_the_item() -> Non
     change = applied(change, HELPDESK, scan(CarrierStatus.PICKED_UP))
     done = applied(change, HELPDESK, receipt(ReceivedLine(line_id="L1", quantity=1)))
     assert done.record.state == ("refunded", "released")
-    assert work(done) == ["restock", "issue_refund", "release_exchange"]
+    assert work(done) == ["issue_refund", "release_exchange", "restock"]
     refund = only(done, fx.IssueRefund)
     assert (refund.amount, refund.covers) == (eur("10.00"), (("r1-1", 1),))
     assert done.history[1].payload["exchange_total"] == "30.00 EUR"

@@ -12,7 +12,14 @@ from datetime import timedelta
 
 import pytest
 
-from returnflow import RequestLine, ReturnRequest
+from returnflow import (
+    CarrierStatus,
+    CarrierUpdate,
+    ReceivedLine,
+    RequestLine,
+    ReturnRequest,
+    WarehouseReceipt,
+)
 from returnflow.demo.scenarios import SHOP, order_1001
 from returnflow.dispatch import HANDLERS, Dispatcher, DispatchReport, Handler
 from returnflow.domain.model import ReturnRecord
@@ -58,10 +65,10 @@ def test_a_dispatcher_alone_delivers_what_a_service_committed() -> None:
     harness, return_id = _committed()
     pending = harness.store.pending()
     assert [entry.effect.kind for entry in pending] == [
+        "create_label",
+        "create_warehouse_return",
         "publish",
         "notify",
-        "create_warehouse_return",
-        "create_label",
         "publish",
         "notify",
     ]
@@ -86,6 +93,53 @@ def test_a_dispatcher_alone_delivers_what_a_service_committed() -> None:
     label_effect = next(e.effect for e in pending if isinstance(e.effect, fx.CreateLabel))
     assert call.idempotency_key == label_effect.key
     assert worker.dispatch_pending() == DispatchReport()  # nothing twice
+
+
+def test_a_commit_plans_its_port_calls_before_its_messages_and_events() -> None:
+    harness, return_id = _committed()
+    topics = [
+        entry.effect.topic
+        for entry in harness.store.outbox(SHOP, return_id)
+        if isinstance(entry.effect, fx.Publish)
+    ]
+    assert topics == ["returns/request", "returns/approve"]  # each group as planned
+    # the label heads the return: a claim hands it out with nothing before it to write
+    assert harness.store.pending()[0].effect.kind == "create_label"
+    effects = [entry.effect for entry in harness.store.outbox(SHOP, return_id)]
+    told = [effect for effect in effects if effect.port in fx.MESSAGE_PORTS]
+    calls = [effect for effect in effects if effect.port not in fx.MESSAGE_PORTS]
+    assert fx.in_delivery_order([*told, *calls]) == [*calls, *told]
+    assert fx.in_delivery_order(told[::-1]) == told[::-1]
+    assert fx.in_delivery_order([]) == []
+
+
+def test_a_receipt_refunds_before_it_restocks() -> None:
+    harness = Harness()
+    harness.ports.commerce.add_order(order_1001(SHOP))
+    request = ReturnRequest(shop=SHOP, order_id="1001", lines=[RequestLine("L1", 1)])
+    return_id = harness.service.request(request).id
+    harness.service.handle(
+        CarrierUpdate(
+            shop=SHOP, return_id=return_id, event_id="scan", status=CarrierStatus.DELIVERED
+        )
+    )
+    harness.service.handle(
+        WarehouseReceipt(
+            shop=SHOP,
+            return_id=return_id,
+            event_id="rcv",
+            lines=[
+                ReceivedLine(line_id=harness.store.get(SHOP, return_id).lines[0].id, quantity=1)
+            ],
+        )
+    )
+    kinds = [
+        entry.effect.kind
+        for entry in harness.store.outbox(SHOP, return_id)
+        if entry.effect.port not in fx.MESSAGE_PORTS
+    ]
+    assert kinds[-2:] == ["issue_refund", "restock"], kinds
+    assert harness.store.get(SHOP, return_id).status == "closed"
 
 
 def test_a_new_effect_kind_is_one_entry_of_the_handler_table() -> None:

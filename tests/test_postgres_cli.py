@@ -89,9 +89,9 @@ def test_worker_once_on_postgres_delivers_what_a_writer_left(dsn: str) -> None:
         )
     )
     assert [entry.effect.kind for entry in store.pending()][:3] == [
-        "publish",
-        "notify",
+        "create_label",
         "create_warehouse_return",
+        "publish",
     ]
 
     done = subprocess.run(

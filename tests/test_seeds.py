@@ -769,11 +769,17 @@ def test_seed001_return_closes_only_once_the_refund_is_confirmed(order: OrderSna
 
     assert state(harness, ret.id) == ("refunded", "no_exchange")
     assert refunds(harness) == []
-    assert harness.ports.events.topics_for(ret.id)[-1] == "returns/update"
+    # the refund heads what the receipt planned: the restock, the receipt's event and
+    # message wait behind it
+    assert "item_received" not in templates(harness)
+    waiting = [e.effect.kind for e in harness.store.outbox(SHOP, ret.id) if e.status == "pending"]
+    assert waiting == ["issue_refund", "restock", "publish", "notify"]
 
-    # The retried refund goes through and the confirmation closes the return; the events
-    # and messages that confirmation planned go out in the same call.
-    assert harness.dispatch_due() == DispatchReport(delivered=5)
+    # The retried refund goes through and the confirmation closes the return; what waited
+    # behind it, and the events and messages that confirmation planned, go out in the same
+    # call.
+    assert harness.dispatch_due() == DispatchReport(delivered=8)
+    assert templates(harness)[-3:] == ["item_received", "refund_issued", "return_closed"]
     assert state(harness, ret.id) == ("closed", "no_exchange")
     assert refunds(harness) == [(Decimal("11.90"), "EUR", (LineQuantity("L2", 1),))]
     assert harness.ports.events.topics_for(ret.id)[-2:] == ["refunds/create", "returns/close"]

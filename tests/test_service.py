@@ -205,10 +205,10 @@ def test_effects_are_committed_first_and_dispatched_later_in_order() -> None:
     assert record.state == ("approved", "no_exchange")
     entries = outbox(harness, record)
     assert [entry.effect.kind for entry in entries] == [
+        "create_label",
+        "create_warehouse_return",
         "publish",
         "notify",
-        "create_warehouse_return",
-        "create_label",
         "publish",
         "notify",
     ]
@@ -224,10 +224,10 @@ def test_effects_are_committed_first_and_dispatched_later_in_order() -> None:
     assert [entry.effect.key for entry in delivered[:6]] == [entry.effect.key for entry in entries]
     assert [key for _, _, key in log] == [entry.effect.key for entry in delivered]
     assert [(port, operation) for port, operation, _ in log] == [
+        ("carrier", "create_label"),
+        ("warehouse", "create_return"),
         ("events", "publish"),
         ("notifier", "notify"),
-        ("warehouse", "create_return"),
-        ("carrier", "create_label"),
         ("events", "publish"),
         ("notifier", "notify"),
         ("notifier", "notify"),
@@ -286,14 +286,14 @@ def test_a_transient_port_failure_leaves_the_effect_pending_until_dispatch_pendi
     assert (label.status, label.attempts) == ("pending", 1)
     assert label.last_error == "PortError: carrier.create_label: injected failure"
     assert harness.ports.carrier.labels == []
-    # The effects planned after the label wait behind it.
+    # The effects behind the label wait: the warehouse return, the messages and events.
     later = [entry for entry in outbox(harness, record) if entry.sequence > label.sequence]
-    assert [(entry.status, entry.attempts) for entry in later] == [("pending", 0)] * 2
+    assert [(entry.status, entry.attempts) for entry in later] == [("pending", 0)] * 5
 
     report = harness.dispatch_due()
 
-    # The label, the two behind it, and the two its result planned.
-    assert report == DispatchReport(delivered=5)
+    # The label, the five behind it, and the two its result planned.
+    assert report == DispatchReport(delivered=8)
     (label,) = entries_of(harness, record, "create_label")
     assert (label.status, label.attempts, label.last_error) == ("done", 2, None)
     stored = harness.service.get(SHOP, record.id)
@@ -315,13 +315,19 @@ def test_a_failing_effect_holds_back_the_later_effects_of_its_return() -> None:
     (create,) = entries_of(harness, record, "create_warehouse_return")
     (label,) = entries_of(harness, record, "create_label")
     assert (create.status, create.attempts) == ("pending", 1)
-    assert (label.status, label.attempts) == ("pending", 0)
-    assert [call.args["return_id"] for call in harness.ports.carrier.calls_to("create_label")] == [
-        other.id
+    assert (label.status, label.attempts) == ("done", 1)  # planned before it
+    later = [entry for entry in outbox(harness, record) if entry.sequence > create.sequence]
+    assert [(entry.effect.port, entry.status, entry.attempts) for entry in later] == [
+        ("events", "pending", 0),
+        ("notifier", "pending", 0),
+        ("events", "pending", 0),
+        ("notifier", "pending", 0),
+        ("notifier", "pending", 0),  # the label's message and event, planned by its answer
+        ("events", "pending", 0),
     ]
 
-    # The warehouse return, the label, the two behind it and the two the label planned.
-    assert harness.dispatch_due() == DispatchReport(delivered=6)
+    # The warehouse return and the six behind it.
+    assert harness.dispatch_due() == DispatchReport(delivered=7)
 
     assert [call.operation for call in harness.ports.warehouse.calls] == [
         "create_return",
@@ -343,22 +349,17 @@ def test_dispatch_pending_keeps_a_blocked_return_in_order_and_serves_the_others(
 
     report = harness.dispatch_due()
 
-    assert report.delivered == 2 + 6 + 2  # the first's two, the second's six and two more
+    assert report.delivered == 1 + 6 + 2  # the first's label, the second's six and two more
     assert report.given_up == 0
-    assert [entry.status for entry in outbox(harness, first)] == [
-        "done",
-        "done",
-        "pending",
-        "pending",
-        "pending",
-        "pending",
-    ]
-    assert [entry.attempts for entry in outbox(harness, first)][3:] == [0, 0, 0]
+    # the first's label, then its warehouse return failing and the six behind it waiting
+    assert [entry.status for entry in outbox(harness, first)] == ["done"] + ["pending"] * 7
+    assert [entry.attempts for entry in outbox(harness, first)][2:] == [0] * 6
     assert all(entry.status == "done" for entry in outbox(harness, second))
     assert harness.service.get(SHOP, second.id).state == ("label_sent", "no_exchange")
-    assert harness.service.get(SHOP, first.id).state == ("approved", "no_exchange")
+    assert harness.service.get(SHOP, first.id).state == ("label_sent", "no_exchange")
     assert [call.args["return_id"] for call in harness.ports.carrier.calls_to("create_label")] == [
-        second.id
+        first.id,
+        second.id,
     ]
 
     outage.return_id = None
@@ -398,8 +399,9 @@ def test_a_refund_that_keeps_failing_is_given_up_and_sent_to_review() -> None:
     (refund,) = entries_of(harness, record, "issue_refund")
     assert (refund.status, refund.attempts) == ("pending", 1)
     assert harness.dispatch_due() == DispatchReport(failed=1)
-    # Giving up flags the return; the flag's event is delivered in the same call.
-    assert harness.dispatch_due() == DispatchReport(delivered=1, given_up=1)
+    # Giving up flags the return; what waited behind the refund (the restock, the receipt's
+    # event and message) and the flag's event are delivered in the same call.
+    assert harness.dispatch_due() == DispatchReport(delivered=4, given_up=1)
 
     (refund,) = entries_of(harness, record, "issue_refund")
     assert (refund.status, refund.attempts) == ("failed", 3)

@@ -22,6 +22,7 @@ import attrs
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ReturnNotFound
+from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.engine import using
 from returnflow.ports.store import Attempt, Commit, InboundKey, Lease, OutboxEntry, ReturnStore
 
@@ -200,7 +201,7 @@ def run(
                         (committed, record.version),
                         *((child.finished(), child.base) for child in new),
                     ),
-                    effects=tuple(effects),
+                    effects=tuple(fx.in_delivery_order(effects)),
                     inbound=inbound,
                     attempts=tuple(attempts),
                     reopened=reopened,
@@ -254,7 +255,11 @@ def commit_new(
     record = change.finished()
     lease = claim([(record.shop, record.id)]) if claim is not None and change.effects else None
     claimed = store.commit(
-        Commit(records=((record, change.base),), effects=tuple(change.effects), claim=lease)
+        Commit(
+            records=((record, change.base),),
+            effects=tuple(fx.in_delivery_order(change.effects)),
+            claim=lease,
+        )
     )
     return record, None if claimed is None else tuple(claimed)
 

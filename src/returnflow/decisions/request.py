@@ -250,10 +250,11 @@ def approved(change: Change, policy: ReturnPolicy) -> None:
     record = change.record
     shipped = [line for line in record.lines if line.requires_receipt]
     label = record.refs.tracking_number or change.planned(fx.CreateLabel)
-    locations.expect(change, policy)  # one warehouse return per location
     by_carrier = record.method.needs_label  # in store: handed over, no label, no transit
     if shipped and by_carrier and policy.send_label and record.refs.source is None and not label:
+        # the label first: the customer waits on it (its answer sends it), not on the RMA
         change.effect(fx.CreateLabel, method=record.method)
+    locations.expect(change, policy)  # one warehouse return per location
     exchange.hold(change, policy)
     change.publish("approve")
     change.notify("return_approved")

@@ -94,14 +94,14 @@ def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> st
     if completion.fully_received(change):  # a shortfall named before is made good
         reasons = change.record.review_reasons
         change.update(review_reasons=tuple(r for r in reasons if not r.startswith(_SHORT)))
-    if restock:
-        change.effect(fx.Restock, lines=tuple(restock))
     change.publish("update", received=summary, **at)
     change.notify("item_received", received="; ".join(summary))
     if policy.refund_trigger is RefundTrigger.ON_RECEIVED:
         completion.pay_early(change, policy, accepted_only=True, why="received")
     if policy.completion is Completion.ON_RECEIPT and completion.fully_received(change):
         completion.complete(change, policy)
+    if restock:  # after the customer's money: its answer changes nothing on the return
+        change.effect(fx.Restock, lines=tuple(restock))
     return ""
 
 

@@ -10,7 +10,7 @@ Topic names of published domain events are stable API (a helpdesk maps them to s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -22,6 +22,7 @@ from returnflow.ports.commerce import ExchangeItem, LineQuantity
 from returnflow.ports.platform_returns import DutyRefund, PlatformExchangeLine, PlatformReturnLine
 
 __all__ = [
+    "MESSAGE_PORTS",
     "TOPICS",
     "ApprovePlatformReturn",
     "AuthorizePayment",
@@ -468,3 +469,20 @@ def describe(effect: Effect) -> str:
         )
         return f"platform_returns.dispose {said}"
     return f"{effect.port}.{effect.kind}"
+
+
+MESSAGE_PORTS = frozenset({"notifier", "events"})
+"""Ports that only tell (a customer's message, a published event): nothing waits on them."""
+
+
+def in_delivery_order(effects: Sequence[Effect]) -> list[Effect]:
+    """The effects one commit plans, in the order they are delivered: those of a port the
+    return depends on (a label, a warehouse return, a refund...) first, then the messages
+    and events (:data:`MESSAGE_PORTS`), each group in the order it was planned. What a
+    message or an event reports is fixed when it is planned; delivering the port calls
+    first lets the commit's own claim hand the first of them to the dispatcher at once,
+    and puts the customer's label or money ahead of what announces it."""
+    return [
+        *(effect for effect in effects if effect.port not in MESSAGE_PORTS),
+        *(effect for effect in effects if effect.port in MESSAGE_PORTS),
+    ]
