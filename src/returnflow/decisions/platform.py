@@ -30,6 +30,16 @@ effects, in place of the tag-and-hold ones:
 - a return the customer opened on the platform (``ReturnRequest.platform_return_id``) ->
   adopted: no new platform return; the requested one is approved or declined.
 
+A claim (:mod:`returnflow.domain.claims`) never gets a platform return: a platform return
+stands for goods coming back (Shopify's ``Return`` opens reverse fulfillment orders the
+warehouse waits on, and counts in the shop's returns), and a claim's units never do.
+Shopify has no claims object; a merchant settles a lost or damaged parcel with a refund on
+the order and a replacement added to it. So a claim keeps the effects of ``tags`` mode: a
+plain refund on the order (``CommercePlatform.refund``, its units named, nothing
+restocked), a gift card for store credit, and the replacement added to the order on hold
+and released in the same commit. A claim cannot adopt a return the customer opened on the
+platform (:func:`~returnflow.domain.claim_lines.check_claim`).
+
 The money is reconciled for every processing call: the whole return's refund and owed
 when it is processed at once, else each call's refund for its own units (a refund per
 receipt).
@@ -73,8 +83,8 @@ def opened(record: ReturnRecord) -> bool:
 def plan(change: Change, policy: ReturnPolicy) -> None:
     """Turn what the decisions of ``change`` planned into platform-return effects (native
     mode; nothing in ``tags`` mode). Run once per change, after the decisions."""
-    if policy.platform_mode is not PlatformMode.NATIVE:
-        return
+    if policy.platform_mode is not PlatformMode.NATIVE or change.record.claim is not None:
+        return  # a claim ships nothing back: no platform return (see the module's docstring)
     record = change.record
     moves = [
         (entry.source[0], entry.target[0], entry.event)
