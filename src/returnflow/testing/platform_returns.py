@@ -230,11 +230,11 @@ class FakePlatformReturns(FakePort):
             picked: list[tuple[int, ...]] = []
             for line in lines:
                 ordered = next(x for x in order.lines if x.id == line.order_line_id)
-                taken = held.setdefault(ordered.id, set())
-                free = returnable_units(order, ordered, taken)
-                free += [u for u in range(ordered.quantity) if u not in free and u not in taken]
+                holding = held.setdefault(ordered.id, set())
+                free = returnable_units(order, ordered, holding)
+                free += [u for u in range(ordered.quantity) if u not in free and u not in holding]
                 picked.append(tuple(free[: line.quantity]))
-                taken.update(picked[-1])
+                holding.update(picked[-1])
             number = self._next_id("return")
             record = _Return(
                 id=f"gid://Return/{number}",
