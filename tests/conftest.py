@@ -8,8 +8,10 @@ with ``RETURNFLOW_HYPOTHESIS_PROFILE=thorough``.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import pkgutil
 from collections.abc import Iterator
 
 import pytest
@@ -40,6 +42,26 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("RETURNFLOW_HYPOTHESIS_PROFILE", "ci"))
+
+
+def _import_every_returnflow_module() -> None:
+    """Import the whole package before any test runs.
+
+    Hypothesis draws some values from the literals of the project's modules loaded so far
+    (its pool of "local constants", read again whenever ``sys.modules`` grows). Without this,
+    a derandomized test draws differently after a test that imported, say, the Shopify
+    adapter: the same test passed alone and failed after others. With every module loaded
+    first, the pool, and so the draws, are the same whatever runs before."""
+    import returnflow
+
+    for module in pkgutil.walk_packages(returnflow.__path__, "returnflow."):
+        try:
+            importlib.import_module(module.name)
+        except ImportError:  # an optional extra that is not installed: the same every run
+            continue
+
+
+_import_every_returnflow_module()
 
 
 @pytest.fixture(autouse=True)

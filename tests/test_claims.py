@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from returnflow import (
     Claim,
@@ -35,6 +37,7 @@ from returnflow.demo.claims import claims
 from returnflow.domain.order import Fulfillment
 from returnflow.serialization import structure, unstructure
 from returnflow.testing import Harness
+from returnflow.testing.strategies import claim_requests, invalid_return_requests, orders
 
 EUR = "EUR"
 SHOP = "claims-shop"
@@ -355,3 +358,49 @@ def test_a_claim_is_read_back_from_sqlite_the_fast_way_and_the_plain_way(tmp_pat
             _bodies.use_fast(previous)
         assert stored.claim == request.claim
         assert [line.claimed for line in stored.lines] == [True]
+
+
+# -- the testing kit draws claims -----------------------------------------------------------------
+
+
+@settings(deadline=None)
+@given(data=st.data())
+def test_a_claim_the_kit_draws_is_stored_and_ships_nothing_back(data: st.DataObject) -> None:
+    order = data.draw(orders(shop=SHOP, currency=EUR), label="order")
+    harness = Harness()
+    harness.ports.commerce.add_order(order)
+    request = data.draw(claim_requests(order), label="claim")
+    quoted = harness.service.quote(request)
+    record = harness.service.request(request)
+    assert record.claim == request.claim
+    assert all(line.claimed for line in record.lines)
+    assert record.return_shipping_fee in (None, Money("0.00", EUR))
+    assert quoted.fees == Money("0.00", EUR)  # the loss is not the customer's
+    assert harness.ports.carrier.calls == []
+    assert harness.ports.warehouse.calls == []
+    reached = {entry.target[0] for entry in record.history}
+    assert not reached & {"label_sent", "in_transit", "received"}
+    if record.status == "closed":  # approved: every unit settled at once
+        assert all(line.settled == line.quantity for line in record.lines)
+    # its units are taken: asked again, a line wanting more than the units left is refused
+    shipped = {line.id: len(order.shipped_units(line)) for line in order.lines}
+    short = any(2 * line.quantity > shipped[line.order_line_id] for line in request.lines)
+    if record.status != "declined" and short:
+        with pytest.raises(InvalidQuantity):
+            harness.service.request(request)
+
+
+@settings(deadline=None)
+@given(data=st.data())
+def test_a_claim_defect_the_kit_draws_is_refused_and_stores_nothing(data: st.DataObject) -> None:
+    order = data.draw(orders(shop=SHOP, currency=EUR, blockers=False), label="order")
+    harness = Harness()
+    harness.ports.commerce.add_order(order)
+    case = data.draw(invalid_return_requests(order), label="defect")
+    with pytest.raises(case.error) as refused:
+        harness.service.request(case.build())
+    if case.defect == "claim_replacing_another_variant":
+        assert refused.value.field.endswith(".outcome.variant_id"), refused.value
+    if case.defect == "claim_without_evidence":
+        assert refused.value.field == "note"
+    assert harness.service.list(SHOP) == []

@@ -901,25 +901,44 @@ def test_finished_on_a_short_receipt_flags_and_waits_for_the_rest() -> None:
     assert work(rest) == ["restock", "issue_refund"]
 
 
-def test_a_parked_receipt_that_turns_out_wrong_is_dropped_with_the_reason() -> None:
-    """A receipt parked before approval for more units than the return expects: the
-    approval still goes through; the receipt is dropped and the history says why."""
+def test_a_receipt_for_more_units_than_are_to_come_is_refused_even_when_it_would_wait() -> None:
+    """Before approval, as after it: more units than the return expects is bad data, refused
+    now with the field; units in a receipt parked already are no longer to come."""
     waiting = then(opened(RequestLine("L1", 2), policy=IN_REVIEW))
-    fact = receipt(ReceivedLine(line_id="L1", quantity=3))
+    with pytest.raises(InvalidPayload) as raised:
+        facts.receive(waiting, receipt(ReceivedLine(line_id="L1", quantity=3)), IN_REVIEW)
+    assert (raised.value.field, raised.value.value) == ("lines[0].quantity", 3)
+    assert waiting.record.parked == ()
+    first = receipt(ReceivedLine(line_id="L1", quantity=2))
+    assert facts.receive(waiting, first, IN_REVIEW) == ("parked", "receipt while pending_review")
+    assert warehouse.units_to_come(waiting.record, waiting.record.lines[0]) == 0
+    again = receipt(ReceivedLine(line_id="L1", quantity=1), event_id="wh-2")
+    with pytest.raises(InvalidPayload, match="expects 0 more unit"):
+        facts.receive(waiting, again, IN_REVIEW)
+    assert [fact.event_id for fact in waiting.record.parked] == ["wh-1"]
+
+
+def test_a_parked_receipt_that_turns_out_wrong_is_dropped_with_the_reason() -> None:
+    """A receipt parked before approval whose units came otherwise meanwhile: the approval
+    still goes through; the receipt is dropped and the history says why."""
+    waiting = then(opened(RequestLine("L1", 2), policy=IN_REVIEW))
+    fact = receipt(ReceivedLine(line_id="L1", quantity=2))
     assert facts.receive(waiting, fact, IN_REVIEW) == ("parked", "receipt while pending_review")
     approved = then(waiting, actor="agent")
+    line = approved.record.lines[0]
+    approved.update(lines=(attrs.evolve(line, received=1, rejected=1),))  # one came otherwise
     requests.approve(approved, IN_REVIEW)
     facts.drain(approved, IN_REVIEW)
     assert approved.record.state == ("approved", "no_exchange")
     assert approved.record.parked == ()
-    assert approved.record.lines[0].received == 0
+    assert approved.record.lines[0].received == 1
     assert history(approved)[-1] == (
         "ignored",
         {
             "fact": "WarehouseReceipt",
             "id": "wh-1",
-            "why": "parked receipt while pending_review, then refused: lines[0].quantity=3: "
-            "line r1-1 expects 2 more unit(s)",
+            "why": "parked receipt while pending_review, then refused: lines[0].quantity=2: "
+            "line r1-1 expects 1 more unit(s)",
         },
     )
 

@@ -205,10 +205,13 @@ def test_a_short_receipt_named_again_names_only_what_is_still_missing() -> None:
 
 
 def test_a_fact_that_moves_a_return_sets_its_next_timer() -> None:
-    # flagged (no timer in review), then a part of the parcel comes: item_received has a
-    # stuck timer, set by the commit of the receipt, so tick() finds the return in time
+    # in review for no progress (no timer in review), then a part of the parcel comes: that
+    # answers the review, and item_received has a stuck timer, set by the commit of the
+    # receipt, so tick() finds the return in time
     harness, rid = opened()
-    harness.service.flag(SHOP, rid, "customer called")
+    harness.service.handle(scan(rid, P, "p"))
+    harness.clock.advance(days=31)
+    assert harness.service.tick().stuck == (rid,)
     assert harness.service.get(SHOP, rid).due_at is None
     harness.service.handle(receipt(rid, 1))
     record = harness.service.get(SHOP, rid)
@@ -217,6 +220,21 @@ def test_a_fact_that_moves_a_return_sets_its_next_timer() -> None:
     harness.clock.advance(days=15)
     assert harness.service.tick().stuck == (rid,)
     assert harness.service.get(SHOP, rid).status == "needs_review"
+
+
+def test_units_received_do_not_take_a_return_away_from_the_person_it_was_sent_to() -> None:
+    # a person flagged it (or a port call failed for good): the units coming back answer
+    # neither, so the return stays in review with its units recorded, as when the receipt
+    # came before the flag
+    harness, rid = opened()
+    harness.service.flag(SHOP, rid, "customer called")
+    harness.service.handle(receipt(rid, 1))
+    record = harness.service.get(SHOP, rid)
+    assert record.status == "needs_review"
+    assert record.lines[0].received == 1
+    assert record.review_reasons == ("customer called",)
+    assert [entry.event for entry in record.history[-2:]] == ["receive", "flag"]
+    assert record.history[-1].payload == {"reason": "customer called", "kept": "units received"}
 
 
 def test_a_finished_parked_before_the_receipt_that_completes_is_not_a_second_completion() -> None:

@@ -20,10 +20,11 @@ import ast
 import itertools
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import pytest
@@ -52,7 +53,7 @@ from returnflow import (
 )
 from returnflow.domain.ledger import UnitKey
 from returnflow.ports import ExchangeHold, ExchangeItem, LineQuantity, RefundReceipt
-from returnflow.ports.store import Commit
+from returnflow.ports.store import Commit, OutboxEntry
 from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing import FakeCommercePlatform, FakePorts, Harness
 from returnflow.testing.stateful import SimulatedCrash, returns_state_machine
@@ -74,8 +75,28 @@ def test_the_model_holds_on_the_default_harness() -> None:
     run(returns_state_machine())
 
 
-def test_the_model_holds_for_any_policy() -> None:
-    run(returns_state_machine(policy=policies("EUR"), currency="EUR"))
+class ClaimsSeen(MemoryStore):
+    """A memory store that counts the versions of claims committed, by state."""
+
+    claim_states: ClassVar[Counter[tuple[str, str]]] = Counter()
+
+    def commit(self, commit: Commit) -> Sequence[OutboxEntry]:
+        for record, _ in commit.records:
+            if record.claim is not None:
+                self.claim_states[record.state] += 1
+        return super().commit(commit)
+
+
+def test_the_model_holds_for_any_policy_and_files_claims_beside_returns() -> None:
+    ClaimsSeen.claim_states.clear()
+    run(
+        returns_state_machine(
+            lambda: Harness(store=ClaimsSeen()), policy=policies("EUR"), currency="EUR"
+        )
+    )
+    statuses = {status for status, _ in ClaimsSeen.claim_states}
+    assert statuses & {"refunded", "closed"}, ClaimsSeen.claim_states  # settled at approval
+    assert statuses & {"pending_review", "declined"}, ClaimsSeen.claim_states  # or judged
 
 
 def test_the_model_holds_on_a_sqlite_store(tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ import pytest
 from returnflow import (
     CarrierStatus,
     CarrierUpdate,
+    Claim,
+    ClaimReason,
     ConfigurationError,
     Duty,
     Exchange,
@@ -34,9 +36,13 @@ from returnflow import (
     RequestLine,
     ReturnPolicy,
     ReturnRequest,
+    Rule,
     StoreCredit,
+    Then,
     WarehouseFinished,
     WarehouseReceipt,
+    When,
+    replacement,
 )
 from returnflow.domain.inbound import Disposition, PlatformReturnEvent
 from returnflow.domain.policy import (
@@ -47,7 +53,7 @@ from returnflow.domain.policy import (
     ReleaseTrigger,
 )
 from returnflow.domain.settlement import Percent
-from returnflow.errors import InvalidPayload, InvalidRequest, PortError
+from returnflow.errors import InvalidPayload, InvalidQuantity, InvalidRequest, PortError
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
 from returnflow.ports.platform_returns import (
@@ -1143,3 +1149,88 @@ def test_duties_the_platform_has_no_id_for_go_to_a_person_with_both_figures() ->
         "the platform's refund 20.00 EUR differs from returnflow's settlement 21.33 EUR: "
         "nothing was processed",
     )
+
+
+# -- claims: nothing comes back, so no platform return -------------------------------------------
+
+
+def claim(*lines: RequestLine, **fields: object) -> ReturnRequest:
+    return ReturnRequest(
+        shop=SHOP,
+        order_id=ORDER_ID,
+        lines=lines,
+        claim=Claim(ClaimReason.LOST_IN_TRANSIT, "the carrier confirms the parcel lost"),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def test_a_claim_refund_is_a_plain_refund_on_the_order_with_no_platform_return() -> None:
+    made = harness()
+    record = made.service.request(claim(RequestLine(order_line_id="L2", quantity=2)))
+    assert record.status == "closed"
+    assert platform(made).calls == []  # Shopify has no claims object: no Return is opened
+    assert record.platform_units == ()
+    assert record.refs.platform_return_id is None
+    [refund] = made.ports.commerce.refunds
+    assert str(refund.amount) == "20.00 EUR"
+    assert [(line.order_line_id, line.quantity) for line in refund.lines] == [("L2", 2)]
+    assert "restock" not in commerce_operations(made)  # nothing came back to restock
+
+
+def test_a_claim_replacement_is_added_to_the_order_and_released_at_once() -> None:
+    made = harness()
+    order_now = made.ports.commerce.get_order(SHOP, ORDER_ID)
+    record = made.service.request(
+        claim(RequestLine(order_line_id="L1", quantity=1, outcome=replacement(order_now, "L1")))
+    )
+    assert record.status == "closed"
+    assert platform(made).calls == []
+    moved = [name for name in commerce_operations(made) if name != "get_order"]
+    assert moved == ["add_exchange_items", "release_exchange"]  # an order edit, shipped at once
+    [line] = record.exchange_lines
+    assert (line.variant_id, line.status) == ("tee-m", "released")
+    assert made.ports.commerce.refunds == []
+
+
+def test_a_claim_credited_is_a_gift_card_with_no_platform_return() -> None:
+    made = harness()
+    record = made.service.request(
+        claim(RequestLine(order_line_id="L1", quantity=1, outcome=StoreCredit()))
+    )
+    assert record.status == "closed"
+    assert platform(made).calls == []
+    assert [str(credit.amount) for credit in made.ports.commerce.credits] == ["25.00 EUR"]
+
+
+def test_a_claim_sent_to_review_opens_nothing_on_the_platform_until_approved() -> None:
+    rule = Rule("claims are checked", When(claim=True), Then(review="a person checks claims"))
+    made = harness(ReturnPolicy(platform_mode="native", rules=[rule]))
+    record = made.service.request(claim(RequestLine(order_line_id="L2", quantity=1)))
+    assert record.status == "pending_review"
+    assert platform(made).calls == []  # no requested platform return either
+    approved = made.service.approve(SHOP, record.id)
+    assert approved.status == "closed"
+    assert platform(made).calls == []
+    assert [str(refund.amount) for refund in made.ports.commerce.refunds] == ["10.00 EUR"]
+
+
+def test_a_claim_beside_a_return_leaves_the_returns_platform_return_to_its_own_units() -> None:
+    made = harness()
+    made.service.request(claim(RequestLine(order_line_id="L2", quantity=1)))
+    returned = request(made, caps(1))  # the other cap comes back as a return
+    [opened] = platform(made).calls_to("open_return")
+    assert [(line.order_line_id, line.quantity) for line in opened.args["lines"]] == [("L2", 1)]
+    assert made.service.get(SHOP, returned).platform_units[0].quantity == 1
+    with pytest.raises(InvalidQuantity):  # the claimed cap cannot come back too
+        request(made, caps(2))
+
+
+def test_a_claim_cannot_adopt_a_platform_return() -> None:
+    made = harness()
+    with pytest.raises(InvalidRequest) as refused:
+        made.service.request(
+            claim(RequestLine(order_line_id="L2", quantity=1), platform_return_id="gid://R/1")
+        )
+    assert (refused.value.field, refused.value.value) == ("platform_return_id", "gid://R/1")
+    assert made.service.list(SHOP) == []
+    assert platform(made).calls == []

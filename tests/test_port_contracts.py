@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import attrs
 import pytest
 
+from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import OrderSnapshot
 from returnflow.domain.money import Money
 from returnflow.domain.policy import ReturnPolicy
@@ -914,6 +916,186 @@ def test_the_policy_source_contract_catches_a_source_that_forgets_versions() -> 
         "test_an_earlier_version_is_served_by_its_name",
         "test_a_version_not_served_is_a_configuration_error_naming_it",
     }
+
+
+# -- the carrier and return methods ----------------------------------------------------------------
+
+
+class IgnoresTheMethod(FakeCarrier):
+    """Sells a mail label whatever the method (no QR code for a drop-off, a label for an
+    in-store return, and a key reused for another method is answered as a replay)."""
+
+    def create_label(
+        self,
+        shop: str,
+        return_id: str,
+        order_id: str,
+        *,
+        idempotency_key: str,
+        method: ReturnMethod = ReturnMethod.MAIL,
+    ) -> Label:
+        return super().create_label(shop, return_id, order_id, idempotency_key=idempotency_key)
+
+
+class LosesTheQrCodeOnReplay(FakeCarrier):
+    """Answers a replayed drop-off label without its QR code (as if only the tracking number
+    and the label were kept with the key)."""
+
+    def create_label(
+        self,
+        shop: str,
+        return_id: str,
+        order_id: str,
+        *,
+        idempotency_key: str,
+        method: ReturnMethod = ReturnMethod.MAIL,
+    ) -> Label:
+        seen = idempotency_key in self.__dict__.setdefault("keys", set())
+        self.__dict__["keys"].add(idempotency_key)
+        label = super().create_label(
+            shop, return_id, order_id, idempotency_key=idempotency_key, method=method
+        )
+        return attrs.evolve(label, qr_code_url=None) if seen else label
+
+
+class SellsInStoreLabels(FakeCarrier):
+    """Sells a label for an in-store return (which no carrier carries)."""
+
+    def create_label(
+        self,
+        shop: str,
+        return_id: str,
+        order_id: str,
+        *,
+        idempotency_key: str,
+        method: ReturnMethod = ReturnMethod.MAIL,
+    ) -> Label:
+        if ReturnMethod(method) is ReturnMethod.IN_STORE:
+            method = ReturnMethod.MAIL
+        return super().create_label(
+            shop, return_id, order_id, idempotency_key=idempotency_key, method=method
+        )
+
+
+class KeyedWithoutTheMethod(FakeCarrier):
+    """Remembers a label by its key and return but not its method: a key reused for
+    another method gets the first label back instead of a refusal."""
+
+    def create_label(
+        self,
+        shop: str,
+        return_id: str,
+        order_id: str,
+        *,
+        idempotency_key: str,
+        method: ReturnMethod = ReturnMethod.MAIL,
+    ) -> Label:
+        sold: dict[tuple[str, str], Label] = self.__dict__.setdefault("sold", {})
+        if (idempotency_key, return_id) not in sold:
+            sold[(idempotency_key, return_id)] = super().create_label(
+                shop, return_id, order_id, idempotency_key=idempotency_key, method=method
+            )
+        return sold[(idempotency_key, return_id)]
+
+
+class OldStyleCarrier(FakeCarrier):
+    """A carrier written before methods: ``create_label`` takes no ``method``."""
+
+    def create_label(  # type: ignore[override]
+        self, shop: str, return_id: str, order_id: str, *, idempotency_key: str
+    ) -> Label:
+        return super().create_label(shop, return_id, order_id, idempotency_key=idempotency_key)
+
+
+class MailOnly(FakeCarrier):
+    """Serves mail only and refuses the other methods with PortError(retryable=False)."""
+
+    def create_label(
+        self,
+        shop: str,
+        return_id: str,
+        order_id: str,
+        *,
+        idempotency_key: str,
+        method: ReturnMethod = ReturnMethod.MAIL,
+    ) -> Label:
+        if ReturnMethod(method) is not ReturnMethod.MAIL:
+            raise PortError("carrier", "create_label", f"no {method.value}", retryable=False)
+        return super().create_label(shop, return_id, order_id, idempotency_key=idempotency_key)
+
+
+METHOD_BUGS = [
+    pytest.param(
+        IgnoresTheMethod,
+        {
+            "test_each_method_it_serves_gets_a_label_and_a_drop_off_a_qr_code",
+            "test_a_label_key_reused_for_another_method_is_refused",
+            "test_a_method_it_does_not_serve_is_refused",
+        },
+        id="carrier-ignores-the-method",
+    ),
+    pytest.param(
+        LosesTheQrCodeOnReplay,
+        {"test_a_replayed_label_of_each_method_is_the_same_label"},
+        id="carrier-loses-the-qr-code-on-replay",
+    ),
+    pytest.param(
+        SellsInStoreLabels,
+        {"test_a_method_it_does_not_serve_is_refused"},
+        id="carrier-sells-in-store-labels",
+    ),
+    pytest.param(
+        KeyedWithoutTheMethod,
+        {"test_a_label_key_reused_for_another_method_is_refused"},
+        id="carrier-keys-without-the-method",
+    ),
+    pytest.param(
+        OldStyleCarrier,
+        {
+            "test_each_method_it_serves_gets_a_label_and_a_drop_off_a_qr_code",
+            "test_a_replayed_label_of_each_method_is_the_same_label",
+            "test_a_label_key_reused_for_another_method_is_refused",
+            "test_a_method_it_does_not_serve_is_refused",
+        },
+        id="carrier-without-methods",
+    ),
+]
+
+
+@pytest.mark.parametrize(("adapter", "caught_by"), METHOD_BUGS)
+def test_the_carrier_contract_catches_a_planted_method_bug(
+    adapter: Callable[[], object], caught_by: set[str]
+) -> None:
+    """Each bug fails exactly the method tests named, with an AssertionError saying what
+    the carrier did; the tests of mail labels (asked without a method) still pass."""
+    failures = contract_failures(bound(CarrierContract, adapter))
+    assert set(failures) == caught_by, sorted(failures)
+    for name in caught_by:
+        assert isinstance(failures[name], AssertionError), (name, failures[name])
+
+
+def test_a_carrier_that_mails_only_passes_when_it_says_so() -> None:
+    class MailOnlyContract(CarrierContract):
+        METHODS = (ReturnMethod.MAIL,)
+
+        def make_carrier(self) -> Carrier:
+            return MailOnly()
+
+    assert contract_failures(MailOnlyContract) == {}
+    failures = contract_failures(bound(CarrierContract, MailOnly))  # claims every method
+    assert set(failures) == {
+        "test_each_method_it_serves_gets_a_label_and_a_drop_off_a_qr_code",
+        "test_a_replayed_label_of_each_method_is_the_same_label",
+    }
+
+
+def test_a_carrier_without_methods_is_told_what_to_take() -> None:
+    contract = bound(CarrierContract, OldStyleCarrier)()
+    with pytest.raises(AssertionError, match="create_label takes no method"):
+        contract.test_a_method_it_does_not_serve_is_refused()  # type: ignore[attr-defined]
+    contract = bound(CarrierContract, IgnoresTheMethod)()
+    with pytest.raises(AssertionError, match="QR code"):
+        contract.test_each_method_it_serves_gets_a_label_and_a_drop_off_a_qr_code()  # type: ignore[attr-defined]
 
 
 class DropsTheLocation(FakeWarehouse):

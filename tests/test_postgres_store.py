@@ -107,13 +107,13 @@ class TestPostgresStore(StoreContract):
 # -- PostgreSQL only: schema ----------------------------------------------------------------
 
 
-def test_schema_version_is_5_and_a_reopened_database_keeps_its_data(fresh_dsn: str) -> None:
+def test_schema_version_is_6_and_a_reopened_database_keeps_its_data(fresh_dsn: str) -> None:
     record = make_record("shop-a", "R1")
     effect = make_effect("shop-a", "R1", 0)
     key = InboundKey("shop-a", "carrier", "evt-1")
     store = PostgresStore(fresh_dsn)
     try:
-        assert store.schema_version() == 5
+        assert store.schema_version() == 6
         store.commit(Commit(records=((record, 0),), effects=(effect,), inbound=key))
         v2 = next_version(record, status="approved")
         store.commit(Commit(records=((v2, 1),)))
@@ -122,7 +122,7 @@ def test_schema_version_is_5_and_a_reopened_database_keeps_its_data(fresh_dsn: s
         store.close()
     reopened = PostgresStore(fresh_dsn)  # a new cache: everything comes from the database
     try:
-        assert reopened.schema_version() == 5
+        assert reopened.schema_version() == 6
         got = reopened.get("shop-a", "R1")
         assert got == v2
         assert [entry.payload for entry in got.history] == [entry.payload for entry in v2.history]
@@ -141,7 +141,7 @@ def test_schema_version_is_5_and_a_reopened_database_keeps_its_data(fresh_dsn: s
         assert reopened.get("shop-a", "R1") == v3
     finally:
         reopened.close()
-    assert sql(fresh_dsn, "SELECT version FROM schema_version") == [(5,)]
+    assert sql(fresh_dsn, "SELECT version FROM schema_version") == [(6,)]
     tables = {
         name
         for (name,) in sql(fresh_dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
@@ -157,15 +157,16 @@ def test_schema_version_is_5_and_a_reopened_database_keeps_its_data(fresh_dsn: s
     }
 
 
-def test_a_database_at_schema_1_is_migrated_to_4(fresh_dsn: str) -> None:
+def test_a_database_at_schema_1_is_migrated_to_6(fresh_dsn: str) -> None:
     PostgresStore(fresh_dsn).close()
     sql(fresh_dsn, "DROP TABLE cursors")
     sql(fresh_dsn, "DROP TABLE order_units")
     sql(fresh_dsn, "ALTER TABLE returns DROP COLUMN due_at")
+    sql(fresh_dsn, "ALTER TABLE returns DROP COLUMN customer_email")  # and its index
     sql(fresh_dsn, "UPDATE schema_version SET version = 1")
     store = PostgresStore(fresh_dsn)
     try:
-        assert store.schema_version() == 5
+        assert store.schema_version() == 6
         assert store.read_cursor("import:loop:shop-a") is None
         store.write_cursor("import:loop:shop-a", "42", expected=None)
         assert store.read_cursor("import:loop:shop-a") == "42"
@@ -187,10 +188,11 @@ def test_a_database_at_schema_2_gets_the_ledger_of_the_units_its_returns_hold(
     store.close()
     sql(fresh_dsn, "DROP TABLE order_units")
     sql(fresh_dsn, "ALTER TABLE returns DROP COLUMN due_at")
+    sql(fresh_dsn, "ALTER TABLE returns DROP COLUMN customer_email")  # and its index
     sql(fresh_dsn, "UPDATE schema_version SET version = 2")
     migrated = PostgresStore(fresh_dsn)
     try:
-        assert migrated.schema_version() == 5
+        assert migrated.schema_version() == 6
         ledger = migrated.units("shop-a", "O-1")
         assert {unit: ledger[unit] for unit in ledger if unit[0] == "L1"} == {
             ("L1", 0): "R1",
@@ -253,8 +255,8 @@ def test_processes_opening_a_fresh_database_at_once_migrate_it_once(fresh_dsn: s
             child.join(timeout=30)
             if child.is_alive():
                 child.kill()
-    assert outcomes == [("ok", 5)] * processes, outcomes
-    assert sql(fresh_dsn, "SELECT version FROM schema_version") == [(5,)]
+    assert outcomes == [("ok", 6)] * processes, outcomes
+    assert sql(fresh_dsn, "SELECT version FROM schema_version") == [(6,)]
 
 
 def test_history_rows_cannot_be_changed_nor_deleted_in_the_database(
@@ -590,7 +592,7 @@ def test_open_store_opens_postgres_for_a_url_and_sqlite_for_a_path(dsn: str, tmp
         opened = open_store(url)
         try:
             assert isinstance(opened, PostgresStore)
-            assert opened.schema_version() == 5
+            assert opened.schema_version() == 6
         finally:
             opened.close()
     local = open_store(str(tmp_path / "returns.db"))
@@ -641,12 +643,58 @@ def test_a_database_at_schema_4_gets_its_unconfirmed_releases_due(fresh_dsn: str
         store.commit(Commit(records=((record, 0),)))
     store.close()
     sql(fresh_dsn, "DROP INDEX returns_by_created")
+    sql(fresh_dsn, "ALTER TABLE returns DROP COLUMN customer_email")  # and its index
     sql(fresh_dsn, "UPDATE schema_version SET version = 4")
     migrated = PostgresStore(fresh_dsn)
     try:
-        assert migrated.schema_version() == 5
+        assert migrated.schema_version() == 6
         due = migrated.list_due(BASE_TIME + timedelta(days=1))
         assert [record.id for record in due] == ["R1"]  # the next tick checks it
         assert [record.id for record in migrated.list("shop-a", after="R1")] == ["R2"]
     finally:
         migrated.close()
+
+
+def test_a_database_at_schema_5_gets_its_customers_returns_indexed(fresh_dsn: str) -> None:
+    ana = "ana@example.com"
+    store = PostgresStore(fresh_dsn)
+    for return_id, email, days in (
+        ("R1", ana, 0),
+        ("R2", ana, 2),
+        ("R3", "bo@example.com", 2),
+        ("R4", None, 2),
+        ("R5", "nul\x00@example.com", 2),
+        ("R6", ana, 3),
+    ):
+        record = make_record(
+            "shop-a", return_id, order_id=f"O-{return_id}", created_at=BASE_TIME + timedelta(days)
+        )
+        note = "a NUL \x00 in a note" if return_id == "R6" else ""
+        record = attrs.evolve(record, customer_email=email, customer_note=note)
+        store.commit(Commit(records=((record, 0),)))
+    store.close()
+    sql(fresh_dsn, "ALTER TABLE returns DROP COLUMN customer_email")  # and its index
+    sql(fresh_dsn, "UPDATE schema_version SET version = 5")
+    migrated = PostgresStore(fresh_dsn)
+    try:
+        assert migrated.schema_version() == 6
+        since = BASE_TIME + timedelta(days=1)
+        assert migrated.count_customer_returns("shop-a", ana, since=BASE_TIME) == 3
+        assert migrated.count_customer_returns("shop-a", ana, since=since) == 2
+        assert migrated.count_customer_returns("shop-a", "bo@example.com", since=since) == 1
+        # bodies with a NUL character (PostgreSQL's JSON functions refuse them) too
+        nul = "nul\x00@example.com"
+        assert migrated.count_customer_returns("shop-a", nul, since=since) == 1
+        record = migrated.get("shop-a", "R5")
+        migrated.commit(Commit(records=((next_version(record), 1),)))
+        assert migrated.count_customer_returns("shop-a", nul, since=since) == 1
+    finally:
+        migrated.close()
+    with psycopg.connect(fresh_dsn) as connection:
+        connection.execute("SET enable_seqscan = off")
+        plan = connection.execute(
+            "EXPLAIN SELECT count(*) FROM returns "
+            "WHERE shop = %s AND customer_email = %s AND created_at >= %s",
+            ("shop-a", ana.encode(), BASE_TIME),
+        ).fetchall()
+    assert "returns_by_customer" in str(plan), plan

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 from collections.abc import Callable
@@ -68,13 +69,13 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "returns.db"
 
 
-def test_schema_version_is_6_and_a_reopened_file_keeps_its_data(path: Path) -> None:
+def test_schema_version_is_7_and_a_reopened_file_keeps_its_data(path: Path) -> None:
     record = make_record("shop-a", "R1")
     effect = make_effect("shop-a", "R1", 0)
     key = InboundKey("shop-a", "carrier", "evt-1")
     store = SqliteStore(path)
     try:
-        assert store.schema_version() == 6
+        assert store.schema_version() == 7
         store.commit(Commit(records=((record, 0),), effects=(effect,), inbound=key))
         v2 = next_version(record, status="approved")
         store.commit(Commit(records=((v2, 1),)))
@@ -83,7 +84,7 @@ def test_schema_version_is_6_and_a_reopened_file_keeps_its_data(path: Path) -> N
         store.close()
     reopened = SqliteStore(path)
     try:
-        assert reopened.schema_version() == 6
+        assert reopened.schema_version() == 7
         got = reopened.get("shop-a", "R1")
         assert got == v2
         assert [entry.payload for entry in got.history] == [entry.payload for entry in v2.history]
@@ -98,7 +99,7 @@ def test_schema_version_is_6_and_a_reopened_file_keeps_its_data(path: Path) -> N
         reopened.close()
 
 
-def test_a_schema_1_file_is_migrated_to_6_and_keeps_its_returns(path: Path) -> None:
+def test_a_schema_1_file_is_migrated_to_7_and_keeps_its_returns(path: Path) -> None:
     store = SqliteStore(path)
     record = make_record("shop-a", "R1")
     store.commit(Commit(records=((record, 0),)))
@@ -110,13 +111,15 @@ def test_a_schema_1_file_is_migrated_to_6_and_keeps_its_returns(path: Path) -> N
             connection.execute("DROP TABLE order_units")
             connection.execute("DROP INDEX returns_due")
             connection.execute("ALTER TABLE returns DROP COLUMN due_at")
+            connection.execute("DROP INDEX returns_by_customer")
+            connection.execute("ALTER TABLE returns DROP COLUMN customer_email")
             connection.execute("UPDATE schema_version SET version = 1")
     finally:
         connection.close()
 
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 6
+        assert migrated.schema_version() == 7
         assert migrated.get("shop-a", "R1") == record
         assert migrated.read_cursor("import:loop:shop-a") is None
         migrated.write_cursor("import:loop:shop-a", "v1", expected=None)
@@ -144,13 +147,15 @@ def test_a_schema_2_file_gets_the_ledger_of_the_units_its_returns_hold(path: Pat
             connection.execute("DROP TABLE order_units")
             connection.execute("DROP INDEX returns_due")
             connection.execute("ALTER TABLE returns DROP COLUMN due_at")
+            connection.execute("DROP INDEX returns_by_customer")
+            connection.execute("ALTER TABLE returns DROP COLUMN customer_email")
             connection.execute("UPDATE schema_version SET version = 2")
     finally:
         connection.close()
 
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 6
+        assert migrated.schema_version() == 7
         ledger = migrated.units("shop-a", "O-1")
         assert {unit: ledger[unit] for unit in ledger if unit[0] == "L1"} == {
             ("L1", 0): "R1",
@@ -186,6 +191,8 @@ def test_a_schema_5_file_keeps_its_ledger_rows_in_one_tree(path: Path) -> None:
                 INSERT INTO order_units VALUES ('shop-a', 'O-1', 'L1', 0, 'R1');
                 INSERT INTO order_units VALUES ('shop-a', 'O-1', 'L1', 1, 'R1');
                 INSERT INTO order_units VALUES ('shop-a', 'O-1', 'L2', 0, 'R1');
+                DROP INDEX returns_by_customer;
+                ALTER TABLE returns DROP COLUMN customer_email;
                 UPDATE schema_version SET version = 5;
                 """
             )
@@ -193,7 +200,7 @@ def test_a_schema_5_file_keeps_its_ledger_rows_in_one_tree(path: Path) -> None:
         connection.close()
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 6
+        assert migrated.schema_version() == 7
         assert migrated.units("shop-a", "O-1") == {
             ("L1", 0): "R1",
             ("L1", 1): "R1",
@@ -357,14 +364,89 @@ def test_a_schema_4_file_gets_its_unconfirmed_releases_due(path: Path) -> None:
         with connection:
             connection.execute("DROP INDEX returns_by_created")
             connection.execute("DROP INDEX inbox_by_at")
+            connection.execute("DROP INDEX returns_by_customer")
+            connection.execute("ALTER TABLE returns DROP COLUMN customer_email")
             connection.execute("UPDATE schema_version SET version = 4")
     finally:
         connection.close()
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 6
+        assert migrated.schema_version() == 7
         due = migrated.list_due(BASE_TIME + timedelta(days=1))
         assert [record.id for record in due] == ["R1"]  # the next tick checks it
         assert [record.id for record in migrated.list("shop-a", limit=1, after="R1")] == ["R2"]
     finally:
         migrated.close()
+
+
+def _schema_of(connection: sqlite3.Connection) -> tuple[list[str], list[str]]:
+    """The ``returns`` table's columns and the names of its indexes."""
+    columns = [row[1] for row in connection.execute("PRAGMA table_info(returns)")]
+    indexes = sorted(
+        name
+        for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'returns' "
+            "AND name NOT LIKE 'sqlite_autoindex%'"
+        )
+    )
+    return columns, indexes
+
+
+def test_a_schema_6_file_gets_its_customers_returns_indexed(path: Path, tmp_path: Path) -> None:
+    from returnflow.stores._sqlite_schema import MIGRATIONS
+
+    ana, bo = "ana@example.com", "bo@example.com"
+    nul = "nul\x00@example.com"
+    records = [
+        attrs.evolve(
+            make_record("shop-a", return_id, order_id=f"O-{return_id}", created_at=created),
+            customer_email=email,
+            customer_note="a NUL \x00 in a note" if return_id == "R6" else "",
+        )
+        for return_id, email, created in (
+            ("R1", ana, BASE_TIME),
+            ("R2", ana, BASE_TIME + timedelta(days=2)),
+            ("R3", bo, BASE_TIME + timedelta(days=2)),
+            ("R4", None, BASE_TIME + timedelta(days=2)),
+            ("R5", nul, BASE_TIME + timedelta(days=2)),
+            ("R6", bo, BASE_TIME + timedelta(days=3)),
+        )
+    ]
+    store = SqliteStore(path)
+    for record in records:
+        store.commit(Commit(records=((record, 0),)))
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+        # as returnflow with schema 6 left it: no e-mail column, no index by customer
+        connection.execute("DROP INDEX returns_by_customer")
+        connection.execute("ALTER TABLE returns DROP COLUMN customer_email")
+        connection.execute("UPDATE schema_version SET version = 6")
+        downgraded = _schema_of(connection)
+    with contextlib.closing(sqlite3.connect(tmp_path / "six.db")) as six:
+        for script in MIGRATIONS[:6]:
+            six.executescript(script)
+        assert downgraded == _schema_of(six)  # the file is what schema 6 made
+    migrated = SqliteStore(path)
+    try:
+        assert migrated.schema_version() == 7
+        since = BASE_TIME + timedelta(days=1)
+        assert migrated.count_customer_returns("shop-a", ana, since=BASE_TIME) == 2
+        assert migrated.count_customer_returns("shop-a", ana, since=since) == 1
+        assert migrated.count_customer_returns("shop-a", bo, since=BASE_TIME) == 2
+        assert migrated.count_customer_returns("shop-a", nul, since=BASE_TIME) == 1
+        assert migrated.count_customer_returns("shop-a", "nul", since=BASE_TIME) == 0
+        assert migrated.get("shop-a", "R2") == records[1]
+        later = attrs.evolve(
+            make_record("shop-a", "R9", order_id="O-R9", created_at=since), customer_email=ana
+        )
+        migrated.commit(Commit(records=((later, 0),)))
+        assert migrated.count_customer_returns("shop-a", ana, since=since) == 2
+    finally:
+        migrated.close()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        plan = connection.execute(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM returns "
+            "WHERE shop = ? AND customer_email = ? AND created_at >= ?",
+            ("shop-a", ana, "2026"),
+        ).fetchall()
+    assert "returns_by_customer" in str(plan), plan

@@ -21,6 +21,7 @@ from returnflow.decisions import merchant, platform
 from returnflow.decisions import request as requests
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
+from returnflow.domain._time import EARLIEST
 from returnflow.domain.destinations import check_location, route
 from returnflow.domain.ledger import claimed_units
 from returnflow.domain.model import (
@@ -41,6 +42,7 @@ from returnflow.errors import (
     UnknownOrder,
 )
 from returnflow.lifecycle.engine import using
+from returnflow.ports.store import count_customer_returns
 
 if TYPE_CHECKING:
     from returnflow.service import ReturnsService
@@ -52,7 +54,13 @@ Decide = Callable[[OrderSnapshot, Change, Money, Verdict], None]
 (for the review threshold) and what the shop's rules decided in; it fires the chart events
 and plans the effects."""
 
-_PAGE = 500
+
+def _since(now: datetime, days: int) -> datetime:
+    """``days`` days before ``now``, or the earliest time a store keeps when that is
+    before it (a window longer than the stores' calendar counts every return)."""
+    if days > (now - EARLIEST).days:
+        return EARLIEST
+    return now - timedelta(days=days)
 
 
 class Opening:
@@ -92,25 +100,19 @@ class Opening:
         self, order: OrderSnapshot, policy: ReturnPolicy, now: datetime
     ) -> dict[int, int]:
         """The customer's returns in the shop (by the order's e-mail) in each window of days
-        the shop's rules ask about (:func:`~returnflow.domain.rules.needed_windows`); none
-        asked, no read. The store has no index by customer: this reads the shop's returns a
-        page of 500 at a time, so its cost grows with the shop's returns."""
+        the shop's rules ask about (:func:`~returnflow.domain.rules.needed_windows`), one
+        indexed count per window
+        (:meth:`~returnflow.ports.store.ReturnStore.count_customer_returns` says what
+        counts); none asked, or an order without an e-mail, no read."""
         windows = needed_windows(policy.rules)
-        counts = dict.fromkeys(windows, 0)
         if not windows or order.customer_email is None:
-            return counts
-        after: str | None = None
-        while True:
-            page = self.service.store.list(order.shop, after=after, limit=_PAGE)
-            for record in page:
-                if record.customer_email != order.customer_email:
-                    continue
-                for days in windows:
-                    if record.created_at >= now - timedelta(days=days):
-                        counts[days] += 1
-            if len(page) < _PAGE:
-                return counts
-            after = page[-1].id
+            return dict.fromkeys(windows, 0)
+        return {
+            days: count_customer_returns(
+                self.service.store, order.shop, order.customer_email, since=_since(now, days)
+            )
+            for days in windows
+        }
 
     def prepare(
         self,

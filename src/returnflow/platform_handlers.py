@@ -165,33 +165,15 @@ def process_platform_return(
         if line.id in effect.exchange_line_ids
     ]
     if effect.expected is not None and not reviewed:
-        if effect.expected_owed is None:  # one call of several: its own units
-            outcome = port.calculate(
-                effect.shop,
-                return_id,
-                lines,
-                exchange_lines=exchange_lines,
-                shipping_fee=effect.shipping_fee,
-            )
-        else:
-            outcome = port.calculate(effect.shop, return_id)
-        theirs = outcome.refund
-        authority = d.policy_of(record).platform_money  # the return's own policy version
-        review = authority is MoneyAuthority.REVIEW
-        for what, platform, ours in (
-            ("refund", outcome.refund, effect.expected),
-            ("owed", outcome.owed, effect.expected_owed),
-        ):
-            if review and ours is not None and platform != ours:
-                raise PortError(
-                    effect.port,
-                    effect.kind,
-                    f"the platform's {what} {platform} differs from returnflow's settlement "
-                    f"{ours}: nothing was processed",
-                    retryable=False,
-                )
-        if theirs != effect.expected and authority is MoneyAuthority.PLATFORM:
-            refund = max(refund + (theirs - effect.expected), Money.zero(refund.currency))
+        try:
+            theirs, refund = _reconciled(d, effect, record, port, return_id, lines, exchange_lines)
+        except PortError:
+            if not _processed_already(port, effect, record, return_id):
+                raise
+            # An earlier attempt processed these units and its answer was lost (a crash, a
+            # timeout): its figures were compared before it; the platform's figure now leaves
+            # out the units it processed. The call under the same key gives its answer.
+            theirs, refund = None, effect.refund
     answer = port.process(
         effect.shop,
         return_id,
@@ -207,6 +189,66 @@ def process_platform_return(
         extras.append(effect.refund_shipping)
     total = Money.sum((refund, *extras), refund.currency)
     return Processed(answer, total, theirs, effect.expected)
+
+
+def _reconciled(
+    d: Dispatcher,
+    effect: fx.ProcessPlatformReturn,
+    record: ReturnRecord,
+    port: PlatformReturns,
+    return_id: str,
+    lines: list[Quantity],
+    exchange_lines: list[Quantity],
+) -> tuple[Money, Money]:
+    """The platform's refund for this processing and the refund to ask for; a non-retryable
+    PortError when the figures differ and a person decides (``platform_money="review"``)."""
+    assert effect.expected is not None
+    refund = effect.refund
+    if effect.expected_owed is None:  # one call of several: its own units
+        outcome = port.calculate(
+            effect.shop,
+            return_id,
+            lines,
+            exchange_lines=exchange_lines,
+            shipping_fee=effect.shipping_fee,
+        )
+    else:
+        outcome = port.calculate(effect.shop, return_id)
+    theirs = outcome.refund
+    authority = d.policy_of(record).platform_money  # the return's own policy version
+    review = authority is MoneyAuthority.REVIEW
+    for what, platform, ours in (
+        ("refund", outcome.refund, effect.expected),
+        ("owed", outcome.owed, effect.expected_owed),
+    ):
+        if review and ours is not None and platform != ours:
+            raise PortError(
+                effect.port,
+                effect.kind,
+                f"the platform's {what} {platform} differs from returnflow's settlement "
+                f"{ours}: nothing was processed",
+                retryable=False,
+            )
+    if theirs != effect.expected and authority is MoneyAuthority.PLATFORM:
+        refund = max(refund + (theirs - effect.expected), Money.zero(refund.currency))
+    return theirs, refund
+
+
+def _processed_already(
+    port: PlatformReturns, effect: fx.ProcessPlatformReturn, record: ReturnRecord, return_id: str
+) -> bool:
+    """Whether the platform return shows every unit of this processing processed beyond
+    what returnflow saw confirmed: an earlier attempt of this call acted."""
+    if not effect.lines:
+        return False
+    done = dict(port.get_return(effect.shop, return_id).processed)
+    ids = dict(record.refs.platform_line_ids)
+    confirmed = {units.order_line_id: units.confirmed for units in record.platform_units}
+    return all(
+        done.get(ids.get(line.order_line_id, ""), 0)
+        >= confirmed.get(line.order_line_id, 0) + line.quantity
+        for line in effect.lines
+    )
 
 
 def pay_platform_balance(

@@ -352,6 +352,11 @@ def settle_parts(
             or None,
             duties=Money.sum((part.duties for part in covered), record.currency) or None,
             duty_refunds=_duty_refunds(record, covered),
+            **(
+                {"bonus": settlement.bonus}
+                if payout is fx.IssueStoreCredit and settlement.bonus
+                else {}
+            ),
         )
     if settlement.balance_refund:
         change.effect(fx.RefundBalance, amount=settlement.balance_refund)

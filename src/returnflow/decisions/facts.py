@@ -142,8 +142,8 @@ def receive(change: Change, event: InboundEvent, policy: ReturnPolicy) -> tuple[
         locations.check_fact(change.record, event)  # a location the return does not go to
     decide = _APPLY[type(event)]
     if not _ready(change, event, policy):
-        if isinstance(event, WarehouseReceipt):
-            warehouse.check_lines(change, event)  # bad data is refused now, not later
+        if isinstance(event, WarehouseReceipt):  # bad data is refused now, not later
+            warehouse.check_quantities(change, event)
         why = f"{kind_of(event)} while {change.record.status}"
         if change.record.status not in WAITS[kind_of(event)]:
             why = f"{kind_of(event)} while the exchange's payment is asked"

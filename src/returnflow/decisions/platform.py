@@ -30,6 +30,16 @@ effects, in place of the tag-and-hold ones:
 - a return the customer opened on the platform (``ReturnRequest.platform_return_id``) ->
   adopted: no new platform return; the requested one is approved or declined.
 
+A claim (:mod:`returnflow.domain.claims`) never gets a platform return: a platform return
+stands for goods coming back (Shopify's ``Return`` opens reverse fulfillment orders the
+warehouse waits on, and counts in the shop's returns), and a claim's units never do.
+Shopify has no claims object; a merchant settles a lost or damaged parcel with a refund on
+the order and a replacement added to it. So a claim keeps the effects of ``tags`` mode: a
+plain refund on the order (``CommercePlatform.refund``, its units named, nothing
+restocked), a gift card for store credit, and the replacement added to the order on hold
+and released in the same commit. A claim cannot adopt a return the customer opened on the
+platform (:func:`~returnflow.domain.claim_lines.check_claim`).
+
 The money is reconciled for every processing call: the whole return's refund and owed
 when it is processed at once, else each call's refund for its own units (a refund per
 receipt).
@@ -73,8 +83,8 @@ def opened(record: ReturnRecord) -> bool:
 def plan(change: Change, policy: ReturnPolicy) -> None:
     """Turn what the decisions of ``change`` planned into platform-return effects (native
     mode; nothing in ``tags`` mode). Run once per change, after the decisions."""
-    if policy.platform_mode is not PlatformMode.NATIVE:
-        return
+    if policy.platform_mode is not PlatformMode.NATIVE or change.record.claim is not None:
+        return  # a claim ships nothing back: no platform return (see the module's docstring)
     record = change.record
     moves = [
         (entry.source[0], entry.target[0], entry.event)
@@ -141,9 +151,26 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
     carried paid, processed and disposed on that one's platform return (the ``settled`` of
     its ``created_by_reset`` note); ``None`` when that is every unit: nothing to open."""
     record = change.record
+    carried = next(
+        (
+            entry.payload.get("settled")
+            for entry in record.history
+            if entry.event == "created_by_reset"
+        ),
+        None,
+    )
+    # The fees of every unit on the platform return, those settled already included (a
+    # returnless line is settled at the request, its restocking fee with it): the platform
+    # deducts a line's fee when it is processed. Units a reset carried paid are not on it.
+    left = {key: int(value) for key, value in (carried or {}).items()}
+    parts = []
+    for line in record.lines:
+        skip = min(line.quantity, left.get(line.order_line_id, 0))
+        left[line.order_line_id] = left.get(line.order_line_id, 0) - skip
+        parts.append((line, line.quantity - skip, skip))
     quote = settle(
         record.currency,
-        [(line, line.quantity - line.settled, line.settled) for line in record.lines],
+        parts,
         fees=policy.fees,
         exchange_lines=[line for line in record.exchange_lines if line.status != "cancelled"],
         charge_shipping=record.return_shipping_fee is None,
@@ -156,14 +183,6 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
     units: dict[str, int] = {}
     fees: dict[str, Money] = {}
     reasons: dict[str, str] = {}
-    carried = next(
-        (
-            entry.payload.get("settled")
-            for entry in record.history
-            if entry.event == "created_by_reset"
-        ),
-        None,
-    )
     paid: dict[str, int] = {}
     for line in record.lines:
         units[line.order_line_id] = units.get(line.order_line_id, 0) + line.quantity
@@ -210,7 +229,11 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
             if count > paid[line_id]
         ),
         exchange_lines=exchange_lines,
-        return_shipping_fee=quote.return_shipping_fee or None,
+        # charged already with a returnless line's settlement at the request: the platform
+        # takes it with that line's processing (a reset's was charged on its parent's)
+        return_shipping_fee=quote.return_shipping_fee
+        or (record.return_shipping_fee if carried is None else None)
+        or None,
         requested=requested,
     )
 
@@ -307,8 +330,8 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
     duty_refunds = _by_duty(refunds)
     refund = Money.sum((e.amount for e in refunds), record.currency) - shipping_back
     refund = refund - Money.sum((d.amount for d in duty_refunds), record.currency)
-    outside = Money.sum(  # a store credit's share of them: in the gift card
-        ((e.original_shipping or zero) + (e.duties or zero) for e in credits),
+    outside = Money.sum(  # a store credit's share of them, and its bonus: in the gift card
+        ((e.original_shipping or zero) + (e.duties or zero) + (e.bonus or zero) for e in credits),
         record.currency,
     )
     released = any(isinstance(e, fx.ReleaseExchange) for e in planned)

@@ -9,13 +9,13 @@ from returnflow.decisions import carrier, completion, locations, review
 from returnflow.decisions.change import Change
 from returnflow.domain.destinations import several
 from returnflow.domain.inbound import Disposition, ReceivedLine, WarehouseFinished, WarehouseReceipt
-from returnflow.domain.model import QcResult
+from returnflow.domain.model import QcResult, ReturnLine, ReturnRecord
 from returnflow.domain.policy import Completion, RefundTrigger, ReturnPolicy
 from returnflow.errors import InvalidPayload
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
 
-__all__ = ["accepted", "check_lines", "finished", "receipt"]
+__all__ = ["accepted", "check_lines", "finished", "receipt", "units_to_come"]
 
 
 def accepted(item: ReceivedLine) -> bool:
@@ -38,6 +38,39 @@ def check_lines(change: Change, event: WarehouseReceipt) -> dict[str, list[Recei
     return received
 
 
+def units_to_come(record: ReturnRecord, line: ReturnLine) -> int:
+    """The units of ``line`` the warehouse has still to report: not received, nor in a
+    receipt parked with the return (one that waits for an upsell's balance charge or an
+    instant exchange's authorization counts: its units are at the warehouse already)."""
+    parked = sum(
+        int(item["quantity"])
+        for fact in record.parked
+        if fact.kind == "receipt"
+        for item in fact.lines
+        if record.line(str(item["line_id"])) is line
+    )
+    return max(line.outstanding - parked, 0)
+
+
+def check_quantities(change: Change, event: WarehouseReceipt) -> None:
+    """:class:`~returnflow.errors.InvalidPayload` naming ``lines[i].quantity`` (a line's
+    first entry) for more units of a line than it has still to come
+    (:func:`units_to_come`)."""
+    received = check_lines(change, event)
+    record = change.record
+    for index, item in enumerate(event.lines):
+        line = record.line(item.line_id)
+        assert line is not None
+        total = sum(part.quantity for part in received[line.id])
+        left = units_to_come(record, line)
+        if total > left:
+            raise InvalidPayload(
+                f"lines[{index}].quantity",
+                item.quantity,
+                f"line {line.id} expects {left} more unit(s)",
+            )
+
+
 _SHORT = "warehouse finished a short receipt"
 
 
@@ -49,16 +82,8 @@ def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> st
     received = check_lines(change, event)
     if not change.allows("receive"):  # late: the return moved on; recorded, not refused
         return change.ignore(event, f"receipt while {change.record.status}")
-    for index, item in enumerate(event.lines):
-        line = change.record.line(item.line_id)
-        assert line is not None
-        total = sum(part.quantity for part in received[line.id])
-        if total > line.outstanding:  # the line's first entry is named
-            raise InvalidPayload(
-                f"lines[{index}].quantity",
-                item.quantity,
-                f"line {line.id} expects {line.outstanding} more unit(s)",
-            )
+    check_quantities(change, event)
+    in_review = change.record.status == "needs_review"
     # the parcel reached the warehouse: it was handed in and delivered, scanned or not
     carrier.reached(change, policy, "deliver", "received")
     record = change.record
@@ -102,7 +127,28 @@ def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> st
         completion.complete(change, policy)
     if restock:  # after the customer's money: its answer changes nothing on the return
         change.effect(fx.Restock, lines=tuple(restock))
+    if in_review and change.record.status == "item_received":
+        _still_in_review(change)
     return ""
+
+
+# Reasons the units coming back answer: the parcel did arrive, the return moved.
+_ANSWERED_BY_UNITS = ("parcel returned to origin", "no progress in ")
+
+
+def _still_in_review(change: Change) -> None:
+    """Units received while a person is to look: the return stays with the person unless
+    the units answer every reason it went to them for (DESIGN.md section 6: the outcome
+    must not depend on whether a failure was answered before or after the receipt)."""
+    open_reasons = [
+        reason
+        for reason in change.record.review_reasons
+        if not reason.startswith((_SHORT, *_ANSWERED_BY_UNITS))
+    ]
+    if open_reasons:
+        change.fire(
+            "flag", {"reason": open_reasons[-1], "kept": "units received"}, reason=open_reasons[-1]
+        )
 
 
 def _restocks(item: ReceivedLine, policy: ReturnPolicy) -> bool:

@@ -13,10 +13,18 @@ __all__ = ["check_claim", "replacement"]
 def check_claim(order: OrderSnapshot, request: ReturnRequest) -> None:
     """Check a claim's lines against ``order`` (nothing for a request that is no claim): a
     replacement is an exchange for the order line's own variant, the same quantity, at no
-    charge. Raises :class:`~returnflow.errors.InvalidRequest` naming
-    ``lines[i].outcome.variant_id``, ``.quantity`` or ``.unit_price``."""
+    charge, and a claim adopts no platform return. Raises
+    :class:`~returnflow.errors.InvalidRequest` naming ``lines[i].outcome.variant_id``,
+    ``.quantity``, ``.unit_price`` or ``platform_return_id``."""
     if request.claim is None:
         return
+    if request.platform_return_id is not None:
+        raise InvalidRequest(
+            "platform_return_id",
+            request.platform_return_id,
+            "a claim ships nothing back: it adopts no platform return (decline that return "
+            "on the platform and file the claim on its own)",
+        )
     for index, line in enumerate(request.lines):
         outcome = line.outcome
         order_line = order.line(line.order_line_id)

@@ -186,8 +186,12 @@ class IssueRefund(_Payout):
 
 @attrs.frozen(kw_only=True)
 class IssueStoreCredit(_Payout):
+    """A gift card of ``amount``; ``bonus``: the part of it the policy or a rule adds on
+    top of what the units are worth (no platform's figure for the units includes it)."""
+
     kind: ClassVar[str] = "issue_store_credit"
     port: ClassVar[str] = "commerce"
+    bonus: Money | None = None
 
 
 @attrs.frozen(kw_only=True)

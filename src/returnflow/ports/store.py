@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
+from returnflow.domain._time import instant
 from returnflow.domain.model import ReturnRecord
-from returnflow.errors import UnreadableRecord
+from returnflow.errors import UnreadableRecord, ValidationError
 
 if TYPE_CHECKING:
     from returnflow.lifecycle.effects import Effect
@@ -31,7 +32,12 @@ __all__ = [
     "OutboxEntry",
     "Pruned",
     "ReturnStore",
+    "count_customer_returns",
 ]
+
+_PAGE = 500
+"""How many returns :func:`count_customer_returns` reads at a time from a store without the
+method."""
 
 
 class Listing(list[ReturnRecord]):
@@ -182,6 +188,29 @@ class ReturnStore(Protocol):
         ``unreadable``, never allowed to hide the others."""
         ...
 
+    def count_customer_returns(self, shop: str, customer_email: str, *, since: datetime) -> int:
+        """How many returns of ``shop`` are the customer's and were created at or after
+        ``since`` (for the rule condition "the customer's returns in the last N days",
+        :class:`~returnflow.domain.rules.CustomerReturns`), through an index on ``(shop,
+        customer email, created_at)``, so the count costs the same however many returns the
+        shop holds.
+
+        What counts: every stored return of ``shop`` whose ``customer_email`` equals
+        ``customer_email`` exactly (the order's e-mail when the return was opened; case and
+        spaces as they are), with ``created_at >= since`` (no upper bound), whatever its
+        state (open, closed, declined, cancelled, expired; a reset return and the return it
+        was reset into are two), imported returns and claims alike. A return without an
+        e-mail never counts. The count reads the index, not the returns: a stored return
+        whose data cannot be read back (:class:`~returnflow.errors.UnreadableRecord`) still
+        counts, where a scan of :meth:`list` skips it. Raises ``ValidationError`` naming
+        ``customer_email`` for a value that is not a string,
+        :class:`~returnflow.errors.InvalidTime` naming ``since`` for one that is not a
+        timezone-aware datetime in the years 1900-9000.
+
+        A store written before this method existed may lack it:
+        :func:`count_customer_returns` then reads :meth:`list` page by page instead."""
+        ...
+
     def list_in(
         self,
         shop: str | None,
@@ -287,3 +316,39 @@ class ReturnStore(Protocol):
         """Replace the value under ``name`` with ``value`` if it is still ``expected`` (``None``:
         no value yet); otherwise raise ``ConcurrencyConflict`` and write nothing."""
         ...
+
+
+def count_customer_returns(
+    store: ReturnStore, shop: str, customer_email: str, *, since: datetime
+) -> int:
+    """``store.count_customer_returns(shop, customer_email, since=since)``
+    (:meth:`ReturnStore.count_customer_returns`, which says what counts); for a host's
+    store without that method, the same count from a scan of the shop's returns, read
+    with :meth:`ReturnStore.list` 500 at a time (its cost grows with the shop's returns).
+    The scan skips a return the store cannot read back (it is not in the listing)."""
+    counting = getattr(store, "count_customer_returns", None)
+    if callable(counting):
+        return int(counting(shop, customer_email, since=since))
+    since = check_count_args(customer_email, since)
+    count = 0
+    after: str | None = None
+    while True:
+        page = store.list(shop, after=after, limit=_PAGE)
+        count += sum(
+            1
+            for record in page
+            if record.customer_email == customer_email and record.created_at >= since
+        )
+        if len(page) < _PAGE:
+            return count
+        after = page[-1].id
+
+
+def check_count_args(customer_email: object, since: object) -> datetime:
+    """``since`` in UTC, as :meth:`ReturnStore.count_customer_returns` takes its arguments:
+    ``ValidationError`` naming ``customer_email`` unless it is a string,
+    :class:`~returnflow.errors.InvalidTime` naming ``since`` unless it is a timezone-aware
+    datetime in the years 1900-9000."""
+    if not isinstance(customer_email, str):
+        raise ValidationError("customer_email", customer_email, "must be a string")
+    return instant("since", since)

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from returnflow import _bodies
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ValidationError
 from returnflow.lifecycle.effects import Effect
-from returnflow.ports.store import Attempt, OutboxEntry
+from returnflow.ports.store import Attempt, OutboxEntry, check_count_args
 from returnflow.stores._errors import readable_effect
 
 __all__ = [
@@ -31,9 +32,11 @@ __all__ = [
     "checked_text",
     "columns",
     "columns_of",
+    "count_customer",
     "diagnostic",
     "dump",
     "dump_entry",
+    "email_bytes",
     "entry",
     "extends",
     "history_rows",
@@ -79,15 +82,16 @@ REOPEN = (
 )
 INSERT_RETURN = (
     "INSERT INTO returns (shop, id, order_id, status, exchange_status, version, history_len, "
-    "created_at, updated_at, body, due_at) VALUES (%(shop)s, %(id)s, %(order_id)s, "
-    "%(status)s, %(exchange_status)s, %(version)s, %(history_len)s, %(created_at)s, "
-    "%(updated_at)s, %(body)s, %(due_at)s) ON CONFLICT DO NOTHING"
+    "created_at, updated_at, body, due_at, customer_email) VALUES (%(shop)s, %(id)s, "
+    "%(order_id)s, %(status)s, %(exchange_status)s, %(version)s, %(history_len)s, "
+    "%(created_at)s, %(updated_at)s, %(body)s, %(due_at)s, %(customer_email)s) "
+    "ON CONFLICT DO NOTHING"
 )
 UPDATE_RETURN = (
     "UPDATE returns SET order_id = %(order_id)s, status = %(status)s, "
     "exchange_status = %(exchange_status)s, version = %(version)s, "
     "history_len = %(history_len)s, created_at = %(created_at)s, updated_at = %(updated_at)s, "
-    "body = %(body)s, due_at = %(due_at)s "
+    "body = %(body)s, due_at = %(due_at)s, customer_email = %(customer_email)s "
     "WHERE shop = %(shop)s AND id = %(id)s AND version = %(expected)s"
 )
 INSERT_HISTORY = (
@@ -205,7 +209,27 @@ def columns(record: ReturnRecord) -> dict[str, Any]:
         "updated_at": record.updated_at,
         "body": _bodies.dump_body(record),
         "due_at": record.due_at,
+        "customer_email": email_bytes(record.customer_email),
     }
+
+
+def count_customer(db: Any, shop: str, customer_email: str, since: datetime) -> int:
+    """:meth:`~returnflow.ports.store.ReturnStore.count_customer_returns` on connection
+    ``db``, through the index ``returns_by_customer``."""
+    moment = check_count_args(customer_email, since)
+    if "\x00" in shop:  # text cannot hold it: no such shop has returns
+        return 0
+    row = db.execute(
+        "SELECT count(*) FROM returns WHERE shop = %s AND customer_email = %s AND created_at >= %s",
+        (shop, email_bytes(customer_email), moment),
+    ).fetchone()
+    return int(row[0])
+
+
+def email_bytes(email: str | None) -> bytes | None:
+    """The ``customer_email`` column: the e-mail's UTF-8 bytes (``bytea``: text cannot hold
+    a NUL character, which a free-text e-mail may)."""
+    return None if email is None else email.encode("utf-8")
 
 
 def history_rows(record: ReturnRecord, stored: int) -> list[tuple[Any, ...]]:

@@ -62,6 +62,7 @@ def write_record(
         "updated_at": iso(record.updated_at),
         "body": _bodies.dump_body(record),
         "due_at": iso(record.due_at),
+        "customer_email": record.customer_email,
     }
     if known == 0:
         db.execute(
@@ -113,6 +114,7 @@ def _changed(values: dict[str, object], stored: ReturnRecord) -> dict[str, objec
         "exchange_status": stored.exchange_status,
         "created_at": iso(stored.created_at),
         "due_at": iso(stored.due_at),
+        "customer_email": stored.customer_email,
     }
     return {
         name: value

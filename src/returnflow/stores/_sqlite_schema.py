@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS"]
+import json
+import sqlite3
+from collections.abc import Callable
+
+__all__ = ["AFTER", "MIGRATIONS"]
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -124,4 +128,35 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE order_units;
     ALTER TABLE order_units_keyed RENAME TO order_units;
     """,
+    # Each customer's returns in a shop by creation time, indexed: the rule condition "the
+    # customer's returns in the last N days" counts them without reading the shop's returns.
+    # The returns stored before get their e-mail from their body; a body with a NUL
+    # character anywhere, which SQLite's JSON functions cut short, by AFTER.
+    """
+    ALTER TABLE returns ADD COLUMN customer_email TEXT;
+    UPDATE returns SET customer_email = json_extract(body, '$.customer_email')
+    WHERE instr(body, '\\u0000') = 0 AND json_type(body, '$.customer_email') = 'text';
+    CREATE INDEX returns_by_customer ON returns (shop, customer_email, created_at)
+    WHERE customer_email IS NOT NULL;
+    """,
 )
+
+
+def _emails_of_nul_bodies(db: sqlite3.Connection) -> None:
+    """Schema 7's e-mails of the returns whose body holds an escaped NUL character, read in
+    Python (SQLite's JSON functions would cut the text at it)."""
+    rows = db.execute("SELECT shop, id, body FROM returns WHERE instr(body, '\\u0000') > 0")
+    for shop, return_id, body in rows.fetchall():
+        try:
+            email = json.loads(body).get("customer_email")
+        except (ValueError, AttributeError):
+            continue  # a body that cannot be read: the record is unreadable, never counted
+        if isinstance(email, str):
+            db.execute(
+                "UPDATE returns SET customer_email = ? WHERE shop = ? AND id = ?",
+                (email, shop, return_id),
+            )
+
+
+AFTER: dict[int, Callable[[sqlite3.Connection], None]] = {7: _emails_of_nul_bodies}
+"""What runs after a version's script, in Python, by the version it brings the file to."""

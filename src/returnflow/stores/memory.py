@@ -19,7 +19,15 @@ from returnflow.domain._time import instant
 from returnflow.domain.ledger import UnitKey, held_units
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ReturnNotFound, UnitsTaken
-from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry, Pruned
+from returnflow.ports.store import (
+    Attempt,
+    Commit,
+    InboundKey,
+    Listing,
+    OutboxEntry,
+    Pruned,
+    check_count_args,
+)
 from returnflow.stores._conflicts import moved as _moved
 from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import not_pending as _not_pending
@@ -43,6 +51,9 @@ class MemoryStore:
         # each shop's (and each order's) returns as (created_at, id), sorted: the keyset
         # indexes of ``list``
         self._by_shop: dict[tuple[str, str | None], list[tuple[datetime, str]]] = {}
+        # each customer's returns in a shop as (created_at, id), sorted: the index of
+        # ``count_customer_returns``
+        self._by_customer: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
         # returns with a due time as (due_at, shop, id), sorted: the index of ``list_due``
         self._due: list[tuple[datetime, str, str]] = []
         self._sequence = 0
@@ -76,6 +87,12 @@ class MemoryStore:
                 start = bisect.bisect_right(keys, (_utc(last.created_at), after))
             end = len(keys) if limit is None else min(len(keys), start + limit)
             return Listing(self._records[(shop, return_id)] for _, return_id in keys[start:end])
+
+    def count_customer_returns(self, shop: str, customer_email: str, *, since: datetime) -> int:
+        since = check_count_args(customer_email, since)
+        with self._lock:
+            keys = self._by_customer.get((shop, customer_email), [])
+            return len(keys) - bisect.bisect_left(keys, (since,))
 
     def list_in(
         self,
@@ -176,8 +193,10 @@ class MemoryStore:
             )
 
     def _index(self, stored: ReturnRecord | None, record: ReturnRecord) -> None:
-        """Keep the keyset indexes of ``list`` and the due-time index of ``list_due`` in step
-        with a record written over ``stored``."""
+        """Keep the keyset indexes of ``list``, the due-time index of ``list_due`` and the
+        customers' index of ``count_customer_returns`` in step with a record written over
+        ``stored``."""
+        self._index_customer(stored, record)
         if (stored and stored.due_at) != record.due_at:
             if stored is not None and stored.due_at is not None:
                 self._due.remove((_utc(stored.due_at), stored.shop, stored.id))
@@ -190,6 +209,22 @@ class MemoryStore:
                 self._by_shop[index].remove((_utc(stored.created_at), stored.id))
         for index in ((record.shop, None), (record.shop, record.order_id)):
             bisect.insort(self._by_shop.setdefault(index, []), (_utc(record.created_at), record.id))
+
+    def _index_customer(self, stored: ReturnRecord | None, record: ReturnRecord) -> None:
+        if stored is not None and (stored.customer_email, stored.created_at) == (
+            record.customer_email,
+            record.created_at,
+        ):
+            return
+        if stored is not None and stored.customer_email is not None:
+            self._by_customer[(stored.shop, stored.customer_email)].remove(
+                (_utc(stored.created_at), stored.id)
+            )
+        if record.customer_email is not None:
+            bisect.insort(
+                self._by_customer.setdefault((record.shop, record.customer_email), []),
+                (_utc(record.created_at), record.id),
+            )
 
     def _ledger(
         self, commit: Commit

@@ -78,6 +78,7 @@ from returnflow.stores._postgres_rows import (
     attempt_params,
     checked_text,
     columns,
+    count_customer,
     entry,
 )
 from returnflow.stores._postgres_schema import check_schema, migrate
@@ -300,6 +301,10 @@ class PostgresStore:
                 query += " LIMIT %(limit)s"
             rows = db.execute(query, params).fetchall()
         return self._records(rows)
+
+    def count_customer_returns(self, shop: str, customer_email: str, *, since: datetime) -> int:
+        with self._connection() as db:
+            return count_customer(db, shop, customer_email, since)
 
     def list_in(
         self,

@@ -15,7 +15,7 @@ full); a return whose row cannot be read back is an
 >>> import tempfile, os
 >>> store = SqliteStore(os.path.join(tempfile.mkdtemp(), "returns.db"))
 >>> store.schema_version()
-6
+7
 >>> store.close()
 """
 
@@ -37,7 +37,15 @@ from returnflow._bodies import dump_effect, load_record
 from returnflow.domain._time import instant, parse_iso
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
-from returnflow.ports.store import Attempt, Commit, InboundKey, Listing, OutboxEntry, Pruned
+from returnflow.ports.store import (
+    Attempt,
+    Commit,
+    InboundKey,
+    Listing,
+    OutboxEntry,
+    Pruned,
+    check_count_args,
+)
 from returnflow.stores._conflicts import moved as _moved
 from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import not_pending as _not_pending
@@ -53,7 +61,7 @@ from returnflow.stores._sqlite_outbox import ENTRY, claim, entry
 from returnflow.stores._sqlite_retention import prune
 from returnflow.stores._sqlite_rows import iso as _iso
 from returnflow.stores._sqlite_rows import write_record
-from returnflow.stores._sqlite_schema import MIGRATIONS
+from returnflow.stores._sqlite_schema import AFTER, MIGRATIONS
 
 __all__ = ["SqliteStore"]
 
@@ -166,10 +174,12 @@ class SqliteStore:
                     field="path",
                     value=self.path,
                 )
-            for script in MIGRATIONS[current:]:
+            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
                 for statement in script.split(";"):
                     if statement.strip():
                         db.execute(statement)
+                if version in AFTER:
+                    AFTER[version](db)
             if row is None:
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (len(MIGRATIONS),))
             else:
@@ -274,6 +284,19 @@ class SqliteStore:
 
             rows = db.execute(query, params).fetchall()
             return listing(rows, build, lambda row: (row[0], row[1]))
+
+    def count_customer_returns(self, shop: str, customer_email: str, *, since: datetime) -> int:
+        moment = check_count_args(customer_email, since)
+        row = (
+            self._connection()
+            .execute(
+                "SELECT COUNT(*) FROM returns INDEXED BY returns_by_customer "
+                "WHERE shop = ? AND customer_email = ? AND created_at >= ?",
+                (shop, customer_email, _iso(moment)),
+            )
+            .fetchone()
+        )
+        return int(row[0])
 
     def list_in(
         self,

@@ -52,6 +52,9 @@ What the contract holds a store to:
 * ``list`` pages by keyset: ``(created_at, id)`` order, ids by code point, a page of at most
   ``limit`` starting after the return ``after`` (of the shop, else ``ReturnNotFound``),
   also for one order; a bad ``limit`` or ``after`` is a ``ValidationError``;
+* ``count_customer_returns`` counts the returns of a shop whose ``customer_email`` is the
+  one given (exactly) created at or after ``since``, in every state, through later versions;
+  a naive ``since`` or an e-mail that is not a string is a ``ValidationError``;
 * ``prune`` drops delivered effects only of returns that ended, have no timer due and were
   last written before the cutoff, and inbox keys processed before theirs; a key inside its
   window still makes a redelivery conflict; a naive cutoff is a ``ValidationError``.
@@ -87,7 +90,15 @@ from returnflow.domain.model import (
 from returnflow.domain.money import Money
 from returnflow.errors import ConcurrencyConflict, ReturnNotFound, UnitsTaken, ValidationError
 from returnflow.lifecycle.effects import Effect, Publish
-from returnflow.ports.store import Attempt, Commit, InboundKey, Lease, OutboxEntry, ReturnStore
+from returnflow.ports.store import (
+    Attempt,
+    Commit,
+    InboundKey,
+    Lease,
+    OutboxEntry,
+    ReturnStore,
+    count_customer_returns,
+)
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Barrier as ProcessBarrier
@@ -1934,6 +1945,75 @@ class StoreContract(abc.ABC):
         self.seed(store, attrs.evolve(make_record(self.SHOP, "R1"), due_at=due))
         assert store.list_due(self.NOW + timedelta(minutes=59)) == []
         assert [r.id for r in store.list_due(self.NOW + timedelta(minutes=61))] == ["R1"]
+
+    # -- a customer's returns ------------------------------------------------------------------
+
+    def _customers_return(
+        self,
+        store: ReturnStore,
+        return_id: str,
+        email: str | None,
+        hours: float,
+        *,
+        shop: str | None = None,
+        status: str = "requested",
+    ) -> ReturnRecord:
+        record = make_record(
+            shop or self.SHOP,
+            return_id,
+            status=status,
+            order_id=f"O-{return_id}",
+            created_at=BASE_TIME + timedelta(hours=hours),
+        )
+        return self.seed(store, attrs.evolve(record, customer_email=email))
+
+    def test_count_customer_returns_counts_the_customers_returns_since_a_time(self) -> None:
+        store = self.open_store()
+        ana = "ana@example.com"
+        self._customers_return(store, "R1", ana, 0)
+        self._customers_return(store, "R2", ana, 2, status="cancelled")
+        self._customers_return(store, "R3", ana, 4, status="declined")
+        self._customers_return(store, "R4", ana, 6, status="reset")
+        self._customers_return(store, "R5", "bo@example.com", 3)
+        self._customers_return(store, "R6", "Ana@example.com", 3)  # another e-mail, as stored
+        self._customers_return(store, "R7", None, 3)
+        self._customers_return(store, "R8", ana, 3, shop=self.OTHER_SHOP)
+
+        def count(since: datetime, email: str = ana, shop: str = self.SHOP) -> int:
+            return count_customer_returns(store, shop, email, since=since)
+
+        assert count(BASE_TIME - timedelta(days=1)) == 4, "every state counts"
+        assert count(BASE_TIME) == 4, "a return created at `since` counts"
+        assert count(BASE_TIME + timedelta(microseconds=1)) == 3
+        assert count(BASE_TIME + timedelta(hours=5)) == 1
+        assert count(BASE_TIME + timedelta(hours=7)) == 0
+        assert count(BASE_TIME, "bo@example.com") == 1
+        assert count(BASE_TIME, "Ana@example.com") == 1
+        assert count(BASE_TIME, "nobody@example.com") == 0
+        assert count(BASE_TIME, ana, self.OTHER_SHOP) == 1
+        assert count(BASE_TIME, ana, "shop-none") == 0
+        # a time in another offset is the instant it names
+        plus_two = timezone(timedelta(hours=2))
+        assert count((BASE_TIME + timedelta(hours=5)).astimezone(plus_two)) == 1
+        # later versions of a return leave it counted once, where it was created
+        first = store.get(self.SHOP, "R1")
+        store.commit(Commit(records=((next_version(first, status="closed"), 1),)))
+        assert count(BASE_TIME) == 4
+        # a version that changes the e-mail (or the time) moves the return with it
+        second = store.get(self.SHOP, "R1")
+        moved = next_version(second, customer_email="bo@example.com")
+        store.commit(Commit(records=((moved, second.version),)))
+        assert (count(BASE_TIME), count(BASE_TIME, "bo@example.com")) == (3, 2)
+
+    def test_count_customer_returns_refuses_bad_arguments(self) -> None:
+        store = self.open_store()
+        self._customers_return(store, "R1", "ana@example.com", 0)
+        with _raises(ValidationError) as refused:
+            count_customer_returns(store, self.SHOP, "ana@example.com", since=datetime(2026, 1, 1))
+        assert refused.value.field == "since"
+        with _raises(ValidationError) as refused:
+            count_customer_returns(store, self.SHOP, 7, since=BASE_TIME)  # type: ignore[arg-type]
+        assert (refused.value.field, refused.value.value) == ("customer_email", 7)
 
     # -- retention ------------------------------------------------------------------------------
 

@@ -46,7 +46,12 @@ What the contracts hold an adapter to:
   captured or voided, is refused with ``PortError(retryable=False)``;
 * exchange items are on hold (``HELD``) as soon as they are added, until released
   (``RELEASED``) or all cancelled (``CANCELLED``);
-* labels carry a tracking number and a URL, and distinct keys buy distinct labels;
+* labels carry a tracking number and a URL, and distinct keys buy distinct labels; a label
+  is bought for each return method the carrier serves (``method``: ``drop_off``,
+  ``pickup``; mail is asked for without it, as a carrier written before methods is called),
+  a drop-off's with a QR code (``Label.qr_code_url``); a replay returns the same label, QR
+  code included; a key reused for another method, and a method it does not serve
+  (``in_store`` never is), are refused with ``PortError(retryable=False)``;
 * a return source lists a shop's returns created or updated in ``[since, until)`` (``since``
   in, ``until`` out), in keyset pages ordered by ``(updated_at, external_id)`` of at most
   ``limit``, so that a return updated while a listing is paged through is not skipped; it
@@ -73,6 +78,7 @@ import attrs
 
 from returnflow.decisions import request as requests
 from returnflow.domain.external import ExternalLine, ExternalReturn
+from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import (
     Exchange,
     OrderLine,
@@ -91,7 +97,7 @@ from returnflow.errors import (
     UnknownShop,
     ValidationError,
 )
-from returnflow.ports.carrier import Carrier, Label
+from returnflow.ports.carrier import Carrier, Label, ask_for_label
 from returnflow.ports.commerce import (
     CommercePlatform,
     CreditReceipt,
@@ -188,6 +194,9 @@ def _same(what: str, first: object, again: object) -> None:
         f"{what}: a call repeated with its idempotency key must return the first result "
         f"{first!r}, but returned {again!r}"
     )
+
+
+_LABEL_METHODS = tuple(method for method in ReturnMethod if method.needs_label)
 
 
 def _close(port: object) -> None:
@@ -813,6 +822,15 @@ class CarrierContract(PortContract, abc.ABC):
 
     ORDER_ID: ClassVar[str] = "1001"
 
+    METHODS: ClassVar[tuple[ReturnMethod, ...]] = (
+        ReturnMethod.MAIL,
+        ReturnMethod.DROP_OFF,
+        ReturnMethod.PICKUP,
+    )
+    """The return methods the carrier serves (by default every one that needs a label); a
+    carrier that only sells mail labels says ``(ReturnMethod.MAIL,)``, and must then refuse
+    the others. No carrier serves ``in_store``: the service never asks one for it."""
+
     @abc.abstractmethod
     def make_carrier(self) -> Carrier:
         """A carrier adapter to test (called at most once per test)."""
@@ -823,6 +841,81 @@ class CarrierContract(PortContract, abc.ABC):
 
     def label(self, carrier: Carrier, key: str, return_id: str) -> Label:
         return carrier.create_label(self.SHOP, return_id, self.ORDER_ID, idempotency_key=key)
+
+    def label_for(self, carrier: Carrier, key: str, return_id: str, method: ReturnMethod) -> Label:
+        """A label for ``method``, asked as the service asks (``method`` passed only when it
+        is not ``mail``: :func:`~returnflow.ports.carrier.ask_for_label`). A carrier whose
+        ``create_label`` takes no ``method`` fails with an ``AssertionError`` that says so."""
+        try:
+            return ask_for_label(carrier, self.SHOP, return_id, self.ORDER_ID, key, method)
+        except TypeError as error:
+            if "method" not in str(error):
+                raise
+            raise AssertionError(
+                f"create_label takes no method ({error}): a carrier takes method= and sells "
+                "the labels of the methods it serves (CarrierContract.METHODS), refusing the "
+                "others with PortError(retryable=False)"
+            ) from error
+
+    def test_each_method_it_serves_gets_a_label_and_a_drop_off_a_qr_code(self) -> None:
+        carrier = self.open_carrier()
+        tracking: dict[str, ReturnMethod] = {}
+        for method in self.METHODS:
+            label = self.label_for(carrier, self.new_key("label"), self.new_id("return"), method)
+            assert label.tracking_number, (
+                f"a {method.value} label has no tracking number: {label!r}"
+            )
+            assert label.label_url, f"a {method.value} label has no label url: {label!r}"
+            assert label.tracking_number not in tracking, (
+                f"a {method.value} label got the tracking number {label.tracking_number!r} of "
+                f"the {tracking.get(label.tracking_number, method).value} label"
+            )
+            tracking[label.tracking_number] = method
+            if method is ReturnMethod.DROP_OFF:
+                qr = label.qr_code_url if isinstance(label.qr_code_url, str) else ""
+                assert qr, (
+                    "a drop-off label must carry the QR code the customer shows at the "
+                    f"drop-off point (Label.qr_code_url), but got {label!r}"
+                )
+
+    def test_a_replayed_label_of_each_method_is_the_same_label(self) -> None:
+        carrier = self.open_carrier()
+        for method in self.METHODS:
+            key, return_id = self.new_key("label"), self.new_id("return")
+            label = self.label_for(carrier, key, return_id, method)
+            again = _replayed(
+                f"create_label for {method.value}",
+                lambda: self.label_for(carrier, key, return_id, method),  # noqa: B023
+            )
+            _same(f"create_label for {method.value}", label, again)
+
+    def test_a_label_key_reused_for_another_method_is_refused(self) -> None:
+        carrier = self.open_carrier()
+        first = self.METHODS[0]
+        for method in _LABEL_METHODS:
+            if method is first:
+                continue
+            key, return_id = self.new_key("label"), self.new_id("return")
+            self.label_for(carrier, key, return_id, first)
+            _refused(
+                f"create_label for {method.value} with the key of a {first.value} label",
+                lambda: self.label_for(carrier, key, return_id, method),  # noqa: B023
+            )
+
+    def test_a_method_it_does_not_serve_is_refused(self) -> None:
+        carrier = self.open_carrier()
+        for method in ReturnMethod:
+            if method in self.METHODS:
+                continue
+            _refused(
+                f"create_label for {method.value}, a method the carrier does not serve",
+                lambda: self.label_for(
+                    carrier,
+                    self.new_key("label"),
+                    self.new_id("return"),
+                    method,  # noqa: B023
+                ),
+            )
 
     def test_create_label_gives_a_tracking_number_and_url(self) -> None:
         carrier = self.open_carrier()

@@ -8,7 +8,11 @@ crashes between a port call and the outbox write, and concurrent writers: one th
 between another's read of a return and its write, and one whose request for units of an
 order commits between another request's check of the order's free units and its commit.
 Most requests go to orders that have returns already (some orders ship per line, in parts),
-so an order gets several returns and its units run out. After every step it checks:
+so an order gets several returns and its units run out; one request in six is a claim
+(not in native mode)
+(:func:`~returnflow.testing.strategies.claim_requests`: units lost or damaged on the way,
+refunded, credited or replaced, nothing shipped back), racing the returns for the same
+units. After every step it checks:
 
 * versions only increase; history is append-only and a path through the chart
   (every entry's ``source -> target`` is what ``TABLE`` says its event does, or a note that
@@ -23,7 +27,7 @@ so an order gets several returns and its units run out. After every step it chec
   delivery or receipt for ``ON_HANDED_IN``) and never for a returned unit that failed QC
   before the release was decided;
 * a closed return whose payouts are confirmed has settled every accepted unit (every unit of
-  a returnless line) exactly once;
+  a returnless or claimed line) exactly once;
 * no fact is lost or applied late: a parked fact is one the return cannot use yet (the commit
   that made it usable applied it), and a return that ended keeps none;
 * over all returns of an order (the order-level ledger), per order line: no unit is held by
@@ -92,6 +96,7 @@ from hypothesis.stateful import (
 
 from returnflow.decisions import facts
 from returnflow.decisions.change import Change
+from returnflow.decisions.warehouse import units_to_come
 from returnflow.domain.inbound import (
     CarrierStatus,
     CarrierUpdate,
@@ -113,6 +118,7 @@ from returnflow.domain.model import (
     QcResult,
     Refund,
     ReturnRecord,
+    ReturnRequest,
     StoreCredit,
 )
 from returnflow.domain.money import Money
@@ -127,7 +133,14 @@ from returnflow.ports.events import EventPublisher
 from returnflow.ports.notifier import Notifier
 from returnflow.ports.payments import Payments
 from returnflow.ports.platform_returns import PlatformReturns, Quantity
-from returnflow.ports.store import Commit, InboundKey, OutboxEntry, Pruned, ReturnStore
+from returnflow.ports.store import (
+    Commit,
+    InboundKey,
+    OutboxEntry,
+    Pruned,
+    ReturnStore,
+    count_customer_returns,
+)
 from returnflow.ports.warehouse import Warehouse
 from returnflow.service import ReturnsService
 from returnflow.testing import reordering
@@ -136,6 +149,7 @@ from returnflow.testing.harness import Harness, ManualClock, SequentialIds
 from returnflow.testing.platform_returns import FakePlatformReturns
 from returnflow.testing.reordering import schedules
 from returnflow.testing.strategies import (
+    claim_requests,
     inbound_streams,
     invalid_return_requests,
     orders,
@@ -372,6 +386,9 @@ class _KitStore:
     ) -> Sequence[ReturnRecord]:
         return self.inner.list(shop, order_id=order_id, after=after, limit=limit)
 
+    def count_customer_returns(self, shop: str, customer_email: str, *, since: datetime) -> int:
+        return count_customer_returns(self.inner, shop, customer_email, since=since)
+
     def prune(self, *, older_than: datetime, inbox_older_than: datetime) -> Pruned:
         return self.inner.prune(older_than=older_than, inbox_older_than=inbox_older_than)
 
@@ -536,7 +553,9 @@ def _check_record(record: ReturnRecord, previous: ReturnRecord | None) -> None:
 
 
 def _due(line: Any) -> int:
-    return int(line.quantity if isinstance(line.outcome, Keep) else line.accepted)
+    """Units a line settles: every unit of a returnless line (kept, or claimed: nothing
+    comes back), else those accepted."""
+    return int(line.quantity if isinstance(line.outcome, Keep) or line.claimed else line.accepted)
 
 
 def _check_parked(record: ReturnRecord, policy: ReturnPolicy) -> None:
@@ -955,14 +974,23 @@ class ReturnsModel(RuleBasedStateMachine):
         self.orders[order.id] = order
         return order
 
+    def _draw_request(
+        self, data: st.DataObject, order: OrderSnapshot, claimed: Mapping[str, int], label: str
+    ) -> ReturnRequest:
+        """A request for ``order``: a return, or one time in six a claim (units lost or
+        damaged on the way: nothing ships back, settled at approval). In native mode, returns
+        only: a claim there opens no platform return (``tests/test_native_mode.py`` covers
+        it), and the native model keeps the draws it was tuned with."""
+        apps = self.policy.exchange_apps
+        if self.platform is None and data.draw(st.integers(0, 5), label=f"{label} is a claim") == 0:
+            return data.draw(claim_requests(order, claimed, exchange_apps=apps), label=label)
+        return data.draw(return_requests(order, claimed, exchange_apps=apps), label=label)
+
     def _request(self, order: OrderSnapshot, data: st.DataObject) -> None:
         claimed = self._claimed(order.id)
         if not any(units > 0 for units in self._left(order).values()):
             return  # every unit that shipped is held already; the others are not returnable
-        request = data.draw(
-            return_requests(order, claimed, exchange_apps=self.policy.exchange_apps),
-            label="request",
-        )
+        request = self._draw_request(data, order, claimed, "request")
         before = len(self.raw.list(self.shop, order_id=order.id))
         failure: PortError | None = None
         try:
@@ -1000,17 +1028,14 @@ class ReturnsModel(RuleBasedStateMachine):
         left = self._left(order)
         if not any(units > 0 for units in left.values()):
             return
-        apps = self.policy.exchange_apps
-        mine = data.draw(return_requests(order, claimed, exchange_apps=apps), label="request")
+        mine = self._draw_request(data, order, claimed, "request")
         rival_claimed = dict(claimed)
         if data.draw(st.integers(0, 3), label="same lines") > 0:
             wanted = {line.order_line_id for line in mine.lines}
             for line in order.lines:  # the rival asks for units of the same lines only
                 if line.id not in wanted:
                     rival_claimed[line.id] = claimed.get(line.id, 0) + left[line.id]
-        theirs = data.draw(
-            return_requests(order, rival_claimed, exchange_apps=apps), label="rival request"
-        )
+        theirs = self._draw_request(data, order, rival_claimed, "rival request")
         before = {record.id: record for record in self.raw.list(self.shop, order_id=order.id)}
         rival: list[ReturnRecord] = []
         raced: list[bool] = []
@@ -1081,7 +1106,10 @@ class ReturnsModel(RuleBasedStateMachine):
         order = self.orders[data.draw(st.sampled_from(sorted(self.orders)), label="order")]
         case = data.draw(
             invalid_return_requests(
-                order, self._claimed(order.id), exchange_apps=self.policy.exchange_apps
+                order,
+                self._claimed(order.id),
+                exchange_apps=self.policy.exchange_apps,
+                claims=self.platform is None,
             ),
             label="defect",
         )
@@ -1148,7 +1176,8 @@ class ReturnsModel(RuleBasedStateMachine):
     @rule(data=st.data())
     def warehouse_receipt(self, data: st.DataObject) -> None:
         record = self._pick(data)
-        open_lines = [line for line in record.lines if line.outstanding > 0]
+        to_come = {line.id: units_to_come(record, line) for line in record.lines}
+        open_lines = [line for line in record.lines if to_come[line.id] > 0]
         too_many = not open_lines or data.draw(st.integers(0, 9), label="too many") == 0
         candidates = open_lines or list(record.lines)
         chosen = data.draw(
@@ -1158,9 +1187,9 @@ class ReturnsModel(RuleBasedStateMachine):
         lines = []
         for index, line in enumerate(chosen):
             if too_many and index == 0:
-                quantity = line.outstanding + 1
+                quantity = to_come[line.id] + 1
             else:
-                quantity = data.draw(st.integers(1, max(line.outstanding, 1)), label="units")
+                quantity = data.draw(st.integers(1, max(to_come[line.id], 1)), label="units")
             passed = data.draw(st.integers(0, 2), label="qc") > 0
             lines.append(
                 ReceivedLine(
@@ -1208,12 +1237,14 @@ class ReturnsModel(RuleBasedStateMachine):
                 )
             )
             return
-        outstanding = [line for line in record.lines if line.outstanding > 0]
+        # units in a receipt still parked (waiting for a payment) are at the warehouse
+        to_come = {line.id: units_to_come(record, line) for line in record.lines}
+        outstanding = [line for line in record.lines if to_come[line.id] > 0]
         if outstanding and status not in ("closed", *TABLE.terminal_states):
             lines = [
                 ReceivedLine(
                     line_id=line.id,
-                    quantity=line.outstanding,
+                    quantity=to_come[line.id],
                     qc=QcResult.PASS
                     if data.draw(st.integers(0, 3), label=f"{line.id} qc") > 0
                     else QcResult.FAIL,

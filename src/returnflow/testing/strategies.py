@@ -33,6 +33,9 @@ from typing import Any, NamedTuple
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from returnflow.decisions.warehouse import units_to_come
+from returnflow.domain.claim_lines import replacement
+from returnflow.domain.claims import Claim, ClaimReason
 from returnflow.domain.inbound import (
     CarrierStatus,
     CarrierUpdate,
@@ -84,6 +87,7 @@ __all__ = [
     "CURRENCIES",
     "DEFAULT_NOW",
     "InvalidRequestCase",
+    "claim_requests",
     "currencies",
     "inbound_streams",
     "invalid_return_requests",
@@ -380,6 +384,74 @@ def return_requests(
     return _return_requests(order, left, exchange, keep)
 
 
+def _claims() -> st.SearchStrategy[Claim]:
+    return st.builds(
+        Claim,
+        reason=st.sampled_from(list(ClaimReason)),
+        note=st.sampled_from(["the carrier lost the parcel", "arrived broken", "not in the box"]),
+        photos=st.lists(
+            st.sampled_from(["uploads/parcel.jpg", "uploads/box.jpg"]), max_size=2, unique=True
+        ).map(tuple),
+    )
+
+
+@st.composite
+def _claim_requests(
+    draw: st.DrawFn, order: OrderSnapshot, left: Mapping[str, int], replace: bool
+) -> ReturnRequest:
+    available = [line_id for line_id, units in left.items() if units > 0]
+    chosen = draw(
+        st.lists(st.sampled_from(available), min_size=1, max_size=len(available), unique=True),
+        label="claimed lines",
+    )
+    lines = []
+    for line_id in chosen:
+        quantity = draw(st.integers(1, left[line_id]), label=f"{line_id} claimed")
+        outcomes: list[st.SearchStrategy[Outcome]] = [
+            st.just(Refund()),
+            st.builds(StoreCredit, bonus=st.none() | money(order.currency, max_minor_units=500)),
+        ]
+        if replace:
+            outcomes.append(st.just(replacement(order, line_id, quantity)))
+        lines.append(
+            RequestLine(
+                order_line_id=line_id,
+                quantity=quantity,
+                outcome=draw(st.one_of(outcomes), label=f"{line_id} claim outcome"),
+                reason=draw(st.sampled_from(list(ReturnReason)), label=f"{line_id} reason"),
+            )
+        )
+    return ReturnRequest(
+        shop=order.shop,
+        order_id=order.id,
+        lines=lines,
+        requested_by=draw(st.sampled_from(["customer", "agent"])),
+        claim=draw(_claims(), label="claim"),
+    )
+
+
+def claim_requests(
+    order: OrderSnapshot,
+    already_returned: Mapping[str, int] | None = None,
+    *,
+    exchange_apps: frozenset[str] | None = None,
+    replacements: bool = True,
+) -> st.SearchStrategy[ReturnRequest]:
+    """Claims (:mod:`returnflow.domain.claims`) that are valid for ``order``: units lost or
+    damaged on their way to the customer, one or more of its lines, each once, each with at
+    least one and at most the units left (shipped, and not held by a return: the same
+    ledger as returns). Reasons, evidence notes and photo references vary; each line is
+    refunded, credited (with or without a bonus) or, unless ``replacements`` is false or the
+    order cannot get an exchange under ``exchange_apps``, replaced
+    (:func:`~returnflow.domain.claim_lines.replacement`). Raises ``InvalidArgument`` when
+    no unit is left."""
+    left = _left(order, already_returned)
+    if not any(units > 0 for units in left.values()):
+        raise InvalidArgument(f"no unit of order {order.id} is left to claim")
+    apps = exchange_apps if exchange_apps is not None else ReturnPolicy().exchange_apps
+    return _claim_requests(order, left, replacements and not exchange_blockers(order, apps))
+
+
 class InvalidRequestCase(NamedTuple):
     """A request with one defect, drawn by :func:`invalid_return_requests`.
 
@@ -408,12 +480,20 @@ _INVALID_DEFECTS = (
     "unknown_reason",
     "unknown_order",
     "exchange_not_offered",
+    "claim_without_evidence",
+    "claim_replacing_another_variant",
 )
 
 
 # Defects found only after the quantity check: the line must have a unit left.
 _NEEDS_A_FREE_UNIT = frozenset(
-    {"duplicate_line", "exchange_currency", "bonus_currency", "exchange_not_offered"}
+    {
+        "duplicate_line",
+        "exchange_currency",
+        "bonus_currency",
+        "exchange_not_offered",
+        "claim_replacing_another_variant",
+    }
 )
 
 
@@ -423,6 +503,7 @@ def _invalid_return_requests(
     order: OrderSnapshot,
     left: Mapping[str, int],
     apps: frozenset[str],
+    claims: bool,
 ) -> InvalidRequestCase:
     blocked = bool(exchange_blockers(order, apps))
     free = [line_id for line_id, units in left.items() if units > 0]
@@ -431,6 +512,8 @@ def _invalid_return_requests(
         for defect in _INVALID_DEFECTS
         if (free or defect not in _NEEDS_A_FREE_UNIT)
         and (blocked or defect != "exchange_not_offered")
+        and not (blocked and defect == "claim_replacing_another_variant")
+        and (claims or not defect.startswith("claim_"))
     ]
     defect = draw(st.sampled_from(possible), label="defect")
     line_id = draw(st.sampled_from(free or [line.id for line in order.lines]), label="line")
@@ -491,6 +574,24 @@ def _invalid_return_requests(
             return request(
                 RequestLine(order_line_id=line_id, quantity=1), order_ref=f"{order_id}-missing"
             )
+        if defect == "claim_without_evidence":
+            return ReturnRequest(
+                shop=shop,
+                order_id=order_id,
+                lines=[RequestLine(order_line_id=line_id, quantity=1)],
+                claim=Claim(ClaimReason.LOST_IN_TRANSIT, note="  "),
+            )
+        if defect == "claim_replacing_another_variant":
+            return ReturnRequest(
+                shop=shop,
+                order_id=order_id,
+                lines=[
+                    RequestLine(
+                        order_line_id=line_id, quantity=1, outcome=Exchange(variant_id="v-new")
+                    )
+                ],
+                claim=Claim(ClaimReason.DAMAGED_IN_TRANSIT, note="arrived broken"),
+            )
         assert defect == "exchange_not_offered"
         return request(
             RequestLine(order_line_id=line_id, quantity=1, outcome=Exchange(variant_id="v-new"))
@@ -511,6 +612,8 @@ def _invalid_return_requests(
         "unknown_reason": InvalidRequest,
         "unknown_order": UnknownOrder,
         "exchange_not_offered": ExchangeNotOffered,
+        "claim_without_evidence": InvalidRequest,
+        "claim_replacing_another_variant": InvalidRequest,
     }
     return InvalidRequestCase(build, errors[defect], defect)
 
@@ -520,6 +623,7 @@ def invalid_return_requests(
     already_returned: Mapping[str, int] | None = None,
     *,
     exchange_apps: frozenset[str] | None = None,
+    claims: bool = True,
 ) -> st.SearchStrategy[InvalidRequestCase]:
     """Requests for ``order`` with exactly one defect, and the error it must raise.
 
@@ -529,12 +633,14 @@ def invalid_return_requests(
     (``InvalidRequest``), a negative bonus, an exchange priced below zero or not in ``Money``
     (``InvalidAmount``), an exchange priced or a bonus in another currency
     (``CurrencyMismatch``), an order the platform does not have (``UnknownOrder``) and an
-    exchange on an order that cannot get one (``ExchangeNotOffered``). The errors are
-    returnflow's ``ValidationError`` subclasses; nothing may be stored. Draws
+    exchange on an order that cannot get one (``ExchangeNotOffered``), and (unless
+    ``claims`` is false) a claim without an evidence note or whose replacement is another
+    variant (``InvalidRequest``). The errors are returnflow's ``ValidationError``
+    subclasses; nothing may be stored. Draws
     :class:`InvalidRequestCase` values (``build, error, defect``).
     """
     apps = exchange_apps if exchange_apps is not None else ReturnPolicy().exchange_apps
-    return _invalid_return_requests(order, _left(order, already_returned), apps)
+    return _invalid_return_requests(order, _left(order, already_returned), apps, claims)
 
 
 # -- policies ---------------------------------------------------------------------------------
@@ -646,7 +752,7 @@ def _inbound_streams(
     # Receipts: each outstanding unit is received at most once; some may never arrive.
     parts: list[ReceivedLine] = []
     for line in shipped:
-        outstanding = line.outstanding
+        outstanding = units_to_come(record, line)  # not those of a receipt still parked
         while outstanding > 0 and draw(st.integers(0, 5), label=f"{line.id} arrives") > 0:
             quantity = draw(st.integers(1, outstanding), label=f"{line.id} units")
             outstanding -= quantity
@@ -699,10 +805,11 @@ def inbound_streams(
     return_to_origin: bool = False,
 ) -> st.SearchStrategy[list[InboundEvent]]:
     """What carriers and the warehouse may report about the stored return ``record``: a
-    pickup and a delivery scan, receipts of its outstanding units (never more than are
-    expected; QC pass or fail, conditions, dispositions, by return line or order line id,
-    one to three lines per receipt, some units possibly never arriving) and the warehouse's
-    "Finished".
+    pickup and a delivery scan, receipts of its units still to come (never more than are
+    expected, and none of a receipt parked with it:
+    :func:`~returnflow.decisions.warehouse.units_to_come`; QC pass or fail, conditions,
+    dispositions, by return line or order line id, one to three lines per receipt, some
+    units possibly never arriving) and the warehouse's "Finished".
 
     Then, each optional: ``late`` facts that arrive after the return moved on (another scan,
     another "Finished"), ``reorder`` (the facts in any order), ``duplicates`` (the *same
