@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
@@ -448,7 +449,29 @@ _FREE_FORM = ("payload", "context")  # Publish.payload, Notify.context: Mapping[
 def _keep(text: str, effect: Effect) -> None:
     if len(_PARSED) >= _EFFECTS_KEPT:
         _PARSED.clear()
-    _PARSED[text] = effect
+    _PARSED[text] = _own(effect)
+
+
+def _plain_copy(value: Any) -> Any:
+    """A copy of plain JSON data (see :func:`_json_native`): its dicts and lists new."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _plain_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_plain_copy(item) for item in value]
+    return value
+
+
+def _own(effect: Effect) -> Effect:
+    """``effect`` with its free-form mappings copied: a kept effect shares no dict or list
+    with the caller that wrote it nor with a reader, who may change theirs in place (the row's
+    text, not what was done to a copy of it since, is the effect)."""
+    changes = {
+        name: _plain_copy(value)
+        for name in _FREE_FORM
+        if (value := getattr(effect, name, None)) is not None
+    }
+    return attrs.evolve(effect, **changes) if changes else effect
 
 
 def _json_native(value: Any) -> bool:
@@ -498,7 +521,8 @@ def load_effect(text: str) -> Effect:
     if effect is None:
         effect = _parse_effect(text)
         _keep(text, effect)
-    return effect
+        return effect
+    return _own(effect)
 
 
 def _parse_effect(body: str) -> Effect:

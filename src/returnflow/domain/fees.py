@@ -6,13 +6,13 @@ Medusa's return and outbound shipping). Re-exported by :mod:`returnflow.domain.s
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import attrs
 
 from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import Exchange, Reason, ReturnLine, ReturnReason, to_reason
-from returnflow.domain.money import Money, to_decimal
+from returnflow.domain.money import MONEY_CONTEXT, Money, to_decimal
 from returnflow.errors import CurrencyMismatch, InvalidFee, ValidationError
 
 __all__ = ["Fee", "FeePolicy", "Fixed", "Percent", "charged", "tax_of", "unit_restocking_fees"]
@@ -51,7 +51,8 @@ class Percent:
     tax: Decimal | None = attrs.field(default=None, converter=_rate)
 
     def of(self, amount: Money) -> Money:
-        return Money.quantized(amount.amount * self.value / 100, amount.currency)  # half even
+        with localcontext(MONEY_CONTEXT):
+            return Money.quantized(amount.amount * self.value / 100, amount.currency)  # half even
 
 
 def _fixed(value: object) -> Money:
@@ -190,7 +191,8 @@ def charged(fee: Fee, base: Money, *, taxes_included: bool) -> Money:
         return amount
     if isinstance(fee.tax, Money):
         return amount + _same_currency(fee.tax, amount)
-    return amount + Money.quantized(amount.amount * fee.tax / 100, amount.currency)
+    with localcontext(MONEY_CONTEXT):
+        return amount + Money.quantized(amount.amount * fee.tax / 100, amount.currency)
 
 
 def tax_of(fee: Fee | None, gross: Money) -> Money:
@@ -209,7 +211,8 @@ def tax_of(fee: Fee | None, gross: Money) -> Money:
         return zero
     if isinstance(fee.tax, Money):
         return min(_same_currency(fee.tax, gross), gross)
-    net = Money.quantized(gross.amount * 100 / (100 + fee.tax), gross.currency)
+    with localcontext(MONEY_CONTEXT):
+        net = Money.quantized(gross.amount * 100 / (100 + fee.tax), gross.currency)
     return gross - net
 
 

@@ -21,14 +21,14 @@ returnflow.errors.InvalidAmount: amount=0.1: float is not accepted for money; ..
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 import attrs
 
 from returnflow.errors import CurrencyMismatch, InvalidAmount, UnknownCurrency
 
-__all__ = ["Money", "currency_exponent"]
+__all__ = ["MONEY_CONTEXT", "Money", "currency_exponent"]
 
 # ISO 4217 minor units that differ from 2; every other code below has 2.
 _EXPONENTS: dict[str, int] = {
@@ -104,6 +104,11 @@ MAX_DIGITS = 15
 """Digits an amount may have before the decimal point (a quadrillion less a cent): every sum
 of a return's amounts stays exact in ``decimal``'s 28 digits."""
 
+MONEY_CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
+"""The ``decimal`` context every money computation runs in, whatever the caller's own
+(``decimal.localcontext`` with a low precision or extra traps changes no amount): 28 digits,
+half-even rounding, only :class:`decimal.InvalidOperation` trapped."""
+
 
 @attrs.frozen(init=False, repr=False, order=False)
 class Money:
@@ -128,14 +133,14 @@ class Money:
             raise InvalidAmount(
                 "amount", amount, f"is out of range: at most {MAX_DIGITS} digits before the point"
             )
-        exact = number.quantize(quantum, rounding=ROUND_HALF_EVEN)
+        exact = number.quantize(quantum, rounding=ROUND_HALF_EVEN, context=MONEY_CONTEXT)
         if exact != number:
             raise InvalidAmount(
                 "amount",
                 amount,
                 f"{currency} has {currency_exponent(currency)} decimals; quantize it first",
             )
-        self.__attrs_init__(exact + _ZERO, currency)  # "+ 0" folds -0 into 0
+        self.__attrs_init__(MONEY_CONTEXT.add(exact, _ZERO), currency)  # "+ 0" folds -0 into 0
 
     @classmethod
     def zero(cls, currency: str) -> Money:
@@ -162,7 +167,9 @@ class Money:
             raise InvalidAmount(
                 "amount", amount, f"is out of range: at most {MAX_DIGITS} digits before the point"
             )
-        return cls(number.quantize(_quantum(currency), rounding=rounding), currency)
+        return cls(
+            number.quantize(_quantum(currency), rounding=rounding, context=MONEY_CONTEXT), currency
+        )
 
     @classmethod
     def sum(cls, items: Iterable[Money], currency: str) -> Money:
@@ -175,11 +182,13 @@ class Money:
     @property
     def minor_units(self) -> int:
         """The amount in the currency's smallest unit (cents, yen, fils)."""
-        return int(self.amount.scaleb(currency_exponent(self.currency)))
+        return int(self.amount.scaleb(currency_exponent(self.currency), context=MONEY_CONTEXT))
 
     @classmethod
     def from_minor_units(cls, units: int, currency: str) -> Money:
-        return cls(Decimal(units).scaleb(-currency_exponent(currency)), currency)
+        return cls(
+            Decimal(units).scaleb(-currency_exponent(currency), context=MONEY_CONTEXT), currency
+        )
 
     def _same(self, other: Money, field: str = "currency") -> None:
         if not isinstance(other, Money):
@@ -192,22 +201,22 @@ class Money:
     def __add__(self, other: Money) -> Money:
         if type(other) is not Money or other.currency != self.currency:
             self._same(other)
-        return Money(self.amount + other.amount, self.currency)
+        return Money(MONEY_CONTEXT.add(self.amount, other.amount), self.currency)
 
     def __sub__(self, other: Money) -> Money:
         if type(other) is not Money or other.currency != self.currency:
             self._same(other)
-        return Money(self.amount - other.amount, self.currency)
+        return Money(MONEY_CONTEXT.subtract(self.amount, other.amount), self.currency)
 
     def __mul__(self, quantity: int) -> Money:
         if isinstance(quantity, bool) or not isinstance(quantity, int):
             raise InvalidAmount("quantity", quantity, "money is multiplied by whole numbers only")
-        return Money(self.amount * quantity, self.currency)
+        return Money(MONEY_CONTEXT.multiply(self.amount, quantity), self.currency)
 
     __rmul__ = __mul__
 
     def __neg__(self) -> Money:
-        return Money(-self.amount, self.currency)
+        return Money(MONEY_CONTEXT.minus(self.amount), self.currency)
 
     def __lt__(self, other: Money) -> bool:
         self._same(other)
@@ -246,6 +255,10 @@ class Money:
         >>> Money("-0.05", "EUR").allocate([1, 1])
         (Money('-0.03', 'EUR'), Money('-0.02', 'EUR'))
         """
+        with localcontext(MONEY_CONTEXT):
+            return self._allocate(weights)
+
+    def _allocate(self, weights: Sequence[int | Decimal]) -> tuple[Money, ...]:
         weights = [to_decimal(weight, "weights") for weight in weights]
         if not weights or any(weight < 0 for weight in weights) or sum(weights) == 0:
             raise InvalidAmount("weights", weights, "need at least one positive weight, none < 0")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import TYPE_CHECKING, Any
 
 from returnflow.domain.inbound import PlatformLine
-from returnflow.domain.money import Money
+from returnflow.domain.money import MONEY_CONTEXT, Money
 from returnflow.errors import PortError, ReturnflowError
 from returnflow.ports.platform_returns import (
     DutyRefund,
@@ -237,8 +237,11 @@ def fee_percentage(line: PlatformReturnLine, prices: dict[str, Money], field: st
         raise PortError(
             PORT, "open_return", f"{field}={fee}: not a share of {worth}", retryable=False
         )
-    percentage = (fee.amount * 100 / worth.amount).normalize()
-    back = Money.quantized(worth.amount * Decimal(repr(float(percentage))) / 100, worth.currency)
+    with localcontext(MONEY_CONTEXT):
+        percentage = (fee.amount * 100 / worth.amount).normalize()
+        back = Money.quantized(
+            worth.amount * Decimal(repr(float(percentage))) / 100, worth.currency
+        )
     if back != fee:
         raise PortError(
             PORT,
