@@ -294,6 +294,10 @@ def settle_parts(
         prepaid=prepaid,
         taxes_included=record.taxes_included,
         fee_by_unit=policy.platform_mode is PlatformMode.NATIVE,
+        # native: the platform return bears the fee from its opening, judged over all its
+        # lines, and the platform has no call to take it off (Shopify's removeFromReturn
+        # removes line items only): lines removed later do not waive it
+        shipping_waived_by=record.lines if policy.platform_mode is PlatformMode.NATIVE else None,
     )
     if not parts and not settlement.balance_refund:
         return settlement

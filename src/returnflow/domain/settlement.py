@@ -336,6 +336,7 @@ def settle(
     prepaid: Money | None = None,
     taxes_included: bool = False,
     fee_by_unit: bool = False,
+    shipping_waived_by: Sequence[ReturnLine] | None = None,
 ) -> Settlement:
     """Settle ``parts``: ``(line, units, start)`` = ``units`` of ``line`` from unit ``start``.
 
@@ -350,6 +351,11 @@ def settle(
     its units to the cent (:func:`unit_restocking_fees`) and a part pays its units' shares,
     so units never settled (QC failed, never received) pay none and parts settled apart add
     up to the whole line's fee; otherwise each part pays the fee on its own value.
+    ``shipping_waived_by``: the lines whose waived fees (every one of them) waive the return
+    shipping fee; ``None``, the settled parts' lines. Native mode passes all the return's
+    lines: the platform return took the fee at its opening and keeps it when QC removes
+    the lines that were not exchanged (Shopify's ``removeFromReturn`` removes line items,
+    never the fee), so both sides charge it.
 
     The order of the money: refunded and credited lines pay their own restocking fee; the
     exchange's difference goes to ``refund`` or ``store_credit`` (``difference_to``);
@@ -467,7 +473,8 @@ def settle(
         currency,
     )
     shipping = zero
-    everything_waived = all(fees.waived(line) for line, _, _ in parts)
+    judged = [line for line, _, _ in parts] if shipping_waived_by is None else shipping_waived_by
+    everything_waived = all(fees.waived(line) for line in judged)
     if fees.return_shipping is not None and charge_shipping and parts and not everything_waived:
         shipping = charged(fees.return_shipping, zero, taxes_included=taxes_included)
     shipping_tax = tax_of(fees.return_shipping, shipping)

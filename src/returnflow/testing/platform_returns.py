@@ -33,6 +33,7 @@ import attrs
 from returnflow.domain.inbound import Disposition
 from returnflow.domain.model import OrderSnapshot
 from returnflow.domain.money import Money
+from returnflow.domain.policy import returnable_units
 from returnflow.domain.settlement import unit_amounts
 from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.platform_returns import (
@@ -61,6 +62,10 @@ class _Line:
     restocking_fee: Money | None
     fee_shares: tuple[Money, ...] = ()
     """The restocking fee allocated over the line's units (it follows the units)."""
+    units: tuple[int, ...] = ()
+    """The order line's units (0-based) the line takes, processed in this order (the last
+    ones are those removed): as returnflow takes them, the most recently shipped units no
+    live return holds first, then by index."""
     processed: int = 0
     removed: int = 0
     disposed: int = 0
@@ -221,6 +226,15 @@ class FakePlatformReturns(FakePort):
             quantities = [line.quantity for line in lines] + [x.quantity for x in exchange_lines]
             if any(quantity < 1 for quantity in quantities):
                 raise refuse("a quantity below 1")
+            held = self._held(shop, order_id)
+            picked: list[tuple[int, ...]] = []
+            for line in lines:
+                ordered = next(x for x in order.lines if x.id == line.order_line_id)
+                holding = held.setdefault(ordered.id, set())
+                free = returnable_units(order, ordered, holding)
+                free += [u for u in range(ordered.quantity) if u not in free and u not in holding]
+                picked.append(tuple(free[: line.quantity]))
+                holding.update(picked[-1])
             number = self._next_id("return")
             record = _Return(
                 id=f"gid://Return/{number}",
@@ -234,9 +248,10 @@ class FakePlatformReturns(FakePort):
                         line.quantity,
                         line.reason,
                         line.restocking_fee,
-                        _fee_shares(order, line),
+                        _fee_shares(order, line, units),
+                        units,
                     )
-                    for line in lines
+                    for line, units in zip(lines, picked, strict=True)
                 ],
                 exchange=[
                     _ExchangeLine(f"gid://ExchangeLineItem/{self._next_id('exchange')}", line)
@@ -477,6 +492,17 @@ class FakePlatformReturns(FakePort):
                 taken[line.order_line_id] = taken.get(line.order_line_id, 0) + units
         return taken
 
+    def _held(self, shop: str, order_id: str) -> dict[str, set[int]]:
+        """The units of each order line the live returns of the order take (not removed)."""
+        held: dict[str, set[int]] = {}
+        for record in self._returns.values():
+            if record.shop != shop or record.order.id != order_id or record.status not in _LIVE:
+                continue
+            for line in record.lines:
+                kept = line.units[: line.quantity - line.removed]
+                held.setdefault(line.order_line_id, set()).update(kept)
+        return held
+
     def _move(
         self,
         operation: str,
@@ -616,12 +642,15 @@ def _outcome(
     )
 
 
-def _fee_shares(order: OrderSnapshot, line: PlatformReturnLine) -> tuple[Money, ...]:
-    """``line``'s restocking fee allocated over its units to the cent, in proportion to what
-    they were paid (the first units of the order line; evenly when none was paid)."""
+def _fee_shares(
+    order: OrderSnapshot, line: PlatformReturnLine, units: tuple[int, ...]
+) -> tuple[Money, ...]:
+    """``line``'s restocking fee allocated over its ``units`` to the cent, in proportion to
+    what they were paid (evenly when none was paid)."""
     if line.restocking_fee is None or line.quantity < 1:
         return ()
-    paid = unit_amounts(order).get(line.order_line_id, ())[: line.quantity]
+    amounts = unit_amounts(order).get(line.order_line_id, ())
+    paid = [amounts[unit] for unit in units if unit < len(amounts)]
     weights = [amount.minor_units for amount in paid]
     if len(weights) != line.quantity or not any(weights):
         weights = [1] * line.quantity
@@ -629,14 +658,14 @@ def _fee_shares(order: OrderSnapshot, line: PlatformReturnLine) -> tuple[Money, 
 
 
 def _worth(record: _Return, units: dict[str, int]) -> Money:
-    """What ``units`` (per return line id) of the return's lines were paid: the order's unit
-    amounts, the first units of each order line first."""
+    """What the first ``units`` (per return line id) of the return's lines were paid: the
+    order's unit amounts of the units each line takes, in the order it processes them."""
     paid = unit_amounts(record.order)
     return Money.sum(
         (
-            amount
+            paid[line.order_line_id][unit]
             for line in record.lines
-            for amount in paid[line.order_line_id][: units.get(line.id, 0)]
+            for unit in line.units[: units.get(line.id, 0)]
         ),
         record.order.currency,
     )
