@@ -351,6 +351,9 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
             u.quantity - u.removed == to_process.get(k, 0) for k, u in by_line.items()
         )
         credit = Money.sum((e.amount for e in credits), record.currency) - outside
+        expected, owed = refund + credit, None
+        if whole:  # the platform nets the whole return (see _whole)
+            expected, owed = _whole(record, expected, _owed(record, planned))
         effects.append(
             _make(
                 change,
@@ -360,8 +363,8 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
                 refund=refund,
                 refund_shipping=shipping_back or None,
                 refund_duties=duty_refunds,
-                expected=refund + credit,
-                expected_owed=_owed(record, planned) if whole else None,
+                expected=expected,
+                expected_owed=owed,
                 shipping_fee=not whole and _took_shipping_fee(change),
             )
         )
@@ -423,10 +426,7 @@ def _by_duty(refunds: Sequence[fx.IssueRefund]) -> tuple[DutyRefund, ...]:
 
 def _took_shipping_fee(change: Change) -> bool:
     """Whether a settlement of this change took the return shipping fee."""
-    return any(
-        entry.event == "settled" and "return_shipping_fee" in entry.payload
-        for entry in change.history
-    )
+    return any(e.event == "settled" and "return_shipping_fee" in e.payload for e in change.history)
 
 
 def _owed(record: ReturnRecord, planned: Sequence[fx.Effect]) -> Money:
@@ -441,6 +441,22 @@ def _owed(record: ReturnRecord, planned: Sequence[fx.Effect]) -> Money:
         (e.amount for e in planned if isinstance(e, fx.RefundBalance)), record.currency
     )
     return (record.balance_paid or zero) + (record.balance_charged or zero) + charged - back
+
+
+def _whole(record: ReturnRecord, paid_out: Money, charged: Money) -> tuple[Money, Money]:
+    """Returnflow's refund and owed for the whole return in the platform's terms: netted
+    (Shopify's ``suggestedFinancialOutcome`` is one refund or one balance, where returnflow
+    may charge a fee and refund apart), less the exchange's outbound shipping, which a
+    platform return never carries (Shopify's ``ReturnInput`` has no shipping for it)."""
+    settled = [e.payload for e in record.history if e.event == "settled"]
+    outbound = [
+        _money(str(p["exchange_shipping"]), record.currency)
+        for p in settled
+        if "exchange_shipping" in p
+    ]
+    net = paid_out - charged + Money.sum(outbound, record.currency)
+    zero = Money.zero(record.currency)
+    return (net, zero) if net >= zero else (zero, -net)
 
 
 def _quantities(counts: dict[str, int]) -> tuple[LineQuantity, ...]:

@@ -1,0 +1,41 @@
+"""Native mode: returnflow's money and the platform's agree for correct returns (issue 19:
+a correct return never reaches ``needs_review`` by a false difference with the platform's
+figure). Each test is one kind of difference the native model once found."""
+
+from __future__ import annotations
+
+from returnflow import FeePolicy, ReturnPolicy
+from test_native_mode import SHOP, eur, harness, passed, platform, receive, request, swap
+
+
+def _closed_without_review(made: object, return_id: str) -> None:
+    record = made.service.get(SHOP, return_id)  # type: ignore[attr-defined]
+    assert (record.status, record.review_reasons) == ("closed", ())
+
+
+def test_the_outbound_shipping_of_an_exchange_is_no_part_of_the_platforms_figure() -> None:
+    # The T-shirt (25.00) for one at 20.00, the new item shipped for 4.00: returnflow refunds
+    # 1.00. The platform return knows no shipping for exchange items (Shopify's ReturnInput
+    # has none): it suggests 5.00. Compared without the outbound shipping, they agree.
+    policy = ReturnPolicy(platform_mode="native", fees=FeePolicy(exchange_shipping=eur("4")))
+    made = harness(policy)
+    return_id = request(made, swap("20.00"))
+    receive(made, return_id, "r1", passed("L1"))
+    _closed_without_review(made, return_id)
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("1.00")
+    assert platform(made).refunded(SHOP, processed.args["return_id"]) == eur("1.00")
+
+
+def test_an_upsell_owes_its_outbound_shipping_apart_from_the_platform_return() -> None:
+    # The T-shirt (25.00) for one at 30.00 shipped for 4.00: the customer pays 9.00 up front;
+    # the platform return says 5.00 is owed for its items. Both figures agree without the
+    # outbound shipping, and the exchange ships.
+    policy = ReturnPolicy(platform_mode="native", fees=FeePolicy(exchange_shipping=eur("4")))
+    made = harness(policy)
+    return_id = request(made, swap("30.00"))
+    receive(made, return_id, "r1", passed("L1"))
+    _closed_without_review(made, return_id)
+    assert made.ports.payments.calls_to("charge")[0].args["amount"] == eur("9.00")
+    record = made.service.get(SHOP, return_id)
+    assert [line.status for line in record.exchange_lines] == ["released"]
