@@ -4,7 +4,7 @@ figure). Each test is one kind of difference the native model once found."""
 
 from __future__ import annotations
 
-from returnflow import FeePolicy, ReturnPolicy
+from returnflow import Exchange, FeePolicy, RequestLine, ReturnPolicy
 from test_native_mode import SHOP, eur, harness, passed, platform, receive, request, swap
 
 
@@ -39,3 +39,21 @@ def test_an_upsell_owes_its_outbound_shipping_apart_from_the_platform_return() -
     assert made.ports.payments.calls_to("charge")[0].args["amount"] == eur("9.00")
     record = made.service.get(SHOP, return_id)
     assert [line.status for line in record.exchange_lines] == ["released"]
+
+
+def test_an_even_exchange_for_several_new_items_costs_exactly_what_was_returned() -> None:
+    # The T-shirt (25.00) for three of another variant, an even exchange: 25.00 does not
+    # split into three equal prices. The platform return carries 8.34 a unit less 0.02 off
+    # the line (Shopify's appliedDiscount), so its new items cost 25.00, as returnflow's.
+    made = harness()
+    even = RequestLine(order_line_id="L1", quantity=1, outcome=Exchange(variant_id="v", quantity=3))
+    return_id = request(made, even)
+    [opened] = platform(made).calls_to("open_return")
+    [item] = opened.args["exchange_lines"]
+    assert (item.unit_price, item.discount) == (eur("8.34"), eur("0.02"))
+    receive(made, return_id, "r1", passed("L1"))
+    _closed_without_review(made, return_id)
+    record = made.service.get(SHOP, return_id)
+    assert [line.status for line in record.exchange_lines] == ["released"]
+    there = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    assert (there.balance_owed, there.exchange_on_hold) == (None, False)

@@ -72,12 +72,23 @@ class DutyRefund:
 
 @attrs.frozen
 class PlatformExchangeLine:
-    """A new item given in exchange (Shopify: an exchange line item), priced per unit."""
+    """A new item given in exchange (Shopify: an exchange line item), priced per unit, less
+    ``discount`` off the whole line (Shopify's ``appliedDiscount`` with an amount), shared
+    over its units like a line discount (the larger shares first): what prices an even
+    exchange of several new items at exactly the returned units' worth."""
 
     exchange_line_id: str
     variant_id: str
     quantity: int
     unit_price: Money
+    discount: Money | None = None
+
+    def worth(self, start: int, units: int) -> Money:
+        """What ``units`` of the new items from item ``start`` cost, the discount shared."""
+        line = self.unit_price * self.quantity
+        if self.discount is not None:
+            line = line - self.discount
+        return Money.sum(line.split(self.quantity)[start : start + units], line.currency)
 
 
 @attrs.frozen

@@ -628,8 +628,9 @@ def _outcome(
     )
     if record.shipping_fee is not None and shipping_fee:
         fees = fees + record.shipping_fee
+    begun = {x.id: 0 if lines is None else x.processed for x in record.exchange}
     exchanged = Money.sum(
-        (x.line.unit_price * items.get(x.id, 0) for x in record.exchange), currency
+        (x.line.worth(begun[x.id], items.get(x.id, 0)) for x in record.exchange), currency
     )
     balance = returned - fees - exchanged
     zero = Money.zero(currency)
