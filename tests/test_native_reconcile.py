@@ -5,7 +5,7 @@ figure). Each test is one kind of difference the native model once found."""
 from __future__ import annotations
 
 from returnflow import Exchange, FeePolicy, RequestLine, ReturnPolicy
-from test_native_mode import SHOP, eur, harness, passed, platform, receive, request, swap
+from test_native_mode import SHOP, caps, eur, harness, passed, platform, receive, request, swap
 
 
 def _closed_without_review(made: object, return_id: str) -> None:
@@ -57,3 +57,23 @@ def test_an_even_exchange_for_several_new_items_costs_exactly_what_was_returned(
     assert [line.status for line in record.exchange_lines] == ["released"]
     there = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
     assert (there.balance_owed, there.exchange_on_hold) == (None, False)
+
+
+def test_a_cancelled_exchange_is_taken_out_of_the_platform_return() -> None:
+    # The T-shirt for another at 20.00 and the caps refunded; the T-shirt fails QC, so the
+    # exchange is cancelled. Its item would stay on the platform return and the platform
+    # would count it against the caps' refund (Shopify's removeFromReturn takes exchange
+    # items too): taken out, the platform suggests the caps' 20.00, as returnflow.
+    made = harness()
+    return_id = request(made, swap("20.00"), caps())
+    receive(made, return_id, "r1", passed("L1", qc="fail"), passed("L2", 2))
+    _closed_without_review(made, return_id)
+    record = made.service.get(SHOP, return_id)
+    assert [line.status for line in record.exchange_lines] == ["cancelled"]
+    [removed] = platform(made).calls_to("remove_lines")
+    [item] = removed.args["exchange_lines"]
+    assert (item.line_id, item.quantity) == (record.exchange_lines[0].platform_item_id, 1)
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("20.00")
+    there = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    assert there.status.value == "CLOSED"

@@ -293,8 +293,16 @@ def remove_platform_lines(
     d: Dispatcher, effect: fx.RemovePlatformLines, record: ReturnRecord
 ) -> object:
     port, return_id = _platform(d, effect, record)
+    lines = _line_ids(record, effect, effect.lines)
+    if not effect.exchange_line_ids:  # the call as made before exchange items could go
+        return port.remove_lines(effect.shop, return_id, lines, idempotency_key=effect.key)
+    items = [
+        Quantity(_required(x.platform_item_id, "platform exchange line", effect), x.quantity)
+        for x in record.exchange_lines
+        if x.id in effect.exchange_line_ids
+    ]
     return port.remove_lines(
-        effect.shop, return_id, _line_ids(record, effect, effect.lines), idempotency_key=effect.key
+        effect.shop, return_id, lines, exchange_lines=items, idempotency_key=effect.key
     )
 
 

@@ -313,18 +313,22 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         restocked[line.order_line_id] = restocked.get(line.order_line_id, 0) + line.restocked
     effects: list[fx.Effect] = []
     finished = record.completed_at == change.now or record.status in ("closed", "reset")
+    removals: dict[str, int] = {}
     if finished:  # what was not settled now never will be: out of the platform return
         removals = {
             line_id: units.quantity - units.removed - max(settled[line_id], units.processed)
             for line_id, units in by_line.items()
         }
         removals = {line_id: count for line_id, count in removals.items() if count > 0}
-        if removals:
-            effects.append(_make(change, fx.RemovePlatformLines, lines=_quantities(removals)))
-            by_line = {
-                k: attrs.evolve(u, removed=u.removed + removals.get(k, 0))
-                for k, u in by_line.items()
-            }
+    gone = _cancelled_items(record)  # never to ship: out of the platform return too
+    if removals or gone:
+        fields = {"exchange_line_ids": gone} if gone else {}
+        if gone:
+            change.note("platform_exchange_removed", {"lines": ", ".join(gone)})
+        effects.append(_make(change, fx.RemovePlatformLines, lines=_quantities(removals), **fields))
+        by_line = {
+            k: attrs.evolve(u, removed=u.removed + removals.get(k, 0)) for k, u in by_line.items()
+        }
     refunds = [e for e in planned if isinstance(e, fx.IssueRefund)]
     credits = [e for e in planned if isinstance(e, fx.IssueStoreCredit)]
     zero = Money.zero(record.currency)
@@ -398,6 +402,17 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         effects.append(_make(change, fx.DisposePlatformUnits, disposals=tuple(disposals)))
     change.update(platform_units=tuple(by_line[u.order_line_id] for u in record.platform_units))
     return effects
+
+
+def _cancelled_items(record: ReturnRecord) -> tuple[str, ...]:
+    """The exchange lines cancelled on the platform return and not taken out of it yet."""
+    removed = [e for e in record.history if e.event == "platform_exchange_removed"]
+    out = {i for e in removed for i in str(e.payload["lines"]).split(", ")}
+    return tuple(
+        x.id
+        for x in record.exchange_lines
+        if x.status == "cancelled" and x.platform_item_id and x.id not in out
+    )
 
 
 def _pay(change: Change) -> list[fx.Effect]:

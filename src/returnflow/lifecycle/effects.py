@@ -370,11 +370,13 @@ class DisposePlatformUnits(Effect):
 @attrs.frozen(kw_only=True)
 class RemovePlatformLines(Effect):
     """Take units not processed out of the platform return (``removeFromReturn``): a QC
-    failure, units that never came."""
+    failure, units that never came; and the items of cancelled exchange lines
+    (``exchange_line_ids``), which will never ship."""
 
     kind: ClassVar[str] = "remove_platform_lines"
     port: ClassVar[str] = "platform_returns"
     lines: tuple[LineQuantity, ...]
+    exchange_line_ids: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)

@@ -454,14 +454,24 @@ class ShopifyPlatformReturns:
         return {"dispositionInputs": [item]}
 
     def remove_lines(
-        self, shop: str, return_id: str, lines: Sequence[Quantity], *, idempotency_key: str
+        self,
+        shop: str,
+        return_id: str,
+        lines: Sequence[Quantity],
+        *,
+        exchange_lines: Sequence[Quantity] = (),
+        idempotency_key: str,
     ) -> PlatformReturn:
-        variables = {
+        variables: dict[str, Any] = {
             "returnId": return_id,
             "returnLineItems": [
                 {"returnLineItemId": q.line_id, "quantity": q.quantity} for q in lines
             ],
         }
+        if exchange_lines:
+            variables["exchangeLineItems"] = [
+                {"exchangeLineItemId": q.line_id, "quantity": q.quantity} for q in exchange_lines
+            ]
         return self._status(
             shop,
             "remove_lines",
@@ -471,6 +481,7 @@ class ShopifyPlatformReturns:
             idempotency_key,
             return_id,
             tuple(lines),
+            *((tuple(exchange_lines),) if exchange_lines else ()),
         )
 
     def calculate(

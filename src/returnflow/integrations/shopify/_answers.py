@@ -164,6 +164,9 @@ def parse_return(node: dict[str, Any], operation: str) -> PlatformReturn:
                 for line in lines
             ),
             exchange_processed=tuple((x["id"], int(x["processedQuantity"])) for x in exchange),
+            exchange_removed=tuple(
+                (x["id"], gone) for x in exchange if (gone := int(x["quantity"]) - on_return(x)) > 0
+            ),
             exchange_on_hold=bool(exchange) and outstanding(node, operation) is not None,
             balance_owed=outstanding(node, operation),
         )
