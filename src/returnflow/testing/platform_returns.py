@@ -172,6 +172,12 @@ class FakePlatformReturns(FakePort):
         with self._lock:
             return self._get(shop, return_id, "refunded").refunded
 
+    def units(self, shop: str, return_id: str) -> dict[str, tuple[int, ...]]:
+        """The order line units (0-based) each line of a return takes, by order line id."""
+        with self._lock:
+            record = self._get(shop, return_id, "units")
+            return {line.order_line_id: line.units for line in record.lines}
+
     def fulfillments(self, shop: str, return_id: str) -> dict[str, bool]:
         """The exchange fulfillments a return's processing created, each with whether it is
         on hold (waiting for the balance owed)."""
