@@ -5,6 +5,7 @@ figure). Each test is one kind of difference the native model once found."""
 from __future__ import annotations
 
 from returnflow import Exchange, FeePolicy, RequestLine, ReturnPolicy
+from returnflow.domain.settlement import Percent
 from test_native_mode import SHOP, caps, eur, harness, passed, platform, receive, request, swap
 
 
@@ -77,3 +78,19 @@ def test_a_cancelled_exchange_is_taken_out_of_the_platform_return() -> None:
     assert processed.args["refund"] == eur("20.00")
     there = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
     assert there.status.value == "CLOSED"
+
+
+def test_a_restocking_fee_no_payout_covers_is_not_put_on_the_platform_return() -> None:
+    # The T-shirt for another at 25.00 with a 10% restocking fee, taken only from a payout
+    # (fees_only_from_payout): nothing is paid out, so returnflow waives the 2.50. The
+    # platform return, which cannot take a fee off later, is opened without it: both sides
+    # say nothing is owed, and the new item ships.
+    fees = FeePolicy(restocking=Percent(10), waive_for_exchanges=False, fees_only_from_payout=True)
+    made = harness(ReturnPolicy(platform_mode="native", fees=fees))
+    return_id = request(made, swap("25.00"))
+    [opened] = platform(made).calls_to("open_return")
+    assert [line.restocking_fee for line in opened.args["lines"]] == [None]
+    receive(made, return_id, "r1", passed("L1"))
+    _closed_without_review(made, return_id)
+    record = made.service.get(SHOP, return_id)
+    assert [line.status for line in record.exchange_lines] == ["released"]

@@ -57,7 +57,13 @@ import attrs
 from returnflow.decisions import exchange
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import Disposition
-from returnflow.domain.model import ExchangeLine, PlatformUnits, ReturnRecord, platform_reason
+from returnflow.domain.model import (
+    ExchangeLine,
+    OutcomeKind,
+    PlatformUnits,
+    ReturnRecord,
+    platform_reason,
+)
 from returnflow.domain.money import Money
 from returnflow.domain.policy import PlatformMode, ReturnPolicy
 from returnflow.domain.settlement import settle
@@ -190,8 +196,14 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
         reasons.setdefault(line.order_line_id, platform_reason(line.reason))
     if all(units[line_id] <= paid[line_id] for line_id in units):
         return None
+    # A fee waived because no payout covers it (fees_only_from_payout: an exchanged line's)
+    # is not put on the platform return: Shopify has no call to take a fee off a return.
+    waived = Money.sum((part.restocking_fee for part in quote.lines), record.currency)
+    waived = waived - quote.restocking_fee
     for part in quote.lines:
-        fees[part.order_line_id] = fees.get(part.order_line_id, zero) + part.restocking_fee
+        off = min(waived, part.restocking_fee) if part.outcome is OutcomeKind.EXCHANGE else zero
+        waived = waived - off
+        fees[part.order_line_id] = fees.get(part.order_line_id, zero) + part.restocking_fee - off
     # An even exchange's new item costs what was returned (as the settlement prices it).
     worth = {part.line_id: part.value for part in quote.lines}
     exchange_lines = tuple(
