@@ -4,9 +4,22 @@ figure). Each test is one kind of difference the native model once found."""
 
 from __future__ import annotations
 
-from returnflow import Exchange, FeePolicy, RequestLine, ReturnPolicy
+from returnflow import CarrierStatus, CarrierUpdate, Exchange, FeePolicy, RequestLine, ReturnPolicy
+from returnflow.domain.policy import ReleaseTrigger
 from returnflow.domain.settlement import Percent
-from test_native_mode import SHOP, caps, eur, harness, passed, platform, receive, request, swap
+from returnflow.testing import Harness
+from test_native_mode import (
+    SHOP,
+    caps,
+    eur,
+    harness,
+    order,
+    passed,
+    platform,
+    receive,
+    request,
+    swap,
+)
 
 
 def _closed_without_review(made: object, return_id: str) -> None:
@@ -94,3 +107,30 @@ def test_a_restocking_fee_no_payout_covers_is_not_put_on_the_platform_return() -
     _closed_without_review(made, return_id)
     record = made.service.get(SHOP, return_id)
     assert [line.status for line in record.exchange_lines] == ["released"]
+
+
+def test_an_instant_exchange_captured_pays_for_the_items_on_the_platform_return() -> None:
+    # An instant exchange: the T-shirt for one at 20.00, released on an authorization of
+    # the T-shirt's 25.00. The receipt (QC failed) comes while the authorization is asked:
+    # it waits, then the authorization is captured and the exchange is processed alone, the
+    # T-shirt taken out. The platform says 20.00 is owed for the new item: the capture pays
+    # it, so both figures agree and the platform ships the item.
+    policy = ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
+    made = Harness(policy=policy, auto_dispatch=False)
+    made.ports.commerce.add_order(order())
+    return_id = request(made, swap("20.00"))
+    made.service.dispatch_pending()
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
+    )
+    receive(made, return_id, "r1", passed("L1", qc="fail"))
+    for _ in range(4):
+        made.dispatch_due()
+    _closed_without_review(made, return_id)
+    record = made.service.get(SHOP, return_id)
+    assert [line.status for line in record.exchange_lines] == ["released"]
+    assert [call.operation for call in made.ports.payments.calls] == ["authorize", "capture"]
+    [paid] = platform(made).calls_to("pay_balance")
+    assert paid.args["amount"] == eur("20.00")
+    there = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    assert (there.balance_owed, there.exchange_on_hold) == (None, False)

@@ -217,9 +217,11 @@ def _reconciled(
     theirs = outcome.refund
     authority = d.policy_of(record).platform_money  # the return's own policy version
     review = authority is MoneyAuthority.REVIEW
+    owed = outcome.owed  # less what the customer paid apart for it (a captured authorization)
+    owed = owed - min(owed, effect.owed_paid_apart or Money.zero(owed.currency))
     for what, platform, ours in (
         ("refund", outcome.refund, effect.expected),
-        ("owed", outcome.owed, effect.expected_owed),
+        ("owed", owed, effect.expected_owed),
     ):
         if review and ours is not None and platform != ours:
             raise PortError(

@@ -114,6 +114,9 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
     if opened(change.record) and change.record.status not in _ENDED:
         new.extend(_pay(change))
         new.extend(_settle(change, policy, planned))
+        captured = _captured(change.record)
+        if captured is not None and any(e.event == "authorization_settled" for e in change.history):
+            new.append(_make(change, fx.PayPlatformBalance, amount=captured))
     ended = any(target in ("cancelled", "expired", "reset") for _, target, _ in moves)
     if opened(change.record) and ended:
         # Reset: the accepted units move to the new return's own platform return.
@@ -386,6 +389,7 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
                 refund_duties=duty_refunds,
                 expected=expected,
                 expected_owed=owed,
+                owed_paid_apart=_captured(record) if whole else None,
                 shipping_fee=not whole and _took_shipping_fee(change),
             )
         )
@@ -438,6 +442,16 @@ def _pay(change: Change) -> list[fx.Effect]:
         if entry.event == "balance_charged" and "amount" in entry.payload
     ]
     return [_make(change, fx.PayPlatformBalance, amount=amount) for amount in paid if amount]
+
+
+def _captured(record: ReturnRecord) -> Money | None:
+    """An instant exchange's authorization captured (QC failed, the units never came) and
+    kept: it pays for the new items the platform return asks to be paid."""
+    events = {e.event for e in record.history if e.event != "authorization_settled"}
+    captured = any(
+        e.event == "authorization_settled" and e.payload.get("captured") for e in record.history
+    )
+    return record.payment_authorized if captured and "capture_refunded" not in events else None
 
 
 def _money(text: str, currency: str) -> Money:

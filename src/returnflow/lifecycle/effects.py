@@ -335,6 +335,10 @@ class ProcessPlatformReturn(Effect):
     shipping_fee: bool = False
     """One call of several: whether its settlement took the return shipping fee (the
     platform's figure for the call counts it)."""
+    owed_paid_apart: Money | None = None
+    """With ``expected_owed``: what the customer paid apart from the return's balance that
+    pays what the platform says is owed first (an instant exchange's authorization captured
+    when QC failed: paid on the platform return after the processing)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -1672,8 +1672,7 @@ class ReturnsModel(RuleBasedStateMachine):
             # fees_only_from_payout waived a fee the platform return carries from its opening;
             # Shopify has no call to take a fee off a return.
             return "a fee waived that the platform return carries"
-        split = "instant_exchange_authorizing" in events or "platform_return_processed" in events
-        if record.exchange_lines and split:
+        if record.exchange_lines and "platform_return_processed" in events:
             # the exchange's items and the units that pay for them are processed in separate
             # calls (an instant exchange, a refund per receipt): each call is compared alone
             return "an exchange processed apart from the units paying for it"
