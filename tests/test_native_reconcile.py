@@ -134,3 +134,35 @@ def test_an_instant_exchange_captured_pays_for_the_items_on_the_platform_return(
     assert paid.args["amount"] == eur("20.00")
     there = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
     assert (there.balance_owed, there.exchange_on_hold) == (None, False)
+
+
+def test_a_capture_given_back_when_the_units_come_is_no_refund_of_the_return() -> None:
+    # An instant exchange whose parcel went back to the sender: the authorization is
+    # captured. Then the units come and pass QC: the capture is given back and the exchange
+    # settles evenly. Giving the capture back is not money the platform return refunds:
+    # both figures say nothing is refunded or owed.
+    policy = ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
+    made = Harness(policy=policy, auto_dispatch=False)
+    made.ports.commerce.add_order(order())
+    return_id = request(made, swap("25.00"))
+    made.service.dispatch_pending()
+
+    def scan(event_id: str, status: CarrierStatus) -> None:
+        made.service.handle(
+            CarrierUpdate(shop=SHOP, return_id=return_id, event_id=event_id, status=status)
+        )
+
+    scan("s1", CarrierStatus.PICKED_UP)
+    scan("s2", CarrierStatus.DELIVERED)
+    for _ in range(3):
+        made.dispatch_due()  # authorized, released, its items processed
+    scan("s3", CarrierStatus.RETURN_TO_ORIGIN)
+    made.dispatch_due()
+    receive(made, return_id, "r1", passed("L1"))
+    for _ in range(4):
+        made.dispatch_due()
+    _closed_without_review(made, return_id)
+    operations = [call.operation for call in made.ports.payments.calls]
+    assert operations == ["authorize", "capture", "refund"]
+    processed = platform(made).calls_to("process")
+    assert [call.args["refund"] for call in processed] == [eur("0.00")] * len(processed)

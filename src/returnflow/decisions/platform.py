@@ -377,7 +377,7 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         credit = Money.sum((e.amount for e in credits), record.currency) - outside
         expected, owed = refund + credit, None
         if whole:  # the platform nets the whole return (see _whole)
-            expected, owed = _whole(record, expected, _owed(record, planned))
+            expected, owed = _whole(record, expected, _owed(change, planned))
         effects.append(
             _make(
                 change,
@@ -475,9 +475,11 @@ def _took_shipping_fee(change: Change) -> bool:
     return any(e.event == "settled" and "return_shipping_fee" in e.payload for e in change.history)
 
 
-def _owed(record: ReturnRecord, planned: Sequence[fx.Effect]) -> Money:
+def _owed(change: Change, planned: Sequence[fx.Effect]) -> Money:
     """What the customer pays for the whole return: prepaid, charged by settlements (and in
-    this change), less what this change gives back."""
+    this change), less what this change gives back of it (not a captured authorization
+    given back: it never paid the return's balance)."""
+    record = change.record
     zero = Money.zero(record.currency)
     charged = Money.sum(
         (e.amount for e in planned if isinstance(e, fx.ChargeBalance) and not e.prepay),
@@ -485,6 +487,10 @@ def _owed(record: ReturnRecord, planned: Sequence[fx.Effect]) -> Money:
     )
     back = Money.sum(
         (e.amount for e in planned if isinstance(e, fx.RefundBalance)), record.currency
+    )
+    captured = [e for e in change.history if e.event == "capture_refunded"]
+    back = back - Money.sum(
+        (_money(str(e.payload["amount"]), record.currency) for e in captured), record.currency
     )
     return (record.balance_paid or zero) + (record.balance_charged or zero) + charged - back
 

@@ -744,6 +744,8 @@ class ReturnsModel(RuleBasedStateMachine):
         self.counter = 0
         self.faults = False
         self.platform: PlatformReturns | None = None
+        self.taken_out: set[str] = set()
+        """The platform returns a person took units out of in the platform's admin."""
 
     # -- set-up and tear-down ------------------------------------------------------------------
 
@@ -1399,6 +1401,7 @@ class ReturnsModel(RuleBasedStateMachine):
                 )
             except PortError:
                 return  # closed or cancelled there: the admin refuses too
+            self.taken_out.add(there_id)
         event = PlatformReturnEvent(
             shop=self.shop,
             return_id=record.id,
@@ -1654,10 +1657,10 @@ class ReturnsModel(RuleBasedStateMachine):
         shows (``None``: none, the return was correct)."""
         before = record.history[:index]
         events = {entry.event for entry in before}
-        if events & {"platform_updated", "followed_platform"}:
+        there = record.refs.platform_return_id
+        if there in self.taken_out or events & {"platform_updated", "followed_platform"}:
             # a person took units out of the platform return that returnflow settles
             return "changed in the platform's admin"
-        there = record.refs.platform_return_id
         taken = platform.units(self.shop, there) if there else {}
         ours: dict[str, tuple[int, ...]] = {}
         for line in record.lines:
