@@ -166,3 +166,25 @@ def test_a_capture_given_back_when_the_units_come_is_no_refund_of_the_return() -
     assert operations == ["authorize", "capture", "refund"]
     processed = platform(made).calls_to("process")
     assert [call.args["refund"] for call in processed] == [eur("0.00")] * len(processed)
+
+
+def test_a_cancelled_exchange_is_taken_out_before_a_processing_planned_before_its_removal() -> None:
+    # The platform return opens late (its call waits): the receipt comes first, the T-shirt
+    # fails QC, its exchange is cancelled and the caps are settled before the platform return
+    # has its exchange item's id. The processing goes out before the removal planned once
+    # the id is known, and takes the cancelled item out first: the figures agree.
+    made = Harness(policy=ReturnPolicy(platform_mode="native"), auto_dispatch=False)
+    made.ports.commerce.add_order(order())
+    return_id = request(made, swap("20.00"), caps())
+    receive(made, return_id, "r1", passed("L1", qc="fail"), passed("L2", 2))
+    for _ in range(4):
+        made.dispatch_due()
+    _closed_without_review(made, return_id)
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("20.00")
+    removed = [
+        call.args.get("exchange_lines", ()) for call in platform(made).calls_to("remove_lines")
+    ]
+    assert [len(items) for items in removed] == [0, 1]  # the T-shirt's unit, then its item
+    operations = [call.operation for call in platform(made).calls]
+    assert operations[-3:-1] == ["remove_lines", "process"]  # the item out just before

@@ -164,6 +164,14 @@ def process_platform_return(
         for line in record.exchange_lines
         if line.id in effect.exchange_line_ids
     ]
+    cancelled = {x.id for x in record.exchange_lines if x.status == "cancelled"}
+    if effect.expected_owed is not None and cancelled:
+        # a cancelled exchange's items still on the platform return (their removal was
+        # planned after this processing, the return opened late): out first
+        items = _items_left(port, effect, record, return_id, cancelled)
+        if items:
+            key = f"{effect.key}/cancelled"
+            port.remove_lines(effect.shop, return_id, [], exchange_lines=items, idempotency_key=key)
     if effect.expected is not None and not reviewed:
         try:
             theirs, refund = _reconciled(d, effect, record, port, return_id, lines, exchange_lines)
@@ -298,14 +306,32 @@ def remove_platform_lines(
     lines = _line_ids(record, effect, effect.lines)
     if not effect.exchange_line_ids:  # the call as made before exchange items could go
         return port.remove_lines(effect.shop, return_id, lines, idempotency_key=effect.key)
-    items = [
-        Quantity(_required(x.platform_item_id, "platform exchange line", effect), x.quantity)
-        for x in record.exchange_lines
-        if x.id in effect.exchange_line_ids
-    ]
+    items = _items_left(port, effect, record, return_id, set(effect.exchange_line_ids))
+    if not lines and not items:  # taken out before a processing already
+        return port.get_return(effect.shop, return_id)
     return port.remove_lines(
         effect.shop, return_id, lines, exchange_lines=items, idempotency_key=effect.key
     )
+
+
+def _items_left(
+    port: PlatformReturns,
+    effect: fx.Effect,
+    record: ReturnRecord,
+    return_id: str,
+    ids: set[str],
+) -> list[Quantity]:
+    """The items of exchange lines ``ids`` still on the platform return, neither processed
+    nor removed."""
+    now = port.get_return(effect.shop, return_id)
+    done, gone = dict(now.exchange_processed), dict(now.exchange_removed)
+    items = []
+    for line in record.exchange_lines:
+        item = line.platform_item_id
+        if line.id in ids and item is not None:
+            left = line.quantity - done.get(item, 0) - gone.get(item, 0)
+            items.extend([Quantity(item, left)] if left > 0 else [])
+    return items
 
 
 def close_platform_return(
