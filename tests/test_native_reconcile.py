@@ -5,7 +5,7 @@ figure). Each test is one kind of difference the native model once found."""
 from __future__ import annotations
 
 from returnflow import CarrierStatus, CarrierUpdate, Exchange, FeePolicy, RequestLine, ReturnPolicy
-from returnflow.domain.policy import ReleaseTrigger
+from returnflow.domain.policy import RefundTrigger, ReleaseTrigger
 from returnflow.domain.settlement import Percent
 from returnflow.testing import Harness
 from test_native_mode import (
@@ -188,3 +188,29 @@ def test_a_cancelled_exchange_is_taken_out_before_a_processing_planned_before_it
     assert [len(items) for items in removed] == [0, 1]  # the T-shirt's unit, then its item
     operations = [call.operation for call in platform(made).calls]
     assert operations[-3:-1] == ["remove_lines", "process"]  # the item out just before
+
+
+def test_what_the_platform_asks_for_items_shipped_ahead_comes_off_the_units_refund() -> None:
+    # An instant exchange (the T-shirt for one at 20.00) beside the caps, refunded when the
+    # parcel is handed in: the caps are processed first, then the new item ships on the
+    # authorization (the platform asks 20.00 for it), then the T-shirt comes and is
+    # processed alone (the platform would refund its 25.00). What it asked for the item
+    # comes off that refund: 20.00 for the caps, nothing for the item, then 5.00.
+    policy = ReturnPolicy(
+        platform_mode="native",
+        exchange_release=ReleaseTrigger.ON_HANDED_IN,
+        refund_trigger=RefundTrigger.ON_HANDED_IN,
+    )
+    made = harness(policy)
+    return_id = request(made, swap("20.00"), caps())
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
+    )
+    receive(made, return_id, "r1", passed("L1"), passed("L2", 2))
+    _closed_without_review(made, return_id)
+    refunds = [call.args["refund"] for call in platform(made).calls_to("process")]
+    assert refunds == [eur("20.00"), eur("0.00"), eur("5.00")]
+    there = platform(made).get_return(
+        SHOP, made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    )
+    assert platform(made).refunded(SHOP, there.return_id) == eur("25.00")

@@ -86,10 +86,12 @@ def _processed(change: Change, effect: fx.ProcessPlatformReturn, result: Any) ->
     refund_ids = tuple(answer.refund_ids)
     change.update(refs=attrs.evolve(refs, refund_ids=(*refs.refund_ids, *refund_ids)))
     refunded = getattr(result, "refunded", None)
-    change.note(
-        "platform_return_processed",
-        {"refunds": ", ".join(refund_ids), "amount": str(refunded)},
-    )
+    details = {"refunds": ", ".join(refund_ids), "amount": str(refunded)}
+    if effect.expected is not None and effect.expected_owed is None:  # one call of several
+        net = getattr(result, "platform_net", None)
+        if net is not None and platform == ours:  # a difference decided by policy: settled
+            details["platform_net"] = str(net)
+    change.note("platform_return_processed", details)
     if effect.exchange_line_ids and getattr(answer, "exchange_on_hold", False):
         # Fulfilled on hold: a balance is still owed; paying it releases them.
         ids = set(effect.exchange_line_ids)

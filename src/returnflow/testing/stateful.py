@@ -1676,8 +1676,8 @@ class ReturnsModel(RuleBasedStateMachine):
             # Shopify has no call to take a fee off a return.
             return "a fee waived that the platform return carries"
         if record.exchange_lines and "platform_return_processed" in events:
-            # the exchange's items and the units that pay for them are processed in separate
-            # calls (an instant exchange, a refund per receipt): each call is compared alone
+            # units processed before the exchange items they pay for (a refund per receipt,
+            # the items held for a balance): the platform refunds them in full in their call
             return "an exchange processed apart from the units paying for it"
         return None
 
