@@ -262,7 +262,8 @@ def _reconciled(
 def _owed_ahead(record: ReturnRecord, currency: str) -> Money:
     """What the platform asked for items processed ahead of the units paying for them
     (negative; zero when none), that the next calls' units pay first: replayed over the
-    platform's net figure of each call compared so far."""
+    platform's net figure of each call with exchange items compared so far (a fee owed in
+    a call without them is charged apart, and paid on the platform return)."""
     ahead = Money.zero(currency)
     for entry in record.history:
         if entry.event == "platform_return_processed" and "platform_net" in entry.payload:

@@ -87,7 +87,7 @@ def _processed(change: Change, effect: fx.ProcessPlatformReturn, result: Any) ->
     change.update(refs=attrs.evolve(refs, refund_ids=(*refs.refund_ids, *refund_ids)))
     refunded = getattr(result, "refunded", None)
     details = {"refunds": ", ".join(refund_ids), "amount": str(refunded)}
-    if effect.expected is not None and effect.expected_owed is None:  # one call of several
+    if effect.exchange_line_ids and effect.expected_owed is None:  # items, one call of several
         net = getattr(result, "platform_net", None)
         if net is not None and platform == ours:  # a difference decided by policy: settled
             details["platform_net"] = str(net)
