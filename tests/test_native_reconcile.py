@@ -214,3 +214,21 @@ def test_what_the_platform_asks_for_items_shipped_ahead_comes_off_the_units_refu
         SHOP, made.service.get(SHOP, return_id).refs.platform_return_id or ""
     )
     assert platform(made).refunded(SHOP, there.return_id) == eur("25.00")
+
+
+def test_an_upsell_shipped_ahead_keeps_its_prepaid_balance_when_qc_fails() -> None:
+    # An instant exchange for more: the T-shirt (25.00) for one at 40.00, 15.00 paid up
+    # front, the new item shipped on an authorization of 25.00. The T-shirt fails QC: the
+    # capture (25.00) and the prepaid 15.00 pay for the item the customer keeps. Giving the
+    # 15.00 back would leave the item paid 25.00 of 40.00 (the platform says 15.00 is owed):
+    # it is kept, and both figures agree.
+    policy = ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
+    made = harness(policy)
+    return_id = request(made, swap("40.00"))
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
+    )
+    receive(made, return_id, "r1", passed("L1", qc="fail"))
+    _closed_without_review(made, return_id)
+    operations = [call.operation for call in made.ports.payments.calls]
+    assert operations == ["charge", "authorize", "capture"]  # nothing given back
