@@ -96,14 +96,18 @@ def child(target: str, orders: list[str], name: str, barrier: Any, results: Any)
             store.close()
 
 
-def in_threads(stores: list[ReturnStore], orders: list[str]) -> list[tuple[Any, ...]]:
-    """The same race between threads, each with its own store object and fakes."""
+def in_threads(
+    stores: list[ReturnStore], orders: list[str], *, same_ids: bool = False
+) -> list[tuple[Any, ...]]:
+    """The same race between threads, each with its own store object and fakes;
+    ``same_ids``: every racer numbers its returns alike (``R-1``, ``R-2``...), so the
+    rivals also race for the id of the return they open."""
     barrier = threading.Barrier(len(stores))
     reports: list[tuple[Any, ...]] = []
 
     def work(store: ReturnStore, name: str) -> None:
         try:
-            harness = harness_on(store, orders, f"{name}-")
+            harness = harness_on(store, orders, "R-" if same_ids else f"{name}-")
             outcomes = race(harness, orders, lambda: barrier.wait(timeout=60))
             credits = [str(credit.amount) for credit in harness.ports.commerce.credits]
             reports.append((name, "ok", outcomes, credits))

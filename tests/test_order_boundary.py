@@ -147,6 +147,39 @@ def test_two_services_on_one_memory_store_in_threads_accept_one_request_per_unit
     _judge(order_race.in_threads([store, store], orders), orders)
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_loser_of_a_race_for_the_same_id_and_units_is_refused_as_a_later_request_is(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two services that number their returns alike open one at once for the same unit: both
+    pick the same id, so the loser's commit clashes on the id before the ledger says
+    anything. It is decided again on what is stored now, and refused with the
+    ``InvalidQuantity`` a request made after the winner's gets, never a bare conflict."""
+    if kind == "sqlite":
+        path = tmp_path / "returns.db"
+        stores: list[Any] = [SqliteStore(path), SqliteStore(path)]
+    else:
+        pytest.importorskip("psycopg")
+        from returnflow.stores.postgres import PostgresStore
+
+        dsn = request.getfixturevalue("cluster").empty_database()
+        stores = [PostgresStore(dsn), PostgresStore(dsn)]
+    orders = [f"S{n}" for n in range(20)]
+    try:
+        _judge(order_race.in_threads(stores, orders, same_ids=True), orders)
+        for order_id in orders:
+            assert len(list(stores[0].list(order_race.SHOP, order_id=order_id))) == 1
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_the_loser_of_a_race_for_the_same_id_on_one_memory_store_is_refused_by_name() -> None:
+    store = MemoryStore()
+    orders = [f"N{n}" for n in range(20)]
+    _judge(order_race.in_threads([store, store], orders, same_ids=True), orders)
+
+
 def _in_processes(target: str, orders: list[str], count: int = 2) -> list[tuple[Any, ...]]:
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(count)
