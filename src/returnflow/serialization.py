@@ -41,6 +41,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from returnflow.domain._fields import check_storable, coerce_enum
 from returnflow.domain._time import instant, parse_instant
 from returnflow.domain.external import ExternalReturn, SourceStatus
+from returnflow.domain.frozen import thaw
 from returnflow.domain.inbound import CarrierStatus, Disposition, PlatformTopic
 from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import (
@@ -262,7 +263,7 @@ def _structure_history_entry(value: Any, _: type[Any]) -> HistoryEntry:
             source=(value["source"][0], value["source"][1]),
             target=(value["target"][0], value["target"][1]),
             version=int(value["version"]),
-            payload=dict(value.get("payload") or {}),
+            payload=value.get("payload") or None,
         )
     except (KeyError, IndexError, TypeError) as error:
         raise InvalidPayload("history", value, f"is not a history entry ({error!r})") from None
@@ -276,7 +277,7 @@ def _unstructure_history_entry(entry: HistoryEntry) -> dict[str, Any]:
         "source": list(entry.source),
         "target": list(entry.target),
         "version": entry.version,
-        "payload": dict(entry.payload),
+        "payload": thaw(entry.payload),
     }
 
 
