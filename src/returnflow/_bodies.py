@@ -47,7 +47,7 @@ from returnflow.domain.model import (
     ReturnRecord,
     to_reason,
 )
-from returnflow.domain.money import Money
+from returnflow.domain.money import Money, is_plain_decimal
 from returnflow.lifecycle.effects import Effect
 from returnflow.serialization import (
     _EFFECTS,
@@ -162,6 +162,13 @@ def _exact(kind: type[Any]) -> Callable[[Any, type[Any]], Any]:
         return value
 
     return check
+
+
+def _fast_decimal(value: Any, _: type[Any]) -> Decimal:
+    # plain decimal text only, as the converter reads it (to_decimal)
+    if type(value) is not str or not is_plain_decimal(value):
+        raise _NotOurs
+    return Decimal(value)
 
 
 def _fast_enum(value: Any, enum_type: type[enum.Enum]) -> enum.Enum:
@@ -307,7 +314,7 @@ def _fast_converter() -> cattrs.Converter:
     fast.register_structure_hook(datetime, _fast_time)
     for kind in (str, int, bool):
         fast.register_structure_hook(kind, _exact(kind))
-    fast.register_structure_hook(Decimal, lambda value, _: Decimal(_exact(str)(value, str)))
+    fast.register_structure_hook(Decimal, _fast_decimal)
     fast.register_structure_hook(Money, _fast_money)
     for enum_type in _ENUMS:  # str subclasses: by type, before str's hook
         fast.register_structure_hook(enum_type, _fast_enum)

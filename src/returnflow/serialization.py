@@ -215,7 +215,8 @@ converter.register_structure_hook(Decimal, _structure_decimal)
 converter.register_structure_hook(str, _structure_str)
 converter.register_structure_hook(int, _structure_int)
 converter.register_structure_hook(bool, _structure_bool)
-converter.register_unstructure_hook(Decimal, str)
+# plain notation ("0.0000001", not "1E-7"): the only decimal text the converter reads back
+converter.register_unstructure_hook(Decimal, lambda number: format(number, "f"))
 # Our enums are ``str`` subclasses, which cattrs would structure with ``str``-like calls and
 # a bare ValueError; give each a hook that names the allowed values.
 _ENUMS: tuple[type[enum.Enum], ...] = (
