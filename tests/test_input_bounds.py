@@ -18,7 +18,6 @@ from returnflow import (
     Money,
     ReceivedLine,
     RequestLine,
-    ReturnMethod,
     WarehouseReceipt,
 )
 from returnflow.domain._fields import MAX_QUANTITY, MAX_TRACKING
@@ -77,18 +76,8 @@ def test_a_label_attached_with_a_tracking_number_beyond_the_bound_is_refused() -
 class _LongLabels(FakeCarrier):
     """A carrier whose tracking numbers are far too long."""
 
-    def create_label(
-        self,
-        shop: str,
-        return_id: str,
-        order_id: str,
-        *,
-        idempotency_key: str,
-        method: ReturnMethod = ReturnMethod.MAIL,
-    ) -> Label:
-        label = super().create_label(
-            shop, return_id, order_id, idempotency_key=idempotency_key, method=method
-        )
+    def create_label(self, *args: Any, **kwargs: Any) -> Label:
+        label = super().create_label(*args, **kwargs)
         return Label(tracking_number=LONG, label_url=label.label_url)
 
 

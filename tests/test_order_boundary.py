@@ -128,11 +128,13 @@ def test_two_services_on_one_sqlite_file_in_threads_accept_one_request_per_unit(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "returns.db"
-    stores = [SqliteStore(path), SqliteStore(path)]
-    orders = [f"T{n}" for n in range(30)]
+    _race_in_threads([SqliteStore(path), SqliteStore(path)], [f"T{n}" for n in range(30)])
+
+
+def _race_in_threads(stores: list[Any], orders: list[str], *, same_ids: bool = False) -> None:
+    """Race ``stores`` (closed after) for each order's unit, in threads: one return each."""
     try:
-        reports = order_race.in_threads(stores, orders)
-        _judge(reports, orders)
+        _judge(order_race.in_threads(stores, orders, same_ids=same_ids), orders)
         for order_id in orders:
             held = list(stores[0].list(order_race.SHOP, order_id=order_id))
             assert len(held) == 1
@@ -164,14 +166,7 @@ def test_the_loser_of_a_race_for_the_same_id_and_units_is_refused_as_a_later_req
 
         dsn = request.getfixturevalue("cluster").empty_database()
         stores = [PostgresStore(dsn), PostgresStore(dsn)]
-    orders = [f"S{n}" for n in range(20)]
-    try:
-        _judge(order_race.in_threads(stores, orders, same_ids=True), orders)
-        for order_id in orders:
-            assert len(list(stores[0].list(order_race.SHOP, order_id=order_id))) == 1
-    finally:
-        for store in stores:
-            store.close()
+    _race_in_threads(stores, [f"S{n}" for n in range(20)], same_ids=True)
 
 
 def test_the_loser_of_a_race_for_the_same_id_on_one_memory_store_is_refused_by_name() -> None:
@@ -180,13 +175,17 @@ def test_the_loser_of_a_race_for_the_same_id_on_one_memory_store_is_refused_by_n
     _judge(order_race.in_threads([store, store], orders, same_ids=True), orders)
 
 
-def _in_processes(target: str, orders: list[str], count: int = 2) -> list[tuple[Any, ...]]:
+def _in_processes(
+    target: str, orders: list[str], count: int = 2, *, same_ids: bool = False
+) -> list[tuple[Any, ...]]:
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(count)
     results = context.Queue()
     children = [
         context.Process(
-            target=order_race.child, args=(target, orders, f"p{n}", barrier, results), daemon=True
+            target=order_race.child,
+            args=(target, orders, f"p{n}", barrier, results, same_ids),
+            daemon=True,
         )
         for n in range(count)
     ]
@@ -229,6 +228,18 @@ def test_two_processes_on_postgres_accept_one_request_per_unit(
     PostgresStore(dsn).close()
     orders = [f"G{n}" for n in range(30)]
     _judge(_in_processes(dsn, orders), orders)
+
+
+def test_two_processes_on_postgres_racing_for_the_same_id_refuse_the_loser_by_name(
+    cluster: postgres_support.Cluster,
+) -> None:
+    pytest.importorskip("psycopg")
+    from returnflow.stores.postgres import PostgresStore
+
+    dsn = cluster.empty_database()
+    PostgresStore(dsn).close()
+    orders = [f"H{n}" for n in range(20)]
+    _judge(_in_processes(dsn, orders, same_ids=True), orders)
 
 
 def test_a_request_that_lost_the_race_for_one_unit_takes_another_that_is_free() -> None:
