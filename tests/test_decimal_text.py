@@ -47,7 +47,7 @@ def test_money_from_text_not_in_plain_notation_is_refused_naming_it(text: str) -
         Money(text, "EUR")
     assert refused.value.field == "amount"
     assert refused.value.value == text
-    assert "plain decimal" in refused.value.reason
+    assert "plain decimal notation" in refused.value.reason
     with pytest.raises(InvalidAmount):
         Money.quantized(text, "EUR")
 

@@ -98,7 +98,9 @@ def to_decimal(value: object, field: str = "amount") -> Decimal:
     elif isinstance(value, str):
         if _PLAIN(value) is None:
             raise InvalidAmount(
-                field, value, "is not a plain decimal number (ASCII digits, sign, point: -12.50)"
+                field,
+                value,
+                "is not a number in plain decimal notation (ASCII digits, sign, point: -12.50)",
             )
         number = Decimal(value)
     elif isinstance(value, int):
