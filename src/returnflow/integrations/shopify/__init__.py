@@ -81,6 +81,7 @@ from returnflow.integrations.shopify._answers import (
     process_input,
     read_answer,
     refundable_transactions,
+    remove_variables,
     reverse_line,
     user_errors,
 )
@@ -462,21 +463,11 @@ class ShopifyPlatformReturns:
         exchange_lines: Sequence[Quantity] = (),
         idempotency_key: str,
     ) -> PlatformReturn:
-        variables: dict[str, Any] = {
-            "returnId": return_id,
-            "returnLineItems": [
-                {"returnLineItemId": q.line_id, "quantity": q.quantity} for q in lines
-            ],
-        }
-        if exchange_lines:
-            variables["exchangeLineItems"] = [
-                {"exchangeLineItemId": q.line_id, "quantity": q.quantity} for q in exchange_lines
-            ]
         return self._status(
             shop,
             "remove_lines",
             gql.REMOVE,
-            variables,
+            remove_variables(return_id, lines, exchange_lines),
             "removeFromReturn",
             idempotency_key,
             return_id,

@@ -72,6 +72,21 @@ def calculate_variables(
     return {"input": calculated}
 
 
+def remove_variables(
+    return_id: str, lines: Sequence[Quantity], exchange_lines: Sequence[Quantity]
+) -> dict[str, Any]:
+    """The variables of ``removeFromReturn``: return line items and exchange line items."""
+    variables: dict[str, Any] = {
+        "returnId": return_id,
+        "returnLineItems": [{"returnLineItemId": q.line_id, "quantity": q.quantity} for q in lines],
+    }
+    if exchange_lines:
+        variables["exchangeLineItems"] = [
+            {"exchangeLineItemId": q.line_id, "quantity": q.quantity} for q in exchange_lines
+        ]
+    return variables
+
+
 def on_return(line: dict[str, Any]) -> int:
     """Units of a return or exchange line item still on the return: processed and not
     processed, not those removed. Read as ``processedQuantity + unprocessedQuantity`` when
