@@ -232,3 +232,19 @@ def test_an_upsell_shipped_ahead_keeps_its_prepaid_balance_when_qc_fails() -> No
     _closed_without_review(made, return_id)
     operations = [call.operation for call in made.ports.payments.calls]
     assert operations == ["charge", "authorize", "capture"]  # nothing given back
+
+
+def test_an_upsell_approved_from_review_is_charged_and_ships() -> None:
+    # Sent to review, the return opens its platform return as requested, and the platform
+    # says the new item waits for a balance. That is the platform's hold, not returnflow's:
+    # the approval still charges the 15.00 and holds the exchange, and it ships once the
+    # T-shirt is back, the figures agreeing.
+    made = harness(ReturnPolicy(platform_mode="native", auto_approve=False))
+    return_id = request(made, swap("40.00"))
+    assert made.service.get(SHOP, return_id).status == "pending_review"
+    made.service.approve(SHOP, return_id)
+    assert made.ports.payments.calls_to("charge")[0].args["amount"] == eur("15.00")
+    receive(made, return_id, "r1", passed("L1"))
+    _closed_without_review(made, return_id)
+    record = made.service.get(SHOP, return_id)
+    assert [line.status for line in record.exchange_lines] == ["released"]

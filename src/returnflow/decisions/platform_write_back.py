@@ -27,7 +27,10 @@ def _opened(change: Change, effect: fx.OpenPlatformReturn, result: object) -> No
     exchange_ids = dict(getattr(result, "exchange_line_ids", ()))
     # The platform holds the new items only while a balance is owed (an upsell not paid
     # yet); an even exchange or one for less waits for processing, not held.
-    held = bool(getattr(result, "exchange_on_hold", False))
+    on_hold = bool(getattr(result, "exchange_on_hold", False))
+    # Opened as requested (the return in review): the exchange is not held by returnflow yet
+    # and the platform's hold says nothing of it; the approval holds it (and charges).
+    held = on_hold and record.exchange_status != "no_exchange"
     change.update(
         refs=attrs.evolve(record.refs, platform_return_id=return_id, platform_line_ids=line_ids),
         exchange_lines=tuple(
@@ -44,7 +47,7 @@ def _opened(change: Change, effect: fx.OpenPlatformReturn, result: object) -> No
     status = getattr(getattr(result, "status", None), "value", None)
     change.note(
         "platform_return_opened",
-        {"platform_return": return_id, "status": status, "exchange_on_hold": held},
+        {"platform_return": return_id, "status": status, "exchange_on_hold": on_hold},
     )
     change.publish("update", platform_return_id=return_id)
     if exchange_ids and held:
