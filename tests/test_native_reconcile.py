@@ -248,3 +248,27 @@ def test_an_upsell_approved_from_review_is_charged_and_ships() -> None:
     _closed_without_review(made, return_id)
     record = made.service.get(SHOP, return_id)
     assert [line.status for line in record.exchange_lines] == ["released"]
+
+
+def test_items_shipped_ahead_are_paid_by_the_exchanged_units_not_by_a_refund() -> None:
+    # The new item ships at hand-in (the platform asks 20.00 for it); the caps come first,
+    # refunded per receipt: their 20.00 owes nothing to the item, the platform refunds them
+    # in full. The T-shirt comes next: its 25.00 pays for the item, 5.00 goes back.
+    policy = ReturnPolicy(
+        platform_mode="native",
+        exchange_release=ReleaseTrigger.ON_HANDED_IN,
+        refund_trigger=RefundTrigger.ON_RECEIVED,
+    )
+    made = harness(policy)
+    return_id = request(made, swap("20.00"), caps())
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
+    )
+    receive(made, return_id, "r1", passed("L2", 2))
+    assert made.service.get(SHOP, return_id).review_reasons == ()
+    refunds = [call.args["refund"] for call in platform(made).calls_to("process")]
+    assert refunds == [eur("0.00"), eur("20.00")]
+    receive(made, return_id, "r2", passed("L1"))
+    _closed_without_review(made, return_id)
+    refunds = [call.args["refund"] for call in platform(made).calls_to("process")]
+    assert refunds == [eur("0.00"), eur("20.00"), eur("5.00")]

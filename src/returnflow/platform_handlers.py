@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from returnflow.domain.model import ReturnRecord
+from returnflow.domain.model import Exchange, ReturnRecord
 from returnflow.domain.money import Money
 from returnflow.domain.policy import MoneyAuthority, PlatformMode, ReturnPolicy
 from returnflow.errors import ConfigurationError, PortError
@@ -220,8 +220,8 @@ def _reconciled(
 
     The exchange's items may be processed ahead of the units paying for them (an instant
     exchange ships its items first): the platform asks for them in that call and would
-    refund the units in full in a later one, so what it asked ahead is taken from the
-    refund of the calls after it."""
+    refund the exchanged units in full in a later one, so what it asked ahead is taken from
+    what the exchanged units of the calls after it are worth."""
     assert effect.expected is not None
     refund = effect.refund
     net = None
@@ -234,7 +234,15 @@ def _reconciled(
             shipping_fee=effect.shipping_fee,
         )
         net = outcome.refund - outcome.owed
-        theirs = max(_owed_ahead(record, net.currency) + net, Money.zero(net.currency))
+        zero = Money.zero(net.currency)
+        theirs = outcome.refund
+        ahead = _owed_ahead(record, net.currency)
+        exchanged = {x.order_line_id for x in record.lines if isinstance(x.outcome, Exchange)}
+        ids = dict(record.refs.platform_line_ids)
+        paying = [q for q in lines if q.line_id in {ids.get(k) for k in exchanged}]
+        if ahead and paying:  # only the exchanged units pay for the items shipped ahead
+            worth = port.calculate(effect.shop, return_id, paying, shipping_fee=False)
+            theirs = max(net - min(-ahead, max(worth.refund - worth.owed, zero)), zero)
     else:
         outcome = port.calculate(effect.shop, return_id)
         theirs = outcome.refund
