@@ -14,7 +14,7 @@ import pytest
 
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound, UnitsTaken
-from returnflow.ports.store import Commit, InboundKey, ReturnStore
+from returnflow.ports.store import Attempt, Commit, InboundKey, ReturnStore
 from returnflow.stores.memory import MemoryStore
 from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing.contract import (
@@ -617,3 +617,61 @@ def test_every_query_of_the_sqlite_store_finds_its_rows_through_a_key(
     # a whole table is never read: each step searches a key or walks an index in order
     assert [step for step in steps if step.startswith("SCAN") and " USING " not in step] == []
     assert any(step.startswith(("SEARCH", "SCAN")) for step in steps), steps
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_conflict_in_a_batch_names_the_member_that_clashed(kind: str, path: Path) -> None:
+    """Effects, history and attempts are written a statement per batch: a clash names the
+    effect it is about, not the batch's first, and leaves nothing of the batch written."""
+    store: ReturnStore = MemoryStore() if kind == "memory" else SqliteStore(path)
+    record = make_record("shop-a", "R1")
+    queued = [make_effect("shop-a", "R1", n) for n in range(3)]
+    store.commit(Commit(records=((record, 0),), effects=tuple(queued)))
+    v2 = next_version(record, status="approved")
+    fresh = make_effect("shop-a", "R1", 3)
+    with pytest.raises(ConcurrencyConflict, match=f"effect {queued[1].key} is already"):
+        store.commit(Commit(records=((v2, 1),), effects=(fresh, queued[1], queued[2])))
+    with pytest.raises(ConcurrencyConflict, match=f"effect {fresh.key} is already"):
+        store.commit(
+            Commit(records=((v2, 1),), effects=(fresh, make_effect("shop-a", "R1", 4), fresh))
+        )
+    assert [entry.effect for entry in store.outbox("shop-a", "R1")] == queued
+    store.record_attempt(queued[1].key, ok=True, at=BASE_TIME)
+    attempts = tuple(Attempt(effect.key, ok=True, at=BASE_TIME) for effect in queued)
+    with pytest.raises(ConcurrencyConflict, match=f"effect {queued[1].key} is not pending"):
+        store.commit(Commit(records=((v2, 1),), attempts=attempts))
+    assert [entry.status for entry in store.outbox("shop-a", "R1")] == [
+        "pending",
+        "done",
+        "pending",
+    ]
+    assert store.get("shop-a", "R1") == record
+    stale = next_version(v2)  # version 3 over a stored 1: refused, whatever the store holds
+    with pytest.raises(ConcurrencyConflict):
+        store.commit(Commit(records=((stale, 2),)))
+    store.commit(Commit(records=((v2, 1),), attempts=(attempts[0], attempts[2])))
+    assert [entry.status for entry in store.outbox("shop-a", "R1")] == ["done"] * 3
+    assert store.get("shop-a", "R1") == v2
+
+
+def test_a_version_another_process_wrote_is_refused_though_this_store_holds_its_own(
+    path: Path,
+) -> None:
+    """A store writes a return's row without reading it when it holds the version it
+    expects; the row's version is still checked by the write itself."""
+    record = make_record("shop-a", "R1")
+    mine, theirs = SqliteStore(path), SqliteStore(path)
+    try:
+        mine.commit(Commit(records=((record, 0),)))
+        assert theirs.get("shop-a", "R1") == record
+        theirs.commit(Commit(records=((next_version(record, status="approved"), 1),)))
+        with pytest.raises(ConcurrencyConflict) as clash:
+            mine.commit(Commit(records=((next_version(record, status="cancelled"), 1),)))
+        assert (clash.value.expected, clash.value.actual) == (1, 2)
+        assert mine.get("shop-a", "R1").status == "approved"
+        with pytest.raises(ConcurrencyConflict) as again:
+            theirs.commit(Commit(records=((make_record("shop-a", "R1"), 0),)))
+        assert (again.value.expected, again.value.actual) == (0, 2)
+    finally:
+        mine.close()
+        theirs.close()
