@@ -28,10 +28,11 @@ _COLUMNS = (
     "claimed_until, claimed_by, key, shop, return_id"
 )
 ENTRY = f"SELECT {_COLUMNS} FROM outbox"
+_HEAD_COLUMNS = ", ".join(f"o.{name.strip()}" for name in _COLUMNS.split(","))
 """The columns :func:`entry` reads, in its order."""
 
 _HEADS = (
-    "SELECT o.seq FROM outbox o WHERE o.status = 'pending' "
+    "FROM outbox o WHERE o.status = 'pending' "
     "AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= :now) "
     "AND (o.claimed_until IS NULL OR o.claimed_until <= :now) "
     "AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.shop = o.shop "
@@ -90,17 +91,20 @@ def claim(
     if return_id is not None:
         where += " AND o.return_id = :return_id"
         params["return_id"] = return_id
-    params["until"], params["worker"] = iso(lease_until), worker
-    # the heads leased and read back in one statement
+    # the heads read whole, then leased by their key (an UPDATE ... RETURNING of them, one
+    # statement, costs SQLite more than the two)
     heads = db.execute(
-        "UPDATE outbox SET claimed_until = :until, claimed_by = :worker "
-        f"WHERE seq IN ({where} ORDER BY o.seq LIMIT :limit) RETURNING {_COLUMNS}",
+        f"SELECT {_HEAD_COLUMNS} {where} ORDER BY o.seq LIMIT :limit",
         params,
     ).fetchall()
-    heads.sort(key=lambda row: int(row[0]))
+    until = iso(lease_until)
+    db.executemany(
+        "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE seq = ?",
+        [(until, worker, head[0]) for head in heads],
+    )
     claimed: list[OutboxEntry] = []
     for head in heads:
-        claimed.append(entry(head, known))
+        claimed.append(entry((*head[:8], until, worker, *head[10:]), known))
         if run < 2:
             continue
         rows = db.execute(
