@@ -140,6 +140,16 @@ class HoldsNothing(FakePlatformReturns):
         return attrs.evolve(super().process(shop, return_id, lines, **kw), exchange_on_hold=False)
 
 
+class ValuesItsOwnPick(FakePlatformReturns):
+    """Takes the units it picks itself, not those the return names."""
+
+    def open_return(
+        self, shop: str, order_id: str, lines: Sequence[PlatformReturnLine], **kw: Any
+    ) -> PlatformReturn:
+        unnamed = [attrs.evolve(line, units=()) for line in lines]
+        return super().open_return(shop, order_id, unnamed, **kw)
+
+
 def failures(fake: type[FakePlatformReturns]) -> dict[str, BaseException]:
     class Contract(PlatformReturnsContract):
         def make_platform(self) -> tuple[PlatformReturns, CommercePlatform]:
@@ -160,6 +170,7 @@ def failures(fake: type[FakePlatformReturns]) -> dict[str, BaseException]:
         (HoldsEveryExchange, "test_an_even_exchange_or_one_for_less_is_never_held"),
         (HoldsNothing, "test_an_upsell_is_held_until_its_balance_is_paid"),
         (GivesAnythingBack, "test_shipping_and_duties_go_back_once_and_never_more_than_charged"),
+        (ValuesItsOwnPick, "test_the_units_named_are_the_units_valued"),
     ],
 )
 def test_the_contract_catches_a_planted_bug(

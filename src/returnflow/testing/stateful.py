@@ -78,7 +78,6 @@ observer skips them. Size the run with Hypothesis settings (``max_examples``,
 from __future__ import annotations
 
 import random
-import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -1642,17 +1641,15 @@ class ReturnsModel(RuleBasedStateMachine):
                             f"{what} after it failed QC"
                         )
 
-    def _check_reconciled(self, record: ReturnRecord, platform: FakePlatformReturns) -> None:
+    def _check_reconciled(self, record: ReturnRecord) -> None:
         """A correct return never goes to a person because the platform's money differs
         from returnflow's. Some differences are real, and the model knows them: the return's
         difference is then allowed (:meth:`_real_difference`)."""
         for index, reason in _differences(record):
-            real = self._real_difference(record, index, reason, platform)
+            real = self._real_difference(record, index)
             assert real, f"{_describe(record)}: a correct return went to review: {reason}"
 
-    def _real_difference(
-        self, record: ReturnRecord, index: int, reason: str, platform: FakePlatformReturns
-    ) -> str | None:
+    def _real_difference(self, record: ReturnRecord, index: int) -> str | None:
         """Why a difference found at history entry ``index`` is one the platform really
         shows (``None``: none, the return was correct)."""
         before = record.history[:index]
@@ -1661,15 +1658,6 @@ class ReturnsModel(RuleBasedStateMachine):
         if there in self.taken_out or events & {"platform_updated", "followed_platform"}:
             # a person took units out of the platform return that returnflow settles
             return "changed in the platform's admin"
-        taken = platform.units(self.shop, there) if there else {}
-        ours: dict[str, tuple[int, ...]] = {}
-        for line in record.lines:
-            ours[line.order_line_id] = (*ours.get(line.order_line_id, ()), *line.units)
-        other = any(sorted(units) != sorted(ours.get(key, ())) for key, units in taken.items())
-        if other and _apart(reason) == Money("0.01", record.currency):
-            # The platform takes other units of a line than returnflow values (units paid
-            # apart by a cent); the port does not name the units a return takes yet.
-            return "the platform took other units of a line"
         waived = any(e.event == "settled" and "fees_waived" in e.payload for e in before)
         if waived:
             # fees_only_from_payout waived a fee the platform return carries from its opening;
@@ -1765,7 +1753,7 @@ class ReturnsModel(RuleBasedStateMachine):
                     f"{where}: {restocked[order_line]} restocked there, {kept} here"
                 )
         for record in records.values():
-            self._check_reconciled(record, platform)
+            self._check_reconciled(record)
         roots = _lineage(records)
         observer = self.system.observer
         for order_id, refunded in sorted(refunded_by_order.items()):
@@ -1801,17 +1789,6 @@ def _differences(record: ReturnRecord) -> list[tuple[int, str]]:
 
 
 _DIFFERS = "differs from returnflow's settlement"
-_FIGURES = re.compile(r"the platform's \w+ (\S+) (\w+) differs from returnflow's settlement (\S+) ")
-
-
-def _apart(reason: str) -> Money | None:
-    """How far apart the two figures of a difference's reason are."""
-    found = _FIGURES.search(reason)
-    if found is None:
-        return None
-    theirs, currency, ours = found.groups()
-    apart = Money(theirs, currency) - Money(ours, currency)
-    return -apart if apart.is_negative else apart
 
 
 def _money(text: object, currency: str) -> Money:
