@@ -1675,17 +1675,30 @@ class ReturnsModel(RuleBasedStateMachine):
             # fees_only_from_payout waived a fee the platform return carries from its opening
             # (Shopify has no call to take a fee off a return): the platform asks for exactly it
             return "a fee waived that the platform return carries"
-        credit = _money(last.get("exchange_credit"), currency)
+        # what the units pay toward the exchange order: its items and shipping, less the
+        # balance the customer pays for it (due now, or paid on the platform return before)
+        paid = Money.sum(
+            (
+                _money(e.payload.get("amount"), currency)
+                for e in before
+                if e.event == "platform_balance_paid"
+            ),
+            currency,
+        )
+        toward = sum(
+            (_money(last.get(k), currency) for k in ("exchange_total", "exchange_shipping")),
+            zero,
+        ) - (_money(last.get("balance_due"), currency) + paid)
         if (
             record.exchange_lines
             and "platform_return_processed" in events
             and what == "refund"
-            and credit != zero
-            and platform - ours == credit
+            and toward > zero
+            and platform - ours == toward
         ):
             # units processed before the exchange items they pay for (a refund per receipt,
             # the items held for a balance): the platform refunds them in full in their call,
-            # exactly what they are worth toward the exchange
+            # exactly what they pay toward the exchange
             return "an exchange processed apart from the units paying for it"
         return None
 
