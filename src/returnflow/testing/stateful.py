@@ -1675,8 +1675,8 @@ class ReturnsModel(RuleBasedStateMachine):
             # fees_only_from_payout waived a fee the platform return carries from its opening
             # (Shopify has no call to take a fee off a return): the platform asks for exactly it
             return "a fee waived that the platform return carries"
-        # what the units pay toward the exchange order: its items and shipping, less the
-        # balance the customer pays for it (due now, or paid on the platform return before)
+        # what the units pay toward the exchange's items (its shipping is not the platform's),
+        # less the balance the customer pays for them (due now, or paid on the platform before)
         paid = Money.sum(
             (
                 _money(e.payload.get("amount"), currency)
@@ -1685,10 +1685,10 @@ class ReturnsModel(RuleBasedStateMachine):
             ),
             currency,
         )
-        toward = sum(
-            (_money(last.get(k), currency) for k in ("exchange_total", "exchange_shipping")),
-            zero,
-        ) - (_money(last.get("balance_due"), currency) + paid)
+        toward = _money(last.get("exchange_total"), currency) - _money(
+            last.get("balance_due"), currency
+        )
+        toward = toward - paid
         if (
             record.exchange_lines
             and "platform_return_processed" in events
