@@ -396,8 +396,9 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         expected, owed = refund + credit, None
         if whole:  # the platform nets the whole return (see _whole)
             expected, owed = _whole(record, expected, _owed(change, planned))
-        else:  # this call's units paid this change's outbound shipping
-            expected = expected + _outbound(change.history, record.currency)
+        else:  # the outbound shipping of this change the units paid, not a balance
+            outbound = _outbound(change.history, record.currency) - _owed(change, planned)
+            expected = expected + max(outbound, zero)
         effects.append(
             _make(
                 change,

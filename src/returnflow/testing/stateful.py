@@ -1675,8 +1675,8 @@ class ReturnsModel(RuleBasedStateMachine):
             # fees_only_from_payout waived a fee the platform return carries from its opening
             # (Shopify has no call to take a fee off a return): the platform asks for exactly it
             return "a fee waived that the platform return carries"
-        # what the units pay toward the exchange's items (its shipping is not the platform's),
-        # less the balance the customer pays for them (due now, or paid on the platform before)
+        # what the units pay toward the exchange's items (its shipping is not the platform's):
+        # the balance the customer pays (due now, or paid on the platform before) pays first
         paid = Money.sum(
             (
                 _money(e.payload.get("amount"), currency)
@@ -1685,10 +1685,11 @@ class ReturnsModel(RuleBasedStateMachine):
             ),
             currency,
         )
-        toward = _money(last.get("exchange_total"), currency) - _money(
-            last.get("balance_due"), currency
-        )
-        toward = toward - paid
+        balance = _money(last.get("balance_due"), currency) + paid
+        shipping = _money(last.get("exchange_shipping"), currency)
+        # returnflow's figure counts the shipping the units paid (not the balance)
+        toward = _money(last.get("exchange_total"), currency) + shipping - balance
+        toward = toward - max(shipping - balance, zero)
         if (
             record.exchange_lines
             and "platform_return_processed" in events
