@@ -310,7 +310,12 @@ def test_every_request_of_a_whole_return_matches_the_input_objects() -> None:
     [transaction] = given_back["transactions"]
     payment = transaction.pop("parentId")
     assert payment != TRANSACTION  # the manual payment, not the order's own
-    assert transaction == {"orderId": ORDER, "gateway": "manual", "kind": "REFUND", "amount": "5.00"}
+    assert transaction == {
+        "orderId": ORDER,
+        "gateway": "manual",
+        "kind": "REFUND",
+        "amount": "5.00",
+    }
     assert (given_back["orderId"], given_back["notify"]) == (ORDER, False)
     disposed = [r.variables for r in mock.requests if r.operation.endswith("Dispose")]
     assert disposed[0]["dispositionInputs"][0]["locationId"] == LOCATION
