@@ -17,6 +17,10 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from _builders import pg_dsn, way
+
+__all__ = ["pg_dsn", "way"]  # fixtures shared by the test modules (see _builders)
+
 # This file has no doctests; with ``--doctest-modules`` pytest would import it again as a
 # module named ``conftest``, which clashes with any other rootless ``conftest.py`` collected
 # in the same run (``examples/host_adapter/tests``).

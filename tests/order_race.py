@@ -80,12 +80,15 @@ def race(harness: Harness, orders: list[str], wait: Any) -> list[tuple[str, str,
     return outcomes
 
 
-def child(target: str, orders: list[str], name: str, barrier: Any, results: Any) -> None:
-    """A spawned process: its own store on ``target`` (a file or a URL) and its own fakes."""
+def child(
+    target: str, orders: list[str], name: str, barrier: Any, results: Any, same_ids: bool = False
+) -> None:
+    """A spawned process: its own store on ``target`` (a file or a URL) and its own fakes;
+    ``same_ids``: see :func:`in_threads`."""
     store = None
     try:
         store = open_store(target)
-        harness = harness_on(store, orders, f"{name}-")
+        harness = harness_on(store, orders, "R-" if same_ids else f"{name}-")
         outcomes = race(harness, orders, lambda: barrier.wait(timeout=60))
         credits = [str(credit.amount) for credit in harness.ports.commerce.credits]
         results.put((name, "ok", outcomes, credits))
@@ -96,14 +99,18 @@ def child(target: str, orders: list[str], name: str, barrier: Any, results: Any)
             store.close()
 
 
-def in_threads(stores: list[ReturnStore], orders: list[str]) -> list[tuple[Any, ...]]:
-    """The same race between threads, each with its own store object and fakes."""
+def in_threads(
+    stores: list[ReturnStore], orders: list[str], *, same_ids: bool = False
+) -> list[tuple[Any, ...]]:
+    """The same race between threads, each with its own store object and fakes;
+    ``same_ids``: every racer numbers its returns alike (``R-1``, ``R-2``...), so the
+    rivals also race for the id of the return they open."""
     barrier = threading.Barrier(len(stores))
     reports: list[tuple[Any, ...]] = []
 
     def work(store: ReturnStore, name: str) -> None:
         try:
-            harness = harness_on(store, orders, f"{name}-")
+            harness = harness_on(store, orders, "R-" if same_ids else f"{name}-")
             outcomes = race(harness, orders, lambda: barrier.wait(timeout=60))
             credits = [str(credit.amount) for credit in harness.ports.commerce.credits]
             reports.append((name, "ok", outcomes, credits))

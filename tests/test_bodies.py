@@ -10,7 +10,6 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import attrs
 import pytest
 
+from _builders import STORED, insert_stored_postgres, insert_stored_sqlite, plain_body, plain_text
 from returnflow import _bodies
 from returnflow.domain.model import (
     DeclineReason,
@@ -34,41 +34,6 @@ from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing.contract import make_record, next_version
 
 sys.path.insert(0, os.path.dirname(__file__))
-
-STORED = json.loads(
-    (Path(__file__).parent / "data" / "stored_return_before_fast_bodies.json").read_text()
-)
-"""A return's ``returns`` row and its three ``history`` rows as the SQLite store wrote them
-before the fast way: text outside ASCII, DEL, floats and a number beyond 64 bits in a
-payload."""
-
-FAST = pytest.param(
-    True,
-    id="fast",
-    marks=pytest.mark.skipif(
-        not _bodies.fast_available(), reason="orjson (the fast extra) is not installed"
-    ),
-)
-
-
-@pytest.fixture(params=[FAST, pytest.param(False, id="plain")])
-def way(request: pytest.FixtureRequest) -> Iterator[bool]:
-    previous = _bodies.use_fast(request.param)
-    try:
-        yield request.param
-    finally:
-        _bodies.use_fast(previous)
-
-
-def plain_text(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), sort_keys=True)
-
-
-def plain_body(record: ReturnRecord) -> str:
-    """The body as the stores wrote it before the fast way."""
-    data = converter.unstructure(attrs.evolve(record, history=()))
-    del data["history"]
-    return plain_text(data)
 
 
 def plain_read(body: str, entries: list[str]) -> ReturnRecord:
@@ -274,18 +239,7 @@ def later(record: ReturnRecord) -> ReturnRecord:
 def test_a_row_stored_before_reads_and_extends_in_sqlite(way: bool, tmp_path: Path) -> None:
     path = tmp_path / "returns.db"
     SqliteStore(path).close()  # the schema
-    row = STORED["returns"][0]
-    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
-        raw.execute(
-            f"INSERT INTO returns ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
-            tuple(row.values()),
-        )
-        for entry in STORED["history"]:
-            raw.execute(
-                f"INSERT INTO history ({', '.join(entry)}) "
-                f"VALUES ({', '.join('?' for _ in entry)})",
-                tuple(entry.values()),
-            )
+    insert_stored_sqlite(path)
     reader = SqliteStore(path)
     record = reader.get("shop-a", "R-stored")
     check_stored(record)
@@ -302,40 +256,10 @@ def test_a_row_stored_before_reads_and_extends_in_sqlite(way: bool, tmp_path: Pa
     again.close()
 
 
-@pytest.fixture
-def pg_dsn() -> Iterator[str]:
-    import postgres_support
-
-    if not postgres_support.required():
-        pytest.importorskip("psycopg", reason="the postgres extra is not installed")
-    from returnflow.stores.postgres import PostgresStore
-
-    with postgres_support.cluster_or_skip().database() as url:
-        PostgresStore(url).close()
-        yield url
-
-
 def test_a_row_stored_before_reads_and_extends_in_postgres(way: bool, pg_dsn: str) -> None:
-    import psycopg
-
     from returnflow.stores.postgres import PostgresStore
 
-    row = dict(STORED["returns"][0])
-    times = ("created_at", "updated_at", "due_at")
-    for name in times:
-        row[name] = None if row[name] is None else datetime.fromisoformat(row[name])
-    with psycopg.connect(pg_dsn, autocommit=True) as raw:
-        raw.execute(
-            f"INSERT INTO returns ({', '.join(row)}) VALUES ({', '.join('%s' for _ in row)})",
-            tuple(row.values()),
-        )
-        for stored in STORED["history"]:
-            entry = dict(stored, at=datetime.fromisoformat(stored["at"]))
-            raw.execute(
-                f"INSERT INTO history ({', '.join(entry)}) "
-                f"VALUES ({', '.join('%s' for _ in entry)})",
-                tuple(entry.values()),
-            )
+    insert_stored_postgres(pg_dsn)
     reader = PostgresStore(pg_dsn)
     record = reader.get("shop-a", "R-stored")
     check_stored(record)

@@ -6,22 +6,28 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from _builders import (
+    STORED,
+    harness_with,
+    insert_stored_postgres,
+    insert_stored_sqlite,
+    order,
+    order_line,
+)
 from returnflow import (
     Completion,
     ConfigurationError,
     InvalidPayload,
     InvalidRule,
     Money,
-    OrderLine,
     OrderSnapshot,
     PlatformMode,
     QcResult,
@@ -54,40 +60,15 @@ ORDERED = datetime(2026, 1, 10, 9, 30, tzinfo=timezone.utc)
 LOCATIONS = ("berlin", "bulky-hub", "outlet-store")
 
 
+LINES = (
+    order_line("L1", "TRAINER-42", "80.00", 2),
+    order_line("S1", "LAMP", "90.00", tags=["bulky"]),
+    order_line("O1", "TEE-OUTLET", "20.00", collections=["outlet"]),
+)
+
+
 def _order(order_id: str) -> OrderSnapshot:
-    return OrderSnapshot(
-        id=order_id,
-        shop=SHOP,
-        created_at=ORDERED,
-        fulfilled_at=ORDERED,
-        currency=EUR,
-        customer_email="ana@example.com",
-        lines=[
-            OrderLine(
-                id="L1",
-                sku="TRAINER-42",
-                variant_id="trainer-42",
-                quantity=2,
-                unit_price=Money("80.00", EUR),
-            ),
-            OrderLine(
-                id="S1",
-                sku="LAMP",
-                variant_id="lamp",
-                quantity=1,
-                unit_price=Money("90.00", EUR),
-                tags=["bulky"],
-            ),
-            OrderLine(
-                id="O1",
-                sku="TEE-OUTLET",
-                variant_id="tee-outlet",
-                quantity=1,
-                unit_price=Money("20.00", EUR),
-                collections=["outlet"],
-            ),
-        ],
-    )
+    return order(SHOP, order_id, LINES)
 
 
 class ByTag:
@@ -119,14 +100,14 @@ OUTLET = Rule(
 
 def _harness(destinations: Any = None, store: ReturnStore | None = None, **policy: Any) -> Harness:
     more: dict[str, Any] = {} if store is None else {"store": store}
-    harness = Harness(
+    return harness_with(
+        SHOP,
+        ("1001", "1002", "1003"),
+        LINES,
         policy=ReturnPolicy(**policy),
         destinations=ByTag() if destinations is None else destinations,
         **more,
     )
-    for order_id in ("1001", "1002", "1003"):
-        harness.ports.commerce.add_order(_order(order_id))
-    return harness
 
 
 def _request(order_id: str = "1001", lines: Any = (("L1", 2), ("S1", 1))) -> ReturnRequest:
@@ -487,19 +468,6 @@ def test_destinations_are_stored_and_read_back_in_sqlite(tmp_path: Path) -> None
         store.close()
 
 
-@pytest.fixture
-def pg_dsn() -> Iterator[str]:
-    import postgres_support
-
-    if not postgres_support.required():
-        pytest.importorskip("psycopg", reason="the postgres extra is not installed")
-    from returnflow.stores.postgres import PostgresStore
-
-    with postgres_support.cluster_or_skip().database() as url:
-        PostgresStore(url).close()
-        yield url
-
-
 def test_destinations_are_stored_and_read_back_in_postgres(pg_dsn: str) -> None:
     from returnflow.stores.postgres import PostgresStore
 
@@ -523,11 +491,6 @@ def test_a_record_stored_before_destinations_reads_back_at_the_default_location(
     assert (old.refs.location_rma_ids, old.finished_locations) == ((), ())
 
 
-STORED = json.loads(
-    (Path(__file__).parent / "data" / "stored_return_before_fast_bodies.json").read_text()
-)
-
-
 def _check_default(record: ReturnRecord) -> None:
     assert record.id == "R-stored"
     assert {line.location_id for line in record.lines} == {None}
@@ -540,21 +503,8 @@ def test_a_sqlite_row_stored_before_destinations_reads_back_at_the_default_locat
 ) -> None:
     path = tmp_path / "returns.db"
     SqliteStore(path).close()
-    row = STORED["returns"][0]
-    assert "location_id" not in row["body"]
-    raw = sqlite3.connect(path)
-    with raw:
-        raw.execute(
-            f"INSERT INTO returns ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
-            tuple(row.values()),
-        )
-        for entry in STORED["history"]:
-            raw.execute(
-                f"INSERT INTO history ({', '.join(entry)}) "
-                f"VALUES ({', '.join('?' for _ in entry)})",
-                tuple(entry.values()),
-            )
-    raw.close()
+    assert "location_id" not in STORED["returns"][0]["body"]
+    insert_stored_sqlite(path)
     store = SqliteStore(path)
     try:
         _check_default(store.get("shop-a", "R-stored"))
@@ -565,25 +515,9 @@ def test_a_sqlite_row_stored_before_destinations_reads_back_at_the_default_locat
 def test_a_postgres_row_stored_before_destinations_reads_back_at_the_default_location(
     pg_dsn: str,
 ) -> None:
-    import psycopg
-
     from returnflow.stores.postgres import PostgresStore
 
-    row = dict(STORED["returns"][0])
-    for name in ("created_at", "updated_at", "due_at"):
-        row[name] = None if row[name] is None else datetime.fromisoformat(row[name])
-    with psycopg.connect(pg_dsn, autocommit=True) as raw:
-        raw.execute(
-            f"INSERT INTO returns ({', '.join(row)}) VALUES ({', '.join('%s' for _ in row)})",
-            tuple(row.values()),
-        )
-        for stored in STORED["history"]:
-            entry = dict(stored, at=datetime.fromisoformat(stored["at"]))
-            raw.execute(
-                f"INSERT INTO history ({', '.join(entry)}) "
-                f"VALUES ({', '.join('%s' for _ in entry)})",
-                tuple(entry.values()),
-            )
+    insert_stored_postgres(pg_dsn)
     store = PostgresStore(pg_dsn)
     try:
         _check_default(store.get("shop-a", "R-stored"))

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import sys
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 import pytest
 
+from _builders import plain_text
 from returnflow import _bodies
 from returnflow.domain.money import Money
 from returnflow.errors import UnreadableRecord
@@ -30,24 +31,6 @@ from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing.contract import make_record
 
 sys.path.insert(0, os.path.dirname(__file__))
-
-FAST = pytest.param(
-    True,
-    id="fast",
-    marks=pytest.mark.skipif(
-        not _bodies.fast_available(), reason="orjson (the fast extra) is not installed"
-    ),
-)
-
-
-@pytest.fixture(params=[FAST, pytest.param(False, id="plain")])
-def way(request: pytest.FixtureRequest) -> Iterator[bool]:
-    previous = _bodies.use_fast(request.param)
-    try:
-        yield request.param
-    finally:
-        _bodies.use_fast(previous)
-
 
 PAYLOADS: dict[str, dict[str, Any]] = {
     "plain": {"lines": [{"id": "L1", "qty": 2}], "note": None, "ok": True, "n": -3},
@@ -93,9 +76,9 @@ def effects(payload: Mapping[str, Any]) -> list[fx.Effect]:
     return [_build(kind, payload) for kind in _EFFECTS.values()]
 
 
-def plain_text(effect: fx.Effect) -> str:
+def plain_effect(effect: fx.Effect) -> str:
     """The text the stores wrote before the fast way."""
-    return json.dumps(converter.unstructure(effect), separators=(",", ":"), sort_keys=True)
+    return plain_text(converter.unstructure(effect))
 
 
 def plain_read(body: str) -> fx.Effect:
@@ -115,13 +98,13 @@ def test_every_kind_is_built() -> None:
 @pytest.mark.parametrize("payload", PAYLOADS, ids=str)
 def test_an_effects_text_is_the_plain_ways(way: bool, payload: str) -> None:
     for effect in effects(PAYLOADS[payload]):
-        assert _bodies.dump_effect(effect) == plain_text(effect), effect.kind
+        assert _bodies.dump_effect(effect) == plain_effect(effect), effect.kind
 
 
 @pytest.mark.parametrize("payload", PAYLOADS, ids=str)
 def test_an_effect_reads_back_as_the_plain_way_reads_it(way: bool, payload: str) -> None:
     for effect in effects(PAYLOADS[payload]):
-        text = plain_text(effect)  # as written before, and now
+        text = plain_effect(effect)  # as written before, and now
         read = _bodies.load_effect(text)
         assert same(read, plain_read(text)), effect.kind
         assert same(read, effect), effect.kind
@@ -228,7 +211,7 @@ def test_effects_written_before_read_back_in_sqlite(way: bool, tmp_path: Path) -
     store.close()
     with contextlib.closing(sqlite3.connect(path)) as raw:
         bodies = [body for (body,) in raw.execute("SELECT body FROM outbox ORDER BY seq")]
-    assert bodies == [plain_text(effect) for effect in written]
+    assert bodies == [plain_effect(effect) for effect in written]
     store = SqliteStore(path)
     try:
         read = [entry.effect for entry in store.outbox("shop-a", "R1")]
@@ -263,19 +246,6 @@ def test_an_unreadable_effect_is_an_unreadable_record_in_sqlite(
         store.close()
 
 
-@pytest.fixture
-def pg_dsn() -> Iterator[str]:
-    import postgres_support
-
-    if not postgres_support.required():
-        pytest.importorskip("psycopg", reason="the postgres extra is not installed")
-    from returnflow.stores.postgres import PostgresStore
-
-    with postgres_support.cluster_or_skip().database() as url:
-        PostgresStore(url).close()
-        yield url
-
-
 def test_effects_read_back_and_an_unreadable_one_is_named_in_postgres(
     way: bool, pg_dsn: str
 ) -> None:
@@ -289,7 +259,7 @@ def test_effects_read_back_and_an_unreadable_one_is_named_in_postgres(
         store.commit(Commit(records=((make_record("shop-a", "R1"), 0),), effects=tuple(written)))
         with psycopg.connect(pg_dsn, autocommit=True) as raw:
             bodies = [row[0] for row in raw.execute("SELECT body FROM outbox ORDER BY seq")]
-        assert bodies == [plain_text(effect) for effect in written]
+        assert bodies == [plain_effect(effect) for effect in written]
         read = [entry.effect for entry in store.outbox("shop-a", "R1")]
         assert all(same(one, other) for one, other in zip(read, written, strict=True))
         with psycopg.connect(pg_dsn, autocommit=True) as raw:

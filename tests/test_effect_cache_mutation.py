@@ -8,22 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from returnflow import _bodies
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.store import Commit
 from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing.contract import make_record
-
-
-@pytest.fixture(params=[True, False], ids=["fast", "plain"])
-def way(request: pytest.FixtureRequest) -> Any:
-    if request.param and not _bodies.fast_available():
-        pytest.skip("orjson (the fast extra) is not installed")
-    previous = _bodies.use_fast(request.param)
-    yield request.param
-    _bodies.use_fast(previous)
 
 
 def _effects(payload: dict[str, Any], context: dict[str, Any]) -> tuple[fx.Effect, ...]:

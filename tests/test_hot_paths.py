@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from _builders import plain_body
 from returnflow import _bodies
 from returnflow.domain._evolve import evolver
 from returnflow.domain._time import EARLIEST, LATEST, instant, parse_iso
@@ -313,11 +314,6 @@ def test_the_sqlite_store_hands_out_its_effects_as_a_fresh_store_parses_them(
 
 
 def test_a_records_body_is_the_plain_one_when_its_lines_are_reused_or_changed() -> None:
-    def plain_body(record: ReturnRecord) -> str:
-        data = converter.unstructure(attrs.evolve(record, history=()))
-        del data["history"]
-        return json.dumps(data, separators=(",", ":"), sort_keys=True)
-
     record = next_version(make_record("shop-a", "R1", 1), status="approved")
     assert _bodies.dump_body(record) == plain_body(record)
     later = attrs.evolve(record, status="received", version=3)

@@ -128,11 +128,13 @@ def test_two_services_on_one_sqlite_file_in_threads_accept_one_request_per_unit(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "returns.db"
-    stores = [SqliteStore(path), SqliteStore(path)]
-    orders = [f"T{n}" for n in range(30)]
+    _race_in_threads([SqliteStore(path), SqliteStore(path)], [f"T{n}" for n in range(30)])
+
+
+def _race_in_threads(stores: list[Any], orders: list[str], *, same_ids: bool = False) -> None:
+    """Race ``stores`` (closed after) for each order's unit, in threads: one return each."""
     try:
-        reports = order_race.in_threads(stores, orders)
-        _judge(reports, orders)
+        _judge(order_race.in_threads(stores, orders, same_ids=same_ids), orders)
         for order_id in orders:
             held = list(stores[0].list(order_race.SHOP, order_id=order_id))
             assert len(held) == 1
@@ -147,13 +149,43 @@ def test_two_services_on_one_memory_store_in_threads_accept_one_request_per_unit
     _judge(order_race.in_threads([store, store], orders), orders)
 
 
-def _in_processes(target: str, orders: list[str], count: int = 2) -> list[tuple[Any, ...]]:
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_loser_of_a_race_for_the_same_id_and_units_is_refused_as_a_later_request_is(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two services that number their returns alike open one at once for the same unit: both
+    pick the same id, so the loser's commit clashes on the id before the ledger says
+    anything. It is decided again on what is stored now, and refused with the
+    ``InvalidQuantity`` a request made after the winner's gets, never a bare conflict."""
+    if kind == "sqlite":
+        path = tmp_path / "returns.db"
+        stores: list[Any] = [SqliteStore(path), SqliteStore(path)]
+    else:
+        pytest.importorskip("psycopg")
+        from returnflow.stores.postgres import PostgresStore
+
+        dsn = request.getfixturevalue("cluster").empty_database()
+        stores = [PostgresStore(dsn), PostgresStore(dsn)]
+    _race_in_threads(stores, [f"S{n}" for n in range(20)], same_ids=True)
+
+
+def test_the_loser_of_a_race_for_the_same_id_on_one_memory_store_is_refused_by_name() -> None:
+    store = MemoryStore()
+    orders = [f"N{n}" for n in range(20)]
+    _judge(order_race.in_threads([store, store], orders, same_ids=True), orders)
+
+
+def _in_processes(
+    target: str, orders: list[str], count: int = 2, *, same_ids: bool = False
+) -> list[tuple[Any, ...]]:
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(count)
     results = context.Queue()
     children = [
         context.Process(
-            target=order_race.child, args=(target, orders, f"p{n}", barrier, results), daemon=True
+            target=order_race.child,
+            args=(target, orders, f"p{n}", barrier, results, same_ids),
+            daemon=True,
         )
         for n in range(count)
     ]
@@ -186,16 +218,19 @@ def cluster() -> postgres_support.Cluster:
     return postgres_support.cluster_or_skip()
 
 
+@pytest.mark.parametrize("same_ids", [False, True], ids=["own-ids", "same-ids"])
 def test_two_processes_on_postgres_accept_one_request_per_unit(
-    cluster: postgres_support.Cluster,
+    cluster: postgres_support.Cluster, same_ids: bool
 ) -> None:
+    """``same-ids``: both number their returns alike, so they also race for the id; the
+    loser is still refused by name (``InvalidQuantity``), never with a bare conflict."""
     pytest.importorskip("psycopg")
     from returnflow.stores.postgres import PostgresStore
 
     dsn = cluster.empty_database()
     PostgresStore(dsn).close()
     orders = [f"G{n}" for n in range(30)]
-    _judge(_in_processes(dsn, orders), orders)
+    _judge(_in_processes(dsn, orders, same_ids=same_ids), orders)
 
 
 def test_a_request_that_lost_the_race_for_one_unit_takes_another_that_is_free() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from _builders import harness_with, order, order_line
 from returnflow import (
     Claim,
     ClaimReason,
@@ -21,7 +22,6 @@ from returnflow import (
     InvalidRule,
     MethodNotOffered,
     Money,
-    OrderLine,
     OrderSnapshot,
     PortError,
     ReceivedLine,
@@ -47,32 +47,14 @@ ORDERED = datetime(2026, 1, 10, 9, 30, tzinfo=timezone.utc)
 ALL = ["mail", "drop_off", "in_store", "pickup"]
 
 
+LINES = (
+    order_line("L1", "TRAINER-42", "80.00"),
+    order_line("S1", "SOFA", "900.00", tags=["bulky"]),
+)
+
+
 def _order(order_id: str) -> OrderSnapshot:
-    return OrderSnapshot(
-        id=order_id,
-        shop=SHOP,
-        created_at=ORDERED,
-        fulfilled_at=ORDERED,
-        currency=EUR,
-        customer_email="ana@example.com",
-        lines=[
-            OrderLine(
-                id="L1",
-                sku="TRAINER-42",
-                variant_id="trainer-42",
-                quantity=1,
-                unit_price=Money("80.00", EUR),
-            ),
-            OrderLine(
-                id="S1",
-                sku="SOFA",
-                variant_id="sofa",
-                quantity=1,
-                unit_price=Money("900.00", EUR),
-                tags=["bulky"],
-            ),
-        ],
-    )
+    return order(SHOP, order_id, LINES)
 
 
 BULKY = Rule(
@@ -92,10 +74,9 @@ def _harness(**policy: Any) -> Harness:
         "rules": (BULKY,),
     }
     settings.update(policy)
-    harness = Harness(policy=ReturnPolicy(**settings))
-    for order_id in ("1001", "1002", "1003", "1004"):
-        harness.ports.commerce.add_order(_order(order_id))
-    return harness
+    return harness_with(
+        SHOP, ("1001", "1002", "1003", "1004"), LINES, policy=ReturnPolicy(**settings)
+    )
 
 
 def _request(order_id: str, method: object = None, line: str = "L1") -> ReturnRequest:

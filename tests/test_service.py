@@ -11,12 +11,12 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 import attrs
 import pytest
 
+from _builders import ORDERED, order, order_line  # ORDERED: the harness clock is 2026-01-15
 from returnflow import (
     TABLE,
     CarrierStatus,
@@ -54,7 +54,6 @@ from returnflow.testing import FakePort, Harness
 SHOP = "shop-a"
 OTHER_SHOP = "shop-b"
 ORDER_ID = "1001"
-ORDERED = datetime(2026, 1, 10, 9, 30, tzinfo=timezone.utc)  # the harness clock: 2026-01-15
 
 
 def eur(amount: str) -> Money:
@@ -64,35 +63,12 @@ def eur(amount: str) -> Money:
 def make_order(shop: str = SHOP, order_id: str = ORDER_ID) -> OrderSnapshot:
     """L1: a T-shirt 25.00; L2: 2 caps, 20.00 + 3.80 tax = 23.80 (11.90 each);
     L3: a jacket 120.00 - 20.00 discount = 100.00."""
-    return OrderSnapshot(
-        id=order_id,
-        shop=shop,
-        created_at=ORDERED,
-        fulfilled_at=ORDERED,
-        currency="EUR",
-        customer_email="ann@example.com",
-        lines=[
-            OrderLine(
-                id="L1", sku="TEE-M", variant_id="tee-m", quantity=1, unit_price=eur("25.00")
-            ),
-            OrderLine(
-                id="L2",
-                sku="CAP",
-                variant_id="cap",
-                quantity=2,
-                unit_price=eur("10.00"),
-                tax=eur("3.80"),
-            ),
-            OrderLine(
-                id="L3",
-                sku="JACKET-M",
-                variant_id="jacket-m",
-                quantity=1,
-                unit_price=eur("120.00"),
-                discount=eur("20.00"),
-            ),
-        ],
-    )
+    lines = [
+        order_line("L1", "TEE-M", "25.00"),
+        order_line("L2", "CAP", "10.00", 2, tax=eur("3.80")),
+        order_line("L3", "JACKET-M", "120.00", discount=eur("20.00")),
+    ]
+    return order(shop, order_id, lines, email="ann@example.com")
 
 
 def make_harness(

@@ -327,20 +327,6 @@ def test_open_store_maps_a_missing_directory_too(tmp_path: Path) -> None:
 # -- PostgreSQL ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def pg_dsn() -> Iterator[str]:
-    """A database of its own (these tests change its schema and settings), migrated."""
-    import postgres_support
-
-    if not postgres_support.required():
-        pytest.importorskip("psycopg", reason="the postgres extra is not installed")
-    from returnflow.stores.postgres import PostgresStore
-
-    with postgres_support.cluster_or_skip().database() as url:
-        PostgresStore(url).close()
-        yield url
-
-
 def pg(dsn: str, statement: str, params: object = None) -> None:
     import psycopg
 

@@ -38,6 +38,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from returnflow.domain._time import EARLIEST, LATEST
+from returnflow.domain.frozen import FrozenDict, FrozenList
 from returnflow.domain.model import (
     HistoryEntry,
     Outcome,
@@ -46,7 +47,7 @@ from returnflow.domain.model import (
     ReturnRecord,
     to_reason,
 )
-from returnflow.domain.money import Money
+from returnflow.domain.money import Money, is_plain_decimal
 from returnflow.lifecycle.effects import Effect
 from returnflow.serialization import (
     _EFFECTS,
@@ -127,7 +128,7 @@ def _free_form_plain(value: Any) -> bool:
     """Whether free-form ``value`` holds only what ``orjson`` writes as ``json`` does: text,
     whole numbers, booleans, ``None``, lists and objects with text keys (no floats)."""
     kind = type(value)
-    if kind is dict:
+    if kind is dict or kind is FrozenDict:
         for key, item in value.items():
             item_kind = type(item)
             if type(key) is not str or not (
@@ -139,7 +140,7 @@ def _free_form_plain(value: Any) -> bool:
             ):
                 return False
         return True
-    if kind is list or kind is tuple:
+    if kind is list or kind is tuple or kind is FrozenList:
         return all(_free_form_plain(item) for item in value)
     return kind is str or kind is int or kind is bool or value is None
 
@@ -161,6 +162,13 @@ def _exact(kind: type[Any]) -> Callable[[Any, type[Any]], Any]:
         return value
 
     return check
+
+
+def _fast_decimal(value: Any, _: type[Any]) -> Decimal:
+    # plain decimal text only, as the converter reads it (to_decimal)
+    if type(value) is not str or not is_plain_decimal(value):
+        raise _NotOurs
+    return Decimal(value)
 
 
 def _fast_enum(value: Any, enum_type: type[enum.Enum]) -> enum.Enum:
@@ -306,7 +314,7 @@ def _fast_converter() -> cattrs.Converter:
     fast.register_structure_hook(datetime, _fast_time)
     for kind in (str, int, bool):
         fast.register_structure_hook(kind, _exact(kind))
-    fast.register_structure_hook(Decimal, lambda value, _: Decimal(_exact(str)(value, str)))
+    fast.register_structure_hook(Decimal, _fast_decimal)
     fast.register_structure_hook(Money, _fast_money)
     for enum_type in _ENUMS:  # str subclasses: by type, before str's hook
         fast.register_structure_hook(enum_type, _fast_enum)
@@ -383,7 +391,7 @@ def dump_entry(entry: HistoryEntry) -> str:
     """A history entry's row body."""
     orjson = _STATE[0] if _STATE and _ENABLED[0] else _orjson()
     payload, at = entry.payload, entry.at
-    if orjson is not None and type(payload) is dict and _free_form_plain(payload):
+    if orjson is not None and type(payload) is FrozenDict and _free_form_plain(payload):
         # orjson writes a UTC datetime as isoformat() does, tuples as lists
         data = {
             "actor": entry.actor,

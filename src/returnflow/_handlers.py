@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
+from returnflow.domain._fields import check_tracking
 from returnflow.domain.destinations import rma_at
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import PortError
@@ -57,9 +58,14 @@ def cancel_warehouse_return(
 
 
 def create_label(d: Dispatcher, effect: fx.CreateLabel, record: ReturnRecord | None) -> object:
-    return ask_for_label(
+    """The carrier's label; one whose tracking number is no tracking number (blank, or
+    longer than :data:`~returnflow.domain._fields.MAX_TRACKING`) is refused with
+    :class:`~returnflow.errors.InvalidPayload` naming it, and nothing of it is written."""
+    label = ask_for_label(
         d.carrier, effect.shop, effect.return_id, effect.order_id, effect.key, effect.method
     )
+    check_tracking("tracking_number", getattr(label, "tracking_number", None))
+    return label
 
 
 def void_label(d: Dispatcher, effect: fx.VoidLabel, record: ReturnRecord) -> object:

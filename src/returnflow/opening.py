@@ -215,8 +215,12 @@ class Opening:
         its units (taking ``claim`` of what it planned) and return it as committed, with what
         was claimed (nothing is dispatched here). On
         :class:`~returnflow.errors.UnitsTaken` check again against what is left, under the
-        same id; :class:`~returnflow.errors.ConcurrencyConflict` when units kept being taken
-        :data:`~returnflow.commits.CONFLICT_RETRIES` times."""
+        same id; when another return was stored under its id first, check again under a new
+        id from ``new_id`` (the loser of a race sees what a request made after the winner
+        sees: :class:`~returnflow.errors.InvalidQuantity` when its units are gone), or raise
+        the :class:`~returnflow.errors.ConcurrencyConflict` when ``new_id`` gives the same id
+        again (an id the caller chose); :class:`~returnflow.errors.ConcurrencyConflict` when
+        units kept being taken :data:`~returnflow.commits.CONFLICT_RETRIES` times."""
         service = self.service
         taken: list[str] = []
         refused: list[UnitsTaken] = []
@@ -255,6 +259,15 @@ class Opening:
             except UnitsTaken as error:
                 refused.append(error)
                 commits.back_off(service.dispatcher.rng, tries)
+                continue
+            except ConcurrencyConflict:
+                # another writer stored a return under this id first: with a new id, decide
+                # again on what is stored now (its units may be gone, as they would be for a
+                # request made after it); an id the caller chose stays taken
+                fresh = new_id()
+                if fresh == return_id:
+                    raise
+                taken[:] = [fresh]
                 continue
             logs.opened(record, change.actor)
             return commits.Written(record, (record.id,), bool(change.effects), claimed=claimed)

@@ -41,6 +41,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from returnflow.domain._fields import check_storable, coerce_enum
 from returnflow.domain._time import instant, parse_instant
 from returnflow.domain.external import ExternalReturn, SourceStatus
+from returnflow.domain.frozen import thaw
 from returnflow.domain.inbound import CarrierStatus, Disposition, PlatformTopic
 from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import (
@@ -215,7 +216,8 @@ converter.register_structure_hook(Decimal, _structure_decimal)
 converter.register_structure_hook(str, _structure_str)
 converter.register_structure_hook(int, _structure_int)
 converter.register_structure_hook(bool, _structure_bool)
-converter.register_unstructure_hook(Decimal, str)
+# plain notation ("0.0000001", not "1E-7"): the only decimal text the converter reads back
+converter.register_unstructure_hook(Decimal, lambda number: format(number, "f"))
 # Our enums are ``str`` subclasses, which cattrs would structure with ``str``-like calls and
 # a bare ValueError; give each a hook that names the allowed values.
 _ENUMS: tuple[type[enum.Enum], ...] = (
@@ -263,7 +265,7 @@ def _structure_history_entry(value: Any, _: type[Any]) -> HistoryEntry:
             source=(value["source"][0], value["source"][1]),
             target=(value["target"][0], value["target"][1]),
             version=int(value["version"]),
-            payload=dict(value.get("payload") or {}),
+            payload=value.get("payload") or None,
         )
     except (KeyError, IndexError, TypeError) as error:
         raise InvalidPayload("history", value, f"is not a history entry ({error!r})") from None
@@ -277,7 +279,7 @@ def _unstructure_history_entry(entry: HistoryEntry) -> dict[str, Any]:
         "source": list(entry.source),
         "target": list(entry.target),
         "version": entry.version,
-        "payload": dict(entry.payload),
+        "payload": thaw(entry.payload),
     }
 
 

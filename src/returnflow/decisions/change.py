@@ -144,7 +144,7 @@ class Change:
             source=source,
             target=target,
             version=self.version,
-            payload=dict(payload),
+            payload=payload,
         )
         self._history.append(entry)
         return entry

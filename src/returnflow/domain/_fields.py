@@ -21,10 +21,14 @@ from returnflow.errors import (
 )
 
 __all__ = [
+    "MAX_QUANTITY",
+    "MAX_TRACKING",
     "check_amount",
     "check_instant",
+    "check_quantity",
     "check_required_instant",
     "check_storable",
+    "check_tracking",
     "coerce_enum",
     "to_utc",
 ]
@@ -74,12 +78,44 @@ def _check_optional_id(_: object, attribute: attrs.Attribute[Any], value: object
         _nonempty(attribute.name, value)
 
 
+MAX_QUANTITY = 1_000_000
+"""The most units a quantity that comes in may count (an order line, a request, a warehouse
+receipt, a platform fact, an import): more than any shop sells on one line, few enough for
+a person to read in a message, and far inside every store's integers."""
+
+MAX_TRACKING = 100
+"""The most characters of a tracking number (a carrier's label, a label attached on the
+platform): every carrier's numbers are far shorter; a longer one is not a tracking number."""
+
+
+def check_quantity(
+    field: str, value: object, minimum: int, error: type[ValidationError] = InvalidQuantity
+) -> int:
+    """``value`` if it is a whole number from ``minimum`` to :data:`MAX_QUANTITY`; ``error``
+    naming ``field`` and the value otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise error(field, value, "must be a whole number")
+    if value < minimum:
+        raise error(field, value, f"must be at least {minimum}")
+    if value > MAX_QUANTITY:
+        raise error(field, value, f"must be at most {MAX_QUANTITY}")
+    return value
+
+
+def check_tracking(field: str, value: object, error: type[ValidationError] = InvalidPayload) -> str:
+    """``value`` if it is a tracking number: text of 1 to :data:`MAX_TRACKING` characters
+    that is not blank and that every store can keep; ``error`` naming ``field`` and the
+    value otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        raise error(field, value, "must be a non-empty string")
+    if len(value) > MAX_TRACKING:
+        raise error(field, value, f"must be at most {MAX_TRACKING} characters")
+    return check_storable(field, value, error)
+
+
 def _check_count(minimum: int) -> Any:
     def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidQuantity(attribute.name, value, "must be a whole number")
-        if value < minimum:
-            raise InvalidQuantity(attribute.name, value, f"must be at least {minimum}")
+        check_quantity(attribute.name, value, minimum)
 
     return check
 

@@ -33,6 +33,7 @@ import attrs
 
 from returnflow.domain._fields import (
     check_amount,
+    check_quantity,
     check_required_instant,
     check_storable,
     coerce_enum,
@@ -116,10 +117,7 @@ def _check_str(_: object, attribute: attrs.Attribute[Any], value: object) -> Non
 
 
 def _check_quantity(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidPayload(attribute.name, value, "must be a whole number")
-    if value < 1:
-        raise InvalidPayload(attribute.name, value, "must be at least 1")
+    check_quantity(attribute.name, value, 1, InvalidPayload)
 
 
 def _check_outcome(_: object, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -13,7 +13,15 @@ from typing import Any
 
 import attrs
 
-from returnflow.domain._fields import check_instant, check_storable, check_str, coerce_enum, to_utc
+from returnflow.domain._fields import (
+    check_instant,
+    check_quantity,
+    check_storable,
+    check_str,
+    check_tracking,
+    coerce_enum,
+    to_utc,
+)
 from returnflow.domain.model import ItemCondition, QcResult
 from returnflow.domain.money import Money
 from returnflow.errors import InvalidPayload
@@ -119,10 +127,7 @@ class ReceivedLine:
     """``None``: restocked when QC passed and the policy restocks, else not restocked."""
 
     def __attrs_post_init__(self) -> None:
-        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int):
-            raise InvalidPayload("quantity", self.quantity, "must be a whole number")
-        if self.quantity < 1:
-            raise InvalidPayload("quantity", self.quantity, "must be at least 1")
+        check_quantity("quantity", self.quantity, 1, InvalidPayload)
 
 
 @attrs.frozen(kw_only=True)
@@ -188,6 +193,11 @@ def _check_optional_text(_: object, attribute: attrs.Attribute[Any], value: obje
         _check_text(_, attribute, value)
 
 
+def _check_tracking(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        check_tracking(attribute.name, value)
+
+
 @attrs.frozen(kw_only=True)
 class PlatformLine:
     """Units of an order line on the platform return as it is now (``returns/update``):
@@ -197,10 +207,7 @@ class PlatformLine:
     quantity: int
 
     def __attrs_post_init__(self) -> None:
-        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int):
-            raise InvalidPayload("quantity", self.quantity, "must be a whole number")
-        if self.quantity < 0:
-            raise InvalidPayload("quantity", self.quantity, "must be at least 0")
+        check_quantity("quantity", self.quantity, 0, InvalidPayload)
 
 
 def _to_platform_lines(value: Iterable[PlatformLine] | None) -> tuple[PlatformLine, ...] | None:
@@ -245,7 +252,7 @@ class PlatformReturnEvent:
     refund_id: str | None = attrs.field(default=None, validator=_check_optional_text)
     amount: Money | None = attrs.field(default=None, validator=_check_amount)
     lines: tuple[PlatformLine, ...] | None = attrs.field(default=None, converter=_to_platform_lines)
-    tracking_number: str | None = attrs.field(default=None, validator=_check_optional_text)
+    tracking_number: str | None = attrs.field(default=None, validator=_check_tracking)
     label_url: str | None = attrs.field(default=None, validator=_check_optional_text)
     occurred_at: datetime | None = attrs.field(
         default=None, converter=to_utc, validator=check_instant

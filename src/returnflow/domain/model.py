@@ -24,6 +24,7 @@ from returnflow.domain._fields import (
     coerce_enum,
 )
 from returnflow.domain.claims import Claim
+from returnflow.domain.frozen import FrozenDict, freeze
 from returnflow.domain.methods import ReturnMethod, to_method
 from returnflow.domain.money import Money
 from returnflow.domain.order import Duty, Fulfillment, OrderLine, OrderSnapshot
@@ -466,7 +467,8 @@ class PlatformUnits:
 
 @attrs.frozen
 class HistoryEntry:
-    """One thing that happened to a return: an event, its payload, who did it, what changed."""
+    """One thing that happened to a return: an event, its payload, who did it, what changed.
+    The payload is frozen (:func:`~returnflow.domain.frozen.freeze`): readers share it."""
 
     at: datetime
     event: str
@@ -474,7 +476,9 @@ class HistoryEntry:
     source: tuple[str, str]
     target: tuple[str, str]
     version: int
-    payload: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+    payload: Mapping[str, Any] = attrs.field(
+        factory=FrozenDict, converter=freeze, eq=False, hash=False
+    )
 
 
 @attrs.frozen

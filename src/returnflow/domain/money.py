@@ -20,6 +20,7 @@ returnflow.errors.InvalidAmount: amount=0.1: float is not accepted for money; ..
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation, localcontext
 from typing import Any
@@ -28,7 +29,7 @@ import attrs
 
 from returnflow.errors import CurrencyMismatch, InvalidAmount, UnknownCurrency
 
-__all__ = ["MONEY_CONTEXT", "Money", "currency_exponent"]
+__all__ = ["MONEY_CONTEXT", "Money", "currency_exponent", "is_plain_decimal"]
 
 # ISO 4217 minor units that differ from 2; every other code below has 2.
 _EXPONENTS: dict[str, int] = {
@@ -71,19 +72,39 @@ def _check_currency(currency: object) -> str:
     return currency
 
 
+_PLAIN = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?").fullmatch
+
+
+def is_plain_decimal(text: str) -> bool:
+    """Whether ``text`` is decimal text as people, files and platforms write amounts: an
+    optional sign, ASCII digits, and an optional point followed by digits."""
+    return _PLAIN(text) is not None
+
+
 def to_decimal(value: object, field: str = "amount") -> Decimal:
-    """A finite ``Decimal`` from a Decimal, int or numeric str; floats are refused."""
+    """A finite ``Decimal`` from a Decimal, int or numeric str; floats are refused.
+
+    Text is read only in plain decimal notation (:func:`is_plain_decimal`: ``-12.50``), not in all
+    that ``Decimal`` reads: no ``_`` between digits (``1_000``), no digits of other scripts
+    (``١٠``), no spaces around, and no exponent (``1e3``, which is how a float prints, not
+    how an amount is written, and lets a few characters stand for a number of any size). A
+    ``Decimal`` value is taken as it is."""
     if isinstance(value, (bool, float)):
         raise InvalidAmount(
             field, value, "float is not accepted for money; pass a Decimal, int or str"
         )
     if isinstance(value, Decimal):
         number = value
-    elif isinstance(value, (int, str)):
-        try:
-            number = Decimal(value)
-        except InvalidOperation:
-            raise InvalidAmount(field, value, "is not a number") from None
+    elif isinstance(value, str):
+        if _PLAIN(value) is None:
+            raise InvalidAmount(
+                field,
+                value,
+                "is not a number in plain decimal notation (ASCII digits, sign, point: -12.50)",
+            )
+        number = Decimal(value)
+    elif isinstance(value, int):
+        number = Decimal(value)
     else:
         raise InvalidAmount(field, value, "must be a Decimal, int or str")
     if not number.is_finite():

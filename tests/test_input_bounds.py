@@ -1,0 +1,155 @@
+"""Quantities and tracking numbers that come in are bounded where they enter: a platform
+fact's line (``returns/update``), a label attached on the platform
+(``reverse_deliveries/attach_deliverable``), a carrier's label, a warehouse receipt, an
+imported return, an order and a request. An out-of-range one is refused with a typed error
+naming the field and the value, and nothing is stored (it would otherwise reach a person as
+"99999999999999999997 added")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import test_platform_changes as platform_changes
+from returnflow import (
+    InvalidPayload,
+    InvalidQuantity,
+    Money,
+    ReceivedLine,
+    RequestLine,
+    WarehouseReceipt,
+)
+from returnflow.domain._fields import MAX_QUANTITY, MAX_TRACKING
+from returnflow.domain.external import ExternalReturn
+from returnflow.domain.inbound import PlatformReturnEvent
+from returnflow.domain.model import ReturnRequest
+from returnflow.domain.order import OrderLine
+from returnflow.ports.carrier import Label
+from returnflow.serialization import external_return_from_dict, request_from_dict, structure
+from returnflow.testing import FakeCarrier, FakePorts, Harness
+
+HUGE = 99999999999999999997
+LONG = "1Z" + "9" * MAX_TRACKING
+
+
+def _refused(error: pytest.ExceptionInfo[Any], field: str, value: object) -> None:
+    assert error.value.field == field
+    assert error.value.value == value
+    assert field in str(error.value)
+
+
+def test_a_platform_update_with_a_line_beyond_the_bound_is_refused_and_stores_nothing() -> None:
+    made = platform_changes.harness()
+    opened = platform_changes.request(made, RequestLine("L2", 2))
+    before = made.service.get(platform_changes.SHOP, opened.id)
+    data = {
+        "shop": platform_changes.SHOP,
+        "return_id": opened.id,
+        "event_id": "u1",
+        "topic": "returns/update",
+        "lines": [{"order_line_id": "L2", "quantity": HUGE}],
+    }
+    with pytest.raises(InvalidPayload) as refused:
+        made.service.handle(structure(data, PlatformReturnEvent))
+    _refused(refused, "lines[0].quantity", HUGE)
+    assert f"at most {MAX_QUANTITY}" in str(refused.value)
+    assert made.service.get(platform_changes.SHOP, opened.id) == before
+    assert platform_changes.update(made, opened.id, "u2", L2=MAX_QUANTITY) != ""  # the bound
+
+
+def test_a_label_attached_with_a_tracking_number_beyond_the_bound_is_refused() -> None:
+    made = platform_changes.harness(platform_changes.NO_LABEL)
+    opened = platform_changes.request(made, RequestLine("L2", 1))
+    before = made.service.get(platform_changes.SHOP, opened.id)
+    with pytest.raises(InvalidPayload) as refused:
+        platform_changes.attached(made, opened.id, "d1", LONG)
+    _refused(refused, "tracking_number", LONG)
+    assert made.service.get(platform_changes.SHOP, opened.id) == before
+    platform_changes.attached(made, opened.id, "d2", LONG[:MAX_TRACKING])
+    assert (
+        made.service.get(platform_changes.SHOP, opened.id).refs.tracking_number
+        == (LONG[:MAX_TRACKING])
+    )
+
+
+class _LongLabels(FakeCarrier):
+    """A carrier whose tracking numbers are far too long."""
+
+    def create_label(self, *args: Any, **kwargs: Any) -> Label:
+        label = super().create_label(*args, **kwargs)
+        return Label(tracking_number=LONG, label_url=label.label_url)
+
+
+def test_a_carriers_tracking_number_beyond_the_bound_is_refused_and_not_written() -> None:
+    made = Harness(ports=FakePorts(carrier=_LongLabels()))
+    made.ports.commerce.add_order(
+        platform_changes.harness().ports.commerce.get_order(
+            platform_changes.SHOP, platform_changes.ORDER_ID
+        )
+    )
+    opened = made.service.request(
+        ReturnRequest(
+            shop=platform_changes.SHOP,
+            order_id=platform_changes.ORDER_ID,
+            lines=[RequestLine("L2", 1)],
+        )
+    )
+    made.service.dispatch_pending()
+    record = made.service.get(platform_changes.SHOP, opened.id)
+    assert record.refs.tracking_number is None
+    assert not [entry for entry in record.history if entry.payload.get("tracking")]
+    (label,) = [
+        entry
+        for entry in made.store.outbox(platform_changes.SHOP, opened.id)
+        if entry.effect.kind == "create_label"
+    ]
+    assert label.status != "done"
+    assert label.last_error is not None
+    assert "InvalidPayload" in label.last_error
+    assert "tracking_number" in label.last_error
+
+
+def test_a_warehouse_receipt_beyond_the_bound_is_refused() -> None:
+    with pytest.raises(InvalidPayload) as refused:
+        ReceivedLine(line_id="L1", quantity=HUGE)
+    _refused(refused, "quantity", HUGE)
+    data = {
+        "shop": "s",
+        "return_id": "R1",
+        "event_id": "w1",
+        "lines": [{"line_id": "L1", "quantity": HUGE}],
+    }
+    with pytest.raises(InvalidPayload) as refused:
+        structure(data, WarehouseReceipt)
+    _refused(refused, "lines[0].quantity", HUGE)
+    assert ReceivedLine(line_id="L1", quantity=MAX_QUANTITY).quantity == MAX_QUANTITY
+
+
+def test_an_imported_line_beyond_the_bound_is_refused() -> None:
+    data = {
+        "source": "loop",
+        "external_id": "X1",
+        "shop": "s",
+        "order_id": "1001",
+        "status": "open",
+        "created_at": "2026-01-15T12:00:00+00:00",
+        "updated_at": "2026-01-15T12:00:00+00:00",
+        "lines": [{"order_line_id": "L1", "quantity": HUGE}],
+    }
+    with pytest.raises(InvalidPayload) as refused:
+        external_return_from_dict(data)
+    _refused(refused, "lines[0].quantity", HUGE)
+    data["lines"] = [{"order_line_id": "L1", "quantity": MAX_QUANTITY}]
+    assert isinstance(external_return_from_dict(data), ExternalReturn)
+
+
+@pytest.mark.parametrize("quantity", [HUGE, MAX_QUANTITY + 1])
+def test_an_order_line_and_a_request_beyond_the_bound_are_refused(quantity: int) -> None:
+    with pytest.raises(InvalidQuantity) as refused:
+        OrderLine(id="L1", sku="S", variant_id="v", quantity=quantity, unit_price=Money("1", "EUR"))
+    _refused(refused, "quantity", quantity)
+    data = {"shop": "s", "order_id": "1", "lines": [{"order_line_id": "L1", "quantity": quantity}]}
+    with pytest.raises(InvalidQuantity) as refused:
+        request_from_dict(data)
+    _refused(refused, "lines[0].quantity", quantity)
