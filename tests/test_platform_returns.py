@@ -175,6 +175,16 @@ class OwesNothingAgain(FakePlatformReturns):
         )
 
 
+class ValuesItsOwnPick(FakePlatformReturns):
+    """Takes the units it picks itself, not those the return names."""
+
+    def open_return(
+        self, shop: str, order_id: str, lines: Sequence[PlatformReturnLine], **kw: Any
+    ) -> PlatformReturn:
+        unnamed = [attrs.evolve(line, units=()) for line in lines]
+        return super().open_return(shop, order_id, unnamed, **kw)
+
+
 def failures(fake: type[FakePlatformReturns]) -> dict[str, BaseException]:
     class Contract(PlatformReturnsContract):
         def make_platform(self) -> tuple[PlatformReturns, CommercePlatform]:
@@ -198,6 +208,7 @@ def failures(fake: type[FakePlatformReturns]) -> dict[str, BaseException]:
         (GivesBackAnyBalance, "test_a_balance_paid_is_given_back_once_and_never_more_than_paid"),
         (GivesBackTwice, "test_a_balance_paid_is_given_back_once_and_never_more_than_paid"),
         (OwesNothingAgain, "test_a_balance_paid_is_given_back_once_and_never_more_than_paid"),
+        (ValuesItsOwnPick, "test_the_units_named_are_the_units_valued"),
     ],
 )
 def test_the_contract_catches_a_planted_bug(

@@ -73,6 +73,7 @@ def make(
 class TestShopifyAdapterContract(PlatformReturnsContract):
     """The port's contract, held by the adapter over a mock that answers like Shopify."""
 
+    NAMES_UNITS = False  # Shopify takes a count of a fulfillment line item's units
     mocks: list[ShopifyAdminMock]
 
     def make_platform(self) -> tuple[PlatformReturns, CommercePlatform]:
@@ -191,7 +192,10 @@ def test_every_request_of_a_whole_return_matches_the_input_objects() -> None:
     opened = adapter.open_return(
         "shop-a",
         ORDER,
-        [PlatformReturnLine("L1", 2, "SIZE_TOO_SMALL", fee), PlatformReturnLine("L2", 1)],
+        [
+            PlatformReturnLine("L1", 2, "SIZE_TOO_SMALL", fee, units=(1, 0)),
+            PlatformReturnLine("L2", 1, units=(0,)),
+        ],
         exchange_lines=[PlatformExchangeLine("X1", "V-9", 1, Money("25.00", "EUR"))],
         return_shipping_fee=Money("5.00", "EUR"),
         idempotency_key="open",
@@ -252,7 +256,7 @@ def test_every_request_of_a_whole_return_matches_the_input_objects() -> None:
     requested = adapter.open_return(
         "shop-a",
         ORDER,
-        [PlatformReturnLine("L2", 1, "DEFECTIVE")],
+        [PlatformReturnLine("L2", 1, "DEFECTIVE", units=(0,))],
         requested=True,
         idempotency_key="request",
     )
@@ -279,6 +283,20 @@ def test_every_request_of_a_whole_return_matches_the_input_objects() -> None:
         "returnReason": "SIZE_TOO_SMALL",
         "restockingFee": {"percentage": 10.0},
     }
+    # the units named are those of the fulfillment line item: Shopify takes their count
+    assert create["returnLineItems"][1] == {
+        "fulfillmentLineItemId": "L2",
+        "quantity": 1,
+        "returnReason": "UNKNOWN",
+    }
+    [request_items, *_] = [
+        r.variables["input"]["returnLineItems"]
+        for r in mock.requests
+        if r.operation == "ReturnflowReturnRequest"
+    ]
+    assert request_items == [
+        {"fulfillmentLineItemId": "L2", "quantity": 1, "returnReason": "DEFECTIVE"}
+    ]
     assert create["exchangeLineItems"] == [{"variantId": "V-9", "quantity": 1}]
     assert create["returnShippingFee"] == {"amount": {"amount": "5.00", "currencyCode": "EUR"}}
     processed = by_operation["ReturnflowReturnProcess"]["input"]
@@ -582,6 +600,12 @@ def test_what_shopify_cannot_take_is_refused_before_a_request() -> None:
             idempotency_key="k2",
         )
     assert not odd.value.retryable
+    for units in ((0,), (0, 0), (0, 1, 2)):
+        with pytest.raises(PortError, match=r"lines\[0\]\.units=.*: not 2 distinct") as unnamed:
+            adapter.open_return(
+                "shop-a", ORDER, [PlatformReturnLine("L1", 2, units=units)], idempotency_key="k4"
+            )
+        assert not unnamed.value.retryable
     opened = adapter.open_return(
         "shop-a", ORDER, [PlatformReturnLine("L1", 1)], idempotency_key="k3"
     )

@@ -173,10 +173,18 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
     # deducts a line's fee when it is processed. Units a reset carried paid are not on it.
     left = {key: int(value) for key, value in (carried or {}).items()}
     parts = []
+    # The units the ledger gave each order line, but those carried paid, in the order they
+    # settle: the platform values exactly these (a line stored without units: it picks).
+    named: dict[str, list[int] | None] = {}
     for line in record.lines:
         skip = min(line.quantity, left.get(line.order_line_id, 0))
         left[line.order_line_id] = left.get(line.order_line_id, 0) - skip
         parts.append((line, line.quantity - skip, skip))
+        known = named.setdefault(line.order_line_id, [])
+        if known is not None and len(line.units) == line.quantity:
+            known.extend(line.units[skip:])
+        else:
+            named[line.order_line_id] = None
     quote = settle(
         record.currency,
         parts,
@@ -232,7 +240,11 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
         fx.OpenPlatformReturn,
         lines=tuple(
             PlatformReturnLine(
-                line_id, count - paid[line_id], reasons[line_id], fees[line_id] or None
+                line_id,
+                count - paid[line_id],
+                reasons[line_id],
+                fees[line_id] or None,
+                _exactly(named[line_id], count - paid[line_id]),
             )
             for line_id, count in units.items()
             if count > paid[line_id]
@@ -245,6 +257,11 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
         or None,
         requested=requested,
     )
+
+
+def _exactly(units: list[int] | None, count: int) -> tuple[int, ...]:
+    """``units`` when they are ``count`` units, else none (the platform picks them)."""
+    return tuple(units) if units is not None and len(units) == count else ()
 
 
 def _adopt(change: Change) -> list[fx.Effect]:

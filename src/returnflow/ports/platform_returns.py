@@ -52,12 +52,25 @@ class PlatformReturnLine:
     item that shipped them), with the customer's reason and a restocking fee for the line:
     the fee of all ``quantity`` units, which follows them (each unit carries its share,
     allocated to the cent in proportion to what it was paid; a unit removed from the
-    return carries none)."""
+    return carries none).
+
+    ``units`` names the units the line takes: their indices among the order line's units
+    (0-based, in fulfillment order, as
+    :meth:`~returnflow.domain.order.OrderSnapshot.shipped_units` counts them; each shipped
+    by the fulfillment, and so the fulfillment line item, that holds its index), in the
+    order they are processed (removed units are the last ones), ``quantity`` of them. Units
+    of one line can be paid differently (10.00, 10.00 and 9.99 when a discount does not
+    split evenly), so the platform values exactly these. Empty: the line does not say (a
+    call recorded before units were named), and the platform takes the units it picks:
+    the most recently shipped ones no live return holds, then by index. The platform
+    refuses a unit that is out of the line's range, not shipped, named twice, or on another
+    live return, and a count of units other than ``quantity``."""
 
     order_line_id: str
     quantity: int
     reason: str = "UNKNOWN"
     restocking_fee: Money | None = None
+    units: tuple[int, ...] = ()
 
 
 @attrs.frozen
@@ -166,8 +179,10 @@ class PlatformReturns(Protocol):
     ) -> PlatformReturn:
         """Open a return (``requested=True``: as the customer's request, ``REQUESTED``;
         else ``OPEN``). Refused for an unknown order or line, a quantity below 1 or above the
-        units of the line not already in another open, requested or closed return, and a fee
-        in another currency than the order's."""
+        units of the line not already in another open, requested or closed return, units
+        named (:attr:`PlatformReturnLine.units`) that cannot be returned (out of range, not
+        shipped, named twice, in another such return, fewer or more than ``quantity``), and a
+        fee in another currency than the order's."""
         ...
 
     def get_return(self, shop: str, return_id: str) -> PlatformReturn:

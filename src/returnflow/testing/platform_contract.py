@@ -15,7 +15,7 @@ from typing import ClassVar
 import attrs
 
 from returnflow.domain.inbound import Disposition
-from returnflow.domain.model import Duty, OrderSnapshot
+from returnflow.domain.model import Duty, Fulfillment, OrderSnapshot
 from returnflow.domain.money import Money
 from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.platform_returns import (
@@ -39,6 +39,13 @@ class PlatformReturnsContract(PortContract, abc.ABC):
     :func:`~returnflow.testing.port_contracts.make_order` (L1: 2 x 10.00, L2: 1 x 10.00)."""
 
     CURRENCY: ClassVar[str] = "EUR"
+    NAMES_UNITS: ClassVar[bool] = True
+    """Whether the platform can be told which units of an order line a return takes, by
+    index (:attr:`~returnflow.ports.platform_returns.PlatformReturnLine.units`), and values
+    exactly those. ``False`` for one that takes a count of a fulfillment line item's units
+    and values them itself (Shopify's ``ReturnLineItemInput``), where an order line is one
+    fulfillment line item: the test of which units are valued is skipped (the count named
+    must still be the quantity)."""
 
     @abc.abstractmethod
     def make_platform(self) -> tuple[PlatformReturns, CommercePlatform]:
@@ -139,6 +146,80 @@ class PlatformReturnsContract(PortContract, abc.ABC):
                 order_id,
                 [PlatformReturnLine("L9", 1)],
                 idempotency_key=self.new_key("open"),
+            ),
+        )
+
+    def test_the_units_named_must_be_as_many_as_the_quantity(self) -> None:
+        platform, order_id = self.setup()
+        _refused(
+            "one unit named for a quantity of two",
+            lambda: platform.open_return(
+                self.SHOP,
+                order_id,
+                [PlatformReturnLine("L1", 2, units=(0,))],
+                idempotency_key=self.new_key("open"),
+            ),
+        )
+        opened = platform.open_return(
+            self.SHOP,
+            order_id,
+            [PlatformReturnLine("L1", 2, units=(1, 0))],
+            idempotency_key=self.new_key("open"),
+        )
+        assert platform.calculate(self.SHOP, opened.return_id).refund == self.money("20.00")
+
+    def test_the_units_named_are_the_units_valued(self) -> None:
+        if not self.NAMES_UNITS:
+            import pytest
+
+            pytest.skip("the platform values a fulfillment line item's units itself")
+        platform, commerce = self.opened(self.make_platform())
+        plain = make_order(self.SHOP, self.new_id("order"), self.CURRENCY)
+        first, second = plain.lines
+        shipped = plain.created_at
+        order = attrs.evolve(  # L1's units are paid 10.00, 10.00 and 9.99; L2's 2nd never shipped
+            plain,
+            fulfilled_at=None,
+            delivered_at=None,
+            lines=(
+                attrs.evolve(
+                    first,
+                    quantity=3,
+                    discount=self.money("0.01"),
+                    fulfillments=(Fulfillment(3, shipped),),
+                ),
+                attrs.evolve(second, quantity=2, fulfillments=(Fulfillment(1, shipped),)),
+            ),
+        )
+        self.seed_order(commerce, order)
+
+        def open_units(line: str, *units: int) -> PlatformReturn:
+            return platform.open_return(
+                self.SHOP,
+                order.id,
+                [PlatformReturnLine(line, len(units), units=units)],
+                idempotency_key=self.new_key("open"),
+            )
+
+        last = open_units("L1", 2)
+        outcome = platform.calculate(self.SHOP, last.return_id)
+        assert (outcome.returned, outcome.refund) == (self.money("9.99"), self.money("9.99")), (
+            f"the return names unit 2 of L1 (paid 9.99) but the platform values it at "
+            f"{outcome.returned}: another unit than the one named"
+        )
+        _refused("a unit on another return", lambda: open_units("L1", 2))
+        _refused("a unit out of the line's range", lambda: open_units("L1", 3))
+        _refused("a unit never shipped", lambda: open_units("L2", 1))
+        both = open_units("L1", 1, 0)
+        assert platform.calculate(self.SHOP, both.return_id).refund == self.money("20.00")
+        _refused(
+            "refunding 10.00 for the unit paid 9.99",
+            lambda: platform.process(
+                self.SHOP,
+                last.return_id,
+                [Quantity(last.line_id("L1"), 1)],
+                refund=self.money("10.00"),
+                idempotency_key=self.new_key("process"),
             ),
         )
 

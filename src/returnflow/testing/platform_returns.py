@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import attrs
 
 from returnflow.domain.inbound import Disposition
-from returnflow.domain.model import OrderSnapshot
+from returnflow.domain.model import OrderLine, OrderSnapshot
 from returnflow.domain.money import Money
 from returnflow.domain.policy import returnable_units
 from returnflow.domain.settlement import unit_amounts
@@ -65,8 +65,9 @@ class _Line:
     """The restocking fee allocated over the line's units (it follows the units)."""
     units: tuple[int, ...] = ()
     """The order line's units (0-based) the line takes, processed in this order (the last
-    ones are those removed): as returnflow takes them, the most recently shipped units no
-    live return holds first, then by index."""
+    ones are those removed): those the call named (:attr:`PlatformReturnLine.units`), else
+    the platform's pick, the most recently shipped units no live return holds first, then
+    by index."""
     processed: int = 0
     removed: int = 0
     disposed: int = 0
@@ -247,12 +248,17 @@ class FakePlatformReturns(FakePort):
                 raise refuse("a quantity below 1")
             held = self._held(shop, order_id)
             picked: list[tuple[int, ...]] = []
-            for line in lines:
+            for index, line in enumerate(lines):
                 ordered = next(x for x in order.lines if x.id == line.order_line_id)
                 holding = held.setdefault(ordered.id, set())
-                free = returnable_units(order, ordered, holding)
-                free += [u for u in range(ordered.quantity) if u not in free and u not in holding]
-                picked.append(tuple(free[: line.quantity]))
+                if line.units:  # the units named, exactly
+                    picked.append(_named(order, ordered, line, holding, f"lines[{index}]", refuse))
+                else:  # not named (a call recorded before units were): the platform's pick
+                    free = returnable_units(order, ordered, holding)
+                    free += [
+                        u for u in range(ordered.quantity) if u not in free and u not in holding
+                    ]
+                    picked.append(tuple(free[: line.quantity]))
                 holding.update(picked[-1])
             number = self._next_id("return")
             record = _Return(
@@ -604,6 +610,38 @@ def _given_back(
         if asked[key] > left:
             raise refuse(f"{asked[key]} of the order's {charge} asked, {left} left to give back")
     return asked
+
+
+def _named(
+    order: OrderSnapshot,
+    ordered: OrderLine,
+    line: PlatformReturnLine,
+    holding: set[int],
+    path: str,
+    refuse: Callable[[str], Exception],
+) -> tuple[int, ...]:
+    """The units ``line`` names, once each is a shipped unit of ``ordered`` that no live
+    return holds (``holding``), named once, ``line.quantity`` of them; ``refuse`` raises
+    otherwise, naming the field and the value."""
+    units = line.units
+    if len(units) != line.quantity:
+        raise refuse(
+            f"{path}.units={list(units)}: {len(units)} unit(s) for a quantity of {line.quantity}"
+        )
+    shipped = order.shipped_units(ordered)
+    for unit in units:
+        if type(unit) is not int or not 0 <= unit < ordered.quantity:
+            raise refuse(
+                f"{path}.units: unit {unit!r} is not one of the {ordered.quantity} of line "
+                f"{ordered.id}"
+            )
+        if unit not in shipped:
+            raise refuse(f"{path}.units: unit {unit} of line {ordered.id} was not shipped")
+        if unit in holding:
+            raise refuse(f"{path}.units: unit {unit} of line {ordered.id} is on another return")
+    if len(set(units)) != len(units):
+        raise refuse(f"{path}.units={list(units)}: a unit named twice")
+    return tuple(units)
 
 
 def _sum(quantities: Sequence[Quantity]) -> dict[str, int]:

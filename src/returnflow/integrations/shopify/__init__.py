@@ -8,6 +8,9 @@ the host gives (its timeouts, proxies, transport). Install the ``shopify`` extra
 Ids: returnflow's order ids are Shopify ``Order`` gids and its order line ids are the
 ``FulfillmentLineItem`` gids that shipped the units (Shopify returns units by fulfillment
 line); the return, return line, exchange line and refund ids answered are Shopify's gids.
+The units a return line names (``PlatformReturnLine.units``) are all of that fulfillment
+line item: Shopify takes their count (``ReturnLineItemInput.quantity``) and values them
+itself, so a count named other than the line's quantity is refused.
 
 Calls and mutations, one to one:
 
@@ -72,7 +75,6 @@ from returnflow.integrations.shopify._answers import (
     bad_answer,
     calculate_variables,
     exchange_ids,
-    fee_percentage,
     lines_on,
     money_input,
     nodes_of,
@@ -83,6 +85,7 @@ from returnflow.integrations.shopify._answers import (
     process_input,
     read_answer,
     refundable_transactions,
+    return_line_items,
     reverse_line,
     user_errors,
 )
@@ -222,18 +225,7 @@ class ShopifyPlatformReturns(BalanceCalls):
         """The variables of ``returnCreate`` (``{"returnInput": ReturnInput}``) or, when
         ``requested``, of ``returnRequest`` (``{"input": ReturnRequestInput}``)."""
         prices = self._unit_prices(shop, order_id) if any(x.restocking_fee for x in lines) else {}
-        items = []
-        for index, line in enumerate(lines):
-            item: dict[str, Any] = {
-                "fulfillmentLineItemId": line.order_line_id,
-                "quantity": line.quantity,
-                "returnReason": line.reason,
-            }
-            if line.restocking_fee is not None:
-                item["restockingFee"] = {
-                    "percentage": fee_percentage(line, prices, f"lines[{index}].restocking_fee")
-                }
-            items.append(item)
+        items = return_line_items(lines, prices)
         shipping = (
             None if return_shipping_fee is None else {"amount": money_input(return_shipping_fee)}
         )

@@ -266,6 +266,36 @@ def reverse_line(node: dict[str, Any], line_id: str) -> str:
     )
 
 
+def return_line_items(
+    lines: Sequence[PlatformReturnLine], prices: dict[str, Money]
+) -> list[dict[str, Any]]:
+    """The ``ReturnLineItemInput`` of each line: its fulfillment line item (the order line's
+    id), the count of units it takes, its reason and its fee as a percentage. The units a
+    line names are units of that fulfillment line item: as many as its quantity, each once
+    (a non-retryable ``PortError`` naming the field otherwise)."""
+    items = []
+    for index, line in enumerate(lines):
+        units = line.units
+        if units and (len(units) != line.quantity or len(set(units)) != len(units)):
+            raise PortError(
+                PORT,
+                "open_return",
+                f"lines[{index}].units={list(units)}: not {line.quantity} distinct units",
+                retryable=False,
+            )
+        item: dict[str, Any] = {
+            "fulfillmentLineItemId": line.order_line_id,
+            "quantity": len(units) or line.quantity,
+            "returnReason": line.reason,
+        }
+        if line.restocking_fee is not None:
+            item["restockingFee"] = {
+                "percentage": fee_percentage(line, prices, f"lines[{index}].restocking_fee")
+            }
+        items.append(item)
+    return items
+
+
 def fee_percentage(line: PlatformReturnLine, prices: dict[str, Money], field: str) -> float:
     """Shopify's restocking fee is a percentage of the line: the fee's, exact to the cent."""
     assert line.restocking_fee is not None
