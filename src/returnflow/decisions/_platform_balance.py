@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from returnflow.decisions import exchange
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.money import Money
@@ -31,9 +32,11 @@ from returnflow.lifecycle import effects as fx
 
 __all__ = [
     "READ",
+    "charged",
     "held_there",
     "note_read",
     "paid_there",
+    "paid_write_back",
     "refunds",
     "take_over_prepay",
     "write_back",
@@ -163,3 +166,44 @@ def write_back(change: Change, effect: fx.RefundPlatformBalance, result: object)
     if paid_there(change.record):  # given back where it was paid: the customer's money
         change.publish("balance_refunded", amount=str(effect.amount))
         change.notify("balance_refunded", amount=str(effect.amount))
+
+
+def charged(change: Change) -> list[Money]:
+    """What the customer paid of the return's balance in this change (a charge confirmed:
+    an upsell's balance, fees owed), to pay on the platform return too
+    (``PayPlatformBalance``): the platform holds an exchange's items while a balance is
+    owed."""
+    record = change.record
+    paid = [
+        _money(str(entry.payload["amount"]), record.currency)
+        for entry in change.history
+        if entry.event == "balance_charged" and "amount" in entry.payload
+    ]
+    return [amount for amount in paid if amount]
+
+
+def paid_write_back(change: Change, effect: fx.PayPlatformBalance, result: object) -> None:
+    """The platform learnt of the payment: once it no longer holds the exchange, the new
+    items it fulfilled on hold ship (released) and the others wait for processing."""
+    held = bool(getattr(result, "exchange_on_hold", False))
+    owed = getattr(result, "balance_owed", None)
+    details: dict[str, object] = {"amount": str(effect.amount), "exchange_on_hold": held}
+    if owed:
+        details["owed"] = str(owed)
+    paid = getattr(result, "balance_paid", None)
+    details["paid"] = str(paid or Money.zero(change.record.currency))
+    change.note("platform_balance_paid", details)
+    if held:
+        return
+    done = {item for item, units in getattr(result, "exchange_processed", ()) if units}
+    record = change.record
+    shipped = {
+        x.id for x in record.exchange_lines if x.status == "held" and x.platform_item_id in done
+    }
+    waiting = {x.id for x in record.exchange_lines if x.status == "held"} - shipped
+    if waiting:
+        change.update(exchange_lines=exchange.with_status(change.record, waiting, "pending"))
+    if shipped:
+        change.update(exchange_lines=exchange.with_status(change.record, shipped, "released"))
+        change.publish("exchange_released", lines=sorted(shipped))
+        change.notify("exchange_released")

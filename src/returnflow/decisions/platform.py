@@ -111,7 +111,7 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
         if isinstance(effect, fx.CancelExchange):
             _cancel_lines(change, effect.exchange_line_ids)
     if opened(change.record) and change.record.status not in _ENDED:
-        new.extend(_pay(change))
+        new.extend(_make(change, fx.PayPlatformBalance, amount=a) for a in balance.charged(change))
         new.extend(_settle(change, policy, planned))
     replaced: list[fx.Effect] = []
     if opened(change.record):
@@ -419,24 +419,6 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
     return effects
 
 
-def _pay(change: Change) -> list[fx.Effect]:
-    """What the customer paid of the return's balance in this change (a charge confirmed:
-    an upsell's balance, fees owed) is paid on the platform return too: the platform holds
-    an exchange's items while a balance is owed."""
-    record = change.record
-    paid = [
-        _money(str(entry.payload["amount"]), record.currency)
-        for entry in change.history
-        if entry.event == "balance_charged" and "amount" in entry.payload
-    ]
-    return [_make(change, fx.PayPlatformBalance, amount=amount) for amount in paid if amount]
-
-
-def _money(text: str, currency: str) -> Money:
-    """An amount as notes show it (``"15.00 EUR"``)."""
-    return Money(text.split(" ")[0], currency)
-
-
 def _by_duty(refunds: Sequence[fx.IssueRefund]) -> tuple[DutyRefund, ...]:
     """The duties the refunds give back, by duty id."""
     given: dict[str, Money] = {}
@@ -565,33 +547,6 @@ def _processed(change: Change, effect: fx.ProcessPlatformReturn, result: Any) ->
     completion.close_if_settled(change, delivered=effect.key)
 
 
-def _paid(change: Change, effect: fx.PayPlatformBalance, result: object) -> None:
-    """The platform learnt of the payment: once it no longer holds the exchange, the new
-    items it fulfilled on hold ship (released) and the others wait for processing."""
-    held = bool(getattr(result, "exchange_on_hold", False))
-    owed = getattr(result, "balance_owed", None)
-    details: dict[str, object] = {"amount": str(effect.amount), "exchange_on_hold": held}
-    if owed:
-        details["owed"] = str(owed)
-    paid = getattr(result, "balance_paid", None)
-    details["paid"] = str(paid or Money.zero(change.record.currency))
-    change.note("platform_balance_paid", details)
-    if held:
-        return
-    done = {item for item, units in getattr(result, "exchange_processed", ()) if units}
-    record = change.record
-    shipped = {
-        x.id for x in record.exchange_lines if x.status == "held" and x.platform_item_id in done
-    }
-    waiting = {x.id for x in record.exchange_lines if x.status == "held"} - shipped
-    if waiting:
-        change.update(exchange_lines=exchange.with_status(change.record, waiting, "pending"))
-    if shipped:
-        change.update(exchange_lines=exchange.with_status(change.record, shipped, "released"))
-        change.publish("exchange_released", lines=sorted(shipped))
-        change.notify("exchange_released")
-
-
 def _noted(change: Change, effect: fx.Effect, result: object) -> None:
     change.note(effect.kind, {"described": fx.describe(effect)})
 
@@ -605,7 +560,7 @@ WRITE_BACK: dict[type[fx.Effect], Callable[[Change, Any, object], None]] = {
     fx.CancelPlatformReturn: _moved,
     fx.ProcessPlatformReturn: _processed,
     fx.RemovePlatformLines: _noted,
-    fx.PayPlatformBalance: _paid,
+    fx.PayPlatformBalance: balance.paid_write_back,
     fx.RefundPlatformBalance: balance.write_back,
     fx.DisposePlatformUnits: _noted,
 }
