@@ -13,8 +13,8 @@ import attrs
 import pytest
 
 from returnflow.domain.model import ReturnRecord
-from returnflow.errors import ConfigurationError, ReturnNotFound, UnitsTaken
-from returnflow.ports.store import Commit, InboundKey, ReturnStore
+from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound, UnitsTaken
+from returnflow.ports.store import Attempt, Commit, InboundKey, ReturnStore
 from returnflow.stores.memory import MemoryStore
 from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing.contract import (
@@ -69,13 +69,67 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "returns.db"
 
 
-def test_schema_version_is_7_and_a_reopened_file_keeps_its_data(path: Path) -> None:
+_SCHEMA_7 = """
+CREATE TABLE history_rowid (
+    shop TEXT NOT NULL, return_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    version INTEGER NOT NULL, at TEXT NOT NULL, event TEXT NOT NULL, actor TEXT NOT NULL,
+    body TEXT NOT NULL, PRIMARY KEY (shop, return_id, seq)
+);
+INSERT INTO history_rowid SELECT shop, return_id, seq, version, at, event, actor, body
+FROM history;
+DROP TABLE history;
+ALTER TABLE history_rowid RENAME TO history;
+CREATE TABLE inbox_rowid (
+    shop TEXT NOT NULL, source TEXT NOT NULL, event_id TEXT NOT NULL,
+    return_id TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (shop, source, event_id)
+);
+INSERT INTO inbox_rowid SELECT shop, source, event_id, return_id, at FROM inbox;
+DROP TABLE inbox;
+ALTER TABLE inbox_rowid RENAME TO inbox;
+CREATE INDEX inbox_by_return ON inbox (shop, return_id);
+CREATE INDEX inbox_by_at ON inbox (at);
+DROP INDEX returns_by_state;
+CREATE INDEX returns_by_status ON returns (status);
+CREATE INDEX returns_by_exchange ON returns (exchange_status);
+DROP INDEX outbox_by_return;
+CREATE INDEX outbox_by_return ON outbox (shop, return_id, status, seq);
+DROP INDEX outbox_pending;
+CREATE INDEX outbox_pending ON outbox (status, seq);
+UPDATE schema_version SET version = 7;
+"""
+"""What turns a file of schema 8 back into what schema 7 made, its rows kept."""
+
+
+def _as_schema_7(connection: sqlite3.Connection) -> None:
+    connection.executescript(_SCHEMA_7)
+
+
+def _layout(connection: sqlite3.Connection) -> dict[str, object]:
+    """Each table's columns and whether it has rowids, and each index's table, columns and
+    condition: the schema as SQLite keeps it, whatever the text it was made with."""
+    layout: dict[str, object] = {}
+    rows = connection.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
+        "AND type IN ('table', 'index')"
+    ).fetchall()
+    for kind, name, table, sql in rows:
+        if kind == "table":
+            columns = [row[1:4] for row in connection.execute(f"PRAGMA table_info({name})")]
+            layout[name] = (columns, "WITHOUT ROWID" in sql.upper())
+        else:
+            keys = [row[2] for row in connection.execute(f"PRAGMA index_info({name})")]
+            condition = sql.split(" WHERE ", 1)[1].strip() if " WHERE " in sql else None
+            layout[name] = (table, keys, condition)
+    return layout
+
+
+def test_schema_version_is_8_and_a_reopened_file_keeps_its_data(path: Path) -> None:
     record = make_record("shop-a", "R1")
     effect = make_effect("shop-a", "R1", 0)
     key = InboundKey("shop-a", "carrier", "evt-1")
     store = SqliteStore(path)
     try:
-        assert store.schema_version() == 7
+        assert store.schema_version() == 8
         store.commit(Commit(records=((record, 0),), effects=(effect,), inbound=key))
         v2 = next_version(record, status="approved")
         store.commit(Commit(records=((v2, 1),)))
@@ -84,7 +138,7 @@ def test_schema_version_is_7_and_a_reopened_file_keeps_its_data(path: Path) -> N
         store.close()
     reopened = SqliteStore(path)
     try:
-        assert reopened.schema_version() == 7
+        assert reopened.schema_version() == 8
         got = reopened.get("shop-a", "R1")
         assert got == v2
         assert [entry.payload for entry in got.history] == [entry.payload for entry in v2.history]
@@ -99,13 +153,14 @@ def test_schema_version_is_7_and_a_reopened_file_keeps_its_data(path: Path) -> N
         reopened.close()
 
 
-def test_a_schema_1_file_is_migrated_to_7_and_keeps_its_returns(path: Path) -> None:
+def test_a_schema_1_file_is_migrated_to_8_and_keeps_its_returns(path: Path) -> None:
     store = SqliteStore(path)
     record = make_record("shop-a", "R1")
     store.commit(Commit(records=((record, 0),)))
     store.close()
     connection = sqlite3.connect(path)  # as returnflow 0.1 left it: no cursors table
     try:
+        _as_schema_7(connection)
         with connection:
             connection.execute("DROP TABLE cursors")
             connection.execute("DROP TABLE order_units")
@@ -119,7 +174,7 @@ def test_a_schema_1_file_is_migrated_to_7_and_keeps_its_returns(path: Path) -> N
 
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 7
+        assert migrated.schema_version() == 8
         assert migrated.get("shop-a", "R1") == record
         assert migrated.read_cursor("import:loop:shop-a") is None
         migrated.write_cursor("import:loop:shop-a", "v1", expected=None)
@@ -143,6 +198,7 @@ def test_a_schema_2_file_gets_the_ledger_of_the_units_its_returns_hold(path: Pat
     store.close()
     connection = sqlite3.connect(path)  # as returnflow before the ledger left it
     try:
+        _as_schema_7(connection)
         with connection:
             connection.execute("DROP TABLE order_units")
             connection.execute("DROP INDEX returns_due")
@@ -155,7 +211,7 @@ def test_a_schema_2_file_gets_the_ledger_of_the_units_its_returns_hold(path: Pat
 
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 7
+        assert migrated.schema_version() == 8
         ledger = migrated.units("shop-a", "O-1")
         assert {unit: ledger[unit] for unit in ledger if unit[0] == "L1"} == {
             ("L1", 0): "R1",
@@ -178,6 +234,7 @@ def test_a_schema_5_file_keeps_its_ledger_rows_in_one_tree(path: Path) -> None:
     store.close()
     connection = sqlite3.connect(path)  # as the ledger's first schema left it
     try:
+        _as_schema_7(connection)
         with connection:
             connection.executescript(
                 """
@@ -200,7 +257,7 @@ def test_a_schema_5_file_keeps_its_ledger_rows_in_one_tree(path: Path) -> None:
         connection.close()
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 7
+        assert migrated.schema_version() == 8
         assert migrated.units("shop-a", "O-1") == {
             ("L1", 0): "R1",
             ("L1", 1): "R1",
@@ -361,6 +418,7 @@ def test_a_schema_4_file_gets_its_unconfirmed_releases_due(path: Path) -> None:
     store.close()
     connection = sqlite3.connect(path)  # as returnflow before keyset pages left it
     try:
+        _as_schema_7(connection)
         with connection:
             connection.execute("DROP INDEX returns_by_created")
             connection.execute("DROP INDEX inbox_by_at")
@@ -371,7 +429,7 @@ def test_a_schema_4_file_gets_its_unconfirmed_releases_due(path: Path) -> None:
         connection.close()
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 7
+        assert migrated.schema_version() == 8
         due = migrated.list_due(BASE_TIME + timedelta(days=1))
         assert [record.id for record in due] == ["R1"]  # the next tick checks it
         assert [record.id for record in migrated.list("shop-a", limit=1, after="R1")] == ["R2"]
@@ -417,6 +475,7 @@ def test_a_schema_6_file_gets_its_customers_returns_indexed(path: Path, tmp_path
         store.commit(Commit(records=((record, 0),)))
     store.close()
     with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+        _as_schema_7(connection)
         # as returnflow with schema 6 left it: no e-mail column, no index by customer
         connection.execute("DROP INDEX returns_by_customer")
         connection.execute("ALTER TABLE returns DROP COLUMN customer_email")
@@ -428,7 +487,7 @@ def test_a_schema_6_file_gets_its_customers_returns_indexed(path: Path, tmp_path
         assert downgraded == _schema_of(six)  # the file is what schema 6 made
     migrated = SqliteStore(path)
     try:
-        assert migrated.schema_version() == 7
+        assert migrated.schema_version() == 8
         since = BASE_TIME + timedelta(days=1)
         assert migrated.count_customer_returns("shop-a", ana, since=BASE_TIME) == 2
         assert migrated.count_customer_returns("shop-a", ana, since=since) == 1
@@ -450,3 +509,169 @@ def test_a_schema_6_file_gets_its_customers_returns_indexed(path: Path, tmp_path
             ("shop-a", ana, "2026"),
         ).fetchall()
     assert "returns_by_customer" in str(plan), plan
+
+
+def test_a_schema_7_file_gets_fewer_trees_and_keeps_its_rows(path: Path, tmp_path: Path) -> None:
+    record = make_record("shop-a", "R1", order_id="O-1", units={"L1": (0,)})
+    first, second = make_effect("shop-a", "R1", 0), make_effect("shop-a", "R1", 1)
+    key = InboundKey("shop-a", "carrier", "evt-1")
+    store = SqliteStore(path)
+    try:
+        store.commit(Commit(records=((record, 0),), effects=(first, second), inbound=key))
+        v2 = next_version(record, status="approved")
+        store.commit(Commit(records=((v2, 1),)))
+        store.record_attempt(first.key, ok=True, at=BASE_TIME, result={"id": "lbl-1"})
+        units = store.units("shop-a", "O-1")
+    finally:
+        store.close()
+    assert units[("L1", 0)] == "R1"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        _as_schema_7(connection)
+        downgraded = _layout(connection)
+    with contextlib.closing(sqlite3.connect(tmp_path / "seven.db")) as seven:
+        from returnflow.stores._sqlite_schema import MIGRATIONS
+
+        for script in MIGRATIONS[:7]:
+            seven.executescript(script)
+        seven.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        assert downgraded == _layout(seven)  # the file is what schema 7 made
+
+    migrated = SqliteStore(path)
+    try:
+        assert migrated.schema_version() == 8
+        got = migrated.get("shop-a", "R1")
+        assert got == v2
+        assert [entry.payload for entry in got.history] == [entry.payload for entry in v2.history]
+        assert migrated.seen(key)
+        assert [(source, event) for source, event, _ in migrated.inbound("shop-a", "R1")] == [
+            ("carrier", "evt-1")
+        ]
+        done, pending = migrated.outbox("shop-a", "R1")
+        assert (done.effect, done.status, done.result) == (first, "done", {"id": "lbl-1"})
+        assert (pending.effect, pending.status) == (second, "pending")
+        assert [entry.effect for entry in migrated.pending()] == [second]
+        (claimed,) = migrated.claim(
+            now=BASE_TIME, lease_until=BASE_TIME + timedelta(minutes=1), worker="w", run=1
+        )
+        assert claimed.effect == second
+        assert migrated.units("shop-a", "O-1") == units
+        migrated.commit(Commit(records=((next_version(got, status="closed"), 2),)))
+        assert [entry.version for entry in migrated.get("shop-a", "R1").history] == [1, 2, 3]
+        with pytest.raises(ConcurrencyConflict):  # the inbox key still refuses a repeat
+            migrated.commit(Commit(records=(), inbound=key))
+    finally:
+        migrated.close()
+    fresh = SqliteStore(tmp_path / "fresh.db")
+    fresh.close()
+    with (
+        contextlib.closing(sqlite3.connect(path)) as connection,
+        contextlib.closing(sqlite3.connect(tmp_path / "fresh.db")) as made,
+    ):
+        after = _layout(connection)
+        assert after == _layout(made)
+    assert after["history"] == (_layout_columns(after["history"]), True)
+    assert after["inbox"] == (_layout_columns(after["inbox"]), True)
+    assert after["outbox_pending"] == ("outbox", ["seq"], "status = 'pending'")
+    assert after["outbox_by_return"] == ("outbox", ["shop", "return_id", "seq"], None)
+    assert after["returns_by_state"] == ("returns", ["status", "exchange_status"], None)
+    assert "returns_by_status" not in after
+    assert "returns_by_exchange" not in after
+
+
+def _layout_columns(table: object) -> object:
+    """The columns of a table's entry in :func:`_layout`."""
+    assert isinstance(table, tuple)
+    return table[0]
+
+
+_QUERIES = {
+    "a return's version": "SELECT version FROM returns WHERE shop = ?1 AND id = ?2",
+    "a return's history": "SELECT body FROM history WHERE shop = ?1 AND return_id = ?2 "
+    "ORDER BY seq",
+    "returns by status": "SELECT shop, id, body FROM returns WHERE status IN (?1, ?2) "
+    "AND exchange_status = ?3 ORDER BY created_at, shop, id LIMIT 10",
+    "an inbound key": "SELECT 1 FROM inbox WHERE shop = ?1 AND source = ?2 AND event_id = ?3",
+    "a return's inbound keys": "SELECT source, event_id, at FROM inbox WHERE shop = ?1 "
+    "AND return_id = ?2 ORDER BY at, source, event_id",
+    "old inbound keys": "SELECT shop, source, event_id FROM inbox WHERE at < ?1 LIMIT 10",
+    "a return's outbox": "SELECT key FROM outbox WHERE shop = ?1 AND return_id = ?2 ORDER BY seq",
+    "what is pending": "SELECT key FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT 10",
+    "an effect": "SELECT seq FROM outbox WHERE key = ?1",
+    "a return's run": "SELECT key FROM outbox WHERE shop = ?1 AND return_id = ?2 "
+    "AND status = 'pending' AND seq > ?3 ORDER BY seq LIMIT 10",
+    "delivered effects to prune": "SELECT seq FROM outbox WHERE status = 'done' AND seq > ?1 "
+    "ORDER BY seq LIMIT 10",
+}
+
+
+@pytest.mark.parametrize("query", sorted(_QUERIES))
+def test_every_query_of_the_sqlite_store_finds_its_rows_through_a_key(
+    query: str, path: Path
+) -> None:
+    SqliteStore(path).close()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        plan = connection.execute(
+            f"EXPLAIN QUERY PLAN {_QUERIES[query]}", ("a", "b", "c")[: _QUERIES[query].count("?")]
+        ).fetchall()
+    steps = [row[3] for row in plan]
+    # a whole table is never read: each step searches a key or walks an index in order
+    assert [step for step in steps if step.startswith("SCAN") and " USING " not in step] == []
+    assert any(step.startswith(("SEARCH", "SCAN")) for step in steps), steps
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_conflict_in_a_batch_names_the_member_that_clashed(kind: str, path: Path) -> None:
+    """Effects, history and attempts are written a statement per batch: a clash names the
+    effect it is about, not the batch's first, and leaves nothing of the batch written."""
+    store: ReturnStore = MemoryStore() if kind == "memory" else SqliteStore(path)
+    record = make_record("shop-a", "R1")
+    queued = [make_effect("shop-a", "R1", n) for n in range(3)]
+    store.commit(Commit(records=((record, 0),), effects=tuple(queued)))
+    v2 = next_version(record, status="approved")
+    fresh = make_effect("shop-a", "R1", 3)
+    with pytest.raises(ConcurrencyConflict, match=f"effect {queued[1].key} is already"):
+        store.commit(Commit(records=((v2, 1),), effects=(fresh, queued[1], queued[2])))
+    with pytest.raises(ConcurrencyConflict, match=f"effect {fresh.key} is already"):
+        store.commit(
+            Commit(records=((v2, 1),), effects=(fresh, make_effect("shop-a", "R1", 4), fresh))
+        )
+    assert [entry.effect for entry in store.outbox("shop-a", "R1")] == queued
+    store.record_attempt(queued[1].key, ok=True, at=BASE_TIME)
+    attempts = tuple(Attempt(effect.key, ok=True, at=BASE_TIME) for effect in queued)
+    with pytest.raises(ConcurrencyConflict, match=f"effect {queued[1].key} is not pending"):
+        store.commit(Commit(records=((v2, 1),), attempts=attempts))
+    assert [entry.status for entry in store.outbox("shop-a", "R1")] == [
+        "pending",
+        "done",
+        "pending",
+    ]
+    assert store.get("shop-a", "R1") == record
+    stale = next_version(v2)  # version 3 over a stored 1: refused, whatever the store holds
+    with pytest.raises(ConcurrencyConflict):
+        store.commit(Commit(records=((stale, 2),)))
+    store.commit(Commit(records=((v2, 1),), attempts=(attempts[0], attempts[2])))
+    assert [entry.status for entry in store.outbox("shop-a", "R1")] == ["done"] * 3
+    assert store.get("shop-a", "R1") == v2
+
+
+def test_a_version_another_process_wrote_is_refused_though_this_store_holds_its_own(
+    path: Path,
+) -> None:
+    """A store writes a return's row without reading it when it holds the version it
+    expects; the row's version is still checked by the write itself."""
+    record = make_record("shop-a", "R1")
+    mine, theirs = SqliteStore(path), SqliteStore(path)
+    try:
+        mine.commit(Commit(records=((record, 0),)))
+        assert theirs.get("shop-a", "R1") == record
+        theirs.commit(Commit(records=((next_version(record, status="approved"), 1),)))
+        with pytest.raises(ConcurrencyConflict) as clash:
+            mine.commit(Commit(records=((next_version(record, status="cancelled"), 1),)))
+        assert (clash.value.expected, clash.value.actual) == (1, 2)
+        assert mine.get("shop-a", "R1").status == "approved"
+        with pytest.raises(ConcurrencyConflict) as again:
+            theirs.commit(Commit(records=((make_record("shop-a", "R1"), 0),)))
+        assert (again.value.expected, again.value.actual) == (0, 2)
+    finally:
+        mine.close()
+        theirs.close()

@@ -11,22 +11,28 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from returnflow import _bodies
+from returnflow._bodies import dump_effect
 from returnflow.domain._time import parse_iso
+from returnflow.errors import ConcurrencyConflict
 from returnflow.lifecycle.effects import Effect
-from returnflow.ports.store import OutboxEntry
+from returnflow.ports.store import Attempt, OutboxEntry
+from returnflow.stores._conflicts import not_pending, queued
 from returnflow.stores._errors import readable_effect
-from returnflow.stores._sqlite_rows import iso
+from returnflow.stores._sqlite_rows import ROWS, iso
 
-__all__ = ["ENTRY", "claim", "entry"]
+__all__ = ["ENTRY", "attempt", "attempts", "claim", "entry", "insert"]
 
-ENTRY = (
-    "SELECT seq, body, status, attempts, last_error, result, updated_at, next_attempt_at, "
-    "claimed_until, claimed_by, key, shop, return_id FROM outbox"
+_COLUMNS = (
+    "seq, body, status, attempts, last_error, result, updated_at, next_attempt_at, "
+    "claimed_until, claimed_by, key, shop, return_id"
 )
+ENTRY = f"SELECT {_COLUMNS} FROM outbox"
+_HEAD_COLUMNS = ", ".join(f"o.{name.strip()}" for name in _COLUMNS.split(","))
 """The columns :func:`entry` reads, in its order."""
 
 _HEADS = (
-    "SELECT o.key, o.shop, o.return_id, o.seq FROM outbox o WHERE o.status = 'pending' "
+    "FROM outbox o WHERE o.status = 'pending' "
     "AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= :now) "
     "AND (o.claimed_until IS NULL OR o.claimed_until <= :now) "
     "AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.shop = o.shop "
@@ -85,21 +91,28 @@ def claim(
     if return_id is not None:
         where += " AND o.return_id = :return_id"
         params["return_id"] = return_id
-    heads = db.execute(f"{where} ORDER BY o.seq LIMIT :limit", params).fetchall()
+    # the heads read whole, then leased by their key (an UPDATE ... RETURNING of them, one
+    # statement, costs SQLite more than the two)
+    heads = db.execute(
+        f"SELECT {_HEAD_COLUMNS} {where} ORDER BY o.seq LIMIT :limit",
+        params,
+    ).fetchall()
     until = iso(lease_until)
     db.executemany(
-        "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE key = ?",
-        [(until, worker, key) for key, *_ in heads],
+        "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE seq = ?",
+        [(until, worker, head[0]) for head in heads],
     )
     claimed: list[OutboxEntry] = []
-    for _, head_shop, head_return, seq in heads:
+    for head in heads:
+        claimed.append(entry((*head[:8], until, worker, *head[10:]), known))
+        if run < 2:
+            continue
         rows = db.execute(
-            f"{ENTRY} WHERE shop = ? AND return_id = ? AND status = 'pending' AND seq >= ? "
+            f"{ENTRY} WHERE shop = ? AND return_id = ? AND status = 'pending' AND seq > ? "
             "ORDER BY seq LIMIT ?",
-            (head_shop, head_return, seq, run),
+            (head[11], head[12], head[0], run - 1),
         ).fetchall()
-        claimed.append(entry(rows[0], known))
-        for row in rows[1:]:
+        for row in rows:
             follower = entry(row, known)
             if not _due(follower, now):
                 break
@@ -111,3 +124,92 @@ def _due(follower: OutboxEntry, now: datetime) -> bool:
     return (follower.next_attempt_at is None or follower.next_attempt_at <= now) and (
         follower.claimed_until is None or follower.claimed_until <= now
     )
+
+
+_INSERT = "INSERT INTO outbox (key, shop, return_id, kind, body) VALUES "
+
+
+def insert(db: sqlite3.Connection, effects: Sequence[Effect]) -> None:
+    """Queue ``effects`` in the open write transaction ``db``, in their order, a statement
+    for up to :data:`ROWS` of them; a key already queued (or twice among them) is a
+    :class:`~returnflow.errors.ConcurrencyConflict` naming the first such effect."""
+    for first in range(0, len(effects), ROWS):
+        batch = effects[first : first + ROWS]
+        params: list[object] = []
+        for effect in batch:
+            params += (effect.key, effect.shop, effect.return_id, effect.kind, dump_effect(effect))
+        try:
+            db.execute(_INSERT + ", ".join(["(?, ?, ?, ?, ?)"] * len(batch)), params)
+        except sqlite3.IntegrityError:
+            key = _queued_already(db, [effect.key for effect in effects[: first + len(batch)]])
+            raise ConcurrencyConflict(f"effect {key}", 0, 1, queued(key)) from None
+
+
+def _queued_already(db: sqlite3.Connection, keys: list[str]) -> str:
+    """The first of ``keys`` (in the order they were queued) already in the outbox before
+    them, or given twice."""
+    given: set[str] = set()
+    for key in keys:
+        if key in given or db.execute("SELECT 1 FROM outbox WHERE key = ?", (key,)).fetchone():
+            return key
+        given.add(key)
+    return keys[0]  # not reached: the key is what SQLite refused
+
+
+def _values(item: Attempt) -> tuple[object, ...]:
+    """``item``'s effect's new status, error, result, time and next attempt time."""
+    ok, give_up = item.ok, item.give_up
+    return (
+        "done" if ok else ("failed" if give_up else "pending"),
+        None if ok else item.error,
+        _bodies.dump_value(item.result) if ok and item.result is not None else None,
+        iso(item.at),
+        None if ok or give_up else iso(item.retry_at),
+    )
+
+
+def attempt(db: sqlite3.Connection, item: Attempt) -> int:
+    """Record ``item`` on its effect if still pending; the number of rows changed."""
+    cursor = db.execute(
+        "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
+        "result = COALESCE(?, result), updated_at = ?, next_attempt_at = ?, "
+        "claimed_until = NULL, claimed_by = NULL WHERE key = ? AND status = 'pending'",
+        (*_values(item), item.key),
+    )
+    return cursor.rowcount
+
+
+_ATTEMPTS = (
+    "WITH v (key, status, last_error, result, updated_at, next_attempt_at) AS (VALUES {}) "
+    "UPDATE outbox SET status = v.status, attempts = outbox.attempts + 1, "
+    "last_error = v.last_error, result = COALESCE(v.result, outbox.result), "
+    "updated_at = v.updated_at, next_attempt_at = v.next_attempt_at, claimed_until = NULL, "
+    "claimed_by = NULL FROM v WHERE outbox.key = v.key AND outbox.status = 'pending' "
+    "RETURNING outbox.key"
+)
+
+
+def attempts(db: sqlite3.Connection, items: Sequence[Attempt]) -> None:
+    """Record ``items`` on their effects, in the open write transaction ``db``, each of
+    which must be pending (else :class:`~returnflow.errors.ConcurrencyConflict` naming the
+    first that is not): one statement for up to :data:`ROWS` effects of distinct keys."""
+    keys = [item.key for item in items]
+    if len(items) < 2 or len(set(keys)) != len(keys):
+        for item in items:  # a key twice: each attempt sees what the one before wrote
+            if attempt(db, item) != 1:
+                raise ConcurrencyConflict(f"effect {item.key}", 0, 1, not_pending(item.key))
+        return
+    for first in range(0, len(items), ROWS):
+        batch = items[first : first + ROWS]
+        params: list[object] = []
+        for item in batch:
+            params += (item.key, *_values(item))
+        done = {
+            key
+            for (key,) in db.execute(
+                _ATTEMPTS.format(", ".join(["(?, ?, ?, ?, ?, ?)"] * len(batch))), params
+            )
+        }
+        for item in batch:
+            if item.key not in done:
+                raise ConcurrencyConflict(f"effect {item.key}", 0, 1, not_pending(item.key))

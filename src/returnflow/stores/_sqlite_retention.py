@@ -14,7 +14,7 @@ from returnflow.stores._pages import ENDED, PRUNE_BATCH, check_cutoff
 __all__ = ["prune"]
 
 _ENDED = ", ".join(f"'{status}'" for status in ENDED)
-# Delivered effects in sequence order (the index on (status, seq)), each with whether its
+# Delivered effects in sequence order (the table's own order), each with whether its
 # return ended, has nothing due and was last written before the cutoff.
 _DONE = (
     "SELECT o.seq, r.status IN (" + _ENDED + ") AND r.due_at IS NULL AND r.updated_at < ? "
@@ -50,7 +50,8 @@ def prune(
     while True:
         with write() as db:
             deleted = db.execute(
-                "DELETE FROM inbox WHERE rowid IN (SELECT rowid FROM inbox WHERE at < ? LIMIT ?)",
+                "DELETE FROM inbox WHERE (shop, source, event_id) IN "
+                "(SELECT shop, source, event_id FROM inbox WHERE at < ? LIMIT ?)",
                 (inbox_cutoff, PRUNE_BATCH),
             ).rowcount
         inbox += deleted

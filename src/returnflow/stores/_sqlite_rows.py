@@ -13,7 +13,7 @@ from returnflow.domain._time import instant
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ConcurrencyConflict
 
-__all__ = ["dump_entry", "iso", "write_record"]
+__all__ = ["ROWS", "dump_entry", "iso", "write_record"]
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -43,15 +43,19 @@ def write_record(
     db: sqlite3.Connection,
     record: ReturnRecord,
     *,
-    known: int,
-    stored: int,
+    expected: int,
     cached: ReturnRecord | None,
 ) -> None:
-    """Insert (``known == 0``) or update ``record``'s row and append the history entries
-    after the ``stored`` ones; ``cached``: the store's copy of the return, if it has one (its
-    history spares reading the stored entries back). Raises
-    :class:`~returnflow.errors.ConcurrencyConflict` when ``record`` does not keep the stored
-    entries as they are."""
+    """Insert (``expected == 0``) or update ``record``'s row, whose stored version must be
+    ``expected``, and append the history entries the store does not have yet; ``cached``:
+    the store's copy of the return, if it has one. Raises
+    :class:`~returnflow.errors.ConcurrencyConflict` when the stored version is not
+    ``expected``, ``record`` is not the version after it, or ``record`` does not keep the
+    stored entries as they are.
+
+    When ``cached`` is the expected version, the version check is the update's own ``WHERE``
+    (the row is that record: a version names one record) and its history is the stored one;
+    a new return's row is inserted without looking first (the key refuses a second one)."""
     values = {
         "order_id": record.order_id,
         "status": record.status,
@@ -64,30 +68,42 @@ def write_record(
         "due_at": iso(record.due_at),
         "customer_email": record.customer_email,
     }
-    if known == 0:
-        db.execute(
-            f"INSERT INTO returns (shop, id, {', '.join(values)}) "
-            f"VALUES (?, ?, {', '.join('?' for _ in values)})",
-            (record.shop, record.id, *values.values()),
-        )
-    else:
+    if record.version != expected + 1:
+        _check_version(db, record, expected)  # the stored version's conflict first, if any
+        raise ConcurrencyConflict(record.id, expected + 1, record.version)
+    if expected == 0:
+        try:
+            db.execute(_INSERT, (record.shop, record.id, *values.values()))
+        except sqlite3.IntegrityError:
+            _check_version(db, record, expected)
+            raise
+        stored = 0
+    elif cached is not None and cached.version == expected:
         # Only what changed: a column left alone leaves its indexes alone.
-        changed = (
-            _changed(values, cached) if cached is not None and cached.version == known else values
-        )
-        db.execute(
+        changed = _changed(values, cached)
+        cursor = db.execute(
             f"UPDATE returns SET {', '.join(f'{name} = ?' for name in changed)} "
+            "WHERE shop = ? AND id = ? AND version = ?",
+            (*changed.values(), record.shop, record.id, expected),
+        )
+        if cursor.rowcount != 1:
+            _check_version(db, record, expected)
+        stored = len(cached.history)
+    else:
+        stored = _check_version(db, record, expected)
+        db.execute(
+            f"UPDATE returns SET {', '.join(f'{name} = ?' for name in values)} "
             "WHERE shop = ? AND id = ?",
-            (*changed.values(), record.shop, record.id),
+            (*values.values(), record.shop, record.id),
         )
     if stored and not _extends(db, record, stored, cached):
         raise ConcurrencyConflict(record.id, stored, len(record.history))
-    # History is append-only: only entries the store does not have yet are written.
-    db.executemany(
-        "INSERT INTO history (shop, return_id, seq, version, at, event, actor, body) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
+    # History is append-only: only entries the store does not have yet are written, a
+    # statement for up to ROWS of them.
+    for first in range(stored, len(record.history), ROWS):
+        rows: list[object] = []
+        for seq, entry in enumerate(record.history[first : first + ROWS], start=first):
+            rows += (
                 record.shop,
                 record.id,
                 seq,
@@ -97,9 +113,33 @@ def write_record(
                 entry.actor,
                 dump_entry(entry),
             )
-            for seq, entry in enumerate(record.history[stored:], start=stored)
-        ],
-    )
+        db.execute(_HISTORY + ", ".join([_HISTORY_ROW] * (len(rows) // 8)), rows)
+
+
+ROWS = 100
+"""Rows one multi-row ``INSERT`` writes at most: its parameters stay within the 999 that
+every SQLite allows."""
+
+_INSERT = (
+    "INSERT INTO returns (shop, id, order_id, status, exchange_status, version, history_len, "
+    "created_at, updated_at, body, due_at, customer_email) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_HISTORY = "INSERT INTO history (shop, return_id, seq, version, at, event, actor, body) VALUES "
+_HISTORY_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _check_version(db: sqlite3.Connection, record: ReturnRecord, expected: int) -> int:
+    """The stored history length of ``record``'s return, whose stored version must be
+    ``expected`` (else :class:`~returnflow.errors.ConcurrencyConflict`)."""
+    row = db.execute(
+        "SELECT version, history_len FROM returns WHERE shop = ? AND id = ?",
+        (record.shop, record.id),
+    ).fetchone()
+    actual = 0 if row is None else int(row[0])
+    if actual != expected:
+        raise ConcurrencyConflict(record.id, expected, actual)
+    return 0 if row is None else int(row[1])
 
 
 _ALWAYS = ("version", "history_len", "updated_at", "body")

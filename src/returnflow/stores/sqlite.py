@@ -15,7 +15,7 @@ full); a return whose row cannot be read back is an
 >>> import tempfile, os
 >>> store = SqliteStore(os.path.join(tempfile.mkdtemp(), "returns.db"))
 >>> store.schema_version()
-7
+8
 >>> store.close()
 """
 
@@ -32,8 +32,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from returnflow import _bodies
-from returnflow._bodies import dump_effect, load_record
+from returnflow._bodies import load_record
 from returnflow.domain._time import instant, parse_iso
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
@@ -48,8 +47,6 @@ from returnflow.ports.store import (
 )
 from returnflow.stores._conflicts import moved as _moved
 from returnflow.stores._conflicts import not_failed as _not_failed
-from returnflow.stores._conflicts import not_pending as _not_pending
-from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
 from returnflow.stores._conflicts import unknown_effect as _unknown_effect
 from returnflow.stores._errors import listing, readable, translating
@@ -57,7 +54,7 @@ from returnflow.stores._pages import check_page, check_run
 from returnflow.stores._sqlite_files import check_schema, connect
 from returnflow.stores._sqlite_files import translate as _translate
 from returnflow.stores._sqlite_ledger import write_units
-from returnflow.stores._sqlite_outbox import ENTRY, claim, entry
+from returnflow.stores._sqlite_outbox import ENTRY, attempt, attempts, claim, entry, insert
 from returnflow.stores._sqlite_retention import prune
 from returnflow.stores._sqlite_rows import iso as _iso
 from returnflow.stores._sqlite_rows import write_record
@@ -383,16 +380,7 @@ class SqliteStore:
         claimed: builtins.list[OutboxEntry] = []
         with self._write() as db:
             for record, expected in commit.records:
-                row = db.execute(
-                    "SELECT version, history_len FROM returns WHERE shop = ? AND id = ?",
-                    (record.shop, record.id),
-                ).fetchone()
-                actual = 0 if row is None else int(row[0])
-                if actual != expected:
-                    raise ConcurrencyConflict(record.id, expected, actual)
-                if record.version != expected + 1:
-                    raise ConcurrencyConflict(record.id, expected + 1, record.version)
-                self._write_record(db, record, known=actual, stored=0 if row is None else row[1])
+                self._write_record(db, record, expected)
             self._write_units(db, commit)
             if commit.inbound is not None:
                 key = commit.inbound
@@ -410,28 +398,8 @@ class SqliteStore:
                     )
                 except sqlite3.IntegrityError:
                     raise ConcurrencyConflict(f"inbound {key.event_id}", 0, 1, _seen(key)) from None
-            for effect in commit.effects:
-                try:
-                    db.execute(
-                        "INSERT INTO outbox (key, shop, return_id, kind, body) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (
-                            effect.key,
-                            effect.shop,
-                            effect.return_id,
-                            effect.kind,
-                            dump_effect(effect),
-                        ),
-                    )
-                except sqlite3.IntegrityError:
-                    raise ConcurrencyConflict(
-                        f"effect {effect.key}", 0, 1, _queued(effect.key)
-                    ) from None
-            for attempt in commit.attempts:
-                if self._attempt(db, attempt) != 1:
-                    raise ConcurrencyConflict(
-                        f"effect {attempt.key}", 0, 1, _not_pending(attempt.key)
-                    )
+            insert(db, commit.effects)
+            attempts(db, commit.attempts)
             for reopened in commit.reopened:
                 if db.execute(_REOPEN, (reopened,)).rowcount != 1:
                     raise ConcurrencyConflict(f"effect {reopened}", 0, 1, _not_failed(reopened))
@@ -463,12 +431,10 @@ class SqliteStore:
             )
             return {(line, int(unit)): holder for line, unit, holder in rows}
 
-    def _write_record(
-        self, db: sqlite3.Connection, record: ReturnRecord, *, known: int, stored: int
-    ) -> None:
+    def _write_record(self, db: sqlite3.Connection, record: ReturnRecord, expected: int) -> None:
         with self._guard:
             cached = self._cache.get((record.shop, record.id))
-        write_record(db, record, known=known, stored=stored, cached=cached)
+        write_record(db, record, expected=expected, cached=cached)
 
     def claim(
         self,
@@ -534,23 +500,9 @@ class SqliteStore:
                 db.execute("UPDATE cursors SET value = ? WHERE name = ?", (value, name))
 
     @staticmethod
-    def _attempt(db: sqlite3.Connection, attempt: Attempt) -> int:
-        """Record ``attempt`` on its effect if still pending; the number of rows changed."""
-        ok, give_up = attempt.ok, attempt.give_up
-        cursor = db.execute(
-            "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
-            "result = COALESCE(?, result), updated_at = ?, next_attempt_at = ?, "
-            "claimed_until = NULL, claimed_by = NULL WHERE key = ? AND status = 'pending'",
-            (
-                "done" if ok else ("failed" if give_up else "pending"),
-                None if ok else attempt.error,
-                _bodies.dump_value(attempt.result) if ok and attempt.result is not None else None,
-                _iso(attempt.at),
-                None if ok or give_up else _iso(attempt.retry_at),
-                attempt.key,
-            ),
-        )
-        return cursor.rowcount
+    def _attempt(db: sqlite3.Connection, item: Attempt) -> int:
+        """Record ``item`` on its effect if still pending; the number of rows changed."""
+        return attempt(db, item)
 
 
 def _close_all(
