@@ -675,3 +675,31 @@ def test_a_version_another_process_wrote_is_refused_though_this_store_holds_its_
     finally:
         mine.close()
         theirs.close()
+
+
+@pytest.mark.parametrize("version", [(3, 34, 1), (3, 40, 1)])
+def test_a_batch_of_attempts_past_one_statement_is_recorded_on_any_supported_sqlite(
+    version: tuple[int, int, int], path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python's own SQLite may predate ``UPDATE ... FROM`` and ``RETURNING`` (3.33, 3.35:
+    Debian 11 has 3.34): there, a batch of attempts is recorded an effect at a time, with
+    the same outcome as the one statement newer SQLite takes; more than a statement's worth
+    of rows (150) is recorded whole either way."""
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", version)
+    store = SqliteStore(path)
+    try:
+        record = make_record("shop-a", "R1")
+        queued = [make_effect("shop-a", "R1", n) for n in range(150)]
+        store.commit(Commit(records=((record, 0),), effects=tuple(queued)))
+        statements: list[str] = []
+        store._connection().set_trace_callback(statements.append)
+        v2 = next_version(record, status="approved")
+        attempts = tuple(Attempt(effect.key, ok=True, at=BASE_TIME) for effect in queued)
+        store.commit(Commit(records=((v2, 1),), attempts=attempts))
+        store._connection().set_trace_callback(None)
+        newer = [text for text in statements if "RETURNING" in text or " FROM v " in text]
+        assert (len(newer) > 0) == (version >= (3, 35, 0))
+        assert [entry.status for entry in store.outbox("shop-a", "R1")] == ["done"] * 150
+        assert [entry.attempts for entry in store.outbox("shop-a", "R1")] == [1] * 150
+    finally:
+        store.close()
