@@ -703,3 +703,23 @@ def test_a_batch_of_attempts_past_one_statement_is_recorded_on_any_supported_sql
         assert [entry.attempts for entry in store.outbox("shop-a", "R1")] == [1] * 150
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("clash", ["queued before", "given twice"])
+def test_a_clash_past_the_first_statement_of_a_batch_names_its_own_effect(
+    kind: str, clash: str, path: Path
+) -> None:
+    """Effects are queued a statement per 100: the effects of the statements before the
+    one refused are in the outbox by then, written by the same commit, and are not the
+    clash."""
+    store: ReturnStore = MemoryStore() if kind == "memory" else SqliteStore(path)
+    record = make_record("shop-a", "R1")
+    before = make_effect("shop-a", "R1", 999)
+    store.commit(Commit(records=((record, 0),), effects=(before,)))
+    effects = [make_effect("shop-a", "R1", n) for n in range(150)]
+    effects[120] = before if clash == "queued before" else effects[30]
+    with pytest.raises(ConcurrencyConflict, match=f"effect {effects[120].key} is already"):
+        store.commit(Commit(records=((next_version(record), 1),), effects=tuple(effects)))
+    assert [entry.effect for entry in store.outbox("shop-a", "R1")] == [before]
+    assert store.get("shop-a", "R1") == record

@@ -141,14 +141,17 @@ def insert(db: sqlite3.Connection, effects: Sequence[Effect]) -> None:
         try:
             db.execute(_INSERT + ", ".join(["(?, ?, ?, ?, ?)"] * len(batch)), params)
         except sqlite3.IntegrityError:
-            key = _queued_already(db, [effect.key for effect in effects[: first + len(batch)]])
+            key = _queued_already(
+                db, [effect.key for effect in batch], {effect.key for effect in effects[:first]}
+            )
             raise ConcurrencyConflict(f"effect {key}", 0, 1, queued(key)) from None
 
 
-def _queued_already(db: sqlite3.Connection, keys: list[str]) -> str:
+def _queued_already(db: sqlite3.Connection, keys: list[str], given: set[str]) -> str:
     """The first of ``keys`` (in the order they were queued) already in the outbox before
-    them, or given twice."""
-    given: set[str] = set()
+    them, or given twice; ``given``: the keys the commit queued before them (in the outbox
+    now, written by the same commit)."""
+    given = set(given)
     for key in keys:
         if key in given or db.execute("SELECT 1 FROM outbox WHERE key = ?", (key,)).fetchone():
             return key
