@@ -3,20 +3,22 @@
 beside its invariants, that the platform returns agree with returnflow: refunds as noted,
 units processed as asked and settled, nothing disposed that was not received and accepted,
 no platform call twice for one key, no more refunded over an order than was paid for the
-units settled. Sized like the model's other runs (the Hypothesis profile of
+units settled; and no correct return goes to review for a difference with the platform's
+figure. Sized like the model's other runs (the Hypothesis profile of
 ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import Phase, Verbosity, settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from returnflow import Money, ReturnPolicy
 from returnflow.domain.inbound import Disposition
-from returnflow.ports.platform_returns import ProcessResult
+from returnflow.ports.platform_returns import FinancialOutcome, ProcessResult
 from returnflow.testing import Harness
 from returnflow.testing.platform_returns import FakePlatformReturns
 from returnflow.testing.stateful import KitSystem, returns_state_machine
@@ -129,6 +131,27 @@ class RestocksEverything(FakePlatformReturns):
         )
 
 
+class MiscalculatesRefunds(FakePlatformReturns):
+    """A platform whose own figure of a refund is 0.05 too high: correct returns would go
+    to review for a difference of its making."""
+
+    def calculate(
+        self,
+        shop: str,
+        return_id: str,
+        lines: Any = None,
+        *,
+        exchange_lines: Any = (),
+        shipping_fee: bool = True,
+    ) -> FinancialOutcome:
+        outcome = super().calculate(
+            shop, return_id, lines, exchange_lines=exchange_lines, shipping_fee=shipping_fee
+        )
+        if not outcome.refund:
+            return outcome
+        return attrs.evolve(outcome, refund=outcome.refund + Money("0.05", outcome.refund.currency))
+
+
 def _on(platform: type[FakePlatformReturns]) -> Any:
     def make() -> KitSystem:
         harness = Harness()
@@ -141,7 +164,11 @@ def _on(platform: type[FakePlatformReturns]) -> Any:
 
 @pytest.mark.parametrize(
     ("platform", "found"),
-    [(RefundsACentMore, "refunded"), (RestocksEverything, "restocked")],
+    [
+        (RefundsACentMore, "refunded"),
+        (RestocksEverything, "restocked"),
+        (MiscalculatesRefunds, "a correct return went to review"),
+    ],
 )
 def test_the_model_catches_a_platform_that_disagrees(
     platform: type[FakePlatformReturns], found: str

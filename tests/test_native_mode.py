@@ -328,11 +328,40 @@ def test_a_cancelled_or_expired_return_cancels_the_platform_return(how: str) -> 
 # -- reconciliation ---------------------------------------------------------------------------
 
 
+class _PricedLower(FakePlatformReturns):
+    """A platform that prices the new items of an exchange 1.00 below what returnflow
+    asked (the variant's price edited in the platform's admin): a real difference."""
+
+    def open_return(
+        self,
+        shop: str,
+        order_id: str,
+        lines: Any,
+        *,
+        exchange_lines: Any = (),
+        return_shipping_fee: Money | None = None,
+        requested: bool = False,
+        idempotency_key: str,
+    ) -> Any:
+        lowered = [attrs.evolve(x, unit_price=x.unit_price - eur("1.00")) for x in exchange_lines]
+        return super().open_return(
+            shop,
+            order_id,
+            lines,
+            exchange_lines=lowered,
+            return_shipping_fee=return_shipping_fee,
+            requested=requested,
+            idempotency_key=idempotency_key,
+        )
+
+
 def _mismatch(money: MoneyAuthority) -> Harness:
-    """The exchange's outbound shipping is returnflow's fee the platform does not know:
-    returnflow refunds 1.00 less than the platform computes."""
-    fees = FeePolicy(exchange_shipping=eur("1.00"))
-    return harness(ReturnPolicy(platform_mode="native", fees=fees, platform_money=money))
+    """The platform prices the exchange's new item 1.00 lower than returnflow: it computes
+    a refund 1.00 higher (or 1.00 less owed)."""
+    ports = FakePorts()
+    ports.commerce.add_order(order())
+    policy = ReturnPolicy(platform_mode="native", platform_money=money)
+    return Harness(policy=policy, ports=ports, platform_returns=_PricedLower(ports.commerce))
 
 
 def test_a_money_difference_sends_the_return_to_review_with_both_figures() -> None:
@@ -344,8 +373,8 @@ def test_a_money_difference_sends_the_return_to_review_with_both_figures() -> No
     [reason] = record.review_reasons
     assert reason == (
         "process_platform_return failed: PortError: platform_returns.process_platform_return: "
-        "the platform's refund 5.00 EUR differs from returnflow's "
-        "settlement 4.00 EUR: nothing was processed"
+        "the platform's refund 6.00 EUR differs from returnflow's "
+        "settlement 5.00 EUR: nothing was processed"
     )
     assert platform(made).calls_to("process") == []  # nothing moved
     assert platform(made).calls_to("dispose") == []
@@ -355,12 +384,12 @@ def test_a_money_difference_sends_the_return_to_review_with_both_figures() -> No
     made.dispatch_due()
     record = made.service.get(SHOP, return_id)
     assert record.status == "closed"
-    assert [call.args["refund"] for call in platform(made).calls_to("process")] == [eur("4.00")]
+    assert [call.args["refund"] for call in platform(made).calls_to("process")] == [eur("5.00")]
     assert len(platform(made).calls_to("dispose")) == 1
 
 
 @pytest.mark.parametrize(
-    ("money", "refunded"), [(MoneyAuthority.PLATFORM, "5.00"), (MoneyAuthority.RETURNFLOW, "4.00")]
+    ("money", "refunded"), [(MoneyAuthority.PLATFORM, "6.00"), (MoneyAuthority.RETURNFLOW, "5.00")]
 )
 def test_the_policy_names_the_side_that_wins_a_money_difference(
     money: MoneyAuthority, refunded: str
@@ -372,7 +401,7 @@ def test_the_policy_names_the_side_that_wins_a_money_difference(
     assert record.status == "closed"
     assert platform(made).calls_to("process")[0].args["refund"] == eur(refunded)
     [differs] = [entry for entry in record.history if entry.event == "platform_money_differs"]
-    assert differs.payload == {"platform": "5.00 EUR", "returnflow": "4.00 EUR"}
+    assert differs.payload == {"platform": "6.00 EUR", "returnflow": "5.00 EUR"}
 
 
 # -- modes, configuration and failures -------------------------------------------------------
@@ -779,14 +808,14 @@ def test_units_an_agent_closes_without_are_removed_before_processing() -> None:
 
 def test_what_the_customer_owes_is_reconciled_too() -> None:
     made = _mismatch(MoneyAuthority.REVIEW)
-    return_id = request(made, swap("40.00"))  # 15.00 more, and 1.00 for the new item's shipping
-    assert made.ports.payments.calls_to("charge")[0].args["amount"] == eur("16.00")
+    return_id = request(made, swap("40.00"))  # 15.00 more; 14.00 at the platform's price
+    assert made.ports.payments.calls_to("charge")[0].args["amount"] == eur("15.00")
     receive(made, return_id, "r1", passed("L1"))
     record = made.service.get(SHOP, return_id)
     assert record.status == "needs_review"
     assert record.review_reasons == (
         "process_platform_return failed: PortError: platform_returns.process_platform_return: "
-        "the platform's owed 15.00 EUR differs from returnflow's settlement 16.00 EUR: "
+        "the platform's owed 14.00 EUR differs from returnflow's settlement 15.00 EUR: "
         "nothing was processed",
     )
 

@@ -168,6 +168,33 @@ def test_every_document_declares_the_arguments_shopify_documents() -> None:
     assert SCHEMA["api_version"] == gql.API_VERSION
 
 
+def test_a_cancelled_exchange_item_is_removed_from_the_return() -> None:
+    commerce = FakeCommercePlatform()
+    commerce.add_order(charged_order())
+    adapter, mock = make(commerce)
+    opened = adapter.open_return(
+        "shop-a",
+        ORDER,
+        [PlatformReturnLine("L1", 1)],
+        exchange_lines=[PlatformExchangeLine("X1", "V-9", 1, Money("25.00", "EUR"))],
+        idempotency_key="open",
+    )
+    exchange_id = dict(opened.exchange_line_ids)["X1"]
+    adapter.remove_lines(
+        "shop-a",
+        opened.return_id,
+        [],
+        exchange_lines=[Quantity(exchange_id, 1)],
+        idempotency_key="rm",
+    )
+    [request] = [r for r in mock.requests if r.operation == "ReturnflowRemoveFromReturn"]
+    assert request_problems(request) == []
+    assert request.variables["exchangeLineItems"] == [
+        {"exchangeLineItemId": exchange_id, "quantity": 1}
+    ]
+    assert adapter.calculate("shop-a", opened.return_id).exchanged == Money("0.00", "EUR")
+
+
 DUTY = "gid://shopify/Duty/1"
 
 

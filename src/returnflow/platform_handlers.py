@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from returnflow.domain.model import ReturnRecord
+from returnflow.domain.model import Exchange, ReturnRecord
 from returnflow.domain.money import Money
 from returnflow.domain.policy import MoneyAuthority, PlatformMode, ReturnPolicy
 from returnflow.errors import ConfigurationError, PortError
@@ -88,6 +88,10 @@ class Processed:
     refunded: Money
     platform: Money | None = None
     returnflow: Money | None = None
+    platform_net: Money | None = None
+    """One call of several: the platform's own figure for the call's units and items, a
+    refund less what it says is owed (noted, so that the next call compares what both sides
+    moved so far)."""
 
 
 def _platform(
@@ -147,7 +151,7 @@ def process_platform_return(
     process. One of several calls (``expected_owed`` unset) is compared for its own units,
     exchange items and, if it bears it, the return shipping fee."""
     port, return_id = _platform(d, effect, record)
-    refund, theirs = effect.refund, None
+    refund, theirs, net = effect.refund, None, None
     reviewed = any(  # a person looked at the difference and closed the return: it goes out
         entry.event == "payouts_reopened" and effect.key in str(entry.payload.get("effects"))
         for entry in record.history
@@ -164,16 +168,26 @@ def process_platform_return(
         for line in record.exchange_lines
         if line.id in effect.exchange_line_ids
     ]
+    cancelled = {x.id for x in record.exchange_lines if x.status == "cancelled"}
+    if effect.expected_owed is not None and cancelled:
+        # a cancelled exchange's items still on the platform return (their removal was
+        # planned after this processing, the return opened late): out first
+        items = _items_left(port, effect, record, return_id, cancelled)
+        if items:
+            key = f"{effect.key}/cancelled"
+            port.remove_lines(effect.shop, return_id, [], exchange_lines=items, idempotency_key=key)
     if effect.expected is not None and not reviewed:
         try:
-            theirs, refund = _reconciled(d, effect, record, port, return_id, lines, exchange_lines)
+            theirs, refund, net = _reconciled(
+                d, effect, record, port, return_id, lines, exchange_lines
+            )
         except PortError:
             if not _processed_already(port, effect, record, return_id):
                 raise
             # An earlier attempt processed these units and its answer was lost (a crash, a
             # timeout): its figures were compared before it; the platform's figure now leaves
             # out the units it processed. The call under the same key gives its answer.
-            theirs, refund = None, effect.refund
+            theirs, refund, net = None, effect.refund, None
     answer = port.process(
         effect.shop,
         return_id,
@@ -188,7 +202,7 @@ def process_platform_return(
     if effect.refund_shipping is not None:
         extras.append(effect.refund_shipping)
     total = Money.sum((refund, *extras), refund.currency)
-    return Processed(answer, total, theirs, effect.expected)
+    return Processed(answer, total, theirs, effect.expected, net)
 
 
 def _reconciled(
@@ -199,11 +213,18 @@ def _reconciled(
     return_id: str,
     lines: list[Quantity],
     exchange_lines: list[Quantity],
-) -> tuple[Money, Money]:
-    """The platform's refund for this processing and the refund to ask for; a non-retryable
-    PortError when the figures differ and a person decides (``platform_money="review"``)."""
+) -> tuple[Money, Money, Money | None]:
+    """The platform's refund for this processing, the refund to ask for and, for one call
+    of several, the platform's own net figure for it; a non-retryable PortError when the
+    figures differ and a person decides (``platform_money="review"``).
+
+    The exchange's items may be processed ahead of the units paying for them (an instant
+    exchange ships its items first): the platform asks for them in that call and would
+    refund the exchanged units in full in a later one, so what it asked ahead is taken from
+    what the exchanged units of the calls after it are worth."""
     assert effect.expected is not None
     refund = effect.refund
+    net = None
     if effect.expected_owed is None:  # one call of several: its own units
         outcome = port.calculate(
             effect.shop,
@@ -212,14 +233,26 @@ def _reconciled(
             exchange_lines=exchange_lines,
             shipping_fee=effect.shipping_fee,
         )
+        net = outcome.refund - outcome.owed
+        zero = Money.zero(net.currency)
+        theirs = outcome.refund
+        ahead = _owed_ahead(record, net.currency)
+        exchanged = {x.order_line_id for x in record.lines if isinstance(x.outcome, Exchange)}
+        ids = dict(record.refs.platform_line_ids)
+        paying = [q for q in lines if q.line_id in {ids.get(k) for k in exchanged}]
+        if ahead and paying:  # only the exchanged units pay for the items shipped ahead
+            worth = port.calculate(effect.shop, return_id, paying, shipping_fee=False)
+            theirs = max(net - min(-ahead, max(worth.refund - worth.owed, zero)), zero)
     else:
         outcome = port.calculate(effect.shop, return_id)
-    theirs = outcome.refund
+        theirs = outcome.refund
     authority = d.policy_of(record).platform_money  # the return's own policy version
     review = authority is MoneyAuthority.REVIEW
+    owed = outcome.owed  # less what the customer paid apart for it (a captured authorization)
+    owed = owed - min(owed, effect.owed_paid_apart or Money.zero(owed.currency))
     for what, platform, ours in (
-        ("refund", outcome.refund, effect.expected),
-        ("owed", outcome.owed, effect.expected_owed),
+        ("refund", theirs, effect.expected),
+        ("owed", owed, effect.expected_owed),
     ):
         if review and ours is not None and platform != ours:
             raise PortError(
@@ -231,7 +264,26 @@ def _reconciled(
             )
     if theirs != effect.expected and authority is MoneyAuthority.PLATFORM:
         refund = max(refund + (theirs - effect.expected), Money.zero(refund.currency))
-    return theirs, refund
+    return theirs, refund, net
+
+
+def _owed_ahead(record: ReturnRecord, currency: str) -> Money:
+    """What the platform asked for items processed ahead of the units paying for them
+    (negative; zero when none), that the next calls' units pay first: replayed over the
+    platform's net figure of each call with exchange items compared so far (a fee owed in
+    a call without them is charged apart, and paid on the platform return)."""
+    ahead = Money.zero(currency)
+    for entry in record.history:
+        if entry.event == "platform_return_processed" and "platform_net" in entry.payload:
+            ahead = min(
+                ahead + _amount(entry.payload["platform_net"], currency), Money.zero(currency)
+            )
+    return ahead
+
+
+def _amount(text: object, currency: str) -> Money:
+    """An amount as a note shows it (``"12.50 EUR"``)."""
+    return Money(str(text).split(" ")[0], currency)
 
 
 def _processed_already(
@@ -293,9 +345,35 @@ def remove_platform_lines(
     d: Dispatcher, effect: fx.RemovePlatformLines, record: ReturnRecord
 ) -> object:
     port, return_id = _platform(d, effect, record)
+    lines = _line_ids(record, effect, effect.lines)
+    if not effect.exchange_line_ids:  # the call as made before exchange items could go
+        return port.remove_lines(effect.shop, return_id, lines, idempotency_key=effect.key)
+    items = _items_left(port, effect, record, return_id, set(effect.exchange_line_ids))
+    if not lines and not items:  # taken out before a processing already
+        return port.get_return(effect.shop, return_id)
     return port.remove_lines(
-        effect.shop, return_id, _line_ids(record, effect, effect.lines), idempotency_key=effect.key
+        effect.shop, return_id, lines, exchange_lines=items, idempotency_key=effect.key
     )
+
+
+def _items_left(
+    port: PlatformReturns,
+    effect: fx.Effect,
+    record: ReturnRecord,
+    return_id: str,
+    ids: set[str],
+) -> list[Quantity]:
+    """The items of exchange lines ``ids`` still on the platform return, neither processed
+    nor removed."""
+    now = port.get_return(effect.shop, return_id)
+    done, gone = dict(now.exchange_processed), dict(now.exchange_removed)
+    items = []
+    for line in record.exchange_lines:
+        item = line.platform_item_id
+        if line.id in ids and item is not None:
+            left = line.quantity - done.get(item, 0) - gone.get(item, 0)
+            items.extend([Quantity(item, left)] if left > 0 else [])
+    return items
 
 
 def close_platform_return(

@@ -221,9 +221,10 @@ def complete(
     prepaid = None if record.balance_settled else record.balance_paid
     if record.exchange_status == "released" and record.payment_authorized is not None:
         # an instant exchange shipped on an authorization: items whose units did not come
-        # back are paid by its capture and by what was prepaid, not given back from it
+        # back (or failed QC) are paid by its capture and by what was prepaid, not given
+        # back from it
         returned = {line.id for line, _, _ in parts}
-        if any(line.return_line_id not in returned for line in kept):
+        if failed or any(line.return_line_id not in returned for line in kept):
             kept = [line for line in kept if line.return_line_id in returned]
             prepaid = None
     settlement = settle_parts(change, policy, parts, exchange_lines=kept, prepaid=prepaid)

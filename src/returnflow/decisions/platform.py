@@ -49,15 +49,21 @@ Pure: reads the change and the policy, plans effects, never calls a port.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 import attrs
 
-from returnflow.decisions import completion, exchange
+from returnflow.decisions import exchange
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import Disposition
-from returnflow.domain.model import PlatformUnits, ReturnRecord, platform_reason
+from returnflow.domain.model import (
+    ExchangeLine,
+    OutcomeKind,
+    PlatformUnits,
+    ReturnRecord,
+    platform_reason,
+)
 from returnflow.domain.money import Money
 from returnflow.domain.policy import PlatformMode, ReturnPolicy
 from returnflow.domain.settlement import settle
@@ -65,7 +71,7 @@ from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
 from returnflow.ports.platform_returns import DutyRefund, PlatformExchangeLine, PlatformReturnLine
 
-__all__ = ["WRITE_BACK", "opened", "plan"]
+__all__ = ["opened", "plan"]
 
 # The tag-and-hold effects native mode plans something else for.
 _REPLACED = (fx.HoldExchange, fx.ReleaseExchange, fx.CancelExchange, fx.IssueRefund, fx.Restock)
@@ -108,6 +114,9 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
     if opened(change.record) and change.record.status not in _ENDED:
         new.extend(_pay(change))
         new.extend(_settle(change, policy, planned))
+        captured = _captured(change.record)
+        if captured is not None and any(e.event == "authorization_settled" for e in change.history):
+            new.append(_make(change, fx.PayPlatformBalance, amount=captured))
     ended = any(target in ("cancelled", "expired", "reset") for _, target, _ in moves)
     if opened(change.record) and ended:
         # Reset: the accepted units move to the new return's own platform return.
@@ -198,17 +207,18 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
         reasons.setdefault(line.order_line_id, platform_reason(line.reason))
     if all(units[line_id] <= paid[line_id] for line_id in units):
         return None
+    # A fee waived because no payout covers it (fees_only_from_payout: an exchanged line's)
+    # is not put on the platform return: Shopify has no call to take a fee off a return.
+    waived = Money.sum((part.restocking_fee for part in quote.lines), record.currency)
+    waived = waived - quote.restocking_fee
     for part in quote.lines:
-        fees[part.order_line_id] = fees.get(part.order_line_id, zero) + part.restocking_fee
+        off = min(waived, part.restocking_fee) if part.outcome is OutcomeKind.EXCHANGE else zero
+        waived = waived - off
+        fees[part.order_line_id] = fees.get(part.order_line_id, zero) + part.restocking_fee - off
     # An even exchange's new item costs what was returned (as the settlement prices it).
     worth = {part.line_id: part.value for part in quote.lines}
     exchange_lines = tuple(
-        PlatformExchangeLine(
-            line.id,
-            line.variant_id,
-            line.quantity,
-            line.unit_price or worth.get(line.return_line_id, zero).split(line.quantity)[0],
-        )
+        _exchange_line(line, worth.get(line.return_line_id, zero))
         for line in record.exchange_lines
         if line.status in ("pending", "held")
     )
@@ -248,6 +258,16 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
         or None,
         requested=requested,
     )
+
+
+def _exchange_line(line: ExchangeLine, worth: Money) -> PlatformExchangeLine:
+    """An exchange line as the platform return carries it; an even exchange's new items
+    cost exactly what was returned: a unit price rounded up, the cents over taken off."""
+    if line.unit_price is not None:
+        return PlatformExchangeLine(line.id, line.variant_id, line.quantity, line.unit_price)
+    unit = worth.split(line.quantity)[0]
+    over = unit * line.quantity - worth
+    return PlatformExchangeLine(line.id, line.variant_id, line.quantity, unit, over or None)
 
 
 def _exactly(units: list[int] | None, count: int) -> tuple[int, ...]:
@@ -325,18 +345,22 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         restocked[line.order_line_id] = restocked.get(line.order_line_id, 0) + line.restocked
     effects: list[fx.Effect] = []
     finished = record.completed_at == change.now or record.status in ("closed", "reset")
+    removals: dict[str, int] = {}
     if finished:  # what was not settled now never will be: out of the platform return
         removals = {
             line_id: units.quantity - units.removed - max(settled[line_id], units.processed)
             for line_id, units in by_line.items()
         }
         removals = {line_id: count for line_id, count in removals.items() if count > 0}
-        if removals:
-            effects.append(_make(change, fx.RemovePlatformLines, lines=_quantities(removals)))
-            by_line = {
-                k: attrs.evolve(u, removed=u.removed + removals.get(k, 0))
-                for k, u in by_line.items()
-            }
+    gone = _cancelled_items(record)  # never to ship: out of the platform return too
+    if removals or gone:
+        fields = {"exchange_line_ids": gone} if gone else {}
+        if gone:
+            change.note("platform_exchange_removed", {"lines": ", ".join(gone)})
+        effects.append(_make(change, fx.RemovePlatformLines, lines=_quantities(removals), **fields))
+        by_line = {
+            k: attrs.evolve(u, removed=u.removed + removals.get(k, 0)) for k, u in by_line.items()
+        }
     refunds = [e for e in planned if isinstance(e, fx.IssueRefund)]
     credits = [e for e in planned if isinstance(e, fx.IssueStoreCredit)]
     zero = Money.zero(record.currency)
@@ -368,6 +392,9 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
             u.quantity - u.removed == to_process.get(k, 0) for k, u in by_line.items()
         )
         credit = Money.sum((e.amount for e in credits), record.currency) - outside
+        expected, owed = refund + credit, None
+        if whole:  # the platform nets the whole return (see _whole)
+            expected, owed = _whole(record, expected, _owed(change, planned))
         effects.append(
             _make(
                 change,
@@ -377,8 +404,9 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
                 refund=refund,
                 refund_shipping=shipping_back or None,
                 refund_duties=duty_refunds,
-                expected=refund + credit,
-                expected_owed=_owed(record, planned) if whole else None,
+                expected=expected,
+                expected_owed=owed,
+                owed_paid_apart=_captured(record) if whole else None,
                 shipping_fee=not whole and _took_shipping_fee(change),
             )
         )
@@ -409,6 +437,17 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
     return effects
 
 
+def _cancelled_items(record: ReturnRecord) -> tuple[str, ...]:
+    """The exchange lines cancelled on the platform return and not taken out of it yet."""
+    removed = [e for e in record.history if e.event == "platform_exchange_removed"]
+    out = {i for e in removed for i in str(e.payload["lines"]).split(", ")}
+    return tuple(
+        x.id
+        for x in record.exchange_lines
+        if x.status == "cancelled" and x.platform_item_id and x.id not in out
+    )
+
+
 def _pay(change: Change) -> list[fx.Effect]:
     """What the customer paid of the return's balance in this change (a charge confirmed:
     an upsell's balance, fees owed) is paid on the platform return too: the platform holds
@@ -420,6 +459,16 @@ def _pay(change: Change) -> list[fx.Effect]:
         if entry.event == "balance_charged" and "amount" in entry.payload
     ]
     return [_make(change, fx.PayPlatformBalance, amount=amount) for amount in paid if amount]
+
+
+def _captured(record: ReturnRecord) -> Money | None:
+    """An instant exchange's authorization captured (QC failed, the units never came) and
+    kept: it pays for the new items the platform return asks to be paid."""
+    events = {e.event for e in record.history if e.event != "authorization_settled"}
+    captured = any(
+        e.event == "authorization_settled" and e.payload.get("captured") for e in record.history
+    )
+    return record.payment_authorized if captured and "capture_refunded" not in events else None
 
 
 def _money(text: str, currency: str) -> Money:
@@ -440,15 +489,14 @@ def _by_duty(refunds: Sequence[fx.IssueRefund]) -> tuple[DutyRefund, ...]:
 
 def _took_shipping_fee(change: Change) -> bool:
     """Whether a settlement of this change took the return shipping fee."""
-    return any(
-        entry.event == "settled" and "return_shipping_fee" in entry.payload
-        for entry in change.history
-    )
+    return any(e.event == "settled" and "return_shipping_fee" in e.payload for e in change.history)
 
 
-def _owed(record: ReturnRecord, planned: Sequence[fx.Effect]) -> Money:
+def _owed(change: Change, planned: Sequence[fx.Effect]) -> Money:
     """What the customer pays for the whole return: prepaid, charged by settlements (and in
-    this change), less what this change gives back."""
+    this change), less what this change gives back of it (not a captured authorization
+    given back: it never paid the return's balance)."""
+    record = change.record
     zero = Money.zero(record.currency)
     charged = Money.sum(
         (e.amount for e in planned if isinstance(e, fx.ChargeBalance) and not e.prepay),
@@ -457,143 +505,28 @@ def _owed(record: ReturnRecord, planned: Sequence[fx.Effect]) -> Money:
     back = Money.sum(
         (e.amount for e in planned if isinstance(e, fx.RefundBalance)), record.currency
     )
+    captured = [e for e in change.history if e.event == "capture_refunded"]
+    back = back - Money.sum(
+        (_money(str(e.payload["amount"]), record.currency) for e in captured), record.currency
+    )
     return (record.balance_paid or zero) + (record.balance_charged or zero) + charged - back
+
+
+def _whole(record: ReturnRecord, paid_out: Money, charged: Money) -> tuple[Money, Money]:
+    """Returnflow's refund and owed for the whole return in the platform's terms: netted
+    (Shopify's ``suggestedFinancialOutcome`` is one refund or one balance, where returnflow
+    may charge a fee and refund apart), less the exchange's outbound shipping, which a
+    platform return never carries (Shopify's ``ReturnInput`` has no shipping for it)."""
+    settled = [e.payload for e in record.history if e.event == "settled"]
+    outbound = [
+        _money(str(p["exchange_shipping"]), record.currency)
+        for p in settled
+        if "exchange_shipping" in p
+    ]
+    net = paid_out - charged + Money.sum(outbound, record.currency)
+    zero = Money.zero(record.currency)
+    return (net, zero) if net >= zero else (zero, -net)
 
 
 def _quantities(counts: dict[str, int]) -> tuple[LineQuantity, ...]:
     return tuple(LineQuantity(line_id, count) for line_id, count in counts.items())
-
-
-# -- what the platform answered, written back ---------------------------------------------------
-
-
-def _opened(change: Change, effect: fx.OpenPlatformReturn, result: object) -> None:
-    """The platform return's id and line ids; the exchange lines now sit on it."""
-    record = change.record
-    return_id = getattr(result, "return_id", None)
-    line_ids = tuple(getattr(result, "line_ids", ()))
-    exchange_ids = dict(getattr(result, "exchange_line_ids", ()))
-    # The platform holds the new items only while a balance is owed (an upsell not paid
-    # yet); an even exchange or one for less waits for processing, not held.
-    held = bool(getattr(result, "exchange_on_hold", False))
-    change.update(
-        refs=attrs.evolve(record.refs, platform_return_id=return_id, platform_line_ids=line_ids),
-        exchange_lines=tuple(
-            attrs.evolve(
-                line,
-                status="held" if line.status == "pending" and held else line.status,
-                platform_item_id=exchange_ids[line.id],
-            )
-            if line.id in exchange_ids
-            else line
-            for line in record.exchange_lines
-        ),
-    )
-    status = getattr(getattr(result, "status", None), "value", None)
-    change.note(
-        "platform_return_opened",
-        {"platform_return": return_id, "status": status, "exchange_on_hold": held},
-    )
-    change.publish("update", platform_return_id=return_id)
-    if exchange_ids and held:
-        change.publish("exchange_held", platform_return_id=return_id)
-
-
-_MOVED = {
-    fx.ApprovePlatformReturn.kind: "platform_return_approved",
-    fx.DeclinePlatformReturn.kind: "platform_return_declined",
-    fx.ClosePlatformReturn.kind: "platform_return_closed",
-    fx.ReopenPlatformReturn.kind: "platform_return_reopened",
-    fx.CancelPlatformReturn.kind: "platform_return_cancelled",
-}
-
-
-def _moved(change: Change, effect: fx.Effect, result: object) -> None:
-    """A status change asked of the platform (``platform_status``: where it is now: a
-    person may have moved it there first)."""
-    status = getattr(getattr(result, "status", None), "value", None)
-    change.note(_MOVED[effect.kind], {"platform_status": status})
-
-
-def _processed(change: Change, effect: fx.ProcessPlatformReturn, result: Any) -> None:
-    """The refund and the exchange fulfillments (a difference with the platform's figures
-    that no side wins by policy never gets here: the delivery was refused, and
-    :func:`returnflow.decisions.results.escalate` sent the return to a person)."""
-    platform, ours = getattr(result, "platform", None), getattr(result, "returnflow", None)
-    answer = result.result
-    if platform is not None and platform != ours:
-        change.note("platform_money_differs", {"platform": str(platform), "returnflow": str(ours)})
-    done = {line.order_line_id: line.quantity for line in effect.lines}
-    change.update(
-        platform_units=tuple(
-            attrs.evolve(units, confirmed=units.confirmed + done.get(units.order_line_id, 0))
-            for units in change.record.platform_units
-        )
-    )
-    refs = change.record.refs
-    refund_ids = tuple(answer.refund_ids)
-    change.update(refs=attrs.evolve(refs, refund_ids=(*refs.refund_ids, *refund_ids)))
-    refunded = getattr(result, "refunded", None)
-    change.note(
-        "platform_return_processed",
-        {"refunds": ", ".join(refund_ids), "amount": str(refunded)},
-    )
-    if effect.exchange_line_ids and getattr(answer, "exchange_on_hold", False):
-        # Fulfilled on hold: a balance is still owed; paying it releases them.
-        ids = set(effect.exchange_line_ids)
-        change.update(exchange_lines=exchange.with_status(change.record, ids, "held"))
-        change.note("exchange_held_for_payment", {"lines": ", ".join(sorted(ids))})
-        change.publish("exchange_held", fulfillments=list(answer.exchange_fulfillment_ids))
-    elif effect.exchange_line_ids:
-        ids = set(effect.exchange_line_ids)
-        change.update(exchange_lines=exchange.with_status(change.record, ids, "released"))
-        change.publish("exchange_released", fulfillments=list(answer.exchange_fulfillment_ids))
-        change.notify("exchange_released")
-    if refund_ids and refunded:
-        change.publish("refund_created", refund_id=refund_ids[0], amount=str(refunded))
-        change.notify("refund_issued", amount=str(refunded))
-    completion.close_if_settled(change, delivered=effect.key)
-
-
-def _paid(change: Change, effect: fx.PayPlatformBalance, result: object) -> None:
-    """The platform learnt of the payment: once it no longer holds the exchange, the new
-    items it fulfilled on hold ship (released) and the others wait for processing."""
-    held = bool(getattr(result, "exchange_on_hold", False))
-    owed = getattr(result, "balance_owed", None)
-    details: dict[str, object] = {"amount": str(effect.amount), "exchange_on_hold": held}
-    if owed:
-        details["owed"] = str(owed)
-    change.note("platform_balance_paid", details)
-    if held:
-        return
-    done = {item for item, units in getattr(result, "exchange_processed", ()) if units}
-    record = change.record
-    shipped = {
-        x.id for x in record.exchange_lines if x.status == "held" and x.platform_item_id in done
-    }
-    waiting = {x.id for x in record.exchange_lines if x.status == "held"} - shipped
-    if waiting:
-        change.update(exchange_lines=exchange.with_status(change.record, waiting, "pending"))
-    if shipped:
-        change.update(exchange_lines=exchange.with_status(change.record, shipped, "released"))
-        change.publish("exchange_released", lines=sorted(shipped))
-        change.notify("exchange_released")
-
-
-def _noted(change: Change, effect: fx.Effect, result: object) -> None:
-    change.note(effect.kind, {"described": fx.describe(effect)})
-
-
-WRITE_BACK: dict[type[fx.Effect], Callable[[Change, Any, object], None]] = {
-    fx.OpenPlatformReturn: _opened,
-    fx.ApprovePlatformReturn: _moved,
-    fx.DeclinePlatformReturn: _moved,
-    fx.ClosePlatformReturn: _moved,
-    fx.ReopenPlatformReturn: _moved,
-    fx.CancelPlatformReturn: _moved,
-    fx.ProcessPlatformReturn: _processed,
-    fx.RemovePlatformLines: _noted,
-    fx.PayPlatformBalance: _paid,
-    fx.DisposePlatformUnits: _noted,
-}
-"""Native mode's write-backs (:mod:`returnflow.decisions.results` merges them)."""

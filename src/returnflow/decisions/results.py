@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from returnflow.decisions import completion, exchange, platform, review
+from returnflow.decisions import completion, exchange, platform_write_back, review
 from returnflow.decisions.change import Change
 from returnflow.domain.destinations import with_rma
 from returnflow.lifecycle import effects as fx
@@ -210,7 +210,7 @@ _WRITE_BACK: dict[type[fx.Effect], Callable[[Change, Any, object], None]] = {
     fx.VoidAuthorization: _voided,
     fx.IssueRefund: _refunded,
     fx.IssueStoreCredit: _credited,
-    **platform.WRITE_BACK,
+    **platform_write_back.WRITE_BACK,
 }
 
 NEEDS_WRITE_BACK = frozenset(_WRITE_BACK)

@@ -335,6 +335,10 @@ class ProcessPlatformReturn(Effect):
     shipping_fee: bool = False
     """One call of several: whether its settlement took the return shipping fee (the
     platform's figure for the call counts it)."""
+    owed_paid_apart: Money | None = None
+    """With ``expected_owed``: what the customer paid apart from the return's balance that
+    pays what the platform says is owed first (an instant exchange's authorization captured
+    when QC failed: paid on the platform return after the processing)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -370,11 +374,13 @@ class DisposePlatformUnits(Effect):
 @attrs.frozen(kw_only=True)
 class RemovePlatformLines(Effect):
     """Take units not processed out of the platform return (``removeFromReturn``): a QC
-    failure, units that never came."""
+    failure, units that never came; and the items of cancelled exchange lines
+    (``exchange_line_ids``), which will never ship."""
 
     kind: ClassVar[str] = "remove_platform_lines"
     port: ClassVar[str] = "platform_returns"
     lines: tuple[LineQuantity, ...]
+    exchange_line_ids: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)

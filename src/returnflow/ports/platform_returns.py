@@ -85,12 +85,23 @@ class DutyRefund:
 
 @attrs.frozen
 class PlatformExchangeLine:
-    """A new item given in exchange (Shopify: an exchange line item), priced per unit."""
+    """A new item given in exchange (Shopify: an exchange line item), priced per unit, less
+    ``discount`` off the whole line (Shopify's ``appliedDiscount`` with an amount), shared
+    over its units like a line discount (the larger shares first): what prices an even
+    exchange of several new items at exactly the returned units' worth."""
 
     exchange_line_id: str
     variant_id: str
     quantity: int
     unit_price: Money
+    discount: Money | None = None
+
+    def worth(self, start: int, units: int) -> Money:
+        """What ``units`` of the new items from item ``start`` cost, the discount shared."""
+        line = self.unit_price * self.quantity
+        if self.discount is not None:
+            line = line - self.discount
+        return Money.sum(line.split(self.quantity)[start : start + units], line.currency)
 
 
 @attrs.frozen
@@ -108,7 +119,8 @@ class PlatformReturn:
     ``return_id`` is the platform's id (``ExternalRefs.platform_return_id``); ``line_ids``
     maps each order line id to the platform's return line id and ``exchange_line_ids`` each
     exchange line id to the platform's exchange line id. ``processed`` and ``removed`` count
-    units per return line id; ``exchange_processed`` per exchange line id.
+    units per return line id; ``exchange_processed`` and ``exchange_removed`` items per
+    exchange line id.
     """
 
     return_id: str
@@ -119,6 +131,7 @@ class PlatformReturn:
     processed: tuple[tuple[str, int], ...] = ()
     removed: tuple[tuple[str, int], ...] = ()
     exchange_processed: tuple[tuple[str, int], ...] = ()
+    exchange_removed: tuple[tuple[str, int], ...] = ()
     exchange_on_hold: bool = False
     """Whether the exchange items wait for payment: the return leaves the customer a balance
     to pay (its exchange items are worth more than what comes back, less the fees) not paid
@@ -248,10 +261,19 @@ class PlatformReturns(Protocol):
         ...
 
     def remove_lines(
-        self, shop: str, return_id: str, lines: Sequence[Quantity], *, idempotency_key: str
+        self,
+        shop: str,
+        return_id: str,
+        lines: Sequence[Quantity],
+        *,
+        exchange_lines: Sequence[Quantity] = (),
+        idempotency_key: str,
     ) -> PlatformReturn:
         """Take units not processed out of the return (a QC failure, a partial receipt, a
-        reset). Refused for units processed or removed already."""
+        reset), and exchange items that will never ship (``exchange_lines``, by exchange
+        line id: an exchange cancelled; Shopify's ``removeFromReturn`` takes both), so
+        that the return's own money no longer counts them. Refused for units or items
+        processed or removed already."""
         ...
 
     def close(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:

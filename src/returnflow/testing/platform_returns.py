@@ -85,6 +85,11 @@ class _ExchangeLine:
     id: str
     line: PlatformExchangeLine
     processed: int = 0
+    removed: int = 0
+
+    @property
+    def left(self) -> int:
+        return self.line.quantity - self.processed - self.removed
 
 
 @attrs.define
@@ -124,6 +129,7 @@ class _Return:
             processed=tuple((line.id, line.processed) for line in self.lines),
             removed=tuple((line.id, line.removed) for line in self.lines),
             exchange_processed=tuple((x.id, x.processed) for x in self.exchange),
+            exchange_removed=tuple((x.id, x.removed) for x in self.exchange if x.removed),
             exchange_on_hold=bool(self.exchange) and bool(owed),
             balance_owed=owed or None,
         )
@@ -166,6 +172,12 @@ class FakePlatformReturns(FakePort):
         """The total refunded for a return's lines through its processing."""
         with self._lock:
             return self._get(shop, return_id, "refunded").refunded
+
+    def units(self, shop: str, return_id: str) -> dict[str, tuple[int, ...]]:
+        """The order line units (0-based) each line of a return takes, by order line id."""
+        with self._lock:
+            record = self._get(shop, return_id, "units")
+            return {line.order_line_id: line.units for line in record.lines}
 
     def fulfillments(self, shop: str, return_id: str) -> dict[str, bool]:
         """The exchange fulfillments a return's processing created, each with whether it is
@@ -350,7 +362,7 @@ class FakePlatformReturns(FakePort):
                 item = exchange_by_id.get(line_id)
                 if item is None:
                     raise refuse(f"return {return_id} has no exchange line {line_id!r}")
-                left = item.line.quantity - item.processed
+                left = item.left
                 if units < 1 or units > left:
                     raise refuse(f"exchange line {line_id}: {units} to process, {left} left")
             worth = _worth(record, {**_processed(record), **_plus(record, counts)})
@@ -377,7 +389,7 @@ class FakePlatformReturns(FakePort):
                 record.refund_ids.extend(refund_ids)
             record.refunded = record.refunded + refund
             if all(line.left == 0 for line in record.lines) and all(
-                x.processed == x.line.quantity for x in record.exchange
+                x.left == 0 for x in record.exchange
             ):
                 record.status = ShopifyReturnStatus.CLOSED
             return ProcessResult(
@@ -424,18 +436,37 @@ class FakePlatformReturns(FakePort):
         self._invoke("dispose", args, idempotency_key, effect)
 
     def remove_lines(
-        self, shop: str, return_id: str, lines: Sequence[Quantity], *, idempotency_key: str
+        self,
+        shop: str,
+        return_id: str,
+        lines: Sequence[Quantity],
+        *,
+        exchange_lines: Sequence[Quantity] = (),
+        idempotency_key: str,
     ) -> PlatformReturn:
-        args = {"shop": shop, "return_id": return_id, "lines": tuple(lines)}
+        args: dict[str, Any] = {"shop": shop, "return_id": return_id, "lines": tuple(lines)}
+        if exchange_lines:  # recorded as a call made before exchange items could go
+            args["exchange_lines"] = tuple(exchange_lines)
 
         def effect() -> PlatformReturn:
             refuse = partial(self._refuse, "remove_lines")
             record = self._get(shop, return_id, "remove_lines")
             if record.status not in (ShopifyReturnStatus.REQUESTED, ShopifyReturnStatus.OPEN):
                 raise refuse(f"return {return_id} is {record.status.value}")
-            by_id = _checked(record, lines, refuse, "to remove")
+            if not lines and not exchange_lines:
+                raise refuse("nothing to remove")
+            by_id = _checked(record, lines, refuse, "to remove") if lines else {}
+            items = {x.id: x for x in record.exchange}
+            for line_id, units in _sum(exchange_lines).items():
+                item = items.get(line_id)
+                if item is None:
+                    raise refuse(f"return {return_id} has no exchange line {line_id!r}")
+                if units < 1 or units > item.left:
+                    raise refuse(f"exchange line {line_id}: {units} to remove, {item.left} left")
             for line_id, units in _sum(lines).items():
                 by_id[line_id].removed += units
+            for line_id, units in _sum(exchange_lines).items():
+                items[line_id].removed += units
             return record.view()
 
         return self._invoke("remove_lines", args, idempotency_key, effect)
@@ -646,13 +677,13 @@ def _outcome(
     shipping_fee: bool,
 ) -> FinancialOutcome:
     """The platform's money for the whole return as it stands (``lines`` ``None``: every unit
-    not removed, every exchange item, the fees) or for one processing call (the next units
+    and exchange item not removed, the fees) or for one processing call (the next units
     of ``lines``, the items of ``exchange_lines``, the shipping fee if ``shipping_fee``)."""
     currency = record.order.currency
     if lines is None:
         start = {line.id: 0 for line in record.lines}
         counts = {line.id: line.quantity - line.removed for line in record.lines}
-        items = {x.id: x.line.quantity for x in record.exchange}
+        items = {x.id: x.line.quantity - x.removed for x in record.exchange}
         shipping_fee = True
     else:
         start = _processed(record)
@@ -666,8 +697,9 @@ def _outcome(
     )
     if record.shipping_fee is not None and shipping_fee:
         fees = fees + record.shipping_fee
+    begun = {x.id: 0 if lines is None else x.processed for x in record.exchange}
     exchanged = Money.sum(
-        (x.line.unit_price * items.get(x.id, 0) for x in record.exchange), currency
+        (x.line.worth(begun[x.id], items.get(x.id, 0)) for x in record.exchange), currency
     )
     balance = returned - fees - exchanged
     zero = Money.zero(currency)

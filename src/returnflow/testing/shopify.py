@@ -379,8 +379,16 @@ class ShopifyAdminMock:
         lines = [
             Quantity(x["returnLineItemId"], x["quantity"]) for x in variables["returnLineItems"]
         ]
+        items = [
+            Quantity(x["exchangeLineItemId"], x["quantity"])
+            for x in variables.get("exchangeLineItems") or ()
+        ]
         done = self.platform.remove_lines(
-            shop, variables["returnId"], lines, idempotency_key=uuid.uuid4().hex
+            shop,
+            variables["returnId"],
+            lines,
+            exchange_lines=items,
+            idempotency_key=uuid.uuid4().hex,
         )
         return {"removeFromReturn": {"return": self._node(done), "userErrors": []}}
 
@@ -550,6 +558,7 @@ class ShopifyAdminMock:
         extra = self._extra.get(read.return_id, _Extra())
         processed, removed = dict(read.processed), dict(read.removed)
         exchange_done = dict(read.exchange_processed)
+        exchange_gone = dict(read.exchange_removed)
         lines = []
         for order_line, line_id in read.line_ids:
             quantity = extra.quantities.get(line_id, 0)
@@ -566,14 +575,14 @@ class ShopifyAdminMock:
         exchange = []
         for _, exchange_id in read.exchange_line_ids:
             variant, quantity = extra.variants.get(exchange_id, ("", 0))
-            done = exchange_done.get(exchange_id, 0)
+            done, gone = exchange_done.get(exchange_id, 0), exchange_gone.get(exchange_id, 0)
             exchange.append(
                 {
                     "id": exchange_id,
                     "quantity": quantity,
                     "variantId": variant,
                     "processedQuantity": done,
-                    "unprocessedQuantity": quantity - done,
+                    "unprocessedQuantity": quantity - done - gone,
                 }
             )
         if self.exchange_order == "reversed":

@@ -743,6 +743,8 @@ class ReturnsModel(RuleBasedStateMachine):
         self.counter = 0
         self.faults = False
         self.platform: PlatformReturns | None = None
+        self.taken_out: set[str] = set()
+        """The platform returns a person took units out of in the platform's admin."""
 
     # -- set-up and tear-down ------------------------------------------------------------------
 
@@ -978,11 +980,11 @@ class ReturnsModel(RuleBasedStateMachine):
         self, data: st.DataObject, order: OrderSnapshot, claimed: Mapping[str, int], label: str
     ) -> ReturnRequest:
         """A request for ``order``: a return, or one time in six a claim (units lost or
-        damaged on the way: nothing ships back, settled at approval). In native mode, returns
-        only: a claim there opens no platform return (``tests/test_native_mode.py`` covers
-        it), and the native model keeps the draws it was tuned with."""
+        damaged on the way: nothing ships back, settled at approval; in native mode it opens
+        no platform return and is refunded on the order, beside the order's platform
+        returns)."""
         apps = self.policy.exchange_apps
-        if self.platform is None and data.draw(st.integers(0, 5), label=f"{label} is a claim") == 0:
+        if data.draw(st.integers(0, 5), label=f"{label} is a claim") == 0:
             return data.draw(claim_requests(order, claimed, exchange_apps=apps), label=label)
         return data.draw(return_requests(order, claimed, exchange_apps=apps), label=label)
 
@@ -1109,7 +1111,7 @@ class ReturnsModel(RuleBasedStateMachine):
                 order,
                 self._claimed(order.id),
                 exchange_apps=self.policy.exchange_apps,
-                claims=self.platform is None,
+                claims=True,
             ),
             label="defect",
         )
@@ -1398,6 +1400,7 @@ class ReturnsModel(RuleBasedStateMachine):
                 )
             except PortError:
                 return  # closed or cancelled there: the admin refuses too
+            self.taken_out.add(there_id)
         event = PlatformReturnEvent(
             shop=self.shop,
             return_id=record.id,
@@ -1638,6 +1641,34 @@ class ReturnsModel(RuleBasedStateMachine):
                             f"{what} after it failed QC"
                         )
 
+    def _check_reconciled(self, record: ReturnRecord) -> None:
+        """A correct return never goes to a person because the platform's money differs
+        from returnflow's. Some differences are real, and the model knows them: the return's
+        difference is then allowed (:meth:`_real_difference`)."""
+        for index, reason in _differences(record):
+            real = self._real_difference(record, index)
+            assert real, f"{_describe(record)}: a correct return went to review: {reason}"
+
+    def _real_difference(self, record: ReturnRecord, index: int) -> str | None:
+        """Why a difference found at history entry ``index`` is one the platform really
+        shows (``None``: none, the return was correct)."""
+        before = record.history[:index]
+        events = {entry.event for entry in before}
+        there = record.refs.platform_return_id
+        if there in self.taken_out or events & {"platform_updated", "followed_platform"}:
+            # a person took units out of the platform return that returnflow settles
+            return "changed in the platform's admin"
+        waived = any(e.event == "settled" and "fees_waived" in e.payload for e in before)
+        if waived:
+            # fees_only_from_payout waived a fee the platform return carries from its opening;
+            # Shopify has no call to take a fee off a return.
+            return "a fee waived that the platform return carries"
+        if record.exchange_lines and "platform_return_processed" in events:
+            # units processed before the exchange items they pay for (a refund per receipt,
+            # the items held for a balance): the platform refunds them in full in their call
+            return "an exchange processed apart from the units paying for it"
+        return None
+
     def native_holds(
         self, records: Mapping[str, ReturnRecord], outboxes: Mapping[str, Sequence[OutboxEntry]]
     ) -> None:
@@ -1721,6 +1752,8 @@ class ReturnsModel(RuleBasedStateMachine):
                 assert restocked[order_line] <= kept, (
                     f"{where}: {restocked[order_line]} restocked there, {kept} here"
                 )
+        for record in records.values():
+            self._check_reconciled(record)
         roots = _lineage(records)
         observer = self.system.observer
         for order_id, refunded in sorted(refunded_by_order.items()):
@@ -1742,6 +1775,20 @@ class ReturnsModel(RuleBasedStateMachine):
                 f"credited besides ({bonus} of bonuses on top), {paid} was paid for the "
                 f"{len(values)} units settled"
             )
+
+
+def _differences(record: ReturnRecord) -> list[tuple[int, str]]:
+    """``(index in the history, reason)`` of each time a difference between returnflow's
+    money and the platform's sent the return to a person."""
+    found = []
+    for index, entry in enumerate(record.history):
+        reason = str(entry.payload.get("reason", ""))
+        if entry.event in ("flag", "reopen") and _DIFFERS in reason:
+            found.append((index, reason))
+    return found
+
+
+_DIFFERS = "differs from returnflow's settlement"
 
 
 def _money(text: object, currency: str) -> Money:

@@ -83,6 +83,7 @@ from returnflow.integrations.shopify._answers import (
     process_input,
     read_answer,
     refundable_transactions,
+    remove_variables,
     return_line_items,
     reverse_line,
     user_errors,
@@ -446,23 +447,24 @@ class ShopifyPlatformReturns:
         return {"dispositionInputs": [item]}
 
     def remove_lines(
-        self, shop: str, return_id: str, lines: Sequence[Quantity], *, idempotency_key: str
+        self,
+        shop: str,
+        return_id: str,
+        lines: Sequence[Quantity],
+        *,
+        exchange_lines: Sequence[Quantity] = (),
+        idempotency_key: str,
     ) -> PlatformReturn:
-        variables = {
-            "returnId": return_id,
-            "returnLineItems": [
-                {"returnLineItemId": q.line_id, "quantity": q.quantity} for q in lines
-            ],
-        }
         return self._status(
             shop,
             "remove_lines",
             gql.REMOVE,
-            variables,
+            remove_variables(return_id, lines, exchange_lines),
             "removeFromReturn",
             idempotency_key,
             return_id,
             tuple(lines),
+            *((tuple(exchange_lines),) if exchange_lines else ()),
         )
 
     def calculate(

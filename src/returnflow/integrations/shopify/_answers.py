@@ -72,6 +72,21 @@ def calculate_variables(
     return {"input": calculated}
 
 
+def remove_variables(
+    return_id: str, lines: Sequence[Quantity], exchange_lines: Sequence[Quantity]
+) -> dict[str, Any]:
+    """The variables of ``removeFromReturn``: return line items and exchange line items."""
+    variables: dict[str, Any] = {
+        "returnId": return_id,
+        "returnLineItems": [{"returnLineItemId": q.line_id, "quantity": q.quantity} for q in lines],
+    }
+    if exchange_lines:
+        variables["exchangeLineItems"] = [
+            {"exchangeLineItemId": q.line_id, "quantity": q.quantity} for q in exchange_lines
+        ]
+    return variables
+
+
 def on_return(line: dict[str, Any]) -> int:
     """Units of a return or exchange line item still on the return: processed and not
     processed, not those removed. Read as ``processedQuantity + unprocessedQuantity`` when
@@ -164,6 +179,9 @@ def parse_return(node: dict[str, Any], operation: str) -> PlatformReturn:
                 for line in lines
             ),
             exchange_processed=tuple((x["id"], int(x["processedQuantity"])) for x in exchange),
+            exchange_removed=tuple(
+                (x["id"], gone) for x in exchange if (gone := int(x["quantity"]) - on_return(x)) > 0
+            ),
             exchange_on_hold=bool(exchange) and outstanding(node, operation) is not None,
             balance_owed=outstanding(node, operation),
         )

@@ -131,8 +131,13 @@ REMOVE = (
 mutation ReturnflowRemoveFromReturn(
   $returnId: ID!
   $returnLineItems: [ReturnLineItemRemoveFromReturnInput!]
+  $exchangeLineItems: [ExchangeLineItemRemoveFromReturnInput!]
 ) {
-  removeFromReturn(returnId: $returnId, returnLineItems: $returnLineItems) {
+  removeFromReturn(
+    returnId: $returnId
+    returnLineItems: $returnLineItems
+    exchangeLineItems: $exchangeLineItems
+  ) {
     return { ...ReturnFields }
     userErrors { field message code }
   }
