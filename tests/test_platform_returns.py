@@ -1,6 +1,6 @@
 """The fake platform returns keep the port's contract, and the contract catches adapters that
 break it (double processing, a refund above the processed lines, disposing more than was
-received, a key ignored)."""
+received, a key ignored, a balance given back beyond what was paid or twice under one key)."""
 
 from __future__ import annotations
 
@@ -140,6 +140,41 @@ class HoldsNothing(FakePlatformReturns):
         return attrs.evolve(super().process(shop, return_id, lines, **kw), exchange_on_hold=False)
 
 
+class GivesBackAnyBalance(FakePlatformReturns):
+    """Gives back whatever part of the balance it is asked to, paid or not."""
+
+    def refund_balance(
+        self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
+    ) -> PlatformReturn:
+        with self._lock:
+            record = self._returns[(shop, return_id)]
+            record.paid = amount if record.paid is None else record.paid + amount
+        return super().refund_balance(shop, return_id, amount, idempotency_key=idempotency_key)
+
+
+class GivesBackTwice(FakePlatformReturns):
+    """Gives the balance back again when a refund is repeated under its key."""
+
+    def refund_balance(
+        self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
+    ) -> PlatformReturn:
+        key = f"{idempotency_key}-{self._next_id('fresh')}"
+        return super().refund_balance(shop, return_id, amount, idempotency_key=key)
+
+
+class OwesNothingAgain(FakePlatformReturns):
+    """Lowers what was paid when it is given back, but not what the return owes."""
+
+    def refund_balance(
+        self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
+    ) -> PlatformReturn:
+        before = self.get_return(shop, return_id)
+        after = super().refund_balance(shop, return_id, amount, idempotency_key=idempotency_key)
+        return attrs.evolve(
+            after, balance_owed=before.balance_owed, exchange_on_hold=before.exchange_on_hold
+        )
+
+
 class ValuesItsOwnPick(FakePlatformReturns):
     """Takes the units it picks itself, not those the return names."""
 
@@ -170,6 +205,9 @@ def failures(fake: type[FakePlatformReturns]) -> dict[str, BaseException]:
         (HoldsEveryExchange, "test_an_even_exchange_or_one_for_less_is_never_held"),
         (HoldsNothing, "test_an_upsell_is_held_until_its_balance_is_paid"),
         (GivesAnythingBack, "test_shipping_and_duties_go_back_once_and_never_more_than_charged"),
+        (GivesBackAnyBalance, "test_a_balance_paid_is_given_back_once_and_never_more_than_paid"),
+        (GivesBackTwice, "test_a_balance_paid_is_given_back_once_and_never_more_than_paid"),
+        (OwesNothingAgain, "test_a_balance_paid_is_given_back_once_and_never_more_than_paid"),
         (ValuesItsOwnPick, "test_the_units_named_are_the_units_valued"),
     ],
 )

@@ -94,6 +94,7 @@ SCALARS: dict[str, Callable[[object], bool]] = {
     "Float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "Boolean": lambda v: isinstance(v, bool),
     "Decimal": lambda v: isinstance(v, str) and re.fullmatch(r"-?\d+(\.\d+)?", v) is not None,
+    "Money": lambda v: isinstance(v, str) and re.fullmatch(r"-?\d+(\.\d+)?", v) is not None,
     "CurrencyCode": lambda v: isinstance(v, str) and re.fullmatch(r"[A-Z]{3}", v) is not None,
 }
 
@@ -251,7 +252,13 @@ def test_every_request_of_a_whole_return_matches_the_input_objects() -> None:
         "shop-a", opened.return_id, Money("12.00", "EUR"), idempotency_key="pay"
     )
     assert (paid.exchange_on_hold, paid.balance_owed) == (False, None)
+    assert paid.balance_paid == Money("12.00", "EUR")
     assert list(mock.platform.fulfillments("shop-a", opened.return_id).values()) == [False]
+    # Part of the payment given back: a refund of it on the order, and the order owes it.
+    back = adapter.refund_balance(
+        "shop-a", opened.return_id, Money("5.00", "EUR"), idempotency_key="back"
+    )
+    assert (back.balance_paid, back.balance_owed) == (Money("7.00", "EUR"), Money("5.00", "EUR"))
     assert len(result.refund_ids) == 1
     adapter.dispose(
         "shop-a",
@@ -344,6 +351,17 @@ def test_every_request_of_a_whole_return_matches_the_input_objects() -> None:
         "id": ORDER,
         "amount": {"amount": "12.00", "currencyCode": "EUR"},
     }
+    given_back = by_operation["ReturnflowRefundCreate"]["input"]
+    [transaction] = given_back["transactions"]
+    payment = transaction.pop("parentId")
+    assert payment != TRANSACTION  # the manual payment, not the order's own
+    assert transaction == {
+        "orderId": ORDER,
+        "gateway": "manual",
+        "kind": "REFUND",
+        "amount": "5.00",
+    }
+    assert (given_back["orderId"], given_back["notify"]) == (ORDER, False)
     disposed = [r.variables for r in mock.requests if r.operation.endswith("Dispose")]
     assert disposed[0]["dispositionInputs"][0]["locationId"] == LOCATION
     assert "locationId" not in disposed[1]["dispositionInputs"][0]

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from returnflow import commits, logs
-from returnflow.decisions import merchant, platform
+from returnflow.decisions import _platform_balance, merchant, platform
 from returnflow.decisions import request as requests
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
@@ -32,16 +32,18 @@ from returnflow.domain.model import (
     ReturnRequest,
 )
 from returnflow.domain.money import Money
-from returnflow.domain.policy import ReturnPolicy
+from returnflow.domain.policy import PlatformMode, ReturnPolicy
 from returnflow.domain.verdicts import Verdict, check_method, needed_windows
 from returnflow.errors import (
     ConcurrencyConflict,
     InvalidPayload,
+    InvalidRequest,
     PortError,
     UnitsTaken,
     UnknownOrder,
 )
 from returnflow.lifecycle.engine import using
+from returnflow.ports.platform_returns import PlatformReturn
 from returnflow.ports.store import count_customer_returns
 
 if TYPE_CHECKING:
@@ -79,6 +81,30 @@ class Opening:
             if error.retryable:
                 raise
             raise UnknownOrder("order_id", request.order_id, str(error)) from error
+
+    def platform_return(self, request: ReturnRequest) -> PlatformReturn | None:
+        """The platform return a request adopts (``platform_return_id``, native mode), read
+        from the platform: whether it holds the exchange, what is owed and paid there. One
+        the platform does not have, or of another order, is the caller's error
+        (:class:`~returnflow.errors.InvalidRequest` naming ``platform_return_id``); a
+        retryable failure goes up as is. ``None``: nothing to read."""
+        wanted = request.platform_return_id
+        dispatcher = self.service.dispatcher
+        port = dispatcher.platform_returns
+        native = dispatcher.policy_for(request.shop).platform_mode is PlatformMode.NATIVE
+        if wanted is None or port is None or not native or request.claim is not None:
+            return None
+        try:
+            read = port.get_return(request.shop, wanted)
+        except PortError as error:
+            if error.retryable:
+                raise
+            raise InvalidRequest("platform_return_id", wanted, str(error)) from error
+        if read.order_id != request.order_id:
+            raise InvalidRequest(
+                "platform_return_id", wanted, f"a return of order {read.order_id}, not this one"
+            )
+        return read
 
     def claimed(
         self, request: ReturnRequest, refused: Sequence[UnitsTaken] = ()
@@ -198,6 +224,7 @@ class Opening:
         service = self.service
         taken: list[str] = []
         refused: list[UnitsTaken] = []
+        read = self.platform_return(request) if isinstance(request, ReturnRequest) else None
 
         def same_id() -> str:
             if not taken:
@@ -221,6 +248,8 @@ class Opening:
                 policy_version=policy.version,
                 verdict=verdict,
             )
+            if read is not None:  # the platform's hold and money, before deciding
+                _platform_balance.note_read(change, read)
             with using(service.engine):
                 decide(order, change, value, verdict)
                 platform.plan(change, service.dispatcher.policy_of(change.record))

@@ -42,6 +42,7 @@ __all__ = [
     "open_platform_return",
     "pay_platform_balance",
     "process_platform_return",
+    "refund_platform_balance",
     "remove_platform_lines",
     "reopen_platform_return",
     "required",
@@ -316,6 +317,20 @@ def pay_platform_balance(
     return port.pay_balance(effect.shop, return_id, amount, idempotency_key=effect.key)
 
 
+def refund_platform_balance(
+    d: Dispatcher, effect: fx.RefundPlatformBalance, record: ReturnRecord
+) -> object:
+    """Give back ``effect.amount`` of the balance paid on the platform return; nothing when
+    the platform says nothing is paid (an earlier attempt gave it all back and its answer
+    was lost, or a person refunded it there): the call under the same key answers a
+    partial one."""
+    port, return_id = _platform(d, effect, record)
+    now = port.get_return(effect.shop, return_id)
+    if now.balance_paid is None or not now.balance_paid:
+        return now
+    return port.refund_balance(effect.shop, return_id, effect.amount, idempotency_key=effect.key)
+
+
 def dispose_platform_units(
     d: Dispatcher, effect: fx.DisposePlatformUnits, record: ReturnRecord
 ) -> object:
@@ -413,6 +428,7 @@ HANDLERS: Mapping[type[fx.Effect], Callable[[Dispatcher, Any, ReturnRecord], obj
     fx.ProcessPlatformReturn: process_platform_return,
     fx.DisposePlatformUnits: dispose_platform_units,
     fx.PayPlatformBalance: pay_platform_balance,
+    fx.RefundPlatformBalance: refund_platform_balance,
     fx.RemovePlatformLines: remove_platform_lines,
     fx.ClosePlatformReturn: close_platform_return,
     fx.ReopenPlatformReturn: reopen_platform_return,

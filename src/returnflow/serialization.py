@@ -188,6 +188,7 @@ _EFFECTS: dict[str, type[fx.Effect]] = {
         fx.ReopenPlatformReturn,
         fx.CancelPlatformReturn,
         fx.PayPlatformBalance,
+        fx.RefundPlatformBalance,
     )
 }
 

@@ -14,6 +14,8 @@ effects, in place of the tag-and-hold ones:
   processing, never held); approved or declined from review -> approve or decline it;
 - a balance charged through the Payments port -> paid on the platform return too
   (``PayPlatformBalance``): its hold goes, and items it fulfilled on hold are released;
+  what is given back of it is given back there too (``RefundPlatformBalance``,
+  :mod:`returnflow.decisions._platform_balance`);
 - a refund, and an exchange release, -> process the platform return: the units settled,
   the exchange lines confirmed, the refund moved, with the order's shipping and duties
   given back (by duty id) beside it (checked against the platform's own figure, for the
@@ -28,7 +30,8 @@ effects, in place of the tag-and-hold ones:
   review -> decline it; reset -> take its unprocessed units out and cancel it (close it
   when some were processed): the new return opens its own;
 - a return the customer opened on the platform (``ReturnRequest.platform_return_id``) ->
-  adopted: no new platform return; the requested one is approved or declined.
+  adopted: no new platform return; the requested one is approved or declined; its
+  exchange is held as the platform holds it, and a balance paid there is not charged again.
 
 A claim (:mod:`returnflow.domain.claims`) never gets a platform return: a platform return
 stands for goods coming back (Shopify's ``Return`` opens reverse fulfillment orders the
@@ -54,6 +57,7 @@ from typing import TypeVar
 
 import attrs
 
+from returnflow.decisions import _platform_balance as balance
 from returnflow.decisions import exchange
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import Disposition
@@ -91,6 +95,7 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
     mode; nothing in ``tags`` mode). Run once per change, after the decisions."""
     if policy.platform_mode is not PlatformMode.NATIVE or change.record.claim is not None:
         return  # a claim ships nothing back: no platform return (see the module's docstring)
+    balance.take_over_prepay(change)  # an adopted exchange the platform says is paid
     record = change.record
     moves = [
         (entry.source[0], entry.target[0], entry.event)
@@ -112,11 +117,15 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
         if isinstance(effect, fx.CancelExchange):
             _cancel_lines(change, effect.exchange_line_ids)
     if opened(change.record) and change.record.status not in _ENDED:
-        new.extend(_pay(change))
+        new.extend(_make(change, fx.PayPlatformBalance, amount=a) for a in balance.charged(change))
         new.extend(_settle(change, policy, planned))
         captured = _captured(change.record)
         if captured is not None and any(e.event == "authorization_settled" for e in change.history):
             new.append(_make(change, fx.PayPlatformBalance, amount=captured))
+    replaced: list[fx.Effect] = []
+    if opened(change.record):
+        amounts, replaced = balance.refunds(change, planned)
+        new.extend(_make(change, fx.RefundPlatformBalance, amount=amount) for amount in amounts)
     ended = any(target in ("cancelled", "expired", "reset") for _, target, _ in moves)
     if opened(change.record) and ended:
         # Reset: the accepted units move to the new return's own platform return.
@@ -128,7 +137,7 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
         new.append(_make(change, fx.ReopenPlatformReturn))  # after a close in this change
     # The platform effects take the place of the first one they replace (else they come
     # last), in the order planned here.
-    ours = {id(effect) for effect in new}
+    ours = {id(effect) for effect in (*new, *replaced)}
     others = [e for e in change.effects if id(e) not in ours and not isinstance(e, _REPLACED)]
     anchor = len(others)
     if first is not None:
@@ -283,7 +292,8 @@ def _adopt(change: Change) -> list[fx.Effect]:
     units: dict[str, int] = {}
     for line in record.lines:
         units[line.order_line_id] = units.get(line.order_line_id, 0) + line.quantity
-    owed = record.exchange_status == "awaiting_payment"  # held there until paid
+    # held there until paid, as the platform said when the return was read
+    owed = balance.held_there(record, record.exchange_status == "awaiting_payment")
     change.update(
         platform_units=tuple(PlatformUnits(line_id, count) for line_id, count in units.items()),
         exchange_lines=tuple(  # on the platform return already
@@ -446,19 +456,6 @@ def _cancelled_items(record: ReturnRecord) -> tuple[str, ...]:
         for x in record.exchange_lines
         if x.status == "cancelled" and x.platform_item_id and x.id not in out
     )
-
-
-def _pay(change: Change) -> list[fx.Effect]:
-    """What the customer paid of the return's balance in this change (a charge confirmed:
-    an upsell's balance, fees owed) is paid on the platform return too: the platform holds
-    an exchange's items while a balance is owed."""
-    record = change.record
-    paid = [
-        _money(str(entry.payload["amount"]), record.currency)
-        for entry in change.history
-        if entry.event == "balance_charged" and "amount" in entry.payload
-    ]
-    return [_make(change, fx.PayPlatformBalance, amount=amount) for amount in paid if amount]
 
 
 def _captured(record: ReturnRecord) -> Money | None:

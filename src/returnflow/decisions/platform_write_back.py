@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from returnflow.decisions import _platform_balance as balance
 from returnflow.decisions import completion, exchange
 from returnflow.decisions.change import Change
 from returnflow.lifecycle import effects as fx
@@ -112,31 +113,6 @@ def _processed(change: Change, effect: fx.ProcessPlatformReturn, result: Any) ->
     completion.close_if_settled(change, delivered=effect.key)
 
 
-def _paid(change: Change, effect: fx.PayPlatformBalance, result: object) -> None:
-    """The platform learnt of the payment: once it no longer holds the exchange, the new
-    items it fulfilled on hold ship (released) and the others wait for processing."""
-    held = bool(getattr(result, "exchange_on_hold", False))
-    owed = getattr(result, "balance_owed", None)
-    details: dict[str, object] = {"amount": str(effect.amount), "exchange_on_hold": held}
-    if owed:
-        details["owed"] = str(owed)
-    change.note("platform_balance_paid", details)
-    if held:
-        return
-    done = {item for item, units in getattr(result, "exchange_processed", ()) if units}
-    record = change.record
-    shipped = {
-        x.id for x in record.exchange_lines if x.status == "held" and x.platform_item_id in done
-    }
-    waiting = {x.id for x in record.exchange_lines if x.status == "held"} - shipped
-    if waiting:
-        change.update(exchange_lines=exchange.with_status(change.record, waiting, "pending"))
-    if shipped:
-        change.update(exchange_lines=exchange.with_status(change.record, shipped, "released"))
-        change.publish("exchange_released", lines=sorted(shipped))
-        change.notify("exchange_released")
-
-
 def _noted(change: Change, effect: fx.Effect, result: object) -> None:
     change.note(effect.kind, {"described": fx.describe(effect)})
 
@@ -150,7 +126,8 @@ WRITE_BACK: dict[type[fx.Effect], Callable[[Change, Any, object], None]] = {
     fx.CancelPlatformReturn: _moved,
     fx.ProcessPlatformReturn: _processed,
     fx.RemovePlatformLines: _noted,
-    fx.PayPlatformBalance: _paid,
+    fx.PayPlatformBalance: balance.paid_write_back,
+    fx.RefundPlatformBalance: balance.write_back,
     fx.DisposePlatformUnits: _noted,
 }
 """Native mode's write-backs (:mod:`returnflow.decisions.results` merges them)."""

@@ -46,6 +46,7 @@ __all__ = [
     "ProcessPlatformReturn",
     "Publish",
     "RefundBalance",
+    "RefundPlatformBalance",
     "ReleaseExchange",
     "RemovePlatformLines",
     "ReopenPlatformReturn",
@@ -352,6 +353,17 @@ class PayPlatformBalance(Effect):
     amount: Money
 
 
+@attrs.frozen(kw_only=True)
+class RefundPlatformBalance(Effect):
+    """Tell the platform ``amount`` of the balance paid on it (:class:`PayPlatformBalance`)
+    was given back through the Payments port (:class:`RefundBalance`; Shopify: a refund
+    of the manual payment on the order), so that its money matches returnflow's."""
+
+    kind: ClassVar[str] = "refund_platform_balance"
+    port: ClassVar[str] = "platform_returns"
+    amount: Money
+
+
 @attrs.frozen
 class Disposal:
     """``quantity`` processed units of an order line and what became of them."""
@@ -472,6 +484,8 @@ def describe(effect: Effect) -> str:
         return f"platform_returns.remove {_lines(effect.lines)}"
     if isinstance(effect, PayPlatformBalance):
         return f"platform_returns.pay_balance {effect.amount}"
+    if isinstance(effect, RefundPlatformBalance):
+        return f"platform_returns.refund_balance {effect.amount}"
     if isinstance(effect, DisposePlatformUnits):
         said = ", ".join(
             f"{item.order_line_id}x{item.quantity} {item.disposition.value}"

@@ -139,6 +139,10 @@ class PlatformReturn:
     less is never held: its items are fulfilled when the return is processed."""
     balance_owed: Money | None = None
     """What the customer still owes on the return (``None``: nothing)."""
+    balance_paid: Money | None = None
+    """What the customer paid of the return's balance through
+    :meth:`PlatformReturns.pay_balance`, less what :meth:`PlatformReturns.refund_balance`
+    gave back of it (``None``: nothing)."""
 
     def line_id(self, order_line_id: str) -> str:
         """The platform's return line id of ``order_line_id``; ``KeyError`` if none."""
@@ -239,6 +243,24 @@ class PlatformReturns(Protocol):
         payment on the order, ``orderCreateManualPayment``). Once nothing is owed, the
         exchange is no longer held: fulfillments created on hold are released. Refused for
         an amount not above zero, in another currency, or above what is owed."""
+        ...
+
+    def refund_balance(
+        self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
+    ) -> PlatformReturn:
+        """Record that ``amount`` of what the customer paid of the balance
+        (:meth:`pay_balance`) was given back, by the host's payment processor, for new items
+        they no longer get or pay less for (an exchange line cancelled, a settlement that
+        needs less of the payment, a return cancelled or reset): Shopify, a refund on the
+        order of the manual payment (``refundCreate``, a ``REFUND`` transaction whose parent
+        is the payment). The platform's money follows: what was paid drops by ``amount``,
+        and what is owed is the return's figure less what is still paid. Refused for an
+        amount not above zero, in another currency, or above what was paid and not given
+        back yet.
+
+        A call of its own rather than :meth:`pay_balance` with a negative amount: a refund
+        is another transaction on the platform (its own id, a parent payment, a limit in
+        what was paid rather than in what is owed), and a host maps it one to one."""
         ...
 
     def dispose(

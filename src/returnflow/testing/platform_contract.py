@@ -417,6 +417,33 @@ class PlatformReturnsContract(PortContract, abc.ABC):
         _refused("paying when nothing is owed", lambda: pay("0.01"))
         assert platform.get_return(self.SHOP, opened.return_id).exchange_on_hold is False
 
+    def test_a_balance_paid_is_given_back_once_and_never_more_than_paid(self) -> None:
+        platform, order_id = self.setup()
+        opened = self.exchange(platform, order_id, "25.00")  # 5.00 owed
+        paid = platform.pay_balance(
+            self.SHOP, opened.return_id, self.money("5.00"), idempotency_key=self.new_key("pay")
+        )
+        assert (paid.balance_paid, paid.balance_owed) == (self.money("5.00"), None)
+
+        def give_back(amount: str, key: str) -> PlatformReturn:
+            return platform.refund_balance(
+                self.SHOP, opened.return_id, self.money(amount), idempotency_key=key
+            )
+
+        _refused("giving back more than was paid", lambda: give_back("5.01", self.new_key("b")))
+        _refused("giving back nothing", lambda: give_back("0.00", self.new_key("b")))
+        key = self.new_key("back")
+        back = give_back("2.00", key)
+        # What was paid drops, and the return owes it again: the platform holds the exchange.
+        assert (back.balance_paid, back.balance_owed) == (self.money("3.00"), self.money("2.00"))
+        assert back.exchange_on_hold is True
+        _same("the same refund under its key", back, give_back("2.00", key))
+        now = platform.get_return(self.SHOP, opened.return_id)
+        assert (now.balance_paid, now.balance_owed) == (self.money("3.00"), self.money("2.00"))
+        _refused("more than is left of the payment", lambda: give_back("3.01", self.new_key("b")))
+        rest = give_back("3.00", self.new_key("back"))
+        assert (rest.balance_paid, rest.balance_owed) == (None, self.money("5.00"))
+
     def test_shipping_and_duties_go_back_once_and_never_more_than_charged(self) -> None:
         platform, commerce = self.opened(self.make_platform())
         plain = make_order(self.SHOP, self.new_id("order"), self.CURRENCY)

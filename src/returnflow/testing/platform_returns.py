@@ -3,7 +3,8 @@
 It models a platform return as Shopify keeps one: statuses ``REQUESTED`` / ``OPEN`` /
 ``CLOSED`` / ``DECLINED`` / ``CANCELED``; processed, removed and disposed quantities per
 line; exchange fulfillments created when exchange items are processed, on hold while the
-return leaves a balance owed (:meth:`FakePlatformReturns.pay_balance` pays it); the order's
+return leaves a balance owed (:meth:`FakePlatformReturns.pay_balance` pays it,
+:meth:`FakePlatformReturns.refund_balance` gives part of it back); the order's
 shipping and duties (by id) given back once, never more than charged; disposition apart
 from refunding; and its own money (:meth:`FakePlatformReturns.calculate`), from the order's
 paid unit amounts. Like every fake it records calls, honours idempotency keys and fails on
@@ -108,18 +109,34 @@ class _Return:
     """``(line id, quantity, location id)`` of units disposed at a named location."""
     paid: Money | None = None
     """What the customer paid of the balance the return leaves owed."""
+    balance_refunded: Money | None = None
+    """What was given back of ``paid``."""
     fulfillments: dict[str, bool] = attrs.field(factory=dict)
     """The exchange fulfillments created, each with whether it is on hold."""
 
-    def owed(self) -> Money:
-        """What the customer still owes: the platform's own figure for the whole return,
-        less what was paid of it."""
+    def paid_net(self) -> Money:
+        """What the customer paid of the balance, less what was given back of it."""
         zero = Money.zero(self.order.currency)
-        left = _outcome(self, None, (), shipping_fee=True).owed - (self.paid or zero)
+        return (self.paid or zero) - (self.balance_refunded or zero)
+
+    def owed(self) -> Money:
+        """What the customer still owes: the platform's own figure for the return, less what
+        is paid of it. The figure is the whole return's while it is open or requested; a
+        closed one's counts only what it processed (exchange items never processed are
+        not fulfilled, nor charged); a cancelled or declined one owes nothing."""
+        zero = Money.zero(self.order.currency)
+        if self.status in (ShopifyReturnStatus.CANCELED, ShopifyReturnStatus.DECLINED):
+            return zero
+        if self.status is ShopifyReturnStatus.CLOSED:
+            figure = _processed_owed(self)
+        else:
+            figure = _outcome(self, None, (), shipping_fee=True).owed
+        left = figure - self.paid_net()
         return left if left > zero else zero
 
     def view(self) -> PlatformReturn:
         owed = self.owed()
+        paid = self.paid_net()
         return PlatformReturn(
             return_id=self.id,
             order_id=self.order.id,
@@ -132,6 +149,7 @@ class _Return:
             exchange_removed=tuple((x.id, x.removed) for x in self.exchange if x.removed),
             exchange_on_hold=bool(self.exchange) and bool(owed),
             balance_owed=owed or None,
+            balance_paid=paid or None,
         )
 
 
@@ -151,6 +169,7 @@ class FakePlatformReturns(FakePort):
             "reopen",
             "cancel",
             "pay_balance",
+            "refund_balance",
         }
     )
 
@@ -511,6 +530,26 @@ class FakePlatformReturns(FakePort):
 
         return self._invoke("pay_balance", args, idempotency_key, effect)
 
+    def refund_balance(
+        self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
+    ) -> PlatformReturn:
+        args = {"shop": shop, "return_id": return_id, "amount": amount}
+
+        def effect() -> PlatformReturn:
+            refuse = partial(self._refuse, "refund_balance")
+            record = self._get(shop, return_id, "refund_balance")
+            currency = record.order.currency
+            if amount.currency != currency or amount <= Money.zero(currency):
+                raise refuse(f"a refund of {amount} on an order in {currency}")
+            paid = record.paid_net()
+            if amount > paid:
+                raise refuse(f"{amount} to give back, {paid} paid and not given back")
+            before = record.balance_refunded
+            record.balance_refunded = amount if before is None else before + amount
+            return record.view()
+
+        return self._invoke("refund_balance", args, idempotency_key, effect)
+
     # -- machinery ---------------------------------------------------------------------------
 
     def _get(self, shop: str, return_id: str, operation: str) -> _Return:
@@ -710,6 +749,22 @@ def _outcome(
         refund=balance if balance > zero else zero,
         owed=zero - balance if balance < zero else zero,
     )
+
+
+def _processed_owed(record: _Return) -> Money:
+    """What a closed return leaves the customer owing for what it processed: the exchange
+    items processed, the fees of the units processed and the return shipping fee once any
+    unit was, against what those units were paid."""
+    currency = record.order.currency
+    processed = _processed(record)
+    returned = _worth(record, processed)
+    fees = Money.sum((line.fee_of(0, line.processed, currency) for line in record.lines), currency)
+    if record.shipping_fee is not None and any(processed.values()):
+        fees = fees + record.shipping_fee
+    exchanged = Money.sum((x.line.worth(0, x.processed) for x in record.exchange), currency)
+    balance = returned - fees - exchanged
+    zero = Money.zero(currency)
+    return zero - balance if balance < zero else zero
 
 
 def _fee_shares(

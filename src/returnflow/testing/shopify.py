@@ -122,6 +122,9 @@ class ShopifyAdminMock:
         self._failures: list[Callable[[], httpx.Response]] = []
         self._lock = threading.Lock()
         self._numbers = itertools.count(1)
+        # The transactions recorded on each order after its own payment: the manual payments
+        # of a balance and the refunds of them, as Shopify lists them (oldest first).
+        self._transactions: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     # -- failing on demand -------------------------------------------------------------------
 
@@ -256,7 +259,7 @@ class ShopifyAdminMock:
         for x, (_, exchange_id) in zip(exchange, opened.exchange_line_ids, strict=True):
             extra.variants[exchange_id] = (x.variant_id, x.quantity)
         self._extra[opened.return_id] = extra
-        return {"return": self._node(opened), "userErrors": []}
+        return {"return": self._node(shop, opened), "userErrors": []}
 
     def _ReturnflowReturn(self, shop: str, variables: dict[str, Any]) -> dict[str, Any]:
         return {"return": self._read(shop, variables["id"])}
@@ -286,8 +289,12 @@ class ShopifyAdminMock:
                     "id": "gid://shopify/OrderTransaction/0",
                     "kind": "AUTHORIZATION",
                     "status": "SUCCESS",
+                    "manualPaymentGateway": False,
+                    "gateway": "shopify_payments",
+                    "amountSet": node["order"]["transactions"][0]["amountSet"],
+                    "parentTransaction": None,
                 },
-                {"id": TRANSACTION, "kind": "SALE", "status": "SUCCESS"},
+                *node["order"]["transactions"],
             ]
         return {"return": node}
 
@@ -351,7 +358,7 @@ class ShopifyAdminMock:
     ) -> dict[str, Any]:
         key = uuid.uuid4().hex
         done = self.platform.approve(shop, variables["input"]["id"], idempotency_key=key)
-        return {"returnApproveRequest": {"return": self._node(done), "userErrors": []}}
+        return {"returnApproveRequest": {"return": self._node(shop, done), "userErrors": []}}
 
     def _ReturnflowReturnDeclineRequest(
         self, shop: str, variables: dict[str, Any]
@@ -361,19 +368,19 @@ class ShopifyAdminMock:
         done = self.platform.decline(
             shop, given["id"], reason=reason, idempotency_key=uuid.uuid4().hex
         )
-        return {"returnDeclineRequest": {"return": self._node(done), "userErrors": []}}
+        return {"returnDeclineRequest": {"return": self._node(shop, done), "userErrors": []}}
 
     def _ReturnflowReturnClose(self, shop: str, variables: dict[str, Any]) -> dict[str, Any]:
         done = self.platform.close(shop, variables["id"], idempotency_key=uuid.uuid4().hex)
-        return {"returnClose": {"return": self._node(done), "userErrors": []}}
+        return {"returnClose": {"return": self._node(shop, done), "userErrors": []}}
 
     def _ReturnflowReturnReopen(self, shop: str, variables: dict[str, Any]) -> dict[str, Any]:
         done = self.platform.reopen(shop, variables["id"], idempotency_key=uuid.uuid4().hex)
-        return {"returnReopen": {"return": self._node(done), "userErrors": []}}
+        return {"returnReopen": {"return": self._node(shop, done), "userErrors": []}}
 
     def _ReturnflowReturnCancel(self, shop: str, variables: dict[str, Any]) -> dict[str, Any]:
         done = self.platform.cancel(shop, variables["id"], idempotency_key=uuid.uuid4().hex)
-        return {"returnCancel": {"return": self._node(done), "userErrors": []}}
+        return {"returnCancel": {"return": self._node(shop, done), "userErrors": []}}
 
     def _ReturnflowRemoveFromReturn(self, shop: str, variables: dict[str, Any]) -> dict[str, Any]:
         lines = [
@@ -390,7 +397,7 @@ class ShopifyAdminMock:
             exchange_lines=items,
             idempotency_key=uuid.uuid4().hex,
         )
-        return {"removeFromReturn": {"return": self._node(done), "userErrors": []}}
+        return {"removeFromReturn": {"return": self._node(shop, done), "userErrors": []}}
 
     def _ReturnflowReturnProcess(self, shop: str, variables: dict[str, Any]) -> dict[str, Any]:
         given = variables["input"]
@@ -430,7 +437,7 @@ class ShopifyAdminMock:
         extra = self._extra[given["returnId"]]
         for refund_id in result.refund_ids:
             extra.refunds.append((refund_id, result.refunded))
-        node = self._node(self.platform.get_return(shop, given["returnId"]))
+        node = self._node(shop, self.platform.get_return(shop, given["returnId"]))
         node["refunds"] = {
             "nodes": [
                 {"id": refund_id, "totalRefundedSet": _bag(amount)}
@@ -452,7 +459,58 @@ class ShopifyAdminMock:
                 break
         else:
             raise PortError("platform_returns", "pay_balance", "the order is paid", retryable=False)
+        self._transactions.setdefault((shop, variables["id"]), []).append(
+            _transaction(f"gid://shopify/OrderTransaction/{100 + next(self._numbers)}", amount)
+        )
         return {"orderCreateManualPayment": {"order": {"id": variables["id"]}, "userErrors": []}}
+
+    def _ReturnflowRefundCreate(self, shop: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """A refund on the order of its manual payments (``REFUND`` transactions whose
+        parent is one): the balance of the order's return that was paid gives it back
+        (Shopify refuses a refund above what is left of its parent)."""
+        given = variables["input"]
+        order_id = given["orderId"]
+        recorded = self._transactions.setdefault((shop, order_id), [])
+        left = {
+            item["id"]: _money(item["amountSet"]["shopMoney"])
+            for item in recorded
+            if item["kind"] == "SALE"
+        }
+        for item in recorded:
+            if item["kind"] == "REFUND":
+                parent = item["parentTransaction"]["id"]
+                left[parent] = left[parent] - _money(item["amountSet"]["shopMoney"])
+        refunds = []
+        for transaction in given.get("transactions") or []:
+            parent = transaction.get("parentId")
+            if transaction.get("kind") != "REFUND" or parent not in left:
+                raise PortError("platform_returns", "refund_balance", f"no payment {parent!r}")
+            amount = Money(transaction["amount"], left[parent].currency)
+            if amount > left[parent] or transaction.get("orderId") != order_id:
+                raise PortError(
+                    "platform_returns", "refund_balance", f"{amount} above {left[parent]}"
+                )
+            left[parent] = left[parent] - amount
+            refunds.append((parent, amount))
+        if not refunds:
+            raise PortError("platform_returns", "refund_balance", "no transaction to refund")
+        total = Money.sum((amount for _, amount in refunds), refunds[0][1].currency)
+        for return_id in list(self._extra):
+            read = self.platform.get_return(shop, return_id)
+            if read.order_id == order_id and read.balance_paid is not None:
+                self.platform.refund_balance(
+                    shop, return_id, total, idempotency_key=uuid.uuid4().hex
+                )
+                break
+        else:
+            raise PortError("platform_returns", "refund_balance", "nothing paid to give back")
+        refund_id = f"gid://shopify/Refund/{100 + next(self._numbers)}"
+        for parent, amount in refunds:
+            number = 100 + next(self._numbers)
+            recorded.append(
+                _transaction(f"gid://shopify/OrderTransaction/{number}", amount, parent)
+            )
+        return {"refundCreate": {"refund": {"id": refund_id}, "userErrors": []}}
 
     def _ReturnflowReverseFulfillmentOrderDispose(
         self, shop: str, variables: dict[str, Any]
@@ -543,7 +601,7 @@ class ShopifyAdminMock:
 
     def _read(self, shop: str, return_id: str) -> dict[str, Any] | None:
         try:
-            return self._node(self.platform.get_return(shop, return_id))
+            return self._node(shop, self.platform.get_return(shop, return_id))
         except PortError:
             return None  # Shopify answers null for an id it does not have (or not for this shop)
 
@@ -554,7 +612,7 @@ class ShopifyAdminMock:
                 return return_id, line_id
         raise PortError("platform_returns", "dispose", f"no line {reverse_id}", retryable=False)
 
-    def _node(self, read: PlatformReturn) -> dict[str, Any]:
+    def _node(self, shop: str, read: PlatformReturn) -> dict[str, Any]:
         extra = self._extra.get(read.return_id, _Extra())
         processed, removed = dict(read.processed), dict(read.removed)
         exchange_done = dict(read.exchange_processed)
@@ -588,12 +646,27 @@ class ShopifyAdminMock:
         if self.exchange_order == "reversed":
             exchange.reverse()
         currency = extra.currency
+        order = self.commerce.get_order(shop, read.order_id)
+        paid = Money.sum(
+            (amount for amounts in unit_amounts(order).values() for amount in amounts), currency
+        )
+        sale = {
+            "id": TRANSACTION,
+            "kind": "SALE",
+            "status": "SUCCESS",
+            "gateway": "shopify_payments",
+            "manualPaymentGateway": False,
+            "amountSet": _bag(paid),
+            "parentTransaction": None,
+        }
+        recorded = self._transactions.get((shop, read.order_id), [])
         return {
             "id": read.return_id,
             "status": read.status.value,
             "order": {
                 "id": read.order_id,
                 "totalOutstandingSet": _bag(read.balance_owed or Money.zero(currency)),
+                "transactions": [sale, *(dict(item) for item in recorded)],
             },
             "returnLineItems": {"nodes": lines},
             "exchangeLineItems": {"nodes": exchange},
@@ -614,7 +687,21 @@ _FIELDS = {
     "ReturnflowReturnableFulfillments": "returnableFulfillments",
     "ReturnflowReturnCalculate": "returnCalculate",
     "ReturnflowOrderCreateManualPayment": "orderCreateManualPayment",
+    "ReturnflowRefundCreate": "refundCreate",
 }
+
+
+def _transaction(transaction_id: str, amount: Money, parent: str | None = None) -> dict[str, Any]:
+    """A manual payment on an order (``parent`` ``None``) or a refund of one."""
+    return {
+        "id": transaction_id,
+        "kind": "SALE" if parent is None else "REFUND",
+        "status": "SUCCESS",
+        "gateway": "manual",
+        "manualPaymentGateway": True,
+        "amountSet": _bag(amount),
+        "parentTransaction": None if parent is None else {"id": parent},
+    }
 
 
 def _user_error(operation: str, error: PortError) -> dict[str, Any]:

@@ -31,6 +31,8 @@ Calls and mutations, one to one:
                             upsell leaves, collected by the host's processor; Shopify holds
                             the exchange's fulfillment while the order's
                             ``totalOutstandingSet`` is above zero)
+``refund_balance``          ``refundCreate`` on the order: ``REFUND`` transactions of those
+                            manual payments (``balance_paid``: what is left of them)
 ``remove_lines``            ``removeFromReturn``
 ``close`` / ``reopen`` /    ``returnClose`` / ``returnReopen`` / ``returnCancel``
 ``cancel``
@@ -88,6 +90,7 @@ from returnflow.integrations.shopify._answers import (
     reverse_line,
     user_errors,
 )
+from returnflow.integrations.shopify._balance import BalanceCalls
 from returnflow.ports.platform_returns import (
     DutyRefund,
     FinancialOutcome,
@@ -138,7 +141,7 @@ def _httpx() -> Any:
     return httpx
 
 
-class ShopifyPlatformReturns:
+class ShopifyPlatformReturns(BalanceCalls):
     """Platform returns on Shopify (see the module docstring).
 
     ``shops`` maps returnflow's shop names to their :class:`ShopifyShop`; a call for a shop
@@ -375,23 +378,6 @@ class ShopifyPlatformReturns:
         return process_input(
             return_id, lines, exchange_lines, refund, refund_shipping, refund_duties, transactions
         )
-
-    def pay_balance(
-        self, shop: str, return_id: str, amount: Money, *, idempotency_key: str
-    ) -> PlatformReturn:
-        args = (shop, return_id, amount)
-
-        def call() -> PlatformReturn:
-            before = self.get_return(shop, return_id)
-            if amount <= Money.zero(amount.currency):
-                raise PortError(
-                    PORT, "pay_balance", f"amount={amount}: not above zero", retryable=False
-                )
-            variables = {"id": before.order_id, "amount": money_input(amount)}
-            self._mutate(shop, "pay_balance", gql.PAY, variables, "orderCreateManualPayment")
-            return self.get_return(shop, return_id)
-
-        return self._keyed("pay_balance", args, idempotency_key, call)
 
     def dispose(
         self,

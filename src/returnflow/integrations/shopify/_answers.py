@@ -184,6 +184,7 @@ def parse_return(node: dict[str, Any], operation: str) -> PlatformReturn:
             ),
             exchange_on_hold=bool(exchange) and outstanding(node, operation) is not None,
             balance_owed=outstanding(node, operation),
+            balance_paid=balance_paid(node, operation),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise bad_answer(operation, "return", node) from error
@@ -208,11 +209,57 @@ def nodes_of(connection: object) -> list[dict[str, Any]]:
 
 
 def refundable_transactions(node: dict[str, Any]) -> list[str]:
+    """The order's successful ``SALE``/``CAPTURE`` transactions a return's refund goes to:
+    its own payment, not a balance recorded on it (:func:`balance_payments`)."""
+    balance = {payment_id for payment_id, *_ in balance_payments(node, "process")}
     return [
         item["id"]
-        for item in (node.get("order") or {}).get("transactions") or []
-        if item.get("kind") in ("SALE", "CAPTURE") and item.get("status") == "SUCCESS"
+        for item in _transactions(node)
+        if item.get("kind") in ("SALE", "CAPTURE")
+        and item.get("status") == "SUCCESS"
+        and item.get("id") not in balance
     ]
+
+
+def _transactions(node: dict[str, Any]) -> list[dict[str, Any]]:
+    items = (node.get("order") or {}).get("transactions") or []
+    return [item for item in items if isinstance(item, dict)]
+
+
+def balance_payments(node: dict[str, Any], operation: str) -> list[tuple[str, str, Money]]:
+    """The payments of a balance recorded on the return's order (``pay_balance``:
+    ``orderCreateManualPayment``), each ``(transaction id, gateway, what is left of it)``
+    once refunds are taken off: the successful manual-gateway ``SALE`` transactions after
+    the order's first transaction (the order's own payment, a cash-on-delivery one
+    included), less the successful ``REFUND`` transactions whose parent each is; none left
+    are left out."""
+    items = _transactions(node)
+    left: dict[str, tuple[str, Money]] = {}
+    for item in items[1:]:
+        if (item.get("kind"), item.get("status")) == ("SALE", "SUCCESS") and item.get(
+            "manualPaymentGateway"
+        ):
+            amount = parse_money(item.get("amountSet"), operation)
+            left[str(item.get("id"))] = (str(item.get("gateway") or "manual"), amount)
+    for item in items:
+        parent = str((item.get("parentTransaction") or {}).get("id"))
+        if (item.get("kind"), item.get("status")) == ("REFUND", "SUCCESS") and parent in left:
+            gateway, amount = left[parent]
+            left[parent] = (gateway, amount - parse_money(item.get("amountSet"), operation))
+    return [
+        (payment_id, gateway, amount)
+        for payment_id, (gateway, amount) in left.items()
+        if amount > Money.zero(amount.currency)
+    ]
+
+
+def balance_paid(node: dict[str, Any], operation: str) -> Money | None:
+    """What is left of the balance payments (:func:`balance_payments`); ``None``: none, or
+    the order's transactions were not read."""
+    payments = balance_payments(node, operation)
+    if not payments:
+        return None
+    return Money.sum((amount for *_, amount in payments), payments[0][2].currency)
 
 
 def reverse_line(node: dict[str, Any], line_id: str) -> str:

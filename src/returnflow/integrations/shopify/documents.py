@@ -23,6 +23,7 @@ __all__ = [
     "READ",
     "READ_FOR_CALCULATE",
     "READ_FOR_PROCESS",
+    "REFUND_PAYMENT",
     "REMOVE",
     "REOPEN",
     "REQUEST",
@@ -36,7 +37,18 @@ RETURN_FIELDS = """
 fragment ReturnFields on Return {
   id
   status
-  order { id totalOutstandingSet { shopMoney { amount currencyCode } } }
+  order {
+    id
+    totalOutstandingSet { shopMoney { amount currencyCode } }
+    transactions(first: 50) {
+      id
+      kind
+      status
+      manualPaymentGateway
+      amountSet { shopMoney { amount currencyCode } }
+      parentTransaction { id }
+    }
+  }
   returnLineItems(first: 250) {
     nodes {
       id
@@ -155,6 +167,17 @@ mutation ReturnflowOrderCreateManualPayment($id: ID!, $amount: MoneyInput) {
   }
 }
 """
+
+REFUND_PAYMENT = """
+mutation ReturnflowRefundCreate($input: RefundInput!) {
+  refundCreate(input: $input) {
+    refund { id }
+    userErrors { field message }
+  }
+}
+"""
+"""A refund on the order of manual payments (``RefundInput.transactions``: ``REFUND``
+transactions whose parent is a payment ``PAY`` recorded), giving back a balance paid."""
 
 
 def _status_change(operation: str, field: str) -> str:

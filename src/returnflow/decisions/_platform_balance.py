@@ -1,0 +1,209 @@
+"""Native mode: the balance an exchange leaves, as the platform return holds it.
+
+Two things :mod:`returnflow.decisions.platform` asks of this module:
+
+- **What was given back is given back there too.** A balance charged through the Payments
+  port is paid on the platform return (``PayPlatformBalance``); when returnflow gives part of
+  it back (``RefundBalance``: an exchange line cancelled, a settlement that needs less of
+  the payment, a return cancelled or reset), the platform is told once the payment
+  processor confirmed it (``RefundPlatformBalance``), never more than the platform last said
+  was paid, so that its money matches returnflow's.
+- **A return the customer opened on the platform follows the platform's hold.** The service
+  reads the platform return when such a return is opened (the ``platform_return_read``
+  note: its status, whether it holds the exchange, what is owed and what was paid). The
+  exchange is held when the platform holds it, not when returnflow would; a balance the
+  platform says was paid already (nothing owed, something paid) is not charged again
+  through the Payments port: it counts as prepaid, and what is given back of it is given
+  back on the platform (where it was paid) rather than through the Payments port.
+
+Pure: reads the change, returns amounts and decisions; never calls a port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from returnflow.decisions import exchange
+from returnflow.decisions.change import Change
+from returnflow.domain.model import ReturnRecord
+from returnflow.domain.money import Money
+from returnflow.lifecycle import effects as fx
+
+__all__ = [
+    "READ",
+    "charged",
+    "held_there",
+    "note_read",
+    "paid_there",
+    "paid_write_back",
+    "refunds",
+    "take_over_prepay",
+    "write_back",
+]
+
+READ = "platform_return_read"
+"""The history event of the platform return read when a return adopted it."""
+_PAID_THERE = "balance_paid_on_platform"
+_PAID = "platform_balance_paid"
+_REFUNDED = "platform_balance_refunded"
+
+
+def note_read(change: Change, read: Any) -> None:
+    """Record what the platform said of the return the customer opened there (``read``: a
+    :class:`~returnflow.ports.platform_returns.PlatformReturn`)."""
+    owed, paid = read.balance_owed, read.balance_paid
+    change.note(
+        READ,
+        {
+            "platform_return": read.return_id,
+            "status": read.status.value,
+            "exchange_on_hold": bool(read.exchange_on_hold),
+            "owed": str(owed) if owed else "",
+            "paid": str(paid) if paid else "",
+        },
+    )
+
+
+def _read(record: ReturnRecord) -> Mapping[str, Any] | None:
+    return next((e.payload for e in reversed(record.history) if e.event == READ), None)
+
+
+def _money(text: object, currency: str) -> Money | None:
+    """An amount as notes show it (``"15.00 EUR"``); ``None`` for none."""
+    if not isinstance(text, str) or not text:
+        return None
+    return Money(text.split(" ")[0], currency)
+
+
+def held_there(record: ReturnRecord, fallback: bool) -> bool:
+    """Whether the platform holds the exchange of the return the customer opened there, as
+    it said when the return adopted it (``fallback`` when it was not read)."""
+    read = _read(record)
+    return fallback if read is None else bool(read.get("exchange_on_hold"))
+
+
+def paid_there(record: ReturnRecord) -> bool:
+    """Whether the return's balance was paid on the platform, not through the Payments
+    port (a return the customer opened and paid there)."""
+    return any(entry.event == _PAID_THERE for entry in record.history)
+
+
+def take_over_prepay(change: Change) -> None:
+    """The prepaid balance of an adopted exchange that the platform says is paid already:
+    not charged again (the planned ``ChargeBalance`` goes), counted as prepaid (at most
+    what the platform says was paid), and the exchange waits only for its release."""
+    record = change.record
+    read = _read(record)
+    if read is None or read.get("owed") or read.get("exchange_on_hold"):
+        return  # owed there (or never read): returnflow charges it as it would
+    paid = _money(read.get("paid"), record.currency)
+    charges = [e for e in change.effects if isinstance(e, fx.ChargeBalance) and e.prepay]
+    if not charges or paid is None or not change.allows("pay_balance"):
+        return
+    due = Money.sum((e.amount for e in charges), record.currency)
+    taken = min(due, paid)
+    change.effects[:] = [e for e in change.effects if not any(e is c for c in charges)]
+    change.update(balance_paid=taken)
+    change.note(_PAID_THERE, {"amount": str(taken), "due": str(due)})
+    change.fire("pay_balance", {"amount": str(taken), "paid_on": "platform"})
+
+
+def refunds(change: Change, planned: Sequence[fx.Effect]) -> tuple[list[Money], list[fx.Effect]]:
+    """What to give back on the platform in this change, and the ``RefundBalance`` effects
+    it replaces (a balance paid on the platform is given back there, not through the
+    Payments port).
+
+    A balance paid through the Payments port: each refund it confirmed in this change
+    (``balance_refunded``), at most what the platform last said was paid and not given back.
+    A balance paid on the platform: each ``RefundBalance`` planned, in its place."""
+    record = change.record
+    if paid_there(record):
+        back = [e for e in planned if isinstance(e, fx.RefundBalance)]
+        return [e.amount for e in back], [*back]
+    left = _paid_on_platform(record)
+    amounts = []
+    for entry in change.history:
+        if entry.event != "balance_refunded" or not left:
+            continue
+        amount = _money(entry.payload.get("amount"), record.currency)
+        if amount is None:
+            continue
+        given = min(amount, left)
+        amounts.append(given)
+        left = left - given
+    return amounts, []
+
+
+def _paid_on_platform(record: ReturnRecord) -> Money:
+    """What the platform last said was paid of the balance and not given back (its answer
+    to the last payment or refund returnflow asked of it)."""
+    zero = Money.zero(record.currency)
+    for entry in reversed(record.history):
+        if entry.event in (_PAID, _REFUNDED) and "paid" in entry.payload:
+            return _money(entry.payload["paid"], record.currency) or zero
+    paid = [e for e in record.history if e.event == _PAID]  # noted before the figure was
+    back = [e for e in record.history if e.event == _REFUNDED]
+    total = Money.sum(
+        (_money(e.payload.get("amount"), record.currency) or zero for e in paid), record.currency
+    ) - Money.sum(
+        (_money(e.payload.get("amount"), record.currency) or zero for e in back), record.currency
+    )
+    return total if total > zero else zero
+
+
+def write_back(change: Change, effect: fx.RefundPlatformBalance, result: object) -> None:
+    """The platform learnt what was given back: what it says is paid and owed now."""
+    paid = getattr(result, "balance_paid", None)
+    owed = getattr(result, "balance_owed", None)
+    details: dict[str, object] = {
+        "amount": str(effect.amount),
+        "paid": str(paid or Money.zero(change.record.currency)),
+    }
+    if owed:
+        details["owed"] = str(owed)
+    change.note(_REFUNDED, details)
+    if paid_there(change.record):  # given back where it was paid: the customer's money
+        change.publish("balance_refunded", amount=str(effect.amount))
+        change.notify("balance_refunded", amount=str(effect.amount))
+
+
+def charged(change: Change) -> list[Money]:
+    """What the customer paid of the return's balance in this change (a charge confirmed:
+    an upsell's balance, fees owed), to pay on the platform return too
+    (``PayPlatformBalance``): the platform holds an exchange's items while a balance is
+    owed."""
+    record = change.record
+    paid = [
+        _money(str(entry.payload["amount"]), record.currency)
+        for entry in change.history
+        if entry.event == "balance_charged" and "amount" in entry.payload
+    ]
+    return [amount for amount in paid if amount]
+
+
+def paid_write_back(change: Change, effect: fx.PayPlatformBalance, result: object) -> None:
+    """The platform learnt of the payment: once it no longer holds the exchange, the new
+    items it fulfilled on hold ship (released) and the others wait for processing."""
+    held = bool(getattr(result, "exchange_on_hold", False))
+    owed = getattr(result, "balance_owed", None)
+    details: dict[str, object] = {"amount": str(effect.amount), "exchange_on_hold": held}
+    if owed:
+        details["owed"] = str(owed)
+    paid = getattr(result, "balance_paid", None)
+    details["paid"] = str(paid or Money.zero(change.record.currency))
+    change.note("platform_balance_paid", details)
+    if held:
+        return
+    done = {item for item, units in getattr(result, "exchange_processed", ()) if units}
+    record = change.record
+    shipped = {
+        x.id for x in record.exchange_lines if x.status == "held" and x.platform_item_id in done
+    }
+    waiting = {x.id for x in record.exchange_lines if x.status == "held"} - shipped
+    if waiting:
+        change.update(exchange_lines=exchange.with_status(change.record, waiting, "pending"))
+    if shipped:
+        change.update(exchange_lines=exchange.with_status(change.record, shipped, "released"))
+        change.publish("exchange_released", lines=sorted(shipped))
+        change.notify("exchange_released")
