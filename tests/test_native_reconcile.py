@@ -272,3 +272,42 @@ def test_items_shipped_ahead_are_paid_by_the_exchanged_units_not_by_a_refund() -
     _closed_without_review(made, return_id)
     refunds = [call.args["refund"] for call in platform(made).calls_to("process")]
     assert refunds == [eur("0.00"), eur("20.00"), eur("5.00")]
+
+
+def test_the_outbound_shipping_is_no_part_of_the_platforms_figure_for_one_call_of_several() -> None:
+    # The caps come first and are refunded per receipt (20.00, one call); the T-shirt (25.00)
+    # comes next, exchanged for one at 20.00 shipped for 4.00, processed with its new item in
+    # a call of its own: returnflow refunds 1.00, the platform (no shipping for exchange
+    # items) computes 5.00 for that call. Compared without the outbound shipping, they agree.
+    policy = ReturnPolicy(
+        platform_mode="native",
+        fees=FeePolicy(exchange_shipping=eur("4")),
+        refund_trigger=RefundTrigger.ON_RECEIVED,
+    )
+    made = harness(policy)
+    return_id = request(made, swap("20.00"), caps())
+    receive(made, return_id, "r1", passed("L2", 2))
+    receive(made, return_id, "r2", passed("L1"))
+    _closed_without_review(made, return_id)
+    refunds = [call.args["refund"] for call in platform(made).calls_to("process")]
+    assert refunds == [eur("20.00"), eur("1.00")]
+    there = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    assert platform(made).refunded(SHOP, there) == eur("21.00")
+
+
+def test_outbound_shipping_a_balance_paid_is_no_part_of_either_figure_for_one_call() -> None:
+    # As above, the new item at 24.00 shipped for 4.00: the customer pays a 3.00 balance, the
+    # T-shirt's 25.00 pays the item and 1.00 of the shipping. The platform computes 1.00 for
+    # the T-shirt's call; returnflow refunds nothing, the units having paid 1.00 of shipping.
+    policy = ReturnPolicy(
+        platform_mode="native",
+        fees=FeePolicy(exchange_shipping=eur("4")),
+        refund_trigger=RefundTrigger.ON_RECEIVED,
+    )
+    made = harness(policy)
+    return_id = request(made, swap("24.00"), caps())
+    receive(made, return_id, "r1", passed("L2", 2))
+    receive(made, return_id, "r2", passed("L1"))
+    _closed_without_review(made, return_id)
+    refunds = [call.args["refund"] for call in platform(made).calls_to("process")]
+    assert refunds == [eur("20.00"), eur("0.00")]

@@ -63,6 +63,7 @@ from returnflow.decisions.change import Change
 from returnflow.domain.inbound import Disposition
 from returnflow.domain.model import (
     ExchangeLine,
+    HistoryEntry,
     OutcomeKind,
     PlatformUnits,
     ReturnRecord,
@@ -405,6 +406,9 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         expected, owed = refund + credit, None
         if whole:  # the platform nets the whole return (see _whole)
             expected, owed = _whole(record, expected, _owed(change, planned))
+        else:  # the outbound shipping of this change the units paid, not a balance
+            outbound = _outbound(change.history, record.currency) - _owed(change, planned)
+            expected = expected + max(outbound, zero)
         effects.append(
             _make(
                 change,
@@ -509,18 +513,25 @@ def _owed(change: Change, planned: Sequence[fx.Effect]) -> Money:
     return (record.balance_paid or zero) + (record.balance_charged or zero) + charged - back
 
 
+def _outbound(history: Sequence[HistoryEntry], currency: str) -> Money:
+    """The exchange's outbound shipping the settlements of ``history`` took from the units'
+    value: a platform return never carries it, so its figure for the units is that much more."""
+    return Money.sum(
+        (
+            _money(str(e.payload["exchange_shipping"]), currency)
+            for e in history
+            if e.event == "settled" and "exchange_shipping" in e.payload
+        ),
+        currency,
+    )
+
+
 def _whole(record: ReturnRecord, paid_out: Money, charged: Money) -> tuple[Money, Money]:
     """Returnflow's refund and owed for the whole return in the platform's terms: netted
     (Shopify's ``suggestedFinancialOutcome`` is one refund or one balance, where returnflow
     may charge a fee and refund apart), less the exchange's outbound shipping, which a
     platform return never carries (Shopify's ``ReturnInput`` has no shipping for it)."""
-    settled = [e.payload for e in record.history if e.event == "settled"]
-    outbound = [
-        _money(str(p["exchange_shipping"]), record.currency)
-        for p in settled
-        if "exchange_shipping" in p
-    ]
-    net = paid_out - charged + Money.sum(outbound, record.currency)
+    net = paid_out - charged + _outbound(record.history, record.currency)
     zero = Money.zero(record.currency)
     return (net, zero) if net >= zero else (zero, -net)
 

@@ -78,6 +78,7 @@ observer skips them. Size the run with Hypothesis settings (``max_examples``,
 from __future__ import annotations
 
 import random
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -1658,14 +1659,47 @@ class ReturnsModel(RuleBasedStateMachine):
         if there in self.taken_out or events & {"platform_updated", "followed_platform"}:
             # a person took units out of the platform return that returnflow settles
             return "changed in the platform's admin"
-        waived = any(e.event == "settled" and "fees_waived" in e.payload for e in before)
-        if waived:
-            # fees_only_from_payout waived a fee the platform return carries from its opening;
-            # Shopify has no call to take a fee off a return.
+        found = _figures(record.history[index].payload.get("reason", ""))
+        if found is None:
+            return None
+        what, platform, ours = found
+        settled = [e.payload for e in before if e.event == "settled"]
+        last = settled[-1] if settled else {}
+        currency = ours.currency
+        waived = _money(last.get("fees_waived"), currency)
+        zero = Money.zero(currency)
+        if waived != zero and (
+            (what == "owed" and platform - ours == waived)
+            or (what == "refund" and ours - platform == waived)
+        ):
+            # fees_only_from_payout waived a fee the platform return carries from its opening
+            # (Shopify has no call to take a fee off a return): the platform asks for exactly it
             return "a fee waived that the platform return carries"
-        if record.exchange_lines and "platform_return_processed" in events:
+        # what the units pay toward the exchange's items (its shipping is not the platform's):
+        # the balance the customer pays (due now, or paid on the platform before) pays first
+        paid = Money.sum(
+            (
+                _money(e.payload.get("amount"), currency)
+                for e in before
+                if e.event == "platform_balance_paid"
+            ),
+            currency,
+        )
+        balance = _money(last.get("balance_due"), currency) + paid
+        shipping = _money(last.get("exchange_shipping"), currency)
+        # returnflow's figure counts the shipping the units paid (not the balance)
+        toward = _money(last.get("exchange_total"), currency) + shipping - balance
+        toward = toward - max(shipping - balance, zero)
+        if (
+            record.exchange_lines
+            and "platform_return_processed" in events
+            and what == "refund"
+            and toward > zero
+            and platform - ours == toward
+        ):
             # units processed before the exchange items they pay for (a refund per receipt,
-            # the items held for a balance): the platform refunds them in full in their call
+            # the items held for a balance): the platform refunds them in full in their call,
+            # exactly what they pay toward the exchange
             return "an exchange processed apart from the units paying for it"
         return None
 
@@ -1789,6 +1823,19 @@ def _differences(record: ReturnRecord) -> list[tuple[int, str]]:
 
 
 _DIFFERS = "differs from returnflow's settlement"
+_FIGURES = re.compile(
+    r"the platform's (refund|owed) (\S+ [A-Z]{3}) differs from returnflow's "
+    r"settlement (\S+ [A-Z]{3})"
+)
+
+
+def _figures(reason: object) -> tuple[str, Money, Money] | None:
+    """``(refund or owed, the platform's figure, returnflow's)`` a difference's reason names."""
+    found = _FIGURES.search(str(reason))
+    if found is None:
+        return None
+    ours = _money(found.group(3), found.group(3).split(" ")[1])
+    return found.group(1), _money(found.group(2), ours.currency), ours
 
 
 def _money(text: object, currency: str) -> Money:
