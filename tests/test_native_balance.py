@@ -24,6 +24,8 @@ from returnflow import (
     ReturnRequest,
     WarehouseReceipt,
 )
+from returnflow.decisions.change import Change
+from returnflow.decisions.platform import plan
 from returnflow.domain.policy import Completion
 from returnflow.errors import InvalidRequest
 from returnflow.lifecycle import effects as fx
@@ -294,3 +296,18 @@ def test_a_balance_paid_on_the_platform_and_carried_by_a_reset_is_given_back_the
     refunded = [e for e in done.history if e.event == "platform_balance_refunded"]
     assert [e.payload["paid"] for e in refunded] == ["0.00 EUR"]
     assert "payments/refund" in made.ports.events.topics()
+
+
+def test_two_refunds_planned_together_are_capped_by_what_the_platform_says_was_paid() -> None:
+    made = harness()
+    return_id = opened_there(made, "40.00", paid="15.00")
+    record = made.service.get(SHOP, return_id)
+    change = Change(record, now=record.updated_at, actor="agent", base=record.version)
+    # Two partial refunds planned in one change, the platform answering neither yet: their
+    # running total, not each, is capped by the 15.00 paid there.
+    change.effect(fx.RefundBalance, amount=eur("10.00"))
+    change.effect(fx.RefundBalance, amount=eur("10.00"))
+    plan(change, NATIVE)
+    asked = [e.amount for e in change.effects if isinstance(e, fx.RefundPlatformBalance)]
+    assert asked == [eur("10.00"), eur("5.00")]
+    assert not any(isinstance(e, fx.RefundBalance) for e in change.effects)  # not the Payments port
