@@ -103,7 +103,11 @@ def test_an_upsell_whose_exchange_qc_cancels_is_given_back_on_the_platform_too()
         is False
     )
     refunded = next(e for e in record.history if e.event == "platform_balance_refunded")
-    assert refunded.payload == {"amount": "15.00 EUR", "paid": "0.00 EUR"}
+    assert refunded.payload == {
+        "amount": "15.00 EUR",
+        "paid": "0.00 EUR",
+        "key": given.idempotency_key,
+    }
     events = [entry.event for entry in record.history]
     assert events.index("balance_refunded") < events.index("platform_balance_refunded")
 
@@ -311,3 +315,19 @@ def test_two_refunds_planned_together_are_capped_by_what_the_platform_says_was_p
     asked = [e.amount for e in change.effects if isinstance(e, fx.RefundPlatformBalance)]
     assert asked == [eur("10.00"), eur("5.00")]
     assert not any(isinstance(e, fx.RefundBalance) for e in change.effects)  # not the Payments port
+
+
+def test_a_refund_the_platform_has_not_answered_yet_counts_against_the_next() -> None:
+    made = harness()
+    return_id = opened_there(made, "40.00", paid="15.00")
+    record = made.service.get(SHOP, return_id)
+    first = Change(record, now=record.updated_at, actor="agent", base=record.version)
+    first.effect(fx.RefundBalance, amount=eur("10.00"))
+    plan(first, NATIVE)
+    # A later change, before the platform answered the first refund: 5.00 is left there.
+    after = first.record
+    second = Change(after, now=after.updated_at, actor="agent", base=first.version)
+    second.effect(fx.RefundBalance, amount=eur("10.00"))
+    plan(second, NATIVE)
+    asked = [e.amount for e in second.effects if isinstance(e, fx.RefundPlatformBalance)]
+    assert asked == [eur("5.00")]

@@ -35,6 +35,7 @@ __all__ = [
     "carry",
     "charged",
     "held_there",
+    "note_asked",
     "note_read",
     "paid_on",
     "paid_there",
@@ -49,6 +50,7 @@ READ = "platform_return_read"
 _PAID_THERE = "balance_paid_on_platform"
 _PAID = "platform_balance_paid"
 _REFUNDED = "platform_balance_refunded"
+_ASKED = "platform_balance_refund_asked"
 
 
 def note_read(change: Change, read: Any) -> None:
@@ -172,9 +174,32 @@ def _capped(record: ReturnRecord, asked: Sequence[Money]) -> list[Money]:
     return amounts
 
 
+def note_asked(change: Change, asked: Sequence[fx.RefundPlatformBalance]) -> None:
+    """Record the refunds asked of the platform in this change: until it answers them, what
+    it last said was paid counts them as given back (see :func:`_paid_on_platform`)."""
+    for effect in asked:
+        change.note(_ASKED, {"amount": str(effect.amount), "key": effect.key})
+
+
 def _paid_on_platform(record: ReturnRecord) -> Money:
     """What the platform last said was paid of the balance and not given back (its answer
-    to the last payment or refund returnflow asked of it)."""
+    to the last payment or refund returnflow asked of it), less the refunds asked of it
+    that it has not answered yet (planned by an earlier change, or failing and retried)."""
+    zero = Money.zero(record.currency)
+    answered = {e.payload.get("key") for e in record.history if e.event == _REFUNDED}
+    waiting = Money.sum(
+        (
+            _money(e.payload.get("amount"), record.currency) or zero
+            for e in record.history
+            if e.event == _ASKED and e.payload.get("key") not in answered
+        ),
+        record.currency,
+    )
+    left = _last_figure(record) - waiting
+    return left if left > zero else zero
+
+
+def _last_figure(record: ReturnRecord) -> Money:
     zero = Money.zero(record.currency)
     for entry in reversed(record.history):
         if entry.event in (_PAID, _REFUNDED) and "paid" in entry.payload:
@@ -196,6 +221,7 @@ def write_back(change: Change, effect: fx.RefundPlatformBalance, result: object)
     details: dict[str, object] = {
         "amount": str(effect.amount),
         "paid": str(paid or Money.zero(change.record.currency)),
+        "key": effect.key,
     }
     if owed:
         details["owed"] = str(owed)

@@ -126,10 +126,12 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
     if opened(change.record):
         amounts, replaced = balance.refunds(change, planned)
         paid_on = balance.paid_on(change.record)
-        new.extend(
+        asked = [
             _make(change, fx.RefundPlatformBalance, amount=amount, paid_on=paid_on)
             for amount in amounts
-        )
+        ]
+        balance.note_asked(change, asked)
+        new.extend(asked)
     ended = any(target in ("cancelled", "expired", "reset") for _, target, _ in moves)
     if opened(change.record) and ended:
         # Reset: the accepted units move to the new return's own platform return.
