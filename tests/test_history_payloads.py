@@ -117,3 +117,21 @@ def test_a_frozen_payload_pickles_and_copies_as_itself() -> None:
     payload = record.history[0].payload
     assert copy.deepcopy(payload) is payload
     assert copy.copy(payload) is payload
+
+
+def test_initialising_a_frozen_payload_again_changes_nothing(store: ReturnStore) -> None:
+    """``__init__`` of ``dict`` and ``list`` fills the object it is called on: called again
+    on a payload it changes nothing, as on a ``tuple`` or a ``frozenset``."""
+    store.commit(Commit(records=((make_record("shop-a", "R1"), 0),)))
+    payload = store.get("shop-a", "R1").history[0].payload
+    payload.__init__({"n": 99}, extra=1)  # type: ignore[misc]
+    payload["tags"].__init__(["z"])
+    payload["nested"].__init__(ok=False)
+    assert store.get("shop-a", "R1").history[0].payload == {
+        "n": 1,
+        "tags": ["a", "b"],
+        "nested": {"ok": True, "none": None},
+    }
+    assert FrozenDict({"a": [1]}, b=2) == {"a": [1], "b": 2}
+    assert FrozenList(iter([1, 2])) == [1, 2]
+    assert FrozenDict(iter([("a", 1)])) == {"a": 1}

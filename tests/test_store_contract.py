@@ -675,3 +675,51 @@ def test_a_version_another_process_wrote_is_refused_though_this_store_holds_its_
     finally:
         mine.close()
         theirs.close()
+
+
+@pytest.mark.parametrize("version", [(3, 34, 1), (3, 40, 1)])
+def test_a_batch_of_attempts_past_one_statement_is_recorded_on_any_supported_sqlite(
+    version: tuple[int, int, int], path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python's own SQLite may predate ``UPDATE ... FROM`` and ``RETURNING`` (3.33, 3.35:
+    Debian 11 has 3.34): there, a batch of attempts is recorded an effect at a time, with
+    the same outcome as the one statement newer SQLite takes; more than a statement's worth
+    of rows (150) is recorded whole either way."""
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", version)
+    store = SqliteStore(path)
+    try:
+        record = make_record("shop-a", "R1")
+        queued = [make_effect("shop-a", "R1", n) for n in range(150)]
+        store.commit(Commit(records=((record, 0),), effects=tuple(queued)))
+        statements: list[str] = []
+        store._connection().set_trace_callback(statements.append)
+        v2 = next_version(record, status="approved")
+        attempts = tuple(Attempt(effect.key, ok=True, at=BASE_TIME) for effect in queued)
+        store.commit(Commit(records=((v2, 1),), attempts=attempts))
+        store._connection().set_trace_callback(None)
+        newer = [text for text in statements if "RETURNING" in text or " FROM v " in text]
+        assert (len(newer) > 0) == (version >= (3, 35, 0))
+        assert [entry.status for entry in store.outbox("shop-a", "R1")] == ["done"] * 150
+        assert [entry.attempts for entry in store.outbox("shop-a", "R1")] == [1] * 150
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("clash", ["queued before", "given twice"])
+def test_a_clash_past_the_first_statement_of_a_batch_names_its_own_effect(
+    kind: str, clash: str, path: Path
+) -> None:
+    """Effects are queued a statement per 100: the effects of the statements before the
+    one refused are in the outbox by then, written by the same commit, and are not the
+    clash."""
+    store: ReturnStore = MemoryStore() if kind == "memory" else SqliteStore(path)
+    record = make_record("shop-a", "R1")
+    before = make_effect("shop-a", "R1", 999)
+    store.commit(Commit(records=((record, 0),), effects=(before,)))
+    effects = [make_effect("shop-a", "R1", n) for n in range(150)]
+    effects[120] = before if clash == "queued before" else effects[30]
+    with pytest.raises(ConcurrencyConflict, match=f"effect {effects[120].key} is already"):
+        store.commit(Commit(records=((next_version(record), 1),), effects=tuple(effects)))
+    assert [entry.effect for entry in store.outbox("shop-a", "R1")] == [before]
+    assert store.get("shop-a", "R1") == record

@@ -35,6 +35,7 @@ from returnflow.decisions import reset as resets
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
 from returnflow.dispatch import Dispatcher, DispatchReport
+from returnflow.domain.external import import_details
 from returnflow.domain.inbound import INBOUND_FACTS, InboundEvent
 from returnflow.domain.model import (
     DeclineReason,
@@ -254,11 +255,13 @@ class ReturnsService:
         warehouse expectation, an exchange hold or balance, messages and events follow as
         for any approval, and it expires like any other return. It is stored under
         ``return_id`` with ``refs.source`` / ``refs.source_return_id`` and an ``imported``
-        history entry (with ``details``); a ``return_id`` already stored raises
-        :class:`~returnflow.errors.ConcurrencyConflict` and changes nothing.
+        history entry (with ``details``: JSON data, else
+        :class:`~returnflow.errors.InvalidPayload` naming where); a ``return_id`` already
+        stored raises :class:`~returnflow.errors.ConcurrencyConflict` and changes nothing.
         """
         if not isinstance(request, ReturnRequest):
             raise InvalidPayload("request", request, "must be a ReturnRequest")
+        extra = import_details(details)
         commits.check_unused(self.store, request.shop, return_id)
 
         def decide(order: OrderSnapshot, change: Change, value: Money, _: Verdict) -> None:
@@ -271,7 +274,7 @@ class ReturnsService:
             decide,
             actor=source,
             refs=ExternalRefs(source=source, source_return_id=external_id),
-            imported={"source": source, "external_id": external_id, **(details or {})},
+            imported={"source": source, "external_id": external_id, **extra},
         )
 
     # -- commands on a return ------------------------------------------------------------------

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import enum
+import math
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -21,9 +23,11 @@ from returnflow.errors import (
 )
 
 __all__ = [
+    "MAX_DEPTH",
     "MAX_QUANTITY",
     "MAX_TRACKING",
     "check_amount",
+    "check_data",
     "check_instant",
     "check_quantity",
     "check_required_instant",
@@ -189,3 +193,44 @@ def check_limit(value: object, field: str = "limit") -> None:
     number (not a bool); below 1 means nothing is done."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidPayload(field, value, "must be a whole number")
+
+
+MAX_DEPTH = 32
+"""Levels of arrays and objects free-form data (an import's ``details``) may nest."""
+
+_INT64 = 2**63
+
+
+def check_data(field: str, value: object, depth: int = 0) -> Any:
+    """``value`` as JSON data every store keeps as it is (objects ``dict``, arrays ``list``,
+    a ``tuple`` read as an array): text, whole numbers that fit 64 bits, finite floats,
+    booleans and ``None``, in objects with text keys, nested at most :data:`MAX_DEPTH`
+    levels; :class:`~returnflow.errors.InvalidPayload` naming where in ``field`` otherwise."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return check_storable(field, value, InvalidPayload, key=False)
+    if isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            raise InvalidPayload(field, value, "is out of range: a whole number of 64 bits")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidPayload(field, value, "must be a finite number")
+        return value
+    if isinstance(value, (Mapping, list, tuple)) and depth >= MAX_DEPTH:
+        raise InvalidPayload(field, value, f"nests more than {MAX_DEPTH} levels")
+    if isinstance(value, Mapping):
+        data = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidPayload(field, key, "an object's keys are text")
+            data[check_storable(field, key, InvalidPayload, key=False)] = check_data(
+                f"{field}.{key}", item, depth + 1
+            )
+        return data
+    if isinstance(value, (list, tuple)):
+        return [check_data(f"{field}[{n}]", item, depth + 1) for n, item in enumerate(value)]
+    raise InvalidPayload(
+        field, value, "must be JSON data: text, a number, true/false, null, an array or object"
+    )

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ import attrs
 
 from returnflow.domain._fields import (
     check_amount,
+    check_data,
     check_quantity,
     check_required_instant,
     check_storable,
@@ -55,6 +56,7 @@ __all__ = [
     "ExternalLine",
     "ExternalReturn",
     "SourceStatus",
+    "import_details",
     "imported_return_id",
 ]
 
@@ -231,3 +233,17 @@ class ExternalReturn:
             customer_note=self.customer_note,
             requested_by=self.source,
         )
+
+
+def import_details(details: object) -> dict[str, Any]:
+    """An import's ``details`` as JSON data (:func:`check_data`) that leaves the source and
+    its id, which the import names itself, as they are."""
+    if details is None:
+        return {}
+    if not isinstance(details, Mapping):
+        raise InvalidPayload("details", details, "must be a mapping")
+    data: dict[str, Any] = check_data("details", details)
+    for own in ("source", "external_id"):
+        if own in data:
+            raise InvalidPayload(f"details.{own}", data[own], "is the import's own; name it apart")
+    return data

@@ -9,7 +9,8 @@ return it has cached, so its history must not be changeable by one reader under 
 They are subclasses of ``dict`` and ``list`` rather than views (``MappingProxyType``) so that
 they compare equal to the plain data they hold and the JSON writers (``json``, ``orjson``)
 write them as they are, without a copy; every method that would change one raises
-``TypeError``, as changing a ``tuple`` does. ``dict(payload)`` (or :func:`thaw`, all the way
+``TypeError``, as changing a ``tuple`` does (and ``__init__``, called again, changes nothing,
+as on a ``tuple``). ``dict(payload)`` (or :func:`thaw`, all the way
 down) gives a plain copy to change.
 """
 
@@ -34,6 +35,14 @@ class FrozenDict(dict[str, Any]):
     __setitem__ = __delitem__ = __ior__ = _refuse
     clear = pop = popitem = setdefault = update = _refuse
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> FrozenDict:
+        self = dict.__new__(cls)
+        dict.__init__(self, *args, **kwargs)  # filled once, here
+        return self
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing: filled by ``__new__``, so that calling it again changes nothing."""
+
     def __reduce__(self) -> tuple[Any, ...]:  # pickled as its items, not item by item
         return (FrozenDict, (dict(self),))
 
@@ -50,6 +59,14 @@ class FrozenList(list[Any]):
     __slots__ = ()
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
     append = extend = insert = pop = remove = reverse = sort = clear = _refuse
+
+    def __new__(cls, *args: Any) -> FrozenList:
+        self = list.__new__(cls)
+        list.__init__(self, *args)  # filled once, here
+        return self
+
+    def __init__(self, *args: Any) -> None:
+        """Nothing: filled by ``__new__``, so that calling it again changes nothing."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (FrozenList, (list(self),))

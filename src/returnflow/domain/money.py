@@ -72,12 +72,13 @@ def _check_currency(currency: object) -> str:
     return currency
 
 
-_PLAIN = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?").fullmatch
+_PLAIN = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)").fullmatch
 
 
 def is_plain_decimal(text: str) -> bool:
     """Whether ``text`` is decimal text as people, files and platforms write amounts: an
-    optional sign, ASCII digits, and an optional point followed by digits."""
+    optional sign and ASCII digits with at most one point, digits on at least one side of it
+    (``-12.50``, and ``.5`` or ``10.`` as some exports write them)."""
     return _PLAIN(text) is not None
 
 

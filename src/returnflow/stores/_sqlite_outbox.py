@@ -141,14 +141,17 @@ def insert(db: sqlite3.Connection, effects: Sequence[Effect]) -> None:
         try:
             db.execute(_INSERT + ", ".join(["(?, ?, ?, ?, ?)"] * len(batch)), params)
         except sqlite3.IntegrityError:
-            key = _queued_already(db, [effect.key for effect in effects[: first + len(batch)]])
+            key = _queued_already(
+                db, [effect.key for effect in batch], {effect.key for effect in effects[:first]}
+            )
             raise ConcurrencyConflict(f"effect {key}", 0, 1, queued(key)) from None
 
 
-def _queued_already(db: sqlite3.Connection, keys: list[str]) -> str:
+def _queued_already(db: sqlite3.Connection, keys: list[str], given: set[str]) -> str:
     """The first of ``keys`` (in the order they were queued) already in the outbox before
-    them, or given twice."""
-    given: set[str] = set()
+    them, or given twice; ``given``: the keys the commit queued before them (in the outbox
+    now, written by the same commit)."""
+    given = set(given)
     for key in keys:
         if key in given or db.execute("SELECT 1 FROM outbox WHERE key = ?", (key,)).fetchone():
             return key
@@ -179,6 +182,9 @@ def attempt(db: sqlite3.Connection, item: Attempt) -> int:
     return cursor.rowcount
 
 
+_UPDATE_FROM_RETURNING = (3, 35, 0)
+"""The first SQLite that reads :data:`_ATTEMPTS` (Python may link an older one)."""
+
 _ATTEMPTS = (
     "WITH v (key, status, last_error, result, updated_at, next_attempt_at) AS (VALUES {}) "
     "UPDATE outbox SET status = v.status, attempts = outbox.attempts + 1, "
@@ -192,10 +198,16 @@ _ATTEMPTS = (
 def attempts(db: sqlite3.Connection, items: Sequence[Attempt]) -> None:
     """Record ``items`` on their effects, in the open write transaction ``db``, each of
     which must be pending (else :class:`~returnflow.errors.ConcurrencyConflict` naming the
-    first that is not): one statement for up to :data:`ROWS` effects of distinct keys."""
+    first that is not): one statement for up to :data:`ROWS` effects of distinct keys where
+    SQLite reads ``UPDATE ... FROM`` and ``RETURNING`` (3.35), a statement each below."""
     keys = [item.key for item in items]
-    if len(items) < 2 or len(set(keys)) != len(keys):
-        for item in items:  # a key twice: each attempt sees what the one before wrote
+    if (
+        len(items) < 2
+        or len(set(keys)) != len(keys)
+        or sqlite3.sqlite_version_info < _UPDATE_FROM_RETURNING
+    ):
+        # a key twice: each attempt sees what the one before wrote
+        for item in items:
             if attempt(db, item) != 1:
                 raise ConcurrencyConflict(f"effect {item.key}", 0, 1, not_pending(item.key))
         return
