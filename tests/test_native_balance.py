@@ -24,6 +24,9 @@ from returnflow import (
     ReturnRequest,
     WarehouseReceipt,
 )
+from returnflow.decisions.change import Change
+from returnflow.decisions.platform import plan
+from returnflow.domain.policy import Completion
 from returnflow.errors import InvalidRequest
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.platform_returns import (
@@ -37,6 +40,7 @@ from returnflow.testing.platform_returns import FakePlatformReturns
 from test_native_mode import ORDER_ID, SHOP, order
 
 NATIVE = ReturnPolicy(platform_mode="native")
+ON_FINISHED = Completion.ON_WAREHOUSE_FINISHED
 
 
 def eur(amount: str) -> Money:
@@ -99,7 +103,11 @@ def test_an_upsell_whose_exchange_qc_cancels_is_given_back_on_the_platform_too()
         is False
     )
     refunded = next(e for e in record.history if e.event == "platform_balance_refunded")
-    assert refunded.payload == {"amount": "15.00 EUR", "paid": "0.00 EUR"}
+    assert refunded.payload == {
+        "amount": "15.00 EUR",
+        "paid": "0.00 EUR",
+        "key": given.idempotency_key,
+    }
     events = [entry.event for entry in record.history]
     assert events.index("balance_refunded") < events.index("platform_balance_refunded")
 
@@ -265,3 +273,61 @@ def test_a_platform_return_of_another_order_is_refused() -> None:
             )
         )
     assert raised.value.field == "platform_return_id"
+
+
+# -- a balance paid on the platform stays paid there ---------------------------------------------
+
+
+def test_a_balance_paid_on_the_platform_and_carried_by_a_reset_is_given_back_there() -> None:
+    made = Harness(policy=ReturnPolicy(platform_mode="native", completion=ON_FINISHED))
+    made.ports.commerce.add_order(order())
+    return_id = opened_there(made, "40.00", paid="15.00")
+    receive(made, return_id, ReceivedLine(line_id=f"{return_id}-1", quantity=1))
+    paid_on = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    _, new = made.service.reset(SHOP, return_id)
+    assert new.balance_paid == eur("15.00")
+    carried = next(e for e in new.history if e.event == "balance_paid_on_platform")
+    assert (carried.payload["amount"], carried.payload["platform_return"]) == ("15.00 EUR", paid_on)
+    made.service.close(SHOP, new.id, exchange="cancel")  # the new items are not sent
+    # Given back on the platform return it was paid on, not through the Payments port
+    # (which never took it) and not on the new return's platform return.
+    assert made.ports.payments.calls == []
+    [given] = [c for c in platform(made).calls_to("refund_balance") if c.outcome == "ok"]
+    assert (given.args["return_id"], given.args["amount"]) == (paid_on, eur("15.00"))
+    assert platform(made).get_return(SHOP, paid_on).balance_paid is None
+    done = made.service.get(SHOP, new.id)
+    assert (done.state, done.review_reasons) == (("closed", "exchange_cancelled"), ())
+    refunded = [e for e in done.history if e.event == "platform_balance_refunded"]
+    assert [e.payload["paid"] for e in refunded] == ["0.00 EUR"]
+    assert "payments/refund" in made.ports.events.topics()
+
+
+def test_two_refunds_planned_together_are_capped_by_what_the_platform_says_was_paid() -> None:
+    made = harness()
+    return_id = opened_there(made, "40.00", paid="15.00")
+    record = made.service.get(SHOP, return_id)
+    change = Change(record, now=record.updated_at, actor="agent", base=record.version)
+    # Two partial refunds planned in one change, the platform answering neither yet: their
+    # running total, not each, is capped by the 15.00 paid there.
+    change.effect(fx.RefundBalance, amount=eur("10.00"))
+    change.effect(fx.RefundBalance, amount=eur("10.00"))
+    plan(change, NATIVE)
+    asked = [e.amount for e in change.effects if isinstance(e, fx.RefundPlatformBalance)]
+    assert asked == [eur("10.00"), eur("5.00")]
+    assert not any(isinstance(e, fx.RefundBalance) for e in change.effects)  # not the Payments port
+
+
+def test_a_refund_the_platform_has_not_answered_yet_counts_against_the_next() -> None:
+    made = harness()
+    return_id = opened_there(made, "40.00", paid="15.00")
+    record = made.service.get(SHOP, return_id)
+    first = Change(record, now=record.updated_at, actor="agent", base=record.version)
+    first.effect(fx.RefundBalance, amount=eur("10.00"))
+    plan(first, NATIVE)
+    # A later change, before the platform answered the first refund: 5.00 is left there.
+    after = first.record
+    second = Change(after, now=after.updated_at, actor="agent", base=first.version)
+    second.effect(fx.RefundBalance, amount=eur("10.00"))
+    plan(second, NATIVE)
+    asked = [e.amount for e in second.effects if isinstance(e, fx.RefundPlatformBalance)]
+    assert asked == [eur("5.00")]

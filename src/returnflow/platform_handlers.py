@@ -324,7 +324,10 @@ def refund_platform_balance(
     the platform says nothing is paid (an earlier attempt gave it all back and its answer
     was lost, or a person refunded it there): the call under the same key answers a
     partial one."""
-    port, return_id = _platform(d, effect, record)
+    port = _port(d, effect)  # on the platform return it was paid on
+    return_id = effect.paid_on or _required(
+        record.refs.platform_return_id, "platform_return_id", effect
+    )
     now = port.get_return(effect.shop, return_id)
     if now.balance_paid is None or not now.balance_paid:
         return now

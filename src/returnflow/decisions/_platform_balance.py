@@ -32,9 +32,12 @@ from returnflow.lifecycle import effects as fx
 
 __all__ = [
     "READ",
+    "carry",
     "charged",
     "held_there",
+    "note_asked",
     "note_read",
+    "paid_on",
     "paid_there",
     "paid_write_back",
     "refunds",
@@ -47,6 +50,7 @@ READ = "platform_return_read"
 _PAID_THERE = "balance_paid_on_platform"
 _PAID = "platform_balance_paid"
 _REFUNDED = "platform_balance_refunded"
+_ASKED = "platform_balance_refund_asked"
 
 
 def note_read(change: Change, read: Any) -> None:
@@ -89,6 +93,32 @@ def paid_there(record: ReturnRecord) -> bool:
     return any(entry.event == _PAID_THERE for entry in record.history)
 
 
+def paid_on(record: ReturnRecord) -> str | None:
+    """The platform return the balance was paid on when it is not the return's own (one
+    this return was reset from); ``None`` for the return's own."""
+    for entry in reversed(record.history):
+        if entry.event == _PAID_THERE:
+            where = entry.payload.get("platform_return")
+            return where if isinstance(where, str) and where else None
+    return None
+
+
+def carry(parent: ReturnRecord, child: Change) -> None:
+    """A reset carries the balance paid on the platform to the new return (``child``, which
+    holds the exchange it paid for): it stays paid there, and what is given back of it
+    later is given back on the platform return it was paid on, not through the Payments
+    port (which never took it) nor on the new return's own platform return."""
+    carried = child.record.balance_paid
+    if carried is None or not paid_there(parent):
+        return
+    where = paid_on(parent) or parent.refs.platform_return_id or ""
+    amount = min(carried, _paid_on_platform(parent))
+    child.note(
+        _PAID_THERE,
+        {"amount": str(amount), "due": str(carried), "platform_return": where, "from": parent.id},
+    )
+
+
 def take_over_prepay(change: Change) -> None:
     """The prepaid balance of an adopted exchange that the platform says is paid already:
     not charged again (the planned ``ChargeBalance`` goes), counted as prepaid (at most
@@ -115,34 +145,66 @@ def refunds(change: Change, planned: Sequence[fx.Effect]) -> tuple[list[Money], 
     Payments port).
 
     A balance paid through the Payments port: each refund it confirmed in this change
-    (``balance_refunded``), at most what the platform last said was paid and not given back.
-    A balance paid on the platform: each ``RefundBalance`` planned, in its place."""
+    (``balance_refunded``). A balance paid on the platform: each ``RefundBalance`` planned,
+    in its place. Together at most what the platform last said was paid and not given back:
+    the running total is capped, as the platform answers none of them before the next."""
     record = change.record
     if paid_there(record):
         back = [e for e in planned if isinstance(e, fx.RefundBalance)]
-        return [e.amount for e in back], [*back]
+        return _capped(record, [e.amount for e in back]), [*back]
+    confirmed = [
+        _money(entry.payload.get("amount"), record.currency)
+        for entry in change.history
+        if entry.event == "balance_refunded"
+    ]
+    return _capped(record, [amount for amount in confirmed if amount is not None]), []
+
+
+def _capped(record: ReturnRecord, asked: Sequence[Money]) -> list[Money]:
+    """``asked``, in order, each at most what is left of the platform's figure of what was
+    paid once those before it are given back (none left: none asked)."""
     left = _paid_on_platform(record)
     amounts = []
-    for entry in change.history:
-        if entry.event != "balance_refunded" or not left:
-            continue
-        amount = _money(entry.payload.get("amount"), record.currency)
-        if amount is None:
-            continue
+    for amount in asked:
         given = min(amount, left)
+        if not given:
+            break
         amounts.append(given)
         left = left - given
-    return amounts, []
+    return amounts
+
+
+def note_asked(change: Change, asked: Sequence[fx.RefundPlatformBalance]) -> None:
+    """Record the refunds asked of the platform in this change: until it answers them, what
+    it last said was paid counts them as given back (see :func:`_paid_on_platform`)."""
+    for effect in asked:
+        change.note(_ASKED, {"amount": str(effect.amount), "key": effect.key})
 
 
 def _paid_on_platform(record: ReturnRecord) -> Money:
     """What the platform last said was paid of the balance and not given back (its answer
-    to the last payment or refund returnflow asked of it)."""
+    to the last payment or refund returnflow asked of it), less the refunds asked of it
+    that it has not answered yet (planned by an earlier change, or failing and retried)."""
+    zero = Money.zero(record.currency)
+    answered = {e.payload.get("key") for e in record.history if e.event == _REFUNDED}
+    waiting = Money.sum(
+        (
+            _money(e.payload.get("amount"), record.currency) or zero
+            for e in record.history
+            if e.event == _ASKED and e.payload.get("key") not in answered
+        ),
+        record.currency,
+    )
+    left = _last_figure(record) - waiting
+    return left if left > zero else zero
+
+
+def _last_figure(record: ReturnRecord) -> Money:
     zero = Money.zero(record.currency)
     for entry in reversed(record.history):
         if entry.event in (_PAID, _REFUNDED) and "paid" in entry.payload:
             return _money(entry.payload["paid"], record.currency) or zero
-    paid = [e for e in record.history if e.event == _PAID]  # noted before the figure was
+    paid = [e for e in record.history if e.event in (_PAID, _PAID_THERE)]  # before any figure
     back = [e for e in record.history if e.event == _REFUNDED]
     total = Money.sum(
         (_money(e.payload.get("amount"), record.currency) or zero for e in paid), record.currency
@@ -159,6 +221,7 @@ def write_back(change: Change, effect: fx.RefundPlatformBalance, result: object)
     details: dict[str, object] = {
         "amount": str(effect.amount),
         "paid": str(paid or Money.zero(change.record.currency)),
+        "key": effect.key,
     }
     if owed:
         details["owed"] = str(owed)

@@ -126,7 +126,13 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
     replaced: list[fx.Effect] = []
     if opened(change.record):
         amounts, replaced = balance.refunds(change, planned)
-        new.extend(_make(change, fx.RefundPlatformBalance, amount=amount) for amount in amounts)
+        paid_on = balance.paid_on(change.record)
+        asked = [
+            _make(change, fx.RefundPlatformBalance, amount=amount, paid_on=paid_on)
+            for amount in amounts
+        ]
+        balance.note_asked(change, asked)
+        new.extend(asked)
     ended = any(target in ("cancelled", "expired", "reset") for _, target, _ in moves)
     if opened(change.record) and ended:
         # Reset: the accepted units move to the new return's own platform return.

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from returnflow.decisions import _platform_balance as balance
 from returnflow.decisions import completion, exchange, locations, platform
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ReturnLine, ReturnRecord
@@ -159,6 +160,7 @@ def _child(
     for line in lines:  # settled on the reset return: paid (and processed) there
         paid[line.order_line_id] = paid.get(line.order_line_id, 0) + line.settled
     child.note("created_by_reset", {"parent_id": parent.id, "settled": paid})
+    balance.carry(parent, child)  # a balance paid on the platform stays paid there
     locations.expect(child, policy, lines)
     child.publish("request", parent_id=parent.id)
     if policy.completion is Completion.ON_RECEIPT:

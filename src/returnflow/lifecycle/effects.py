@@ -362,6 +362,9 @@ class RefundPlatformBalance(Effect):
     kind: ClassVar[str] = "refund_platform_balance"
     port: ClassVar[str] = "platform_returns"
     amount: Money
+    paid_on: str | None = None
+    """The platform return the balance was paid on when it is not the return's own (a
+    return reset from one whose balance the customer paid on its platform return)."""
 
 
 @attrs.frozen
