@@ -4,6 +4,8 @@ figure). Each test is one kind of difference the native model once found."""
 
 from __future__ import annotations
 
+import pytest
+
 from returnflow import CarrierStatus, CarrierUpdate, Exchange, FeePolicy, RequestLine, ReturnPolicy
 from returnflow.domain.policy import RefundTrigger, ReleaseTrigger
 from returnflow.domain.settlement import Percent
@@ -311,3 +313,38 @@ def test_outbound_shipping_a_balance_paid_is_no_part_of_either_figure_for_one_ca
     _closed_without_review(made, return_id)
     refunds = [call.args["refund"] for call in platform(made).calls_to("process")]
     assert refunds == [eur("20.00"), eur("0.00")]
+
+
+@pytest.mark.parametrize(("price", "prepaid"), [("25.00", "1.99"), ("40.00", "16.99")])
+def test_outbound_shipping_a_balance_paid_up_front_is_no_part_of_the_owed_when_qc_fails(
+    price: str, prepaid: str
+) -> None:
+    # An instant exchange, the T-shirt (25.00) for one at 25.00 (or 40.00) shipped for 1.99:
+    # the customer pays 1.99 (or 16.99) up front, the new item ships on an authorization of
+    # 25.00. The receipt (QC failed) waits for the authorization, which is captured; the
+    # T-shirt is taken out and the exchange processed alone. The capture and the balance pay
+    # the item and its shipping, which the platform return never carries: the platform asks
+    # nothing (or the 15.00 the balance paid), and returnflow's figure is the same.
+    policy = ReturnPolicy(
+        platform_mode="native",
+        exchange_release=ReleaseTrigger.ON_HANDED_IN,
+        fees=FeePolicy(exchange_shipping=eur("1.99")),
+    )
+    made = Harness(policy=policy, auto_dispatch=False)
+    made.ports.commerce.add_order(order())
+    return_id = request(made, swap(price))
+    made.service.dispatch_pending()
+    made.service.handle(
+        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
+    )
+    receive(made, return_id, "r1", passed("L1", qc="fail"))
+    for _ in range(4):
+        made.dispatch_due()
+    _closed_without_review(made, return_id)
+    record = made.service.get(SHOP, return_id)
+    assert record.balance_paid == eur(prepaid)
+    assert [line.status for line in record.exchange_lines] == ["released"]
+    operations = [call.operation for call in made.ports.payments.calls]
+    assert operations == ["charge", "authorize", "capture"]  # nothing given back
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("0.00")

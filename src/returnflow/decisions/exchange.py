@@ -59,7 +59,10 @@ def hold(change: Change, policy: ReturnPolicy) -> None:
         fee_by_unit=policy.platform_mode is PlatformMode.NATIVE,
     )
     if quote.balance_due:
-        change.fire("require_payment", {"balance_due": str(quote.balance_due)})
+        due = {"balance_due": str(quote.balance_due)}
+        if quote.exchange_shipping:  # its outbound shipping: never on a platform return
+            due["exchange_shipping"] = str(quote.exchange_shipping)
+        change.fire("require_payment", due)
         change.effect(fx.ChargeBalance, amount=quote.balance_due)
     else:
         change.fire("hold_exchange", {"tag": policy.hold_tag})

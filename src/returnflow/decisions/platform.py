@@ -532,13 +532,30 @@ def _outbound(history: Sequence[HistoryEntry], currency: str) -> Money:
     )
 
 
+def _prepaid_shipping(history: Sequence[HistoryEntry], currency: str) -> Money:
+    """The exchange's outbound shipping in the balance asked up front."""
+    return Money.sum(
+        (
+            _money(str(e.payload["exchange_shipping"]), currency)
+            for e in history
+            if e.event == "require_payment" and "exchange_shipping" in e.payload
+        ),
+        currency,
+    )
+
+
 def _whole(record: ReturnRecord, paid_out: Money, charged: Money) -> tuple[Money, Money]:
     """Returnflow's refund and owed for the whole return in the platform's terms: netted
     (Shopify's ``suggestedFinancialOutcome`` is one refund or one balance, where returnflow
     may charge a fee and refund apart), less the exchange's outbound shipping, which a
     platform return never carries (Shopify's ``ReturnInput`` has no shipping for it)."""
-    net = paid_out - charged + _outbound(record.history, record.currency)
     zero = Money.zero(record.currency)
+    outbound = _outbound(record.history, record.currency)
+    if not outbound and any(x.status != "cancelled" for x in record.exchange_lines):
+        # no settlement took it from the units (they never came: a captured authorization
+        # paid for the items), so a balance paid up front paid it
+        outbound = min(_prepaid_shipping(record.history, record.currency), max(charged, zero))
+    net = paid_out - charged + outbound
     return (net, zero) if net >= zero else (zero, -net)
 
 
