@@ -585,21 +585,20 @@ def _layout_columns(table: object) -> object:
 
 
 _QUERIES = {
-    "a return's version": "SELECT version FROM returns WHERE shop = ?1 AND id = ?2",
-    "a return's history": "SELECT body FROM history WHERE shop = ?1 AND return_id = ?2 "
-    "ORDER BY seq",
-    "returns by status": "SELECT shop, id, body FROM returns WHERE status IN (?1, ?2) "
-    "AND exchange_status = ?3 ORDER BY created_at, shop, id LIMIT 10",
-    "an inbound key": "SELECT 1 FROM inbox WHERE shop = ?1 AND source = ?2 AND event_id = ?3",
-    "a return's inbound keys": "SELECT source, event_id, at FROM inbox WHERE shop = ?1 "
-    "AND return_id = ?2 ORDER BY at, source, event_id",
-    "old inbound keys": "SELECT shop, source, event_id FROM inbox WHERE at < ?1 LIMIT 10",
-    "a return's outbox": "SELECT key FROM outbox WHERE shop = ?1 AND return_id = ?2 ORDER BY seq",
+    "a return's version": "SELECT version FROM returns WHERE shop = ? AND id = ?",
+    "a return's history": "SELECT body FROM history WHERE shop = ? AND return_id = ? ORDER BY seq",
+    "returns by status": "SELECT shop, id, body FROM returns WHERE status IN (?, ?) "
+    "AND exchange_status = ? ORDER BY created_at, shop, id LIMIT 10",
+    "an inbound key": "SELECT 1 FROM inbox WHERE shop = ? AND source = ? AND event_id = ?",
+    "a return's inbound keys": "SELECT source, event_id, at FROM inbox WHERE shop = ? "
+    "AND return_id = ? ORDER BY at, source, event_id",
+    "old inbound keys": "SELECT shop, source, event_id FROM inbox WHERE at < ? LIMIT 10",
+    "a return's outbox": "SELECT key FROM outbox WHERE shop = ? AND return_id = ? ORDER BY seq",
     "what is pending": "SELECT key FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT 10",
-    "an effect": "SELECT seq FROM outbox WHERE key = ?1",
-    "a return's run": "SELECT key FROM outbox WHERE shop = ?1 AND return_id = ?2 "
-    "AND status = 'pending' AND seq > ?3 ORDER BY seq LIMIT 10",
-    "delivered effects to prune": "SELECT seq FROM outbox WHERE status = 'done' AND seq > ?1 "
+    "an effect": "SELECT seq FROM outbox WHERE key = ?",
+    "a return's run": "SELECT key FROM outbox WHERE shop = ? AND return_id = ? "
+    "AND status = 'pending' AND seq > ? ORDER BY seq LIMIT 10",
+    "delivered effects to prune": "SELECT seq FROM outbox WHERE status = 'done' AND seq > ? "
     "ORDER BY seq LIMIT 10",
 }
 
