@@ -107,20 +107,24 @@ def _insert(raw: Any, table: str, row: dict[str, Any], mark: str) -> None:
     raw.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({marks})", tuple(row.values()))
 
 
-def insert_stored_sqlite(path: Path) -> None:
-    """Write :data:`STORED`'s rows as they are into the SQLite store's file at ``path``."""
+def insert_stored_sqlite(path: Path, body: str | None = None) -> None:
+    """Write :data:`STORED`'s rows as they are into the SQLite store's file at ``path``
+    (``body``: the return row's body instead of its own)."""
+    row = dict(STORED["returns"][0])
+    row["body"] = row["body"] if body is None else body
     with contextlib.closing(sqlite3.connect(path)) as raw, raw:
-        _insert(raw, "returns", STORED["returns"][0], "?")
+        _insert(raw, "returns", row, "?")
         for entry in STORED["history"]:
             _insert(raw, "history", entry, "?")
 
 
-def insert_stored_postgres(dsn: str) -> None:
+def insert_stored_postgres(dsn: str, body: str | None = None) -> None:
     """Write :data:`STORED`'s rows into the PostgreSQL store's database ``dsn`` (its times
-    as timestamps)."""
+    as timestamps; ``body``: the return row's body instead of its own)."""
     import psycopg
 
     row = dict(STORED["returns"][0])
+    row["body"] = row["body"] if body is None else body
     for name in ("created_at", "updated_at", "due_at"):
         row[name] = None if row[name] is None else datetime.fromisoformat(row[name])
     with psycopg.connect(dsn, autocommit=True) as raw:
