@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from _builders import ORDER_ID, SHOP, tee_and_caps
 from returnflow import InvalidPayload, RequestLine, ReturnRequest, _bodies
 from returnflow.errors import ReturnNotFound
 from returnflow.ports.store import ReturnStore
 from returnflow.stores.memory import MemoryStore
 from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing import Harness
-from test_native_mode import ORDER_ID, SHOP, order
 
 
 @pytest.fixture(params=["memory", "sqlite-fast", "sqlite-plain"])
@@ -39,7 +39,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReturnStor
 
 def _import(store: ReturnStore, details: Any) -> Harness:
     made = Harness(store=store)
-    made.ports.commerce.add_order(order())
+    made.ports.commerce.add_order(tee_and_caps())
     made.service.import_return(
         ReturnRequest(shop=SHOP, order_id=ORDER_ID, lines=[RequestLine("L2", 1)]),
         return_id="X1",
