@@ -33,10 +33,10 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from returnflow._effect_data import FREE_FORM, clone, direct_data
 from returnflow.domain._time import EARLIEST, LATEST
 from returnflow.domain.frozen import FrozenDict, FrozenList
 from returnflow.domain.model import (
@@ -451,13 +451,15 @@ def load_record(body: str, history: list[str] | str | None) -> ReturnRecord:
 # round-trip through the converter. Emptied when full.
 _PARSED: dict[str, Effect] = {}
 _EFFECTS_KEPT = 20_000
-_FREE_FORM = ("payload", "context")  # Publish.payload, Notify.context: Mapping[str, Any]
+_FREE_FORM = FREE_FORM  # Publish.payload, Notify.context: Mapping[str, Any]
 
 
-def _keep(text: str, effect: Effect) -> None:
+def _keep(text: str, effect: Effect, copies: dict[str, Any] | None = None) -> None:
+    """Keep ``effect`` under ``text``, its free-form mappings copied (``copies``: copies the
+    caller made already, shared with no one)."""
     if len(_PARSED) >= _EFFECTS_KEPT:
         _PARSED.clear()
-    _PARSED[text] = _own(effect)
+    _PARSED[text] = _own(effect) if copies is None else clone(effect, copies) if copies else effect
 
 
 def _plain_copy(value: Any) -> Any:
@@ -479,7 +481,7 @@ def _own(effect: Effect) -> Effect:
         for name in _FREE_FORM
         if (value := getattr(effect, name, None)) is not None
     }
-    return attrs.evolve(effect, **changes) if changes else effect
+    return clone(effect, changes) if changes else effect
 
 
 def _json_native(value: Any) -> bool:
@@ -510,6 +512,12 @@ def dump_effect(effect: Effect) -> str:
     """An outbox row's body: :func:`dump_value` of ``effect``. An effect that a parse of its
     text would give back as it is, is kept, so that the row is not parsed again
     (:func:`load_effect`)."""
+    direct = direct_data(effect)
+    if direct is not None:  # plain JSON throughout: kept with the copies made on the way
+        data, copies = direct
+        text = dumps(data, checked=True)
+        _keep(text, effect, copies)
+        return text
     data = converter.unstructure(effect)
     # its typed fields are text, whole numbers, flags and objects of them: only the free-form
     # mappings may hold what orjson writes otherwise than json (see dumps)
