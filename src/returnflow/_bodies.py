@@ -40,6 +40,7 @@ from returnflow._effect_data import FREE_FORM, clone, direct_data
 from returnflow.domain._time import EARLIEST, LATEST
 from returnflow.domain.frozen import FrozenDict, FrozenList
 from returnflow.domain.model import (
+    ExternalRefs,
     HistoryEntry,
     Outcome,
     Reason,
@@ -69,35 +70,41 @@ __all__ = [
     "use_fast",
 ]
 
-# A record's lines, as plain data, by the tuple that holds them: most writes of a return
-# change neither its lines nor the tuple (records are copied, not their parts), and lines are
-# immutable, so the data of the last few tuples written serves again. Each is kept with
-# its tuple, so that the id is not reused while kept.
-_LINES: dict[int, tuple[tuple[Any, ...], list[Any]]] = {}
-_LINES_TYPE = tuple[ReturnLine, ...]
-_unstructure_lines: Callable[[Any], Any] = (
-    converter.get_unstructure_hook(_LINES_TYPE)  # cattrs 24.1 and later
-    if hasattr(converter, "get_unstructure_hook")
-    else functools.partial(converter.unstructure, unstructure_as=_LINES_TYPE)
-)
+# A record's parts, as plain data, by the object that holds them: most writes of a return
+# change neither its lines nor its references (records are copied, not their parts), and
+# those parts are immutable, so the data of the last few written serves again. Each is kept
+# with its object, so that the id is not reused while kept.
+_LINES: dict[int, tuple[Any, Any]] = {}
+_REFS: dict[int, tuple[Any, Any]] = {}
 
 
-def _lines(lines: tuple[Any, ...]) -> list[Any]:
-    kept = _LINES.get(id(lines))
-    if kept is not None and kept[0] is lines:
-        return kept[1]
-    data: list[Any] = _unstructure_lines(lines)
-    if len(_LINES) >= 256:
-        _LINES.clear()
-    _LINES[id(lines)] = (lines, data)
-    return data
+def _kept(kept: dict[int, tuple[Any, Any]], kind: Any) -> Callable[[Any], Any]:
+    """The converter's hook for ``kind``, its data kept in ``kept`` by the object given."""
+    plain: Callable[[Any], Any] = (
+        converter.get_unstructure_hook(kind)  # cattrs 24.1 and later
+        if hasattr(converter, "get_unstructure_hook")
+        else functools.partial(converter.unstructure, unstructure_as=kind)
+    )
+
+    def data_of(value: Any) -> Any:
+        hit = kept.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        data = plain(value)
+        if len(kept) >= 256:
+            kept.clear()
+        kept[id(value)] = (value, data)
+        return data
+
+    return data_of
 
 
 _plain_record = make_dict_unstructure_fn(
     ReturnRecord,
     converter,
     history=override(omit=True),
-    lines=override(unstruct_hook=_lines),
+    lines=override(unstruct_hook=_kept(_LINES, tuple[ReturnLine, ...])),
+    refs=override(unstruct_hook=_kept(_REFS, ExternalRefs)),
 )
 
 
