@@ -239,4 +239,3 @@ def attempts(db: sqlite3.Connection, items: Sequence[Attempt]) -> None:
         for item in batch:
             if item.key not in done:
                 raise ConcurrencyConflict(f"effect {item.key}", 0, 1, not_pending(item.key))
-

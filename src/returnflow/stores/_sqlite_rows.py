@@ -126,6 +126,7 @@ def rows(row: str, count: int) -> str:
     (made once: the same few statements are run again and again)."""
     return ", ".join([row] * count)
 
+
 _INSERT = (
     "INSERT INTO returns (shop, id, order_id, status, exchange_status, version, history_len, "
     "created_at, updated_at, body, due_at, customer_email) "
