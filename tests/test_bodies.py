@@ -92,6 +92,23 @@ def test_the_text_is_the_plain_ways_for_any_payload(way: bool, payload: dict[str
     ]
 
 
+def test_a_body_written_again_follows_its_new_parts_and_keeps_the_rest(way: bool) -> None:
+    """The data of a record's lines and references is kept by the object written: the next
+    version's body, which shares some of them and not others, is still the plain way's."""
+    record = record_with({"n": 1})
+    assert _bodies.dump_body(record) == plain_body(record)
+    refs = attrs.evolve(record.refs, tracking_number="TRACK-2", refund_ids=("RF-1",))
+    line = attrs.evolve(record.lines[0], received=1)
+    for changed in (
+        attrs.evolve(record, refs=refs, version=record.version + 1),
+        attrs.evolve(record, lines=(line,), version=record.version + 2),
+        attrs.evolve(record, lines=(line,), refs=refs, status="received"),
+        record,
+    ):
+        assert _bodies.dump_body(changed) == plain_body(changed)
+    assert '"tracking_number":"TRACK-2"' in _bodies.dump_body(attrs.evolve(record, refs=refs))
+
+
 @pytest.mark.parametrize("payload", ODD_PAYLOADS[:4], ids=lambda payload: ",".join(payload))
 def test_a_record_reads_back_as_the_plain_way_reads_it(way: bool, payload: dict[str, Any]) -> None:
     record = record_with(payload)

@@ -22,6 +22,7 @@ import pytest
 
 from _builders import plain_text
 from returnflow import _bodies
+from returnflow._effect_data import clone, direct_data
 from returnflow.domain.money import Money
 from returnflow.errors import UnreadableRecord
 from returnflow.lifecycle import effects as fx
@@ -176,6 +177,51 @@ def test_a_bad_body_raises_what_the_plain_way_raises(case: str) -> None:
         _bodies.use_fast(previous)
     assert plain[0] is not None, "the case is not bad"
     assert _outcome(BAD[case]) == plain
+
+
+@pytest.mark.parametrize("payload", PAYLOADS, ids=str)
+def test_an_effects_data_built_from_its_fields_is_the_converters(payload: str) -> None:
+    taken = set()
+    for effect in effects(PAYLOADS[payload]):
+        direct = direct_data(effect)
+        if direct is None:
+            continue
+        taken.add(effect.kind)
+        data, copies = direct
+        assert data == converter.unstructure(effect), effect.kind
+        for name, copy in copies.items():
+            assert copy == getattr(effect, name)
+            assert copy is not getattr(effect, name), "the copy kept shares the caller's dict"
+    plain = payload != "a float"  # a float: read back, it may be another number
+    assert ({"publish", "notify", "void_label"} <= taken) is plain, taken
+    assert "refund_balance" not in taken  # a Money field: the converter's way
+
+
+class _Topic(str):
+    """Text of a type of its own, which the converter may write otherwise."""
+
+
+def test_what_the_converter_may_write_otherwise_is_left_to_it() -> None:
+    base = _publish({"lines": [{"id": "L1"}]})
+    for odd in (
+        attrs.evolve(base, topic=_Topic("returns/update")),
+        attrs.evolve(base, payload={"lines": ({"id": "L1"},)}),  # a tuple: read back a list
+        attrs.evolve(base, payload={1: "a key that is not text"}),
+        attrs.evolve(base, payload={"ratio": 0.5}),
+    ):
+        assert direct_data(odd) is None
+        assert _bodies.dump_effect(odd) == plain_effect(odd)
+    assert direct_data(base) is not None
+
+
+def test_a_clone_is_the_effect_evolved() -> None:
+    for effect in effects(PAYLOADS["plain"]):
+        name = "payload" if isinstance(effect, fx.Publish) else "key"
+        changed = clone(effect, {name: {"x": 1} if name == "payload" else "other"})
+        expected = attrs.evolve(effect, **{name: getattr(changed, name)})
+        assert type(changed) is type(effect)
+        assert same(changed, expected), effect.kind
+        assert changed == expected, effect.kind
 
 
 # -- in the stores ------------------------------------------------------------------------------

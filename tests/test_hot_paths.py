@@ -284,6 +284,31 @@ def test_the_effects_kept_are_bounded() -> None:
     _bodies._PARSED.clear()
 
 
+def test_instants_read_back_are_those_written_and_their_memo_is_bounded() -> None:
+    from returnflow.stores import _sqlite_outbox
+
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for n in range(len(_sqlite_outbox._MOMENTS) + 1500):
+        moment = start + timedelta(seconds=n, microseconds=n % 7)
+        assert _sqlite_outbox._moment(iso(moment)) == moment
+        assert _sqlite_outbox._moment(iso(moment)).tzinfo is timezone.utc
+    assert len(_sqlite_outbox._MOMENTS) <= 1024
+    assert _sqlite_outbox._moment(None) is None
+
+
+def test_the_statements_built_by_shape_are_the_ones_spelled_out() -> None:
+    from returnflow.stores import _sqlite_outbox, _sqlite_rows
+
+    assert _sqlite_rows.rows("(?, ?)", 3) == "(?, ?), (?, ?), (?, ?)"
+    assert _sqlite_rows._update(("status", "body")) == (
+        "UPDATE returns SET status = ?, body = ? WHERE shop = ? AND id = ? AND version = ?"
+    )
+    heads = _sqlite_outbox._SELECT_HEADS[True, False]
+    assert heads.endswith("AND o.shop = :shop ORDER BY o.seq LIMIT :limit")
+    assert ":return_id" not in heads
+    assert _sqlite_outbox._SELECT_HEADS[True, True].count(" AND o.") >= 2
+
+
 def test_the_sqlite_store_hands_out_its_effects_as_a_fresh_store_parses_them(
     tmp_path: Path,
 ) -> None:

@@ -33,13 +33,14 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from returnflow._effect_data import FREE_FORM, clone, direct_data
 from returnflow.domain._time import EARLIEST, LATEST
 from returnflow.domain.frozen import FrozenDict, FrozenList
 from returnflow.domain.model import (
+    ExternalRefs,
     HistoryEntry,
     Outcome,
     Reason,
@@ -69,35 +70,41 @@ __all__ = [
     "use_fast",
 ]
 
-# A record's lines, as plain data, by the tuple that holds them: most writes of a return
-# change neither its lines nor the tuple (records are copied, not their parts), and lines are
-# immutable, so the data of the last few tuples written serves again. Each is kept with
-# its tuple, so that the id is not reused while kept.
-_LINES: dict[int, tuple[tuple[Any, ...], list[Any]]] = {}
-_LINES_TYPE = tuple[ReturnLine, ...]
-_unstructure_lines: Callable[[Any], Any] = (
-    converter.get_unstructure_hook(_LINES_TYPE)  # cattrs 24.1 and later
-    if hasattr(converter, "get_unstructure_hook")
-    else functools.partial(converter.unstructure, unstructure_as=_LINES_TYPE)
-)
+# A record's parts, as plain data, by the object that holds them: most writes of a return
+# change neither its lines nor its references (records are copied, not their parts), and
+# those parts are immutable, so the data of the last few written serves again. Each is kept
+# with its object, so that the id is not reused while kept.
+_LINES: dict[int, tuple[Any, Any]] = {}
+_REFS: dict[int, tuple[Any, Any]] = {}
 
 
-def _lines(lines: tuple[Any, ...]) -> list[Any]:
-    kept = _LINES.get(id(lines))
-    if kept is not None and kept[0] is lines:
-        return kept[1]
-    data: list[Any] = _unstructure_lines(lines)
-    if len(_LINES) >= 256:
-        _LINES.clear()
-    _LINES[id(lines)] = (lines, data)
-    return data
+def _kept(kept: dict[int, tuple[Any, Any]], kind: Any) -> Callable[[Any], Any]:
+    """The converter's hook for ``kind``, its data kept in ``kept`` by the object given."""
+    plain: Callable[[Any], Any] = (
+        converter.get_unstructure_hook(kind)  # cattrs 24.1 and later
+        if hasattr(converter, "get_unstructure_hook")
+        else functools.partial(converter.unstructure, unstructure_as=kind)
+    )
+
+    def data_of(value: Any) -> Any:
+        hit = kept.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        data = plain(value)
+        if len(kept) >= 256:
+            kept.clear()
+        kept[id(value)] = (value, data)
+        return data
+
+    return data_of
 
 
 _plain_record = make_dict_unstructure_fn(
     ReturnRecord,
     converter,
     history=override(omit=True),
-    lines=override(unstruct_hook=_lines),
+    lines=override(unstruct_hook=_kept(_LINES, tuple[ReturnLine, ...])),
+    refs=override(unstruct_hook=_kept(_REFS, ExternalRefs)),
 )
 
 
@@ -451,13 +458,15 @@ def load_record(body: str, history: list[str] | str | None) -> ReturnRecord:
 # round-trip through the converter. Emptied when full.
 _PARSED: dict[str, Effect] = {}
 _EFFECTS_KEPT = 20_000
-_FREE_FORM = ("payload", "context")  # Publish.payload, Notify.context: Mapping[str, Any]
+_FREE_FORM = FREE_FORM  # Publish.payload, Notify.context: Mapping[str, Any]
 
 
-def _keep(text: str, effect: Effect) -> None:
+def _keep(text: str, effect: Effect, copies: dict[str, Any] | None = None) -> None:
+    """Keep ``effect`` under ``text``, its free-form mappings copied (``copies``: copies the
+    caller made already, shared with no one)."""
     if len(_PARSED) >= _EFFECTS_KEPT:
         _PARSED.clear()
-    _PARSED[text] = _own(effect)
+    _PARSED[text] = _own(effect) if copies is None else clone(effect, copies) if copies else effect
 
 
 def _plain_copy(value: Any) -> Any:
@@ -479,7 +488,7 @@ def _own(effect: Effect) -> Effect:
         for name in _FREE_FORM
         if (value := getattr(effect, name, None)) is not None
     }
-    return attrs.evolve(effect, **changes) if changes else effect
+    return clone(effect, changes) if changes else effect
 
 
 def _json_native(value: Any) -> bool:
@@ -510,6 +519,12 @@ def dump_effect(effect: Effect) -> str:
     """An outbox row's body: :func:`dump_value` of ``effect``. An effect that a parse of its
     text would give back as it is, is kept, so that the row is not parsed again
     (:func:`load_effect`)."""
+    direct = direct_data(effect)
+    if direct is not None:  # plain JSON throughout: kept with the copies made on the way
+        data, copies = direct
+        text = dumps(data, checked=True)
+        _keep(text, effect, copies)
+        return text
     data = converter.unstructure(effect)
     # its typed fields are text, whole numbers, flags and objects of them: only the free-form
     # mappings may hold what orjson writes otherwise than json (see dumps)

@@ -37,8 +37,10 @@ def write_units(db: sqlite3.Connection, commit: Commit) -> None:
                 ],
             )
     for record, expected in commit.records:
+        if expected:  # a return's units are fixed when it is opened
+            continue
         units = sorted(held_units(record))
-        if expected or not units:
+        if not units:
             continue
         try:
             db.executemany(

@@ -19,7 +19,7 @@ from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import Attempt, OutboxEntry
 from returnflow.stores._conflicts import not_pending, queued
 from returnflow.stores._errors import readable_effect
-from returnflow.stores._sqlite_rows import ROWS, iso
+from returnflow.stores._sqlite_rows import ROWS, iso, rows
 
 __all__ = ["ENTRY", "attempt", "attempts", "claim", "entry", "insert"]
 
@@ -46,7 +46,19 @@ worker, and waits for it."""
 
 
 def _moment(text: str | None) -> datetime | None:
-    return None if text is None else parse_iso(text)
+    if text is None:
+        return None
+    # a claim and a read hand out the same few instants many times (the lease, now)
+    moment = _MOMENTS.get(text)
+    if moment is None:
+        if len(_MOMENTS) >= 1024:
+            _MOMENTS.clear()
+        moment = _MOMENTS[text] = parse_iso(text)
+    return moment
+
+
+_MOMENTS: dict[str, datetime] = {}
+"""Instants read, by their text (a text names one instant)."""
 
 
 def entry(row: Sequence[Any], known: Mapping[str, Effect] | None = None) -> OutboxEntry:
@@ -84,19 +96,14 @@ def claim(
     """Claim up to ``limit`` due heads (of one shop, one return id) in the open write
     transaction ``db``, each followed by its run (see
     :meth:`~returnflow.ports.store.ReturnStore.claim`)."""
-    where, params = _HEADS, {"now": iso(now), "limit": limit}
+    params = {"now": iso(now), "limit": limit}
     if shop is not None:
-        where += " AND o.shop = :shop"
         params["shop"] = shop
     if return_id is not None:
-        where += " AND o.return_id = :return_id"
         params["return_id"] = return_id
     # the heads read whole, then leased by their key (an UPDATE ... RETURNING of them, one
     # statement, costs SQLite more than the two)
-    heads = db.execute(
-        f"SELECT {_HEAD_COLUMNS} {where} ORDER BY o.seq LIMIT :limit",
-        params,
-    ).fetchall()
+    heads = db.execute(_SELECT_HEADS[shop is not None, return_id is not None], params).fetchall()
     until = iso(lease_until)
     db.executemany(
         "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE seq = ?",
@@ -120,6 +127,17 @@ def claim(
     return claimed
 
 
+_SELECT_HEADS = {
+    (by_shop, by_return): f"SELECT {_HEAD_COLUMNS} {_HEADS}"
+    + (" AND o.shop = :shop" if by_shop else "")
+    + (" AND o.return_id = :return_id" if by_return else "")
+    + " ORDER BY o.seq LIMIT :limit"
+    for by_shop in (False, True)
+    for by_return in (False, True)
+}
+"""The claim's read of due heads, by whether it is of one shop and of one return id."""
+
+
 def _due(follower: OutboxEntry, now: datetime) -> bool:
     return (follower.next_attempt_at is None or follower.next_attempt_at <= now) and (
         follower.claimed_until is None or follower.claimed_until <= now
@@ -139,7 +157,7 @@ def insert(db: sqlite3.Connection, effects: Sequence[Effect]) -> None:
         for effect in batch:
             params += (effect.key, effect.shop, effect.return_id, effect.kind, dump_effect(effect))
         try:
-            db.execute(_INSERT + ", ".join(["(?, ?, ?, ?, ?)"] * len(batch)), params)
+            db.execute(_INSERT + rows("(?, ?, ?, ?, ?)", len(batch)), params)
         except sqlite3.IntegrityError:
             key = _queued_already(
                 db, [effect.key for effect in batch], {effect.key for effect in effects[:first]}
@@ -216,12 +234,8 @@ def attempts(db: sqlite3.Connection, items: Sequence[Attempt]) -> None:
         params: list[object] = []
         for item in batch:
             params += (item.key, *_values(item))
-        done = {
-            key
-            for (key,) in db.execute(
-                _ATTEMPTS.format(", ".join(["(?, ?, ?, ?, ?, ?)"] * len(batch))), params
-            )
-        }
+        statement = _ATTEMPTS.format(rows("(?, ?, ?, ?, ?, ?)", len(batch)))
+        done = {key for (key,) in db.execute(statement, params)}
         for item in batch:
             if item.key not in done:
                 raise ConcurrencyConflict(f"effect {item.key}", 0, 1, not_pending(item.key))

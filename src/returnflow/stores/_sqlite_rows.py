@@ -4,6 +4,7 @@ checked to be the ones the new record keeps."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
@@ -13,7 +14,7 @@ from returnflow.domain._time import instant
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ConcurrencyConflict
 
-__all__ = ["ROWS", "dump_entry", "iso", "write_record"]
+__all__ = ["ROWS", "dump_entry", "iso", "rows", "write_record"]
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -82,9 +83,7 @@ def write_record(
         # Only what changed: a column left alone leaves its indexes alone.
         changed = _changed(values, cached)
         cursor = db.execute(
-            f"UPDATE returns SET {', '.join(f'{name} = ?' for name in changed)} "
-            "WHERE shop = ? AND id = ? AND version = ?",
-            (*changed.values(), record.shop, record.id, expected),
+            _update(tuple(changed)), (*changed.values(), record.shop, record.id, expected)
         )
         if cursor.rowcount != 1:
             _check_version(db, record, expected)
@@ -101,9 +100,9 @@ def write_record(
     # History is append-only: only entries the store does not have yet are written, a
     # statement for up to ROWS of them.
     for first in range(stored, len(record.history), ROWS):
-        rows: list[object] = []
+        params: list[object] = []
         for seq, entry in enumerate(record.history[first : first + ROWS], start=first):
-            rows += (
+            params += (
                 record.shop,
                 record.id,
                 seq,
@@ -113,12 +112,20 @@ def write_record(
                 entry.actor,
                 dump_entry(entry),
             )
-        db.execute(_HISTORY + ", ".join([_HISTORY_ROW] * (len(rows) // 8)), rows)
+        db.execute(_HISTORY + rows(_HISTORY_ROW, len(params) // 8), params)
 
 
 ROWS = 100
 """Rows one multi-row ``INSERT`` writes at most: its parameters stay within the 999 that
 every SQLite allows."""
+
+
+@functools.lru_cache(maxsize=512)
+def rows(row: str, count: int) -> str:
+    """``count`` times the placeholders ``row`` of a multi-row ``VALUES``, comma-separated
+    (made once: the same few statements are run again and again)."""
+    return ", ".join([row] * count)
+
 
 _INSERT = (
     "INSERT INTO returns (shop, id, order_id, status, exchange_status, version, history_len, "
@@ -142,25 +149,39 @@ def _check_version(db: sqlite3.Connection, record: ReturnRecord, expected: int) 
     return 0 if row is None else int(row[1])
 
 
-_ALWAYS = ("version", "history_len", "updated_at", "body")
-
-
 def _changed(values: dict[str, object], stored: ReturnRecord) -> dict[str, object]:
     """``values`` without the indexed columns whose value ``stored`` (the record as the row
-    holds it) already has."""
-    before = {
-        "order_id": stored.order_id,
-        "status": stored.status,
-        "exchange_status": stored.exchange_status,
-        "created_at": iso(stored.created_at),
-        "due_at": iso(stored.due_at),
-        "customer_email": stored.customer_email,
-    }
-    return {
-        name: value
-        for name, value in values.items()
-        if name in _ALWAYS or before.get(name, value) != value
-    }
+    holds it) already has (``version``, ``history_len``, ``updated_at`` and ``body`` always
+    change), in their order."""
+    changed = values.copy()
+    if values["order_id"] == stored.order_id:
+        del changed["order_id"]
+    if values["status"] == stored.status:
+        del changed["status"]
+    if values["exchange_status"] == stored.exchange_status:
+        del changed["exchange_status"]
+    if values["created_at"] == iso(stored.created_at):
+        del changed["created_at"]
+    if values["due_at"] == iso(stored.due_at):
+        del changed["due_at"]
+    if values["customer_email"] == stored.customer_email:
+        del changed["customer_email"]
+    return changed
+
+
+def _update(names: tuple[str, ...]) -> str:
+    """The ``UPDATE`` of ``names`` of a return's row at the version it is expected at."""
+    text = _UPDATES.get(names)
+    if text is None:
+        text = _UPDATES[names] = (
+            f"UPDATE returns SET {', '.join(f'{name} = ?' for name in names)} "
+            "WHERE shop = ? AND id = ? AND version = ?"
+        )
+    return text
+
+
+_UPDATES: dict[tuple[str, ...], str] = {}
+"""The statements of :func:`_update`, by the columns they set (at most 2**6 of them)."""
 
 
 def _extends(

@@ -1,0 +1,122 @@
+"""An outbox effect's plain data without the converter, and copies of an effect that share no
+dict or list with it: the hot part of writing and reading effects (:mod:`returnflow._bodies`).
+
+Most effects a return plans (``Publish``, ``Notify`` and the platform calls that name only
+the return) hold nothing but text, whole numbers, flags and one free-form mapping. Their
+plain data is their fields as they are, which is what the converter's generated function
+gives for them, without its calls per field; any other effect, or one whose values are not
+of exactly those types, is left to the converter."""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+import attrs
+
+from returnflow.lifecycle.effects import Effect
+
+__all__ = ["FREE_FORM", "NotNative", "clone", "direct_data", "native_copy"]
+
+FREE_FORM = ("payload", "context")
+"""The free-form fields (``Publish.payload``, ``Notify.context``: ``Mapping[str, Any]``)."""
+
+_AS_IS: tuple[object, ...] = (str, int, bool, str | None, int | None, bool | None)
+"""Declared field types the converter writes as they are, for values of exactly their type."""
+
+_PLAIN_TYPES = (str, int, bool, type(None))
+
+
+class NotNative(Exception):
+    """A value :func:`native_copy` does not copy: one ``json`` would not give back as it is."""
+
+
+def native_copy(value: Any) -> Any:
+    """A copy of plain JSON data (``dict`` with text keys, ``list``, ``str``, ``int``,
+    ``bool``, ``None``), its dicts and lists new; :class:`NotNative` for anything else (a
+    tuple, a float, a mapping of another type, a key that is not text), which a parse of its
+    JSON would turn into another value."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        copied = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise NotNative
+            copied[key] = native_copy(item)
+        return copied
+    if kind is list:
+        return [native_copy(item) for item in value]
+    raise NotNative
+
+
+class _Shape:
+    """What :func:`direct_data` and :func:`clone` need of an effect type."""
+
+    __slots__ = ("direct", "free", "names")
+
+    def __init__(self, cls: type[Any]) -> None:
+        self.names = tuple(field.name for field in attrs.fields(cls))
+        self.free = tuple(name for name in self.names if name in FREE_FORM)
+        hints = typing.get_type_hints(cls)
+        typed = tuple(name for name in self.names if name not in FREE_FORM)
+        plain = all(hints[name] in _AS_IS for name in typed)
+        # an effect of its own making (a subclass) may have hooks of its own: the converter
+        self.direct: tuple[str, ...] | None = typed if plain and _ours(cls) else None
+
+
+def _ours(cls: type[Any]) -> bool:
+    from returnflow.serialization import _EFFECTS
+
+    return _EFFECTS.get(getattr(cls, "kind", "")) is cls and not hasattr(cls, "__attrs_post_init__")
+
+
+_SHAPES: dict[type[Any], _Shape] = {}
+
+
+def _shape(cls: type[Any]) -> _Shape:
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        shape = _SHAPES[cls] = _Shape(cls)
+    return shape
+
+
+def direct_data(effect: Effect) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """``effect``'s plain data (what ``converter.unstructure`` gives) built from its fields,
+    and copies of its free-form mappings (see :func:`native_copy`), when its type's typed
+    fields are all text, numbers or flags, their values of exactly those types, and its
+    free-form mappings plain JSON; else ``None`` (the converter's way)."""
+    shape = _shape(type(effect))
+    if shape.direct is None:
+        return None
+    data: dict[str, Any] = {"kind": effect.kind}
+    for name in shape.direct:
+        value = getattr(effect, name)
+        if type(value) not in _PLAIN_TYPES:
+            return None
+        data[name] = value
+    copies: dict[str, Any] = {}
+    for name in shape.free:
+        value = getattr(effect, name)
+        if type(value) is not dict:
+            return None
+        try:
+            copies[name] = native_copy(value)
+        except NotNative:
+            return None
+        data[name] = value  # written, not kept: the copy is what is kept
+    return data, copies
+
+
+def clone(effect: Effect, changes: dict[str, Any]) -> Effect:
+    """``effect`` with ``changes`` (``attrs.evolve`` without running ``__init__`` again for an
+    effect type of returnflow's, whose fields were checked when it was built)."""
+    cls = type(effect)
+    shape = _shape(cls)
+    if shape.direct is None:
+        return attrs.evolve(effect, **changes)
+    new: Effect = object.__new__(cls)
+    for name in shape.names:
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(effect, name))
+    return new
