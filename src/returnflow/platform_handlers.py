@@ -25,7 +25,12 @@ from returnflow.domain.money import Money
 from returnflow.domain.policy import MoneyAuthority, PlatformMode, ReturnPolicy
 from returnflow.errors import ConfigurationError, PortError
 from returnflow.lifecycle import effects as fx
-from returnflow.ports.platform_returns import PlatformReturns, ProcessResult, Quantity
+from returnflow.ports.platform_returns import (
+    FinancialOutcome,
+    PlatformReturns,
+    ProcessResult,
+    Quantity,
+)
 
 if TYPE_CHECKING:
     from returnflow.dispatch import Dispatcher
@@ -249,8 +254,9 @@ def _reconciled(
         theirs = outcome.refund
     authority = d.policy_of(record).platform_money  # the return's own policy version
     review = authority is MoneyAuthority.REVIEW
-    owed = outcome.owed  # less what the customer paid apart for it (a captured authorization)
-    owed = owed - min(owed, effect.owed_paid_apart or Money.zero(owed.currency))
+    owed = outcome.owed
+    if effect.owed_paid_apart:
+        theirs, owed = _items_paid_apart(outcome, effect.owed_paid_apart)
     for what, platform, ours in (
         ("refund", theirs, effect.expected),
         ("owed", owed, effect.expected_owed),
@@ -266,6 +272,20 @@ def _reconciled(
     if theirs != effect.expected and authority is MoneyAuthority.PLATFORM:
         refund = max(refund + (theirs - effect.expected), Money.zero(refund.currency))
     return theirs, refund, net
+
+
+def _items_paid_apart(outcome: FinancialOutcome, paid: Money) -> tuple[Money, Money]:
+    """The platform's refund and owed for the whole return once the exchange items are paid
+    apart, up to ``paid`` (an instant exchange's authorization captured when QC failed).
+
+    The platform nets the items against every unit it refunds (Shopify's
+    ``suggestedFinancialOutcome`` is one refund or one balance), also units of other lines
+    that were never to pay for them; the capture pays for them instead, so their worth (at
+    most what was captured) goes back into the platform's net figure, whether that figure is
+    a balance owed or a refund."""
+    zero = Money.zero(paid.currency)
+    net = outcome.refund - outcome.owed + min(paid, outcome.exchanged)
+    return (net, zero) if net >= zero else (zero, zero - net)
 
 
 def _owed_ahead(record: ReturnRecord, currency: str) -> Money:
