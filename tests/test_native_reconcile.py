@@ -398,3 +398,37 @@ def test_an_instant_exchange_captured_leaves_the_other_lines_payout_whole(
     assert processed[-1].args["refund"] == paid_out
     there = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
     assert there.status.value == "CLOSED"
+
+
+@pytest.mark.parametrize("scanned_first", [False, True], ids=["receipt-alone", "scan-then-receipt"])
+def test_a_kept_line_pays_the_return_shipping_fee_with_the_units_refunded_early(
+    scanned_first: bool,
+) -> None:
+    # One cap (10.00) sent back for a refund, the T-shirt (25.00) kept for a refund; a 12.00
+    # return shipping fee taken only from the payout (fees_only_from_payout), refunded when
+    # handed in. The return's payout (35.00) covers the fee: 23.00 is refunded, as the
+    # platform return (opened with the 12.00 fee) suggests. Paying the cap alone first
+    # waived 2.00 of the fee its 10.00 did not cover, and the kept T-shirt was refunded in
+    # full at completion: 25.00, and a receipt implying the hand-in processed both at once,
+    # against the platform's 23.00.
+    fees = FeePolicy(return_shipping=eur("12.00"), fees_only_from_payout=True)
+    policy = ReturnPolicy(
+        platform_mode="native", fees=fees, refund_trigger=RefundTrigger.ON_HANDED_IN
+    )
+    made = harness(policy)
+    kept = RequestLine(order_line_id="L1", quantity=1, outcome=Keep(settle=OutcomeKind.REFUND))
+    return_id = request(made, kept, caps(1))
+    [opened] = platform(made).calls_to("open_return")
+    assert opened.args["return_shipping_fee"] == eur("12.00")
+    if scanned_first:
+        made.service.handle(
+            CarrierUpdate(
+                shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP
+            )
+        )
+    record = made.service.get(SHOP, return_id)
+    cap = next(line for line in record.lines if line.order_line_id == "L2")
+    receive(made, return_id, "r1", passed(cap.id))
+    _closed_without_review(made, return_id)
+    there = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    assert platform(made).refunded(SHOP, there) == eur("23.00")
