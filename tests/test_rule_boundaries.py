@@ -24,18 +24,14 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP
 import pytest
 
 from returnflow import (
-    CarrierStatus,
-    CarrierUpdate,
     CurrencyMismatch,
     DeclineReason,
     Fulfillment,
     InvalidAmount,
-    Keep,
     Money,
     OrderLine,
     OrderSnapshot,
     OutcomeKind,
-    QcResult,
     ReceivedLine,
     RequestLine,
     ReturnLine,

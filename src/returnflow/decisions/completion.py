@@ -15,7 +15,6 @@ from returnflow.decisions.change import Change
 from returnflow.domain.model import (
     Exchange,
     ExchangeLine,
-    Keep,
     OutcomeKind,
     Refund,
     ReturnLine,
