@@ -12,6 +12,7 @@ from returnflow import (
     Exchange,
     FeePolicy,
     Keep,
+    Money,
     Outcome,
     OutcomeKind,
     Refund,
@@ -432,3 +433,41 @@ def test_a_kept_line_pays_the_return_shipping_fee_with_the_units_refunded_early(
     _closed_without_review(made, return_id)
     there = made.service.get(SHOP, return_id).refs.platform_return_id or ""
     assert platform(made).refunded(SHOP, there) == eur("23.00")
+
+
+@pytest.mark.parametrize(
+    ("price", "paid_out", "charged"),
+    [("25.00", "10.00", []), ("20.00", "15.00", []), ("30.00", "10.00", [eur("5.00")])],
+    ids=["even", "for-less", "upsell"],
+)
+def test_an_instant_exchange_released_by_the_receipt_that_refunds_other_units(
+    price: str, paid_out: str, charged: list[Money]
+) -> None:
+    # An instant exchange of the T-shirt (25.00) released when handed in, and a cap (10.00)
+    # refunded when received. The cap's receipt comes first, with no scan: it implies the
+    # hand-in, so the new item is released in the change that refunds the cap, and one call
+    # processes both. The platform nets the item against the cap (it suggests 0.00), which
+    # never pays for it: the T-shirt coming later does (or the authorization). Compared
+    # without the item, both say 10.00; the T-shirt's own call then pays what the item
+    # leaves of it, as when a scan released the item first.
+    policy = ReturnPolicy(
+        platform_mode="native",
+        exchange_release=ReleaseTrigger.ON_HANDED_IN,
+        refund_trigger=RefundTrigger.ON_RECEIVED,
+    )
+    made = harness(policy)
+    return_id = request(made, swap(price), caps(1))
+    record = made.service.get(SHOP, return_id)
+    tee, cap = record.lines
+    receive(made, return_id, "r1", passed(cap.id))
+    record = made.service.get(SHOP, return_id)
+    assert (record.status, record.exchange_status) == ("item_received", "released")
+    [first] = platform(made).calls_to("process")
+    assert (first.args["refund"], len(first.args["exchange_lines"])) == (eur("10.00"), 1)
+    receive(made, return_id, "r2", passed(tee.id))
+    _closed_without_review(made, return_id)
+    there = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    assert platform(made).refunded(SHOP, there) == eur(paid_out)
+    payments = made.ports.payments
+    assert [call.operation for call in payments.calls][:2] == ["authorize", "void"]
+    assert [call.args["amount"] for call in payments.calls_to("charge")] == charged
