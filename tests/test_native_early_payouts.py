@@ -9,9 +9,20 @@ from __future__ import annotations
 
 import pytest
 
+from _builders import (
+    SHOP,
+    caps,
+    closed_without_review,
+    eur,
+    handed_in,
+    native_harness,
+    passed,
+    platform,
+    receive,
+    request,
+    swap,
+)
 from returnflow import (
-    CarrierStatus,
-    CarrierUpdate,
     FeePolicy,
     Keep,
     Money,
@@ -20,8 +31,6 @@ from returnflow import (
     ReturnPolicy,
 )
 from returnflow.domain.policy import RefundTrigger, ReleaseTrigger
-from test_native_mode import SHOP, caps, eur, harness, passed, platform, receive, request, swap
-from test_native_reconcile import _closed_without_review
 
 
 @pytest.mark.parametrize("scanned_first", [False, True], ids=["receipt-alone", "scan-then-receipt"])
@@ -39,21 +48,17 @@ def test_a_kept_line_pays_the_return_shipping_fee_with_the_units_refunded_early(
     policy = ReturnPolicy(
         platform_mode="native", fees=fees, refund_trigger=RefundTrigger.ON_HANDED_IN
     )
-    made = harness(policy)
+    made = native_harness(policy)
     kept = RequestLine(order_line_id="L1", quantity=1, outcome=Keep(settle=OutcomeKind.REFUND))
     return_id = request(made, kept, caps(1))
     [opened] = platform(made).calls_to("open_return")
     assert opened.args["return_shipping_fee"] == eur("12.00")
     if scanned_first:
-        made.service.handle(
-            CarrierUpdate(
-                shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP
-            )
-        )
+        handed_in(made, return_id)
     record = made.service.get(SHOP, return_id)
     cap = next(line for line in record.lines if line.order_line_id == "L2")
     receive(made, return_id, "r1", passed(cap.id))
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     there = made.service.get(SHOP, return_id).refs.platform_return_id or ""
     assert platform(made).refunded(SHOP, there) == eur("23.00")
 
@@ -78,7 +83,7 @@ def test_an_instant_exchange_released_by_the_receipt_that_refunds_other_units(
         exchange_release=ReleaseTrigger.ON_HANDED_IN,
         refund_trigger=RefundTrigger.ON_RECEIVED,
     )
-    made = harness(policy)
+    made = native_harness(policy)
     return_id = request(made, swap(price), caps(1))
     record = made.service.get(SHOP, return_id)
     tee, cap = record.lines
@@ -88,7 +93,7 @@ def test_an_instant_exchange_released_by_the_receipt_that_refunds_other_units(
     [first] = platform(made).calls_to("process")
     assert (first.args["refund"], len(first.args["exchange_lines"])) == (eur("10.00"), 1)
     receive(made, return_id, "r2", passed(tee.id))
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     there = made.service.get(SHOP, return_id).refs.platform_return_id or ""
     assert platform(made).refunded(SHOP, there) == eur(paid_out)
     payments = made.ports.payments
