@@ -24,7 +24,11 @@ from returnflow import (
     CarrierUpdate,
     Exchange,
     FeePolicy,
+    Keep,
     Money,
+    Outcome,
+    OutcomeKind,
+    Refund,
     RequestLine,
     ReturnPolicy,
 )
@@ -335,3 +339,40 @@ def test_outbound_shipping_a_balance_paid_up_front_is_no_part_of_the_owed_when_q
     assert operations == ["charge", "authorize", "capture"]  # nothing given back
     [processed] = platform(made).calls_to("process")
     assert processed.args["refund"] == eur("0.00")
+
+
+@pytest.mark.parametrize(
+    ("price", "caps_outcome"),
+    [
+        ("20.00", Refund()),
+        ("25.00", Refund()),
+        ("10.00", Refund()),
+        ("20.00", Keep(settle=OutcomeKind.STORE_CREDIT)),
+    ],
+    ids=["for-less", "even", "for-much-less", "kept-for-store-credit"],
+)
+def test_an_instant_exchange_captured_leaves_the_other_lines_payout_whole(
+    price: str, caps_outcome: Outcome
+) -> None:
+    # An instant exchange, the T-shirt (25.00) for one at 20.00 (25.00, 10.00), with the caps
+    # (20.00) refunded or kept for store credit. The new item ships on an authorization of
+    # 25.00; the T-shirt fails QC, so the authorization is captured and pays for the item:
+    # the caps are paid out in full. The platform return, the T-shirt taken out, nets the
+    # item against the caps (it suggests 0.00, 5.00 or 10.00); with the item paid by the
+    # capture its figure is the caps' 20.00, as returnflow's.
+    policy = ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
+    made = native_harness(policy)
+    caps_line = RequestLine(order_line_id="L2", quantity=2, outcome=caps_outcome)
+    return_id = request(made, swap(price), caps_line)
+    handed_in(made, return_id)
+    receive(made, return_id, "r1", passed("L1", qc="fail"), passed("L2", 2))
+    closed_without_review(made, return_id)
+    record = made.service.get(SHOP, return_id)
+    assert [line.status for line in record.exchange_lines] == ["released"]
+    assert [call.operation for call in made.ports.payments.calls] == ["authorize", "capture"]
+    processed = platform(made).calls_to("process")
+    assert [call.args["exchange_lines"] != () for call in processed] == [True, False]
+    paid_out = eur("20.00") if isinstance(caps_outcome, Refund) else eur("0.00")
+    assert processed[-1].args["refund"] == paid_out
+    there = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    assert there.status.value == "CLOSED"

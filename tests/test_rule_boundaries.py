@@ -24,18 +24,14 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP
 import pytest
 
 from returnflow import (
-    CarrierStatus,
-    CarrierUpdate,
     CurrencyMismatch,
     DeclineReason,
     Fulfillment,
     InvalidAmount,
-    Keep,
     Money,
     OrderLine,
     OrderSnapshot,
     OutcomeKind,
-    QcResult,
     ReceivedLine,
     RequestLine,
     ReturnLine,
@@ -43,6 +39,7 @@ from returnflow import (
     ReturnReason,
     ReturnRequest,
     StoreCredit,
+    WarehouseFinished,
     WarehouseReceipt,
 )
 from returnflow.decisions import timers
@@ -313,7 +310,7 @@ def test_a_fact_ignored_while_approved_does_not_restart_the_expiry_clock() -> No
 
 def test_a_return_closed_from_review_with_only_store_credit_closes_once_it_is_issued() -> None:
     harness = Harness(
-        policy=ReturnPolicy(refund_trigger=RefundTrigger.ON_HANDED_IN),
+        policy=ReturnPolicy(refund_trigger=RefundTrigger.ON_RECEIVED),
         clock=ManualClock(DAY0 + timedelta(days=1)),
     )
     two = OrderSnapshot(
@@ -334,30 +331,28 @@ def test_a_return_closed_from_review_with_only_store_credit_closes_once_it_is_is
             order_id="9001",
             lines=[
                 RequestLine(order_line_id="L1", quantity=1),
-                RequestLine(order_line_id="L2", quantity=1, outcome=Keep(OutcomeKind.STORE_CREDIT)),
+                RequestLine(order_line_id="L2", quantity=1, outcome=StoreCredit()),
             ],
         )
     )
     harness.service.handle(
-        CarrierUpdate(
-            shop=SHOP, return_id=record.id, event_id="c-1", status=CarrierStatus.PICKED_UP
-        )
-    )
-    assert [refund.amount for refund in harness.ports.commerce.refunds] == [eur("40.00")]
-    flagged = harness.service.handle(
         WarehouseReceipt(
             shop=SHOP,
             return_id=record.id,
             event_id="w-1",
-            lines=[ReceivedLine(line_id=record.lines[0].id, quantity=1, qc=QcResult.FAIL)],
+            lines=[ReceivedLine(line_id=record.lines[0].id, quantity=1)],
         )
+    )
+    assert [refund.amount for refund in harness.ports.commerce.refunds] == [eur("40.00")]
+    flagged = harness.service.handle(
+        WarehouseFinished(shop=SHOP, return_id=record.id, event_id="w-2")
     ).record
-    assert flagged.status == "needs_review"  # refunded before QC rejected the unit
+    assert flagged.status == "needs_review"  # a short receipt: the second item never came
     harness.ports.commerce.fail("issue_store_credit", times=1)
 
-    # The person closes it as it is: the kept item's 15.00 is credited, and the return
-    # closes when the credit is confirmed (not left in review).
-    closing = harness.service.close(SHOP, record.id)
+    # The person closes it as it is, crediting the item that never came: the 15.00 is
+    # credited, and the return closes when the credit is confirmed (not left in review).
+    closing = harness.service.close(SHOP, record.id, unreceived="store_credit")
     assert (closing.status, harness.ports.commerce.credits) == ("refunded", [])
     harness.dispatch_due()
 

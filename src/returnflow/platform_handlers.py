@@ -25,7 +25,12 @@ from returnflow.domain.money import Money
 from returnflow.domain.policy import MoneyAuthority, PlatformMode, ReturnPolicy
 from returnflow.errors import ConfigurationError, PortError
 from returnflow.lifecycle import effects as fx
-from returnflow.ports.platform_returns import PlatformReturns, ProcessResult, Quantity
+from returnflow.ports.platform_returns import (
+    FinancialOutcome,
+    PlatformReturns,
+    ProcessResult,
+    Quantity,
+)
 
 if TYPE_CHECKING:
     from returnflow.dispatch import Dispatcher
@@ -241,6 +246,14 @@ def _reconciled(
         exchanged = {x.order_line_id for x in record.lines if isinstance(x.outcome, Exchange)}
         ids = dict(record.refs.platform_line_ids)
         paying = [q for q in lines if q.line_id in {ids.get(k) for k in exchanged}]
+        if exchange_lines and lines and not paying:
+            # the items go out ahead of the units paying for them, with units that never
+            # pay for them (an instant exchange released by the fact that pays the others):
+            # the platform nets them against those units; returnflow pays the units in full,
+            # and what the items ask is ahead of the exchanged units' later call
+            alone = port.calculate(effect.shop, return_id, lines, shipping_fee=effect.shipping_fee)
+            theirs = alone.refund
+            net = net - (alone.refund - alone.owed)
         if ahead and paying:  # only the exchanged units pay for the items shipped ahead
             worth = port.calculate(effect.shop, return_id, paying, shipping_fee=False)
             theirs = max(net - min(-ahead, max(worth.refund - worth.owed, zero)), zero)
@@ -249,8 +262,9 @@ def _reconciled(
         theirs = outcome.refund
     authority = d.policy_of(record).platform_money  # the return's own policy version
     review = authority is MoneyAuthority.REVIEW
-    owed = outcome.owed  # less what the customer paid apart for it (a captured authorization)
-    owed = owed - min(owed, effect.owed_paid_apart or Money.zero(owed.currency))
+    owed = outcome.owed
+    if effect.owed_paid_apart:
+        theirs, owed = _items_paid_apart(outcome, effect.owed_paid_apart)
     for what, platform, ours in (
         ("refund", theirs, effect.expected),
         ("owed", owed, effect.expected_owed),
@@ -266,6 +280,20 @@ def _reconciled(
     if theirs != effect.expected and authority is MoneyAuthority.PLATFORM:
         refund = max(refund + (theirs - effect.expected), Money.zero(refund.currency))
     return theirs, refund, net
+
+
+def _items_paid_apart(outcome: FinancialOutcome, paid: Money) -> tuple[Money, Money]:
+    """The platform's refund and owed for the whole return once the exchange items are paid
+    apart, up to ``paid`` (an instant exchange's authorization captured when QC failed).
+
+    The platform nets the items against every unit it refunds (Shopify's
+    ``suggestedFinancialOutcome`` is one refund or one balance), also units of other lines
+    that were never to pay for them; the capture pays for them instead, so their worth (at
+    most what was captured) goes back into the platform's net figure, whether that figure is
+    a balance owed or a refund."""
+    zero = Money.zero(paid.currency)
+    net = outcome.refund - outcome.owed + min(paid, outcome.exchanged)
+    return (net, zero) if net >= zero else (zero, zero - net)
 
 
 def _owed_ahead(record: ReturnRecord, currency: str) -> Money:

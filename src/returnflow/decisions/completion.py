@@ -15,7 +15,6 @@ from returnflow.decisions.change import Change
 from returnflow.domain.model import (
     Exchange,
     ExchangeLine,
-    Keep,
     OutcomeKind,
     Refund,
     ReturnLine,
@@ -373,13 +372,19 @@ def settle_parts(
 
 
 def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why: str) -> None:
-    """Refund or credit before completion (the policy's refund trigger); exchanges and
-    returnless lines settle at completion as usual."""
+    """Refund or credit before completion (the policy's refund trigger); exchanges settle
+    at completion as usual.
+
+    A returnless line (:class:`Keep`) is paid with the units: nothing is to come for it,
+    and it is part of the payout a fee is taken from. Left to completion, a fee taken here
+    from the units alone would be waived (``fees_only_from_payout``) where the whole
+    return's payout covers it, and the return would settle differently from one whose
+    units and kept lines settle together (the platform return's figure)."""
     parts = []
     for line in change.record.lines:
-        if isinstance(line.outcome, (Exchange, Keep)) or line.claimed:
+        if isinstance(line.outcome, Exchange) or line.claimed:
             continue
-        units = line.accepted if accepted_only else line.quantity
+        units = line.accepted if accepted_only and line.requires_receipt else line.quantity
         if units > line.settled:
             parts.append((line, units - line.settled, line.settled))
     if parts:
