@@ -348,3 +348,21 @@ def test_outbound_shipping_a_balance_paid_up_front_is_no_part_of_the_owed_when_q
     assert operations == ["charge", "authorize", "capture"]  # nothing given back
     [processed] = platform(made).calls_to("process")
     assert processed.args["refund"] == eur("0.00")
+
+
+def test_a_reset_that_charges_the_return_shipping_fee_puts_it_on_its_platform_return() -> None:
+    # Caps and the T-shirt, a 3.00 return shipping fee; only the T-shirt came back when the
+    # return is reset. The first return settled nothing, so its platform return (cancelled)
+    # never took the fee: the new return settles the T-shirt as it is made and charges the
+    # fee (a 22.00 refund). Its platform return must carry the fee too, else the platform
+    # suggests 25.00 and a correct return goes to review.
+    made = harness(ReturnPolicy(platform_mode="native", fees=FeePolicy(return_shipping=eur("3"))))
+    return_id = request(made, caps(), RequestLine(order_line_id="L1", quantity=1))
+    receive(made, return_id, "r1", passed("L1"))
+    _, new = made.service.reset(SHOP, return_id)
+    _closed_without_review(made, new.id)
+    first, opened = platform(made).calls_to("open_return")
+    assert first.args["return_shipping_fee"] == eur("3.00")
+    assert opened.args["return_shipping_fee"] == eur("3.00")
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("22.00")
