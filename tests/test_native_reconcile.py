@@ -4,12 +4,16 @@ figure). Each test is one kind of difference the native model once found."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from returnflow import CarrierStatus, CarrierUpdate, Exchange, FeePolicy, RequestLine, ReturnPolicy
 from returnflow.domain.policy import RefundTrigger, ReleaseTrigger
 from returnflow.domain.settlement import Percent
-from returnflow.testing import Harness
+from returnflow.errors import PortError
+from returnflow.testing import FakePorts, Harness
+from returnflow.testing.platform_returns import FakePlatformReturns
 from test_native_mode import (
     SHOP,
     caps,
@@ -86,7 +90,8 @@ def test_a_cancelled_exchange_is_taken_out_of_the_platform_return() -> None:
     _closed_without_review(made, return_id)
     record = made.service.get(SHOP, return_id)
     assert [line.status for line in record.exchange_lines] == ["cancelled"]
-    [removed] = platform(made).calls_to("remove_lines")
+    units, removed = platform(made).calls_to("remove_lines")  # the T-shirt, then its item
+    assert [line.quantity for line in units.args["lines"]] == [1]
     [item] = removed.args["exchange_lines"]
     assert (item.line_id, item.quantity) == (record.exchange_lines[0].platform_item_id, 1)
     [processed] = platform(made).calls_to("process")
@@ -366,3 +371,40 @@ def test_a_reset_that_charges_the_return_shipping_fee_puts_it_on_its_platform_re
     assert opened.args["return_shipping_fee"] == eur("3.00")
     [processed] = platform(made).calls_to("process")
     assert processed.args["refund"] == eur("22.00")
+
+
+class LosesEachFirstRemoval(FakePlatformReturns):
+    """A platform that takes out what each key's first call names and then times out: the
+    units and items are out, the answer never reached returnflow."""
+
+    def remove_lines(self, shop: str, return_id: str, lines: Any, **kwargs: Any) -> Any:
+        first = kwargs["idempotency_key"] not in {c.idempotency_key for c in self.calls}
+        result = super().remove_lines(shop, return_id, lines, **kwargs)
+        if first:
+            raise PortError("platform_returns", "remove_lines", "timed out", retryable=True)
+        return result
+
+
+def test_a_removal_retried_after_its_answer_was_lost_reuses_no_key_for_another_call() -> None:
+    # The T-shirt fails QC and its exchange is cancelled: its unit and its exchange item come
+    # out of the platform return. Each answer is lost once; the retry finds the item out
+    # already and makes each call again with the same arguments under the same key (never
+    # a call of other arguments under a key used).
+    ports = FakePorts()
+    there = LosesEachFirstRemoval(ports.commerce)
+    made = Harness(policy=ReturnPolicy(platform_mode="native"), ports=ports, platform_returns=there)
+    made.ports.commerce.add_order(order())
+    return_id = request(made, swap("20.00"), caps())
+    receive(made, return_id, "r1", passed("L1", qc="fail"), passed("L2", 2))
+    for _ in range(4):
+        made.dispatch_due()
+    _closed_without_review(made, return_id)
+    calls = there.calls_to("remove_lines")
+    assert [call.outcome for call in calls] == ["ok", "replayed", "ok", "replayed"]
+    args: dict[str | None, object] = {}
+    for call in calls:
+        assert args.setdefault(call.idempotency_key, call.args) == call.args
+    record = made.service.get(SHOP, return_id)
+    now = there.get_return(SHOP, record.refs.platform_return_id or "")
+    assert dict(now.removed)[now.line_id("L1")] == 1
+    assert dict(now.exchange_removed) == {record.exchange_lines[0].platform_item_id: 1}
