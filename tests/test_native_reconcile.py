@@ -8,13 +8,22 @@ from typing import Any
 
 import pytest
 
-from returnflow import CarrierStatus, CarrierUpdate, Exchange, FeePolicy, RequestLine, ReturnPolicy
+from returnflow import (
+    CarrierStatus,
+    CarrierUpdate,
+    Exchange,
+    FeePolicy,
+    RequestLine,
+    ReturnPolicy,
+    ReturnRequest,
+)
 from returnflow.domain.policy import RefundTrigger, ReleaseTrigger
 from returnflow.domain.settlement import Percent
 from returnflow.errors import PortError
 from returnflow.testing import FakePorts, Harness
 from returnflow.testing.platform_returns import FakePlatformReturns
 from test_native_mode import (
+    ORDER_ID,
     SHOP,
     caps,
     eur,
@@ -371,6 +380,23 @@ def test_a_reset_that_charges_the_return_shipping_fee_puts_it_on_its_platform_re
     assert opened.args["return_shipping_fee"] == eur("3.00")
     [processed] = platform(made).calls_to("process")
     assert processed.args["refund"] == eur("22.00")
+
+
+def test_the_platform_return_carries_the_return_methods_own_shipping_fee() -> None:
+    # A 3.00 return shipping fee, 1.00 for a drop-off: the caps dropped off are settled with
+    # the 1.00 fee (19.00 back). The platform return must carry the fee the settlement
+    # charges, the method's, not the policy's 3.00 (the platform would suggest 17.00).
+    fees = FeePolicy(return_shipping=eur("3"), method_fees={"drop_off": eur("1")})
+    policy = ReturnPolicy(platform_mode="native", return_methods=("mail", "drop_off"), fees=fees)
+    made = harness(policy)
+    wanted = ReturnRequest(shop=SHOP, order_id=ORDER_ID, lines=[caps()], method="drop_off")
+    return_id = made.service.request(wanted).id
+    receive(made, return_id, "r1", passed("L2", 2))
+    _closed_without_review(made, return_id)
+    [opened] = platform(made).calls_to("open_return")
+    assert opened.args["return_shipping_fee"] == eur("1.00")
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("19.00")
 
 
 class LosesEachFirstRemoval(FakePlatformReturns):

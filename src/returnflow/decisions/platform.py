@@ -204,7 +204,9 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
     quote = settle(
         record.currency,
         parts,
-        fees=policy.fees,
+        # the fees its settlements charge: the return method's or a merchant rule's return
+        # shipping fee, the reasons that waive fees
+        fees=policy.fees_for(record.rule_return_shipping, record.method),
         exchange_lines=[line for line in record.exchange_lines if line.status != "cancelled"],
         charge_shipping=record.return_shipping_fee is None,
         charge_exchange_shipping=record.exchange_shipping_fee is None,
