@@ -16,6 +16,7 @@ import pytest
 from hypothesis import Phase, Verbosity, settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
+from _builders import ORDER_ID, SHOP, tee_and_caps
 from returnflow import (
     FeePolicy,
     Money,
@@ -32,7 +33,6 @@ from returnflow.testing import Harness
 from returnflow.testing.platform_returns import FakePlatformReturns
 from returnflow.testing.stateful import KitSystem, _differences, returns_state_machine
 from returnflow.testing.strategies import policies
-from test_native_mode import ORDER_ID, SHOP, order
 
 
 def run(machine: type[RuleBasedStateMachine], **overrides: Any) -> None:
@@ -201,7 +201,7 @@ def test_a_fee_waived_that_the_platform_return_carries_in_part_is_a_real_differe
         restocking=Percent(15), return_shipping=Money("40", "EUR"), fees_only_from_payout=True
     )
     made = Harness(policy=ReturnPolicy(platform_mode="native", fees=fees))
-    made.ports.commerce.add_order(order())
+    made.ports.commerce.add_order(tee_and_caps())
     lines = [
         RequestLine(order_line_id="L1", quantity=1),
         RequestLine(order_line_id="L2", quantity=1),

@@ -6,28 +6,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from returnflow import FeePolicy, RequestLine, ReturnPolicy, ReturnRequest
-from returnflow.errors import PortError
-from returnflow.testing import FakePorts, Harness
-from returnflow.testing.platform_returns import FakePlatformReturns
-from test_native_mode import (
+from _builders import (
     ORDER_ID,
     SHOP,
     caps,
+    closed_without_review,
     eur,
-    harness,
-    order,
+    native_harness,
     passed,
     platform,
     receive,
     request,
     swap,
+    tee_and_caps,
 )
-
-
-def _closed_without_review(made: Harness, return_id: str) -> None:
-    record = made.service.get(SHOP, return_id)
-    assert (record.status, record.review_reasons) == ("closed", ())
+from returnflow import FeePolicy, RequestLine, ReturnPolicy, ReturnRequest
+from returnflow.errors import PortError
+from returnflow.testing import FakePorts, Harness
+from returnflow.testing.platform_returns import FakePlatformReturns
 
 
 def test_a_reset_that_charges_the_return_shipping_fee_puts_it_on_its_platform_return() -> None:
@@ -36,11 +32,13 @@ def test_a_reset_that_charges_the_return_shipping_fee_puts_it_on_its_platform_re
     # never took the fee: the new return settles the T-shirt as it is made and charges the
     # fee (a 22.00 refund). Its platform return must carry the fee too, else the platform
     # suggests 25.00 and a correct return goes to review.
-    made = harness(ReturnPolicy(platform_mode="native", fees=FeePolicy(return_shipping=eur("3"))))
+    made = native_harness(
+        ReturnPolicy(platform_mode="native", fees=FeePolicy(return_shipping=eur("3")))
+    )
     return_id = request(made, caps(), RequestLine(order_line_id="L1", quantity=1))
     receive(made, return_id, "r1", passed("L1"))
     _, new = made.service.reset(SHOP, return_id)
-    _closed_without_review(made, new.id)
+    closed_without_review(made, new.id)
     first, opened = platform(made).calls_to("open_return")
     assert first.args["return_shipping_fee"] == eur("3.00")
     assert opened.args["return_shipping_fee"] == eur("3.00")
@@ -54,11 +52,11 @@ def test_the_platform_return_carries_the_return_methods_own_shipping_fee() -> No
     # charges, the method's, not the policy's 3.00 (the platform would suggest 17.00).
     fees = FeePolicy(return_shipping=eur("3"), method_fees={"drop_off": eur("1")})
     policy = ReturnPolicy(platform_mode="native", return_methods=("mail", "drop_off"), fees=fees)
-    made = harness(policy)
+    made = native_harness(policy)
     wanted = ReturnRequest(shop=SHOP, order_id=ORDER_ID, lines=[caps()], method="drop_off")
     return_id = made.service.request(wanted).id
     receive(made, return_id, "r1", passed("L2", 2))
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     [opened] = platform(made).calls_to("open_return")
     assert opened.args["return_shipping_fee"] == eur("1.00")
     [processed] = platform(made).calls_to("process")
@@ -85,12 +83,12 @@ def test_a_removal_retried_after_its_answer_was_lost_reuses_no_key_for_another_c
     ports = FakePorts()
     there = LosesEachFirstRemoval(ports.commerce)
     made = Harness(policy=ReturnPolicy(platform_mode="native"), ports=ports, platform_returns=there)
-    made.ports.commerce.add_order(order())
+    made.ports.commerce.add_order(tee_and_caps())
     return_id = request(made, swap("20.00"), caps())
     receive(made, return_id, "r1", passed("L1", qc="fail"), passed("L2", 2))
     for _ in range(4):
         made.dispatch_due()
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     calls = there.calls_to("remove_lines")
     assert [call.outcome for call in calls] == ["ok", "replayed", "ok", "replayed"]
     args: dict[str | None, object] = {}
