@@ -16,12 +16,22 @@ import pytest
 from hypothesis import Phase, Verbosity, settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
-from returnflow import Money, ReturnPolicy
+from _builders import ORDER_ID, SHOP, tee_and_caps
+from returnflow import (
+    FeePolicy,
+    Money,
+    ReceivedLine,
+    RequestLine,
+    ReturnPolicy,
+    ReturnRequest,
+    WarehouseReceipt,
+)
 from returnflow.domain.inbound import Disposition
+from returnflow.domain.settlement import Percent
 from returnflow.ports.platform_returns import FinancialOutcome, ProcessResult
 from returnflow.testing import Harness
 from returnflow.testing.platform_returns import FakePlatformReturns
-from returnflow.testing.stateful import KitSystem, returns_state_machine
+from returnflow.testing.stateful import KitSystem, _differences, returns_state_machine
 from returnflow.testing.strategies import policies
 
 
@@ -178,3 +188,36 @@ def test_the_model_catches_a_platform_that_disagrees(
     )
     with pytest.raises(AssertionError, match=found):
         run_state_machine_as_test(machine, settings=BUG_HUNT)
+
+
+def test_a_fee_waived_that_the_platform_return_carries_in_part_is_a_real_difference() -> None:
+    # A 40.00 return shipping fee, 15% restocking, fees taken only from a payout: the
+    # T-shirt (25.00) and a cap (10.00) would pay 29.75 of the fee, and the platform return
+    # opens with that much. The T-shirt fails QC and comes out: the cap pays 8.50 of it,
+    # the rest (31.50) is waived, while the platform return still carries 29.75 and asks
+    # 21.25. A real difference (Shopify cannot take a fee off a return): the model knows
+    # the kind, though the platform asks for part of the fee waived, not all of it.
+    fees = FeePolicy(
+        restocking=Percent(15), return_shipping=Money("40", "EUR"), fees_only_from_payout=True
+    )
+    made = Harness(policy=ReturnPolicy(platform_mode="native", fees=fees))
+    made.ports.commerce.add_order(tee_and_caps())
+    lines = [
+        RequestLine(order_line_id="L1", quantity=1),
+        RequestLine(order_line_id="L2", quantity=1),
+    ]
+    return_id = made.service.request(ReturnRequest(shop=SHOP, order_id=ORDER_ID, lines=lines)).id
+    received = [
+        ReceivedLine(line_id="L1", quantity=1, qc="fail"),
+        ReceivedLine(line_id="L2", quantity=1),
+    ]
+    made.service.handle(
+        WarehouseReceipt(shop=SHOP, return_id=return_id, event_id="r1", lines=received)
+    )
+    record = made.service.get(SHOP, return_id)
+    [(index, reason)] = _differences(record)
+    assert "the platform's owed 21.25 EUR differs from returnflow's settlement 0.00 EUR" in reason
+    machine = returns_state_machine(shop=SHOP, platform_mode="native")
+    model = object.__new__(machine)
+    model.platform, model.taken_out = made.platform_returns, set()
+    assert model._real_difference(record, index) == "a fee waived that the platform return carries"

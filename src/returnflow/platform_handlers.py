@@ -180,8 +180,7 @@ def process_platform_return(
         # planned after this processing, the return opened late): out first
         items = _items_left(port, effect, record, return_id, cancelled)
         if items:
-            key = f"{effect.key}/cancelled"
-            port.remove_lines(effect.shop, return_id, [], exchange_lines=items, idempotency_key=key)
+            _remove_items(port, effect, return_id, items, f"{effect.key}/cancelled")
     if effect.expected is not None and not reviewed:
         try:
             theirs, refund, net = _reconciled(
@@ -390,15 +389,30 @@ def dispose_platform_units(
 def remove_platform_lines(
     d: Dispatcher, effect: fx.RemovePlatformLines, record: ReturnRecord
 ) -> object:
+    """Take the effect's units out under its key, then the exchange items of its cancelled
+    lines still there under a key naming them: what is left of the items is read from the
+    platform, so a retry after a call that acted (its answer lost) finds none and makes no
+    call, and a different removal never reuses a key."""
     port, return_id = _platform(d, effect, record)
     lines = _line_ids(record, effect, effect.lines)
-    if not effect.exchange_line_ids:  # the call as made before exchange items could go
-        return port.remove_lines(effect.shop, return_id, lines, idempotency_key=effect.key)
-    items = _items_left(port, effect, record, return_id, set(effect.exchange_line_ids))
-    if not lines and not items:  # taken out before a processing already
-        return port.get_return(effect.shop, return_id)
+    answer: object = None
+    if lines or not effect.exchange_line_ids:  # the call as made before items could go
+        answer = port.remove_lines(effect.shop, return_id, lines, idempotency_key=effect.key)
+    if effect.exchange_line_ids:
+        items = _items_left(port, effect, record, return_id, set(effect.exchange_line_ids))
+        if items:  # else taken out before a processing, or by an attempt that acted
+            answer = _remove_items(port, effect, return_id, items, effect.key)
+    return answer if answer is not None else port.get_return(effect.shop, return_id)
+
+
+def _remove_items(
+    port: PlatformReturns, effect: fx.Effect, return_id: str, items: list[Quantity], base: str
+) -> object:
+    """Take exchange items out, under ``base`` and the items and units removed: one key
+    per distinct removal, the same for a retry of it."""
+    named = ",".join(f"{item.line_id}x{item.quantity}" for item in items)
     return port.remove_lines(
-        effect.shop, return_id, lines, exchange_lines=items, idempotency_key=effect.key
+        effect.shop, return_id, [], exchange_lines=items, idempotency_key=f"{base}/{named}"
     )
 
 

@@ -204,7 +204,9 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
     quote = settle(
         record.currency,
         parts,
-        fees=policy.fees,
+        # the fees its settlements charge: the return method's or a merchant rule's return
+        # shipping fee, the reasons that waive fees
+        fees=policy.fees_for(record.rule_return_shipping, record.method),
         exchange_lines=[line for line in record.exchange_lines if line.status != "cancelled"],
         charge_shipping=record.return_shipping_fee is None,
         charge_exchange_shipping=record.exchange_shipping_fee is None,
@@ -267,10 +269,11 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
             if count > paid[line_id]
         ),
         exchange_lines=exchange_lines,
-        # charged already with a returnless line's settlement at the request: the platform
-        # takes it with that line's processing (a reset's was charged on its parent's)
+        # charged already by a settlement of this return (a returnless line's at the
+        # request, a reset's units settled as it was made): the platform takes it with
+        # their processing; a reset's charged on its parent's is not charged again
         return_shipping_fee=quote.return_shipping_fee
-        or (record.return_shipping_fee if carried is None else None)
+        or (record.return_shipping_fee if carried is None or _took_fee(record) else None)
         or None,
         requested=requested,
     )
@@ -492,6 +495,12 @@ def _by_duty(refunds: Sequence[fx.IssueRefund]) -> tuple[DutyRefund, ...]:
                 given[duty.duty_id] + duty.amount if duty.duty_id in given else duty.amount
             )
     return tuple(DutyRefund(duty, amount) for duty, amount in given.items())
+
+
+def _took_fee(record: ReturnRecord) -> bool:
+    """Whether a settlement of this return (not of the one it was reset from) took the
+    return shipping fee."""
+    return any(e.event == "settled" and "return_shipping_fee" in e.payload for e in record.history)
 
 
 def _took_shipping_fee(change: Change) -> bool:

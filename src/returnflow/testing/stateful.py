@@ -1668,12 +1668,17 @@ class ReturnsModel(RuleBasedStateMachine):
         currency = ours.currency
         waived = _money(last.get("fees_waived"), currency)
         zero = Money.zero(currency)
-        if waived != zero and (
-            (what == "owed" and platform - ours == waived)
-            or (what == "refund" and ours - platform == waived)
+        carried = self._fees_carried(there, settled, currency) if there else None
+        if waived != zero and any(
+            (what == "owed" and platform - ours == fee)
+            or (what == "refund" and ours - platform == fee)
+            for fee in (waived, carried)
+            if fee is not None and zero < fee <= waived
         ):
             # fees_only_from_payout waived a fee the platform return carries from its opening
-            # (Shopify has no call to take a fee off a return): the platform asks for exactly it
+            # (Shopify has no call to take a fee off a return): the platform asks for exactly it,
+            # all of it, or the part of it the return carries (opened with what its units
+            # would pay, the fee waived again when units it counted on were taken out)
             return "a fee waived that the platform return carries"
         # what the units pay toward the exchange's items (its shipping is not the platform's):
         # the balance the customer pays (due now, or paid on the platform before) pays first
@@ -1702,6 +1707,25 @@ class ReturnsModel(RuleBasedStateMachine):
             # exactly what they pay toward the exchange
             return "an exchange processed apart from the units paying for it"
         return None
+
+    def _fees_carried(
+        self, there: str, settled: Sequence[Mapping[str, Any]], currency: str
+    ) -> Money | None:
+        """The fees the platform return ``there`` carries for its units not taken out, less
+        those returnflow's settlements (``settled``) charged: what of a waived fee the
+        platform still asks for (``None``: not a fake platform)."""
+        if not isinstance(self.platform, FakePlatformReturns):
+            return None
+        fees = self.platform.calculate(self.shop, there).fees
+        charged = Money.sum(
+            (
+                _money(entry.get(name), currency)
+                for entry in settled
+                for name in ("restocking_fee", "return_shipping_fee")
+            ),
+            currency,
+        )
+        return fees - charged
 
     def native_holds(
         self, records: Mapping[str, ReturnRecord], outboxes: Mapping[str, Sequence[OutboxEntry]]
