@@ -245,6 +245,10 @@ def test_a_source_failing_mid_range_exits_1_and_says_where_it_stopped(host: Path
         (["--id", " "], "--id ' ': must not be empty"),
         ([*MONTH, "--progress-every", "0"], "--progress-every 0: must be at least 1"),
         ([*MONTH, "--progress-seconds", "-1"], "--progress-seconds -1.0: must not be negative"),
+        ([*MONTH, "--progress-seconds", "nan"], "--progress-seconds nan: must be a finite number"),
+        ([*MONTH, "--progress-seconds", "inf"], "--progress-seconds inf: must be a finite number"),
+        ([*MONTH, "--progress-seconds=-inf"], "--progress-seconds -inf: must be a finite number"),
+        ([*MONTH, "--progress-seconds", "1e999"], "--progress-seconds inf: must be a finite"),
         ([*MONTH, "--page-size", "0"], "--page-size 0: must be at least 1"),
         ([*MONTH, "--source", "hostsource:five"], "--source 'hostsource:five': say which shop"),
         (

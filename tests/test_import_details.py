@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from _builders import ORDER_ID, SHOP, tee_and_caps
 from returnflow import InvalidPayload, RequestLine, ReturnRequest, _bodies
 from returnflow.errors import ReturnNotFound
 from returnflow.ports.store import ReturnStore
 from returnflow.stores.memory import MemoryStore
 from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing import Harness
-from test_native_mode import ORDER_ID, SHOP, order
 
 
 @pytest.fixture(params=["memory", "sqlite-fast", "sqlite-plain"])
@@ -39,7 +39,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReturnStor
 
 def _import(store: ReturnStore, details: Any) -> Harness:
     made = Harness(store=store)
-    made.ports.commerce.add_order(order())
+    made.ports.commerce.add_order(tee_and_caps())
     made.service.import_return(
         ReturnRequest(shop=SHOP, order_id=ORDER_ID, lines=[RequestLine("L2", 1)]),
         return_id="X1",
@@ -104,3 +104,39 @@ def test_json_details_are_kept_as_given_by_every_store(store: ReturnStore) -> No
     expected = {"source": "loop", "external_id": "e1", **details, "items": ["a", ["b", {"c": 1}]]}
     assert entry.payload == expected
     assert type(entry.payload["items"]) is not tuple  # an array, as it reads back from JSON
+
+
+def _shape(value: Any) -> Any:
+    """``value``'s types all the way down (a mapping's keys sorted)."""
+    if isinstance(value, dict):
+        return type(value), {key: _shape(item) for key, item in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return type(value), [_shape(item) for item in value]
+    return type(value)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain"])
+def test_details_read_from_the_cache_are_what_a_new_store_reads(fast: bool, tmp_path: Path) -> None:
+    """The SQLite store keeps the record it wrote to answer later reads: its details have
+    the values and the types (arrays, objects) a new store reads from the file."""
+    if fast and not _bodies.fast_available():
+        pytest.skip("orjson (the fast extra) is not installed")
+    previous = _bodies.use_fast(fast)
+    path = tmp_path / "returns.db"
+    details = {"items": ("a", ["b", {"c": (1, 2)}]), "rate": 0.5, "deep": [[]], "none": None}
+    writer, reader = SqliteStore(path), None
+    try:
+        _import(writer, details)
+        reader = SqliteStore(path)
+        cached, fresh = (
+            next(e.payload for e in store.get(SHOP, "X1").history if e.event == "imported")
+            for store in (writer, reader)
+        )
+        assert cached == fresh
+        assert _shape(cached) == _shape(fresh)
+        assert not isinstance(cached["items"], tuple)  # an array, as JSON reads it
+    finally:
+        writer.close()
+        if reader is not None:
+            reader.close()
+        _bodies.use_fast(previous)

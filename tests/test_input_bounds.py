@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 
 import test_platform_changes as platform_changes
@@ -20,7 +21,7 @@ from returnflow import (
     RequestLine,
     WarehouseReceipt,
 )
-from returnflow.domain._fields import MAX_QUANTITY, MAX_TRACKING
+from returnflow.domain._fields import MAX_QUANTITY, MAX_TRACKING, MAX_URL
 from returnflow.domain.external import ExternalReturn
 from returnflow.domain.inbound import PlatformReturnEvent
 from returnflow.domain.model import ReturnRequest
@@ -31,6 +32,8 @@ from returnflow.testing import FakeCarrier, FakePorts, Harness
 
 HUGE = 99999999999999999997
 LONG = "1Z" + "9" * MAX_TRACKING
+URL = "https://labels.example/"
+LONG_URL = URL + "x" * MAX_URL
 
 
 def _refused(error: pytest.ExceptionInfo[Any], field: str, value: object) -> None:
@@ -73,16 +76,52 @@ def test_a_label_attached_with_a_tracking_number_beyond_the_bound_is_refused() -
     )
 
 
-class _LongLabels(FakeCarrier):
-    """A carrier whose tracking numbers are far too long."""
+def _attach(made: Harness, return_id: str, event_id: str, label_url: object) -> str:
+    """A label attached on the platform, as its webhook's data: only a URL."""
+    data = {
+        "shop": platform_changes.SHOP,
+        "return_id": return_id,
+        "event_id": event_id,
+        "topic": "reverse_deliveries/attach_deliverable",
+        "label_url": label_url,
+    }
+    return made.service.handle(structure(data, PlatformReturnEvent)).status
+
+
+@pytest.mark.parametrize(
+    "label_url", [LONG_URL, 12345, b"https://labels.example/1.pdf", ["https://x"], "", " "]
+)
+def test_a_label_attached_with_a_url_beyond_the_bound_or_not_text_is_refused(
+    label_url: object,
+) -> None:
+    made = platform_changes.harness(platform_changes.NO_LABEL)
+    opened = platform_changes.request(made, RequestLine("L2", 1))
+    before = made.service.get(platform_changes.SHOP, opened.id)
+    with pytest.raises(InvalidPayload) as refused:
+        _attach(made, opened.id, "d1", label_url)
+    _refused(refused, "label_url", label_url)
+    assert len(str(refused.value)) < 400  # the value abridged
+    assert made.service.get(platform_changes.SHOP, opened.id) == before
+    bound = LONG_URL[:MAX_URL]
+    _attach(made, opened.id, "d2", bound)
+    assert made.service.get(platform_changes.SHOP, opened.id).refs.label_url == bound
+
+
+class _BadLabels(FakeCarrier):
+    """A carrier whose labels carry the tracking number or URL given instead of their own."""
+
+    def __init__(self, **given: object) -> None:
+        super().__init__()
+        self.given = given
 
     def create_label(self, *args: Any, **kwargs: Any) -> Label:
-        label = super().create_label(*args, **kwargs)
-        return Label(tracking_number=LONG, label_url=label.label_url)
+        return attrs.evolve(super().create_label(*args, **kwargs), **self.given)
 
 
-def test_a_carriers_tracking_number_beyond_the_bound_is_refused_and_not_written() -> None:
-    made = Harness(ports=FakePorts(carrier=_LongLabels()))
+def _label_refused(carrier: FakeCarrier, field: str) -> None:
+    """A return whose carrier gives a label with a bad ``field``: its create_label effect
+    fails with InvalidPayload naming the field, and nothing of the label is written."""
+    made = Harness(ports=FakePorts(carrier=carrier))
     made.ports.commerce.add_order(
         platform_changes.harness().ports.commerce.get_order(
             platform_changes.SHOP, platform_changes.ORDER_ID
@@ -97,8 +136,9 @@ def test_a_carriers_tracking_number_beyond_the_bound_is_refused_and_not_written(
     )
     made.service.dispatch_pending()
     record = made.service.get(platform_changes.SHOP, opened.id)
-    assert record.refs.tracking_number is None
-    assert not [entry for entry in record.history if entry.payload.get("tracking")]
+    assert (record.refs.tracking_number, record.refs.label_url) == (None, None)
+    written = [entry.payload for entry in record.history]
+    assert not [payload for payload in written if {"tracking", "label_url"} & set(payload)]
     (label,) = [
         entry
         for entry in made.store.outbox(platform_changes.SHOP, opened.id)
@@ -107,7 +147,18 @@ def test_a_carriers_tracking_number_beyond_the_bound_is_refused_and_not_written(
     assert label.status != "done"
     assert label.last_error is not None
     assert "InvalidPayload" in label.last_error
-    assert "tracking_number" in label.last_error
+    assert field in label.last_error
+
+
+@pytest.mark.parametrize("url", [LONG_URL, 12345, None])
+def test_a_carriers_label_url_beyond_the_bound_or_not_text_is_refused_and_not_written(
+    url: object,
+) -> None:
+    _label_refused(_BadLabels(label_url=url), "label_url")
+
+
+def test_a_carriers_tracking_number_beyond_the_bound_is_refused_and_not_written() -> None:
+    _label_refused(_BadLabels(tracking_number=LONG), "tracking_number")
 
 
 def test_a_warehouse_receipt_beyond_the_bound_is_refused() -> None:

@@ -13,16 +13,25 @@ import json
 
 import pytest
 
+from _builders import (
+    NATIVE,
+    ORDER_ID,
+    SHOP,
+    eur,
+    native_harness,
+    platform,
+    receive,
+    request,
+    tee_and_caps,
+)
 from returnflow import (
     Exchange,
-    Money,
     OrderLine,
     OrderSnapshot,
     ReceivedLine,
     RequestLine,
     ReturnPolicy,
     ReturnRequest,
-    WarehouseReceipt,
 )
 from returnflow.decisions.change import Change
 from returnflow.decisions.platform import plan
@@ -36,42 +45,14 @@ from returnflow.ports.platform_returns import (
 )
 from returnflow.serialization import structure, unstructure
 from returnflow.testing import Harness
-from returnflow.testing.platform_returns import FakePlatformReturns
-from test_native_mode import ORDER_ID, SHOP, order
 
-NATIVE = ReturnPolicy(platform_mode="native")
 ON_FINISHED = Completion.ON_WAREHOUSE_FINISHED
-
-
-def eur(amount: str) -> Money:
-    return Money(amount, "EUR")
-
-
-def harness() -> Harness:
-    made = Harness(policy=NATIVE)
-    made.ports.commerce.add_order(order())
-    return made
-
-
-def platform(made: Harness) -> FakePlatformReturns:
-    assert made.platform_returns is not None
-    return made.platform_returns
 
 
 def upsell(price: str = "40.00") -> RequestLine:
     """The 25.00 T-shirt for another size priced ``price``."""
     return RequestLine(
         order_line_id="L1", quantity=1, outcome=Exchange(variant_id="tee-l", unit_price=eur(price))
-    )
-
-
-def request(made: Harness, *lines: RequestLine) -> str:
-    return made.service.request(ReturnRequest(shop=SHOP, order_id=ORDER_ID, lines=lines)).id
-
-
-def receive(made: Harness, return_id: str, *lines: ReceivedLine) -> None:
-    made.service.handle(
-        WarehouseReceipt(shop=SHOP, return_id=return_id, event_id="r1", lines=lines)
     )
 
 
@@ -85,10 +66,10 @@ def live(made: Harness, return_id: str) -> tuple[ShopifyReturnStatus, object, ob
 
 
 def test_an_upsell_whose_exchange_qc_cancels_is_given_back_on_the_platform_too() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, upsell())
     assert live(made, return_id) == (ShopifyReturnStatus.OPEN, eur("15.00"), None)
-    receive(made, return_id, ReceivedLine(line_id=f"{return_id}-1", quantity=1, qc="fail"))
+    receive(made, return_id, "r1", ReceivedLine(line_id=f"{return_id}-1", quantity=1, qc="fail"))
     record = made.service.get(SHOP, return_id)
     assert record.state == ("closed", "exchange_cancelled")
     [refund] = made.ports.payments.calls_to("refund")
@@ -113,7 +94,7 @@ def test_an_upsell_whose_exchange_qc_cancels_is_given_back_on_the_platform_too()
 
 
 def test_a_return_cancelled_after_paying_gives_the_balance_back_on_the_platform() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, upsell())
     made.service.cancel(SHOP, return_id)
     assert made.service.get(SHOP, return_id).status == "cancelled"
@@ -124,7 +105,7 @@ def test_a_return_cancelled_after_paying_gives_the_balance_back_on_the_platform(
 
 
 def test_a_refund_failing_on_the_platform_is_retried_under_the_same_key() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, upsell())
     platform(made).fail("refund_balance")
     made.service.cancel(SHOP, return_id)
@@ -138,7 +119,7 @@ def test_a_refund_failing_on_the_platform_is_retried_under_the_same_key() -> Non
 
 
 def test_a_balance_already_given_back_in_the_platforms_admin_is_not_given_back_again() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, upsell())
     live_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
     platform(made).refund_balance(SHOP, live_id, eur("15.00"), idempotency_key="admin")
@@ -148,7 +129,7 @@ def test_a_balance_already_given_back_in_the_platforms_admin_is_not_given_back_a
 
 
 def test_a_return_with_nothing_paid_on_the_platform_asks_no_refund_there() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, upsell("25.00"))  # an even exchange: nothing owed, nothing paid
     made.service.cancel(SHOP, return_id)
     assert platform(made).calls_to("refund_balance") == []
@@ -193,7 +174,7 @@ def opened_there(made: Harness, price: str, *, paid: str | None = None) -> str:
 
 
 def test_a_platform_return_with_a_balance_owed_is_held_and_charged() -> None:
-    made = harness()
+    made = native_harness()
     return_id = opened_there(made, "40.00")
     record = made.service.get(SHOP, return_id)
     read = next(e for e in record.history if e.event == "platform_return_read")
@@ -203,19 +184,19 @@ def test_a_platform_return_with_a_balance_owed_is_held_and_charged() -> None:
         eur("15.00")
     ]
     assert record.exchange_status == "on_hold"
-    receive(made, return_id, ReceivedLine(line_id=f"{return_id}-1", quantity=1))
+    receive(made, return_id, "r1", ReceivedLine(line_id=f"{return_id}-1", quantity=1))
     assert made.service.get(SHOP, return_id).state == ("closed", "released")
 
 
 def test_a_platform_return_paid_there_is_not_charged_again() -> None:
-    made = harness()
+    made = native_harness()
     return_id = opened_there(made, "40.00", paid="15.00")
     record = made.service.get(SHOP, return_id)
     assert made.ports.payments.calls == []  # paid on the platform: nothing charged here
     assert platform(made).calls_to("pay_balance")[-1].idempotency_key == "shop-pay"
     assert (record.exchange_status, record.balance_paid) == ("on_hold", eur("15.00"))
     assert [line.status for line in record.exchange_lines] == ["pending"]  # not held there
-    receive(made, return_id, ReceivedLine(line_id=f"{return_id}-1", quantity=1))
+    receive(made, return_id, "r1", ReceivedLine(line_id=f"{return_id}-1", quantity=1))
     done = made.service.get(SHOP, return_id)
     assert (done.state, done.review_reasons) == (("closed", "released"), ())
     assert made.ports.payments.calls == []
@@ -223,7 +204,7 @@ def test_a_platform_return_paid_there_is_not_charged_again() -> None:
 
 
 def test_a_platform_return_paid_there_and_cancelled_is_given_back_there() -> None:
-    made = harness()
+    made = native_harness()
     return_id = opened_there(made, "40.00", paid="15.00")
     made.service.cancel(SHOP, return_id)
     # Given back where it was paid: the Payments port never charged it.
@@ -235,7 +216,7 @@ def test_a_platform_return_paid_there_and_cancelled_is_given_back_there() -> Non
 
 
 def test_a_platform_return_that_is_not_there_is_refused_naming_the_field() -> None:
-    made = harness()
+    made = native_harness()
     with pytest.raises(InvalidRequest) as raised:
         made.service.request(
             ReturnRequest(
@@ -250,12 +231,12 @@ def test_a_platform_return_that_is_not_there_is_refused_naming_the_field() -> No
 
 
 def test_a_platform_return_of_another_order_is_refused() -> None:
-    made = harness()
+    made = native_harness()
     other = OrderSnapshot(
         id="2002",
         shop=SHOP,
-        created_at=order().created_at,
-        fulfilled_at=order().fulfilled_at,
+        created_at=tee_and_caps().created_at,
+        fulfilled_at=tee_and_caps().fulfilled_at,
         currency="EUR",
         lines=[OrderLine(id="L1", sku="S", variant_id="s", quantity=1, unit_price=eur("5"))],
     )
@@ -280,9 +261,9 @@ def test_a_platform_return_of_another_order_is_refused() -> None:
 
 def test_a_balance_paid_on_the_platform_and_carried_by_a_reset_is_given_back_there() -> None:
     made = Harness(policy=ReturnPolicy(platform_mode="native", completion=ON_FINISHED))
-    made.ports.commerce.add_order(order())
+    made.ports.commerce.add_order(tee_and_caps())
     return_id = opened_there(made, "40.00", paid="15.00")
-    receive(made, return_id, ReceivedLine(line_id=f"{return_id}-1", quantity=1))
+    receive(made, return_id, "r1", ReceivedLine(line_id=f"{return_id}-1", quantity=1))
     paid_on = made.service.get(SHOP, return_id).refs.platform_return_id or ""
     _, new = made.service.reset(SHOP, return_id)
     assert new.balance_paid == eur("15.00")
@@ -303,7 +284,7 @@ def test_a_balance_paid_on_the_platform_and_carried_by_a_reset_is_given_back_the
 
 
 def test_two_refunds_planned_together_are_capped_by_what_the_platform_says_was_paid() -> None:
-    made = harness()
+    made = native_harness()
     return_id = opened_there(made, "40.00", paid="15.00")
     record = made.service.get(SHOP, return_id)
     change = Change(record, now=record.updated_at, actor="agent", base=record.version)
@@ -318,7 +299,7 @@ def test_two_refunds_planned_together_are_capped_by_what_the_platform_says_was_p
 
 
 def test_a_refund_the_platform_has_not_answered_yet_counts_against_the_next() -> None:
-    made = harness()
+    made = native_harness()
     return_id = opened_there(made, "40.00", paid="15.00")
     record = made.service.get(SHOP, return_id)
     first = Change(record, now=record.updated_at, actor="agent", base=record.version)

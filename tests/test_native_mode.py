@@ -11,28 +11,39 @@ return. ``tags`` mode (the default) never touches it.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 
+from _builders import (
+    NATIVE,
+    ORDER_ID,
+    SHOP,
+    caps,
+    closed_without_review,
+    eur,
+    handed_in,
+    native_harness,
+    passed,
+    platform,
+    receive,
+    request,
+    swap,
+    tee_and_caps,
+)
 from returnflow import (
-    CarrierStatus,
-    CarrierUpdate,
     Claim,
     ClaimReason,
     ConfigurationError,
     Duty,
-    Exchange,
     FeePolicy,
     Fixed,
     Keep,
     Money,
     OrderLine,
     OrderSnapshot,
-    ReceivedLine,
     RequestLine,
     ReturnPolicy,
     ReturnRequest,
@@ -40,7 +51,6 @@ from returnflow import (
     StoreCredit,
     Then,
     WarehouseFinished,
-    WarehouseReceipt,
     When,
     replacement,
 )
@@ -68,70 +78,6 @@ from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing import FakePorts, Harness
 from returnflow.testing.platform_returns import FakePlatformReturns
 
-SHOP = "shop-1"
-ORDER_ID = "1001"
-ORDERED_AT = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
-NATIVE = ReturnPolicy(platform_mode="native")
-
-
-def eur(amount: str) -> Money:
-    return Money(amount, "EUR")
-
-
-def order() -> OrderSnapshot:
-    """A T-shirt (25.00) and two caps (10.00 each)."""
-    return OrderSnapshot(
-        id=ORDER_ID,
-        shop=SHOP,
-        created_at=ORDERED_AT,
-        fulfilled_at=ORDERED_AT,
-        currency="EUR",
-        customer_email="customer@example.com",
-        lines=[
-            OrderLine(id="L1", sku="TEE-M", variant_id="tee-m", quantity=1, unit_price=eur("25")),
-            OrderLine(id="L2", sku="CAP", variant_id="cap", quantity=2, unit_price=eur("10")),
-        ],
-    )
-
-
-def harness(policy: ReturnPolicy = NATIVE) -> Harness:
-    made = Harness(policy=policy)
-    made.ports.commerce.add_order(order())
-    return made
-
-
-def platform(made: Harness) -> FakePlatformReturns:
-    assert made.platform_returns is not None
-    return made.platform_returns
-
-
-def swap(price: str, quantity: int = 1) -> RequestLine:
-    """The T-shirt for another size priced ``price``."""
-    return RequestLine(
-        order_line_id="L1",
-        quantity=1,
-        outcome=Exchange(variant_id="tee-l", unit_price=eur(price), quantity=quantity),
-    )
-
-
-def caps(units: int = 2) -> RequestLine:
-    return RequestLine(order_line_id="L2", quantity=units)
-
-
-def request(made: Harness, *lines: RequestLine) -> str:
-    record = made.service.request(ReturnRequest(shop=SHOP, order_id=ORDER_ID, lines=lines))
-    return record.id
-
-
-def receive(made: Harness, return_id: str, event_id: str, *lines: ReceivedLine) -> None:
-    made.service.handle(
-        WarehouseReceipt(shop=SHOP, return_id=return_id, event_id=event_id, lines=lines)
-    )
-
-
-def passed(line_id: str, quantity: int = 1, **extra: object) -> ReceivedLine:
-    return ReceivedLine(line_id=line_id, quantity=quantity, **extra)  # type: ignore[arg-type]
-
 
 def operations(made: Harness) -> list[str]:
     return [call.operation for call in platform(made).calls]
@@ -145,7 +91,7 @@ def commerce_operations(made: Harness) -> list[str]:
 
 
 def test_approval_opens_the_platform_return_with_lines_exchange_and_ids_written_back() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, swap("25.00"), caps())
     record = made.service.get(SHOP, return_id)
     [opened] = platform(made).calls_to("open_return")
@@ -173,7 +119,7 @@ def test_approval_opens_the_platform_return_with_lines_exchange_and_ids_written_
 
 
 def test_even_exchange_processes_the_exchange_line_with_no_refund_and_closes_both() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, swap("25.00"))
     receive(made, return_id, "r1", passed("L1"))
     record = made.service.get(SHOP, return_id)
@@ -195,7 +141,7 @@ def test_even_exchange_processes_the_exchange_line_with_no_refund_and_closes_bot
 
 
 def test_exchange_for_less_refunds_the_platforms_figure_removes_qc_failures_and_disposes() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, swap("20.00"), caps())
     receive(made, return_id, "r1", passed("L1"), passed("L2"), passed("L2", qc="fail"))
     record = made.service.get(SHOP, return_id)
@@ -215,7 +161,7 @@ def test_exchange_for_less_refunds_the_platforms_figure_removes_qc_failures_and_
 
 
 def test_upsell_charges_the_balance_then_processes_with_no_refund() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, swap("40.00"))
     record = made.service.get(SHOP, return_id)
     assert made.ports.payments.calls_to("charge")[0].args["amount"] == eur("15.00")
@@ -242,7 +188,7 @@ def test_an_exchange_left_owing_a_fee_is_held_until_the_fee_is_paid() -> None:
     # caps fail QC, so the even exchange is processed owing the fee: the platform fulfills
     # the new item on hold, and releases it once the fee charged is paid there.
     fees = FeePolicy(return_shipping=eur("5"), waive_for_exchanges=False)
-    made = harness(ReturnPolicy(platform_mode="native", fees=fees))
+    made = native_harness(ReturnPolicy(platform_mode="native", fees=fees))
     return_id = request(made, swap("25.00"), caps())
     assert made.service.get(SHOP, return_id).exchange_lines[0].status == "pending"
     receive(made, return_id, "r1", passed("L1"), passed("L2", 2, qc="fail"))
@@ -260,7 +206,9 @@ def test_an_exchange_left_owing_a_fee_is_held_until_the_fee_is_paid() -> None:
 
 
 def test_fees_are_on_the_platform_return_and_reduce_the_refund() -> None:
-    made = harness(ReturnPolicy(platform_mode="native", fees=FeePolicy(return_shipping=eur("5"))))
+    made = native_harness(
+        ReturnPolicy(platform_mode="native", fees=FeePolicy(return_shipping=eur("5")))
+    )
     return_id = request(made, caps())
     [opened] = platform(made).calls_to("open_return")
     assert opened.args["return_shipping_fee"] == eur("5.00")
@@ -271,11 +219,11 @@ def test_fees_are_on_the_platform_return_and_reduce_the_refund() -> None:
 
 
 def test_decoupled_restock_refund_on_hand_in_then_dispose_on_receipt() -> None:
-    made = harness(ReturnPolicy(platform_mode="native", refund_trigger=RefundTrigger.ON_HANDED_IN))
-    return_id = request(made, caps())
-    made.service.handle(
-        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
+    made = native_harness(
+        ReturnPolicy(platform_mode="native", refund_trigger=RefundTrigger.ON_HANDED_IN)
     )
+    return_id = request(made, caps())
+    handed_in(made, return_id)
     assert operations(made) == ["open_return", "process"]
     assert platform(made).calls_to("process")[0].args["refund"] == eur("20.00")
     receive(made, return_id, "r1", passed("L2", disposition="NOT_RESTOCKED"), passed("L2"))
@@ -293,7 +241,7 @@ def test_decoupled_restock_refund_on_hand_in_then_dispose_on_receipt() -> None:
 
 
 def test_a_return_sent_to_review_is_requested_then_approved_on_the_platform() -> None:
-    made = harness(ReturnPolicy(platform_mode="native", auto_approve=False))
+    made = native_harness(ReturnPolicy(platform_mode="native", auto_approve=False))
     return_id = request(made, caps())
     [opened] = platform(made).calls_to("open_return")
     assert opened.args["requested"] is True
@@ -304,7 +252,7 @@ def test_a_return_sent_to_review_is_requested_then_approved_on_the_platform() ->
 
 
 def test_a_return_declined_from_review_is_declined_on_the_platform() -> None:
-    made = harness(ReturnPolicy(platform_mode="native", auto_approve=False))
+    made = native_harness(ReturnPolicy(platform_mode="native", auto_approve=False))
     return_id = request(made, caps())
     made.service.decline(SHOP, return_id, "FINAL_SALE")
     live_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
@@ -315,7 +263,7 @@ def test_a_return_declined_from_review_is_declined_on_the_platform() -> None:
 
 @pytest.mark.parametrize("how", ["cancel", "expire"])
 def test_a_cancelled_or_expired_return_cancels_the_platform_return(how: str) -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, swap("20.00"))
     getattr(made.service, how)(SHOP, return_id)
     record = made.service.get(SHOP, return_id)
@@ -359,7 +307,7 @@ def _mismatch(money: MoneyAuthority) -> Harness:
     """The platform prices the exchange's new item 1.00 lower than returnflow: it computes
     a refund 1.00 higher (or 1.00 less owed)."""
     ports = FakePorts()
-    ports.commerce.add_order(order())
+    ports.commerce.add_order(tee_and_caps())
     policy = ReturnPolicy(platform_mode="native", platform_money=money)
     return Harness(policy=policy, ports=ports, platform_returns=_PricedLower(ports.commerce))
 
@@ -408,8 +356,7 @@ def test_the_policy_names_the_side_that_wins_a_money_difference(
 
 
 def test_tags_mode_never_touches_the_platform_return() -> None:
-    made = Harness(policy=ReturnPolicy())
-    made.ports.commerce.add_order(order())
+    made = native_harness(ReturnPolicy())
     port = FakePlatformReturns(made.ports.commerce)
     made = Harness(policy=ReturnPolicy(), ports=made.ports, platform_returns=port)
     return_id = request(made, swap("20.00"))
@@ -444,7 +391,7 @@ def test_a_bad_mode_or_money_authority_names_the_field_and_value(field: str, val
 
 
 def test_a_platform_that_refuses_to_open_sends_the_return_to_a_person() -> None:
-    made = harness()
+    made = native_harness()
     refusal = PortError("platform_returns", "open_return", "no", retryable=False)
     platform(made).fail("open_return", error=refusal)
     return_id = request(made, caps())
@@ -455,7 +402,7 @@ def test_a_platform_that_refuses_to_open_sends_the_return_to_a_person() -> None:
 
 
 def test_a_transient_failure_is_retried_under_the_same_key() -> None:
-    made = harness()
+    made = native_harness()
     platform(made).fail("open_return")
     return_id = request(made, caps())
     assert made.service.get(SHOP, return_id).refs.platform_return_id is None
@@ -467,7 +414,7 @@ def test_a_transient_failure_is_retried_under_the_same_key() -> None:
 
 
 def test_a_reset_moves_the_accepted_units_to_a_platform_return_of_their_own() -> None:
-    made = harness(
+    made = native_harness(
         ReturnPolicy(platform_mode="native", completion=Completion.ON_WAREHOUSE_FINISHED)
     )
     return_id = request(made, swap("25.00"), caps())
@@ -502,7 +449,7 @@ def fact(made: Harness, return_id: str, event_id: str, topic: str, **extra: obje
 
 
 def test_a_return_the_customer_opened_on_the_platform_is_adopted_and_approved() -> None:
-    made = harness()
+    made = native_harness()
     theirs = platform(made).open_return(
         SHOP, ORDER_ID, [PlatformReturnLine("L2", 2)], requested=True, idempotency_key="shop"
     )
@@ -524,7 +471,7 @@ def test_a_return_the_customer_opened_on_the_platform_is_adopted_and_approved() 
 
 
 def test_a_customer_opened_return_sent_to_review_stays_requested_until_an_agent_decides() -> None:
-    made = harness(ReturnPolicy(platform_mode="native", auto_approve=False))
+    made = native_harness(ReturnPolicy(platform_mode="native", auto_approve=False))
     theirs = platform(made).open_return(
         SHOP, ORDER_ID, [PlatformReturnLine("L2", 1)], requested=True, idempotency_key="shop"
     )
@@ -546,7 +493,7 @@ def test_a_customer_opened_return_sent_to_review_stays_requested_until_an_agent_
 
 
 def test_a_return_declined_in_the_platforms_admin_is_followed_not_fought() -> None:
-    made = harness(ReturnPolicy(platform_mode="native", auto_approve=False))
+    made = native_harness(ReturnPolicy(platform_mode="native", auto_approve=False))
     return_id = request(made, caps())
     live_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
     platform(made).decline(SHOP, live_id, reason="OTHER", idempotency_key="admin")
@@ -558,7 +505,7 @@ def test_a_return_declined_in_the_platforms_admin_is_followed_not_fought() -> No
 
 
 def test_a_return_cancelled_in_the_platforms_admin_is_cancelled_here() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, swap("20.00"))
     live_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
     platform(made).cancel(SHOP, live_id, idempotency_key="admin")
@@ -570,7 +517,7 @@ def test_a_return_cancelled_in_the_platforms_admin_is_cancelled_here() -> None:
 
 
 def test_a_cancel_there_after_units_came_back_goes_to_a_person() -> None:
-    made = harness(
+    made = native_harness(
         ReturnPolicy(platform_mode="native", completion=Completion.ON_WAREHOUSE_FINISHED)
     )
     return_id = request(made, caps())
@@ -582,7 +529,7 @@ def test_a_cancel_there_after_units_came_back_goes_to_a_person() -> None:
 
 
 def test_echoes_of_returnflows_own_calls_change_nothing() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, caps())
     receive(made, return_id, "r1", passed("L2", 2))
     record = made.service.get(SHOP, return_id)
@@ -595,7 +542,7 @@ def test_echoes_of_returnflows_own_calls_change_nothing() -> None:
 
 
 def test_a_refund_made_in_the_admin_is_recorded_and_goes_to_a_person() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, caps())
     status = fact(made, return_id, "w1", "refunds/create", refund_id="R9", amount=eur("10.00"))
     assert status == "applied"
@@ -605,11 +552,11 @@ def test_a_refund_made_in_the_admin_is_recorded_and_goes_to_a_person() -> None:
 
 
 def test_closed_there_early_goes_to_a_person_and_reopened_there_reopens() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, caps())
     assert fact(made, return_id, "w1", "returns/close") == "applied"
     assert made.service.get(SHOP, return_id).status == "needs_review"
-    done = harness()
+    done = native_harness()
     closed_id = request(done, caps())
     receive(done, closed_id, "r1", passed("L2", 2))
     assert fact(done, closed_id, "w1", "returns/reopen") == "applied"
@@ -617,7 +564,7 @@ def test_closed_there_early_goes_to_a_person_and_reopened_there_reopens() -> Non
 
 
 def test_a_fact_about_another_platform_return_is_refused_and_changes_nothing() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, caps())
     before = made.service.get(SHOP, return_id)
     with pytest.raises(InvalidPayload) as raised:
@@ -720,7 +667,7 @@ def test_every_native_effect_round_trips_through_json_with_its_types() -> None:
 
 
 def test_store_credit_is_a_gift_card_and_its_units_are_processed_for_nothing() -> None:
-    made = harness()
+    made = native_harness()
     credit = RequestLine(order_line_id="L2", quantity=2, outcome=StoreCredit())
     return_id = request(made, credit)
     receive(made, return_id, "r1", passed("L2", 2))
@@ -731,7 +678,7 @@ def test_store_credit_is_a_gift_card_and_its_units_are_processed_for_nothing() -
 
 
 def test_a_returnless_line_is_opened_and_processed_at_approval() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, RequestLine(order_line_id="L2", quantity=1, outcome=Keep()))
     assert operations(made) == ["open_return", "process"]
     assert platform(made).calls_to("process")[0].args["refund"] == eur("10.00")
@@ -740,7 +687,7 @@ def test_a_returnless_line_is_opened_and_processed_at_approval() -> None:
 
 
 def test_reopening_a_closed_return_reopens_the_platform_return() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, caps())
     platform_id = made.service.get(SHOP, return_id).refs.platform_return_id or ""
     receive(made, return_id, "r1", passed("L2", 2))
@@ -754,7 +701,7 @@ def test_reopening_a_closed_return_reopens_the_platform_return() -> None:
 
 
 def test_a_processing_refused_for_good_sends_the_return_to_a_person() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, caps())
     refusal = PortError("platform_returns", "process", "order archived", retryable=False)
     platform(made).fail("process", error=refusal)
@@ -775,8 +722,7 @@ def test_a_processing_refused_for_good_sends_the_return_to_a_person() -> None:
 
 def test_native_mode_survives_the_sqlite_store(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "returns.db"))
-    made = Harness(policy=NATIVE, store=store)
-    made.ports.commerce.add_order(order())
+    made = native_harness(NATIVE, store=store)
     return_id = request(made, swap("20.00"), caps())
     receive(made, return_id, "r1", passed("L1"), passed("L2"), passed("L2", qc="fail"))
     record = made.service.get(SHOP, return_id)
@@ -790,7 +736,7 @@ def test_native_mode_survives_the_sqlite_store(tmp_path: Path) -> None:
 
 
 def test_units_an_agent_closes_without_are_removed_before_processing() -> None:
-    made = harness()
+    made = native_harness()
     return_id = request(made, caps())
     receive(made, return_id, "r1", passed("L2", 1))  # one cap never comes
     made.service.close(SHOP, return_id, unreceived="nothing")
@@ -822,8 +768,7 @@ def test_what_the_customer_owes_is_reconciled_too() -> None:
 
 def test_a_reopen_that_overtakes_the_close_waits_for_it_as_if_in_order() -> None:
     def run(reopen_first: bool) -> tuple[tuple[str, str], ShopifyReturnStatus]:
-        made = Harness(policy=NATIVE, auto_dispatch=False)
-        made.ports.commerce.add_order(order())
+        made = native_harness(NATIVE, auto_dispatch=False)
         return_id = request(made, caps())
         made.service.dispatch_pending()
         receive(made, return_id, "r1", passed("L2", 2))  # completed, processing not answered
@@ -848,13 +793,11 @@ def test_a_reopen_that_overtakes_the_close_waits_for_it_as_if_in_order() -> None
 
 
 def test_an_instant_exchange_is_fulfilled_from_the_platform_return_at_hand_in() -> None:
-    made = harness(
+    made = native_harness(
         ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
     )
     return_id = request(made, swap("25.00"))
-    made.service.handle(
-        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
-    )
+    handed_in(made, return_id)
     [early] = platform(made).calls_to("process")
     assert (early.args["lines"], len(early.args["exchange_lines"])) == ((), 1)
     assert made.service.get(SHOP, return_id).exchange_status == "released"
@@ -874,11 +817,9 @@ def test_a_reset_after_an_early_refund_opens_only_the_units_not_paid_yet() -> No
         refund_trigger=RefundTrigger.ON_HANDED_IN,
         completion=Completion.ON_WAREHOUSE_FINISHED,
     )
-    made = harness(policy)
+    made = native_harness(policy)
     return_id = request(made, caps(), swap("25.00"))
-    made.service.handle(
-        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
-    )
+    handed_in(made, return_id)
     receive(made, return_id, "r1", passed("L2", 1), passed("L1"))
     old, new = made.service.reset(SHOP, return_id)
     first = platform(made).get_return(SHOP, old.refs.platform_return_id or "")
@@ -895,8 +836,7 @@ def test_a_reset_after_an_early_refund_opens_only_the_units_not_paid_yet() -> No
 
 
 def test_a_platform_fact_about_a_return_with_no_platform_return_is_ignored() -> None:
-    made = Harness(policy=ReturnPolicy())  # tags mode
-    made.ports.commerce.add_order(order())
+    made = native_harness(ReturnPolicy())  # tags mode
     return_id = request(made, caps())
     result = made.service.handle(
         PlatformReturnEvent(shop=SHOP, return_id=return_id, event_id="w1", topic="returns/cancel")
@@ -906,7 +846,7 @@ def test_a_platform_fact_about_a_return_with_no_platform_return_is_ignored() -> 
 
 
 def test_a_customer_opened_exchange_is_adopted_with_its_exchange_line() -> None:
-    made = harness()
+    made = native_harness()
     theirs = platform(made).open_return(
         SHOP,
         ORDER_ID,
@@ -983,13 +923,12 @@ def _fee_policy(**extra: object) -> ReturnPolicy:
 def test_a_unit_removed_after_qc_takes_its_share_of_the_fee_with_it() -> None:
     # One fee for both caps on the platform line (2.00); one cap fails QC and is removed:
     # the platform's figure keeps the accepted cap's share (1.00), as the settlement does.
-    made = harness(_fee_policy())
+    made = native_harness(_fee_policy())
     return_id = request(made, caps())
     [opened] = platform(made).calls_to("open_return")
     assert [line.restocking_fee for line in opened.args["lines"]] == [eur("2.00")]
     receive(made, return_id, "r1", passed("L2"), passed("L2", qc="fail"))
-    record = made.service.get(SHOP, return_id)
-    assert (record.status, record.review_reasons) == ("closed", ())
+    record = closed_without_review(made, return_id)
     assert not [entry for entry in record.history if entry.event == "platform_money_differs"]
     live_id = record.refs.platform_return_id or ""
     assert operations(made) == ["open_return", "remove_lines", "process", "dispose"]
@@ -1008,15 +947,16 @@ def test_a_fixed_fee_is_allocated_over_the_units_to_the_cent() -> None:
         policy=ReturnPolicy(platform_mode="native", fees=FeePolicy(restocking=Fixed(eur("5.00"))))
     )
     three = OrderLine(id="L3", sku="SOCK", variant_id="sock", quantity=3, unit_price=eur("10"))
-    made.ports.commerce.add_order(attrs.evolve(order(), lines=(*order().lines, three)))
+    made.ports.commerce.add_order(
+        attrs.evolve(tee_and_caps(), lines=(*tee_and_caps().lines, three))
+    )
     record = made.service.request(
         ReturnRequest(
             shop=SHOP, order_id=ORDER_ID, lines=[RequestLine(order_line_id="L3", quantity=3)]
         )
     )
     receive(made, record.id, "r1", passed("L3", 2), passed("L3", qc="fail"))
-    record = made.service.get(SHOP, record.id)
-    assert (record.status, record.review_reasons) == ("closed", ())
+    record = closed_without_review(made, record.id)
     assert record.restocking_fees == eur("3.34")
     [processed] = platform(made).calls_to("process")
     assert processed.args["refund"] == eur("16.66")
@@ -1028,7 +968,7 @@ def test_a_fixed_fee_is_allocated_over_the_units_to_the_cent() -> None:
 def _per_receipt(**extra: object) -> Harness:
     """Refund per receipt: each receipt's accepted units are processed by a call of their
     own."""
-    return harness(
+    return native_harness(
         ReturnPolicy(
             platform_mode="native",
             refund_trigger=RefundTrigger.ON_RECEIVED,
@@ -1042,8 +982,7 @@ def test_each_processing_call_is_compared_for_its_own_units() -> None:
     return_id = request(made, caps())
     receive(made, return_id, "r1", passed("L2"))
     receive(made, return_id, "r2", passed("L2"))
-    record = made.service.get(SHOP, return_id)
-    assert (record.status, record.review_reasons) == ("closed", ())
+    record = closed_without_review(made, return_id)
     first, second = platform(made).calls_to("process")
     # The first call bears the return shipping fee, each its cap's share of the fee.
     assert (first.args["refund"], second.args["refund"]) == (eur("6.00"), eur("9.00"))
@@ -1079,7 +1018,7 @@ def test_a_difference_in_one_call_of_several_is_caught_with_both_figures(
     money: MoneyAuthority, status: str, refunds: list[str]
 ) -> None:
     ports = FakePorts()
-    ports.commerce.add_order(order())
+    ports.commerce.add_order(tee_and_caps())
     policy = ReturnPolicy(
         platform_mode="native", refund_trigger=RefundTrigger.ON_RECEIVED, platform_money=money
     )
@@ -1112,13 +1051,13 @@ DUTY = "gid://shopify/Duty/7"
 
 def charged_order(**extra: object) -> OrderSnapshot:
     """The T-shirt and caps with 9.00 of shipping and a 3.00 duty on the caps."""
-    tee, capped = order().lines
+    tee, capped = tee_and_caps().lines
     values: dict[str, object] = {
         "shipping_price": eur("9.00"),
         "lines": (tee, attrs.evolve(capped, duties=(Duty(DUTY, eur("3.00")),))),
     }
     values.update(extra)
-    return attrs.evolve(order(), **values)
+    return attrs.evolve(tee_and_caps(), **values)
 
 
 def charged(policy: ReturnPolicy, placed: OrderSnapshot | None = None) -> Harness:
@@ -1134,8 +1073,7 @@ def test_shipping_and_duties_given_back_are_refunded_by_the_processing_call() ->
     made = charged(GIVE_BACK)
     return_id = request(made, caps())
     receive(made, return_id, "r1", passed("L2", 2))
-    record = made.service.get(SHOP, return_id)
-    assert (record.status, record.review_reasons) == ("closed", ())
+    closed_without_review(made, return_id)
     [processed] = platform(made).calls_to("process")
     # The caps' share of the shipping (by what they were paid: 20 of 45) and all the duty.
     assert processed.args["refund"] == eur("20.00")
@@ -1154,8 +1092,7 @@ def test_a_duty_given_back_per_receipt_goes_back_with_each_call_in_shares() -> N
     return_id = request(made, caps())
     receive(made, return_id, "r1", passed("L2"))
     receive(made, return_id, "r2", passed("L2"))
-    record = made.service.get(SHOP, return_id)
-    assert (record.status, record.review_reasons) == ("closed", ())
+    closed_without_review(made, return_id)
     calls = platform(made).calls_to("process")
     assert [call.args["refund_duties"] for call in calls] == [
         (DutyRefund(DUTY, eur("1.50")),),
@@ -1168,7 +1105,7 @@ def test_a_duty_given_back_per_receipt_goes_back_with_each_call_in_shares() -> N
 def test_duties_the_platform_has_no_id_for_go_to_a_person_with_both_figures() -> None:
     # Only the order's total duties are known: the platform cannot give them back by id,
     # so its figure for the units differs from the settlement's by the duties.
-    made = charged(GIVE_BACK, charged_order(lines=order().lines, duties=eur("3.00")))
+    made = charged(GIVE_BACK, charged_order(lines=tee_and_caps().lines, duties=eur("3.00")))
     return_id = request(made, caps())
     receive(made, return_id, "r1", passed("L2", 2))
     record = made.service.get(SHOP, return_id)
@@ -1194,7 +1131,7 @@ def claim(*lines: RequestLine, **fields: object) -> ReturnRequest:
 
 
 def test_a_claim_refund_is_a_plain_refund_on_the_order_with_no_platform_return() -> None:
-    made = harness()
+    made = native_harness()
     record = made.service.request(claim(RequestLine(order_line_id="L2", quantity=2)))
     assert record.status == "closed"
     assert platform(made).calls == []  # Shopify has no claims object: no Return is opened
@@ -1207,7 +1144,7 @@ def test_a_claim_refund_is_a_plain_refund_on_the_order_with_no_platform_return()
 
 
 def test_a_claim_replacement_is_added_to_the_order_and_released_at_once() -> None:
-    made = harness()
+    made = native_harness()
     order_now = made.ports.commerce.get_order(SHOP, ORDER_ID)
     record = made.service.request(
         claim(RequestLine(order_line_id="L1", quantity=1, outcome=replacement(order_now, "L1")))
@@ -1222,7 +1159,7 @@ def test_a_claim_replacement_is_added_to_the_order_and_released_at_once() -> Non
 
 
 def test_a_claim_credited_is_a_gift_card_with_no_platform_return() -> None:
-    made = harness()
+    made = native_harness()
     record = made.service.request(
         claim(RequestLine(order_line_id="L1", quantity=1, outcome=StoreCredit()))
     )
@@ -1233,7 +1170,7 @@ def test_a_claim_credited_is_a_gift_card_with_no_platform_return() -> None:
 
 def test_a_claim_sent_to_review_opens_nothing_on_the_platform_until_approved() -> None:
     rule = Rule("claims are checked", When(claim=True), Then(review="a person checks claims"))
-    made = harness(ReturnPolicy(platform_mode="native", rules=[rule]))
+    made = native_harness(ReturnPolicy(platform_mode="native", rules=[rule]))
     record = made.service.request(claim(RequestLine(order_line_id="L2", quantity=1)))
     assert record.status == "pending_review"
     assert platform(made).calls == []  # no requested platform return either
@@ -1244,7 +1181,7 @@ def test_a_claim_sent_to_review_opens_nothing_on_the_platform_until_approved() -
 
 
 def test_a_claim_beside_a_return_leaves_the_returns_platform_return_to_its_own_units() -> None:
-    made = harness()
+    made = native_harness()
     made.service.request(claim(RequestLine(order_line_id="L2", quantity=1)))
     returned = request(made, caps(1))  # the other cap comes back as a return
     [opened] = platform(made).calls_to("open_return")
@@ -1255,7 +1192,7 @@ def test_a_claim_beside_a_return_leaves_the_returns_platform_return_to_its_own_u
 
 
 def test_a_claim_cannot_adopt_a_platform_return() -> None:
-    made = harness()
+    made = native_harness()
     with pytest.raises(InvalidRequest) as refused:
         made.service.request(
             claim(RequestLine(order_line_id="L2", quantity=1), platform_return_id="gid://R/1")

@@ -6,12 +6,26 @@ from __future__ import annotations
 
 import pytest
 
+from _builders import (
+    SHOP,
+    caps,
+    closed_without_review,
+    eur,
+    handed_in,
+    native_harness,
+    passed,
+    platform,
+    receive,
+    request,
+    swap,
+)
 from returnflow import (
     CarrierStatus,
     CarrierUpdate,
     Exchange,
     FeePolicy,
     Keep,
+    Money,
     Outcome,
     OutcomeKind,
     Refund,
@@ -21,23 +35,6 @@ from returnflow import (
 from returnflow.domain.policy import RefundTrigger, ReleaseTrigger
 from returnflow.domain.settlement import Fixed, Percent
 from returnflow.testing import Harness
-from test_native_mode import (
-    SHOP,
-    caps,
-    eur,
-    harness,
-    order,
-    passed,
-    platform,
-    receive,
-    request,
-    swap,
-)
-
-
-def _closed_without_review(made: object, return_id: str) -> None:
-    record = made.service.get(SHOP, return_id)  # type: ignore[attr-defined]
-    assert (record.status, record.review_reasons) == ("closed", ())
 
 
 def test_the_outbound_shipping_of_an_exchange_is_no_part_of_the_platforms_figure() -> None:
@@ -45,10 +42,10 @@ def test_the_outbound_shipping_of_an_exchange_is_no_part_of_the_platforms_figure
     # 1.00. The platform return knows no shipping for exchange items (Shopify's ReturnInput
     # has none): it suggests 5.00. Compared without the outbound shipping, they agree.
     policy = ReturnPolicy(platform_mode="native", fees=FeePolicy(exchange_shipping=eur("4")))
-    made = harness(policy)
+    made = native_harness(policy)
     return_id = request(made, swap("20.00"))
     receive(made, return_id, "r1", passed("L1"))
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     [processed] = platform(made).calls_to("process")
     assert processed.args["refund"] == eur("1.00")
     assert platform(made).refunded(SHOP, processed.args["return_id"]) == eur("1.00")
@@ -59,10 +56,10 @@ def test_an_upsell_owes_its_outbound_shipping_apart_from_the_platform_return() -
     # the platform return says 5.00 is owed for its items. Both figures agree without the
     # outbound shipping, and the exchange ships.
     policy = ReturnPolicy(platform_mode="native", fees=FeePolicy(exchange_shipping=eur("4")))
-    made = harness(policy)
+    made = native_harness(policy)
     return_id = request(made, swap("30.00"))
     receive(made, return_id, "r1", passed("L1"))
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     assert made.ports.payments.calls_to("charge")[0].args["amount"] == eur("9.00")
     record = made.service.get(SHOP, return_id)
     assert [line.status for line in record.exchange_lines] == ["released"]
@@ -72,14 +69,14 @@ def test_an_even_exchange_for_several_new_items_costs_exactly_what_was_returned(
     # The T-shirt (25.00) for three of another variant, an even exchange: 25.00 does not
     # split into three equal prices. The platform return carries 8.34 a unit less 0.02 off
     # the line (Shopify's appliedDiscount), so its new items cost 25.00, as returnflow's.
-    made = harness()
+    made = native_harness()
     even = RequestLine(order_line_id="L1", quantity=1, outcome=Exchange(variant_id="v", quantity=3))
     return_id = request(made, even)
     [opened] = platform(made).calls_to("open_return")
     [item] = opened.args["exchange_lines"]
     assert (item.unit_price, item.discount) == (eur("8.34"), eur("0.02"))
     receive(made, return_id, "r1", passed("L1"))
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     record = made.service.get(SHOP, return_id)
     assert [line.status for line in record.exchange_lines] == ["released"]
     there = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
@@ -91,10 +88,10 @@ def test_a_cancelled_exchange_is_taken_out_of_the_platform_return() -> None:
     # exchange is cancelled. Its item would stay on the platform return and the platform
     # would count it against the caps' refund (Shopify's removeFromReturn takes exchange
     # items too): taken out, the platform suggests the caps' 20.00, as returnflow.
-    made = harness()
+    made = native_harness()
     return_id = request(made, swap("20.00"), caps())
     receive(made, return_id, "r1", passed("L1", qc="fail"), passed("L2", 2))
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     record = made.service.get(SHOP, return_id)
     assert [line.status for line in record.exchange_lines] == ["cancelled"]
     [removed] = platform(made).calls_to("remove_lines")
@@ -112,12 +109,12 @@ def test_a_restocking_fee_no_payout_covers_is_not_put_on_the_platform_return() -
     # platform return, which cannot take a fee off later, is opened without it: both sides
     # say nothing is owed, and the new item ships.
     fees = FeePolicy(restocking=Percent(10), waive_for_exchanges=False, fees_only_from_payout=True)
-    made = harness(ReturnPolicy(platform_mode="native", fees=fees))
+    made = native_harness(ReturnPolicy(platform_mode="native", fees=fees))
     return_id = request(made, swap("25.00"))
     [opened] = platform(made).calls_to("open_return")
     assert [line.restocking_fee for line in opened.args["lines"]] == [None]
     receive(made, return_id, "r1", passed("L1"))
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     record = made.service.get(SHOP, return_id)
     assert [line.status for line in record.exchange_lines] == ["released"]
 
@@ -129,17 +126,14 @@ def test_an_instant_exchange_captured_pays_for_the_items_on_the_platform_return(
     # T-shirt taken out. The platform says 20.00 is owed for the new item: the capture pays
     # it, so both figures agree and the platform ships the item.
     policy = ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
-    made = Harness(policy=policy, auto_dispatch=False)
-    made.ports.commerce.add_order(order())
+    made = native_harness(policy, auto_dispatch=False)
     return_id = request(made, swap("20.00"))
     made.service.dispatch_pending()
-    made.service.handle(
-        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
-    )
+    handed_in(made, return_id)
     receive(made, return_id, "r1", passed("L1", qc="fail"))
     for _ in range(4):
         made.dispatch_due()
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     record = made.service.get(SHOP, return_id)
     assert [line.status for line in record.exchange_lines] == ["released"]
     assert [call.operation for call in made.ports.payments.calls] == ["authorize", "capture"]
@@ -155,8 +149,7 @@ def test_a_capture_given_back_when_the_units_come_is_no_refund_of_the_return() -
     # settles evenly. Giving the capture back is not money the platform return refunds:
     # both figures say nothing is refunded or owed.
     policy = ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
-    made = Harness(policy=policy, auto_dispatch=False)
-    made.ports.commerce.add_order(order())
+    made = native_harness(policy, auto_dispatch=False)
     return_id = request(made, swap("25.00"))
     made.service.dispatch_pending()
 
@@ -174,7 +167,7 @@ def test_a_capture_given_back_when_the_units_come_is_no_refund_of_the_return() -
     receive(made, return_id, "r1", passed("L1"))
     for _ in range(4):
         made.dispatch_due()
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     operations = [call.operation for call in made.ports.payments.calls]
     assert operations == ["authorize", "capture", "refund"]
     processed = platform(made).calls_to("process")
@@ -186,13 +179,12 @@ def test_a_cancelled_exchange_is_taken_out_before_a_processing_planned_before_it
     # fails QC, its exchange is cancelled and the caps are settled before the platform return
     # has its exchange item's id. The processing goes out before the removal planned once
     # the id is known, and takes the cancelled item out first: the figures agree.
-    made = Harness(policy=ReturnPolicy(platform_mode="native"), auto_dispatch=False)
-    made.ports.commerce.add_order(order())
+    made = native_harness(ReturnPolicy(platform_mode="native"), auto_dispatch=False)
     return_id = request(made, swap("20.00"), caps())
     receive(made, return_id, "r1", passed("L1", qc="fail"), passed("L2", 2))
     for _ in range(4):
         made.dispatch_due()
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     [processed] = platform(made).calls_to("process")
     assert processed.args["refund"] == eur("20.00")
     removed = [
@@ -214,13 +206,11 @@ def test_what_the_platform_asks_for_items_shipped_ahead_comes_off_the_units_refu
         exchange_release=ReleaseTrigger.ON_HANDED_IN,
         refund_trigger=RefundTrigger.ON_HANDED_IN,
     )
-    made = harness(policy)
+    made = native_harness(policy)
     return_id = request(made, swap("20.00"), caps())
-    made.service.handle(
-        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
-    )
+    handed_in(made, return_id)
     receive(made, return_id, "r1", passed("L1"), passed("L2", 2))
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     refunds = [call.args["refund"] for call in platform(made).calls_to("process")]
     assert refunds == [eur("20.00"), eur("0.00"), eur("5.00")]
     there = platform(made).get_return(
@@ -236,13 +226,11 @@ def test_an_upsell_shipped_ahead_keeps_its_prepaid_balance_when_qc_fails() -> No
     # 15.00 back would leave the item paid 25.00 of 40.00 (the platform says 15.00 is owed):
     # it is kept, and both figures agree.
     policy = ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
-    made = harness(policy)
+    made = native_harness(policy)
     return_id = request(made, swap("40.00"))
-    made.service.handle(
-        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
-    )
+    handed_in(made, return_id)
     receive(made, return_id, "r1", passed("L1", qc="fail"))
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     operations = [call.operation for call in made.ports.payments.calls]
     assert operations == ["charge", "authorize", "capture"]  # nothing given back
 
@@ -252,13 +240,13 @@ def test_an_upsell_approved_from_review_is_charged_and_ships() -> None:
     # says the new item waits for a balance. That is the platform's hold, not returnflow's:
     # the approval still charges the 15.00 and holds the exchange, and it ships once the
     # T-shirt is back, the figures agreeing.
-    made = harness(ReturnPolicy(platform_mode="native", auto_approve=False))
+    made = native_harness(ReturnPolicy(platform_mode="native", auto_approve=False))
     return_id = request(made, swap("40.00"))
     assert made.service.get(SHOP, return_id).status == "pending_review"
     made.service.approve(SHOP, return_id)
     assert made.ports.payments.calls_to("charge")[0].args["amount"] == eur("15.00")
     receive(made, return_id, "r1", passed("L1"))
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     record = made.service.get(SHOP, return_id)
     assert [line.status for line in record.exchange_lines] == ["released"]
 
@@ -272,19 +260,34 @@ def test_items_shipped_ahead_are_paid_by_the_exchanged_units_not_by_a_refund() -
         exchange_release=ReleaseTrigger.ON_HANDED_IN,
         refund_trigger=RefundTrigger.ON_RECEIVED,
     )
-    made = harness(policy)
+    made = native_harness(policy)
     return_id = request(made, swap("20.00"), caps())
-    made.service.handle(
-        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
-    )
+    handed_in(made, return_id)
     receive(made, return_id, "r1", passed("L2", 2))
     assert made.service.get(SHOP, return_id).review_reasons == ()
     refunds = [call.args["refund"] for call in platform(made).calls_to("process")]
     assert refunds == [eur("0.00"), eur("20.00")]
     receive(made, return_id, "r2", passed("L1"))
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     refunds = [call.args["refund"] for call in platform(made).calls_to("process")]
     assert refunds == [eur("0.00"), eur("20.00"), eur("5.00")]
+
+
+def _caps_then_the_tee(price: str) -> tuple[Harness, str, list[Money]]:
+    """The caps come first and are refunded per receipt (a call of their own), then the
+    T-shirt, exchanged for one at ``price`` shipped for 4.00 (a call of its own): the
+    return closes without review; the refund of each call."""
+    policy = ReturnPolicy(
+        platform_mode="native",
+        fees=FeePolicy(exchange_shipping=eur("4")),
+        refund_trigger=RefundTrigger.ON_RECEIVED,
+    )
+    made = native_harness(policy)
+    return_id = request(made, swap(price), caps())
+    receive(made, return_id, "r1", passed("L2", 2))
+    receive(made, return_id, "r2", passed("L1"))
+    closed_without_review(made, return_id)
+    return made, return_id, [call.args["refund"] for call in platform(made).calls_to("process")]
 
 
 def test_the_outbound_shipping_is_no_part_of_the_platforms_figure_for_one_call_of_several() -> None:
@@ -292,17 +295,7 @@ def test_the_outbound_shipping_is_no_part_of_the_platforms_figure_for_one_call_o
     # comes next, exchanged for one at 20.00 shipped for 4.00, processed with its new item in
     # a call of its own: returnflow refunds 1.00, the platform (no shipping for exchange
     # items) computes 5.00 for that call. Compared without the outbound shipping, they agree.
-    policy = ReturnPolicy(
-        platform_mode="native",
-        fees=FeePolicy(exchange_shipping=eur("4")),
-        refund_trigger=RefundTrigger.ON_RECEIVED,
-    )
-    made = harness(policy)
-    return_id = request(made, swap("20.00"), caps())
-    receive(made, return_id, "r1", passed("L2", 2))
-    receive(made, return_id, "r2", passed("L1"))
-    _closed_without_review(made, return_id)
-    refunds = [call.args["refund"] for call in platform(made).calls_to("process")]
+    made, return_id, refunds = _caps_then_the_tee("20.00")
     assert refunds == [eur("20.00"), eur("1.00")]
     there = made.service.get(SHOP, return_id).refs.platform_return_id or ""
     assert platform(made).refunded(SHOP, there) == eur("21.00")
@@ -312,17 +305,7 @@ def test_outbound_shipping_a_balance_paid_is_no_part_of_either_figure_for_one_ca
     # As above, the new item at 24.00 shipped for 4.00: the customer pays a 3.00 balance, the
     # T-shirt's 25.00 pays the item and 1.00 of the shipping. The platform computes 1.00 for
     # the T-shirt's call; returnflow refunds nothing, the units having paid 1.00 of shipping.
-    policy = ReturnPolicy(
-        platform_mode="native",
-        fees=FeePolicy(exchange_shipping=eur("4")),
-        refund_trigger=RefundTrigger.ON_RECEIVED,
-    )
-    made = harness(policy)
-    return_id = request(made, swap("24.00"), caps())
-    receive(made, return_id, "r1", passed("L2", 2))
-    receive(made, return_id, "r2", passed("L1"))
-    _closed_without_review(made, return_id)
-    refunds = [call.args["refund"] for call in platform(made).calls_to("process")]
+    _, _, refunds = _caps_then_the_tee("24.00")
     assert refunds == [eur("20.00"), eur("0.00")]
 
 
@@ -341,17 +324,14 @@ def test_outbound_shipping_a_balance_paid_up_front_is_no_part_of_the_owed_when_q
         exchange_release=ReleaseTrigger.ON_HANDED_IN,
         fees=FeePolicy(exchange_shipping=eur("1.99")),
     )
-    made = Harness(policy=policy, auto_dispatch=False)
-    made.ports.commerce.add_order(order())
+    made = native_harness(policy, auto_dispatch=False)
     return_id = request(made, swap(price))
     made.service.dispatch_pending()
-    made.service.handle(
-        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
-    )
+    handed_in(made, return_id)
     receive(made, return_id, "r1", passed("L1", qc="fail"))
     for _ in range(4):
         made.dispatch_due()
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     record = made.service.get(SHOP, return_id)
     assert record.balance_paid == eur(prepaid)
     assert [line.status for line in record.exchange_lines] == ["released"]
@@ -381,14 +361,12 @@ def test_an_instant_exchange_captured_leaves_the_other_lines_payout_whole(
     # item against the caps (it suggests 0.00, 5.00 or 10.00); with the item paid by the
     # capture its figure is the caps' 20.00, as returnflow's.
     policy = ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
-    made = harness(policy)
+    made = native_harness(policy)
     caps_line = RequestLine(order_line_id="L2", quantity=2, outcome=caps_outcome)
     return_id = request(made, swap(price), caps_line)
-    made.service.handle(
-        CarrierUpdate(shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP)
-    )
+    handed_in(made, return_id)
     receive(made, return_id, "r1", passed("L1", qc="fail"), passed("L2", 2))
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     record = made.service.get(SHOP, return_id)
     assert [line.status for line in record.exchange_lines] == ["released"]
     assert [call.operation for call in made.ports.payments.calls] == ["authorize", "capture"]
@@ -415,17 +393,13 @@ def test_an_instant_exchange_captured_gives_back_a_restocking_fee_paid_up_front(
     policy = ReturnPolicy(
         platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN, fees=fees
     )
-    made = harness(policy)
+    made = native_harness(policy)
     even = RequestLine(order_line_id="L1", quantity=1, outcome=Exchange(variant_id="tee-l"))
     return_id = request(made, even)
     if picked_up:
-        made.service.handle(
-            CarrierUpdate(
-                shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.PICKED_UP
-            )
-        )
+        handed_in(made, return_id)
     receive(made, return_id, "r1", passed("L1", qc="fail"))
-    _closed_without_review(made, return_id)
+    closed_without_review(made, return_id)
     payments = [(c.operation, c.args["amount"]) for c in made.ports.payments.calls]
     assert payments == [
         ("charge", eur("1.50")),

@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+import _builders as builders
+from _builders import order_line
 from returnflow import (
     CarrierStatus,
     CarrierUpdate,
@@ -14,7 +16,6 @@ from returnflow import (
     Fixed,
     Keep,
     Money,
-    OrderLine,
     OrderSnapshot,
     QcResult,
     ReceivedLine,
@@ -38,20 +39,9 @@ AT = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
 
 
 def order() -> OrderSnapshot:
-    price = Money("10.00", "EUR")
-    lines = [
-        OrderLine(id="L1", sku="TEE", variant_id="tee", quantity=1, unit_price=price),
-        OrderLine(id="L2", sku="CAP", variant_id="cap", quantity=2, unit_price=price),
-    ]
-    return OrderSnapshot(
-        id="1001",
-        shop=SHOP,
-        created_at=AT,
-        fulfilled_at=AT,
-        currency="EUR",
-        customer_email="customer@example.com",
-        lines=lines,
-    )
+    """A T-shirt and two caps, 10.00 each."""
+    lines = [order_line("L1", "TEE", "10.00"), order_line("L2", "CAP", "10.00", 2)]
+    return builders.order(SHOP, "1001", lines, "customer@example.com", at=AT)
 
 
 class LosesTheFirstAnswer(FakePlatformReturns):

@@ -13,7 +13,18 @@ from datetime import datetime, timezone
 import attrs
 import pytest
 
-from returnflow import OrderLine, RequestLine, ReturnPolicy
+from _builders import (
+    SHOP,
+    closed_without_review,
+    eur,
+    native_with,
+    passed,
+    platform,
+    receive,
+    request,
+    three_at_ten,
+)
+from returnflow import OrderLine, RequestLine
 from returnflow._bodies import dump_effect, load_effect
 from returnflow.domain.order import Fulfillment
 from returnflow.errors import PortError
@@ -22,30 +33,10 @@ from returnflow.ports.platform_returns import PlatformReturnLine
 from returnflow.serialization import structure, unstructure
 from returnflow.testing import Harness
 from returnflow.testing.platform_returns import FakePlatformReturns
-from test_native_mode import SHOP, eur, order, passed, platform, receive, request
 
 
 def at(day: int) -> datetime:
     return datetime(2026, 1, day, 12, 0, tzinfo=timezone.utc)
-
-
-def line(*fulfillments: Fulfillment) -> OrderLine:
-    """3 x 10.00 less a 0.01 discount: units paid 10.00, 10.00 and 9.99."""
-    return OrderLine(
-        id="L3",
-        sku="S",
-        variant_id="s",
-        quantity=3,
-        unit_price=eur("10"),
-        discount=eur("0.01"),
-        fulfillments=fulfillments,
-    )
-
-
-def native(ordered: OrderLine, **policy: object) -> Harness:
-    made = Harness(policy=ReturnPolicy(platform_mode="native", **policy))  # type: ignore[arg-type]
-    made.ports.commerce.add_order(attrs.evolve(order(), lines=[ordered]))
-    return made
 
 
 def one(made: Harness) -> str:
@@ -63,15 +54,14 @@ def test_a_window_from_delivery_takes_the_units_the_ledger_gave_on_the_platform_
     # Unit 0 shipped first but was delivered last: counted from delivery, its window opened
     # last, so returnflow's first return takes it and the second one unit 1 (10.00). A
     # platform picking by fulfillment took units 1 and 2: the second return's 9.99 there.
-    made = native(
-        line(Fulfillment(1, at(10), at(14)), Fulfillment(2, at(11), at(12))),
+    made = native_with(
+        three_at_ten(Fulfillment(1, at(10), at(14)), Fulfillment(2, at(11), at(12))),
         window_starts="delivery",
     )
     first, second = one(made), one(made)
     assert opened_units(made) == [(0,), (1,)]
     receive(made, second, "r2", passed("L3"))
-    record = made.service.get(SHOP, second)
-    assert (record.status, record.review_reasons) == ("closed", ())
+    closed_without_review(made, second)
     [processed] = platform(made).calls_to("process")
     assert processed.args["refund"] == eur("10.00")
     assert made.service.get(SHOP, first).status != "needs_review"
@@ -81,7 +71,7 @@ def test_platform_returns_opened_out_of_order_value_the_units_each_return_holds(
     # The first return's opening fails for a while; the second (unit 2, 9.99) opens first
     # on the platform. Told no units, the platform gave it unit 0 (10.00) and the first
     # return units 1 and 2 (19.99 for returnflow's 20.00).
-    made = native(line(Fulfillment(3, at(10))))
+    made = native_with(three_at_ten(Fulfillment(3, at(10))))
     platform(made).fail("open_return")
     first = request(made, RequestLine(order_line_id="L3", quantity=2))
     second = one(made)
@@ -95,13 +85,12 @@ def test_platform_returns_opened_out_of_order_value_the_units_each_return_holds(
     receive(made, second, "r2", passed("L3"))
     receive(made, first, "r1", passed("L3", 2))
     for return_id, refund in ((second, "9.99"), (first, "20.00")):
-        record = made.service.get(SHOP, return_id)
-        assert (record.status, record.review_reasons) == ("closed", ())
+        record = closed_without_review(made, return_id)
         assert platform(made).refunded(SHOP, record.refs.platform_return_id or "") == eur(refund)
 
 
 def fake(ordered: OrderLine) -> FakePlatformReturns:
-    made = native(ordered)
+    made = native_with(ordered)
     return platform(made)
 
 
@@ -119,7 +108,7 @@ def fake(ordered: OrderLine) -> FakePlatformReturns:
 def test_the_platform_refuses_units_a_return_cannot_take(
     quantity: int, units: tuple[int, ...], said: str
 ) -> None:
-    port = fake(line(Fulfillment(2, at(10))))  # unit 2 never shipped
+    port = fake(three_at_ten(Fulfillment(2, at(10))))  # unit 2 never shipped
     with pytest.raises(PortError, match=re.escape(said)) as caught:
         port.open_return(
             SHOP, "1001", [PlatformReturnLine("L3", quantity, units=units)], idempotency_key="k"
@@ -130,7 +119,7 @@ def test_the_platform_refuses_units_a_return_cannot_take(
 
 
 def test_the_platform_refuses_a_unit_another_live_return_holds() -> None:
-    port = fake(line(Fulfillment(3, at(10))))
+    port = fake(three_at_ten(Fulfillment(3, at(10))))
     port.open_return(SHOP, "1001", [PlatformReturnLine("L3", 1, units=(2,))], idempotency_key="a")
     with pytest.raises(PortError, match="unit 2 of line L3 is on another return"):
         port.open_return(

@@ -8,7 +8,7 @@ import json
 import pickle
 import re
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from functools import partial
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import attrs
 import httpx
 import pytest
 
+from _builders import order, order_line
 from returnflow import (
     Duty,
     Exchange,
@@ -27,7 +28,7 @@ from returnflow import (
     WarehouseReceipt,
 )
 from returnflow.domain.inbound import Disposition
-from returnflow.domain.money import Money
+from returnflow.domain.money import MONEY_CONTEXT, Money
 from returnflow.errors import ConfigurationError, PortError
 from returnflow.integrations.shopify import ShopifyPlatformReturns, ShopifyShop
 from returnflow.integrations.shopify import documents as gql
@@ -91,7 +92,7 @@ SCALARS: dict[str, Callable[[object], bool]] = {
     "String": lambda v: isinstance(v, str),
     "DateTime": lambda v: isinstance(v, str),
     "Int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "Float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "Float": lambda v: isinstance(v, (int, float, Decimal)) and not isinstance(v, bool),
     "Boolean": lambda v: isinstance(v, bool),
     "Decimal": lambda v: isinstance(v, str) and re.fullmatch(r"-?\d+(\.\d+)?", v) is not None,
     "Money": lambda v: isinstance(v, str) and re.fullmatch(r"-?\d+(\.\d+)?", v) is not None,
@@ -598,6 +599,42 @@ def test_a_recorded_calculation_is_the_platforms_money() -> None:
         request_problems(Request("a", "ReturnflowReturnCalculate", sent[1]["variables"], "2025-07"))
         == []
     )  # type: ignore[arg-type]
+
+
+def test_a_restocking_fee_goes_as_its_exact_percentage_never_through_a_float() -> None:
+    """One euro of a seven-euro line is 14.28571428571428571428571429 per cent (28 digits);
+    a float would send 14.285714285714286. The request's JSON holds the Decimal's digits,
+    and the percentage Shopify answers back is read and sent again as the same digits."""
+    commerce = FakeCommercePlatform()
+    commerce.add_order(order("shop-a", ORDER, [order_line("L1", "SKU-1", "7.00")]))
+    mock = ShopifyAdminMock(commerce, DOMAINS)
+    sent: list[bytes] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(request.content)
+        return mock.handle(request)
+
+    client = httpx.Client(transport=httpx.MockTransport(handle))
+    adapter = ShopifyPlatformReturns(SHOPS, client=client, restock_location_id=LOCATION)
+    with localcontext(MONEY_CONTEXT):
+        exact = (Decimal("1.00") * 100 / Decimal("7.00")).normalize()
+    assert Decimal(repr(float(exact))) != exact  # a float round trip changes it
+    fee = Money("1.00", "EUR")
+    opened = adapter.open_return(
+        "shop-a", ORDER, [PlatformReturnLine("L1", 1, restocking_fee=fee)], idempotency_key="k"
+    )
+    created = json.loads(sent[-1], parse_float=Decimal)["variables"]
+    item = created["returnInput"]["returnLineItems"][0]
+    assert item["restockingFee"] == {"percentage": exact}
+    assert f'"percentage":{exact}'.encode() in sent[-1]
+    outcome = adapter.calculate("shop-a", opened.return_id)
+    calculated = json.loads(sent[-1], parse_float=Decimal)["variables"]["input"]
+    assert calculated["returnLineItems"][0]["restockingFee"] == {"percentage": exact}
+    assert f'"percentage":{exact}'.encode() in sent[-1]
+    assert outcome.fees == fee
+
+
+# -- what the adapter refuses before sending anything ---------------------------------------------
 
 
 # -- what the adapter refuses before sending anything ---------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -618,11 +618,38 @@ def test_every_query_of_the_sqlite_store_finds_its_rows_through_a_key(
     assert any(step.startswith(("SEARCH", "SCAN")) for step in steps), steps
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_a_conflict_in_a_batch_names_the_member_that_clashed(kind: str, path: Path) -> None:
+def _store_of(kind: str, path: Path, request: pytest.FixtureRequest) -> Iterator[ReturnStore]:
+    """A store of ``kind`` (``memory``, ``sqlite``, ``postgres``: a database of its own),
+    closed after the test."""
+    if kind == "memory":
+        yield MemoryStore()
+        return
+    if kind == "sqlite":
+        with contextlib.closing(SqliteStore(path)) as sqlite:
+            yield sqlite
+        return
+    from returnflow.stores.postgres import PostgresStore
+
+    with contextlib.closing(PostgresStore(request.getfixturevalue("pg_dsn"))) as postgres:
+        yield postgres
+
+
+@pytest.fixture
+def batch_store(path: Path, request: pytest.FixtureRequest) -> Iterator[ReturnStore]:
+    """The store the test's ``kind`` names."""
+    yield from _store_of(request.getfixturevalue("kind"), path, request)
+
+
+_KINDS = ["memory", "sqlite", "postgres"]
+
+
+@pytest.mark.parametrize("kind", _KINDS)
+def test_a_conflict_in_a_batch_names_the_member_that_clashed(
+    kind: str, batch_store: ReturnStore
+) -> None:
     """Effects, history and attempts are written a statement per batch: a clash names the
     effect it is about, not the batch's first, and leaves nothing of the batch written."""
-    store: ReturnStore = MemoryStore() if kind == "memory" else SqliteStore(path)
+    store = batch_store
     record = make_record("shop-a", "R1")
     queued = [make_effect("shop-a", "R1", n) for n in range(3)]
     store.commit(Commit(records=((record, 0),), effects=tuple(queued)))
@@ -704,15 +731,15 @@ def test_a_batch_of_attempts_past_one_statement_is_recorded_on_any_supported_sql
         store.close()
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("kind", _KINDS)
 @pytest.mark.parametrize("clash", ["queued before", "given twice"])
 def test_a_clash_past_the_first_statement_of_a_batch_names_its_own_effect(
-    kind: str, clash: str, path: Path
+    kind: str, clash: str, batch_store: ReturnStore
 ) -> None:
-    """Effects are queued a statement per 100: the effects of the statements before the
-    one refused are in the outbox by then, written by the same commit, and are not the
-    clash."""
-    store: ReturnStore = MemoryStore() if kind == "memory" else SqliteStore(path)
+    """Effects are queued a statement per 100 (SQLite) or in one statement (PostgreSQL):
+    the effects written before the one refused, by the same commit, are not the clash, nor
+    is the rest of the batch."""
+    store = batch_store
     record = make_record("shop-a", "R1")
     before = make_effect("shop-a", "R1", 999)
     store.commit(Commit(records=((record, 0),), effects=(before,)))

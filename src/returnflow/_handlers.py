@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
-from returnflow.domain._fields import check_tracking
+from returnflow.domain._fields import check_tracking, check_url
 from returnflow.domain.destinations import rma_at
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import PortError
@@ -59,12 +59,15 @@ def cancel_warehouse_return(
 
 def create_label(d: Dispatcher, effect: fx.CreateLabel, record: ReturnRecord | None) -> object:
     """The carrier's label; one whose tracking number is no tracking number (blank, or
-    longer than :data:`~returnflow.domain._fields.MAX_TRACKING`) is refused with
-    :class:`~returnflow.errors.InvalidPayload` naming it, and nothing of it is written."""
+    longer than :data:`~returnflow.domain._fields.MAX_TRACKING`) or whose URL is no URL
+    (not text, blank, or longer than :data:`~returnflow.domain._fields.MAX_URL`) is refused
+    with :class:`~returnflow.errors.InvalidPayload` naming it, and nothing of it is
+    written."""
     label = ask_for_label(
         d.carrier, effect.shop, effect.return_id, effect.order_id, effect.key, effect.method
     )
     check_tracking("tracking_number", getattr(label, "tracking_number", None))
+    check_url("label_url", getattr(label, "label_url", None))
     return label
 
 

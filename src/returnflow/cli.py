@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
 import signal
 import sys
@@ -379,6 +380,8 @@ def _import_arguments(
         raise _BadArgument(f"--page-size {args.page_size}: must be at least 1")
     if args.progress_every < 1:
         raise _BadArgument(f"--progress-every {args.progress_every}: must be at least 1")
+    if not math.isfinite(args.progress_seconds):  # nan, inf: no time between lines
+        raise _BadArgument(f"--progress-seconds {args.progress_seconds}: must be a finite number")
     if args.progress_seconds < 0:
         raise _BadArgument(f"--progress-seconds {args.progress_seconds}: must not be negative")
     if args.source is not None and args.shop is None:

@@ -26,6 +26,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_QUANTITY",
     "MAX_TRACKING",
+    "MAX_URL",
     "check_amount",
     "check_data",
     "check_instant",
@@ -33,6 +34,7 @@ __all__ = [
     "check_required_instant",
     "check_storable",
     "check_tracking",
+    "check_url",
     "coerce_enum",
     "to_utc",
 ]
@@ -114,6 +116,22 @@ def check_tracking(field: str, value: object, error: type[ValidationError] = Inv
         raise error(field, value, "must be a non-empty string")
     if len(value) > MAX_TRACKING:
         raise error(field, value, f"must be at most {MAX_TRACKING} characters")
+    return check_storable(field, value, error)
+
+
+MAX_URL = 2048
+"""The most characters of a URL that comes in (a carrier's label, a label attached on the
+platform): what browsers, proxies and carriers' own links keep to; a longer one is no link
+to a label, and would be kept in a return's references and history."""
+
+
+def check_url(field: str, value: object, error: type[ValidationError] = InvalidPayload) -> str:
+    """``value`` if it is a URL's text: 1 to :data:`MAX_URL` characters, not blank, that
+    every store can keep; ``error`` naming ``field`` and the value (abridged) otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        raise error(field, value, "must be a non-empty string")
+    if len(value) > MAX_URL:
+        raise error(field, value, f"must be at most {MAX_URL} characters")
     return check_storable(field, value, error)
 
 

@@ -16,10 +16,10 @@ down) gives a plain copy to change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
-__all__ = ["FrozenDict", "FrozenList", "freeze", "thaw"]
+__all__ = ["FrozenDict", "FrozenList", "freeze", "freeze_each", "thaw"]
 
 
 def _refuse(self: object, *args: Any, **kwargs: Any) -> NoReturn:
@@ -104,6 +104,14 @@ def freeze(payload: Mapping[str, Any] | None) -> FrozenDict:
     if not isinstance(payload, Mapping):
         raise TypeError(f"a payload is a mapping, not {type(payload).__name__}")
     return FrozenDict({key: _frozen(item) for key, item in payload.items()})
+
+
+def freeze_each(payloads: Iterable[Mapping[str, Any]]) -> tuple[FrozenDict, ...]:
+    """``payloads`` (a list or tuple of mappings: a parked fact's lines) as a tuple of
+    :class:`FrozenDict` (:func:`freeze` of each)."""
+    if isinstance(payloads, (str, bytes, Mapping)):
+        raise TypeError(f"payloads are a sequence of mappings, not {type(payloads).__name__}")
+    return tuple(freeze(payload) for payload in payloads)
 
 
 def thaw(value: Any) -> Any:

@@ -19,6 +19,7 @@ from returnflow.domain._fields import (
     check_storable,
     check_str,
     check_tracking,
+    check_url,
     coerce_enum,
     to_utc,
 )
@@ -198,6 +199,11 @@ def _check_tracking(_: object, attribute: attrs.Attribute[Any], value: object) -
         check_tracking(attribute.name, value)
 
 
+def _check_url(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        check_url(attribute.name, value)
+
+
 @attrs.frozen(kw_only=True)
 class PlatformLine:
     """Units of an order line on the platform return as it is now (``returns/update``):
@@ -253,7 +259,7 @@ class PlatformReturnEvent:
     amount: Money | None = attrs.field(default=None, validator=_check_amount)
     lines: tuple[PlatformLine, ...] | None = attrs.field(default=None, converter=_to_platform_lines)
     tracking_number: str | None = attrs.field(default=None, validator=_check_tracking)
-    label_url: str | None = attrs.field(default=None, validator=_check_optional_text)
+    label_url: str | None = attrs.field(default=None, validator=_check_url)
     occurred_at: datetime | None = attrs.field(
         default=None, converter=to_utc, validator=check_instant
     )

@@ -24,7 +24,7 @@ from returnflow.domain._fields import (
     coerce_enum,
 )
 from returnflow.domain.claims import Claim
-from returnflow.domain.frozen import FrozenDict, freeze
+from returnflow.domain.frozen import FrozenDict, freeze, freeze_each
 from returnflow.domain.methods import ReturnMethod, to_method
 from returnflow.domain.money import Money
 from returnflow.domain.order import Duty, Fulfillment, OrderLine, OrderSnapshot
@@ -488,8 +488,8 @@ class ParkedFact:
     the order the facts would have happened, by the commit that brings the return to a state
     that can use it. ``kind``: ``carrier``, ``receipt``, ``finished`` or ``platform``;
     ``status`` a carrier fact's status or a platform fact's topic, ``lines`` a receipt's
-    lines as plain data (a platform fact's ids and label, one mapping); ``why`` the state
-    it waited in.
+    lines as data no reader can change (:func:`~returnflow.domain.frozen.freeze_each`; a
+    platform fact's ids and label, one mapping); ``why`` the state it waited in.
     """
 
     kind: str
@@ -498,7 +498,7 @@ class ParkedFact:
     arrived_at: datetime
     why: str = ""
     status: str | None = None
-    lines: tuple[Mapping[str, Any], ...] = ()
+    lines: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=freeze_each)
     location_id: str | None = None
     """The location a receipt or a Finished named (``None``: none named)."""
 

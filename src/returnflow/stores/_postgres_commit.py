@@ -5,6 +5,7 @@ re-opened effects and delivery attempts, each with the count of rows it must tou
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -118,18 +119,12 @@ def apply(
             INSERT_INBOX, inbox, 1, ConcurrencyConflict(f"inbound {key.event_id}", 0, 1, _seen(key))
         )
     if effects:
-        keys = [effect[0] for effect in effects]
-        twice = [key for key in keys if keys.count(key) > 1]
-        clash = twice[0] if twice else " or ".join(keys)
         outbox = dict(zip(_OUTBOX_COLUMNS, columns_of(effects), strict=True))
-        conflict = ConcurrencyConflict(f"effect {clash}", 0, 1, _queued(clash))
-        writes.add(INSERT_OUTBOX_NAMED, outbox, len(effects), conflict)
+        writes.add(INSERT_OUTBOX_NAMED, outbox, len(effects), _queued, returning="key")
     if commit.attempts:
         params = [attempt_params(attempt) for attempt in commit.attempts]
-        named = " or ".join(attempt.key for attempt in commit.attempts)
-        conflict = ConcurrencyConflict(f"effect {named}", 0, 1, _not_pending(named))
         attempted = {name: [p[name] for p in params] for name in params[0]}
-        writes.add(ATTEMPTS, attempted, len(params), conflict)
+        writes.add(ATTEMPTS, attempted, len(params), _not_pending, returning="o.key")
     freed = any(record.status in ENDED_UNSETTLED for record, _ in commit.records)
     if not freed:  # a new return's units in the same statement (none are freed first)
         for record, expected in commit.records:
@@ -188,10 +183,15 @@ INSERT_INBOX = (
 
 class _Writes:
     """Writes made one statement: each a part ``wN AS (... RETURNING 1)`` with its own
-    parameters (renamed ``pN_name``), the statement selecting how many rows each touched."""
+    parameters (renamed ``pN_name``), the statement selecting how many rows each touched.
+
+    A part of effects (the outbox's rows, delivery attempts) returns each row's key instead,
+    and the statement also selects, when a row was not touched, the keys given that were
+    not: the conflict then names the first effect that clashed, in the commit's order, as
+    the other stores do, and not the whole batch."""
 
     def __init__(self) -> None:
-        self.parts: list[tuple[str, int, ConcurrencyConflict | None]] = []
+        self.parts: list[tuple[str, int, ConcurrencyConflict | None, _Keyed | None]] = []
         self.params: dict[str, Any] = {}
 
     def add(
@@ -199,30 +199,66 @@ class _Writes:
         statement: str,
         params: dict[str, Any],
         touched: int,
-        conflict: ConcurrencyConflict | None,
+        conflict: ConcurrencyConflict | Callable[[str], str] | None,
+        *,
+        returning: str = "1",
     ) -> None:
+        """``conflict``: the error when the part touches other than ``touched`` rows; or,
+        for a part of effects (``params["key"]`` their keys, ``returning`` the column of
+        the row's key), what to say of the key that clashed."""
         n = len(self.parts)
         renamed = statement
         for name in sorted(params, key=len, reverse=True):
             renamed = renamed.replace(f"%({name})s", f"%(p{n}_{name})s")
             self.params[f"p{n}_{name}"] = params[name]
-        self.parts.append((f"w{n} AS ({renamed} RETURNING 1)", touched, conflict))
+        part = f"w{n} AS ({renamed} RETURNING {returning})"
+        if callable(conflict):
+            self.parts.append((part, touched, None, (params["key"], conflict)))
+        else:
+            self.parts.append((part, touched, conflict, None))
 
     def execute(self, db: Connection) -> psycopg.Cursor[Any] | None:
         if not self.parts:
             return None
-        counts = ", ".join(f"(SELECT count(*) FROM w{n})" for n in range(len(self.parts)))
-        ctes = ", ".join(part for part, _, _ in self.parts)
-        return db.execute(f"WITH {ctes} SELECT {counts}", self.params)
+        counts = [f"(SELECT count(*) FROM w{n})" for n in range(len(self.parts))]
+        for n, (_, touched, _, keyed) in enumerate(self.parts):
+            if keyed is not None:  # the keys not touched, only when some were not
+                counts.append(
+                    f"(CASE WHEN (SELECT count(*) FROM w{n}) = {int(touched)} THEN NULL "
+                    f"ELSE (SELECT array_agg(k) FROM unnest(%(p{n}_key)s::text[]) AS k "
+                    f"WHERE k NOT IN (SELECT * FROM w{n})) END)"
+                )
+        ctes = ", ".join(part for part, _, _, _ in self.parts)
+        return db.execute(f"WITH {ctes} SELECT {', '.join(counts)}", self.params)
 
     def check(self, cursor: psycopg.Cursor[Any] | None) -> None:
         if cursor is None:
             return
         row = cursor.fetchone()
         assert row is not None
-        for (_, touched, conflict), count in zip(self.parts, row, strict=True):
-            if int(count) != touched and conflict is not None:
+        untouched = iter(row[len(self.parts) :])
+        for (_, touched, conflict, keyed), count in zip(self.parts, row, strict=False):
+            missing = next(untouched) if keyed is not None else None
+            if int(count) == touched:
+                continue
+            if keyed is not None:
+                keys, say = keyed
+                key = _clash(keys, missing or ())
+                raise ConcurrencyConflict(f"effect {key}", 0, 1, say(key))
+            if conflict is not None:
                 raise conflict
+
+
+_Keyed = tuple[Sequence[str], Callable[[str], str]]
+"""A part of effects: their keys, in the commit's order, and what to say of one that clashed."""
+
+
+def _clash(keys: Sequence[str], untouched: Sequence[str]) -> str:
+    """The first of ``keys`` that clashed: one whose row was not touched (queued before, not
+    pending) or one given twice (the statement touches its row once)."""
+    left = set(untouched)
+    counted = Counter(keys)
+    return next((key for key in keys if key in left or counted[key] > 1), keys[0])
 
 
 def write_units(

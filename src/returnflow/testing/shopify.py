@@ -45,6 +45,7 @@ from returnflow.domain.inbound import Disposition
 from returnflow.domain.money import Money
 from returnflow.domain.settlement import unit_amounts
 from returnflow.errors import PortError
+from returnflow.integrations.shopify._answers import request_body
 from returnflow.ports.platform_returns import (
     DutyRefund,
     PlatformExchangeLine,
@@ -77,7 +78,7 @@ class _Extra:
     percentages, exchange variants, refunds, the shipping fee."""
 
     quantities: dict[str, int] = attrs.field(factory=dict)
-    percentages: dict[str, float] = attrs.field(factory=dict)
+    percentages: dict[str, Decimal] = attrs.field(factory=dict)
     variants: dict[str, tuple[str, int]] = attrs.field(factory=dict)
     refunds: list[tuple[str, Money]] = attrs.field(factory=list)
     shipping_fee: Money | None = None
@@ -177,7 +178,7 @@ class ShopifyAdminMock:
             shop, token = known
             if request.headers.get("X-Shopify-Access-Token") != token:
                 return httpx.Response(401, json={"errors": "[API] Invalid API key or access token"})
-            body = json.loads(request.content)
+            body = json.loads(request.content, parse_float=Decimal)  # as Shopify reads it
             found = _OPERATION.search(body["query"])
             if found is None:
                 return httpx.Response(200, json={"errors": [{"message": "syntax error"}]})
@@ -200,7 +201,8 @@ class ShopifyAdminMock:
                     "restoreRate": 100.0,
                 },
             }
-            return httpx.Response(200, json={"data": data, "extensions": {"cost": cost}})
+            answered = request_body({"data": data, "extensions": {"cost": cost}})
+            return httpx.Response(200, content=answered, headers=_JSON)
 
     # -- one method per operation --------------------------------------------------------------
 
@@ -689,6 +691,9 @@ _FIELDS = {
     "ReturnflowOrderCreateManualPayment": "orderCreateManualPayment",
     "ReturnflowRefundCreate": "refundCreate",
 }
+
+
+_JSON = {"Content-Type": "application/json"}
 
 
 def _transaction(transaction_id: str, amount: Money, parent: str | None = None) -> dict[str, Any]:

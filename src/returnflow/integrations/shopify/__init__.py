@@ -86,6 +86,7 @@ from returnflow.integrations.shopify._answers import (
     read_answer,
     refundable_transactions,
     remove_variables,
+    request_body,
     return_line_items,
     reverse_line,
     user_errors,
@@ -570,9 +571,8 @@ class ShopifyPlatformReturns(BalanceCalls):
             "Content-Type": "application/json",
         }
         try:
-            answer = self._client.post(
-                url, headers=headers, json={"query": document, "variables": variables}
-            )
+            body = request_body({"query": document, "variables": variables})
+            answer = self._client.post(url, headers=headers, content=body)
         except self._httpx.HTTPError as error:
             raise PortError(PORT, operation, f"transport: {error!r}") from error
         return read_answer(answer, operation)

@@ -314,8 +314,9 @@ def return_line_items(
     return items
 
 
-def fee_percentage(line: PlatformReturnLine, prices: dict[str, Money], field: str) -> float:
-    """Shopify's restocking fee is a percentage of the line: the fee's, exact to the cent."""
+def fee_percentage(line: PlatformReturnLine, prices: dict[str, Money], field: str) -> Decimal:
+    """Shopify's restocking fee is a percentage of the line: the fee's, exact to the cent,
+    as a ``Decimal`` (:func:`request_body` writes it digit for digit, never as a float)."""
     assert line.restocking_fee is not None
     price = prices.get(line.order_line_id)
     if price is None:
@@ -334,9 +335,7 @@ def fee_percentage(line: PlatformReturnLine, prices: dict[str, Money], field: st
         )
     with localcontext(MONEY_CONTEXT):
         percentage = (fee.amount * 100 / worth.amount).normalize()
-        back = Money.quantized(
-            worth.amount * Decimal(repr(float(percentage))) / 100, worth.currency
-        )
+        back = Money.quantized(worth.amount * percentage / 100, worth.currency)
     if back != fee:
         raise PortError(
             PORT,
@@ -344,7 +343,7 @@ def fee_percentage(line: PlatformReturnLine, prices: dict[str, Money], field: st
             f"{field}={fee}: no percentage of {worth} gives it to the cent",
             retryable=False,
         )
-    return float(percentage)
+    return percentage
 
 
 def money_input(amount: Money) -> dict[str, str]:
@@ -359,6 +358,25 @@ def parse_money(bag: object, operation: str) -> Money:
         return Money(str(shop_money["amount"]), str(shop_money["currencyCode"]))
     except (AssertionError, KeyError, InvalidOperation, ReturnflowError) as error:
         raise bad_answer(operation, "money", bag) from error
+
+
+def request_body(data: Any) -> bytes:
+    """``data`` as a request's JSON: a ``Decimal`` (a fee's percentage, sent or read back)
+    written as the number it is, digit for digit (``10.0``, ``14.28571428571428571428571429``),
+    never through a float, which would change its digits."""
+    return _json_text(data).encode()
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, Decimal):  # finite: a percentage computed, or read from JSON
+        text = format(value, "f")
+        return text if "." in text else f"{text}.0"
+    if isinstance(value, Mapping):
+        items = (f"{json.dumps(str(key))}:{_json_text(item)}" for key, item in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_json_text(item) for item in value) + "]"
+    return json.dumps(value)
 
 
 def user_errors(errors: list[Any]) -> str:
@@ -418,8 +436,8 @@ def read_answer(answer: httpx.Response, operation: str) -> dict[str, Any]:
         raise PortError(
             PORT, operation, f"HTTP {answer.status_code}: {answer.text[:200]}", retryable=False
         )
-    try:
-        body = answer.json()
+    try:  # a number with a fraction (a fee's percentage) read as the Decimal it says
+        body = json.loads(answer.content, parse_float=Decimal)
     except ValueError as error:
         raise PortError(PORT, operation, f"an answer that is not JSON: {error}") from error
     if not isinstance(body, dict):
