@@ -177,15 +177,18 @@ def _beyond_kept(record: ReturnRecord, amounts: Sequence[Money]) -> list[Money]:
     figure, and the platform return keeps what pays its items."""
     currency = record.currency
     zero = Money.zero(currency)
-    answered = {e.payload.get("key") for e in record.history if e.event == _PAID}
-    asked = Money.sum(
-        (
-            _money(e.payload.get("amount"), currency) or zero
-            for e in record.history
-            if e.event == _PAID or (e.event == _PAY_ASKED and e.payload.get("key") not in answered)
-        ),
-        currency,
-    )
+    asked, waiting = zero, []  # paid there, and asked of it not answered yet
+    for entry in record.history:
+        if entry.event not in (_PAY_ASKED, _PAID):
+            continue
+        amount = _money(entry.payload.get("amount"), currency) or zero
+        if entry.event == _PAY_ASKED:
+            waiting.append(amount)
+        elif entry.event == _PAID:
+            asked = asked + amount
+            if amount in waiting:
+                waiting.remove(amount)
+    asked = asked + Money.sum(waiting, currency)
     given = Money.sum(
         (
             _money(e.payload.get("amount"), currency) or zero
@@ -298,7 +301,6 @@ def paid_write_back(change: Change, effect: fx.PayPlatformBalance, result: objec
     details: dict[str, object] = {
         "amount": str(effect.amount),
         "exchange_on_hold": held,
-        "key": effect.key,
     }
     if owed:
         details["owed"] = str(owed)
