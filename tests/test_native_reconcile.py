@@ -33,7 +33,7 @@ from returnflow import (
     ReturnPolicy,
 )
 from returnflow.domain.policy import RefundTrigger, ReleaseTrigger
-from returnflow.domain.settlement import Percent
+from returnflow.domain.settlement import Fixed, Percent
 from returnflow.testing import Harness
 
 
@@ -377,3 +377,42 @@ def test_an_instant_exchange_captured_leaves_the_other_lines_payout_whole(
     assert processed[-1].args["refund"] == paid_out
     there = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
     assert there.status.value == "CLOSED"
+
+
+@pytest.mark.parametrize("picked_up", [True, False], ids=["picked-up-first", "receipt-alone"])
+def test_an_instant_exchange_captured_gives_back_a_restocking_fee_paid_up_front(
+    picked_up: bool,
+) -> None:
+    # An even instant exchange of the T-shirt (25.00) with a 1.50 restocking fee, paid up
+    # front. The T-shirt fails QC: the capture of 25.00 pays for the new item, and the fee,
+    # for a unit never restocked, is no longer owed (the platform return drops it with the
+    # T-shirt taken out: Shopify's restocking fee is the return line's). It is given back
+    # through the Payments port; the platform keeps the 25.00 it holds for its item, the
+    # fee having paid part of it there, and both figures agree. (The receipt alone waits
+    # for the authorization: the platform is paid before the fee is given back.)
+    fees = FeePolicy(restocking=Fixed(eur("1.50")), waive_for_exchanges=False)
+    policy = ReturnPolicy(
+        platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN, fees=fees
+    )
+    made = native_harness(policy)
+    even = RequestLine(order_line_id="L1", quantity=1, outcome=Exchange(variant_id="tee-l"))
+    return_id = request(made, even)
+    if picked_up:
+        handed_in(made, return_id)
+    receive(made, return_id, "r1", passed("L1", qc="fail"))
+    closed_without_review(made, return_id)
+    payments = [(c.operation, c.args["amount"]) for c in made.ports.payments.calls]
+    assert payments == [
+        ("charge", eur("1.50")),
+        ("authorize", eur("25.00")),
+        ("capture", eur("25.00")),
+        ("refund", eur("1.50")),
+    ]
+    assert platform(made).calls_to("refund_balance") == []
+    record = made.service.get(SHOP, return_id)
+    there = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    assert (there.status.value, there.balance_owed, there.balance_paid) == (
+        "CLOSED",
+        None,
+        eur("25.00"),
+    )

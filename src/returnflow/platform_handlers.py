@@ -291,7 +291,7 @@ def _items_paid_apart(outcome: FinancialOutcome, paid: Money) -> tuple[Money, Mo
     most what was captured) goes back into the platform's net figure, whether that figure is
     a balance owed or a refund."""
     zero = Money.zero(paid.currency)
-    net = outcome.refund - outcome.owed + min(paid, outcome.exchanged)
+    net = outcome.refund - outcome.owed + min(paid, outcome.exchanged)  # items left on it
     return (net, zero) if net >= zero else (zero, zero - net)
 
 

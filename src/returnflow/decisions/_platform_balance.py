@@ -51,6 +51,7 @@ _PAID_THERE = "balance_paid_on_platform"
 _PAID = "platform_balance_paid"
 _REFUNDED = "platform_balance_refunded"
 _ASKED = "platform_balance_refund_asked"
+_PAY_ASKED = "platform_balance_pay_asked"
 
 
 def note_read(change: Change, read: Any) -> None:
@@ -157,7 +158,54 @@ def refunds(change: Change, planned: Sequence[fx.Effect]) -> tuple[list[Money], 
         for entry in change.history
         if entry.event == "balance_refunded"
     ]
-    return _capped(record, [amount for amount in confirmed if amount is not None]), []
+    amounts = _capped(record, [amount for amount in confirmed if amount is not None])
+    return _beyond_kept(record, amounts), []
+
+
+def note_pay_asked(change: Change, effect: fx.PayPlatformBalance) -> None:
+    """Record a payment asked of the platform (a captured authorization): until it answers,
+    it counts as paid there when a refund of the balance is weighed (:func:`_beyond_kept`)."""
+    change.note(_PAY_ASKED, {"amount": str(effect.amount), "key": effect.key})
+
+
+def _beyond_kept(record: ReturnRecord, amounts: Sequence[Money]) -> list[Money]:
+    """``amounts``, in order, at most what the platform holds paid beyond what returnflow
+    keeps of the payments it asked the platform to record (paid, less every refund the
+    payment processor confirmed). Where the platform took less than a payment asked (an
+    instant exchange's capture paid after a prepaid fee: the fee paid part of the items
+    there), giving the fee back through the Payments port already brings both to the same
+    figure, and the platform return keeps what pays its items."""
+    currency = record.currency
+    zero = Money.zero(currency)
+    asked, waiting = zero, []  # paid there, and asked of it not answered yet
+    for entry in record.history:
+        if entry.event not in (_PAY_ASKED, _PAID):
+            continue
+        amount = _money(entry.payload.get("amount"), currency) or zero
+        if entry.event == _PAY_ASKED:
+            waiting.append(amount)
+        elif entry.event == _PAID:
+            asked = asked + amount
+            if amount in waiting:
+                waiting.remove(amount)
+    asked = asked + Money.sum(waiting, currency)
+    given = Money.sum(
+        (
+            _money(e.payload.get("amount"), currency) or zero
+            for e in record.history
+            if e.event == "balance_refunded"
+        ),
+        currency,
+    )
+    left = _paid_on_platform(record) - max(asked - given, zero)
+    capped = []
+    for amount in amounts:
+        taken = min(amount, left)
+        if taken <= zero:
+            break
+        capped.append(taken)
+        left = left - taken
+    return capped
 
 
 def _capped(record: ReturnRecord, asked: Sequence[Money]) -> list[Money]:
@@ -250,7 +298,10 @@ def paid_write_back(change: Change, effect: fx.PayPlatformBalance, result: objec
     items it fulfilled on hold ship (released) and the others wait for processing."""
     held = bool(getattr(result, "exchange_on_hold", False))
     owed = getattr(result, "balance_owed", None)
-    details: dict[str, object] = {"amount": str(effect.amount), "exchange_on_hold": held}
+    details: dict[str, object] = {
+        "amount": str(effect.amount),
+        "exchange_on_hold": held,
+    }
     if owed:
         details["owed"] = str(owed)
     paid = getattr(result, "balance_paid", None)

@@ -224,8 +224,9 @@ def complete(
         # back from it
         returned = {line.id for line, _, _ in parts}
         if failed or any(line.return_line_id not in returned for line in kept):
+            apart = exchange.paid_by_capture(record, returned)
             kept = [line for line in kept if line.return_line_id in returned]
-            prepaid = None
+            prepaid = _prepaid_left(record, apart, prepaid)
     settlement = settle_parts(change, policy, parts, exchange_lines=kept, prepaid=prepaid)
     change.update(completed_at=change.now, balance_settled=record.balance_paid is not None)
     refunds = (f"/{fx.IssueRefund.kind}", f"/{fx.ProcessPlatformReturn.kind}")
@@ -255,6 +256,31 @@ def complete(
     if not (settlement.refund or settlement.store_credit or settlement.bonus or given_up):
         close(change)
     # Otherwise the return closes when the platform confirms the money (results.apply).
+
+
+def _prepaid_left(
+    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None
+) -> Money | None:
+    """What was prepaid and is left once the capture of an instant exchange's authorization
+    and the prepaid balance paid for the new items ``apart`` (their units failed QC or never
+    came): the capture first, then the balance, up to what the items cost and the outbound
+    shipping asked up front. What is left (a restocking fee prepaid for units that never
+    came back accepted) is no longer owed, and the settlement gives it back."""
+    if prepaid is None or record.payment_authorized is None:
+        return None
+    zero = Money.zero(record.currency)
+    cost = exchange.cost(record, apart)
+    shipping = Money.sum(
+        (
+            Money(str(e.payload["exchange_shipping"]).split(" ")[0], record.currency)
+            for e in record.history
+            if e.event == "require_payment" and "exchange_shipping" in e.payload
+        ),
+        record.currency,
+    )
+    needed = max(cost + shipping - record.payment_authorized, zero)
+    left = prepaid - min(prepaid, needed)
+    return left if left > zero else None
 
 
 def reopen_given_up(change: Change) -> tuple[str, ...]:

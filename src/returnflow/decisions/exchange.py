@@ -185,3 +185,30 @@ def with_status(
         else line
         for line in record.exchange_lines
     )
+
+
+def paid_by_capture(record: ReturnRecord, came_back: set[str]) -> list[ExchangeLine]:
+    """The new items an instant exchange's captured authorization pays for: those not
+    cancelled whose returned line is not among ``came_back`` (its units failed QC or never
+    came)."""
+    return [
+        line
+        for line in record.exchange_lines
+        if line.status != "cancelled" and line.return_line_id not in came_back
+    ]
+
+
+def cost(record: ReturnRecord, items: Sequence[ExchangeLine]) -> Money:
+    """What ``items`` cost: their price, or, for an even exchange, what their returned line
+    was paid."""
+    zero = Money.zero(record.currency)
+    value = {line.id: Money.sum(line.unit_amounts, record.currency) for line in record.lines}
+    return Money.sum(
+        (
+            item.unit_price * item.quantity
+            if item.unit_price is not None
+            else value.get(item.return_line_id, zero)
+            for item in items
+        ),
+        record.currency,
+    )

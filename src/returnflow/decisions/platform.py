@@ -122,7 +122,9 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
         new.extend(_settle(change, policy, planned))
         captured = _captured(change.record)
         if captured is not None and any(e.event == "authorization_settled" for e in change.history):
-            new.append(_make(change, fx.PayPlatformBalance, amount=captured))
+            paying = _make(change, fx.PayPlatformBalance, amount=captured)
+            balance.note_pay_asked(change, paying)
+            new.append(paying)
     replaced: list[fx.Effect] = []
     if opened(change.record):
         amounts, replaced = balance.refunds(change, planned)
@@ -429,7 +431,7 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
                 refund_duties=duty_refunds,
                 expected=expected,
                 expected_owed=owed,
-                owed_paid_apart=_captured(record) if whole else None,
+                owed_paid_apart=_paid_by_capture(record) if whole else None,
                 shipping_fee=not whole and _took_shipping_fee(change),
             )
         )
@@ -479,6 +481,18 @@ def _captured(record: ReturnRecord) -> Money | None:
         e.event == "authorization_settled" and e.payload.get("captured") for e in record.history
     )
     return record.payment_authorized if captured and "capture_refunded" not in events else None
+
+
+def _paid_by_capture(record: ReturnRecord) -> Money | None:
+    """What a captured authorization kept pays of the new items the platform return asks to
+    be paid: the items whose units did not come back accepted, at most what was captured
+    (``None``: nothing)."""
+    captured = _captured(record)
+    if captured is None:
+        return None
+    back = {line.id for line in record.lines if line.settled >= line.quantity}
+    paid = min(captured, exchange.cost(record, exchange.paid_by_capture(record, back)))
+    return paid or None
 
 
 def _money(text: str, currency: str) -> Money:
