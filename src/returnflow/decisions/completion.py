@@ -416,8 +416,24 @@ def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why:
     if parts:
         change.note("refund_trigger", {"trigger": why})
         # With an exchange, the return shipping fee is settled with it at completion: the
-        # balance charged at approval counted on the whole return's payout.
-        settle_parts(change, policy, parts, charge_shipping=not change.record.has_exchange)
+        # balance charged at approval counted on the whole return's payout. An exchange
+        # whose units failed QC is cancelled at completion and settles nothing: the fee is
+        # then taken here, or no settlement would take it.
+        settle_parts(change, policy, parts, charge_shipping=not _exchange_to_settle(change.record))
+
+
+def _exchange_to_settle(record: ReturnRecord) -> bool:
+    """Whether completion will settle an exchange: a new item not cancelled whose
+    exchanged units none failed QC (those :func:`complete` cancels)."""
+    if record.exchange_status == "exchange_cancelled":
+        return False
+    failed = {
+        line.id for line in record.lines if isinstance(line.outcome, Exchange) and line.rejected
+    }
+    return any(
+        line.status != "cancelled" and line.return_line_id not in failed
+        for line in record.exchange_lines
+    )
 
 
 def close(change: Change) -> None:
