@@ -416,3 +416,51 @@ def test_an_instant_exchange_captured_gives_back_a_restocking_fee_paid_up_front(
         None,
         eur("25.00"),
     )
+
+
+def test_a_refund_paid_early_takes_the_return_shipping_fee_when_the_exchange_failed_qc() -> None:
+    # The T-shirt for another at 20.00 and the caps refunded on receipt, with a 5.00 return
+    # shipping fee. The T-shirt fails QC in the receipt that brings the caps: the exchange
+    # can no longer settle the fee at completion, so the caps' refund takes it (15.00), as
+    # the platform return, which bears the fee from its opening, suggests.
+    fees = FeePolicy(return_shipping=Fixed(eur("5.00")), waive_for_exchanges=False)
+    policy = ReturnPolicy(
+        platform_mode="native", fees=fees, refund_trigger=RefundTrigger.ON_RECEIVED
+    )
+    made = native_harness(policy)
+    return_id = request(made, swap("20.00"), caps())
+    receive(made, return_id, "r1", passed("L1", qc="fail"), passed("L2", 2))
+    record = closed_without_review(made, return_id)
+    assert record.return_shipping_fee == eur("5.00")
+    assert [line.status for line in record.exchange_lines] == ["cancelled"]
+    [processed] = platform(made).calls_to("process")
+    assert processed.args["refund"] == eur("15.00")
+
+
+@pytest.mark.parametrize(
+    ("caps_outcome", "paid_out"),
+    [(Refund(), "15.00"), (Keep(settle=OutcomeKind.STORE_CREDIT), "0.00")],
+    ids=["caps-refunded", "caps-kept-for-store-credit"],
+)
+def test_an_instant_upsell_captured_takes_the_rest_of_the_new_items_price_from_the_payout(
+    caps_outcome: Outcome, paid_out: str
+) -> None:
+    # An instant exchange, the T-shirt (25.00) for one at 30.00, the caps (20.00) paying the
+    # 5.00 difference: nothing is paid up front. The new item ships on an authorization of
+    # the T-shirt's 25.00; the T-shirt fails QC, so the capture pays 25.00 of the item and
+    # the caps' payout the other 5.00: 15.00 refunded (or credited), as the platform says.
+    policy = ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
+    made = native_harness(policy)
+    caps_line = RequestLine(order_line_id="L2", quantity=2, outcome=caps_outcome)
+    return_id = request(made, swap("30.00"), caps_line)
+    handed_in(made, return_id)
+    receive(made, return_id, "r1", passed("L1", qc="fail"), passed("L2", 2))
+    record = closed_without_review(made, return_id)
+    assert [line.status for line in record.exchange_lines] == ["released"]
+    payments = [(call.operation, call.args["amount"]) for call in made.ports.payments.calls]
+    assert payments == [("authorize", eur("25.00")), ("capture", eur("25.00"))]
+    processed = platform(made).calls_to("process")
+    assert processed[-1].args["refund"] == eur(paid_out)
+    [settled] = [entry.payload for entry in record.history if entry.event == "settled"]
+    kind = "refund" if isinstance(caps_outcome, Refund) else "store_credit"
+    assert settled[kind] == "15.00 EUR"

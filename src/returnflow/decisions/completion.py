@@ -218,6 +218,7 @@ def complete(
         kept, keep_ids, cancel_ids = [], [], []
         exchange.cancel(change, why="the exchange balance was never paid")
     prepaid = None if record.balance_settled else record.balance_paid
+    unpaid = None
     if record.exchange_status == "released" and record.payment_authorized is not None:
         # an instant exchange shipped on an authorization: items whose units did not come
         # back (or failed QC) are paid by its capture and by what was prepaid, not given
@@ -226,8 +227,13 @@ def complete(
         if failed or any(line.return_line_id not in returned for line in kept):
             apart = exchange.paid_by_capture(record, returned)
             kept = [line for line in kept if line.return_line_id in returned]
+            # what the capture and the prepaid balance leave unpaid of those items (an
+            # upsell whose difference the other lines' payout was to cover) that payout pays
+            unpaid = _unpaid(record, apart, prepaid)
             prepaid = _prepaid_left(record, apart, prepaid)
-    settlement = settle_parts(change, policy, parts, exchange_lines=kept, prepaid=prepaid)
+    settlement = settle_parts(
+        change, policy, parts, exchange_lines=kept, prepaid=prepaid, items_unpaid=unpaid
+    )
     change.update(completed_at=change.now, balance_settled=record.balance_paid is not None)
     refunds = (f"/{fx.IssueRefund.kind}", f"/{fx.ProcessPlatformReturn.kind}")
     refunds_again = [key for key in given_up if key.endswith(refunds)]
@@ -258,16 +264,9 @@ def complete(
     # Otherwise the return closes when the platform confirms the money (results.apply).
 
 
-def _prepaid_left(
-    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None
-) -> Money | None:
-    """What was prepaid and is left once the capture of an instant exchange's authorization
-    and the prepaid balance paid for the new items ``apart`` (their units failed QC or never
-    came): the capture first, then the balance, up to what the items cost and the outbound
-    shipping asked up front. What is left (a restocking fee prepaid for units that never
-    came back accepted) is no longer owed, and the settlement gives it back."""
-    if prepaid is None or record.payment_authorized is None:
-        return None
+def _needed(record: ReturnRecord, apart: Sequence[ExchangeLine]) -> Money:
+    """What the new items ``apart`` and the outbound shipping asked up front cost beyond
+    the capture of an instant exchange's authorization."""
     zero = Money.zero(record.currency)
     cost = exchange.cost(record, apart)
     shipping = Money.sum(
@@ -278,9 +277,30 @@ def _prepaid_left(
         ),
         record.currency,
     )
-    needed = max(cost + shipping - record.payment_authorized, zero)
-    left = prepaid - min(prepaid, needed)
+    return max(cost + shipping - (record.payment_authorized or zero), zero)
+
+
+def _unpaid(
+    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None
+) -> Money | None:
+    """What the capture and the prepaid balance leave unpaid of the new items ``apart``."""
+    zero = Money.zero(record.currency)
+    left = _needed(record, apart) - (prepaid or zero)
     return left if left > zero else None
+
+
+def _prepaid_left(
+    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None
+) -> Money | None:
+    """What was prepaid and is left once the capture of an instant exchange's authorization
+    and the prepaid balance paid for the new items ``apart`` (their units failed QC or never
+    came): the capture first, then the balance, up to what the items cost and the outbound
+    shipping asked up front. What is left (a restocking fee prepaid for units that never
+    came back accepted) is no longer owed, and the settlement gives it back."""
+    if prepaid is None or record.payment_authorized is None:
+        return None
+    left = prepaid - min(prepaid, _needed(record, apart))
+    return left if left > Money.zero(record.currency) else None
 
 
 def reopen_given_up(change: Change) -> tuple[str, ...]:
@@ -302,6 +322,7 @@ def settle_parts(
     exchange_lines: Sequence[ExchangeLine] = (),
     prepaid: Money | None = None,
     charge_shipping: bool = True,
+    items_unpaid: Money | None = None,
 ) -> Settlement:
     """Settle ``parts`` (line, units, first unit): count them settled, keep the fees, plan
     the refund and the store credit, charge what the customer owes (fees the payout did not
@@ -324,6 +345,7 @@ def settle_parts(
         # lines, and the platform has no call to take it off (Shopify's removeFromReturn
         # removes line items only): lines removed later do not waive it
         shipping_waived_by=record.lines if policy.platform_mode is PlatformMode.NATIVE else None,
+        items_unpaid=items_unpaid,
     )
     if not parts and not settlement.balance_refund:
         return settlement
@@ -416,8 +438,24 @@ def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why:
     if parts:
         change.note("refund_trigger", {"trigger": why})
         # With an exchange, the return shipping fee is settled with it at completion: the
-        # balance charged at approval counted on the whole return's payout.
-        settle_parts(change, policy, parts, charge_shipping=not change.record.has_exchange)
+        # balance charged at approval counted on the whole return's payout. An exchange
+        # whose units failed QC is cancelled at completion and settles nothing: the fee is
+        # then taken here, or no settlement would take it.
+        settle_parts(change, policy, parts, charge_shipping=not _exchange_to_settle(change.record))
+
+
+def _exchange_to_settle(record: ReturnRecord) -> bool:
+    """Whether completion will settle an exchange: a new item not cancelled whose
+    exchanged units none failed QC (those :func:`complete` cancels)."""
+    if record.exchange_status == "exchange_cancelled":
+        return False
+    failed = {
+        line.id for line in record.lines if isinstance(line.outcome, Exchange) and line.rejected
+    }
+    return any(
+        line.status != "cancelled" and line.return_line_id not in failed
+        for line in record.exchange_lines
+    )
 
 
 def close(change: Change) -> None:

@@ -337,15 +337,17 @@ def settle(
     taxes_included: bool = False,
     fee_by_unit: bool = False,
     shipping_waived_by: Sequence[ReturnLine] | None = None,
+    items_unpaid: Money | None = None,
 ) -> Settlement:
     """Settle ``parts``: ``(line, units, start)`` = ``units`` of ``line`` from unit ``start``.
 
     ``exchange_lines`` are the new items the exchanged parts pay for; an exchange line
     without a price is an even exchange (the new item costs what the returned units were
-    worth). ``prepaid`` is what the customer already paid towards the balance (an upsell,
-    fees). ``charge_shipping`` / ``charge_exchange_shipping`` are false once a return paid
-    its return shipping fee / its exchange's outbound shipping. ``taxes_included``: whether
-    the order's prices include tax, so a fee includes its tax (else its tax is added).
+    worth); ``items_unpaid``: what new items no part pays for still cost (a capture short of
+    them), paid like a shortfall. ``prepaid``: what the customer paid towards the balance
+    (an upsell, fees). ``charge_shipping`` / ``charge_exchange_shipping`` are false once a
+    return paid its return shipping fee / its exchange's outbound shipping. ``taxes_included``:
+    whether the order's prices include tax, so a fee includes its tax (else its tax is added).
     ``fee_by_unit``: a line's restocking fee follows its units (native mode, where the
     platform return carries one fee per line): the fee of the whole line is allocated over
     its units to the cent (:func:`unit_restocking_fees`) and a part pays its units' shares,
@@ -427,7 +429,7 @@ def settle(
         (part.tax for part in settled if part.outcome is OutcomeKind.EXCHANGE), currency
     )
     exchanged = {part.line_id: part for part in settled if part.outcome is OutcomeKind.EXCHANGE}
-    exchange_total = zero
+    exchange_total = items_unpaid or zero
     priced = False
     for item in exchange_lines:
         part = exchanged.get(item.return_line_id)
