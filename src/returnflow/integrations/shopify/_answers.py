@@ -352,11 +352,13 @@ def money_input(amount: Money) -> dict[str, str]:
 
 
 def parse_money(bag: object, operation: str) -> Money:
+    # checked, not asserted: an assert is gone under ``python -O``
+    shop_money = bag["shopMoney"] if isinstance(bag, dict) and "shopMoney" in bag else bag
+    if not isinstance(shop_money, dict):
+        raise bad_answer(operation, "money", bag)
     try:
-        shop_money = bag["shopMoney"] if isinstance(bag, dict) and "shopMoney" in bag else bag
-        assert isinstance(shop_money, dict)
         return Money(str(shop_money["amount"]), str(shop_money["currencyCode"]))
-    except (AssertionError, KeyError, InvalidOperation, ReturnflowError) as error:
+    except (KeyError, InvalidOperation, ReturnflowError) as error:
         raise bad_answer(operation, "money", bag) from error
 
 
@@ -379,10 +381,19 @@ def _json_text(value: Any) -> str:
     return json.dumps(value)
 
 
-def user_errors(errors: list[Any]) -> str:
+def user_errors(errors: object) -> str:
+    """``userErrors`` as one line; an answer whose errors are not objects with a list of
+    ``field`` parts is shown as it is, never read as if it were."""
+    if not isinstance(errors, list):
+        errors = [errors]
     parts = []
     for error in errors:
-        field = ".".join(str(part) for part in (error.get("field") or [])) or "(no field)"
+        if not isinstance(error, dict):
+            parts.append(json.dumps(error, default=str)[:200])
+            continue
+        path = error.get("field")
+        path = path if isinstance(path, list) else [] if path is None else [path]
+        field = ".".join(str(part) for part in path) or "(no field)"
         code = f" [{error['code']}]" if error.get("code") else ""
         parts.append(f"{field}: {error.get('message')}{code}")
     return "userErrors: " + "; ".join(parts)
@@ -444,8 +455,12 @@ def read_answer(answer: httpx.Response, operation: str) -> dict[str, Any]:
         raise bad_answer(operation, "body", body)
     errors = body.get("errors")
     if errors:
+        if not isinstance(errors, list):  # a list of error objects, as GraphQL says
+            errors = [errors]
         codes = [
-            str((e.get("extensions") or {}).get("code")) for e in errors if isinstance(e, dict)
+            str(extensions.get("code"))
+            for e in errors
+            if isinstance(e, dict) and isinstance(extensions := e.get("extensions"), dict)
         ]
         if "THROTTLED" in codes:
             raise throttled(operation, "THROTTLED", refill_seconds(body))
