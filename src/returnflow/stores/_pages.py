@@ -45,4 +45,7 @@ def check_cutoff(field: str, moment: Any) -> datetime:
     datetime."""
     if not isinstance(moment, datetime) or moment.utcoffset() is None:
         raise ValidationError(field, moment, "must be a timezone-aware datetime")
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # an offset that takes it past year 1 or 9999
+        raise ValidationError(field, moment, "is out of range of a UTC datetime") from None
