@@ -85,3 +85,47 @@ def test_money_that_is_not_an_object_is_a_bad_answer_even_under_optimization(bag
         )
         assert ran.returncode == 0, ran.stderr
         assert ran.stdout.strip() == "PortError get_return"
+
+
+def _return_with(quantity: object, processed: object, unprocessed: object) -> dict[str, Any]:
+    line = {
+        "id": "gid://shopify/ReturnLineItem/1",
+        "fulfillmentLineItem": {"id": "gid://shopify/FulfillmentLineItem/1"},
+        "quantity": quantity,
+        "processedQuantity": processed,
+        "unprocessedQuantity": unprocessed,
+    }
+    return {
+        "data": {
+            "return": {
+                "id": "gid://shopify/Return/1",
+                "order": {"id": "gid://shopify/Order/1"},
+                "status": "OPEN",
+                "returnLineItems": {"nodes": [line]},
+            }
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("quantity", "processed", "unprocessed"),
+    [
+        (1, 2, 0),  # more units processed than the line holds: -1 removed
+        (10**30, 10**30, 0),  # beyond any count that comes in
+        (2.5, 2.5, 0),  # a fraction (read as a Decimal), once truncated to 2
+        (True, True, False),  # flags, once read as 1 and 0
+        (1, -1, 2),  # a negative count
+    ],
+)
+def test_counts_of_units_out_of_bounds_are_a_bad_answer(
+    quantity: object, processed: object, unprocessed: object
+) -> None:
+    refused = _read(_return_with(quantity, processed, unprocessed))
+    assert not refused.retryable
+    assert "unexpected answer for return" in str(refused)
+
+
+def test_counts_within_bounds_are_read() -> None:
+    read = _answering(_return_with(3, 1, 1)).get_return("shop-a", "gid://shopify/Return/1")
+    assert read.processed == (("gid://shopify/ReturnLineItem/1", 1),)
+    assert read.removed == (("gid://shopify/ReturnLineItem/1", 1),)

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import TYPE_CHECKING, Any
 
+from returnflow.domain._fields import MAX_QUANTITY
 from returnflow.domain.inbound import PlatformLine
 from returnflow.domain.money import MONEY_CONTEXT, Money
 from returnflow.errors import PortError, ReturnflowError
@@ -93,10 +94,29 @@ def on_return(line: dict[str, Any]) -> int:
     Shopify gives both: whether ``quantity`` still counts units taken out by
     ``removeFromReturn`` is documented for exchange line items only ("including refunded
     and removed units"), so it is not relied on; ``quantity`` otherwise."""
-    try:
-        return int(line["processedQuantity"]) + int(line["unprocessedQuantity"])
-    except (KeyError, TypeError, ValueError):
-        return int(line["quantity"])
+    processed, unprocessed = line.get("processedQuantity"), line.get("unprocessedQuantity")
+    if processed is None or unprocessed is None:  # not read: the line's quantity
+        return count(line["quantity"])
+    return count(processed) + count(unprocessed)
+
+
+def count(value: object) -> int:
+    """A count of units in an answer (a GraphQL ``Int``): a whole number from 0 to
+    :data:`~returnflow.domain._fields.MAX_QUANTITY`, as every count that comes in;
+    ``ValueError`` otherwise (a negative count, a fraction, a flag), which the callers
+    report as a bad answer."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_QUANTITY:
+        raise ValueError(f"not a count of units: {value!r}")
+    return value
+
+
+def _removed(line: dict[str, Any]) -> int:
+    """Units taken out of a line (``removeFromReturn``): its quantity less those still on
+    it; ``ValueError`` when more are on it than its quantity."""
+    gone = count(line["quantity"]) - on_return(line)
+    if gone < 0:
+        raise ValueError(f"more units on the line than its quantity: {line!r}")
+    return gone
 
 
 def lines_on(node: dict[str, Any]) -> tuple[PlatformLine, ...]:
@@ -168,20 +188,10 @@ def parse_return(node: dict[str, Any], operation: str) -> PlatformReturn:
             status=ShopifyReturnStatus(node["status"]),
             line_ids=tuple((line["fulfillmentLineItem"]["id"], line["id"]) for line in lines),
             exchange_line_ids=tuple((x["id"], x["id"]) for x in exchange),
-            processed=tuple((line["id"], int(line["processedQuantity"])) for line in lines),
-            removed=tuple(
-                (
-                    line["id"],
-                    int(line["quantity"])
-                    - int(line["processedQuantity"])
-                    - int(line["unprocessedQuantity"]),
-                )
-                for line in lines
-            ),
-            exchange_processed=tuple((x["id"], int(x["processedQuantity"])) for x in exchange),
-            exchange_removed=tuple(
-                (x["id"], gone) for x in exchange if (gone := int(x["quantity"]) - on_return(x)) > 0
-            ),
+            processed=tuple((line["id"], count(line["processedQuantity"])) for line in lines),
+            removed=tuple((line["id"], _removed(line)) for line in lines),
+            exchange_processed=tuple((x["id"], count(x["processedQuantity"])) for x in exchange),
+            exchange_removed=tuple((x["id"], gone) for x in exchange if (gone := _removed(x)) > 0),
             exchange_on_hold=bool(exchange) and outstanding(node, operation) is not None,
             balance_owed=outstanding(node, operation),
             balance_paid=balance_paid(node, operation),
