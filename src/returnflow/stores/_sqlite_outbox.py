@@ -45,6 +45,18 @@ given up and re-opened becomes the head while the one after it may still be out 
 worker, and waits for it."""
 
 
+def stored_moment(text: str, shop: str, return_id: str, what: str) -> datetime:
+    """An instant the store wrote as ``text`` for ``what`` of a return;
+    :class:`~returnflow.errors.UnreadableRecord` naming them when the row is damaged."""
+    try:
+        moment = _moment(text)
+    except (TypeError, ValueError) as error:
+        raise UnreadableRecord(shop, return_id, f"{what}: {error}"[:300]) from error
+    if moment is None:
+        raise UnreadableRecord(shop, return_id, f"{what}: no instant")
+    return moment
+
+
 def _moment(text: str | None) -> datetime | None:
     if text is None:
         return None

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from returnflow._bodies import load_record
-from returnflow.domain._time import instant, parse_iso
+from returnflow.domain._time import instant
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
 from returnflow.ports.store import (
@@ -54,7 +54,15 @@ from returnflow.stores._pages import check_page, check_run, rows_of
 from returnflow.stores._sqlite_files import check_schema, connect
 from returnflow.stores._sqlite_files import translate as _translate
 from returnflow.stores._sqlite_ledger import write_units
-from returnflow.stores._sqlite_outbox import ENTRY, attempt, attempts, claim, entry, insert
+from returnflow.stores._sqlite_outbox import (
+    ENTRY,
+    attempt,
+    attempts,
+    claim,
+    entry,
+    insert,
+    stored_moment,
+)
 from returnflow.stores._sqlite_retention import prune
 from returnflow.stores._sqlite_rows import iso as _iso
 from returnflow.stores._sqlite_rows import write_record
@@ -356,7 +364,10 @@ class SqliteStore:
             "ORDER BY at, source, event_id",
             (shop, return_id),
         )
-        return [(source, event_id, parse_iso(at)) for source, event_id, at in rows]
+        return [
+            (source, event_id, stored_moment(at, shop, return_id, f"its inbound event {event_id}"))
+            for source, event_id, at in rows
+        ]
 
     def outbox(self, shop: str, return_id: str) -> Sequence[OutboxEntry]:
         rows = self._connection().execute(
