@@ -240,6 +240,15 @@ def test_a_source_failing_mid_range_exits_1_and_says_where_it_stopped(host: Path
             ["--since", "2026-02-01", "--until", "2026-01-01"],
             "--until '2026-01-01': must be after --since '2026-02-01'",
         ),
+        (
+            ["--since", "0001-01-01T00:00:00+05:00", "--until", "2026-02-01"],
+            "--since '0001-01-01T00:00:00+05:00': is out of range: from 1900 up to 9000",
+        ),
+        (
+            ["--since", "2026-01-01", "--until", "9999-12-31T23:59:59-05:00"],
+            "--until '9999-12-31T23:59:59-05:00': is out of range: from 1900 up to 9000",
+        ),
+        (["--since", "1899-12-31", "--until", "2026-02-01"], "--since '1899-12-31': is out of"),
         (["--since", "2026-01-01"], "--since and --until are needed (or --id"),
         ([], "--since and --until are needed (or --id"),
         (["--id", " "], "--id ' ': must not be empty"),

@@ -6,11 +6,15 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
+from returnflow import retention
 from returnflow.demo.scenarios import SCENARIOS
 from returnflow.domain.inbound import CarrierUpdate
+from returnflow.errors import ValidationError
 from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing import Harness
 
@@ -99,6 +103,42 @@ def test_effects_of_returns_ended_recently_are_kept(tmp_path: Path) -> None:
     assert counts(db) == before
 
 
+def test_a_window_longer_than_any_stored_instant_prunes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    assert returnflow("demo", "--db", str(db), "loop-upsell").returncode == 0
+    before = counts(db)
+    longest = f"{timedelta.max.days}d"  # its cutoff is before year 1
+    done = returnflow("prune", "--db", str(db), "--older-than", longest)
+    assert done.returncode == 0, done.stderr
+    done = returnflow(
+        "prune", "--db", str(db), "--older-than", longest, "--inbox-older-than", longest
+    )
+    assert done.returncode == 0, done.stderr
+    assert counts(db) == before
+
+
+def test_an_age_or_a_cutoff_out_of_range_is_a_validation_error(tmp_path: Path) -> None:
+    for text in ("9" * 5000 + "d", "99999999999d"):
+        with pytest.raises(ValidationError) as refused:
+            retention.age(text, field="older_than")
+        assert refused.value.field == "older_than"
+    store = SqliteStore(tmp_path / "r.db")
+    try:
+        year_one = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))
+        with pytest.raises(ValidationError) as refused:
+            store.prune(older_than=year_one, inbox_older_than=year_one)
+        assert refused.value.field == "older_than"
+        with pytest.raises(ValidationError) as refused:
+            retention.prune(store, now=year_one)
+        assert refused.value.field == "now"
+        now = datetime(1950, 1, 1, tzinfo=timezone.utc)
+        assert retention.prune(store, now=now, older_than=timedelta.max) == retention.prune(
+            store, now=now
+        )
+    finally:
+        store.close()
+
+
 def test_a_bad_age_is_a_usage_error_and_prunes_nothing(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     assert returnflow("demo", "--db", str(db), "loop-upsell").returncode == 0
@@ -108,6 +148,9 @@ def test_a_bad_age_is_a_usage_error_and_prunes_nothing(tmp_path: Path) -> None:
         ("--older-than", "0d"),
         ("--older-than", "-5d"),
         ("--inbox-older-than", "soon"),
+        ("--older-than", "99999999999d"),  # beyond what a timedelta holds
+        ("--inbox-older-than", "9999999999999999999w"),
+        ("--older-than", "\u0663d"),  # an Arabic-Indic 3: not a number of the syntax
     ):
         argv = ["prune", "--db", str(db), "--older-than", "90d", f"{flag}={value}"]
         done = returnflow(*argv)

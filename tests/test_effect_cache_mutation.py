@@ -8,6 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from returnflow import _bodies
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.store import Commit
 from returnflow.stores.sqlite import SqliteStore
@@ -82,3 +85,34 @@ def test_an_empty_payload_filled_by_its_reader_stays_empty(way: bool, tmp_path: 
         assert [_free_form(entry.effect) for entry in store.outbox("shop-a", "R1")] == [{}, {}]
     finally:
         store.close()
+
+
+class _Topic(str):
+    """Text of a type of the caller's own: written as its text, read back as a ``str``."""
+
+    def __str__(self) -> str:
+        return f"topic {str.__str__(self)}"
+
+
+def test_an_effect_with_text_of_a_str_subclass_reads_back_as_a_new_process_reads_it(
+    way: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "returns.db"
+    store = SqliteStore(path)
+    common: dict[str, Any] = {"shop": "shop-a", "return_id": "R1", "order_id": "1001"}
+    effect = fx.Publish(key="shop-a/R1/p", version=1, topic=_Topic("returns/update"), **common)
+    try:
+        store.commit(Commit(records=((make_record("shop-a", "R1"), 0),), effects=(effect,)))
+        (same,) = [entry.effect for entry in store.outbox("shop-a", "R1")]
+    finally:
+        store.close()
+    monkeypatch.setattr(_bodies, "_PARSED", {})  # what another process has: nothing parsed
+    fresh = SqliteStore(path)
+    try:
+        (new,) = [entry.effect for entry in fresh.outbox("shop-a", "R1")]
+    finally:
+        fresh.close()
+    assert isinstance(new, fx.Publish)
+    assert isinstance(same, fx.Publish)
+    assert (type(new.topic), str(new.topic)) == (str, "returns/update")
+    assert (type(same.topic), str(same.topic)) == (type(new.topic), str(new.topic))

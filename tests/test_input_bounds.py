@@ -157,6 +157,15 @@ def test_a_carriers_label_url_beyond_the_bound_or_not_text_is_refused_and_not_wr
     _label_refused(_BadLabels(label_url=url), "label_url")
 
 
+@pytest.mark.parametrize("url", [LONG_URL, 12345, "", " ", "https://qr.example/\x00"])
+def test_a_carriers_drop_off_qr_code_url_beyond_the_bound_or_not_text_is_refused(
+    url: object,
+) -> None:
+    """The drop-off QR code comes with the label, as its URL does: the same bound (it would
+    otherwise be kept in the label message's context, however long)."""
+    _label_refused(_BadLabels(qr_code_url=url), "qr_code_url")
+
+
 def test_a_carriers_tracking_number_beyond_the_bound_is_refused_and_not_written() -> None:
     _label_refused(_BadLabels(tracking_number=LONG), "tracking_number")
 

@@ -474,3 +474,58 @@ def test_a_store_refuses_text_it_cannot_encode_as_a_validation_error(tmp_path: P
     assert refused.value.field == "text"
     assert store.count() == 0
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("next_attempt_at", "garbage"),
+        ("updated_at", "2026-01-01T00:00:00"),  # no offset: not what the store writes
+        ("claimed_until", 42),
+        ("result", "{not json"),
+    ],
+)
+def test_an_outbox_row_with_a_damaged_column_is_named_not_a_raw_error(
+    tmp_path: Path, column: str, value: object
+) -> None:
+    path = tmp_path / "returns.db"
+    store = SqliteStore(path)
+    store.commit(
+        Commit(
+            records=((make_record("shop-a", "R1"), 0),),
+            effects=(make_effect("shop-a", "R1", 0),),
+        )
+    )
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute(f"UPDATE outbox SET {column} = ? WHERE return_id = 'R1'", (value,))
+    store = SqliteStore(path)
+    try:
+        with pytest.raises(UnreadableRecord) as refused:
+            store.outbox("shop-a", "R1")
+        assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
+        assert "shop-a/R1/0" in refused.value.reason
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("value", ["garbage", "2026-01-01T00:00:00", 42])
+def test_an_inbox_row_with_a_damaged_time_is_named_not_a_raw_error(
+    tmp_path: Path, value: object
+) -> None:
+    path = tmp_path / "returns.db"
+    store = SqliteStore(path)
+    key = InboundKey("shop-a", "carrier", "e1")
+    store.commit(Commit(records=((make_record("shop-a", "R1"), 0),), inbound=key))
+    assert [event for _, event, _ in store.inbound("shop-a", "R1")] == ["e1"]
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute("UPDATE inbox SET at = ? WHERE event_id = 'e1'", (value,))
+    store = SqliteStore(path)
+    try:
+        with pytest.raises(UnreadableRecord) as refused:
+            store.inbound("shop-a", "R1")
+        assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
+        assert "e1" in refused.value.reason
+    finally:
+        store.close()

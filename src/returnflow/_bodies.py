@@ -501,6 +501,21 @@ def _json_native(value: Any) -> bool:
     return kind is str or kind is int or kind is bool or value is None
 
 
+def _exactly_plain(data: Any) -> bool:
+    """Whether the converter's ``data`` of an effect holds only values of exactly the types a
+    parse gives (a ``str`` subclass, say, is written as its text and read back as a ``str``,
+    which may print, compare or hash otherwise); returnflow's enums are read back as
+    themselves, the type of the fields that hold them."""
+    kind = type(data)
+    if kind is dict:
+        return all(type(key) is str and _exactly_plain(item) for key, item in data.items())
+    if kind is list or kind is tuple:
+        return all(_exactly_plain(item) for item in data)
+    if isinstance(data, enum.Enum):  # a member of one of returnflow's: its field's own type
+        return kind.__module__.startswith("returnflow.")
+    return kind is str or kind is int or kind is bool or data is None
+
+
 def _reads_back_as_is(effect: Effect) -> bool:
     for name in _FREE_FORM:
         value = getattr(effect, name, None)
@@ -529,7 +544,7 @@ def dump_effect(effect: Effect) -> str:
     # its typed fields are text, whole numbers, flags and objects of them: only the free-form
     # mappings may hold what orjson writes otherwise than json (see dumps)
     text = dumps(data, checked=all(_free_form_plain(data.get(name)) for name in _FREE_FORM))
-    if _reads_back_as_is(effect):
+    if _reads_back_as_is(effect) and _exactly_plain(data):
         _keep(text, effect)
     return text
 

@@ -60,14 +60,17 @@ def cancel_warehouse_return(
 def create_label(d: Dispatcher, effect: fx.CreateLabel, record: ReturnRecord | None) -> object:
     """The carrier's label; one whose tracking number is no tracking number (blank, or
     longer than :data:`~returnflow.domain._fields.MAX_TRACKING`) or whose URL is no URL
-    (not text, blank, or longer than :data:`~returnflow.domain._fields.MAX_URL`) is refused
-    with :class:`~returnflow.errors.InvalidPayload` naming it, and nothing of it is
-    written."""
+    (not text, blank, or longer than :data:`~returnflow.domain._fields.MAX_URL`), or whose
+    drop-off QR code's URL, when given, is no URL either, is refused with
+    :class:`~returnflow.errors.InvalidPayload` naming it, and nothing of it is written."""
     label = ask_for_label(
         d.carrier, effect.shop, effect.return_id, effect.order_id, effect.key, effect.method
     )
     check_tracking("tracking_number", getattr(label, "tracking_number", None))
     check_url("label_url", getattr(label, "label_url", None))
+    qr = getattr(label, "qr_code_url", None)
+    if qr is not None:
+        check_url("qr_code_url", qr)
     return label
 
 

@@ -49,8 +49,8 @@ from returnflow._cli_support import (
     run_command,
     seconds,
 )
-from returnflow.domain._time import parse_iso
-from returnflow.errors import ReturnflowError, ReturnNotFound, StoreError
+from returnflow.domain._time import instant, parse_iso
+from returnflow.errors import ReturnflowError, ReturnNotFound, StoreError, ValidationError
 from returnflow.importing import ImportReport, ReturnImporter
 from returnflow.lifecycle import diagram
 from returnflow.lifecycle.effects import describe
@@ -342,7 +342,12 @@ def _when(flag: str, text: str) -> datetime:
             f"{flag} {text!r}: not an ISO 8601 date or date-time (2026-01-31, "
             "2026-01-31T12:00:00+01:00)"
         ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    try:  # within the instants every store keeps, checked before any file is opened
+        instant(flag, moment)
+    except ValidationError as refused:
+        raise _BadArgument(f"{flag} {text!r}: {refused.reason}") from None
+    return moment
 
 
 def _callable(flag: str, spec: str) -> Callable[..., Any]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
+from returnflow.domain._time import EARLIEST, instant
 from returnflow.errors import ValidationError
 from returnflow.ports.store import Pruned, ReturnStore
 
@@ -41,7 +42,7 @@ OUTBOX_WINDOW = timedelta(days=90)
 INBOX_WINDOW = timedelta(days=400)
 """How long inbox keys are kept: far longer than any sender redelivers an event."""
 
-_AGE = re.compile(r"\s*(\d+)\s*([dhw])\s*")
+_AGE = re.compile(r"\s*([0-9]+)\s*([dhw])\s*")  # ASCII digits: int() takes others too
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
 
@@ -51,7 +52,10 @@ def age(text: str, *, field: str = "older_than") -> timedelta:
     found = _AGE.fullmatch(text) if isinstance(text, str) else None
     if found is None:
         raise ValidationError(field, text, "must be a number and a unit: 90d, 36h, 2w")
-    span = int(found[1]) * _UNITS[found[2]]
+    try:
+        span = int(found[1]) * _UNITS[found[2]]
+    except (OverflowError, ValueError):  # beyond what a timedelta (or int()) holds
+        raise ValidationError(field, text, f"must be at most {timedelta.max.days} days") from None
     if not span:
         raise ValidationError(field, text, "must be more than 0")
     return span
@@ -75,4 +79,16 @@ def prune(
     moment = datetime.now(timezone.utc) if now is None else now
     if not isinstance(moment, datetime) or moment.utcoffset() is None:
         raise ValidationError("now", moment, "must be a timezone-aware datetime")
-    return store.prune(older_than=moment - older_than, inbox_older_than=moment - inbox_older_than)
+    moment = instant("now", moment)
+    return store.prune(
+        older_than=_before(moment, older_than), inbox_older_than=_before(moment, inbox_older_than)
+    )
+
+
+def _before(moment: datetime, span: timedelta) -> datetime:
+    """``span`` before ``moment``, or :data:`~returnflow.domain._time.EARLIEST` when that is
+    earlier (no store holds an instant before it, so the cutoff drops the same rows)."""
+    try:
+        return max(moment - span, EARLIEST)
+    except OverflowError:  # before year 1
+        return EARLIEST

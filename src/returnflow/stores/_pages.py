@@ -15,7 +15,7 @@ from typing import Any
 
 from returnflow.errors import ValidationError
 
-__all__ = ["ENDED", "PRUNE_BATCH", "check_cutoff", "check_page", "check_run"]
+__all__ = ["ENDED", "MAX_ROWS", "PRUNE_BATCH", "check_cutoff", "check_page", "check_run", "rows_of"]
 
 ENDED = ("closed", "cancelled", "expired", "declined", "reset")
 """Statuses of a return that ended: its delivered effects are history once no timer is due."""
@@ -33,6 +33,20 @@ def check_page(after: Any, limit: Any) -> None:
         raise ValidationError("limit", limit, "must be a whole number of at least 1, or None")
 
 
+MAX_ROWS = 2**63 - 1
+"""The most rows a read or a claim asks for: the largest integer every store's SQL takes."""
+
+
+def rows_of(limit: Any, field: str = "limit") -> int:
+    """``limit`` (the most rows a read or a claim returns) as every store takes it: below 1
+    none (SQLite would read a negative one as no limit at all, PostgreSQL refuse it), above
+    :data:`MAX_ROWS` as many as there are; ``ValidationError`` naming ``field`` unless a
+    whole number."""
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise ValidationError(field, limit, "must be a whole number")
+    return max(0, min(limit, MAX_ROWS))
+
+
 def check_run(run: Any) -> None:
     """``ValidationError`` unless ``run`` (how many entries of a return a claim hands out)
     is a whole number of at least 1."""
@@ -45,4 +59,7 @@ def check_cutoff(field: str, moment: Any) -> datetime:
     datetime."""
     if not isinstance(moment, datetime) or moment.utcoffset() is None:
         raise ValidationError(field, moment, "must be a timezone-aware datetime")
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # an offset that takes it past year 1 or 9999
+        raise ValidationError(field, moment, "is out of range of a UTC datetime") from None

@@ -14,7 +14,7 @@ from typing import Any
 from returnflow import _bodies
 from returnflow._bodies import dump_effect
 from returnflow.domain._time import parse_iso
-from returnflow.errors import ConcurrencyConflict
+from returnflow.errors import ConcurrencyConflict, UnreadableRecord
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import Attempt, OutboxEntry
 from returnflow.stores._conflicts import not_pending, queued
@@ -45,15 +45,30 @@ given up and re-opened becomes the head while the one after it may still be out 
 worker, and waits for it."""
 
 
+def stored_moment(text: str, shop: str, return_id: str, what: str) -> datetime:
+    """An instant the store wrote as ``text`` for ``what`` of a return;
+    :class:`~returnflow.errors.UnreadableRecord` naming them when the row is damaged."""
+    try:
+        moment = _moment(text)
+    except (TypeError, ValueError) as error:
+        raise UnreadableRecord(shop, return_id, f"{what}: {error}"[:300]) from error
+    if moment is None:
+        raise UnreadableRecord(shop, return_id, f"{what}: no instant")
+    return moment
+
+
 def _moment(text: str | None) -> datetime | None:
     if text is None:
         return None
     # a claim and a read hand out the same few instants many times (the lease, now)
     moment = _MOMENTS.get(text)
     if moment is None:
+        moment = parse_iso(text)  # ValueError for text that is no instant
+        if moment.utcoffset() is None:  # written with its offset: this row was not
+            raise ValueError(f"an instant without an offset: {text!r}")
         if len(_MOMENTS) >= 1024:
             _MOMENTS.clear()
-        moment = _MOMENTS[text] = parse_iso(text)
+        _MOMENTS[text] = moment
     return moment
 
 
@@ -67,18 +82,22 @@ def entry(row: Sequence[Any], known: Mapping[str, Effect] | None = None) -> Outb
     effect = None if known is None else known.get(row[10])
     if effect is None:
         effect = readable_effect(row[1], row[10], row[11], row[12])
-    return OutboxEntry(
-        effect=effect,
-        sequence=int(row[0]),
-        status=row[2],
-        attempts=int(row[3]),
-        last_error=row[4],
-        result=None if row[5] is None else json.loads(row[5]),
-        updated_at=_moment(row[6]),
-        next_attempt_at=_moment(row[7]),
-        claimed_until=_moment(row[8]),
-        claimed_by=row[9],
-    )
+    try:
+        return OutboxEntry(
+            effect=effect,
+            sequence=int(row[0]),
+            status=row[2],
+            attempts=int(row[3]),
+            last_error=row[4],
+            result=None if row[5] is None else json.loads(row[5]),
+            updated_at=_moment(row[6]),
+            next_attempt_at=_moment(row[7]),
+            claimed_until=_moment(row[8]),
+            claimed_by=row[9],
+        )
+    except (TypeError, ValueError) as error:  # a damaged row: its times, counts or result
+        reason = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+        raise UnreadableRecord(row[11], row[12], f"its effect {row[10]}: {reason}") from error
 
 
 def claim(

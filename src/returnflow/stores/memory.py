@@ -34,7 +34,7 @@ from returnflow.stores._conflicts import not_pending as _not_pending
 from returnflow.stores._conflicts import queued as _queued
 from returnflow.stores._conflicts import seen as _seen
 from returnflow.stores._conflicts import unknown_effect as _unknown_effect
-from returnflow.stores._pages import ENDED, check_cutoff, check_page, check_run
+from returnflow.stores._pages import ENDED, check_cutoff, check_page, check_run, rows_of
 
 __all__ = ["MemoryStore"]
 
@@ -102,7 +102,7 @@ class MemoryStore:
         exchange_status: str | None = None,
         limit: int = 1000,
     ) -> Sequence[ReturnRecord]:
-        wanted = set(statuses)
+        wanted, limit = set(statuses), rows_of(limit)
         with self._lock:
             records = [
                 record
@@ -115,7 +115,7 @@ class MemoryStore:
         return Listing(records[:limit])
 
     def list_due(self, now: datetime, *, limit: int = 1000) -> Sequence[ReturnRecord]:
-        now = instant("now", now)
+        now, limit = instant("now", now), rows_of(limit)
         with self._lock:
             end = bisect.bisect_left(self._due, (_utc(now),))  # strictly before now
             return Listing(
@@ -294,7 +294,7 @@ class MemoryStore:
         with self._lock:
             entries = [entry for entry in self._outbox.values() if entry.status == "pending"]
         entries.sort(key=lambda entry: entry.sequence)
-        return entries[:limit]
+        return entries[: rows_of(limit)]
 
     def claim(
         self,
@@ -309,6 +309,7 @@ class MemoryStore:
     ) -> Sequence[OutboxEntry]:
         now, lease_until = instant("now", now), instant("lease_until", lease_until)
         check_run(run)
+        limit = rows_of(limit)
         with self._lock:
             owners = (
                 [(shop, return_id)]

@@ -61,6 +61,7 @@ from returnflow.ports.store import (
     OutboxEntry,
     Pruned,
 )
+from returnflow.stores import _pages
 from returnflow.stores._conflicts import moved as _moved
 from returnflow.stores._conflicts import unknown_effect as _unknown_effect
 from returnflow.stores._errors import listing, readable, translating
@@ -284,7 +285,8 @@ class PostgresStore:
     ) -> Sequence[ReturnRecord]:
         check_page(after, limit)
         query = f"{RECORDS} WHERE r.shop = %(shop)s"
-        params: dict[str, Any] = {"shop": shop, "order": order_id, "limit": limit}
+        most = None if limit is None else _pages.rows_of(limit)
+        params: dict[str, Any] = {"shop": shop, "order": order_id, "limit": most}
         if order_id is not None:
             query += " AND r.order_id = %(order)s"
         with self._connection() as db:
@@ -315,7 +317,7 @@ class PostgresStore:
         limit: int = 1000,
     ) -> Sequence[ReturnRecord]:
         query = f"{RECORDS} WHERE r.status = ANY(%(statuses)s)"
-        params: dict[str, Any] = {"statuses": list(statuses), "limit": limit}
+        params: dict[str, Any] = {"statuses": list(statuses), "limit": _pages.rows_of(limit)}
         if exchange_status is not None:
             query += " AND r.exchange_status = %(exchange)s"
             params["exchange"] = exchange_status
@@ -333,7 +335,8 @@ class PostgresStore:
             'ORDER BY r.due_at, r.shop COLLATE "C", r.id COLLATE "C" LIMIT %(limit)s'
         )
         with self._connection() as db:
-            rows = db.execute(query, {"now": instant("now", now), "limit": limit}).fetchall()
+            params = {"now": instant("now", now), "limit": _pages.rows_of(limit)}
+            rows = db.execute(query, params).fetchall()
         return self._records(rows)
 
     def shops_with(self, return_id: str) -> builtins.list[str]:
@@ -408,7 +411,7 @@ class PostgresStore:
             rows = db.execute(
                 f"SELECT {ENTRY_COLUMNS} FROM outbox WHERE status = 'pending' "
                 "ORDER BY seq LIMIT %s",
-                (limit,),
+                (_pages.rows_of(limit),),
             ).fetchall()
         return [entry(row) for row in rows]
 
@@ -526,6 +529,7 @@ class PostgresStore:
     ) -> Sequence[OutboxEntry]:
         now, lease_until = instant("now", now), instant("lease_until", lease_until)
         check_run(run)
+        limit = _pages.rows_of(limit)
         statement, params = claim_statement(
             now=now,
             lease_until=lease_until,

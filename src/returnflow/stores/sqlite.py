@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from returnflow._bodies import load_record
-from returnflow.domain._time import instant, parse_iso
+from returnflow.domain._time import instant
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound
 from returnflow.ports.store import (
@@ -50,11 +50,19 @@ from returnflow.stores._conflicts import not_failed as _not_failed
 from returnflow.stores._conflicts import seen as _seen
 from returnflow.stores._conflicts import unknown_effect as _unknown_effect
 from returnflow.stores._errors import listing, readable, translating
-from returnflow.stores._pages import check_page, check_run
+from returnflow.stores._pages import check_page, check_run, rows_of
 from returnflow.stores._sqlite_files import check_schema, connect
 from returnflow.stores._sqlite_files import translate as _translate
 from returnflow.stores._sqlite_ledger import write_units
-from returnflow.stores._sqlite_outbox import ENTRY, attempt, attempts, claim, entry, insert
+from returnflow.stores._sqlite_outbox import (
+    ENTRY,
+    attempt,
+    attempts,
+    claim,
+    entry,
+    insert,
+    stored_moment,
+)
 from returnflow.stores._sqlite_retention import prune
 from returnflow.stores._sqlite_rows import iso as _iso
 from returnflow.stores._sqlite_rows import write_record
@@ -270,7 +278,7 @@ class SqliteStore:
                 f"SELECT shop, id, body, version FROM returns WHERE {where} ORDER BY created_at, id"
             )
             if limit is not None:
-                query += f" LIMIT {int(limit)}"
+                query += f" LIMIT {rows_of(limit)}"
 
             def build(row: Any) -> ReturnRecord:
                 record = self._recall(row[0], row[1], int(row[3]))
@@ -313,7 +321,7 @@ class SqliteStore:
             query += " AND shop = ?"
             params.append(shop)
         query += " ORDER BY created_at, shop, id LIMIT ?"
-        params.append(limit)
+        params.append(rows_of(limit))
         with self._read() as db:
             return self._records(db.execute(query, params).fetchall())
 
@@ -323,7 +331,7 @@ class SqliteStore:
             rows = db.execute(
                 "SELECT shop, id FROM returns WHERE due_at IS NOT NULL AND due_at < ? "
                 "ORDER BY due_at, shop, id LIMIT ?",
-                (_iso(moment), limit),
+                (_iso(moment), rows_of(limit)),
             ).fetchall()
             return listing(rows, lambda row: self._get(db, *row), lambda row: (row[0], row[1]))
 
@@ -356,7 +364,10 @@ class SqliteStore:
             "ORDER BY at, source, event_id",
             (shop, return_id),
         )
-        return [(source, event_id, parse_iso(at)) for source, event_id, at in rows]
+        return [
+            (source, event_id, stored_moment(at, shop, return_id, f"its inbound event {event_id}"))
+            for source, event_id, at in rows
+        ]
 
     def outbox(self, shop: str, return_id: str) -> Sequence[OutboxEntry]:
         rows = self._connection().execute(
@@ -366,7 +377,7 @@ class SqliteStore:
 
     def pending(self, limit: int = 100) -> Sequence[OutboxEntry]:
         rows = self._connection().execute(
-            f"{ENTRY} WHERE status = 'pending' ORDER BY seq LIMIT ?", (limit,)
+            f"{ENTRY} WHERE status = 'pending' ORDER BY seq LIMIT ?", (rows_of(limit),)
         )
         return [entry(row) for row in rows.fetchall()]
 
@@ -449,6 +460,7 @@ class SqliteStore:
     ) -> Sequence[OutboxEntry]:
         now, lease_until = instant("now", now), instant("lease_until", lease_until)
         check_run(run)
+        limit = rows_of(limit)
         with self._write() as db:
             return claim(
                 db,

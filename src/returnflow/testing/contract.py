@@ -1146,6 +1146,30 @@ class StoreContract(abc.ABC):
         assert self.claim(store, "w2", limit=2) == ["shop-a/R2/0", "shop-a/R3/0"]
         assert self.claim(store, "w3", limit=2) == ["shop-a/R4/0"]
 
+    def test_a_limit_below_one_or_beyond_any_stores_integers_is_read_alike(self) -> None:
+        # below 1: nothing (SQLite would read a negative LIMIT as none, PostgreSQL refuse
+        # it); beyond 64 bits: all there are (no raw OverflowError from the driver)
+        store = self.open_store()
+        for index in range(3):
+            self.seed(
+                store, make_record(self.SHOP, f"R{index}"), make_effect(self.SHOP, f"R{index}", 0)
+            )
+        huge = 2**70
+        assert len(store.list(self.SHOP, limit=huge)) == 3
+        assert len(store.list_in(self.SHOP, ["requested"], limit=huge)) == 3
+        assert len(store.pending(huge)) == 3
+        assert list(store.list_due(self.NOW, limit=huge)) == []
+        for below in (0, -1):
+            assert list(store.list_in(self.SHOP, ["requested"], limit=below)) == []
+            assert list(store.pending(below)) == []
+            assert list(store.list_due(self.NOW, limit=below)) == []
+            assert self.claim(store, "w0", limit=below) == []
+        for bad in ("10", 1.5, True):
+            with _raises(ValidationError) as refused:
+                store.pending(bad)  # type: ignore[arg-type]
+            assert (refused.value.field, refused.value.value) == ("limit", bad)
+        assert len(self.claim(store, "w1", limit=huge)) == 3
+
     def test_an_expired_lease_is_claimable_by_another_worker(self) -> None:
         store = self.open_store()
         self.seed(

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import TYPE_CHECKING, Any
 
+from returnflow.domain._fields import MAX_QUANTITY
 from returnflow.domain.inbound import PlatformLine
 from returnflow.domain.money import MONEY_CONTEXT, Money
 from returnflow.errors import PortError, ReturnflowError
@@ -93,10 +94,29 @@ def on_return(line: dict[str, Any]) -> int:
     Shopify gives both: whether ``quantity`` still counts units taken out by
     ``removeFromReturn`` is documented for exchange line items only ("including refunded
     and removed units"), so it is not relied on; ``quantity`` otherwise."""
-    try:
-        return int(line["processedQuantity"]) + int(line["unprocessedQuantity"])
-    except (KeyError, TypeError, ValueError):
-        return int(line["quantity"])
+    processed, unprocessed = line.get("processedQuantity"), line.get("unprocessedQuantity")
+    if processed is None or unprocessed is None:  # not read: the line's quantity
+        return count(line["quantity"])
+    return count(processed) + count(unprocessed)
+
+
+def count(value: object) -> int:
+    """A count of units in an answer (a GraphQL ``Int``): a whole number from 0 to
+    :data:`~returnflow.domain._fields.MAX_QUANTITY`, as every count that comes in;
+    ``ValueError`` otherwise (a negative count, a fraction, a flag), which the callers
+    report as a bad answer."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_QUANTITY:
+        raise ValueError(f"not a count of units: {value!r}")
+    return value
+
+
+def _removed(line: dict[str, Any]) -> int:
+    """Units taken out of a line (``removeFromReturn``): its quantity less those still on
+    it; ``ValueError`` when more are on it than its quantity."""
+    gone = count(line["quantity"]) - on_return(line)
+    if gone < 0:
+        raise ValueError(f"more units on the line than its quantity: {line!r}")
+    return gone
 
 
 def lines_on(node: dict[str, Any]) -> tuple[PlatformLine, ...]:
@@ -168,20 +188,10 @@ def parse_return(node: dict[str, Any], operation: str) -> PlatformReturn:
             status=ShopifyReturnStatus(node["status"]),
             line_ids=tuple((line["fulfillmentLineItem"]["id"], line["id"]) for line in lines),
             exchange_line_ids=tuple((x["id"], x["id"]) for x in exchange),
-            processed=tuple((line["id"], int(line["processedQuantity"])) for line in lines),
-            removed=tuple(
-                (
-                    line["id"],
-                    int(line["quantity"])
-                    - int(line["processedQuantity"])
-                    - int(line["unprocessedQuantity"]),
-                )
-                for line in lines
-            ),
-            exchange_processed=tuple((x["id"], int(x["processedQuantity"])) for x in exchange),
-            exchange_removed=tuple(
-                (x["id"], gone) for x in exchange if (gone := int(x["quantity"]) - on_return(x)) > 0
-            ),
+            processed=tuple((line["id"], count(line["processedQuantity"])) for line in lines),
+            removed=tuple((line["id"], _removed(line)) for line in lines),
+            exchange_processed=tuple((x["id"], count(x["processedQuantity"])) for x in exchange),
+            exchange_removed=tuple((x["id"], gone) for x in exchange if (gone := _removed(x)) > 0),
             exchange_on_hold=bool(exchange) and outstanding(node, operation) is not None,
             balance_owed=outstanding(node, operation),
             balance_paid=balance_paid(node, operation),
@@ -352,11 +362,13 @@ def money_input(amount: Money) -> dict[str, str]:
 
 
 def parse_money(bag: object, operation: str) -> Money:
+    # checked, not asserted: an assert is gone under ``python -O``
+    shop_money = bag["shopMoney"] if isinstance(bag, dict) and "shopMoney" in bag else bag
+    if not isinstance(shop_money, dict):
+        raise bad_answer(operation, "money", bag)
     try:
-        shop_money = bag["shopMoney"] if isinstance(bag, dict) and "shopMoney" in bag else bag
-        assert isinstance(shop_money, dict)
         return Money(str(shop_money["amount"]), str(shop_money["currencyCode"]))
-    except (AssertionError, KeyError, InvalidOperation, ReturnflowError) as error:
+    except (KeyError, InvalidOperation, ReturnflowError) as error:
         raise bad_answer(operation, "money", bag) from error
 
 
@@ -379,10 +391,19 @@ def _json_text(value: Any) -> str:
     return json.dumps(value)
 
 
-def user_errors(errors: list[Any]) -> str:
+def user_errors(errors: object) -> str:
+    """``userErrors`` as one line; an answer whose errors are not objects with a list of
+    ``field`` parts is shown as it is, never read as if it were."""
+    if not isinstance(errors, list):
+        errors = [errors]
     parts = []
     for error in errors:
-        field = ".".join(str(part) for part in (error.get("field") or [])) or "(no field)"
+        if not isinstance(error, dict):
+            parts.append(json.dumps(error, default=str)[:200])
+            continue
+        path = error.get("field")
+        path = path if isinstance(path, list) else [] if path is None else [path]
+        field = ".".join(str(part) for part in path) or "(no field)"
         code = f" [{error['code']}]" if error.get("code") else ""
         parts.append(f"{field}: {error.get('message')}{code}")
     return "userErrors: " + "; ".join(parts)
@@ -444,8 +465,12 @@ def read_answer(answer: httpx.Response, operation: str) -> dict[str, Any]:
         raise bad_answer(operation, "body", body)
     errors = body.get("errors")
     if errors:
+        if not isinstance(errors, list):  # a list of error objects, as GraphQL says
+            errors = [errors]
         codes = [
-            str((e.get("extensions") or {}).get("code")) for e in errors if isinstance(e, dict)
+            str(extensions.get("code"))
+            for e in errors
+            if isinstance(e, dict) and isinstance(extensions := e.get("extensions"), dict)
         ]
         if "THROTTLED" in codes:
             raise throttled(operation, "THROTTLED", refill_seconds(body))
