@@ -473,7 +473,11 @@ def _plain_copy(value: Any) -> Any:
     """A copy of plain JSON data (see :func:`_json_native`): its dicts and lists new."""
     kind = type(value)
     if kind is dict:
-        return {key: _plain_copy(item) for key, item in value.items()}
+        copied = value.copy()
+        for key, item in value.items():
+            if type(item) is dict or type(item) is list:  # scalars are shared as they are
+                copied[key] = _plain_copy(item)
+        return copied
     if kind is list:
         return [_plain_copy(item) for item in value]
     return value
@@ -495,7 +499,17 @@ def _json_native(value: Any) -> bool:
     """Whether ``json.loads(json.dumps(value))`` gives back an equal value of the same types."""
     kind = type(value)
     if kind is dict:
-        return all(type(key) is str and _json_native(item) for key, item in value.items())
+        for key, item in value.items():
+            item_kind = type(item)
+            if type(key) is not str or not (
+                item_kind is str
+                or item_kind is int
+                or item_kind is bool
+                or item is None
+                or _json_native(item)
+            ):
+                return False
+        return True
     if kind is list:
         return all(_json_native(item) for item in value)
     return kind is str or kind is int or kind is bool or value is None
@@ -508,7 +522,17 @@ def _exactly_plain(data: Any) -> bool:
     themselves, the type of the fields that hold them."""
     kind = type(data)
     if kind is dict:
-        return all(type(key) is str and _exactly_plain(item) for key, item in data.items())
+        for key, item in data.items():
+            item_kind = type(item)
+            if type(key) is not str or not (
+                item_kind is str
+                or item_kind is int
+                or item_kind is bool
+                or item is None
+                or _exactly_plain(item)
+            ):
+                return False
+        return True
     if kind is list or kind is tuple:
         return all(_exactly_plain(item) for item in data)
     if isinstance(data, enum.Enum):  # a member of one of returnflow's: its field's own type

@@ -10,6 +10,7 @@ of exactly those types, is left to the converter."""
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -44,7 +45,11 @@ def native_copy(value: Any) -> Any:
         for key, item in value.items():
             if type(key) is not str:
                 raise NotNative
-            copied[key] = native_copy(item)
+            item_kind = type(item)  # a scalar as it is, without a call for it
+            if item_kind is str or item_kind is int or item_kind is bool or item is None:
+                copied[key] = item
+            else:
+                copied[key] = native_copy(item)
         return copied
     if kind is list:
         return [native_copy(item) for item in value]
@@ -54,7 +59,7 @@ def native_copy(value: Any) -> Any:
 class _Shape:
     """What :func:`direct_data` and :func:`clone` need of an effect type."""
 
-    __slots__ = ("direct", "free", "names")
+    __slots__ = ("copy", "direct", "free", "names")
 
     def __init__(self, cls: type[Any]) -> None:
         self.names = tuple(field.name for field in attrs.fields(cls))
@@ -64,6 +69,24 @@ class _Shape:
         plain = all(hints[name] in _AS_IS for name in typed)
         # an effect of its own making (a subclass) may have hooks of its own: the converter
         self.direct: tuple[str, ...] | None = typed if plain and _ours(cls) else None
+        self.copy = _copier(cls, self.names) if self.direct is not None else None
+
+
+def _copier(cls: type[Any], names: tuple[str, ...]) -> Callable[[Any, dict[str, Any]], Any]:
+    """``copy(effect, changes)``: a new ``cls`` with ``effect``'s fields and ``changes`` (by
+    field name), set one by one without ``__init__``; made once per type, a line per field."""
+    lines = [
+        "def copy(effect, changes):",
+        "    new = _new(cls)",
+        *(f"    _set(new, {name!r}, effect.{name})" for name in names),
+        "    for name, value in changes.items():",
+        "        _set(new, name, value)",
+        "    return new",
+    ]
+    namespace: dict[str, Any] = {"cls": cls, "_new": object.__new__, "_set": object.__setattr__}
+    exec(compile("\n".join(lines), f"<copy {cls.__qualname__}>", "exec"), namespace)
+    copy: Callable[[Any, dict[str, Any]], Any] = namespace["copy"]
+    return copy
 
 
 def _ours(cls: type[Any]) -> bool:
@@ -112,11 +135,8 @@ def direct_data(effect: Effect) -> tuple[dict[str, Any], dict[str, Any]] | None:
 def clone(effect: Effect, changes: dict[str, Any]) -> Effect:
     """``effect`` with ``changes`` (``attrs.evolve`` without running ``__init__`` again for an
     effect type of returnflow's, whose fields were checked when it was built)."""
-    cls = type(effect)
-    shape = _shape(cls)
-    if shape.direct is None:
+    shape = _shape(type(effect))
+    if shape.copy is None:
         return attrs.evolve(effect, **changes)
-    new: Effect = object.__new__(cls)
-    for name in shape.names:
-        object.__setattr__(new, name, changes[name] if name in changes else getattr(effect, name))
+    new: Effect = shape.copy(effect, changes)
     return new

@@ -83,17 +83,18 @@ def entry(row: Sequence[Any], known: Mapping[str, Effect] | None = None) -> Outb
     if effect is None:
         effect = readable_effect(row[1], row[10], row[11], row[12])
     try:
+        # by position, in the fields' order; a time not set is no call
         return OutboxEntry(
-            effect=effect,
-            sequence=int(row[0]),
-            status=row[2],
-            attempts=int(row[3]),
-            last_error=row[4],
-            result=None if row[5] is None else json.loads(row[5]),
-            updated_at=_moment(row[6]),
-            next_attempt_at=_moment(row[7]),
-            claimed_until=_moment(row[8]),
-            claimed_by=row[9],
+            effect,
+            int(row[0]),
+            row[2],
+            int(row[3]),
+            row[4],
+            None if row[5] is None else json.loads(row[5]),
+            None if row[6] is None else _moment(row[6]),
+            None if row[7] is None else _moment(row[7]),
+            None if row[8] is None else _moment(row[8]),
+            row[9],
         )
     except (TypeError, ValueError) as error:  # a damaged row: its times, counts or result
         reason = f"{type(error).__name__}: {error}".splitlines()[0][:300]
