@@ -384,53 +384,73 @@ class SqliteStore:
     # -- writes -----------------------------------------------------------------------------
 
     def commit(self, commit: Commit) -> Sequence[OutboxEntry]:
-        lease = commit.claim
+        lease, now, until = commit.claim, None, None
         if lease is not None:
             now, until = instant("now", lease.now), instant("lease_until", lease.until)
             check_run(lease.run)
         claimed: builtins.list[OutboxEntry] = []
-        with self._write() as db:
-            for record, expected in commit.records:
-                self._write_record(db, record, expected)
-            self._write_units(db, commit)
-            if commit.inbound is not None:
-                key = commit.inbound
-                try:
-                    db.execute(
-                        "INSERT INTO inbox (shop, source, event_id, return_id, at) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (
-                            key.shop,
-                            key.source,
-                            key.event_id,
-                            commit.records[0][0].id if commit.records else "",
-                            _iso(_now_of(commit)),
-                        ),
-                    )
-                except sqlite3.IntegrityError:
-                    raise ConcurrencyConflict(f"inbound {key.event_id}", 0, 1, _seen(key)) from None
-            insert(db, commit.effects)
-            attempts(db, commit.attempts)
-            for reopened in commit.reopened:
-                if db.execute(_REOPEN, (reopened,)).rowcount != 1:
-                    raise ConcurrencyConflict(f"effect {reopened}", 0, 1, _not_failed(reopened))
-            if lease is not None:
-                known = {effect.key: effect for effect in commit.effects}
-                for shop, return_id in lease.returns:
-                    claimed += claim(
-                        db,
-                        now=now,
-                        lease_until=until,
-                        worker=lease.worker,
-                        limit=1,
-                        shop=shop,
-                        return_id=return_id,
-                        run=lease.run,
-                        known=known,
-                    )
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")  # as _write() does, without a generator per commit
+        try:
+            self._commit(db, commit, claimed, now, until)
+        except BaseException:
+            if db.in_transaction:  # SQLite rolls back by itself on a full disk
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
         for record, _ in commit.records:
             self._remember(record)
         return claimed
+
+    def _commit(
+        self,
+        db: sqlite3.Connection,
+        commit: Commit,
+        claimed: builtins.list[OutboxEntry],
+        now: datetime | None = None,
+        until: datetime | None = None,
+    ) -> None:
+        """Write ``commit`` in the open write transaction ``db``; what its lease (checked:
+        ``now`` and ``until`` its times) claimed added to ``claimed``."""
+        lease = commit.claim
+        for record, expected in commit.records:
+            self._write_record(db, record, expected)
+        self._write_units(db, commit)
+        if commit.inbound is not None:
+            key = commit.inbound
+            try:
+                db.execute(
+                    "INSERT INTO inbox (shop, source, event_id, return_id, at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        key.shop,
+                        key.source,
+                        key.event_id,
+                        commit.records[0][0].id if commit.records else "",
+                        _iso(_now_of(commit)),
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise ConcurrencyConflict(f"inbound {key.event_id}", 0, 1, _seen(key)) from None
+        insert(db, commit.effects)
+        attempts(db, commit.attempts)
+        for reopened in commit.reopened:
+            if db.execute(_REOPEN, (reopened,)).rowcount != 1:
+                raise ConcurrencyConflict(f"effect {reopened}", 0, 1, _not_failed(reopened))
+        if lease is not None and now is not None and until is not None:
+            known = {effect.key: effect for effect in commit.effects}
+            for shop, return_id in lease.returns:
+                claimed += claim(
+                    db,
+                    now=now,
+                    lease_until=until,
+                    worker=lease.worker,
+                    limit=1,
+                    shop=shop,
+                    return_id=return_id,
+                    run=lease.run,
+                    known=known,
+                )
 
     def units(self, shop: str, order_id: str) -> dict[tuple[str, int], str]:
         """The order's ledger: each held unit and the return holding it."""
