@@ -796,3 +796,24 @@ def test_a_claim_of_one_return_hands_out_its_head_and_run_and_waits_for_a_lease_
         close = getattr(store, "close", None)
         if close is not None:
             close()
+
+
+def test_a_listing_never_serves_a_record_another_store_changed(path: Path) -> None:
+    # a first page whose every record this store built at the stored version is read in one
+    # statement, without a transaction: the versions on the rows decide, as for get()
+    mine, theirs = SqliteStore(path), SqliteStore(path)
+    try:
+        record = make_record("shop-a", "R1", order_id="O-1")
+        mine.commit(Commit(records=((record, 0),)))
+        assert mine.list("shop-a", order_id="O-1") == [record]
+        newer = next_version(record, status="approved")
+        theirs.commit(Commit(records=((newer, 1),)))
+        assert mine.list("shop-a", order_id="O-1") == [newer]
+        second = make_record("shop-a", "R2", order_id="O-1")
+        theirs.commit(Commit(records=((second, 0),)))
+        assert [r.id for r in mine.list("shop-a", order_id="O-1", limit=1)] == ["R1"]
+        assert mine.list("shop-a") == [newer, second]
+        assert mine.list("shop-a", order_id="O-2") == []
+    finally:
+        mine.close()
+        theirs.close()

@@ -265,6 +265,10 @@ class SqliteStore:
         if order_id is not None:
             where += " AND order_id = ?"
             params.append(order_id)
+        if after is None:
+            cached = self._listed(where, params, limit)
+            if cached is not None:
+                return cached
         with self._read() as db:
             if after is not None:
                 row = db.execute(
@@ -289,6 +293,24 @@ class SqliteStore:
 
             rows = db.execute(query, params).fetchall()
             return listing(rows, build, lambda row: (row[0], row[1]))
+
+    def _listed(self, where: str, params: builtins.list[Any], limit: int | None) -> Listing | None:
+        """A first page read in one statement (one snapshot), when this store built every
+        record on it at the version the row holds (none: an order without returns), without
+        the read transaction records read from their rows need; ``None`` otherwise."""
+        connection = self._connection()
+        if connection.in_transaction:
+            return None
+        query = f"SELECT shop, id, version FROM returns WHERE {where} ORDER BY created_at, id"
+        if limit is not None:
+            query += f" LIMIT {rows_of(limit)}"
+        records = []
+        for shop, return_id, version in connection.execute(query, params).fetchall():
+            record = self._recall(shop, return_id, int(version))
+            if record is None:
+                return None
+            records.append(record)
+        return Listing(records)
 
     def count_customer_returns(self, shop: str, customer_email: str, *, since: datetime) -> int:
         moment = check_count_args(customer_email, since)
