@@ -436,9 +436,6 @@ class FakeCommercePlatform(FakePort):
         self._refunds: list[FakeRefund] = []
         self._credits: list[FakeCredit] = []
         self._restocks: list[FakeRestock] = []
-        # each order's refunds and restocks, for the checks of the next one
-        self._refunds_of: dict[tuple[str, str], list[FakeRefund]] = {}
-        self._restocks_of: dict[tuple[str, str], list[FakeRestock]] = {}
         self._ignored_releases: int | None = 0
         for order in orders:
             self.add_order(order)
@@ -723,7 +720,7 @@ class FakeCommercePlatform(FakePort):
             operation = "refund"
             state = self._order(operation, shop, order_id)
             self._check_amount(operation, state, amount)
-            mine = self._refunds_of.get((shop, order_id), [])
+            mine = [r for r in self._refunds if (r.shop, r.order_id) == (shop, order_id)]
             currency = state.order.currency
             paid = state.order.charged_total
             refunded = Money.sum((r.amount for r in mine), currency)
@@ -735,9 +732,7 @@ class FakeCommercePlatform(FakePort):
                 )
             self._check_lines(operation, state, lines, (r.lines for r in mine), "refund")
             refund_id = f"refund-{self._next_id('refund')}"
-            made = FakeRefund(refund_id, shop, order_id, amount, tuple(lines))
-            self._refunds.append(made)
-            self._refunds_of.setdefault((shop, order_id), []).append(made)
+            self._refunds.append(FakeRefund(refund_id, shop, order_id, amount, tuple(lines)))
             return RefundReceipt(refund_id=refund_id, amount=amount)
 
         return self._invoke("refund", args, idempotency_key, effect)
@@ -771,11 +766,9 @@ class FakeCommercePlatform(FakePort):
             state = self._order(operation, shop, order_id)
             if not lines:
                 raise self._refuse(operation, "no lines to restock")
-            done = (r.lines for r in self._restocks_of.get((shop, order_id), []))
+            done = (r.lines for r in self._restocks if (r.shop, r.order_id) == (shop, order_id))
             self._check_lines(operation, state, lines, done, "restock")
-            restocked = FakeRestock(shop, order_id, tuple(lines))
-            self._restocks.append(restocked)
-            self._restocks_of.setdefault((shop, order_id), []).append(restocked)
+            self._restocks.append(FakeRestock(shop, order_id, tuple(lines)))
 
         self._invoke("restock", args, idempotency_key, effect)
 
