@@ -36,7 +36,7 @@ from typing import Any
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from returnflow._effect_data import FREE_FORM, clone, direct_data
+from returnflow._effect_data import FREE_FORM, clone, direct_data, flat
 from returnflow.domain._time import EARLIEST, LATEST
 from returnflow.domain.frozen import FrozenDict, FrozenList
 from returnflow.domain.model import (
@@ -136,6 +136,8 @@ def _free_form_plain(value: Any) -> bool:
     whole numbers, booleans, ``None``, lists and objects with text keys (no floats)."""
     kind = type(value)
     if kind is dict or kind is FrozenDict:
+        if flat(value):
+            return True
         for key, item in value.items():
             item_kind = type(item)
             if type(key) is not str or not (
@@ -474,6 +476,8 @@ def _plain_copy(value: Any) -> Any:
     kind = type(value)
     if kind is dict:
         copied = value.copy()
+        if flat(value):
+            return copied
         for key, item in value.items():
             if type(item) is dict or type(item) is list:  # scalars are shared as they are
                 copied[key] = _plain_copy(item)
@@ -499,6 +503,8 @@ def _json_native(value: Any) -> bool:
     """Whether ``json.loads(json.dumps(value))`` gives back an equal value of the same types."""
     kind = type(value)
     if kind is dict:
+        if flat(value):
+            return True
         for key, item in value.items():
             item_kind = type(item)
             if type(key) is not str or not (
@@ -522,6 +528,8 @@ def _exactly_plain(data: Any) -> bool:
     themselves, the type of the fields that hold them."""
     kind = type(data)
     if kind is dict:
+        if flat(data):
+            return True
         for key, item in data.items():
             item_kind = type(item)
             if type(key) is not str or not (

@@ -9,15 +9,16 @@ of exactly those types, is left to the converter."""
 
 from __future__ import annotations
 
+import operator
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 
 from returnflow.lifecycle.effects import Effect
 
-__all__ = ["FREE_FORM", "NotNative", "clone", "direct_data", "native_copy"]
+__all__ = ["FREE_FORM", "NotNative", "clone", "direct_data", "flat", "native_copy"]
 
 FREE_FORM = ("payload", "context")
 """The free-form fields (``Publish.payload``, ``Notify.context``: ``Mapping[str, Any]``)."""
@@ -25,7 +26,15 @@ FREE_FORM = ("payload", "context")
 _AS_IS: tuple[object, ...] = (str, int, bool, str | None, int | None, bool | None)
 """Declared field types the converter writes as they are, for values of exactly their type."""
 
-_PLAIN_TYPES = (str, int, bool, type(None))
+_PLAIN_TYPES = frozenset((str, int, bool, type(None)))
+_TEXT = frozenset((str,))
+
+
+def flat(value: Mapping[Any, Any]) -> bool:
+    """Whether every key of ``value`` is text and every value text, a whole number, a flag
+    or ``None``, each of exactly that type: checked a mapping at a time, not a step per
+    item (most payloads are such)."""
+    return _TEXT.issuperset(map(type, value)) and _PLAIN_TYPES.issuperset(map(type, value.values()))
 
 
 class NotNative(Exception):
@@ -41,6 +50,8 @@ def native_copy(value: Any) -> Any:
     if kind is str or kind is int or kind is bool or value is None:
         return value
     if kind is dict:
+        if flat(value):
+            return value.copy()
         copied = {}
         for key, item in value.items():
             if type(key) is not str:
@@ -59,7 +70,7 @@ def native_copy(value: Any) -> Any:
 class _Shape:
     """What :func:`direct_data` and :func:`clone` need of an effect type."""
 
-    __slots__ = ("copy", "direct", "free", "names")
+    __slots__ = ("copy", "direct", "free", "names", "read")
 
     def __init__(self, cls: type[Any]) -> None:
         self.names = tuple(field.name for field in attrs.fields(cls))
@@ -70,6 +81,8 @@ class _Shape:
         # an effect of its own making (a subclass) may have hooks of its own: the converter
         self.direct: tuple[str, ...] | None = typed if plain and _ours(cls) else None
         self.copy = _copier(cls, self.names) if self.direct is not None else None
+        # the typed fields' values in one call (a tuple: there are always several)
+        self.read = operator.attrgetter(*self.direct) if self.direct else None
 
 
 def _copier(cls: type[Any], names: tuple[str, ...]) -> Callable[[Any, dict[str, Any]], Any]:
@@ -111,14 +124,15 @@ def direct_data(effect: Effect) -> tuple[dict[str, Any], dict[str, Any]] | None:
     fields are all text, numbers or flags, their values of exactly those types, and its
     free-form mappings plain JSON; else ``None`` (the converter's way)."""
     shape = _shape(type(effect))
-    if shape.direct is None:
+    if shape.direct is None or shape.read is None:
+        return None
+    values = shape.read(effect)
+    if len(shape.direct) == 1:
+        values = (values,)
+    if not _PLAIN_TYPES.issuperset(map(type, values)):
         return None
     data: dict[str, Any] = {"kind": effect.kind}
-    for name in shape.direct:
-        value = getattr(effect, name)
-        if type(value) not in _PLAIN_TYPES:
-            return None
-        data[name] = value
+    data.update(zip(shape.direct, values, strict=True))
     copies: dict[str, Any] = {}
     for name in shape.free:
         value = getattr(effect, name)
