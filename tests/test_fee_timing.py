@@ -98,27 +98,18 @@ SHIPPING = FeePolicy(
 )
 
 
-@pytest.mark.parametrize(
-    ("mode", "fees", "paid_back", "kept"),
-    [
-        ("native", RESTOCKING, "10.00", None),
-        ("tags", RESTOCKING, "9.00", eur("1.00")),
-        ("native", SHIPPING, "10.00", None),
-        ("tags", SHIPPING, "5.00", eur("5.00")),
-    ],
-    ids=["restocking-native", "restocking-tags", "shipping-native", "shipping-tags"],
-)
-def test_a_fee_left_off_the_platform_return_is_not_charged_when_the_exchange_fails_qc(
-    mode: str, fees: FeePolicy, paid_back: str, kept: Money | None
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("fees", [RESTOCKING, SHIPPING], ids=["restocking", "shipping"])
+def test_a_fee_left_off_when_the_return_opened_is_not_charged_when_the_exchange_fails_qc(
+    mode: str, fees: FeePolicy
 ) -> None:
     # Both caps (10.00 each) for two others, an even exchange; a 10 % restocking fee (or a
     # 5.00 return shipping fee) that applies to exchanges, taken only from the payout.
-    # Nothing is paid out: the fee is waived, and the platform return is opened without
-    # it. One cap fails QC, so the exchange is cancelled and the other cap's 10.00 is
-    # refunded. Native: the platform has no call to add the fee and refunds 10.00;
-    # returnflow took the fee (the cap's 1.00 share, or the 5.00) and the figures
-    # differed. Tags: no platform return fixed the fees, and the refund bears the fee, as
-    # the fee rule says.
+    # Nothing is to be paid out: the fee is waived when the return opens (native: the
+    # platform return is opened without it). One cap fails QC, so the exchange is
+    # cancelled and the other cap's 10.00 is refunded, in full: the platform has no call to
+    # add the fee, and tags mode keeps the same money. Returnflow took the fee from that
+    # refund (the cap's 1.00 share, or the 5.00), and the figures differed.
     made = native_harness(ReturnPolicy(platform_mode=mode, fees=fees))
     both = RequestLine(
         order_line_id="L2", quantity=2, outcome=Exchange(variant_id="cap-x", quantity=2)
@@ -130,5 +121,31 @@ def test_a_fee_left_off_the_platform_return_is_not_charged_when_the_exchange_fai
         assert opened.args["return_shipping_fee"] is None
     receive(made, return_id, "r1", passed("L2"), passed("L2", qc="fail"))
     record = closed_without_review(made, return_id)
-    fee = record.restocking_fees if fees is RESTOCKING else record.return_shipping_fee
-    assert (refunded(made, return_id), fee) == (eur(paid_back), kept)
+    assert (refunded(made, return_id), charged(made)) == (eur("10.00"), [])
+    assert (record.restocking_fees, record.return_shipping_fee) == (None, None)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("timing", list(TIMINGS))
+def test_an_upsell_beside_a_refunded_cap_takes_what_the_whole_return_bears_of_the_fee(
+    mode: str, timing: str
+) -> None:
+    # The T-shirt (25.00) for one at 30.00 and a cap (10.00) refunded, an 8.00 return
+    # shipping fee taken only from the payout. The whole return's payout is the cap's
+    # 10.00, less the 5.00 the upsell is short: it bears 5.00 of the fee, and the other
+    # 3.00 are waived when the return opens. Nothing is owed net, whenever the cap is paid
+    # (paid early: 5.00 back, then the 5.00 short charged). Paid early, the cap's refund
+    # bore the whole fee, and the customer was 3.00 short.
+    fees = FeePolicy(return_shipping=eur("8.00"), fees_only_from_payout=True)
+    policy = ReturnPolicy(platform_mode=mode, fees=fees, refund_trigger=TIMINGS[timing])
+    made = native_harness(policy)
+    return_id = request(made, swap("30.00"), caps(1))
+    handed_in(made, return_id)
+    receive(made, return_id, "r1", passed("L2"))
+    receive(made, return_id, "r2", passed("L1"))
+    record = closed_without_review(made, return_id)
+    back = refunded(made, return_id) + Money.sum(
+        (call.args["amount"] for call in made.ports.payments.calls_to("refund")), "EUR"
+    )
+    assert back - Money.sum(charged(made), "EUR") == eur("0.00")
+    assert record.return_shipping_fee == eur("5.00")

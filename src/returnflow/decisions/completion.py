@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from returnflow.decisions import exchange, review
-from returnflow.decisions._platform_fees import left_off
+from returnflow.decisions._fees import left_off
 from returnflow.decisions.change import Change
 from returnflow.domain.model import (
     Exchange,
@@ -437,11 +437,10 @@ def _settlement(
         fee_by_unit=native,
         # native: the platform return bears the fee from its opening, judged over all its
         # lines, and the platform has no call to take it off (Shopify's removeFromReturn
-        # removes line items only): lines removed later do not waive it; nor to add one:
-        # a fee it was opened without is not charged
+        # removes line items only): lines removed later do not waive it
         shipping_waived_by=record.lines if native else None,
         items_unpaid=items_unpaid,
-        left_off=left_off(record) if native else None,
+        left_off=left_off(record),  # what the return opened without: never charged
     )
 
 

@@ -57,8 +57,8 @@ from typing import TypeVar
 
 import attrs
 
+from returnflow.decisions import _fees as fees_of
 from returnflow.decisions import _platform_balance as balance
-from returnflow.decisions import _platform_fees as fees_of
 from returnflow.decisions import exchange
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import Disposition
@@ -227,8 +227,8 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
     if all(units[line_id] <= paid[line_id] for line_id in units):
         return None
     # A fee waived because no payout covers it (fees_only_from_payout) is not put on the
-    # platform return, and no settlement charges it later (_platform_fees).
-    fees, fees_left_off = fees_of.opening_fees(quote)
+    # platform return, and no settlement charges it later (decisions._fees).
+    fees = fees_of.note_left_off(change, quote)
     # An even exchange's new item costs what was returned (as the settlement prices it).
     worth = {part.line_id: part.value for part in quote.lines}
     exchange_lines = tuple(
@@ -249,7 +249,7 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
         )
     )
     requested = record.status == "pending_review"
-    change.note(fees_of.OPENING, {"requested": requested, **fees_left_off})
+    change.note("platform_return_opening", {"requested": requested})
     return _make(
         change,
         fx.OpenPlatformReturn,

@@ -188,12 +188,13 @@ class FeePolicy:
 
 @attrs.frozen
 class LeftOff:
-    """The parts of the fees a platform return was opened without (native mode): no payout
-    was to bear them when it opened (``fees_only_from_payout``), and the platform has no
-    call to add a fee to a return, so no settlement of the return charges them.
-    ``restocking``: by return line id, the part of the line's restocking fee (its units'
-    shares are those of the rest, :func:`unit_restocking_fees`); ``return_shipping``: the
-    part of the return shipping fee."""
+    """The parts of the fees a return was opened without: its whole return's quote when it
+    was approved waived them, no payout being there to bear them
+    (``fees_only_from_payout``), and no settlement of the return charges them (native
+    mode: the platform return was opened without them, and the platform has no call to
+    add a fee). ``restocking``: by return line id, the part of the line's restocking fee
+    (its units' shares are those of the rest, :func:`unit_restocking_fees`);
+    ``return_shipping``: the part of the return shipping fee."""
 
     restocking: Mapping[str, Money] = attrs.field(factory=dict)
     return_shipping: Money | None = None

@@ -368,9 +368,9 @@ def settle(
     shipping fee; ``None``, the settled parts' lines. Native mode passes all the return's
     lines: the platform return took the fee at its opening and keeps it when QC removes
     the lines that were not exchanged (Shopify's ``removeFromReturn`` removes line items,
-    never the fee), so both sides charge it. ``left_off``: the parts of the fees a platform
-    return was opened without (:class:`~returnflow.domain.fees.LeftOff`), which no
-    settlement charges (Shopify has no call to add a fee to a return).
+    never the fee), so both sides charge it. ``left_off``: the parts of the fees the return
+    was opened without (:class:`~returnflow.domain.fees.LeftOff`), which no settlement
+    charges; a line with a part left off pays its units' shares of the rest.
 
     The order of the money: refunded and credited lines pay their own restocking fee; the
     exchange's difference goes to ``refund`` or ``store_credit`` (``difference_to``);
@@ -392,8 +392,8 @@ def settle(
         if kind is OutcomeKind.EXCHANGE:
             shipped_back = shipped_back_tax = duties_back = zero
         fee = zero
-        if fees.restocking is not None and not fees.waived(line) and fee_by_unit:
-            less = left_off.restocking.get(line.id) if left_off else None
+        less = left_off.restocking.get(line.id) if left_off else None  # by unit, the rest
+        if fees.restocking is not None and not fees.waived(line) and (fee_by_unit or less):
             shares = unit_restocking_fees(
                 fees.restocking, line, taxes_included=taxes_included, less=less
             )
