@@ -149,3 +149,28 @@ def test_an_upsell_beside_a_refunded_cap_takes_what_the_whole_return_bears_of_th
     )
     assert back - Money.sum(charged(made), "EUR") == eur("0.00")
     assert record.return_shipping_fee == eur("5.00")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_part_of_a_fee_the_payout_bore_when_the_return_opened_follows_the_units(
+    mode: str,
+) -> None:
+    # Both caps (10.00 each) for two others at 9.50: the 1.00 difference bears half of the
+    # 2.00 restocking fee (10 %, applying to exchanges, only from the payout); the other
+    # 1.00 is left off (native: the platform return's cap line carries 1.00). One cap
+    # fails QC and the exchange is cancelled: the other cap is refunded 10.00 less its
+    # share of the 1.00 charged, 0.50, on both sides.
+    made = native_harness(ReturnPolicy(platform_mode=mode, fees=RESTOCKING))
+    both = RequestLine(
+        order_line_id="L2",
+        quantity=2,
+        outcome=Exchange(variant_id="cap-x", quantity=2, unit_price=eur("9.50")),
+    )
+    return_id = request(made, both)
+    if mode == "native":
+        [opened] = platform(made).calls_to("open_return")
+        assert [line.restocking_fee for line in opened.args["lines"]] == [eur("1.00")]
+    receive(made, return_id, "r1", passed("L2"), passed("L2", qc="fail"))
+    record = closed_without_review(made, return_id)
+    assert (refunded(made, return_id), charged(made)) == (eur("9.50"), [])
+    assert record.restocking_fees == eur("0.50")
