@@ -446,7 +446,9 @@ def _settlement(
 
 def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why: str) -> None:
     """Refund or credit before completion (the policy's refund trigger); exchanges settle
-    at completion as usual.
+    at completion as usual. The return shipping fee is taken here when this payout bears
+    it whole, whatever settles later (an exchange to settle, or to fail QC); a payout too
+    small for it leaves it to a later settlement while units are left to settle.
 
     A returnless line (:class:`Keep`) is paid with the units: nothing is to come for it,
     and it is part of the payout a fee is taken from. Left to completion, a fee taken here
