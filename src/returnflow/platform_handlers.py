@@ -10,16 +10,21 @@ and what the customer owes) are compared with returnflow's settlement to the cen
 difference refuses the processing for good (a ``PortError`` naming both figures: the return
 goes to a person, the processing is kept to deliver again when the person closes the return,
 and then returnflow's figure goes out) unless ``policy.platform_money`` names the side that
-wins.
+wins. When the platform's wins, the refund it moves is written on the return (the
+``platform_money_taken`` note) before the call: a retry (its answer lost, a crash) sends the
+same call under the same key, though the platform's figure leaves out what was processed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from returnflow._delivery import WriteFirst
+from returnflow.decisions.change import Change
 from returnflow.domain.model import Exchange, ReturnRecord
 from returnflow.domain.money import Money
 from returnflow.domain.policy import MoneyAuthority, PlatformMode, ReturnPolicy
@@ -181,7 +186,10 @@ def process_platform_return(
         items = _items_left(port, effect, record, return_id, cancelled)
         if items:
             _remove_items(port, effect, return_id, items, f"{effect.key}/cancelled")
-    if effect.expected is not None and not reviewed:
+    taken = _taken(record, effect)
+    if taken is not None and not reviewed:  # decided by the first attempt: sent again
+        theirs, refund, net = taken
+    elif effect.expected is not None and not reviewed:
         try:
             theirs, refund, net = _reconciled(
                 d, effect, record, port, return_id, lines, exchange_lines
@@ -193,6 +201,11 @@ def process_platform_return(
             # timeout): its figures were compared before it; the platform's figure now leaves
             # out the units it processed. The call under the same key gives its answer.
             theirs, refund, net = None, effect.refund, None
+        else:
+            if d.policy_of(record).platform_money is MoneyAuthority.PLATFORM:
+                # the platform's figure moves the refund: written before the call, so that
+                # a retry sends it again (the figure leaves out what a call processed)
+                raise WriteFirst(partial(_note_taken, effect.key, theirs, refund, net))
     answer = port.process(
         effect.shop,
         return_id,
@@ -279,6 +292,35 @@ def _reconciled(
     if theirs != effect.expected and authority is MoneyAuthority.PLATFORM:
         refund = max(refund + (theirs - effect.expected), Money.zero(refund.currency))
     return theirs, refund, net
+
+
+_TAKEN = "platform_money_taken"
+"""The history note of the refund a processing sends when the platform's money wins
+(payload: ``key``, ``platform``, ``refund`` and, for one call of several, ``net``)."""
+
+
+def _note_taken(
+    key: str, theirs: Money, refund: Money, net: Money | None, change: Change
+) -> None:
+    details = {"key": key, "platform": str(theirs), "refund": str(refund)}
+    change.note(_TAKEN, details if net is None else {**details, "net": str(net)})
+
+
+def _taken(
+    record: ReturnRecord, effect: fx.ProcessPlatformReturn
+) -> tuple[Money, Money, Money | None] | None:
+    """The platform's figure, the refund and the net figure the first attempt of ``effect``
+    decided and noted (``None``: none noted)."""
+    for entry in record.history:
+        if entry.event == _TAKEN and entry.payload.get("key") == effect.key:
+            currency = effect.refund.currency
+            net = entry.payload.get("net")
+            return (
+                _amount(entry.payload["platform"], currency),
+                _amount(entry.payload["refund"], currency),
+                None if net is None else _amount(net, currency),
+            )
+    return None
 
 
 def _items_paid_apart(outcome: FinancialOutcome, paid: Money) -> tuple[Money, Money]:

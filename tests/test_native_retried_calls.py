@@ -1,0 +1,77 @@
+"""Native mode: a platform call retried is the call its first attempt sent, under the same
+key, and a retry stops when nothing is left to do (issue 19): a processing whose refund the
+platform's money moved, a balance paid, units a person took out in the platform's admin,
+and effects of a return that ended before its platform return opened."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from _builders import SHOP, eur, passed, platform, receive, request, tee_and_caps, three_at_ten
+from returnflow import RequestLine, ReturnPolicy
+from returnflow.domain.policy import MoneyAuthority, RefundTrigger
+from returnflow.errors import PortError
+from returnflow.ports.platform_returns import FinancialOutcome, ProcessResult
+from returnflow.testing import FakePorts, Harness
+from returnflow.testing.fakes import FakePort
+from returnflow.testing.platform_returns import FakePlatformReturns
+
+
+def same_call_per_key(port: FakePort, operation: str) -> None:
+    """Every call of ``operation`` under a key sent what the first one under it sent."""
+    sent: dict[str | None, object] = {}
+    for call in port.calls_to(operation):
+        assert sent.setdefault(call.idempotency_key, call.args) == call.args
+
+
+class KeepsMoreLosesAnswers(FakePlatformReturns):
+    """A platform whose figure keeps 1.00 more than returnflow's, and that processes a call
+    and then times out while ``lose`` says so: the units are processed, the answer lost."""
+
+    lose = False
+
+    def calculate(self, shop: str, return_id: str, lines: Any = None, **kw: Any) -> Any:
+        outcome: FinancialOutcome = super().calculate(shop, return_id, lines, **kw)
+        more = eur("1.00")
+        return attrs.evolve(outcome, fees=outcome.fees + more, refund=outcome.refund - more)
+
+    def process(self, shop: str, return_id: str, lines: Any, **kwargs: Any) -> ProcessResult:
+        first = kwargs["idempotency_key"] not in {c.idempotency_key for c in self.calls}
+        result = super().process(shop, return_id, lines, **kwargs)
+        if first and self.lose:
+            raise PortError("platform_returns", "process", "timed out", retryable=True)
+        return result
+
+
+def test_a_processing_whose_refund_the_platform_moved_is_sent_again_as_it_was() -> None:
+    # Three units at 10.00, 10.00 and 9.99, refunded per receipt; the platform keeps 1.00
+    # more of each call and its money wins. The second call (two units, 18.99 by the
+    # platform) is processed and its answer lost: the retry must send 18.99 again under its
+    # key, not returnflow's 19.99 (the platform's figure for the units is gone once they
+    # are processed).
+    ports = FakePorts()
+    ports.commerce.add_order(attrs.evolve(tee_and_caps(), lines=[three_at_ten()]))
+    policy = ReturnPolicy(
+        platform_mode="native",
+        refund_trigger=RefundTrigger.ON_RECEIVED,
+        platform_money=MoneyAuthority.PLATFORM,
+    )
+    there = KeepsMoreLosesAnswers(ports.commerce)
+    made = Harness(policy=policy, ports=ports, platform_returns=there)
+    return_id = request(made, RequestLine(order_line_id="L3", quantity=3))
+    receive(made, return_id, "r1", passed("L3"))
+    there.lose = True
+    receive(made, return_id, "r2", passed("L3", 2))
+    there.lose = False
+    made.dispatch_due()
+    record = made.service.get(SHOP, return_id)
+    assert (record.status, record.review_reasons) == ("closed", ())
+    calls = there.calls_to("process")
+    assert [(c.outcome, str(c.args["refund"].amount)) for c in calls] == [
+        ("ok", "9.00"),
+        ("ok", "18.99"),
+        ("replayed", "18.99"),
+    ]
+    same_call_per_key(there, "process")
