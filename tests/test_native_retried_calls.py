@@ -9,8 +9,8 @@ from typing import Any
 
 import attrs
 
-from _builders import SHOP, eur, passed, platform, receive, request, tee_and_caps, three_at_ten
-from returnflow import RequestLine, ReturnPolicy
+from _builders import SHOP, eur, passed, receive, request, tee_and_caps, three_at_ten
+from returnflow import Exchange, RequestLine, ReturnPolicy
 from returnflow.domain.policy import MoneyAuthority, RefundTrigger
 from returnflow.errors import PortError
 from returnflow.ports.platform_returns import FinancialOutcome, ProcessResult
@@ -75,3 +75,47 @@ def test_a_processing_whose_refund_the_platform_moved_is_sent_again_as_it_was() 
         ("replayed", "18.99"),
     ]
     same_call_per_key(there, "process")
+
+
+class OwesMoreLosesPayments(FakePlatformReturns):
+    """A platform that prices the new items 10.00 higher than returnflow (it says 10.00
+    more is owed) and that records each key's first payment and then times out."""
+
+    def open_return(self, shop: str, order_id: str, lines: Any, **kwargs: Any) -> Any:
+        more = eur("10.00")
+        kwargs["exchange_lines"] = [
+            attrs.evolve(x, unit_price=x.unit_price + more) for x in kwargs["exchange_lines"]
+        ]
+        return super().open_return(shop, order_id, lines, **kwargs)
+
+    def pay_balance(self, shop: str, return_id: str, amount: Any, **kwargs: Any) -> Any:
+        first = kwargs["idempotency_key"] not in {c.idempotency_key for c in self.calls}
+        result = super().pay_balance(shop, return_id, amount, **kwargs)
+        if first:
+            raise PortError("platform_returns", "pay_balance", "timed out", retryable=True)
+        return result
+
+
+def test_a_balance_payment_retried_after_its_answer_was_lost_pays_once() -> None:
+    # An upsell: the customer pays 15.00, and the platform (25.00 owed by its figure) is
+    # told. The payment is recorded there and its answer lost: 10.00 is still owed, and the
+    # retry must send the 15.00 again under its key (the platform answers it), not pay
+    # another 10.00.
+    ports = FakePorts()
+    ports.commerce.add_order(tee_and_caps())
+    there = OwesMoreLosesPayments(ports.commerce)
+    made = Harness(policy=ReturnPolicy(platform_mode="native"), ports=ports, platform_returns=there)
+    upsell = RequestLine(
+        order_line_id="L1", quantity=1, outcome=Exchange(variant_id="tee-l", unit_price=eur("40"))
+    )
+    return_id = request(made, upsell)
+    made.dispatch_due()
+    calls = there.calls_to("pay_balance")
+    assert [(c.outcome, c.args["amount"]) for c in calls] == [
+        ("ok", eur("15.00")),
+        ("replayed", eur("15.00")),
+    ]
+    record = made.service.get(SHOP, return_id)
+    now = there.get_return(SHOP, record.refs.platform_return_id or "")
+    assert (now.balance_paid, now.balance_owed) == (eur("15.00"), eur("10.00"))
+    same_call_per_key(there, "pay_balance")

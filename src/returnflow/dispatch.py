@@ -431,7 +431,6 @@ class Dispatcher(PolicyResolution):
             )
         return Delivered(attempt, effect, "done", None)
 
-
     def _handled(self, handler: Handler, effect: fx.Effect) -> object:
         """What ``handler`` answers for ``effect`` on the return as stored; a handler that
         raises :class:`~returnflow._delivery.WriteFirst` is called again once its change is

@@ -299,9 +299,7 @@ _TAKEN = "platform_money_taken"
 (payload: ``key``, ``platform``, ``refund`` and, for one call of several, ``net``)."""
 
 
-def _note_taken(
-    key: str, theirs: Money, refund: Money, net: Money | None, change: Change
-) -> None:
+def _note_taken(key: str, theirs: Money, refund: Money, net: Money | None, change: Change) -> None:
     details = {"key": key, "platform": str(theirs), "refund": str(refund)}
     change.note(_TAKEN, details if net is None else {**details, "net": str(net)})
 
@@ -377,13 +375,36 @@ def pay_platform_balance(
     d: Dispatcher, effect: fx.PayPlatformBalance, record: ReturnRecord
 ) -> object:
     """Pay what the platform says is owed, at most ``effect.amount`` (nothing when it says
-    nothing is: its figure was checked before, or a person recorded the payment there)."""
+    nothing is: its figure was checked before, or a person recorded the payment there).
+
+    The amount is decided once, by the first attempt, and written on the return before the
+    call (the ``platform_balance_pay_decided`` note): a retry after a call that acted (its
+    answer lost) finds less owed, and sends the same call under the same key rather than
+    a smaller payment, or nothing when nothing is owed any more."""
     port, return_id = _platform(d, effect, record)
     now = port.get_return(effect.shop, return_id)
     if now.balance_owed is None or not now.balance_owed:
         return now
-    amount = min(effect.amount, now.balance_owed)
-    return port.pay_balance(effect.shop, return_id, amount, idempotency_key=effect.key)
+    decided = _pay_decided(record, effect)
+    if decided is None:
+        amount = min(effect.amount, now.balance_owed)
+        raise WriteFirst(partial(_note_pay, effect.key, amount))
+    return port.pay_balance(effect.shop, return_id, decided, idempotency_key=effect.key)
+
+
+_PAY_DECIDED = "platform_balance_pay_decided"
+
+
+def _note_pay(key: str, amount: Money, change: Change) -> None:
+    change.note(_PAY_DECIDED, {"key": key, "amount": str(amount)})
+
+
+def _pay_decided(record: ReturnRecord, effect: fx.PayPlatformBalance) -> Money | None:
+    """The payment the first attempt of ``effect`` decided (``None``: none yet)."""
+    for entry in record.history:
+        if entry.event == _PAY_DECIDED and entry.payload.get("key") == effect.key:
+            return _amount(entry.payload["amount"], effect.amount.currency)
+    return None
 
 
 def refund_platform_balance(
