@@ -9,11 +9,23 @@ from typing import Any
 
 import attrs
 
-from _builders import SHOP, eur, passed, receive, request, tee_and_caps, three_at_ten
+from _builders import (
+    SHOP,
+    caps,
+    closed_without_review,
+    eur,
+    native_harness,
+    passed,
+    platform,
+    receive,
+    request,
+    tee_and_caps,
+    three_at_ten,
+)
 from returnflow import Exchange, RequestLine, ReturnPolicy
 from returnflow.domain.policy import MoneyAuthority, RefundTrigger
 from returnflow.errors import PortError
-from returnflow.ports.platform_returns import FinancialOutcome, ProcessResult
+from returnflow.ports.platform_returns import FinancialOutcome, ProcessResult, Quantity
 from returnflow.testing import FakePorts, Harness
 from returnflow.testing.fakes import FakePort
 from returnflow.testing.platform_returns import FakePlatformReturns
@@ -119,3 +131,53 @@ def test_a_balance_payment_retried_after_its_answer_was_lost_pays_once() -> None
     now = there.get_return(SHOP, record.refs.platform_return_id or "")
     assert (now.balance_paid, now.balance_owed) == (eur("15.00"), eur("10.00"))
     same_call_per_key(there, "pay_balance")
+
+
+def test_units_a_person_took_out_in_the_admin_are_not_removed_again() -> None:
+    # The T-shirt fails QC: at completion its unit is to come out of the platform return.
+    # The removal fails once; meanwhile a person takes the unit out in the platform's
+    # admin. The retry finds nothing of it left: the removal is done (the admin is
+    # followed), not given up with the return sent to a person.
+    made = native_harness()
+    there = platform(made)
+    return_id = request(made, RequestLine(order_line_id="L1", quantity=1), caps())
+    there.fail("remove_lines")
+    receive(made, return_id, "r1", passed("L1", qc="fail"), passed("L2", 2))
+    record = made.service.get(SHOP, return_id)
+    platform_id = record.refs.platform_return_id or ""
+    line = there.get_return(SHOP, platform_id).line_id("L1")
+    there.remove_lines(SHOP, platform_id, [Quantity(line, 1)], idempotency_key="admin")
+    made.dispatch_due()
+    record = closed_without_review(made, return_id)
+    assert [c.outcome for c in there.calls_to("remove_lines")] == ["failed", "ok"]
+    assert dict(there.get_return(SHOP, platform_id).removed)[line] == 1
+
+
+class LosesFirstRemovals(FakePlatformReturns):
+    """A platform that takes out what each key's first removal names and then times out."""
+
+    def remove_lines(self, shop: str, return_id: str, lines: Any, **kwargs: Any) -> Any:
+        first = kwargs["idempotency_key"] not in {c.idempotency_key for c in self.calls}
+        result = super().remove_lines(shop, return_id, lines, **kwargs)
+        if first:
+            raise PortError("platform_returns", "remove_lines", "timed out", retryable=True)
+        return result
+
+
+def test_a_removal_retried_after_it_acted_takes_out_no_unit_that_is_to_be_processed() -> None:
+    # Three units of L3: one passes QC, two fail. At completion the two come out and the
+    # one is processed. The removal acts and its answer is lost: one unit is left there,
+    # the one to process; the retry takes nothing more out.
+    ports = FakePorts()
+    ports.commerce.add_order(attrs.evolve(tee_and_caps(), lines=[three_at_ten()]))
+    there = LosesFirstRemovals(ports.commerce)
+    made = Harness(policy=ReturnPolicy(platform_mode="native"), ports=ports, platform_returns=there)
+    return_id = request(made, RequestLine(order_line_id="L3", quantity=3))
+    receive(made, return_id, "r1", passed("L3"), passed("L3", 2, qc="fail"))
+    made.dispatch_due()
+    closed_without_review(made, return_id)
+    record = made.service.get(SHOP, return_id)
+    now = there.get_return(SHOP, record.refs.platform_return_id or "")
+    line = now.line_id("L3")
+    assert (dict(now.removed)[line], dict(now.processed)[line]) == (2, 1)
+    assert [c.outcome for c in there.calls_to("remove_lines")] == ["ok"]

@@ -453,19 +453,72 @@ def remove_platform_lines(
     d: Dispatcher, effect: fx.RemovePlatformLines, record: ReturnRecord
 ) -> object:
     """Take the effect's units out under its key, then the exchange items of its cancelled
-    lines still there under a key naming them: what is left of the items is read from the
-    platform, so a retry after a call that acted (its answer lost) finds none and makes no
-    call, and a different removal never reuses a key."""
+    lines still there under a key naming them: what is left of the units and items is read
+    from the platform, so a retry after a call that acted (its answer lost) finds none and
+    makes no call, and a different removal never reuses a key.
+
+    Units a person took out in the platform's admin are out already: returnflow follows
+    the admin and takes out only what is still there of its own units (none: no call),
+    under a key naming them when that is less than the effect's."""
     port, return_id = _platform(d, effect, record)
-    lines = _line_ids(record, effect, effect.lines)
     answer: object = None
-    if lines or not effect.exchange_line_ids:  # the call as made before items could go
-        answer = port.remove_lines(effect.shop, return_id, lines, idempotency_key=effect.key)
+    if effect.lines or not effect.exchange_line_ids:  # the call as made before items could go
+        lines = _line_ids(record, effect, effect.lines)
+        left = _units_left(d, port, effect, record, return_id, lines)
+        if left == lines:
+            answer = port.remove_lines(effect.shop, return_id, lines, idempotency_key=effect.key)
+        elif left:
+            named = ",".join(f"{line.line_id}x{line.quantity}" for line in left)
+            key = f"{effect.key}/{named}"
+            answer = port.remove_lines(effect.shop, return_id, left, idempotency_key=key)
     if effect.exchange_line_ids:
         items = _items_left(port, effect, record, return_id, set(effect.exchange_line_ids))
         if items:  # else taken out before a processing, or by an attempt that acted
             answer = _remove_items(port, effect, return_id, items, effect.key)
     return answer if answer is not None else port.get_return(effect.shop, return_id)
+
+
+def _units_left(
+    d: Dispatcher,
+    port: PlatformReturns,
+    effect: fx.RemovePlatformLines,
+    record: ReturnRecord,
+    return_id: str,
+    lines: list[Quantity],
+) -> list[Quantity]:
+    """``lines`` (platform line ids) less what is no longer on the platform return: the
+    units there neither processed nor removed, but those returnflow still expects there
+    (not yet processed or removed by its count, or processed or removed by effects planned
+    after this one and not delivered yet). An earlier attempt that acted, or a person in
+    the platform's admin, took the rest out."""
+    if not lines:
+        return lines
+    now = port.get_return(effect.shop, return_id)
+    done, gone = dict(now.processed), dict(now.removed)
+    ids = dict(record.refs.platform_line_ids)
+    keep = {
+        ids.get(u.order_line_id): u.quantity - u.processed - u.removed
+        for u in record.platform_units
+    }
+    opened = {ids.get(u.order_line_id): u.quantity for u in record.platform_units}
+    outbox = list(d.store.outbox(effect.shop, effect.return_id))
+    at = next((i for i, e in enumerate(outbox) if e.effect.key == effect.key), len(outbox))
+    for entry in outbox[at + 1 :]:
+        later = entry.effect
+        if entry.status == "pending" and isinstance(
+            later, (fx.ProcessPlatformReturn, fx.RemovePlatformLines)
+        ):
+            for units in later.lines:
+                line_id = ids.get(units.order_line_id)
+                keep[line_id] = keep.get(line_id, 0) + units.quantity
+    left = []
+    for line in lines:
+        there = opened.get(line.line_id, 0) - done.get(line.line_id, 0)
+        there -= gone.get(line.line_id, 0) + keep.get(line.line_id, 0)
+        take = min(line.quantity, max(there, 0))
+        keep[line.line_id] = keep.get(line.line_id, 0) + take
+        left.extend([Quantity(line.line_id, take)] if take else [])
+    return left
 
 
 def _remove_items(
