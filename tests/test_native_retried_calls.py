@@ -181,3 +181,54 @@ def test_a_removal_retried_after_it_acted_takes_out_no_unit_that_is_to_be_proces
     line = now.line_id("L3")
     assert (dict(now.removed)[line], dict(now.processed)[line]) == (2, 1)
     assert [c.outcome for c in there.calls_to("remove_lines")] == ["ok"]
+
+
+def test_a_return_cancelled_before_its_platform_return_opened_opens_none() -> None:
+    # The return is cancelled before its opening was delivered: the platform return is not
+    # opened (it would only be cancelled), and the cancel has nothing to cancel.
+    made = native_harness(auto_dispatch=False)
+    there = platform(made)
+    return_id = request(made, caps())
+    made.service.cancel(SHOP, return_id)
+    made.dispatch_due()
+    record = made.service.get(SHOP, return_id)
+    assert (record.status, record.refs.platform_return_id) == ("cancelled", None)
+    assert there.calls == []
+    assert all(e.status == "done" for e in made.store.outbox(SHOP, return_id))
+    assert any(e.event == "platform_return_not_opened" for e in record.history)
+
+
+def test_an_opening_refused_after_its_return_was_cancelled_stops_and_so_does_the_cancel() -> None:
+    # The opening fails, the return is cancelled, and the platform then refuses the opening
+    # (the units are on another return by now): nothing was opened under its key, so
+    # neither the opening nor the cancel is tried again until given up.
+    made = native_harness()
+    there = platform(made)
+    there.fail("open_return")
+    return_id = request(made, caps())
+    made.service.cancel(SHOP, return_id)
+    refused = PortError("platform_returns", "open_return", "0 unit(s) left", retryable=False)
+    there.fail("open_return", error=refused)
+    for _ in range(3):
+        made.dispatch_due()
+    record = made.service.get(SHOP, return_id)
+    assert (record.status, record.review_reasons) == ("cancelled", ())
+    assert [c.outcome for c in there.calls_to("open_return")] == ["failed", "failed"]
+    assert there.calls_to("cancel") == []
+    assert all(e.status == "done" for e in made.store.outbox(SHOP, return_id))
+    assert not any(e.event == "effect_failed" for e in record.history)
+
+
+def test_an_opening_retried_after_its_return_was_cancelled_is_cancelled_right_away() -> None:
+    # The opening's first attempt may have opened the platform return (its answer lost):
+    # it is asked again under its key once the return is cancelled, and what opened is
+    # cancelled.
+    made = native_harness()
+    there = platform(made)
+    there.fail("open_return")
+    return_id = request(made, caps())
+    made.service.cancel(SHOP, return_id)
+    made.dispatch_due()
+    record = made.service.get(SHOP, return_id)
+    now = there.get_return(SHOP, record.refs.platform_return_id or "")
+    assert now.status.value == "CANCELED"

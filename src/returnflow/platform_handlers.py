@@ -19,11 +19,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from returnflow._delivery import WriteFirst
+from returnflow._platform_calls import (
+    ENDED,
+    amount_of,
+    dispose_platform_units,
+    items_left,
+    known,
+    line_ids,
+    never_opened,
+    platform_of,
+    port_of,
+    remove_items,
+    remove_platform_lines,
+    tried,
+)
 from returnflow.decisions.change import Change
 from returnflow.domain.model import Exchange, ReturnRecord
 from returnflow.domain.money import Money
@@ -58,14 +72,6 @@ __all__ = [
     "required",
 ]
 
-_T = TypeVar("_T")
-
-
-def _required(value: _T | None, field: str, effect: fx.Effect) -> _T:
-    if value is None:
-        raise PortError(effect.port, effect.kind, f"the return has no {field} yet", retryable=True)
-    return value
-
 
 def required(
     policy: ReturnPolicy | None, platform_returns: PlatformReturns | None
@@ -80,12 +86,6 @@ def required(
             "native mode needs a PlatformReturns port", field="platform_returns", value=None
         )
     return platform_returns
-
-
-def _port(d: Dispatcher, effect: fx.Effect) -> PlatformReturns:
-    if d.platform_returns is None:
-        raise PortError(effect.port, effect.kind, "no PlatformReturns port", retryable=False)
-    return d.platform_returns
 
 
 @attrs.frozen
@@ -105,39 +105,39 @@ class Processed:
     moved so far)."""
 
 
-def _platform(
-    d: Dispatcher, effect: fx.Effect, record: ReturnRecord
-) -> tuple[PlatformReturns, str]:
-    """The port and the platform return's id (a retryable error until it is known)."""
-    return _port(d, effect), _required(record.refs.platform_return_id, "platform_return_id", effect)
-
-
-def _line_ids(record: ReturnRecord, effect: fx.Effect, lines: Any) -> list[Quantity]:
-    ids = dict(record.refs.platform_line_ids)
-    return [
-        Quantity(_required(ids.get(line.order_line_id), "platform line id", effect), line.quantity)
-        for line in lines
-    ]
-
-
 def open_platform_return(
     d: Dispatcher, effect: fx.OpenPlatformReturn, record: ReturnRecord
 ) -> object:
-    return _port(d, effect).open_return(
-        effect.shop,
-        effect.order_id,
-        effect.lines,
-        exchange_lines=effect.exchange_lines,
-        return_shipping_fee=effect.return_shipping_fee,
-        requested=effect.requested,
-        idempotency_key=effect.key,
-    )
+    """Open the platform return; ``None`` (nothing opened) for a return that ended before
+    it opened: not asked at all when no attempt was made yet, else asked again (an
+    attempt may have opened it: the answer under the same key gives its id, and the
+    cancel planned when the return ended cancels it) and done when the platform refuses.
+    """
+    ended = record.status in ENDED and record.refs.platform_return_id is None
+    if ended and not tried(d, effect):
+        return None
+    try:
+        return port_of(d, effect).open_return(
+            effect.shop,
+            effect.order_id,
+            effect.lines,
+            exchange_lines=effect.exchange_lines,
+            return_shipping_fee=effect.return_shipping_fee,
+            requested=effect.requested,
+            idempotency_key=effect.key,
+        )
+    except PortError as error:
+        if ended and not error.retryable:  # nothing opened under this key, nor to open
+            return None
+        raise
 
 
 def approve_platform_return(
     d: Dispatcher, effect: fx.ApprovePlatformReturn, record: ReturnRecord
 ) -> object:
-    port, return_id = _platform(d, effect, record)
+    if never_opened(d, effect, record):  # nothing there to move
+        return None
+    port, return_id = platform_of(d, effect, record)
     now = port.get_return(effect.shop, return_id)
     if now.status.value != "REQUESTED":  # approved there already, or moved on by a person
         return now
@@ -147,7 +147,9 @@ def approve_platform_return(
 def decline_platform_return(
     d: Dispatcher, effect: fx.DeclinePlatformReturn, record: ReturnRecord
 ) -> object:
-    port, return_id = _platform(d, effect, record)
+    if never_opened(d, effect, record):  # nothing there to move
+        return None
+    port, return_id = platform_of(d, effect, record)
     now = port.get_return(effect.shop, return_id)
     if now.status.value != "REQUESTED":  # declined (or cancelled) there already
         return now
@@ -161,7 +163,7 @@ def process_platform_return(
     whole return what it says the customer owes, against returnflow's, to the cent), then
     process. One of several calls (``expected_owed`` unset) is compared for its own units,
     exchange items and, if it bears it, the return shipping fee."""
-    port, return_id = _platform(d, effect, record)
+    port, return_id = platform_of(d, effect, record)
     refund, theirs, net = effect.refund, None, None
     reviewed = any(  # a person looked at the difference and closed the return: it goes out
         entry.event == "payouts_reopened" and effect.key in str(entry.payload.get("effects"))
@@ -170,10 +172,10 @@ def process_platform_return(
     exchange_ids = {
         line.id: line.platform_item_id for line in record.exchange_lines if line.platform_item_id
     }
-    lines = _line_ids(record, effect, effect.lines)
+    lines = line_ids(record, effect, effect.lines)
     exchange_lines = [
         Quantity(
-            _required(exchange_ids.get(line.id), "platform exchange line", effect),
+            known(exchange_ids.get(line.id), "platform exchange line", effect),
             line.quantity,
         )
         for line in record.exchange_lines
@@ -183,9 +185,9 @@ def process_platform_return(
     if effect.expected_owed is not None and cancelled:
         # a cancelled exchange's items still on the platform return (their removal was
         # planned after this processing, the return opened late): out first
-        items = _items_left(port, effect, record, return_id, cancelled)
+        items = items_left(port, effect, record, return_id, cancelled)
         if items:
-            _remove_items(port, effect, return_id, items, f"{effect.key}/cancelled")
+            remove_items(port, effect, return_id, items, f"{effect.key}/cancelled")
     taken = _taken(record, effect)
     if taken is not None and not reviewed:  # decided by the first attempt: sent again
         theirs, refund, net = taken
@@ -314,9 +316,9 @@ def _taken(
             currency = effect.refund.currency
             net = entry.payload.get("net")
             return (
-                _amount(entry.payload["platform"], currency),
-                _amount(entry.payload["refund"], currency),
-                None if net is None else _amount(net, currency),
+                amount_of(entry.payload["platform"], currency),
+                amount_of(entry.payload["refund"], currency),
+                None if net is None else amount_of(net, currency),
             )
     return None
 
@@ -344,14 +346,9 @@ def _owed_ahead(record: ReturnRecord, currency: str) -> Money:
     for entry in record.history:
         if entry.event == "platform_return_processed" and "platform_net" in entry.payload:
             ahead = min(
-                ahead + _amount(entry.payload["platform_net"], currency), Money.zero(currency)
+                ahead + amount_of(entry.payload["platform_net"], currency), Money.zero(currency)
             )
     return ahead
-
-
-def _amount(text: object, currency: str) -> Money:
-    """An amount as a note shows it (``"12.50 EUR"``)."""
-    return Money(str(text).split(" ")[0], currency)
 
 
 def _processed_already(
@@ -381,7 +378,7 @@ def pay_platform_balance(
     call (the ``platform_balance_pay_decided`` note): a retry after a call that acted (its
     answer lost) finds less owed, and sends the same call under the same key rather than
     a smaller payment, or nothing when nothing is owed any more."""
-    port, return_id = _platform(d, effect, record)
+    port, return_id = platform_of(d, effect, record)
     now = port.get_return(effect.shop, return_id)
     if now.balance_owed is None or not now.balance_owed:
         return now
@@ -403,7 +400,7 @@ def _pay_decided(record: ReturnRecord, effect: fx.PayPlatformBalance) -> Money |
     """The payment the first attempt of ``effect`` decided (``None``: none yet)."""
     for entry in record.history:
         if entry.event == _PAY_DECIDED and entry.payload.get("key") == effect.key:
-            return _amount(entry.payload["amount"], effect.amount.currency)
+            return amount_of(entry.payload["amount"], effect.amount.currency)
     return None
 
 
@@ -414,8 +411,8 @@ def refund_platform_balance(
     the platform says nothing is paid (an earlier attempt gave it all back and its answer
     was lost, or a person refunded it there): the call under the same key answers a
     partial one."""
-    port = _port(d, effect)  # on the platform return it was paid on
-    return_id = effect.paid_on or _required(
+    port = port_of(d, effect)  # on the platform return it was paid on
+    return_id = effect.paid_on or known(
         record.refs.platform_return_id, "platform_return_id", effect
     )
     now = port.get_return(effect.shop, return_id)
@@ -424,138 +421,12 @@ def refund_platform_balance(
     return port.refund_balance(effect.shop, return_id, effect.amount, idempotency_key=effect.key)
 
 
-def dispose_platform_units(
-    d: Dispatcher, effect: fx.DisposePlatformUnits, record: ReturnRecord
-) -> object:
-    port, return_id = _platform(d, effect, record)
-    ids = dict(record.refs.platform_line_ids)
-    for index, item in enumerate(effect.disposals):
-        line_id = _required(ids.get(item.order_line_id), "platform line id", effect)
-        # where the units came back to: only a named location is passed (a host written
-        # before destinations restocks where it always did)
-        wheres = {
-            line.location_id for line in record.lines if line.order_line_id == item.order_line_id
-        }
-        where = {"location_id": wheres.pop()} if len(wheres) == 1 and None not in wheres else {}
-        port.dispose(
-            effect.shop,
-            return_id,
-            line_id,
-            item.quantity,
-            item.disposition,
-            idempotency_key=f"{effect.key}/{index}",
-            **where,
-        )
-    return None
-
-
-def remove_platform_lines(
-    d: Dispatcher, effect: fx.RemovePlatformLines, record: ReturnRecord
-) -> object:
-    """Take the effect's units out under its key, then the exchange items of its cancelled
-    lines still there under a key naming them: what is left of the units and items is read
-    from the platform, so a retry after a call that acted (its answer lost) finds none and
-    makes no call, and a different removal never reuses a key.
-
-    Units a person took out in the platform's admin are out already: returnflow follows
-    the admin and takes out only what is still there of its own units (none: no call),
-    under a key naming them when that is less than the effect's."""
-    port, return_id = _platform(d, effect, record)
-    answer: object = None
-    if effect.lines or not effect.exchange_line_ids:  # the call as made before items could go
-        lines = _line_ids(record, effect, effect.lines)
-        left = _units_left(d, port, effect, record, return_id, lines)
-        if left == lines:
-            answer = port.remove_lines(effect.shop, return_id, lines, idempotency_key=effect.key)
-        elif left:
-            named = ",".join(f"{line.line_id}x{line.quantity}" for line in left)
-            key = f"{effect.key}/{named}"
-            answer = port.remove_lines(effect.shop, return_id, left, idempotency_key=key)
-    if effect.exchange_line_ids:
-        items = _items_left(port, effect, record, return_id, set(effect.exchange_line_ids))
-        if items:  # else taken out before a processing, or by an attempt that acted
-            answer = _remove_items(port, effect, return_id, items, effect.key)
-    return answer if answer is not None else port.get_return(effect.shop, return_id)
-
-
-def _units_left(
-    d: Dispatcher,
-    port: PlatformReturns,
-    effect: fx.RemovePlatformLines,
-    record: ReturnRecord,
-    return_id: str,
-    lines: list[Quantity],
-) -> list[Quantity]:
-    """``lines`` (platform line ids) less what is no longer on the platform return: the
-    units there neither processed nor removed, but those returnflow still expects there
-    (not yet processed or removed by its count, or processed or removed by effects planned
-    after this one and not delivered yet). An earlier attempt that acted, or a person in
-    the platform's admin, took the rest out."""
-    if not lines:
-        return lines
-    now = port.get_return(effect.shop, return_id)
-    done, gone = dict(now.processed), dict(now.removed)
-    ids = dict(record.refs.platform_line_ids)
-    keep = {
-        ids.get(u.order_line_id): u.quantity - u.processed - u.removed
-        for u in record.platform_units
-    }
-    opened = {ids.get(u.order_line_id): u.quantity for u in record.platform_units}
-    outbox = list(d.store.outbox(effect.shop, effect.return_id))
-    at = next((i for i, e in enumerate(outbox) if e.effect.key == effect.key), len(outbox))
-    for entry in outbox[at + 1 :]:
-        later = entry.effect
-        if entry.status == "pending" and isinstance(
-            later, (fx.ProcessPlatformReturn, fx.RemovePlatformLines)
-        ):
-            for units in later.lines:
-                line_id = ids.get(units.order_line_id)
-                keep[line_id] = keep.get(line_id, 0) + units.quantity
-    left = []
-    for line in lines:
-        there = opened.get(line.line_id, 0) - done.get(line.line_id, 0)
-        there -= gone.get(line.line_id, 0) + keep.get(line.line_id, 0)
-        take = min(line.quantity, max(there, 0))
-        keep[line.line_id] = keep.get(line.line_id, 0) + take
-        left.extend([Quantity(line.line_id, take)] if take else [])
-    return left
-
-
-def _remove_items(
-    port: PlatformReturns, effect: fx.Effect, return_id: str, items: list[Quantity], base: str
-) -> object:
-    """Take exchange items out, under ``base`` and the items and units removed: one key
-    per distinct removal, the same for a retry of it."""
-    named = ",".join(f"{item.line_id}x{item.quantity}" for item in items)
-    return port.remove_lines(
-        effect.shop, return_id, [], exchange_lines=items, idempotency_key=f"{base}/{named}"
-    )
-
-
-def _items_left(
-    port: PlatformReturns,
-    effect: fx.Effect,
-    record: ReturnRecord,
-    return_id: str,
-    ids: set[str],
-) -> list[Quantity]:
-    """The items of exchange lines ``ids`` still on the platform return, neither processed
-    nor removed."""
-    now = port.get_return(effect.shop, return_id)
-    done, gone = dict(now.exchange_processed), dict(now.exchange_removed)
-    items = []
-    for line in record.exchange_lines:
-        item = line.platform_item_id
-        if line.id in ids and item is not None:
-            left = line.quantity - done.get(item, 0) - gone.get(item, 0)
-            items.extend([Quantity(item, left)] if left > 0 else [])
-    return items
-
-
 def close_platform_return(
     d: Dispatcher, effect: fx.ClosePlatformReturn, record: ReturnRecord
 ) -> object:
-    port, return_id = _platform(d, effect, record)
+    if never_opened(d, effect, record):  # nothing there to move
+        return None
+    port, return_id = platform_of(d, effect, record)
     now = port.get_return(effect.shop, return_id)
     if now.status.value != "OPEN":  # closed by its last processing, or by a person there
         return now
@@ -565,7 +436,9 @@ def close_platform_return(
 def reopen_platform_return(
     d: Dispatcher, effect: fx.ReopenPlatformReturn, record: ReturnRecord
 ) -> object:
-    port, return_id = _platform(d, effect, record)
+    if never_opened(d, effect, record):  # nothing there to move
+        return None
+    port, return_id = platform_of(d, effect, record)
     now = port.get_return(effect.shop, return_id)
     if now.status.value != "CLOSED":
         return now
@@ -575,7 +448,9 @@ def reopen_platform_return(
 def cancel_platform_return(
     d: Dispatcher, effect: fx.CancelPlatformReturn, record: ReturnRecord
 ) -> object:
-    port, return_id = _platform(d, effect, record)
+    if never_opened(d, effect, record):  # nothing there to move
+        return None
+    port, return_id = platform_of(d, effect, record)
     now = port.get_return(effect.shop, return_id)
     if now.status.value not in ("REQUESTED", "OPEN"):  # declined or cancelled there already
         return now
