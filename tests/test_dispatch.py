@@ -238,9 +238,8 @@ def test_a_handler_that_asks_to_write_first_is_called_again_on_the_return_as_wri
     worker = _worker(harness, handlers={fx.Notify: decide_then_send})
     report = worker.dispatch_pending()
     assert (report.failed, report.given_up) == (0, 0)
-    keys = [
-        e.effect.key for e in harness.store.outbox(SHOP, return_id) if e.effect.kind == "notify"
-    ]
+    outbox = harness.store.outbox(SHOP, return_id)
+    keys = [e.effect.key for e in outbox if e.effect.kind == "notify"]
     record = harness.store.get(SHOP, return_id)
     assert [e.payload["key"] for e in record.history if e.event == "decided"] == keys
     assert all(e.attempts == 1 for e in outbox)
