@@ -5,7 +5,9 @@ A :class:`Dispatcher` works alone (a worker process, a task queue's task) or ins
 Each effect type has one handler in :data:`HANDLERS`: a small function that calls one port
 with the effect's idempotency key and returns what the port answered. A new effect kind is
 one entry there (and, if its answer changes the return, one in
-:mod:`returnflow.decisions.results`).
+:mod:`returnflow.decisions.results`). A handler that must send a retry the call its first
+attempt decided raises :class:`~returnflow._delivery.WriteFirst` with the decision: it is
+written on the return, and the handler called again on the return as written.
 
 A delivery that raises is retried after the policy's back-off; one that fails for good, or
 ``policy.max_attempts`` times, is given up, and when the return depends on it (commerce,
