@@ -232,3 +232,22 @@ def test_an_opening_retried_after_its_return_was_cancelled_is_cancelled_right_aw
     record = made.service.get(SHOP, return_id)
     now = there.get_return(SHOP, record.refs.platform_return_id or "")
     assert now.status.value == "CANCELED"
+
+
+def test_an_approval_of_a_return_cancelled_since_is_not_sent() -> None:
+    # A return in review has its platform return opened as requested; it is approved and
+    # then cancelled before the approval was delivered: the platform return is cancelled
+    # as requested, never approved first.
+    made = native_harness(ReturnPolicy(platform_mode="native", auto_approve=False))
+    there = platform(made)
+    return_id = request(made, caps())
+    there.fail("approve", times=None)
+    made.service.approve(SHOP, return_id)
+    made.dispatch_due()
+    made.service.cancel(SHOP, return_id)
+    there.heal()
+    made.dispatch_due()
+    record = made.service.get(SHOP, return_id)
+    now = there.get_return(SHOP, record.refs.platform_return_id or "")
+    assert (record.status, now.status.value) == ("cancelled", "CANCELED")
+    assert [c.outcome for c in there.calls_to("approve")] == ["failed", "failed"]

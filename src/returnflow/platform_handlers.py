@@ -141,6 +141,8 @@ def approve_platform_return(
     now = port.get_return(effect.shop, return_id)
     if now.status.value != "REQUESTED":  # approved there already, or moved on by a person
         return now
+    if record.status in ENDED:  # ended since: the cancel planned after it takes it away
+        return now
     return port.approve(effect.shop, return_id, idempotency_key=effect.key)
 
 
