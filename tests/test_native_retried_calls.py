@@ -43,6 +43,8 @@ class KeepsMoreLosesAnswers(FakePlatformReturns):
     and then times out while ``lose`` says so: the units are processed, the answer lost."""
 
     lose = False
+    always = False
+    """Every answer is lost while ``lose`` says so, not only each key's first."""
 
     def calculate(self, shop: str, return_id: str, lines: Any = None, **kw: Any) -> Any:
         outcome: FinancialOutcome = super().calculate(shop, return_id, lines, **kw)
@@ -52,7 +54,7 @@ class KeepsMoreLosesAnswers(FakePlatformReturns):
     def process(self, shop: str, return_id: str, lines: Any, **kwargs: Any) -> ProcessResult:
         first = kwargs["idempotency_key"] not in {c.idempotency_key for c in self.calls}
         result = super().process(shop, return_id, lines, **kwargs)
-        if first and self.lose:
+        if (first or self.always) and self.lose:
             raise PortError("platform_returns", "process", "timed out", retryable=True)
         return result
 
@@ -86,6 +88,35 @@ def test_a_processing_whose_refund_the_platform_moved_is_sent_again_as_it_was() 
         ("ok", "18.99"),
         ("replayed", "18.99"),
     ]
+    same_call_per_key(there, "process")
+
+
+def test_a_processing_given_up_and_closed_by_a_person_sends_what_it_decided() -> None:
+    # As above, but every answer of the processing is lost until it is given up and the
+    # return goes to a person, who closes it: the processing delivered again sends the
+    # platform's 18.99 it decided (and that moved), not returnflow's figure.
+    ports = FakePorts()
+    ports.commerce.add_order(attrs.evolve(tee_and_caps(), lines=[three_at_ten()]))
+    policy = ReturnPolicy(
+        platform_mode="native",
+        refund_trigger=RefundTrigger.ON_RECEIVED,
+        platform_money=MoneyAuthority.PLATFORM,
+        max_attempts=2,
+    )
+    there = KeepsMoreLosesAnswers(ports.commerce)
+    made = Harness(policy=policy, ports=ports, platform_returns=there)
+    return_id = request(made, RequestLine(order_line_id="L3", quantity=3))
+    receive(made, return_id, "r1", passed("L3"))
+    there.lose, there.always = True, True
+    receive(made, return_id, "r2", passed("L3", 2))
+    made.dispatch_due()
+    assert made.service.get(SHOP, return_id).status == "needs_review"
+    there.lose = False
+    made.service.close(SHOP, return_id)
+    made.dispatch_due()
+    closed_without_review(made, return_id)
+    calls = there.calls_to("process")
+    assert {str(c.args["refund"].amount) for c in calls[1:]} == {"18.99"}
     same_call_per_key(there, "process")
 
 

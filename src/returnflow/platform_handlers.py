@@ -191,7 +191,7 @@ def process_platform_return(
         if items:
             remove_items(port, effect, return_id, items, f"{effect.key}/cancelled")
     taken = _taken(record, effect)
-    if taken is not None and not reviewed:  # decided by the first attempt: sent again
+    if taken is not None:  # decided by the first attempt (which may have acted): sent again
         theirs, refund, net = taken
     elif effect.expected is not None and not reviewed:
         try:
