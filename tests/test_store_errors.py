@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -476,6 +476,29 @@ def test_a_store_refuses_text_it_cannot_encode_as_a_validation_error(tmp_path: P
     store.close()
 
 
+@contextlib.contextmanager
+def damaged_sqlite(
+    path: Path, commit: Commit, statement: str, params: Sequence[object] = ()
+) -> Iterator[SqliteStore]:
+    """A store at ``path`` that wrote ``commit``, whose file was then changed behind its
+    back by ``statement``: opened again (nothing cached), closed after the test."""
+    store = SqliteStore(path)
+    store.commit(commit)
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute(statement, params)
+    store = SqliteStore(path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+WITH_EFFECT = Commit(
+    records=((make_record("shop-a", "R1"), 0),), effects=(make_effect("shop-a", "R1", 0),)
+)
+
+
 @pytest.mark.parametrize(
     ("column", "value"),
     [
@@ -483,28 +506,37 @@ def test_a_store_refuses_text_it_cannot_encode_as_a_validation_error(tmp_path: P
         ("updated_at", "2026-01-01T00:00:00"),  # no offset: not what the store writes
         ("claimed_until", 42),
         ("result", "{not json"),
+        ("result", "[" * 100_000),  # nested past the recursion limit
     ],
+    ids=["garbage-time", "naive-time", "number-time", "not-json", "too-deep"],
 )
 def test_an_outbox_row_with_a_damaged_column_is_named_not_a_raw_error(
     tmp_path: Path, column: str, value: object
 ) -> None:
-    path = tmp_path / "returns.db"
-    store = SqliteStore(path)
-    store.commit(
-        Commit(
-            records=((make_record("shop-a", "R1"), 0),),
-            effects=(make_effect("shop-a", "R1", 0),),
-        )
-    )
-    store.close()
-    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
-        raw.execute(f"UPDATE outbox SET {column} = ? WHERE return_id = 'R1'", (value,))
-    store = SqliteStore(path)
-    try:
+    statement = f"UPDATE outbox SET {column} = ? WHERE return_id = 'R1'"
+    with damaged_sqlite(tmp_path / "returns.db", WITH_EFFECT, statement, (value,)) as store:
         with pytest.raises(UnreadableRecord) as refused:
             store.outbox("shop-a", "R1")
         assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
         assert "shop-a/R1/0" in refused.value.reason
+
+
+@pytest.mark.parametrize("result", ["{not json", "[" * 100_000])
+def test_postgres_outbox_row_with_a_damaged_result_is_named_not_a_raw_error(
+    pg_dsn: str, result: str
+) -> None:
+    # Its times are timestamptz (the server keeps only instants); its result is JSON text.
+    from returnflow.stores.postgres import PostgresStore
+
+    store = PostgresStore(pg_dsn)
+    store.commit(WITH_EFFECT)
+    pg(pg_dsn, "UPDATE outbox SET result = %s WHERE return_id = 'R1'", (result,))
+    try:
+        for read in (lambda: store.outbox("shop-a", "R1"), lambda: store.pending()):
+            with pytest.raises(UnreadableRecord) as refused:
+                read()
+            assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
+            assert "shop-a/R1/0" in refused.value.reason
     finally:
         store.close()
 
@@ -513,19 +545,11 @@ def test_an_outbox_row_with_a_damaged_column_is_named_not_a_raw_error(
 def test_an_inbox_row_with_a_damaged_time_is_named_not_a_raw_error(
     tmp_path: Path, value: object
 ) -> None:
-    path = tmp_path / "returns.db"
-    store = SqliteStore(path)
     key = InboundKey("shop-a", "carrier", "e1")
-    store.commit(Commit(records=((make_record("shop-a", "R1"), 0),), inbound=key))
-    assert [event for _, event, _ in store.inbound("shop-a", "R1")] == ["e1"]
-    store.close()
-    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
-        raw.execute("UPDATE inbox SET at = ? WHERE event_id = 'e1'", (value,))
-    store = SqliteStore(path)
-    try:
+    commit = Commit(records=((make_record("shop-a", "R1"), 0),), inbound=key)
+    statement = "UPDATE inbox SET at = ? WHERE event_id = 'e1'"
+    with damaged_sqlite(tmp_path / "returns.db", commit, statement, (value,)) as store:
         with pytest.raises(UnreadableRecord) as refused:
             store.inbound("shop-a", "R1")
         assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
         assert "e1" in refused.value.reason
-    finally:
-        store.close()
