@@ -24,11 +24,13 @@ from returnflow.errors import (
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_DIGITS",
     "MAX_QUANTITY",
     "MAX_TRACKING",
     "MAX_URL",
     "check_amount",
     "check_data",
+    "check_digits",
     "check_instant",
     "check_quantity",
     "check_required_instant",
@@ -252,3 +254,34 @@ def check_data(field: str, value: object, depth: int = 0) -> Any:
     raise InvalidPayload(
         field, value, "must be JSON data: text, a number, true/false, null, an array or object"
     )
+
+
+MAX_DIGITS = 4300
+"""The most decimal digits of a whole number in free-form data (a history entry's payload, an
+effect's payload or context, a parked fact's lines, a delivery's result) that a store keeps:
+Python's own default limit on turning a whole number into text and back
+(``sys.get_int_max_str_digits``), so that every Python reads back what another wrote."""
+
+_FEW_BITS = (10**MAX_DIGITS).bit_length() - 4
+"""Bits below which no whole number has more than :data:`MAX_DIGITS` digits."""
+_TOO_LONG = 10**MAX_DIGITS
+
+
+def check_digits(field: str, value: object) -> None:
+    """:class:`~returnflow.errors.InvalidPayload` naming where in ``field`` free-form
+    ``value`` (objects, arrays, text, numbers) holds a whole number of more than
+    :data:`MAX_DIGITS` digits, which no store can write as text; anything else passes (the
+    other checks are the writer's)."""
+    if isinstance(value, int):
+        if value.bit_length() >= _FEW_BITS and abs(value) >= _TOO_LONG:
+            raise InvalidPayload(field, value, f"has more than {MAX_DIGITS} digits")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, int):  # written as text: a key of JSON
+                check_digits(field, key)
+            if not isinstance(item, str):
+                check_digits(f"{field}.{key}", item)
+    elif isinstance(value, (list, tuple)):
+        for n, item in enumerate(value):
+            if not isinstance(item, str):
+                check_digits(f"{field}[{n}]", item)
