@@ -114,6 +114,8 @@ def _structure_str(value: Any, _: type[Any]) -> str:
     # cattrs would call str() on anything: 5 -> "5", None -> "None"
     if not isinstance(value, str):
         raise InvalidPayload("text", value, "must be a string")
+    if type(value) is not str:  # a str enum's member in the data (as unstructure leaves it)
+        value = str.__str__(value)  # its text, as a store would give it back
     return check_storable("text", value, InvalidPayload, key=False)
 
 

@@ -26,15 +26,18 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_DIGITS",
     "MAX_QUANTITY",
+    "MAX_TEXT",
     "MAX_TRACKING",
     "MAX_URL",
     "check_amount",
     "check_data",
     "check_digits",
     "check_instant",
+    "check_key",
     "check_quantity",
     "check_required_instant",
     "check_storable",
+    "check_text",
     "check_tracking",
     "check_url",
     "coerce_enum",
@@ -48,7 +51,12 @@ def check_storable(
     """``value`` if every store can keep it and every port can send it; ``error`` naming
     ``field`` and the value for a lone surrogate (text that is not Unicode: it has no UTF-8)
     or, in a ``key`` (an id, a shop, a source: text stores index), a NUL character
-    (PostgreSQL text cannot hold one; free text travels inside JSON, where it can)."""
+    (PostgreSQL text cannot hold one; free text travels inside JSON, where it can), and for
+    an instance of a subclass of ``str`` (a ``StrEnum``'s member, a host's own id type):
+    every store gives text back as ``str``, so a subclass, its own equality and hashing
+    with it, would last only until the return is read again from the store."""
+    if type(value) is not str:
+        raise error(field, value, f"must be a plain str, not {type(value).__name__}")
     if key and "\x00" in value:
         raise error(field, value, "must not contain NUL characters")
     try:
@@ -64,17 +72,43 @@ def _nonempty(field: str, value: object) -> None:
     check_storable(field, value)
 
 
+MAX_TEXT = 10_000
+"""The most characters of free text that comes in (a line's note, a customer's note, a
+claim's evidence, a warehouse's note, a product's title): twice the longest note Shopify
+takes (an order's or a cart's, 5,000; a return line's customer note, 300), and few enough
+that a return's record and history, which keep it, stay small."""
+
+
+def check_text(field: str, value: object, error: type[ValidationError] = InvalidRequest) -> str:
+    """``value`` if it is free text (maybe empty) of at most :data:`MAX_TEXT` characters
+    that every store can keep (:func:`check_storable`); ``error`` naming ``field`` and the
+    value (abridged in the message) otherwise."""
+    if not isinstance(value, str):
+        raise error(field, value, "must be a string")
+    if len(value) > MAX_TEXT:
+        raise error(field, value, f"must be at most {MAX_TEXT} characters, not {len(value)}")
+    return check_storable(field, value, error, key=False)
+
+
 def check_str(error: type[ValidationError] = InvalidRequest) -> Any:
-    """A validator: free text (maybe empty) that every store can keep; ``None`` passes."""
+    """A validator: :func:`check_text`; ``None`` passes."""
 
     def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is None:
-            return
-        if not isinstance(value, str):
-            raise error(attribute.name, value, "must be a string")
-        check_storable(attribute.name, value, error, key=False)
+        if value is not None:
+            check_text(attribute.name, value, error)
 
     return check
+
+
+def check_key(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A validator: a key a store finds a stored return by (its id, shop, order id) is a
+    ``str`` itself (see :func:`check_storable`), else
+    :class:`~returnflow.errors.InvalidRequest` naming the field; what else it must be, the
+    request that made it checked, or the store refuses by name."""
+    if type(value) is not str:
+        raise InvalidRequest(
+            attribute.name, value, f"must be a plain str, not {type(value).__name__}"
+        )
 
 
 def _check_id(_: object, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -19,6 +19,7 @@ from returnflow.domain._fields import (
     _check_count,
     _check_id,
     check_amount,
+    check_key,
     check_storable,
     check_str,
     coerce_enum,
@@ -507,9 +508,9 @@ class ParkedFact:
 class ReturnRecord:
     """A return as stored: the state of both regions, lines, links, version and history."""
 
-    id: str
-    shop: str
-    order_id: str
+    id: str = attrs.field(validator=check_key)
+    shop: str = attrs.field(validator=check_key)
+    order_id: str = attrs.field(validator=check_key)
     currency: str
     status: str
     exchange_status: str
