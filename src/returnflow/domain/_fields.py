@@ -29,6 +29,7 @@ __all__ = [
     "MAX_TEXT",
     "MAX_TRACKING",
     "MAX_URL",
+    "StoredText",
     "check_amount",
     "check_data",
     "check_digits",
@@ -39,8 +40,11 @@ __all__ = [
     "check_storable",
     "check_text",
     "check_tracking",
+    "check_tracking_field",
     "check_url",
+    "check_url_field",
     "coerce_enum",
+    "stored_url",
     "to_utc",
 ]
 
@@ -169,6 +173,36 @@ def check_url(field: str, value: object, error: type[ValidationError] = InvalidP
     if len(value) > MAX_URL:
         raise error(field, value, f"must be at most {MAX_URL} characters")
     return check_storable(field, value, error)
+
+
+class StoredText(str):
+    """Text a store read back that a bound set after it was written refuses (a label's URL
+    longer than :data:`MAX_URL`): kept as it was written, so that the return it belongs to
+    still reads and still changes; :func:`check_url_field` takes it as it is. Made only by
+    :func:`stored_url`, never from input (which is ``str`` itself: :func:`check_storable`)."""
+
+    __slots__ = ()
+
+
+def stored_url(field: str, value: str) -> str:
+    """A URL as a store reads it back: text longer than :data:`MAX_URL` (written before the
+    bound) as :class:`StoredText`, once :func:`check_storable` (what every store keeps)
+    passes; other text as it is, for the model's checks."""
+    if type(value) is str and len(value) > MAX_URL:
+        return StoredText(check_storable(field, value, InvalidPayload))
+    return value
+
+
+def check_url_field(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A validator: :func:`check_url` of an optional URL; ``None`` and :class:`StoredText`
+    (read back from a store) pass."""
+    if value is not None and type(value) is not StoredText:
+        check_url(attribute.name, value)
+
+
+def check_tracking_field(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A validator: :func:`check_tracking`."""
+    check_tracking(attribute.name, value)
 
 
 def _check_count(minimum: int) -> Any:

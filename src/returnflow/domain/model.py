@@ -22,6 +22,7 @@ from returnflow.domain._fields import (
     check_key,
     check_storable,
     check_str,
+    check_url_field,
     coerce_enum,
 )
 from returnflow.domain.claims import Claim
@@ -425,12 +426,12 @@ class ExchangeLine:
 
 @attrs.frozen
 class ExternalRefs:
-    """Ids that other systems gave to this return and its parts."""
+    """Ids that other systems gave to this return and its parts (a URL: ``check_url``)."""
 
     platform_return_id: str | None = None
     warehouse_rma_id: str | None = None
     tracking_number: str | None = None
-    label_url: str | None = None
+    label_url: str | None = attrs.field(default=None, validator=check_url_field)
     exchange_hold_id: str | None = None
     refund_ids: tuple[str, ...] = ()
     credit_ids: tuple[str, ...] = ()
