@@ -382,6 +382,8 @@ class MemoryStore:
         retry_at: datetime | None = None,
     ) -> OutboxEntry:
         attempt = Attempt(key, ok, at, result, error, give_up, retry_at)
+        if ok:  # what the durable stores cannot write, refused alike
+            check_digits("result", result)
         with self._lock:
             entry = self._outbox.get(key)
             if entry is None:

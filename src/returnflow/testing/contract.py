@@ -1084,6 +1084,9 @@ class StoreContract(abc.ABC):
         with _raises(InvalidPayload) as refused:
             store.commit(Commit(records=(), attempts=(result,)))
         assert refused.value.field == "result.id"
+        with _raises(InvalidPayload) as refused:
+            store.record_attempt("shop-a/R1/0", ok=True, at=self.NOW, result=[too_long])
+        assert refused.value.field == "result[0]"
         assert [entry.status for entry in store.outbox(self.SHOP, "R1")] == ["pending"]
         # one digit fewer is kept, and read back as it was
         v2 = next_version(record, payload={"n": too_long - 1})
