@@ -9,6 +9,7 @@ of exactly those types, is left to the converter."""
 
 from __future__ import annotations
 
+import enum
 import operator
 import typing
 from collections.abc import Callable, Mapping
@@ -18,7 +19,18 @@ import attrs
 
 from returnflow.lifecycle.effects import Effect
 
-__all__ = ["FREE_FORM", "NotNative", "clone", "direct_data", "flat", "native_copy"]
+__all__ = [
+    "FREE_FORM",
+    "NotNative",
+    "clone",
+    "direct_data",
+    "exactly_plain",
+    "flat",
+    "json_native",
+    "native_copy",
+    "plain_copy",
+    "reads_back_as_is",
+]
 
 FREE_FORM = ("payload", "context")
 """The free-form fields (``Publish.payload``, ``Notify.context``: ``Mapping[str, Any]``)."""
@@ -154,3 +166,81 @@ def clone(effect: Effect, changes: dict[str, Any]) -> Effect:
         return attrs.evolve(effect, **changes)
     new: Effect = shape.copy(effect, changes)
     return new
+
+
+# -- what a parse of an effect's text gives back as it is ------------------------------
+
+
+def plain_copy(value: Any) -> Any:
+    """A copy of plain JSON data (see :func:`json_native`): its dicts and lists new."""
+    kind = type(value)
+    if kind is dict:
+        copied = value.copy()
+        if flat(value):
+            return copied
+        for key, item in value.items():
+            if type(item) is dict or type(item) is list:  # scalars are shared as they are
+                copied[key] = plain_copy(item)
+        return copied
+    if kind is list:
+        return [plain_copy(item) for item in value]
+    return value
+
+
+def json_native(value: Any) -> bool:
+    """Whether ``json.loads(json.dumps(value))`` gives back an equal value of the same types."""
+    kind = type(value)
+    if kind is dict:
+        if flat(value):
+            return True
+        for key, item in value.items():
+            item_kind = type(item)
+            if type(key) is not str or not (
+                item_kind is str
+                or item_kind is int
+                or item_kind is bool
+                or item is None
+                or json_native(item)
+            ):
+                return False
+        return True
+    if kind is list:
+        return all(json_native(item) for item in value)
+    return kind is str or kind is int or kind is bool or value is None
+
+
+def exactly_plain(data: Any) -> bool:
+    """Whether the converter's ``data`` of an effect holds only values of exactly the types a
+    parse gives (a ``str`` subclass, say, is written as its text and read back as a ``str``,
+    which may print, compare or hash otherwise); returnflow's enums are read back as
+    themselves, the type of the fields that hold them."""
+    kind = type(data)
+    if kind is dict:
+        if flat(data):
+            return True
+        for key, item in data.items():
+            item_kind = type(item)
+            if type(key) is not str or not (
+                item_kind is str
+                or item_kind is int
+                or item_kind is bool
+                or item is None
+                or exactly_plain(item)
+            ):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(exactly_plain(item) for item in data)
+    if isinstance(data, enum.Enum):  # a member of one of returnflow's: its field's own type
+        return kind.__module__.startswith("returnflow.")
+    return kind is str or kind is int or kind is bool or data is None
+
+
+def reads_back_as_is(effect: Effect) -> bool:
+    """Whether each free-form mapping of ``effect`` (:data:`FREE_FORM`) is a ``dict`` that a
+    parse of its JSON gives back as it is (:func:`json_native`)."""
+    for name in FREE_FORM:
+        value = getattr(effect, name, None)
+        if value is not None and (type(value) is not dict or not json_native(value)):
+            return False
+    return True
