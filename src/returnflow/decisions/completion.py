@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import attrs
-
 from returnflow.decisions import exchange, review
 from returnflow.decisions._fees import left_off
 from returnflow.decisions.change import Change
+from returnflow.domain._evolve import evolve
 from returnflow.domain.model import (
     Exchange,
     ExchangeLine,
@@ -113,7 +112,7 @@ def close_by_hand(
             paid_by_exchange = line.id in exchanged and exchange_decision == "release"
             if line.id in missing and not paid_by_exchange:
                 start = max(line.accepted, line.settled)
-                extra.append((attrs.evolve(line, outcome=outcome), missing[line.id], start))
+                extra.append((evolve(line, outcome=outcome), missing[line.id], start))
         change.note("unreceived_settled", {"as": unreceived, "decided_by": change.actor})
     decided_by = change.actor if exchange_decision == "release" else None
     complete(
@@ -350,7 +349,7 @@ def settle_parts(
         restocking = (restocking or Money.zero(record.currency)) + settlement.restocking_fee
     change.update(
         lines=tuple(
-            attrs.evolve(line, settled=line.settled + added[line.id]) if line.id in added else line
+            evolve(line, settled=line.settled + added[line.id]) if line.id in added else line
             for line in record.lines
         ),
         return_shipping_fee=settlement.return_shipping_fee or record.return_shipping_fee,

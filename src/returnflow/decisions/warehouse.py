@@ -3,10 +3,9 @@ its Finished, which completes the return (seed 000, seed 002)."""
 
 from __future__ import annotations
 
-import attrs
-
 from returnflow.decisions import carrier, completion, locations, review
 from returnflow.decisions.change import Change
+from returnflow.domain._evolve import evolve
 from returnflow.domain.destinations import several
 from returnflow.domain.inbound import Disposition, ReceivedLine, WarehouseFinished, WarehouseReceipt
 from returnflow.domain.model import QcResult, ReturnLine, ReturnRecord
@@ -103,7 +102,7 @@ def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> st
         )
         if to_restock:
             restock.append(LineQuantity(line.order_line_id, to_restock))
-        lines[line_id] = attrs.evolve(
+        lines[line_id] = evolve(
             line,
             received=line.received + passed + failed,
             accepted=line.accepted + passed,
