@@ -22,6 +22,7 @@ __all__ = [
     "carried",
     "charging",
     "hold",
+    "rejected",
     "release",
     "release_if_instant",
     "settle_authorization",
@@ -127,6 +128,15 @@ def authorizing(record: ReturnRecord) -> bool:
     """Whether the instant exchange's authorization was asked for and not answered yet (a
     person looks at it once the ask has failed for good)."""
     return record.payment_authorized is None and record.status != "needs_review" and asked(record)
+
+
+def rejected(record: ReturnRecord) -> bool:
+    """Whether a unit of a line with an open exchange line (pending or held) failed QC: its
+    new item is not to ship on an instant exchange's authorization answered after that."""
+    exchanged = {
+        line.return_line_id for line in record.exchange_lines if line.status in ("pending", "held")
+    }
+    return any(line.rejected for line in record.lines if line.id in exchanged)
 
 
 def charging(record: ReturnRecord) -> bool:
