@@ -476,11 +476,8 @@ def _cancelled_items(record: ReturnRecord) -> tuple[str, ...]:
 def _captured(record: ReturnRecord) -> Money | None:
     """An instant exchange's authorization captured (QC failed, the units never came) and
     kept: it pays for the new items the platform return asks to be paid."""
-    events = {e.event for e in record.history if e.event != "authorization_settled"}
-    captured = any(
-        e.event == "authorization_settled" and e.payload.get("captured") for e in record.history
-    )
-    return record.payment_authorized if captured and "capture_refunded" not in events else None
+    refunded = any(e.event == "capture_refunded" for e in record.history)
+    return None if refunded else exchange.captured(record)
 
 
 def _paid_by_capture(record: ReturnRecord) -> Money | None:
