@@ -437,7 +437,11 @@ def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why:
     and it is part of the payout a fee is taken from. Left to completion, a fee taken here
     from the units alone would be waived (``fees_only_from_payout``) where the whole
     return's payout covers it, and the return would settle differently from one whose
-    units and kept lines settle together (the platform return's figure)."""
+    units and kept lines settle together (the platform return's figure). Paid on receipt
+    (``accepted_only``), it waits for a receipt that pays units: paid by one whose units
+    all failed QC, it was paid apart from the units of a later receipt, or with them when
+    that receipt came first (a fee taken from the refund or the credit, two refunds or one,
+    depending on the order the receipts came in)."""
     parts = []
     for line in change.record.lines:
         if isinstance(line.outcome, Exchange) or line.claimed:
@@ -445,6 +449,10 @@ def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why:
         units = line.accepted if accepted_only and line.requires_receipt else line.quantity
         if units > line.settled:
             parts.append((line, units - line.settled, line.settled))
+    if accepted_only and not any(line.requires_receipt for line, _, _ in parts):
+        # no unit that came back is paid now (a receipt whose units all failed QC): the
+        # kept lines wait for a payout of units, or completion, whichever receipt came first
+        return
     if parts:
         change.note("refund_trigger", {"trigger": why})
         # With an exchange, the return shipping fee is settled with it at completion: the
