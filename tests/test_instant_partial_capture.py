@@ -10,6 +10,7 @@ out of the balance as well."""
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from _builders import (
@@ -24,7 +25,7 @@ from _builders import (
     request,
     swap,
 )
-from returnflow import Exchange, FeePolicy, RequestLine, ReturnPolicy
+from returnflow import Exchange, FeePolicy, RequestLine, ReturnPolicy, ReturnReason
 from returnflow.domain.model import QcResult
 from returnflow.domain.policy import ReleaseTrigger
 
@@ -66,3 +67,33 @@ def test_the_capture_pays_only_for_the_items_whose_units_failed_qc(
     if mode == "native":
         there = made.service.get(SHOP, return_id).refs.platform_return_id or ""
         assert platform(made).refunded(SHOP, there) == eur("0.00")
+
+
+def test_outbound_shipping_waived_for_the_items_settled_is_not_counted_twice() -> None:
+    # As above, the caps for a dearer cap, sent back as the wrong item: a reason that waives
+    # the fees, the exchange's outbound shipping (3.00) among them. The balance paid up
+    # front (13.00) counted on the T-shirt's reason, which waives nothing; the T-shirt fails
+    # QC, its item is paid by the capture, and the settlement of the caps' item waives the
+    # shipping and gives it back. The figure for the platform took the shipping out of the
+    # balance paid anyway (owed 7.00 against the platform's 10.00) and sent the return to
+    # a person.
+    fees = FeePolicy(
+        exchange_shipping=eur("3.00"), waive_for_reasons=frozenset({ReturnReason.WRONG_ITEM})
+    )
+    policy = ReturnPolicy(
+        platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN, fees=fees
+    )
+    made = native_harness(policy)
+    caps = attrs.evolve(caps_for("30.00"), reason=ReturnReason.WRONG_ITEM)
+    return_id = request(made, swap("25.00"), caps)
+    tee, cap = made.service.get(SHOP, return_id).lines
+    handed_in(made, return_id)
+    receive(made, return_id, "r1", passed(tee.id, qc=QcResult.FAIL), passed(cap.id, 2))
+    closed_without_review(made, return_id)
+    payments = [(p.kind, p.amount) for p in made.ports.payments.payments]
+    assert payments == [
+        ("charge", eur("13.00")),
+        ("authorization", eur("45.00")),
+        ("capture", eur("25.00")),
+        ("refund", eur("3.00")),
+    ]
