@@ -137,8 +137,11 @@ def _authorized(change: Change, effect: fx.AuthorizePayment, result: object) -> 
     )
     change.note("payment_authorized", {"payment": payment, "amount": str(effect.amount)})
     change.publish("payment_authorized", payment_id=payment, amount=str(effect.amount))
-    # An instant exchange: the payment to fall back on is there, the new items ship now.
-    if effect.hold_tag is not None and change.allows("release_exchange"):
+    # An instant exchange: the payment to fall back on is there, the new items ship now;
+    # not when exchanged units failed QC before it was answered (a receipt a person's review
+    # let in while it was asked): completion cancels their items, as for any exchange.
+    failed = exchange.rejected(change.record)
+    if effect.hold_tag is not None and change.allows("release_exchange") and not failed:
         change.effect(fx.ReleaseExchange, hold_tag=effect.hold_tag)
         change.fire(
             "release_exchange",
@@ -152,7 +155,8 @@ def _authorized(change: Change, effect: fx.AuthorizePayment, result: object) -> 
         exchanged = {line.return_line_id for line in record.exchange_lines}
         back = all(line.accepted >= line.quantity for line in record.lines if line.id in exchanged)
         if record.exchange_status != "released" or back:
-            exchange.settle_authorization(change, capture=False, why="no longer needed")
+            why = "exchanged units failed QC before it" if failed else "no longer needed"
+            exchange.settle_authorization(change, capture=False, why=why)
 
 
 def _captured(change: Change, effect: fx.CapturePayment, result: object) -> None:

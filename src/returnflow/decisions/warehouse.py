@@ -166,6 +166,10 @@ def finished(change: Change, event: WarehouseFinished, policy: ReturnPolicy) -> 
         return change.ignore(event, f"warehouse finished while {record.status}")
     if record.completed_at is not None:  # a receipt completed it already: once is enough
         return change.ignore(event, "warehouse finished a return already completed")
+    if record.payouts_given_up:
+        # completed, and a payout given up for good reopened it: a person closes it (and
+        # the payout goes out again then), not the warehouse's Finished that follows
+        return change.ignore(event, "warehouse finished a return whose payout a person decides")
     if not completion.fully_received(change):
         short = ", ".join(
             f"{line.order_line_id}: {line.received}/{line.quantity}"
