@@ -117,11 +117,17 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
     for effect in planned:
         if isinstance(effect, fx.CancelExchange):
             _cancel_lines(change, effect.exchange_line_ids)
-    if opened(change.record) and change.record.status not in _ENDED:
+    # An exchange released in the change that ends the return (a return to origin implying
+    # the hand-in that releases an instant exchange) is processed all the same: the new
+    # items ship, as when the release came in a change of its own before the end.
+    released = any(isinstance(effect, fx.ReleaseExchange) for effect in planned)
+    if opened(change.record) and (change.record.status not in _ENDED or released):
         new.extend(_make(change, fx.PayPlatformBalance, amount=a) for a in balance.charged(change))
         new.extend(_settle(change, policy, planned))
         captured = _captured(change.record)
-        if captured is not None and any(e.event == "authorization_settled" for e in change.history):
+        settled_now = any(e.event == "authorization_settled" for e in change.history)
+        # a return that ended asks nothing to be paid on the platform (it is cancelled)
+        if captured is not None and settled_now and change.record.status not in _ENDED:
             paying = _make(change, fx.PayPlatformBalance, amount=captured)
             balance.note_pay_asked(change, paying)
             new.append(paying)

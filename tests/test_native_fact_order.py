@@ -1,0 +1,73 @@
+"""Native mode: the same facts in another order end the same, on both sides (issue 19).
+
+Each test is one kind of difference the native model found between two orders of the same
+facts: returnflow's money and items, and the platform return's, must not depend on which
+fact came first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from _builders import SHOP, eur, handed_in, native_harness, platform, request, swap
+from returnflow import CarrierStatus, CarrierUpdate, ReturnPolicy
+from returnflow.domain.policy import ReleaseTrigger
+from returnflow.testing import Harness
+
+
+def _sent_back(made: Harness, return_id: str) -> None:
+    made.service.handle(
+        CarrierUpdate(
+            shop=SHOP,
+            return_id=return_id,
+            event_id="s2",
+            status=CarrierStatus.RETURN_TO_ORIGIN,
+        )
+    )
+
+
+def _end(made: Harness, return_id: str) -> tuple[Any, ...]:
+    """What each side ends with: the return's status and items, the payments, and the
+    platform return's exchange fulfillments (held or not), refund and balance."""
+    record = made.service.get(SHOP, return_id)
+    there = record.refs.platform_return_id or ""
+    view = platform(made).get_return(SHOP, there)
+    return (
+        record.status,
+        record.review_reasons,
+        [line.status for line in record.exchange_lines],
+        [(call.operation, call.args.get("amount")) for call in made.ports.payments.calls],
+        sorted(platform(made).fulfillments(SHOP, there).values()),
+        platform(made).refunded(SHOP, there),
+        view.balance_owed,
+    )
+
+
+@pytest.mark.parametrize("price", ["25.00", "30.00"], ids=["even", "upsell"])
+def test_an_instant_exchange_sent_back_before_any_scan_ships_what_the_customer_pays(
+    price: str,
+) -> None:
+    # An instant exchange of the T-shirt (25.00), released when handed in. The parcel goes
+    # back to the sender: the authorization (25.00) is captured and the return cancelled;
+    # the customer pays for the new item, which ships. When the return to origin comes
+    # with no scan before it, it implies the hand-in: one change authorizes, releases and
+    # cancels. The platform return was processed only while the return had not ended, so
+    # the released item was never processed there (never shipped) while the customer paid
+    # for it, and returnflow kept the exchange line pending.
+    policy = ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
+    ends = []
+    for scanned_first in (True, False):
+        made = native_harness(policy)
+        return_id = request(made, swap(price))
+        if scanned_first:
+            handed_in(made, return_id)
+        _sent_back(made, return_id)
+        end = _end(made, return_id)
+        status, reasons, lines, payments, fulfillments, refunded, owed = end
+        assert (status, reasons, lines) == ("cancelled", (), ["released"])
+        assert payments[-2:] == [("authorize", eur("25.00")), ("capture", eur("25.00"))]
+        assert fulfillments == [False]  # the new item ships, not held
+        assert (refunded, owed) == (eur("0.00"), None)
+        ends.append(end)
+    assert ends[0] == ends[1]
