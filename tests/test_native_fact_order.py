@@ -10,9 +10,19 @@ from typing import Any
 
 import pytest
 
-from _builders import SHOP, eur, handed_in, native_harness, platform, request, swap
-from returnflow import CarrierStatus, CarrierUpdate, ReturnPolicy
-from returnflow.domain.policy import ReleaseTrigger
+from _builders import (
+    SHOP,
+    eur,
+    handed_in,
+    native_harness,
+    passed,
+    platform,
+    receive,
+    request,
+    swap,
+)
+from returnflow import CarrierStatus, CarrierUpdate, Exchange, Money, RequestLine, ReturnPolicy
+from returnflow.domain.policy import RefundTrigger, ReleaseTrigger
 from returnflow.testing import Harness
 
 
@@ -71,3 +81,45 @@ def test_an_instant_exchange_sent_back_before_any_scan_ships_what_the_customer_p
         assert (refunded, owed) == (eur("0.00"), None)
         ends.append(end)
     assert ends[0] == ends[1]
+
+
+def _refunded(made: Harness, return_id: str) -> Money:
+    """What the customer was refunded: on the platform return (native) or the order (tags)."""
+    record = made.service.get(SHOP, return_id)
+    if made.platform_returns is not None:
+        return platform(made).refunded(SHOP, record.refs.platform_return_id or "")
+    calls = made.ports.commerce.calls
+    return Money.sum((c.args["amount"] for c in calls if c.operation == "refund"), "EUR")
+
+
+@pytest.mark.parametrize("mode", ["native", "tags"])
+@pytest.mark.parametrize(
+    "trigger", [RefundTrigger.ON_CLOSE, RefundTrigger.ON_RECEIVED], ids=["at-close", "early"]
+)
+def test_an_instant_upsell_whose_exchanged_line_half_failed_takes_the_rest_from_the_payout(
+    mode: str, trigger: RefundTrigger
+) -> None:
+    # Both caps (2 x 10.00) exchanged for one item at 30.00, released on an authorization of
+    # the caps' worth (20.00); the T-shirt (25.00) refunded. One cap fails QC, the other
+    # passes: the authorization is captured (20.00) and the new item's other 10.00 comes
+    # out of the payout of the units accepted (T-shirt and cap, 35.00): 25.00 refunded.
+    # The caps' line, one unit accepted, counted as come back, so the item was taken as
+    # paid by the units and 35.00 refunded: 10.00 under-charged (native mode: the
+    # platform's 25.00 against it, a review).
+    policy = ReturnPolicy(
+        platform_mode=mode, exchange_release=ReleaseTrigger.ON_HANDED_IN, refund_trigger=trigger
+    )
+    made = native_harness(policy)
+    upsell = Exchange(variant_id="hat", unit_price=eur("30.00"), quantity=1)
+    caps_for_one = RequestLine(order_line_id="L2", quantity=2, outcome=upsell)
+    return_id = request(made, caps_for_one, RequestLine(order_line_id="L1", quantity=1))
+    handed_in(made, return_id)
+    record = made.service.get(SHOP, return_id)
+    by_order_line = {line.order_line_id: line.id for line in record.lines}
+    tee, cap = by_order_line["L1"], by_order_line["L2"]
+    receive(made, return_id, "r1", passed(tee), passed(cap, qc="fail"), passed(cap))
+    record = made.service.get(SHOP, return_id)
+    assert (record.status, record.review_reasons) == ("closed", ())
+    payments = [(call.operation, call.args.get("amount")) for call in made.ports.payments.calls]
+    assert payments == [("authorize", eur("20.00")), ("capture", eur("20.00"))]
+    assert _refunded(made, return_id) == eur("25.00")
