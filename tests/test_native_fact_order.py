@@ -123,3 +123,43 @@ def test_an_instant_upsell_whose_exchanged_line_half_failed_takes_the_rest_from_
     payments = [(call.operation, call.args.get("amount")) for call in made.ports.payments.calls]
     assert payments == [("authorize", eur("20.00")), ("capture", eur("20.00"))]
     assert _refunded(made, return_id) == eur("25.00")
+
+
+@pytest.mark.parametrize(
+    "order",
+    [("tee", "failed", "passed"), ("failed", "tee", "passed"), ("failed", "passed", "tee")],
+    ids=["tee-first", "tee-between", "tee-last"],
+)
+def test_a_captured_authorization_pays_the_items_shipped_ahead_whatever_the_receipt_order(
+    order: tuple[str, str, str],
+) -> None:
+    # Both caps (2 x 10.00) exchanged evenly for two others, shipped on an authorization of
+    # their worth (20.00); the T-shirt (25.00) refunded when received. One cap fails QC:
+    # the authorization is captured and pays the new caps, so the T-shirt and the cap that
+    # passed are refunded in full: 35.00, whatever order the three receipts come in. The
+    # T-shirt processed on its own before the caps, the caps' last call took the 20.00 the
+    # platform asked for the new caps ahead from the passed cap's worth as if the units
+    # still paid for them (the platform's 0.00 against returnflow's 10.00: a review).
+    policy = ReturnPolicy(
+        platform_mode="native",
+        exchange_release=ReleaseTrigger.ON_HANDED_IN,
+        refund_trigger=RefundTrigger.ON_RECEIVED,
+    )
+    made = native_harness(policy)
+    even = RequestLine(order_line_id="L2", quantity=2, outcome=Exchange(variant_id="cap-red"))
+    return_id = request(made, even, RequestLine(order_line_id="L1", quantity=1))
+    handed_in(made, return_id)
+    record = made.service.get(SHOP, return_id)
+    by_order_line = {line.order_line_id: line.id for line in record.lines}
+    tee, cap = by_order_line["L1"], by_order_line["L2"]
+    receipts = {"tee": passed(tee), "failed": passed(cap, qc="fail"), "passed": passed(cap)}
+    for number, name in enumerate(order):
+        receive(made, return_id, f"r{number}", receipts[name])
+    record = made.service.get(SHOP, return_id)
+    assert (record.status, record.review_reasons) == ("closed", ())
+    payments = [(call.operation, call.args.get("amount")) for call in made.ports.payments.calls]
+    assert payments == [("authorize", eur("20.00")), ("capture", eur("20.00"))]
+    assert _refunded(made, return_id) == eur("35.00")
+    there = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
+    assert there.balance_owed is None
+    assert sorted(platform(made).fulfillments(SHOP, there.return_id).values()) == [False]

@@ -437,7 +437,7 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
                 refund_duties=duty_refunds,
                 expected=expected,
                 expected_owed=owed,
-                owed_paid_apart=_paid_by_capture(record) if whole else None,
+                owed_paid_apart=_paid_by_capture(record),
                 shipping_fee=not whole and _took_shipping_fee(change),
             )
         )
