@@ -21,7 +21,15 @@ from _builders import (
     request,
     swap,
 )
-from returnflow import CarrierStatus, CarrierUpdate, Exchange, Money, RequestLine, ReturnPolicy
+from returnflow import (
+    CarrierStatus,
+    CarrierUpdate,
+    Exchange,
+    FeePolicy,
+    Money,
+    RequestLine,
+    ReturnPolicy,
+)
 from returnflow.domain.policy import RefundTrigger, ReleaseTrigger
 from returnflow.testing import Harness
 
@@ -163,3 +171,36 @@ def test_a_captured_authorization_pays_the_items_shipped_ahead_whatever_the_rece
     there = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
     assert there.balance_owed is None
     assert sorted(platform(made).fulfillments(SHOP, there.return_id).values()) == [False]
+
+
+@pytest.mark.parametrize("shipping", [None, "4.00"], ids=["no-shipping", "outbound-shipping"])
+@pytest.mark.parametrize("exchanged_first", [True, False], ids=["exchanged-first", "last"])
+def test_an_upsell_released_at_close_with_a_unit_refunded_in_the_same_call(
+    exchanged_first: bool, shipping: str | None
+) -> None:
+    # The T-shirt (25.00) exchanged for one at 30.00, released at close; both caps refunded
+    # when received. The T-shirt's receipt first, then one cap's, then the other's: the
+    # last receipt completes the return, charges the 5.00 the T-shirt leaves of the new
+    # one and processes the last cap with the T-shirt and the new item, which the platform
+    # nets against all of that call's units (5.00 for it). Returnflow expected the cap's
+    # 10.00 for the call, as though the 5.00 were not charged in it: a review. The same
+    # money whichever comes last: both caps refunded, the balance charged (with the new
+    # item's outbound shipping, which no platform return carries).
+    fees = FeePolicy(exchange_shipping=eur(shipping) if shipping else None)
+    policy = ReturnPolicy(
+        platform_mode="native", refund_trigger=RefundTrigger.ON_RECEIVED, fees=fees
+    )
+    made = native_harness(policy)
+    return_id = request(made, swap("30.00"), RequestLine(order_line_id="L2", quantity=2))
+    record = made.service.get(SHOP, return_id)
+    by_order_line = {line.order_line_id: line.id for line in record.lines}
+    tee, cap = by_order_line["L1"], by_order_line["L2"]
+    receipts = [passed(tee), passed(cap), passed(cap)]
+    for number, line in enumerate(receipts if exchanged_first else receipts[::-1]):
+        receive(made, return_id, f"r{number}", line)
+    record = made.service.get(SHOP, return_id)
+    assert (record.status, record.review_reasons) == ("closed", ())
+    payments = [(call.operation, call.args.get("amount")) for call in made.ports.payments.calls]
+    assert payments == [("charge", eur("5.00") + eur(shipping or "0.00"))]
+    assert _refunded(made, return_id) == eur("20.00")
+    assert [line.status for line in record.exchange_lines] == ["released"]

@@ -424,8 +424,13 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         if whole:  # the platform nets the whole return (see _whole)
             expected, owed = _whole(record, expected, _owed(change, planned))
         else:  # the outbound shipping of this change the units paid, not a balance
-            outbound = _outbound(change.history, record.currency) - _owed(change, planned)
-            expected = expected + max(outbound, zero)
+            outbound = _outbound(change.history, record.currency)
+            if exchange_ids:  # the platform nets the items against all of the call's units
+                # (units refunded apart too), without the outbound shipping: the balance the
+                # customer pays for them is not refunded of those units
+                expected = max(expected + outbound - _owed(change, planned), zero)
+            else:
+                expected = expected + max(outbound - _owed(change, planned), zero)
         effects.append(
             _make(
                 change,
