@@ -351,7 +351,8 @@ def test_store_credit_bonus_in_another_currency_stores_nothing(harness: Harness)
     [
         pytest.param(0.1, "EUR", "float is not accepted", id="float"),
         pytest.param(1.0, "EUR", "float is not accepted", id="whole-float"),
-        pytest.param(True, "EUR", "float is not accepted", id="bool"),
+        pytest.param(True, "EUR", "a bool (True/False) is not an amount", id="bool"),
+        pytest.param(False, "EUR", "a bool (True/False) is not an amount", id="bool-false"),
         pytest.param("1.001", "EUR", "EUR has 2 decimals", id="too-many-decimals"),
         pytest.param(Decimal("0.005"), "EUR", "EUR has 2 decimals", id="decimal-too-fine"),
         pytest.param("1.5", "JPY", "JPY has 0 decimals", id="jpy-decimals"),

@@ -20,6 +20,7 @@ from returnflow import (
     ReturnRequest,
     WarehouseReceipt,
 )
+from returnflow._delivery import WriteFirst
 from returnflow.demo.scenarios import SHOP, order_1001
 from returnflow.dispatch import HANDLERS, Dispatcher, DispatchReport, Handler
 from returnflow.domain.model import ReturnRecord
@@ -218,3 +219,28 @@ def test_a_claim_held_by_one_worker_is_not_delivered_by_another(lease: timedelta
     harness.clock.advance(seconds=lease.total_seconds() + 1)  # the first worker died
     assert second.dispatch_pending().delivered >= len(claimed)
     assert harness.store.get(SHOP, return_id).status == "label_sent"
+
+
+def test_a_handler_that_asks_to_write_first_is_called_again_on_the_return_as_written() -> None:
+    # A handler that decides what it sends from figures a retry could not get again writes
+    # its decision on the return before the call: the dispatcher writes it, then calls the
+    # handler again with the return as written, in the same attempt.
+    harness, return_id = _committed()
+    seen: list[tuple[str, ...]] = []
+
+    def decide_then_send(d: Dispatcher, effect: fx.Notify, record: ReturnRecord) -> object:
+        decided = tuple(e.payload["key"] for e in record.history if e.event == "decided")
+        seen.append(decided)
+        if effect.key not in decided:
+            raise WriteFirst(lambda change: change.note("decided", {"key": effect.key}))
+        return None
+
+    worker = _worker(harness, handlers={fx.Notify: decide_then_send})
+    report = worker.dispatch_pending()
+    assert (report.failed, report.given_up) == (0, 0)
+    outbox = harness.store.outbox(SHOP, return_id)
+    keys = [e.effect.key for e in outbox if e.effect.kind == "notify"]
+    record = harness.store.get(SHOP, return_id)
+    assert [e.payload["key"] for e in record.history if e.event == "decided"] == keys
+    assert all(e.attempts == 1 for e in outbox)
+    assert len(seen) == 2 * len(keys)

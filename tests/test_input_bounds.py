@@ -7,6 +7,10 @@ naming the field and the value, and nothing is stored (it would otherwise reach 
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -24,11 +28,14 @@ from returnflow import (
 from returnflow.domain._fields import MAX_QUANTITY, MAX_TRACKING, MAX_URL
 from returnflow.domain.external import ExternalReturn
 from returnflow.domain.inbound import PlatformReturnEvent
-from returnflow.domain.model import ReturnRequest
+from returnflow.domain.model import ExternalRefs, ReturnRequest
 from returnflow.domain.order import OrderLine
 from returnflow.ports.carrier import Label
+from returnflow.ports.store import Commit
 from returnflow.serialization import external_return_from_dict, request_from_dict, structure
+from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing import FakeCarrier, FakePorts, Harness
+from returnflow.testing.contract import make_record, next_version
 
 HUGE = 99999999999999999997
 LONG = "1Z" + "9" * MAX_TRACKING
@@ -213,3 +220,55 @@ def test_an_order_line_and_a_request_beyond_the_bound_are_refused(quantity: int)
     with pytest.raises(InvalidQuantity) as refused:
         request_from_dict(data)
     _refused(refused, "lines[0].quantity", quantity)
+
+
+@pytest.mark.parametrize("url", [LONG_URL, 12345, "", " ", "https://x/\x00"])
+@pytest.mark.parametrize("field", ["label_url", "qr_code_url", "refs.label_url"])
+def test_a_label_url_that_is_no_url_is_refused_by_the_model_itself(url: object, field: str) -> None:
+    # Not only where it enters: a Label or ExternalRefs made anywhere holds a URL or nothing.
+    def make() -> object:
+        if field == "refs.label_url":
+            return ExternalRefs(label_url=url)  # type: ignore[arg-type]
+        return Label(**{"tracking_number": "1Z1", "label_url": URL, field: url})
+
+    with pytest.raises(InvalidPayload) as refused:
+        make()
+    _refused(refused, field.removeprefix("refs."), url)
+    assert len(str(refused.value)) < 400  # the value abridged
+    assert ExternalRefs(label_url=LONG_URL[:MAX_URL]).label_url == LONG_URL[:MAX_URL]
+
+
+def test_a_label_whose_tracking_number_is_no_tracking_number_is_refused() -> None:
+    with pytest.raises(InvalidPayload) as refused:
+        Label(tracking_number=LONG, label_url=URL)
+    _refused(refused, "tracking_number", LONG)
+
+
+def test_a_stored_return_with_a_label_url_from_before_the_bound_still_reads_and_changes(
+    tmp_path: Path,
+) -> None:
+    # A URL longer than the bound, written before there was one, is read back as it was:
+    # refusing it would make the return unreadable, and a change to it impossible.
+    path = tmp_path / "returns.db"
+    store = SqliteStore(path)
+    record = attrs.evolve(make_record("shop-a", "R1"), refs=ExternalRefs(label_url=URL))
+    store.commit(Commit(records=((record, 0),)))
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        body = json.loads(raw.execute("SELECT body FROM returns").fetchone()[0])
+        body["refs"]["label_url"] = LONG_URL
+        raw.execute("UPDATE returns SET body = ?", (json.dumps(body),))
+    store = SqliteStore(path)
+    try:
+        old = store.get("shop-a", "R1")
+        assert old.refs.label_url == LONG_URL
+        changed = next_version(old, refs=attrs.evolve(old.refs, refund_ids=("rf-1",)))
+        store.commit(Commit(records=((changed, old.version),)))
+    finally:
+        store.close()
+    store = SqliteStore(path)
+    try:
+        again = store.get("shop-a", "R1")
+        assert (again.refs.label_url, again.refs.refund_ids) == (LONG_URL, ("rf-1",))
+    finally:
+        store.close()

@@ -32,6 +32,7 @@ from returnflow import (
     RequestLine,
     ReturnPolicy,
 )
+from returnflow.domain.model import ReturnRecord
 from returnflow.domain.policy import RefundTrigger, ReleaseTrigger
 from returnflow.domain.settlement import Fixed, Percent
 from returnflow.testing import Harness
@@ -342,6 +343,19 @@ def test_outbound_shipping_a_balance_paid_up_front_is_no_part_of_the_owed_when_q
     assert processed.args["refund"] == eur("0.00")
 
 
+def _instant_swap_failing_qc(price: str, caps_outcome: Outcome) -> tuple[Harness, ReturnRecord]:
+    """An instant exchange (released on hand-in) of the T-shirt (25.00) for one at
+    ``price``, with the caps (20.00) sent back for ``caps_outcome``; the T-shirt fails QC,
+    the caps pass: the return, closed without review."""
+    policy = ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
+    made = native_harness(policy)
+    caps_line = RequestLine(order_line_id="L2", quantity=2, outcome=caps_outcome)
+    return_id = request(made, swap(price), caps_line)
+    handed_in(made, return_id)
+    receive(made, return_id, "r1", passed("L1", qc="fail"), passed("L2", 2))
+    return made, closed_without_review(made, return_id)
+
+
 @pytest.mark.parametrize(
     ("price", "caps_outcome"),
     [
@@ -361,14 +375,7 @@ def test_an_instant_exchange_captured_leaves_the_other_lines_payout_whole(
     # the caps are paid out in full. The platform return, the T-shirt taken out, nets the
     # item against the caps (it suggests 0.00, 5.00 or 10.00); with the item paid by the
     # capture its figure is the caps' 20.00, as returnflow's.
-    policy = ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
-    made = native_harness(policy)
-    caps_line = RequestLine(order_line_id="L2", quantity=2, outcome=caps_outcome)
-    return_id = request(made, swap(price), caps_line)
-    handed_in(made, return_id)
-    receive(made, return_id, "r1", passed("L1", qc="fail"), passed("L2", 2))
-    closed_without_review(made, return_id)
-    record = made.service.get(SHOP, return_id)
+    made, record = _instant_swap_failing_qc(price, caps_outcome)
     assert [line.status for line in record.exchange_lines] == ["released"]
     assert [call.operation for call in made.ports.payments.calls] == ["authorize", "capture"]
     processed = platform(made).calls_to("process")
@@ -449,13 +456,7 @@ def test_an_instant_upsell_captured_takes_the_rest_of_the_new_items_price_from_t
     # 5.00 difference: nothing is paid up front. The new item ships on an authorization of
     # the T-shirt's 25.00; the T-shirt fails QC, so the capture pays 25.00 of the item and
     # the caps' payout the other 5.00: 15.00 refunded (or credited), as the platform says.
-    policy = ReturnPolicy(platform_mode="native", exchange_release=ReleaseTrigger.ON_HANDED_IN)
-    made = native_harness(policy)
-    caps_line = RequestLine(order_line_id="L2", quantity=2, outcome=caps_outcome)
-    return_id = request(made, swap("30.00"), caps_line)
-    handed_in(made, return_id)
-    receive(made, return_id, "r1", passed("L1", qc="fail"), passed("L2", 2))
-    record = closed_without_review(made, return_id)
+    made, record = _instant_swap_failing_qc("30.00", caps_outcome)
     assert [line.status for line in record.exchange_lines] == ["released"]
     payments = [(call.operation, call.args["amount"]) for call in made.ports.payments.calls]
     assert payments == [("authorize", eur("25.00")), ("capture", eur("25.00"))]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -482,11 +483,16 @@ class VoidsAgainAndFails(FakeCarrier):
 
 
 class EmptyLabelUrl(FakeCarrier):
+    """Answers with a label of its own making whose URL is empty (a :class:`Label` refuses
+    one itself, an object shaped like it does not)."""
+
     def create_label(
         self, shop: str, return_id: str, order_id: str, *, idempotency_key: str
-    ) -> Label:
+    ) -> Any:
         label = super().create_label(shop, return_id, order_id, idempotency_key=idempotency_key)
-        return Label(tracking_number=label.tracking_number, label_url="")
+        return types.SimpleNamespace(
+            tracking_number=label.tracking_number, label_url="", qr_code_url=None
+        )
 
 
 class RefundsAboveTheCharge(FakePayments):

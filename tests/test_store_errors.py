@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -237,39 +237,57 @@ def test_a_lock_held_beyond_the_timeout_is_unavailable_and_retryable(tmp_path: P
 # -- unreadable returns -------------------------------------------------------------------------
 
 
-def corrupt_sqlite(path: Path, return_id: str, *, history: bool = False) -> None:
+@contextlib.contextmanager
+def damaged_sqlite(
+    path: Path, commit: Commit, statement: str, params: Sequence[object] = ()
+) -> Iterator[SqliteStore]:
+    """A store at ``path`` that wrote ``commit``, whose file was then changed behind its
+    back by ``statement``: opened again (nothing cached), closed after the test."""
+    store = SqliteStore(path)
+    store.commit(commit)
+    store.close()
     with contextlib.closing(sqlite3.connect(path)) as raw, raw:
-        if history:
-            raw.execute("UPDATE history SET body = '{\"at\": 5}' WHERE return_id = ?", (return_id,))
-        else:
-            raw.execute("UPDATE returns SET body = '{not json' WHERE id = ?", (return_id,))
+        raw.execute(statement, params)
+    store = SqliteStore(path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+WITH_EFFECT = Commit(
+    records=((make_record("shop-a", "R1"), 0),), effects=(make_effect("shop-a", "R1", 0),)
+)
+
+
+def corrupting(return_id: str, *, history: bool = False) -> str:
+    """The statement that damages ``return_id``'s body (or its history)."""
+    if history:
+        return f"UPDATE history SET body = '{{\"at\": 5}}' WHERE return_id = '{return_id}'"
+    return f"UPDATE returns SET body = '{{not json' WHERE id = '{return_id}'"
 
 
 @pytest.mark.parametrize("history", [False, True], ids=["body", "history"])
 def test_an_unreadable_row_is_named_and_never_hides_the_others(
     tmp_path: Path, history: bool
 ) -> None:
-    path = tmp_path / "returns.db"
-    store = SqliteStore(path)
-    for return_id in ("R1", "R2", "R3"):
-        commit_new(store, "shop-a", return_id, status="approved")
-    store.close()
-    corrupt_sqlite(path, "R2", history=history)
-    store = SqliteStore(path)  # nothing cached
+    records = tuple(
+        (make_record("shop-a", return_id, status="approved"), 0) for return_id in ("R1", "R2", "R3")
+    )
+    statement = corrupting("R2", history=history)
+    with damaged_sqlite(tmp_path / "returns.db", Commit(records=records), statement) as store:
+        with pytest.raises(UnreadableRecord) as refused:
+            store.get("shop-a", "R2")
+        assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R2")
+        assert isinstance(refused.value, StoreError)
 
-    with pytest.raises(UnreadableRecord) as refused:
-        store.get("shop-a", "R2")
-    assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R2")
-    assert isinstance(refused.value, StoreError)
-
-    listed = store.list("shop-a")
-    assert isinstance(listed, Listing)
-    assert [record.id for record in listed] == ["R1", "R3"]
-    assert [(e.shop, e.return_id) for e in listed.unreadable] == [("shop-a", "R2")]
-    by_status = store.list_in("shop-a", ["approved"])
-    assert [record.id for record in by_status] == ["R1", "R3"]
-    assert [e.return_id for e in getattr(by_status, "unreadable", ())] == ["R2"]
-    store.close()
+        listed = store.list("shop-a")
+        assert isinstance(listed, Listing)
+        assert [record.id for record in listed] == ["R1", "R3"]
+        assert [(e.shop, e.return_id) for e in listed.unreadable] == [("shop-a", "R2")]
+        by_status = store.list_in("shop-a", ["approved"])
+        assert [record.id for record in by_status] == ["R1", "R3"]
+        assert [e.return_id for e in getattr(by_status, "unreadable", ())] == ["R2"]
 
 
 def test_a_tick_reports_an_unreadable_due_return_and_runs_the_others(tmp_path: Path) -> None:
@@ -286,7 +304,8 @@ def test_a_tick_reports_an_unreadable_due_return_and_runs_the_others(tmp_path: P
         for line in ("L1", "L2")
     ]
     made.store.close()  # type: ignore[attr-defined]
-    corrupt_sqlite(path, ids[0])
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute(corrupting(ids[0]))
     again = Harness(policy=policy, store=SqliteStore(path), clock=made.clock, ports=made.ports)
     again.clock.advance(days=2)
 
@@ -404,7 +423,7 @@ def test_postgres_unreadable_row_is_named_and_never_hides_the_others(pg_dsn: str
     for return_id in ("R1", "R2", "R3"):
         commit_new(store, "shop-a", return_id)
     store.close()
-    pg(pg_dsn, "UPDATE returns SET body = '{not json' WHERE id = 'R2'")
+    pg(pg_dsn, corrupting("R2"))
     store = PostgresStore(pg_dsn)
     with pytest.raises(UnreadableRecord) as refused:
         store.get("shop-a", "R2")
@@ -483,28 +502,37 @@ def test_a_store_refuses_text_it_cannot_encode_as_a_validation_error(tmp_path: P
         ("updated_at", "2026-01-01T00:00:00"),  # no offset: not what the store writes
         ("claimed_until", 42),
         ("result", "{not json"),
+        ("result", "[" * 100_000),  # nested past the recursion limit
     ],
+    ids=["garbage-time", "naive-time", "number-time", "not-json", "too-deep"],
 )
 def test_an_outbox_row_with_a_damaged_column_is_named_not_a_raw_error(
     tmp_path: Path, column: str, value: object
 ) -> None:
-    path = tmp_path / "returns.db"
-    store = SqliteStore(path)
-    store.commit(
-        Commit(
-            records=((make_record("shop-a", "R1"), 0),),
-            effects=(make_effect("shop-a", "R1", 0),),
-        )
-    )
-    store.close()
-    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
-        raw.execute(f"UPDATE outbox SET {column} = ? WHERE return_id = 'R1'", (value,))
-    store = SqliteStore(path)
-    try:
+    statement = f"UPDATE outbox SET {column} = ? WHERE return_id = 'R1'"
+    with damaged_sqlite(tmp_path / "returns.db", WITH_EFFECT, statement, (value,)) as store:
         with pytest.raises(UnreadableRecord) as refused:
             store.outbox("shop-a", "R1")
         assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
         assert "shop-a/R1/0" in refused.value.reason
+
+
+@pytest.mark.parametrize("result", ["{not json", "[" * 100_000])
+def test_postgres_outbox_row_with_a_damaged_result_is_named_not_a_raw_error(
+    pg_dsn: str, result: str
+) -> None:
+    # Its times are timestamptz (the server keeps only instants); its result is JSON text.
+    from returnflow.stores.postgres import PostgresStore
+
+    store = PostgresStore(pg_dsn)
+    store.commit(WITH_EFFECT)
+    pg(pg_dsn, "UPDATE outbox SET result = %s WHERE return_id = 'R1'", (result,))
+    try:
+        for read in (lambda: store.outbox("shop-a", "R1"), lambda: store.pending()):
+            with pytest.raises(UnreadableRecord) as refused:
+                read()
+            assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
+            assert "shop-a/R1/0" in refused.value.reason
     finally:
         store.close()
 
@@ -513,19 +541,11 @@ def test_an_outbox_row_with_a_damaged_column_is_named_not_a_raw_error(
 def test_an_inbox_row_with_a_damaged_time_is_named_not_a_raw_error(
     tmp_path: Path, value: object
 ) -> None:
-    path = tmp_path / "returns.db"
-    store = SqliteStore(path)
     key = InboundKey("shop-a", "carrier", "e1")
-    store.commit(Commit(records=((make_record("shop-a", "R1"), 0),), inbound=key))
-    assert [event for _, event, _ in store.inbound("shop-a", "R1")] == ["e1"]
-    store.close()
-    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
-        raw.execute("UPDATE inbox SET at = ? WHERE event_id = 'e1'", (value,))
-    store = SqliteStore(path)
-    try:
+    commit = Commit(records=((make_record("shop-a", "R1"), 0),), inbound=key)
+    statement = "UPDATE inbox SET at = ? WHERE event_id = 'e1'"
+    with damaged_sqlite(tmp_path / "returns.db", commit, statement, (value,)) as store:
         with pytest.raises(UnreadableRecord) as refused:
             store.inbound("shop-a", "R1")
         assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
         assert "e1" in refused.value.reason
-    finally:
-        store.close()

@@ -37,6 +37,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from returnflow._effect_data import FREE_FORM, clone, direct_data
+from returnflow.domain._fields import check_digits
 from returnflow.domain._time import EARLIEST, LATEST
 from returnflow.domain.frozen import FrozenDict, FrozenList
 from returnflow.domain.model import (
@@ -112,8 +113,14 @@ class _NotOurs(Exception):
     """A value the fast reader does not accept as one this module wrote."""
 
 
-def _plain_dumps(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+def _plain_dumps(data: Any, field: str = "value") -> str:
+    """``data`` as compact JSON with sorted keys; :class:`~returnflow.errors.InvalidPayload`
+    naming where in ``field`` it holds a whole number Python will not write as text."""
+    try:
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+    except ValueError:  # whole numbers of more than MAX_DIGITS digits (or a cycle)
+        check_digits(field, data)
+        raise
 
 
 def _plain_load(body: str, history: list[str] | str | None) -> ReturnRecord:
@@ -370,9 +377,11 @@ def use_fast(enabled: bool) -> bool:
 # -- the module's interface -------------------------------------------------------------------
 
 
-def dumps(data: Any, *, checked: bool = False) -> str:
+def dumps(data: Any, *, checked: bool = False, field: str = "value") -> str:
     """``data`` (plain, from the converter) as compact JSON with sorted keys, the same text
-    either way; ``checked``: the caller knows ``data`` holds no float (else it is checked)."""
+    either way; ``checked``: the caller knows ``data`` holds no float (else it is checked).
+    :class:`~returnflow.errors.InvalidPayload` naming where in ``field`` it holds a whole
+    number of more than :data:`~returnflow.domain._fields.MAX_DIGITS` digits."""
     orjson = _orjson()
     if orjson is not None and (checked or _free_form_plain(data)):
         try:
@@ -382,7 +391,7 @@ def dumps(data: Any, *, checked: bool = False) -> str:
         else:
             if text.isascii() and "\x7f" not in text:
                 return text
-    return _plain_dumps(data)
+    return _plain_dumps(data, field)
 
 
 def dump_body(record: ReturnRecord) -> str:
@@ -390,8 +399,8 @@ def dump_body(record: ReturnRecord) -> str:
     data = _plain_record(record)
     # its one free-form part: the parked facts' lines (the rest are typed fields)
     if all(_free_form_plain(fact.lines) for fact in record.parked):
-        return dumps(data, checked=True)
-    return _plain_dumps(data)
+        return dumps(data, checked=True, field="record")
+    return _plain_dumps(data, "record")
 
 
 def dump_entry(entry: HistoryEntry) -> str:
@@ -416,7 +425,7 @@ def dump_entry(entry: HistoryEntry) -> str:
         else:
             if text.isascii() and "\x7f" not in text:
                 return text
-    return _plain_dumps(_unstructure_history_entry(entry))
+    return _plain_dumps(_unstructure_history_entry(entry), "history")
 
 
 def load_record(body: str, history: list[str] | str | None) -> ReturnRecord:
@@ -527,7 +536,7 @@ def _reads_back_as_is(effect: Effect) -> bool:
 def dump_value(value: Any) -> str:
     """An effect's result (or any value the converter writes) as the stores write it: the
     converter's plain data as compact JSON with sorted keys (:func:`dumps`)."""
-    return dumps(converter.unstructure(value))
+    return dumps(converter.unstructure(value), field="result")
 
 
 def dump_effect(effect: Effect) -> str:
@@ -537,13 +546,14 @@ def dump_effect(effect: Effect) -> str:
     direct = direct_data(effect)
     if direct is not None:  # plain JSON throughout: kept with the copies made on the way
         data, copies = direct
-        text = dumps(data, checked=True)
+        text = dumps(data, checked=True, field="effect")
         _keep(text, effect, copies)
         return text
     data = converter.unstructure(effect)
     # its typed fields are text, whole numbers, flags and objects of them: only the free-form
     # mappings may hold what orjson writes otherwise than json (see dumps)
-    text = dumps(data, checked=all(_free_form_plain(data.get(name)) for name in _FREE_FORM))
+    checked = all(_free_form_plain(data.get(name)) for name in _FREE_FORM)
+    text = dumps(data, checked=checked, field="effect")
     if _reads_back_as_is(effect) and _exactly_plain(data):
         _keep(text, effect)
     return text

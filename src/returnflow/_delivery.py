@@ -23,6 +23,7 @@ __all__ = [
     "RUN",
     "Delivered",
     "Tally",
+    "WriteFirst",
     "heavy",
     "held_run",
     "runs",
@@ -63,6 +64,18 @@ def wait_before_retry(backoff: timedelta, error: Exception) -> timedelta:
     cap = RETRY_AFTER_CAP.total_seconds()
     asked = RETRY_AFTER_CAP if after >= cap else timedelta(seconds=after)
     return max(backoff, asked)
+
+
+class WriteFirst(Exception):
+    """Raised by a handler before it calls its port: write ``decide``'s change on the return
+    first, then call the handler again with the return as written (the dispatcher does it
+    within the same attempt). A handler that decides what it sends from figures a retry
+    could no longer get (the platform's money before a processing acted) so sends a retry
+    the same call: it reads what it decided from the return."""
+
+    def __init__(self, decide: Callable[[Change], None]) -> None:
+        super().__init__("a change to write before the port is called")
+        self.decide = decide
 
 
 @attrs.frozen

@@ -5,7 +5,9 @@ A :class:`Dispatcher` works alone (a worker process, a task queue's task) or ins
 Each effect type has one handler in :data:`HANDLERS`: a small function that calls one port
 with the effect's idempotency key and returns what the port answered. A new effect kind is
 one entry there (and, if its answer changes the return, one in
-:mod:`returnflow.decisions.results`).
+:mod:`returnflow.decisions.results`). A handler that must send a retry the call its first
+attempt decided raises :class:`~returnflow._delivery.WriteFirst` with the decision: it is
+written on the return, and the handler called again on the return as written.
 
 A delivery that raises is retried after the policy's back-off; one that fails for good, or
 ``policy.max_attempts`` times, is given up, and when the return depends on it (commerce,
@@ -32,6 +34,7 @@ from returnflow._delivery import (
     RUN,
     Delivered,
     Tally,
+    WriteFirst,
     heavy,
     held_run,
     runs,
@@ -396,7 +399,7 @@ class Dispatcher(PolicyResolution):
             if free is not None and handler is free:
                 result = free(self, effect, None)
             else:
-                result = handler(self, effect, self.store.get(effect.shop, effect.return_id))
+                result = self._handled(handler, effect)
         except Exception as error:  # a port may raise anything; it must not lose the effect
             give_up, wait = self.failed_try(effect, entry.attempts + 1, error)
             message = f"{type(error).__name__}: {error}"
@@ -429,6 +432,26 @@ class Dispatcher(PolicyResolution):
                 lambda change: results.apply_result(change, effect, result),
             )
         return Delivered(attempt, effect, "done", None)
+
+    def _handled(self, handler: Handler, effect: fx.Effect) -> object:
+        """What ``handler`` answers for ``effect`` on the return as stored; a handler that
+        raises :class:`~returnflow._delivery.WriteFirst` is called again once its change is
+        written (raising it again fails the attempt, retried)."""
+        record = self.store.get(effect.shop, effect.return_id)
+        try:
+            return handler(self, effect, record)
+        except WriteFirst as first:
+            written = commits.run(
+                self.store,
+                self.clock,
+                self.rng,
+                effect.shop,
+                effect.return_id,
+                "dispatcher",
+                first.decide,
+                engine=self.engine,
+            )
+        return handler(self, effect, written.record)
 
 
 _RECORD_FREE: Mapping[type[fx.Effect], Callable[[Dispatcher, Any, ReturnRecord | None], object]] = {

@@ -10,16 +10,35 @@ and what the customer owes) are compared with returnflow's settlement to the cen
 difference refuses the processing for good (a ``PortError`` naming both figures: the return
 goes to a person, the processing is kept to deliver again when the person closes the return,
 and then returnflow's figure goes out) unless ``policy.platform_money`` names the side that
-wins.
+wins. When the platform's wins, the refund it moves is written on the return (the
+``platform_money_taken`` note) before the call: a retry (its answer lost, a crash) sends the
+same call under the same key, though the platform's figure leaves out what was processed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from returnflow._delivery import WriteFirst
+from returnflow._platform_calls import (
+    ENDED,
+    amount_of,
+    dispose_platform_units,
+    items_left,
+    known,
+    line_ids,
+    never_opened,
+    platform_of,
+    port_of,
+    remove_items,
+    remove_platform_lines,
+    tried,
+)
+from returnflow.decisions.change import Change
 from returnflow.domain.model import Exchange, ReturnRecord
 from returnflow.domain.money import Money
 from returnflow.domain.policy import MoneyAuthority, PlatformMode, ReturnPolicy
@@ -53,14 +72,6 @@ __all__ = [
     "required",
 ]
 
-_T = TypeVar("_T")
-
-
-def _required(value: _T | None, field: str, effect: fx.Effect) -> _T:
-    if value is None:
-        raise PortError(effect.port, effect.kind, f"the return has no {field} yet", retryable=True)
-    return value
-
 
 def required(
     policy: ReturnPolicy | None, platform_returns: PlatformReturns | None
@@ -75,12 +86,6 @@ def required(
             "native mode needs a PlatformReturns port", field="platform_returns", value=None
         )
     return platform_returns
-
-
-def _port(d: Dispatcher, effect: fx.Effect) -> PlatformReturns:
-    if d.platform_returns is None:
-        raise PortError(effect.port, effect.kind, "no PlatformReturns port", retryable=False)
-    return d.platform_returns
 
 
 @attrs.frozen
@@ -100,41 +105,43 @@ class Processed:
     moved so far)."""
 
 
-def _platform(
-    d: Dispatcher, effect: fx.Effect, record: ReturnRecord
-) -> tuple[PlatformReturns, str]:
-    """The port and the platform return's id (a retryable error until it is known)."""
-    return _port(d, effect), _required(record.refs.platform_return_id, "platform_return_id", effect)
-
-
-def _line_ids(record: ReturnRecord, effect: fx.Effect, lines: Any) -> list[Quantity]:
-    ids = dict(record.refs.platform_line_ids)
-    return [
-        Quantity(_required(ids.get(line.order_line_id), "platform line id", effect), line.quantity)
-        for line in lines
-    ]
-
-
 def open_platform_return(
     d: Dispatcher, effect: fx.OpenPlatformReturn, record: ReturnRecord
 ) -> object:
-    return _port(d, effect).open_return(
-        effect.shop,
-        effect.order_id,
-        effect.lines,
-        exchange_lines=effect.exchange_lines,
-        return_shipping_fee=effect.return_shipping_fee,
-        requested=effect.requested,
-        idempotency_key=effect.key,
-    )
+    """Open the platform return; ``None`` (nothing opened) for a return that ended before
+    it opened: not asked at all when no attempt was made yet, else asked again (an
+    attempt may have opened it: the answer under the same key gives its id, and the
+    cancel planned when the return ended cancels it) and done when the platform refuses.
+    """
+    ended = record.status in ENDED and record.refs.platform_return_id is None
+    if ended and not tried(d, effect):
+        return None
+    try:
+        return port_of(d, effect).open_return(
+            effect.shop,
+            effect.order_id,
+            effect.lines,
+            exchange_lines=effect.exchange_lines,
+            return_shipping_fee=effect.return_shipping_fee,
+            requested=effect.requested,
+            idempotency_key=effect.key,
+        )
+    except PortError as error:
+        if ended and not error.retryable:  # nothing opened under this key, nor to open
+            return None
+        raise
 
 
 def approve_platform_return(
     d: Dispatcher, effect: fx.ApprovePlatformReturn, record: ReturnRecord
 ) -> object:
-    port, return_id = _platform(d, effect, record)
+    if never_opened(d, effect, record):  # nothing there to move
+        return None
+    port, return_id = platform_of(d, effect, record)
     now = port.get_return(effect.shop, return_id)
     if now.status.value != "REQUESTED":  # approved there already, or moved on by a person
+        return now
+    if record.status in ENDED:  # ended since: the cancel planned after it takes it away
         return now
     return port.approve(effect.shop, return_id, idempotency_key=effect.key)
 
@@ -142,7 +149,9 @@ def approve_platform_return(
 def decline_platform_return(
     d: Dispatcher, effect: fx.DeclinePlatformReturn, record: ReturnRecord
 ) -> object:
-    port, return_id = _platform(d, effect, record)
+    if never_opened(d, effect, record):  # nothing there to move
+        return None
+    port, return_id = platform_of(d, effect, record)
     now = port.get_return(effect.shop, return_id)
     if now.status.value != "REQUESTED":  # declined (or cancelled) there already
         return now
@@ -156,7 +165,7 @@ def process_platform_return(
     whole return what it says the customer owes, against returnflow's, to the cent), then
     process. One of several calls (``expected_owed`` unset) is compared for its own units,
     exchange items and, if it bears it, the return shipping fee."""
-    port, return_id = _platform(d, effect, record)
+    port, return_id = platform_of(d, effect, record)
     refund, theirs, net = effect.refund, None, None
     reviewed = any(  # a person looked at the difference and closed the return: it goes out
         entry.event == "payouts_reopened" and effect.key in str(entry.payload.get("effects"))
@@ -165,10 +174,10 @@ def process_platform_return(
     exchange_ids = {
         line.id: line.platform_item_id for line in record.exchange_lines if line.platform_item_id
     }
-    lines = _line_ids(record, effect, effect.lines)
+    lines = line_ids(record, effect, effect.lines)
     exchange_lines = [
         Quantity(
-            _required(exchange_ids.get(line.id), "platform exchange line", effect),
+            known(exchange_ids.get(line.id), "platform exchange line", effect),
             line.quantity,
         )
         for line in record.exchange_lines
@@ -178,10 +187,13 @@ def process_platform_return(
     if effect.expected_owed is not None and cancelled:
         # a cancelled exchange's items still on the platform return (their removal was
         # planned after this processing, the return opened late): out first
-        items = _items_left(port, effect, record, return_id, cancelled)
+        items = items_left(port, effect, record, return_id, cancelled)
         if items:
-            _remove_items(port, effect, return_id, items, f"{effect.key}/cancelled")
-    if effect.expected is not None and not reviewed:
+            remove_items(port, effect, return_id, items, f"{effect.key}/cancelled")
+    taken = _taken(record, effect)
+    if taken is not None:  # decided by the first attempt (which may have acted): sent again
+        theirs, refund, net = taken
+    elif effect.expected is not None and not reviewed:
         try:
             theirs, refund, net = _reconciled(
                 d, effect, record, port, return_id, lines, exchange_lines
@@ -193,6 +205,11 @@ def process_platform_return(
             # timeout): its figures were compared before it; the platform's figure now leaves
             # out the units it processed. The call under the same key gives its answer.
             theirs, refund, net = None, effect.refund, None
+        else:
+            if d.policy_of(record).platform_money is MoneyAuthority.PLATFORM:
+                # the platform's figure moves the refund: written before the call, so that
+                # a retry sends it again (the figure leaves out what a call processed)
+                raise WriteFirst(partial(_note_taken, effect.key, theirs, refund, net))
     answer = port.process(
         effect.shop,
         return_id,
@@ -284,6 +301,33 @@ def _reconciled(
     return theirs, refund, net
 
 
+_TAKEN = "platform_money_taken"
+"""The history note of the refund a processing sends when the platform's money wins
+(payload: ``key``, ``platform``, ``refund`` and, for one call of several, ``net``)."""
+
+
+def _note_taken(key: str, theirs: Money, refund: Money, net: Money | None, change: Change) -> None:
+    details = {"key": key, "platform": str(theirs), "refund": str(refund)}
+    change.note(_TAKEN, details if net is None else {**details, "net": str(net)})
+
+
+def _taken(
+    record: ReturnRecord, effect: fx.ProcessPlatformReturn
+) -> tuple[Money, Money, Money | None] | None:
+    """The platform's figure, the refund and the net figure the first attempt of ``effect``
+    decided and noted (``None``: none noted)."""
+    for entry in record.history:
+        if entry.event == _TAKEN and entry.payload.get("key") == effect.key:
+            currency = effect.refund.currency
+            net = entry.payload.get("net")
+            return (
+                amount_of(entry.payload["platform"], currency),
+                amount_of(entry.payload["refund"], currency),
+                None if net is None else amount_of(net, currency),
+            )
+    return None
+
+
 def _items_paid_apart(outcome: FinancialOutcome, paid: Money) -> tuple[Money, Money]:
     """The platform's refund and owed for the whole return once the exchange items are paid
     apart, up to ``paid`` (an instant exchange's authorization captured when QC failed).
@@ -307,14 +351,9 @@ def _owed_ahead(record: ReturnRecord, currency: str) -> Money:
     for entry in record.history:
         if entry.event == "platform_return_processed" and "platform_net" in entry.payload:
             ahead = min(
-                ahead + _amount(entry.payload["platform_net"], currency), Money.zero(currency)
+                ahead + amount_of(entry.payload["platform_net"], currency), Money.zero(currency)
             )
     return ahead
-
-
-def _amount(text: object, currency: str) -> Money:
-    """An amount as a note shows it (``"12.50 EUR"``)."""
-    return Money(str(text).split(" ")[0], currency)
 
 
 def _processed_already(
@@ -338,13 +377,36 @@ def pay_platform_balance(
     d: Dispatcher, effect: fx.PayPlatformBalance, record: ReturnRecord
 ) -> object:
     """Pay what the platform says is owed, at most ``effect.amount`` (nothing when it says
-    nothing is: its figure was checked before, or a person recorded the payment there)."""
-    port, return_id = _platform(d, effect, record)
+    nothing is: its figure was checked before, or a person recorded the payment there).
+
+    The amount is decided once, by the first attempt, and written on the return before the
+    call (the ``platform_balance_pay_decided`` note): a retry after a call that acted (its
+    answer lost) finds less owed, and sends the same call under the same key rather than
+    a smaller payment, or nothing when nothing is owed any more."""
+    port, return_id = platform_of(d, effect, record)
     now = port.get_return(effect.shop, return_id)
     if now.balance_owed is None or not now.balance_owed:
         return now
-    amount = min(effect.amount, now.balance_owed)
-    return port.pay_balance(effect.shop, return_id, amount, idempotency_key=effect.key)
+    decided = _pay_decided(record, effect)
+    if decided is None:
+        amount = min(effect.amount, now.balance_owed)
+        raise WriteFirst(partial(_note_pay, effect.key, amount))
+    return port.pay_balance(effect.shop, return_id, decided, idempotency_key=effect.key)
+
+
+_PAY_DECIDED = "platform_balance_pay_decided"
+
+
+def _note_pay(key: str, amount: Money, change: Change) -> None:
+    change.note(_PAY_DECIDED, {"key": key, "amount": str(amount)})
+
+
+def _pay_decided(record: ReturnRecord, effect: fx.PayPlatformBalance) -> Money | None:
+    """The payment the first attempt of ``effect`` decided (``None``: none yet)."""
+    for entry in record.history:
+        if entry.event == _PAY_DECIDED and entry.payload.get("key") == effect.key:
+            return amount_of(entry.payload["amount"], effect.amount.currency)
+    return None
 
 
 def refund_platform_balance(
@@ -354,8 +416,8 @@ def refund_platform_balance(
     the platform says nothing is paid (an earlier attempt gave it all back and its answer
     was lost, or a person refunded it there): the call under the same key answers a
     partial one."""
-    port = _port(d, effect)  # on the platform return it was paid on
-    return_id = effect.paid_on or _required(
+    port = port_of(d, effect)  # on the platform return it was paid on
+    return_id = effect.paid_on or known(
         record.refs.platform_return_id, "platform_return_id", effect
     )
     now = port.get_return(effect.shop, return_id)
@@ -364,85 +426,12 @@ def refund_platform_balance(
     return port.refund_balance(effect.shop, return_id, effect.amount, idempotency_key=effect.key)
 
 
-def dispose_platform_units(
-    d: Dispatcher, effect: fx.DisposePlatformUnits, record: ReturnRecord
-) -> object:
-    port, return_id = _platform(d, effect, record)
-    ids = dict(record.refs.platform_line_ids)
-    for index, item in enumerate(effect.disposals):
-        line_id = _required(ids.get(item.order_line_id), "platform line id", effect)
-        # where the units came back to: only a named location is passed (a host written
-        # before destinations restocks where it always did)
-        wheres = {
-            line.location_id for line in record.lines if line.order_line_id == item.order_line_id
-        }
-        where = {"location_id": wheres.pop()} if len(wheres) == 1 and None not in wheres else {}
-        port.dispose(
-            effect.shop,
-            return_id,
-            line_id,
-            item.quantity,
-            item.disposition,
-            idempotency_key=f"{effect.key}/{index}",
-            **where,
-        )
-    return None
-
-
-def remove_platform_lines(
-    d: Dispatcher, effect: fx.RemovePlatformLines, record: ReturnRecord
-) -> object:
-    """Take the effect's units out under its key, then the exchange items of its cancelled
-    lines still there under a key naming them: what is left of the items is read from the
-    platform, so a retry after a call that acted (its answer lost) finds none and makes no
-    call, and a different removal never reuses a key."""
-    port, return_id = _platform(d, effect, record)
-    lines = _line_ids(record, effect, effect.lines)
-    answer: object = None
-    if lines or not effect.exchange_line_ids:  # the call as made before items could go
-        answer = port.remove_lines(effect.shop, return_id, lines, idempotency_key=effect.key)
-    if effect.exchange_line_ids:
-        items = _items_left(port, effect, record, return_id, set(effect.exchange_line_ids))
-        if items:  # else taken out before a processing, or by an attempt that acted
-            answer = _remove_items(port, effect, return_id, items, effect.key)
-    return answer if answer is not None else port.get_return(effect.shop, return_id)
-
-
-def _remove_items(
-    port: PlatformReturns, effect: fx.Effect, return_id: str, items: list[Quantity], base: str
-) -> object:
-    """Take exchange items out, under ``base`` and the items and units removed: one key
-    per distinct removal, the same for a retry of it."""
-    named = ",".join(f"{item.line_id}x{item.quantity}" for item in items)
-    return port.remove_lines(
-        effect.shop, return_id, [], exchange_lines=items, idempotency_key=f"{base}/{named}"
-    )
-
-
-def _items_left(
-    port: PlatformReturns,
-    effect: fx.Effect,
-    record: ReturnRecord,
-    return_id: str,
-    ids: set[str],
-) -> list[Quantity]:
-    """The items of exchange lines ``ids`` still on the platform return, neither processed
-    nor removed."""
-    now = port.get_return(effect.shop, return_id)
-    done, gone = dict(now.exchange_processed), dict(now.exchange_removed)
-    items = []
-    for line in record.exchange_lines:
-        item = line.platform_item_id
-        if line.id in ids and item is not None:
-            left = line.quantity - done.get(item, 0) - gone.get(item, 0)
-            items.extend([Quantity(item, left)] if left > 0 else [])
-    return items
-
-
 def close_platform_return(
     d: Dispatcher, effect: fx.ClosePlatformReturn, record: ReturnRecord
 ) -> object:
-    port, return_id = _platform(d, effect, record)
+    if never_opened(d, effect, record):  # nothing there to move
+        return None
+    port, return_id = platform_of(d, effect, record)
     now = port.get_return(effect.shop, return_id)
     if now.status.value != "OPEN":  # closed by its last processing, or by a person there
         return now
@@ -452,7 +441,9 @@ def close_platform_return(
 def reopen_platform_return(
     d: Dispatcher, effect: fx.ReopenPlatformReturn, record: ReturnRecord
 ) -> object:
-    port, return_id = _platform(d, effect, record)
+    if never_opened(d, effect, record):  # nothing there to move
+        return None
+    port, return_id = platform_of(d, effect, record)
     now = port.get_return(effect.shop, return_id)
     if now.status.value != "CLOSED":
         return now
@@ -462,7 +453,9 @@ def reopen_platform_return(
 def cancel_platform_return(
     d: Dispatcher, effect: fx.CancelPlatformReturn, record: ReturnRecord
 ) -> object:
-    port, return_id = _platform(d, effect, record)
+    if never_opened(d, effect, record):  # nothing there to move
+        return None
+    port, return_id = platform_of(d, effect, record)
     now = port.get_return(effect.shop, return_id)
     if now.status.value not in ("REQUESTED", "OPEN"):  # declined or cancelled there already
         return now

@@ -38,7 +38,7 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
-from returnflow.domain._fields import check_storable, coerce_enum
+from returnflow.domain._fields import MAX_URL, check_storable, coerce_enum, stored_url
 from returnflow.domain._time import instant, parse_instant
 from returnflow.domain.external import ExternalReturn, SourceStatus
 from returnflow.domain.frozen import thaw
@@ -47,6 +47,7 @@ from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import (
     DeclineReason,
     Exchange,
+    ExternalRefs,
     HistoryEntry,
     ItemCondition,
     Keep,
@@ -114,6 +115,8 @@ def _structure_str(value: Any, _: type[Any]) -> str:
     # cattrs would call str() on anything: 5 -> "5", None -> "None"
     if not isinstance(value, str):
         raise InvalidPayload("text", value, "must be a string")
+    if type(value) is not str:  # a str enum's member in the data (as unstructure leaves it)
+        value = str.__str__(value)  # its text, as a store would give it back
     return check_storable("text", value, InvalidPayload, key=False)
 
 
@@ -289,6 +292,22 @@ converter.register_structure_hook_func(
     lambda value, _: tuple(_structure_history_entry(item, HistoryEntry) for item in value),
 )
 converter.register_unstructure_hook(HistoryEntry, _unstructure_history_entry)
+
+_REFS_FIELDS = make_dict_structure_fn(ExternalRefs, converter)
+
+
+def _structure_refs(value: Any, _: type[Any]) -> ExternalRefs:
+    # A label URL longer than MAX_URL was kept before the bound was set: a stored return
+    # holding one reads back with it as it was (StoredText, which the model takes), so that
+    # it still reads and changes; the bound refuses only new ones.
+    url = value.get("label_url") if isinstance(value, Mapping) else None
+    if type(url) is not str or len(url) <= MAX_URL:
+        return _REFS_FIELDS(value, ExternalRefs)
+    refs = _REFS_FIELDS({**value, "label_url": None}, ExternalRefs)
+    return attrs.evolve(refs, label_url=stored_url("label_url", url))
+
+
+converter.register_structure_hook(ExternalRefs, _structure_refs)
 
 # Every effect type is structured through the tag; each one's own fields by its own function.
 _EFFECT_STRUCTURE = {

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from returnflow.decisions import exchange, review
+from returnflow.decisions._fees import left_off
 from returnflow.decisions.change import Change
 from returnflow.domain.model import (
     Exchange,
@@ -332,21 +333,13 @@ def settle_parts(
     longer owe. ``charge_shipping``: false to leave the return shipping fee to a later
     settlement."""
     record = change.record
-    settlement = settle(
-        record.currency,
+    settlement = _settlement(
+        record,
+        policy,
         parts,
-        fees=policy.fees_for(record.rule_return_shipping, record.method),
         exchange_lines=exchange_lines,
-        charge_shipping=charge_shipping and record.return_shipping_fee is None,
-        charge_exchange_shipping=record.exchange_shipping_fee is None,
-        difference_to=policy.exchange_difference,
         prepaid=prepaid,
-        taxes_included=record.taxes_included,
-        fee_by_unit=policy.platform_mode is PlatformMode.NATIVE,
-        # native: the platform return bears the fee from its opening, judged over all its
-        # lines, and the platform has no call to take it off (Shopify's removeFromReturn
-        # removes line items only): lines removed later do not waive it
-        shipping_waived_by=record.lines if policy.platform_mode is PlatformMode.NATIVE else None,
+        charge_shipping=charge_shipping,
         items_unpaid=items_unpaid,
     )
     if not parts and not settlement.balance_refund:
@@ -421,9 +414,43 @@ def settle_parts(
     return settlement
 
 
+def _settlement(
+    record: ReturnRecord,
+    policy: ReturnPolicy,
+    parts: Sequence[tuple[ReturnLine, int, int]],
+    *,
+    exchange_lines: Sequence[ExchangeLine] = (),
+    prepaid: Money | None = None,
+    charge_shipping: bool = True,
+    items_unpaid: Money | None = None,
+) -> Settlement:
+    """What ``parts`` of ``record`` settle to under ``policy`` (:func:`settle_parts`)."""
+    native = policy.platform_mode is PlatformMode.NATIVE
+    return settle(
+        record.currency,
+        parts,
+        fees=policy.fees_for(record.rule_return_shipping, record.method),
+        exchange_lines=exchange_lines,
+        charge_shipping=charge_shipping and record.return_shipping_fee is None,
+        charge_exchange_shipping=record.exchange_shipping_fee is None,
+        difference_to=policy.exchange_difference,
+        prepaid=prepaid,
+        taxes_included=record.taxes_included,
+        fee_by_unit=native,
+        # native: the platform return bears the fee from its opening, judged over all its
+        # lines, and the platform has no call to take it off (Shopify's removeFromReturn
+        # removes line items only): lines removed later do not waive it
+        shipping_waived_by=record.lines if native else None,
+        items_unpaid=items_unpaid,
+        left_off=left_off(record),  # what the return opened without: never charged
+    )
+
+
 def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why: str) -> None:
     """Refund or credit before completion (the policy's refund trigger); exchanges settle
-    at completion as usual.
+    at completion as usual. The return shipping fee is taken here when this payout bears
+    it whole, whatever settles later (an exchange to settle, or to fail QC); a payout too
+    small for it leaves it to a later settlement while units are left to settle.
 
     A returnless line (:class:`Keep`) is paid with the units: nothing is to come for it,
     and it is part of the payout a fee is taken from. Left to completion, a fee taken here
@@ -439,25 +466,18 @@ def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why:
             parts.append((line, units - line.settled, line.settled))
     if parts:
         change.note("refund_trigger", {"trigger": why})
-        # With an exchange, the return shipping fee is settled with it at completion: the
-        # balance charged at approval counted on the whole return's payout. An exchange
-        # whose units failed QC is cancelled at completion and settles nothing: the fee is
-        # then taken here, or no settlement would take it.
-        settle_parts(change, policy, parts, charge_shipping=not _exchange_to_settle(change.record))
-
-
-def _exchange_to_settle(record: ReturnRecord) -> bool:
-    """Whether completion will settle an exchange: a new item not cancelled whose
-    exchanged units none failed QC (those :func:`complete` cancels)."""
-    if record.exchange_status == "exchange_cancelled":
-        return False
-    failed = {
-        line.id for line in record.lines if isinstance(line.outcome, Exchange) and line.rejected
-    }
-    return any(
-        line.status != "cancelled" and line.return_line_id not in failed
-        for line in record.exchange_lines
-    )
+        # The return shipping fee is taken from the first payout that bears it whole,
+        # whatever settles later: what the refund is paid when does not change the money.
+        # A payout too small for it leaves it to a later settlement, unless none is left.
+        # (units QC rejected never settle; an exchange's settle at completion)
+        settled = {line.id: units for line, units, _ in parts}
+        later = any(
+            line.quantity - line.rejected > line.settled + settled.get(line.id, 0)
+            for line in change.record.lines
+        )
+        bears = _settlement(change.record, policy, parts)
+        short = bears.shipping_owed + bears.fees_waived
+        settle_parts(change, policy, parts, charge_shipping=not (short and later))
 
 
 def close(change: Change) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from returnflow.decisions import _fees as fees_of
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ExchangeLine, ReturnLine, ReturnRecord
 from returnflow.domain.money import Money
@@ -58,6 +59,8 @@ def hold(change: Change, policy: ReturnPolicy) -> None:
         taxes_included=record.taxes_included,
         fee_by_unit=policy.platform_mode is PlatformMode.NATIVE,
     )
+    if policy.platform_mode is PlatformMode.TAGS:  # native: noted as its platform return opens
+        fees_of.note_left_off(change, quote)
     if quote.balance_due:
         due = {"balance_due": str(quote.balance_due)}
         if quote.exchange_shipping:  # its outbound shipping: never on a platform return

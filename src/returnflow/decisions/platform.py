@@ -57,6 +57,7 @@ from typing import TypeVar
 
 import attrs
 
+from returnflow.decisions import _fees as fees_of
 from returnflow.decisions import _platform_balance as balance
 from returnflow.decisions import exchange
 from returnflow.decisions.change import Change
@@ -64,7 +65,6 @@ from returnflow.domain.inbound import Disposition
 from returnflow.domain.model import (
     ExchangeLine,
     HistoryEntry,
-    OutcomeKind,
     PlatformUnits,
     ReturnRecord,
     platform_reason,
@@ -224,7 +224,6 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
     )
     zero = Money.zero(record.currency)
     units: dict[str, int] = {}
-    fees: dict[str, Money] = {}
     reasons: dict[str, str] = {}
     paid: dict[str, int] = {}
     for line in record.lines:
@@ -233,14 +232,9 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
         reasons.setdefault(line.order_line_id, platform_reason(line.reason))
     if all(units[line_id] <= paid[line_id] for line_id in units):
         return None
-    # A fee waived because no payout covers it (fees_only_from_payout: an exchanged line's)
-    # is not put on the platform return: Shopify has no call to take a fee off a return.
-    waived = Money.sum((part.restocking_fee for part in quote.lines), record.currency)
-    waived = waived - quote.restocking_fee
-    for part in quote.lines:
-        off = min(waived, part.restocking_fee) if part.outcome is OutcomeKind.EXCHANGE else zero
-        waived = waived - off
-        fees[part.order_line_id] = fees.get(part.order_line_id, zero) + part.restocking_fee - off
+    # A fee waived because no payout covers it (fees_only_from_payout) is not put on the
+    # platform return, and no settlement charges it later (decisions._fees).
+    fees = fees_of.note_left_off(change, quote)
     # An even exchange's new item costs what was returned (as the settlement prices it).
     worth = {part.line_id: part.value for part in quote.lines}
     exchange_lines = tuple(
@@ -281,7 +275,11 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
         # request, a reset's units settled as it was made): the platform takes it with
         # their processing; a reset's charged on its parent's is not charged again
         return_shipping_fee=quote.return_shipping_fee
-        or (record.return_shipping_fee if carried is None or _took_fee(record) else None)
+        or (
+            record.return_shipping_fee
+            if carried is None or fees_of.took_shipping_fee(record.history)
+            else None
+        )
         or None,
         requested=requested,
     )
@@ -443,7 +441,7 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
                 expected=expected,
                 expected_owed=owed,
                 owed_paid_apart=_paid_by_capture(record),
-                shipping_fee=not whole and _took_shipping_fee(change),
+                shipping_fee=not whole and fees_of.took_shipping_fee(change.history),
             )
         )
         by_line = {
@@ -520,17 +518,6 @@ def _by_duty(refunds: Sequence[fx.IssueRefund]) -> tuple[DutyRefund, ...]:
                 given[duty.duty_id] + duty.amount if duty.duty_id in given else duty.amount
             )
     return tuple(DutyRefund(duty, amount) for duty, amount in given.items())
-
-
-def _took_fee(record: ReturnRecord) -> bool:
-    """Whether a settlement of this return (not of the one it was reset from) took the
-    return shipping fee."""
-    return any(e.event == "settled" and "return_shipping_fee" in e.payload for e in record.history)
-
-
-def _took_shipping_fee(change: Change) -> bool:
-    """Whether a settlement of this change took the return shipping fee."""
-    return any(e.event == "settled" and "return_shipping_fee" in e.payload for e in change.history)
 
 
 def _owed(change: Change, planned: Sequence[fx.Effect]) -> Money:

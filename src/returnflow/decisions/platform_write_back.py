@@ -21,9 +21,13 @@ __all__ = ["WRITE_BACK"]
 
 
 def _opened(change: Change, effect: fx.OpenPlatformReturn, result: object) -> None:
-    """The platform return's id and line ids; the exchange lines now sit on it."""
+    """The platform return's id and line ids; the exchange lines now sit on it. No answer:
+    the return ended before its platform return opened, and none was opened."""
     record = change.record
     return_id = getattr(result, "return_id", None)
+    if return_id is None:
+        change.note("platform_return_not_opened", {"status": record.status})
+        return
     line_ids = tuple(getattr(result, "line_ids", ()))
     exchange_ids = dict(getattr(result, "exchange_line_ids", ()))
     # The platform holds the new items only while a balance is owed (an upsell not paid

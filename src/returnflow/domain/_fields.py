@@ -24,18 +24,27 @@ from returnflow.errors import (
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_DIGITS",
     "MAX_QUANTITY",
+    "MAX_TEXT",
     "MAX_TRACKING",
     "MAX_URL",
+    "StoredText",
     "check_amount",
     "check_data",
+    "check_digits",
     "check_instant",
+    "check_key",
     "check_quantity",
     "check_required_instant",
     "check_storable",
+    "check_text",
     "check_tracking",
+    "check_tracking_field",
     "check_url",
+    "check_url_field",
     "coerce_enum",
+    "stored_url",
     "to_utc",
 ]
 
@@ -46,7 +55,12 @@ def check_storable(
     """``value`` if every store can keep it and every port can send it; ``error`` naming
     ``field`` and the value for a lone surrogate (text that is not Unicode: it has no UTF-8)
     or, in a ``key`` (an id, a shop, a source: text stores index), a NUL character
-    (PostgreSQL text cannot hold one; free text travels inside JSON, where it can)."""
+    (PostgreSQL text cannot hold one; free text travels inside JSON, where it can), and for
+    an instance of a subclass of ``str`` (a ``StrEnum``'s member, a host's own id type):
+    every store gives text back as ``str``, so a subclass, its own equality and hashing
+    with it, would last only until the return is read again from the store."""
+    if type(value) is not str:
+        raise error(field, value, f"must be a plain str, not {type(value).__name__}")
     if key and "\x00" in value:
         raise error(field, value, "must not contain NUL characters")
     try:
@@ -62,17 +76,43 @@ def _nonempty(field: str, value: object) -> None:
     check_storable(field, value)
 
 
+MAX_TEXT = 10_000
+"""The most characters of free text that comes in (a line's note, a customer's note, a
+claim's evidence, a warehouse's note, a product's title): twice the longest note Shopify
+takes (an order's or a cart's, 5,000; a return line's customer note, 300), and few enough
+that a return's record and history, which keep it, stay small."""
+
+
+def check_text(field: str, value: object, error: type[ValidationError] = InvalidRequest) -> str:
+    """``value`` if it is free text (maybe empty) of at most :data:`MAX_TEXT` characters
+    that every store can keep (:func:`check_storable`); ``error`` naming ``field`` and the
+    value (abridged in the message) otherwise."""
+    if not isinstance(value, str):
+        raise error(field, value, "must be a string")
+    if len(value) > MAX_TEXT:
+        raise error(field, value, f"must be at most {MAX_TEXT} characters, not {len(value)}")
+    return check_storable(field, value, error, key=False)
+
+
 def check_str(error: type[ValidationError] = InvalidRequest) -> Any:
-    """A validator: free text (maybe empty) that every store can keep; ``None`` passes."""
+    """A validator: :func:`check_text`; ``None`` passes."""
 
     def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is None:
-            return
-        if not isinstance(value, str):
-            raise error(attribute.name, value, "must be a string")
-        check_storable(attribute.name, value, error, key=False)
+        if value is not None:
+            check_text(attribute.name, value, error)
 
     return check
+
+
+def check_key(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A validator: a key a store finds a stored return by (its id, shop, order id) is a
+    ``str`` itself (see :func:`check_storable`), else
+    :class:`~returnflow.errors.InvalidRequest` naming the field; what else it must be, the
+    request that made it checked, or the store refuses by name."""
+    if type(value) is not str:
+        raise InvalidRequest(
+            attribute.name, value, f"must be a plain str, not {type(value).__name__}"
+        )
 
 
 def _check_id(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -133,6 +173,36 @@ def check_url(field: str, value: object, error: type[ValidationError] = InvalidP
     if len(value) > MAX_URL:
         raise error(field, value, f"must be at most {MAX_URL} characters")
     return check_storable(field, value, error)
+
+
+class StoredText(str):
+    """Text a store read back that a bound set after it was written refuses (a label's URL
+    longer than :data:`MAX_URL`): kept as it was written, so that the return it belongs to
+    still reads and still changes; :func:`check_url_field` takes it as it is. Made only by
+    :func:`stored_url`, never from input (which is ``str`` itself: :func:`check_storable`)."""
+
+    __slots__ = ()
+
+
+def stored_url(field: str, value: str) -> str:
+    """A URL as a store reads it back: text longer than :data:`MAX_URL` (written before the
+    bound) as :class:`StoredText`, once :func:`check_storable` (what every store keeps)
+    passes; other text as it is, for the model's checks."""
+    if type(value) is str and len(value) > MAX_URL:
+        return StoredText(check_storable(field, value, InvalidPayload))
+    return value
+
+
+def check_url_field(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A validator: :func:`check_url` of an optional URL; ``None`` and :class:`StoredText`
+    (read back from a store) pass."""
+    if value is not None and type(value) is not StoredText:
+        check_url(attribute.name, value)
+
+
+def check_tracking_field(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A validator: :func:`check_tracking`."""
+    check_tracking(attribute.name, value)
 
 
 def _check_count(minimum: int) -> Any:
@@ -252,3 +322,34 @@ def check_data(field: str, value: object, depth: int = 0) -> Any:
     raise InvalidPayload(
         field, value, "must be JSON data: text, a number, true/false, null, an array or object"
     )
+
+
+MAX_DIGITS = 4300
+"""The most decimal digits of a whole number in free-form data (a history entry's payload, an
+effect's payload or context, a parked fact's lines, a delivery's result) that a store keeps:
+Python's own default limit on turning a whole number into text and back
+(``sys.get_int_max_str_digits``), so that every Python reads back what another wrote."""
+
+_FEW_BITS = (10**MAX_DIGITS).bit_length() - 4
+"""Bits below which no whole number has more than :data:`MAX_DIGITS` digits."""
+_TOO_LONG = 10**MAX_DIGITS
+
+
+def check_digits(field: str, value: object) -> None:
+    """:class:`~returnflow.errors.InvalidPayload` naming where in ``field`` free-form
+    ``value`` (objects, arrays, text, numbers) holds a whole number of more than
+    :data:`MAX_DIGITS` digits, which no store can write as text; anything else passes (the
+    other checks are the writer's)."""
+    if isinstance(value, int):
+        if value.bit_length() >= _FEW_BITS and abs(value) >= _TOO_LONG:
+            raise InvalidPayload(field, value, f"has more than {MAX_DIGITS} digits")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, int):  # written as text: a key of JSON
+                check_digits(field, key)
+            if not isinstance(item, str):
+                check_digits(f"{field}.{key}", item)
+    elif isinstance(value, (list, tuple)):
+        for n, item in enumerate(value):
+            if not isinstance(item, str):
+                check_digits(f"{field}[{n}]", item)

@@ -34,7 +34,7 @@ from typing import Any
 
 import attrs
 
-from returnflow.domain._fields import check_storable, coerce_enum
+from returnflow.domain._fields import check_storable, check_text, coerce_enum
 from returnflow.errors import InvalidRequest
 
 __all__ = ["Claim", "ClaimReason"]
@@ -60,7 +60,8 @@ def _to_reason(value: object) -> ClaimReason:
 def _check_note(_: object, __: object, value: Any) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest("note", value, "a claim needs an evidence note")
-    check_storable("note", value)
+    check_text("note", value)
+    check_storable("note", value)  # no NUL either, as ever
 
 
 def _to_photos(value: object) -> tuple[str, ...]:

@@ -37,6 +37,7 @@ from returnflow.domain._fields import (
     check_quantity,
     check_required_instant,
     check_storable,
+    check_text,
     coerce_enum,
     to_utc,
 )
@@ -113,9 +114,7 @@ def _check_text(_: object, attribute: attrs.Attribute[Any], value: object) -> No
 
 
 def _check_str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str):
-        raise InvalidPayload(attribute.name, value, "must be a string")
-    check_storable(attribute.name, value, InvalidPayload, key=False)
+    check_text(attribute.name, value, InvalidPayload)
 
 
 def _check_quantity(_: object, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -15,7 +15,18 @@ from returnflow.domain.model import Exchange, Reason, ReturnLine, ReturnReason, 
 from returnflow.domain.money import MONEY_CONTEXT, Money, to_decimal
 from returnflow.errors import CurrencyMismatch, InvalidFee, ValidationError
 
-__all__ = ["Fee", "FeePolicy", "Fixed", "Percent", "charged", "tax_of", "unit_restocking_fees"]
+__all__ = [
+    "Fee",
+    "FeePolicy",
+    "Fixed",
+    "LeftOff",
+    "Percent",
+    "charged",
+    "split_tax",
+    "tax_of",
+    "tax_share",
+    "unit_restocking_fees",
+]
 
 
 def _percent(value: object) -> Decimal:
@@ -175,6 +186,20 @@ class FeePolicy:
         )
 
 
+@attrs.frozen
+class LeftOff:
+    """The parts of the fees a return was opened without: its whole return's quote when it
+    was approved waived them, no payout being there to bear them
+    (``fees_only_from_payout``), and no settlement of the return charges them (native
+    mode: the platform return was opened without them, and the platform has no call to
+    add a fee). ``restocking``: by return line id, the part of the line's restocking fee
+    (its units' shares are those of the rest, :func:`unit_restocking_fees`);
+    ``return_shipping``: the part of the return shipping fee."""
+
+    restocking: Mapping[str, Money] = attrs.field(factory=dict)
+    return_shipping: Money | None = None
+
+
 def charged(fee: Fee, base: Money, *, taxes_included: bool) -> Money:
     """What ``fee`` charges on ``base`` (the units' paid amount; zero for a per-return fee),
     tax included: in an order whose prices include tax the fee includes its tax; otherwise
@@ -225,10 +250,11 @@ def _same_currency(tax: Money, amount: Money) -> Money:
 
 
 def unit_restocking_fees(
-    fee: Fee, line: ReturnLine, *, taxes_included: bool = False
+    fee: Fee, line: ReturnLine, *, taxes_included: bool = False, less: Money | None = None
 ) -> tuple[Money, ...]:
     """Each unit's share of ``line``'s restocking fee, to the cent: the fee on the whole
-    line (never more than it is worth) allocated over its units in proportion to what they
+    line (never more than it is worth, less ``less``: a part of it a platform return was
+    opened without, never below zero) allocated over its units in proportion to what they
     were paid (largest remainder; evenly when none was paid), so the shares of any units
     add up to the whole fee when all of them are settled.
 
@@ -241,10 +267,32 @@ def unit_restocking_fees(
     ['0.34 EUR', '0.33 EUR', '0.33 EUR']
     >>> [str(share) for share in unit_restocking_fees(Fixed(eur("5.00")), line)]
     ['1.67 EUR', '1.67 EUR', '1.66 EUR']
+    >>> [str(share) for share in unit_restocking_fees(Percent(10), line, less=eur("0.40"))]
+    ['0.20 EUR', '0.20 EUR', '0.20 EUR']
     """
     whole = line.amount_for(line.quantity)
     total = min(charged(fee, whole, taxes_included=taxes_included), whole)
+    if less is not None:
+        total = max(total - less, Money.zero(total.currency))
     weights: list[int] = [amount.minor_units for amount in line.unit_amounts[: line.quantity]]
     if not any(weights):
         weights = [1] * line.quantity
     return total.allocate(weights)
+
+
+def split_tax(tax: Money, pieces: tuple[Money, Money, Money]) -> tuple[Money, Money, Money]:
+    """``tax`` split over ``pieces`` of one amount in proportion, adding up exactly."""
+    if not tax:
+        return (tax, tax, tax)
+    first, second, third = tax.allocate([piece.minor_units for piece in pieces])
+    return (first, second, third)
+
+
+def tax_share(tax: Money, part: Money, whole: Money) -> Money:
+    """The share of ``tax`` that ``part`` of ``whole`` carries, exact to the minor unit:
+    the shares of the parts of a whole add up to its tax."""
+    if not whole or not part:
+        return Money.zero(tax.currency)
+    if part == whole:
+        return tax
+    return tax.allocate([part.minor_units, (whole - part).minor_units])[0]

@@ -19,8 +19,10 @@ from returnflow.domain._fields import (
     _check_count,
     _check_id,
     check_amount,
+    check_key,
     check_storable,
     check_str,
+    check_url_field,
     coerce_enum,
 )
 from returnflow.domain.claims import Claim
@@ -424,12 +426,12 @@ class ExchangeLine:
 
 @attrs.frozen
 class ExternalRefs:
-    """Ids that other systems gave to this return and its parts."""
+    """Ids that other systems gave to this return and its parts (a URL: ``check_url``)."""
 
     platform_return_id: str | None = None
     warehouse_rma_id: str | None = None
     tracking_number: str | None = None
-    label_url: str | None = None
+    label_url: str | None = attrs.field(default=None, validator=check_url_field)
     exchange_hold_id: str | None = None
     refund_ids: tuple[str, ...] = ()
     credit_ids: tuple[str, ...] = ()
@@ -507,9 +509,9 @@ class ParkedFact:
 class ReturnRecord:
     """A return as stored: the state of both regions, lines, links, version and history."""
 
-    id: str
-    shop: str
-    order_id: str
+    id: str = attrs.field(validator=check_key)
+    shop: str = attrs.field(validator=check_key)
+    order_id: str = attrs.field(validator=check_key)
     currency: str
     status: str
     exchange_status: str

@@ -83,14 +83,18 @@ def is_plain_decimal(text: str) -> bool:
 
 
 def to_decimal(value: object, field: str = "amount") -> Decimal:
-    """A finite ``Decimal`` from a Decimal, int or numeric str; floats are refused.
+    """A finite ``Decimal`` from a Decimal, int or numeric str; floats and bools are refused.
 
     Text is read only in plain decimal notation (:func:`is_plain_decimal`: ``-12.50``), not in all
     that ``Decimal`` reads: no ``_`` between digits (``1_000``), no digits of other scripts
     (``١٠``), no spaces around, and no exponent (``1e3``, which is how a float prints, not
     how an amount is written, and lets a few characters stand for a number of any size). A
     ``Decimal`` value is taken as it is."""
-    if isinstance(value, (bool, float)):
+    if isinstance(value, bool):  # an int to Python, but True is no amount
+        raise InvalidAmount(
+            field, value, "a bool (True/False) is not an amount; pass a Decimal, int or str"
+        )
+    if isinstance(value, float):
         raise InvalidAmount(
             field, value, "float is not accepted for money; pass a Decimal, int or str"
         )

@@ -34,7 +34,17 @@ from typing import Any
 
 import attrs
 
-from returnflow.domain.fees import FeePolicy, Fixed, Percent, charged, tax_of, unit_restocking_fees
+from returnflow.domain.fees import (
+    FeePolicy,
+    Fixed,
+    LeftOff,
+    Percent,
+    charged,
+    split_tax,
+    tax_of,
+    tax_share,
+    unit_restocking_fees,
+)
 from returnflow.domain.model import (
     Exchange,
     ExchangeLine,
@@ -338,6 +348,7 @@ def settle(
     fee_by_unit: bool = False,
     shipping_waived_by: Sequence[ReturnLine] | None = None,
     items_unpaid: Money | None = None,
+    left_off: LeftOff | None = None,
 ) -> Settlement:
     """Settle ``parts``: ``(line, units, start)`` = ``units`` of ``line`` from unit ``start``.
 
@@ -357,7 +368,9 @@ def settle(
     shipping fee; ``None``, the settled parts' lines. Native mode passes all the return's
     lines: the platform return took the fee at its opening and keeps it when QC removes
     the lines that were not exchanged (Shopify's ``removeFromReturn`` removes line items,
-    never the fee), so both sides charge it.
+    never the fee), so both sides charge it. ``left_off``: the parts of the fees the return
+    was opened without (:class:`~returnflow.domain.fees.LeftOff`), which no settlement
+    charges; a line with a part left off pays its units' shares of the rest.
 
     The order of the money: refunded and credited lines pay their own restocking fee; the
     exchange's difference goes to ``refund`` or ``store_credit`` (``difference_to``);
@@ -379,8 +392,11 @@ def settle(
         if kind is OutcomeKind.EXCHANGE:
             shipped_back = shipped_back_tax = duties_back = zero
         fee = zero
-        if fees.restocking is not None and not fees.waived(line) and fee_by_unit:
-            shares = unit_restocking_fees(fees.restocking, line, taxes_included=taxes_included)
+        less = left_off.restocking.get(line.id) if left_off else None  # by unit, the rest
+        if fees.restocking is not None and not fees.waived(line) and (fee_by_unit or less):
+            shares = unit_restocking_fees(
+                fees.restocking, line, taxes_included=taxes_included, less=less
+            )
             fee = Money.sum(shares[start : start + units], currency)
         elif fees.restocking is not None and not fees.waived(line):
             fee = min(charged(fees.restocking, value, taxes_included=taxes_included), value)
@@ -462,7 +478,7 @@ def settle(
         # The rest of the exchange credit carries its share of the returned units' tax.
         to = difference_to if difference_to is OutcomeKind.STORE_CREDIT else OutcomeKind.REFUND
         payout[to] = payout[to] + difference
-        payout_tax[to] = payout_tax[to] + _share(exchange_credit_tax, difference, exchange_credit)
+        payout_tax[to] += tax_share(exchange_credit_tax, difference, exchange_credit)
 
     # What the return owes besides its own lines' fees (the exchange's shortfall, the
     # exchanged lines' restocking, the return shipping) is taken from the payout, the
@@ -479,6 +495,8 @@ def settle(
     everything_waived = all(fees.waived(line) for line in judged)
     if fees.return_shipping is not None and charge_shipping and parts and not everything_waived:
         shipping = charged(fees.return_shipping, zero, taxes_included=taxes_included)
+        if left_off is not None and left_off.return_shipping is not None:
+            shipping = max(shipping - left_off.return_shipping, zero)
     shipping_tax = tax_of(fees.return_shipping, shipping)
     kinds = (OutcomeKind.REFUND, OutcomeKind.STORE_CREDIT)
     pieces: list[tuple[Money, Money, Money]] = []  # (from the refund, from credit, left)
@@ -489,8 +507,8 @@ def settle(
         piece = (from_refund, from_credit, amount - from_refund - from_credit)
         if tax is None:  # the exchange's shortfall takes the payout's share of its tax
             shares = (
-                _share(payout_tax[OutcomeKind.REFUND], from_refund, payout[OutcomeKind.REFUND]),
-                _share(
+                tax_share(payout_tax[OutcomeKind.REFUND], from_refund, payout[OutcomeKind.REFUND]),
+                tax_share(
                     payout_tax[OutcomeKind.STORE_CREDIT],
                     from_credit,
                     payout[OutcomeKind.STORE_CREDIT],
@@ -498,7 +516,7 @@ def settle(
                 zero,
             )
         else:  # a fee's tax goes where the fee is paid from
-            shares = _split(tax, piece)
+            shares = split_tax(tax, piece)
             fee_taxes.append(shares)
         for kind, taken, share in zip(kinds, piece, shares, strict=False):
             payout[kind] = payout[kind] - taken
@@ -569,24 +587,6 @@ def settle(
         original_shipping=Money.sum((part.original_shipping for part in settled), currency),
         duties=Money.sum((part.duties for part in settled), currency),
     )
-
-
-def _split(tax: Money, pieces: tuple[Money, Money, Money]) -> tuple[Money, Money, Money]:
-    """``tax`` split over ``pieces`` of one amount in proportion, adding up exactly."""
-    if not tax:
-        return (tax, tax, tax)
-    first, second, third = tax.allocate([piece.minor_units for piece in pieces])
-    return (first, second, third)
-
-
-def _share(tax: Money, part: Money, whole: Money) -> Money:
-    """The share of ``tax`` that ``part`` of ``whole`` carries, exact to the minor unit:
-    the shares of the parts of a whole add up to its tax."""
-    if not whole or not part:
-        return Money.zero(tax.currency)
-    if part == whole:
-        return tax
-    return tax.allocate([part.minor_units, (whole - part).minor_units])[0]
 
 
 def lines_by_order_line(settlement: Settlement, kind: OutcomeKind) -> Mapping[str, int]:

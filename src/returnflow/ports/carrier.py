@@ -6,6 +6,7 @@ from typing import Protocol
 
 import attrs
 
+from returnflow.domain._fields import check_tracking_field, check_url_field
 from returnflow.domain.methods import ReturnMethod
 
 __all__ = ["Carrier", "Label", "ask_for_label"]
@@ -14,11 +15,14 @@ __all__ = ["Carrier", "Label", "ask_for_label"]
 @attrs.frozen
 class Label:
     """What the carrier gave for a return: its tracking number, the label to print and,
-    for a drop-off, the QR code the customer shows at the drop-off point."""
+    for a drop-off, the QR code the customer shows at the drop-off point.
+    :class:`~returnflow.errors.InvalidPayload` naming the field for a tracking number that
+    is no tracking number (:func:`~returnflow.domain._fields.check_tracking`) or a URL that
+    is no URL (:func:`~returnflow.domain._fields.check_url`)."""
 
-    tracking_number: str
-    label_url: str
-    qr_code_url: str | None = None
+    tracking_number: str = attrs.field(validator=check_tracking_field)
+    label_url: str = attrs.field(validator=check_url_field)
+    qr_code_url: str | None = attrs.field(default=None, validator=check_url_field)
 
 
 class Carrier(Protocol):

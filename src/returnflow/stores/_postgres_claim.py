@@ -12,25 +12,13 @@ from typing import Any
 
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import OutboxEntry
+from returnflow.stores._outbox_entries import ENTRY_COLUMNS
 from returnflow.stores._postgres_rows import diagnostic, entry
 
 __all__ = ["claim_parts", "claim_statement", "claimed"]
 
-_COLUMNS = (
-    "seq",
-    "body",
-    "status",
-    "attempts",
-    "last_error",
-    "result",
-    "updated_at",
-    "next_attempt_at",
-    "claimed_until",
-    "claimed_by",
-    "key",
-    "shop",
-    "return_id",
-)
+_COLUMNS = tuple(name.strip() for name in ENTRY_COLUMNS.split(","))
+"""The columns :func:`~returnflow.stores._outbox_entries.readable_entry` reads, in its order."""
 
 
 def _select(alias: str) -> str:

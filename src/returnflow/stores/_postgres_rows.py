@@ -4,7 +4,6 @@ delivery attempt, and the values a text column refuses (NUL characters)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -14,7 +13,7 @@ from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import ValidationError
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import Attempt, OutboxEntry, check_count_args
-from returnflow.stores._errors import readable_effect
+from returnflow.stores._outbox_entries import ENTRY_COLUMNS, readable_entry
 
 __all__ = [
     "ATTEMPT",
@@ -64,10 +63,6 @@ DONE = (
     "SELECT o.seq, COALESCE(r.status = ANY(%s) AND r.due_at IS NULL AND r.updated_at < %s, "
     "false) FROM outbox o LEFT JOIN returns r ON r.shop = o.shop AND r.id = o.return_id "
     "WHERE o.status = 'done' AND o.seq > %s ORDER BY o.seq LIMIT %s"
-)
-ENTRY_COLUMNS = (
-    "seq, body, status, attempts, last_error, result, updated_at, next_attempt_at, "
-    "claimed_until, claimed_by, key, shop, return_id"
 )
 ATTEMPT = (
     "UPDATE outbox SET status = %(status)s, attempts = attempts + 1, last_error = %(error)s, "
@@ -177,21 +172,9 @@ def attempt_params(attempt: Attempt) -> dict[str, Any]:
 
 def entry(row: Sequence[Any], effect: Effect | None = None) -> OutboxEntry:
     """An outbox row (:data:`ENTRY_COLUMNS`, in order) as an :class:`OutboxEntry`; its
-    effect ``effect`` when the caller holds it, else parsed from the row."""
-    if effect is None:
-        effect = readable_effect(row[1], row[10], row[11], row[12])
-    return OutboxEntry(
-        effect=effect,
-        sequence=int(row[0]),
-        status=row[2],
-        attempts=int(row[3]),
-        last_error=row[4],
-        result=None if row[5] is None else json.loads(row[5]),
-        updated_at=row[6],
-        next_attempt_at=row[7],
-        claimed_until=row[8],
-        claimed_by=row[9],
-    )
+    effect ``effect`` when the caller holds it, else parsed from the row; a damaged row is
+    an :class:`~returnflow.errors.UnreadableRecord` (see :func:`readable_entry`)."""
+    return readable_entry(row, effect)
 
 
 def columns(record: ReturnRecord) -> dict[str, Any]:

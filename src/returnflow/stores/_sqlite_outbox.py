@@ -5,7 +5,6 @@ they are, not parsed from their rows again."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -18,17 +17,13 @@ from returnflow.errors import ConcurrencyConflict, UnreadableRecord
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import Attempt, OutboxEntry
 from returnflow.stores._conflicts import not_pending, queued
-from returnflow.stores._errors import readable_effect
+from returnflow.stores._outbox_entries import ENTRY_COLUMNS, readable_entry
 from returnflow.stores._sqlite_rows import ROWS, iso, rows
 
 __all__ = ["ENTRY", "attempt", "attempts", "claim", "entry", "insert"]
 
-_COLUMNS = (
-    "seq, body, status, attempts, last_error, result, updated_at, next_attempt_at, "
-    "claimed_until, claimed_by, key, shop, return_id"
-)
-ENTRY = f"SELECT {_COLUMNS} FROM outbox"
-_HEAD_COLUMNS = ", ".join(f"o.{name.strip()}" for name in _COLUMNS.split(","))
+ENTRY = f"SELECT {ENTRY_COLUMNS} FROM outbox"
+_HEAD_COLUMNS = ", ".join(f"o.{name.strip()}" for name in ENTRY_COLUMNS.split(","))
 """The columns :func:`entry` reads, in its order."""
 
 _HEADS = (
@@ -78,26 +73,9 @@ _MOMENTS: dict[str, datetime] = {}
 
 def entry(row: Sequence[Any], known: Mapping[str, Effect] | None = None) -> OutboxEntry:
     """The :class:`OutboxEntry` of a row of :data:`ENTRY`; its effect taken from ``known``
-    (by key) when there, else parsed from the row."""
-    effect = None if known is None else known.get(row[10])
-    if effect is None:
-        effect = readable_effect(row[1], row[10], row[11], row[12])
-    try:
-        return OutboxEntry(
-            effect=effect,
-            sequence=int(row[0]),
-            status=row[2],
-            attempts=int(row[3]),
-            last_error=row[4],
-            result=None if row[5] is None else json.loads(row[5]),
-            updated_at=_moment(row[6]),
-            next_attempt_at=_moment(row[7]),
-            claimed_until=_moment(row[8]),
-            claimed_by=row[9],
-        )
-    except (TypeError, ValueError) as error:  # a damaged row: its times, counts or result
-        reason = f"{type(error).__name__}: {error}".splitlines()[0][:300]
-        raise UnreadableRecord(row[11], row[12], f"its effect {row[10]}: {reason}") from error
+    (by key) when there, else parsed from the row; a damaged row is an
+    :class:`~returnflow.errors.UnreadableRecord` (see :func:`readable_entry`)."""
+    return readable_entry(row, None if known is None else known.get(row[10]), _moment)
 
 
 def claim(

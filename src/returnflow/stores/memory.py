@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 
 import attrs
 
+from returnflow._effect_data import FREE_FORM
+from returnflow.domain._fields import check_digits
 from returnflow.domain._time import instant
 from returnflow.domain.ledger import UnitKey, held_units
 from returnflow.domain.model import HistoryEntry, ReturnRecord
@@ -137,6 +139,7 @@ class MemoryStore:
                     raise ConcurrencyConflict(record.id, expected + 1, record.version)
                 if stored is not None and not _extends(record.history, stored.history):
                     raise ConcurrencyConflict(record.id, expected, actual)
+                _check_free_form(record, 0 if stored is None else len(stored.history))
             if commit.inbound is not None and commit.inbound in self._inbox:
                 raise ConcurrencyConflict(
                     f"inbound {commit.inbound.event_id}", 0, 1, _seen(commit.inbound)
@@ -145,7 +148,12 @@ class MemoryStore:
             for key in keys:
                 if key in self._outbox or keys.count(key) > 1:
                     raise ConcurrencyConflict(f"effect {key}", 0, 1, _queued(key))
+            for effect in commit.effects:
+                for name in FREE_FORM:
+                    check_digits(f"effect.{name}", getattr(effect, name, None))
             for attempt in commit.attempts:
+                if attempt.ok:  # a failed attempt's result is not kept
+                    check_digits("result", attempt.result)
                 entry = self._outbox.get(attempt.key)
                 if entry is None or entry.status != "pending":
                     raise ConcurrencyConflict(
@@ -374,6 +382,8 @@ class MemoryStore:
         retry_at: datetime | None = None,
     ) -> OutboxEntry:
         attempt = Attempt(key, ok, at, result, error, give_up, retry_at)
+        if ok:  # what the durable stores cannot write, refused alike
+            check_digits("result", result)
         with self._lock:
             entry = self._outbox.get(key)
             if entry is None:
@@ -434,3 +444,13 @@ def _attempted(entry: OutboxEntry, attempt: Attempt) -> OutboxEntry:
         claimed_until=None,
         claimed_by=None,
     )
+
+
+def _check_free_form(record: ReturnRecord, stored: int) -> None:
+    """What the durable stores refuse to write of ``record``'s free-form data (its parked
+    facts' lines, the payloads of its history entries after the ``stored`` ones), refused
+    alike: :func:`~returnflow.domain._fields.check_digits`."""
+    for n, fact in enumerate(record.parked):
+        check_digits(f"record.parked[{n}].lines", fact.lines)
+    for entry in record.history[stored:]:
+        check_digits("history.payload", entry.payload)

@@ -75,12 +75,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 
+from returnflow.domain._fields import MAX_DIGITS
 from returnflow.domain.model import (
     DeclineReason,
     ExchangeLine,
     ExternalRefs,
     HistoryEntry,
     ItemCondition,
+    ParkedFact,
     Refund,
     ReturnLine,
     ReturnReason,
@@ -88,7 +90,13 @@ from returnflow.domain.model import (
     StoreCredit,
 )
 from returnflow.domain.money import Money
-from returnflow.errors import ConcurrencyConflict, ReturnNotFound, UnitsTaken, ValidationError
+from returnflow.errors import (
+    ConcurrencyConflict,
+    InvalidPayload,
+    ReturnNotFound,
+    UnitsTaken,
+    ValidationError,
+)
 from returnflow.lifecycle.effects import Effect, Publish
 from returnflow.ports.store import (
     Attempt,
@@ -1041,6 +1049,49 @@ class StoreContract(abc.ABC):
         with _raises_conflict():
             store.commit(Commit(records=((rewritten, 1),)))
         _assert_same_record(store.get(self.SHOP, "R1"), v1)
+
+    def test_free_form_data_with_a_number_too_long_for_text_is_refused_by_name(self) -> None:
+        # Python writes no whole number of more than MAX_DIGITS digits as text (nor reads
+        # one): a payload holding one is refused as bad input wherever it is, nothing stored.
+        store = self.open_store()
+        too_long = 10**MAX_DIGITS
+        record = make_record(self.SHOP, "R1", 1)
+        entry = attrs.evolve(record.history[0], payload={"n": [1, too_long]})
+        effect = Publish(
+            key="shop-a/R1/0", shop=self.SHOP, return_id="R1", order_id="1001", version=1,
+            topic="returns/update", payload={"big": -too_long},
+        )  # fmt: skip
+        fact = ParkedFact(
+            kind="receipt", event_id="w1", source="warehouse", arrived_at=BASE_TIME,
+            lines=({"quantity": too_long},),
+        )  # fmt: skip
+        cases = {
+            "history.payload.n[1]": Commit(records=((attrs.evolve(record, history=(entry,)), 0),)),
+            "effect.payload.big": Commit(records=((record, 0),), effects=(effect,)),
+            "record.parked[0].lines[0].quantity": Commit(
+                records=((attrs.evolve(record, parked=(fact,)), 0),)
+            ),
+        }
+        for field, commit in cases.items():
+            with _raises(InvalidPayload) as refused:
+                store.commit(commit)
+            assert refused.value.field == field
+            with _raises(ReturnNotFound):
+                store.get(self.SHOP, "R1")
+            assert list(store.outbox(self.SHOP, "R1")) == []
+        self.seed(store, record, make_effect(self.SHOP, "R1", 0))
+        result = Attempt("shop-a/R1/0", ok=True, at=self.NOW, result={"id": too_long})
+        with _raises(InvalidPayload) as refused:
+            store.commit(Commit(records=(), attempts=(result,)))
+        assert refused.value.field == "result.id"
+        with _raises(InvalidPayload) as refused:
+            store.record_attempt("shop-a/R1/0", ok=True, at=self.NOW, result=[too_long])
+        assert refused.value.field == "result[0]"
+        assert [entry.status for entry in store.outbox(self.SHOP, "R1")] == ["pending"]
+        # one digit fewer is kept, and read back as it was
+        v2 = next_version(record, payload={"n": too_long - 1})
+        store.commit(Commit(records=((v2, 1),)))
+        assert store.get(self.SHOP, "R1").history[-1].payload == {"n": too_long - 1}
 
     # -- the outbox -----------------------------------------------------------------------------
 

@@ -1,0 +1,218 @@
+"""What native mode's handlers (:mod:`returnflow.platform_handlers`) share: the port and
+the platform return's ids, whether the return will ever have a platform return, and the
+handlers that take units and items out of it or say what became of processed units."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from returnflow.domain.model import ReturnRecord
+from returnflow.domain.money import Money
+from returnflow.errors import PortError
+from returnflow.lifecycle import effects as fx
+from returnflow.ports.platform_returns import PlatformReturns, Quantity
+
+if TYPE_CHECKING:
+    from returnflow.dispatch import Dispatcher
+
+__all__ = [
+    "ENDED",
+    "amount_of",
+    "dispose_platform_units",
+    "items_left",
+    "known",
+    "line_ids",
+    "never_opened",
+    "platform_of",
+    "port_of",
+    "remove_items",
+    "remove_platform_lines",
+    "tried",
+]
+
+_T = TypeVar("_T")
+
+
+def known(value: _T | None, field: str, effect: fx.Effect) -> _T:
+    if value is None:
+        raise PortError(effect.port, effect.kind, f"the return has no {field} yet", retryable=True)
+    return value
+
+
+def port_of(d: Dispatcher, effect: fx.Effect) -> PlatformReturns:
+    if d.platform_returns is None:
+        raise PortError(effect.port, effect.kind, "no PlatformReturns port", retryable=False)
+    return d.platform_returns
+
+
+def platform_of(
+    d: Dispatcher, effect: fx.Effect, record: ReturnRecord
+) -> tuple[PlatformReturns, str]:
+    """The port and the platform return's id (a retryable error until it is known)."""
+    return port_of(d, effect), known(record.refs.platform_return_id, "platform_return_id", effect)
+
+
+def line_ids(record: ReturnRecord, effect: fx.Effect, lines: Any) -> list[Quantity]:
+    ids = dict(record.refs.platform_line_ids)
+    return [
+        Quantity(known(ids.get(line.order_line_id), "platform line id", effect), line.quantity)
+        for line in lines
+    ]
+
+
+ENDED = ("cancelled", "expired", "declined", "reset")
+"""Statuses of a return that ended: its platform return, if any, is cancelled or closed."""
+
+
+def tried(d: Dispatcher, effect: fx.Effect) -> bool:
+    """Whether the outbox shows an attempt of ``effect`` made before this one."""
+    entries = d.store.outbox(effect.shop, effect.return_id)
+    return any(e.effect.key == effect.key and (e.attempts or e.last_error) for e in entries)
+
+
+def never_opened(d: Dispatcher, effect: fx.Effect, record: ReturnRecord) -> bool:
+    """Whether the return has no platform return and will have none: its opening is over
+    (not opened for a return that ended first, refused, or given up)."""
+    if record.refs.platform_return_id is not None:
+        return False
+    entries = d.store.outbox(effect.shop, effect.return_id)
+    return not any(
+        isinstance(e.effect, fx.OpenPlatformReturn) and e.status == "pending" for e in entries
+    )
+
+
+def amount_of(text: object, currency: str) -> Money:
+    """An amount as a note shows it (``"12.50 EUR"``)."""
+    return Money(str(text).split(" ")[0], currency)
+
+
+def dispose_platform_units(
+    d: Dispatcher, effect: fx.DisposePlatformUnits, record: ReturnRecord
+) -> object:
+    if never_opened(d, effect, record):  # nothing there to take out or dispose of
+        return None
+    port, return_id = platform_of(d, effect, record)
+    ids = dict(record.refs.platform_line_ids)
+    for index, item in enumerate(effect.disposals):
+        line_id = known(ids.get(item.order_line_id), "platform line id", effect)
+        # where the units came back to: only a named location is passed (a host written
+        # before destinations restocks where it always did)
+        wheres = {
+            line.location_id for line in record.lines if line.order_line_id == item.order_line_id
+        }
+        where = {"location_id": wheres.pop()} if len(wheres) == 1 and None not in wheres else {}
+        port.dispose(
+            effect.shop,
+            return_id,
+            line_id,
+            item.quantity,
+            item.disposition,
+            idempotency_key=f"{effect.key}/{index}",
+            **where,
+        )
+    return None
+
+
+def remove_platform_lines(
+    d: Dispatcher, effect: fx.RemovePlatformLines, record: ReturnRecord
+) -> object:
+    """Take the effect's units out under its key, then the exchange items of its cancelled
+    lines still there under a key naming them: what is left of the units and items is read
+    from the platform, so a retry after a call that acted (its answer lost) finds none and
+    makes no call, and a different removal never reuses a key.
+
+    Units a person took out in the platform's admin are out already: returnflow follows
+    the admin and takes out only what is still there of its own units (none: no call),
+    under a key naming them when that is less than the effect's."""
+    if never_opened(d, effect, record):  # nothing there to take out or dispose of
+        return None
+    port, return_id = platform_of(d, effect, record)
+    answer: object = None
+    if effect.lines or not effect.exchange_line_ids:  # the call as made before items could go
+        lines = line_ids(record, effect, effect.lines)
+        left = _units_left(d, port, effect, record, return_id, lines)
+        if left == lines:
+            answer = port.remove_lines(effect.shop, return_id, lines, idempotency_key=effect.key)
+        elif left:
+            named = ",".join(f"{line.line_id}x{line.quantity}" for line in left)
+            key = f"{effect.key}/{named}"
+            answer = port.remove_lines(effect.shop, return_id, left, idempotency_key=key)
+    if effect.exchange_line_ids:
+        items = items_left(port, effect, record, return_id, set(effect.exchange_line_ids))
+        if items:  # else taken out before a processing, or by an attempt that acted
+            answer = remove_items(port, effect, return_id, items, effect.key)
+    return answer if answer is not None else port.get_return(effect.shop, return_id)
+
+
+def _units_left(
+    d: Dispatcher,
+    port: PlatformReturns,
+    effect: fx.RemovePlatformLines,
+    record: ReturnRecord,
+    return_id: str,
+    lines: list[Quantity],
+) -> list[Quantity]:
+    """``lines`` (platform line ids) less what is no longer on the platform return: the
+    units there neither processed nor removed, but those returnflow still expects there
+    (not yet processed or removed by its count, or processed or removed by effects planned
+    after this one and not delivered yet). An earlier attempt that acted, or a person in
+    the platform's admin, took the rest out."""
+    if not lines:
+        return lines
+    now = port.get_return(effect.shop, return_id)
+    done, gone = dict(now.processed), dict(now.removed)
+    ids = dict(record.refs.platform_line_ids)
+    keep = {
+        ids.get(u.order_line_id): u.quantity - u.processed - u.removed
+        for u in record.platform_units
+    }
+    opened = {ids.get(u.order_line_id): u.quantity for u in record.platform_units}
+    outbox = list(d.store.outbox(effect.shop, effect.return_id))
+    at = next((i for i, e in enumerate(outbox) if e.effect.key == effect.key), len(outbox))
+    for entry in outbox[at + 1 :]:
+        later = entry.effect
+        if entry.status == "pending" and isinstance(
+            later, (fx.ProcessPlatformReturn, fx.RemovePlatformLines)
+        ):
+            for units in later.lines:
+                line_id = ids.get(units.order_line_id)
+                keep[line_id] = keep.get(line_id, 0) + units.quantity
+    left = []
+    for line in lines:
+        there = opened.get(line.line_id, 0) - done.get(line.line_id, 0)
+        there -= gone.get(line.line_id, 0) + keep.get(line.line_id, 0)
+        take = min(line.quantity, max(there, 0))
+        keep[line.line_id] = keep.get(line.line_id, 0) + take
+        left.extend([Quantity(line.line_id, take)] if take else [])
+    return left
+
+
+def remove_items(
+    port: PlatformReturns, effect: fx.Effect, return_id: str, items: list[Quantity], base: str
+) -> object:
+    """Take exchange items out, under ``base`` and the items and units removed: one key
+    per distinct removal, the same for a retry of it."""
+    named = ",".join(f"{item.line_id}x{item.quantity}" for item in items)
+    return port.remove_lines(
+        effect.shop, return_id, [], exchange_lines=items, idempotency_key=f"{base}/{named}"
+    )
+
+
+def items_left(
+    port: PlatformReturns,
+    effect: fx.Effect,
+    record: ReturnRecord,
+    return_id: str,
+    ids: set[str],
+) -> list[Quantity]:
+    """The items of exchange lines ``ids`` still on the platform return, neither processed
+    nor removed."""
+    now = port.get_return(effect.shop, return_id)
+    done, gone = dict(now.exchange_processed), dict(now.exchange_removed)
+    items = []
+    for line in record.exchange_lines:
+        item = line.platform_item_id
+        if line.id in ids and item is not None:
+            left = line.quantity - done.get(item, 0) - gone.get(item, 0)
+            items.extend([Quantity(item, left)] if left > 0 else [])
+    return items

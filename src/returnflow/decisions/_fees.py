@@ -1,0 +1,91 @@
+"""The fees a return's settlements charge: fixed, for what no payout was to bear, when
+the return opens.
+
+When a return is approved its whole return is quoted, and a fee that quote waives
+because no payout is to bear it (``fees_only_from_payout``: an exchanged line's
+restocking fee, the return shipping fee beyond the payout) is left off: noted
+(:func:`note_left_off`), and never charged by a later settlement (:func:`left_off`), even
+when QC cancels the exchange and its accepted units are paid out after all. In native
+mode the platform return is opened without it, and Shopify has no call to add a fee to a
+return (nor to take one off: ``removeFromReturn`` removes line items only); in ``tags``
+mode the same rule keeps the money the same in both modes, and the same whenever the
+refund is paid (a payout made early cannot take a fee the whole return would not).
+
+Pure: reads settlements and history; never calls a port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from returnflow.decisions.change import Change
+from returnflow.domain.fees import LeftOff
+from returnflow.domain.model import HistoryEntry, OutcomeKind, ReturnRecord
+from returnflow.domain.money import Money
+from returnflow.domain.settlement import Settlement
+
+__all__ = ["LEFT_OFF", "left_off", "note_left_off", "opening_fees", "took_shipping_fee"]
+
+LEFT_OFF = "fees_left_off"
+"""The history event of the fees a return's opening quote left off."""
+
+
+def opening_fees(quote: Settlement) -> tuple[dict[str, Money], dict[str, object]]:
+    """The restocking fee of each order line the return opens with, from the ``quote`` of
+    its whole return, and the fees it leaves off (keys ``restocking``, by return line
+    id, and ``return_shipping``; empty when none).
+
+    A restocking fee waived because no payout covers it is an exchanged line's (refunded
+    and credited lines pay their own): the part waived comes off the exchanged lines in
+    the quote's order; the part of the return shipping fee waived is the rest of what the
+    quote waived."""
+    zero = Money.zero(quote.currency)
+    waived = Money.sum((part.restocking_fee for part in quote.lines), quote.currency)
+    waived = waived - quote.restocking_fee
+    shipping_off = quote.fees_waived - waived
+    fees: dict[str, Money] = {}
+    off_by_line: dict[str, str] = {}
+    for part in quote.lines:
+        off = min(waived, part.restocking_fee) if part.outcome is OutcomeKind.EXCHANGE else zero
+        waived = waived - off
+        fees[part.order_line_id] = fees.get(part.order_line_id, zero) + part.restocking_fee - off
+        if off:
+            off_by_line[part.line_id] = str(off)
+    left: dict[str, object] = {"restocking": off_by_line} if off_by_line else {}
+    if shipping_off:
+        left["return_shipping"] = str(shipping_off)
+    return fees, left
+
+
+def note_left_off(change: Change, quote: Settlement) -> dict[str, Money]:
+    """Note the fees the ``quote`` of the opening return leaves off (none: no note), and
+    return the restocking fee of each order line it opens with (:func:`opening_fees`)."""
+    fees, left = opening_fees(quote)
+    if left:
+        change.note(LEFT_OFF, left)
+    return fees
+
+
+def left_off(record: ReturnRecord) -> LeftOff | None:
+    """The fees the return's opening left off, as last noted (:func:`note_left_off`);
+    ``None`` when none were."""
+    noted = next((e for e in reversed(record.history) if e.event == LEFT_OFF), None)
+    if noted is None:
+        return None
+    lines = noted.payload.get("restocking") or {}
+    shipping = noted.payload.get("return_shipping")
+    return LeftOff(
+        {str(line_id): _money(off, record.currency) for line_id, off in lines.items()},
+        _money(shipping, record.currency) if shipping else None,
+    )
+
+
+def took_shipping_fee(history: Sequence[HistoryEntry]) -> bool:
+    """Whether a settlement in ``history`` took the return shipping fee: a change's (its
+    processing call takes the fee too) or a return's own (not the one it was reset from)."""
+    return any(e.event == "settled" and "return_shipping_fee" in e.payload for e in history)
+
+
+def _money(text: object, currency: str) -> Money:
+    """An amount as notes show it (``"15.00 EUR"``)."""
+    return Money(str(text).split(" ")[0], currency)

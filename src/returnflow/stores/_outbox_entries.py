@@ -1,0 +1,63 @@
+"""How every durable store turns an outbox row into an :class:`OutboxEntry`: the columns it
+reads (:data:`ENTRY_COLUMNS`, in order) and one builder, so that a damaged row (a result that
+is not JSON, counts that are no numbers, times the store did not write) is an
+:class:`~returnflow.errors.UnreadableRecord` naming its return and effect on each of them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from returnflow.errors import UnreadableRecord
+from returnflow.lifecycle.effects import Effect
+from returnflow.ports.store import OutboxEntry
+from returnflow.stores._errors import readable_effect
+
+__all__ = ["ENTRY_COLUMNS", "readable_entry"]
+
+ENTRY_COLUMNS = (
+    "seq, body, status, attempts, last_error, result, updated_at, next_attempt_at, "
+    "claimed_until, claimed_by, key, shop, return_id"
+)
+"""The outbox columns :func:`readable_entry` reads, in its order."""
+
+
+def _as_stored(value: Any) -> datetime | None:
+    """A time column a driver reads as a :class:`datetime` (or ``NULL``) already."""
+    if value is None or isinstance(value, datetime):
+        return value
+    raise TypeError(f"a time column holds {type(value).__name__}")
+
+
+def readable_entry(
+    row: Sequence[Any],
+    effect: Effect | None = None,
+    moment: Callable[[Any], datetime | None] = _as_stored,
+) -> OutboxEntry:
+    """The :class:`OutboxEntry` of an outbox row (:data:`ENTRY_COLUMNS`, in order); its
+    effect ``effect`` when the caller holds it, else parsed from the row; ``moment`` reads
+    a time column (``None`` for ``NULL``; :class:`TypeError` or :class:`ValueError` for one
+    the store did not write). A damaged row is an
+    :class:`~returnflow.errors.UnreadableRecord` naming its shop, return and effect key."""
+    key, shop, return_id = row[10], row[11], row[12]
+    if effect is None:
+        effect = readable_effect(row[1], key, shop, return_id)
+    try:
+        return OutboxEntry(
+            effect=effect,
+            sequence=int(row[0]),
+            status=row[2],
+            attempts=int(row[3]),
+            last_error=row[4],
+            result=None if row[5] is None else json.loads(row[5]),
+            updated_at=moment(row[6]),
+            next_attempt_at=moment(row[7]),
+            claimed_until=moment(row[8]),
+            claimed_by=row[9],
+        )
+    # a damaged row: its times, counts or result (JSON nested past Python's recursion limit)
+    except (TypeError, ValueError, RecursionError) as error:
+        reason = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+        raise UnreadableRecord(shop, return_id, f"its effect {key}: {reason}") from error
