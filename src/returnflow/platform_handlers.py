@@ -258,7 +258,10 @@ def _reconciled(
         net = outcome.refund - outcome.owed
         zero = Money.zero(net.currency)
         theirs = outcome.refund
-        ahead = _owed_ahead(record, net.currency)
+        # what the platform asked ahead, less what a captured authorization paid of it: the
+        # exchanged units no longer pay that part of the items
+        paid_apart = effect.owed_paid_apart or zero
+        ahead = min(_owed_ahead(record, net.currency) + paid_apart, zero)
         exchanged = {x.order_line_id for x in record.lines if isinstance(x.outcome, Exchange)}
         ids = dict(record.refs.platform_line_ids)
         paying = [q for q in lines if q.line_id in {ids.get(k) for k in exchanged}]
@@ -286,7 +289,7 @@ def _reconciled(
     authority = d.policy_of(record).platform_money  # the return's own policy version
     review = authority is MoneyAuthority.REVIEW
     owed = outcome.owed
-    if effect.owed_paid_apart:
+    if effect.owed_paid_apart and effect.expected_owed is not None:
         theirs, owed = _items_paid_apart(outcome, effect.owed_paid_apart)
     for what, platform, ours in (
         ("refund", theirs, effect.expected),

@@ -228,7 +228,9 @@ def complete(
         # an instant exchange shipped on an authorization: items whose units did not come
         # back (or failed QC) are paid by its capture and by what was prepaid, not given
         # back from it
-        returned = {line.id for line, _, _ in parts}
+        # the lines that came back: those settled now but any with a unit that failed QC (its
+        # exchange is not paid by the units: the capture and the payout pay it)
+        returned = {line.id for line, _, _ in parts} - failed
         if failed or any(line.return_line_id not in returned for line in kept):
             apart = exchange.paid_by_capture(record, returned)
             kept = [line for line in kept if line.return_line_id in returned]
