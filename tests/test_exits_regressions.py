@@ -18,6 +18,7 @@ from returnflow import (
     InvalidTransition,
     Money,
     OutcomeKind,
+    QcResult,
     ReceivedLine,
     Refund,
     RefundTrigger,
@@ -297,6 +298,47 @@ def test_an_instant_exchange_sent_back_before_its_pickup_waits_for_the_authoriza
     assert kinds == ["authorization", "capture"]
 
 
+@pytest.mark.parametrize("asked", ["by the receipt", "by a pickup before the review"])
+def test_an_authorization_answered_after_the_exchanged_units_failed_qc_ships_nothing(
+    asked: str,
+) -> None:
+    # An instant exchange of two units of L1, a unit of L2 refunded. A person is looking at
+    # the return when the parcel comes: the receipt is let in (the units are recorded) and
+    # both exchanged units fail QC. The authorization asked for the exchange (by the
+    # receipt's implied pickup, or by a pickup before the review and not answered yet) is
+    # answered after that: the new item is not to ship on it, since its units failed
+    # before the release was decided. Before, it was released and then captured.
+    harness = Harness(policy=INSTANT, auto_dispatch=asked == "by the receipt")
+    harness.ports.commerce.add_order(make_order(SHOP, "1001"))
+    lines = [
+        RequestLine(order_line_id="L1", quantity=2, outcome=SWAP),
+        RequestLine(order_line_id="L2", quantity=1),
+    ]
+    rid = harness.service.request(ReturnRequest(shop=SHOP, order_id="1001", lines=lines)).id
+    harness.service.dispatch_pending()
+    if asked != "by the receipt":
+        harness.service.handle(scan(rid, P, "p"))  # the authorization is asked, not answered
+    harness.service.flag(SHOP, rid, "customer called")
+    failed = [ReceivedLine(line_id="L1", quantity=2, qc=QcResult.FAIL)]
+    harness.service.handle(WarehouseReceipt(shop=SHOP, return_id=rid, event_id="r", lines=failed))
+    harness.service.dispatch_pending()
+    record = harness.service.get(SHOP, rid)
+    assert record.state == ("needs_review", "on_hold")
+    assert items(harness) == ["on_hold"]
+    assert list(harness.ports.payments.authorizations(SHOP, rid).values()) == ["voided"]
+    harness.service.handle(receipt_of(rid, "L2", "r2"))  # the last unit: completed
+    harness.service.dispatch_pending()
+    assert harness.service.get(SHOP, rid).state == ("closed", "exchange_cancelled")
+    assert items(harness) == ["cancelled"]
+    assert [p.kind for p in harness.ports.payments.payments] == ["authorization", "void"]
+    assert [str(r.amount) for r in harness.ports.commerce.refunds] == ["10.00 EUR"]
+
+
+def receipt_of(rid: str, line_id: str, event_id: str) -> WarehouseReceipt:
+    lines = [ReceivedLine(line_id=line_id, quantity=1)]
+    return WarehouseReceipt(shop=SHOP, return_id=rid, event_id=event_id, lines=lines)
+
+
 def test_a_return_whose_units_were_paid_for_cannot_be_cancelled() -> None:
     harness, rid = opened(ReturnPolicy(refund_trigger=RefundTrigger.ON_HANDED_IN))
     harness.service.handle(scan(rid, P, "p"))
@@ -369,8 +411,10 @@ def test_a_released_instant_exchange_keeps_every_item_it_charges_for(order: str)
     for fact in facts if order == "pickup first" else facts[::-1]:
         harness.service.handle(fact)
     assert sorted(items(harness)) == ["unfulfilled", "unfulfilled"]  # both shipped
+    # the capture pays for the item whose unit failed QC; L1's unit came back and pays for
+    # its own
     kinds = [(p.kind, str(p.amount)) for p in harness.ports.payments.payments]
-    assert kinds == [("authorization", "20.00 EUR"), ("capture", "20.00 EUR")]
+    assert kinds == [("authorization", "20.00 EUR"), ("capture", "10.00 EUR")]
 
 
 def test_units_back_before_an_upsell_balance_is_charged_wait_for_the_charge() -> None:

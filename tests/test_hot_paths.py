@@ -71,6 +71,19 @@ def test_the_generated_evolve_keeps_a_subclass_and_runs_its_checks() -> None:
         evolve(Checked(1), amount=-1)
 
 
+def test_the_generated_evolve_of_a_class_with_keyword_only_fields_is_attrs_evolve() -> None:
+    @attrs.frozen
+    class Keyed:
+        first: int
+        second: int = attrs.field(default=0, kw_only=True)
+
+    evolve = evolver(Keyed)
+    assert evolve(Keyed(1, second=2), second=5) == Keyed(1, second=5)
+    assert evolve(Keyed(1, second=2), first=7) == Keyed(7, second=2)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'third'"):
+        evolve(Keyed(1), third=3)
+
+
 # -- Money ---------------------------------------------------------------------------------------
 
 AMOUNTS = [

@@ -154,6 +154,28 @@ def test_an_amount_of_more_than_15_digits_before_the_point_is_refused_naming_it(
         assert raised.value.reason == "is out of range: at most 15 digits before the point"
 
 
+@given(st.data())
+def test_a_sum_or_difference_is_what_the_constructor_builds_of_it(data: st.DataObject) -> None:
+    # sums and differences are built without the constructor's checks: the result must be
+    # the same amount, exponent and sign as the constructor gives (no -0, no extra digits)
+    code = data.draw(st.sampled_from(CURRENCIES))
+    a, b = data.draw(money(code)), data.draw(money(code))
+    for got, exact in ((a + b, a.amount + b.amount), (a - b, a.amount - b.amount)):
+        built = Money(exact, code)
+        assert (got, got.currency, type(got)) == (built, code, Money)
+        assert got.amount.as_tuple() == built.amount.as_tuple()
+    assert (a - a).amount.as_tuple() == Money(0, code).amount.as_tuple()
+
+
+def test_a_sum_past_15_digits_before_the_point_is_refused_naming_it() -> None:
+    largest = Money("999999999999999.99", "EUR")
+    for make in (lambda: largest + Money("0.01", "EUR"), lambda: -largest - Money("0.01", "EUR")):
+        with pytest.raises(InvalidAmount) as raised:
+            make()
+        assert raised.value.field == "amount"
+        assert raised.value.reason == "is out of range: at most 15 digits before the point"
+
+
 def test_comparisons_include_equality_and_repr_shows_the_amount() -> None:
     one, two = Money("1.00", "EUR"), Money("2.00", "EUR")
     assert one >= Money("1.00", "EUR")

@@ -7,6 +7,8 @@ same either way, and the platform's figure agrees with it."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from _builders import (
@@ -23,14 +25,17 @@ from _builders import (
     swap,
 )
 from returnflow import (
+    Exchange,
     FeePolicy,
     Keep,
     Money,
     OutcomeKind,
     RequestLine,
     ReturnPolicy,
+    StoreCredit,
 )
-from returnflow.domain.policy import RefundTrigger, ReleaseTrigger
+from returnflow.domain.policy import Completion, RefundTrigger, ReleaseTrigger
+from returnflow.domain.settlement import Percent
 
 
 @pytest.mark.parametrize("scanned_first", [False, True], ids=["receipt-alone", "scan-then-receipt"])
@@ -99,3 +104,41 @@ def test_an_instant_exchange_released_by_the_receipt_that_refunds_other_units(
     payments = made.ports.payments
     assert [call.operation for call in payments.calls][:2] == ["authorize", "void"]
     assert [call.args["amount"] for call in payments.calls_to("charge")] == charged
+
+
+@pytest.mark.parametrize(
+    ("price", "credited", "charged"),
+    [("15.00", "18.00", ["5.00"]), ("12.50", "18.00", []), ("10.00", "18.00", [])],
+    ids=["upsell", "even", "for-less"],
+)
+def test_completion_in_the_change_that_pays_the_last_units_early(
+    price: str, credited: str, charged: list[str]
+) -> None:
+    # The T-shirt (25.00) for two others at ``price`` each, the caps for store credit less a
+    # 10 % restocking fee, paid when received; completion on receipt. The last receipt
+    # (the T-shirt and a cap) pays the cap early and completes: one processing carries the
+    # cap, the T-shirt and the new items. The platform nets what the items ask against the
+    # cap (4.00 against returnflow's 9.00 for the upsell, whose 5.00 is charged apart) and
+    # sent the return to a person; compared apart from the cap, both agree.
+    fees = FeePolicy(restocking=Percent(Decimal("10")))
+    policy = ReturnPolicy(
+        platform_mode="native",
+        fees=fees,
+        refund_trigger=RefundTrigger.ON_RECEIVED,
+        completion=Completion.ON_RECEIPT,
+    )
+    made = native_harness(policy)
+    tee = RequestLine(
+        order_line_id="L1",
+        quantity=1,
+        outcome=Exchange(variant_id="tee-l", unit_price=eur(price), quantity=2),
+    )
+    caps_credited = RequestLine(order_line_id="L2", quantity=2, outcome=StoreCredit())
+    return_id = request(made, tee, caps_credited)
+    shirt, cap = made.service.get(SHOP, return_id).lines
+    receive(made, return_id, "r1", passed(cap.id))
+    receive(made, return_id, "r2", passed(shirt.id), passed(cap.id))
+    closed_without_review(made, return_id)
+    credits = Money.sum((c.amount for c in made.ports.commerce.credits), "EUR")
+    assert credits == eur(credited)
+    assert [str(p.amount.amount) for p in made.ports.payments.payments] == charged

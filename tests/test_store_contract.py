@@ -14,7 +14,7 @@ import pytest
 
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ConfigurationError, ReturnNotFound, UnitsTaken
-from returnflow.ports.store import Attempt, Commit, InboundKey, ReturnStore
+from returnflow.ports.store import Attempt, Commit, InboundKey, Lease, ReturnStore
 from returnflow.stores.memory import MemoryStore
 from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing.contract import (
@@ -598,6 +598,8 @@ _QUERIES = {
     "an effect": "SELECT seq FROM outbox WHERE key = ?",
     "a return's run": "SELECT key FROM outbox WHERE shop = ? AND return_id = ? "
     "AND status = 'pending' AND seq > ? ORDER BY seq LIMIT 10",
+    "a return's pending effects": "SELECT key FROM outbox WHERE shop = ? AND return_id = ? "
+    "AND status = 'pending' ORDER BY seq LIMIT 10",
     "delivered effects to prune": "SELECT seq FROM outbox WHERE status = 'done' AND seq > ? "
     "ORDER BY seq LIMIT 10",
 }
@@ -749,3 +751,69 @@ def test_a_clash_past_the_first_statement_of_a_batch_names_its_own_effect(
         store.commit(Commit(records=((next_version(record), 1),), effects=tuple(effects)))
     assert [entry.effect for entry in store.outbox("shop-a", "R1")] == [before]
     assert store.get("shop-a", "R1") == record
+
+
+@pytest.mark.parametrize("count", [3, 40])  # a few pending effects, and more than one read takes
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_claim_of_one_return_hands_out_its_head_and_run_and_waits_for_a_lease_behind(
+    kind: str, count: int, path: Path
+) -> None:
+    store: ReturnStore = MemoryStore() if kind == "memory" else SqliteStore(path)
+    try:
+        effects = [make_effect("shop-a", "R1", index) for index in range(count)]
+        record = make_record("shop-a", "R1")
+        store.commit(Commit(records=((record, 0),), effects=tuple(effects)))
+
+        def claim(worker: str, at: timedelta = timedelta(0), run: int = 100) -> list[str]:
+            now = BASE_TIME + at
+            claimed = store.claim(
+                now=now,
+                lease_until=now + timedelta(minutes=5),
+                worker=worker,
+                shop="shop-a",
+                return_id="R1",
+                run=run,
+            )
+            return [entry.effect.key for entry in claimed]
+
+        keys = [effect.key for effect in effects]
+        assert claim("w1", run=count) == keys  # the head leased, the run behind it handed out
+        assert claim("w2") == []  # the head is out with w1
+        store.record_attempt(keys[0], ok=False, at=BASE_TIME, error="down", give_up=True)
+        assert claim("w1", run=1) == [keys[1]]
+        store.commit(Commit(records=((next_version(record), 1),), reopened=(keys[0],)))
+        # the re-opened head waits for w1's lease of the effect behind it
+        assert claim("w2") == []
+        lease = store.commit(
+            Commit(
+                records=((next_version(store.get("shop-a", "R1")), 2),),
+                claim=Lease("w2", BASE_TIME, BASE_TIME + timedelta(minutes=5), (("shop-a", "R1"),)),
+            )
+        )
+        assert list(lease) == []
+        assert claim("w2", at=timedelta(minutes=10), run=2) == keys[:2]
+    finally:
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
+
+def test_a_listing_never_serves_a_record_another_store_changed(path: Path) -> None:
+    # a first page whose every record this store built at the stored version is read in one
+    # statement, without a transaction: the versions on the rows decide, as for get()
+    mine, theirs = SqliteStore(path), SqliteStore(path)
+    try:
+        record = make_record("shop-a", "R1", order_id="O-1")
+        mine.commit(Commit(records=((record, 0),)))
+        assert mine.list("shop-a", order_id="O-1") == [record]
+        newer = next_version(record, status="approved")
+        theirs.commit(Commit(records=((newer, 1),)))
+        assert mine.list("shop-a", order_id="O-1") == [newer]
+        second = make_record("shop-a", "R2", order_id="O-1")
+        theirs.commit(Commit(records=((second, 0),)))
+        assert [r.id for r in mine.list("shop-a", order_id="O-1", limit=1)] == ["R1"]
+        assert mine.list("shop-a") == [newer, second]
+        assert mine.list("shop-a", order_id="O-2") == []
+    finally:
+        mine.close()
+        theirs.close()

@@ -36,7 +36,15 @@ from typing import Any
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from returnflow._effect_data import FREE_FORM, clone, direct_data
+from returnflow._effect_data import (
+    FREE_FORM,
+    clone,
+    direct_data,
+    exactly_plain,
+    flat,
+    plain_copy,
+    reads_back_as_is,
+)
 from returnflow.domain._fields import check_digits
 from returnflow.domain._time import EARLIEST, LATEST
 from returnflow.domain.frozen import FrozenDict, FrozenList
@@ -143,6 +151,8 @@ def _free_form_plain(value: Any) -> bool:
     whole numbers, booleans, ``None``, lists and objects with text keys (no floats)."""
     kind = type(value)
     if kind is dict or kind is FrozenDict:
+        if flat(value):
+            return True
         for key, item in value.items():
             item_kind = type(item)
             if type(key) is not str or not (
@@ -478,59 +488,16 @@ def _keep(text: str, effect: Effect, copies: dict[str, Any] | None = None) -> No
     _PARSED[text] = _own(effect) if copies is None else clone(effect, copies) if copies else effect
 
 
-def _plain_copy(value: Any) -> Any:
-    """A copy of plain JSON data (see :func:`_json_native`): its dicts and lists new."""
-    kind = type(value)
-    if kind is dict:
-        return {key: _plain_copy(item) for key, item in value.items()}
-    if kind is list:
-        return [_plain_copy(item) for item in value]
-    return value
-
-
 def _own(effect: Effect) -> Effect:
     """``effect`` with its free-form mappings copied: a kept effect shares no dict or list
     with the caller that wrote it nor with a reader, who may change theirs in place (the row's
     text, not what was done to a copy of it since, is the effect)."""
     changes = {
-        name: _plain_copy(value)
+        name: plain_copy(value)
         for name in _FREE_FORM
         if (value := getattr(effect, name, None)) is not None
     }
     return clone(effect, changes) if changes else effect
-
-
-def _json_native(value: Any) -> bool:
-    """Whether ``json.loads(json.dumps(value))`` gives back an equal value of the same types."""
-    kind = type(value)
-    if kind is dict:
-        return all(type(key) is str and _json_native(item) for key, item in value.items())
-    if kind is list:
-        return all(_json_native(item) for item in value)
-    return kind is str or kind is int or kind is bool or value is None
-
-
-def _exactly_plain(data: Any) -> bool:
-    """Whether the converter's ``data`` of an effect holds only values of exactly the types a
-    parse gives (a ``str`` subclass, say, is written as its text and read back as a ``str``,
-    which may print, compare or hash otherwise); returnflow's enums are read back as
-    themselves, the type of the fields that hold them."""
-    kind = type(data)
-    if kind is dict:
-        return all(type(key) is str and _exactly_plain(item) for key, item in data.items())
-    if kind is list or kind is tuple:
-        return all(_exactly_plain(item) for item in data)
-    if isinstance(data, enum.Enum):  # a member of one of returnflow's: its field's own type
-        return kind.__module__.startswith("returnflow.")
-    return kind is str or kind is int or kind is bool or data is None
-
-
-def _reads_back_as_is(effect: Effect) -> bool:
-    for name in _FREE_FORM:
-        value = getattr(effect, name, None)
-        if value is not None and (type(value) is not dict or not _json_native(value)):
-            return False
-    return True
 
 
 def dump_value(value: Any) -> str:
@@ -554,7 +521,7 @@ def dump_effect(effect: Effect) -> str:
     # mappings may hold what orjson writes otherwise than json (see dumps)
     checked = all(_free_form_plain(data.get(name)) for name in _FREE_FORM)
     text = dumps(data, checked=checked, field="effect")
-    if _reads_back_as_is(effect) and _exactly_plain(data):
+    if reads_back_as_is(effect) and exactly_plain(data):
         _keep(text, effect)
     return text
 

@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 import attrs
 
 from returnflow.decisions.change import Change
+from returnflow.domain._evolve import evolve
 from returnflow.domain.model import ReturnRecord
 from returnflow.errors import ConcurrencyConflict, ReturnNotFound
 from returnflow.lifecycle import effects as fx
@@ -270,7 +271,7 @@ def _confirmed(outbox: Sequence[OutboxEntry], attempts: Sequence[Attempt]) -> li
     pending (a refund and a store credit delivered together close the return)."""
     delivered = {attempt.key for attempt in attempts if attempt.ok}
     return [
-        attrs.evolve(entry, status="done")
+        evolve(entry, status="done")
         if entry.effect.key in delivered and entry.status == "pending"
         else entry
         for entry in outbox

@@ -265,17 +265,24 @@ def _reconciled(
         exchanged = {x.order_line_id for x in record.lines if isinstance(x.outcome, Exchange)}
         ids = dict(record.refs.platform_line_ids)
         paying = [q for q in lines if q.line_id in {ids.get(k) for k in exchanged}]
-        if exchange_lines and lines and not paying:
-            # the items go out ahead of the units paying for them, with units that never
-            # pay for them (an instant exchange released by the fact that pays the others):
-            # the platform nets them against those units; returnflow pays the units in full,
-            # and what the items ask is ahead of the exchanged units' later call
-            alone = port.calculate(effect.shop, return_id, lines, shipping_fee=effect.shipping_fee)
-            theirs = alone.refund
-            net = net - (alone.refund - alone.owed)
+        others = [q for q in lines if q not in paying]
+        other_refund, part = zero, net
+        if exchange_lines and others:
+            # the items go out with units that never pay for them (an instant exchange
+            # released by the fact that pays the others; completion in the change that
+            # pays the last units early): the platform nets what the items ask against
+            # those units; returnflow pays the units in full and charges apart what the
+            # exchanged units leave owed (a balance), or refunds what they leave over.
+            # Without the exchanged units, what the items ask is ahead of their later call.
+            alone = port.calculate(effect.shop, return_id, others, shipping_fee=effect.shipping_fee)
+            other_refund = alone.refund
+            part = net - (alone.refund - alone.owed)
+            theirs = other_refund + max(part, zero)
+            net = net if paying else part
         if ahead and paying:  # only the exchanged units pay for the items shipped ahead
             worth = port.calculate(effect.shop, return_id, paying, shipping_fee=False)
-            theirs = max(net - min(-ahead, max(worth.refund - worth.owed, zero)), zero)
+            left = max(part - min(-ahead, max(worth.refund - worth.owed, zero)), zero)
+            theirs = other_refund + left
     else:
         outcome = port.calculate(effect.shop, return_id)
         theirs = outcome.refund

@@ -35,6 +35,7 @@ from returnflow.decisions import reset as resets
 from returnflow.decisions import timers as timer_rules
 from returnflow.decisions.change import Change
 from returnflow.dispatch import Dispatcher, DispatchReport
+from returnflow.domain._evolve import evolve
 from returnflow.domain.external import import_details
 from returnflow.domain.inbound import INBOUND_FACTS, InboundEvent
 from returnflow.domain.model import (
@@ -413,7 +414,7 @@ class ReturnsService:
         status, reason = written.value or ("applied", "")
         logs.fact(event, status, reason, written.record)
         claimed = written.claimed if written.effects else None  # none planned: what is due
-        delivered = self._after_commit(event.shop, attrs.evolve(written, claimed=claimed))
+        delivered = self._after_commit(event.shop, evolve(written, claimed=claimed))
         return HandleResult(status, delivered.get(event.return_id, written.record), reason)
 
     # -- effect dispatch -----------------------------------------------------------------------

@@ -165,27 +165,30 @@ class Change:
         self._pending.update(changes)
 
     def effect(self, effect_type: type[_E], **fields: Any) -> _E:
-        shop, return_id = self._now("shop"), self._now("id")
-        key = f"{shop}/{return_id}/{self.version}/{len(self.effects)}/{effect_type.kind}"
+        # a return's shop, id and order never change: read from the record as loaded
+        record, version = self._record, self.version
+        shop, return_id = record.shop, record.id
+        key = f"{shop}/{return_id}/{version}/{len(self.effects)}/{effect_type.kind}"
         effect = effect_type(
             key=key,
             shop=shop,
             return_id=return_id,
-            order_id=self._now("order_id"),
-            version=self.version,
+            order_id=record.order_id,
+            version=version,
             **fields,
         )
         self.effects.append(effect)
         return effect
 
     def publish(self, what: str, **details: Any) -> None:
-        status = self._now("status")
+        record, pending = self._record, self._pending
+        status = pending.get("status", record.status)
         payload = {
-            "return_id": self._now("id"),
-            "shop": self._now("shop"),
-            "order_id": self._now("order_id"),
+            "return_id": record.id,
+            "shop": record.shop,
+            "order_id": record.order_id,
             "status": status,
-            "exchange_status": self._now("exchange_status"),
+            "exchange_status": pending.get("exchange_status", record.exchange_status),
             "shopify_status": shopify_status(status).value,
             "version": self.version,
             **details,

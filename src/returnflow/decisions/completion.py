@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import attrs
-
 from returnflow.decisions import exchange, review
 from returnflow.decisions._fees import left_off
 from returnflow.decisions.change import Change
+from returnflow.domain._evolve import evolve
 from returnflow.domain.model import (
     Exchange,
     ExchangeLine,
@@ -113,7 +112,7 @@ def close_by_hand(
             paid_by_exchange = line.id in exchanged and exchange_decision == "release"
             if line.id in missing and not paid_by_exchange:
                 start = max(line.accepted, line.settled)
-                extra.append((attrs.evolve(line, outcome=outcome), missing[line.id], start))
+                extra.append((evolve(line, outcome=outcome), missing[line.id], start))
         change.note("unreceived_settled", {"as": unreceived, "decided_by": change.actor})
     decided_by = change.actor if exchange_decision == "release" else None
     complete(
@@ -152,6 +151,9 @@ def complete(
         # when QC failed; otherwise the authorization is let go.
         exchanged = {line.return_line_id for line in record.exchange_lines}
         back = all(line.accepted >= line.quantity for line in record.lines if line.id in exchanged)
+        # the capture pays for the new items whose units did not all come back accepted;
+        # the units that did pay for their own items (the settlement below)
+        whole = {line.id for line in record.lines if line.accepted >= line.quantity} - failed
         exchange.settle_authorization(
             change,
             capture=bool(failed) or not back,
@@ -160,6 +162,7 @@ def complete(
             else (
                 "QC failed on an exchanged item" if failed else "the exchanged units did not come"
             ),
+            amount=exchange.cost(record, exchange.paid_by_capture(record, whole)),
         )
         captured = any(
             entry.event == "authorization_settled" and entry.payload.get("captured")
@@ -168,8 +171,9 @@ def complete(
         given_back = any(entry.event == "capture_refunded" for entry in record.history)
         if back and not failed and captured and not given_back:
             # captured when the parcel was late, and then it came: the customer paid twice
-            change.effect(fx.RefundBalance, amount=record.payment_authorized)
-            change.note("capture_refunded", {"amount": str(record.payment_authorized)})
+            taken = exchange.captured(record) or record.payment_authorized
+            change.effect(fx.RefundBalance, amount=taken)
+            change.note("capture_refunded", {"amount": str(taken)})
     elif record.exchange_status == "released" and failed and not reviewed:
         review.flag(change, "QC failed on an exchanged item after the exchange was released")
         return
@@ -232,8 +236,10 @@ def complete(
             kept = [line for line in kept if line.return_line_id in returned]
             # what the capture and the prepaid balance leave unpaid of those items (an
             # upsell whose difference the other lines' payout was to cover) that payout pays
-            unpaid = _unpaid(record, apart, prepaid)
-            prepaid = _prepaid_left(record, apart, prepaid)
+            # (after this change's capture; the outbound shipping goes with the items the
+            # units came back for when there are any: their settlement takes it)
+            unpaid = _unpaid(change.record, apart, prepaid, shipping=not kept)
+            prepaid = _prepaid_left(change.record, apart, prepaid, shipping=not kept)
     settlement = settle_parts(
         change, policy, parts, exchange_lines=kept, prepaid=prepaid, items_unpaid=unpaid
     )
@@ -267,12 +273,12 @@ def complete(
     # Otherwise the return closes when the platform confirms the money (results.apply).
 
 
-def _needed(record: ReturnRecord, apart: Sequence[ExchangeLine]) -> Money:
-    """What the new items ``apart`` and the outbound shipping asked up front cost beyond
-    the capture of an instant exchange's authorization."""
+def _needed(record: ReturnRecord, apart: Sequence[ExchangeLine], shipping: bool) -> Money:
+    """What the new items ``apart`` and (``shipping``) the outbound shipping asked up front
+    cost beyond the capture of an instant exchange's authorization."""
     zero = Money.zero(record.currency)
     cost = exchange.cost(record, apart)
-    shipping = Money.sum(
+    outbound = Money.sum(
         (
             Money(str(e.payload["exchange_shipping"]).split(" ")[0], record.currency)
             for e in record.history
@@ -280,29 +286,32 @@ def _needed(record: ReturnRecord, apart: Sequence[ExchangeLine]) -> Money:
         ),
         record.currency,
     )
-    return max(cost + shipping - (record.payment_authorized or zero), zero)
+    outbound = outbound if shipping else zero
+    return max(cost + outbound - (exchange.captured(record) or zero), zero)
 
 
 def _unpaid(
-    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None
+    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None, *, shipping: bool
 ) -> Money | None:
-    """What the capture and the prepaid balance leave unpaid of the new items ``apart``."""
+    """What the capture and the prepaid balance leave unpaid of the new items ``apart``
+    (and, ``shipping``, the outbound shipping asked up front)."""
     zero = Money.zero(record.currency)
-    left = _needed(record, apart) - (prepaid or zero)
+    left = _needed(record, apart, shipping) - (prepaid or zero)
     return left if left > zero else None
 
 
 def _prepaid_left(
-    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None
+    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None, *, shipping: bool
 ) -> Money | None:
     """What was prepaid and is left once the capture of an instant exchange's authorization
     and the prepaid balance paid for the new items ``apart`` (their units failed QC or never
-    came): the capture first, then the balance, up to what the items cost and the outbound
-    shipping asked up front. What is left (a restocking fee prepaid for units that never
+    came): the capture first, then the balance, up to what the items cost and (``shipping``:
+    no other items are settled, which would take it) the outbound shipping asked up front.
+    What is left (a restocking fee prepaid for units that never
     came back accepted) is no longer owed, and the settlement gives it back."""
     if prepaid is None or record.payment_authorized is None:
         return None
-    left = prepaid - min(prepaid, _needed(record, apart))
+    left = prepaid - min(prepaid, _needed(record, apart, shipping))
     return left if left > Money.zero(record.currency) else None
 
 
@@ -352,7 +361,7 @@ def settle_parts(
         restocking = (restocking or Money.zero(record.currency)) + settlement.restocking_fee
     change.update(
         lines=tuple(
-            attrs.evolve(line, settled=line.settled + added[line.id]) if line.id in added else line
+            evolve(line, settled=line.settled + added[line.id]) if line.id in added else line
             for line in record.lines
         ),
         return_shipping_fee=settlement.return_shipping_fee or record.return_shipping_fee,
@@ -455,7 +464,11 @@ def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why:
     and it is part of the payout a fee is taken from. Left to completion, a fee taken here
     from the units alone would be waived (``fees_only_from_payout``) where the whole
     return's payout covers it, and the return would settle differently from one whose
-    units and kept lines settle together (the platform return's figure)."""
+    units and kept lines settle together (the platform return's figure). Paid on receipt
+    (``accepted_only``), it waits for a receipt that pays units: paid by one whose units
+    all failed QC, it was paid apart from the units of a later receipt, or with them when
+    that receipt came first (a fee taken from the refund or the credit, two refunds or one,
+    depending on the order the receipts came in)."""
     parts = []
     for line in change.record.lines:
         if isinstance(line.outcome, Exchange) or line.claimed:
@@ -463,6 +476,10 @@ def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why:
         units = line.accepted if accepted_only and line.requires_receipt else line.quantity
         if units > line.settled:
             parts.append((line, units - line.settled, line.settled))
+    if accepted_only and not any(line.requires_receipt for line, _, _ in parts):
+        # no unit that came back is paid now (a receipt whose units all failed QC): the
+        # kept lines wait for a payout of units, or completion, whichever receipt came first
+        return
     if parts:
         change.note("refund_trigger", {"trigger": why})
         # The return shipping fee is taken from the first payout that bears it whole,

@@ -20,9 +20,11 @@ __all__ = [
     "asked",
     "authorizing",
     "cancel",
+    "captured",
     "carried",
     "charging",
     "hold",
+    "rejected",
     "release",
     "release_if_instant",
     "settle_authorization",
@@ -131,24 +133,52 @@ def authorizing(record: ReturnRecord) -> bool:
     return record.payment_authorized is None and record.status != "needs_review" and asked(record)
 
 
+def rejected(record: ReturnRecord) -> bool:
+    """Whether a unit of a line with an open exchange line (pending or held) failed QC: its
+    new item is not to ship on an instant exchange's authorization answered after that."""
+    exchanged = {
+        line.return_line_id for line in record.exchange_lines if line.status in ("pending", "held")
+    }
+    return any(line.rejected for line in record.lines if line.id in exchanged)
+
+
 def charging(record: ReturnRecord) -> bool:
     """Whether an upsell's balance charge is asked and not answered yet (``awaiting_payment``
     outside review: a charge given up for good sends the return to a person)."""
     return record.exchange_status == "awaiting_payment" and record.status != "needs_review"
 
 
-def settle_authorization(change: Change, *, capture: bool, why: str) -> None:
+def settle_authorization(
+    change: Change, *, capture: bool, why: str, amount: Money | None = None
+) -> None:
     """Void the instant exchange's authorization (the units came back accepted) or capture
-    it (QC failed, the parcel went back): once, and only when there is one."""
+    it (QC failed, the parcel went back): once, and only when there is one. ``amount``:
+    what the capture takes, at most the authorization (``None``: all of it); a capture of
+    nothing voids it."""
     record = change.record
     if record.payment_authorized is None or record.authorization_settled:
         return
+    taken = record.payment_authorized if amount is None else min(amount, record.payment_authorized)
+    capture = capture and taken > Money.zero(record.currency)
     if capture:
-        change.effect(fx.CapturePayment, amount=record.payment_authorized)
+        change.effect(fx.CapturePayment, amount=taken)
     else:
         change.effect(fx.VoidAuthorization)
     change.update(authorization_settled=True)
-    change.note("authorization_settled", {"captured": capture, "why": why})
+    partly = {"amount": str(taken)} if capture and taken != record.payment_authorized else {}
+    change.note("authorization_settled", {"captured": capture, "why": why, **partly})
+
+
+def captured(record: ReturnRecord) -> Money | None:
+    """What the capture of the instant exchange's authorization took (``None``: it was not
+    captured): all of it, or the part the settling note names."""
+    for entry in record.history:
+        if entry.event == "authorization_settled" and entry.payload.get("captured"):
+            amount = entry.payload.get("amount")
+            if amount is None:
+                return record.payment_authorized
+            return Money(str(amount).split(" ")[0], record.currency)
+    return None
 
 
 def cancel(change: Change, *, why: str) -> None:

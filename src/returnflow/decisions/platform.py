@@ -484,11 +484,8 @@ def _cancelled_items(record: ReturnRecord) -> tuple[str, ...]:
 def _captured(record: ReturnRecord) -> Money | None:
     """An instant exchange's authorization captured (QC failed, the units never came) and
     kept: it pays for the new items the platform return asks to be paid."""
-    events = {e.event for e in record.history if e.event != "authorization_settled"}
-    captured = any(
-        e.event == "authorization_settled" and e.payload.get("captured") for e in record.history
-    )
-    return record.payment_authorized if captured and "capture_refunded" not in events else None
+    refunded = any(e.event == "capture_refunded" for e in record.history)
+    return None if refunded else exchange.captured(record)
 
 
 def _paid_by_capture(record: ReturnRecord) -> Money | None:
@@ -571,9 +568,17 @@ def _whole(record: ReturnRecord, paid_out: Money, charged: Money) -> tuple[Money
     platform return never carries (Shopify's ``ReturnInput`` has no shipping for it)."""
     zero = Money.zero(record.currency)
     outbound = _outbound(record.history, record.currency)
-    if not outbound and any(x.status != "cancelled" for x in record.exchange_lines):
+    settled_items = any(
+        e.event == "settled" and "exchange_total" in e.payload for e in record.history
+    )
+    if (
+        not outbound
+        and not settled_items
+        and any(x.status != "cancelled" for x in record.exchange_lines)
+    ):
         # no settlement took it from the units (they never came: a captured authorization
-        # paid for the items), so a balance paid up front paid it
+        # paid for the items), so a balance paid up front paid it; one that settled items
+        # and took none waived it, and gave back what was paid up front for it
         outbound = min(_prepaid_shipping(record.history, record.currency), max(charged, zero))
     net = paid_out - charged + outbound
     return (net, zero) if net >= zero else (zero, -net)

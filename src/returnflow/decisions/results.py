@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import attrs
-
 from returnflow.decisions import completion, exchange, platform_write_back, review
 from returnflow.decisions.change import Change
+from returnflow.domain._evolve import evolve
 from returnflow.domain.destinations import with_rma
 from returnflow.lifecycle import effects as fx
 
@@ -26,12 +25,10 @@ def _warehouse_return(change: Change, effect: Any, result: object) -> None:
 def _label(change: Change, effect: Any, result: object) -> None:
     tracking = getattr(result, "tracking_number", None)
     url = getattr(result, "label_url", None)
-    change.update(refs=attrs.evolve(change.record.refs, tracking_number=tracking, label_url=url))
+    change.update(refs=evolve(change.record.refs, tracking_number=tracking, label_url=url))
     for heir in change.heirs:  # reset before the label came: the new return ships it too
         if heir.record.refs.tracking_number is None:
-            heir.update(
-                refs=attrs.evolve(heir.record.refs, tracking_number=tracking, label_url=url)
-            )
+            heir.update(refs=evolve(heir.record.refs, tracking_number=tracking, label_url=url))
             heir.note("label_created", {"tracking": tracking, "from": change.record.id})
     if change.allows("send_label"):
         change.fire("send_label", {"tracking": tracking})
@@ -54,9 +51,9 @@ def _hold(change: Change, effect: fx.HoldExchange, result: object) -> None:
         )
     )
     change.update(
-        refs=attrs.evolve(record.refs, exchange_hold_id=hold),
+        refs=evolve(record.refs, exchange_hold_id=hold),
         exchange_lines=tuple(
-            attrs.evolve(line, status="held", platform_item_id=platform_ids[line.id])
+            evolve(line, status="held", platform_item_id=platform_ids[line.id])
             if line.id in platform_ids
             else line
             for line in record.exchange_lines
@@ -77,9 +74,9 @@ def _hold(change: Change, effect: fx.HoldExchange, result: object) -> None:
         if not carried:
             break
         heir.update(
-            refs=attrs.evolve(record.refs, exchange_hold_id=record.refs.exchange_hold_id or hold),
+            refs=evolve(record.refs, exchange_hold_id=record.refs.exchange_hold_id or hold),
             exchange_lines=tuple(
-                attrs.evolve(line, status="held", platform_item_id=carried[line.id])
+                evolve(line, status="held", platform_item_id=carried[line.id])
                 if line.id in carried and line.status == "pending"
                 else line
                 for line in record.exchange_lines
@@ -135,13 +132,16 @@ def _balance_refunded(change: Change, effect: fx.RefundBalance, result: object) 
 def _authorized(change: Change, effect: fx.AuthorizePayment, result: object) -> None:
     payment = getattr(result, "payment_id", None)
     change.update(
-        refs=attrs.evolve(change.record.refs, payment_authorization_id=payment),
+        refs=evolve(change.record.refs, payment_authorization_id=payment),
         payment_authorized=effect.amount,
     )
     change.note("payment_authorized", {"payment": payment, "amount": str(effect.amount)})
     change.publish("payment_authorized", payment_id=payment, amount=str(effect.amount))
-    # An instant exchange: the payment to fall back on is there, the new items ship now.
-    if effect.hold_tag is not None and change.allows("release_exchange"):
+    # An instant exchange: the payment to fall back on is there, the new items ship now;
+    # not when exchanged units failed QC before it was answered (a receipt a person's review
+    # let in while it was asked): completion cancels their items, as for any exchange.
+    failed = exchange.rejected(change.record)
+    if effect.hold_tag is not None and change.allows("release_exchange") and not failed:
         change.effect(fx.ReleaseExchange, hold_tag=effect.hold_tag)
         change.fire(
             "release_exchange",
@@ -155,7 +155,8 @@ def _authorized(change: Change, effect: fx.AuthorizePayment, result: object) -> 
         exchanged = {line.return_line_id for line in record.exchange_lines}
         back = all(line.accepted >= line.quantity for line in record.lines if line.id in exchanged)
         if record.exchange_status != "released" or back:
-            exchange.settle_authorization(change, capture=False, why="no longer needed")
+            why = "exchanged units failed QC before it" if failed else "no longer needed"
+            exchange.settle_authorization(change, capture=False, why=why)
 
 
 def _captured(change: Change, effect: fx.CapturePayment, result: object) -> None:
@@ -180,7 +181,7 @@ def _voided(change: Change, effect: fx.VoidAuthorization, result: object) -> Non
 def _refunded(change: Change, effect: fx.IssueRefund, result: object) -> None:
     refs = change.record.refs
     refund_id = getattr(result, "refund_id", "")
-    change.update(refs=attrs.evolve(refs, refund_ids=(*refs.refund_ids, refund_id)))
+    change.update(refs=evolve(refs, refund_ids=(*refs.refund_ids, refund_id)))
     change.note("refund_issued", {"refund": refund_id, "amount": str(effect.amount)})
     change.publish("refund_created", refund_id=refund_id, amount=str(effect.amount))
     change.notify("refund_issued", amount=str(effect.amount))
@@ -190,7 +191,7 @@ def _refunded(change: Change, effect: fx.IssueRefund, result: object) -> None:
 def _credited(change: Change, effect: fx.IssueStoreCredit, result: object) -> None:
     refs = change.record.refs
     credit_id = getattr(result, "credit_id", "")
-    change.update(refs=attrs.evolve(refs, credit_ids=(*refs.credit_ids, credit_id)))
+    change.update(refs=evolve(refs, credit_ids=(*refs.credit_ids, credit_id)))
     change.note("store_credit_issued", {"credit": credit_id, "amount": str(effect.amount)})
     change.publish("credit_created", credit_id=credit_id, amount=str(effect.amount))
     change.notify("store_credit_issued", amount=str(effect.amount))

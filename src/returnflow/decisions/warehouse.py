@@ -3,10 +3,9 @@ its Finished, which completes the return (seed 000, seed 002)."""
 
 from __future__ import annotations
 
-import attrs
-
 from returnflow.decisions import carrier, completion, locations, review
 from returnflow.decisions.change import Change
+from returnflow.domain._evolve import evolve
 from returnflow.domain.destinations import several
 from returnflow.domain.inbound import Disposition, ReceivedLine, WarehouseFinished, WarehouseReceipt
 from returnflow.domain.model import QcResult, ReturnLine, ReturnRecord
@@ -103,7 +102,7 @@ def receipt(change: Change, event: WarehouseReceipt, policy: ReturnPolicy) -> st
         )
         if to_restock:
             restock.append(LineQuantity(line.order_line_id, to_restock))
-        lines[line_id] = attrs.evolve(
+        lines[line_id] = evolve(
             line,
             received=line.received + passed + failed,
             accepted=line.accepted + passed,
@@ -167,6 +166,10 @@ def finished(change: Change, event: WarehouseFinished, policy: ReturnPolicy) -> 
         return change.ignore(event, f"warehouse finished while {record.status}")
     if record.completed_at is not None:  # a receipt completed it already: once is enough
         return change.ignore(event, "warehouse finished a return already completed")
+    if record.payouts_given_up:
+        # completed, and a payout given up for good reopened it: a person closes it (and
+        # the payout goes out again then), not the warehouse's Finished that follows
+        return change.ignore(event, "warehouse finished a return whose payout a person decides")
     if not completion.fully_received(change):
         short = ", ".join(
             f"{line.order_line_id}: {line.received}/{line.quantity}"

@@ -1,7 +1,7 @@
 """``attrs.evolve`` for the classes a decision copies on every step (the return record),
-generated once per class: the same copy through the class's ``__init__`` (so its checks
+made once per class: the same copy through the class's ``__init__`` (so its checks
 run as they do for ``attrs.evolve``), without ``attrs.evolve``'s walk over the fields on
-each call, about half its cost for the record's forty fields.
+each call: the fields read in one call and handed to ``__init__`` by position.
 
 >>> import attrs
 >>> @attrs.frozen
@@ -18,12 +18,13 @@ TypeError: evolve() got an unexpected keyword argument 'z'
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import attrs
 
-__all__ = ["evolver"]
+__all__ = ["evolve", "evolver"]
 
 _T = TypeVar("_T")
 _UNSET: Any = object()
@@ -36,6 +37,8 @@ def evolver(cls: type[_T]) -> Callable[..., _T]:
     subclass goes through ``attrs.evolve`` itself."""
     fields = [field for field in attrs.fields(cast(Any, cls)) if field.init]
     names = [(field.name, field.alias or field.name, field.kw_only) for field in fields]
+    if not any(kw for _, _, kw in names):
+        return _positional(cls, [name for name, _, _ in names], [alias for _, alias, _ in names])
     if {alias for _, alias, _ in names} & {"inst", "cls", "attrs", "_UNSET"}:
         return _generic
     parameters = ", ".join(f"{alias}=_UNSET" for _, alias, _ in names)
@@ -59,5 +62,42 @@ def evolver(cls: type[_T]) -> Callable[..., _T]:
     return evolve
 
 
+def _positional(cls: type[_T], names: list[str], aliases: list[str]) -> Callable[..., _T]:
+    """The evolve of a class whose ``__init__`` takes every field by position, in their
+    order: the fields read in one call (``operator.attrgetter``), the changes put in their
+    places, ``__init__`` called with them."""
+    if len(names) == 1:  # attrgetter of one name gives the value, not a tuple of it
+        return _generic
+    read = operator.attrgetter(*names)
+    place = {alias: index for index, alias in enumerate(aliases)}
+
+    def evolve(inst: _T, **changes: Any) -> _T:
+        if inst.__class__ is not cls:
+            return cast(_T, attrs.evolve(cast(Any, inst), **changes))
+        values = list(read(inst))
+        for alias, value in changes.items():
+            index = place.get(alias)
+            if index is None:
+                raise TypeError(f"evolve() got an unexpected keyword argument {alias!r}")
+            values[index] = value
+        return cls(*values)
+
+    return evolve
+
+
 def _generic(inst: Any, **changes: Any) -> Any:
     return attrs.evolve(inst, **changes)
+
+
+_EVOLVERS: dict[type[Any], Callable[..., Any]] = {}
+
+
+def evolve(inst: _T, **changes: Any) -> _T:
+    """``attrs.evolve(inst, **changes)`` through the :func:`evolver` of ``inst``'s class
+    (made at its first use): for the records and lines a decision copies on every step."""
+    cls = inst.__class__
+    copy = _EVOLVERS.get(cls)
+    if copy is None:
+        copy = _EVOLVERS[cls] = evolver(cls)
+    made: _T = copy(inst, **changes)
+    return made

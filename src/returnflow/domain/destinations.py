@@ -29,8 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 
-import attrs
-
+from returnflow.domain._evolve import evolve
 from returnflow.domain.model import ExternalRefs, ReturnLine, ReturnRecord
 from returnflow.errors import UnknownLocation
 
@@ -75,7 +74,7 @@ def route(lines: Sequence[ReturnLine], chosen: Sequence[str | None]) -> list[Ret
     """``lines`` each with its location from ``chosen`` (checked before); a line that ships
     nothing back (kept, claimed) goes nowhere."""
     return [
-        attrs.evolve(line, location_id=where if line.requires_receipt else None)
+        evolve(line, location_id=where if line.requires_receipt else None)
         for line, where in zip(lines, chosen, strict=True)
     ]
 
@@ -116,7 +115,7 @@ def rma_at(refs: ExternalRefs, location_id: str | None) -> str | None:
 def with_rma(refs: ExternalRefs, location_id: str | None, rma: str | None) -> ExternalRefs:
     """``refs`` with the RMA id of the warehouse return at ``location_id``."""
     if location_id is None:
-        return attrs.evolve(refs, warehouse_rma_id=rma)
+        return evolve(refs, warehouse_rma_id=rma)
     kept = tuple(pair for pair in refs.location_rma_ids if pair[0] != location_id)
     added = ((location_id, rma),) if rma is not None else ()
-    return attrs.evolve(refs, location_rma_ids=kept + added)
+    return evolve(refs, location_rma_ids=kept + added)

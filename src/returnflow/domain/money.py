@@ -227,12 +227,12 @@ class Money:
     def __add__(self, other: Money) -> Money:
         if type(other) is not Money or other.currency != self.currency:
             self._same(other)
-        return Money(MONEY_CONTEXT.add(self.amount, other.amount), self.currency)
+        return _exact(MONEY_CONTEXT.add(self.amount, other.amount), self.currency)
 
     def __sub__(self, other: Money) -> Money:
         if type(other) is not Money or other.currency != self.currency:
             self._same(other)
-        return Money(MONEY_CONTEXT.subtract(self.amount, other.amount), self.currency)
+        return _exact(MONEY_CONTEXT.subtract(self.amount, other.amount), self.currency)
 
     def __mul__(self, quantity: int) -> Money:
         if isinstance(quantity, bool) or not isinstance(quantity, int):
@@ -325,3 +325,20 @@ def money_from(value: Any, field: str) -> Money:
         except UnknownCurrency as err:
             raise UnknownCurrency(f"{prefix}currency", err.value, err.reason) from None
     raise InvalidAmount(field or "money", value, "must be Money or {'amount', 'currency'}")
+
+
+_set = object.__setattr__
+
+
+def _exact(total: Decimal, currency: str) -> Money:
+    """The sum or difference ``total`` of two amounts of ``currency``, as :class:`Money`.
+
+    Both are exact to the currency's quantum and finite, so ``total`` is too, at the same
+    exponent, and not ``-0`` (half-even rounding gives ``+0`` for ``x - x``): only its size
+    is left to check, by the constructor (which then raises)."""
+    if total and total.adjusted() >= MAX_DIGITS:
+        return Money(total, currency)
+    money = object.__new__(Money)
+    _set(money, "amount", total)
+    _set(money, "currency", currency)
+    return money

@@ -45,17 +45,19 @@ def readable_entry(
     if effect is None:
         effect = readable_effect(row[1], key, shop, return_id)
     try:
+        # by position, in the fields' order; a time not set is no call (every ``moment``
+        # reads NULL as None)
         return OutboxEntry(
-            effect=effect,
-            sequence=int(row[0]),
-            status=row[2],
-            attempts=int(row[3]),
-            last_error=row[4],
-            result=None if row[5] is None else json.loads(row[5]),
-            updated_at=moment(row[6]),
-            next_attempt_at=moment(row[7]),
-            claimed_until=moment(row[8]),
-            claimed_by=row[9],
+            effect,
+            int(row[0]),
+            row[2],
+            int(row[3]),
+            row[4],
+            None if row[5] is None else json.loads(row[5]),
+            None if row[6] is None else moment(row[6]),
+            None if row[7] is None else moment(row[7]),
+            None if row[8] is None else moment(row[8]),
+            row[9],
         )
     # a damaged row: its times, counts or result (JSON nested past Python's recursion limit)
     except (TypeError, ValueError, RecursionError) as error:

@@ -93,6 +93,10 @@ def claim(
     """Claim up to ``limit`` due heads (of one shop, one return id) in the open write
     transaction ``db``, each followed by its run (see
     :meth:`~returnflow.ports.store.ReturnStore.claim`)."""
+    if shop is not None and return_id is not None:
+        one = _claim_one(db, now, lease_until, worker, shop, return_id, run, known)
+        if one is not None:
+            return one
     params = {"now": iso(now), "limit": limit}
     if shop is not None:
         params["shop"] = shop
@@ -121,6 +125,55 @@ def claim(
             if not _due(follower, now):
                 break
             claimed.append(follower)
+    return claimed
+
+
+_PEEK = 32
+"""Pending effects of one return :func:`_claim_one` reads at most; a return with more is
+claimed by the general query."""
+
+_PENDING_OF = (
+    f"{ENTRY} WHERE shop = ? AND return_id = ? AND status = 'pending' ORDER BY seq LIMIT ?"
+)
+
+
+def _claim_one(
+    db: sqlite3.Connection,
+    now: datetime,
+    lease_until: datetime,
+    worker: str,
+    shop: str,
+    return_id: str,
+    run: int,
+    known: Mapping[str, Effect] | None,
+) -> list[OutboxEntry] | None:
+    """The claim of one return's head and run from its pending effects, read in one
+    statement (not the heads query and a read of the run after it): the head is the oldest,
+    due and under no lease, and no pending effect of the return is under a live lease
+    (:data:`_HEADS`, compared as its text, as SQL does). ``None``: the return has more
+    pending effects than :data:`_PEEK`, for the general query."""
+    rows = db.execute(_PENDING_OF, (shop, return_id, _PEEK + 1)).fetchall()
+    if len(rows) > _PEEK:
+        return None
+    if not rows:
+        return []
+    at = iso(now)
+    head = rows[0]
+    if (head[7] is not None and head[7] > at) or any(
+        row[8] is not None and row[8] > at for row in rows
+    ):
+        return []
+    until = iso(lease_until)
+    db.execute(
+        "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE seq = ?",
+        (until, worker, head[0]),
+    )
+    claimed = [entry((*head[:8], until, worker, *head[10:]), known)]
+    for row in rows[1:run]:
+        follower = entry(row, known)
+        if not _due(follower, now):
+            break
+        claimed.append(follower)
     return claimed
 
 

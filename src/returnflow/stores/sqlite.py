@@ -265,6 +265,10 @@ class SqliteStore:
         if order_id is not None:
             where += " AND order_id = ?"
             params.append(order_id)
+        if after is None:
+            cached = self._listed(where, params, limit)
+            if cached is not None:
+                return cached
         with self._read() as db:
             if after is not None:
                 row = db.execute(
@@ -289,6 +293,24 @@ class SqliteStore:
 
             rows = db.execute(query, params).fetchall()
             return listing(rows, build, lambda row: (row[0], row[1]))
+
+    def _listed(self, where: str, params: builtins.list[Any], limit: int | None) -> Listing | None:
+        """A first page read in one statement (one snapshot), when this store built every
+        record on it at the version the row holds (none: an order without returns), without
+        the read transaction records read from their rows need; ``None`` otherwise."""
+        connection = self._connection()
+        if connection.in_transaction:
+            return None
+        query = f"SELECT shop, id, version FROM returns WHERE {where} ORDER BY created_at, id"
+        if limit is not None:
+            query += f" LIMIT {rows_of(limit)}"
+        records = []
+        for shop, return_id, version in connection.execute(query, params).fetchall():
+            record = self._recall(shop, return_id, int(version))
+            if record is None:
+                return None
+            records.append(record)
+        return Listing(records)
 
     def count_customer_returns(self, shop: str, customer_email: str, *, since: datetime) -> int:
         moment = check_count_args(customer_email, since)
@@ -384,53 +406,73 @@ class SqliteStore:
     # -- writes -----------------------------------------------------------------------------
 
     def commit(self, commit: Commit) -> Sequence[OutboxEntry]:
-        lease = commit.claim
+        lease, now, until = commit.claim, None, None
         if lease is not None:
             now, until = instant("now", lease.now), instant("lease_until", lease.until)
             check_run(lease.run)
         claimed: builtins.list[OutboxEntry] = []
-        with self._write() as db:
-            for record, expected in commit.records:
-                self._write_record(db, record, expected)
-            self._write_units(db, commit)
-            if commit.inbound is not None:
-                key = commit.inbound
-                try:
-                    db.execute(
-                        "INSERT INTO inbox (shop, source, event_id, return_id, at) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (
-                            key.shop,
-                            key.source,
-                            key.event_id,
-                            commit.records[0][0].id if commit.records else "",
-                            _iso(_now_of(commit)),
-                        ),
-                    )
-                except sqlite3.IntegrityError:
-                    raise ConcurrencyConflict(f"inbound {key.event_id}", 0, 1, _seen(key)) from None
-            insert(db, commit.effects)
-            attempts(db, commit.attempts)
-            for reopened in commit.reopened:
-                if db.execute(_REOPEN, (reopened,)).rowcount != 1:
-                    raise ConcurrencyConflict(f"effect {reopened}", 0, 1, _not_failed(reopened))
-            if lease is not None:
-                known = {effect.key: effect for effect in commit.effects}
-                for shop, return_id in lease.returns:
-                    claimed += claim(
-                        db,
-                        now=now,
-                        lease_until=until,
-                        worker=lease.worker,
-                        limit=1,
-                        shop=shop,
-                        return_id=return_id,
-                        run=lease.run,
-                        known=known,
-                    )
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")  # as _write() does, without a generator per commit
+        try:
+            self._commit(db, commit, claimed, now, until)
+        except BaseException:
+            if db.in_transaction:  # SQLite rolls back by itself on a full disk
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
         for record, _ in commit.records:
             self._remember(record)
         return claimed
+
+    def _commit(
+        self,
+        db: sqlite3.Connection,
+        commit: Commit,
+        claimed: builtins.list[OutboxEntry],
+        now: datetime | None = None,
+        until: datetime | None = None,
+    ) -> None:
+        """Write ``commit`` in the open write transaction ``db``; what its lease (checked:
+        ``now`` and ``until`` its times) claimed added to ``claimed``."""
+        lease = commit.claim
+        for record, expected in commit.records:
+            self._write_record(db, record, expected)
+        self._write_units(db, commit)
+        if commit.inbound is not None:
+            key = commit.inbound
+            try:
+                db.execute(
+                    "INSERT INTO inbox (shop, source, event_id, return_id, at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        key.shop,
+                        key.source,
+                        key.event_id,
+                        commit.records[0][0].id if commit.records else "",
+                        _iso(_now_of(commit)),
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise ConcurrencyConflict(f"inbound {key.event_id}", 0, 1, _seen(key)) from None
+        insert(db, commit.effects)
+        attempts(db, commit.attempts)
+        for reopened in commit.reopened:
+            if db.execute(_REOPEN, (reopened,)).rowcount != 1:
+                raise ConcurrencyConflict(f"effect {reopened}", 0, 1, _not_failed(reopened))
+        if lease is not None and now is not None and until is not None:
+            known = {effect.key: effect for effect in commit.effects}
+            for shop, return_id in lease.returns:
+                claimed += claim(
+                    db,
+                    now=now,
+                    lease_until=until,
+                    worker=lease.worker,
+                    limit=1,
+                    shop=shop,
+                    return_id=return_id,
+                    run=lease.run,
+                    known=known,
+                )
 
     def units(self, shop: str, order_id: str) -> dict[tuple[str, int], str]:
         """The order's ledger: each held unit and the return holding it."""
