@@ -445,7 +445,6 @@ def _settlement(
         difference_to=policy.exchange_difference,
         prepaid=prepaid,
         taxes_included=record.taxes_included,
-        fee_by_unit=native,
         # native: the platform return bears the fee from its opening, judged over all its
         # lines, and the platform has no call to take it off (Shopify's removeFromReturn
         # removes line items only): lines removed later do not waive it

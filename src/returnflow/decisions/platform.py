@@ -220,7 +220,6 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
         charge_exchange_shipping=record.exchange_shipping_fee is None,
         difference_to=policy.exchange_difference,
         taxes_included=record.taxes_included,
-        fee_by_unit=True,
     )
     zero = Money.zero(record.currency)
     units: dict[str, int] = {}
