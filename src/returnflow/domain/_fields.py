@@ -30,7 +30,9 @@ __all__ = [
     "MAX_TRACKING",
     "MAX_URL",
     "StoredText",
+    "check_actor",
     "check_amount",
+    "check_bool",
     "check_data",
     "check_digits",
     "check_instant",
@@ -92,6 +94,14 @@ def check_text(field: str, value: object, error: type[ValidationError] = Invalid
     if len(value) > MAX_TEXT:
         raise error(field, value, f"must be at most {MAX_TEXT} characters, not {len(value)}")
     return check_storable(field, value, error, key=False)
+
+
+def check_actor(value: object) -> str:
+    """``value`` if it can name who made a change (a history entry's ``actor``: an agent, a
+    source, ``"timer"``): free text (:func:`check_text`) that a store can also keep in a
+    column it indexes, so without NUL characters (:func:`check_storable`'s ``key``);
+    :class:`~returnflow.errors.InvalidRequest` naming ``actor`` and the value otherwise."""
+    return check_storable("actor", check_text("actor", value))
 
 
 def check_str(error: type[ValidationError] = InvalidRequest) -> Any:
@@ -198,6 +208,17 @@ def check_url_field(_: object, attribute: attrs.Attribute[Any], value: object) -
     (read back from a store) pass."""
     if value is not None and type(value) is not StoredText:
         check_url(attribute.name, value)
+
+
+def check_bool(error: type[ValidationError] = InvalidPayload) -> Any:
+    """A validator: ``True`` or ``False`` itself (not ``1``, not ``"no"``, whose truth a
+    reader would take for the flag's), else ``error`` naming the field and the value."""
+
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if type(value) is not bool:
+            raise error(attribute.name, value, "must be true or false")
+
+    return check
 
 
 def check_tracking_field(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
