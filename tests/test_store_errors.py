@@ -517,6 +517,29 @@ def test_an_outbox_row_with_a_damaged_column_is_named_not_a_raw_error(
         assert "shop-a/R1/0" in refused.value.reason
 
 
+@pytest.mark.parametrize("column", ["next_attempt_at", "claimed_until"])
+def test_a_claim_of_one_return_names_an_outbox_time_that_is_no_text(
+    tmp_path: Path, column: str
+) -> None:
+    # The claim of one return compares the times it read as text, as the general query
+    # does in SQL; a blob there (text SQLite was handed as bytes) raised a raw TypeError.
+    statement = f"UPDATE outbox SET {column} = ? WHERE return_id = 'R1'"
+    with damaged_sqlite(tmp_path / "returns.db", WITH_EFFECT, statement, (b"x",)) as store:
+        before = list(store._connection().execute("SELECT * FROM outbox"))
+        with pytest.raises(UnreadableRecord) as refused:
+            store.claim(
+                now=BASE_TIME,
+                lease_until=BASE_TIME + timedelta(minutes=5),
+                worker="w",
+                shop="shop-a",
+                return_id="R1",
+            )
+        assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
+        assert "shop-a/R1/0" in refused.value.reason
+        assert column in refused.value.reason
+        assert list(store._connection().execute("SELECT * FROM outbox")) == before
+
+
 @pytest.mark.parametrize("result", ["{not json", "[" * 100_000])
 def test_postgres_outbox_row_with_a_damaged_result_is_named_not_a_raw_error(
     pg_dsn: str, result: str
