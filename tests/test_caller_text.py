@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from returnflow import (
+    ConfigurationError,
     InvalidPayload,
     InvalidRequest,
     Money,
@@ -21,8 +22,13 @@ from returnflow import (
     OrderSnapshot,
     Refund,
     RequestLine,
+    ReturnPolicy,
+    ReturnReasonDefinition,
     ReturnRequest,
     ReturnsService,
+    Rule,
+    Then,
+    When,
 )
 from returnflow.domain._fields import MAX_TEXT
 from returnflow.domain.external import ExternalLine, ExternalReturn
@@ -160,3 +166,27 @@ def test_an_imported_return_s_source_of_a_str_subclass_is_refused() -> None:
         )
     assert refused.value.field == "source"
     assert "not HostText" in str(refused.value)
+
+
+CONFIGURED: dict[str, tuple[str, Callable[[object], object]]] = {
+    "policy-version": ("version", lambda t: ReturnPolicy(version=t)),
+    "hold-tag": ("hold_tag", lambda t: ReturnPolicy(hold_tag=t)),
+    "warehouse-reason": ("warehouse_reason", lambda t: ReturnPolicy(warehouse_reason=t)),
+    "reason-title": ("title", lambda t: ReturnReasonDefinition(handle="SIZE_TOO_SMALL", title=t)),
+    "rule-name": ("name", lambda t: Rule(name=t, then=Then(approve=True))),
+    "rule-review": ("then.review", lambda t: Rule(name="r", then=Then(review=t))),
+    "rule-destination": ("then.destination", lambda t: Rule(name="r", then=Then(destination=t))),
+    "rule-sku": ("when.sku", lambda t: Rule(name="r", when=When(sku=[t]), then=Then(approve=True))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIGURED))
+@pytest.mark.parametrize("value", [HostText("v2"), "x" * (MAX_TEXT + 1)], ids=["subclass", "long"])
+def test_configured_text_a_return_keeps_is_plain_and_bounded(case: str, value: str) -> None:
+    # A policy's version, a rule's name or review reason, a destination: kept with every
+    # return they decide (a subclass only until the return is read again) or sent on.
+    field, build = CONFIGURED[case]
+    with pytest.raises(ConfigurationError) as refused:
+        build(value)
+    assert (refused.value.field, refused.value.value) == (field, value)
+    build("x" * MAX_TEXT if case != "rule-destination" else "loc-1")

@@ -47,6 +47,7 @@ __all__ = [
     "check_url_field",
     "coerce_enum",
     "stored_url",
+    "text_problem",
     "to_utc",
 ]
 
@@ -70,6 +71,21 @@ def check_storable(
     except UnicodeEncodeError:
         raise error(field, value, "is not valid Unicode (a lone surrogate)") from None
     return value
+
+
+def text_problem(value: str) -> str | None:
+    """What keeps text a host configured (a policy's version or tag, a rule's name, a
+    reason's title: kept with the returns it decides, or sent to a platform) from being
+    kept as given, or ``None``: :func:`check_storable`'s refusals (a ``str`` subclass, a
+    NUL, a lone surrogate) and more than :data:`MAX_TEXT` characters. For the caller's own
+    typed error."""
+    try:
+        check_storable("text", value)
+    except ValidationError as error:
+        return error.reason
+    if len(value) > MAX_TEXT:
+        return f"must be at most {MAX_TEXT} characters, not {len(value)}"
+    return None
 
 
 def _nonempty(field: str, value: object) -> None:
