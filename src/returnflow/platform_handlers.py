@@ -258,35 +258,31 @@ def _reconciled(
         net = outcome.refund - outcome.owed
         zero = Money.zero(net.currency)
         theirs = outcome.refund
-        ahead = _owed_ahead(record, net.currency)
+        # what the platform asked ahead, less what a captured authorization paid of it: the
+        # exchanged units no longer pay that part of the items
+        paid_apart = effect.owed_paid_apart or zero
+        ahead = min(_owed_ahead(record, net.currency) + paid_apart, zero)
         exchanged = {x.order_line_id for x in record.lines if isinstance(x.outcome, Exchange)}
         ids = dict(record.refs.platform_line_ids)
         paying = [q for q in lines if q.line_id in {ids.get(k) for k in exchanged}]
-        others = [q for q in lines if q not in paying]
-        other_refund, part = zero, net
-        if exchange_lines and others:
-            # the items go out with units that never pay for them (an instant exchange
-            # released by the fact that pays the others; completion in the change that
-            # pays the last units early): the platform nets what the items ask against
-            # those units; returnflow pays the units in full and charges apart what the
-            # exchanged units leave owed (a balance), or refunds what they leave over.
-            # Without the exchanged units, what the items ask is ahead of their later call.
-            alone = port.calculate(effect.shop, return_id, others, shipping_fee=effect.shipping_fee)
-            other_refund = alone.refund
-            part = net - (alone.refund - alone.owed)
-            theirs = other_refund + max(part, zero)
-            net = net if paying else part
+        if exchange_lines and lines and not paying:
+            # the items go out ahead of the units paying for them, with units that never
+            # pay for them (an instant exchange released by the fact that pays the others):
+            # the platform nets them against those units; returnflow pays the units in full,
+            # and what the items ask is ahead of the exchanged units' later call
+            alone = port.calculate(effect.shop, return_id, lines, shipping_fee=effect.shipping_fee)
+            theirs = alone.refund
+            net = net - (alone.refund - alone.owed)
         if ahead and paying:  # only the exchanged units pay for the items shipped ahead
             worth = port.calculate(effect.shop, return_id, paying, shipping_fee=False)
-            left = max(part - min(-ahead, max(worth.refund - worth.owed, zero)), zero)
-            theirs = other_refund + left
+            theirs = max(net - min(-ahead, max(worth.refund - worth.owed, zero)), zero)
     else:
         outcome = port.calculate(effect.shop, return_id)
         theirs = outcome.refund
     authority = d.policy_of(record).platform_money  # the return's own policy version
     review = authority is MoneyAuthority.REVIEW
     owed = outcome.owed
-    if effect.owed_paid_apart:
+    if effect.owed_paid_apart and effect.expected_owed is not None:
         theirs, owed = _items_paid_apart(outcome, effect.owed_paid_apart)
     for what, platform, ours in (
         ("refund", theirs, effect.expected),

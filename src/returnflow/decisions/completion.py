@@ -228,7 +228,9 @@ def complete(
         # an instant exchange shipped on an authorization: items whose units did not come
         # back (or failed QC) are paid by its capture and by what was prepaid, not given
         # back from it
-        returned = {line.id for line, _, _ in parts}
+        # the lines that came back: those settled now but any with a unit that failed QC (its
+        # exchange is not paid by the units: the capture and the payout pay it)
+        returned = {line.id for line, _, _ in parts} - failed
         if failed or any(line.return_line_id not in returned for line in kept):
             apart = exchange.paid_by_capture(record, returned)
             kept = [line for line in kept if line.return_line_id in returned]
@@ -443,7 +445,6 @@ def _settlement(
         difference_to=policy.exchange_difference,
         prepaid=prepaid,
         taxes_included=record.taxes_included,
-        fee_by_unit=native,
         # native: the platform return bears the fee from its opening, judged over all its
         # lines, and the platform has no call to take it off (Shopify's removeFromReturn
         # removes line items only): lines removed later do not waive it

@@ -59,7 +59,6 @@ def hold(change: Change, policy: ReturnPolicy) -> None:
         charge_exchange_shipping=record.exchange_shipping_fee is None,
         difference_to=policy.exchange_difference,
         taxes_included=record.taxes_included,
-        fee_by_unit=policy.platform_mode is PlatformMode.NATIVE,
     )
     if policy.platform_mode is PlatformMode.TAGS:  # native: noted as its platform return opens
         fees_of.note_left_off(change, quote)

@@ -117,11 +117,17 @@ def plan(change: Change, policy: ReturnPolicy) -> None:
     for effect in planned:
         if isinstance(effect, fx.CancelExchange):
             _cancel_lines(change, effect.exchange_line_ids)
-    if opened(change.record) and change.record.status not in _ENDED:
+    # An exchange released in the change that ends the return (a return to origin implying
+    # the hand-in that releases an instant exchange) is processed all the same: the new
+    # items ship, as when the release came in a change of its own before the end.
+    released = any(isinstance(effect, fx.ReleaseExchange) for effect in planned)
+    if opened(change.record) and (change.record.status not in _ENDED or released):
         new.extend(_make(change, fx.PayPlatformBalance, amount=a) for a in balance.charged(change))
         new.extend(_settle(change, policy, planned))
         captured = _captured(change.record)
-        if captured is not None and any(e.event == "authorization_settled" for e in change.history):
+        settled_now = any(e.event == "authorization_settled" for e in change.history)
+        # a return that ended asks nothing to be paid on the platform (it is cancelled)
+        if captured is not None and settled_now and change.record.status not in _ENDED:
             paying = _make(change, fx.PayPlatformBalance, amount=captured)
             balance.note_pay_asked(change, paying)
             new.append(paying)
@@ -214,7 +220,6 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
         charge_exchange_shipping=record.exchange_shipping_fee is None,
         difference_to=policy.exchange_difference,
         taxes_included=record.taxes_included,
-        fee_by_unit=True,
     )
     zero = Money.zero(record.currency)
     units: dict[str, int] = {}
@@ -416,8 +421,13 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         if whole:  # the platform nets the whole return (see _whole)
             expected, owed = _whole(record, expected, _owed(change, planned))
         else:  # the outbound shipping of this change the units paid, not a balance
-            outbound = _outbound(change.history, record.currency) - _owed(change, planned)
-            expected = expected + max(outbound, zero)
+            outbound = _outbound(change.history, record.currency)
+            if exchange_ids:  # the platform nets the items against all of the call's units
+                # (units refunded apart too), without the outbound shipping: the balance the
+                # customer pays for them is not refunded of those units
+                expected = max(expected + outbound - _owed(change, planned), zero)
+            else:
+                expected = expected + max(outbound - _owed(change, planned), zero)
         effects.append(
             _make(
                 change,
@@ -429,7 +439,7 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
                 refund_duties=duty_refunds,
                 expected=expected,
                 expected_owed=owed,
-                owed_paid_apart=_paid_by_capture(record) if whole else None,
+                owed_paid_apart=_paid_by_capture(record),
                 shipping_fee=not whole and fees_of.took_shipping_fee(change.history),
             )
         )

@@ -28,7 +28,6 @@ from returnflow.domain.model import (
 from returnflow.domain.money import Money
 from returnflow.domain.policy import (
     Decision,
-    PlatformMode,
     ReturnPolicy,
     returnable_units,
     validate_request,
@@ -320,7 +319,6 @@ def quote(
         exchange_lines=exchange_lines,
         difference_to=policy.exchange_difference,
         taxes_included=order.taxes_included,
-        fee_by_unit=policy.platform_mode is PlatformMode.NATIVE,
     )
     return attrs.evolve(settlement, rules=tuple(firing.explain() for firing in verdict.firings))
 

@@ -5,7 +5,7 @@ Medusa's return and outbound shipping). Re-exported by :mod:`returnflow.domain.s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, localcontext
 
 import attrs
@@ -25,6 +25,7 @@ __all__ = [
     "split_tax",
     "tax_of",
     "tax_share",
+    "unit_fee_taxes",
     "unit_restocking_fees",
 ]
 
@@ -278,6 +279,24 @@ def unit_restocking_fees(
     if not any(weights):
         weights = [1] * line.quantity
     return total.allocate(weights)
+
+
+def unit_fee_taxes(fee: Fee, shares: Sequence[Money]) -> tuple[Money, ...]:
+    """The tax part of each unit's fee share (``shares``, :func:`unit_restocking_fees`),
+    to the cent: the tax of the whole fee (:func:`tax_of` their sum) allocated over the
+    units in proportion to their shares (largest remainder), so the taxes of any units add
+    up to the whole fee's tax, whichever units are settled together. Empty for no shares.
+
+    >>> eur = lambda amount: Money(amount, "EUR")
+    >>> [str(tax) for tax in unit_fee_taxes(Percent(10, tax=20), [eur("0.40"), eur("0.40")])]
+    ['0.07 EUR', '0.06 EUR']
+    """
+    if not shares:
+        return ()
+    tax = tax_of(fee, Money.sum(shares, shares[0].currency))
+    if not tax:
+        return tuple(tax for _ in shares)
+    return tax.allocate([share.minor_units for share in shares])
 
 
 def split_tax(tax: Money, pieces: tuple[Money, Money, Money]) -> tuple[Money, Money, Money]:

@@ -43,6 +43,7 @@ from returnflow.domain.fees import (
     split_tax,
     tax_of,
     tax_share,
+    unit_fee_taxes,
     unit_restocking_fees,
 )
 from returnflow.domain.model import (
@@ -345,7 +346,6 @@ def settle(
     difference_to: OutcomeKind = OutcomeKind.REFUND,
     prepaid: Money | None = None,
     taxes_included: bool = False,
-    fee_by_unit: bool = False,
     shipping_waived_by: Sequence[ReturnLine] | None = None,
     items_unpaid: Money | None = None,
     left_off: LeftOff | None = None,
@@ -359,11 +359,11 @@ def settle(
     (an upsell, fees). ``charge_shipping`` / ``charge_exchange_shipping`` are false once a
     return paid its return shipping fee / its exchange's outbound shipping. ``taxes_included``:
     whether the order's prices include tax, so a fee includes its tax (else its tax is added).
-    ``fee_by_unit``: a line's restocking fee follows its units (native mode, where the
-    platform return carries one fee per line): the fee of the whole line is allocated over
-    its units to the cent (:func:`unit_restocking_fees`) and a part pays its units' shares,
-    so units never settled (QC failed, never received) pay none and parts settled apart add
-    up to the whole line's fee; otherwise each part pays the fee on its own value.
+    A line's restocking fee follows its units (as a platform return carries one fee per
+    line): the fee of the whole line is allocated over its units to the cent
+    (:func:`unit_restocking_fees`), its tax likewise (:func:`unit_fee_taxes`), and a part
+    pays its units' shares, so units never settled (QC failed, never received) pay none and
+    parts settled apart, in whatever order and grouping, add up to the whole line's fee.
     ``shipping_waived_by``: the lines whose waived fees (every one of them) waive the return
     shipping fee; ``None``, the settled parts' lines. Native mode passes all the return's
     lines: the platform return took the fee at its opening and keeps it when QC removes
@@ -391,15 +391,15 @@ def settle(
         shipped_back, shipped_back_tax, duties_back = line.original_for(units, start=start)
         if kind is OutcomeKind.EXCHANGE:
             shipped_back = shipped_back_tax = duties_back = zero
-        fee = zero
+        fee = fee_tax = zero
         less = left_off.restocking.get(line.id) if left_off else None  # by unit, the rest
-        if fees.restocking is not None and not fees.waived(line) and (fee_by_unit or less):
+        if fees.restocking is not None and not fees.waived(line):
             shares = unit_restocking_fees(
                 fees.restocking, line, taxes_included=taxes_included, less=less
             )
             fee = Money.sum(shares[start : start + units], currency)
-        elif fees.restocking is not None and not fees.waived(line):
-            fee = min(charged(fees.restocking, value, taxes_included=taxes_included), value)
+            taxes = unit_fee_taxes(fees.restocking, shares)
+            fee_tax = Money.sum(taxes[start : start + units], currency)
         bonus = zero
         if isinstance(line.outcome, StoreCredit) and line.outcome.bonus and start == 0:
             bonus = line.outcome.bonus
@@ -417,7 +417,7 @@ def settle(
                 else value - fee + shipped_back + duties_back,
                 bonus=bonus,
                 tax=line.tax_for(units, start=start),
-                restocking_fee_tax=tax_of(fees.restocking, fee),
+                restocking_fee_tax=fee_tax,
                 original_shipping=shipped_back,
                 original_shipping_tax=shipped_back_tax,
                 duties=duties_back,

@@ -339,7 +339,9 @@ class ProcessPlatformReturn(Effect):
     owed_paid_apart: Money | None = None
     """With ``expected_owed``: what the customer paid apart from the return's balance that
     pays what the platform says is owed first (an instant exchange's authorization captured
-    when QC failed: paid on the platform return after the processing)."""
+    when QC failed: paid on the platform return after the processing). Unset
+    ``expected_owed`` (one call of several): what that capture paid of the items the
+    platform asked for ahead of the units paying for them (those units no longer pay it)."""
 
 
 @attrs.frozen(kw_only=True)
