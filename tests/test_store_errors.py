@@ -32,7 +32,7 @@ from returnflow import (
     ValidationError,
 )
 from returnflow.demo.scenarios import SHOP, order_1001
-from returnflow.ports.store import Commit, InboundKey, Listing
+from returnflow.ports.store import Attempt, Commit, InboundKey, Lease, Listing
 from returnflow.stores import open_store
 from returnflow.stores.memory import MemoryStore
 from returnflow.stores.sqlite import SqliteStore
@@ -517,6 +517,29 @@ def test_an_outbox_row_with_a_damaged_column_is_named_not_a_raw_error(
         assert "shop-a/R1/0" in refused.value.reason
 
 
+@pytest.mark.parametrize("column", ["next_attempt_at", "claimed_until"])
+def test_a_claim_of_one_return_names_an_outbox_time_that_is_no_text(
+    tmp_path: Path, column: str
+) -> None:
+    # The claim of one return compares the times it read as text, as the general query
+    # does in SQL; a blob there (text SQLite was handed as bytes) raised a raw TypeError.
+    statement = f"UPDATE outbox SET {column} = ? WHERE return_id = 'R1'"
+    with damaged_sqlite(tmp_path / "returns.db", WITH_EFFECT, statement, (b"x",)) as store:
+        before = list(store._connection().execute("SELECT * FROM outbox"))
+        with pytest.raises(UnreadableRecord) as refused:
+            store.claim(
+                now=BASE_TIME,
+                lease_until=BASE_TIME + timedelta(minutes=5),
+                worker="w",
+                shop="shop-a",
+                return_id="R1",
+            )
+        assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
+        assert "shop-a/R1/0" in refused.value.reason
+        assert column in refused.value.reason
+        assert list(store._connection().execute("SELECT * FROM outbox")) == before
+
+
 @pytest.mark.parametrize("result", ["{not json", "[" * 100_000])
 def test_postgres_outbox_row_with_a_damaged_result_is_named_not_a_raw_error(
     pg_dsn: str, result: str
@@ -533,6 +556,56 @@ def test_postgres_outbox_row_with_a_damaged_result_is_named_not_a_raw_error(
                 read()
             assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
             assert "shop-a/R1/0" in refused.value.reason
+    finally:
+        store.close()
+
+
+def _pg_leases(dsn: str) -> list[tuple[object, ...]]:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT key, status, attempts, claimed_until, claimed_by FROM outbox ORDER BY seq"
+        )
+        return list(rows.fetchall())
+
+
+@pytest.mark.parametrize("how", ["claim", "commit", "attempts"])
+def test_postgres_claim_of_a_damaged_row_raises_and_keeps_nothing(pg_dsn: str, how: str) -> None:
+    # The claim's statement leases (autocommit, or the commit's transaction) before its rows
+    # are read: a damaged head raised after the lease, or the whole commit, was kept, where
+    # SQLite reads in its transaction and keeps nothing.
+    from returnflow.stores.postgres import PostgresStore
+
+    store = PostgresStore(pg_dsn)
+    first, second = make_effect("shop-a", "R1", 0), make_effect("shop-a", "R1", 1)
+    store.commit(Commit(records=((make_record("shop-a", "R1"), 0),), effects=(first, second)))
+    pg(pg_dsn, "UPDATE outbox SET body = '{not json' WHERE key = %s", (second.key,))
+    lease = Lease("w", BASE_TIME, BASE_TIME + timedelta(minutes=5), (("shop-a", "R1"),))
+    try:
+        before = _pg_leases(pg_dsn)
+        record = store.get("shop-a", "R1")
+        act = {
+            "claim": lambda: store.claim(
+                now=lease.now, lease_until=lease.until, worker="w", shop="shop-a", run=5
+            ),
+            "commit": lambda: store.commit(
+                Commit(records=((next_version(record), record.version),), claim=lease)
+            ),
+            "attempts": lambda: store.commit(
+                Commit(records=(), attempts=(Attempt(first.key, True, BASE_TIME),), claim=lease)
+            ),
+        }[how]
+        with pytest.raises(UnreadableRecord) as refused:
+            act()
+        assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
+        after = _pg_leases(pg_dsn)
+        if how == "attempts":  # the first delivered, kept; the damaged head not leased
+            assert after[0][1] == "done"
+            assert after[1] == before[1]
+        else:
+            assert after == before
+        assert store.get("shop-a", "R1").version == record.version
     finally:
         store.close()
 

@@ -18,6 +18,7 @@ import attrs
 from statemachine.exceptions import TransitionNotAllowed
 
 from returnflow.domain._evolve import evolver
+from returnflow.domain._fields import check_actor
 from returnflow.domain.inbound import InboundEvent
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.errors import InvalidTransition
@@ -58,7 +59,7 @@ class Change:
         self.base = base
         self.version = base + 1
         self.now = now
-        self.actor = actor
+        self.actor = check_actor(actor)
         self.outbox = outbox
         self.effects: list[fx.Effect] = []
         self.reopened: list[str] = []

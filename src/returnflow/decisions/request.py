@@ -12,6 +12,7 @@ import attrs
 
 from returnflow.decisions import completion, exchange, locations, merchant
 from returnflow.decisions.change import Change
+from returnflow.domain._fields import check_text
 from returnflow.domain.claim_lines import check_claim
 from returnflow.domain.methods import ReturnMethod
 from returnflow.domain.model import (
@@ -272,7 +273,10 @@ def decline_reason(reason: object) -> DeclineReason:
 
 
 def decline(change: Change, reason: DeclineReason, note: str) -> None:
-    """An agent (or the policy) declines the return, with ``reason`` and ``note``."""
+    """An agent (or the policy) declines the return, with ``reason`` and ``note`` (free
+    text, :func:`~returnflow.domain._fields.check_text`, else
+    :class:`~returnflow.errors.InvalidRequest` naming ``note``)."""
+    check_text("note", note)
     payload = {"reason": reason.value, **({"note": note} if note else {})}
     change.fire("decline", payload, reason=reason)
     change.update(decline_reason=reason)

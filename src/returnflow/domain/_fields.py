@@ -30,7 +30,9 @@ __all__ = [
     "MAX_TRACKING",
     "MAX_URL",
     "StoredText",
+    "check_actor",
     "check_amount",
+    "check_bool",
     "check_data",
     "check_digits",
     "check_instant",
@@ -45,6 +47,7 @@ __all__ = [
     "check_url_field",
     "coerce_enum",
     "stored_url",
+    "text_problem",
     "to_utc",
 ]
 
@@ -70,6 +73,21 @@ def check_storable(
     return value
 
 
+def text_problem(value: str) -> str | None:
+    """What keeps text a host configured (a policy's version or tag, a rule's name, a
+    reason's title: kept with the returns it decides, or sent to a platform) from being
+    kept as given, or ``None``: :func:`check_storable`'s refusals (a ``str`` subclass, a
+    NUL, a lone surrogate) and more than :data:`MAX_TEXT` characters. For the caller's own
+    typed error."""
+    try:
+        check_storable("text", value)
+    except ValidationError as error:
+        return error.reason
+    if len(value) > MAX_TEXT:
+        return f"must be at most {MAX_TEXT} characters, not {len(value)}"
+    return None
+
+
 def _nonempty(field: str, value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(field, value, "must be a non-empty string")
@@ -92,6 +110,14 @@ def check_text(field: str, value: object, error: type[ValidationError] = Invalid
     if len(value) > MAX_TEXT:
         raise error(field, value, f"must be at most {MAX_TEXT} characters, not {len(value)}")
     return check_storable(field, value, error, key=False)
+
+
+def check_actor(value: object) -> str:
+    """``value`` if it can name who made a change (a history entry's ``actor``: an agent, a
+    source, ``"timer"``): free text (:func:`check_text`) that a store can also keep in a
+    column it indexes, so without NUL characters (:func:`check_storable`'s ``key``);
+    :class:`~returnflow.errors.InvalidRequest` naming ``actor`` and the value otherwise."""
+    return check_storable("actor", check_text("actor", value))
 
 
 def check_str(error: type[ValidationError] = InvalidRequest) -> Any:
@@ -198,6 +224,17 @@ def check_url_field(_: object, attribute: attrs.Attribute[Any], value: object) -
     (read back from a store) pass."""
     if value is not None and type(value) is not StoredText:
         check_url(attribute.name, value)
+
+
+def check_bool(error: type[ValidationError] = InvalidPayload) -> Any:
+    """A validator: ``True`` or ``False`` itself (not ``1``, not ``"no"``, whose truth a
+    reader would take for the flag's), else ``error`` naming the field and the value."""
+
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if type(value) is not bool:
+            raise error(attribute.name, value, "must be true or false")
+
+    return check
 
 
 def check_tracking_field(_: object, attribute: attrs.Attribute[Any], value: object) -> None:

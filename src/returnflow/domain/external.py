@@ -97,6 +97,7 @@ def _check_source(value: object) -> None:
         raise InvalidPayload(
             "source", value, "must be lower-case letters, digits and '_', starting with a letter"
         )
+    check_storable("source", value, InvalidPayload)  # a str subclass: by name
 
 
 def _check_external_id(value: object) -> None:

@@ -14,9 +14,11 @@ from returnflow.domain._fields import (
     _check_id,
     _check_optional_id,
     check_amount,
+    check_bool,
     check_instant,
     check_required_instant,
     check_str,
+    check_text,
     to_utc,
 )
 from returnflow.domain.money import Money
@@ -76,6 +78,7 @@ def _names(field: str, value: object) -> tuple[str, ...]:
     for index, name in enumerate(names):
         if not isinstance(name, str) or not name.strip():
             raise InvalidPayload(f"{field}[{index}]", name, "must be a non-empty string")
+        check_text(f"{field}[{index}]", name, InvalidPayload)
     return names
 
 
@@ -125,8 +128,8 @@ class OrderLine:
     tax: Money | None = None
     title: str = attrs.field(default="", validator=check_str(InvalidPayload))
     product_id: str | None = attrs.field(default=None, validator=check_str(InvalidPayload))
-    final_sale: bool = False
-    gift_card: bool = False
+    final_sale: bool = attrs.field(default=False, validator=check_bool())
+    gift_card: bool = attrs.field(default=False, validator=check_bool())
     fulfillments: tuple[Fulfillment, ...] = attrs.field(default=(), converter=_to_fulfillments)
     tags: tuple[str, ...] = attrs.field(default=(), converter=_tags)
     """The product's tags (Shopify product tags), for merchant rules."""
@@ -193,13 +196,13 @@ class OrderSnapshot:
         default=None, converter=to_utc, validator=check_instant
     )
     """When that one fulfillment was delivered, if known."""
-    created_by_app: str | None = None
-    has_prepaid_subscription: bool = False
-    has_duties: bool = False
-    addresses_valid: bool = True
+    created_by_app: str | None = attrs.field(default=None, validator=check_str(InvalidPayload))
+    has_prepaid_subscription: bool = attrs.field(default=False, validator=check_bool())
+    has_duties: bool = attrs.field(default=False, validator=check_bool())
+    addresses_valid: bool = attrs.field(default=True, validator=check_bool())
     order_discount: Money | None = None
     """A discount on the whole order, shared by the lines in proportion to their net totals."""
-    taxes_included: bool = False
+    taxes_included: bool = attrs.field(default=False, validator=check_bool())
     """Whether the prices (and so the discounts) include tax (Shopify's ``taxesIncluded``,
     the norm in the EU, the UK and Australia). ``False``: each line's ``tax`` is added to
     what it cost; ``True``: it is the part of that cost that is tax. Either way a line's

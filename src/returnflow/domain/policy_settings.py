@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from returnflow.domain._fields import check_amount
+from returnflow.domain._fields import check_amount, text_problem
 from returnflow.domain.model import ItemCondition, Reason, to_reason
 from returnflow.errors import ConfigurationError, MoneyError, ValidationError
 
@@ -59,6 +59,8 @@ def _refund_duties(value: object) -> RefundOriginal:
 def _version(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value.strip() or "\x00" in value:
         raise ConfigurationError("must be a non-empty string", field=attribute.name, value=value)
+    if (problem := text_problem(value)) is not None:  # kept with every return it decides
+        raise ConfigurationError(problem, field=attribute.name, value=value)
 
 
 def _positive_int(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -141,3 +143,5 @@ def _flag(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
 def _text(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError("must be non-empty text", field=attribute.name, value=value)
+    if (problem := text_problem(value)) is not None:  # sent to the platforms, kept in history
+        raise ConfigurationError(problem, field=attribute.name, value=value)

@@ -22,6 +22,7 @@ from typing import Any
 
 import attrs
 
+from returnflow.domain._fields import text_problem
 from returnflow.domain.model import Reason, ReturnReason, ReturnRequest, handle_of, to_reason
 from returnflow.errors import ConfigurationError, EvidenceRequired, UnknownReason, ValidationError
 
@@ -43,6 +44,8 @@ def _flag(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
 def _text(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value.strip() or "\x00" in value:
         raise ConfigurationError("must be a non-empty string", field=attribute.name, value=value)
+    if (problem := text_problem(value)) is not None:
+        raise ConfigurationError(problem, field=attribute.name, value=value)
 
 
 def _handle(value: object) -> str:

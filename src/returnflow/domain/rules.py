@@ -44,6 +44,7 @@ from typing import Any
 
 import attrs
 
+from returnflow.domain._fields import text_problem
 from returnflow.domain.claims import ClaimReason
 from returnflow.domain.methods import ReturnMethod, to_methods
 from returnflow.domain.model import OutcomeKind, Reason, to_reason
@@ -87,6 +88,9 @@ def _strings(field: str, value: object) -> frozenset[str] | None:
     items = list(value)
     if not items or not all(isinstance(item, str) and item.strip() for item in items):
         raise _bad(field, value, "must be a non-empty list of non-empty strings")
+    for item in items:
+        if (problem := text_problem(item)) is not None:
+            raise _bad(field, item, problem)
     return frozenset(items)
 
 
@@ -190,6 +194,8 @@ def _flag(prefix: str, optional: bool) -> Any:
 def _text(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise _bad(f"then.{attribute.name}", value, "must be a non-empty text")
+    if value is not None and (problem := text_problem(value)) is not None:  # a review reason
+        raise _bad(f"then.{attribute.name}", value, problem)
 
 
 def _location(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -197,6 +203,8 @@ def _location(_: object, attribute: attrs.Attribute[Any], value: object) -> None
         return
     if not isinstance(value, str) or not value.strip() or value != value.strip():
         raise _bad("then.destination", value, "must be a location id (non-empty, no spaces around)")
+    if (problem := text_problem(value)) is not None:  # kept as the lines' location
+        raise _bad("then.destination", value, problem)
 
 
 @attrs.frozen
@@ -365,6 +373,8 @@ class Rule:
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise InvalidRule("a rule needs a name", rule=None, field="name", value=name)
+        if (problem := text_problem(name)) is not None:  # kept in the returns it decides
+            raise InvalidRule(problem, rule=None, field="name", value=name)
         try:
             built_when = _when({} if when is None else when)
             built_then = _then({} if then is None else then)

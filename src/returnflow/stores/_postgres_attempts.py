@@ -15,7 +15,7 @@ from returnflow.errors import ConcurrencyConflict
 from returnflow.ports.store import Attempt, Lease, OutboxEntry
 from returnflow.stores._conflicts import not_pending
 from returnflow.stores._pages import check_run
-from returnflow.stores._postgres_claim import claim_parts, claimed
+from returnflow.stores._postgres_claim import claim_parts, claimed_or_released
 from returnflow.stores._postgres_commit import Connection
 from returnflow.stores._postgres_errors import RACES
 from returnflow.stores._postgres_rows import (
@@ -69,7 +69,9 @@ def record_claiming(db: Connection, attempts: Sequence[Attempt], lease: Lease) -
         ).fetchall()
     if not rows or rows[0][0] != len(params):
         raise _not_all(attempts)
-    return claimed([row[1:] for row in rows if row[-1] is not None], now)
+    return claimed_or_released(
+        db, [row[1:] for row in rows if row[-1] is not None], now, lease.worker, lease.until
+    )
 
 
 def _columns(params: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:

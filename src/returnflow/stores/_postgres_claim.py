@@ -10,12 +10,15 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from psycopg import Connection
+
+from returnflow.errors import UnreadableRecord
 from returnflow.lifecycle.effects import Effect
 from returnflow.ports.store import OutboxEntry
 from returnflow.stores._outbox_entries import ENTRY_COLUMNS
 from returnflow.stores._postgres_rows import diagnostic, entry
 
-__all__ = ["claim_parts", "claim_statement", "claimed"]
+__all__ = ["claim_parts", "claim_statement", "claimed", "claimed_or_released"]
 
 _COLUMNS = tuple(name.strip() for name in ENTRY_COLUMNS.split(","))
 """The columns :func:`~returnflow.stores._outbox_entries.readable_entry` reads, in its order."""
@@ -158,3 +161,26 @@ def claimed(
             continue
         entries.append(got)
     return entries
+
+
+def claimed_or_released(
+    db: Connection,
+    rows: Sequence[Sequence[Any]],
+    now: datetime,
+    worker: str,
+    until: datetime,
+) -> list[OutboxEntry]:
+    """:func:`claimed` of the rows a statement that leased their heads returned, on a
+    connection that committed it already (autocommit); when a row is damaged
+    (:class:`~returnflow.errors.UnreadableRecord`, raised), the heads' leases are released
+    first, so that an error leaves the outbox as it was and no worker holds a lease nobody
+    was handed: a head leased was under no live lease, and none is as good as an old one."""
+    try:
+        return claimed(rows, now)
+    except UnreadableRecord:
+        db.execute(
+            "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL "
+            "WHERE seq = ANY(%s) AND claimed_by = %s AND claimed_until = %s",
+            (sorted({int(row[-1]) for row in rows}), worker, until),
+        )
+        raise

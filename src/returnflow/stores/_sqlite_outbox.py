@@ -157,6 +157,12 @@ def _claim_one(
         return None
     if not rows:
         return []
+    for row in rows:  # compared as text below: SQL orders other types apart, Python raises
+        for column, name in ((7, "next_attempt_at"), (8, "claimed_until")):
+            if row[column] is not None and type(row[column]) is not str:
+                raise UnreadableRecord(
+                    shop, return_id, f"its effect {row[10]}: {name} is no instant: {row[column]!r}"
+                )
     at = iso(now)
     head = rows[0]
     if (head[7] is not None and head[7] > at) or any(

@@ -67,7 +67,7 @@ from returnflow.stores._conflicts import unknown_effect as _unknown_effect
 from returnflow.stores._errors import listing, readable, translating
 from returnflow.stores._pages import ENDED, PRUNE_BATCH, check_cutoff, check_page, check_run
 from returnflow.stores._postgres_attempts import record_alone, record_claiming
-from returnflow.stores._postgres_claim import claim_statement, claimed
+from returnflow.stores._postgres_claim import claim_statement, claimed, claimed_or_released
 from returnflow.stores._postgres_commit import Connection, apply
 from returnflow.stores._postgres_errors import RACES, translate
 from returnflow.stores._postgres_rows import (
@@ -427,6 +427,7 @@ class PostgresStore:
         ):
             return self._attempts_claiming(commit.attempts, lease) if commit.attempts else ()
         claim: tuple[str, dict[str, Any]] | None = None
+        known = {effect.key: effect for effect in commit.effects}
         if lease is not None:
             now = instant("now", lease.now)
             check_run(lease.run)
@@ -437,7 +438,7 @@ class PostgresStore:
                 limit=len(lease.returns),
                 run=lease.run,
                 returns=lease.returns,
-                known={effect.key: effect for effect in commit.effects},
+                known=known,
             )
         # Rows are locked in one order, so that two commits of the same returns queue
         # instead of deadlocking.
@@ -464,6 +465,8 @@ class PostgresStore:
         try:
             with self._write() as (db, pipeline):
                 rows_claimed = apply(db, pipeline, commit, rows, effects, self._recall, claim)
+                # a damaged row it claimed undoes the commit (as on SQLite), not raised after
+                entries = claimed(rows_claimed, now, known) if lease is not None else []
         except UnitsTaken as taken:  # name the unit and the return that holds it
             held = self.units(commit.records[0][0].shop, taken.order_id)
             clash = sorted(
@@ -482,9 +485,7 @@ class PostgresStore:
             raise ConcurrencyConflict(record.id, expected, actual) from conflict.__cause__
         for record, _ in commit.records:
             self._remember(record)
-        if lease is None:
-            return ()
-        return claimed(rows_claimed, now, {effect.key: effect for effect in commit.effects})
+        return entries
 
     def _attempts_alone(self, attempts: Sequence[Attempt]) -> None:
         """A commit of delivery attempts alone (:func:`record_alone`)."""
@@ -541,7 +542,7 @@ class PostgresStore:
         )
         with self._connection() as db:
             rows = db.execute(statement, params).fetchall()
-        return claimed(rows, now)
+            return claimed_or_released(db, rows, now, worker, lease_until)
 
     def record_attempt(
         self,
