@@ -622,3 +622,53 @@ def test_an_inbox_row_with_a_damaged_time_is_named_not_a_raw_error(
             store.inbound("shop-a", "R1")
         assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
         assert "e1" in refused.value.reason
+
+
+_DAMAGED_ENTRIES = [
+    ("status = 'lost'", "lost"),
+    ("attempts = -1", "-1"),
+    ("key = 'shop-a/R1/9'", "shop-a/R1/0"),
+    ("result = 'NaN'", "NaN"),
+]
+_DAMAGED_IDS = ["unknown-status", "negative-attempts", "other-key", "nan-result"]
+
+
+@pytest.mark.parametrize(("change", "named"), _DAMAGED_ENTRIES, ids=_DAMAGED_IDS)
+def test_an_outbox_row_the_store_did_not_write_is_named_not_read_as_another(
+    tmp_path: Path, change: str, named: str
+) -> None:
+    # Each was read as an entry: a status no effect has, a count below zero, the body of
+    # another effect than the row's key, a result JSON has no value for.
+    statement = f"UPDATE outbox SET {change} WHERE return_id = 'R1'"
+    with damaged_sqlite(tmp_path / "returns.db", WITH_EFFECT, statement) as store:
+        with pytest.raises(UnreadableRecord) as refused:
+            store.outbox("shop-a", "R1")
+        assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
+        assert named in refused.value.reason
+
+
+def test_an_outbox_count_that_is_no_whole_number_is_named(tmp_path: Path) -> None:
+    statement = "UPDATE outbox SET attempts = 2.5 WHERE return_id = 'R1'"
+    with (
+        damaged_sqlite(tmp_path / "returns.db", WITH_EFFECT, statement) as store,
+        pytest.raises(UnreadableRecord, match=r"attempts 2\.5"),
+    ):
+        store.outbox("shop-a", "R1")
+
+
+@pytest.mark.parametrize(("change", "named"), _DAMAGED_ENTRIES, ids=_DAMAGED_IDS)
+def test_postgres_outbox_row_the_store_did_not_write_is_named(
+    pg_dsn: str, change: str, named: str
+) -> None:
+    from returnflow.stores.postgres import PostgresStore
+
+    store = PostgresStore(pg_dsn)
+    store.commit(WITH_EFFECT)
+    pg(pg_dsn, f"UPDATE outbox SET {change} WHERE return_id = 'R1'")
+    try:
+        with pytest.raises(UnreadableRecord) as refused:
+            store.outbox("shop-a", "R1")
+        assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
+        assert named in refused.value.reason
+    finally:
+        store.close()
