@@ -672,3 +672,40 @@ def test_postgres_outbox_row_the_store_did_not_write_is_named(
         assert named in refused.value.reason
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("scope", ["all", "shop", "return"])
+@pytest.mark.parametrize("value", [b"x", "garbage"], ids=["blob", "garbage"])
+@pytest.mark.parametrize("column", ["next_attempt_at", "claimed_until"])
+def test_every_claim_names_an_outbox_time_the_store_did_not_write(
+    tmp_path: Path, column: str, value: object, scope: str
+) -> None:
+    # SQL orders a blob, and text such as "garbage", after every time the store writes: the
+    # claim of all returns (or a shop's) read the head as not due, or under a live lease,
+    # and skipped it for good without a word; so did the claim of one return for such text.
+    statement = f"UPDATE outbox SET {column} = ? WHERE return_id = 'R1'"
+    with damaged_sqlite(tmp_path / "returns.db", WITH_EFFECT, statement, (value,)) as store:
+        before = list(store._connection().execute("SELECT * FROM outbox"))
+        with pytest.raises(UnreadableRecord) as refused:
+            store.claim(
+                now=BASE_TIME,
+                lease_until=BASE_TIME + timedelta(minutes=5),
+                worker="w",
+                shop=None if scope == "all" else "shop-a",
+                return_id="R1" if scope == "return" else None,
+            )
+        assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
+        assert "shop-a/R1/0" in refused.value.reason
+        assert column in refused.value.reason
+        assert list(store._connection().execute("SELECT * FROM outbox")) == before
+
+
+def test_a_claim_names_a_damaged_lease_behind_a_due_head(tmp_path: Path) -> None:
+    # A damaged lease on the effect after the head read as live, and kept the head back.
+    first, second = make_effect("shop-a", "R1", 0), make_effect("shop-a", "R1", 1)
+    commit = Commit(records=((make_record("shop-a", "R1"), 0),), effects=(first, second))
+    statement = "UPDATE outbox SET claimed_until = 'garbage' WHERE key = ?"
+    with damaged_sqlite(tmp_path / "returns.db", commit, statement, (second.key,)) as store:
+        with pytest.raises(UnreadableRecord) as refused:
+            store.claim(now=BASE_TIME, lease_until=BASE_TIME + timedelta(minutes=5), worker="w")
+        assert second.key in refused.value.reason
