@@ -700,12 +700,21 @@ def test_every_claim_names_an_outbox_time_the_store_did_not_write(
         assert list(store._connection().execute("SELECT * FROM outbox")) == before
 
 
-def test_a_claim_names_a_damaged_lease_behind_a_due_head(tmp_path: Path) -> None:
-    # A damaged lease on the effect after the head read as live, and kept the head back.
+@pytest.mark.parametrize("value", [b"x", "garbage"], ids=["blob", "garbage"])
+def test_a_damaged_lease_behind_a_head_holds_nothing_back_and_is_named_when_read(
+    tmp_path: Path, value: object
+) -> None:
+    # SQL read a damaged lease on the effect after the head as a live one, and kept the
+    # head back without a word.
     first, second = make_effect("shop-a", "R1", 0), make_effect("shop-a", "R1", 1)
     commit = Commit(records=((make_record("shop-a", "R1"), 0),), effects=(first, second))
-    statement = "UPDATE outbox SET claimed_until = 'garbage' WHERE key = ?"
-    with damaged_sqlite(tmp_path / "returns.db", commit, statement, (second.key,)) as store:
+    statement = "UPDATE outbox SET claimed_until = ? WHERE key = ?"
+    with damaged_sqlite(tmp_path / "returns.db", commit, statement, (value, second.key)) as store:
+        before = list(store._connection().execute("SELECT * FROM outbox"))
+        until = BASE_TIME + timedelta(minutes=5)
         with pytest.raises(UnreadableRecord) as refused:
-            store.claim(now=BASE_TIME, lease_until=BASE_TIME + timedelta(minutes=5), worker="w")
+            store.claim(now=BASE_TIME, lease_until=until, worker="w", run=2)
         assert second.key in refused.value.reason
+        assert list(store._connection().execute("SELECT * FROM outbox")) == before
+        claimed = store.claim(now=BASE_TIME, lease_until=until, worker="w")
+        assert [entry.effect.key for entry in claimed] == [first.key]

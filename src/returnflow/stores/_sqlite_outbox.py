@@ -37,31 +37,27 @@ text, as the claim does, only such times compare as the instants they name."""
 
 
 def _damaged(column: str) -> str:
+    """SQL: whether ``column`` holds a time the store did not write (:data:`_SHAPE`)."""
     return f"({column} IS NOT NULL AND (typeof({column}) <> 'text' OR {column} NOT GLOB '{_GLOB}'))"
 
 
-_DAMAGED = (
-    "EXISTS (SELECT 1 FROM outbox d WHERE d.shop = o.shop AND d.return_id = o.return_id "
-    f"AND d.status = 'pending' AND ({_damaged('d.next_attempt_at')} "
-    f"OR {_damaged('d.claimed_until')}))"
-)
-"""Whether a pending effect of the head's return holds a time the store did not write."""
-
 _HEADS = (
     "FROM outbox o WHERE o.status = 'pending' "
+    "AND (((o.next_attempt_at IS NULL OR o.next_attempt_at <= :now) "
+    "AND (o.claimed_until IS NULL OR o.claimed_until <= :now)) "
+    f"OR {_damaged('o.next_attempt_at')} OR {_damaged('o.claimed_until')}) "
     "AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.shop = o.shop "
     "AND h.return_id = o.return_id AND h.status = 'pending') "
-    "AND (((o.next_attempt_at IS NULL OR o.next_attempt_at <= :now) "
-    "AND (o.claimed_until IS NULL OR o.claimed_until <= :now) "
     "AND NOT EXISTS (SELECT 1 FROM outbox l WHERE l.shop = o.shop "
-    "AND l.return_id = o.return_id AND l.status = 'pending' AND l.claimed_until > :now)) "
-    f"OR {_DAMAGED})"
+    "AND l.return_id = o.return_id AND l.status = 'pending' AND l.claimed_until > :now "
+    f"AND NOT {_damaged('l.claimed_until')})"
 )
 """Due heads under no live lease, of returns with no pending effect under one: an effect
 given up and re-opened becomes the head while the one after it may still be out with a
-worker, and waits for it. Also the heads of returns with a pending effect whose time is
-damaged (which SQL compares apart from every time): read, never skipped, they are an
-:class:`~returnflow.errors.UnreadableRecord`."""
+worker, and waits for it. A time the store did not write (which SQL orders apart from every
+time it writes) is neither: a head with one is read, never skipped, and named as an
+:class:`~returnflow.errors.UnreadableRecord`; a damaged lease behind a head holds nothing
+back, and is named when its effect is read (in a run, or as the head)."""
 
 
 def _damaged_time(value: object) -> bool:
@@ -148,9 +144,7 @@ def claim(
     # the heads read whole, then leased by their key (an UPDATE ... RETURNING of them, one
     # statement, costs SQLite more than the two)
     heads = db.execute(_SELECT_HEADS[shop is not None, return_id is not None], params).fetchall()
-    for head in heads:
-        if head[13]:  # a pending effect of its return holds a damaged time: name it
-            _refuse_damaged(db.execute(_PENDING_OF, (head[11], head[12], -1)).fetchall())
+    _refuse_damaged(heads)
     until = iso(lease_until)
     db.executemany(
         "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE seq = ?",
@@ -225,7 +219,7 @@ def _claim_one(
 
 
 _SELECT_HEADS = {
-    (by_shop, by_return): f"SELECT {_HEAD_COLUMNS}, {_DAMAGED} {_HEADS}"
+    (by_shop, by_return): f"SELECT {_HEAD_COLUMNS} {_HEADS}"
     + (" AND o.shop = :shop" if by_shop else "")
     + (" AND o.return_id = :return_id" if by_return else "")
     + " ORDER BY o.seq LIMIT :limit"
