@@ -622,3 +622,99 @@ def test_an_inbox_row_with_a_damaged_time_is_named_not_a_raw_error(
             store.inbound("shop-a", "R1")
         assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
         assert "e1" in refused.value.reason
+
+
+_DAMAGED_ENTRIES = [
+    ("status = 'lost'", "lost"),
+    ("attempts = -1", "-1"),
+    ("key = 'shop-a/R1/9'", "shop-a/R1/0"),
+    ("result = 'NaN'", "NaN"),
+]
+_DAMAGED_IDS = ["unknown-status", "negative-attempts", "other-key", "nan-result"]
+
+
+@pytest.mark.parametrize(("change", "named"), _DAMAGED_ENTRIES, ids=_DAMAGED_IDS)
+def test_an_outbox_row_the_store_did_not_write_is_named_not_read_as_another(
+    tmp_path: Path, change: str, named: str
+) -> None:
+    # Each was read as an entry: a status no effect has, a count below zero, the body of
+    # another effect than the row's key, a result JSON has no value for.
+    statement = f"UPDATE outbox SET {change} WHERE return_id = 'R1'"
+    with damaged_sqlite(tmp_path / "returns.db", WITH_EFFECT, statement) as store:
+        with pytest.raises(UnreadableRecord) as refused:
+            store.outbox("shop-a", "R1")
+        assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
+        assert named in refused.value.reason
+
+
+def test_an_outbox_count_that_is_no_whole_number_is_named(tmp_path: Path) -> None:
+    statement = "UPDATE outbox SET attempts = 2.5 WHERE return_id = 'R1'"
+    with (
+        damaged_sqlite(tmp_path / "returns.db", WITH_EFFECT, statement) as store,
+        pytest.raises(UnreadableRecord, match=r"attempts 2\.5"),
+    ):
+        store.outbox("shop-a", "R1")
+
+
+@pytest.mark.parametrize(("change", "named"), _DAMAGED_ENTRIES, ids=_DAMAGED_IDS)
+def test_postgres_outbox_row_the_store_did_not_write_is_named(
+    pg_dsn: str, change: str, named: str
+) -> None:
+    from returnflow.stores.postgres import PostgresStore
+
+    store = PostgresStore(pg_dsn)
+    store.commit(WITH_EFFECT)
+    pg(pg_dsn, f"UPDATE outbox SET {change} WHERE return_id = 'R1'")
+    try:
+        with pytest.raises(UnreadableRecord) as refused:
+            store.outbox("shop-a", "R1")
+        assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
+        assert named in refused.value.reason
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("scope", ["all", "shop", "return"])
+@pytest.mark.parametrize("value", [b"x", "garbage"], ids=["blob", "garbage"])
+@pytest.mark.parametrize("column", ["next_attempt_at", "claimed_until"])
+def test_every_claim_names_an_outbox_time_the_store_did_not_write(
+    tmp_path: Path, column: str, value: object, scope: str
+) -> None:
+    # SQL orders a blob, and text such as "garbage", after every time the store writes: the
+    # claim of all returns (or a shop's) read the head as not due, or under a live lease,
+    # and skipped it for good without a word; so did the claim of one return for such text.
+    statement = f"UPDATE outbox SET {column} = ? WHERE return_id = 'R1'"
+    with damaged_sqlite(tmp_path / "returns.db", WITH_EFFECT, statement, (value,)) as store:
+        before = list(store._connection().execute("SELECT * FROM outbox"))
+        with pytest.raises(UnreadableRecord) as refused:
+            store.claim(
+                now=BASE_TIME,
+                lease_until=BASE_TIME + timedelta(minutes=5),
+                worker="w",
+                shop=None if scope == "all" else "shop-a",
+                return_id="R1" if scope == "return" else None,
+            )
+        assert (refused.value.shop, refused.value.return_id) == ("shop-a", "R1")
+        assert "shop-a/R1/0" in refused.value.reason
+        assert column in refused.value.reason
+        assert list(store._connection().execute("SELECT * FROM outbox")) == before
+
+
+@pytest.mark.parametrize("value", [b"x", "garbage"], ids=["blob", "garbage"])
+def test_a_damaged_lease_behind_a_head_holds_nothing_back_and_is_named_when_read(
+    tmp_path: Path, value: object
+) -> None:
+    # SQL read a damaged lease on the effect after the head as a live one, and kept the
+    # head back without a word.
+    first, second = make_effect("shop-a", "R1", 0), make_effect("shop-a", "R1", 1)
+    commit = Commit(records=((make_record("shop-a", "R1"), 0),), effects=(first, second))
+    statement = "UPDATE outbox SET claimed_until = ? WHERE key = ?"
+    with damaged_sqlite(tmp_path / "returns.db", commit, statement, (value, second.key)) as store:
+        before = list(store._connection().execute("SELECT * FROM outbox"))
+        until = BASE_TIME + timedelta(minutes=5)
+        with pytest.raises(UnreadableRecord) as refused:
+            store.claim(now=BASE_TIME, lease_until=until, worker="w", run=2)
+        assert second.key in refused.value.reason
+        assert list(store._connection().execute("SELECT * FROM outbox")) == before
+        claimed = store.claim(now=BASE_TIME, lease_until=until, worker="w")
+        assert [entry.effect.key for entry in claimed] == [first.key]

@@ -5,6 +5,7 @@ they are, not parsed from their rows again."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -26,18 +27,56 @@ ENTRY = f"SELECT {ENTRY_COLUMNS} FROM outbox"
 _HEAD_COLUMNS = ", ".join(f"o.{name.strip()}" for name in ENTRY_COLUMNS.split(","))
 """The columns :func:`entry` reads, in its order."""
 
+_GLOB = (
+    "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+    ".[0-9][0-9][0-9][0-9][0-9][0-9]+00:00"
+)
+_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00:00")
+"""The text of every time the store writes (:func:`iso`), in SQL and in Python: compared as
+text, as the claim does, only such times compare as the instants they name."""
+
+
+def _damaged(column: str) -> str:
+    """SQL: whether ``column`` holds a time the store did not write (:data:`_SHAPE`)."""
+    return f"({column} IS NOT NULL AND (typeof({column}) <> 'text' OR {column} NOT GLOB '{_GLOB}'))"
+
+
 _HEADS = (
     "FROM outbox o WHERE o.status = 'pending' "
-    "AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= :now) "
-    "AND (o.claimed_until IS NULL OR o.claimed_until <= :now) "
+    "AND (((o.next_attempt_at IS NULL OR o.next_attempt_at <= :now) "
+    "AND (o.claimed_until IS NULL OR o.claimed_until <= :now)) "
+    f"OR {_damaged('o.next_attempt_at')} OR {_damaged('o.claimed_until')}) "
     "AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.shop = o.shop "
     "AND h.return_id = o.return_id AND h.status = 'pending') "
     "AND NOT EXISTS (SELECT 1 FROM outbox l WHERE l.shop = o.shop "
-    "AND l.return_id = o.return_id AND l.status = 'pending' AND l.claimed_until > :now)"
+    "AND l.return_id = o.return_id AND l.status = 'pending' AND l.claimed_until > :now "
+    f"AND NOT {_damaged('l.claimed_until')})"
 )
 """Due heads under no live lease, of returns with no pending effect under one: an effect
 given up and re-opened becomes the head while the one after it may still be out with a
-worker, and waits for it."""
+worker, and waits for it. A time the store did not write (which SQL orders apart from every
+time it writes) is neither: a head with one is read, never skipped, and named as an
+:class:`~returnflow.errors.UnreadableRecord`; a damaged lease behind a head holds nothing
+back, and is named when its effect is read (in a run, or as the head)."""
+
+
+def _damaged_time(value: object) -> bool:
+    """Whether ``value``, an outbox time column, is not ``NULL`` nor a time the store
+    wrote (:data:`_SHAPE`)."""
+    return value is not None and (type(value) is not str or _SHAPE.fullmatch(value) is None)
+
+
+def _refuse_damaged(rows: Sequence[Sequence[Any]]) -> None:
+    """:class:`~returnflow.errors.UnreadableRecord` naming the first of ``rows`` (of
+    :data:`ENTRY`) whose time is damaged (:func:`_damaged_time`), if any."""
+    for row in rows:
+        for column, name in ((7, "next_attempt_at"), (8, "claimed_until")):
+            if _damaged_time(row[column]):
+                raise UnreadableRecord(
+                    row[11],
+                    row[12],
+                    f"its effect {row[10]}: {name} is no instant: {row[column]!r}"[:300],
+                )
 
 
 def stored_moment(text: str, shop: str, return_id: str, what: str) -> datetime:
@@ -105,6 +144,7 @@ def claim(
     # the heads read whole, then leased by their key (an UPDATE ... RETURNING of them, one
     # statement, costs SQLite more than the two)
     heads = db.execute(_SELECT_HEADS[shop is not None, return_id is not None], params).fetchall()
+    _refuse_damaged(heads)
     until = iso(lease_until)
     db.executemany(
         "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE seq = ?",
@@ -157,12 +197,7 @@ def _claim_one(
         return None
     if not rows:
         return []
-    for row in rows:  # compared as text below: SQL orders other types apart, Python raises
-        for column, name in ((7, "next_attempt_at"), (8, "claimed_until")):
-            if row[column] is not None and type(row[column]) is not str:
-                raise UnreadableRecord(
-                    shop, return_id, f"its effect {row[10]}: {name} is no instant: {row[column]!r}"
-                )
+    _refuse_damaged(rows)  # compared as text below, as written (SQL orders others apart)
     at = iso(now)
     head = rows[0]
     if (head[7] is not None and head[7] > at) or any(
