@@ -174,3 +174,59 @@ def test_the_part_of_a_fee_the_payout_bore_when_the_return_opened_follows_the_un
     record = closed_without_review(made, return_id)
     assert (refunded(made, return_id), charged(made)) == (eur("9.50"), [])
     assert record.restocking_fees == eur("0.50")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("timing", list(TIMINGS))
+@pytest.mark.parametrize("price", ["20.00", "25.00", "30.00"])
+def test_a_fee_a_payout_was_too_small_for_is_charged_when_the_exchange_then_fails_qc(
+    mode: str, timing: str, price: str
+) -> None:
+    # The T-shirt (25.00) for one at ``price`` and a cap (10.00) refunded, a 15.00 return
+    # shipping fee. The cap's 10.00 does not cover it: paid early, the cap is refunded in
+    # full and the fee left to the exchange's settlement. The T-shirt fails QC, the exchange
+    # is cancelled and settles no unit: the fee is charged then, so the customer is 5.00
+    # short whenever the cap is paid. Paid early, the fee was never charged (10.00 back).
+    fees = FeePolicy(return_shipping=eur("15.00"))
+    policy = ReturnPolicy(platform_mode=mode, fees=fees, refund_trigger=TIMINGS[timing])
+    made = native_harness(policy)
+    return_id = request(made, swap(price), caps(1))
+    handed_in(made, return_id)
+    receive(made, return_id, "r1", passed("L2"))
+    receive(made, return_id, "r2", passed("L1", qc="fail"))
+    record = closed_without_review(made, return_id)
+    back = refunded(made, return_id) + Money.sum(
+        (call.args["amount"] for call in made.ports.payments.calls_to("refund")), "EUR"
+    )
+    assert back - Money.sum(charged(made), "EUR") == eur("-5.00")
+    assert record.return_shipping_fee == eur("15.00")
+    assert [line.status for line in record.exchange_lines] == ["cancelled"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("timing", list(TIMINGS))
+def test_a_fee_left_to_an_exchange_that_fails_qc_is_judged_by_the_lines_paid_before(
+    mode: str, timing: str
+) -> None:
+    # The T-shirt (25.00) refunded and both caps for two others, a 30.00 return shipping
+    # fee (exchanges waive fees). Paid early, the T-shirt's 25.00 is too small for it and it
+    # is left to the exchange; one cap fails QC, the exchange is cancelled and the other
+    # cap paid 10.00 at completion, with the fee: 5.00 back, whenever the T-shirt is paid.
+    # In tags mode completion judged the fee by the cap alone, an exchanged line whose
+    # fees are waived: the fee was never charged (35.00 back).
+    fees = FeePolicy(return_shipping=eur("30.00"))
+    policy = ReturnPolicy(platform_mode=mode, fees=fees, refund_trigger=TIMINGS[timing])
+    made = native_harness(policy)
+    both = RequestLine(
+        order_line_id="L2", quantity=2, outcome=Exchange(variant_id="cap-x", quantity=2)
+    )
+    return_id = request(made, RequestLine(order_line_id="L1", quantity=1), both)
+    handed_in(made, return_id)
+    receive(made, return_id, "r1", passed("L1"))
+    receive(made, return_id, "r2", passed("L2"), passed("L2", qc="fail"))
+    record = closed_without_review(made, return_id)
+    back = refunded(made, return_id) + Money.sum(
+        (call.args["amount"] for call in made.ports.payments.calls_to("refund")), "EUR"
+    )
+    assert back - Money.sum(charged(made), "EUR") == eur("5.00")
+    assert record.return_shipping_fee == eur("30.00")

@@ -240,8 +240,17 @@ def complete(
             # units came back for when there are any: their settlement takes it)
             unpaid = _unpaid(change.record, apart, prepaid, shipping=not kept)
             prepaid = _prepaid_left(change.record, apart, prepaid, shipping=not kept)
+    # A payout made before completion too small for the return shipping fee left it to a
+    # later settlement: this one takes it, even when it settles no unit (the exchange the
+    # fee was left to failed QC), as it would have had the refund been paid now.
     settlement = settle_parts(
-        change, policy, parts, exchange_lines=kept, prepaid=prepaid, items_unpaid=unpaid
+        change,
+        policy,
+        parts,
+        exchange_lines=kept,
+        prepaid=prepaid,
+        items_unpaid=unpaid,
+        shipping_due=any(line.settled for line in record.lines),
     )
     change.update(completed_at=change.now, balance_settled=record.balance_paid is not None)
     refunds = (f"/{fx.IssueRefund.kind}", f"/{fx.ProcessPlatformReturn.kind}")
@@ -335,12 +344,14 @@ def settle_parts(
     prepaid: Money | None = None,
     charge_shipping: bool = True,
     items_unpaid: Money | None = None,
+    shipping_due: bool = False,
 ) -> Settlement:
     """Settle ``parts`` (line, units, first unit): count them settled, keep the fees, plan
     the refund and the store credit, charge what the customer owes (fees the payout did not
     cover, an exchange's shortfall not prepaid) and give back what they prepaid and no
     longer owe. ``charge_shipping``: false to leave the return shipping fee to a later
-    settlement."""
+    settlement; ``shipping_due``: units settled before left it to this one, which takes it
+    even when it settles none."""
     record = change.record
     settlement = _settlement(
         record,
@@ -350,8 +361,9 @@ def settle_parts(
         prepaid=prepaid,
         charge_shipping=charge_shipping,
         items_unpaid=items_unpaid,
+        shipping_due=shipping_due,
     )
-    if not parts and not settlement.balance_refund:
+    if not parts and not settlement.balance_refund and not settlement.return_shipping_fee:
         return settlement
     added: dict[str, int] = {}
     for line, units, _ in parts:
@@ -432,9 +444,14 @@ def _settlement(
     prepaid: Money | None = None,
     charge_shipping: bool = True,
     items_unpaid: Money | None = None,
+    shipping_due: bool = False,
 ) -> Settlement:
     """What ``parts`` of ``record`` settle to under ``policy`` (:func:`settle_parts`)."""
     native = policy.platform_mode is PlatformMode.NATIVE
+    judged: Sequence[ReturnLine] | None = record.lines if native else None
+    if shipping_due and not native:  # the lines settled before judge the fee too
+        settling = {line.id for line, _, _ in parts}
+        judged = [line for line in record.lines if line.settled or line.id in settling]
     return settle(
         record.currency,
         parts,
@@ -448,9 +465,10 @@ def _settlement(
         # native: the platform return bears the fee from its opening, judged over all its
         # lines, and the platform has no call to take it off (Shopify's removeFromReturn
         # removes line items only): lines removed later do not waive it
-        shipping_waived_by=record.lines if native else None,
+        shipping_waived_by=judged,
         items_unpaid=items_unpaid,
         left_off=left_off(record),  # what the return opened without: never charged
+        shipping_due=shipping_due,
     )
 
 

@@ -349,6 +349,7 @@ def settle(
     shipping_waived_by: Sequence[ReturnLine] | None = None,
     items_unpaid: Money | None = None,
     left_off: LeftOff | None = None,
+    shipping_due: bool = False,
 ) -> Settlement:
     """Settle ``parts``: ``(line, units, start)`` = ``units`` of ``line`` from unit ``start``.
 
@@ -371,6 +372,7 @@ def settle(
     never the fee), so both sides charge it. ``left_off``: the parts of the fees the return
     was opened without (:class:`~returnflow.domain.fees.LeftOff`), which no settlement
     charges; a line with a part left off pays its units' shares of the rest.
+    ``shipping_due``: the return shipping fee is due with no part (left to this settlement).
 
     The order of the money: refunded and credited lines pay their own restocking fee; the
     exchange's difference goes to ``refund`` or ``store_credit`` (``difference_to``);
@@ -492,8 +494,8 @@ def settle(
     )
     shipping = zero
     judged = [line for line, _, _ in parts] if shipping_waived_by is None else shipping_waived_by
-    everything_waived = all(fees.waived(line) for line in judged)
-    if fees.return_shipping is not None and charge_shipping and parts and not everything_waived:
+    due = (bool(parts) or shipping_due) and not all(fees.waived(line) for line in judged)
+    if fees.return_shipping is not None and charge_shipping and due:
         shipping = charged(fees.return_shipping, zero, taxes_included=taxes_included)
         if left_off is not None and left_off.return_shipping is not None:
             shipping = max(shipping - left_off.return_shipping, zero)
