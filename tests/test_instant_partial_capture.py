@@ -15,6 +15,7 @@ import pytest
 
 from _builders import (
     SHOP,
+    caps,
     closed_without_review,
     eur,
     handed_in,
@@ -27,7 +28,7 @@ from _builders import (
 )
 from returnflow import Exchange, FeePolicy, RequestLine, ReturnPolicy, ReturnReason
 from returnflow.domain.model import QcResult
-from returnflow.domain.policy import ReleaseTrigger
+from returnflow.domain.policy import RefundTrigger, ReleaseTrigger
 
 
 def caps_for(price: str | None) -> RequestLine:
@@ -97,3 +98,71 @@ def test_outbound_shipping_waived_for_the_items_settled_is_not_counted_twice() -
         ("capture", eur("25.00")),
         ("refund", eur("3.00")),
     ]
+
+
+@pytest.mark.parametrize("caps_back", [1, 2])
+def test_outbound_shipping_the_refunded_units_paid_is_out_of_the_platform_figure(
+    caps_back: int,
+) -> None:
+    # The T-shirt (25.00) for another at the same price, the caps (10.00 each) refunded;
+    # the exchange's outbound shipping (12.00 or 23.00) is more than the caps are worth,
+    # so the rest (2.00 or 3.00) is paid up front. The T-shirt fails QC: the capture pays
+    # for its new item, and the caps' payout pays the shipping the balance left unpaid (the
+    # settlement's exchange_total), so nothing is refunded. The platform, which never
+    # carries the outbound shipping, refunds the caps once the capture paid the item; the
+    # figure for it left out all but the shipping paid up front and sent the return to a
+    # person.
+    shipping = {1: "12.00", 2: "23.00"}[caps_back]
+    policy = ReturnPolicy(
+        platform_mode="native",
+        exchange_release=ReleaseTrigger.ON_HANDED_IN,
+        fees=FeePolicy(exchange_shipping=eur(shipping)),
+    )
+    made = native_harness(policy)
+    return_id = request(made, swap("25.00"), caps(caps_back))
+    tee, cap = made.service.get(SHOP, return_id).lines
+    handed_in(made, return_id)
+    receive(made, return_id, "r1", passed(tee.id, qc=QcResult.FAIL), passed(cap.id, caps_back))
+    closed_without_review(made, return_id)
+    payments = [(p.kind, p.amount) for p in made.ports.payments.payments]
+    prepaid = {1: "2.00", 2: "3.00"}[caps_back]
+    assert payments == [
+        ("charge", eur(prepaid)),
+        ("authorization", eur("25.00")),
+        ("capture", eur("25.00")),
+    ]
+    assert made.ports.commerce.refunds == []
+    there = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+    assert platform(made).refunded(SHOP, there) == eur("0.00")
+
+
+@pytest.mark.parametrize("mode", ["tags", "native"])
+def test_an_upsell_left_unpaid_by_the_capture_is_charged_after_an_early_refund(mode: str) -> None:
+    # The T-shirt (25.00) for a dearer one (40.00), both caps (20.00) refunded on receipt:
+    # the caps' payout was to pay the difference (15.00), nothing is asked up front. The
+    # T-shirt fails QC and the caps pass in the same receipt: the caps are refunded at
+    # once (20.00), the capture (25.00) pays for the new T-shirt up to its old one's worth,
+    # and completion, settling no unit, left the difference unpaid: the customer kept
+    # 15.00 (tags mode) or the platform's figure (5.00) sent the return to a person.
+    policy = ReturnPolicy(
+        platform_mode=mode,
+        exchange_release=ReleaseTrigger.ON_HANDED_IN,
+        refund_trigger=RefundTrigger.ON_RECEIVED,
+    )
+    made = native_harness(policy)
+    return_id = request(made, swap("40.00"), caps())
+    tee, cap = made.service.get(SHOP, return_id).lines
+    handed_in(made, return_id)
+    receive(made, return_id, "r1", passed(tee.id, qc=QcResult.FAIL), passed(cap.id, 2))
+    closed_without_review(made, return_id)
+    payments = [(p.kind, p.amount) for p in made.ports.payments.payments]
+    assert payments == [
+        ("authorization", eur("25.00")),
+        ("capture", eur("25.00")),
+        ("charge", eur("15.00")),
+    ]
+    if mode == "tags":
+        assert [r.amount for r in made.ports.commerce.refunds] == [eur("20.00")]
+    else:
+        there = made.service.get(SHOP, return_id).refs.platform_return_id or ""
+        assert platform(made).refunded(SHOP, there) == eur("20.00")

@@ -363,7 +363,12 @@ def settle_parts(
         items_unpaid=items_unpaid,
         shipping_due=shipping_due,
     )
-    if not parts and not settlement.balance_refund and not settlement.return_shipping_fee:
+    if not (
+        parts
+        or settlement.balance_refund
+        or settlement.return_shipping_fee
+        or settlement.balance_due  # items left unpaid (items_unpaid), their units paid before
+    ):
         return settlement
     added: dict[str, int] = {}
     for line, units, _ in parts:
