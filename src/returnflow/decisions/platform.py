@@ -568,28 +568,18 @@ def _whole(record: ReturnRecord, paid_out: Money, charged: Money) -> tuple[Money
     platform return never carries (Shopify's ``ReturnInput`` has no shipping for it)."""
     zero = Money.zero(record.currency)
     outbound = _outbound(record.history, record.currency)
-    items = [x for x in record.exchange_lines if x.status != "cancelled"]
-    exchanged = {x.return_line_id for x in items}
-    # the units an exchange item is paid by settled: that settlement priced the items and,
-    # taking no shipping, waived it (and gave back what was paid up front for it)
-    settled_items = any(line.settled for line in record.lines if line.id in exchanged)
-    if not outbound and not settled_items and items:
-        # no settlement took it from the units paying for the items (they never came or
-        # failed QC: a captured authorization paid for the items), so a balance paid up
-        # front paid it, and the payout of the other units what that balance left unpaid
-        # (a settlement's exchange_total with no exchanged unit settled, see
-        # completion._unpaid)
-        unpaid = Money.sum(
-            (
-                _money(str(e.payload["exchange_total"]), record.currency)
-                for e in record.history
-                if e.event == "settled" and "exchange_total" in e.payload
-            ),
-            record.currency,
-        )
-        outbound = min(
-            _prepaid_shipping(record.history, record.currency), max(charged, zero) + unpaid
-        )
+    settled_items = any(
+        e.event == "settled" and "exchange_total" in e.payload for e in record.history
+    )
+    if (
+        not outbound
+        and not settled_items
+        and any(x.status != "cancelled" for x in record.exchange_lines)
+    ):
+        # no settlement took it from the units (they never came: a captured authorization
+        # paid for the items), so a balance paid up front paid it; one that settled items
+        # and took none waived it, and gave back what was paid up front for it
+        outbound = min(_prepaid_shipping(record.history, record.currency), max(charged, zero))
     net = paid_out - charged + outbound
     return (net, zero) if net >= zero else (zero, -net)
 
