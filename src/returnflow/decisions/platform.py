@@ -568,8 +568,7 @@ def _whole(record: ReturnRecord, paid_out: Money, charged: Money) -> tuple[Money
     platform return never carries (Shopify's ``ReturnInput`` has no shipping for it)."""
     zero = Money.zero(record.currency)
     outbound = _outbound(record.history, record.currency)
-    # what a payout paid of the outbound shipping the capture and the balance left unpaid
-    # (completion: their units failed QC or never came), apart from any items
+    # the outbound shipping a payout paid where capture and balance fell short (completion)
     settled = [e for e in record.history if e.event == "settled" and "exchange_total" in e.payload]
     shipping = [
         _money(str(e.payload["outbound_unpaid"]), record.currency)
