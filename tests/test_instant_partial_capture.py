@@ -100,13 +100,6 @@ def test_outbound_shipping_waived_for_the_items_settled_is_not_counted_twice() -
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: the whole return's platform figure takes a settlement's exchange total "
-    "for exchange items settled, where it can be the outbound shipping a refunded line's "
-    "payout paid; telling the two apart from that note alone sent another flow of the "
-    "native model to review, so the settled note must say which it is",
-)
 @pytest.mark.parametrize("caps_back", [1, 2])
 def test_outbound_shipping_the_refunded_units_paid_is_out_of_the_platform_figure(
     caps_back: int,

@@ -223,7 +223,7 @@ def complete(
         kept, keep_ids, cancel_ids = [], [], []
         exchange.cancel(change, why="the exchange balance was never paid")
     prepaid = None if record.balance_settled else record.balance_paid
-    unpaid = None
+    unpaid = outbound_unpaid = None
     if record.exchange_status == "released" and record.payment_authorized is not None:
         # an instant exchange shipped on an authorization: items whose units did not come
         # back (or failed QC) are paid by its capture and by what was prepaid, not given
@@ -239,6 +239,8 @@ def complete(
             # (after this change's capture; the outbound shipping goes with the items the
             # units came back for when there are any: their settlement takes it)
             unpaid = _unpaid(change.record, apart, prepaid, shipping=not kept)
+            if unpaid is not None and not kept:  # the part of it that is outbound shipping
+                outbound_unpaid = unpaid - min(unpaid, _items_left(change.record, apart, prepaid))
             prepaid = _prepaid_left(change.record, apart, prepaid, shipping=not kept)
     # A payout made before completion too small for the return shipping fee left it to a
     # later settlement: this one takes it, even when it settles no unit (the exchange the
@@ -251,6 +253,7 @@ def complete(
         prepaid=prepaid,
         items_unpaid=unpaid,
         shipping_due=any(line.settled for line in record.lines),
+        outbound_unpaid=outbound_unpaid or None,
     )
     change.update(completed_at=change.now, balance_settled=record.balance_paid is not None)
     refunds = (f"/{fx.IssueRefund.kind}", f"/{fx.ProcessPlatformReturn.kind}")
@@ -309,6 +312,16 @@ def _unpaid(
     return left if left > zero else None
 
 
+def _items_left(
+    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None
+) -> Money:
+    """What the capture and the prepaid balance leave unpaid of the cost of the new items
+    ``apart`` alone (they pay the items first, then the outbound shipping)."""
+    zero = Money.zero(record.currency)
+    paid = (exchange.captured(record) or zero) + (prepaid or zero)
+    return max(exchange.cost(record, apart) - paid, zero)
+
+
 def _prepaid_left(
     record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None, *, shipping: bool
 ) -> Money | None:
@@ -345,13 +358,16 @@ def settle_parts(
     charge_shipping: bool = True,
     items_unpaid: Money | None = None,
     shipping_due: bool = False,
+    outbound_unpaid: Money | None = None,
 ) -> Settlement:
     """Settle ``parts`` (line, units, first unit): count them settled, keep the fees, plan
     the refund and the store credit, charge what the customer owes (fees the payout did not
     cover, an exchange's shortfall not prepaid) and give back what they prepaid and no
     longer owe. ``charge_shipping``: false to leave the return shipping fee to a later
     settlement; ``shipping_due``: units settled before left it to this one, which takes it
-    even when it settles none."""
+    even when it settles none; ``outbound_unpaid``: the part of ``items_unpaid`` that is the
+    exchange's outbound shipping (noted with the settlement as ``outbound_unpaid``: a
+    platform return never carries it)."""
     record = change.record
     settlement = _settlement(
         record,
@@ -436,7 +452,8 @@ def settle_parts(
     if settlement.balance_due:
         change.effect(fx.ChargeBalance, amount=settlement.balance_due, prepay=False)
     documents = ", ".join(f"{kind.value} {amount}" for kind, amount in settlement.documents)
-    change.note("settled", {**settlement.as_dict(), "documents": documents})
+    apart = {"outbound_unpaid": str(outbound_unpaid)} if outbound_unpaid else {}
+    change.note("settled", {**settlement.as_dict(), "documents": documents, **apart})
     return settlement
 
 

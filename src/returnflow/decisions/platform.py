@@ -568,8 +568,18 @@ def _whole(record: ReturnRecord, paid_out: Money, charged: Money) -> tuple[Money
     platform return never carries (Shopify's ``ReturnInput`` has no shipping for it)."""
     zero = Money.zero(record.currency)
     outbound = _outbound(record.history, record.currency)
+    # the outbound shipping a payout paid where capture and balance fell short (completion)
+    settled = [e for e in record.history if e.event == "settled" and "exchange_total" in e.payload]
+    shipping = [
+        _money(str(e.payload["outbound_unpaid"]), record.currency)
+        if "outbound_unpaid" in e.payload
+        else zero
+        for e in settled
+    ]
+    by_payout = Money.sum(shipping, record.currency)
     settled_items = any(
-        e.event == "settled" and "exchange_total" in e.payload for e in record.history
+        _money(str(e.payload["exchange_total"]), record.currency) > paid
+        for e, paid in zip(settled, shipping, strict=True)
     )
     if (
         not outbound
@@ -577,9 +587,11 @@ def _whole(record: ReturnRecord, paid_out: Money, charged: Money) -> tuple[Money
         and any(x.status != "cancelled" for x in record.exchange_lines)
     ):
         # no settlement took it from the units (they never came: a captured authorization
-        # paid for the items), so a balance paid up front paid it; one that settled items
-        # and took none waived it, and gave back what was paid up front for it
-        outbound = min(_prepaid_shipping(record.history, record.currency), max(charged, zero))
+        # paid for the items), so a balance paid up front paid it, and a payout what that
+        # left; one that settled items and took none waived it, and gave back what was
+        # paid up front for it
+        prepaid = _prepaid_shipping(record.history, record.currency)
+        outbound = min(prepaid, max(charged, zero) + by_payout)
     net = paid_out - charged + outbound
     return (net, zero) if net >= zero else (zero, -net)
 
