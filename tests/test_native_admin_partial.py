@@ -91,29 +91,55 @@ def test_a_disposal_with_nothing_left_to_dispose_of_is_done_without_a_call() -> 
 
 def test_a_disposal_retried_after_a_person_disposed_of_a_unit_takes_only_what_is_left() -> None:
     # The disposal of both caps (one restocked, one not) fails once; meanwhile a person
-    # says in the admin that one was not restocked. The retry finds one unit left: it sends
-    # the first item as it was (same key), and the second finds nothing left to dispose of.
+    # restocks one in the admin. The retry finds one unit left to dispose of: the first
+    # item (restocked) is there already, and the second goes as it was (same key).
     made = native_harness(DECOUPLED)
     return_id, there_id, line = processed_caps(made)
     there = platform(made)
     there.fail("dispose")
     receive(made, return_id, "r1", passed("L2"), passed("L2", disposition="NOT_RESTOCKED"))
-    there.dispose(SHOP, there_id, line, 1, Disposition.NOT_RESTOCKED, idempotency_key="admin")
+    there.dispose(SHOP, there_id, line, 1, Disposition.RESTOCKED, idempotency_key="admin")
     made.dispatch_due()
     closed_without_review(made, return_id)
     assert there.dispositions(SHOP, there_id) == [
-        (line, 1, Disposition.NOT_RESTOCKED),
         (line, 1, Disposition.RESTOCKED),
+        (line, 1, Disposition.NOT_RESTOCKED),
     ]
     mine = [c for c in there.calls_to("dispose") if c.idempotency_key != "admin"]
     assert [(c.outcome, c.args["disposition"]) for c in mine] == [
         ("failed", Disposition.RESTOCKED),
-        ("ok", Disposition.RESTOCKED),
+        ("ok", Disposition.NOT_RESTOCKED),
     ]
-    assert mine[0].idempotency_key == mine[1].idempotency_key
+    assert str(mine[1].idempotency_key).endswith("/1")
     assert noted(made, return_id, "platform_disposed_there") == [
-        {"lines": "L2: 1 NOT_RESTOCKED", "sent": "L2: 1 RESTOCKED"}
+        {"lines": "L2: 1 RESTOCKED", "sent": "L2: 1 NOT_RESTOCKED"}
     ]
+
+
+class LosesFirstDisposals(FakePlatformReturns):
+    """A platform that disposes of what each key's first call names and then times out."""
+
+    def dispose(self, shop: str, return_id: str, line_id: str, *args: Any, **kw: Any) -> None:
+        first = kw["idempotency_key"] not in {c.idempotency_key for c in self.calls}
+        super().dispose(shop, return_id, line_id, *args, **kw)
+        if first:
+            raise PortError("platform_returns", "dispose", "timed out", retryable=True)
+
+
+def test_a_disposal_retried_after_it_acted_disposes_of_no_unit_more() -> None:
+    # Both caps are processed on hand-in, one comes back: its disposal acts and its answer
+    # is lost. The other processed unit is still undisposed there, and is not the retry's:
+    # the retry finds its own unit disposed of and sends nothing.
+    ports = FakePorts()
+    ports.commerce.add_order(tee_and_caps())
+    there = LosesFirstDisposals(ports.commerce)
+    made = Harness(policy=DECOUPLED, ports=ports, platform_returns=there)
+    return_id, there_id, line = processed_caps(made)
+    receive(made, return_id, "r1", passed("L2"))
+    made.dispatch_due()
+    assert there.dispositions(SHOP, there_id) == [(line, 1, Disposition.RESTOCKED)]
+    assert [c.outcome for c in there.calls_to("dispose")] == ["ok"]
+    assert made.service.get(SHOP, return_id).review_reasons == ()
 
 
 # -- a balance given back ------------------------------------------------------------------------

@@ -103,23 +103,34 @@ class Disposed:
 def dispose_platform_units(
     d: Dispatcher, effect: fx.DisposePlatformUnits, record: ReturnRecord
 ) -> object:
-    """Dispose of the effect's units, each at most what is processed and not disposed of on
-    the platform return now (read before each call): units a person disposed of in the
-    platform's admin are not disposed of again (the platform would refuse them), and a
-    disposal with nothing left to dispose of is done without a call. An item sent whole
-    goes under the effect's key and its index; one sent in part under a key naming the
-    units, so a retry of the same call is the same call and a different one never reuses
-    a key."""
+    """Dispose of the effect's units, each item at most what brings the platform's count of
+    units disposed of (read before each call) to what returnflow expects once the item is
+    done: the units it planned to dispose of (``PlatformUnits.restocked`` and
+    ``not_restocked``) less those of the items after it and of the disposals planned after
+    this one and not delivered yet. Units a person disposed of in the platform's admin, or
+    an earlier attempt of this call whose answer was lost, are not disposed of again (the
+    platform would refuse them, or take others), and a disposal with nothing left to
+    dispose of is done without a call. An item sent whole goes under the effect's key and
+    its index; one sent in part under a key naming the units, so a retry of the same call
+    is the same call and a different one never reuses a key."""
     if never_opened(d, effect, record):  # nothing there to take out or dispose of
         return None
     port, return_id = platform_of(d, effect, record)
     ids = dict(record.refs.platform_line_ids)
+    expected = {u.order_line_id: u.restocked + u.not_restocked for u in record.platform_units}
+    for later in _later(d, effect):  # planned after this one, not delivered yet
+        for item in later.disposals:
+            expected[item.order_line_id] = expected.get(item.order_line_id, 0) - item.quantity
+    for item in effect.disposals:  # with its items after the first: taken off item by item
+        expected[item.order_line_id] = expected.get(item.order_line_id, 0) - item.quantity
     sent: list[fx.Disposal] = []
     there: list[fx.Disposal] = []
     for index, item in enumerate(effect.disposals):
         line_id = known(ids.get(item.order_line_id), "platform line id", effect)
+        expected[item.order_line_id] += item.quantity
         now = port.get_return(effect.shop, return_id)
-        left = dict(now.processed).get(line_id, 0) - dict(now.disposed).get(line_id, 0)
+        done = dict(now.disposed).get(line_id, 0)
+        left = min(expected[item.order_line_id], dict(now.processed).get(line_id, 0)) - done
         take = min(item.quantity, max(left, 0))
         if take < item.quantity:
             there.append(attrs.evolve(item, quantity=item.quantity - take))
@@ -143,6 +154,17 @@ def dispose_platform_units(
         )
         sent.append(attrs.evolve(item, quantity=take))
     return Disposed(tuple(sent), tuple(there))
+
+
+def _later(d: Dispatcher, effect: fx.Effect) -> list[fx.DisposePlatformUnits]:
+    """The disposals planned after ``effect`` and not delivered yet."""
+    outbox = list(d.store.outbox(effect.shop, effect.return_id))
+    at = next((i for i, e in enumerate(outbox) if e.effect.key == effect.key), len(outbox))
+    return [
+        e.effect
+        for e in outbox[at + 1 :]
+        if e.status == "pending" and isinstance(e.effect, fx.DisposePlatformUnits)
+    ]
 
 
 def remove_platform_lines(
