@@ -443,7 +443,9 @@ def refund_platform_balance(
     What returnflow knew paid there is the platform's figure its last payment or refund
     was answered with (:func:`returnflow.decisions._platform_balance.last_figure`); the
     effect brings it to that figure less ``effect.amount``, and sends what the platform
-    now shows above it, at most ``effect.amount``. The amount is decided once, by the
+    now shows above it, at most ``effect.amount``. On the platform return of another
+    return (``effect.paid_on``: one this return was reset from), whose figures the return
+    did not note, it is at most what is paid there. The amount is decided once, by the
     first attempt that finds something to give back, and written on the return before the
     call (the ``platform_balance_refund_decided`` note): a retry sends the same call under
     the same key (a part under a key naming it), or nothing once the platform shows the
@@ -454,8 +456,10 @@ def refund_platform_balance(
     )
     now = port.get_return(effect.shop, return_id)
     zero = Money.zero(effect.amount.currency)
-    target = balance.last_figure(record) - effect.amount
-    left = min((now.balance_paid or zero) - target, now.balance_paid or zero, effect.amount)
+    paid = now.balance_paid or zero
+    left = min(paid, effect.amount)
+    if return_id == record.refs.platform_return_id:  # the figures noted are this return's
+        left = min(left, paid - (balance.last_figure(record) - effect.amount))
     decided = _refund_decided(record, effect)
     if decided is None:
         if left <= zero:  # a person gave it all back there
