@@ -19,15 +19,12 @@ from _builders import (
     platform,
     receive,
     request,
-    tee_and_caps,
 )
 from returnflow import Exchange, RequestLine, ReturnPolicy
 from returnflow.domain.inbound import Disposition
 from returnflow.domain.policy import RefundTrigger
-from returnflow.errors import PortError
 from returnflow.ports.platform_returns import ShopifyReturnStatus
-from returnflow.testing import FakePorts, Harness
-from returnflow.testing.platform_returns import FakePlatformReturns
+from returnflow.testing import Harness
 
 DECOUPLED = ReturnPolicy(platform_mode="native", refund_trigger=RefundTrigger.ON_HANDED_IN)
 """Refunded (processed) on hand-in, disposed of on receipt: a person can dispose of the
@@ -116,29 +113,22 @@ def test_a_disposal_retried_after_a_person_disposed_of_a_unit_takes_only_what_is
     ]
 
 
-class LosesFirstDisposals(FakePlatformReturns):
-    """A platform that disposes of what each key's first call names and then times out."""
-
-    def dispose(self, shop: str, return_id: str, line_id: str, *args: Any, **kw: Any) -> None:
-        first = kw["idempotency_key"] not in {c.idempotency_key for c in self.calls}
-        super().dispose(shop, return_id, line_id, *args, **kw)
-        if first:
-            raise PortError("platform_returns", "dispose", "timed out", retryable=True)
-
-
 def test_a_disposal_retried_after_it_acted_disposes_of_no_unit_more() -> None:
     # Both caps are processed on hand-in, one comes back: its disposal acts and its answer
     # is lost. The other processed unit is still undisposed there, and is not the retry's:
     # the retry finds its own unit disposed of and sends nothing.
-    ports = FakePorts()
-    ports.commerce.add_order(tee_and_caps())
-    there = LosesFirstDisposals(ports.commerce)
-    made = Harness(policy=DECOUPLED, ports=ports, platform_returns=there)
+    made = native_harness(DECOUPLED)
     return_id, there_id, line = processed_caps(made)
+    there = platform(made)
+    there.lose_answers("dispose")
     receive(made, return_id, "r1", passed("L2"))
     made.dispatch_due()
     assert there.dispositions(SHOP, there_id) == [(line, 1, Disposition.RESTOCKED)]
     assert [c.outcome for c in there.calls_to("dispose")] == ["ok"]
+    [entry] = [
+        e for e in made.store.outbox(SHOP, return_id) if e.effect.kind == "dispose_platform_units"
+    ]
+    assert (entry.status, entry.attempts) == ("done", 2)  # the lost answer, then the retry
     assert made.service.get(SHOP, return_id).review_reasons == ()
 
 
@@ -179,28 +169,14 @@ def test_a_balance_partly_given_back_in_the_admin_is_given_back_only_for_the_res
     assert (refunded["amount"], refunded["there"]) == ("10.00 EUR", "5.00 EUR")
 
 
-class LosesFirstRefunds(FakePlatformReturns):
-    """A platform that gives back what each key's first refund asks and then times out."""
-
-    def refund_balance(self, shop: str, return_id: str, amount: Any, **kwargs: Any) -> Any:
-        key = kwargs["idempotency_key"]
-        first = key not in {c.idempotency_key for c in self.calls}
-        result = super().refund_balance(shop, return_id, amount, **kwargs)
-        if first and key != "admin":
-            raise PortError("platform_returns", "refund_balance", "timed out", retryable=True)
-        return result
-
-
 def test_a_partial_refund_retried_after_its_answer_was_lost_is_not_given_twice() -> None:
     # As above, and the 10.00 is given back there but its answer lost: the retry finds the
     # balance given back and gives nothing more (not another 10.00 less the 5.00).
-    ports = FakePorts()
-    ports.commerce.add_order(tee_and_caps())
-    there = LosesFirstRefunds(ports.commerce)
-    made = Harness(policy=ReturnPolicy(platform_mode="native"), ports=ports, platform_returns=there)
+    made = native_harness()
     return_id, there_id = paid_balance(made)
+    there = platform(made)
     there.refund_balance(SHOP, there_id, eur("5.00"), idempotency_key="admin")
-    made.dispatch_due()
+    there.lose_answers("refund_balance")
     made.service.cancel(SHOP, return_id)
     made.dispatch_due()
     record = made.service.get(SHOP, return_id)
@@ -208,6 +184,10 @@ def test_a_partial_refund_retried_after_its_answer_was_lost_is_not_given_twice()
     mine = [c for c in there.calls_to("refund_balance") if c.idempotency_key != "admin"]
     assert [c.args["amount"] for c in mine] == [eur("10.00")]
     assert there.get_return(SHOP, there_id).balance_paid is None
+    [entry] = [
+        e for e in made.store.outbox(SHOP, return_id) if e.effect.kind == "refund_platform_balance"
+    ]
+    assert (entry.status, entry.attempts) == ("done", 2)  # the lost answer, then the retry
     [decided] = noted(made, return_id, "platform_balance_refund_decided")
     assert (decided["amount"], decided["there"]) == ("10.00 EUR", "5.00 EUR")
 
