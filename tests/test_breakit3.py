@@ -1,0 +1,254 @@
+"""Hostile values at the edges of the request, the order and the inbound facts: each is a
+typed error naming the field and the value, raised before anything is stored."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from returnflow import (
+    CarrierUpdate,
+    Claim,
+    ExternalLine,
+    ExternalReturn,
+    InvalidPayload,
+    InvalidRequest,
+    Money,
+    OrderLine,
+    OrderSnapshot,
+    ReceivedLine,
+    RequestLine,
+    ReturnflowError,
+    ReturnPolicy,
+    ReturnReasonDefinition,
+    ReturnRequest,
+    ValidationError,
+    WarehouseReceipt,
+)
+from returnflow.domain.order import Fulfillment
+from returnflow.testing import Harness, make_order
+
+AT = datetime(2026, 1, 10, tzinfo=timezone.utc)
+
+
+def _refused(error: type[ValidationError], field: str, build: Callable[[], object]) -> Any:
+    with pytest.raises(error) as caught:
+        build()
+    assert caught.value.field == field
+    return caught.value.value
+
+
+def _request(**changes: Any) -> ReturnRequest:
+    fields: dict[str, Any] = {
+        "shop": "s",
+        "order_id": "1001",
+        "lines": [RequestLine(order_line_id="L1", quantity=1)],
+    }
+    return ReturnRequest(**{**fields, **changes})
+
+
+def _line(**changes: Any) -> OrderLine:
+    fields: dict[str, Any] = {
+        "id": "L1",
+        "sku": "S",
+        "variant_id": "V",
+        "quantity": 1,
+        "unit_price": Money("10.00", "EUR"),
+    }
+    return OrderLine(**{**fields, **changes})
+
+
+def _order(**changes: Any) -> OrderSnapshot:
+    fields: dict[str, Any] = {
+        "id": "1",
+        "shop": "s",
+        "created_at": AT,
+        "currency": "EUR",
+        "lines": [_line()],
+        "fulfilled_at": AT,
+    }
+    return OrderSnapshot(**{**fields, **changes})
+
+
+# -- lists given as something else: a typed error, not TypeError / AttributeError ------------
+
+
+@pytest.mark.parametrize("value", [None, 5, "L1", b"L1"])
+def test_request_lines_that_are_no_list_are_refused_by_name(value: object) -> None:
+    assert _refused(InvalidRequest, "lines", lambda: _request(lines=value)) == value
+
+
+def test_a_request_line_that_is_not_one_is_refused_by_its_index() -> None:
+    line = RequestLine(order_line_id="L1", quantity=1)
+    assert _refused(InvalidRequest, "lines[1]", lambda: _request(lines=[line, None])) is None
+
+
+@pytest.mark.parametrize("field", ["platform_line_ids", "platform_exchange_line_ids"])
+@pytest.mark.parametrize("value", [None, 7])
+def test_platform_id_pairs_that_are_no_list_are_refused_by_name(field: str, value: object) -> None:
+    request = {"platform_return_id": "gid://shopify/Return/1", field: value}
+    assert _refused(InvalidRequest, field, lambda: _request(**request)) == value
+
+
+@pytest.mark.parametrize("value", [None, 3])
+def test_order_lines_that_are_no_list_are_refused_by_name(value: object) -> None:
+    assert _refused(InvalidPayload, "lines", lambda: _order(lines=value)) == value
+
+
+@pytest.mark.parametrize("value", [None, 3])
+def test_fulfillments_that_are_no_list_are_refused_by_name(value: object) -> None:
+    assert _refused(InvalidPayload, "fulfillments", lambda: _line(fulfillments=value)) == value
+
+
+# -- text that code reads as text is never None ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "build"),
+    [
+        ("note", lambda: RequestLine(order_line_id="L1", quantity=1, note=None)),
+        ("customer_note", lambda: _request(customer_note=None)),
+        ("requested_by", lambda: _request(requested_by=None)),
+        ("title", lambda: _line(title=None)),
+        ("note", lambda: ReceivedLine(line_id="L1", quantity=1, note=None)),
+    ],
+)
+def test_text_fields_refuse_none(field: str, build: Callable[[], object]) -> None:
+    assert _refused(ValidationError, field, build) is None
+
+
+def test_a_reason_that_needs_a_note_and_a_line_without_one_is_a_typed_error() -> None:
+    """The check of a required note read ``line.note.strip()``: a ``None`` note was an
+    AttributeError from deep in the request's checks; now the line refuses it."""
+    harness = Harness(
+        policy=ReturnPolicy(
+            reasons=[ReturnReasonDefinition("broken", "Broken", note_required=True)]
+        )
+    )
+    harness.ports.commerce.add_order(make_order("s", "1001"))
+    with pytest.raises(ReturnflowError) as caught:
+        harness.service.request(
+            _request(
+                lines=[RequestLine(order_line_id="L1", quantity=1, reason="broken", note=None)]
+            )
+        )
+    assert (caught.value.field, caught.value.value) == ("note", None)  # type: ignore[attr-defined]
+    assert harness.service.list("s") == []
+
+
+# -- ids a store indexes are bounded -----------------------------------------------------------
+
+
+def _noise(size: int) -> str:
+    """Text that does not compress: what reaches an index at its full size."""
+    generator = random.Random(size)
+    return "".join(generator.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(size))
+
+
+LONG = _noise(256)
+WIDE = "\U0001f600" * 64  # 64 characters, 256 bytes in UTF-8
+
+
+@pytest.mark.parametrize("text", [LONG, WIDE])
+@pytest.mark.parametrize(
+    ("error", "field", "build"),
+    [
+        (InvalidRequest, "shop", lambda text: _request(shop=text)),
+        (InvalidRequest, "order_id", lambda text: _request(order_id=text)),
+        (
+            InvalidRequest,
+            "order_line_id",
+            lambda text: RequestLine(order_line_id=text, quantity=1),
+        ),
+        (InvalidRequest, "id", lambda text: _order(id=text)),
+        (InvalidRequest, "id", lambda text: _line(id=text)),
+        (InvalidRequest, "id", lambda text: Fulfillment(quantity=1, fulfilled_at=AT, id=text)),
+        (
+            InvalidPayload,
+            "event_id",
+            lambda text: CarrierUpdate(
+                shop="s", return_id="R1", event_id=text, status="RETURN_PICKED_UP"
+            ),
+        ),
+        (
+            InvalidPayload,
+            "source",
+            lambda text: CarrierUpdate(
+                shop="s", return_id="R1", event_id="e", status="RETURN_PICKED_UP", source=text
+            ),
+        ),
+        (
+            InvalidPayload,
+            "return_id",
+            lambda text: WarehouseReceipt(
+                shop="s",
+                return_id=text,
+                event_id="e",
+                lines=[ReceivedLine(line_id="L1", quantity=1)],
+            ),
+        ),
+        (InvalidPayload, "line_id", lambda text: ReceivedLine(line_id=text, quantity=1)),
+        (
+            InvalidPayload,
+            "order_id",
+            lambda text: ExternalReturn(
+                source="loop",
+                external_id="1",
+                shop="s",
+                order_id=text,
+                created_at=AT,
+                updated_at=AT,
+                lines=[ExternalLine(order_line_id="L1", quantity=1)],
+            ),
+        ),
+    ],
+)
+def test_ids_longer_than_an_index_keeps_are_refused_by_name(
+    text: str, error: type[ValidationError], field: str, build: Callable[[str], object]
+) -> None:
+    assert _refused(error, field, lambda: build(text)) == text
+
+
+def test_an_id_of_the_most_bytes_is_taken() -> None:
+    assert _request(shop=_noise(255)).shop == _noise(255)
+    assert _request(order_id="\U0001f600" * 63 + "abc").order_id.endswith("abc")
+
+
+def test_a_customer_email_longer_than_an_address_is_refused_by_name() -> None:
+    email = _noise(250) + "@x.de"
+    assert _refused(InvalidPayload, "customer_email", lambda: _order(customer_email=email)) == email
+    assert _order(customer_email=_noise(249) + "@x.de").customer_email
+
+
+def test_a_photo_longer_than_a_url_is_refused_by_its_index() -> None:
+    photo = "https://photos.example/" + _noise(2048)
+    assert _refused(
+        InvalidRequest,
+        "photos[1]",
+        lambda: RequestLine(order_line_id="L1", quantity=1, photos=["https://p/1", photo]),
+    )
+    with pytest.raises(InvalidRequest) as caught:
+        Claim(reason="lost_in_transit", note="never arrived", photos=[photo])
+    assert caught.value.field == "photos[0]"
+
+
+# -- the tax part of a price is no more than the price -----------------------------------------
+
+
+def test_shipping_tax_included_in_a_smaller_shipping_price_is_refused() -> None:
+    with pytest.raises(InvalidPayload) as caught:
+        _order(
+            taxes_included=True,
+            shipping_price=Money("4.00", "EUR"),
+            shipping_tax=Money("5.00", "EUR"),
+        )
+    assert (caught.value.field, caught.value.value) == ("shipping_tax", Money("5.00", "EUR"))
+    with pytest.raises(InvalidPayload):
+        _order(taxes_included=True, shipping_tax=Money("0.01", "EUR"))
+    # Added on top (prices without tax), the tax may be more than the price.
+    order = _order(shipping_price=Money("4.00", "EUR"), shipping_tax=Money("5.00", "EUR"))
+    assert order.charged_total == Money("19.00", "EUR")
