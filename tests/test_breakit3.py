@@ -3,11 +3,13 @@ typed error naming the field and the value, raised before anything is stored."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+import httpx
 import pytest
 
 from returnflow import (
@@ -20,6 +22,7 @@ from returnflow import (
     Money,
     OrderLine,
     OrderSnapshot,
+    PortError,
     ReceivedLine,
     RequestLine,
     ReturnflowError,
@@ -30,6 +33,8 @@ from returnflow import (
     WarehouseReceipt,
 )
 from returnflow.domain.order import Fulfillment
+from returnflow.integrations.shopify import ShopifyPlatformReturns, ShopifyShop
+from returnflow.ports.platform_returns import Quantity
 from returnflow.testing import Harness, make_order
 
 AT = datetime(2026, 1, 10, tzinfo=timezone.utc)
@@ -252,3 +257,97 @@ def test_shipping_tax_included_in_a_smaller_shipping_price_is_refused() -> None:
     # Added on top (prices without tax), the tax may be more than the price.
     order = _order(shipping_price=Money("4.00", "EUR"), shipping_tax=Money("5.00", "EUR"))
     assert order.charged_total == Money("19.00", "EUR")
+
+
+# -- the Shopify adapter reads ids and connections it was not given as such ------------------
+
+
+def _shopify(answers: dict[str, object]) -> ShopifyPlatformReturns:
+    """The adapter, over a transport that answers each operation (the query's name) with
+    ``{"data": answers[name]}``."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        query = json.loads(request.content)["query"]
+        name = next(name for name in answers if f" {name}(" in query)
+        return httpx.Response(200, content=json.dumps({"data": answers[name]}).encode())
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    return ShopifyPlatformReturns({"shop-a": ShopifyShop("a.myshopify.com", "t")}, client=client)
+
+
+def _return_node(**changes: object) -> dict[str, object]:
+    line = {
+        "id": "gid://shopify/ReturnLineItem/1",
+        "quantity": 1,
+        "processedQuantity": 0,
+        "unprocessedQuantity": 1,
+        "fulfillmentLineItem": {"id": "gid://shopify/FulfillmentLineItem/1"},
+    }
+    node: dict[str, object] = {
+        "id": "gid://shopify/Return/1",
+        "status": "OPEN",
+        "order": {"id": "gid://shopify/Order/1"},
+        "returnLineItems": {"nodes": [line]},
+    }
+    return {**node, **changes}
+
+
+def _port_error(operation: str, call: Callable[[], object]) -> PortError:
+    with pytest.raises(PortError) as refused:
+        call()
+    assert (refused.value.operation, refused.value.retryable) == (operation, False)
+    return refused.value
+
+
+@pytest.mark.parametrize("value", [None, 7, [], ""])
+def test_a_return_id_that_is_no_id_is_a_port_error(value: object) -> None:
+    """Before: ``null`` became a PlatformReturn whose id was None; a list, a TypeError."""
+    platform = _shopify({"ReturnflowReturn": {"return": _return_node(id=value)}})
+    _port_error("get_return", lambda: platform.get_return("shop-a", "gid://shopify/Return/1"))
+
+
+@pytest.mark.parametrize("value", [None, 12])
+def test_a_fulfillment_line_id_that_is_no_id_is_a_port_error_not_its_text(value: object) -> None:
+    """Before: ``str()`` of it, ``"None"``, was the order line a ``returns/update`` named."""
+    line = {"id": "r1", "quantity": 1, "fulfillmentLineItem": {"id": value}}
+    node = _return_node(returnLineItems={"nodes": [line]})
+    platform = _shopify({"ReturnflowReturn": {"return": node}})
+    _port_error("lines_now", lambda: platform.lines_now("shop-a", "gid://shopify/Return/1"))
+
+
+@pytest.mark.parametrize(
+    "node",
+    [5, _return_node(returnLineItems={"nodes": 5}), _return_node(returnLineItems="x")],
+)
+def test_a_calculation_read_of_an_odd_shape_is_a_port_error(node: object) -> None:
+    """Before: AttributeError, TypeError ('int' object is not iterable)."""
+    platform = _shopify({"ReturnflowReturnForCalculate": {"return": node}})
+    _port_error("calculate", lambda: platform.calculate("shop-a", "gid://shopify/Return/1"))
+
+
+@pytest.mark.parametrize("refund", [{"id": None}, {}, {"id": ["r"]}])
+def test_a_refund_that_is_no_id_after_processing_is_a_port_error(refund: object) -> None:
+    """Before: a refund id of ``null`` went into the return's refund ids and the write-back
+    failed joining them (TypeError out of ``service.handle``); a missing one, a KeyError."""
+    order = {
+        "id": "gid://shopify/Order/1",
+        "transactions": [{"id": "t1", "kind": "SALE", "status": "SUCCESS"}],
+    }
+    before = _return_node(order=order, refunds={"nodes": []})
+    after = _return_node(refunds={"nodes": [refund]})
+    platform = _shopify(
+        {
+            "ReturnflowReturnForProcess": {"return": before},
+            "ReturnflowReturnProcess": {"returnProcess": {"return": after, "userErrors": []}},
+        }
+    )
+    _port_error(
+        "process",
+        lambda: platform.process(
+            "shop-a",
+            "gid://shopify/Return/1",
+            [Quantity("gid://shopify/ReturnLineItem/1", 1)],
+            refund=Money("10.00", "EUR"),
+            idempotency_key="k1",
+        ),
+    )
