@@ -4,13 +4,19 @@ typed error naming the field and the value, raised before anything is stored."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+import returnflow
 
 from returnflow import (
     CarrierUpdate,
@@ -351,3 +357,18 @@ def test_a_refund_that_is_no_id_after_processing_is_a_port_error(refund: object)
             idempotency_key="k1",
         ),
     )
+
+
+def test_python_dash_m_returnflow_runs_the_command() -> None:
+    """Before: ``No module named returnflow.__main__`` (exit 1) from a checkout on
+    PYTHONPATH, where the ``returnflow`` script is not installed."""
+    source = str(Path(returnflow.__file__).resolve().parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-m", "returnflow", "--version"],
+        env={**os.environ, "PYTHONPATH": source},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.split()[0]) == (0, "returnflow"), done.stderr
