@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 import returnflow
-
 from returnflow import (
     CarrierUpdate,
     Claim,
