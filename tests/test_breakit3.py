@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -34,12 +35,14 @@ from returnflow import (
     ReturnPolicy,
     ReturnReasonDefinition,
     ReturnRequest,
+    UnreadableRecord,
     ValidationError,
     WarehouseReceipt,
 )
 from returnflow.domain.order import Fulfillment
 from returnflow.integrations.shopify import ShopifyPlatformReturns, ShopifyShop
 from returnflow.ports.platform_returns import Quantity
+from returnflow.stores.sqlite import SqliteStore
 from returnflow.testing import Harness, make_order
 
 AT = datetime(2026, 1, 10, tzinfo=timezone.utc)
@@ -371,3 +374,35 @@ def test_python_dash_m_returnflow_runs_the_command() -> None:
         check=False,
     )
     assert (done.returncode, done.stdout.split()[0]) == (0, "returnflow"), done.stderr
+
+
+# -- a stored return in a state the statechart does not have -----------------------------------
+
+
+@pytest.mark.parametrize("field", ["status", "exchange_status"])
+def test_a_stored_state_the_chart_does_not_have_is_an_unreadable_record(
+    tmp_path: Path, field: str
+) -> None:
+    """Before: the record read, then its timeline and its next fact were a KeyError from
+    the transition table."""
+    path = str(tmp_path / "returns.db")
+    harness = Harness(store=SqliteStore(path))
+    harness.ports.commerce.add_order(make_order("s", "1001"))
+    made = harness.service.request(_request())
+    with sqlite3.connect(path) as connection:
+        (body,) = connection.execute("SELECT body FROM returns").fetchone()
+        connection.execute(
+            "UPDATE returns SET body = ?", (json.dumps({**json.loads(body), field: "mislaid"}),)
+        )
+    connection.close()
+    service = Harness(store=SqliteStore(path)).service
+    fact = CarrierUpdate(shop="s", return_id=made.id, event_id="e1", status="RETURN_PICKED_UP")
+    for call in (
+        lambda: service.get("s", made.id),
+        lambda: service.render_timeline("s", made.id),
+        lambda: service.handle(fact),
+    ):
+        with pytest.raises(UnreadableRecord) as caught:
+            call()
+        assert field in str(caught.value)
+        assert "mislaid" in str(caught.value)
