@@ -21,6 +21,7 @@ import returnflow
 from returnflow import (
     CarrierUpdate,
     Claim,
+    ConfigurationError,
     ExternalLine,
     ExternalReturn,
     InvalidPayload,
@@ -38,6 +39,7 @@ from returnflow import (
     UnreadableRecord,
     ValidationError,
     WarehouseReceipt,
+    webhooks,
 )
 from returnflow.domain.order import Fulfillment
 from returnflow.integrations.shopify import ShopifyPlatformReturns, ShopifyShop
@@ -406,3 +408,25 @@ def test_a_stored_state_the_chart_does_not_have_is_an_unreadable_record(
             call()
         assert field in str(caught.value)
         assert "mislaid" in str(caught.value)
+
+
+# -- webhook signatures ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", [5, ["c2lnbmF0dXJl"], {"sig": 1}])
+def test_a_signature_header_of_another_type_is_not_verified(header: object) -> None:
+    """Before: a TypeError from base64 (a framework's list of the header's values)."""
+    assert webhooks.verify(b"{}", header, "s3cret") is False  # type: ignore[arg-type]
+
+
+def test_a_body_that_is_text_or_a_secret_of_another_type_is_refused_by_name() -> None:
+    """Before: TypeError ('Strings must be encoded before hashing', 'expected bytes')."""
+    signature = webhooks.sign(b"{}", "s3cret")
+    with pytest.raises(InvalidPayload) as caught:
+        webhooks.verify("{}", signature, "s3cret")  # type: ignore[arg-type]
+    assert caught.value.field == "body"
+    with pytest.raises(ConfigurationError) as refused:
+        webhooks.sign(b"{}", 12345)  # type: ignore[arg-type]
+    assert refused.value.field == "secret"
+    assert "12345" not in str(refused.value)
+    assert webhooks.verify(bytearray(b"{}"), signature, b"s3cret")
