@@ -45,7 +45,7 @@ from returnflow.domain.order import Fulfillment
 from returnflow.integrations.shopify import ShopifyPlatformReturns, ShopifyShop
 from returnflow.ports.platform_returns import Quantity
 from returnflow.stores.sqlite import SqliteStore
-from returnflow.testing import Harness, make_order
+from returnflow.testing import FakeWarehouse, Harness, make_order
 
 AT = datetime(2026, 1, 10, tzinfo=timezone.utc)
 
@@ -430,3 +430,28 @@ def test_a_body_that_is_text_or_a_secret_of_another_type_is_refused_by_name() ->
     assert refused.value.field == "secret"
     assert "12345" not in str(refused.value)
     assert webhooks.verify(bytearray(b"{}"), signature, b"s3cret")
+
+
+# -- the testing kit's scripts -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        lambda fake: fake.fail("cancel_return", times=1.5),
+        lambda fake: fake.fail("cancel_return", times="2"),
+        lambda fake: fake.fail("cancel_return", error="boom"),
+        lambda fake: fake.lose_answers("cancel_return", times=2.0),
+        lambda fake: fake.delay(0.01, times=2.5),
+        lambda fake: fake.fail_rate("0.5", seed=1),
+        lambda fake: fake.fail_rate(0.5, seed=None),
+    ],
+)
+def test_a_script_the_fakes_cannot_play_is_refused_when_given(
+    script: Callable[[FakeWarehouse], None],
+) -> None:
+    """Before: accepted (a fraction of a time; an error that is no exception, raised as a
+    TypeError later, inside a delivery; failures drawn from the clock, not reproducible) or
+    a TypeError comparing text with a number."""
+    with pytest.raises(ValueError, match="must be"):
+        script(FakeWarehouse())
