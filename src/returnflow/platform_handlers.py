@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from returnflow._answers import id_lists_of, id_pairs_of, ids_of, money_of
+from returnflow import _processed_there as processed_there
 from returnflow._delivery import WriteFirst
 from returnflow._platform_calls import (
     ENDED,
@@ -107,6 +108,9 @@ class Processed:
     """One call of several: the platform's own figure for the call's units and items, a
     refund less what it says is owed (noted, so that the next call compares what both sides
     moved so far)."""
+    there: processed_there.There | None = None
+    """Units of the call a person processed in the platform's admin first (only the rest
+    was sent: :mod:`returnflow._processed_there`)."""
 
 
 def open_platform_return(
@@ -197,6 +201,12 @@ def process_platform_return(
         items = items_left(port, effect, record, return_id, cancelled)
         if items:
             remove_items(port, effect, return_id, items, f"{effect.key}/cancelled")
+    there = processed_there.decided(record, effect)
+    if there is None and effect.lines:  # a person may have processed some in the admin
+        now = port.get_return(effect.shop, return_id)
+        processed_there.find(d, effect, record, now, reviewed=reviewed)  # raises: decided
+    if there is not None:
+        return _rest(port, effect, record, return_id, there, exchange_lines)
     taken = _taken(record, effect)
     if taken is not None:  # decided by the first attempt (which may have acted): sent again
         theirs, refund, net = taken
@@ -217,23 +227,71 @@ def process_platform_return(
                 # the platform's figure moves the refund: written before the call, so that
                 # a retry sends it again (the figure leaves out what a call processed)
                 raise WriteFirst(partial(_note_taken, effect.key, theirs, refund, net))
-    answer = port.process(
-        effect.shop,
-        return_id,
-        lines,
-        exchange_lines=exchange_lines,
-        refund=refund,
-        refund_shipping=effect.refund_shipping,
-        refund_duties=effect.refund_duties,
-        idempotency_key=effect.key,
-    )
+    try:
+        answer = port.process(
+            effect.shop,
+            return_id,
+            lines,
+            exchange_lines=exchange_lines,
+            refund=refund,
+            refund_shipping=effect.refund_shipping,
+            refund_duties=effect.refund_duties,
+            idempotency_key=effect.key,
+        )
+    except PortError as error:
+        if error.retryable or not effect.lines:
+            raise
+        # sent again whole after an attempt whose answer is lost, and refused: that attempt
+        # never acted, and the units the platform shows processed are a person's
+        now = port.get_return(effect.shop, return_id)
+        processed_there.find(d, effect, record, now, reviewed=reviewed, refused=True)
+        raise
+    return _answered(answer, effect, refund, theirs, net)
+
+
+def _answered(
+    answer: ProcessResult,
+    effect: fx.ProcessPlatformReturn,
+    refund: Money,
+    theirs: Money | None,
+    net: Money | None,
+    there: processed_there.There | None = None,
+) -> Processed:
     id_lists_of(answer, "refund_ids", "exchange_fulfillment_ids")
     money_of(answer, "refunded")
     extras = [duty.amount for duty in effect.refund_duties]
     if effect.refund_shipping is not None:
         extras.append(effect.refund_shipping)
     total = Money.sum((refund, *extras), refund.currency)
-    return Processed(answer, total, theirs, effect.expected, net)
+    return Processed(answer, total, theirs, effect.expected, net, there)
+
+
+def _rest(
+    port: PlatformReturns,
+    effect: fx.ProcessPlatformReturn,
+    record: ReturnRecord,
+    return_id: str,
+    there: processed_there.There,
+    exchange_lines: list[Quantity],
+) -> Processed:
+    """Process what a person left of ``effect``'s units (:mod:`returnflow._processed_there`)
+    with the refund decided for them, under the effect's key and the units sent; nothing
+    left (nor exchange items): done without a call, nothing refunded."""
+    zero = Money.zero(effect.refund.currency)
+    if not there.left and not exchange_lines:
+        return Processed(ProcessResult((), zero, (), False), zero, there=there)
+    lines = line_ids(record, effect, there.left)
+    answer = port.process(
+        effect.shop,
+        return_id,
+        lines,
+        exchange_lines=exchange_lines,
+        refund=there.refund,
+        refund_shipping=effect.refund_shipping,
+        refund_duties=effect.refund_duties,
+        idempotency_key=f"{effect.key}/{processed_there.named(there.left)}",
+    )
+    return _answered(answer, effect, there.refund, None, None, there)
 
 
 def _reconciled(
