@@ -185,3 +185,18 @@ def test_a_retry_after_a_lost_answer_is_not_taken_for_a_person() -> None:
     assert [outcome for outcome, *_ in mine(made)] == ["ok", "replayed"]
     assert there.refunded(SHOP, there_id) == eur("20.00")
     assert noted(made, return_id, "platform_processed_there") == []
+
+
+def test_every_unit_processed_there_for_less_is_noted_and_followed() -> None:
+    made = native_harness(
+        ReturnPolicy(platform_mode="native", platform_money=MoneyAuthority.RETURNFLOW)
+    )
+    return_id, there_id, line = caps_handed_in(made)
+    by_a_person(made, there_id, line, 2, "15.00")
+    receive(made, return_id, "r1", passed("L2", 2))
+    closed_without_review(made, return_id)
+    assert mine(made) == []
+    assert platform(made).refunded(SHOP, there_id) == eur("15.00")
+    assert noted(made, return_id, "platform_money_differs") == [
+        {"platform": "15.00 EUR", "returnflow": "20.00 EUR", "processed_there": "L2x2"}
+    ]

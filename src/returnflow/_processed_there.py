@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from returnflow._delivery import WriteFirst
-from returnflow._platform_calls import amount_of, tried
+from returnflow._platform_calls import amount_of, line_ids, tried
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.money import Money
@@ -28,12 +28,17 @@ from returnflow.domain.policy import MoneyAuthority
 from returnflow.errors import PortError
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
-from returnflow.ports.platform_returns import PlatformReturn
+from returnflow.ports.platform_returns import (
+    PlatformReturn,
+    PlatformReturns,
+    ProcessResult,
+    Quantity,
+)
 
 if TYPE_CHECKING:
     from returnflow.dispatch import Dispatcher
 
-__all__ = ["THERE", "There", "decided", "find", "named"]
+__all__ = ["THERE", "There", "decided", "find", "named", "send"]
 
 THERE = "platform_processed_there"
 """The history note of units a processing found processed in the platform's admin (payload:
@@ -121,7 +126,7 @@ def find(
         for line in effect.lines
         if excess[line.order_line_id] > 0
     )
-    person = dict((line.order_line_id, line.quantity) for line in theirs)
+    person = {units.order_line_id: units.quantity for units in theirs}
     left = tuple(
         LineQuantity(line.order_line_id, line.quantity - person.get(line.order_line_id, 0))
         for line in effect.lines
@@ -146,6 +151,31 @@ def find(
     raise WriteFirst(partial(_note, effect.key, There(theirs, left, refund, platform, ours)))
 
 
+def send(
+    port: PlatformReturns,
+    effect: fx.ProcessPlatformReturn,
+    record: ReturnRecord,
+    return_id: str,
+    there: There,
+    exchange_lines: list[Quantity],
+) -> ProcessResult | None:
+    """Process what a person left of ``effect``'s units with the refund decided for them,
+    under the effect's key and the units sent (a retry is the same call); ``None``: nothing
+    left to process (nor exchange items), no call made."""
+    if not there.left and not exchange_lines:
+        return None
+    return port.process(
+        effect.shop,
+        return_id,
+        line_ids(record, effect, there.left),
+        exchange_lines=exchange_lines,
+        refund=there.refund,
+        refund_shipping=effect.refund_shipping,
+        refund_duties=effect.refund_duties,
+        idempotency_key=f"{effect.key}/{named(there.left)}",
+    )
+
+
 def _note(key: str, there: There, change: Change) -> None:
     change.note(
         THERE,
@@ -160,16 +190,14 @@ def _note(key: str, there: There, change: Change) -> None:
     )
 
 
-def _share(
-    record: ReturnRecord, effect: fx.ProcessPlatformReturn, person: dict[str, int]
-) -> Money:
+def _share(record: ReturnRecord, effect: fx.ProcessPlatformReturn, person: dict[str, int]) -> Money:
     """returnflow's figure for the person's units: ``effect.refund`` spread over the
     effect's units in proportion to what they were paid (the units next to process on each
     order line, after those confirmed), to the cent; evenly when nothing was paid."""
     confirmed = {units.order_line_id: units.confirmed for units in record.platform_units}
     paid: dict[str, list[Money]] = {}
-    for line in record.lines:
-        paid.setdefault(line.order_line_id, []).extend(line.unit_amounts)
+    for returned in record.lines:
+        paid.setdefault(returned.order_line_id, []).extend(returned.unit_amounts)
     weights: list[int] = []
     mine: list[bool] = []
     for line in effect.lines:

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from returnflow._answers import id_lists_of, id_pairs_of, ids_of, money_of
 from returnflow import _processed_there as processed_there
+from returnflow._answers import id_lists_of, id_pairs_of, ids_of, money_of
 from returnflow._delivery import WriteFirst
 from returnflow._platform_calls import (
     ENDED,
@@ -109,8 +109,7 @@ class Processed:
     refund less what it says is owed (noted, so that the next call compares what both sides
     moved so far)."""
     there: processed_there.There | None = None
-    """Units of the call a person processed in the platform's admin first (only the rest
-    was sent: :mod:`returnflow._processed_there`)."""
+    """Units a person processed in the platform's admin first (:mod:`._processed_there`)."""
 
 
 def open_platform_return(
@@ -205,8 +204,12 @@ def process_platform_return(
     if there is None and effect.lines:  # a person may have processed some in the admin
         now = port.get_return(effect.shop, return_id)
         processed_there.find(d, effect, record, now, reviewed=reviewed)  # raises: decided
-    if there is not None:
-        return _rest(port, effect, record, return_id, there, exchange_lines)
+    if there is not None:  # only what the person left, with the refund decided for it
+        answer = processed_there.send(port, effect, record, return_id, there, exchange_lines)
+        if answer is None:  # nothing left: done without a call, nothing refunded
+            zero = Money.zero(refund.currency)
+            return Processed(ProcessResult((), zero, (), False), zero, there=there)
+        return _answered(answer, effect, there.refund, None, None, there)
     taken = _taken(record, effect)
     if taken is not None:  # decided by the first attempt (which may have acted): sent again
         theirs, refund, net = taken
@@ -264,34 +267,6 @@ def _answered(
         extras.append(effect.refund_shipping)
     total = Money.sum((refund, *extras), refund.currency)
     return Processed(answer, total, theirs, effect.expected, net, there)
-
-
-def _rest(
-    port: PlatformReturns,
-    effect: fx.ProcessPlatformReturn,
-    record: ReturnRecord,
-    return_id: str,
-    there: processed_there.There,
-    exchange_lines: list[Quantity],
-) -> Processed:
-    """Process what a person left of ``effect``'s units (:mod:`returnflow._processed_there`)
-    with the refund decided for them, under the effect's key and the units sent; nothing
-    left (nor exchange items): done without a call, nothing refunded."""
-    zero = Money.zero(effect.refund.currency)
-    if not there.left and not exchange_lines:
-        return Processed(ProcessResult((), zero, (), False), zero, there=there)
-    lines = line_ids(record, effect, there.left)
-    answer = port.process(
-        effect.shop,
-        return_id,
-        lines,
-        exchange_lines=exchange_lines,
-        refund=there.refund,
-        refund_shipping=effect.refund_shipping,
-        refund_duties=effect.refund_duties,
-        idempotency_key=f"{effect.key}/{processed_there.named(there.left)}",
-    )
-    return _answered(answer, effect, there.refund, None, None, there)
 
 
 def _reconciled(
