@@ -125,13 +125,17 @@ def test_a_processing_with_nothing_left_to_process_is_done_without_a_call() -> N
     assert made.service.get(SHOP, return_id).refs.refund_ids == ()
 
 
-def test_a_person_processing_every_unit_before_the_first_attempt_leaves_no_call() -> None:
+def test_a_person_processing_every_unit_before_the_first_attempt_moves_nothing_more() -> None:
+    # Every unit shows processed: an attempt may have acted with its answer lost (a crash
+    # before it was recorded), so the call goes under its key; the platform refuses it (no
+    # attempt acted), and the units are the person's.
     made = native_harness()
     return_id, there_id, line = caps_handed_in(made)
     by_a_person(made, there_id, line, 2, "20.00")
     receive(made, return_id, "r1", passed("L2", 2))
     closed_without_review(made, return_id)
-    assert mine(made) == []
+    assert [outcome for outcome, *_ in mine(made)] == ["failed"]
+    assert platform(made).refunded(SHOP, there_id) == eur("20.00")
     assert confirmed(made, return_id) == 2
 
 
@@ -195,7 +199,7 @@ def test_every_unit_processed_there_for_less_is_noted_and_followed() -> None:
     by_a_person(made, there_id, line, 2, "15.00")
     receive(made, return_id, "r1", passed("L2", 2))
     closed_without_review(made, return_id)
-    assert mine(made) == []
+    assert [outcome for outcome, *_ in mine(made)] == ["failed"]  # refused: a person's
     assert platform(made).refunded(SHOP, there_id) == eur("15.00")
     assert noted(made, return_id, "platform_money_differs") == [
         {"platform": "15.00 EUR", "returnflow": "20.00 EUR", "processed_there": "L2x2"}

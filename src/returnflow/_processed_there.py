@@ -8,7 +8,7 @@ The decision is written on the return before the call (the ``platform_processed_
 note, through :class:`~returnflow._delivery.WriteFirst`), so that a retry sends the same
 call under the same key. A retry of a call sent whole (no note) is not mistaken for a
 person: only when the platform shows fewer units processed than that call would have left
-did the call not act; else it is sent again under its key (the platform answers a call that
+did no attempt of it act; else it is sent under its key (the platform answers a call that
 acted with its answer) and only the platform's refusal says a person processed them all.
 """
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from returnflow._delivery import WriteFirst
-from returnflow._platform_calls import amount_of, line_ids, tried
+from returnflow._platform_calls import amount_of, line_ids
 from returnflow.decisions.change import Change
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.money import Money
@@ -97,10 +97,11 @@ def find(
 ) -> bool:
     """Decide for the units of ``effect`` a person processed on the platform return ``now``
     (raises :class:`~returnflow._delivery.WriteFirst` with the decision to note); ``False``
-    when none is a person's, or when an earlier attempt sent the call whole and the
-    platform shows all its units processed (that call may have acted: it is sent again
-    under its key). ``refused``: that call was sent again and the platform refused it, so
-    it never acted and a person processed the units.
+    when none is a person's, or when the platform shows every unit of the call processed:
+    an attempt of it may have acted, its answer lost (a timeout, a crash before its attempt
+    was recorded), so it is sent under its key, and the platform answers as it did.
+    ``refused``: the platform refused that call instead, so no attempt of it acted and a
+    person processed the units.
 
     When the platform's refund for the person's units differs from returnflow's figure and
     ``policy.platform_money`` is ``review``, a non-retryable PortError naming both sends
@@ -119,8 +120,8 @@ def find(
     if all(units <= 0 for units in excess.values()):
         return False
     whole = all(excess[line.order_line_id] >= line.quantity for line in effect.lines)
-    if whole and tried(d, effect) and not refused:
-        return False
+    if whole and not refused:  # an attempt of this call may have acted (attempts are
+        return False  # recorded after the call: a crash loses them): sent again under its key
     theirs = tuple(
         LineQuantity(line.order_line_id, min(line.quantity, excess[line.order_line_id]))
         for line in effect.lines
