@@ -55,7 +55,7 @@ def hold(change: Change, policy: ReturnPolicy) -> None:
         [(line, line.quantity - line.settled, line.settled) for line in record.lines],
         fees=policy.fees_for(record.rule_return_shipping, record.method),
         exchange_lines=pending,
-        charge_shipping=record.return_shipping_fee is None,
+        charge_shipping=fees_of.charges_shipping(record),
         charge_exchange_shipping=record.exchange_shipping_fee is None,
         difference_to=policy.exchange_difference,
         taxes_included=record.taxes_included,
