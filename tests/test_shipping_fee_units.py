@@ -295,3 +295,40 @@ def test_the_same_money_whenever_the_refund_is_paid(mode: str, trigger: RefundTr
     receipts = [[passed("L3")], [passed("L1"), passed("L2")]]
     paid = every_order(mode, fees, trigger, ordered, requested, receipts)
     assert (paid["refund"], paid["store_credit"]) == (eur("17.53"), eur("17.97"))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("payout_only", [False, True], ids=["owed", "only-from-payout"])
+def test_an_exchange_that_bears_fees_has_the_refunded_units_carry_its_share(
+    mode: str, payout_only: bool
+) -> None:
+    # The T-shirt (25.00) for another, fees applying to exchanges too, and both caps
+    # (10.00 each) refunded, a 5.00 fee: the caps pay out, so they carry the whole fee
+    # (2.50 each), whenever they are paid. Had the T-shirt kept a share of its own, the
+    # caps' refund would take it when paid with the exchange at completion, and the
+    # exchange (paying nothing out) would leave it owed or waived when paid before.
+    fees = FeePolicy(
+        return_shipping=eur("5.00"), waive_for_exchanges=False, fees_only_from_payout=payout_only
+    )
+    ordered = (("L1", "25.00", 1), ("L2", "10.00", 2))
+    requested = [
+        RequestLine(order_line_id="L1", quantity=1, outcome=Exchange(variant_id="tee-l")),
+        RequestLine(order_line_id="L2", quantity=2),
+    ]
+    receipts = [[passed("L2")], [passed("L1"), passed("L2")]]
+    for trigger in TIMINGS:
+        paid = every_order(mode, fees, trigger, ordered, requested, receipts)
+        assert (paid["refund"], paid["charged"]) == (eur("15.00"), eur("0.00")), trigger
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_exchange_alone_bears_the_fee_from_its_own_difference(mode: str) -> None:
+    # Both caps (10.00 each) for others at 8.00, fees applying to exchanges: no unit pays
+    # out, so the exchanged units bear the 3.00 fee, from the exchange's 4.00 difference.
+    fees = FeePolicy(return_shipping=eur("3.00"), waive_for_exchanges=False)
+    both = Exchange(variant_id="cap-x", quantity=2, unit_price=eur("8.00"))
+    requested = [RequestLine(order_line_id="L1", quantity=2, outcome=both)]
+    receipts = [[passed("L1")], [passed("L1")]]
+    ordered = (("L1", "10.00", 2),)
+    paid = every_order(mode, fees, RefundTrigger.ON_RECEIVED, ordered, requested, receipts)
+    assert (paid["refund"], paid["charged"]) == (eur("1.00"), eur("0.00"))

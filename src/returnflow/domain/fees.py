@@ -293,6 +293,10 @@ def unit_shipping_fees(
     unit was paid, to the cent (largest remainder, ties to the earlier line, then the
     earlier unit; evenly when no unit was paid). So a payout pays its own units' shares,
     whichever receipts come first, and the shares of all the units add up to the fee.
+    An exchange's fees come from the payout (``waive_for_exchanges=False``): while a unit
+    that is refunded or credited bears the fee, the units that pay out carry the
+    exchanged units' part, in proportion to their worth, and the exchanged units have no
+    share; they bear the fee only when no unit that pays out does.
     ``less``: the part of the fee the return was opened without (no payout was to bear
     it, ``fees_only_from_payout``): the rest is spread. No unit bears a fee of zero, nor
     one no line bears.
@@ -314,6 +318,8 @@ def unit_shipping_fees(
     bearing = [
         (line, unit) for line in lines if not fees.waived(line) for unit in range(line.quantity)
     ]
+    paying = [(line, unit) for line, unit in bearing if not isinstance(line.outcome, Exchange)]
+    bearing = paying or bearing  # an exchange's fees come from the payout, if there is one
     if less is not None:
         total = max(total - less, zero)
     if not total or not bearing:

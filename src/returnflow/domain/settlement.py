@@ -451,13 +451,22 @@ def settle(
         outbound = charged(fees.exchange_shipping, zero, taxes_included=taxes_included)
     difference = exchange_credit - exchange_total - outbound
     shortfall = zero
+    # the exchanged units' shares of the return shipping fee (no unit pays out that bears
+    # one): from the exchange's own difference, the rest owed (or waived)
+    to = difference_to if difference_to is OutcomeKind.STORE_CREDIT else OutcomeKind.REFUND
+    by_exchange = shipping_shares.UnitShares.none(currency)
+    by_exchange.take(pooled, pooled_tax, difference)
+    units_left, units_left_tax = (
+        units_left + by_exchange.left,
+        units_left_tax + by_exchange.left_tax,
+    )
     if difference.is_negative:
         shortfall = -difference
     else:
         # The rest of the exchange credit carries its share of the returned units' tax.
-        to = difference_to if difference_to is OutcomeKind.STORE_CREDIT else OutcomeKind.REFUND
-        payout[to] = payout[to] + difference
+        payout[to] = payout[to] + difference - by_exchange.taken
         payout_tax[to] += tax_share(exchange_credit_tax, difference, exchange_credit)
+        payout_tax[to] -= by_exchange.taken_tax
 
     # What the return owes besides its own lines' fees (the exchange's shortfall, the
     # exchanged lines' restocking, the return shipping) is taken from the payout, the
@@ -469,7 +478,7 @@ def settle(
         (part.restocking_fee_tax for part in settled if part.outcome is OutcomeKind.EXCHANGE),
         currency,
     )
-    shipping, shipping_tax = pooled, pooled_tax
+    shipping = shipping_tax = zero  # (the units bore their shares)
     kinds = (OutcomeKind.REFUND, OutcomeKind.STORE_CREDIT)
     pieces: list[tuple[Money, Money, Money]] = []  # (from the refund, from credit, left)
     fee_taxes: list[tuple[Money, Money, Money]] = []  # their tax parts
@@ -496,10 +505,10 @@ def settle(
         pieces.append(piece)
     refund, credit = payout[OutcomeKind.REFUND], payout[OutcomeKind.STORE_CREDIT]
     owed = pieces[0][2]
-    pool_left = pieces[2][2]
     restocking_left, shipping_left = pieces[1][2], pieces[2][2] + units_left
     shipping_left_tax = fee_taxes[1][2] + units_left_tax
     own = dict.fromkeys(kinds, zero)  # the units' shares taken from their own payout
+    own[to], shipping_tax = by_exchange.taken, by_exchange.taken_tax
     for part in settled:
         if part.outcome in own:
             own[part.outcome] = own[part.outcome] + part.return_shipping_fee
@@ -565,7 +574,7 @@ def settle(
         return_shipping_fee_tax=shipping_tax - shipping_tax_waived,
         exchange_shipping_tax=tax_of(fees.exchange_shipping, outbound),
         fees_owed_tax=fees_owed_tax,
-        shipping_left_off=(quote_left + pool_left) if fees.fees_only_from_payout else None,
+        shipping_left_off=quote_left if fees.fees_only_from_payout else None,
         original_shipping=Money.sum((part.original_shipping for part in settled), currency),
         duties=Money.sum((part.duties for part in settled), currency),
     )
