@@ -254,6 +254,47 @@ def test_fail_of_an_unknown_operation_is_a_mistake() -> None:
         FakeCarrier().fail_rate(1.5, seed=1)
 
 
+def test_a_lost_answer_acts_and_then_times_out_and_the_retry_is_replayed() -> None:
+    # The call does what it was asked (the message is sent once), its answer is lost; the
+    # retry under its key is answered from the first call, and a new key is lost again
+    # while the script lasts.
+    notifier = FakeNotifier()
+    notifier.lose_answers("notify", times=2)
+    with pytest.raises(PortError, match="timed out") as info:
+        notifier.notify(SHOP, "a@example.com", "t", {"n": 1}, idempotency_key="n1")
+    assert info.value.retryable
+    notifier.notify(SHOP, "a@example.com", "t", {"n": 1}, idempotency_key="n1")
+    with pytest.raises(PortError, match="timed out"):
+        notifier.notify(SHOP, "a@example.com", "t", {"n": 2}, idempotency_key="n2")
+    notifier.notify(SHOP, "a@example.com", "t", {"n": 3}, idempotency_key="n3")
+
+    assert [message.context for message in notifier.messages] == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert [call.outcome for call in notifier.calls] == ["ok", "replayed", "ok", "ok"]
+
+
+def test_lost_answers_for_one_operation_leave_others_and_refusals_alone() -> None:
+    payments = FakePayments()
+    payments.lose_answers("charge", times=None)
+    payments.authorize(SHOP, "ret-1", Money("5.00", "EUR"), idempotency_key="a")
+    payments.fail("charge")
+    with pytest.raises(PortError, match="injected"):
+        payments.charge(SHOP, "ret-1", Money("5.00", "EUR"), idempotency_key="c")
+    for key in ("c", "d"):
+        with pytest.raises(PortError, match="timed out"):
+            payments.charge(SHOP, "ret-1", Money("5.00", "EUR"), idempotency_key=key)
+    payments.heal()
+    payments.charge(SHOP, "ret-1", Money("5.00", "EUR"), idempotency_key="d")
+    assert [payment.kind for payment in payments.payments] == ["authorization", "charge", "charge"]
+    assert [call.outcome for call in payments.calls] == ["ok", "failed", "ok", "ok", "replayed"]
+
+
+def test_lose_answers_of_an_unknown_operation_or_no_times_is_a_mistake() -> None:
+    with pytest.raises(ValueError, match="no operation"):
+        FakeCarrier().lose_answers("create_lable")
+    with pytest.raises(ValueError, match="times"):
+        FakeCarrier().lose_answers(times=0)
+
+
 def fail_pattern(rate: float, seed: int, calls: int = 40) -> list[bool]:
     events = FakeEventPublisher()
     events.fail_rate(rate, seed=seed)

@@ -4,8 +4,6 @@ answer was lost is the same call under the same key (issue 19: found by the nati
 
 from __future__ import annotations
 
-from typing import Any
-
 from _builders import (
     ORDER_ID,
     SHOP,
@@ -21,7 +19,6 @@ from _builders import (
     tee_and_caps,
 )
 from returnflow import FeePolicy, RequestLine, ReturnPolicy, ReturnRequest
-from returnflow.errors import PortError
 from returnflow.testing import FakePorts, Harness
 from returnflow.testing.platform_returns import FakePlatformReturns
 
@@ -63,25 +60,14 @@ def test_the_platform_return_carries_the_return_methods_own_shipping_fee() -> No
     assert processed.args["refund"] == eur("19.00")
 
 
-class LosesEachFirstRemoval(FakePlatformReturns):
-    """A platform that takes out what each key's first call names and then times out: the
-    units and items are out, the answer never reached returnflow."""
-
-    def remove_lines(self, shop: str, return_id: str, lines: Any, **kwargs: Any) -> Any:
-        first = kwargs["idempotency_key"] not in {c.idempotency_key for c in self.calls}
-        result = super().remove_lines(shop, return_id, lines, **kwargs)
-        if first:
-            raise PortError("platform_returns", "remove_lines", "timed out", retryable=True)
-        return result
-
-
 def test_a_removal_retried_after_its_answer_was_lost_reuses_no_key_for_another_call() -> None:
     # The T-shirt fails QC and its exchange is cancelled: its unit and its exchange item come
     # out of the platform return. Each answer is lost once; the retry finds the unit, then
     # the item, out already and makes no call for it again (never a call of other arguments
     # under a key used).
     ports = FakePorts()
-    there = LosesEachFirstRemoval(ports.commerce)
+    there = FakePlatformReturns(ports.commerce)
+    there.lose_answers("remove_lines", times=None)  # each removal acts, its answer is lost
     made = Harness(policy=ReturnPolicy(platform_mode="native"), ports=ports, platform_returns=there)
     made.ports.commerce.add_order(tee_and_caps())
     return_id = request(made, swap("20.00"), caps())

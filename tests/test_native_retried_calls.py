@@ -122,7 +122,7 @@ def test_a_processing_given_up_and_closed_by_a_person_sends_what_it_decided() ->
 
 class OwesMoreLosesPayments(FakePlatformReturns):
     """A platform that prices the new items 10.00 higher than returnflow (it says 10.00
-    more is owed) and that records each key's first payment and then times out."""
+    more is owed)."""
 
     def open_return(self, shop: str, order_id: str, lines: Any, **kwargs: Any) -> Any:
         more = eur("10.00")
@@ -130,13 +130,6 @@ class OwesMoreLosesPayments(FakePlatformReturns):
             attrs.evolve(x, unit_price=x.unit_price + more) for x in kwargs["exchange_lines"]
         ]
         return super().open_return(shop, order_id, lines, **kwargs)
-
-    def pay_balance(self, shop: str, return_id: str, amount: Any, **kwargs: Any) -> Any:
-        first = kwargs["idempotency_key"] not in {c.idempotency_key for c in self.calls}
-        result = super().pay_balance(shop, return_id, amount, **kwargs)
-        if first:
-            raise PortError("platform_returns", "pay_balance", "timed out", retryable=True)
-        return result
 
 
 def test_a_balance_payment_retried_after_its_answer_was_lost_pays_once() -> None:
@@ -147,6 +140,7 @@ def test_a_balance_payment_retried_after_its_answer_was_lost_pays_once() -> None
     ports = FakePorts()
     ports.commerce.add_order(tee_and_caps())
     there = OwesMoreLosesPayments(ports.commerce)
+    there.lose_answers("pay_balance", times=None)
     made = Harness(policy=ReturnPolicy(platform_mode="native"), ports=ports, platform_returns=there)
     upsell = RequestLine(
         order_line_id="L1", quantity=1, outcome=Exchange(variant_id="tee-l", unit_price=eur("40"))
@@ -184,24 +178,14 @@ def test_units_a_person_took_out_in_the_admin_are_not_removed_again() -> None:
     assert dict(there.get_return(SHOP, platform_id).removed)[line] == 1
 
 
-class LosesFirstRemovals(FakePlatformReturns):
-    """A platform that takes out what each key's first removal names and then times out."""
-
-    def remove_lines(self, shop: str, return_id: str, lines: Any, **kwargs: Any) -> Any:
-        first = kwargs["idempotency_key"] not in {c.idempotency_key for c in self.calls}
-        result = super().remove_lines(shop, return_id, lines, **kwargs)
-        if first:
-            raise PortError("platform_returns", "remove_lines", "timed out", retryable=True)
-        return result
-
-
 def test_a_removal_retried_after_it_acted_takes_out_no_unit_that_is_to_be_processed() -> None:
     # Three units of L3: one passes QC, two fail. At completion the two come out and the
     # one is processed. The removal acts and its answer is lost: one unit is left there,
     # the one to process; the retry takes nothing more out.
     ports = FakePorts()
     ports.commerce.add_order(attrs.evolve(tee_and_caps(), lines=[three_at_ten()]))
-    there = LosesFirstRemovals(ports.commerce)
+    there = FakePlatformReturns(ports.commerce)
+    there.lose_answers("remove_lines", times=None)
     made = Harness(policy=ReturnPolicy(platform_mode="native"), ports=ports, platform_returns=there)
     return_id = request(made, RequestLine(order_line_id="L3", quantity=3))
     receive(made, return_id, "r1", passed("L3"), passed("L3", 2, qc="fail"))

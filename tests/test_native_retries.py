@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
 
 import _builders as builders
 from _builders import order_line
@@ -30,7 +29,6 @@ from returnflow.domain.inbound import InboundEvent
 from returnflow.domain.policy import Completion, RefundTrigger
 from returnflow.domain.settlement import Percent
 from returnflow.errors import PortError
-from returnflow.ports.platform_returns import ProcessResult
 from returnflow.testing import FakePorts, Harness, reordering
 from returnflow.testing.platform_returns import FakePlatformReturns
 
@@ -44,23 +42,10 @@ def order() -> OrderSnapshot:
     return builders.order(SHOP, "1001", lines, "customer@example.com", at=AT)
 
 
-class LosesTheFirstAnswer(FakePlatformReturns):
-    """A platform that processes the first call and then times out: the units are processed
-    there, the answer never reached returnflow."""
-
-    lost = 0
-
-    def process(self, shop: str, return_id: str, lines: Any, **kwargs: Any) -> ProcessResult:
-        result = super().process(shop, return_id, lines, **kwargs)
-        if not self.lost:
-            self.lost += 1
-            raise PortError("platform_returns", "process", "timed out", retryable=True)
-        return result
-
-
 def test_a_processing_that_acted_before_its_answer_was_lost_is_not_compared_again() -> None:
     ports = FakePorts()
-    platform = LosesTheFirstAnswer(ports.commerce)
+    platform = FakePlatformReturns(ports.commerce)
+    platform.lose_answers("process")  # processed there, the answer never reached returnflow
     policy = ReturnPolicy(platform_mode="native", refund_trigger=RefundTrigger.ON_RECEIVED)
     made = Harness(policy=policy, ports=ports, platform_returns=platform)
     made.ports.commerce.add_order(order())

@@ -135,6 +135,25 @@ class _FailureScript:
 
 
 @attrs.define
+class _LostAnswerScript:
+    operation: str | None
+    remaining: int | None
+
+    def fires(self, operation: str) -> bool:
+        if self.operation is not None and self.operation != operation:
+            return False
+        if self.remaining is not None:
+            if self.remaining <= 0:
+                return False
+            self.remaining -= 1
+        return True
+
+    @property
+    def exhausted(self) -> bool:
+        return self.remaining is not None and self.remaining <= 0
+
+
+@attrs.define
 class _DelayScript:
     operation: str | None
     seconds: float
@@ -172,6 +191,7 @@ class FakePort:
         self._calls: list[Call] = []
         self._scripts: list[_FailureScript] = []
         self._delays: list[_DelayScript] = []
+        self._lost: list[_LostAnswerScript] = []
         self._results: dict[str, tuple[str, dict[str, Any], object]] = {}
         self._counters: dict[str, int] = {}
 
@@ -225,6 +245,26 @@ class FakePort:
                 _FailureScript(operation, None, rate=rate, rng=random.Random(seed))
             )
 
+    def lose_answers(self, operation: str | None = None, *, times: int | None = 1) -> None:
+        """Make the next ``times`` calls of ``operation`` that act (``None``: every one / any
+        operation) lose their answer: the call does what it was asked, keeps its result for
+        its idempotency key and is recorded ``"ok"``, and then raises a retryable
+        ``PortError(port, operation, "timed out")``, as when a connection drops after the
+        other side acted. A retry under the same key is answered from the kept result
+        (``"replayed"``); a call answered from an earlier key or refused does not count.
+
+        >>> from returnflow.testing import FakeWarehouse
+        >>> warehouse = FakeWarehouse()
+        >>> warehouse.lose_answers("cancel_return", times=2)
+        >>> warehouse.heal()  # answers arrive again
+        """
+        if operation is not None:
+            self._check_operation(operation)
+        if times is not None and (isinstance(times, bool) or times < 1):
+            raise ValueError(f"times must be at least 1 or None, not {times!r}")
+        with self._lock:
+            self._lost.append(_LostAnswerScript(operation, remaining=times))
+
     def delay(
         self, seconds: float, operation: str | None = None, *, times: int | None = None
     ) -> None:
@@ -255,13 +295,14 @@ class FakePort:
             self._delays.append(_DelayScript(operation, float(seconds), remaining=times))
 
     def heal(self) -> None:
-        """Forget every failure and delay script: calls succeed again, at once."""
+        """Forget every failure, lost-answer and delay script: calls succeed again, at once."""
         with self._lock:
             self._heal_locked()
 
     def _heal_locked(self) -> None:
         self._scripts.clear()
         self._delays.clear()
+        self._lost.clear()
 
     # -- machinery for subclasses ----------------------------------------------------------
 
@@ -341,7 +382,17 @@ class FakePort:
             if key is not None:
                 self._results[key] = (operation, dict(args), result)
             self._record(operation, args, key, "ok")
+            if self._answer_lost(operation):
+                raise PortError(self.port, operation, "timed out", retryable=True)
             return result
+
+    def _answer_lost(self, operation: str) -> bool:
+        for script in self._lost:
+            if script.fires(operation):
+                if script.exhausted:
+                    self._lost.remove(script)
+                return True
+        return False
 
 
 # -- commerce -------------------------------------------------------------------------------
