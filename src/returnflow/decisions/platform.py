@@ -423,7 +423,7 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         else:  # the outbound shipping of this change the units paid, not a balance
             outbound = money.outbound(change.history, record.currency)
             # nor the shares of the return shipping fee owed apart (not in the call's figure)
-            outbound = outbound + money.owed_apart(change.history, record.currency)
+            outbound = outbound + money.owed_apart(record.history, record.currency)
             if exchange_ids:  # the platform nets the items against all of the call's units
                 # (units refunded apart too), without the outbound shipping: the balance the
                 # customer pays for them is not refunded of those units

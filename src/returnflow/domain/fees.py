@@ -294,9 +294,9 @@ def unit_shipping_fees(
     earlier unit; evenly when no unit was paid). So a payout pays its own units' shares,
     whichever receipts come first, and the shares of all the units add up to the fee.
     An exchange's fees come from the payout (``waive_for_exchanges=False``): while a unit
-    that is refunded or credited bears the fee, the units that pay out carry the
-    exchanged units' part, in proportion to their worth, and the exchanged units have no
-    share; they bear the fee only when no unit that pays out does.
+    that is refunded or credited and worth something bears the fee, the units that pay
+    out carry the exchanged units' part, in proportion to their worth, and the exchanged
+    units have no share; they bear the fee only when no such unit does.
     ``less``: the part of the fee the return was opened without (no payout was to bear
     it, ``fees_only_from_payout``): the rest is spread. No unit bears a fee of zero, nor
     one no line bears.
@@ -318,7 +318,13 @@ def unit_shipping_fees(
     bearing = [
         (line, unit) for line in lines if not fees.waived(line) for unit in range(line.quantity)
     ]
-    paying = [(line, unit) for line, unit in bearing if not isinstance(line.outcome, Exchange)]
+    paying = [
+        (line, unit)
+        for line, unit in bearing
+        if not isinstance(line.outcome, Exchange)
+        and unit < len(line.unit_amounts)
+        and line.unit_amounts[unit]
+    ]
     bearing = paying or bearing  # an exchange's fees come from the payout, if there is one
     if less is not None:
         total = max(total - less, zero)

@@ -128,6 +128,9 @@ class LineSettlement:
     credited part's; an exchanged part's are taken from the return's payout)."""
     return_shipping_fee_tax: Money
     """The tax part of ``return_shipping_fee``."""
+    return_shipping_fee_left: Money
+    """The units' shares their own payout does not bear: owed when they settle (or waived
+    under ``fees_only_from_payout``)."""
 
 
 @attrs.frozen
@@ -396,6 +399,7 @@ def settle(
                 duties=duties_back,
                 return_shipping_fee=ship.taken,
                 return_shipping_fee_tax=ship.taken_tax,
+                return_shipping_fee_left=ship.left,
             )
         )
         units_left, units_left_tax = units_left + ship.left, units_left_tax + ship.left_tax
