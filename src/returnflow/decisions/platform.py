@@ -422,14 +422,17 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
             expected, owed = money.whole(record, expected, money.owed(change, planned))
         else:  # the outbound shipping of this change the units paid, not a balance
             outbound = money.outbound(change.history, record.currency)
-            # nor the shares of the return shipping fee owed apart (not in the call's figure)
-            outbound = outbound + money.owed_apart(record.history, record.currency)
+            owed = money.owed(change, planned)
+            # nor the shares of the return shipping fee owed apart, as far as what the
+            # customer paid counts them (not in the call's figure)
+            outbound += min(money.owed_apart(record.history, record.currency), max(owed, zero))
             if exchange_ids:  # the platform nets the items against all of the call's units
                 # (units refunded apart too), without the outbound shipping: the balance the
                 # customer pays for them is not refunded of those units
-                expected = max(expected + outbound - money.owed(change, planned), zero)
+                expected = max(expected + outbound - owed, zero)
             else:
-                expected = expected + max(outbound - money.owed(change, planned), zero)
+                expected = expected + max(outbound - owed, zero)
+            owed = None
         effects.append(
             _make(
                 change,
