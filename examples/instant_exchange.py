@@ -3,7 +3,9 @@
 At hand-in the customer's payment is authorized for the exchanged units' worth, and the held
 exchange is released once the authorization is in. The authorization is voided when the
 units come back accepted, and captured when QC fails, when the parcel goes back to the
-customer, or when the units have not come back within `instant_exchange_return_days`.
+customer, or when the units have not come back within `instant_exchange_return_days`: for
+what the new items shipped cost that no unit that came back paid for, never more than was
+authorized.
 """
 
 from datetime import datetime, timezone
@@ -63,8 +65,10 @@ for order_id in ("8001", "8002", "8003"):
 service = harness.service
 
 
-def exchange(order_id: str, *, with_cap: bool = False) -> str:
-    lines = [RequestLine(order_line_id="L1", quantity=1, outcome=Exchange(variant_id="tee-l"))]
+def exchange(order_id: str, *, with_cap: bool = False, price: str | None = None) -> str:
+    """The T-shirt for another size (priced ``price``; ``None``: as the T-shirt was paid)."""
+    new = Exchange(variant_id="tee-l", unit_price=Money(price, "EUR") if price else None)
+    lines = [RequestLine(order_line_id="L1", quantity=1, outcome=new)]
     if with_cap:
         lines.append(RequestLine(order_line_id="L2", quantity=1, outcome=Refund()))
     return service.request(ReturnRequest(shop=SHOP, order_id=order_id, lines=lines)).id
@@ -110,8 +114,8 @@ receive(
 )
 print("  refunds:", [str(refund.amount) for refund in commerce.refunds])
 
-print("The parcel never arrives: the authorization is captured after 14 days")
-lost = exchange("8003")
+print("The parcel never arrives: the new T-shirt (on sale, 18.00) is captured after 14 days")
+lost = exchange("8003", price="18.00")
 hand_in("8003", lost)
 harness.clock.advance(days=15)
 print("  tick captured:", service.tick().captured)
@@ -127,6 +131,10 @@ assert list(payments.authorizations(SHOP, failed).values()) == ["captured"]
 assert [str(refund.amount) for refund in commerce.refunds] == ["10.00 EUR"]
 assert service.get(SHOP, lost).state == ("in_transit", "released")
 assert list(payments.authorizations(SHOP, lost).values()) == ["captured"]
+assert [str(p.amount) for p in payments.payments if p.return_id == lost] == [
+    "25.00 EUR",  # authorized: the T-shirt sent back
+    "18.00 EUR",  # captured: what the customer kept and did not pay for
+]
 assert [line.status for line in commerce.exchange_lines(SHOP, "8003")] == ["unfulfilled"]
 print()
 print(service.render_timeline(SHOP, accepted))

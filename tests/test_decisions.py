@@ -1228,7 +1228,7 @@ def test_with_status_and_carried_pick_exchange_lines() -> None:
 def test_cancel_voids_a_label_and_a_warehouse_return_still_in_the_outbox() -> None:
     first = opened(RequestLine("L1", 2))
     change = then(first, outbox=queued(*first.effects), actor="customer")
-    cancellation.cancel(change)
+    cancellation.cancel(change, HELPDESK)
     assert change.record.state == ("cancelled", "no_exchange")
     assert kinds(change) == ["void_label", "cancel_warehouse_return", "publish", "notify"]
     void = change.effects[0]
@@ -1243,7 +1243,7 @@ def test_cancel_with_nothing_planned_undoes_nothing() -> None:
     policy = ReturnPolicy(auto_approve=False)
     pending = opened(RequestLine("L1", 1), policy=policy)
     change = then(pending, outbox=queued(*pending.effects))
-    cancellation.cancel(change)
+    cancellation.cancel(change, policy)
     assert change.record.state == ("cancelled", "no_exchange")
     assert work(change) == []
 
@@ -1255,7 +1255,7 @@ def test_cancel_winds_down_a_held_exchange_and_refunds_a_paid_balance() -> None:
     change = answered(change, only(first, fx.HoldExchange), ExchangeHold("H-1", ("P-1",)))
     change = answered(change, only(first, fx.ChargeBalance), PaymentReceipt("PAY-1", eur("15.00")))
     cancelled = then(change)
-    cancellation.cancel(cancelled)
+    cancellation.cancel(cancelled, HELPDESK)
     assert cancelled.record.state == ("cancelled", "exchange_cancelled")
     assert work(cancelled) == [
         "void_label",
@@ -1271,7 +1271,7 @@ def test_cancel_winds_down_a_held_exchange_and_refunds_a_paid_balance() -> None:
 def test_cancel_after_the_parcel_moved_is_refused() -> None:
     change = then(applied(labelled_refund(), HELPDESK, scan(CarrierStatus.PICKED_UP)))
     with pytest.raises(InvalidTransition) as raised:
-        cancellation.cancel(change)
+        cancellation.cancel(change, HELPDESK)
     assert raised.value.event == "cancel"
     assert not change.changed
 

@@ -300,7 +300,9 @@ class ReturnsService:
 
     def cancel(self, shop: str, return_id: str, *, actor: str = "customer") -> ReturnRecord:
         """Cancel a return before anything was shipped or received."""
-        return self._run(shop, return_id, actor, cancellation.cancel, outbox=True)
+        return self._run(
+            shop, return_id, actor, lambda c: cancellation.cancel(c, self._policy(c)), outbox=True
+        )
 
     def issue_label(self, shop: str, return_id: str, *, actor: str = "agent") -> ReturnRecord:
         """Buy a (new) return label; it is sent to the customer when the carrier returns it."""

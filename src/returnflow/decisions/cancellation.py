@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from returnflow.decisions import exchange, locations, platform_changes
 from returnflow.decisions.change import Change
+from returnflow.domain.policy import ReturnPolicy
 from returnflow.errors import InvalidTransition
 from returnflow.lifecycle import effects as fx
 from returnflow.lifecycle.table import TABLE
@@ -12,7 +13,7 @@ from returnflow.lifecycle.table import TABLE
 __all__ = ["cancel", "wind_down"]
 
 
-def cancel(change: Change) -> None:
+def cancel(change: Change, policy: ReturnPolicy) -> None:
     """The customer (or an agent, or the source of an import) cancels the return.
     Needs ``change.outbox`` (see :func:`wind_down`).
 
@@ -31,12 +32,12 @@ def cancel(change: Change) -> None:
             "units were received or paid for: close it with a decision instead",
         )
     change.fire("cancel")
-    wind_down(change, why="return cancelled")
+    wind_down(change, policy, why="return cancelled")
     change.publish("cancel")
     change.notify("return_cancelled")
 
 
-def wind_down(change: Change, *, why: str) -> None:
+def wind_down(change: Change, policy: ReturnPolicy, *, why: str) -> None:
     """Undo what an approval set in motion: label, warehouse return, exchange, balance.
 
     A label or warehouse return planned but not yet answered (so not in the record's refs)
@@ -48,7 +49,8 @@ def wind_down(change: Change, *, why: str) -> None:
     locations.stop_expecting(change)
     exchange.cancel(change, why=why)
     # an instant exchange already shipped: the goods are the customer's, so is the bill
-    exchange.settle_authorization(change, capture=True, why=why)
+    owed = exchange.capture_due(change.record, policy)
+    exchange.settle_authorization(change, capture=True, why=why, amount=owed)
     record = change.record
     if record.exchange_status == "released":
         return  # the new items shipped: a balance paid for them is theirs, not given back

@@ -86,10 +86,13 @@ def carrier_update(change: Change, event: CarrierUpdate, policy: ReturnPolicy) -
     change.publish("carrier_rto")
     change.notify("return_to_origin")
     # an instant exchange already shipped: the customer has both, the fallback is paid
-    exchange.settle_authorization(change, capture=True, why="parcel returned to origin")
+    owed = exchange.capture_due(change.record, policy)
+    exchange.settle_authorization(
+        change, capture=True, why="parcel returned to origin", amount=owed
+    )
     if policy.on_return_to_origin is ReturnToOrigin.CANCEL and not conflicting:
         change.fire("cancel", {"why": "parcel returned to origin"})
-        cancellation.wind_down(change, why="parcel returned to origin")
+        cancellation.wind_down(change, policy, why="parcel returned to origin")
         change.update(review_reasons=())
         change.publish("cancel", reason="returned to origin")
     return ""

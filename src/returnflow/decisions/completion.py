@@ -147,13 +147,15 @@ def complete(
         line.id for line in record.lines if isinstance(line.outcome, Exchange) and line.rejected
     }
     if record.exchange_status == "released" and record.payment_authorized is not None:
-        # An instant exchange's fallback: the customer keeps what shipped and pays for it
-        # when QC failed; otherwise the authorization is let go.
+        # An instant exchange's fallback: the customer keeps what shipped and pays what no
+        # unit that came back paid for when QC failed; otherwise the authorization is let go.
         exchanged = {line.return_line_id for line in record.exchange_lines}
         back = all(line.accepted >= line.quantity for line in record.lines if line.id in exchanged)
-        # the capture pays for the new items whose units did not all come back accepted;
-        # the units that did pay for their own items (the settlement below)
-        whole = {line.id for line in record.lines if line.accepted >= line.quantity} - failed
+        # the capture pays for the new items whose units did not all come back accepted
+        # (and their outbound shipping unless the settlement below takes it); the units
+        # that did pay for their own items there
+        settling = {line.id for line in record.lines if due_units(line) > line.settled}
+        settling = (settling | {line.id for line, _, _ in extra}) - failed
         exchange.settle_authorization(
             change,
             capture=bool(failed) or not back,
@@ -162,7 +164,7 @@ def complete(
             else (
                 "QC failed on an exchanged item" if failed else "the exchanged units did not come"
             ),
-            amount=exchange.cost(record, exchange.paid_by_capture(record, whole)),
+            amount=exchange.capture_due(record, policy, settling=settling),
         )
         captured = any(
             entry.event == "authorization_settled" and entry.payload.get("captured")

@@ -3,13 +3,14 @@ released when the return allows it (seed 000, seed 003), or cancelled."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 
 import attrs
 
 from returnflow.decisions import _fees as fees_of
 from returnflow.decisions.change import Change
-from returnflow.domain.model import ExchangeLine, ReturnLine, ReturnRecord
+from returnflow.domain.fees import charged
+from returnflow.domain.model import Exchange, ExchangeLine, ReturnLine, ReturnRecord
 from returnflow.domain.money import Money
 from returnflow.domain.policy import PlatformMode, ReleaseTrigger, ReturnPolicy
 from returnflow.domain.settlement import settle
@@ -20,10 +21,12 @@ __all__ = [
     "asked",
     "authorizing",
     "cancel",
+    "capture_due",
     "captured",
     "carried",
     "charging",
     "hold",
+    "outbound_due",
     "rejected",
     "release",
     "release_if_instant",
@@ -108,7 +111,7 @@ def release_if_instant(change: Change, policy: ReturnPolicy) -> None:
     authorized for the exchanged units' worth, and the hold is released when the platform
     confirms it (:mod:`returnflow.decisions.results`). The authorization is voided when the
     units come back accepted and captured when QC fails or the parcel goes back
-    (:func:`settle_authorization`).
+    (:func:`settle_authorization`), for what no returned unit paid for (:func:`capture_due`).
     Nothing is authorized twice."""
     if policy.exchange_release is not ReleaseTrigger.ON_HANDED_IN:
         return
@@ -159,9 +162,9 @@ def settle_authorization(
     change: Change, *, capture: bool, why: str, amount: Money | None = None
 ) -> None:
     """Void the instant exchange's authorization (the units came back accepted) or capture
-    it (QC failed, the parcel went back): once, and only when there is one. ``amount``:
-    what the capture takes, at most the authorization (``None``: all of it); a capture of
-    nothing voids it."""
+    it (QC failed, the parcel went back, the units never came): once, and only when there
+    is one. ``amount``: what the capture takes (:func:`capture_due`), at most the
+    authorization (``None``: all of it); a capture of nothing voids it."""
     record = change.record
     if record.payment_authorized is None or record.authorization_settled:
         return
@@ -174,6 +177,58 @@ def settle_authorization(
     change.update(authorization_settled=True)
     partly = {"amount": str(taken)} if capture and taken != record.payment_authorized else {}
     change.note("authorization_settled", {"captured": capture, "why": why, **partly})
+
+
+def capture_due(
+    record: ReturnRecord, policy: ReturnPolicy, *, settling: Set[str] | None = None
+) -> Money:
+    """What capturing the instant exchange's authorization takes: what the goods shipped
+    cost that no returned unit pays for. The new items (not cancelled) of the lines whose
+    units did not all come back accepted (QC failed, never received) at their price
+    (:func:`cost`), and the exchange's outbound shipping (:func:`outbound_due`) when no
+    settlement of new items paid by units that came back takes it. ``settling``: the lines
+    whose new items such a settlement pays (default: those whose every unit came back
+    accepted, none failing QC). :func:`settle_authorization` takes at most the
+    authorization.
+
+    The authorization holds the exchanged units' worth; a for-less exchange (two caps at
+    10.00 for one at 15.00) is captured for what the customer kept without paying (15.00),
+    not for what was held (20.00): Loop's instant exchanges (on Shopify) hold the new
+    item's value and charge, when the return never comes, for the goods shipped. An upsell
+    is captured for the authorization at most, its difference paid up front."""
+    failed = {
+        line.id for line in record.lines if isinstance(line.outcome, Exchange) and line.rejected
+    }
+    whole = {line.id for line in record.lines if line.accepted >= line.quantity} - failed
+    items = paid_by_capture(record, whole)
+    settling = whole if settling is None else settling
+    taken = any(
+        line.status != "cancelled" and line.return_line_id in settling
+        for line in record.exchange_lines
+    )
+    due = cost(record, items)
+    return due if taken or not items else due + outbound_due(record, policy, items)
+
+
+def outbound_due(
+    record: ReturnRecord, policy: ReturnPolicy, items: Sequence[ExchangeLine]
+) -> Money:
+    """The exchange's outbound shipping (``policy.fees.exchange_shipping``, its tax added
+    unless the order's prices include it) owed for the new items ``items``: nothing once a
+    settlement charged it, nor when every line of theirs was returned for a reason that
+    waives the fees (the merchant's fault) or is a claim, as a settlement charges it."""
+    zero = Money.zero(record.currency)
+    fees = policy.fees_for(record.rule_return_shipping, record.method)
+    if fees.exchange_shipping is None or record.exchange_shipping_fee is not None or not items:
+        return zero
+    theirs = {item.return_line_id for item in items}
+    if all(
+        line.reason in fees.waive_for_reasons or line.claimed
+        for line in record.lines
+        if line.id in theirs
+    ):
+        return zero
+    return charged(fees.exchange_shipping, zero, taxes_included=record.taxes_included)
 
 
 def captured(record: ReturnRecord) -> Money | None:

@@ -84,7 +84,7 @@ def apply(change: Change, event: PlatformReturnEvent, policy: ReturnPolicy) -> s
         if status in ("cancelled", "expired", "declined", "reset"):
             return change.ignore(event, f"cancelled on the platform while {status}")
         if change.allows("cancel") and not _units_in(change):
-            cancellation.cancel(change)
+            cancellation.cancel(change, policy)
             change.note("followed_platform", details)
             return ""
         return _to_a_person(change, event, f"cancelled {_ADMIN} while {status}")

@@ -63,7 +63,7 @@ def expire(change: Change, policy: ReturnPolicy) -> None:
     """Expire the return: its label is voided, the warehouse stops expecting it, a held
     exchange is cancelled and a paid balance given back. Needs ``change.outbox``."""
     change.fire("expire", {"ship_within_days": policy.ship_within_days})
-    cancellation.wind_down(change, why="return expired")
+    cancellation.wind_down(change, policy, why="return expired")
     change.publish("cancel", reason="expired")
     change.notify("return_expired")
 
@@ -177,7 +177,10 @@ def on_due(change: Change, policy: ReturnPolicy, at: datetime | None = None) -> 
         if what == "capture":
             days = policy.instant_exchange_return_days
             exchange.settle_authorization(
-                change, capture=True, why=f"the returned units did not come back in {days} days"
+                change,
+                capture=True,
+                why=f"the returned units did not come back in {days} days",
+                amount=exchange.capture_due(change.record, policy),
             )
             return what
         if what == "stuck" and change.allows("flag"):
