@@ -478,7 +478,7 @@ class ShopifyPlatformReturns(BalanceCalls):
         return_id: str,
         lines: Sequence[Quantity] | None,
         exchange_lines: Sequence[Quantity],
-        shipping_fee: bool,
+        shipping_fee: bool | Money,
     ) -> FinancialOutcome:
         data = self._request(shop, "calculate", gql.READ_FOR_CALCULATE, {"id": return_id})
         node = data.get("return")
