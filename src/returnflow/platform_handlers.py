@@ -256,13 +256,12 @@ def _reconciled(
     assert effect.expected is not None
     refund = effect.refund
     net = None
+    # the return shipping fee the call's units bear (each unit its own share), as an amount
+    share = effect.shipping_fee_share
+    fee: Money | bool = share if share is not None else effect.shipping_fee
     if effect.expected_owed is None:  # one call of several: its own units
         outcome = port.calculate(
-            effect.shop,
-            return_id,
-            lines,
-            exchange_lines=exchange_lines,
-            shipping_fee=effect.shipping_fee,
+            effect.shop, return_id, lines, exchange_lines=exchange_lines, shipping_fee=fee
         )
         net = outcome.refund - outcome.owed
         zero = Money.zero(net.currency)
@@ -279,14 +278,16 @@ def _reconciled(
             # pay for them (an instant exchange released by the fact that pays the others):
             # the platform nets them against those units; returnflow pays the units in full,
             # and what the items ask is ahead of the exchanged units' later call
-            alone = port.calculate(effect.shop, return_id, lines, shipping_fee=effect.shipping_fee)
+            alone = port.calculate(effect.shop, return_id, lines, shipping_fee=fee)
             theirs = alone.refund
             net = net - (alone.refund - alone.owed)
         if ahead and paying:  # only the exchanged units pay for the items shipped ahead
             worth = port.calculate(effect.shop, return_id, paying, shipping_fee=False)
             theirs = max(net - min(-ahead, max(worth.refund - worth.owed, zero)), zero)
     else:
-        outcome = port.calculate(effect.shop, return_id)
+        outcome = port.calculate(
+            effect.shop, return_id, shipping_fee=True if share is None else share
+        )
         theirs = outcome.refund
     authority = d.policy_of(record).platform_money  # the return's own policy version
     review = authority is MoneyAuthority.REVIEW
