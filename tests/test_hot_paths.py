@@ -24,7 +24,7 @@ from returnflow.domain._evolve import evolver
 from returnflow.domain._time import EARLIEST, LATEST, instant, parse_iso
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.money import Money
-from returnflow.errors import InvalidAmount, InvalidTime, UnknownCurrency
+from returnflow.errors import InvalidAmount, InvalidRequest, InvalidTime, UnknownCurrency
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
 from returnflow.serialization import converter
@@ -52,6 +52,48 @@ def test_the_generated_evolve_is_attrs_evolve() -> None:
     assert evolve_record(record) is not record
     with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
         evolve_record(record, colour="red")
+
+
+def test_the_record_is_copied_by_its_dict_and_the_fields_changed_are_checked() -> None:
+    record = next_version(make_record("shop-a", "R1", 1), status="approved")
+    copy = evolve_record(record, status="received")
+    assert copy == attrs.evolve(record, status="received")
+    assert copy.__dict__ is not record.__dict__
+    assert record.status == "approved"
+    # a field checked on the way in (the return's id, shop, order) is checked when changed
+    for name in ("id", "shop", "order_id"):
+        with pytest.raises(InvalidRequest) as raised:
+            evolve_record(record, **{name: 7})
+        with pytest.raises(InvalidRequest) as reference:
+            attrs.evolve(record, **{name: 7})
+        assert str(raised.value) == str(reference.value)
+    with attrs.validators.disabled():
+        assert evolve_record(record, id=7).id == 7
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        copy.status = "closed"  # type: ignore[misc]
+
+
+def test_a_class_with_a_dict_is_copied_by_it_only_when_init_would_keep_values_as_given() -> None:
+    @attrs.frozen(slots=False)
+    class Plain:
+        amount: int = attrs.field(validator=attrs.validators.ge(0))
+        note: str = ""
+
+    @attrs.frozen(slots=False)
+    class Converted:
+        amount: int = attrs.field(converter=int)
+
+    @attrs.frozen(slots=False)
+    class Private:
+        _secret: str = "s"
+
+    assert evolver(Plain)(Plain(1), note="n") == Plain(1, "n")
+    with pytest.raises(ValueError, match="must be >= 0"):
+        evolver(Plain)(Plain(1), amount=-1)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        evolver(Plain)(Plain(1), colour="red")
+    assert evolver(Converted)(Converted(1), amount="7") == Converted(7)  # type: ignore[arg-type]
+    assert evolver(Private)(Private(), secret="t") == Private("t")
 
 
 def test_the_generated_evolve_keeps_a_subclass_and_runs_its_checks() -> None:

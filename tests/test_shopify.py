@@ -18,6 +18,8 @@ import pytest
 
 from _builders import order, order_line
 from returnflow import (
+    CarrierStatus,
+    CarrierUpdate,
     Duty,
     Exchange,
     OrderSnapshot,
@@ -819,3 +821,40 @@ def test_a_price_shopify_disagrees_with_sends_the_return_to_review() -> None:
     record = made.service.get("shop-a", opened.id)
     assert "needs_review" in record.state
     assert not any(r.operation == "ReturnflowReturnProcess" for r in mock.requests)
+
+
+def test_units_disposed_of_in_the_admin_are_read_and_not_disposed_of_again() -> None:
+    # Two units processed through Shopify; a person disposes of one in the admin. The
+    # adapter reads the dispositions (reverse fulfillment order line items), and returnflow
+    # disposes of the one left only.
+    made, mock = native({}, refund_trigger="on_handed_in")
+    opened = made.service.request(
+        ReturnRequest(shop="shop-a", order_id=ORDER, lines=[RequestLine("L1", 2)])
+    )
+    made.service.handle(
+        CarrierUpdate(
+            shop="shop-a", return_id=opened.id, event_id="s1", status=CarrierStatus.PICKED_UP
+        )
+    )
+    return_id = made.service.get("shop-a", opened.id).refs.platform_return_id or ""
+    line = mock.platform.get_return("shop-a", return_id).line_id("L1")
+    mock.platform.dispose(
+        "shop-a", return_id, line, 1, Disposition.NOT_RESTOCKED, idempotency_key="admin"
+    )
+    adapter = made.platform_returns
+    assert adapter is not None
+    assert dict(adapter.get_return("shop-a", return_id).disposed) == {line: 1}
+    made.service.handle(
+        WarehouseReceipt(
+            shop="shop-a",
+            return_id=opened.id,
+            event_id="r1",
+            lines=[ReceivedLine(line_id=opened.lines[0].id, quantity=2)],
+        )
+    )
+    record = made.service.get("shop-a", opened.id)
+    assert (record.status, record.review_reasons) == ("closed", ())
+    assert mock.platform.dispositions("shop-a", return_id) == [
+        (line, 1, Disposition.NOT_RESTOCKED),
+        (line, 1, Disposition.RESTOCKED),
+    ]

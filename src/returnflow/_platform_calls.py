@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import attrs
+
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.money import Money
 from returnflow.errors import PortError
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENDED",
+    "Disposed",
     "amount_of",
     "dispose_platform_units",
     "items_left",
@@ -86,15 +89,54 @@ def amount_of(text: object, currency: str) -> Money:
     return Money(str(text).split(" ")[0], currency)
 
 
+@attrs.frozen
+class Disposed:
+    """What a disposal did: the units it disposed (``sent``) and those of its units it found
+    disposed on the platform already (``there``, with the disposition returnflow did not
+    send: a person gave theirs in the platform's admin, or an earlier attempt of this
+    disposal acted and its answer was lost)."""
+
+    sent: tuple[fx.Disposal, ...]
+    there: tuple[fx.Disposal, ...]
+
+
 def dispose_platform_units(
     d: Dispatcher, effect: fx.DisposePlatformUnits, record: ReturnRecord
 ) -> object:
+    """Dispose of the effect's units, each item at most what brings the platform's count of
+    units disposed of (read before each call) to what returnflow expects once the item is
+    done: the units it planned to dispose of (``PlatformUnits.restocked`` and
+    ``not_restocked``) less those of the items after it and of the disposals planned after
+    this one and not delivered yet. Units a person disposed of in the platform's admin, or
+    an earlier attempt of this call whose answer was lost, are not disposed of again (the
+    platform would refuse them, or take others), and a disposal with nothing left to
+    dispose of is done without a call. An item sent whole goes under the effect's key and
+    its index; one sent in part under a key naming the units, so a retry of the same call
+    is the same call and a different one never reuses a key."""
     if never_opened(d, effect, record):  # nothing there to take out or dispose of
         return None
     port, return_id = platform_of(d, effect, record)
     ids = dict(record.refs.platform_line_ids)
+    expected = {u.order_line_id: u.restocked + u.not_restocked for u in record.platform_units}
+    for later in _later(d, effect):  # planned after this one, not delivered yet
+        for item in later.disposals:
+            expected[item.order_line_id] = expected.get(item.order_line_id, 0) - item.quantity
+    for item in effect.disposals:  # with its items after the first: taken off item by item
+        expected[item.order_line_id] = expected.get(item.order_line_id, 0) - item.quantity
+    sent: list[fx.Disposal] = []
+    there: list[fx.Disposal] = []
     for index, item in enumerate(effect.disposals):
         line_id = known(ids.get(item.order_line_id), "platform line id", effect)
+        expected[item.order_line_id] += item.quantity
+        now = port.get_return(effect.shop, return_id)
+        done = dict(now.disposed).get(line_id, 0)
+        left = min(expected[item.order_line_id], dict(now.processed).get(line_id, 0)) - done
+        take = min(item.quantity, max(left, 0))
+        if take < item.quantity:
+            there.append(attrs.evolve(item, quantity=item.quantity - take))
+        if not take:
+            continue
+        key = f"{effect.key}/{index}" if take == item.quantity else f"{effect.key}/{index}x{take}"
         # where the units came back to: only a named location is passed (a host written
         # before destinations restocks where it always did)
         wheres = {
@@ -105,12 +147,24 @@ def dispose_platform_units(
             effect.shop,
             return_id,
             line_id,
-            item.quantity,
+            take,
             item.disposition,
-            idempotency_key=f"{effect.key}/{index}",
+            idempotency_key=key,
             **where,
         )
-    return None
+        sent.append(attrs.evolve(item, quantity=take))
+    return Disposed(tuple(sent), tuple(there))
+
+
+def _later(d: Dispatcher, effect: fx.Effect) -> list[fx.DisposePlatformUnits]:
+    """The disposals planned after ``effect`` and not delivered yet."""
+    outbox = list(d.store.outbox(effect.shop, effect.return_id))
+    at = next((i for i, e in enumerate(outbox) if e.effect.key == effect.key), len(outbox))
+    return [
+        e.effect
+        for e in outbox[at + 1 :]
+        if e.status == "pending" and isinstance(e.effect, fx.DisposePlatformUnits)
+    ]
 
 
 def remove_platform_lines(

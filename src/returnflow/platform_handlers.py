@@ -41,6 +41,7 @@ from returnflow._platform_calls import (
     remove_platform_lines,
     tried,
 )
+from returnflow.decisions import _platform_balance as balance
 from returnflow.decisions.change import Change
 from returnflow.domain.model import Exchange, ReturnRecord
 from returnflow.domain.money import Money
@@ -49,6 +50,7 @@ from returnflow.errors import ConfigurationError, PortError
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.platform_returns import (
     FinancialOutcome,
+    PlatformReturn,
     PlatformReturns,
     ProcessResult,
     Quantity,
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HANDLERS",
+    "BalanceRefunded",
     "PlatformReturns",
     "Processed",
     "approve_platform_return",
@@ -428,21 +431,88 @@ def _pay_decided(record: ReturnRecord, effect: fx.PayPlatformBalance) -> Money |
     return None
 
 
+@attrs.frozen
+class BalanceRefunded:
+    """What giving back a balance on the platform did: the platform return as it answered
+    (or as read, when nothing was sent), the amount sent (zero: none) and the part of the
+    effect's amount the platform showed given back already (a person refunded it in the
+    platform's admin)."""
+
+    now: PlatformReturn
+    sent: Money
+    there: Money
+
+    @property
+    def balance_paid(self) -> Money | None:
+        return self.now.balance_paid
+
+    @property
+    def balance_owed(self) -> Money | None:
+        return self.now.balance_owed
+
+
 def refund_platform_balance(
     d: Dispatcher, effect: fx.RefundPlatformBalance, record: ReturnRecord
 ) -> object:
-    """Give back ``effect.amount`` of the balance paid on the platform return; nothing when
-    the platform says nothing is paid (an earlier attempt gave it all back and its answer
-    was lost, or a person refunded it there): the call under the same key answers a
-    partial one."""
+    """Give back ``effect.amount`` of the balance paid on the platform return, less what
+    the platform shows given back beyond what returnflow knew (a person refunded part of
+    it in the platform's admin: that part is not given back twice, nor refused by the
+    platform as more than is left); nothing when nothing is left to give back.
+
+    What returnflow knew paid there is the platform's figure its last payment or refund
+    was answered with (:func:`returnflow.decisions._platform_balance.last_figure`); the
+    effect brings it to that figure less ``effect.amount``, and sends what the platform
+    now shows above it, at most ``effect.amount``. On the platform return of another
+    return (``effect.paid_on``: one this return was reset from), whose figures the return
+    did not note, it is at most what is paid there. The amount is decided once, by the
+    first attempt that finds something to give back, and written on the return before the
+    call (the ``platform_balance_refund_decided`` note): a retry sends the same call under
+    the same key (a part under a key naming it), or nothing once the platform shows the
+    figure reached (the call acted and its answer was lost)."""
     port = port_of(d, effect)  # on the platform return it was paid on
     return_id = effect.paid_on or known(
         record.refs.platform_return_id, "platform_return_id", effect
     )
     now = port.get_return(effect.shop, return_id)
-    if now.balance_paid is None or not now.balance_paid:
-        return now
-    return port.refund_balance(effect.shop, return_id, effect.amount, idempotency_key=effect.key)
+    zero = Money.zero(effect.amount.currency)
+    paid = now.balance_paid or zero
+    left = min(paid, effect.amount)
+    if return_id == record.refs.platform_return_id:  # the figures noted are this return's
+        left = min(left, paid - (balance.last_figure(record) - effect.amount))
+    decided = _refund_decided(record, effect)
+    if decided is None:
+        if left <= zero:  # a person gave it all back there
+            return BalanceRefunded(now, zero, effect.amount)
+        raise WriteFirst(partial(_note_refund, effect.key, left, effect.amount - left))
+    amount, there = decided
+    if left <= zero:  # the call acted and its answer was lost (or a person gave the rest)
+        return BalanceRefunded(now, amount, there)
+    key = effect.key if amount == effect.amount else f"{effect.key}/{amount.amount}"
+    answer = port.refund_balance(effect.shop, return_id, amount, idempotency_key=key)
+    return BalanceRefunded(answer, amount, there)
+
+
+_REFUND_DECIDED = "platform_balance_refund_decided"
+
+
+def _note_refund(key: str, amount: Money, there: Money, change: Change) -> None:
+    change.note(_REFUND_DECIDED, {"key": key, "amount": str(amount), "there": str(there)})
+
+
+def _refund_decided(
+    record: ReturnRecord, effect: fx.RefundPlatformBalance
+) -> tuple[Money, Money] | None:
+    """The refund the first attempt of ``effect`` decided and the part it found given back
+    there already (``None``: none decided yet)."""
+    currency = effect.amount.currency
+    for entry in record.history:
+        if entry.event == _REFUND_DECIDED and entry.payload.get("key") == effect.key:
+            there = entry.payload.get("there")
+            return (
+                amount_of(entry.payload["amount"], currency),
+                Money.zero(currency) if there is None else amount_of(there, currency),
+            )
+    return None
 
 
 def close_platform_return(

@@ -35,6 +35,7 @@ __all__ = [
     "carry",
     "charged",
     "held_there",
+    "last_figure",
     "note_asked",
     "note_read",
     "paid_on",
@@ -243,11 +244,14 @@ def _paid_on_platform(record: ReturnRecord) -> Money:
         ),
         record.currency,
     )
-    left = _last_figure(record) - waiting
+    left = last_figure(record) - waiting
     return left if left > zero else zero
 
 
-def _last_figure(record: ReturnRecord) -> Money:
+def last_figure(record: ReturnRecord) -> Money:
+    """What the platform last said was paid of the balance and not given back: its answer to
+    the last payment or refund returnflow asked of it (before any: what was paid there, less
+    what was given back)."""
     zero = Money.zero(record.currency)
     for entry in reversed(record.history):
         if entry.event in (_PAID, _REFUNDED) and "paid" in entry.payload:
@@ -263,16 +267,22 @@ def _last_figure(record: ReturnRecord) -> Money:
 
 
 def write_back(change: Change, effect: fx.RefundPlatformBalance, result: object) -> None:
-    """The platform learnt what was given back: what it says is paid and owed now."""
+    """The platform learnt what was given back: what it says is paid and owed now, what
+    returnflow sent (``amount``) and, apart, what it found given back there already
+    (``there``: a person refunded it in the platform's admin)."""
     paid = getattr(result, "balance_paid", None)
     owed = getattr(result, "balance_owed", None)
+    sent = getattr(result, "sent", effect.amount)
+    there = getattr(result, "there", None)
     details: dict[str, object] = {
-        "amount": str(effect.amount),
+        "amount": str(sent),
         "paid": str(paid or Money.zero(change.record.currency)),
         "key": effect.key,
     }
     if owed:
         details["owed"] = str(owed)
+    if there:
+        details["there"] = str(there)
     change.note(_REFUNDED, details)
     if paid_there(change.record):  # given back where it was paid: the customer's money
         change.publish("balance_refunded", amount=str(effect.amount))

@@ -17,7 +17,7 @@ from returnflow.decisions import completion, exchange
 from returnflow.decisions.change import Change
 from returnflow.lifecycle import effects as fx
 
-__all__ = ["WRITE_BACK"]
+__all__ = ["DISPOSED_THERE", "WRITE_BACK"]
 
 
 def _opened(change: Change, effect: fx.OpenPlatformReturn, result: object) -> None:
@@ -121,6 +121,32 @@ def _noted(change: Change, effect: fx.Effect, result: object) -> None:
     change.note(effect.kind, {"described": fx.describe(effect)})
 
 
+DISPOSED_THERE = "platform_disposed_there"
+"""The history note of units a disposal found disposed of on the platform already (payload:
+``lines``, each ``order line: units`` and the disposition returnflow did not send, and
+``sent``, what it did send): a person's disposition in the platform's admin stands."""
+
+
+def _disposed(change: Change, effect: fx.DisposePlatformUnits, result: object) -> None:
+    """The disposal noted; units it found disposed of there already noted apart (a person
+    gave their disposition in the platform's admin: returnflow follows it)."""
+    _noted(change, effect, result)
+    there = getattr(result, "there", ())
+    if there:
+        sent = getattr(result, "sent", ())
+        change.note(
+            DISPOSED_THERE,
+            {
+                "lines": ", ".join(_disposal(d) for d in there),
+                "sent": ", ".join(_disposal(d) for d in sent),
+            },
+        )
+
+
+def _disposal(disposal: fx.Disposal) -> str:
+    return f"{disposal.order_line_id}: {disposal.quantity} {disposal.disposition.value}"
+
+
 WRITE_BACK: dict[type[fx.Effect], Callable[[Change, Any, object], None]] = {
     fx.OpenPlatformReturn: _opened,
     fx.ApprovePlatformReturn: _moved,
@@ -132,6 +158,6 @@ WRITE_BACK: dict[type[fx.Effect], Callable[[Change, Any, object], None]] = {
     fx.RemovePlatformLines: _noted,
     fx.PayPlatformBalance: balance.paid_write_back,
     fx.RefundPlatformBalance: balance.write_back,
-    fx.DisposePlatformUnits: _noted,
+    fx.DisposePlatformUnits: _disposed,
 }
 """Native mode's write-backs (:mod:`returnflow.decisions.results` merges them)."""

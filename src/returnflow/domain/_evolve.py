@@ -37,6 +37,8 @@ def evolver(cls: type[_T]) -> Callable[..., _T]:
     subclass goes through ``attrs.evolve`` itself."""
     fields = [field for field in attrs.fields(cast(Any, cls)) if field.init]
     names = [(field.name, field.alias or field.name, field.kw_only) for field in fields]
+    if _by_dict(cls, fields):
+        return _dict_copy(cls, fields)
     if not any(kw for _, _, kw in names):
         return _positional(cls, [name for name, _, _ in names], [alias for _, alias, _ in names])
     if {alias for _, alias, _ in names} & {"inst", "cls", "attrs", "_UNSET"}:
@@ -81,6 +83,51 @@ def _positional(cls: type[_T], names: list[str], aliases: list[str]) -> Callable
                 raise TypeError(f"evolve() got an unexpected keyword argument {alias!r}")
             values[index] = value
         return cls(*values)
+
+    return evolve
+
+
+def _by_dict(cls: type[Any], fields: list[attrs.Attribute[Any]]) -> bool:
+    """Whether instances of ``cls`` may be copied by their ``__dict__``: they have one, every
+    field is set by ``__init__`` under its own name, as given (no converter, no hook after
+    ``__init__``), and only validators check what is given."""
+    every = attrs.fields(cls)
+    return (
+        "__dict__" in dir(cls)
+        and not hasattr(cls, "__attrs_post_init__")
+        and not hasattr(cls, "__attrs_pre_init__")
+        and len(fields) == len(every)
+        and all(
+            (field.alias or field.name) == field.name and field.converter is None
+            for field in fields
+        )
+    )
+
+
+def _dict_copy(cls: type[_T], fields: list[attrs.Attribute[Any]]) -> Callable[..., _T]:
+    """The evolve of a class :func:`_by_dict` allows: the instance's ``__dict__`` copied with
+    the changes put in, and the validators of the fields changed run (as ``__init__`` runs
+    them, once every field is set); the fields not changed were checked when first set."""
+    names = frozenset(field.name for field in fields)
+    checks = {field.name: field for field in fields if field.validator is not None}
+    new = object.__new__
+    set_dict = object.__setattr__
+
+    def evolve(inst: _T, **changes: Any) -> _T:
+        if inst.__class__ is not cls:
+            return cast(_T, attrs.evolve(cast(Any, inst), **changes))
+        if not changes.keys() <= names:
+            unknown = next(name for name in changes if name not in names)
+            raise TypeError(f"evolve() got an unexpected keyword argument {unknown!r}")
+        made = new(cls)
+        values = inst.__dict__.copy()
+        values.update(changes)
+        set_dict(made, "__dict__", values)
+        if checks and attrs.validators.get_disabled() is False:
+            for name, field in checks.items():  # in the fields' order, as __init__
+                if name in changes:
+                    field.validator(made, field, values[name])  # type: ignore[misc]
+        return made
 
     return evolve
 

@@ -505,7 +505,7 @@ class ParkedFact:
     """The location a receipt or a Finished named (``None``: none named)."""
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)  # copied by its dict (domain/_evolve.py): a decision copies it often
 class ReturnRecord:
     """A return as stored: the state of both regions, lines, links, version and history."""
 

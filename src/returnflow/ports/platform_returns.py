@@ -118,9 +118,12 @@ class PlatformReturn:
 
     ``return_id`` is the platform's id (``ExternalRefs.platform_return_id``); ``line_ids``
     maps each order line id to the platform's return line id and ``exchange_line_ids`` each
-    exchange line id to the platform's exchange line id. ``processed`` and ``removed`` count
-    units per return line id; ``exchange_processed`` and ``exchange_removed`` items per
-    exchange line id.
+    exchange line id to the platform's exchange line id. ``processed``, ``removed`` and
+    ``disposed`` count units per return line id (``disposed``: processed units whose
+    disposition was given, by returnflow or by a person in the platform's admin; Shopify:
+    the quantities of the reverse fulfillment order line's ``dispositions``; a line not
+    listed has none); ``exchange_processed`` and ``exchange_removed`` items per exchange
+    line id.
     """
 
     return_id: str
@@ -132,6 +135,7 @@ class PlatformReturn:
     removed: tuple[tuple[str, int], ...] = ()
     exchange_processed: tuple[tuple[str, int], ...] = ()
     exchange_removed: tuple[tuple[str, int], ...] = ()
+    disposed: tuple[tuple[str, int], ...] = ()
     exchange_on_hold: bool = False
     """Whether the exchange items wait for payment: the return leaves the customer a balance
     to pay (its exchange items are worth more than what comes back, less the fees) not paid

@@ -16,12 +16,21 @@ from returnflow._bodies import dump_effect
 from returnflow.domain._time import parse_iso
 from returnflow.errors import ConcurrencyConflict, UnreadableRecord
 from returnflow.lifecycle.effects import Effect
-from returnflow.ports.store import Attempt, OutboxEntry
+from returnflow.ports.store import Attempt, Commit, OutboxEntry
 from returnflow.stores._conflicts import not_pending, queued
 from returnflow.stores._outbox_entries import ENTRY_COLUMNS, readable_entry
 from returnflow.stores._sqlite_rows import ROWS, iso, rows
 
-__all__ = ["ENTRY", "attempt", "attempts", "claim", "entry", "insert"]
+__all__ = [
+    "ENTRY",
+    "attempt",
+    "attempts",
+    "claim",
+    "claims_with_insert",
+    "entry",
+    "insert",
+    "insert_and_claim",
+]
 
 ENTRY = f"SELECT {ENTRY_COLUMNS} FROM outbox"
 _HEAD_COLUMNS = ", ".join(f"o.{name.strip()}" for name in ENTRY_COLUMNS.split(","))
@@ -218,6 +227,93 @@ def _claim_one(
     return claimed
 
 
+def claims_with_insert(commit: Commit) -> bool:
+    """Whether ``commit``'s effects are queued by its claim (:func:`insert_and_claim`): it
+    claims the one return all of them are of, and records no attempt on any of them."""
+    lease, effects = commit.claim, commit.effects
+    if lease is None or not effects or len(lease.returns) != 1:
+        return False
+    shop, return_id = lease.returns[0]
+    if any(effect.shop != shop or effect.return_id != return_id for effect in effects):
+        return False
+    if commit.attempts:
+        keys = {effect.key for effect in effects}
+        return not any(item.key in keys for item in commit.attempts)
+    return True
+
+
+def insert_and_claim(
+    db: sqlite3.Connection,
+    effects: Sequence[Effect],
+    now: datetime,
+    lease_until: datetime,
+    worker: str,
+    run: int,
+) -> list[OutboxEntry] | None:
+    """Queue ``effects`` (all of one return, in their order) and claim that return's head and
+    run in the open write transaction ``db``, as :func:`insert` then :func:`claim` of the
+    return would, with the pending effects queued before them read first (the new ones are
+    not read back) and a new head leased by its own ``INSERT`` (no ``UPDATE`` after it).
+    ``None``, with nothing written: the return has too many pending effects for one read
+    (:data:`_PEEK`), for :func:`insert` and :func:`claim`.
+
+    The new rows' ``seq`` are those ``AUTOINCREMENT`` gives the rows of one ``INSERT``: one
+    more than the largest ever used, each in turn, so consecutive up to the statement's
+    ``lastrowid``."""
+    first = effects[0]
+    shop, return_id = first.shop, first.return_id
+    pending = db.execute(_PENDING_OF, (shop, return_id, _PEEK + 1)).fetchall()
+    if len(pending) + len(effects) > _PEEK:
+        return None
+    _refuse_damaged(pending)  # compared as text below, as written (SQL orders others apart)
+    at, until = iso(now), iso(lease_until)
+    params: list[object] = []
+    bodies: list[str] = []
+    for effect in effects:
+        body = dump_effect(effect)
+        bodies.append(body)
+        params += (effect.key, effect.shop, effect.return_id, effect.kind, body)
+    if pending:
+        statement = _INSERT + rows("(?, ?, ?, ?, ?)", len(effects))
+    else:  # the first new effect is the head: leased as it is written
+        params[5:5] = (until, worker)
+        statement = _leased_insert(len(effects))
+    try:
+        last = db.execute(statement, params).lastrowid
+    except sqlite3.IntegrityError:
+        key = _queued_already(db, [effect.key for effect in effects], set())
+        raise ConcurrencyConflict(f"effect {key}", 0, 1, queued(key)) from None
+    if last is None:  # pragma: no cover - an INSERT of rows always sets it
+        raise RuntimeError("SQLite gave no rowid for the queued effects")
+    known = {effect.key: effect for effect in effects}
+    queued_rows = [
+        (seq, body, "pending", 0, None, None, None, None, None, None, effect.key, shop, return_id)
+        for seq, body, effect in zip(
+            range(last - len(effects) + 1, last + 1), bodies, effects, strict=True
+        )
+    ]
+    if not pending:
+        head = queued_rows[0]
+        claimed = [entry((*head[:8], until, worker, *head[10:]), known)]
+        return claimed + [entry(row, known) for row in queued_rows[1:run]]
+    head = pending[0]
+    if (head[7] is not None and head[7] > at) or any(
+        row[8] is not None and row[8] > at for row in pending
+    ):
+        return []
+    db.execute(
+        "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE seq = ?",
+        (until, worker, head[0]),
+    )
+    claimed = [entry((*head[:8], until, worker, *head[10:]), known)]
+    for row in [*pending[1:], *queued_rows][: run - 1]:
+        follower = entry(row, known)
+        if not _due(follower, now):
+            break
+        claimed.append(follower)
+    return claimed
+
+
 _SELECT_HEADS = {
     (by_shop, by_return): f"SELECT {_HEAD_COLUMNS} {_HEADS}"
     + (" AND o.shop = :shop" if by_shop else "")
@@ -236,6 +332,18 @@ def _due(follower: OutboxEntry, now: datetime) -> bool:
 
 
 _INSERT = "INSERT INTO outbox (key, shop, return_id, kind, body) VALUES "
+_INSERT_LEASED = (
+    "INSERT INTO outbox (key, shop, return_id, kind, body, claimed_until, claimed_by) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _leased_insert(count: int) -> str:
+    """The ``INSERT`` of ``count`` effects whose first is leased (its lease's time and
+    worker its sixth and seventh parameters)."""
+    if count == 1:
+        return _INSERT_LEASED
+    return f"{_INSERT_LEASED}, {rows('(?, ?, ?, ?, ?, NULL, NULL)', count - 1)}"
 
 
 def insert(db: sqlite3.Connection, effects: Sequence[Effect]) -> None:

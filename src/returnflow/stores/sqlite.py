@@ -59,8 +59,10 @@ from returnflow.stores._sqlite_outbox import (
     attempt,
     attempts,
     claim,
+    claims_with_insert,
     entry,
     insert,
+    insert_and_claim,
     stored_moment,
 )
 from returnflow.stores._sqlite_retention import prune
@@ -454,11 +456,20 @@ class SqliteStore:
                 )
             except sqlite3.IntegrityError:
                 raise ConcurrencyConflict(f"inbound {key.event_id}", 0, 1, _seen(key)) from None
-        insert(db, commit.effects)
+        effects = commit.effects
+        together = claims_with_insert(commit)
+        if not together:
+            insert(db, effects)
         attempts(db, commit.attempts)
         for reopened in commit.reopened:
             if db.execute(_REOPEN, (reopened,)).rowcount != 1:
                 raise ConcurrencyConflict(f"effect {reopened}", 0, 1, _not_failed(reopened))
+        if together and lease is not None and now is not None and until is not None:
+            run = insert_and_claim(db, effects, now, until, lease.worker, lease.run)
+            if run is not None:
+                claimed += run
+                return
+            insert(db, effects)
         if lease is not None and now is not None and until is not None:
             known = {effect.key: effect for effect in commit.effects}
             for shop, return_id in lease.returns:

@@ -258,8 +258,11 @@ class PlatformReturnsContract(PortContract, abc.ABC):
             )
 
         _refused("disposing a unit not processed", lambda: dispose(1))
+        assert dict(platform.get_return(self.SHOP, opened.return_id).disposed).get(line, 0) == 0
         self.process(platform, opened, 1, "10.00")
         dispose(1)
+        # the return reports what was disposed of: a caller disposes of only what is left
+        assert dict(platform.get_return(self.SHOP, opened.return_id).disposed) == {line: 1}
         _refused("disposing more units than were processed", lambda: dispose(1))
 
     def test_removed_units_cannot_be_processed(self) -> None:

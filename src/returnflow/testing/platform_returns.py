@@ -147,6 +147,7 @@ class _Return:
             removed=tuple((line.id, line.removed) for line in self.lines),
             exchange_processed=tuple((x.id, x.processed) for x in self.exchange),
             exchange_removed=tuple((x.id, x.removed) for x in self.exchange if x.removed),
+            disposed=tuple((line.id, line.disposed) for line in self.lines if line.disposed),
             exchange_on_hold=bool(self.exchange) and bool(owed),
             balance_owed=owed or None,
             balance_paid=paid or None,

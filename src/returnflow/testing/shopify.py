@@ -264,7 +264,20 @@ class ShopifyAdminMock:
         return {"return": self._node(shop, opened), "userErrors": []}
 
     def _ReturnflowReturn(self, shop: str, variables: dict[str, Any]) -> dict[str, Any]:
-        return {"return": self._read(shop, variables["id"])}
+        node = self._read(shop, variables["id"])
+        if node is not None:  # each line's units disposed of, as one disposition
+            disposed = dict(self.platform.get_return(shop, node["id"]).disposed)
+            items = [
+                {
+                    "fulfillmentLineItem": line["fulfillmentLineItem"],
+                    "dispositions": [{"quantity": disposed[line["id"]]}]
+                    if line["id"] in disposed
+                    else [],
+                }
+                for line in node["returnLineItems"]["nodes"]
+            ]
+            node["reverseFulfillmentOrders"] = {"nodes": [{"lineItems": {"nodes": items}}]}
+        return {"return": node}
 
     def _ReturnflowReturnForProcess(self, shop: str, variables: dict[str, Any]) -> dict[str, Any]:
         node = self._read(shop, variables["id"])

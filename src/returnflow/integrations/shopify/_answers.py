@@ -192,12 +192,29 @@ def parse_return(node: dict[str, Any], operation: str) -> PlatformReturn:
             removed=tuple((line["id"], _removed(line)) for line in lines),
             exchange_processed=tuple((x["id"], count(x["processedQuantity"])) for x in exchange),
             exchange_removed=tuple((x["id"], gone) for x in exchange if (gone := _removed(x)) > 0),
+            disposed=_disposed(node, lines),
             exchange_on_hold=bool(exchange) and outstanding(node, operation) is not None,
             balance_owed=outstanding(node, operation),
             balance_paid=balance_paid(node, operation),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise bad_answer(operation, "return", node) from error
+
+
+def _disposed(node: dict[str, Any], lines: list[dict[str, Any]]) -> tuple[tuple[str, int], ...]:
+    """Units disposed of per return line item: the quantities of the ``dispositions`` of the
+    reverse fulfillment order line items of its fulfillment line item (by whoever gave them:
+    returnflow or a person in the admin); none when the answer does not read them.
+    ``ValueError`` for a quantity that is not a count."""
+    by_item = {line["fulfillmentLineItem"]["id"]: line["id"] for line in lines}
+    disposed: dict[str, int] = {}
+    for order in nodes_of(node.get("reverseFulfillmentOrders")):
+        for item in nodes_of(order.get("lineItems")):
+            line_id = by_item.get((item.get("fulfillmentLineItem") or {}).get("id"))
+            units = sum(count(d["quantity"]) for d in item.get("dispositions") or ())
+            if line_id is not None and units:
+                disposed[line_id] = disposed.get(line_id, 0) + units
+    return tuple(disposed.items())
 
 
 def outstanding(node: dict[str, Any], operation: str) -> Money | None:

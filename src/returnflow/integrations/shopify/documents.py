@@ -201,11 +201,20 @@ CANCEL = _status_change("ReturnflowReturnCancel", "returnCancel")
 READ = (
     """
 query ReturnflowReturn($id: ID!) {
-  return(id: $id) { ...ReturnFields }
+  return(id: $id) {
+    ...ReturnFields
+    reverseFulfillmentOrders(first: 10) {
+      nodes {
+        lineItems(first: 250) { nodes { fulfillmentLineItem { id } dispositions { quantity } } }
+      }
+    }
+  }
 }
 """
     + RETURN_FIELDS
 )
+"""A return as it is now, with the units disposed of (its reverse fulfillment order line
+items' ``dispositions``, given by returnflow or by a person in the admin)."""
 
 READ_FOR_PROCESS = (
     """
