@@ -88,14 +88,15 @@ def decided(record: ReturnRecord, effect: fx.ProcessPlatformReturn) -> There | N
 
 def find(
     d: Dispatcher,
+    port: PlatformReturns,
     effect: fx.ProcessPlatformReturn,
     record: ReturnRecord,
-    now: PlatformReturn,
+    return_id: str,
     *,
     reviewed: bool,
     refused: bool = False,
 ) -> bool:
-    """Decide for the units of ``effect`` a person processed on the platform return ``now``
+    """Decide for the units of ``effect`` a person processed on platform return ``return_id``
     (raises :class:`~returnflow._delivery.WriteFirst` with the decision to note); ``False``
     when none is a person's, or when the platform shows every unit of the call processed:
     an attempt of it may have acted, its answer lost (a timeout, a crash before its attempt
@@ -109,6 +110,7 @@ def find(
     platform's stands). Under ``platform`` or ``returnflow`` the platform's stands: the
     money went out by a person's decision and returnflow neither takes it back nor adds to
     it; the difference is noted."""
+    now = port.get_return(effect.shop, return_id)
     ids = dict(record.refs.platform_line_ids)
     done = dict(now.processed)
     confirmed = {units.order_line_id: units.confirmed for units in record.platform_units}

@@ -205,14 +205,13 @@ def process_platform_return(
             remove_items(port, effect, return_id, items, f"{effect.key}/cancelled")
     there = processed_there.decided(record, effect)
     if there is None and effect.lines:  # a person may have processed some in the admin
-        now = port.get_return(effect.shop, return_id)
-        processed_there.find(d, effect, record, now, reviewed=reviewed)  # raises: decided
+        processed_there.find(d, port, effect, record, return_id, reviewed=reviewed)  # decides
     if there is not None:  # only what the person left, with the refund decided for it
         answer = processed_there.send(port, effect, record, return_id, there, exchange_lines)
         if answer is None:  # nothing left: done without a call, nothing refunded
             zero = Money.zero(refund.currency)
             return Processed(ProcessResult((), zero, (), False), zero, there=there)
-        return _answered(answer, effect, there.refund, None, None, there)
+        return _answered(answer, effect, there.refund, None, None, None, there)
     taken = _taken(record, effect)
     if taken is not None:  # decided by the first attempt (which may have acted): sent again
         theirs, refund, net = taken
@@ -249,29 +248,23 @@ def process_platform_return(
     except PortError as error:
         if error.retryable or not effect.lines:
             raise
-        # sent again whole after an attempt whose answer is lost, and refused: that attempt
-        # never acted, and the units the platform shows processed are a person's
-        now = port.get_return(effect.shop, return_id)
-        processed_there.find(d, effect, record, now, reviewed=reviewed, refused=True)
+        # refused: no attempt acted, and the units the platform shows processed are a person's
+        processed_there.find(d, port, effect, record, return_id, reviewed=reviewed, refused=True)
         raise
-    return _answered(answer, effect, refund, theirs, net)
+    return _answered(answer, effect, refund, theirs, effect.expected, net)
 
 
 def _answered(
-    answer: ProcessResult,
-    effect: fx.ProcessPlatformReturn,
-    refund: Money,
-    theirs: Money | None,
-    net: Money | None,
-    there: processed_there.There | None = None,
+    answer: ProcessResult, effect: fx.ProcessPlatformReturn, refund: Money, *figures: Any
 ) -> Processed:
+    """What a processing call did: ``figures``, :class:`Processed`'s after ``refunded``."""
     id_lists_of(answer, "refund_ids", "exchange_fulfillment_ids")
     money_of(answer, "refunded")
     extras = [duty.amount for duty in effect.refund_duties]
     if effect.refund_shipping is not None:
         extras.append(effect.refund_shipping)
     total = Money.sum((refund, *extras), refund.currency)
-    return Processed(answer, total, theirs, effect.expected, net, there)
+    return Processed(answer, total, *figures)
 
 
 def _reconciled(
