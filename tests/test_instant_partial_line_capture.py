@@ -252,8 +252,9 @@ def test_units_back_after_a_capture_for_the_parcel_returned_to_origin_are_paid_o
     # T-shirts shipped: both are captured (50.00). Then one T-shirt reaches the warehouse
     # after all and passes QC (the other fails, or never comes and an agent closes). The
     # capture paid both new T-shirts already: the unit back is refunded (25.00), not spent
-    # on a T-shirt paid for. Before: nothing back, the customer paying 75.00 for 50.00 of goods (tags), or the platform's
-    # refund of 25.00 sending the return to a person (native).
+    # on a T-shirt paid for. Before: nothing back, the customer paying 75.00 for 50.00 of
+    # goods (tags), or the platform's refund of 25.00 sending the return to a person
+    # (native).
     made = instant(mode, ("L1", "25", 2))
     return_id = request(made, exchanged("L1", 2, new=2))
     (tee,) = made.service.get(SHOP, return_id).lines
