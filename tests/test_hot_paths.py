@@ -20,11 +20,18 @@ from hypothesis import strategies as st
 
 from _builders import plain_body
 from returnflow import _bodies
+from returnflow.domain import _fields
 from returnflow.domain._evolve import evolver
 from returnflow.domain._time import EARLIEST, LATEST, instant, parse_iso
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.money import Money
-from returnflow.errors import InvalidAmount, InvalidRequest, InvalidTime, UnknownCurrency
+from returnflow.errors import (
+    InvalidAmount,
+    InvalidPayload,
+    InvalidRequest,
+    InvalidTime,
+    UnknownCurrency,
+)
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
 from returnflow.serialization import converter
@@ -437,3 +444,62 @@ def test_a_changes_steps_give_the_record_each_step_would_have_given() -> None:
     with pytest.raises(TypeError, match="colour"):
         change.update(colour="red")
     assert change.record.state == record.state
+
+
+# -- the digits of free-form data ----------------------------------------------------------------
+
+
+class _Text(str):
+    """Text of a subclass of ``str``: passed as text, as the walk that names passes it."""
+
+
+_LONG = 10**_fields.MAX_DIGITS
+
+
+def _near_the_limit(n: int) -> int:
+    """The largest whole number written as text, and three too long (drawn by index: their
+    text is past what Python prints)."""
+    return (_LONG - 1, _LONG, -_LONG, 2**14300)[n]
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.text(max_size=3),
+    st.text(max_size=3).map(_Text),
+    st.floats(allow_nan=False),
+    st.integers(-5, 5),
+    st.sampled_from(range(4)).map(_near_the_limit),
+)
+_FREE_FORM_DATA = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(st.one_of(st.text(max_size=2), _SCALARS), inner, max_size=3),
+    ),
+    max_leaves=8,
+)
+
+
+def _named_refusal(check: Any, value: Any) -> str | None:
+    try:
+        check("data", value)
+    except InvalidPayload as error:
+        return str(error)
+    return None
+
+
+@given(_FREE_FORM_DATA)
+def test_the_digits_check_refuses_what_the_walk_that_names_refuses(value: Any) -> None:
+    """The check walks a value without building a name per item and names the place only
+    for a value it refuses: the same values refused, with the same message."""
+    assert _named_refusal(_fields.check_digits, value) == _named_refusal(_fields._name_long, value)
+
+
+def test_the_digits_check_names_a_long_number_deep_in_data_or_as_a_key() -> None:
+    with pytest.raises(InvalidPayload, match=r"^data\.a\[1\]\.b="):
+        _fields.check_digits("data", {"a": [1, {"b": _LONG}]})
+    with pytest.raises(InvalidPayload, match=r"^data="):
+        _fields.check_digits("data", {-_LONG: "x"})
+    _fields.check_digits("data", {"a": [_LONG - 1, "x", None, (True, 2.5)]})
