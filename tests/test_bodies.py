@@ -76,7 +76,7 @@ def record_with(payload: dict[str, Any]) -> ReturnRecord:
         parked=(fact,),
         customer_note="Größe — \x7f",
         exchange_lines=(swap,),
-        exchange_status="held",
+        exchange_status="on_hold",
         decline_reason=DeclineReason.FINAL_SALE,
         balance_paid=Money("1.50", "EUR"),
         due_at=datetime(2026, 2, 1, 8, 30, 0, 250000, tzinfo=timezone.utc),
@@ -250,7 +250,7 @@ def check_stored(record: ReturnRecord) -> None:
 def later(record: ReturnRecord) -> ReturnRecord:
     """The next version, its stored entries rebuilt (not the objects the store read)."""
     entries = tuple(attrs.evolve(entry) for entry in record.history)
-    return next_version(attrs.evolve(record, history=entries), status="received")
+    return next_version(attrs.evolve(record, history=entries), status="item_received")
 
 
 def test_a_row_stored_before_reads_and_extends_in_sqlite(way: bool, tmp_path: Path) -> None:

@@ -143,11 +143,13 @@ def test_a_captured_authorization_pays_the_items_shipped_ahead_whatever_the_rece
 ) -> None:
     # Both caps (2 x 10.00) exchanged evenly for two others, shipped on an authorization of
     # their worth (20.00); the T-shirt (25.00) refunded when received. One cap fails QC:
-    # the authorization is captured and pays the new caps, so the T-shirt and the cap that
-    # passed are refunded in full: 35.00, whatever order the three receipts come in. The
-    # T-shirt processed on its own before the caps, the caps' last call took the 20.00 the
-    # platform asked for the new caps ahead from the passed cap's worth as if the units
-    # still paid for them (the platform's 0.00 against returnflow's 10.00: a review).
+    # the cap that passed pays for one new cap (its worth) and the capture for the other
+    # (10.00), and the T-shirt is refunded in full (25.00), whatever order the three
+    # receipts come in. The T-shirt processed on its own before the caps, the caps' last
+    # call once took the 20.00 the platform asked for the new caps ahead from the passed
+    # cap's worth as if the units paid for both (the platform's 0.00 against returnflow's
+    # 10.00: a review); and the capture took both new caps (20.00) while the passed cap
+    # was refunded (10.00): the right money in two moves where one does.
     policy = ReturnPolicy(
         platform_mode="native",
         exchange_release=ReleaseTrigger.ON_HANDED_IN,
@@ -166,8 +168,8 @@ def test_a_captured_authorization_pays_the_items_shipped_ahead_whatever_the_rece
     record = made.service.get(SHOP, return_id)
     assert (record.status, record.review_reasons) == ("closed", ())
     payments = [(call.operation, call.args.get("amount")) for call in made.ports.payments.calls]
-    assert payments == [("authorize", eur("20.00")), ("capture", eur("20.00"))]
-    assert _refunded(made, return_id) == eur("35.00")
+    assert payments == [("authorize", eur("20.00")), ("capture", eur("10.00"))]
+    assert _refunded(made, return_id) == eur("25.00")
     there = platform(made).get_return(SHOP, record.refs.platform_return_id or "")
     assert there.balance_owed is None
     assert sorted(platform(made).fulfillments(SHOP, there.return_id).values()) == [False]

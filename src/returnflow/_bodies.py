@@ -58,7 +58,9 @@ from returnflow.domain.model import (
     to_reason,
 )
 from returnflow.domain.money import Money, is_plain_decimal
+from returnflow.errors import InvalidPayload
 from returnflow.lifecycle.effects import Effect
+from returnflow.lifecycle.table import TABLE
 from returnflow.serialization import (
     _EFFECTS,
     _ENUMS,
@@ -424,7 +426,23 @@ def load_record(body: str, history: list[str] | str | None) -> ReturnRecord:
     """The record of a row's ``body`` and its ``history``: a list of entries' JSON, one JSON
     array of them, or ``None`` for none. Any error of the plain way (a
     :class:`~returnflow.errors.ValidationError`, ``json``'s, ``KeyError``...) for a body
-    that is not one; the stores name the return (``UnreadableRecord``)."""
+    that is not one, and :class:`~returnflow.errors.InvalidPayload` naming ``status`` or
+    ``exchange_status`` for a state the statechart does not have (every step, the timeline
+    and the platform's status read it there); the stores name the return
+    (``UnreadableRecord``)."""
+    record = _load_record(body, history)
+    if record.status not in _LIFECYCLE_STATES:
+        raise InvalidPayload("status", record.status, "is no state of the statechart")
+    if record.exchange_status not in _EXCHANGE_STATES:
+        raise InvalidPayload("exchange_status", record.exchange_status, "is no state of it")
+    return record
+
+
+_LIFECYCLE_STATES = frozenset(TABLE.lifecycle_states)
+_EXCHANGE_STATES = frozenset(TABLE.exchange_states)
+
+
+def _load_record(body: str, history: list[str] | str | None) -> ReturnRecord:
     orjson = _orjson()
     if orjson is not None:
         try:

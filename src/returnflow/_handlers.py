@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
+from returnflow._answers import id_lists_of, ids_of
 from returnflow.domain._fields import check_tracking, check_url
 from returnflow.domain.destinations import rma_at
 from returnflow.domain.model import ReturnRecord
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
     from returnflow.dispatch import Dispatcher
 
 _T = TypeVar("_T")
+
+
+def _paid(payment: _T) -> _T:
+    """A payment's answer, its id checked (:mod:`returnflow._answers`)."""
+    ids_of(payment, "payment_id")
+    return payment
 
 
 def _required(value: _T | None, field: str, effect: fx.Effect) -> _T:
@@ -81,13 +88,17 @@ def void_label(d: Dispatcher, effect: fx.VoidLabel, record: ReturnRecord) -> obj
 
 
 def hold_exchange(d: Dispatcher, effect: fx.HoldExchange, record: ReturnRecord | None) -> object:
-    return d.commerce.add_exchange_items(
+    """The hold's id and its items' ids, checked (:mod:`returnflow._answers`)."""
+    held = d.commerce.add_exchange_items(
         effect.shop,
         effect.order_id,
         effect.items,
         hold_tag=effect.hold_tag,
         idempotency_key=effect.key,
     )
+    ids_of(held, "hold_id")
+    id_lists_of(held, "item_ids")
+    return held
 
 
 def release_exchange(d: Dispatcher, effect: fx.ReleaseExchange, record: ReturnRecord) -> object:
@@ -124,17 +135,21 @@ def cancel_exchange(d: Dispatcher, effect: fx.CancelExchange, record: ReturnReco
 
 
 def issue_refund(d: Dispatcher, effect: fx.IssueRefund, record: ReturnRecord | None) -> object:
-    return d.commerce.refund(
+    refund = d.commerce.refund(
         effect.shop, effect.order_id, effect.amount, effect.lines, idempotency_key=effect.key
     )
+    ids_of(refund, "refund_id")
+    return refund
 
 
 def issue_store_credit(
     d: Dispatcher, effect: fx.IssueStoreCredit, record: ReturnRecord | None
 ) -> object:
-    return d.commerce.issue_store_credit(
+    credit = d.commerce.issue_store_credit(
         effect.shop, effect.order_id, effect.amount, idempotency_key=effect.key
     )
+    ids_of(credit, "credit_id")
+    return credit
 
 
 def restock(d: Dispatcher, effect: fx.Restock, record: ReturnRecord | None) -> object:
@@ -143,22 +158,24 @@ def restock(d: Dispatcher, effect: fx.Restock, record: ReturnRecord | None) -> o
 
 
 def charge_balance(d: Dispatcher, effect: fx.ChargeBalance, record: ReturnRecord | None) -> object:
-    return d.payments.charge(
-        effect.shop, effect.return_id, effect.amount, idempotency_key=effect.key
+    return _paid(
+        d.payments.charge(effect.shop, effect.return_id, effect.amount, idempotency_key=effect.key)
     )
 
 
 def refund_balance(d: Dispatcher, effect: fx.RefundBalance, record: ReturnRecord | None) -> object:
-    return d.payments.refund(
-        effect.shop, effect.return_id, effect.amount, idempotency_key=effect.key
+    return _paid(
+        d.payments.refund(effect.shop, effect.return_id, effect.amount, idempotency_key=effect.key)
     )
 
 
 def authorize_payment(
     d: Dispatcher, effect: fx.AuthorizePayment, record: ReturnRecord | None
 ) -> object:
-    return d.payments.authorize(
-        effect.shop, effect.return_id, effect.amount, idempotency_key=effect.key
+    return _paid(
+        d.payments.authorize(
+            effect.shop, effect.return_id, effect.amount, idempotency_key=effect.key
+        )
     )
 
 
@@ -166,8 +183,10 @@ def capture_payment(d: Dispatcher, effect: fx.CapturePayment, record: ReturnReco
     authorization = _required(
         record.refs.payment_authorization_id, "payment_authorization_id", effect
     )
-    return d.payments.capture(
-        effect.shop, effect.return_id, authorization, effect.amount, idempotency_key=effect.key
+    return _paid(
+        d.payments.capture(
+            effect.shop, effect.return_id, authorization, effect.amount, idempotency_key=effect.key
+        )
     )
 
 

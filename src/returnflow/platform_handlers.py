@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from returnflow._answers import id_lists_of, id_pairs_of, ids_of, money_of
 from returnflow._delivery import WriteFirst
 from returnflow._platform_calls import (
     ENDED,
@@ -120,7 +121,7 @@ def open_platform_return(
     if ended and not tried(d, effect):
         return None
     try:
-        return port_of(d, effect).open_return(
+        opened = port_of(d, effect).open_return(
             effect.shop,
             effect.order_id,
             effect.lines,
@@ -133,6 +134,9 @@ def open_platform_return(
         if ended and not error.retryable:  # nothing opened under this key, nor to open
             return None
         raise
+    ids_of(opened, "return_id")
+    id_pairs_of(opened, "line_ids", "exchange_line_ids")
+    return opened
 
 
 def approve_platform_return(
@@ -223,6 +227,8 @@ def process_platform_return(
         refund_duties=effect.refund_duties,
         idempotency_key=effect.key,
     )
+    id_lists_of(answer, "refund_ids", "exchange_fulfillment_ids")
+    money_of(answer, "refunded")
     extras = [duty.amount for duty in effect.refund_duties]
     if effect.refund_shipping is not None:
         extras.append(effect.refund_shipping)

@@ -146,16 +146,17 @@ def complete(
     failed = {
         line.id for line in record.lines if isinstance(line.outcome, Exchange) and line.rejected
     }
-    if record.exchange_status == "released" and record.payment_authorized is not None:
+    instant = record.exchange_status == "released" and record.payment_authorized is not None
+    if instant:
         # An instant exchange's fallback: the customer keeps what shipped and pays what no
         # unit that came back paid for when QC failed; otherwise the authorization is let go.
         exchanged = {line.return_line_id for line in record.exchange_lines}
         back = all(line.accepted >= line.quantity for line in record.lines if line.id in exchanged)
-        # the capture pays for the new items whose units did not all come back accepted
-        # (and their outbound shipping unless the settlement below takes it); the units
-        # that did pay for their own items there
+        # the capture pays what the new items whose units did not all come back accepted
+        # cost beyond what the units of theirs that did pay for them in the settlement
+        # below (and their outbound shipping unless that settlement takes it)
         settling = {line.id for line in record.lines if due_units(line) > line.settled}
-        settling = (settling | {line.id for line, _, _ in extra}) - failed
+        settling = settling | {line.id for line, _, _ in extra}
         exchange.settle_authorization(
             change,
             capture=bool(failed) or not back,
@@ -207,11 +208,13 @@ def complete(
         for line in record.exchange_lines
         if line.return_line_id not in failed and line.status in ("pending", "held")
     ]
-    # What the exchanged units pay for: every new item not cancelled, released or not.
+    # What the exchanged units pay for: every new item not cancelled, released or not (an
+    # instant exchange's new items shipped: which of them the units settled now pay, with
+    # units of theirs that failed QC or not, is decided below, exchange.paying_lines).
     kept = [
         line
         for line in record.exchange_lines
-        if line.return_line_id not in failed and line.status != "cancelled"
+        if (instant or line.return_line_id not in failed) and line.status != "cancelled"
     ]
     if record.exchange_status == "released":
         # released already (an instant exchange): the new items are on their way, whether
@@ -226,13 +229,14 @@ def complete(
         exchange.cancel(change, why="the exchange balance was never paid")
     prepaid = None if record.balance_settled else record.balance_paid
     unpaid = outbound_unpaid = None
-    if record.exchange_status == "released" and record.payment_authorized is not None:
-        # an instant exchange shipped on an authorization: items whose units did not come
-        # back (or failed QC) are paid by its capture and by what was prepaid, not given
-        # back from it
-        # the lines that came back: those settled now but any with a unit that failed QC (its
-        # exchange is not paid by the units: the capture and the payout pay it)
-        returned = {line.id for line, _, _ in parts} - failed
+    if instant:
+        # an instant exchange shipped on an authorization: what of the items the units that
+        # came back do not pay (they did not come back, or failed QC) is paid by its capture
+        # and by what was prepaid, not given back from it
+        # the lines whose units settled now pay for their own items: all of an even
+        # exchange's back (also with units that failed QC: the capture pays the rest), or
+        # every unit back accepted (exchange.paying_lines)
+        returned = exchange.paying_lines(record, {line.id for line, _, _ in parts})
         if failed or any(line.return_line_id not in returned for line in kept):
             apart = exchange.paid_by_capture(record, returned)
             kept = [line for line in kept if line.return_line_id in returned]
@@ -301,7 +305,7 @@ def _needed(record: ReturnRecord, apart: Sequence[ExchangeLine], shipping: bool)
         record.currency,
     )
     outbound = outbound if shipping else zero
-    return max(cost + outbound - (exchange.captured(record) or zero), zero)
+    return max(cost + outbound - exchange.captured_for(record, apart), zero)
 
 
 def _unpaid(
@@ -320,7 +324,7 @@ def _items_left(
     """What the capture and the prepaid balance leave unpaid of the cost of the new items
     ``apart`` alone (they pay the items first, then the outbound shipping)."""
     zero = Money.zero(record.currency)
-    paid = (exchange.captured(record) or zero) + (prepaid or zero)
+    paid = exchange.captured_for(record, apart) + (prepaid or zero)
     return max(exchange.cost(record, apart) - paid, zero)
 
 

@@ -3,7 +3,7 @@ released when the return allows it (seed 000, seed 003), or cancelled."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence, Set
+from collections.abc import Mapping, Sequence, Set
 
 import attrs
 
@@ -23,14 +23,17 @@ __all__ = [
     "cancel",
     "capture_due",
     "captured",
+    "captured_for",
     "carried",
     "charging",
     "hold",
     "outbound_due",
+    "paying_lines",
     "rejected",
     "release",
     "release_if_instant",
     "settle_authorization",
+    "unpaid_cost",
     "with_status",
 ]
 
@@ -176,31 +179,83 @@ def capture_due(
     record: ReturnRecord, policy: ReturnPolicy, *, settling: Set[str] | None = None
 ) -> Money:
     """What capturing the instant exchange's authorization takes: what the goods shipped
-    cost that no returned unit pays for. The new items (not cancelled) of the lines whose
-    units did not all come back accepted (QC failed, never received) at their price
-    (:func:`cost`), and the exchange's outbound shipping (:func:`outbound_due`) when no
-    settlement of new items paid by units that came back takes it. ``settling``: the lines
-    whose new items such a settlement pays (default: those whose every unit came back
-    accepted, none failing QC). :func:`settle_authorization` takes at most the
-    authorization.
+    cost that no accepted returned unit pays for. The new items (not cancelled) of the
+    lines whose units did not all come back accepted (QC failed, never received), less
+    what the accepted units of the same lines pay for them (:func:`paying_lines`,
+    :func:`unpaid_cost`), and the exchange's outbound shipping (:func:`outbound_due`) when
+    no settlement of new items paid by units that came back takes it. ``settling``: the
+    lines whose accepted units a settlement pays, now or later (default: every line with
+    an accepted unit); units settled before pay as well. :func:`settle_authorization`
+    takes at most the authorization.
 
     The authorization holds the exchanged units' worth; a for-less exchange (two caps at
     10.00 for one at 15.00) is captured for what the customer kept without paying (15.00),
     not for what was held (20.00): Loop's instant exchanges (on Shopify) hold the new
     item's value and charge, when the return never comes, for the goods shipped. An upsell
-    is captured for the authorization at most, its difference paid up front."""
+    is captured for the authorization at most, its difference paid up front. Two T-shirts
+    (25.00 each) for two others at the same price, one back accepted and the other never
+    (or failing QC): the settlement pays one new T-shirt with the unit back (exchange credit
+    25.00) and the capture takes the other (25.00), not both (the customer paid 75.00 for
+    50.00 of goods)."""
     failed = {
         line.id for line in record.lines if isinstance(line.outcome, Exchange) and line.rejected
     }
     whole = {line.id for line in record.lines if line.accepted >= line.quantity} - failed
     items = paid_by_capture(record, whole)
-    settling = whole if settling is None else settling
+    if settling is None:
+        settling = {line.id for line in record.lines if line.accepted}
+    payers = paying_lines(record, settling)
     taken = any(
-        line.status != "cancelled" and line.return_line_id in settling
+        line.status != "cancelled" and line.return_line_id in payers
         for line in record.exchange_lines
     )
-    due = cost(record, items)
+    paying = {
+        line.id: max(line.settled, line.accepted) if line.id in settling else line.settled
+        for line in record.lines
+    }
+    due = unpaid_cost(record, items, paying)
     return due if taken or not items else due + outbound_due(record, policy, items)
+
+
+def paying_lines(record: ReturnRecord, settling: Set[str]) -> set[str]:
+    """Of the lines ``settling`` (whose accepted units a settlement pays), those whose units
+    pay for their own new items there: every unit came back accepted, or the exchange is
+    even (its new items cost what its units were paid, so the units back pay their share
+    and the capture the rest). A priced new item of a line not all back accepted is paid
+    whole by the capture and that line's accepted units are paid out: the settlement would
+    price the item whole against them and charge its shortfall apart from the
+    authorization, once it was let go."""
+    priced = {
+        item.return_line_id
+        for item in record.exchange_lines
+        if item.status != "cancelled" and item.unit_price is not None
+    }
+    return {
+        line.id
+        for line in record.lines
+        if line.id in settling
+        and (line.id not in priced or (line.accepted >= line.quantity and not line.rejected))
+    }
+
+
+def unpaid_cost(
+    record: ReturnRecord, items: Sequence[ExchangeLine], paying: Mapping[str, int]
+) -> Money:
+    """What the new items ``items`` cost (:func:`cost`) that the accepted units of their
+    own lines do not pay; ``paying``: by returned line id, how many of its units (the
+    first ones) are settled, or to be, for the exchange. A settlement prices an even
+    exchange's new items at what those units were paid, so they pay that part
+    (:func:`~returnflow.domain.settlement.settle`); a priced new item is left whole
+    (:func:`paying_lines`)."""
+    zero = Money.zero(record.currency)
+    lines = {line.id: line for line in record.lines}
+    left = []
+    for item in items:
+        line = lines.get(item.return_line_id)
+        units = min(paying.get(item.return_line_id, 0), line.quantity) if line else 0
+        paid = line.amount_for(units) if line and units and item.unit_price is None else zero
+        left.append(max(cost(record, [item]) - paid, zero))
+    return Money.sum(left, record.currency)
 
 
 def outbound_due(
@@ -234,6 +289,22 @@ def captured(record: ReturnRecord) -> Money | None:
                 return record.payment_authorized
             return Money(str(amount).split(" ")[0], record.currency)
     return None
+
+
+def captured_for(record: ReturnRecord, items: Sequence[ExchangeLine]) -> Money:
+    """What the capture of the instant exchange's authorization paid of the new items
+    ``items``: what it took (:func:`captured`), less what it paid of the others (an even
+    exchange's items whose units came back in part: those pay their share, the capture the
+    rest, :func:`unpaid_cost`)."""
+    zero = Money.zero(record.currency)
+    taken = captured(record) or zero
+    others = [
+        item
+        for item in record.exchange_lines
+        if item.status != "cancelled" and item.unit_price is None and item not in items
+    ]
+    paying = {line.id: max(line.settled, line.accepted) for line in record.lines}
+    return taken - min(taken, unpaid_cost(record, others, paying))
 
 
 def cancel(change: Change, *, why: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -25,6 +25,8 @@ from returnflow.errors import (
 __all__ = [
     "MAX_DEPTH",
     "MAX_DIGITS",
+    "MAX_EMAIL",
+    "MAX_KEY_BYTES",
     "MAX_QUANTITY",
     "MAX_TEXT",
     "MAX_TRACKING",
@@ -35,8 +37,10 @@ __all__ = [
     "check_bool",
     "check_data",
     "check_digits",
+    "check_email",
     "check_instant",
     "check_key",
+    "check_key_text",
     "check_quantity",
     "check_required_instant",
     "check_storable",
@@ -45,9 +49,12 @@ __all__ = [
     "check_tracking_field",
     "check_url",
     "check_url_field",
+    "check_words",
     "coerce_enum",
+    "items_of",
     "stored_url",
     "text_problem",
+    "to_photos",
     "to_utc",
 ]
 
@@ -88,10 +95,72 @@ def text_problem(value: str) -> str | None:
     return None
 
 
-def _nonempty(field: str, value: object) -> None:
+MAX_KEY_BYTES = 255
+"""The most bytes (in UTF-8) of an id that comes in (a shop, an order, a line, a return, an
+inbound event's id and source, an external id): far more than any platform's ids (Shopify's
+global ids are some 40 characters), and few enough that the keys a store indexes together
+(shop, order, line; shop, source, event) stay inside what an index entry holds (PostgreSQL's
+B-tree, some 2,700 bytes)."""
+
+
+def check_key_text(field: str, value: object, error: type[ValidationError] = InvalidRequest) -> str:
+    """``value`` if it can be an id: a non-blank ``str`` every store can keep and index
+    (:func:`check_storable` with ``key``) of at most :data:`MAX_KEY_BYTES` bytes in UTF-8;
+    ``error`` naming ``field`` and the value (abridged) otherwise."""
     if not isinstance(value, str) or not value.strip():
-        raise InvalidRequest(field, value, "must be a non-empty string")
-    check_storable(field, value)
+        raise error(field, value, "must be a non-empty string")
+    check_storable(field, value, error)
+    size = len(value.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        raise error(field, value, f"must be at most {MAX_KEY_BYTES} bytes in UTF-8, not {size}")
+    return value
+
+
+def _nonempty(field: str, value: object) -> None:
+    check_key_text(field, value)
+
+
+MAX_EMAIL = 254
+"""The most characters of an e-mail address (RFC 5321: a path of 256 with its brackets)."""
+
+
+def check_email(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A validator: ``None`` or text (:func:`check_text`) of at most :data:`MAX_EMAIL`
+    characters; :class:`~returnflow.errors.InvalidPayload` naming the field otherwise (a
+    store indexes the address with the shop, to count a customer's returns)."""
+    if value is None:
+        return
+    text = check_text(attribute.name, value, InvalidPayload)
+    if len(text) > MAX_EMAIL:
+        raise InvalidPayload(
+            attribute.name, text, f"must be at most {MAX_EMAIL} characters, not {len(text)}"
+        )
+
+
+def items_of(
+    field: str,
+    value: object,
+    error: type[ValidationError] = InvalidRequest,
+    what: str = "a list",
+) -> tuple[Any, ...]:
+    """``value`` (a list, tuple or other iterable, not text) as a tuple; ``error`` naming
+    ``field`` and the value (``must be <what>``) when it is none of those (``None``, a
+    number, a string). Each item is for the caller to check."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise error(field, value, f"must be {what}")
+    return tuple(value)
+
+
+def to_photos(value: object) -> tuple[str, ...]:
+    """A converter: an item's photos (the URLs or references the host stored) as a tuple,
+    each non-blank text that every store can keep, of at most :data:`MAX_URL` characters;
+    :class:`~returnflow.errors.InvalidRequest` naming ``photos`` or ``photos[i]`` otherwise."""
+    photos = items_of("photos", value, what="a list of photo URLs")
+    for index, photo in enumerate(photos):
+        if not isinstance(photo, str) or not photo.strip():
+            raise InvalidRequest(f"photos[{index}]", photo, "must be a non-empty URL")
+        check_url(f"photos[{index}]", photo, InvalidRequest)
+    return photos
 
 
 MAX_TEXT = 10_000
@@ -126,6 +195,16 @@ def check_str(error: type[ValidationError] = InvalidRequest) -> Any:
     def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is not None:
             check_text(attribute.name, value, error)
+
+    return check
+
+
+def check_words(error: type[ValidationError] = InvalidRequest) -> Any:
+    """A validator: :func:`check_text` of text that is never ``None`` (a note that defaults
+    to ``""``: code reads it as text)."""
+
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        check_text(attribute.name, value, error)
 
     return check
 

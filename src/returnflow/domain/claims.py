@@ -29,12 +29,11 @@ returnflow.errors.InvalidRequest: reason='stolen': must be one of: ...
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
-from returnflow.domain._fields import check_storable, check_text, coerce_enum
+from returnflow.domain._fields import check_storable, check_text, coerce_enum, to_photos
 from returnflow.errors import InvalidRequest
 
 __all__ = ["Claim", "ClaimReason"]
@@ -64,17 +63,6 @@ def _check_note(_: object, __: object, value: Any) -> None:
     check_storable("note", value)  # no NUL either, as ever
 
 
-def _to_photos(value: object) -> tuple[str, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise InvalidRequest("photos", value, "must be a list of photo references")
-    photos = tuple(value)
-    for index, photo in enumerate(photos):
-        if not isinstance(photo, str) or not photo.strip():
-            raise InvalidRequest(f"photos[{index}]", photo, "must be a non-empty reference")
-        check_storable(f"photos[{index}]", photo)
-    return photos
-
-
 @attrs.frozen
 class Claim:
     """What makes a request a claim: ``reason``, the evidence ``note`` (required: the
@@ -84,4 +72,4 @@ class Claim:
 
     reason: ClaimReason = attrs.field(converter=_to_reason)
     note: str = attrs.field(validator=_check_note)
-    photos: tuple[str, ...] = attrs.field(default=(), converter=_to_photos)
+    photos: tuple[str, ...] = attrs.field(default=(), converter=to_photos)

@@ -34,9 +34,9 @@ import attrs
 from returnflow.domain._fields import (
     check_amount,
     check_data,
+    check_key_text,
     check_quantity,
     check_required_instant,
-    check_storable,
     check_text,
     coerce_enum,
     to_utc,
@@ -97,7 +97,7 @@ def _check_source(value: object) -> None:
         raise InvalidPayload(
             "source", value, "must be lower-case letters, digits and '_', starting with a letter"
         )
-    check_storable("source", value, InvalidPayload)  # a str subclass: by name
+    check_key_text("source", value, InvalidPayload)  # a str subclass, a long name: by name
 
 
 def _check_external_id(value: object) -> None:
@@ -105,13 +105,11 @@ def _check_external_id(value: object) -> None:
         raise InvalidPayload(
             "external_id", value, "must be a non-empty string without surrounding spaces"
         )
-    check_storable("external_id", value, InvalidPayload)
+    check_key_text("external_id", value, InvalidPayload)
 
 
 def _check_text(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidPayload(attribute.name, value, "must be a non-empty string")
-    check_storable(attribute.name, value, InvalidPayload)
+    check_key_text(attribute.name, value, InvalidPayload)
 
 
 def _check_str(_: object, attribute: attrs.Attribute[Any], value: object) -> None:

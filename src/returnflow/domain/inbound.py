@@ -15,11 +15,11 @@ import attrs
 
 from returnflow.domain._fields import (
     check_instant,
+    check_key_text,
     check_quantity,
-    check_storable,
-    check_str,
     check_tracking,
     check_url,
+    check_words,
     coerce_enum,
     to_utc,
 )
@@ -43,9 +43,7 @@ __all__ = [
 
 
 def _check_text(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidPayload(attribute.name, value, "must be a non-empty string")
-    check_storable(attribute.name, value, InvalidPayload)
+    check_key_text(attribute.name, value, InvalidPayload)
 
 
 def _check_location(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -123,7 +121,7 @@ class ReceivedLine:
     quantity: int
     qc: QcResult = attrs.field(default=QcResult.PASS, converter=_to_qc)
     condition: ItemCondition | None = attrs.field(default=None, converter=_to_condition)
-    note: str = attrs.field(default="", validator=check_str(InvalidPayload))
+    note: str = attrs.field(default="", validator=check_words(InvalidPayload))
     disposition: Disposition | None = attrs.field(default=None, converter=_to_disposition)
     """``None``: restocked when QC passed and the policy restocks, else not restocked."""
 

@@ -20,10 +20,12 @@ from returnflow.domain._fields import (
     _check_id,
     check_amount,
     check_key,
-    check_storable,
     check_str,
     check_url_field,
+    check_words,
     coerce_enum,
+    items_of,
+    to_photos,
 )
 from returnflow.domain.claims import Claim
 from returnflow.domain.frozen import FrozenDict, freeze, freeze_each
@@ -113,17 +115,6 @@ def _to_reason(value: object) -> Reason:
     return to_reason(value)
 
 
-def _to_photos(value: object) -> tuple[str, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise InvalidRequest("photos", value, "must be a list of photo URLs")
-    photos = tuple(value)
-    for index, photo in enumerate(photos):
-        if not isinstance(photo, str) or not photo.strip():
-            raise InvalidRequest(f"photos[{index}]", photo, "must be a non-empty URL")
-        check_storable(f"photos[{index}]", photo)
-    return photos
-
-
 def _to_condition(value: object) -> ItemCondition | None:
     return None if value is None else coerce_enum(ItemCondition, value, InvalidRequest, "condition")
 
@@ -133,7 +124,19 @@ def _to_settle(value: object) -> OutcomeKind:
 
 
 def _to_request_lines(value: Iterable[RequestLine]) -> tuple[RequestLine, ...]:
-    return tuple(value)
+    lines = items_of("lines", value)
+    for index, line in enumerate(lines):
+        if not isinstance(line, RequestLine):
+            raise InvalidRequest(f"lines[{index}]", line, "must be a RequestLine")
+    return lines
+
+
+def _line_pairs(value: object) -> tuple[tuple[str, str], ...]:
+    return items_of("platform_line_ids", value, what="a list of (order line id, platform id)")
+
+
+def _exchange_pairs(value: object) -> tuple[tuple[str, str], ...]:
+    return items_of("platform_exchange_line_ids", value, what="a list of (line id, platform id)")
 
 
 # -- what the customer asks for -------------------------------------------------------------
@@ -204,12 +207,12 @@ class RequestLine:
     quantity: int = attrs.field(validator=_check_count(1))
     outcome: Outcome = attrs.field(factory=Refund, validator=_check_outcome)
     reason: Reason = attrs.field(default=ReturnReason.UNKNOWN, converter=_to_reason)
-    note: str = attrs.field(default="", validator=check_str())
+    note: str = attrs.field(default="", validator=check_words())
     condition: ItemCondition | None = attrs.field(
         default=None,
         converter=_to_condition,
     )
-    photos: tuple[str, ...] = attrs.field(default=(), converter=_to_photos)
+    photos: tuple[str, ...] = attrs.field(default=(), converter=to_photos)
     """Photos of the item (URLs the host stored), for reasons that require one."""
 
 
@@ -228,15 +231,15 @@ class ReturnRequest:
     shop: str = attrs.field(validator=_check_id)
     order_id: str = attrs.field(validator=_check_id)
     lines: tuple[RequestLine, ...] = attrs.field(converter=_to_request_lines)
-    customer_note: str = attrs.field(default="", validator=check_str())
-    requested_by: str = attrs.field(default="customer", validator=check_str())
+    customer_note: str = attrs.field(default="", validator=check_words())
+    requested_by: str = attrs.field(default="customer", validator=check_words())
     platform_return_id: str | None = attrs.field(default=None, validator=check_str())
     """The platform return the customer opened (Shopify's ``returns/request``; native
     mode): the return adopts it instead of opening one."""
-    platform_line_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
+    platform_line_ids: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_line_pairs)
     """With ``platform_return_id``: ``(order line id, the platform's return line id)``."""
     platform_exchange_line_ids: tuple[tuple[str, str], ...] = attrs.field(
-        default=(), converter=tuple
+        default=(), converter=_exchange_pairs
     )
     """With ``platform_return_id``: ``(order line id of an exchanged line, the platform's
     exchange line id)``, one for each line asked in exchange."""
@@ -286,9 +289,6 @@ class ReturnRequest:
             raise InvalidRequest(
                 "platform_return_id", None, "platform_line_ids need the platform return's id"
             )
-        for index, line in enumerate(self.lines):
-            if not isinstance(line, RequestLine):
-                raise InvalidRequest(f"lines[{index}]", line, "must be a RequestLine")
         for field, amount in request_amounts(self):
             check_amount(field, amount)
 

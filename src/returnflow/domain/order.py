@@ -15,10 +15,13 @@ from returnflow.domain._fields import (
     _check_optional_id,
     check_amount,
     check_bool,
+    check_email,
     check_instant,
     check_required_instant,
     check_str,
     check_text,
+    check_words,
+    items_of,
     to_utc,
 )
 from returnflow.domain.money import Money
@@ -28,7 +31,7 @@ __all__ = ["Duty", "Fulfillment", "OrderLine", "OrderSnapshot"]
 
 
 def _to_order_lines(value: Iterable[OrderLine]) -> tuple[OrderLine, ...]:
-    return tuple(value)
+    return items_of("lines", value, InvalidPayload)
 
 
 @attrs.frozen
@@ -99,7 +102,7 @@ def _country(value: object) -> str | None:
 
 
 def _to_fulfillments(value: Iterable[Fulfillment]) -> tuple[Fulfillment, ...]:
-    return tuple(value)
+    return items_of("fulfillments", value, InvalidPayload)
 
 
 @attrs.frozen
@@ -126,7 +129,7 @@ class OrderLine:
     unit_price: Money = attrs.field(validator=_check_amount)
     discount: Money | None = None
     tax: Money | None = None
-    title: str = attrs.field(default="", validator=check_str(InvalidPayload))
+    title: str = attrs.field(default="", validator=check_words(InvalidPayload))
     product_id: str | None = attrs.field(default=None, validator=check_str(InvalidPayload))
     final_sale: bool = attrs.field(default=False, validator=check_bool())
     gift_card: bool = attrs.field(default=False, validator=check_bool())
@@ -185,7 +188,7 @@ class OrderSnapshot:
     created_at: datetime = attrs.field(converter=to_utc, validator=check_required_instant)
     currency: str
     lines: tuple[OrderLine, ...] = attrs.field(converter=_to_order_lines)
-    customer_email: str | None = attrs.field(default=None, validator=check_str(InvalidPayload))
+    customer_email: str | None = attrs.field(default=None, validator=check_email)
     fulfilled_at: datetime | None = attrs.field(
         default=None, converter=to_utc, validator=check_instant
     )
@@ -214,7 +217,8 @@ class OrderSnapshot:
     order's prices, ``taxes_included``); a return may give it back in part
     (``ReturnPolicy.refund_shipping``)."""
     shipping_tax: Money | None = None
-    """The tax part of ``shipping_price`` (``taxes_included``) or the tax added to it."""
+    """The tax part of ``shipping_price`` (``taxes_included``: never more than it, else
+    :class:`~returnflow.errors.InvalidPayload` naming ``shipping_tax``) or the tax added to it."""
     duties: Money | None = None
     """The duties and import taxes the customer paid (Shopify's total duties); a return may
     give them back in part (``ReturnPolicy.refund_duties``). When the lines carry their
@@ -252,6 +256,13 @@ class OrderSnapshot:
                 )
             if charge.is_negative:
                 raise InvalidPayload(name, charge, "must not be negative")
+        shipping = self.shipping_price or Money.zero(self.currency)
+        if self.taxes_included and self.shipping_tax is not None and self.shipping_tax > shipping:
+            raise InvalidPayload(
+                "shipping_tax",
+                self.shipping_tax,
+                f"is more than the {shipping} shipping cost, tax included",
+            )
         duty_ids = [duty.id for line in self.lines for duty in line.duties]
         if len(set(duty_ids)) != len(duty_ids):
             raise InvalidPayload("lines.duties", duty_ids, "a duty id appears twice")

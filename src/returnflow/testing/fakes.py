@@ -96,6 +96,12 @@ AuthorizationState = Literal["authorized", "captured", "voided"]
 _KEY_REUSED = "idempotency key reused with other arguments"
 
 
+def _check_times(times: object) -> None:
+    """``times`` of a script: a whole number of at least 1, or ``None`` (every call)."""
+    if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
+        raise ValueError(f"times must be a whole number of at least 1 or None, not {times!r}")
+
+
 @attrs.frozen
 class Call:
     """One call a fake received.
@@ -225,8 +231,9 @@ class FakePort:
         """
         if operation is not None:
             self._check_operation(operation)
-        if times is not None and (isinstance(times, bool) or times < 1):
-            raise ValueError(f"times must be at least 1 or None, not {times!r}")
+        _check_times(times)
+        if error is not None and not isinstance(error, Exception):
+            raise ValueError(f"error must be an exception to raise or None, not {error!r}")
         with self._lock:
             self._scripts.append(_FailureScript(operation, error, remaining=times))
 
@@ -238,8 +245,12 @@ class FakePort:
         """
         if operation is not None:
             self._check_operation(operation)
-        if not 0 <= rate <= 1:
-            raise ValueError(f"rate must be between 0 and 1, not {rate!r}")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ValueError(f"rate must be a number between 0 and 1, not {rate!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(
+                f"seed must be a whole number (the failures repeat with it), not {seed!r}"
+            )
         with self._lock:
             self._scripts.append(
                 _FailureScript(operation, None, rate=rate, rng=random.Random(seed))
@@ -260,8 +271,7 @@ class FakePort:
         """
         if operation is not None:
             self._check_operation(operation)
-        if times is not None and (isinstance(times, bool) or times < 1):
-            raise ValueError(f"times must be at least 1 or None, not {times!r}")
+        _check_times(times)
         with self._lock:
             self._lost.append(_LostAnswerScript(operation, remaining=times))
 
@@ -289,8 +299,7 @@ class FakePort:
             or not 0 <= seconds < math.inf
         ):
             raise ValueError(f"seconds must be a finite number of at least 0, not {seconds!r}")
-        if times is not None and (isinstance(times, bool) or times < 1):
-            raise ValueError(f"times must be at least 1 or None, not {times!r}")
+        _check_times(times)
         with self._lock:
             self._delays.append(_DelayScript(operation, float(seconds), remaining=times))
 
@@ -510,8 +519,7 @@ class FakeCommercePlatform(FakePort):
         but the lines stay on hold, so :meth:`exchange_hold_status` still says ``HELD``.
         :meth:`heal` ends it.
         """
-        if times is not None and (isinstance(times, bool) or times < 1):
-            raise ValueError(f"times must be at least 1 or None, not {times!r}")
+        _check_times(times)
         with self._lock:
             self._ignored_releases = times
 

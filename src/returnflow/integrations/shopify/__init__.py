@@ -72,6 +72,7 @@ from returnflow.domain.money import Money
 from returnflow.errors import ConfigurationError, PortError
 from returnflow.integrations.shopify import documents as gql
 from returnflow.integrations.shopify._answers import (
+    answer_id,
     bad_answer,
     calculate_variables,
     exchange_ids,
@@ -84,6 +85,7 @@ from returnflow.integrations.shopify._answers import (
     parse_return,
     process_input,
     read_answer,
+    reading,
     refundable_transactions,
     remove_variables,
     request_body,
@@ -260,7 +262,8 @@ class ShopifyPlatformReturns(BalanceCalls):
         node = data.get("return")
         if node is None:
             raise PortError(PORT, "get_return", f"no return {return_id!r}", retryable=False)
-        return self._with_exchange_ids(parse_return(node, "get_return"))
+        with reading("get_return"):
+            return self._with_exchange_ids(parse_return(node, "get_return"))
 
     def lines_now(self, shop: str, return_id: str) -> tuple[PlatformLine, ...]:
         """Every order line's units on the return now, read from Shopify: the ``lines`` of
@@ -270,7 +273,8 @@ class ShopifyPlatformReturns(BalanceCalls):
         node = data.get("return")
         if node is None:
             raise PortError(PORT, "lines_now", f"no return {return_id!r}", retryable=False)
-        return lines_on(node)
+        with reading("lines_now"):
+            return lines_on(node)
 
     def approve(self, shop: str, return_id: str, *, idempotency_key: str) -> PlatformReturn:
         return self._status(
@@ -339,7 +343,7 @@ class ShopifyPlatformReturns(BalanceCalls):
             node = before.get("return")
             if node is None:
                 raise PortError(PORT, "process", f"no return {return_id!r}", retryable=False)
-            refunded_before = {item["id"] for item in nodes_of(node.get("refunds"))}
+            refunded_before = {answer_id(item["id"]) for item in nodes_of(node.get("refunds"))}
             variables = self.process_variables(
                 return_id,
                 lines,
@@ -351,7 +355,9 @@ class ShopifyPlatformReturns(BalanceCalls):
             )
             after = self._mutate(shop, "process", gql.PROCESS, variables, "returnProcess")
             new = [
-                item for item in nodes_of(after.get("refunds")) if item["id"] not in refunded_before
+                item
+                for item in nodes_of(after.get("refunds"))
+                if answer_id(item["id"]) not in refunded_before
             ]
             currency = refund.currency
             total = Money.sum(
@@ -463,6 +469,17 @@ class ShopifyPlatformReturns(BalanceCalls):
         exchange_lines: Sequence[Quantity] = (),
         shipping_fee: bool = True,
     ) -> FinancialOutcome:
+        with reading("calculate"):
+            return self._calculate(shop, return_id, lines, exchange_lines, shipping_fee)
+
+    def _calculate(
+        self,
+        shop: str,
+        return_id: str,
+        lines: Sequence[Quantity] | None,
+        exchange_lines: Sequence[Quantity],
+        shipping_fee: bool,
+    ) -> FinancialOutcome:
         data = self._request(shop, "calculate", gql.READ_FOR_CALCULATE, {"id": return_id})
         node = data.get("return")
         if node is None:
@@ -537,7 +554,8 @@ class ShopifyPlatformReturns(BalanceCalls):
                     retryable=False,
                 )
             return seen[1]  # type: ignore[return-value]
-        result = call()
+        with reading(operation):
+            result = call()
         with self._lock:
             self._ledger[key] = (fingerprint, result)
         return result

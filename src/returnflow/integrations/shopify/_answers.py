@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import TYPE_CHECKING, Any
 
-from returnflow.domain._fields import MAX_QUANTITY
+from returnflow.domain._fields import MAX_QUANTITY, check_key_text
 from returnflow.domain.inbound import PlatformLine
 from returnflow.domain.money import MONEY_CONTEXT, Money
-from returnflow.errors import PortError, ReturnflowError
+from returnflow.errors import InvalidPayload, PortError, ReturnflowError
 from returnflow.ports.platform_returns import (
     DutyRefund,
     FinancialOutcome,
@@ -125,9 +126,9 @@ def lines_on(node: dict[str, Any]) -> tuple[PlatformLine, ...]:
     units: dict[str, int] = {}
     try:
         for line in nodes_of(node.get("returnLineItems")):
-            key = str(line["fulfillmentLineItem"]["id"])
+            key = answer_id(line["fulfillmentLineItem"]["id"])
             units[key] = units.get(key, 0) + on_return(line)
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise bad_answer("lines_now", "return", node) from error
     return tuple(PlatformLine(order_line_id=k, quantity=n) for k, n in units.items())
 
@@ -148,7 +149,7 @@ def exchange_ids(
         if found is None:
             raise bad_answer("open_return", "exchange line items", [x.get("id") for x in nodes])
         free.remove(found)
-        pairs.append((exchange_line_id, str(found["id"])))
+        pairs.append((exchange_line_id, answer_id(found["id"])))
     if free:
         raise bad_answer("open_return", "exchange line items", [x.get("id") for x in nodes])
     return tuple(pairs)
@@ -183,11 +184,14 @@ def parse_return(node: dict[str, Any], operation: str) -> PlatformReturn:
         lines = nodes_of(node.get("returnLineItems"))
         exchange = nodes_of(node.get("exchangeLineItems"))
         return PlatformReturn(
-            return_id=node["id"],
-            order_id=node["order"]["id"],
+            return_id=answer_id(node["id"]),
+            order_id=answer_id(node["order"]["id"]),
             status=ShopifyReturnStatus(node["status"]),
-            line_ids=tuple((line["fulfillmentLineItem"]["id"], line["id"]) for line in lines),
-            exchange_line_ids=tuple((x["id"], x["id"]) for x in exchange),
+            line_ids=tuple(
+                (answer_id(line["fulfillmentLineItem"]["id"]), answer_id(line["id"]))
+                for line in lines
+            ),
+            exchange_line_ids=tuple((answer_id(x["id"]), x["id"]) for x in exchange),
             processed=tuple((line["id"], count(line["processedQuantity"])) for line in lines),
             removed=tuple((line["id"], _removed(line)) for line in lines),
             exchange_processed=tuple((x["id"], count(x["processedQuantity"])) for x in exchange),
@@ -197,7 +201,7 @@ def parse_return(node: dict[str, Any], operation: str) -> PlatformReturn:
             balance_owed=outstanding(node, operation),
             balance_paid=balance_paid(node, operation),
         )
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise bad_answer(operation, "return", node) from error
 
 
@@ -229,9 +233,15 @@ def outstanding(node: dict[str, Any], operation: str) -> Money | None:
 
 
 def nodes_of(connection: object) -> list[dict[str, Any]]:
-    if not isinstance(connection, dict):
+    """The objects of a connection's ``nodes`` (none when it was not read: ``null``);
+    ``ValueError`` when the connection is no object or its ``nodes`` no list."""
+    if connection is None:
         return []
-    nodes = connection.get("nodes") or []
+    nodes = connection.get("nodes") if isinstance(connection, dict) else connection
+    if nodes is None:
+        return []
+    if not isinstance(nodes, list):
+        raise ValueError(f"not a connection: {connection!r}"[:200])
     return [item for item in nodes if isinstance(item, dict)]
 
 
@@ -240,7 +250,7 @@ def refundable_transactions(node: dict[str, Any]) -> list[str]:
     its own payment, not a balance recorded on it (:func:`balance_payments`)."""
     balance = {payment_id for payment_id, *_ in balance_payments(node, "process")}
     return [
-        item["id"]
+        answer_id(item.get("id"))
         for item in _transactions(node)
         if item.get("kind") in ("SALE", "CAPTURE")
         and item.get("status") == "SUCCESS"
@@ -249,8 +259,7 @@ def refundable_transactions(node: dict[str, Any]) -> list[str]:
 
 
 def _transactions(node: dict[str, Any]) -> list[dict[str, Any]]:
-    items = (node.get("order") or {}).get("transactions") or []
-    return [item for item in items if isinstance(item, dict)]
+    return nodes_of((node.get("order") or {}).get("transactions"))
 
 
 def balance_payments(node: dict[str, Any], operation: str) -> list[tuple[str, str, Money]]:
@@ -305,7 +314,7 @@ def reverse_line(node: dict[str, Any], line_id: str) -> str:
     for order in nodes_of(node.get("reverseFulfillmentOrders")):
         for item in nodes_of(order.get("lineItems")):
             if (item.get("fulfillmentLineItem") or {}).get("id") == fulfillment:
-                return str(item["id"])
+                return answer_id(item.get("id"))
     raise PortError(
         PORT, "dispose", f"no reverse fulfillment order line for {line_id!r}", retryable=False
     )
@@ -424,6 +433,36 @@ def user_errors(errors: object) -> str:
         code = f" [{error['code']}]" if error.get("code") else ""
         parts.append(f"{field}: {error.get('message')}{code}")
     return "userErrors: " + "; ".join(parts)
+
+
+def answer_id(value: object) -> str:
+    """An id in an answer (a GraphQL ``ID``): non-blank text of at most
+    :data:`~returnflow.domain._fields.MAX_KEY_BYTES` bytes, kept as it is; ``ValueError``
+    otherwise (``null``, a number, a list: never its ``str()``, which would look like an id),
+    which :func:`reading` reports as a bad answer."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"not an id: {value!r}")
+    try:
+        return check_key_text("id", value, InvalidPayload)
+    except InvalidPayload as error:
+        raise ValueError(f"not an id: {error.reason}") from None
+
+
+@contextmanager
+def reading(operation: str) -> Iterator[None]:
+    """Reading an answer of ``operation``: a shape it was not read for (a key missing, a
+    number where an object or a list was, an id or a count that is none) is a non-retryable
+    :class:`~returnflow.errors.PortError` naming the operation, never the ``KeyError``,
+    ``TypeError``, ``AttributeError``, ``IndexError`` or ``ValueError`` of reading it; a
+    :class:`~returnflow.errors.ReturnflowError` passes as it is."""
+    try:
+        yield
+    except ReturnflowError:
+        raise
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as error:
+        raise PortError(
+            PORT, operation, f"unexpected answer: {error!r}"[:300], retryable=False
+        ) from error
 
 
 def bad_answer(operation: str, what: str, value: object) -> PortError:
