@@ -448,7 +448,7 @@ Python's own default limit on turning a whole number into text and back
 
 _FEW_BITS = (10**MAX_DIGITS).bit_length() - 4
 """Bits below which no whole number has more than :data:`MAX_DIGITS` digits."""
-_TOO_LONG = 10**MAX_DIGITS
+_TOO_LONG: int = 10**MAX_DIGITS
 
 
 def check_digits(field: str, value: object) -> None:
