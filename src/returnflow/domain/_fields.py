@@ -456,6 +456,9 @@ def check_digits(field: str, value: object) -> None:
     ``value`` (objects, arrays, text, numbers) holds a whole number of more than
     :data:`MAX_DIGITS` digits, which no store can write as text; anything else passes (the
     other checks are the writer's)."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:  # most free-form parts: none given
+        return
     if _has_long(value):  # the walk that names where: only for a value that fails
         _name_long(field, value)
 
