@@ -1,7 +1,7 @@
-"""When fees are taken: the return shipping fee comes from the first payout that bears it,
-whatever settles later, so the money does not depend on when the refund is paid (on the
-hand-in, on receipt, or at completion), in either mode; and a native settlement never
-charges a fee the platform return was opened without."""
+"""When fees are taken: the return shipping fee follows the units that bear it, each payout
+paying its own units' shares, whatever settles later, so the money does not depend on when
+the refund is paid (on the hand-in, on receipt, or at completion), in either mode; and a
+native settlement never charges a fee the platform return was opened without."""
 
 from __future__ import annotations
 
@@ -230,3 +230,33 @@ def test_a_fee_left_to_an_exchange_that_fails_qc_is_judged_by_the_lines_paid_bef
     )
     assert back - Money.sum(charged(made), "EUR") == eur("5.00")
     assert record.return_shipping_fee == eur("30.00")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("price", ["20.00", "25.00", "30.00"])
+def test_a_payout_too_small_for_the_fee_pays_the_same_whenever_it_is_paid_under_payout_only(
+    mode: str, price: str
+) -> None:
+    # The T-shirt (25.00) for one at ``price`` and a cap (10.00) refunded, a 15.00 return
+    # shipping fee taken only from the payout; the T-shirt fails QC after the cap came. The
+    # cap bears the fee alone (exchanges waive it), at most its own 10.00, whenever it is
+    # paid: nothing back. For the upsell the 5.00 the exchange is short comes first from
+    # the whole return's payout, so the return opens without 10.00 of the fee, and the
+    # cap bears 5.00 (5.00 back net, the prepaid 5.00 given back with the exchange).
+    # Paid early, the cap was refunded in full (the fee left to the exchange, then waived
+    # with it): 10.00 back, and 0.00 at completion.
+    fees = FeePolicy(return_shipping=eur("15.00"), fees_only_from_payout=True)
+    seen = set()
+    for timing in TIMINGS.values():
+        made = native_harness(ReturnPolicy(platform_mode=mode, fees=fees, refund_trigger=timing))
+        return_id = request(made, swap(price), caps(1))
+        handed_in(made, return_id)
+        receive(made, return_id, "r1", passed("L2"))
+        receive(made, return_id, "r2", passed("L1", qc="fail"))
+        record = closed_without_review(made, return_id)
+        back = refunded(made, return_id) + Money.sum(
+            (call.args["amount"] for call in made.ports.payments.calls_to("refund")), "EUR"
+        )
+        seen.add((back - Money.sum(charged(made), "EUR"), record.return_shipping_fee))
+    upsell = price == "30.00"
+    assert seen == {(eur("5.00"), eur("5.00")) if upsell else (eur("0.00"), eur("10.00"))}

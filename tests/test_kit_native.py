@@ -190,13 +190,15 @@ def test_the_model_catches_a_platform_that_disagrees(
         run_state_machine_as_test(machine, settings=BUG_HUNT)
 
 
-def test_a_fee_waived_that_the_platform_return_carries_in_part_is_a_real_difference() -> None:
+def test_a_share_of_the_fee_waived_with_a_unit_that_failed_qc_is_no_difference() -> None:
     # A 40.00 return shipping fee, 15% restocking, fees taken only from a payout: the
-    # T-shirt (25.00) and a cap (10.00) would pay 29.75 of the fee, and the platform return
-    # opens with that much. The T-shirt fails QC and comes out: the cap pays 8.50 of it,
-    # the rest (31.50) is waived, while the platform return still carries 29.75 and asks
-    # 21.25. A real difference (Shopify cannot take a fee off a return): the model knows
-    # the kind, though the platform asks for part of the fee waived, not all of it.
+    # T-shirt (25.00) and a cap (10.00) would pay 29.75 of the fee (each unit at most
+    # what it pays out: 21.25 and 8.50), and the platform return opens with that much.
+    # The T-shirt fails QC and comes out: the cap pays its own share, 8.50, and the
+    # T-shirt's is waived. The platform return still carries 29.75 (Shopify cannot take a
+    # fee off a return), but the figure for the processing counts the shares the
+    # settlements charged, as returnCalculate takes the fee as an amount: both say 0.00.
+    # When one payout took the fee whole, the platform asked 21.25 more.
     fees = FeePolicy(
         restocking=Percent(15), return_shipping=Money("40", "EUR"), fees_only_from_payout=True
     )
@@ -215,9 +217,10 @@ def test_a_fee_waived_that_the_platform_return_carries_in_part_is_a_real_differe
         WarehouseReceipt(shop=SHOP, return_id=return_id, event_id="r1", lines=received)
     )
     record = made.service.get(SHOP, return_id)
-    [(index, reason)] = _differences(record)
-    assert "the platform's owed 21.25 EUR differs from returnflow's settlement 0.00 EUR" in reason
-    machine = returns_state_machine(shop=SHOP, platform_mode="native")
-    model = object.__new__(machine)
-    model.platform, model.taken_out = made.platform_returns, set()
-    assert model._real_difference(record, index) == "a fee waived that the platform return carries"
+    assert _differences(record) == []
+    assert (record.status, record.return_shipping_fee) == ("closed", Money("8.50", "EUR"))
+    assert made.platform_returns is not None
+    [opened] = made.platform_returns.calls_to("open_return")
+    assert opened.args["return_shipping_fee"] == Money("29.75", "EUR")
+    [processed] = made.platform_returns.calls_to("process")
+    assert processed.args["refund"] == Money("0.00", "EUR")

@@ -984,8 +984,9 @@ def test_each_processing_call_is_compared_for_its_own_units() -> None:
     receive(made, return_id, "r2", passed("L2"))
     record = closed_without_review(made, return_id)
     first, second = platform(made).calls_to("process")
-    # The first call bears the return shipping fee, each its cap's share of the fee.
-    assert (first.args["refund"], second.args["refund"]) == (eur("6.00"), eur("9.00"))
+    # Each call bears its cap's share of the restocking fee and of the return shipping fee
+    # (1.50 each): 10.00 - 1.00 - 1.50, whichever cap comes first.
+    assert (first.args["refund"], second.args["refund"]) == (eur("7.50"), eur("7.50"))
     live_id = record.refs.platform_return_id or ""
     line = platform(made).get_return(SHOP, live_id).line_id("L2")
     assert platform(made).refunded(SHOP, live_id) == eur("15.00")

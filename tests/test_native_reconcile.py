@@ -427,9 +427,10 @@ def test_an_instant_exchange_captured_gives_back_a_restocking_fee_paid_up_front(
 
 def test_a_refund_paid_early_takes_the_return_shipping_fee_when_the_exchange_failed_qc() -> None:
     # The T-shirt for another at 20.00 and the caps refunded on receipt, with a 5.00 return
-    # shipping fee. The T-shirt fails QC in the receipt that brings the caps: the exchange
-    # can no longer settle the fee at completion, so the caps' refund takes it (15.00), as
-    # the platform return, which bears the fee from its opening, suggests.
+    # shipping fee that applies to exchanges too. The caps pay out, so they carry the
+    # whole fee (2.50 each), the T-shirt none: the caps' refund takes it (15.00) whatever
+    # becomes of the exchange, as the platform return, which bears the fee from its
+    # opening, suggests.
     fees = FeePolicy(return_shipping=Fixed(eur("5.00")), waive_for_exchanges=False)
     policy = ReturnPolicy(
         platform_mode="native", fees=fees, refund_trigger=RefundTrigger.ON_RECEIVED

@@ -8,22 +8,25 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import pytest
 
 from _builders import (
     SHOP,
     caps,
     closed_without_review,
     eur,
+    handed_in,
     native_harness,
     passed,
     platform,
     receive,
     request,
+    swap,
     tee_and_caps,
     three_at_ten,
 )
 from returnflow import Exchange, RequestLine, ReturnPolicy
-from returnflow.domain.policy import MoneyAuthority, RefundTrigger
+from returnflow.domain.policy import MoneyAuthority, RefundTrigger, ReleaseTrigger
 from returnflow.errors import PortError
 from returnflow.ports.platform_returns import FinancialOutcome, ProcessResult, Quantity
 from returnflow.testing import FakePorts, Harness
@@ -117,6 +120,60 @@ def test_a_processing_given_up_and_closed_by_a_person_sends_what_it_decided() ->
     closed_without_review(made, return_id)
     calls = there.calls_to("process")
     assert {str(c.args["refund"].amount) for c in calls[1:]} == {"18.99"}
+    same_call_per_key(there, "process")
+
+
+@pytest.mark.parametrize("answers_lost", [False, True], ids=["answered", "answers-lost"])
+@pytest.mark.parametrize(
+    ("refund_trigger", "first"),
+    [(RefundTrigger.ON_HANDED_IN, "scan"), (RefundTrigger.ON_RECEIVED, "cap")],
+    ids=["item-alone", "item-with-the-cap"],
+)
+def test_a_processing_of_items_shipped_ahead_notes_the_figure_its_first_attempt_compared(
+    refund_trigger: RefundTrigger, first: str, answers_lost: bool
+) -> None:
+    # An instant exchange of the T-shirt (25.00, even) released when handed in, and a cap
+    # (10.00) refunded. The new item is processed ahead of the T-shirt paying for it, in a
+    # call of its own (the scan) or with the cap (its receipt implies the hand-in): the
+    # platform asks 25.00 for it there, which the T-shirt's call pays. When that call acts
+    # and its answer is lost, the retry finds the item processed and the platform's figure
+    # for it 0.00: the figure noted must be the one compared before the call, or the
+    # T-shirt's call is refunded in full by the platform (25.00 against returnflow's 0.00).
+    policy = ReturnPolicy(
+        platform_mode="native",
+        exchange_release=ReleaseTrigger.ON_HANDED_IN,
+        refund_trigger=refund_trigger,
+    )
+    made = native_harness(policy)
+    there = platform(made)
+    if answers_lost:
+        there.lose_answers("process", times=None)  # every processing acts, its answer lost
+    return_id = request(made, swap("25.00"), caps(1))
+    tee, cap = made.service.get(SHOP, return_id).lines
+    if first == "scan":
+        handed_in(made, return_id)
+    else:
+        receive(made, return_id, "r1", passed(cap.id))
+    made.dispatch_due()
+    record = made.service.get(SHOP, return_id)
+    assert (record.status, record.exchange_status) == (
+        ("in_transit" if first == "scan" else "item_received"),
+        "released",
+    )
+    receive(made, return_id, "r2", passed(tee.id), *([passed(cap.id)] if first == "scan" else []))
+    while made.dispatch_due().failed:  # the retries, until every answer came
+        pass
+    record = closed_without_review(made, return_id)
+    nets = [
+        entry.payload.get("platform_net")
+        for entry in record.history
+        if entry.event == "platform_return_processed"
+    ]
+    assert "-25.00 EUR" in nets
+    assert there.refunded(SHOP, record.refs.platform_return_id or "") == eur("10.00")
+    outcomes = [call.outcome for call in there.calls_to("process")]
+    assert outcomes.count("ok") == 3 if first == "scan" else 2
+    assert outcomes.count("replayed") == (outcomes.count("ok") if answers_lost else 0)
     same_call_per_key(there, "process")
 
 

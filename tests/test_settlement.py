@@ -407,8 +407,12 @@ def test_the_return_shipping_fee_is_charged_once_per_return_across_reopen_and_cl
 
     first = harness.service.close(SHOP, record.id, unreceived="nothing")
 
+    # Each cap bears 2.50 of the fee: the one received pays its share (20.00 - 2.50); the
+    # one not received is not paid, and its share is owed, charged as the return closes.
     assert first.state == ("closed", "no_exchange")
-    assert refunded(harness) == [eur("15.00")]  # one cap 20.00 - 5.00 shipping
+    assert refunded(harness) == [eur("17.50")]
+    charges = harness.ports.payments.calls_to("charge")
+    assert [call.args["amount"] for call in charges] == [eur("2.50")]
     assert first.return_shipping_fee == eur("5.00")
 
     harness.service.reopen(SHOP, record.id, reason="second cap arrived")
@@ -416,7 +420,8 @@ def test_the_return_shipping_fee_is_charged_once_per_return_across_reopen_and_cl
     second = finish(harness, record.id, "fin-2").record
 
     assert second.state == ("closed", "no_exchange")
-    assert refunded(harness) == [eur("15.00"), eur("20.00")]  # no second shipping fee
+    assert refunded(harness) == [eur("17.50"), eur("20.00")]  # its share was charged
+    assert len(harness.ports.payments.calls_to("charge")) == 1
     assert second.return_shipping_fee == eur("5.00")
     assert [payload.get("return_shipping_fee") for payload in settled_payloads(second)] == [
         "5.00 EUR",
@@ -547,10 +552,12 @@ def test_store_credit_pays_the_shipping_fee_when_there_is_no_refund() -> None:
     assert only_credit.return_shipping_fee == eur("5.00")
     assert only_credit.documents == ((Document.CREDIT_MEMO, eur("20.00")),)
 
-    # The refund pays first (3.00), the store credit the rest (2.00): 0.00 and 23.00.
+    # Each unit bears its share of the fee, in proportion to its worth: 5.00 x 3 / 28 =
+    # 0.54 from the refund, 4.46 from the credit (2.46 and 20.54), so the kind that bears
+    # the fee is the same whichever unit is paid first.
     small_refund = return_line("2", eur("3.00"))
     both = settle("EUR", whole(small_refund, credit_line), fees=fees)
-    assert (both.refund, both.store_credit) == (eur("0.00"), eur("23.00"))
+    assert (both.refund, both.store_credit) == (eur("2.46"), eur("20.54"))
     assert both.return_shipping_fee == eur("5.00")
 
 
@@ -817,17 +824,18 @@ def test_quote_equals_the_settlement_once_every_unit_is_accepted_and_changes_not
 
     # A: 25.00 - 2.50 (10 %) = 22.50 refund; B: 100.00 - 10.00 = 90.00 credit + 5.00 bonus;
     # C (exchange, fee waived): 40.00 credit for 2 x 15.00 = 30.00 -> 10.00 more refund.
-    # Shipping 4.00 from the refund: 22.50 + 10.00 - 4.00 = 28.50.
+    # Shipping 4.00 over A and B by their worth (25.00 and 100.00): 0.80 from A's refund,
+    # 3.20 from B's credit: 22.50 - 0.80 + 10.00 = 31.70 and 90.00 - 3.20 = 86.80.
     assert (quote.refund, quote.store_credit, quote.bonus) == (
-        eur("28.50"),
-        eur("90.00"),
+        eur("31.70"),
+        eur("86.80"),
         eur("5.00"),
     )
     assert (quote.restocking_fee, quote.return_shipping_fee) == (eur("12.50"), eur("4.00"))
     assert (quote.exchange_credit, quote.exchange_total) == (eur("40.00"), eur("30.00"))
     assert quote.documents == (
-        (Document.REFUNDED_CREDIT_MEMO, eur("28.50")),
-        (Document.CREDIT_MEMO, eur("95.00")),
+        (Document.REFUNDED_CREDIT_MEMO, eur("31.70")),
+        (Document.CREDIT_MEMO, eur("91.80")),
         (Document.EXCHANGE_ORDER, eur("30.00")),
     )
     # Nothing stored, nothing changed at any port, no id taken.

@@ -284,3 +284,36 @@ def test_lines_now_of_an_answer_it_cannot_read_is_a_refusal() -> None:
     with pytest.raises(PortError, match="unexpected answer") as refused:
         adapter.lines_now("shop-a", "gid://shopify/Return/1")
     assert not refused.value.retryable
+
+
+def test_a_calls_share_of_the_return_shipping_fee_goes_to_return_calculate_as_an_amount() -> None:
+    # The return shipping fee follows the units: a processing call's figure counts its
+    # units' shares, asked for as the amount CalculateReturnInput.returnShippingFee takes;
+    # the whole return counts what its settlements charged of it.
+    mock = _mock()
+    adapter = _adapter(mock)
+    opened = adapter.open_return(
+        "shop-a",
+        ORDER,
+        [PlatformReturnLine("L1", 2)],
+        return_shipping_fee=Money("3.00", "EUR"),
+        idempotency_key="open",
+    )
+    line = opened.line_id("L1")
+    share = adapter.calculate(
+        "shop-a", opened.return_id, [Quantity(line, 1)], shipping_fee=Money("1.50", "EUR")
+    )
+    whole = adapter.calculate("shop-a", opened.return_id, shipping_fee=Money("2.00", "EUR"))
+    asked = [r for r in mock.requests if r.operation == "ReturnflowReturnCalculate"]
+    fees = [request.variables["input"].get("returnShippingFee") for request in asked[-2:]]
+    assert fees == [
+        {"amount": {"amount": "1.50", "currencyCode": "EUR"}},
+        {"amount": {"amount": "2.00", "currencyCode": "EUR"}},
+    ]
+    assert (share.fees, whole.fees) == (Money("1.50", "EUR"), Money("2.00", "EUR"))
+    fake = mock.platform.calculate(
+        "shop-a", opened.return_id, [Quantity(line, 1)], shipping_fee=Money("1.50", "EUR")
+    )
+    assert fake == share
+    with pytest.raises(PortError, match=r"carries 3\.00 EUR"):
+        mock.platform.calculate("shop-a", opened.return_id, shipping_fee=Money("3.01", "EUR"))

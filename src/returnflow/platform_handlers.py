@@ -13,6 +13,9 @@ and then returnflow's figure goes out) unless ``policy.platform_money`` names th
 wins. When the platform's wins, the refund it moves is written on the return (the
 ``platform_money_taken`` note) before the call: a retry (its answer lost, a crash) sends the
 same call under the same key, though the platform's figure leaves out what was processed.
+So is the platform's net figure of one call of several when later calls pay from it (it
+asks for exchange items shipped ahead of the units paying for them, or pays from that): a
+retry notes the figure the first attempt compared, not the one left after it acted.
 """
 
 from __future__ import annotations
@@ -213,9 +216,11 @@ def process_platform_return(
             # out the units it processed. The call under the same key gives its answer.
             theirs, refund, net = None, effect.refund, None
         else:
-            if d.policy_of(record).platform_money is MoneyAuthority.PLATFORM:
-                # the platform's figure moves the refund: written before the call, so that
-                # a retry sends it again (the figure leaves out what a call processed)
+            wins = d.policy_of(record).platform_money is MoneyAuthority.PLATFORM
+            if wins or _counts_later(record, net):
+                # the platform's figure moves the refund, or its net figure what later calls
+                # pay: written before the call, so that a retry sends it again and notes the
+                # same figure (the platform's leaves out what a call processed)
                 raise WriteFirst(partial(_note_taken, effect.key, theirs, refund, net))
     answer = port.process(
         effect.shop,
@@ -256,13 +261,12 @@ def _reconciled(
     assert effect.expected is not None
     refund = effect.refund
     net = None
+    # the return shipping fee the call's units bear (each unit its own share), as an amount
+    share = effect.shipping_fee_share
+    fee: Money | bool = share if share is not None else effect.shipping_fee
     if effect.expected_owed is None:  # one call of several: its own units
         outcome = port.calculate(
-            effect.shop,
-            return_id,
-            lines,
-            exchange_lines=exchange_lines,
-            shipping_fee=effect.shipping_fee,
+            effect.shop, return_id, lines, exchange_lines=exchange_lines, shipping_fee=fee
         )
         net = outcome.refund - outcome.owed
         zero = Money.zero(net.currency)
@@ -279,14 +283,16 @@ def _reconciled(
             # pay for them (an instant exchange released by the fact that pays the others):
             # the platform nets them against those units; returnflow pays the units in full,
             # and what the items ask is ahead of the exchanged units' later call
-            alone = port.calculate(effect.shop, return_id, lines, shipping_fee=effect.shipping_fee)
+            alone = port.calculate(effect.shop, return_id, lines, shipping_fee=fee)
             theirs = alone.refund
             net = net - (alone.refund - alone.owed)
         if ahead and paying:  # only the exchanged units pay for the items shipped ahead
             worth = port.calculate(effect.shop, return_id, paying, shipping_fee=False)
             theirs = max(net - min(-ahead, max(worth.refund - worth.owed, zero)), zero)
     else:
-        outcome = port.calculate(effect.shop, return_id)
+        outcome = port.calculate(
+            effect.shop, return_id, shipping_fee=True if share is None else share
+        )
         theirs = outcome.refund
     authority = d.policy_of(record).platform_money  # the return's own policy version
     review = authority is MoneyAuthority.REVIEW
@@ -311,8 +317,10 @@ def _reconciled(
 
 
 _TAKEN = "platform_money_taken"
-"""The history note of the refund a processing sends when the platform's money wins
-(payload: ``key``, ``platform``, ``refund`` and, for one call of several, ``net``)."""
+"""The history note of the figures a processing's first attempt decided, that its retries
+send and note again: written when the platform's money wins, or when later calls pay from
+its net figure (payload: ``key``, ``platform``, ``refund`` and, for one call of several,
+``net``)."""
 
 
 def _note_taken(key: str, theirs: Money, refund: Money, net: Money | None, change: Change) -> None:
@@ -363,6 +371,18 @@ def _owed_ahead(record: ReturnRecord, currency: str) -> Money:
                 ahead + amount_of(entry.payload["platform_net"], currency), Money.zero(currency)
             )
     return ahead
+
+
+def _counts_later(record: ReturnRecord, net: Money | None) -> bool:
+    """Whether a call's net figure ``net`` (one call of several) moves what the platform
+    asked ahead for exchange items (:func:`_owed_ahead`), which the later calls pay from:
+    it asks for items (negative), or pays from what earlier calls asked. A retry after the
+    call acted (its answer lost, a crash) could not get it again: the platform's figure then
+    leaves out the units and items the call processed (an item processed counts 0.00)."""
+    if net is None:
+        return False
+    zero = Money.zero(net.currency)
+    return net < zero or _owed_ahead(record, net.currency) < zero
 
 
 def _processed_already(

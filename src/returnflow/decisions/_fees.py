@@ -20,11 +20,20 @@ from collections.abc import Sequence
 
 from returnflow.decisions.change import Change
 from returnflow.domain.fees import LeftOff
-from returnflow.domain.model import HistoryEntry, OutcomeKind, ReturnRecord
+from returnflow.domain.model import HistoryEntry, OutcomeKind, ReturnLine, ReturnRecord
 from returnflow.domain.money import Money
 from returnflow.domain.settlement import Settlement
 
-__all__ = ["LEFT_OFF", "left_off", "note_left_off", "opening_fees", "took_shipping_fee"]
+__all__ = [
+    "LEFT_OFF",
+    "apart_note",
+    "charges_shipping",
+    "left_off",
+    "note_left_off",
+    "opening_fees",
+    "shares_paid",
+    "took_shipping_fee",
+]
 
 LEFT_OFF = "fees_left_off"
 """The history event of the fees a return's opening quote left off."""
@@ -37,12 +46,14 @@ def opening_fees(quote: Settlement) -> tuple[dict[str, Money], dict[str, object]
 
     A restocking fee waived because no payout covers it is an exchanged line's (refunded
     and credited lines pay their own): the part waived comes off the exchanged lines in
-    the quote's order; the part of the return shipping fee waived is the rest of what the
-    quote waived."""
+    the quote's order. The part of the return shipping fee left off is that of the
+    exchanged units' shares the quote's payout does not bear
+    (``Settlement.shipping_left_off``): a refunded or credited unit's share beyond its own
+    payout is waived by every settlement alike."""
     zero = Money.zero(quote.currency)
     waived = Money.sum((part.restocking_fee for part in quote.lines), quote.currency)
     waived = waived - quote.restocking_fee
-    shipping_off = quote.fees_waived - waived
+    shipping_off = quote.shipping_left_off  # the exchanged units' shares no payout bears
     fees: dict[str, Money] = {}
     off_by_line: dict[str, str] = {}
     for part in quote.lines:
@@ -84,6 +95,40 @@ def took_shipping_fee(history: Sequence[HistoryEntry]) -> bool:
     """Whether a settlement in ``history`` took the return shipping fee: a change's (its
     processing call takes the fee too) or a return's own (not the one it was reset from)."""
     return any(e.event == "settled" and "return_shipping_fee" in e.payload for e in history)
+
+
+def charges_shipping(record: ReturnRecord) -> bool:
+    """Whether the return's settlements charge the return shipping fee: not those of a
+    return reset from one whose settlements charged it (:mod:`returnflow.decisions.reset`
+    notes it with ``created_by_reset``)."""
+    return not any(
+        e.event == "created_by_reset" and e.payload.get("return_shipping_fee")
+        for e in record.history
+    )
+
+
+APART = "shipping_apart"
+"""The key, in a settlement's note, of the units whose shares of the return shipping fee
+it charged (or waived) apart from any payout: they were never to settle."""
+
+
+def apart_note(parts: Sequence[tuple[ReturnLine, int, int]]) -> str:
+    """``parts`` (line, units, first unit) as a settlement notes them: ``"R1:1:1, R2:0:2"``."""
+    return ", ".join(f"{line.id}:{start}:{units}" for line, units, start in parts if units)
+
+
+def shares_paid(history: Sequence[HistoryEntry]) -> frozenset[tuple[str, int]]:
+    """``(return line id, unit)`` whose shares of the return shipping fee a settlement in
+    ``history`` charged apart (:func:`apart_note`): no later settlement takes them again
+    (the units came after all, the return reopened)."""
+    paid: set[tuple[str, int]] = set()
+    for entry in history:
+        if entry.event != "settled" or not entry.payload.get(APART):
+            continue
+        for item in str(entry.payload[APART]).split(", "):
+            line_id, start, units = item.rsplit(":", 2)
+            paid.update((line_id, unit) for unit in range(int(start), int(start) + int(units)))
+    return frozenset(paid)
 
 
 def _money(text: object, currency: str) -> Money:

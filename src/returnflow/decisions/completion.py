@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from returnflow.decisions import _fees as fees_of
 from returnflow.decisions import exchange, review
-from returnflow.decisions._fees import left_off
 from returnflow.decisions.change import Change
 from returnflow.domain._evolve import evolve
 from returnflow.domain.model import (
@@ -22,7 +22,7 @@ from returnflow.domain.model import (
     StoreCredit,
 )
 from returnflow.domain.money import Money
-from returnflow.domain.policy import PlatformMode, ReturnPolicy
+from returnflow.domain.policy import ReturnPolicy
 from returnflow.domain.settlement import LineSettlement, Settlement, lines_by_order_line, settle
 from returnflow.errors import InvalidPayload
 from returnflow.lifecycle import effects as fx
@@ -248,9 +248,9 @@ def complete(
             if unpaid is not None and not kept:  # the part of it that is outbound shipping
                 outbound_unpaid = unpaid - min(unpaid, _items_left(change.record, apart, prepaid))
             prepaid = _prepaid_left(change.record, apart, prepaid, shipping=not kept)
-    # A payout made before completion too small for the return shipping fee left it to a
-    # later settlement: this one takes it, even when it settles no unit (the exchange the
-    # fee was left to failed QC), as it would have had the refund been paid now.
+    # The units that will never settle (QC failed, never received) charge their shares
+    # of the return shipping fee now, owed (or waived) like a fee no payout covers: no
+    # other unit's payout bears them, so the money is the same in any order of receipts.
     settlement = settle_parts(
         change,
         policy,
@@ -258,7 +258,7 @@ def complete(
         exchange_lines=kept,
         prepaid=prepaid,
         items_unpaid=unpaid,
-        shipping_due=any(line.settled for line in record.lines),
+        shipping_apart=_never_settled(record, parts),
         outbound_unpaid=outbound_unpaid or None,
     )
     change.update(completed_at=change.now, balance_settled=record.balance_paid is not None)
@@ -289,6 +289,22 @@ def complete(
     if not (settlement.refund or settlement.store_credit or settlement.bonus or given_up):
         close(change)
     # Otherwise the return closes when the platform confirms the money (results.apply).
+
+
+def _never_settled(
+    record: ReturnRecord, parts: Sequence[tuple[ReturnLine, int, int]]
+) -> list[tuple[ReturnLine, int, int]]:
+    """The units of ``record``'s lines that completing with ``parts`` leaves unsettled:
+    ``(line, units, first unit)``."""
+    settling: dict[str, int] = {}
+    for line, units, _ in parts:
+        settling[line.id] = settling.get(line.id, 0) + units
+    left = []
+    for line in record.lines:
+        start = line.settled + settling.get(line.id, 0)
+        if start < line.quantity:
+            left.append((line, line.quantity - start, start))
+    return left
 
 
 def _needed(record: ReturnRecord, apart: Sequence[ExchangeLine], shipping: bool) -> Money:
@@ -361,19 +377,17 @@ def settle_parts(
     *,
     exchange_lines: Sequence[ExchangeLine] = (),
     prepaid: Money | None = None,
-    charge_shipping: bool = True,
     items_unpaid: Money | None = None,
-    shipping_due: bool = False,
+    shipping_apart: Sequence[tuple[ReturnLine, int, int]] = (),
     outbound_unpaid: Money | None = None,
 ) -> Settlement:
     """Settle ``parts`` (line, units, first unit): count them settled, keep the fees, plan
     the refund and the store credit, charge what the customer owes (fees the payout did not
     cover, an exchange's shortfall not prepaid) and give back what they prepaid and no
-    longer owe. ``charge_shipping``: false to leave the return shipping fee to a later
-    settlement; ``shipping_due``: units settled before left it to this one, which takes it
-    even when it settles none; ``outbound_unpaid``: the part of ``items_unpaid`` that is the
-    exchange's outbound shipping (noted with the settlement as ``outbound_unpaid``: a
-    platform return never carries it)."""
+    longer owe. ``shipping_apart``: units never to settle, whose shares of the return
+    shipping fee are charged (or waived) now, apart from any payout; ``outbound_unpaid``:
+    the part of ``items_unpaid`` that is the exchange's outbound shipping (noted with the
+    settlement as ``outbound_unpaid``: a platform return never carries it)."""
     record = change.record
     settlement = _settlement(
         record,
@@ -381,14 +395,14 @@ def settle_parts(
         parts,
         exchange_lines=exchange_lines,
         prepaid=prepaid,
-        charge_shipping=charge_shipping,
         items_unpaid=items_unpaid,
-        shipping_due=shipping_due,
+        shipping_apart=shipping_apart,
     )
     if not (
         parts
         or settlement.balance_refund
         or settlement.return_shipping_fee
+        or settlement.fees_waived  # the shares of units never settled, waived
         or settlement.balance_due  # items left unpaid (items_unpaid), their units paid before
     ):
         return settlement
@@ -403,7 +417,12 @@ def settle_parts(
             evolve(line, settled=line.settled + added[line.id]) if line.id in added else line
             for line in record.lines
         ),
-        return_shipping_fee=settlement.return_shipping_fee or record.return_shipping_fee,
+        return_shipping_fee=(
+            (record.return_shipping_fee or Money.zero(record.currency))
+            + settlement.return_shipping_fee
+            if settlement.return_shipping_fee
+            else record.return_shipping_fee
+        ),
         exchange_shipping_fee=settlement.exchange_shipping or record.exchange_shipping_fee,
         restocking_fees=restocking,
     )
@@ -459,6 +478,10 @@ def settle_parts(
         change.effect(fx.ChargeBalance, amount=settlement.balance_due, prepay=False)
     documents = ", ".join(f"{kind.value} {amount}" for kind, amount in settlement.documents)
     apart = {"outbound_unpaid": str(outbound_unpaid)} if outbound_unpaid else {}
+    if shipping_apart and (settlement.shipping_owed or settlement.fees_waived):
+        apart[fees_of.APART] = fees_of.apart_note(shipping_apart)
+    if settlement.shipping_owed:  # no payout bears it: the platform's figure has it not
+        apart["shipping_owed"] = str(settlement.shipping_owed)
     change.note("settled", {**settlement.as_dict(), "documents": documents, **apart})
     return settlement
 
@@ -470,41 +493,35 @@ def _settlement(
     *,
     exchange_lines: Sequence[ExchangeLine] = (),
     prepaid: Money | None = None,
-    charge_shipping: bool = True,
     items_unpaid: Money | None = None,
-    shipping_due: bool = False,
+    shipping_apart: Sequence[tuple[ReturnLine, int, int]] = (),
 ) -> Settlement:
     """What ``parts`` of ``record`` settle to under ``policy`` (:func:`settle_parts`)."""
-    native = policy.platform_mode is PlatformMode.NATIVE
-    judged: Sequence[ReturnLine] | None = record.lines if native else None
-    if shipping_due and not native:  # the lines settled before judge the fee too
-        settling = {line.id for line, _, _ in parts}
-        judged = [line for line in record.lines if line.settled or line.id in settling]
     return settle(
         record.currency,
         parts,
         fees=policy.fees_for(record.rule_return_shipping, record.method),
         exchange_lines=exchange_lines,
-        charge_shipping=charge_shipping and record.return_shipping_fee is None,
+        charge_shipping=fees_of.charges_shipping(record),
         charge_exchange_shipping=record.exchange_shipping_fee is None,
         difference_to=policy.exchange_difference,
         prepaid=prepaid,
         taxes_included=record.taxes_included,
-        # native: the platform return bears the fee from its opening, judged over all its
-        # lines, and the platform has no call to take it off (Shopify's removeFromReturn
-        # removes line items only): lines removed later do not waive it
-        shipping_waived_by=judged,
+        # the fee is spread over all the return's units once, in both modes (the platform
+        # return bears it from its opening, and Shopify's removeFromReturn removes line
+        # items only): each unit pays its own share, whatever settles when
+        shipping_lines=record.lines,
         items_unpaid=items_unpaid,
-        left_off=left_off(record),  # what the return opened without: never charged
-        shipping_due=shipping_due,
+        left_off=fees_of.left_off(record),  # what the return opened without: never charged
+        shipping_apart=shipping_apart,
+        shares_paid=fees_of.shares_paid(record.history),
     )
 
 
 def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why: str) -> None:
     """Refund or credit before completion (the policy's refund trigger); exchanges settle
-    at completion as usual. The return shipping fee is taken here when this payout bears
-    it whole, whatever settles later (an exchange to settle, or to fail QC); a payout too
-    small for it leaves it to a later settlement while units are left to settle.
+    at completion as usual. The units paid pay their own shares of the return shipping
+    fee (:func:`~returnflow.domain.fees.unit_shipping_fees`), whatever settles later.
 
     A returnless line (:class:`Keep`) is paid with the units: nothing is to come for it,
     and it is part of the payout a fee is taken from. Left to completion, a fee taken here
@@ -528,18 +545,9 @@ def pay_early(change: Change, policy: ReturnPolicy, *, accepted_only: bool, why:
         return
     if parts:
         change.note("refund_trigger", {"trigger": why})
-        # The return shipping fee is taken from the first payout that bears it whole,
-        # whatever settles later: what the refund is paid when does not change the money.
-        # A payout too small for it leaves it to a later settlement, unless none is left.
-        # (units QC rejected never settle; an exchange's settle at completion)
-        settled = {line.id: units for line, units, _ in parts}
-        later = any(
-            line.quantity - line.rejected > line.settled + settled.get(line.id, 0)
-            for line in change.record.lines
-        )
-        bears = _settlement(change.record, policy, parts)
-        short = bears.shipping_owed + bears.fees_waived
-        settle_parts(change, policy, parts, charge_shipping=not (short and later))
+        # each unit pays its own share of the return shipping fee: what is paid when does
+        # not change the money, nor which payout bears the fee
+        settle_parts(change, policy, parts)
 
 
 def close(change: Change) -> None:

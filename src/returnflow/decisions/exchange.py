@@ -56,24 +56,31 @@ def hold(change: Change, policy: ReturnPolicy) -> None:
     )
     # What the whole return owes if every unit comes back: the shortfall of the new items
     # and their shipping, and the fees the payout does not cover (charged up front).
+    fees = policy.fees_for(record.rule_return_shipping, record.method)
     quote = settle(
         record.currency,
         [(line, line.quantity - line.settled, line.settled) for line in record.lines],
-        fees=policy.fees_for(record.rule_return_shipping, record.method),
+        fees=fees,
         exchange_lines=pending,
-        charge_shipping=record.return_shipping_fee is None,
+        charge_shipping=fees_of.charges_shipping(record),
         charge_exchange_shipping=record.exchange_shipping_fee is None,
         difference_to=policy.exchange_difference,
         taxes_included=record.taxes_included,
     )
     if policy.platform_mode is PlatformMode.TAGS:  # native: noted as its platform return opens
         fees_of.note_left_off(change, quote)
-    if quote.balance_due:
-        due = {"balance_due": str(quote.balance_due)}
+    # what the units' own payouts do not bear of their shares of the return shipping fee
+    # is owed when they are paid, not up front (a unit may be paid before completion)
+    apart = Money.sum((part.return_shipping_fee_left for part in quote.lines), quote.currency)
+    if fees.fees_only_from_payout:  # waived, not owed
+        apart = Money.zero(quote.currency)
+    owed = quote.balance_due - min(apart, quote.balance_due)
+    if owed:
+        due = {"balance_due": str(owed)}
         if quote.exchange_shipping:  # its outbound shipping: never on a platform return
             due["exchange_shipping"] = str(quote.exchange_shipping)
         change.fire("require_payment", due)
-        change.effect(fx.ChargeBalance, amount=quote.balance_due)
+        change.effect(fx.ChargeBalance, amount=owed)
     else:
         change.fire("hold_exchange", {"tag": policy.hold_tag})
 

@@ -59,12 +59,12 @@ import attrs
 
 from returnflow.decisions import _fees as fees_of
 from returnflow.decisions import _platform_balance as balance
+from returnflow.decisions import _platform_money as money
 from returnflow.decisions import exchange
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import Disposition
 from returnflow.domain.model import (
     ExchangeLine,
-    HistoryEntry,
     PlatformUnits,
     ReturnRecord,
     platform_reason,
@@ -216,7 +216,7 @@ def _open(change: Change, policy: ReturnPolicy) -> fx.OpenPlatformReturn | None:
         # shipping fee, the reasons that waive fees
         fees=policy.fees_for(record.rule_return_shipping, record.method),
         exchange_lines=[line for line in record.exchange_lines if line.status != "cancelled"],
-        charge_shipping=record.return_shipping_fee is None,
+        charge_shipping=fees_of.charges_shipping(record),
         charge_exchange_shipping=record.exchange_shipping_fee is None,
         difference_to=policy.exchange_difference,
         taxes_included=record.taxes_included,
@@ -419,15 +419,20 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         credit = Money.sum((e.amount for e in credits), record.currency) - outside
         expected, owed = refund + credit, None
         if whole:  # the platform nets the whole return (see _whole)
-            expected, owed = _whole(record, expected, _owed(change, planned))
+            expected, owed = money.whole(record, expected, money.owed(change, planned))
         else:  # the outbound shipping of this change the units paid, not a balance
-            outbound = _outbound(change.history, record.currency)
+            outbound = money.outbound(change.history, record.currency)
+            owed = money.owed(change, planned)
+            # nor the shares of the return shipping fee owed apart, as far as what the
+            # customer paid counts them (not in the call's figure)
+            outbound += min(money.owed_apart(record.history, record.currency), max(owed, zero))
             if exchange_ids:  # the platform nets the items against all of the call's units
                 # (units refunded apart too), without the outbound shipping: the balance the
                 # customer pays for them is not refunded of those units
-                expected = max(expected + outbound - _owed(change, planned), zero)
+                expected = max(expected + outbound - owed, zero)
             else:
-                expected = expected + max(outbound - _owed(change, planned), zero)
+                expected = expected + max(outbound - owed, zero)
+            owed = None
         effects.append(
             _make(
                 change,
@@ -440,7 +445,9 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
                 expected=expected,
                 expected_owed=owed,
                 owed_paid_apart=_paid_by_capture(record),
-                shipping_fee=not whole and fees_of.took_shipping_fee(change.history),
+                shipping_fee_share=money.shipping_fee_share(
+                    record.history if whole else change.history, record.currency, whole=whole
+                ),
             )
         )
         by_line = {
@@ -500,11 +507,6 @@ def _paid_by_capture(record: ReturnRecord) -> Money | None:
     return paid or None
 
 
-def _money(text: str, currency: str) -> Money:
-    """An amount as notes show it (``"15.00 EUR"``)."""
-    return Money(text.split(" ")[0], currency)
-
-
 def _by_duty(refunds: Sequence[fx.IssueRefund]) -> tuple[DutyRefund, ...]:
     """The duties the refunds give back, by duty id."""
     given: dict[str, Money] = {}
@@ -514,86 +516,6 @@ def _by_duty(refunds: Sequence[fx.IssueRefund]) -> tuple[DutyRefund, ...]:
                 given[duty.duty_id] + duty.amount if duty.duty_id in given else duty.amount
             )
     return tuple(DutyRefund(duty, amount) for duty, amount in given.items())
-
-
-def _owed(change: Change, planned: Sequence[fx.Effect]) -> Money:
-    """What the customer pays for the whole return: prepaid, charged by settlements (and in
-    this change), less what this change gives back of it (not a captured authorization
-    given back: it never paid the return's balance)."""
-    record = change.record
-    zero = Money.zero(record.currency)
-    charged = Money.sum(
-        (e.amount for e in planned if isinstance(e, fx.ChargeBalance) and not e.prepay),
-        record.currency,
-    )
-    back = Money.sum(
-        (e.amount for e in planned if isinstance(e, fx.RefundBalance)), record.currency
-    )
-    captured = [e for e in change.history if e.event == "capture_refunded"]
-    back = back - Money.sum(
-        (_money(str(e.payload["amount"]), record.currency) for e in captured), record.currency
-    )
-    return (record.balance_paid or zero) + (record.balance_charged or zero) + charged - back
-
-
-def _outbound(history: Sequence[HistoryEntry], currency: str) -> Money:
-    """The exchange's outbound shipping the settlements of ``history`` took from the units'
-    value: a platform return never carries it, so its figure for the units is that much more."""
-    return Money.sum(
-        (
-            _money(str(e.payload["exchange_shipping"]), currency)
-            for e in history
-            if e.event == "settled" and "exchange_shipping" in e.payload
-        ),
-        currency,
-    )
-
-
-def _prepaid_shipping(history: Sequence[HistoryEntry], currency: str) -> Money:
-    """The exchange's outbound shipping in the balance asked up front."""
-    return Money.sum(
-        (
-            _money(str(e.payload["exchange_shipping"]), currency)
-            for e in history
-            if e.event == "require_payment" and "exchange_shipping" in e.payload
-        ),
-        currency,
-    )
-
-
-def _whole(record: ReturnRecord, paid_out: Money, charged: Money) -> tuple[Money, Money]:
-    """Returnflow's refund and owed for the whole return in the platform's terms: netted
-    (Shopify's ``suggestedFinancialOutcome`` is one refund or one balance, where returnflow
-    may charge a fee and refund apart), less the exchange's outbound shipping, which a
-    platform return never carries (Shopify's ``ReturnInput`` has no shipping for it)."""
-    zero = Money.zero(record.currency)
-    outbound = _outbound(record.history, record.currency)
-    # the outbound shipping a payout paid where capture and balance fell short (completion)
-    settled = [e for e in record.history if e.event == "settled" and "exchange_total" in e.payload]
-    shipping = [
-        _money(str(e.payload["outbound_unpaid"]), record.currency)
-        if "outbound_unpaid" in e.payload
-        else zero
-        for e in settled
-    ]
-    by_payout = Money.sum(shipping, record.currency)
-    settled_items = any(
-        _money(str(e.payload["exchange_total"]), record.currency) > paid
-        for e, paid in zip(settled, shipping, strict=True)
-    )
-    if (
-        not outbound
-        and not settled_items
-        and any(x.status != "cancelled" for x in record.exchange_lines)
-    ):
-        # no settlement took it from the units (they never came: a captured authorization
-        # paid for the items), so a balance paid up front paid it, and a payout what that
-        # left; one that settled items and took none waived it, and gave back what was
-        # paid up front for it
-        prepaid = _prepaid_shipping(record.history, record.currency)
-        outbound = min(prepaid, max(charged, zero) + by_payout)
-    net = paid_out - charged + outbound
-    return (net, zero) if net >= zero else (zero, -net)
 
 
 def _quantities(counts: dict[str, int]) -> tuple[LineQuantity, ...]:

@@ -159,7 +159,10 @@ def _child(
     paid: dict[str, int] = {}
     for line in lines:  # settled on the reset return: paid (and processed) there
         paid[line.order_line_id] = paid.get(line.order_line_id, 0) + line.settled
-    child.note("created_by_reset", {"parent_id": parent.id, "settled": paid})
+    # the parent's settlements charged the return shipping fee: the reset return's do not
+    fee = parent.return_shipping_fee
+    took = {"return_shipping_fee": str(fee)} if fee is not None else {}
+    child.note("created_by_reset", {"parent_id": parent.id, "settled": paid, **took})
     balance.carry(parent, child)  # a balance paid on the platform stays paid there
     locations.expect(child, policy, lines)
     child.publish("request", parent_id=parent.id)

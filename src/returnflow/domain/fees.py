@@ -27,6 +27,7 @@ __all__ = [
     "tax_share",
     "unit_fee_taxes",
     "unit_restocking_fees",
+    "unit_shipping_fees",
 ]
 
 
@@ -195,7 +196,8 @@ class LeftOff:
     mode: the platform return was opened without them, and the platform has no call to
     add a fee). ``restocking``: by return line id, the part of the line's restocking fee
     (its units' shares are those of the rest, :func:`unit_restocking_fees`);
-    ``return_shipping``: the part of the return shipping fee."""
+    ``return_shipping``: the part of the return shipping fee (the units' shares are those
+    of the rest, :func:`unit_shipping_fees`)."""
 
     restocking: Mapping[str, Money] = attrs.field(factory=dict)
     return_shipping: Money | None = None
@@ -279,6 +281,64 @@ def unit_restocking_fees(
     if not any(weights):
         weights = [1] * line.quantity
     return total.allocate(weights)
+
+
+def unit_shipping_fees(
+    total: Money, lines: Sequence[ReturnLine], fees: FeePolicy, *, less: Money | None = None
+) -> dict[str, tuple[Money, ...]]:
+    """Each unit's share of the return shipping fee ``total`` (tax included as charged),
+    by return line id, one share per unit of the line: the fee spread once over the
+    units of the return's ``lines`` that bear it (a line whose fees are waived,
+    :meth:`FeePolicy.waived`, bears none: its shares are zero), in proportion to what each
+    unit was paid, to the cent (largest remainder, ties to the earlier line, then the
+    earlier unit; evenly when no unit was paid). So a payout pays its own units' shares,
+    whichever receipts come first, and the shares of all the units add up to the fee.
+    An exchange's fees come from the payout (``waive_for_exchanges=False``): while a unit
+    that is refunded or credited and worth something bears the fee, the units that pay
+    out carry the exchanged units' part, in proportion to their worth, and the exchanged
+    units have no share; they bear the fee only when no such unit does.
+    ``less``: the part of the fee the return was opened without (no payout was to bear
+    it, ``fees_only_from_payout``): the rest is spread. No unit bears a fee of zero, nor
+    one no line bears.
+
+    >>> from returnflow.domain.model import Refund, ReturnLine, ReturnReason
+    >>> eur = lambda amount: Money(amount, "EUR")
+    >>> def line(id: str, *amounts: str, reason: ReturnReason = ReturnReason.UNWANTED):
+    ...     return ReturnLine(id=id, order_line_id=id, sku="S", variant_id="v",
+    ...                       quantity=len(amounts), outcome=Refund(), reason=reason,
+    ...                       unit_amounts=tuple(eur(amount) for amount in amounts))
+    >>> lines = [line("R1", "10.00", "10.00"), line("R2", "20.00"),
+    ...          line("R3", "50.00", reason=ReturnReason.DEFECTIVE)]
+    >>> shares = unit_shipping_fees(eur("5.00"), lines, FeePolicy())
+    >>> {key: [str(share) for share in value] for key, value in shares.items()}
+    {'R1': ['1.25 EUR', '1.25 EUR'], 'R2': ['2.50 EUR'], 'R3': ['0.00 EUR']}
+    """
+    zero = Money.zero(total.currency)
+    shares = {line.id: [zero] * line.quantity for line in lines}
+    bearing = [
+        (line, unit) for line in lines if not fees.waived(line) for unit in range(line.quantity)
+    ]
+    paying = [
+        (line, unit)
+        for line, unit in bearing
+        if not isinstance(line.outcome, Exchange)
+        and unit < len(line.unit_amounts)
+        and line.unit_amounts[unit]
+    ]
+    bearing = paying or bearing  # an exchange's fees come from the payout, if there is one
+    if less is not None:
+        total = max(total - less, zero)
+    if not total or not bearing:
+        return {key: tuple(value) for key, value in shares.items()}
+    weights = [
+        line.unit_amounts[unit].minor_units if unit < len(line.unit_amounts) else 0
+        for line, unit in bearing
+    ]
+    if not any(weights):
+        weights = [1] * len(bearing)
+    for (line, unit), share in zip(bearing, total.allocate(weights), strict=True):
+        shares[line.id][unit] = share
+    return {key: tuple(value) for key, value in shares.items()}
 
 
 def unit_fee_taxes(fee: Fee, shares: Sequence[Money]) -> tuple[Money, ...]:

@@ -28,12 +28,19 @@ one type are one lump sum. An exchange's new items may cost outbound shipping.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from returnflow.domain import _shipping_shares as shipping_shares
+from returnflow.domain._original_charges import (
+    duty_shares,
+    original_charges,
+    unit_amounts,
+    unit_taxes,
+    with_original_charges,
+)
 from returnflow.domain.fees import (
     FeePolicy,
     Fixed,
@@ -47,10 +54,8 @@ from returnflow.domain.fees import (
     unit_restocking_fees,
 )
 from returnflow.domain.model import (
-    Exchange,
     ExchangeLine,
     Keep,
-    OrderSnapshot,
     OutcomeKind,
     ReturnLine,
     StoreCredit,
@@ -73,114 +78,6 @@ __all__ = [
     "unit_taxes",
     "with_original_charges",
 ]
-
-
-def unit_amounts(order: OrderSnapshot) -> dict[str, tuple[Money, ...]]:
-    """The paid amount of every unit of every line of ``order``, exact to the minor unit:
-    the line's paid total (:meth:`~returnflow.domain.order.OrderSnapshot.paid_by_line`,
-    tax included in both modes) split over its units."""
-    paid = order.paid_by_line()
-    return {line.id: paid[line.id].split(line.quantity) for line in order.lines}
-
-
-def unit_taxes(order: OrderSnapshot) -> dict[str, tuple[Money, ...]]:
-    """The tax part of every unit's paid amount (:func:`unit_amounts`): the line's tax split
-    over its units the same way (the larger parts first), zero where a line has none.
-
-    >>> from datetime import datetime, timezone
-    >>> from returnflow.domain.model import OrderLine, OrderSnapshot
-    >>> vat = OrderSnapshot(
-    ...     id="1", shop="s", created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
-    ...     currency="EUR", taxes_included=True,
-    ...     lines=[OrderLine(id="A", sku="A", variant_id="a", quantity=1,
-    ...                      unit_price=Money("10.00", "EUR"), tax=Money("0.91", "EUR"))])
-    >>> unit_amounts(vat), unit_taxes(vat)
-    ({'A': (Money('10.00', 'EUR'),)}, {'A': (Money('0.91', 'EUR'),)})
-    """
-    zero = Money.zero(order.currency)
-    return {line.id: (line.tax or zero).split(line.quantity) for line in order.lines}
-
-
-def original_charges(order: OrderSnapshot) -> dict[str, tuple[Money, ...]]:
-    """Every unit's share of what the order charged besides its items, to the cent: the
-    shipping (``shipping_price``, its tax added when prices exclude tax), the tax part of
-    it, and the duties, each allocated over every unit of the order in proportion to the
-    unit's paid amount (:func:`unit_amounts`) with the largest-remainder method, so that
-    the shares of all units add up to exactly what was charged (when the lines carry their
-    own duties, each unit's duties are its line's, :func:`duty_shares`). Keys ``shipping``,
-    ``shipping_tax`` and ``duties`` map to the shares in order line, then unit order.
-
-    >>> from datetime import datetime, timezone
-    >>> from returnflow.domain.model import OrderLine, OrderSnapshot
-    >>> order = OrderSnapshot(
-    ...     id="1", shop="s", created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
-    ...     currency="EUR", shipping_price=Money("10.00", "EUR"),
-    ...     lines=[OrderLine(id="A", sku="A", variant_id="a", quantity=3,
-    ...                      unit_price=Money("20.00", "EUR"))])
-    >>> [str(share) for share in original_charges(order)["shipping"]]
-    ['3.34 EUR', '3.33 EUR', '3.33 EUR']
-    """
-    zero = Money.zero(order.currency)
-    paid = [amount for amounts in unit_amounts(order).values() for amount in amounts]
-    weights: list[int | Decimal] = [amount.amount for amount in paid]
-    if not any(weights):
-        weights = [1 for _ in paid]
-    tax = order.shipping_tax or zero
-    shipping = order.shipping_price or zero
-    if not order.taxes_included:
-        shipping = shipping + tax
-    by_line = duty_shares(order)
-    duties = (order.duties or zero).allocate(weights)
-    if any(line.duties for line in order.lines):  # each line's own duties, by its units
-        duties = tuple(
-            Money.sum((shares[unit] for _, shares in by_line[line.id]), order.currency)
-            for line in order.lines
-            for unit in range(line.quantity)
-        )
-    return {
-        "shipping": shipping.allocate(weights),
-        "shipping_tax": tax.allocate(weights),
-        "duties": duties,
-    }
-
-
-def duty_shares(order: OrderSnapshot) -> dict[str, tuple[tuple[str, tuple[Money, ...]], ...]]:
-    """Each order line's duties (:attr:`~returnflow.domain.order.OrderLine.duties`) by the
-    platform's duty id, each split evenly over the line's units to the cent (the first
-    units take the odd cents), as a platform gives a duty back in proportion to the units
-    returned."""
-    return {
-        line.id: tuple((duty.id, duty.amount.split(line.quantity)) for duty in line.duties)
-        for line in order.lines
-    }
-
-
-def with_original_charges(
-    order: OrderSnapshot, line: ReturnLine, *, shipping: bool, duties: bool
-) -> ReturnLine:
-    """``line`` giving back its units' share of the order's shipping (``shipping``) and of
-    its duties (``duties``) with them (:func:`original_charges`); a share once given is
-    kept. An exchanged line gives back neither: its new items ship too."""
-    if isinstance(line.outcome, Exchange) or not (shipping or duties):
-        return line
-    shares = original_charges(order)
-    first = 0
-    for order_line in order.lines:
-        if order_line.id == line.order_line_id:
-            break
-        first += order_line.quantity
-    picked = [first + unit for unit in line.units]
-    changes: dict[str, Any] = {}
-    if shipping and not line.unit_shipping:
-        changes["unit_shipping"] = tuple(shares["shipping"][index] for index in picked)
-        changes["unit_shipping_taxes"] = tuple(shares["shipping_tax"][index] for index in picked)
-    if duties and not line.unit_duties:
-        changes["unit_duties"] = tuple(shares["duties"][index] for index in picked)
-        changes["duty_shares"] = tuple(
-            (duty, tuple(each[unit] for unit in line.units))
-            for duty, each in duty_shares(order).get(line.order_line_id, ())
-        )
-    return attrs.evolve(line, **changes) if changes else line
 
 
 # -- the settlement ---------------------------------------------------------------------------
@@ -226,6 +123,14 @@ class LineSettlement:
     """The tax part of ``original_shipping``."""
     duties: Money
     """The units' share of the order's duties given back with them (in ``amount``)."""
+    return_shipping_fee: Money
+    """The units' shares of the return shipping fee taken from ``amount`` (a refunded or
+    credited part's; an exchanged part's are taken from the return's payout)."""
+    return_shipping_fee_tax: Money
+    """The tax part of ``return_shipping_fee``."""
+    return_shipping_fee_left: Money
+    """The units' shares their own payout does not bear: owed when they settle (or waived
+    under ``fees_only_from_payout``)."""
 
 
 @attrs.frozen
@@ -290,6 +195,13 @@ class Settlement:
     """The share of the order's shipping given back (in ``refund`` / ``store_credit``)."""
     duties: Money
     """The share of the order's duties given back (in ``refund`` / ``store_credit``)."""
+    shipping_left_off: Money | None = None
+    """Under ``fees_only_from_payout``: the part of the return shipping fee the return's
+    payout does not bear (waived) beside the units' shares (a quote of a return with an
+    exchange: what is left of the whole payout once the exchange's shortfall and the
+    exchanged lines' restocking are paid bears the fee; an exchanged unit's share the
+    payout does not cover): what a return opened on this quote is opened without
+    (``LeftOff.return_shipping``)."""
     rules: tuple[str, ...] = ()
     """In a quote: the merchant rules that fired, each with its lines, why and what it did
     (:meth:`returnflow.domain.rules.Firing.explain`)."""
@@ -346,10 +258,11 @@ def settle(
     difference_to: OutcomeKind = OutcomeKind.REFUND,
     prepaid: Money | None = None,
     taxes_included: bool = False,
-    shipping_waived_by: Sequence[ReturnLine] | None = None,
+    shipping_lines: Sequence[ReturnLine] | None = None,
     items_unpaid: Money | None = None,
     left_off: LeftOff | None = None,
-    shipping_due: bool = False,
+    shipping_apart: Sequence[tuple[ReturnLine, int, int]] = (),
+    shares_paid: Collection[tuple[str, int]] = (),
 ) -> Settlement:
     """Settle ``parts``: ``(line, units, start)`` = ``units`` of ``line`` from unit ``start``.
 
@@ -365,36 +278,86 @@ def settle(
     (:func:`unit_restocking_fees`), its tax likewise (:func:`unit_fee_taxes`), and a part
     pays its units' shares, so units never settled (QC failed, never received) pay none and
     parts settled apart, in whatever order and grouping, add up to the whole line's fee.
-    ``shipping_waived_by``: the lines whose waived fees (every one of them) waive the return
-    shipping fee; ``None``, the settled parts' lines. Native mode passes all the return's
-    lines: the platform return took the fee at its opening and keeps it when QC removes
-    the lines that were not exchanged (Shopify's ``removeFromReturn`` removes line items,
-    never the fee), so both sides charge it. ``left_off``: the parts of the fees the return
-    was opened without (:class:`~returnflow.domain.fees.LeftOff`), which no settlement
-    charges; a line with a part left off pays its units' shares of the rest.
-    ``shipping_due``: the return shipping fee is due with no part (left to this settlement).
+    The return shipping fee follows the units too: it is spread once over the units of
+    ``shipping_lines`` (the return's lines; ``None``: the parts' lines) that bear it
+    (:func:`~returnflow.domain.fees.unit_shipping_fees`), its tax likewise, and a refunded
+    or credited part pays its units' shares from its own amount, each unit at most what it
+    pays out (the rest is owed, or waived under ``fees_only_from_payout``), so the money
+    and the kind of money that bears the fee do not depend on the order the units settle
+    in. ``shipping_apart``: units that will never settle (QC failed, never received),
+    whose shares are due now, owed or waived like a fee no payout covers;
+    ``shares_paid``: ``(line id, unit)`` whose shares a settlement before took apart so.
+    ``left_off``: the parts of the fees the return was opened without
+    (:class:`~returnflow.domain.fees.LeftOff`), which no settlement charges; a line with a
+    part left off pays its units' shares of the rest.
 
-    The order of the money: refunded and credited lines pay their own restocking fee; the
-    exchange's difference goes to ``refund`` or ``store_credit`` (``difference_to``);
-    then the exchange's shortfall, the exchanged lines' restocking fee and the return
+    The order of the money: refunded and credited units pay their own shares of their
+    line's restocking fee and of the return shipping fee; the exchange's difference goes
+    to ``refund`` or ``store_credit`` (``difference_to``); then the exchange's shortfall,
+    the exchanged lines' restocking fee and the exchanged units' shares of the return
     shipping fee are taken, in that order, from the refund, then from store credit (never
     the bonus); what the payout does not cover is owed (a fee, under
     ``fees_only_from_payout``, waived); the prepaid amount pays what is owed and the rest
-    of it is given back. A return either pays out or charges, never both.
+    of it is given back. A quote of a whole return with an exchange (``shipping_lines``
+    ``None``) under ``fees_only_from_payout`` spreads only the part of the return shipping
+    fee the payout left by the shortfall and the exchanged lines' restocking bears (the
+    rest waived, ``Settlement.shipping_left_off``). Besides the shares owed apart (units
+    whose payout does not bear them, units never to settle) a return either pays out or
+    charges, never both.
     Raises :class:`~returnflow.errors.CurrencyMismatch` for an amount in another currency.
     """
     zero = Money.zero(currency)
+    quote_left = zero  # a quote's part of the fee the whole payout does not bear (waived)
+    if (
+        shipping_lines is None
+        and fees.fees_only_from_payout
+        and fees.return_shipping is not None
+        and charge_shipping
+        and not (left_off and left_off.return_shipping)
+        and any(_kind(line) is OutcomeKind.EXCHANGE for line, _, _ in parts)
+    ):
+        # the whole return's payout pays the exchange's shortfall and the exchanged lines'
+        # restocking before the return shipping fee: what is left of it bears the fee
+        before = settle(
+            currency,
+            parts,
+            fees=fees,
+            exchange_lines=exchange_lines,
+            charge_shipping=False,
+            charge_exchange_shipping=charge_exchange_shipping,
+            difference_to=difference_to,
+            taxes_included=taxes_included,
+            left_off=left_off,
+        )
+        whole = charged(fees.return_shipping, zero, taxes_included=taxes_included)
+        quote_left = whole - min(whole, before.refund + before.store_credit)
+    spread = shipping_shares.spread(
+        currency,
+        [line for line, _, _ in parts] if shipping_lines is None else shipping_lines,
+        fees,
+        charge_shipping=charge_shipping,
+        taxes_included=taxes_included,
+        less=left_off.return_shipping if left_off and left_off.return_shipping else quote_left,
+    )
+    pooled = pooled_tax = zero  # the exchanged units' shares: from the return's payout
+    units_left = units_left_tax = zero  # units' shares their own payout does not bear
+    for line, units, start in shipping_apart:  # never to settle: owed (or waived) now
+        for unit in range(start, start + units):
+            share, share_tax = spread.get((line.id, unit), (zero, zero))
+            if (line.id, unit) not in shares_paid:
+                units_left, units_left_tax = units_left + share, units_left_tax + share_tax
     settled: list[LineSettlement] = []
     for line, units, start in parts:
         value = line.amount_for(units, start=start)
         if value.currency != currency:
             raise CurrencyMismatch("currency", value.currency, f"the return is in {currency}")
-        kind = line.outcome.settle if isinstance(line.outcome, Keep) else line.outcome.kind
+        kind = _kind(line)
         shipped_back, shipped_back_tax, duties_back = line.original_for(units, start=start)
         if kind is OutcomeKind.EXCHANGE:
             shipped_back = shipped_back_tax = duties_back = zero
         fee = fee_tax = zero
         less = left_off.restocking.get(line.id) if left_off else None  # by unit, the rest
+        shares: tuple[Money, ...] = ()
         if fees.restocking is not None and not fees.waived(line):
             shares = unit_restocking_fees(
                 fees.restocking, line, taxes_included=taxes_included, less=less
@@ -402,6 +365,17 @@ def settle(
             fee = Money.sum(shares[start : start + units], currency)
             taxes = unit_fee_taxes(fees.restocking, shares)
             fee_tax = Money.sum(taxes[start : start + units], currency)
+        ship = shipping_shares.UnitShares.none(currency)
+        for unit in range(start, start + units):
+            share, share_tax = spread.get((line.id, unit), (zero, zero))
+            if not share or (line.id, unit) in shares_paid:
+                continue
+            if kind is OutcomeKind.EXCHANGE:
+                pooled, pooled_tax = pooled + share, pooled_tax + share_tax
+                continue
+            back, _, duties = line.original_for(1, start=unit)
+            room = line.amount_for(1, start=unit) + back + duties
+            ship.take(share, share_tax, room - (shares[unit] if shares else zero))
         bonus = zero
         if isinstance(line.outcome, StoreCredit) and line.outcome.bonus and start == 0:
             bonus = line.outcome.bonus
@@ -416,15 +390,19 @@ def settle(
                 restocking_fee=fee,
                 amount=value
                 if kind is OutcomeKind.EXCHANGE
-                else value - fee + shipped_back + duties_back,
+                else value - fee + shipped_back + duties_back - ship.taken,
                 bonus=bonus,
                 tax=line.tax_for(units, start=start),
                 restocking_fee_tax=fee_tax,
                 original_shipping=shipped_back,
                 original_shipping_tax=shipped_back_tax,
                 duties=duties_back,
+                return_shipping_fee=ship.taken,
+                return_shipping_fee_tax=ship.taken_tax,
+                return_shipping_fee_left=ship.left,
             )
         )
+        units_left, units_left_tax = units_left + ship.left, units_left_tax + ship.left_tax
 
     def total(kind: OutcomeKind) -> Money:
         return Money.sum((part.amount for part in settled if part.outcome is kind), currency)
@@ -432,7 +410,10 @@ def settle(
     def net_tax(kind: OutcomeKind) -> Money:
         return Money.sum(
             (
-                part.tax - part.restocking_fee_tax + part.original_shipping_tax
+                part.tax
+                - part.restocking_fee_tax
+                - part.return_shipping_fee_tax
+                + part.original_shipping_tax
                 for part in settled
                 if part.outcome is kind
             ),
@@ -474,13 +455,22 @@ def settle(
         outbound = charged(fees.exchange_shipping, zero, taxes_included=taxes_included)
     difference = exchange_credit - exchange_total - outbound
     shortfall = zero
+    # the exchanged units' shares of the return shipping fee (no unit pays out that bears
+    # one): from the exchange's own difference, the rest owed (or waived)
+    to = difference_to if difference_to is OutcomeKind.STORE_CREDIT else OutcomeKind.REFUND
+    by_exchange = shipping_shares.UnitShares.none(currency)
+    by_exchange.take(pooled, pooled_tax, difference)
+    units_left, units_left_tax = (
+        units_left + by_exchange.left,
+        units_left_tax + by_exchange.left_tax,
+    )
     if difference.is_negative:
         shortfall = -difference
     else:
         # The rest of the exchange credit carries its share of the returned units' tax.
-        to = difference_to if difference_to is OutcomeKind.STORE_CREDIT else OutcomeKind.REFUND
-        payout[to] = payout[to] + difference
+        payout[to] = payout[to] + difference - by_exchange.taken
         payout_tax[to] += tax_share(exchange_credit_tax, difference, exchange_credit)
+        payout_tax[to] -= by_exchange.taken_tax
 
     # What the return owes besides its own lines' fees (the exchange's shortfall, the
     # exchanged lines' restocking, the return shipping) is taken from the payout, the
@@ -492,14 +482,7 @@ def settle(
         (part.restocking_fee_tax for part in settled if part.outcome is OutcomeKind.EXCHANGE),
         currency,
     )
-    shipping = zero
-    judged = [line for line, _, _ in parts] if shipping_waived_by is None else shipping_waived_by
-    due = (bool(parts) or shipping_due) and not all(fees.waived(line) for line in judged)
-    if fees.return_shipping is not None and charge_shipping and due:
-        shipping = charged(fees.return_shipping, zero, taxes_included=taxes_included)
-        if left_off is not None and left_off.return_shipping is not None:
-            shipping = max(shipping - left_off.return_shipping, zero)
-    shipping_tax = tax_of(fees.return_shipping, shipping)
+    shipping = shipping_tax = zero  # (the units bore their shares)
     kinds = (OutcomeKind.REFUND, OutcomeKind.STORE_CREDIT)
     pieces: list[tuple[Money, Money, Money]] = []  # (from the refund, from credit, left)
     fee_taxes: list[tuple[Money, Money, Money]] = []  # their tax parts
@@ -526,15 +509,24 @@ def settle(
         pieces.append(piece)
     refund, credit = payout[OutcomeKind.REFUND], payout[OutcomeKind.STORE_CREDIT]
     owed = pieces[0][2]
-    restocking_left, shipping_left = pieces[1][2], pieces[2][2]
-    from_refund = pieces[2][0]
-    left_tax = fee_taxes[0][2] + fee_taxes[1][2]
+    restocking_left, shipping_left = pieces[1][2], pieces[2][2] + units_left
+    shipping_left_tax = fee_taxes[1][2] + units_left_tax
+    own = dict.fromkeys(kinds, zero)  # the units' shares taken from their own payout
+    own[to], shipping_tax = by_exchange.taken, by_exchange.taken_tax
+    for part in settled:
+        if part.outcome in own:
+            own[part.outcome] = own[part.outcome] + part.return_shipping_fee
+            shipping_tax = shipping_tax + part.return_shipping_fee_tax
+    shipping = shipping + own[OutcomeKind.REFUND] + own[OutcomeKind.STORE_CREDIT] + units_left
+    shipping_tax = shipping_tax + units_left_tax
+    from_refund = pieces[2][0] + own[OutcomeKind.REFUND]
+    left_tax = fee_taxes[0][2] + shipping_left_tax
     fees_owed = fees_waived = restocking_waived = fees_owed_tax = zero
     restocking_tax_waived = shipping_tax_waived = zero
     if fees.fees_only_from_payout:
-        fees_waived = restocking_left + shipping_left
+        fees_waived = restocking_left + shipping_left + quote_left
         restocking_waived = restocking_left
-        restocking_tax_waived, shipping_tax_waived = fee_taxes[0][2], fee_taxes[1][2]
+        restocking_tax_waived, shipping_tax_waived = fee_taxes[0][2], shipping_left_tax
         shipping = shipping - shipping_left
         shipping_left = zero
     else:
@@ -586,9 +578,15 @@ def settle(
         return_shipping_fee_tax=shipping_tax - shipping_tax_waived,
         exchange_shipping_tax=tax_of(fees.exchange_shipping, outbound),
         fees_owed_tax=fees_owed_tax,
+        shipping_left_off=quote_left if fees.fees_only_from_payout else None,
         original_shipping=Money.sum((part.original_shipping for part in settled), currency),
         duties=Money.sum((part.duties for part in settled), currency),
     )
+
+
+def _kind(line: ReturnLine) -> OutcomeKind:
+    """What ``line``'s units settle as (a returnless line's: its ``settle``)."""
+    return line.outcome.settle if isinstance(line.outcome, Keep) else line.outcome.kind
 
 
 def lines_by_order_line(settlement: Settlement, kind: OutcomeKind) -> Mapping[str, int]:

@@ -334,8 +334,12 @@ class ProcessPlatformReturn(Effect):
     Unset with ``expected`` set: one processing call of several (a refund per receipt),
     compared for its own units."""
     shipping_fee: bool = False
-    """One call of several: whether its settlement took the return shipping fee (the
-    platform's figure for the call counts it)."""
+    """Kept for effects planned before ``shipping_fee_share``: one call of several,
+    whether its settlement took the whole return shipping fee."""
+    shipping_fee_share: Money | None = None
+    """The return shipping fee the platform's figure for this call counts: the shares its
+    units' payouts bear (one call of several), or every share the return's settlements
+    charged (the whole return); ``None`` in effects planned before it."""
     owed_paid_apart: Money | None = None
     """With ``expected_owed``: what the customer paid apart from the return's balance that
     pays what the platform says is owed first (an instant exchange's authorization captured

@@ -321,15 +321,19 @@ class PlatformReturns(Protocol):
         lines: Sequence[Quantity] | None = None,
         *,
         exchange_lines: Sequence[Quantity] = (),
-        shipping_fee: bool = True,
+        shipping_fee: bool | Money = True,
     ) -> FinancialOutcome:
         """The platform's own money (Shopify's ``returnCalculate``). With ``lines`` ``None``:
         the whole return as it stands (its units not removed, its exchange items, its fees).
         Otherwise one processing call's: the next units of ``lines`` to process (by return
         line id), the exchange items of ``exchange_lines`` (by exchange line id) and, when
-        ``shipping_fee``, the return shipping fee. A line's restocking fee follows its
-        units: it is allocated over them to the cent (in proportion to what they were
-        paid), processed units carry their shares in order and removed units none. Refused
+        ``shipping_fee``, the return shipping fee. ``shipping_fee`` as an amount: that much
+        of the return shipping fee (the units' shares a call settles, or what the whole
+        return's settlements charged of it; Shopify's ``CalculateReturnInput`` takes the
+        fee as an amount), at most the fee the return carries, else refused. A line's
+        restocking fee follows its units: it is allocated over them to the cent (in
+        proportion to what they were paid), processed units carry their shares in order
+        and removed units none. Refused
         (``PortError(retryable=False)``) for units not left to process or an unknown
         line."""
         ...

@@ -498,12 +498,23 @@ class FakePlatformReturns(FakePort):
         lines: Sequence[Quantity] | None = None,
         *,
         exchange_lines: Sequence[Quantity] = (),
-        shipping_fee: bool = True,
+        shipping_fee: bool | Money = True,
     ) -> FinancialOutcome:
         with self._lock:
             record = self._get(shop, return_id, "calculate")
+            refuse = partial(self._refuse, "calculate")
+            if isinstance(shipping_fee, Money):
+                carried = record.shipping_fee or Money.zero(record.order.currency)
+                if (
+                    shipping_fee.currency != carried.currency
+                    or shipping_fee.is_negative
+                    or shipping_fee > carried
+                ):
+                    raise refuse(
+                        f"a return shipping fee of {shipping_fee} on a return that carries "
+                        f"{carried}"
+                    )
             if lines is not None:
-                refuse = partial(self._refuse, "calculate")
                 _checked(record, lines, refuse, "to calculate")
                 unknown = set(_sum(exchange_lines)) - {x.id for x in record.exchange}
                 if unknown:
@@ -714,17 +725,19 @@ def _outcome(
     lines: Sequence[Quantity] | None,
     exchange_lines: Sequence[Quantity],
     *,
-    shipping_fee: bool,
+    shipping_fee: bool | Money,
 ) -> FinancialOutcome:
     """The platform's money for the whole return as it stands (``lines`` ``None``: every unit
     and exchange item not removed, the fees) or for one processing call (the next units
-    of ``lines``, the items of ``exchange_lines``, the shipping fee if ``shipping_fee``)."""
+    of ``lines``, the items of ``exchange_lines``, the shipping fee if ``shipping_fee``);
+    ``shipping_fee`` as an amount: that much of the return shipping fee (a call's units'
+    shares, or what the whole return's settlements charged of it)."""
     currency = record.order.currency
     if lines is None:
         start = {line.id: 0 for line in record.lines}
         counts = {line.id: line.quantity - line.removed for line in record.lines}
         items = {x.id: x.line.quantity - x.removed for x in record.exchange}
-        shipping_fee = True
+        shipping_fee = shipping_fee if isinstance(shipping_fee, Money) else True
     else:
         start = _processed(record)
         counts = _sum(lines)
@@ -735,7 +748,9 @@ def _outcome(
         (line.fee_of(start[line.id], counts.get(line.id, 0), currency) for line in record.lines),
         currency,
     )
-    if record.shipping_fee is not None and shipping_fee:
+    if isinstance(shipping_fee, Money):
+        fees = fees + shipping_fee
+    elif record.shipping_fee is not None and shipping_fee:
         fees = fees + record.shipping_fee
     begun = {x.id: 0 if lines is None else x.processed for x in record.exchange}
     exchanged = Money.sum(

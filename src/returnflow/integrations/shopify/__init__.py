@@ -467,7 +467,7 @@ class ShopifyPlatformReturns(BalanceCalls):
         lines: Sequence[Quantity] | None = None,
         *,
         exchange_lines: Sequence[Quantity] = (),
-        shipping_fee: bool = True,
+        shipping_fee: bool | Money = True,
     ) -> FinancialOutcome:
         with reading("calculate"):
             return self._calculate(shop, return_id, lines, exchange_lines, shipping_fee)
@@ -478,14 +478,15 @@ class ShopifyPlatformReturns(BalanceCalls):
         return_id: str,
         lines: Sequence[Quantity] | None,
         exchange_lines: Sequence[Quantity],
-        shipping_fee: bool,
+        shipping_fee: bool | Money,
     ) -> FinancialOutcome:
         data = self._request(shop, "calculate", gql.READ_FOR_CALCULATE, {"id": return_id})
         node = data.get("return")
         if node is None:
             raise PortError(PORT, "calculate", f"no return {return_id!r}", retryable=False)
         if lines is None:
-            variables = calculate_variables(node)
+            whole_fee = shipping_fee if isinstance(shipping_fee, Money) else True
+            variables = calculate_variables(node, shipping_fee=whole_fee)
         else:
             variables = calculate_variables(
                 node,

@@ -33,12 +33,13 @@ def calculate_variables(
     *,
     units: Mapping[str, int] | None = None,
     items: Mapping[str, int] | None = None,
-    shipping_fee: bool = True,
+    shipping_fee: bool | Money = True,
 ) -> dict[str, Any]:
     """The variables of ``returnCalculate`` for a return read with its fees:
     ``{"input": CalculateReturnInput}``; for the whole return, or (``units`` by return line
     id, ``items`` by exchange line id) for one processing call's units, exchange items and,
-    when ``shipping_fee``, the return shipping fee."""
+    when ``shipping_fee``, the return shipping fee (as an amount: that much of it, the
+    shares of the call's units or what the return's settlements charged of it)."""
     whole = units is None
     wanted = units or {}
     lines = []
@@ -68,7 +69,10 @@ def calculate_variables(
         "exchangeLineItems": [x for x in exchange if x["quantity"]],
     }
     fees = node.get("returnShippingFees") or []
-    if fees and (whole or shipping_fee):
+    if isinstance(shipping_fee, Money):
+        if shipping_fee:
+            calculated["returnShippingFee"] = {"amount": money_input(shipping_fee)}
+    elif fees and (whole or shipping_fee):
         amount = parse_money(fees[0]["amountSet"], "calculate")
         calculated["returnShippingFee"] = {"amount": money_input(amount)}
     return {"input": calculated}

@@ -1,0 +1,137 @@
+"""Returnflow's money for a processing call in the platform's terms (native mode,
+:mod:`returnflow.decisions.platform`): what the customer paid for the return, the
+outbound shipping a platform return never carries, the whole return netted, and the
+return shipping fee a call's units bear.
+
+Pure: reads the change, its history and the planned effects; never calls a port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from returnflow.decisions.change import Change
+from returnflow.domain.model import HistoryEntry, ReturnRecord
+from returnflow.domain.money import Money
+from returnflow.lifecycle import effects as fx
+
+__all__ = ["outbound", "owed", "owed_apart", "shipping_fee_share", "whole"]
+
+
+def _money(text: str, currency: str) -> Money:
+    """An amount as notes show it (``"15.00 EUR"``)."""
+    return Money(text.split(" ")[0], currency)
+
+
+def owed(change: Change, planned: Sequence[fx.Effect]) -> Money:
+    """What the customer pays for the whole return: prepaid, charged by settlements (and in
+    this change), less what this change gives back of it (not a captured authorization
+    given back: it never paid the return's balance)."""
+    record = change.record
+    zero = Money.zero(record.currency)
+    charged = Money.sum(
+        (e.amount for e in planned if isinstance(e, fx.ChargeBalance) and not e.prepay),
+        record.currency,
+    )
+    back = Money.sum(
+        (e.amount for e in planned if isinstance(e, fx.RefundBalance)), record.currency
+    )
+    captured = [e for e in change.history if e.event == "capture_refunded"]
+    back = back - Money.sum(
+        (_money(str(e.payload["amount"]), record.currency) for e in captured), record.currency
+    )
+    return (record.balance_paid or zero) + (record.balance_charged or zero) + charged - back
+
+
+def outbound(history: Sequence[HistoryEntry], currency: str) -> Money:
+    """The exchange's outbound shipping the settlements of ``history`` took from the units'
+    value: a platform return never carries it, so its figure for the units is that much more."""
+    return Money.sum(
+        (
+            _money(str(e.payload["exchange_shipping"]), currency)
+            for e in history
+            if e.event == "settled" and "exchange_shipping" in e.payload
+        ),
+        currency,
+    )
+
+
+def _prepaid_shipping(history: Sequence[HistoryEntry], currency: str) -> Money:
+    """The exchange's outbound shipping in the balance asked up front."""
+    return Money.sum(
+        (
+            _money(str(e.payload["exchange_shipping"]), currency)
+            for e in history
+            if e.event == "require_payment" and "exchange_shipping" in e.payload
+        ),
+        currency,
+    )
+
+
+def whole(record: ReturnRecord, paid_out: Money, charged: Money) -> tuple[Money, Money]:
+    """Returnflow's refund and owed for the whole return in the platform's terms: netted
+    (Shopify's ``suggestedFinancialOutcome`` is one refund or one balance, where returnflow
+    may charge a fee and refund apart), less the exchange's outbound shipping, which a
+    platform return never carries (Shopify's ``ReturnInput`` has no shipping for it)."""
+    zero = Money.zero(record.currency)
+    shipped = outbound(record.history, record.currency)
+    # the outbound shipping a payout paid where capture and balance fell short (completion)
+    settled = [e for e in record.history if e.event == "settled" and "exchange_total" in e.payload]
+    shipping = [
+        _money(str(e.payload["outbound_unpaid"]), record.currency)
+        if "outbound_unpaid" in e.payload
+        else zero
+        for e in settled
+    ]
+    by_payout = Money.sum(shipping, record.currency)
+    settled_items = any(
+        _money(str(e.payload["exchange_total"]), record.currency) > paid
+        for e, paid in zip(settled, shipping, strict=True)
+    )
+    if (
+        not shipped
+        and not settled_items
+        and any(x.status != "cancelled" for x in record.exchange_lines)
+    ):
+        # no settlement took it from the units (they never came: a captured authorization
+        # paid for the items), so a balance paid up front paid it, and a payout what that
+        # left; one that settled items and took none waived it, and gave back what was
+        # paid up front for it
+        prepaid = _prepaid_shipping(record.history, record.currency)
+        shipped = min(prepaid, max(charged, zero) + by_payout)
+    net = paid_out - charged + shipped
+    return (net, zero) if net >= zero else (zero, -net)
+
+
+def shipping_fee_share(history: Sequence[HistoryEntry], currency: str, *, whole: bool) -> Money:
+    """The return shipping fee a processing call's figure counts, from the settlements of
+    ``history``: for one call of several (``history``: this change's), the shares its
+    units' payouts bear (each unit pays its own share,
+    :func:`~returnflow.domain.fees.unit_shipping_fees`; what its payout does not bear is
+    owed apart, ``shipping_owed``); for the whole return processed at once (``history``:
+    the return's), every share its settlements charged, those owed too (the platform nets
+    them), not those waived. Shopify's ``returnCalculate`` takes the fee as an amount
+    (``CalculateReturnInput.returnShippingFee``), so the call's share is asked for as it
+    is."""
+    charged = owed = Money.zero(currency)
+    for e in history:
+        if e.event != "settled":
+            continue
+        if "return_shipping_fee" in e.payload:
+            charged = charged + _money(str(e.payload["return_shipping_fee"]), currency)
+        if "shipping_owed" in e.payload:
+            owed = owed + _money(str(e.payload["shipping_owed"]), currency)
+    return charged if whole else charged - owed
+
+
+def owed_apart(history: Sequence[HistoryEntry], currency: str) -> Money:
+    """The shares of the return shipping fee the settlements of ``history`` left owed, no
+    payout bearing them: charged apart, and not in the platform's figure for a call."""
+    return Money.sum(
+        (
+            _money(str(e.payload["shipping_owed"]), currency)
+            for e in history
+            if e.event == "settled" and "shipping_owed" in e.payload
+        ),
+        currency,
+    )
