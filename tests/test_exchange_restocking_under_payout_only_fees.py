@@ -1,7 +1,8 @@
 """An exchanged line's restocking fee under ``fees_only_from_payout`` with
 ``waive_for_exchanges=False``: returnflow and the platform must agree on the figure, so a
 native return is not sent to a person, and the money must not depend on when the refund is
-paid (docs/money.md, "When fees are taken")."""
+paid (docs/money.md, "When fees are taken"). And an instant upsell whose exchanged unit
+never comes back still pays its outbound shipping."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from returnflow import (
 )
 from returnflow.domain.fees import Percent
 from returnflow.domain.model import QcResult
-from returnflow.domain.policy import RefundTrigger
+from returnflow.domain.policy import RefundTrigger, ReleaseTrigger
 from returnflow.testing import Harness
 
 FEES = FeePolicy(
@@ -105,3 +106,39 @@ def upsell_with_a_cap_failing(mode: str) -> tuple[Money, tuple[str, ...]]:
 )
 def test_an_upsell_whose_refunded_cap_fails_qc_agrees_with_the_platform() -> None:
     assert upsell_with_a_cap_failing("tags") == upsell_with_a_cap_failing("native")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the refund is 5.00: the exchange's outbound shipping (2.00) is never paid",
+)
+@pytest.mark.parametrize("mode", ["tags", "native"])
+def test_an_instant_upsell_never_back_still_pays_its_outbound_shipping(mode: str) -> None:
+    # The T-shirt (25.00) for one at 40.00 (outbound shipping 2.00), both caps (10.00 each)
+    # refunded, released on an authorization of 25.00. Both caps come back, the T-shirt
+    # never does. Had it come back: 20.00 + 25.00 - 40.00 - 2.00 = 3.00 back. It did not,
+    # so its 25.00 is captured and the refund is still 3.00 (the customer pays 42.00 for
+    # the new T-shirt and its shipping: 25.00 captured, 17.00 of the caps' 20.00).
+    policy = ReturnPolicy(
+        platform_mode=mode,
+        exchange_release=ReleaseTrigger.ON_HANDED_IN,
+        instant_exchange_return_days=5,
+        stuck_after={},
+        fees=FeePolicy(exchange_shipping=eur("2.00")),
+    )
+    made = native_harness(policy)
+    upsell = Exchange(variant_id="tee-l", unit_price=eur("40.00"))
+    requested = [
+        RequestLine(order_line_id="L1", quantity=1, outcome=upsell),
+        RequestLine(order_line_id="L2", quantity=2),
+    ]
+    record = made.service.request(ReturnRequest(shop=SHOP, order_id="1001", lines=requested))
+    _, cap = (line.id for line in record.lines)
+    handed_in(made, record.id)
+    receive(made, record.id, "r1", passed(cap, 2))
+    made.clock.advance(days=6)
+    made.service.tick()
+    made.service.close(SHOP, record.id, unreceived="nothing", exchange="release")
+    payments = [(p.kind, str(p.amount)) for p in made.ports.payments.payments]
+    assert payments == [("authorization", "25.00 EUR"), ("capture", "25.00 EUR")]
+    assert refunded(made, record.id) == eur("3.00")
