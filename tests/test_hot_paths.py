@@ -5,6 +5,7 @@ again, a record's lines written from the data of the same tuple."""
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import sys
@@ -19,12 +20,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from _builders import plain_body
-from returnflow import _bodies
+from returnflow import _bodies, _effect_data
+from returnflow.domain import _fields
 from returnflow.domain._evolve import evolver
 from returnflow.domain._time import EARLIEST, LATEST, instant, parse_iso
-from returnflow.domain.model import ReturnRecord
+from returnflow.domain.frozen import FrozenDict, FrozenList
+from returnflow.domain.model import ItemCondition, ReturnRecord
 from returnflow.domain.money import Money
-from returnflow.errors import InvalidAmount, InvalidRequest, InvalidTime, UnknownCurrency
+from returnflow.errors import (
+    InvalidAmount,
+    InvalidPayload,
+    InvalidRequest,
+    InvalidTime,
+    UnknownCurrency,
+)
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.commerce import LineQuantity
 from returnflow.serialization import converter
@@ -437,3 +446,123 @@ def test_a_changes_steps_give_the_record_each_step_would_have_given() -> None:
     with pytest.raises(TypeError, match="colour"):
         change.update(colour="red")
     assert change.record.state == record.state
+
+
+# -- the digits of free-form data ----------------------------------------------------------------
+
+
+class _Text(str):
+    """Text of a subclass of ``str``: passed as text, as the walk that names passes it."""
+
+
+_LONG = 10**_fields.MAX_DIGITS
+
+
+def _near_the_limit(n: int) -> int:
+    """The largest whole number written as text, and three too long (drawn by index: their
+    text is past what Python prints)."""
+    return (_LONG - 1, _LONG, -_LONG, 2**14300)[n]
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.text(max_size=3),
+    st.text(max_size=3).map(_Text),
+    st.floats(allow_nan=False),
+    st.integers(-5, 5),
+    st.sampled_from(range(4)).map(_near_the_limit),
+)
+_FREE_FORM_DATA = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(st.one_of(st.text(max_size=2), _SCALARS), inner, max_size=3),
+    ),
+    max_leaves=8,
+)
+
+
+def _named_refusal(check: Any, value: Any) -> str | None:
+    try:
+        check("data", value)
+    except InvalidPayload as error:
+        return str(error)
+    return None
+
+
+@given(_FREE_FORM_DATA)
+def test_the_digits_check_refuses_what_the_walk_that_names_refuses(value: Any) -> None:
+    """The check walks a value without building a name per item and names the place only
+    for a value it refuses: the same values refused, with the same message."""
+    assert _named_refusal(_fields.check_digits, value) == _named_refusal(_fields._name_long, value)
+
+
+def test_the_digits_check_names_a_long_number_deep_in_data_or_as_a_key() -> None:
+    with pytest.raises(InvalidPayload, match=r"^data\.a\[1\]\.b="):
+        _fields.check_digits("data", {"a": [1, {"b": _LONG}]})
+    with pytest.raises(InvalidPayload, match=r"^data="):
+        _fields.check_digits("data", {-_LONG: "x"})
+    _fields.check_digits("data", {"a": [_LONG - 1, "x", None, (True, 2.5)]})
+
+
+# -- plain JSON data -----------------------------------------------------------------------------
+
+
+class _Shade(enum.Enum):
+    """An enum of another package's: a parse gives its value, not the member."""
+
+    DARK = "dark"
+
+
+_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.text(max_size=2),
+    st.text(max_size=2).map(_Text),
+    st.floats(allow_nan=False, width=16),
+    st.sampled_from([ItemCondition.DAMAGED, _Shade.DARK]),
+)
+_ANY_DATA = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(inner, max_size=3).map(tuple),
+        st.lists(inner, max_size=3).map(FrozenList),
+        st.dictionaries(st.one_of(st.text(max_size=2), st.integers(0, 2)), inner, max_size=3),
+        st.dictionaries(st.text(max_size=2), inner, max_size=3).map(FrozenDict),
+    ),
+    max_leaves=8,
+)
+
+
+def _plain_by_rule(
+    value: Any, maps: tuple[type, ...], lists: tuple[type, ...], enums: bool
+) -> bool:
+    """The rule of plain JSON data spelled out, a step per value."""
+    if type(value) in maps:
+        return all(
+            type(key) is str and _plain_by_rule(item, maps, lists, enums)
+            for key, item in value.items()
+        )
+    if type(value) in lists:
+        return all(_plain_by_rule(item, maps, lists, enums) for item in value)
+    if enums and isinstance(value, enum.Enum):
+        return type(value).__module__.startswith("returnflow.")
+    return type(value) in (str, int, bool, type(None))
+
+
+@given(_ANY_DATA)
+def test_the_plain_json_checks_follow_their_rule(value: Any) -> None:
+    """The write path's three checks of plain JSON data (what a parse gives back as it is;
+    the converter's data of an effect; what orjson writes as json does) are one walk that
+    differs in the containers it takes and whether returnflow's enums are leaves."""
+    assert _effect_data.json_native(value) == _plain_by_rule(value, (dict,), (list,), False)
+    assert _effect_data.exactly_plain(value) == _plain_by_rule(value, (dict,), (list, tuple), True)
+    assert _bodies._free_form_plain(value) == _plain_by_rule(
+        value, (dict, FrozenDict), (list, tuple, FrozenList), False
+    )
+    if _effect_data.json_native(value):
+        assert json.loads(json.dumps(value)) == value

@@ -32,7 +32,7 @@ from _builders import (
     request,
     tee_and_caps,
 )
-from returnflow import Exchange, RequestLine, ReturnPolicy
+from returnflow import CarrierStatus, CarrierUpdate, Exchange, RequestLine, ReturnPolicy
 from returnflow.domain.model import QcResult, ReturnRecord
 from returnflow.domain.money import Money
 from returnflow.domain.policy import ReleaseTrigger
@@ -241,3 +241,37 @@ def test_what_the_capture_paid_of_an_even_line_is_not_counted_for_another_lines_
             "balance_refund": "25.00 EUR",
         }
     ]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("second", ["failed", "never"])
+def test_units_back_after_a_capture_for_the_parcel_returned_to_origin_are_paid_out(
+    mode: str, second: str
+) -> None:
+    # The carrier reports the parcel delivered, then returned to the sender, after the new
+    # T-shirts shipped: both are captured (50.00). Then one T-shirt reaches the warehouse
+    # after all and passes QC (the other fails, or never comes and an agent closes). The
+    # capture paid both new T-shirts already: the unit back is refunded (25.00), not spent
+    # on a T-shirt paid for. Before: nothing back, the customer paying 75.00 for 50.00 of
+    # goods (tags), or the platform's refund of 25.00 sending the return to a person
+    # (native).
+    made = instant(mode, ("L1", "25", 2))
+    return_id = request(made, exchanged("L1", 2, new=2))
+    (tee,) = made.service.get(SHOP, return_id).lines
+    for event_id, status in (
+        ("s1", CarrierStatus.DELIVERED),
+        ("rto", CarrierStatus.RETURN_TO_ORIGIN),
+    ):
+        made.service.handle(
+            CarrierUpdate(shop=SHOP, return_id=return_id, event_id=event_id, status=status)
+        )
+        made.dispatch_due()
+    back = [passed(tee.id)] + ([passed(tee.id, qc=QcResult.FAIL)] if second == "failed" else [])
+    receive(made, return_id, "r1", *back)
+    made.dispatch_due()
+    if second == "never":
+        made.service.close(SHOP, return_id, unreceived="nothing", exchange="release")
+        made.dispatch_due()
+    record = closed(made, return_id)
+    assert payments(made) == [("authorization", "50.00 EUR"), ("capture", "50.00 EUR")]
+    assert refunded(made, record) == "25.00 EUR"

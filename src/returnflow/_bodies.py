@@ -41,8 +41,8 @@ from returnflow._effect_data import (
     clone,
     direct_data,
     exactly_plain,
-    flat,
     plain_copy,
+    plain_json,
     reads_back_as_is,
 )
 from returnflow.domain._fields import check_digits
@@ -148,27 +148,9 @@ def _plain_load(body: str, history: list[str] | str | None) -> ReturnRecord:
 # -- the fast way (orjson) ----------------------------------------------------------------------
 
 
-def _free_form_plain(value: Any) -> bool:
-    """Whether free-form ``value`` holds only what ``orjson`` writes as ``json`` does: text,
-    whole numbers, booleans, ``None``, lists and objects with text keys (no floats)."""
-    kind = type(value)
-    if kind is dict or kind is FrozenDict:
-        if flat(value):
-            return True
-        for key, item in value.items():
-            item_kind = type(item)
-            if type(key) is not str or not (
-                item_kind is str
-                or item_kind is int
-                or item_kind is bool
-                or item is None
-                or _free_form_plain(item)
-            ):
-                return False
-        return True
-    if kind is list or kind is tuple or kind is FrozenList:
-        return all(_free_form_plain(item) for item in value)
-    return kind is str or kind is int or kind is bool or value is None
+_free_form_plain = plain_json((dict, FrozenDict), (list, tuple, FrozenList))
+"""Whether free-form data holds only what ``orjson`` writes as ``json`` does: text, whole
+numbers, booleans, ``None``, lists and objects with text keys (no floats)."""
 
 
 def _fast_time(value: Any, _: type[Any]) -> datetime:

@@ -29,6 +29,7 @@ __all__ = [
     "json_native",
     "native_copy",
     "plain_copy",
+    "plain_json",
     "reads_back_as_is",
 ]
 
@@ -187,53 +188,49 @@ def plain_copy(value: Any) -> Any:
     return value
 
 
-def json_native(value: Any) -> bool:
-    """Whether ``json.loads(json.dumps(value))`` gives back an equal value of the same types."""
-    kind = type(value)
-    if kind is dict:
-        if flat(value):
+def plain_json(
+    maps: tuple[type[Any], ...], lists: tuple[type[Any], ...], *, enums: bool = False
+) -> Callable[[Any], bool]:
+    """The predicate "plain JSON data": objects (of the types ``maps``) with text keys,
+    arrays (of the types ``lists``) and leaves of exactly ``str``, ``int``, ``bool`` or
+    ``None`` (a ``str`` subclass, say, is written as its text and read back as a ``str``, a
+    float may be read back as another number); with ``enums``, also a member of one of
+    returnflow's enums (read back as itself by the field that holds it). One walk for the
+    write path's checks, which differ only in the containers they take and that leaf."""
+    map_types, list_types = frozenset(maps), frozenset(lists)
+
+    def plain(value: Any) -> bool:
+        kind = type(value)
+        if kind in map_types:
+            if flat(value):
+                return True
+            for key, item in value.items():
+                item_kind = type(item)  # a scalar as it is, without a call for it
+                if type(key) is not str or not (
+                    item_kind is str
+                    or item_kind is int
+                    or item_kind is bool
+                    or item is None
+                    or plain(item)
+                ):
+                    return False
             return True
-        for key, item in value.items():
-            item_kind = type(item)
-            if type(key) is not str or not (
-                item_kind is str
-                or item_kind is int
-                or item_kind is bool
-                or item is None
-                or json_native(item)
-            ):
-                return False
-        return True
-    if kind is list:
-        return all(json_native(item) for item in value)
-    return kind is str or kind is int or kind is bool or value is None
+        if kind in list_types:
+            return all(map(plain, value))
+        if enums and isinstance(value, enum.Enum):
+            return kind.__module__.startswith("returnflow.")
+        return kind is str or kind is int or kind is bool or value is None
+
+    return plain
 
 
-def exactly_plain(data: Any) -> bool:
-    """Whether the converter's ``data`` of an effect holds only values of exactly the types a
-    parse gives (a ``str`` subclass, say, is written as its text and read back as a ``str``,
-    which may print, compare or hash otherwise); returnflow's enums are read back as
-    themselves, the type of the fields that hold them."""
-    kind = type(data)
-    if kind is dict:
-        if flat(data):
-            return True
-        for key, item in data.items():
-            item_kind = type(item)
-            if type(key) is not str or not (
-                item_kind is str
-                or item_kind is int
-                or item_kind is bool
-                or item is None
-                or exactly_plain(item)
-            ):
-                return False
-        return True
-    if kind is list or kind is tuple:
-        return all(exactly_plain(item) for item in data)
-    if isinstance(data, enum.Enum):  # a member of one of returnflow's: its field's own type
-        return kind.__module__.startswith("returnflow.")
-    return kind is str or kind is int or kind is bool or data is None
+json_native = plain_json((dict,), (list,))
+"""Whether ``json.loads(json.dumps(value))`` gives back an equal value of the same types."""
+
+exactly_plain = plain_json((dict,), (list, tuple), enums=True)
+"""Whether the converter's data of an effect holds only values of exactly the types a parse
+gives; returnflow's enums are read back as themselves, the type of the fields that hold
+them."""
 
 
 def reads_back_as_is(effect: Effect) -> bool:

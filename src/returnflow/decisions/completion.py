@@ -237,6 +237,8 @@ def complete(
         # exchange's back (also with units that failed QC: the capture pays the rest), or
         # every unit back accepted (exchange.paying_lines)
         returned = exchange.paying_lines(record, {line.id for line, _, _ in parts})
+        if failed or not back:  # a capture made before these units came stands
+            returned -= exchange.paid_before(record, returned)
         if failed or any(line.return_line_id not in returned for line in kept):
             apart = exchange.paid_by_capture(record, returned)
             kept = [line for line in kept if line.return_line_id in returned]

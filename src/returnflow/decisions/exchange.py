@@ -28,6 +28,7 @@ __all__ = [
     "charging",
     "hold",
     "outbound_due",
+    "paid_before",
     "paying_lines",
     "rejected",
     "release",
@@ -350,6 +351,27 @@ def with_status(
         else line
         for line in record.exchange_lines
     )
+
+
+def paid_before(record: ReturnRecord, lines: Set[str]) -> set[str]:
+    """Of the returned lines ``lines``, those whose new items a capture made before their
+    units came back (the parcel returned to origin, or late past the tick) paid in full
+    (:func:`captured_for`): units of theirs accepted since are paid out, not spent on items
+    paid already. Two T-shirts exchanged, the parcel back to origin (50.00 captured), one of
+    them received and accepted later: its 25.00 is refunded, not taken for the new T-shirt
+    the capture paid (the customer would have paid 75.00 for 50.00 of goods)."""
+    if captured(record) is None:
+        return set()
+    paid = set()
+    for line_id in lines:
+        items = [
+            item
+            for item in record.exchange_lines
+            if item.return_line_id == line_id and item.status != "cancelled"
+        ]
+        if items and captured_for(record, items) >= cost(record, items):
+            paid.add(line_id)
+    return paid
 
 
 def paid_by_capture(record: ReturnRecord, came_back: set[str]) -> list[ExchangeLine]:

@@ -448,7 +448,7 @@ Python's own default limit on turning a whole number into text and back
 
 _FEW_BITS = (10**MAX_DIGITS).bit_length() - 4
 """Bits below which no whole number has more than :data:`MAX_DIGITS` digits."""
-_TOO_LONG = 10**MAX_DIGITS
+_TOO_LONG: int = 10**MAX_DIGITS
 
 
 def check_digits(field: str, value: object) -> None:
@@ -456,16 +456,44 @@ def check_digits(field: str, value: object) -> None:
     ``value`` (objects, arrays, text, numbers) holds a whole number of more than
     :data:`MAX_DIGITS` digits, which no store can write as text; anything else passes (the
     other checks are the writer's)."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:  # most free-form parts: none given
+        return
+    if _has_long(value):  # the walk that names where: only for a value that fails
+        _name_long(field, value)
+
+
+def _has_long(value: object) -> bool:
+    """Whether :func:`check_digits` refuses ``value``: the same walk, no names built."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return False
+    if isinstance(value, int):
+        return value.bit_length() >= _FEW_BITS and abs(value) >= _TOO_LONG
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, int) and _has_long(key):  # written as text: a key of JSON
+                return True
+            item_kind = type(item)  # a scalar of no digits, without a call for it
+            if not (item_kind is str or item_kind is bool or item is None) and _has_long(item):
+                return True
+        return False
+    if isinstance(value, (list, tuple)):
+        return any(_has_long(item) for item in value)
+    return False
+
+
+def _name_long(field: str, value: object) -> None:
     if isinstance(value, int):
         if value.bit_length() >= _FEW_BITS and abs(value) >= _TOO_LONG:
             raise InvalidPayload(field, value, f"has more than {MAX_DIGITS} digits")
     elif isinstance(value, Mapping):
         for key, item in value.items():
             if isinstance(key, int):  # written as text: a key of JSON
-                check_digits(field, key)
+                _name_long(field, key)
             if not isinstance(item, str):
-                check_digits(f"{field}.{key}", item)
+                _name_long(f"{field}.{key}", item)
     elif isinstance(value, (list, tuple)):
         for n, item in enumerate(value):
             if not isinstance(item, str):
-                check_digits(f"{field}[{n}]", item)
+                _name_long(f"{field}[{n}]", item)
