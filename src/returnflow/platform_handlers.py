@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from returnflow import _processed_there as processed_there
 from returnflow._answers import id_lists_of, id_pairs_of, ids_of, money_of
 from returnflow._delivery import WriteFirst
 from returnflow._platform_calls import (
@@ -110,6 +111,8 @@ class Processed:
     """One call of several: the platform's own figure for the call's units and items, a
     refund less what it says is owed (noted, so that the next call compares what both sides
     moved so far)."""
+    there: processed_there.There | None = None
+    """Units a person processed in the platform's admin first (:mod:`._processed_there`)."""
 
 
 def open_platform_return(
@@ -200,6 +203,15 @@ def process_platform_return(
         items = items_left(port, effect, record, return_id, cancelled)
         if items:
             remove_items(port, effect, return_id, items, f"{effect.key}/cancelled")
+    there = processed_there.decided(record, effect)
+    if there is None and effect.lines:  # a person may have processed some in the admin
+        processed_there.find(d, port, effect, record, return_id, reviewed=reviewed)  # decides
+    if there is not None:  # only what the person left, with the refund decided for it
+        answer = processed_there.send(port, effect, record, return_id, there, exchange_lines)
+        if answer is None:  # nothing left: done without a call, nothing refunded
+            zero = Money.zero(refund.currency)
+            return Processed(ProcessResult((), zero, (), False), zero, there=there)
+        return _answered(answer, effect, there.refund, None, None, None, there)
     taken = _taken(record, effect)
     if taken is not None:  # decided by the first attempt (which may have acted): sent again
         theirs, refund, net = taken
@@ -222,23 +234,37 @@ def process_platform_return(
                 # pay: written before the call, so that a retry sends it again and notes the
                 # same figure (the platform's leaves out what a call processed)
                 raise WriteFirst(partial(_note_taken, effect.key, theirs, refund, net))
-    answer = port.process(
-        effect.shop,
-        return_id,
-        lines,
-        exchange_lines=exchange_lines,
-        refund=refund,
-        refund_shipping=effect.refund_shipping,
-        refund_duties=effect.refund_duties,
-        idempotency_key=effect.key,
-    )
+    try:
+        answer = port.process(
+            effect.shop,
+            return_id,
+            lines,
+            exchange_lines=exchange_lines,
+            refund=refund,
+            refund_shipping=effect.refund_shipping,
+            refund_duties=effect.refund_duties,
+            idempotency_key=effect.key,
+        )
+    except PortError as error:
+        if error.retryable or not effect.lines:
+            raise
+        # refused: no attempt acted, and the units the platform shows processed are a person's
+        processed_there.find(d, port, effect, record, return_id, reviewed=reviewed, refused=True)
+        raise
+    return _answered(answer, effect, refund, theirs, effect.expected, net)
+
+
+def _answered(
+    answer: ProcessResult, effect: fx.ProcessPlatformReturn, refund: Money, *figures: Any
+) -> Processed:
+    """What a processing call did: ``figures``, :class:`Processed`'s after ``refunded``."""
     id_lists_of(answer, "refund_ids", "exchange_fulfillment_ids")
     money_of(answer, "refunded")
     extras = [duty.amount for duty in effect.refund_duties]
     if effect.refund_shipping is not None:
         extras.append(effect.refund_shipping)
     total = Money.sum((refund, *extras), refund.currency)
-    return Processed(answer, total, theirs, effect.expected, net)
+    return Processed(answer, total, *figures)
 
 
 def _reconciled(

@@ -83,6 +83,19 @@ def _processed(change: Change, effect: fx.ProcessPlatformReturn, result: Any) ->
     answer = result.result
     if platform is not None and platform != ours:
         change.note("platform_money_differs", {"platform": str(platform), "returnflow": str(ours)})
+    there = getattr(result, "there", None)
+    if there is not None and there.platform is not None and there.platform != there.returnflow:
+        # a person refunded their units in the platform's admin: their figure stands
+        change.note(
+            "platform_money_differs",
+            {
+                "platform": str(there.platform),
+                "returnflow": str(there.returnflow),
+                "processed_there": ", ".join(
+                    f"{line.order_line_id}x{line.quantity}" for line in there.lines
+                ),
+            },
+        )
     done = {line.order_line_id: line.quantity for line in effect.lines}
     change.update(
         platform_units=tuple(

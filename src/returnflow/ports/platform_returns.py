@@ -147,6 +147,10 @@ class PlatformReturn:
     """What the customer paid of the return's balance through
     :meth:`PlatformReturns.pay_balance`, less what :meth:`PlatformReturns.refund_balance`
     gave back of it (``None``: nothing)."""
+    refunded: Money | None = None
+    """What the return's processings refunded for its lines, by returnflow or by a person in
+    the platform's admin (Shopify: the ``refunds`` of the Return, less the order's shipping
+    and duties given back); ``None``: the platform does not report it."""
 
     def line_id(self, order_line_id: str) -> str:
         """The platform's return line id of ``order_line_id``; ``KeyError`` if none."""

@@ -151,6 +151,7 @@ class _Return:
             exchange_on_hold=bool(self.exchange) and bool(owed),
             balance_owed=owed or None,
             balance_paid=paid or None,
+            refunded=self.refunded,
         )
 
 
