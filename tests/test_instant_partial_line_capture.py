@@ -275,3 +275,42 @@ def test_units_back_after_a_capture_for_the_parcel_returned_to_origin_are_paid_o
     record = closed(made, return_id)
     assert payments(made) == [("authorization", "50.00 EUR"), ("capture", "50.00 EUR")]
     assert refunded(made, record) == "25.00 EUR"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_units_back_in_the_change_that_captures_for_the_return_to_origin_are_paid_out(
+    mode: str,
+) -> None:
+    # A T-shirt (25.00) and a cap (10.00), each exchanged for another at the same price.
+    # Every fact comes while the return waits for a person's approval: delivered, returned
+    # to origin, the T-shirt passing QC and the cap failing. Approved, the payment is
+    # authorized, the new items ship, and one change captures both (35.00) for the return
+    # to origin and completes with the receipts: the T-shirt back is paid out (25.00).
+    # Native mode compared the platform's figure for the T-shirt before the capture was
+    # paid there as if the capture paid nothing of its item (0.00 against 25.00) and sent
+    # the return to a person.
+    policy = ReturnPolicy(
+        platform_mode=mode,
+        exchange_release=ReleaseTrigger.ON_HANDED_IN,
+        instant_exchange_return_days=5,
+        stuck_after={},
+        auto_approve_limit=eur("10.00"),
+    )
+    made = Harness(policy=policy)
+    lines = [order_line("L1", "SKU-L1", "25", 1), order_line("L2", "SKU-L2", "10", 1)]
+    made.ports.commerce.add_order(attrs.evolve(tee_and_caps(), lines=lines))
+    return_id = request(made, exchanged("L1", 1), exchanged("L2", 1))
+    tee, cap = made.service.get(SHOP, return_id).lines
+    for event_id, status in (
+        ("s1", CarrierStatus.DELIVERED),
+        ("rto", CarrierStatus.RETURN_TO_ORIGIN),
+    ):
+        made.service.handle(
+            CarrierUpdate(shop=SHOP, return_id=return_id, event_id=event_id, status=status)
+        )
+    receive(made, return_id, "r1", passed(tee.id), passed(cap.id, qc=QcResult.FAIL))
+    made.service.approve(SHOP, return_id)
+    made.dispatch_due()
+    record = closed(made, return_id)
+    assert payments(made) == [("authorization", "35.00 EUR"), ("capture", "35.00 EUR")]
+    assert refunded(made, record) == "25.00 EUR"

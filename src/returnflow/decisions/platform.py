@@ -503,6 +503,7 @@ def _paid_by_capture(record: ReturnRecord) -> Money | None:
     if captured is None:
         return None
     back = {line.id for line in record.lines if line.settled >= line.quantity}
+    back -= exchange.paid_before(record, back)  # their units were paid out (completion)
     paid = min(captured, exchange.cost(record, exchange.paid_by_capture(record, back)))
     return paid or None
 
