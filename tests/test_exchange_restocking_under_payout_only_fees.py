@@ -108,10 +108,6 @@ def test_an_upsell_whose_refunded_cap_fails_qc_agrees_with_the_platform() -> Non
     assert upsell_with_a_cap_failing("tags") == upsell_with_a_cap_failing("native")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the refund is 5.00: the exchange's outbound shipping (2.00) is never paid",
-)
 @pytest.mark.parametrize("mode", ["tags", "native"])
 def test_an_instant_upsell_never_back_still_pays_its_outbound_shipping(mode: str) -> None:
     # The T-shirt (25.00) for one at 40.00 (outbound shipping 2.00), both caps (10.00 each)
@@ -144,10 +140,6 @@ def test_an_instant_upsell_never_back_still_pays_its_outbound_shipping(mode: str
     assert refunded(made, record.id) == eur("3.00")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="native: platform owed 0.00 vs returnflow 2.00 (needs_review); tags agrees",
-)
 def test_an_instant_upsell_never_back_whose_shipping_was_paid_up_front_is_not_reviewed() -> None:
     # The T-shirt (25.00) for one at 40.00 (outbound shipping 2.00), both caps refunded
     # with a 5.00 return shipping fee: the caps pay 15.00 of the 17.00 difference, 2.00 is

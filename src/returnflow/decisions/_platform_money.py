@@ -97,8 +97,10 @@ def whole(record: ReturnRecord, paid_out: Money, charged: Money) -> tuple[Money,
         # paid for the items), so a balance paid up front paid it, and a payout what that
         # left; one that settled items and took none waived it, and gave back what was
         # paid up front for it
-        prepaid = _prepaid_shipping(record.history, record.currency)
+        prepaid = max(_prepaid_shipping(record.history, record.currency), by_payout)
         shipped = min(prepaid, max(charged, zero) + by_payout)
+    elif settled_items:
+        shipped = shipped + by_payout
     net = paid_out - charged + shipped
     return (net, zero) if net >= zero else (zero, -net)
 

@@ -246,10 +246,13 @@ def complete(
             # upsell whose difference the other lines' payout was to cover) that payout pays
             # (after this change's capture; the outbound shipping goes with the items the
             # units came back for when there are any: their settlement takes it)
-            unpaid = _unpaid(change.record, apart, prepaid, shipping=not kept)
+            ship = Money.zero(record.currency)
+            if not kept:
+                ship = _asked(record) or exchange.outbound_due(record, policy, apart)
+            unpaid = _unpaid(change.record, apart, prepaid, shipping=ship)
             if unpaid is not None and not kept:  # the part of it that is outbound shipping
                 outbound_unpaid = unpaid - min(unpaid, _items_left(change.record, apart, prepaid))
-            prepaid = _prepaid_left(change.record, apart, prepaid, shipping=not kept)
+            prepaid = _prepaid_left(change.record, apart, prepaid, shipping=ship)
     # The units that will never settle (QC failed, never received) charge their shares
     # of the return shipping fee now, owed (or waived) like a fee no payout covers: no
     # other unit's payout bears them, so the money is the same in any order of receipts.
@@ -309,12 +312,9 @@ def _never_settled(
     return left
 
 
-def _needed(record: ReturnRecord, apart: Sequence[ExchangeLine], shipping: bool) -> Money:
-    """What the new items ``apart`` and (``shipping``) the outbound shipping asked up front
-    cost beyond the capture of an instant exchange's authorization."""
-    zero = Money.zero(record.currency)
-    cost = exchange.cost(record, apart)
-    outbound = Money.sum(
+def _asked(record: ReturnRecord) -> Money:
+    """The exchange's outbound shipping in the balance asked up front."""
+    return Money.sum(
         (
             Money(str(e.payload["exchange_shipping"]).split(" ")[0], record.currency)
             for e in record.history
@@ -322,12 +322,18 @@ def _needed(record: ReturnRecord, apart: Sequence[ExchangeLine], shipping: bool)
         ),
         record.currency,
     )
-    outbound = outbound if shipping else zero
-    return max(cost + outbound - exchange.captured_for(record, apart), zero)
+
+
+def _needed(record: ReturnRecord, apart: Sequence[ExchangeLine], shipping: Money) -> Money:
+    """What the new items ``apart`` and ``shipping`` (their outbound shipping) cost beyond
+    the capture of an instant exchange's authorization."""
+    zero = Money.zero(record.currency)
+    cost = exchange.cost(record, apart)
+    return max(cost + shipping - exchange.captured_for(record, apart), zero)
 
 
 def _unpaid(
-    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None, *, shipping: bool
+    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None, *, shipping: Money
 ) -> Money | None:
     """What the capture and the prepaid balance leave unpaid of the new items ``apart``
     (and, ``shipping``, the outbound shipping asked up front)."""
@@ -347,7 +353,7 @@ def _items_left(
 
 
 def _prepaid_left(
-    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None, *, shipping: bool
+    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None, *, shipping: Money
 ) -> Money | None:
     """What was prepaid and is left once the capture of an instant exchange's authorization
     and the prepaid balance paid for the new items ``apart`` (their units failed QC or never
