@@ -106,11 +106,13 @@ def close_by_hand(
     if exchange_decision == "cancel" and open_exchange:
         exchange.cancel(change, why=f"cancelled by {change.actor} closing the return")
     extra: list[tuple[ReturnLine, int, int]] = []
+    shipped = record.exchange_status == "released"
     if unreceived in ("refund", "store_credit") and missing:
         outcome = Refund() if unreceived == "refund" else StoreCredit()
         for line in record.lines:
-            # an exchange released for these units already pays for them: not twice
-            paid_by_exchange = line.id in exchanged and exchange_decision == "release"
+            # an exchange released for these units (now, or shipped before: an instant
+            # exchange, whose capture pays for it) already pays for them: not twice
+            paid_by_exchange = line.id in exchanged and (exchange_decision == "release" or shipped)
             if line.id in missing and not paid_by_exchange:
                 start = max(line.accepted, line.settled)
                 extra.append((evolve(line, outcome=outcome), missing[line.id], start))
