@@ -103,10 +103,6 @@ def test_an_upsell_whose_refunded_cap_fails_qc_agrees_with_the_platform() -> Non
     assert tags == upsell_with_a_cap_failing("native") == (eur("7.50"), ())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the refund is 5.00: the exchange's outbound shipping (2.00) is never paid",
-)
 @pytest.mark.parametrize("mode", ["tags", "native"])
 def test_an_instant_upsell_never_back_still_pays_its_outbound_shipping(mode: str) -> None:
     # The T-shirt (25.00) for one at 40.00 (outbound shipping 2.00), both caps (10.00 each)
@@ -139,10 +135,6 @@ def test_an_instant_upsell_never_back_still_pays_its_outbound_shipping(mode: str
     assert refunded(made, record.id) == eur("3.00")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="native: platform owed 0.00 vs returnflow 2.00 (needs_review); tags agrees",
-)
 def test_an_instant_upsell_never_back_whose_shipping_was_paid_up_front_is_not_reviewed() -> None:
     # The T-shirt (25.00) for one at 40.00 (outbound shipping 2.00), both caps refunded
     # with a 5.00 return shipping fee: the caps pay 15.00 of the 17.00 difference, 2.00 is
@@ -175,6 +167,49 @@ def test_an_instant_upsell_never_back_whose_shipping_was_paid_up_front_is_not_re
         ("capture", "25.00 EUR"),
     ]
     assert made.service.get(SHOP, record.id).review_reasons == ()
+
+
+def even_instant_exchange_failing_qc(
+    first: str,
+) -> tuple[list[tuple[str, str]], Money, tuple[str, ...]]:
+    # The T-shirt (25.00) exchanged for another size (outbound shipping 2.00), released on
+    # an authorization; a cap (10.00) refunded on receipt. The T-shirt fails QC: its
+    # authorization is captured and its outbound shipping charged apart from the cap's
+    # refund, received before it or with it.
+    policy = ReturnPolicy(
+        platform_mode="native",
+        exchange_release=ReleaseTrigger.ON_HANDED_IN,
+        refund_trigger=RefundTrigger.ON_RECEIVED,
+        fees=FeePolicy(exchange_shipping=eur("2.00")),
+    )
+    made = native_harness(policy)
+    requested = [
+        RequestLine(order_line_id="L1", quantity=1, outcome=Exchange(variant_id="tee-l")),
+        RequestLine(order_line_id="L2", quantity=1),
+    ]
+    record = made.service.request(ReturnRequest(shop=SHOP, order_id="1001", lines=requested))
+    tee, cap = (line.id for line in record.lines)
+    handed_in(made, record.id)
+    receipts = {"tee": passed(tee, qc=QcResult.FAIL, note="worn"), "cap": passed(cap)}
+    for n, name in enumerate((first, "cap" if first == "tee" else "tee")):
+        receive(made, record.id, f"r{n}", receipts[name])
+    payments = [(p.kind, str(p.amount)) for p in made.ports.payments.payments]
+    after = made.service.get(SHOP, record.id)
+    return payments, refunded(made, record.id), after.review_reasons
+
+
+@pytest.mark.parametrize("first", ["tee", "cap"])
+def test_an_instant_exchange_failing_qc_charges_its_outbound_shipping_in_any_order(
+    first: str,
+) -> None:
+    payments, refund, reasons = even_instant_exchange_failing_qc(first)
+    assert payments == [
+        ("authorization", "25.00 EUR"),
+        ("capture", "25.00 EUR"),
+        ("charge", "2.00 EUR"),
+    ]
+    assert refund == eur("10.00")
+    assert reasons == ()
 
 
 TIMINGS = [

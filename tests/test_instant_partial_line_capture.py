@@ -314,3 +314,35 @@ def test_units_back_in_the_change_that_captures_for_the_return_to_origin_are_pai
     record = closed(made, return_id)
     assert payments(made) == [("authorization", "35.00 EUR"), ("capture", "35.00 EUR")]
     assert refunded(made, record) == "25.00 EUR"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("unreceived", ["refund", "store_credit"])
+@pytest.mark.parametrize("decision", ["cancel", "release", None])
+def test_an_agent_paying_unreceived_units_pays_none_whose_new_item_shipped(
+    mode: str, unreceived: str, decision: str | None
+) -> None:
+    # The T-shirt (25.00) for one at 15.00 and two caps refunded; the new T-shirt ships on
+    # the hand-in. One cap comes back; the T-shirt never does, and the tick captures its new
+    # item (15.00). An agent closes, paying the units not received: the cap that never came
+    # is paid (10.00), the T-shirt is not (its new item shipped, the capture paid for it).
+    # Before: the T-shirt was paid 25.00 as well unless the agent said "release" (which
+    # the shipped exchange no longer needs), the customer keeping the new one, and native
+    # mode went to review (the platform's 30.00 against 45.00).
+    made = instant(mode, ("L1", "25", 1), ("L2", "10", 2))
+    return_id = request(made, exchanged("L1", 1, "15"), RequestLine(order_line_id="L2", quantity=2))
+    _, cap = made.service.get(SHOP, return_id).lines
+    handed_in(made, return_id)
+    made.dispatch_due()
+    receive(made, return_id, "r1", passed(cap.id))
+    made.dispatch_due()
+    made.clock.advance(days=6)
+    made.service.tick()
+    made.dispatch_due()
+    made.service.close(SHOP, return_id, unreceived=unreceived, exchange=decision)
+    made.dispatch_due()
+    record = closed(made, return_id)
+    assert payments(made) == [("authorization", "25.00 EUR"), ("capture", "15.00 EUR")]
+    credited = Money.sum((c.amount for c in made.ports.commerce.credits), "EUR")
+    paid_out = refunded(made, record) if unreceived == "refund" else str(credited + eur("10"))
+    assert paid_out == "20.00 EUR"

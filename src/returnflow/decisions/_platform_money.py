@@ -95,10 +95,14 @@ def whole(record: ReturnRecord, paid_out: Money, charged: Money) -> tuple[Money,
     ):
         # no settlement took it from the units (they never came: a captured authorization
         # paid for the items), so a balance paid up front paid it, and a payout what that
-        # left; one that settled items and took none waived it, and gave back what was
-        # paid up front for it
-        prepaid = _prepaid_shipping(record.history, record.currency)
+        # left (nothing asked up front: what completion charged for it, from a payout or
+        # as a balance, outbound_unpaid); one that settled items and took none waived it,
+        # and gave back what was paid up front for it
+        prepaid = max(_prepaid_shipping(record.history, record.currency), by_payout)
         shipped = min(prepaid, max(charged, zero) + by_payout)
+    elif settled_items:
+        # the other lines' payout paid the outbound shipping of items a capture paid for
+        shipped = shipped + by_payout
     net = paid_out - charged + shipped
     return (net, zero) if net >= zero else (zero, -net)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from returnflow.decisions import _capture_shortfall as shortfall
 from returnflow.decisions import _fees as fees_of
 from returnflow.decisions import exchange, review
 from returnflow.decisions.change import Change
@@ -105,11 +106,13 @@ def close_by_hand(
     if exchange_decision == "cancel" and open_exchange:
         exchange.cancel(change, why=f"cancelled by {change.actor} closing the return")
     extra: list[tuple[ReturnLine, int, int]] = []
+    shipped = record.exchange_status == "released"
     if unreceived in ("refund", "store_credit") and missing:
         outcome = Refund() if unreceived == "refund" else StoreCredit()
         for line in record.lines:
-            # an exchange released for these units already pays for them: not twice
-            paid_by_exchange = line.id in exchanged and exchange_decision == "release"
+            # an exchange released for these units (now, or shipped before: an instant
+            # exchange, whose capture pays for it) already pays for them: not twice
+            paid_by_exchange = line.id in exchanged and (exchange_decision == "release" or shipped)
             if line.id in missing and not paid_by_exchange:
                 start = max(line.accepted, line.settled)
                 extra.append((evolve(line, outcome=outcome), missing[line.id], start))
@@ -245,11 +248,16 @@ def complete(
             # what the capture and the prepaid balance leave unpaid of those items (an
             # upsell whose difference the other lines' payout was to cover) that payout pays
             # (after this change's capture; the outbound shipping goes with the items the
-            # units came back for when there are any: their settlement takes it)
-            unpaid = _unpaid(change.record, apart, prepaid, shipping=not kept)
+            # units came back for when there are any: their settlement takes it; else these
+            # items owe it, as asked up front or, nothing asked, as the policy charges it)
+            ship = Money.zero(record.currency)
+            if not kept:
+                ship = shortfall.asked(record) or exchange.outbound_due(record, policy, apart)
+            unpaid = shortfall.unpaid(change.record, apart, prepaid, shipping=ship)
             if unpaid is not None and not kept:  # the part of it that is outbound shipping
-                outbound_unpaid = unpaid - min(unpaid, _items_left(change.record, apart, prepaid))
-            prepaid = _prepaid_left(change.record, apart, prepaid, shipping=not kept)
+                items = shortfall.items_left(change.record, apart, prepaid)
+                outbound_unpaid = unpaid - min(unpaid, items)
+            prepaid = shortfall.prepaid_left(change.record, apart, prepaid, shipping=ship)
     # The units that will never settle (QC failed, never received) charge their shares
     # of the return shipping fee now, owed (or waived) like a fee no payout covers: no
     # other unit's payout bears them, so the money is the same in any order of receipts.
@@ -307,58 +315,6 @@ def _never_settled(
         if start < line.quantity:
             left.append((line, line.quantity - start, start))
     return left
-
-
-def _needed(record: ReturnRecord, apart: Sequence[ExchangeLine], shipping: bool) -> Money:
-    """What the new items ``apart`` and (``shipping``) the outbound shipping asked up front
-    cost beyond the capture of an instant exchange's authorization."""
-    zero = Money.zero(record.currency)
-    cost = exchange.cost(record, apart)
-    outbound = Money.sum(
-        (
-            Money(str(e.payload["exchange_shipping"]).split(" ")[0], record.currency)
-            for e in record.history
-            if e.event == "require_payment" and "exchange_shipping" in e.payload
-        ),
-        record.currency,
-    )
-    outbound = outbound if shipping else zero
-    return max(cost + outbound - exchange.captured_for(record, apart), zero)
-
-
-def _unpaid(
-    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None, *, shipping: bool
-) -> Money | None:
-    """What the capture and the prepaid balance leave unpaid of the new items ``apart``
-    (and, ``shipping``, the outbound shipping asked up front)."""
-    zero = Money.zero(record.currency)
-    left = _needed(record, apart, shipping) - (prepaid or zero)
-    return left if left > zero else None
-
-
-def _items_left(
-    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None
-) -> Money:
-    """What the capture and the prepaid balance leave unpaid of the cost of the new items
-    ``apart`` alone (they pay the items first, then the outbound shipping)."""
-    zero = Money.zero(record.currency)
-    paid = exchange.captured_for(record, apart) + (prepaid or zero)
-    return max(exchange.cost(record, apart) - paid, zero)
-
-
-def _prepaid_left(
-    record: ReturnRecord, apart: Sequence[ExchangeLine], prepaid: Money | None, *, shipping: bool
-) -> Money | None:
-    """What was prepaid and is left once the capture of an instant exchange's authorization
-    and the prepaid balance paid for the new items ``apart`` (their units failed QC or never
-    came): the capture first, then the balance, up to what the items cost and (``shipping``:
-    no other items are settled, which would take it) the outbound shipping asked up front.
-    What is left (a restocking fee prepaid for units that never
-    came back accepted) is no longer owed, and the settlement gives it back."""
-    if prepaid is None or record.payment_authorized is None:
-        return None
-    left = prepaid - min(prepaid, _needed(record, apart, shipping))
-    return left if left > Money.zero(record.currency) else None
 
 
 def reopen_given_up(change: Change) -> tuple[str, ...]:

@@ -140,8 +140,10 @@ class _FailureScript:
         return self.remaining is not None and self.remaining <= 0
 
 
-@attrs.define
-class _LostAnswerScript:
+class _Counted:
+    """A script for the next ``remaining`` calls of ``operation`` (``None``: every one / any
+    operation)."""
+
     operation: str | None
     remaining: int | None
 
@@ -160,23 +162,16 @@ class _LostAnswerScript:
 
 
 @attrs.define
-class _DelayScript:
+class _LostAnswerScript(_Counted):
+    operation: str | None
+    remaining: int | None
+
+
+@attrs.define
+class _DelayScript(_Counted):
     operation: str | None
     seconds: float
     remaining: int | None = None
-
-    def fires(self, operation: str) -> bool:
-        if self.operation is not None and self.operation != operation:
-            return False
-        if self.remaining is not None:
-            if self.remaining <= 0:
-                return False
-            self.remaining -= 1
-        return True
-
-    @property
-    def exhausted(self) -> bool:
-        return self.remaining is not None and self.remaining <= 0
 
 
 class FakePort:
