@@ -1559,3 +1559,29 @@ def test_property_no_unit_is_refunded_more_often_than_it_was_bought(
         for stored in record.lines:
             assert 0 <= stored.settled <= stored.quantity
             assert stored.accepted + stored.rejected == stored.received <= stored.quantity
+
+
+def test_the_exchanged_lines_restocking_is_carried_by_the_units_that_pay_out() -> None:
+    # A cap (10.00) refunded, a jacket (20.00) exchanged evenly; 10 % restocking, 3.00
+    # return shipping, exchanges bearing fees, fees only from the payout. Settled together
+    # or the cap alone first,
+    # the cap's payout takes its 1.00, the jacket's 2.00 and the 3.00 fee.
+    fees = FeePolicy(
+        return_shipping=eur("3.00"),
+        restocking=Percent(10),
+        waive_for_exchanges=False,
+        fees_only_from_payout=True,
+    )
+    cap = return_line("cap", eur("10.00"))
+    jacket = return_line("jacket", eur("20.00"), outcome=Exchange(variant_id="jacket-l"))
+    new = [ExchangeLine(id="x", return_line_id="jacket", variant_id="jacket-l", quantity=1)]
+
+    def settled(parts: list[tuple[ReturnLine, int, int]]) -> Settlement:
+        return settle("EUR", parts, fees=fees, exchange_lines=new, shipping_lines=[cap, jacket])
+
+    together = settled(whole(cap, jacket))
+    apart = settled(whole(cap)), settled(whole(jacket))
+    assert together.refund == apart[0].refund == eur("4.00")
+    assert together.restocking_fee == apart[0].restocking_fee == eur("3.00")
+    assert apart[1].restocking_fee == apart[1].refund == apart[1].balance_due == eur("0.00")
+    assert [part.restocking_fee for part in together.lines] == [eur("3.00"), eur("0.00")]

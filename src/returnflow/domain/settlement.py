@@ -33,6 +33,8 @@ from typing import Any
 
 import attrs
 
+from returnflow.domain import _exchange_restocking as exchange_restocking
+from returnflow.domain import _from_payout as from_payout
 from returnflow.domain import _shipping_shares as shipping_shares
 from returnflow.domain._original_charges import (
     duty_shares,
@@ -47,7 +49,6 @@ from returnflow.domain.fees import (
     LeftOff,
     Percent,
     charged,
-    split_tax,
     tax_of,
     tax_share,
     unit_fee_taxes,
@@ -100,9 +101,10 @@ class Document(str, enum.Enum):
 class LineSettlement:
     """``units`` of one return line: their paid ``value``, the restocking fee that applies,
     and what goes to the line's outcome (``amount``; the bonus of store credit is
-    separate). A refunded or credited line pays its own restocking fee (``amount`` is the
-    value less the fee); an exchanged line's whole value pays for the new items, and its
-    fee is taken from the return's payout or owed."""
+    separate). A refunded or credited line pays its own restocking fee and its units'
+    shares of the exchanged lines' (``amount`` is the value less the fee); an exchanged
+    line's whole value pays for the new items, its fee carried by the units that pay out
+    (none bearing fees: taken from the return's payout or owed)."""
 
     line_id: str
     order_line_id: str
@@ -292,9 +294,11 @@ def settle(
     part left off pays its units' shares of the rest.
 
     The order of the money: refunded and credited units pay their own shares of their
-    line's restocking fee and of the return shipping fee; the exchange's difference goes
-    to ``refund`` or ``store_credit`` (``difference_to``); then the exchange's shortfall,
-    the exchanged lines' restocking fee and the exchanged units' shares of the return
+    line's restocking fee, of the exchanged lines'
+    (:func:`~returnflow.domain._exchange_restocking.carried`) and of the return shipping
+    fee; the exchange's difference goes to ``refund`` or ``store_credit``
+    (``difference_to``); then the exchange's shortfall, the exchanged lines' restocking
+    fee (when no unit that pays out bears fees) and the exchanged units' shares of the return
     shipping fee are taken, in that order, from the refund, then from store credit (never
     the bonus); what the payout does not cover is owed (a fee, under
     ``fees_only_from_payout``, waived); the prepaid amount pays what is owed and the rest
@@ -339,8 +343,16 @@ def settle(
         taxes_included=taxes_included,
         less=left_off.return_shipping if left_off and left_off.return_shipping else quote_left,
     )
+    carried = exchange_restocking.carried(  # the exchanged lines' restocking, by the payout
+        currency,
+        [line for line, _, _ in parts] if shipping_lines is None else shipping_lines,
+        fees,
+        taxes_included=taxes_included,
+        left_off=left_off,
+    )
     pooled = pooled_tax = zero  # the exchanged units' shares: from the return's payout
     units_left = units_left_tax = zero  # units' shares their own payout does not bear
+    carried_left = exchange_restocking.apart(shipping_apart, carried, shares_paid, currency)
     for line, units, start in shipping_apart:  # never to settle: owed (or waived) now
         for unit in range(start, start + units):
             share, share_tax = spread.get((line.id, unit), (zero, zero))
@@ -358,13 +370,21 @@ def settle(
         fee = fee_tax = zero
         less = left_off.restocking.get(line.id) if left_off else None  # by unit, the rest
         shares: tuple[Money, ...] = ()
-        if fees.restocking is not None and not fees.waived(line):
+        carrying = kind is OutcomeKind.EXCHANGE and bool(carried)  # the payout bears it
+        if fees.restocking is not None and not fees.waived(line) and not carrying:
             shares = unit_restocking_fees(
                 fees.restocking, line, taxes_included=taxes_included, less=less
             )
             fee = Money.sum(shares[start : start + units], currency)
             taxes = unit_fee_taxes(fees.restocking, shares)
             fee_tax = Money.sum(taxes[start : start + units], currency)
+        bore = shipping_shares.UnitShares.none(currency)
+        by_unit: dict[int, Money] = {}
+        if kind is not OutcomeKind.EXCHANGE:  # its units' shares of the exchanged lines'
+            span = range(start, start + units)
+            bore, by_unit = exchange_restocking.take(line, span, carried, shares, shares_paid)
+            fee, fee_tax = fee + bore.taken, fee_tax + bore.taken_tax
+            carried_left = (carried_left[0] + bore.left, carried_left[1] + bore.left_tax)
         ship = shipping_shares.UnitShares.none(currency)
         for unit in range(start, start + units):
             share, share_tax = spread.get((line.id, unit), (zero, zero))
@@ -373,9 +393,8 @@ def settle(
             if kind is OutcomeKind.EXCHANGE:
                 pooled, pooled_tax = pooled + share, pooled_tax + share_tax
                 continue
-            back, _, duties = line.original_for(1, start=unit)
-            room = line.amount_for(1, start=unit) + back + duties
-            ship.take(share, share_tax, room - (shares[unit] if shares else zero))
+            fees_before = (shares[unit] if shares else zero) + by_unit.get(unit, zero)
+            ship.take(share, share_tax, exchange_restocking.room(line, unit) - fees_before)
         bonus = zero
         if isinstance(line.outcome, StoreCredit) and line.outcome.bonus and start == 0:
             bonus = line.outcome.bonus
@@ -484,29 +503,11 @@ def settle(
     )
     shipping = shipping_tax = zero  # (the units bore their shares)
     kinds = (OutcomeKind.REFUND, OutcomeKind.STORE_CREDIT)
-    pieces: list[tuple[Money, Money, Money]] = []  # (from the refund, from credit, left)
-    fee_taxes: list[tuple[Money, Money, Money]] = []  # their tax parts
-    for amount, tax in ((shortfall, None), (restocking, restocking_tax), (shipping, shipping_tax)):
-        from_refund = min(amount, payout[OutcomeKind.REFUND])
-        from_credit = min(amount - from_refund, payout[OutcomeKind.STORE_CREDIT])
-        piece = (from_refund, from_credit, amount - from_refund - from_credit)
-        if tax is None:  # the exchange's shortfall takes the payout's share of its tax
-            shares = (
-                tax_share(payout_tax[OutcomeKind.REFUND], from_refund, payout[OutcomeKind.REFUND]),
-                tax_share(
-                    payout_tax[OutcomeKind.STORE_CREDIT],
-                    from_credit,
-                    payout[OutcomeKind.STORE_CREDIT],
-                ),
-                zero,
-            )
-        else:  # a fee's tax goes where the fee is paid from
-            shares = split_tax(tax, piece)
-            fee_taxes.append(shares)
-        for kind, taken, share in zip(kinds, piece, shares, strict=False):
-            payout[kind] = payout[kind] - taken
-            payout_tax[kind] = payout_tax[kind] - share
-        pieces.append(piece)
+    pieces, fee_taxes = from_payout.take(  # each (from the refund, from credit, left)
+        payout,
+        payout_tax,
+        ((shortfall, None), (restocking, restocking_tax), (shipping, shipping_tax)),
+    )
     refund, credit = payout[OutcomeKind.REFUND], payout[OutcomeKind.STORE_CREDIT]
     owed = pieces[0][2]
     restocking_left, shipping_left = pieces[1][2], pieces[2][2] + units_left
@@ -524,14 +525,15 @@ def settle(
     fees_owed = fees_waived = restocking_waived = fees_owed_tax = zero
     restocking_tax_waived = shipping_tax_waived = zero
     if fees.fees_only_from_payout:
-        fees_waived = restocking_left + shipping_left + quote_left
+        fees_waived = restocking_left + shipping_left + quote_left + carried_left[0]
+        carried_left = (zero, zero)  # (waived: never part of the fee)
         restocking_waived = restocking_left
         restocking_tax_waived, shipping_tax_waived = fee_taxes[0][2], shipping_left_tax
         shipping = shipping - shipping_left
         shipping_left = zero
     else:
-        fees_owed = restocking_left + shipping_left
-        fees_owed_tax = left_tax
+        fees_owed = restocking_left + shipping_left + carried_left[0]
+        fees_owed_tax = left_tax + carried_left[1]
         owed = owed + fees_owed
 
     balance_refund = zero
@@ -556,7 +558,7 @@ def settle(
     return Settlement(
         currency=currency,
         lines=tuple(settled),
-        restocking_fee=restocking_fee - restocking_waived,
+        restocking_fee=restocking_fee - restocking_waived + carried_left[0],
         return_shipping_fee=shipping,
         refund=refund,
         store_credit=credit,
@@ -574,7 +576,7 @@ def settle(
         refund_tax=payout_tax[OutcomeKind.REFUND],
         store_credit_tax=payout_tax[OutcomeKind.STORE_CREDIT],
         exchange_credit_tax=exchange_credit_tax,
-        restocking_fee_tax=restocking_fee_tax - restocking_tax_waived,
+        restocking_fee_tax=restocking_fee_tax - restocking_tax_waived + carried_left[1],
         return_shipping_fee_tax=shipping_tax - shipping_tax_waived,
         exchange_shipping_tax=tax_of(fees.exchange_shipping, outbound),
         fees_owed_tax=fees_owed_tax,
