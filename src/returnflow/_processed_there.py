@@ -1,6 +1,6 @@
 """Native mode: units of a processing that a person processed in the platform's admin first
 (Shopify's ``returnProcess`` from the admin, which also refunds them). returnflow follows
-the admin (issue 19): it processes only the units still unprocessed there, takes the
+the admin: it processes only the units still unprocessed there, takes the
 person's units as processed with the money the platform moved for them, and never refunds
 them again; a processing with nothing left to process is done without a call.
 
