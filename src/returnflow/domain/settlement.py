@@ -33,6 +33,7 @@ from typing import Any
 
 import attrs
 
+from returnflow.domain import _exchange_items as exchange_items
 from returnflow.domain import _exchange_restocking as exchange_restocking
 from returnflow.domain import _from_payout as from_payout
 from returnflow.domain import _shipping_shares as shipping_shares
@@ -447,23 +448,7 @@ def settle(
         (part.tax for part in settled if part.outcome is OutcomeKind.EXCHANGE), currency
     )
     exchanged = {part.line_id: part for part in settled if part.outcome is OutcomeKind.EXCHANGE}
-    exchange_total = items_unpaid or zero
-    priced = False
-    for item in exchange_lines:
-        part = exchanged.get(item.return_line_id)
-        if part is None:
-            continue
-        priced = True
-        if item.unit_price is None:  # an even exchange: the new item costs what was returned
-            exchange_total = exchange_total + part.value
-        else:
-            if item.unit_price.currency != currency:
-                raise CurrencyMismatch(
-                    "exchange.unit_price.currency",
-                    item.unit_price.currency,
-                    f"the return is in {currency}",
-                )
-            exchange_total = exchange_total + item.unit_price * item.quantity
+    exchange_total, priced = exchange_items.cost(currency, exchanged, exchange_lines, items_unpaid)
     outbound = zero
     at_fault = all(  # a claim's replacement is the merchant's (or the carrier's) loss
         line.reason in fees.waive_for_reasons or line.claimed
