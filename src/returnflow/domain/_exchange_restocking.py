@@ -37,11 +37,11 @@ def carried(
     opened without) spread once over those units in proportion to what each was paid
     (:func:`~returnflow.domain.fees.unit_shipping_fees`, the return shipping fee's rule),
     their tax allocated over the shares. Empty when no such unit bears a share: then the
-    exchanged lines bear their own fees. Only under ``fees_only_from_payout``: where fees
-    may be owed, a share a unit's payout does not bear would be owed apart, and the
-    platform's figure for a processing call does not count it (a restocking fee is per
-    return line there); the exchanged lines bear their own fees, from the payout."""
-    if fees.restocking is None or not fees.fees_only_from_payout:
+    exchanged lines bear their own fees. A share a unit's payout does not bear (the unit
+    never settles, or pays out less) is waived under ``fees_only_from_payout``, else owed
+    apart (``Settlement.restocking_owed``): never on the platform return, whose lines carry
+    the shares their payouts bear, so never in its figure either."""
+    if fees.restocking is None:
         return {}
     distinct: dict[str, ReturnLine] = {}
     for line in lines:

@@ -179,6 +179,9 @@ class Settlement:
     (``FeePolicy.fees_only_from_payout``)."""
     shipping_owed: Money
     """The part of ``return_shipping_fee`` in ``fees_owed``."""
+    restocking_owed: Money
+    """The part of ``restocking_fee`` in ``fees_owed``: the shares of the exchanged lines'
+    fee no payout bears (units never to settle, a unit paying out less than its shares)."""
     refund_tax: Money
     """The tax part of ``refund``: that of the units it pays back (and of the part of an
     exchange credit it pays back), less that of the fees taken from it."""
@@ -297,7 +300,9 @@ def settle(
     The order of the money: refunded and credited units pay their own shares of their
     line's restocking fee, of the exchanged lines'
     (:func:`~returnflow.domain._exchange_restocking.carried`) and of the return shipping
-    fee; the exchange's difference goes to ``refund`` or ``store_credit``
+    fee, whenever they are paid (a share their payout does not bear is owed apart,
+    ``restocking_owed``, ``shipping_owed``, or waived under ``fees_only_from_payout``);
+    the exchange's difference goes to ``refund`` or ``store_credit``
     (``difference_to``); then the exchange's shortfall, the exchanged lines' restocking
     fee (when no unit that pays out bears fees) and the exchanged units' shares of the return
     shipping fee are taken, in that order, from the refund, then from store credit (never
@@ -558,6 +563,7 @@ def settle(
         fees_owed=fees_owed,
         fees_waived=fees_waived,
         shipping_owed=shipping_left,
+        restocking_owed=carried_left[0],
         refund_tax=payout_tax[OutcomeKind.REFUND],
         store_credit_tax=payout_tax[OutcomeKind.STORE_CREDIT],
         exchange_credit_tax=exchange_credit_tax,
