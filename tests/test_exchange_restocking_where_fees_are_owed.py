@@ -72,15 +72,21 @@ def cap_and_jacket(
     *,
     credited: bool = False,
     cap_fails: bool = False,
+    defective: bool = False,
+    fees: FeePolicy = FEES,
 ) -> tuple[dict[str, Money], Harness, str]:
-    # A 10.00 cap refunded (or credited) beside a 20.00 jacket exchanged for another size,
-    # received in ``receipts`` (each one receipt: "cap", "jacket", "cap + jacket").
-    made = Harness(policy=ReturnPolicy(platform_mode=mode, fees=FEES, refund_trigger=trigger))
+    # A 10.00 cap refunded (or credited; or defective, its fees waived) beside a 20.00
+    # jacket exchanged for another size, received in ``receipts`` (each one receipt:
+    # "cap", "jacket", "cap + jacket").
+    made = Harness(policy=ReturnPolicy(platform_mode=mode, fees=fees, refund_trigger=trigger))
     lines = [order_line("L1", "CAP", "10.00"), order_line("L3", "JACKET", "20.00")]
     made.ports.commerce.add_order(order(SHOP, "2001", lines))
     requested = [
         RequestLine(
-            order_line_id="L1", quantity=1, **({"outcome": StoreCredit()} if credited else {})
+            order_line_id="L1",
+            quantity=1,
+            outcome=StoreCredit() if credited else Refund(),
+            reason=ReturnReason.DEFECTIVE if defective else ReturnReason.UNKNOWN,
         ),
         RequestLine(order_line_id="L3", quantity=1, outcome=Exchange(variant_id="jacket-l")),
     ]
@@ -152,6 +158,37 @@ def test_a_failed_cap_owes_its_shares_apart_and_the_platform_agrees(
     ]
     assert _platform_money.owed_apart(history, "EUR") == eur("5.00")
     assert _platform_money.restocking_owed(history, "EUR") == eur("2.00")
+
+
+@pytest.mark.parametrize("receipts", ORDERS, ids=str)
+@pytest.mark.parametrize(("mode", "trigger"), TIMINGS, ids=str)
+@pytest.mark.parametrize(("only_from_payout", "charged"), [(False, "5.00"), (True, "0.00")])
+def test_an_exchanged_line_bearing_its_own_fee_takes_it_from_its_own_difference(
+    mode: str,
+    trigger: RefundTrigger,
+    receipts: tuple[str, ...],
+    only_from_payout: bool,
+    charged: str,
+) -> None:
+    # The cap is defective: no unit that pays out bears fees, so the jacket bears its own
+    # restocking fee (2.00) and the whole return shipping fee (3.00), from the exchange's
+    # own difference (none: an even exchange), the rest owed or waived; never from the
+    # cap's refund, which is 10.00 on receipt or at completion. (At completion the
+    # jacket's fee was taken from the cap's refund: 8.00; and in native mode the cap and
+    # jacket received together and refunded on receipt went to review.)
+    fees = FeePolicy(
+        return_shipping=eur("3.00"),
+        restocking=Percent(10),
+        waive_for_exchanges=False,
+        fees_only_from_payout=only_from_payout,
+    )
+    money, _, _ = cap_and_jacket(mode, trigger, receipts, defective=True, fees=fees)
+    assert money == {
+        "refund": eur("10.00"),
+        "store_credit": eur("0.00"),
+        "charged": eur(charged),
+        "given_back": eur("0.00"),
+    }
 
 
 def tee_and_caps(mode: str, trigger: RefundTrigger, price: str, *receipts: str) -> dict[str, Money]:

@@ -1378,10 +1378,10 @@ def test_property_a_settlement_adds_up_to_the_minor_unit(
     assert result.fees_owed <= result.balance_due + used
     assert not (result.fees_owed and result.fees_waived)
     assert result.shipping_from_refund + result.shipping_owed <= result.return_shipping_fee
-    # Besides the fee shares owed apart (units whose payout does not bear them), something
-    # is owed only when nothing is paid out, and prepaid money comes back only when
-    # nothing is owed.
-    if result.balance_due + used > result.shipping_owed + result.restocking_owed:
+    # Besides the fees no payout bears (each is borne by its own units or the exchange's
+    # difference, never by another unit's payout), something is owed only when nothing is
+    # paid out, and prepaid money comes back only when nothing is owed.
+    if result.balance_due + used > result.fees_owed:
         assert result.refund == result.store_credit == zero
     if result.balance_due:
         assert result.balance_refund == zero

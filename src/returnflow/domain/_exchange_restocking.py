@@ -5,6 +5,7 @@ unit's share and its tax, and what a part's own payout bears of its units' share
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
 from returnflow.domain._shipping_shares import UnitShares
 from returnflow.domain.fees import (
@@ -14,10 +15,13 @@ from returnflow.domain.fees import (
     unit_restocking_fees,
     unit_shipping_fees,
 )
-from returnflow.domain.model import Exchange, ReturnLine
+from returnflow.domain.model import Exchange, OutcomeKind, ReturnLine
 from returnflow.domain.money import Money
 
-__all__ = ["apart", "carried", "room", "take"]
+if TYPE_CHECKING:
+    from returnflow.domain.settlement import LineSettlement
+
+__all__ = ["apart", "carried", "own", "room", "take"]
 
 Shares = dict[tuple[str, int], tuple[Money, Money]]
 
@@ -118,3 +122,14 @@ def apart(
                 each, each_tax = shares.get((line.id, unit), (zero, zero))
                 share, tax = share + each, tax + each_tax
     return share, tax
+
+
+def own(parts: Sequence[LineSettlement], currency: str) -> tuple[Money, Money]:
+    """The exchanged ``parts``' own restocking fees and their tax: those they bear when no
+    unit that pays out bears fees (:func:`carried` empty), from the exchange's own
+    difference."""
+    exchanged = [part for part in parts if part.outcome is OutcomeKind.EXCHANGE]
+    return (
+        Money.sum((part.restocking_fee for part in exchanged), currency),
+        Money.sum((part.restocking_fee_tax for part in exchanged), currency),
+    )
