@@ -465,7 +465,7 @@ def settle(
     shortfall = zero
     # the exchanged lines' own restocking fees, then the exchanged units' shares of the
     # return shipping fee (no unit pays out that bears fees): from the exchange's own
-    # difference, the rest owed apart (or waived), never from another unit's payout
+    # difference, the rest owed (or waived), never from another unit's payout
     to = difference_to if difference_to is OutcomeKind.STORE_CREDIT else OutcomeKind.REFUND
     by_own = shipping_shares.UnitShares.none(currency)
     by_own.take(*exchange_restocking.own(settled, currency), difference)
