@@ -418,8 +418,11 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         )
         credit = Money.sum((e.amount for e in credits), record.currency) - outside
         expected, owed = refund + credit, None
-        if whole:  # the platform nets the whole return (see _whole)
-            expected, owed = money.whole(record, expected, money.owed(change, planned))
+        if whole:  # the platform nets the whole return (see _whole), but for the shares
+            # of the exchanged lines' restocking fee owed apart, never on its lines
+            owed = money.owed(change, planned)
+            owed -= min(money.restocking_owed(record.history, record.currency), max(owed, zero))
+            expected, owed = money.whole(record, expected, owed)
         else:  # the outbound shipping of this change the units paid, not a balance
             outbound = money.outbound(change.history, record.currency)
             owed = money.owed(change, planned)
