@@ -46,8 +46,8 @@ ORDERS = pytest.mark.parametrize("early", [True, False], ids=["webhook-first", "
 DUTY = "gid://shopify/Duty/7"
 
 
-class _ValuesCapsHigher(FakePlatformReturns):
-    """A platform whose figure for a processing call's units is 1.00 above returnflow's
+class _ValuesCapsLower(FakePlatformReturns):
+    """A platform whose figure for a processing call's units is 1.00 below returnflow's
     (its own pricing of the caps), that keeps the lines each calculation was asked for."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -67,14 +67,14 @@ class _ValuesCapsHigher(FakePlatformReturns):
         outcome = super().calculate(
             shop, return_id, lines, exchange_lines=exchange_lines, shipping_fee=shipping_fee
         )
-        more = eur("1.00")
-        return attrs.evolve(outcome, returned=outcome.returned + more, refund=outcome.refund + more)
+        less = eur("1.00")
+        return attrs.evolve(outcome, returned=outcome.returned - less, refund=outcome.refund - less)
 
 
-def harness(policy: ReturnPolicy, *, charges: bool = False, higher: bool = False) -> Harness:
+def harness(policy: ReturnPolicy, *, charges: bool = False, lower: bool = False) -> Harness:
     """Native mode under ``policy`` for the T-shirt and two caps (``charges``: with 9.00 of
-    shipping and a 3.00 duty on the caps; ``higher``: the platform values the caps of a
-    processing call 1.00 higher)."""
+    shipping and a 3.00 duty on the caps; ``lower``: the platform values the caps of a
+    processing call 1.00 lower)."""
     placed = tee_and_caps()
     if charges:
         tee, capped = placed.lines
@@ -85,7 +85,7 @@ def harness(policy: ReturnPolicy, *, charges: bool = False, higher: bool = False
         )
     ports = FakePorts()
     ports.commerce.add_order(placed)
-    there = (_ValuesCapsHigher if higher else FakePlatformReturns)(ports.commerce)
+    there = (_ValuesCapsLower if lower else FakePlatformReturns)(ports.commerce)
     return Harness(policy=policy, ports=ports, platform_returns=there)
 
 
@@ -252,16 +252,14 @@ def test_an_early_refund_no_unit_processed_there_explains_goes_to_a_person_at_pr
 
 @ORDERS
 def test_the_units_left_are_compared_with_the_platforms_figure_for_them(early: bool) -> None:
-    made = harness(native(), higher=True)
+    made = harness(native(), lower=True)
     return_id, _, _ = by_a_person_then_received(made, 1, "10.00", early=early)
     there = platform(made)
-    assert isinstance(there, _ValuesCapsHigher)
+    assert isinstance(there, _ValuesCapsLower)
     record = made.service.get(SHOP, return_id)
     assert record.status == "needs_review"
     [reason] = record.review_reasons
-    assert (
-        "the platform's refund 11.00 EUR differs from returnflow's settlement 10.00 EUR" in reason
-    )
+    assert "the platform's refund 9.00 EUR differs from returnflow's settlement 10.00 EUR" in reason
     line = there.get_return(SHOP, record.refs.platform_return_id or "").line_id("L2")
     assert there.calculated[-1] == (Quantity(line, 1),)  # the cap left, not both
     assert sent(made) == []
@@ -273,13 +271,13 @@ def test_the_units_left_are_compared_with_the_platforms_figure_for_them(early: b
 
 @ORDERS
 def test_the_platforms_figure_for_the_units_left_is_sent_when_it_wins(early: bool) -> None:
-    made = harness(native(platform_money=MoneyAuthority.PLATFORM), higher=True)
+    made = harness(native(platform_money=MoneyAuthority.PLATFORM), lower=True)
     return_id, there_id, _ = by_a_person_then_received(made, 1, "10.00", early=early)
     record = closed_without_review(made, return_id)
-    assert sent(made) == [(1, eur("11.00"))]
-    assert platform(made).refunded(SHOP, there_id) == eur("21.00")
+    assert sent(made) == [(1, eur("9.00"))]
+    assert platform(made).refunded(SHOP, there_id) == eur("19.00")
     differs = [e.payload for e in record.history if e.event == "platform_money_differs"]
-    assert differs == [{"platform": "11.00 EUR", "returnflow": "10.00 EUR"}]
+    assert differs == [{"platform": "9.00 EUR", "returnflow": "10.00 EUR"}]
 
 
 def test_the_units_left_agreeing_with_the_platform_go_out_after_one_comparison() -> None:
@@ -290,17 +288,17 @@ def test_the_units_left_agreeing_with_the_platform_go_out_after_one_comparison()
 
 
 def test_a_retry_of_the_units_left_after_a_lost_answer_sends_the_same_call() -> None:
-    # The platform's figure wins (11.00 for the cap left); the call acts and its answer is
+    # The platform's figure wins (9.00 for the cap left); the call acts and its answer is
     # lost. The retry finds the cap processed (the platform's figure for it is gone) and
     # sends the same call under the same key, answered as the first.
-    made = harness(native(platform_money=MoneyAuthority.PLATFORM), higher=True)
+    made = harness(native(platform_money=MoneyAuthority.PLATFORM), lower=True)
     return_id, there_id, _ = by_a_person_then_received(made, 1, "10.00", early=True, lose=True)
     made.dispatch_due()
     closed_without_review(made, return_id)
     calls = [(c["outcome"], c["units"], c["refund"]) for c in mine(made)]
-    assert calls == [("ok", 1, eur("11.00")), ("replayed", 1, eur("11.00"))]
+    assert calls == [("ok", 1, eur("9.00")), ("replayed", 1, eur("9.00"))]
     assert len({c["key"] for c in mine(made)}) == 1
-    assert platform(made).refunded(SHOP, there_id) == eur("21.00")
+    assert platform(made).refunded(SHOP, there_id) == eur("19.00")
 
 
 # -- (c) nothing left to process: the shipping and duties still go back ---------------------

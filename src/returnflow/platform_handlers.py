@@ -209,12 +209,9 @@ def process_platform_return(
     there = processed_there.decided(record, effect)
     if there is None and effect.lines:  # a person may have processed some in the admin
         processed_there.find(d, port, effect, record, return_id, reviewed=reviewed)  # decides
+        processed_there.unexplained(port, effect, record, return_id, reviewed=reviewed)
     if there is not None:  # only what the person left, with the refund decided for it
-        answer = processed_there.send(port, effect, record, return_id, there, exchange_lines)
-        if answer is None:  # nothing left: done without a call, nothing refunded
-            zero = Money.zero(refund.currency)
-            return Processed(ProcessResult((), zero, (), False), zero, there=there)
-        return _answered(answer, effect, there.refund, None, None, None, there)
+        return _left(d, effect, record, port, return_id, there, exchange_lines, reviewed)
     taken = _taken(record, effect)
     if taken is not None:  # decided by the first attempt (which may have acted): sent again
         theirs, refund, net = taken
@@ -255,6 +252,44 @@ def process_platform_return(
         processed_there.find(d, port, effect, record, return_id, reviewed=reviewed, refused=True)
         raise
     return _answered(answer, effect, refund, theirs, effect.expected, net)
+
+
+def _left(
+    d: Dispatcher,
+    effect: fx.ProcessPlatformReturn,
+    record: ReturnRecord,
+    port: PlatformReturns,
+    return_id: str,
+    there: processed_there.There,
+    exchange_lines: list[Quantity],
+    reviewed: bool,
+) -> Processed:
+    """Process what a person left of ``effect`` (:mod:`._processed_there`): the units left
+    reconciled first as a processing of their own would be (when ``effect.expected`` is
+    set: the platform's figure for them, or for the whole return, against returnflow's), a
+    figure that wins written before the call under the key of the units sent, then sent;
+    the shipping and duties alone when no unit is left. A retry after the call acted finds
+    them processed (the platform's figure for them gone) and sends the same call."""
+    refund, theirs, ours, net = there.refund, None, None, None
+    left = processed_there.reduced(record, effect, there)
+    if left is not None and left.expected is not None and not reviewed:
+        taken = _taken(record, left)
+        if taken is not None:
+            theirs, refund, net = taken
+        elif not processed_there.acted(port, effect, record, return_id, there):
+            lines = line_ids(record, effect, left.lines)
+            theirs, refund, net = _reconciled(
+                d, left, record, port, return_id, lines, exchange_lines
+            )
+            wins = d.policy_of(record).platform_money is MoneyAuthority.PLATFORM
+            if (wins and refund != there.refund) or _counts_later(record, net):
+                raise WriteFirst(partial(_note_taken, left.key, theirs, refund, net))
+        ours = left.expected if theirs is not None else None
+    answer = processed_there.send(port, effect, record, return_id, there, exchange_lines, refund)
+    if answer is None:  # nothing left, nor shipping or duties: done without a call
+        zero = Money.zero(refund.currency)
+        return Processed(ProcessResult((), zero, (), False), zero, there=there)
+    return _answered(answer, effect, refund, theirs, ours, net, there)
 
 
 def _answered(
