@@ -177,10 +177,12 @@ def send(
     """Process what a person left of ``effect``'s units with ``refund`` (the one decided
     for them, or the platform's figure when it wins), and the order's shipping and duties
     the effect gives back, under the effect's key and the units sent (a retry is the same
-    call); with no unit left (nor exchange item), the shipping and duties alone, under the
-    effect's key and ``charges``. ``None``: nothing left to send at all, no call made."""
+    call; exchange items alone under the effect's key and ``/``); with no unit left nor
+    exchange item, the shipping and duties alone, under the effect's key and ``charges``.
+    ``None``: nothing left to send at all, no call made."""
     charges = effect.refund_shipping is not None or any(d.amount for d in effect.refund_duties)
-    if not there.left and not exchange_lines and not charges:
+    alone = not there.left and not exchange_lines
+    if alone and not charges:
         return None
     return port.process(
         effect.shop,
@@ -190,7 +192,7 @@ def send(
         refund=refund,
         refund_shipping=effect.refund_shipping,
         refund_duties=effect.refund_duties,
-        idempotency_key=f"{effect.key}/{named(there.left) or 'charges'}",
+        idempotency_key=f"{effect.key}/{'charges' if alone else named(there.left)}",
     )
 
 
