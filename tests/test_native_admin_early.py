@@ -195,11 +195,23 @@ def test_a_persons_refund_is_followed_whichever_comes_first(early: bool) -> None
     assert units.confirmed == 2
 
 
-def test_both_orders_of_a_persons_refund_end_alike() -> None:
+@pytest.mark.parametrize(
+    ("policy", "units", "refund", "extra"),
+    [
+        (native(), 1, "10.00", {}),  # followed
+        (native(), 1, "5.00", {}),  # to a person with both figures
+        (native(platform_money=MoneyAuthority.PLATFORM), 1, "10.00", {"lower": True}),
+        (native(refund_shipping="always", refund_duties="always"), 2, "20.00", {"charges": True}),
+    ],
+    ids=["followed", "less", "platform-wins", "charges"],
+)
+def test_both_orders_of_a_persons_refund_end_alike(
+    policy: ReturnPolicy, units: int, refund: str, extra: dict[str, bool]
+) -> None:
     runs = []
     for early in (True, False):
-        made = harness(native())
-        return_id, _, _ = by_a_person_then_received(made, 1, "10.00", early=early)
+        made = harness(policy, **extra)
+        return_id, _, _ = by_a_person_then_received(made, units, refund, early=early)
         runs.append(ended(made, return_id))
     assert runs[0] == runs[1]
 
