@@ -265,11 +265,12 @@ def _left(
     reviewed: bool,
 ) -> Processed:
     """Process what a person left of ``effect`` (:mod:`._processed_there`): the units left
-    reconciled first as a processing of their own would be (when ``effect.expected`` is
-    set: the platform's figure for them, or for the whole return, against returnflow's), a
-    figure that wins written before the call under the key of the units sent, then sent;
-    the shipping and duties alone when no unit is left. A retry after the call acted finds
-    them processed (the platform's figure for them gone) and sends the same call."""
+    reconciled first as one call of several would be (when ``effect.expected`` is set: the
+    platform's figure for those units and items against returnflow's,
+    :func:`._processed_there.reduced`), a figure that wins written before the call under
+    the key of the units sent, then sent; the shipping and duties alone when no unit is
+    left. A retry after the call acted finds them processed (the platform's figure for
+    them gone) and sends the same call."""
     refund, theirs, ours, net = there.refund, None, None, None
     left = processed_there.reduced(record, effect, there)
     if left is not None and left.expected is not None and not reviewed:
