@@ -105,7 +105,8 @@ def _processed(change: Change, effect: fx.ProcessPlatformReturn, result: Any) ->
     )
     refs = change.record.refs
     refund_ids = tuple(answer.refund_ids)
-    change.update(refs=attrs.evolve(refs, refund_ids=(*refs.refund_ids, *refund_ids)))
+    known = [i for i in refund_ids if i not in refs.refund_ids]  # not its webhook's, again
+    change.update(refs=attrs.evolve(refs, refund_ids=(*refs.refund_ids, *known)))
     refunded = getattr(result, "refunded", None)
     details = {"refunds": ", ".join(refund_ids), "amount": str(refunded)}
     if effect.exchange_line_ids and effect.expected_owed is None:  # items, one call of several

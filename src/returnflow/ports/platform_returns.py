@@ -240,7 +240,11 @@ class PlatformReturns(Protocol):
         back before. ``ProcessResult.refunded`` is the whole of it. Exchange items confirmed
         are fulfilled. Refused for units not left to process (processed or removed before),
         an unknown duty id or more than is left of a charge. The return closes when every
-        unit is processed or removed."""
+        unit is processed or removed. With no line nor exchange item, the call gives back
+        the shipping and duties alone (Shopify's ``returnLineItems`` and
+        ``exchangeLineItems`` default to none), on an ``OPEN`` or ``CLOSED`` return: what
+        returnflow's settlement gives back once a person processed every unit in the
+        platform's admin; refused when it gives back neither."""
         ...
 
     def pay_balance(

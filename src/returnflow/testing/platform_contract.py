@@ -480,6 +480,42 @@ class PlatformReturnsContract(PortContract, abc.ABC):
         assert getattr(result, "refunded", None) == self.money("26.00")
         _refused("giving back the shipping twice", lambda: process("L2", 1, "1.01", []))
 
+    def test_shipping_and_duties_go_back_alone_once_every_unit_is_processed(self) -> None:
+        # A person processed every unit in the platform's admin: the shipping the
+        # settlement gives back goes in a processing of no lines, on the closed return.
+        platform, commerce = self.opened(self.make_platform())
+        order = attrs.evolve(
+            make_order(self.SHOP, self.new_id("order"), self.CURRENCY),
+            shipping_price=self.money("4.00"),
+        )
+        self.seed_order(commerce, order)
+        opened = self.open(platform, order.id)
+        platform.remove_lines(
+            self.SHOP,
+            opened.return_id,
+            [Quantity(opened.line_id("L2"), 1)],
+            idempotency_key=self.new_key("rm"),
+        )
+        self.process(platform, opened, 2, "20.00")
+        assert platform.get_return(self.SHOP, opened.return_id).status is CLOSED
+
+        def alone(shipping: str | None, key: str) -> object:
+            return platform.process(
+                self.SHOP,
+                opened.return_id,
+                [],
+                refund=self.money("0.00"),
+                refund_shipping=None if shipping is None else self.money(shipping),
+                idempotency_key=key,
+            )
+
+        _refused("processing nothing and giving back nothing", lambda: alone(None, "n"))
+        key = self.new_key("charges")
+        given = alone("3.00", key)
+        assert getattr(given, "refunded", None) == self.money("3.00")
+        _same("the shipping given back under its key", given, alone("3.00", key))
+        _refused("more shipping than is left", lambda: alone("1.01", self.new_key("more")))
+
     def test_another_shop_sees_nothing(self) -> None:
         platform, order_id = self.setup()
         opened = self.open(platform, order_id)

@@ -365,10 +365,15 @@ class FakePlatformReturns(FakePort):
         def effect() -> ProcessResult:
             refuse = partial(self._refuse, "process")
             record = self._get(shop, return_id, "process")
-            if record.status is not ShopifyReturnStatus.OPEN:
-                raise refuse(f"return {return_id} is {record.status.value}, not OPEN")
-            if not lines and not exchange_lines:
+            # no line nor item: the order's shipping or duties given back alone, also once
+            # every unit is processed (Shopify's returnLineItems default to none)
+            alone = not lines and not exchange_lines
+            given = bool(refund_shipping) or any(duty.amount for duty in refund_duties)
+            if alone and not given:
                 raise refuse("nothing to process")
+            allowed = (ShopifyReturnStatus.OPEN, ShopifyReturnStatus.CLOSED) if alone else ()
+            if record.status is not ShopifyReturnStatus.OPEN and record.status not in allowed:
+                raise refuse(f"return {return_id} is {record.status.value}, not OPEN")
             by_id = _checked(record, lines, refuse, "to process")
             exchange_by_id = {x.id: x for x in record.exchange}
             currency = record.order.currency
