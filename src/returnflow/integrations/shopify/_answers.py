@@ -16,10 +16,8 @@ from returnflow.errors import InvalidPayload, PortError, ReturnflowError
 from returnflow.ports.platform_returns import (
     DutyRefund,
     FinancialOutcome,
-    PlatformReturn,
     PlatformReturnLine,
     Quantity,
-    ShopifyReturnStatus,
 )
 
 if TYPE_CHECKING:
@@ -115,7 +113,7 @@ def count(value: object) -> int:
     return value
 
 
-def _removed(line: dict[str, Any]) -> int:
+def removed_units(line: dict[str, Any]) -> int:
     """Units taken out of a line (``removeFromReturn``): its quantity less those still on
     it; ``ValueError`` when more are on it than its quantity."""
     gone = count(line["quantity"]) - on_return(line)
@@ -181,48 +179,6 @@ def outcome(calculated: dict[str, Any], operation: str) -> FinancialOutcome:
         refund=balance if balance > zero else zero,
         owed=zero - balance if balance < zero else zero,
     )
-
-
-def parse_return(node: dict[str, Any], operation: str) -> PlatformReturn:
-    try:
-        lines = nodes_of(node.get("returnLineItems"))
-        exchange = nodes_of(node.get("exchangeLineItems"))
-        return PlatformReturn(
-            return_id=answer_id(node["id"]),
-            order_id=answer_id(node["order"]["id"]),
-            status=ShopifyReturnStatus(node["status"]),
-            line_ids=tuple(
-                (answer_id(line["fulfillmentLineItem"]["id"]), answer_id(line["id"]))
-                for line in lines
-            ),
-            exchange_line_ids=tuple((answer_id(x["id"]), x["id"]) for x in exchange),
-            processed=tuple((line["id"], count(line["processedQuantity"])) for line in lines),
-            removed=tuple((line["id"], _removed(line)) for line in lines),
-            exchange_processed=tuple((x["id"], count(x["processedQuantity"])) for x in exchange),
-            exchange_removed=tuple((x["id"], gone) for x in exchange if (gone := _removed(x)) > 0),
-            disposed=_disposed(node, lines),
-            exchange_on_hold=bool(exchange) and outstanding(node, operation) is not None,
-            balance_owed=outstanding(node, operation),
-            balance_paid=balance_paid(node, operation),
-        )
-    except (KeyError, TypeError, AttributeError, ValueError) as error:
-        raise bad_answer(operation, "return", node) from error
-
-
-def _disposed(node: dict[str, Any], lines: list[dict[str, Any]]) -> tuple[tuple[str, int], ...]:
-    """Units disposed of per return line item: the quantities of the ``dispositions`` of the
-    reverse fulfillment order line items of its fulfillment line item (by whoever gave them:
-    returnflow or a person in the admin); none when the answer does not read them.
-    ``ValueError`` for a quantity that is not a count."""
-    by_item = {line["fulfillmentLineItem"]["id"]: line["id"] for line in lines}
-    disposed: dict[str, int] = {}
-    for order in nodes_of(node.get("reverseFulfillmentOrders")):
-        for item in nodes_of(order.get("lineItems")):
-            line_id = by_item.get((item.get("fulfillmentLineItem") or {}).get("id"))
-            units = sum(count(d["quantity"]) for d in item.get("dispositions") or ())
-            if line_id is not None and units:
-                disposed[line_id] = disposed.get(line_id, 0) + units
-    return tuple(disposed.items())
 
 
 def outstanding(node: dict[str, Any], operation: str) -> Money | None:
