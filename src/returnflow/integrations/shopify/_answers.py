@@ -37,7 +37,10 @@ def calculate_variables(
     ``{"input": CalculateReturnInput}``; for the whole return, or (``units`` by return line
     id, ``items`` by exchange line id) for one processing call's units, exchange items and,
     when ``shipping_fee``, the return shipping fee (as an amount: that much of it, the
-    shares of the call's units or what the return's settlements charged of it)."""
+    shares of the call's units or what the return's settlements charged of it, never more
+    than the fee the return carries: a non-retryable ``PortError`` otherwise). Shopify
+    documents ``CalculateReturnInput.returnShippingFee`` as a fixed amount for the
+    calculation, in the order's presentment currency, not as a fee it shares over units."""
     whole = units is None
     wanted = units or {}
     lines = []
@@ -66,14 +69,46 @@ def calculate_variables(
         "returnLineItems": lines,
         "exchangeLineItems": [x for x in exchange if x["quantity"]],
     }
-    fees = node.get("returnShippingFees") or []
+    carried = _shipping_fee(node)
     if isinstance(shipping_fee, Money):
         if shipping_fee:
+            if carried is None or shipping_fee.currency != carried.currency:
+                carried_text = "no fee" if carried is None else str(carried)
+            elif shipping_fee > carried:
+                carried_text = str(carried)
+            else:
+                carried_text = ""
+            if carried_text:
+                raise PortError(
+                    PORT,
+                    "calculate",
+                    f"shipping_fee={shipping_fee}: the return carries {carried_text}",
+                    retryable=False,
+                )
             calculated["returnShippingFee"] = {"amount": money_input(shipping_fee)}
-    elif fees and (whole or shipping_fee):
-        amount = parse_money(fees[0]["amountSet"], "calculate")
-        calculated["returnShippingFee"] = {"amount": money_input(amount)}
+    elif carried is not None and (whole or shipping_fee):
+        calculated["returnShippingFee"] = {"amount": money_input(carried)}
     return {"input": calculated}
+
+
+def _shipping_fee(node: dict[str, Any]) -> Money | None:
+    """The return shipping fee a return carries (its ``returnShippingFees``, summed;
+    ``None``: none), in the order's presentment currency, as ``ReturnShippingFeeInput``
+    takes it back ("a fixed amount in the presentment currency of the order"); the shop's
+    when the answer has no presentment amount."""
+    fees = node.get("returnShippingFees") or []
+    if not isinstance(fees, list):
+        raise bad_answer("calculate", "returnShippingFees", fees)
+    amounts = []
+    for fee in fees:
+        bag = fee.get("amountSet") if isinstance(fee, dict) else None
+        shown = bag.get("presentmentMoney") if isinstance(bag, dict) else None
+        amounts.append(parse_money(shown or bag, "calculate"))
+    if not amounts:
+        return None
+    if any(amount.currency != amounts[0].currency for amount in amounts):
+        raise bad_answer("calculate", "returnShippingFees", fees)
+    return Money.sum(amounts, amounts[0].currency)
 
 
 def remove_variables(

@@ -268,7 +268,12 @@ query ReturnflowReturnForCalculate($id: ID!) {
     exchangeLineItems(first: 250) {
       nodes { id quantity processedQuantity unprocessedQuantity variantId }
     }
-    returnShippingFees { amountSet { shopMoney { amount currencyCode } } }
+    returnShippingFees {
+      amountSet {
+        shopMoney { amount currencyCode }
+        presentmentMoney { amount currencyCode }
+      }
+    }
   }
 }
 """
