@@ -137,8 +137,10 @@ def _noted(change: Change, effect: fx.Effect, result: object) -> None:
 
 DISPOSED_THERE = "platform_disposed_there"
 """The history note of units a disposal found disposed of on the platform already (payload:
-``lines``, each ``order line: units`` and the disposition returnflow did not send, and
-``sent``, what it did send): a person's disposition in the platform's admin stands."""
+``lines``, each ``order line: units`` and the disposition returnflow did not send;
+``sent``, what it did send; ``platform``, the kinds the platform reports for the units
+found, which a person may have given otherwise than returnflow would): a person's
+disposition in the platform's admin stands."""
 
 
 def _disposed(change: Change, effect: fx.DisposePlatformUnits, result: object) -> None:
@@ -153,6 +155,7 @@ def _disposed(change: Change, effect: fx.DisposePlatformUnits, result: object) -
             {
                 "lines": ", ".join(_disposal(d) for d in there),
                 "sent": ", ".join(_disposal(d) for d in sent),
+                "platform": ", ".join(_disposal(d) for d in getattr(result, "theirs", ())),
             },
         )
 

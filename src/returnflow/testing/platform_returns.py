@@ -152,6 +152,19 @@ class _Return:
             balance_owed=owed or None,
             balance_paid=paid or None,
             refunded=self.refunded,
+            dispositions=self.kinds(),
+        )
+
+    def kinds(self) -> tuple[tuple[str, Disposition, int], ...]:
+        """Units disposed of per line and kind, lines in the return's order and kinds in
+        the order first given."""
+        summed: dict[tuple[str, Disposition], int] = {}
+        for line_id, units, kind in self.dispositions:
+            summed[(line_id, kind)] = summed.get((line_id, kind), 0) + units
+        order = {line.id: index for index, line in enumerate(self.lines)}
+        return tuple(
+            (line_id, kind, units)
+            for (line_id, kind), units in sorted(summed.items(), key=lambda i: order[i[0][0]])
         )
 
 
