@@ -206,3 +206,52 @@ def test_an_upsell_released_at_close_with_a_unit_refunded_in_the_same_call(
     assert payments == [("charge", eur("5.00") + eur(shipping or "0.00"))]
     assert _refunded(made, return_id) == eur("20.00")
     assert [line.status for line in record.exchange_lines] == ["released"]
+
+
+@pytest.mark.parametrize("mode", ["native", "tags"])
+@pytest.mark.parametrize("received_first", [False, True], ids=["scanned-first", "received-first"])
+def test_an_instant_upsell_paid_up_front_released_by_the_receipt_that_refunds_the_other_line(
+    mode: str, received_first: bool
+) -> None:
+    # The T-shirt (25.00) refunded when received; a cap (10.00) exchanged for a hat at
+    # 40.00, shipped when the parcel is handed in. The return's worth (35.00) leaves 5.00
+    # of the hat, paid up front, and the cap's worth is authorized. The T-shirt's receipt
+    # comes before any scan: it implies the hand-in, so the hat is released in the change
+    # that refunds the T-shirt, and one call processes both. The platform's figure for the
+    # T-shirt leaves the hat out (it waits for the cap's call): 25.00. Returnflow took the
+    # 5.00 paid up front from that call as if the T-shirt paid for the hat (20.00): a
+    # review, and the cap's later call (the platform's 10.00 against 0.00) another. The
+    # same money whichever fact comes first: 25.00 refunded, the 5.00 charged, and once
+    # the cap comes back the authorization voided and the hat's other 25.00 charged.
+    policy = ReturnPolicy(
+        platform_mode=mode,
+        exchange_release=ReleaseTrigger.ON_HANDED_IN,
+        refund_trigger=RefundTrigger.ON_RECEIVED,
+    )
+    made = native_harness(policy)
+    hat = Exchange(variant_id="hat", unit_price=eur("40.00"), quantity=1)
+    cap_for_hat = RequestLine(order_line_id="L2", quantity=1, outcome=hat)
+    return_id = request(made, RequestLine(order_line_id="L1", quantity=1), cap_for_hat)
+    record = made.service.get(SHOP, return_id)
+    tee, cap = record.lines
+    delivered = CarrierUpdate(
+        shop=SHOP, return_id=return_id, event_id="s1", status=CarrierStatus.DELIVERED
+    )
+    if received_first:
+        receive(made, return_id, "r1", passed(tee.id))
+        made.service.handle(delivered)
+    else:
+        made.service.handle(delivered)
+        receive(made, return_id, "r1", passed(tee.id))
+    record = made.service.get(SHOP, return_id)
+    assert (record.status, record.review_reasons) == ("item_received", ())
+    assert [line.status for line in record.exchange_lines] == ["released"]
+    payments = [(call.operation, call.args.get("amount")) for call in made.ports.payments.calls]
+    assert payments == [("charge", eur("5.00")), ("authorize", eur("10.00"))]
+    assert _refunded(made, return_id) == eur("25.00")
+    receive(made, return_id, "r2", passed(cap.id))
+    record = made.service.get(SHOP, return_id)
+    assert (record.status, record.review_reasons) == ("closed", ())
+    payments = [(call.operation, call.args.get("amount")) for call in made.ports.payments.calls]
+    assert payments[2:] == [("void", None), ("charge", eur("25.00"))]
+    assert _refunded(made, return_id) == eur("25.00")

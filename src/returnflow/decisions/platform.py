@@ -64,6 +64,7 @@ from returnflow.decisions import exchange
 from returnflow.decisions.change import Change
 from returnflow.domain.inbound import Disposition
 from returnflow.domain.model import (
+    Exchange,
     ExchangeLine,
     PlatformUnits,
     ReturnRecord,
@@ -429,11 +430,12 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
             # nor the shares of the return shipping fee owed apart, as far as what the
             # customer paid counts them (not in the call's figure)
             outbound += min(money.owed_apart(record.history, record.currency), max(owed, zero))
-            if exchange_ids:  # the platform nets the items against all of the call's units
-                # (units refunded apart too), without the outbound shipping: the balance the
+            if exchange_ids and _pays_for_items(record, to_process):
+                # the platform nets the items against all of the call's units (units
+                # refunded apart too), without the outbound shipping: the balance the
                 # customer pays for them is not refunded of those units
                 expected = max(expected + outbound - owed, zero)
-            else:
+            else:  # no items, or items ahead of the units paying for them: compared apart
                 expected = expected + max(outbound - owed, zero)
             owed = None
         effects.append(
@@ -478,6 +480,18 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         effects.append(_make(change, fx.DisposePlatformUnits, disposals=tuple(disposals)))
     change.update(platform_units=tuple(by_line[u.order_line_id] for u in record.platform_units))
     return effects
+
+
+def _pays_for_items(record: ReturnRecord, to_process: dict[str, int]) -> bool:
+    """Whether a call of ``to_process`` units with the exchange's items has units paying for
+    them (an exchanged line's), or none at all: the platform's figure nets the items against
+    all of the call's units. With units that never pay for them only (an instant exchange
+    released by the receipt that refunds the others), the items are compared apart from
+    those units (the dispatcher asks the platform for the units alone), and what they ask
+    is ahead of the exchanged units' later call, as when a scan released them first: those
+    units are paid in full, whatever the customer paid for the items."""
+    exchanged = {line.order_line_id for line in record.lines if isinstance(line.outcome, Exchange)}
+    return not to_process or bool(exchanged & to_process.keys())
 
 
 def _cancelled_items(record: ReturnRecord) -> tuple[str, ...]:
