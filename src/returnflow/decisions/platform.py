@@ -419,7 +419,9 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         credit = Money.sum((e.amount for e in credits), record.currency) - outside
         expected, owed = refund + credit, None
         if whole:  # the platform nets the whole return (see _whole)
-            expected, owed = money.whole(record, expected, money.owed(change, planned))
+            expected, owed = money.whole(
+                record, expected, money.owed(change, planned), paid_apart=_paid_by_capture(record)
+            )
         else:  # the outbound shipping of this change the units paid, not a balance
             outbound = money.outbound(change.history, record.currency)
             owed = money.owed(change, planned)
