@@ -244,3 +244,29 @@ def test_a_handler_that_asks_to_write_first_is_called_again_on_the_return_as_wri
     assert [e.payload["key"] for e in record.history if e.event == "decided"] == keys
     assert all(e.attempts == 1 for e in outbox)
     assert len(seen) == 2 * len(keys)
+
+
+def test_a_handler_may_write_two_decisions_before_its_call_but_not_a_third() -> None:
+    # A processing a person began in the platform's admin decides the person's units, then
+    # the platform's figure for the units left: both written in the same attempt. A
+    # handler that keeps asking fails the attempt (retried), never loops.
+    harness, return_id = _committed()
+
+    def decide(steps: int) -> Handler:
+        def handler(d: Dispatcher, effect: fx.Notify, record: ReturnRecord) -> object:
+            done = [e for e in record.history if e.payload.get("key") == effect.key]
+            if len(done) < steps:
+                raise WriteFirst(lambda change: change.note("decided", {"key": effect.key}))
+            return None
+
+        return handler
+
+    report = _worker(harness, handlers={fx.Notify: decide(2)}).dispatch_pending()
+    assert (report.failed, report.given_up) == (0, 0)
+    assert all(e.status == "done" for e in harness.store.outbox(SHOP, return_id))
+    again, other = _committed()
+    report = _worker(again, handlers={fx.Notify: decide(3)}).dispatch_pending()
+    assert report.failed >= 1
+    notified = [e for e in again.store.outbox(SHOP, other) if e.effect.kind == "notify"]
+    assert notified
+    assert all(e.status == "pending" for e in notified)

@@ -18,6 +18,8 @@ as when QC fails. Both modes agree and a native return is not sent to a person."
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import pytest
 
@@ -41,14 +43,16 @@ from returnflow.testing import Harness
 MODES = ["tags", "native"]
 
 
-def instant(mode: str, *lines: tuple[str, str, int]) -> Harness:
+def instant(mode: str, *lines: tuple[str, str, int], **more: Any) -> Harness:
     """A harness whose exchanges are released when the parcel is handed in (the units due
-    back within 5 days), its platform knowing the order of ``lines`` (id, price, quantity)."""
+    back within 5 days), its platform knowing the order of ``lines`` (id, price, quantity);
+    ``more``: other fields of its policy."""
     policy = ReturnPolicy(
         platform_mode=mode,
         exchange_release=ReleaseTrigger.ON_HANDED_IN,
         instant_exchange_return_days=5,
         stuck_after={},
+        **more,
     )
     made = Harness(policy=policy)
     ordered = [
@@ -277,72 +281,97 @@ def test_units_back_after_a_capture_for_the_parcel_returned_to_origin_are_paid_o
     assert refunded(made, record) == "25.00 EUR"
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_units_back_in_the_change_that_captures_for_the_return_to_origin_are_paid_out(
-    mode: str,
-) -> None:
-    # A T-shirt (25.00) and a cap (10.00), each exchanged for another at the same price.
-    # Every fact comes while the return waits for a person's approval: delivered, returned
-    # to origin, the T-shirt passing QC and the cap failing. Approved, the payment is
-    # authorized, the new items ship, and one change captures both (35.00) for the return
-    # to origin and completes with the receipts: the T-shirt back is paid out (25.00).
-    # Native mode compared the platform's figure for the T-shirt before the capture was
-    # paid there as if the capture paid nothing of its item (0.00 against 25.00) and sent
-    # the return to a person.
-    policy = ReturnPolicy(
-        platform_mode=mode,
-        exchange_release=ReleaseTrigger.ON_HANDED_IN,
-        instant_exchange_return_days=5,
-        stuck_after={},
-        auto_approve_limit=eur("10.00"),
-    )
-    made = Harness(policy=policy)
-    lines = [order_line("L1", "SKU-L1", "25", 1), order_line("L2", "SKU-L2", "10", 1)]
-    made.ports.commerce.add_order(attrs.evolve(tee_and_caps(), lines=lines))
-    return_id = request(made, exchanged("L1", 1), exchanged("L2", 1))
-    tee, cap = made.service.get(SHOP, return_id).lines
-    for event_id, status in (
-        ("s1", CarrierStatus.DELIVERED),
-        ("rto", CarrierStatus.RETURN_TO_ORIGIN),
-    ):
+# Returns an instant exchange's capture for the parcel returned to origin keeps: the
+# order's lines (id, price, units), the return's lines (its first line's unit comes back
+# accepted, receipt "r1"; its second's, or the first's other unit, fails QC, "r2"), and
+# what is authorized, captured and refunded. The capture pays every new item; the unit back
+# is paid out, its new item being paid already.
+CAPTURED_KINDS: dict[str, tuple[list[tuple[str, str, int]], list[RequestLine], list[str]]] = {
+    # a T-shirt (25.00) and a cap (10.00), each for another at the same price
+    "two even lines": (
+        [("L1", "25", 1), ("L2", "10", 1)],
+        [exchanged("L1", 1), exchanged("L2", 1)],
+        ["35.00 EUR", "35.00 EUR", "25.00 EUR"],
+    ),
+    # the T-shirt for one at 20.00, the cap for one at 12.00 (32.00 of new items)
+    "two priced lines": (
+        [("L1", "25", 1), ("L2", "10", 1)],
+        [exchanged("L1", 1, "20.00"), exchanged("L2", 1, "12.00")],
+        ["35.00 EUR", "32.00 EUR", "25.00 EUR"],
+    ),
+    # two T-shirts for two others
+    "one line": (
+        [("L1", "25", 2)],
+        [exchanged("L1", 2, new=2)],
+        ["50.00 EUR", "50.00 EUR", "25.00 EUR"],
+    ),
+}
+
+
+def back_to_origin(mode: str, kind: str, facts: str, *, review: bool) -> Harness:
+    """A return of ``kind`` (:data:`CAPTURED_KINDS`) delivered to the carrier, then the
+    parcel returned to origin and the two receipts in the order ``facts`` names ("rto" the
+    return to origin, "r1" and "r2" the receipts). ``review``: the return waits for a
+    person's approval, every fact parked until it is approved, and applied in the change
+    that approves it; else each fact is applied and its effects delivered in turn."""
+    ordered, lines, _ = CAPTURED_KINDS[kind]
+    made = instant(mode, *ordered, **({"auto_approve_limit": eur("10.00")} if review else {}))
+    return_id = request(made, *lines)
+    first, *other = made.service.get(SHOP, return_id).lines
+    second = other[0] if other else first
+
+    def carrier(event_id: str, status: CarrierStatus) -> None:
         made.service.handle(
             CarrierUpdate(shop=SHOP, return_id=return_id, event_id=event_id, status=status)
         )
-    receive(made, return_id, "r1", passed(tee.id), passed(cap.id, qc=QcResult.FAIL))
-    made.service.approve(SHOP, return_id)
-    made.dispatch_due()
-    record = closed(made, return_id)
-    assert payments(made) == [("authorization", "35.00 EUR"), ("capture", "35.00 EUR")]
-    assert refunded(made, record) == "25.00 EUR"
+
+    steps = {
+        "s1": lambda: carrier("s1", CarrierStatus.DELIVERED),
+        "rto": lambda: carrier("rto", CarrierStatus.RETURN_TO_ORIGIN),
+        "r1": lambda: receive(made, return_id, "r1", passed(first.id)),
+        "r2": lambda: receive(made, return_id, "r2", passed(second.id, qc=QcResult.FAIL)),
+    }
+    for step in ["s1", *facts.split(", ")]:
+        steps[step]()
+        if not review:
+            made.dispatch_due()
+    if review:
+        assert made.service.get(SHOP, return_id).status == "pending_review"
+        made.service.approve(SHOP, return_id)
+        made.dispatch_due()
+    return made
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("unreceived", ["refund", "store_credit"])
-@pytest.mark.parametrize("decision", ["cancel", "release", None])
-def test_an_agent_paying_unreceived_units_pays_none_whose_new_item_shipped(
-    mode: str, unreceived: str, decision: str | None
+@pytest.mark.parametrize("kind", list(CAPTURED_KINDS))
+@pytest.mark.parametrize("facts", ["rto, r1, r2", "r1, r2, rto", "r1, rto, r2"])
+def test_units_back_in_the_change_that_captures_for_the_return_to_origin_are_paid_out(
+    mode: str, kind: str, facts: str
 ) -> None:
-    # The T-shirt (25.00) for one at 15.00 and two caps refunded; the new T-shirt ships on
-    # the hand-in. One cap comes back; the T-shirt never does, and the tick captures its new
-    # item (15.00). An agent closes, paying the units not received: the cap that never came
-    # is paid (10.00), the T-shirt is not (its new item shipped, the capture paid for it).
-    # Before: the T-shirt was paid 25.00 as well unless the agent said "release" (which
-    # the shipped exchange no longer needs), the customer keeping the new one, and native
-    # mode went to review (the platform's 30.00 against 45.00).
-    made = instant(mode, ("L1", "25", 1), ("L2", "10", 2))
-    return_id = request(made, exchanged("L1", 1, "15"), RequestLine(order_line_id="L2", quantity=2))
-    _, cap = made.service.get(SHOP, return_id).lines
-    handed_in(made, return_id)
-    made.dispatch_due()
-    receive(made, return_id, "r1", passed(cap.id))
-    made.dispatch_due()
-    made.clock.advance(days=6)
-    made.service.tick()
-    made.dispatch_due()
-    made.service.close(SHOP, return_id, unreceived=unreceived, exchange=decision)
-    made.dispatch_due()
-    record = closed(made, return_id)
-    assert payments(made) == [("authorization", "25.00 EUR"), ("capture", "15.00 EUR")]
-    credited = Money.sum((c.amount for c in made.ports.commerce.credits), "EUR")
-    paid_out = refunded(made, record) if unreceived == "refund" else str(credited + eur("10"))
-    assert paid_out == "20.00 EUR"
+    # Every fact comes while the return waits for a person's approval: delivered, returned
+    # to origin, one unit passing QC and another failing, in any order. Approved, the
+    # payment is authorized, the new items ship, and one change captures them for the
+    # return to origin and completes with the receipts: the capture pays every new item,
+    # the unit back is paid out. Native mode's figure for the processing counted the unit
+    # back as paying its line's new item, the capture paying only the other's (0.00
+    # against 25.00), and sent the return to a person.
+    made = back_to_origin(mode, kind, facts, review=True)
+    record = closed(made, "R0001")
+    authorized, captured, back = CAPTURED_KINDS[kind][2]
+    assert payments(made) == [("authorization", authorized), ("capture", captured)]
+    assert refunded(made, record) == back
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", list(CAPTURED_KINDS))
+def test_units_back_after_the_capture_for_the_return_to_origin_are_paid_out_in_any_change(
+    mode: str, kind: str
+) -> None:
+    # The same facts, each applied and its effects delivered before the next comes: the
+    # capture and its payment on the platform return are done long before the receipts,
+    # and the figure for the processing counts the items the capture paid all the same.
+    made = back_to_origin(mode, kind, "rto, r1, r2", review=False)
+    record = closed(made, "R0001")
+    authorized, captured, back = CAPTURED_KINDS[kind][2]
+    assert payments(made) == [("authorization", authorized), ("capture", captured)]
+    assert refunded(made, record) == back

@@ -68,7 +68,7 @@ def test_units_a_person_disposed_of_in_the_admin_are_not_disposed_of_again() -> 
     assert (mine.outcome, mine.args["quantity"]) == ("ok", 1)
     assert str(mine.idempotency_key).endswith("/0x1")
     assert noted(made, return_id, "platform_disposed_there") == [
-        {"lines": "L2: 1 RESTOCKED", "sent": "L2: 1 RESTOCKED"}
+        {"lines": "L2: 1 RESTOCKED", "sent": "L2: 1 RESTOCKED", "platform": "L2: 1 NOT_RESTOCKED"}
     ]
 
 
@@ -82,7 +82,11 @@ def test_a_disposal_with_nothing_left_to_dispose_of_is_done_without_a_call() -> 
     assert [c.idempotency_key for c in there.calls_to("dispose")] == ["admin"]
     assert all(e.status == "done" for e in made.store.outbox(SHOP, return_id))
     assert noted(made, return_id, "platform_disposed_there") == [
-        {"lines": "L2: 1 RESTOCKED, L2: 1 NOT_RESTOCKED", "sent": ""}
+        {
+            "lines": "L2: 1 RESTOCKED, L2: 1 NOT_RESTOCKED",
+            "sent": "",
+            "platform": "L2: 2 RESTOCKED",
+        }
     ]
 
 
@@ -109,8 +113,50 @@ def test_a_disposal_retried_after_a_person_disposed_of_a_unit_takes_only_what_is
     ]
     assert str(mine[1].idempotency_key).endswith("/1")
     assert noted(made, return_id, "platform_disposed_there") == [
-        {"lines": "L2: 1 RESTOCKED", "sent": "L2: 1 NOT_RESTOCKED"}
+        {"lines": "L2: 1 RESTOCKED", "sent": "L2: 1 NOT_RESTOCKED", "platform": "L2: 1 RESTOCKED"}
     ]
+
+
+def test_a_person_s_disposal_counts_against_the_item_of_its_kind() -> None:
+    # One cap passes QC (restocked), one fails it (not restocked); a person already said in
+    # the admin that one was not restocked. The person's unit is the failed one: returnflow
+    # restocks the other, so the platform ends with one of each, not two not restocked.
+    made = native_harness(DECOUPLED)
+    return_id, there_id, line = processed_caps(made)
+    there = platform(made)
+    there.dispose(SHOP, there_id, line, 1, Disposition.NOT_RESTOCKED, idempotency_key="admin")
+    receive(made, return_id, "r1", passed("L2"), passed("L2", disposition="NOT_RESTOCKED"))
+    closed_without_review(made, return_id)
+    assert sorted(there.get_return(SHOP, there_id).disposed_as(line).items()) == [
+        (Disposition.NOT_RESTOCKED, 1),
+        (Disposition.RESTOCKED, 1),
+    ]
+    [mine] = [c for c in there.calls_to("dispose") if c.idempotency_key != "admin"]
+    assert (mine.args["quantity"], mine.args["disposition"]) == (1, Disposition.RESTOCKED)
+    assert noted(made, return_id, "platform_disposed_there") == [
+        {
+            "lines": "L2: 1 NOT_RESTOCKED",
+            "sent": "L2: 1 RESTOCKED",
+            "platform": "L2: 1 NOT_RESTOCKED",
+        }
+    ]
+
+
+def test_a_person_s_restock_counts_against_the_restocked_item() -> None:
+    # The mirror: the person restocked one; returnflow's failed unit still goes as not
+    # restocked, under the key of its item.
+    made = native_harness(DECOUPLED)
+    return_id, there_id, line = processed_caps(made)
+    there = platform(made)
+    there.dispose(SHOP, there_id, line, 1, Disposition.RESTOCKED, idempotency_key="admin")
+    receive(made, return_id, "r1", passed("L2", disposition="NOT_RESTOCKED"), passed("L2"))
+    closed_without_review(made, return_id)
+    assert there.dispositions(SHOP, there_id) == [
+        (line, 1, Disposition.RESTOCKED),
+        (line, 1, Disposition.NOT_RESTOCKED),
+    ]
+    [mine] = [c for c in there.calls_to("dispose") if c.idempotency_key != "admin"]
+    assert mine.args["disposition"] is Disposition.NOT_RESTOCKED
 
 
 def test_a_disposal_retried_after_it_acted_disposes_of_no_unit_more() -> None:

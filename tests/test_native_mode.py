@@ -541,14 +541,19 @@ def test_echoes_of_returnflows_own_calls_change_nothing() -> None:
     assert made.service.get(SHOP, return_id).state == record.state
 
 
-def test_a_refund_made_in_the_admin_is_recorded_and_goes_to_a_person() -> None:
+def test_a_refund_made_in_the_admin_before_any_processing_is_recorded_and_kept() -> None:
+    # Nothing to decide before returnflow's processing comes: it follows the units a person
+    # processed there, or asks a person first when none explains the refund
+    # (tests/test_native_admin_early.py).
     made = native_harness()
     return_id = request(made, caps())
     status = fact(made, return_id, "w1", "refunds/create", refund_id="R9", amount=eur("10.00"))
     assert status == "applied"
     record = made.service.get(SHOP, return_id)
     assert record.refs.refund_ids == ("R9",)
-    assert record.review_reasons == ("refunded in the platform's admin of 10.00 EUR (R9)",)
+    assert (record.status, record.review_reasons) == ("label_sent", ())
+    [kept] = [e.payload for e in record.history if e.event == "platform_refund_recorded"]
+    assert dict(kept) == {"refund": "R9", "amount": " of 10.00 EUR"}
 
 
 def test_closed_there_early_goes_to_a_person_and_reopened_there_reopens() -> None:

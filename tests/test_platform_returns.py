@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 import pytest
 
+from returnflow.domain.inbound import Disposition
 from returnflow.domain.money import Money
 from returnflow.ports.commerce import CommercePlatform
 from returnflow.ports.platform_returns import (
@@ -192,6 +193,40 @@ class HidesDisposals(FakePlatformReturns):
         return attrs.evolve(super().get_return(shop, return_id), disposed=())
 
 
+class ReportsEveryKindAsRestocked(FakePlatformReturns):
+    """Counts the units disposed of right, but reports all of them as restocked."""
+
+    def get_return(self, shop: str, return_id: str) -> PlatformReturn:
+        read = super().get_return(shop, return_id)
+        kinds = tuple((line, Disposition.RESTOCKED, units) for line, units in read.disposed)
+        return attrs.evolve(read, dispositions=kinds)
+
+
+class CountsShippingAsRefunded(FakePlatformReturns):
+    """Reports the shipping and duties given back in what the lines were refunded."""
+
+    def process(
+        self, shop: str, return_id: str, lines: Sequence[Quantity], **kw: Any
+    ) -> ProcessResult:
+        result = super().process(shop, return_id, lines, **kw)
+        with self._lock:
+            record = self._returns[(shop, return_id)]
+            record.refunded = record.refunded + (result.refunded - kw["refund"])
+        return result
+
+
+class RefundedOfTheLastCall(FakePlatformReturns):
+    """Reports what the last processing refunded, not every processing's."""
+
+    def process(
+        self, shop: str, return_id: str, lines: Sequence[Quantity], **kw: Any
+    ) -> ProcessResult:
+        with self._lock:
+            record = self._returns[(shop, return_id)]
+            record.refunded = Money.zero(record.refunded.currency)
+        return super().process(shop, return_id, lines, **kw)
+
+
 def failures(fake: type[FakePlatformReturns]) -> dict[str, BaseException]:
     class Contract(PlatformReturnsContract):
         def make_platform(self) -> tuple[PlatformReturns, CommercePlatform]:
@@ -208,6 +243,15 @@ def failures(fake: type[FakePlatformReturns]) -> dict[str, BaseException]:
         (RefundsAnything, "test_a_refund_never_exceeds_what_the_processed_lines_are_worth"),
         (DisposesAnything, "test_only_processed_units_are_disposed"),
         (HidesDisposals, "test_only_processed_units_are_disposed"),
+        (ReportsEveryKindAsRestocked, "test_disposed_units_are_reported_by_kind"),
+        (
+            CountsShippingAsRefunded,
+            "test_the_return_reports_what_its_processings_refunded_for_the_lines",
+        ),
+        (
+            RefundedOfTheLastCall,
+            "test_the_return_reports_what_its_processings_refunded_for_the_lines",
+        ),
         (IgnoresKeys, "test_a_key_answers_its_first_result_and_opens_nothing_more"),
         (KeepsTheWholeFee, "test_a_restocking_fee_follows_the_units"),
         (HoldsEveryExchange, "test_an_even_exchange_or_one_for_less_is_never_held"),

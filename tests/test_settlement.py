@@ -1378,11 +1378,14 @@ def test_property_a_settlement_adds_up_to_the_minor_unit(
     assert result.fees_owed <= result.balance_due + used
     assert not (result.fees_owed and result.fees_waived)
     assert result.shipping_from_refund + result.shipping_owed <= result.return_shipping_fee
-    # Something is owed only when nothing is paid out, and prepaid money comes back only
-    # when nothing is owed.
-    if result.balance_due:
+    # Besides the fees no payout bears (each is borne by its own units or the exchange's
+    # difference, never by another unit's payout), something is owed only when nothing is
+    # paid out, and prepaid money comes back only when nothing is owed.
+    if result.balance_due + used > result.fees_owed:
         assert result.refund == result.store_credit == zero
+    if result.balance_due:
         assert result.balance_refund == zero
+    assert result.restocking_owed <= result.fees_owed
     documents = dict(result.documents)
     assert documents.get(Document.INVOICE, zero) == result.fees_owed
     assert documents.get(Document.REFUNDED_CREDIT_MEMO, zero) == result.refund
@@ -1437,6 +1440,7 @@ def all_money(settlement: Settlement) -> list[Money]:
         settlement.fees_owed,
         settlement.fees_waived,
         settlement.shipping_owed,
+        settlement.restocking_owed,
         settlement.shipping_from_refund,
         settlement.balance_refund,
     ]

@@ -10,6 +10,7 @@ import json
 import re
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -317,3 +318,61 @@ def test_a_calls_share_of_the_return_shipping_fee_goes_to_return_calculate_as_an
     assert fake == share
     with pytest.raises(PortError, match=r"carries 3\.00 EUR"):
         mock.platform.calculate("shop-a", opened.return_id, shipping_fee=Money("3.01", "EUR"))
+
+
+def test_a_share_of_the_return_shipping_fee_above_the_fee_the_return_carries_is_refused() -> None:
+    # As the port says and the fake does: at most the fee the return carries; no request
+    # goes to returnCalculate for more.
+    mock = _mock()
+    adapter = _adapter(mock)
+    opened = adapter.open_return(
+        "shop-a",
+        ORDER,
+        [PlatformReturnLine("L1", 2)],
+        return_shipping_fee=Money("3.00", "EUR"),
+        idempotency_key="open",
+    )
+    plain = adapter.open_return(
+        "shop-a", ORDER, [PlatformReturnLine("L2", 1)], idempotency_key="plain"
+    )
+    line = opened.line_id("L1")
+    for return_id, fee in ((opened.return_id, "3.01"), (plain.return_id, "0.01")):
+        with pytest.raises(PortError) as refused:
+            adapter.calculate(
+                "shop-a", return_id, [Quantity(line, 1)], shipping_fee=Money(fee, "EUR")
+            )
+        assert (refused.value.operation, refused.value.retryable) == ("calculate", False)
+        assert f"shipping_fee={fee} EUR" in str(refused.value)
+    assert not any(r.operation == "ReturnflowReturnCalculate" for r in mock.requests)
+    whole = adapter.calculate("shop-a", opened.return_id, shipping_fee=Money("3.00", "EUR"))
+    assert whole.fees == Money("3.00", "EUR")
+
+
+def test_the_return_shipping_fee_goes_back_in_the_orders_presentment_currency() -> None:
+    # ReturnShippingFeeInput.amount is "a fixed amount in the presentment currency of the
+    # order": the fee read from the return is sent back as its presentment amount, not as
+    # the shop's amount in the presentment currency's place.
+    read = json.loads((DATA / "return_for_calculate.json").read_text())
+    read["data"]["return"]["returnShippingFees"] = [
+        {
+            "amountSet": {
+                "shopMoney": {"amount": "5.0", "currencyCode": "USD"},
+                "presentmentMoney": {"amount": "4.6", "currencyCode": "EUR"},
+            }
+        }
+    ]
+    answers = [json.dumps(read).encode(), (DATA / "return_calculate.json").read_bytes()]
+    sent: list[dict[str, object]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(200, content=answers[len(sent) - 1])
+
+    adapter = ShopifyPlatformReturns(
+        SHOPS, client=httpx.Client(transport=httpx.MockTransport(answer))
+    )
+    adapter.calculate("shop-a", "gid://shopify/Return/945000954")
+    variables: Any = sent[1]["variables"]
+    assert variables["input"]["returnShippingFee"] == {
+        "amount": {"amount": "4.60", "currencyCode": "EUR"}
+    }

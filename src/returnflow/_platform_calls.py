@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from returnflow.domain.inbound import Disposition
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.money import Money
 from returnflow.errors import PortError
@@ -91,80 +92,145 @@ def amount_of(text: object, currency: str) -> Money:
 
 @attrs.frozen
 class Disposed:
-    """What a disposal did: the units it disposed (``sent``) and those of its units it found
+    """What a disposal did: the units it disposed (``sent``), those of its units it found
     disposed on the platform already (``there``, with the disposition returnflow did not
     send: a person gave theirs in the platform's admin, or an earlier attempt of this
-    disposal acted and its answer was lost)."""
+    disposal acted and its answer was lost), and the kinds the platform reports for those
+    (``theirs``: a person's kind can differ from returnflow's; units of a kind the platform
+    does not report are left out)."""
 
     sent: tuple[fx.Disposal, ...]
     there: tuple[fx.Disposal, ...]
+    theirs: tuple[fx.Disposal, ...] = ()
 
 
 def dispose_platform_units(
     d: Dispatcher, effect: fx.DisposePlatformUnits, record: ReturnRecord
 ) -> object:
-    """Dispose of the effect's units, each item at most what brings the platform's count of
-    units disposed of (read before each call) to what returnflow expects once the item is
-    done: the units it planned to dispose of (``PlatformUnits.restocked`` and
-    ``not_restocked``) less those of the items after it and of the disposals planned after
-    this one and not delivered yet. Units a person disposed of in the platform's admin, or
-    an earlier attempt of this call whose answer was lost, are not disposed of again (the
-    platform would refuse them, or take others), and a disposal with nothing left to
-    dispose of is done without a call. An item sent whole goes under the effect's key and
-    its index; one sent in part under a key naming the units, so a retry of the same call
-    is the same call and a different one never reuses a key."""
+    """Dispose of the effect's units, on each order line at most what brings the platform's
+    count of units disposed of to what returnflow expects once the effect is done: the
+    units it planned to dispose of (``PlatformUnits.restocked`` and ``not_restocked``)
+    less those of the disposals planned after this one and not delivered yet. Units a
+    person disposed of in the platform's admin, or an earlier attempt of this call whose
+    answer was lost, are not disposed of again (the platform would refuse them, or take
+    others), and a disposal with nothing left to dispose of is done without a call.
+
+    The units found disposed of there are taken from the effect's items of the same kind
+    first (:func:`_found_there`), so a person who disposed of some units as returnflow
+    would have leaves the others to go as returnflow says. An item sent whole goes under
+    the effect's key and its index; one sent in part under a key naming the units, so a
+    retry of the same call is the same call and a different one never reuses a key."""
     if never_opened(d, effect, record):  # nothing there to take out or dispose of
         return None
     port, return_id = platform_of(d, effect, record)
     ids = dict(record.refs.platform_line_ids)
     expected = {u.order_line_id: u.restocked + u.not_restocked for u in record.platform_units}
-    for later in _later(d, effect):  # planned after this one, not delivered yet
-        for item in later.disposals:
-            expected[item.order_line_id] = expected.get(item.order_line_id, 0) - item.quantity
-    for item in effect.disposals:  # with its items after the first: taken off item by item
-        expected[item.order_line_id] = expected.get(item.order_line_id, 0) - item.quantity
+    before = _disposals(d, effect)
+    for later in before.pop(None, []):  # planned after this one, not delivered yet
+        expected[later.order_line_id] = expected.get(later.order_line_id, 0) - later.quantity
+    items = list(enumerate(effect.disposals))
     sent: list[fx.Disposal] = []
     there: list[fx.Disposal] = []
-    for index, item in enumerate(effect.disposals):
-        line_id = known(ids.get(item.order_line_id), "platform line id", effect)
-        expected[item.order_line_id] += item.quantity
+    theirs: list[fx.Disposal] = []
+    for order_line_id in dict.fromkeys(item.order_line_id for item in effect.disposals):
+        mine = [(index, item) for index, item in items if item.order_line_id == order_line_id]
+        line_id = known(ids.get(order_line_id), "platform line id", effect)
         now = port.get_return(effect.shop, return_id)
         done = dict(now.disposed).get(line_id, 0)
-        left = min(expected[item.order_line_id], dict(now.processed).get(line_id, 0)) - done
-        take = min(item.quantity, max(left, 0))
-        if take < item.quantity:
-            there.append(attrs.evolve(item, quantity=item.quantity - take))
-        if not take:
-            continue
-        key = f"{effect.key}/{index}" if take == item.quantity else f"{effect.key}/{index}x{take}"
-        # where the units came back to: only a named location is passed (a host written
-        # before destinations restocks where it always did)
-        wheres = {
-            line.location_id for line in record.lines if line.order_line_id == item.order_line_id
+        wanted = sum(item.quantity for _, item in mine)
+        ahead = expected.get(order_line_id, 0) - wanted  # returnflow's before this effect
+        processed = dict(now.processed).get(line_id, 0)
+        send = min(max(min(ahead + wanted, processed) - done, 0), wanted)
+        claimed: dict[Disposition, int] = {}
+        for earlier in before.get(order_line_id, []):
+            claimed[earlier.disposition] = claimed.get(earlier.disposition, 0) + earlier.quantity
+        pool = {
+            kind: units - claimed.get(kind, 0)
+            for kind, units in now.disposed_as(line_id).items()
+            if units > claimed.get(kind, 0)
         }
-        where = {"location_id": wheres.pop()} if len(wheres) == 1 and None not in wheres else {}
-        port.dispose(
-            effect.shop,
-            return_id,
-            line_id,
-            take,
-            item.disposition,
-            idempotency_key=key,
-            **where,
-        )
-        sent.append(attrs.evolve(item, quantity=take))
-    return Disposed(tuple(sent), tuple(there))
+        found = _found_there([item for _, item in mine], wanted - send, pool)
+        for (index, item), (taken, kinds) in zip(mine, found, strict=True):
+            if taken:
+                there.append(attrs.evolve(item, quantity=taken))
+            theirs.extend(fx.Disposal(order_line_id, n, kind) for kind, n in kinds.items())
+            take = item.quantity - taken
+            if not take:
+                continue
+            key = f"{effect.key}/{index}" if not taken else f"{effect.key}/{index}x{take}"
+            # where the units came back to: only a named location is passed (a host
+            # written before destinations restocks where it always did)
+            wheres = {
+                line.location_id for line in record.lines if line.order_line_id == order_line_id
+            }
+            where = {"location_id": wheres.pop()} if len(wheres) == 1 and None not in wheres else {}
+            port.dispose(
+                effect.shop,
+                return_id,
+                line_id,
+                take,
+                item.disposition,
+                idempotency_key=key,
+                **where,
+            )
+            sent.append(attrs.evolve(item, quantity=take))
+    return Disposed(tuple(sent), tuple(there), tuple(_merged(theirs)))
 
 
-def _later(d: Dispatcher, effect: fx.Effect) -> list[fx.DisposePlatformUnits]:
-    """The disposals planned after ``effect`` and not delivered yet."""
+def _found_there(
+    items: list[fx.Disposal], units: int, pool: dict[Disposition, int]
+) -> list[tuple[int, dict[Disposition, int]]]:
+    """Which of ``items`` (one order line's) the ``units`` found disposed of there are:
+    for each item, how many of its units, and of what kinds the platform gave them.
+    Units of a kind in ``pool`` (the platform's dispositions by kind that no earlier
+    disposal of returnflow's accounts for) go to the items of that kind first; the rest
+    (a person's other kind, or one the platform does not report) to the items in order,
+    as the pool's other kinds as far as they go."""
+    found = [0] * len(items)
+    kinds: list[dict[Disposition, int]] = [{} for _ in items]
+    pool = dict(pool)
+    for index, item in enumerate(items):  # the same kind first
+        same = min(item.quantity, pool.get(item.disposition, 0), units - sum(found))
+        if same > 0:
+            found[index] += same
+            kinds[index][item.disposition] = same
+            pool[item.disposition] -= same
+    for index, item in enumerate(items):  # then any other, in order
+        rest = min(item.quantity - found[index], units - sum(found))
+        found[index] += max(rest, 0)
+        for kind in list(pool):
+            given = min(pool[kind], max(rest, 0))
+            if given > 0:
+                kinds[index][kind] = kinds[index].get(kind, 0) + given
+                pool[kind] -= given
+                rest -= given
+    return list(zip(found, kinds, strict=True))
+
+
+def _merged(disposals: list[fx.Disposal]) -> list[fx.Disposal]:
+    summed: dict[tuple[str, Disposition], int] = {}
+    for item in disposals:
+        key = (item.order_line_id, item.disposition)
+        summed[key] = summed.get(key, 0) + item.quantity
+    return [fx.Disposal(line, units, kind) for (line, kind), units in summed.items()]
+
+
+def _disposals(d: Dispatcher, effect: fx.Effect) -> dict[str | None, list[fx.Disposal]]:
+    """The items of the other disposals in the outbox: those planned before ``effect``, by
+    order line (returnflow's own, which account for the platform's dispositions of their
+    kinds), and under ``None`` those planned after it and not delivered yet."""
     outbox = list(d.store.outbox(effect.shop, effect.return_id))
     at = next((i for i, e in enumerate(outbox) if e.effect.key == effect.key), len(outbox))
-    return [
-        e.effect
-        for e in outbox[at + 1 :]
-        if e.status == "pending" and isinstance(e.effect, fx.DisposePlatformUnits)
-    ]
+    found: dict[str | None, list[fx.Disposal]] = {None: []}
+    for i, entry in enumerate(outbox):
+        if i == at or not isinstance(entry.effect, fx.DisposePlatformUnits):
+            continue
+        if i > at and entry.status == "pending":
+            found[None].extend(entry.effect.disposals)
+        elif i < at:
+            for item in entry.effect.disposals:
+                found.setdefault(item.order_line_id, []).append(item)
+    return found
 
 
 def remove_platform_lines(

@@ -1,8 +1,18 @@
 """Native mode: units of a processing that a person processed in the platform's admin first
 (Shopify's ``returnProcess`` from the admin, which also refunds them). returnflow follows
-the admin: it processes only the units still unprocessed there, takes the
-person's units as processed with the money the platform moved for them, and never refunds
-them again; a processing with nothing left to process is done without a call.
+the admin: it processes only the units still unprocessed there (compared, when the
+processing asks, with the platform's figure for those units), takes the person's units as
+processed with the money the platform moved for them, and never refunds them again. A
+processing with nothing left to process still gives back the order's shipping and duties
+its settlement gives back, in a processing of no lines (Shopify's ``returnProcess`` takes
+``refundShipping`` and ``refundDuties`` with no ``returnLineItems``) under a key of its own;
+with nothing of those either it is done without a call.
+
+A person's refund that came before returnflow asked for any processing (its
+``refunds/create`` webhook, :mod:`returnflow.decisions.platform_facts`) is kept on the
+return; the processing follows the units the person processed, and when the platform
+shows none processed there the refund explains nothing the settlement knows: the first
+processing asks a person first (:func:`unexplained`).
 
 The decision is written on the return before the call (the ``platform_processed_there``
 note, through :class:`~returnflow._delivery.WriteFirst`), so that a retry sends the same
@@ -22,6 +32,7 @@ import attrs
 from returnflow._delivery import WriteFirst
 from returnflow._platform_calls import amount_of, line_ids
 from returnflow.decisions.change import Change
+from returnflow.decisions.platform_facts import REFUND_RECORDED
 from returnflow.domain.model import ReturnRecord
 from returnflow.domain.money import Money
 from returnflow.domain.policy import MoneyAuthority
@@ -38,7 +49,7 @@ from returnflow.ports.platform_returns import (
 if TYPE_CHECKING:
     from returnflow.dispatch import Dispatcher
 
-__all__ = ["THERE", "There", "decided", "find", "named", "send"]
+__all__ = ["THERE", "There", "acted", "decided", "find", "named", "reduced", "send", "unexplained"]
 
 THERE = "platform_processed_there"
 """The history note of units a processing found processed in the platform's admin (payload:
@@ -135,7 +146,7 @@ def find(
         for line in effect.lines
         if line.quantity > person.get(line.order_line_id, 0)
     )
-    ours = _share(record, effect, person)
+    ours = _share(record, effect, person, effect.refund)
     platform = _refunded_there(d, effect, record, now)
     if (
         platform is not None
@@ -161,21 +172,115 @@ def send(
     return_id: str,
     there: There,
     exchange_lines: list[Quantity],
+    refund: Money,
 ) -> ProcessResult | None:
-    """Process what a person left of ``effect``'s units with the refund decided for them,
-    under the effect's key and the units sent (a retry is the same call); ``None``: nothing
-    left to process (nor exchange items), no call made."""
-    if not there.left and not exchange_lines:
+    """Process what a person left of ``effect``'s units with ``refund`` (the one decided
+    for them, or the platform's figure when it wins), and the order's shipping and duties
+    the effect gives back, under the effect's key and the units sent (a retry is the same
+    call; exchange items alone under the effect's key and ``/``); with no unit left nor
+    exchange item, the shipping and duties alone, under the effect's key and ``charges``.
+    ``None``: nothing left to send at all, no call made."""
+    charges = effect.refund_shipping is not None or any(d.amount for d in effect.refund_duties)
+    alone = not there.left and not exchange_lines
+    if alone and not charges:
         return None
     return port.process(
         effect.shop,
         return_id,
         line_ids(record, effect, there.left),
         exchange_lines=exchange_lines,
-        refund=there.refund,
+        refund=refund,
         refund_shipping=effect.refund_shipping,
         refund_duties=effect.refund_duties,
-        idempotency_key=f"{effect.key}/{named(there.left)}",
+        idempotency_key=f"{effect.key}/{'charges' if alone else named(there.left)}",
+    )
+
+
+def reduced(
+    record: ReturnRecord, effect: fx.ProcessPlatformReturn, there: There
+) -> fx.ProcessPlatformReturn | None:
+    """``effect`` for the units a person left of it (``None``: none left), as its
+    comparison with the platform's figure sees it: one call of several (the platform's
+    figure for the units and items sent, Shopify's ``returnCalculate`` of them, not for
+    the whole return, part of which the person processed and refunded), under the key of
+    the call sent, with the refund decided for them, returnflow's figure and the return
+    shipping fee less the person's units' parts (each spread as the refund is,
+    :func:`_share`)."""
+    if not there.left:
+        return None
+    person = {units.order_line_id: units.quantity for units in there.lines}
+    expected = effect.expected
+    if expected is not None:
+        expected = expected - _share(record, effect, person, expected)
+    fee = effect.shipping_fee_share
+    whole = effect.expected_owed is not None
+    if fee is not None:
+        fee = fee - _share(record, effect, person, fee)
+    return attrs.evolve(
+        effect,
+        key=f"{effect.key}/{named(there.left)}",
+        lines=there.left,
+        refund=there.refund,
+        expected=expected,
+        expected_owed=None,
+        shipping_fee=effect.shipping_fee or (whole and fee is None),
+        shipping_fee_share=fee,
+        owed_paid_apart=None if whole else effect.owed_paid_apart,
+    )
+
+
+def acted(
+    port: PlatformReturns,
+    effect: fx.ProcessPlatformReturn,
+    record: ReturnRecord,
+    return_id: str,
+    there: There,
+) -> bool:
+    """Whether the platform shows the units a person left of ``effect`` processed too: the
+    call sending them acted and its answer was lost (the platform's figure for them is
+    gone; the call under its key answers as it did)."""
+    now = port.get_return(effect.shop, return_id)
+    ids = dict(record.refs.platform_line_ids)
+    done = dict(now.processed)
+    confirmed = {units.order_line_id: units.confirmed for units in record.platform_units}
+    person = {units.order_line_id: units.quantity for units in there.lines}
+    return all(
+        done.get(ids.get(line.order_line_id, ""), 0)
+        >= confirmed.get(line.order_line_id, 0) + person.get(line.order_line_id, 0) + line.quantity
+        for line in there.left
+    )
+
+
+def unexplained(
+    port: PlatformReturns,
+    effect: fx.ProcessPlatformReturn,
+    record: ReturnRecord,
+    return_id: str,
+    *,
+    reviewed: bool,
+) -> None:
+    """Refuse the first processing (a non-retryable PortError naming the refunds) when
+    refunds made in the platform's admin before returnflow asked for any processing are
+    explained by no unit processed there: money went out outside the settlement (a refund
+    on the order, not a processing of the return), and a person decides before returnflow
+    pays its own (``reviewed``: one did, and the processing goes out)."""
+    early = [entry.payload for entry in record.history if entry.event == REFUND_RECORDED]
+    if reviewed or not early or any(units.confirmed for units in record.platform_units):
+        return
+    if any(entry.event == THERE for entry in record.history):
+        return  # a person's units were found: their processing is followed
+    now = port.get_return(effect.shop, return_id)
+    ids = dict(record.refs.platform_line_ids)
+    done = dict(now.processed)
+    if any(done.get(ids.get(units.order_line_id, ""), 0) for units in record.platform_units):
+        return  # units processed there: the person's (followed) or this call's, answer lost
+    refunds = ", ".join(f"{entry['refund']}{entry.get('amount', '')}" for entry in early)
+    raise PortError(
+        effect.port,
+        effect.kind,
+        f"refunded in the platform's admin ({refunds}) with no unit processed there: "
+        "nothing was processed",
+        retryable=False,
     )
 
 
@@ -193,10 +298,16 @@ def _note(key: str, there: There, change: Change) -> None:
     )
 
 
-def _share(record: ReturnRecord, effect: fx.ProcessPlatformReturn, person: dict[str, int]) -> Money:
-    """returnflow's figure for the person's units: ``effect.refund`` spread over the
-    effect's units in proportion to what they were paid (the units next to process on each
-    order line, after those confirmed), to the cent; evenly when nothing was paid."""
+def _share(
+    record: ReturnRecord,
+    effect: fx.ProcessPlatformReturn,
+    person: dict[str, int],
+    amount: Money,
+) -> Money:
+    """The person's units' part of ``amount`` (``effect.refund``: returnflow's figure for
+    them): ``amount`` spread over the effect's units in proportion to what they were paid
+    (the units next to process on each order line, after those confirmed), to the cent;
+    evenly when nothing was paid."""
     confirmed = {units.order_line_id: units.confirmed for units in record.platform_units}
     paid: dict[str, list[Money]] = {}
     for returned in record.lines:
@@ -211,10 +322,9 @@ def _share(record: ReturnRecord, effect: fx.ProcessPlatformReturn, person: dict[
             mine.append(index < person.get(line.order_line_id, 0))
     if not any(weights):
         weights = [1] * len(weights)
-    shares = effect.refund.allocate(weights)
+    shares = amount.allocate(weights)
     return Money.sum(
-        (share for share, theirs in zip(shares, mine, strict=True) if theirs),
-        effect.refund.currency,
+        (share for share, theirs in zip(shares, mine, strict=True) if theirs), amount.currency
     )
 
 
@@ -239,10 +349,12 @@ def _sent(record: ReturnRecord, effect: fx.ProcessPlatformReturn) -> Money:
     """The refund a delivered processing sent for its lines: the one it decided and noted
     (a person's units found, or the platform's money taken), else its own."""
     there = decided(record, effect)
+    key = effect.key
     if there is not None:
-        sent = bool(there.left or effect.exchange_line_ids)  # else done without a call
-        return there.refund if sent else Money.zero(there.refund.currency)
+        if not there.left:  # the shipping and duties alone, or no call at all
+            return Money.zero(there.refund.currency)
+        key = f"{effect.key}/{named(there.left)}"  # the platform's figure for them may win
     for entry in record.history:
-        if entry.event == "platform_money_taken" and entry.payload.get("key") == effect.key:
+        if entry.event == "platform_money_taken" and entry.payload.get("key") == key:
             return amount_of(entry.payload["refund"], effect.refund.currency)
-    return effect.refund
+    return effect.refund if there is None else there.refund

@@ -80,6 +80,9 @@ __all__ = ["HANDLERS", "DispatchReport", "Dispatcher", "Handler"]
 
 _T = TypeVar("_T")
 
+_WRITES = 2
+"""How many decisions a handler may write on the return before its call, in one attempt."""
+
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
@@ -436,22 +439,25 @@ class Dispatcher(PolicyResolution):
     def _handled(self, handler: Handler, effect: fx.Effect) -> object:
         """What ``handler`` answers for ``effect`` on the return as stored; a handler that
         raises :class:`~returnflow._delivery.WriteFirst` is called again once its change is
-        written (raising it again fails the attempt, retried)."""
+        written, up to :data:`_WRITES` times (one decision may need another written first:
+        the units a person processed in the platform's admin, then the platform's figure
+        for those left); raising it once more fails the attempt, retried."""
         record = self.store.get(effect.shop, effect.return_id)
-        try:
-            return handler(self, effect, record)
-        except WriteFirst as first:
-            written = commits.run(
-                self.store,
-                self.clock,
-                self.rng,
-                effect.shop,
-                effect.return_id,
-                "dispatcher",
-                first.decide,
-                engine=self.engine,
-            )
-        return handler(self, effect, written.record)
+        for _ in range(_WRITES):
+            try:
+                return handler(self, effect, record)
+            except WriteFirst as first:
+                record = commits.run(
+                    self.store,
+                    self.clock,
+                    self.rng,
+                    effect.shop,
+                    effect.return_id,
+                    "dispatcher",
+                    first.decide,
+                    engine=self.engine,
+                ).record
+        return handler(self, effect, record)
 
 
 _RECORD_FREE: Mapping[type[fx.Effect], Callable[[Dispatcher, Any, ReturnRecord | None], object]] = {

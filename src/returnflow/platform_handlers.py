@@ -29,6 +29,11 @@ import attrs
 from returnflow import _processed_there as processed_there
 from returnflow._answers import id_lists_of, id_pairs_of, ids_of, money_of
 from returnflow._delivery import WriteFirst
+from returnflow._platform_balance_calls import (
+    BalanceRefunded,
+    pay_platform_balance,
+    refund_platform_balance,
+)
 from returnflow._platform_calls import (
     ENDED,
     amount_of,
@@ -43,7 +48,6 @@ from returnflow._platform_calls import (
     remove_platform_lines,
     tried,
 )
-from returnflow.decisions import _platform_balance as balance
 from returnflow.decisions.change import Change
 from returnflow.domain.model import Exchange, ReturnRecord
 from returnflow.domain.money import Money
@@ -52,7 +56,6 @@ from returnflow.errors import ConfigurationError, PortError
 from returnflow.lifecycle import effects as fx
 from returnflow.ports.platform_returns import (
     FinancialOutcome,
-    PlatformReturn,
     PlatformReturns,
     ProcessResult,
     Quantity,
@@ -206,12 +209,9 @@ def process_platform_return(
     there = processed_there.decided(record, effect)
     if there is None and effect.lines:  # a person may have processed some in the admin
         processed_there.find(d, port, effect, record, return_id, reviewed=reviewed)  # decides
+        processed_there.unexplained(port, effect, record, return_id, reviewed=reviewed)
     if there is not None:  # only what the person left, with the refund decided for it
-        answer = processed_there.send(port, effect, record, return_id, there, exchange_lines)
-        if answer is None:  # nothing left: done without a call, nothing refunded
-            zero = Money.zero(refund.currency)
-            return Processed(ProcessResult((), zero, (), False), zero, there=there)
-        return _answered(answer, effect, there.refund, None, None, None, there)
+        return _left(d, effect, record, port, return_id, there, exchange_lines, reviewed)
     taken = _taken(record, effect)
     if taken is not None:  # decided by the first attempt (which may have acted): sent again
         theirs, refund, net = taken
@@ -252,6 +252,45 @@ def process_platform_return(
         processed_there.find(d, port, effect, record, return_id, reviewed=reviewed, refused=True)
         raise
     return _answered(answer, effect, refund, theirs, effect.expected, net)
+
+
+def _left(
+    d: Dispatcher,
+    effect: fx.ProcessPlatformReturn,
+    record: ReturnRecord,
+    port: PlatformReturns,
+    return_id: str,
+    there: processed_there.There,
+    exchange_lines: list[Quantity],
+    reviewed: bool,
+) -> Processed:
+    """Process what a person left of ``effect`` (:mod:`._processed_there`): the units left
+    reconciled first as one call of several would be (when ``effect.expected`` is set: the
+    platform's figure for those units and items against returnflow's,
+    :func:`._processed_there.reduced`), a figure that wins written before the call under
+    the key of the units sent, then sent; the shipping and duties alone when no unit is
+    left. A retry after the call acted finds them processed (the platform's figure for
+    them gone) and sends the same call."""
+    refund, theirs, ours, net = there.refund, None, None, None
+    left = processed_there.reduced(record, effect, there)
+    if left is not None and left.expected is not None and not reviewed:
+        taken = _taken(record, left)
+        if taken is not None:
+            theirs, refund, net = taken
+        elif not processed_there.acted(port, effect, record, return_id, there):
+            lines = line_ids(record, effect, left.lines)
+            theirs, refund, net = _reconciled(
+                d, left, record, port, return_id, lines, exchange_lines
+            )
+            wins = d.policy_of(record).platform_money is MoneyAuthority.PLATFORM
+            if (wins and refund != there.refund) or _counts_later(record, net):
+                raise WriteFirst(partial(_note_taken, left.key, theirs, refund, net))
+        ours = left.expected if theirs is not None else None
+    answer = processed_there.send(port, effect, record, return_id, there, exchange_lines, refund)
+    if answer is None:  # nothing left, nor shipping or duties: done without a call
+        zero = Money.zero(refund.currency)
+        return Processed(ProcessResult((), zero, (), False), zero, there=there)
+    return _answered(answer, effect, refund, theirs, ours, net, there)
 
 
 def _answered(
@@ -426,126 +465,6 @@ def _processed_already(
         >= confirmed.get(line.order_line_id, 0) + line.quantity
         for line in effect.lines
     )
-
-
-def pay_platform_balance(
-    d: Dispatcher, effect: fx.PayPlatformBalance, record: ReturnRecord
-) -> object:
-    """Pay what the platform says is owed, at most ``effect.amount`` (nothing when it says
-    nothing is: its figure was checked before, or a person recorded the payment there).
-
-    The amount is decided once, by the first attempt, and written on the return before the
-    call (the ``platform_balance_pay_decided`` note): a retry after a call that acted (its
-    answer lost) finds less owed, and sends the same call under the same key rather than
-    a smaller payment, or nothing when nothing is owed any more."""
-    port, return_id = platform_of(d, effect, record)
-    now = port.get_return(effect.shop, return_id)
-    if now.balance_owed is None or not now.balance_owed:
-        return now
-    decided = _pay_decided(record, effect)
-    if decided is None:
-        amount = min(effect.amount, now.balance_owed)
-        raise WriteFirst(partial(_note_pay, effect.key, amount))
-    return port.pay_balance(effect.shop, return_id, decided, idempotency_key=effect.key)
-
-
-_PAY_DECIDED = "platform_balance_pay_decided"
-
-
-def _note_pay(key: str, amount: Money, change: Change) -> None:
-    change.note(_PAY_DECIDED, {"key": key, "amount": str(amount)})
-
-
-def _pay_decided(record: ReturnRecord, effect: fx.PayPlatformBalance) -> Money | None:
-    """The payment the first attempt of ``effect`` decided (``None``: none yet)."""
-    for entry in record.history:
-        if entry.event == _PAY_DECIDED and entry.payload.get("key") == effect.key:
-            return amount_of(entry.payload["amount"], effect.amount.currency)
-    return None
-
-
-@attrs.frozen
-class BalanceRefunded:
-    """What giving back a balance on the platform did: the platform return as it answered
-    (or as read, when nothing was sent), the amount sent (zero: none) and the part of the
-    effect's amount the platform showed given back already (a person refunded it in the
-    platform's admin)."""
-
-    now: PlatformReturn
-    sent: Money
-    there: Money
-
-    @property
-    def balance_paid(self) -> Money | None:
-        return self.now.balance_paid
-
-    @property
-    def balance_owed(self) -> Money | None:
-        return self.now.balance_owed
-
-
-def refund_platform_balance(
-    d: Dispatcher, effect: fx.RefundPlatformBalance, record: ReturnRecord
-) -> object:
-    """Give back ``effect.amount`` of the balance paid on the platform return, less what
-    the platform shows given back beyond what returnflow knew (a person refunded part of
-    it in the platform's admin: that part is not given back twice, nor refused by the
-    platform as more than is left); nothing when nothing is left to give back.
-
-    What returnflow knew paid there is the platform's figure its last payment or refund
-    was answered with (:func:`returnflow.decisions._platform_balance.last_figure`); the
-    effect brings it to that figure less ``effect.amount``, and sends what the platform
-    now shows above it, at most ``effect.amount``. On the platform return of another
-    return (``effect.paid_on``: one this return was reset from), whose figures the return
-    did not note, it is at most what is paid there. The amount is decided once, by the
-    first attempt that finds something to give back, and written on the return before the
-    call (the ``platform_balance_refund_decided`` note): a retry sends the same call under
-    the same key (a part under a key naming it), or nothing once the platform shows the
-    figure reached (the call acted and its answer was lost)."""
-    port = port_of(d, effect)  # on the platform return it was paid on
-    return_id = effect.paid_on or known(
-        record.refs.platform_return_id, "platform_return_id", effect
-    )
-    now = port.get_return(effect.shop, return_id)
-    zero = Money.zero(effect.amount.currency)
-    paid = now.balance_paid or zero
-    left = min(paid, effect.amount)
-    if return_id == record.refs.platform_return_id:  # the figures noted are this return's
-        left = min(left, paid - (balance.last_figure(record) - effect.amount))
-    decided = _refund_decided(record, effect)
-    if decided is None:
-        if left <= zero:  # a person gave it all back there
-            return BalanceRefunded(now, zero, effect.amount)
-        raise WriteFirst(partial(_note_refund, effect.key, left, effect.amount - left))
-    amount, there = decided
-    if left <= zero:  # the call acted and its answer was lost (or a person gave the rest)
-        return BalanceRefunded(now, amount, there)
-    key = effect.key if amount == effect.amount else f"{effect.key}/{amount.amount}"
-    answer = port.refund_balance(effect.shop, return_id, amount, idempotency_key=key)
-    return BalanceRefunded(answer, amount, there)
-
-
-_REFUND_DECIDED = "platform_balance_refund_decided"
-
-
-def _note_refund(key: str, amount: Money, there: Money, change: Change) -> None:
-    change.note(_REFUND_DECIDED, {"key": key, "amount": str(amount), "there": str(there)})
-
-
-def _refund_decided(
-    record: ReturnRecord, effect: fx.RefundPlatformBalance
-) -> tuple[Money, Money] | None:
-    """The refund the first attempt of ``effect`` decided and the part it found given back
-    there already (``None``: none decided yet)."""
-    currency = effect.amount.currency
-    for entry in record.history:
-        if entry.event == _REFUND_DECIDED and entry.payload.get("key") == effect.key:
-            there = entry.payload.get("there")
-            return (
-                amount_of(entry.payload["amount"], currency),
-                Money.zero(currency) if there is None else amount_of(there, currency),
-            )
-    return None
 
 
 def close_platform_return(

@@ -52,7 +52,7 @@ def opening_fees(quote: Settlement) -> tuple[dict[str, Money], dict[str, object]
     payout is waived by every settlement alike."""
     zero = Money.zero(quote.currency)
     waived = Money.sum((part.restocking_fee for part in quote.lines), quote.currency)
-    waived = waived - quote.restocking_fee
+    waived = waived - (quote.restocking_fee - quote.restocking_owed)  # (owed: charged apart)
     shipping_off = quote.shipping_left_off  # the exchanged units' shares no payout bears
     fees: dict[str, Money] = {}
     off_by_line: dict[str, str] = {}

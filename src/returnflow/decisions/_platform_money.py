@@ -16,7 +16,7 @@ from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.domain.money import Money
 from returnflow.lifecycle import effects as fx
 
-__all__ = ["outbound", "owed", "owed_apart", "shipping_fee_share", "whole"]
+__all__ = ["outbound", "owed", "owed_apart", "restocking_owed", "shipping_fee_share", "whole"]
 
 
 def _money(text: str, currency: str) -> Money:
@@ -147,13 +147,31 @@ def shipping_fee_share(history: Sequence[HistoryEntry], currency: str, *, whole:
 
 
 def owed_apart(history: Sequence[HistoryEntry], currency: str) -> Money:
-    """The shares of the return shipping fee the settlements of ``history`` left owed, no
-    payout bearing them: charged apart, and not in the platform's figure for a call."""
+    """The shares of the return shipping fee and of the exchanged lines' restocking fee the
+    settlements of ``history`` left owed, no payout bearing them (``shipping_owed``,
+    ``restocking_owed``): charged apart, and not in the platform's figure for a call."""
     return Money.sum(
         (
-            _money(str(e.payload["shipping_owed"]), currency)
+            _money(str(e.payload[key]), currency)
             for e in history
-            if e.event == "settled" and "shipping_owed" in e.payload
+            if e.event == "settled"
+            for key in ("shipping_owed", "restocking_owed")
+            if key in e.payload
+        ),
+        currency,
+    )
+
+
+def restocking_owed(history: Sequence[HistoryEntry], currency: str) -> Money:
+    """The shares of the exchanged lines' restocking fee the settlements of ``history``
+    left owed (``restocking_owed``): charged apart, and never on the platform return (its
+    lines carry the shares their payouts bear), so not in its figure for the whole return
+    either."""
+    return Money.sum(
+        (
+            _money(str(e.payload["restocking_owed"]), currency)
+            for e in history
+            if e.event == "settled" and "restocking_owed" in e.payload
         ),
         currency,
     )

@@ -436,10 +436,13 @@ def settle_parts(
         change.effect(fx.ChargeBalance, amount=settlement.balance_due, prepay=False)
     documents = ", ".join(f"{kind.value} {amount}" for kind, amount in settlement.documents)
     apart = {"outbound_unpaid": str(outbound_unpaid)} if outbound_unpaid else {}
-    if shipping_apart and (settlement.shipping_owed or settlement.fees_waived):
+    if shipping_apart and (
+        settlement.shipping_owed or settlement.restocking_owed or settlement.fees_waived
+    ):
         apart[fees_of.APART] = fees_of.apart_note(shipping_apart)
-    if settlement.shipping_owed:  # no payout bears it: the platform's figure has it not
-        apart["shipping_owed"] = str(settlement.shipping_owed)
+    for owed_apart in ("shipping_owed", "restocking_owed"):  # no payout bears them: the
+        if getattr(settlement, owed_apart):  # platform's figure has them not
+            apart[owed_apart] = str(getattr(settlement, owed_apart))
     change.note("settled", {**settlement.as_dict(), "documents": documents, **apart})
     return settlement
 

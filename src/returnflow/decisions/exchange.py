@@ -71,8 +71,10 @@ def hold(change: Change, policy: ReturnPolicy) -> None:
     if policy.platform_mode is PlatformMode.TAGS:  # native: noted as its platform return opens
         fees_of.note_left_off(change, quote)
     # what the units' own payouts do not bear of their shares of the return shipping fee
-    # is owed when they are paid, not up front (a unit may be paid before completion)
+    # and of the exchanged lines' restocking fee is owed when they are paid, not up front
+    # (a unit may be paid before completion)
     apart = Money.sum((part.return_shipping_fee_left for part in quote.lines), quote.currency)
+    apart = apart + quote.restocking_owed
     if fees.fees_only_from_payout:  # waived, not owed
         apart = Money.zero(quote.currency)
     owed = quote.balance_due - min(apart, quote.balance_due)

@@ -418,9 +418,12 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
         )
         credit = Money.sum((e.amount for e in credits), record.currency) - outside
         expected, owed = refund + credit, None
-        if whole:  # the platform nets the whole return (see _whole)
+        if whole:  # the platform nets the whole return (see _whole), but for the shares
+            # of the exchanged lines' restocking fee owed apart, never on its lines
+            owed = money.owed(change, planned)
+            owed -= min(money.restocking_owed(record.history, record.currency), max(owed, zero))
             expected, owed = money.whole(
-                record, expected, money.owed(change, planned), paid_apart=_paid_by_capture(record)
+                record, expected, owed, paid_apart=_paid_by_capture(record)
             )
         else:  # the outbound shipping of this change the units paid, not a balance
             outbound = money.outbound(change.history, record.currency)
@@ -499,13 +502,18 @@ def _captured(record: ReturnRecord) -> Money | None:
 
 def _paid_by_capture(record: ReturnRecord) -> Money | None:
     """What a captured authorization kept pays of the new items the platform return asks to
-    be paid: the items whose units did not come back accepted, at most what was captured
-    (``None``: nothing)."""
+    be paid, at most what was captured (``None``: nothing): the items whose units did not
+    come back accepted, and those it paid in full before their units came back (the parcel
+    returned to origin): completion pays such units out rather than spending them on items
+    paid already (:func:`~returnflow.decisions.exchange.paid_before`), whether the capture
+    and the receipts came in one change or apart. Only returnflow knows this: the
+    platform's figure nets every item against the units processed, and a balance paid on
+    the platform return does not enter it."""
     captured = _captured(record)
     if captured is None:
         return None
     back = {line.id for line in record.lines if line.settled >= line.quantity}
-    back -= exchange.paid_before(record, back)  # their units were paid out (completion)
+    back -= exchange.paid_before(record, back)  # their units are paid out (completion)
     paid = min(captured, exchange.cost(record, exchange.paid_by_capture(record, back)))
     return paid or None
 

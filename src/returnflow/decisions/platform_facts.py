@@ -12,8 +12,13 @@ admin, and the return follows it rather than fighting it:
 - approved there -> a return in review is approved;
 - closed there before returnflow completed the return -> a person looks (units not received
   need a decision); reopened there -> the closed return is reopened for review;
-- a refund returnflow does not know, on a return it asked no processing of -> recorded on
-  the return, and a person looks (the money went out outside the settlement);
+- a refund returnflow does not know -> recorded on the return. Asked before returnflow
+  asked for any processing, it is kept (the ``platform_refund_recorded`` note): a person
+  processing units in the admin sends it, and returnflow's processing, when it comes,
+  follows the units the platform shows processed there (:mod:`returnflow._processed_there`:
+  not refunded again, their money compared with returnflow's figure for them); when it
+  shows none, the refund explains nothing the settlement knows and that processing goes
+  to a person first. Whichever comes first, the webhook or the processing, ends alike;
 - a disposition -> recorded;
 - lines added, taken out or changed there, a label attached there ->
   :mod:`returnflow.decisions.platform_changes`.
@@ -38,9 +43,14 @@ from returnflow.domain.model import DeclineReason
 from returnflow.domain.policy import ReturnPolicy
 from returnflow.errors import InvalidPayload
 
-__all__ = ["apply"]
+__all__ = ["REFUND_RECORDED", "apply"]
 
 _ADMIN = "in the platform's admin"
+
+REFUND_RECORDED = "platform_refund_recorded"
+"""The history note of a refund the platform reported (``refunds/create``) before
+returnflow asked for any processing (payload: ``refund``, its id, and ``amount``, `` of``
+and the amount, or empty when not reported)."""
 
 
 def apply(change: Change, event: PlatformReturnEvent, policy: ReturnPolicy) -> str:
@@ -118,11 +128,16 @@ def _refund(change: Change, event: PlatformReturnEvent) -> str:
     if event.refund_id is None or event.refund_id in refs.refund_ids:
         return change.ignore(event, "a refund the return made")
     amount = "" if event.amount is None else f" of {event.amount}"
-    if any(units.processed for units in change.record.platform_units):
-        # returnflow asked for a processing whose answer may not be back yet: its own
-        # refund, most likely; the answer records the id
-        change.note("platform_refund_seen", {"refund": event.refund_id, "amount": amount})
-        return ""
+    # on the return whoever made it: a refund of returnflow's processing whose answer is
+    # not back yet (the answer does not record it twice), or a person's
     change.update(refs=attrs.evolve(refs, refund_ids=(*refs.refund_ids, event.refund_id)))
-    change.note("platform_refund_recorded", {"refund": event.refund_id, "amount": amount})
-    return _to_a_person(change, event, f"refunded {_ADMIN}{amount} ({event.refund_id})")
+    details = {"refund": event.refund_id, "amount": amount}
+    if any(units.processed for units in change.record.platform_units):
+        # returnflow asked for a processing: its own refund, or a person's its processing
+        # follows (units processed there first)
+        change.note("platform_refund_seen", details)
+        return ""
+    # kept for the processing to follow (a person processed units there) or to send to a
+    # person (it explains nothing the settlement knows): nothing to decide before it comes
+    change.note(REFUND_RECORDED, details)
+    return ""

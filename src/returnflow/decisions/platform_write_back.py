@@ -105,7 +105,8 @@ def _processed(change: Change, effect: fx.ProcessPlatformReturn, result: Any) ->
     )
     refs = change.record.refs
     refund_ids = tuple(answer.refund_ids)
-    change.update(refs=attrs.evolve(refs, refund_ids=(*refs.refund_ids, *refund_ids)))
+    known = [i for i in refund_ids if i not in refs.refund_ids]  # not its webhook's, again
+    change.update(refs=attrs.evolve(refs, refund_ids=(*refs.refund_ids, *known)))
     refunded = getattr(result, "refunded", None)
     details = {"refunds": ", ".join(refund_ids), "amount": str(refunded)}
     if effect.exchange_line_ids and effect.expected_owed is None:  # items, one call of several
@@ -136,8 +137,10 @@ def _noted(change: Change, effect: fx.Effect, result: object) -> None:
 
 DISPOSED_THERE = "platform_disposed_there"
 """The history note of units a disposal found disposed of on the platform already (payload:
-``lines``, each ``order line: units`` and the disposition returnflow did not send, and
-``sent``, what it did send): a person's disposition in the platform's admin stands."""
+``lines``, each ``order line: units`` and the disposition returnflow did not send;
+``sent``, what it did send; ``platform``, the kinds the platform reports for the units
+found, which a person may have given otherwise than returnflow would): a person's
+disposition in the platform's admin stands."""
 
 
 def _disposed(change: Change, effect: fx.DisposePlatformUnits, result: object) -> None:
@@ -152,6 +155,7 @@ def _disposed(change: Change, effect: fx.DisposePlatformUnits, result: object) -
             {
                 "lines": ", ".join(_disposal(d) for d in there),
                 "sent": ", ".join(_disposal(d) for d in sent),
+                "platform": ", ".join(_disposal(d) for d in getattr(result, "theirs", ())),
             },
         )
 

@@ -5,6 +5,7 @@ unit's share and its tax, and what a part's own payout bears of its units' share
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
 from returnflow.domain._shipping_shares import UnitShares
 from returnflow.domain.fees import (
@@ -14,10 +15,13 @@ from returnflow.domain.fees import (
     unit_restocking_fees,
     unit_shipping_fees,
 )
-from returnflow.domain.model import Exchange, ReturnLine
+from returnflow.domain.model import Exchange, OutcomeKind, ReturnLine
 from returnflow.domain.money import Money
 
-__all__ = ["apart", "carried", "room", "take"]
+if TYPE_CHECKING:
+    from returnflow.domain.settlement import LineSettlement
+
+__all__ = ["apart", "carried", "own", "room", "take"]
 
 Shares = dict[tuple[str, int], tuple[Money, Money]]
 
@@ -37,11 +41,11 @@ def carried(
     opened without) spread once over those units in proportion to what each was paid
     (:func:`~returnflow.domain.fees.unit_shipping_fees`, the return shipping fee's rule),
     their tax allocated over the shares. Empty when no such unit bears a share: then the
-    exchanged lines bear their own fees. Only under ``fees_only_from_payout``: where fees
-    may be owed, a share a unit's payout does not bear would be owed apart, and the
-    platform's figure for a processing call does not count it (a restocking fee is per
-    return line there); the exchanged lines bear their own fees, from the payout."""
-    if fees.restocking is None or not fees.fees_only_from_payout:
+    exchanged lines bear their own fees. A share a unit's payout does not bear (the unit
+    never settles, or pays out less) is waived under ``fees_only_from_payout``, else owed
+    apart (``Settlement.restocking_owed``): never on the platform return, whose lines carry
+    the shares their payouts bear, so never in its figure either."""
+    if fees.restocking is None:
         return {}
     distinct: dict[str, ReturnLine] = {}
     for line in lines:
@@ -118,3 +122,14 @@ def apart(
                 each, each_tax = shares.get((line.id, unit), (zero, zero))
                 share, tax = share + each, tax + each_tax
     return share, tax
+
+
+def own(parts: Sequence[LineSettlement], currency: str) -> tuple[Money, Money]:
+    """The exchanged ``parts``' own restocking fees and their tax: those they bear when no
+    unit that pays out bears fees (:func:`carried` empty), from the exchange's own
+    difference."""
+    exchanged = [part for part in parts if part.outcome is OutcomeKind.EXCHANGE]
+    return (
+        Money.sum((part.restocking_fee for part in exchanged), currency),
+        Money.sum((part.restocking_fee_tax for part in exchanged), currency),
+    )

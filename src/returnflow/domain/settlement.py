@@ -33,6 +33,7 @@ from typing import Any
 
 import attrs
 
+from returnflow.domain import _exchange_items as exchange_items
 from returnflow.domain import _exchange_restocking as exchange_restocking
 from returnflow.domain import _from_payout as from_payout
 from returnflow.domain import _shipping_shares as shipping_shares
@@ -104,7 +105,7 @@ class LineSettlement:
     separate). A refunded or credited line pays its own restocking fee and its units'
     shares of the exchanged lines' (``amount`` is the value less the fee); an exchanged
     line's whole value pays for the new items, its fee carried by the units that pay out
-    (none bearing fees: taken from the return's payout or owed)."""
+    (none bearing fees: taken from the exchange's own difference, or owed)."""
 
     line_id: str
     order_line_id: str
@@ -178,6 +179,9 @@ class Settlement:
     (``FeePolicy.fees_only_from_payout``)."""
     shipping_owed: Money
     """The part of ``return_shipping_fee`` in ``fees_owed``."""
+    restocking_owed: Money
+    """The part of ``restocking_fee`` in ``fees_owed``: the shares of the exchanged lines'
+    fee no payout bears (units never to settle, a unit paying out less than its shares)."""
     refund_tax: Money
     """The tax part of ``refund``: that of the units it pays back (and of the part of an
     exchange credit it pays back), less that of the fees taken from it."""
@@ -296,18 +300,19 @@ def settle(
     The order of the money: refunded and credited units pay their own shares of their
     line's restocking fee, of the exchanged lines'
     (:func:`~returnflow.domain._exchange_restocking.carried`) and of the return shipping
-    fee; the exchange's difference goes to ``refund`` or ``store_credit``
-    (``difference_to``); then the exchange's shortfall, the exchanged lines' restocking
-    fee (when no unit that pays out bears fees) and the exchanged units' shares of the return
-    shipping fee are taken, in that order, from the refund, then from store credit (never
-    the bonus); what the payout does not cover is owed (a fee, under
-    ``fees_only_from_payout``, waived); the prepaid amount pays what is owed and the rest
-    of it is given back. A quote of a whole return with an exchange (``shipping_lines``
-    ``None``) under ``fees_only_from_payout`` spreads only the part of the return shipping
-    fee the payout left by the shortfall and the exchanged lines' restocking bears (the
-    rest waived, ``Settlement.shipping_left_off``). Besides the shares owed apart (units
-    whose payout does not bear them, units never to settle) a return either pays out or
-    charges, never both.
+    fee, whenever they are paid (a share their payout does not bear is owed apart,
+    ``restocking_owed``, ``shipping_owed``, or waived under ``fees_only_from_payout``);
+    the exchange's difference goes to ``refund`` or ``store_credit``
+    (``difference_to``), less the exchanged lines' own restocking fee (when no unit that
+    pays out bears fees) and the exchanged units' shares of the return shipping fee, in
+    that order, what it does not bear owed (or waived); the exchange's shortfall is taken
+    from the refund, then from store credit (never the bonus), the rest owed; the prepaid
+    amount pays what is owed and the rest of it is given back. A quote of a whole return
+    with an exchange (``shipping_lines`` ``None``) under ``fees_only_from_payout`` spreads
+    only the part of the return shipping fee the payout left by the shortfall and the
+    exchanged lines' restocking bears (the rest waived, ``Settlement.shipping_left_off``).
+    Besides the fees owed apart (what no payout of their own units, nor the exchange's
+    difference, bears) a return either pays out or charges, never both.
     Raises :class:`~returnflow.errors.CurrencyMismatch` for an amount in another currency.
     """
     zero = Money.zero(currency)
@@ -447,23 +452,7 @@ def settle(
         (part.tax for part in settled if part.outcome is OutcomeKind.EXCHANGE), currency
     )
     exchanged = {part.line_id: part for part in settled if part.outcome is OutcomeKind.EXCHANGE}
-    exchange_total = items_unpaid or zero
-    priced = False
-    for item in exchange_lines:
-        part = exchanged.get(item.return_line_id)
-        if part is None:
-            continue
-        priced = True
-        if item.unit_price is None:  # an even exchange: the new item costs what was returned
-            exchange_total = exchange_total + part.value
-        else:
-            if item.unit_price.currency != currency:
-                raise CurrencyMismatch(
-                    "exchange.unit_price.currency",
-                    item.unit_price.currency,
-                    f"the return is in {currency}",
-                )
-            exchange_total = exchange_total + item.unit_price * item.quantity
+    exchange_total, priced = exchange_items.cost(currency, exchanged, exchange_lines, items_unpaid)
     outbound = zero
     at_fault = all(  # a claim's replacement is the merchant's (or the carrier's) loss
         line.reason in fees.waive_for_reasons or line.claimed
@@ -474,11 +463,14 @@ def settle(
         outbound = charged(fees.exchange_shipping, zero, taxes_included=taxes_included)
     difference = exchange_credit - exchange_total - outbound
     shortfall = zero
-    # the exchanged units' shares of the return shipping fee (no unit pays out that bears
-    # one): from the exchange's own difference, the rest owed (or waived)
+    # the exchanged lines' own restocking fees, then the exchanged units' shares of the
+    # return shipping fee (no unit pays out that bears fees): from the exchange's own
+    # difference, the rest owed (or waived), never from another unit's payout
     to = difference_to if difference_to is OutcomeKind.STORE_CREDIT else OutcomeKind.REFUND
+    by_own = shipping_shares.UnitShares.none(currency)
+    by_own.take(*exchange_restocking.own(settled, currency), difference)
     by_exchange = shipping_shares.UnitShares.none(currency)
-    by_exchange.take(pooled, pooled_tax, difference)
+    by_exchange.take(pooled, pooled_tax, difference - by_own.taken)
     units_left, units_left_tax = (
         units_left + by_exchange.left,
         units_left_tax + by_exchange.left_tax,
@@ -487,48 +479,35 @@ def settle(
         shortfall = -difference
     else:
         # The rest of the exchange credit carries its share of the returned units' tax.
-        payout[to] = payout[to] + difference - by_exchange.taken
+        payout[to] = payout[to] + difference - by_own.taken - by_exchange.taken
         payout_tax[to] += tax_share(exchange_credit_tax, difference, exchange_credit)
-        payout_tax[to] -= by_exchange.taken_tax
+        payout_tax[to] -= by_own.taken_tax + by_exchange.taken_tax
 
-    # What the return owes besides its own lines' fees (the exchange's shortfall, the
-    # exchanged lines' restocking, the return shipping) is taken from the payout, the
-    # refund first, then store credit; the rest is owed, or for fees, waived.
-    restocking = Money.sum(
-        (part.restocking_fee for part in settled if part.outcome is OutcomeKind.EXCHANGE), currency
-    )
-    restocking_tax = Money.sum(
-        (part.restocking_fee_tax for part in settled if part.outcome is OutcomeKind.EXCHANGE),
-        currency,
-    )
-    shipping = shipping_tax = zero  # (the units bore their shares)
+    # The exchange's shortfall is taken from the payout, the refund first, then store
+    # credit; the rest is owed.
     kinds = (OutcomeKind.REFUND, OutcomeKind.STORE_CREDIT)
-    pieces, fee_taxes = from_payout.take(  # each (from the refund, from credit, left)
-        payout,
-        payout_tax,
-        ((shortfall, None), (restocking, restocking_tax), (shipping, shipping_tax)),
-    )
+    pieces, _ = from_payout.take(payout, payout_tax, ((shortfall, None),))
     refund, credit = payout[OutcomeKind.REFUND], payout[OutcomeKind.STORE_CREDIT]
     owed = pieces[0][2]
-    restocking_left, shipping_left = pieces[1][2], pieces[2][2] + units_left
-    shipping_left_tax = fee_taxes[1][2] + units_left_tax
+    restocking_left, shipping_left = by_own.left, units_left
+    shipping_left_tax = units_left_tax
     own = dict.fromkeys(kinds, zero)  # the units' shares taken from their own payout
     own[to], shipping_tax = by_exchange.taken, by_exchange.taken_tax
     for part in settled:
         if part.outcome in own:
             own[part.outcome] = own[part.outcome] + part.return_shipping_fee
             shipping_tax = shipping_tax + part.return_shipping_fee_tax
-    shipping = shipping + own[OutcomeKind.REFUND] + own[OutcomeKind.STORE_CREDIT] + units_left
+    shipping = own[OutcomeKind.REFUND] + own[OutcomeKind.STORE_CREDIT] + units_left
     shipping_tax = shipping_tax + units_left_tax
-    from_refund = pieces[2][0] + own[OutcomeKind.REFUND]
-    left_tax = fee_taxes[0][2] + shipping_left_tax
+    from_refund = own[OutcomeKind.REFUND]
+    left_tax = by_own.left_tax + shipping_left_tax
     fees_owed = fees_waived = restocking_waived = fees_owed_tax = zero
     restocking_tax_waived = shipping_tax_waived = zero
     if fees.fees_only_from_payout:
         fees_waived = restocking_left + shipping_left + quote_left + carried_left[0]
         carried_left = (zero, zero)  # (waived: never part of the fee)
         restocking_waived = restocking_left
-        restocking_tax_waived, shipping_tax_waived = fee_taxes[0][2], shipping_left_tax
+        restocking_tax_waived, shipping_tax_waived = by_own.left_tax, shipping_left_tax
         shipping = shipping - shipping_left
         shipping_left = zero
     else:
@@ -573,6 +552,7 @@ def settle(
         fees_owed=fees_owed,
         fees_waived=fees_waived,
         shipping_owed=shipping_left,
+        restocking_owed=carried_left[0],
         refund_tax=payout_tax[OutcomeKind.REFUND],
         store_credit_tax=payout_tax[OutcomeKind.STORE_CREDIT],
         exchange_credit_tax=exchange_credit_tax,

@@ -123,7 +123,7 @@ class PlatformReturn:
     disposition was given, by returnflow or by a person in the platform's admin; Shopify:
     the quantities of the reverse fulfillment order line's ``dispositions``; a line not
     listed has none); ``exchange_processed`` and ``exchange_removed`` items per exchange
-    line id.
+    line id. ``dispositions`` says of what kind the disposed units are.
     """
 
     return_id: str
@@ -151,6 +151,21 @@ class PlatformReturn:
     """What the return's processings refunded for its lines, by returnflow or by a person in
     the platform's admin (Shopify: the ``refunds`` of the Return, less the order's shipping
     and duties given back); ``None``: the platform does not report it."""
+    dispositions: tuple[tuple[str, Disposition, int], ...] = ()
+    """The units of ``disposed`` by kind: ``(return line id, disposition, units)``, one
+    entry per line and kind given (Shopify: the ``type`` and ``quantity`` of the reverse
+    fulfillment order line's ``dispositions``, summed). A line's units counted in
+    ``disposed`` beyond its entries here are of a kind the platform does not report (an
+    adapter that reads counts only); :meth:`disposed_as` gives them none."""
+
+    def disposed_as(self, line_id: str) -> dict[Disposition, int]:
+        """The units of return line ``line_id`` disposed of, by kind (only those reported:
+        see :attr:`dispositions`)."""
+        kinds: dict[Disposition, int] = {}
+        for line, kind, units in self.dispositions:
+            if line == line_id:
+                kinds[kind] = kinds.get(kind, 0) + units
+        return kinds
 
     def line_id(self, order_line_id: str) -> str:
         """The platform's return line id of ``order_line_id``; ``KeyError`` if none."""
@@ -240,7 +255,11 @@ class PlatformReturns(Protocol):
         back before. ``ProcessResult.refunded`` is the whole of it. Exchange items confirmed
         are fulfilled. Refused for units not left to process (processed or removed before),
         an unknown duty id or more than is left of a charge. The return closes when every
-        unit is processed or removed."""
+        unit is processed or removed. With no line nor exchange item, the call gives back
+        the shipping and duties alone (Shopify's ``returnLineItems`` and
+        ``exchangeLineItems`` default to none), on an ``OPEN`` or ``CLOSED`` return: what
+        returnflow's settlement gives back once a person processed every unit in the
+        platform's admin; refused when it gives back neither."""
         ...
 
     def pay_balance(

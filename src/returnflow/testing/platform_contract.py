@@ -47,6 +47,17 @@ class PlatformReturnsContract(PortContract, abc.ABC):
     fulfillment line item: the test of which units are valued is skipped (the count named
     must still be the quantity)."""
 
+    REPORTS_KINDS: ClassVar[bool] = True
+    """Whether the platform reports the kind of each unit disposed of
+    (:attr:`~returnflow.ports.platform_returns.PlatformReturn.dispositions`); ``False``
+    for one that reports counts only, where returnflow cannot tell a person's disposal in
+    the platform's admin from its own kind (the test of the kinds is skipped)."""
+    REPORTS_REFUNDED: ClassVar[bool] = True
+    """Whether the platform reports what a return's processings refunded for its lines
+    (:attr:`~returnflow.ports.platform_returns.PlatformReturn.refunded`); ``False``: a
+    person's refund in the admin is followed without comparing money (the test of the
+    figure is skipped)."""
+
     @abc.abstractmethod
     def make_platform(self) -> tuple[PlatformReturns, CommercePlatform]:
         """The adapter to test and the commerce platform its orders live on."""
@@ -265,6 +276,53 @@ class PlatformReturnsContract(PortContract, abc.ABC):
         assert dict(platform.get_return(self.SHOP, opened.return_id).disposed) == {line: 1}
         _refused("disposing more units than were processed", lambda: dispose(1))
 
+    def test_disposed_units_are_reported_by_kind(self) -> None:
+        if not self.REPORTS_KINDS:
+            return
+        platform, order_id = self.setup()
+        opened = self.open(platform, order_id)
+        line = opened.line_id("L1")
+        self.process(platform, opened, 2, "20.00")
+        for kind in (Disposition.NOT_RESTOCKED, Disposition.RESTOCKED):
+            platform.dispose(
+                self.SHOP, opened.return_id, line, 1, kind, idempotency_key=self.new_key("d")
+            )
+        now = platform.get_return(self.SHOP, opened.return_id)
+        assert dict(now.disposed) == {line: 2}
+        # the kinds given, each once: a caller takes a person's units from its own of the kind
+        assert now.disposed_as(line) == {Disposition.NOT_RESTOCKED: 1, Disposition.RESTOCKED: 1}
+        assert sum(units for _, _, units in now.dispositions) == 2
+
+    def test_the_return_reports_what_its_processings_refunded_for_the_lines(self) -> None:
+        if not self.REPORTS_REFUNDED:
+            return
+        platform, commerce = self.opened(self.make_platform())
+        plain = make_order(self.SHOP, self.new_id("order"), self.CURRENCY)
+        first, second = plain.lines
+        duty = Duty(self.new_id("gid://shopify/Duty/"), self.money("3.00"))
+        order = attrs.evolve(
+            plain,
+            shipping_price=self.money("4.00"),
+            lines=(attrs.evolve(first, duties=(duty,)), second),
+        )
+        self.seed_order(commerce, order)
+        opened = self.open(platform, order.id)
+        line = opened.line_id("L1")
+        assert platform.get_return(self.SHOP, opened.return_id).refunded == self.money("0")
+        # the lines' refund, not the shipping and duties given back with them
+        platform.process(
+            self.SHOP,
+            opened.return_id,
+            [Quantity(line, 1)],
+            refund=self.money("9.00"),
+            refund_shipping=self.money("4.00"),
+            refund_duties=[DutyRefund(duty.id, self.money("1.50"))],
+            idempotency_key=self.new_key("process"),
+        )
+        assert platform.get_return(self.SHOP, opened.return_id).refunded == self.money("9.00")
+        self.process(platform, opened, 1, "10.00")  # every processing's, not the last one's
+        assert platform.get_return(self.SHOP, opened.return_id).refunded == self.money("19.00")
+
     def test_removed_units_cannot_be_processed(self) -> None:
         platform, order_id = self.setup()
         opened = self.open(platform, order_id)
@@ -479,6 +537,42 @@ class PlatformReturnsContract(PortContract, abc.ABC):
         result = process("L1", 2, "3.00", [DutyRefund(duty.id, self.money("3.00"))])
         assert getattr(result, "refunded", None) == self.money("26.00")
         _refused("giving back the shipping twice", lambda: process("L2", 1, "1.01", []))
+
+    def test_shipping_and_duties_go_back_alone_once_every_unit_is_processed(self) -> None:
+        # A person processed every unit in the platform's admin: the shipping the
+        # settlement gives back goes in a processing of no lines, on the closed return.
+        platform, commerce = self.opened(self.make_platform())
+        order = attrs.evolve(
+            make_order(self.SHOP, self.new_id("order"), self.CURRENCY),
+            shipping_price=self.money("4.00"),
+        )
+        self.seed_order(commerce, order)
+        opened = self.open(platform, order.id)
+        platform.remove_lines(
+            self.SHOP,
+            opened.return_id,
+            [Quantity(opened.line_id("L2"), 1)],
+            idempotency_key=self.new_key("rm"),
+        )
+        self.process(platform, opened, 2, "20.00")
+        assert platform.get_return(self.SHOP, opened.return_id).status is CLOSED
+
+        def alone(shipping: str | None, key: str) -> object:
+            return platform.process(
+                self.SHOP,
+                opened.return_id,
+                [],
+                refund=self.money("0.00"),
+                refund_shipping=None if shipping is None else self.money(shipping),
+                idempotency_key=key,
+            )
+
+        _refused("processing nothing and giving back nothing", lambda: alone(None, "n"))
+        key = self.new_key("charges")
+        given = alone("3.00", key)
+        assert getattr(given, "refunded", None) == self.money("3.00")
+        _same("the shipping given back under its key", given, alone("3.00", key))
+        _refused("more shipping than is left", lambda: alone("1.01", self.new_key("more")))
 
     def test_another_shop_sees_nothing(self) -> None:
         platform, order_id = self.setup()

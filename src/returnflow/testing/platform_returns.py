@@ -152,6 +152,19 @@ class _Return:
             balance_owed=owed or None,
             balance_paid=paid or None,
             refunded=self.refunded,
+            dispositions=self.kinds(),
+        )
+
+    def kinds(self) -> tuple[tuple[str, Disposition, int], ...]:
+        """Units disposed of per line and kind, lines in the return's order and kinds in
+        the order first given."""
+        summed: dict[tuple[str, Disposition], int] = {}
+        for line_id, units, kind in self.dispositions:
+            summed[(line_id, kind)] = summed.get((line_id, kind), 0) + units
+        order = {line.id: index for index, line in enumerate(self.lines)}
+        return tuple(
+            (line_id, kind, units)
+            for (line_id, kind), units in sorted(summed.items(), key=lambda i: order[i[0][0]])
         )
 
 
@@ -365,10 +378,15 @@ class FakePlatformReturns(FakePort):
         def effect() -> ProcessResult:
             refuse = partial(self._refuse, "process")
             record = self._get(shop, return_id, "process")
-            if record.status is not ShopifyReturnStatus.OPEN:
-                raise refuse(f"return {return_id} is {record.status.value}, not OPEN")
-            if not lines and not exchange_lines:
+            # no line nor item: the order's shipping or duties given back alone, also once
+            # every unit is processed (Shopify's returnLineItems default to none)
+            alone = not lines and not exchange_lines
+            given = bool(refund_shipping) or any(duty.amount for duty in refund_duties)
+            if alone and not given:
                 raise refuse("nothing to process")
+            allowed = (ShopifyReturnStatus.OPEN, ShopifyReturnStatus.CLOSED) if alone else ()
+            if record.status is not ShopifyReturnStatus.OPEN and record.status not in allowed:
+                raise refuse(f"return {return_id} is {record.status.value}, not OPEN")
             by_id = _checked(record, lines, refuse, "to process")
             exchange_by_id = {x.id: x for x in record.exchange}
             currency = record.order.currency

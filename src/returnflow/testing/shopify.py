@@ -72,6 +72,35 @@ class Request:
     version: str
 
 
+@attrs.frozen
+class _Refund:
+    """A refund of the return: its total, and the shipping and duties it gave back."""
+
+    id: str
+    total: Money
+    shipping: Money | None = None
+    duties: tuple[Money, ...] = ()
+
+    def node(self) -> dict[str, Any]:
+        lines = [] if self.shipping is None else [self.shipping]
+        zero = Money.zero(self.total.currency)
+        return {
+            "id": self.id,
+            "totalRefundedSet": _bag(self.total),
+            "refundShippingLines": {
+                "nodes": [
+                    {"subtotalAmountSet": _bag(amount), "taxAmountSet": _bag(zero)}
+                    for amount in lines
+                ]
+            },
+            "duties": [{"amountSet": _bag(amount)} for amount in self.duties],
+        }
+
+    def for_lines(self) -> Money:
+        given = [*([] if self.shipping is None else [self.shipping]), *self.duties]
+        return self.total - Money.sum(given, self.total.currency)
+
+
 @attrs.define
 class _Extra:
     """What Shopify keeps of a return that the fake does not: quantities asked, fee
@@ -80,7 +109,7 @@ class _Extra:
     quantities: dict[str, int] = attrs.field(factory=dict)
     percentages: dict[str, Decimal] = attrs.field(factory=dict)
     variants: dict[str, tuple[str, int]] = attrs.field(factory=dict)
-    refunds: list[tuple[str, Money]] = attrs.field(factory=list)
+    refunds: list[_Refund] = attrs.field(factory=list)
     shipping_fee: Money | None = None
     currency: str = "EUR"
 
@@ -265,14 +294,16 @@ class ShopifyAdminMock:
 
     def _ReturnflowReturn(self, shop: str, variables: dict[str, Any]) -> dict[str, Any]:
         node = self._read(shop, variables["id"])
-        if node is not None:  # each line's units disposed of, as one disposition
-            disposed = dict(self.platform.get_return(shop, node["id"]).disposed)
+        if node is not None:  # each disposition given, as Shopify lists them
+            given = self.platform.dispositions(shop, node["id"])
             items = [
                 {
                     "fulfillmentLineItem": line["fulfillmentLineItem"],
-                    "dispositions": [{"quantity": disposed[line["id"]]}]
-                    if line["id"] in disposed
-                    else [],
+                    "dispositions": [
+                        {"quantity": units, "type": kind.value}
+                        for line_id, units, kind in given
+                        if line_id == line["id"]
+                    ],
                 }
                 for line in node["returnLineItems"]["nodes"]
             ]
@@ -282,8 +313,6 @@ class ShopifyAdminMock:
     def _ReturnflowReturnForProcess(self, shop: str, variables: dict[str, Any]) -> dict[str, Any]:
         node = self._read(shop, variables["id"])
         if node is not None:
-            extra = self._extra[node["id"]]
-            node["refunds"] = {"nodes": [{"id": refund} for refund, _ in extra.refunds]}
             node["reverseFulfillmentOrders"] = {
                 "nodes": [
                     {
@@ -451,14 +480,15 @@ class ShopifyAdminMock:
         )
         extra = self._extra[given["returnId"]]
         for refund_id in result.refund_ids:
-            extra.refunds.append((refund_id, result.refunded))
+            extra.refunds.append(
+                _Refund(
+                    refund_id,
+                    result.refunded,
+                    None if shipping is None else _money(shipping),
+                    tuple(duty.amount for duty in duties),
+                )
+            )
         node = self._node(shop, self.platform.get_return(shop, given["returnId"]))
-        node["refunds"] = {
-            "nodes": [
-                {"id": refund_id, "totalRefundedSet": _bag(amount)}
-                for refund_id, amount in extra.refunds
-            ]
-        }
         return {"returnProcess": {"return": node, "userErrors": []}}
 
     def _ReturnflowOrderCreateManualPayment(
@@ -675,6 +705,7 @@ class ShopifyAdminMock:
             "parentTransaction": None,
         }
         recorded = self._transactions.get((shop, read.order_id), [])
+        return_refunds = self._refunds(extra, read, currency)
         return {
             "id": read.return_id,
             "status": read.status.value,
@@ -685,7 +716,20 @@ class ShopifyAdminMock:
             },
             "returnLineItems": {"nodes": lines},
             "exchangeLineItems": {"nodes": exchange},
+            "refunds": {"nodes": [refund.node() for refund in return_refunds]},
         }
+
+    def _refunds(self, extra: _Extra, read: PlatformReturn, currency: str) -> list[_Refund]:
+        """The return's refunds: those its processings through the API made, and one for
+        what the platform refunded for the lines beyond them (processed in the admin)."""
+        if read.refunded is not None and read.return_id in self._extra:
+            made = Money.sum((refund.for_lines() for refund in extra.refunds), currency)
+            if read.refunded > made:
+                number = 100 + next(self._numbers)
+                extra.refunds.append(
+                    _Refund(f"gid://shopify/Refund/{number}", read.refunded - made)
+                )
+        return list(extra.refunds)
 
 
 _FIELDS = {

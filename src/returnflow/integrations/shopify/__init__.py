@@ -82,7 +82,6 @@ from returnflow.integrations.shopify._answers import (
     outcome,
     outstanding,
     parse_money,
-    parse_return,
     process_input,
     read_answer,
     reading,
@@ -94,6 +93,7 @@ from returnflow.integrations.shopify._answers import (
     user_errors,
 )
 from returnflow.integrations.shopify._balance import BalanceCalls
+from returnflow.integrations.shopify._view import parse_return
 from returnflow.ports.platform_returns import (
     DutyRefund,
     FinancialOutcome,

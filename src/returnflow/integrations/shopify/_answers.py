@@ -16,10 +16,8 @@ from returnflow.errors import InvalidPayload, PortError, ReturnflowError
 from returnflow.ports.platform_returns import (
     DutyRefund,
     FinancialOutcome,
-    PlatformReturn,
     PlatformReturnLine,
     Quantity,
-    ShopifyReturnStatus,
 )
 
 if TYPE_CHECKING:
@@ -39,7 +37,10 @@ def calculate_variables(
     ``{"input": CalculateReturnInput}``; for the whole return, or (``units`` by return line
     id, ``items`` by exchange line id) for one processing call's units, exchange items and,
     when ``shipping_fee``, the return shipping fee (as an amount: that much of it, the
-    shares of the call's units or what the return's settlements charged of it)."""
+    shares of the call's units or what the return's settlements charged of it, never more
+    than the fee the return carries: a non-retryable ``PortError`` otherwise). Shopify
+    documents ``CalculateReturnInput.returnShippingFee`` as a fixed amount for the
+    calculation, in the order's presentment currency, not as a fee it shares over units."""
     whole = units is None
     wanted = units or {}
     lines = []
@@ -68,14 +69,46 @@ def calculate_variables(
         "returnLineItems": lines,
         "exchangeLineItems": [x for x in exchange if x["quantity"]],
     }
-    fees = node.get("returnShippingFees") or []
+    carried = _shipping_fee(node)
     if isinstance(shipping_fee, Money):
         if shipping_fee:
+            if carried is None or shipping_fee.currency != carried.currency:
+                carried_text = "no fee" if carried is None else str(carried)
+            elif shipping_fee > carried:
+                carried_text = str(carried)
+            else:
+                carried_text = ""
+            if carried_text:
+                raise PortError(
+                    PORT,
+                    "calculate",
+                    f"shipping_fee={shipping_fee}: the return carries {carried_text}",
+                    retryable=False,
+                )
             calculated["returnShippingFee"] = {"amount": money_input(shipping_fee)}
-    elif fees and (whole or shipping_fee):
-        amount = parse_money(fees[0]["amountSet"], "calculate")
-        calculated["returnShippingFee"] = {"amount": money_input(amount)}
+    elif carried is not None and (whole or shipping_fee):
+        calculated["returnShippingFee"] = {"amount": money_input(carried)}
     return {"input": calculated}
+
+
+def _shipping_fee(node: dict[str, Any]) -> Money | None:
+    """The return shipping fee a return carries (its ``returnShippingFees``, summed;
+    ``None``: none), in the order's presentment currency, as ``ReturnShippingFeeInput``
+    takes it back ("a fixed amount in the presentment currency of the order"); the shop's
+    when the answer has no presentment amount."""
+    fees = node.get("returnShippingFees") or []
+    if not isinstance(fees, list):
+        raise bad_answer("calculate", "returnShippingFees", fees)
+    amounts = []
+    for fee in fees:
+        bag = fee.get("amountSet") if isinstance(fee, dict) else None
+        shown = bag.get("presentmentMoney") if isinstance(bag, dict) else None
+        amounts.append(parse_money(shown or bag, "calculate"))
+    if not amounts:
+        return None
+    if any(amount.currency != amounts[0].currency for amount in amounts):
+        raise bad_answer("calculate", "returnShippingFees", fees)
+    return Money.sum(amounts, amounts[0].currency)
 
 
 def remove_variables(
@@ -115,7 +148,7 @@ def count(value: object) -> int:
     return value
 
 
-def _removed(line: dict[str, Any]) -> int:
+def removed_units(line: dict[str, Any]) -> int:
     """Units taken out of a line (``removeFromReturn``): its quantity less those still on
     it; ``ValueError`` when more are on it than its quantity."""
     gone = count(line["quantity"]) - on_return(line)
@@ -181,48 +214,6 @@ def outcome(calculated: dict[str, Any], operation: str) -> FinancialOutcome:
         refund=balance if balance > zero else zero,
         owed=zero - balance if balance < zero else zero,
     )
-
-
-def parse_return(node: dict[str, Any], operation: str) -> PlatformReturn:
-    try:
-        lines = nodes_of(node.get("returnLineItems"))
-        exchange = nodes_of(node.get("exchangeLineItems"))
-        return PlatformReturn(
-            return_id=answer_id(node["id"]),
-            order_id=answer_id(node["order"]["id"]),
-            status=ShopifyReturnStatus(node["status"]),
-            line_ids=tuple(
-                (answer_id(line["fulfillmentLineItem"]["id"]), answer_id(line["id"]))
-                for line in lines
-            ),
-            exchange_line_ids=tuple((answer_id(x["id"]), x["id"]) for x in exchange),
-            processed=tuple((line["id"], count(line["processedQuantity"])) for line in lines),
-            removed=tuple((line["id"], _removed(line)) for line in lines),
-            exchange_processed=tuple((x["id"], count(x["processedQuantity"])) for x in exchange),
-            exchange_removed=tuple((x["id"], gone) for x in exchange if (gone := _removed(x)) > 0),
-            disposed=_disposed(node, lines),
-            exchange_on_hold=bool(exchange) and outstanding(node, operation) is not None,
-            balance_owed=outstanding(node, operation),
-            balance_paid=balance_paid(node, operation),
-        )
-    except (KeyError, TypeError, AttributeError, ValueError) as error:
-        raise bad_answer(operation, "return", node) from error
-
-
-def _disposed(node: dict[str, Any], lines: list[dict[str, Any]]) -> tuple[tuple[str, int], ...]:
-    """Units disposed of per return line item: the quantities of the ``dispositions`` of the
-    reverse fulfillment order line items of its fulfillment line item (by whoever gave them:
-    returnflow or a person in the admin); none when the answer does not read them.
-    ``ValueError`` for a quantity that is not a count."""
-    by_item = {line["fulfillmentLineItem"]["id"]: line["id"] for line in lines}
-    disposed: dict[str, int] = {}
-    for order in nodes_of(node.get("reverseFulfillmentOrders")):
-        for item in nodes_of(order.get("lineItems")):
-            line_id = by_item.get((item.get("fulfillmentLineItem") or {}).get("id"))
-            units = sum(count(d["quantity"]) for d in item.get("dispositions") or ())
-            if line_id is not None and units:
-                disposed[line_id] = disposed.get(line_id, 0) + units
-    return tuple(disposed.items())
 
 
 def outstanding(node: dict[str, Any], operation: str) -> Money | None:

@@ -61,8 +61,25 @@ fragment ReturnFields on Return {
   exchangeLineItems(first: 250) {
     nodes { id quantity processedQuantity unprocessedQuantity variantId }
   }
+  refunds(first: 250) {
+    nodes {
+      id
+      totalRefundedSet { shopMoney { amount currencyCode } }
+      refundShippingLines(first: 50) {
+        nodes {
+          subtotalAmountSet { shopMoney { amount currencyCode } }
+          taxAmountSet { shopMoney { amount currencyCode } }
+        }
+      }
+      duties { amountSet { shopMoney { amount currencyCode } } }
+    }
+  }
 }
 """
+"""The fields of a return every document reads: its status, its order's balance and
+transactions, its line items and exchange line items, and its refunds (by returnflow or by
+a person in the admin: what they gave back for the lines is their total less the shipping
+and duties given back)."""
 
 CREATE = (
     """
@@ -116,10 +133,7 @@ PROCESS = (
     """
 mutation ReturnflowReturnProcess($input: ReturnProcessInput!) {
   returnProcess(input: $input) {
-    return {
-      ...ReturnFields
-      refunds(first: 250) { nodes { id totalRefundedSet { shopMoney { amount currencyCode } } } }
-    }
+    return { ...ReturnFields }
     userErrors { field message code }
   }
 }
@@ -205,7 +219,9 @@ query ReturnflowReturn($id: ID!) {
     ...ReturnFields
     reverseFulfillmentOrders(first: 10) {
       nodes {
-        lineItems(first: 250) { nodes { fulfillmentLineItem { id } dispositions { quantity } } }
+        lineItems(first: 250) {
+          nodes { fulfillmentLineItem { id } dispositions { quantity type } }
+        }
       }
     }
   }
@@ -213,15 +229,15 @@ query ReturnflowReturn($id: ID!) {
 """
     + RETURN_FIELDS
 )
-"""A return as it is now, with the units disposed of (its reverse fulfillment order line
-items' ``dispositions``, given by returnflow or by a person in the admin)."""
+"""A return as it is now, with the units disposed of and their kinds (its reverse
+fulfillment order line items' ``dispositions``, given by returnflow or by a person in the
+admin)."""
 
 READ_FOR_PROCESS = (
     """
 query ReturnflowReturnForProcess($id: ID!) {
   return(id: $id) {
     ...ReturnFields
-    refunds(first: 250) { nodes { id } }
     reverseFulfillmentOrders(first: 10) {
       nodes { lineItems(first: 250) { nodes { id fulfillmentLineItem { id } } } }
     }
@@ -252,7 +268,12 @@ query ReturnflowReturnForCalculate($id: ID!) {
     exchangeLineItems(first: 250) {
       nodes { id quantity processedQuantity unprocessedQuantity variantId }
     }
-    returnShippingFees { amountSet { shopMoney { amount currencyCode } } }
+    returnShippingFees {
+      amountSet {
+        shopMoney { amount currencyCode }
+        presentmentMoney { amount currencyCode }
+      }
+    }
   }
 }
 """
