@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from returnflow.decisions import exchange
 from returnflow.decisions.change import Change
 from returnflow.domain.model import HistoryEntry, ReturnRecord
 from returnflow.domain.money import Money
@@ -68,11 +69,17 @@ def _prepaid_shipping(history: Sequence[HistoryEntry], currency: str) -> Money:
     )
 
 
-def whole(record: ReturnRecord, paid_out: Money, charged: Money) -> tuple[Money, Money]:
+def whole(
+    record: ReturnRecord, paid_out: Money, charged: Money, *, paid_apart: Money | None = None
+) -> tuple[Money, Money]:
     """Returnflow's refund and owed for the whole return in the platform's terms: netted
     (Shopify's ``suggestedFinancialOutcome`` is one refund or one balance, where returnflow
-    may charge a fee and refund apart), less the exchange's outbound shipping, which a
-    platform return never carries (Shopify's ``ReturnInput`` has no shipping for it)."""
+    may charge a fee and refund apart), less the exchange's outbound shipping the customer's
+    balance or payout paid, which a platform return never carries (Shopify's ``ReturnInput``
+    has no shipping for it). ``paid_apart``: what an instant exchange's captured
+    authorization paid of the items (``ProcessPlatformReturn.owed_paid_apart``); the capture
+    pays the items first, then their outbound shipping, so what it took beyond them is
+    outbound shipping no balance paid."""
     zero = Money.zero(record.currency)
     shipped = outbound(record.history, record.currency)
     # the outbound shipping a payout paid where capture and balance fell short (completion)
@@ -97,14 +104,25 @@ def whole(record: ReturnRecord, paid_out: Money, charged: Money) -> tuple[Money,
         # paid for the items), so a balance paid up front paid it, and a payout what that
         # left (nothing asked up front: what completion charged for it, from a payout or
         # as a balance, outbound_unpaid); one that settled items and took none waived it,
-        # and gave back what was paid up front for it
-        prepaid = max(_prepaid_shipping(record.history, record.currency), by_payout)
+        # and gave back what was paid up front for it; what a capture took beyond the
+        # items paid it first, and the balance asked up front for it paid the fees instead
+        by_capture = max(_captured(record) - (paid_apart or zero), zero)
+        asked = _prepaid_shipping(record.history, record.currency)
+        prepaid = max(asked - min(asked, by_capture), by_payout)
         shipped = min(prepaid, max(charged, zero) + by_payout)
     elif settled_items:
         # the other lines' payout paid the outbound shipping of items a capture paid for
         shipped = shipped + by_payout
     net = paid_out - charged + shipped
     return (net, zero) if net >= zero else (zero, -net)
+
+
+def _captured(record: ReturnRecord) -> Money:
+    """What an instant exchange's captured authorization took and kept (zero: none, or it
+    was given back when the units came)."""
+    if any(e.event == "capture_refunded" for e in record.history):
+        return Money.zero(record.currency)
+    return exchange.captured(record) or Money.zero(record.currency)
 
 
 def shipping_fee_share(history: Sequence[HistoryEntry], currency: str, *, whole: bool) -> Money:

@@ -423,7 +423,9 @@ def _settle(change: Change, policy: ReturnPolicy, planned: Sequence[fx.Effect]) 
             # of the exchanged lines' restocking fee owed apart, never on its lines
             owed = money.owed(change, planned)
             owed -= min(money.restocking_owed(record.history, record.currency), max(owed, zero))
-            expected, owed = money.whole(record, expected, owed)
+            expected, owed = money.whole(
+                record, expected, owed, paid_apart=_paid_by_capture(record)
+            )
         else:  # the outbound shipping of this change the units paid, not a balance
             outbound = money.outbound(change.history, record.currency)
             owed = money.owed(change, planned)
